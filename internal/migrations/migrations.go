@@ -1,0 +1,92 @@
+// Package migrations runs the versioned schema migrations that each socialcrm
+// package owns, under one bun migrate history.
+package migrations
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/migrate"
+)
+
+// Table records the applied migrations; its companion Table+"_locks" keeps
+// two processes from migrating at once. Both carry the socialcrm_ prefix so
+// they never collide with a host application's bun migrations.
+const Table = "socialcrm_migrations"
+
+// Add registers a migration named version (a UTC timestamp such as
+// "20261123000100", unique across socialcrm) with a comment naming its
+// package and purpose. up runs in a transaction; it must be idempotent
+// (IF NOT EXISTS), because a crash between its commit and the migration's
+// record would run it again.
+func Add(ms *migrate.Migrations, version, comment string, up func(ctx context.Context, tx bun.Tx) error) {
+	ms.Add(migrate.Migration{
+		Name:    version,
+		Comment: comment,
+		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
+			return m.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+				return up(ctx, tx)
+			})
+		},
+	})
+}
+
+// Run applies every migration of sets that db has not applied yet, in
+// version order. Running it again is a no-op. Two processes running it at
+// once are serialized by a lock row.
+func Run(ctx context.Context, db *bun.DB, sets ...*migrate.Migrations) error {
+	all := migrate.NewMigrations()
+	seen := map[string]string{}
+	for _, set := range sets {
+		for _, m := range set.Sorted() {
+			if prev, dup := seen[m.Name]; dup {
+				return fmt.Errorf("migrations: version %s used by both %s and %s", m.Name, prev, m.Comment)
+			}
+			seen[m.Name] = m.Comment
+			all.Add(m)
+		}
+	}
+	mg := migrate.NewMigrator(db, all,
+		migrate.WithTableName(Table),
+		migrate.WithLocksTableName(Table+"_locks"),
+		migrate.WithMarkAppliedOnSuccess(true),
+	)
+	if err := mg.Init(ctx); err != nil {
+		return fmt.Errorf("migrations: init: %w", err)
+	}
+	if err := lock(ctx, mg); err != nil {
+		return err
+	}
+	defer mg.Unlock(context.WithoutCancel(ctx)) //nolint:errcheck // best effort; the lock row is removed on success
+	if _, err := mg.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	return nil
+}
+
+// lock takes the migration lock, waiting up to lockWait for another process
+// to finish. A lock left by a crashed process must be removed by hand from
+// Table+"_locks"; the error says so.
+func lock(ctx context.Context, mg *migrate.Migrator) error {
+	deadline := time.Now().Add(lockWait)
+	for {
+		err := mg.Lock(ctx)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("migrations: lock held for over %s (if no process is migrating, delete the row in %s_locks): %w", lockWait, Table, err)
+		}
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("migrations: waiting for lock: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+const lockWait = 30 * time.Second

@@ -1,0 +1,52 @@
+// Package sqldb opens the databases socialcrm runs on, configured the way
+// its tests and benchmarks measured: modernc SQLite in WAL mode with
+// immediate write transactions, and PostgreSQL through bun's pgdriver.
+package sqldb
+
+import (
+	"database/sql"
+	"fmt"
+	"net/url"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+	"github.com/uptrace/bun/dialect/sqlitedialect"
+	"github.com/uptrace/bun/driver/pgdriver"
+	"github.com/uptrace/bun/driver/sqliteshim"
+)
+
+// SQLite opens (creating it if needed) the SQLite database file at path.
+//
+// WAL lets readers run beside the one writer; write transactions begin
+// IMMEDIATE so that two writers queue on busy_timeout instead of failing
+// with SQLITE_BUSY when one upgrades a read lock; foreign keys are enforced.
+func SQLite(path string) (*bun.DB, error) {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	sqldb, err := sql.Open(sqliteshim.ShimName, "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqldb: open sqlite: %w", err)
+	}
+	db := bun.NewDB(sqldb, sqlitedialect.New())
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqldb: open sqlite: %w", err)
+	}
+	return db, nil
+}
+
+// Postgres connects to the PostgreSQL server named by dsn
+// (postgres://user@host:port/db?sslmode=disable&search_path=…).
+func Postgres(dsn string) (*bun.DB, error) {
+	sqldb := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dsn)))
+	db := bun.NewDB(sqldb, pgdialect.New())
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqldb: connect postgres: %w", err)
+	}
+	return db, nil
+}

@@ -1,0 +1,245 @@
+package tenancy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/schema"
+)
+
+// Guard is a bun query hook that stops queries on tenant-owned tables that
+// escaped the Owned hooks: bun runs Count, Exists, and Rows or Exec on a
+// select without model hooks, and raw queries have no model at all. The Guard
+// sees every query after bun formats it; when the SQL names a tenant-owned
+// table but carries no predicate on the context's tenant (for inserts: no
+// literal of the context's tenant id), the query is failed before it reaches
+// the driver, with an error matching ErrUnscoped, or ErrNoTenant when the
+// context has no tenant.
+//
+// Install it once per *bun.DB with InstallGuard. It knows the tenant-owned
+// tables registered with the DB (db.RegisterModel) or used through a model at
+// least once; a raw query on a tenant-owned table that was never registered
+// is not recognized, so register every model at start-up. Schema statements
+// (CREATE, ALTER, DROP) are not checked.
+//
+// The Guard is a safety net for mistakes, not a parser: it matches table
+// names and the predicate as text, so a query that names a tenant-owned
+// table only inside a string literal is refused too (fail closed). On
+// PostgreSQL, row-level security is the wall that holds even against
+// deliberate raw SQL.
+//
+// A Guard is safe for concurrent use.
+type Guard struct {
+	db     *bun.DB
+	mu     sync.RWMutex
+	known  map[reflect.Type]bool
+	tables []string         // tenant-owned table names, unquoted
+	unsafe map[string]error // tenant-owned tables with a relation that can cross tenants
+}
+
+var _ bun.QueryHook = (*Guard)(nil)
+
+// InstallGuard registers models with db, adds a Guard to db's query hooks and
+// returns it. Models are pointers to tenant-owned structs, e.g.
+// (*Contact)(nil). The error, if any, lists relations between tenant-owned
+// models that do not join on tenant_id (see ErrUnsafeRelation); the Guard is
+// installed regardless and refuses every query on those tables.
+func InstallGuard(db *bun.DB, models ...any) (*Guard, error) {
+	g := &Guard{db: db, known: make(map[reflect.Type]bool), unsafe: make(map[string]error)}
+	err := g.Register(models...)
+	db.AddQueryHook(g)
+	return g, err
+}
+
+// Register makes the Guard (and db) know models; models that do not embed
+// Owned are ignored by the Guard. It reports unsafe relations as
+// InstallGuard does.
+func (g *Guard) Register(models ...any) error {
+	if len(models) > 0 {
+		g.db.RegisterModel(models...)
+	}
+	var errs []error
+	for _, t := range g.db.Dialect().Tables().All() {
+		if err := g.learn(t); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ErrUnsafeRelation is reported for a bun relation between two tenant-owned
+// models that does not join on tenant_id. bun turns has-one and belongs-to
+// relations into SQL joins that the hooks cannot scope, so such a join could
+// bring in another tenant's row through a foreign key that points across
+// tenants. Add the tenant to the join:
+//
+//	Widget *Widget `bun:"rel:belongs-to,join:widget_id=id,join:tenant_id=tenant_id"`
+var ErrUnsafeRelation = errors.New("tenancy: relation between tenant-owned models does not join on tenant_id")
+
+func ownedTable(t *schema.Table) bool {
+	return t != nil && reflect.PointerTo(t.Type).Implements(reflect.TypeFor[ownedModel]())
+}
+
+// checkRelations returns an error naming the first relation of an owned
+// table t that can reach another tenant's rows.
+func checkRelations(t *schema.Table) error {
+	for name, rel := range t.Relations {
+		base, join := rel.BasePKs, rel.JoinPKs
+		target := rel.JoinTable
+		if rel.Type == schema.ManyToManyRelation {
+			base, join, target = rel.M2MBasePKs, rel.M2MJoinPKs, rel.M2MTable
+		}
+		if !ownedTable(target) {
+			continue
+		}
+		scoped := false
+		for i := range base {
+			if i < len(join) && base[i].Name == "tenant_id" && join[i].Name == "tenant_id" {
+				scoped = true
+			}
+		}
+		if !scoped {
+			return fmt.Errorf("%w: %s.%s", ErrUnsafeRelation, t.TypeName, name)
+		}
+	}
+	return nil
+}
+
+// Tables returns the tenant-owned table names the Guard knows, in no
+// particular order. The caller owns the returned slice.
+func (g *Guard) Tables() []string {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return append([]string(nil), g.tables...)
+}
+
+func (g *Guard) learn(t *schema.Table) error {
+	if t == nil {
+		return nil
+	}
+	g.mu.RLock()
+	_, seen := g.known[t.Type]
+	err := g.unsafe[t.Name]
+	g.mu.RUnlock()
+	if seen {
+		return err
+	}
+	owned := ownedTable(t)
+	if owned {
+		err = checkRelations(t)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, seen := g.known[t.Type]; seen {
+		return g.unsafe[t.Name]
+	}
+	g.known[t.Type] = owned
+	if owned {
+		g.tables = append(g.tables, t.Name)
+		if err != nil {
+			g.unsafe[t.Name] = err
+		}
+	}
+	return err
+}
+
+// BeforeQuery implements bun.QueryHook.
+func (g *Guard) BeforeQuery(ctx context.Context, ev *bun.QueryEvent) context.Context {
+	if tm, ok := ev.Model.(bun.TableModel); ok {
+		_ = g.learn(tm.Table()) // an unsafe relation is refused below
+	}
+	op := strings.ToUpper(ev.Operation())
+	switch op {
+	case "SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "MERGE":
+	default:
+		return ctx
+	}
+	table, unsafe := g.ownedTableIn(ev.Query)
+	if table == "" {
+		return ctx
+	}
+	if unsafe != nil {
+		return refuse(ctx, unsafe)
+	}
+	tid, err := TenantID(ctx)
+	if err != nil {
+		return refuse(ctx, fmt.Errorf("%w (%s on %s)", err, op, table))
+	}
+	if !scopedTo(ev.Query, op, tid) {
+		return refuse(ctx, fmt.Errorf("%w: %s on %s", ErrUnscoped, op, table))
+	}
+	return ctx
+}
+
+// AfterQuery implements bun.QueryHook.
+func (*Guard) AfterQuery(context.Context, *bun.QueryEvent) {}
+
+// ownedTableIn returns a tenant-owned table named in query, preferring one
+// with an unsafe relation, and that relation's error.
+func (g *Guard) ownedTableIn(query string) (string, error) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	found := ""
+	for _, name := range g.tables {
+		if containsIdent(query, name) {
+			if err := g.unsafe[name]; err != nil {
+				return name, err
+			}
+			if found == "" {
+				found = name
+			}
+		}
+	}
+	return found, nil
+}
+
+// containsIdent reports whether name occurs in query as a whole identifier.
+func containsIdent(query, name string) bool {
+	for i := 0; ; {
+		j := strings.Index(query[i:], name)
+		if j < 0 {
+			return false
+		}
+		start, end := i+j, i+j+len(name)
+		if (start == 0 || !identByte(query[start-1])) && (end == len(query) || !identByte(query[end])) {
+			return true
+		}
+		i = end
+	}
+}
+
+func identByte(b byte) bool {
+	return b == '_' || b == '$' || '0' <= b && b <= '9' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z'
+}
+
+func scopedTo(query, op, tid string) bool {
+	if op == "INSERT" {
+		return strings.Contains(query, "'"+tid+"'")
+	}
+	return strings.Contains(query, `tenant_id" = '`+tid+"'") ||
+		strings.Contains(query, "tenant_id = '"+tid+"'")
+}
+
+// refused is a context that is already done with a tenancy error, so that
+// database/sql returns that error before taking a connection.
+type refused struct {
+	context.Context
+	err  error
+	done chan struct{}
+}
+
+func refuse(parent context.Context, err error) context.Context {
+	done := make(chan struct{})
+	close(done)
+	return refused{Context: parent, err: err, done: done}
+}
+
+func (r refused) Done() <-chan struct{}       { return r.done }
+func (r refused) Err() error                  { return r.err }
+func (r refused) Deadline() (time.Time, bool) { return r.Context.Deadline() }

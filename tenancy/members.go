@@ -1,0 +1,230 @@
+package tenancy
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/socialcrm/socialcrm/internal/dberr"
+)
+
+// Member is a person with access to a tenant.
+type Member struct {
+	bun.BaseModel `bun:"table:socialcrm_members,alias:mb"`
+	Owned
+
+	ID    string `bun:"id,pk" json:"id"`
+	Email string `bun:"email,notnull" json:"email"`
+	Name  string `bun:"name,notnull" json:"name"`
+	Role  Role   `bun:"role,notnull" json:"role"`
+	// ClientID is the client relationship a RoleClient member is limited to.
+	ClientID string `bun:"client_id,nullzero" json:"client_id,omitempty"`
+	// PasswordHash is the bcrypt hash; it is never marshalled.
+	PasswordHash  string     `bun:"password_hash,nullzero" json:"-"`
+	FailedLogins  int        `bun:"failed_logins,notnull" json:"-"`
+	FirstFailedAt *time.Time `bun:"first_failed_at" json:"-"`
+	LockedUntil   *time.Time `bun:"locked_until" json:"locked_until,omitempty"`
+	CreatedAt     time.Time  `bun:"created_at,notnull" json:"created_at"`
+}
+
+// Principal returns the principal acting as m.
+func (m Member) Principal() Principal {
+	return Principal{TenantID: m.TenantID, MemberID: m.ID, Role: m.Role, ClientID: m.ClientID}
+}
+
+// NewMember is what AddMember needs. Password may be empty for members who
+// never sign in with one (creators connecting accounts through a link).
+type NewMember struct {
+	Email    string
+	Name     string
+	Role     Role
+	ClientID string
+	Password string
+}
+
+// ErrDuplicate is returned when a member's email or another unique value is
+// already taken in the tenant.
+var ErrDuplicate = errors.New("tenancy: already exists")
+
+func (s *Store) newMember(n NewMember) (Member, error) {
+	addr, err := mail.ParseAddress(n.Email)
+	if err != nil || addr.Address != strings.TrimSpace(n.Email) {
+		return Member{}, &ValidationError{Field: "Email", Reason: "must be a plain email address"}
+	}
+	if strings.TrimSpace(n.Name) == "" {
+		return Member{}, &ValidationError{Field: "Name", Reason: "required"}
+	}
+	if !n.Role.Valid() {
+		return Member{}, &ValidationError{Field: "Role", Reason: fmt.Sprintf("unknown role %q", n.Role)}
+	}
+	if (n.Role == RoleClient) != (n.ClientID != "") {
+		return Member{}, &ValidationError{Field: "ClientID", Reason: "required for, and only for, the client role"}
+	}
+	m := Member{
+		ID: NewID(), Email: strings.ToLower(addr.Address), Name: strings.TrimSpace(n.Name),
+		Role: n.Role, ClientID: n.ClientID, CreatedAt: s.clock(),
+	}
+	if n.Password != "" {
+		if m.PasswordHash, err = HashPassword(n.Password); err != nil {
+			return Member{}, err
+		}
+	}
+	return m, nil
+}
+
+// AddMember adds a member to the context's tenant. Owners and admins may add
+// members; only an owner may add another owner.
+func (s *Store) AddMember(ctx context.Context, n NewMember) (Member, error) {
+	if err := require(ctx, RoleOwner, RoleAdmin); err != nil {
+		return Member{}, err
+	}
+	if p, _ := FromContext(ctx); n.Role == RoleOwner && !p.IsSystem() && p.Role != RoleOwner {
+		return Member{}, fmt.Errorf("%w: only an owner may add an owner", ErrForbidden)
+	}
+	m, err := s.newMember(n)
+	if err != nil {
+		return Member{}, err
+	}
+	err = RunInTx(ctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewInsert().Model(&m).Exec(ctx); err != nil {
+			if dberr.IsUniqueViolation(err) {
+				return fmt.Errorf("%w: member %s", ErrDuplicate, m.Email)
+			}
+			return fmt.Errorf("tenancy: add member: %w", err)
+		}
+		_, err := s.audit.with(tx).Append(ctx, AuditEvent{
+			Action: "member.added", Target: "member:" + m.ID,
+			Metadata: map[string]string{"role": string(m.Role)},
+		})
+		return err
+	})
+	if err != nil {
+		return Member{}, err
+	}
+	return m, nil
+}
+
+// Members lists the context tenant's members by email.
+func (s *Store) Members(ctx context.Context) ([]Member, error) {
+	var ms []Member
+	err := RunInTx(ctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		return tx.NewSelect().Model(&ms).Order("email").Scan(ctx)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tenancy: list members: %w", err)
+	}
+	return ms, nil
+}
+
+// Lockout is the failed-login policy: after MaxFailures failures within
+// Window, the member is locked for Duration.
+type Lockout struct {
+	MaxFailures int
+	Window      time.Duration
+	Duration    time.Duration
+}
+
+// DefaultLockout locks a member for 15 minutes after 5 failures within 15
+// minutes.
+var DefaultLockout = Lockout{MaxFailures: 5, Window: 15 * time.Minute, Duration: 15 * time.Minute}
+
+// LockedError is returned by Authenticate while a member is locked out. It
+// matches ErrLocked with errors.Is.
+type LockedError struct {
+	Until time.Time
+}
+
+func (e *LockedError) Error() string {
+	return "tenancy: account locked until " + e.Until.Format(time.RFC3339)
+}
+
+// Is makes errors.Is(err, ErrLocked) true.
+func (e *LockedError) Is(target error) bool { return target == ErrLocked }
+
+// ErrLocked matches every *LockedError.
+var ErrLocked = errors.New("tenancy: account locked")
+
+// dummyHash is compared against when the email is unknown, so that a
+// missing member costs the same bcrypt time as a wrong password.
+const dummyHash = "$2a$12$UBE7ZJJaEs8OyKMAQaixEuwBRZWRPLcgQq17Rf4xhuPS4Rc8rMu.K"
+
+// Authenticate checks a member's email and password in tenantID and returns
+// the member's principal. A wrong email or password fails with
+// ErrInvalidCredentials and counts towards the lockout; a locked member
+// fails with *LockedError even with the right password. Every attempt is
+// written to the audit log with ip and userAgent (never the password).
+func (s *Store) Authenticate(ctx context.Context, tenantID, email, password string, req RequestInfo) (Principal, error) {
+	if ValidateID(tenantID) != nil {
+		_ = CheckPassword(dummyHash, password)
+		return Principal{}, ErrInvalidCredentials
+	}
+	ctx = WithPrincipal(ctx, Principal{TenantID: tenantID})
+	var (
+		result  Principal
+		authErr error
+	)
+	err := RunInTx(ctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		var m Member
+		err := tx.NewSelect().Model(&m).Where("email = ?", strings.ToLower(strings.TrimSpace(email))).Scan(ctx)
+		if errors.Is(err, sql.ErrNoRows) {
+			_ = CheckPassword(dummyHash, password)
+			authErr = ErrInvalidCredentials
+			_, err := s.audit.with(tx).Append(ctx, AuditEvent{Action: "login.failed", Target: "email", IP: req.IP, UserAgent: req.UserAgent,
+				Metadata: map[string]string{"reason": "unknown email"}})
+			return err
+		}
+		if err != nil {
+			return fmt.Errorf("tenancy: authenticate: %w", err)
+		}
+		now := s.clock()
+		actx := WithPrincipal(ctx, m.Principal())
+		if m.LockedUntil != nil && now.Before(*m.LockedUntil) {
+			authErr = &LockedError{Until: *m.LockedUntil}
+			_, err := s.audit.with(tx).Append(actx, AuditEvent{Action: "login.locked", Target: "member:" + m.ID, IP: req.IP, UserAgent: req.UserAgent})
+			return err
+		}
+		if m.PasswordHash == "" || CheckPassword(m.PasswordHash, password) != nil {
+			if m.FirstFailedAt == nil || now.Sub(*m.FirstFailedAt) > s.lockout.Window {
+				m.FailedLogins, m.FirstFailedAt = 0, &now
+			}
+			m.FailedLogins++
+			authErr = ErrInvalidCredentials
+			action := "login.failed"
+			if m.FailedLogins >= s.lockout.MaxFailures {
+				until := now.Add(s.lockout.Duration)
+				m.LockedUntil, m.FailedLogins, m.FirstFailedAt = &until, 0, nil
+				authErr = &LockedError{Until: until}
+				action = "member.locked"
+			}
+			if _, err := tx.NewUpdate().Model(&m).Column("failed_logins", "first_failed_at", "locked_until").WherePK().Exec(ctx); err != nil {
+				return fmt.Errorf("tenancy: record failed login: %w", err)
+			}
+			_, err := s.audit.with(tx).Append(actx, AuditEvent{Action: action, Target: "member:" + m.ID, IP: req.IP, UserAgent: req.UserAgent})
+			return err
+		}
+		m.FailedLogins, m.FirstFailedAt, m.LockedUntil = 0, nil, nil
+		if _, err := tx.NewUpdate().Model(&m).Column("failed_logins", "first_failed_at", "locked_until").WherePK().Exec(ctx); err != nil {
+			return fmt.Errorf("tenancy: record login: %w", err)
+		}
+		result = m.Principal()
+		_, err = s.audit.with(tx).Append(actx, AuditEvent{Action: "login.succeeded", Target: "member:" + m.ID, IP: req.IP, UserAgent: req.UserAgent})
+		return err
+	})
+	if err != nil {
+		return Principal{}, err
+	}
+	return result, authErr
+}
+
+// RequestInfo is what the audit log records about the request behind an
+// action.
+type RequestInfo struct {
+	IP        string
+	UserAgent string
+}

@@ -1,0 +1,99 @@
+package tenancy
+
+import (
+	"context"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/migrate"
+
+	"github.com/socialcrm/socialcrm/internal/migrations"
+)
+
+// Table names. Every socialcrm table starts with socialcrm_ so that it never
+// collides with a table of the host application.
+const (
+	TableTenants          = "socialcrm_tenants"
+	TableMembers          = "socialcrm_members"
+	TableAPIKeys          = "socialcrm_api_keys"
+	TableAuditLog         = "socialcrm_audit_log"
+	TableAuditCheckpoints = "socialcrm_audit_checkpoints"
+)
+
+// Migrations returns the versioned schema migrations of the tenancy tables.
+// socialcrm.Migrate runs them with every other package's.
+func Migrations() *migrate.Migrations {
+	ms := migrate.NewMigrations()
+	migrations.Add(ms, "20261123000100", "tenancy_init", func(ctx context.Context, tx bun.Tx) error {
+		if err := migrations.Exec(ctx, tx,
+			`CREATE TABLE IF NOT EXISTS socialcrm_tenants (
+				id TEXT PRIMARY KEY,
+				name TEXT NOT NULL,
+				status TEXT NOT NULL,
+				created_at TIMESTAMP NOT NULL,
+				closed_at TIMESTAMP,
+				purge_after TIMESTAMP,
+				purged_at TIMESTAMP
+			)`,
+			`CREATE INDEX IF NOT EXISTS socialcrm_tenants_status_idx ON socialcrm_tenants (status, purge_after)`,
+			`CREATE TABLE IF NOT EXISTS socialcrm_members (
+				tenant_id TEXT NOT NULL,
+				id TEXT NOT NULL,
+				email TEXT NOT NULL,
+				name TEXT NOT NULL,
+				role TEXT NOT NULL,
+				client_id TEXT,
+				password_hash TEXT,
+				failed_logins INTEGER NOT NULL DEFAULT 0,
+				first_failed_at TIMESTAMP,
+				locked_until TIMESTAMP,
+				created_at TIMESTAMP NOT NULL,
+				PRIMARY KEY (tenant_id, id),
+				UNIQUE (tenant_id, email)
+			)`,
+			`CREATE TABLE IF NOT EXISTS socialcrm_api_keys (
+				tenant_id TEXT NOT NULL,
+				id TEXT NOT NULL,
+				name TEXT NOT NULL,
+				hint TEXT NOT NULL,
+				hash TEXT NOT NULL,
+				role TEXT NOT NULL,
+				member_id TEXT,
+				created_at TIMESTAMP NOT NULL,
+				last_used_at TIMESTAMP,
+				revoked_at TIMESTAMP,
+				PRIMARY KEY (tenant_id, id),
+				UNIQUE (hash)
+			)`,
+			`CREATE TABLE IF NOT EXISTS socialcrm_audit_log (
+				tenant_id TEXT NOT NULL,
+				seq BIGINT NOT NULL,
+				at TIMESTAMP NOT NULL,
+				actor TEXT NOT NULL,
+				action TEXT NOT NULL,
+				target TEXT NOT NULL,
+				ip TEXT NOT NULL,
+				user_agent TEXT NOT NULL,
+				metadata TEXT NOT NULL,
+				prev_hash TEXT NOT NULL,
+				hash TEXT NOT NULL,
+				PRIMARY KEY (tenant_id, seq)
+			)`,
+			`CREATE INDEX IF NOT EXISTS socialcrm_audit_log_at_idx ON socialcrm_audit_log (tenant_id, at)`,
+			`CREATE TABLE IF NOT EXISTS socialcrm_audit_checkpoints (
+				tenant_id TEXT NOT NULL PRIMARY KEY,
+				seq BIGINT NOT NULL,
+				hash TEXT NOT NULL,
+				at TIMESTAMP NOT NULL
+			)`,
+		); err != nil {
+			return err
+		}
+		for _, t := range []string{TableMembers, TableAPIKeys, TableAuditLog, TableAuditCheckpoints} {
+			if err := EnableRowSecurity(ctx, tx, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return ms
+}

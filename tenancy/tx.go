@@ -1,0 +1,73 @@
+package tenancy
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+)
+
+// RunInTx runs fn in a transaction scoped to the context's tenant. On
+// PostgreSQL it first sets app.tenant_id for this transaction only
+// (set_config(..., true), the function form of SET LOCAL), which the
+// row-level-security policies of tenant-owned tables compare with, so even a
+// raw "SELECT *" inside fn sees only the tenant's rows. The setting ends with
+// the transaction: nothing leaks to the next user of the pooled connection.
+//
+// Without a tenant in ctx, RunInTx fails with ErrNoTenant and fn is not
+// called. fn receives ctx unchanged. When db is already a bun.Tx, RunInTx
+// runs fn in a savepoint of it.
+func RunInTx(ctx context.Context, db bun.IDB, opts *sql.TxOptions, fn func(ctx context.Context, tx bun.Tx) error) error {
+	tid, err := TenantID(ctx)
+	if err != nil {
+		return err
+	}
+	return db.RunInTx(ctx, opts, func(_ context.Context, tx bun.Tx) error {
+		if err := setTenant(ctx, tx, tid); err != nil {
+			return err
+		}
+		return fn(ctx, tx)
+	})
+}
+
+func setTenant(ctx context.Context, tx bun.Tx, tid string) error {
+	if tx.Dialect().Name() != dialect.PG {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, "SELECT set_config('app.tenant_id', ?, true)", tid); err != nil {
+		return fmt.Errorf("tenancy: set tenant for transaction: %w", err)
+	}
+	return nil
+}
+
+// EnableRowSecurity puts a PostgreSQL row-level-security policy on table,
+// which must have a tenant_id column: rows are visible and writable only
+// when tenant_id equals the transaction's app.tenant_id (see RunInTx). The
+// policy is forced, so it binds the table's owner too; only superusers and
+// roles with BYPASSRLS skip it, so connect as a role that is neither. Before
+// any set_config the setting is NULL, after a transaction that set it the
+// session holds ” — NULLIF makes both match nothing.
+//
+// Migrations of tenant-owned tables call it right after creating the table.
+// On other dialects it does nothing.
+func EnableRowSecurity(ctx context.Context, db bun.IDB, table string) error {
+	if db.Dialect().Name() != dialect.PG {
+		return nil
+	}
+	stmts := []string{
+		"ALTER TABLE ? ENABLE ROW LEVEL SECURITY",
+		"ALTER TABLE ? FORCE ROW LEVEL SECURITY",
+		"DROP POLICY IF EXISTS tenant_isolation ON ?",
+		`CREATE POLICY tenant_isolation ON ?
+			USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), ''))
+			WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), ''))`,
+	}
+	for _, s := range stmts {
+		if _, err := db.ExecContext(ctx, s, bun.Ident(table)); err != nil {
+			return fmt.Errorf("tenancy: row security on %s: %w", table, err)
+		}
+	}
+	return nil
+}
