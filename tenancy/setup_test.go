@@ -2,6 +2,7 @@ package tenancy_test
 
 import (
 	"context"
+	"os"
 	"testing"
 
 	"github.com/uptrace/bun"
@@ -70,3 +71,5 @@ func each(t *testing.T, fn func(t *testing.T, db *dbtest.DB)) {
 func as(tenant string) context.Context {
 	return tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenant, Role: tenancy.RoleStaff})
 }
+
+func hasPostgres() bool { return os.Getenv(dbtest.EnvPostgres) != "" }
