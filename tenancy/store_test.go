@@ -417,4 +417,3 @@ func TestAuditTruncateKeepsChainVerifiable(t *testing.T) {
 		require.EqualValues(t, 1, head.Entries)
 	})
 }
-

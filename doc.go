@@ -1,0 +1,45 @@
+// Package socialcrm is an embeddable Go SDK that lets a CRM hold customer and
+// social-media data the way its privacy policy promises: isolated per
+// tenant, encrypted, minimal, and deleted on time.
+//
+// It is a set of packages, each usable on its own, wired together here:
+//
+//   - tenancy keeps tenants apart. Every tenant-owned model embeds
+//     tenancy.Owned; bun hooks scope every query to the tenant in the
+//     context and fail closed without one, a query Guard refuses SQL that
+//     escaped the hooks, and PostgreSQL row-level security holds behind
+//     both. It also owns members and roles, credentials and the
+//     tamper-evident audit log.
+//   - vault encrypts tokens and identifiers with per-tenant keys (Tink
+//     AES-256-GCM envelope encryption) and destroys a tenant's key to make
+//     its data and its backups unreadable.
+//   - crm holds the CRM records: contacts with consent, companies, deals,
+//     activities, conversations, invoices…
+//   - social, meta and tiktok connect Facebook Pages, Instagram Business
+//     accounts, Messenger and TikTok through OAuth with the fewest scopes a
+//     feature needs, and check scopes before any call.
+//   - retention ages data out, answers data-subject requests (access,
+//     export, erasure) and purges closed tenants.
+//
+// A host application opens its database, migrates, and installs the Guard
+// once at start-up:
+//
+//	db, err := socialcrm.OpenDB("socialcrm.db") // or a postgres:// URL
+//	if err != nil { … }
+//	if err := socialcrm.Migrate(ctx, db); err != nil { … }
+//	if _, err := socialcrm.Guard(db, (*myapp.Order)(nil)); err != nil { … }
+//
+// Every request then carries its principal (tenancy.WithPrincipal) and
+// reaches tenant-owned data inside tenancy.RunInTx.
+//
+// The example server in examples/server shows all of it working:
+//
+//	go run ./examples/server
+//
+// Tables carry the socialcrm_ prefix and migrations are recorded in
+// socialcrm_migrations, so the SDK lives beside a host application's own
+// schema without collisions. The packages import only downwards —
+// tenancy at the bottom, then vault and retention, then crm and social,
+// then meta and tiktok — and internal/ holds plumbing that is never public
+// API.
+package socialcrm

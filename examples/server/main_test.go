@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestServerStartsAndAnswers starts the server on a free port with a fresh
+// SQLite file, as `go run ./examples/server` does, and drives sign-up, login
+// and the health endpoints.
+func TestServerStartsAndAnswers(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	dbPath := filepath.Join(t.TempDir(), "server.db")
+	var logs bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-db", dbPath}, pw, &logs)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	require.NoError(t, err, "server printed nothing: %s", logs.String())
+	go io.Copy(io.Discard, pr)
+	require.Contains(t, line, "listening on http://127.0.0.1:")
+	base := strings.Fields(line[strings.Index(line, "http://"):])[0]
+
+	get := func(path string) (int, map[string]any) {
+		resp, err := http.Get(base + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var body map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+		return resp.StatusCode, body
+	}
+	post := func(path, body string) (int, map[string]any) {
+		resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var out map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+		return resp.StatusCode, out
+	}
+	code, body := get("/healthz")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "ok", body["status"])
+	code, _ = get("/readyz")
+	require.Equal(t, http.StatusOK, code)
+
+	code, body = post("/v1/signup", `{"tenant_name":"Acme","email":"ada@acme.example","name":"Ada","password":"long enough secret"}`)
+	require.Equal(t, http.StatusCreated, code, "%v", body)
+	tenantID := body["tenant"].(map[string]any)["id"].(string)
+	require.NotContains(t, toJSON(body), "$2a$", "no password hash in the response")
+
+	code, body = post("/v1/signup", `{"tenant_name":"","email":"x","name":"","password":""}`)
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Equal(t, "TenantName", body["field"])
+	code, _ = post("/v1/signup", `{"tenant_name":`)
+	require.Equal(t, http.StatusBadRequest, code)
+
+	code, body = post("/v1/login", `{"tenant_id":"`+tenantID+`","email":"ada@acme.example","password":"long enough secret"}`)
+	require.Equal(t, http.StatusOK, code, "%v", body)
+	require.Equal(t, "owner", body["role"])
+	code, _ = post("/v1/login", `{"tenant_id":"`+tenantID+`","email":"ada@acme.example","password":"nope"}`)
+	require.Equal(t, http.StatusUnauthorized, code)
+
+	cancel()
+	require.NoError(t, <-done, "graceful shutdown")
+	require.NotContains(t, logs.String(), "long enough secret")
+}
+
+func toJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

@@ -1,0 +1,51 @@
+package socialcrm
+
+import (
+	"context"
+	"strings"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/migrate"
+
+	"github.com/socialcrm/socialcrm/internal/migrations"
+	"github.com/socialcrm/socialcrm/internal/sqldb"
+	"github.com/socialcrm/socialcrm/tenancy"
+)
+
+// OpenDB opens the database named by dsn: a postgres:// or postgresql:// URL
+// connects to PostgreSQL (through bun's pgdriver); anything else is the path
+// of a SQLite file, created if missing (an optional "sqlite:" or "file:"
+// prefix is dropped). Connect PostgreSQL as a role that is neither a
+// superuser nor BYPASSRLS, so that row-level security binds it.
+func OpenDB(dsn string) (*bun.DB, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return sqldb.Postgres(dsn)
+	}
+	path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "file:")
+	return sqldb.SQLite(path)
+}
+
+// migrationSets lists every package's migrations.
+func migrationSets() []*migrate.Migrations {
+	return []*migrate.Migrations{tenancy.Migrations()}
+}
+
+// Migrate applies every socialcrm package's schema migrations that db has
+// not applied yet, in version order, recording them in the table
+// socialcrm_migrations. Running it again is a no-op; two processes running
+// it at once are serialized.
+func Migrate(ctx context.Context, db *bun.DB) error {
+	return migrations.Run(ctx, db, migrationSets()...)
+}
+
+// Models returns a pointer to each tenant-owned model socialcrm defines, for
+// tenancy.InstallGuard.
+func Models() []any {
+	return []any{(*tenancy.Member)(nil), (*tenancy.APIKey)(nil), (*tenancy.AuditEntry)(nil)}
+}
+
+// Guard installs the tenancy Guard on db for socialcrm's models and extra,
+// the host application's own tenant-owned models.
+func Guard(db *bun.DB, extra ...any) (*tenancy.Guard, error) {
+	return tenancy.InstallGuard(db, append(Models(), extra...)...)
+}

@@ -1,0 +1,81 @@
+// Package tenancy keeps each tenant's data apart: it carries the acting
+// principal in a context, scopes every query on a tenant-owned model to that
+// principal's tenant, refuses queries that have no tenant, and backs all of
+// this with PostgreSQL row-level security. It also owns what every tenant
+// has: its lifecycle (active → closed → purged), members with roles,
+// credentials (bcrypt passwords, hashed API keys, lockout), and a
+// tamper-evident audit log.
+//
+//	type Contact struct {
+//		bun.BaseModel `bun:"table:acme_contacts,alias:c"`
+//		tenancy.Owned
+//		ID   string `bun:"id,pk"`
+//		Name string `bun:"name,notnull"`
+//	}
+//
+//	guard, err := tenancy.InstallGuard(db, (*Contact)(nil)) // once, at start-up
+//	ctx = tenancy.WithPrincipal(ctx, member.Principal())
+//	err = tenancy.RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
+//		return tx.NewSelect().Model(&contacts).Scan(ctx) // only this tenant's rows
+//	})
+//
+// # Scoping
+//
+// Three walls stand between tenants:
+//
+//  1. Owned's bun model hooks add "tenant_id = <tenant>" to every select,
+//     update and delete on the model, stamp every insert, and refuse a row
+//     that names another tenant (ErrTenantMismatch). Without a tenant in the
+//     context they fail with ErrNoTenant before any SQL is sent.
+//  2. The Guard (InstallGuard) sees every statement after bun formats it and
+//     refuses those that name a tenant-owned table without a predicate on
+//     the context's tenant: bun's Count, Exists, Rows and Exec on selects run
+//     without model hooks, and raw SQL has no model at all. Scope makes such
+//     a query legal. The Guard also refuses bun relations between
+//     tenant-owned models that do not join on tenant_id (ErrUnsafeRelation),
+//     because has-one and belongs-to relations become joins the hooks cannot
+//     reach.
+//  3. On PostgreSQL, every tenant-owned table has a forced row-level-security
+//     policy comparing tenant_id with the transaction's app.tenant_id, which
+//     RunInTx sets. It holds even against raw SQL on a handle without the
+//     Guard. Outside RunInTx no tenant-owned row is visible at all, so on
+//     PostgreSQL all tenant-owned access goes through RunInTx. Connect as a
+//     role that is not a superuser and has no BYPASSRLS.
+//
+// Maintenance across tenants (retention sweeps, key rotation) runs as the
+// system principal (System), which has no tenant of its own: it lists
+// tenants with Store.Tenants and acts on each through AsTenant, so the walls
+// stay up, and its name is recorded as the actor of what it does.
+//
+// # Concurrency
+//
+// Store, AuditLog and Guard are safe for concurrent use. Appends to one
+// tenant's audit log from many goroutines or processes form one chain.
+//
+// # Errors
+//
+// Conditions without data are sentinels (ErrNoTenant, ErrUnscoped,
+// ErrForbidden, ErrInvalidCredentials…); errors with data are types that
+// also match a sentinel:
+//
+//	var locked *tenancy.LockedError
+//	if errors.As(err, &locked) { retryAfter := locked.Until }
+//	if errors.Is(err, tenancy.ErrTampered) { … }
+//	var bad *tenancy.ValidationError // bad.Field, bad.Reason
+//
+// # Security
+//
+// Passwords are stored as bcrypt hashes of cost 12 (PasswordCost); an
+// unknown email costs the same bcrypt time as a wrong password. API keys
+// carry 256 random bits, are shown once, and are stored only as SHA-256
+// hashes. The audit log chains each entry to the previous one with SHA-256;
+// Verify finds changed, inserted and missing entries, and AuditHead, kept
+// outside the database, reveals entries cut off the end. Audit entries
+// record actors, actions and targets, never secrets.
+//
+// # Testing
+//
+// Tests run on SQLite and, when SOCIALCRM_TEST_POSTGRES names a server, on
+// PostgreSQL too, as a role that row-level security binds (see the
+// repository README).
+package tenancy

@@ -1,0 +1,114 @@
+package tenancy_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/uptrace/bun"
+
+	"github.com/socialcrm/socialcrm/internal/migrations"
+	"github.com/socialcrm/socialcrm/internal/sqldb"
+	"github.com/socialcrm/socialcrm/tenancy"
+)
+
+// openExampleDB opens a throw-away SQLite database with the tenancy tables.
+func openExampleDB() (*bun.DB, func()) {
+	dir, _ := os.MkdirTemp("", "tenancy-example")
+	db, err := sqldb.SQLite(filepath.Join(dir, "example.db"))
+	if err != nil {
+		panic(err)
+	}
+	if err := migrations.Run(context.Background(), db, tenancy.Migrations(), testMigrations()); err != nil {
+		panic(err)
+	}
+	return db, func() { db.Close(); os.RemoveAll(dir) }
+}
+
+// Queries on a model embedding Owned see only the context's tenant, and
+// fail closed without one.
+func ExampleOwned() {
+	db, done := openExampleDB()
+	defer done()
+	if _, err := tenancy.InstallGuard(db, (*widget)(nil)); err != nil {
+		panic(err)
+	}
+	acme := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenancy.NewID(), Role: tenancy.RoleStaff})
+	globex := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenancy.NewID(), Role: tenancy.RoleStaff})
+
+	for _, w := range []struct {
+		ctx  context.Context
+		name string
+	}{{acme, "anvil"}, {acme, "rocket"}, {globex, "sprocket"}} {
+		err := tenancy.RunInTx(w.ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
+			_, err := tx.NewInsert().Model(&widget{ID: tenancy.NewID(), Name: w.name}).Exec(ctx)
+			return err
+		})
+		if err != nil {
+			panic(err)
+		}
+	}
+
+	var ws []widget
+	_ = tenancy.RunInTx(acme, db, nil, func(ctx context.Context, tx bun.Tx) error {
+		return tx.NewSelect().Model(&ws).Order("name").Scan(ctx)
+	})
+	for _, w := range ws {
+		fmt.Println(w.Name)
+	}
+
+	err := db.NewSelect().Model(&ws).Scan(context.Background())
+	fmt.Println(errors.Is(err, tenancy.ErrNoTenant))
+
+	_, err = db.NewSelect().Model((*widget)(nil)).Count(acme)
+	fmt.Println(errors.Is(err, tenancy.ErrUnscoped))
+
+	n, _ := db.NewSelect().Model((*widget)(nil)).Apply(tenancy.Scope(acme)).Count(acme)
+	fmt.Println(n)
+	// Output:
+	// anvil
+	// rocket
+	// true
+	// true
+	// 2
+}
+
+// Sign-up creates a tenant and its owner; members then authenticate with
+// their tenant, email and password.
+func ExampleStore_Authenticate() {
+	db, done := openExampleDB()
+	defer done()
+	store, _ := tenancy.NewStore(db)
+	t, _, err := store.CreateTenant(context.Background(), tenancy.SignUp{
+		TenantName: "Acme",
+		Owner:      tenancy.NewMember{Email: "ada@acme.example", Name: "Ada", Password: "long enough secret"},
+	})
+	if err != nil {
+		panic(err)
+	}
+	p, err := store.Authenticate(context.Background(), t.ID, "ada@acme.example", "long enough secret", tenancy.RequestInfo{IP: "192.0.2.1"})
+	fmt.Println(p.Role, err)
+	_, err = store.Authenticate(context.Background(), t.ID, "ada@acme.example", "wrong", tenancy.RequestInfo{IP: "192.0.2.1"})
+	fmt.Println(err)
+	// Output:
+	// owner <nil>
+	// tenancy: invalid credentials
+}
+
+// Every tenant's audit log is a hash chain that Verify checks.
+func ExampleAuditLog_Verify() {
+	db, done := openExampleDB()
+	defer done()
+	log, _ := tenancy.NewAuditLog(db)
+	ctx := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenancy.NewID(), MemberID: "m1", Role: tenancy.RoleOwner})
+	for _, action := range []string{"contact.exported", "connection.revoked"} {
+		if _, err := log.Append(ctx, tenancy.AuditEvent{Action: action, Target: "contact:42"}); err != nil {
+			panic(err)
+		}
+	}
+	head, err := log.Verify(ctx)
+	fmt.Println(head.Entries, head.Seq, err)
+	// Output: 2 2 <nil>
+}
