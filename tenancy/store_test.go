@@ -274,7 +274,8 @@ func TestAPIKeys(t *testing.T) {
 		require.Equal(t, tn.ID, p.TenantID)
 		require.Equal(t, tenancy.RoleStaff, p.Role)
 
-		for _, bad := range []string{"", "sck_", key[:len(key)-1] + "A", strings.Replace(key, "sck_", "sk_", 1), key + "x"} {
+		flipped := key[:len(key)-1] + map[bool]string{true: "B", false: "A"}[key[len(key)-1] == 'A']
+		for _, bad := range []string{"", "sck_", flipped, strings.Replace(key, "sck_", "sk_", 1), key + "x"} {
 			_, err := s.AuthenticateAPIKey(context.Background(), bad)
 			require.ErrorIs(t, err, tenancy.ErrInvalidCredentials, bad)
 		}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -22,13 +23,13 @@ func TestServerStartsAndAnswers(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	dbPath := filepath.Join(t.TempDir(), "server.db")
-	var logs bytes.Buffer
+	var logs lockedBuffer
 	go func() {
 		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-db", dbPath}, pw, &logs)
 		pw.Close()
 	}()
 	line, err := bufio.NewReader(pr).ReadString('\n')
-	require.NoError(t, err, "server printed nothing: %s", logs.String())
+	require.NoError(t, err, "server printed nothing")
 	go io.Copy(io.Discard, pr)
 	require.Contains(t, line, "listening on http://127.0.0.1:")
 	base := strings.Fields(line[strings.Index(line, "http://"):])[0]
@@ -75,6 +76,24 @@ func TestServerStartsAndAnswers(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done, "graceful shutdown")
 	require.NotContains(t, logs.String(), "long enough secret")
+}
+
+// lockedBuffer is a bytes.Buffer the server goroutine and the test share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func toJSON(v any) string {
