@@ -42,7 +42,7 @@ func (s *Server) handleGraph(c *call) result {
 		case kindPage:
 			id = t.pageID
 		default:
-			return fail(errParam("(#2500) An active access token must be used to query information about the current user."))
+			return fail(newErr(typeOAuth, 2500, 0, "An active access token must be used to query information about the current user."))
 		}
 	}
 	target := s.rateTargetFor(id)

@@ -163,7 +163,9 @@ func (s *Server) meter(c *call, t rateTarget) *graphError {
 		s.calls = append(s.calls, callRecord{at: now, scope: scope, key: key, appID: tok.appID, userID: tok.userID})
 	}
 	userToken := tok.kind == kindUser || tok.kind == kindApp
-	rec(RateApp, tok.appID)
+	if userToken {
+		rec(RateApp, tok.appID) // platform limits count user and app tokens
+	}
 	if tok.kind == kindUser {
 		rec(RateUser, tok.appID+"|"+tok.userID)
 	}
@@ -178,8 +180,10 @@ func (s *Server) meter(c *call, t rateTarget) *graphError {
 		rec(RateMessenger, t.pageID)
 	}
 
-	appPct, _ := s.percent(RateApp, tok.appID)
-	c.header.Set("X-App-Usage", mustJSON(usage{appPct, appPct, appPct}))
+	if userToken {
+		appPct, _ := s.percent(RateApp, tok.appID)
+		c.header.Set("X-App-Usage", mustJSON(usage{appPct, appPct, appPct}))
+	}
 	if t.pageID != "" {
 		p, regain := s.percent(RatePage, t.pageID)
 		buc[t.pageID] = append(buc[t.pageID], bucUsage{Type: "pages", CallCount: p, TotalCPUTime: p, TotalTime: p, EstimatedTimeToRegainAccess: regain})
@@ -208,7 +212,7 @@ func (s *Server) meter(c *call, t rateTarget) *graphError {
 		return n > l.Calls
 	}
 	switch {
-	case over(RateApp, tok.appID):
+	case userToken && over(RateApp, tok.appID):
 		return limitErr(4)
 	case tok.kind == kindUser && over(RateUser, tok.appID+"|"+tok.userID):
 		return limitErr(17)
