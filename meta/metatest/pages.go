@@ -187,7 +187,7 @@ func (s *Server) publish(c *call, p *page, edge string) result {
 		np.Type = "photo"
 		np.MediaURL = c.param("url")
 		if np.MediaURL == "" && c.files["source"] == "" {
-			return fail(errParam("(#324) Requires upload file"))
+			return fail(newErr(typeOAuth, 324, 0, "(#324) Requires upload file"))
 		}
 		objectID = s.nextID(500000000000000)
 	case "videos":
