@@ -3,9 +3,13 @@ package metatest_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -333,5 +337,107 @@ func TestOptionsValidate(t *testing.T) {
 	}
 	if _, err := srv.PageToken(appID, user2ID, page2ID, metatest.LongLived); !errors.Is(err, metatest.ErrInvalid) {
 		t.Errorf("PageToken without a role: %v", err)
+	}
+}
+
+func TestLoggerRedacts(t *testing.T) {
+	var buf strings.Builder
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := fixture(t, metatest.WithLogger(logger))
+	tok := userToken(t, srv, userID, metatest.LongLived)
+	wantOK(t, get(t, srv, "/me", tok, "fields", "name"))
+	out := buf.String()
+	if !strings.Contains(out, "path=/"+srv.Version()+"/me") || strings.Contains(out, tok) || !strings.Contains(out, metatest.Redacted) {
+		t.Fatalf("log output = %q", out)
+	}
+}
+
+// fatalTB records Fatal instead of stopping the test.
+type fatalTB struct {
+	testing.TB
+	fatal    string
+	cleanups []func()
+}
+
+func (f *fatalTB) Helper()           {}
+func (f *fatalTB) Fatal(args ...any) { f.fatal = fmt.Sprint(args...) }
+func (f *fatalTB) Cleanup(fn func()) { f.cleanups = append(f.cleanups, fn) }
+
+func TestStartFailsTheTestOnBadOptions(t *testing.T) {
+	tb := &fatalTB{TB: t}
+	metatest.Start(tb, metatest.WithVersion("latest"))
+	if !strings.Contains(tb.fatal, "WithVersion") {
+		t.Fatalf("Start did not fail the test: %q", tb.fatal)
+	}
+	ok := &fatalTB{TB: t}
+	srv := metatest.Start(ok)
+	if ok.fatal != "" || len(ok.cleanups) != 1 {
+		t.Fatalf("Start: fatal %q, %d cleanups", ok.fatal, len(ok.cleanups))
+	}
+	ok.cleanups[0]()
+	if _, err := http.Get(srv.GraphURL()); err == nil {
+		t.Error("the server still answers after its cleanup ran")
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	srv := fixture(t, metatest.WithContainerProcessing(0, 0))
+	user := userToken(t, srv, userID, metatest.LongLived)
+	page := pageToken(t, srv, userID, pageID)
+	base := srv.GraphURL() + "/" + srv.Version()
+	// call runs in goroutines, so it reports errors instead of failing t.
+	call := func(method, path string, v url.Values) (map[string]any, error) {
+		var resp *http.Response
+		var err error
+		if method == http.MethodGet {
+			resp, err = http.Get(base + path + "?" + v.Encode())
+		} else {
+			resp, err = http.PostForm(base+path, v)
+		}
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("%s %s: status %d: %v", method, path, resp.StatusCode, out)
+		}
+		return out, nil
+	}
+	errs := make(chan error, 8*5*4)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 5 {
+				_, err := call(http.MethodGet, "/me/accounts", vals(user))
+				errs <- err
+				_, err = call(http.MethodPost, "/"+pageID+"/feed", vals(page, "message", fmt.Sprintf("post %d-%d", i, j)))
+				errs <- err
+				c, err := call(http.MethodPost, "/"+igID+"/media", vals(user, "image_url", "https://cdn.example/c.jpg"))
+				errs <- err
+				if err == nil {
+					_, err = call(http.MethodPost, "/"+igID+"/media_publish", vals(user, "creation_id", c["id"].(string)))
+				}
+				errs <- err
+				srv.Advance(time.Millisecond)
+				_ = srv.Requests()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(srv.Posts(pageID)); got != 40 {
+		t.Errorf("published %d posts, want 40", got)
+	}
+	if got := len(srv.Requests()); got != 8*5*4 {
+		t.Errorf("logged %d requests, want %d", got, 8*5*4)
 	}
 }

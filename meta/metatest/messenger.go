@@ -189,7 +189,7 @@ type Event struct {
 // EventMessage is a message event. With IsEcho it is the Page's own message
 // echoed back: sender and recipient swap.
 type EventMessage struct {
-	MID               string // "" gets a generated mid
+	MID               string // "" gets a generated mid, written back here by DeliverWebhook
 	Text              string
 	Attachments       []Attachment
 	QuickReplyPayload string
@@ -217,7 +217,7 @@ type EventRead struct {
 
 // EventPostback is a button tap.
 type EventPostback struct {
-	MID     string
+	MID     string // "" gets a generated mid, written back here by DeliverWebhook
 	Title   string
 	Payload string
 }
@@ -456,6 +456,9 @@ func (s *Server) DeliverWebhook(ctx context.Context, appID, callbackURL string, 
 
 // Resend POSTs the same payload and signature again (a duplicate delivery).
 func (d *Delivery) Resend(ctx context.Context) error {
+	if d == nil || d.s == nil {
+		return invalid("Resend: not a Delivery from DeliverWebhook")
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(d.Body))
 	if err != nil {
 		return &CallbackError{Kind: "webhook", URL: d.URL, Err: err}
