@@ -207,15 +207,14 @@ func randomString(prefix string) string {
 
 // call is one request to the Graph API as the handlers see it.
 type call struct {
-	w       http.ResponseWriter
-	r       *http.Request
-	method  string
-	path    string   // without the version prefix
-	segs    []string // path segments
-	params  url.Values
-	files   map[string]string
-	rawBody []byte
-	header  http.Header // headers to add to the response
+	w      http.ResponseWriter
+	r      *http.Request
+	method string
+	path   string   // without the version prefix
+	segs   []string // path segments
+	params url.Values
+	files  map[string]string
+	header http.Header // headers to add to the response
 
 	// set once authenticated
 	tok   *token
@@ -331,7 +330,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	params, files, body, perr := readParams(r)
 	c := &call{
 		w: w, r: r, method: r.Method, path: rest, params: params, files: files,
-		rawBody: body, header: http.Header{},
+		header: http.Header{},
 	}
 	c.segs = splitPath(rest)
 	if m := params.Get("method"); m != "" && r.Method == http.MethodGet {
@@ -381,7 +380,6 @@ type result struct {
 	status int
 	body   any
 	err    *graphError
-	raw    []byte // plain body (webhook challenge style), used when non-nil
 }
 
 func ok(body any) result          { return result{status: http.StatusOK, body: body} }
