@@ -285,7 +285,7 @@ func (s *Server) refreshLocked(w http.ResponseWriter, app *App, token string, no
 	switch s.cfg.rotation {
 	case RotateNever:
 		out.RefreshToken = token
-		out.RefreshExpiresIn = int64(rt.expires.Sub(now) / time.Second)
+		out.RefreshExpiresIn = int64(rt.expires.Sub(now).Round(time.Second) / time.Second)
 	default:
 		if s.cfg.rotation == RotateSingleUse {
 			rt.spent = true

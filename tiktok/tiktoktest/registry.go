@@ -127,7 +127,7 @@ func validateRedirectURI(raw string) error {
 	if len(raw) >= 512 {
 		return fmt.Errorf("redirect URI is %d characters, want fewer than 512", len(raw))
 	}
-	u, err := parseRedirect(raw)
+	u, wildcard, err := parseRedirect(raw)
 	if err != nil {
 		return err
 	}
@@ -141,27 +141,26 @@ func validateRedirectURI(raw string) error {
 		if u.Scheme != "http" && u.Scheme != "https" {
 			return fmt.Errorf("redirect URI %q: scheme must be http or https", raw)
 		}
-		if u.Port() == "" && !strings.HasSuffix(u.Host, ":*") {
+		if u.Port() == "" {
 			return fmt.Errorf("redirect URI %q: a loopback URI needs a port", raw)
 		}
 	case u.Scheme != "https":
 		return fmt.Errorf("redirect URI %q: scheme must be https", raw)
-	case u.Host == "" || strings.HasSuffix(u.Host, ":*"):
-		return fmt.Errorf("redirect URI %q: bad host", raw)
+	case wildcard:
+		return fmt.Errorf("redirect URI %q: a wildcard port is only allowed on loopback", raw)
 	}
 	return nil
 }
 
-// parseRedirect parses an absolute URI, accepting the wildcard port "*".
-func parseRedirect(raw string) (*url.URL, error) {
-	u, err := url.Parse(strings.Replace(raw, ":*/", ":0/", 1))
+// parseRedirect parses an absolute URI; wildcard reports the port "*",
+// which the returned URL carries as port 0.
+func parseRedirect(raw string) (u *url.URL, wildcard bool, err error) {
+	wildcard = strings.Contains(raw, ":*/")
+	u, err = url.Parse(strings.Replace(raw, ":*/", ":0/", 1))
 	if err != nil || !u.IsAbs() || u.Host == "" {
-		return nil, fmt.Errorf("redirect URI %q is not an absolute URL", raw)
+		return nil, false, fmt.Errorf("redirect URI %q is not an absolute URL", raw)
 	}
-	if strings.Contains(raw, ":*/") {
-		u.Host = u.Hostname() + ":*"
-	}
-	return u, nil
+	return u, wildcard, nil
 }
 
 // redirectMatches reports whether the requested redirect URI matches a
@@ -173,7 +172,7 @@ func redirectMatches(registered, requested string) bool {
 	if !strings.Contains(registered, ":*/") {
 		return false
 	}
-	reg, err := parseRedirect(registered)
+	reg, _, err := parseRedirect(registered)
 	if err != nil {
 		return false
 	}
