@@ -248,7 +248,9 @@ func TestAuthorizeRequestErrors(t *testing.T) {
 		{"no redirect_uri", func(q url.Values) { q.Del("redirect_uri") }, "invalid_request", ""},
 		{"no challenge", func(q url.Values) { q.Del("code_challenge"); q.Del("code_challenge_method") }, "invalid_request", ""},
 		{"plain method", func(q url.Values) { q.Set("code_challenge_method", "plain") }, "invalid_request", ""},
-		{"base64url on a hex app", func(q url.Values) { q.Set("code_challenge", oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())) }, "invalid_request", ""},
+		{"base64url on a hex app", func(q url.Values) {
+			q.Set("code_challenge", oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier()))
+		}, "invalid_request", ""},
 		{"response_type token", func(q url.Values) { q.Set("response_type", "token") }, "", "unsupported_response_type"},
 		{"unapproved scope", func(q url.Values) { q.Set("scope", "user.info.basic,research.data.basic") }, "", "invalid_scope"},
 		{"space-separated scopes", func(q url.Values) { q.Set("scope", "user.info.basic video.list") }, "", "invalid_scope"},
