@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"math/big"
 	"mime"
 	"net/http"
 	"slices"
@@ -65,19 +64,14 @@ type refreshToken struct {
 	spent   bool
 }
 
-const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
+// randomString returns n random characters from crypto/rand.Text's
+// base32 alphabet (upper-case letters and digits 2-7).
 func randomString(n int) string {
-	b := make([]byte, n)
-	max := big.NewInt(int64(len(alnum)))
-	for i := range b {
-		v, err := rand.Int(rand.Reader, max)
-		if err != nil {
-			panic("tiktoktest: crypto/rand failed: " + err.Error())
-		}
-		b[i] = alnum[v.Int64()]
+	var b strings.Builder
+	for b.Len() < n {
+		b.WriteString(rand.Text())
 	}
-	return string(b)
+	return b.String()[:n]
 }
 
 // newCode returns an authorization code. Like TikTok's, it contains
@@ -124,7 +118,7 @@ func (s *Server) IssueToken(clientKey, openID string, scopes ...string) (Token, 
 			return Token{}, fmt.Errorf("tiktoktest: IssueToken: app %s is not approved for %q", clientKey, sc)
 		}
 	}
-	g := &grant{clientKey: clientKey, openID: openID, scopes: slices.Compact(slices.Clone(scopes))}
+	g := &grant{clientKey: clientKey, openID: openID, scopes: parseScopes(strings.Join(scopes, ","))}
 	s.grants = append(s.grants, g)
 	return s.mintLocked(g, s.Now()), nil
 }

@@ -650,3 +650,23 @@ func TestTokenStringRedacts(t *testing.T) {
 		t.Errorf("Token.String() = %q, want the redacted access token", tok.String())
 	}
 }
+
+func TestIssueTokenChecks(t *testing.T) {
+	srv := setup(t)
+	if _, err := srv.IssueToken("nope", anaID, "user.info.basic"); !errors.Is(err, tiktoktest.ErrUnknownApp) {
+		t.Errorf("IssueToken for an unknown app returned %v", err)
+	}
+	if _, err := srv.IssueToken(webKey, "nobody", "user.info.basic"); !errors.Is(err, tiktoktest.ErrUnknownUser) {
+		t.Errorf("IssueToken for an unknown user returned %v", err)
+	}
+	if _, err := srv.IssueToken(rfcKey, anaID, "video.publish"); err == nil {
+		t.Error("IssueToken with a scope the app is not approved for succeeded")
+	}
+	if _, err := srv.IssueToken(webKey, anaID); err == nil {
+		t.Error("IssueToken without scopes succeeded")
+	}
+	tok := issue(t, srv, anaID, "video.list", "user.info.basic", "video.list")
+	if tok.Scope != "video.list,user.info.basic" {
+		t.Errorf("scope = %q, want duplicates dropped", tok.Scope)
+	}
+}

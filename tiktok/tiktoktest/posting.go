@@ -448,7 +448,7 @@ func utf16Len(s string) int { return len(utf16.Encode([]rune(s))) }
 
 // pendingSharesLocked counts the user's inbox uploads of the last 24 hours
 // that the creator has not posted yet.
-func (s *Server) pendingSharesLocked(clientKey, openID string, now time.Time) int {
+func (s *Server) pendingSharesLocked(openID string, now time.Time) int {
 	n := 0
 	for _, p := range s.publishes {
 		if !p.inbox || p.openID != openID || now.Sub(p.createdAt) >= 24*time.Hour {
@@ -528,7 +528,7 @@ func (s *Server) handleInit(w http.ResponseWriter, r *http.Request, inbox bool) 
 			forbid(u.PostingError, postingMessage(u.PostingError))
 			return
 		}
-		if s.pendingSharesLocked(g.clientKey, g.openID, now) >= 5 {
+		if s.pendingSharesLocked(g.openID, now) >= 5 {
 			forbid(codeTooManyPendingShare, "There may be at most 5 pending shares within any 24-hour period.")
 			return
 		}

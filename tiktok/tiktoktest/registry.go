@@ -306,7 +306,7 @@ func (s *Server) AddVideo(openID string, v Video) error {
 
 // UpdateUser applies fn to a registered user's record, for tests that
 // change a profile, counts or posting state mid-test. The open_id cannot
-// change.
+// change. fn runs under the server's lock and must not call the Server.
 func (s *Server) UpdateUser(openID string, fn func(*User)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
