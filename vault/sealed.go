@@ -163,7 +163,10 @@ func lengthPrefixed(parts ...string) []byte {
 	for _, p := range parts {
 		n += 4 + len(p)
 	}
-	out := make([]byte, 0, n)
+	return appendLengthPrefixed(make([]byte, 0, n), parts...)
+}
+
+func appendLengthPrefixed(out []byte, parts ...string) []byte {
 	for _, p := range parts {
 		out = binary.BigEndian.AppendUint32(out, uint32(len(p)))
 		out = append(out, p...)

@@ -3,6 +3,7 @@ package vault
 import (
 	"fmt"
 	"log/slog"
+	"unsafe"
 )
 
 // Redacted is what a Secret prints, marshals and logs as, whatever the
@@ -13,22 +14,22 @@ const Redacted = "[REDACTED]"
 // fmt verb, String, GoString, json.Marshal, encoding.TextMarshaler and
 // slog yield Redacted. Only Reveal gives the bytes.
 //
-// The bytes live behind a pointer, so that even a Secret held in an
-// unexported struct field (which fmt prints by reflection, without calling
-// its methods) shows as an address, not as its contents.
+// The bytes are held as a pointer to their first byte and a length, not as
+// a slice, so that even a Secret in an unexported struct field (which fmt
+// prints by reflection, without calling its methods) shows as an address
+// and a length, never as its contents; and without an extra allocation.
 //
 // Copies of a Secret share its bytes: Wipe on one wipes them all. The zero
 // Secret is empty.
 type Secret struct {
-	p *secretBytes
+	p *byte
+	n int
 }
-
-type secretBytes struct{ b []byte }
 
 // NewSecret returns a Secret holding b. It takes ownership of b: the caller
 // must not use b afterwards except through the Secret.
 func NewSecret(b []byte) Secret {
-	return Secret{p: &secretBytes{b: b}}
+	return Secret{p: unsafe.SliceData(b), n: len(b)}
 }
 
 // Reveal returns the plaintext. The slice is the Secret's own storage, not a
@@ -38,11 +39,11 @@ func (s Secret) Reveal() []byte {
 	if s.p == nil {
 		return nil
 	}
-	return s.p.b
+	return unsafe.Slice(s.p, s.n)
 }
 
 // Len returns the length of the plaintext.
-func (s Secret) Len() int { return len(s.Reveal()) }
+func (s Secret) Len() int { return s.n }
 
 // IsZero reports whether s holds no plaintext.
 func (s Secret) IsZero() bool { return s.Len() == 0 }
@@ -51,12 +52,7 @@ func (s Secret) IsZero() bool { return s.Len() == 0 }
 // already have copied it elsewhere (a grown slice, a string conversion by
 // the caller), so Wipe narrows the window in which a memory dump shows the
 // secret; it does not close it.
-func (s Secret) Wipe() {
-	if s.p == nil {
-		return
-	}
-	clear(s.p.b)
-}
+func (s Secret) Wipe() { clear(s.Reveal()) }
 
 // String returns Redacted.
 func (Secret) String() string { return Redacted }

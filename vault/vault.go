@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,12 +19,14 @@ import (
 // key-encryption key. Create it with New; a Vault is safe for concurrent
 // use.
 type Vault struct {
-	db      bun.IDB
-	keks    atomic.Pointer[keks]
-	now     func() time.Time
-	log     *slog.Logger
-	cache   *cache
-	columns []Column
+	db        bun.IDB
+	keks      atomic.Pointer[keks]
+	now       func() time.Time
+	realClock bool // now is time.Now: ages can use the monotonic clock alone
+	log       *slog.Logger
+	cache     *cache
+	columns   []Column
+	adBuf     sync.Pool // *[]byte for associated data, reused across calls
 }
 
 // keks is the key-encryption key in use and, after RotateKEK, the one it
@@ -129,7 +132,7 @@ func New(db bun.IDB, kek tink.AEAD, opts ...Option) (*Vault, error) {
 	if kek == nil {
 		return nil, errors.New("vault: New: nil key-encryption key")
 	}
-	o := options{now: time.Now, size: DefaultCacheSize, maxAge: DefaultCacheMaxAge}
+	o := options{size: DefaultCacheSize, maxAge: DefaultCacheMaxAge}
 	for _, opt := range opts {
 		if opt == nil {
 			continue
@@ -142,6 +145,9 @@ func New(db bun.IDB, kek tink.AEAD, opts ...Option) (*Vault, error) {
 		o.log = slog.New(slog.DiscardHandler)
 	}
 	v := &Vault{db: db, now: o.now, log: o.log, cache: newCache(o.size, o.maxAge), columns: o.columns}
+	if v.now == nil {
+		v.now, v.realClock = time.Now, true
+	}
 	v.keks.Store(&keks{current: kek})
 	return v, nil
 }
@@ -164,7 +170,9 @@ func (v *Vault) Seal(ctx context.Context, plaintext []byte, b Binding) (Sealed, 
 	if k.destroyed {
 		return Sealed{}, ErrKeyDestroyed
 	}
-	ct, err := k.aead.Encrypt(plaintext, lengthPrefixed(adSealed, tid, b.Record, b.Field))
+	ad := v.sealedAD(tid, b)
+	ct, err := k.aead.Encrypt(plaintext, *ad)
+	v.adBuf.Put(ad)
 	if err != nil {
 		return Sealed{}, fmt.Errorf("vault: seal: %w", err)
 	}
@@ -202,7 +210,9 @@ func (v *Vault) Open(ctx context.Context, s Sealed, b Binding) (Secret, error) {
 			return Secret{}, ErrKeyDestroyed
 		}
 	}
-	pt, err := k.aead.Decrypt(s.ct, lengthPrefixed(adSealed, tid, b.Record, b.Field))
+	ad := v.sealedAD(tid, b)
+	pt, err := k.aead.Decrypt(s.ct, *ad)
+	v.adBuf.Put(ad)
 	if err != nil {
 		return Secret{}, ErrOpen
 	}
@@ -237,7 +247,7 @@ func (v *Vault) EnsureKey(ctx context.Context) (uint32, error) {
 func (v *Vault) keys(ctx context.Context, create bool) (string, *tenantKeys, error) {
 	// Fast path: only validated tenant ids are ever cached.
 	if p, ok := tenancy.FromContext(ctx); ok && p.TenantID != "" {
-		if k, ok := v.cache.get(p.TenantID, v.now()); ok {
+		if k, ok := v.cache.get(p.TenantID, v.age); ok {
 			return p.TenantID, k, nil
 		}
 	}
@@ -270,4 +280,24 @@ func (v *Vault) load(ctx context.Context, tid string, create bool) (*tenantKeys,
 	}
 	v.cache.put(tid, k, gen, k.loaded)
 	return k, nil
+}
+
+// age returns how long ago t was, on the monotonic clock when the vault
+// runs on the real one (one clock read instead of two).
+func (v *Vault) age(t time.Time) time.Duration {
+	if v.realClock {
+		return time.Since(t)
+	}
+	return v.now().Sub(t)
+}
+
+// sealedAD returns the associated data of a sealed value in a pooled
+// buffer; put it back into v.adBuf after use. Tink does not keep it.
+func (v *Vault) sealedAD(tid string, b Binding) *[]byte {
+	buf, _ := v.adBuf.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	*buf = appendLengthPrefixed((*buf)[:0], adSealed, tid, b.Record, b.Field)
+	return buf
 }

@@ -3,6 +3,7 @@ package vault_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
@@ -161,5 +162,32 @@ func TestOpenFailsForAnotherTenant(t *testing.T) {
 		require.Same(t, vault.ErrOpen, err)
 		_, err = fresh.Seal(owner(b), []byte("x"), bind)
 		require.ErrorIs(t, err, vault.ErrKEK)
+	})
+}
+
+func TestCacheServesWithinMaxAge(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		clk := newClock()
+		handle := db.Reopen(t)
+		v := newVault(t, handle, newKEK(t), vault.WithClock(clk.Now), vault.WithCacheMaxAge(10*time.Minute))
+		ctx := owner(tenancy.NewID())
+		b := vault.Binding{Record: "r", Field: "f"}
+		s, err := v.Seal(ctx, []byte("x"), b)
+		require.NoError(t, err)
+
+		// With the database gone, cached keys still serve ...
+		require.NoError(t, handle.Close())
+		clk.Advance(10*time.Minute - time.Second)
+		_, err = v.Open(ctx, s, b)
+		require.NoError(t, err)
+		_, err = v.Seal(ctx, []byte("y"), b)
+		require.NoError(t, err)
+
+		// ... until their max age, when the vault must read the database
+		// again, and says so (a database error is not ErrOpen).
+		clk.Advance(time.Second)
+		_, err = v.Open(ctx, s, b)
+		require.Error(t, err)
+		require.NotErrorIs(t, err, vault.ErrOpen)
 	})
 }
