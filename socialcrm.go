@@ -10,6 +10,7 @@ import (
 	"github.com/socialcrm/socialcrm/internal/migrations"
 	"github.com/socialcrm/socialcrm/internal/sqldb"
 	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 // OpenDB opens the database named by dsn: a postgres:// or postgresql:// URL
@@ -27,7 +28,7 @@ func OpenDB(dsn string) (*bun.DB, error) {
 
 // migrationSets lists every package's migrations.
 func migrationSets() []*migrate.Migrations {
-	return []*migrate.Migrations{tenancy.Migrations()}
+	return []*migrate.Migrations{tenancy.Migrations(), vault.Migrations()}
 }
 
 // Migrate applies every socialcrm package's schema migrations that db has
@@ -41,7 +42,7 @@ func Migrate(ctx context.Context, db *bun.DB) error {
 // Models returns a pointer to each tenant-owned model socialcrm defines, for
 // tenancy.InstallGuard.
 func Models() []any {
-	return []any{(*tenancy.Member)(nil), (*tenancy.APIKey)(nil), (*tenancy.AuditEntry)(nil)}
+	return append([]any{(*tenancy.Member)(nil), (*tenancy.APIKey)(nil), (*tenancy.AuditEntry)(nil)}, vault.Models()...)
 }
 
 // Guard installs the tenancy Guard on db for socialcrm's models and extra,

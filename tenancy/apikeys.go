@@ -29,7 +29,7 @@ type APIKey struct {
 // and returns the key — shown this once, never stored — with its record.
 // Owners and admins may create keys, for roles up to their own.
 func (s *Store) CreateAPIKey(ctx context.Context, name string, role Role) (string, APIKey, error) {
-	if err := require(ctx, RoleOwner, RoleAdmin); err != nil {
+	if err := Require(ctx, RoleOwner, RoleAdmin); err != nil {
 		return "", APIKey{}, err
 	}
 	if name == "" {
@@ -96,7 +96,7 @@ func (s *Store) AuthenticateAPIKey(ctx context.Context, key string) (Principal, 
 // RevokeAPIKey revokes the context tenant's key id. Owners and admins may
 // revoke keys.
 func (s *Store) RevokeAPIKey(ctx context.Context, id string) error {
-	if err := require(ctx, RoleOwner, RoleAdmin); err != nil {
+	if err := Require(ctx, RoleOwner, RoleAdmin); err != nil {
 		return err
 	}
 	return RunInTx(ctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error {

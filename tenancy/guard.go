@@ -154,7 +154,7 @@ func (g *Guard) BeforeQuery(ctx context.Context, ev *bun.QueryEvent) context.Con
 	if tm, ok := ev.Model.(bun.TableModel); ok {
 		_ = g.learn(tm.Table()) // an unsafe relation is refused below
 	}
-	op := strings.ToUpper(ev.Operation())
+	op := operation(ev)
 	switch op {
 	case "SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "MERGE":
 	default:
@@ -175,6 +175,19 @@ func (g *Guard) BeforeQuery(ctx context.Context, ev *bun.QueryEvent) context.Con
 		return refuse(ctx, fmt.Errorf("%w: %s on %s", ErrUnscoped, op, table))
 	}
 	return ctx
+}
+
+// operation names the statement's kind. bun reports every raw query as a
+// SELECT, so for those the SQL's first word decides.
+func operation(ev *bun.QueryEvent) string {
+	if _, raw := ev.IQuery.(*bun.RawQuery); !raw && ev.IQuery != nil {
+		return strings.ToUpper(ev.Operation())
+	}
+	q := strings.TrimLeft(ev.Query, " \t\r\n(")
+	if i := strings.IndexFunc(q, func(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '(' }); i > 0 {
+		q = q[:i]
+	}
+	return strings.ToUpper(q)
 }
 
 // AfterQuery implements bun.QueryHook.

@@ -81,7 +81,7 @@ func (s *Store) newMember(n NewMember) (Member, error) {
 // AddMember adds a member to the context's tenant. Owners and admins may add
 // members; only an owner may add another owner.
 func (s *Store) AddMember(ctx context.Context, n NewMember) (Member, error) {
-	if err := require(ctx, RoleOwner, RoleAdmin); err != nil {
+	if err := Require(ctx, RoleOwner, RoleAdmin); err != nil {
 		return Member{}, err
 	}
 	if p, _ := FromContext(ctx); n.Role == RoleOwner && !p.IsSystem() && p.Role != RoleOwner {

@@ -202,6 +202,23 @@ func TestGuardStopsQueriesThatBypassHooks(t *testing.T) {
 		require.ErrorIs(t, err, tenancy.ErrUnscoped)
 		_, err = db.ExecContext(context.Background(), "DELETE FROM test_widgets")
 		require.ErrorIs(t, err, tenancy.ErrNoTenant)
+		// A raw insert is judged as an insert: it must carry the tenant's id.
+		rawInsert := func(ctx context.Context, tenant string) error {
+			_, err := exec(ctx, db, func(db bun.IDB) (sql.Result, error) {
+				return db.ExecContext(ctx, "INSERT INTO test_widgets (tenant_id, id, name, size) VALUES (?, ?, 'raw', 9)", tenant, tenancy.NewID())
+			})
+			return err
+		}
+		require.NoError(t, rawInsert(ctxA, a))
+		require.ErrorIs(t, rawInsert(ctxA, b), tenancy.ErrUnscoped, "a raw insert for another tenant")
+		_, err = exec(ctxA, db, func(db bun.IDB) (sql.Result, error) {
+			return db.NewRaw("UPDATE test_widgets SET size = 10 WHERE size = 9").Exec(ctxA)
+		})
+		require.ErrorIs(t, err, tenancy.ErrUnscoped, "a raw update without the tenant predicate")
+		_, err = exec(ctxA, db, func(db bun.IDB) (sql.Result, error) {
+			return db.NewRaw("DELETE FROM test_widgets WHERE tenant_id = ? AND size = 9", a).Exec(ctxA)
+		})
+		require.NoError(t, err)
 		n, err = raw(ctxA, "SELECT count(*) FROM test_widgets WHERE tenant_id = ?", a)
 		require.NoError(t, err)
 		require.EqualValues(t, 2, n)

@@ -219,7 +219,7 @@ func (s *Store) Tenants(ctx context.Context, f TenantFilter) ([]Tenant, error) {
 // after which the retention engine purges it. Only an owner or the system
 // may close a tenant. Closing a closed tenant again changes nothing.
 func (s *Store) CloseTenant(ctx context.Context, grace time.Duration) (Tenant, error) {
-	if err := require(ctx, RoleOwner); err != nil {
+	if err := Require(ctx, RoleOwner); err != nil {
 		return Tenant{}, err
 	}
 	if grace < 0 {
@@ -253,7 +253,7 @@ func (s *Store) CloseTenant(ctx context.Context, grace time.Duration) (Tenant, e
 // system may reopen a tenant; a purged tenant cannot be reopened
 // (ErrPurged).
 func (s *Store) ReopenTenant(ctx context.Context) (Tenant, error) {
-	if err := require(ctx, RoleOwner); err != nil {
+	if err := Require(ctx, RoleOwner); err != nil {
 		return Tenant{}, err
 	}
 	var t Tenant
@@ -327,9 +327,10 @@ func (e *ValidationError) Error() string {
 	return "tenancy: invalid " + e.Field + ": " + e.Reason
 }
 
-// require checks that the context's principal is the system or holds one of
-// roles.
-func require(ctx context.Context, roles ...Role) error {
+// Require checks that the context's principal has a tenant and is the system
+// principal or holds one of roles. It fails with ErrNoTenant or an error
+// matching ErrForbidden.
+func Require(ctx context.Context, roles ...Role) error {
 	p, ok := FromContext(ctx)
 	if !ok || p.TenantID == "" {
 		return ErrNoTenant

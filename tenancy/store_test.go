@@ -418,3 +418,12 @@ func TestAuditTruncateKeepsChainVerifiable(t *testing.T) {
 		require.EqualValues(t, 1, head.Entries)
 	})
 }
+
+func TestValidateID(t *testing.T) {
+	id := tenancy.NewID()
+	require.NoError(t, tenancy.ValidateID(id))
+	for _, bad := range []string{"", id[:35], id + "0", strings.ToUpper(id), strings.ReplaceAll(id, "-", "_"),
+		"0123456789ab-cdef-0123-4567-89abcdef0123", "g" + id[1:], " " + id[1:]} {
+		require.ErrorIs(t, tenancy.ValidateID(bad), tenancy.ErrInvalidTenant, "%q", bad)
+	}
+}

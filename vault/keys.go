@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -282,16 +281,6 @@ func (v *Vault) audit(ctx context.Context, tx bun.Tx, tid, action string, meta m
 	return err
 }
 
-// authorize checks that the context's principal is the system or holds one
-// of roles.
-func authorize(ctx context.Context, roles ...tenancy.Role) error {
-	p, _ := tenancy.FromContext(ctx)
-	if p.IsSystem() || slices.Contains(roles, p.Role) {
-		return nil
-	}
-	return fmt.Errorf("%w: role %q", tenancy.ErrForbidden, p.Role)
-}
-
 // RotateKey adds a new AES-256-GCM data key to the context tenant's keyset
 // and makes it the primary: Seal uses it from now on, values sealed with
 // older keys still open, and Reseal moves them to the new key. It returns
@@ -307,7 +296,7 @@ func (v *Vault) RotateKey(ctx context.Context) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := authorize(ctx, tenancy.RoleOwner, tenancy.RoleAdmin); err != nil {
+	if err := tenancy.Require(ctx, tenancy.RoleOwner, tenancy.RoleAdmin); err != nil {
 		return 0, err
 	}
 	if _, err := v.EnsureKey(ctx); err != nil {
@@ -375,7 +364,7 @@ func (v *Vault) DestroyKey(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := authorize(ctx, tenancy.RoleOwner); err != nil {
+	if err := tenancy.Require(ctx, tenancy.RoleOwner); err != nil {
 		return err
 	}
 	destroyed := false

@@ -93,7 +93,7 @@ func (v *Vault) Reseal(ctx context.Context, o ResealOptions) (ResealStats, error
 	if err != nil {
 		return st, err
 	}
-	if err := authorize(ctx, tenancy.RoleOwner, tenancy.RoleAdmin); err != nil {
+	if err := tenancy.Require(ctx, tenancy.RoleOwner, tenancy.RoleAdmin); err != nil {
 		return st, err
 	}
 	if o.BatchSize <= 0 {
