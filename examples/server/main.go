@@ -5,7 +5,10 @@
 //
 // Flags (and environment variables): -addr (SOCIALCRM_ADDR, default
 // 127.0.0.1:8080), -db (DATABASE_URL, default socialcrm.db; a postgres://
-// URL switches to PostgreSQL).
+// URL switches to PostgreSQL), -kek (SOCIALCRM_KEK, default
+// socialcrm.keyset.json: a local key-encryption-key file created on first
+// run with mode 0600; a Tink KMS URI such as gcp-kms://… switches to a KMS,
+// which protects more than a file beside the database).
 package main
 
 import (
@@ -21,13 +24,16 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/tink-crypto/tink-go/v2/tink"
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 func main() {
@@ -46,6 +52,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", envOr("SOCIALCRM_ADDR", "127.0.0.1:8080"), "listen address")
 	dsn := fs.String("db", envOr("DATABASE_URL", "socialcrm.db"), "SQLite file or postgres:// URL")
+	kekRef := fs.String("kek", envOr("SOCIALCRM_KEK", "socialcrm.keyset.json"), "key-encryption key: local key file or Tink KMS URI")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -66,13 +73,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	kek, err := openKEK(*kekRef)
+	if err != nil {
+		return err
+	}
+	keys, err := vault.New(db, kek, vault.WithLogger(log))
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           routes(db, store, log),
+		Handler:           routes(db, store, keys, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -98,7 +113,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func routes(db *bun.DB, store *tenancy.Store, log *slog.Logger) http.Handler {
+func routes(db *bun.DB, store *tenancy.Store, keys *vault.Vault, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -126,6 +141,11 @@ func routes(db *bun.DB, store *tenancy.Store, log *slog.Logger) http.Handler {
 		t, m, err := store.CreateTenant(r.Context(), tenancy.SignUp{TenantName: req.TenantName,
 			Owner: tenancy.NewMember{Email: req.Email, Name: req.Name, Password: req.Password}})
 		if err != nil {
+			writeError(w, log, err)
+			return
+		}
+		// Create the tenant's data key now, outside any request transaction.
+		if _, err := keys.EnsureKey(tenancy.WithPrincipal(r.Context(), m.Principal())); err != nil {
 			writeError(w, log, err)
 			return
 		}
@@ -206,6 +226,14 @@ func redactDSN(dsn string) string {
 		}
 	}
 	return dsn
+}
+
+// openKEK opens a Tink KMS key URI (scheme://…) or a local key file.
+func openKEK(ref string) (tink.AEAD, error) {
+	if strings.Contains(ref, "://") {
+		return vault.KMS(ref)
+	}
+	return vault.OpenKeyFile(ref)
 }
 
 func envOr(key, def string) string {

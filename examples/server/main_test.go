@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,10 +23,11 @@ func TestServerStartsAndAnswers(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	dbPath := filepath.Join(t.TempDir(), "server.db")
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "server.db")
 	var logs lockedBuffer
 	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-db", dbPath}, pw, &logs)
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-db", dbPath, "-kek", filepath.Join(dir, "kek.json")}, pw, &logs)
 		pw.Close()
 	}()
 	line, err := bufio.NewReader(pr).ReadString('\n')
@@ -75,6 +77,9 @@ func TestServerStartsAndAnswers(t *testing.T) {
 
 	cancel()
 	require.NoError(t, <-done, "graceful shutdown")
+	info, err := os.Stat(filepath.Join(dir, "kek.json"))
+	require.NoError(t, err, "the local key-encryption key was created")
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
 	require.NotContains(t, logs.String(), "long enough secret")
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/migrate"
 )
 
@@ -53,13 +54,31 @@ func Run(ctx context.Context, db *bun.DB, sets ...*migrate.Migrations) error {
 		migrate.WithLocksTableName(Table+"_locks"),
 		migrate.WithMarkAppliedOnSuccess(true),
 	)
-	if err := mg.Init(ctx); err != nil {
-		return fmt.Errorf("migrations: init: %w", err)
+	if db.Dialect().Name() == dialect.PG {
+		// A session advisory lock: concurrent CREATE TABLE IF NOT EXISTS
+		// races on PostgreSQL's catalog, and the lock ends with the session
+		// if the process dies, unlike a lock row.
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("migrations: lock: %w", err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(?)", advisoryKey); err != nil {
+			return fmt.Errorf("migrations: lock: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(?)", advisoryKey) //nolint:errcheck // ends with the session anyway
+		if err := mg.Init(ctx); err != nil {
+			return fmt.Errorf("migrations: init: %w", err)
+		}
+	} else {
+		if err := mg.Init(ctx); err != nil {
+			return fmt.Errorf("migrations: init: %w", err)
+		}
+		if err := lock(ctx, mg); err != nil {
+			return err
+		}
+		defer mg.Unlock(context.WithoutCancel(ctx)) //nolint:errcheck // best effort; the lock row is removed on success
 	}
-	if err := lock(ctx, mg); err != nil {
-		return err
-	}
-	defer mg.Unlock(context.WithoutCancel(ctx)) //nolint:errcheck // best effort; the lock row is removed on success
 	if _, err := mg.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}
@@ -90,3 +109,7 @@ func lock(ctx context.Context, mg *migrate.Migrator) error {
 }
 
 const lockWait = 30 * time.Second
+
+// advisoryKey is the PostgreSQL advisory lock taken while migrating
+// (the first 8 bytes of "socialcrm" as an int64).
+const advisoryKey int64 = 0x736f6369616c6372

@@ -1,0 +1,50 @@
+package socialcrm_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
+
+	"github.com/socialcrm/socialcrm"
+	"github.com/socialcrm/socialcrm/internal/dbtest"
+)
+
+// TestMigrate checks that one call migrates every package, that a second
+// call is a no-op, and that two processes migrating at once both succeed.
+func TestMigrate(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		ctx := context.Background()
+		other := db.Reopen(t)
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i, h := range []*bun.DB{db.DB, other} {
+			wg.Go(func() { errs[i] = socialcrm.Migrate(ctx, h) })
+		}
+		wg.Wait()
+		require.NoError(t, errs[0])
+		require.NoError(t, errs[1])
+
+		var applied int
+		require.NoError(t, db.NewRaw("SELECT count(*) FROM socialcrm_migrations").Scan(ctx, &applied))
+		require.Positive(t, applied)
+		require.NoError(t, socialcrm.Migrate(ctx, db.DB))
+		var again int
+		require.NoError(t, db.NewRaw("SELECT count(*) FROM socialcrm_migrations").Scan(ctx, &again))
+		require.Equal(t, applied, again, "a second Migrate applies nothing")
+
+		for _, table := range []string{"socialcrm_tenants", "socialcrm_members", "socialcrm_api_keys", "socialcrm_audit_log", "socialcrm_vault_keys"} {
+			var n int
+			require.NoError(t, db.NewRaw("SELECT count(*) FROM ?", socialcrmIdent(table)).Scan(ctx, &n), table)
+		}
+
+		// Every SDK model is safe to guard: no relation crosses tenants.
+		g, err := socialcrm.Guard(db.DB)
+		require.NoError(t, err)
+		require.Contains(t, g.Tables(), "socialcrm_members")
+	})
+}
+
+func socialcrmIdent(s string) bun.Ident { return bun.Ident(s) }
