@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/tink-crypto/tink-go/v2/aead"
@@ -16,6 +15,7 @@ import (
 	"github.com/uptrace/bun/migrate"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/fakeclock"
 	"github.com/socialcrm/socialcrm/internal/migrations"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
@@ -94,25 +94,7 @@ func newVault(t testing.TB, db bun.IDB, kek tink.AEAD, opts ...vault.Option) *va
 	return v
 }
 
-// clock is a manual clock: tests advance it instead of sleeping.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *fakeclock.Clock { return fakeclock.New() }
 
 // in runs fn in tenancy.RunInTx for ctx's tenant, as every tenant-owned
 // access must on PostgreSQL.
