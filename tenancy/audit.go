@@ -178,8 +178,12 @@ type AuditListOptions struct {
 	Limit int
 }
 
-// List returns the context tenant's entries in chain order.
+// List returns the context tenant's entries in chain order. Owners, admins
+// and the system may read the audit log.
 func (a *AuditLog) List(ctx context.Context, o AuditListOptions) ([]AuditEntry, error) {
+	if err := Require(ctx, RoleOwner, RoleAdmin); err != nil {
+		return nil, err
+	}
 	if o.Limit <= 0 || o.Limit > 1000 {
 		o.Limit = 100
 	}
@@ -222,7 +226,12 @@ var ErrTampered = errors.New("tenancy: audit log tampered")
 // Verify walks the context tenant's chain in batches and returns its head,
 // or a *TamperError for the first entry that was changed, inserted, or
 // whose predecessor is missing.
+//
+// Owners, admins and the system may verify the audit log.
 func (a *AuditLog) Verify(ctx context.Context) (AuditHead, error) {
+	if err := Require(ctx, RoleOwner, RoleAdmin); err != nil {
+		return AuditHead{}, err
+	}
 	var (
 		head     AuditHead
 		prevSeq  int64

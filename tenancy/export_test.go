@@ -9,3 +9,6 @@ func HashEntryForTest(e AuditEntry, target string) string {
 	}
 	return e.computeHash()
 }
+
+// StripCommentsForTest exposes the Guard's comment stripping.
+func StripCommentsForTest(q string) string { return stripComments(q) }

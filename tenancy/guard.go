@@ -154,40 +154,112 @@ func (g *Guard) BeforeQuery(ctx context.Context, ev *bun.QueryEvent) context.Con
 	if tm, ok := ev.Model.(bun.TableModel); ok {
 		_ = g.learn(tm.Table()) // an unsafe relation is refused below
 	}
-	op := operation(ev)
-	switch op {
-	case "SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "MERGE":
-	default:
-		return ctx
+	sql := stripComments(ev.Query)
+	lower := strings.ToLower(sql)
+	// Only RunInTx may choose the tenant row-level security enforces.
+	if strings.Contains(lower, "app.tenant_id") && ctx.Value(settingTenantKey{}) == nil {
+		return refuse(ctx, fmt.Errorf("%w: only tenancy.RunInTx may set app.tenant_id", ErrUnscoped))
 	}
-	table, unsafe := g.ownedTableIn(ev.Query)
+	table, unsafe := g.ownedTableIn(unquote(lower))
 	if table == "" {
 		return ctx
 	}
-	if unsafe != nil {
-		return refuse(ctx, unsafe)
+	op := operation(ev, lower)
+	switch op {
+	case "select", "insert", "update", "delete", "with", "merge", "values":
+		if unsafe != nil {
+			return refuse(ctx, unsafe)
+		}
+	case "create":
+		// Schema changes by migrations pass; a table or view filled from a
+		// tenant-owned table would carry every tenant's rows out of reach.
+		if !containsIdent(lower, "select") {
+			return ctx
+		}
+		return refuse(ctx, fmt.Errorf("%w: CREATE … AS SELECT from %s", ErrUnscoped, table))
+	case "alter", "drop":
+		return ctx
+	default:
+		// TRUNCATE ignores row-level security and the hooks; REPLACE and
+		// anything else unknown fail closed.
+		return refuse(ctx, fmt.Errorf("%w: %s on %s is not allowed", ErrUnscoped, strings.ToUpper(op), table))
 	}
 	tid, err := TenantID(ctx)
 	if err != nil {
-		return refuse(ctx, fmt.Errorf("%w (%s on %s)", err, op, table))
+		return refuse(ctx, fmt.Errorf("%w (%s on %s)", err, strings.ToUpper(op), table))
 	}
-	if !scopedTo(ev.Query, op, tid) {
-		return refuse(ctx, fmt.Errorf("%w: %s on %s", ErrUnscoped, op, table))
+	if err := scopedTo(sql, lower, op, tid); err != nil {
+		return refuse(ctx, fmt.Errorf("%w: %s on %s: %s", ErrUnscoped, strings.ToUpper(op), table, err))
 	}
 	return ctx
 }
 
-// operation names the statement's kind. bun reports every raw query as a
-// SELECT, so for those the SQL's first word decides.
-func operation(ev *bun.QueryEvent) string {
+// settingTenantKey marks the context of RunInTx's own set_config call.
+type settingTenantKey struct{}
+
+// operation names the statement's kind in lower case. bun reports every raw
+// query as a SELECT, so for those the SQL's first word decides.
+func operation(ev *bun.QueryEvent, lower string) string {
 	if _, raw := ev.IQuery.(*bun.RawQuery); !raw && ev.IQuery != nil {
-		return strings.ToUpper(ev.Operation())
+		op, _, _ := strings.Cut(strings.ToLower(ev.Operation()), " ")
+		if op != "insert" || !strings.Contains(lower, "insert or replace") {
+			return op
+		}
+		return "replace"
 	}
-	q := strings.TrimLeft(ev.Query, " \t\r\n(")
+	q := strings.TrimLeft(lower, " \t\r\n(")
 	if i := strings.IndexFunc(q, func(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '(' }); i > 0 {
 		q = q[:i]
 	}
-	return strings.ToUpper(q)
+	if q == "insert" && strings.Contains(lower, "insert or replace") {
+		return "replace"
+	}
+	return q
+}
+
+// stripComments removes -- and /* */ comments outside string literals, so
+// that a comment can neither hide a statement's verb nor fake a predicate.
+func stripComments(q string) string {
+	if !strings.Contains(q, "--") && !strings.Contains(q, "/*") {
+		return q
+	}
+	var b strings.Builder
+	for i := 0; i < len(q); i++ {
+		switch {
+		case q[i] == '\'':
+			j := i + 1
+			for j < len(q) && (q[j] != '\'' || j+1 < len(q) && q[j+1] == '\'') {
+				if q[j] == '\'' {
+					j++
+				}
+				j++
+			}
+			b.WriteString(q[i:min(j+1, len(q))])
+			i = j
+		case strings.HasPrefix(q[i:], "--"):
+			for i < len(q) && q[i] != '\n' {
+				i++
+			}
+			b.WriteByte(' ')
+		case strings.HasPrefix(q[i:], "/*"):
+			end := strings.Index(q[i+2:], "*/")
+			if end < 0 {
+				i = len(q)
+			} else {
+				i += end + 3 // on the comment's last byte; the loop steps past it
+			}
+			b.WriteByte(' ')
+		default:
+			b.WriteByte(q[i])
+		}
+	}
+	return b.String()
+}
+
+// unquote drops identifier quotes, so that "Test_Widgets" and `x` match
+// their bare names.
+func unquote(q string) string {
+	return strings.NewReplacer(`"`, "", "`", "", "[", "", "]", "").Replace(q)
 }
 
 // AfterQuery implements bun.QueryHook.
@@ -231,12 +303,53 @@ func identByte(b byte) bool {
 	return b == '_' || b == '$' || '0' <= b && b <= '9' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z'
 }
 
-func scopedTo(query, op, tid string) bool {
-	if op == "INSERT" {
-		return strings.Contains(query, "'"+tid+"'")
+// scopedTo checks that sql is confined to tenant tid: a select, update or
+// delete carries the predicate tenant_id = '<tid>' and no tenant_id
+// comparison or assignment with another value; an insert carries the
+// tenant's id and updates on conflict only within the tenant.
+func scopedTo(sql, lower, op, tid string) error {
+	if op == "insert" {
+		if !strings.Contains(sql, "'"+tid+"'") {
+			return errors.New("the tenant's id is not among the values")
+		}
+		if i := strings.Index(lower, "do update"); i >= 0 {
+			j := strings.LastIndex(lower[:i], "on conflict")
+			if j < 0 || !strings.Contains(lower[j:i], "tenant_id") {
+				return errors.New("ON CONFLICT … DO UPDATE must name tenant_id in its conflict target")
+			}
+		}
 	}
-	return strings.Contains(query, `tenant_id" = '`+tid+"'") ||
-		strings.Contains(query, "tenant_id = '"+tid+"'")
+	found := false
+	rest := unquote(lower)
+	for {
+		i := strings.Index(rest, "tenant_id")
+		if i < 0 {
+			break
+		}
+		rest = rest[i+len("tenant_id"):]
+		t := strings.TrimLeft(rest, " \t\r\n")
+		if !strings.HasPrefix(t, "=") || strings.HasPrefix(t, "==") {
+			continue
+		}
+		t = strings.TrimLeft(t[1:], " \t\r\n")
+		if ident := strings.TrimRight(t[:len(t)-len(strings.TrimLeft(t, "abcdefghijklmnopqrstuvwxyz0123456789_.$"))], "."); strings.HasSuffix(ident, "tenant_id") {
+			continue // a join on tenant_id = other.tenant_id
+		}
+		if !strings.HasPrefix(t, "'") {
+			if op != "insert" {
+				return errors.New("tenant_id is compared with or set to something other than the tenant's id")
+			}
+			continue
+		}
+		if !strings.HasPrefix(t, "'"+tid+"'") {
+			return errors.New("tenant_id is compared with or set to another tenant's id")
+		}
+		found = true
+	}
+	if !found && op != "insert" {
+		return errors.New("no tenant_id predicate")
+	}
+	return nil
 }
 
 // refused is a context that is already done with a tenancy error, so that

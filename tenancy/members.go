@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 
 	"github.com/socialcrm/socialcrm/internal/dberr"
 )
@@ -110,8 +111,12 @@ func (s *Store) AddMember(ctx context.Context, n NewMember) (Member, error) {
 	return m, nil
 }
 
-// Members lists the context tenant's members by email.
+// Members lists the context tenant's members by email. Owners, admins and
+// staff may list them; clients and creators may not.
 func (s *Store) Members(ctx context.Context) ([]Member, error) {
+	if err := Require(ctx, RoleOwner, RoleAdmin, RoleStaff); err != nil {
+		return nil, err
+	}
 	var ms []Member
 	err := RunInTx(ctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error {
 		return tx.NewSelect().Model(&ms).Order("email").Scan(ctx)
@@ -157,64 +162,105 @@ const dummyHash = "$2a$12$UBE7ZJJaEs8OyKMAQaixEuwBRZWRPLcgQq17Rf4xhuPS4Rc8rMu.K"
 // Authenticate checks a member's email and password in tenantID and returns
 // the member's principal. A wrong email or password fails with
 // ErrInvalidCredentials and counts towards the lockout; a locked member
-// fails with *LockedError even with the right password. Every attempt is
-// written to the audit log with ip and userAgent (never the password).
+// fails with *LockedError even with the right password; members of a purged
+// tenant cannot sign in. Every attempt is written to the audit log with ip
+// and userAgent (never the password).
+//
+// The bcrypt comparison (about a quarter of a second at cost 12) runs
+// outside any transaction, and always runs, whether or not the email
+// exists or the member is locked, so that the answer's timing tells
+// nothing. The failure counter is then updated in a short transaction that
+// locks the member's row, so parallel attempts cannot undercount.
 func (s *Store) Authenticate(ctx context.Context, tenantID, email, password string, req RequestInfo) (Principal, error) {
 	if ValidateID(tenantID) != nil {
 		_ = CheckPassword(dummyHash, password)
 		return Principal{}, ErrInvalidCredentials
 	}
 	ctx = WithPrincipal(ctx, Principal{TenantID: tenantID})
+	email = strings.ToLower(strings.TrimSpace(email))
+
+	var (
+		m      Member
+		found  bool
+		purged bool
+	)
+	err := RunInTx(ctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		t, err := s.tenant(ctx, tx, tenantID)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		purged = t.Status == StatusPurged
+		err = tx.NewSelect().Model(&m).Where("email = ?", email).Scan(ctx)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		found = err == nil
+		return err
+	})
+	if err != nil {
+		return Principal{}, fmt.Errorf("tenancy: authenticate: %w", err)
+	}
+	hash := dummyHash
+	if found && m.PasswordHash != "" {
+		hash = m.PasswordHash
+	}
+	passwordOK := CheckPassword(hash, password) == nil && found && m.PasswordHash != "" && !purged
+
 	var (
 		result  Principal
 		authErr error
 	)
-	err := RunInTx(ctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error {
-		var m Member
-		err := tx.NewSelect().Model(&m).Where("email = ?", strings.ToLower(strings.TrimSpace(email))).Scan(ctx)
-		if errors.Is(err, sql.ErrNoRows) {
-			_ = CheckPassword(dummyHash, password)
-			authErr = ErrInvalidCredentials
-			_, err := s.audit.with(tx).Append(ctx, AuditEvent{Action: "login.failed", Target: "email", IP: req.IP, UserAgent: req.UserAgent,
-				Metadata: map[string]string{"reason": "unknown email"}})
+	err = RunInTx(ctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		audit := s.audit.with(tx)
+		event := func(ctx context.Context, action, target string, meta map[string]string) error {
+			_, err := audit.Append(ctx, AuditEvent{Action: action, Target: target, IP: req.IP, UserAgent: req.UserAgent, Metadata: meta})
 			return err
 		}
-		if err != nil {
+		if !found {
+			authErr = ErrInvalidCredentials
+			return event(ctx, "login.failed", "email", map[string]string{"reason": "unknown email"})
+		}
+		q := tx.NewSelect().Model(&m).WherePK()
+		if tx.Dialect().Name() == dialect.PG {
+			q.For("UPDATE")
+		}
+		if err := q.Scan(ctx); err != nil {
 			return fmt.Errorf("tenancy: authenticate: %w", err)
 		}
 		now := s.clock()
 		actx := WithPrincipal(ctx, m.Principal())
-		if m.LockedUntil != nil && now.Before(*m.LockedUntil) {
+		target := "member:" + m.ID
+		switch {
+		case m.LockedUntil != nil && now.Before(*m.LockedUntil):
 			authErr = &LockedError{Until: *m.LockedUntil}
-			_, err := s.audit.with(tx).Append(actx, AuditEvent{Action: "login.locked", Target: "member:" + m.ID, IP: req.IP, UserAgent: req.UserAgent})
-			return err
-		}
-		if m.PasswordHash == "" || CheckPassword(m.PasswordHash, password) != nil {
-			if m.FirstFailedAt == nil || now.Sub(*m.FirstFailedAt) > s.lockout.Window {
-				m.FailedLogins, m.FirstFailedAt = 0, &now
-			}
-			m.FailedLogins++
-			authErr = ErrInvalidCredentials
-			action := "login.failed"
-			if m.FailedLogins >= s.lockout.MaxFailures {
-				until := now.Add(s.lockout.Duration)
-				m.LockedUntil, m.FailedLogins, m.FirstFailedAt = &until, 0, nil
-				authErr = &LockedError{Until: until}
-				action = "member.locked"
-			}
+			return event(actx, "login.locked", target, nil)
+		case passwordOK:
+			m.FailedLogins, m.FirstFailedAt, m.LockedUntil = 0, nil, nil
 			if _, err := tx.NewUpdate().Model(&m).Column("failed_logins", "first_failed_at", "locked_until").WherePK().Exec(ctx); err != nil {
-				return fmt.Errorf("tenancy: record failed login: %w", err)
+				return fmt.Errorf("tenancy: record login: %w", err)
 			}
-			_, err := s.audit.with(tx).Append(actx, AuditEvent{Action: action, Target: "member:" + m.ID, IP: req.IP, UserAgent: req.UserAgent})
-			return err
+			result = m.Principal()
+			return event(actx, "login.succeeded", target, nil)
 		}
-		m.FailedLogins, m.FirstFailedAt, m.LockedUntil = 0, nil, nil
+		if m.FirstFailedAt == nil || now.Sub(*m.FirstFailedAt) > s.lockout.Window {
+			m.FailedLogins, m.FirstFailedAt = 0, &now
+		}
+		m.FailedLogins++
+		authErr = ErrInvalidCredentials
+		action := "login.failed"
+		if m.FailedLogins >= s.lockout.MaxFailures {
+			until := now.Add(s.lockout.Duration)
+			m.LockedUntil, m.FailedLogins, m.FirstFailedAt = &until, 0, nil
+			authErr = &LockedError{Until: until}
+			action = "member.locked"
+		}
 		if _, err := tx.NewUpdate().Model(&m).Column("failed_logins", "first_failed_at", "locked_until").WherePK().Exec(ctx); err != nil {
-			return fmt.Errorf("tenancy: record login: %w", err)
+			return fmt.Errorf("tenancy: record failed login: %w", err)
 		}
-		result = m.Principal()
-		_, err = s.audit.with(tx).Append(actx, AuditEvent{Action: "login.succeeded", Target: "member:" + m.ID, IP: req.IP, UserAgent: req.UserAgent})
-		return err
+		return event(actx, action, target, nil)
 	})
 	if err != nil {
 		return Principal{}, err

@@ -2,6 +2,10 @@ package tenancy
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
 
 	"github.com/uptrace/bun"
 )
@@ -46,6 +50,9 @@ func (*Owned) BeforeSelect(ctx context.Context, q *bun.SelectQuery) error {
 	if err != nil {
 		return err
 	}
+	if err := checkWhere(q); err != nil {
+		return err
+	}
 	q.Where("?TableAlias.tenant_id = ?", tid)
 	return nil
 }
@@ -56,6 +63,9 @@ func (*Owned) BeforeUpdate(ctx context.Context, q *bun.UpdateQuery) error {
 	if err != nil {
 		return err
 	}
+	if err := checkWhere(q); err != nil {
+		return err
+	}
 	q.Where("?TableAlias.tenant_id = ?", tid)
 	return nil
 }
@@ -64,6 +74,9 @@ func (*Owned) BeforeUpdate(ctx context.Context, q *bun.UpdateQuery) error {
 func (*Owned) BeforeDelete(ctx context.Context, q *bun.DeleteQuery) error {
 	tid, err := TenantID(ctx)
 	if err != nil {
+		return err
+	}
+	if err := checkWhere(q); err != nil {
 		return err
 	}
 	q.Where("?TableAlias.tenant_id = ?", tid)
@@ -102,6 +115,56 @@ func Scope(ctx context.Context) func(*bun.SelectQuery) *bun.SelectQuery {
 		if err != nil {
 			return q.Err(err)
 		}
+		if err := checkWhere(q); err != nil {
+			return q.Err(err)
+		}
 		return q.Where("?TableAlias.tenant_id = ?", tid)
 	}
+}
+
+// ErrTopLevelOr is returned for a query whose WHERE joins conditions with OR
+// outside a group. bun renders Where(a).WhereOr(b) as "(a) OR (b)", so the
+// tenant predicate the hooks append would bind only to b and a would match
+// every tenant's rows. Group the alternatives instead:
+//
+//	q.WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+//		return q.Where("email = ?", e).WhereOr("phone = ?", p)
+//	})
+var ErrTopLevelOr = errors.New("tenancy: top-level OR in WHERE would escape the tenant predicate; group it with WhereGroup")
+
+// checkWhere refuses a query whose WHERE has an OR at the top level. bun
+// keeps the conditions in an unexported slice of separators and groups; it
+// is read by reflection, and if bun's layout ever changes the query is
+// refused rather than let through.
+func checkWhere(q any) error {
+	v := reflect.ValueOf(q)
+	if v.Kind() == reflect.Pointer {
+		v = v.Elem()
+	}
+	where := v.FieldByName("where")
+	if !where.IsValid() || where.Kind() != reflect.Slice {
+		return fmt.Errorf("%w: cannot inspect the WHERE of %T", ErrUnscoped, q)
+	}
+	depth := 0
+	for i := range where.Len() {
+		e := where.Index(i)
+		sep, query := e.FieldByName("Sep"), e.FieldByName("Query")
+		if !sep.IsValid() || !query.IsValid() {
+			return fmt.Errorf("%w: cannot inspect the WHERE of %T", ErrUnscoped, q)
+		}
+		if query.String() == "" {
+			switch sep.String() {
+			case "(":
+				depth++
+				continue
+			case ")":
+				depth--
+				continue
+			}
+		}
+		if i > 0 && depth == 0 && strings.Contains(strings.ToUpper(sep.String()), "OR") {
+			return ErrTopLevelOr
+		}
+	}
+	return nil
 }

@@ -293,3 +293,124 @@ func TestGuardRefusesRelationsWithoutTenant(t *testing.T) {
 	err = db.NewSelect().Model(&ls).Relation("Widget").Scan(as(tenancy.NewID()))
 	require.ErrorIs(t, err, tenancy.ErrUnsafeRelation)
 }
+
+// TestOrCannotEscapeTheTenant: bun renders Where(a).WhereOr(b) without
+// parentheses, so an appended tenant predicate would bind to b only.
+func TestOrCannotEscapeTheTenant(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		a, b := tenancy.NewID(), tenancy.NewID()
+		ctxA := as(a)
+		wb := &widget{ID: tenancy.NewID(), Name: "b-secret"}
+		require.NoError(t, insert(as(b), db, wb))
+		wa := &widget{ID: tenancy.NewID(), Name: "a-own"}
+		require.NoError(t, insert(ctxA, db, wa))
+
+		var ws []widget
+		err := in(ctxA, db, func(db bun.IDB) error {
+			return db.NewSelect().Model(&ws).Where("id = ?", wb.ID).WhereOr("name = ?", "x").Scan(ctxA)
+		})
+		require.ErrorIs(t, err, tenancy.ErrTopLevelOr)
+		_, err = exec(ctxA, db, func(db bun.IDB) (sql.Result, error) {
+			return db.NewUpdate().Model((*widget)(nil)).Set("name = 'pwned'").Where("id = ?", wb.ID).WhereOr("1 = 0").Exec(ctxA)
+		})
+		require.ErrorIs(t, err, tenancy.ErrTopLevelOr)
+		_, err = exec(ctxA, db, func(db bun.IDB) (sql.Result, error) {
+			return db.NewDelete().Model((*widget)(nil)).Where("id = ?", wb.ID).WhereGroup(" OR ", func(q *bun.DeleteQuery) *bun.DeleteQuery {
+				return q.Where("1 = 0")
+			}).Exec(ctxA)
+		})
+		require.ErrorIs(t, err, tenancy.ErrTopLevelOr, "an OR-joined group is a top-level OR too")
+		_, err = db.NewSelect().Model((*widget)(nil)).Where("id = ?", wb.ID).WhereOr("1 = 1").Apply(tenancy.Scope(ctxA)).Count(ctxA)
+		require.ErrorIs(t, err, tenancy.ErrTopLevelOr)
+
+		// Grouped, the alternatives stay inside the tenant.
+		require.NoError(t, in(ctxA, db, func(db bun.IDB) error {
+			return db.NewSelect().Model(&ws).WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+				return q.Where("id = ?", wb.ID).WhereOr("name = ?", "a-own")
+			}).Scan(ctxA)
+		}))
+		require.Len(t, ws, 1)
+		require.Equal(t, "a-own", ws[0].Name)
+	})
+}
+
+// TestGuardRefusesEscapes replays the ways a security review found past an
+// earlier Guard: verbs it did not check, comments, identifier case, foreign
+// tenant ids in SET, upserts across tenants, and resetting the tenant
+// row-level security enforces.
+func TestGuardRefusesEscapes(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		a, b := tenancy.NewID(), tenancy.NewID()
+		ctxA := as(a)
+		wb := &widget{ID: tenancy.NewID(), Name: "b-secret"}
+		require.NoError(t, insert(as(b), db, wb))
+		require.NoError(t, insert(ctxA, db, &widget{ID: tenancy.NewID(), Name: "a-own"}))
+
+		run := func(ctx context.Context, query string, args ...any) error {
+			return in(ctx, db, func(db bun.IDB) error {
+				_, err := db.ExecContext(ctx, query, args...)
+				return err
+			})
+		}
+		for _, c := range []struct {
+			name, query string
+			args        []any
+		}{
+			{"truncate", "TRUNCATE TABLE test_widgets", nil},
+			{"leading line comment", "-- report\nDELETE FROM test_widgets", nil},
+			{"leading block comment", "/* report */ DELETE FROM test_widgets", nil},
+			{"upper-case name", "DELETE FROM TEST_WIDGETS", nil},
+			{"quoted mixed-case name", `DELETE FROM "Test_Widgets"`, nil},
+			{"predicate in a comment", "DELETE FROM test_widgets /* tenant_id = '" + a + "' */", nil},
+			{"other tenant in SET", "UPDATE test_widgets SET tenant_id = ? WHERE tenant_id = ?", []any{b, a}},
+			{"other tenant beside own", "UPDATE test_widgets SET name = 'x' WHERE tenant_id = ? OR tenant_id = ?", []any{a, b}},
+			{"replace", "REPLACE INTO test_widgets (tenant_id, id, name, size) VALUES (?, ?, 'r', 0)", []any{a, wb.ID}},
+			{"insert or replace", "INSERT OR REPLACE INTO test_widgets (tenant_id, id, name, size) VALUES (?, ?, 'r', 0)", []any{a, wb.ID}},
+			{"create as select", "CREATE TABLE stolen AS SELECT * FROM test_widgets", nil},
+			{"subquery in values", "SELECT (SELECT count(*) FROM test_widgets)", nil},
+		} {
+			require.ErrorIs(t, run(ctxA, c.query, c.args...), tenancy.ErrUnscoped, c.name)
+		}
+		require.ErrorIs(t, run(context.Background(), "/* x */ SELECT 1 FROM test_widgets"), tenancy.ErrNoTenant)
+
+		// bun's own truncate on a tenant-owned model.
+		_, err := exec(ctxA, db, func(db bun.IDB) (sql.Result, error) {
+			return db.NewTruncateTable().Model((*widget)(nil)).Exec(ctxA)
+		})
+		require.ErrorIs(t, err, tenancy.ErrUnscoped)
+
+		// An upsert whose conflict target lacks tenant_id would rewrite B's row.
+		_, err = exec(ctxA, db, func(db bun.IDB) (sql.Result, error) {
+			return db.NewInsert().Model(&widget{ID: wb.ID, Name: "overwritten"}).
+				On("CONFLICT (id) DO UPDATE").Set("name = EXCLUDED.name").Exec(ctxA)
+		})
+		require.ErrorIs(t, err, tenancy.ErrUnscoped)
+		_, err = exec(ctxA, db, func(db bun.IDB) (sql.Result, error) {
+			return db.NewUpdate().Model((*widget)(nil)).Set("tenant_id = ?", b).Where("name = 'a-own'").Exec(ctxA)
+		})
+		require.ErrorIs(t, err, tenancy.ErrUnscoped, "a bulk update cannot move rows to another tenant")
+
+		// Nobody but RunInTx chooses the tenant of row-level security.
+		require.ErrorIs(t, run(ctxA, "SELECT set_config('app.tenant_id', ?, true)", b), tenancy.ErrUnscoped)
+		_, err = db.ExecContext(context.Background(), "SET app.tenant_id = '"+b+"'")
+		require.ErrorIs(t, err, tenancy.ErrUnscoped)
+
+		// B's row is as it was.
+		got := &widget{ID: wb.ID}
+		require.NoError(t, in(as(b), db, func(db bun.IDB) error { return db.NewSelect().Model(got).WherePK().Scan(as(b)) }))
+		require.Equal(t, "b-secret", got.Name)
+		require.Equal(t, b, got.TenantID)
+	})
+}
+
+func TestGuardStripsComments(t *testing.T) {
+	for in, want := range map[string]string{
+		"/* x */ SELECT 1":             "  SELECT 1",
+		"SELECT 1 -- tail":             "SELECT 1  ",
+		"SELECT '--not' /*c*/, 2":      "SELECT '--not'  , 2",
+		"SELECT 'it''s /* no */' -- c": "SELECT 'it''s /* no */'  ",
+		"SELECT 1 /* open":             "SELECT 1  ",
+	} {
+		require.Equal(t, want, tenancy.StripCommentsForTest(in), in)
+	}
+}

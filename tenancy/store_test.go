@@ -3,6 +3,7 @@ package tenancy_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -176,6 +177,8 @@ func TestMembersAndLockout(t *testing.T) {
 		ms, err := s.Members(owner)
 		require.NoError(t, err)
 		require.Len(t, ms, 3)
+		_, err = s.Members(tenancy.WithPrincipal(context.Background(), client.Principal()))
+		require.ErrorIs(t, err, tenancy.ErrForbidden, "a client user does not see the tenant's members")
 		js, err := json.Marshal(ms)
 		require.NoError(t, err)
 		require.NotContains(t, string(js), "$2a$", "password hashes are never marshalled")
@@ -288,7 +291,7 @@ func TestAuditChain(t *testing.T) {
 		require.NoError(t, err)
 		a, b := tenancy.NewID(), tenancy.NewID()
 		ctxA := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: a, MemberID: "m-a", Role: tenancy.RoleOwner})
-		ctxB := as(b)
+		ctxB := ownerOf(b)
 
 		_, err = log.Append(context.Background(), tenancy.AuditEvent{Action: "x.y"})
 		require.ErrorIs(t, err, tenancy.ErrNoTenant)
@@ -370,7 +373,11 @@ func TestAuditTruncateKeepsChainVerifiable(t *testing.T) {
 		log, err := tenancy.NewAuditLog(db, tenancy.WithClock(clk.Now))
 		require.NoError(t, err)
 		a := tenancy.NewID()
-		ctxA := as(a)
+		ctxA := ownerOf(a)
+		_, err = log.Verify(as(a))
+		require.ErrorIs(t, err, tenancy.ErrForbidden, "staff do not read the audit log")
+		_, err = log.List(tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: a, Role: tenancy.RoleClient}), tenancy.AuditListOptions{})
+		require.ErrorIs(t, err, tenancy.ErrForbidden, "nor do clients")
 		for i := range 10 {
 			_, err := log.Append(ctxA, tenancy.AuditEvent{Action: "n", Target: fmt.Sprint(i)})
 			require.NoError(t, err)
@@ -409,4 +416,38 @@ func TestValidateID(t *testing.T) {
 		"0123456789ab-cdef-0123-4567-89abcdef0123", "g" + id[1:], " " + id[1:]} {
 		require.ErrorIs(t, tenancy.ValidateID(bad), tenancy.ErrInvalidTenant, "%q", bad)
 	}
+}
+
+func ownerOf(tenant string) context.Context {
+	return tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenant, Role: tenancy.RoleOwner})
+}
+
+// TestLockoutHoldsUnderParallelAttempts: parallel wrong passwords must
+// count, one by one, towards the lockout.
+func TestLockoutHoldsUnderParallelAttempts(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		s, err := tenancy.NewStore(db, tenancy.WithLockout(tenancy.Lockout{MaxFailures: 3, Window: time.Hour, Duration: time.Hour}))
+		require.NoError(t, err)
+		tn, _ := signUp(t, s, "Acme")
+		const attempts = 6
+		var wg sync.WaitGroup
+		results := make([]error, attempts)
+		for i := range attempts {
+			wg.Go(func() {
+				_, results[i] = s.Authenticate(context.Background(), tn.ID, "owner@acme.example", fmt.Sprintf("wrong password %d", i), tenancy.RequestInfo{})
+			})
+		}
+		wg.Wait()
+		locked := 0
+		for _, err := range results {
+			if errors.Is(err, tenancy.ErrLocked) {
+				locked++
+			} else {
+				require.ErrorIs(t, err, tenancy.ErrInvalidCredentials)
+			}
+		}
+		require.Equal(t, attempts-2, locked, "the third failure locks; every later attempt finds the lock")
+		_, err = s.Authenticate(context.Background(), tn.ID, "owner@acme.example", ownerPassword, tenancy.RequestInfo{})
+		require.ErrorIs(t, err, tenancy.ErrLocked, "the right password does not get through a lock")
+	})
 }

@@ -36,6 +36,7 @@ func setTenant(ctx context.Context, tx bun.Tx, tid string) error {
 	if tx.Dialect().Name() != dialect.PG {
 		return nil
 	}
+	ctx = context.WithValue(ctx, settingTenantKey{}, true)
 	if _, err := tx.ExecContext(ctx, "SELECT set_config('app.tenant_id', ?, true)", tid); err != nil {
 		return fmt.Errorf("tenancy: set tenant for transaction: %w", err)
 	}
