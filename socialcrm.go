@@ -42,7 +42,7 @@ func Migrate(ctx context.Context, db *bun.DB) error {
 // Models returns a pointer to each tenant-owned model socialcrm defines, for
 // tenancy.InstallGuard.
 func Models() []any {
-	return append([]any{(*tenancy.Member)(nil), (*tenancy.APIKey)(nil), (*tenancy.AuditEntry)(nil)}, vault.Models()...)
+	return append(tenancy.Models(), vault.Models()...)
 }
 
 // Guard installs the tenancy Guard on db for socialcrm's models and extra,

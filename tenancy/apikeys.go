@@ -17,7 +17,7 @@ type APIKey struct {
 	ID         string     `bun:"id,pk" json:"id"`
 	Name       string     `bun:"name,notnull" json:"name"`
 	Hint       string     `bun:"hint,notnull" json:"hint"`
-	Hash       string     `bun:"hash,notnull" json:"-"`
+	Hash       Hash       `bun:"hash,notnull" json:"-"`
 	Role       Role       `bun:"role,notnull" json:"role"`
 	MemberID   string     `bun:"member_id,nullzero" json:"member_id,omitempty"`
 	CreatedAt  time.Time  `bun:"created_at,notnull" json:"created_at"`
@@ -43,7 +43,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, name string, role Role) (strin
 		return "", APIKey{}, fmt.Errorf("%w: only an owner may create an owner key", ErrForbidden)
 	}
 	key, hint := newAPIKey(p.TenantID)
-	k := APIKey{ID: NewID(), Name: name, Hint: hint, Hash: hashAPIKey(key), Role: role, MemberID: p.MemberID, CreatedAt: s.clock()}
+	k := APIKey{ID: NewID(), Name: name, Hint: hint, Hash: Hash(hashAPIKey(key)), Role: role, MemberID: p.MemberID, CreatedAt: s.clock()}
 	err := RunInTx(ctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewInsert().Model(&k).Exec(ctx); err != nil {
 			return fmt.Errorf("tenancy: create api key: %w", err)
@@ -84,7 +84,7 @@ func (s *Store) AuthenticateAPIKey(ctx context.Context, key string) (Principal, 
 		_, err = tx.NewUpdate().Model(&k).Column("last_used_at").WherePK().Exec(ctx)
 		return err
 	})
-	if err != nil || !equalHashes(k.Hash, hash) {
+	if err != nil || !equalHashes(string(k.Hash), hash) {
 		if err != nil && !isNoRows(err) && err != ErrInvalidCredentials {
 			return Principal{}, fmt.Errorf("tenancy: authenticate api key: %w", err)
 		}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -236,12 +237,13 @@ func (a *AuditLog) Verify(ctx context.Context) (AuditHead, error) {
 		head     AuditHead
 		prevSeq  int64
 		prevHash string
+		cut      *auditCheckpoint // a checkpoint still to be matched by its entry
 	)
 	err := RunInTx(ctx, a.db, nil, func(ctx context.Context, tx bun.Tx) error {
 		var cp auditCheckpoint
 		switch err := tx.NewSelect().Model(&cp).Scan(ctx); {
 		case err == nil:
-			prevSeq, prevHash = cp.Seq, cp.Hash
+			prevSeq, prevHash, cut = cp.Seq, cp.Hash, &cp
 		case !isNoRows(err):
 			return fmt.Errorf("tenancy: audit checkpoint: %w", err)
 		}
@@ -263,6 +265,10 @@ func (a *AuditLog) Verify(ctx context.Context) (AuditHead, error) {
 				case e.computeHash() != e.Hash:
 					return &TamperError{Seq: e.Seq, Reason: "content changed"}
 				}
+				if cut != nil && e.Action == actionTruncated &&
+					e.Metadata["through_seq"] == strconv.FormatInt(cut.Seq, 10) && e.Metadata["through_hash"] == cut.Hash {
+					cut = nil
+				}
 				prevSeq, prevHash = e.Seq, e.Hash
 				head.Entries++
 			}
@@ -270,6 +276,9 @@ func (a *AuditLog) Verify(ctx context.Context) (AuditHead, error) {
 				break
 			}
 			after = prevSeq
+		}
+		if cut != nil {
+			return &TamperError{Seq: cut.Seq, Reason: "entries removed without a truncation entry"}
 		}
 		head.Seq, head.Hash = prevSeq, prevHash
 		return nil
@@ -282,8 +291,9 @@ func (a *AuditLog) Verify(ctx context.Context) (AuditHead, error) {
 
 // Truncate removes the context tenant's entries older than before (the
 // audit log's own retention) and keeps a checkpoint of the last removed
-// entry, so that Verify still checks the rest of the chain. It returns how
-// many entries it removed. Only the system principal may truncate.
+// entry, so that Verify still checks the rest of the chain, and records the
+// cut as an "audit.truncated" entry. It returns how many entries it
+// removed. Only the system principal may truncate.
 func (a *AuditLog) Truncate(ctx context.Context, before time.Time) (int64, error) {
 	if p, ok := FromContext(ctx); !ok || !p.IsSystem() {
 		return 0, ErrNotSystem
@@ -310,9 +320,18 @@ func (a *AuditLog) Truncate(ctx context.Context, before time.Time) (int64, error
 		if _, err := tx.NewInsert().Model(&cp).Exec(ctx); err != nil {
 			return fmt.Errorf("tenancy: audit checkpoint: %w", err)
 		}
-		return nil
+		// The cut itself goes into the chain: Verify accepts a checkpoint
+		// only with a matching entry after it, so deleting the start of
+		// the log and writing a checkpoint by hand is still found.
+		_, err = a.with(tx).Append(ctx, AuditEvent{Action: actionTruncated, Target: "audit_log",
+			Metadata: map[string]string{"through_seq": strconv.FormatInt(cp.Seq, 10), "through_hash": cp.Hash,
+				"before": normalize(before).Format(time.RFC3339Nano), "removed": strconv.FormatInt(removed, 10)}})
+		return err
 	})
 	return removed, err
 }
+
+// actionTruncated is the audit action Truncate records.
+const actionTruncated = "audit.truncated"
 
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }

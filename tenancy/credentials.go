@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
@@ -92,3 +93,25 @@ func hashAPIKey(key string) string {
 func equalHashes(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
+
+// Hash is a stored credential hash (bcrypt or SHA-256). It is not a secret
+// in itself, but it is an offline target, so it never prints, logs or
+// marshals: every rendering is "[REDACTED]".
+type Hash string
+
+const redacted = "[REDACTED]"
+
+// String implements fmt.Stringer.
+func (Hash) String() string { return redacted }
+
+// GoString implements fmt.GoStringer.
+func (Hash) GoString() string { return redacted }
+
+// Format implements fmt.Formatter for every verb.
+func (Hash) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(redacted)) }
+
+// MarshalJSON implements json.Marshaler.
+func (Hash) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
+
+// LogValue implements slog.LogValuer.
+func (Hash) LogValue() slog.Value { return slog.StringValue(redacted) }

@@ -27,18 +27,25 @@
 //     update and delete on the model, stamp every insert, and refuse a row
 //     that names another tenant (ErrTenantMismatch). Without a tenant in the
 //     context they fail with ErrNoTenant before any SQL is sent.
+//     A top-level OR in the WHERE (Where(a).WhereOr(b), which bun renders
+//     without parentheses) is refused with ErrTopLevelOr, because the
+//     appended predicate would bind only to b; group alternatives with
+//     WhereGroup.
 //  2. The Guard (InstallGuard) sees every statement after bun formats it and
 //     refuses those that name a tenant-owned table without a predicate on
 //     the context's tenant: bun's Count, Exists, Rows and Exec on selects run
 //     without model hooks, and raw SQL has no model at all. Scope makes such
-//     a query legal. The Guard also refuses bun relations between
-//     tenant-owned models that do not join on tenant_id (ErrUnsafeRelation),
-//     because has-one and belongs-to relations become joins the hooks cannot
-//     reach.
+//     a query legal. It refuses TRUNCATE, REPLACE, upserts whose conflict
+//     target lacks tenant_id, assignments of another tenant's id, and any
+//     statement but RunInTx's own that touches app.tenant_id. It also
+//     refuses bun relations between tenant-owned models that do not join on
+//     tenant_id (ErrUnsafeRelation), because has-one and belongs-to
+//     relations become joins the hooks cannot reach. Unique keys of
+//     tenant-owned tables should start with tenant_id.
 //  3. On PostgreSQL, every tenant-owned table has a forced row-level-security
 //     policy comparing tenant_id with the transaction's app.tenant_id, which
-//     RunInTx sets. It holds even against raw SQL on a handle without the
-//     Guard. Outside RunInTx no tenant-owned row is visible at all, so on
+//     RunInTx sets. It holds against raw SQL on a handle without the Guard,
+//     as long as that SQL does not set app.tenant_id itself. Outside RunInTx no tenant-owned row is visible at all, so on
 //     PostgreSQL all tenant-owned access goes through RunInTx. Connect as a
 //     role that is not a superuser and has no BYPASSRLS.
 //

@@ -13,26 +13,42 @@ import (
 	"github.com/uptrace/bun/schema"
 )
 
-// Guard is a bun query hook that stops queries on tenant-owned tables that
-// escaped the Owned hooks: bun runs Count, Exists, and Rows or Exec on a
-// select without model hooks, and raw queries have no model at all. The Guard
-// sees every query after bun formats it; when the SQL names a tenant-owned
-// table but carries no predicate on the context's tenant (for inserts: no
-// literal of the context's tenant id), the query is failed before it reaches
-// the driver, with an error matching ErrUnscoped, or ErrNoTenant when the
-// context has no tenant.
+// Guard is a bun query hook that stops statements on tenant-owned tables
+// that escaped the Owned hooks: bun runs Count, Exists, and Rows or Exec on
+// a select without model hooks, and raw queries have no model at all. The
+// Guard sees every statement after bun formats it, with comments removed
+// and identifiers compared without quotes or case, and when it names a
+// tenant-owned table:
+//
+//   - SELECT, UPDATE, DELETE (and WITH, MERGE, VALUES) must compare
+//     tenant_id with the context's tenant, and no tenant_id comparison or
+//     assignment may name another value (a join tenant_id = x.tenant_id is
+//     fine);
+//   - INSERT must carry the context's tenant id, and ON CONFLICT … DO UPDATE
+//     must name tenant_id in its conflict target;
+//   - CREATE, ALTER and DROP pass (migrations), except CREATE … AS SELECT;
+//   - everything else — TRUNCATE (which row-level security ignores),
+//     REPLACE, INSERT OR REPLACE, unknown verbs — is refused;
+//   - any statement mentioning app.tenant_id is refused unless RunInTx
+//     issued it.
+//
+// A refused statement fails before it reaches the driver, with an error
+// matching ErrUnscoped (ErrNoTenant when the context has no tenant,
+// ErrUnsafeRelation for a model whose relations can cross tenants).
 //
 // Install it once per *bun.DB with InstallGuard. It knows the tenant-owned
 // tables registered with the DB (db.RegisterModel) or used through a model at
 // least once; a raw query on a tenant-owned table that was never registered
-// is not recognized, so register every model at start-up. Schema statements
-// (CREATE, ALTER, DROP) are not checked.
+// is not recognized, so register every model at start-up.
 //
-// The Guard is a safety net for mistakes, not a parser: it matches table
-// names and the predicate as text, so a query that names a tenant-owned
-// table only inside a string literal is refused too (fail closed). On
-// PostgreSQL, row-level security is the wall that holds even against
-// deliberate raw SQL.
+// The Guard is a net for mistakes, not a SQL parser. Raw SQL written to
+// defeat it still can: "tenant_id = '<own>' OR true", a UNION whose second
+// half has no predicate, an INSERT … SELECT from other tenants' rows, or an
+// INSERT whose values name another tenant beside the own id. Model queries
+// through bun cannot, since the hooks build them. On PostgreSQL,
+// row-level security inside RunInTx stops all of these too; on SQLite,
+// review raw SQL on tenant-owned tables as you would any security-relevant
+// code.
 //
 // A Guard is safe for concurrent use.
 type Guard struct {

@@ -27,7 +27,7 @@ type Member struct {
 	// ClientID is the client relationship a RoleClient member is limited to.
 	ClientID string `bun:"client_id,nullzero" json:"client_id,omitempty"`
 	// PasswordHash is the bcrypt hash; it is never marshalled.
-	PasswordHash  string     `bun:"password_hash,nullzero" json:"-"`
+	PasswordHash  Hash       `bun:"password_hash,nullzero" json:"-"`
 	FailedLogins  int        `bun:"failed_logins,notnull" json:"-"`
 	FirstFailedAt *time.Time `bun:"first_failed_at" json:"-"`
 	LockedUntil   *time.Time `bun:"locked_until" json:"locked_until,omitempty"`
@@ -72,9 +72,11 @@ func (s *Store) newMember(n NewMember) (Member, error) {
 		Role: n.Role, ClientID: n.ClientID, CreatedAt: s.clock(),
 	}
 	if n.Password != "" {
-		if m.PasswordHash, err = HashPassword(n.Password); err != nil {
+		h, err := HashPassword(n.Password)
+		if err != nil {
 			return Member{}, err
 		}
+		m.PasswordHash = Hash(h)
 	}
 	return m, nil
 }
@@ -205,7 +207,7 @@ func (s *Store) Authenticate(ctx context.Context, tenantID, email, password stri
 	}
 	hash := dummyHash
 	if found && m.PasswordHash != "" {
-		hash = m.PasswordHash
+		hash = string(m.PasswordHash)
 	}
 	passwordOK := CheckPassword(hash, password) == nil && found && m.PasswordHash != "" && !purged
 

@@ -97,3 +97,9 @@ func Migrations() *migrate.Migrations {
 	})
 	return ms
 }
+
+// Models returns a pointer to each tenant-owned model of this package, for
+// InstallGuard.
+func Models() []any {
+	return []any{(*Member)(nil), (*APIKey)(nil), (*AuditEntry)(nil), (*auditCheckpoint)(nil)}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -392,20 +393,44 @@ func TestAuditTruncateKeepsChainVerifiable(t *testing.T) {
 		require.EqualValues(t, 5, n)
 		head, err := log.Verify(ctxA)
 		require.NoError(t, err)
-		require.EqualValues(t, 5, head.Entries)
-		require.EqualValues(t, 10, head.Seq)
+		require.EqualValues(t, 6, head.Entries, "five kept and the truncation entry")
+		require.EqualValues(t, 11, head.Seq)
 		// The chain continues after the cut.
 		_, err = log.Append(ctxA, tenancy.AuditEvent{Action: "after"})
 		require.NoError(t, err)
-		n, err = log.Truncate(sys, clk.Now().Add(time.Hour))
+		clk.Advance(time.Hour)
+		n, err = log.Truncate(sys, clk.Now())
 		require.NoError(t, err)
-		require.EqualValues(t, 6, n)
+		require.EqualValues(t, 7, n)
 		_, err = log.Append(ctxA, tenancy.AuditEvent{Action: "after-empty"})
 		require.NoError(t, err)
 		head, err = log.Verify(ctxA)
 		require.NoError(t, err)
-		require.EqualValues(t, 12, head.Seq)
-		require.EqualValues(t, 1, head.Entries)
+		require.EqualValues(t, 14, head.Seq)
+		require.EqualValues(t, 2, head.Entries, "the second truncation entry and the last append")
+
+		// Cutting the start of the log by hand and forging a checkpoint is
+		// found: no truncation entry vouches for it.
+		raw := db.Reopen(t)
+		b := tenancy.NewID()
+		ctxB := ownerOf(b)
+		for i := range 4 {
+			_, err := log.Append(ctxB, tenancy.AuditEvent{Action: "n", Target: fmt.Sprint(i)})
+			require.NoError(t, err)
+		}
+		entries, err := log.List(ctxB, tenancy.AuditListOptions{})
+		require.NoError(t, err)
+		require.NoError(t, tenancy.RunInTx(ctxB, raw, nil, func(ctx context.Context, tx bun.Tx) error {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM socialcrm_audit_log WHERE tenant_id = ? AND seq <= 2", b); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, "INSERT INTO socialcrm_audit_checkpoints (tenant_id, seq, hash, at) VALUES (?, 2, ?, ?)", b, entries[1].Hash, entries[1].At)
+			return err
+		}))
+		_, err = log.Verify(ctxB)
+		var te *tenancy.TamperError
+		require.ErrorAs(t, err, &te)
+		require.EqualValues(t, 2, te.Seq)
 	})
 }
 
@@ -450,4 +475,17 @@ func TestLockoutHoldsUnderParallelAttempts(t *testing.T) {
 		_, err = s.Authenticate(context.Background(), tn.ID, "owner@acme.example", ownerPassword, tenancy.RequestInfo{})
 		require.ErrorIs(t, err, tenancy.ErrLocked, "the right password does not get through a lock")
 	})
+}
+
+func TestHashesNeverPrint(t *testing.T) {
+	m := tenancy.Member{Email: "a@b.example", PasswordHash: "$2a$12$canaryhashvalue"}
+	k := tenancy.APIKey{Name: "k", Hash: "c4n4ryc4n4ry"}
+	var logged strings.Builder
+	log := slog.New(slog.NewJSONHandler(&logged, nil))
+	log.Info("member", "m", m, "k", k, "h", m.PasswordHash)
+	js, _ := json.Marshal(map[string]any{"m": m, "k": k, "h": m.PasswordHash})
+	for _, out := range []string{fmt.Sprintf("%v %+v %#v %s %q %x", m, m, k, m.PasswordHash, k.Hash, m.PasswordHash), logged.String(), string(js)} {
+		require.NotContains(t, out, "canary")
+		require.NotContains(t, out, "c4n4ry")
+	}
 }

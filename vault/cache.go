@@ -18,6 +18,7 @@ type tenantKeys struct {
 	index     prf.PRF  // the blind-index key
 	destroyed bool     // a tombstone: the tenant's keys were destroyed
 	loaded    time.Time
+	afterMiss bool // loaded because a value named a key id the cache lacked
 }
 
 func (k *tenantKeys) has(id uint32) bool { return slices.Contains(k.keyIDs, id) }

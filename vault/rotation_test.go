@@ -3,9 +3,12 @@ package vault_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tink-crypto/tink-go/v2/tink"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/tenancy"
@@ -241,4 +244,42 @@ func TestRotateKEK(t *testing.T) {
 		_, err = newVault(t, db, kek2).Open(owner(gone), sealed[gone], b)
 		require.ErrorIs(t, err, vault.ErrKeyDestroyed)
 	})
+}
+
+// TestUnknownKeyIDsDoNotFloodTheKeyStore: values naming key ids a tenant
+// does not have reload its keys at most once per interval.
+func TestUnknownKeyIDsDoNotFloodTheKeyStore(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		kek := &countingAEAD{AEAD: newKEK(t)}
+		clk := newClock()
+		v := newVault(t, db, kek, vault.WithClock(clk.Now))
+		a, b := owner(tenancy.NewID()), owner(tenancy.NewID())
+		bind := vault.Binding{Record: "r", Field: "f"}
+		foreign, err := v.Seal(b, []byte("b's"), bind) // under a key id a does not have
+		require.NoError(t, err)
+		_, err = v.Seal(a, []byte("a's"), bind)
+		require.NoError(t, err)
+
+		before := kek.decrypts.Load()
+		for range 100 {
+			_, err := v.Open(a, foreign, bind)
+			require.ErrorIs(t, err, vault.ErrOpen)
+		}
+		require.LessOrEqual(t, kek.decrypts.Load()-before, int64(2), "one reload (two unwraps) for 100 opens")
+		clk.Advance(2 * time.Second)
+		_, err = v.Open(a, foreign, bind)
+		require.ErrorIs(t, err, vault.ErrOpen)
+		require.LessOrEqual(t, kek.decrypts.Load()-before, int64(4), "another reload only after the interval")
+	})
+}
+
+// countingAEAD counts the key-encryption key's decryptions.
+type countingAEAD struct {
+	tink.AEAD
+	decrypts atomic.Int64
+}
+
+func (c *countingAEAD) Decrypt(ct, ad []byte) ([]byte, error) {
+	c.decrypts.Add(1)
+	return c.AEAD.Decrypt(ct, ad)
 }

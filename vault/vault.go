@@ -202,8 +202,14 @@ func (v *Vault) Open(ctx context.Context, s Sealed, b Binding) (Secret, error) {
 		return Secret{}, ErrKeyDestroyed
 	}
 	if !k.has(s.KeyID()) {
-		// Another process may have rotated the key since it was cached.
-		if k, err = v.reload(ctx, tid); err != nil {
+		// Another process may have rotated the key since it was cached:
+		// reload, but not again within missReloadInterval of a reload that
+		// a miss caused, so that forged or foreign values cannot turn every
+		// Open into a database read and two key-encryption-key calls.
+		if k.afterMiss && v.age(k.loaded) < missReloadInterval {
+			return Secret{}, ErrOpen
+		}
+		if k, err = v.loadAfterMiss(ctx, tid); err != nil {
 			return Secret{}, openError(err)
 		}
 		if k.destroyed {
@@ -264,8 +270,22 @@ func (v *Vault) reload(ctx context.Context, tid string) (*tenantKeys, error) {
 	return v.load(ctx, tid, false)
 }
 
+// missReloadInterval bounds how often an Open of a value under an unknown
+// key id reloads a tenant's keys.
+const missReloadInterval = time.Second
+
+// loadAfterMiss reloads the tenant's keys because a value named a key id
+// the cache did not have, and marks the entry so.
+func (v *Vault) loadAfterMiss(ctx context.Context, tid string) (*tenantKeys, error) {
+	return v.loadMarked(ctx, tid, false, true)
+}
+
 // load reads (and with create, creates) the tenant's keys and caches them.
 func (v *Vault) load(ctx context.Context, tid string, create bool) (*tenantKeys, error) {
+	return v.loadMarked(ctx, tid, create, false)
+}
+
+func (v *Vault) loadMarked(ctx context.Context, tid string, create, afterMiss bool) (*tenantKeys, error) {
 	gen := v.cache.generation()
 	row, err := v.readRow(ctx, tid)
 	if errors.Is(err, errNoKey) && create {
@@ -278,6 +298,7 @@ func (v *Vault) load(ctx context.Context, tid string, create bool) (*tenantKeys,
 	if err != nil {
 		return nil, err
 	}
+	k.afterMiss = afterMiss
 	v.cache.put(tid, k, gen, k.loaded)
 	return k, nil
 }
