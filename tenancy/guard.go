@@ -176,7 +176,8 @@ func (g *Guard) BeforeQuery(ctx context.Context, ev *bun.QueryEvent) context.Con
 	if strings.Contains(lower, "app.tenant_id") && ctx.Value(settingTenantKey{}) == nil {
 		return refuse(ctx, fmt.Errorf("%w: only tenancy.RunInTx may set app.tenant_id", ErrUnscoped))
 	}
-	table, unsafe := g.ownedTableIn(unquote(lower))
+	bare := unquote(lower)
+	table, unsafe := g.ownedTableIn(bare)
 	if table == "" {
 		return ctx
 	}
@@ -204,7 +205,7 @@ func (g *Guard) BeforeQuery(ctx context.Context, ev *bun.QueryEvent) context.Con
 	if err != nil {
 		return refuse(ctx, fmt.Errorf("%w (%s on %s)", err, strings.ToUpper(op), table))
 	}
-	if err := scopedTo(sql, lower, op, tid); err != nil {
+	if err := scopedTo(sql, lower, bare, op, tid); err != nil {
 		return refuse(ctx, fmt.Errorf("%w: %s on %s: %s", ErrUnscoped, strings.ToUpper(op), table, err))
 	}
 	return ctx
@@ -273,9 +274,20 @@ func stripComments(q string) string {
 }
 
 // unquote drops identifier quotes, so that "Test_Widgets" and `x` match
-// their bare names.
+// their bare names. It allocates only when there is a quote to drop.
 func unquote(q string) string {
-	return strings.NewReplacer(`"`, "", "`", "", "[", "", "]", "").Replace(q)
+	if !strings.ContainsAny(q, "\"`[]") {
+		return q
+	}
+	b := make([]byte, 0, len(q))
+	for i := 0; i < len(q); i++ {
+		switch q[i] {
+		case '"', '`', '[', ']':
+		default:
+			b = append(b, q[i])
+		}
+	}
+	return string(b)
 }
 
 // AfterQuery implements bun.QueryHook.
@@ -323,7 +335,7 @@ func identByte(b byte) bool {
 // delete carries the predicate tenant_id = '<tid>' and no tenant_id
 // comparison or assignment with another value; an insert carries the
 // tenant's id and updates on conflict only within the tenant.
-func scopedTo(sql, lower, op, tid string) error {
+func scopedTo(sql, lower, bare, op, tid string) error {
 	if op == "insert" {
 		if !strings.Contains(sql, "'"+tid+"'") {
 			return errors.New("the tenant's id is not among the values")
@@ -336,7 +348,7 @@ func scopedTo(sql, lower, op, tid string) error {
 		}
 	}
 	found := false
-	rest := unquote(lower)
+	rest := bare
 	for {
 		i := strings.Index(rest, "tenant_id")
 		if i < 0 {

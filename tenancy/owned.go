@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/schema"
 )
 
 // Owned is embedded in every tenant-owned model. Through bun's model hooks it
@@ -141,17 +143,18 @@ func checkWhere(q any) error {
 	if v.Kind() == reflect.Pointer {
 		v = v.Elem()
 	}
-	where := v.FieldByName("where")
-	if !where.IsValid() || where.Kind() != reflect.Slice {
+	idx, ok := whereIndex(v.Type())
+	if !ok {
 		return fmt.Errorf("%w: cannot inspect the WHERE of %T", ErrUnscoped, q)
 	}
+	where := v.FieldByIndex(idx)
 	depth := 0
 	for i := range where.Len() {
 		e := where.Index(i)
-		sep, query := e.FieldByName("Sep"), e.FieldByName("Query")
-		if !sep.IsValid() || !query.IsValid() {
+		if e.Type() != reflect.TypeFor[schema.QueryWithSep]() || sepIndex == nil || queryIndex == nil {
 			return fmt.Errorf("%w: cannot inspect the WHERE of %T", ErrUnscoped, q)
 		}
+		sep, query := e.FieldByIndex(sepIndex), e.FieldByIndex(queryIndex)
 		if query.String() == "" {
 			switch sep.String() {
 			case "(":
@@ -165,6 +168,36 @@ func checkWhere(q any) error {
 		if i > 0 && depth == 0 && strings.Contains(strings.ToUpper(sep.String()), "OR") {
 			return ErrTopLevelOr
 		}
+	}
+	return nil
+}
+
+// whereIndexes caches, per bun query type, the index path of its where
+// slice: looking a field up by name costs more than the query's own hooks.
+var whereIndexes sync.Map // reflect.Type -> []int (nil: no such field)
+
+func whereIndex(t reflect.Type) ([]int, bool) {
+	if idx, ok := whereIndexes.Load(t); ok {
+		return idx.([]int), idx.([]int) != nil
+	}
+	var idx []int
+	if f, ok := t.FieldByName("where"); ok && f.Type.Kind() == reflect.Slice {
+		idx = f.Index
+	}
+	whereIndexes.Store(t, idx)
+	return idx, idx != nil
+}
+
+// Index paths of the separator and the condition in bun's where entries;
+// nil if bun's layout ever changes, and then checkWhere refuses every query.
+var (
+	sepIndex   = fieldIndex(reflect.TypeFor[schema.QueryWithSep](), "Sep")
+	queryIndex = fieldIndex(reflect.TypeFor[schema.QueryWithSep](), "Query")
+)
+
+func fieldIndex(t reflect.Type, name string) []int {
+	if f, ok := t.FieldByName(name); ok && f.Type.Kind() == reflect.String {
+		return f.Index
 	}
 	return nil
 }
