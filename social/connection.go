@@ -376,3 +376,16 @@ func (s *Store) audit(ctx context.Context, tx bun.Tx, ev tenancy.AuditEvent) err
 	_, err = log.Append(ctx, ev)
 	return err
 }
+
+var _ bun.AfterScanRowHook = (*Connection)(nil)
+
+// AfterScanRow returns the connection's times in UTC whatever the driver
+// gave.
+func (c *Connection) AfterScanRow(context.Context) error {
+	for _, t := range []*time.Time{&c.TokenExpiry, &c.RefreshExpiry, &c.LastSyncAt, &c.CreatedAt, &c.UpdatedAt, &c.RevokedAt} {
+		if !t.IsZero() {
+			*t = t.UTC()
+		}
+	}
+	return nil
+}

@@ -234,4 +234,3 @@ func (ss *Session) Refused(ctx context.Context, cause error) error {
 	}
 	return fmt.Errorf("%w: %w", ErrNeedsReauth, cause)
 }
-
