@@ -8,6 +8,8 @@ import (
 
 	"github.com/uptrace/bun"
 	"golang.org/x/oauth2"
+
+	"github.com/socialcrm/socialcrm/tenancy"
 )
 
 // errConflict means another writer changed the tokens between our read
@@ -220,6 +222,18 @@ func (ss *Session) Token(ctx context.Context) (*oauth2.Token, error) {
 	}
 	ss.tok = tok
 	return tok, nil
+}
+
+// Audit appends action to the tenant's audit log with the connection as
+// target, for what a client does on the user's instruction (publishing).
+func (ss *Session) Audit(ctx context.Context, action string, meta map[string]string) error {
+	m := map[string]string{"platform": ss.conn.Platform}
+	for k, v := range meta {
+		m[k] = v
+	}
+	return ss.store.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		return ss.store.audit(ctx, tx, tenancy.AuditEvent{Action: action, Target: "connection:" + ss.conn.ID, Metadata: m})
+	})
 }
 
 // Refused records that the platform answered that the access token is

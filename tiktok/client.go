@@ -28,6 +28,8 @@ type Client struct {
 	User *UserService
 	// Videos lists and queries the account's public videos.
 	Videos *VideoService
+	// Posting publishes videos (Content Posting API).
+	Posting *PostingService
 }
 
 // WithSession sets the connection the client acts for (required by New):
@@ -59,6 +61,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	c := &Client{cfg: cfg, rt: o.retrier(), session: o.session}
 	c.User = &UserService{c: c}
 	c.Videos = &VideoService{c: c}
+	c.Posting = &PostingService{c: c}
 	return c, nil
 }
 
