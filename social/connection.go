@@ -36,6 +36,13 @@ const (
 	TableConnections = "socialcrm_social_connections"
 	TableStates      = "socialcrm_social_oauth_states"
 	TableRevocations = "socialcrm_social_revocations"
+	// TableAccounts maps platform accounts to the tenants that connected
+	// them, so that a platform's webhook (which names only the account)
+	// reaches the right tenants. It holds no personal data beyond the
+	// platform's opaque account id and is not tenant-owned.
+	TableAccounts = "socialcrm_social_accounts"
+	// TableDeliveries remembers webhook deliveries already processed.
+	TableDeliveries = "socialcrm_social_webhook_deliveries"
 )
 
 // Connection is a platform account connected to a tenant. Its tokens are
@@ -124,6 +131,20 @@ func Migrations() *migrate.Migrations {
 				used_at TIMESTAMP,
 				PRIMARY KEY (tenant_id, id)
 			)`,
+			`CREATE TABLE IF NOT EXISTS socialcrm_social_accounts (
+				platform TEXT NOT NULL,
+				account_id TEXT NOT NULL,
+				tenant_id TEXT NOT NULL,
+				connection_id TEXT NOT NULL,
+				PRIMARY KEY (platform, account_id, tenant_id)
+			)`,
+			`CREATE TABLE IF NOT EXISTS socialcrm_social_webhook_deliveries (
+				platform TEXT NOT NULL,
+				key TEXT NOT NULL,
+				received_at TIMESTAMP NOT NULL,
+				PRIMARY KEY (platform, key)
+			)`,
+			`CREATE INDEX IF NOT EXISTS socialcrm_social_webhook_deliveries_at ON socialcrm_social_webhook_deliveries (received_at)`,
 			`CREATE TABLE IF NOT EXISTS socialcrm_social_revocations (
 				tenant_id TEXT NOT NULL,
 				id TEXT NOT NULL,
@@ -152,7 +173,7 @@ func Migrations() *migrate.Migrations {
 // Models returns the tenant-owned models of the package, for
 // tenancy.InstallGuard.
 func Models() []any {
-	return []any{(*Connection)(nil), (*authState)(nil), (*revocation)(nil)}
+	return []any{(*Connection)(nil), (*authState)(nil), (*revocation)(nil), (*account)(nil), (*delivery)(nil)}
 }
 
 // SealedColumns declares the package's sealed columns, for

@@ -36,25 +36,46 @@ type revocation struct {
 // sealed apart) for RetryRevocations. Disconnecting a revoked connection
 // does nothing.
 func (s *Store) Disconnect(ctx context.Context, id string, p Provider) (Connection, error) {
-	var c Connection
-	already := false
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	if p == nil {
+		return Connection{}, fmt.Errorf("%w: Disconnect: nil provider", ErrConfig)
+	}
+	c, done, err := s.revoke(ctx, id, p, "connection.disconnected", "user")
+	if err != nil {
+		return Connection{}, fmt.Errorf("social: disconnect: %w", err)
+	}
+	if !done || s.onDisconnect == nil {
+		return c, nil
+	}
+	if err := s.onDisconnect(ctx, c); err != nil {
+		return c, fmt.Errorf("social: disconnect hook: %w", err)
+	}
+	return c, nil
+}
+
+// revoke deletes the connection's tokens and marks it revoked, revoking at
+// the platform through p first when p is not nil. done is false when the
+// connection was revoked already.
+func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reason string) (c Connection, done bool, err error) {
+	err = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var err error
 		c, err = get(ctx, tx, id, true)
 		if err != nil {
 			return err
 		}
 		if c.Status == StatusRevoked {
-			already = true
 			return nil
 		}
-		if p == nil || p.Platform() != c.Platform {
-			return fmt.Errorf("%w: Disconnect: provider does not match the connection's platform", ErrConfig)
+		if p != nil && p.Platform() != c.Platform {
+			return fmt.Errorf("%w: provider does not match the connection's platform", ErrConfig)
 		}
+		done = true
 		now := s.clock()
 		revoke := "done"
+		if p == nil {
+			revoke = "by_platform"
+		}
 		var pending *revocation
-		if !c.AccessToken.IsZero() {
+		if p != nil && !c.AccessToken.IsZero() {
 			at, err := s.vault.Open(ctx, c.AccessToken, binding(c.ID, "access_token"))
 			if err != nil {
 				return fmt.Errorf("social: open access token: %w", err)
@@ -88,20 +109,11 @@ func (s *Store) Disconnect(ctx context.Context, id string, p Provider) (Connecti
 			}
 		}
 		return s.audit(ctx, tx, tenancy.AuditEvent{
-			Action: "connection.disconnected", Target: "connection:" + c.ID,
-			Metadata: map[string]string{"platform": c.Platform, "revoke": revoke},
+			Action: action, Target: "connection:" + c.ID,
+			Metadata: map[string]string{"platform": c.Platform, "revoke": revoke, "reason": reason},
 		})
 	})
-	if err != nil {
-		return Connection{}, fmt.Errorf("social: disconnect: %w", err)
-	}
-	if already || s.onDisconnect == nil {
-		return c, nil
-	}
-	if err := s.onDisconnect(ctx, c); err != nil {
-		return c, fmt.Errorf("social: disconnect hook: %w", err)
-	}
-	return c, nil
+	return c, done, err
 }
 
 // retryDelay is the wait before revoke attempt n+1: a minute doubling up

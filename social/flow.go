@@ -224,6 +224,10 @@ func (s *Store) connect(ctx context.Context, platform string, requested Scopes, 
 		if err != nil {
 			return err
 		}
+		if _, err := tx.NewInsert().Model(&account{Platform: platform, AccountID: g.AccountID, TenantID: mustTenant(ctx), ConnectionID: c.ID}).
+			On("CONFLICT DO NOTHING").Exec(ctx); err != nil {
+			return err
+		}
 		return s.audit(ctx, tx, tenancy.AuditEvent{
 			Action: "connection.connected", Target: "connection:" + c.ID,
 			Metadata: map[string]string{
