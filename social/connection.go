@@ -36,6 +36,11 @@ const (
 	TableConnections = "socialcrm_social_connections"
 	TableStates      = "socialcrm_social_oauth_states"
 	TableRevocations = "socialcrm_social_revocations"
+	// TableMedia, TableSnapshots and TableRawResponses hold
+	// platform-derived data (see DataCategories).
+	TableMedia        = "socialcrm_social_media"
+	TableSnapshots    = "socialcrm_social_snapshots"
+	TableRawResponses = "socialcrm_social_raw_responses"
 	// TableAccounts maps platform accounts to the tenants that connected
 	// them, so that a platform's webhook (which names only the account)
 	// reaches the right tenants. It holds no personal data beyond the
@@ -131,6 +136,51 @@ func Migrations() *migrate.Migrations {
 				used_at TIMESTAMP,
 				PRIMARY KEY (tenant_id, id)
 			)`,
+			`CREATE TABLE IF NOT EXISTS socialcrm_social_media (
+				tenant_id TEXT NOT NULL,
+				connection_id TEXT NOT NULL,
+				external_id TEXT NOT NULL,
+				platform TEXT NOT NULL,
+				kind TEXT NOT NULL,
+				title TEXT NOT NULL,
+				description TEXT NOT NULL,
+				share_url TEXT NOT NULL,
+				published_at TIMESTAMP,
+				duration_sec INTEGER NOT NULL,
+				views BIGINT NOT NULL,
+				likes BIGINT NOT NULL,
+				comments BIGINT NOT NULL,
+				shares BIGINT NOT NULL,
+				purposes TEXT NOT NULL,
+				fetched_at TIMESTAMP NOT NULL,
+				PRIMARY KEY (tenant_id, connection_id, external_id)
+			)`,
+			`CREATE TABLE IF NOT EXISTS socialcrm_social_snapshots (
+				tenant_id TEXT NOT NULL,
+				id TEXT NOT NULL,
+				connection_id TEXT NOT NULL,
+				platform TEXT NOT NULL,
+				taken_at TIMESTAMP NOT NULL,
+				followers BIGINT NOT NULL,
+				following BIGINT NOT NULL,
+				likes BIGINT NOT NULL,
+				media_count BIGINT NOT NULL,
+				views BIGINT NOT NULL,
+				engagement_rate DOUBLE PRECISION NOT NULL,
+				purposes TEXT NOT NULL,
+				PRIMARY KEY (tenant_id, id)
+			)`,
+			`CREATE INDEX IF NOT EXISTS socialcrm_social_snapshots_conn ON socialcrm_social_snapshots (tenant_id, connection_id, taken_at)`,
+			`CREATE TABLE IF NOT EXISTS socialcrm_social_raw_responses (
+				tenant_id TEXT NOT NULL,
+				id TEXT NOT NULL,
+				connection_id TEXT NOT NULL,
+				platform TEXT NOT NULL,
+				endpoint TEXT NOT NULL,
+				body TEXT NOT NULL,
+				fetched_at TIMESTAMP NOT NULL,
+				PRIMARY KEY (tenant_id, id)
+			)`,
 			`CREATE TABLE IF NOT EXISTS socialcrm_social_accounts (
 				platform TEXT NOT NULL,
 				account_id TEXT NOT NULL,
@@ -160,7 +210,7 @@ func Migrations() *migrate.Migrations {
 		); err != nil {
 			return err
 		}
-		for _, t := range []string{TableConnections, TableStates, TableRevocations} {
+		for _, t := range []string{TableConnections, TableStates, TableRevocations, TableMedia, TableSnapshots, TableRawResponses} {
 			if err := tenancy.EnableRowSecurity(ctx, tx, t); err != nil {
 				return err
 			}
@@ -173,7 +223,7 @@ func Migrations() *migrate.Migrations {
 // Models returns the tenant-owned models of the package, for
 // tenancy.InstallGuard.
 func Models() []any {
-	return []any{(*Connection)(nil), (*authState)(nil), (*revocation)(nil), (*account)(nil), (*delivery)(nil)}
+	return []any{(*Connection)(nil), (*authState)(nil), (*revocation)(nil), (*account)(nil), (*delivery)(nil), (*Media)(nil), (*Snapshot)(nil), (*RawResponse)(nil)}
 }
 
 // SealedColumns declares the package's sealed columns, for

@@ -30,6 +30,8 @@ type Client struct {
 	Videos *VideoService
 	// Posting publishes videos (Content Posting API).
 	Posting *PostingService
+
+	keepRaw bool
 }
 
 // WithSession sets the connection the client acts for (required by New):
@@ -58,7 +60,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if o.session == nil {
 		return nil, fmt.Errorf("tiktok: New: WithSession is required")
 	}
-	c := &Client{cfg: cfg, rt: o.retrier(), session: o.session}
+	c := &Client{cfg: cfg, rt: o.retrier(), session: o.session, keepRaw: o.keepRaw}
 	c.User = &UserService{c: c}
 	c.Videos = &VideoService{c: c}
 	c.Posting = &PostingService{c: c}
@@ -76,6 +78,11 @@ type Response struct {
 // in the query string and body as JSON, envelope decoding. An
 // access_token_invalid answer marks the connection needs_reauth.
 func (c *Client) call(ctx context.Context, method, path string, fields []string, body any, out any, need ...string) (*Response, error) {
+	return c.callKeep(ctx, method, path, fields, body, out, nil, need...)
+}
+
+// callKeep is call that also copies the raw answer into keep, if not nil.
+func (c *Client) callKeep(ctx context.Context, method, path string, fields []string, body any, out any, keep *[]byte, need ...string) (*Response, error) {
 	if err := c.session.Require(need...); err != nil {
 		return nil, err
 	}
@@ -114,7 +121,7 @@ func (c *Client) call(ctx context.Context, method, path string, fields []string,
 	}
 	defer resp.Body.Close()
 	r := &Response{Response: resp}
-	r.LogID, err = decodeEnvelope(resp, out)
+	r.LogID, err = decodeEnvelope(resp, out, keep)
 	if errors.Is(err, social.ErrInvalidToken) {
 		return r, c.session.Refused(ctx, err)
 	}

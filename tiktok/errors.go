@@ -95,10 +95,13 @@ const maxBody = 8 << 20
 
 // decodeEnvelope reads a data API answer into data (may be nil) and
 // returns the log id, or an *APIError.
-func decodeEnvelope(resp *http.Response, data any) (string, error) {
+func decodeEnvelope(resp *http.Response, data any, keep *[]byte) (string, error) {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
 		return "", fmt.Errorf("tiktok: read answer: %w", err)
+	}
+	if keep != nil {
+		*keep = body
 	}
 	return parseEnvelope(resp.StatusCode, body, data)
 }

@@ -97,6 +97,17 @@ type options struct {
 	wait    func(context.Context, time.Duration) error
 	session *social.Session
 	tries   int
+	keepRaw bool
+}
+
+// WithRawResponses makes Sync keep the raw API answers it fetched, as
+// social.RawResponse rows (a retention category of their own, 90 days by
+// default). Off by default.
+func WithRawResponses() Option {
+	return func(o *options) error {
+		o.keepRaw = true
+		return nil
+	}
 }
 
 // WithHTTPClient sets the HTTP client (default http.DefaultClient).
