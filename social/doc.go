@@ -70,6 +70,25 @@
 // queued, its access token sealed apart, for RetryRevocations, which a
 // scheduler calls; each failure doubles the delay, up to a day.
 //
+// # Platform data
+//
+// A typed client's Sync stores, through Session.SaveSync, the account's
+// media (upserted, without expiring CDN URLs), one metric Snapshot per
+// sync (Store.Snapshots is the follower trend, with an EngagementRate),
+// and, only when the application asks, the raw API answers. Every row
+// carries the connection's Purposes. DataCategories declares the three
+// tables for the retention engine: raw responses 90 days, media and
+// snapshots 24 months, all purged when their connection is disconnected.
+//
+// # Webhooks
+//
+// Platforms notify by account, not by tenant, so each connection is also
+// recorded in an account index (TableAccounts, not tenant-owned, holding
+// only the platform's opaque account id). AccountRemoved revokes the
+// account's connection in every tenant as the system principal, and
+// FirstDelivery dedupes at-least-once deliveries (PruneDeliveries forgets
+// them after the platform's retry window).
+//
 // # Concurrency
 //
 // Store, Flow and Session are safe for concurrent use, across goroutines

@@ -1,7 +1,9 @@
 // Package tiktok is the typed TikTok client: Login Kit v2 with PKCE
 // (Provider, for social.Flow), the Display API (user info with fields
-// mapped to scopes, video list and query), revocation, and scope checks
-// before every call.
+// mapped to scopes, video list and query, Sync), the Content Posting API
+// (creator info, Direct Post and inbox init, chunked upload, status,
+// cancel), revocation, webhooks (Webhook), and scope checks before every
+// call.
 //
 //	cfg := tiktok.Config{ClientKey: key, ClientSecret: secret, RedirectURL: "https://crm.example/callback/"}
 //	provider, err := tiktok.NewProvider(cfg)
@@ -11,6 +13,36 @@
 //	client, err := tiktok.New(cfg, tiktok.WithSession(sess))
 //	user, resp, err := client.User.Info(ctx, tiktok.UserInfoOptions{}) // fields the user granted
 //	for video, err := range client.Videos.All(ctx, tiktok.VideoListOptions{}) { … }
+//	res, stats, err := client.Sync(ctx) // snapshot + media stored through the session
+//
+//	mux.Handle("POST /webhooks/tiktok", must(tiktok.NewWebhook(cfg, store)))
+//
+// # Publishing
+//
+// Posting calls are made only at the user's instruction: the package never
+// posts in the background, and every init is appended to the tenant's
+// audit log ("tiktok.publish_started"). Call Posting.CreatorInfo each time
+// the post form renders and offer only its PrivacyLevelOptions. For
+// FILE_UPLOAD, PlanChunks applies the media transfer guide's chunk rules
+// (5–64 MB chunks, the last one absorbing the remainder up to 128 MB, at
+// most 1,000) and Upload sends the chunks in order with Content-Range to
+// the returned upload URL, which carries its own credential (no bearer
+// token goes to the upload host). Poll Posting.Status until Done; for inbox
+// uploads SEND_TO_USER_INBOX is terminal. Posting caps (spam_risk_*,
+// reached_active_user_cap, sometimes with HTTP 200) satisfy IsPostingLimit.
+//
+// # Webhooks
+//
+// Webhook verifies TikTok-Signature (HMAC-SHA256 with the client secret
+// over "<t>.<raw body>", constant-time, timestamp within WithTolerance,
+// default five minutes), reads at most MaxWebhookBody bytes, decodes the
+// content string a second time, and processes each delivery once (TikTok
+// delivers at least once and documents no event id, so the key is event,
+// user, time and content). authorization.removed disconnects the account's
+// connection in every tenant (social.Store.AccountRemoved) and starts its
+// purge through the disconnect hook; other events reach WithEventHandler.
+// The misspelled post.publish.no_longer_publicaly_available is matched
+// under both spellings.
 //
 // # TikTok's quirks
 //
