@@ -117,7 +117,7 @@ func (c *Client) callKeep(ctx context.Context, method, path string, fields []str
 	}
 	resp, err := c.rt.Do(req, true)
 	if err != nil {
-		return nil, fmt.Errorf("tiktok: %s: %w", path, err)
+		return nil, transportError(path, err)
 	}
 	defer resp.Body.Close()
 	r := &Response{Response: resp}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
+	"github.com/socialcrm/socialcrm/internal/httpx"
 	"github.com/socialcrm/socialcrm/social"
 )
 
@@ -72,6 +74,29 @@ func (e *OAuthError) Error() string {
 // Is makes errors.Is(err, social.ErrInvalidGrant) hold for invalid_grant.
 func (e *OAuthError) Is(target error) bool {
 	return target == social.ErrInvalidGrant && e.Code == "invalid_grant"
+}
+
+// RateLimitError is returned without a request while TikTok's last 429
+// asked to wait longer than the client retries: the limit is spent.
+// errors.Is(err, ErrRateLimited) holds for it.
+type RateLimitError struct {
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitError) Error() string {
+	return fmt.Sprintf("tiktok: rate limit spent, retry after %s", e.RetryAfter)
+}
+
+// Is makes errors.Is(err, ErrRateLimited) hold.
+func (e *RateLimitError) Is(target error) bool { return target == ErrRateLimited }
+
+// transportError converts the retrier's fail-fast error.
+func transportError(path string, err error) error {
+	var rl *httpx.RateLimitedError
+	if errors.As(err, &rl) {
+		return &RateLimitError{RetryAfter: rl.RetryAfter}
+	}
+	return fmt.Errorf("tiktok: %s: %w", path, err)
 }
 
 // Sentinels matched by *APIError.

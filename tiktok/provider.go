@@ -170,6 +170,10 @@ func (o options) retrier() *httpx.Retrier {
 type Provider struct {
 	cfg Config
 	rt  *httpx.Retrier
+	// grants sends token requests once: the token source calls Refresh
+	// while holding the connection's row, so it must not wait on retries,
+	// and a rotated refresh token cannot be presented twice.
+	grants *httpx.Retrier
 }
 
 var _ social.Provider = (*Provider)(nil)
@@ -186,7 +190,9 @@ func NewProvider(cfg Config, opts ...Option) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Provider{cfg: cfg, rt: o.retrier()}, nil
+	grants := o.retrier()
+	grants.Attempts = 1
+	return &Provider{cfg: cfg, rt: o.retrier(), grants: grants}, nil
 }
 
 // Platform returns "tiktok".
@@ -252,7 +258,7 @@ func (p *Provider) Refresh(ctx context.Context, refreshToken vault.Secret) (*soc
 
 func (p *Provider) token(ctx context.Context, f url.Values) (*social.Grant, error) {
 	var tr tokenResponse
-	if err := p.oauth(ctx, "/v2/oauth/token/", f, &tr); err != nil {
+	if err := p.oauth(ctx, p.grants, "/v2/oauth/token/", f, &tr); err != nil {
 		return nil, err
 	}
 	if tr.AccessToken == "" || tr.OpenID == "" {
@@ -270,13 +276,14 @@ func (p *Provider) token(ctx context.Context, f url.Values) (*social.Grant, erro
 
 // Revoke revokes the user's authorization of the app.
 func (p *Provider) Revoke(ctx context.Context, accessToken vault.Secret) error {
-	return p.oauth(ctx, "/v2/oauth/revoke/", url.Values{"token": {string(accessToken.Reveal())}}, nil)
+	return p.oauth(ctx, p.rt, "/v2/oauth/revoke/", url.Values{"token": {string(accessToken.Reveal())}}, nil)
 }
 
 // oauth posts a form to an OAuth endpoint and decodes its flat answer. Any
 // body with a non-empty error is a failure, whatever the status. Only a
-// 429 is retried: token grants are not idempotent (refresh tokens rotate).
-func (p *Provider) oauth(ctx context.Context, path string, f url.Values, out *tokenResponse) error {
+// 429 is retried (by rt): token grants are not idempotent (refresh tokens
+// rotate).
+func (p *Provider) oauth(ctx context.Context, rt *httpx.Retrier, path string, f url.Values, out *tokenResponse) error {
 	f.Set("client_key", p.cfg.ClientKey)
 	f.Set("client_secret", p.cfg.ClientSecret)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.cfg.base()+path, strings.NewReader(f.Encode()))
@@ -285,9 +292,9 @@ func (p *Provider) oauth(ctx context.Context, path string, f url.Values, out *to
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Cache-Control", "no-cache")
-	resp, err := p.rt.Do(req, false)
+	resp, err := rt.Do(req, false)
 	if err != nil {
-		return fmt.Errorf("tiktok: %s: %w", path, err)
+		return transportError(path, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -39,6 +40,37 @@ type Retrier struct {
 	// Wait waits d or until ctx ends (nil: a timer). Tests replace it to
 	// record the delays instead of sleeping.
 	Wait func(ctx context.Context, d time.Duration) error
+
+	mu           sync.Mutex
+	blockedUntil time.Time // a 429 said to come back later than we could wait
+}
+
+// RateLimitedError is returned without sending anything while a previous
+// 429 asked to wait longer than MaxDelay (or longer than the context
+// allowed): the rate limit is known to be spent.
+type RateLimitedError struct {
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("httpx: rate limited, retry after %s", e.RetryAfter)
+}
+
+func (r *Retrier) blocked() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.blockedUntil.IsZero() {
+		return 0
+	}
+	return r.blockedUntil.Sub(r.now())
+}
+
+func (r *Retrier) block(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if until := r.now().Add(d); until.After(r.blockedUntil) {
+		r.blockedUntil = until
+	}
 }
 
 // Do sends req, retrying on transport errors, 429 and 5xx responses while
@@ -52,6 +84,9 @@ func (r *Retrier) Do(req *http.Request, idempotent bool) (*http.Response, error)
 	attempts := r.Attempts
 	if attempts <= 0 {
 		attempts = DefaultAttempts
+	}
+	if d := r.blocked(); d > 0 {
+		return nil, &RateLimitedError{RetryAfter: d}
 	}
 	for n := 1; ; n++ {
 		if n > 1 && req.GetBody != nil {
@@ -72,18 +107,29 @@ func (r *Retrier) Do(req *http.Request, idempotent bool) (*http.Response, error)
 			}
 			continue
 		}
-		retry := resp.StatusCode == http.StatusTooManyRequests || idempotent && resp.StatusCode >= 500
+		limited := resp.StatusCode == http.StatusTooManyRequests
+		ra, hasRA := r.retryAfter(resp.Header.Get("Retry-After"))
+		retry := limited || idempotent && resp.StatusCode >= 500
 		if !retry || n >= attempts {
+			if limited && hasRA {
+				r.block(ra)
+			}
 			return resp, nil
 		}
 		d := r.backoff(n)
-		if ra, ok := r.retryAfter(resp.Header.Get("Retry-After")); ok {
+		if hasRA {
 			if ra > r.maxDelay() {
+				if limited {
+					r.block(ra)
+				}
 				return resp, nil
 			}
 			d = max(d, ra)
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+			if limited && hasRA {
+				r.block(ra)
+			}
 			return resp, nil // waiting would outlive the caller
 		}
 		drain(resp)

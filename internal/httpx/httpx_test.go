@@ -172,3 +172,28 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+func TestFailsFastWhileRateLimitSpent(t *testing.T) {
+	srv, n := server(t, []int{429}, http.Header{"Retry-After": {"3600"}})
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	r := &Retrier{Client: srv.Client(), Wait: (&recorder{}).wait, Now: func() time.Time { return now }}
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	resp, err := r.Do(req, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	req, _ = http.NewRequest("GET", srv.URL, nil)
+	_, err = r.Do(req, true)
+	var rl *RateLimitedError
+	if !errors.As(err, &rl) || rl.RetryAfter != time.Hour || n.Load() != 1 {
+		t.Fatalf("Do returned %v after %d requests, want RateLimitedError{1h} after 1", err, n.Load())
+	}
+	now = now.Add(time.Hour)
+	req, _ = http.NewRequest("GET", srv.URL, nil)
+	resp, err = r.Do(req, true)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("Do after the wait returned %v, %v, want 200", resp, err)
+	}
+	resp.Body.Close()
+}
