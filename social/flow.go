@@ -266,3 +266,22 @@ func (s *Store) sealGrant(ctx context.Context, c *Connection, g *Grant, now time
 	}
 	return nil
 }
+
+// PruneStates deletes the context tenant's flow states that expired
+// before the store's time (used or not) and returns how many. Call it from
+// a periodic job, per tenant.
+func (s *Store) PruneStates(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewDelete().Model((*authState)(nil)).Where("expires_at < ?", s.clock()).Exec(ctx)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("social: prune states: %w", err)
+	}
+	return n, nil
+}

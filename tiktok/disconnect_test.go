@@ -122,3 +122,45 @@ func TestDisconnectHookError(t *testing.T) {
 		require.Equal(t, social.StatusRevoked, got.Status, "the disconnect itself is done")
 	})
 }
+
+func TestReconnectAfterDisconnect(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newEnv(t, db)
+		conn := e.connect([]string{"video.read"})
+		_, err := e.store.Disconnect(e.ctx, conn.ID, e.prov)
+		require.NoError(t, err)
+		again := e.connect([]string{"video.read", "profile"})
+		require.Equal(t, conn.ID, again.ID)
+		require.Equal(t, social.StatusActive, again.Status)
+		require.True(t, again.RevokedAt.IsZero())
+		c := e.client(again)
+		_, _, err = c.User.Info(e.ctx, tiktok.UserInfoOptions{Fields: []string{"username"}})
+		require.NoError(t, err)
+
+		// Spent and expired states are pruned.
+		e.clk.Advance(social.StateLifetime + time.Second)
+		n, err := e.store.PruneStates(e.ctx)
+		require.NoError(t, err)
+		require.EqualValues(t, 2, n)
+	})
+}
+
+func TestDisconnectNeedsMatchingProvider(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newEnv(t, db)
+		conn := e.connect([]string{"video.read"})
+		_, err := e.store.Disconnect(e.ctx, conn.ID, nil)
+		require.ErrorIs(t, err, social.ErrConfig)
+		_, err = e.store.Disconnect(e.ctx, conn.ID, otherPlatform{e.prov})
+		require.ErrorIs(t, err, social.ErrConfig)
+		_, err = e.store.Session(e.ctx, conn.ID, otherPlatform{e.prov})
+		require.ErrorIs(t, err, social.ErrConfig)
+		got, err := e.store.Get(e.ctx, conn.ID)
+		require.NoError(t, err)
+		require.Equal(t, social.StatusActive, got.Status)
+	})
+}
+
+type otherPlatform struct{ *tiktok.Provider }
+
+func (otherPlatform) Platform() string { return "other" }
