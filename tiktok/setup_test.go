@@ -80,7 +80,7 @@ func owner(tenant string) context.Context {
 
 // env is one test's world: emulator, database, vault, store, provider.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	db    *dbtest.DB
 	clk   *clock
 	srv   *tiktoktest.Server
@@ -95,7 +95,7 @@ type env struct {
 	mu    sync.Mutex
 }
 
-func newEnv(t *testing.T, db *dbtest.DB, srvOpts ...tiktoktest.Option) *env {
+func newEnv(t testing.TB, db *dbtest.DB, srvOpts ...tiktoktest.Option) *env {
 	t.Helper()
 	e := &env{t: t, db: db, clk: newClock(), kek: newKEK(t), logs: &bytes.Buffer{}}
 	opts := append([]tiktoktest.Option{
