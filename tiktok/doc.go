@@ -1,8 +1,8 @@
 // Package tiktok is the typed TikTok client: Login Kit v2 with PKCE
 // (Provider, for social.Flow), the Display API (user info with fields
 // mapped to scopes, video list and query, Sync), the Content Posting API
-// (creator info, Direct Post and inbox init, chunked upload, status,
-// cancel), revocation, webhooks (Webhook), and scope checks before every
+// (creator info, Direct Post and inbox video init, photo posts, chunked
+// upload, status, cancel), revocation, webhooks (Webhook), and scope checks before every
 // call.
 //
 //	cfg := tiktok.Config{ClientKey: key, ClientSecret: secret, RedirectURL: "https://crm.example/callback/"}

@@ -278,3 +278,64 @@ func IsPostingLimit(err error) bool {
 	var ae *APIError
 	return errors.As(err, &ae) && (strings.HasPrefix(ae.Code, "spam_risk") || ae.Code == CodeReachedActiveUserCap)
 }
+
+// Photo post modes.
+const (
+	PostModeDirect      = "DIRECT_POST"
+	PostModeMediaUpload = "MEDIA_UPLOAD"
+)
+
+// PhotoPostInfo describes a photo post (title ≤ 90, description ≤ 4000
+// UTF-16 units). PrivacyLevel is required for DIRECT_POST.
+type PhotoPostInfo struct {
+	Title              string `json:"title,omitempty"`
+	Description        string `json:"description,omitempty"`
+	PrivacyLevel       string `json:"privacy_level,omitempty"`
+	DisableComment     bool   `json:"disable_comment"`
+	AutoAddMusic       bool   `json:"auto_add_music"`
+	BrandContentToggle bool   `json:"brand_content_toggle"`
+	BrandOrganicToggle bool   `json:"brand_organic_toggle"`
+}
+
+// PhotoInitRequest starts a photo post: up to 35 image URLs on a verified
+// domain (PULL_FROM_URL is the only source TikTok offers for photos).
+type PhotoInitRequest struct {
+	// PostMode is PostModeDirect (scope video.publish) or
+	// PostModeMediaUpload (scope video.upload, a draft in the inbox).
+	PostMode        string
+	PostInfo        PhotoPostInfo
+	PhotoImages     []string
+	PhotoCoverIndex int
+}
+
+// MaxPhotos is the most images one photo post takes.
+const MaxPhotos = 35
+
+// InitPhoto starts a photo post (POST /v2/post/publish/content/init/).
+func (s *PostingService) InitPhoto(ctx context.Context, req PhotoInitRequest) (*PublishInit, *Response, error) {
+	scope := ScopeVideoPublish
+	switch req.PostMode {
+	case PostModeDirect:
+	case PostModeMediaUpload:
+		scope = ScopeVideoUpload
+	default:
+		return nil, nil, fmt.Errorf("tiktok: InitPhoto: PostMode must be %s or %s", PostModeDirect, PostModeMediaUpload)
+	}
+	if n := len(req.PhotoImages); n == 0 || n > MaxPhotos {
+		return nil, nil, fmt.Errorf("tiktok: InitPhoto: 1 to %d images, got %d", MaxPhotos, n)
+	}
+	if req.PhotoCoverIndex < 0 || req.PhotoCoverIndex >= len(req.PhotoImages) {
+		return nil, nil, fmt.Errorf("tiktok: InitPhoto: PhotoCoverIndex out of range")
+	}
+	body := map[string]any{
+		"media_type": "PHOTO",
+		"post_mode":  req.PostMode,
+		"post_info":  req.PostInfo,
+		"source_info": map[string]any{
+			"source":            SourcePullFromURL,
+			"photo_images":      req.PhotoImages,
+			"photo_cover_index": req.PhotoCoverIndex,
+		},
+	}
+	return s.init(ctx, "/v2/post/publish/content/init/", body, scope, "photo")
+}

@@ -222,3 +222,8 @@ func mustTenant(ctx context.Context) string {
 	}
 	return tid
 }
+
+func appUnaudited() tiktoktest.App {
+	return tiktoktest.App{ClientKey: "ck-unaudited", ClientSecret: "cs-unaudited", RedirectURIs: []string{redirectURI},
+		Scopes: []string{"user.info.basic", "video.publish"}, Unaudited: true}
+}
