@@ -213,15 +213,15 @@ func (ss *Session) Require(need ...string) error { return Require(ss.conn.Scopes
 func (ss *Session) Token(ctx context.Context) (*oauth2.Token, error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	if ss.tok != nil && (ss.tok.Expiry.IsZero() || ss.store.clock().Add(ss.store.refreshSkew).Before(ss.tok.Expiry)) {
-		return ss.tok, nil
+	if ss.tok == nil || !ss.tok.Expiry.IsZero() && !ss.store.clock().Add(ss.store.refreshSkew).Before(ss.tok.Expiry) {
+		tok, err := ss.store.Token(ctx, ss.conn.ID, ss.p)
+		if err != nil {
+			return nil, err
+		}
+		ss.tok = tok
 	}
-	tok, err := ss.store.Token(ctx, ss.conn.ID, ss.p)
-	if err != nil {
-		return nil, err
-	}
-	ss.tok = tok
-	return tok, nil
+	t := *ss.tok
+	return &t, nil
 }
 
 // Audit appends action to the tenant's audit log with the connection as
