@@ -1,7 +1,124 @@
 // Package social holds what every connected platform shares: the Provider
-// interface, connected accounts, the OAuth flow with PKCE, scope sets and
-// scope checks, a token source that refreshes and persists rotated tokens
-// safely across processes, and disconnection.
+// interface, connected accounts (Connection) kept per tenant with their
+// tokens sealed by the vault, the OAuth flow with PKCE (Flow), features
+// and their scopes, scope checks (ScopeError), a token source that
+// refreshes and persists rotated tokens safely across processes, and
+// disconnection.
 //
-// The package is being built: it has no API yet.
+//	store, err := social.New(db, v, social.WithDisconnectHook(handToRetention))
+//	flow, err := store.NewFlow(provider, social.FlowConfig{
+//		Features: []string{"profile", "stats", "video.read"},
+//		ReadOnly: true, // never a write scope
+//		Purposes: []string{"creator-analytics"},
+//	})
+//	consentURL, err := flow.Begin(ctx) // redirect the user there
+//	// … on the callback:
+//	conn, err := flow.Complete(ctx, r.URL.Query())
+//	sess, err := store.Session(ctx, conn.ID, provider) // for a typed client
+//	client, err := tiktok.New(cfg, tiktok.WithSession(sess))
+//	…
+//	conn, err = store.Disconnect(ctx, conn.ID, provider)
+//
+// Run Migrations with tenancy's and the vault's, register Models with the
+// tenancy Guard, and pass SealedColumns to vault.WithColumns so that key
+// rotation reseals the tokens.
+//
+// # Scopes
+//
+// A Provider publishes a catalogue of Features, each naming the scopes it
+// needs and whether it writes. A Flow requests exactly the union of the
+// scopes of the features it is configured with; with ReadOnly it refuses
+// any write feature, and any scope only write features need
+// (ErrWriteScope). Users may grant fewer scopes than requested: the
+// Connection keeps both (Scopes, Requested; Declined is the difference),
+// and typed clients check Scopes before every call, failing with a
+// *ScopeError and sending nothing.
+//
+// # Flow
+//
+// Begin stores the state (its SHA-256, not the value) with a PKCE verifier
+// sealed by the vault, valid for StateLifetime (10 minutes) and usable
+// once. Complete spends the state before anything else, so a replayed
+// callback never reaches the platform; it exchanges the code with the
+// verifier, seals the tokens, creates or updates the tenant's connection
+// of the account, and appends "connection.connected" to the tenant's audit
+// log, with the granted and declined scopes and the purposes. The state
+// carries a tag derived from the tenant, so a callback completed by
+// another tenant fails with ErrStateTenant without revealing anything.
+//
+// # Tokens
+//
+// Tokens are stored only as vault.Sealed, bound to tenant, connection and
+// field. Store.Token (and the oauth2.TokenSource and Session built on it)
+// opens the access token in memory for a call. When it expires within the
+// refresh skew (WithRefreshSkew, default five minutes), the refresh runs in
+// a transaction holding the connection's row (SELECT … FOR UPDATE on
+// PostgreSQL, the write lock on SQLite), re-checks whether another process
+// refreshed meanwhile, and stores the rotated tokens with a
+// compare-and-swap on TokenVersion: with single-use refresh tokens, two
+// processes refreshing at once spend the refresh token once, and both end
+// with the new tokens. A refresh token the platform refuses marks the
+// connection needs_reauth; so does an access token refused during a call
+// (Session.Refused, called by the typed clients).
+//
+// # Disconnect
+//
+// Disconnect revokes at the platform, deletes the sealed tokens, marks the
+// connection revoked and audits it, in one transaction; then the
+// disconnect hook hands the connection to retention. If the platform's
+// revoke fails, the tokens are deleted all the same and the revoke is
+// queued, its access token sealed apart, for RetryRevocations, which a
+// scheduler calls; each failure doubles the delay, up to a day.
+//
+// # Platform data
+//
+// A typed client's Sync stores, through Session.SaveSync, the account's
+// media (upserted, without expiring CDN URLs), one metric Snapshot per
+// sync (Store.Snapshots is the follower trend, with an EngagementRate),
+// and, only when the application asks, the raw API answers. Every row
+// carries the connection's Purposes. DataCategories declares the three
+// tables for the retention engine: raw responses 90 days, media and
+// snapshots 24 months, all purged when their connection is disconnected.
+//
+// # Webhooks
+//
+// Platforms notify by account, not by tenant, so each connection is also
+// recorded in an account index (TableAccounts, not tenant-owned, holding
+// only the platform's opaque account id). AccountRemoved revokes the
+// account's connection in every tenant as the system principal, and
+// FirstDelivery dedupes at-least-once deliveries (PruneDeliveries forgets
+// them after the platform's retry window).
+//
+// # Concurrency
+//
+// Store, Flow and Session are safe for concurrent use, across goroutines
+// and processes sharing the database. A TokenSource keeps the context it
+// was built with (oauth2.TokenSource has no context parameter): build one
+// per request or job.
+//
+// # Errors
+//
+// Conditions without data are sentinels (ErrNotFound, ErrNeedsReauth,
+// ErrRevoked, ErrWriteScope, ErrInvalidGrant…); typed errors carry data and
+// match a sentinel:
+//
+//	var se *social.ScopeError
+//	if errors.As(err, &se) { askForConsent(se.Missing) }
+//	var st *social.StateError // st.Reason: ErrStateUsed, ErrStateExpired, ErrStateTenant, ErrStateUnknown
+//	if errors.Is(err, social.ErrNeedsReauth) { askToReconnect() }
+//
+// # Security
+//
+// Tokens never appear in errors, logs, audit entries or JSON: Grant holds
+// them as vault.Secret, Connection marshals without them, and the audit
+// entries name connections, platforms and scopes only. Every query runs
+// through tenancy.RunInTx, so connections are scoped to the context's
+// tenant and, on PostgreSQL, to row-level security.
+//
+// # Testing
+//
+// There is no socialtest package: a Store over a test database and a
+// platform emulator (tiktok/tiktoktest, meta/metatest) is the real thing.
+// Share one fake clock (WithClock) between the store and the emulator to
+// expire states and tokens without sleeping.
 package social

@@ -1,0 +1,462 @@
+package social
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+	"github.com/uptrace/bun/migrate"
+
+	"github.com/socialcrm/socialcrm/internal/migrations"
+	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/vault"
+)
+
+// Status is the state of a connection.
+type Status string
+
+// Connection statuses.
+const (
+	// StatusActive connections have working tokens.
+	StatusActive Status = "active"
+	// StatusNeedsReauth connections were refused by the platform (revoked
+	// there, expired refresh token); the user must connect again.
+	StatusNeedsReauth Status = "needs_reauth"
+	// StatusRevoked connections were disconnected; they hold no tokens.
+	StatusRevoked Status = "revoked"
+)
+
+// Table names of the social package.
+const (
+	TableConnections = "socialcrm_social_connections"
+	TableStates      = "socialcrm_social_oauth_states"
+	TableRevocations = "socialcrm_social_revocations"
+	// TableMedia, TableSnapshots and TableRawResponses hold
+	// platform-derived data (see DataCategories).
+	TableMedia        = "socialcrm_social_media"
+	TableSnapshots    = "socialcrm_social_snapshots"
+	TableRawResponses = "socialcrm_social_raw_responses"
+	// TableAccounts maps platform accounts to the tenants that connected
+	// them, so that a platform's webhook (which names only the account)
+	// reaches the right tenants. It holds no personal data beyond the
+	// platform's opaque account id and is not tenant-owned.
+	TableAccounts = "socialcrm_social_accounts"
+	// TableDeliveries remembers webhook deliveries already processed.
+	TableDeliveries = "socialcrm_social_webhook_deliveries"
+)
+
+// Connection is a platform account connected to a tenant. Its tokens are
+// stored only sealed by the vault, bound to the tenant, the connection and
+// the field, and never leave the package in plaintext except inside a
+// token source's oauth2.Token for an outbound call. They are not part of
+// the JSON form.
+type Connection struct {
+	bun.BaseModel `bun:"table:socialcrm_social_connections,alias:scn"`
+	tenancy.Owned
+
+	ID       string `bun:"id,pk" json:"id"`
+	Platform string `bun:"platform,notnull" json:"platform"`
+	// AccountID is the platform's id of the account (TikTok's open_id).
+	AccountID   string `bun:"account_id,notnull" json:"account_id"`
+	DisplayName string `bun:"display_name,notnull" json:"display_name"`
+	// AvatarURL may be a signed CDN URL that expires within hours; refresh
+	// it on sync rather than relying on it.
+	AvatarURL string `bun:"avatar_url,notnull" json:"avatar_url,omitempty"`
+	// Scopes are the scopes the user granted; Requested those the flow
+	// asked for. A requested scope missing from Scopes was declined.
+	Scopes    Scopes   `bun:"scopes,type:text,notnull" json:"scopes"`
+	Requested Scopes   `bun:"requested,type:text,notnull" json:"requested"`
+	Purposes  Purposes `bun:"purposes,type:text,notnull" json:"purposes"`
+	Status    Status   `bun:"status,notnull" json:"status"`
+
+	AccessToken  vault.Sealed `bun:"access_token" json:"-"`
+	RefreshToken vault.Sealed `bun:"refresh_token" json:"-"`
+	// TokenVersion counts token rotations; every write of new tokens is a
+	// compare-and-swap on it.
+	TokenVersion  int64     `bun:"token_version,notnull" json:"-"`
+	TokenExpiry   time.Time `bun:"token_expiry,nullzero" json:"token_expiry,omitzero"`
+	RefreshExpiry time.Time `bun:"refresh_expiry,nullzero" json:"refresh_expiry,omitzero"`
+
+	LastSyncAt time.Time `bun:"last_sync_at,nullzero" json:"last_sync_at,omitzero"`
+	CreatedAt  time.Time `bun:"created_at,notnull" json:"created_at"`
+	UpdatedAt  time.Time `bun:"updated_at,notnull" json:"updated_at"`
+	RevokedAt  time.Time `bun:"revoked_at,nullzero" json:"revoked_at,omitzero"`
+}
+
+// Declined returns the requested scopes the user did not grant.
+func (c Connection) Declined() Scopes { return c.Scopes.Missing(c.Requested...) }
+
+func binding(connID, field string) vault.Binding {
+	return vault.Binding{Record: connID, Field: field}
+}
+
+// Migrations returns the versioned migrations of the social tables.
+// socialcrm.Migrate runs them after tenancy's and the vault's.
+func Migrations() *migrate.Migrations {
+	ms := migrate.NewMigrations()
+	migrations.Add(ms, "20261123000400", "social_init", func(ctx context.Context, tx bun.Tx) error {
+		if err := migrations.Exec(ctx, tx,
+			`CREATE TABLE IF NOT EXISTS socialcrm_social_connections (
+				tenant_id TEXT NOT NULL,
+				id TEXT NOT NULL,
+				platform TEXT NOT NULL,
+				account_id TEXT NOT NULL,
+				display_name TEXT NOT NULL,
+				avatar_url TEXT NOT NULL,
+				scopes TEXT NOT NULL,
+				requested TEXT NOT NULL,
+				purposes TEXT NOT NULL,
+				status TEXT NOT NULL,
+				access_token BLOB,
+				refresh_token BLOB,
+				token_version BIGINT NOT NULL,
+				token_expiry TIMESTAMP,
+				refresh_expiry TIMESTAMP,
+				last_sync_at TIMESTAMP,
+				created_at TIMESTAMP NOT NULL,
+				updated_at TIMESTAMP NOT NULL,
+				revoked_at TIMESTAMP,
+				PRIMARY KEY (tenant_id, id),
+				UNIQUE (tenant_id, platform, account_id)
+			)`,
+			`CREATE TABLE IF NOT EXISTS socialcrm_social_oauth_states (
+				tenant_id TEXT NOT NULL,
+				id TEXT NOT NULL,
+				platform TEXT NOT NULL,
+				verifier BLOB NOT NULL,
+				scopes TEXT NOT NULL,
+				purposes TEXT NOT NULL,
+				created_at TIMESTAMP NOT NULL,
+				expires_at TIMESTAMP NOT NULL,
+				used_at TIMESTAMP,
+				PRIMARY KEY (tenant_id, id)
+			)`,
+			`CREATE TABLE IF NOT EXISTS socialcrm_social_media (
+				tenant_id TEXT NOT NULL,
+				connection_id TEXT NOT NULL,
+				external_id TEXT NOT NULL,
+				platform TEXT NOT NULL,
+				kind TEXT NOT NULL,
+				title TEXT NOT NULL,
+				description TEXT NOT NULL,
+				share_url TEXT NOT NULL,
+				published_at TIMESTAMP,
+				duration_sec INTEGER NOT NULL,
+				views BIGINT NOT NULL,
+				likes BIGINT NOT NULL,
+				comments BIGINT NOT NULL,
+				shares BIGINT NOT NULL,
+				purposes TEXT NOT NULL,
+				fetched_at TIMESTAMP NOT NULL,
+				PRIMARY KEY (tenant_id, connection_id, external_id)
+			)`,
+			`CREATE TABLE IF NOT EXISTS socialcrm_social_snapshots (
+				tenant_id TEXT NOT NULL,
+				id TEXT NOT NULL,
+				connection_id TEXT NOT NULL,
+				platform TEXT NOT NULL,
+				taken_at TIMESTAMP NOT NULL,
+				followers BIGINT NOT NULL,
+				following BIGINT NOT NULL,
+				likes BIGINT NOT NULL,
+				media_count BIGINT NOT NULL,
+				views BIGINT NOT NULL,
+				engagement_rate DOUBLE PRECISION NOT NULL,
+				purposes TEXT NOT NULL,
+				PRIMARY KEY (tenant_id, id)
+			)`,
+			`CREATE INDEX IF NOT EXISTS socialcrm_social_snapshots_conn ON socialcrm_social_snapshots (tenant_id, connection_id, taken_at)`,
+			`CREATE TABLE IF NOT EXISTS socialcrm_social_raw_responses (
+				tenant_id TEXT NOT NULL,
+				id TEXT NOT NULL,
+				connection_id TEXT NOT NULL,
+				platform TEXT NOT NULL,
+				endpoint TEXT NOT NULL,
+				body TEXT NOT NULL,
+				fetched_at TIMESTAMP NOT NULL,
+				PRIMARY KEY (tenant_id, id)
+			)`,
+			`CREATE TABLE IF NOT EXISTS socialcrm_social_accounts (
+				platform TEXT NOT NULL,
+				account_id TEXT NOT NULL,
+				tenant_id TEXT NOT NULL,
+				connection_id TEXT NOT NULL,
+				PRIMARY KEY (platform, account_id, tenant_id)
+			)`,
+			`CREATE TABLE IF NOT EXISTS socialcrm_social_webhook_deliveries (
+				platform TEXT NOT NULL,
+				key TEXT NOT NULL,
+				received_at TIMESTAMP NOT NULL,
+				PRIMARY KEY (platform, key)
+			)`,
+			`CREATE INDEX IF NOT EXISTS socialcrm_social_webhook_deliveries_at ON socialcrm_social_webhook_deliveries (received_at)`,
+			`CREATE TABLE IF NOT EXISTS socialcrm_social_revocations (
+				tenant_id TEXT NOT NULL,
+				id TEXT NOT NULL,
+				connection_id TEXT NOT NULL,
+				platform TEXT NOT NULL,
+				access_token BLOB,
+				attempts INTEGER NOT NULL,
+				last_error TEXT NOT NULL,
+				created_at TIMESTAMP NOT NULL,
+				next_at TIMESTAMP NOT NULL,
+				PRIMARY KEY (tenant_id, id)
+			)`,
+		); err != nil {
+			return err
+		}
+		for _, t := range []string{TableConnections, TableStates, TableRevocations, TableMedia, TableSnapshots, TableRawResponses} {
+			if err := tenancy.EnableRowSecurity(ctx, tx, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return ms
+}
+
+// Models returns the tenant-owned models of the package, for
+// tenancy.InstallGuard.
+func Models() []any {
+	return []any{(*Connection)(nil), (*authState)(nil), (*revocation)(nil), (*account)(nil), (*delivery)(nil), (*Media)(nil), (*Snapshot)(nil), (*RawResponse)(nil)}
+}
+
+// SealedColumns declares the package's sealed columns, for
+// vault.WithColumns (key rotation reseals them).
+func SealedColumns() []vault.Column {
+	return []vault.Column{
+		{Table: TableConnections, ID: "id", Sealed: "access_token"},
+		{Table: TableConnections, ID: "id", Sealed: "refresh_token"},
+		{Table: TableStates, ID: "id", Sealed: "verifier"},
+		{Table: TableRevocations, ID: "id", Sealed: "access_token"},
+	}
+}
+
+// Store holds the tenant's connections and runs the flows, token sources
+// and disconnections over them. Create it with New; it is safe for
+// concurrent use.
+type Store struct {
+	db           bun.IDB
+	vault        *vault.Vault
+	now          func() time.Time
+	log          *slog.Logger
+	onDisconnect func(context.Context, Connection) error
+	stateTTL     time.Duration
+	refreshSkew  time.Duration
+}
+
+// Option configures a Store.
+type Option func(*Store) error
+
+// WithClock sets the clock (default time.Now) for state expiry, token
+// expiry and timestamps.
+func WithClock(now func() time.Time) Option {
+	return func(s *Store) error {
+		if now == nil {
+			return fmt.Errorf("%w: WithClock: nil clock", ErrConfig)
+		}
+		s.now = now
+		return nil
+	}
+}
+
+// WithLogger sets the logger (default: discard). It never receives tokens.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Store) error {
+		s.log = l
+		return nil
+	}
+}
+
+// WithDisconnectHook sets a function called after a connection was
+// disconnected (by Disconnect), with the revoked connection, to hand its
+// derived data to retention. Its error is returned by Disconnect, which has
+// nevertheless completed.
+func WithDisconnectHook(fn func(ctx context.Context, c Connection) error) Option {
+	return func(s *Store) error {
+		s.onDisconnect = fn
+		return nil
+	}
+}
+
+// WithRefreshSkew sets how long before expiry an access token is
+// refreshed (default DefaultRefreshSkew).
+func WithRefreshSkew(d time.Duration) Option {
+	return func(s *Store) error {
+		if d < 0 {
+			return fmt.Errorf("%w: WithRefreshSkew: negative", ErrConfig)
+		}
+		s.refreshSkew = d
+		return nil
+	}
+}
+
+// Defaults.
+const (
+	// StateLifetime is how long a flow's state can be completed.
+	StateLifetime = 10 * time.Minute
+	// DefaultRefreshSkew is how long before its expiry a token is refreshed.
+	DefaultRefreshSkew = 5 * time.Minute
+)
+
+// New returns a Store over db (with the migrations of tenancy, vault and
+// social applied) sealing tokens with v.
+func New(db bun.IDB, v *vault.Vault, opts ...Option) (*Store, error) {
+	if db == nil || v == nil {
+		return nil, fmt.Errorf("%w: New: nil db or vault", ErrConfig)
+	}
+	s := &Store{db: db, vault: v, now: time.Now, stateTTL: StateLifetime, refreshSkew: DefaultRefreshSkew}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(s); err != nil {
+			return nil, err
+		}
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s, nil
+}
+
+func (s *Store) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+func (s *Store) tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
+	return tenancy.RunInTx(ctx, s.db, nil, fn)
+}
+
+// Get returns the connection id of the context's tenant.
+func (s *Store) Get(ctx context.Context, id string) (Connection, error) {
+	var c Connection
+	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		c, err = get(ctx, tx, id, false)
+		return err
+	})
+	return c, err
+}
+
+func get(ctx context.Context, tx bun.IDB, id string, lock bool) (Connection, error) {
+	c := Connection{ID: id}
+	q := tx.NewSelect().Model(&c).WherePK()
+	if lock && tx.Dialect().Name() == dialect.PG {
+		q = q.For("UPDATE")
+	}
+	if err := q.Scan(ctx); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return Connection{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		return Connection{}, fmt.Errorf("social: get connection: %w", err)
+	}
+	return c, nil
+}
+
+// ListOptions filters List. The zero value lists every connection.
+type ListOptions struct {
+	// Platform, if set, keeps the connections of that platform.
+	Platform string
+	// Status, if set, keeps the connections in that status.
+	Status Status
+}
+
+// List returns the tenant's connections, oldest first. The caller owns
+// the slice.
+func (s *Store) List(ctx context.Context, o ListOptions) ([]Connection, error) {
+	var cs []Connection
+	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		q := tx.NewSelect().Model(&cs).Order("created_at", "id")
+		if o.Platform != "" {
+			q = q.Where("platform = ?", o.Platform)
+		}
+		if o.Status != "" {
+			q = q.Where("status = ?", o.Status)
+		}
+		return q.Scan(ctx)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("social: list connections: %w", err)
+	}
+	return cs, nil
+}
+
+// Find returns the tenant's connection of the platform account.
+func (s *Store) Find(ctx context.Context, platform, accountID string) (Connection, error) {
+	var c Connection
+	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		err := tx.NewSelect().Model(&c).Where("platform = ?", platform).Where("account_id = ?", accountID).Scan(ctx)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: %s account", ErrNotFound, platform)
+		}
+		return err
+	})
+	return c, err
+}
+
+// MarkSynced records that the connection's data was pulled at the
+// store's current time, with its display name and avatar.
+func (s *Store) MarkSynced(ctx context.Context, id, displayName, avatarURL string) error {
+	now := s.clock()
+	return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		_, err := tx.NewUpdate().Model((*Connection)(nil)).
+			Set("display_name = ?", displayName).Set("avatar_url = ?", avatarURL).
+			Set("last_sync_at = ?", now).Set("updated_at = ?", now).
+			Where("id = ?", id).Exec(ctx)
+		return err
+	})
+}
+
+// MarkNeedsReauth records that the platform refused the connection's
+// tokens: it moves an active connection to needs_reauth and audits it.
+// Typed clients call it when the platform answers that the access token
+// is invalid.
+func (s *Store) MarkNeedsReauth(ctx context.Context, id, reason string) error {
+	return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		return s.markNeedsReauth(ctx, tx, id, reason)
+	})
+}
+
+func (s *Store) markNeedsReauth(ctx context.Context, tx bun.Tx, id, reason string) error {
+	now := s.clock()
+	res, err := tx.NewUpdate().Model((*Connection)(nil)).
+		Set("status = ?", StatusNeedsReauth).Set("updated_at = ?", now).
+		Where("id = ?", id).Where("status = ?", StatusActive).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("social: mark needs_reauth: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil
+	}
+	s.log.InfoContext(ctx, "social: connection needs reauthorization", "connection", id, "reason", reason)
+	return s.audit(ctx, tx, tenancy.AuditEvent{
+		Action: "connection.needs_reauth", Target: "connection:" + id,
+		Metadata: map[string]string{"reason": reason},
+	})
+}
+
+func (s *Store) audit(ctx context.Context, tx bun.Tx, ev tenancy.AuditEvent) error {
+	log, err := tenancy.NewAuditLog(tx, tenancy.WithClock(s.now))
+	if err != nil {
+		return err
+	}
+	_, err = log.Append(ctx, ev)
+	return err
+}
+
+var _ bun.AfterScanRowHook = (*Connection)(nil)
+
+// AfterScanRow returns the connection's times in UTC whatever the driver
+// gave.
+func (c *Connection) AfterScanRow(context.Context) error {
+	for _, t := range []*time.Time{&c.TokenExpiry, &c.RefreshExpiry, &c.LastSyncAt, &c.CreatedAt, &c.UpdatedAt, &c.RevokedAt} {
+		if !t.IsZero() {
+			*t = t.UTC()
+		}
+	}
+	return nil
+}

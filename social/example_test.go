@@ -1,0 +1,74 @@
+package social_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"github.com/tink-crypto/tink-go/v2/aead"
+	"github.com/tink-crypto/tink-go/v2/keyset"
+
+	"github.com/socialcrm/socialcrm/internal/migrations"
+	"github.com/socialcrm/socialcrm/internal/sqldb"
+	"github.com/socialcrm/socialcrm/social"
+	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/tiktok"
+	"github.com/socialcrm/socialcrm/tiktok/tiktoktest"
+	"github.com/socialcrm/socialcrm/vault"
+)
+
+// Connect an account with a read-only flow, then disconnect it: the
+// platform revokes, the sealed tokens are deleted, and the hook hands the
+// connection to retention.
+func ExampleFlow() {
+	srv, _ := tiktoktest.NewServer(
+		tiktoktest.WithApp(tiktoktest.App{ClientKey: "ck", ClientSecret: "cs",
+			RedirectURIs: []string{"https://crm.example/callback/"},
+			Scopes:       []string{"user.info.basic", "user.info.profile", "video.list", "video.publish"}}),
+		tiktoktest.WithUser(tiktoktest.User{OpenID: "u1", DisplayName: "Ana"}),
+	)
+	defer srv.Close()
+	dir, _ := os.MkdirTemp("", "social-example")
+	defer os.RemoveAll(dir)
+	db, _ := sqldb.SQLite(filepath.Join(dir, "crm.db"))
+	defer db.Close()
+	ctx := context.Background()
+	if err := migrations.Run(ctx, db, tenancy.Migrations(), vault.Migrations(), social.Migrations()); err != nil {
+		panic(err)
+	}
+	_, _ = tenancy.InstallGuard(db, append(vault.Models(), social.Models()...)...)
+	h, _ := keyset.NewHandle(aead.AES256GCMKeyTemplate())
+	kek, _ := aead.New(h)
+	v, _ := vault.New(db, kek, vault.WithColumns(social.SealedColumns()...))
+	store, _ := social.New(db, v, social.WithDisconnectHook(func(_ context.Context, c social.Connection) error {
+		fmt.Println("purge data of", c.Platform, "connection")
+		return nil
+	}))
+	provider, _ := tiktok.NewProvider(tiktok.Config{ClientKey: "ck", ClientSecret: "cs",
+		RedirectURL: "https://crm.example/callback/", BaseURL: srv.URL, AuthorizeURL: srv.AuthorizeURL})
+
+	_, err := store.NewFlow(provider, social.FlowConfig{Features: []string{"profile", "publish"}, ReadOnly: true})
+	fmt.Println(errors.Is(err, social.ErrWriteScope))
+
+	flow, _ := store.NewFlow(provider, social.FlowConfig{Features: []string{"profile", "video.read"}, ReadOnly: true})
+	fmt.Println("requesting", flow.Scopes())
+	ctx = tenancy.WithPrincipal(ctx, tenancy.Principal{TenantID: tenancy.NewID(), Role: tenancy.RoleOwner})
+	consentURL, _ := flow.Begin(ctx)
+	callback, _ := srv.Consent(consentURL, "u1", tiktoktest.ConsentOptions{})
+	u, _ := url.Parse(callback)
+	conn, _ := flow.Complete(ctx, u.Query())
+	_, err = flow.Complete(ctx, u.Query())
+	fmt.Println("replay:", errors.Is(err, social.ErrStateUsed))
+
+	conn, _ = store.Disconnect(ctx, conn.ID, provider)
+	fmt.Println(conn.Status, conn.AccessToken.IsZero())
+	// Output:
+	// true
+	// requesting [user.info.basic user.info.profile video.list]
+	// replay: true
+	// purge data of tiktok connection
+	// revoked true
+}

@@ -1,0 +1,250 @@
+package social
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/uptrace/bun"
+	"golang.org/x/oauth2"
+
+	"github.com/socialcrm/socialcrm/tenancy"
+)
+
+// errConflict means another writer changed the tokens between our read
+// and our compare-and-swap; the caller reads again.
+var errConflict = errors.New("social: token version changed")
+
+// Token returns a valid access token of the connection, opened in memory
+// only, refreshing it through p first when it expires within the refresh
+// skew. A refresh persists the rotated tokens with a compare-and-swap on
+// the connection's token version, inside a transaction that holds the
+// connection's row (SELECT … FOR UPDATE on PostgreSQL, the write lock on
+// SQLite) while the platform is called, so two processes never spend the
+// same single-use refresh token: the second one finds the tokens the first
+// stored. A refresh token the platform refuses marks the connection
+// needs_reauth and fails with ErrNeedsReauth.
+func (s *Store) Token(ctx context.Context, id string, p Provider) (*oauth2.Token, error) {
+	c, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := usable(c); err != nil {
+		return nil, err
+	}
+	if s.fresh(c) {
+		return s.openAccess(ctx, c)
+	}
+	for range 3 {
+		tok, err := s.refresh(ctx, id, p)
+		if errors.Is(err, errConflict) {
+			continue
+		}
+		return tok, err
+	}
+	return nil, fmt.Errorf("social: refresh: %w", errConflict)
+}
+
+func usable(c Connection) error {
+	switch c.Status {
+	case StatusActive:
+		return nil
+	case StatusRevoked:
+		return fmt.Errorf("%w: %s", ErrRevoked, c.ID)
+	default:
+		return fmt.Errorf("%w: %s", ErrNeedsReauth, c.ID)
+	}
+}
+
+// fresh reports whether c's access token stays valid beyond the skew.
+func (s *Store) fresh(c Connection) bool {
+	return c.TokenExpiry.IsZero() || s.clock().Add(s.refreshSkew).Before(c.TokenExpiry)
+}
+
+func (s *Store) openAccess(ctx context.Context, c Connection) (*oauth2.Token, error) {
+	sec, err := s.vault.Open(ctx, c.AccessToken, binding(c.ID, "access_token"))
+	if err != nil {
+		return nil, fmt.Errorf("social: open access token: %w", err)
+	}
+	tok := &oauth2.Token{AccessToken: string(sec.Reveal()), TokenType: "Bearer", Expiry: c.TokenExpiry}
+	sec.Wipe()
+	return tok, nil
+}
+
+func (s *Store) refresh(ctx context.Context, id string, p Provider) (*oauth2.Token, error) {
+	var tok *oauth2.Token
+	var refused error
+	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		c, err := get(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if err := usable(c); err != nil {
+			return err
+		}
+		if s.fresh(c) { // another process refreshed while we waited
+			tok, err = s.openAccess(ctx, c)
+			return err
+		}
+		now := s.clock()
+		if c.RefreshToken.IsZero() || !c.RefreshExpiry.IsZero() && !now.Before(c.RefreshExpiry) {
+			refused = fmt.Errorf("%w: %s: refresh token missing or expired", ErrNeedsReauth, id)
+			return s.markNeedsReauth(ctx, tx, id, "refresh_token_expired")
+		}
+		rt, err := s.vault.Open(ctx, c.RefreshToken, binding(c.ID, "refresh_token"))
+		if err != nil {
+			return fmt.Errorf("social: open refresh token: %w", err)
+		}
+		g, err := p.Refresh(ctx, rt)
+		rt.Wipe()
+		if errors.Is(err, ErrInvalidGrant) {
+			refused = fmt.Errorf("%w: %w", ErrNeedsReauth, err)
+			return s.markNeedsReauth(ctx, tx, id, "invalid_grant")
+		}
+		if err != nil {
+			return err
+		}
+		defer g.Wipe()
+		prev := c.TokenVersion
+		c.TokenVersion++
+		c.UpdatedAt = now
+		if err := s.sealGrant(ctx, &c, g, now); err != nil {
+			return err
+		}
+		if len(g.Scopes) > 0 {
+			c.Scopes = g.Scopes.Intersect(c.Requested)
+		}
+		res, err := tx.NewUpdate().Model(&c).
+			Column("access_token", "refresh_token", "token_expiry", "refresh_expiry", "token_version", "scopes", "updated_at").
+			WherePK().Where("token_version = ?", prev).Exec(ctx)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return errConflict
+		}
+		tok = &oauth2.Token{AccessToken: string(g.AccessToken.Reveal()), TokenType: "Bearer", Expiry: c.TokenExpiry}
+		return nil
+	})
+	if err == nil && refused != nil {
+		return nil, refused
+	}
+	if err != nil && !errors.Is(err, errConflict) && !errors.Is(err, ErrNotFound) &&
+		!errors.Is(err, ErrRevoked) && !errors.Is(err, ErrNeedsReauth) {
+		err = fmt.Errorf("social: refresh: %w", err)
+	}
+	return tok, err
+}
+
+// TokenSource returns an oauth2.TokenSource for the connection: each Token
+// call returns the cached token while it is fresh and otherwise goes
+// through Store.Token. oauth2.TokenSource has no context parameter, so the
+// source keeps ctx (which carries the tenant) for its calls; build one per
+// request or job.
+func (s *Store) TokenSource(ctx context.Context, id string, p Provider) oauth2.TokenSource {
+	return &tokenSource{ctx: ctx, s: s, id: id, p: p}
+}
+
+type tokenSource struct {
+	ctx context.Context
+	s   *Store
+	id  string
+	p   Provider
+
+	mu  sync.Mutex
+	tok *oauth2.Token
+}
+
+func (ts *tokenSource) Token() (*oauth2.Token, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.tok != nil && (ts.tok.Expiry.IsZero() || ts.s.clock().Add(ts.s.refreshSkew).Before(ts.tok.Expiry)) {
+		t := *ts.tok
+		return &t, nil
+	}
+	tok, err := ts.s.Token(ts.ctx, ts.id, ts.p)
+	if err != nil {
+		ts.tok = nil
+		return nil, err
+	}
+	ts.tok = tok
+	t := *tok
+	return &t, nil
+}
+
+// Session is what a typed platform client needs from a connection: its
+// granted scopes, its tokens, and a way to report tokens the platform
+// refused. Get one with Store.Session; it is safe for concurrent use.
+type Session struct {
+	store *Store
+	p     Provider
+	conn  Connection
+
+	mu  sync.Mutex
+	tok *oauth2.Token
+}
+
+// Session returns a session on the active connection id, for p's platform.
+func (s *Store) Session(ctx context.Context, id string, p Provider) (*Session, error) {
+	c, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := usable(c); err != nil {
+		return nil, err
+	}
+	if p == nil || c.Platform != p.Platform() {
+		return nil, fmt.Errorf("%w: Session: provider does not match the connection's platform", ErrConfig)
+	}
+	return &Session{store: s, p: p, conn: c}, nil
+}
+
+// Connection returns the connection as loaded when the session began.
+func (ss *Session) Connection() Connection { return ss.conn }
+
+// Scopes returns the granted scopes.
+func (ss *Session) Scopes() Scopes { return ss.conn.Scopes }
+
+// Require returns a *ScopeError when the connection lacks any of need.
+func (ss *Session) Require(need ...string) error { return Require(ss.conn.Scopes, need...) }
+
+// Token returns a fresh access token (see Store.Token).
+func (ss *Session) Token(ctx context.Context) (*oauth2.Token, error) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.tok == nil || !ss.tok.Expiry.IsZero() && !ss.store.clock().Add(ss.store.refreshSkew).Before(ss.tok.Expiry) {
+		tok, err := ss.store.Token(ctx, ss.conn.ID, ss.p)
+		if err != nil {
+			return nil, err
+		}
+		ss.tok = tok
+	}
+	t := *ss.tok
+	return &t, nil
+}
+
+// Audit appends action to the tenant's audit log with the connection as
+// target, for what a client does on the user's instruction (publishing).
+func (ss *Session) Audit(ctx context.Context, action string, meta map[string]string) error {
+	m := map[string]string{"platform": ss.conn.Platform}
+	for k, v := range meta {
+		m[k] = v
+	}
+	return ss.store.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		return ss.store.audit(ctx, tx, tenancy.AuditEvent{Action: action, Target: "connection:" + ss.conn.ID, Metadata: m})
+	})
+}
+
+// Refused records that the platform answered that the access token is
+// invalid: the connection becomes needs_reauth. It returns an error
+// wrapping ErrNeedsReauth and cause.
+func (ss *Session) Refused(ctx context.Context, cause error) error {
+	ss.mu.Lock()
+	ss.tok = nil
+	ss.mu.Unlock()
+	if err := ss.store.MarkNeedsReauth(ctx, ss.conn.ID, "access_token_invalid"); err != nil {
+		return errors.Join(fmt.Errorf("%w: %w", ErrNeedsReauth, cause), err)
+	}
+	return fmt.Errorf("%w: %w", ErrNeedsReauth, cause)
+}

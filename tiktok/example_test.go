@@ -1,0 +1,99 @@
+package tiktok_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"github.com/tink-crypto/tink-go/v2/aead"
+	"github.com/tink-crypto/tink-go/v2/keyset"
+
+	"github.com/socialcrm/socialcrm/internal/migrations"
+	"github.com/socialcrm/socialcrm/internal/sqldb"
+	"github.com/socialcrm/socialcrm/social"
+	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/tiktok"
+	"github.com/socialcrm/socialcrm/tiktok/tiktoktest"
+	"github.com/socialcrm/socialcrm/vault"
+)
+
+// exampleStore opens a throwaway SQLite database with the tables and a
+// vault, as an application does at start-up.
+func exampleStore() (*social.Store, func()) {
+	dir, err := os.MkdirTemp("", "tiktok-example")
+	if err != nil {
+		panic(err)
+	}
+	db, err := sqldb.SQLite(filepath.Join(dir, "crm.db"))
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	if err := migrations.Run(ctx, db, tenancy.Migrations(), vault.Migrations(), social.Migrations()); err != nil {
+		panic(err)
+	}
+	if _, err := tenancy.InstallGuard(db, append(vault.Models(), social.Models()...)...); err != nil {
+		panic(err)
+	}
+	h, _ := keyset.NewHandle(aead.AES256GCMKeyTemplate())
+	kek, _ := aead.New(h)
+	v, err := vault.New(db, kek, vault.WithColumns(social.SealedColumns()...))
+	if err != nil {
+		panic(err)
+	}
+	store, err := social.New(db, v)
+	if err != nil {
+		panic(err)
+	}
+	return store, func() { db.Close(); os.RemoveAll(dir) }
+}
+
+// Connect a creator's TikTok account read-only, then read the profile.
+func Example() {
+	srv, _ := tiktoktest.NewServer(
+		tiktoktest.WithApp(tiktoktest.App{ClientKey: "ck", ClientSecret: "cs",
+			RedirectURIs: []string{"https://crm.example/callback/"},
+			Scopes:       []string{"user.info.basic", "user.info.profile", "user.info.stats", "video.list"}}),
+		tiktoktest.WithUser(tiktoktest.User{OpenID: "u1", DisplayName: "Ana", FollowerCount: 1200}),
+	)
+	defer srv.Close()
+	store, done := exampleStore()
+	defer done()
+
+	cfg := tiktok.Config{ClientKey: "ck", ClientSecret: "cs", RedirectURL: "https://crm.example/callback/",
+		BaseURL: srv.URL, AuthorizeURL: srv.AuthorizeURL}
+	provider, _ := tiktok.NewProvider(cfg)
+	flow, err := store.NewFlow(provider, social.FlowConfig{
+		Features: []string{"profile", "stats", "video.read"}, ReadOnly: true, Purposes: []string{"analytics"},
+	})
+	if err != nil {
+		panic(err)
+	}
+	ctx := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenancy.NewID(), Role: tenancy.RoleOwner})
+
+	consentURL, _ := flow.Begin(ctx)
+	// The creator consents but switches off the stats scope.
+	callback, _ := srv.Consent(consentURL, "u1", tiktoktest.ConsentOptions{Decline: []string{"user.info.stats"}})
+	u, _ := url.Parse(callback)
+	conn, err := flow.Complete(ctx, u.Query())
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(conn.Status, conn.Scopes, "declined:", conn.Declined())
+
+	sess, _ := store.Session(ctx, conn.ID, provider)
+	client, _ := tiktok.New(cfg, tiktok.WithSession(sess))
+	user, _, _ := client.User.Info(ctx, tiktok.UserInfoOptions{})
+	fmt.Println(user.DisplayName, user.FollowerCount)
+
+	_, _, err = client.User.Info(ctx, tiktok.UserInfoOptions{Fields: []string{"follower_count"}})
+	var se *social.ScopeError
+	fmt.Println(errors.As(err, &se), se.Missing)
+	// Output:
+	// active [user.info.basic user.info.profile video.list] declined: [user.info.stats]
+	// Ana 0
+	// true [user.info.stats]
+}

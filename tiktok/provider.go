@@ -1,0 +1,320 @@
+package tiktok
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/socialcrm/socialcrm/internal/httpx"
+	"github.com/socialcrm/socialcrm/social"
+	"github.com/socialcrm/socialcrm/vault"
+)
+
+// Hosts of the real TikTok APIs.
+const (
+	DefaultBaseURL      = "https://open.tiktokapis.com"
+	DefaultAuthorizeURL = "https://www.tiktok.com/v2/auth/authorize/"
+)
+
+// Platform is the name stored on TikTok connections.
+const Platform = "tiktok"
+
+// Scopes (https://developers.tiktok.com/doc/tiktok-api-scopes).
+const (
+	ScopeUserInfoBasic   = "user.info.basic"
+	ScopeUserInfoProfile = "user.info.profile"
+	ScopeUserInfoStats   = "user.info.stats"
+	ScopeVideoList       = "video.list"
+	ScopeVideoPublish    = "video.publish"
+	ScopeVideoUpload     = "video.upload"
+)
+
+// Features is TikTok's feature catalogue for social.FlowConfig.
+func Features() []social.Feature {
+	return []social.Feature{
+		{Name: "profile", Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeUserInfoProfile)},
+		{Name: "stats", Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeUserInfoStats)},
+		{Name: "video.read", Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeVideoList)},
+		{Name: "publish", Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeVideoPublish), Write: true},
+		{Name: "upload", Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeVideoUpload), Write: true},
+	}
+}
+
+// Challenge is how the PKCE code_challenge encodes SHA-256(verifier).
+type Challenge int
+
+const (
+	// ChallengeHex is lower-case hex, what TikTok documents for desktop and
+	// mobile (the default).
+	ChallengeHex Challenge = iota
+	// ChallengeBase64URL is RFC 7636's base64url, what generic libraries
+	// send and what web flows reportedly accept (undocumented).
+	ChallengeBase64URL
+)
+
+// Config is a TikTok app's registration.
+type Config struct {
+	// ClientKey and ClientSecret identify the app. Required.
+	ClientKey, ClientSecret string
+	// RedirectURL is the registered callback, sent byte-identical at
+	// authorize and token exchange. Required for the OAuth flow.
+	RedirectURL string
+	// Challenge is the PKCE encoding of the app's platform (zero: hex).
+	Challenge Challenge
+	// BaseURL replaces DefaultBaseURL, AuthorizeURL DefaultAuthorizeURL
+	// (tiktoktest.Server's URL and AuthorizeURL in tests).
+	BaseURL, AuthorizeURL string
+}
+
+func (c Config) validate() error {
+	if c.ClientKey == "" || c.ClientSecret == "" {
+		return fmt.Errorf("tiktok: Config: ClientKey and ClientSecret are required")
+	}
+	return nil
+}
+
+func (c Config) base() string {
+	if c.BaseURL != "" {
+		return strings.TrimRight(c.BaseURL, "/")
+	}
+	return DefaultBaseURL
+}
+
+// Option configures a Provider or a Client.
+type Option func(*options) error
+
+type options struct {
+	hc      *http.Client
+	now     func() time.Time
+	wait    func(context.Context, time.Duration) error
+	session *social.Session
+	tries   int
+	keepRaw bool
+}
+
+// WithRawResponses makes Sync keep the raw API answers it fetched, as
+// social.RawResponse rows (a retention category of their own, 90 days by
+// default). Off by default.
+func WithRawResponses() Option {
+	return func(o *options) error {
+		o.keepRaw = true
+		return nil
+	}
+}
+
+// WithHTTPClient sets the HTTP client (default http.DefaultClient).
+func WithHTTPClient(hc *http.Client) Option {
+	return func(o *options) error {
+		if hc == nil {
+			return fmt.Errorf("tiktok: WithHTTPClient: nil client")
+		}
+		o.hc = hc
+		return nil
+	}
+}
+
+// WithClock sets the clock (default time.Now).
+func WithClock(now func() time.Time) Option {
+	return func(o *options) error {
+		if now == nil {
+			return fmt.Errorf("tiktok: WithClock: nil clock")
+		}
+		o.now = now
+		return nil
+	}
+}
+
+// WithRetry bounds the attempts per request (default 4, first included)
+// and sets how the client waits between them (nil: a timer honouring the
+// context); tests pass a wait that records instead of sleeping.
+func WithRetry(attempts int, wait func(ctx context.Context, d time.Duration) error) Option {
+	return func(o *options) error {
+		if attempts < 1 {
+			return fmt.Errorf("tiktok: WithRetry: attempts must be at least 1")
+		}
+		o.tries, o.wait = attempts, wait
+		return nil
+	}
+}
+
+func buildOptions(opts []Option) (options, error) {
+	var o options
+	for _, opt := range opts {
+		if opt == nil {
+			continue
+		}
+		if err := opt(&o); err != nil {
+			return o, err
+		}
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+	return o, nil
+}
+
+func (o options) retrier() *httpx.Retrier {
+	return &httpx.Retrier{Client: o.hc, Attempts: o.tries, Now: o.now, Wait: o.wait}
+}
+
+// Provider is TikTok's Login Kit v2 for social.Flow, the token source and
+// Disconnect. It is safe for concurrent use.
+type Provider struct {
+	cfg Config
+	rt  *httpx.Retrier
+	// grants sends token requests once: the token source calls Refresh
+	// while holding the connection's row, so it must not wait on retries,
+	// and a rotated refresh token cannot be presented twice.
+	grants *httpx.Retrier
+}
+
+var _ social.Provider = (*Provider)(nil)
+
+// NewProvider returns the Login Kit provider of cfg's app.
+func NewProvider(cfg Config, opts ...Option) (*Provider, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.RedirectURL == "" {
+		return nil, fmt.Errorf("tiktok: Config: RedirectURL is required for the provider")
+	}
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	grants := o.retrier()
+	grants.Attempts = 1
+	return &Provider{cfg: cfg, rt: o.retrier(), grants: grants}, nil
+}
+
+// Platform returns "tiktok".
+func (*Provider) Platform() string { return Platform }
+
+// Features returns Features().
+func (*Provider) Features() []social.Feature { return Features() }
+
+// CodeChallenge returns the S256 code_challenge of verifier in enc.
+func CodeChallenge(verifier string, enc Challenge) string {
+	sum := sha256.Sum256([]byte(verifier))
+	if enc == ChallengeBase64URL {
+		return base64.RawURLEncoding.EncodeToString(sum[:])
+	}
+	return hex.EncodeToString(sum[:])
+}
+
+// AuthCodeURL returns the consent URL: client_key, comma-separated scopes,
+// state and the S256 challenge of verifier.
+func (p *Provider) AuthCodeURL(state, verifier string, scopes social.Scopes) string {
+	authURL := p.cfg.AuthorizeURL
+	if authURL == "" {
+		authURL = DefaultAuthorizeURL
+	}
+	q := url.Values{
+		"client_key":            {p.cfg.ClientKey},
+		"response_type":         {"code"},
+		"scope":                 {scopes.Join(",")},
+		"redirect_uri":          {p.cfg.RedirectURL},
+		"state":                 {state},
+		"code_challenge":        {CodeChallenge(verifier, p.cfg.Challenge)},
+		"code_challenge_method": {"S256"},
+	}
+	return authURL + "?" + q.Encode()
+}
+
+type tokenResponse struct {
+	AccessToken      string `json:"access_token"`
+	ExpiresIn        int64  `json:"expires_in"`
+	OpenID           string `json:"open_id"`
+	RefreshExpiresIn int64  `json:"refresh_expires_in"`
+	RefreshToken     string `json:"refresh_token"`
+	Scope            string `json:"scope"`
+	Error            string `json:"error"`
+	ErrorDescription string `json:"error_description"`
+	LogID            string `json:"log_id"`
+}
+
+// Exchange trades code (the callback's, already URL-decoded) for tokens.
+func (p *Provider) Exchange(ctx context.Context, code, verifier string) (*social.Grant, error) {
+	f := url.Values{"code": {code}, "grant_type": {"authorization_code"}, "redirect_uri": {p.cfg.RedirectURL}}
+	if verifier != "" {
+		f.Set("code_verifier", verifier)
+	}
+	return p.token(ctx, f)
+}
+
+// Refresh trades a refresh token for new tokens; TikTok rotates refresh
+// tokens, so the grant's RefreshToken must replace the old one.
+func (p *Provider) Refresh(ctx context.Context, refreshToken vault.Secret) (*social.Grant, error) {
+	return p.token(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {string(refreshToken.Reveal())}})
+}
+
+func (p *Provider) token(ctx context.Context, f url.Values) (*social.Grant, error) {
+	var tr tokenResponse
+	if err := p.oauth(ctx, p.grants, "/v2/oauth/token/", f, &tr); err != nil {
+		return nil, err
+	}
+	if tr.AccessToken == "" || tr.OpenID == "" {
+		return nil, fmt.Errorf("tiktok: token answer without access_token or open_id [log_id %s]", tr.LogID)
+	}
+	return &social.Grant{
+		AccountID:        tr.OpenID,
+		Scopes:           social.ParseScopes(tr.Scope, ","),
+		AccessToken:      vault.NewSecret([]byte(tr.AccessToken)),
+		RefreshToken:     vault.NewSecret([]byte(tr.RefreshToken)),
+		ExpiresIn:        time.Duration(tr.ExpiresIn) * time.Second,
+		RefreshExpiresIn: time.Duration(tr.RefreshExpiresIn) * time.Second,
+	}, nil
+}
+
+// Revoke revokes the user's authorization of the app.
+func (p *Provider) Revoke(ctx context.Context, accessToken vault.Secret) error {
+	return p.oauth(ctx, p.rt, "/v2/oauth/revoke/", url.Values{"token": {string(accessToken.Reveal())}}, nil)
+}
+
+// oauth posts a form to an OAuth endpoint and decodes its flat answer. Any
+// body with a non-empty error is a failure, whatever the status. Only a
+// 429 is retried (by rt): token grants are not idempotent (refresh tokens
+// rotate).
+func (p *Provider) oauth(ctx context.Context, rt *httpx.Retrier, path string, f url.Values, out *tokenResponse) error {
+	f.Set("client_key", p.cfg.ClientKey)
+	f.Set("client_secret", p.cfg.ClientSecret)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.cfg.base()+path, strings.NewReader(f.Encode()))
+	if err != nil {
+		return fmt.Errorf("tiktok: %s: %w", path, err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Cache-Control", "no-cache")
+	resp, err := rt.Do(req, false)
+	if err != nil {
+		return transportError(path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return fmt.Errorf("tiktok: %s: read answer: %w", path, err)
+	}
+	var tr tokenResponse
+	if len(strings.TrimSpace(string(body))) > 0 {
+		if err := json.Unmarshal(body, &tr); err != nil {
+			return &OAuthError{StatusCode: resp.StatusCode, Code: "malformed_response", Description: fmt.Sprintf("unexpected answer of %d bytes", len(body))}
+		}
+	}
+	if tr.Error != "" {
+		return &OAuthError{StatusCode: resp.StatusCode, Code: tr.Error, Description: tr.ErrorDescription, LogID: tr.LogID}
+	}
+	if resp.StatusCode >= 300 {
+		return &OAuthError{StatusCode: resp.StatusCode, Code: "http_error", Description: http.StatusText(resp.StatusCode), LogID: tr.LogID}
+	}
+	if out != nil {
+		*out = tr
+	}
+	return nil
+}

@@ -1,0 +1,90 @@
+package tiktok
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/socialcrm/socialcrm/social"
+)
+
+// SyncStats counts what Sync did.
+type SyncStats struct {
+	Requests int
+	Videos   int
+}
+
+// Sync pulls the account's profile and stats (the fields its scopes
+// allow) and every public video (when video.list was granted), then stores
+// one metric snapshot with the engagement rate, upserts the videos as
+// social.Media (without their expiring cover URLs) and, with
+// WithRawResponses, the raw answers, all tagged with the connection's
+// purposes. Read it back with social.Store.Snapshots and Media.
+func (c *Client) Sync(ctx context.Context) (*social.SyncResult, SyncStats, error) {
+	var st SyncStats
+	var res social.SyncResult
+	var fields []string
+	granted := c.session.Scopes()
+	for _, f := range UserFields() {
+		if sc, _ := FieldScope(f); granted.Has(sc) {
+			fields = append(fields, f)
+		}
+	}
+	var data struct {
+		User User `json:"user"`
+	}
+	var raw []byte
+	keep := func() *[]byte {
+		if c.keepRaw {
+			raw = nil
+			return &raw
+		}
+		return nil
+	}
+	st.Requests++
+	if _, err := c.callKeep(ctx, "GET", "/v2/user/info/", fields, nil, &data, keep(), ScopeUserInfoBasic); err != nil {
+		return nil, st, fmt.Errorf("tiktok: sync: %w", err)
+	}
+	if c.keepRaw {
+		res.Raw = append(res.Raw, social.RawResponse{Endpoint: "/v2/user/info/", Body: string(raw)})
+	}
+	u := data.User
+	res.DisplayName = u.DisplayName
+	res.Snapshot = social.Snapshot{Followers: u.FollowerCount, Following: u.FollowingCount, Likes: u.LikesCount, MediaCount: u.VideoCount}
+	if granted.Has(ScopeVideoList) {
+		opts := VideoListOptions{MaxCount: MaxPageSize}
+		for {
+			var page VideoList
+			body := map[string]any{"max_count": MaxPageSize}
+			if opts.Cursor > 0 {
+				body["cursor"] = opts.Cursor
+			}
+			st.Requests++
+			if _, err := c.callKeep(ctx, "POST", "/v2/video/list/", VideoFields(), body, &page, keep(), ScopeVideoList); err != nil {
+				return nil, st, fmt.Errorf("tiktok: sync: %w", err)
+			}
+			if c.keepRaw {
+				res.Raw = append(res.Raw, social.RawResponse{Endpoint: "/v2/video/list/", Body: string(raw)})
+			}
+			for _, v := range page.Videos {
+				res.Media = append(res.Media, social.Media{
+					ExternalID: v.ID, Kind: "video", Title: v.Title, Description: v.VideoDescription,
+					ShareURL: v.ShareURL, PublishedAt: v.Created(), DurationSec: int64(v.Duration),
+					Views: v.ViewCount, Likes: int64(v.LikeCount), Comments: int64(v.CommentCount), Shares: int64(v.ShareCount),
+				})
+			}
+			if !page.HasMore || len(page.Videos) == 0 || page.Cursor == opts.Cursor {
+				break
+			}
+			opts.Cursor = page.Cursor
+		}
+		for _, m := range res.Media {
+			res.Snapshot.Views += m.Views
+		}
+		res.Snapshot.EngagementRate = social.EngagementRate(res.Media)
+	}
+	st.Videos = len(res.Media)
+	if err := c.session.SaveSync(ctx, &res); err != nil {
+		return nil, st, err
+	}
+	return &res, st, nil
+}

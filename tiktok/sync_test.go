@@ -1,0 +1,81 @@
+package tiktok_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/social"
+	"github.com/socialcrm/socialcrm/tiktok"
+	"github.com/socialcrm/socialcrm/tiktok/tiktoktest"
+)
+
+func TestSync(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newEnv(t, db)
+		base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		for i := range 45 {
+			require.NoError(t, e.srv.AddVideo(openID, tiktoktest.Video{
+				ID: fmt.Sprintf("7%018d", i), CreateTime: base.Add(time.Duration(i) * time.Hour),
+				CoverImageURL: "https://cdn.example/c.jpg", ViewCount: 100, LikeCount: 8, CommentCount: 1, ShareCount: 1,
+			}))
+		}
+		conn := e.connect([]string{"stats", "video.read"})
+		c := e.client(conn)
+		e.srv.ClearRequests()
+		res, st, err := c.Sync(e.ctx)
+		require.NoError(t, err)
+		require.Equal(t, 4, st.Requests, "one user info and the minimum three pages")
+		require.Len(t, e.srv.Requests(), 4)
+		require.Equal(t, 45, st.Videos)
+		require.InDelta(t, 0.1, res.Snapshot.EngagementRate, 1e-9)
+
+		require.NoError(t, e.srv.UpdateUser(openID, func(u *tiktoktest.User) { u.FollowerCount = 1500 }))
+		e.clk.Advance(24 * time.Hour)
+		_, _, err = c.Sync(e.ctx)
+		require.NoError(t, err)
+
+		trend, err := e.store.Snapshots(e.ctx, conn.ID)
+		require.NoError(t, err)
+		require.Len(t, trend, 2)
+		require.EqualValues(t, 1200, trend[0].Followers)
+		require.EqualValues(t, 1500, trend[1].Followers)
+		require.EqualValues(t, 4500, trend[1].Views)
+		require.Equal(t, social.Purposes{"analytics"}, trend[1].Purposes, "data tagged with the connection's purposes")
+		media, err := e.store.Media(e.ctx, conn.ID)
+		require.NoError(t, err)
+		require.Len(t, media, 45, "upserted, not duplicated")
+		require.Equal(t, fmt.Sprintf("7%018d", 44), media[0].ExternalID)
+		n, err := e.store.RawResponses(e.ctx, conn.ID)
+		require.NoError(t, err)
+		require.Zero(t, n, "raw responses only when asked")
+		got, err := e.store.Get(e.ctx, conn.ID)
+		require.NoError(t, err)
+		require.Equal(t, e.clk.Now(), got.LastSyncAt)
+		require.Equal(t, "Ana", got.DisplayName)
+
+		// Opting in keeps the raw answers.
+		sess, err := e.store.Session(e.ctx, conn.ID, e.prov)
+		require.NoError(t, err)
+		raw, err := tiktok.New(e.cfg, append(e.clientOpts(), tiktok.WithSession(sess), tiktok.WithRawResponses())...)
+		require.NoError(t, err)
+		_, _, err = raw.Sync(e.ctx)
+		require.NoError(t, err)
+		n, err = e.store.RawResponses(e.ctx, conn.ID)
+		require.NoError(t, err)
+		require.Equal(t, 4, n)
+	})
+}
+
+func TestDataCategories(t *testing.T) {
+	cats := social.DataCategories()
+	require.Len(t, cats, 3)
+	for _, c := range cats {
+		if c.Name == "social.raw_responses" {
+			require.Equal(t, 90*24*time.Hour, c.Period)
+		}
+	}
+}

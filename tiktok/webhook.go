@@ -1,0 +1,308 @@
+package tiktok
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/socialcrm/socialcrm/social"
+)
+
+// SignatureHeader carries a webhook delivery's signature (TikTok writes it
+// with both capitalizations; HTTP header names are case-insensitive).
+const SignatureHeader = "TikTok-Signature"
+
+// Webhook defaults.
+const (
+	// DefaultTolerance is how old a delivery's signed timestamp may be.
+	// TikTok names no number; five minutes is the common choice.
+	DefaultTolerance = 5 * time.Minute
+	// MaxWebhookBody bounds a delivery's body.
+	MaxWebhookBody = 1 << 20
+)
+
+// Webhook event names (https://developers.tiktok.com/doc/webhooks-events).
+const (
+	EventAuthorizationRemoved      = "authorization.removed"
+	EventVideoUploadFailed         = "video.upload.failed"
+	EventVideoPublishCompleted     = "video.publish.completed"
+	EventPostPublishFailed         = "post.publish.failed"
+	EventPostPublishComplete       = "post.publish.complete"
+	EventPostPublishInboxDelivered = "post.publish.inbox_delivered"
+	EventPostPublicAvailable       = "post.publish.publicly_available"
+	// EventPostNoLongerPublic is spelled as TikTok documents it;
+	// ParseEvent also accepts the corrected spelling and normalizes to it.
+	EventPostNoLongerPublic = "post.publish.no_longer_publicaly_available"
+)
+
+// ErrSignature is returned for a delivery whose signature is missing,
+// malformed, wrong, or too old.
+var ErrSignature = errors.New("tiktok: webhook signature invalid")
+
+// Event is a webhook delivery. Content is the event's payload, already
+// decoded from the JSON string TikTok sends it as.
+type Event struct {
+	ClientKey  string          `json:"client_key"`
+	Event      string          `json:"event"`
+	CreateTime int64           `json:"create_time"` // Unix seconds
+	UserOpenID string          `json:"user_openid"`
+	Content    json.RawMessage `json:"-"`
+}
+
+// AuthorizationRemoved is the content of authorization.removed. Reason: 0
+// unknown, 1 user disconnected, 2 account deleted, 3 age changed, 4 account
+// banned, 5 developer revoked.
+type AuthorizationRemoved struct {
+	Reason int `json:"reason"`
+}
+
+// PostEvent is the content of the post.publish.* events.
+type PostEvent struct {
+	PublishID   string      `json:"publish_id"`
+	PostID      json.Number `json:"post_id"`
+	PublishType string      `json:"publish_type"`
+	Reason      string      `json:"reason"`
+}
+
+// ParseEvent decodes a delivery body, including the second decode of its
+// content string. It does not verify the signature (VerifySignature).
+func ParseEvent(body []byte) (*Event, error) {
+	var raw struct {
+		ClientKey  string `json:"client_key"`
+		Event      string `json:"event"`
+		CreateTime int64  `json:"create_time"`
+		UserOpenID string `json:"user_openid"`
+		Content    string `json:"content"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, fmt.Errorf("tiktok: webhook body: %w", err)
+	}
+	if raw.Event == "" {
+		return nil, errors.New("tiktok: webhook body without event")
+	}
+	ev := &Event{ClientKey: raw.ClientKey, Event: raw.Event, CreateTime: raw.CreateTime, UserOpenID: raw.UserOpenID}
+	if ev.Event == "post.publish.no_longer_publicly_available" {
+		ev.Event = EventPostNoLongerPublic
+	}
+	if raw.Content != "" {
+		if !json.Valid([]byte(raw.Content)) {
+			return nil, errors.New("tiktok: webhook content is not JSON")
+		}
+		ev.Content = json.RawMessage(raw.Content)
+	}
+	return ev, nil
+}
+
+// Decode decodes the event's content into v (*AuthorizationRemoved,
+// *PostEvent, …).
+func (e *Event) Decode(v any) error {
+	if len(e.Content) == 0 {
+		return errors.New("tiktok: webhook event without content")
+	}
+	if err := json.Unmarshal(e.Content, v); err != nil {
+		return fmt.Errorf("tiktok: webhook content: %w", err)
+	}
+	return nil
+}
+
+// VerifySignature checks a TikTok-Signature value ("t=<unix>,s=<hex>")
+// against the raw body with the app's client secret, in constant time,
+// and that its timestamp is within tolerance of now. Failures match
+// ErrSignature.
+func VerifySignature(header string, body []byte, secret string, now time.Time, tolerance time.Duration) error {
+	var ts, sig string
+	for part := range strings.SplitSeq(header, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		switch k {
+		case "t":
+			ts = v
+		case "s":
+			sig = v
+		}
+	}
+	t, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || sig == "" {
+		return fmt.Errorf("%w: malformed header", ErrSignature)
+	}
+	got, err := hex.DecodeString(sig)
+	if err != nil {
+		return fmt.Errorf("%w: malformed header", ErrSignature)
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(ts))
+	mac.Write([]byte("."))
+	mac.Write(body)
+	if !hmac.Equal(got, mac.Sum(nil)) {
+		return fmt.Errorf("%w: mismatch", ErrSignature)
+	}
+	if age := now.Sub(time.Unix(t, 0)); age > tolerance || age < -tolerance {
+		return fmt.Errorf("%w: timestamp outside the tolerance", ErrSignature)
+	}
+	return nil
+}
+
+// Webhook is the http.Handler for TikTok's webhook deliveries: it reads
+// the raw body up to MaxWebhookBody, verifies the signature, dedupes
+// deliveries (they come at least once), disconnects the account's
+// connections on authorization.removed (starting their purge through the
+// store's disconnect hook), and passes every new event to the
+// WithEventHandler function. It answers 200 once a delivery is handled or
+// known, 401 for a bad signature, 400 for a malformed body, 413 for a body
+// too large, and 500 when handling failed (TikTok then retries). It is
+// safe for concurrent use.
+type Webhook struct {
+	cfg       Config
+	store     *social.Store
+	now       func() time.Time
+	tolerance time.Duration
+	onEvent   func(context.Context, *Event) error
+	log       *slog.Logger
+}
+
+// WebhookOption configures a Webhook.
+type WebhookOption func(*Webhook) error
+
+// WithTolerance sets how old a signed timestamp may be (default
+// DefaultTolerance).
+func WithTolerance(d time.Duration) WebhookOption {
+	return func(w *Webhook) error {
+		if d <= 0 {
+			return errors.New("tiktok: WithTolerance: must be positive")
+		}
+		w.tolerance = d
+		return nil
+	}
+}
+
+// WithEventHandler sets a function called with each new, verified event,
+// after the built-in handling. An error makes the delivery fail (500), so
+// TikTok retries it.
+func WithEventHandler(fn func(context.Context, *Event) error) WebhookOption {
+	return func(w *Webhook) error {
+		w.onEvent = fn
+		return nil
+	}
+}
+
+// WithWebhookClock sets the clock for the timestamp check (default
+// time.Now).
+func WithWebhookClock(now func() time.Time) WebhookOption {
+	return func(w *Webhook) error {
+		if now == nil {
+			return errors.New("tiktok: WithWebhookClock: nil clock")
+		}
+		w.now = now
+		return nil
+	}
+}
+
+// WithWebhookLogger sets the logger (default: discard).
+func WithWebhookLogger(l *slog.Logger) WebhookOption {
+	return func(w *Webhook) error {
+		w.log = l
+		return nil
+	}
+}
+
+// NewWebhook returns the webhook handler of cfg's app over store.
+func NewWebhook(cfg Config, store *social.Store, opts ...WebhookOption) (*Webhook, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if store == nil {
+		return nil, errors.New("tiktok: NewWebhook: nil store")
+	}
+	w := &Webhook{cfg: cfg, store: store, now: time.Now, tolerance: DefaultTolerance}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(w); err != nil {
+			return nil, err
+		}
+	}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	return w, nil
+}
+
+func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		rw.Header().Set("Allow", http.MethodPost)
+		http.Error(rw, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, MaxWebhookBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			http.Error(rw, "body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(rw, "bad body", http.StatusBadRequest)
+		return
+	}
+	if err := VerifySignature(r.Header.Get(SignatureHeader), body, w.cfg.ClientSecret, w.now(), w.tolerance); err != nil {
+		w.log.WarnContext(r.Context(), "tiktok: webhook refused", "error", err)
+		http.Error(rw, "invalid signature", http.StatusUnauthorized)
+		return
+	}
+	ev, err := ParseEvent(body)
+	if err != nil || ev.ClientKey != w.cfg.ClientKey {
+		http.Error(rw, "malformed event", http.StatusBadRequest)
+		return
+	}
+	if err := w.handle(r.Context(), ev, body); err != nil {
+		w.log.ErrorContext(r.Context(), "tiktok: webhook handling failed", "event", ev.Event, "error", err)
+		http.Error(rw, "handling failed", http.StatusInternalServerError)
+		return
+	}
+	rw.WriteHeader(http.StatusOK)
+}
+
+// handle processes ev once: TikTok documents no event id, so a delivery is
+// identified by its event, user, time and content.
+func (w *Webhook) handle(ctx context.Context, ev *Event, body []byte) error {
+	sum := sha256.Sum256(append([]byte(ev.Event+"\x00"+ev.UserOpenID+"\x00"+strconv.FormatInt(ev.CreateTime, 10)+"\x00"), ev.Content...))
+	key := hex.EncodeToString(sum[:])
+	first, err := w.store.FirstDelivery(ctx, Platform, key)
+	if err != nil || !first {
+		return err
+	}
+	err = w.dispatch(ctx, ev)
+	if err != nil {
+		if ferr := w.store.ForgetDelivery(ctx, Platform, key); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
+	}
+	return err
+}
+
+func (w *Webhook) dispatch(ctx context.Context, ev *Event) error {
+	if ev.Event == EventAuthorizationRemoved && ev.UserOpenID != "" {
+		var ar AuthorizationRemoved
+		if len(ev.Content) > 0 {
+			if err := ev.Decode(&ar); err != nil {
+				return err
+			}
+		}
+		if _, err := w.store.AccountRemoved(ctx, Platform, ev.UserOpenID, "authorization.removed:"+strconv.Itoa(ar.Reason)); err != nil {
+			return err
+		}
+	}
+	if w.onEvent != nil {
+		return w.onEvent(ctx, ev)
+	}
+	return nil
+}
