@@ -9,6 +9,7 @@ import (
 
 	"github.com/socialcrm/socialcrm/internal/migrations"
 	"github.com/socialcrm/socialcrm/internal/sqldb"
+	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
 )
@@ -28,7 +29,7 @@ func OpenDB(dsn string) (*bun.DB, error) {
 
 // migrationSets lists every package's migrations.
 func migrationSets() []*migrate.Migrations {
-	return []*migrate.Migrations{tenancy.Migrations(), vault.Migrations()}
+	return []*migrate.Migrations{tenancy.Migrations(), vault.Migrations(), social.Migrations()}
 }
 
 // Migrate applies every socialcrm package's schema migrations that db has
@@ -42,7 +43,15 @@ func Migrate(ctx context.Context, db *bun.DB) error {
 // Models returns a pointer to each tenant-owned model socialcrm defines, for
 // tenancy.InstallGuard.
 func Models() []any {
-	return append(tenancy.Models(), vault.Models()...)
+	models := append(tenancy.Models(), vault.Models()...)
+	return append(models, social.Models()...)
+}
+
+// SealedColumns lists every column socialcrm stores vault.Sealed values in,
+// for vault.WithColumns, so that Vault.Reseal re-encrypts all of them after
+// a key rotation.
+func SealedColumns() []vault.Column {
+	return social.SealedColumns()
 }
 
 // Guard installs the tenancy Guard on db for socialcrm's models and extra,

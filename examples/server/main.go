@@ -77,7 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	keys, err := vault.New(db, kek, vault.WithLogger(log))
+	keys, err := vault.New(db, kek, vault.WithLogger(log), vault.WithColumns(socialcrm.SealedColumns()...))
 	if err != nil {
 		return err
 	}
