@@ -50,6 +50,9 @@ type Category struct {
 	Time string
 	// Erase is how rows are erased (the zero value deletes them).
 	Erase Erase
+	// Omit names columns that Export leaves out: secrets that are not the
+	// subject's data to take away (password hashes, sealed tokens).
+	Omit []string
 	// LegalBasis and Purpose are free text for the data map ("contract",
 	// "legitimate interest: fraud prevention").
 	LegalBasis, Purpose string
@@ -131,6 +134,11 @@ func (c Category) validate() error {
 			return bad("Subject", kind+": condition must use ?value")
 		}
 	}
+	for _, col := range c.Omit {
+		if !isIdent(col) {
+			return bad("Omit", fmt.Sprintf("%q is not a plain column name", col))
+		}
+	}
 	for col := range c.Erase.Anonymize {
 		if !isIdent(col) {
 			return bad("Erase", fmt.Sprintf("anonymized column %q is not a plain column name", col))
@@ -153,6 +161,7 @@ func (c Category) columns() []string {
 			cols = append(cols, how)
 		}
 	}
+	cols = append(cols, c.Omit...)
 	return append(cols, c.Erase.columns()...)
 }
 

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -127,6 +128,7 @@ func (e *Engine) exportCategory(ctx context.Context, c Category, tid, cond strin
 		vals    []any
 		ptrs    []any
 		strs    []string
+		keep    []int // indexes of exported columns
 		cw      *csv.Writer
 		jsonBuf []byte
 	)
@@ -156,18 +158,24 @@ func (e *Engine) exportCategory(ctx context.Context, c Category, tid, cond strin
 				if cols, err = rows.Columns(); err != nil {
 					return err
 				}
-				vals, ptrs, strs = make([]any, len(cols)), make([]any, len(cols)), make([]string, len(cols))
+				vals, ptrs = make([]any, len(cols)), make([]any, len(cols))
+				var header []string
 				for i, col := range cols {
 					ptrs[i] = &vals[i]
 					if col == c.idColumn() {
 						idIdx = i
 					}
+					if !slices.Contains(c.Omit, col) {
+						keep = append(keep, i)
+						header = append(header, col)
+					}
 				}
+				strs = make([]string, len(keep))
 				if idIdx < 0 {
 					return fmt.Errorf("no id column %s", c.idColumn())
 				}
 				if cw != nil {
-					if err := cw.Write(cols); err != nil {
+					if err := cw.Write(header); err != nil {
 						return err
 					}
 				}
@@ -180,8 +188,8 @@ func (e *Engine) exportCategory(ctx context.Context, c Category, tid, cond strin
 					vals[i] = plain(vals[i])
 				}
 				if cw != nil {
-					for i, v := range vals {
-						strs[i] = csvValue(v)
+					for i, k := range keep {
+						strs[i] = csvValue(vals[k])
 					}
 					if err := cw.Write(strs); err != nil {
 						return err
@@ -192,13 +200,13 @@ func (e *Engine) exportCategory(ctx context.Context, c Category, tid, cond strin
 						jsonBuf = append(jsonBuf, ',')
 					}
 					jsonBuf = append(jsonBuf, "\n{"...)
-					for i, col := range cols {
+					for i, k := range keep {
 						if i > 0 {
 							jsonBuf = append(jsonBuf, ',')
 						}
-						jsonBuf = appendJSONString(jsonBuf, col)
+						jsonBuf = appendJSONString(jsonBuf, cols[k])
 						jsonBuf = append(jsonBuf, ':')
-						if jsonBuf, err = appendJSONValue(jsonBuf, vals[i]); err != nil {
+						if jsonBuf, err = appendJSONValue(jsonBuf, vals[k]); err != nil {
 							return err
 						}
 					}
@@ -227,6 +235,7 @@ func (e *Engine) exportCategory(ctx context.Context, c Category, tid, cond strin
 			if cols, err = e.columnsOf(ctx, c.Table); err != nil {
 				return 0, err
 			}
+			cols = slices.DeleteFunc(cols, func(col string) bool { return slices.Contains(c.Omit, col) })
 			if err := cw.Write(cols); err != nil {
 				return 0, err
 			}

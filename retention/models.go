@@ -145,9 +145,11 @@ func TenancyCategories(audit *tenancy.AuditLog) []Category {
 	return []Category{
 		{Name: "tenancy.member", Table: tenancy.TableMembers, Time: "created_at",
 			Subject:    map[string]string{"email": "email", "member_id": "id"},
+			Omit:       []string{"password_hash"},
 			LegalBasis: "contract", Purpose: "accounts of the tenant's staff, clients and creators"},
 		{Name: "tenancy.api_key", Table: tenancy.TableAPIKeys, Time: "created_at",
 			Subject:    map[string]string{"member_id": "member_id"},
+			Omit:       []string{"hash"},
 			LegalBasis: "contract", Purpose: "API access for the tenant's integrations"},
 		{Name: CategoryAudit, Table: tenancy.TableAuditLog, ID: "seq", Time: "at",
 			LegalBasis: "legal obligation and legitimate interest: security", Purpose: "tamper-evident log of sensitive actions (P22)",

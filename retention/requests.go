@@ -61,11 +61,11 @@ type Request struct {
 	bun.BaseModel `bun:"table:socialcrm_retention_requests,alias:rq"`
 	tenancy.Owned
 
-	ID           string            `bun:"id,pk" json:"id"`
-	Kind         RequestKind       `bun:"kind,notnull" json:"kind"`
-	Subject      map[string]string `bun:"subject,type:text,notnull" json:"subject"`
-	ReceivedAt   time.Time         `bun:"received_at,notnull" json:"received_at"`
-	DueAt        time.Time         `bun:"due_at,notnull" json:"due_at"`
+	ID         string            `bun:"id,pk" json:"id"`
+	Kind       RequestKind       `bun:"kind,notnull" json:"kind"`
+	Subject    map[string]string `bun:"subject,type:text,notnull" json:"subject"`
+	ReceivedAt time.Time         `bun:"received_at,notnull" json:"received_at"`
+	DueAt      time.Time         `bun:"due_at,notnull" json:"due_at"`
 	// ExtensionReason is set when the deadline was extended (once).
 	ExtensionReason string        `bun:"extension_reason,notnull" json:"extension_reason,omitempty"`
 	Verification    Verification  `bun:"verification,notnull" json:"verification"`
@@ -141,7 +141,17 @@ func (e *Engine) get(ctx context.Context, tx bun.IDB, id string, r *Request) err
 	if err != nil {
 		return fmt.Errorf("retention: get request: %w", err)
 	}
+	r.utc()
 	return nil
+}
+
+// utc reports times in UTC whatever zone the driver read them in.
+func (r *Request) utc() {
+	r.ReceivedAt, r.DueAt = r.ReceivedAt.UTC(), r.DueAt.UTC()
+	if r.CompletedAt != nil {
+		t := r.CompletedAt.UTC()
+		r.CompletedAt = &t
+	}
 }
 
 // update loads request id, lets change modify it, and saves it with an
@@ -225,6 +235,9 @@ func (e *Engine) Overdue(ctx context.Context, now time.Time) ([]Request, error) 
 		})
 		if err != nil {
 			return nil, fmt.Errorf("retention: overdue requests: %w", err)
+		}
+		for i := range rs {
+			rs[i].utc()
 		}
 		return rs, nil
 	}

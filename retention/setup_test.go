@@ -157,6 +157,7 @@ func testCategories(rev *revocations) []retention.Category {
 			LegalBasis: "legal obligation (tax law)", Purpose: "billing"},
 		{Name: retention.CategoryConnection, Table: "test_connections", Time: "connected_at",
 			Subject:    map[string]string{"account_id": "account_id"},
+			Omit:       []string{"token"},
 			LegalBasis: "contract", Purpose: "connected social accounts and their tokens",
 			BeforeErase: func(_ context.Context, _ bun.Tx, ids []string) error {
 				if rev != nil {
@@ -218,7 +219,6 @@ func newEnv(t testing.TB, db *dbtest.DB, opts ...retention.Option) *env {
 	require.NoError(t, e.Register(retention.OwnCategories()...))
 	return &env{db: db, clock: c, e: e, store: store, rev: rev}
 }
-
 
 // tenant creates a tenant and returns its id and a context acting as its
 // owner.

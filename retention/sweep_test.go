@@ -3,8 +3,8 @@ package retention_test
 import (
 	"context"
 	"errors"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
