@@ -38,6 +38,9 @@ type job struct {
 	args   []any
 	action string
 	meta   map[string]string
+	// delete deletes rows even when the category anonymizes (tenant purge:
+	// nobody is left for whom an anonymized row is kept).
+	delete bool
 	rc     *CategoryReceipt
 }
 
@@ -125,6 +128,9 @@ func (e *Engine) count(ctx context.Context, c Category, tid string, conds []stri
 // receipt, and fills j.rc.
 func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 	c := j.cat
+	if j.delete {
+		c.Erase = Erase{}
+	}
 	if n, a := notAnonymized(c); n != "" {
 		j.where(n, a...)
 	}
@@ -243,6 +249,9 @@ func (e *Engine) receipt(ctx context.Context, db bun.IDB, j *job, n int64) error
 	md := map[string]string{
 		"category": j.cat.Name, "count": strconv.FormatInt(n, 10), "held": strconv.FormatInt(j.rc.Held, 10),
 		"kept": strconv.FormatInt(j.rc.Kept, 10), "policy": j.rc.Policy, "rule": j.rc.Rule, "erase": j.cat.Erase.String(),
+	}
+	if j.delete {
+		md["erase"] = "delete"
 	}
 	if j.rc.Window != "" {
 		md["window"] = j.rc.Window

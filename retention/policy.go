@@ -155,7 +155,7 @@ func formatPeriod(d time.Duration) string {
 	switch {
 	case d%Year == 0:
 		return plural(int64(d/Year), "year")
-	case d%Month == 0:
+	case d >= 12*Month && d%Month == 0:
 		return plural(int64(d/Month), "month")
 	case d%Day == 0:
 		return plural(int64(d/Day), "day")

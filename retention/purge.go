@@ -21,7 +21,9 @@ type PurgeResult struct {
 
 // PurgeTenants purges every closed tenant whose grace period ended at or
 // before now: it erases every category except those a legal-obligation
-// rule keeps (they are swept by age later), in batches with receipts
+// rule keeps (they are swept by age later), in batches with receipts; rows
+// of anonymizing categories are deleted, since nobody is left for whom an
+// anonymized row would be kept
 // (action "retention.purged"); then, if no legal hold kept anything, it
 // calls the tenant purge hooks (crypto-shredding of the tenant's key) and
 // marks the tenant purged. It must be called with the system principal.
@@ -75,7 +77,10 @@ func (e *Engine) purge(ctx context.Context, tid string, now time.Time) (PurgeRes
 				rc.Erased = n
 			}
 		} else {
-			j := &job{cat: c, tid: tid, action: "retention.purged", rc: &rc}
+			j := &job{cat: c, tid: tid, action: "retention.purged", rc: &rc, delete: true}
+			if c.Table == TableHolds {
+				j.where("r.released_at IS NOT NULL") // active holds outlive the purge they stop
+			}
 			if err := e.run(ctx, j, hs); err != nil {
 				return res, err
 			}
