@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -185,5 +184,3 @@ func (e *Engine) cleanEvents(ctx context.Context, now time.Time) error {
 	}
 	return nil
 }
-
-var _ = strconv.Itoa
