@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"os"
 	"os/exec"
 	"strconv"
@@ -257,13 +259,22 @@ func TestCrashAtKillPoints(t *testing.T) {
 		t.Logf("%d kill points (%d kinds)", len(points), len(distinct))
 		require.GreaterOrEqual(t, len(points), 20)
 
-		// Kill at up to 24 points spread over the whole run, always
-		// including the first and the last.
-		var at []int
-		const maxRuns = 24
-		for i := range maxRuns {
-			at = append(at, 1+i*(len(points)-1)/(maxRuns-1))
+		// Kill at 24 points spread over the whole run (the first and the
+		// last included), and at the first two occurrences of every kind of
+		// point.
+		const spread = 24
+		chosen := map[int]bool{}
+		for i := range spread {
+			chosen[1+i*(len(points)-1)/(spread-1)] = true
 		}
+		kinds := map[string]int{}
+		for i, p := range points {
+			if kinds[p] < 2 {
+				kinds[p]++
+				chosen[i+1] = true
+			}
+		}
+		at := slices.Sorted(maps.Keys(chosen))
 		hit := map[string]bool{}
 		for _, n := range at {
 			db := fresh()
@@ -288,6 +299,6 @@ func TestCrashAtKillPoints(t *testing.T) {
 			consistent(t, db, initial)
 		}
 		t.Logf("killed at %d points of %d kinds", len(at), len(hit))
-		require.GreaterOrEqual(t, len(hit), 8, "kill points of every kind")
+		require.Len(t, hit, len(distinct), "kill points of every kind")
 	})
 }
