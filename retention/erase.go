@@ -166,6 +166,7 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 	wrote := false
 	for {
 		var ids []string
+		var erased int64
 		err := tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
 			q, a := sel, append([]any{j.tid}, args...)
 			if last != "" {
@@ -191,6 +192,7 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 			if err != nil {
 				return err
 			}
+			erased = n
 			e.point("batch.erased")
 			if err := e.receipt(ctx, tx, j, n); err != nil {
 				return err
@@ -206,7 +208,7 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 		}
 		e.point("batch.committed")
 		wrote = true
-		j.rc.Erased += int64(len(ids))
+		j.rc.Erased += erased
 		last = ids[len(ids)-1]
 		if len(ids) < e.batch {
 			break
