@@ -151,9 +151,8 @@ func New(db bun.IDB, opts ...Option) (*Engine, error) {
 func (e *Engine) Policy() Policy { return e.policy }
 
 // Register adds categories. It fails, registering none of them, with a
-// *CategoryError for a bad declaration or a duplicate name, and with a
-// *PolicyError when the policy names a category badly (a rule for a
-// category not registered yet is accepted until Check).
+// *CategoryError for a bad declaration or a duplicate name. Check, Sweep and
+// the other operations validate the policy against what is registered.
 func (e *Engine) Register(cats ...Category) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -213,7 +212,7 @@ func (e *Engine) point(name string) {
 func (e *Engine) Check(ctx context.Context) error {
 	cats := e.catMap()
 	var errs []error
-	if err := e.policy.validate(cats); err != nil {
+	if err := e.policy.validate(cats, true); err != nil {
 		errs = append(errs, err)
 	}
 	schema, err := e.schema(ctx)

@@ -123,16 +123,17 @@ func Migrations() *migrate.Migrations {
 }
 
 // OwnCategories declares the engine's own tables: data-subject requests
-// (kept 3 years as evidence of how each was answered), legal holds (kept
-// while active, then 3 years) and recorded events (24 months). Register
-// them so that Uncovered reports nothing for them.
+// (ExamplePolicy keeps them 3 years as evidence of how each was answered),
+// legal holds (a tenant purge erases only released ones) and recorded
+// events (removed once processed; ExamplePolicy bounds them at 24 months).
+// Register them so that Uncovered reports nothing for them.
 func OwnCategories() []Category {
 	return []Category{
-		{Name: "retention.request", Table: TableRequests, Time: "received_at",
+		{Name: CategoryRequest, Table: TableRequests, Time: "received_at",
 			LegalBasis: "legal obligation (GDPR art. 5(2), accountability)", Purpose: "evidence of answered data-subject requests"},
-		{Name: "retention.hold", Table: TableHolds, Time: "created_at",
+		{Name: CategoryHold, Table: TableHolds, Time: "created_at",
 			LegalBasis: "legal obligation", Purpose: "legal holds that suspend erasure"},
-		{Name: "retention.event", Table: TableEvents, Time: "at",
+		{Name: CategoryEvent, Table: TableEvents, Time: "at",
 			LegalBasis: "legitimate interest", Purpose: "triggers of retention periods (disconnections, deauthorizations)"},
 	}
 }
@@ -154,7 +155,7 @@ func TenancyCategories(audit *tenancy.AuditLog) []Category {
 		{Name: CategoryAudit, Table: tenancy.TableAuditLog, ID: "seq", Time: "at",
 			LegalBasis: "legal obligation and legitimate interest: security", Purpose: "tamper-evident log of sensitive actions (P22)",
 			Truncate: audit.Truncate},
-		{Name: CategoryAuditCheckpt, Table: tenancy.TableAuditCheckpoints, ID: "seq", Time: "at",
+		{Name: CategoryAuditCheckpoint, Table: tenancy.TableAuditCheckpoints, ID: "seq", Time: "at",
 			LegalBasis: "legal obligation and legitimate interest: security", Purpose: "verification anchor of the truncated audit log",
 			Truncate: func(context.Context, time.Time) (int64, error) { return 0, nil }},
 	}

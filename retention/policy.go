@@ -67,7 +67,9 @@ func (p Policy) rule(category string) (Rule, bool) {
 	return Rule{}, false
 }
 
-func (p Policy) validate(cats map[string]Category) error {
+// validate checks the rules against the registered categories; strict
+// also refuses rules for categories that are not registered.
+func (p Policy) validate(cats map[string]Category, strict bool) error {
 	seen := map[string]bool{}
 	for _, r := range p.Rules {
 		bad := func(reason string) error {
@@ -75,6 +77,8 @@ func (p Policy) validate(cats map[string]Category) error {
 		}
 		c, ok := cats[r.Category]
 		switch {
+		case !ok && !strict:
+			continue
 		case !ok:
 			return bad("no such category")
 		case seen[r.Category]:
@@ -99,14 +103,25 @@ func (p Policy) validate(cats map[string]Category) error {
 // Category names used by ExamplePolicy. The domain packages declare the
 // categories; these names are the contract between them and the policy.
 const (
-	CategoryRawResponse   = "social.raw_response"
-	CategoryMetrics       = "social.metrics"
-	CategoryConnection    = "social.connection"
-	CategoryInvoice       = "billing.invoice"
-	CategoryAudit         = "security.audit"
-	CategoryAuditCheckpt  = "security.audit_checkpoint"
-	EventDeauthorized     = "connection.deauthorized"
-	EventDisconnected     = "connection.disconnected"
+	CategoryRawResponse     = "social.raw_response"
+	CategoryMetrics         = "social.metrics"
+	CategoryConnection      = "social.connection"
+	CategoryInvoice         = "billing.invoice"
+	CategoryAudit           = "security.audit"
+	CategoryAuditCheckpoint = "security.audit_checkpoint"
+	CategoryRequest         = "retention.request"
+	CategoryHold            = "retention.hold"
+	CategoryEvent           = "retention.event"
+)
+
+// Events that ExamplePolicy's rules are triggered by; record them with
+// Engine.RecordEvent.
+const (
+	EventDeauthorized = "connection.deauthorized"
+	EventDisconnected = "connection.disconnected"
+)
+
+const (
 	defaultRequestDue     = 30 * Day
 	defaultBatchSize      = 1000
 	maxBatchSize          = 100000
@@ -123,7 +138,13 @@ const (
 //     subject erasure and tenant purge);
 //   - P10: security and audit logs 12 months (kept through erasure for
 //     the security obligation);
-//   - P8: 30 days of grace after a tenant closes, then the purge.
+//   - P8: 30 days of grace after a tenant closes, then the purge;
+//   - P12: answered data-subject requests kept 3 years as evidence, and
+//     recorded trigger events at most 24 months.
+//
+// Rules naming categories that are not registered are ignored by Sweep and
+// reported by Check, so a program that links only some of the declaring
+// packages can use the example policy as it is.
 func ExamplePolicy() Policy {
 	return Policy{
 		Name:         "example-2026",
@@ -134,7 +155,9 @@ func ExamplePolicy() Policy {
 			{Category: CategoryConnection, Period: 30 * Day, Event: EventDeauthorized, Note: "P6: purged within 30 days of deauthorization"},
 			{Category: CategoryInvoice, Period: 7 * Year, Keep: true, Note: "P9: billing records kept 7 years"},
 			{Category: CategoryAudit, Period: 12 * Month, Keep: true, Note: "P10: security logs kept 12 months"},
-			{Category: CategoryAuditCheckpt, Period: 12 * Month, Keep: true, Note: "P10: with the audit log"},
+			{Category: CategoryAuditCheckpoint, Period: 12 * Month, Keep: true, Note: "P10: with the audit log"},
+			{Category: CategoryRequest, Period: 3 * Year, Keep: true, Note: "P12: evidence of how each request was answered"},
+			{Category: CategoryEvent, Period: 24 * Month, Note: "triggers outliving every rule that uses them"},
 		},
 	}
 }

@@ -62,7 +62,7 @@ func (e *Engine) Sweep(ctx context.Context, now time.Time) (Report, error) {
 	if err := requireSystem(ctx); err != nil {
 		return rep, err
 	}
-	if err := e.policy.validate(e.catMap()); err != nil {
+	if err := e.policy.validate(e.catMap(), false); err != nil {
 		return rep, err
 	}
 	now = now.UTC().Truncate(time.Microsecond)

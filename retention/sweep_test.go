@@ -75,6 +75,14 @@ func TestCheckAndUncovered(t *testing.T) {
 		require.ErrorAs(t, err, &pe)
 		require.Contains(t, err.Error(), "no column nope")
 		require.Contains(t, err.Error(), "no column mail")
+
+		// Sweep ignores rules for categories a program does not link.
+		e, err = retention.New(db, retention.WithPolicy(retention.ExamplePolicy()))
+		require.NoError(t, err)
+		require.NoError(t, e.Register(testCategories(nil)[0]))
+		_, err = e.Sweep(system(), epoch)
+		require.NoError(t, err)
+		require.ErrorAs(t, e.Check(ctx), &pe)
 	})
 }
 
