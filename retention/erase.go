@@ -162,19 +162,15 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 	for _, cond := range conds {
 		sel += " AND (" + cond + ")"
 	}
-	var last string
 	wrote := false
 	for {
 		var ids []string
 		var erased int64
 		err := tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
-			q, a := sel, append([]any{j.tid}, args...)
-			if last != "" {
-				q += " AND " + id + " > ?"
-				a = append(a, last)
-			}
-			q += " ORDER BY " + id + " LIMIT ?"
-			a = append(a, e.batch)
+			// No ORDER BY: erased rows leave the selection (deleted, or no
+			// longer matching once anonymized), so each batch takes any due
+			// rows and the planner may use the time index.
+			q, a := sel+" LIMIT ?", append(append([]any{j.tid}, args...), e.batch)
 			if err := tx.NewRaw(q, a...).Scan(ctx, &ids); err != nil {
 				return fmt.Errorf("retention: select %s: %w", c.Name, err)
 			}
@@ -191,6 +187,10 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 			n, err := e.eraseIDs(ctx, tx, c, j.tid, ids)
 			if err != nil {
 				return err
+			}
+			if n == 0 {
+				// Nothing changed, so the next selection would be the same.
+				return fmt.Errorf("retention: erase %s: no progress on %d selected rows", c.Name, len(ids))
 			}
 			erased = n
 			e.point("batch.erased")
@@ -209,7 +209,6 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 		e.point("batch.committed")
 		wrote = true
 		j.rc.Erased += erased
-		last = ids[len(ids)-1]
 		if len(ids) < e.batch {
 			break
 		}
