@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 
 	"github.com/socialcrm/socialcrm/tenancy"
 )
@@ -162,7 +163,7 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 	for _, cond := range conds {
 		sel += " AND (" + cond + ")"
 	}
-	wrote := false
+	wrote, stalls := false, 0
 	for {
 		var ids []string
 		var erased int64
@@ -170,7 +171,12 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 			// No ORDER BY: erased rows leave the selection (deleted, or no
 			// longer matching once anonymized), so each batch takes any due
 			// rows and the planner may use the time index.
+			// On PostgreSQL, concurrent runs take different rows: rows
+			// locked by another run's batch are skipped, not waited for.
 			q, a := sel+" LIMIT ?", append(append([]any{j.tid}, args...), e.batch)
+			if tx.Dialect().Name() == dialect.PG {
+				q += " FOR UPDATE SKIP LOCKED"
+			}
 			if err := tx.NewRaw(q, a...).Scan(ctx, &ids); err != nil {
 				return fmt.Errorf("retention: select %s: %w", c.Name, err)
 			}
@@ -188,11 +194,9 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 			if err != nil {
 				return err
 			}
-			if n == 0 {
-				// Nothing changed, so the next selection would be the same.
-				return fmt.Errorf("retention: erase %s: no progress on %d selected rows", c.Name, len(ids))
+			if erased = n; n == 0 {
+				return nil // another run erased them first; no receipt
 			}
-			erased = n
 			e.point("batch.erased")
 			if err := e.receipt(ctx, tx, j, n); err != nil {
 				return err
@@ -207,6 +211,15 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 			break
 		}
 		e.point("batch.committed")
+		if erased == 0 {
+			// Another run took these rows, or the erase action does not
+			// change them (then the next selection would be the same).
+			if stalls++; stalls > 3 {
+				return fmt.Errorf("retention: erase %s: no progress on %d selected rows", c.Name, len(ids))
+			}
+			continue
+		}
+		stalls = 0
 		wrote = true
 		j.rc.Erased += erased
 		if len(ids) < e.batch {
