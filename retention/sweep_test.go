@@ -202,4 +202,6 @@ func TestConcurrentSweeps(t *testing.T) {
 	})
 }
 
-func isSerialization(err error) bool { return strings.Contains(err.Error(), "40001") || strings.Contains(err.Error(), "40P01") }
+func isSerialization(err error) bool {
+	return strings.Contains(err.Error(), "40001") || strings.Contains(err.Error(), "40P01")
+}
