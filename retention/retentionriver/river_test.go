@@ -188,4 +188,3 @@ func TestPeriodicJobs(t *testing.T) {
 	require.Error(t, retentionriver.AddWorkers(river.NewWorkers(), nil))
 	require.Error(t, retentionriver.AddWorkers(river.NewWorkers(), &retention.Engine{}, retentionriver.WithClock(nil)))
 }
-
