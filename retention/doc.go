@@ -1,8 +1,107 @@
 // Package retention is the generic retention, erasure and
-// data-subject-request engine: packages declare their data as categories,
-// policies give each category its periods and triggers, and the engine
-// sweeps, honours legal holds, exports and erases a subject's data, purges
-// closed tenants, and writes receipts to the audit log.
+// data-subject-request engine: packages declare their data as categories, a
+// policy gives each category its period and trigger, and the engine sweeps
+// what is due in bounded, crash-safe batches, honours legal holds, answers
+// access, export and erasure requests with deadlines, purges closed tenants
+// (then crypto-shreds their keys through a hook), writes a receipt of every
+// erasure to the tenant's audit log, and renders the data map a privacy
+// policy is written from.
 //
-// The package is being built: it has no API yet.
+// retention is a mechanism: it knows nothing of contacts or platforms. crm,
+// social and tenancy declare their tables to it:
+//
+//	engine, err := retention.New(db,
+//		retention.WithPolicy(retention.ExamplePolicy()),
+//		retention.WithTenantPurgeHook(v.DestroyKey)) // v is the *vault.Vault: crypto-shredding
+//	err = engine.Register(retention.Category{
+//		Name:       "social.raw_response",
+//		Table:      "social_raw_responses",
+//		Subject:    map[string]string{"account_id": "account_id"},
+//		Time:       "fetched_at",
+//		LegalBasis: "contract",
+//		Purpose:    "raw platform API responses, for reprocessing",
+//	})
+//	err = engine.Check(ctx)                 // every named table and column exists
+//	left, err := engine.Uncovered(ctx)      // tenant-owned tables without a category: want none
+//
+//	sys := tenancy.System(ctx, "retention") // maintenance runs as the system principal
+//	report, err := engine.Sweep(sys, time.Now())
+//	results, err := engine.PurgeTenants(sys, time.Now())
+//
+//	req, err := engine.Submit(ctx, retention.Request{Kind: retention.KindErasure,
+//		Subject: map[string]string{"email": "ann@example.com"}})
+//	_, err = engine.SetVerification(ctx, req.ID, retention.VerificationVerified)
+//	receipt, err := engine.Erase(ctx, req.ID)
+//
+// # Categories and policies
+//
+// A Category names a tenant-owned table, how a data subject's rows are found
+// (identifier kinds mapped to columns, or to SQL conditions for joins), the
+// column that ages a row, the erase action (delete, or anonymize named
+// columns with stated values), the legal basis and purpose, an optional
+// BeforeErase hook (revoke a token at the platform) and the columns an
+// export leaves out. A Policy gives categories Rules: a period after the
+// row's age, after a named event recorded for its subject (RecordEvent:
+// "connection.deauthorized"), or a legal-obligation Keep that spares rows
+// from erasure requests and tenant purges until the period ends (invoices,
+// 7 years). ExamplePolicy reproduces the schedules of OBLIGATIONS.md.
+// TenancyCategories and OwnCategories declare tenancy's and the engine's own
+// tables; the audit log is truncated through tenancy.AuditLog.Truncate, never
+// deleted row by row, so its hash chain still verifies.
+//
+// # Crash safety
+//
+// Every erasure runs in batches (WithBatchSize, default 1,000 rows): one
+// short transaction selects a batch of due ids, runs the hook, deletes or
+// anonymizes exactly those rows, and appends the receipt, so a batch and
+// its receipt commit together or not at all. What is due is recomputed on
+// every run, anonymized rows no longer match, and spent events are removed
+// only after every rule has processed them: an interrupted Sweep, Erase or
+// PurgeTenants is completed by running it again. The crash test kills a
+// child process at dozens of points on SQLite and PostgreSQL and compares
+// the end state with an uninterrupted run.
+//
+// # Concurrency
+//
+// An Engine is safe for concurrent use; Register may be called while other
+// operations run. The operations are synchronous functions that start no
+// goroutines, so any scheduler can call them (a cron job, a loop with a
+// ticker, or River through the retentionriver sub-package, which makes them
+// durable jobs). Two sweeps running at once do no harm: each batch erases rows
+// by id and its receipt counts the rows its statement affected, so a deleted
+// row is counted once. Returned slices belong to the caller.
+//
+// # Errors
+//
+// Conditions without data are sentinels (ErrNotVerified, ErrAlreadyExtended,
+// ErrNotFound, ErrClosed, ErrUnknownCategory); bad declarations and input are
+// typed errors:
+//
+//	var ce *retention.CategoryError // ce.Category, ce.Field, ce.Reason
+//	var pe *retention.PolicyError   // pe.Policy, pe.Category, pe.Reason
+//	var ve *retention.ValidationError
+//	if errors.As(err, &ce) { … }
+//
+// tenancy's errors pass through: tenancy.ErrNotSystem when Sweep or
+// PurgeTenants runs without the system principal, tenancy.ErrForbidden when a
+// staff member tries to erase or export. Sweep and PurgeTenants carry on with
+// the other tenants after an error in one and return the errors joined.
+//
+// # Security
+//
+// Every statement runs inside tenancy.RunInTx for one tenant at a time,
+// through tenancy.AsTenant, with an explicit tenant_id predicate, so the
+// Guard and PostgreSQL row-level security stay in force for the engine too.
+// Table and column names in categories must be plain identifiers and subject
+// conditions may only use the ?value and ?tenant placeholders: identifiers
+// are never spliced in from request data. Receipts and logs carry counts,
+// categories and identifier kinds, never identifier values or row contents.
+// Exports leave out each category's Omit columns (password hashes, sealed
+// tokens) and are streamed without temporary files.
+//
+// # Testing
+//
+// Tests run on SQLite and, when SOCIALCRM_TEST_POSTGRES names a server, on
+// PostgreSQL too. An application should test that Uncovered returns nothing
+// for its whole migrated schema, and compare its DataMap with a golden file.
 package retention

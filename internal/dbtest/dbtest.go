@@ -48,6 +48,11 @@ type DB struct {
 	dsn string
 }
 
+// DSN returns the PostgreSQL connection string of the test schema (the
+// application role, search_path set), for a child process that must reach
+// the same database; empty on SQLite, whose file is Path.
+func (d *DB) DSN() string { return d.dsn }
+
 // Reopen returns a second, independent handle on the same database, like
 // another process would have. It is closed when t ends.
 func (d *DB) Reopen(t testing.TB) *bun.DB {

@@ -1,0 +1,273 @@
+package retention_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/retention"
+	"github.com/socialcrm/socialcrm/tenancy"
+)
+
+// The benchmarks come in pairs that scripts/bench divides:
+//
+//	ratio: retention_sweep_vs_raw_delete   = BenchmarkRetentionSweep / BenchmarkRetentionRawDelete
+//	ratio: retention_export_vs_json_encode = BenchmarkRetentionExport / BenchmarkRetentionJSONEncode
+//
+// The sweep pair removes the same 200,000 expired rows of one category from
+// the same SQLite database: the engine (select a batch of ids, delete them,
+// append the receipt to the audit log, one transaction per 1,000 rows)
+// against a hand-written batched DELETE with a subquery, 1,000 rows per
+// transaction, on the bare database/sql handle. The export pair turns the
+// same 200,000 rows into JSON: the engine's Export (read in keyset batches,
+// JSON and CSV, zipped) against encoding/json encoding the rows, already in
+// memory, to io.Discard. BenchmarkRetentionExportPeakHeap reports the
+// export's peak heap growth at 50,000 and 200,000 rows as
+// peak-heap-bytes-figure: it must not grow with the row count.
+
+const benchRows = 200_000
+
+type benchEnv struct {
+	db  *dbtest.DB
+	e   *retention.Engine
+	tid string
+	ctx context.Context
+}
+
+func newBenchEnv(b *testing.B) *benchEnv { return newBenchEnvOn(b, dbtest.SQLite(b, setup)) }
+
+func newBenchEnvOn(b *testing.B, db *dbtest.DB) *benchEnv {
+	b.Helper()
+	store, err := tenancy.NewStore(db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := retention.New(db, retention.WithStore(store), retention.WithClock(func() time.Time { return epoch }),
+		retention.WithPolicy(retention.Policy{Name: "bench", Rules: []retention.Rule{{Category: retention.CategoryRawResponse, Period: 90 * retention.Day}}}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := e.Register(testCategories(nil)[0]); err != nil {
+		b.Fatal(err)
+	}
+	tn, m, err := store.CreateTenant(context.Background(), tenancy.SignUp{TenantName: "bench", Owner: tenancy.NewMember{Email: "o@example.com", Name: "o"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tn.ID, MemberID: m.ID, Role: tenancy.RoleOwner})
+	return &benchEnv{db: db, e: e, tid: tn.ID, ctx: ctx}
+}
+
+// benchResponses returns n expired rows, about 300 bytes each.
+func benchResponses(n int) []response {
+	body := `{"id":"17841400000000000","username":"someone","followers_count":1234,"media_count":56,"name":"Some One","biography":"A biography of about a hundred bytes, with some text in it."}`
+	rs := make([]response, n)
+	for i := range rs {
+		rs[i] = response{ID: "r-" + strconv.Itoa(1_000_000+i), AccountID: "acct", Body: body, FetchedAt: epoch.Add(-100*retention.Day + time.Duration(i)*time.Millisecond)}
+	}
+	return rs
+}
+
+func (v *benchEnv) seed(b *testing.B, rs []response) {
+	b.Helper()
+	err := tenancy.RunInTx(v.ctx, v.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		for i := 0; i < len(rs); i += 2000 {
+			chunk := rs[i:min(i+2000, len(rs))]
+			for j := range chunk {
+				chunk[j].TenantID = ""
+			}
+			if _, err := tx.NewInsert().Model(&chunk).Exec(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if v.db.Name == "postgres" {
+		// What autovacuum would do after so many inserts: give the planner
+		// statistics, so both sides of the pair use the time index.
+		if _, err := v.db.ExecContext(context.Background(), "ANALYZE test_responses"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRetentionSweep(b *testing.B) { benchSweep(b, newBenchEnv(b)) }
+
+func BenchmarkRetentionRawDelete(b *testing.B) { benchRawDelete(b, newBenchEnv(b)) }
+
+// The PostgreSQL figures of the sweep pair; select them explicitly with
+// SOCIALCRM_TEST_POSTGRES set (they fail without it):
+//
+//	go test -run '^$' -bench 'BenchmarkPostgresRetention' -benchtime 1x -count 5 ./retention
+func BenchmarkPostgresRetentionSweep(b *testing.B) {
+	benchSweep(b, newBenchEnvOn(b, dbtest.Postgres(b, setup)))
+}
+
+func BenchmarkPostgresRetentionRawDelete(b *testing.B) {
+	benchRawDelete(b, newBenchEnvOn(b, dbtest.Postgres(b, setup)))
+}
+
+func benchSweep(b *testing.B, v *benchEnv) {
+	rs := benchResponses(benchRows)
+	sys := tenancy.System(context.Background(), "bench")
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		v.seed(b, rs)
+		b.StartTimer()
+		rep, err := v.e.Sweep(sys, epoch)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep.Erased() != benchRows {
+			b.Fatalf("swept %d rows, want %d", rep.Erased(), benchRows)
+		}
+	}
+}
+
+func benchRawDelete(b *testing.B, v *benchEnv) {
+	rs := benchResponses(benchRows)
+	ctx := context.Background()
+	cutoff := epoch.Add(-90 * retention.Day)
+	pg := v.db.Name == "postgres"
+	query := `DELETE FROM test_responses WHERE tenant_id = ? AND id IN
+		(SELECT id FROM test_responses WHERE tenant_id = ? AND fetched_at <= ? LIMIT 1000)`
+	var cut any = cutoff.Format("2006-01-02 15:04:05.999999-07:00")
+	if pg {
+		query = `DELETE FROM test_responses WHERE tenant_id = $1 AND id IN
+		(SELECT id FROM test_responses WHERE tenant_id = $1 AND fetched_at <= $2 LIMIT 1000)`
+		cut = cutoff
+	}
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		v.seed(b, rs)
+		b.StartTimer()
+		var total int64
+		for {
+			tx, err := v.db.DB.DB.BeginTx(ctx, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if pg { // row-level security: the tenant of this transaction
+				if _, err := tx.ExecContext(ctx, "SELECT set_config('app.tenant_id', $1, true)", v.tid); err != nil {
+					b.Fatal(err)
+				}
+			}
+			args := []any{v.tid, v.tid, cut}
+			if pg {
+				args = []any{v.tid, cut}
+			}
+			res, err := tx.ExecContext(ctx, query, args...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := tx.Commit(); err != nil {
+				b.Fatal(err)
+			}
+			n, _ := res.RowsAffected()
+			total += n
+			if n < 1000 {
+				break
+			}
+		}
+		if total != benchRows {
+			b.Fatalf("deleted %d rows, want %d", total, benchRows)
+		}
+	}
+}
+
+// exportEnv seeds n rows of one subject and a verified export request.
+func exportEnv(b *testing.B, n int) (*benchEnv, string, []response) {
+	v := newBenchEnv(b)
+	rs := benchResponses(n)
+	v.seed(b, rs)
+	req, err := v.e.Submit(v.ctx, retention.Request{Kind: retention.KindExport, Subject: map[string]string{"account_id": "acct"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := v.e.SetVerification(v.ctx, req.ID, retention.VerificationVerified); err != nil {
+		b.Fatal(err)
+	}
+	return v, req.ID, rs
+}
+
+func BenchmarkRetentionExport(b *testing.B) {
+	v, id, _ := exportEnv(b, benchRows)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		m, err := v.e.Export(v.ctx, id, io.Discard)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if m.Categories[0].Rows != benchRows {
+			b.Fatalf("exported %d rows", m.Categories[0].Rows)
+		}
+	}
+}
+
+func BenchmarkRetentionJSONEncode(b *testing.B) {
+	rs := benchResponses(benchRows)
+	for i := range rs {
+		rs[i].TenantID = "01936b2e-0000-7000-8000-000000000000"
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		enc := json.NewEncoder(io.Discard)
+		for j := range rs {
+			if err := enc.Encode(&rs[j]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// heapWriter samples the live heap every few writes.
+type heapWriter struct {
+	peak   uint64
+	sample []metrics.Sample
+}
+
+func (w *heapWriter) Write(p []byte) (int, error) {
+	w.measure()
+	return len(p), nil
+}
+
+func (w *heapWriter) measure() {
+	metrics.Read(w.sample)
+	if v := w.sample[0].Value.Uint64(); v > w.peak {
+		w.peak = v
+	}
+}
+
+func BenchmarkRetentionExportPeakHeap(b *testing.B) {
+	for _, n := range []int{50_000, 200_000} {
+		b.Run("rows="+strconv.Itoa(n), func(b *testing.B) {
+			v, id, rs := exportEnv(b, n)
+			rs = nil
+			_ = rs
+			var peak uint64
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				runtime.GC()
+				w := &heapWriter{sample: []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}}
+				w.measure()
+				base := w.peak
+				if _, err := v.e.Export(v.ctx, id, w); err != nil {
+					b.Fatal(err)
+				}
+				peak = max(peak, w.peak-base)
+			}
+			b.ReportMetric(float64(peak), "peak-heap-bytes-figure")
+		})
+	}
+}

@@ -1,0 +1,237 @@
+package retention
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// Category declares one kind of data the engine manages: a tenant-owned
+// table (it must have a tenant_id column), how to find a data subject's rows
+// in it, what ages it, and how it is erased. Declarations are plain struct
+// literals; the zero value of each optional field is documented.
+//
+//	retention.Category{
+//		Name:       "crm.contact",
+//		Table:      "crm_contacts",
+//		Subject:    map[string]string{"email": "email", "contact_id": "id"},
+//		Time:       "updated_at",
+//		Erase:      retention.Erase{Anonymize: map[string]any{"email": nil, "name": "erased"}},
+//		LegalBasis: "contract",
+//		Purpose:    "customer relationship",
+//	}
+type Category struct {
+	// Name identifies the category, as "package.kind" ("crm.contact",
+	// "social.raw_response"). Required and unique.
+	Name string
+	// Table is the tenant-owned table holding the data. Required.
+	Table string
+	// ID is the table's row id column (default "id"). Batches select and
+	// erase rows by it.
+	ID string
+	// Subject maps an identifier kind ("email", "contact_id", "open_id") to
+	// how a data subject's rows are found by it: either a column of Table
+	// (a plain identifier: rows whose column equals the identifier), or an
+	// SQL condition on the table (alias r) with the placeholders ?value
+	// (the identifier) and ?tenant (the tenant id), for example a join:
+	//
+	//	"r.contact_id IN (SELECT c.id FROM crm_contacts c WHERE c.tenant_id = ?tenant AND c.email = ?value)"
+	//
+	// Qualify the table's own columns with r. A nil Subject means the
+	// category holds no subject's data: requests skip it.
+	Subject map[string]string
+	// Time is the column that ages a row (a TIMESTAMP). Required for age
+	// and event rules and for legal-obligation keeps.
+	Time string
+	// Erase is how rows are erased (the zero value deletes them).
+	Erase Erase
+	// Omit names columns that Export leaves out: secrets that are not the
+	// subject's data to take away (password hashes, sealed tokens).
+	Omit []string
+	// LegalBasis and Purpose are free text for the data map ("contract",
+	// "legitimate interest: fraud prevention").
+	LegalBasis, Purpose string
+	// BeforeErase, if set, runs in each batch's transaction before the
+	// batch is erased, with the ids of the batch (for example to revoke a
+	// token at a platform). An error rolls the batch back and stops the
+	// operation; the batch is retried by the next run, so the hook must be
+	// idempotent.
+	BeforeErase func(ctx context.Context, tx bun.Tx, ids []string) error
+	// Truncate, if set, replaces the generic batched erase for the age rule
+	// of a table that must not be deleted row by row (the audit log's hash
+	// chain: tenancy.AuditLog.Truncate). It receives a context acting on
+	// one tenant and removes that tenant's rows older than before.
+	Truncate func(ctx context.Context, before time.Time) (int64, error)
+}
+
+// Erase is a category's erase action. The zero value deletes rows.
+type Erase struct {
+	// Anonymize, when not empty, keeps rows and overwrites the named
+	// columns with the stated replacement values (nil writes NULL) instead
+	// of deleting the rows.
+	Anonymize map[string]any
+}
+
+// String describes the action for the data map.
+func (e Erase) String() string {
+	if len(e.Anonymize) == 0 {
+		return "delete"
+	}
+	return "anonymize " + strings.Join(e.columns(), ", ")
+}
+
+func (e Erase) columns() []string {
+	cols := make([]string, 0, len(e.Anonymize))
+	for c := range e.Anonymize {
+		cols = append(cols, c)
+	}
+	slices.Sort(cols)
+	return cols
+}
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func isIdent(s string) bool { return identRE.MatchString(s) }
+
+func (c Category) idColumn() string {
+	if c.ID == "" {
+		return "id"
+	}
+	return c.ID
+}
+
+// validate checks the declaration without the database.
+func (c Category) validate() error {
+	bad := func(field, reason string) error {
+		return &CategoryError{Category: c.Name, Field: field, Reason: reason}
+	}
+	switch {
+	case c.Name == "":
+		return bad("Name", "required")
+	case !isIdent(c.Table):
+		return bad("Table", "must be a plain table name")
+	case !isIdent(c.idColumn()):
+		return bad("ID", "must be a plain column name")
+	case c.Time != "" && !isIdent(c.Time):
+		return bad("Time", "must be a plain column name")
+	}
+	for kind, how := range c.Subject {
+		if kind == "" {
+			return bad("Subject", "empty identifier kind")
+		}
+		if isIdent(how) {
+			continue
+		}
+		if _, _, err := expand(how, "?", "?", ""); err != nil {
+			return bad("Subject", fmt.Sprintf("%s: %v", kind, err))
+		}
+		if !strings.Contains(how, "?value") {
+			return bad("Subject", kind+": condition must use ?value")
+		}
+	}
+	for _, col := range c.Omit {
+		if !isIdent(col) {
+			return bad("Omit", fmt.Sprintf("%q is not a plain column name", col))
+		}
+	}
+	for col := range c.Erase.Anonymize {
+		if !isIdent(col) {
+			return bad("Erase", fmt.Sprintf("anonymized column %q is not a plain column name", col))
+		}
+		if col == c.idColumn() || col == "tenant_id" {
+			return bad("Erase", "cannot anonymize the id or tenant_id column")
+		}
+	}
+	return nil
+}
+
+// columns lists the columns the declaration names, for Check.
+func (c Category) columns() []string {
+	cols := []string{"tenant_id", c.idColumn()}
+	if c.Time != "" {
+		cols = append(cols, c.Time)
+	}
+	for _, how := range c.Subject {
+		if isIdent(how) {
+			cols = append(cols, how)
+		}
+	}
+	cols = append(cols, c.Omit...)
+	return append(cols, c.Erase.columns()...)
+}
+
+// subjectCond returns the SQL template of the subject condition for kind,
+// with ?value and ?tenant placeholders.
+func (c Category) subjectCond(kind string) (string, bool) {
+	how, ok := c.Subject[kind]
+	if !ok {
+		return "", false
+	}
+	if isIdent(how) {
+		return "r." + how + " = ?value", true
+	}
+	return how, true
+}
+
+// expand replaces ?value with value and ?tenant with tenant in a subject
+// condition; each placeholder replaced by "?" takes an argument, reported in
+// order as "value" or "tenant". Any other "?" is an error.
+func expand(tmpl, value, tenant, _ string) (string, []string, error) {
+	var b strings.Builder
+	var order []string
+	for i := 0; i < len(tmpl); {
+		if tmpl[i] != '?' {
+			b.WriteByte(tmpl[i])
+			i++
+			continue
+		}
+		switch {
+		case strings.HasPrefix(tmpl[i:], "?value"):
+			b.WriteString(value)
+			if value == "?" {
+				order = append(order, "value")
+			}
+			i += len("?value")
+		case strings.HasPrefix(tmpl[i:], "?tenant"):
+			b.WriteString(tenant)
+			if tenant == "?" {
+				order = append(order, "tenant")
+			}
+			i += len("?tenant")
+		default:
+			return "", nil, fmt.Errorf("unknown placeholder at %q (only ?value and ?tenant)", tmpl[i:])
+		}
+	}
+	return b.String(), order, nil
+}
+
+// bind expands a subject condition with the identifier and tenant as
+// arguments.
+func bind(tmpl, value, tid string) (string, []any) {
+	sql, order, _ := expand(tmpl, "?", "?", "")
+	args := make([]any, len(order))
+	for i, o := range order {
+		if o == "value" {
+			args[i] = value
+		} else {
+			args[i] = tid
+		}
+	}
+	return sql, args
+}
+
+// bindColumn expands a subject condition with the identifier taken from a
+// column expression (for holds) and the tenant as an argument.
+func bindColumn(tmpl, column, tid string) (string, []any) {
+	sql, order, _ := expand(tmpl, column, "?", "")
+	args := make([]any, len(order))
+	for i := range order {
+		args[i] = tid
+	}
+	return sql, args
+}

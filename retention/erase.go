@@ -1,0 +1,293 @@
+package retention
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+
+	"github.com/socialcrm/socialcrm/tenancy"
+)
+
+// CategoryReceipt says what one operation did to one category of one
+// tenant. It is also written, batch by batch, to the tenant's audit log.
+type CategoryReceipt struct {
+	Tenant   string `json:"tenant"`
+	Category string `json:"category"`
+	// Erased counts rows deleted or anonymized.
+	Erased int64 `json:"erased"`
+	// Held counts rows that were due but survived under a legal hold.
+	Held int64 `json:"held"`
+	// Kept counts rows spared by a legal-obligation keep.
+	Kept int64 `json:"kept"`
+	// Policy and Rule name what made the rows due; Window is the cutoff
+	// (rows dated at or before it were due), empty when time did not count.
+	Policy string `json:"policy"`
+	Rule   string `json:"rule"`
+	Window string `json:"window,omitempty"`
+}
+
+// job is one erase over one category of one tenant.
+type job struct {
+	cat    Category
+	tid    string
+	conds  []string // ANDed, in addition to the tenant
+	args   []any
+	action string
+	meta   map[string]string
+	// delete deletes rows even when the category anonymizes (tenant purge:
+	// nobody is left for whom an anonymized row is kept).
+	delete bool
+	rc     *CategoryReceipt
+}
+
+func (j *job) where(cond string, args ...any) {
+	j.conds = append(j.conds, cond)
+	j.args = append(j.args, args...)
+}
+
+// holdState is what a tenant's active holds are, read once per operation.
+type holdState struct {
+	any, tenant bool
+}
+
+func (e *Engine) holds(ctx context.Context, tid string) (holdState, error) {
+	var hs holdState
+	err := tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		var scopes []string
+		err := tx.NewSelect().Model((*Hold)(nil)).Column("scope").Where("released_at IS NULL").
+			Apply(tenancy.Scope(ctx)).Distinct().Scan(ctx, &scopes)
+		for _, s := range scopes {
+			hs.any = true
+			hs.tenant = hs.tenant || s == string(HoldTenant)
+		}
+		return err
+	})
+	if err != nil {
+		return hs, fmt.Errorf("retention: read holds: %w", err)
+	}
+	return hs, nil
+}
+
+// exclusions returns the condition that keeps held rows out.
+func exclusions(c Category, tid string) (string, []any) {
+	var conds []string
+	args := []any{tid, c.Name}
+	conds = append(conds, "CAST(r."+c.idColumn()+" AS TEXT) NOT IN (SELECT h.record_id FROM "+TableHolds+
+		" h WHERE h.tenant_id = ? AND h.scope = 'record' AND h.category = ? AND h.released_at IS NULL)")
+	for _, kind := range sortedKeys(c.Subject) {
+		tmpl, _ := c.subjectCond(kind)
+		cond, cargs := bindColumn(tmpl, "h.subject_value", tid)
+		conds = append(conds, "NOT EXISTS (SELECT 1 FROM "+TableHolds+
+			" h WHERE h.tenant_id = ? AND h.scope = 'subject' AND h.subject_kind = ? AND h.released_at IS NULL AND ("+cond+"))")
+		args = append(args, tid, kind)
+		args = append(args, cargs...)
+	}
+	return strings.Join(conds, " AND "), args
+}
+
+// notAnonymized keeps rows already anonymized out, so that anonymizing is
+// idempotent and a batch loop always ends.
+func notAnonymized(c Category) (string, []any) {
+	if len(c.Erase.Anonymize) == 0 {
+		return "", nil
+	}
+	var parts []string
+	var args []any
+	for _, col := range c.Erase.columns() {
+		v := c.Erase.Anonymize[col]
+		if v == nil {
+			parts = append(parts, "r."+col+" IS NULL")
+			continue
+		}
+		parts = append(parts, "r."+col+" IS NOT DISTINCT FROM ?")
+		args = append(args, v)
+	}
+	return "NOT (" + strings.Join(parts, " AND ") + ")", args
+}
+
+func (e *Engine) count(ctx context.Context, c Category, tid string, conds []string, args []any) (int64, error) {
+	var n int64
+	q := "SELECT count(*) FROM " + c.Table + " AS r WHERE r.tenant_id = ?"
+	for _, cond := range conds {
+		q += " AND (" + cond + ")"
+	}
+	err := tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		return tx.NewRaw(q, append([]any{tid}, args...)...).Scan(ctx, &n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("retention: count %s: %w", c.Name, err)
+	}
+	return n, nil
+}
+
+// run erases the rows of j in batches, each in its own transaction with its
+// receipt, and fills j.rc.
+func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
+	c := j.cat
+	if j.delete {
+		c.Erase = Erase{}
+	}
+	if n, a := notAnonymized(c); n != "" {
+		j.where(n, a...)
+	}
+	if hs.tenant {
+		n, err := e.count(ctx, c, j.tid, j.conds, j.args)
+		if err != nil {
+			return err
+		}
+		j.rc.Held += n
+		return e.heldReceipt(ctx, j)
+	}
+	conds, args := j.conds, j.args
+	if hs.any {
+		total, err := e.count(ctx, c, j.tid, conds, args)
+		if err != nil {
+			return err
+		}
+		ex, exArgs := exclusions(c, j.tid)
+		conds = append(append([]string(nil), conds...), ex)
+		args = append(append([]any(nil), args...), exArgs...)
+		free, err := e.count(ctx, c, j.tid, conds, args)
+		if err != nil {
+			return err
+		}
+		j.rc.Held += total - free
+	}
+	id := "r." + c.idColumn()
+	sel := "SELECT " + id + " FROM " + c.Table + " AS r WHERE r.tenant_id = ?"
+	for _, cond := range conds {
+		sel += " AND (" + cond + ")"
+	}
+	wrote, stalls := false, 0
+	for {
+		var ids []string
+		var erased int64
+		err := tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
+			// No ORDER BY: erased rows leave the selection (deleted, or no
+			// longer matching once anonymized), so each batch takes any due
+			// rows and the planner may use the time index.
+			// On PostgreSQL, concurrent runs take different rows: rows
+			// locked by another run's batch are skipped, not waited for.
+			q, a := sel+" LIMIT ?", append(append([]any{j.tid}, args...), e.batch)
+			if tx.Dialect().Name() == dialect.PG {
+				q += " FOR UPDATE SKIP LOCKED"
+			}
+			if err := tx.NewRaw(q, a...).Scan(ctx, &ids); err != nil {
+				return fmt.Errorf("retention: select %s: %w", c.Name, err)
+			}
+			if len(ids) == 0 {
+				return nil
+			}
+			e.point("batch.selected")
+			if c.BeforeErase != nil {
+				if err := c.BeforeErase(ctx, tx, ids); err != nil {
+					return fmt.Errorf("retention: %s: before erase: %w", c.Name, err)
+				}
+				e.point("batch.hooked")
+			}
+			n, err := e.eraseIDs(ctx, tx, c, j.tid, ids)
+			if err != nil {
+				return err
+			}
+			if erased = n; n == 0 {
+				return nil // another run erased them first; no receipt
+			}
+			e.point("batch.erased")
+			if err := e.receipt(ctx, tx, j, n); err != nil {
+				return err
+			}
+			e.point("batch.receipt")
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			break
+		}
+		e.point("batch.committed")
+		if erased == 0 {
+			// Another run took these rows, or the erase action does not
+			// change them (then the next selection would be the same).
+			if stalls++; stalls > 3 {
+				return fmt.Errorf("retention: erase %s: no progress on %d selected rows", c.Name, len(ids))
+			}
+			continue
+		}
+		stalls = 0
+		wrote = true
+		j.rc.Erased += erased
+		if len(ids) < e.batch {
+			break
+		}
+	}
+	if !wrote && j.rc.Held > 0 {
+		return e.heldReceipt(ctx, j)
+	}
+	return nil
+}
+
+func (e *Engine) eraseIDs(ctx context.Context, tx bun.Tx, c Category, tid string, ids []string) (int64, error) {
+	var q string
+	var args []any
+	if len(c.Erase.Anonymize) == 0 {
+		q = "DELETE FROM " + c.Table + " WHERE tenant_id = ? AND " + c.idColumn() + " IN (?)"
+		args = []any{tid, bun.In(ids)}
+	} else {
+		var sets []string
+		for _, col := range c.Erase.columns() {
+			sets = append(sets, col+" = ?")
+			args = append(args, c.Erase.Anonymize[col])
+		}
+		q = "UPDATE " + c.Table + " SET " + strings.Join(sets, ", ") + " WHERE tenant_id = ? AND " + c.idColumn() + " IN (?)"
+		args = append(args, tid, bun.In(ids))
+	}
+	res, err := tx.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, fmt.Errorf("retention: erase %s: %w", c.Name, err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+func (e *Engine) receipt(ctx context.Context, db bun.IDB, j *job, n int64) error {
+	log, err := tenancy.NewAuditLog(db, tenancy.WithClock(e.now))
+	if err != nil {
+		return err
+	}
+	md := map[string]string{
+		"category": j.cat.Name, "count": strconv.FormatInt(n, 10), "held": strconv.FormatInt(j.rc.Held, 10),
+		"kept": strconv.FormatInt(j.rc.Kept, 10), "policy": j.rc.Policy, "rule": j.rc.Rule, "erase": j.cat.Erase.String(),
+	}
+	if j.delete {
+		md["erase"] = "delete"
+	}
+	if j.rc.Window != "" {
+		md["window"] = j.rc.Window
+	}
+	for k, v := range j.meta {
+		md[k] = v
+	}
+	if _, err := log.Append(ctx, tenancy.AuditEvent{Action: j.action, Target: "category:" + j.cat.Name, Metadata: md}); err != nil {
+		return fmt.Errorf("retention: receipt: %w", err)
+	}
+	return nil
+}
+
+// heldReceipt records that due rows survived under a hold when nothing was
+// erased (erasing batches carry the held count in their own receipts).
+func (e *Engine) heldReceipt(ctx context.Context, j *job) error {
+	if j.rc.Held == 0 {
+		return nil
+	}
+	return tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		return e.receipt(ctx, tx, j, 0)
+	})
+}
+
+func window(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -1,0 +1,53 @@
+package retention
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors returned by retention. Match them with errors.Is.
+var (
+	// ErrUnknownCategory is returned for a category name that is not
+	// registered.
+	ErrUnknownCategory = errors.New("retention: unknown category")
+	// ErrNotVerified is returned by Erase and Export for a request whose
+	// subject's identity is not verified.
+	ErrNotVerified = errors.New("retention: request identity not verified")
+	// ErrAlreadyExtended is returned when a request's deadline is extended
+	// a second time.
+	ErrAlreadyExtended = errors.New("retention: request deadline already extended")
+	// ErrNotFound is returned for a request or hold that does not exist in
+	// the tenant.
+	ErrNotFound = errors.New("retention: not found")
+	// ErrClosed is returned for a change to a completed or rejected request.
+	ErrClosed = errors.New("retention: request is closed")
+)
+
+// CategoryError reports a bad category declaration. Match it with
+// errors.As.
+type CategoryError struct {
+	Category, Field, Reason string
+}
+
+func (e *CategoryError) Error() string {
+	return fmt.Sprintf("retention: category %q: %s: %s", e.Category, e.Field, e.Reason)
+}
+
+// PolicyError reports a bad policy rule. Match it with errors.As.
+type PolicyError struct {
+	Policy, Category, Reason string
+}
+
+func (e *PolicyError) Error() string {
+	return fmt.Sprintf("retention: policy %q, category %q: %s", e.Policy, e.Category, e.Reason)
+}
+
+// ValidationError reports bad input to a request or hold. Match it with
+// errors.As.
+type ValidationError struct {
+	Field, Reason string
+}
+
+func (e *ValidationError) Error() string {
+	return "retention: invalid " + e.Field + ": " + e.Reason
+}

@@ -1,0 +1,162 @@
+package retention
+
+import (
+	"context"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/migrate"
+
+	"github.com/socialcrm/socialcrm/internal/migrations"
+	"github.com/socialcrm/socialcrm/tenancy"
+)
+
+// Table names of the engine's own tenant-owned tables.
+const (
+	TableHolds    = "socialcrm_retention_holds"
+	TableRequests = "socialcrm_retention_requests"
+	TableEvents   = "socialcrm_retention_events"
+)
+
+// HoldScope is what a legal hold covers.
+type HoldScope string
+
+// Hold scopes.
+const (
+	// HoldTenant holds all of the tenant's data.
+	HoldTenant HoldScope = "tenant"
+	// HoldSubject holds one data subject's rows (SubjectKind, SubjectValue)
+	// in every category that can find them.
+	HoldSubject HoldScope = "subject"
+	// HoldRecord holds one row (Category, RecordID).
+	HoldRecord HoldScope = "record"
+)
+
+// Hold is a legal hold: while it is active (ReleasedAt nil) the rows it
+// covers survive sweeps, erasure and purge, and receipts count them as held.
+type Hold struct {
+	bun.BaseModel `bun:"table:socialcrm_retention_holds,alias:h"`
+	tenancy.Owned
+
+	ID           string     `bun:"id,pk" json:"id"`
+	Scope        HoldScope  `bun:"scope,notnull" json:"scope"`
+	Category     string     `bun:"category,notnull" json:"category,omitempty"`
+	RecordID     string     `bun:"record_id,notnull" json:"record_id,omitempty"`
+	SubjectKind  string     `bun:"subject_kind,notnull" json:"subject_kind,omitempty"`
+	SubjectValue string     `bun:"subject_value,notnull" json:"subject_value,omitempty"`
+	Reason       string     `bun:"reason,notnull" json:"reason"`
+	CreatedAt    time.Time  `bun:"created_at,notnull" json:"created_at"`
+	ReleasedAt   *time.Time `bun:"released_at" json:"released_at,omitempty"`
+}
+
+// event is a trigger recorded with RecordEvent.
+type event struct {
+	bun.BaseModel `bun:"table:socialcrm_retention_events,alias:ev"`
+	tenancy.Owned
+
+	ID           string    `bun:"id,pk"`
+	Name         string    `bun:"name,notnull"`
+	SubjectKind  string    `bun:"subject_kind,notnull"`
+	SubjectValue string    `bun:"subject_value,notnull"`
+	At           time.Time `bun:"at,notnull"`
+}
+
+// Models returns the engine's tenant-owned models, for tenancy.InstallGuard.
+func Models() []any {
+	return []any{(*Hold)(nil), (*Request)(nil), (*event)(nil)}
+}
+
+// Migrations returns the schema migrations of the engine's tables.
+func Migrations() *migrate.Migrations {
+	ms := migrate.NewMigrations()
+	migrations.Add(ms, "20261123000300", "retention_init", func(ctx context.Context, tx bun.Tx) error {
+		if err := migrations.Exec(ctx, tx,
+			`CREATE TABLE IF NOT EXISTS socialcrm_retention_holds (
+				tenant_id TEXT NOT NULL,
+				id TEXT NOT NULL,
+				scope TEXT NOT NULL,
+				category TEXT NOT NULL,
+				record_id TEXT NOT NULL,
+				subject_kind TEXT NOT NULL,
+				subject_value TEXT NOT NULL,
+				reason TEXT NOT NULL,
+				created_at TIMESTAMP NOT NULL,
+				released_at TIMESTAMP,
+				PRIMARY KEY (tenant_id, id)
+			)`,
+			`CREATE INDEX IF NOT EXISTS socialcrm_retention_holds_active_idx ON socialcrm_retention_holds (tenant_id, scope, released_at)`,
+			`CREATE TABLE IF NOT EXISTS socialcrm_retention_requests (
+				tenant_id TEXT NOT NULL,
+				id TEXT NOT NULL,
+				kind TEXT NOT NULL,
+				subject TEXT NOT NULL,
+				received_at TIMESTAMP NOT NULL,
+				due_at TIMESTAMP NOT NULL,
+				extension_reason TEXT NOT NULL,
+				verification TEXT NOT NULL,
+				status TEXT NOT NULL,
+				completed_at TIMESTAMP,
+				PRIMARY KEY (tenant_id, id)
+			)`,
+			`CREATE INDEX IF NOT EXISTS socialcrm_retention_requests_due_idx ON socialcrm_retention_requests (tenant_id, status, due_at)`,
+			`CREATE TABLE IF NOT EXISTS socialcrm_retention_events (
+				tenant_id TEXT NOT NULL,
+				id TEXT NOT NULL,
+				name TEXT NOT NULL,
+				subject_kind TEXT NOT NULL,
+				subject_value TEXT NOT NULL,
+				at TIMESTAMP NOT NULL,
+				PRIMARY KEY (tenant_id, id)
+			)`,
+			`CREATE INDEX IF NOT EXISTS socialcrm_retention_events_name_idx ON socialcrm_retention_events (tenant_id, name, at)`,
+		); err != nil {
+			return err
+		}
+		for _, t := range []string{TableHolds, TableRequests, TableEvents} {
+			if err := tenancy.EnableRowSecurity(ctx, tx, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return ms
+}
+
+// OwnCategories declares the engine's own tables: data-subject requests
+// (ExamplePolicy keeps them 3 years as evidence of how each was answered),
+// legal holds (a tenant purge erases only released ones) and recorded
+// events (removed once processed; ExamplePolicy bounds them at 24 months).
+// Register them so that Uncovered reports nothing for them.
+func OwnCategories() []Category {
+	return []Category{
+		{Name: CategoryRequest, Table: TableRequests, Time: "received_at",
+			LegalBasis: "legal obligation (GDPR art. 5(2), accountability)", Purpose: "evidence of answered data-subject requests"},
+		{Name: CategoryHold, Table: TableHolds, Time: "created_at",
+			LegalBasis: "legal obligation", Purpose: "legal holds that suspend erasure"},
+		{Name: CategoryEvent, Table: TableEvents, Time: "at",
+			LegalBasis: "legitimate interest", Purpose: "triggers of retention periods (disconnections, deauthorizations)"},
+	}
+}
+
+// TenancyCategories declares tenancy's tables: members and API keys
+// (deleted with the member), and the audit log with its checkpoints, which
+// is truncated through tenancy.AuditLog.Truncate (never deleted row by row:
+// it is a hash chain).
+func TenancyCategories(audit *tenancy.AuditLog) []Category {
+	return []Category{
+		{Name: "tenancy.member", Table: tenancy.TableMembers, Time: "created_at",
+			Subject:    map[string]string{"email": "email", "member_id": "id"},
+			Omit:       []string{"password_hash"},
+			LegalBasis: "contract", Purpose: "accounts of the tenant's staff, clients and creators"},
+		{Name: "tenancy.api_key", Table: tenancy.TableAPIKeys, Time: "created_at",
+			Subject:    map[string]string{"member_id": "member_id"},
+			Omit:       []string{"hash"},
+			LegalBasis: "contract", Purpose: "API access for the tenant's integrations"},
+		{Name: CategoryAudit, Table: tenancy.TableAuditLog, ID: "seq", Time: "at",
+			LegalBasis: "legal obligation and legitimate interest: security", Purpose: "tamper-evident log of sensitive actions (P22)",
+			Truncate: audit.Truncate},
+		{Name: CategoryAuditCheckpoint, Table: tenancy.TableAuditCheckpoints, ID: "seq", Time: "at",
+			LegalBasis: "legal obligation and legitimate interest: security", Purpose: "verification anchor of the truncated audit log",
+			Truncate: func(context.Context, time.Time) (int64, error) { return 0, nil }},
+	}
+}
