@@ -9,6 +9,7 @@ import (
 
 	"github.com/socialcrm/socialcrm/internal/migrations"
 	"github.com/socialcrm/socialcrm/internal/sqldb"
+	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
@@ -29,7 +30,7 @@ func OpenDB(dsn string) (*bun.DB, error) {
 
 // migrationSets lists every package's migrations.
 func migrationSets() []*migrate.Migrations {
-	return []*migrate.Migrations{tenancy.Migrations(), vault.Migrations(), social.Migrations()}
+	return []*migrate.Migrations{tenancy.Migrations(), vault.Migrations(), retention.Migrations(), social.Migrations()}
 }
 
 // Migrate applies every socialcrm package's schema migrations that db has
@@ -44,6 +45,7 @@ func Migrate(ctx context.Context, db *bun.DB) error {
 // tenancy.InstallGuard.
 func Models() []any {
 	models := append(tenancy.Models(), vault.Models()...)
+	models = append(models, retention.Models()...)
 	return append(models, social.Models()...)
 }
 

@@ -10,6 +10,8 @@ import (
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/retention"
+	"github.com/socialcrm/socialcrm/tenancy"
 )
 
 // TestMigrate checks that one call migrates every package, that a second
@@ -48,3 +50,21 @@ func TestMigrate(t *testing.T) {
 }
 
 func socialcrmIdent(s string) bun.Ident { return bun.Ident(s) }
+
+// TestEveryTableHasACategory: nothing personal can be stored that the
+// retention engine does not know about.
+func TestEveryTableHasACategory(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		ctx := context.Background()
+		require.NoError(t, socialcrm.Migrate(ctx, db.DB))
+		audit, err := tenancy.NewAuditLog(db)
+		require.NoError(t, err)
+		engine, err := retention.New(db)
+		require.NoError(t, err)
+		require.NoError(t, engine.Register(socialcrm.Categories(audit)...))
+		uncovered, err := engine.Uncovered(ctx)
+		require.NoError(t, err)
+		require.Empty(t, uncovered, "tenant-owned tables without a retention category")
+		require.NoError(t, engine.Check(ctx), "every declared column exists")
+	})
+}
