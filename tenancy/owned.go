@@ -48,32 +48,22 @@ var (
 
 // BeforeSelect scopes the select to the context's tenant.
 func (*Owned) BeforeSelect(ctx context.Context, q *bun.SelectQuery) error {
-	tid, err := TenantID(ctx)
-	if err != nil {
-		return err
-	}
-	if err := checkWhere(q); err != nil {
-		return err
-	}
-	q.Where("?TableAlias.tenant_id = ?", tid)
-	return nil
+	return scope(ctx, q)
 }
 
 // BeforeUpdate scopes the update to the context's tenant.
 func (*Owned) BeforeUpdate(ctx context.Context, q *bun.UpdateQuery) error {
-	tid, err := TenantID(ctx)
-	if err != nil {
-		return err
-	}
-	if err := checkWhere(q); err != nil {
-		return err
-	}
-	q.Where("?TableAlias.tenant_id = ?", tid)
-	return nil
+	return scope(ctx, q)
 }
 
 // BeforeDelete scopes the delete to the context's tenant.
 func (*Owned) BeforeDelete(ctx context.Context, q *bun.DeleteQuery) error {
+	return scope(ctx, q)
+}
+
+// scope adds the tenant predicate to a select, update or delete, refusing
+// one without a tenant or with a top-level OR.
+func scope[Q interface{ Where(string, ...any) Q }](ctx context.Context, q Q) error {
 	tid, err := TenantID(ctx)
 	if err != nil {
 		return err
