@@ -23,14 +23,21 @@ func Categories(audit *tenancy.AuditLog) []retention.Category {
 			// tenant that fetched it, which errs towards erasure.
 			id = "external_id"
 		}
+		name := d.Name
+		switch d.Table { // the names the retention policies speak of
+		case social.TableRawResponses:
+			name = retention.CategoryRawResponse
+		case social.TableSnapshots:
+			name = retention.CategoryMetrics
+		}
 		cats = append(cats, retention.Category{
-			Name: d.Name, Table: d.Table, Time: d.TimeColumn, ID: id,
+			Name: name, Table: d.Table, Time: d.TimeColumn, ID: id,
 			Subject:    map[string]string{"connection_id": d.SubjectColumn},
 			LegalBasis: d.LegalBasis, Purpose: "data of a connected account, fetched for the purposes its owner authorized",
 		})
 	}
 	return append(cats,
-		retention.Category{Name: "social.connection", Table: social.TableConnections, Time: "created_at",
+		retention.Category{Name: retention.CategoryConnection, Table: social.TableConnections, Time: "created_at",
 			Subject:    map[string]string{"connection_id": "id", "account_id": "account_id"},
 			Omit:       []string{"access_token", "refresh_token"},
 			LegalBasis: "consent of the account owner", Purpose: "connected platform accounts and their sealed tokens"},

@@ -21,13 +21,21 @@
 //   - retention ages data out, answers data-subject requests (access,
 //     export, erasure) and purges closed tenants.
 //
-// A host application opens its database, migrates, and installs the Guard
-// once at start-up:
+// A host application opens its database and the SDK once at start-up; Open
+// migrates, installs the Guard, wires the vault, the retention engine and
+// the social store together, and refuses to start while a tenant-owned
+// table has no retention category:
 //
 //	db, err := socialcrm.OpenDB("socialcrm.db") // or a postgres:// URL
 //	if err != nil { … }
-//	if err := socialcrm.Migrate(ctx, db); err != nil { … }
-//	if _, err := socialcrm.Guard(db, (*myapp.Order)(nil)); err != nil { … }
+//	kek, err := vault.OpenKeyFile("socialcrm.keyset.json") // or vault.KMS(uri)
+//	if err != nil { … }
+//	sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db, KEK: kek,
+//		Models: []any{(*myapp.Order)(nil)}, Categories: myapp.Categories()})
+//	if err != nil { … }
+//
+// The pieces are also usable alone: Migrate, Guard, Categories and
+// SealedColumns are what Open is made of.
 //
 // Every request then carries its principal (tenancy.WithPrincipal) and
 // reaches tenant-owned data inside tenancy.RunInTx.

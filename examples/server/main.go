@@ -63,21 +63,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	if err := socialcrm.Migrate(ctx, db); err != nil {
-		return err
-	}
-	if _, err := socialcrm.Guard(db); err != nil {
-		return err
-	}
-	store, err := tenancy.NewStore(db, tenancy.WithLogger(log))
-	if err != nil {
-		return err
-	}
 	kek, err := openKEK(*kekRef)
 	if err != nil {
 		return err
 	}
-	keys, err := vault.New(db, kek, vault.WithLogger(log), vault.WithColumns(socialcrm.SealedColumns()...))
+	sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db, KEK: kek, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -87,7 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           routes(db, store, keys, log),
+		Handler:           routes(db, sdk.Tenants, sdk.Vault, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

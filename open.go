@@ -1,0 +1,140 @@
+package socialcrm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/tink-crypto/tink-go/v2/tink"
+	"github.com/uptrace/bun"
+
+	"github.com/socialcrm/socialcrm/retention"
+	"github.com/socialcrm/socialcrm/social"
+	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/vault"
+)
+
+// Config is what Open needs. DB and KEK are required; every other field has
+// a documented default.
+type Config struct {
+	// DB is the database, from OpenDB or the host application's own bun.DB.
+	DB *bun.DB
+	// KEK is the key-encryption key that wraps each tenant's data keys:
+	// vault.KMS for a key-management service, vault.OpenKeyFile for a local
+	// key file (which protects less: it lives beside the data).
+	KEK tink.AEAD
+	// Policy is the retention policy (default: retention.ExamplePolicy(),
+	// keeping the rules for the categories that are registered).
+	Policy *retention.Policy
+	// Models are the host application's tenant-owned models, for the Guard.
+	Models []any
+	// Categories are the host application's retention categories, declared
+	// beside socialcrm's own.
+	Categories []retention.Category
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger receives socialcrm's logs (default: discard).
+	Logger *slog.Logger
+}
+
+// SDK is socialcrm wired together: the tenancy store and audit log, the
+// vault, the retention engine and the social store share one database and
+// one clock, and the hooks between them are registered — a tenant's purge
+// destroys its data key, and a disconnected or deauthorized connection
+// starts its retention clock.
+type SDK struct {
+	DB        *bun.DB
+	Guard     *tenancy.Guard
+	Tenants   *tenancy.Store
+	Audit     *tenancy.AuditLog
+	Vault     *vault.Vault
+	Retention *retention.Engine
+	Social    *social.Store
+}
+
+// Open migrates cfg.DB, installs the Guard, builds every component and
+// checks that every tenant-owned table has a retention category whose
+// columns exist. It returns an error naming what is missing rather than an
+// SDK that would keep data it does not know about.
+func Open(ctx context.Context, cfg Config) (*SDK, error) {
+	if cfg.DB == nil || cfg.KEK == nil {
+		return nil, errors.New("socialcrm: Open: DB and KEK are required")
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := Migrate(ctx, cfg.DB); err != nil {
+		return nil, err
+	}
+	guard, err := Guard(cfg.DB, cfg.Models...)
+	if err != nil {
+		return nil, err
+	}
+	sdk := &SDK{DB: cfg.DB, Guard: guard}
+	if sdk.Tenants, err = tenancy.NewStore(cfg.DB, tenancy.WithClock(now), tenancy.WithLogger(log)); err != nil {
+		return nil, err
+	}
+	sdk.Audit = sdk.Tenants.Audit()
+	if sdk.Vault, err = vault.New(cfg.DB, cfg.KEK, vault.WithClock(now), vault.WithLogger(log),
+		vault.WithColumns(SealedColumns()...)); err != nil {
+		return nil, err
+	}
+	cats := append(Categories(sdk.Audit), cfg.Categories...)
+	policy := defaultPolicy(cats)
+	if cfg.Policy != nil {
+		policy = *cfg.Policy
+	}
+	if sdk.Retention, err = retention.New(cfg.DB, retention.WithClock(now), retention.WithLogger(log),
+		retention.WithStore(sdk.Tenants), retention.WithPolicy(policy),
+		retention.WithTenantPurgeHook(sdk.Vault.DestroyKey)); err != nil {
+		return nil, err
+	}
+	if err := sdk.Retention.Register(cats...); err != nil {
+		return nil, err
+	}
+	if err := sdk.Retention.Check(ctx); err != nil {
+		return nil, err
+	}
+	uncovered, err := sdk.Retention.Uncovered(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(uncovered) > 0 {
+		return nil, fmt.Errorf("socialcrm: Open: tenant-owned tables without a retention category: %v", uncovered)
+	}
+	// A disconnect revokes the authorization at the platform, and a
+	// platform's deauthorization arrives through the same hook: either way
+	// the connection's data starts its post-deauthorization period.
+	if sdk.Social, err = social.New(cfg.DB, sdk.Vault, social.WithClock(now), social.WithLogger(log),
+		social.WithDisconnectHook(func(ctx context.Context, c social.Connection) error {
+			return sdk.Retention.RecordEvent(ctx, retention.EventDeauthorized, "connection_id", c.ID)
+		})); err != nil {
+		return nil, err
+	}
+	return sdk, nil
+}
+
+// defaultPolicy is retention.ExamplePolicy without the rules for categories
+// nobody registered (billing.invoice belongs to a host that bills).
+func defaultPolicy(cats []retention.Category) retention.Policy {
+	p := retention.ExamplePolicy()
+	have := map[string]bool{}
+	for _, c := range cats {
+		have[c.Name] = true
+	}
+	rules := p.Rules[:0:0]
+	for _, r := range p.Rules {
+		if have[r.Category] {
+			rules = append(rules, r)
+		}
+	}
+	p.Rules = rules
+	return p
+}

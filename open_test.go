@@ -1,0 +1,67 @@
+package socialcrm_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/tink-crypto/tink-go/v2/aead"
+	"github.com/tink-crypto/tink-go/v2/keyset"
+
+	"github.com/socialcrm/socialcrm"
+	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/fakeclock"
+	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/vault"
+)
+
+// TestOpenWiresTheTenantLifecycle drives a tenant from sign-up to purge
+// through the wired SDK: closure, grace, purge by the retention engine, and
+// the purge hook destroying the tenant's data key (crypto-shredding).
+func TestOpenWiresTheTenantLifecycle(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		ctx := context.Background()
+		h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
+		require.NoError(t, err)
+		kek, err := aead.New(h)
+		require.NoError(t, err)
+		clk := fakeclock.New()
+		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, KEK: kek, Now: clk.Now})
+		require.NoError(t, err)
+		_, err = socialcrm.Open(ctx, socialcrm.Config{DB: db.DB})
+		require.Error(t, err, "a KEK is required")
+
+		tn, owner, err := sdk.Tenants.CreateTenant(ctx, tenancy.SignUp{TenantName: "Acme",
+			Owner: tenancy.NewMember{Email: "ada@acme.example", Name: "Ada", Password: "long enough secret"}})
+		require.NoError(t, err)
+		octx := tenancy.WithPrincipal(ctx, owner.Principal())
+		bind := vault.Binding{Record: "conn-1", Field: "access_token"}
+		sealed, err := sdk.Vault.Seal(octx, []byte("canary-token"), bind)
+		require.NoError(t, err)
+
+		_, err = sdk.Tenants.CloseTenant(octx, 30*24*time.Hour)
+		require.NoError(t, err)
+		sys := tenancy.System(ctx, "retention")
+		res, err := sdk.Retention.PurgeTenants(sys, clk.Now())
+		require.NoError(t, err)
+		require.Empty(t, res, "nothing is purged during the grace period")
+		_, err = sdk.Vault.Open(octx, sealed, bind)
+		require.NoError(t, err, "the data stays readable during the grace period")
+
+		clk.Advance(31 * 24 * time.Hour)
+		res, err = sdk.Retention.PurgeTenants(sys, clk.Now())
+		require.NoError(t, err)
+		require.Len(t, res, 1)
+		_, err = sdk.Vault.Open(octx, sealed, bind)
+		require.ErrorIs(t, err, vault.ErrKeyDestroyed, "the purge destroyed the tenant's key")
+		got, err := sdk.Tenants.Tenants(sys, tenancy.TenantFilter{Status: tenancy.StatusPurged})
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		require.Equal(t, tn.ID, got[0].ID)
+
+		// Opening again on a migrated database is fine.
+		_, err = socialcrm.Open(ctx, socialcrm.Config{DB: db.Reopen(t), KEK: kek, Now: clk.Now})
+		require.NoError(t, err)
+	})
+}
