@@ -1,6 +1,11 @@
 package socialcrm
 
 import (
+	"context"
+	"fmt"
+
+	"github.com/uptrace/bun"
+
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
@@ -38,9 +43,10 @@ func Categories(audit *tenancy.AuditLog) []retention.Category {
 	}
 	return append(cats,
 		retention.Category{Name: retention.CategoryConnection, Table: social.TableConnections, Time: "created_at",
-			Subject:    map[string]string{"connection_id": "id", "account_id": "account_id"},
-			Omit:       []string{"access_token", "refresh_token"},
-			LegalBasis: "consent of the account owner", Purpose: "connected platform accounts and their sealed tokens"},
+			Subject:     map[string]string{"connection_id": "id", "account_id": "account_id"},
+			Omit:        []string{"access_token", "refresh_token"},
+			BeforeErase: eraseDerived,
+			LegalBasis:  "consent of the account owner", Purpose: "connected platform accounts and their sealed tokens"},
 		retention.Category{Name: "social.oauth_state", Table: social.TableStates, Time: "created_at",
 			Omit:       []string{"verifier"},
 			LegalBasis: "contract", Purpose: "single-use OAuth states of connections in progress (ten minutes)"},
@@ -57,4 +63,22 @@ func Categories(audit *tenancy.AuditLog) []retention.Category {
 		retention.Category{Name: "vault.tenants", Table: vault.TableKeyTenants, ID: "tenant_id", Time: "created_at",
 			LegalBasis: "security of processing (GDPR art. 32)", Purpose: "which tenants have keys, for key-encryption-key rotation"},
 	)
+}
+
+// eraseDerived erases what was fetched through connections that are being
+// erased (media, metric snapshots, raw responses), in the same transaction:
+// when a connection goes after its deauthorization period, its derived data
+// goes with it, whatever those categories' own periods say (P6).
+func eraseDerived(ctx context.Context, tx bun.Tx, ids []string) error {
+	tid, err := tenancy.TenantID(ctx)
+	if err != nil {
+		return err
+	}
+	for _, table := range []string{social.TableMedia, social.TableSnapshots, social.TableRawResponses} {
+		if _, err := tx.NewDelete().TableExpr(table).
+			Where("tenant_id = ?", tid).Where("connection_id IN (?)", bun.In(ids)).Exec(ctx); err != nil {
+			return fmt.Errorf("socialcrm: erase data of erased connections: %w", err)
+		}
+	}
+	return nil
 }

@@ -8,10 +8,12 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
+	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
+	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
 )
@@ -64,4 +66,64 @@ func TestOpenWiresTheTenantLifecycle(t *testing.T) {
 		_, err = socialcrm.Open(ctx, socialcrm.Config{DB: db.Reopen(t), KEK: kek, Now: clk.Now})
 		require.NoError(t, err)
 	})
+}
+
+// TestDeauthorizedConnectionTakesItsDataAlong: a disconnect starts the
+// connection's 30-day clock (P6); when the sweep erases the connection, the
+// media, snapshots and raw responses fetched through it go too.
+func TestDeauthorizedConnectionTakesItsDataAlong(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		ctx := context.Background()
+		h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
+		require.NoError(t, err)
+		kek, err := aead.New(h)
+		require.NoError(t, err)
+		clk := fakeclock.New()
+		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, KEK: kek, Now: clk.Now})
+		require.NoError(t, err)
+		_, owner, err := sdk.Tenants.CreateTenant(ctx, tenancy.SignUp{TenantName: "Acme",
+			Owner: tenancy.NewMember{Email: "ada@acme.example", Name: "Ada"}})
+		require.NoError(t, err)
+		octx := tenancy.WithPrincipal(ctx, owner.Principal())
+
+		now := clk.Now()
+		conns := []*social.Connection{
+			{ID: "gone", Platform: "tiktok", AccountID: "open-1", Status: social.StatusActive, CreatedAt: now, UpdatedAt: now},
+			{ID: "kept", Platform: "tiktok", AccountID: "open-2", Status: social.StatusActive, CreatedAt: now, UpdatedAt: now},
+		}
+		require.NoError(t, tenancy.RunInTx(octx, db, nil, func(ctx context.Context, tx bun.Tx) error {
+			for _, c := range conns {
+				if _, err := tx.NewInsert().Model(c).Exec(ctx); err != nil {
+					return err
+				}
+				m := &social.Media{ConnectionID: c.ID, ExternalID: "v-" + c.ID, Platform: "tiktok", Kind: "video", FetchedAt: now}
+				if _, err := tx.NewInsert().Model(m).Exec(ctx); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+		require.NoError(t, sdk.Retention.RecordEvent(octx, "connection.deauthorized", "connection_id", "gone"))
+
+		sys := tenancy.System(ctx, "retention")
+		_, err = sdk.Retention.Sweep(sys, clk.Now().Add(29*24*time.Hour))
+		require.NoError(t, err)
+		require.ElementsMatch(t, []string{"v-gone", "v-kept"}, mediaIDs(t, db, octx), "within 30 days nothing goes")
+		_, err = sdk.Retention.Sweep(sys, clk.Now().Add(31*24*time.Hour))
+		require.NoError(t, err)
+		require.ElementsMatch(t, []string{"v-kept"}, mediaIDs(t, db, octx), "the deauthorized connection's media went with it")
+	})
+}
+
+func mediaIDs(t *testing.T, db bun.IDB, ctx context.Context) []string {
+	t.Helper()
+	var ms []social.Media
+	require.NoError(t, tenancy.RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
+		return tx.NewSelect().Model(&ms).Scan(ctx)
+	}))
+	var ids []string
+	for _, m := range ms {
+		ids = append(ids, m.ExternalID)
+	}
+	return ids
 }

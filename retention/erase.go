@@ -163,7 +163,20 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 	for _, cond := range conds {
 		sel += " AND (" + cond + ")"
 	}
-	wrote, stalls := false, 0
+	// On PostgreSQL batches skip rows another run holds locked, so that
+	// concurrent sweeps share the work; the last pass waits for such locks
+	// instead, so that a sweep never ends with due rows left behind (by a
+	// concurrent run, or by a crashed one whose transaction the server has
+	// not yet ended).
+	wrote, stalls, wait := false, 0, false
+	pg := e.db.Dialect().Name() == dialect.PG
+	lastPass := func() bool {
+		if pg && !wait {
+			wait = true
+			return false
+		}
+		return true
+	}
 	for {
 		var ids []string
 		var erased int64
@@ -174,7 +187,9 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 			// On PostgreSQL, concurrent runs take different rows: rows
 			// locked by another run's batch are skipped, not waited for.
 			q, a := sel+" LIMIT ?", append(append([]any{j.tid}, args...), e.batch)
-			if tx.Dialect().Name() == dialect.PG {
+			if pg && wait {
+				q += " FOR UPDATE"
+			} else if pg {
 				q += " FOR UPDATE SKIP LOCKED"
 			}
 			if err := tx.NewRaw(q, a...).Scan(ctx, &ids); err != nil {
@@ -208,7 +223,10 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 			return err
 		}
 		if len(ids) == 0 {
-			break
+			if lastPass() {
+				break
+			}
+			continue
 		}
 		e.point("batch.committed")
 		if erased == 0 {
@@ -222,7 +240,7 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 		stalls = 0
 		wrote = true
 		j.rc.Erased += erased
-		if len(ids) < e.batch {
+		if len(ids) < e.batch && lastPass() {
 			break
 		}
 	}
