@@ -12,6 +12,7 @@ import (
 	"github.com/uptrace/bun/migrate"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/fakeclock"
 	"github.com/socialcrm/socialcrm/internal/migrations"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/tenancy"
@@ -168,32 +169,15 @@ func testCategories(rev *revocations) []retention.Category {
 	}
 }
 
-// clock is a manual clock: tests advance it instead of sleeping.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock is the shared manual test clock: tests advance it instead of sleeping.
+type clock = fakeclock.Clock
 
 var epoch = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
-func newClock() *clock { return &clock{t: epoch} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+func newClock() *clock {
+	c := fakeclock.New()
+	c.Set(epoch)
+	return c
 }
 
 type env struct {

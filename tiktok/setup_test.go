@@ -17,6 +17,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/fakeclock"
 	"github.com/socialcrm/socialcrm/internal/migrations"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
@@ -45,24 +46,13 @@ func each(t *testing.T, fn func(t *testing.T, db *dbtest.DB)) {
 	dbtest.Each(t, fn, setupDB)
 }
 
-// clock is a manual clock shared by the store and the emulator.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock is the shared manual test clock: tests advance it instead of sleeping.
+type clock = fakeclock.Clock
 
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+func newClock() *clock {
+	c := fakeclock.New()
+	c.Set(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
+	return c
 }
 
 func newKEK(t testing.TB) tink.AEAD {
