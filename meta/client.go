@@ -308,6 +308,9 @@ type request struct {
 	idempotent bool
 	// keep receives the raw answer, if not nil.
 	keep *[]byte
+	// appToken says the token is the app token ("{app-id}|{secret}"),
+	// which is sent without appsecret_proof.
+	appToken bool
 }
 
 // maxBody bounds what is read of an answer.
@@ -391,7 +394,7 @@ func (c *graph) send(ctx context.Context, r request, token string) (*Response, [
 	}
 	proof := url.Values{}
 	switch {
-	case token == "": // the token endpoints authenticate with the secret
+	case token == "" || r.appToken: // authenticated with the secret itself
 	case c.cfg.LegacyProof:
 		proof.Set("appsecret_proof", AppSecretProof(c.cfg.AppSecret, token, 0))
 	default:
