@@ -69,6 +69,9 @@ type Config struct {
 	// the current time-stamped form, HMAC-SHA256(secret, token|time), sent
 	// with appsecret_time.
 	LegacyProof bool
+	// Metrics names the insights metrics requested by default, with
+	// fallbacks (zero lists: DefaultMetrics).
+	Metrics MetricConfig
 }
 
 func (c Config) validate() error {
@@ -229,6 +232,9 @@ func (o options) sleep(ctx context.Context, d time.Duration) error {
 type Client struct {
 	*graph
 	session *social.Session
+
+	// Pages lists Pages, publishes to them and reads their insights.
+	Pages *PagesService
 
 	mu           sync.Mutex
 	blockedUntil time.Time // a rate limit said to stop calling until then
@@ -805,4 +811,6 @@ type list[T any] struct {
 }
 
 // init builds the services.
-func (c *Client) init() {}
+func (c *Client) init() {
+	c.Pages = &PagesService{c: c}
+}

@@ -216,3 +216,18 @@ func requireNoSecret(t testing.TB, text string, secrets ...string) {
 		}
 	}
 }
+
+// pageEnv connects the user with features (declining decline) and their
+// Pages, and returns the user connection, the first Page's connection and
+// a client for that Page.
+func (e *env) pageClient(features []string, decline ...string) (user, page social.Connection, c *meta.Client) {
+	e.t.Helper()
+	user = e.connect(userID, features, decline...)
+	pages := e.connectPages(user)
+	page = pages[pageID]
+	return user, page, e.client(page)
+}
+
+// graphCalls counts the requests the emulator received since the last
+// ResetRequests.
+func (e *env) graphCalls() int { return len(e.srv.Requests()) }
