@@ -235,6 +235,8 @@ type Client struct {
 
 	// Pages lists Pages, publishes to them and reads their insights.
 	Pages *PagesService
+	// Instagram reads and publishes to the Instagram account behind a Page.
+	Instagram *InstagramService
 
 	mu           sync.Mutex
 	blockedUntil time.Time // a rate limit said to stop calling until then
@@ -813,4 +815,5 @@ type list[T any] struct {
 // init builds the services.
 func (c *Client) init() {
 	c.Pages = &PagesService{c: c}
+	c.Instagram = &InstagramService{c: c}
 }

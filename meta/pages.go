@@ -79,6 +79,31 @@ func (o ListOptions) query(q url.Values) url.Values {
 	return q
 }
 
+// pages iterates over a cursor-paged list: fetch returns one page and
+// the cursor of the next ("" at the end).
+func pages[T any](fetch func(after string) ([]T, string, error)) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		after := ""
+		for {
+			items, next, err := fetch(after)
+			if err != nil {
+				var zero T
+				yield(zero, err)
+				return
+			}
+			for _, it := range items {
+				if !yield(it, nil) {
+					return
+				}
+			}
+			if next == "" {
+				return
+			}
+			after = next
+		}
+	}
+}
+
 // PageList is one page of Pages and the cursor of the next (empty at the
 // end).
 type PageList struct {
@@ -110,25 +135,13 @@ func (s *PagesService) List(ctx context.Context, opts ListOptions) (*PageList, *
 // All iterates over every Page List returns, fetching pages as needed.
 // Iteration stops at the first error, which is yielded.
 func (s *PagesService) All(ctx context.Context) iter.Seq2[Page, error] {
-	return func(yield func(Page, error) bool) {
-		opts := ListOptions{}
-		for {
-			l, _, err := s.List(ctx, opts)
-			if err != nil {
-				yield(Page{}, err)
-				return
-			}
-			for _, p := range l.Pages {
-				if !yield(p, nil) {
-					return
-				}
-			}
-			if l.After == "" {
-				return
-			}
-			opts.After = l.After
+	return pages(func(after string) ([]Page, string, error) {
+		l, _, err := s.List(ctx, ListOptions{After: after})
+		if err != nil {
+			return nil, "", err
 		}
-	}
+		return l.Pages, l.After, nil
+	})
 }
 
 // Get reads a Page with its follower counts and linked Instagram

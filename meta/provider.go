@@ -328,6 +328,10 @@ type PageConnection struct {
 	PageID, Name string
 	// Connection is the Page's connection (zero when Err is set).
 	Connection social.Connection
+	// Instagram is the connection of the Instagram professional account
+	// linked to the Page, holding the Page's token (which reaches the
+	// account); nil when none is linked or instagram_basic is not granted.
+	Instagram *social.Connection
 	// Err says why the Page was not connected (ErrShortLivedPageToken…).
 	Err error
 }
@@ -365,6 +369,9 @@ func (p *Provider) ConnectPages(ctx context.Context, sess *social.Session) ([]Pa
 		for _, pg := range l.Data {
 			pc := PageConnection{PageID: string(pg.ID), Name: pg.Name}
 			pc.Connection, pc.Err = p.connectPage(ctx, sess, pg.ID, pg.Name, pg.AccessToken)
+			if pc.Err == nil && sess.Scopes().Has(PermInstagramBasic) {
+				pc.Instagram, pc.Err = p.connectInstagram(ctx, sess, pg.ID, pg.AccessToken, pc.Connection.Scopes)
+			}
 			out = append(out, pc)
 		}
 		if l.Paging.Next == "" || l.Paging.Cursors.After == "" {
@@ -392,4 +399,31 @@ func (p *Provider) connectPage(ctx context.Context, sess *social.Session, id ID,
 		AccessToken: vault.NewSecret([]byte(token))}
 	defer g.Wipe()
 	return sess.ConnectDerived(ctx, g)
+}
+
+// connectInstagram stores the Instagram account linked to pageID, if any,
+// as a connection holding the Page token.
+func (p *Provider) connectInstagram(ctx context.Context, sess *social.Session, pageID ID, token string, scopes social.Scopes) (*social.Connection, error) {
+	var w wirePage
+	r := request{method: http.MethodGet, path: "/" + string(pageID), idempotent: true,
+		query: url.Values{"fields": {"id,instagram_business_account{id,username}"}}}
+	if _, err := p.call(ctx, r, token, &w); err != nil {
+		return nil, fmt.Errorf("meta: page %s: instagram account: %w", pageID, err)
+	}
+	pg := w.page()
+	if pg.Instagram == nil {
+		return nil, nil
+	}
+	name := pg.Instagram.Username
+	if name != "" {
+		name = "@" + name
+	}
+	g := &social.Grant{AccountID: pg.Instagram.ID, DisplayName: name, Scopes: scopes,
+		AccessToken: vault.NewSecret([]byte(token))}
+	defer g.Wipe()
+	c, err := sess.ConnectDerived(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
 }

@@ -93,7 +93,8 @@ func TestLoginFlow(t *testing.T) {
 		require.Equal(t, social.NewScopes(meta.PermInstagramManageInsights), perms.Declined)
 
 		pages := e.connectPages(conn)
-		require.Len(t, pages, 2)
+		require.Len(t, pages, 3, "two Pages and the Instagram account")
+		require.Equal(t, "@adasbakery", pages[igID].DisplayName)
 		pc := pages[pageID]
 		require.Equal(t, "Ada's Bakery", pc.DisplayName)
 		require.True(t, pc.TokenExpiry.IsZero(), "Page token from a long-lived user token must not expire")
