@@ -427,3 +427,63 @@ func (p *Provider) connectInstagram(ctx context.Context, sess *social.Session, p
 	}
 	return &c, nil
 }
+
+// Disconnect disconnects a Facebook user connection and the Page and
+// Instagram connections made from it (ConnectPages): each derived
+// connection's tokens are deleted first, then the user's authorization of
+// the app is revoked at Meta (DELETE /me/permissions), which also ends
+// every Page token taken with it, and the user's tokens are deleted. The
+// derived connections are found through /me/accounts; when Meta no longer
+// answers for the user token, only the user connection is disconnected.
+// It returns the connections disconnected, the user's last.
+func (p *Provider) Disconnect(ctx context.Context, store *social.Store, userConnID string) ([]social.Connection, error) {
+	var ids []string
+	if sess, err := store.Session(ctx, userConnID, p); err == nil && sess.Scopes().Has(PermPagesShowList) {
+		if tok, err := sess.Token(ctx); err == nil {
+			ids = p.derivedAccounts(ctx, tok.AccessToken)
+		}
+	}
+	var out []social.Connection
+	for _, id := range ids {
+		c, err := store.Find(ctx, Platform, id)
+		if errors.Is(err, social.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		if c, err = store.Disconnect(ctx, c.ID, p); err != nil {
+			return out, err
+		}
+		out = append(out, c)
+	}
+	c, err := store.Disconnect(ctx, userConnID, p)
+	if err != nil {
+		return out, err
+	}
+	return append(out, c), nil
+}
+
+// derivedAccounts lists the ids of the Pages and linked Instagram
+// accounts the user token reaches (best effort: an error ends the list).
+func (p *Provider) derivedAccounts(ctx context.Context, token string) []string {
+	var ids []string
+	q := url.Values{"fields": {"id,instagram_business_account{id}"}, "limit": {"100"}}
+	for {
+		var l list[wirePage]
+		if _, err := p.call(ctx, request{method: http.MethodGet, path: "/me/accounts", query: q, idempotent: true}, token, &l); err != nil {
+			return ids
+		}
+		for _, w := range l.Data {
+			pg := w.page()
+			ids = append(ids, pg.ID)
+			if pg.Instagram != nil {
+				ids = append(ids, pg.Instagram.ID)
+			}
+		}
+		if l.Paging.Next == "" || l.Paging.Cursors.After == "" {
+			return ids
+		}
+		q.Set("after", l.Paging.Cursors.After)
+	}
+}
