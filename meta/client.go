@@ -41,6 +41,10 @@ const (
 	DefaultDialogHost = "https://www.facebook.com"
 )
 
+// DefaultRateLimitWait is how long a client stops calling after a
+// rate-limit answer that carries no estimated_time_to_regain_access.
+const DefaultRateLimitWait = time.Minute
+
 var versionPattern = regexp.MustCompile(`^v[0-9]+\.[0-9]+$`)
 
 // Config is a Meta app's registration and the Graph API version it talks.
@@ -490,9 +494,12 @@ func (c *Client) classify(ctx context.Context, e *APIError, resp *Response) erro
 	switch {
 	case e.IsRateLimit():
 		rl := &RateLimitError{APIError: e, Usage: resp.Usage.clone(), RetryAfter: resp.Usage.RegainAccess()}
-		if rl.RetryAfter > 0 {
-			c.block(rl.RetryAfter)
+		if rl.RetryAfter <= 0 {
+			// Meta gave no estimate (X-App-Usage has none): calling during
+			// the block extends it, so wait a while all the same.
+			rl.RetryAfter = DefaultRateLimitWait
 		}
+		c.block(rl.RetryAfter)
 		return rl
 	case e.Code == CodeInvalidToken && e.Subcode != SubcodeNoPageRole, e.Code == CodeTokenInvalidLegacy:
 		return c.session.Refused(ctx, e)

@@ -120,6 +120,20 @@ func TestRateLimitStopsCalling(t *testing.T) {
 	e.clk.Advance(rl.RetryAfter + time.Minute)
 	_, _, err = c.Pages.Get(e.ctx, pageID)
 	require.NoError(t, err)
+
+	// Code 4 without an estimate: the client waits DefaultRateLimitWait.
+	uc := e.client(e.connect(userID, allFeatures))
+	require.NoError(t, e.srv.InjectFault(metatest.Fault{Path: "/me/accounts", Code: 4, Count: 1}))
+	_, _, err = uc.Pages.List(e.ctx, meta.ListOptions{})
+	require.True(t, errors.As(err, &rl), "got %v", err)
+	require.Equal(t, meta.DefaultRateLimitWait, rl.RetryAfter)
+	e.srv.ResetRequests()
+	_, _, err = uc.Pages.List(e.ctx, meta.ListOptions{})
+	require.ErrorIs(t, err, meta.ErrRateLimited)
+	require.Zero(t, e.graphCalls())
+	e.clk.Advance(meta.DefaultRateLimitWait)
+	_, _, err = uc.Pages.List(e.ctx, meta.ListOptions{})
+	require.NoError(t, err)
 }
 
 func TestLegacyProofAndVersion(t *testing.T) {
