@@ -487,3 +487,38 @@ func (p *Provider) derivedAccounts(ctx context.Context, token string) []string {
 		q.Set("after", l.Paging.Cursors.After)
 	}
 }
+
+// ErrTokenMismatch is returned by Verify when debug_token describes a
+// token of another account than the connection's.
+var ErrTokenMismatch = errors.New("meta: the token belongs to another account")
+
+// Verify re-checks the session's token with debug_token, as Meta asks
+// apps that do not use its SDKs to do at least daily. A token Meta says is
+// invalid moves the connection to needs_reauth (the error wraps
+// social.ErrNeedsReauth); a token of another app or account fails with
+// social.ErrInvalidToken or ErrTokenMismatch.
+func (p *Provider) Verify(ctx context.Context, sess *social.Session) (TokenInfo, error) {
+	tok, err := sess.Token(ctx)
+	if err != nil {
+		return TokenInfo{}, fmt.Errorf("meta: verify: %w", err)
+	}
+	info, err := p.debugToken(ctx, tok.AccessToken)
+	if err != nil {
+		return TokenInfo{}, fmt.Errorf("meta: verify: %w", err)
+	}
+	if !info.Valid {
+		cause := &APIError{Code: info.ErrorCode, Subcode: info.ErrorSubcode, Message: "debug_token: the token is invalid"}
+		if cause.Code == 0 {
+			cause.Code = CodeInvalidToken
+		}
+		return info, sess.Refused(ctx, cause)
+	}
+	acct := sess.Connection().AccountID
+	if acct != info.UserID && acct != info.ProfileID {
+		// An Instagram connection holds its Page's token.
+		if info.Type != "PAGE" || info.ProfileID == "" {
+			return info, fmt.Errorf("%w: connection %s", ErrTokenMismatch, sess.Connection().ID)
+		}
+	}
+	return info, nil
+}
