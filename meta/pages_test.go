@@ -215,3 +215,27 @@ func TestPagesScopes(t *testing.T) {
 		require.Zero(t, e.graphCalls(), "a refused call reached Meta")
 	})
 }
+
+// TestClientConcurrentUse runs calls from several goroutines on one
+// client (run with -race).
+func TestClientConcurrentUse(t *testing.T) {
+	db := dbtest.SQLite(t, setupDB)
+	e := newEnv(t, db)
+	_, _, c := e.pageClient(allFeatures)
+	errs := make(chan error, 16)
+	for i := range 16 {
+		go func() {
+			var err error
+			if i%2 == 0 {
+				_, _, err = c.Pages.Get(e.ctx, pageID)
+			} else {
+				_, _, err = c.Pages.Insights(e.ctx, pageID, meta.InsightsOptions{})
+			}
+			_ = c.Usage()
+			errs <- err
+		}()
+	}
+	for range 16 {
+		require.NoError(t, <-errs)
+	}
+}
