@@ -187,23 +187,33 @@ func (p *Provider) Refresh(context.Context, vault.Secret) (*social.Grant, error)
 }
 
 // Revoke de-authorizes the app for the user behind a user token (DELETE
-// /me/permissions). A Page token has no revocation of its own: Revoke
+// /me/permissions; with the app token on /{user-id}/permissions when the
+// user token expired). A Page token has no revocation of its own: Revoke
 // checks it with debug_token and does nothing else, the caller deleting
-// it. A token Meta already refuses (code 190) counts as revoked.
+// it. A token of a user who removed the app counts as revoked.
 func (p *Provider) Revoke(ctx context.Context, accessToken vault.Secret) error {
 	tok := string(accessToken.Reveal())
 	info, err := p.debugToken(ctx, tok)
 	if err != nil {
 		return fmt.Errorf("meta: revoke: %w", err)
 	}
-	if !info.Valid || info.Type == "PAGE" {
+	if info.Type == "PAGE" || info.Type == "APP" {
 		return nil
 	}
 	var ok struct {
 		Success Bool `json:"success"`
 	}
-	_, err = p.call(ctx, request{method: http.MethodDelete, path: "/me/permissions", idempotent: true}, tok, &ok)
-	if errors.Is(err, social.ErrInvalidToken) {
+	r := request{method: http.MethodDelete, path: "/me/permissions", idempotent: true}
+	if !info.Valid {
+		if info.UserID == "" || info.ErrorSubcode == SubcodeAppNotInstalled {
+			return nil // unknown token, or the user removed the app already
+		}
+		// An expired user token cannot revoke; the app token can
+		// (DELETE /{user-id}/permissions).
+		r.path, r.appToken, tok = "/"+info.UserID+"/permissions", true, p.appToken()
+	}
+	_, err = p.call(ctx, r, tok, &ok)
+	if errors.Is(err, social.ErrInvalidToken) && !r.appToken {
 		return nil
 	}
 	if err != nil {
@@ -300,7 +310,7 @@ func (p *Provider) DebugToken(ctx context.Context, token vault.Secret) (TokenInf
 
 func (p *Provider) debugToken(ctx context.Context, token string) (TokenInfo, error) {
 	var a debugAnswer
-	appToken := p.cfg.AppID + "|" + string(p.cfg.AppSecret.Reveal())
+	appToken := p.appToken()
 	r := request{method: http.MethodGet, path: "/debug_token", idempotent: true, appToken: true,
 		query: url.Values{"input_token": {token}}}
 	if _, err := p.call(ctx, r, appToken, &a); err != nil {
@@ -522,3 +532,6 @@ func (p *Provider) Verify(ctx context.Context, sess *social.Session) (TokenInfo,
 	}
 	return info, nil
 }
+
+// appToken is the app access token "{app-id}|{app-secret}".
+func (p *Provider) appToken() string { return p.cfg.AppID + "|" + string(p.cfg.AppSecret.Reveal()) }

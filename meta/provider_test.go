@@ -150,6 +150,7 @@ func TestVerifyAndExpiry(t *testing.T) {
 
 		// The long-lived user token expires after about 60 days: no refresh
 		// grant, so the connection needs a new login and nothing is sent.
+		// Disconnecting it still revokes the app at Meta, with the app token.
 		user2 := e.connect(user2ID, []string{meta.FeaturePages})
 		c := e.client(user2)
 		e.clk.Advance(61 * 24 * time.Hour)
@@ -157,6 +158,16 @@ func TestVerifyAndExpiry(t *testing.T) {
 		_, _, err = c.Pages.List(e.ctx, meta.ListOptions{})
 		require.ErrorIs(t, err, social.ErrNeedsReauth)
 		require.Zero(t, e.graphCalls())
+		_, err = e.store.Disconnect(e.ctx, user2.ID, e.prov)
+		require.NoError(t, err)
+		n, err := e.store.PendingRevocations(e.ctx)
+		require.NoError(t, err)
+		require.Zero(t, n)
+		revoked := false
+		for _, r := range e.srv.Requests() {
+			revoked = revoked || r.Method == "DELETE" && r.Path == "/"+user2ID+"/permissions"
+		}
+		require.True(t, revoked, "the app was not revoked at Meta for the expired user")
 	})
 }
 
