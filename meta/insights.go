@@ -227,6 +227,10 @@ func (in *Insights) Source() string {
 	return "graph " + in.Version + "; " + strings.Join(in.Metrics, ",")
 }
 
+// MaxInsightsRange is the longest since–until range Meta serves in one
+// insights call.
+const MaxInsightsRange = 90 * 24 * time.Hour
+
 // InsightsOptions narrows an insights request. The zero value asks for
 // the configured metrics over Meta's default range.
 type InsightsOptions struct {
@@ -261,6 +265,14 @@ func (c *Client) insights(ctx context.Context, objectID string, metrics []Metric
 		if len(live[i]) == 0 {
 			d, _ := Deprecated(m.Name, now)
 			return nil, nil, &DeprecatedMetricError{Metric: m.Name, Retired: d.Retired, Replacement: d.Replacement}
+		}
+	}
+	if !o.Since.IsZero() && !o.Until.IsZero() {
+		if o.Until.Before(o.Since) {
+			return nil, nil, fmt.Errorf("%w: insights: Until before Since", ErrConfig)
+		}
+		if o.Until.Sub(o.Since) > MaxInsightsRange {
+			return nil, nil, fmt.Errorf("%w: insights: more than 90 days between Since and Until", ErrConfig)
 		}
 	}
 	q := url.Values{}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -114,6 +115,16 @@ func TestPagesInsights(t *testing.T) {
 		require.NoError(t, err)
 		v, _ = pin.Latest("post_media_view")
 		require.Equal(t, 77.0, v)
+
+		// A range Meta refuses is refused locally.
+		now := e.clk.Now()
+		_, _, err = c.Pages.Insights(e.ctx, pageID, meta.InsightsOptions{Since: now.Add(-100 * 24 * time.Hour), Until: now})
+		require.ErrorIs(t, err, meta.ErrConfig)
+		_, _, err = c.Pages.Insights(e.ctx, pageID, meta.InsightsOptions{Since: now, Until: now.Add(-time.Hour)})
+		require.ErrorIs(t, err, meta.ErrConfig)
+		ranged, _, err := c.Pages.Insights(e.ctx, pageID, meta.InsightsOptions{Since: now.Add(-7 * 24 * time.Hour), Until: now})
+		require.NoError(t, err)
+		require.Len(t, ranged.Data[0].Values, 7)
 
 		sn, _, err := c.Pages.Snapshot(e.ctx, pageID)
 		require.NoError(t, err)
