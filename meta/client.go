@@ -131,6 +131,17 @@ type options struct {
 	wait    func(context.Context, time.Duration) error
 	tries   int
 	session *social.Session
+	keepRaw bool
+}
+
+// WithRawResponses makes Pages.Snapshot keep the raw insights answers it
+// read, as social.RawResponse rows (a retention category of their own, 90
+// days by default). Off by default.
+func WithRawResponses() Option {
+	return func(o *options) error {
+		o.keepRaw = true
+		return nil
+	}
 }
 
 // WithHTTPClient sets the HTTP client (default http.DefaultClient).

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/socialcrm/socialcrm/social"
 )
 
 // Metric is an insights metric by the name to request and the names to
@@ -178,6 +180,17 @@ type Insights struct {
 	// Data are the metrics Meta returned. A metric without data is left
 	// out by Meta (not reported as zero).
 	Data []Insight `json:"data"`
+
+	raw [][]byte // the answers that produced Data
+}
+
+// rawResponses returns the answers behind in as social.RawResponse rows.
+func (in *Insights) rawResponses() []social.RawResponse {
+	var out []social.RawResponse
+	for _, b := range in.raw {
+		out = append(out, social.RawResponse{Endpoint: "GET /" + in.Version + "/" + in.ObjectID + "/insights", Body: string(b)})
+	}
+	return out
 }
 
 // Insight is one metric over one period.
@@ -286,6 +299,7 @@ func (c *Client) insights(ctx context.Context, objectID string, metrics []Metric
 		q.Set("until", strconv.FormatInt(o.Until.Unix(), 10))
 	}
 	path := "/" + url.PathEscape(objectID) + "/insights"
+	var raws [][]byte
 	fetch := func(names []string) (list[Insight], *Response, error) {
 		qq := url.Values{}
 		for k, v := range q {
@@ -293,7 +307,11 @@ func (c *Client) insights(ctx context.Context, objectID string, metrics []Metric
 		}
 		qq.Set("metric", strings.Join(names, ","))
 		var l list[Insight]
-		resp, err := c.get(ctx, path, qq, &l, need...)
+		var raw []byte
+		resp, err := c.do(ctx, request{method: "GET", path: path, query: qq, need: need, idempotent: true, keep: &raw}, &l)
+		if err == nil {
+			raws = append(raws, raw)
+		}
 		return l, resp, err
 	}
 	first := make([]string, len(live))
@@ -302,7 +320,7 @@ func (c *Client) insights(ctx context.Context, objectID string, metrics []Metric
 	}
 	l, resp, err := fetch(first)
 	if err == nil {
-		return c.newInsights(objectID, resp, first, l.Data), resp, nil
+		return c.newInsights(objectID, resp, first, l.Data, raws), resp, nil
 	}
 	if !errors.Is(err, ErrInvalidParameter) {
 		return nil, resp, err
@@ -329,10 +347,10 @@ func (c *Client) insights(ctx context.Context, objectID string, metrics []Metric
 			return nil, resp, &MetricError{Metric: metrics[i].Name, Tried: names, Err: lastErr}
 		}
 	}
-	return c.newInsights(objectID, resp, used, data), resp, nil
+	return c.newInsights(objectID, resp, used, data, raws), resp, nil
 }
 
-func (c *Client) newInsights(objectID string, resp *Response, names []string, data []Insight) *Insights {
+func (c *Client) newInsights(objectID string, resp *Response, names []string, data []Insight, raws [][]byte) *Insights {
 	v := c.Version()
 	if resp != nil && resp.Version != "" {
 		v = resp.Version
@@ -340,5 +358,5 @@ func (c *Client) newInsights(objectID string, resp *Response, names []string, da
 			v = "v" + v
 		}
 	}
-	return &Insights{ObjectID: objectID, Version: v, Metrics: slices.Clone(names), Data: data}
+	return &Insights{ObjectID: objectID, Version: v, Metrics: slices.Clone(names), Data: data, raw: raws}
 }

@@ -417,7 +417,9 @@ func (s *PagesService) PostInsights(ctx context.Context, postID string, opts Ins
 // Snapshot reads the Page's follower count and insights and stores them
 // as a social.Snapshot of the Page's connection, recording the API version
 // and the metric names that produced them (Snapshot.Source). Followers is
-// followers_count; Views the latest value of the first Page metric.
+// followers_count; Views the latest value of the first Page metric. With
+// WithRawResponses the insights answers are kept as social.RawResponse
+// rows (their own 90-day retention category).
 func (s *PagesService) Snapshot(ctx context.Context, pageID string) (*social.Snapshot, *Response, error) {
 	if err := s.c.session.Require(PermPagesShowList, PermReadInsights, PermPagesReadEngagement); err != nil {
 		return nil, nil, err
@@ -439,6 +441,9 @@ func (s *PagesService) Snapshot(ctx context.Context, pageID string) (*social.Sna
 		sn.Views = int64(v)
 	}
 	r := &social.SyncResult{DisplayName: p.Name, Snapshot: sn}
+	if s.c.opts.keepRaw {
+		r.Raw = in.rawResponses()
+	}
 	if err := s.c.session.SaveSync(ctx, r); err != nil {
 		return nil, resp, err
 	}

@@ -134,6 +134,17 @@ func TestPagesInsights(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, stored, 1)
 		require.Equal(t, "graph "+e.srv.Version()+"; page_media_view,page_total_media_view_unique,page_post_engagements,page_daily_follows_unique", stored[0].Source)
+		n, err := e.store.RawResponses(e.ctx, page.ID)
+		require.NoError(t, err)
+		require.Zero(t, n, "raw answers kept without WithRawResponses")
+
+		rc, err := meta.New(e.cfg, append(e.clientOpts(), meta.WithSession(e.session(page)), meta.WithRawResponses())...)
+		require.NoError(t, err)
+		_, _, err = rc.Pages.Snapshot(e.ctx, pageID)
+		require.NoError(t, err)
+		n, err = e.store.RawResponses(e.ctx, page.ID)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
 	})
 }
 
