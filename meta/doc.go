@@ -31,7 +31,9 @@
 // a connection of its own — only when debug_token shows it never expires,
 // which holds for Page tokens taken with a long-lived user token; the
 // Instagram account linked to a Page gets a connection holding the Page's
-// token. DebugToken re-checks any token (Meta asks for a daily check).
+// token. Verify re-checks a connection's token with debug_token (Meta asks
+// for a daily check) and moves a refused one to needs_reauth; DebugToken
+// inspects any token.
 // Disconnect removes the Page and Instagram connections and revokes the
 // app at Meta (DELETE /me/permissions).
 //
@@ -62,7 +64,8 @@
 // through its fallbacks (*MetricError when none is taken). Insights and
 // the snapshots stored by Pages.Snapshot and Instagram.Snapshot record the
 // API version and the metric names that produced them
-// (social.Snapshot.Source).
+// (social.Snapshot.Source); with WithRawResponses the raw answers are kept
+// too, in their own 90-day retention category.
 //
 // # Concurrency
 //
