@@ -121,8 +121,16 @@ func TestRateLimitStopsCalling(t *testing.T) {
 	_, _, err = c.Pages.Get(e.ctx, pageID)
 	require.NoError(t, err)
 
-	// Code 4 without an estimate: the client waits DefaultRateLimitWait.
-	uc := e.client(e.connect(userID, allFeatures))
+	// Code 4 without an estimate: the clients sharing Limits wait
+	// DefaultRateLimitWait, whatever their connection.
+	limits := meta.NewLimits()
+	newClient := func(conn social.Connection) *meta.Client {
+		c, err := meta.New(e.cfg, append(e.clientOpts(), meta.WithSession(e.session(conn)), meta.WithLimits(limits))...)
+		require.NoError(t, err)
+		return c
+	}
+	uc := newClient(e.connect(userID, allFeatures))
+	other := newClient(e.connect(user2ID, []string{meta.FeaturePages}))
 	require.NoError(t, e.srv.InjectFault(metatest.Fault{Path: "/me/accounts", Code: 4, Count: 1}))
 	_, _, err = uc.Pages.List(e.ctx, meta.ListOptions{})
 	require.True(t, errors.As(err, &rl), "got %v", err)
@@ -130,6 +138,8 @@ func TestRateLimitStopsCalling(t *testing.T) {
 	e.srv.ResetRequests()
 	_, _, err = uc.Pages.List(e.ctx, meta.ListOptions{})
 	require.ErrorIs(t, err, meta.ErrRateLimited)
+	_, _, err = other.Pages.List(e.ctx, meta.ListOptions{})
+	require.ErrorIs(t, err, meta.ErrRateLimited, "an app-wide block must hold for every client sharing Limits")
 	require.Zero(t, e.graphCalls())
 	e.clk.Advance(meta.DefaultRateLimitWait)
 	_, _, err = uc.Pages.List(e.ctx, meta.ListOptions{})

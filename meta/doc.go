@@ -92,7 +92,10 @@
 // A *social.ScopeError from a method means nothing was sent. After a rate
 // limit the client makes no call until Meta's
 // estimated_time_to_regain_access (or DefaultRateLimitWait) has passed:
-// calls made during a block extend it. Reads are retried on 5xx and
+// calls made during a block extend it. Share one Limits (WithLimits)
+// between an app's clients so that a block holds for all of them: the
+// app limits (4, 341) block every connection, the others the connection's
+// account. Reads are retried on 5xx and
 // transport errors (bounded, jittered, never past the context); writes
 // only after a 429. Every Response carries the parsed X-App-Usage,
 // X-Page-Usage and X-Business-Use-Case-Usage headers (Response.Usage).
