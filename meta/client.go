@@ -291,7 +291,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if c.limits == nil {
 		c.limits = NewLimits()
 	}
-	c.init()
+	c.initServices()
 	return c, nil
 }
 
@@ -880,8 +880,8 @@ type list[T any] struct {
 	Paging paging `json:"paging"`
 }
 
-// init builds the services.
-func (c *Client) init() {
+// initServices builds the services.
+func (c *Client) initServices() {
 	c.Pages = &PagesService{c: c}
 	c.Instagram = &InstagramService{c: c}
 }
