@@ -291,7 +291,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if c.limits == nil {
 		c.limits = NewLimits()
 	}
-	c.initServices()
+	c.init()
 	return c, nil
 }
 
@@ -880,8 +880,8 @@ type list[T any] struct {
 	Paging paging `json:"paging"`
 }
 
-// initServices builds the services.
-func (c *Client) initServices() {
+// init builds the services.
+func (c *Client) init() {
 	c.Pages = &PagesService{c: c}
 	c.Instagram = &InstagramService{c: c}
 }
