@@ -74,12 +74,105 @@ func ownedTables(ctx context.Context, tx bun.Tx, tables []string, stmts ...strin
 // companies, deals, activities, tasks, notes, consent, conversations and
 // messages), in version order.
 func coreMigrations() []migration {
-	return []migration{}
+	return []migration{
+		{"20261123000500", "crm_conversations", func(ctx context.Context, tx bun.Tx) error {
+			return ownedTables(ctx, tx, []string{TableConversations, TableMessages},
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_conversations (
+					tenant_id TEXT NOT NULL,
+					id TEXT NOT NULL,
+					created_at TIMESTAMP NOT NULL,
+					updated_at TIMESTAMP NOT NULL,
+					version BIGINT NOT NULL,
+					channel TEXT NOT NULL,
+					account_id TEXT NOT NULL,
+					thread_id TEXT NOT NULL,
+					contact_id TEXT,
+					last_message_at TIMESTAMP NOT NULL,
+					delivered_until TIMESTAMP,
+					read_until TIMESTAMP,
+					PRIMARY KEY (tenant_id, id),
+					UNIQUE (tenant_id, channel, account_id, thread_id)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_conversations_last ON socialcrm_crm_conversations (tenant_id, last_message_at, id)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_conversations_contact ON socialcrm_crm_conversations (tenant_id, contact_id)`,
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_messages (
+					tenant_id TEXT NOT NULL,
+					id TEXT NOT NULL,
+					created_at TIMESTAMP NOT NULL,
+					updated_at TIMESTAMP NOT NULL,
+					version BIGINT NOT NULL,
+					conversation_id TEXT NOT NULL,
+					direction TEXT NOT NULL,
+					external_id TEXT,
+					text TEXT NOT NULL,
+					attachments TEXT NOT NULL,
+					sent_at TIMESTAMP NOT NULL,
+					status TEXT NOT NULL,
+					PRIMARY KEY (tenant_id, id),
+					UNIQUE (tenant_id, conversation_id, external_id)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_messages_sent ON socialcrm_crm_messages (tenant_id, conversation_id, sent_at, id)`,
+			)
+		}},
+		{"20261123000501", "crm_contacts", func(ctx context.Context, tx bun.Tx) error {
+			return ownedTables(ctx, tx, []string{TableContacts, TableContactTags},
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_contacts (
+					tenant_id TEXT NOT NULL,
+					id TEXT NOT NULL,
+					created_at TIMESTAMP NOT NULL,
+					updated_at TIMESTAMP NOT NULL,
+					version BIGINT NOT NULL,
+					first_name TEXT NOT NULL,
+					last_name TEXT NOT NULL,
+					stage TEXT NOT NULL,
+					source TEXT NOT NULL,
+					utm_source TEXT NOT NULL,
+					utm_medium TEXT NOT NULL,
+					utm_campaign TEXT NOT NULL,
+					utm_term TEXT NOT NULL,
+					utm_content TEXT NOT NULL,
+					birth_year INTEGER NOT NULL,
+					birth_month INTEGER NOT NULL,
+					birth_day INTEGER NOT NULL,
+					preferences TEXT NOT NULL,
+					owner_id TEXT,
+					tags TEXT NOT NULL,
+					email_sealed BLOB,
+					email_index TEXT,
+					phone_sealed BLOB,
+					phone_index TEXT,
+					name_fold TEXT NOT NULL,
+					last_fold TEXT NOT NULL,
+					PRIMARY KEY (tenant_id, id)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_stage ON socialcrm_crm_contacts (tenant_id, stage, id)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_owner ON socialcrm_crm_contacts (tenant_id, owner_id, id)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_updated ON socialcrm_crm_contacts (tenant_id, updated_at)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_name ON socialcrm_crm_contacts (tenant_id, name_fold)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_last ON socialcrm_crm_contacts (tenant_id, last_fold)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_email ON socialcrm_crm_contacts (tenant_id, email_index)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_phone ON socialcrm_crm_contacts (tenant_id, phone_index)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_birthday ON socialcrm_crm_contacts (tenant_id, birth_month, birth_day)`,
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_contact_tags (
+					tenant_id TEXT NOT NULL,
+					id TEXT NOT NULL,
+					created_at TIMESTAMP NOT NULL,
+					updated_at TIMESTAMP NOT NULL,
+					version BIGINT NOT NULL,
+					contact_id TEXT NOT NULL,
+					tag TEXT NOT NULL,
+					PRIMARY KEY (tenant_id, id),
+					UNIQUE (tenant_id, tag, contact_id)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contact_tags_contact ON socialcrm_crm_contact_tags (tenant_id, contact_id)`,
+			)
+		}},
+	}
 }
 
 // coreModels are the tenant-owned models of the core records.
 func coreModels() []any {
-	return []any{}
+	return []any{(*Conversation)(nil), (*Message)(nil), (*Contact)(nil), (*contactTag)(nil)}
 }
 
 // coreCategories are the retention categories of the core tables.
@@ -89,5 +182,8 @@ func coreCategories() []retention.Category {
 
 // coreSealedColumns are the sealed columns of the core tables.
 func coreSealedColumns() []vault.Column {
-	return []vault.Column{}
+	return []vault.Column{
+		{Table: TableContacts, ID: "id", Sealed: "email_sealed", Binding: func(id string) vault.Binding { return vault.Binding{Record: id, Field: "email"} }},
+		{Table: TableContacts, ID: "id", Sealed: "phone_sealed", Binding: func(id string) vault.Binding { return vault.Binding{Record: id, Field: "phone"} }},
+	}
 }
