@@ -403,7 +403,7 @@ func (r *Contacts) List(ctx context.Context, f ContactFilter, o ListOptions) (Pa
 			// Subqueries run no model hooks: scope this one by hand.
 			tagged := tx.NewSelect().Model((*contactTag)(nil)).Column("ctt.contact_id").
 				Where("ctt.tag = ?", strings.TrimSpace(f.Tag)).Apply(tenancy.Scope(ctx))
-			q = q.Where("?TableAlias.id IN (?)", tagged)
+			q = q.Where("ct.id IN (?)", tagged) // ?TableAlias here would take the subquery's alias
 		}
 		if p := fold(f.NamePrefix); p != "" {
 			like := escapeLike(p) + "%"
