@@ -95,6 +95,8 @@ type Contact struct {
 	Birthday Birthday `bun:"embed:birth_" json:"birthday,omitzero"`
 	// Preferences are free key/value settings (language, sizes, …).
 	Preferences map[string]string `bun:"preferences,type:text,notnull" json:"preferences,omitempty" validate:"max=50,dive,keys,min=1,max=64,endkeys,max=1000"`
+	// CompanyID links the contact to the company it works for.
+	CompanyID string `bun:"company_id,nullzero" json:"company_id,omitempty"`
 	// OwnerID is the id of the member responsible for the contact.
 	OwnerID string `bun:"owner_id,nullzero" json:"owner_id,omitempty" validate:"omitempty,uuid"`
 	// Tags label the contact; each is trimmed, at most 50 bytes, and kept
@@ -258,6 +260,9 @@ func (r *Contacts) Create(ctx context.Context, c Contact) (Contact, error) {
 		return Contact{}, err
 	}
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if err := mustExist(ctx, tx, (*Company)(nil), kindContact, "company_id", c.CompanyID); err != nil {
+			return err
+		}
 		if _, err := tx.NewInsert().Model(&c).Exec(ctx); err != nil {
 			return fmt.Errorf("crm: create contact: %w", err)
 		}
@@ -326,6 +331,9 @@ func (r *Contacts) Update(ctx context.Context, c Contact) (Contact, error) {
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		cur, err := get[Contact](ctx, tx, kindContact, c.ID)
 		if err != nil {
+			return err
+		}
+		if err := mustExist(ctx, tx, (*Company)(nil), kindContact, "company_id", c.CompanyID); err != nil {
 			return err
 		}
 		c.Source, c.UTM, c.CreatedAt = cur.Source, cur.UTM, cur.CreatedAt

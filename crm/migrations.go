@@ -135,6 +135,7 @@ func coreMigrations() []migration {
 					birth_month INTEGER NOT NULL,
 					birth_day INTEGER NOT NULL,
 					preferences TEXT NOT NULL,
+					company_id TEXT,
 					owner_id TEXT,
 					tags TEXT NOT NULL,
 					email_sealed BLOB,
@@ -167,12 +168,129 @@ func coreMigrations() []migration {
 				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contact_tags_contact ON socialcrm_crm_contact_tags (tenant_id, contact_id)`,
 			)
 		}},
+		{"20261123000502", "crm_sales", func(ctx context.Context, tx bun.Tx) error {
+			return ownedTables(ctx, tx, []string{TableCompanies, TablePipelines, TableDeals, TableStageChanges, TableActivities, TableTasks, TableNotes},
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_companies (
+					tenant_id TEXT NOT NULL,
+					id TEXT NOT NULL,
+					created_at TIMESTAMP NOT NULL,
+					updated_at TIMESTAMP NOT NULL,
+					version BIGINT NOT NULL,
+					name TEXT NOT NULL,
+					domain TEXT NOT NULL,
+					industry TEXT NOT NULL,
+					owner_id TEXT,
+					name_fold TEXT NOT NULL,
+					PRIMARY KEY (tenant_id, id)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_companies_name ON socialcrm_crm_companies (tenant_id, name_fold)`,
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_pipelines (
+					tenant_id TEXT NOT NULL,
+					id TEXT NOT NULL,
+					created_at TIMESTAMP NOT NULL,
+					updated_at TIMESTAMP NOT NULL,
+					version BIGINT NOT NULL,
+					name TEXT NOT NULL,
+					stages TEXT NOT NULL,
+					PRIMARY KEY (tenant_id, id)
+				)`,
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_deals (
+					tenant_id TEXT NOT NULL,
+					id TEXT NOT NULL,
+					created_at TIMESTAMP NOT NULL,
+					updated_at TIMESTAMP NOT NULL,
+					version BIGINT NOT NULL,
+					pipeline_id TEXT NOT NULL,
+					stage TEXT NOT NULL,
+					status TEXT NOT NULL,
+					title TEXT NOT NULL,
+					amount BIGINT NOT NULL,
+					currency TEXT NOT NULL,
+					contact_id TEXT,
+					company_id TEXT,
+					owner_id TEXT,
+					expected_close TIMESTAMP,
+					PRIMARY KEY (tenant_id, id)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_deals_pipeline ON socialcrm_crm_deals (tenant_id, pipeline_id, stage)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_deals_contact ON socialcrm_crm_deals (tenant_id, contact_id)`,
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_deal_stage_changes (
+					tenant_id TEXT NOT NULL,
+					id TEXT NOT NULL,
+					created_at TIMESTAMP NOT NULL,
+					updated_at TIMESTAMP NOT NULL,
+					version BIGINT NOT NULL,
+					deal_id TEXT NOT NULL,
+					from_stage TEXT NOT NULL,
+					to_stage TEXT NOT NULL,
+					actor TEXT NOT NULL,
+					changed_at TIMESTAMP NOT NULL,
+					PRIMARY KEY (tenant_id, id)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_deal_stage_changes_deal ON socialcrm_crm_deal_stage_changes (tenant_id, deal_id, changed_at)`,
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_activities (
+					tenant_id TEXT NOT NULL,
+					id TEXT NOT NULL,
+					created_at TIMESTAMP NOT NULL,
+					updated_at TIMESTAMP NOT NULL,
+					version BIGINT NOT NULL,
+					kind TEXT NOT NULL,
+					direction TEXT NOT NULL,
+					external_id TEXT,
+					contact_id TEXT,
+					company_id TEXT,
+					deal_id TEXT,
+					subject TEXT NOT NULL,
+					body TEXT NOT NULL,
+					occurred_at TIMESTAMP NOT NULL,
+					duration_sec BIGINT NOT NULL,
+					owner_id TEXT,
+					PRIMARY KEY (tenant_id, id),
+					UNIQUE (tenant_id, kind, external_id)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_activities_contact ON socialcrm_crm_activities (tenant_id, contact_id, occurred_at, id)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_activities_time ON socialcrm_crm_activities (tenant_id, occurred_at, id)`,
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_tasks (
+					tenant_id TEXT NOT NULL,
+					id TEXT NOT NULL,
+					created_at TIMESTAMP NOT NULL,
+					updated_at TIMESTAMP NOT NULL,
+					version BIGINT NOT NULL,
+					title TEXT NOT NULL,
+					description TEXT NOT NULL,
+					status TEXT NOT NULL,
+					due_at TIMESTAMP,
+					assignee_id TEXT,
+					contact_id TEXT,
+					deal_id TEXT,
+					completed_at TIMESTAMP,
+					PRIMARY KEY (tenant_id, id)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_tasks_assignee ON socialcrm_crm_tasks (tenant_id, assignee_id, status)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_tasks_contact ON socialcrm_crm_tasks (tenant_id, contact_id)`,
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_notes (
+					tenant_id TEXT NOT NULL,
+					id TEXT NOT NULL,
+					created_at TIMESTAMP NOT NULL,
+					updated_at TIMESTAMP NOT NULL,
+					version BIGINT NOT NULL,
+					body TEXT NOT NULL,
+					contact_id TEXT,
+					company_id TEXT,
+					deal_id TEXT,
+					author_id TEXT,
+					PRIMARY KEY (tenant_id, id)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_notes_contact ON socialcrm_crm_notes (tenant_id, contact_id)`,
+			)
+		}},
 	}
 }
 
 // coreModels are the tenant-owned models of the core records.
 func coreModels() []any {
-	return []any{(*Conversation)(nil), (*Message)(nil), (*Contact)(nil), (*contactTag)(nil)}
+	return []any{(*Conversation)(nil), (*Message)(nil), (*Contact)(nil), (*contactTag)(nil),
+		(*Company)(nil), (*Pipeline)(nil), (*Deal)(nil), (*StageChange)(nil), (*Activity)(nil), (*Task)(nil), (*Note)(nil)}
 }
 
 // coreCategories are the retention categories of the core tables.
