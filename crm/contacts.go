@@ -373,6 +373,11 @@ func (r *Contacts) Delete(ctx context.Context, id string) error {
 // List returns a page of the contacts matching f, oldest first, with their
 // e-mail addresses and phone numbers opened.
 func (r *Contacts) List(ctx context.Context, f ContactFilter, o ListOptions) (Page[Contact], error) {
+	return r.list(ctx, f, o, nil)
+}
+
+// list is List with extra conditions added by more (if set).
+func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, more func(ctx context.Context, q *bun.SelectQuery) *bun.SelectQuery) (Page[Contact], error) {
 	if err := r.s.check(kindContact, f); err != nil {
 		return Page[Contact]{}, err
 	}
@@ -418,6 +423,9 @@ func (r *Contacts) List(ctx context.Context, f ContactFilter, o ListOptions) (Pa
 			q = q.WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
 				return q.Where(`?TableAlias.name_fold LIKE ? ESCAPE '\'`, like).WhereOr(`?TableAlias.last_fold LIKE ? ESCAPE '\'`, like)
 			})
+		}
+		if more != nil {
+			q = more(ctx, q)
 		}
 		q, err := contactOrder.apply(q, kindContact, o)
 		if err != nil {

@@ -194,8 +194,8 @@ func (r *Deals) checkStage(ctx context.Context, tx bun.IDB, d *Deal) error {
 func (r *Deals) recordChange(ctx context.Context, tx bun.IDB, d *Deal, from string) error {
 	now := r.s.clock()
 	actor := "unknown"
-	if p, ok := tenancy.FromContext(ctx); ok {
-		actor = p.Actor()
+	if p, ok := principal(ctx); ok {
+		actor = p
 	}
 	c := StageChange{DealID: d.ID, From: from, To: d.Stage, Actor: actor, ChangedAt: now}
 	c.stamp(now)

@@ -284,13 +284,64 @@ func coreMigrations() []migration {
 				`CREATE INDEX IF NOT EXISTS socialcrm_crm_notes_contact ON socialcrm_crm_notes (tenant_id, contact_id)`,
 			)
 		}},
+		{"20261123000503", "crm_consent", func(ctx context.Context, tx bun.Tx) error {
+			return ownedTables(ctx, tx, []string{TableConsents, TableConsentEvents, TableNotifications},
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_consents (
+					tenant_id TEXT NOT NULL,
+					id TEXT NOT NULL,
+					created_at TIMESTAMP NOT NULL,
+					updated_at TIMESTAMP NOT NULL,
+					version BIGINT NOT NULL,
+					contact_id TEXT NOT NULL,
+					channel TEXT NOT NULL,
+					purpose TEXT NOT NULL,
+					granted BOOLEAN NOT NULL,
+					source TEXT NOT NULL,
+					at TIMESTAMP NOT NULL,
+					PRIMARY KEY (tenant_id, id),
+					UNIQUE (tenant_id, contact_id, channel, purpose)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_consents_audience ON socialcrm_crm_consents (tenant_id, channel, purpose, granted, contact_id)`,
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_consent_events (
+					tenant_id TEXT NOT NULL,
+					id TEXT NOT NULL,
+					created_at TIMESTAMP NOT NULL,
+					updated_at TIMESTAMP NOT NULL,
+					version BIGINT NOT NULL,
+					contact_id TEXT NOT NULL,
+					channel TEXT NOT NULL,
+					purpose TEXT NOT NULL,
+					action TEXT NOT NULL,
+					source TEXT NOT NULL,
+					actor TEXT NOT NULL,
+					at TIMESTAMP NOT NULL,
+					PRIMARY KEY (tenant_id, id)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_consent_events_contact ON socialcrm_crm_consent_events (tenant_id, contact_id, at)`,
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_notifications (
+					tenant_id TEXT NOT NULL,
+					id TEXT NOT NULL,
+					created_at TIMESTAMP NOT NULL,
+					updated_at TIMESTAMP NOT NULL,
+					version BIGINT NOT NULL,
+					contact_id TEXT NOT NULL,
+					channel TEXT NOT NULL,
+					purpose TEXT NOT NULL,
+					key TEXT NOT NULL,
+					sent_at TIMESTAMP NOT NULL,
+					PRIMARY KEY (tenant_id, id),
+					UNIQUE (tenant_id, contact_id, channel, key)
+				)`,
+			)
+		}},
 	}
 }
 
 // coreModels are the tenant-owned models of the core records.
 func coreModels() []any {
 	return []any{(*Conversation)(nil), (*Message)(nil), (*Contact)(nil), (*contactTag)(nil),
-		(*Company)(nil), (*Pipeline)(nil), (*Deal)(nil), (*StageChange)(nil), (*Activity)(nil), (*Task)(nil), (*Note)(nil)}
+		(*Company)(nil), (*Pipeline)(nil), (*Deal)(nil), (*StageChange)(nil), (*Activity)(nil), (*Task)(nil), (*Note)(nil),
+		(*Consent)(nil), (*ConsentEvent)(nil), (*sentNotification)(nil)}
 }
 
 // coreCategories are the retention categories of the core tables.

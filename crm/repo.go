@@ -196,3 +196,12 @@ func memberID(ctx context.Context) string {
 	p, _ := tenancy.FromContext(ctx)
 	return p.MemberID
 }
+
+// principal returns the acting principal's Actor.
+func principal(ctx context.Context) (string, bool) {
+	p, ok := tenancy.FromContext(ctx)
+	if !ok {
+		return "", false
+	}
+	return p.Actor(), true
+}
