@@ -31,6 +31,7 @@ type Store struct {
 	validate *validator.Validate
 	now      func() time.Time
 	log      *slog.Logger
+	commerce // the commerce records' settings (commerce.go)
 }
 
 // Option configures a Store. Options validate their argument: New fails with
