@@ -309,13 +309,17 @@ func (r *Invoices) move(ctx context.Context, id string, version int64, to Invoic
 		if inv, err = get[Invoice](ctx, tx, KindInvoice, id); err != nil {
 			return err
 		}
+		if inv.Version != version {
+			return &ConflictError{Kind: KindInvoice, ID: id, Version: version, Current: inv.Version}
+		}
 		from := inv.Status
 		now := s.clock()
 		cols, err := change(&inv, now)
 		if err != nil {
 			return err
 		}
-		if !slices.Contains(invoiceMoves[from], inv.Status) {
+		again := from == InvoicePartiallyPaid && inv.Status == from // another partial payment
+		if !again && !slices.Contains(invoiceMoves[from], inv.Status) {
 			return &TransitionError{Kind: KindInvoice, ID: id, From: string(from), To: string(to)}
 		}
 		inv.Version = version

@@ -55,7 +55,7 @@ func computeTotals(lines []LineItem) (Totals, error) {
 	var sub, tax, total big.Int
 	for i := range lines {
 		l := &lines[i]
-		field := func(name string) string { return fmt.Sprintf("Lines[%d].%s", i, name) }
+		field := func(name string) string { return fmt.Sprintf("lines[%d].%s", i, name) }
 		net := new(big.Int).Mul(big.NewInt(l.Quantity), big.NewInt(l.UnitPrice))
 		t := new(big.Int).Mul(net, big.NewInt(l.TaxRate))
 		if t.Sign() < 0 {
@@ -67,13 +67,13 @@ func computeTotals(lines []LineItem) (Totals, error) {
 		lt := new(big.Int).Add(net, t)
 		var ok bool
 		if l.Net, ok = fits(net); !ok {
-			return Totals{}, overflow(field("Net"))
+			return Totals{}, overflow(field("net"))
 		}
 		if l.Tax, ok = fits(t); !ok {
-			return Totals{}, overflow(field("Tax"))
+			return Totals{}, overflow(field("tax"))
 		}
 		if l.Total, ok = fits(lt); !ok {
-			return Totals{}, overflow(field("Total"))
+			return Totals{}, overflow(field("total"))
 		}
 		sub.Add(&sub, net)
 		tax.Add(&tax, t)
@@ -82,13 +82,13 @@ func computeTotals(lines []LineItem) (Totals, error) {
 	var out Totals
 	var ok bool
 	if out.Subtotal, ok = fits(&sub); !ok {
-		return Totals{}, overflow("Subtotal")
+		return Totals{}, overflow("subtotal")
 	}
 	if out.Tax, ok = fits(&tax); !ok {
-		return Totals{}, overflow("Tax")
+		return Totals{}, overflow("tax")
 	}
 	if out.Total, ok = fits(&total); !ok {
-		return Totals{}, overflow("Total")
+		return Totals{}, overflow("total")
 	}
 	return out, nil
 }
