@@ -240,3 +240,13 @@ func update[T any, PT interface {
 	}
 	return nil
 }
+
+// checkContact checks that contactID, if not empty, names a contact of the
+// context's tenant; else it returns a *ValidationError of kind on
+// contact_id.
+func (s *Store) checkContact(ctx context.Context, tx bun.IDB, kind, contactID string) error {
+	if contactID == "" {
+		return nil
+	}
+	return mustExist(ctx, tx, (*Contact)(nil), kind, "contact_id", contactID)
+}
