@@ -88,8 +88,8 @@ func (s *Store) Attachments() *Attachments { return &Attachments{s} }
 var attachmentKeys = keyset{name: "attachments", cols: []string{"id"}}
 
 // ownerClient checks that the owner record exists and returns its client
-// for the client-shared kinds. Owners of kinds the package does not hold
-// are not checked (a host application's own records).
+// for the client-shared kinds; an owner kind that is not one of
+// RecordKinds is a *ValidationError.
 func (s *Store) ownerClient(ctx context.Context, tx bun.IDB, kind, id string) (string, error) {
 	switch kind {
 	case KindClient:
@@ -128,7 +128,7 @@ func (a *Attachments) Attach(ctx context.Context, in AttachmentInput, r io.Reade
 	att := Attachment{Record: Record{ID: tenancy.NewID()}, OwnerKind: in.OwnerKind, OwnerID: in.OwnerID,
 		FileName: in.FileName, ContentType: in.ContentType, Author: actor(ctx)}
 	// Check the principal and the owner before taking any bytes.
-	err = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err = s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := s.attachmentAccess(ctx, tx, in.OwnerKind, true); err != nil {
 			return err
 		}
@@ -149,7 +149,7 @@ func (a *Attachments) Attach(ctx context.Context, in AttachmentInput, r io.Reade
 		return Attachment{}, err
 	}
 	att.Size, att.SHA256 = n, hexSum(h)
-	err = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err = s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		return insert(ctx, tx, s.clock(), &att)
 	})
 	if err != nil {
@@ -209,7 +209,7 @@ func (s *Store) getAttachment(ctx context.Context, tx bun.IDB, id string, write 
 // Get returns an attachment's metadata.
 func (a *Attachments) Get(ctx context.Context, id string) (Attachment, error) {
 	var att Attachment
-	err := a.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := a.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var err error
 		att, err = a.s.getAttachment(ctx, tx, id, false)
 		return err
@@ -243,12 +243,12 @@ func (a *Attachments) Delete(ctx context.Context, id string) error {
 	if s.storage == nil {
 		return fmt.Errorf("%w: no storage (WithStorage)", ErrConfig)
 	}
-	return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	return s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		att, err := s.getAttachment(ctx, tx, id, true)
 		if err != nil {
 			return err
 		}
-		if err := deleteRecord[Attachment](ctx, tx, KindAttachment, id); err != nil {
+		if err := deleteIn[Attachment](ctx, tx, KindAttachment, id); err != nil {
 			return err
 		}
 		return s.storage.Delete(ctx, att.TenantID, att.ID)
@@ -259,7 +259,7 @@ func (a *Attachments) Delete(ctx context.Context, id string) error {
 func (a *Attachments) List(ctx context.Context, ownerKind, ownerID string, o ListOptions) (Page[Attachment], error) {
 	s := a.s
 	var items []Attachment
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := s.attachmentAccess(ctx, tx, ownerKind, false); err != nil {
 			return err
 		}

@@ -79,7 +79,7 @@ func (r *Campaigns) Create(ctx context.Context, in CampaignInput) (Campaign, err
 		return Campaign{}, err
 	}
 	c := Campaign{CampaignInput: in}
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := s.access(ctx, tx, KindCampaign, true); err != nil {
 			return err
 		}
@@ -100,7 +100,7 @@ func (r *Campaigns) Create(ctx context.Context, in CampaignInput) (Campaign, err
 // Get returns a campaign; a client-portal member gets only its client's.
 func (r *Campaigns) Get(ctx context.Context, id string) (Campaign, error) {
 	var c Campaign
-	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		a, err := r.s.access(ctx, tx, KindCampaign, false)
 		if err != nil {
 			return err
@@ -119,7 +119,7 @@ func (r *Campaigns) Update(ctx context.Context, id string, version int64, in Cam
 		return Campaign{}, err
 	}
 	c := Campaign{Record: Record{ID: id, Version: version}, CampaignInput: in}
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := s.access(ctx, tx, KindCampaign, true); err != nil {
 			return err
 		}
@@ -143,11 +143,11 @@ func (r *Campaigns) Update(ctx context.Context, id string, version int64, in Cam
 // Delete removes a campaign.
 func (r *Campaigns) Delete(ctx context.Context, id string) error {
 	s := r.s
-	return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	return s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := s.access(ctx, tx, KindCampaign, true); err != nil {
 			return err
 		}
-		return deleteRecord[Campaign](ctx, tx, KindCampaign, id)
+		return deleteIn[Campaign](ctx, tx, KindCampaign, id)
 	})
 }
 
@@ -155,7 +155,7 @@ func (r *Campaigns) Delete(ctx context.Context, id string) error {
 // member sees only its client's.
 func (r *Campaigns) List(ctx context.Context, f CampaignFilter, o ListOptions) (Page[Campaign], error) {
 	var items []Campaign
-	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		a, err := r.s.access(ctx, tx, KindCampaign, false)
 		if err != nil {
 			return err
@@ -181,9 +181,9 @@ func (r *Campaigns) List(ctx context.Context, f CampaignFilter, o ListOptions) (
 	return page(campaignKeys, o, items, func(c *Campaign) []any { return []any{c.ID} })
 }
 
-// deleteRecord deletes the record id of kind, ErrNotFound when there is
+// deleteIn deletes the record id of kind, ErrNotFound when there is
 // none in the context's tenant.
-func deleteRecord[T any, PT interface {
+func deleteIn[T any, PT interface {
 	*T
 	record
 }](ctx context.Context, tx bun.IDB, kind, id string) error {

@@ -83,6 +83,12 @@ var recordTables = map[string]string{
 	KindCampaign: "socialcrm_crm_campaigns",
 	KindProposal: "socialcrm_crm_proposals",
 	KindInvoice:  "socialcrm_crm_invoices",
+	kindContact:  TableContacts,
+	kindCompany:  TableCompanies,
+	kindDeal:     TableDeals,
+	kindActivity: TableActivities,
+	kindTask:     TableTasks,
+	kindNote:     TableNotes,
 }
 
 // RecordKinds lists the record kinds custom fields and attachments may
@@ -161,7 +167,7 @@ func (f *Fields) Define(ctx context.Context, in FieldDefInput) (FieldDef, error)
 		return FieldDef{}, invalid(KindField, "options", "required_if", "are required for, and only for, a select field")
 	}
 	d := FieldDef{FieldDefInput: in}
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := insert(ctx, tx, s.clock(), &d); err != nil {
 			if dberr.IsUniqueViolation(err) {
 				return invalid(KindField, "name", "unique", "is already defined for "+in.RecordKind)
@@ -183,7 +189,7 @@ func (f *Fields) List(ctx context.Context, kind string) ([]FieldDef, error) {
 		return nil, err
 	}
 	var defs []FieldDef
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var err error
 		defs, err = f.defs(ctx, tx, kind)
 		return err
@@ -205,8 +211,8 @@ func (f *Fields) Delete(ctx context.Context, id string) error {
 	if err := s.authorize(ctx, KindField); err != nil {
 		return err
 	}
-	return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if err := deleteRecord[FieldDef](ctx, tx, KindField, id); err != nil {
+	return s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if err := deleteIn[FieldDef](ctx, tx, KindField, id); err != nil {
 			return err
 		}
 		if _, err := tx.NewDelete().Model((*fieldValue)(nil)).Where("?TableAlias.field_id = ?", id).Exec(ctx); err != nil {
@@ -225,7 +231,7 @@ func (f *Fields) Delete(ctx context.Context, id string) error {
 func (f *Fields) Set(ctx context.Context, kind, recordID string, values map[string]any) (map[string]any, error) {
 	s := f.s
 	var out map[string]any
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := s.fieldAccess(ctx, tx, kind, recordID, true); err != nil {
 			return err
 		}
@@ -336,7 +342,7 @@ func (f *Fields) values(ctx context.Context, tx bun.IDB, kind, recordID string, 
 func (f *Fields) Values(ctx context.Context, kind, recordID string) (map[string]any, error) {
 	s := f.s
 	var out map[string]any
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := s.fieldAccess(ctx, tx, kind, recordID, false); err != nil {
 			return err
 		}

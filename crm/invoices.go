@@ -208,7 +208,7 @@ func (r *Invoices) Create(ctx context.Context, in InvoiceInput) (Invoice, error)
 	if err := r.prepare(&in, &inv); err != nil {
 		return Invoice{}, err
 	}
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := s.access(ctx, tx, KindInvoice, true); err != nil {
 			return err
 		}
@@ -232,7 +232,7 @@ func (r *Invoices) Create(ctx context.Context, in InvoiceInput) (Invoice, error)
 // only its client's.
 func (r *Invoices) Get(ctx context.Context, id string) (Invoice, error) {
 	var inv Invoice
-	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		a, err := r.s.access(ctx, tx, KindInvoice, false)
 		if err != nil {
 			return err
@@ -265,7 +265,7 @@ func (r *Invoices) loadRecipient(ctx context.Context, tx bun.IDB, inv *Invoice) 
 func (r *Invoices) Update(ctx context.Context, id string, version int64, in InvoiceInput) (Invoice, error) {
 	s := r.s
 	var inv Invoice
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := s.access(ctx, tx, KindInvoice, true); err != nil {
 			return err
 		}
@@ -301,7 +301,7 @@ func (r *Invoices) Update(ctx context.Context, id string, version int64, in Invo
 func (r *Invoices) move(ctx context.Context, id string, version int64, to InvoiceStatus, change func(inv *Invoice, now time.Time) ([]string, error)) (Invoice, error) {
 	s := r.s
 	var inv Invoice
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := s.access(ctx, tx, KindInvoice, true); err != nil {
 			return err
 		}
@@ -381,7 +381,7 @@ func (r *Invoices) Void(ctx context.Context, id string, version int64) (Invoice,
 func (r *Invoices) MarkOverdue(ctx context.Context, now time.Time) (int64, error) {
 	s := r.s
 	var n int64
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := s.access(ctx, tx, KindInvoice, true); err != nil {
 			return err
 		}
@@ -402,7 +402,7 @@ func (r *Invoices) MarkOverdue(ctx context.Context, now time.Time) (int64, error
 // be deleted (ErrInUse): void it instead.
 func (r *Invoices) Delete(ctx context.Context, id string) error {
 	s := r.s
-	return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	return s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := s.access(ctx, tx, KindInvoice, true); err != nil {
 			return err
 		}
@@ -416,7 +416,7 @@ func (r *Invoices) Delete(ctx context.Context, id string) error {
 		if err := r.writeRecipient(ctx, tx, id, nil); err != nil {
 			return err
 		}
-		return deleteRecord[Invoice](ctx, tx, KindInvoice, id)
+		return deleteIn[Invoice](ctx, tx, KindInvoice, id)
 	})
 }
 
@@ -424,7 +424,7 @@ func (r *Invoices) Delete(ctx context.Context, id string) error {
 // client-portal member sees only its client's.
 func (r *Invoices) List(ctx context.Context, f InvoiceFilter, o ListOptions) (Page[Invoice], error) {
 	var items []Invoice
-	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		a, err := r.s.access(ctx, tx, KindInvoice, false)
 		if err != nil {
 			return err

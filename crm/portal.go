@@ -82,13 +82,16 @@ func staffRole(p tenancy.Principal) bool {
 	return false
 }
 
-// authorize is the single role check of the package, called at the entry of
-// every repository method of a record kind that is not shared with the
-// client portal (contacts, companies, deals, activities, tasks, notes,
-// consent, conversations, custom field definitions). Owners, admins, staff
-// and the system pass; a client-portal principal and a creator get a
-// *ForbiddenError, for reads as for writes; a context without a tenant gets
-// tenancy.ErrNoTenant. It does not touch the database.
+// authorize is the single role check of the package for the record kinds
+// that are not shared with the client portal (contacts, companies, deals,
+// activities, tasks, notes, consent, conversations, custom field
+// definitions). Store.tx calls it, so every repository method of those
+// kinds passes through it before it touches the database; the client-shared
+// kinds run in sharedTx and check the principal with access instead.
+// Owners, admins, staff and the system pass; a client-portal principal and a
+// creator get a *ForbiddenError, for reads as for writes; a context without
+// a tenant gets tenancy.ErrNoTenant. kind names the record kind in the
+// error ("" for any of them). It does not touch the database.
 func (s *Store) authorize(ctx context.Context, kind string) error {
 	if _, err := tenancy.TenantID(ctx); err != nil {
 		return err
@@ -97,11 +100,22 @@ func (s *Store) authorize(ctx context.Context, kind string) error {
 	if staffRole(p) {
 		return nil
 	}
-	reason := "not shared with the client portal"
+	if kind == "" {
+		kind = "non-portal"
+	}
+	reason := "only campaigns, proposals and invoices are shared with the client portal"
 	if p.Role != tenancy.RoleClient {
 		reason = "no access to CRM records"
 	}
 	return &ForbiddenError{Kind: kind, Op: "access", Role: p.Role, Reason: reason}
+}
+
+// sharedTx runs fn in a transaction scoped to the context's tenant, for
+// the repositories of the client-shared kinds, which check the principal
+// themselves (access) because a client-portal member may read some of
+// their records.
+func (s *Store) sharedTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
+	return tenancy.RunInTx(ctx, s.db, nil, fn)
 }
 
 // access resolves what the principal may see of the client-shared kinds
@@ -190,7 +204,7 @@ func (r *Clients) Create(ctx context.Context, in ClientInput) (Client, error) {
 		return Client{}, err
 	}
 	c := Client{ClientInput: in}
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := s.access(ctx, tx, KindClient, true); err != nil {
 			return err
 		}
@@ -208,7 +222,7 @@ func (r *Clients) Create(ctx context.Context, in ClientInput) (Client, error) {
 // Get returns a client. A client-portal member sees only its own client.
 func (r *Clients) Get(ctx context.Context, id string) (Client, error) {
 	var c Client
-	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		a, err := r.s.access(ctx, tx, KindClient, false)
 		if err != nil {
 			return err
@@ -230,7 +244,7 @@ func (r *Clients) Update(ctx context.Context, id string, version int64, in Clien
 		return Client{}, err
 	}
 	c := Client{Record: Record{ID: id, Version: version}, ClientInput: in}
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := s.access(ctx, tx, KindClient, true); err != nil {
 			return err
 		}
@@ -251,7 +265,7 @@ func (r *Clients) Update(ctx context.Context, id string, version int64, in Clien
 // ErrInUse) and unlinks its portal members.
 func (r *Clients) Delete(ctx context.Context, id string) error {
 	s := r.s
-	return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	return s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := s.access(ctx, tx, KindClient, true); err != nil {
 			return err
 		}
@@ -281,7 +295,7 @@ func (r *Clients) Delete(ctx context.Context, id string) error {
 // sees only its own.
 func (r *Clients) List(ctx context.Context, o ListOptions) (Page[Client], error) {
 	var items []Client
-	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		a, err := r.s.access(ctx, tx, KindClient, false)
 		if err != nil {
 			return err
@@ -311,7 +325,7 @@ func (r *Clients) Link(ctx context.Context, clientID, memberID string) (ClientMe
 		return ClientMember{}, err
 	}
 	link := ClientMember{MemberID: memberID, ClientID: clientID, CreatedAt: s.clock()}
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := get[Client](ctx, tx, KindClient, clientID); err != nil {
 			return err
 		}
@@ -350,7 +364,7 @@ func (r *Clients) Unlink(ctx context.Context, memberID string) error {
 	if err := tenancy.Require(ctx, tenancy.RoleOwner, tenancy.RoleAdmin); err != nil {
 		return err
 	}
-	return r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	return r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		res, err := tx.NewDelete().Model((*ClientMember)(nil)).Where("?TableAlias.member_id = ?", memberID).Exec(ctx)
 		if err != nil {
 			return fmt.Errorf("crm: unlink member: %w", err)
@@ -368,7 +382,7 @@ func (r *Clients) Members(ctx context.Context, clientID string) ([]string, error
 		return nil, err
 	}
 	var ids []string
-	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		return tx.NewSelect().Model((*ClientMember)(nil)).Column("member_id").Apply(tenancy.Scope(ctx)).
 			Where("?TableAlias.client_id = ?", clientID).Order("member_id").Scan(ctx, &ids)
 	})

@@ -155,6 +155,46 @@ func TestClientPortal(t *testing.T) {
 		for what, err := range crm.AuthorizeForTest(s, e.A) {
 			require.NoError(t, err, what)
 		}
+
+		// The core repositories refuse it, for reads as for writes, and
+		// the records stay as they were.
+		contact, err := s.Contacts().Create(e.A, crm.Contact{FirstName: "Ann", Email: "ann@acme.example"})
+		require.NoError(t, err)
+		note, err := s.Notes().Create(e.A, crm.Note{Body: "prefers calls", ContactID: contact.ID})
+		require.NoError(t, err)
+		_, err = s.Contacts().Get(cx, contact.ID)
+		requireForbidden(t, err, "Contacts.Get")
+		_, err = s.Contacts().List(cx, crm.ContactFilter{}, crm.ListOptions{})
+		requireForbidden(t, err, "Contacts.List")
+		_, err = s.Contacts().Create(cx, crm.Contact{FirstName: "Eve"})
+		requireForbidden(t, err, "Contacts.Create")
+		contact.FirstName = "Changed"
+		_, err = s.Contacts().Update(cx, contact)
+		requireForbidden(t, err, "Contacts.Update")
+		requireForbidden(t, s.Contacts().Delete(cx, contact.ID), "Contacts.Delete")
+		_, err = s.Notes().Get(cx, note.ID)
+		requireForbidden(t, err, "Notes.Get")
+		_, err = s.Notes().List(cx, crm.NoteFilter{}, crm.ListOptions{})
+		requireForbidden(t, err, "Notes.List")
+		_, err = s.Companies().List(cx, crm.CompanyFilter{}, crm.ListOptions{})
+		requireForbidden(t, err, "Companies.List")
+		_, err = s.Deals().List(cx, crm.DealFilter{}, crm.ListOptions{})
+		requireForbidden(t, err, "Deals.List")
+		_, err = s.Tasks().List(cx, crm.TaskFilter{}, crm.ListOptions{})
+		requireForbidden(t, err, "Tasks.List")
+		_, err = s.Activities().List(cx, crm.ActivityFilter{}, crm.ListOptions{})
+		requireForbidden(t, err, "Activities.List")
+		_, err = s.Consents().List(cx, contact.ID)
+		requireForbidden(t, err, "Consents.List")
+		_, err = s.Conversations().List(cx, crm.ConversationFilter{}, crm.ListOptions{})
+		requireForbidden(t, err, "Conversations.List")
+		_, err = s.Fields().Values(cx, "contact", contact.ID)
+		requireForbidden(t, err, "Fields.Values of a contact")
+		_, err = s.Attachments().List(cx, "contact", contact.ID, crm.ListOptions{})
+		requireForbidden(t, err, "Attachments.List of a contact")
+		got2, err := s.Contacts().Get(e.A, contact.ID)
+		require.NoError(t, err)
+		require.Equal(t, "Ann", got2.FirstName)
 	})
 }
 

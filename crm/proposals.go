@@ -148,7 +148,7 @@ func (r *Proposals) Create(ctx context.Context, in ProposalInput) (Proposal, err
 		return Proposal{}, err
 	}
 	p := Proposal{ClientID: in.ClientID, CampaignID: in.CampaignID, Status: ProposalDraft, Revision: 1, ProposalContent: in.ProposalContent}
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := s.access(ctx, tx, KindProposal, true); err != nil {
 			return err
 		}
@@ -200,7 +200,7 @@ func (r *Proposals) record(ctx context.Context, tx bun.IDB, p *Proposal, from Pr
 // Get returns a proposal; a client-portal member gets only its client's.
 func (r *Proposals) Get(ctx context.Context, id string) (Proposal, error) {
 	var p Proposal
-	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		a, err := r.s.access(ctx, tx, KindProposal, false)
 		if err != nil {
 			return err
@@ -221,7 +221,7 @@ func (r *Proposals) Revise(ctx context.Context, id string, version int64, c Prop
 		return Proposal{}, err
 	}
 	var p Proposal
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := s.access(ctx, tx, KindProposal, true); err != nil {
 			return err
 		}
@@ -257,7 +257,7 @@ func (r *Proposals) Transition(ctx context.Context, id string, version int64, to
 		return Proposal{}, invalid(KindProposal, "note", "max", "must be at most 2000 long")
 	}
 	var p Proposal
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		a, err := s.access(ctx, tx, KindProposal, false)
 		if err != nil {
 			return err
@@ -293,11 +293,11 @@ func (r *Proposals) Transition(ctx context.Context, id string, version int64, to
 // Delete removes a proposal with its revisions and history.
 func (r *Proposals) Delete(ctx context.Context, id string) error {
 	s := r.s
-	return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	return s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := s.access(ctx, tx, KindProposal, true); err != nil {
 			return err
 		}
-		if err := deleteRecord[Proposal](ctx, tx, KindProposal, id); err != nil {
+		if err := deleteIn[Proposal](ctx, tx, KindProposal, id); err != nil {
 			return err
 		}
 		return deleteProposalChildren(ctx, tx, []string{id})
@@ -317,7 +317,7 @@ func deleteProposalChildren(ctx context.Context, tx bun.IDB, ids []string) error
 // member sees only its client's.
 func (r *Proposals) List(ctx context.Context, f ProposalFilter, o ListOptions) (Page[Proposal], error) {
 	var items []Proposal
-	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		a, err := r.s.access(ctx, tx, KindProposal, false)
 		if err != nil {
 			return err
@@ -363,7 +363,7 @@ func (r *Proposals) History(ctx context.Context, id string) ([]ProposalEvent, er
 
 // children runs read after checking that the principal sees the proposal.
 func (r *Proposals) children(ctx context.Context, id string, read func(ctx context.Context, tx bun.Tx) error) error {
-	return r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	return r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		a, err := r.s.access(ctx, tx, KindProposal, false)
 		if err != nil {
 			return err

@@ -110,6 +110,9 @@ func (s *Store) clock() time.Time { return s.now().UTC().Truncate(time.Microseco
 
 // tx runs fn in a transaction scoped to the context's tenant.
 func (s *Store) tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
+	if err := s.authorize(ctx, ""); err != nil { // client-portal scoping (portal.go)
+		return err
+	}
 	return tenancy.RunInTx(ctx, s.db, nil, fn)
 }
 
