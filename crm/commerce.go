@@ -2,11 +2,13 @@ package crm
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/retention"
+	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
 )
 
@@ -158,9 +160,8 @@ func commerceCategories() []retention.Category {
 // category's BeforeErase hook bound to s's storage (s nil: a hook that
 // refuses to erase attachments whose bytes it cannot reach).
 func commerceCategoriesWith(s *Store) []retention.Category {
-	hook := (&Store{}).eraseAttachmentBytes
-	if s != nil {
-		hook = s.eraseAttachmentBytes
+	if s == nil {
+		s = &Store{}
 	}
 	return []retention.Category{
 		{Name: "crm.custom_field_value", Table: TableFieldValues, Time: "updated_at",
@@ -174,7 +175,7 @@ func commerceCategoriesWith(s *Store) []retention.Category {
 				"contact_id": "r.owner_kind = 'contact' AND r.owner_id = ?value",
 				"client_id":  sprintfOwned("r.owner"),
 			},
-			BeforeErase: hook,
+			BeforeErase: s.eraseAttachmentBytes,
 			LegalBasis:  "contract", Purpose: "files attached to CRM records; erasing one deletes its bytes from storage"},
 		{Name: "crm.proposal_revision", Table: TableProposalRevisions, Time: "created_at",
 			Subject:    map[string]string{"client_id": "r.proposal_id IN (" + clientProposals + ")"},
@@ -188,7 +189,7 @@ func commerceCategoriesWith(s *Store) []retention.Category {
 		{Name: "crm.campaign", Table: TableCampaigns, Time: "updated_at",
 			Subject:    map[string]string{"client_id": "client_id"},
 			LegalBasis: "contract", Purpose: "campaigns run for clients"},
-		{Name: retention.CategoryInvoice, Table: TableInvoices, Time: "dated_at",
+		{Name: retention.CategoryInvoice, Table: TableInvoices, Time: "dated_at", BeforeErase: s.eraseInvoiceDependents,
 			Subject: map[string]string{
 				"client_id":  "client_id",
 				"contact_id": "r.id IN (SELECT x.invoice_id FROM " + TableInvoiceRecipients + " x WHERE x.tenant_id = ?tenant AND x.contact_id = ?value)",
@@ -210,6 +211,33 @@ func commerceCategoriesWith(s *Store) []retention.Category {
 		{Name: "crm.custom_field", Table: TableFieldDefs, Time: "updated_at",
 			LegalBasis: "contract", Purpose: "definitions of custom fields (no personal data)"},
 	}
+}
+
+// eraseInvoiceDependents is the invoice category's BeforeErase hook: when
+// invoices go (their legal period over), their recipients, custom field
+// values and attachments (bytes first) go with them.
+func (s *Store) eraseInvoiceDependents(ctx context.Context, tx bun.Tx, ids []string) error {
+	var atts []string
+	if err := tx.NewSelect().Model((*Attachment)(nil)).Column("id").Apply(tenancy.Scope(ctx)).
+		Where("?TableAlias.owner_kind = ?", KindInvoice).Where("?TableAlias.owner_id IN (?)", bun.In(ids)).
+		Scan(ctx, &atts); err != nil {
+		return fmt.Errorf("crm: erase invoice attachments: %w", err)
+	}
+	if len(atts) > 0 {
+		if err := s.eraseAttachmentBytes(ctx, tx, atts); err != nil {
+			return err
+		}
+	}
+	for _, q := range []*bun.DeleteQuery{
+		tx.NewDelete().Model((*Attachment)(nil)).Where("?TableAlias.owner_kind = ?", KindInvoice).Where("?TableAlias.owner_id IN (?)", bun.In(ids)),
+		tx.NewDelete().Model((*fieldValue)(nil)).Where("?TableAlias.record_kind = ?", KindInvoice).Where("?TableAlias.record_id IN (?)", bun.In(ids)),
+		tx.NewDelete().Model((*invoiceRecipient)(nil)).Where("?TableAlias.invoice_id IN (?)", bun.In(ids)),
+	} {
+		if _, err := q.Exec(ctx); err != nil {
+			return fmt.Errorf("crm: erase invoice dependents: %w", err)
+		}
+	}
+	return nil
 }
 
 func sprintfOwned(prefix string) string {
