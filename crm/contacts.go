@@ -60,7 +60,7 @@ func (b Birthday) valid() bool {
 	y := b.Year
 	if y == 0 {
 		y = 2000 // a leap year: 29 February is a valid birthday
-	} else if y < 1850 || y > 2200 {
+	} else if y < 1800 || y > 2200 {
 		return false
 	}
 	if b.Month < 1 || b.Month > 12 || b.Day < 1 {

@@ -344,11 +344,6 @@ func coreModels() []any {
 		(*Consent)(nil), (*ConsentEvent)(nil), (*sentNotification)(nil)}
 }
 
-// coreCategories are the retention categories of the core tables.
-func coreCategories() []retention.Category {
-	return []retention.Category{}
-}
-
 // coreSealedColumns are the sealed columns of the core tables.
 func coreSealedColumns() []vault.Column {
 	return []vault.Column{
