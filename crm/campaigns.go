@@ -154,31 +154,7 @@ func (r *Campaigns) Delete(ctx context.Context, id string) error {
 // List returns a page of campaigns in creation order; a client-portal
 // member sees only its client's.
 func (r *Campaigns) List(ctx context.Context, f CampaignFilter, o ListOptions) (Page[Campaign], error) {
-	var items []Campaign
-	err := r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		a, err := r.s.access(ctx, tx, KindCampaign, false)
-		if err != nil {
-			return err
-		}
-		q := tx.NewSelect().Model(&items)
-		if a.portal() {
-			q = q.Where("?TableAlias.client_id = ?", a.client)
-		}
-		if f.ClientID != "" {
-			q = q.Where("?TableAlias.client_id = ?", f.ClientID)
-		}
-		if f.Status != "" {
-			q = q.Where("?TableAlias.status = ?", f.Status)
-		}
-		if q, err = campaignKeys.apply(q, KindCampaign, o); err != nil {
-			return err
-		}
-		return q.Scan(ctx)
-	})
-	if err != nil {
-		return Page[Campaign]{}, wrapList(KindCampaign, err)
-	}
-	return page(campaignKeys, o, items, func(c *Campaign) []any { return []any{c.ID} })
+	return listShared[Campaign](ctx, r.s, KindCampaign, campaignKeys, o, f.ClientID, string(f.Status))
 }
 
 // deleteIn deletes the record id of kind, ErrNotFound when there is
@@ -200,4 +176,30 @@ func deleteIn[T any, PT interface {
 // wrapList wraps a list's database error, passing typed errors through.
 func wrapList(kind string, err error) error {
 	return fmt.Errorf("crm: list %s: %w", kind, err)
+}
+
+// listShared returns a page of a client-shared kind in creation order,
+// filtered by client and status when they are not empty; a client-portal
+// member sees only its client's records.
+func listShared[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind string, ks keyset, o ListOptions, clientID, status string) (Page[T], error) {
+	var items []T
+	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		a, err := s.access(ctx, tx, kind, false)
+		if err != nil {
+			return err
+		}
+		q := tx.NewSelect().Model(&items)
+		if a.portal() {
+			q = q.Where("?TableAlias.client_id = ?", a.client)
+		}
+		q = whereEq(q, "client_id", clientID, "status", status)
+		if q, err = ks.apply(q, kind, o); err != nil {
+			return err
+		}
+		return q.Scan(ctx)
+	})
+	if err != nil {
+		return Page[T]{}, wrapList(kind, err)
+	}
+	return page(ks, o, items, byID[T, PT])
 }

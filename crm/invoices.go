@@ -423,29 +423,5 @@ func (r *Invoices) Delete(ctx context.Context, id string) error {
 // List returns a page of invoices in creation order, without recipients; a
 // client-portal member sees only its client's.
 func (r *Invoices) List(ctx context.Context, f InvoiceFilter, o ListOptions) (Page[Invoice], error) {
-	var items []Invoice
-	err := r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		a, err := r.s.access(ctx, tx, KindInvoice, false)
-		if err != nil {
-			return err
-		}
-		q := tx.NewSelect().Model(&items)
-		if a.portal() {
-			q = q.Where("?TableAlias.client_id = ?", a.client)
-		}
-		if f.ClientID != "" {
-			q = q.Where("?TableAlias.client_id = ?", f.ClientID)
-		}
-		if f.Status != "" {
-			q = q.Where("?TableAlias.status = ?", f.Status)
-		}
-		if q, err = invoiceKeys.apply(q, KindInvoice, o); err != nil {
-			return err
-		}
-		return q.Scan(ctx)
-	})
-	if err != nil {
-		return Page[Invoice]{}, wrapList(KindInvoice, err)
-	}
-	return page(invoiceKeys, o, items, func(i *Invoice) []any { return []any{i.ID} })
+	return listShared[Invoice](ctx, r.s, KindInvoice, invoiceKeys, o, f.ClientID, string(f.Status))
 }

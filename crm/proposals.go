@@ -316,31 +316,7 @@ func deleteProposalChildren(ctx context.Context, tx bun.IDB, ids []string) error
 // List returns a page of proposals in creation order; a client-portal
 // member sees only its client's.
 func (r *Proposals) List(ctx context.Context, f ProposalFilter, o ListOptions) (Page[Proposal], error) {
-	var items []Proposal
-	err := r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		a, err := r.s.access(ctx, tx, KindProposal, false)
-		if err != nil {
-			return err
-		}
-		q := tx.NewSelect().Model(&items)
-		if a.portal() {
-			q = q.Where("?TableAlias.client_id = ?", a.client)
-		}
-		if f.ClientID != "" {
-			q = q.Where("?TableAlias.client_id = ?", f.ClientID)
-		}
-		if f.Status != "" {
-			q = q.Where("?TableAlias.status = ?", f.Status)
-		}
-		if q, err = proposalKeys.apply(q, KindProposal, o); err != nil {
-			return err
-		}
-		return q.Scan(ctx)
-	})
-	if err != nil {
-		return Page[Proposal]{}, wrapList(KindProposal, err)
-	}
-	return page(proposalKeys, o, items, func(p *Proposal) []any { return []any{p.ID} })
+	return listShared[Proposal](ctx, r.s, KindProposal, proposalKeys, o, f.ClientID, string(f.Status))
 }
 
 // Revisions returns every revision of a proposal, oldest first.
