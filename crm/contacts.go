@@ -259,15 +259,27 @@ func (r *Contacts) Create(ctx context.Context, c Contact) (Contact, error) {
 	if err := r.seal(ctx, &c); err != nil {
 		return Contact{}, err
 	}
-	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if err := mustExist(ctx, tx, (*Company)(nil), kindContact, "company_id", c.CompanyID); err != nil {
-			return err
-		}
-		if _, err := tx.NewInsert().Model(&c).Exec(ctx); err != nil {
+	insert := func(ctx context.Context, db bun.IDB) error {
+		if _, err := db.NewInsert().Model(&c).Exec(ctx); err != nil {
 			return fmt.Errorf("crm: create contact: %w", err)
 		}
-		return r.writeTags(ctx, tx, &c, false)
-	})
+		return nil
+	}
+	var err error
+	if len(c.Tags) == 0 && c.CompanyID == "" {
+		// The common case is one INSERT: no transaction needed.
+		err = r.s.one(ctx, insert)
+	} else {
+		err = r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			if err := mustExist(ctx, tx, (*Company)(nil), kindContact, "company_id", c.CompanyID); err != nil {
+				return err
+			}
+			if err := insert(ctx, tx); err != nil {
+				return err
+			}
+			return r.writeTags(ctx, tx, &c, false)
+		})
+	}
 	if err != nil {
 		return Contact{}, err
 	}
@@ -298,7 +310,7 @@ func (r *Contacts) writeTags(ctx context.Context, tx bun.IDB, c *Contact, replac
 // Get returns contact id, with its e-mail address and phone number opened.
 func (r *Contacts) Get(ctx context.Context, id string) (Contact, error) {
 	var c Contact
-	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := r.s.one(ctx, func(ctx context.Context, tx bun.IDB) error {
 		var err error
 		c, err = get[Contact](ctx, tx, kindContact, id)
 		return err
@@ -394,7 +406,7 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 		}
 	}
 	var p Page[Contact]
-	err = r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err = r.s.one(ctx, func(ctx context.Context, tx bun.IDB) error {
 		var cs []Contact
 		q := tx.NewSelect().Model(&cs)
 		if f.Stage != "" {

@@ -85,8 +85,8 @@ func staffRole(p tenancy.Principal) bool {
 // authorize is the single role check of the package for the record kinds
 // that are not shared with the client portal (contacts, companies, deals,
 // activities, tasks, notes, consent, conversations, custom field
-// definitions). Store.tx calls it, so every repository method of those
-// kinds passes through it before it touches the database; the client-shared
+// definitions). Store.tx and Store.one call it, so every repository method
+// of those kinds passes through it before it touches the database; the client-shared
 // kinds run in sharedTx and check the principal with access instead.
 // Owners, admins, staff and the system pass; a client-portal principal and a
 // creator get a *ForbiddenError, for reads as for writes; a context without

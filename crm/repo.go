@@ -125,7 +125,7 @@ func updateRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind st
 // getRecord returns the record id of kind.
 func getRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind, id string) (T, error) {
 	var rec T
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.one(ctx, func(ctx context.Context, tx bun.IDB) error {
 		var err error
 		rec, err = get[T, PT](ctx, tx, kind, id)
 		return err
@@ -158,7 +158,7 @@ func deleteRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind, i
 // order of ks; key returns a record's sort key.
 func listRecords[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind string, ks keyset, o ListOptions, filter func(q *bun.SelectQuery) *bun.SelectQuery, key func(*T) []any) (Page[T], error) {
 	var p Page[T]
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.one(ctx, func(ctx context.Context, tx bun.IDB) error {
 		var items []T
 		q := tx.NewSelect().Model(&items)
 		if filter != nil {
