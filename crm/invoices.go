@@ -179,9 +179,13 @@ func (r *Invoices) references(ctx context.Context, tx bun.IDB, in *InvoiceInput)
 	return nil
 }
 
-func (r *Invoices) writeRecipient(ctx context.Context, tx bun.IDB, id string, rc *Recipient) error {
-	if _, err := tx.NewDelete().Model((*invoiceRecipient)(nil)).Where("?TableAlias.invoice_id = ?", id).Exec(ctx); err != nil {
-		return fmt.Errorf("crm: invoice recipient: %w", err)
+// writeRecipient stores the invoice's recipient, replacing any (replace
+// false: a new invoice, which has none).
+func (r *Invoices) writeRecipient(ctx context.Context, tx bun.IDB, id string, rc *Recipient, replace bool) error {
+	if replace {
+		if _, err := tx.NewDelete().Model((*invoiceRecipient)(nil)).Where("?TableAlias.invoice_id = ?", id).Exec(ctx); err != nil {
+			return fmt.Errorf("crm: invoice recipient: %w", err)
+		}
 	}
 	if rc == nil || *rc == (Recipient{}) {
 		return nil
@@ -220,7 +224,7 @@ func (r *Invoices) Create(ctx context.Context, in InvoiceInput) (Invoice, error)
 		if err := insert(ctx, tx, now, &inv); err != nil {
 			return duplicateNumber(fmt.Errorf("crm: create invoice: %w", err), in.Number)
 		}
-		return r.writeRecipient(ctx, tx, inv.ID, in.Recipient)
+		return r.writeRecipient(ctx, tx, inv.ID, in.Recipient, false)
 	})
 	if err != nil {
 		return Invoice{}, err
@@ -288,7 +292,7 @@ func (r *Invoices) Update(ctx context.Context, id string, version int64, in Invo
 			return duplicateNumber(err, in.Number)
 		}
 		inv.Recipient = in.Recipient
-		return r.writeRecipient(ctx, tx, id, in.Recipient)
+		return r.writeRecipient(ctx, tx, id, in.Recipient, true)
 	})
 	if err != nil {
 		return Invoice{}, err
@@ -413,7 +417,7 @@ func (r *Invoices) Delete(ctx context.Context, id string) error {
 		if inv.Status != InvoiceDraft {
 			return fmt.Errorf("%w: invoice %s is %s; void it instead", ErrInUse, id, inv.Status)
 		}
-		if err := r.writeRecipient(ctx, tx, id, nil); err != nil {
+		if err := r.writeRecipient(ctx, tx, id, nil, true); err != nil {
 			return err
 		}
 		return deleteIn[Invoice](ctx, tx, KindInvoice, id)
