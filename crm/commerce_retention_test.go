@@ -185,3 +185,25 @@ func TestCommerceRetention(t *testing.T) {
 		require.NoFileExists(t, filepath.Join(dir, invAtt.TenantID, invAtt.ID))
 	}, setup)
 }
+
+// TestAttachmentErasureNeedsStorage: the package's Categories, which know
+// no storage, refuse to erase attachments rather than leave their bytes
+// behind; nothing is erased.
+func TestAttachmentErasureNeedsStorage(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		e, dir := storageEnv(t, db, 0)
+		sh := newShop(t, e, e.A, "acme", "INV-1")
+		att, err := e.store.Attachments().Attach(e.A, crm.AttachmentInput{OwnerKind: crm.KindCampaign, OwnerID: sh.campaign.ID,
+			FileName: "brief.pdf", ContentType: "application/pdf"}, strings.NewReader("pdf"))
+		require.NoError(t, err)
+		eng, err := retention.New(e.db.DB, retention.WithClock(e.clock.Now))
+		require.NoError(t, err)
+		require.NoError(t, eng.Register(crm.Categories()...))
+		r := request(t, e.A, eng, retention.KindErasure, map[string]string{"client_id": sh.client.ID})
+		_, err = eng.Erase(e.A, r.ID)
+		require.ErrorIs(t, err, crm.ErrConfig)
+		_, err = e.store.Attachments().Get(e.A, att.ID)
+		require.NoError(t, err, "the batch was rolled back")
+		require.FileExists(t, filepath.Join(dir, att.TenantID, att.ID))
+	}, setup)
+}
