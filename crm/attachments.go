@@ -283,9 +283,15 @@ func (a *Attachments) List(ctx context.Context, ownerKind, ownerID string, o Lis
 }
 
 // eraseAttachmentBytes is the attachment category's BeforeErase hook: it
-// deletes the bytes of the attachments about to be erased. Deleting is
-// idempotent, so a batch retried after a crash does no harm.
+// deletes the bytes of the attachments about to be erased.
 func (s *Store) eraseAttachmentBytes(ctx context.Context, _ bun.Tx, ids []string) error {
+	return s.deleteBytes(ctx, ids)
+}
+
+// deleteBytes deletes the stored bytes of the attachments ids. Deleting is
+// idempotent, so a batch retried after a crash does no harm; without a
+// storage it fails with ErrConfig rather than leave the bytes behind.
+func (s *Store) deleteBytes(ctx context.Context, ids []string) error {
 	if s.storage == nil {
 		return fmt.Errorf("%w: attachments cannot be erased without their storage (WithStorage)", ErrConfig)
 	}

@@ -172,6 +172,23 @@ func TestAttachments(t *testing.T) {
 		require.NoFileExists(t, filepath.Join(dir, att.TenantID, att.ID))
 		_, err = s.Get(e.A, att.ID)
 		require.ErrorIs(t, err, crm.ErrNotFound)
+
+		// A campaign moved to another client takes its files along in the
+		// portal; a deleted campaign takes its files, bytes included.
+		moved, err := s.Attach(e.A, crm.AttachmentInput{OwnerKind: crm.KindCampaign, OwnerID: mine.campaign.ID, FileName: "m", ContentType: "text/plain"}, strings.NewReader("m"))
+		require.NoError(t, err)
+		_, err = s.Get(cx, moved.ID)
+		require.NoError(t, err)
+		in := mine.campaign.CampaignInput
+		in.ClientID = other.client.ID
+		_, err = e.store.Campaigns().Update(e.A, mine.campaign.ID, mine.campaign.Version, in)
+		require.NoError(t, err)
+		_, err = s.Get(cx, moved.ID)
+		require.ErrorIs(t, err, crm.ErrNotFound, "the file moved with its campaign")
+		require.NoError(t, e.store.Campaigns().Delete(e.A, mine.campaign.ID))
+		_, err = s.Get(e.A, moved.ID)
+		require.ErrorIs(t, err, crm.ErrNotFound)
+		require.NoFileExists(t, filepath.Join(dir, moved.TenantID, moved.ID))
 	}, setup)
 }
 

@@ -130,6 +130,9 @@ func (r *Campaigns) Update(ctx context.Context, id string, version int64, in Cam
 			"client_id", "name", "status", "starts_at", "ends_at", "budget", "currency"); err != nil {
 			return err
 		}
+		if err := reassignAttachments(ctx, tx, KindCampaign, id, in.ClientID); err != nil {
+			return err
+		}
 		var err error
 		c, err = get[Campaign](ctx, tx, KindCampaign, id)
 		return err
@@ -147,7 +150,10 @@ func (r *Campaigns) Delete(ctx context.Context, id string) error {
 		if _, err := s.access(ctx, tx, KindCampaign, true); err != nil {
 			return err
 		}
-		return deleteIn[Campaign](ctx, tx, KindCampaign, id)
+		if err := deleteIn[Campaign](ctx, tx, KindCampaign, id); err != nil {
+			return err
+		}
+		return s.deleteDependents(ctx, tx, KindCampaign, []string{id})
 	})
 }
 

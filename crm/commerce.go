@@ -217,25 +217,48 @@ func commerceCategoriesWith(s *Store) []retention.Category {
 // invoices go (their legal period over), their recipients, custom field
 // values and attachments (bytes first) go with them.
 func (s *Store) eraseInvoiceDependents(ctx context.Context, tx bun.Tx, ids []string) error {
+	if err := s.deleteDependents(ctx, tx, KindInvoice, ids); err != nil {
+		return err
+	}
+	if _, err := tx.NewDelete().Model((*invoiceRecipient)(nil)).Where("?TableAlias.invoice_id IN (?)", bun.In(ids)).Exec(ctx); err != nil {
+		return fmt.Errorf("crm: erase invoice recipients: %w", err)
+	}
+	return nil
+}
+
+// deleteDependents deletes what hangs off records of kind that are being
+// deleted: their custom field values, and their attachments, bytes first
+// (which needs the Store's storage when there are any).
+func (s *Store) deleteDependents(ctx context.Context, tx bun.IDB, kind string, ids []string) error {
 	var atts []string
 	if err := tx.NewSelect().Model((*Attachment)(nil)).Column("id").Apply(tenancy.Scope(ctx)).
-		Where("?TableAlias.owner_kind = ?", KindInvoice).Where("?TableAlias.owner_id IN (?)", bun.In(ids)).
+		Where("?TableAlias.owner_kind = ?", kind).Where("?TableAlias.owner_id IN (?)", bun.In(ids)).
 		Scan(ctx, &atts); err != nil {
-		return fmt.Errorf("crm: erase invoice attachments: %w", err)
+		return fmt.Errorf("crm: delete %s attachments: %w", kind, err)
 	}
 	if len(atts) > 0 {
-		if err := s.eraseAttachmentBytes(ctx, tx, atts); err != nil {
+		if err := s.deleteBytes(ctx, atts); err != nil {
 			return err
 		}
 	}
 	for _, q := range []*bun.DeleteQuery{
-		tx.NewDelete().Model((*Attachment)(nil)).Where("?TableAlias.owner_kind = ?", KindInvoice).Where("?TableAlias.owner_id IN (?)", bun.In(ids)),
-		tx.NewDelete().Model((*fieldValue)(nil)).Where("?TableAlias.record_kind = ?", KindInvoice).Where("?TableAlias.record_id IN (?)", bun.In(ids)),
-		tx.NewDelete().Model((*invoiceRecipient)(nil)).Where("?TableAlias.invoice_id IN (?)", bun.In(ids)),
+		tx.NewDelete().Model((*Attachment)(nil)).Where("?TableAlias.owner_kind = ?", kind).Where("?TableAlias.owner_id IN (?)", bun.In(ids)),
+		tx.NewDelete().Model((*fieldValue)(nil)).Where("?TableAlias.record_kind = ?", kind).Where("?TableAlias.record_id IN (?)", bun.In(ids)),
 	} {
 		if _, err := q.Exec(ctx); err != nil {
-			return fmt.Errorf("crm: erase invoice dependents: %w", err)
+			return fmt.Errorf("crm: delete %s dependents: %w", kind, err)
 		}
+	}
+	return nil
+}
+
+// reassignAttachments keeps the client of a record's attachments in step
+// when the record moves to another client, so that the client portal shows
+// them to the new client only.
+func reassignAttachments(ctx context.Context, tx bun.IDB, kind, id, clientID string) error {
+	if _, err := tx.NewUpdate().Model((*Attachment)(nil)).Set("client_id = ?", clientID).
+		Where("?TableAlias.owner_kind = ?", kind).Where("?TableAlias.owner_id = ?", id).Exec(ctx); err != nil {
+		return fmt.Errorf("crm: reassign %s attachments: %w", kind, err)
 	}
 	return nil
 }

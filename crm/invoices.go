@@ -291,6 +291,9 @@ func (r *Invoices) Update(ctx context.Context, id string, version int64, in Invo
 			"lines", "subtotal", "tax", "total", "due_at", "bill_to_name", "bill_to_address", "bill_to_tax_id"); err != nil {
 			return duplicateNumber(err, in.Number)
 		}
+		if err := reassignAttachments(ctx, tx, KindInvoice, id, in.ClientID); err != nil {
+			return err
+		}
 		inv.Recipient = in.Recipient
 		return r.writeRecipient(ctx, tx, id, in.Recipient, true)
 	})
@@ -420,7 +423,10 @@ func (r *Invoices) Delete(ctx context.Context, id string) error {
 		if err := r.writeRecipient(ctx, tx, id, nil, true); err != nil {
 			return err
 		}
-		return deleteIn[Invoice](ctx, tx, KindInvoice, id)
+		if err := deleteIn[Invoice](ctx, tx, KindInvoice, id); err != nil {
+			return err
+		}
+		return s.deleteDependents(ctx, tx, KindInvoice, []string{id})
 	})
 }
 

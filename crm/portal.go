@@ -262,7 +262,8 @@ func (r *Clients) Update(ctx context.Context, id string, version int64, in Clien
 }
 
 // Delete removes a client with no campaigns, proposals or invoices (else
-// ErrInUse) and unlinks its portal members.
+// ErrInUse), its attachments and custom field values, and unlinks its
+// portal members.
 func (r *Clients) Delete(ctx context.Context, id string) error {
 	s := r.s
 	return s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
@@ -283,6 +284,9 @@ func (r *Clients) Delete(ctx context.Context, id string) error {
 		}
 		if _, err := tx.NewDelete().Model((*ClientMember)(nil)).Where("?TableAlias.client_id = ?", id).Exec(ctx); err != nil {
 			return fmt.Errorf("crm: delete client: %w", err)
+		}
+		if err := s.deleteDependents(ctx, tx, KindClient, []string{id}); err != nil {
+			return err
 		}
 		if _, err := tx.NewDelete().Model((*Client)(nil)).Where("?TableAlias.id = ?", id).Exec(ctx); err != nil {
 			return fmt.Errorf("crm: delete client: %w", err)

@@ -300,6 +300,9 @@ func (r *Proposals) Delete(ctx context.Context, id string) error {
 		if err := deleteIn[Proposal](ctx, tx, KindProposal, id); err != nil {
 			return err
 		}
+		if err := s.deleteDependents(ctx, tx, KindProposal, []string{id}); err != nil {
+			return err
+		}
 		return deleteProposalChildren(ctx, tx, []string{id})
 	})
 }
