@@ -189,6 +189,27 @@ func TestAttachments(t *testing.T) {
 		_, err = s.Get(e.A, moved.ID)
 		require.ErrorIs(t, err, crm.ErrNotFound)
 		require.NoFileExists(t, filepath.Join(dir, moved.TenantID, moved.ID))
+
+		// So does a deleted contact or note, through the core repositories.
+		contact, err := e.store.Contacts().Create(e.A, crm.Contact{FirstName: "Ann"})
+		require.NoError(t, err)
+		note, err := e.store.Notes().Create(e.A, crm.Note{Body: "b", ContactID: contact.ID})
+		require.NoError(t, err)
+		var coreFiles []crm.Attachment
+		for kind, id := range map[string]string{"contact": contact.ID, "note": note.ID} {
+			a, err := s.Attach(e.A, crm.AttachmentInput{OwnerKind: kind, OwnerID: id, FileName: "f", ContentType: "text/plain"}, strings.NewReader("f"))
+			require.NoError(t, err)
+			coreFiles = append(coreFiles, a)
+		}
+		_, err = s.List(cx, "contact", contact.ID, crm.ListOptions{})
+		requireForbidden(t, err, "a client listing a contact's files")
+		require.NoError(t, e.store.Notes().Delete(e.A, note.ID))
+		require.NoError(t, e.store.Contacts().Delete(e.A, contact.ID))
+		for _, a := range coreFiles {
+			_, err = s.Get(e.A, a.ID)
+			require.ErrorIs(t, err, crm.ErrNotFound)
+			require.NoFileExists(t, filepath.Join(dir, a.TenantID, a.ID))
+		}
 	}, setup)
 }
 

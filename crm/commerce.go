@@ -166,13 +166,13 @@ func commerceCategoriesWith(s *Store) []retention.Category {
 	return []retention.Category{
 		{Name: "crm.custom_field_value", Table: TableFieldValues, Time: "updated_at",
 			Subject: map[string]string{
-				"contact_id": "r.record_kind = 'contact' AND r.record_id = ?value",
+				"contact_id": contactOwnedBy("r.record"),
 				"client_id":  sprintfOwned("r.record"),
 			},
 			LegalBasis: "contract", Purpose: "custom field values of CRM records"},
 		{Name: "crm.attachment", Table: TableAttachments, Time: "created_at",
 			Subject: map[string]string{
-				"contact_id": "r.owner_kind = 'contact' AND r.owner_id = ?value",
+				"contact_id": contactOwnedBy("r.owner"),
 				"client_id":  sprintfOwned("r.owner"),
 			},
 			BeforeErase: s.eraseAttachmentBytes,
@@ -263,6 +263,20 @@ func reassignAttachments(ctx context.Context, tx bun.IDB, kind, id, clientID str
 	return nil
 }
 
+// contactOwnedBy finds rows (attachments, custom field values, with the
+// column prefix given) that belong to a contact or to its notes, tasks and
+// activities, which its erasure deletes. (Deals are anonymized, not
+// deleted: their files and fields stay with them.)
+func contactOwnedBy(prefix string) string {
+	cond := "(" + prefix + "_kind = 'contact' AND " + prefix + "_id = ?value)"
+	for _, kt := range [][2]string{{kindNote, TableNotes}, {kindTask, TableTasks}, {kindActivity, TableActivities}} {
+		kind, table := kt[0], kt[1]
+		cond += " OR (" + prefix + "_kind = '" + kind + "' AND " + prefix + "_id IN (SELECT x.id FROM " + table +
+			" x WHERE x.tenant_id = ?tenant AND x.contact_id = ?value))"
+	}
+	return "(" + cond + ")"
+}
+
 func sprintfOwned(prefix string) string {
 	return "(" + strings.ReplaceAll(clientOwned, "%[1]s", prefix) + ")"
 }
@@ -273,7 +287,7 @@ func sprintfOwned(prefix string) string {
 // bytes. Register these (not the package's Categories) with the retention
 // engine of an application that keeps attachments.
 func (s *Store) Categories() []retention.Category {
-	return append(coreCategories(), commerceCategoriesWith(s)...)
+	return append(commerceCategoriesWith(s), coreCategories()...)
 }
 
 // commerceSealedColumns are the sealed columns of the commerce tables.
