@@ -194,11 +194,7 @@ func listShared[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind stri
 		if err != nil {
 			return err
 		}
-		q := tx.NewSelect().Model(&items)
-		if a.portal() {
-			q = q.Where("?TableAlias.client_id = ?", a.client)
-		}
-		q = whereEq(q, "client_id", clientID, "status", status)
+		q := whereEq(a.scope(tx.NewSelect().Model(&items), kind), "client_id", clientID, "status", status)
 		if q, err = ks.apply(q, kind, o); err != nil {
 			return err
 		}

@@ -134,14 +134,7 @@ func (s *Store) fieldAccess(ctx context.Context, tx bun.IDB, kind, id string, wr
 		if err != nil {
 			return err
 		}
-		client, err := s.ownerClient(ctx, tx, kind, id)
-		if err != nil {
-			return err
-		}
-		if a.portal() && client != a.client {
-			return notFound(kind, id)
-		}
-		return nil
+		return visible(ctx, tx, a, kind, id)
 	}
 	if err := s.authorize(ctx, KindField); err != nil {
 		return err

@@ -60,8 +60,9 @@
 //	portal := tenancy.WithPrincipal(ctx, m.Principal())
 //	page, err := store.Invoices().List(portal, crm.InvoiceFilter{}, crm.ListOptions{}) // brand's only
 //
-// Its lists show its client's campaigns, proposals, invoices, their
-// attachments and custom field values; a get of another record is
+// Its lists show its client's campaigns, proposals and invoices (drafts
+// excepted: they are the tenant's work in progress), their attachments
+// and custom field values; a get of another record is
 // ErrNotFound; every write is a *ForbiddenError (errors.Is ErrForbidden and
 // tenancy.ErrForbidden) except accepting or rejecting a proposal sent to
 // its client. Every other kind (contacts, companies, deals, activities,

@@ -70,6 +70,21 @@ type access struct {
 // portal reports whether the principal is a client-portal user.
 func (a access) portal() bool { return a.client != "" }
 
+// scope limits a select of a client-shared kind to what the principal may
+// see: for a client-portal member, its client's records, and of proposals
+// and invoices only those that left draft (drafts are the tenant's work in
+// progress).
+func (a access) scope(q *bun.SelectQuery, kind string) *bun.SelectQuery {
+	if !a.portal() {
+		return q
+	}
+	q = q.Where("?TableAlias.client_id = ?", a.client)
+	if kind == KindProposal || kind == KindInvoice {
+		q = q.Where("?TableAlias.status <> ?", "draft")
+	}
+	return q
+}
+
 // staffRole reports whether p acts for the tenant itself.
 func staffRole(p tenancy.Principal) bool {
 	if p.IsSystem() {
@@ -396,6 +411,28 @@ func (r *Clients) Members(ctx context.Context, clientID string) ([]string, error
 	return ids, nil
 }
 
+// visible checks that the record id of a client-shared kind exists and
+// that the principal may see it (ErrNotFound otherwise).
+func visible(ctx context.Context, tx bun.IDB, a access, kind, id string) error {
+	var err error
+	switch kind {
+	case KindClient:
+		if a.portal() && a.client != id {
+			return notFound(kind, id)
+		}
+		_, err = get[Client](ctx, tx, kind, id)
+	case KindCampaign:
+		_, err = getFor[Campaign](ctx, tx, a, kind, id)
+	case KindProposal:
+		_, err = getFor[Proposal](ctx, tx, a, kind, id)
+	case KindInvoice:
+		_, err = getFor[Invoice](ctx, tx, a, kind, id)
+	default:
+		return invalid("record", "record_kind", "oneof", "is not shared with the client portal")
+	}
+	return err
+}
+
 // getFor reads the record id of a client-shared kind, as the principal
 // may see it: ErrNotFound for a record of another client.
 func getFor[T any, PT interface {
@@ -404,10 +441,7 @@ func getFor[T any, PT interface {
 }](ctx context.Context, tx bun.IDB, a access, kind, id string) (T, error) {
 	var rec T
 	PT(&rec).base().ID = id
-	q := tx.NewSelect().Model(PT(&rec)).WherePK()
-	if a.portal() {
-		q = q.Where("?TableAlias.client_id = ?", a.client)
-	}
+	q := a.scope(tx.NewSelect().Model(PT(&rec)).WherePK(), kind)
 	if err := q.Scan(ctx); err != nil {
 		var zero T
 		if errors.Is(err, sql.ErrNoRows) {

@@ -86,6 +86,27 @@ func TestClientPortal(t *testing.T) {
 			requireNotFound(t, err, "Fields.Values of another client's invoice")
 		}
 
+		// Drafts are the tenant's work in progress: not shown.
+		draftP, err := s.Proposals().Create(e.A, crm.ProposalInput{ClientID: mine.client.ID,
+			ProposalContent: crm.ProposalContent{Title: "Next", Amount: 1, Currency: "EUR"}})
+		require.NoError(t, err)
+		draftI, err := s.Invoices().Create(e.A, invoiceInput(mine.client.ID, "INV-D"))
+		require.NoError(t, err)
+		_, err = s.Proposals().Get(cx, draftP.ID)
+		requireNotFound(t, err, "a draft proposal")
+		_, err = s.Invoices().Get(cx, draftI.ID)
+		requireNotFound(t, err, "a draft invoice")
+		_, err = s.Fields().Values(cx, crm.KindInvoice, draftI.ID)
+		requireNotFound(t, err, "a draft invoice's fields")
+		_, err = s.Proposals().Transition(cx, draftP.ID, draftP.Version, crm.ProposalAccepted, "")
+		requireForbidden(t, err, "accepting a draft")
+		invs, err = s.Invoices().List(cx, crm.InvoiceFilter{}, crm.ListOptions{})
+		require.NoError(t, err)
+		require.Len(t, invs.Items, 1)
+		props, err = s.Proposals().List(cx, crm.ProposalFilter{}, crm.ListOptions{})
+		require.NoError(t, err)
+		require.Len(t, props.Items, 1)
+
 		// Writes fail with a typed forbidden error, on its own records and
 		// on others', and change nothing.
 		for _, sh := range []shop{mine, other} {
