@@ -139,11 +139,7 @@ func overflow(field string) error {
 func (r *Invoices) prepare(in *InvoiceInput, inv *Invoice) error {
 	in.Currency = strings.ToUpper(in.Currency)
 	in.Number = strings.TrimSpace(in.Number)
-	vs := []any{in}
-	if in.Recipient != nil {
-		vs = append(vs, in.Recipient)
-	}
-	if err := r.s.checkAll(KindInvoice, vs...); err != nil {
+	if err := r.s.check(KindInvoice, in); err != nil {
 		return err
 	}
 	lines := slices.Clone(in.Lines)

@@ -70,7 +70,8 @@ func TestInvoiceTotals(t *testing.T) {
 		require.True(t, ve.Has("currency", "iso4217"), "%v", ve)
 		require.True(t, ve.Has("lines[1].tax_rate", "max"), "%v", ve)
 		require.True(t, ve.Has("lines[0].quantity", "min"), "%v", ve)
-		require.True(t, ve.Has("email", "email"), "%v", ve)
+		require.True(t, ve.Has("recipient.email", "email"), "%v", ve)
+		require.Len(t, ve.Fields, 4, "each failure once: %v", ve)
 		in = invoiceInput(cl.ID, "INV-3")
 		in.Lines = nil
 		_, err = s.Create(e.A, in)
