@@ -70,13 +70,14 @@ func createRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind st
 		if err := checkRefs(ctx, tx, kind, refs...); err != nil {
 			return err
 		}
-		rec.base().stamp(s.clock())
+		now := s.clock()
+		rec.base().stamp(now) // before may need the id
 		if before != nil {
 			if err := before(ctx, tx); err != nil {
 				return err
 			}
 		}
-		if _, err := tx.NewInsert().Model(rec).Exec(ctx); err != nil {
+		if err := insert(ctx, tx, now, rec); err != nil {
 			return fmt.Errorf("crm: create %s: %w", kind, err)
 		}
 		return nil

@@ -197,7 +197,7 @@ func (r *Record) stamp(now time.Time) {
 	r.CreatedAt, r.UpdatedAt, r.Version = now, now, 1
 }
 
-// insert stamps and inserts a new record.
+// insert stamps and inserts a new record (an ID already set is kept).
 func insert[T any, PT interface {
 	*T
 	record
