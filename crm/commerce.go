@@ -58,9 +58,8 @@ func commerceMigrations() []migration {
 				TableProposalRevisions, TableProposalEvents, TableInvoices, TableInvoiceRecipients, TableAttachments,
 				TableFieldDefs, TableFieldValues},
 				`CREATE TABLE IF NOT EXISTS socialcrm_crm_clients (
-					tenant_id TEXT NOT NULL, id TEXT NOT NULL,
+					`+recordColumns+`
 					name TEXT NOT NULL, email TEXT, phone TEXT,
-					created_at TIMESTAMP NOT NULL, updated_at TIMESTAMP NOT NULL, version BIGINT NOT NULL,
 					PRIMARY KEY (tenant_id, id))`,
 				`CREATE TABLE IF NOT EXISTS socialcrm_crm_client_members (
 					tenant_id TEXT NOT NULL, member_id TEXT NOT NULL, client_id TEXT NOT NULL,
@@ -68,17 +67,17 @@ func commerceMigrations() []migration {
 					PRIMARY KEY (tenant_id, member_id))`,
 				`CREATE INDEX IF NOT EXISTS socialcrm_crm_client_members_client ON socialcrm_crm_client_members (tenant_id, client_id)`,
 				`CREATE TABLE IF NOT EXISTS socialcrm_crm_campaigns (
-					tenant_id TEXT NOT NULL, id TEXT NOT NULL, client_id TEXT NOT NULL,
+					`+recordColumns+`
+					client_id TEXT NOT NULL,
 					name TEXT NOT NULL, status TEXT NOT NULL, starts_at TIMESTAMP, ends_at TIMESTAMP,
 					budget BIGINT NOT NULL, currency TEXT NOT NULL,
-					created_at TIMESTAMP NOT NULL, updated_at TIMESTAMP NOT NULL, version BIGINT NOT NULL,
 					PRIMARY KEY (tenant_id, id))`,
 				`CREATE INDEX IF NOT EXISTS socialcrm_crm_campaigns_client ON socialcrm_crm_campaigns (tenant_id, client_id, id)`,
 				`CREATE TABLE IF NOT EXISTS socialcrm_crm_proposals (
-					tenant_id TEXT NOT NULL, id TEXT NOT NULL, client_id TEXT NOT NULL, campaign_id TEXT,
+					`+recordColumns+`
+					client_id TEXT NOT NULL, campaign_id TEXT,
 					status TEXT NOT NULL, revision BIGINT NOT NULL,
 					title TEXT NOT NULL, body TEXT NOT NULL, amount BIGINT NOT NULL, currency TEXT NOT NULL,
-					created_at TIMESTAMP NOT NULL, updated_at TIMESTAMP NOT NULL, version BIGINT NOT NULL,
 					PRIMARY KEY (tenant_id, id))`,
 				`CREATE INDEX IF NOT EXISTS socialcrm_crm_proposals_client ON socialcrm_crm_proposals (tenant_id, client_id, id)`,
 				`CREATE TABLE IF NOT EXISTS socialcrm_crm_proposal_revisions (
@@ -93,12 +92,12 @@ func commerceMigrations() []migration {
 					PRIMARY KEY (tenant_id, id))`,
 				`CREATE INDEX IF NOT EXISTS socialcrm_crm_proposal_events_proposal ON socialcrm_crm_proposal_events (tenant_id, proposal_id, at)`,
 				`CREATE TABLE IF NOT EXISTS socialcrm_crm_invoices (
-					tenant_id TEXT NOT NULL, id TEXT NOT NULL, number TEXT NOT NULL,
+					`+recordColumns+`
+					number TEXT NOT NULL,
 					client_id TEXT NOT NULL, campaign_id TEXT, currency TEXT NOT NULL, status TEXT NOT NULL,
 					lines TEXT NOT NULL, subtotal BIGINT NOT NULL, tax BIGINT NOT NULL, total BIGINT NOT NULL,
 					paid BIGINT NOT NULL, issued_at TIMESTAMP, due_at TIMESTAMP, dated_at TIMESTAMP NOT NULL,
 					bill_to_name TEXT NOT NULL, bill_to_address TEXT NOT NULL, bill_to_tax_id TEXT NOT NULL,
-					created_at TIMESTAMP NOT NULL, updated_at TIMESTAMP NOT NULL, version BIGINT NOT NULL,
 					PRIMARY KEY (tenant_id, id), UNIQUE (tenant_id, number))`,
 				`CREATE INDEX IF NOT EXISTS socialcrm_crm_invoices_client ON socialcrm_crm_invoices (tenant_id, client_id, id)`,
 				`CREATE INDEX IF NOT EXISTS socialcrm_crm_invoices_dated ON socialcrm_crm_invoices (tenant_id, dated_at)`,
@@ -108,16 +107,16 @@ func commerceMigrations() []migration {
 					PRIMARY KEY (tenant_id, invoice_id))`,
 				`CREATE INDEX IF NOT EXISTS socialcrm_crm_invoice_recipients_contact ON socialcrm_crm_invoice_recipients (tenant_id, contact_id)`,
 				`CREATE TABLE IF NOT EXISTS socialcrm_crm_attachments (
-					tenant_id TEXT NOT NULL, id TEXT NOT NULL, owner_kind TEXT NOT NULL, owner_id TEXT NOT NULL,
+					`+recordColumns+`
+					owner_kind TEXT NOT NULL, owner_id TEXT NOT NULL,
 					file_name TEXT NOT NULL, content_type TEXT NOT NULL, size BIGINT NOT NULL, sha256 TEXT NOT NULL,
 					client_id TEXT, author TEXT NOT NULL,
-					created_at TIMESTAMP NOT NULL, updated_at TIMESTAMP NOT NULL, version BIGINT NOT NULL,
 					PRIMARY KEY (tenant_id, id))`,
 				`CREATE INDEX IF NOT EXISTS socialcrm_crm_attachments_owner ON socialcrm_crm_attachments (tenant_id, owner_kind, owner_id, id)`,
 				`CREATE TABLE IF NOT EXISTS socialcrm_crm_field_defs (
-					tenant_id TEXT NOT NULL, id TEXT NOT NULL, record_kind TEXT NOT NULL, name TEXT NOT NULL,
+					`+recordColumns+`
+					record_kind TEXT NOT NULL, name TEXT NOT NULL,
 					label TEXT NOT NULL, type TEXT NOT NULL, options TEXT, required BOOLEAN NOT NULL,
-					created_at TIMESTAMP NOT NULL, updated_at TIMESTAMP NOT NULL, version BIGINT NOT NULL,
 					PRIMARY KEY (tenant_id, id), UNIQUE (tenant_id, record_kind, name))`,
 				`CREATE TABLE IF NOT EXISTS socialcrm_crm_field_values (
 					tenant_id TEXT NOT NULL, id TEXT NOT NULL, record_kind TEXT NOT NULL, record_id TEXT NOT NULL,
