@@ -197,13 +197,18 @@ func (s *Store) attachmentAccess(ctx context.Context, tx bun.IDB, ownerKind stri
 }
 
 // getAttachment reads an attachment the principal may see: a client-portal
-// member sees only the files of its client's records.
+// member sees only the files of its client's records that it sees (not
+// those of drafts).
 func (s *Store) getAttachment(ctx context.Context, tx bun.IDB, id string, write bool) (Attachment, error) {
 	acc, err := s.access(ctx, tx, KindAttachment, write)
 	if err != nil {
 		return Attachment{}, err
 	}
-	return getFor[Attachment](ctx, tx, acc, KindAttachment, id)
+	att, err := getFor[Attachment](ctx, tx, acc, KindAttachment, id)
+	if err == nil && acc.portal() && visible(ctx, tx, acc, att.OwnerKind, att.OwnerID) != nil {
+		return Attachment{}, notFound(KindAttachment, id) // a file of a draft
+	}
+	return att, err
 }
 
 // Get returns an attachment's metadata.
@@ -267,10 +272,13 @@ func (a *Attachments) List(ctx context.Context, ownerKind, ownerID string, o Lis
 		if err != nil {
 			return err
 		}
-		q := tx.NewSelect().Model(&items).Where("?TableAlias.owner_kind = ?", ownerKind).Where("?TableAlias.owner_id = ?", ownerID)
 		if acc.portal() {
-			q = q.Where("?TableAlias.client_id = ?", acc.client)
+			if err := visible(ctx, tx, acc, ownerKind, ownerID); err != nil {
+				return err
+			}
 		}
+		q := acc.scope(tx.NewSelect().Model(&items), KindAttachment).
+			Where("?TableAlias.owner_kind = ?", ownerKind).Where("?TableAlias.owner_id = ?", ownerID)
 		if q, err = attachmentKeys.apply(q, KindAttachment, o); err != nil {
 			return err
 		}
