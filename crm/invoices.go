@@ -263,27 +263,17 @@ func (r *Invoices) loadRecipient(ctx context.Context, tx bun.IDB, inv *Invoice) 
 // parties, if its stored version is still version. An invoice that is no
 // longer a draft cannot change (*TransitionError to "draft").
 func (r *Invoices) Update(ctx context.Context, id string, version int64, in InvoiceInput) (Invoice, error) {
-	s := r.s
-	var inv Invoice
-	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := s.access(ctx, tx, KindInvoice, true); err != nil {
-			return err
-		}
-		var err error
-		if inv, err = get[Invoice](ctx, tx, KindInvoice, id); err != nil {
-			return err
-		}
+	return r.write(ctx, id, version, func(ctx context.Context, tx bun.Tx, inv *Invoice) error {
 		if inv.Status != InvoiceDraft {
 			return &TransitionError{Kind: KindInvoice, ID: id, From: string(inv.Status), To: string(InvoiceDraft)}
 		}
-		if err := r.prepare(&in, &inv); err != nil {
+		if err := r.prepare(&in, inv); err != nil {
 			return err
 		}
 		if err := r.references(ctx, tx, &in); err != nil {
 			return err
 		}
-		inv.Version = version
-		if err := update(ctx, tx, s.clock(), KindInvoice, &inv, "number", "client_id", "campaign_id", "currency",
+		if err := update(ctx, tx, r.s.clock(), KindInvoice, inv, "number", "client_id", "campaign_id", "currency",
 			"lines", "subtotal", "tax", "total", "due_at", "bill_to_name", "bill_to_address", "bill_to_tax_id"); err != nil {
 			return duplicateNumber(err, in.Number)
 		}
@@ -293,15 +283,12 @@ func (r *Invoices) Update(ctx context.Context, id string, version int64, in Invo
 		inv.Recipient = in.Recipient
 		return r.writeRecipient(ctx, tx, id, in.Recipient, true)
 	})
-	if err != nil {
-		return Invoice{}, err
-	}
-	return inv, nil
 }
 
-// move applies change to the invoice id at version, after checking that
-// its status may become to.
-func (r *Invoices) move(ctx context.Context, id string, version int64, to InvoiceStatus, change func(inv *Invoice, now time.Time) ([]string, error)) (Invoice, error) {
+// write reads the invoice id for a change by the tenant's people, fails
+// with a *ConflictError unless its stored version is still version, and
+// runs change on it, all in one transaction.
+func (r *Invoices) write(ctx context.Context, id string, version int64, change func(ctx context.Context, tx bun.Tx, inv *Invoice) error) (Invoice, error) {
 	s := r.s
 	var inv Invoice
 	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
@@ -315,9 +302,21 @@ func (r *Invoices) move(ctx context.Context, id string, version int64, to Invoic
 		if inv.Version != version {
 			return &ConflictError{Kind: KindInvoice, ID: id, Version: version, Current: inv.Version}
 		}
+		return change(ctx, tx, &inv)
+	})
+	if err != nil {
+		return Invoice{}, err
+	}
+	return inv, nil
+}
+
+// move applies change to the invoice id at version, after checking that
+// its status may become to.
+func (r *Invoices) move(ctx context.Context, id string, version int64, to InvoiceStatus, change func(inv *Invoice, now time.Time) ([]string, error)) (Invoice, error) {
+	return r.write(ctx, id, version, func(ctx context.Context, tx bun.Tx, inv *Invoice) error {
 		from := inv.Status
-		now := s.clock()
-		cols, err := change(&inv, now)
+		now := r.s.clock()
+		cols, err := change(inv, now)
 		if err != nil {
 			return err
 		}
@@ -325,16 +324,11 @@ func (r *Invoices) move(ctx context.Context, id string, version int64, to Invoic
 		if !again && !slices.Contains(invoiceMoves[from], inv.Status) {
 			return &TransitionError{Kind: KindInvoice, ID: id, From: string(from), To: string(to)}
 		}
-		inv.Version = version
-		if err := update(ctx, tx, now, KindInvoice, &inv, append(cols, "status")...); err != nil {
+		if err := update(ctx, tx, now, KindInvoice, inv, append(cols, "status")...); err != nil {
 			return err
 		}
-		return r.loadRecipient(ctx, tx, &inv)
+		return r.loadRecipient(ctx, tx, inv)
 	})
-	if err != nil {
-		return Invoice{}, err
-	}
-	return inv, nil
 }
 
 // Issue issues a draft invoice: it is dated now (the legal-obligation
