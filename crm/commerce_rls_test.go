@@ -33,7 +33,7 @@ func TestCommerceRowLevelSecurity(t *testing.T) {
 		for _, table := range []string{"socialcrm_crm_clients", "socialcrm_crm_campaigns", "socialcrm_crm_proposals", "socialcrm_crm_invoices"} {
 			var tenants []string
 			require.NoError(t, tenancy.RunInTx(e.A, raw, nil, func(ctx context.Context, tx bun.Tx) error {
-				return tx.NewRaw("SELECT DISTINCT tenant_id FROM " + table).Scan(ctx, &tenants)
+				return tx.NewRaw("SELECT DISTINCT tenant_id FROM "+table).Scan(ctx, &tenants)
 			}))
 			require.Equal(t, []string{principal(e.A).TenantID}, tenants, "a raw SELECT on %s sees only A's rows", table)
 		}
