@@ -378,7 +378,7 @@ func (r *Contacts) Delete(ctx context.Context, id string) error {
 		if _, err := tx.NewDelete().Model((*contactTag)(nil)).Where("?TableAlias.contact_id = ?", id).Exec(ctx); err != nil {
 			return fmt.Errorf("crm: delete contact: %w", err)
 		}
-		return nil
+		return r.s.deleteDependents(ctx, tx, kindContact, []string{id}) // files and custom fields (commerce.go)
 	})
 }
 

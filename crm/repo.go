@@ -148,6 +148,9 @@ func deleteRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind, i
 		} else if n == 0 {
 			return notFound(kind, id)
 		}
+		if err := s.deleteDependents(ctx, tx, kind, []string{id}); err != nil { // files and custom fields (commerce.go)
+			return err
+		}
 		if after != nil {
 			return after(ctx, tx)
 		}

@@ -32,6 +32,7 @@ type Store struct {
 	validate *validator.Validate
 	now      func() time.Time
 	log      *slog.Logger
+	commerce // the commerce records' settings (commerce.go)
 }
 
 // Option configures a Store. Options validate their argument: New fails with
@@ -110,6 +111,9 @@ func (s *Store) clock() time.Time { return s.now().UTC().Truncate(time.Microseco
 
 // tx runs fn in a transaction scoped to the context's tenant.
 func (s *Store) tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
+	if err := s.authorize(ctx, ""); err != nil { // client-portal scoping (portal.go)
+		return err
+	}
 	return tenancy.RunInTx(ctx, s.db, nil, fn)
 }
 
@@ -121,6 +125,9 @@ func (s *Store) tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) 
 // round trips of an explicit one. The Owned hooks and the Guard apply
 // either way.
 func (s *Store) one(ctx context.Context, fn func(ctx context.Context, db bun.IDB) error) error {
+	if err := s.authorize(ctx, ""); err != nil { // client-portal scoping (portal.go)
+		return err
+	}
 	if s.db.Dialect().Name() == dialect.PG {
 		return tenancy.RunInTx(ctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error { return fn(ctx, tx) })
 	}
