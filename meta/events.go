@@ -1,7 +1,6 @@
 package meta
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -142,8 +141,8 @@ func ParseWebhook(body []byte) (*Payload, error) {
 	var w struct {
 		Object string `json:"object"`
 		Entry  []struct {
-			ID        flexString        `json:"id"`
-			Time      flexTime          `json:"time"`
+			ID        ID        `json:"id"`
+			Time      Timestamp          `json:"time"`
 			Messaging []json.RawMessage `json:"messaging"`
 			Standby   []json.RawMessage `json:"standby"`
 		} `json:"entry"`
@@ -156,7 +155,7 @@ func ParseWebhook(body []byte) (*Payload, error) {
 	}
 	p := &Payload{Object: w.Object, Entries: make([]Entry, 0, len(w.Entry))}
 	for _, we := range w.Entry {
-		en := Entry{PageID: string(we.ID), Time: time.Time(we.Time)}
+		en := Entry{PageID: string(we.ID), Time: we.Time.Time}
 		en.Events = make([]Event, 0, len(we.Messaging))
 		for _, raw := range we.Messaging {
 			ev, err := parseEvent(raw, en)
@@ -173,23 +172,23 @@ func ParseWebhook(body []byte) (*Payload, error) {
 
 type wireEvent struct {
 	Sender struct {
-		ID      flexString `json:"id"`
-		UserRef flexString `json:"user_ref"`
+		ID      ID `json:"id"`
+		UserRef ID `json:"user_ref"`
 	} `json:"sender"`
 	Recipient struct {
-		ID flexString `json:"id"`
+		ID ID `json:"id"`
 	} `json:"recipient"`
-	Timestamp flexTime `json:"timestamp"`
+	Timestamp Timestamp `json:"timestamp"`
 	Message   *struct {
-		MID        flexString `json:"mid"`
+		MID        ID `json:"mid"`
 		Text       string     `json:"text"`
-		IsEcho     flexBool   `json:"is_echo"`
-		AppID      flexString `json:"app_id"`
+		IsEcho     Bool   `json:"is_echo"`
+		AppID      ID `json:"app_id"`
 		QuickReply *struct {
 			Payload string `json:"payload"`
 		} `json:"quick_reply"`
 		ReplyTo *struct {
-			MID flexString `json:"mid"`
+			MID ID `json:"mid"`
 		} `json:"reply_to"`
 		Attachments []struct {
 			Type    string          `json:"type"`
@@ -197,14 +196,14 @@ type wireEvent struct {
 		} `json:"attachments"`
 	} `json:"message"`
 	Delivery *struct {
-		MIDs      []flexString `json:"mids"`
-		Watermark flexTime     `json:"watermark"`
+		MIDs      []ID `json:"mids"`
+		Watermark Timestamp     `json:"watermark"`
 	} `json:"delivery"`
 	Read *struct {
-		Watermark flexTime `json:"watermark"`
+		Watermark Timestamp `json:"watermark"`
 	} `json:"read"`
 	Postback *struct {
-		MID     flexString `json:"mid"`
+		MID     ID `json:"mid"`
 		Title   string     `json:"title"`
 		Payload string     `json:"payload"`
 	} `json:"postback"`
@@ -215,7 +214,7 @@ func parseEvent(raw json.RawMessage, en Entry) (Event, error) {
 	if err := json.Unmarshal(raw, &w); err != nil {
 		return Event{}, fmt.Errorf("%w: event: %w", ErrPayload, err)
 	}
-	ev := Event{Kind: EventOther, PageID: en.PageID, Time: time.Time(w.Timestamp), Raw: slices.Clone(raw)}
+	ev := Event{Kind: EventOther, PageID: en.PageID, Time: w.Timestamp.Time, Raw: slices.Clone(raw)}
 	if ev.Time.IsZero() {
 		ev.Time = en.Time
 	}
@@ -253,13 +252,13 @@ func parseEvent(raw json.RawMessage, en Entry) (Event, error) {
 			}
 		}
 	case w.Delivery != nil:
-		d := &Delivery{Watermark: time.Time(w.Delivery.Watermark)}
+		d := &Delivery{Watermark: w.Delivery.Watermark.Time}
 		for _, id := range w.Delivery.MIDs {
 			d.MIDs = append(d.MIDs, string(id))
 		}
 		ev.Kind, ev.Delivery = EventDelivery, d
 	case w.Read != nil:
-		ev.Kind, ev.Read = EventRead, &Read{Watermark: time.Time(w.Read.Watermark)}
+		ev.Kind, ev.Read = EventRead, &Read{Watermark: w.Read.Watermark.Time}
 	case w.Postback != nil:
 		ev.Kind, ev.Postback = EventPostback, &Postback{MID: string(w.Postback.MID), Title: w.Postback.Title, Payload: w.Postback.Payload}
 	}
@@ -267,66 +266,4 @@ func parseEvent(raw json.RawMessage, en Entry) (Event, error) {
 		ev.PageID = recipient
 	}
 	return ev, nil
-}
-
-// flexString decodes a JSON string or number (Graph ids come as both).
-type flexString string
-
-func (f *flexString) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	switch {
-	case len(b) == 0 || string(b) == "null":
-		return nil
-	case b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*f = flexString(s)
-		return nil
-	}
-	var n json.Number
-	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("id: want a string or a number, got %.20s", b)
-	}
-	*f = flexString(n.String())
-	return nil
-}
-
-// flexTime decodes a Unix time in milliseconds, or in seconds when it is
-// too small to be milliseconds after 2001, as a number or a string.
-type flexTime time.Time
-
-func (f *flexTime) UnmarshalJSON(b []byte) error {
-	var s flexString
-	if err := s.UnmarshalJSON(b); err != nil {
-		return err
-	}
-	if s == "" {
-		return nil
-	}
-	n, err := strconv.ParseFloat(string(s), 64)
-	if err != nil || n < 0 || n > 1e16 {
-		return fmt.Errorf("time: want a Unix time, got %.20q", string(s))
-	}
-	if n < 1e12 {
-		n *= 1000
-	}
-	*f = flexTime(time.UnixMilli(int64(n)).UTC())
-	return nil
-}
-
-// flexBool decodes true, false, "true", "false", 1 and 0.
-type flexBool bool
-
-func (f *flexBool) UnmarshalJSON(b []byte) error {
-	switch strings.Trim(string(bytes.TrimSpace(b)), `"`) {
-	case "true", "1":
-		*f = true
-	case "false", "0", "", "null":
-		*f = false
-	default:
-		return fmt.Errorf("bool: got %.20s", b)
-	}
-	return nil
 }

@@ -33,9 +33,6 @@ const deliveryPlatform = "meta"
 // missing, malformed or wrong.
 var ErrSignature = errors.New("meta: webhook signature invalid")
 
-// ErrConfig is returned for an invalid configuration or option.
-var ErrConfig = errors.New("meta: invalid configuration")
-
 // VerifySignature checks an X-Hub-Signature-256 value against the exact
 // raw body with the app secret, in constant time. Meta signs the body as
 // it sends it (non-ASCII escaped as \uXXXX), so verify the received bytes
