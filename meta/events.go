@@ -141,8 +141,8 @@ func ParseWebhook(body []byte) (*Payload, error) {
 	var w struct {
 		Object string `json:"object"`
 		Entry  []struct {
-			ID        ID        `json:"id"`
-			Time      Timestamp          `json:"time"`
+			ID        ID                `json:"id"`
+			Time      Timestamp         `json:"time"`
 			Messaging []json.RawMessage `json:"messaging"`
 			Standby   []json.RawMessage `json:"standby"`
 		} `json:"entry"`
@@ -180,10 +180,10 @@ type wireEvent struct {
 	} `json:"recipient"`
 	Timestamp Timestamp `json:"timestamp"`
 	Message   *struct {
-		MID        ID `json:"mid"`
-		Text       string     `json:"text"`
+		MID        ID     `json:"mid"`
+		Text       string `json:"text"`
 		IsEcho     Bool   `json:"is_echo"`
-		AppID      ID `json:"app_id"`
+		AppID      ID     `json:"app_id"`
 		QuickReply *struct {
 			Payload string `json:"payload"`
 		} `json:"quick_reply"`
@@ -196,16 +196,16 @@ type wireEvent struct {
 		} `json:"attachments"`
 	} `json:"message"`
 	Delivery *struct {
-		MIDs      []ID `json:"mids"`
-		Watermark Timestamp     `json:"watermark"`
+		MIDs      []ID      `json:"mids"`
+		Watermark Timestamp `json:"watermark"`
 	} `json:"delivery"`
 	Read *struct {
 		Watermark Timestamp `json:"watermark"`
 	} `json:"read"`
 	Postback *struct {
-		MID     ID `json:"mid"`
-		Title   string     `json:"title"`
-		Payload string     `json:"payload"`
+		MID     ID     `json:"mid"`
+		Title   string `json:"title"`
+		Payload string `json:"payload"`
 	} `json:"postback"`
 }
 
