@@ -129,3 +129,7 @@ func requireNoCanary(t testing.TB, text string) {
 }
 
 func at(d time.Duration) time.Time { return fakeclock.Start.Add(d) }
+
+func msWebhookConfig() meta.WebhookConfig {
+	return meta.WebhookConfig{AppSecret: vault.NewSecret([]byte(msAppSecret)), VerifyToken: vault.NewSecret([]byte(msVerifyToken))}
+}

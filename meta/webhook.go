@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/socialcrm/socialcrm/social"
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 // SignatureHeader carries a webhook delivery's signature:
@@ -37,7 +38,7 @@ var ErrSignature = errors.New("meta: webhook signature invalid")
 // raw body with the app secret, in constant time. Meta signs the body as
 // it sends it (non-ASCII escaped as \uXXXX), so verify the received bytes
 // before decoding them, never a re-encoding. Failures match ErrSignature.
-func VerifySignature(header string, body []byte, appSecret string) error {
+func VerifySignature(header string, body []byte, appSecret vault.Secret) error {
 	hexSig, ok := strings.CutPrefix(strings.TrimSpace(header), "sha256=")
 	if !ok {
 		return fmt.Errorf("%w: malformed header", ErrSignature)
@@ -46,7 +47,7 @@ func VerifySignature(header string, body []byte, appSecret string) error {
 	if err != nil || len(got) != sha256.Size {
 		return fmt.Errorf("%w: malformed header", ErrSignature)
 	}
-	mac := hmac.New(sha256.New, []byte(appSecret))
+	mac := hmac.New(sha256.New, appSecret.Reveal())
 	mac.Write(body)
 	if !hmac.Equal(got, mac.Sum(nil)) {
 		return fmt.Errorf("%w: mismatch", ErrSignature)
@@ -55,13 +56,15 @@ func VerifySignature(header string, body []byte, appSecret string) error {
 }
 
 // WebhookConfig is what the webhook endpoint of one Meta app needs. Both
-// fields are required; neither ever appears in logs or errors.
+// fields are required; as vault.Secret values they print as [REDACTED]
+// and never appear in logs or errors.
 type WebhookConfig struct {
-	// AppSecret signs deliveries (App Dashboard > App settings > Basic).
-	AppSecret string
+	// AppSecret signs deliveries (App Dashboard > App settings > Basic):
+	// the same secret as Config.AppSecret.
+	AppSecret vault.Secret
 	// VerifyToken is the string entered with the callback URL in the App
 	// Dashboard; Meta echoes it in the verification request.
-	VerifyToken string
+	VerifyToken vault.Secret
 }
 
 // EventHandler processes one new, verified Messenger event. An error
@@ -124,7 +127,7 @@ func WithMaxWebhookBody(n int64) WebhookOption {
 // through store and passing each new event to handle.
 func NewWebhook(cfg WebhookConfig, store *social.Store, handle EventHandler, opts ...WebhookOption) (*Webhook, error) {
 	switch {
-	case cfg.AppSecret == "" || cfg.VerifyToken == "":
+	case cfg.AppSecret.IsZero() || cfg.VerifyToken.IsZero():
 		return nil, fmt.Errorf("%w: NewWebhook: AppSecret and VerifyToken are required", ErrConfig)
 	case store == nil:
 		return nil, fmt.Errorf("%w: NewWebhook: nil store", ErrConfig)
@@ -162,7 +165,7 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 func (w *Webhook) verify(rw http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	token := q.Get("hub.verify_token")
-	if q.Get("hub.mode") != "subscribe" || subtle.ConstantTimeCompare([]byte(token), []byte(w.cfg.VerifyToken)) != 1 {
+	if q.Get("hub.mode") != "subscribe" || subtle.ConstantTimeCompare([]byte(token), w.cfg.VerifyToken.Reveal()) != 1 {
 		w.log.WarnContext(r.Context(), "meta: webhook verification refused")
 		http.Error(rw, "forbidden", http.StatusForbidden)
 		return

@@ -17,11 +17,12 @@ import (
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/social"
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 func newTestWebhook(t testing.TB, e *msEnv, h meta.EventHandler, opts ...meta.WebhookOption) string {
 	t.Helper()
-	wh, err := meta.NewWebhook(meta.WebhookConfig{AppSecret: msAppSecret, VerifyToken: msVerifyToken}, e.store, h, opts...)
+	wh, err := meta.NewWebhook(msWebhookConfig(), e.store, h, opts...)
 	require.NoError(t, err)
 	return serve(t, wh)
 }
@@ -104,7 +105,7 @@ func TestWebhookDuplicatesOnce(t *testing.T) {
 		store2, err := social.New(db.Reopen(t), e.vault, social.WithClock(e.clk.Now))
 		require.NoError(t, err)
 		log2 := &eventLog{}
-		wh2, err := meta.NewWebhook(meta.WebhookConfig{AppSecret: msAppSecret, VerifyToken: msVerifyToken}, store2, log2.handle)
+		wh2, err := meta.NewWebhook(msWebhookConfig(), store2, log2.handle)
 		require.NoError(t, err)
 		d.URL = serve(t, wh2)
 		require.NoError(t, d.Resend(t.Context()))
@@ -159,8 +160,8 @@ func TestWebhookRefusesBadSignatures(t *testing.T) {
 	require.Empty(t, log.all())
 	requireNoCanary(t, logs.String())
 
-	require.ErrorIs(t, meta.VerifySignature(good, reencoded, msAppSecret), meta.ErrSignature)
-	require.NoError(t, meta.VerifySignature(good, body, msAppSecret))
+	require.ErrorIs(t, meta.VerifySignature(good, reencoded, vault.NewSecret([]byte(msAppSecret))), meta.ErrSignature)
+	require.NoError(t, meta.VerifySignature(good, body, vault.NewSecret([]byte(msAppSecret))))
 
 	req, _ := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
 	req.Header.Set(meta.SignatureHeader, good)
@@ -199,9 +200,9 @@ func TestWebhookBodyLimitAndMalformed(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
 
-	_, err = meta.NewWebhook(meta.WebhookConfig{AppSecret: msAppSecret}, e.store, log.handle)
+	_, err = meta.NewWebhook(meta.WebhookConfig{AppSecret: vault.NewSecret([]byte(msAppSecret))}, e.store, log.handle)
 	require.ErrorIs(t, err, meta.ErrConfig)
-	_, err = meta.NewWebhook(meta.WebhookConfig{AppSecret: msAppSecret, VerifyToken: "v"}, e.store, log.handle, meta.WithMaxWebhookBody(0))
+	_, err = meta.NewWebhook(msWebhookConfig(), e.store, log.handle, meta.WithMaxWebhookBody(0))
 	require.ErrorIs(t, err, meta.ErrConfig)
 	requireNoCanary(t, err.Error())
 }
@@ -242,5 +243,5 @@ func TestParseWebhookLenient(t *testing.T) {
 		_, err := meta.ParseWebhook([]byte(bad))
 		require.ErrorIs(t, err, meta.ErrPayload, bad)
 	}
-	require.True(t, errors.Is(meta.VerifySignature("sha256=", body, "s"), meta.ErrSignature))
+	require.True(t, errors.Is(meta.VerifySignature("sha256=", body, vault.NewSecret([]byte("s"))), meta.ErrSignature))
 }
