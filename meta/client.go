@@ -41,6 +41,10 @@ const (
 	DefaultDialogHost = "https://www.facebook.com"
 )
 
+// DefaultRateLimitWait is how long a client stops calling after a
+// rate-limit answer that carries no estimated_time_to_regain_access.
+const DefaultRateLimitWait = time.Minute
+
 var versionPattern = regexp.MustCompile(`^v[0-9]+\.[0-9]+$`)
 
 // Config is a Meta app's registration and the Graph API version it talks.
@@ -69,6 +73,9 @@ type Config struct {
 	// the current time-stamped form, HMAC-SHA256(secret, token|time), sent
 	// with appsecret_time.
 	LegacyProof bool
+	// Metrics names the insights metrics requested by default, with
+	// fallbacks (zero lists: DefaultMetrics).
+	Metrics MetricConfig
 }
 
 func (c Config) validate() error {
@@ -124,6 +131,29 @@ type options struct {
 	wait    func(context.Context, time.Duration) error
 	tries   int
 	session *social.Session
+	keepRaw bool
+	limits  *Limits
+}
+
+// WithLimits shares rate-limit blocks between clients (see Limits).
+func WithLimits(l *Limits) Option {
+	return func(o *options) error {
+		if l == nil {
+			return fmt.Errorf("%w: WithLimits: nil Limits", ErrConfig)
+		}
+		o.limits = l
+		return nil
+	}
+}
+
+// WithRawResponses makes Pages.Snapshot keep the raw insights answers it
+// read, as social.RawResponse rows (a retention category of their own, 90
+// days by default). Off by default.
+func WithRawResponses() Option {
+	return func(o *options) error {
+		o.keepRaw = true
+		return nil
+	}
 }
 
 // WithHTTPClient sets the HTTP client (default http.DefaultClient).
@@ -230,9 +260,15 @@ type Client struct {
 	*graph
 	session *social.Session
 
-	mu           sync.Mutex
-	blockedUntil time.Time // a rate limit said to stop calling until then
-	lastUsage    Usage
+	// Pages lists Pages, publishes to them and reads their insights.
+	Pages *PagesService
+	// Instagram reads and publishes to the Instagram account behind a Page.
+	Instagram *InstagramService
+
+	limits *Limits
+
+	mu        sync.Mutex
+	lastUsage Usage
 }
 
 // New returns a client for cfg's app acting for the WithSession
@@ -251,7 +287,10 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if p := o.session.Connection().Platform; p != Platform {
 		return nil, fmt.Errorf("%w: New: session of a %q connection", ErrConfig, p)
 	}
-	c := &Client{graph: newGraph(cfg, o), session: o.session}
+	c := &Client{graph: newGraph(cfg, o), session: o.session, limits: o.limits}
+	if c.limits == nil {
+		c.limits = NewLimits()
+	}
 	c.init()
 	return c, nil
 }
@@ -333,7 +372,7 @@ func (c *Client) do(ctx context.Context, r request, out any) (*Response, error) 
 	if err := c.session.Require(r.need...); err != nil {
 		return nil, err
 	}
-	if d := c.blocked(); d > 0 {
+	if d := c.limits.blocked(c.limitKeys(), c.opts.now()); d > 0 {
 		return nil, &RateLimitError{APIError: &APIError{Message: "rate limit spent, not calling", Method: r.method, Path: r.path}, RetryAfter: d, Usage: c.Usage()}
 	}
 	tok, err := c.session.Token(ctx)
@@ -482,9 +521,12 @@ func (c *Client) classify(ctx context.Context, e *APIError, resp *Response) erro
 	switch {
 	case e.IsRateLimit():
 		rl := &RateLimitError{APIError: e, Usage: resp.Usage.clone(), RetryAfter: resp.Usage.RegainAccess()}
-		if rl.RetryAfter > 0 {
-			c.block(rl.RetryAfter)
+		if rl.RetryAfter <= 0 {
+			// Meta gave no estimate (X-App-Usage has none): calling during
+			// the block extends it, so wait a while all the same.
+			rl.RetryAfter = DefaultRateLimitWait
 		}
+		c.limits.block(c.limitKey(e.Code), c.opts.now().Add(rl.RetryAfter))
 		return rl
 	case e.Code == CodeInvalidToken && e.Subcode != SubcodeNoPageRole, e.Code == CodeTokenInvalidLegacy:
 		return c.session.Refused(ctx, e)
@@ -492,20 +534,54 @@ func (c *Client) classify(ctx context.Context, e *APIError, resp *Response) erro
 	return e
 }
 
-func (c *Client) blocked() time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.blockedUntil.IsZero() {
-		return 0
+// limitKey is what a rate-limit code blocks: the whole app for the app
+// limits (4, 341), the connection's account otherwise (a Page, an
+// Instagram account or a user).
+func (c *Client) limitKey(code int) string {
+	if code == CodeTooManyCalls || code == CodeAppLimit {
+		return "app"
 	}
-	return c.blockedUntil.Sub(c.opts.now())
+	return "account:" + c.session.Connection().AccountID
 }
 
-func (c *Client) block(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if until := c.opts.now().Add(d); until.After(c.blockedUntil) {
-		c.blockedUntil = until
+func (c *Client) limitKeys() []string {
+	return []string{"app", "account:" + c.session.Connection().AccountID}
+}
+
+// Limits remembers rate-limit blocks so that no call is made while Meta
+// said to wait: calls made during a block extend it. Share one Limits
+// between the clients of an app (WithLimits) so that a block seen by one
+// holds for all; without it each client remembers its own. It is safe for
+// concurrent use.
+type Limits struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+// NewLimits returns an empty Limits.
+func NewLimits() *Limits { return &Limits{until: map[string]time.Time{}} }
+
+func (l *Limits) blocked(keys []string, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var d time.Duration
+	for _, k := range keys {
+		if u, ok := l.until[k]; ok {
+			if !now.Before(u) {
+				delete(l.until, k)
+				continue
+			}
+			d = max(d, u.Sub(now))
+		}
+	}
+	return d
+}
+
+func (l *Limits) block(key string, until time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if until.After(l.until[key]) {
+		l.until[key] = until
 	}
 }
 
@@ -805,4 +881,7 @@ type list[T any] struct {
 }
 
 // init builds the services.
-func (c *Client) init() {}
+func (c *Client) init() {
+	c.Pages = &PagesService{c: c}
+	c.Instagram = &InstagramService{c: c}
+}

@@ -156,7 +156,7 @@ func (e *APIError) Is(target error) bool {
 	case social.ErrInvalidToken:
 		return (e.Code == CodeInvalidToken && e.Subcode != SubcodeNoPageRole) || e.Code == CodeTokenInvalidLegacy
 	case ErrMalformed:
-		return e.Code == 0
+		return e.Code == 0 && e.StatusCode != 0
 	}
 	return false
 }

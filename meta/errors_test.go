@@ -163,3 +163,10 @@ func TestAppSecretProof(t *testing.T) {
 }
 
 func secret(s string) vaultSecret { return newSecret(s) }
+
+func TestFailFastIsNotMalformed(t *testing.T) {
+	rl := &RateLimitError{APIError: &APIError{Message: "rate limit spent, not calling"}, RetryAfter: time.Minute}
+	if errors.Is(rl, ErrMalformed) || !errors.Is(rl, ErrRateLimited) {
+		t.Errorf("fail-fast RateLimitError matches ErrMalformed or not ErrRateLimited: %v", rl)
+	}
+}

@@ -187,23 +187,33 @@ func (p *Provider) Refresh(context.Context, vault.Secret) (*social.Grant, error)
 }
 
 // Revoke de-authorizes the app for the user behind a user token (DELETE
-// /me/permissions). A Page token has no revocation of its own: Revoke
+// /me/permissions; with the app token on /{user-id}/permissions when the
+// user token expired). A Page token has no revocation of its own: Revoke
 // checks it with debug_token and does nothing else, the caller deleting
-// it. A token Meta already refuses (code 190) counts as revoked.
+// it. A token of a user who removed the app counts as revoked.
 func (p *Provider) Revoke(ctx context.Context, accessToken vault.Secret) error {
 	tok := string(accessToken.Reveal())
 	info, err := p.debugToken(ctx, tok)
 	if err != nil {
 		return fmt.Errorf("meta: revoke: %w", err)
 	}
-	if !info.Valid || info.Type == "PAGE" {
+	if info.Type == "PAGE" || info.Type == "APP" {
 		return nil
 	}
 	var ok struct {
 		Success Bool `json:"success"`
 	}
-	_, err = p.call(ctx, request{method: http.MethodDelete, path: "/me/permissions", idempotent: true}, tok, &ok)
-	if errors.Is(err, social.ErrInvalidToken) {
+	r := request{method: http.MethodDelete, path: "/me/permissions", idempotent: true}
+	if !info.Valid {
+		if info.UserID == "" || info.ErrorSubcode == SubcodeAppNotInstalled {
+			return nil // unknown token, or the user removed the app already
+		}
+		// An expired user token cannot revoke; the app token can
+		// (DELETE /{user-id}/permissions).
+		r.path, r.appToken, tok = "/"+info.UserID+"/permissions", true, p.appToken()
+	}
+	_, err = p.call(ctx, r, tok, &ok)
+	if errors.Is(err, social.ErrInvalidToken) && !r.appToken {
 		return nil
 	}
 	if err != nil {
@@ -300,7 +310,7 @@ func (p *Provider) DebugToken(ctx context.Context, token vault.Secret) (TokenInf
 
 func (p *Provider) debugToken(ctx context.Context, token string) (TokenInfo, error) {
 	var a debugAnswer
-	appToken := p.cfg.AppID + "|" + string(p.cfg.AppSecret.Reveal())
+	appToken := p.appToken()
 	r := request{method: http.MethodGet, path: "/debug_token", idempotent: true, appToken: true,
 		query: url.Values{"input_token": {token}}}
 	if _, err := p.call(ctx, r, appToken, &a); err != nil {
@@ -328,6 +338,10 @@ type PageConnection struct {
 	PageID, Name string
 	// Connection is the Page's connection (zero when Err is set).
 	Connection social.Connection
+	// Instagram is the connection of the Instagram professional account
+	// linked to the Page, holding the Page's token (which reaches the
+	// account); nil when none is linked or instagram_basic is not granted.
+	Instagram *social.Connection
 	// Err says why the Page was not connected (ErrShortLivedPageToken…).
 	Err error
 }
@@ -365,6 +379,9 @@ func (p *Provider) ConnectPages(ctx context.Context, sess *social.Session) ([]Pa
 		for _, pg := range l.Data {
 			pc := PageConnection{PageID: string(pg.ID), Name: pg.Name}
 			pc.Connection, pc.Err = p.connectPage(ctx, sess, pg.ID, pg.Name, pg.AccessToken)
+			if pc.Err == nil && sess.Scopes().Has(PermInstagramBasic) {
+				pc.Instagram, pc.Err = p.connectInstagram(ctx, sess, pg.ID, pg.AccessToken, pc.Connection.Scopes)
+			}
 			out = append(out, pc)
 		}
 		if l.Paging.Next == "" || l.Paging.Cursors.After == "" {
@@ -393,3 +410,128 @@ func (p *Provider) connectPage(ctx context.Context, sess *social.Session, id ID,
 	defer g.Wipe()
 	return sess.ConnectDerived(ctx, g)
 }
+
+// connectInstagram stores the Instagram account linked to pageID, if any,
+// as a connection holding the Page token.
+func (p *Provider) connectInstagram(ctx context.Context, sess *social.Session, pageID ID, token string, scopes social.Scopes) (*social.Connection, error) {
+	var w wirePage
+	r := request{method: http.MethodGet, path: "/" + string(pageID), idempotent: true,
+		query: url.Values{"fields": {"id,instagram_business_account{id,username}"}}}
+	if _, err := p.call(ctx, r, token, &w); err != nil {
+		return nil, fmt.Errorf("meta: page %s: instagram account: %w", pageID, err)
+	}
+	pg := w.page()
+	if pg.Instagram == nil {
+		return nil, nil
+	}
+	name := pg.Instagram.Username
+	if name != "" {
+		name = "@" + name
+	}
+	g := &social.Grant{AccountID: pg.Instagram.ID, DisplayName: name, Scopes: scopes,
+		AccessToken: vault.NewSecret([]byte(token))}
+	defer g.Wipe()
+	c, err := sess.ConnectDerived(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Disconnect disconnects a Facebook user connection and the Page and
+// Instagram connections made from it (ConnectPages): each derived
+// connection's tokens are deleted first, then the user's authorization of
+// the app is revoked at Meta (DELETE /me/permissions), which also ends
+// every Page token taken with it, and the user's tokens are deleted. The
+// derived connections are found through /me/accounts; when Meta no longer
+// answers for the user token, only the user connection is disconnected.
+// It returns the connections disconnected, the user's last.
+func (p *Provider) Disconnect(ctx context.Context, store *social.Store, userConnID string) ([]social.Connection, error) {
+	var ids []string
+	if sess, err := store.Session(ctx, userConnID, p); err == nil && sess.Scopes().Has(PermPagesShowList) {
+		if tok, err := sess.Token(ctx); err == nil {
+			ids = p.derivedAccounts(ctx, tok.AccessToken)
+		}
+	}
+	var out []social.Connection
+	for _, id := range ids {
+		c, err := store.Find(ctx, Platform, id)
+		if errors.Is(err, social.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		if c, err = store.Disconnect(ctx, c.ID, p); err != nil {
+			return out, err
+		}
+		out = append(out, c)
+	}
+	c, err := store.Disconnect(ctx, userConnID, p)
+	if err != nil {
+		return out, err
+	}
+	return append(out, c), nil
+}
+
+// derivedAccounts lists the ids of the Pages and linked Instagram
+// accounts the user token reaches (best effort: an error ends the list).
+func (p *Provider) derivedAccounts(ctx context.Context, token string) []string {
+	var ids []string
+	q := url.Values{"fields": {"id,instagram_business_account{id}"}, "limit": {"100"}}
+	for {
+		var l list[wirePage]
+		if _, err := p.call(ctx, request{method: http.MethodGet, path: "/me/accounts", query: q, idempotent: true}, token, &l); err != nil {
+			return ids
+		}
+		for _, w := range l.Data {
+			pg := w.page()
+			ids = append(ids, pg.ID)
+			if pg.Instagram != nil {
+				ids = append(ids, pg.Instagram.ID)
+			}
+		}
+		if l.Paging.Next == "" || l.Paging.Cursors.After == "" {
+			return ids
+		}
+		q.Set("after", l.Paging.Cursors.After)
+	}
+}
+
+// ErrTokenMismatch is returned by Verify when debug_token describes a
+// token of another account than the connection's.
+var ErrTokenMismatch = errors.New("meta: the token belongs to another account")
+
+// Verify re-checks the session's token with debug_token, as Meta asks
+// apps that do not use its SDKs to do at least daily. A token Meta says is
+// invalid moves the connection to needs_reauth (the error wraps
+// social.ErrNeedsReauth); a token of another app or account fails with
+// social.ErrInvalidToken or ErrTokenMismatch.
+func (p *Provider) Verify(ctx context.Context, sess *social.Session) (TokenInfo, error) {
+	tok, err := sess.Token(ctx)
+	if err != nil {
+		return TokenInfo{}, fmt.Errorf("meta: verify: %w", err)
+	}
+	info, err := p.debugToken(ctx, tok.AccessToken)
+	if err != nil {
+		return TokenInfo{}, fmt.Errorf("meta: verify: %w", err)
+	}
+	if !info.Valid {
+		cause := &APIError{Code: info.ErrorCode, Subcode: info.ErrorSubcode, Message: "debug_token: the token is invalid"}
+		if cause.Code == 0 {
+			cause.Code = CodeInvalidToken
+		}
+		return info, sess.Refused(ctx, cause)
+	}
+	acct := sess.Connection().AccountID
+	if acct != info.UserID && acct != info.ProfileID {
+		// An Instagram connection holds its Page's token.
+		if info.Type != "PAGE" || info.ProfileID == "" {
+			return info, fmt.Errorf("%w: connection %s", ErrTokenMismatch, sess.Connection().ID)
+		}
+	}
+	return info, nil
+}
+
+// appToken is the app access token "{app-id}|{app-secret}".
+func (p *Provider) appToken() string { return p.cfg.AppID + "|" + string(p.cfg.AppSecret.Reveal()) }

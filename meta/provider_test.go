@@ -93,7 +93,8 @@ func TestLoginFlow(t *testing.T) {
 		require.Equal(t, social.NewScopes(meta.PermInstagramManageInsights), perms.Declined)
 
 		pages := e.connectPages(conn)
-		require.Len(t, pages, 2)
+		require.Len(t, pages, 3, "two Pages and the Instagram account")
+		require.Equal(t, "@adasbakery", pages[igID].DisplayName)
 		pc := pages[pageID]
 		require.Equal(t, "Ada's Bakery", pc.DisplayName)
 		require.True(t, pc.TokenExpiry.IsZero(), "Page token from a long-lived user token must not expire")
@@ -111,18 +112,76 @@ func TestLoginFlow(t *testing.T) {
 	})
 }
 
+// TestShortLivedPageTokensAreNotStored: a Page token taken with a
+// short-lived user token ends within the hour; debug_token shows its
+// expiry and it is not stored.
 func TestShortLivedPageTokensAreNotStored(t *testing.T) {
 	db := dbtest.SQLite(t, setupDB)
 	e := newEnv(t, db)
-	conn := e.connect(userID, allFeatures)
-	// A Page token taken with a short-lived user token ends within the
-	// hour: debug_token shows its expiry and ConnectPages refuses it.
+	user := e.connect(userID, allFeatures)
 	short, err := e.srv.PageToken(appID, userID, pageID, metatest.ShortLived)
 	require.NoError(t, err)
 	info, err := e.prov.DebugToken(e.ctx, secretOf(short))
 	require.NoError(t, err)
 	require.False(t, info.ExpiresAt.IsZero())
-	_ = conn
+	_, err = meta.ConnectPage(e.prov, e.ctx, e.session(user), meta.ID(pageID), "Ada's Bakery", short)
+	require.ErrorIs(t, err, meta.ErrShortLivedPageToken)
+	_, err = e.store.Find(e.ctx, meta.Platform, pageID)
+	require.ErrorIs(t, err, social.ErrNotFound)
+}
+
+func TestVerifyAndExpiry(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newEnv(t, db)
+		user := e.connect(userID, allFeatures)
+		pages := e.connectPages(user)
+		for _, c := range []social.Connection{user, pages[pageID], pages[igID]} {
+			info, err := e.prov.Verify(e.ctx, e.session(c))
+			require.NoError(t, err, c.AccountID)
+			require.True(t, info.Valid)
+		}
+		// A password change ends every session: Verify marks needs_reauth.
+		require.NoError(t, e.srv.ChangePassword(userID))
+		_, err := e.prov.Verify(e.ctx, e.session(pages[pageID]))
+		require.ErrorIs(t, err, social.ErrNeedsReauth)
+		got, err := e.store.Get(e.ctx, pages[pageID].ID)
+		require.NoError(t, err)
+		require.Equal(t, social.StatusNeedsReauth, got.Status)
+
+		// The long-lived user token expires after about 60 days: no refresh
+		// grant, so the connection needs a new login and nothing is sent.
+		// Disconnecting it still revokes the app at Meta, with the app token.
+		user2 := e.connect(user2ID, []string{meta.FeaturePages})
+		c := e.client(user2)
+		e.clk.Advance(61 * 24 * time.Hour)
+		e.srv.ResetRequests()
+		_, _, err = c.Pages.List(e.ctx, meta.ListOptions{})
+		require.ErrorIs(t, err, social.ErrNeedsReauth)
+		require.Zero(t, e.graphCalls())
+		_, err = e.store.Disconnect(e.ctx, user2.ID, e.prov)
+		require.NoError(t, err)
+		n, err := e.store.PendingRevocations(e.ctx)
+		require.NoError(t, err)
+		require.Zero(t, n)
+		revoked := false
+		for _, r := range e.srv.Requests() {
+			revoked = revoked || r.Method == "DELETE" && r.Path == "/"+user2ID+"/permissions"
+		}
+		require.True(t, revoked, "the app was not revoked at Meta for the expired user")
+	})
+}
+
+func TestConnectPagesScopes(t *testing.T) {
+	db := dbtest.SQLite(t, setupDB)
+	e := newEnv(t, db)
+	user := e.connect(userID, []string{meta.FeaturePages}, meta.PermPagesShowList)
+	e.srv.ResetRequests()
+	_, err := e.prov.ConnectPages(e.ctx, e.session(user))
+	require.ErrorIs(t, err, social.ErrScope)
+	require.Zero(t, e.graphCalls())
+	// Without instagram_basic, no Instagram connection is made.
+	pages := e.connectPages(e.connect(user2ID, []string{meta.FeaturePages}))
+	require.Len(t, pages, 1)
 }
 
 func TestExchangeRefusedCode(t *testing.T) {

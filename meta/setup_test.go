@@ -164,8 +164,8 @@ func (e *env) session(conn social.Connection) *social.Session {
 	return sess
 }
 
-// connectPages connects the user's Pages and returns their connections
-// by Page id.
+// connectPages connects the user's Pages and returns their connections,
+// and those of the linked Instagram accounts, by account id.
 func (e *env) connectPages(user social.Connection) map[string]social.Connection {
 	e.t.Helper()
 	pcs, err := e.prov.ConnectPages(e.ctx, e.session(user))
@@ -174,6 +174,9 @@ func (e *env) connectPages(user social.Connection) map[string]social.Connection 
 	for _, pc := range pcs {
 		require.NoError(e.t, pc.Err, "page %s", pc.PageID)
 		out[pc.PageID] = pc.Connection
+		if pc.Instagram != nil {
+			out[pc.Instagram.AccountID] = *pc.Instagram
+		}
 	}
 	return out
 }
@@ -216,3 +219,18 @@ func requireNoSecret(t testing.TB, text string, secrets ...string) {
 		}
 	}
 }
+
+// pageEnv connects the user with features (declining decline) and their
+// Pages, and returns the user connection, the first Page's connection and
+// a client for that Page.
+func (e *env) pageClient(features []string, decline ...string) (user, page social.Connection, c *meta.Client) {
+	e.t.Helper()
+	user = e.connect(userID, features, decline...)
+	pages := e.connectPages(user)
+	page = pages[pageID]
+	return user, page, e.client(page)
+}
+
+// graphCalls counts the requests the emulator received since the last
+// ResetRequests.
+func (e *env) graphCalls() int { return len(e.srv.Requests()) }
