@@ -99,3 +99,28 @@ func FuzzParseSignedRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeError: the Graph error decoder never panics; an answer of
+// status 400 or more always yields an error, and an error's
+// classification (errors.Is with every family) never panics either.
+func FuzzDecodeError(f *testing.F) {
+	f.Add(400, []byte(`{"error":{"message":"(#100) bad","type":"OAuthException","code":100,"error_subcode":2018278,"fbtrace_id":"A"}}`))
+	f.Add(400, []byte(`{"error":{"message":"m","type":"OAuthException","code":"190","error_subcode":"458","is_transient":"true"}}`))
+	f.Add(403, []byte(`{"error":{"code":10}}`))
+	f.Add(500, []byte(`<html>`))
+	f.Add(200, []byte(`{"id":"1"}`))
+	f.Add(200, []byte(`{"error":null}`))
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		e := DecodeError(status, body)
+		if e == nil {
+			if status >= 400 {
+				t.Fatalf("DecodeError(%d, %q) = nil", status, body)
+			}
+			return
+		}
+		_ = e.Error()
+		for _, target := range []error{ErrRateLimited, ErrPermission, ErrInvalidParameter, ErrAppRemoved, ErrNoPageRole, ErrTransient, ErrMalformed} {
+			_ = errors.Is(e, target)
+		}
+	})
+}
