@@ -91,39 +91,61 @@ func ConversationKey(pageID, psid string) crm.ConversationKey {
 	return crm.ConversationKey{Channel: crm.ChannelMessenger, AccountID: pageID, ThreadID: psid}
 }
 
-// Handle stores ev in every tenant that connected its Page. It is an
-// EventHandler.
-func (in *Inbox) Handle(ctx context.Context, ev *Event) error {
-	if ev.Kind == EventOther || ev.PageID == "" || ev.PSID == "" {
-		return nil
+// Handle stores events in every tenant that connected their Page, in
+// order. It is an EventHandler; the Page's tenants are looked up once per
+// batch and Page.
+func (in *Inbox) Handle(ctx context.Context, events []*Event) error {
+	routes := map[string][]context.Context{}
+	for _, ev := range events {
+		if ev.Kind == EventOther || ev.PageID == "" || ev.PSID == "" {
+			continue
+		}
+		tenants, seen := routes[ev.PageID]
+		if !seen {
+			var err error
+			if tenants, err = in.route(ctx, ev.PageID); err != nil {
+				return err
+			}
+			routes[ev.PageID] = tenants
+		}
+		for _, tctx := range tenants {
+			err := in.store(tctx, ev)
+			if errors.Is(err, crm.ErrInvalid) {
+				in.log.WarnContext(ctx, "meta: inbox dropped an invalid event", "kind", ev.Kind, "page", ev.PageID, "error", err)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
 	}
-	routes, err := in.social.AccountTenants(ctx, Platform, ev.PageID)
+	return nil
+}
+
+// route returns a context acting on each tenant whose connection of the
+// Page is not revoked.
+func (in *Inbox) route(ctx context.Context, pageID string) ([]context.Context, error) {
+	routes, err := in.social.AccountTenants(ctx, Platform, pageID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sys := tenancy.System(ctx, "meta-webhook")
+	var out []context.Context
 	for _, rt := range routes {
 		tctx, err := tenancy.AsTenant(sys, rt.TenantID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		conn, err := in.social.Get(tctx, rt.ConnectionID)
 		if errors.Is(err, social.ErrNotFound) || (err == nil && conn.Status == social.StatusRevoked) {
 			continue // disconnected: collect nothing more
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
-		err = in.store(tctx, ev)
-		if errors.Is(err, crm.ErrInvalid) {
-			in.log.WarnContext(ctx, "meta: inbox dropped an invalid event", "kind", ev.Kind, "page", ev.PageID, "error", err)
-			continue
-		}
-		if err != nil {
-			return err
-		}
+		out = append(out, tctx)
 	}
-	return nil
+	return out, nil
 }
 
 func (in *Inbox) store(ctx context.Context, ev *Event) error {

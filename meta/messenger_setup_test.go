@@ -83,14 +83,16 @@ type eventLog struct {
 	fail   int // fail the next n calls
 }
 
-func (l *eventLog) handle(_ context.Context, ev *meta.Event) error {
+func (l *eventLog) handle(_ context.Context, evs []*meta.Event) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.fail > 0 {
 		l.fail--
 		return errHandler
 	}
-	l.events = append(l.events, *ev)
+	for _, ev := range evs {
+		l.events = append(l.events, *ev)
+	}
 	return nil
 }
 

@@ -67,10 +67,13 @@ type WebhookConfig struct {
 	VerifyToken vault.Secret
 }
 
-// EventHandler processes one new, verified Messenger event. An error
-// fails the delivery (500), so that Meta redelivers it; events of the
-// delivery already handled are not handled again.
-type EventHandler func(ctx context.Context, ev *Event) error
+// EventHandler processes the new, verified events of one entry (one
+// Page's part of a delivery), in timestamp order. An error fails the
+// delivery (500) and forgets these events, so that Meta's redelivery
+// hands them over again: a handler must be idempotent over a batch it
+// failed part way (the Inbox is). Events of earlier entries already
+// handled are not handled again.
+type EventHandler func(ctx context.Context, events []*Event) error
 
 // Webhook is the http.Handler of a Meta app's webhook callback URL.
 //
@@ -80,12 +83,12 @@ type EventHandler func(ctx context.Context, ev *Event) error
 //
 // POST reads the raw body up to the size limit (413 beyond), verifies
 // X-Hub-Signature-256 over those bytes (401 when wrong), decodes the typed
-// events (400 when malformed), and hands each event to the EventHandler in
-// timestamp order within its entry — once: Meta delivers at least once,
-// so each event is first recorded by its DedupeKey in social's delivery
+// events (400 when malformed), and hands each entry's new events to the
+// EventHandler in timestamp order — once: Meta delivers at least once, so
+// each event is first recorded by its DedupeKey in social's delivery
 // table, durably and across processes, and an event already recorded is
 // skipped. It answers 200 when every event is handled or known, and 500
-// when the handler failed (that event's record is removed, so the
+// when the handler failed (the failed batch's records are removed, so the
 // redelivery processes it). Processing is synchronous, so a 200 means the
 // events are stored; Meta wants an answer within 5 seconds, so a handler
 // should only store (the crm Inbox does) and leave slow work to a queue.
@@ -204,28 +207,42 @@ func (w *Webhook) receive(rw http.ResponseWriter, r *http.Request) {
 	rw.WriteHeader(http.StatusOK)
 }
 
-// Process hands each event of a verified payload to the handler once, as
+// Process hands the new events of a verified payload to the handler, as
 // ServeHTTP does after verifying and decoding a delivery (for payloads
 // that arrive another way, such as from a queue).
 func (w *Webhook) Process(ctx context.Context, p *Payload) error {
 	for i := range p.Entries {
-		for j := range p.Entries[i].Events {
-			ev := &p.Entries[i].Events[j]
+		en := &p.Entries[i]
+		batch := make([]*Event, 0, len(en.Events))
+		keys := make([]string, 0, len(en.Events))
+		for j := range en.Events {
+			ev := &en.Events[j]
 			key := ev.DedupeKey()
 			first, err := w.store.FirstDelivery(ctx, deliveryPlatform, key)
 			if err != nil {
-				return err
+				return errors.Join(err, w.forget(ctx, keys))
 			}
-			if !first {
-				continue
+			if first {
+				batch, keys = append(batch, ev), append(keys, key)
 			}
-			if err := w.handle(ctx, ev); err != nil {
-				if ferr := w.store.ForgetDelivery(ctx, deliveryPlatform, key); ferr != nil {
-					err = errors.Join(err, ferr)
-				}
-				return fmt.Errorf("meta: %s event of page %s: %w", ev.Kind, ev.PageID, err)
-			}
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		if err := w.handle(ctx, batch); err != nil {
+			return errors.Join(fmt.Errorf("meta: events of page %s: %w", en.PageID, err), w.forget(ctx, keys))
 		}
 	}
 	return nil
+}
+
+// forget removes the dedupe records of events that were not handled.
+func (w *Webhook) forget(ctx context.Context, keys []string) error {
+	var errs []error
+	for _, k := range keys {
+		if err := w.store.ForgetDelivery(context.WithoutCancel(ctx), deliveryPlatform, k); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
