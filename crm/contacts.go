@@ -60,7 +60,7 @@ func (b Birthday) valid() bool {
 	y := b.Year
 	if y == 0 {
 		y = 2000 // a leap year: 29 February is a valid birthday
-	} else if y < 1850 || y > 2200 {
+	} else if y < 1800 || y > 2200 {
 		return false
 	}
 	if b.Month < 1 || b.Month > 12 || b.Day < 1 {
@@ -95,6 +95,8 @@ type Contact struct {
 	Birthday Birthday `bun:"embed:birth_" json:"birthday,omitzero"`
 	// Preferences are free key/value settings (language, sizes, …).
 	Preferences map[string]string `bun:"preferences,type:text,notnull" json:"preferences,omitempty" validate:"max=50,dive,keys,min=1,max=64,endkeys,max=1000"`
+	// CompanyID links the contact to the company it works for.
+	CompanyID string `bun:"company_id,nullzero" json:"company_id,omitempty"`
 	// OwnerID is the id of the member responsible for the contact.
 	OwnerID string `bun:"owner_id,nullzero" json:"owner_id,omitempty" validate:"omitempty,uuid"`
 	// Tags label the contact; each is trimmed, at most 50 bytes, and kept
@@ -257,12 +259,27 @@ func (r *Contacts) Create(ctx context.Context, c Contact) (Contact, error) {
 	if err := r.seal(ctx, &c); err != nil {
 		return Contact{}, err
 	}
-	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewInsert().Model(&c).Exec(ctx); err != nil {
+	insert := func(ctx context.Context, db bun.IDB) error {
+		if _, err := db.NewInsert().Model(&c).Exec(ctx); err != nil {
 			return fmt.Errorf("crm: create contact: %w", err)
 		}
-		return r.writeTags(ctx, tx, &c, false)
-	})
+		return nil
+	}
+	var err error
+	if len(c.Tags) == 0 && c.CompanyID == "" {
+		// The common case is one INSERT: no transaction needed.
+		err = r.s.one(ctx, insert)
+	} else {
+		err = r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			if err := mustExist(ctx, tx, (*Company)(nil), kindContact, "company_id", c.CompanyID); err != nil {
+				return err
+			}
+			if err := insert(ctx, tx); err != nil {
+				return err
+			}
+			return r.writeTags(ctx, tx, &c, false)
+		})
+	}
 	if err != nil {
 		return Contact{}, err
 	}
@@ -293,7 +310,7 @@ func (r *Contacts) writeTags(ctx context.Context, tx bun.IDB, c *Contact, replac
 // Get returns contact id, with its e-mail address and phone number opened.
 func (r *Contacts) Get(ctx context.Context, id string) (Contact, error) {
 	var c Contact
-	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := r.s.one(ctx, func(ctx context.Context, tx bun.IDB) error {
 		var err error
 		c, err = get[Contact](ctx, tx, kindContact, id)
 		return err
@@ -326,6 +343,9 @@ func (r *Contacts) Update(ctx context.Context, c Contact) (Contact, error) {
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		cur, err := get[Contact](ctx, tx, kindContact, c.ID)
 		if err != nil {
+			return err
+		}
+		if err := mustExist(ctx, tx, (*Company)(nil), kindContact, "company_id", c.CompanyID); err != nil {
 			return err
 		}
 		c.Source, c.UTM, c.CreatedAt = cur.Source, cur.UTM, cur.CreatedAt
@@ -365,6 +385,11 @@ func (r *Contacts) Delete(ctx context.Context, id string) error {
 // List returns a page of the contacts matching f, oldest first, with their
 // e-mail addresses and phone numbers opened.
 func (r *Contacts) List(ctx context.Context, f ContactFilter, o ListOptions) (Page[Contact], error) {
+	return r.list(ctx, f, o, nil)
+}
+
+// list is List with extra conditions added by more (if set).
+func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, more func(ctx context.Context, q *bun.SelectQuery) *bun.SelectQuery) (Page[Contact], error) {
 	if err := r.s.check(kindContact, f); err != nil {
 		return Page[Contact]{}, err
 	}
@@ -381,7 +406,7 @@ func (r *Contacts) List(ctx context.Context, f ContactFilter, o ListOptions) (Pa
 		}
 	}
 	var p Page[Contact]
-	err = r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err = r.s.one(ctx, func(ctx context.Context, tx bun.IDB) error {
 		var cs []Contact
 		q := tx.NewSelect().Model(&cs)
 		if f.Stage != "" {
@@ -410,6 +435,9 @@ func (r *Contacts) List(ctx context.Context, f ContactFilter, o ListOptions) (Pa
 			q = q.WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
 				return q.Where(`?TableAlias.name_fold LIKE ? ESCAPE '\'`, like).WhereOr(`?TableAlias.last_fold LIKE ? ESCAPE '\'`, like)
 			})
+		}
+		if more != nil {
+			q = more(ctx, q)
 		}
 		q, err := contactOrder.apply(q, kindContact, o)
 		if err != nil {

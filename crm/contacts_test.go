@@ -12,6 +12,7 @@ import (
 
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 func newContact(first, last, email string) crm.Contact {
@@ -226,5 +227,31 @@ func TestContactTenantIsolation(t *testing.T) {
 		require.NoError(t, contacts.Delete(e.A, c.ID))
 		_, err = contacts.Get(e.A, c.ID)
 		require.ErrorIs(t, err, crm.ErrNotFound)
+	})
+}
+
+// TestContactSealedColumnsReseal: SealedColumns declares the contact's
+// sealed columns with the bindings they were sealed with, so a key rotation
+// reseals every one of them and the contact still opens.
+func TestContactSealedColumnsReseal(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		c, err := e.store.Contacts().Create(e.A, crm.Contact{FirstName: "Ada", Email: "ada@example.com", Phone: "+14155550100"})
+		require.NoError(t, err)
+		_, err = e.vault.RotateKey(e.A)
+		require.NoError(t, err)
+		st, err := e.vault.Reseal(e.A, vault.ResealOptions{})
+		require.NoError(t, err)
+		require.EqualValues(t, 2, st.Total)
+		require.EqualValues(t, 2, st.Resealed)
+		require.Zero(t, st.Failed)
+		got, err := e.store.Contacts().Get(e.A, c.ID)
+		require.NoError(t, err)
+		require.Equal(t, "ada@example.com", got.Email)
+		require.Equal(t, "+14155550100", got.Phone)
+		require.NotEqual(t, c.EmailSealed.KeyID(), got.EmailSealed.KeyID())
+		// The blind index is not rotated: the lookup still finds it.
+		p, err := e.store.Contacts().List(e.A, crm.ContactFilter{Email: "ada@example.com"}, crm.ListOptions{})
+		require.NoError(t, err)
+		require.Len(t, p.Items, 1)
 	})
 }

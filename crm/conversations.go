@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
-
-	"github.com/socialcrm/socialcrm/tenancy"
 )
 
 // Channel is the medium of a conversation or an activity.
@@ -471,17 +469,4 @@ func (r *Conversations) mark(ctx context.Context, key ConversationKey, watermark
 		return err
 	})
 	return n, err
-}
-
-// mustExist checks that a record of model's table with id exists in the
-// context's tenant, else returns a *ValidationError of kind on field.
-func mustExist(ctx context.Context, tx bun.IDB, model any, kind, field, id string) error {
-	n, err := tx.NewSelect().Model(model).Where("?TableAlias.id = ?", id).Apply(tenancy.Scope(ctx)).Count(ctx)
-	if err != nil {
-		return fmt.Errorf("crm: check %s: %w", field, err)
-	}
-	if n == 0 {
-		return invalid(kind, field, "exists", "names no record of this tenant")
-	}
-	return nil
 }

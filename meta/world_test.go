@@ -19,7 +19,8 @@ import (
 	"github.com/socialcrm/socialcrm/vault"
 )
 
-// worldSetup migrates the SDK's packages, crm and the callbacks' table.
+// worldSetup migrates the SDK's packages and the callbacks' table (before
+// Open, which checks that every table has its retention category).
 func worldSetup(ctx context.Context, db *bun.DB) error {
 	return migrations.Run(ctx, db, tenancy.Migrations(), vault.Migrations(), retention.Migrations(),
 		social.Migrations(), crm.Migrations(), meta.CallbackMigrations())
@@ -40,14 +41,11 @@ type world struct {
 func newWorld(t testing.TB, db *dbtest.DB, srvOpts ...metatest.Option) *world {
 	t.Helper()
 	e := newEnv(t, db, srvOpts...)
-	cats := append(meta.CallbackCategories(), crmStandIns()...)
 	sdk, err := socialcrm.Open(t.Context(), socialcrm.Config{DB: db.DB, KEK: newKEK(t), Now: e.clk.Now,
-		Logger: e.logger(), Models: crm.Models(), Categories: cats})
+		Logger: e.logger(), Categories: meta.CallbackCategories()})
 	require.NoError(t, err)
 	e.vault, e.store = sdk.Vault, sdk.Social
-	cs, err := crm.New(db.DB, sdk.Vault, crm.WithClock(e.clk.Now))
-	require.NoError(t, err)
-	return &world{env: e, sdk: sdk, crm: cs}
+	return &world{env: e, sdk: sdk, crm: sdk.CRM}
 }
 
 // deauthorizedEvents counts the retention events recorded for tenant ctx.
@@ -67,22 +65,4 @@ func (w *world) deauthorizedEvents(ctx context.Context) int {
 func mustTenantID(ctx context.Context) string {
 	tid, _ := tenancy.TenantID(ctx)
 	return tid
-}
-
-// crmStandIns declare crm's core tables to the retention engine while
-// crm.Categories declares none of them (Open refuses tables without a
-// category). When crm declares its own, drop these.
-func crmStandIns() []retention.Category {
-	have := map[string]bool{}
-	for _, c := range crm.Categories() {
-		have[c.Table] = true
-	}
-	var out []retention.Category
-	for _, table := range []string{crm.TableConversations, crm.TableMessages, "socialcrm_crm_contacts", "socialcrm_crm_contact_tags"} {
-		if !have[table] {
-			out = append(out, retention.Category{Name: "test." + table, Table: table, Time: "created_at",
-				LegalBasis: "test", Purpose: "stand-in until crm declares its categories"})
-		}
-	}
-	return out
 }
