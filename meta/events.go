@@ -51,7 +51,10 @@ type Entry struct {
 // Exactly one of Message, Delivery, Read and Postback is set, as Kind
 // says; none for EventOther.
 type Event struct {
-	Kind   EventKind
+	Kind EventKind
+	// Object is the payload's object: "page" for Messenger, "instagram"
+	// for Instagram messaging (where PageID is the Instagram account's id).
+	Object string
 	PageID string
 	PSID   string
 	// Time is the event's timestamp; events without one (Meta's
@@ -158,7 +161,7 @@ func ParseWebhook(body []byte) (*Payload, error) {
 		en := Entry{PageID: string(we.ID), Time: we.Time.Time}
 		en.Events = make([]Event, 0, len(we.Messaging))
 		for _, raw := range we.Messaging {
-			ev, err := parseEvent(raw, en)
+			ev, err := parseEvent(raw, en, w.Object)
 			if err != nil {
 				return nil, err
 			}
@@ -209,12 +212,12 @@ type wireEvent struct {
 	} `json:"postback"`
 }
 
-func parseEvent(raw json.RawMessage, en Entry) (Event, error) {
+func parseEvent(raw json.RawMessage, en Entry, object string) (Event, error) {
 	var w wireEvent
 	if err := json.Unmarshal(raw, &w); err != nil {
 		return Event{}, fmt.Errorf("%w: event: %w", ErrPayload, err)
 	}
-	ev := Event{Kind: EventOther, PageID: en.PageID, Time: w.Timestamp.Time, Raw: slices.Clone(raw)}
+	ev := Event{Kind: EventOther, Object: object, PageID: en.PageID, Time: w.Timestamp.Time, Raw: slices.Clone(raw)}
 	if ev.Time.IsZero() {
 		ev.Time = en.Time
 	}

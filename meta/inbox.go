@@ -20,7 +20,8 @@ import (
 //	wh, err := meta.NewWebhook(whCfg, socialStore, inbox.Handle)
 //
 // A conversation is keyed by channel messenger, the Page id and the
-// person's PSID. A person's message or postback is stored inbound
+// person's PSID (Instagram messaging: channel instagram, the Instagram
+// account's id and the person's IGSID). A person's message or postback is stored inbound
 // (delivered); an echo — the Page's own message, sent through the Send
 // API or from the Page inbox — outbound and sent; a delivery or read
 // watermark moves the Page's outbound messages up to it to delivered or
@@ -151,6 +152,9 @@ func (in *Inbox) route(ctx context.Context, pageID string) ([]context.Context, e
 func (in *Inbox) store(ctx context.Context, ev *Event) error {
 	conv := in.crm.Conversations()
 	key := ConversationKey(ev.PageID, ev.PSID)
+	if ev.Object == "instagram" {
+		key.Channel = crm.ChannelInstagram
+	}
 	at := ev.Time
 	if at.IsZero() {
 		at = in.now()

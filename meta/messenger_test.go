@@ -1,13 +1,16 @@
 package meta_test
 
 import (
+	"bytes"
 	"context"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/social"
@@ -212,4 +215,24 @@ func TestMessengerSendNeedsPagesMessaging(t *testing.T) {
 		_, _, err = client.Messenger.Send(w.ctx, page2ID, meta.SendRequest{PSID: psid, MessagingType: meta.MessagingResponse, Text: "hi"})
 		require.Error(t, err)
 	})
+}
+
+func TestInboxInstagramMessages(t *testing.T) {
+	w := newWorld(t, dbtest.SQLite(t, worldSetup))
+	u := w.inbox(t)
+	w.connectPages(w.connect(userID, append(messagingFeatures, meta.FeatureInstagram)))
+	body := []byte(`{"object":"instagram","entry":[{"id":"` + igID + `","time":1764000000000,"messaging":[` +
+		`{"sender":{"id":"IGSID1"},"recipient":{"id":"` + igID + `"},"timestamp":1764000000000,"message":{"mid":"ig_m1","text":"Hi from IG"}}]}]}`)
+	req, _ := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
+	req.Header.Set(meta.SignatureHeader, metatest.SignPayload(appSecret, body))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	conv, err := w.crm.Conversations().Find(w.ctx, crm.ConversationKey{Channel: crm.ChannelInstagram, AccountID: igID, ThreadID: "IGSID1"})
+	require.NoError(t, err)
+	ms, err := w.crm.Conversations().Messages(w.ctx, conv.ID, crm.ListOptions{})
+	require.NoError(t, err)
+	require.Len(t, ms.Items, 1)
+	require.Equal(t, "Hi from IG", ms.Items[0].Text)
 }
