@@ -15,7 +15,6 @@ import (
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
-	"github.com/socialcrm/socialcrm/vault"
 )
 
 const psid = "9001"
@@ -27,8 +26,7 @@ func (w *world) inbox(t testing.TB) string {
 	t.Helper()
 	in, err := meta.NewInbox(w.store, w.crm, meta.WithInboxClock(w.clk.Now), meta.WithInboxLogger(w.logger()))
 	require.NoError(t, err)
-	wh, err := meta.NewWebhook(meta.WebhookConfig{AppSecret: vault.NewSecret([]byte(appSecret)),
-		VerifyToken: vault.NewSecret([]byte("verify-me"))}, w.store, in.Handle, meta.WithWebhookLogger(w.logger()))
+	wh, err := meta.NewWebhook(webhookConfig(), w.store, in.Handle, meta.WithWebhookLogger(w.logger()))
 	require.NoError(t, err)
 	return serve(t, wh)
 }
@@ -121,7 +119,7 @@ func TestMessengerEndToEnd(t *testing.T) {
 		require.Equal(t, crm.StatusDelivered, ms[0].Status, "inbound messages keep theirs")
 
 		require.Contains(t, w.auditActions(), "meta.messenger.send")
-		requireNoSecret(t, w.logText(), appSecret, "verify-me")
+		requireNoSecret(t, w.logText(), appSecret, verifyToken)
 
 		// Tenant B disconnects its Page: its inbox receives nothing more.
 		w.ctx, tenantB = tenantB, w.ctx

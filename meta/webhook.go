@@ -174,6 +174,7 @@ func (w *Webhook) verify(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	rw.Header().Set("X-Content-Type-Options", "nosniff")
 	rw.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(rw, q.Get("hub.challenge"))
 }

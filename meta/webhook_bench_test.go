@@ -91,8 +91,7 @@ func BenchmarkMessengerWebhook(b *testing.B) {
 	w.connectPages(w.connect(userID, messagingFeatures))
 	in, err := meta.NewInbox(w.store, w.crm)
 	require.NoError(b, err)
-	wh, err := meta.NewWebhook(meta.WebhookConfig{AppSecret: vault.NewSecret([]byte(appSecret)),
-		VerifyToken: vault.NewSecret([]byte("verify-me"))}, w.store, in.Handle)
+	wh, err := meta.NewWebhook(webhookConfig(), w.store, in.Handle)
 	require.NoError(b, err)
 	runBenchWebhook(b, wh)
 }

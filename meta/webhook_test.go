@@ -20,24 +20,24 @@ import (
 	"github.com/socialcrm/socialcrm/vault"
 )
 
-func newTestWebhook(t testing.TB, e *msEnv, h meta.EventHandler, opts ...meta.WebhookOption) string {
+func newTestWebhook(t testing.TB, e *env, h meta.EventHandler, opts ...meta.WebhookOption) string {
 	t.Helper()
-	wh, err := meta.NewWebhook(msWebhookConfig(), e.store, h, opts...)
+	wh, err := meta.NewWebhook(webhookConfig(), e.store, h, opts...)
 	require.NoError(t, err)
 	return serve(t, wh)
 }
 
 func TestWebhookVerification(t *testing.T) {
-	e := newMsEnv(t, dbtest.SQLite(t, msSetupDB))
+	e := newEnv(t, dbtest.SQLite(t, setupDB))
 	var logs bytes.Buffer
 	u := newTestWebhook(t, e, (&eventLog{}).handle, meta.WithWebhookLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-	require.NoError(t, e.srv.VerifyWebhook(t.Context(), msAppID, u))
+	require.NoError(t, e.srv.VerifyWebhook(t.Context(), appID, u))
 
 	for name, q := range map[string]url.Values{
 		"wrong token":  {"hub.mode": {"subscribe"}, "hub.verify_token": {"guess"}, "hub.challenge": {"42"}},
-		"wrong mode":   {"hub.mode": {"unsubscribe"}, "hub.verify_token": {msVerifyToken}, "hub.challenge": {"42"}},
+		"wrong mode":   {"hub.mode": {"unsubscribe"}, "hub.verify_token": {verifyToken}, "hub.challenge": {"42"}},
 		"no token":     {"hub.mode": {"subscribe"}, "hub.challenge": {"42"}},
-		"token prefix": {"hub.mode": {"subscribe"}, "hub.verify_token": {msVerifyToken[:5]}, "hub.challenge": {"42"}},
+		"token prefix": {"hub.mode": {"subscribe"}, "hub.verify_token": {verifyToken[:5]}, "hub.challenge": {"42"}},
 	} {
 		resp, err := http.Get(u + "?" + q.Encode())
 		require.NoError(t, err)
@@ -46,22 +46,22 @@ func TestWebhookVerification(t *testing.T) {
 		require.Equal(t, http.StatusForbidden, resp.StatusCode, name)
 		require.NotContains(t, string(body), "42", name)
 	}
-	requireNoCanary(t, logs.String())
+	requireNoSecret(t, logs.String(), appSecret, verifyToken)
 }
 
 func TestWebhookTypedEvents(t *testing.T) {
-	e := newMsEnv(t, dbtest.SQLite(t, msSetupDB))
+	e := newEnv(t, dbtest.SQLite(t, setupDB))
 	log := &eventLog{}
 	u := newTestWebhook(t, e, log.handle)
 	t0 := e.clk.Now()
 	// Out of order on purpose: the handler sees them by timestamp.
-	d, err := e.srv.DeliverWebhook(t.Context(), msAppID, u,
-		metatest.Event{PageID: msPageID, PSID: msPSID, Time: t0.Add(4 * time.Second), Read: &metatest.EventRead{Watermark: t0.Add(3 * time.Second)}},
-		metatest.Event{PageID: msPageID, PSID: msPSID, Time: t0, Message: &metatest.EventMessage{MID: "m_1", Text: "Grüße äöå 😀 / <b>",
+	d, err := e.srv.DeliverWebhook(t.Context(), appID, u,
+		metatest.Event{PageID: pageID, PSID: psid, Time: t0.Add(4 * time.Second), Read: &metatest.EventRead{Watermark: t0.Add(3 * time.Second)}},
+		metatest.Event{PageID: pageID, PSID: psid, Time: t0, Message: &metatest.EventMessage{MID: "m_1", Text: "Grüße äöå 😀 / <b>",
 			Attachments: []metatest.Attachment{{Type: "image", URL: "https://cdn.example/a.jpg"}, {Type: "sticker", URL: "https://cdn.example/s.png"}}}},
-		metatest.Event{PageID: msPageID, PSID: msPSID, Time: t0.Add(2 * time.Second), Message: &metatest.EventMessage{MID: "m_2", Text: "Hi!", IsEcho: true, AppID: msAppID}},
-		metatest.Event{PageID: msPageID, PSID: msPSID, Time: t0.Add(3 * time.Second), Delivery: &metatest.EventDelivery{MIDs: []string{"m_2"}, Watermark: t0.Add(2 * time.Second)}},
-		metatest.Event{PageID: msPageID, PSID: msPSID, Time: t0.Add(time.Second), Postback: &metatest.EventPostback{MID: "m_pb", Title: "Order", Payload: "ORDER"}},
+		metatest.Event{PageID: pageID, PSID: psid, Time: t0.Add(2 * time.Second), Message: &metatest.EventMessage{MID: "m_2", Text: "Hi!", IsEcho: true, AppID: appID}},
+		metatest.Event{PageID: pageID, PSID: psid, Time: t0.Add(3 * time.Second), Delivery: &metatest.EventDelivery{MIDs: []string{"m_2"}, Watermark: t0.Add(2 * time.Second)}},
+		metatest.Event{PageID: pageID, PSID: psid, Time: t0.Add(time.Second), Postback: &metatest.EventPostback{MID: "m_pb", Title: "Order", Payload: "ORDER"}},
 	)
 	require.NoError(t, err)
 	require.Contains(t, string(d.Body), `\u00e4\u00f6\u00e5`, "the emulator escapes like Meta")
@@ -71,8 +71,8 @@ func TestWebhookTypedEvents(t *testing.T) {
 	kinds := []meta.EventKind{}
 	for _, ev := range got {
 		kinds = append(kinds, ev.Kind)
-		require.Equal(t, msPageID, ev.PageID)
-		require.Equal(t, msPSID, ev.PSID, "PSID is the person, for echoes too")
+		require.Equal(t, pageID, ev.PageID)
+		require.Equal(t, psid, ev.PSID, "PSID is the person, for echoes too")
 	}
 	require.Equal(t, []meta.EventKind{meta.EventMessage, meta.EventPostback, meta.EventEcho, meta.EventDelivery, meta.EventRead}, kinds)
 
@@ -84,18 +84,18 @@ func TestWebhookTypedEvents(t *testing.T) {
 	require.Equal(t, meta.Attachment{Type: "image", URL: "https://cdn.example/a.jpg", Payload: msg.Attachments[0].Payload}, msg.Attachments[0])
 	require.Equal(t, "sticker", msg.Attachments[1].Type)
 	require.Equal(t, meta.Postback{MID: "m_pb", Title: "Order", Payload: "ORDER"}, *got[1].Postback)
-	require.Equal(t, msAppID, got[2].Message.AppID)
+	require.Equal(t, appID, got[2].Message.AppID)
 	require.Equal(t, meta.Delivery{MIDs: []string{"m_2"}, Watermark: t0.Add(2 * time.Second)}, *got[3].Delivery)
 	require.Equal(t, t0.Add(3*time.Second), got[4].Read.Watermark)
 }
 
 func TestWebhookDuplicatesOnce(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
-		e := newMsEnv(t, db)
+		e := newEnv(t, db)
 		log := &eventLog{}
 		u := newTestWebhook(t, e, log.handle)
-		d, err := e.srv.DeliverWebhook(t.Context(), msAppID, u,
-			metatest.TextMessage(msPageID, msPSID, "one"), metatest.TextMessage(msPageID, msPSID, "two"))
+		d, err := e.srv.DeliverWebhook(t.Context(), appID, u,
+			metatest.TextMessage(pageID, psid, "one"), metatest.TextMessage(pageID, psid, "two"))
 		require.NoError(t, err)
 		require.NoError(t, d.Resend(t.Context()))
 		require.Len(t, log.all(), 2)
@@ -105,19 +105,19 @@ func TestWebhookDuplicatesOnce(t *testing.T) {
 		store2, err := social.New(db.Reopen(t), e.vault, social.WithClock(e.clk.Now))
 		require.NoError(t, err)
 		log2 := &eventLog{}
-		wh2, err := meta.NewWebhook(msWebhookConfig(), store2, log2.handle)
+		wh2, err := meta.NewWebhook(webhookConfig(), store2, log2.handle)
 		require.NoError(t, err)
 		d.URL = serve(t, wh2)
 		require.NoError(t, d.Resend(t.Context()))
 		require.Empty(t, log2.all())
-	}, msSetupDB)
+	}, setupDB)
 }
 
 func TestWebhookHandlerFailureIsRedelivered(t *testing.T) {
-	e := newMsEnv(t, dbtest.SQLite(t, msSetupDB))
+	e := newEnv(t, dbtest.SQLite(t, setupDB))
 	log := &eventLog{fail: 1}
 	u := newTestWebhook(t, e, log.handle)
-	d, err := e.srv.DeliverWebhook(t.Context(), msAppID, u, metatest.TextMessage(msPageID, msPSID, "hello"))
+	d, err := e.srv.DeliverWebhook(t.Context(), appID, u, metatest.TextMessage(pageID, psid, "hello"))
 	var cbErr *metatest.CallbackError
 	require.ErrorAs(t, err, &cbErr)
 	require.Equal(t, http.StatusInternalServerError, cbErr.StatusCode)
@@ -128,12 +128,12 @@ func TestWebhookHandlerFailureIsRedelivered(t *testing.T) {
 }
 
 func TestWebhookRefusesBadSignatures(t *testing.T) {
-	e := newMsEnv(t, dbtest.SQLite(t, msSetupDB))
+	e := newEnv(t, dbtest.SQLite(t, setupDB))
 	log := &eventLog{}
 	var logs bytes.Buffer
 	u := newTestWebhook(t, e, log.handle, meta.WithWebhookLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	body := []byte(`{"object":"page","entry":[{"id":"3001","time":1,"messaging":[{"sender":{"id":"9001"},"recipient":{"id":"3001"},"timestamp":1,"message":{"mid":"m_x","text":"\u00e4"}}]}]}`)
-	good := metatest.SignPayload(msAppSecret, body)
+	good := metatest.SignPayload(appSecret, body)
 	reencoded := []byte(strings.Replace(string(body), `\u00e4`, "ä", 1)) // what a re-serializing verifier would hash
 	for name, c := range map[string]struct {
 		sig  string
@@ -158,10 +158,10 @@ func TestWebhookRefusesBadSignatures(t *testing.T) {
 		require.Equal(t, http.StatusUnauthorized, resp.StatusCode, name)
 	}
 	require.Empty(t, log.all())
-	requireNoCanary(t, logs.String())
+	requireNoSecret(t, logs.String(), appSecret, verifyToken)
 
-	require.ErrorIs(t, meta.VerifySignature(good, reencoded, vault.NewSecret([]byte(msAppSecret))), meta.ErrSignature)
-	require.NoError(t, meta.VerifySignature(good, body, vault.NewSecret([]byte(msAppSecret))))
+	require.ErrorIs(t, meta.VerifySignature(good, reencoded, vault.NewSecret([]byte(appSecret))), meta.ErrSignature)
+	require.NoError(t, meta.VerifySignature(good, body, vault.NewSecret([]byte(appSecret))))
 
 	req, _ := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
 	req.Header.Set(meta.SignatureHeader, good)
@@ -173,12 +173,12 @@ func TestWebhookRefusesBadSignatures(t *testing.T) {
 }
 
 func TestWebhookBodyLimitAndMalformed(t *testing.T) {
-	e := newMsEnv(t, dbtest.SQLite(t, msSetupDB))
+	e := newEnv(t, dbtest.SQLite(t, setupDB))
 	log := &eventLog{}
 	u := newTestWebhook(t, e, log.handle, meta.WithMaxWebhookBody(64))
 	post := func(body []byte) int {
 		req, _ := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
-		req.Header.Set(meta.SignatureHeader, metatest.SignPayload(msAppSecret, body))
+		req.Header.Set(meta.SignatureHeader, metatest.SignPayload(appSecret, body))
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		resp.Body.Close()
@@ -200,11 +200,11 @@ func TestWebhookBodyLimitAndMalformed(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
 
-	_, err = meta.NewWebhook(meta.WebhookConfig{AppSecret: vault.NewSecret([]byte(msAppSecret))}, e.store, log.handle)
+	_, err = meta.NewWebhook(meta.WebhookConfig{AppSecret: vault.NewSecret([]byte(appSecret))}, e.store, log.handle)
 	require.ErrorIs(t, err, meta.ErrConfig)
-	_, err = meta.NewWebhook(msWebhookConfig(), e.store, log.handle, meta.WithMaxWebhookBody(0))
+	_, err = meta.NewWebhook(webhookConfig(), e.store, log.handle, meta.WithMaxWebhookBody(0))
 	require.ErrorIs(t, err, meta.ErrConfig)
-	requireNoCanary(t, err.Error())
+	requireNoSecret(t, err.Error(), appSecret, verifyToken)
 }
 
 func TestParseWebhookLenient(t *testing.T) {
