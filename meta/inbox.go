@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/uptrace/bun"
+
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
@@ -16,7 +18,7 @@ import (
 // every tenant that connected the event's Page. Use its Handle as the
 // Webhook's EventHandler:
 //
-//	inbox, err := meta.NewInbox(socialStore, crmStore)
+//	inbox, err := meta.NewInbox(db, socialStore, crmStore)
 //	wh, err := meta.NewWebhook(whCfg, socialStore, inbox.Handle)
 //
 // A conversation is keyed by channel messenger, the Page id and the
@@ -35,6 +37,7 @@ import (
 // over its limit) is logged and dropped rather than failed, since Meta
 // would redeliver it forever. An Inbox is safe for concurrent use.
 type Inbox struct {
+	db     bun.IDB
 	social *social.Store
 	crm    *crm.Store
 	now    func() time.Time
@@ -66,12 +69,13 @@ func WithInboxClock(now func() time.Time) InboxOption {
 }
 
 // NewInbox returns an inbox routing through store and storing into
-// conversations.
-func NewInbox(store *social.Store, conversations *crm.Store, opts ...InboxOption) (*Inbox, error) {
-	if store == nil || conversations == nil {
-		return nil, fmt.Errorf("%w: NewInbox: nil store", ErrConfig)
+// conversations, over db (the database of both): each batch of events is
+// stored in one transaction per tenant.
+func NewInbox(db bun.IDB, store *social.Store, conversations *crm.Store, opts ...InboxOption) (*Inbox, error) {
+	if db == nil || store == nil || conversations == nil {
+		return nil, fmt.Errorf("%w: NewInbox: nil db or store", ErrConfig)
 	}
-	in := &Inbox{social: store, crm: conversations, now: time.Now}
+	in := &Inbox{db: db, social: store, crm: conversations, now: time.Now}
 	for _, o := range opts {
 		if o == nil {
 			continue
@@ -93,31 +97,51 @@ func ConversationKey(pageID, psid string) crm.ConversationKey {
 }
 
 // Handle stores events in every tenant that connected their Page, in
-// order. It is an EventHandler; the Page's tenants are looked up once per
-// batch and Page.
+// order, in one transaction per tenant. It is an EventHandler; the Page's
+// tenants are looked up once per batch and Page.
 func (in *Inbox) Handle(ctx context.Context, events []*Event) error {
 	routes := map[string][]context.Context{}
+	var tenants []string                      // in first-seen order
+	perTenant := map[string][]*Event{}        // tenant id -> its events
+	tenantCtx := map[string]context.Context{} // tenant id -> context acting on it
 	for _, ev := range events {
 		if ev.Kind == EventOther || ev.PageID == "" || ev.PSID == "" {
 			continue
 		}
-		tenants, seen := routes[ev.PageID]
+		ctxs, seen := routes[ev.PageID]
 		if !seen {
 			var err error
-			if tenants, err = in.route(ctx, ev.PageID); err != nil {
+			if ctxs, err = in.route(ctx, ev.PageID); err != nil {
 				return err
 			}
-			routes[ev.PageID] = tenants
+			routes[ev.PageID] = ctxs
 		}
-		for _, tctx := range tenants {
-			err := in.store(tctx, ev)
-			if errors.Is(err, crm.ErrInvalid) {
-				in.log.WarnContext(ctx, "meta: inbox dropped an invalid event", "kind", ev.Kind, "page", ev.PageID, "error", err)
-				continue
+		for _, tctx := range ctxs {
+			tid, _ := tenancy.TenantID(tctx)
+			if _, ok := tenantCtx[tid]; !ok {
+				tenantCtx[tid] = tctx
+				tenants = append(tenants, tid)
 			}
-			if err != nil {
-				return err
+			perTenant[tid] = append(perTenant[tid], ev)
+		}
+	}
+	for _, tid := range tenants {
+		err := tenancy.RunInTx(tenantCtx[tid], in.db, nil, func(ctx context.Context, tx bun.Tx) error {
+			cs := in.crm.Using(tx)
+			for _, ev := range perTenant[tid] {
+				err := in.store(ctx, cs, ev)
+				if errors.Is(err, crm.ErrInvalid) {
+					in.log.WarnContext(ctx, "meta: inbox dropped an invalid event", "kind", ev.Kind, "page", ev.PageID, "error", err)
+					continue
+				}
+				if err != nil {
+					return err
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -149,8 +173,8 @@ func (in *Inbox) route(ctx context.Context, pageID string) ([]context.Context, e
 	return out, nil
 }
 
-func (in *Inbox) store(ctx context.Context, ev *Event) error {
-	conv := in.crm.Conversations()
+func (in *Inbox) store(ctx context.Context, cs *crm.Store, ev *Event) error {
+	conv := cs.Conversations()
 	key := ConversationKey(ev.PageID, ev.PSID)
 	if ev.Object == "instagram" {
 		key.Channel = crm.ChannelInstagram

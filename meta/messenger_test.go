@@ -24,7 +24,7 @@ var messagingFeatures = []string{meta.FeatureProfile, meta.FeaturePages, meta.Fe
 // inbox serves a webhook storing into the world's crm and returns its URL.
 func (w *world) inbox(t testing.TB) string {
 	t.Helper()
-	in, err := meta.NewInbox(w.store, w.crm, meta.WithInboxClock(w.clk.Now), meta.WithInboxLogger(w.logger()))
+	in, err := meta.NewInbox(w.db.DB, w.store, w.crm, meta.WithInboxClock(w.clk.Now), meta.WithInboxLogger(w.logger()))
 	require.NoError(t, err)
 	wh, err := meta.NewWebhook(webhookConfig(), w.store, in.Handle, meta.WithWebhookLogger(w.logger()))
 	require.NoError(t, err)

@@ -89,7 +89,7 @@ func runBenchWebhook(b *testing.B, h http.Handler) {
 func BenchmarkMessengerWebhook(b *testing.B) {
 	w := newWorld(b, dbtest.SQLite(b, worldSetup))
 	w.connectPages(w.connect(userID, messagingFeatures))
-	in, err := meta.NewInbox(w.store, w.crm)
+	in, err := meta.NewInbox(w.db.DB, w.store, w.crm)
 	require.NoError(b, err)
 	wh, err := meta.NewWebhook(webhookConfig(), w.store, in.Handle)
 	require.NoError(b, err)
