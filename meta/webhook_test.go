@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,6 +111,22 @@ func TestWebhookDuplicatesOnce(t *testing.T) {
 		d.URL = serve(t, wh2)
 		require.NoError(t, d.Resend(t.Context()))
 		require.Empty(t, log2.all())
+
+		// Redeliveries racing each other are handled once too.
+		d2, err := e.srv.DeliverWebhook(t.Context(), appID, u, metatest.TextMessage(pageID, psid, "three"))
+		require.NoError(t, err)
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for range 4 {
+			dc := *d2 // Resend records the status on its Delivery
+			wg.Go(func() { errs <- dc.Resend(t.Context()) })
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+		require.Len(t, log.all(), 3)
 	}, setupDB)
 }
 
