@@ -299,7 +299,8 @@ type DeletionConfirmation struct {
 // being alphanumeric. The same signed_request posted again gets the same
 // answer and starts nothing new. An erasure that fails stays open in
 // retention (Engine.Overdue lists it), and the status page says it is in
-// progress; Meta still gets its answer, since the request is recorded.
+// progress until ResumeDeletions finishes it; Meta still gets its
+// answer, since the request is recorded.
 func (c *Callbacks) DataDeletionHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sr, ok := c.signedRequest(w, r)
@@ -368,6 +369,44 @@ func (c *Callbacks) startDeletion(ctx context.Context, sr SignedRequest) (Deleti
 		}
 	}
 	return conf, nil
+}
+
+// ResumeDeletions carries out the erasures that deletion requests
+// started but did not finish (an erasure that failed during the
+// callback), so that a scheduler can call it periodically; it returns how
+// many it completed. Erasures are idempotent; a failing one is reported
+// and the others still run.
+func (c *Callbacks) ResumeDeletions(ctx context.Context) (int, error) {
+	var rows []deletion
+	if err := c.cfg.DB.NewSelect().Model(&rows).Where("tenant_id <> ''").Order("received_at", "code").Scan(ctx); err != nil {
+		return 0, fmt.Errorf("meta: resume deletions: %w", err)
+	}
+	sys := tenancy.System(ctx, "meta-data-deletion")
+	done := 0
+	var errs []error
+	for _, d := range rows {
+		tctx, err := tenancy.AsTenant(sys, d.TenantID)
+		if err != nil {
+			return done, err
+		}
+		req, err := c.cfg.Retention.Get(tctx, d.RequestID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if req.Status != retention.StatusOpen {
+			continue
+		}
+		if _, err := c.cfg.Retention.Erase(tctx, d.RequestID); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		done++
+	}
+	if len(errs) > 0 {
+		return done, fmt.Errorf("meta: resume deletions: %w", errors.Join(errs...))
+	}
+	return done, nil
 }
 
 func (c *Callbacks) record(ctx context.Context, d deletion) error {

@@ -1,20 +1,26 @@
 package meta_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
+	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
+	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
 )
@@ -224,4 +230,51 @@ func TestParseSignedRequest(t *testing.T) {
 
 	_, err = meta.NewCallbacks(meta.Config{AppID: appID, AppSecret: secret}, meta.CallbackConfig{})
 	require.ErrorIs(t, err, meta.ErrConfig)
+}
+
+// An erasure that fails during the callback leaves the request in
+// progress; ResumeDeletions finishes it.
+func TestDataDeletionResumes(t *testing.T) {
+	w := newWorld(t, dbtest.SQLite(t, worldSetup))
+	conn := w.connect(userID, []string{meta.FeatureProfile})
+	var failing atomic.Bool
+	failing.Store(true)
+	engine, err := retention.New(w.db.DB, retention.WithClock(w.clk.Now))
+	require.NoError(t, err)
+	require.NoError(t, engine.Register(retention.Category{Name: "test.connection", Table: social.TableConnections,
+		Time: "created_at", Subject: map[string]string{"account_id": "account_id"},
+		BeforeErase: func(context.Context, bun.Tx, []string) error {
+			if failing.Load() {
+				return errors.New("storage unavailable")
+			}
+			return nil
+		}}))
+	cb, err := meta.NewCallbacks(w.cfg, meta.CallbackConfig{DB: w.db.DB, Social: w.store, Retention: engine,
+		StatusURL: "https://crm.example/meta/deletion-status"}, meta.WithCallbackClock(w.clk.Now))
+	require.NoError(t, err)
+	hs := httptest.NewServer(cb.DataDeletionHandler())
+	t.Cleanup(hs.Close)
+
+	conf, err := w.srv.RequestDataDeletion(t.Context(), appID, userID, hs.URL)
+	require.NoError(t, err, "Meta gets its answer: the request is recorded")
+	st, err := cb.DeletionStatus(t.Context(), conf.ConfirmationCode)
+	require.NoError(t, err)
+	require.Equal(t, meta.DeletionInProgress, st.State)
+	_, err = w.store.Get(w.ctx, conn.ID)
+	require.NoError(t, err, "nothing erased yet")
+
+	_, err = cb.ResumeDeletions(t.Context())
+	require.Error(t, err)
+	failing.Store(false)
+	n, err := cb.ResumeDeletions(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	st, err = cb.DeletionStatus(t.Context(), conf.ConfirmationCode)
+	require.NoError(t, err)
+	require.Equal(t, meta.DeletionCompleted, st.State)
+	_, err = w.store.Get(w.ctx, conn.ID)
+	require.ErrorIs(t, err, social.ErrNotFound)
+	n, err = cb.ResumeDeletions(t.Context())
+	require.NoError(t, err)
+	require.Zero(t, n, "nothing left to resume")
 }
