@@ -92,6 +92,10 @@ type EventHandler func(ctx context.Context, events []*Event) error
 // redelivery processes it). Processing is synchronous, so a 200 means the
 // events are stored; Meta wants an answer within 5 seconds, so a handler
 // should only store (the crm Inbox does) and leave slow work to a queue.
+// The records are written before the handler runs, outside its
+// transaction: a process that dies between the two loses those events.
+// Prune old records with social.Store.PruneDeliveries, keeping them
+// longer than Meta retries (hours; a day is ample).
 //
 // A Webhook is safe for concurrent use.
 type Webhook struct {
