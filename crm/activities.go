@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+
+	"github.com/socialcrm/socialcrm/internal/dberr"
 )
 
 // Table names of activities, tasks and notes.
@@ -87,19 +89,33 @@ func (a *Activity) refs() []ref {
 func (r *Activities) Record(ctx context.Context, a Activity) (Activity, error) {
 	a.normalize()
 	if a.ExternalID != "" {
-		var found []Activity
-		err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-			return tx.NewSelect().Model(&found).Where("?TableAlias.kind = ?", a.Kind).
-				Where("?TableAlias.external_id = ?", a.ExternalID).Limit(1).Scan(ctx)
-		})
-		if err != nil {
-			return Activity{}, fmt.Errorf("crm: record activity: %w", err)
-		}
-		if len(found) > 0 {
-			return found[0], nil
+		if found, ok, err := r.byExternalID(ctx, a.Kind, a.ExternalID); err != nil || ok {
+			return found, err
 		}
 	}
-	return createRecord(ctx, r.s, kindActivity, &a, a.refs(), nil)
+	rec, err := createRecord(ctx, r.s, kindActivity, &a, a.refs(), nil)
+	if err != nil && a.ExternalID != "" && dberr.IsUniqueViolation(err) {
+		// Recorded meanwhile by a concurrent call.
+		if found, ok, ferr := r.byExternalID(ctx, a.Kind, a.ExternalID); ferr == nil && ok {
+			return found, nil
+		}
+	}
+	return rec, err
+}
+
+func (r *Activities) byExternalID(ctx context.Context, kind ActivityKind, externalID string) (Activity, bool, error) {
+	var found []Activity
+	err := r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
+		return db.NewSelect().Model(&found).Where("?TableAlias.kind = ?", kind).
+			Where("?TableAlias.external_id = ?", externalID).Limit(1).Scan(ctx)
+	})
+	if err != nil {
+		return Activity{}, false, fmt.Errorf("crm: record activity: %w", err)
+	}
+	if len(found) == 0 {
+		return Activity{}, false, nil
+	}
+	return found[0], true, nil
 }
 
 // Get returns activity id.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -200,5 +201,33 @@ func TestConversationTenantIsolation(t *testing.T) {
 		require.Len(t, got.Items, 1)
 		require.Equal(t, crm.StatusSent, got.Items[0].Status)
 		require.Equal(t, "secret", got.Items[0].Text)
+	})
+}
+
+// TestConversationRecordConcurrentDeliveries: a webhook delivered several
+// times at once stores one conversation and one message.
+func TestConversationRecordConcurrentDeliveries(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		in := crm.NewMessage{Conversation: pageKey, Direction: crm.Inbound, ExternalID: "mid.dup", Text: "hi", SentAt: fakeclock.Start}
+		var wg sync.WaitGroup
+		ids := make([]string, 4)
+		errs := make([]error, 4)
+		for i := range ids {
+			wg.Go(func() {
+				m, err := e.store.Conversations().Record(e.A, in)
+				ids[i], errs[i] = m.ID, err
+			})
+		}
+		wg.Wait()
+		for i := range ids {
+			require.NoError(t, errs[i])
+			require.Equal(t, ids[0], ids[i])
+		}
+		p, err := e.store.Conversations().List(e.A, crm.ConversationFilter{}, crm.ListOptions{})
+		require.NoError(t, err)
+		require.Len(t, p.Items, 1)
+		ms, err := e.store.Conversations().Messages(e.A, p.Items[0].ID, crm.ListOptions{})
+		require.NoError(t, err)
+		require.Len(t, ms.Items, 1)
 	})
 }

@@ -3,6 +3,7 @@ package crm_test
 import (
 	"bytes"
 	"encoding/csv"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -100,4 +101,32 @@ func stripVolatile(t *testing.T, s string) [][]string {
 		rows[i] = r[1 : len(r)-2]
 	}
 	return rows
+}
+
+// TestCSVExportSpansPages: an export longer than one page of the list it
+// streams from writes every contact once.
+func TestCSVExportSpansPages(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		var in strings.Builder
+		in.WriteString("first_name,email\n")
+		const n = 520
+		for i := range n {
+			fmt.Fprintf(&in, "P%d,p%d@example.com\n", i, i)
+		}
+		rep, err := e.store.Contacts().ImportCSV(e.A, strings.NewReader(in.String()), crm.ImportOptions{})
+		require.NoError(t, err)
+		require.Equal(t, n, rep.Created)
+		var out bytes.Buffer
+		got, err := e.store.Contacts().ExportCSV(e.A, &out, crm.ContactFilter{})
+		require.NoError(t, err)
+		require.Equal(t, n, got)
+		rows, err := csv.NewReader(&out).ReadAll()
+		require.NoError(t, err)
+		require.Len(t, rows, n+1)
+		seen := map[string]bool{}
+		for _, r := range rows[1:] {
+			require.False(t, seen[r[3]], "%s exported twice", r[3])
+			seen[r[3]] = true
+		}
+	})
 }

@@ -53,6 +53,8 @@ type ValidationError struct {
 	Fields []FieldError `json:"fields"`
 }
 
+// Error lists the failed fields: "crm: invalid contact: email: must be an
+// e-mail address; …".
 func (e *ValidationError) Error() string {
 	var b strings.Builder
 	b.WriteString("crm: invalid ")
@@ -143,6 +145,7 @@ type ConflictError struct {
 	Version, Current int64
 }
 
+// Error names the record and both versions.
 func (e *ConflictError) Error() string {
 	return fmt.Sprintf("crm: %s %s changed concurrently: update named version %d, stored version is %d", e.Kind, e.ID, e.Version, e.Current)
 }

@@ -2,6 +2,7 @@ package crm_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,5 +224,30 @@ func TestTasksAndNotes(t *testing.T) {
 		require.ErrorIs(t, err, crm.ErrNotFound)
 		require.ErrorIs(t, tasks.Delete(e.B, tk.ID), crm.ErrNotFound)
 		require.NoError(t, tasks.Delete(ctx, tk.ID))
+	})
+}
+
+// TestActivityRecordConcurrentDuplicates: the same external message
+// recorded by several deliveries at once is stored once.
+func TestActivityRecordConcurrentDuplicates(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		a := crm.Activity{Kind: crm.ActivityEmail, Direction: crm.Inbound, ExternalID: "<msg-1@example.com>", OccurredAt: fakeclock.Start}
+		var wg sync.WaitGroup
+		ids := make([]string, 4)
+		errs := make([]error, 4)
+		for i := range ids {
+			wg.Go(func() {
+				got, err := e.store.Activities().Record(e.A, a)
+				ids[i], errs[i] = got.ID, err
+			})
+		}
+		wg.Wait()
+		for i := range ids {
+			require.NoError(t, errs[i])
+			require.Equal(t, ids[0], ids[i])
+		}
+		p, err := e.store.Activities().List(e.A, crm.ActivityFilter{}, crm.ListOptions{})
+		require.NoError(t, err)
+		require.Len(t, p.Items, 1)
 	})
 }

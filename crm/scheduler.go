@@ -142,21 +142,17 @@ func (sc *Scheduler) Due(ctx context.Context, a Audience) ([]Contact, error) {
 // Run hands each contact Due returns to the Notifier and remembers it, so
 // that running again with the same key notifies only those the Notifier
 // failed for. It returns how many were notified; the Notifier's errors are
-// joined.
+// joined. Delivery is at least once: a crash between a Notify and its
+// record notifies that contact again on the next run.
 func (sc *Scheduler) Run(ctx context.Context, a Audience) (int, error) {
-	var due []Contact
-	if err := sc.each(ctx, a, func(c Contact) error {
-		due = append(due, c)
-		return nil
-	}); err != nil {
-		return 0, err
-	}
 	var errs []error
 	n := 0
-	for _, c := range due {
+	// Contacts are notified a batch at a time, as they are read: memory
+	// stays flat however large the audience.
+	err := sc.each(ctx, a, func(c Contact) error {
 		if err := sc.notifier.Notify(ctx, Notification{Contact: c, Channel: a.Channel, Purpose: a.Purpose, Key: a.Key}); err != nil {
 			errs = append(errs, fmt.Errorf("crm: notify contact %s: %w", c.ID, err))
-			continue
+			return nil
 		}
 		now := sc.s.clock()
 		rec := sentNotification{ContactID: c.ID, Channel: a.Channel, Purpose: a.Purpose, Key: a.Key, SentAt: now}
@@ -165,9 +161,13 @@ func (sc *Scheduler) Run(ctx context.Context, a Audience) (int, error) {
 			_, err := tx.NewInsert().Model(&rec).On("CONFLICT (tenant_id, contact_id, channel, key) DO NOTHING").Exec(ctx)
 			return err
 		}); err != nil {
-			return n, errors.Join(append(errs, fmt.Errorf("crm: remember notification: %w", err))...)
+			return fmt.Errorf("crm: remember notification: %w", err)
 		}
 		n++
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, err)
 	}
 	return n, errors.Join(errs...)
 }
