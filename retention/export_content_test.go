@@ -3,12 +3,8 @@ package retention_test
 import (
 	"archive/zip"
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,11 +17,12 @@ import (
 )
 
 // TestExportContent pins the content of every file of an export, byte for
-// byte, per database: values that need escaping in JSON (quotes, <, >, &,
+// byte: values that need escaping in JSON (quotes, <, >, &,
 // control characters, U+2028) or quoting in CSV (commas, quotes, line
 // breaks, leading spaces), NULLs, integers, timestamps with fractions, a
-// category of several export batches and one that matches nobody. Ids the
-// database generates are replaced by placeholders.
+// category of several export batches and one that matches nobody. Both
+// databases must give the same bytes; ids the database generates are
+// replaced by placeholders.
 func TestExportContent(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
 		v := newEnv(t, db)
@@ -41,10 +38,13 @@ func TestExportContent(t *testing.T) {
 		}
 		insert(t, a, db, &cs)
 		var ns []note
-		for i := range 1003 { // more than one export batch
-			body := fmt.Sprintf("note %d, \"quoted\"\nsecond line", i)
-			if i%100 == 7 {
+		for i := range 2006 { // k1 has 1,003: more than one export batch
+			body := fmt.Sprintf("n%d", i)
+			switch i % 100 {
+			case 6:
 				body = ""
+			case 8:
+				body = fmt.Sprintf("note %d, \"quoted\"\nsecond line", i)
 			}
 			ns = append(ns, note{ID: id("n", i), ContactID: []string{"k1", "k3"}[i%2], Body: body, CreatedAt: epoch.Add(time.Duration(i) * time.Millisecond)})
 		}
@@ -82,66 +82,12 @@ func TestExportContent(t *testing.T) {
 		}
 		got := strings.NewReplacer(tid, "TENANT", p.MemberID, "MEMBER", req.ID, "REQUEST").Replace(out.String())
 		require.NotContains(t, got, "canary-token")
-		golden(t, "export."+db.Name+".golden", []byte(got))
+		golden(t, "export.golden", []byte(got)) // the same on every database
 
 		var rows int64
 		for _, c := range m.Categories {
 			rows += c.Rows
 		}
-		require.EqualValues(t, 1+502+2+1+1, rows) // contact, notes of k1, metrics, connection, member
-	})
-}
-
-// failingWriter fails once more than limit bytes were written to it.
-type failingWriter struct{ n, limit int }
-
-var errWriterFull = errors.New("writer full")
-
-func (w *failingWriter) Write(p []byte) (int, error) {
-	w.n += len(p)
-	if w.n > w.limit {
-		return 0, errWriterFull
-	}
-	return len(p), nil
-}
-
-// TestExportTempDir checks that the CSV spool lives in WithTempDir's
-// directory and that nothing is left there, whether the export succeeds or
-// fails half-way, and that WithTempDir refuses what is not a directory.
-func TestExportTempDir(t *testing.T) {
-	each(t, func(t *testing.T, db *dbtest.DB) {
-		_, err := retention.New(db, retention.WithTempDir(filepath.Join(t.TempDir(), "missing")))
-		require.ErrorIs(t, err, fs.ErrNotExist)
-		file := filepath.Join(t.TempDir(), "file")
-		require.NoError(t, os.WriteFile(file, nil, 0o600))
-		_, err = retention.New(db, retention.WithTempDir(file))
-		require.ErrorContains(t, err, "not a directory")
-
-		dir := t.TempDir()
-		v := newEnv(t, db, retention.WithTempDir(dir))
-		_, a := v.tenant(t, "alpha")
-		var ns []note
-		for i := range 3000 {
-			ns = append(ns, note{ID: id("n", i), ContactID: "k1", Body: strings.Repeat("x", 100) + fmt.Sprint(i), CreatedAt: epoch})
-		}
-		insert(t, a, db, &ns)
-		req, err := v.e.Submit(a, retention.Request{Kind: retention.KindExport, Subject: map[string]string{"contact_id": "k1"}})
-		require.NoError(t, err)
-		_, err = v.e.SetVerification(a, req.ID, retention.VerificationVerified)
-		require.NoError(t, err)
-
-		_, err = v.e.Export(a, req.ID, &failingWriter{limit: 1000})
-		require.ErrorIs(t, err, errWriterFull)
-		left, err := os.ReadDir(dir)
-		require.NoError(t, err)
-		require.Empty(t, left, "a failed export leaves no spool file")
-		require.Empty(t, receipts(t, a, db, "retention.exported"), "a failed export is not receipted")
-
-		m, err := v.e.Export(a, req.ID, io.Discard)
-		require.NoError(t, err)
-		require.EqualValues(t, 3000, m.Categories[1].Rows)
-		left, err = os.ReadDir(dir)
-		require.NoError(t, err)
-		require.Empty(t, left)
+		require.EqualValues(t, 1+1003+2+1+1, rows) // contact, notes of k1, metrics, connection, member
 	})
 }
