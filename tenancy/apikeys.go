@@ -35,6 +35,9 @@ func (s *Store) CreateAPIKey(ctx context.Context, name string, role Role) (strin
 	if name == "" {
 		return "", APIKey{}, &ValidationError{Field: "Name", Reason: "required"}
 	}
+	if err := checkText("Name", name, MaxNameLen); err != nil {
+		return "", APIKey{}, err
+	}
 	p, _ := FromContext(ctx)
 	if !role.Valid() || role == RoleClient {
 		return "", APIKey{}, &ValidationError{Field: "Role", Reason: fmt.Sprintf("role %q cannot hold an API key", role)}

@@ -54,6 +54,12 @@ type NewMember struct {
 var ErrDuplicate = errors.New("tenancy: already exists")
 
 func (s *Store) newMember(n NewMember) (Member, error) {
+	if err := checkText("Email", n.Email, MaxEmailLen); err != nil {
+		return Member{}, err
+	}
+	if err := checkText("Name", n.Name, MaxNameLen); err != nil {
+		return Member{}, err
+	}
 	addr, err := mail.ParseAddress(n.Email)
 	if err != nil || addr.Address != strings.TrimSpace(n.Email) {
 		return Member{}, &ValidationError{Field: "Email", Reason: "must be a plain email address"}
@@ -174,7 +180,9 @@ const dummyHash = "$2a$12$UBE7ZJJaEs8OyKMAQaixEuwBRZWRPLcgQq17Rf4xhuPS4Rc8rMu.K"
 // nothing. The failure counter is then updated in a short transaction that
 // locks the member's row, so parallel attempts cannot undercount.
 func (s *Store) Authenticate(ctx context.Context, tenantID, email, password string, req RequestInfo) (Principal, error) {
-	if ValidateID(tenantID) != nil {
+	if ValidateID(tenantID) != nil || checkText("Email", email, MaxEmailLen) != nil {
+		// No member can have such an address: the same answer, in the
+		// same time, as for a wrong password.
 		_ = CheckPassword(dummyHash, password)
 		return Principal{}, ErrInvalidCredentials
 	}

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/uptrace/bun"
 )
@@ -140,6 +142,9 @@ func (s *Store) CreateTenant(ctx context.Context, req SignUp) (Tenant, Member, e
 	name := strings.TrimSpace(req.TenantName)
 	if name == "" {
 		return Tenant{}, Member{}, &ValidationError{Field: "TenantName", Reason: "required"}
+	}
+	if err := checkText("TenantName", name, MaxNameLen); err != nil {
+		return Tenant{}, Member{}, err
 	}
 	req.Owner.Role = RoleOwner
 	t := Tenant{ID: NewID(), Name: name, Status: StatusActive, CreatedAt: s.clock()}
@@ -351,4 +356,26 @@ func Require(ctx context.Context, roles ...Role) error {
 func mustTenant(ctx context.Context) string {
 	p, _ := FromContext(ctx)
 	return p.TenantID
+}
+
+// Length limits of the free-text fields tenancy stores, in characters.
+const (
+	MaxNameLen  = 200 // tenant, member and API key names
+	MaxEmailLen = 254 // the longest address SMTP can carry
+)
+
+// checkText refuses text that no name or address needs and that a database
+// may refuse or a log may garble: control characters (NUL among them),
+// invalid UTF-8, and more than max characters.
+func checkText(field, s string, max int) error {
+	if !utf8.ValidString(s) {
+		return &ValidationError{Field: field, Reason: "must be valid UTF-8"}
+	}
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		return &ValidationError{Field: field, Reason: "must not contain control characters"}
+	}
+	if n := utf8.RuneCountInString(s); n > max {
+		return &ValidationError{Field: field, Reason: fmt.Sprintf("must be at most %d characters long", max)}
+	}
+	return nil
 }

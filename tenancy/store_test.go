@@ -489,3 +489,42 @@ func TestHashesNeverPrint(t *testing.T) {
 		require.NotContains(t, out, "c4n4ry")
 	}
 }
+
+// Text no name or address needs — NUL and other control characters, invalid
+// UTF-8, overlong values — is refused with a ValidationError naming the
+// field and writes nothing; at login it is a wrong password like any other.
+func TestTextFieldsRefuseControlCharactersAndOverlongValues(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		s, err := tenancy.NewStore(db, tenancy.WithClock(newClock().Now))
+		require.NoError(t, err)
+		long := strings.Repeat("n", tenancy.MaxNameLen+1)
+		for _, bad := range []struct {
+			field string
+			req   tenancy.SignUp
+		}{
+			{"TenantName", tenancy.SignUp{TenantName: "Acme\x00", Owner: tenancy.NewMember{Email: "o@acme.example", Name: "O", Password: ownerPassword}}},
+			{"TenantName", tenancy.SignUp{TenantName: long, Owner: tenancy.NewMember{Email: "o@acme.example", Name: "O", Password: ownerPassword}}},
+			{"TenantName", tenancy.SignUp{TenantName: "Acme\xff", Owner: tenancy.NewMember{Email: "o@acme.example", Name: "O", Password: ownerPassword}}},
+			{"Name", tenancy.SignUp{TenantName: "Acme", Owner: tenancy.NewMember{Email: "o@acme.example", Name: "O\x00", Password: ownerPassword}}},
+			{"Name", tenancy.SignUp{TenantName: "Acme", Owner: tenancy.NewMember{Email: "o@acme.example", Name: long, Password: ownerPassword}}},
+			{"Email", tenancy.SignUp{TenantName: "Acme", Owner: tenancy.NewMember{Email: "o\x00@acme.example", Name: "O", Password: ownerPassword}}},
+			{"Email", tenancy.SignUp{TenantName: "Acme", Owner: tenancy.NewMember{Email: strings.Repeat("o", 250) + "@acme.example", Name: "O", Password: ownerPassword}}},
+		} {
+			_, _, err := s.CreateTenant(context.Background(), bad.req)
+			var verr *tenancy.ValidationError
+			require.ErrorAs(t, err, &verr, "%q", bad.req.TenantName)
+			require.Equal(t, bad.field, verr.Field)
+		}
+		sys := tenancy.System(context.Background(), "test")
+		all, err := s.Tenants(sys, tenancy.TenantFilter{})
+		require.NoError(t, err)
+		require.Empty(t, all, "a refused sign-up writes nothing")
+
+		tn, owner := signUp(t, s, "Acme")
+		_, _, err = s.CreateAPIKey(owner, "key\x00", tenancy.RoleStaff)
+		var verr *tenancy.ValidationError
+		require.ErrorAs(t, err, &verr)
+		_, err = s.Authenticate(context.Background(), tn.ID, "owner@acme.example\x00", ownerPassword, tenancy.RequestInfo{})
+		require.ErrorIs(t, err, tenancy.ErrInvalidCredentials)
+	})
+}
