@@ -45,7 +45,7 @@ func TestServerStartsAndAnswers(t *testing.T) {
 		return resp.StatusCode, body
 	}
 	post := func(path, body string) (int, map[string]any) {
-		resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
+		resp, err := http.Post(base+path, "application/json", strings.NewReader(body)) //nolint:noctx
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		var out map[string]any
@@ -65,7 +65,7 @@ func TestServerStartsAndAnswers(t *testing.T) {
 
 	code, body = post("/v1/signup", `{"tenant_name":"","email":"x","name":"","password":""}`)
 	require.Equal(t, http.StatusBadRequest, code)
-	require.Equal(t, "TenantName", body["field"])
+	require.Equal(t, "tenant_name", body["error"].(map[string]any)["fields"].([]any)[0].(map[string]any)["field"])
 	code, _ = post("/v1/signup", `{"tenant_name":`)
 	require.Equal(t, http.StatusBadRequest, code)
 
