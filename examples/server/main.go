@@ -88,26 +88,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
-
-	db, err := socialcrm.OpenDB(cfg.DSN)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	kek, err := openKEK(cfg.KEK)
-	if err != nil {
-		return err
-	}
-	if err := migrateSessions(ctx, db); err != nil {
-		return err
-	}
-	policy := examplePolicy()
-	sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db, KEK: kek, Logger: log, Policy: &policy,
-		Models: []any{(*session)(nil)}, Categories: []retention.Category{sessionCategory()}})
-	if err != nil {
-		return err
-	}
-
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
@@ -116,25 +96,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if publicURL == "" {
 		publicURL = "http://" + ln.Addr().String()
 	}
-	a := &app{cfg: cfg, log: log, db: db, sdk: sdk, now: time.Now, publicURL: publicURL, started: time.Now()}
-	key := []byte(cfg.SessionKey)
-	if len(key) < 32 {
-		key = []byte(randomToken())
-	}
-	a.tokens = &tokens{db: db, key: key, now: a.now}
-	a.logins = newLimiter(cfg.LoginRate, time.Minute, a.now)
-	if a.plat, err = startPlatforms(cfg, publicURL, sdk.Social, log); err != nil {
+	a, err := newApp(ctx, cfg, log, publicURL)
+	if err != nil {
 		ln.Close()
 		return err
 	}
-	defer a.plat.close()
-	if err := a.buildRoutes(); err != nil {
-		ln.Close()
-		return err
-	}
+	defer a.close()
 
 	srv := &http.Server{
-		Handler:           a.middleware(a.mux),
+		Handler:           a.handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -167,6 +137,58 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// newApp opens the database and the SDK, starts the platforms (the
+// emulators in sandbox mode) and builds the routes. publicURL is where the
+// server is reached, for OAuth redirects and webhooks. Close it when done.
+func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string) (_ *app, err error) {
+	db, err := socialcrm.OpenDB(cfg.DSN)
+	if err != nil {
+		return nil, err
+	}
+	a := &app{cfg: cfg, log: log, db: db, now: time.Now, publicURL: publicURL, started: time.Now()}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	kek, err := openKEK(cfg.KEK)
+	if err != nil {
+		return nil, err
+	}
+	if err := migrateSessions(ctx, db); err != nil {
+		return nil, err
+	}
+	policy := examplePolicy()
+	if a.sdk, err = socialcrm.Open(ctx, socialcrm.Config{DB: db, KEK: kek, Logger: log, Policy: &policy,
+		Models: []any{(*session)(nil)}, Categories: []retention.Category{sessionCategory()}}); err != nil {
+		return nil, err
+	}
+	key := []byte(cfg.SessionKey)
+	if len(key) < 32 {
+		key = []byte(randomToken())
+	}
+	a.tokens = &tokens{db: db, key: key, now: a.now}
+	a.logins = newLimiter(cfg.LoginRate, time.Minute, a.now)
+	if a.plat, err = startPlatforms(cfg, publicURL, a.sdk.Social, log); err != nil {
+		return nil, err
+	}
+	if err := a.buildRoutes(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// handler is the server's whole HTTP handler.
+func (a *app) handler() http.Handler { return a.middleware(a.mux) }
+
+// close stops the emulators and closes the database.
+func (a *app) close() {
+	if a.plat != nil {
+		a.plat.close()
+	}
+	a.db.Close()
 }
 
 // examplePolicy is the SDK's example policy, keeping the rules of the
