@@ -14,7 +14,7 @@ import (
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	a := newTestApp(t)
 	var doc struct {
-		OpenAPI string                            `yaml:"openapi"`
+		OpenAPI string                          `yaml:"openapi"`
 		Paths   map[string]map[string]yaml.Node `yaml:"paths"`
 	}
 	require.NoError(t, yaml.Unmarshal(openapiYAML, &doc))
