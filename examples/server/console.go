@@ -246,7 +246,11 @@ func (a *app) consoleSession(w http.ResponseWriter, r *http.Request) (tenancy.Pr
 
 func seeOther(w http.ResponseWriter, r *http.Request, path, flash string) error {
 	if flash != "" {
-		path += "?flash=" + url.QueryEscape(flash)
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		path += sep + "flash=" + url.QueryEscape(flash)
 	}
 	http.Redirect(w, r, path, http.StatusSeeOther)
 	return nil
@@ -338,7 +342,11 @@ func (a *app) consoleTikTokCallback(w http.ResponseWriter, r *http.Request, p *p
 	if err != nil {
 		return err
 	}
-	return seeOther(w, r, "/console/connections/"+c.ID, "Connected "+c.DisplayName+" on TikTok.")
+	name := c.DisplayName
+	if name == "" {
+		name = c.AccountID
+	}
+	return seeOther(w, r, "/console/connections/"+c.ID, "Connected "+name+" on TikTok.")
 }
 
 type connectionView struct {
@@ -358,6 +366,9 @@ func (a *app) loadConnection(r *http.Request, p *page) (*connectionView, error) 
 	}
 	v := &connectionView{Connection: c}
 	p.Title = c.DisplayName
+	if p.Title == "" {
+		p.Title = c.Platform + " account " + c.AccountID
+	}
 	p.Data = v
 	if v.Snapshots, err = a.sdk.Social.Snapshots(r.Context(), c.ID); err != nil {
 		return v, err
