@@ -52,6 +52,7 @@ func screenshotDir(t *testing.T) string {
 // publish a video, record, verify and export an access request, erase the
 // account's data, and read the data map, saving a screenshot of each step.
 func TestBrowserConsole(t *testing.T) {
+	t.Parallel()
 	chromium := chromiumPath(t)
 	shots := screenshotDir(t)
 	a := newTestApp(t)

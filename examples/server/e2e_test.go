@@ -41,6 +41,7 @@ var buildServer = sync.OnceValues(func() (string, error) {
 // process is the server running as a subprocess.
 type process struct {
 	URL    string
+	Dir    string
 	cmd    *exec.Cmd
 	stderr *lockedBuffer
 	done   chan error
@@ -59,7 +60,7 @@ func startServer(t testing.TB, dsn string, extra ...string) *process {
 	cmd.Env = append(os.Environ(), "TIKTOK_CLIENT_KEY=", "TIKTOK_CLIENT_SECRET=", "META_APP_ID=", "META_APP_SECRET=")
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	p := &process{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	p := &process{cmd: cmd, Dir: dir, stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	require.NoError(t, cmd.Start())
 	line, err := bufio.NewReader(stdout).ReadString('\n')
@@ -431,6 +432,9 @@ func driveEverything(t *testing.T, p *process) {
 	require.Equal(t, "locked", str(anon.call("POST", "/v1/login", login, 429), "error", "code"))
 
 	p.stop(t)
+	info, err := os.Stat(filepath.Join(p.Dir, "kek.json"))
+	require.NoError(t, err, "the local key-encryption key was created")
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
 	logs := p.stderr.String()
 	require.NotContains(t, logs, canary, "no password in the logs")
 	require.NotContains(t, logs, key, "no API key in the logs")

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"io"
+	"bytes"
 	"log/slog"
 	"net"
 	"net/http/httptest"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -17,12 +20,12 @@ type testApp struct {
 	URL string
 }
 
-func newTestApp(t *testing.T) *testApp {
+func newTestApp(t *testing.T, args ...string) *testApp {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	dir := t.TempDir()
-	cfg, err := parseConfig([]string{"-db", filepath.Join(dir, "test.db"), "-kek", filepath.Join(dir, "kek.json")}, nil)
+	cfg, err := parseConfig(append([]string{"-db", filepath.Join(dir, "test.db"), "-kek", filepath.Join(dir, "kek.json")}, args...), io.Discard)
 	require.NoError(t, err)
 	url := "http://" + ln.Addr().String()
 	a, err := newApp(t.Context(), cfg, slog.New(slog.DiscardHandler), url)
@@ -33,4 +36,22 @@ func newTestApp(t *testing.T) *testApp {
 	srv.Start()
 	t.Cleanup(func() { srv.Close(); a.close() })
 	return &testApp{app: a, URL: url}
+}
+
+// lockedBuffer is a bytes.Buffer a process's output and the test share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
