@@ -1,8 +1,8 @@
 package main
 
 import (
-	"io"
 	"bytes"
+	"io"
 	"log/slog"
 	"net"
 	"net/http/httptest"
