@@ -154,15 +154,20 @@ func (a *app) exportRequest(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (a *app) eraseRequest(w http.ResponseWriter, r *http.Request) error {
+// erase carries out the path's erasure request.
+func (a *app) erase(r *http.Request) (retention.Receipt, error) {
 	req, err := a.request(r)
 	if err != nil {
-		return err
+		return retention.Receipt{}, err
 	}
 	if req.Kind != retention.KindErasure {
-		return &apiError{Status: http.StatusConflict, Code: "wrong_kind", Message: "only erasure requests erase"}
+		return retention.Receipt{}, &apiError{Status: http.StatusConflict, Code: "wrong_kind", Message: "only erasure requests erase"}
 	}
-	receipt, err := a.sdk.Retention.Erase(r.Context(), req.ID)
+	return a.sdk.Retention.Erase(r.Context(), req.ID)
+}
+
+func (a *app) eraseRequest(w http.ResponseWriter, r *http.Request) error {
+	receipt, err := a.erase(r)
 	if err != nil {
 		return err
 	}

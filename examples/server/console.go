@@ -511,14 +511,7 @@ func (a *app) consoleErase(w http.ResponseWriter, r *http.Request, p *page) erro
 	if _, err := a.loadPrivacy(r, p); err != nil {
 		return err
 	}
-	req, err := a.request(r)
-	if err != nil {
-		return err
-	}
-	if req.Kind != retention.KindErasure {
-		return &apiError{Status: http.StatusConflict, Code: "wrong_kind", Message: "only erasure requests erase"}
-	}
-	receipt, err := a.sdk.Retention.Erase(r.Context(), req.ID)
+	receipt, err := a.erase(r)
 	if err != nil {
 		return err
 	}
