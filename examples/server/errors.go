@@ -91,6 +91,8 @@ func toAPIError(err error) (*apiError, bool) {
 		return &apiError{Status: http.StatusConflict, Code: "duplicate", Message: "already exists"}, true
 	case errors.Is(err, tenancy.ErrForbidden), errors.Is(err, tenancy.ErrNotSystem):
 		return errForbidden, true
+	case errors.Is(err, tenancy.ErrTenantMismatch):
+		return errInvalid(fieldProblem{Field: "tenant_id", Problem: "must be left out: records belong to your tenant"}), true
 	case errors.Is(err, tenancy.ErrInvalidTenant):
 		return errInvalid(fieldProblem{Field: "tenant_id", Problem: "must be a UUID"}), true
 	case errors.Is(err, tenancy.ErrNotFound), errors.Is(err, retention.ErrNotFound), errors.Is(err, social.ErrNotFound):
