@@ -1,6 +1,121 @@
-// Package meta is the typed Graph API client for Facebook Login, Pages,
-// Instagram Business and Messenger, with scope checks before every call and
-// the data-deletion and deauthorize callbacks.
+// Package meta is the typed Graph API client for Facebook Login, Facebook
+// Pages and the Instagram professional accounts behind them, with
+// permission checks before every call.
 //
-// The package is being built: it has no API yet.
+// Connect a Facebook user through social.Flow, store a connection per Page
+// (and per linked Instagram account) holding the Page's never-expiring
+// token, then act for a Page with a client built on its connection:
+//
+//	cfg := meta.Config{AppID: "1001", AppSecret: vault.NewSecret(secret),
+//		RedirectURL: "https://crm.example/meta/callback", Version: "v26.0"}
+//	provider, err := meta.NewProvider(cfg)
+//	flow, err := store.NewFlow(provider, social.FlowConfig{
+//		Features: []string{meta.FeaturePagesPublish, meta.FeaturePagesInsights, meta.FeatureInstagramPublish}})
+//	// … flow.Begin, the Login dialog, flow.Complete (see package social)
+//	user, err := flow.Complete(ctx, callbackQuery)
+//	pages, err := provider.ConnectPages(ctx, userSession) // one connection per Page and IG account
+//	sess, err := store.Session(ctx, pages[0].Connection.ID, provider)
+//	client, err := meta.New(cfg, meta.WithSession(sess))
+//	post, resp, err := client.Pages.Publish(ctx, pageID, meta.PostRequest{Message: "Fresh bread"})
+//	in, resp, err := client.Pages.Insights(ctx, pageID, meta.InsightsOptions{})
+//
+// # Login and tokens
+//
+// Provider implements social.Provider for Facebook Login's manual flow.
+// Exchange trades the code for a short-lived user token and that at once
+// for a long-lived one (about 60 days), which is the only one stored; the
+// granted permissions come from /me/permissions, so declined ones are not
+// granted. Meta has no refresh grant: when the user token expires the
+// connection needs a new login (Refresh fails with social.ErrInvalidGrant).
+// ConnectPages reads /me/accounts and stores each Page token — sealed, as
+// a connection of its own — only when debug_token shows it never expires,
+// which holds for Page tokens taken with a long-lived user token; the
+// Instagram account linked to a Page gets a connection holding the Page's
+// token. Verify re-checks a connection's token with debug_token (Meta asks
+// for a daily check) and moves a refused one to needs_reauth; DebugToken
+// inspects any token.
+// Disconnect removes the Page and Instagram connections and revokes the
+// app at Meta (DELETE /me/permissions).
+//
+// Every call carries the time-stamped appsecret_proof,
+// HMAC-SHA256(app secret, token + "|" + unix time), with appsecret_time
+// (Config.LegacyProof sends the older untimestamped form), and names the
+// Graph API version, Config.Version (default DefaultVersion).
+//
+// # Publishing
+//
+// Publishing happens only at the user's instruction: Pages.Publish and
+// Instagram.Publish are synchronous and each successful publish is
+// appended to the tenant's audit log (meta.page.publish,
+// meta.instagram.publish). Instagram.Publish reads
+// content_publishing_limit first (Meta's documents disagree on the cap),
+// creates the containers, polls status_code on the client's clock until
+// FINISHED (ERROR, EXPIRED or the timeout fail with *ContainerError and
+// publish nothing), then publishes.
+//
+// # Insights
+//
+// Metric names churn (impressions gave way to views in 2025 and 2026) and
+// one invalid name fails a whole insights call with code 100. Metric names
+// are configuration (Config.Metrics, default DefaultMetrics) with
+// fallbacks: names Meta retired are skipped without a request, a metric
+// with no current name fails with *DeprecatedMetricError before any
+// request, and when Meta refuses a batch each metric is retried alone
+// through its fallbacks (*MetricError when none is taken). Insights and
+// the snapshots stored by Pages.Snapshot and Instagram.Snapshot record the
+// API version and the metric names that produced them
+// (social.Snapshot.Source); with WithRawResponses the raw answers are kept
+// too, in their own 90-day retention category.
+//
+// # Concurrency
+//
+// Provider and Client are safe for concurrent use. Returned values are
+// owned by the caller. Iterators (Pages.All, Instagram.AllMedia) fetch
+// pages lazily and must not be shared between goroutines.
+//
+// # Errors
+//
+// Graph errors are *APIError{Message, Type, Code, Subcode, TraceID,
+// Transient}, classified by code and subcode only, never by HTTP status
+// or message text:
+//
+//	var apiErr *meta.APIError
+//	if errors.As(err, &apiErr) { log.Print(apiErr.Code, apiErr.Subcode, apiErr.TraceID) }
+//	errors.Is(err, social.ErrNeedsReauth) // 190: the connection became needs_reauth
+//	errors.Is(err, meta.ErrAppRemoved)    // 190/458: the user removed the app
+//	errors.Is(err, meta.ErrNoPageRole)    // 190/492: restore the Page role; a new login does not help
+//	errors.Is(err, meta.ErrRateLimited)   // 4, 17, 32, 341, 613, 800xx: *RateLimitError with Usage
+//	var se *social.ScopeError
+//	errors.As(err, &se)                   // missing permission, locally or Meta's 10 and 200–299
+//	errors.Is(err, meta.ErrInvalidParameter) // 100
+//
+// A *social.ScopeError from a method means nothing was sent. After a rate
+// limit the client makes no call until Meta's
+// estimated_time_to_regain_access (or DefaultRateLimitWait) has passed:
+// calls made during a block extend it. Share one Limits (WithLimits)
+// between an app's clients so that a block holds for all of them: the
+// app limits (4, 341) block every connection, the others the connection's
+// account. Reads are retried on 5xx and
+// transport errors (bounded, jittered, never past the context); writes
+// only after a 429. Every Response carries the parsed X-App-Usage,
+// X-Page-Usage and X-Business-Use-Case-Usage headers (Response.Usage).
+//
+// # Security
+//
+// The app secret is a vault.Secret and prints as [REDACTED]. Tokens are
+// opened in memory for each call and sent only in the Authorization
+// header; the token exchanges send the secret in the request body. URLs in
+// errors have access_token, appsecret_proof, client_secret and similar
+// parameters removed, and Meta's own error text is scrubbed of the token
+// used. The debug log (WithLogger) holds method, path, status, fbtrace_id
+// and usage, never a token or proof.
+//
+// # Testing
+//
+// meta/metatest is an in-process emulator of the Graph API (Login dialog
+// and consent, token lifetimes on an injectable clock, Page tokens,
+// containers, insights, rate limits and injected faults). Point
+// Config.GraphURL and Config.DialogURL at its GraphURL and DialogURL, pass
+// its Client with WithHTTPClient, and drive time with WithClock and
+// WithRetry's wait instead of sleeping.
 package meta

@@ -217,6 +217,10 @@ func Migrations() *migrate.Migrations {
 		}
 		return nil
 	})
+	migrations.Add(ms, "20261201000100", "social_snapshot_source", func(ctx context.Context, tx bun.Tx) error {
+		return migrations.Exec(ctx, tx,
+			`ALTER TABLE socialcrm_social_snapshots ADD COLUMN source TEXT NOT NULL DEFAULT ''`)
+	})
 	return ms
 }
 

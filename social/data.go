@@ -53,6 +53,11 @@ type Snapshot struct {
 	// fetched with the snapshot; 0 without views.
 	EngagementRate float64  `bun:"engagement_rate,notnull" json:"engagement_rate"`
 	Purposes       Purposes `bun:"purposes,type:text,notnull" json:"purposes"`
+	// Source records what produced the figures when the platform's metric
+	// names churn: for Meta, the Graph API version and the insights metric
+	// names ("graph v26.0; page_media_view,page_follows"). Empty when the
+	// platform's figures have no such provenance.
+	Source string `bun:"source,notnull" json:"source,omitempty"`
 }
 
 // RawResponse is a platform answer kept verbatim, only when the

@@ -211,6 +211,9 @@ func (s *Store) connect(ctx context.Context, platform string, requested Scopes, 
 			c = Connection{ID: tenancy.NewID(), Platform: platform, AccountID: g.AccountID, CreatedAt: now}
 		}
 		c.Scopes, c.Requested, c.Purposes, c.Status = granted, requested, purposes, StatusActive
+		if g.DisplayName != "" {
+			c.DisplayName = g.DisplayName
+		}
 		c.UpdatedAt, c.RevokedAt = now, time.Time{}
 		c.TokenVersion++
 		if err := s.sealGrant(ctx, &c, g, now); err != nil {

@@ -32,6 +32,9 @@ type Provider interface {
 type Grant struct {
 	// AccountID identifies the platform account (TikTok's open_id).
 	AccountID string
+	// DisplayName, when the platform's answer names the account, is stored
+	// on the connection (empty: left as it is).
+	DisplayName string
 	// Scopes are the scopes granted; a user may grant fewer than requested.
 	Scopes Scopes
 	// AccessToken and RefreshToken are the tokens; RefreshToken may be

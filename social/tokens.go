@@ -248,3 +248,20 @@ func (ss *Session) Refused(ctx context.Context, cause error) error {
 	}
 	return fmt.Errorf("%w: %w", ErrNeedsReauth, cause)
 }
+
+// ConnectDerived stores grant as a connection derived from the session's:
+// an account the connected user manages and the platform issues its own
+// token for (a Facebook Page behind a Facebook user). The new connection
+// has the session's platform, requested scopes and purposes; its granted
+// scopes are grant.Scopes within those requested. Connecting the same
+// account again replaces its tokens. It is audited as
+// connection.connected.
+func (ss *Session) ConnectDerived(ctx context.Context, grant *Grant) (Connection, error) {
+	if grant == nil {
+		return Connection{}, fmt.Errorf("%w: ConnectDerived: nil grant", ErrConfig)
+	}
+	if grant.AccountID == ss.conn.AccountID {
+		return Connection{}, fmt.Errorf("%w: ConnectDerived: the account is the session's own", ErrConfig)
+	}
+	return ss.store.connect(ctx, ss.conn.Platform, ss.conn.Requested, ss.conn.Purposes, grant)
+}

@@ -190,6 +190,11 @@ func (r *Retrier) wait(ctx context.Context, d time.Duration) error {
 	if r.Wait != nil {
 		return r.Wait(ctx, d)
 	}
+	return Sleep(ctx, d)
+}
+
+// Sleep waits d or until ctx ends, whichever comes first.
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -239,6 +244,10 @@ func RedactURL(u *url.URL) string {
 	}
 	return c.String()
 }
+
+// Sanitize rewrites a *url.Error so that its URL has no secrets; other
+// errors are returned as they are.
+func Sanitize(err error) error { return sanitize(err) }
 
 // sanitize rewrites a *url.Error so that its URL has no secrets.
 func sanitize(err error) error {

@@ -1,0 +1,887 @@
+package meta
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/socialcrm/socialcrm/internal/httpx"
+	"github.com/socialcrm/socialcrm/social"
+	"github.com/socialcrm/socialcrm/vault"
+)
+
+// Platform is the name stored on Meta connections (Facebook users, Pages
+// and the Instagram accounts behind them).
+const Platform = "meta"
+
+// Defaults of a Config.
+const (
+	// DefaultVersion is the Graph API version a zero Config uses: the
+	// current one when this package was written (v26.0, released July 29,
+	// 2026). Pin Config.Version in production.
+	DefaultVersion = "v26.0"
+	// DefaultGraphURL is the host of the Graph API.
+	DefaultGraphURL = "https://graph.facebook.com"
+	// DefaultDialogHost is the host of the Login dialog; the dialog's URL is
+	// DefaultDialogHost + "/{version}/dialog/oauth".
+	DefaultDialogHost = "https://www.facebook.com"
+)
+
+// DefaultRateLimitWait is how long a client stops calling after a
+// rate-limit answer that carries no estimated_time_to_regain_access.
+const DefaultRateLimitWait = time.Minute
+
+var versionPattern = regexp.MustCompile(`^v[0-9]+\.[0-9]+$`)
+
+// Config is a Meta app's registration and the Graph API version it talks.
+// The zero values of the optional fields are documented on each.
+type Config struct {
+	// AppID and AppSecret identify the app. Required. The secret signs
+	// every call (appsecret_proof) and the token exchanges; it prints and
+	// marshals as [REDACTED].
+	AppID     string
+	AppSecret vault.Secret
+	// RedirectURL is the callback registered in the app's Valid OAuth
+	// redirect URIs, sent byte-identical to the dialog and the code
+	// exchange. Required for the Provider.
+	RedirectURL string
+	// Version is the Graph API version, such as "v26.0" (zero:
+	// DefaultVersion). Every call names it in its path.
+	Version string
+	// GraphURL replaces DefaultGraphURL (metatest.Server.GraphURL in tests).
+	GraphURL string
+	// DialogURL replaces the Login dialog's URL,
+	// DefaultDialogHost/{Version}/dialog/oauth (metatest.Server.DialogURL in
+	// tests).
+	DialogURL string
+	// LegacyProof sends the untimestamped appsecret_proof, the HMAC of the
+	// token alone, for setups that still expect it. By default the proof is
+	// the current time-stamped form, HMAC-SHA256(secret, token|time), sent
+	// with appsecret_time.
+	LegacyProof bool
+	// Metrics names the insights metrics requested by default, with
+	// fallbacks (zero lists: DefaultMetrics).
+	Metrics MetricConfig
+}
+
+func (c Config) validate() error {
+	if c.AppID == "" || c.AppSecret.IsZero() {
+		return fmt.Errorf("%w: Config: AppID and AppSecret are required", ErrConfig)
+	}
+	if c.Version != "" && !versionPattern.MatchString(c.Version) {
+		return fmt.Errorf("%w: Config: Version %q is not like v26.0", ErrConfig, c.Version)
+	}
+	for _, u := range []string{c.GraphURL, c.DialogURL} {
+		if u == "" {
+			continue
+		}
+		p, err := url.Parse(u)
+		if err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
+			return fmt.Errorf("%w: Config: %q is not an absolute http(s) URL", ErrConfig, u)
+		}
+	}
+	return nil
+}
+
+// version returns the Graph API version in use.
+func (c Config) version() string {
+	if c.Version != "" {
+		return c.Version
+	}
+	return DefaultVersion
+}
+
+func (c Config) graphBase() string {
+	base := DefaultGraphURL
+	if c.GraphURL != "" {
+		base = strings.TrimRight(c.GraphURL, "/")
+	}
+	return base + "/" + c.version()
+}
+
+func (c Config) dialogURL() string {
+	if c.DialogURL != "" {
+		return c.DialogURL
+	}
+	return DefaultDialogHost + "/" + c.version() + "/dialog/oauth"
+}
+
+// Option configures a Client or a Provider. Options validate their
+// arguments: New and NewProvider report the first invalid one.
+type Option func(*options) error
+
+type options struct {
+	hc      *http.Client
+	now     func() time.Time
+	log     *slog.Logger
+	wait    func(context.Context, time.Duration) error
+	tries   int
+	session *social.Session
+	keepRaw bool
+	limits  *Limits
+}
+
+// WithLimits shares rate-limit blocks between clients (see Limits).
+func WithLimits(l *Limits) Option {
+	return func(o *options) error {
+		if l == nil {
+			return fmt.Errorf("%w: WithLimits: nil Limits", ErrConfig)
+		}
+		o.limits = l
+		return nil
+	}
+}
+
+// WithRawResponses makes Pages.Snapshot keep the raw insights answers it
+// read, as social.RawResponse rows (a retention category of their own, 90
+// days by default). Off by default.
+func WithRawResponses() Option {
+	return func(o *options) error {
+		o.keepRaw = true
+		return nil
+	}
+}
+
+// WithHTTPClient sets the HTTP client (default http.DefaultClient).
+func WithHTTPClient(hc *http.Client) Option {
+	return func(o *options) error {
+		if hc == nil {
+			return fmt.Errorf("%w: WithHTTPClient: nil client", ErrConfig)
+		}
+		o.hc = hc
+		return nil
+	}
+}
+
+// WithClock sets the clock (default time.Now): appsecret_time, rate-limit
+// blocks and Instagram container polling use it.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) error {
+		if now == nil {
+			return fmt.Errorf("%w: WithClock: nil clock", ErrConfig)
+		}
+		o.now = now
+		return nil
+	}
+}
+
+// WithLogger sets the logger (nil, the default, discards). It receives one
+// debug line per call with the method, the path without its query, the
+// status, fbtrace_id and usage; never a token, proof or secret.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		o.log = l
+		return nil
+	}
+}
+
+// WithRetry bounds the attempts per request (default 4, the first
+// included) and sets how the client waits between them and while polling
+// (nil: a timer honouring the context). Tests pass a wait that advances a
+// fake clock instead of sleeping.
+func WithRetry(attempts int, wait func(ctx context.Context, d time.Duration) error) Option {
+	return func(o *options) error {
+		if attempts < 1 {
+			return fmt.Errorf("%w: WithRetry: attempts must be at least 1", ErrConfig)
+		}
+		o.tries, o.wait = attempts, wait
+		return nil
+	}
+}
+
+// WithSession sets the connection the client acts for (required by New):
+// a Facebook user connection, or a Page connection (see
+// Provider.ConnectPages) whose token is a Page token.
+//
+//	sess, err := store.Session(ctx, connID, provider)
+//	client, err := meta.New(cfg, meta.WithSession(sess))
+func WithSession(s *social.Session) Option {
+	return func(o *options) error {
+		if s == nil {
+			return fmt.Errorf("%w: WithSession: nil session", ErrConfig)
+		}
+		o.session = s
+		return nil
+	}
+}
+
+func buildOptions(opts []Option) (options, error) {
+	var o options
+	for _, opt := range opts {
+		if opt == nil {
+			return o, fmt.Errorf("%w: nil Option", ErrConfig)
+		}
+		if err := opt(&o); err != nil {
+			return o, err
+		}
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
+	}
+	return o, nil
+}
+
+func (o options) retrier() *httpx.Retrier {
+	return &httpx.Retrier{Client: o.hc, Attempts: o.tries, Now: o.now, Wait: o.wait}
+}
+
+func (o options) sleep(ctx context.Context, d time.Duration) error {
+	if o.wait != nil {
+		return o.wait(ctx, d)
+	}
+	return httpx.Sleep(ctx, d)
+}
+
+// Client is the typed Graph API client of one connection. Every method
+// checks the connection's granted permissions first and returns a
+// *social.ScopeError, sending nothing, when one is missing. The access
+// token is opened in memory for each call by the session and sent in the
+// Authorization header, never in a URL; each call carries a fresh
+// appsecret_proof and appsecret_time. A token Meta refuses (code 190)
+// marks the connection needs_reauth. A Client is safe for concurrent use.
+type Client struct {
+	*graph
+	session *social.Session
+
+	// Pages lists Pages, publishes to them and reads their insights.
+	Pages *PagesService
+	// Instagram reads and publishes to the Instagram account behind a Page.
+	Instagram *InstagramService
+
+	limits *Limits
+
+	mu        sync.Mutex
+	lastUsage Usage
+}
+
+// New returns a client for cfg's app acting for the WithSession
+// connection.
+func New(cfg Config, opts ...Option) (*Client, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	if o.session == nil {
+		return nil, fmt.Errorf("%w: New: WithSession is required", ErrConfig)
+	}
+	if p := o.session.Connection().Platform; p != Platform {
+		return nil, fmt.Errorf("%w: New: session of a %q connection", ErrConfig, p)
+	}
+	c := &Client{graph: newGraph(cfg, o), session: o.session, limits: o.limits}
+	if c.limits == nil {
+		c.limits = NewLimits()
+	}
+	c.init()
+	return c, nil
+}
+
+// Version returns the Graph API version the client calls.
+func (c *Client) Version() string { return c.cfg.version() }
+
+// Connection returns the connection the client acts for, as loaded when
+// its session began.
+func (c *Client) Connection() social.Connection { return c.session.Connection() }
+
+// Usage returns the usage headers of the last answer.
+func (c *Client) Usage() Usage {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastUsage.clone()
+}
+
+// Response is the HTTP answer of a call with Meta's headers parsed. Its
+// Body has been read and closed.
+type Response struct {
+	*http.Response
+	// Usage holds the parsed rate-limit headers.
+	Usage Usage
+	// TraceID is the X-Fb-Trace-Id header; give it to Meta support.
+	TraceID string
+	// Version is the Facebook-Api-Version header: the version that answered.
+	Version string
+}
+
+// AppSecretProof returns appsecret_proof for token: the hex HMAC-SHA256 of
+// token keyed with secret, over token + "|" + unixTime when unixTime is
+// not zero (the current, time-stamped form, sent with appsecret_time) and
+// over the token alone otherwise (the legacy form).
+func AppSecretProof(secret vault.Secret, token string, unixTime int64) string {
+	m := hmac.New(sha256.New, secret.Reveal())
+	m.Write([]byte(token))
+	if unixTime != 0 {
+		m.Write([]byte("|" + strconv.FormatInt(unixTime, 10)))
+	}
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// request is one Graph API call.
+type request struct {
+	method string
+	path   string     // after the version, starting with "/"
+	query  url.Values // sent in the URL
+	form   url.Values // sent as an urlencoded body (POST, DELETE)
+	json   any        // sent as a JSON body instead of form (Send API)
+	need   []string   // permissions the call needs
+	// idempotent says the call may be resent after a 5xx or a transport
+	// error; writes are resent only after a 429.
+	idempotent bool
+	// keep receives the raw answer, if not nil.
+	keep *[]byte
+	// appToken says the token is the app token ("{app-id}|{secret}"),
+	// which is sent without appsecret_proof.
+	appToken bool
+}
+
+// maxBody bounds what is read of an answer.
+const maxBody = 8 << 20
+
+// get is a GET of path with query, decoded into out.
+func (c *Client) get(ctx context.Context, path string, query url.Values, out any, need ...string) (*Response, error) {
+	return c.do(ctx, request{method: http.MethodGet, path: path, query: query, need: need, idempotent: true}, out)
+}
+
+// post is a form POST of path, decoded into out.
+func (c *Client) post(ctx context.Context, path string, form url.Values, out any, need ...string) (*Response, error) {
+	return c.do(ctx, request{method: http.MethodPost, path: path, form: form, need: need}, out)
+}
+
+// do sends one call: permission check, token, proof, request, envelope
+// decoding, usage headers. A 190 answer marks the connection
+// needs_reauth (except 190/492, a lost Page role that no new token fixes).
+func (c *Client) do(ctx context.Context, r request, out any) (*Response, error) {
+	if err := c.session.Require(r.need...); err != nil {
+		return nil, err
+	}
+	if d := c.limits.blocked(c.limitKeys(), c.opts.now()); d > 0 {
+		return nil, &RateLimitError{APIError: &APIError{Message: "rate limit spent, not calling", Method: r.method, Path: r.path}, RetryAfter: d, Usage: c.Usage()}
+	}
+	tok, err := c.session.Token(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("meta: %s %s: %w", r.method, r.path, err)
+	}
+	resp, err := c.call(ctx, r, tok.AccessToken, out)
+	if resp != nil {
+		c.mu.Lock()
+		c.lastUsage = resp.Usage.clone()
+		c.mu.Unlock()
+	}
+	var apiErr *APIError
+	if err != nil && errors.As(err, &apiErr) && resp != nil {
+		return resp, c.classify(ctx, apiErr, resp)
+	}
+	return resp, err
+}
+
+// graph sends Graph API calls for a Client or a Provider.
+type graph struct {
+	cfg  Config
+	opts options
+	rt   *httpx.Retrier
+}
+
+func newGraph(cfg Config, o options) *graph {
+	return &graph{cfg: cfg, opts: o, rt: o.retrier()}
+}
+
+// call sends r with token and decodes the answer into out; an error
+// envelope is returned as an *APIError (or a transport error).
+func (g *graph) call(ctx context.Context, r request, token string, out any) (*Response, error) {
+	resp, body, err := g.send(ctx, r, token)
+	if err != nil {
+		return resp, err
+	}
+	if r.keep != nil {
+		*r.keep = body
+	}
+	if apiErr := parseError(resp, body, r, token); apiErr != nil {
+		return resp, apiErr
+	}
+	if out != nil && len(body) > 0 {
+		if err := json.Unmarshal(body, out); err != nil {
+			return resp, fmt.Errorf("meta: %s %s: decode answer: %w", r.method, r.path, err)
+		}
+	}
+	return resp, nil
+}
+
+// send builds and sends the HTTP request with token and its proof, and
+// reads the answer.
+func (c *graph) send(ctx context.Context, r request, token string) (*Response, []byte, error) {
+	q := url.Values{}
+	for k, vs := range r.query {
+		q[k] = vs
+	}
+	proof := url.Values{}
+	switch {
+	case token == "" || r.appToken: // authenticated with the secret itself
+	case c.cfg.LegacyProof:
+		proof.Set("appsecret_proof", AppSecretProof(c.cfg.AppSecret, token, 0))
+	default:
+		now := c.opts.now().Unix()
+		proof.Set("appsecret_proof", AppSecretProof(c.cfg.AppSecret, token, now))
+		proof.Set("appsecret_time", strconv.FormatInt(now, 10))
+	}
+	var body io.Reader
+	contentType := ""
+	switch {
+	case r.json != nil:
+		for k, vs := range proof {
+			q[k] = vs
+		}
+		b, err := json.Marshal(r.json)
+		if err != nil {
+			return nil, nil, fmt.Errorf("meta: %s %s: encode body: %w", r.method, r.path, err)
+		}
+		body, contentType = bytes.NewReader(b), "application/json"
+	case r.method != http.MethodGet:
+		f := url.Values{}
+		for k, vs := range r.form {
+			f[k] = vs
+		}
+		for k, vs := range proof {
+			f[k] = vs
+		}
+		body, contentType = strings.NewReader(f.Encode()), "application/x-www-form-urlencoded"
+	default:
+		for k, vs := range proof {
+			q[k] = vs
+		}
+	}
+	u := c.cfg.graphBase() + r.path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, u, body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("meta: %s %s: %w", r.method, r.path, httpx.Sanitize(err))
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	hr, err := c.rt.Do(req, r.idempotent)
+	if err != nil {
+		var rl *httpx.RateLimitedError
+		if errors.As(err, &rl) {
+			return nil, nil, &RateLimitError{APIError: &APIError{Message: "rate limit spent, not calling", Method: r.method, Path: r.path}, RetryAfter: rl.RetryAfter}
+		}
+		return nil, nil, fmt.Errorf("meta: %s %s: %w", r.method, r.path, redactToken(err, token))
+	}
+	defer hr.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(hr.Body, maxBody))
+	resp := &Response{Response: hr, Usage: parseUsage(hr.Header),
+		TraceID: hr.Header.Get("X-Fb-Trace-Id"), Version: hr.Header.Get("Facebook-Api-Version")}
+	// The request behind the response holds the URL with the proof and the
+	// Authorization header: keep neither reachable from the Response.
+	hr.Request = nil
+	c.opts.log.DebugContext(ctx, "meta: call", slog.String("method", r.method), slog.String("path", r.path),
+		slog.Int("status", hr.StatusCode), slog.String("fbtrace_id", resp.TraceID), slog.Any("usage", resp.Usage))
+	if err != nil {
+		return resp, nil, fmt.Errorf("meta: %s %s: read answer: %w", r.method, r.path, err)
+	}
+	return resp, raw, nil
+}
+
+// redactToken returns err with any occurrence of token replaced: a
+// transport error may quote what was sent.
+func redactToken(err error, token string) error {
+	err = httpx.Sanitize(err)
+	if token != "" && strings.Contains(err.Error(), token) {
+		return errors.New(strings.ReplaceAll(err.Error(), token, vault.Redacted))
+	}
+	return err
+}
+
+// classify turns an API error into the typed error of its family, marks
+// the connection needs_reauth for refused tokens and blocks the client
+// after a rate limit.
+func (c *Client) classify(ctx context.Context, e *APIError, resp *Response) error {
+	switch {
+	case e.IsRateLimit():
+		rl := &RateLimitError{APIError: e, Usage: resp.Usage.clone(), RetryAfter: resp.Usage.RegainAccess()}
+		if rl.RetryAfter <= 0 {
+			// Meta gave no estimate (X-App-Usage has none): calling during
+			// the block extends it, so wait a while all the same.
+			rl.RetryAfter = DefaultRateLimitWait
+		}
+		c.limits.block(c.limitKey(e.Code), c.opts.now().Add(rl.RetryAfter))
+		return rl
+	case e.Code == CodeInvalidToken && e.Subcode != SubcodeNoPageRole, e.Code == CodeTokenInvalidLegacy:
+		return c.session.Refused(ctx, e)
+	}
+	return e
+}
+
+// limitKey is what a rate-limit code blocks: the whole app for the app
+// limits (4, 341), the connection's account otherwise (a Page, an
+// Instagram account or a user).
+func (c *Client) limitKey(code int) string {
+	if code == CodeTooManyCalls || code == CodeAppLimit {
+		return "app"
+	}
+	return "account:" + c.session.Connection().AccountID
+}
+
+func (c *Client) limitKeys() []string {
+	return []string{"app", "account:" + c.session.Connection().AccountID}
+}
+
+// Limits remembers rate-limit blocks so that no call is made while Meta
+// said to wait: calls made during a block extend it. Share one Limits
+// between the clients of an app (WithLimits) so that a block seen by one
+// holds for all; without it each client remembers its own. It is safe for
+// concurrent use.
+type Limits struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+// NewLimits returns an empty Limits.
+func NewLimits() *Limits { return &Limits{until: map[string]time.Time{}} }
+
+func (l *Limits) blocked(keys []string, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var d time.Duration
+	for _, k := range keys {
+		if u, ok := l.until[k]; ok {
+			if !now.Before(u) {
+				delete(l.until, k)
+				continue
+			}
+			d = max(d, u.Sub(now))
+		}
+	}
+	return d
+}
+
+func (l *Limits) block(key string, until time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if until.After(l.until[key]) {
+		l.until[key] = until
+	}
+}
+
+// Usage is what Meta's rate-limit headers said about the last call. The
+// figures are percentages of the budget (0–100 and beyond).
+type Usage struct {
+	// App is X-App-Usage: the app's platform limit (user and app tokens).
+	App *UsageFigures `json:"app,omitempty"`
+	// Page is X-Page-Usage (Page tokens; not in Meta's current rate-limit
+	// page, parsed when present).
+	Page *UsageFigures `json:"page,omitempty"`
+	// Business is X-Business-Use-Case-Usage by business object id (a Page,
+	// an Instagram account); a repeated key is merged.
+	Business map[string][]BusinessUsage `json:"business,omitempty"`
+}
+
+// UsageFigures are the percentages of X-App-Usage and X-Page-Usage.
+type UsageFigures struct {
+	CallCount    int `json:"call_count"`
+	TotalCPUTime int `json:"total_cputime"`
+	TotalTime    int `json:"total_time"`
+}
+
+// Max returns the highest of the figures.
+func (u UsageFigures) Max() int { return max(u.CallCount, u.TotalCPUTime, u.TotalTime) }
+
+// BusinessUsage is one entry of X-Business-Use-Case-Usage.
+type BusinessUsage struct {
+	// Type is the use case: pages, instagram, messenger, ads_management…
+	Type         string `json:"type"`
+	CallCount    int    `json:"call_count"`
+	TotalCPUTime int    `json:"total_cputime"`
+	TotalTime    int    `json:"total_time"`
+	// RegainAccess is estimated_time_to_regain_access (sent in minutes);
+	// zero while not throttled.
+	RegainAccess time.Duration `json:"estimated_time_to_regain_access"`
+}
+
+// Max returns the highest usage percentage in u (0 without headers).
+func (u Usage) Max() int {
+	m := 0
+	for _, f := range []*UsageFigures{u.App, u.Page} {
+		if f != nil {
+			m = max(m, f.Max())
+		}
+	}
+	for _, bs := range u.Business {
+		for _, b := range bs {
+			m = max(m, b.CallCount, b.TotalCPUTime, b.TotalTime)
+		}
+	}
+	return m
+}
+
+// RegainAccess returns the longest estimated_time_to_regain_access of the
+// business use cases (zero when none is throttled).
+func (u Usage) RegainAccess() time.Duration {
+	var d time.Duration
+	for _, bs := range u.Business {
+		for _, b := range bs {
+			d = max(d, b.RegainAccess)
+		}
+	}
+	return d
+}
+
+func (u Usage) clone() Usage {
+	out := u
+	if u.App != nil {
+		a := *u.App
+		out.App = &a
+	}
+	if u.Page != nil {
+		p := *u.Page
+		out.Page = &p
+	}
+	if u.Business != nil {
+		out.Business = make(map[string][]BusinessUsage, len(u.Business))
+		for k, v := range u.Business {
+			out.Business[k] = append([]BusinessUsage(nil), v...)
+		}
+	}
+	return out
+}
+
+// parseUsage reads the usage headers, leniently: a header that does not
+// parse is left out.
+func parseUsage(h http.Header) Usage {
+	var u Usage
+	u.App = parseFigures(h.Get("X-App-Usage"))
+	u.Page = parseFigures(h.Get("X-Page-Usage"))
+	u.Business = parseBusinessUsage(h.Get("X-Business-Use-Case-Usage"))
+	return u
+}
+
+type wireFigures struct {
+	CallCount    Int `json:"call_count"`
+	TotalCPUTime Int `json:"total_cputime"`
+	TotalTime    Int `json:"total_time"`
+}
+
+func parseFigures(v string) *UsageFigures {
+	if strings.TrimSpace(v) == "" {
+		return nil
+	}
+	var w wireFigures
+	if json.Unmarshal([]byte(v), &w) != nil {
+		return nil
+	}
+	return &UsageFigures{CallCount: int(w.CallCount), TotalCPUTime: int(w.TotalCPUTime), TotalTime: int(w.TotalTime)}
+}
+
+type wireBUC struct {
+	Type         string `json:"type"`
+	CallCount    Int    `json:"call_count"`
+	TotalCPUTime Int    `json:"total_cputime"`
+	TotalTime    Int    `json:"total_time"`
+	Regain       Int    `json:"estimated_time_to_regain_access"`
+}
+
+// parseBusinessUsage reads X-Business-Use-Case-Usage token by token, so
+// that a repeated key (Meta's own sample has one) adds to the first.
+func parseBusinessUsage(v string) map[string][]BusinessUsage {
+	if strings.TrimSpace(v) == "" {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(v))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	out := map[string][]BusinessUsage{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return out
+		}
+		key, ok := t.(string)
+		if !ok {
+			return out
+		}
+		var ws []wireBUC
+		if err := dec.Decode(&ws); err != nil {
+			return out
+		}
+		for _, w := range ws {
+			out[key] = append(out[key], BusinessUsage{Type: w.Type, CallCount: int(w.CallCount),
+				TotalCPUTime: int(w.TotalCPUTime), TotalTime: int(w.TotalTime), RegainAccess: time.Duration(w.Regain) * time.Minute})
+		}
+	}
+	return out
+}
+
+// Lenient decoding: Graph answers spell the same kind of value several ways.
+
+// ID is a Graph object id. It decodes from a JSON string or number
+// (debug_token's app_id is a number) and encodes as a string.
+type ID string
+
+// UnmarshalJSON accepts a string, a number or null.
+func (id *ID) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case bytes.Equal(b, []byte("null")):
+		*id = ""
+		return nil
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*id = ID(s)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("meta: id: %s is neither a string nor a number", truncate(b))
+	}
+	*id = ID(n.String())
+	return nil
+}
+
+// Int is an integer that decodes from a JSON number or a numeric string.
+type Int int64
+
+// UnmarshalJSON accepts a number, a numeric string, "" or null (zero).
+func (n *Int) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if bytes.Equal(b, []byte("null")) || bytes.Equal(b, []byte(`""`)) {
+		*n = 0
+		return nil
+	}
+	b = bytes.Trim(b, `"`)
+	if v, err := strconv.ParseInt(string(b), 10, 64); err == nil {
+		*n = Int(v)
+		return nil
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return fmt.Errorf("meta: integer: %s", truncate(b))
+	}
+	*n = Int(f)
+	return nil
+}
+
+// Bool is a boolean that decodes from true/false, "true"/"false", 1/0 and
+// "1"/"0".
+type Bool bool
+
+// UnmarshalJSON accepts the spellings above and null (false).
+func (v *Bool) UnmarshalJSON(b []byte) error {
+	switch strings.ToLower(strings.Trim(string(bytes.TrimSpace(b)), `"`)) {
+	case "true", "1":
+		*v = true
+	case "false", "0", "null", "":
+		*v = false
+	default:
+		return fmt.Errorf("meta: boolean: %s", truncate(b))
+	}
+	return nil
+}
+
+// Timestamp is a time that decodes from Unix seconds or milliseconds (as
+// a number or a numeric string), RFC 3339, and Graph's
+// "2006-01-02T15:04:05+0000" (insights end_time). Zero and null decode to
+// the zero time. It is always in UTC.
+type Timestamp struct {
+	time.Time
+}
+
+// graphTimeLayouts are the string forms Graph uses.
+var graphTimeLayouts = []string{
+	time.RFC3339Nano,
+	"2006-01-02T15:04:05-0700",
+	"2006-01-02T15:04:05.000-0700",
+	"2006-01-02T15:04:05",
+	"2006-01-02",
+}
+
+// UnmarshalJSON accepts the forms above.
+func (t *Timestamp) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(bytes.TrimSpace(b)), `"`)
+	if s == "" || s == "null" || s == "0" {
+		t.Time = time.Time{}
+		return nil
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		t.Time = unixAuto(n)
+		return nil
+	}
+	for _, l := range graphTimeLayouts {
+		if v, err := time.Parse(l, s); err == nil {
+			t.Time = v.UTC()
+			return nil
+		}
+	}
+	return fmt.Errorf("meta: time: %s", truncate(b))
+}
+
+// MarshalJSON encodes RFC 3339 (null for the zero time).
+func (t Timestamp) MarshalJSON() ([]byte, error) {
+	if t.IsZero() {
+		return []byte("null"), nil
+	}
+	return json.Marshal(t.UTC().Format(time.RFC3339Nano))
+}
+
+// unixAuto reads n as milliseconds when it is too large for seconds (any
+// time after 2286 in seconds is a time after 1970 in milliseconds).
+func unixAuto(n int64) time.Time {
+	if n > 1e11 || n < -1e11 {
+		return time.UnixMilli(n).UTC()
+	}
+	return time.Unix(n, 0).UTC()
+}
+
+func truncate(b []byte) string {
+	const n = 40
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}
+
+// paging is a Graph list's paging object.
+type paging struct {
+	Cursors struct {
+		Before string `json:"before"`
+		After  string `json:"after"`
+	} `json:"cursors"`
+	Next string `json:"next"`
+}
+
+// list is a Graph list answer.
+type list[T any] struct {
+	Data   []T    `json:"data"`
+	Paging paging `json:"paging"`
+}
+
+// init builds the services.
+func (c *Client) init() {
+	c.Pages = &PagesService{c: c}
+	c.Instagram = &InstagramService{c: c}
+}

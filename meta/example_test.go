@@ -1,0 +1,190 @@
+package meta_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tink-crypto/tink-go/v2/aead"
+	"github.com/tink-crypto/tink-go/v2/keyset"
+
+	"github.com/socialcrm/socialcrm/internal/migrations"
+	"github.com/socialcrm/socialcrm/internal/sqldb"
+	"github.com/socialcrm/socialcrm/meta"
+	"github.com/socialcrm/socialcrm/meta/metatest"
+	"github.com/socialcrm/socialcrm/social"
+	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/vault"
+)
+
+// exampleWorld is what an application has at start-up: a database with
+// the tables, a vault, a social store, and here the emulator standing in
+// for Meta.
+type exampleWorld struct {
+	srv   *metatest.Server
+	store *social.Store
+	prov  *meta.Provider
+	cfg   meta.Config
+	ctx   context.Context
+	close func()
+}
+
+func newExampleWorld() *exampleWorld {
+	srv, err := metatest.New(
+		metatest.WithApp(metatest.App{ID: "1001", Secret: "s3cret", RedirectURIs: []string{"https://crm.example/meta/callback"}}),
+		metatest.WithUser(metatest.User{ID: "2001", Name: "Ada"}),
+		metatest.WithPage(metatest.Page{ID: "3001", Name: "Ada's Bakery", FollowersCount: 900,
+			Tasks: map[string][]string{"2001": metatest.AllTasks()}}),
+		metatest.WithInstagramAccount(metatest.InstagramAccount{ID: "17841400000000001", PageID: "3001", Username: "adasbakery"}),
+		metatest.WithContainerProcessing(0, 0),
+	)
+	if err != nil {
+		panic(err)
+	}
+	dir, err := os.MkdirTemp("", "meta-example")
+	if err != nil {
+		panic(err)
+	}
+	db, err := sqldb.SQLite(filepath.Join(dir, "crm.db"))
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	if err := migrations.Run(ctx, db, tenancy.Migrations(), vault.Migrations(), social.Migrations()); err != nil {
+		panic(err)
+	}
+	if _, err := tenancy.InstallGuard(db, append(append(vault.Models(), (*tenancy.AuditEntry)(nil)), social.Models()...)...); err != nil {
+		panic(err)
+	}
+	h, _ := keyset.NewHandle(aead.AES256GCMKeyTemplate())
+	kek, _ := aead.New(h)
+	v, err := vault.New(db, kek, vault.WithColumns(social.SealedColumns()...))
+	if err != nil {
+		panic(err)
+	}
+	store, err := social.New(db, v)
+	if err != nil {
+		panic(err)
+	}
+	cfg := meta.Config{AppID: "1001", AppSecret: vault.NewSecret([]byte("s3cret")),
+		RedirectURL: "https://crm.example/meta/callback", Version: srv.Version(),
+		GraphURL: srv.GraphURL(), DialogURL: srv.DialogURL()}
+	prov, err := meta.NewProvider(cfg, meta.WithHTTPClient(srv.Client()))
+	if err != nil {
+		panic(err)
+	}
+	tctx := tenancy.WithPrincipal(ctx, tenancy.Principal{TenantID: tenancy.NewID(), MemberID: tenancy.NewID(), Role: tenancy.RoleOwner})
+	return &exampleWorld{srv: srv, store: store, prov: prov, cfg: cfg, ctx: tctx,
+		close: func() { srv.Close(); db.Close(); os.RemoveAll(dir) }}
+}
+
+// connect runs Facebook Login for features and connects the user's Pages.
+func (w *exampleWorld) connect(features ...string) (social.Connection, []meta.PageConnection) {
+	flow, err := w.store.NewFlow(w.prov, social.FlowConfig{Features: features, Purposes: []string{"publishing"}})
+	if err != nil {
+		panic(err)
+	}
+	authURL, err := flow.Begin(w.ctx)
+	if err != nil {
+		panic(err)
+	}
+	// The user consents in the Login dialog; Meta redirects back.
+	redirect, err := w.srv.Consent(authURL, metatest.Consent{UserID: "2001"})
+	if err != nil {
+		panic(err)
+	}
+	user, err := flow.Complete(w.ctx, redirect.Query())
+	if err != nil {
+		panic(err)
+	}
+	sess, err := w.store.Session(w.ctx, user.ID, w.prov)
+	if err != nil {
+		panic(err)
+	}
+	pages, err := w.prov.ConnectPages(w.ctx, sess)
+	if err != nil {
+		panic(err)
+	}
+	return user, pages
+}
+
+func (w *exampleWorld) client(conn social.Connection) *meta.Client {
+	sess, err := w.store.Session(w.ctx, conn.ID, w.prov)
+	if err != nil {
+		panic(err)
+	}
+	c, err := meta.New(w.cfg, meta.WithSession(sess), meta.WithHTTPClient(w.srv.Client()))
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// Connect a Facebook user and their Page, then publish to the Page.
+func Example() {
+	w := newExampleWorld()
+	defer w.close()
+	user, pages := w.connect(meta.FeaturePagesPublish)
+	fmt.Println("user:", user.DisplayName, user.Scopes.Has(meta.PermPagesManagePosts))
+	page := pages[0].Connection
+	fmt.Println("page:", page.DisplayName, "token expires:", !page.TokenExpiry.IsZero())
+
+	client := w.client(page)
+	post, _, err := client.Pages.Publish(w.ctx, "3001", meta.PostRequest{Message: "Fresh bread", Link: "https://bakery.example"})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("published a", post.Kind, "post")
+	// Output:
+	// user: Ada true
+	// page: Ada's Bakery token expires: false
+	// published a link post
+}
+
+// Metrics Meta retired are refused before any request; a fallback to a
+// current name is used instead when configured.
+func ExamplePagesService_Insights() {
+	w := newExampleWorld()
+	defer w.close()
+	_, pages := w.connect(meta.FeaturePagesInsights)
+	client := w.client(pages[0].Connection)
+
+	_, _, err := client.Pages.Insights(w.ctx, "3001", meta.InsightsOptions{Metrics: []meta.Metric{{Name: "page_impressions"}}})
+	var dep *meta.DeprecatedMetricError
+	if errors.As(err, &dep) {
+		fmt.Println("retired:", dep.Metric, "→", dep.Replacement)
+	}
+	in, _, err := client.Pages.Insights(w.ctx, "3001", meta.InsightsOptions{
+		Metrics: []meta.Metric{{Name: "page_impressions", Fallbacks: []string{"page_media_view"}}}})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("source:", in.Source())
+	// Output:
+	// retired: page_impressions → page_media_view
+	// source: graph v26.0; page_media_view
+}
+
+// Publish an image to the Instagram account behind the Page: the
+// publishing limit is checked, the container polled until FINISHED, then
+// published.
+func ExampleInstagramService_Publish() {
+	w := newExampleWorld()
+	defer w.close()
+	_, pages := w.connect(meta.FeatureInstagramPublish)
+	ig := pages[0].Instagram
+	fmt.Println("instagram:", ig.DisplayName)
+	client := w.client(*ig)
+	m, _, err := client.Instagram.Publish(w.ctx, ig.AccountID, meta.MediaRequest{
+		ImageURL: "https://cdn.example/bread.jpg", Caption: "Bread", PollInterval: time.Second})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("published:", m.ID != "")
+	// Output:
+	// instagram: @adasbakery
+	// published: true
+}
