@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/tiktok"
@@ -58,24 +59,31 @@ func (a *app) disconnect(w http.ResponseWriter, r *http.Request) error {
 	if err := tenancy.Require(r.Context(), tenancy.RoleOwner, tenancy.RoleAdmin, tenancy.RoleStaff, tenancy.RoleCreator); err != nil {
 		return err
 	}
-	prov, err := a.provider(c.Platform)
+	done, err := a.disconnectConnection(r.Context(), c)
 	if err != nil {
 		return err
 	}
-	c, err = a.sdk.Social.Disconnect(r.Context(), c.ID, prov)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"connection": c})
+	writeJSON(w, http.StatusOK, map[string]any{"connection": done[len(done)-1], "disconnected": done})
 	return nil
 }
 
-func (a *app) provider(platform string) (social.Provider, error) {
-	switch platform {
+// disconnectConnection revokes and deletes a connection's tokens; for a
+// Facebook user, its Pages' and Instagram accounts' too. The connection
+// itself is last in the answer.
+func (a *app) disconnectConnection(ctx context.Context, c social.Connection) ([]social.Connection, error) {
+	switch c.Platform {
 	case tiktok.Platform:
-		return a.plat.tiktokProv, nil
+		d, err := a.sdk.Social.Disconnect(ctx, c.ID, a.plat.tiktokProv)
+		return []social.Connection{d}, err
+	case meta.Platform:
+		done, err := a.plat.metaProv.Disconnect(ctx, a.sdk.Social, c.ID)
+		if err == nil && len(done) == 0 {
+			d, err := a.sdk.Social.Get(ctx, c.ID)
+			return []social.Connection{d}, err
+		}
+		return done, err
 	}
-	return nil, &apiError{Status: http.StatusNotImplemented, Code: "platform_unavailable", Message: "platform " + platform + " is not wired in this server"}
+	return nil, &apiError{Status: http.StatusNotImplemented, Code: "platform_unavailable", Message: "platform " + c.Platform + " is not wired in this server"}
 }
 
 // tiktokStart begins the OAuth flow: the answer's authorize_url is the
@@ -129,6 +137,14 @@ func (a *app) tiktokSync(w http.ResponseWriter, r *http.Request) error {
 	c, err := a.connection(r)
 	if err != nil {
 		return err
+	}
+	if c.Platform == meta.Platform {
+		snap, err := a.syncMeta(r.Context(), c)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"snapshot": snap})
+		return nil
 	}
 	res, stats, err := a.syncTikTok(r.Context(), c)
 	if err != nil {

@@ -166,6 +166,26 @@ func TestBrowserConsole(t *testing.T) {
 	run("published", chromedp.WaitVisible(chromedp.ID("publish-status")), shot("05-published"))
 	require.Contains(t, text("#publish-status"), "PUBLISH_COMPLETE")
 
+	// Connect the emulated Facebook Page and Instagram account through the
+	// login dialog, publish to the Page.
+	run("accounts again", chromedp.Navigate(a.URL+"/console/connections"), chromedp.WaitVisible(chromedp.ID("connect-meta")))
+	click("connect meta", chromedp.Click(chromedp.ID("connect-meta")))
+	run("login dialog",
+		chromedp.WaitVisible(chromedp.CSS(`select[name="metatest_user"]`)),
+		chromedp.SetValue(chromedp.CSS(`select[name="metatest_user"]`), sandboxFBUser),
+		shot("06-meta-login"),
+	)
+	click("allow", chromedp.Click(chromedp.CSS(`button[value="allow"]`)))
+	run("meta connected", chromedp.WaitVisible(chromedp.ID("connections")), shot("07-connections"))
+	require.Contains(t, text("#flash"), "1 Page(s), 1 Instagram account(s)")
+	click("open page", chromedp.Click(chromedp.Search(`//a[contains(., "sandbox Page")]`)))
+	run("page publish form", chromedp.WaitVisible(chromedp.ID("page-message")),
+		chromedp.SendKeys(chromedp.ID("page-message"), "Our new collection is in the shop"))
+	click("page publish", chromedp.Click(chromedp.ID("page-publish")))
+	run("page published", chromedp.WaitVisible(chromedp.ID("flash")), shot("08-page-published"))
+	require.Equal(t, "Published.", text("#flash"))
+	require.Len(t, a.plat.metaSrv.Posts(sandboxPage), 1)
+
 	// An access request: record, verify, download the export.
 	run("privacy page",
 		chromedp.Navigate(a.URL+"/console/privacy"),
@@ -176,7 +196,7 @@ func TestBrowserConsole(t *testing.T) {
 	)
 	click("record access request", chromedp.Click(chromedp.ID("submit-request")))
 	click("verify identity", chromedp.Click(chromedp.CSS("button.verify")))
-	run("export link", chromedp.WaitVisible(chromedp.CSS("a.export")), shot("06-privacy-requests"))
+	run("export link", chromedp.WaitVisible(chromedp.CSS("a.export")), shot("09-privacy-requests"))
 	ctx, cancelStep = step()
 	href, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS("a.export"), "href"))
 	cancelStep()
@@ -200,13 +220,13 @@ func TestBrowserConsole(t *testing.T) {
 	click("record erasure request", chromedp.Click(chromedp.ID("submit-request")))
 	click("verify erasure identity", chromedp.Click(chromedp.CSS("button.verify")))
 	click("erase", chromedp.Click(chromedp.CSS("button.erase")))
-	run("erased", chromedp.WaitVisible(chromedp.ID("flash")), shot("07-erased"))
+	run("erased", chromedp.WaitVisible(chromedp.ID("flash")), shot("10-erased"))
 	require.Contains(t, text("#flash"), "Erased")
 	run("connections after erasure", chromedp.Navigate(a.URL+"/console/connections"), chromedp.WaitVisible(chromedp.ID("connections")))
 	require.NotContains(t, text("#connections"), "Mia Sandbox")
 
 	// The data map.
-	run("data map", chromedp.Navigate(a.URL+"/console/datamap"), chromedp.WaitVisible(chromedp.ID("datamap")), shot("08-datamap"))
+	run("data map", chromedp.Navigate(a.URL+"/console/datamap"), chromedp.WaitVisible(chromedp.ID("datamap")), shot("11-datamap"))
 	require.Contains(t, text("#datamap"), "social.connection")
 
 	// Cookies are HttpOnly, Secure and SameSite=Lax.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
@@ -91,6 +92,9 @@ func (a *app) consoleRoutes() error {
 	a.page("GET /console/connections", member, "connections", a.consoleConnections)
 	a.page("POST /console/connect/tiktok", member, "", a.consoleConnectTikTok)
 	a.page("GET /connect/tiktok/callback", member, "connections", a.consoleTikTokCallback)
+	a.page("POST /console/connect/meta", member, "", a.consoleConnectMeta)
+	a.page("GET /connect/meta/callback", member, "connections", a.consoleMetaCallback)
+	a.page("POST /console/connections/{id}/meta/publish", member, "connection", a.consoleMetaPublish)
 	a.page("GET /console/connections/{id}", member, "connection", a.consoleConnection)
 	a.page("POST /console/connections/{id}/sync", member, "connection", a.consoleSync)
 	a.page("POST /console/connections/{id}/publish", member, "connection", a.consolePublish)
@@ -159,11 +163,19 @@ func (a *app) page(pattern string, acc access, name string, h consoleHandler) {
 
 // formTargets are the consent pages forms may post to (the emulators').
 func (a *app) formTargets() string {
-	if a.plat.tiktokSrv != nil {
-		u, _ := url.Parse(a.plat.tiktokSrv.URL)
-		return u.Scheme + "://" + u.Host
+	var out []string
+	for _, target := range []string{a.plat.tiktokCfg.AuthorizeURL, a.plat.metaCfg.DialogURL} {
+		if u, err := url.Parse(target); err == nil && u.Host != "" {
+			out = append(out, u.Scheme+"://"+u.Host)
+		}
 	}
-	return ""
+	if a.plat.tiktokCfg.AuthorizeURL == "" {
+		out = append(out, "https://www.tiktok.com")
+	}
+	if a.plat.metaCfg.DialogURL == "" {
+		out = append(out, "https://www.facebook.com")
+	}
+	return strings.Join(out, " ")
 }
 
 func (a *app) render(w http.ResponseWriter, status int, name string, p *page, ae *apiError) {
@@ -323,7 +335,7 @@ func (a *app) consoleConnections(w http.ResponseWriter, r *http.Request, p *page
 	if err != nil {
 		return err
 	}
-	p.Data = map[string]any{"Connections": conns, "Scopes": a.plat.tiktokFlow.Scopes()}
+	p.Data = map[string]any{"Connections": conns, "Scopes": a.plat.tiktokFlow.Scopes(), "MetaScopes": a.plat.metaFlow.Scopes()}
 	return nil
 }
 
@@ -334,6 +346,46 @@ func (a *app) consoleConnectTikTok(w http.ResponseWriter, r *http.Request, p *pa
 	}
 	http.Redirect(w, r, u, http.StatusSeeOther)
 	return nil
+}
+
+func (a *app) consoleConnectMeta(w http.ResponseWriter, r *http.Request, p *page) error {
+	u, err := a.plat.metaFlow.Begin(r.Context())
+	if err != nil {
+		return err
+	}
+	http.Redirect(w, r, u, http.StatusSeeOther)
+	return nil
+}
+
+func (a *app) consoleMetaCallback(w http.ResponseWriter, r *http.Request, p *page) error {
+	p.Title = "Connected accounts"
+	user, pages, err := a.metaConnect(r.Context(), r.URL.Query())
+	if err != nil {
+		return err
+	}
+	n, ig := 0, 0
+	for _, pc := range pages {
+		if pc.Err == nil {
+			n++
+		}
+		if pc.Instagram != nil {
+			ig++
+		}
+	}
+	return seeOther(w, r, "/console/connections", fmt.Sprintf("Connected %s on Facebook: %d Page(s), %d Instagram account(s).", user.DisplayName, n, ig))
+}
+
+func (a *app) consoleMetaPublish(w http.ResponseWriter, r *http.Request, p *page) error {
+	v, err := a.loadConnection(r, p)
+	if err != nil {
+		return err
+	}
+	in := metaPublishInput{Message: strings.TrimSpace(r.FormValue("message")), Link: strings.TrimSpace(r.FormValue("link")),
+		ImageURL: strings.TrimSpace(r.FormValue("image_url")), Caption: strings.TrimSpace(r.FormValue("caption"))}
+	if _, err := a.publishMeta(r.Context(), v.Connection, in); err != nil {
+		return err
+	}
+	return seeOther(w, r, "/console/connections/"+v.Connection.ID, "Published.")
 }
 
 func (a *app) consoleTikTokCallback(w http.ResponseWriter, r *http.Request, p *page) error {
@@ -351,6 +403,8 @@ func (a *app) consoleTikTokCallback(w http.ResponseWriter, r *http.Request, p *p
 
 type connectionView struct {
 	Connection social.Connection
+	Instagram  bool
+	MetaPage   bool
 	Snapshots  []social.Snapshot
 	Media      []social.Media
 	Engagement float64
@@ -364,7 +418,8 @@ func (a *app) loadConnection(r *http.Request, p *page) (*connectionView, error) 
 	if err != nil {
 		return nil, err
 	}
-	v := &connectionView{Connection: c}
+	v := &connectionView{Connection: c, Instagram: isInstagram(c)}
+	v.MetaPage = c.Platform == meta.Platform && !v.Instagram && c.Scopes.Has(meta.PermPagesManagePosts)
 	p.Title = c.DisplayName
 	if p.Title == "" {
 		p.Title = c.Platform + " account " + c.AccountID
@@ -415,7 +470,11 @@ func (a *app) consoleSync(w http.ResponseWriter, r *http.Request, p *page) error
 	if err != nil {
 		return err
 	}
-	if _, _, err := a.syncTikTok(r.Context(), v.Connection); err != nil {
+	if v.Connection.Platform == meta.Platform {
+		if _, err := a.syncMeta(r.Context(), v.Connection); err != nil {
+			return err
+		}
+	} else if _, _, err := a.syncTikTok(r.Context(), v.Connection); err != nil {
 		return err
 	}
 	return seeOther(w, r, "/console/connections/"+v.Connection.ID, "Synced.")
@@ -443,11 +502,7 @@ func (a *app) consoleDisconnect(w http.ResponseWriter, r *http.Request, p *page)
 	if err != nil {
 		return err
 	}
-	prov, err := a.provider(v.Connection.Platform)
-	if err != nil {
-		return err
-	}
-	if _, err := a.sdk.Social.Disconnect(r.Context(), v.Connection.ID, prov); err != nil {
+	if _, err := a.disconnectConnection(r.Context(), v.Connection); err != nil {
 		return err
 	}
 	return seeOther(w, r, "/console/connections", "Disconnected: the platform authorization is revoked and the tokens deleted.")

@@ -206,6 +206,24 @@ func (c *client) consent(authorizeURL, openID string) string {
 	return resp.Header.Get("Location")
 }
 
+// consentMeta drives the emulated Facebook Login dialog: GET it, post its
+// form back as userID allowing everything, return the redirect.
+func (c *client) consentMeta(dialogURL, userID string) string {
+	c.t.Helper()
+	resp, page := c.do("GET", dialogURL, "", nil)
+	require.Equal(c.t, http.StatusOK, resp.StatusCode, "%s", page)
+	form := url.Values{"metatest_user": {userID}, "metatest_decision": {"allow"}}
+	for _, m := range regexp.MustCompile(`<input type="hidden" name="([^"]*)" value="([^"]*)"`).FindAllSubmatch(page, -1) {
+		form.Add(string(m[1]), htmlUnescape(string(m[2])))
+	}
+	for _, m := range regexp.MustCompile(`name="metatest_grant" value="([^"]*)"`).FindAllSubmatch(page, -1) {
+		form.Add("metatest_grant", string(m[1]))
+	}
+	resp, body := c.do("POST", dialogURL, "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+	require.Contains(c.t, []int{http.StatusFound, http.StatusSeeOther}, resp.StatusCode, "%s", body)
+	return resp.Header.Get("Location")
+}
+
 func htmlUnescape(s string) string {
 	return strings.NewReplacer("&amp;", "&", "&#43;", "+", "&#34;", `"`, "&#39;", "'", "&lt;", "<", "&gt;", ">").Replace(s)
 }
@@ -360,6 +378,33 @@ func driveEverything(t *testing.T, p *process) {
 	c.call("POST", "/v1/sandbox/tiktok/deauthorize", map[string]string{"open_id": "someone"}, 400)
 	resp, _ = c.do("POST", "/webhooks/tiktok", "application/json", strings.NewReader(`{"event":"authorization.removed"}`))
 	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "an unsigned webhook is refused")
+
+	// Meta: Facebook Login through the emulator's dialog connects the user,
+	// the Page and the Instagram account behind it; publish to both.
+	ms := c.call("POST", "/v1/connections/meta/start", nil, 200)
+	require.Equal(t, "sandbox", str(ms, "mode"))
+	mcb := c.consentMeta(str(ms, "authorize_url"), "sandbox-fb-user")
+	require.True(t, strings.HasPrefix(mcb, p.URL+"/connect/meta/callback?"), mcb)
+	mc := c.call("POST", "/v1/connections/meta/complete", map[string]string{"callback_url": mcb}, 201)
+	fbUser := str(mc, "connection", "id")
+	pages := mc["pages"].([]any)
+	require.Len(t, pages, 1, "%v", mc)
+	pageConn := str(pages[0].(map[string]any), "page", "id")
+	igConn := str(pages[0].(map[string]any), "instagram", "id")
+	require.NotEmpty(t, pageConn, "%v", pages[0])
+	require.NotEmpty(t, igConn, "%v", pages[0])
+	require.Equal(t, []string{"message"}, problems(c.call("POST", "/v1/connections/"+pageConn+"/meta/publish", map[string]string{}, 400)))
+	require.Equal(t, []string{"image_url"}, problems(c.call("POST", "/v1/connections/"+igConn+"/meta/publish", map[string]string{"caption": "x"}, 400)))
+	pp := c.call("POST", "/v1/connections/"+pageConn+"/meta/publish", map[string]string{"message": "New collection", "link": "https://gems.example/new"}, 201)
+	require.NotEmpty(t, str(pp, "page_post", "id"), "%v", pp)
+	ip := c.call("POST", "/v1/connections/"+igConn+"/meta/publish", map[string]string{"image_url": "https://cdn.gems.example/ring.jpg", "caption": "Rings"}, 201)
+	require.NotEmpty(t, str(ip, "instagram_media", "id"), "%v", ip)
+	c.call("POST", "/v1/connections/"+pageConn+"/sync", nil, 200)
+	c.call("POST", "/v1/connections/"+igConn+"/sync", nil, 200)
+	require.Len(t, c.call("GET", "/v1/connections/"+igConn+"/insights", nil, 200)["follower_trend"], 1)
+	mdc := c.call("DELETE", "/v1/connections/"+fbUser, nil, 200)
+	require.Len(t, mdc["disconnected"], 3, "the user, the Page and the Instagram account")
+	require.Equal(t, "revoked", str(c.call("GET", "/v1/connections/"+pageConn, nil, 200), "connection", "status"))
 
 	// Data-subject requests: access export as a zip, erasure with a receipt.
 	bad = c.call("POST", "/v1/privacy/requests", map[string]any{"kind": "delete-everything", "subject": map[string]string{"shoe_size": "42"}}, 400)

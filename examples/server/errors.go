@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
@@ -74,6 +75,8 @@ func toAPIError(err error) (*apiError, bool) {
 	var state *social.StateError
 	var consent *social.ConsentError
 	var maxBytes *http.MaxBytesError
+	var metaErr *meta.APIError
+	var ttErr *tiktok.APIError
 	switch {
 	case errors.As(err, &ae):
 		return ae, true
@@ -117,6 +120,14 @@ func toAPIError(err error) (*apiError, bool) {
 		return &apiError{Status: http.StatusBadRequest, Code: "platform_invalid_params", Message: "TikTok refused the parameters"}, true
 	case errors.Is(err, tiktok.ErrRateLimited), tiktok.IsPostingLimit(err):
 		return &apiError{Status: http.StatusTooManyRequests, Code: "platform_limit", Message: "TikTok's rate or posting limit is reached"}, true
+	case errors.Is(err, meta.ErrRateLimited):
+		return &apiError{Status: http.StatusTooManyRequests, Code: "platform_limit", Message: "Meta's rate limit is reached"}, true
+	case errors.Is(err, meta.ErrInvalidParameter):
+		return &apiError{Status: http.StatusBadRequest, Code: "platform_invalid_params", Message: "Meta refused the parameters"}, true
+	case errors.As(err, &metaErr):
+		return &apiError{Status: http.StatusBadGateway, Code: "platform_error", Message: fmt.Sprintf("Meta refused the call (code %d): %s", metaErr.Code, metaErr.Message)}, true
+	case errors.As(err, &ttErr):
+		return &apiError{Status: http.StatusBadGateway, Code: "platform_error", Message: "TikTok refused the call: " + ttErr.Code}, true
 	}
 	return nil, false
 }

@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tiktok"
 	"github.com/socialcrm/socialcrm/tiktok/tiktoktest"
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 // Sandbox accounts of the emulated platforms, offered on their consent pages.
@@ -18,6 +20,13 @@ const (
 	sandboxTikTokSecret = "sandbox-tiktok-secret"
 	sandboxCreator      = "sandbox-creator"
 	sandboxBrand        = "sandbox-brand"
+
+	sandboxMetaApp    = "sandbox-meta-app"
+	sandboxMetaSecret = "sandbox-meta-secret"
+	sandboxMetaVerify = "sandbox-meta-verify"
+	sandboxFBUser     = "sandbox-fb-user"
+	sandboxPage       = "100000000000001"
+	sandboxIG         = "17841400000000001"
 )
 
 // platforms holds each platform's configuration: emulated in-process in
@@ -31,6 +40,11 @@ type platforms struct {
 
 	metaSandbox bool
 	metaSrv     *metatest.Server
+	metaCfg     meta.Config
+	metaOpts    []meta.Option
+	metaProv    *meta.Provider
+	metaFlow    *social.Flow
+	metaVerify  string
 }
 
 // mode names a platform's mode as shown in responses and pages.
@@ -84,15 +98,63 @@ func startPlatforms(cfg config, publicURL string, store *social.Store, log *slog
 		return nil, err
 	}
 
-	p.metaSandbox = cfg.MetaAppID == "" || cfg.MetaSecret == ""
-	if p.metaSandbox {
-		if p.metaSrv, err = metatest.New(); err != nil {
-			p.close()
-			return nil, fmt.Errorf("start the Meta emulator: %w", err)
-		}
+	if err := p.startMeta(cfg, publicURL, store); err != nil {
+		p.close()
+		return nil, err
 	}
 	log.Info("platforms", "tiktok", mode(p.tiktokSandbox), "meta", mode(p.metaSandbox))
 	return p, nil
+}
+
+// startMeta configures Meta: the emulator with a sandbox user, Page and
+// Instagram account, or the real Graph API with the app's credentials.
+func (p *platforms) startMeta(cfg config, publicURL string, store *social.Store) error {
+	p.metaSandbox = cfg.MetaAppID == "" || cfg.MetaSecret == ""
+	appID, secret, verify := cfg.MetaAppID, cfg.MetaSecret, cfg.MetaVerifyToken
+	redirect := publicURL + "/connect/meta/callback"
+	if p.metaSandbox {
+		appID, secret, verify = sandboxMetaApp, sandboxMetaSecret, sandboxMetaVerify
+		srv, err := metatest.New(
+			metatest.WithApp(metatest.App{ID: appID, Secret: secret, Name: "socialcrm sandbox", RedirectURIs: []string{redirect},
+				VerifyToken: verify, RequireAppSecretProof: true}),
+			metatest.WithUser(metatest.User{ID: sandboxFBUser, Name: "Sam Sandbox"}),
+			metatest.WithPage(metatest.Page{ID: sandboxPage, Name: "Gem Atelier (sandbox Page)", Category: "Jewelry",
+				FollowersCount: 2400, FanCount: 2100, Tasks: map[string][]string{sandboxFBUser: metatest.AllTasks()}}),
+			metatest.WithInstagramAccount(metatest.InstagramAccount{ID: sandboxIG, PageID: sandboxPage, Username: "gem.sandbox",
+				Name: "Gem Atelier", FollowersCount: 5300, FollowsCount: 120, MediaCount: 42}),
+			metatest.WithContainerProcessing(0, 0),
+		)
+		if err != nil {
+			return fmt.Errorf("start the Meta emulator: %w", err)
+		}
+		p.metaSrv = srv
+		p.metaCfg = meta.Config{GraphURL: srv.GraphURL(), DialogURL: srv.DialogURL(), Version: srv.Version()}
+		p.metaOpts = append(p.metaOpts, meta.WithHTTPClient(srv.Client()))
+	}
+	if verify == "" {
+		verify = randomToken()
+	}
+	p.metaVerify = verify
+	p.metaCfg.AppID, p.metaCfg.AppSecret, p.metaCfg.RedirectURL = appID, vault.NewSecret([]byte(secret)), redirect
+	var err error
+	if p.metaProv, err = meta.NewProvider(p.metaCfg, p.metaOpts...); err != nil {
+		return err
+	}
+	p.metaFlow, err = store.NewFlow(p.metaProv, social.FlowConfig{
+		Features: []string{meta.FeatureProfile, meta.FeaturePages, meta.FeaturePagesPublish, meta.FeaturePagesInsights,
+			meta.FeatureInstagram, meta.FeatureInstagramPublish, meta.FeatureInstagramInsights, meta.FeatureMessaging},
+		Purposes: []string{"publishing", "analytics", "messaging"},
+	})
+	return err
+}
+
+// metaClient returns a Graph API client acting through connection id.
+func (p *platforms) metaClient(ctx context.Context, store *social.Store, id string) (*meta.Client, error) {
+	sess, err := store.Session(ctx, id, p.metaProv)
+	if err != nil {
+		return nil, err
+	}
+	return meta.New(p.metaCfg, append([]meta.Option{meta.WithSession(sess)}, p.metaOpts...)...)
 }
 
 // tiktokClient returns a TikTok client acting through connection id.

@@ -69,6 +69,9 @@ func (a *app) buildRoutes() error {
 	a.api("POST /v1/connections/{id}/tiktok/publish", member, a.tiktokPublish)
 	a.api("GET /v1/connections/{id}/tiktok/publish/{publish_id}", member, a.tiktokPublishStatus)
 	a.api("POST /v1/sandbox/tiktok/deauthorize", member, a.sandboxTikTokDeauthorize)
+	a.api("POST /v1/connections/meta/start", member, a.metaStart)
+	a.api("POST /v1/connections/meta/complete", member, a.metaComplete)
+	a.api("POST /v1/connections/{id}/meta/publish", member, a.metaPublish)
 	a.mux.Handle("POST /webhooks/tiktok", a.tiktokWebhook())
 	a.routes = append(a.routes, route{Method: "POST", Path: "/webhooks/tiktok"})
 
