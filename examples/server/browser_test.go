@@ -229,6 +229,14 @@ func TestBrowserConsole(t *testing.T) {
 	run("data map", chromedp.Navigate(a.URL+"/console/datamap"), chromedp.WaitVisible(chromedp.ID("datamap")), shot("11-datamap"))
 	require.Contains(t, text("#datamap"), "social.connection")
 
+	// Close the tenant, then reopen it during the grace period.
+	run("overview", chromedp.Navigate(a.URL+"/console/"), chromedp.WaitVisible(chromedp.ID("confirm-close")),
+		chromedp.SendKeys(chromedp.ID("confirm-close"), "Gem Atelier"))
+	click("close tenant", chromedp.Click(chromedp.ID("close-tenant")))
+	run("closed", chromedp.WaitVisible(chromedp.ID("closed")), shot("12-closed"))
+	click("reopen", chromedp.Click(chromedp.ID("reopen")))
+	require.Equal(t, "Reopened.", text("#flash"))
+
 	// Cookies are HttpOnly, Secure and SameSite=Lax.
 	ctx, cancelStep = step()
 	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{a.URL + "/console/"}})

@@ -105,6 +105,8 @@ func (a *app) consoleRoutes() error {
 	a.page("POST /console/privacy/requests/{id}/erase", member, "privacy", a.consoleErase)
 	a.page("GET /console/privacy/requests/{id}/export", member, "privacy", a.consoleExport)
 	a.page("GET /console/datamap", member, "datamap", a.consoleDataMap)
+	a.page("POST /console/tenant/close", member, "home", a.consoleCloseTenant)
+	a.page("POST /console/tenant/reopen", member, "home", a.consoleReopenTenant)
 	a.page("GET /console/keys", member, "keys", a.consoleKeys)
 	a.page("POST /console/keys", member, "keys", a.consoleCreateKey)
 	a.page("POST /console/keys/{id}/revoke", member, "keys", a.consoleRevokeKey)
@@ -326,6 +328,27 @@ func (a *app) consoleHome(w http.ResponseWriter, r *http.Request, p *page) error
 	}
 	p.Data = data
 	return nil
+}
+
+func (a *app) consoleCloseTenant(w http.ResponseWriter, r *http.Request, p *page) error {
+	if err := a.consoleHome(w, r, p); err != nil {
+		return err
+	}
+	if r.FormValue("confirm") != p.Tenant.Name {
+		return errInvalid(fieldProblem{Field: "confirm", Problem: "type the tenant's name to confirm"})
+	}
+	t, err := a.sdk.Tenants.CloseTenant(r.Context(), a.sdk.Retention.Policy().ClosureGrace)
+	if err != nil {
+		return err
+	}
+	return seeOther(w, r, "/console/", "Closed. Everything is erased after "+t.PurgeAfter.UTC().Format("2006-01-02")+" unless you reopen before.")
+}
+
+func (a *app) consoleReopenTenant(w http.ResponseWriter, r *http.Request, p *page) error {
+	if _, err := a.sdk.Tenants.ReopenTenant(r.Context()); err != nil {
+		return err
+	}
+	return seeOther(w, r, "/console/", "Reopened.")
 }
 
 func (a *app) consoleConnections(w http.ResponseWriter, r *http.Request, p *page) error {
