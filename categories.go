@@ -6,6 +6,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
@@ -20,6 +21,7 @@ import (
 func Categories(audit *tenancy.AuditLog) []retention.Category {
 	cats := retention.TenancyCategories(audit)
 	cats = append(cats, retention.OwnCategories()...)
+	cats = append(cats, crm.Categories()...)
 	for _, d := range social.DataCategories() {
 		id := "id"
 		if d.Table == social.TableMedia {

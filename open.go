@@ -10,6 +10,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/tink"
 	"github.com/uptrace/bun"
 
+	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
@@ -40,8 +41,9 @@ type Config struct {
 }
 
 // SDK is socialcrm wired together: the tenancy store and audit log, the
-// vault, the retention engine and the social store share one database and
-// one clock, and the hooks between them are registered — a tenant's purge
+// vault, the retention engine, the social store and the CRM records share
+// one database and one clock, and the hooks between them are registered —
+// a tenant's purge
 // destroys its data key, and a disconnected or deauthorized connection
 // starts its retention clock.
 type SDK struct {
@@ -52,6 +54,7 @@ type SDK struct {
 	Vault     *vault.Vault
 	Retention *retention.Engine
 	Social    *social.Store
+	CRM       *crm.Store
 }
 
 // Open migrates cfg.DB, installs the Guard, builds every component and
@@ -116,6 +119,9 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 		social.WithDisconnectHook(func(ctx context.Context, c social.Connection) error {
 			return sdk.Retention.RecordEvent(ctx, retention.EventDeauthorized, "connection_id", c.ID)
 		})); err != nil {
+		return nil, err
+	}
+	if sdk.CRM, err = crm.New(cfg.DB, sdk.Vault, crm.WithClock(now), crm.WithLogger(log)); err != nil {
 		return nil, err
 	}
 	return sdk, nil

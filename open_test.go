@@ -11,6 +11,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm"
+	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
 	"github.com/socialcrm/socialcrm/social"
@@ -41,6 +42,11 @@ func TestOpenWiresTheTenantLifecycle(t *testing.T) {
 		bind := vault.Binding{Record: "conn-1", Field: "access_token"}
 		sealed, err := sdk.Vault.Seal(octx, []byte("canary-token"), bind)
 		require.NoError(t, err)
+		contact, err := sdk.CRM.Contacts().Create(octx, crm.Contact{FirstName: "Grace", Email: "grace@example.com"})
+		require.NoError(t, err)
+		got0, err := sdk.CRM.Contacts().Get(octx, contact.ID)
+		require.NoError(t, err)
+		require.Equal(t, "grace@example.com", got0.Email, "the CRM seals with the SDK's vault")
 
 		_, err = sdk.Tenants.CloseTenant(octx, 30*24*time.Hour)
 		require.NoError(t, err)
@@ -57,6 +63,8 @@ func TestOpenWiresTheTenantLifecycle(t *testing.T) {
 		require.Len(t, res, 1)
 		_, err = sdk.Vault.Open(octx, sealed, bind)
 		require.ErrorIs(t, err, vault.ErrKeyDestroyed, "the purge destroyed the tenant's key")
+		_, err = sdk.CRM.Contacts().Get(octx, contact.ID)
+		require.ErrorIs(t, err, crm.ErrNotFound, "the purge erased the tenant's contacts")
 		got, err := sdk.Tenants.Tenants(sys, tenancy.TenantFilter{Status: tenancy.StatusPurged})
 		require.NoError(t, err)
 		require.Len(t, got, 1)

@@ -7,6 +7,7 @@ import (
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/migrate"
 
+	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/migrations"
 	"github.com/socialcrm/socialcrm/internal/sqldb"
 	"github.com/socialcrm/socialcrm/retention"
@@ -30,7 +31,7 @@ func OpenDB(dsn string) (*bun.DB, error) {
 
 // migrationSets lists every package's migrations.
 func migrationSets() []*migrate.Migrations {
-	return []*migrate.Migrations{tenancy.Migrations(), vault.Migrations(), retention.Migrations(), social.Migrations()}
+	return []*migrate.Migrations{tenancy.Migrations(), vault.Migrations(), retention.Migrations(), social.Migrations(), crm.Migrations()}
 }
 
 // Migrate applies every socialcrm package's schema migrations that db has
@@ -46,14 +47,15 @@ func Migrate(ctx context.Context, db *bun.DB) error {
 func Models() []any {
 	models := append(tenancy.Models(), vault.Models()...)
 	models = append(models, retention.Models()...)
-	return append(models, social.Models()...)
+	models = append(models, social.Models()...)
+	return append(models, crm.Models()...)
 }
 
 // SealedColumns lists every column socialcrm stores vault.Sealed values in,
 // for vault.WithColumns, so that Vault.Reseal re-encrypts all of them after
 // a key rotation.
 func SealedColumns() []vault.Column {
-	return social.SealedColumns()
+	return append(social.SealedColumns(), crm.SealedColumns()...)
 }
 
 // Guard installs the tenancy Guard on db for socialcrm's models and extra,

@@ -1,8 +1,162 @@
-// Package crm holds the CRM records of a tenant — contacts with consent per
-// channel, companies, deals and pipelines, activities, tasks, notes,
-// attachments, custom fields, campaigns, proposals, invoices, conversations
-// and messages — in tenant-scoped, validated repositories reached from one
-// Store, each declared to the retention engine.
+// Package crm holds a tenant's CRM records — contacts with consent per
+// channel and purpose, companies, pipelines and deals, activities, tasks,
+// notes, conversations and messages (and, from the commerce half,
+// campaigns, proposals, invoices, attachments and custom fields) — in
+// validated, tenant-scoped repositories reached from one Store, each table
+// declared to the retention engine.
 //
-// The package is being built: it has no API yet.
+//	store, err := crm.New(db, v, crm.WithClock(clock.Now), crm.WithLogger(log))
+//	ctx = tenancy.WithPrincipal(ctx, principal) // who acts, for which tenant
+//	c, err := store.Contacts().Create(ctx, crm.Contact{FirstName: "Ada", Email: "ada@example.com",
+//		Source: "instagram", UTM: crm.UTM{Campaign: "spring"}})
+//	page, err := store.Contacts().List(ctx, crm.ContactFilter{Stage: crm.StageCustomer}, crm.ListOptions{Limit: 100})
+//	for c, err := range crm.All(ctx, crm.ListOptions{}, listFunc) { … } // every page
+//
+// socialcrm.Open builds the Store as SDK.CRM; on its own, run Migrations
+// (after those of tenancy, vault and retention), install the Guard with
+// Models, give the vault SealedColumns and the retention engine Categories.
+//
+// # Repositories
+//
+// Store.Contacts, Companies, Pipelines, Deals (with their stage history),
+// Activities (a timeline, idempotent by external id), Tasks, Notes,
+// Consents and Conversations (with their messages) each offer the
+// operations their kind needs, in one shape: Create (or Record) takes the
+// record and returns it as stored, with its ID, times and Version 1; Get
+// returns ErrNotFound for an id the tenant does not have; Update takes the
+// record as read and changed; List takes a filter and ListOptions and
+// returns a Page.
+//
+// Lists are paged by keyset: pass Page.NextCursor back as
+// ListOptions.Cursor for the next page. A cursor is opaque, belongs to one
+// list, and stays valid when records are added or removed meanwhile.
+//
+// Conversations are keyed as platforms key them (channel, account, thread:
+// a Page id and a Messenger PSID); Record stores a message once per
+// external id, so webhook redeliveries are harmless, and MarkDelivered and
+// MarkRead apply Messenger's watermarks to every outbound message sent
+// before them.
+//
+// Consents keeps, per contact, channel (email, sms, whatsapp, messenger)
+// and purpose (marketing, birthday, service), the current word and its
+// whole history. A Scheduler finds the contacts due for a birthday greeting
+// or a campaign that consented to it and hands them to a Notifier
+// (LogNotifier logs); it never selects a contact whose latest word is not a
+// grant, and it hands each occasion (Notification.Key) to a contact once.
+//
+// Contacts.ExportCSV and ImportCSV stream contacts as CSV; an import
+// reports each bad row (line, field, problem) and creates the others.
+//
+// # Client portal
+//
+// A tenant's clients (Clients: the brands or organizations it works for)
+// own campaigns, proposals and invoices. A member with the tenancy client
+// role is bound to one client by a link the tenant makes (Clients.Link,
+// which checks the member's role and tenancy's ClientID); such a principal
+// sees only its client's records:
+//
+//	m, _ := tenants.AddMember(ctx, tenancy.NewMember{Email: e, Name: n, Role: tenancy.RoleClient, ClientID: brand.ID})
+//	_, err := store.Clients().Link(ctx, brand.ID, m.ID)
+//	portal := tenancy.WithPrincipal(ctx, m.Principal())
+//	page, err := store.Invoices().List(portal, crm.InvoiceFilter{}, crm.ListOptions{}) // brand's only
+//
+// Its lists show its client's campaigns, proposals and invoices (drafts
+// excepted: they are the tenant's work in progress), their attachments
+// and custom field values; a get of another record is
+// ErrNotFound; every write is a *ForbiddenError (errors.Is ErrForbidden and
+// tenancy.ErrForbidden) except accepting or rejecting a proposal sent to
+// its client. Every other kind (contacts, companies, deals, activities,
+// tasks, notes, consent, conversations, custom field definitions) refuses
+// it, reads included, through one check every repository of those kinds
+// passes (Store.tx calls authorize); creators get the same refusal. A
+// client principal without a link, or whose tenancy ClientID differs from
+// its link, sees nothing.
+//
+// # Billing
+//
+// Proposals keep every revision as a snapshot (Proposals.Revise,
+// Revisions) and every status change with who and when (History); moves
+// outside draft → sent → accepted/rejected/withdrawn are a
+// *TransitionError. Invoices carry line items whose net, tax (basis points,
+// rounded half away from zero) and totals the Store computes in exact
+// integer arithmetic: a result outside int64 is a *ValidationError with rule
+// "overflow", never a wrapped amount. Currencies are ISO 4217 codes and
+// amounts minor units; numbers are unique per tenant; the payment status
+// moves draft → issued → partially_paid/overdue → paid, or void, and only a
+// draft can change or be deleted.
+//
+// Invoices are the retention category "billing.invoice", which
+// retention.ExamplePolicy keeps for 7 years (legal obligation) from their
+// date: an erasure request leaves them whole, with the customer's name,
+// address and tax id that the law requires on an invoice. What the law does
+// not require — the recipient's e-mail, phone and contact link — is kept
+// apart (category "billing.invoice_recipient") and erased on request. When
+// an invoice's period ends, its files, custom field values and recipient go
+// with it. Clients are data subjects by "client_id": their erasure reaches
+// campaigns, proposals with revisions and history, portal links, files and
+// custom field values.
+//
+// Attachments keep metadata (owner, name, type, size, SHA-256) in the
+// database and bytes in a Storage (WithStorage): DirStorage keeps each
+// tenant in its own directory and resolves every path through an os.Root,
+// so neither a key nor a planted symbolic link leads outside it. Erasing an
+// attachment deletes its bytes; register Store.Categories (which bind that
+// hook to the Store's storage) rather than the package's Categories, whose
+// attachment hook refuses to erase without a storage. Custom fields are
+// defined per record kind (Fields.Define: text, number, date, bool, select)
+// and values are validated against them, each failure naming its field.
+//
+// # Concurrency
+//
+// A Store and its repositories are safe for concurrent use and hold no
+// state but their configuration. Every call runs in its own transaction
+// (tenancy.RunInTx; on SQLite a call that is a single statement runs
+// without an explicit one), or in a savepoint of the caller's transaction
+// when the Store comes from Store.Using(tx). Updates are optimistic: each
+// record has a Version, an update names the version it read, and a stale
+// one fails with a *ConflictError without writing anything. Returned
+// records and slices belong to the caller.
+//
+// # Errors
+//
+// Invalid input — on every create and update — returns a *ValidationError
+// listing each field (by its JSON name) and the rule it broke; a failed
+// create or update writes nothing. Match with errors.As, or errors.Is with
+// ErrInvalid:
+//
+//	var verr *crm.ValidationError
+//	if errors.As(err, &verr) {
+//		for _, f := range verr.Fields { … f.Field, f.Rule, f.Message … }
+//	}
+//
+// ErrNotFound (wrapped with the kind and id) is returned for a record the
+// tenant does not have — another tenant's record included. A stale update
+// returns a *ConflictError (errors.Is ErrConflict) with the version named
+// and the version stored. ErrConfig comes from New and NewScheduler.
+// tenancy.ErrNoTenant comes from a context without a tenant.
+//
+// # Security
+//
+// Every model embeds Record, which embeds tenancy.Owned: every query is
+// scoped to the context's tenant by the hooks, checked by the Guard, and on
+// PostgreSQL bound by row-level security. References between records (a
+// deal's contact, a note's company) are checked to belong to the same
+// tenant. A contact's e-mail address and phone number are stored only
+// sealed by the vault, bound to tenant, contact and field, beside a blind
+// index that finds them by exact match (no prefix search on them); the
+// Store opens them when it returns a contact. Logs never carry them.
+//
+// Retention: Categories declares every table with the subject identifiers
+// SubjectContact and SubjectThread, so that a data-subject export or
+// erasure of a contact reaches every record kind; deals are anonymized
+// rather than deleted, messages go with their conversation. Exports omit
+// the sealed columns (ciphertext the export could not open); export the
+// contact through Contacts.Get for its address.
+//
+// # Testing
+//
+// There is no crmtest package: a Store over a SQLite file (internal/dbtest
+// in this module; any bun.DB in yours) is the real thing and fast. Inject a
+// clock with WithClock to test birthdays and stage history without
+// waiting.
 package crm

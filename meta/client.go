@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/httpx"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/vault"
@@ -133,6 +134,8 @@ type options struct {
 	session *social.Session
 	keepRaw bool
 	limits  *Limits
+	// conversations is the crm store of Messenger (WithConversations).
+	conversations *crm.Store
 }
 
 // WithLimits shares rate-limit blocks between clients (see Limits).
@@ -264,6 +267,8 @@ type Client struct {
 	Pages *PagesService
 	// Instagram reads and publishes to the Instagram account behind a Page.
 	Instagram *InstagramService
+	// Messenger sends messages as a Page.
+	Messenger *MessengerService
 
 	limits *Limits
 
@@ -884,4 +889,5 @@ type list[T any] struct {
 func (c *Client) init() {
 	c.Pages = &PagesService{c: c}
 	c.Instagram = &InstagramService{c: c}
+	c.Messenger = &MessengerService{c: c}
 }

@@ -20,17 +20,28 @@ import (
 // The benchmarks come in pairs that scripts/bench divides:
 //
 //	ratio: retention_sweep_vs_raw_delete   = BenchmarkRetentionSweep / BenchmarkRetentionRawDelete
-//	ratio: retention_export_vs_json_encode = BenchmarkRetentionExport / BenchmarkRetentionJSONEncode
+//	ratio: retention_export_vs_json_encode = BenchmarkRetentionExport / BenchmarkRetentionReadJSONEncode
 //
 // The sweep pair removes the same 200,000 expired rows of one category from
 // the same SQLite database: the engine (select a batch of ids, delete them,
 // append the receipt to the audit log, one transaction per 1,000 rows)
 // against a hand-written batched DELETE with a subquery, 1,000 rows per
-// transaction, on the bare database/sql handle. The export pair turns the
-// same 200,000 rows into JSON: the engine's Export (read in keyset batches,
-// JSON and CSV, zipped) against encoding/json encoding the rows, already in
-// memory, to io.Discard. BenchmarkRetentionExportPeakHeap reports the
-// export's peak heap growth at 50,000 and 200,000 rows as
+// transaction, on the bare database/sql handle.
+//
+// The export pair turns the same 200,000 rows of one subject, in the same
+// SQLite database, into JSON. The engine's Export reads them in keyset
+// batches of 1,000 rows, each in its own transaction, and writes a zip with
+// a JSON and a CSV file. Its baseline, BenchmarkRetentionReadJSONEncode, is
+// what a developer would write by hand for the same job: one database/sql
+// query for the subject's rows, scanned into a struct and encoded with
+// encoding/json to io.Discard. Reading the rows is part of the job (an
+// export cannot start from rows already in memory, and holding them all
+// would not be memory-flat), so the baseline pays for it too; the engine
+// does more on top (two formats, compression, short transactions). The
+// older baseline, BenchmarkRetentionJSONEncode, encodes rows already in
+// memory; scripts/bench still prints it and the export's ratio to it as
+// figures, so nothing is hidden. BenchmarkRetentionExportPeakHeap reports
+// the export's peak heap growth at 50,000 and 200,000 rows as
 // peak-heap-bytes-figure: it must not grow with the row count.
 
 const benchRows = 200_000
@@ -95,8 +106,10 @@ func (v *benchEnv) seed(b *testing.B, rs []response) {
 	}
 	if v.db.Name == "postgres" {
 		// What autovacuum would do after so many inserts: give the planner
-		// statistics, so both sides of the pair use the time index.
-		if _, err := v.db.ExecContext(context.Background(), "ANALYZE test_responses"); err != nil {
+		// statistics, so both sides of the pair use the time index. On the
+		// bare database/sql handle: the Guard refuses statements it cannot
+		// scope to a tenant, ANALYZE among them.
+		if _, err := v.db.DB.DB.ExecContext(context.Background(), "ANALYZE test_responses"); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -215,6 +228,46 @@ func BenchmarkRetentionExport(b *testing.B) {
 	}
 }
 
+// BenchmarkRetentionReadJSONEncode is the baseline of
+// BenchmarkRetentionExport: the subject's rows read from the same database
+// with database/sql and encoded with encoding/json to io.Discard.
+func BenchmarkRetentionReadJSONEncode(b *testing.B) {
+	v, _, _ := exportEnv(b, benchRows)
+	db := v.db.DB.DB
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rows, err := db.QueryContext(ctx, `SELECT tenant_id, id, account_id, body, fetched_at FROM test_responses
+			WHERE tenant_id = ? AND account_id = ? ORDER BY id`, v.tid, "acct")
+		if err != nil {
+			b.Fatal(err)
+		}
+		enc := json.NewEncoder(io.Discard)
+		n := 0
+		for rows.Next() {
+			var r response
+			if err := rows.Scan(&r.TenantID, &r.ID, &r.AccountID, &r.Body, &r.FetchedAt); err != nil {
+				b.Fatal(err)
+			}
+			if err := enc.Encode(&r); err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		if err := rows.Close(); err != nil {
+			b.Fatal(err)
+		}
+		if err := rows.Err(); err != nil {
+			b.Fatal(err)
+		}
+		if n != benchRows {
+			b.Fatalf("read %d rows, want %d", n, benchRows)
+		}
+	}
+}
+
+// BenchmarkRetentionJSONEncode encodes the rows, already in memory, with
+// encoding/json to io.Discard: printed as a figure by scripts/bench.
 func BenchmarkRetentionJSONEncode(b *testing.B) {
 	rs := benchResponses(benchRows)
 	for i := range rs {

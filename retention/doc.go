@@ -97,7 +97,11 @@
 // are never spliced in from request data. Receipts and logs carry counts,
 // categories and identifier kinds, never identifier values or row contents.
 // Exports leave out each category's Omit columns (password hashes, sealed
-// tokens) and are streamed without temporary files.
+// tokens) and are streamed. The CSV file of the category being exported is
+// spooled, compressed, to one temporary file (WithTempDir; mode 0600,
+// unlinked at once where the system allows it, always removed before Export
+// returns), because the zip format needs it whole after the JSON file that
+// the same read of the rows feeds.
 //
 // # Testing
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -29,6 +30,7 @@ type Engine struct {
 	policy     Policy
 	requestDue time.Duration
 	purgeHooks []func(ctx context.Context) error
+	tempDir    string             // where Export spools; "" is os.TempDir
 	trace      func(point string) // kill points for the crash test; nil outside tests
 
 	mu   sync.RWMutex
@@ -116,6 +118,26 @@ func WithTenantPurgeHook(hook func(ctx context.Context) error) Option {
 			return errors.New("retention: WithTenantPurgeHook: nil hook")
 		}
 		e.purgeHooks = append(e.purgeHooks, hook)
+		return nil
+	}
+}
+
+// WithTempDir sets the directory where Export spools the CSV file of the
+// category it is writing, compressed, until the zip format lets it follow
+// the JSON file (default os.TempDir()). The file is private to the process
+// (mode 0600), is unlinked as soon as it is created where the system
+// allows it (so a crash leaves nothing behind) and is removed before
+// Export returns in any case. dir must be an existing directory.
+func WithTempDir(dir string) Option {
+	return func(e *Engine) error {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			return fmt.Errorf("retention: WithTempDir: %w", err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("retention: WithTempDir: %s is not a directory", dir)
+		}
+		e.tempDir = dir
 		return nil
 	}
 }

@@ -1,0 +1,310 @@
+package crm
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/socialcrm/socialcrm/internal/dberr"
+)
+
+// Table names of activities, tasks and notes.
+const (
+	TableActivities = TablePrefix + "activities"
+	TableTasks      = TablePrefix + "tasks"
+	TableNotes      = TablePrefix + "notes"
+)
+
+// ActivityKind is what kind of interaction an activity was.
+type ActivityKind string
+
+// Activity kinds.
+const (
+	ActivityCall     ActivityKind = "call"
+	ActivityEmail    ActivityKind = "email"
+	ActivitySMS      ActivityKind = "sms"
+	ActivityWhatsApp ActivityKind = "whatsapp"
+	ActivityRCS      ActivityKind = "rcs"
+	ActivityMeeting  ActivityKind = "meeting"
+)
+
+// Activity is an interaction with a contact on its timeline: a call, an
+// e-mail, an SMS, WhatsApp or RCS message, a meeting.
+type Activity struct {
+	bun.BaseModel `bun:"table:socialcrm_crm_activities,alias:ac"`
+	Record
+
+	Kind ActivityKind `bun:"kind,notnull" json:"kind" validate:"required,oneof=call email sms whatsapp rcs meeting"`
+	// Direction is in or out; empty for a meeting.
+	Direction Direction `bun:"direction,notnull" json:"direction,omitempty" validate:"omitempty,oneof=in out"`
+	// ExternalID is the provider's id (an e-mail Message-ID, an SMS id);
+	// an activity is recorded once per kind and external id.
+	ExternalID string    `bun:"external_id,nullzero" json:"external_id,omitempty" validate:"max=255"`
+	ContactID  string    `bun:"contact_id,nullzero" json:"contact_id,omitempty"`
+	CompanyID  string    `bun:"company_id,nullzero" json:"company_id,omitempty"`
+	DealID     string    `bun:"deal_id,nullzero" json:"deal_id,omitempty"`
+	Subject    string    `bun:"subject,notnull" json:"subject,omitempty" validate:"max=500"`
+	Body       string    `bun:"body,notnull" json:"body,omitempty" validate:"max=100000"`
+	OccurredAt time.Time `bun:"occurred_at,notnull" json:"occurred_at" validate:"required"`
+	// Duration of a call or meeting, in seconds.
+	DurationSec int64  `bun:"duration_sec,notnull" json:"duration_sec,omitempty" validate:"gte=0"`
+	OwnerID     string `bun:"owner_id,nullzero" json:"owner_id,omitempty" validate:"omitempty,uuid"`
+}
+
+// ActivityFilter narrows Activities.List; the zero value lists every
+// activity.
+type ActivityFilter struct {
+	ContactID string       `json:"contact_id,omitempty"`
+	CompanyID string       `json:"company_id,omitempty"`
+	DealID    string       `json:"deal_id,omitempty"`
+	Kind      ActivityKind `json:"kind,omitempty"`
+}
+
+// Activities is the repository of activities, reached with
+// Store.Activities.
+type Activities struct{ s *Store }
+
+// Activities returns the repository of activities.
+func (s *Store) Activities() *Activities { return &Activities{s: s} }
+
+const kindActivity = "activity"
+
+var activityOrder = keyset{name: "activities", cols: []string{"occurred_at", "id"}, desc: true}
+
+func (a *Activity) normalize() {
+	a.OccurredAt = a.OccurredAt.UTC().Truncate(time.Microsecond)
+	a.Subject = strings.TrimSpace(a.Subject)
+}
+
+func (a *Activity) refs() []ref {
+	return []ref{{"contact_id", (*Contact)(nil), a.ContactID}, {"company_id", (*Company)(nil), a.CompanyID}, {"deal_id", (*Deal)(nil), a.DealID}}
+}
+
+// Record validates a and stores it on the timeline. An activity whose
+// kind and ExternalID are already recorded is not stored again: Record
+// returns the stored one.
+func (r *Activities) Record(ctx context.Context, a Activity) (Activity, error) {
+	a.normalize()
+	if a.ExternalID != "" {
+		if found, ok, err := r.byExternalID(ctx, a.Kind, a.ExternalID); err != nil || ok {
+			return found, err
+		}
+	}
+	rec, err := createRecord(ctx, r.s, kindActivity, &a, a.refs(), nil)
+	if err != nil && a.ExternalID != "" && dberr.IsUniqueViolation(err) {
+		// Recorded meanwhile by a concurrent call.
+		if found, ok, ferr := r.byExternalID(ctx, a.Kind, a.ExternalID); ferr == nil && ok {
+			return found, nil
+		}
+	}
+	return rec, err
+}
+
+func (r *Activities) byExternalID(ctx context.Context, kind ActivityKind, externalID string) (Activity, bool, error) {
+	var found []Activity
+	err := r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
+		return db.NewSelect().Model(&found).Where("?TableAlias.kind = ?", kind).
+			Where("?TableAlias.external_id = ?", externalID).Limit(1).Scan(ctx)
+	})
+	if err != nil {
+		return Activity{}, false, fmt.Errorf("crm: record activity: %w", err)
+	}
+	if len(found) == 0 {
+		return Activity{}, false, nil
+	}
+	return found[0], true, nil
+}
+
+// Get returns activity id.
+func (r *Activities) Get(ctx context.Context, id string) (Activity, error) {
+	return getRecord[Activity](ctx, r.s, kindActivity, id)
+}
+
+// Update writes a over activity a.ID if its Version is current.
+func (r *Activities) Update(ctx context.Context, a Activity) (Activity, error) {
+	a.normalize()
+	return updateRecord(ctx, r.s, kindActivity, &a, a.refs(), nil)
+}
+
+// Delete removes activity id.
+func (r *Activities) Delete(ctx context.Context, id string) error {
+	return deleteRecord[Activity](ctx, r.s, kindActivity, id, nil)
+}
+
+// List returns a page of the timeline matching f, the latest first.
+func (r *Activities) List(ctx context.Context, f ActivityFilter, o ListOptions) (Page[Activity], error) {
+	return listRecords(ctx, r.s, kindActivity, activityOrder, o, func(q *bun.SelectQuery) *bun.SelectQuery {
+		return whereEq(q, "contact_id", f.ContactID, "company_id", f.CompanyID, "deal_id", f.DealID, "kind", string(f.Kind))
+	}, func(a *Activity) []any { return []any{a.OccurredAt, a.ID} })
+}
+
+// TaskStatus is where a task stands.
+type TaskStatus string
+
+// Task statuses.
+const (
+	TaskOpen       TaskStatus = "open"
+	TaskInProgress TaskStatus = "in_progress"
+	TaskDone       TaskStatus = "done"
+	TaskCancelled  TaskStatus = "cancelled"
+)
+
+// Task is something a member has to do, possibly about a contact or deal.
+type Task struct {
+	bun.BaseModel `bun:"table:socialcrm_crm_tasks,alias:tk"`
+	Record
+
+	Title       string     `bun:"title,notnull" json:"title" validate:"required,max=200"`
+	Description string     `bun:"description,notnull" json:"description,omitempty" validate:"max=10000"`
+	Status      TaskStatus `bun:"status,notnull" json:"status" validate:"omitempty,oneof=open in_progress done cancelled"`
+	// DueAt is when the task is due; zero for no due date.
+	DueAt time.Time `bun:"due_at,nullzero" json:"due_at,omitzero"`
+	// AssigneeID is the member who should do it.
+	AssigneeID string `bun:"assignee_id,nullzero" json:"assignee_id,omitempty" validate:"omitempty,uuid"`
+	ContactID  string `bun:"contact_id,nullzero" json:"contact_id,omitempty"`
+	DealID     string `bun:"deal_id,nullzero" json:"deal_id,omitempty"`
+	// CompletedAt is set when the status becomes done.
+	CompletedAt time.Time `bun:"completed_at,nullzero" json:"completed_at,omitzero"`
+}
+
+// TaskFilter narrows Tasks.List; the zero value lists every task.
+type TaskFilter struct {
+	AssigneeID string     `json:"assignee_id,omitempty"`
+	Status     TaskStatus `json:"status,omitempty"`
+	ContactID  string     `json:"contact_id,omitempty"`
+	DealID     string     `json:"deal_id,omitempty"`
+	// DueBefore keeps tasks due before it.
+	DueBefore time.Time `json:"due_before,omitzero"`
+}
+
+// Tasks is the repository of tasks, reached with Store.Tasks.
+type Tasks struct{ s *Store }
+
+// Tasks returns the repository of tasks.
+func (s *Store) Tasks() *Tasks { return &Tasks{s: s} }
+
+const kindTask = "task"
+
+var taskOrder = keyset{name: "tasks", cols: []string{"id"}}
+
+func (t *Task) normalize(now time.Time) {
+	t.Title = strings.TrimSpace(t.Title)
+	if t.Status == "" {
+		t.Status = TaskOpen
+	}
+	t.DueAt = t.DueAt.UTC().Truncate(time.Microsecond)
+	switch {
+	case t.Status == TaskDone && t.CompletedAt.IsZero():
+		t.CompletedAt = now
+	case t.Status != TaskDone:
+		t.CompletedAt = time.Time{}
+	}
+}
+
+func (t *Task) refs() []ref {
+	return []ref{{"contact_id", (*Contact)(nil), t.ContactID}, {"deal_id", (*Deal)(nil), t.DealID}}
+}
+
+// Create validates t and stores it as a new task (status open by default).
+func (r *Tasks) Create(ctx context.Context, t Task) (Task, error) {
+	t.normalize(r.s.clock())
+	return createRecord(ctx, r.s, kindTask, &t, t.refs(), nil)
+}
+
+// Get returns task id.
+func (r *Tasks) Get(ctx context.Context, id string) (Task, error) {
+	return getRecord[Task](ctx, r.s, kindTask, id)
+}
+
+// Update writes t over task t.ID if its Version is current; a task that
+// becomes done gets its CompletedAt.
+func (r *Tasks) Update(ctx context.Context, t Task) (Task, error) {
+	t.normalize(r.s.clock())
+	return updateRecord(ctx, r.s, kindTask, &t, t.refs(), nil)
+}
+
+// Delete removes task id.
+func (r *Tasks) Delete(ctx context.Context, id string) error {
+	return deleteRecord[Task](ctx, r.s, kindTask, id, nil)
+}
+
+// List returns a page of the tasks matching f, oldest first.
+func (r *Tasks) List(ctx context.Context, f TaskFilter, o ListOptions) (Page[Task], error) {
+	return listRecords(ctx, r.s, kindTask, taskOrder, o, func(q *bun.SelectQuery) *bun.SelectQuery {
+		q = whereEq(q, "assignee_id", f.AssigneeID, "status", string(f.Status), "contact_id", f.ContactID, "deal_id", f.DealID)
+		if !f.DueBefore.IsZero() {
+			q = q.Where("?TableAlias.due_at < ?", f.DueBefore.UTC())
+		}
+		return q
+	}, byID[Task])
+}
+
+// Note is free text about a contact, company or deal.
+type Note struct {
+	bun.BaseModel `bun:"table:socialcrm_crm_notes,alias:nt"`
+	Record
+
+	Body      string `bun:"body,notnull" json:"body" validate:"required,max=100000"`
+	ContactID string `bun:"contact_id,nullzero" json:"contact_id,omitempty"`
+	CompanyID string `bun:"company_id,nullzero" json:"company_id,omitempty"`
+	DealID    string `bun:"deal_id,nullzero" json:"deal_id,omitempty"`
+	// AuthorID is the member who wrote it (taken from the context's
+	// principal on creation).
+	AuthorID string `bun:"author_id,nullzero" json:"author_id,omitempty"`
+}
+
+// NoteFilter narrows Notes.List; the zero value lists every note.
+type NoteFilter struct {
+	ContactID string `json:"contact_id,omitempty"`
+	CompanyID string `json:"company_id,omitempty"`
+	DealID    string `json:"deal_id,omitempty"`
+}
+
+// Notes is the repository of notes, reached with Store.Notes.
+type Notes struct{ s *Store }
+
+// Notes returns the repository of notes.
+func (s *Store) Notes() *Notes { return &Notes{s: s} }
+
+const kindNote = "note"
+
+var noteOrder = keyset{name: "notes", cols: []string{"id"}, desc: true}
+
+func (n *Note) refs() []ref {
+	return []ref{{"contact_id", (*Contact)(nil), n.ContactID}, {"company_id", (*Company)(nil), n.CompanyID}, {"deal_id", (*Deal)(nil), n.DealID}}
+}
+
+// Create validates n and stores it, with the acting member as author.
+func (r *Notes) Create(ctx context.Context, n Note) (Note, error) {
+	n.AuthorID = memberID(ctx)
+	return createRecord(ctx, r.s, kindNote, &n, n.refs(), nil)
+}
+
+// Get returns note id.
+func (r *Notes) Get(ctx context.Context, id string) (Note, error) {
+	return getRecord[Note](ctx, r.s, kindNote, id)
+}
+
+// Update writes n over note n.ID if its Version is current; the author
+// stays.
+func (r *Notes) Update(ctx context.Context, n Note) (Note, error) {
+	return updateRecord(ctx, r.s, kindNote, &n, n.refs(), func(_ context.Context, _ bun.Tx, cur *Note) error {
+		n.AuthorID = cur.AuthorID
+		return nil
+	})
+}
+
+// Delete removes note id.
+func (r *Notes) Delete(ctx context.Context, id string) error {
+	return deleteRecord[Note](ctx, r.s, kindNote, id, nil)
+}
+
+// List returns a page of the notes matching f, the newest first.
+func (r *Notes) List(ctx context.Context, f NoteFilter, o ListOptions) (Page[Note], error) {
+	return listRecords(ctx, r.s, kindNote, noteOrder, o, func(q *bun.SelectQuery) *bun.SelectQuery {
+		return whereEq(q, "contact_id", f.ContactID, "company_id", f.CompanyID, "deal_id", f.DealID)
+	}, byID[Note])
+}

@@ -1,0 +1,316 @@
+package crm
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"strings"
+
+	"github.com/uptrace/bun"
+
+	"github.com/socialcrm/socialcrm/tenancy"
+)
+
+// Attachment is the metadata of a file attached to a record; its bytes are
+// in the Storage given to the Store with WithStorage, under the key
+// ID. Size and SHA256 are computed by the Store while the bytes stream in.
+type Attachment struct {
+	bun.BaseModel `bun:"table:socialcrm_crm_attachments,alias:att"`
+	Record
+	// OwnerKind and OwnerID name the record the file is attached to
+	// ("contact", "campaign", "invoice"…).
+	OwnerKind   string `bun:"owner_kind,notnull" json:"owner_kind"`
+	OwnerID     string `bun:"owner_id,notnull" json:"owner_id"`
+	FileName    string `bun:"file_name,notnull" json:"file_name"`
+	ContentType string `bun:"content_type,notnull" json:"content_type"`
+	Size        int64  `bun:"size,notnull" json:"size"`
+	// SHA256 is the lower-case hex SHA-256 of the bytes.
+	SHA256 string `bun:"sha256,notnull" json:"sha256"`
+	// ClientID is the client of the owner record when it is a client,
+	// campaign, proposal or invoice, so that the client portal shows the
+	// file to that client; empty otherwise.
+	ClientID string `bun:"client_id,nullzero" json:"client_id,omitempty"`
+	Author   string `bun:"author,notnull" json:"author"`
+}
+
+// AttachmentInput is what Attach takes besides the bytes.
+type AttachmentInput struct {
+	OwnerKind   string `json:"owner_kind" validate:"required,max=40"`
+	OwnerID     string `json:"owner_id" validate:"required,uuid"`
+	FileName    string `json:"file_name" validate:"required,max=255"`
+	ContentType string `json:"content_type" validate:"required,max=255"`
+}
+
+// DefaultMaxAttachmentSize is the largest attachment a Store accepts unless
+// WithStorage says otherwise: 25 MiB.
+const DefaultMaxAttachmentSize = 25 << 20
+
+// WithStorage sets where attachment bytes are kept, and the largest size
+// accepted (0 means DefaultMaxAttachmentSize). Without it, Attachments
+// methods that touch bytes fail with ErrConfig.
+func WithStorage(st Storage, maxSize int64) Option {
+	return func(s *Store) error {
+		if st == nil {
+			return fmt.Errorf("%w: WithStorage: nil storage", ErrConfig)
+		}
+		if maxSize < 0 {
+			return fmt.Errorf("%w: WithStorage: negative size limit", ErrConfig)
+		}
+		if maxSize == 0 {
+			maxSize = DefaultMaxAttachmentSize
+		}
+		s.storage, s.maxAttachment = st, maxSize
+		return nil
+	}
+}
+
+// TooLargeError is returned by Attach when the bytes exceed the size limit.
+// Nothing was stored. It matches ErrInvalid.
+type TooLargeError struct{ Limit int64 }
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("crm: attachment larger than %d bytes", e.Limit)
+}
+
+// Is makes errors.Is(err, ErrInvalid) hold.
+func (e *TooLargeError) Is(target error) bool { return target == ErrInvalid }
+
+// Attachments is the repository of attachments.
+type Attachments struct{ s *Store }
+
+// Attachments returns the repository of attachments.
+func (s *Store) Attachments() *Attachments { return &Attachments{s} }
+
+var attachmentKeys = keyset{name: "attachments", cols: []string{"id"}}
+
+// ownerClient checks that the owner record exists and returns its client
+// for the client-shared kinds; an owner kind that is not one of
+// RecordKinds is a *ValidationError.
+func (s *Store) ownerClient(ctx context.Context, tx bun.IDB, kind, id string) (string, error) {
+	switch kind {
+	case KindClient:
+		_, err := get[Client](ctx, tx, kind, id)
+		return id, err
+	case KindCampaign:
+		c, err := get[Campaign](ctx, tx, kind, id)
+		return c.ClientID, err
+	case KindProposal:
+		p, err := get[Proposal](ctx, tx, kind, id)
+		return p.ClientID, err
+	case KindInvoice:
+		i, err := get[Invoice](ctx, tx, kind, id)
+		return i.ClientID, err
+	}
+	return "", s.recordExists(ctx, tx, kind, id)
+}
+
+// Attach streams r into storage and records its metadata. The bytes are
+// hashed and counted on the way; more than the size limit fails with a
+// *TooLargeError and stores nothing. A failed insert removes the bytes
+// again.
+func (a *Attachments) Attach(ctx context.Context, in AttachmentInput, r io.Reader) (Attachment, error) {
+	s := a.s
+	if s.storage == nil {
+		return Attachment{}, fmt.Errorf("%w: no storage (WithStorage)", ErrConfig)
+	}
+	in.FileName = strings.TrimSpace(in.FileName)
+	if err := s.check(KindAttachment, in); err != nil {
+		return Attachment{}, err
+	}
+	tid, err := tenancy.TenantID(ctx)
+	if err != nil {
+		return Attachment{}, err
+	}
+	att := Attachment{Record: Record{ID: tenancy.NewID()}, OwnerKind: in.OwnerKind, OwnerID: in.OwnerID,
+		FileName: in.FileName, ContentType: in.ContentType, Author: actor(ctx)}
+	// Check the principal and the owner before taking any bytes.
+	err = s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if err := s.attachmentAccess(ctx, tx, in.OwnerKind, true); err != nil {
+			return err
+		}
+		att.ClientID, err = s.ownerClient(ctx, tx, in.OwnerKind, in.OwnerID)
+		return err
+	})
+	if err != nil {
+		return Attachment{}, err
+	}
+	h := sha256.New()
+	lr := &limitReader{r: io.TeeReader(r, h), left: s.maxAttachment}
+	n, err := s.storage.Put(ctx, tid, att.ID, lr)
+	if err != nil {
+		_ = s.storage.Delete(context.WithoutCancel(ctx), tid, att.ID)
+		if lr.over {
+			return Attachment{}, &TooLargeError{Limit: s.maxAttachment}
+		}
+		return Attachment{}, err
+	}
+	att.Size, att.SHA256 = n, hexSum(h)
+	err = s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		return insert(ctx, tx, s.clock(), &att)
+	})
+	if err != nil {
+		_ = s.storage.Delete(context.WithoutCancel(ctx), tid, att.ID)
+		return Attachment{}, fmt.Errorf("crm: attach: %w", err)
+	}
+	return att, nil
+}
+
+func hexSum(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
+
+// errTooLarge stops a copy at the size limit.
+var errTooLarge = errors.New("crm: attachment too large")
+
+// limitReader fails once more than left bytes were read.
+type limitReader struct {
+	r    io.Reader
+	left int64
+	over bool
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if int64(len(p)) > l.left+1 {
+		p = p[:l.left+1]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if l.left < 0 {
+		l.over = true
+		return 0, errTooLarge
+	}
+	return n, err
+}
+
+// attachmentAccess checks the principal for attachments of ownerKind: the
+// client-shared kinds follow the client portal's rules, every other kind
+// the tenant-only rule (authorize).
+func (s *Store) attachmentAccess(ctx context.Context, tx bun.IDB, ownerKind string, write bool) error {
+	switch ownerKind {
+	case KindClient, KindCampaign, KindProposal, KindInvoice:
+		_, err := s.access(ctx, tx, KindAttachment, write)
+		return err
+	}
+	return s.authorize(ctx, KindAttachment)
+}
+
+// getAttachment reads an attachment the principal may see: a client-portal
+// member sees only the files of its client's records that it sees (not
+// those of drafts).
+func (s *Store) getAttachment(ctx context.Context, tx bun.IDB, id string, write bool) (Attachment, error) {
+	acc, err := s.access(ctx, tx, KindAttachment, write)
+	if err != nil {
+		return Attachment{}, err
+	}
+	att, err := getFor[Attachment](ctx, tx, acc, KindAttachment, id)
+	if err == nil && acc.portal() && visible(ctx, tx, acc, att.OwnerKind, att.OwnerID) != nil {
+		return Attachment{}, notFound(KindAttachment, id) // a file of a draft
+	}
+	return att, err
+}
+
+// Get returns an attachment's metadata.
+func (a *Attachments) Get(ctx context.Context, id string) (Attachment, error) {
+	var att Attachment
+	err := a.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		att, err = a.s.getAttachment(ctx, tx, id, false)
+		return err
+	})
+	return att, err
+}
+
+// Open returns an attachment's metadata and its bytes for streaming; the
+// caller closes the reader.
+func (a *Attachments) Open(ctx context.Context, id string) (Attachment, io.ReadCloser, error) {
+	s := a.s
+	if s.storage == nil {
+		return Attachment{}, nil, fmt.Errorf("%w: no storage (WithStorage)", ErrConfig)
+	}
+	att, err := a.Get(ctx, id)
+	if err != nil {
+		return Attachment{}, nil, err
+	}
+	rc, err := s.storage.Get(ctx, att.TenantID, att.ID)
+	if err != nil {
+		return Attachment{}, nil, err
+	}
+	return att, rc, nil
+}
+
+// Delete removes an attachment and its bytes. The bytes go inside the
+// transaction, before the metadata row is committed away: if deleting them
+// fails, nothing changes.
+func (a *Attachments) Delete(ctx context.Context, id string) error {
+	s := a.s
+	if s.storage == nil {
+		return fmt.Errorf("%w: no storage (WithStorage)", ErrConfig)
+	}
+	return s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		att, err := s.getAttachment(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if err := deleteIn[Attachment](ctx, tx, KindAttachment, id); err != nil {
+			return err
+		}
+		return s.storage.Delete(ctx, att.TenantID, att.ID)
+	})
+}
+
+// List returns a page of the attachments of one record, oldest first.
+func (a *Attachments) List(ctx context.Context, ownerKind, ownerID string, o ListOptions) (Page[Attachment], error) {
+	s := a.s
+	var items []Attachment
+	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if err := s.attachmentAccess(ctx, tx, ownerKind, false); err != nil {
+			return err
+		}
+		acc, err := s.access(ctx, tx, KindAttachment, false)
+		if err != nil {
+			return err
+		}
+		if acc.portal() {
+			if err := visible(ctx, tx, acc, ownerKind, ownerID); err != nil {
+				return err
+			}
+		}
+		q := acc.scope(tx.NewSelect().Model(&items), KindAttachment).
+			Where("?TableAlias.owner_kind = ?", ownerKind).Where("?TableAlias.owner_id = ?", ownerID)
+		if q, err = attachmentKeys.apply(q, KindAttachment, o); err != nil {
+			return err
+		}
+		return q.Scan(ctx)
+	})
+	if err != nil {
+		return Page[Attachment]{}, wrapList(KindAttachment, err)
+	}
+	return page(attachmentKeys, o, items, func(a *Attachment) []any { return []any{a.ID} })
+}
+
+// eraseAttachmentBytes is the attachment category's BeforeErase hook: it
+// deletes the bytes of the attachments about to be erased.
+func (s *Store) eraseAttachmentBytes(ctx context.Context, _ bun.Tx, ids []string) error {
+	return s.deleteBytes(ctx, ids)
+}
+
+// deleteBytes deletes the stored bytes of the attachments ids. Deleting is
+// idempotent, so a batch retried after a crash does no harm; without a
+// storage it fails with ErrConfig rather than leave the bytes behind.
+func (s *Store) deleteBytes(ctx context.Context, ids []string) error {
+	if s.storage == nil {
+		return fmt.Errorf("%w: attachments cannot be erased without their storage (WithStorage)", ErrConfig)
+	}
+	tid, err := tenancy.TenantID(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := s.storage.Delete(ctx, tid, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,192 @@
+package crm
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// Table names of consent.
+const (
+	TableConsents      = TablePrefix + "consents"
+	TableConsentEvents = TablePrefix + "consent_events"
+)
+
+// Purpose is what a contact is contacted for.
+type Purpose string
+
+// Purposes of consent.
+const (
+	PurposeMarketing Purpose = "marketing"
+	PurposeBirthday  Purpose = "birthday"
+	PurposeService   Purpose = "service"
+)
+
+// Consent is the current state of a contact's consent for one channel
+// (email, sms, whatsapp or messenger) and purpose: the latest grant or
+// withdrawal.
+type Consent struct {
+	bun.BaseModel `bun:"table:socialcrm_crm_consents,alias:cs"`
+	Record
+
+	ContactID string  `bun:"contact_id,notnull" json:"contact_id"`
+	Channel   Channel `bun:"channel,notnull" json:"channel"`
+	Purpose   Purpose `bun:"purpose,notnull" json:"purpose"`
+	Granted   bool    `bun:"granted,notnull" json:"granted"`
+	// Source and At are those of the latest change.
+	Source string    `bun:"source,notnull" json:"source"`
+	At     time.Time `bun:"at,notnull" json:"at"`
+}
+
+// ConsentEvent is one entry of a contact's consent history.
+type ConsentEvent struct {
+	bun.BaseModel `bun:"table:socialcrm_crm_consent_events,alias:ce"`
+	Record
+
+	ContactID string  `bun:"contact_id,notnull" json:"contact_id"`
+	Channel   Channel `bun:"channel,notnull" json:"channel"`
+	Purpose   Purpose `bun:"purpose,notnull" json:"purpose"`
+	// Action is "granted" or "withdrawn".
+	Action string    `bun:"action,notnull" json:"action"`
+	Source string    `bun:"source,notnull" json:"source"`
+	Actor  string    `bun:"actor,notnull" json:"actor"`
+	At     time.Time `bun:"at,notnull" json:"at"`
+}
+
+// Consent actions.
+const (
+	ActionGranted   = "granted"
+	ActionWithdrawn = "withdrawn"
+)
+
+// ConsentChange is a grant or withdrawal of consent.
+type ConsentChange struct {
+	ContactID string  `json:"contact_id" validate:"required"`
+	Channel   Channel `json:"channel" validate:"required,oneof=email sms whatsapp messenger"`
+	Purpose   Purpose `json:"purpose" validate:"required,oneof=marketing birthday service"`
+	// Source says how consent was given or withdrawn ("signup form",
+	// "reply STOP", "import").
+	Source string `json:"source" validate:"required,max=200"`
+}
+
+// Consents is the repository of consent, reached with Store.Consents.
+type Consents struct{ s *Store }
+
+// Consents returns the repository of consent.
+func (s *Store) Consents() *Consents { return &Consents{s: s} }
+
+const kindConsent = "consent"
+
+// Grant records that the contact consents to be contacted on the channel
+// for the purpose.
+func (r *Consents) Grant(ctx context.Context, c ConsentChange) (Consent, error) {
+	return r.change(ctx, c, true)
+}
+
+// Withdraw records that the contact no longer consents to be contacted on
+// the channel for the purpose. Withdrawing what was never granted is
+// recorded too.
+func (r *Consents) Withdraw(ctx context.Context, c ConsentChange) (Consent, error) {
+	return r.change(ctx, c, false)
+}
+
+func (r *Consents) change(ctx context.Context, c ConsentChange, granted bool) (Consent, error) {
+	c.Source = strings.TrimSpace(c.Source)
+	if err := r.s.check(kindConsent, c); err != nil {
+		return Consent{}, err
+	}
+	now := r.s.clock()
+	action := ActionWithdrawn
+	if granted {
+		action = ActionGranted
+	}
+	actor := "unknown"
+	if p, ok := principal(ctx); ok {
+		actor = p
+	}
+	state := Consent{ContactID: c.ContactID, Channel: c.Channel, Purpose: c.Purpose, Granted: granted, Source: c.Source, At: now}
+	state.stamp(now)
+	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if err := mustExist(ctx, tx, (*Contact)(nil), kindConsent, "contact_id", c.ContactID); err != nil {
+			return err
+		}
+		ev := ConsentEvent{ContactID: c.ContactID, Channel: c.Channel, Purpose: c.Purpose, Action: action, Source: c.Source, Actor: actor, At: now}
+		ev.stamp(now)
+		if _, err := tx.NewInsert().Model(&ev).Exec(ctx); err != nil {
+			return fmt.Errorf("crm: record consent: %w", err)
+		}
+		if _, err := tx.NewInsert().Model(&state).
+			On("CONFLICT (tenant_id, contact_id, channel, purpose) DO UPDATE").
+			Set("granted = EXCLUDED.granted").
+			Set("source = EXCLUDED.source").
+			Set("at = EXCLUDED.at").
+			Set("updated_at = EXCLUDED.updated_at").
+			Set("version = ?TableAlias.version + 1").Exec(ctx); err != nil {
+			return fmt.Errorf("crm: record consent: %w", err)
+		}
+		cur, err := r.current(ctx, tx, c.ContactID)
+		if err != nil {
+			return err
+		}
+		for _, s := range cur {
+			if s.Channel == c.Channel && s.Purpose == c.Purpose {
+				state = s
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Consent{}, err
+	}
+	return state, nil
+}
+
+func (r *Consents) current(ctx context.Context, tx bun.IDB, contactID string) ([]Consent, error) {
+	var cs []Consent
+	if err := tx.NewSelect().Model(&cs).Where("?TableAlias.contact_id = ?", contactID).Order("channel", "purpose").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("crm: read consent: %w", err)
+	}
+	return cs, nil
+}
+
+// List returns the contact's current consent, one entry per channel and
+// purpose ever granted or withdrawn, ordered by channel and purpose.
+func (r *Consents) List(ctx context.Context, contactID string) ([]Consent, error) {
+	var cs []Consent
+	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		cs, err = r.current(ctx, tx, contactID)
+		return err
+	})
+	return cs, err
+}
+
+// Allowed reports whether the contact's latest word for the channel and
+// purpose is a grant.
+func (r *Consents) Allowed(ctx context.Context, contactID string, ch Channel, p Purpose) (bool, error) {
+	cs, err := r.List(ctx, contactID)
+	if err != nil {
+		return false, err
+	}
+	for _, c := range cs {
+		if c.Channel == ch && c.Purpose == p {
+			return c.Granted, nil
+		}
+	}
+	return false, nil
+}
+
+// History returns every consent change of the contact, oldest first.
+func (r *Consents) History(ctx context.Context, contactID string) ([]ConsentEvent, error) {
+	var es []ConsentEvent
+	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		return tx.NewSelect().Model(&es).Where("?TableAlias.contact_id = ?", contactID).Order("at", "id").Scan(ctx)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("crm: consent history: %w", err)
+	}
+	return es, nil
+}

@@ -1,0 +1,472 @@
+package crm
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// Channel is the medium of a conversation or an activity.
+type Channel string
+
+// Channels of conversations.
+const (
+	ChannelMessenger Channel = "messenger"
+	ChannelInstagram Channel = "instagram"
+	ChannelEmail     Channel = "email"
+	ChannelSMS       Channel = "sms"
+	ChannelWhatsApp  Channel = "whatsapp"
+	ChannelRCS       Channel = "rcs"
+)
+
+// Direction says who sent a message or started an activity.
+type Direction string
+
+// Directions.
+const (
+	// Inbound messages came from the contact.
+	Inbound Direction = "in"
+	// Outbound messages went to the contact.
+	Outbound Direction = "out"
+)
+
+// DeliveryStatus is how far an outbound message got. It only moves
+// forward: pending → sent → delivered → read; failed is final.
+type DeliveryStatus string
+
+// Delivery statuses.
+const (
+	StatusPending   DeliveryStatus = "pending"
+	StatusSent      DeliveryStatus = "sent"
+	StatusDelivered DeliveryStatus = "delivered"
+	StatusRead      DeliveryStatus = "read"
+	StatusFailed    DeliveryStatus = "failed"
+)
+
+// Table names of the conversations.
+const (
+	TableConversations = TablePrefix + "conversations"
+	TableMessages      = TablePrefix + "messages"
+)
+
+// ConversationKey identifies a conversation the way a platform does: the
+// channel, the account of the tenant on it (a Facebook Page id, a sending
+// phone number, a mailbox) and the thread with the other party (a
+// Messenger PSID, the contact's number or address).
+type ConversationKey struct {
+	Channel   Channel `json:"channel" validate:"required,oneof=messenger instagram email sms whatsapp rcs"`
+	AccountID string  `json:"account_id" validate:"required,max=255"`
+	ThreadID  string  `json:"thread_id" validate:"required,max=255"`
+}
+
+// Conversation is a thread of messages with one party on one channel.
+type Conversation struct {
+	bun.BaseModel `bun:"table:socialcrm_crm_conversations,alias:cv"`
+	Record
+
+	Channel   Channel `bun:"channel,notnull" json:"channel"`
+	AccountID string  `bun:"account_id,notnull" json:"account_id"`
+	ThreadID  string  `bun:"thread_id,notnull" json:"thread_id"`
+	// ContactID links the conversation to a contact, when known.
+	ContactID string `bun:"contact_id,nullzero" json:"contact_id,omitempty"`
+	// LastMessageAt is the sent time of the latest message, or the
+	// creation time while there is none; lists are ordered by it.
+	LastMessageAt time.Time `bun:"last_message_at,notnull" json:"last_message_at"`
+	// DeliveredUntil and ReadUntil are the latest watermarks received:
+	// every outbound message sent until then was delivered, or read.
+	DeliveredUntil time.Time `bun:"delivered_until,nullzero" json:"delivered_until,omitzero"`
+	ReadUntil      time.Time `bun:"read_until,nullzero" json:"read_until,omitzero"`
+}
+
+// Key returns the conversation's key.
+func (c Conversation) Key() ConversationKey {
+	return ConversationKey{Channel: c.Channel, AccountID: c.AccountID, ThreadID: c.ThreadID}
+}
+
+// MessageAttachment is a file sent with a message, by reference.
+type MessageAttachment struct {
+	// Type is the platform's kind: image, video, audio, file, …
+	Type string `json:"type" validate:"required,max=32"`
+	URL  string `json:"url" validate:"required,url,max=2048"`
+}
+
+// Message is one message of a conversation.
+type Message struct {
+	bun.BaseModel `bun:"table:socialcrm_crm_messages,alias:msg"`
+	Record
+
+	ConversationID string    `bun:"conversation_id,notnull" json:"conversation_id"`
+	Direction      Direction `bun:"direction,notnull" json:"direction"`
+	// ExternalID is the platform's message id (Messenger's mid); a
+	// message is recorded once per external id and conversation. Empty
+	// for an outbound message not yet accepted by the platform.
+	ExternalID  string              `bun:"external_id,nullzero" json:"external_id,omitempty"`
+	Text        string              `bun:"text,notnull" json:"text"`
+	Attachments []MessageAttachment `bun:"attachments,type:text,notnull" json:"attachments"`
+	SentAt      time.Time           `bun:"sent_at,notnull" json:"sent_at"`
+	Status      DeliveryStatus      `bun:"status,notnull" json:"status"`
+}
+
+// NewMessage is what Record stores.
+type NewMessage struct {
+	// Conversation is opened (created) if it does not exist yet.
+	Conversation ConversationKey `json:"conversation"`
+	Direction    Direction       `json:"direction" validate:"required,oneof=in out"`
+	ExternalID   string          `json:"external_id,omitempty" validate:"max=255"`
+	Text         string          `json:"text" validate:"max=20000"`
+	// Attachments may stand alone; a message needs text or an attachment.
+	Attachments []MessageAttachment `json:"attachments,omitempty" validate:"max=20,dive"`
+	// SentAt is when the platform says the message was sent.
+	SentAt time.Time `json:"sent_at" validate:"required"`
+	// Status is the delivery status. The zero value means delivered for
+	// an inbound message; for an outbound one, sent when ExternalID is set
+	// and pending otherwise.
+	Status DeliveryStatus `json:"status,omitempty" validate:"omitempty,oneof=pending sent delivered read failed"`
+}
+
+// ConversationFilter narrows Conversations.List. The zero value lists
+// every conversation.
+type ConversationFilter struct {
+	Channel   Channel `json:"channel,omitempty" validate:"omitempty,oneof=messenger instagram email sms whatsapp rcs"`
+	AccountID string  `json:"account_id,omitempty"`
+	ContactID string  `json:"contact_id,omitempty"`
+}
+
+// Conversations is the repository of conversations and their messages,
+// reached with Store.Conversations.
+type Conversations struct{ s *Store }
+
+// Conversations returns the repository of conversations and messages.
+func (s *Store) Conversations() *Conversations { return &Conversations{s: s} }
+
+const (
+	kindConversation = "conversation"
+	kindMessage      = "message"
+)
+
+var (
+	conversationOrder = keyset{name: "conversations", cols: []string{"last_message_at", "id"}, desc: true}
+	messageOrder      = keyset{name: "messages", cols: []string{"sent_at", "id"}, desc: true}
+)
+
+// Open returns the conversation with key, creating it if there is none.
+// Two calls racing for the same new key get the same conversation.
+func (r *Conversations) Open(ctx context.Context, key ConversationKey) (Conversation, error) {
+	if err := r.s.check(kindConversation, key); err != nil {
+		return Conversation{}, err
+	}
+	var c Conversation
+	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		c, err = r.open(ctx, tx, key)
+		return err
+	})
+	return c, err
+}
+
+func (r *Conversations) open(ctx context.Context, tx bun.IDB, key ConversationKey) (Conversation, error) {
+	now := r.s.clock()
+	c := Conversation{Channel: key.Channel, AccountID: key.AccountID, ThreadID: key.ThreadID, LastMessageAt: now}
+	c.stamp(now)
+	if _, err := tx.NewInsert().Model(&c).On("CONFLICT (tenant_id, channel, account_id, thread_id) DO NOTHING").Exec(ctx); err != nil {
+		return Conversation{}, fmt.Errorf("crm: open conversation: %w", err)
+	}
+	return r.find(ctx, tx, key)
+}
+
+// Find returns the conversation with key, ErrNotFound if there is none.
+func (r *Conversations) Find(ctx context.Context, key ConversationKey) (Conversation, error) {
+	if err := r.s.check(kindConversation, key); err != nil {
+		return Conversation{}, err
+	}
+	var c Conversation
+	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		c, err = r.find(ctx, tx, key)
+		return err
+	})
+	return c, err
+}
+
+func (r *Conversations) find(ctx context.Context, tx bun.IDB, key ConversationKey) (Conversation, error) {
+	var cs []Conversation
+	if err := tx.NewSelect().Model(&cs).
+		Where("?TableAlias.channel = ?", key.Channel).
+		Where("?TableAlias.account_id = ?", key.AccountID).
+		Where("?TableAlias.thread_id = ?", key.ThreadID).Limit(1).Scan(ctx); err != nil {
+		return Conversation{}, fmt.Errorf("crm: find conversation: %w", err)
+	}
+	if len(cs) == 0 {
+		return Conversation{}, notFound(kindConversation, string(key.Channel)+"/"+key.AccountID+"/"+key.ThreadID)
+	}
+	return cs[0], nil
+}
+
+// Get returns the conversation id.
+func (r *Conversations) Get(ctx context.Context, id string) (Conversation, error) {
+	var c Conversation
+	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		c, err = get[Conversation](ctx, tx, kindConversation, id)
+		return err
+	})
+	return c, err
+}
+
+// LinkContact links conversation id to contact contactID (which must
+// exist), or unlinks it when contactID is empty. version is the
+// conversation's Version as last read; a stale one fails with a
+// *ConflictError.
+func (r *Conversations) LinkContact(ctx context.Context, id, contactID string, version int64) (Conversation, error) {
+	var c Conversation
+	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		if c, err = get[Conversation](ctx, tx, kindConversation, id); err != nil {
+			return err
+		}
+		if err := r.s.checkContact(ctx, tx, kindConversation, contactID); err != nil {
+			return err
+		}
+		c.ContactID, c.Version = contactID, version
+		return update(ctx, tx, r.s.clock(), kindConversation, &c, "contact_id")
+	})
+	if err != nil {
+		return Conversation{}, err
+	}
+	return c, nil
+}
+
+// List returns a page of the conversations matching f, the latest message
+// first.
+func (r *Conversations) List(ctx context.Context, f ConversationFilter, o ListOptions) (Page[Conversation], error) {
+	if err := r.s.check(kindConversation, f); err != nil {
+		return Page[Conversation]{}, err
+	}
+	var p Page[Conversation]
+	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		var cs []Conversation
+		q := tx.NewSelect().Model(&cs)
+		if f.Channel != "" {
+			q = q.Where("?TableAlias.channel = ?", f.Channel)
+		}
+		if f.AccountID != "" {
+			q = q.Where("?TableAlias.account_id = ?", f.AccountID)
+		}
+		if f.ContactID != "" {
+			q = q.Where("?TableAlias.contact_id = ?", f.ContactID)
+		}
+		q, err := conversationOrder.apply(q, kindConversation, o)
+		if err != nil {
+			return err
+		}
+		if err := q.Scan(ctx); err != nil {
+			return fmt.Errorf("crm: list conversations: %w", err)
+		}
+		p, err = page(conversationOrder, o, cs, func(c *Conversation) []any { return []any{c.LastMessageAt, c.ID} })
+		return err
+	})
+	return p, err
+}
+
+// Record stores a message, opening its conversation if needed, and moves
+// the conversation's LastMessageAt forward. Recording a message whose
+// ExternalID the conversation already holds stores nothing and returns the
+// stored message, so webhook deliveries that repeat are harmless. An
+// outbound message sent before a delivery or read watermark already
+// received gets that status.
+func (r *Conversations) Record(ctx context.Context, in NewMessage) (Message, error) {
+	if err := r.s.check(kindMessage, in); err != nil {
+		return Message{}, err
+	}
+	if in.Text == "" && len(in.Attachments) == 0 {
+		return Message{}, invalid(kindMessage, "text", "required_without", "is required without attachments")
+	}
+	sentAt := in.SentAt.UTC().Truncate(time.Microsecond)
+	var m Message
+	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		c, err := r.open(ctx, tx, in.Conversation)
+		if err != nil {
+			return err
+		}
+		m = Message{ConversationID: c.ID, Direction: in.Direction, ExternalID: in.ExternalID, Text: in.Text,
+			Attachments: in.Attachments, SentAt: sentAt, Status: in.Status}
+		if m.Attachments == nil {
+			m.Attachments = []MessageAttachment{}
+		}
+		if m.Status == "" {
+			switch {
+			case in.Direction == Inbound:
+				m.Status = StatusDelivered
+			case in.ExternalID != "":
+				m.Status = StatusSent
+			default:
+				m.Status = StatusPending
+			}
+		}
+		if in.Direction == Outbound && m.Status != StatusFailed {
+			if !c.ReadUntil.IsZero() && !sentAt.After(c.ReadUntil) {
+				m.Status = StatusRead
+			} else if !c.DeliveredUntil.IsZero() && !sentAt.After(c.DeliveredUntil) && m.Status != StatusRead {
+				m.Status = StatusDelivered
+			}
+		}
+		m.stamp(r.s.clock())
+		res, err := tx.NewInsert().Model(&m).On("CONFLICT (tenant_id, conversation_id, external_id) DO NOTHING").Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("crm: record message: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("crm: record message: %w", err)
+		} else if n == 0 {
+			// Already recorded.
+			var ms []Message
+			if err := tx.NewSelect().Model(&ms).Where("?TableAlias.conversation_id = ?", c.ID).
+				Where("?TableAlias.external_id = ?", in.ExternalID).Limit(1).Scan(ctx); err != nil {
+				return fmt.Errorf("crm: record message: %w", err)
+			}
+			if len(ms) == 0 {
+				return fmt.Errorf("crm: record message: conflict without a stored message")
+			}
+			m = ms[0]
+			return nil
+		}
+		if sentAt.After(c.LastMessageAt) {
+			if _, err := tx.NewUpdate().Model((*Conversation)(nil)).
+				Set("last_message_at = ?", sentAt).
+				Where("?TableAlias.id = ?", c.ID).
+				Where("?TableAlias.last_message_at < ?", sentAt).Exec(ctx); err != nil {
+				return fmt.Errorf("crm: record message: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Message{}, err
+	}
+	return m, nil
+}
+
+// Messages returns a page of conversation id's messages, the latest first.
+// An unknown conversation yields ErrNotFound.
+func (r *Conversations) Messages(ctx context.Context, id string, o ListOptions) (Page[Message], error) {
+	var p Page[Message]
+	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if err := mustExist(ctx, tx, (*Conversation)(nil), kindMessage, "conversation_id", id); err != nil {
+			return notFound(kindConversation, id)
+		}
+		var ms []Message
+		q, err := messageOrder.apply(tx.NewSelect().Model(&ms).Where("?TableAlias.conversation_id = ?", id), kindMessage, o)
+		if err != nil {
+			return err
+		}
+		if err := q.Scan(ctx); err != nil {
+			return fmt.Errorf("crm: list messages: %w", err)
+		}
+		p, err = page(messageOrder, o, ms, func(m *Message) []any { return []any{m.SentAt, m.ID} })
+		return err
+	})
+	return p, err
+}
+
+// MarkSent records that the platform accepted outbound message id under
+// externalID (a pending message becomes sent).
+func (r *Conversations) MarkSent(ctx context.Context, id, externalID string) (Message, error) {
+	if externalID == "" || len(externalID) > 255 {
+		return Message{}, invalid(kindMessage, "external_id", "required", "is required (at most 255 bytes)")
+	}
+	return r.setStatus(ctx, id, func(m *Message) error {
+		if m.Direction != Outbound {
+			return invalid(kindMessage, "direction", "eq", "must be outbound")
+		}
+		m.ExternalID = externalID
+		if m.Status == StatusPending {
+			m.Status = StatusSent
+		}
+		return nil
+	})
+}
+
+// MarkFailed records that outbound message id could not be delivered.
+func (r *Conversations) MarkFailed(ctx context.Context, id string) (Message, error) {
+	return r.setStatus(ctx, id, func(m *Message) error {
+		if m.Direction != Outbound {
+			return invalid(kindMessage, "direction", "eq", "must be outbound")
+		}
+		m.Status = StatusFailed
+		return nil
+	})
+}
+
+func (r *Conversations) setStatus(ctx context.Context, id string, fn func(*Message) error) (Message, error) {
+	var m Message
+	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		if m, err = get[Message](ctx, tx, kindMessage, id); err != nil {
+			return err
+		}
+		if err := fn(&m); err != nil {
+			return err
+		}
+		return update(ctx, tx, r.s.clock(), kindMessage, &m, "external_id", "status")
+	})
+	if err != nil {
+		return Message{}, err
+	}
+	return m, nil
+}
+
+// MarkDelivered records a delivery watermark of the conversation with key,
+// as Messenger sends them: every outbound message sent until watermark that
+// was pending or sent is now delivered. It returns how many messages
+// changed. A watermark older than one already received changes nothing.
+func (r *Conversations) MarkDelivered(ctx context.Context, key ConversationKey, watermark time.Time) (int64, error) {
+	return r.mark(ctx, key, watermark, "delivered_until", StatusDelivered, StatusPending, StatusSent)
+}
+
+// MarkRead records a read watermark of the conversation with key: every
+// outbound message sent until watermark that was not failed is now read.
+// It returns how many messages changed.
+func (r *Conversations) MarkRead(ctx context.Context, key ConversationKey, watermark time.Time) (int64, error) {
+	return r.mark(ctx, key, watermark, "read_until", StatusRead, StatusPending, StatusSent, StatusDelivered)
+}
+
+func (r *Conversations) mark(ctx context.Context, key ConversationKey, watermark time.Time, column string, to DeliveryStatus, from ...DeliveryStatus) (int64, error) {
+	if err := r.s.check(kindConversation, key); err != nil {
+		return 0, err
+	}
+	if watermark.IsZero() {
+		return 0, invalid(kindConversation, "watermark", "required", "is required")
+	}
+	watermark = watermark.UTC().Truncate(time.Microsecond)
+	var n int64
+	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		c, err := r.find(ctx, tx, key)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.NewUpdate().Model((*Conversation)(nil)).
+			Set("? = ?", bun.Ident(column), watermark).
+			Where("?TableAlias.id = ?", c.ID).
+			WhereGroup(" AND ", func(q *bun.UpdateQuery) *bun.UpdateQuery {
+				return q.Where("? IS NULL", bun.Ident(column)).WhereOr("? < ?", bun.Ident(column), watermark)
+			}).Exec(ctx); err != nil {
+			return fmt.Errorf("crm: mark conversation: %w", err)
+		}
+		res, err := tx.NewUpdate().Model((*Message)(nil)).
+			Set("status = ?", to).
+			Set("version = version + 1").
+			Set("updated_at = ?", r.s.clock()).
+			Where("?TableAlias.conversation_id = ?", c.ID).
+			Where("?TableAlias.direction = ?", Outbound).
+			Where("?TableAlias.sent_at <= ?", watermark).
+			Where("?TableAlias.status IN (?)", bun.In(from)).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("crm: mark messages: %w", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}

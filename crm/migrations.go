@@ -1,0 +1,305 @@
+package crm
+
+import (
+	"context"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/migrate"
+
+	"github.com/socialcrm/socialcrm/internal/migrations"
+	"github.com/socialcrm/socialcrm/retention"
+	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/vault"
+)
+
+// TablePrefix starts the name of every crm table, so that none collides
+// with a host application's own tables.
+const TablePrefix = "socialcrm_crm_"
+
+// migration is one versioned schema change of the package.
+type migration struct {
+	// version is a UTC timestamp, unique across socialcrm. crm uses
+	// 20261123000500–20261123000599 for the core records (this file's
+	// coreMigrations) and 20261123000600–20261123000699 for the commerce
+	// records (commerceMigrations in commerce.go).
+	version, comment string
+	up               func(ctx context.Context, tx bun.Tx) error
+}
+
+// Migrations returns the versioned migrations of the crm tables.
+// socialcrm.Migrate runs them after those of tenancy, vault and retention.
+func Migrations() *migrate.Migrations {
+	ms := migrate.NewMigrations()
+	for _, m := range append(coreMigrations(), commerceMigrations()...) {
+		migrations.Add(ms, m.version, m.comment, m.up)
+	}
+	return ms
+}
+
+// Models returns a pointer to each tenant-owned model of the package, for
+// tenancy.InstallGuard.
+func Models() []any {
+	return append(coreModels(), commerceModels()...)
+}
+
+// Categories returns the retention categories of every crm table: how a
+// data subject's rows are found (by contact_id, and by email for the
+// contacts), how they are erased, why they are kept.
+func Categories() []retention.Category {
+	return append(commerceCategories(), coreCategories()...) // commerce first: its rows hang off core records
+}
+
+// SealedColumns declares the package's sealed columns, for
+// vault.WithColumns (key rotation reseals them).
+func SealedColumns() []vault.Column {
+	return append(coreSealedColumns(), commerceSealedColumns()...)
+}
+
+// recordColumns are the columns of Record, which every crm table starts
+// with (the primary key is (tenant_id, id)).
+const recordColumns = `tenant_id TEXT NOT NULL,
+					id TEXT NOT NULL,
+					created_at TIMESTAMP NOT NULL,
+					updated_at TIMESTAMP NOT NULL,
+					version BIGINT NOT NULL,`
+
+// ownedTables runs the DDL statements stmts (portable types, IF NOT
+// EXISTS; see internal/migrations.Exec), then enables PostgreSQL row-level
+// security on each of tables, which must be tenant-owned.
+func ownedTables(ctx context.Context, tx bun.Tx, tables []string, stmts ...string) error {
+	if err := migrations.Exec(ctx, tx, stmts...); err != nil {
+		return err
+	}
+	for _, t := range tables {
+		if err := tenancy.EnableRowSecurity(ctx, tx, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// coreMigrations are the migrations of the core records (contacts,
+// companies, deals, activities, tasks, notes, consent, conversations and
+// messages), in version order.
+func coreMigrations() []migration {
+	return []migration{
+		{"20261123000500", "crm_conversations", func(ctx context.Context, tx bun.Tx) error {
+			return ownedTables(ctx, tx, []string{TableConversations, TableMessages},
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_conversations (
+					`+recordColumns+`
+					channel TEXT NOT NULL,
+					account_id TEXT NOT NULL,
+					thread_id TEXT NOT NULL,
+					contact_id TEXT,
+					last_message_at TIMESTAMP NOT NULL,
+					delivered_until TIMESTAMP,
+					read_until TIMESTAMP,
+					PRIMARY KEY (tenant_id, id),
+					UNIQUE (tenant_id, channel, account_id, thread_id)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_conversations_last ON socialcrm_crm_conversations (tenant_id, last_message_at, id)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_conversations_contact ON socialcrm_crm_conversations (tenant_id, contact_id)`,
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_messages (
+					`+recordColumns+`
+					conversation_id TEXT NOT NULL,
+					direction TEXT NOT NULL,
+					external_id TEXT,
+					text TEXT NOT NULL,
+					attachments TEXT NOT NULL,
+					sent_at TIMESTAMP NOT NULL,
+					status TEXT NOT NULL,
+					PRIMARY KEY (tenant_id, id),
+					UNIQUE (tenant_id, conversation_id, external_id)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_messages_sent ON socialcrm_crm_messages (tenant_id, conversation_id, sent_at, id)`,
+			)
+		}},
+		{"20261123000501", "crm_contacts", func(ctx context.Context, tx bun.Tx) error {
+			return ownedTables(ctx, tx, []string{TableContacts, TableContactTags},
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_contacts (
+					`+recordColumns+`
+					first_name TEXT NOT NULL,
+					last_name TEXT NOT NULL,
+					stage TEXT NOT NULL,
+					source TEXT NOT NULL,
+					utm_source TEXT NOT NULL,
+					utm_medium TEXT NOT NULL,
+					utm_campaign TEXT NOT NULL,
+					utm_term TEXT NOT NULL,
+					utm_content TEXT NOT NULL,
+					birth_year INTEGER NOT NULL,
+					birth_month INTEGER NOT NULL,
+					birth_day INTEGER NOT NULL,
+					preferences TEXT NOT NULL,
+					company_id TEXT,
+					owner_id TEXT,
+					tags TEXT NOT NULL,
+					email_sealed BLOB,
+					email_index TEXT,
+					phone_sealed BLOB,
+					phone_index TEXT,
+					name_fold TEXT NOT NULL,
+					last_fold TEXT NOT NULL,
+					PRIMARY KEY (tenant_id, id)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_stage ON socialcrm_crm_contacts (tenant_id, stage, id)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_owner ON socialcrm_crm_contacts (tenant_id, owner_id, id)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_updated ON socialcrm_crm_contacts (tenant_id, updated_at)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_name ON socialcrm_crm_contacts (tenant_id, name_fold)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_last ON socialcrm_crm_contacts (tenant_id, last_fold)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_email ON socialcrm_crm_contacts (tenant_id, email_index)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_phone ON socialcrm_crm_contacts (tenant_id, phone_index)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_birthday ON socialcrm_crm_contacts (tenant_id, birth_month, birth_day)`,
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_contact_tags (
+					`+recordColumns+`
+					contact_id TEXT NOT NULL,
+					tag TEXT NOT NULL,
+					PRIMARY KEY (tenant_id, id),
+					UNIQUE (tenant_id, tag, contact_id)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contact_tags_contact ON socialcrm_crm_contact_tags (tenant_id, contact_id)`,
+			)
+		}},
+		{"20261123000502", "crm_sales", func(ctx context.Context, tx bun.Tx) error {
+			return ownedTables(ctx, tx, []string{TableCompanies, TablePipelines, TableDeals, TableStageChanges, TableActivities, TableTasks, TableNotes},
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_companies (
+					`+recordColumns+`
+					name TEXT NOT NULL,
+					domain TEXT NOT NULL,
+					industry TEXT NOT NULL,
+					owner_id TEXT,
+					name_fold TEXT NOT NULL,
+					PRIMARY KEY (tenant_id, id)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_companies_name ON socialcrm_crm_companies (tenant_id, name_fold)`,
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_pipelines (
+					`+recordColumns+`
+					name TEXT NOT NULL,
+					stages TEXT NOT NULL,
+					PRIMARY KEY (tenant_id, id)
+				)`,
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_deals (
+					`+recordColumns+`
+					pipeline_id TEXT NOT NULL,
+					stage TEXT NOT NULL,
+					status TEXT NOT NULL,
+					title TEXT NOT NULL,
+					amount BIGINT NOT NULL,
+					currency TEXT NOT NULL,
+					contact_id TEXT,
+					company_id TEXT,
+					owner_id TEXT,
+					expected_close TIMESTAMP,
+					PRIMARY KEY (tenant_id, id)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_deals_pipeline ON socialcrm_crm_deals (tenant_id, pipeline_id, stage)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_deals_contact ON socialcrm_crm_deals (tenant_id, contact_id)`,
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_deal_stage_changes (
+					`+recordColumns+`
+					deal_id TEXT NOT NULL,
+					from_stage TEXT NOT NULL,
+					to_stage TEXT NOT NULL,
+					actor TEXT NOT NULL,
+					changed_at TIMESTAMP NOT NULL,
+					PRIMARY KEY (tenant_id, id)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_deal_stage_changes_deal ON socialcrm_crm_deal_stage_changes (tenant_id, deal_id, changed_at)`,
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_activities (
+					`+recordColumns+`
+					kind TEXT NOT NULL,
+					direction TEXT NOT NULL,
+					external_id TEXT,
+					contact_id TEXT,
+					company_id TEXT,
+					deal_id TEXT,
+					subject TEXT NOT NULL,
+					body TEXT NOT NULL,
+					occurred_at TIMESTAMP NOT NULL,
+					duration_sec BIGINT NOT NULL,
+					owner_id TEXT,
+					PRIMARY KEY (tenant_id, id),
+					UNIQUE (tenant_id, kind, external_id)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_activities_contact ON socialcrm_crm_activities (tenant_id, contact_id, occurred_at, id)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_activities_time ON socialcrm_crm_activities (tenant_id, occurred_at, id)`,
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_tasks (
+					`+recordColumns+`
+					title TEXT NOT NULL,
+					description TEXT NOT NULL,
+					status TEXT NOT NULL,
+					due_at TIMESTAMP,
+					assignee_id TEXT,
+					contact_id TEXT,
+					deal_id TEXT,
+					completed_at TIMESTAMP,
+					PRIMARY KEY (tenant_id, id)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_tasks_assignee ON socialcrm_crm_tasks (tenant_id, assignee_id, status)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_tasks_contact ON socialcrm_crm_tasks (tenant_id, contact_id)`,
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_notes (
+					`+recordColumns+`
+					body TEXT NOT NULL,
+					contact_id TEXT,
+					company_id TEXT,
+					deal_id TEXT,
+					author_id TEXT,
+					PRIMARY KEY (tenant_id, id)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_notes_contact ON socialcrm_crm_notes (tenant_id, contact_id)`,
+			)
+		}},
+		{"20261123000503", "crm_consent", func(ctx context.Context, tx bun.Tx) error {
+			return ownedTables(ctx, tx, []string{TableConsents, TableConsentEvents, TableNotifications},
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_consents (
+					`+recordColumns+`
+					contact_id TEXT NOT NULL,
+					channel TEXT NOT NULL,
+					purpose TEXT NOT NULL,
+					granted BOOLEAN NOT NULL,
+					source TEXT NOT NULL,
+					at TIMESTAMP NOT NULL,
+					PRIMARY KEY (tenant_id, id),
+					UNIQUE (tenant_id, contact_id, channel, purpose)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_consents_audience ON socialcrm_crm_consents (tenant_id, channel, purpose, granted, contact_id)`,
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_consent_events (
+					`+recordColumns+`
+					contact_id TEXT NOT NULL,
+					channel TEXT NOT NULL,
+					purpose TEXT NOT NULL,
+					action TEXT NOT NULL,
+					source TEXT NOT NULL,
+					actor TEXT NOT NULL,
+					at TIMESTAMP NOT NULL,
+					PRIMARY KEY (tenant_id, id)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_consent_events_contact ON socialcrm_crm_consent_events (tenant_id, contact_id, at)`,
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_notifications (
+					`+recordColumns+`
+					contact_id TEXT NOT NULL,
+					channel TEXT NOT NULL,
+					purpose TEXT NOT NULL,
+					key TEXT NOT NULL,
+					sent_at TIMESTAMP NOT NULL,
+					PRIMARY KEY (tenant_id, id),
+					UNIQUE (tenant_id, contact_id, channel, key)
+				)`,
+			)
+		}},
+	}
+}
+
+// coreModels are the tenant-owned models of the core records.
+func coreModels() []any {
+	return []any{(*Conversation)(nil), (*Message)(nil), (*Contact)(nil), (*contactTag)(nil),
+		(*Company)(nil), (*Pipeline)(nil), (*Deal)(nil), (*StageChange)(nil), (*Activity)(nil), (*Task)(nil), (*Note)(nil),
+		(*Consent)(nil), (*ConsentEvent)(nil), (*sentNotification)(nil)}
+}
+
+// coreSealedColumns are the sealed columns of the core tables.
+func coreSealedColumns() []vault.Column {
+	return []vault.Column{
+		{Table: TableContacts, ID: "id", Sealed: "email_sealed", Binding: func(id string) vault.Binding { return vault.Binding{Record: id, Field: "email"} }},
+		{Table: TableContacts, ID: "id", Sealed: "phone_sealed", Binding: func(id string) vault.Binding { return vault.Binding{Record: id, Field: "phone"} }},
+	}
+}

@@ -1,0 +1,476 @@
+package crm
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/socialcrm/socialcrm/internal/dberr"
+	"github.com/socialcrm/socialcrm/tenancy"
+)
+
+// Record kinds of the commerce records, as they appear in errors,
+// attachments (OwnerKind) and custom fields (RecordKind).
+const (
+	KindClient     = "client"
+	KindCampaign   = "campaign"
+	KindProposal   = "proposal"
+	KindInvoice    = "invoice"
+	KindAttachment = "attachment"
+	KindField      = "custom field"
+)
+
+// ErrForbidden matches every *ForbiddenError; so does tenancy.ErrForbidden.
+var ErrForbidden = errors.New("crm: forbidden")
+
+// ErrInUse is returned when a record cannot be deleted because other
+// records still refer to it (a client with campaigns, proposals or
+// invoices; an issued invoice). Nothing was deleted.
+var ErrInUse = errors.New("crm: record is in use")
+
+// ForbiddenError is returned when the acting principal's role does not
+// allow an operation: a client-portal principal writing a record (other than
+// answering a proposal sent to its client), or reading a kind of record that
+// is not shared with clients (contacts, notes, deals…); a creator touching
+// CRM records at all. Nothing was read or written.
+//
+//	var fe *crm.ForbiddenError
+//	if errors.As(err, &fe) { … fe.Kind, fe.Op, fe.Role … }
+type ForbiddenError struct {
+	// Kind is the record kind, Op the operation ("read", "write").
+	Kind, Op string
+	// Role is the acting principal's role.
+	Role tenancy.Role
+	// Reason says why, without naming any record that was not visible.
+	Reason string
+}
+
+func (e *ForbiddenError) Error() string {
+	return fmt.Sprintf("crm: forbidden: %s may not %s %s records: %s", e.Role, e.Op, e.Kind, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrForbidden) and errors.Is(err,
+// tenancy.ErrForbidden) hold.
+func (e *ForbiddenError) Is(target error) bool {
+	return target == ErrForbidden || target == tenancy.ErrForbidden
+}
+
+// access is what the acting principal may see of the client-shared kinds.
+type access struct {
+	// client is the client a client-portal principal is bound to; empty
+	// for the tenant's own people (owner, admin, staff) and the system.
+	client string
+	role   tenancy.Role
+}
+
+// portal reports whether the principal is a client-portal user.
+func (a access) portal() bool { return a.client != "" }
+
+// scope limits a select of a client-shared kind to what the principal may
+// see: for a client-portal member, its client's records, and of proposals
+// and invoices only those that left draft (drafts are the tenant's work in
+// progress).
+func (a access) scope(q *bun.SelectQuery, kind string) *bun.SelectQuery {
+	if !a.portal() {
+		return q
+	}
+	q = q.Where("?TableAlias.client_id = ?", a.client)
+	if kind == KindProposal || kind == KindInvoice {
+		q = q.Where("?TableAlias.status <> ?", "draft")
+	}
+	return q
+}
+
+// staffRole reports whether p acts for the tenant itself.
+func staffRole(p tenancy.Principal) bool {
+	if p.IsSystem() {
+		return true
+	}
+	switch p.Role {
+	case tenancy.RoleOwner, tenancy.RoleAdmin, tenancy.RoleStaff:
+		return true
+	}
+	return false
+}
+
+// authorize is the single role check of the package for the record kinds
+// that are not shared with the client portal (contacts, companies, deals,
+// activities, tasks, notes, consent, conversations, custom field
+// definitions). Store.tx and Store.one call it, so every repository method
+// of those kinds passes through it before it touches the database; the client-shared
+// kinds run in sharedTx and check the principal with access instead.
+// Owners, admins, staff and the system pass; a client-portal principal and a
+// creator get a *ForbiddenError, for reads as for writes; a context without
+// a tenant gets tenancy.ErrNoTenant. kind names the record kind in the
+// error ("" for any of them). It does not touch the database.
+func (s *Store) authorize(ctx context.Context, kind string) error {
+	if _, err := tenancy.TenantID(ctx); err != nil {
+		return err
+	}
+	p, _ := tenancy.FromContext(ctx)
+	if staffRole(p) {
+		return nil
+	}
+	if kind == "" {
+		kind = "non-portal"
+	}
+	reason := "only campaigns, proposals and invoices are shared with the client portal"
+	if p.Role != tenancy.RoleClient {
+		reason = "no access to CRM records"
+	}
+	return &ForbiddenError{Kind: kind, Op: "access", Role: p.Role, Reason: reason}
+}
+
+// sharedTx runs fn in a transaction scoped to the context's tenant, for
+// the repositories of the client-shared kinds, which check the principal
+// themselves (access) because a client-portal member may read some of
+// their records.
+func (s *Store) sharedTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
+	return tenancy.RunInTx(ctx, s.db, nil, fn)
+}
+
+// access resolves what the principal may see of the client-shared kinds
+// (clients, campaigns, proposals, invoices and their attachments and
+// custom field values), inside tx. A client-portal principal must be bound
+// to a client by a ClientMember link; a write (write true) by it is
+// forbidden. A principal bound by tenancy to another client than the link
+// names is refused too.
+func (s *Store) access(ctx context.Context, tx bun.IDB, kind string, write bool) (access, error) {
+	if _, err := tenancy.TenantID(ctx); err != nil {
+		return access{}, err
+	}
+	p, _ := tenancy.FromContext(ctx)
+	if staffRole(p) {
+		return access{role: p.Role}, nil
+	}
+	op := "read"
+	if write {
+		op = "write"
+	}
+	deny := func(reason string) (access, error) {
+		return access{}, &ForbiddenError{Kind: kind, Op: op, Role: p.Role, Reason: reason}
+	}
+	if p.Role != tenancy.RoleClient {
+		return deny("no access to CRM records")
+	}
+	if write {
+		return deny("the client portal is read-only")
+	}
+	if p.MemberID == "" {
+		return deny("a client-portal principal must be a member")
+	}
+	var link ClientMember
+	err := tx.NewSelect().Model(&link).Where("?TableAlias.member_id = ?", p.MemberID).Scan(ctx)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return deny("member is not linked to a client")
+	case err != nil:
+		return access{}, fmt.Errorf("crm: read client link: %w", err)
+	case p.ClientID != "" && p.ClientID != link.ClientID:
+		return deny("member's client differs from its link")
+	}
+	return access{client: link.ClientID, role: p.Role}, nil
+}
+
+// Client is a customer organization of the tenant (a brand, an agency's
+// customer): campaigns, proposals and invoices belong to one, and members
+// with the client role are linked to one (ClientMember) to see exactly
+// those records through the client portal.
+type Client struct {
+	bun.BaseModel `bun:"table:socialcrm_crm_clients,alias:cl"`
+	Record
+	ClientInput
+}
+
+// ClientInput is what Create and Update take.
+type ClientInput struct {
+	Name string `bun:"name,notnull" json:"name" validate:"required,max=200"`
+	// Email and Phone are the client's billing contact details (optional).
+	Email string `bun:"email,nullzero" json:"email,omitempty" validate:"omitempty,email,max=254"`
+	Phone string `bun:"phone,nullzero" json:"phone,omitempty" validate:"omitempty,e164"`
+}
+
+// ClientMember links a tenancy member with the client role to the client
+// whose records it may see. A member is linked to at most one client.
+type ClientMember struct {
+	bun.BaseModel `bun:"table:socialcrm_crm_client_members,alias:clm"`
+	tenancy.Owned
+	MemberID  string    `bun:"member_id,pk" json:"member_id"`
+	ClientID  string    `bun:"client_id,notnull" json:"client_id"`
+	CreatedAt time.Time `bun:"created_at,notnull" json:"created_at"`
+}
+
+// Clients is the repository of clients and their portal members.
+type Clients struct{ s *Store }
+
+// Clients returns the repository of clients.
+func (s *Store) Clients() *Clients { return &Clients{s} }
+
+var clientKeys = keyset{name: "clients", cols: []string{"id"}}
+
+// Create adds a client. Owners, admins and staff may.
+func (r *Clients) Create(ctx context.Context, in ClientInput) (Client, error) {
+	s := r.s
+	if err := s.check(KindClient, in); err != nil {
+		return Client{}, err
+	}
+	c := Client{ClientInput: in}
+	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := s.access(ctx, tx, KindClient, true); err != nil {
+			return err
+		}
+		if err := insert(ctx, tx, s.clock(), &c); err != nil {
+			return fmt.Errorf("crm: create client: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return Client{}, err
+	}
+	return c, nil
+}
+
+// Get returns a client. A client-portal member sees only its own client.
+func (r *Clients) Get(ctx context.Context, id string) (Client, error) {
+	var c Client
+	err := r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		a, err := r.s.access(ctx, tx, KindClient, false)
+		if err != nil {
+			return err
+		}
+		if a.portal() && a.client != id {
+			return notFound(KindClient, id)
+		}
+		c, err = get[Client](ctx, tx, KindClient, id)
+		return err
+	})
+	return c, err
+}
+
+// Update replaces a client's fields if its stored version is still version
+// (else a *ConflictError).
+func (r *Clients) Update(ctx context.Context, id string, version int64, in ClientInput) (Client, error) {
+	s := r.s
+	if err := s.check(KindClient, in); err != nil {
+		return Client{}, err
+	}
+	c := Client{Record: Record{ID: id, Version: version}, ClientInput: in}
+	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := s.access(ctx, tx, KindClient, true); err != nil {
+			return err
+		}
+		if err := update(ctx, tx, s.clock(), KindClient, &c, "name", "email", "phone"); err != nil {
+			return err
+		}
+		var err error
+		c, err = get[Client](ctx, tx, KindClient, id)
+		return err
+	})
+	if err != nil {
+		return Client{}, err
+	}
+	return c, nil
+}
+
+// Delete removes a client with no campaigns, proposals or invoices (else
+// ErrInUse), its attachments and custom field values, and unlinks its
+// portal members.
+func (r *Clients) Delete(ctx context.Context, id string) error {
+	s := r.s
+	return s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := s.access(ctx, tx, KindClient, true); err != nil {
+			return err
+		}
+		if _, err := get[Client](ctx, tx, KindClient, id); err != nil {
+			return err
+		}
+		for _, m := range []any{(*Campaign)(nil), (*Proposal)(nil), (*Invoice)(nil)} {
+			used, err := tx.NewSelect().Model(m).Apply(tenancy.Scope(ctx)).Where("?TableAlias.client_id = ?", id).Exists(ctx)
+			if err != nil {
+				return fmt.Errorf("crm: delete client: %w", err)
+			}
+			if used {
+				return fmt.Errorf("%w: client %s has campaigns, proposals or invoices", ErrInUse, id)
+			}
+		}
+		if _, err := tx.NewDelete().Model((*ClientMember)(nil)).Where("?TableAlias.client_id = ?", id).Exec(ctx); err != nil {
+			return fmt.Errorf("crm: delete client: %w", err)
+		}
+		if err := s.deleteDependents(ctx, tx, KindClient, []string{id}); err != nil {
+			return err
+		}
+		if _, err := tx.NewDelete().Model((*Client)(nil)).Where("?TableAlias.id = ?", id).Exec(ctx); err != nil {
+			return fmt.Errorf("crm: delete client: %w", err)
+		}
+		return nil
+	})
+}
+
+// List returns a page of clients in creation order. A client-portal member
+// sees only its own.
+func (r *Clients) List(ctx context.Context, o ListOptions) (Page[Client], error) {
+	var items []Client
+	err := r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		a, err := r.s.access(ctx, tx, KindClient, false)
+		if err != nil {
+			return err
+		}
+		q := tx.NewSelect().Model(&items)
+		if a.portal() {
+			q = q.Where("?TableAlias.id = ?", a.client)
+		}
+		if q, err = clientKeys.apply(q, KindClient, o); err != nil {
+			return err
+		}
+		return q.Scan(ctx)
+	})
+	if err != nil {
+		return Page[Client]{}, fmt.Errorf("crm: list clients: %w", err)
+	}
+	return page(clientKeys, o, items, func(c *Client) []any { return []any{c.ID} })
+}
+
+// Link binds the member memberID, who must hold the client role, to the
+// client clientID for the client portal. Owners and admins may link. A
+// member whose tenancy record names another client cannot be linked
+// (*ValidationError); linking a member again moves it.
+func (r *Clients) Link(ctx context.Context, clientID, memberID string) (ClientMember, error) {
+	s := r.s
+	if err := tenancy.Require(ctx, tenancy.RoleOwner, tenancy.RoleAdmin); err != nil {
+		return ClientMember{}, err
+	}
+	link := ClientMember{MemberID: memberID, ClientID: clientID, CreatedAt: s.clock()}
+	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := get[Client](ctx, tx, KindClient, clientID); err != nil {
+			return err
+		}
+		var m tenancy.Member
+		err := tx.NewSelect().Model(&m).Where("?TableAlias.id = ?", memberID).Scan(ctx)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return notFound("member", memberID)
+		case err != nil:
+			return fmt.Errorf("crm: link member: %w", err)
+		case m.Role != tenancy.RoleClient:
+			return invalid(KindClient, "member_id", "role", "must be a member with the client role")
+		case m.ClientID != "" && m.ClientID != clientID:
+			return invalid(KindClient, "member_id", "client", "member is bound to another client")
+		}
+		if _, err := tx.NewDelete().Model((*ClientMember)(nil)).Where("?TableAlias.member_id = ?", memberID).Exec(ctx); err != nil {
+			return fmt.Errorf("crm: link member: %w", err)
+		}
+		if _, err := tx.NewInsert().Model(&link).Exec(ctx); err != nil {
+			if dberr.IsUniqueViolation(err) {
+				return &ConflictError{Kind: "client member", ID: memberID}
+			}
+			return fmt.Errorf("crm: link member: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return ClientMember{}, err
+	}
+	return link, nil
+}
+
+// Unlink removes a member's client-portal link; the member then sees
+// nothing.
+func (r *Clients) Unlink(ctx context.Context, memberID string) error {
+	if err := tenancy.Require(ctx, tenancy.RoleOwner, tenancy.RoleAdmin); err != nil {
+		return err
+	}
+	return r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewDelete().Model((*ClientMember)(nil)).Where("?TableAlias.member_id = ?", memberID).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("crm: unlink member: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return notFound("client member", memberID)
+		}
+		return nil
+	})
+}
+
+// Members lists the member ids linked to a client.
+func (r *Clients) Members(ctx context.Context, clientID string) ([]string, error) {
+	if err := tenancy.Require(ctx, tenancy.RoleOwner, tenancy.RoleAdmin, tenancy.RoleStaff); err != nil {
+		return nil, err
+	}
+	var ids []string
+	err := r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		return tx.NewSelect().Model((*ClientMember)(nil)).Column("member_id").Apply(tenancy.Scope(ctx)).
+			Where("?TableAlias.client_id = ?", clientID).Order("member_id").Scan(ctx, &ids)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("crm: list client members: %w", err)
+	}
+	return ids, nil
+}
+
+// visible checks that the record id of a client-shared kind exists and
+// that the principal may see it (ErrNotFound otherwise).
+func visible(ctx context.Context, tx bun.IDB, a access, kind, id string) error {
+	var err error
+	switch kind {
+	case KindClient:
+		if a.portal() && a.client != id {
+			return notFound(kind, id)
+		}
+		_, err = get[Client](ctx, tx, kind, id)
+	case KindCampaign:
+		_, err = getFor[Campaign](ctx, tx, a, kind, id)
+	case KindProposal:
+		_, err = getFor[Proposal](ctx, tx, a, kind, id)
+	case KindInvoice:
+		_, err = getFor[Invoice](ctx, tx, a, kind, id)
+	default:
+		return invalid("record", "record_kind", "oneof", "is not shared with the client portal")
+	}
+	return err
+}
+
+// getFor reads the record id of a client-shared kind, as the principal
+// may see it: ErrNotFound for a record of another client.
+func getFor[T any, PT interface {
+	*T
+	record
+}](ctx context.Context, tx bun.IDB, a access, kind, id string) (T, error) {
+	var rec T
+	PT(&rec).base().ID = id
+	q := a.scope(tx.NewSelect().Model(PT(&rec)).WherePK(), kind)
+	if err := q.Scan(ctx); err != nil {
+		var zero T
+		if errors.Is(err, sql.ErrNoRows) {
+			return zero, notFound(kind, id)
+		}
+		return zero, fmt.Errorf("crm: get %s: %w", kind, err)
+	}
+	return rec, nil
+}
+
+// checkAll validates each of vs and returns one *ValidationError listing
+// the failed fields of all of them.
+func (s *Store) checkAll(kind string, vs ...any) error {
+	var all *ValidationError
+	for _, v := range vs {
+		err := s.check(kind, v)
+		var ve *ValidationError
+		switch {
+		case err == nil:
+		case errors.As(err, &ve) && all == nil:
+			all = ve
+		case errors.As(err, &ve):
+			all.Fields = append(all.Fields, ve.Fields...)
+		default:
+			return err
+		}
+	}
+	if all == nil {
+		return nil
+	}
+	return all
+}

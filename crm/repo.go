@@ -1,0 +1,211 @@
+package crm
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/uptrace/bun"
+
+	"github.com/socialcrm/socialcrm/tenancy"
+)
+
+// The generic repository operations the record kinds share. Each runs in
+// one tenant-scoped transaction; a validation or reference failure returns
+// before anything is written.
+
+type recordPtr[T any] interface {
+	*T
+	record
+}
+
+// ref is a reference from a record to another record of the tenant, checked
+// before a write.
+type ref struct {
+	field string // JSON name of the referring field
+	model any    // (*Target)(nil)
+	id    string // empty: no reference
+}
+
+// checkRefs checks that each non-empty reference names a record of the
+// context's tenant, else returns a *ValidationError listing those that do
+// not.
+func checkRefs(ctx context.Context, tx bun.IDB, kind string, refs ...ref) error {
+	var verr *ValidationError
+	for _, r := range refs {
+		if r.id == "" {
+			continue
+		}
+		n, err := tx.NewSelect().Model(r.model).Where("?TableAlias.id = ?", r.id).Apply(tenancy.Scope(ctx)).Count(ctx)
+		if err != nil {
+			return fmt.Errorf("crm: check %s %s: %w", kind, r.field, err)
+		}
+		if n == 0 {
+			if verr == nil {
+				verr = &ValidationError{Kind: kind}
+			}
+			verr.Fields = append(verr.Fields, FieldError{Field: r.field, Rule: "exists", Message: "names no record of this tenant"})
+		}
+	}
+	if verr != nil {
+		return verr
+	}
+	return nil
+}
+
+// mustExist checks one reference (see checkRefs).
+func mustExist(ctx context.Context, tx bun.IDB, model any, kind, field, id string) error {
+	return checkRefs(ctx, tx, kind, ref{field: field, model: model, id: id})
+}
+
+// createRecord validates rec, then in one transaction checks refs, runs
+// before (if set; it may write related rows, such as a stage history),
+// and inserts rec with a new id, times and Version 1.
+func createRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind string, rec PT, refs []ref, before func(ctx context.Context, tx bun.Tx) error) (T, error) {
+	*rec.base() = Record{}
+	if err := s.check(kind, rec); err != nil {
+		var zero T
+		return zero, err
+	}
+	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if err := checkRefs(ctx, tx, kind, refs...); err != nil {
+			return err
+		}
+		now := s.clock()
+		rec.base().stamp(now) // before may need the id
+		if before != nil {
+			if err := before(ctx, tx); err != nil {
+				return err
+			}
+		}
+		if err := insert(ctx, tx, now, rec); err != nil {
+			return fmt.Errorf("crm: create %s: %w", kind, err)
+		}
+		return nil
+	})
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return *rec, nil
+}
+
+// updateRecord validates rec, then in one transaction reads the stored
+// record (ErrNotFound), checks refs, runs before with the stored record
+// (to keep fields that do not change, or to record history), and writes rec
+// if the stored Version is still rec.Version (*ConflictError otherwise).
+func updateRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind string, rec PT, refs []ref, before func(ctx context.Context, tx bun.Tx, cur PT) error) (T, error) {
+	var zero T
+	if err := s.check(kind, rec); err != nil {
+		return zero, err
+	}
+	if rec.base().ID == "" {
+		return zero, invalid(kind, "id", "required", "is required")
+	}
+	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		cur, err := get[T, PT](ctx, tx, kind, rec.base().ID)
+		if err != nil {
+			return err
+		}
+		if err := checkRefs(ctx, tx, kind, refs...); err != nil {
+			return err
+		}
+		rec.base().CreatedAt = PT(&cur).base().CreatedAt
+		if before != nil {
+			if err := before(ctx, tx, PT(&cur)); err != nil {
+				return err
+			}
+		}
+		return update(ctx, tx, s.clock(), kind, rec)
+	})
+	if err != nil {
+		return zero, err
+	}
+	return *rec, nil
+}
+
+// getRecord returns the record id of kind.
+func getRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind, id string) (T, error) {
+	var rec T
+	err := s.one(ctx, func(ctx context.Context, tx bun.IDB) error {
+		var err error
+		rec, err = get[T, PT](ctx, tx, kind, id)
+		return err
+	})
+	return rec, err
+}
+
+// deleteRecord deletes the record id of kind (ErrNotFound if there is
+// none), running after in the same transaction to delete what depends on
+// it.
+func deleteRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind, id string, after func(ctx context.Context, tx bun.Tx) error) error {
+	return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewDelete().Model(PT(nil)).Where("?TableAlias.id = ?", id).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("crm: delete %s: %w", kind, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("crm: delete %s: %w", kind, err)
+		} else if n == 0 {
+			return notFound(kind, id)
+		}
+		if err := s.deleteDependents(ctx, tx, kind, []string{id}); err != nil { // files and custom fields (commerce.go)
+			return err
+		}
+		if after != nil {
+			return after(ctx, tx)
+		}
+		return nil
+	})
+}
+
+// listRecords returns a page of kind's records, filtered by filter, in the
+// order of ks; key returns a record's sort key.
+func listRecords[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind string, ks keyset, o ListOptions, filter func(q *bun.SelectQuery) *bun.SelectQuery, key func(*T) []any) (Page[T], error) {
+	var p Page[T]
+	err := s.one(ctx, func(ctx context.Context, tx bun.IDB) error {
+		var items []T
+		q := tx.NewSelect().Model(&items)
+		if filter != nil {
+			q = filter(q)
+		}
+		q, err := ks.apply(q, kind, o)
+		if err != nil {
+			return err
+		}
+		if err := q.Scan(ctx); err != nil {
+			return fmt.Errorf("crm: list %s: %w", kind, err)
+		}
+		p, err = page(ks, o, items, key)
+		return err
+	})
+	return p, err
+}
+
+// byID is the sort key of lists in creation order (ids are time-ordered).
+func byID[T any, PT recordPtr[T]](rec *T) []any { return []any{PT(rec).base().ID} }
+
+// whereEq adds "column = value" for each pair of colsAndValues whose value
+// is not empty.
+func whereEq(q *bun.SelectQuery, colsAndValues ...string) *bun.SelectQuery {
+	for i := 0; i+1 < len(colsAndValues); i += 2 {
+		if v := colsAndValues[i+1]; v != "" {
+			q = q.Where("?TableAlias.? = ?", bun.Ident(colsAndValues[i]), v)
+		}
+	}
+	return q
+}
+
+// memberID returns the acting member's id, empty for a system principal.
+func memberID(ctx context.Context) string {
+	p, _ := tenancy.FromContext(ctx)
+	return p.MemberID
+}
+
+// principal returns the acting principal's Actor.
+func principal(ctx context.Context) (string, bool) {
+	p, ok := tenancy.FromContext(ctx)
+	if !ok {
+		return "", false
+	}
+	return p.Actor(), true
+}

@@ -1,0 +1,276 @@
+package crm
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/go-playground/validator/v10"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+
+	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/vault"
+)
+
+// Store holds a tenant's CRM records. Each record kind has a repository
+// reached from it (Contacts, Conversations, …); every repository method
+// takes the context first, acts on the context's tenant only, and runs in a
+// transaction of its own (tenancy.RunInTx) — or in a savepoint of the
+// caller's transaction when the Store was bound to it with Using.
+//
+// Create a Store with New. It is safe for concurrent use; it owns its
+// validator, clock and logger and keeps no other state.
+type Store struct {
+	db       bun.IDB
+	vault    *vault.Vault
+	validate *validator.Validate
+	now      func() time.Time
+	log      *slog.Logger
+	commerce // the commerce records' settings (commerce.go)
+}
+
+// Option configures a Store. Options validate their argument: New fails with
+// an error matching ErrConfig for a bad one.
+type Option func(*Store) error
+
+// WithClock sets the clock (default time.Now) that stamps created and
+// updated times, stage changes and consent records, and decides which
+// birthdays are due.
+func WithClock(now func() time.Time) Option {
+	return func(s *Store) error {
+		if now == nil {
+			return fmt.Errorf("%w: WithClock: nil clock", ErrConfig)
+		}
+		s.now = now
+		return nil
+	}
+}
+
+// WithLogger sets the logger (default: discard). It never receives the
+// plaintext of sealed fields.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Store) error {
+		if l == nil {
+			return fmt.Errorf("%w: WithLogger: nil logger", ErrConfig)
+		}
+		s.log = l
+		return nil
+	}
+}
+
+// New returns a Store over db, on which Migrations (with those of tenancy,
+// vault and retention) have run, sealing contact identifiers with v.
+func New(db *bun.DB, v *vault.Vault, opts ...Option) (*Store, error) {
+	if db == nil {
+		return nil, fmt.Errorf("%w: New: nil db", ErrConfig)
+	}
+	if v == nil {
+		return nil, fmt.Errorf("%w: New: nil vault", ErrConfig)
+	}
+	s := &Store{db: db, vault: v, now: time.Now, validate: newValidator()}
+	for _, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("%w: New: nil option", ErrConfig)
+		}
+		if err := o(s); err != nil {
+			return nil, err
+		}
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s, nil
+}
+
+// Using returns a Store that works on idb — typically the caller's own
+// bun.Tx from tenancy.RunInTx — so that several repository calls commit or
+// roll back together with the caller's work. Each call then runs in a
+// savepoint of that transaction. The returned Store shares s's validator,
+// clock, logger and vault.
+//
+//	err := tenancy.RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
+//		c, err := store.Using(tx).Contacts().Create(ctx, in)
+//		…
+//	})
+func (s *Store) Using(idb bun.IDB) *Store {
+	c := *s
+	c.db = idb
+	return &c
+}
+
+// clock returns the current time as stored: UTC, microsecond precision
+// (what both databases keep), so that a value read back equals the value
+// written.
+func (s *Store) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// tx runs fn in a transaction scoped to the context's tenant.
+func (s *Store) tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
+	if err := s.authorize(ctx, ""); err != nil { // client-portal scoping (portal.go)
+		return err
+	}
+	return tenancy.RunInTx(ctx, s.db, nil, fn)
+}
+
+// one runs fn, which issues a single statement, scoped to the context's
+// tenant: in a transaction of its own on PostgreSQL (tenancy.RunInTx sets
+// the tenant that row-level security compares with), and on SQLite, which
+// has no row-level security, as the statement alone — an implicit
+// transaction, without the statement journal and the BEGIN and COMMIT
+// round trips of an explicit one. The Owned hooks and the Guard apply
+// either way.
+func (s *Store) one(ctx context.Context, fn func(ctx context.Context, db bun.IDB) error) error {
+	if err := s.authorize(ctx, ""); err != nil { // client-portal scoping (portal.go)
+		return err
+	}
+	if s.db.Dialect().Name() == dialect.PG {
+		return tenancy.RunInTx(ctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error { return fn(ctx, tx) })
+	}
+	if _, err := tenancy.TenantID(ctx); err != nil {
+		return err
+	}
+	return fn(ctx, s.db)
+}
+
+// check validates v (a struct or pointer to one) with the Store's validator,
+// returning a *ValidationError naming each failed field by its JSON name.
+// kind names the record kind in the message ("contact").
+func (s *Store) check(kind string, v any) error {
+	err := s.validate.Struct(v)
+	if err == nil {
+		return nil
+	}
+	var ves validator.ValidationErrors
+	if !errors.As(err, &ves) {
+		return fmt.Errorf("crm: validate %s: %w", kind, err)
+	}
+	return validationErrorFrom(kind, ves)
+}
+
+// newValidator returns the validator a Store owns: fields are named by their
+// JSON names (what an API client sent), and the rules the package declares
+// are registered on it.
+func newValidator() *validator.Validate {
+	v := validator.New(validator.WithRequiredStructEnabled())
+	v.RegisterTagNameFunc(func(f reflect.StructField) string {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch name {
+		case "-":
+			return ""
+		case "":
+			return f.Name
+		}
+		return name
+	})
+	return v
+}
+
+// record is implemented by every model embedding Record.
+type record interface{ base() *Record }
+
+// Record is embedded in every CRM model: the tenant (through
+// tenancy.Owned, which scopes every query to the context's tenant), the id,
+// the created and updated times, and Version, the optimistic-concurrency
+// counter. Version is 1 after creation and grows by one with every update;
+// an update that names a stale version fails with a *ConflictError.
+type Record struct {
+	tenancy.Owned
+	// ID is a time-ordered UUID given on creation.
+	ID        string    `bun:"id,pk" json:"id"`
+	CreatedAt time.Time `bun:"created_at,notnull" json:"created_at"`
+	UpdatedAt time.Time `bun:"updated_at,notnull" json:"updated_at"`
+	Version   int64     `bun:"version,notnull" json:"version"`
+}
+
+func (r *Record) base() *Record { return r }
+
+// stamp prepares a new record for insertion.
+func (r *Record) stamp(now time.Time) {
+	if r.ID == "" {
+		r.ID = tenancy.NewID()
+	}
+	r.CreatedAt, r.UpdatedAt, r.Version = now, now, 1
+}
+
+// insert stamps and inserts a new record (an ID already set is kept).
+func insert[T any, PT interface {
+	*T
+	record
+}](ctx context.Context, db bun.IDB, now time.Time, rec PT) error {
+	rec.base().stamp(now)
+	if _, err := db.NewInsert().Model(rec).Exec(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// get reads the record id of the context's tenant, ErrNotFound (wrapped,
+// naming kind and id) when there is none.
+func get[T any, PT interface {
+	*T
+	record
+}](ctx context.Context, db bun.IDB, kind, id string) (T, error) {
+	var rec T
+	PT(&rec).base().ID = id
+	if err := db.NewSelect().Model(PT(&rec)).WherePK().Scan(ctx); err != nil {
+		var zero T
+		if errors.Is(err, sql.ErrNoRows) {
+			return zero, notFound(kind, id)
+		}
+		return zero, fmt.Errorf("crm: get %s: %w", kind, err)
+	}
+	return rec, nil
+}
+
+// update writes rec over the stored record if the stored version is still
+// rec.Version, then advances rec.Version and UpdatedAt. A stale version
+// fails with a *ConflictError, a missing record with ErrNotFound; either
+// way nothing is written. columns, if given, limits the columns written
+// (version and updated_at are always written).
+func update[T any, PT interface {
+	*T
+	record
+}](ctx context.Context, db bun.IDB, now time.Time, kind string, rec PT, columns ...string) error {
+	b := rec.base()
+	seen, was := b.Version, b.UpdatedAt
+	b.Version, b.UpdatedAt = seen+1, now
+	q := db.NewUpdate().Model(rec).WherePK().Where("?TableAlias.version = ?", seen)
+	if len(columns) > 0 {
+		q = q.Column(append(columns, "version", "updated_at")...)
+	} else {
+		q = q.ExcludeColumn("created_at")
+	}
+	res, err := q.Exec(ctx)
+	if err == nil {
+		var n int64
+		n, err = res.RowsAffected()
+		if err == nil && n == 0 {
+			b.Version, b.UpdatedAt = seen, was
+			cur, gerr := get[T, PT](ctx, db, kind, b.ID)
+			if gerr != nil {
+				return gerr
+			}
+			return &ConflictError{Kind: kind, ID: b.ID, Version: seen, Current: PT(&cur).base().Version}
+		}
+	}
+	if err != nil {
+		b.Version, b.UpdatedAt = seen, was
+		return fmt.Errorf("crm: update %s: %w", kind, err)
+	}
+	return nil
+}
+
+// checkContact checks that contactID, if not empty, names a contact of the
+// context's tenant; else it returns a *ValidationError of kind on
+// contact_id.
+func (s *Store) checkContact(ctx context.Context, tx bun.IDB, kind, contactID string) error {
+	if contactID == "" {
+		return nil
+	}
+	return mustExist(ctx, tx, (*Contact)(nil), kind, "contact_id", contactID)
+}

@@ -1,0 +1,253 @@
+package meta
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/socialcrm/socialcrm/social"
+	"github.com/socialcrm/socialcrm/vault"
+)
+
+// SignatureHeader carries a webhook delivery's signature:
+// "sha256=" + the lowercase hex HMAC-SHA256 of the raw body keyed with the
+// app secret.
+const SignatureHeader = "X-Hub-Signature-256"
+
+// DefaultMaxWebhookBody bounds a delivery's body. Meta batches up to 1,000
+// updates in one delivery; 4 MiB holds them with room to spare.
+const DefaultMaxWebhookBody = 4 << 20
+
+// deliveryPlatform names Meta's webhook deliveries in social's delivery
+// table.
+const deliveryPlatform = "meta"
+
+// ErrSignature is returned for a delivery whose X-Hub-Signature-256 is
+// missing, malformed or wrong.
+var ErrSignature = errors.New("meta: webhook signature invalid")
+
+// VerifySignature checks an X-Hub-Signature-256 value against the exact
+// raw body with the app secret, in constant time. Meta signs the body as
+// it sends it (non-ASCII escaped as \uXXXX), so verify the received bytes
+// before decoding them, never a re-encoding. Failures match ErrSignature.
+func VerifySignature(header string, body []byte, appSecret vault.Secret) error {
+	hexSig, ok := strings.CutPrefix(strings.TrimSpace(header), "sha256=")
+	if !ok {
+		return fmt.Errorf("%w: malformed header", ErrSignature)
+	}
+	got, err := hex.DecodeString(hexSig)
+	if err != nil || len(got) != sha256.Size {
+		return fmt.Errorf("%w: malformed header", ErrSignature)
+	}
+	mac := hmac.New(sha256.New, appSecret.Reveal())
+	mac.Write(body)
+	if !hmac.Equal(got, mac.Sum(nil)) {
+		return fmt.Errorf("%w: mismatch", ErrSignature)
+	}
+	return nil
+}
+
+// WebhookConfig is what the webhook endpoint of one Meta app needs. Both
+// fields are required; as vault.Secret values they print as [REDACTED]
+// and never appear in logs or errors.
+type WebhookConfig struct {
+	// AppSecret signs deliveries (App Dashboard > App settings > Basic):
+	// the same secret as Config.AppSecret.
+	AppSecret vault.Secret
+	// VerifyToken is the string entered with the callback URL in the App
+	// Dashboard; Meta echoes it in the verification request.
+	VerifyToken vault.Secret
+}
+
+// EventHandler processes the new, verified events of one entry (one
+// Page's part of a delivery), in timestamp order. An error fails the
+// delivery (500) and forgets these events, so that Meta's redelivery
+// hands them over again: a handler must be idempotent over a batch it
+// failed part way (the Inbox is). Events of earlier entries already
+// handled are not handled again.
+type EventHandler func(ctx context.Context, events []*Event) error
+
+// Webhook is the http.Handler of a Meta app's webhook callback URL.
+//
+// GET answers Meta's verification request: with hub.mode=subscribe and
+// the configured hub.verify_token (compared in constant time) it writes
+// hub.challenge back verbatim with 200, and 403 otherwise.
+//
+// POST reads the raw body up to the size limit (413 beyond), verifies
+// X-Hub-Signature-256 over those bytes (401 when wrong), decodes the typed
+// events (400 when malformed), and hands each entry's new events to the
+// EventHandler in timestamp order — once: Meta delivers at least once, so
+// each event is first recorded by its DedupeKey in social's delivery
+// table, durably and across processes, and an event already recorded is
+// skipped. It answers 200 when every event is handled or known, and 500
+// when the handler failed (the failed batch's records are removed, so the
+// redelivery processes it). Processing is synchronous, so a 200 means the
+// events are stored; Meta wants an answer within 5 seconds, so a handler
+// should only store (the crm Inbox does) and leave slow work to a queue.
+// The records are written before the handler runs, outside its
+// transaction: a process that dies between the two loses those events.
+// Prune old records with social.Store.PruneDeliveries, keeping them
+// longer than Meta retries (hours; a day is ample).
+//
+// A Webhook is safe for concurrent use.
+type Webhook struct {
+	cfg     WebhookConfig
+	store   *social.Store
+	handle  EventHandler
+	log     *slog.Logger
+	maxBody int64
+}
+
+// WebhookOption configures a Webhook.
+type WebhookOption func(*Webhook) error
+
+// WithWebhookLogger sets the logger (default: discard). It never receives
+// the app secret, the verify token or message text.
+func WithWebhookLogger(l *slog.Logger) WebhookOption {
+	return func(w *Webhook) error {
+		w.log = l
+		return nil
+	}
+}
+
+// WithMaxWebhookBody bounds a delivery's body (default
+// DefaultMaxWebhookBody).
+func WithMaxWebhookBody(n int64) WebhookOption {
+	return func(w *Webhook) error {
+		if n <= 0 {
+			return fmt.Errorf("%w: WithMaxWebhookBody: must be positive", ErrConfig)
+		}
+		w.maxBody = n
+		return nil
+	}
+}
+
+// NewWebhook returns the webhook handler of cfg's app, deduplicating
+// through store and passing each new event to handle.
+func NewWebhook(cfg WebhookConfig, store *social.Store, handle EventHandler, opts ...WebhookOption) (*Webhook, error) {
+	switch {
+	case cfg.AppSecret.IsZero() || cfg.VerifyToken.IsZero():
+		return nil, fmt.Errorf("%w: NewWebhook: AppSecret and VerifyToken are required", ErrConfig)
+	case store == nil:
+		return nil, fmt.Errorf("%w: NewWebhook: nil store", ErrConfig)
+	case handle == nil:
+		return nil, fmt.Errorf("%w: NewWebhook: nil handler", ErrConfig)
+	}
+	w := &Webhook{cfg: cfg, store: store, handle: handle, maxBody: DefaultMaxWebhookBody}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(w); err != nil {
+			return nil, err
+		}
+	}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	return w, nil
+}
+
+func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+		w.verify(rw, r)
+	case http.MethodPost:
+		w.receive(rw, r)
+	default:
+		rw.Header().Set("Allow", "GET, POST")
+		http.Error(rw, "method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+// verify answers the hub.challenge handshake.
+func (w *Webhook) verify(rw http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	token := q.Get("hub.verify_token")
+	if q.Get("hub.mode") != "subscribe" || subtle.ConstantTimeCompare([]byte(token), w.cfg.VerifyToken.Reveal()) != 1 {
+		w.log.WarnContext(r.Context(), "meta: webhook verification refused")
+		http.Error(rw, "forbidden", http.StatusForbidden)
+		return
+	}
+	rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	rw.Header().Set("X-Content-Type-Options", "nosniff")
+	rw.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(rw, q.Get("hub.challenge"))
+}
+
+func (w *Webhook) receive(rw http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, w.maxBody))
+	if err != nil {
+		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
+			http.Error(rw, "body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(rw, "bad body", http.StatusBadRequest)
+		return
+	}
+	if err := VerifySignature(r.Header.Get(SignatureHeader), body, w.cfg.AppSecret); err != nil {
+		w.log.WarnContext(r.Context(), "meta: webhook refused", "error", err)
+		http.Error(rw, "invalid signature", http.StatusUnauthorized)
+		return
+	}
+	p, err := ParseWebhook(body)
+	if err != nil {
+		w.log.WarnContext(r.Context(), "meta: webhook malformed", "error", err)
+		http.Error(rw, "malformed payload", http.StatusBadRequest)
+		return
+	}
+	if err := w.Process(r.Context(), p); err != nil {
+		w.log.ErrorContext(r.Context(), "meta: webhook handling failed", "error", err)
+		http.Error(rw, "handling failed", http.StatusInternalServerError)
+		return
+	}
+	rw.WriteHeader(http.StatusOK)
+}
+
+// Process hands the new events of a verified payload to the handler, as
+// ServeHTTP does after verifying and decoding a delivery (for payloads
+// that arrive another way, such as from a queue).
+func (w *Webhook) Process(ctx context.Context, p *Payload) error {
+	for i := range p.Entries {
+		en := &p.Entries[i]
+		batch := make([]*Event, 0, len(en.Events))
+		keys := make([]string, 0, len(en.Events))
+		for j := range en.Events {
+			ev := &en.Events[j]
+			key := ev.DedupeKey()
+			first, err := w.store.FirstDelivery(ctx, deliveryPlatform, key)
+			if err != nil {
+				return errors.Join(err, w.forget(ctx, keys))
+			}
+			if first {
+				batch, keys = append(batch, ev), append(keys, key)
+			}
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		if err := w.handle(ctx, batch); err != nil {
+			return errors.Join(fmt.Errorf("meta: events of page %s: %w", en.PageID, err), w.forget(ctx, keys))
+		}
+	}
+	return nil
+}
+
+// forget removes the dedupe records of events that were not handled.
+func (w *Webhook) forget(ctx context.Context, keys []string) error {
+	var errs []error
+	for _, k := range keys {
+		if err := w.store.ForgetDelivery(context.WithoutCancel(ctx), deliveryPlatform, k); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
