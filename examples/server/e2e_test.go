@@ -402,9 +402,64 @@ func driveEverything(t *testing.T, p *process) {
 	c.call("POST", "/v1/connections/"+pageConn+"/sync", nil, 200)
 	c.call("POST", "/v1/connections/"+igConn+"/sync", nil, 200)
 	require.Len(t, c.call("GET", "/v1/connections/"+igConn+"/insights", nil, 200)["follower_trend"], 1)
+	// Messenger: a person writes to the Page (the emulator delivers the
+	// signed webhook), the message lands in the inbox, the reply goes out
+	// through the Send API and is stored.
+	resp, body := c.do("GET", "/webhooks/meta?hub.mode=subscribe&hub.verify_token=sandbox-meta-verify&hub.challenge=12345", "", nil)
+	require.Equal(t, 200, resp.StatusCode)
+	require.Equal(t, "12345", string(body))
+	resp, _ = c.do("GET", "/webhooks/meta?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1", "", nil)
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+	resp, _ = c.do("POST", "/webhooks/meta", "application/json", strings.NewReader(`{"object":"page","entry":[]}`))
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "an unsigned delivery is refused")
+	c.call("POST", "/v1/sandbox/meta/message", map[string]string{"psid": "psid-ann", "text": "Is the ring in stock?"}, 204)
+	c.call("POST", "/v1/sandbox/meta/message", map[string]string{"text": ""}, 400)
+	convs := c.call("GET", "/v1/conversations", nil, 200)["items"].([]any)
+	require.Len(t, convs, 1)
+	convID := convs[0].(map[string]any)["id"].(string)
+	msgs := c.call("GET", "/v1/conversations/"+convID+"/messages", nil, 200)
+	require.Equal(t, "Is the ring in stock?", msgs["items"].([]any)[0].(map[string]any)["text"])
+	require.Equal(t, []string{"text"}, problems(c.call("POST", "/v1/conversations/"+convID+"/reply", map[string]string{"text": " "}, 400)))
+	rp := c.call("POST", "/v1/conversations/"+convID+"/reply", map[string]string{"text": "Yes, size 6 and 7."}, 201)
+	require.Equal(t, "sent", str(rp, "message", "status"), "%v", rp)
+	require.Len(t, c.call("GET", "/v1/conversations/"+convID+"/messages", nil, 200)["items"], 2)
+	c.call("GET", "/v1/conversations/"+tenantID+"/messages", nil, 404)
+
 	mdc := c.call("DELETE", "/v1/connections/"+fbUser, nil, 200)
 	require.Len(t, mdc["disconnected"], 3, "the user, the Page and the Instagram account")
 	require.Equal(t, "revoked", str(c.call("GET", "/v1/connections/"+pageConn, nil, 200), "connection", "status"))
+
+	// Contacts: bad input names each field; versions guard updates.
+	bad = c.call("POST", "/v1/contacts", map[string]any{"email": "not-an-email", "phone": "12", "stage": "royalty"}, 400)
+	require.Subset(t, problems(bad), []string{"email", "phone", "stage"})
+	c.call("POST", "/v1/contacts", `{"first_name": 7}`, 400)
+	ct := c.call("POST", "/v1/contacts", map[string]any{"first_name": "Ann", "last_name": "Lee", "email": "ann@lee.example",
+		"phone": "+15551234567", "tags": []string{"vip"}, "birthday": map[string]int{"month": 6, "day": 1}}, 201)
+	contactID := str(ct, "contact", "id")
+	require.Equal(t, "ann@lee.example", str(c.call("GET", "/v1/contacts/"+contactID, nil, 200), "contact", "email"))
+	require.Len(t, c.call("GET", "/v1/contacts?tag=vip", nil, 200)["items"], 1)
+	require.Len(t, c.call("GET", "/v1/contacts?email=ann@lee.example", nil, 200)["items"], 1)
+	c.call("GET", "/v1/contacts?limit=-1", nil, 400)
+	upd := field(ct, "contact").(map[string]any)
+	upd["stage"] = "customer"
+	u1 := c.call("PUT", "/v1/contacts/"+contactID, upd, 200)
+	require.Equal(t, "customer", str(u1, "contact", "stage"))
+	c.call("PUT", "/v1/contacts/"+contactID, upd, 409) // the version read is stale now
+	co := c.call("POST", "/v1/companies", map[string]any{"name": "Lee Jewels"}, 201)
+	c.call("GET", "/v1/companies/"+str(co, "company", "id"), nil, 200)
+	c.call("DELETE", "/v1/companies/"+str(co, "company", "id"), nil, 204)
+	c.call("GET", "/v1/companies/"+str(co, "company", "id"), nil, 404)
+
+	// The contact's export, then their erasure.
+	cx := c.call("POST", "/v1/privacy/requests", map[string]any{"kind": "export", "subject": map[string]string{"contact_id": contactID}}, 201)
+	c.call("POST", "/v1/privacy/requests/"+str(cx, "request", "id")+"/verify", map[string]string{"outcome": "verified"}, 200)
+	resp, czip := c.do("GET", "/v1/privacy/requests/"+str(cx, "request", "id")+"/export", "", nil)
+	require.Equal(t, 200, resp.StatusCode)
+	require.Contains(t, string(czip), "crm.contact.json")
+	ce := c.call("POST", "/v1/privacy/requests", map[string]any{"kind": "erasure", "subject": map[string]string{"contact_id": contactID}}, 201)
+	c.call("POST", "/v1/privacy/requests/"+str(ce, "request", "id")+"/verify", map[string]string{"outcome": "verified"}, 200)
+	c.call("POST", "/v1/privacy/requests/"+str(ce, "request", "id")+"/erase", nil, 200)
+	c.call("GET", "/v1/contacts/"+contactID, nil, 404)
 
 	// Data-subject requests: access export as a zip, erasure with a receipt.
 	bad = c.call("POST", "/v1/privacy/requests", map[string]any{"kind": "delete-everything", "subject": map[string]string{"shoe_size": "42"}}, 400)
@@ -436,7 +491,7 @@ func driveEverything(t *testing.T, p *process) {
 	require.NotEmpty(t, field(receipt, "receipt", "categories"))
 	c.call("GET", "/v1/connections/"+brandID, nil, 404) // erased
 	reqs := c.call("GET", "/v1/privacy/requests", nil, 200)
-	require.Len(t, reqs["requests"], 2)
+	require.Len(t, reqs["requests"], 4)
 	c.call("GET", "/v1/privacy/requests/"+erID, nil, 200)
 
 	dm := c.call("GET", "/v1/privacy/datamap", nil, 200)

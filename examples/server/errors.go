@@ -77,6 +77,10 @@ func toAPIError(err error) (*apiError, bool) {
 	var maxBytes *http.MaxBytesError
 	var metaErr *meta.APIError
 	var ttErr *tiktok.APIError
+	var window *meta.WindowError
+	if ae, ok := crmError(err); ok {
+		return ae, true
+	}
 	switch {
 	case errors.As(err, &ae):
 		return ae, true
@@ -120,6 +124,8 @@ func toAPIError(err error) (*apiError, bool) {
 		return &apiError{Status: http.StatusBadRequest, Code: "platform_invalid_params", Message: "TikTok refused the parameters"}, true
 	case errors.Is(err, tiktok.ErrRateLimited), tiktok.IsPostingLimit(err):
 		return &apiError{Status: http.StatusTooManyRequests, Code: "platform_limit", Message: "TikTok's rate or posting limit is reached"}, true
+	case errors.As(err, &window):
+		return &apiError{Status: http.StatusConflict, Code: "outside_window", Message: "Messenger allows a reply only within 24 hours of the person's last message"}, true
 	case errors.Is(err, meta.ErrRateLimited):
 		return &apiError{Status: http.StatusTooManyRequests, Code: "platform_limit", Message: "Meta's rate limit is reached"}, true
 	case errors.Is(err, meta.ErrInvalidParameter):

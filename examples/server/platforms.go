@@ -149,12 +149,13 @@ func (p *platforms) startMeta(cfg config, publicURL string, store *social.Store)
 }
 
 // metaClient returns a Graph API client acting through connection id.
-func (p *platforms) metaClient(ctx context.Context, store *social.Store, id string) (*meta.Client, error) {
+func (p *platforms) metaClient(ctx context.Context, store *social.Store, id string, opts ...meta.Option) (*meta.Client, error) {
 	sess, err := store.Session(ctx, id, p.metaProv)
 	if err != nil {
 		return nil, err
 	}
-	return meta.New(p.metaCfg, append([]meta.Option{meta.WithSession(sess)}, p.metaOpts...)...)
+	opts = append(append([]meta.Option{meta.WithSession(sess)}, p.metaOpts...), opts...)
+	return meta.New(p.metaCfg, opts...)
 }
 
 // tiktokClient returns a TikTok client acting through connection id.

@@ -75,6 +75,20 @@ func (a *app) buildRoutes() error {
 	a.mux.Handle("POST /webhooks/tiktok", a.tiktokWebhook())
 	a.routes = append(a.routes, route{Method: "POST", Path: "/webhooks/tiktok"})
 
+	// CRM records and the Messenger inbox.
+	a.crmRoutes()
+	a.api("GET /v1/conversations", member, a.listConversations)
+	a.api("GET /v1/conversations/{id}/messages", member, a.conversationMessages)
+	a.api("POST /v1/conversations/{id}/reply", member, a.replyConversation)
+	a.api("POST /v1/sandbox/meta/message", member, a.sandboxMetaMessage)
+	mw, err := a.metaWebhook()
+	if err != nil {
+		return err
+	}
+	a.mux.Handle("GET /webhooks/meta", mw)
+	a.mux.Handle("POST /webhooks/meta", mw)
+	a.routes = append(a.routes, route{Method: "GET", Path: "/webhooks/meta"}, route{Method: "POST", Path: "/webhooks/meta"})
+
 	// Data-subject requests and the data map.
 	a.api("GET /v1/privacy/requests", member, a.listRequests)
 	a.api("POST /v1/privacy/requests", member, a.createRequest)
