@@ -186,17 +186,29 @@ func TestBrowserConsole(t *testing.T) {
 	require.Equal(t, "Published.", text("#flash"))
 	require.Len(t, a.plat.metaSrv.Posts(sandboxPage), 1)
 
-	// An access request: record, verify, download the export.
-	run("privacy page",
-		chromedp.Navigate(a.URL+"/console/privacy"),
-		chromedp.WaitVisible(chromedp.ID("submit-request")),
-		chromedp.SetValue(chromedp.ID("kind"), "access"),
-		chromedp.SetValue(chromedp.ID("subject_kind"), "account_id"),
-		chromedp.SendKeys(chromedp.ID("subject_value"), sandboxCreator),
-	)
-	click("record access request", chromedp.Click(chromedp.ID("submit-request")))
+	// The Messenger inbox: a person writes to the sandbox Page, the reply
+	// goes out through the Send API.
+	run("inbox", chromedp.Navigate(a.URL+"/console/inbox"), chromedp.WaitVisible(chromedp.ID("sandbox-text")),
+		chromedp.SendKeys(chromedp.ID("sandbox-text"), "Do you resize rings?"))
+	click("deliver", chromedp.Click(chromedp.ID("sandbox-send")))
+	click("open conversation", chromedp.Click(chromedp.CSS("a.conversation")))
+	run("reply form", chromedp.WaitVisible(chromedp.ID("reply-text")), chromedp.SendKeys(chromedp.ID("reply-text"), "Yes, within a week."))
+	click("reply", chromedp.Click(chromedp.ID("reply")))
+	run("replied", chromedp.WaitVisible(chromedp.ID("messages")), shot("09-inbox"))
+	require.Equal(t, "Sent.", text("#flash"))
+	require.Contains(t, text("#messages"), "Do you resize rings?")
+	require.Contains(t, text("#messages"), "Yes, within a week.")
+	require.Len(t, a.plat.metaSrv.SentMessages(), 1)
+
+	// A contact: create, export their data, erase them.
+	run("contacts", chromedp.Navigate(a.URL+"/console/contacts"), chromedp.WaitVisible(chromedp.ID("first_name")),
+		chromedp.SendKeys(chromedp.ID("first_name"), "Ann"), chromedp.SendKeys(chromedp.ID("last_name"), "Lee"),
+		chromedp.SendKeys(chromedp.ID("contact_email"), "ann@lee.example"))
+	click("create contact", chromedp.Click(chromedp.ID("create-contact")))
+	run("contact page", chromedp.WaitVisible(chromedp.ID("request-export")), shot("10-contact"))
+	click("request export", chromedp.Click(chromedp.ID("request-export")))
 	click("verify identity", chromedp.Click(chromedp.CSS("button.verify")))
-	run("export link", chromedp.WaitVisible(chromedp.CSS("a.export")), shot("09-privacy-requests"))
+	run("export link", chromedp.WaitVisible(chromedp.CSS("a.export")), shot("11-privacy-requests"))
 	ctx, cancelStep = step()
 	href, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS("a.export"), "href"))
 	cancelStep()
@@ -209,31 +221,27 @@ func TestBrowserConsole(t *testing.T) {
 	for _, f := range zr.File {
 		names = append(names, f.Name)
 	}
-	require.Contains(t, names, "social.connection.json")
+	require.Contains(t, names, "crm.contact.json")
 
-	// Erase the account's data.
-	run("erasure form",
-		chromedp.SetValue(chromedp.ID("kind"), "erasure"),
-		chromedp.SetValue(chromedp.ID("subject_kind"), "account_id"),
-		chromedp.SendKeys(chromedp.ID("subject_value"), sandboxCreator),
-	)
-	click("record erasure request", chromedp.Click(chromedp.ID("submit-request")))
+	run("contacts again", chromedp.Navigate(a.URL+"/console/contacts"), chromedp.WaitVisible(chromedp.ID("contacts")))
+	click("open contact", chromedp.Click(chromedp.Search(`//a[contains(., "Ann Lee")]`)))
+	click("request erasure", chromedp.Click(chromedp.ID("request-erasure")))
 	click("verify erasure identity", chromedp.Click(chromedp.CSS("button.verify")))
 	click("erase", chromedp.Click(chromedp.CSS("button.erase")))
-	run("erased", chromedp.WaitVisible(chromedp.ID("flash")), shot("10-erased"))
+	run("erased", chromedp.WaitVisible(chromedp.ID("flash")), shot("12-erased"))
 	require.Contains(t, text("#flash"), "Erased")
-	run("connections after erasure", chromedp.Navigate(a.URL+"/console/connections"), chromedp.WaitVisible(chromedp.ID("connections")))
-	require.NotContains(t, text("#connections"), "Mia Sandbox")
+	run("contacts after erasure", chromedp.Navigate(a.URL+"/console/contacts"), chromedp.WaitVisible(chromedp.ID("contacts")))
+	require.NotContains(t, text("#contacts"), "Ann")
 
 	// The data map.
-	run("data map", chromedp.Navigate(a.URL+"/console/datamap"), chromedp.WaitVisible(chromedp.ID("datamap")), shot("11-datamap"))
+	run("data map", chromedp.Navigate(a.URL+"/console/datamap"), chromedp.WaitVisible(chromedp.ID("datamap")), shot("13-datamap"))
 	require.Contains(t, text("#datamap"), "social.connection")
 
 	// Close the tenant, then reopen it during the grace period.
 	run("overview", chromedp.Navigate(a.URL+"/console/"), chromedp.WaitVisible(chromedp.ID("confirm-close")),
 		chromedp.SendKeys(chromedp.ID("confirm-close"), "Gem Atelier"))
 	click("close tenant", chromedp.Click(chromedp.ID("close-tenant")))
-	run("closed", chromedp.WaitVisible(chromedp.ID("closed")), shot("12-closed"))
+	run("closed", chromedp.WaitVisible(chromedp.ID("closed")), shot("14-closed"))
 	click("reopen", chromedp.Click(chromedp.ID("reopen")))
 	require.Equal(t, "Reopened.", text("#flash"))
 

@@ -107,6 +107,7 @@ func (a *app) consoleRoutes() error {
 	a.page("GET /console/datamap", member, "datamap", a.consoleDataMap)
 	a.page("POST /console/tenant/close", member, "home", a.consoleCloseTenant)
 	a.page("POST /console/tenant/reopen", member, "home", a.consoleReopenTenant)
+	a.consoleCRMRoutes()
 	a.page("GET /console/keys", member, "keys", a.consoleKeys)
 	a.page("POST /console/keys", member, "keys", a.consoleCreateKey)
 	a.page("POST /console/keys/{id}/revoke", member, "keys", a.consoleRevokeKey)
