@@ -9,12 +9,13 @@
 // -target http://127.0.0.1:PORT it loads a running server (loopback only);
 // -pid names that server's process for the memory figure.
 //
-// The workload, in equal shares per worker loop: API reads (the tenant,
-// its connections, a data-subject request), API writes (new data-subject
-// requests, each a row and an audit entry) and signed TikTok webhook
-// deliveries (each verified and deduplicated in the database). Every answer
-// must be the expected 2xx; anything else counts as an error, and the
-// command exits 1 when there was any.
+// The workload, in equal shares per worker loop: contacts API reads (get
+// one, list a page), contacts API writes (create; update with its version)
+// and signed Messenger webhook deliveries to the sandbox Page, which the
+// setup connects through Facebook Login in the emulator, so each delivery
+// is verified, deduplicated and stored as a conversation message. Every
+// answer must be the expected 2xx; anything else counts as an error, and
+// the command exits 1 when there was any.
 //
 // The summary is one "name: value" line each, which scripts/bench prints as
 // figure: lines.
@@ -28,6 +29,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -44,13 +46,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/socialcrm/socialcrm/tiktok/tiktoktest"
+	"github.com/socialcrm/socialcrm/meta/metatest"
 )
 
-// The example server's sandbox TikTok app (examples/server/platforms.go).
+// The example server's sandbox Meta app and Page (examples/server/platforms.go).
 const (
-	sandboxTikTokKey    = "sandbox-tiktok-app"
-	sandboxTikTokSecret = "sandbox-tiktok-secret"
+	sandboxMetaSecret = "sandbox-meta-secret"
+	sandboxFBUser     = "sandbox-fb-user"
+	sandboxPage       = "100000000000001"
 )
 
 func main() {
@@ -251,10 +254,11 @@ func (t *tail) Write(p []byte) (int, error) {
 
 func (t *tail) String() string { t.mu.Lock(); defer t.mu.Unlock(); return string(t.b) }
 
-// env is what the workers share: the tenant's token and a request to read.
+// env is what the workers share: the tenant's API key and contacts to read.
 type env struct {
-	base, token, requestID string
-	hc                     *http.Client
+	base, token string
+	contacts    []string
+	hc          *http.Client
 }
 
 func (e *env) do(ctx context.Context, method, path string, body []byte, header http.Header) (int, error) {
@@ -300,15 +304,21 @@ func setup(ctx context.Context, base string) (*env, error) {
 		return nil, err
 	}
 	e.token = key.Key // API keys do not expire during the run
-	var rq struct {
-		Request struct {
-			ID string `json:"id"`
-		} `json:"request"`
+	for i := range 20 {
+		var ct struct {
+			Contact struct {
+				ID string `json:"id"`
+			} `json:"contact"`
+		}
+		body := fmt.Sprintf(`{"first_name":"Seed%d","last_name":"Contact","email":"seed%d@example.com"}`, i, i)
+		if err := e.json(ctx, "POST", "/v1/contacts", []byte(body), http.StatusCreated, &ct); err != nil {
+			return nil, err
+		}
+		e.contacts = append(e.contacts, ct.Contact.ID)
 	}
-	if err := e.json(ctx, "POST", "/v1/privacy/requests", []byte(`{"kind":"access","subject":{"email":"load@example.com"}}`), http.StatusCreated, &rq); err != nil {
-		return nil, err
+	if err := e.connectPage(ctx); err != nil {
+		return nil, fmt.Errorf("connect the sandbox Page: %w", err)
 	}
-	e.requestID = rq.Request.ID
 	return e, nil
 }
 
@@ -333,6 +343,39 @@ func (e *env) json(ctx context.Context, method, path string, body []byte, want i
 	return json.Unmarshal(b, out)
 }
 
+// connectPage connects the sandbox Facebook Page through the emulator's
+// login dialog, as a browser would, so that Messenger deliveries are stored.
+func (e *env) connectPage(ctx context.Context) error {
+	var start struct {
+		AuthorizeURL string `json:"authorize_url"`
+	}
+	if err := e.json(ctx, "POST", "/v1/connections/meta/start", nil, http.StatusOK, &start); err != nil {
+		return err
+	}
+	noRedirect := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get(start.AuthorizeURL)
+	if err != nil {
+		return err
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	form := url.Values{"metatest_user": {sandboxFBUser}, "metatest_decision": {"allow"}}
+	for _, m := range regexp.MustCompile(`<input type="hidden" name="([^"]*)" value="([^"]*)"`).FindAllSubmatch(page, -1) {
+		form.Add(string(m[1]), html.UnescapeString(string(m[2])))
+	}
+	for _, m := range regexp.MustCompile(`name="metatest_grant" value="([^"]*)"`).FindAllSubmatch(page, -1) {
+		form.Add("metatest_grant", string(m[1]))
+	}
+	resp, err = noRedirect.PostForm(start.AuthorizeURL, form)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	body, _ := json.Marshal(map[string]string{"callback_url": resp.Header.Get("Location")})
+	var done map[string]any
+	return e.json(ctx, "POST", "/v1/connections/meta/complete", body, http.StatusCreated, &done)
+}
+
 // op is one kind of request in the mix.
 type op struct {
 	kind string
@@ -342,25 +385,21 @@ type op struct {
 
 var ops = []op{
 	{"read", http.StatusOK, func(ctx context.Context, e *env, n int64) (int, error) {
-		switch n % 3 {
-		case 0:
-			return e.do(ctx, "GET", "/v1/tenant", nil, nil)
-		case 1:
-			return e.do(ctx, "GET", "/v1/connections", nil, nil)
+		if n%2 == 0 {
+			return e.do(ctx, "GET", "/v1/contacts?limit=20", nil, nil)
 		}
-		return e.do(ctx, "GET", "/v1/privacy/requests/"+e.requestID, nil, nil)
+		return e.do(ctx, "GET", "/v1/contacts/"+e.contacts[n%int64(len(e.contacts))], nil, nil)
 	}},
 	{"write", http.StatusCreated, func(ctx context.Context, e *env, n int64) (int, error) {
-		body := fmt.Sprintf(`{"kind":"access","subject":{"email":"person%d@example.com"}}`, n)
-		return e.do(ctx, "POST", "/v1/privacy/requests", []byte(body), nil)
+		body := fmt.Sprintf(`{"first_name":"Load%d","last_name":"Test","email":"load%d@example.com","tags":["load"]}`, n, n)
+		return e.do(ctx, "POST", "/v1/contacts", []byte(body), nil)
 	}},
 	{"webhook", http.StatusOK, func(ctx context.Context, e *env, n int64) (int, error) {
-		ts := time.Now().Unix()
-		content, _ := json.Marshal(map[string]string{"publish_id": fmt.Sprintf("v_load_%d", n), "publish_type": "DIRECT_PUBLISH"})
-		body, _ := json.Marshal(tiktoktest.Event{ClientKey: sandboxTikTokKey, Event: "post.publish.complete",
-			CreateTime: ts, UserOpenID: fmt.Sprintf("load-user-%d", n%50), Content: string(content)})
-		h := http.Header{tiktoktest.SignatureHeader: {tiktoktest.Sign(sandboxTikTokSecret, ts, body)}}
-		return e.do(ctx, "POST", "/webhooks/tiktok", body, h)
+		ms := time.Now().UnixMilli()
+		body := fmt.Sprintf(`{"object":"page","entry":[{"id":%q,"time":%d,"messaging":[{"sender":{"id":"psid-%d"},"recipient":{"id":%q},"timestamp":%d,"message":{"mid":"m_load_%d","text":"hello %d"}}]}]}`,
+			sandboxPage, ms, n%100, sandboxPage, ms, n, n)
+		h := http.Header{"X-Hub-Signature-256": {metatest.SignPayload(sandboxMetaSecret, []byte(body))}}
+		return e.do(ctx, "POST", "/webhooks/meta", []byte(body), h)
 	}},
 }
 
