@@ -54,6 +54,8 @@ func (a *app) runJobsOnce(ctx context.Context) jobReport {
 	rep.TenantsPurged = len(purged)
 	_, err = a.sdk.Social.PruneDeliveries(sys, 72*time.Hour)
 	fail("prune deliveries", err)
+	_, err = a.callbacks.ResumeDeletions(sys)
+	fail("meta deletions", err)
 	tenants, err := a.sdk.Tenants.Tenants(sys, tenancy.TenantFilter{Status: tenancy.StatusActive})
 	fail("tenants", err)
 	for _, t := range tenants {

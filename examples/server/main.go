@@ -18,7 +18,9 @@
 // Sandbox mode: the TikTok and Meta emulators (tiktok/tiktoktest,
 // meta/metatest) run in-process and every response and page says
 // "sandbox". TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET switch TikTok to its
-// real hosts; META_APP_ID and META_APP_SECRET do the same for Meta.
+// real hosts; META_APP_ID and META_APP_SECRET do the same for Meta
+// (META_VERIFY_TOKEN is the token entered with the webhook URL in the App
+// Dashboard).
 // SOCIALCRM_SESSION_KEY (32+ bytes) keeps access tokens valid across
 // restarts and replicas; by default a random key is drawn at start.
 //
@@ -47,6 +49,8 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm"
+	"github.com/socialcrm/socialcrm/internal/migrations"
+	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/vault"
 )
@@ -73,6 +77,7 @@ type app struct {
 	publicURL   string
 	mux         *http.ServeMux
 	routes      []route
+	callbacks   *meta.Callbacks
 	consoleTmpl *template.Template
 	started     time.Time
 
@@ -160,9 +165,15 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 	if err := migrateSessions(ctx, db); err != nil {
 		return nil, err
 	}
+	// Meta's deletion callbacks keep their confirmation codes in a table of
+	// their own, not (yet) part of socialcrm.Migrate.
+	if err := migrations.Run(ctx, db, meta.CallbackMigrations()); err != nil {
+		return nil, err
+	}
 	policy := examplePolicy()
+	cats := append([]retention.Category{sessionCategory()}, meta.CallbackCategories()...)
 	if a.sdk, err = socialcrm.Open(ctx, socialcrm.Config{DB: db, KEK: kek, Logger: log, Policy: &policy,
-		Models: []any{(*session)(nil)}, Categories: []retention.Category{sessionCategory()}}); err != nil {
+		Models: []any{(*session)(nil)}, Categories: cats}); err != nil {
 		return nil, err
 	}
 	key := []byte(cfg.SessionKey)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/tenancy"
 )
 
@@ -88,6 +89,16 @@ func (a *app) buildRoutes() error {
 	a.mux.Handle("GET /webhooks/meta", mw)
 	a.mux.Handle("POST /webhooks/meta", mw)
 	a.routes = append(a.routes, route{Method: "GET", Path: "/webhooks/meta"}, route{Method: "POST", Path: "/webhooks/meta"})
+	// Meta's Deauthorize and Data Deletion Request callbacks (P15).
+	if a.callbacks, err = meta.NewCallbacks(a.plat.metaCfg, meta.CallbackConfig{DB: a.db, Social: a.sdk.Social,
+		Retention: a.sdk.Retention, StatusURL: a.publicURL + "/meta/deletion-status"}, meta.WithCallbackLogger(a.log)); err != nil {
+		return err
+	}
+	a.mux.Handle("POST /webhooks/meta/deauthorize", a.callbacks.DeauthorizeHandler())
+	a.mux.Handle("POST /webhooks/meta/data-deletion", a.callbacks.DataDeletionHandler())
+	a.mux.Handle("GET /meta/deletion-status", a.callbacks.DeletionStatusHandler())
+	a.routes = append(a.routes, route{Method: "POST", Path: "/webhooks/meta/deauthorize"},
+		route{Method: "POST", Path: "/webhooks/meta/data-deletion"}, route{Method: "GET", Path: "/meta/deletion-status"})
 
 	// Data-subject requests and the data map.
 	a.api("GET /v1/privacy/requests", member, a.listRequests)
