@@ -15,6 +15,7 @@ import (
 // to every API route, signed in as an owner: each answer is a 4xx (or a
 // success), never a 500, and errors have the one error shape.
 func TestNoInputAnswers500(t *testing.T) {
+	t.Parallel()
 	a := newTestApp(t)
 	c := newClient(t, a.URL)
 	su := c.call("POST", "/v1/signup", map[string]any{"tenant_name": "Fuzz", "email": "f@f.example", "name": "F", "password": "long enough password"}, 201)

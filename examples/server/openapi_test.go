@@ -12,6 +12,7 @@ import (
 // TestOpenAPIMatchesRoutes checks that every route the server registers is
 // in the OpenAPI document and every operation of the document is served.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
+	t.Parallel()
 	a := newTestApp(t)
 	var doc struct {
 		OpenAPI string                          `yaml:"openapi"`

@@ -21,6 +21,7 @@ func noRedirect() *http.Client {
 // csrf cookie, or posted from another origin, is refused before anything
 // runs.
 func TestConsoleCSRF(t *testing.T) {
+	t.Parallel()
 	a := newTestApp(t)
 	hc := noRedirect()
 	resp, err := hc.Get(a.URL + "/console/login")
@@ -61,6 +62,7 @@ func TestConsoleCSRF(t *testing.T) {
 // TestLoginRateLimit: sign-in attempts beyond the per-IP rate are refused
 // with 429 before any password is checked.
 func TestLoginRateLimit(t *testing.T) {
+	t.Parallel()
 	a := newTestApp(t, "-login-rate", "1")
 	c := newClient(t, a.URL)
 	login := map[string]string{"tenant_id": tenancy.NewID(), "email": "a@b.example", "password": "whatever password"}
@@ -80,6 +82,7 @@ func TestLoginRateLimit(t *testing.T) {
 // TestTokens: access tokens expire and refuse tampering; refresh tokens
 // rotate; a replayed one ends the session.
 func TestTokens(t *testing.T) {
+	t.Parallel()
 	a := newTestApp(t)
 	clk := fakeclock.New()
 	a.tokens.now = clk.Now
@@ -114,6 +117,7 @@ func TestTokens(t *testing.T) {
 // TestScheduledJobs: one run of the scheduled jobs over a tenant with a
 // connection in progress completes without errors.
 func TestScheduledJobs(t *testing.T) {
+	t.Parallel()
 	a := newTestApp(t)
 	_, m, _, err := a.signUp(t.Context(), signupRequest{TenantName: "J", Email: "j@j.example", Name: "J", Password: "long enough password"}, "test")
 	require.NoError(t, err)
