@@ -27,8 +27,9 @@ import (
 // a database read; refresh tokens rotate on every use, and presenting a spent
 // one revokes the whole session (a stolen token is detected).
 const (
-	accessTTL  = 15 * time.Minute
-	sessionTTL = 30 * 24 * time.Hour
+	accessTTL    = 15 * time.Minute
+	sessionTTL   = 30 * 24 * time.Hour
+	refreshGrace = 30 * time.Second
 )
 
 // tableSessions is the example server's own tenant-owned table.
@@ -44,11 +45,16 @@ type session struct {
 	MemberID    string       `bun:"member_id,notnull"`
 	Role        tenancy.Role `bun:"role,notnull"`
 	RefreshHash string       `bun:"refresh_hash,notnull"`
-	Rotations   int          `bun:"rotations,notnull"`
-	UserAgent   string       `bun:"user_agent,notnull"`
-	CreatedAt   time.Time    `bun:"created_at,notnull"`
-	ExpiresAt   time.Time    `bun:"expires_at,notnull"`
-	RevokedAt   *time.Time   `bun:"revoked_at"`
+	// PrevHash is the refresh token spent last, at RotatedAt: presented
+	// again within refreshGrace it is a race between two requests of one
+	// client (two browser tabs), refused without ending the session.
+	PrevHash  string     `bun:"prev_hash,notnull"`
+	RotatedAt time.Time  `bun:"rotated_at,nullzero"`
+	Rotations int        `bun:"rotations,notnull"`
+	UserAgent string     `bun:"user_agent,notnull"`
+	CreatedAt time.Time  `bun:"created_at,notnull"`
+	ExpiresAt time.Time  `bun:"expires_at,notnull"`
+	RevokedAt *time.Time `bun:"revoked_at"`
 }
 
 // sessionCategory declares the sessions table to the retention engine:
@@ -57,7 +63,7 @@ func sessionCategory() retention.Category {
 	return retention.Category{
 		Name: "example.session", Table: tableSessions, Time: "created_at",
 		Subject:    map[string]string{"member_id": "member_id"},
-		Omit:       []string{"refresh_hash"},
+		Omit:       []string{"refresh_hash", "prev_hash"},
 		LegalBasis: "contract; security of processing (GDPR art. 32)",
 		Purpose:    "sign-in sessions of the console and API (refresh-token families)",
 	}
@@ -196,7 +202,8 @@ func (t *tokens) refresh(ctx context.Context, presented string) (pair, error) {
 	var reused bool
 	err := tenancy.RunInTx(ctx, t.db, nil, func(ctx context.Context, tx bun.Tx) error {
 		res, err := tx.NewUpdate().Model((*session)(nil)).
-			Set("refresh_hash = ?", sha(next)).Set("rotations = rotations + 1").
+			Set("refresh_hash = ?", sha(next)).Set("prev_hash = ?", sha(presented)).Set("rotated_at = ?", now).
+			Set("rotations = rotations + 1").
 			Where("id = ?", parts[2]).Where("refresh_hash = ?", sha(presented)).
 			Where("revoked_at IS NULL").Where("expires_at > ?", now).Exec(ctx)
 		if err != nil {
@@ -206,9 +213,13 @@ func (t *tokens) refresh(ctx context.Context, presented string) (pair, error) {
 			return tx.NewSelect().Model(&s).Where("id = ?", parts[2]).Scan(ctx)
 		}
 		// Not the current token of a live session: if the session exists,
-		// someone replays a spent token — end the session.
+		// someone replays a spent token — end the session, unless it is the
+		// token spent a moment ago (two requests of one client racing).
 		res, err = tx.NewUpdate().Model((*session)(nil)).Set("revoked_at = ?", now).
-			Where("id = ?", parts[2]).Where("revoked_at IS NULL").Exec(ctx)
+			Where("id = ?", parts[2]).Where("revoked_at IS NULL").
+			WhereGroup(" AND ", func(q *bun.UpdateQuery) *bun.UpdateQuery {
+				return q.Where("prev_hash <> ?", sha(presented)).WhereOr("rotated_at IS NULL").WhereOr("rotated_at < ?", now.Add(-refreshGrace))
+			}).Exec(ctx)
 		if err != nil {
 			return err
 		}

@@ -251,7 +251,8 @@ func (a *app) consoleSession(w http.ResponseWriter, r *http.Request) (tenancy.Pr
 	}
 	p, err := a.tokens.refresh(r.Context(), c.Value)
 	if err != nil {
-		a.setCookie(w, cookieRefresh, "", -1)
+		// Keep the cookie: a request that lost a refresh race to another
+		// tab must not sign that tab out; a dead token just fails again.
 		return tenancy.Principal{}, false
 	}
 	a.setSessionCookies(w, p)

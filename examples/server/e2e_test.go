@@ -299,13 +299,20 @@ func driveEverything(t *testing.T, p *process) {
 	refresh := str(su, "session", "refresh_token")
 	require.Equal(t, "owner", str(c.call("GET", "/v1/me", nil, 200), "role"))
 
-	// Sessions: refresh rotates; a spent refresh token revokes the session.
+	// Sessions: refresh rotates; a spent refresh token is refused (past a
+	// 30-second grace for racing tabs it also ends the session: TestTokens
+	// shows that on a fake clock).
 	anon := newClient(t, p.URL)
 	r1 := anon.call("POST", "/v1/token/refresh", map[string]string{"refresh_token": refresh}, 200)
 	next := str(r1, "session", "refresh_token")
 	require.NotEqual(t, refresh, next)
 	anon.call("POST", "/v1/token/refresh", map[string]string{"refresh_token": refresh}, 401)
-	anon.call("POST", "/v1/token/refresh", map[string]string{"refresh_token": next}, 401) // the family is revoked
+	r2 := anon.call("POST", "/v1/token/refresh", map[string]string{"refresh_token": next}, 200)
+	anon.call("POST", "/v1/token/refresh", map[string]string{"refresh_token": next}, 401)
+	second0 := newClient(t, p.URL)
+	second0.token = str(r2, "session", "access_token")
+	second0.call("POST", "/v1/logout", nil, 204)
+	anon.call("POST", "/v1/token/refresh", map[string]string{"refresh_token": str(r2, "session", "refresh_token")}, 401) // signed out
 	anon.call("POST", "/v1/token/refresh", map[string]string{"refresh_token": "rt1.x.y.z"}, 401)
 	anon.call("POST", "/v1/token/refresh", map[string]string{}, 400)
 	anon.call("GET", "/v1/me", nil, 401)

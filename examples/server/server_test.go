@@ -102,6 +102,12 @@ func TestTokens(t *testing.T) {
 	p2, err := a.tokens.refresh(t.Context(), p.RefreshToken)
 	require.NoError(t, err)
 	_, err = a.tokens.refresh(t.Context(), p.RefreshToken)
+	require.ErrorIs(t, err, tenancy.ErrInvalidCredentials, "a race of two tabs: refused…")
+	p2b, err := a.tokens.refresh(t.Context(), p2.RefreshToken)
+	require.NoError(t, err, "…without ending the session")
+	p2 = p2b
+	clk.Advance(refreshGrace + time.Second)
+	_, err = a.tokens.refresh(t.Context(), p.RefreshToken)
 	require.ErrorIs(t, err, tenancy.ErrInvalidCredentials)
 	require.ErrorIs(t, err, errSpentRefresh)
 	_, err = a.tokens.refresh(t.Context(), p2.RefreshToken)
