@@ -124,13 +124,23 @@ func (a *app) sandboxMetaMessage(w http.ResponseWriter, r *http.Request) error {
 	if err := v.err(); err != nil {
 		return err
 	}
-	if in.PSID == "" {
-		in.PSID = "sandbox-psid-1"
-	}
-	if _, err := a.plat.metaSrv.DeliverWebhook(r.Context(), a.plat.metaCfg.AppID, a.publicURL+"/webhooks/meta",
-		metatest.TextMessage(sandboxPage, in.PSID, in.Text)); err != nil {
+	if err := a.deliverSandboxMessage(r.Context(), in.PSID, in.Text); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// deliverSandboxMessage has the emulator deliver a person's message to the
+// sandbox Page through the signed webhook.
+func (a *app) deliverSandboxMessage(ctx context.Context, psid, text string) error {
+	if !a.plat.metaSandbox {
+		return errNotFound("sandbox")
+	}
+	if psid == "" {
+		psid = "sandbox-psid-1"
+	}
+	_, err := a.plat.metaSrv.DeliverWebhook(ctx, a.plat.metaCfg.AppID, a.publicURL+"/webhooks/meta",
+		metatest.TextMessage(sandboxPage, psid, text))
+	return err
 }

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/socialcrm/socialcrm/crm"
-	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/retention"
 )
 
@@ -151,14 +150,10 @@ func (a *app) consoleSandboxMessage(w http.ResponseWriter, r *http.Request, p *p
 		return err
 	}
 	text := strings.TrimSpace(r.FormValue("text"))
-	if !a.plat.metaSandbox {
-		return errNotFound("sandbox")
-	}
 	if text == "" || len(text) > 2000 {
 		return errInvalid(fieldProblem{Field: "text", Problem: "1 to 2000 characters"})
 	}
-	if _, err := a.plat.metaSrv.DeliverWebhook(r.Context(), a.plat.metaCfg.AppID, a.publicURL+"/webhooks/meta",
-		metatest.TextMessage(sandboxPage, "sandbox-psid-1", text)); err != nil {
+	if err := a.deliverSandboxMessage(r.Context(), "", text); err != nil {
 		return err
 	}
 	return seeOther(w, r, "/console/inbox", "A message arrived from the sandbox.")
