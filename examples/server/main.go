@@ -1,5 +1,6 @@
-// Command server is the socialcrm example server. With no configuration it
-// runs on an embedded SQLite file in the working directory:
+// Command server is the socialcrm example server: a JSON API, a small web
+// console and the platform emulators, over the SDK. With no configuration it
+// runs on an embedded SQLite file in the working directory, in sandbox mode:
 //
 //	go run ./examples/server
 //
@@ -8,15 +9,30 @@
 // URL switches to PostgreSQL), -kek (SOCIALCRM_KEK, default
 // socialcrm.keyset.json: a local key-encryption-key file created on first
 // run with mode 0600; a Tink KMS URI such as gcp-kms://… switches to a KMS,
-// which protects more than a file beside the database).
+// which protects more than a file beside the database), -public-url
+// (SOCIALCRM_PUBLIC_URL, the address OAuth redirects come back to),
+// -jobs-interval (SOCIALCRM_JOBS_INTERVAL, default 1h: the retention sweeper,
+// tenant purges, revocation retries and data-subject deadline checks),
+// -login-rate (SOCIALCRM_LOGIN_RATE, sign-in attempts per IP per minute).
+//
+// Sandbox mode: the TikTok and Meta emulators (tiktok/tiktoktest,
+// meta/metatest) run in-process and every response and page says
+// "sandbox". TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET switch TikTok to its
+// real hosts; META_APP_ID and META_APP_SECRET do the same for Meta
+// (META_VERIFY_TOKEN is the token entered with the webhook URL in the App
+// Dashboard).
+// SOCIALCRM_SESSION_KEY (32+ bytes) keeps access tokens valid across
+// restarts and replicas; by default a random key is drawn at start.
+//
+// The API is described by the OpenAPI document served at /openapi.yaml; the
+// console is at /console/.
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
+	"html/template"
 	"io"
 	"log/slog"
 	"net"
@@ -25,6 +41,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -32,7 +49,9 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm"
-	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/internal/migrations"
+	"github.com/socialcrm/socialcrm/meta"
+	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/vault"
 )
 
@@ -45,53 +64,75 @@ func main() {
 	}
 }
 
+// app is the server: the SDK, the platforms and the HTTP handlers.
+type app struct {
+	cfg         config
+	log         *slog.Logger
+	db          *bun.DB
+	sdk         *socialcrm.SDK
+	plat        *platforms
+	tokens      *tokens
+	logins      *limiter
+	now         func() time.Time
+	publicURL   string
+	mux         *http.ServeMux
+	routes      []route
+	callbacks   *meta.Callbacks
+	consoleTmpl *template.Template
+	started     time.Time
+
+	jobsMu  sync.Mutex
+	lastJob jobReport
+}
+
 // run starts the server and blocks until ctx ends, then shuts down
 // gracefully. It prints the address it listens on to stdout.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", envOr("SOCIALCRM_ADDR", "127.0.0.1:8080"), "listen address")
-	dsn := fs.String("db", envOr("DATABASE_URL", "socialcrm.db"), "SQLite file or postgres:// URL")
-	kekRef := fs.String("kek", envOr("SOCIALCRM_KEK", "socialcrm.keyset.json"), "key-encryption key: local key file or Tink KMS URI")
-	if err := fs.Parse(args); err != nil {
+	cfg, err := parseConfig(args, stderr)
+	if err != nil {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	publicURL := strings.TrimSuffix(cfg.PublicURL, "/")
+	if publicURL == "" {
+		publicURL = "http://" + ln.Addr().String()
+	}
+	a, err := newApp(ctx, cfg, log, publicURL)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer a.close()
 
-	db, err := socialcrm.OpenDB(*dsn)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	kek, err := openKEK(*kekRef)
-	if err != nil {
-		return err
-	}
-	sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db, KEK: kek, Logger: log})
-	if err != nil {
-		return err
-	}
-
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
-	}
 	srv := &http.Server{
-		Handler:           routes(db, sdk.Tenants, sdk.Vault, log),
+		Handler:           a.handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	fmt.Fprintf(stdout, "socialcrm example server listening on http://%s (database: %s)\n", ln.Addr(), redactDSN(*dsn))
-	log.Info("listening", "addr", ln.Addr().String())
+	fmt.Fprintf(stdout, "socialcrm example server listening on http://%s (database: %s; tiktok: %s, meta: %s)\n",
+		ln.Addr(), redactDSN(cfg.DSN), mode(a.plat.tiktokSandbox), mode(a.plat.metaSandbox))
+	log.Info("listening", "addr", ln.Addr().String(), "public_url", publicURL)
+
+	jobsCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
+	jobsDone := make(chan struct{})
+	go func() { defer close(jobsDone); a.runJobs(jobsCtx, cfg.JobsInterval) }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
-	case err := <-errc:
-		return err
+	case err = <-errc:
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
+	stopJobs()
+	<-jobsDone
+	if err != nil {
+		return err
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -103,109 +144,80 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func routes(db *bun.DB, store *tenancy.Store, keys *vault.Vault, log *slog.Logger) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := db.PingContext(ctx); err != nil {
-			log.Warn("not ready", "err", err)
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "database unreachable"})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
-	mux.HandleFunc("POST /v1/signup", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			TenantName string `json:"tenant_name"`
-			Email      string `json:"email"`
-			Name       string `json:"name"`
-			Password   string `json:"password"`
-		}
-		if !readJSON(w, r, &req) {
-			return
-		}
-		t, m, err := store.CreateTenant(r.Context(), tenancy.SignUp{TenantName: req.TenantName,
-			Owner: tenancy.NewMember{Email: req.Email, Name: req.Name, Password: req.Password}})
-		if err != nil {
-			writeError(w, log, err)
-			return
-		}
-		// Create the tenant's data key now, outside any request transaction.
-		if _, err := keys.EnsureKey(tenancy.WithPrincipal(r.Context(), m.Principal())); err != nil {
-			writeError(w, log, err)
-			return
-		}
-		writeJSON(w, http.StatusCreated, map[string]any{"tenant": t, "owner": m})
-	})
-	mux.HandleFunc("POST /v1/login", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			TenantID string `json:"tenant_id"`
-			Email    string `json:"email"`
-			Password string `json:"password"`
-		}
-		if !readJSON(w, r, &req) {
-			return
-		}
-		p, err := store.Authenticate(r.Context(), req.TenantID, req.Email, req.Password,
-			tenancy.RequestInfo{IP: clientIP(r), UserAgent: r.UserAgent()})
-		if err != nil {
-			writeError(w, log, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"tenant_id": p.TenantID, "member_id": p.MemberID, "role": p.Role})
-	})
-	return mux
-}
-
-func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid JSON body", "detail": err.Error()})
-		return false
-	}
-	return true
-}
-
-// writeError maps SDK errors to HTTP statuses with a JSON body naming the
-// problem; unexpected errors are logged and answered without detail.
-func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
-	var verr *tenancy.ValidationError
-	var locked *tenancy.LockedError
-	switch {
-	case errors.As(err, &verr):
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid input", "field": verr.Field, "reason": verr.Reason})
-	case errors.As(err, &locked):
-		w.Header().Set("Retry-After", fmt.Sprint(int(time.Until(locked.Until).Seconds())+1))
-		writeJSON(w, http.StatusTooManyRequests, map[string]any{"error": "account locked", "until": locked.Until})
-	case errors.Is(err, tenancy.ErrInvalidCredentials):
-		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "invalid credentials"})
-	case errors.Is(err, tenancy.ErrDuplicate):
-		writeJSON(w, http.StatusConflict, map[string]any{"error": "already exists"})
-	case errors.Is(err, tenancy.ErrForbidden):
-		writeJSON(w, http.StatusForbidden, map[string]any{"error": "forbidden"})
-	default:
-		log.Error("request failed", "err", err)
-		writeJSON(w, http.StatusInternalServerError, map[string]any{"error": "internal error"})
-	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+// newApp opens the database and the SDK, starts the platforms (the
+// emulators in sandbox mode) and builds the routes. publicURL is where the
+// server is reached, for OAuth redirects and webhooks. Close it when done.
+func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string) (_ *app, err error) {
+	db, err := socialcrm.OpenDB(cfg.DSN)
 	if err != nil {
-		return r.RemoteAddr
+		return nil, err
 	}
-	return host
+	a := &app{cfg: cfg, log: log, db: db, now: time.Now, publicURL: publicURL, started: time.Now()}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	kek, err := openKEK(cfg.KEK)
+	if err != nil {
+		return nil, err
+	}
+	if err := migrateSessions(ctx, db); err != nil {
+		return nil, err
+	}
+	// Meta's deletion callbacks keep their confirmation codes in a table of
+	// their own, not (yet) part of socialcrm.Migrate.
+	if err := migrations.Run(ctx, db, meta.CallbackMigrations()); err != nil {
+		return nil, err
+	}
+	policy := examplePolicy()
+	cats := append([]retention.Category{sessionCategory()}, meta.CallbackCategories()...)
+	if a.sdk, err = socialcrm.Open(ctx, socialcrm.Config{DB: db, KEK: kek, Logger: log, Policy: &policy,
+		Models: []any{(*session)(nil)}, Categories: cats}); err != nil {
+		return nil, err
+	}
+	key := []byte(cfg.SessionKey)
+	if len(key) < 32 {
+		key = []byte(randomToken())
+	}
+	a.tokens = &tokens{db: db, key: key, now: a.now}
+	a.logins = newLimiter(cfg.LoginRate, time.Minute, a.now)
+	if a.plat, err = startPlatforms(cfg, publicURL, a.sdk.Social, log); err != nil {
+		return nil, err
+	}
+	if err := a.buildRoutes(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// handler is the server's whole HTTP handler.
+func (a *app) handler() http.Handler { return a.middleware(a.mux) }
+
+// close stops the emulators and closes the database.
+func (a *app) close() {
+	if a.plat != nil {
+		a.plat.close()
+	}
+	a.db.Close()
+}
+
+// examplePolicy is the SDK's example policy, keeping the rules of the
+// categories this server registers, plus the sessions' rule.
+func examplePolicy() retention.Policy {
+	p := retention.ExamplePolicy()
+	have := map[string]bool{}
+	for _, c := range socialcrm.Categories(nil) {
+		have[c.Name] = true
+	}
+	rules := p.Rules[:0:0]
+	for _, r := range p.Rules {
+		if have[r.Category] {
+			rules = append(rules, r)
+		}
+	}
+	p.Rules = append(rules, sessionRule())
+	return p
 }
 
 // redactDSN hides a password in a database URL.
@@ -224,11 +236,4 @@ func openKEK(ref string) (tink.AEAD, error) {
 		return vault.KMS(ref)
 	}
 	return vault.OpenKeyFile(ref)
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }

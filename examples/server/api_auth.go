@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/socialcrm/socialcrm/tenancy"
+)
+
+func slogLevel(status int) slog.Level {
+	switch {
+	case status >= 500:
+		return slog.LevelError
+	case status >= 400:
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
+}
+
+type signupRequest struct {
+	TenantName string `json:"tenant_name"`
+	Email      string `json:"email"`
+	Name       string `json:"name"`
+	Password   string `json:"password"`
+}
+
+func (s signupRequest) validate() error {
+	var v validator
+	v.check(strings.TrimSpace(s.TenantName) != "", "tenant_name", "required")
+	v.check(len(s.TenantName) <= 200, "tenant_name", "at most 200 characters")
+	_, err := mail.ParseAddress(s.Email)
+	v.check(err == nil && !strings.ContainsAny(s.Email, "<> "), "email", "must be an email address")
+	v.check(strings.TrimSpace(s.Name) != "", "name", "required")
+	v.check(len(s.Name) <= 200, "name", "at most 200 characters")
+	v.check(len(s.Password) >= tenancy.MinPasswordLen && len(s.Password) <= tenancy.MaxPasswordLen, "password",
+		"must be 10 to 72 bytes long")
+	return v.err()
+}
+
+// signUp creates a tenant with its owner and the tenant's data key, then
+// signs the owner in.
+func (a *app) signUp(ctx context.Context, req signupRequest, userAgent string) (tenancy.Tenant, tenancy.Member, pair, error) {
+	if err := req.validate(); err != nil {
+		return tenancy.Tenant{}, tenancy.Member{}, pair{}, err
+	}
+	t, m, err := a.sdk.Tenants.CreateTenant(ctx, tenancy.SignUp{TenantName: strings.TrimSpace(req.TenantName),
+		Owner: tenancy.NewMember{Email: req.Email, Name: strings.TrimSpace(req.Name), Password: req.Password}})
+	if err != nil {
+		return t, m, pair{}, err
+	}
+	// Create the tenant's data key now, outside any request transaction.
+	if _, err := a.sdk.Vault.EnsureKey(tenancy.WithPrincipal(ctx, m.Principal())); err != nil {
+		return t, m, pair{}, err
+	}
+	tok, err := a.tokens.start(ctx, m.Principal(), userAgent)
+	return t, m, tok, err
+}
+
+func (a *app) signup(w http.ResponseWriter, r *http.Request) error {
+	var req signupRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	t, m, tok, err := a.signUp(r.Context(), req, r.UserAgent())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"tenant": t, "owner": m, "session": tok})
+	return nil
+}
+
+type loginRequest struct {
+	TenantID string `json:"tenant_id"`
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+// signIn checks the per-IP rate limit, then the credentials (with
+// tenancy's lockout), and opens a session.
+func (a *app) signIn(r *http.Request, req loginRequest) (tenancy.Principal, pair, error) {
+	var v validator
+	v.check(tenancy.ValidateID(req.TenantID) == nil, "tenant_id", "must be a UUID")
+	v.check(req.Email != "", "email", "required")
+	v.check(req.Password != "", "password", "required")
+	if err := v.err(); err != nil {
+		return tenancy.Principal{}, pair{}, err
+	}
+	if !a.logins.allow(clientIP(r)) {
+		return tenancy.Principal{}, pair{}, errRateLimited
+	}
+	p, err := a.sdk.Tenants.Authenticate(r.Context(), req.TenantID, req.Email, req.Password,
+		tenancy.RequestInfo{IP: clientIP(r), UserAgent: r.UserAgent()})
+	if err != nil {
+		return p, pair{}, err
+	}
+	tok, err := a.tokens.start(r.Context(), p, r.UserAgent())
+	return p, tok, err
+}
+
+func (a *app) login(w http.ResponseWriter, r *http.Request) error {
+	var req loginRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	p, tok, err := a.signIn(r, req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tenant_id": p.TenantID, "member_id": p.MemberID, "role": p.Role, "session": tok})
+	return nil
+}
+
+func (a *app) refresh(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	if req.RefreshToken == "" {
+		return errInvalid(fieldProblem{Field: "refresh_token", Problem: "required"})
+	}
+	tok, err := a.tokens.refresh(r.Context(), req.RefreshToken)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"session": tok})
+	return nil
+}
+
+func (a *app) logout(w http.ResponseWriter, r *http.Request) error {
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	c, ok := a.tokens.verifyAccess(tok)
+	if !ok {
+		return &apiError{Status: http.StatusBadRequest, Code: "not_a_session", Message: "sign out with a session's access token, not an API key"}
+	}
+	if err := a.tokens.revoke(r.Context(), c); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *app) me(w http.ResponseWriter, r *http.Request) error {
+	p, _ := tenancy.FromContext(r.Context())
+	t, err := a.sdk.Tenants.Tenant(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tenant": t, "member_id": p.MemberID, "role": p.Role, "mode": a.modes()})
+	return nil
+}
+
+func (a *app) apiKeys(ctx context.Context) ([]tenancy.APIKey, error) {
+	if err := tenancy.Require(ctx, tenancy.RoleOwner, tenancy.RoleAdmin); err != nil {
+		return nil, err
+	}
+	keys := []tenancy.APIKey{}
+	err := tenancy.RunInTx(ctx, a.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		return tx.NewSelect().Model(&keys).Order("created_at").Scan(ctx)
+	})
+	return keys, err
+}
+
+func (a *app) listAPIKeys(w http.ResponseWriter, r *http.Request) error {
+	keys, err := a.apiKeys(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"api_keys": keys})
+	return nil
+}
+
+func (a *app) createAPIKey(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Name string       `json:"name"`
+		Role tenancy.Role `json:"role"`
+	}
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	var v validator
+	v.check(strings.TrimSpace(req.Name) != "" && len(req.Name) <= 100, "name", "required, at most 100 characters")
+	v.check(req.Role == "" || (req.Role.Valid() && req.Role != tenancy.RoleClient), "role", "must be owner, admin, staff or creator")
+	if err := v.err(); err != nil {
+		return err
+	}
+	if req.Role == "" {
+		req.Role = tenancy.RoleStaff
+	}
+	key, rec, err := a.sdk.Tenants.CreateAPIKey(r.Context(), strings.TrimSpace(req.Name), req.Role)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"key": key, "api_key": rec, "note": "the key is shown this once"})
+	return nil
+}
+
+func (a *app) revokeAPIKey(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if tenancy.ValidateID(id) != nil {
+		return errNotFound("api key")
+	}
+	if err := a.sdk.Tenants.RevokeAPIKey(r.Context(), id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *app) getTenant(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.sdk.Tenants.Tenant(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tenant": t})
+	return nil
+}
+
+// closeTenant closes the tenant: its data stays for the policy's closure
+// grace (30 days), during which it can be reopened; then the scheduled
+// purge erases it and destroys its data key.
+func (a *app) closeTenant(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Confirm string `json:"confirm"`
+	}
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	t, err := a.sdk.Tenants.Tenant(r.Context())
+	if err != nil {
+		return err
+	}
+	if req.Confirm != t.Name {
+		return errInvalid(fieldProblem{Field: "confirm", Problem: "type the tenant's name to confirm"})
+	}
+	t, err = a.sdk.Tenants.CloseTenant(r.Context(), a.sdk.Retention.Policy().ClosureGrace)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tenant": t})
+	return nil
+}
+
+func (a *app) reopenTenant(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.sdk.Tenants.ReopenTenant(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tenant": t})
+	return nil
+}
+
+func (a *app) auditLog(w http.ResponseWriter, r *http.Request) error {
+	entries, err := a.sdk.Audit.List(r.Context(), tenancy.AuditListOptions{Limit: 1000})
+	if err != nil {
+		return err
+	}
+	head, err := a.sdk.Audit.Verify(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"entries": entries, "verified_head": head, "checked_at": time.Now().UTC()})
+	return nil
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/uptrace/bun"
+
+	"github.com/socialcrm/socialcrm/retention"
+	"github.com/socialcrm/socialcrm/tenancy"
+)
+
+var requestKinds = []retention.RequestKind{retention.KindAccess, retention.KindExport, retention.KindErasure,
+	retention.KindRectification, retention.KindRestriction, retention.KindObjection}
+
+// subjectKinds lists the identifier kinds some registered category can
+// find a data subject by ("email", "contact_id", "account_id"…).
+func (a *app) subjectKinds() []string {
+	set := map[string]bool{}
+	for _, c := range a.sdk.Retention.Categories() {
+		for k := range c.Subject {
+			set[k] = true
+		}
+	}
+	kinds := make([]string, 0, len(set))
+	for k := range set {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	return kinds
+}
+
+type requestInput struct {
+	Kind    retention.RequestKind `json:"kind"`
+	Subject map[string]string     `json:"subject"`
+}
+
+func (a *app) submitRequest(ctx context.Context, in requestInput) (retention.Request, error) {
+	var v validator
+	v.check(slices.Contains(requestKinds, in.Kind), "kind", "must be one of access, export, erasure, rectification, restriction, objection")
+	v.check(len(in.Subject) > 0, "subject", "name at least one identifier, e.g. {\"email\": \"ann@example.com\"}")
+	kinds := a.subjectKinds()
+	for k, val := range in.Subject {
+		v.check(slices.Contains(kinds, k), "subject."+k, "unknown identifier kind; known: "+strings.Join(kinds, ", "))
+		v.check(strings.TrimSpace(val) != "" && len(val) <= 320, "subject."+k, "must be 1 to 320 characters")
+	}
+	if err := v.err(); err != nil {
+		return retention.Request{}, err
+	}
+	return a.sdk.Retention.Submit(ctx, retention.Request{Kind: in.Kind, Subject: in.Subject})
+}
+
+func (a *app) createRequest(w http.ResponseWriter, r *http.Request) error {
+	var in requestInput
+	if err := readJSON(r, &in); err != nil {
+		return err
+	}
+	req, err := a.submitRequest(r.Context(), in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"request": req})
+	return nil
+}
+
+// requests lists the tenant's data-subject requests, open ones first by
+// deadline.
+func (a *app) requests(ctx context.Context) ([]retention.Request, error) {
+	if err := tenancy.Require(ctx, tenancy.RoleOwner, tenancy.RoleAdmin, tenancy.RoleStaff); err != nil {
+		return nil, err
+	}
+	reqs := []retention.Request{}
+	err := tenancy.RunInTx(ctx, a.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		return tx.NewSelect().Model(&reqs).OrderExpr("CASE WHEN status = 'open' THEN 0 ELSE 1 END, due_at").Limit(500).Scan(ctx)
+	})
+	return reqs, err
+}
+
+func (a *app) listRequests(w http.ResponseWriter, r *http.Request) error {
+	reqs, err := a.requests(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"requests": reqs})
+	return nil
+}
+
+func (a *app) request(r *http.Request) (retention.Request, error) {
+	id := r.PathValue("id")
+	if tenancy.ValidateID(id) != nil {
+		return retention.Request{}, errNotFound("request")
+	}
+	return a.sdk.Retention.Get(r.Context(), id)
+}
+
+func (a *app) getRequest(w http.ResponseWriter, r *http.Request) error {
+	req, err := a.request(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"request": req})
+	return nil
+}
+
+func (a *app) verifyRequest(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Outcome retention.Verification `json:"outcome"`
+	}
+	if err := readJSON(r, &in); err != nil {
+		return err
+	}
+	if in.Outcome != retention.VerificationVerified && in.Outcome != retention.VerificationFailed {
+		return errInvalid(fieldProblem{Field: "outcome", Problem: "must be verified or failed"})
+	}
+	req, err := a.request(r)
+	if err != nil {
+		return err
+	}
+	req, err = a.sdk.Retention.SetVerification(r.Context(), req.ID, in.Outcome)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"request": req})
+	return nil
+}
+
+// exportRequest streams the subject's data as a zip of JSON and CSV per
+// category (P12). Preconditions are checked before the first byte, so a
+// refusal is a clean 4xx.
+func (a *app) exportRequest(w http.ResponseWriter, r *http.Request) error {
+	req, err := a.request(r)
+	if err != nil {
+		return err
+	}
+	if req.Kind != retention.KindAccess && req.Kind != retention.KindExport {
+		return &apiError{Status: http.StatusConflict, Code: "wrong_kind", Message: "only access and export requests have an export"}
+	}
+	if req.Verification != retention.VerificationVerified {
+		return &apiError{Status: http.StatusConflict, Code: "not_verified", Message: "the requester's identity is not verified yet"}
+	}
+	if err := tenancy.Require(r.Context(), tenancy.RoleOwner, tenancy.RoleAdmin); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/zip")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="export-%s.zip"`, req.ID))
+	if _, err := a.sdk.Retention.Export(r.Context(), req.ID, w); err != nil {
+		// Headers are gone: the truncated zip fails to open; log it.
+		a.log.Error("export failed midway", "request", req.ID, "err", err)
+	}
+	return nil
+}
+
+// erase carries out the path's erasure request.
+func (a *app) erase(r *http.Request) (retention.Receipt, error) {
+	req, err := a.request(r)
+	if err != nil {
+		return retention.Receipt{}, err
+	}
+	if req.Kind != retention.KindErasure {
+		return retention.Receipt{}, &apiError{Status: http.StatusConflict, Code: "wrong_kind", Message: "only erasure requests erase"}
+	}
+	return a.sdk.Retention.Erase(r.Context(), req.ID)
+}
+
+func (a *app) eraseRequest(w http.ResponseWriter, r *http.Request) error {
+	receipt, err := a.erase(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"receipt": receipt})
+	return nil
+}
+
+// dataMap renders the record of processing: Markdown with ?format=md (or
+// Accept: text/markdown), JSON otherwise.
+func (a *app) dataMap(w http.ResponseWriter, r *http.Request) error {
+	dm := a.sdk.Retention.DataMap()
+	format := r.URL.Query().Get("format")
+	switch {
+	case format == "md" || format == "markdown" || (format == "" && strings.Contains(r.Header.Get("Accept"), "text/markdown")):
+		w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
+		return dm.WriteMarkdown(w)
+	case format == "" || format == "json":
+		w.Header().Set("Content-Type", "application/json")
+		return dm.WriteJSON(w)
+	}
+	return errInvalid(fieldProblem{Field: "format", Problem: "must be json or md"})
+}

@@ -1,0 +1,312 @@
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/socialcrm/socialcrm/retention"
+	"github.com/socialcrm/socialcrm/tenancy"
+)
+
+// Session lifetimes (P14): access tokens are short-lived and verified without
+// a database read; refresh tokens rotate on every use, and presenting a spent
+// one revokes the whole session (a stolen token is detected).
+const (
+	accessTTL    = 15 * time.Minute
+	sessionTTL   = 30 * 24 * time.Hour
+	refreshGrace = 30 * time.Second
+)
+
+// tableSessions is the example server's own tenant-owned table.
+const tableSessions = "example_sessions"
+
+// session is a sign-in: one refresh-token family. Only the SHA-256 of the
+// current refresh token is stored.
+type session struct {
+	bun.BaseModel `bun:"table:example_sessions,alias:es"`
+	tenancy.Owned
+
+	ID          string       `bun:"id,pk"`
+	MemberID    string       `bun:"member_id,notnull"`
+	Role        tenancy.Role `bun:"role,notnull"`
+	RefreshHash string       `bun:"refresh_hash,notnull"`
+	// PrevHash is the refresh token spent last, at RotatedAt: presented
+	// again within refreshGrace it is a race between two requests of one
+	// client (two browser tabs), refused without ending the session.
+	PrevHash  string     `bun:"prev_hash,notnull"`
+	RotatedAt time.Time  `bun:"rotated_at,nullzero"`
+	Rotations int        `bun:"rotations,notnull"`
+	UserAgent string     `bun:"user_agent,notnull"`
+	CreatedAt time.Time  `bun:"created_at,notnull"`
+	ExpiresAt time.Time  `bun:"expires_at,notnull"`
+	RevokedAt *time.Time `bun:"revoked_at"`
+}
+
+// sessionCategory declares the sessions table to the retention engine:
+// sessions go 30 days after sign-in (they have expired by then).
+func sessionCategory() retention.Category {
+	return retention.Category{
+		Name: "example.session", Table: tableSessions, Time: "created_at",
+		Subject:    map[string]string{"member_id": "member_id"},
+		Omit:       []string{"refresh_hash", "prev_hash"},
+		LegalBasis: "contract; security of processing (GDPR art. 32)",
+		Purpose:    "sign-in sessions of the console and API (refresh-token families)",
+	}
+}
+
+func sessionRule() retention.Rule {
+	return retention.Rule{Category: "example.session", Period: sessionTTL, Note: "a session lives at most 30 days"}
+}
+
+// migrateSessions creates the sessions table (idempotent), with row-level
+// security on PostgreSQL like every tenant-owned table.
+func migrateSessions(ctx context.Context, db *bun.DB) error {
+	if _, err := db.NewCreateTable().Model((*session)(nil)).IfNotExists().Exec(ctx); err != nil {
+		return fmt.Errorf("create %s: %w", tableSessions, err)
+	}
+	if _, err := db.NewCreateIndex().Model((*session)(nil)).Index("example_sessions_tenant_member").
+		Column("tenant_id", "member_id").IfNotExists().Exec(ctx); err != nil {
+		return fmt.Errorf("index %s: %w", tableSessions, err)
+	}
+	return tenancy.EnableRowSecurity(ctx, db, tableSessions)
+}
+
+// tokens issues and checks access and refresh tokens.
+type tokens struct {
+	db  *bun.DB
+	key []byte // HMAC key of access tokens and CSRF tokens
+	now func() time.Time
+}
+
+type accessClaims struct {
+	Tenant  string       `json:"t"`
+	Member  string       `json:"m"`
+	Role    tenancy.Role `json:"r"`
+	Session string       `json:"s"`
+	Expires int64        `json:"e"`
+}
+
+// pair is what sign-in and refresh return.
+type pair struct {
+	AccessToken  string    `json:"access_token"`
+	TokenType    string    `json:"token_type"`
+	ExpiresIn    int       `json:"expires_in"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	RefreshToken string    `json:"refresh_token"`
+}
+
+func (t *tokens) mac(data string) string {
+	m := hmac.New(sha256.New, t.key)
+	m.Write([]byte(data))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func sha(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+func (t *tokens) access(s session) (string, time.Time) {
+	exp := t.now().Add(accessTTL)
+	c, _ := json.Marshal(accessClaims{Tenant: s.TenantID, Member: s.MemberID, Role: s.Role, Session: s.ID, Expires: exp.Unix()})
+	body := "at1." + base64.RawURLEncoding.EncodeToString(c)
+	return body + "." + t.mac(body), exp
+}
+
+// verifyAccess checks an access token's signature and expiry.
+func (t *tokens) verifyAccess(tok string) (accessClaims, bool) {
+	i := strings.LastIndexByte(tok, '.')
+	if !strings.HasPrefix(tok, "at1.") || i < 0 {
+		return accessClaims{}, false
+	}
+	if subtle.ConstantTimeCompare([]byte(t.mac(tok[:i])), []byte(tok[i+1:])) != 1 {
+		return accessClaims{}, false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(tok[4:i])
+	if err != nil {
+		return accessClaims{}, false
+	}
+	var c accessClaims
+	if json.Unmarshal(raw, &c) != nil || t.now().Unix() >= c.Expires || tenancy.ValidateID(c.Tenant) != nil {
+		return accessClaims{}, false
+	}
+	return c, true
+}
+
+func (c accessClaims) principal() tenancy.Principal {
+	return tenancy.Principal{TenantID: c.Tenant, MemberID: c.Member, Role: c.Role}
+}
+
+// start opens a session for a signed-in member.
+func (t *tokens) start(ctx context.Context, p tenancy.Principal, userAgent string) (pair, error) {
+	now := t.now()
+	s := session{ID: tenancy.NewID(), MemberID: p.MemberID, Role: p.Role, UserAgent: truncate(userAgent, 200),
+		CreatedAt: now, ExpiresAt: now.Add(sessionTTL)}
+	refresh := refreshToken(p.TenantID, s.ID)
+	s.RefreshHash = sha(refresh)
+	ctx = tenancy.WithPrincipal(ctx, p)
+	if err := tenancy.RunInTx(ctx, t.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		_, err := tx.NewInsert().Model(&s).Exec(ctx)
+		return err
+	}); err != nil {
+		return pair{}, err
+	}
+	s.TenantID = p.TenantID
+	return t.pair(s, refresh), nil
+}
+
+func refreshToken(tenantID, sessionID string) string {
+	return "rt1." + tenantID + "." + sessionID + "." + randomToken()
+}
+
+func (t *tokens) pair(s session, refresh string) pair {
+	at, exp := t.access(s)
+	return pair{AccessToken: at, TokenType: "Bearer", ExpiresIn: int(accessTTL / time.Second), ExpiresAt: exp, RefreshToken: refresh}
+}
+
+var errSpentRefresh = errors.New("refresh token reused; session revoked")
+
+// refresh rotates a refresh token: the presented one is spent, a new pair is
+// returned. A spent, unknown or expired token is ErrInvalidCredentials; a
+// spent one of a live session also revokes the session (reuse detection).
+func (t *tokens) refresh(ctx context.Context, presented string) (pair, error) {
+	parts := strings.Split(presented, ".")
+	if len(parts) != 4 || parts[0] != "rt1" || tenancy.ValidateID(parts[1]) != nil || tenancy.ValidateID(parts[2]) != nil {
+		return pair{}, tenancy.ErrInvalidCredentials
+	}
+	ctx = tenancy.WithPrincipal(ctx, tenancy.Principal{TenantID: parts[1]})
+	now := t.now()
+	next := refreshToken(parts[1], parts[2])
+	var s session
+	var reused bool
+	err := tenancy.RunInTx(ctx, t.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewUpdate().Model((*session)(nil)).
+			Set("refresh_hash = ?", sha(next)).Set("prev_hash = ?", sha(presented)).Set("rotated_at = ?", now).
+			Set("rotations = rotations + 1").
+			Where("id = ?", parts[2]).Where("refresh_hash = ?", sha(presented)).
+			Where("revoked_at IS NULL").Where("expires_at > ?", now).Exec(ctx)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return tx.NewSelect().Model(&s).Where("id = ?", parts[2]).Scan(ctx)
+		}
+		// Not the current token of a live session: if the session exists,
+		// someone replays a spent token — end the session, unless it is the
+		// token spent a moment ago (two requests of one client racing).
+		res, err = tx.NewUpdate().Model((*session)(nil)).Set("revoked_at = ?", now).
+			Where("id = ?", parts[2]).Where("revoked_at IS NULL").
+			WhereGroup(" AND ", func(q *bun.UpdateQuery) *bun.UpdateQuery {
+				return q.Where("prev_hash <> ?", sha(presented)).WhereOr("rotated_at IS NULL").WhereOr("rotated_at < ?", now.Add(-refreshGrace))
+			}).Exec(ctx)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			reused = true
+		}
+		return nil
+	})
+	if err != nil {
+		return pair{}, err
+	}
+	if s.ID == "" {
+		if reused {
+			return pair{}, fmt.Errorf("%w: %w", tenancy.ErrInvalidCredentials, errSpentRefresh)
+		}
+		return pair{}, tenancy.ErrInvalidCredentials
+	}
+	return t.pair(s, next), nil
+}
+
+// revoke ends the session of an access token's claims.
+func (t *tokens) revoke(ctx context.Context, c accessClaims) error {
+	ctx = tenancy.WithPrincipal(ctx, c.principal())
+	return tenancy.RunInTx(ctx, t.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		_, err := tx.NewUpdate().Model((*session)(nil)).Set("revoked_at = ?", t.now()).
+			Where("id = ?", c.Session).Where("revoked_at IS NULL").Exec(ctx)
+		return err
+	})
+}
+
+// csrf returns the CSRF token bound to a value (the csrf cookie).
+func (t *tokens) csrf(cookie string) string { return t.mac("csrf." + cookie) }
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// limiter is a fixed-window rate limiter per key (the client IP): at most n
+// events per window. It forgets keys whose window ended.
+type limiter struct {
+	mu     sync.Mutex
+	n      int
+	window time.Duration
+	now    func() time.Time
+	seen   map[string]*windowCount
+}
+
+type windowCount struct {
+	start time.Time
+	count int
+}
+
+func newLimiter(n int, window time.Duration, now func() time.Time) *limiter {
+	return &limiter{n: n, window: window, now: now, seen: map[string]*windowCount{}}
+}
+
+// allow records an event for key and reports whether it is within the limit.
+func (l *limiter) allow(key string) bool {
+	if l.n <= 0 {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if len(l.seen) > 10000 {
+		for k, c := range l.seen {
+			if now.Sub(c.start) >= l.window {
+				delete(l.seen, k)
+			}
+		}
+	}
+	c := l.seen[key]
+	if c == nil || now.Sub(c.start) >= l.window {
+		c = &windowCount{start: now}
+		l.seen[key] = c
+	}
+	c.count++
+	return c.count <= l.n
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+)
+
+// config is the server's configuration, from flags with environment
+// defaults. The zero configuration (no flags, no environment) runs on
+// embedded SQLite with emulated platforms.
+type config struct {
+	Addr         string
+	DSN          string
+	KEK          string
+	PublicURL    string
+	JobsInterval time.Duration
+	LoginRate    int
+	SessionKey   string
+
+	TikTokKey, TikTokSecret string
+	MetaAppID, MetaSecret   string
+	MetaVerifyToken         string
+}
+
+func parseConfig(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.Addr, "addr", envOr("SOCIALCRM_ADDR", "127.0.0.1:8080"), "listen address")
+	fs.StringVar(&c.DSN, "db", envOr("DATABASE_URL", "socialcrm.db"), "SQLite file or postgres:// URL")
+	fs.StringVar(&c.KEK, "kek", envOr("SOCIALCRM_KEK", "socialcrm.keyset.json"), "key-encryption key: local key file or Tink KMS URI")
+	fs.StringVar(&c.PublicURL, "public-url", os.Getenv("SOCIALCRM_PUBLIC_URL"), "URL the server is reached at, for OAuth redirects (default: http://<listen address>)")
+	fs.DurationVar(&c.JobsInterval, "jobs-interval", envDuration("SOCIALCRM_JOBS_INTERVAL", time.Hour), "how often the retention sweeper and data-subject jobs run")
+	fs.IntVar(&c.LoginRate, "login-rate", envInt("SOCIALCRM_LOGIN_RATE", 20), "sign-in attempts allowed per client IP per minute (0: unlimited)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if c.JobsInterval < time.Second {
+		return c, fmt.Errorf("-jobs-interval must be at least 1s")
+	}
+	c.SessionKey = os.Getenv("SOCIALCRM_SESSION_KEY")
+	c.TikTokKey, c.TikTokSecret = os.Getenv("TIKTOK_CLIENT_KEY"), os.Getenv("TIKTOK_CLIENT_SECRET")
+	c.MetaAppID, c.MetaSecret = os.Getenv("META_APP_ID"), os.Getenv("META_APP_SECRET")
+	c.MetaVerifyToken = os.Getenv("META_VERIFY_TOKEN")
+	return c, nil
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func envDuration(key string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(key)); err == nil {
+		return d
+	}
+	return def
+}
+
+func envInt(key string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(key)); err == nil {
+		return n
+	}
+	return def
+}

@@ -1,0 +1,662 @@
+package main
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/socialcrm/socialcrm/meta"
+	"github.com/socialcrm/socialcrm/retention"
+	"github.com/socialcrm/socialcrm/social"
+	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/tiktok"
+)
+
+// The console is server-rendered HTML: no scripts, no external assets, no
+// build step. It signs in with cookies (HttpOnly, Secure, SameSite=Lax —
+// Lax so that the platform's OAuth redirect back to /connect/…/callback
+// carries them) and protects every form with a double-submit CSRF token
+// bound to the csrf cookie by HMAC, plus an Origin check.
+
+//go:embed console/*.html
+var consoleFS embed.FS
+
+const (
+	cookieAccess  = "sc_at"
+	cookieRefresh = "sc_rt"
+	cookieCSRF    = "sc_csrf"
+)
+
+// page is what every console template receives.
+type page struct {
+	Title   string
+	Mode    map[string]string
+	Signed  bool
+	Tenant  tenancy.Tenant
+	Role    tenancy.Role
+	CSRF    string
+	Flash   string
+	Error   *apiError
+	Data    any
+	NowYear int
+}
+
+type consoleHandler func(w http.ResponseWriter, r *http.Request, p *page) error
+
+func (a *app) consoleTemplates() (*template.Template, error) {
+	return template.New("console").Funcs(template.FuncMap{
+		"date":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
+		"day":       func(t time.Time) string { return t.UTC().Format("2006-01-02") },
+		"trend":     trendChart,
+		"bars":      barChart,
+		"percent":   func(f float64) string { return fmt.Sprintf("%.1f%%", f*100) },
+		"join":      strings.Join,
+		"scopes":    func(s social.Scopes) string { return s.Join(" ") },
+		"daysLeft":  func(t time.Time) int { return int(time.Until(t).Hours() / 24) },
+		"subject":   subjectString,
+		"isSandbox": func(m map[string]string, k string) bool { return m[k] == "sandbox" },
+	}).ParseFS(consoleFS, "console/*.html")
+}
+
+func subjectString(m map[string]string) string {
+	parts := make([]string, 0, len(m))
+	for k, v := range m {
+		parts = append(parts, k+": "+v)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// consoleRoutes registers the console's pages and forms.
+func (a *app) consoleRoutes() error {
+	tmpl, err := a.consoleTemplates()
+	if err != nil {
+		return fmt.Errorf("console templates: %w", err)
+	}
+	a.consoleTmpl = tmpl
+	a.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/console/", http.StatusSeeOther)
+	})
+	a.routes = append(a.routes, route{Method: "GET", Path: "/{$}", Console: true})
+	a.page("GET /console/login", public, "login", func(w http.ResponseWriter, r *http.Request, p *page) error { return nil })
+	a.page("POST /console/login", public, "login", a.consoleLogin)
+	a.page("GET /console/signup", public, "signup", func(w http.ResponseWriter, r *http.Request, p *page) error { return nil })
+	a.page("POST /console/signup", public, "signup", a.consoleSignup)
+	a.page("POST /console/logout", member, "", a.consoleLogout)
+	a.page("GET /console/{$}", member, "home", a.consoleHome)
+	a.page("GET /console/connections", member, "connections", a.consoleConnections)
+	a.page("POST /console/connect/tiktok", member, "", a.consoleConnectTikTok)
+	a.page("GET /connect/tiktok/callback", member, "connections", a.consoleTikTokCallback)
+	a.page("POST /console/connect/meta", member, "", a.consoleConnectMeta)
+	a.page("GET /connect/meta/callback", member, "connections", a.consoleMetaCallback)
+	a.page("POST /console/connections/{id}/meta/publish", member, "connection", a.consoleMetaPublish)
+	a.page("GET /console/connections/{id}", member, "connection", a.consoleConnection)
+	a.page("POST /console/connections/{id}/sync", member, "connection", a.consoleSync)
+	a.page("POST /console/connections/{id}/publish", member, "connection", a.consolePublish)
+	a.page("POST /console/connections/{id}/disconnect", member, "connection", a.consoleDisconnect)
+	a.page("GET /console/privacy", member, "privacy", a.consolePrivacy)
+	a.page("POST /console/privacy/requests", member, "privacy", a.consoleCreateRequest)
+	a.page("POST /console/privacy/requests/{id}/verify", member, "privacy", a.consoleVerify)
+	a.page("POST /console/privacy/requests/{id}/erase", member, "privacy", a.consoleErase)
+	a.page("GET /console/privacy/requests/{id}/export", member, "privacy", a.consoleExport)
+	a.page("GET /console/datamap", member, "datamap", a.consoleDataMap)
+	a.page("POST /console/tenant/close", member, "home", a.consoleCloseTenant)
+	a.page("POST /console/tenant/reopen", member, "home", a.consoleReopenTenant)
+	a.consoleCRMRoutes()
+	a.page("GET /console/keys", member, "keys", a.consoleKeys)
+	a.page("POST /console/keys", member, "keys", a.consoleCreateKey)
+	a.page("POST /console/keys/{id}/revoke", member, "keys", a.consoleRevokeKey)
+	return nil
+}
+
+// page registers a console route rendering template name with the data
+// the handler leaves in p (a handler that redirected renders nothing).
+func (a *app) page(pattern string, acc access, name string, h consoleHandler) {
+	method, path, _ := strings.Cut(pattern, " ")
+	a.routes = append(a.routes, route{Method: method, Path: path, Console: true})
+	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self' "+a.formTargets()+"; frame-ancestors 'none'")
+		w.Header().Set("Cache-Control", "no-store")
+		p := &page{Mode: a.modes(), NowYear: time.Now().Year()}
+		csrfCookie := a.ensureCSRFCookie(w, r)
+		p.CSRF = a.tokens.csrf(csrfCookie)
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, maxVideo+1<<20)
+			if !a.sameOrigin(r) || r.FormValue("csrf") != p.CSRF {
+				a.render(w, http.StatusForbidden, "error", p, &apiError{Status: http.StatusForbidden, Code: "csrf", Message: "the form expired or came from another site; reload the page and try again"})
+				return
+			}
+		}
+		if prin, ok := a.consoleSession(w, r); ok {
+			r = r.WithContext(tenancy.WithPrincipal(r.Context(), prin))
+			p.Signed, p.Role = true, prin.Role
+			if t, err := a.sdk.Tenants.Tenant(r.Context()); err == nil {
+				p.Tenant = t
+			}
+		} else if acc == member {
+			http.Redirect(w, r, "/console/login", http.StatusSeeOther)
+			return
+		}
+		rec := &redirectRecorder{ResponseWriter: w}
+		err := h(rec, r, p)
+		if rec.done {
+			return
+		}
+		status := http.StatusOK
+		var ae *apiError
+		if err != nil {
+			var ok bool
+			if ae, ok = toAPIError(err); !ok {
+				a.log.Error("console request failed", "path", r.URL.Path, "err", err)
+				ae = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
+			}
+			status = ae.Status
+		}
+		if name == "" {
+			name = "error"
+		}
+		a.render(w, status, name, p, ae)
+	})
+}
+
+// formTargets are the consent pages forms may post to (the emulators').
+func (a *app) formTargets() string {
+	var out []string
+	for _, target := range []string{a.plat.tiktokCfg.AuthorizeURL, a.plat.metaCfg.DialogURL} {
+		if u, err := url.Parse(target); err == nil && u.Host != "" {
+			out = append(out, u.Scheme+"://"+u.Host)
+		}
+	}
+	if a.plat.tiktokCfg.AuthorizeURL == "" {
+		out = append(out, "https://www.tiktok.com")
+	}
+	if a.plat.metaCfg.DialogURL == "" {
+		out = append(out, "https://www.facebook.com")
+	}
+	return strings.Join(out, " ")
+}
+
+func (a *app) render(w http.ResponseWriter, status int, name string, p *page, ae *apiError) {
+	p.Error = ae
+	var buf bytes.Buffer
+	if err := a.consoleTmpl.ExecuteTemplate(&buf, name, p); err != nil {
+		a.log.Error("render", "template", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// redirectRecorder notes that a handler answered by itself (a redirect or
+// a download), so the page is not rendered after it.
+type redirectRecorder struct {
+	http.ResponseWriter
+	done bool
+}
+
+func (r *redirectRecorder) WriteHeader(code int) { r.done = true; r.ResponseWriter.WriteHeader(code) }
+func (r *redirectRecorder) Write(b []byte) (int, error) {
+	r.done = true
+	return r.ResponseWriter.Write(b)
+}
+func (r *redirectRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (a *app) sameOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || origin == "null" {
+		return origin == "" // old browsers send none; "null" is a sandboxed or cross-site redirect
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host == r.Host
+}
+
+func (a *app) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: int(maxAge / time.Second),
+		HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
+}
+
+func (a *app) ensureCSRFCookie(w http.ResponseWriter, r *http.Request) string {
+	if c, err := r.Cookie(cookieCSRF); err == nil && len(c.Value) >= 32 {
+		return c.Value
+	}
+	v := randomToken()
+	a.setCookie(w, cookieCSRF, v, sessionTTL)
+	r.AddCookie(&http.Cookie{Name: cookieCSRF, Value: v})
+	return v
+}
+
+func (a *app) setSessionCookies(w http.ResponseWriter, p pair) {
+	a.setCookie(w, cookieAccess, p.AccessToken, accessTTL)
+	a.setCookie(w, cookieRefresh, p.RefreshToken, sessionTTL)
+}
+
+// consoleSession returns the principal of the console's cookies, rotating
+// the refresh token when the access token has expired.
+func (a *app) consoleSession(w http.ResponseWriter, r *http.Request) (tenancy.Principal, bool) {
+	if c, err := r.Cookie(cookieAccess); err == nil {
+		if claims, ok := a.tokens.verifyAccess(c.Value); ok {
+			return claims.principal(), true
+		}
+	}
+	c, err := r.Cookie(cookieRefresh)
+	if err != nil {
+		return tenancy.Principal{}, false
+	}
+	p, err := a.tokens.refresh(r.Context(), c.Value)
+	if err != nil {
+		// Keep the cookie: a request that lost a refresh race to another
+		// tab must not sign that tab out; a dead token just fails again.
+		return tenancy.Principal{}, false
+	}
+	a.setSessionCookies(w, p)
+	claims, _ := a.tokens.verifyAccess(p.AccessToken)
+	return claims.principal(), true
+}
+
+func seeOther(w http.ResponseWriter, r *http.Request, path, flash string) error {
+	if flash != "" {
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		path += sep + "flash=" + url.QueryEscape(flash)
+	}
+	http.Redirect(w, r, path, http.StatusSeeOther)
+	return nil
+}
+
+func (a *app) consoleLogin(w http.ResponseWriter, r *http.Request, p *page) error {
+	p.Data = map[string]string{"tenant_id": r.FormValue("tenant_id"), "email": r.FormValue("email")}
+	_, tok, err := a.signIn(r, loginRequest{TenantID: strings.TrimSpace(r.FormValue("tenant_id")),
+		Email: r.FormValue("email"), Password: r.FormValue("password")})
+	if err != nil {
+		return err
+	}
+	a.setSessionCookies(w, tok)
+	return seeOther(w, r, "/console/", "")
+}
+
+func (a *app) consoleSignup(w http.ResponseWriter, r *http.Request, p *page) error {
+	req := signupRequest{TenantName: r.FormValue("tenant_name"), Email: r.FormValue("email"), Name: r.FormValue("name"), Password: r.FormValue("password")}
+	p.Data = map[string]string{"tenant_name": req.TenantName, "email": req.Email, "name": req.Name}
+	t, _, tok, err := a.signUp(r.Context(), req, r.UserAgent())
+	if err != nil {
+		return err
+	}
+	a.setSessionCookies(w, tok)
+	return seeOther(w, r, "/console/", "Welcome! Your tenant id is "+t.ID+" — keep it to sign in.")
+}
+
+func (a *app) consoleLogout(w http.ResponseWriter, r *http.Request, p *page) error {
+	if c, err := r.Cookie(cookieAccess); err == nil {
+		if claims, ok := a.tokens.verifyAccess(c.Value); ok {
+			if err := a.tokens.revoke(r.Context(), claims); err != nil {
+				return err
+			}
+		}
+	}
+	a.setCookie(w, cookieAccess, "", -1)
+	a.setCookie(w, cookieRefresh, "", -1)
+	return seeOther(w, r, "/console/login", "Signed out.")
+}
+
+func (a *app) consoleHome(w http.ResponseWriter, r *http.Request, p *page) error {
+	p.Title = "Overview"
+	p.Flash = r.URL.Query().Get("flash")
+	conns, err := a.sdk.Social.List(r.Context(), social.ListOptions{})
+	if err != nil {
+		return err
+	}
+	data := map[string]any{"Connections": conns}
+	if p.Role == tenancy.RoleOwner || p.Role == tenancy.RoleAdmin || p.Role == tenancy.RoleStaff {
+		reqs, err := a.requests(r.Context())
+		if err != nil {
+			return err
+		}
+		open := 0
+		for _, q := range reqs {
+			if q.Status == retention.StatusOpen {
+				open++
+			}
+		}
+		data["OpenRequests"] = open
+	}
+	p.Data = data
+	return nil
+}
+
+func (a *app) consoleCloseTenant(w http.ResponseWriter, r *http.Request, p *page) error {
+	if err := a.consoleHome(w, r, p); err != nil {
+		return err
+	}
+	if r.FormValue("confirm") != p.Tenant.Name {
+		return errInvalid(fieldProblem{Field: "confirm", Problem: "type the tenant's name to confirm"})
+	}
+	t, err := a.sdk.Tenants.CloseTenant(r.Context(), a.sdk.Retention.Policy().ClosureGrace)
+	if err != nil {
+		return err
+	}
+	return seeOther(w, r, "/console/", "Closed. Everything is erased after "+t.PurgeAfter.UTC().Format("2006-01-02")+" unless you reopen before.")
+}
+
+func (a *app) consoleReopenTenant(w http.ResponseWriter, r *http.Request, p *page) error {
+	if _, err := a.sdk.Tenants.ReopenTenant(r.Context()); err != nil {
+		return err
+	}
+	return seeOther(w, r, "/console/", "Reopened.")
+}
+
+func (a *app) consoleConnections(w http.ResponseWriter, r *http.Request, p *page) error {
+	p.Title = "Connected accounts"
+	p.Flash = r.URL.Query().Get("flash")
+	conns, err := a.sdk.Social.List(r.Context(), social.ListOptions{})
+	if err != nil {
+		return err
+	}
+	p.Data = map[string]any{"Connections": conns, "Scopes": a.plat.tiktokFlow.Scopes(), "MetaScopes": a.plat.metaFlow.Scopes()}
+	return nil
+}
+
+func (a *app) consoleConnectTikTok(w http.ResponseWriter, r *http.Request, p *page) error {
+	u, err := a.plat.tiktokFlow.Begin(r.Context())
+	if err != nil {
+		return err
+	}
+	http.Redirect(w, r, u, http.StatusSeeOther)
+	return nil
+}
+
+func (a *app) consoleConnectMeta(w http.ResponseWriter, r *http.Request, p *page) error {
+	u, err := a.plat.metaFlow.Begin(r.Context())
+	if err != nil {
+		return err
+	}
+	http.Redirect(w, r, u, http.StatusSeeOther)
+	return nil
+}
+
+func (a *app) consoleMetaCallback(w http.ResponseWriter, r *http.Request, p *page) error {
+	p.Title = "Connected accounts"
+	user, pages, err := a.metaConnect(r.Context(), r.URL.Query())
+	if err != nil {
+		return err
+	}
+	n, ig := 0, 0
+	for _, pc := range pages {
+		if pc.Err == nil {
+			n++
+		}
+		if pc.Instagram != nil {
+			ig++
+		}
+	}
+	return seeOther(w, r, "/console/connections", fmt.Sprintf("Connected %s on Facebook: %d Page(s), %d Instagram account(s).", user.DisplayName, n, ig))
+}
+
+func (a *app) consoleMetaPublish(w http.ResponseWriter, r *http.Request, p *page) error {
+	v, err := a.loadConnection(r, p)
+	if err != nil {
+		return err
+	}
+	in := metaPublishInput{Message: strings.TrimSpace(r.FormValue("message")), Link: strings.TrimSpace(r.FormValue("link")),
+		ImageURL: strings.TrimSpace(r.FormValue("image_url")), Caption: strings.TrimSpace(r.FormValue("caption"))}
+	if _, err := a.publishMeta(r.Context(), v.Connection, in); err != nil {
+		return err
+	}
+	return seeOther(w, r, "/console/connections/"+v.Connection.ID, "Published.")
+}
+
+func (a *app) consoleTikTokCallback(w http.ResponseWriter, r *http.Request, p *page) error {
+	p.Title = "Connected accounts"
+	c, err := a.plat.tiktokFlow.Complete(r.Context(), r.URL.Query())
+	if err != nil {
+		return err
+	}
+	name := c.DisplayName
+	if name == "" {
+		name = c.AccountID
+	}
+	return seeOther(w, r, "/console/connections/"+c.ID, "Connected "+name+" on TikTok.")
+}
+
+type connectionView struct {
+	Connection social.Connection
+	Instagram  bool
+	MetaPage   bool
+	Snapshots  []social.Snapshot
+	Media      []social.Media
+	Engagement float64
+	Privacy    []string
+	Publish    *tiktok.PublishStatus
+	PublishID  string
+}
+
+func (a *app) loadConnection(r *http.Request, p *page) (*connectionView, error) {
+	c, err := a.connection(r)
+	if err != nil {
+		return nil, err
+	}
+	v := &connectionView{Connection: c, Instagram: isInstagram(c)}
+	v.MetaPage = c.Platform == meta.Platform && !v.Instagram && c.Scopes.Has(meta.PermPagesManagePosts)
+	p.Title = c.DisplayName
+	if p.Title == "" {
+		p.Title = c.Platform + " account " + c.AccountID
+	}
+	p.Data = v
+	if v.Snapshots, err = a.sdk.Social.Snapshots(r.Context(), c.ID); err != nil {
+		return v, err
+	}
+	if v.Media, err = a.sdk.Social.Media(r.Context(), c.ID); err != nil {
+		return v, err
+	}
+	v.Engagement = social.EngagementRate(v.Media)
+	return v, nil
+}
+
+func (a *app) consoleConnection(w http.ResponseWriter, r *http.Request, p *page) error {
+	p.Flash = r.URL.Query().Get("flash")
+	v, err := a.loadConnection(r, p)
+	if err != nil {
+		return err
+	}
+	if v.Connection.Status == social.StatusActive && v.Connection.Scopes.Has(tiktok.ScopeVideoPublish) {
+		client, err := a.plat.tiktokClient(r.Context(), a.sdk.Social, v.Connection.ID)
+		if err != nil {
+			return err
+		}
+		// Creator info each time the post form renders: its privacy options
+		// are the only ones offered.
+		info, _, err := client.Posting.CreatorInfo(r.Context())
+		if err == nil {
+			v.Privacy = info.PrivacyLevelOptions
+		} else {
+			a.log.Warn("creator info", "err", err)
+		}
+	}
+	if id := r.URL.Query().Get("publish_id"); id != "" && len(id) < 100 && v.Connection.Status == social.StatusActive {
+		if client, err := a.plat.tiktokClient(r.Context(), a.sdk.Social, v.Connection.ID); err == nil {
+			if st, _, err := client.Posting.Status(r.Context(), id); err == nil {
+				v.Publish, v.PublishID = st, id
+			}
+		}
+	}
+	return nil
+}
+
+func (a *app) consoleSync(w http.ResponseWriter, r *http.Request, p *page) error {
+	v, err := a.loadConnection(r, p)
+	if err != nil {
+		return err
+	}
+	if v.Connection.Platform == meta.Platform {
+		if _, err := a.syncMeta(r.Context(), v.Connection); err != nil {
+			return err
+		}
+	} else if _, _, err := a.syncTikTok(r.Context(), v.Connection); err != nil {
+		return err
+	}
+	return seeOther(w, r, "/console/connections/"+v.Connection.ID, "Synced.")
+}
+
+func (a *app) consolePublish(w http.ResponseWriter, r *http.Request, p *page) error {
+	v, err := a.loadConnection(r, p)
+	if err != nil {
+		return err
+	}
+	f, done, err := readPublishForm(w, r)
+	if err != nil {
+		return err
+	}
+	defer done()
+	st, id, err := a.publishTikTok(r.Context(), v.Connection, f)
+	if err != nil {
+		return err
+	}
+	return seeOther(w, r, "/console/connections/"+v.Connection.ID+"?publish_id="+url.QueryEscape(id), "Published: "+st.Status)
+}
+
+func (a *app) consoleDisconnect(w http.ResponseWriter, r *http.Request, p *page) error {
+	v, err := a.loadConnection(r, p)
+	if err != nil {
+		return err
+	}
+	if _, err := a.disconnectConnection(r.Context(), v.Connection); err != nil {
+		return err
+	}
+	return seeOther(w, r, "/console/connections", "Disconnected: the platform authorization is revoked and the tokens deleted.")
+}
+
+type privacyView struct {
+	Requests []retention.Request
+	Kinds    []retention.RequestKind
+	Subjects []string
+}
+
+func (a *app) loadPrivacy(r *http.Request, p *page) (*privacyView, error) {
+	p.Title = "Data-subject requests"
+	v := &privacyView{Kinds: requestKinds, Subjects: a.subjectKinds()}
+	p.Data = v
+	var err error
+	v.Requests, err = a.requests(r.Context())
+	return v, err
+}
+
+func (a *app) consolePrivacy(w http.ResponseWriter, r *http.Request, p *page) error {
+	p.Flash = r.URL.Query().Get("flash")
+	_, err := a.loadPrivacy(r, p)
+	return err
+}
+
+func (a *app) consoleCreateRequest(w http.ResponseWriter, r *http.Request, p *page) error {
+	if _, err := a.loadPrivacy(r, p); err != nil {
+		return err
+	}
+	in := requestInput{Kind: retention.RequestKind(r.FormValue("kind")), Subject: map[string]string{}}
+	if k, v := r.FormValue("subject_kind"), strings.TrimSpace(r.FormValue("subject_value")); k != "" || v != "" {
+		in.Subject[k] = v
+	}
+	req, err := a.submitRequest(r.Context(), in)
+	if err != nil {
+		return err
+	}
+	return seeOther(w, r, "/console/privacy", fmt.Sprintf("Request %s recorded; due %s.", req.ID, req.DueAt.UTC().Format("2006-01-02")))
+}
+
+func (a *app) consoleVerify(w http.ResponseWriter, r *http.Request, p *page) error {
+	if _, err := a.loadPrivacy(r, p); err != nil {
+		return err
+	}
+	req, err := a.request(r)
+	if err != nil {
+		return err
+	}
+	outcome := retention.Verification(r.FormValue("outcome"))
+	if outcome != retention.VerificationVerified && outcome != retention.VerificationFailed {
+		return errInvalid(fieldProblem{Field: "outcome", Problem: "must be verified or failed"})
+	}
+	if _, err := a.sdk.Retention.SetVerification(r.Context(), req.ID, outcome); err != nil {
+		return err
+	}
+	return seeOther(w, r, "/console/privacy", "Identity "+string(outcome)+".")
+}
+
+func (a *app) consoleErase(w http.ResponseWriter, r *http.Request, p *page) error {
+	if _, err := a.loadPrivacy(r, p); err != nil {
+		return err
+	}
+	receipt, err := a.erase(r)
+	if err != nil {
+		return err
+	}
+	var n int64
+	for _, c := range receipt.Categories {
+		n += c.Erased
+	}
+	return seeOther(w, r, "/console/privacy", fmt.Sprintf("Erased %d records in %d categories.", n, len(receipt.Categories)))
+}
+
+func (a *app) consoleExport(w http.ResponseWriter, r *http.Request, p *page) error {
+	if _, err := a.loadPrivacy(r, p); err != nil {
+		return err
+	}
+	err := a.exportRequest(w, r)
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	return err
+}
+
+func (a *app) consoleDataMap(w http.ResponseWriter, r *http.Request, p *page) error {
+	p.Title = "Data map"
+	var buf bytes.Buffer
+	dm := a.sdk.Retention.DataMap()
+	if err := dm.WriteMarkdown(&buf); err != nil {
+		return err
+	}
+	p.Data = map[string]any{"Map": dm, "Markdown": buf.String()}
+	return nil
+}
+
+func (a *app) consoleKeys(w http.ResponseWriter, r *http.Request, p *page) error {
+	p.Title = "API keys"
+	p.Flash = r.URL.Query().Get("flash")
+	keys, err := a.apiKeys(r.Context())
+	p.Data = map[string]any{"Keys": keys}
+	return err
+}
+
+func (a *app) consoleCreateKey(w http.ResponseWriter, r *http.Request, p *page) error {
+	if err := a.consoleKeys(w, r, p); err != nil {
+		return err
+	}
+	name := strings.TrimSpace(r.FormValue("name"))
+	if name == "" || len(name) > 100 {
+		return errInvalid(fieldProblem{Field: "name", Problem: "required, at most 100 characters"})
+	}
+	key, _, err := a.sdk.Tenants.CreateAPIKey(r.Context(), name, tenancy.RoleStaff)
+	if err != nil {
+		return err
+	}
+	keys, err := a.apiKeys(r.Context())
+	p.Data = map[string]any{"Keys": keys, "NewKey": key}
+	return err
+}
+
+func (a *app) consoleRevokeKey(w http.ResponseWriter, r *http.Request, p *page) error {
+	id := r.PathValue("id")
+	if tenancy.ValidateID(id) != nil {
+		return errNotFound("api key")
+	}
+	if err := a.sdk.Tenants.RevokeAPIKey(r.Context(), id); err != nil {
+		return err
+	}
+	return seeOther(w, r, "/console/keys", "Key revoked.")
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/socialcrm/socialcrm/meta"
+	"github.com/socialcrm/socialcrm/retention"
+	"github.com/socialcrm/socialcrm/social"
+	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/tiktok"
+)
+
+// apiError is the one error shape of the JSON API:
+//
+//	{"error": {"code": "invalid", "message": "…", "fields": [{"field": "email", "problem": "required"}]}}
+type apiError struct {
+	Status  int            `json:"-"`
+	Code    string         `json:"code"`
+	Message string         `json:"message"`
+	Fields  []fieldProblem `json:"fields,omitempty"`
+}
+
+// fieldProblem names one bad input field and what is wrong with it.
+type fieldProblem struct {
+	Field   string `json:"field"`
+	Problem string `json:"problem"`
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+func errInvalid(fields ...fieldProblem) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: "invalid", Message: "the request has invalid fields", Fields: fields}
+}
+
+func errNotFound(what string) *apiError {
+	return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: what + " not found"}
+}
+
+var (
+	errUnauthorized = &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "missing or invalid credentials"}
+	errForbidden    = &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: "your role does not allow this"}
+	errRateLimited  = &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: "too many attempts from this address; try again later"}
+)
+
+// validator collects field problems.
+type validator []fieldProblem
+
+func (v *validator) check(ok bool, field, problem string) {
+	if !ok {
+		*v = append(*v, fieldProblem{Field: field, Problem: problem})
+	}
+}
+
+func (v validator) err() error {
+	if len(v) == 0 {
+		return nil
+	}
+	return errInvalid(v...)
+}
+
+// toAPIError maps an SDK error to the API's shape. Unknown errors become a
+// 500 without detail (the detail goes to the log).
+func toAPIError(err error) (*apiError, bool) {
+	var ae *apiError
+	var tv *tenancy.ValidationError
+	var rv *retention.ValidationError
+	var locked *tenancy.LockedError
+	var scope *social.ScopeError
+	var state *social.StateError
+	var consent *social.ConsentError
+	var maxBytes *http.MaxBytesError
+	var metaErr *meta.APIError
+	var ttErr *tiktok.APIError
+	var window *meta.WindowError
+	if ae, ok := crmError(err); ok {
+		return ae, true
+	}
+	switch {
+	case errors.As(err, &ae):
+		return ae, true
+	case errors.As(err, &maxBytes):
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: fmt.Sprintf("the body exceeds %d bytes", maxBytes.Limit)}, true
+	case errors.As(err, &tv):
+		return errInvalid(fieldProblem{Field: jsonField(tv.Field), Problem: tv.Reason}), true
+	case errors.As(err, &rv):
+		return errInvalid(fieldProblem{Field: jsonField(rv.Field), Problem: rv.Reason}), true
+	case errors.As(err, &locked):
+		return &apiError{Status: http.StatusTooManyRequests, Code: "locked", Message: "account locked until " + locked.Until.UTC().Format(time.RFC3339)}, true
+	case errors.Is(err, tenancy.ErrInvalidCredentials):
+		return &apiError{Status: http.StatusUnauthorized, Code: "invalid_credentials", Message: "invalid credentials"}, true
+	case errors.Is(err, tenancy.ErrDuplicate):
+		return &apiError{Status: http.StatusConflict, Code: "duplicate", Message: "already exists"}, true
+	case errors.Is(err, tenancy.ErrForbidden), errors.Is(err, tenancy.ErrNotSystem):
+		return errForbidden, true
+	case errors.Is(err, tenancy.ErrTenantMismatch):
+		return errInvalid(fieldProblem{Field: "tenant_id", Problem: "must be left out: records belong to your tenant"}), true
+	case errors.Is(err, tenancy.ErrInvalidTenant):
+		return errInvalid(fieldProblem{Field: "tenant_id", Problem: "must be a UUID"}), true
+	case errors.Is(err, tenancy.ErrNotFound), errors.Is(err, retention.ErrNotFound), errors.Is(err, social.ErrNotFound):
+		return errNotFound("record"), true
+	case errors.Is(err, retention.ErrNotVerified):
+		return &apiError{Status: http.StatusConflict, Code: "not_verified", Message: "the requester's identity is not verified yet"}, true
+	case errors.Is(err, retention.ErrClosed):
+		return &apiError{Status: http.StatusConflict, Code: "closed", Message: "the request is closed"}, true
+	case errors.Is(err, retention.ErrAlreadyExtended):
+		return &apiError{Status: http.StatusConflict, Code: "already_extended", Message: "the deadline was extended already"}, true
+	case errors.As(err, &scope):
+		return &apiError{Status: http.StatusForbidden, Code: "missing_scope", Message: "the connection lacks scopes: " + scope.Missing.Join(", ")}, true
+	case errors.As(err, &state):
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_state", Message: "the authorization link is unknown, used, expired or not yours; start again"}, true
+	case errors.As(err, &consent):
+		return &apiError{Status: http.StatusBadRequest, Code: "consent_refused", Message: "the account owner did not grant access"}, true
+	case errors.Is(err, social.ErrNeedsReauth), errors.Is(err, social.ErrRevoked):
+		return &apiError{Status: http.StatusConflict, Code: "needs_reauth", Message: "the connection must be authorized again"}, true
+	case errors.Is(err, social.ErrWriteScope):
+		return &apiError{Status: http.StatusBadRequest, Code: "write_scope", Message: "a read-only connection cannot request write features"}, true
+	case errors.Is(err, tiktok.ErrInvalidParams):
+		return &apiError{Status: http.StatusBadRequest, Code: "platform_invalid_params", Message: "TikTok refused the parameters"}, true
+	case errors.Is(err, tiktok.ErrRateLimited), tiktok.IsPostingLimit(err):
+		return &apiError{Status: http.StatusTooManyRequests, Code: "platform_limit", Message: "TikTok's rate or posting limit is reached"}, true
+	case errors.As(err, &window):
+		return &apiError{Status: http.StatusConflict, Code: "outside_window", Message: "Messenger allows a reply only within 24 hours of the person's last message"}, true
+	case errors.Is(err, meta.ErrRateLimited):
+		return &apiError{Status: http.StatusTooManyRequests, Code: "platform_limit", Message: "Meta's rate limit is reached"}, true
+	case errors.Is(err, meta.ErrInvalidParameter):
+		return &apiError{Status: http.StatusBadRequest, Code: "platform_invalid_params", Message: "Meta refused the parameters"}, true
+	case errors.As(err, &metaErr):
+		return &apiError{Status: http.StatusBadGateway, Code: "platform_error", Message: fmt.Sprintf("Meta refused the call (code %d): %s", metaErr.Code, metaErr.Message)}, true
+	case errors.As(err, &ttErr):
+		return &apiError{Status: http.StatusBadGateway, Code: "platform_error", Message: "TikTok refused the call: " + ttErr.Code}, true
+	}
+	return nil, false
+}
+
+// jsonField turns an SDK field name (TenantName) into the API's (tenant_name).
+func jsonField(f string) string {
+	var b strings.Builder
+	for i, r := range f {
+		if r >= 'A' && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// writeError answers err in the API's shape; unexpected errors are logged
+// and answered 500 without detail.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	ae, ok := toAPIError(err)
+	if !ok {
+		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		ae = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
+	}
+	if ae.Status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "60")
+	}
+	writeJSON(w, ae.Status, map[string]any{"error": ae})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// readJSON decodes the request body into v, refusing unknown fields,
+// trailing data and bodies over 1 MiB, with a 4xx naming the problem.
+func readJSON(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "send application/json"}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var maxBytes *http.MaxBytesError
+		if errors.As(err, &maxBytes) {
+			return err
+		}
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return errInvalid(fieldProblem{Field: typeErr.Field, Problem: "must be a " + typeErr.Type.String()})
+		}
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return errInvalid(fieldProblem{Field: strings.Trim(f, `"`), Problem: "unknown field"})
+		}
+		return errInvalid(fieldProblem{Field: "body", Problem: "invalid JSON: " + err.Error()})
+	}
+	if dec.More() {
+		return errInvalid(fieldProblem{Field: "body", Problem: "trailing data after the JSON value"})
+	}
+	return nil
+}

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	_ "embed"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/socialcrm/socialcrm/meta"
+	"github.com/socialcrm/socialcrm/tenancy"
+)
+
+// route is one registered pattern; the OpenAPI test compares them with the
+// document.
+type route struct {
+	Method, Path string
+	Console      bool
+}
+
+type access int
+
+const (
+	public access = iota // no credentials
+	member               // a bearer access token or API key
+)
+
+// apiHandler is an API handler: an error is answered in the API's shape.
+type apiHandler func(w http.ResponseWriter, r *http.Request) error
+
+//go:embed openapi.yaml
+var openapiYAML []byte
+
+func (a *app) buildRoutes() error {
+	a.mux = http.NewServeMux()
+	// Operations.
+	a.api("GET /healthz", public, a.healthz)
+	a.api("GET /readyz", public, a.readyz)
+	a.api("GET /openapi.yaml", public, func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, err := w.Write(openapiYAML)
+		return err
+	})
+	a.api("GET /v1/sandbox", public, a.sandboxInfo)
+
+	// Sign-up, sessions, API keys.
+	a.api("POST /v1/signup", public, a.signup)
+	a.api("POST /v1/login", public, a.login)
+	a.api("POST /v1/token/refresh", public, a.refresh)
+	a.api("POST /v1/logout", member, a.logout)
+	a.api("GET /v1/me", member, a.me)
+	a.api("GET /v1/api-keys", member, a.listAPIKeys)
+	a.api("POST /v1/api-keys", member, a.createAPIKey)
+	a.api("DELETE /v1/api-keys/{id}", member, a.revokeAPIKey)
+
+	// Tenant.
+	a.api("GET /v1/tenant", member, a.getTenant)
+	a.api("POST /v1/tenant/close", member, a.closeTenant)
+	a.api("POST /v1/tenant/reopen", member, a.reopenTenant)
+	a.api("GET /v1/audit", member, a.auditLog)
+
+	// Connections and TikTok.
+	a.api("GET /v1/connections", member, a.listConnections)
+	a.api("GET /v1/connections/{id}", member, a.getConnection)
+	a.api("DELETE /v1/connections/{id}", member, a.disconnect)
+	a.api("POST /v1/connections/tiktok/start", member, a.tiktokStart)
+	a.api("POST /v1/connections/tiktok/complete", member, a.tiktokComplete)
+	a.api("POST /v1/connections/{id}/sync", member, a.tiktokSync)
+	a.api("GET /v1/connections/{id}/insights", member, a.insights)
+	a.api("POST /v1/connections/{id}/tiktok/publish", member, a.tiktokPublish)
+	a.api("GET /v1/connections/{id}/tiktok/publish/{publish_id}", member, a.tiktokPublishStatus)
+	a.api("POST /v1/sandbox/tiktok/deauthorize", member, a.sandboxTikTokDeauthorize)
+	a.api("POST /v1/connections/meta/start", member, a.metaStart)
+	a.api("POST /v1/connections/meta/complete", member, a.metaComplete)
+	a.api("POST /v1/connections/{id}/meta/publish", member, a.metaPublish)
+	a.mux.Handle("POST /webhooks/tiktok", a.tiktokWebhook())
+	a.routes = append(a.routes, route{Method: "POST", Path: "/webhooks/tiktok"})
+
+	// CRM records and the Messenger inbox.
+	a.crmRoutes()
+	a.api("GET /v1/conversations", member, a.listConversations)
+	a.api("GET /v1/conversations/{id}/messages", member, a.conversationMessages)
+	a.api("POST /v1/conversations/{id}/reply", member, a.replyConversation)
+	a.api("POST /v1/sandbox/meta/message", member, a.sandboxMetaMessage)
+	mw, err := a.metaWebhook()
+	if err != nil {
+		return err
+	}
+	a.mux.Handle("GET /webhooks/meta", mw)
+	a.mux.Handle("POST /webhooks/meta", mw)
+	a.routes = append(a.routes, route{Method: "GET", Path: "/webhooks/meta"}, route{Method: "POST", Path: "/webhooks/meta"})
+	// Meta's Deauthorize and Data Deletion Request callbacks (P15).
+	if a.callbacks, err = meta.NewCallbacks(a.plat.metaCfg, meta.CallbackConfig{DB: a.db, Social: a.sdk.Social,
+		Retention: a.sdk.Retention, StatusURL: a.publicURL + "/meta/deletion-status"}, meta.WithCallbackLogger(a.log)); err != nil {
+		return err
+	}
+	a.mux.Handle("POST /webhooks/meta/deauthorize", a.callbacks.DeauthorizeHandler())
+	a.mux.Handle("POST /webhooks/meta/data-deletion", a.callbacks.DataDeletionHandler())
+	a.mux.Handle("GET /meta/deletion-status", a.callbacks.DeletionStatusHandler())
+	a.routes = append(a.routes, route{Method: "POST", Path: "/webhooks/meta/deauthorize"},
+		route{Method: "POST", Path: "/webhooks/meta/data-deletion"}, route{Method: "GET", Path: "/meta/deletion-status"})
+
+	// Data-subject requests and the data map.
+	a.api("GET /v1/privacy/requests", member, a.listRequests)
+	a.api("POST /v1/privacy/requests", member, a.createRequest)
+	a.api("GET /v1/privacy/requests/{id}", member, a.getRequest)
+	a.api("POST /v1/privacy/requests/{id}/verify", member, a.verifyRequest)
+	a.api("GET /v1/privacy/requests/{id}/export", member, a.exportRequest)
+	a.api("POST /v1/privacy/requests/{id}/erase", member, a.eraseRequest)
+	a.api("GET /v1/privacy/datamap", member, a.dataMap)
+
+	return a.consoleRoutes()
+}
+
+// api registers an API route.
+func (a *app) api(pattern string, acc access, h apiHandler) {
+	method, path, _ := strings.Cut(pattern, " ")
+	a.routes = append(a.routes, route{Method: method, Path: path})
+	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if acc == member {
+			p, err := a.bearer(r)
+			if err != nil {
+				writeError(w, r, a.log, err)
+				return
+			}
+			r = r.WithContext(tenancy.WithPrincipal(r.Context(), p))
+		}
+		if err := h(w, r); err != nil {
+			writeError(w, r, a.log, err)
+		}
+	})
+}
+
+// bearer authenticates an API request: an access token from sign-in or an
+// API key, in the Authorization header (never in a cookie: API routes are
+// not reachable by cross-site forms).
+func (a *app) bearer(r *http.Request) (tenancy.Principal, error) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || tok == "" {
+		return tenancy.Principal{}, errUnauthorized
+	}
+	if strings.HasPrefix(tok, "at1.") {
+		c, ok := a.tokens.verifyAccess(tok)
+		if !ok {
+			return tenancy.Principal{}, errUnauthorized
+		}
+		return c.principal(), nil
+	}
+	p, err := a.sdk.Tenants.AuthenticateAPIKey(r.Context(), tok)
+	if err != nil {
+		return tenancy.Principal{}, errUnauthorized
+	}
+	return p, nil
+}
+
+// middleware logs each request and sets the headers every answer carries.
+func (a *app) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Socialcrm-Mode", a.modeHeader())
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		lvl := slogLevel(rec.status)
+		a.log.Log(r.Context(), lvl, "request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+			"duration_ms", time.Since(start).Milliseconds())
+	})
+}
+
+func (a *app) modeHeader() string {
+	return "tiktok=" + mode(a.plat.tiktokSandbox) + "; meta=" + mode(a.plat.metaSandbox)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (a *app) healthz(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "mode": a.modes()})
+	return nil
+}
+
+func (a *app) readyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := a.db.PingContext(ctx); err != nil {
+		a.log.Warn("not ready", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "database unreachable"})
+		return nil
+	}
+	a.jobsMu.Lock()
+	last := a.lastJob
+	a.jobsMu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "mode": a.modes(), "jobs": last})
+	return nil
+}
+
+func (a *app) modes() map[string]string {
+	return map[string]string{"tiktok": mode(a.plat.tiktokSandbox), "meta": mode(a.plat.metaSandbox)}
+}
+
+// sandboxInfo tells a client which platforms are emulated and which
+// accounts their consent pages offer.
+func (a *app) sandboxInfo(w http.ResponseWriter, r *http.Request) error {
+	out := map[string]any{"mode": a.modes()}
+	if a.plat.tiktokSandbox {
+		out["tiktok_accounts"] = []string{sandboxCreator, sandboxBrand}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/socialcrm/socialcrm/internal/fakeclock"
+	"github.com/socialcrm/socialcrm/tenancy"
+)
+
+func noRedirect() *http.Client {
+	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// TestConsoleCSRF: a console form without the CSRF token bound to the
+// csrf cookie, or posted from another origin, is refused before anything
+// runs.
+func TestConsoleCSRF(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t)
+	hc := noRedirect()
+	resp, err := hc.Get(a.URL + "/console/login")
+	require.NoError(t, err)
+	resp.Body.Close()
+	var csrfCookie *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == cookieCSRF {
+			csrfCookie = c
+		}
+	}
+	require.NotNil(t, csrfCookie)
+	require.True(t, csrfCookie.HttpOnly && csrfCookie.Secure)
+	require.Equal(t, http.SameSiteLaxMode, csrfCookie.SameSite)
+	require.Contains(t, resp.Header.Get("Content-Security-Policy"), "default-src 'none'")
+
+	post := func(token, origin string) int {
+		form := url.Values{"tenant_id": {tenancy.NewID()}, "email": {"a@b.example"}, "password": {"whatever password"}, "csrf": {token}}
+		req, err := http.NewRequest("POST", a.URL+"/console/login", strings.NewReader(form.Encode()))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(csrfCookie)
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := hc.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusForbidden, post("", ""))
+	require.Equal(t, http.StatusForbidden, post("forged", ""))
+	good := a.tokens.csrf(csrfCookie.Value)
+	require.Equal(t, http.StatusForbidden, post(good, "http://evil.example"))
+	require.Equal(t, http.StatusUnauthorized, post(good, a.URL), "a valid form reaches the sign-in")
+}
+
+// TestLoginRateLimit: sign-in attempts beyond the per-IP rate are refused
+// with 429 before any password is checked.
+func TestLoginRateLimit(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, "-login-rate", "1")
+	c := newClient(t, a.URL)
+	login := map[string]string{"tenant_id": tenancy.NewID(), "email": "a@b.example", "password": "whatever password"}
+	c.call("POST", "/v1/login", login, http.StatusUnauthorized)
+	require.Equal(t, "rate_limited", str(c.call("POST", "/v1/login", login, http.StatusTooManyRequests), "error", "code"))
+
+	clk := fakeclock.New()
+	l := newLimiter(2, time.Minute, clk.Now)
+	require.True(t, l.allow("ip"))
+	require.True(t, l.allow("ip"))
+	require.False(t, l.allow("ip"))
+	require.True(t, l.allow("other"))
+	clk.Advance(time.Minute)
+	require.True(t, l.allow("ip"), "a new window")
+}
+
+// TestTokens: access tokens expire and refuse tampering; refresh tokens
+// rotate; a replayed one ends the session.
+func TestTokens(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t)
+	clk := fakeclock.New()
+	a.tokens.now = clk.Now
+	_, m, _, err := a.signUp(t.Context(), signupRequest{TenantName: "T", Email: "t@t.example", Name: "T", Password: "long enough password"}, "test")
+	require.NoError(t, err)
+	p, err := a.tokens.start(t.Context(), m.Principal(), "test")
+	require.NoError(t, err)
+	c, ok := a.tokens.verifyAccess(p.AccessToken)
+	require.True(t, ok)
+	require.Equal(t, m.ID, c.Member)
+	_, ok = a.tokens.verifyAccess(p.AccessToken[:len(p.AccessToken)-2] + "xx")
+	require.False(t, ok, "a tampered token")
+	clk.Advance(accessTTL)
+	_, ok = a.tokens.verifyAccess(p.AccessToken)
+	require.False(t, ok, "an expired token")
+
+	p2, err := a.tokens.refresh(t.Context(), p.RefreshToken)
+	require.NoError(t, err)
+	_, err = a.tokens.refresh(t.Context(), p.RefreshToken)
+	require.ErrorIs(t, err, tenancy.ErrInvalidCredentials, "a race of two tabs: refused…")
+	p2b, err := a.tokens.refresh(t.Context(), p2.RefreshToken)
+	require.NoError(t, err, "…without ending the session")
+	p2 = p2b
+	clk.Advance(refreshGrace + time.Second)
+	_, err = a.tokens.refresh(t.Context(), p.RefreshToken)
+	require.ErrorIs(t, err, tenancy.ErrInvalidCredentials)
+	require.ErrorIs(t, err, errSpentRefresh)
+	_, err = a.tokens.refresh(t.Context(), p2.RefreshToken)
+	require.ErrorIs(t, err, tenancy.ErrInvalidCredentials, "the replay revoked the session")
+
+	p3, err := a.tokens.start(t.Context(), m.Principal(), "test")
+	require.NoError(t, err)
+	clk.Advance(sessionTTL)
+	_, err = a.tokens.refresh(t.Context(), p3.RefreshToken)
+	require.ErrorIs(t, err, tenancy.ErrInvalidCredentials, "an expired session")
+}
+
+// TestScheduledJobs: one run of the scheduled jobs over a tenant with a
+// connection in progress completes without errors.
+func TestScheduledJobs(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t)
+	_, m, _, err := a.signUp(t.Context(), signupRequest{TenantName: "J", Email: "j@j.example", Name: "J", Password: "long enough password"}, "test")
+	require.NoError(t, err)
+	_, err = a.plat.tiktokFlow.Begin(tenancy.WithPrincipal(t.Context(), m.Principal()))
+	require.NoError(t, err)
+	rep := a.runJobsOnce(t.Context())
+	require.Zero(t, rep.Errors)
+	resp, err := http.Get(a.URL + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+}
