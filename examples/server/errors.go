@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/retention"
@@ -64,6 +63,10 @@ func (v validator) err() error {
 	return errInvalid(v...)
 }
 
+// errBadCredentials answers a failed login, whatever the reason.
+var errBadCredentials = &apiError{Status: http.StatusUnauthorized, Code: "invalid_credentials",
+	Message: "invalid credentials, or too many failed attempts: try again later"}
+
 // toAPIError maps an SDK error to the API's shape. Unknown errors become a
 // 500 without detail (the detail goes to the log).
 func toAPIError(err error) (*apiError, bool) {
@@ -90,10 +93,11 @@ func toAPIError(err error) (*apiError, bool) {
 		return errInvalid(fieldProblem{Field: jsonField(tv.Field), Problem: tv.Reason}), true
 	case errors.As(err, &rv):
 		return errInvalid(fieldProblem{Field: jsonField(rv.Field), Problem: rv.Reason}), true
-	case errors.As(err, &locked):
-		return &apiError{Status: http.StatusTooManyRequests, Code: "locked", Message: "account locked until " + locked.Until.UTC().Format(time.RFC3339)}, true
-	case errors.Is(err, tenancy.ErrInvalidCredentials):
-		return &apiError{Status: http.StatusUnauthorized, Code: "invalid_credentials", Message: "invalid credentials"}, true
+	case errors.As(err, &locked), errors.Is(err, tenancy.ErrInvalidCredentials):
+		// A locked member gets the answer a wrong password gets: a
+		// different one would tell a stranger which emails have accounts
+		// (unknown emails never lock).
+		return errBadCredentials, true
 	case errors.Is(err, tenancy.ErrDuplicate):
 		return &apiError{Status: http.StatusConflict, Code: "duplicate", Message: "already exists"}, true
 	case errors.Is(err, tenancy.ErrForbidden), errors.Is(err, tenancy.ErrNotSystem):
