@@ -297,7 +297,8 @@ type DeletionConfirmation struct {
 // recorded under a confirmation code, then carried out (Engine.Erase).
 // It answers {"url": StatusURL?code=…, "confirmation_code": …}, the code
 // being alphanumeric. The same signed_request posted again gets the same
-// answer and starts nothing new. An erasure that fails stays open in
+// answer and starts nothing new for the tenants already recorded; a
+// tenant that a failed first call did not reach is reached by the retry. An erasure that fails stays open in
 // retention (Engine.Overdue lists it), and the status page says it is in
 // progress until ResumeDeletions finishes it; Meta still gets its
 // answer, since the request is recorded.
@@ -328,24 +329,33 @@ func (c *Callbacks) confirmationCode(sr SignedRequest) string {
 func (c *Callbacks) startDeletion(ctx context.Context, sr SignedRequest) (DeletionConfirmation, error) {
 	code := c.confirmationCode(sr)
 	conf := DeletionConfirmation{URL: c.statusURL(code), ConfirmationCode: code}
-	n, err := c.cfg.DB.NewSelect().Model((*deletion)(nil)).Where("code = ?", code).Count(ctx)
-	if err != nil {
+	// A replay — Meta retrying after an error, say — does not stop at "a
+	// row exists": every tenant that connected the user and has no request
+	// recorded under this code yet gets one now, so a request that failed
+	// in its second tenant is completed by the retry, not reported done.
+	var started []deletion
+	if err := c.cfg.DB.NewSelect().Model(&started).Where("code = ?", code).Scan(ctx); err != nil {
 		return conf, fmt.Errorf("meta: data deletion: %w", err)
 	}
-	if n > 0 {
-		return conf, nil // a replay: already started
+	have := make(map[string]bool, len(started))
+	received := c.now().UTC().Truncate(time.Microsecond)
+	for _, d := range started {
+		have[d.TenantID] = true
+		received = d.ReceivedAt // the first call's time stands for the request
 	}
 	tenants, err := c.cfg.Social.AccountTenants(ctx, Platform, sr.UserID)
 	if err != nil {
 		return conf, err
 	}
-	received := c.now().UTC().Truncate(time.Microsecond)
-	if len(tenants) == 0 {
+	if len(tenants) == 0 && len(started) == 0 {
 		return conf, c.record(ctx, deletion{Code: code, ReceivedAt: received})
 	}
 	sys := tenancy.System(ctx, "meta-data-deletion")
 	var erase []func() error
 	for _, at := range tenants {
+		if have[at.TenantID] {
+			continue
+		}
 		tctx, err := tenancy.AsTenant(sys, at.TenantID)
 		if err != nil {
 			return conf, err

@@ -278,3 +278,74 @@ func TestDataDeletionResumes(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, n, "nothing left to resume")
 }
+
+// A deletion request whose second tenant failed (the callback answered 500)
+// is completed by Meta's retry of the same signed_request: the retry does
+// not take "a row exists for this code" for "done", and the status page
+// counts the tenant that was missing.
+func TestDataDeletionRetryReachesTheTenantAFailureMissed(t *testing.T) {
+	eachWorld(t, func(t *testing.T, w *world) {
+		w.connect(userID, []string{meta.FeatureProfile})
+		w.ctx = owner(tenancy.NewID())
+		w.connect(userID, []string{meta.FeatureProfile})
+		_, urls := newCallbacks(t, w)
+		ts, err := w.sdk.Social.AccountTenants(t.Context(), meta.Platform, userID)
+		require.NoError(t, err)
+		require.Len(t, ts, 2)
+		second := ts[1].TenantID // AccountTenants orders by tenant id
+
+		// The second tenant's erasure request cannot be written, once.
+		raw := w.db.DB.DB
+		if w.db.Name == "postgres" {
+			_, err = raw.ExecContext(t.Context(), `CREATE FUNCTION fail_second() RETURNS trigger LANGUAGE plpgsql AS
+				$$ BEGIN RAISE EXCEPTION 'transient'; END $$`)
+			require.NoError(t, err)
+			_, err = raw.ExecContext(t.Context(), `CREATE TRIGGER fail_second BEFORE INSERT ON socialcrm_retention_requests
+				FOR EACH ROW WHEN (NEW.tenant_id = '`+second+`') EXECUTE FUNCTION fail_second()`)
+		} else {
+			_, err = raw.ExecContext(t.Context(), `CREATE TRIGGER fail_second BEFORE INSERT ON socialcrm_retention_requests
+				WHEN NEW.tenant_id = '`+second+`' BEGIN SELECT RAISE(ABORT, 'transient'); END`)
+		}
+		require.NoError(t, err)
+		sr, err := w.srv.SignedRequest(appID, userID)
+		require.NoError(t, err)
+		status, _ := postSignedRequest(t, urls.deletion, sr)
+		require.Equal(t, http.StatusInternalServerError, status, "the failure is reported, so Meta retries")
+		dropped := "DROP TRIGGER fail_second"
+		if w.db.Name == "postgres" {
+			dropped += " ON socialcrm_retention_requests"
+		}
+		_, err = raw.ExecContext(t.Context(), dropped)
+		require.NoError(t, err)
+
+		status, body := postSignedRequest(t, urls.deletion, sr)
+		require.Equal(t, http.StatusOK, status, body)
+		// Each tenant has its request recorded under the code, and the
+		// missed tenant's erasure was carried out by the retry.
+		requestOf := func() map[string]string {
+			var recorded []struct {
+				TenantID  string `bun:"tenant_id"`
+				RequestID string `bun:"request_id"`
+			}
+			require.NoError(t, w.db.DB.NewSelect().Table("socialcrm_meta_deletions").
+				Column("tenant_id", "request_id").Scan(t.Context(), &recorded))
+			m := map[string]string{}
+			for _, r := range recorded {
+				m[r.TenantID] = r.RequestID
+			}
+			return m
+		}
+		recorded := requestOf()
+		require.Len(t, recorded, 2, "one recorded request per tenant")
+		sctx, err := tenancy.AsTenant(tenancy.System(t.Context(), "test"), second)
+		require.NoError(t, err)
+		req, err := w.sdk.Retention.Get(sctx, recorded[second])
+		require.NoError(t, err, "the retry submitted the missed tenant's erasure")
+		require.NotEqual(t, retention.StatusOpen, req.Status, "and carried it out")
+
+		// A third post starts nothing new.
+		status, _ = postSignedRequest(t, urls.deletion, sr)
+		require.Equal(t, http.StatusOK, status)
+		require.Equal(t, recorded, requestOf())
+	})
+}
