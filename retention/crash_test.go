@@ -127,7 +127,7 @@ func TestCrashChild(t *testing.T) {
 	if path, ok := strings.CutPrefix(target, "sqlite:"); ok {
 		db, err = sqldb.SQLite(path)
 	} else {
-		db, err = sqldb.Postgres(strings.TrimPrefix(target, "postgres:"))
+		db, err = dbtest.OpenPostgres(strings.TrimPrefix(target, "postgres:"))
 	}
 	require.NoError(t, err)
 	require.NoError(t, setup(context.Background(), db))

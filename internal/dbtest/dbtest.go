@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/driver/pgdriver"
@@ -62,7 +63,7 @@ func (d *DB) Reopen(t testing.TB) *bun.DB {
 	if d.Name == "sqlite" {
 		db, err = sqldb.SQLite(d.Path)
 	} else {
-		db, err = sqldb.Postgres(d.dsn)
+		db, err = OpenPostgres(d.dsn)
 	}
 	if err != nil {
 		t.Fatalf("dbtest: reopen: %v", err)
@@ -114,7 +115,7 @@ func Postgres(t testing.TB, setups ...Setup) *DB {
 		t.Fatalf("dbtest: %v", err)
 	}
 	schema := "t_" + randomHex(8)
-	db, err := sqldb.Postgres(base)
+	db, err := OpenPostgres(base)
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
@@ -124,7 +125,7 @@ func Postgres(t testing.TB, setups ...Setup) *DB {
 	}
 	db.Close()
 	dsn := withParam(base, "search_path", schema)
-	db, err = sqldb.Postgres(dsn)
+	db, err = OpenPostgres(dsn)
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
@@ -162,7 +163,7 @@ func prepareServer(adminDSN string) (string, error) {
 	if dsn, ok := server.done[adminDSN]; ok {
 		return dsn, nil
 	}
-	admin, err := sqldb.Postgres(adminDSN)
+	admin, err := OpenPostgres(adminDSN)
 	if err != nil {
 		return "", err
 	}
@@ -213,4 +214,23 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// OpenPostgres connects to dsn like sqldb.Postgres, waiting (up to a
+// minute, with backoff) while the server answers that its connection slots
+// are taken (SQLSTATE 53300): test binaries run in parallel, each with
+// databases of its own, and a burst of them can briefly hold every slot of
+// a default server (100 connections). Other errors return at once.
+func OpenPostgres(dsn string) (*bun.DB, error) {
+	wait := 50 * time.Millisecond
+	deadline := time.Now().Add(time.Minute)
+	for {
+		db, err := sqldb.Postgres(dsn)
+		var pgErr pgdriver.Error
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Field('C') != "53300" || time.Now().After(deadline) {
+			return db, err
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 2*time.Second)
+	}
 }
