@@ -283,10 +283,12 @@ func sprintfOwned(prefix string) string {
 // Categories returns the retention categories of every crm table, like the
 // package's Categories, with the attachment category's BeforeErase hook
 // bound to the Store's storage, so that erasing an attachment deletes its
-// bytes. Register these (not the package's Categories) with the retention
+// bytes, and the contact's sealed e-mail address and phone number declared
+// as retention.SealedColumn opened with the Store's vault, so that a
+// data-subject export holds them in clear. Register these (not the package's Categories) with the retention
 // engine of an application that keeps attachments.
 func (s *Store) Categories() []retention.Category {
-	return append(commerceCategoriesWith(s), coreCategories()...)
+	return append(commerceCategoriesWith(s), coreCategoriesWith(s)...)
 }
 
 // commerceSealedColumns are the sealed columns of the commerce tables.
