@@ -1,8 +1,11 @@
 package socialcrm_test
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,8 +24,9 @@ import (
 )
 
 // TestOpenKeepsAttachments: with Config.Attachments the SDK's CRM takes
-// files, and the retention engine the SDK wired erases a contact's files
-// with her, bytes included; without it Attach fails with crm.ErrConfig.
+// files, and the retention engine the SDK wired exports a contact's sealed
+// e-mail address in clear and erases her files with her, bytes included;
+// without it Attach fails with crm.ErrConfig.
 func TestOpenKeepsAttachments(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		ctx, kek, clk := context.Background(), newKEK(t), fakeclock.New()
@@ -53,6 +57,30 @@ func TestOpenKeepsAttachments(t *testing.T) {
 			FileName: "big.bin", ContentType: "application/octet-stream"}, strings.NewReader(strings.Repeat("x", 2<<10)))
 		var tooLarge *crm.TooLargeError
 		require.True(t, errors.As(err, &tooLarge), "the size limit of the Config applies: %v", err)
+
+		// The SDK's export opens her sealed e-mail address (P12).
+		x, err := sdk.Retention.Submit(octx, retention.Request{Kind: retention.KindAccess,
+			Subject: map[string]string{crm.SubjectContact: grace.ID}})
+		require.NoError(t, err)
+		_, err = sdk.Retention.SetVerification(octx, x.ID, retention.VerificationVerified)
+		require.NoError(t, err)
+		var archive bytes.Buffer
+		_, err = sdk.Retention.Export(octx, x.ID, &archive)
+		require.NoError(t, err)
+		zr, err := zip.NewReader(bytes.NewReader(archive.Bytes()), int64(archive.Len()))
+		require.NoError(t, err)
+		var contactJSON []byte
+		for _, f := range zr.File {
+			if f.Name == "crm.contact.json" {
+				rc, err := f.Open()
+				require.NoError(t, err)
+				contactJSON, err = io.ReadAll(rc)
+				require.NoError(t, err)
+				rc.Close()
+			}
+		}
+		require.Contains(t, string(contactJSON), `"email":"grace@example.com"`)
+		require.NotContains(t, string(contactJSON), "bob@example.com")
 
 		r, err := sdk.Retention.Submit(octx, retention.Request{Kind: retention.KindErasure,
 			Subject: map[string]string{crm.SubjectContact: grace.ID}})
