@@ -34,6 +34,14 @@ type Config struct {
 	// Categories are the host application's retention categories, declared
 	// beside socialcrm's own.
 	Categories []retention.Category
+	// Attachments is where the CRM keeps the bytes of attachments (for
+	// example a crm.DirStorage). Nil: the CRM keeps no files, and
+	// Attachments.Attach fails with crm.ErrConfig. The SDK does not close
+	// it.
+	Attachments crm.Storage
+	// MaxAttachmentSize is the largest attachment accepted, in bytes
+	// (0: crm.DefaultMaxAttachmentSize). Only used with Attachments.
+	MaxAttachmentSize int64
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger receives socialcrm's logs (default: discard).
@@ -89,7 +97,17 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 		vault.WithColumns(SealedColumns()...)); err != nil {
 		return nil, err
 	}
-	cats := append(Categories(sdk.Audit), cfg.Categories...)
+	crmOpts := []crm.Option{crm.WithClock(now), crm.WithLogger(log)}
+	if cfg.Attachments != nil {
+		crmOpts = append(crmOpts, crm.WithStorage(cfg.Attachments, cfg.MaxAttachmentSize))
+	}
+	if sdk.CRM, err = crm.New(cfg.DB, sdk.Vault, crmOpts...); err != nil {
+		return nil, err
+	}
+	// The CRM's categories bound to this Store: erasing an attachment
+	// deletes its bytes from cfg.Attachments.
+	cats := withStoreCategories(Categories(sdk.Audit), sdk.CRM.Categories())
+	cats = append(cats, cfg.Categories...)
 	policy := defaultPolicy(cats)
 	if cfg.Policy != nil {
 		policy = *cfg.Policy
@@ -121,10 +139,22 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 		})); err != nil {
 		return nil, err
 	}
-	if sdk.CRM, err = crm.New(cfg.DB, sdk.Vault, crm.WithClock(now), crm.WithLogger(log)); err != nil {
-		return nil, err
-	}
 	return sdk, nil
+}
+
+// withStoreCategories replaces the categories of cats that bound has a
+// category of the same name for by bound's, keeping their order.
+func withStoreCategories(cats, bound []retention.Category) []retention.Category {
+	byName := make(map[string]retention.Category, len(bound))
+	for _, c := range bound {
+		byName[c.Name] = c
+	}
+	for i, c := range cats {
+		if b, ok := byName[c.Name]; ok {
+			cats[i] = b
+		}
+	}
+	return cats
 }
 
 // defaultPolicy is retention.ExamplePolicy without the rules for categories

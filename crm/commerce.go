@@ -263,12 +263,17 @@ func reassignAttachments(ctx context.Context, tx bun.IDB, kind, id, clientID str
 }
 
 // contactOwnedBy finds rows (attachments, custom field values, with the
-// column prefix given) that belong to a contact or to its notes, tasks and
-// activities, which its erasure deletes. (Deals are anonymized, not
-// deleted: their files and fields stay with them.)
+// column prefix given) that belong to a contact or to its notes, tasks,
+// activities and deals. The contact's erasure deletes them: the notes,
+// tasks and activities go too, and the deals, which stay anonymized in the
+// figures, lose what was attached to them while they named the person — a
+// file or a custom field value of a sale (a contract, a size, an address)
+// is as personal as its title, which is erased. These categories come
+// before the deals' in erasure order, while the deals still name the
+// contact.
 func contactOwnedBy(prefix string) string {
 	cond := "(" + prefix + "_kind = 'contact' AND " + prefix + "_id = ?value)"
-	for _, kt := range [][2]string{{kindNote, TableNotes}, {kindTask, TableTasks}, {kindActivity, TableActivities}} {
+	for _, kt := range [][2]string{{kindNote, TableNotes}, {kindTask, TableTasks}, {kindActivity, TableActivities}, {kindDeal, TableDeals}} {
 		kind, table := kt[0], kt[1]
 		cond += " OR (" + prefix + "_kind = '" + kind + "' AND " + prefix + "_id IN (SELECT x.id FROM " + table +
 			" x WHERE x.tenant_id = ?tenant AND x.contact_id = ?value))"
@@ -283,10 +288,12 @@ func sprintfOwned(prefix string) string {
 // Categories returns the retention categories of every crm table, like the
 // package's Categories, with the attachment category's BeforeErase hook
 // bound to the Store's storage, so that erasing an attachment deletes its
-// bytes. Register these (not the package's Categories) with the retention
+// bytes, and the contact's sealed e-mail address and phone number declared
+// as retention.SealedColumn opened with the Store's vault, so that a
+// data-subject export holds them in clear. Register these (not the package's Categories) with the retention
 // engine of an application that keeps attachments.
 func (s *Store) Categories() []retention.Category {
-	return append(commerceCategoriesWith(s), coreCategories()...)
+	return append(commerceCategoriesWith(s), coreCategoriesWith(s)...)
 }
 
 // commerceSealedColumns are the sealed columns of the commerce tables.

@@ -149,9 +149,12 @@
 // Retention: Categories declares every table with the subject identifiers
 // SubjectContact and SubjectThread, so that a data-subject export or
 // erasure of a contact reaches every record kind; deals are anonymized
-// rather than deleted, messages go with their conversation. Exports omit
-// the sealed columns (ciphertext the export could not open); export the
-// contact through Contacts.Get for its address.
+// rather than deleted (their files and custom field values go with the
+// contact), messages go with their conversation. Store.Categories declares
+// the contact's sealed e-mail address and phone number as
+// retention.SealedColumn, opened with the Store's vault, so that the
+// export holds them in clear; the package's Categories, which have no
+// vault, leave them out. socialcrm.Open registers Store.Categories.
 //
 // # Testing
 //

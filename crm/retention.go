@@ -8,6 +8,7 @@ import (
 
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 // Subject identifier kinds the crm categories understand, for
@@ -27,7 +28,14 @@ const (
 // records reached through a parent (messages through their conversation,
 // stage changes through their deal) come before that parent, and the
 // contact comes last.
-func coreCategories() []retention.Category {
+func coreCategories() []retention.Category { return coreCategoriesWith(nil) }
+
+// coreCategoriesWith returns the core categories; with a Store, the
+// contact's sealed e-mail address and phone number are declared as
+// retention.SealedColumn opened with s's vault, so that a data-subject
+// export holds them in clear (P12). Without one (the package's Categories)
+// they are left out of exports, which cannot open them.
+func coreCategoriesWith(s *Store) []retention.Category {
 	const (
 		basis   = "contract or legitimate interest (customer relationship)"
 		byConv  = "r.conversation_id IN (SELECT c.id FROM " + TableConversations + " c WHERE c.tenant_id = ?tenant AND c.%s = ?value)"
@@ -67,12 +75,48 @@ func coreCategories() []retention.Category {
 			LegalBasis: "legitimate interest", Purpose: "organizations the tenant deals with (no data of a person)"},
 		{Name: "crm.pipeline", Table: TablePipelines, Time: "updated_at",
 			LegalBasis: "legitimate interest", Purpose: "the tenant's sales processes (no personal data)"},
-		{Name: "crm.contact", Table: TableContacts, Time: "updated_at",
-			Subject: map[string]string{SubjectContact: "id"},
-			// Sealed values are ciphertext the export could not open, and
-			// the indexes and folded names only repeat what is exported.
-			Omit:       []string{"email_sealed", "email_index", "phone_sealed", "phone_index", "name_fold", "last_fold"},
-			LegalBasis: basis, Purpose: "contacts: people the tenant deals with, their stage, source and preferences"},
+		contactCategory(s),
+	}
+}
+
+// contactCategory is the category of contacts. The blind indexes and
+// folded names only repeat what is exported, and are left out; the sealed
+// e-mail address and phone number are exported opened when s is not nil,
+// left out otherwise.
+func contactCategory(s *Store) retention.Category {
+	c := retention.Category{Name: "crm.contact", Table: TableContacts, Time: "updated_at",
+		Subject:    map[string]string{SubjectContact: "id"},
+		Omit:       []string{"email_index", "phone_index", "name_fold", "last_fold"},
+		LegalBasis: "contract or legitimate interest (customer relationship)",
+		Purpose:    "contacts: people the tenant deals with, their stage, source and preferences"}
+	if s == nil || s.vault == nil {
+		c.Omit = append(c.Omit, "email_sealed", "phone_sealed")
+		return c
+	}
+	c.Sealed = []retention.SealedColumn{
+		{Column: "email_sealed", As: "email", Open: s.openSealed("email")},
+		{Column: "phone_sealed", As: "phone", Open: s.openSealed("phone")},
+	}
+	return c
+}
+
+// openSealed returns a retention.SealedColumn's Open for a contact's
+// sealed field, with the binding Contacts seals it with.
+func (s *Store) openSealed(field string) func(ctx context.Context, tenantID, id string, sealed []byte) (string, error) {
+	return func(ctx context.Context, tenantID, id string, sealed []byte) (string, error) {
+		if tid, err := tenancy.TenantID(ctx); err != nil || tid != tenantID {
+			return "", fmt.Errorf("crm: open sealed %s: the context does not act on tenant of the export", field)
+		}
+		v, err := vault.ParseSealed(sealed)
+		if err != nil {
+			return "", fmt.Errorf("crm: open sealed %s: %w", field, err)
+		}
+		sec, err := s.vault.Open(ctx, v, vault.Binding{Record: id, Field: field})
+		if err != nil {
+			return "", fmt.Errorf("crm: open sealed %s: %w", field, err)
+		}
+		defer sec.Wipe()
+		return string(sec.Reveal()), nil
 	}
 }
 

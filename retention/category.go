@@ -53,6 +53,13 @@ type Category struct {
 	// Omit names columns that Export leaves out: secrets that are not the
 	// subject's data to take away (password hashes, sealed tokens).
 	Omit []string
+	// Sealed names columns that hold the subject's own data encrypted
+	// (sealed) where the engine cannot read it: a contact's e-mail address
+	// or phone number. Export writes each one opened, in clear, under its
+	// As name and in its place among the columns, so that an access
+	// request returns all of the subject's data; nothing else sees the
+	// opened values. A sealed column must not be in Omit. Nil: none.
+	Sealed []SealedColumn
 	// LegalBasis and Purpose are free text for the data map ("contract",
 	// "legitimate interest: fraud prevention").
 	LegalBasis, Purpose string
@@ -67,6 +74,34 @@ type Category struct {
 	// chain: tenancy.AuditLog.Truncate). It receives a context acting on
 	// one tenant and removes that tenant's rows older than before.
 	Truncate func(ctx context.Context, before time.Time) (int64, error)
+}
+
+// SealedColumn declares one sealed column of a Category for Export. The
+// engine knows nothing of how it was sealed: the declaring package opens
+// it.
+type SealedColumn struct {
+	// Column holds the sealed bytes (NULL: no value, exported as null
+	// without calling Open). Required.
+	Column string
+	// As is the name the opened value is exported under (default Column),
+	// for example "email" for "email_sealed".
+	As string
+	// Open returns the plaintext of sealed, the value of Column in the row
+	// whose id column holds id, in tenant tenantID (the context acts on
+	// that tenant). Export calls it once per row that has a value, while
+	// it reads the rows, and fails if it fails: an access export that
+	// silently left out the subject's data would be incomplete. Open may
+	// read the database (its own connection), but should be fast: it runs
+	// once per row. Required.
+	Open func(ctx context.Context, tenantID, id string, sealed []byte) (string, error)
+}
+
+// name is the column's exported name.
+func (s SealedColumn) name() string {
+	if s.As == "" {
+		return s.Column
+	}
+	return s.As
 }
 
 // Erase is a category's erase action. The zero value deletes rows.
@@ -139,6 +174,18 @@ func (c Category) validate() error {
 			return bad("Omit", fmt.Sprintf("%q is not a plain column name", col))
 		}
 	}
+	for _, sc := range c.Sealed {
+		switch {
+		case !isIdent(sc.Column):
+			return bad("Sealed", fmt.Sprintf("%q is not a plain column name", sc.Column))
+		case sc.As != "" && !isIdent(sc.As):
+			return bad("Sealed", fmt.Sprintf("%s: exported name %q is not a plain name", sc.Column, sc.As))
+		case sc.Open == nil:
+			return bad("Sealed", sc.Column+": Open is required")
+		case slices.Contains(c.Omit, sc.Column):
+			return bad("Sealed", sc.Column+" is also in Omit")
+		}
+	}
 	for col := range c.Erase.Anonymize {
 		if !isIdent(col) {
 			return bad("Erase", fmt.Sprintf("anonymized column %q is not a plain column name", col))
@@ -162,6 +209,9 @@ func (c Category) columns() []string {
 		}
 	}
 	cols = append(cols, c.Omit...)
+	for _, sc := range c.Sealed {
+		cols = append(cols, sc.Column)
+	}
 	return append(cols, c.Erase.columns()...)
 }
 

@@ -29,7 +29,10 @@ type DataMapEntry struct {
 	LegalObligation bool     `json:"legal_obligation"`
 	Erase           string   `json:"erase"`
 	BeforeErase     bool     `json:"before_erase_hook"`
-	Note            string   `json:"note,omitempty"`
+	// Sealed lists the sealed columns, stored encrypted and exported
+	// opened, as "column as name".
+	Sealed []string `json:"sealed,omitempty"`
+	Note   string   `json:"note,omitempty"`
 }
 
 // DataMap returns the engine's data map, in category registration order.
@@ -43,6 +46,9 @@ func (e *Engine) DataMap() DataMap {
 			Retention: "until erased on request or tenant purge", Erase: c.Erase.String(), BeforeErase: c.BeforeErase != nil}
 		if c.Truncate != nil {
 			en.Erase = "truncate (hash chain)"
+		}
+		for _, sc := range c.Sealed {
+			en.Sealed = append(en.Sealed, sc.Column+" as "+sc.name())
 		}
 		for _, k := range sortedKeys(c.Subject) {
 			en.SubjectBy = append(en.SubjectBy, k)
@@ -78,6 +84,9 @@ func (dm DataMap) WriteMarkdown(w io.Writer) error {
 			fmt.Fprintf(&b, "- Data subject found by: %s\n", strings.Join(c.SubjectBy, ", "))
 		} else {
 			b.WriteString("- Data subject: none (not personal to one subject)\n")
+		}
+		if len(c.Sealed) > 0 {
+			fmt.Fprintf(&b, "- Stored sealed (encrypted), exported opened: %s\n", strings.Join(c.Sealed, ", "))
 		}
 		if c.TimeColumn != "" {
 			fmt.Fprintf(&b, "- Aged by: `%s`\n", c.TimeColumn)

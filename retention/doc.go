@@ -97,7 +97,12 @@
 // are never spliced in from request data. Receipts and logs carry counts,
 // categories and identifier kinds, never identifier values or row contents.
 // Exports leave out each category's Omit columns (password hashes, sealed
-// tokens) and are streamed. The CSV file of the category being exported is
+// tokens) and are streamed. A category's Sealed columns hold the subject's
+// own data encrypted by the package that declared them (a contact's e-mail
+// address): Export asks that package's SealedColumn.Open for each row's
+// plaintext and writes it in clear into the archive only — an access
+// request returns all of the subject's data, and the engine itself never
+// holds a key. The CSV file of the category being exported is
 // spooled, compressed, to one temporary file (WithTempDir; mode 0600,
 // unlinked at once where the system allows it, always removed before Export
 // returns), because the zip format needs it whole after the JSON file that

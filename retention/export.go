@@ -234,6 +234,7 @@ func (x *exporter) rows(ctx context.Context, c Category, cond string, args []any
 		cols  []string
 		names [][]byte // the exported columns' names as JSON strings followed by ':'
 		keep  []int    // indexes of exported columns
+		seal  []int    // per exported column, its index in c.Sealed or -1; nil without sealed columns
 		idIdx = -1
 	)
 	jbuf, cbuf := append(x.jbuf[:0], '['), x.cbuf[:0]
@@ -278,12 +279,22 @@ func (x *exporter) rows(ctx context.Context, c Category, cond string, args []any
 				if idIdx < 0 {
 					return fmt.Errorf("no id column %s", c.idColumn())
 				}
+				if len(c.Sealed) > 0 {
+					seal = make([]int, len(keep))
+					for i, k := range keep {
+						seal[i] = slices.IndexFunc(c.Sealed, func(sc SealedColumn) bool { return sc.Column == cols[k] })
+					}
+				}
 				for i, k := range keep {
-					names = append(names, append(appendJSONString(nil, cols[k]), ':'))
+					name := cols[k]
+					if seal != nil && seal[i] >= 0 {
+						name = c.Sealed[seal[i]].name()
+					}
+					names = append(names, append(appendJSONString(nil, name), ':'))
 					if i > 0 {
 						cbuf = append(cbuf, ',')
 					}
-					cbuf = appendCSVField(cbuf, cols[k])
+					cbuf = appendCSVField(cbuf, name)
 				}
 				cbuf = append(cbuf, '\n')
 				if cap(x.vals) < len(cols) {
@@ -309,10 +320,16 @@ func (x *exporter) rows(ctx context.Context, c Category, cond string, args []any
 						cbuf = append(cbuf, ',')
 					}
 					jbuf = append(jbuf, names[i]...)
-					if jbuf, err = appendJSONValue(jbuf, vals[k]); err != nil {
+					v := vals[k]
+					if seal != nil && seal[i] >= 0 && v != nil {
+						if v, err = x.open(ctx, c.Sealed[seal[i]], vals[idIdx], v); err != nil {
+							return err
+						}
+					}
+					if jbuf, err = appendJSONValue(jbuf, v); err != nil {
 						return err
 					}
-					cbuf = appendCSVValue(cbuf, vals[k])
+					cbuf = appendCSVValue(cbuf, v)
 				}
 				jbuf = append(jbuf, '}')
 				cbuf = append(cbuf, '\n')
@@ -343,6 +360,9 @@ func (x *exporter) rows(ctx context.Context, c Category, cond string, args []any
 		}
 		cols = slices.DeleteFunc(cols, func(col string) bool { return slices.Contains(c.Omit, col) })
 		for i, col := range cols {
+			if j := slices.IndexFunc(c.Sealed, func(sc SealedColumn) bool { return sc.Column == col }); j >= 0 {
+				col = c.Sealed[j].name()
+			}
 			if i > 0 {
 				cbuf = append(cbuf, ',')
 			}
@@ -371,6 +391,29 @@ func (x *exporter) rows(ctx context.Context, c Category, cond string, args []any
 		return n, err
 	}
 	return n, x.zw.Copy(zr.File[0])
+}
+
+// open returns the plaintext of the sealed value v of column sc in the row
+// whose id is id.
+func (x *exporter) open(ctx context.Context, sc SealedColumn, id, v any) (any, error) {
+	var b []byte
+	switch v := v.(type) {
+	case []byte:
+		b = v
+	case string:
+		b = []byte(v)
+	default:
+		return nil, fmt.Errorf("sealed column %s holds %T, not bytes", sc.Column, v)
+	}
+	sid, ok := plain(id).(string)
+	if !ok {
+		sid = fmt.Sprint(plain(id))
+	}
+	text, err := sc.Open(ctx, x.tid, sid, b)
+	if err != nil {
+		return nil, fmt.Errorf("open sealed column %s: %w", sc.Column, err)
+	}
+	return text, nil
 }
 
 // plain turns driver values into strings, numbers, booleans, times or nil:

@@ -1,0 +1,77 @@
+package crm_test
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"io"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/retention"
+)
+
+// TestExportOpensSealedIdentifiers: with the Store's categories, a
+// contact's data-subject export holds her sealed e-mail address and phone
+// number in clear, in the JSON and the CSV file, and nobody else's; the
+// package's Categories, which have no vault, leave them out.
+func TestExportOpensSealedIdentifiers(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		s := e.store
+		ada, err := s.Contacts().Create(e.A, crm.Contact{FirstName: "Ada", Email: "Ada@Example.com", Phone: "+14155550100"})
+		require.NoError(t, err)
+		_, err = s.Contacts().Create(e.A, crm.Contact{FirstName: "Bob", Email: "bob@example.com", Phone: "+14155550199"})
+		require.NoError(t, err)
+		noPhone, err := s.Contacts().Create(e.A, crm.Contact{FirstName: "Cy", Email: "cy@example.com"})
+		require.NoError(t, err)
+		_, err = s.Contacts().Create(e.B, crm.Contact{FirstName: "Ada", Email: "ada@other.example", Phone: "+14155550111"})
+		require.NoError(t, err)
+
+		files := contactExport(t, e, e.A, s.Categories(), ada.ID)
+		js, csv := files["crm.contact.json"], files["crm.contact.csv"]
+		require.Contains(t, js, `"email":"ada@example.com"`)
+		require.Contains(t, js, `"phone":"+14155550100"`)
+		require.Contains(t, csv, ",ada@example.com,")
+		require.Contains(t, csv, ",+14155550100")
+		for name, f := range files {
+			for _, other := range []string{"bob@example.com", "+14155550199", "cy@example.com", "ada@other.example", "+14155550111", "email_sealed", "email_index"} {
+				require.NotContains(t, f, other, "%s of another contact or tenant, or a sealed column, in %s", other, name)
+			}
+		}
+		files = contactExport(t, e, e.A, s.Categories(), noPhone.ID)
+		require.Contains(t, files["crm.contact.json"], `"email":"cy@example.com"`)
+		require.Contains(t, files["crm.contact.json"], `"phone":null`, "no phone, no Open")
+
+		// The package's categories cannot open them: left out.
+		files = contactExport(t, e, e.A, crm.Categories(), ada.ID)
+		require.NotContains(t, files["crm.contact.json"], "ada@example.com")
+		require.NotContains(t, files["crm.contact.json"], "email_sealed")
+	})
+}
+
+// contactExport exports a contact's data with the categories cats and
+// returns the archive's files by name.
+func contactExport(t *testing.T, e *env, ctx context.Context, cats []retention.Category, id string) map[string]string {
+	t.Helper()
+	eng, err := retention.New(e.db.DB, retention.WithClock(e.clock.Now))
+	require.NoError(t, err)
+	require.NoError(t, eng.Register(cats...))
+	r := request(t, ctx, eng, retention.KindExport, map[string]string{crm.SubjectContact: id})
+	var buf bytes.Buffer
+	_, err = eng.Export(ctx, r.ID, &buf)
+	require.NoError(t, err)
+	zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	require.NoError(t, err)
+	files := map[string]string{}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		require.NoError(t, err)
+		b, err := io.ReadAll(rc)
+		require.NoError(t, err)
+		rc.Close()
+		files[f.Name] = string(b)
+	}
+	return files
+}
