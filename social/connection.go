@@ -73,6 +73,11 @@ type Connection struct {
 	Requested Scopes   `bun:"requested,type:text,notnull" json:"requested"`
 	Purposes  Purposes `bun:"purposes,type:text,notnull" json:"purposes"`
 	Status    Status   `bun:"status,notnull" json:"status"`
+	// ParentID is the connection this one was derived from
+	// (Session.ConnectDerived: a Facebook Page behind the Facebook user who
+	// connected it), "" for a connection made by a Flow. Disconnecting or
+	// deauthorizing a connection disconnects those derived from it.
+	ParentID string `bun:"parent_id,notnull" json:"parent_id,omitempty"`
 
 	AccessToken  vault.Sealed `bun:"access_token" json:"-"`
 	RefreshToken vault.Sealed `bun:"refresh_token" json:"-"`
@@ -220,6 +225,11 @@ func Migrations() *migrate.Migrations {
 	migrations.Add(ms, "20261201000100", "social_snapshot_source", func(ctx context.Context, tx bun.Tx) error {
 		return migrations.Exec(ctx, tx,
 			`ALTER TABLE socialcrm_social_snapshots ADD COLUMN source TEXT NOT NULL DEFAULT ''`)
+	})
+	migrations.Add(ms, "20261201190000", "social_connection_parent", func(ctx context.Context, tx bun.Tx) error {
+		return migrations.Exec(ctx, tx,
+			`ALTER TABLE socialcrm_social_connections ADD COLUMN parent_id TEXT NOT NULL DEFAULT ''`,
+			`CREATE INDEX IF NOT EXISTS socialcrm_social_connections_parent ON socialcrm_social_connections (tenant_id, parent_id)`)
 	})
 	return ms
 }

@@ -68,12 +68,14 @@ func (s *Store) PruneDeliveries(ctx context.Context, age time.Duration) (int64, 
 }
 
 // AccountRemoved handles the platform's notice that the user removed the
-// app (TikTok's authorization.removed): in every tenant that connected the
-// account, the connection's sealed tokens are deleted, it is marked
-// revoked with reason, audited as "connection.deauthorized" by the system
-// principal "social-webhook", and handed to the disconnect hook. The
-// platform has revoked the tokens already, so nothing is sent to it. It
-// returns how many connections were revoked.
+// app (TikTok's authorization.removed, Meta's Deauthorize Callback): in
+// every tenant that connected the account, the connection and every
+// connection derived from it (a Facebook user's Pages and Instagram
+// accounts) have their sealed tokens deleted, are marked revoked with
+// reason, audited as "connection.deauthorized" by the system principal
+// "social-webhook", and handed to the disconnect hook. The platform has
+// revoked the tokens already, so nothing is sent to it. It returns how
+// many connections were revoked.
 func (s *Store) AccountRemoved(ctx context.Context, platform, accountID, reason string) (int, error) {
 	var rows []account
 	if err := s.db.NewSelect().Model(&rows).Where("platform = ?", platform).Where("account_id = ?", accountID).Scan(ctx); err != nil {
@@ -86,18 +88,16 @@ func (s *Store) AccountRemoved(ctx context.Context, platform, accountID, reason 
 		if err != nil {
 			return n, err
 		}
-		c, done, err := s.revoke(tctx, a.ConnectionID, nil, "connection.deauthorized", reason)
+		derived, c, done, err := s.revokeTree(tctx, a.ConnectionID, nil, "connection.deauthorized", reason, 0)
 		if err != nil {
 			return n, fmt.Errorf("social: account removed: %w", err)
 		}
-		if !done {
-			continue
+		n += len(derived)
+		if done {
+			n++
 		}
-		n++
-		if s.onDisconnect != nil {
-			if err := s.onDisconnect(tctx, c); err != nil {
-				return n, fmt.Errorf("social: disconnect hook: %w", err)
-			}
+		if err := s.handOver(tctx, derived, c, done); err != nil {
+			return n, err
 		}
 	}
 	return n, nil
