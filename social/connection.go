@@ -339,6 +339,15 @@ func New(db bun.IDB, v *vault.Vault, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
+// Using returns a copy of the store that works through db, such as a
+// transaction the caller holds (Deliver's): its methods then run inside it
+// (in savepoints where they open transactions of their own).
+func (s *Store) Using(db bun.IDB) *Store {
+	c := *s
+	c.db = db
+	return &c
+}
+
 func (s *Store) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
 func (s *Store) tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {

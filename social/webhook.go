@@ -2,12 +2,14 @@ package social
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/uptrace/bun"
 
-	"github.com/socialcrm/socialcrm/internal/dberr"
 	"github.com/socialcrm/socialcrm/tenancy"
 )
 
@@ -38,16 +40,73 @@ func mustTenant(ctx context.Context) string {
 // FirstDelivery records a webhook delivery of platform identified by key
 // and reports whether it is the first: platforms deliver at least once, so
 // a handler processes a delivery only when FirstDelivery says so. Keys are
-// kept until PruneDeliveries removes them.
+// kept until PruneDeliveries removes them. The record is committed before
+// the handler runs, so a process that dies in between loses the delivery:
+// where the handler writes to this database, use Deliver instead.
 func (s *Store) FirstDelivery(ctx context.Context, platform, key string) (bool, error) {
-	_, err := s.db.NewInsert().Model(&delivery{Platform: platform, Key: key, ReceivedAt: s.clock()}).Exec(ctx)
-	if dberr.IsUniqueViolation(err) {
-		return false, nil
-	}
+	first, err := firstDeliveries(ctx, s.db, platform, []string{key}, s.clock())
 	if err != nil {
-		return false, fmt.Errorf("social: record delivery: %w", err)
+		return false, err
 	}
-	return true, nil
+	return first[0], nil
+}
+
+// Deliver processes a webhook delivery once and crash-safely: in one
+// transaction on the store's database it records the delivery's keys of
+// platform (its event ids, with one multi-row insert) and calls fn with
+// that transaction and, for each key, whether this is its first delivery.
+// What fn writes through tx commits together with the records, or, when fn
+// fails or the process dies, neither does, so the platform's redelivery
+// is processed again. Two deliveries of the same key at once are
+// serialized by the database: the later one waits for the earlier to
+// commit and sees first false, or true when the earlier one failed. fn
+// must use tx for every database access (on SQLite another connection
+// would wait for this transaction's write lock). A repeated key within
+// keys is first only once. Keys are kept until PruneDeliveries removes
+// them.
+func (s *Store) Deliver(ctx context.Context, platform string, keys []string, fn func(ctx context.Context, tx bun.Tx, first []bool) error) error {
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		first, err := firstDeliveries(ctx, tx, platform, keys, s.clock())
+		if err != nil {
+			return err
+		}
+		return fn(ctx, tx, first)
+	})
+}
+
+// firstDeliveries records keys in db with one statement per chunk and
+// reports which were new.
+func firstDeliveries(ctx context.Context, db bun.IDB, platform string, keys []string, now time.Time) ([]bool, error) {
+	first := make([]bool, len(keys))
+	if len(keys) == 0 {
+		return first, nil
+	}
+	rows := make([]delivery, 0, len(keys))
+	seen := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		if !seen[k] {
+			seen[k] = true
+			rows = append(rows, delivery{Platform: platform, Key: k, ReceivedAt: now})
+		}
+	}
+	added := make(map[string]bool, len(rows))
+	for chunk := range slices.Chunk(rows, 1000) {
+		var got []string
+		if err := db.NewInsert().Model(&chunk).On("CONFLICT DO NOTHING").Returning("key").Scan(ctx, &got); err != nil &&
+			!errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("social: record deliveries: %w", err)
+		}
+		for _, k := range got {
+			added[k] = true
+		}
+	}
+	for i, k := range keys {
+		if added[k] {
+			first[i] = true
+			delete(added, k) // a repeated key is first once
+		}
+	}
+	return first, nil
 }
 
 // ForgetDelivery removes a delivery's key, so that a redelivery is
