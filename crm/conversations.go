@@ -508,24 +508,37 @@ func (r *Conversations) RecordAll(ctx context.Context, ms []NewMessage) (rejecte
 		if err != nil {
 			return err
 		}
-		var fresh []Conversation
+		// One upsert opens the missing conversations (LastMessageAt: the
+		// later of now and their latest message, as Record leaves it) and
+		// moves the others' LastMessageAt forward, never back; a message
+		// already recorded had moved it past its own time.
+		var upsert []Conversation
+		opened := false
 		for _, k := range keys {
-			if _, have := convs[k]; have {
+			c, have := convs[k]
+			sent := threads[k].maxSent
+			switch {
+			case !have:
+				opened = true
+				if now.After(sent) {
+					sent = now
+				}
+			case !sent.After(c.LastMessageAt):
 				continue
 			}
-			c := Conversation{Channel: k.Channel, AccountID: k.AccountID, ThreadID: k.ThreadID, LastMessageAt: now}
-			if threads[k].maxSent.After(now) {
-				c.LastMessageAt = threads[k].maxSent
-			}
-			c.stamp(now)
-			fresh = append(fresh, c)
+			u := Conversation{Channel: k.Channel, AccountID: k.AccountID, ThreadID: k.ThreadID, LastMessageAt: sent}
+			u.stamp(now)
+			upsert = append(upsert, u)
 		}
-		if len(fresh) > 0 {
-			for chunk := range slices.Chunk(fresh, batchRows) {
-				if _, err := tx.NewInsert().Model(&chunk).On("CONFLICT (tenant_id, channel, account_id, thread_id) DO NOTHING").Exec(ctx); err != nil {
-					return fmt.Errorf("crm: open conversations: %w", err)
-				}
+		for chunk := range slices.Chunk(upsert, batchRows) {
+			if _, err := tx.NewInsert().Model(&chunk).
+				On("CONFLICT (tenant_id, channel, account_id, thread_id) DO UPDATE").
+				Set("last_message_at = EXCLUDED.last_message_at").
+				Where("?TableAlias.last_message_at < EXCLUDED.last_message_at").Exec(ctx); err != nil {
+				return fmt.Errorf("crm: open conversations: %w", err)
 			}
+		}
+		if opened {
 			if convs, err = r.findAll(ctx, tx, keys); err != nil {
 				return err
 			}
@@ -547,24 +560,6 @@ func (r *Conversations) RecordAll(ctx context.Context, ms []NewMessage) (rejecte
 		}
 		for chunk := range slices.Chunk(rows, batchRows) {
 			if _, err := tx.NewInsert().Model(&chunk).On("CONFLICT (tenant_id, conversation_id, external_id) DO NOTHING").Exec(ctx); err != nil {
-				return fmt.Errorf("crm: record messages: %w", err)
-			}
-		}
-		// LastMessageAt moves forward, never back; a message already
-		// recorded had moved it past its own time.
-		var later []any
-		var ids []string
-		for _, k := range keys {
-			c := convs[k]
-			if sent := threads[k].maxSent; sent.After(c.LastMessageAt) {
-				later = append(later, c.ID, sent)
-				ids = append(ids, c.ID)
-			}
-		}
-		for chunk := range slices.Chunk(ids, batchRows) {
-			args := later[:2*len(chunk)]
-			later = later[2*len(chunk):]
-			if err := r.forward(ctx, tx, "last_message_at", chunk, args); err != nil {
 				return fmt.Errorf("crm: record messages: %w", err)
 			}
 		}
