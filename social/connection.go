@@ -231,6 +231,10 @@ func Migrations() *migrate.Migrations {
 			`ALTER TABLE socialcrm_social_connections ADD COLUMN parent_id TEXT NOT NULL DEFAULT ''`,
 			`CREATE INDEX IF NOT EXISTS socialcrm_social_connections_parent ON socialcrm_social_connections (tenant_id, parent_id)`)
 	})
+	migrations.Add(ms, "20261201190100", "social_delivery_claims", func(ctx context.Context, tx bun.Tx) error {
+		return migrations.Exec(ctx, tx,
+			`ALTER TABLE socialcrm_social_webhook_deliveries ADD COLUMN pending BOOLEAN NOT NULL DEFAULT FALSE`)
+	})
 	return ms
 }
 

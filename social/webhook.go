@@ -30,6 +30,8 @@ type delivery struct {
 	Platform   string    `bun:"platform,pk"`
 	Key        string    `bun:"key,pk"`
 	ReceivedAt time.Time `bun:"received_at,notnull"`
+	// Pending marks a delivery claimed by Once and not yet processed.
+	Pending bool `bun:"pending,notnull"`
 }
 
 func mustTenant(ctx context.Context) string {
@@ -107,6 +109,66 @@ func firstDeliveries(ctx context.Context, db bun.IDB, platform string, keys []st
 		}
 	}
 	return first, nil
+}
+
+// ErrDeliveryInProgress is returned by Once while another process holds
+// the delivery's claim: answer the platform with an error, so that it
+// retries later.
+var ErrDeliveryInProgress = errors.New("social: delivery in progress elsewhere")
+
+// DefaultDeliveryLease is how long Once's claim on a delivery keeps other
+// processes off it before they may take it over (its holder having died).
+const DefaultDeliveryLease = 5 * time.Minute
+
+// Once processes a webhook delivery of platform identified by key once,
+// for a handler whose effects cannot share a transaction with the record
+// (they call other stores, or a hook does): it claims the key, runs fn,
+// then marks the key processed. When fn fails, the claim is removed, so
+// the platform's redelivery runs fn again; when the process dies during
+// fn, the claim expires after lease (DefaultDeliveryLease when 0) and a
+// redelivery takes it over. A delivery already processed returns nil
+// without calling fn; one claimed by another process within its lease
+// returns ErrDeliveryInProgress. fn may thus run again after a crash, so
+// its effects must be idempotent; it never runs twice at once. Where fn
+// writes only to this database, Deliver is simpler and exact.
+func (s *Store) Once(ctx context.Context, platform, key string, lease time.Duration, fn func(ctx context.Context) error) error {
+	if lease <= 0 {
+		lease = DefaultDeliveryLease
+	}
+	now := s.clock()
+	res, err := s.db.NewInsert().Model(&delivery{Platform: platform, Key: key, ReceivedAt: now, Pending: true}).
+		On("CONFLICT DO NOTHING").Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("social: claim delivery: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("social: claim delivery: %w", err)
+	} else if n == 0 {
+		// Processed, claimed, or claimed by a process that died: take
+		// over an expired claim.
+		res, err := s.db.NewUpdate().Model((*delivery)(nil)).Set("received_at = ?", now).
+			Where("platform = ?", platform).Where("key = ?", key).Where("pending = ?", true).
+			Where("received_at < ?", now.Add(-lease)).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("social: claim delivery: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			var d delivery
+			err := s.db.NewSelect().Model(&d).Where("platform = ?", platform).Where("key = ?", key).Scan(ctx)
+			if err == nil && !d.Pending {
+				return nil // processed already
+			}
+			return ErrDeliveryInProgress
+		}
+	}
+	if err := fn(ctx); err != nil {
+		return errors.Join(err, s.ForgetDelivery(context.WithoutCancel(ctx), platform, key))
+	}
+	if _, err := s.db.NewUpdate().Model((*delivery)(nil)).Set("pending = ?", false).
+		Where("platform = ?", platform).Where("key = ?", key).Exec(ctx); err != nil {
+		return fmt.Errorf("social: delivery processed: %w", err)
+	}
+	return nil
 }
 
 // ForgetDelivery removes a delivery's key, so that a redelivery is
