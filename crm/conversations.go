@@ -508,29 +508,29 @@ func (r *Conversations) RecordAll(ctx context.Context, ms []NewMessage) (rejecte
 		if err != nil {
 			return err
 		}
-		// One upsert opens the missing conversations (LastMessageAt: the
-		// later of now and their latest message, as Record leaves it) and
-		// moves the others' LastMessageAt forward, never back; a message
-		// already recorded had moved it past its own time.
-		var upsert []Conversation
-		opened := false
+		// One insert opens the missing conversations, with LastMessageAt
+		// the later of now and their latest message, as Record leaves it
+		// (a conversation another transaction opened meanwhile has it
+		// moved forward).
+		var opened []Conversation
+		var later []string // existing conversations whose LastMessageAt moves
 		for _, k := range keys {
 			c, have := convs[k]
 			sent := threads[k].maxSent
-			switch {
-			case !have:
-				opened = true
-				if now.After(sent) {
-					sent = now
+			if have {
+				if sent.After(c.LastMessageAt) {
+					later = append(later, c.ID)
 				}
-			case !sent.After(c.LastMessageAt):
 				continue
 			}
-			u := Conversation{Channel: k.Channel, AccountID: k.AccountID, ThreadID: k.ThreadID, LastMessageAt: sent}
-			u.stamp(now)
-			upsert = append(upsert, u)
+			if now.After(sent) {
+				sent = now
+			}
+			o := Conversation{Channel: k.Channel, AccountID: k.AccountID, ThreadID: k.ThreadID, LastMessageAt: sent}
+			o.stamp(now)
+			opened = append(opened, o)
 		}
-		for chunk := range slices.Chunk(upsert, batchRows) {
+		for chunk := range slices.Chunk(opened, batchRows) {
 			if _, err := tx.NewInsert().Model(&chunk).
 				On("CONFLICT (tenant_id, channel, account_id, thread_id) DO UPDATE").
 				Set("last_message_at = EXCLUDED.last_message_at").
@@ -538,7 +538,7 @@ func (r *Conversations) RecordAll(ctx context.Context, ms []NewMessage) (rejecte
 				return fmt.Errorf("crm: open conversations: %w", err)
 			}
 		}
-		if opened {
+		if len(opened) > 0 {
 			if convs, err = r.findAll(ctx, tx, keys); err != nil {
 				return err
 			}
@@ -560,6 +560,19 @@ func (r *Conversations) RecordAll(ctx context.Context, ms []NewMessage) (rejecte
 		}
 		for chunk := range slices.Chunk(rows, batchRows) {
 			if _, err := tx.NewInsert().Model(&chunk).On("CONFLICT (tenant_id, conversation_id, external_id) DO NOTHING").Exec(ctx); err != nil {
+				return fmt.Errorf("crm: record messages: %w", err)
+			}
+		}
+		// The other conversations' LastMessageAt moves forward to their
+		// latest message, never back; a message already recorded had
+		// moved it past its own time.
+		for chunk := range slices.Chunk(later, batchRows) {
+			latest := tx.NewSelect().Model((*Message)(nil)).ColumnExpr("max(msg.sent_at)").
+				Where("msg.tenant_id = cv.tenant_id").Where("msg.conversation_id = cv.id")
+			if _, err := tx.NewUpdate().Model((*Conversation)(nil)).
+				Set("last_message_at = (?)", latest).
+				Where("cv.id IN (?)", bun.In(chunk)).
+				Where("cv.last_message_at < (?)", latest).Exec(ctx); err != nil {
 				return fmt.Errorf("crm: record messages: %w", err)
 			}
 		}
