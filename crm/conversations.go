@@ -502,6 +502,11 @@ func (r *Conversations) RecordAll(ctx context.Context, ms []NewMessage) (rejecte
 	if len(keys) == 0 {
 		return rejected, nil
 	}
+	// Conversations are opened and updated in key order, so concurrent
+	// batches wait for each other in one order, never deadlock.
+	slices.SortFunc(keys, func(a, b ConversationKey) int {
+		return strings.Compare(string(a.Channel)+"\x00"+a.AccountID+"\x00"+a.ThreadID, string(b.Channel)+"\x00"+b.AccountID+"\x00"+b.ThreadID)
+	})
 	err = r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		now := r.s.clock()
 		convs, err := r.findAll(ctx, tx, keys)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -91,6 +92,9 @@ func firstDeliveries(ctx context.Context, db bun.IDB, platform string, keys []st
 			rows = append(rows, delivery{Platform: platform, Key: k, ReceivedAt: now})
 		}
 	}
+	// Inserting in key order makes concurrent deliveries that share keys
+	// wait for each other in one order, never deadlock.
+	slices.SortFunc(rows, func(a, b delivery) int { return strings.Compare(a.Key, b.Key) })
 	added := make(map[string]bool, len(rows))
 	for chunk := range slices.Chunk(rows, 1000) {
 		var got []string
