@@ -7,6 +7,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
@@ -22,6 +23,7 @@ func Categories(audit *tenancy.AuditLog) []retention.Category {
 	cats := retention.TenancyCategories(audit)
 	cats = append(cats, retention.OwnCategories()...)
 	cats = append(cats, crm.Categories()...)
+	cats = append(cats, meta.CallbackCategories()...)
 	for _, d := range social.DataCategories() {
 		id := "id"
 		if d.Table == social.TableMedia {

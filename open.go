@@ -11,6 +11,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
@@ -63,6 +64,9 @@ type SDK struct {
 	Retention *retention.Engine
 	Social    *social.Store
 	CRM       *crm.Store
+
+	now func() time.Time
+	log *slog.Logger
 }
 
 // Open migrates cfg.DB, installs the Guard, builds every component and
@@ -88,7 +92,7 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	if err != nil {
 		return nil, err
 	}
-	sdk := &SDK{DB: cfg.DB, Guard: guard}
+	sdk := &SDK{DB: cfg.DB, Guard: guard, now: now, log: log}
 	if sdk.Tenants, err = tenancy.NewStore(cfg.DB, tenancy.WithClock(now), tenancy.WithLogger(log)); err != nil {
 		return nil, err
 	}
@@ -108,7 +112,7 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	// deletes its bytes from cfg.Attachments.
 	cats := withStoreCategories(Categories(sdk.Audit), sdk.CRM.Categories())
 	cats = append(cats, cfg.Categories...)
-	policy := defaultPolicy(cats)
+	policy := DefaultPolicy(cats)
 	if cfg.Policy != nil {
 		policy = *cfg.Policy
 	}
@@ -157,10 +161,39 @@ func withStoreCategories(cats, bound []retention.Category) []retention.Category 
 	return cats
 }
 
-// defaultPolicy is retention.ExamplePolicy without the rules for categories
-// nobody registered (billing.invoice belongs to a host that bills).
-func defaultPolicy(cats []retention.Category) retention.Policy {
+// MetaInbox returns the inbox that stores Messenger and Instagram
+// messaging events as the SDK's crm conversations, routed through its
+// social store, on the SDK's clock and logger (opts may override them).
+// Use its Handle as the EventHandler of meta.NewWebhook.
+func (s *SDK) MetaInbox(opts ...meta.InboxOption) (*meta.Inbox, error) {
+	return meta.NewInbox(s.DB, s.Social, s.CRM,
+		append([]meta.InboxOption{meta.WithInboxClock(s.now), meta.WithInboxLogger(s.log)}, opts...)...)
+}
+
+// MetaCallbacks returns Meta's deauthorize and data deletion callbacks of
+// app over the SDK's database, social store and retention engine, on its
+// clock and logger (opts may override them). statusURL is the absolute URL
+// where the returned Callbacks' DeletionStatusHandler is served.
+func (s *SDK) MetaCallbacks(app meta.Config, statusURL string, opts ...meta.CallbackOption) (*meta.Callbacks, error) {
+	return meta.NewCallbacks(app, meta.CallbackConfig{DB: s.DB, Social: s.Social, Retention: s.Retention, StatusURL: statusURL},
+		append([]meta.CallbackOption{meta.WithCallbackClock(s.now), meta.WithCallbackLogger(s.log)}, opts...)...)
+}
+
+// DeletionRequestPeriod is how long the default policy keeps the record
+// of a Meta data deletion callback (meta.deletion_request: its
+// confirmation code and the erasure it started, no personal data): three
+// years, like the retention requests it proves were answered (P12, P15).
+const DeletionRequestPeriod = 3 * retention.Year
+
+// DefaultPolicy is the policy Open uses when Config.Policy is nil:
+// retention.ExamplePolicy, plus the rule for Meta's deletion-request
+// records, without the rules for categories not in cats (billing.invoice
+// belongs to a host that bills). A host that adds rules of its own starts
+// from it: DefaultPolicy(append(socialcrm.Categories(nil), mine...)).
+func DefaultPolicy(cats []retention.Category) retention.Policy {
 	p := retention.ExamplePolicy()
+	p.Rules = append(p.Rules, retention.Rule{Category: "meta.deletion_request", Period: DeletionRequestPeriod, Keep: true,
+		Note: "P15: proof that each Meta data deletion request was carried out"})
 	have := map[string]bool{}
 	for _, c := range cats {
 		have[c.Name] = true

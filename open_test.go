@@ -14,6 +14,8 @@ import (
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
+	"github.com/socialcrm/socialcrm/meta"
+	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
@@ -134,4 +136,41 @@ func mediaIDs(t *testing.T, db bun.IDB, ctx context.Context) []string {
 		ids = append(ids, m.ExternalID)
 	}
 	return ids
+}
+
+// TestOpenWiresMeta: the Meta callbacks' table is migrated and covered by
+// a category with a default rule, and the SDK builds the Meta inbox and
+// callbacks over its own stores.
+func TestOpenWiresMeta(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		ctx := context.Background()
+		h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
+		require.NoError(t, err)
+		kek, err := aead.New(h)
+		require.NoError(t, err)
+		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, KEK: kek, Now: fakeclock.New().Now})
+		require.NoError(t, err)
+
+		var n int
+		require.NoError(t, db.NewRaw("SELECT count(*) FROM ?", bun.Ident(meta.TableDeletions)).Scan(ctx, &n))
+		var rule *retention.Rule
+		for _, r := range sdk.Retention.Policy().Rules {
+			if r.Category == "meta.deletion_request" {
+				rule = &r
+			}
+		}
+		require.NotNil(t, rule, "the default policy keeps Meta's deletion records")
+		require.True(t, rule.Keep)
+		require.Equal(t, socialcrm.DeletionRequestPeriod, rule.Period)
+
+		in, err := sdk.MetaInbox()
+		require.NoError(t, err)
+		require.NotNil(t, in)
+		cb, err := sdk.MetaCallbacks(meta.Config{AppID: "1", AppSecret: vault.NewSecret([]byte("s"))}, "https://crm.example/meta/deletion")
+		require.NoError(t, err)
+		_, err = cb.DeletionStatus(ctx, "NOPE")
+		require.ErrorIs(t, err, meta.ErrUnknownCode)
+		_, err = sdk.MetaCallbacks(meta.Config{AppID: "1", AppSecret: vault.NewSecret([]byte("s"))}, "relative")
+		require.ErrorIs(t, err, meta.ErrConfig)
+	})
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/migrations"
 	"github.com/socialcrm/socialcrm/internal/sqldb"
+	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
@@ -31,7 +32,7 @@ func OpenDB(dsn string) (*bun.DB, error) {
 
 // migrationSets lists every package's migrations.
 func migrationSets() []*migrate.Migrations {
-	return []*migrate.Migrations{tenancy.Migrations(), vault.Migrations(), retention.Migrations(), social.Migrations(), crm.Migrations()}
+	return []*migrate.Migrations{tenancy.Migrations(), vault.Migrations(), retention.Migrations(), social.Migrations(), crm.Migrations(), meta.CallbackMigrations()}
 }
 
 // Migrate applies every socialcrm package's schema migrations that db has

@@ -231,3 +231,84 @@ func TestConversationRecordConcurrentDeliveries(t *testing.T) {
 		require.Len(t, ms.Items, 1)
 	})
 }
+
+// TestConversationRecordAllAndMarkAll: the batch forms store what Record,
+// MarkDelivered and MarkRead store, skip what is already recorded, reject
+// invalid messages one by one, and stay within the tenant.
+func TestConversationRecordAllAndMarkAll(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		convs := e.store.Conversations()
+		t0 := fakeclock.Start.Add(time.Minute)
+		other := crm.ConversationKey{Channel: crm.ChannelMessenger, AccountID: "page-1", ThreadID: "psid-2"}
+		old, err := convs.Record(e.A, crm.NewMessage{Conversation: pageKey, Direction: crm.Inbound, ExternalID: "mid.0", Text: "old", SentAt: t0})
+		require.NoError(t, err)
+
+		batch := []crm.NewMessage{
+			{Conversation: pageKey, Direction: crm.Inbound, ExternalID: "mid.0", Text: "old", SentAt: t0}, // already recorded
+			{Conversation: pageKey, Direction: crm.Outbound, ExternalID: "mid.1", Text: "reply", SentAt: t0.Add(time.Minute)},
+			{Conversation: other, Direction: crm.Inbound, ExternalID: "mid.2", Text: "hi", SentAt: t0.Add(2 * time.Minute)},
+			{Conversation: other, Direction: crm.Inbound, ExternalID: "mid.3", SentAt: t0.Add(3 * time.Minute)}, // no text
+			{Conversation: other, Direction: crm.Outbound, ExternalID: "mid.4", Text: "answer", SentAt: t0.Add(4 * time.Minute)},
+			{Conversation: other, Direction: crm.Outbound, ExternalID: "mid.4", Text: "answer", SentAt: t0.Add(4 * time.Minute)}, // twice in the batch
+		}
+		rejected, err := convs.RecordAll(e.A, batch)
+		require.NoError(t, err)
+		require.Len(t, rejected, len(batch))
+		for i, rerr := range rejected {
+			if i == 3 {
+				require.ErrorIs(t, rerr, crm.ErrInvalid)
+				continue
+			}
+			require.NoError(t, rerr, "message %d", i)
+		}
+		c1, err := convs.Find(e.A, pageKey)
+		require.NoError(t, err)
+		require.Equal(t, old.ConversationID, c1.ID)
+		require.True(t, c1.LastMessageAt.Equal(t0.Add(time.Minute)), "LastMessageAt = %v", c1.LastMessageAt)
+		c2, err := convs.Find(e.A, other)
+		require.NoError(t, err)
+		require.True(t, c2.LastMessageAt.Equal(t0.Add(4*time.Minute)), "LastMessageAt = %v", c2.LastMessageAt)
+		statuses := func(c crm.Conversation) map[string]crm.DeliveryStatus {
+			p, err := convs.Messages(e.A, c.ID, crm.ListOptions{})
+			require.NoError(t, err)
+			out := map[string]crm.DeliveryStatus{}
+			for _, m := range p.Items {
+				out[m.ExternalID] = m.Status
+			}
+			return out
+		}
+		require.Equal(t, map[string]crm.DeliveryStatus{"mid.0": crm.StatusDelivered, "mid.1": crm.StatusSent}, statuses(c1))
+		require.Equal(t, map[string]crm.DeliveryStatus{"mid.2": crm.StatusDelivered, "mid.4": crm.StatusSent}, statuses(c2))
+
+		// Watermarks: the latest of each kind per conversation counts.
+		n, err := convs.MarkAll(e.A, []crm.Watermarks{
+			{Conversation: pageKey, Delivered: t0.Add(time.Minute)},
+			{Conversation: pageKey, Read: t0.Add(time.Minute)},
+			{Conversation: other, Delivered: t0.Add(5 * time.Minute)},
+			{Conversation: other, Delivered: t0},
+			{Conversation: crm.ConversationKey{Channel: crm.ChannelMessenger, AccountID: "page-1", ThreadID: "nobody"}, Read: t0},
+		})
+		require.NoError(t, err)
+		require.EqualValues(t, 3, n, "mid.1 delivered then read, mid.4 delivered")
+		require.Equal(t, crm.StatusRead, statuses(c1)["mid.1"])
+		require.Equal(t, crm.StatusDelivered, statuses(c2)["mid.4"])
+		c2, err = convs.Find(e.A, other)
+		require.NoError(t, err)
+		require.True(t, c2.DeliveredUntil.Equal(t0.Add(5*time.Minute)))
+		require.True(t, c2.ReadUntil.IsZero())
+
+		// A later batch: an outbound message sent before the watermark is
+		// delivered at once; an older watermark changes nothing.
+		rejected, err = convs.RecordAll(e.A, []crm.NewMessage{{Conversation: other, Direction: crm.Outbound, ExternalID: "mid.5", Text: "late", SentAt: t0.Add(4 * time.Minute)}})
+		require.NoError(t, err)
+		require.NoError(t, rejected[0])
+		require.Equal(t, crm.StatusDelivered, statuses(c2)["mid.5"])
+		n, err = convs.MarkAll(e.A, []crm.Watermarks{{Conversation: other, Delivered: t0}})
+		require.NoError(t, err)
+		require.Zero(t, n)
+
+		// Another tenant sees none of it.
+		_, err = convs.Find(e.B, other)
+		require.ErrorIs(t, err, crm.ErrNotFound)
+	})
+}

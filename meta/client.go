@@ -533,6 +533,10 @@ func (c *Client) classify(ctx context.Context, e *APIError, resp *Response) erro
 		}
 		c.limits.block(c.limitKey(e.Code), c.opts.now().Add(rl.RetryAfter))
 		return rl
+	case e.Code == CodeInvalidToken && e.Subcode == SubcodeAppNotInstalled:
+		// The user removed the app: a deauthorization, as the Deauthorize
+		// Callback reports it (which may come later, or never arrive).
+		return c.session.Removed(ctx, e)
 	case e.Code == CodeInvalidToken && e.Subcode != SubcodeNoPageRole, e.Code == CodeTokenInvalidLegacy:
 		return c.session.Refused(ctx, e)
 	}

@@ -16,9 +16,10 @@ import (
 	"github.com/socialcrm/socialcrm/social"
 )
 
-// TestTokenRefusedMarksNeedsReauth: code 190 (expired, app removed,
-// password changed) moves the connection to needs_reauth; 190/492 (Page
-// role lost) does not, since no new token fixes it.
+// TestTokenRefusedMarksNeedsReauth: code 190 (expired, password
+// changed) moves the connection to needs_reauth; 190/458 (app removed)
+// revokes it and the connections derived from it; 190/492 (Page role
+// lost) does neither, since no new token fixes it.
 func TestTokenRefusedMarksNeedsReauth(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
 		e := newEnv(t, db)
@@ -27,24 +28,44 @@ func TestTokenRefusedMarksNeedsReauth(t *testing.T) {
 			c := e.client(user)
 			require.NoError(t, e.srv.InjectFault(metatest.Fault{Path: "/me/accounts", Code: 190, Subcode: sub, Count: 1}))
 			_, _, err := c.Pages.List(e.ctx, meta.ListOptions{})
-			require.ErrorIs(t, err, social.ErrNeedsReauth, "190/%d", sub)
 			require.ErrorIs(t, err, social.ErrInvalidToken)
 			var apiErr *meta.APIError
 			require.True(t, errors.As(err, &apiErr))
 			require.Equal(t, sub, apiErr.Subcode)
 			require.NotEmpty(t, apiErr.TraceID)
 			require.Equal(t, sub == meta.SubcodeAppNotInstalled, errors.Is(err, meta.ErrAppRemoved))
-			got, err := e.store.Get(e.ctx, user.ID)
-			require.NoError(t, err)
+			got, gerr := e.store.Get(e.ctx, user.ID)
+			require.NoError(t, gerr)
+			if sub == meta.SubcodeAppNotInstalled {
+				require.ErrorIs(t, err, social.ErrRevoked, "190/%d", sub)
+				require.Equal(t, social.StatusRevoked, got.Status)
+				require.True(t, got.AccessToken.IsZero())
+				continue
+			}
+			require.ErrorIs(t, err, social.ErrNeedsReauth, "190/%d", sub)
 			require.Equal(t, social.StatusNeedsReauth, got.Status)
 		}
 
-		// 190/492: the user lost their role on the Page.
+		// 190/458 on a Page's client revokes the user's connection and
+		// every Page and Instagram connection made from it.
 		user := e.connect(userID, allFeatures)
 		pages := e.connectPages(user)
+		require.NoError(t, e.srv.InjectFault(metatest.Fault{Path: "/" + pageID, Code: 190, Subcode: meta.SubcodeAppNotInstalled, Count: 1}))
+		_, _, err := e.client(pages[pageID]).Pages.Get(e.ctx, pageID)
+		require.ErrorIs(t, err, social.ErrRevoked)
+		for _, c := range append([]social.Connection{user}, pages[pageID], pages[page2ID], pages[igID]) {
+			got, err := e.store.Get(e.ctx, c.ID)
+			require.NoError(t, err)
+			require.Equal(t, social.StatusRevoked, got.Status, c.AccountID)
+		}
+		require.Contains(t, e.auditActions(), "connection.deauthorized")
+
+		// 190/492: the user lost their role on the Page.
+		user = e.connect(userID, allFeatures)
+		pages = e.connectPages(user)
 		pc := e.client(pages[pageID])
 		require.NoError(t, e.srv.RemovePageRole(pageID, userID))
-		_, _, err := pc.Pages.Insights(e.ctx, pageID, meta.InsightsOptions{})
+		_, _, err = pc.Pages.Insights(e.ctx, pageID, meta.InsightsOptions{})
 		require.ErrorIs(t, err, meta.ErrNoPageRole)
 		require.NotErrorIs(t, err, social.ErrNeedsReauth)
 		got, err := e.store.Get(e.ctx, pages[pageID].ID)

@@ -34,8 +34,13 @@
 // token. Verify re-checks a connection's token with debug_token (Meta asks
 // for a daily check) and moves a refused one to needs_reauth; DebugToken
 // inspects any token.
-// Disconnect removes the Page and Instagram connections and revokes the
-// app at Meta (DELETE /me/permissions).
+// ConnectPages links each Page and Instagram connection to the user's
+// (social.Connection.ParentID), and Disconnect follows that link: it
+// removes the Page and Instagram connections, then revokes the app at Meta
+// (DELETE /me/permissions) — without asking Meta which Pages the user
+// had, so it works after the user token died. A 190/458 answer (the user
+// removed the app) revokes the user's connection and those derived from
+// it as the Deauthorize Callback does (social.Session.Removed).
 //
 // Every call carries the time-stamped appsecret_proof,
 // HMAC-SHA256(app secret, token + "|" + unix time), with appsecret_time
@@ -66,6 +71,57 @@
 // API version and the metric names that produced them
 // (social.Snapshot.Source); with WithRawResponses the raw answers are kept
 // too, in their own 90-day retention category.
+//
+// # Messenger and callbacks
+//
+// Messenger events arrive at the Webhook, an http.Handler for the app's
+// callback URL. NewWebhook takes the app secret and verify token
+// (WebhookConfig), the social store and an EventHandler; an Inbox's
+// Handle stores the events as crm conversations keyed by Page and PSID
+// (socialcrm.SDK.MetaInbox builds one):
+//
+//	inbox, err := meta.NewInbox(db, socialStore, crmStore)
+//	wh, err := meta.NewWebhook(meta.WebhookConfig{AppSecret: secret, VerifyToken: verify}, socialStore, inbox.Handle)
+//	mux.Handle("/meta/webhook", wh)
+//
+// GET answers the hub.challenge handshake; POST checks X-Hub-Signature-256
+// over the raw body (bounded by WithMaxWebhookBody; ErrSignature, 401),
+// decodes the typed events (ParseWebhook: message, echo, delivery, read,
+// postback) and hands each entry's new ones to the handler in timestamp
+// order. Each event is deduplicated by its DedupeKey in the same
+// transaction as the handler's writes (social.Store.Deliver; the handler
+// gets the bun.Tx), so a crash or a failed handler stores nothing and
+// records nothing, and Meta's redelivery is processed once; concurrent
+// redeliveries are serialized by the database. The Inbox stores a
+// delivery's messages with crm's RecordAll (one multi-row insert) and its
+// delivery and read watermarks with MarkAll; Pages no tenant connected,
+// or whose connection was revoked, are dropped.
+//
+// Client.Messenger.Send replies as a Page, on a client built with
+// WithConversations (else ErrNoConversations). It refuses locally, sending
+// nothing: ErrInvalidMessage for a request Meta would refuse, a
+// *RetiredTagError (ErrRetiredTag) for a retired message tag, and a
+// *WindowError (ErrWindowClosed) outside 24 hours after the person's last
+// message (7 days with HUMAN_AGENT), read from crm. The reply is stored as
+// an outbound crm message, marked sent or failed, and audited
+// (meta.messenger.send).
+//
+// NewCallbacks serves Meta's Deauthorize Callback (DeauthorizeHandler: the
+// user's connections and every Page and Instagram connection made from
+// them are revoked in each tenant, tokens deleted, and their purge
+// scheduled through the social store's disconnect hook), the Data
+// Deletion Request Callback (DataDeletionHandler: a verified retention
+// erasure of the user per tenant, answered with {"url", "confirmation_code"})
+// and the status page of deletion requests (DeletionStatusHandler, or
+// DeletionStatus). socialcrm.SDK.MetaCallbacks builds them over the SDK.
+// The signed_request is checked with ParseSignedRequest: HMAC-SHA256 of
+// the payload as received, base64url, fresh within
+// WithSignedRequestMaxAge; failures match ErrSignedRequest (and
+// ErrSignedRequestExpired) and answer 401. ResumeDeletions finishes
+// erasures a callback started but could not complete; call it from a
+// scheduler. The deletion records (TableDeletions, category
+// meta.deletion_request) hold no personal data and are kept three years
+// as proof by socialcrm's default policy.
 //
 // # Concurrency
 //
@@ -114,7 +170,13 @@
 //
 // meta/metatest is an in-process emulator of the Graph API (Login dialog
 // and consent, token lifetimes on an injectable clock, Page tokens,
-// containers, insights, rate limits and injected faults). Point
+// containers, insights, rate limits and injected faults). For Messenger
+// it sends signed webhook deliveries (Server.DeliverWebhook with events
+// such as TextMessage, Delivery.Resend for Meta's retries,
+// Server.VerifyWebhook for the handshake, SignPayload) and records the
+// Send API's messages (Server.SentMessages); for the callbacks it posts
+// signed requests (Server.Deauthorize, Server.RequestDataDeletion,
+// Server.SignedRequest, EncodeSignedRequest). Point
 // Config.GraphURL and Config.DialogURL at its GraphURL and DialogURL, pass
 // its Client with WithHTTPClient, and drive time with WithClock and
 // WithRetry's wait instead of sleeping.

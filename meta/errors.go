@@ -63,8 +63,9 @@ var (
 	ErrPermission = errors.New("meta: permission denied")
 	// ErrInvalidParameter matches code 100.
 	ErrInvalidParameter = errors.New("meta: invalid parameter")
-	// ErrAppRemoved matches 190/458: the user removed the app; treat the
-	// connection as revoked.
+	// ErrAppRemoved matches 190/458: the user removed the app. A Client
+	// that gets it revokes the user's connection and those derived from
+	// it (social.Session.Removed; the error wraps social.ErrRevoked).
 	ErrAppRemoved = errors.New("meta: the user removed the app")
 	// ErrNoPageRole matches 190/492: the person behind the Page token lost
 	// their role on the Page. A new token does not fix it.

@@ -21,6 +21,10 @@ import (
 //	inbox, err := meta.NewInbox(db, socialStore, crmStore)
 //	wh, err := meta.NewWebhook(whCfg, socialStore, inbox.Handle)
 //
+// Each delivery's events are recorded as processed and stored in one
+// transaction (social.Store.Deliver), so a crash loses nothing and a
+// redelivery stores nothing twice.
+//
 // A conversation is keyed by channel messenger, the Page id and the
 // person's PSID (Instagram messaging: channel instagram, the Instagram
 // account's id and the person's IGSID). A person's message or postback is stored inbound
@@ -69,8 +73,8 @@ func WithInboxClock(now func() time.Time) InboxOption {
 }
 
 // NewInbox returns an inbox routing through store and storing into
-// conversations, over db (the database of both): each batch of events is
-// stored in one transaction per tenant.
+// conversations, over db (the database of both). Handle works inside the
+// transaction it is given; db is kept for the callers that build it.
 func NewInbox(db bun.IDB, store *social.Store, conversations *crm.Store, opts ...InboxOption) (*Inbox, error) {
 	if db == nil || store == nil || conversations == nil {
 		return nil, fmt.Errorf("%w: NewInbox: nil db or store", ErrConfig)
@@ -96,10 +100,14 @@ func ConversationKey(pageID, psid string) crm.ConversationKey {
 	return crm.ConversationKey{Channel: crm.ChannelMessenger, AccountID: pageID, ThreadID: psid}
 }
 
-// Handle stores events in every tenant that connected their Page, in
-// order, in one transaction per tenant. It is an EventHandler; the Page's
-// tenants are looked up once per batch and Page.
-func (in *Inbox) Handle(ctx context.Context, events []*Event) error {
+// Handle stores events in every tenant that connected their Page, inside
+// tx (the webhook's delivery transaction; see EventHandler), with a few
+// statements per tenant for the whole batch (crm's RecordAll and MarkAll):
+// messages, echoes and postbacks are recorded, and the latest delivery
+// and read watermark of each conversation applied. The Page's tenants are
+// looked up once per batch and Page, through tx.
+func (in *Inbox) Handle(ctx context.Context, tx bun.Tx, events []*Event) error {
+	store := in.social.Using(tx)
 	routes := map[string][]context.Context{}
 	var tenants []string                      // in first-seen order
 	perTenant := map[string][]*Event{}        // tenant id -> its events
@@ -111,7 +119,7 @@ func (in *Inbox) Handle(ctx context.Context, events []*Event) error {
 		ctxs, seen := routes[ev.PageID]
 		if !seen {
 			var err error
-			if ctxs, err = in.route(ctx, ev.PageID); err != nil {
+			if ctxs, err = in.route(ctx, store, ev.PageID); err != nil {
 				return err
 			}
 			routes[ev.PageID] = ctxs
@@ -125,22 +133,9 @@ func (in *Inbox) Handle(ctx context.Context, events []*Event) error {
 			perTenant[tid] = append(perTenant[tid], ev)
 		}
 	}
+	convs := in.crm.Using(tx).Conversations()
 	for _, tid := range tenants {
-		err := tenancy.RunInTx(tenantCtx[tid], in.db, nil, func(ctx context.Context, tx bun.Tx) error {
-			cs := in.crm.Using(tx)
-			for _, ev := range perTenant[tid] {
-				err := in.store(ctx, cs, ev)
-				if errors.Is(err, crm.ErrInvalid) {
-					in.log.WarnContext(ctx, "meta: inbox dropped an invalid event", "kind", ev.Kind, "page", ev.PageID, "error", err)
-					continue
-				}
-				if err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
+		if err := in.store(tenantCtx[tid], convs, perTenant[tid]); err != nil {
 			return err
 		}
 	}
@@ -149,8 +144,8 @@ func (in *Inbox) Handle(ctx context.Context, events []*Event) error {
 
 // route returns a context acting on each tenant whose connection of the
 // Page is not revoked.
-func (in *Inbox) route(ctx context.Context, pageID string) ([]context.Context, error) {
-	routes, err := in.social.AccountTenants(ctx, Platform, pageID)
+func (in *Inbox) route(ctx context.Context, store *social.Store, pageID string) ([]context.Context, error) {
+	routes, err := store.AccountTenants(ctx, Platform, pageID)
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +156,7 @@ func (in *Inbox) route(ctx context.Context, pageID string) ([]context.Context, e
 		if err != nil {
 			return nil, err
 		}
-		conn, err := in.social.Get(tctx, rt.ConnectionID)
+		conn, err := store.Get(tctx, rt.ConnectionID)
 		if errors.Is(err, social.ErrNotFound) || (err == nil && conn.Status == social.StatusRevoked) {
 			continue // disconnected: collect nothing more
 		}
@@ -173,59 +168,77 @@ func (in *Inbox) route(ctx context.Context, pageID string) ([]context.Context, e
 	return out, nil
 }
 
-func (in *Inbox) store(ctx context.Context, cs *crm.Store, ev *Event) error {
-	conv := cs.Conversations()
-	key := ConversationKey(ev.PageID, ev.PSID)
-	if ev.Object == "instagram" {
-		key.Channel = crm.ChannelInstagram
-	}
-	at := ev.Time
-	if at.IsZero() {
-		at = in.now()
-	}
-	switch ev.Kind {
-	case EventMessage, EventEcho:
-		m := crm.NewMessage{Conversation: key, Direction: crm.Inbound, ExternalID: ev.Message.MID, Text: ev.Message.Text, SentAt: at}
-		if ev.Kind == EventEcho {
-			m.Direction = crm.Outbound
+// store records one tenant's events: the messages with one RecordAll, then
+// the latest watermarks of each conversation with one MarkAll.
+func (in *Inbox) store(ctx context.Context, convs *crm.Conversations, events []*Event) error {
+	var msgs []crm.NewMessage
+	var kinds []EventKind
+	var marks []crm.Watermarks
+	for _, ev := range events {
+		key := ConversationKey(ev.PageID, ev.PSID)
+		if ev.Object == "instagram" {
+			key.Channel = crm.ChannelInstagram
 		}
-		for _, a := range ev.Message.Attachments {
-			if a.URL == "" {
-				if m.Text == "" {
-					m.Text = "[" + a.Type + "]"
-				}
-				continue
+		at := ev.Time
+		if at.IsZero() {
+			at = in.now()
+		}
+		switch ev.Kind {
+		case EventMessage, EventEcho:
+			m := crm.NewMessage{Conversation: key, Direction: crm.Inbound, ExternalID: ev.Message.MID, Text: ev.Message.Text, SentAt: at}
+			if ev.Kind == EventEcho {
+				m.Direction = crm.Outbound
 			}
-			m.Attachments = append(m.Attachments, crm.MessageAttachment{Type: a.Type, URL: a.URL})
+			for _, a := range ev.Message.Attachments {
+				if a.URL == "" {
+					if m.Text == "" {
+						m.Text = "[" + a.Type + "]"
+					}
+					continue
+				}
+				m.Attachments = append(m.Attachments, crm.MessageAttachment{Type: a.Type, URL: a.URL})
+			}
+			if m.Text == "" && len(m.Attachments) == 0 {
+				m.Text = "[message]"
+			}
+			msgs, kinds = append(msgs, m), append(kinds, ev.Kind)
+		case EventPostback:
+			text := ev.Postback.Title
+			if text == "" {
+				text = ev.Postback.Payload
+			}
+			if text == "" {
+				text = "[postback]"
+			}
+			mid := ev.Postback.MID
+			if mid == "" {
+				mid = "postback:" + ev.DedupeKey()
+			}
+			msgs = append(msgs, crm.NewMessage{Conversation: key, Direction: crm.Inbound, ExternalID: mid, Text: text, SentAt: at})
+			kinds = append(kinds, ev.Kind)
+		case EventDelivery:
+			marks = append(marks, crm.Watermarks{Conversation: key, Delivered: ev.Delivery.Watermark})
+		case EventRead:
+			marks = append(marks, crm.Watermarks{Conversation: key, Read: ev.Read.Watermark})
 		}
-		if m.Text == "" && len(m.Attachments) == 0 {
-			m.Text = "[message]"
+	}
+	if len(msgs) > 0 {
+		rejected, err := convs.RecordAll(ctx, msgs)
+		if err != nil {
+			return err
 		}
-		_, err := conv.Record(ctx, m)
-		return err
-	case EventPostback:
-		text := ev.Postback.Title
-		if text == "" {
-			text = ev.Postback.Payload
+		for i, rerr := range rejected {
+			if rerr != nil {
+				// Meta would redeliver it forever: log and drop it.
+				in.log.WarnContext(ctx, "meta: inbox dropped an invalid event", "kind", kinds[i], "page", msgs[i].Conversation.AccountID, "error", rerr)
+			}
 		}
-		if text == "" {
-			text = "[postback]"
-		}
-		mid := ev.Postback.MID
-		if mid == "" {
-			mid = "postback:" + ev.DedupeKey()
-		}
-		_, err := conv.Record(ctx, crm.NewMessage{Conversation: key, Direction: crm.Inbound, ExternalID: mid, Text: text, SentAt: at})
-		return err
-	case EventDelivery, EventRead:
-		var err error
-		if ev.Kind == EventDelivery {
-			_, err = conv.MarkDelivered(ctx, key, ev.Delivery.Watermark)
-		} else {
-			_, err = conv.MarkRead(ctx, key, ev.Read.Watermark)
-		}
-		if errors.Is(err, crm.ErrNotFound) {
-			return nil // a watermark for a conversation never stored here
+	}
+	if len(marks) > 0 {
+		_, err := convs.MarkAll(ctx, marks)
+		if errors.Is(err, crm.ErrInvalid) {
+			in.log.WarnContext(ctx, "meta: inbox dropped invalid watermarks", "error", err)
+			return nil
 		}
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"time"
 
+	"github.com/uptrace/bun"
+
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/vault"
@@ -18,7 +20,7 @@ import (
 func ExampleNewWebhook() {
 	w := newExampleWorld()
 	defer w.close()
-	handle := func(_ context.Context, events []*meta.Event) error {
+	handle := func(_ context.Context, _ bun.Tx, events []*meta.Event) error {
 		for _, ev := range events {
 			fmt.Printf("%s from %s to page %s: %q\n", ev.Kind, ev.PSID, ev.PageID, ev.Message.Text)
 		}

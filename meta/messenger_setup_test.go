@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/uptrace/bun"
+
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/vault"
 )
@@ -25,7 +27,7 @@ type eventLog struct {
 	fail   int // fail the next n calls
 }
 
-func (l *eventLog) handle(_ context.Context, evs []*meta.Event) error {
+func (l *eventLog) handle(_ context.Context, _ bun.Tx, evs []*meta.Event) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.fail > 0 {

@@ -3,11 +3,13 @@ package meta_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
@@ -233,4 +235,46 @@ func TestInboxInstagramMessages(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, ms.Items, 1)
 	require.Equal(t, "Hi from IG", ms.Items[0].Text)
+}
+
+// TestInboxFailureAfterDedupeLosesNothing: the dedupe record and the
+// stored message are one transaction. A handler that stores the events
+// and then fails — as a process dying before the commit would — leaves
+// neither the record nor the message, so Meta's redelivery is processed,
+// and once.
+func TestInboxFailureAfterDedupeLosesNothing(t *testing.T) {
+	eachWorld(t, func(t *testing.T, w *world) {
+		w.connectPages(w.connect(userID, messagingFeatures))
+		in, err := meta.NewInbox(w.db.DB, w.store, w.crm, meta.WithInboxClock(w.clk.Now))
+		require.NoError(t, err)
+		crash := 1
+		wh, err := meta.NewWebhook(webhookConfig(), w.store, func(ctx context.Context, tx bun.Tx, evs []*meta.Event) error {
+			if err := in.Handle(ctx, tx, evs); err != nil {
+				return err
+			}
+			if crash > 0 {
+				crash--
+				return errors.New("process died after storing, before the commit")
+			}
+			return nil
+		})
+		require.NoError(t, err)
+		u := serve(t, wh)
+
+		d, err := w.srv.DeliverWebhook(t.Context(), appID, u, metatest.TextMessage(pageID, psid, "Brot?"))
+		var cbErr *metatest.CallbackError
+		require.ErrorAs(t, err, &cbErr)
+		require.Equal(t, http.StatusInternalServerError, cbErr.StatusCode)
+		n, err := w.db.NewSelect().TableExpr(social.TableDeliveries).Count(t.Context())
+		require.NoError(t, err)
+		require.Zero(t, n, "no dedupe record survives the failure")
+		_, err = w.crm.Conversations().Find(w.ctx, meta.ConversationKey(pageID, psid))
+		require.ErrorIs(t, err, crm.ErrNotFound, "nothing stored either")
+
+		require.NoError(t, d.Resend(t.Context()), "the redelivery is processed")
+		require.NoError(t, d.Resend(t.Context()))
+		msgs := w.messages(w.ctx, pageID, psid)
+		require.Len(t, msgs, 1, "stored once")
+		require.Equal(t, "Brot?", msgs[0].Text)
+	})
 }

@@ -259,7 +259,7 @@ func (p *Provider) Permissions(ctx context.Context, sess *social.Session) (Permi
 	}
 	perms, err := p.permissions(ctx, tok.AccessToken)
 	if errors.Is(err, social.ErrInvalidToken) {
-		return Permissions{}, sess.Refused(ctx, err)
+		return Permissions{}, refused(ctx, sess, err)
 	}
 	return perms, err
 }
@@ -371,7 +371,7 @@ func (p *Provider) ConnectPages(ctx context.Context, sess *social.Session) ([]Pa
 		}]
 		_, err := p.call(ctx, request{method: http.MethodGet, path: "/me/accounts", query: q, idempotent: true, need: []string{PermPagesShowList}}, tok.AccessToken, &l)
 		if errors.Is(err, social.ErrInvalidToken) {
-			return out, sess.Refused(ctx, err)
+			return out, refused(ctx, sess, err)
 		}
 		if err != nil {
 			return out, fmt.Errorf("meta: connect pages: %w", err)
@@ -439,30 +439,22 @@ func (p *Provider) connectInstagram(ctx context.Context, sess *social.Session, p
 }
 
 // Disconnect disconnects a Facebook user connection and the Page and
-// Instagram connections made from it (ConnectPages): each derived
-// connection's tokens are deleted first, then the user's authorization of
-// the app is revoked at Meta (DELETE /me/permissions), which also ends
-// every Page token taken with it, and the user's tokens are deleted. The
-// derived connections are found through /me/accounts; when Meta no longer
-// answers for the user token, only the user connection is disconnected.
-// It returns the connections disconnected, the user's last.
+// Instagram connections made from it (ConnectPages links them to it, see
+// social.Store.Derived): each derived connection's tokens are deleted
+// first, then the user's authorization of the app is revoked at Meta
+// (DELETE /me/permissions), which also ends every Page token taken with
+// it, and the user's tokens are deleted. Each goes through the store's
+// disconnect hook. It needs no answer from Meta to find the derived
+// connections. It returns the connections disconnected, the user's last.
 func (p *Provider) Disconnect(ctx context.Context, store *social.Store, userConnID string) ([]social.Connection, error) {
-	var ids []string
-	if sess, err := store.Session(ctx, userConnID, p); err == nil && sess.Scopes().Has(PermPagesShowList) {
-		if tok, err := sess.Token(ctx); err == nil {
-			ids = p.derivedAccounts(ctx, tok.AccessToken)
-		}
+	derived, err := store.Derived(ctx, userConnID)
+	if err != nil {
+		return nil, err
 	}
 	var out []social.Connection
-	for _, id := range ids {
-		c, err := store.Find(ctx, Platform, id)
-		if errors.Is(err, social.ErrNotFound) {
-			continue
-		}
+	for _, d := range derived {
+		c, err := store.Disconnect(ctx, d.ID, p)
 		if err != nil {
-			return out, err
-		}
-		if c, err = store.Disconnect(ctx, c.ID, p); err != nil {
 			return out, err
 		}
 		out = append(out, c)
@@ -474,28 +466,14 @@ func (p *Provider) Disconnect(ctx context.Context, store *social.Store, userConn
 	return append(out, c), nil
 }
 
-// derivedAccounts lists the ids of the Pages and linked Instagram
-// accounts the user token reaches (best effort: an error ends the list).
-func (p *Provider) derivedAccounts(ctx context.Context, token string) []string {
-	var ids []string
-	q := url.Values{"fields": {"id,instagram_business_account{id}"}, "limit": {"100"}}
-	for {
-		var l list[wirePage]
-		if _, err := p.call(ctx, request{method: http.MethodGet, path: "/me/accounts", query: q, idempotent: true}, token, &l); err != nil {
-			return ids
-		}
-		for _, w := range l.Data {
-			pg := w.page()
-			ids = append(ids, pg.ID)
-			if pg.Instagram != nil {
-				ids = append(ids, pg.Instagram.ID)
-			}
-		}
-		if l.Paging.Next == "" || l.Paging.Cursors.After == "" {
-			return ids
-		}
-		q.Set("after", l.Paging.Cursors.After)
+// refused reports a token Meta refused on the session: 190/458 (the user
+// removed the app) revokes the connections, anything else makes the
+// connection needs_reauth.
+func refused(ctx context.Context, sess *social.Session, err error) error {
+	if errors.Is(err, ErrAppRemoved) {
+		return sess.Removed(ctx, err)
 	}
+	return sess.Refused(ctx, err)
 }
 
 // ErrTokenMismatch is returned by Verify when debug_token describes a
@@ -521,7 +499,7 @@ func (p *Provider) Verify(ctx context.Context, sess *social.Session) (TokenInfo,
 		if cause.Code == 0 {
 			cause.Code = CodeInvalidToken
 		}
-		return info, sess.Refused(ctx, cause)
+		return info, refused(ctx, sess, cause)
 	}
 	acct := sess.Connection().AccountID
 	if acct != info.UserID && acct != info.ProfileID {

@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/uptrace/bun"
+
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/vault"
 )
@@ -68,12 +70,16 @@ type WebhookConfig struct {
 }
 
 // EventHandler processes the new, verified events of one entry (one
-// Page's part of a delivery), in timestamp order. An error fails the
-// delivery (500) and forgets these events, so that Meta's redelivery
-// hands them over again: a handler must be idempotent over a batch it
-// failed part way (the Inbox is). Events of earlier entries already
-// handled are not handled again.
-type EventHandler func(ctx context.Context, events []*Event) error
+// Page's part of a delivery), in timestamp order, inside tx: the
+// transaction that records the delivery's events as processed (see
+// social.Store.Deliver). What it writes through tx commits together with
+// those records, so a crash or an error loses nothing and stores nothing
+// twice: an error fails the delivery (500), rolls back every entry's
+// records and writes, and Meta's redelivery hands the events over again.
+// A handler that writes elsewhere must be idempotent, since its writes
+// survive a rollback. It must not use the database but through tx (on
+// SQLite that would wait for tx's write lock).
+type EventHandler func(ctx context.Context, tx bun.Tx, events []*Event) error
 
 // Webhook is the http.Handler of a Meta app's webhook callback URL.
 //
@@ -85,17 +91,16 @@ type EventHandler func(ctx context.Context, events []*Event) error
 // X-Hub-Signature-256 over those bytes (401 when wrong), decodes the typed
 // events (400 when malformed), and hands each entry's new events to the
 // EventHandler in timestamp order — once: Meta delivers at least once, so
-// each event is first recorded by its DedupeKey in social's delivery
-// table, durably and across processes, and an event already recorded is
-// skipped. It answers 200 when every event is handled or known, and 500
-// when the handler failed (the failed batch's records are removed, so the
-// redelivery processes it). Processing is synchronous, so a 200 means the
-// events are stored; Meta wants an answer within 5 seconds, so a handler
-// should only store (the crm Inbox does) and leave slow work to a queue.
-// The records are written before the handler runs, outside its
-// transaction: a process that dies between the two loses those events.
-// Prune old records with social.Store.PruneDeliveries, keeping them
-// longer than Meta retries (hours; a day is ample).
+// each event is recorded by its DedupeKey in social's delivery table, in
+// the same transaction as the handler's writes (social.Store.Deliver), and
+// an event already recorded is skipped. It answers 200 when every event is
+// handled or known, and 500 when the handler failed (nothing of the
+// delivery is then recorded, so the redelivery processes it whole).
+// Processing is synchronous, so a 200 means the events are stored; Meta
+// wants an answer within 5 seconds, so a handler should only store (the
+// Inbox does) and leave slow work to a queue. Prune old records with
+// social.Store.PruneDeliveries, keeping them longer than Meta retries
+// (hours; a day is ample).
 //
 // A Webhook is safe for concurrent use.
 type Webhook struct {
@@ -214,40 +219,35 @@ func (w *Webhook) receive(rw http.ResponseWriter, r *http.Request) {
 
 // Process hands the new events of a verified payload to the handler, as
 // ServeHTTP does after verifying and decoding a delivery (for payloads
-// that arrive another way, such as from a queue).
+// that arrive another way, such as from a queue), in one transaction.
 func (w *Webhook) Process(ctx context.Context, p *Payload) error {
+	var keys []string
 	for i := range p.Entries {
-		en := &p.Entries[i]
-		batch := make([]*Event, 0, len(en.Events))
-		keys := make([]string, 0, len(en.Events))
-		for j := range en.Events {
-			ev := &en.Events[j]
-			key := ev.DedupeKey()
-			first, err := w.store.FirstDelivery(ctx, deliveryPlatform, key)
-			if err != nil {
-				return errors.Join(err, w.forget(ctx, keys))
-			}
-			if first {
-				batch, keys = append(batch, ev), append(keys, key)
-			}
-		}
-		if len(batch) == 0 {
-			continue
-		}
-		if err := w.handle(ctx, batch); err != nil {
-			return errors.Join(fmt.Errorf("meta: events of page %s: %w", en.PageID, err), w.forget(ctx, keys))
+		for j := range p.Entries[i].Events {
+			keys = append(keys, p.Entries[i].Events[j].DedupeKey())
 		}
 	}
-	return nil
-}
-
-// forget removes the dedupe records of events that were not handled.
-func (w *Webhook) forget(ctx context.Context, keys []string) error {
-	var errs []error
-	for _, k := range keys {
-		if err := w.store.ForgetDelivery(context.WithoutCancel(ctx), deliveryPlatform, k); err != nil {
-			errs = append(errs, err)
-		}
+	if len(keys) == 0 {
+		return nil
 	}
-	return errors.Join(errs...)
+	return w.store.Deliver(ctx, deliveryPlatform, keys, func(ctx context.Context, tx bun.Tx, first []bool) error {
+		k := 0
+		for i := range p.Entries {
+			en := &p.Entries[i]
+			batch := make([]*Event, 0, len(en.Events))
+			for j := range en.Events {
+				if first[k] {
+					batch = append(batch, &en.Events[j])
+				}
+				k++
+			}
+			if len(batch) == 0 {
+				continue
+			}
+			if err := w.handle(ctx, tx, batch); err != nil {
+				return fmt.Errorf("meta: events of page %s: %w", en.PageID, err)
+			}
+		}
+		return nil
+	})
 }

@@ -42,7 +42,7 @@ func newWorld(t testing.TB, db *dbtest.DB, srvOpts ...metatest.Option) *world {
 	t.Helper()
 	e := newEnv(t, db, srvOpts...)
 	sdk, err := socialcrm.Open(t.Context(), socialcrm.Config{DB: db.DB, KEK: newKEK(t), Now: e.clk.Now,
-		Logger: e.logger(), Categories: meta.CallbackCategories()})
+		Logger: e.logger()})
 	require.NoError(t, err)
 	e.vault, e.store = sdk.Vault, sdk.Social
 	return &world{env: e, sdk: sdk, crm: sdk.CRM}

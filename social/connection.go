@@ -73,6 +73,11 @@ type Connection struct {
 	Requested Scopes   `bun:"requested,type:text,notnull" json:"requested"`
 	Purposes  Purposes `bun:"purposes,type:text,notnull" json:"purposes"`
 	Status    Status   `bun:"status,notnull" json:"status"`
+	// ParentID is the connection this one was derived from
+	// (Session.ConnectDerived: a Facebook Page behind the Facebook user who
+	// connected it), "" for a connection made by a Flow. Disconnecting or
+	// deauthorizing a connection disconnects those derived from it.
+	ParentID string `bun:"parent_id,notnull" json:"parent_id,omitempty"`
 
 	AccessToken  vault.Sealed `bun:"access_token" json:"-"`
 	RefreshToken vault.Sealed `bun:"refresh_token" json:"-"`
@@ -221,6 +226,15 @@ func Migrations() *migrate.Migrations {
 		return migrations.Exec(ctx, tx,
 			`ALTER TABLE socialcrm_social_snapshots ADD COLUMN source TEXT NOT NULL DEFAULT ''`)
 	})
+	migrations.Add(ms, "20261201190000", "social_connection_parent", func(ctx context.Context, tx bun.Tx) error {
+		return migrations.Exec(ctx, tx,
+			`ALTER TABLE socialcrm_social_connections ADD COLUMN parent_id TEXT NOT NULL DEFAULT ''`,
+			`CREATE INDEX IF NOT EXISTS socialcrm_social_connections_parent ON socialcrm_social_connections (tenant_id, parent_id)`)
+	})
+	migrations.Add(ms, "20261201190100", "social_delivery_claims", func(ctx context.Context, tx bun.Tx) error {
+		return migrations.Exec(ctx, tx,
+			`ALTER TABLE socialcrm_social_webhook_deliveries ADD COLUMN pending BOOLEAN NOT NULL DEFAULT FALSE`)
+	})
 	return ms
 }
 
@@ -327,6 +341,15 @@ func New(db bun.IDB, v *vault.Vault, opts ...Option) (*Store, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	return s, nil
+}
+
+// Using returns a copy of the store that works through db, such as a
+// transaction the caller holds (Deliver's): its methods then run inside it
+// (in savepoints where they open transactions of their own).
+func (s *Store) Using(db bun.IDB) *Store {
+	c := *s
+	c.db = db
+	return &c
 }
 
 func (s *Store) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }

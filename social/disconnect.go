@@ -2,6 +2,7 @@ package social
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -33,23 +34,87 @@ type revocation struct {
 // the disconnect hook (WithDisconnectHook) to hand the connection's
 // derived data to retention. If the platform's revoke fails, the tokens
 // are deleted all the same, and the revoke is queued (the access token
-// sealed apart) for RetryRevocations. Disconnecting a revoked connection
-// does nothing.
+// sealed apart) for RetryRevocations.
+//
+// The connections derived from it (Session.ConnectDerived, see Derived)
+// are disconnected first, the same way and each through the hook, so that
+// a Facebook user's Pages do not outlive the user's connection. Calling
+// Disconnect again finishes a cascade that failed part way; disconnecting
+// a revoked connection without live derived connections does nothing.
 func (s *Store) Disconnect(ctx context.Context, id string, p Provider) (Connection, error) {
 	if p == nil {
 		return Connection{}, fmt.Errorf("%w: Disconnect: nil provider", ErrConfig)
 	}
-	c, done, err := s.revoke(ctx, id, p, "connection.disconnected", "user")
+	derived, c, done, err := s.revokeTree(ctx, id, p, "connection.disconnected", "user", 0)
 	if err != nil {
 		return Connection{}, fmt.Errorf("social: disconnect: %w", err)
 	}
-	if !done || s.onDisconnect == nil {
-		return c, nil
+	return c, s.handOver(ctx, derived, c, done)
+}
+
+// handOver calls the disconnect hook for each derived connection that was
+// just revoked, then for c when done, going on after a failure and
+// returning every failure.
+func (s *Store) handOver(ctx context.Context, derived []Connection, c Connection, done bool) error {
+	if s.onDisconnect == nil {
+		return nil
 	}
-	if err := s.onDisconnect(ctx, c); err != nil {
-		return c, fmt.Errorf("social: disconnect hook: %w", err)
+	if done {
+		derived = append(derived, c)
 	}
-	return c, nil
+	var errs []error
+	for _, d := range derived {
+		if err := s.onDisconnect(ctx, d); err != nil {
+			errs = append(errs, fmt.Errorf("social: disconnect hook: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// maxDerivedDepth bounds how far a disconnect follows parent links.
+const maxDerivedDepth = 8
+
+// revokeTree revokes the live connections derived from id (recursively),
+// then id itself. It returns the derived connections it revoked and id's
+// connection, done being false when that one was revoked already; none
+// of them has been through the disconnect hook yet.
+func (s *Store) revokeTree(ctx context.Context, id string, p Provider, action, reason string, depth int) (derived []Connection, c Connection, done bool, err error) {
+	if depth < maxDerivedDepth {
+		children, err := s.Derived(ctx, id)
+		if err != nil {
+			return nil, Connection{}, false, err
+		}
+		for _, ch := range children {
+			sub, cc, cdone, err := s.revokeTree(ctx, ch.ID, p, action, reason+" (parent "+id+")", depth+1)
+			if err != nil {
+				return nil, Connection{}, false, err
+			}
+			derived = append(derived, sub...)
+			if cdone {
+				derived = append(derived, cc)
+			}
+		}
+	}
+	c, done, err = s.revoke(ctx, id, p, action, reason)
+	if err != nil {
+		return nil, Connection{}, false, err
+	}
+	return derived, c, done, nil
+}
+
+// Derived returns the connections derived from the connection id
+// (Session.ConnectDerived) that are not revoked, oldest first. The caller
+// owns the slice.
+func (s *Store) Derived(ctx context.Context, id string) ([]Connection, error) {
+	var cs []Connection
+	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		return tx.NewSelect().Model(&cs).Where("parent_id = ?", id).Where("status <> ?", StatusRevoked).
+			Order("created_at", "id").Scan(ctx)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("social: derived connections: %w", err)
+	}
+	return cs, nil
 }
 
 // revoke deletes the connection's tokens and marks it revoked, revoking at

@@ -70,6 +70,12 @@
 // queued, its access token sealed apart, for RetryRevocations, which a
 // scheduler calls; each failure doubles the delay, up to a day.
 //
+// A connection made from another by Session.ConnectDerived (a Facebook
+// Page behind the user who connected it) names it as ParentID (Derived
+// lists them). Disconnect, AccountRemoved and Session.Removed revoke the
+// derived connections first, each through the disconnect hook, so their
+// data starts its retention period with the parent's.
+//
 // # Platform data
 //
 // A typed client's Sync stores, through Session.SaveSync, the account's
@@ -85,9 +91,14 @@
 // Platforms notify by account, not by tenant, so each connection is also
 // recorded in an account index (TableAccounts, not tenant-owned, holding
 // only the platform's opaque account id). AccountRemoved revokes the
-// account's connection in every tenant as the system principal, and
-// FirstDelivery dedupes at-least-once deliveries (PruneDeliveries forgets
-// them after the platform's retry window).
+// account's connection (and those derived from it) in every tenant as the
+// system principal. Deliveries come at least once: Deliver records a
+// delivery's keys in the same transaction as the handler's writes, so a
+// crash loses nothing and nothing is stored twice; Once claims a key,
+// runs a handler whose effects reach beyond this database, and marks it
+// processed (a claim left by a dead process is taken over after its
+// lease); FirstDelivery only records. PruneDeliveries forgets keys after
+// the platform's retry window.
 //
 // # Concurrency
 //

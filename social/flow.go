@@ -159,7 +159,7 @@ func (f *Flow) Complete(ctx context.Context, callback url.Values) (Connection, e
 		return Connection{}, fmt.Errorf("social: complete: %w", err)
 	}
 	defer grant.Wipe()
-	return f.store.connect(ctx, f.p.Platform(), st.Scopes, st.Purposes, grant)
+	return f.store.connect(ctx, f.p.Platform(), st.Scopes, st.Purposes, grant, "")
 }
 
 // spendState marks a state used, once.
@@ -193,8 +193,9 @@ func (s *Store) spendState(ctx context.Context, id string) (authState, error) {
 }
 
 // connect seals grant's tokens onto the tenant's connection of the account,
-// creating or reactivating it, and audits it.
-func (s *Store) connect(ctx context.Context, platform string, requested Scopes, purposes Purposes, g *Grant) (Connection, error) {
+// creating or reactivating it as derived from parent ("" for none), and
+// audits it.
+func (s *Store) connect(ctx context.Context, platform string, requested Scopes, purposes Purposes, g *Grant, parent string) (Connection, error) {
 	if g.AccountID == "" || g.AccessToken.IsZero() {
 		return Connection{}, fmt.Errorf("social: complete: the platform returned no account or token")
 	}
@@ -210,7 +211,7 @@ func (s *Store) connect(ctx context.Context, platform string, requested Scopes, 
 		if !exists {
 			c = Connection{ID: tenancy.NewID(), Platform: platform, AccountID: g.AccountID, CreatedAt: now}
 		}
-		c.Scopes, c.Requested, c.Purposes, c.Status = granted, requested, purposes, StatusActive
+		c.Scopes, c.Requested, c.Purposes, c.Status, c.ParentID = granted, requested, purposes, StatusActive, parent
 		if g.DisplayName != "" {
 			c.DisplayName = g.DisplayName
 		}

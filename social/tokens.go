@@ -249,13 +249,49 @@ func (ss *Session) Refused(ctx context.Context, cause error) error {
 	return fmt.Errorf("%w: %w", ErrNeedsReauth, cause)
 }
 
+// Removed records that the platform answered that the user removed the
+// app (Meta's 190/458), as AccountRemoved does for a notice: the
+// connection the session's descends from through parent links (the
+// Facebook user's behind a Page's), and every connection derived from
+// that one, have their tokens deleted, are marked revoked with reason
+// "app_removed", audited as connection.deauthorized and handed to the
+// disconnect hook. It returns an error wrapping ErrRevoked and cause.
+func (ss *Session) Removed(ctx context.Context, cause error) error {
+	ss.mu.Lock()
+	ss.tok = nil
+	ss.mu.Unlock()
+	root := ss.conn
+	for range maxDerivedDepth {
+		if root.ParentID == "" {
+			break
+		}
+		parent, err := ss.store.Get(ctx, root.ParentID)
+		if errors.Is(err, ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return errors.Join(fmt.Errorf("%w: %w", ErrRevoked, cause), err)
+		}
+		root = parent
+	}
+	derived, c, done, err := ss.store.revokeTree(ctx, root.ID, nil, "connection.deauthorized", "app_removed", 0)
+	if err == nil {
+		err = ss.store.handOver(ctx, derived, c, done)
+	}
+	if err != nil {
+		return errors.Join(fmt.Errorf("%w: %w", ErrRevoked, cause), err)
+	}
+	return fmt.Errorf("%w: %w", ErrRevoked, cause)
+}
+
 // ConnectDerived stores grant as a connection derived from the session's:
 // an account the connected user manages and the platform issues its own
 // token for (a Facebook Page behind a Facebook user). The new connection
 // has the session's platform, requested scopes and purposes; its granted
-// scopes are grant.Scopes within those requested. Connecting the same
-// account again replaces its tokens. It is audited as
-// connection.connected.
+// scopes are grant.Scopes within those requested, and its ParentID is the
+// session's connection, so that disconnecting or deauthorizing that one
+// disconnects it too. Connecting the same account again replaces its
+// tokens (and its parent). It is audited as connection.connected.
 func (ss *Session) ConnectDerived(ctx context.Context, grant *Grant) (Connection, error) {
 	if grant == nil {
 		return Connection{}, fmt.Errorf("%w: ConnectDerived: nil grant", ErrConfig)
@@ -263,5 +299,5 @@ func (ss *Session) ConnectDerived(ctx context.Context, grant *Grant) (Connection
 	if grant.AccountID == ss.conn.AccountID {
 		return Connection{}, fmt.Errorf("%w: ConnectDerived: the account is the session's own", ErrConfig)
 	}
-	return ss.store.connect(ctx, ss.conn.Platform, ss.conn.Requested, ss.conn.Purposes, grant)
+	return ss.store.connect(ctx, ss.conn.Platform, ss.conn.Requested, ss.conn.Purposes, grant, ss.conn.ID)
 }

@@ -2,12 +2,15 @@ package social
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
 
-	"github.com/socialcrm/socialcrm/internal/dberr"
 	"github.com/socialcrm/socialcrm/tenancy"
 )
 
@@ -28,6 +31,8 @@ type delivery struct {
 	Platform   string    `bun:"platform,pk"`
 	Key        string    `bun:"key,pk"`
 	ReceivedAt time.Time `bun:"received_at,notnull"`
+	// Pending marks a delivery claimed by Once and not yet processed.
+	Pending bool `bun:"pending,notnull"`
 }
 
 func mustTenant(ctx context.Context) string {
@@ -38,16 +43,136 @@ func mustTenant(ctx context.Context) string {
 // FirstDelivery records a webhook delivery of platform identified by key
 // and reports whether it is the first: platforms deliver at least once, so
 // a handler processes a delivery only when FirstDelivery says so. Keys are
-// kept until PruneDeliveries removes them.
+// kept until PruneDeliveries removes them. The record is committed before
+// the handler runs, so a process that dies in between loses the delivery:
+// where the handler writes to this database, use Deliver instead.
 func (s *Store) FirstDelivery(ctx context.Context, platform, key string) (bool, error) {
-	_, err := s.db.NewInsert().Model(&delivery{Platform: platform, Key: key, ReceivedAt: s.clock()}).Exec(ctx)
-	if dberr.IsUniqueViolation(err) {
-		return false, nil
-	}
+	first, err := firstDeliveries(ctx, s.db, platform, []string{key}, s.clock())
 	if err != nil {
-		return false, fmt.Errorf("social: record delivery: %w", err)
+		return false, err
 	}
-	return true, nil
+	return first[0], nil
+}
+
+// Deliver processes a webhook delivery once and crash-safely: in one
+// transaction on the store's database it records the delivery's keys of
+// platform (its event ids, with one multi-row insert) and calls fn with
+// that transaction and, for each key, whether this is its first delivery.
+// What fn writes through tx commits together with the records, or, when fn
+// fails or the process dies, neither does, so the platform's redelivery
+// is processed again. Two deliveries of the same key at once are
+// serialized by the database: the later one waits for the earlier to
+// commit and sees first false, or true when the earlier one failed. fn
+// must use tx for every database access (on SQLite another connection
+// would wait for this transaction's write lock). A repeated key within
+// keys is first only once. Keys are kept until PruneDeliveries removes
+// them.
+func (s *Store) Deliver(ctx context.Context, platform string, keys []string, fn func(ctx context.Context, tx bun.Tx, first []bool) error) error {
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		first, err := firstDeliveries(ctx, tx, platform, keys, s.clock())
+		if err != nil {
+			return err
+		}
+		return fn(ctx, tx, first)
+	})
+}
+
+// firstDeliveries records keys in db with one statement per chunk and
+// reports which were new.
+func firstDeliveries(ctx context.Context, db bun.IDB, platform string, keys []string, now time.Time) ([]bool, error) {
+	first := make([]bool, len(keys))
+	if len(keys) == 0 {
+		return first, nil
+	}
+	rows := make([]delivery, 0, len(keys))
+	seen := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		if !seen[k] {
+			seen[k] = true
+			rows = append(rows, delivery{Platform: platform, Key: k, ReceivedAt: now})
+		}
+	}
+	// Inserting in key order makes concurrent deliveries that share keys
+	// wait for each other in one order, never deadlock.
+	slices.SortFunc(rows, func(a, b delivery) int { return strings.Compare(a.Key, b.Key) })
+	added := make(map[string]bool, len(rows))
+	for chunk := range slices.Chunk(rows, 1000) {
+		var got []string
+		if err := db.NewInsert().Model(&chunk).On("CONFLICT DO NOTHING").Returning("key").Scan(ctx, &got); err != nil &&
+			!errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("social: record deliveries: %w", err)
+		}
+		for _, k := range got {
+			added[k] = true
+		}
+	}
+	for i, k := range keys {
+		if added[k] {
+			first[i] = true
+			delete(added, k) // a repeated key is first once
+		}
+	}
+	return first, nil
+}
+
+// ErrDeliveryInProgress is returned by Once while another process holds
+// the delivery's claim: answer the platform with an error, so that it
+// retries later.
+var ErrDeliveryInProgress = errors.New("social: delivery in progress elsewhere")
+
+// DefaultDeliveryLease is how long Once's claim on a delivery keeps other
+// processes off it before they may take it over (its holder having died).
+const DefaultDeliveryLease = 5 * time.Minute
+
+// Once processes a webhook delivery of platform identified by key once,
+// for a handler whose effects cannot share a transaction with the record
+// (they call other stores, or a hook does): it claims the key, runs fn,
+// then marks the key processed. When fn fails, the claim is removed, so
+// the platform's redelivery runs fn again; when the process dies during
+// fn, the claim expires after lease (DefaultDeliveryLease when 0) and a
+// redelivery takes it over. A delivery already processed returns nil
+// without calling fn; one claimed by another process within its lease
+// returns ErrDeliveryInProgress. fn may thus run again after a crash, so
+// its effects must be idempotent; it never runs twice at once. Where fn
+// writes only to this database, Deliver is simpler and exact.
+func (s *Store) Once(ctx context.Context, platform, key string, lease time.Duration, fn func(ctx context.Context) error) error {
+	if lease <= 0 {
+		lease = DefaultDeliveryLease
+	}
+	now := s.clock()
+	res, err := s.db.NewInsert().Model(&delivery{Platform: platform, Key: key, ReceivedAt: now, Pending: true}).
+		On("CONFLICT DO NOTHING").Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("social: claim delivery: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("social: claim delivery: %w", err)
+	} else if n == 0 {
+		// Processed, claimed, or claimed by a process that died: take
+		// over an expired claim.
+		res, err := s.db.NewUpdate().Model((*delivery)(nil)).Set("received_at = ?", now).
+			Where("platform = ?", platform).Where("key = ?", key).Where("pending = ?", true).
+			Where("received_at < ?", now.Add(-lease)).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("social: claim delivery: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			var d delivery
+			err := s.db.NewSelect().Model(&d).Where("platform = ?", platform).Where("key = ?", key).Scan(ctx)
+			if err == nil && !d.Pending {
+				return nil // processed already
+			}
+			return ErrDeliveryInProgress
+		}
+	}
+	if err := fn(ctx); err != nil {
+		return errors.Join(err, s.ForgetDelivery(context.WithoutCancel(ctx), platform, key))
+	}
+	if _, err := s.db.NewUpdate().Model((*delivery)(nil)).Set("pending = ?", false).
+		Where("platform = ?", platform).Where("key = ?", key).Exec(ctx); err != nil {
+		return fmt.Errorf("social: delivery processed: %w", err)
+	}
+	return nil
 }
 
 // ForgetDelivery removes a delivery's key, so that a redelivery is
@@ -68,12 +193,14 @@ func (s *Store) PruneDeliveries(ctx context.Context, age time.Duration) (int64, 
 }
 
 // AccountRemoved handles the platform's notice that the user removed the
-// app (TikTok's authorization.removed): in every tenant that connected the
-// account, the connection's sealed tokens are deleted, it is marked
-// revoked with reason, audited as "connection.deauthorized" by the system
-// principal "social-webhook", and handed to the disconnect hook. The
-// platform has revoked the tokens already, so nothing is sent to it. It
-// returns how many connections were revoked.
+// app (TikTok's authorization.removed, Meta's Deauthorize Callback): in
+// every tenant that connected the account, the connection and every
+// connection derived from it (a Facebook user's Pages and Instagram
+// accounts) have their sealed tokens deleted, are marked revoked with
+// reason, audited as "connection.deauthorized" by the system principal
+// "social-webhook", and handed to the disconnect hook. The platform has
+// revoked the tokens already, so nothing is sent to it. It returns how
+// many connections were revoked.
 func (s *Store) AccountRemoved(ctx context.Context, platform, accountID, reason string) (int, error) {
 	var rows []account
 	if err := s.db.NewSelect().Model(&rows).Where("platform = ?", platform).Where("account_id = ?", accountID).Scan(ctx); err != nil {
@@ -86,18 +213,16 @@ func (s *Store) AccountRemoved(ctx context.Context, platform, accountID, reason 
 		if err != nil {
 			return n, err
 		}
-		c, done, err := s.revoke(tctx, a.ConnectionID, nil, "connection.deauthorized", reason)
+		derived, c, done, err := s.revokeTree(tctx, a.ConnectionID, nil, "connection.deauthorized", reason, 0)
 		if err != nil {
 			return n, fmt.Errorf("social: account removed: %w", err)
 		}
-		if !done {
-			continue
+		n += len(derived)
+		if done {
+			n++
 		}
-		n++
-		if s.onDisconnect != nil {
-			if err := s.onDisconnect(tctx, c); err != nil {
-				return n, fmt.Errorf("social: disconnect hook: %w", err)
-			}
+		if err := s.handOver(tctx, derived, c, done); err != nil {
+			return n, err
 		}
 	}
 	return n, nil

@@ -272,21 +272,15 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 }
 
 // handle processes ev once: TikTok documents no event id, so a delivery is
-// identified by its event, user, time and content.
+// identified by its event, user, time and content. The key is claimed
+// before and marked processed after the handling (social.Store.Once), so a
+// process dying in between loses nothing: the redelivery handles the
+// event again (revoking a revoked account does nothing). A delivery
+// another process is handling answers 500, and TikTok retries it.
 func (w *Webhook) handle(ctx context.Context, ev *Event, body []byte) error {
 	sum := sha256.Sum256(append([]byte(ev.Event+"\x00"+ev.UserOpenID+"\x00"+strconv.FormatInt(ev.CreateTime, 10)+"\x00"), ev.Content...))
 	key := hex.EncodeToString(sum[:])
-	first, err := w.store.FirstDelivery(ctx, Platform, key)
-	if err != nil || !first {
-		return err
-	}
-	err = w.dispatch(ctx, ev)
-	if err != nil {
-		if ferr := w.store.ForgetDelivery(ctx, Platform, key); ferr != nil {
-			err = errors.Join(err, ferr)
-		}
-	}
-	return err
+	return w.store.Once(ctx, Platform, key, 0, func(ctx context.Context) error { return w.dispatch(ctx, ev) })
 }
 
 func (w *Webhook) dispatch(ctx context.Context, ev *Event) error {

@@ -145,3 +145,53 @@ func TestParseEventMisspelling(t *testing.T) {
 	_, err := tiktok.ParseEvent([]byte(`{"event":"x","content":"not json"}`))
 	require.Error(t, err)
 }
+
+// TestWebhookSurvivesACrash: a delivery is claimed before it is handled
+// and marked processed after, so a process that dies while handling it
+// loses nothing: another delivery meanwhile is told to retry (500), and
+// once the claim's lease ran out the redelivery is handled — and then
+// only once. A handler that fails is redelivered at once.
+func TestWebhookSurvivesACrash(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newEnv(t, db)
+		store, err := social.New(e.db.DB, e.vault, social.WithClock(e.clk.Now))
+		require.NoError(t, err)
+		var mu sync.Mutex
+		handled, crash, fail := 0, 1, 1
+		wh, err := tiktok.NewWebhook(e.cfg, store, tiktok.WithWebhookClock(e.clk.Now),
+			tiktok.WithEventHandler(func(context.Context, *tiktok.Event) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if crash > 0 {
+					crash--
+					panic(http.ErrAbortHandler) // the process dies mid-handling
+				}
+				if fail > 0 {
+					fail--
+					return fmt.Errorf("handler failed")
+				}
+				handled++
+				return nil
+			}))
+		require.NoError(t, err)
+		hs := httptest.NewServer(wh)
+		t.Cleanup(hs.Close)
+		ev := tiktoktest.Event{ClientKey: clientKey, Event: "post.publish.complete", UserOpenID: openID,
+			CreateTime: e.clk.Now().Unix(), Content: `{"publish_id":"p1","publish_type":"DIRECT_POST"}`}
+
+		_, err = e.srv.SendWebhook(t.Context(), hs.URL, ev)
+		require.Error(t, err, "the process died")
+		_, err = e.srv.SendWebhook(t.Context(), hs.URL, ev)
+		require.ErrorContains(t, err, "500", "claimed by the dead process: retry later")
+		e.clk.Advance(social.DefaultDeliveryLease + time.Second)
+		_, err = e.srv.SendWebhook(t.Context(), hs.URL, ev)
+		require.ErrorContains(t, err, "500", "the handler failed")
+		_, err = e.srv.SendWebhook(t.Context(), hs.URL, ev)
+		require.NoError(t, err, "the redelivery is handled")
+		_, err = e.srv.SendWebhook(t.Context(), hs.URL, ev)
+		require.NoError(t, err)
+		mu.Lock()
+		defer mu.Unlock()
+		require.Equal(t, 1, handled, "handled once")
+	})
+}

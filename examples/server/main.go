@@ -49,7 +49,6 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm"
-	"github.com/socialcrm/socialcrm/internal/migrations"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/vault"
@@ -165,13 +164,8 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 	if err := migrateSessions(ctx, db); err != nil {
 		return nil, err
 	}
-	// Meta's deletion callbacks keep their confirmation codes in a table of
-	// their own, not (yet) part of socialcrm.Migrate.
-	if err := migrations.Run(ctx, db, meta.CallbackMigrations()); err != nil {
-		return nil, err
-	}
 	policy := examplePolicy()
-	cats := append([]retention.Category{sessionCategory()}, meta.CallbackCategories()...)
+	cats := []retention.Category{sessionCategory()}
 	if a.sdk, err = socialcrm.Open(ctx, socialcrm.Config{DB: db, KEK: kek, Logger: log, Policy: &policy,
 		Models: []any{(*session)(nil)}, Categories: cats}); err != nil {
 		return nil, err
@@ -202,21 +196,11 @@ func (a *app) close() {
 	a.db.Close()
 }
 
-// examplePolicy is the SDK's example policy, keeping the rules of the
-// categories this server registers, plus the sessions' rule.
+// examplePolicy is the SDK's default policy for the categories this
+// server registers, plus the sessions' rule.
 func examplePolicy() retention.Policy {
-	p := retention.ExamplePolicy()
-	have := map[string]bool{}
-	for _, c := range socialcrm.Categories(nil) {
-		have[c.Name] = true
-	}
-	rules := p.Rules[:0:0]
-	for _, r := range p.Rules {
-		if have[r.Category] {
-			rules = append(rules, r)
-		}
-	}
-	p.Rules = append(rules, sessionRule())
+	p := socialcrm.DefaultPolicy(socialcrm.Categories(nil))
+	p.Rules = append(p.Rules, sessionRule())
 	return p
 }
 
