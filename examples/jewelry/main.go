@@ -246,6 +246,8 @@ type report struct {
 	IGMedia   *meta.Media
 	PublishID string // TikTok's
 	Refused   error  // the duplicate certificate
+	sdk       *socialcrm.SDK
+	owner     tenancy.Principal
 }
 
 func run(ctx context.Context, o options) (*report, error) {
@@ -269,7 +271,7 @@ func run(ctx context.Context, o options) (*report, error) {
 	if _, err := sdk.Vault.EnsureKey(ctx); err != nil {
 		return nil, err
 	}
-	rep := &report{}
+	rep := &report{sdk: sdk, owner: owner.Principal()}
 
 	// Inventory.
 	fmt.Fprintln(o.Out, "Inventory:")
