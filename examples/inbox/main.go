@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -233,17 +234,17 @@ func showInbox(ctx context.Context, sdk *socialcrm.SDK, out io.Writer, title str
 	fmt.Fprintf(out, "%s (%d conversations):\n", title, len(convs.Items))
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	for _, c := range convs.Items {
-		fmt.Fprintf(tw, "  %s\tlast message %s\n", name(c.ThreadID), c.LastMessageAt.Format(time.DateTime))
+		fmt.Fprintf(tw, "  %s, last message %s\n", name(c.ThreadID), c.LastMessageAt.Format(time.DateTime))
 		msgs, err := sdk.CRM.Conversations().Messages(ctx, c.ID, crm.ListOptions{})
 		if err != nil {
 			return err
 		}
-		for _, m := range msgs.Items {
+		for _, m := range slices.Backward(msgs.Items) { // oldest first
 			text := m.Text
 			for _, a := range m.Attachments {
 				text += fmt.Sprintf(" [%s %s]", a.Type, a.URL)
 			}
-			fmt.Fprintf(tw, "    %s\t%s\t%s\n", m.Direction, m.Status, text)
+			fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\n", m.SentAt.Format(time.TimeOnly), m.Direction, m.Status, text)
 		}
 	}
 	return tw.Flush()
