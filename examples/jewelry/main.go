@@ -15,7 +15,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -144,24 +146,29 @@ func AddItem(ctx context.Context, db *bun.DB, now func() time.Time, it Item) (It
 	}
 	it.ID, it.CreatedAt = tenancy.NewID(), now()
 	err := tenancy.RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
-		n, err := tx.NewSelect().Model((*Item)(nil)).Apply(tenancy.Scope(ctx)).
-			WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
-				return q.Where("jit.sku = ?", it.SKU).
-					WhereOr("jit.cert_lab = ? AND jit.cert_number = ?", it.CertLab, it.CertNumber)
-			}).Count(ctx)
-		if err != nil {
-			return err
+		if sku, err := holder(ctx, tx, "jit.sku = ?", it.SKU); err != nil || sku != "" {
+			return cmp.Or(err, fmt.Errorf("%w: SKU %s is item %s", ErrDuplicateItem, it.SKU, sku))
 		}
-		if n > 0 {
-			return fmt.Errorf("%w: SKU %s or %s %s", ErrDuplicateItem, it.SKU, it.CertLab, it.CertNumber)
+		if sku, err := holder(ctx, tx, "jit.cert_lab = ? AND jit.cert_number = ?", it.CertLab, it.CertNumber); err != nil || sku != "" {
+			return cmp.Or(err, fmt.Errorf("%w: certificate %s %s is item %s", ErrDuplicateItem, it.CertLab, it.CertNumber, sku))
 		}
-		_, err = tx.NewInsert().Model(&it).Exec(ctx)
+		_, err := tx.NewInsert().Model(&it).Exec(ctx)
 		return err
 	})
 	if err != nil {
 		return Item{}, err
 	}
 	return it, nil
+}
+
+// holder returns the SKU of the tenant's item matching where, or "".
+func holder(ctx context.Context, tx bun.Tx, where string, args ...any) (string, error) {
+	var other Item
+	err := tx.NewSelect().Model(&other).Apply(tenancy.Scope(ctx)).Where(where, args...).Limit(1).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return other.SKU, err
 }
 
 // categories declares the inventory to the retention engine. It holds no
@@ -236,7 +243,9 @@ type options struct {
 	KEK       tink.AEAD
 	Now       func() time.Time
 	Platforms *platforms // the emulated Meta and TikTok
-	Out       io.Writer
+	// Publish is the SKU of the piece the user asks to publish.
+	Publish string
+	Out     io.Writer
 }
 
 // report is what run did, for the test.
@@ -251,6 +260,10 @@ type report struct {
 }
 
 func run(ctx context.Context, o options) (*report, error) {
+	pick := slices.IndexFunc(inventory, func(it Item) bool { return strings.EqualFold(it.SKU, strings.TrimSpace(o.Publish)) })
+	if pick < 0 {
+		return nil, fmt.Errorf("-publish: no item with SKU %q", o.Publish)
+	}
 	if err := socialcrm.Migrate(ctx, o.DB); err != nil {
 		return nil, err
 	}
@@ -349,7 +362,7 @@ func run(ctx context.Context, o options) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-	piece := items[len(items)-1]
+	piece := items[pick]
 	fmt.Fprintf(o.Out, "\nPublishing the new piece %s (%s):\n", piece.SKU, piece.Description)
 	if err := publish(ctx, sdk, o.Platforms, piece, pageConn, igConn, tiktokConn, rep); err != nil {
 		return nil, err
@@ -489,6 +502,7 @@ func mainErr(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("jewelry", flag.ContinueOnError)
 	dsn := fs.String("db", "", "SQLite file or postgres:// URL (default: a throw-away SQLite file)")
 	kekFile := fs.String("kek", "jewelry.keyset.json", "local key-encryption-key file, used with -db")
+	piece := fs.String("publish", "PD-0311", "SKU of the piece to publish to the Page, Instagram and TikTok")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -519,6 +533,6 @@ func mainErr(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer p.close()
 	fmt.Fprintln(out, "Meta and TikTok: the in-process emulators (sandbox)")
-	_, err = run(ctx, options{DB: db, KEK: kek, Now: clock.Now, Platforms: p, Out: out})
+	_, err = run(ctx, options{DB: db, KEK: kek, Now: clock.Now, Platforms: p, Publish: *piece, Out: out})
 	return err
 }

@@ -27,7 +27,7 @@ func TestJewelry(t *testing.T) {
 		require.NoError(t, err)
 		var out bytes.Buffer
 		ctx := context.Background()
-		rep, err := run(ctx, options{DB: db.DB, KEK: kek, Now: clk.Now, Platforms: p, Out: &out})
+		rep, err := run(ctx, options{DB: db.DB, KEK: kek, Now: clk.Now, Platforms: p, Publish: "pd-0311", Out: &out})
 		require.NoError(t, err, out.String())
 
 		// Birthday greetings: only Amélie, who consented by e-mail. Bruno
@@ -42,6 +42,7 @@ func TestJewelry(t *testing.T) {
 
 		// The inventory refused the second item with the same certificate.
 		require.ErrorIs(t, rep.Refused, ErrDuplicateItem)
+		require.ErrorContains(t, rep.Refused, "certificate GIA 2141438171 is item RG-0101")
 
 		// The three publishes reached the emulators.
 		posts := p.meta.Posts(sandboxPage)
@@ -92,7 +93,8 @@ func TestJewelry(t *testing.T) {
 		require.Equal(t, []string{"cert_number"}, keys(ie.Problems))
 		_, err = AddItem(tctx, sdk.DB, clk.Now, Item{SKU: "rg-0101", Description: "Other ring", CertLab: "IGI", CertNumber: "12345678",
 			CostMinor: 1, Currency: "EUR", Supplier: "S"})
-		require.ErrorIs(t, err, ErrDuplicateItem, "the SKU is taken")
+		require.ErrorIs(t, err, ErrDuplicateItem)
+		require.ErrorContains(t, err, "SKU RG-0101 is item RG-0101")
 		require.Equal(t, 3, countItems(t, tctx, sdk.DB))
 
 		// The certificate is unique per shop, not across shops.
