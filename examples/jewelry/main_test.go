@@ -120,6 +120,8 @@ func TestJewelryWithoutConfiguration(t *testing.T) {
 	require.Contains(t, out.String(), "Meta and TikTok: the in-process emulators (sandbox)")
 	require.Contains(t, out.String(), "1 greeted")
 	require.Contains(t, out.String(), "tiktok.publish_started")
+
+	require.ErrorContains(t, mainErr(context.Background(), []string{"-publish", "XX-1"}, &out), `no item with SKU "XX-1"`)
 }
 
 func keys(m map[string]string) []string {
