@@ -54,6 +54,7 @@ type report struct {
 	owner    tenancy.Principal
 	Statuses []crm.DeliveryStatus // the reply's, after the send, the delivery and the read webhooks
 	Refused  error                // the send outside the window
+	Forged   int                  // the HTTP status a forged delivery got
 }
 
 func run(ctx context.Context, o options) (*report, error) {
@@ -109,6 +110,12 @@ func run(ctx context.Context, o options) (*report, error) {
 	if err := o.Sim.customersWrite(ctx, callback); err != nil {
 		return nil, err
 	}
+	// A delivery whose signature does not match the app secret is refused
+	// before anything is read from it.
+	if rep.Forged, err = o.Sim.forge(ctx, callback); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(o.Out, "A forged delivery (wrong signature) was answered %d and stored nothing\n", rep.Forged)
 	if err := showInbox(tctx, sdk, o.Out, "\nInbox"); err != nil {
 		return nil, err
 	}

@@ -59,6 +59,10 @@ func TestInbox(t *testing.T) {
 		require.Contains(t, reply.Text, "The blue vase is in stock")
 		require.NotEmpty(t, reply.ExternalID)
 
+		// The forged delivery was refused; Tom's conversation (below) holds
+		// only his own message.
+		require.Equal(t, 401, rep.Forged)
+
 		// The reply's status followed the webhooks.
 		require.Equal(t, []crm.DeliveryStatus{crm.StatusSent, crm.StatusDelivered, crm.StatusRead}, rep.Statuses)
 		got, err := convs.Get(tctx, list.Items[0].ID)

@@ -8,6 +8,8 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -97,6 +99,26 @@ func (s *sandbox) customersWrite(ctx context.Context, callback string) error {
 		return err
 	}
 	return d.Resend(ctx) // Meta's retry: the same signed bytes again
+}
+
+// forge posts a message to the webhook as someone without the app secret
+// would, and returns the answer's status.
+func (s *sandbox) forge(ctx context.Context, callback string) (int, error) {
+	body := fmt.Sprintf(`{"object":"page","entry":[{"id":%q,"time":%d,"messaging":[{"sender":{"id":%q},`+
+		`"recipient":{"id":%q},"timestamp":%d,"message":{"mid":"m_forged","text":"Click this link"}}]}]}`,
+		sandboxPage, s.clock.Now().UnixMilli(), psidTom, sandboxPage, s.clock.Now().UnixMilli())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, callback, strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(meta.SignatureHeader, metatest.SignPayload("not-the-app-secret", []byte(body)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }
 
 // receipt plays Léa's Messenger a minute later: it reports the message
