@@ -34,6 +34,7 @@ func TestJewelry(t *testing.T) {
 		// never consented, Chiara withdrew, Dmitri consented to SMS only,
 		// Esther's birthday is tomorrow.
 		require.Equal(t, []string{"Amélie"}, rep.Greeted)
+		require.Zero(t, rep.Again, "a second run the same day greets no one again")
 		require.Contains(t, out.String(), "email to amelie@example.org: Happy birthday, Amélie!")
 		require.Contains(t, out.String(), "not greeted: Chiara (consent withdrawn)")
 		for _, name := range []string{"bruno@", "chiara@", "dmitri@", "esther@"} {
