@@ -311,7 +311,7 @@ func mainErr(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	sim, err := startSandbox(time.Now().UTC().Truncate(time.Second))
+	sim, err := startSandbox(time.Now().UTC().Truncate(time.Millisecond)) // Meta's timestamps are in milliseconds
 	if err != nil {
 		return err
 	}
