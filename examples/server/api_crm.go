@@ -28,6 +28,9 @@ func crmError(err error) (*apiError, bool) {
 	case errors.As(err, &transition):
 		return &apiError{Status: http.StatusConflict, Code: "invalid_transition",
 			Message: "a " + transition.Kind + " cannot go from " + transition.From + " to " + transition.To}, true
+	case errors.Is(err, crm.ErrInUse):
+		return &apiError{Status: http.StatusConflict, Code: "in_use", Message: "the record is in use or past its draft: " +
+			"void an issued invoice, remove what refers to the record first"}, true
 	case errors.Is(err, crm.ErrNotFound):
 		return errNotFound("record"), true
 	case errors.Is(err, crm.ErrInvalid):

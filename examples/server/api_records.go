@@ -233,6 +233,15 @@ func (a *app) consentRoutes() {
 			} else {
 				c, err = consents.Withdraw(r.Context(), ch)
 			}
+			// The contact is the path's: an unknown one is a 404.
+			var verr *crm.ValidationError
+			if errors.As(err, &verr) {
+				for _, f := range verr.Fields {
+					if f.Field == "contact_id" {
+						return nil, errNotFound("contact")
+					}
+				}
+			}
 			return one("consent")(c, err)
 		}
 	}
@@ -615,6 +624,18 @@ func (a *app) fieldRoutes() {
 		if err := readJSON(r, &in); err != nil {
 			return nil, err
 		}
-		return one("values")(fields.Set(r.Context(), kind, id, in.Values))
+		out, err := fields.Set(r.Context(), kind, id, in.Values)
+		var verr *crm.ValidationError
+		if errors.As(err, &verr) {
+			// Name each field as the body did: values.<name>.
+			ae, _ := crmError(err)
+			for i := range ae.Fields {
+				if f, ok := strings.CutPrefix(ae.Fields[i].Field, "fields."); ok {
+					ae.Fields[i].Field = "values." + f
+				}
+			}
+			return nil, ae
+		}
+		return one("values")(out, err)
 	})
 }

@@ -478,6 +478,7 @@ func driveEverything(t *testing.T, p *process) {
 	c.call("GET", "/v1/companies/"+str(co, "company", "id"), nil, 200)
 	c.call("DELETE", "/v1/companies/"+str(co, "company", "id"), nil, 204)
 	c.call("GET", "/v1/companies/"+str(co, "company", "id"), nil, 404)
+	driveRecords(t, c, p.URL, tenantID)
 
 	// The contact's export, then their erasure.
 	cx := c.call("POST", "/v1/privacy/requests", map[string]any{"kind": "export", "subject": map[string]string{"contact_id": contactID}}, 201)
