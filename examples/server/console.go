@@ -60,6 +60,7 @@ func (a *app) consoleTemplates() (*template.Template, error) {
 		"scopes":    func(s social.Scopes) string { return s.Join(" ") },
 		"daysLeft":  func(t time.Time) int { return int(time.Until(t).Hours() / 24) },
 		"subject":   subjectString,
+		"money":     money,
 		"isSandbox": func(m map[string]string, k string) bool { return m[k] == "sandbox" },
 	}).ParseFS(consoleFS, "console/*.html")
 }
@@ -108,6 +109,7 @@ func (a *app) consoleRoutes() error {
 	a.page("POST /console/tenant/close", member, "home", a.consoleCloseTenant)
 	a.page("POST /console/tenant/reopen", member, "home", a.consoleReopenTenant)
 	a.consoleCRMRoutes()
+	a.consoleBillingRoutes()
 	a.page("GET /console/keys", member, "keys", a.consoleKeys)
 	a.page("POST /console/keys", member, "keys", a.consoleCreateKey)
 	a.page("POST /console/keys/{id}/revoke", member, "keys", a.consoleRevokeKey)
