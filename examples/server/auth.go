@@ -23,9 +23,11 @@ import (
 	"github.com/socialcrm/socialcrm/tenancy"
 )
 
-// Session lifetimes (P14): access tokens are short-lived and verified without
-// a database read; refresh tokens rotate on every use, and presenting a spent
-// one revokes the whole session (a stolen token is detected).
+// Session lifetimes (P14): access tokens are short-lived, signed, and
+// honoured only while their session is live (one primary-key read per
+// request: sign-out and tenant closure end them at once); refresh tokens
+// rotate on every use, and presenting a spent one revokes the whole session
+// (a stolen token is detected).
 const (
 	accessTTL    = 15 * time.Minute
 	sessionTTL   = 30 * 24 * time.Hour

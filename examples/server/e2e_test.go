@@ -507,8 +507,16 @@ func driveEverything(t *testing.T, p *process) {
 	c.call("GET", "/v1/privacy/requests/"+exID+"/export", nil, 409) // not verified
 	c.call("POST", "/v1/privacy/requests/"+exID+"/verify", map[string]string{"outcome": "maybe"}, 400)
 	c.call("POST", "/v1/privacy/requests/"+exID+"/verify", map[string]string{"outcome": "verified"}, 200)
+	require.Equal(t, "open", str(c.call("GET", "/v1/privacy/requests/"+exID, nil, 200), "request", "status"))
 	resp, zipped := c.do("GET", "/v1/privacy/requests/"+exID+"/export", "", nil)
 	require.Equal(t, 200, resp.StatusCode, "%s", zipped)
+	// Delivered: the access request is answered and closed.
+	done := c.call("GET", "/v1/privacy/requests/"+exID, nil, 200)
+	require.Equal(t, "completed", str(done, "request", "status"), "%v", done)
+	require.NotEmpty(t, str(done, "request", "completed_at"))
+	resp, _ = c.do("GET", "/v1/privacy/requests/"+exID+"/export", "", nil)
+	require.Equal(t, 200, resp.StatusCode, "the export stays available to owners and admins")
+	require.Equal(t, "completed", str(c.call("GET", "/v1/privacy/requests/"+exID, nil, 200), "request", "status"))
 	require.Equal(t, "application/zip", resp.Header.Get("Content-Type"))
 	zr, err := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped)))
 	require.NoError(t, err)
