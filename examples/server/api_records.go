@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -102,6 +104,81 @@ func items[T any](v []T, err error) (any, error) {
 		v = []T{}
 	}
 	return map[string]any{"items": v}, nil
+}
+
+// inputKind serves a record kind whose repository takes an input type and
+// versions updates by argument (campaigns, invoices, clients): list,
+// create, get, update ({"version": n, …fields}), delete.
+type inputKind[T, In any] struct {
+	name   string
+	list   func(r *http.Request, o crm.ListOptions) (any, error)
+	create func(context.Context, In) (T, error)
+	get    func(context.Context, string) (T, error)
+	update func(ctx context.Context, id string, version int64, in In) (T, error)
+	delete func(context.Context, string) error
+}
+
+func registerInput[T, In any](a *app, base string, k inputKind[T, In]) {
+	a.handle("GET "+base, http.StatusOK, func(r *http.Request) (any, error) {
+		o, err := listOptions(r)
+		if err != nil {
+			return nil, err
+		}
+		return k.list(r, o)
+	})
+	a.handle("POST "+base, http.StatusCreated, func(r *http.Request) (any, error) {
+		var in In
+		if err := readJSON(r, &in); err != nil {
+			return nil, err
+		}
+		return one(k.name)(k.create(r.Context(), in))
+	})
+	a.withID("GET "+base+"/{id}", k.name, http.StatusOK, func(r *http.Request, id string) (any, error) {
+		return one(k.name)(k.get(r.Context(), id))
+	})
+	a.withID("PUT "+base+"/{id}", k.name, http.StatusOK, func(r *http.Request, id string) (any, error) {
+		v, in, err := readVersioned[In](r)
+		if err != nil {
+			return nil, err
+		}
+		return one(k.name)(k.update(r.Context(), id, v, in))
+	})
+	a.withID("DELETE "+base+"/{id}", k.name, http.StatusNoContent, func(r *http.Request, id string) (any, error) {
+		return nil, k.delete(r.Context(), id)
+	})
+}
+
+// readVersioned reads {"version": n, …fields of In}: the version read and
+// the input, each bad field named as readJSON names it.
+func readVersioned[In any](r *http.Request) (int64, In, error) {
+	var in In
+	var doc map[string]json.RawMessage
+	if err := readJSON(r, &doc); err != nil {
+		return 0, in, err
+	}
+	if doc == nil {
+		return 0, in, errInvalid(fieldProblem{Field: "body", Problem: "must be a JSON object"})
+	}
+	var v version
+	if raw, ok := doc["version"]; ok {
+		if json.Unmarshal(raw, &v.Version) != nil {
+			return 0, in, errInvalid(fieldProblem{Field: "version", Problem: "must be an int64"})
+		}
+		delete(doc, "version")
+	}
+	if err := v.check(); err != nil {
+		return 0, in, err
+	}
+	rest, err := json.Marshal(doc)
+	if err != nil {
+		return 0, in, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(rest))
+	dec.DisallowUnknownFields()
+	if err := decodeError(dec.Decode(&in)); err != nil {
+		return 0, in, err
+	}
+	return v.Version, in, nil
 }
 
 // recordRoutes registers the CRM records beyond contacts and companies:
@@ -253,39 +330,11 @@ func (a *app) consentRoutes() {
 // client portal), and the members themselves.
 func (a *app) clientRoutes() {
 	clients := a.sdk.CRM.Clients()
-	a.handle("GET /v1/clients", http.StatusOK, func(r *http.Request) (any, error) {
-		o, err := listOptions(r)
-		if err != nil {
-			return nil, err
-		}
-		return clients.List(r.Context(), o)
-	})
-	a.handle("POST /v1/clients", http.StatusCreated, func(r *http.Request) (any, error) {
-		var in crm.ClientInput
-		if err := readJSON(r, &in); err != nil {
-			return nil, err
-		}
-		return one("client")(clients.Create(r.Context(), in))
-	})
-	a.withID("GET /v1/clients/{id}", "client", http.StatusOK, func(r *http.Request, id string) (any, error) {
-		return one("client")(clients.Get(r.Context(), id))
-	})
-	a.withID("PUT /v1/clients/{id}", "client", http.StatusOK, func(r *http.Request, id string) (any, error) {
-		var in struct {
-			version
-			crm.ClientInput
-		}
-		if err := readJSON(r, &in); err != nil {
-			return nil, err
-		}
-		if err := in.check(); err != nil {
-			return nil, err
-		}
-		return one("client")(clients.Update(r.Context(), id, in.Version, in.ClientInput))
-	})
-	a.withID("DELETE /v1/clients/{id}", "client", http.StatusNoContent, func(r *http.Request, id string) (any, error) {
-		return nil, clients.Delete(r.Context(), id)
-	})
+	registerInput(a, "/v1/clients", inputKind[crm.Client, crm.ClientInput]{name: "client",
+		create: clients.Create, get: clients.Get, update: clients.Update, delete: clients.Delete,
+		list: func(r *http.Request, o crm.ListOptions) (any, error) {
+			return clients.List(r.Context(), o)
+		}})
 	a.withID("GET /v1/clients/{id}/members", "client", http.StatusOK, func(r *http.Request, id string) (any, error) {
 		return items(clients.Members(r.Context(), id))
 	})
@@ -349,44 +398,16 @@ func (a *app) clientRoutes() {
 func (a *app) billingRoutes() {
 	s := a.sdk.CRM
 	campaigns := s.Campaigns()
-	a.handle("GET /v1/campaigns", http.StatusOK, func(r *http.Request) (any, error) {
-		o, err := listOptions(r)
-		if err != nil {
-			return nil, err
-		}
-		q := query{r: r}
-		f := crm.CampaignFilter{ClientID: q.id("client_id"), Status: crm.CampaignStatus(q.text("status", 20))}
-		if err := q.v.err(); err != nil {
-			return nil, err
-		}
-		return campaigns.List(r.Context(), f, o)
-	})
-	a.handle("POST /v1/campaigns", http.StatusCreated, func(r *http.Request) (any, error) {
-		var in crm.CampaignInput
-		if err := readJSON(r, &in); err != nil {
-			return nil, err
-		}
-		return one("campaign")(campaigns.Create(r.Context(), in))
-	})
-	a.withID("GET /v1/campaigns/{id}", "campaign", http.StatusOK, func(r *http.Request, id string) (any, error) {
-		return one("campaign")(campaigns.Get(r.Context(), id))
-	})
-	a.withID("PUT /v1/campaigns/{id}", "campaign", http.StatusOK, func(r *http.Request, id string) (any, error) {
-		var in struct {
-			version
-			crm.CampaignInput
-		}
-		if err := readJSON(r, &in); err != nil {
-			return nil, err
-		}
-		if err := in.check(); err != nil {
-			return nil, err
-		}
-		return one("campaign")(campaigns.Update(r.Context(), id, in.Version, in.CampaignInput))
-	})
-	a.withID("DELETE /v1/campaigns/{id}", "campaign", http.StatusNoContent, func(r *http.Request, id string) (any, error) {
-		return nil, campaigns.Delete(r.Context(), id)
-	})
+	registerInput(a, "/v1/campaigns", inputKind[crm.Campaign, crm.CampaignInput]{name: "campaign",
+		create: campaigns.Create, get: campaigns.Get, update: campaigns.Update, delete: campaigns.Delete,
+		list: func(r *http.Request, o crm.ListOptions) (any, error) {
+			q := query{r: r}
+			f := crm.CampaignFilter{ClientID: q.id("client_id"), Status: crm.CampaignStatus(q.text("status", 20))}
+			if err := q.v.err(); err != nil {
+				return nil, err
+			}
+			return campaigns.List(r.Context(), f, o)
+		}})
 
 	proposals := s.Proposals()
 	a.handle("GET /v1/proposals", http.StatusOK, func(r *http.Request) (any, error) {
@@ -449,44 +470,16 @@ func (a *app) billingRoutes() {
 	})
 
 	invoices := s.Invoices()
-	a.handle("GET /v1/invoices", http.StatusOK, func(r *http.Request) (any, error) {
-		o, err := listOptions(r)
-		if err != nil {
-			return nil, err
-		}
-		q := query{r: r}
-		f := crm.InvoiceFilter{ClientID: q.id("client_id"), Status: crm.InvoiceStatus(q.text("status", 20))}
-		if err := q.v.err(); err != nil {
-			return nil, err
-		}
-		return invoices.List(r.Context(), f, o)
-	})
-	a.handle("POST /v1/invoices", http.StatusCreated, func(r *http.Request) (any, error) {
-		var in crm.InvoiceInput
-		if err := readJSON(r, &in); err != nil {
-			return nil, err
-		}
-		return one("invoice")(invoices.Create(r.Context(), in))
-	})
-	a.withID("GET /v1/invoices/{id}", "invoice", http.StatusOK, func(r *http.Request, id string) (any, error) {
-		return one("invoice")(invoices.Get(r.Context(), id))
-	})
-	a.withID("PUT /v1/invoices/{id}", "invoice", http.StatusOK, func(r *http.Request, id string) (any, error) {
-		var in struct {
-			version
-			crm.InvoiceInput
-		}
-		if err := readJSON(r, &in); err != nil {
-			return nil, err
-		}
-		if err := in.check(); err != nil {
-			return nil, err
-		}
-		return one("invoice")(invoices.Update(r.Context(), id, in.Version, in.InvoiceInput))
-	})
-	a.withID("DELETE /v1/invoices/{id}", "invoice", http.StatusNoContent, func(r *http.Request, id string) (any, error) {
-		return nil, invoices.Delete(r.Context(), id)
-	})
+	registerInput(a, "/v1/invoices", inputKind[crm.Invoice, crm.InvoiceInput]{name: "invoice",
+		create: invoices.Create, get: invoices.Get, update: invoices.Update, delete: invoices.Delete,
+		list: func(r *http.Request, o crm.ListOptions) (any, error) {
+			q := query{r: r}
+			f := crm.InvoiceFilter{ClientID: q.id("client_id"), Status: crm.InvoiceStatus(q.text("status", 20))}
+			if err := q.v.err(); err != nil {
+				return nil, err
+			}
+			return invoices.List(r.Context(), f, o)
+		}})
 	move := func(fn func(ctx context.Context, id string, in invoiceMove) (crm.Invoice, error)) func(r *http.Request, id string) (any, error) {
 		return func(r *http.Request, id string) (any, error) {
 			var in invoiceMove
