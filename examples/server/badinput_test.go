@@ -28,6 +28,11 @@ func TestNoInputAnswers500(t *testing.T) {
 		`{"lines":[{"description":"x","quantity":9223372036854775807,"unit_price":9223372036854775807}],"currency":"EUR"}`,
 		`{"values":{"a":[1],"b":{"c":null}}}`, `{"member_id":"` + tenancy.NewID() + `"}`, `{"channel":"email","purpose":"marketing","source":"x"}`,
 		`{"record_kind":"contact","name":"A B","type":"select"}`, "a,b\n\"unterminated"}
+	// CSV import: malformed files are a 4xx or a per-row report.
+	for _, b := range append(bodies, "a\n", "first_name\n\"x", "email,email\nx,y\n", strings.Repeat("a,", 10000)+"\n1\n") {
+		resp, raw := c.do("POST", "/v1/contacts/import", "text/csv", strings.NewReader(b))
+		require.Less(t, resp.StatusCode, 500, "import of %q answered %s", b, raw)
+	}
 	ids := []string{tenancy.NewID(), "x", "..%2f..", strings.Repeat("9", 300)}
 	param := regexp.MustCompile(`\{[a-z_]+\}`)
 	for _, r := range a.routes {
