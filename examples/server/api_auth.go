@@ -244,6 +244,10 @@ func (a *app) closeTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// Every other session ends now; the closer's stays, to reopen.
+	if err := a.tokens.revokeTenant(r.Context(), sessionOf(r.Context())); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"tenant": t})
 	return nil
 }

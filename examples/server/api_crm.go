@@ -14,6 +14,7 @@ import (
 func crmError(err error) (*apiError, bool) {
 	var verr *crm.ValidationError
 	var conflict *crm.ConflictError
+	var transition *crm.TransitionError
 	switch {
 	case errors.As(err, &verr):
 		ae := errInvalid()
@@ -24,6 +25,12 @@ func crmError(err error) (*apiError, bool) {
 	case errors.As(err, &conflict):
 		return &apiError{Status: http.StatusConflict, Code: "version_conflict",
 			Message: "the record changed since version " + strconv.FormatInt(conflict.Version, 10) + "; it is at " + strconv.FormatInt(conflict.Current, 10) + ": re-read and reapply"}, true
+	case errors.As(err, &transition):
+		return &apiError{Status: http.StatusConflict, Code: "invalid_transition",
+			Message: "a " + transition.Kind + " cannot go from " + transition.From + " to " + transition.To}, true
+	case errors.Is(err, crm.ErrInUse):
+		return &apiError{Status: http.StatusConflict, Code: "in_use", Message: "the record is in use or past its draft: " +
+			"void an issued invoice, remove what refers to the record first"}, true
 	case errors.Is(err, crm.ErrNotFound):
 		return errNotFound("record"), true
 	case errors.Is(err, crm.ErrInvalid):
@@ -55,7 +62,8 @@ func pathID(r *http.Request, what string) (string, error) {
 }
 
 // crud serves one CRM record kind: list, create, get, update (with its
-// version: optimistic concurrency), delete.
+// version: optimistic concurrency), delete. A nil update or delete is not
+// served.
 type crud[T any] struct {
 	name   string
 	create func(context.Context, T) (T, error)
@@ -104,6 +112,9 @@ func registerCRUD[T any](a *app, base string, c crud[T]) {
 		writeJSON(w, http.StatusOK, map[string]any{c.name: out})
 		return nil
 	})
+	if c.update == nil {
+		return
+	}
 	a.api("PUT "+base+"/{id}", member, func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathID(r, c.name)
 		if err != nil {
@@ -121,6 +132,9 @@ func registerCRUD[T any](a *app, base string, c crud[T]) {
 		writeJSON(w, http.StatusOK, map[string]any{c.name: out})
 		return nil
 	})
+	if c.delete == nil {
+		return
+	}
 	a.api("DELETE "+base+"/{id}", member, func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathID(r, c.name)
 		if err != nil {
@@ -152,4 +166,5 @@ func (a *app) crmRoutes() {
 		list: func(r *http.Request, o crm.ListOptions) (any, error) {
 			return companies.List(r.Context(), crm.CompanyFilter{}, o)
 		}})
+	a.recordRoutes()
 }

@@ -148,8 +148,18 @@ func (a *app) exportRequest(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/zip")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="export-%s.zip"`, req.ID))
 	if _, err := a.sdk.Retention.Export(r.Context(), req.ID, w); err != nil {
-		// Headers are gone: the truncated zip fails to open; log it.
+		// Headers are gone: the truncated zip fails to open; log it. The
+		// request stays open: nothing was delivered.
 		a.log.Error("export failed midway", "request", req.ID, "err", err)
+		return nil
+	}
+	// Delivered whole: the request is answered, so it is closed (its
+	// deadline no longer counts as pending). The export stays available
+	// to the tenant's owners and admins if the person needs it again.
+	if req.Status == retention.StatusOpen {
+		if _, err := a.sdk.Retention.Close(r.Context(), req.ID, retention.StatusCompleted); err != nil {
+			a.log.Error("closing a delivered request failed", "request", req.ID, "err", err)
+		}
 	}
 	return nil
 }

@@ -23,9 +23,11 @@ import (
 	"github.com/socialcrm/socialcrm/tenancy"
 )
 
-// Session lifetimes (P14): access tokens are short-lived and verified without
-// a database read; refresh tokens rotate on every use, and presenting a spent
-// one revokes the whole session (a stolen token is detected).
+// Session lifetimes (P14): access tokens are short-lived, signed, and
+// honoured only while their session is live (one primary-key read per
+// request: sign-out and tenant closure end them at once); refresh tokens
+// rotate on every use, and presenting a spent one revokes the whole session
+// (a stolen token is detected).
 const (
 	accessTTL    = 15 * time.Minute
 	sessionTTL   = 30 * 24 * time.Hour
@@ -248,6 +250,54 @@ func (t *tokens) revoke(ctx context.Context, c accessClaims) error {
 			Where("id = ?", c.Session).Where("revoked_at IS NULL").Exec(ctx)
 		return err
 	})
+}
+
+// live reports whether the session behind an access token is still live:
+// not revoked (sign-out, a replayed refresh token, the tenant's closure)
+// and not expired. Every authenticated request asks, so that an access
+// token dies with its session at once rather than up to accessTTL later;
+// it is one read by primary key.
+func (t *tokens) live(ctx context.Context, c accessClaims) (bool, error) {
+	if tenancy.ValidateID(c.Session) != nil {
+		return false, nil
+	}
+	ctx = tenancy.WithPrincipal(ctx, c.principal())
+	var n int64
+	err := tenancy.RunInTx(ctx, t.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		var ids []string
+		err := tx.NewSelect().Model((*session)(nil)).Column("id").Where("id = ?", c.Session).
+			Where("revoked_at IS NULL").Where("expires_at > ?", t.now()).Limit(1).Scan(ctx, &ids)
+		n = int64(len(ids))
+		return err
+	})
+	return n == 1, err
+}
+
+// revokeTenant ends every live session of the context's tenant except keep
+// (the session closing the tenant, which may still reopen it).
+func (t *tokens) revokeTenant(ctx context.Context, keep string) error {
+	return tenancy.RunInTx(ctx, t.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		q := tx.NewUpdate().Model((*session)(nil)).Set("revoked_at = ?", t.now()).Where("revoked_at IS NULL")
+		if keep != "" {
+			q = q.Where("id <> ?", keep)
+		}
+		_, err := q.Exec(ctx)
+		return err
+	})
+}
+
+// sessionKey is the context key of the request's session id.
+type sessionKey struct{}
+
+// withSession notes the request's session (none for an API key).
+func withSession(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, sessionKey{}, id)
+}
+
+// sessionOf returns the request's session id, "" for an API key.
+func sessionOf(ctx context.Context) string {
+	id, _ := ctx.Value(sessionKey{}).(string)
+	return id
 }
 
 // csrf returns the CSRF token bound to a value (the csrf cookie).

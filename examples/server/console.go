@@ -60,6 +60,7 @@ func (a *app) consoleTemplates() (*template.Template, error) {
 		"scopes":    func(s social.Scopes) string { return s.Join(" ") },
 		"daysLeft":  func(t time.Time) int { return int(time.Until(t).Hours() / 24) },
 		"subject":   subjectString,
+		"money":     money,
 		"isSandbox": func(m map[string]string, k string) bool { return m[k] == "sandbox" },
 	}).ParseFS(consoleFS, "console/*.html")
 }
@@ -108,6 +109,7 @@ func (a *app) consoleRoutes() error {
 	a.page("POST /console/tenant/close", member, "home", a.consoleCloseTenant)
 	a.page("POST /console/tenant/reopen", member, "home", a.consoleReopenTenant)
 	a.consoleCRMRoutes()
+	a.consoleBillingRoutes()
 	a.page("GET /console/keys", member, "keys", a.consoleKeys)
 	a.page("POST /console/keys", member, "keys", a.consoleCreateKey)
 	a.page("POST /console/keys/{id}/revoke", member, "keys", a.consoleRevokeKey)
@@ -132,11 +134,17 @@ func (a *app) page(pattern string, acc access, name string, h consoleHandler) {
 				return
 			}
 		}
-		if prin, ok := a.consoleSession(w, r); ok {
-			r = r.WithContext(tenancy.WithPrincipal(r.Context(), prin))
+		if prin, sid, ok := a.consoleSession(w, r); ok {
+			r = r.WithContext(withSession(tenancy.WithPrincipal(r.Context(), prin), sid))
 			p.Signed, p.Role = true, prin.Role
 			if t, err := a.sdk.Tenants.Tenant(r.Context()); err == nil {
 				p.Tenant = t
+			}
+			// A closed tenant's members see the overview (with the reopen
+			// button) and may sign out; nothing else.
+			if acc == member && p.Tenant.Status != tenancy.StatusActive && !closedOK[pattern] {
+				a.render(w, errTenantClosed.Status, "error", p, errTenantClosed)
+				return
 			}
 		} else if acc == member {
 			http.Redirect(w, r, "/console/login", http.StatusSeeOther)
@@ -237,27 +245,33 @@ func (a *app) setSessionCookies(w http.ResponseWriter, p pair) {
 	a.setCookie(w, cookieRefresh, p.RefreshToken, sessionTTL)
 }
 
-// consoleSession returns the principal of the console's cookies, rotating
-// the refresh token when the access token has expired.
-func (a *app) consoleSession(w http.ResponseWriter, r *http.Request) (tenancy.Principal, bool) {
+// consoleSession returns the principal of the console's cookies and its
+// session id, rotating the refresh token when the access token has
+// expired. A signed-out or revoked session is no session, at once.
+func (a *app) consoleSession(w http.ResponseWriter, r *http.Request) (tenancy.Principal, string, bool) {
 	if c, err := r.Cookie(cookieAccess); err == nil {
 		if claims, ok := a.tokens.verifyAccess(c.Value); ok {
-			return claims.principal(), true
+			if live, err := a.tokens.live(r.Context(), claims); err == nil && live {
+				return claims.principal(), claims.Session, true
+			} else if err != nil {
+				a.log.Error("console session check failed", "err", err)
+				return tenancy.Principal{}, "", false
+			}
 		}
 	}
 	c, err := r.Cookie(cookieRefresh)
 	if err != nil {
-		return tenancy.Principal{}, false
+		return tenancy.Principal{}, "", false
 	}
 	p, err := a.tokens.refresh(r.Context(), c.Value)
 	if err != nil {
 		// Keep the cookie: a request that lost a refresh race to another
 		// tab must not sign that tab out; a dead token just fails again.
-		return tenancy.Principal{}, false
+		return tenancy.Principal{}, "", false
 	}
 	a.setSessionCookies(w, p)
 	claims, _ := a.tokens.verifyAccess(p.AccessToken)
-	return claims.principal(), true
+	return claims.principal(), claims.Session, true
 }
 
 func seeOther(w http.ResponseWriter, r *http.Request, path, flash string) error {
@@ -341,6 +355,9 @@ func (a *app) consoleCloseTenant(w http.ResponseWriter, r *http.Request, p *page
 	}
 	t, err := a.sdk.Tenants.CloseTenant(r.Context(), a.sdk.Retention.Policy().ClosureGrace)
 	if err != nil {
+		return err
+	}
+	if err := a.tokens.revokeTenant(r.Context(), sessionOf(r.Context())); err != nil {
 		return err
 	}
 	return seeOther(w, r, "/console/", "Closed. Everything is erased after "+t.PurgeAfter.UTC().Format("2006-01-02")+" unless you reopen before.")

@@ -312,6 +312,10 @@ func driveEverything(t *testing.T, p *process) {
 	second0 := newClient(t, p.URL)
 	second0.token = str(r2, "session", "access_token")
 	second0.call("POST", "/v1/logout", nil, 204)
+	// Signing out ends the session at once: every access token it issued
+	// (c's from sign-up among them) is refused from now on.
+	c.call("GET", "/v1/me", nil, 401)
+	c.token = str(anon.call("POST", "/v1/login", map[string]string{"tenant_id": tenantID, "email": email, "password": canary}, 200), "session", "access_token")
 	anon.call("POST", "/v1/token/refresh", map[string]string{"refresh_token": str(r2, "session", "refresh_token")}, 401) // signed out
 	anon.call("POST", "/v1/token/refresh", map[string]string{"refresh_token": "rt1.x.y.z"}, 401)
 	anon.call("POST", "/v1/token/refresh", map[string]string{}, 400)
@@ -326,7 +330,10 @@ func driveEverything(t *testing.T, p *process) {
 	require.Equal(t, []string{"tenant_id"}, problems(anon.call("POST", "/v1/login", map[string]string{"tenant_id": "x", "email": "a", "password": "b"}, 400)))
 	second := newClient(t, p.URL)
 	second.token = str(li, "session", "access_token")
+	second.call("GET", "/v1/me", nil, 200)
 	second.call("POST", "/v1/logout", nil, 204)
+	second.call("GET", "/v1/me", nil, 401) // at once, not when the access token expires
+	c.call("GET", "/v1/me", nil, 200)      // another session of the same member lives on
 
 	// API keys: shown once, listed without the key, usable, revocable.
 	kc := c.call("POST", "/v1/api-keys", map[string]string{"name": "ci", "role": "staff"}, 201)
@@ -478,6 +485,7 @@ func driveEverything(t *testing.T, p *process) {
 	c.call("GET", "/v1/companies/"+str(co, "company", "id"), nil, 200)
 	c.call("DELETE", "/v1/companies/"+str(co, "company", "id"), nil, 204)
 	c.call("GET", "/v1/companies/"+str(co, "company", "id"), nil, 404)
+	driveRecords(t, c, p.URL, tenantID)
 
 	// The contact's export, then their erasure.
 	cx := c.call("POST", "/v1/privacy/requests", map[string]any{"kind": "export", "subject": map[string]string{"contact_id": contactID}}, 201)
@@ -499,8 +507,16 @@ func driveEverything(t *testing.T, p *process) {
 	c.call("GET", "/v1/privacy/requests/"+exID+"/export", nil, 409) // not verified
 	c.call("POST", "/v1/privacy/requests/"+exID+"/verify", map[string]string{"outcome": "maybe"}, 400)
 	c.call("POST", "/v1/privacy/requests/"+exID+"/verify", map[string]string{"outcome": "verified"}, 200)
+	require.Equal(t, "open", str(c.call("GET", "/v1/privacy/requests/"+exID, nil, 200), "request", "status"))
 	resp, zipped := c.do("GET", "/v1/privacy/requests/"+exID+"/export", "", nil)
 	require.Equal(t, 200, resp.StatusCode, "%s", zipped)
+	// Delivered: the access request is answered and closed.
+	done := c.call("GET", "/v1/privacy/requests/"+exID, nil, 200)
+	require.Equal(t, "completed", str(done, "request", "status"), "%v", done)
+	require.NotEmpty(t, str(done, "request", "completed_at"))
+	resp, _ = c.do("GET", "/v1/privacy/requests/"+exID+"/export", "", nil)
+	require.Equal(t, 200, resp.StatusCode, "the export stays available to owners and admins")
+	require.Equal(t, "completed", str(c.call("GET", "/v1/privacy/requests/"+exID, nil, 200), "request", "status"))
 	require.Equal(t, "application/zip", resp.Header.Get("Content-Type"))
 	zr, err := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped)))
 	require.NoError(t, err)
@@ -540,10 +556,21 @@ func driveEverything(t *testing.T, p *process) {
 	require.NotEmpty(t, audit["entries"])
 	require.NotContains(t, fmt.Sprint(audit), canary)
 	require.Equal(t, []string{"confirm"}, problems(c.call("POST", "/v1/tenant/close", map[string]string{"confirm": "wrong"}, 400)))
+	other := newClient(t, p.URL)
+	other.token = str(anon.call("POST", "/v1/login", login, 200), "session", "access_token")
+	other.call("GET", "/v1/contacts", nil, 200)
 	closed := c.call("POST", "/v1/tenant/close", map[string]string{"confirm": "Acme"}, 200)
 	require.Equal(t, "closed", str(closed, "tenant", "status"))
 	require.NotEmpty(t, str(closed, "tenant", "purge_after"))
+	// Closure ends every other session at once; the closer's may only see
+	// the tenant, reopen it or sign out.
+	other.call("GET", "/v1/me", nil, 401)
+	require.Equal(t, "tenant_closed", str(c.call("GET", "/v1/contacts", nil, 403), "error", "code"))
+	c.call("POST", "/v1/contacts", map[string]any{"first_name": "Late"}, 403)
+	require.Equal(t, "closed", str(c.call("GET", "/v1/tenant", nil, 200), "tenant", "status"))
 	require.Equal(t, "active", str(c.call("POST", "/v1/tenant/reopen", nil, 200), "tenant", "status"))
+	c.call("GET", "/v1/contacts", nil, 200)
+	other.call("GET", "/v1/me", nil, 401) // reopening does not revive ended sessions
 	c.call("GET", "/v1/tenant", nil, 200)
 
 	// The console answers (the browser test drives it).

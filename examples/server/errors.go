@@ -185,22 +185,30 @@ func readJSON(r *http.Request, v any) error {
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var maxBytes *http.MaxBytesError
-		if errors.As(err, &maxBytes) {
-			return err
-		}
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Field != "" {
-			return errInvalid(fieldProblem{Field: typeErr.Field, Problem: "must be a " + typeErr.Type.String()})
-		}
-		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			return errInvalid(fieldProblem{Field: strings.Trim(f, `"`), Problem: "unknown field"})
-		}
-		return errInvalid(fieldProblem{Field: "body", Problem: "invalid JSON: " + err.Error()})
+	if err := decodeError(dec.Decode(v)); err != nil {
+		return err
 	}
 	if dec.More() {
 		return errInvalid(fieldProblem{Field: "body", Problem: "trailing data after the JSON value"})
 	}
 	return nil
+}
+
+// decodeError turns a JSON decoding error into a 4xx naming the problem.
+func decodeError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var maxBytes *http.MaxBytesError
+	if errors.As(err, &maxBytes) {
+		return err
+	}
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) && typeErr.Field != "" {
+		return errInvalid(fieldProblem{Field: typeErr.Field, Problem: "must be a " + typeErr.Type.String()})
+	}
+	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return errInvalid(fieldProblem{Field: strings.Trim(f, `"`), Problem: "unknown field"})
+	}
+	return errInvalid(fieldProblem{Field: "body", Problem: "invalid JSON: " + err.Error()})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -112,18 +113,37 @@ func (a *app) buildRoutes() error {
 	return a.consoleRoutes()
 }
 
+// closedOK are the routes a signed-in member of a closed tenant may still
+// use: to see the tenant, reopen it (owners) and sign out. Every other
+// route refuses a closed tenant's sessions at once.
+var closedOK = map[string]bool{"GET /v1/me": true, "GET /v1/tenant": true, "POST /v1/tenant/reopen": true,
+	"POST /v1/logout": true, "GET /console/{$}": true, "POST /console/tenant/reopen": true, "POST /console/logout": true}
+
+// errTenantClosed answers a closed tenant's requests.
+var errTenantClosed = &apiError{Status: http.StatusForbidden, Code: "tenant_closed",
+	Message: "the tenant is closed: an owner may reopen it before it is purged"}
+
 // api registers an API route.
 func (a *app) api(pattern string, acc access, h apiHandler) {
 	method, path, _ := strings.Cut(pattern, " ")
 	a.routes = append(a.routes, route{Method: method, Path: path})
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if acc == member {
-			p, err := a.bearer(r)
+			p, sid, err := a.bearer(r)
 			if err != nil {
 				writeError(w, r, a.log, err)
 				return
 			}
-			r = r.WithContext(tenancy.WithPrincipal(r.Context(), p))
+			ctx := withSession(tenancy.WithPrincipal(r.Context(), p), sid)
+			// API keys of a closed tenant are refused by tenancy; a
+			// session's tenant is checked here, on every request.
+			if sid != "" && !closedOK[pattern] {
+				if err := a.tenantActive(ctx); err != nil {
+					writeError(w, r, a.log, err)
+					return
+				}
+			}
+			r = r.WithContext(ctx)
 		}
 		if err := h(w, r); err != nil {
 			writeError(w, r, a.log, err)
@@ -131,26 +151,49 @@ func (a *app) api(pattern string, acc access, h apiHandler) {
 	})
 }
 
-// bearer authenticates an API request: an access token from sign-in or an
-// API key, in the Authorization header (never in a cookie: API routes are
-// not reachable by cross-site forms).
-func (a *app) bearer(r *http.Request) (tenancy.Principal, error) {
+// bearer authenticates an API request: an access token from sign-in (whose
+// session must still be live) or an API key, in the Authorization header
+// (never in a cookie: API routes are not reachable by cross-site forms). It
+// returns the session id, "" for an API key.
+func (a *app) bearer(r *http.Request) (tenancy.Principal, string, error) {
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || tok == "" {
-		return tenancy.Principal{}, errUnauthorized
+		return tenancy.Principal{}, "", errUnauthorized
 	}
 	if strings.HasPrefix(tok, "at1.") {
 		c, ok := a.tokens.verifyAccess(tok)
 		if !ok {
-			return tenancy.Principal{}, errUnauthorized
+			return tenancy.Principal{}, "", errUnauthorized
 		}
-		return c.principal(), nil
+		live, err := a.tokens.live(r.Context(), c)
+		if err != nil {
+			return tenancy.Principal{}, "", err
+		}
+		if !live {
+			return tenancy.Principal{}, "", errUnauthorized
+		}
+		return c.principal(), c.Session, nil
 	}
 	p, err := a.sdk.Tenants.AuthenticateAPIKey(r.Context(), tok)
 	if err != nil {
-		return tenancy.Principal{}, errUnauthorized
+		return tenancy.Principal{}, "", errUnauthorized
 	}
-	return p, nil
+	return p, "", nil
+}
+
+// tenantActive refuses a closed (or purged) tenant.
+func (a *app) tenantActive(ctx context.Context) error {
+	t, err := a.sdk.Tenants.Tenant(ctx)
+	if err != nil {
+		if errors.Is(err, tenancy.ErrNotFound) {
+			return errUnauthorized
+		}
+		return err
+	}
+	if t.Status != tenancy.StatusActive {
+		return errTenantClosed
+	}
+	return nil
 }
 
 // middleware logs each request and sets the headers every answer carries.
