@@ -97,8 +97,7 @@
 // crash loses nothing and nothing is stored twice; Once claims a key,
 // runs a handler whose effects reach beyond this database, and marks it
 // processed (a claim left by a dead process is taken over after its
-// lease); FirstDelivery only records. PruneDeliveries forgets keys after
-// the platform's retry window.
+// lease). PruneDeliveries forgets keys after the platform's retry window.
 //
 // # Concurrency
 //

@@ -40,20 +40,6 @@ func mustTenant(ctx context.Context) string {
 	return tid
 }
 
-// FirstDelivery records a webhook delivery of platform identified by key
-// and reports whether it is the first: platforms deliver at least once, so
-// a handler processes a delivery only when FirstDelivery says so. Keys are
-// kept until PruneDeliveries removes them. The record is committed before
-// the handler runs, so a process that dies in between loses the delivery:
-// where the handler writes to this database, use Deliver instead.
-func (s *Store) FirstDelivery(ctx context.Context, platform, key string) (bool, error) {
-	first, err := firstDeliveries(ctx, s.db, platform, []string{key}, s.clock())
-	if err != nil {
-		return false, err
-	}
-	return first[0], nil
-}
-
 // Deliver processes a webhook delivery once and crash-safely: in one
 // transaction on the store's database it records the delivery's keys of
 // platform (its event ids, with one multi-row insert) and calls fn with
