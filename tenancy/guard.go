@@ -11,6 +11,8 @@ import (
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/schema"
+
+	"github.com/socialcrm/socialcrm/internal/sqldb"
 )
 
 // Guard is a bun query hook that stops statements on tenant-owned tables
@@ -57,6 +59,7 @@ type Guard struct {
 	known  map[reflect.Type]bool
 	tables []string         // tenant-owned table names, unquoted
 	unsafe map[string]error // tenant-owned tables with a relation that can cross tenants
+	shapes shapeCache
 }
 
 var _ bun.QueryHook = (*Guard)(nil)
@@ -70,6 +73,7 @@ func InstallGuard(db *bun.DB, models ...any) (*Guard, error) {
 	g := &Guard{db: db, known: make(map[reflect.Type]bool), unsafe: make(map[string]error)}
 	err := g.Register(models...)
 	db.AddQueryHook(g)
+	sqldb.SetCheck(db.DB, g.checkDriver)
 	return g, err
 }
 
@@ -158,6 +162,7 @@ func (g *Guard) learn(t *schema.Table) error {
 	g.known[t.Type] = owned
 	if owned {
 		g.tables = append(g.tables, t.Name)
+		g.shapes.reset() // shapes read before did not know this table
 		if err != nil {
 			g.unsafe[t.Name] = err
 		}
@@ -165,73 +170,109 @@ func (g *Guard) learn(t *schema.Table) error {
 	return err
 }
 
-// BeforeQuery implements bun.QueryHook.
+// BeforeQuery implements bun.QueryHook. It refuses early, before bun takes
+// a connection; the driver checks every statement again (see InstallGuard),
+// so a later hook cannot undo a refusal.
 func (g *Guard) BeforeQuery(ctx context.Context, ev *bun.QueryEvent) context.Context {
 	if tm, ok := ev.Model.(bun.TableModel); ok {
-		_ = g.learn(tm.Table()) // an unsafe relation is refused below
+		_ = g.learn(tm.Table()) // an unsafe relation is refused by check
 	}
-	sql := stripComments(ev.Query)
-	lower := strings.ToLower(sql)
-	// Only RunInTx may choose the tenant row-level security enforces.
-	if strings.Contains(lower, "app.tenant_id") && ctx.Value(settingTenantKey{}) == nil {
-		return refuse(ctx, fmt.Errorf("%w: only tenancy.RunInTx may set app.tenant_id", ErrUnscoped))
+	if err := g.check(ctx, ev.Query); err != nil {
+		return refuse(ctx, ev.Query, err)
 	}
-	bare := unquote(lower)
-	table, unsafe := g.ownedTableIn(bare)
-	if table == "" {
-		return ctx
-	}
-	op := operation(ev, lower)
-	switch op {
-	case "select", "insert", "update", "delete", "with", "merge", "values":
-		if unsafe != nil {
-			return refuse(ctx, unsafe)
-		}
-	case "create":
-		// Schema changes by migrations pass; a table or view filled from a
-		// tenant-owned table would carry every tenant's rows out of reach.
-		if !containsIdent(lower, "select") {
-			return ctx
-		}
-		return refuse(ctx, fmt.Errorf("%w: CREATE … AS SELECT from %s", ErrUnscoped, table))
-	case "alter", "drop":
-		return ctx
-	default:
-		// TRUNCATE ignores row-level security and the hooks; REPLACE and
-		// anything else unknown fail closed.
-		return refuse(ctx, fmt.Errorf("%w: %s on %s is not allowed", ErrUnscoped, strings.ToUpper(op), table))
-	}
-	tid, err := TenantID(ctx)
-	if err != nil {
-		return refuse(ctx, fmt.Errorf("%w (%s on %s)", err, strings.ToUpper(op), table))
-	}
-	if err := scopedTo(sql, lower, bare, op, tid); err != nil {
-		return refuse(ctx, fmt.Errorf("%w: %s on %s: %s", ErrUnscoped, strings.ToUpper(op), table, err))
-	}
-	return ctx
+	return context.WithValue(ctx, approvedKey{}, ev.Query)
 }
 
-// settingTenantKey marks the context of RunInTx's own set_config call.
+// settingTenantKey marks the context of RunInTx's own set_config calls.
 type settingTenantKey struct{}
 
-// operation names the statement's kind in lower case. bun reports every raw
-// query as a SELECT, so for those the SQL's first word decides.
-func operation(ev *bun.QueryEvent, lower string) string {
-	if _, raw := ev.IQuery.(*bun.RawQuery); !raw && ev.IQuery != nil {
-		op, _, _ := strings.Cut(strings.ToLower(ev.Operation()), " ")
-		if op != "insert" || !strings.Contains(lower, "insert or replace") {
-			return op
+// rowSecurityKey marks the context of EnableRowSecurity's statements.
+type rowSecurityKey struct{}
+
+// approvedKey holds the statement text BeforeQuery let through, so that
+// the driver need not check it twice.
+type approvedKey struct{}
+
+// refusedKey finds the refusal BeforeQuery recorded in a context.
+type refusedKey struct{}
+
+// checkDriver is the Check the driver runs before each statement: a
+// statement BeforeQuery refused stays refused, whatever the context became
+// since (context.WithoutCancel, other values), and one it did not see is
+// checked now.
+func (g *Guard) checkDriver(ctx context.Context, query string) error {
+	if r, ok := ctx.Value(refusedKey{}).(*refused); ok && r.query == query {
+		return r.err
+	}
+	if q, ok := ctx.Value(approvedKey{}).(string); ok && q == query {
+		return nil
+	}
+	return g.check(ctx, query)
+}
+
+// check decides whether query may run in ctx.
+func (g *Guard) check(ctx context.Context, query string) error {
+	key, lits, cacheable := blankLiterals(query)
+	var sh *shape
+	if cacheable {
+		sh = g.shapes.get(key)
+	}
+	if sh == nil {
+		sh = analyze(query, lits, cacheable, g.isOwned)
+		if cacheable {
+			g.shapes.put(key, sh)
 		}
-		return "replace"
 	}
-	q := strings.TrimLeft(lower, " \t\r\n(")
-	if i := strings.IndexFunc(q, func(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '(' }); i > 0 {
-		q = q[:i]
+	var tid string
+	if sh.owned {
+		for _, t := range sh.tables {
+			if err := g.unsafeIn(t); err != nil {
+				return err
+			}
+		}
+		var err error
+		if tid, err = TenantID(ctx); err != nil {
+			return fmt.Errorf("%w (statement on %s)", err, sh.tables[0])
+		}
 	}
-	if q == "insert" && strings.Contains(lower, "insert or replace") {
-		return "replace"
+	if sh.err != nil {
+		return sh.err
 	}
-	return q
+	if sh.setting && ctx.Value(settingTenantKey{}) == nil {
+		return fmt.Errorf("%w: only tenancy.RunInTx may change the settings row-level security depends on", ErrUnscoped)
+	}
+	if sh.policy && ctx.Value(rowSecurityKey{}) == nil {
+		return fmt.Errorf("%w: only tenancy.EnableRowSecurity may change row-level security", ErrUnscoped)
+	}
+	if !sh.owned {
+		return nil
+	}
+	quoted := "'" + strings.ReplaceAll(tid, "'", "''") + "'"
+	for _, l := range sh.tenant {
+		if l.ord >= 0 && literalAt(query, lits[l.ord]) != quoted || l.ord < 0 && l.val != tid {
+			return fmt.Errorf("%w: statement on %s names another tenant", ErrUnscoped, sh.tables[0])
+		}
+	}
+	return nil
+}
+
+// isOwned reports whether name is a tenant-owned table, ignoring case.
+func (g *Guard) isOwned(name string) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	for _, t := range g.tables {
+		if strings.EqualFold(t, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// unsafeIn returns the error of table if a relation of it is unsafe.
+func (g *Guard) unsafeIn(table string) error {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.unsafe[table]
 }
 
 // stripComments removes -- and /* */ comments outside string literals, so
@@ -293,107 +334,29 @@ func unquote(q string) string {
 // AfterQuery implements bun.QueryHook.
 func (*Guard) AfterQuery(context.Context, *bun.QueryEvent) {}
 
-// ownedTableIn returns a tenant-owned table named in query, preferring one
-// with an unsafe relation, and that relation's error.
-func (g *Guard) ownedTableIn(query string) (string, error) {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	found := ""
-	for _, name := range g.tables {
-		if containsIdent(query, name) {
-			if err := g.unsafe[name]; err != nil {
-				return name, err
-			}
-			if found == "" {
-				found = name
-			}
-		}
-	}
-	return found, nil
-}
-
-// containsIdent reports whether name occurs in query as a whole identifier.
-func containsIdent(query, name string) bool {
-	for i := 0; ; {
-		j := strings.Index(query[i:], name)
-		if j < 0 {
-			return false
-		}
-		start, end := i+j, i+j+len(name)
-		if (start == 0 || !identByte(query[start-1])) && (end == len(query) || !identByte(query[end])) {
-			return true
-		}
-		i = end
-	}
-}
-
-func identByte(b byte) bool {
-	return b == '_' || b == '$' || '0' <= b && b <= '9' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z'
-}
-
-// scopedTo checks that sql is confined to tenant tid: a select, update or
-// delete carries the predicate tenant_id = '<tid>' and no tenant_id
-// comparison or assignment with another value; an insert carries the
-// tenant's id and updates on conflict only within the tenant.
-func scopedTo(sql, lower, bare, op, tid string) error {
-	if op == "insert" {
-		if !strings.Contains(sql, "'"+tid+"'") {
-			return errors.New("the tenant's id is not among the values")
-		}
-		if i := strings.Index(lower, "do update"); i >= 0 {
-			j := strings.LastIndex(lower[:i], "on conflict")
-			if j < 0 || !strings.Contains(lower[j:i], "tenant_id") {
-				return errors.New("ON CONFLICT … DO UPDATE must name tenant_id in its conflict target")
-			}
-		}
-	}
-	found := false
-	rest := bare
-	for {
-		i := strings.Index(rest, "tenant_id")
-		if i < 0 {
-			break
-		}
-		rest = rest[i+len("tenant_id"):]
-		t := strings.TrimLeft(rest, " \t\r\n")
-		if !strings.HasPrefix(t, "=") || strings.HasPrefix(t, "==") {
-			continue
-		}
-		t = strings.TrimLeft(t[1:], " \t\r\n")
-		if ident := strings.TrimRight(t[:len(t)-len(strings.TrimLeft(t, "abcdefghijklmnopqrstuvwxyz0123456789_.$"))], "."); strings.HasSuffix(ident, "tenant_id") {
-			continue // a join on tenant_id = other.tenant_id
-		}
-		if !strings.HasPrefix(t, "'") {
-			if op != "insert" {
-				return errors.New("tenant_id is compared with or set to something other than the tenant's id")
-			}
-			continue
-		}
-		if !strings.HasPrefix(t, "'"+tid+"'") {
-			return errors.New("tenant_id is compared with or set to another tenant's id")
-		}
-		found = true
-	}
-	if !found && op != "insert" {
-		return errors.New("no tenant_id predicate")
-	}
-	return nil
-}
-
 // refused is a context that is already done with a tenancy error, so that
 // database/sql returns that error before taking a connection.
+// The refusal stays readable through Value by the driver's check, even in
+// a context derived from it without its cancellation.
 type refused struct {
 	context.Context
-	err  error
-	done chan struct{}
+	query string
+	err   error
+	done  chan struct{}
 }
 
-func refuse(parent context.Context, err error) context.Context {
+func refuse(parent context.Context, query string, err error) context.Context {
 	done := make(chan struct{})
 	close(done)
-	return refused{Context: parent, err: err, done: done}
+	return &refused{Context: parent, query: query, err: err, done: done}
 }
 
-func (r refused) Done() <-chan struct{}       { return r.done }
-func (r refused) Err() error                  { return r.err }
-func (r refused) Deadline() (time.Time, bool) { return r.Context.Deadline() }
+func (r *refused) Done() <-chan struct{}       { return r.done }
+func (r *refused) Err() error                  { return r.err }
+func (r *refused) Deadline() (time.Time, bool) { return r.Context.Deadline() }
+func (r *refused) Value(key any) any {
+	if key == (refusedKey{}) {
+		return r
+	}
+	return r.Context.Value(key)
+}

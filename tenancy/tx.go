@@ -18,29 +18,47 @@ import (
 //
 // Without a tenant in ctx, RunInTx fails with ErrNoTenant and fn is not
 // called. fn receives ctx unchanged. When db is already a bun.Tx, RunInTx
-// runs fn in a savepoint of it.
+// runs fn in a savepoint of it, and when fn returns the outer transaction's
+// tenant is in force again: RunInTx(A) around RunInTx(B) sees A's rows
+// after B's part (a failed savepoint rolls the setting back with it).
 func RunInTx(ctx context.Context, db bun.IDB, opts *sql.TxOptions, fn func(ctx context.Context, tx bun.Tx) error) error {
 	tid, err := TenantID(ctx)
 	if err != nil {
 		return err
 	}
+	_, nested := db.(bun.Tx)
 	return db.RunInTx(ctx, opts, func(_ context.Context, tx bun.Tx) error {
-		if err := setTenant(ctx, tx, tid); err != nil {
+		prev, err := setTenant(ctx, tx, tid, nested)
+		if err != nil {
 			return err
 		}
-		return fn(ctx, tx)
+		if err := fn(ctx, tx); err != nil {
+			return err
+		}
+		if nested && tx.Dialect().Name() == dialect.PG {
+			_, err = setTenant(ctx, tx, prev, false)
+		}
+		return err
 	})
 }
 
-func setTenant(ctx context.Context, tx bun.Tx, tid string) error {
+// setTenant sets app.tenant_id to tid for the rest of tx on PostgreSQL, and
+// returns the value it had when nested is set.
+func setTenant(ctx context.Context, tx bun.Tx, tid string, nested bool) (prev string, err error) {
 	if tx.Dialect().Name() != dialect.PG {
-		return nil
+		return "", nil
 	}
 	ctx = context.WithValue(ctx, settingTenantKey{}, true)
-	if _, err := tx.ExecContext(ctx, "SELECT set_config('app.tenant_id', ?, true)", tid); err != nil {
-		return fmt.Errorf("tenancy: set tenant for transaction: %w", err)
+	if nested {
+		err = tx.NewRaw("SELECT coalesce(current_setting('app.tenant_id', true), ''), set_config('app.tenant_id', ?, true)", tid).
+			Scan(ctx, &prev, new(string))
+	} else {
+		_, err = tx.ExecContext(ctx, "SELECT set_config('app.tenant_id', ?, true)", tid)
 	}
-	return nil
+	if err != nil {
+		return "", fmt.Errorf("tenancy: set tenant for transaction: %w", err)
+	}
+	return prev, nil
 }
 
 // EnableRowSecurity puts a PostgreSQL row-level-security policy on table,
@@ -65,6 +83,7 @@ func EnableRowSecurity(ctx context.Context, db bun.IDB, table string) error {
 			USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), ''))
 			WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), ''))`,
 	}
+	ctx = context.WithValue(ctx, rowSecurityKey{}, true)
 	for _, s := range stmts {
 		if _, err := db.ExecContext(ctx, s, bun.Ident(table)); err != nil {
 			return fmt.Errorf("tenancy: row security on %s: %w", table, err)

@@ -1,6 +1,8 @@
 // Package sqldb opens the databases socialcrm runs on, configured the way
 // its tests and benchmarks measured: modernc SQLite in WAL mode with
 // immediate write transactions, and PostgreSQL through bun's pgdriver.
+// Their connections run a Check (SetCheck) before every statement, where
+// no query hook can reach.
 package sqldb
 
 import (
@@ -27,11 +29,8 @@ func SQLite(path string) (*bun.DB, error) {
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Set("_txlock", "immediate")
-	sqldb, err := sql.Open(sqliteshim.ShimName, "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("sqldb: open sqlite: %w", err)
-	}
-	db := bun.NewDB(sqldb, sqlitedialect.New())
+	c := &connector{base: dsnConnector{dsn: "file:" + path + "?" + q.Encode(), d: sqliteshim.Driver()}}
+	db := bun.NewDB(sql.OpenDB(c), sqlitedialect.New())
 	if err := db.Ping(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqldb: open sqlite: %w", err)
@@ -42,8 +41,8 @@ func SQLite(path string) (*bun.DB, error) {
 // Postgres connects to the PostgreSQL server named by dsn
 // (postgres://user@host:port/db?sslmode=disable&search_path=…).
 func Postgres(dsn string) (*bun.DB, error) {
-	sqldb := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dsn)))
-	db := bun.NewDB(sqldb, pgdialect.New())
+	c := &connector{base: pgdriver.NewConnector(pgdriver.WithDSN(dsn))}
+	db := bun.NewDB(sql.OpenDB(c), pgdialect.New())
 	if err := db.Ping(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqldb: connect postgres: %w", err)

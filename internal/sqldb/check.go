@@ -1,0 +1,155 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"sync/atomic"
+)
+
+// Check decides whether query may run in ctx; an error refuses it, and the
+// driver returns that error without sending anything.
+type Check func(ctx context.Context, query string) error
+
+// SetCheck makes every statement db sends from now on — Exec, Query and
+// Prepare, through bun or database/sql directly, on any connection — pass
+// check first, at the driver, after every query hook has run. It reports
+// false, and does nothing, when db was not opened by this package.
+func SetCheck(db *sql.DB, check Check) bool {
+	d, ok := db.Driver().(checkingDriver)
+	if !ok {
+		return false
+	}
+	d.c.check.Store(&check)
+	return true
+}
+
+// connector wraps a driver's connector so that its connections run the
+// installed Check.
+type connector struct {
+	base  driver.Connector
+	check atomic.Pointer[Check]
+}
+
+// dsnConnector is a connector for a driver without one of its own.
+type dsnConnector struct {
+	dsn string
+	d   driver.Driver
+}
+
+func (c dsnConnector) Connect(context.Context) (driver.Conn, error) { return c.d.Open(c.dsn) }
+func (c dsnConnector) Driver() driver.Driver                        { return c.d }
+
+func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
+	cn, err := c.base.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &conn{Conn: cn, c: c}, nil
+}
+
+func (c *connector) Driver() driver.Driver { return checkingDriver{c} }
+
+// checkingDriver is what (*sql.DB).Driver returns for a handle of this
+// package; it opens connections only through the connector.
+type checkingDriver struct{ c *connector }
+
+var errOpen = errors.New("sqldb: open connections through the connector")
+
+func (checkingDriver) Open(string) (driver.Conn, error) { return nil, errOpen }
+
+// conn runs the Check before every statement and forwards everything else.
+type conn struct {
+	driver.Conn
+	c *connector
+}
+
+var (
+	_ driver.ExecerContext      = (*conn)(nil)
+	_ driver.QueryerContext     = (*conn)(nil)
+	_ driver.ConnPrepareContext = (*conn)(nil)
+	_ driver.ConnBeginTx        = (*conn)(nil)
+	_ driver.Pinger             = (*conn)(nil)
+	_ driver.SessionResetter    = (*conn)(nil)
+	_ driver.Validator          = (*conn)(nil)
+	_ driver.NamedValueChecker  = (*conn)(nil)
+)
+
+func (c *conn) checkQuery(ctx context.Context, query string) error {
+	if f := c.c.check.Load(); f != nil {
+		return (*f)(ctx, query)
+	}
+	return nil
+}
+
+func (c *conn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	if err := c.checkQuery(ctx, query); err != nil {
+		return nil, err
+	}
+	if p, ok := c.Conn.(driver.ConnPrepareContext); ok {
+		return p.PrepareContext(ctx, query)
+	}
+	return c.Conn.Prepare(query)
+}
+
+func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	e, ok := c.Conn.(driver.ExecerContext)
+	if !ok {
+		return nil, driver.ErrSkip // database/sql prepares instead, and PrepareContext checks
+	}
+	if err := c.checkQuery(ctx, query); err != nil {
+		return nil, err
+	}
+	return e.ExecContext(ctx, query, args)
+}
+
+func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	q, ok := c.Conn.(driver.QueryerContext)
+	if !ok {
+		return nil, driver.ErrSkip
+	}
+	if err := c.checkQuery(ctx, query); err != nil {
+		return nil, err
+	}
+	return q.QueryContext(ctx, query, args)
+}
+
+func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	if b, ok := c.Conn.(driver.ConnBeginTx); ok {
+		return b.BeginTx(ctx, opts)
+	}
+	return c.Conn.Begin() //nolint:staticcheck // the driver has nothing better
+}
+
+func (c *conn) Ping(ctx context.Context) error {
+	if p, ok := c.Conn.(driver.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
+func (c *conn) ResetSession(ctx context.Context) error {
+	if r, ok := c.Conn.(driver.SessionResetter); ok {
+		return r.ResetSession(ctx)
+	}
+	return nil
+}
+
+func (c *conn) IsValid() bool {
+	if v, ok := c.Conn.(driver.Validator); ok {
+		return v.IsValid()
+	}
+	return true
+}
+
+func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
+	if n, ok := c.Conn.(driver.NamedValueChecker); ok {
+		return n.CheckNamedValue(nv)
+	}
+	return driver.ErrSkip
+}

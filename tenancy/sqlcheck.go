@@ -1,0 +1,808 @@
+package tenancy
+
+import (
+	"fmt"
+	"strings"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+	pgquery "github.com/wasilibs/go-pgquery"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// shape is what the Guard learns from one statement text with its literals
+// blanked out: everything but the tenant's id, which the context supplies.
+type shape struct {
+	err     error  // a refusal that holds whatever the context
+	owned   bool   // reads or writes a tenant-owned table: needs a tenant
+	tables  []string // the tenant-owned tables it reads or writes
+	tenant  []lit  // the string literals that must be the tenant's id
+	setting bool   // can change settings row-level security depends on
+	policy  bool   // changes row-level security of a table
+}
+
+// analyze parses query with PostgreSQL's own grammar (libpg_query, run as
+// WebAssembly: pure Go, no cgo) and works out its shape. bun quotes
+// identifiers with double quotes on SQLite too, so the one grammar reads
+// both dialects; a statement it cannot read (SQLite's INSERT OR REPLACE,
+// REPLACE, a second ON CONFLICT) is refused when it names a tenant-owned
+// table. lits holds the byte offsets of the query's string literals, as
+// blankLiterals found them, when the shape is to be cached.
+func analyze(query string, lits []int, cached bool, owned func(string) bool) *shape {
+	sh := &shape{}
+	tree, err := pgquery.Parse(query)
+	if err != nil {
+		bare := unquote(strings.ToLower(stripComments(query)))
+		for _, w := range []string{"set_config", "app.", "row level security", "policy"} {
+			if strings.Contains(bare, w) {
+				sh.err = fmt.Errorf("%w: a statement the Guard cannot read mentions %q", ErrUnscoped, w)
+				return sh
+			}
+		}
+		for _, word := range identWords(bare) {
+			if owned(word) {
+				sh.err = fmt.Errorf("%w: a statement on %s the Guard cannot read (REPLACE, INSERT OR REPLACE and a second ON CONFLICT are never allowed)", ErrUnscoped, word)
+				return sh
+			}
+		}
+		return sh
+	}
+	a := &analysis{owned: owned, sh: sh}
+	if cached {
+		a.litAt = make(map[int32]int, len(lits))
+		for i, at := range lits {
+			a.litAt[int32(at)] = i
+		}
+	}
+	for _, raw := range tree.Stmts {
+		a.top(raw.Stmt)
+	}
+	return sh
+}
+
+// identWords splits a lower-cased, unquoted statement into its words.
+func identWords(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r > 0x7f || !identByte(byte(r)) })
+}
+
+// lit is a string literal of a statement: its ordinal among the
+// statement's literals when the shape is cached (values differ from one
+// statement to the next), else its value.
+type lit struct {
+	ord int
+	val string
+}
+
+// analysis walks one parsed statement.
+type analysis struct {
+	owned func(string) bool
+	sh    *shape
+	litAt map[int32]int // byte offset of a string literal -> its ordinal; nil: not cached
+}
+
+func (a *analysis) fail(format string, args ...any) {
+	if a.sh.err == nil {
+		a.sh.err = fmt.Errorf("%w: "+format, append([]any{ErrUnscoped}, args...)...)
+	}
+}
+
+// inner returns the message a Node wraps, or nil.
+func inner(n *pg.Node) proto.Message {
+	if n == nil {
+		return nil
+	}
+	m := n.ProtoReflect()
+	fd := m.WhichOneof(m.Descriptor().Oneofs().Get(0))
+	if fd == nil {
+		return nil
+	}
+	return m.Get(fd).Message().Interface()
+}
+
+// walk visits m and every message below it, depth first, descending only
+// where fn returns true.
+func walk(m protoreflect.Message, fn func(proto.Message) bool) {
+	if !m.IsValid() || !fn(m.Interface()) {
+		return
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsMap() || fd.Message() == nil:
+		case fd.IsList():
+			l := v.List()
+			for i := range l.Len() {
+				walk(l.Get(i).Message(), fn)
+			}
+		default:
+			walk(v.Message(), fn)
+		}
+		return true
+	})
+}
+
+// sqlExecutors are functions that run SQL given as text, which the Guard
+// cannot see into.
+var sqlExecutors = []string{"query_to_xml", "cursor_to_xml", "table_to_xml", "schema_to_xml", "database_to_xml", "dblink", "pg_read_file", "lo_import", "lo_export"}
+
+// top checks one statement of the text.
+func (a *analysis) top(n *pg.Node) {
+	m := inner(n)
+	if m == nil {
+		return
+	}
+	// Whatever the statement, no function may set settings or run SQL
+	// text, and the settings view may not be written.
+	walk(m.ProtoReflect(), func(x proto.Message) bool {
+		switch x := x.(type) {
+		case *pg.FuncCall:
+			name := ""
+			if len(x.Funcname) > 0 {
+				name = strings.ToLower(x.Funcname[len(x.Funcname)-1].GetString_().GetSval())
+			}
+			if name == "set_config" {
+				a.sh.setting = true
+			}
+			for _, f := range sqlExecutors {
+				if strings.HasPrefix(name, f) {
+					a.fail("%s runs SQL the Guard cannot see", name)
+				}
+			}
+		case *pg.RangeVar:
+			if strings.EqualFold(x.Relname, "pg_settings") {
+				a.sh.setting = true
+			}
+		}
+		return true
+	})
+	switch s := m.(type) {
+	case *pg.SelectStmt, *pg.InsertStmt, *pg.UpdateStmt, *pg.DeleteStmt:
+		a.query(m, nil)
+	case *pg.ExplainStmt:
+		a.top(s.Query)
+	case *pg.VariableSetStmt:
+		name := strings.ToLower(s.Name)
+		switch {
+		case strings.HasPrefix(name, "app."), s.Kind == pg.VariableSetKind_VAR_RESET_ALL,
+			name == "role", name == "session_authorization", name == "search_path", name == "row_security":
+			a.sh.setting = true
+		}
+	case *pg.DiscardStmt:
+		a.sh.setting = true
+	case *pg.DoStmt:
+		a.fail("DO blocks are not allowed")
+	case *pg.CreateFunctionStmt, *pg.AlterFunctionStmt, *pg.CreatePLangStmt, *pg.RuleStmt, *pg.CreateEventTrigStmt:
+		a.fail("defining functions, procedures, rules or event triggers is not allowed")
+	case *pg.CreatePolicyStmt, *pg.AlterPolicyStmt:
+		a.sh.policy = true
+	case *pg.DropStmt:
+		if s.RemoveType == pg.ObjectType_OBJECT_POLICY {
+			a.sh.policy = true
+		}
+	case *pg.AlterTableStmt:
+		for _, c := range s.Cmds {
+			switch c.GetAlterTableCmd().GetSubtype() {
+			case pg.AlterTableType_AT_EnableRowSecurity, pg.AlterTableType_AT_DisableRowSecurity,
+				pg.AlterTableType_AT_ForceRowSecurity, pg.AlterTableType_AT_NoForceRowSecurity:
+				a.sh.policy = true
+			}
+		}
+	case *pg.TransactionStmt, *pg.VariableShowStmt, *pg.CreateStmt, *pg.IndexStmt, *pg.RenameStmt,
+		*pg.CommentStmt, *pg.CreateSchemaStmt, *pg.CreateSeqStmt, *pg.AlterSeqStmt, *pg.CreateEnumStmt,
+		*pg.AlterEnumStmt, *pg.CreateDomainStmt, *pg.GrantStmt:
+		// Schema changes by migrations.
+	default:
+		// Anything else — TRUNCATE (which row-level security ignores),
+		// COPY, CREATE TABLE AS, views, MERGE, PREPARE, LOCK — may not
+		// touch a tenant-owned table.
+		walk(m.ProtoReflect(), func(x proto.Message) bool {
+			if rv, ok := x.(*pg.RangeVar); ok && a.owned(rv.Relname) {
+				a.fail("%s on tenant-owned table %s is not allowed", strings.TrimSuffix(string(m.ProtoReflect().Descriptor().Name()), "Stmt"), strings.ToLower(rv.Relname))
+			}
+			return true
+		})
+	}
+}
+
+// ref is one table, subquery or function in a FROM list, or the target of
+// a write.
+type ref struct {
+	name  string // alias, or the table's name
+	table string // tenant-owned table, or ""
+	ok    bool   // constrained to the tenant
+}
+
+// level is the FROM list of one query level.
+type level struct {
+	refs  []*ref
+	outer *level
+}
+
+// lookup resolves a qualifier as SQL does: the innermost level first.
+// Two references of one name in a level are ambiguous.
+func (s *level) lookup(name string) *ref {
+	for ; s != nil; s = s.outer {
+		var found *ref
+		for _, r := range s.refs {
+			if strings.EqualFold(r.name, name) {
+				if found != nil {
+					return nil
+				}
+				found = r
+			}
+		}
+		if found != nil {
+			return found
+		}
+	}
+	return nil
+}
+
+// cond is a condition and the references it restricts: all of a WHERE's,
+// both sides of an inner join's, the nullable side of an outer join's.
+type cond struct {
+	expr     *pg.Node
+	eligible []*ref
+	using    [2]*ref // a JOIN … USING (tenant_id) between two tables
+}
+
+func (a *analysis) rangeVar(rv *pg.RangeVar) *ref {
+	r := &ref{name: rv.Relname}
+	if rv.Alias != nil {
+		r.name = rv.Alias.Aliasname
+	}
+	if a.owned(rv.Relname) {
+		r.table = strings.ToLower(rv.Relname)
+		a.sh.owned = true
+		a.sh.tables = append(a.sh.tables, r.table)
+	}
+	return r
+}
+
+// with checks each common table expression as a query of its own.
+func (a *analysis) with(w *pg.WithClause, outer *level) {
+	if w == nil {
+		return
+	}
+	for _, c := range w.Ctes {
+		a.query(inner(c.GetCommonTableExpr().GetCtequery()), outer)
+	}
+}
+
+// query checks a SELECT, INSERT, UPDATE or DELETE at any depth: every
+// tenant-owned table it names must be constrained to the tenant in this
+// query's own level.
+func (a *analysis) query(m proto.Message, outer *level) {
+	switch q := m.(type) {
+	case *pg.SelectStmt:
+		a.selectStmt(q, outer)
+	case *pg.InsertStmt:
+		a.insert(q, outer)
+	case *pg.UpdateStmt:
+		a.update(q, outer)
+	case *pg.DeleteStmt:
+		a.delete(q, outer)
+	case nil:
+	default:
+		a.exprs(m, outer)
+	}
+}
+
+func (a *analysis) selectStmt(q *pg.SelectStmt, outer *level) {
+	if q == nil {
+		return
+	}
+	a.with(q.WithClause, outer)
+	if q.Op != pg.SetOperation_SETOP_NONE && q.Op != pg.SetOperation_SET_OPERATION_UNDEFINED {
+		// Each arm of a UNION, INTERSECT or EXCEPT is a query of its own.
+		a.selectStmt(q.Larg, outer)
+		a.selectStmt(q.Rarg, outer)
+		for _, n := range q.SortClause {
+			a.exprs(n, outer)
+		}
+		a.exprs(q.LimitCount, outer)
+		a.exprs(q.LimitOffset, outer)
+		return
+	}
+	s := &level{outer: outer}
+	var conds []cond
+	for _, f := range q.FromClause {
+		a.from(f, s, &conds)
+	}
+	conds = append(conds, cond{expr: q.WhereClause, eligible: s.refs})
+	a.constrain(s, conds)
+	for _, c := range conds {
+		a.exprs(c.expr, s)
+	}
+	for _, list := range [][]*pg.Node{q.TargetList, q.GroupClause, q.WindowClause, q.ValuesLists, q.SortClause, q.DistinctClause, q.LockingClause} {
+		for _, n := range list {
+			a.exprs(n, s)
+		}
+	}
+	a.exprs(q.HavingClause, s)
+	a.exprs(q.LimitCount, s)
+	a.exprs(q.LimitOffset, s)
+}
+
+// from adds the references of one FROM item to s and returns them.
+func (a *analysis) from(n *pg.Node, s *level, conds *[]cond) []*ref {
+	switch f := inner(n).(type) {
+	case *pg.RangeVar:
+		r := a.rangeVar(f)
+		s.refs = append(s.refs, r)
+		return []*ref{r}
+	case *pg.JoinExpr:
+		l := a.from(f.Larg, s, conds)
+		r := a.from(f.Rarg, s, conds)
+		all := append(append([]*ref(nil), l...), r...)
+		var eligible []*ref
+		switch f.Jointype {
+		case pg.JoinType_JOIN_INNER:
+			eligible = all
+		case pg.JoinType_JOIN_LEFT:
+			eligible = r
+		case pg.JoinType_JOIN_RIGHT:
+			eligible = l
+		}
+		c := cond{expr: f.Quals, eligible: eligible}
+		if len(l) == 1 && len(r) == 1 && !f.IsNatural {
+			for _, u := range f.UsingClause {
+				if strings.EqualFold(u.GetString_().GetSval(), "tenant_id") {
+					c.using = [2]*ref{l[0], r[0]}
+				}
+			}
+		}
+		*conds = append(*conds, c)
+		return all
+	case *pg.RangeSubselect:
+		a.query(inner(f.Subquery), s)
+		r := &ref{name: f.GetAlias().GetAliasname()}
+		s.refs = append(s.refs, r)
+		return []*ref{r}
+	case *pg.RangeFunction:
+		a.exprs(f, s)
+		r := &ref{name: f.GetAlias().GetAliasname()}
+		s.refs = append(s.refs, r)
+		return []*ref{r}
+	default:
+		a.exprs(f, s)
+		return nil
+	}
+}
+
+// conjuncts flattens the top-level ANDs of a condition.
+func conjuncts(n *pg.Node, out []*pg.Node) []*pg.Node {
+	if n == nil {
+		return out
+	}
+	if b := n.GetBoolExpr(); b != nil && b.Boolop == pg.BoolExprType_AND_EXPR {
+		for _, x := range b.Args {
+			out = conjuncts(x, out)
+		}
+		return out
+	}
+	return append(out, n)
+}
+
+// tenantColumn resolves a column reference to tenant_id of a reference in
+// s or an outer level; a bare tenant_id resolves only when s has exactly
+// one reference.
+func tenantColumn(n *pg.Node, s *level) *ref {
+	c := n.GetColumnRef()
+	if c == nil {
+		return nil
+	}
+	f := c.Fields
+	switch len(f) {
+	case 1:
+		if strings.EqualFold(f[0].GetString_().GetSval(), "tenant_id") && len(s.refs) == 1 {
+			return s.refs[0]
+		}
+	case 2:
+		if strings.EqualFold(f[1].GetString_().GetSval(), "tenant_id") && f[0].GetString_() != nil {
+			return s.lookup(f[0].GetString_().GetSval())
+		}
+	}
+	return nil
+}
+
+// literal returns a plain string literal.
+func (a *analysis) literal(n *pg.Node) (lit, bool) {
+	c := n.GetAConst()
+	if c == nil || c.GetSval() == nil {
+		return lit{}, false
+	}
+	if a.litAt == nil {
+		return lit{ord: -1, val: c.GetSval().GetSval()}, true
+	}
+	if i, ok := a.litAt[c.Location]; ok {
+		return lit{ord: i}, true
+	}
+	return lit{}, false
+}
+
+// literals returns the plain string literals of ns, or false if one is
+// something else.
+func (a *analysis) literals(ns ...*pg.Node) ([]lit, bool) {
+	out := make([]lit, len(ns))
+	for i, n := range ns {
+		l, ok := a.literal(n)
+		if !ok {
+			return nil, false
+		}
+		out[i] = l
+	}
+	return out, true
+}
+
+func eligible(r *ref, c cond) bool {
+	for _, e := range c.eligible {
+		if e == r {
+			return true
+		}
+	}
+	return false
+}
+
+// constrain marks the references of s that the conditions confine to the
+// tenant: tenant_id = '<literal>' (or IN a list of it, or inside a row IN
+// list) where the reference is eligible, and then, until nothing changes,
+// tenant_id = other.tenant_id where other is confined. Every tenant-owned
+// reference of s must end up confined.
+func (a *analysis) constrain(s *level, conds []cond) {
+	type eq struct {
+		x, y *ref
+		c    cond
+	}
+	var eqs []eq
+	mark := func(r *ref, c cond, ns ...*pg.Node) {
+		if r == nil || !eligible(r, c) {
+			return
+		}
+		if lits, ok := a.literals(ns...); ok {
+			a.sh.tenant = append(a.sh.tenant, lits...)
+			r.ok = true
+		}
+	}
+	for _, c := range conds {
+		if c.using[0] != nil {
+			eqs = append(eqs, eq{c.using[0], c.using[1], c}, eq{c.using[1], c.using[0], c})
+		}
+		for _, e := range conjuncts(c.expr, nil) {
+			x := e.GetAExpr()
+			if x == nil || len(x.Name) != 1 {
+				continue
+			}
+			op := x.Name[0].GetString_().GetSval()
+			switch {
+			case x.Kind == pg.A_Expr_Kind_AEXPR_OP && op == "=":
+				l, r := tenantColumn(x.Lexpr, s), tenantColumn(x.Rexpr, s)
+				switch {
+				case l != nil && r != nil:
+					eqs = append(eqs, eq{l, r, c}, eq{r, l, c})
+				case l != nil:
+					mark(l, c, x.Rexpr)
+				case r != nil:
+					mark(r, c, x.Lexpr)
+				}
+			case x.Kind == pg.A_Expr_Kind_AEXPR_IN && op == "=":
+				items := x.Rexpr.GetList().GetItems()
+				if len(items) == 0 {
+					continue
+				}
+				if col := tenantColumn(x.Lexpr, s); col != nil {
+					mark(col, c, items...)
+					continue
+				}
+				// (…, w.tenant_id, …) IN ((…, '<t>', …), …)
+				row := x.Lexpr.GetRowExpr()
+				for i, arg := range row.GetArgs() {
+					col := tenantColumn(arg, s)
+					if col == nil {
+						continue
+					}
+					vals := make([]*pg.Node, len(items))
+					for j, it := range items {
+						if args := it.GetRowExpr().GetArgs(); len(args) == len(row.Args) {
+							vals[j] = args[i]
+						}
+					}
+					mark(col, c, vals...)
+				}
+			}
+		}
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, e := range eqs {
+			if !e.x.ok && e.y.ok && eligible(e.x, e.c) {
+				e.x.ok, changed = true, true
+			}
+		}
+	}
+	for _, r := range s.refs {
+		if r.table != "" && !r.ok {
+			a.fail("%s (as %s) is not constrained to the tenant in its own scope", r.table, r.name)
+		}
+	}
+}
+
+// exprs walks an expression for subqueries and checks each as a query
+// with s as its outer level. A tenant-owned table reached in any other
+// way is refused.
+func (a *analysis) exprs(m any, s *level) {
+	var msg proto.Message
+	switch m := m.(type) {
+	case *pg.Node:
+		if m == nil {
+			return
+		}
+		msg = m
+	case proto.Message:
+		msg = m
+	}
+	if msg == nil {
+		return
+	}
+	walk(msg.ProtoReflect(), func(x proto.Message) bool {
+		switch x := x.(type) {
+		case *pg.SubLink:
+			a.exprs(x.Testexpr, s)
+			a.query(inner(x.Subselect), s)
+			return false
+		case *pg.SelectStmt, *pg.InsertStmt, *pg.UpdateStmt, *pg.DeleteStmt:
+			a.query(x, s)
+			return false
+		case *pg.RangeVar:
+			if a.owned(x.Relname) {
+				a.fail("%s is named where the Guard cannot check it", strings.ToLower(x.Relname))
+			}
+		}
+		return true
+	})
+}
+
+// tenantAssigned reports whether a SET list assigns tenant_id, and refuses
+// any assignment but the tenant's own id as a literal.
+func (a *analysis) tenantAssigned(targets []*pg.Node, table string, allowExcluded bool) {
+	for _, t := range targets {
+		rt := t.GetResTarget()
+		if rt == nil || !strings.EqualFold(rt.Name, "tenant_id") {
+			continue
+		}
+		if allowExcluded {
+			if f := rt.Val.GetColumnRef().GetFields(); len(rt.Indirection) == 0 && len(f) == 2 &&
+				strings.EqualFold(f[0].GetString_().GetSval(), "excluded") && strings.EqualFold(f[1].GetString_().GetSval(), "tenant_id") {
+				continue
+			}
+		}
+		if l, ok := a.literal(rt.Val); ok && len(rt.Indirection) == 0 {
+			a.sh.tenant = append(a.sh.tenant, l)
+			continue
+		}
+		a.fail("a write may not assign tenant_id of %s", table)
+	}
+}
+
+func (a *analysis) insert(q *pg.InsertStmt, outer *level) {
+	a.with(q.WithClause, outer)
+	target := a.rangeVar(q.Relation)
+	s := &level{refs: []*ref{target}, outer: outer}
+	target.ok = true // a checked insert writes only the tenant's rows
+	sel := inner(q.SelectStmt)
+	if target.table == "" {
+		a.query(sel, outer)
+	} else {
+		col := -1
+		for i, c := range q.Cols {
+			if strings.EqualFold(c.GetResTarget().GetName(), "tenant_id") {
+				col = i
+			}
+		}
+		if col < 0 {
+			a.fail("INSERT into %s must name tenant_id", target.table)
+		}
+		switch sel := sel.(type) {
+		case *pg.SelectStmt:
+			if len(sel.ValuesLists) > 0 {
+				for _, row := range sel.ValuesLists {
+					items := row.GetList().GetItems()
+					if col < 0 || col >= len(items) {
+						a.fail("INSERT into %s must give tenant_id as the tenant's id", target.table)
+					} else if l, ok := a.literal(items[col]); !ok {
+						a.fail("INSERT into %s must give tenant_id as the tenant's id", target.table)
+					} else {
+						a.sh.tenant = append(a.sh.tenant, l)
+					}
+					a.exprs(row, outer)
+				}
+				break
+			}
+			a.selectStmt(sel, outer)
+			var l lit
+			ok := sel.Op == pg.SetOperation_SETOP_NONE && col >= 0 && col < len(sel.TargetList)
+			if ok {
+				l, ok = a.literal(sel.TargetList[col].GetResTarget().GetVal())
+			}
+			if !ok {
+				a.fail("INSERT … SELECT into %s must select the tenant's id as tenant_id", target.table)
+			} else {
+				a.sh.tenant = append(a.sh.tenant, l)
+			}
+		default:
+			a.fail("INSERT into %s without values", target.table)
+		}
+	}
+	if oc := q.OnConflictClause; oc != nil {
+		if target.table != "" {
+			switch {
+			case oc.Infer == nil && oc.Action == pg.OnConflictAction_ONCONFLICT_NOTHING:
+			case oc.Infer == nil || oc.Infer.Conname != "" || len(oc.Infer.IndexElems) == 0 ||
+				!strings.EqualFold(oc.Infer.IndexElems[0].GetIndexElem().GetName(), "tenant_id"):
+				a.fail("ON CONFLICT on %s must name a conflict target that begins with tenant_id", target.table)
+			}
+			a.tenantAssigned(oc.TargetList, target.table, true)
+		}
+		conflict := &level{refs: []*ref{target, {name: "excluded", ok: true}}, outer: outer}
+		a.exprs(oc.Infer, conflict)
+		for _, t := range oc.TargetList {
+			a.exprs(t, conflict)
+		}
+		a.exprs(oc.WhereClause, conflict)
+	}
+	for _, n := range q.ReturningList {
+		a.exprs(n, s)
+	}
+}
+
+func (a *analysis) update(q *pg.UpdateStmt, outer *level) {
+	a.with(q.WithClause, outer)
+	s := &level{outer: outer}
+	target := a.rangeVar(q.Relation)
+	s.refs = append(s.refs, target)
+	var conds []cond
+	for _, f := range q.FromClause {
+		a.from(f, s, &conds)
+	}
+	conds = append(conds, cond{expr: q.WhereClause, eligible: s.refs})
+	a.constrain(s, conds)
+	if target.table != "" {
+		a.tenantAssigned(q.TargetList, target.table, false)
+	}
+	for _, c := range conds {
+		a.exprs(c.expr, s)
+	}
+	for _, list := range [][]*pg.Node{q.TargetList, q.ReturningList} {
+		for _, n := range list {
+			a.exprs(n, s)
+		}
+	}
+}
+
+func (a *analysis) delete(q *pg.DeleteStmt, outer *level) {
+	a.with(q.WithClause, outer)
+	s := &level{outer: outer}
+	s.refs = append(s.refs, a.rangeVar(q.Relation))
+	var conds []cond
+	for _, f := range q.UsingClause {
+		a.from(f, s, &conds)
+	}
+	conds = append(conds, cond{expr: q.WhereClause, eligible: s.refs})
+	a.constrain(s, conds)
+	for _, c := range conds {
+		a.exprs(c.expr, s)
+	}
+	for _, n := range q.ReturningList {
+		a.exprs(n, s)
+	}
+}
+
+// blankLiterals blanks out the literals of query for the shape cache: each
+// string literal becomes \x00 and each plain number \x01, and it returns
+// the byte offsets of the string literals in query. A statement whose
+// literals it cannot delimit exactly as PostgreSQL's lexer does — one with
+// a backslash (E'' escapes) or a dollar sign (dollar quoting, parameters)
+// or the marker bytes — is not cacheable.
+func blankLiterals(query string) (key string, lits []int, cacheable bool) {
+	if strings.ContainsAny(query, "\\$\x00\x01") {
+		return "", nil, false
+	}
+	var b strings.Builder
+	b.Grow(len(query))
+	last := 0
+	for i := 0; i < len(query); {
+		c := query[i]
+		switch {
+		case c == '\'':
+			j := i + 1
+			for j < len(query) && (query[j] != '\'' || j+1 < len(query) && query[j+1] == '\'') {
+				if query[j] == '\'' {
+					j++
+				}
+				j++
+			}
+			if j >= len(query) {
+				return "", nil, false // unterminated
+			}
+			b.WriteString(query[last:i])
+			b.WriteByte(0)
+			lits = append(lits, i)
+			i = j + 1
+			last = i
+		case c == '"':
+			j := strings.IndexByte(query[i+1:], '"')
+			if j < 0 {
+				return "", nil, false
+			}
+			i += j + 2 // a doubled "" is two quoted identifiers to this scan: same result
+		case c == '-' && i+1 < len(query) && query[i+1] == '-':
+			j := strings.IndexByte(query[i:], '\n')
+			if j < 0 {
+				i = len(query)
+			} else {
+				i += j
+			}
+		case c == '/' && i+1 < len(query) && query[i+1] == '*':
+			// PostgreSQL's block comments nest.
+			depth, j := 1, i+2
+			for j < len(query) && depth > 0 {
+				switch {
+				case strings.HasPrefix(query[j:], "/*"):
+					depth++
+					j += 2
+				case strings.HasPrefix(query[j:], "*/"):
+					depth--
+					j += 2
+				default:
+					j++
+				}
+			}
+			if depth > 0 {
+				return "", nil, false
+			}
+			i = j
+		case '0' <= c && c <= '9' && (i == 0 || !identByte(query[i-1]) && query[i-1] != '.'):
+			j := i
+			for j < len(query) && '0' <= query[j] && query[j] <= '9' {
+				j++
+			}
+			if j+1 < len(query) && query[j] == '.' && '0' <= query[j+1] && query[j+1] <= '9' {
+				j++
+				for j < len(query) && '0' <= query[j] && query[j] <= '9' {
+					j++
+				}
+			}
+			if j < len(query) && (identByte(query[j]) || query[j] == '.') {
+				for j < len(query) && (identByte(query[j]) || query[j] == '.') {
+					j++
+				}
+				i = j // not a plain number: kept as it is
+				continue
+			}
+			b.WriteString(query[last:i])
+			b.WriteByte(1)
+			i = j
+			last = i
+		default:
+			i++
+		}
+	}
+	b.WriteString(query[last:])
+	return b.String(), lits, true
+}
+
+// literalAt returns the string literal of query at an offset blankLiterals
+// found, quotes included.
+func literalAt(query string, at int) string {
+	j := at + 1
+	for j < len(query) && (query[j] != '\'' || j+1 < len(query) && query[j+1] == '\'') {
+		if query[j] == '\'' {
+			j++
+		}
+		j++
+	}
+	return query[at:min(j+1, len(query))]
+}
+
+func identByte(b byte) bool {
+	return b == '_' || b == '$' || '0' <= b && b <= '9' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z'
+}
