@@ -13,12 +13,12 @@ import (
 // shape is what the Guard learns from one statement text with its literals
 // blanked out: everything but the tenant's id, which the context supplies.
 type shape struct {
-	err     error  // a refusal that holds whatever the context
-	owned   bool   // reads or writes a tenant-owned table: needs a tenant
+	err     error    // a refusal that holds whatever the context
+	owned   bool     // reads or writes a tenant-owned table: needs a tenant
 	tables  []string // the tenant-owned tables it reads or writes
-	tenant  []lit  // the string literals that must be the tenant's id
-	setting bool   // can change settings row-level security depends on
-	policy  bool   // changes row-level security of a table
+	tenant  []lit    // the string literals that must be the tenant's id
+	setting bool     // can change settings row-level security depends on
+	policy  bool     // changes row-level security of a table
 }
 
 // analyze parses query with PostgreSQL's own grammar (libpg_query, run as
@@ -700,7 +700,7 @@ func (a *analysis) delete(q *pg.DeleteStmt, outer *level) {
 // string literal becomes \x00 and each plain number \x01, and it returns
 // the byte offsets of the string literals in query. A statement whose
 // literals it cannot delimit exactly as PostgreSQL's lexer does — one with
-// a backslash (E'' escapes) or a dollar sign (dollar quoting, parameters)
+// a backslash (E” escapes) or a dollar sign (dollar quoting, parameters)
 // or the marker bytes — is not cacheable.
 func blankLiterals(query string) (key string, lits []int, cacheable bool) {
 	if strings.ContainsAny(query, "\\$\x00\x01") {
