@@ -39,6 +39,8 @@ func testMigrations() *migrate.Migrations {
 		if err := migrations.Exec(ctx, tx,
 			`CREATE TABLE IF NOT EXISTS test_widgets (tenant_id TEXT NOT NULL, id TEXT PRIMARY KEY, name TEXT NOT NULL, size INTEGER NOT NULL)`,
 			`CREATE TABLE IF NOT EXISTS test_gadgets (tenant_id TEXT NOT NULL, id TEXT PRIMARY KEY, widget_id TEXT NOT NULL, label TEXT NOT NULL)`,
+			`CREATE UNIQUE INDEX IF NOT EXISTS test_widgets_tenant_id ON test_widgets (tenant_id, id)`,
+			`CREATE UNIQUE INDEX IF NOT EXISTS test_gadgets_tenant_id ON test_gadgets (tenant_id, id)`,
 		); err != nil {
 			return err
 		}
