@@ -41,6 +41,7 @@ func analyze(query string, lits []int, cached bool, owned func(string) bool) *sh
 		}
 		for _, word := range identWords(bare) {
 			if owned(word) {
+				sh.owned, sh.tables = true, []string{word}
 				sh.err = fmt.Errorf("%w: a statement on %s the Guard cannot read (REPLACE, INSERT OR REPLACE and a second ON CONFLICT are never allowed)", ErrUnscoped, word)
 				return sh
 			}
