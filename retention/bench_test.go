@@ -162,13 +162,14 @@ func benchRawDelete(b *testing.B, v *benchEnv) {
 		(SELECT id FROM test_responses WHERE tenant_id = $1 AND fetched_at <= $2 LIMIT 1000)`
 		cut = cutoff
 	}
+	raw := v.db.Reopen(b).DB // the baseline runs beneath the Guard
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		v.seed(b, rs)
 		b.StartTimer()
 		var total int64
 		for {
-			tx, err := v.db.DB.DB.BeginTx(ctx, nil)
+			tx, err := raw.BeginTx(ctx, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -234,7 +235,7 @@ func BenchmarkRetentionExport(b *testing.B) {
 // with database/sql and encoded with encoding/json to io.Discard.
 func BenchmarkRetentionReadJSONEncode(b *testing.B) {
 	v, _, _ := exportEnv(b, benchRows)
-	db := v.db.DB.DB
+	db := v.db.Reopen(b).DB // the baseline runs beneath the Guard
 	ctx := context.Background()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

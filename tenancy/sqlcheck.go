@@ -187,9 +187,9 @@ func (a *analysis) top(n *pg.Node) {
 				a.sh.policy = true
 			}
 		}
-	case *pg.TransactionStmt, *pg.VariableShowStmt, *pg.CreateStmt, *pg.IndexStmt, *pg.RenameStmt,
+	case *pg.TransactionStmt, *pg.VariableShowStmt, *pg.CheckPointStmt, *pg.CreateStmt, *pg.IndexStmt, *pg.RenameStmt,
 		*pg.CommentStmt, *pg.CreateSchemaStmt, *pg.CreateSeqStmt, *pg.AlterSeqStmt, *pg.CreateEnumStmt,
-		*pg.AlterEnumStmt, *pg.CreateDomainStmt, *pg.GrantStmt:
+		*pg.AlterEnumStmt, *pg.CreateDomainStmt, *pg.GrantStmt, *pg.VacuumStmt:
 		// Schema changes by migrations.
 	default:
 		// Anything else — TRUNCATE (which row-level security ignores),
