@@ -15,42 +15,76 @@ import (
 	"github.com/socialcrm/socialcrm/internal/sqldb"
 )
 
-// Guard is a bun query hook that stops statements on tenant-owned tables
-// that escaped the Owned hooks: bun runs Count, Exists, and Rows or Exec on
-// a select without model hooks, and raw queries have no model at all. The
-// Guard sees every statement after bun formats it, with comments removed
-// and identifiers compared without quotes or case, and when it names a
-// tenant-owned table:
+// Guard stops statements on tenant-owned tables that are not confined to
+// the context's tenant: bun runs Count, Exists, and Rows or Exec on a select
+// without model hooks, formats subqueries, unions, CTEs and joins without
+// them, and raw queries have no model at all.
 //
-//   - SELECT, UPDATE, DELETE (and WITH, MERGE, VALUES) must compare
-//     tenant_id with the context's tenant, and no tenant_id comparison or
-//     assignment may name another value (a join tenant_id = x.tenant_id is
-//     fine);
-//   - INSERT must carry the context's tenant id, and ON CONFLICT … DO UPDATE
-//     must name tenant_id in its conflict target;
-//   - CREATE, ALTER and DROP pass (migrations), except CREATE … AS SELECT;
-//   - everything else — TRUNCATE (which row-level security ignores),
-//     REPLACE, INSERT OR REPLACE, unknown verbs — is refused;
-//   - any statement mentioning app.tenant_id is refused unless RunInTx
-//     issued it.
+// It reads each statement with PostgreSQL's own parser (libpg_query, run as
+// WebAssembly in pure Go), on SQLite too: bun quotes identifiers with double
+// quotes in both dialects. A statement is refused unless:
 //
-// A refused statement fails before it reaches the driver, with an error
-// matching ErrUnscoped (ErrNoTenant when the context has no tenant,
-// ErrUnsafeRelation for a model whose relations can cross tenants).
+//   - every reference to a tenant-owned table — in the FROM list, a join, a
+//     subquery anywhere (column list, WHERE, RETURNING, ON CONFLICT), a CTE
+//     or each arm of a UNION, INTERSECT or EXCEPT — is confined to the
+//     context's tenant in its own query level: tenant_id = '<tenant>' (or
+//     IN a list of only that id) ANDed into that level's WHERE, or into the
+//     condition of an inner join or the nullable side of an outer join, or
+//     tenant_id = x.tenant_id where x is so confined (also across levels,
+//     for correlated subqueries);
+//   - an INSERT into a tenant-owned table names tenant_id and gives it as
+//     the tenant's id in every row (as a literal; INSERT … SELECT selects
+//     the literal);
+//   - no UPDATE or ON CONFLICT … DO UPDATE assigns tenant_id anything but
+//     the tenant's id as a literal (or EXCLUDED.tenant_id), in any form: a
+//     SET tuple, a value from UPDATE … FROM, a subquery;
+//   - every ON CONFLICT on a tenant-owned table names a conflict target
+//     that begins with tenant_id (ON CONFLICT DO NOTHING without a target
+//     passes), and there is one ON CONFLICT clause;
+//   - it does not call set_config (in any spelling: concatenated names,
+//     schema-qualified, quoted), SET or RESET app.* settings, role,
+//     session_authorization, search_path or row_security (in any quoting),
+//     RESET ALL or DISCARD, or write pg_settings — except RunInTx's own
+//     set_config;
+//   - it does not run a DO block, define a function, procedure, rule or
+//     event trigger, or call a function that runs SQL text (query_to_xml
+//     and its kin, dblink);
+//   - it does not create, alter or drop a policy, or switch row-level
+//     security of a table — except EnableRowSecurity's own statements;
+//   - on a tenant-owned table it is not TRUNCATE, COPY, CREATE TABLE AS, a
+//     view, MERGE, PREPARE or any statement kind other than SELECT, INSERT,
+//     UPDATE, DELETE, EXPLAIN and schema changes (CREATE TABLE, CREATE
+//     INDEX, ALTER TABLE, DROP, RENAME, COMMENT, ANALYZE).
 //
-// Install it once per *bun.DB with InstallGuard. It knows the tenant-owned
-// tables registered with the DB (db.RegisterModel) or used through a model at
-// least once; a raw query on a tenant-owned table that was never registered
-// is not recognized, so register every model at start-up.
+// A statement the parser cannot read — SQLite's INSERT OR REPLACE and
+// REPLACE, a second ON CONFLICT clause, other SQLite-only syntax — is
+// refused when it names a tenant-owned table or mentions set_config, app.,
+// row level security or policy, and passes otherwise. Every statement of a
+// multi-statement text is checked.
 //
-// The Guard is a net for mistakes, not a SQL parser. Raw SQL written to
-// defeat it still can: "tenant_id = '<own>' OR true", a UNION whose second
-// half has no predicate, an INSERT … SELECT from other tenants' rows, or an
-// INSERT whose values name another tenant beside the own id. Model queries
-// through bun cannot, since the hooks build them. On PostgreSQL,
-// row-level security inside RunInTx stops all of these too; on SQLite,
-// review raw SQL on tenant-owned tables as you would any security-relevant
-// code.
+// A refused statement fails with an error matching ErrUnscoped (ErrNoTenant
+// when the context has no tenant, ErrUnsafeRelation for a model whose
+// relations can cross tenants). The Guard refuses twice: in its bun query
+// hook, before bun takes a connection, and — on handles opened by
+// socialcrm.OpenDB — at the database driver, for every Exec, Query and
+// Prepare, after every other query hook has run. A refusal recorded by the
+// hook stays a refusal at the driver even if a later hook removes the
+// context's cancellation or changes its values, and statements sent through
+// database/sql directly (db.DB) are checked at the driver with the context
+// they carry. On a *bun.DB opened some other way only the hook refuses.
+//
+// Shapes of statements are cached by their text with string and number
+// literals blanked out (at most 2,048, least recently used out), so a
+// statement seen before costs a scan of its text; a statement with a
+// backslash or a dollar sign is parsed every time.
+//
+// Install it once per *bun.DB with InstallGuard, after running migrations
+// that define functions or triggers. It knows the tenant-owned tables
+// registered with the DB (db.RegisterModel) or used through a model at least
+// once; a raw query on a tenant-owned table that was never registered is not
+// recognized, so register every model at start-up. Tables are matched by
+// name, ignoring schema and case; a view over a tenant-owned table is not
+// recognized as one.
 //
 // A Guard is safe for concurrent use.
 type Guard struct {

@@ -26,9 +26,10 @@ import (
 //
 // What the hooks reach: Scan and ScanAndCount selects, single-row, slice and
 // bulk Model((*T)(nil)) updates and deletes, and single-row and slice
-// inserts. What they do not reach, bun's Count, Exists, Rows and Exec on a
-// select, and raw queries, is stopped by the Guard (see InstallGuard); use
-// Scope to make those queries legal. On PostgreSQL, row-level security (see
+// inserts. What they do not reach — bun's Count, Exists, Rows and Exec on a
+// select, a model query used as a subquery, union arm or CTE, and raw
+// queries — is stopped by the Guard (see InstallGuard); use Scope to make
+// those queries legal. On PostgreSQL, row-level security (see
 // EnableRowSecurity and RunInTx) is the second wall behind both.
 type Owned struct {
 	TenantID string `bun:"tenant_id,notnull" json:"tenant_id"`
