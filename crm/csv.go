@@ -417,21 +417,51 @@ func (r *Contacts) ImportCSV(ctx context.Context, in io.Reader, o ImportOptions)
 }
 
 // importBatch writes rows in one transaction, retried when PostgreSQL
-// picks it as a deadlock or serialization victim (two imports locking the
-// same addresses in different orders). It returns each row's result and
-// errors.
+// picks it as a deadlock or serialization victim. It returns each row's
+// result and errors.
+//
+// The blind indexes of the rows' e-mail addresses and phone numbers are
+// computed first, outside the transaction. Inside it, the batch locks them
+// all (PostgreSQL: advisory locks, in one sorted order, the ones
+// Contacts.Create takes; SQLite: the write transaction is exclusive), then
+// finds the contacts they name in one query; each row then updates its
+// contact or creates one, and a contact created is found by the rows after
+// it. Created rows skip Create's own duplicate check: the batch did it,
+// under the same locks.
 func (r *Contacts) importBatch(ctx context.Context, rows []importRow, o ImportOptions) ([]RowResult, [][]RowError, error) {
+	keys := make([]importKeys, len(rows))
+	var locks [][2]string
+	for i, row := range rows {
+		if len(row.errs) > 0 {
+			continue
+		}
+		var err error
+		if keys[i], err = r.importKeys(ctx, row.contact); err != nil {
+			return nil, nil, fmt.Errorf("crm: import contacts: %w", err)
+		}
+		if keys[i].email != "" {
+			locks = append(locks, [2]string{"email", keys[i].email})
+		}
+		if len(keys[i].phones) > 0 {
+			locks = append(locks, [2]string{"phone", keys[i].phones[0]})
+		}
+	}
 	var results []RowResult
 	var errs [][]RowError
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		results, errs = make([]RowResult, len(rows)), make([][]RowError, len(rows))
 		err = r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			if err := r.s.lockIndexes(ctx, tx, locks); err != nil {
+				return err
+			}
+			known, err := findByIndexes(ctx, tx, keys)
+			if err != nil {
+				return err
+			}
 			in := r.s.Using(tx).Contacts()
 			for i, row := range rows {
-				var err error
-				results[i], errs[i], err = in.importRow(ctx, row, o)
-				if err != nil {
+				if results[i], errs[i], err = in.importRow(ctx, row, keys[i], known, o); err != nil {
 					return err
 				}
 			}
@@ -447,9 +477,77 @@ func (r *Contacts) importBatch(ctx context.Context, rows []importRow, o ImportOp
 	return results, errs, nil
 }
 
+// importKeys are the blind indexes a row is matched by: its e-mail
+// address's, and its phone number's (E.164 first, then as written).
+type importKeys struct {
+	email  string
+	phones []string
+}
+
+func (r *Contacts) importKeys(ctx context.Context, c Contact) (importKeys, error) {
+	var k importKeys
+	var err error
+	if e := normalizeEmail(c.Email); e != "" {
+		if k.email, err = r.s.vault.Index(ctx, e, "email"); err != nil {
+			return k, err
+		}
+	}
+	k.phones, err = r.s.phoneIndexes(ctx, c.Phone)
+	return k, err
+}
+
+// knownContacts maps blind indexes to the first contact (by id) that has
+// them, in a batch's transaction.
+type knownContacts struct{ email, phone map[string]string }
+
+// findByIndexes finds the contacts with the e-mail addresses and phone
+// numbers of keys, in one query.
+func findByIndexes(ctx context.Context, tx bun.IDB, keys []importKeys) (knownContacts, error) {
+	known := knownContacts{email: map[string]string{}, phone: map[string]string{}}
+	var emails, phones []string
+	for _, k := range keys {
+		if k.email != "" {
+			emails = append(emails, k.email)
+		}
+		phones = append(phones, k.phones...)
+	}
+	if len(emails) == 0 && len(phones) == 0 {
+		return known, nil
+	}
+	var found []Contact
+	q := tx.NewSelect().Model(&found).Column("id", "email_index", "phone_index")
+	q = q.WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+		if len(emails) > 0 {
+			q = q.WhereOr("?TableAlias.email_index IN (?)", bun.In(emails))
+		}
+		if len(phones) > 0 {
+			q = q.WhereOr("?TableAlias.phone_index IN (?)", bun.In(phones))
+		}
+		return q
+	})
+	if err := q.OrderExpr("?TableAlias.id").Scan(ctx); err != nil {
+		return known, fmt.Errorf("crm: import contacts: find existing: %w", err)
+	}
+	for _, c := range found {
+		known.remember(c.ID, c.EmailIndex, c.PhoneIndex)
+	}
+	return known, nil
+}
+
+// remember records contact id under its indexes, unless an earlier
+// contact has them.
+func (k knownContacts) remember(id, email, phone string) {
+	if _, ok := k.email[email]; email != "" && !ok {
+		k.email[email] = id
+	}
+	if _, ok := k.phone[phone]; phone != "" && !ok {
+		k.phone[phone] = id
+	}
+}
+
 // importRow writes one row through r, a Contacts bound to the batch's
 // transaction (each write runs in a savepoint of it).
-func (r *Contacts) importRow(ctx context.Context, row importRow, o ImportOptions) (RowResult, []RowError, error) {
+func (r *Contacts) importRow(ctx context.Context, row importRow, keys importKeys, known knownContacts, o ImportOptions) (RowResult, []RowError, error) {
 	res := RowResult{Row: row.line}
 	reject := func(reason string, errs []RowError) (RowResult, []RowError, error) {
 		res.Action, res.Reason, res.ContactID, res.MatchedBy = ImportRejected, reason, "", ""
@@ -474,31 +572,25 @@ func (r *Contacts) importRow(ctx context.Context, row importRow, o ImportOptions
 		}
 		return out, true
 	}
-	cur, by, err := r.match(ctx, row.id, c)
+	cur, by, err := r.match(ctx, row.id, keys, known)
 	if err != nil {
 		return res, nil, err
 	}
 	if by == "" {
-		created, err := r.Create(ctx, c)
-		var dup *DuplicateError
-		switch {
-		case err == nil:
-			res.Action, res.ContactID = ImportCreated, created.ID
-			return res, nil, nil
-		case errors.As(err, &dup):
-			// Another import committed this address meanwhile (PostgreSQL:
-			// its lock made us wait), or the phone number is another
-			// contact's: the row names that contact.
-			if cur, err = r.Get(ctx, dup.ContactID); err != nil {
-				return res, nil, err
-			}
-			by = dup.Field
-		default:
-			if errs, ok := fromValidation(err); ok {
-				return reject("breaks a rule", errs)
-			}
+		created, err := r.Create(ctx, c, AllowDuplicate()) // checked by the batch, under its locks
+		if errs, ok := fromValidation(err); ok {
+			return reject("breaks a rule", errs)
+		}
+		if err != nil {
 			return res, nil, err
 		}
+		phone := ""
+		if len(keys.phones) > 0 {
+			phone = keys.phones[0]
+		}
+		known.remember(created.ID, keys.email, phone)
+		res.Action, res.ContactID = ImportCreated, created.ID
+		return res, nil, nil
 	}
 	res.ContactID, res.MatchedBy = cur.ID, by
 	if o.OnMatch == ImportSkip {
@@ -522,7 +614,7 @@ func (r *Contacts) importRow(ctx context.Context, row importRow, o ImportOptions
 
 // match finds the existing contact a row names: by id, else e-mail
 // address, else phone number. by is empty when there is none.
-func (r *Contacts) match(ctx context.Context, id string, c Contact) (cur Contact, by string, err error) {
+func (r *Contacts) match(ctx context.Context, id string, keys importKeys, known knownContacts) (cur Contact, by string, err error) {
 	if id != "" && tenancy.ValidateID(id) == nil {
 		cur, err = r.Get(ctx, id)
 		if err == nil {
@@ -532,27 +624,20 @@ func (r *Contacts) match(ctx context.Context, id string, c Contact) (cur Contact
 			return Contact{}, "", err
 		}
 	}
-	for _, f := range []ContactFilter{{Email: c.Email}, {Phone: c.Phone}} {
-		if f.Email == "" && f.Phone == "" {
-			continue
+	found, by := known.email[keys.email], "email"
+	for _, p := range keys.phones {
+		if found != "" {
+			break
 		}
-		p, err := r.List(ctx, f, ListOptions{Limit: 1})
-		var verr *ValidationError
-		if errors.As(err, &verr) {
-			continue // a value too long to be anyone's: Create reports it
-		}
-		if err != nil {
-			return Contact{}, "", err
-		}
-		if len(p.Items) > 0 {
-			by = "email"
-			if f.Phone != "" {
-				by = "phone"
-			}
-			return p.Items[0], by, nil
-		}
+		found, by = known.phone[p], "phone"
 	}
-	return Contact{}, "", nil
+	if found == "" {
+		return Contact{}, "", nil
+	}
+	if cur, err = r.Get(ctx, found); err != nil {
+		return Contact{}, "", err
+	}
+	return cur, by, nil
 }
 
 // applyRow returns cur with the row's non-empty values written over it;

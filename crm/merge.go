@@ -76,13 +76,18 @@ func (s *Store) checkDuplicate(ctx context.Context, tx bun.IDB, c *Contact) erro
 	return nil
 }
 
-// lockIdentifiers takes, on PostgreSQL, a transaction-level advisory lock
-// per blind index of c (in a fixed order, so that two transactions never
-// wait on each other in a cycle). The key hashes the tenant, the field and
-// the index: the blind index alone is already per tenant, the tenant keeps
-// unrelated tenants from sharing a lock by a 64-bit collision more often
-// than chance.
+// lockIdentifiers takes the locks of lockIndexes for c's blind indexes.
 func (s *Store) lockIdentifiers(ctx context.Context, tx bun.IDB, c *Contact) error {
+	return s.lockIndexes(ctx, tx, [][2]string{{"email", c.EmailIndex}, {"phone", c.PhoneIndex}})
+}
+
+// lockIndexes takes, on PostgreSQL, a transaction-level advisory lock per
+// (field, blind index) pair, in one sorted order, so that two transactions
+// never wait on each other in a cycle. The key hashes the tenant, the
+// field and the index: the blind index alone is already per tenant; the
+// tenant keeps unrelated tenants from sharing a lock by a 64-bit collision
+// more often than chance. Empty indexes are skipped.
+func (s *Store) lockIndexes(ctx context.Context, tx bun.IDB, pairs [][2]string) error {
 	if tx.Dialect().Name() != dialect.PG {
 		return nil
 	}
@@ -91,7 +96,7 @@ func (s *Store) lockIdentifiers(ctx context.Context, tx bun.IDB, c *Contact) err
 		return err
 	}
 	var keys []int64
-	for _, f := range [][2]string{{"email", c.EmailIndex}, {"phone", c.PhoneIndex}} {
+	for _, f := range pairs {
 		if f[1] == "" {
 			continue
 		}
@@ -99,6 +104,7 @@ func (s *Store) lockIdentifiers(ctx context.Context, tx bun.IDB, c *Contact) err
 		keys = append(keys, int64(binary.BigEndian.Uint64(h[:8])))
 	}
 	slices.Sort(keys)
+	keys = slices.Compact(keys)
 	for _, k := range keys {
 		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", k); err != nil {
 			return fmt.Errorf("crm: lock contact identifiers: %w", err)
