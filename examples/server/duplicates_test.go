@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -79,4 +80,19 @@ func TestContactDuplicatesImportAndMerge(t *testing.T) {
 	c.call("GET", "/v1/contacts/"+dup, nil, 404)
 	require.Len(t, c.call("GET", "/v1/notes?contact_id="+ada, nil, 200)["items"], 1)
 	c.call("POST", "/v1/contacts/"+ada+"/merge", map[string]any{"duplicate_id": dup}, 404)
+
+	// The console's form sends a duplicate to the contact it duplicates.
+	const csrf = "0123456789abcdef0123456789abcdef0123"
+	form := url.Values{"csrf": {a.tokens.csrf(csrf)}, "first_name": {"Ada"}, "email": {"Ada@example.com"}}
+	req, err := http.NewRequest("POST", a.URL+"/console/contacts", strings.NewReader(form.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: cookieAccess, Value: c.token})
+	req.AddCookie(&http.Cookie{Name: cookieCSRF, Value: csrf})
+	resp, err = noRedirect().Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	require.True(t, strings.HasPrefix(resp.Header.Get("Location"), "/console/contacts/"+ada+"?"), resp.Header.Get("Location"))
+	require.Contains(t, resp.Header.Get("Location"), "same+email")
 }
