@@ -147,8 +147,8 @@ var mergeHandled = map[string]string{
 // notifications sent, activities, tasks, notes, deals, invoice recipients,
 // attachments, custom field values, tags — moves to the kept contact; the
 // kept contact's empty fields (names, e-mail address, phone number,
-// company, owner, birthday, source and UTM when it has none) are filled
-// from the duplicate, its preferences gain the duplicate's keys it lacks
+// company, owner, birthday) are filled from the duplicate (its source and
+// UTM, captured on creation, stay), its preferences gain the duplicate's keys it lacks
 // and its tags the duplicate's; then the duplicate is deleted, and an
 // audit entry "contact.merged" names both ids (no values).
 //
@@ -223,10 +223,6 @@ func mergeFields(keep, dup Contact) Contact {
 	fill(&keep.Phone, dup.Phone)
 	fill(&keep.CompanyID, dup.CompanyID)
 	fill(&keep.OwnerID, dup.OwnerID)
-	fill(&keep.Source, dup.Source)
-	if keep.UTM == (UTM{}) {
-		keep.UTM = dup.UTM
-	}
 	if keep.Birthday.IsZero() {
 		keep.Birthday = dup.Birthday
 	}
