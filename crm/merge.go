@@ -131,8 +131,8 @@ var mergeMoves = []struct{ table, column string }{
 // mergeHandled are the tables whose contact rows Merge handles by a rule
 // of their own, or that follow a record Merge moves.
 var mergeHandled = map[string]string{
-	TableContacts:      "the duplicate is deleted, its data folded into the kept contact",
-	TableContactTags:   "the kept contact's tags become the union of both",
+	TableContacts:      "the duplicate is deleted (Contacts.Delete, with its index rows), its data folded into the kept contact",
+	TableContactTags:   "the kept contact's tags become the union of both; the duplicate's go with it",
 	TableConsents:      "per channel and purpose, the most recent word wins",
 	TableNotifications: "per channel and occasion, the kept contact's record wins (it was notified once)",
 	TableAttachments:   "attachments of the contact move to the kept contact",
@@ -189,17 +189,17 @@ func (r *Contacts) Merge(ctx context.Context, keepID, dupID string) (Contact, er
 		if err := moveContactRows(ctx, tx, tid, keepID, dupID); err != nil {
 			return err
 		}
-		res, err := tx.NewDelete().Model((*Contact)(nil)).Where("?TableAlias.id = ?", dupID).
-			Where("?TableAlias.version = ?", dup.Version).Exec(ctx)
+		// The duplicate goes as Delete removes a contact, with its index
+		// rows, unless it changed since it was read.
+		cur, err := get[Contact](ctx, tx, kindContact, dupID)
 		if err != nil {
-			return fmt.Errorf("crm: merge contacts: %w", err)
+			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			cur, err := get[Contact](ctx, tx, kindContact, dupID)
-			if err != nil {
-				return err
-			}
+		if cur.Version != dup.Version {
 			return &ConflictError{Kind: kindContact, ID: dupID, Version: dup.Version, Current: cur.Version}
+		}
+		if err := in.Contacts().Delete(ctx, dupID); err != nil {
+			return err
 		}
 		return r.s.writeAudit(ctx, tx, tenancy.AuditEvent{Action: "contact.merged", Target: "contact:" + keepID,
 			Metadata: map[string]string{"duplicate": "contact:" + dupID}})
@@ -270,10 +270,6 @@ func moveContactRows(ctx context.Context, tx bun.Tx, tid, keep, dup string) erro
 		"DELETE FROM "+TableFieldValues+" WHERE tenant_id = ? AND record_kind = ? AND record_id = ? AND EXISTS (SELECT 1 FROM "+TableFieldValues+
 			" k WHERE k.tenant_id = ? AND k.record_kind = ? AND k.record_id = ? AND k.field_id = "+TableFieldValues+".field_id)",
 		tid, kindContact, dup, tid, kindContact, keep); err != nil {
-		return err
-	}
-	// Tags: the kept contact's tag rows were rewritten with the union.
-	if err := run("tags", "DELETE FROM "+TableContactTags+" WHERE tenant_id = ? AND contact_id = ?", tid, dup); err != nil {
 		return err
 	}
 	for _, t := range []string{TableConsents, TableNotifications} {
