@@ -102,8 +102,8 @@ func TestCSVImportUsualHeadersAndUpsert(t *testing.T) {
 
 // TestCSVExportImportedBackCreatesNothing: a tenant's own export imported
 // back — contacts without e-mail or phone included, found by their id —
-// creates nothing and changes nothing; the export wrote an audit entry
-// with its count and no value.
+// creates nothing and changes nothing; the export and the import wrote
+// audit entries with their counts and no value.
 func TestCSVExportImportedBackCreatesNothing(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		c := e.store.Contacts()
@@ -132,10 +132,13 @@ func TestCSVExportImportedBackCreatesNothing(t *testing.T) {
 		require.NoError(t, err)
 		entries, err := log.List(e.A, tenancy.AuditListOptions{Limit: 1000})
 		require.NoError(t, err)
-		var exported []tenancy.AuditEntry
+		var exported, imported []tenancy.AuditEntry
 		for _, en := range entries {
-			if en.Action == "contacts.exported" {
+			switch en.Action {
+			case "contacts.exported":
 				exported = append(exported, en)
+			case "contacts.imported":
+				imported = append(imported, en)
 			}
 			b, _ := json.Marshal(en)
 			require.NotContains(t, string(b), "ada@example.com")
@@ -145,6 +148,8 @@ func TestCSVExportImportedBackCreatesNothing(t *testing.T) {
 		require.Equal(t, "3", exported[0].Metadata["count"])
 		require.Equal(t, "true", exported[0].Metadata["complete"])
 		require.Equal(t, principal(e.A).Actor(), exported[0].Actor)
+		require.Len(t, imported, 1)
+		require.Equal(t, map[string]string{"rows": "3", "created": "0", "updated": "0", "rejected": "0"}, imported[0].Metadata)
 	})
 }
 
