@@ -35,7 +35,13 @@ func TestBlankLiterals(t *testing.T) {
 	if key != want {
 		t.Errorf("key = %q, want %q", key, want)
 	}
-	for _, q := range []string{`SELECT E'\''`, `SELECT $$x$$`, "SELECT '\x00'", `SELECT 'open`, `SELECT /* open`} {
+	for _, q := range []string{`SELECT 'a\b', json_extract(x, '$.a')`, `SELECT 1 FROM t WHERE a = 'x' -- 'y'`} {
+		if _, _, ok := blankLiterals(q); !ok {
+			t.Errorf("blankLiterals(%q) is not cacheable", q)
+		}
+	}
+	for _, q := range []string{`SELECT E'\''`, `SELECT e'x'`, `SELECT U&'d!0061t' UESCAPE '!'`, "SELECT 'a'\n'b'",
+		"SELECT 'a' -- c\n 'b'", `SELECT $$x$$`, `SELECT $1`, "SELECT '\x00'", `SELECT 'open`, `SELECT /* open`} {
 		if _, _, ok := blankLiterals(q); ok {
 			t.Errorf("blankLiterals(%q) is cacheable", q)
 		}

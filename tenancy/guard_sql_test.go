@@ -83,6 +83,7 @@ func TestGuardReadsStatements(t *testing.T) {
 			`CREATE TABLE stolen AS SELECT * FROM test_widgets`,
 			`SELECT count(*) FROM test_widgets AS w WHERE w.tenant_id = E'{a}'; SELECT count(*) FROM test_gadgets`,
 			`SELECT count(*) FROM "Test_Widgets" AS w`,
+			"SELECT count(*) FROM test_widgets AS w WHERE w.tenant_id = '{a}'\n'x'",
 			`SELECT count(*) FROM main.test_widgets AS w WHERE w.tenant_id = '{b}'`,
 		}
 		fill := func(q string) string {

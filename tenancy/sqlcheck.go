@@ -700,11 +700,13 @@ func (a *analysis) delete(q *pg.DeleteStmt, outer *level) {
 // blankLiterals blanks out the literals of query for the shape cache: each
 // string literal becomes \x00 and each plain number \x01, and it returns
 // the byte offsets of the string literals in query. A statement whose
-// literals it cannot delimit exactly as PostgreSQL's lexer does — one with
-// a backslash (E” escapes) or a dollar sign (dollar quoting, parameters)
-// or the marker bytes — is not cacheable.
+// literals it cannot delimit exactly as PostgreSQL's lexer does, or whose
+// literal text may differ from its value, is not cacheable: one with a
+// dollar sign outside literals (dollar quoting, parameters), an E” or U&”
+// literal, a literal followed by another (PostgreSQL joins them), a
+// backslash outside literals, or the marker bytes.
 func blankLiterals(query string) (key string, lits []int, cacheable bool) {
-	if strings.ContainsAny(query, "\\$\x00\x01") {
+	if strings.ContainsAny(query, "\x00\x01") {
 		return "", nil, false
 	}
 	var b strings.Builder
@@ -713,7 +715,12 @@ func blankLiterals(query string) (key string, lits []int, cacheable bool) {
 	for i := 0; i < len(query); {
 		c := query[i]
 		switch {
+		case c == '$' || c == '\\':
+			return "", nil, false
 		case c == '\'':
+			if i > 0 && (query[i-1] == 'e' || query[i-1] == 'E' || query[i-1] == '&') && (i < 2 || !identByte(query[i-2]) || query[i-1] == '&') {
+				return "", nil, false // E'' escapes, U&'' escapes
+			}
 			j := i + 1
 			for j < len(query) && (query[j] != '\'' || j+1 < len(query) && query[j+1] == '\'') {
 				if query[j] == '\'' {
@@ -721,8 +728,8 @@ func blankLiterals(query string) (key string, lits []int, cacheable bool) {
 				}
 				j++
 			}
-			if j >= len(query) {
-				return "", nil, false // unterminated
+			if j >= len(query) || nextIsQuote(query[j+1:]) {
+				return "", nil, false // unterminated, or continued by another literal
 			}
 			b.WriteString(query[last:i])
 			b.WriteByte(0)
@@ -789,6 +796,30 @@ func blankLiterals(query string) (key string, lits []int, cacheable bool) {
 	}
 	b.WriteString(query[last:])
 	return b.String(), lits, true
+}
+
+// nextIsQuote reports whether, past whitespace and comments, rest begins
+// with a quote.
+func nextIsQuote(rest string) bool {
+	for {
+		rest = strings.TrimLeft(rest, " \t\r\n\f\v")
+		switch {
+		case strings.HasPrefix(rest, "--"):
+			i := strings.IndexByte(rest, '\n')
+			if i < 0 {
+				return false
+			}
+			rest = rest[i:]
+		case strings.HasPrefix(rest, "/*"):
+			i := strings.Index(rest, "*/")
+			if i < 0 {
+				return true // unterminated: let the caller give up
+			}
+			rest = rest[i+2:]
+		default:
+			return strings.HasPrefix(rest, "'")
+		}
+	}
 }
 
 // literalAt returns the string literal of query at an offset blankLiterals
