@@ -22,6 +22,10 @@ import (
 // of a SQLite file, created if missing (an optional "sqlite:" or "file:"
 // prefix is dropped). Connect PostgreSQL as a role that is neither a
 // superuser nor BYPASSRLS, so that row-level security binds it.
+//
+// The handle's driver runs the Guard's check (see Guard) before every
+// statement, beneath bun's query hooks and database/sql, once a Guard is
+// installed on it.
 func OpenDB(dsn string) (*bun.DB, error) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		return sqldb.Postgres(dsn)
@@ -60,7 +64,10 @@ func SealedColumns() []vault.Column {
 }
 
 // Guard installs the tenancy Guard on db for socialcrm's models and extra,
-// the host application's own tenant-owned models.
+// the host application's own tenant-owned models. Run Migrate first: the
+// Guard refuses the function and trigger definitions a migration may hold.
+// On a handle from OpenDB the Guard refuses at the driver too, so no other
+// query hook can undo a refusal.
 func Guard(db *bun.DB, extra ...any) (*tenancy.Guard, error) {
 	return tenancy.InstallGuard(db, append(Models(), extra...)...)
 }

@@ -706,16 +706,15 @@ func (a *analysis) delete(q *pg.DeleteStmt, outer *level) {
 // literal, a literal followed by another (PostgreSQL joins them), a
 // backslash outside literals, or the marker bytes.
 func blankLiterals(query string) (key string, lits []int, cacheable bool) {
-	if strings.ContainsAny(query, "\x00\x01") {
-		return "", nil, false
-	}
 	var b strings.Builder
 	b.Grow(len(query))
 	last := 0
 	for i := 0; i < len(query); {
 		c := query[i]
 		switch {
-		case c == '$' || c == '\\':
+		case c > '9' && c != '\\' && c != '$' || c == ' ' || c == ',' || c == '.' || c == '(' || c == ')' || c == '=':
+			i++ // the common bytes first: letters, separators
+		case c == '$' || c == '\\' || c == 0 || c == 1:
 			return "", nil, false
 		case c == '\'':
 			if i > 0 && (query[i-1] == 'e' || query[i-1] == 'E' || query[i-1] == '&') && (i < 2 || !identByte(query[i-2]) || query[i-1] == '&') {
