@@ -129,14 +129,21 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 		return nil, err
 	}
 	sdk := &SDK{DB: cfg.DB, Guard: guard, now: now, log: log}
-	if sdk.Tenants, err = tenancy.NewStore(cfg.DB, tenancy.WithClock(now), tenancy.WithLogger(log)); err != nil {
-		return nil, err
-	}
-	sdk.Audit = sdk.Tenants.Audit()
 	if sdk.Vault, err = vault.New(cfg.DB, cfg.KEK, vault.WithClock(now), vault.WithLogger(log),
 		vault.WithColumns(SealedColumns()...)); err != nil {
 		return nil, err
 	}
+	// The audit log is a keyed chain: its key is the vault's, wrapped by
+	// the KEK, so a database writer cannot recompute it.
+	auditKeys, err := sdk.Vault.AuditKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if sdk.Tenants, err = tenancy.NewStore(cfg.DB, tenancy.WithClock(now), tenancy.WithLogger(log),
+		tenancy.WithAuditKeys(auditKeys)); err != nil {
+		return nil, err
+	}
+	sdk.Audit = sdk.Tenants.Audit()
 	crmOpts := []crm.Option{crm.WithClock(now), crm.WithLogger(log)}
 	if cfg.Attachments != nil {
 		crmOpts = append(crmOpts, crm.WithStorage(cfg.Attachments, cfg.MaxAttachmentSize))

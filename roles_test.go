@@ -145,4 +145,3 @@ func openAs(t *testing.T, adminDSN, user, schema string) *bun.DB {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
-
