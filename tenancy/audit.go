@@ -464,6 +464,12 @@ func (a *AuditLog) Verify(ctx context.Context, checkpoints ...AuditCheckpoint) (
 		if cut != nil {
 			return &TamperError{Seq: cut.Seq, Reason: "entries removed without a truncation entry"}
 		}
+		if a.keys != nil && head.Entries > 0 && head.KeyedFrom == 0 {
+			// Either a chain from before audit keys that no keyed Append
+			// has re-keyed yet, or one rewritten without the key: Verify
+			// cannot vouch for it.
+			return &TamperError{Seq: prevSeq, Reason: "no entry written with the audit key"}
+		}
 		head.Seq, head.Hash = prevSeq, prevHash
 		return nil
 	})

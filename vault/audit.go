@@ -111,18 +111,8 @@ func (v *Vault) auditKeys(ctx context.Context, create bool) (*AuditKeys, error) 
 	var row auditKeyRow
 	err := v.db.NewSelect().Model(&row).Where("id = 1").Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) && create {
-		h, err := keyset.NewHandle(prf.HMACSHA256PRFKeyTemplate())
-		if err != nil {
-			return nil, fmt.Errorf("vault: new audit key: %w", err)
-		}
-		wrapped, err := wrap(h, v.keks.Load().current, []byte(adAuditKeyset))
-		if err != nil {
+		if err := v.createAuditKey(ctx); err != nil {
 			return nil, err
-		}
-		row = auditKeyRow{ID: 1, Keyset: wrapped, CreatedAt: v.clock()}
-		// Two processes may race here: the first key written wins.
-		if _, err := v.db.NewInsert().Model(&row).On("CONFLICT (id) DO NOTHING").Exec(ctx); err != nil {
-			return nil, fmt.Errorf("vault: store audit key: %w", err)
 		}
 		err = v.db.NewSelect().Model(&row).Where("id = 1").Scan(ctx)
 	}
@@ -146,6 +136,24 @@ func (v *Vault) auditKeys(ctx context.Context, create bool) (*AuditKeys, error) 
 	}
 	v.auditKey.CompareAndSwap(nil, k)
 	return v.auditKey.Load(), nil
+}
+
+// createAuditKey writes a fresh audit key unless one exists: two
+// processes may race here, and the first key written wins.
+func (v *Vault) createAuditKey(ctx context.Context) error {
+	h, err := keyset.NewHandle(prf.HMACSHA256PRFKeyTemplate())
+	if err != nil {
+		return fmt.Errorf("vault: new audit key: %w", err)
+	}
+	wrapped, err := wrap(h, v.keks.Load().current, []byte(adAuditKeyset))
+	if err != nil {
+		return err
+	}
+	row := auditKeyRow{ID: 1, Keyset: wrapped, CreatedAt: v.clock()}
+	if _, err := v.db.NewInsert().Model(&row).On("CONFLICT (id) DO NOTHING").Exec(ctx); err != nil {
+		return fmt.Errorf("vault: store audit key: %w", err)
+	}
+	return nil
 }
 
 // rewrapAuditKey wraps the audit key with next (RotateKEK).
