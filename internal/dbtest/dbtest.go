@@ -156,7 +156,7 @@ func Postgres(t testing.TB, setups ...Setup) *DB {
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
-	owner.SetMaxOpenConns(4)
+	owner.SetMaxOpenConns(2)
 	t.Cleanup(func() {
 		if _, err := owner.Exec("DROP SCHEMA ? CASCADE", bun.Ident(schema)); err != nil {
 			t.Errorf("dbtest: drop schema %s: %v", schema, err)
@@ -175,6 +175,9 @@ func Postgres(t testing.TB, setups ...Setup) *DB {
 	t.Cleanup(func() { db.Close() })
 	d := &DB{DB: db, Owner: owner, Name: "postgres", dsn: dsn, ownerDSN: ownerDSN}
 	setup(t, owner, "postgres (owner)", setups)
+	// Tests rarely need the owner after setup: keep no idle connections,
+	// since parallel test binaries share the server's connection slots.
+	owner.SetMaxIdleConns(0)
 	GrantApp(t, d)
 	setup(t, db, "postgres", setups)
 	return d
