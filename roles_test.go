@@ -13,7 +13,9 @@ import (
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 // migrated is a dbtest setup that migrates every package, as the owner
@@ -144,4 +146,45 @@ func openAs(t *testing.T, adminDSN, user, schema string) *bun.DB {
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// TestSDKAuditLogIsKeyed: every package that writes to the audit log
+// through the SDK (tenancy, the vault, retention) joins one keyed chain,
+// which verifies, and a signed checkpoint taken from it verifies later.
+func TestSDKAuditLogIsKeyed(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		ctx := context.Background()
+		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: newKEK(t)})
+		require.NoError(t, err)
+		_, owner, err := sdk.Tenants.CreateTenant(ctx, tenancy.SignUp{TenantName: "Acme",
+			Owner: tenancy.NewMember{Email: "ada@acme.example", Name: "Ada"}})
+		require.NoError(t, err)
+		octx := tenancy.WithPrincipal(ctx, owner.Principal())
+		_, err = sdk.Vault.Seal(octx, []byte("x"), vault.Binding{Record: "r", Field: "f"})
+		require.NoError(t, err)
+		_, err = sdk.Vault.RotateKey(octx)
+		require.NoError(t, err)
+		_, err = sdk.Retention.PlaceHold(octx, retention.Hold{Scope: retention.HoldTenant, Reason: "audit"})
+		require.NoError(t, err)
+
+		entries, err := sdk.Audit.List(octx, tenancy.AuditListOptions{})
+		require.NoError(t, err)
+		actions := map[string]bool{}
+		for _, e := range entries {
+			actions[e.Action] = true
+			require.Regexp(t, "^hmac:", e.Hash, e.Action)
+		}
+		for _, a := range []string{"tenant.created", "vault.key_created", "vault.key_rotated", "retention.hold_placed"} {
+			require.True(t, actions[a], "%s in %v", a, actions)
+		}
+		head, err := sdk.Audit.Verify(octx)
+		require.NoError(t, err)
+		require.EqualValues(t, 1, head.KeyedFrom)
+		cp, err := sdk.Audit.Checkpoint(octx)
+		require.NoError(t, err)
+		_, err = sdk.Vault.RotateKey(octx)
+		require.NoError(t, err)
+		_, err = sdk.Audit.Verify(octx, cp)
+		require.NoError(t, err)
+	}, migrated)
 }
