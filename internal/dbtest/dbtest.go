@@ -16,6 +16,8 @@ package dbtest
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -27,6 +29,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/socialcrm/socialcrm/internal/migrations"
@@ -191,13 +194,10 @@ func GrantApp(t testing.TB, d *DB) {
 	if d.Name != "postgres" {
 		return
 	}
-	// A handle of its own: a setup may have installed the Guard on Owner,
-	// and GRANT names tenant-owned tables without a tenant.
-	owner, err := OpenPostgres(d.ownerDSN)
-	if err != nil {
-		t.Fatalf("dbtest: grant: %v", err)
-	}
-	defer owner.Close()
+	// A bun handle without hooks over Owner's pool: a setup may have
+	// installed the Guard on Owner, and GRANT names tenant-owned tables
+	// without a tenant.
+	owner := bun.NewDB(d.Owner.DB, pgdialect.New())
 	ctx := context.Background()
 	tables, err := migrations.Tables(ctx, owner, "")
 	if err == nil {
@@ -288,21 +288,38 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// OpenPostgres connects to dsn like sqldb.Postgres, waiting (up to a
-// minute, with backoff) while the server answers that its connection slots
-// are taken (SQLSTATE 53300): test binaries run in parallel, each with
-// databases of its own, and a burst of them can briefly hold every slot of
-// a default server (100 connections). Other errors return at once.
+// OpenPostgres connects to dsn like sqldb.Postgres, except that every new
+// connection of the pool waits (up to a minute, with backoff) while the
+// server answers that its connection slots are taken (SQLSTATE 53300):
+// test binaries run in parallel, each with databases of its own, and a
+// burst of them can briefly hold every slot of a default server (100
+// connections). Other errors return at once.
 func OpenPostgres(dsn string) (*bun.DB, error) {
+	db := bun.NewDB(sql.OpenDB(patientConnector{pgdriver.NewConnector(pgdriver.WithDSN(dsn))}), pgdialect.New())
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("dbtest: connect postgres: %w", err)
+	}
+	return db, nil
+}
+
+// patientConnector retries a connection refused for lack of slots.
+type patientConnector struct{ driver.Connector }
+
+func (c patientConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	wait := 50 * time.Millisecond
 	deadline := time.Now().Add(time.Minute)
 	for {
-		db, err := sqldb.Postgres(dsn)
+		conn, err := c.Connector.Connect(ctx)
 		var pgErr pgdriver.Error
 		if err == nil || !errors.As(err, &pgErr) || pgErr.Field('C') != "53300" || time.Now().After(deadline) {
-			return db, err
+			return conn, err
 		}
-		time.Sleep(wait)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
 		wait = min(2*wait, 2*time.Second)
 	}
 }
