@@ -110,6 +110,20 @@ func TestOpenRefusesPrivilegedRoles(t *testing.T) {
 			require.Empty(t, e.Owns)
 		})
 
+		// A role that may act as the owner (a member of its role) is the
+		// owner too.
+		_, err = super.ExecContext(ctx, `DO $$ BEGIN
+			CREATE ROLE socialcrm_tests_member LOGIN NOSUPERUSER NOBYPASSRLS;
+		EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`)
+		require.NoError(t, err)
+		_, err = super.ExecContext(ctx, "GRANT "+"socialcrm_tests_owner TO socialcrm_tests_member")
+		require.NoError(t, err)
+		member := openAs(t, admin, "socialcrm_tests_member", schema)
+		refused(member, func(e *socialcrm.RoleError) {
+			require.False(t, e.Superuser)
+			require.Contains(t, e.Owns, "socialcrm_audit_log")
+		})
+
 		// The development override accepts the owner.
 		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.Owner, KEK: kek, AllowPrivilegedRole: true})
 		require.NoError(t, err)
