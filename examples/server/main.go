@@ -185,7 +185,8 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 	policy := examplePolicy()
 	cats := []retention.Category{sessionCategory()}
 	if a.sdk, err = socialcrm.Open(ctx, socialcrm.Config{DB: db, Owner: a.owner, AllowPrivilegedRole: a.owner == nil,
-		KEK: kek, Logger: log, Policy: &policy, Models: []any{(*session)(nil)}, Categories: cats}); err != nil {
+		KEK: kek, Logger: log, Policy: &policy, Models: []any{(*session)(nil)}, Categories: cats,
+		PhoneRegion: cfg.PhoneRegion}); err != nil {
 		return nil, err
 	}
 	key := []byte(cfg.SessionKey)
