@@ -287,7 +287,7 @@ var igPublishPerms = []string{PermInstagramBasic, PermInstagramContentPublish, P
 // (action meta.instagram.publish). It needs instagram_basic,
 // instagram_content_publish and pages_read_engagement.
 func (s *InstagramService) Publish(ctx context.Context, igID string, req MediaRequest) (*Media, *Response, error) {
-	if err := s.c.session.Require(igPublishPerms...); err != nil {
+	if err := s.c.require(igPublishPerms...); err != nil {
 		return nil, nil, err
 	}
 	if err := checkID(igID); err != nil {
