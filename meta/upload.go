@@ -243,8 +243,8 @@ func (s *InstagramService) upload(ctx context.Context, containerID string, v *Vi
 
 // uploadAnswer is the upload host's answer: success, or debug_info.
 type uploadAnswer struct {
-	Success   Bool  `json:"success"`
-	Offset    Int   `json:"offset"`
+	Success   Bool `json:"success"`
+	Offset    Int  `json:"offset"`
 	DebugInfo *struct {
 		Type    string `json:"type"`
 		Message string `json:"message"`

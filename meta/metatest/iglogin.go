@@ -21,10 +21,10 @@ const (
 type host int
 
 const (
-	hostFacebook  host = iota // graph.facebook.com (and the Login dialog)
-	hostIGGraph               // graph.instagram.com
-	hostIGLogin               // api.instagram.com
-	hostUpload                // rupload.facebook.com
+	hostFacebook host = iota // graph.facebook.com (and the Login dialog)
+	hostIGGraph              // graph.instagram.com
+	hostIGLogin              // api.instagram.com
+	hostUpload               // rupload.facebook.com
 )
 
 // hostOf splits the host prefix off an emulator path.

@@ -72,7 +72,7 @@ type Page struct {
 
 // InstagramAccount is an Instagram professional account linked to a Page.
 type InstagramAccount struct {
-	ID                string // required; the IG user id
+	ID string // required; the IG user id
 	// PageID is the linked Page. An account without one is reached
 	// only with Instagram Login (InstagramConsent, InstagramToken).
 	PageID            string
