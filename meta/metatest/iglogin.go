@@ -74,6 +74,7 @@ type igState struct {
 	// demographics: account -> metric -> breakdown -> value by key
 	demographics map[string]map[string]map[string]map[string]int
 	uploads      map[string]*upload
+	uploadDrops  []int64
 	drops        []*answerDrop
 	comments     map[string]*comment
 	commentOrder []string

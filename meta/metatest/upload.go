@@ -16,9 +16,6 @@ type upload struct {
 	igID     string
 	size     int64 // file_size, fixed by the first upload request
 	received int64
-	// dropAfter, when >= 0, breaks the next upload request after that many
-	// bytes of its body.
-	dropAfter int64
 }
 
 // answerDrop loses the answers of matching requests.
@@ -46,25 +43,22 @@ func (s *Server) createResumable(c *call, ct *container) result {
 	ct.readyAt = ct.created.Add(100 * 365 * 24 * time.Hour) // until the upload completes
 	ct.id = s.nextID(17900000000000000)
 	s.containers[ct.id] = ct
-	s.ig.uploads[ct.id] = &upload{igID: ct.igID, dropAfter: -1}
+	s.ig.uploads[ct.id] = &upload{igID: ct.igID}
 	return ok(map[string]any{"id": ct.id, "uri": s.UploadURL() + "/ig-api-upload/" + s.cfg.version + "/" + ct.id})
 }
 
-// DropUpload makes the next upload request to the container break after
-// after bytes of its body reached the emulator: the connection closes
-// without an answer, as a dropped connection does. The bytes received
-// count; the client resumes from them.
-func (s *Server) DropUpload(containerID string, after int64) error {
+// DropUpload makes the next upload request (to any container) break
+// after after bytes of its body reached the emulator: the connection
+// closes without an answer, as a dropped connection does. The bytes
+// received count; the client resumes from them. Calls queue up: each arms
+// one more request.
+func (s *Server) DropUpload(after int64) error {
 	if after < 0 {
 		return invalid("DropUpload: after %d", after)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	up := s.ig.uploads[containerID]
-	if up == nil {
-		return fmt.Errorf("metatest: DropUpload: resumable container %q: %w", containerID, ErrNotFound)
-	}
-	up.dropAfter = after
+	s.ig.uploadDrops = append(s.ig.uploadDrops, after)
 	return nil
 }
 
@@ -203,8 +197,10 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request, p string) {
 		return
 	}
 	up.size = size
-	dropAfter := up.dropAfter
-	up.dropAfter = -1
+	dropAfter := int64(-1)
+	if len(s.ig.uploadDrops) > 0 {
+		dropAfter, s.ig.uploadDrops = s.ig.uploadDrops[0], s.ig.uploadDrops[1:]
+	}
 	s.mu.Unlock()
 
 	limit := size - offset
