@@ -100,8 +100,8 @@ func (w wireFBComment) comment() Comment {
 }
 
 const (
-	igCommentFields = "id,text,timestamp,username,from,hidden,like_count,media,parent_id"
-	fbCommentFields = "id,message,created_time,from,is_hidden,like_count,parent"
+	igCommentFields = "id,text,timestamp,username,from{id,username},hidden,like_count,media{id},parent_id"
+	fbCommentFields = "id,message,created_time,from{id,name},is_hidden,like_count,parent{id}"
 )
 
 // CommentList is one page of comments and the cursor of the next (empty
