@@ -65,7 +65,7 @@
 // near). Its connections have PlatformInstagram; a connection's flavour
 // (FlavourOf, Client.Flavour) is FacebookLogin or InstagramLogin. The
 // same typed calls (Instagram.Profile, ListMedia, Publish, MediaInsights,
-// Demographics, InstagramComments) work on both flavours, each checking the
+// AccountInsights, Demographics, InstagramComments) work on both flavours, each checking the
 // flavour's permission names; a call the flavour lacks (Pages, Messenger,
 // resumable uploads on Instagram Login) fails with a *FlavourError
 // (ErrFlavour) before any request. NewCallbacks with

@@ -258,3 +258,41 @@ func newCallbacksFor(t testing.TB, w *world, platform string) (*meta.Callbacks, 
 	mux.Handle("/status", cb.DeletionStatusHandler())
 	return cb, callbackURLs{hs.URL + "/deauthorize", hs.URL + "/data-deletion", hs.URL + "/status"}
 }
+
+func TestInstagramLoginInsights(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newIGEnv(t, db)
+		require.NoError(t, e.srv.SetMetric(creatorMedia, "views", 900))
+		require.NoError(t, e.srv.SetMetric(creatorMedia, "reach", 700))
+		require.NoError(t, e.srv.SetMetric(creatorID, "views", 12000))
+		require.NoError(t, e.srv.SetMetric(creatorID, "reach", 8000))
+		c := e.igClient(e.connectInstagram(creatorID, []string{meta.FeatureInstagramInsights}))
+
+		in, _, err := c.Instagram.MediaInsights(e.ctx, creatorMedia, meta.InsightsOptions{Metrics: []meta.Metric{{Name: "views"}, {Name: "reach"}}})
+		require.NoError(t, err)
+		v, ok := in.Latest("views")
+		require.True(t, ok)
+		require.EqualValues(t, 900, v)
+
+		a, _, err := c.Instagram.AccountInsights(e.ctx, creatorID, meta.AccountInsightsOptions{Metrics: []string{"views", "reach"}})
+		require.NoError(t, err)
+		require.Equal(t, map[string]int64{"views": 12000, "reach": 8000}, a.Totals)
+		require.Equal(t, "graph "+e.srv.Version()+"; views,reach", a.Source())
+		for _, r := range e.srv.Requests() {
+			if r.Path == "/"+creatorID+"/insights" {
+				require.Equal(t, "total_value", r.Query.Get("metric_type"))
+				require.Equal(t, "day", r.Query.Get("period"))
+			}
+		}
+		// A retired metric is refused before any request.
+		e.srv.ResetRequests()
+		_, _, err = c.Instagram.AccountInsights(e.ctx, creatorID, meta.AccountInsightsOptions{Metrics: []string{"impressions"}})
+		require.ErrorIs(t, err, meta.ErrDeprecatedMetric)
+		_, _, err = c.Instagram.AccountInsights(e.ctx, creatorID, meta.AccountInsightsOptions{Period: "lifetime"})
+		require.ErrorIs(t, err, meta.ErrConfig)
+		require.Zero(t, e.graphCalls())
+		// An unknown metric is Meta's code 100.
+		_, _, err = c.Instagram.AccountInsights(e.ctx, creatorID, meta.AccountInsightsOptions{Metrics: []string{"nonsense"}})
+		require.ErrorIs(t, err, meta.ErrInvalidParameter)
+	})
+}
