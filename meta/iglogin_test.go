@@ -14,6 +14,7 @@ import (
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/social"
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 const (
@@ -295,4 +296,22 @@ func TestInstagramLoginInsights(t *testing.T) {
 		_, _, err = c.Instagram.AccountInsights(e.ctx, creatorID, meta.AccountInsightsOptions{Metrics: []string{"nonsense"}})
 		require.ErrorIs(t, err, meta.ErrInvalidParameter)
 	})
+}
+
+// TestInstagramTokenErrorsRedacted: the token endpoints carry the secret
+// and the token in the query, as documented; a transport error names
+// neither.
+func TestInstagramTokenErrorsRedacted(t *testing.T) {
+	cfg := meta.Config{AppID: appID, AppSecret: vault.NewSecret([]byte(appSecret)), RedirectURL: redirect,
+		InstagramGraphURL: "http://127.0.0.1:1", InstagramLoginURL: "http://127.0.0.1:1"}
+	p, err := meta.NewInstagramProvider(cfg, meta.WithRetry(1, nil))
+	require.NoError(t, err)
+	const canary = "IGAA-token-canary-77"
+	_, err = p.Refresh(t.Context(), vault.NewSecret([]byte(canary)))
+	require.Error(t, err)
+	require.NotErrorIs(t, err, social.ErrInvalidGrant, "a transport error is not a refusal")
+	requireNoSecret(t, err.Error(), canary, appSecret)
+	_, err = p.Exchange(t.Context(), "code-canary#_", "")
+	require.Error(t, err)
+	requireNoSecret(t, err.Error(), appSecret, "code-canary")
 }
