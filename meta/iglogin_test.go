@@ -100,12 +100,20 @@ func TestInstagramLogin(t *testing.T) {
 		require.Len(t, l.Media, 1)
 		require.Equal(t, creatorMedia, l.Media[0].ID)
 
-		// Calls go to graph.instagram.com, never with a Facebook token.
+		// Calls go to graph.instagram.com, the token in the Authorization
+		// header; the code exchange to api.instagram.com.
+		hosts := map[string]bool{}
 		for _, r := range e.srv.Requests() {
+			hosts[r.Host] = true
 			if r.Path == "/"+creatorID+"/media" {
-				require.Empty(t, r.Query.Get("access_token"), "the token travels in the Authorization header")
+				require.Equal(t, "graph.instagram.com", r.Host)
+				require.Empty(t, r.Query.Get("access_token"))
+			}
+			if r.Path == "/oauth/access_token" {
+				require.Equal(t, "api.instagram.com", r.Host)
 			}
 		}
+		require.Equal(t, map[string]bool{"graph.instagram.com": true, "api.instagram.com": true}, hosts)
 
 		// Publishing by URL works as with Facebook Login.
 		m, _, err := c.Instagram.Publish(e.ctx, creatorID, meta.MediaRequest{ImageURL: "https://cdn.example/a.jpg", Caption: "New print",

@@ -40,6 +40,12 @@ func hostOf(p string) (host, string) {
 	return hostFacebook, p
 }
 
+// hostName names the Meta host an emulator path stands for.
+func hostName(p string) string {
+	h, _ := hostOf(p)
+	return [...]string{"graph.facebook.com", "graph.instagram.com", "api.instagram.com", "rupload.facebook.com"}[h]
+}
+
 // InstagramGraphURL replaces https://graph.instagram.com, the host of the
 // Instagram API with Instagram Login, without a trailing slash or version.
 func (s *Server) InstagramGraphURL() string { return s.ts.URL + igGraphPrefix }

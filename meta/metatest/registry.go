@@ -70,7 +70,8 @@ type Page struct {
 	FanCount       int
 }
 
-// InstagramAccount is an Instagram professional account linked to a Page.
+// InstagramAccount is an Instagram professional account, linked to a Page
+// or (for Instagram Login only) not.
 type InstagramAccount struct {
 	ID string // required; the IG user id
 	// PageID is the linked Page. An account without one is reached
