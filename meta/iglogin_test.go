@@ -323,3 +323,20 @@ func TestInstagramTokenErrorsRedacted(t *testing.T) {
 	require.Error(t, err)
 	requireNoSecret(t, err.Error(), appSecret, "code-canary")
 }
+
+// TestInstagramLoginAppRemoved: after the creator removed the app, the
+// next call's 190/458 revokes the connection, as for Facebook Login.
+func TestInstagramLoginAppRemoved(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newIGEnv(t, db)
+		conn := e.connectInstagram(creatorID, []string{meta.FeatureInstagram})
+		c := e.igClient(conn)
+		require.NoError(t, e.srv.DeauthorizeInstagram(e.ctx, appID, creatorID, ""))
+		_, _, err := c.Instagram.Profile(e.ctx, creatorID)
+		require.ErrorIs(t, err, social.ErrRevoked)
+		require.ErrorIs(t, err, meta.ErrAppRemoved)
+		got, err := e.store.Get(e.ctx, conn.ID)
+		require.NoError(t, err)
+		require.Equal(t, social.StatusRevoked, got.Status)
+	})
+}
