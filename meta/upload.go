@@ -182,25 +182,50 @@ func (s *InstagramService) PublishVideo(ctx context.Context, igID string, v Vide
 	if resp, err := s.await(ctx, containerID, v.PollInterval, v.Timeout); err != nil {
 		return nil, resp, err
 	}
-	var ans struct {
-		ID ID `json:"id"`
-	}
-	resp, err = s.c.post(ctx, "/"+igID+"/media_publish", url.Values{"creation_id": {containerID}}, &ans, igPublishPerms...)
+	mediaID, resp, err := s.publishContainer(ctx, igID, containerID)
 	if err != nil {
-		var apiErr *APIError
-		if resp == nil && !errors.As(err, &apiErr) && ctx.Err() == nil {
-			// Sent, no answer: Meta may have published. Not resent.
-			return nil, nil, &OutcomeUnknownError{Operation: "media_publish", ContainerID: containerID, Err: err}
-		}
 		return nil, resp, err
 	}
-	m := &Media{ID: string(ans.ID), Caption: v.Caption, OwnerID: igID}
+	m := &Media{ID: mediaID, Caption: v.Caption, OwnerID: igID}
 	if err := s.c.session.Audit(ctx, "meta.instagram.publish", map[string]string{
 		"ig_user_id": igID, "media_id": m.ID, "container_id": containerID, "kind": string(v.Kind), "upload": "resumable",
 	}); err != nil {
 		return m, resp, fmt.Errorf("meta: audit publish: %w", err)
 	}
 	return m, resp, nil
+}
+
+// publishContainer publishes a FINISHED container (media_publish) and
+// returns the media id. The request is sent once: a lost answer is an
+// *OutcomeUnknownError, since Meta may have published.
+func (s *InstagramService) publishContainer(ctx context.Context, igID, containerID string) (string, *Response, error) {
+	var ans struct {
+		ID ID `json:"id"`
+	}
+	resp, err := s.c.post(ctx, "/"+igID+"/media_publish", url.Values{"creation_id": {containerID}}, &ans, igPublishPerms...)
+	if err != nil {
+		if sentWithoutAnswer(resp, err) && ctx.Err() == nil {
+			// Sent, no answer: Meta may have published. Not resent.
+			return "", resp, &OutcomeUnknownError{Operation: "media_publish", ContainerID: containerID, Err: err}
+		}
+		return "", resp, err
+	}
+	return string(ans.ID), resp, nil
+}
+
+// sentWithoutAnswer reports whether a write may have taken effect
+// without its answer reaching the client: the request left and the
+// connection failed (a *url.Error), or an answer began but could not be
+// read. Refusals made before sending (permissions, a rate-limit block,
+// the token) and Meta's error answers are not.
+func sentWithoutAnswer(resp *Response, err error) bool {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return true
+	}
+	var apiErr *APIError
+	var rl *RateLimitError
+	return resp != nil && !errors.As(err, &apiErr) && !errors.As(err, &rl)
 }
 
 // uploadURL is the upload host's URI of a container.

@@ -125,3 +125,24 @@ func TestPublishVideoFailures(t *testing.T) {
 		requireNoSecret(t, e.logText(), appSecret)
 	})
 }
+
+// TestPublishLostAnswer: publishing by URL sends media_publish once too; a
+// lost answer is an OutcomeUnknownError and nothing is audited as
+// published.
+func TestPublishLostAnswer(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newIGEnv(t, db)
+		_, _, c := e.pageClient(allFeatures)
+		require.NoError(t, e.srv.DropAnswer("POST", "/*/media_publish", 1))
+		_, _, err := c.Instagram.Publish(e.ctx, igID, meta.MediaRequest{ImageURL: "https://cdn.example/a.jpg",
+			PollInterval: time.Second, Timeout: time.Minute})
+		var oe *meta.OutcomeUnknownError
+		require.ErrorAs(t, err, &oe)
+		require.NotEmpty(t, oe.ContainerID)
+		require.Equal(t, 1, countPath(e.srv, "POST", "/"+igID+"/media_publish"))
+		require.NotContains(t, e.auditActions(), "meta.instagram.publish")
+		st, _, err := c.Instagram.Container(e.ctx, oe.ContainerID)
+		require.NoError(t, err)
+		require.Equal(t, meta.StatusPublished, st.Code)
+	})
+}
