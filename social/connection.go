@@ -235,6 +235,10 @@ func Migrations() *migrate.Migrations {
 		return migrations.Exec(ctx, tx,
 			`ALTER TABLE socialcrm_social_webhook_deliveries ADD COLUMN pending BOOLEAN NOT NULL DEFAULT FALSE`)
 	})
+	migrations.Add(ms, "20261206020000", "social_snapshot_breakdowns", func(ctx context.Context, tx bun.Tx) error {
+		return migrations.Exec(ctx, tx,
+			`ALTER TABLE socialcrm_social_snapshots ADD COLUMN breakdowns TEXT`)
+	})
 	return ms
 }
 
