@@ -295,9 +295,14 @@ func TestDataDeletionRetryReachesTheTenantAFailureMissed(t *testing.T) {
 		second := ts[1].TenantID // AccountTenants orders by tenant id
 
 		// The second tenant's erasure request cannot be written, once.
-		raw := w.db.Owner.DB // triggers are the owner's to create
-		if w.db.Name == "sqlite" {
-			raw = w.db.Reopen(t).DB // Owner is the guarded handle itself, and the Guard refuses triggers
+		// Triggers are the owner's to create, beneath the Guard (which
+		// refuses them, and is installed on Owner too).
+		raw := w.db.Reopen(t).DB
+		if w.db.Name == "postgres" {
+			owner, err := dbtest.OpenPostgres(w.db.OwnerDSN())
+			require.NoError(t, err)
+			t.Cleanup(func() { owner.Close() })
+			raw = owner.DB
 		}
 		if w.db.Name == "postgres" {
 			_, err = raw.ExecContext(t.Context(), `CREATE FUNCTION fail_second() RETURNS trigger LANGUAGE plpgsql AS

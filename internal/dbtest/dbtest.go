@@ -295,7 +295,8 @@ func randomHex(n int) string {
 // burst of them can briefly hold every slot of a default server (100
 // connections). Other errors return at once.
 func OpenPostgres(dsn string) (*bun.DB, error) {
-	db := bun.NewDB(sql.OpenDB(patientConnector{pgdriver.NewConnector(pgdriver.WithDSN(dsn))}), pgdialect.New())
+	// Checked: the Guard refuses at the driver, as on sqldb's handles.
+	db := bun.NewDB(sql.OpenDB(sqldb.Checked(patientConnector{pgdriver.NewConnector(pgdriver.WithDSN(dsn))})), pgdialect.New())
 	if err := db.Ping(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("dbtest: connect postgres: %w", err)

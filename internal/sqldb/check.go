@@ -25,6 +25,10 @@ func SetCheck(db *sql.DB, check Check) bool {
 	return true
 }
 
+// Checked wraps a driver's connector so that the handle sql.OpenDB makes of
+// it runs a Check installed with SetCheck, as this package's own handles do.
+func Checked(c driver.Connector) driver.Connector { return &connector{base: c} }
+
 // connector wraps a driver's connector so that its connections run the
 // installed Check.
 type connector struct {
