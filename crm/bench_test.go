@@ -44,8 +44,6 @@ type plainContact struct {
 	EmailIndex    string            `bun:"email_index,nullzero"`
 	PhoneSealed   []byte            `bun:"phone_sealed"`
 	PhoneIndex    string            `bun:"phone_index,nullzero"`
-	NameFold      string            `bun:"name_fold"`
-	LastFold      string            `bun:"last_fold"`
 }
 
 // freshStore returns a Store on a new handle on e's database, with the
@@ -84,7 +82,7 @@ func plainOf(b testing.TB, e *env, ctx context.Context, i int) plainContact {
 	return plainContact{TenantID: tid, ID: c.ID, CreatedAt: now, UpdatedAt: now, Version: 1, FirstName: c.FirstName, LastName: c.LastName,
 		Stage: string(c.Stage), Source: c.Source, UTMSource: c.UTM.Source, UTMCampaign: c.UTM.Campaign, BirthMonth: 12, BirthDay: 10,
 		Preferences: c.Preferences, Tags: []string{}, EmailSealed: c.EmailSealed.Bytes(), EmailIndex: c.EmailIndex,
-		PhoneSealed: c.PhoneSealed.Bytes(), PhoneIndex: c.PhoneIndex, NameFold: c.NameFold, LastFold: c.LastFold}
+		PhoneSealed: c.PhoneSealed.Bytes(), PhoneIndex: c.PhoneIndex}
 }
 
 // BenchmarkCRMContactCreate creates a contact through the SDK: validation,
