@@ -73,7 +73,7 @@ type Conversation struct {
 	Channel   Channel `bun:"channel,notnull" json:"channel"`
 	AccountID string  `bun:"account_id,notnull" json:"account_id"`
 	// ThreadID is stored sealed, beside a blind index that finds it.
-	ThreadID  string  `bun:"-" json:"thread_id"`
+	ThreadID string `bun:"-" json:"thread_id"`
 	// ContactID links the conversation to a contact, when known.
 	ContactID string `bun:"contact_id,nullzero" json:"contact_id,omitempty"`
 	// LastMessageAt is the sent time of the latest message, or the

@@ -30,7 +30,7 @@ type plainColumn struct {
 	empty string // SQL list of the values that mean "nothing" (not staged)
 }
 
-func text(name string) plainColumn  { return plainColumn{name, "''"} }
+func text(name string) plainColumn   { return plainColumn{name, "''"} }
 func number(name string) plainColumn { return plainColumn{name, "'0'"} }
 func jsonCol(name string) plainColumn {
 	return plainColumn{name, "'', '{}', '[]', 'null'"}
@@ -256,7 +256,7 @@ func (s *Store) SealExisting(ctx context.Context, batch int, progress SealProgre
 		}
 	}
 	var left int
-	if err := s.db.NewRaw("SELECT count(*) FROM " + tableUnsealed).Scan(ctx, &left); err != nil {
+	if err := s.db.NewRaw("SELECT count(*) FROM "+tableUnsealed).Scan(ctx, &left); err != nil {
 		return done, fmt.Errorf("crm: seal existing: %w", err)
 	}
 	if left == 0 {
