@@ -108,6 +108,11 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	if sdk.CRM, err = crm.New(cfg.DB, sdk.Vault, crmOpts...); err != nil {
 		return nil, err
 	}
+	// Personal data that a database of an earlier version held in clear is
+	// sealed before anything reads it (a no-op once done).
+	if _, err := sdk.CRM.SealExisting(ctx, 0, nil); err != nil {
+		return nil, err
+	}
 	// The CRM's categories bound to this Store: erasing an attachment
 	// deletes its bytes from cfg.Attachments.
 	cats := withStoreCategories(Categories(sdk.Audit), sdk.CRM.Categories())

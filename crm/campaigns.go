@@ -203,5 +203,14 @@ func listShared[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind stri
 	if err != nil {
 		return Page[T]{}, wrapList(kind, err)
 	}
-	return page(ks, o, items, byID[T, PT])
+	p, err := page(ks, o, items, byID[T, PT])
+	if err != nil {
+		return p, err
+	}
+	for i := range p.Items {
+		if err := openRecord(ctx, s, kind, PT(&p.Items[i]), PT(&p.Items[i]).base().ID); err != nil {
+			return Page[T]{}, err
+		}
+	}
+	return p, nil
 }

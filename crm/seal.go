@@ -106,3 +106,13 @@ func openRecord(ctx context.Context, s *Store, kind string, rec any, id string) 
 
 // indexThread keys the blind index of conversation thread ids apart.
 const indexThread = "thread_id"
+
+// ensureKeys creates the context tenant's vault keys if needed, before a
+// write transaction that seals (a tenant's first seal creates its keys,
+// which must not happen inside another write transaction).
+func (s *Store) ensureKeys(ctx context.Context) error {
+	if _, err := s.vault.Index(ctx, "", indexName); err != nil {
+		return fmt.Errorf("crm: vault keys: %w", err)
+	}
+	return nil
+}

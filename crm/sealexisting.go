@@ -3,7 +3,9 @@ package crm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -39,6 +41,7 @@ func jsonCol(name string) plainColumn {
 // sealedTable is how the migration changes one table.
 type sealedTable struct {
 	table       string
+	id          string        // the row id column (default "id")
 	stage       []plainColumn // staged, then dropped
 	drop        []string      // dropped (derived copies: nothing to stage)
 	dropIndexes []string      // indexes on dropped columns, dropped first
@@ -103,9 +106,13 @@ func sealTablesMigration(tables []sealedTable) func(ctx context.Context, tx bun.
 					}
 					continue
 				}
+				id := t.id
+				if id == "" {
+					id = "id"
+				}
 				if _, err := tx.ExecContext(ctx, "INSERT INTO "+tableUnsealed+" (tenant_id, tbl, id, col, value) "+
-					"SELECT tenant_id, ?, id, ?, CAST(? AS TEXT) FROM ? WHERE ? IS NOT NULL AND CAST(? AS TEXT) NOT IN ("+c.empty+")",
-					t.table, c.name, bun.Ident(c.name), bun.Ident(t.table), bun.Ident(c.name), bun.Ident(c.name)); err != nil {
+					"SELECT tenant_id, ?, ?, ?, CAST(? AS TEXT) FROM ? WHERE ? IS NOT NULL AND CAST(? AS TEXT) NOT IN ("+c.empty+")",
+					t.table, bun.Ident(id), c.name, bun.Ident(c.name), bun.Ident(t.table), bun.Ident(c.name), bun.Ident(c.name)); err != nil {
 					return fmt.Errorf("crm: stage %s.%s: %w", t.table, c.name, err)
 				}
 			}
@@ -318,8 +325,31 @@ var simpleSealed = map[string]map[string][2]string{
 	TableConsentEvents: {"source": {"source_sealed", "source"}},
 }
 
+// commerceSealedTables are the changes of the commerce tables.
+var commerceSealedTables = []sealedTable{
+	{table: TableFieldValues, stage: []plainColumn{text("value")}, add: []string{"value_sealed BLOB"}},
+	{table: TableAttachments, stage: []plainColumn{text("file_name")}, add: []string{"file_name_sealed BLOB"}},
+	{table: TableInvoices, stage: []plainColumn{jsonCol("lines"), text("bill_to_name"), text("bill_to_address"), text("bill_to_tax_id")},
+		add: []string{"lines_sealed BLOB", "bill_to_name_sealed BLOB", "bill_to_address_sealed BLOB", "bill_to_tax_id_sealed BLOB"}},
+	{table: TableInvoiceRecipients, id: "invoice_id", stage: []plainColumn{text("email"), text("phone")},
+		add: []string{"email_sealed BLOB", "email_index TEXT", "phone_sealed BLOB", "phone_index TEXT"}},
+	{table: TableProposals, stage: []plainColumn{text("title"), text("body")}, add: []string{"title_sealed BLOB", "body_sealed BLOB"}},
+	{table: TableProposalRevisions, stage: []plainColumn{text("title"), text("body")}, add: []string{"title_sealed BLOB", "body_sealed BLOB"}},
+	{table: TableProposalEvents, stage: []plainColumn{text("note")}, add: []string{"note_sealed BLOB"}},
+	{table: TableClients, stage: []plainColumn{text("name"), text("email"), text("phone")},
+		add: []string{"name_sealed BLOB", "email_sealed BLOB", "phone_sealed BLOB"}},
+}
+
 // commerceSimpleSealed is simpleSealed for the commerce tables.
-var commerceSimpleSealed = map[string]map[string][2]string{}
+var commerceSimpleSealed = map[string]map[string][2]string{
+	TableFieldValues: {"value": {"value_sealed", "value"}},
+	TableInvoices: {"lines": {"lines_sealed", "lines"}, "bill_to_name": {"bill_to_name_sealed", "bill_to_name"},
+		"bill_to_address": {"bill_to_address_sealed", "bill_to_address"}, "bill_to_tax_id": {"bill_to_tax_id_sealed", "bill_to_tax_id"}},
+	TableProposals:         {"title": {"title_sealed", "title"}, "body": {"body_sealed", "body"}},
+	TableProposalRevisions: {"title": {"title_sealed", "title"}, "body": {"body_sealed", "body"}},
+	TableProposalEvents:    {"note": {"note_sealed", "note"}},
+	TableClients:           {"name": {"name_sealed", "name"}, "email": {"email_sealed", "email"}, "phone": {"phone_sealed", "phone"}},
+}
 
 // sealRow seals the staged values vals of record id of table tbl.
 func (s *Store) sealRow(ctx context.Context, tx bun.Tx, tid, tbl, id string, vals map[string]string) error {
@@ -327,6 +357,36 @@ func (s *Store) sealRow(ctx context.Context, tx bun.Tx, tid, tbl, id string, val
 	switch tbl {
 	case TableContacts:
 		return s.sealContactRow(ctx, tx, tid, id, vals)
+	case TableInvoiceRecipients:
+		rc := invoiceRecipient{Recipient: Recipient{Email: vals["email"], Phone: vals["phone"]}}
+		if err := s.sealFields(ctx, KindInvoice, id, rc.sealedFields()); err != nil {
+			return err
+		}
+		q := tx.NewUpdate().TableExpr(TableInvoiceRecipients).Set("email_sealed = ?", rc.EmailSealed).Set("phone_sealed = ?", rc.PhoneSealed)
+		for _, f := range []struct{ col, value, field string }{{"email_index", normalizeEmail(rc.Email), indexEmail}, {"phone_index", rc.Phone, indexPhone}} {
+			var idx any
+			if f.value != "" {
+				v, err := s.vault.Index(ctx, f.value, f.field)
+				if err != nil {
+					return fmt.Errorf("crm: seal existing %s: %w", tbl, err)
+				}
+				idx = v
+			}
+			q = q.Set("? = ?", bun.Ident(f.col), idx)
+		}
+		if _, err := q.Where("tenant_id = ?", tid).Where("invoice_id = ?", id).Exec(ctx); err != nil {
+			return fmt.Errorf("crm: seal existing %s: %w", tbl, err)
+		}
+		return nil
+	case TableAttachments:
+		if err := s.sealExistingBytes(ctx, tid, id); err != nil {
+			return err
+		}
+		sealed, err := s.vault.Seal(ctx, []byte(vals["file_name"]), vault.Binding{Record: id, Field: "file_name"})
+		if err != nil {
+			return fmt.Errorf("crm: seal existing %s: %w", tbl, err)
+		}
+		set["file_name_sealed"] = sealed
 	case TableConversations:
 		v := vals["thread_id"]
 		sealed, err := s.vault.Seal(ctx, []byte(v), vault.Binding{Record: id, Field: "thread_id"})
@@ -428,4 +488,36 @@ func nullIfEmpty(s string) any {
 		return nil
 	}
 	return s
+}
+
+// sealExistingBytes replaces the plaintext bytes of attachment id in the
+// Store's storage with their sealed form. Bytes that open already (sealed
+// by a run that stopped before its batch committed) are left as they are.
+func (s *Store) sealExistingBytes(ctx context.Context, tid, id string) error {
+	if s.storage == nil {
+		return fmt.Errorf("%w: sealing existing attachments needs their storage (WithStorage)", ErrConfig)
+	}
+	rc, err := s.storage.Get(ctx, tid, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil // nothing stored: nothing to seal
+	}
+	if err != nil {
+		return fmt.Errorf("crm: seal existing attachment: %w", err)
+	}
+	_, err = io.Copy(io.Discard, newOpeningReader(ctx, s.vault, id, rc))
+	rc.Close()
+	if err == nil {
+		return nil
+	}
+	rc, err = s.storage.Get(ctx, tid, id)
+	if err != nil {
+		return fmt.Errorf("crm: seal existing attachment: %w", err)
+	}
+	defer rc.Close()
+	// Put writes a temporary object renamed into place: reading the old
+	// one while writing the new is safe.
+	if _, err := s.storage.Put(ctx, tid, id, newSealingReader(ctx, s.vault, id, rc)); err != nil {
+		return fmt.Errorf("crm: seal existing attachment: %w", err)
+	}
+	return nil
 }
