@@ -165,6 +165,16 @@ func sealTablesMigration(tables []sealedTable) func(ctx context.Context, tx bun.
 				}
 			}
 		}
+		// A database without plaintext (a new one) needs no SealExisting.
+		var n int
+		if err := tx.NewRaw("SELECT count(*) FROM " + tableUnsealed).Scan(ctx, &n); err != nil {
+			return fmt.Errorf("crm: seal: %w", err)
+		}
+		if n == 0 {
+			if _, err := tx.ExecContext(ctx, "DROP TABLE "+tableUnsealed); err != nil {
+				return fmt.Errorf("crm: seal: %w", err)
+			}
+		}
 		return nil
 	}
 }
