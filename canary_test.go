@@ -55,7 +55,7 @@ func seedEveryField(t *testing.T, ctx context.Context, s *crm.Store, c *canaries
 	t.Helper()
 	contact, err := s.Contacts().Create(ctx, crm.Contact{FirstName: c.text("First"), LastName: c.text("Last"),
 		Email: c.email(), Phone: c.phone(), Source: "web",
-		UTM: crm.UTM{Source: c.text("Us"), Medium: c.text("Um"), Campaign: c.text("Uc"), Term: c.text("Ut"), Content: c.text("Uo")},
+		UTM:      crm.UTM{Source: c.text("Us"), Medium: c.text("Um"), Campaign: c.text("Uc"), Term: c.text("Ut"), Content: c.text("Uo")},
 		Birthday: crm.Birthday{Year: 1987, Month: 3, Day: 14}, Preferences: map[string]string{"size": c.text("Pref")},
 		Tags: []string{c.text("Tag")}})
 	require.NoError(t, err)

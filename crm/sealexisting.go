@@ -167,7 +167,7 @@ func sealTablesMigration(tables []sealedTable) func(ctx context.Context, tx bun.
 		}
 		// A database without plaintext (a new one) needs no SealExisting.
 		var n int
-		if err := tx.NewRaw("SELECT count(*) FROM " + tableUnsealed).Scan(ctx, &n); err != nil {
+		if err := tx.NewRaw("SELECT count(*) FROM "+tableUnsealed).Scan(ctx, &n); err != nil {
 			return fmt.Errorf("crm: seal: %w", err)
 		}
 		if n == 0 {
