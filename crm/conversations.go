@@ -149,13 +149,8 @@ func (r *Conversations) threadIndex(ctx context.Context, threadID string) (strin
 	return idx, nil
 }
 
-// ensureKeys creates the tenant's vault keys if needed, before a write
-// transaction seals with them (a tenant's first seal creates its keys, which
-// must not happen inside another write transaction).
-func (r *Conversations) ensureKeys(ctx context.Context) error {
-	_, err := r.threadIndex(ctx, "")
-	return err
-}
+// ensureKeys creates the tenant's vault keys if needed (Store.ensureKeys).
+func (r *Conversations) ensureKeys(ctx context.Context) error { return r.s.ensureKeys(ctx) }
 
 // NewMessage is what Record stores.
 type NewMessage struct {

@@ -290,7 +290,16 @@ func coreMigrations() []migration {
 			if err := sealTablesMigration(coreSealedTables)(ctx, tx); err != nil {
 				return err
 			}
+			// The exact look-ups by blind index list in id order: the
+			// index serves both.
+			for _, ix := range []string{"socialcrm_crm_contacts_email", "socialcrm_crm_contacts_phone"} {
+				if _, err := tx.ExecContext(ctx, "DROP INDEX IF EXISTS ?", bun.Ident(ix)); err != nil {
+					return err
+				}
+			}
 			return ownedTables(ctx, tx, []string{TableContactNames},
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_email_id ON socialcrm_crm_contacts (tenant_id, email_index, id)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_phone_id ON socialcrm_crm_contacts (tenant_id, phone_index, id)`,
 				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_birth ON socialcrm_crm_contacts (tenant_id, birth_index)`,
 				`CREATE INDEX IF NOT EXISTS socialcrm_crm_conversations_thread ON socialcrm_crm_conversations (tenant_id, thread_index)`,
 				`CREATE TABLE IF NOT EXISTS socialcrm_crm_contact_names (

@@ -111,7 +111,7 @@ const indexThread = "thread_id"
 // write transaction that seals (a tenant's first seal creates its keys,
 // which must not happen inside another write transaction).
 func (s *Store) ensureKeys(ctx context.Context) error {
-	if _, err := s.vault.Index(ctx, "", indexName); err != nil {
+	if _, err := s.vault.EnsureKey(ctx); err != nil {
 		return fmt.Errorf("crm: vault keys: %w", err)
 	}
 	return nil

@@ -252,8 +252,8 @@ func (s *Store) SealExisting(ctx context.Context, batch int, progress SealProgre
 			return done, fmt.Errorf("crm: seal existing: %w", err)
 		}
 		// The tenant's keys, created outside the write transactions.
-		if _, err := s.vault.Index(tctx, "", indexName); err != nil {
-			return done, fmt.Errorf("crm: seal existing: %w", err)
+		if err := s.ensureKeys(tctx); err != nil {
+			return done, err
 		}
 		for {
 			n, err := s.sealBatch(tctx, tid, batch)
