@@ -152,10 +152,13 @@ type contactTag struct {
 type contactName struct {
 	bun.BaseModel `bun:"table:socialcrm_crm_contact_names,alias:ctn"`
 	tenancy.Owned
-	ID        string `bun:"id,pk"`
-	ContactID string `bun:"contact_id,notnull"`
-	Token     string `bun:"token,notnull"`
+	ContactID string `bun:"contact_id,pk"`
+	Token     string `bun:"token,pk"`
 }
+
+// nameTokenLen is the length a name prefix's blind index is cut to: 128
+// bits, ample to tell a tenant's name prefixes apart, and small rows.
+const nameTokenLen = 22
 
 // ContactFilter narrows Contacts.List. The zero value lists every contact;
 // set fields combine with AND.
@@ -337,6 +340,7 @@ func (r *Contacts) index(ctx context.Context, c *Contact) error {
 		if c.nameTokens[i], err = index(p, indexName); err != nil {
 			return err
 		}
+		c.nameTokens[i] = c.nameTokens[i][:nameTokenLen]
 	}
 	return nil
 }
@@ -433,7 +437,7 @@ func (r *Contacts) writeNames(ctx context.Context, tx bun.IDB, c *Contact, repla
 	}
 	rows := make([]contactName, len(c.nameTokens))
 	for i, t := range c.nameTokens {
-		rows[i] = contactName{ID: tenancy.NewID(), ContactID: c.ID, Token: t}
+		rows[i] = contactName{ContactID: c.ID, Token: t}
 	}
 	if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
 		return fmt.Errorf("crm: write contact name index: %w", err)
@@ -562,6 +566,7 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 		if nameIdx[i], err = index(w, indexName); err != nil {
 			return Page[Contact]{}, err
 		}
+		nameIdx[i] = nameIdx[i][:nameTokenLen]
 	}
 	var p Page[Contact]
 	err = r.s.one(ctx, func(ctx context.Context, tx bun.IDB) error {

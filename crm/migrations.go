@@ -304,11 +304,9 @@ func coreMigrations() []migration {
 				`CREATE INDEX IF NOT EXISTS socialcrm_crm_conversations_thread ON socialcrm_crm_conversations (tenant_id, thread_index)`,
 				`CREATE TABLE IF NOT EXISTS socialcrm_crm_contact_names (
 					tenant_id TEXT NOT NULL,
-					id TEXT NOT NULL,
-					contact_id TEXT NOT NULL,
 					token TEXT NOT NULL,
-					PRIMARY KEY (tenant_id, id),
-					UNIQUE (tenant_id, token, contact_id)
+					contact_id TEXT NOT NULL,
+					PRIMARY KEY (tenant_id, token, contact_id)
 				)`,
 				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contact_names_contact ON socialcrm_crm_contact_names (tenant_id, contact_id)`,
 			)
