@@ -310,7 +310,7 @@ func sprintfOwned(prefix string) string {
 // data-subject export holds them in clear. Register these (not the package's Categories) with the retention
 // engine of an application that keeps attachments.
 func (s *Store) Categories() []retention.Category {
-	return append(commerceCategoriesWith(s), coreCategoriesWith(s)...)
+	return withClear(append(commerceCategoriesWith(s), coreCategoriesWith(s)...))
 }
 
 // commerceSealedColumns are the sealed columns of the commerce tables.

@@ -46,7 +46,7 @@ func Models() []any {
 // data subject's rows are found (by contact_id, and by email for the
 // contacts), how they are erased, why they are kept.
 func Categories() []retention.Category {
-	return append(commerceCategories(), coreCategories()...) // commerce first: its rows hang off core records
+	return withClear(append(commerceCategories(), coreCategories()...)) // commerce first: its rows hang off core records
 }
 
 // SealedColumns declares the package's sealed columns, for
