@@ -34,7 +34,7 @@ type DataMapEntry struct {
 	Sealed []string `json:"sealed,omitempty"`
 	// Clear says which columns stay in clear and why (Category.Clear).
 	Clear string `json:"clear,omitempty"`
-	Note   string   `json:"note,omitempty"`
+	Note  string `json:"note,omitempty"`
 }
 
 // DataMap returns the engine's data map, in category registration order.
