@@ -120,24 +120,31 @@ func TestCanariesSealedAtRestAndInBackups(t *testing.T) {
 		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, KEK: kf, Now: clk.Now, Attachments: st})
 		require.NoError(t, err)
 
+		var c, k canaries
 		_, erasedOwner, err := sdk.Tenants.CreateTenant(ctx, tenancy.SignUp{TenantName: "Erased",
-			Owner: tenancy.NewMember{Email: "owner@erased.example", Name: "Owner"}})
+			Owner: tenancy.NewMember{Email: "owner@erased.example", Name: c.text("Owner")}})
 		require.NoError(t, err)
 		_, keptOwner, err := sdk.Tenants.CreateTenant(ctx, tenancy.SignUp{TenantName: "Kept",
-			Owner: tenancy.NewMember{Email: "owner@kept.example", Name: "Owner"}})
+			Owner: tenancy.NewMember{Email: "owner@kept.example", Name: k.text("Owner")}})
 		require.NoError(t, err)
 		erased := tenancy.WithPrincipal(ctx, erasedOwner.Principal())
 		kept := tenancy.WithPrincipal(ctx, keptOwner.Principal())
-		var c, k canaries
+		staff, err := sdk.Tenants.AddMember(erased, tenancy.NewMember{Email: "staff@erased.example", Name: c.text("Staff"), Role: tenancy.RoleStaff})
+		require.NoError(t, err)
+		require.Equal(t, c.all[1], staff.Name)
+		members, err := sdk.Tenants.Members(erased)
+		require.NoError(t, err)
+		require.Len(t, members, 2)
+		require.ElementsMatch(t, c.all[:2], []string{members[0].Name, members[1].Name}, "member names open")
 		seedEveryField(t, erased, sdk.CRM, &c)
 		seedEveryField(t, kept, sdk.CRM, &k)
-		require.Len(t, c.all, 36)
+		require.Len(t, c.all, 38)
 
 		// The API gives the values back: the scans below are not vacuous.
-		page, err := sdk.CRM.Contacts().List(erased, crm.ContactFilter{NamePrefix: c.all[0][:8]}, crm.ListOptions{})
+		page, err := sdk.CRM.Contacts().List(erased, crm.ContactFilter{NamePrefix: c.all[2][:12]}, crm.ListOptions{})
 		require.NoError(t, err)
 		require.Len(t, page.Items, 1)
-		require.Equal(t, c.all[0], page.Items[0].FirstName)
+		require.Equal(t, c.all[2], page.Items[0].FirstName)
 
 		// Live: no table and no stored file holds a canary in clear.
 		hits, err := leakscan.Tables(ctx, db.Admin(t), c.all)
@@ -188,7 +195,7 @@ func TestCanariesSealedAtRestAndInBackups(t *testing.T) {
 			}
 			return got
 		}
-		require.Contains(t, readable(kf, erased), c.all[0], "the backup opens before the purge")
+		require.Contains(t, readable(kf, erased), c.all[2], "the backup opens before the purge")
 
 		// Purge the erased tenant, then rotate the key-encryption key,
 		// rewrap every live tenant and retire the old version.
@@ -222,6 +229,6 @@ func TestCanariesSealedAtRestAndInBackups(t *testing.T) {
 		// The kept tenant stays readable in the live database.
 		page, err = sdk.CRM.Contacts().List(kept, crm.ContactFilter{}, crm.ListOptions{})
 		require.NoError(t, err)
-		require.Equal(t, k.all[0], page.Items[0].FirstName)
+		require.Equal(t, k.all[1], page.Items[0].FirstName)
 	})
 }

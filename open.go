@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/tink-crypto/tink-go/v2/tink"
@@ -93,14 +94,16 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 		return nil, err
 	}
 	sdk := &SDK{DB: cfg.DB, Guard: guard, now: now, log: log}
-	if sdk.Tenants, err = tenancy.NewStore(cfg.DB, tenancy.WithClock(now), tenancy.WithLogger(log)); err != nil {
-		return nil, err
-	}
-	sdk.Audit = sdk.Tenants.Audit()
 	if sdk.Vault, err = vault.New(cfg.DB, cfg.KEK, vault.WithClock(now), vault.WithLogger(log),
 		vault.WithColumns(SealedColumns()...)); err != nil {
 		return nil, err
 	}
+	// Member names are sealed by the vault (tenancy cannot import it).
+	if sdk.Tenants, err = tenancy.NewStore(cfg.DB, tenancy.WithClock(now), tenancy.WithLogger(log),
+		tenancy.WithSealer(vaultSealer{sdk.Vault})); err != nil {
+		return nil, err
+	}
+	sdk.Audit = sdk.Tenants.Audit()
 	crmOpts := []crm.Option{crm.WithClock(now), crm.WithLogger(log)}
 	if cfg.Attachments != nil {
 		crmOpts = append(crmOpts, crm.WithStorage(cfg.Attachments, cfg.MaxAttachmentSize))
@@ -115,7 +118,7 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	}
 	// The CRM's categories bound to this Store: erasing an attachment
 	// deletes its bytes from cfg.Attachments.
-	cats := withStoreCategories(Categories(sdk.Audit), sdk.CRM.Categories())
+	cats := withStoreCategories(Categories(sdk.Audit), append(sdk.CRM.Categories(), memberCategory(Categories(sdk.Audit), sdk.Vault)))
 	cats = append(cats, cfg.Categories...)
 	policy := DefaultPolicy(cats)
 	if cfg.Policy != nil {
@@ -149,6 +152,49 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 		return nil, err
 	}
 	return sdk, nil
+}
+
+// vaultSealer is the vault as a tenancy.Sealer.
+type vaultSealer struct{ v *vault.Vault }
+
+func (s vaultSealer) Seal(ctx context.Context, plaintext []byte, record, field string) ([]byte, error) {
+	sealed, err := s.v.Seal(ctx, plaintext, vault.Binding{Record: record, Field: field})
+	return sealed.Bytes(), err
+}
+
+func (s vaultSealer) Open(ctx context.Context, sealed []byte, record, field string) ([]byte, error) {
+	v, err := vault.ParseSealed(sealed)
+	if err != nil {
+		return nil, err
+	}
+	sec, err := s.v.Open(ctx, v, vault.Binding{Record: record, Field: field})
+	if err != nil {
+		return nil, err
+	}
+	defer sec.Wipe()
+	return append([]byte(nil), sec.Reveal()...), nil
+}
+
+var _ tenancy.Sealer = vaultSealer{}
+
+// memberCategory returns the members' category of cats with their sealed
+// name declared, opened with v, so that an export holds it in clear.
+func memberCategory(cats []retention.Category, v *vault.Vault) retention.Category {
+	var c retention.Category
+	for _, x := range cats {
+		if x.Table == tenancy.TableMembers {
+			c = x
+		}
+	}
+	s := vaultSealer{v}
+	c.Omit = slices.DeleteFunc(slices.Clone(c.Omit), func(col string) bool { return col == "name_sealed" })
+	c.Sealed = append(c.Sealed, retention.SealedColumn{Column: "name_sealed", As: "sealed_name",
+		Open: func(ctx context.Context, tenantID, id string, sealed []byte) (string, error) {
+			b, err := s.Open(ctx, sealed, id, "member_name")
+			return string(b), err
+		}})
+	c.Clear = "ids, e-mail address (the sign-in name), role, client link, password hash, lockout state and times; the name is sealed"
+	return c
 }
 
 // withStoreCategories replaces the categories of cats that bound has a
