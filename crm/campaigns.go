@@ -150,7 +150,7 @@ func (r *Campaigns) Delete(ctx context.Context, id string) error {
 		if _, err := s.access(ctx, tx, KindCampaign, true); err != nil {
 			return err
 		}
-		if err := deleteIn[Campaign](ctx, tx, KindCampaign, id); err != nil {
+		if err := deleteIn[Campaign](ctx, tx, s.clock(), KindCampaign, id); err != nil {
 			return err
 		}
 		return s.deleteDependents(ctx, tx, KindCampaign, []string{id})
@@ -164,11 +164,11 @@ func (r *Campaigns) List(ctx context.Context, f CampaignFilter, o ListOptions) (
 }
 
 // deleteIn deletes the record id of kind, ErrNotFound when there is
-// none in the context's tenant.
+// none in the context's tenant, and records it in the audit log.
 func deleteIn[T any, PT interface {
 	*T
 	record
-}](ctx context.Context, tx bun.IDB, kind, id string) error {
+}](ctx context.Context, tx bun.IDB, now time.Time, kind, id string) error {
 	res, err := tx.NewDelete().Model(PT(new(T))).Where("?TableAlias.id = ?", id).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("crm: delete %s: %w", kind, err)
@@ -176,7 +176,7 @@ func deleteIn[T any, PT interface {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return notFound(kind, id)
 	}
-	return nil
+	return audit(ctx, tx, now, kind, "deleted", id)
 }
 
 // wrapList wraps a list's database error, passing typed errors through.

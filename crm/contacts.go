@@ -524,7 +524,10 @@ func (r *Contacts) Delete(ctx context.Context, id string) error {
 		if _, err := tx.NewDelete().Model((*contactName)(nil)).Where("?TableAlias.contact_id = ?", id).Exec(ctx); err != nil {
 			return fmt.Errorf("crm: delete contact: %w", err)
 		}
-		return r.s.deleteDependents(ctx, tx, kindContact, []string{id}) // files and custom fields (commerce.go)
+		if err := r.s.deleteDependents(ctx, tx, kindContact, []string{id}); err != nil { // files and custom fields (commerce.go)
+			return err
+		}
+		return audit(ctx, tx, r.s.clock(), kindContact, "deleted", id)
 	})
 }
 

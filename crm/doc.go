@@ -192,6 +192,11 @@
 //
 // # Security
 //
+// Every update and delete of a record writes an entry to the tenant's
+// audit log (tenancy.AuditLog) in the same transaction: the actor, the
+// action ("crm.contact.updated", "crm.note.deleted") and the record
+// ("contact:<id>"), never a value.
+//
 // Every model embeds Record, which embeds tenancy.Owned: every query is
 // scoped to the context's tenant by the hooks, checked by the Guard, and on
 // PostgreSQL bound by row-level security. References between records (a

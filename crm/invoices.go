@@ -476,7 +476,7 @@ func (r *Invoices) Delete(ctx context.Context, id string) error {
 		if err := r.writeRecipient(ctx, tx, id, nil, true); err != nil {
 			return err
 		}
-		if err := deleteIn[Invoice](ctx, tx, KindInvoice, id); err != nil {
+		if err := deleteIn[Invoice](ctx, tx, s.clock(), KindInvoice, id); err != nil {
 			return err
 		}
 		return s.deleteDependents(ctx, tx, KindInvoice, []string{id})

@@ -338,7 +338,7 @@ func (r *Proposals) Delete(ctx context.Context, id string) error {
 		if _, err := s.access(ctx, tx, KindProposal, true); err != nil {
 			return err
 		}
-		if err := deleteIn[Proposal](ctx, tx, KindProposal, id); err != nil {
+		if err := deleteIn[Proposal](ctx, tx, s.clock(), KindProposal, id); err != nil {
 			return err
 		}
 		if err := s.deleteDependents(ctx, tx, KindProposal, []string{id}); err != nil {

@@ -166,9 +166,11 @@ func deleteRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind, i
 			return err
 		}
 		if after != nil {
-			return after(ctx, tx)
+			if err := after(ctx, tx); err != nil {
+				return err
+			}
 		}
-		return nil
+		return audit(ctx, tx, s.clock(), kind, "deleted", id)
 	})
 }
 

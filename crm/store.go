@@ -262,6 +262,20 @@ func update[T any, PT interface {
 		b.Version, b.UpdatedAt = seen, was
 		return fmt.Errorf("crm: update %s: %w", kind, err)
 	}
+	return audit(ctx, db, now, kind, "updated", b.ID)
+}
+
+// audit appends an entry to the tenant's audit log in db (the write's
+// transaction): who (the context's principal) did what to which record —
+// "crm.<kind>.<verb>" on "<kind>:<id>", never a value.
+func audit(ctx context.Context, db bun.IDB, now time.Time, kind, verb, id string) error {
+	log, err := tenancy.NewAuditLog(db, tenancy.WithClock(func() time.Time { return now }))
+	if err != nil {
+		return err
+	}
+	if _, err := log.Append(ctx, tenancy.AuditEvent{Action: "crm." + kind + "." + verb, Target: kind + ":" + id}); err != nil {
+		return fmt.Errorf("crm: audit %s %s: %w", kind, verb, err)
+	}
 	return nil
 }
 
