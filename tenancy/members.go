@@ -25,7 +25,7 @@ type Member struct {
 	// Name is stored sealed when the Store has a Sealer (WithSealer; the
 	// name column then holds ""), in clear otherwise.
 	Name string `bun:"name,notnull" json:"name"`
-	Role  Role   `bun:"role,notnull" json:"role"`
+	Role Role   `bun:"role,notnull" json:"role"`
 	// ClientID is the client relationship a RoleClient member is limited to.
 	ClientID string `bun:"client_id,nullzero" json:"client_id,omitempty"`
 	// PasswordHash is the bcrypt hash; it is never marshalled.
