@@ -232,3 +232,31 @@ func TestCanariesSealedAtRestAndInBackups(t *testing.T) {
 		require.Equal(t, k.all[1], page.Items[0].FirstName)
 	})
 }
+
+// TestOpenSealsMemberNamesStoredInClear: names a Store without a Sealer
+// stored in clear are sealed when the SDK opens, and read back the same.
+func TestOpenSealsMemberNamesStoredInClear(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		ctx := context.Background()
+		require.NoError(t, socialcrm.Migrate(ctx, db.DB))
+		plain, err := tenancy.NewStore(db.DB)
+		require.NoError(t, err)
+		_, owner, err := plain.CreateTenant(ctx, tenancy.SignUp{TenantName: "Old", Owner: tenancy.NewMember{Email: "o@old.example", Name: "CanaryOldName"}})
+		require.NoError(t, err)
+		hits, err := leakscan.Tables(ctx, db.Admin(t), []string{"CanaryOldName"}, tenancy.TableMembers)
+		require.NoError(t, err)
+		require.Len(t, hits, 1, "stored in clear without a Sealer")
+
+		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, KEK: newKEK(t)})
+		require.NoError(t, err)
+		hits, err = leakscan.Tables(ctx, db.Admin(t), []string{"CanaryOldName"}, tenancy.TableMembers)
+		require.NoError(t, err)
+		require.Empty(t, hits, "sealed by Open")
+		ms, err := sdk.Tenants.Members(tenancy.WithPrincipal(ctx, owner.Principal()))
+		require.NoError(t, err)
+		require.Equal(t, "CanaryOldName", ms[0].Name)
+		n, err := sdk.Tenants.SealNames(tenancy.System(ctx, "test"))
+		require.NoError(t, err)
+		require.Zero(t, n, "nothing left: a no-op")
+	})
+}

@@ -123,6 +123,9 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	if _, err := sdk.CRM.SealExisting(ctx, 0, nil); err != nil {
 		return nil, err
 	}
+	if _, err := sdk.Tenants.SealNames(tenancy.System(ctx, "socialcrm-open")); err != nil {
+		return nil, err
+	}
 	// The CRM's categories bound to this Store: erasing an attachment
 	// deletes its bytes from cfg.Attachments.
 	cats := withStoreCategories(Categories(sdk.Audit), append(sdk.CRM.Categories(), memberCategory(Categories(sdk.Audit), sdk.Vault)))

@@ -351,3 +351,47 @@ type RequestInfo struct {
 	IP        string
 	UserAgent string
 }
+
+// SealNames seals the member names stored in clear — by a Store without a
+// Sealer, or a release before names were sealed — tenant by tenant, each
+// member in a transaction of its own, and returns how many it sealed. It
+// needs the system principal (ErrNotSystem) and a Sealer. Stopped anywhere,
+// the next call goes on; when nothing is left it is a no-op returning 0.
+// socialcrm.Open calls it.
+func (s *Store) SealNames(ctx context.Context) (int, error) {
+	if s.sealer == nil {
+		return 0, errors.New("tenancy: SealNames: the Store has no Sealer (WithSealer)")
+	}
+	ts, err := s.Tenants(ctx, TenantFilter{})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, t := range ts {
+		tctx, err := AsTenant(ctx, t.ID)
+		if err != nil {
+			return n, err
+		}
+		var ms []Member
+		err = RunInTx(tctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error {
+			return tx.NewSelect().Model(&ms).Where("name <> ''").Scan(ctx)
+		})
+		if err != nil {
+			return n, fmt.Errorf("tenancy: seal names: %w", err)
+		}
+		for _, m := range ms {
+			if err := s.sealName(tctx, &m); err != nil {
+				return n, err
+			}
+			err := RunInTx(tctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error {
+				_, err := tx.NewUpdate().Model(&m).Column("name", "name_sealed").WherePK().Exec(ctx)
+				return err
+			})
+			if err != nil {
+				return n, fmt.Errorf("tenancy: seal names: %w", err)
+			}
+			n++
+		}
+	}
+	return n, nil
+}
