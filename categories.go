@@ -21,13 +21,6 @@ import (
 // retention.Engine.Uncovered lists any tenant-owned table left without one.
 func Categories(audit *tenancy.AuditLog) []retention.Category {
 	cats := retention.TenancyCategories(audit)
-	for i := range cats {
-		if cats[i].Table == tenancy.TableMembers {
-			// Sealed by the SDK's vault, which these categories do not
-			// have: Open declares it opened instead.
-			cats[i].Omit = append(cats[i].Omit, "name_sealed")
-		}
-	}
 	cats = append(cats, retention.OwnCategories()...)
 	cats = append(cats, crm.Categories()...)
 	cats = append(cats, meta.CallbackCategories()...)
