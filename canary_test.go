@@ -117,7 +117,7 @@ func TestCanariesSealedAtRestAndInBackups(t *testing.T) {
 		st, err := crm.NewDirStorage(dir)
 		require.NoError(t, err)
 		t.Cleanup(func() { st.Close() })
-		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, KEK: kf, Now: clk.Now, Attachments: st})
+		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: kf, Now: clk.Now, Attachments: st})
 		require.NoError(t, err)
 
 		var c, k canaries
@@ -238,7 +238,8 @@ func TestCanariesSealedAtRestAndInBackups(t *testing.T) {
 func TestOpenSealsMemberNamesStoredInClear(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		ctx := context.Background()
-		require.NoError(t, socialcrm.Migrate(ctx, db.DB))
+		require.NoError(t, socialcrm.Migrate(ctx, db.Owner))
+		dbtest.GrantApp(t, db)
 		plain, err := tenancy.NewStore(db.DB)
 		require.NoError(t, err)
 		_, owner, err := plain.CreateTenant(ctx, tenancy.SignUp{TenantName: "Old", Owner: tenancy.NewMember{Email: "o@old.example", Name: "CanaryOldName"}})
@@ -247,7 +248,7 @@ func TestOpenSealsMemberNamesStoredInClear(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, hits, 1, "stored in clear without a Sealer")
 
-		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, KEK: newKEK(t)})
+		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: newKEK(t)})
 		require.NoError(t, err)
 		hits, err = leakscan.Tables(ctx, db.Admin(t), []string{"CanaryOldName"}, tenancy.TableMembers)
 		require.NoError(t, err)

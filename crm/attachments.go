@@ -281,7 +281,7 @@ func (a *Attachments) Delete(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if err := deleteIn[Attachment](ctx, tx, s.clock(), KindAttachment, id); err != nil {
+		if err := deleteIn[Attachment](ctx, s, tx, KindAttachment, id); err != nil {
 			return err
 		}
 		return s.storage.Delete(ctx, att.TenantID, att.ID)

@@ -126,7 +126,7 @@ func (r *Campaigns) Update(ctx context.Context, id string, version int64, in Cam
 		if _, err := get[Client](ctx, tx, KindClient, in.ClientID); err != nil {
 			return err
 		}
-		if err := update(ctx, tx, s.clock(), KindCampaign, &c,
+		if err := update(ctx, s, tx, s.clock(), KindCampaign, &c,
 			"client_id", "name", "status", "starts_at", "ends_at", "budget", "currency"); err != nil {
 			return err
 		}
@@ -150,7 +150,7 @@ func (r *Campaigns) Delete(ctx context.Context, id string) error {
 		if _, err := s.access(ctx, tx, KindCampaign, true); err != nil {
 			return err
 		}
-		if err := deleteIn[Campaign](ctx, tx, s.clock(), KindCampaign, id); err != nil {
+		if err := deleteIn[Campaign](ctx, s, tx, KindCampaign, id); err != nil {
 			return err
 		}
 		return s.deleteDependents(ctx, tx, KindCampaign, []string{id})
@@ -168,7 +168,7 @@ func (r *Campaigns) List(ctx context.Context, f CampaignFilter, o ListOptions) (
 func deleteIn[T any, PT interface {
 	*T
 	record
-}](ctx context.Context, tx bun.IDB, now time.Time, kind, id string) error {
+}](ctx context.Context, s *Store, tx bun.IDB, kind, id string) error {
 	res, err := tx.NewDelete().Model(PT(new(T))).Where("?TableAlias.id = ?", id).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("crm: delete %s: %w", kind, err)
@@ -176,7 +176,7 @@ func deleteIn[T any, PT interface {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return notFound(kind, id)
 	}
-	return audit(ctx, tx, now, kind, "deleted", id)
+	return s.audit(ctx, tx, kind, "deleted", id)
 }
 
 // wrapList wraps a list's database error, passing typed errors through.

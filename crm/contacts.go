@@ -499,7 +499,7 @@ func (r *Contacts) Update(ctx context.Context, c Contact) (Contact, error) {
 		}
 		// Source and UTM keep their stored values (UTM as sealed).
 		c.Source, c.UTMSealed, c.CreatedAt = cur.Source, cur.UTMSealed, cur.CreatedAt
-		if err := update(ctx, tx, r.s.clock(), kindContact, &c); err != nil {
+		if err := update(ctx, r.s, tx, r.s.clock(), kindContact, &c); err != nil {
 			return err
 		}
 		if err := r.writeNames(ctx, tx, &c, true); err != nil {
@@ -538,7 +538,7 @@ func (r *Contacts) Delete(ctx context.Context, id string) error {
 		if err := r.s.deleteDependents(ctx, tx, kindContact, []string{id}); err != nil { // files and custom fields (commerce.go)
 			return err
 		}
-		return audit(ctx, tx, r.s.clock(), kindContact, "deleted", id)
+		return r.s.audit(ctx, tx, kindContact, "deleted", id)
 	})
 }
 

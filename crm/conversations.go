@@ -328,7 +328,7 @@ func (r *Conversations) LinkContact(ctx context.Context, id, contactID string, v
 			return err
 		}
 		c.ContactID, c.Version = contactID, version
-		return update(ctx, tx, r.s.clock(), kindConversation, &c, "contact_id")
+		return update(ctx, r.s, tx, r.s.clock(), kindConversation, &c, "contact_id")
 	})
 	if err != nil {
 		return Conversation{}, err
@@ -510,7 +510,7 @@ func (r *Conversations) setStatus(ctx context.Context, id string, fn func(*Messa
 		if err := fn(&m); err != nil {
 			return err
 		}
-		return update(ctx, tx, r.s.clock(), kindMessage, &m, "external_id", "status")
+		return update(ctx, r.s, tx, r.s.clock(), kindMessage, &m, "external_id", "status")
 	})
 	if err != nil {
 		return Message{}, err

@@ -212,7 +212,7 @@ func (f *Fields) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	return s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if err := deleteIn[FieldDef](ctx, tx, s.clock(), KindField, id); err != nil {
+		if err := deleteIn[FieldDef](ctx, s, tx, KindField, id); err != nil {
 			return err
 		}
 		if _, err := tx.NewDelete().Model((*fieldValue)(nil)).Where("?TableAlias.field_id = ?", id).Exec(ctx); err != nil {

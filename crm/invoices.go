@@ -330,7 +330,7 @@ func (r *Invoices) Update(ctx context.Context, id string, version int64, in Invo
 		if err := r.s.sealFields(ctx, KindInvoice, inv.ID, inv.sealedFields()); err != nil {
 			return err
 		}
-		if err := update(ctx, tx, r.s.clock(), KindInvoice, inv, append([]string{"number", "client_id", "campaign_id", "currency",
+		if err := update(ctx, r.s, tx, r.s.clock(), KindInvoice, inv, append([]string{"number", "client_id", "campaign_id", "currency",
 			"subtotal", "tax", "total", "due_at"}, invoiceSealedColumns...)...); err != nil {
 			return duplicateNumber(err, in.Number)
 		}
@@ -387,7 +387,7 @@ func (r *Invoices) move(ctx context.Context, id string, version int64, to Invoic
 		if !again && !slices.Contains(invoiceMoves[from], inv.Status) {
 			return &TransitionError{Kind: KindInvoice, ID: id, From: string(from), To: string(to)}
 		}
-		if err := update(ctx, tx, now, KindInvoice, inv, append(cols, "status")...); err != nil {
+		if err := update(ctx, r.s, tx, now, KindInvoice, inv, append(cols, "status")...); err != nil {
 			return err
 		}
 		return r.loadRecipient(ctx, tx, inv)
@@ -476,7 +476,7 @@ func (r *Invoices) Delete(ctx context.Context, id string) error {
 		if err := r.writeRecipient(ctx, tx, id, nil, true); err != nil {
 			return err
 		}
-		if err := deleteIn[Invoice](ctx, tx, s.clock(), KindInvoice, id); err != nil {
+		if err := deleteIn[Invoice](ctx, s, tx, KindInvoice, id); err != nil {
 			return err
 		}
 		return s.deleteDependents(ctx, tx, KindInvoice, []string{id})

@@ -270,7 +270,7 @@ func (r *Proposals) Revise(ctx context.Context, id string, version int64, c Prop
 			return err
 		}
 		now := s.clock()
-		if err := update(ctx, tx, now, KindProposal, &p, "status", "revision", "title_sealed", "body_sealed", "amount", "currency"); err != nil {
+		if err := update(ctx, s, tx, now, KindProposal, &p, "status", "revision", "title_sealed", "body_sealed", "amount", "currency"); err != nil {
 			return err
 		}
 		return r.record(ctx, tx, &p, from, "revised", now)
@@ -320,7 +320,7 @@ func (r *Proposals) Transition(ctx context.Context, id string, version int64, to
 		}
 		p.Version, p.Status = version, to
 		now := s.clock()
-		if err := update(ctx, tx, now, KindProposal, &p, "status"); err != nil {
+		if err := update(ctx, s, tx, now, KindProposal, &p, "status"); err != nil {
 			return err
 		}
 		return r.record(ctx, tx, &p, from, note, now)
@@ -338,7 +338,7 @@ func (r *Proposals) Delete(ctx context.Context, id string) error {
 		if _, err := s.access(ctx, tx, KindProposal, true); err != nil {
 			return err
 		}
-		if err := deleteIn[Proposal](ctx, tx, s.clock(), KindProposal, id); err != nil {
+		if err := deleteIn[Proposal](ctx, s, tx, KindProposal, id); err != nil {
 			return err
 		}
 		if err := s.deleteDependents(ctx, tx, KindProposal, []string{id}); err != nil {
@@ -363,11 +363,20 @@ func (r *Proposals) List(ctx context.Context, f ProposalFilter, o ListOptions) (
 	return listShared[Proposal](ctx, r.s, KindProposal, proposalKeys, o, f.ClientID, string(f.Status))
 }
 
-// Revisions returns every revision of a proposal, oldest first.
+// Revisions returns every revision of a proposal, oldest first. A
+// client-portal member gets only the revisions that were sent to its
+// client.
 func (r *Proposals) Revisions(ctx context.Context, id string) ([]ProposalRevision, error) {
 	var out []ProposalRevision
-	err := r.children(ctx, id, func(ctx context.Context, tx bun.Tx) error {
-		return tx.NewSelect().Model(&out).Where("?TableAlias.proposal_id = ?", id).Order("number").Scan(ctx)
+	err := r.children(ctx, id, func(ctx context.Context, tx bun.Tx, a access) error {
+		if err := tx.NewSelect().Model(&out).Where("?TableAlias.proposal_id = ?", id).Order("number").Scan(ctx); err != nil {
+			return err
+		}
+		var err error
+		if a.portal() {
+			out, err = sentRevisions(ctx, tx, id, out)
+		}
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -380,11 +389,20 @@ func (r *Proposals) Revisions(ctx context.Context, id string) ([]ProposalRevisio
 	return out, nil
 }
 
-// History returns a proposal's status changes, oldest first.
+// History returns a proposal's status changes, oldest first. A
+// client-portal member gets only what its client saw happen (see
+// clientHistory).
 func (r *Proposals) History(ctx context.Context, id string) ([]ProposalEvent, error) {
 	var out []ProposalEvent
-	err := r.children(ctx, id, func(ctx context.Context, tx bun.Tx) error {
-		return tx.NewSelect().Model(&out).Where("?TableAlias.proposal_id = ?", id).Order("at", "id").Scan(ctx)
+	err := r.children(ctx, id, func(ctx context.Context, tx bun.Tx, a access) error {
+		if err := tx.NewSelect().Model(&out).Where("?TableAlias.proposal_id = ?", id).Order("at", "id").Scan(ctx); err != nil {
+			return err
+		}
+		var err error
+		if a.portal() {
+			out, err = clientHistory(ctx, tx, a, out)
+		}
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -398,7 +416,7 @@ func (r *Proposals) History(ctx context.Context, id string) ([]ProposalEvent, er
 }
 
 // children runs read after checking that the principal sees the proposal.
-func (r *Proposals) children(ctx context.Context, id string, read func(ctx context.Context, tx bun.Tx) error) error {
+func (r *Proposals) children(ctx context.Context, id string, read func(ctx context.Context, tx bun.Tx, a access) error) error {
 	return r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		a, err := r.s.access(ctx, tx, KindProposal, false)
 		if err != nil {
@@ -407,7 +425,7 @@ func (r *Proposals) children(ctx context.Context, id string, read func(ctx conte
 		if _, err := getFor[Proposal](ctx, tx, a, KindProposal, id); err != nil {
 			return err
 		}
-		if err := read(ctx, tx); err != nil {
+		if err := read(ctx, tx, a); err != nil {
 			return fmt.Errorf("crm: read proposal %s: %w", id, err)
 		}
 		return nil

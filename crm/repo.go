@@ -126,7 +126,7 @@ func updateRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind st
 				return err
 			}
 		}
-		return update(ctx, tx, s.clock(), kind, rec)
+		return update(ctx, s, tx, s.clock(), kind, rec)
 	})
 	if err != nil {
 		return zero, err
@@ -170,7 +170,7 @@ func deleteRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind, i
 				return err
 			}
 		}
-		return audit(ctx, tx, s.clock(), kind, "deleted", id)
+		return s.audit(ctx, tx, kind, "deleted", id)
 	})
 }
 

@@ -227,7 +227,9 @@ type SealProgress func(done, total int64)
 // next call goes on where the last committed batch ended — and running it
 // when nothing is pending is a no-op returning 0. socialcrm.Open calls it;
 // an application wiring crm itself calls it after Migrations, before
-// serving. It returns the number of values sealed.
+// serving. On PostgreSQL with an application role that owns no table, run
+// it on a Store over the owner's handle (Using), which may drop the table.
+// It returns the number of values sealed.
 func (s *Store) SealExisting(ctx context.Context, batch int, progress SealProgress) (int64, error) {
 	if batch < 1 {
 		batch = 500

@@ -45,7 +45,7 @@ func migrationsBeforeSealing() *migrate.Migrations {
 func TestSealExistingSealsAnOldDatabase(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		ctx := context.Background()
-		require.NoError(t, imigrations.Run(ctx, db.DB, tenancy.Migrations(), vault.Migrations(), retention.Migrations(),
+		require.NoError(t, imigrations.Run(ctx, db.Owner, tenancy.Migrations(), vault.Migrations(), retention.Migrations(),
 			migrationsBeforeSealing()))
 		raw := db.Admin(t) // the old release's rows, written as it wrote them
 		dir := t.TempDir()
@@ -115,7 +115,8 @@ func TestSealExistingSealsAnOldDatabase(t *testing.T) {
 		}
 
 		// The new release's migrations: the plaintext columns go at once.
-		require.NoError(t, imigrations.Run(ctx, db.DB, tenancy.Migrations(), vault.Migrations(), retention.Migrations(), Migrations()))
+		require.NoError(t, imigrations.Run(ctx, db.Owner, tenancy.Migrations(), vault.Migrations(), retention.Migrations(), Migrations()))
+		dbtest.GrantApp(t, db)
 		for _, col := range []string{"first_name", "name_fold", "tags", "preferences"} {
 			has, err := hasColumn(ctx, raw, TableContacts, col)
 			require.NoError(t, err)
@@ -127,8 +128,9 @@ func TestSealExistingSealsAnOldDatabase(t *testing.T) {
 		require.NoError(t, err)
 		v, err := vault.New(db.DB, kek)
 		require.NoError(t, err)
-		s, err := New(db.DB, v, WithStorage(st, 0))
+		app, err := New(db.DB, v, WithStorage(st, 0))
 		require.NoError(t, err)
+		s := app.Using(db.Owner) // SealExisting drops the staging table: the owner's right
 
 		// Stopped after two batches (of 5 records).
 		stop, cancel := context.WithCancel(ctx)
@@ -159,7 +161,7 @@ func TestSealExistingSealsAnOldDatabase(t *testing.T) {
 		for ti, tid := range tenants {
 			tctx := tenancy.WithPrincipal(ctx, tenancy.Principal{TenantID: tid, MemberID: tenancy.NewID(), Role: tenancy.RoleOwner})
 			sd := seeds[tid]
-			c, err := s.Contacts().Get(tctx, sd.contact)
+			c, err := app.Contacts().Get(tctx, sd.contact)
 			require.NoError(t, err)
 			require.Equal(t, fmt.Sprintf("Zoe%dx0", ti), c.FirstName)
 			require.Equal(t, fmt.Sprintf("Quill%dx0", ti), c.LastName)
@@ -167,31 +169,31 @@ func TestSealExistingSealsAnOldDatabase(t *testing.T) {
 			require.Equal(t, Birthday{Year: 1990, Month: 4, Day: 2}, c.Birthday)
 			require.Equal(t, []string{"TagOld" + fmt.Sprint(ti)}, c.Tags)
 			require.Equal(t, map[string]string{"size": "Pref" + fmt.Sprint(ti, 0)}, c.Preferences)
-			p, err := s.Contacts().List(tctx, ContactFilter{NamePrefix: fmt.Sprintf("zoe quill%dx5", ti)}, ListOptions{})
+			p, err := app.Contacts().List(tctx, ContactFilter{NamePrefix: fmt.Sprintf("zoe quill%dx5", ti)}, ListOptions{})
 			require.NoError(t, err)
 			require.Len(t, p.Items, 1, "name search by the rebuilt index")
-			p, err = s.Contacts().List(tctx, ContactFilter{Tag: "TagOld" + fmt.Sprint(ti)}, ListOptions{})
+			p, err = app.Contacts().List(tctx, ContactFilter{Tag: "TagOld" + fmt.Sprint(ti)}, ListOptions{})
 			require.NoError(t, err)
 			require.Len(t, p.Items, 12, "tag filter by the rebuilt index")
-			notes, err := s.Notes().List(tctx, NoteFilter{}, ListOptions{})
+			notes, err := app.Notes().List(tctx, NoteFilter{}, ListOptions{})
 			require.NoError(t, err)
 			require.Equal(t, fmt.Sprintf("NoteOld%d", ti), notes.Items[0].Body)
-			convs, err := s.Conversations().FindThread(tctx, fmt.Sprintf("PsidOld%d", ti))
+			convs, err := app.Conversations().FindThread(tctx, fmt.Sprintf("PsidOld%d", ti))
 			require.NoError(t, err)
 			require.Len(t, convs, 1)
 			require.Equal(t, sd.conv, convs[0].ID)
-			ms, err := s.Conversations().Messages(tctx, sd.conv, ListOptions{})
+			ms, err := app.Conversations().Messages(tctx, sd.conv, ListOptions{})
 			require.NoError(t, err)
 			require.Equal(t, fmt.Sprintf("MsgOld%d", ti), ms.Items[0].Text)
-			inv, err := s.Invoices().Get(tctx, sd.invoice)
+			inv, err := app.Invoices().Get(tctx, sd.invoice)
 			require.NoError(t, err)
 			require.Equal(t, fmt.Sprintf("BillOld%d", ti), inv.BillTo.Name)
 			require.Equal(t, "LineOld"+fmt.Sprint(ti), inv.Lines[0].Description)
 			require.Equal(t, fmt.Sprintf("recipient%d@old.example", ti), inv.Recipient.Email)
-			cl, err := s.Clients().Get(tctx, sd.client)
+			cl, err := app.Clients().Get(tctx, sd.client)
 			require.NoError(t, err)
 			require.Equal(t, fmt.Sprintf("ClientOld%d", ti), cl.Name)
-			att, rc, err := s.Attachments().Open(tctx, sd.att)
+			att, rc, err := app.Attachments().Open(tctx, sd.att)
 			require.NoError(t, err)
 			b, err := io.ReadAll(rc)
 			rc.Close()
