@@ -51,7 +51,7 @@
 // Tokens are stored only as vault.Sealed, bound to tenant, connection and
 // field. Store.Token (and the oauth2.TokenSource and Session built on it)
 // opens the access token in memory for a call. When it expires within the
-// refresh skew (WithRefreshSkew, default five minutes), the refresh runs in
+// refresh skew (WithRefreshWindow, default five minutes), the refresh runs in
 // a transaction holding the connection's row (SELECT … FOR UPDATE on
 // PostgreSQL, the write lock on SQLite), re-checks whether another process
 // refreshed meanwhile, and stores the rotated tokens with a
