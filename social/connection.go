@@ -83,8 +83,8 @@ type Connection struct {
 	RefreshToken vault.Sealed `bun:"refresh_token" json:"-"`
 	// TokenVersion counts token rotations; every write of new tokens is a
 	// compare-and-swap on it.
-	TokenVersion  int64     `bun:"token_version,notnull" json:"-"`
-	TokenExpiry   time.Time `bun:"token_expiry,nullzero" json:"token_expiry,omitzero"`
+	TokenVersion int64     `bun:"token_version,notnull" json:"-"`
+	TokenExpiry  time.Time `bun:"token_expiry,nullzero" json:"token_expiry,omitzero"`
 	// TokenIssuedAt is when the access token was stored; with TokenExpiry
 	// it gives the token's lifetime, which bounds the refresh window.
 	TokenIssuedAt time.Time `bun:"token_issued_at,nullzero" json:"-"`
@@ -270,11 +270,11 @@ func SealedColumns() []vault.Column {
 // and disconnections over them. Create it with New; it is safe for
 // concurrent use.
 type Store struct {
-	db           bun.IDB
-	vault        *vault.Vault
-	now          func() time.Time
-	log          *slog.Logger
-	onDisconnect func(context.Context, Connection) error
+	db            bun.IDB
+	vault         *vault.Vault
+	now           func() time.Time
+	log           *slog.Logger
+	onDisconnect  func(context.Context, Connection) error
 	stateTTL      time.Duration
 	refreshWindow time.Duration
 	providers     map[string]Provider
