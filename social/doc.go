@@ -37,7 +37,8 @@
 // # Flow
 //
 // Begin stores the state (its SHA-256, not the value) with a PKCE verifier
-// sealed by the vault, valid for StateLifetime (10 minutes) and usable
+// sealed by the vault and the redirect URI (FlowConfig.RedirectURL or the
+// provider's), which the code exchange sends again, valid for StateLifetime (10 minutes) and usable
 // once. Complete spends the state before anything else, so a replayed
 // callback never reaches the platform; it exchanges the code with the
 // verifier, seals the tokens, creates or updates the tenant's connection
@@ -58,8 +59,11 @@
 // compare-and-swap on TokenVersion: with single-use refresh tokens, two
 // processes refreshing at once spend the refresh token once, and both end
 // with the new tokens. A refresh token the platform refuses marks the
-// connection needs_reauth; so does an access token refused during a call
-// (Session.Refused, called by the typed clients).
+// connection needs_reauth. An access token refused during a call
+// (Session.Refused, called by the typed clients) first gives way to a
+// newer stored token or a refresh (ErrTokenRenewed: the client sends the
+// request again, once); only when neither exists does the connection
+// become needs_reauth.
 //
 // # Disconnect
 //
@@ -67,8 +71,11 @@
 // connection revoked and audits it, in one transaction; then the
 // disconnect hook hands the connection to retention. If the platform's
 // revoke fails, the tokens are deleted all the same and the revoke is
-// queued, its access token sealed apart, for RetryRevocations, which a
-// scheduler calls; each failure doubles the delay, up to a day.
+// queued, both tokens sealed apart, for RetryRevocations, which retries
+// every platform registered with WithProviders (socialcrm.SDK.Maintain
+// calls it for every tenant); a retry is claimed with a lease, so two
+// processes never both call the platform, and each failure doubles the
+// delay, up to a day.
 //
 // A connection made from another by Session.ConnectDerived (a Facebook
 // Page behind the user who connected it) names it as ParentID (Derived
