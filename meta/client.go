@@ -384,7 +384,15 @@ func (c *Client) do(ctx context.Context, r request, out any) (*Response, error) 
 	if err != nil {
 		return nil, fmt.Errorf("meta: %s %s: %w", r.method, r.path, err)
 	}
+	sent := c.opts.now()
 	resp, err := c.call(ctx, r, tok.AccessToken, out)
+	if err != nil && !r.idempotent {
+		err = c.outcome(ctx, r, resp, sent, err)
+		var ou *OutcomeUnknownError
+		if errors.As(err, &ou) {
+			return resp, err
+		}
+	}
 	if resp != nil {
 		c.mu.Lock()
 		c.lastUsage = resp.Usage.clone()
@@ -395,6 +403,55 @@ func (c *Client) do(ctx context.Context, r request, out any) (*Response, error) 
 		return resp, c.classify(ctx, apiErr, resp)
 	}
 	return resp, err
+}
+
+// OutcomeUnknownError is returned for a write (a publish, a message)
+// whose answer was lost or was a server error: Meta may or may not have
+// carried it out, and it is not sent again. Check before deciding: look
+// the post up on the Page's feed (GET /{page-id}/feed) after SentAt.
+// errors.Is(err, social.ErrOutcomeUnknown) holds, and so does what Err
+// matches (ErrTransient for Meta's codes 1 and 2).
+type OutcomeUnknownError struct {
+	// Method and Path are the call; SentAt when it was sent.
+	Method, Path string
+	SentAt       time.Time
+	// StatusCode is the HTTP status, 0 when no answer arrived; TraceID is
+	// Meta's fbtrace_id, if any.
+	StatusCode int
+	TraceID    string
+	// Err is the transport error or the server's refusal.
+	Err error
+}
+
+func (e *OutcomeUnknownError) Error() string {
+	return fmt.Sprintf("meta: %s %s: outcome unknown (HTTP %d, not sent again): %v", e.Method, e.Path, e.StatusCode, e.Err)
+}
+
+// Unwrap returns Err.
+func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, social.ErrOutcomeUnknown) hold.
+func (e *OutcomeUnknownError) Is(target error) bool { return target == social.ErrOutcomeUnknown }
+
+// outcome turns the failure of a write whose effect is unknown (no answer,
+// or a server error) into an *OutcomeUnknownError, classifying an API
+// error first; other failures are returned as they are.
+func (c *Client) outcome(ctx context.Context, r request, resp *Response, sent time.Time, err error) error {
+	var rl *RateLimitError
+	if errors.As(err, &rl) {
+		return err // nothing was sent, or Meta refused it
+	}
+	if resp == nil {
+		return &OutcomeUnknownError{Method: r.method, Path: r.path, SentAt: sent, Err: err}
+	}
+	if resp.StatusCode < 500 {
+		return err
+	}
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		err = c.classify(ctx, apiErr, resp)
+	}
+	return &OutcomeUnknownError{Method: r.method, Path: r.path, SentAt: sent, StatusCode: resp.StatusCode, TraceID: resp.TraceID, Err: err}
 }
 
 // graph sends Graph API calls for a Client or a Provider.
