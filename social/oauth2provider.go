@@ -204,7 +204,9 @@ func (e *OAuth2Error) Error() string {
 }
 
 // Is makes errors.Is(err, ErrInvalidGrant) hold for invalid_grant.
-func (e *OAuth2Error) Is(target error) bool { return target == ErrInvalidGrant && e.Code == "invalid_grant" }
+func (e *OAuth2Error) Is(target error) bool {
+	return target == ErrInvalidGrant && e.Code == "invalid_grant"
+}
 
 func (p *OAuth2Provider) tokenError(endpoint string, err error) error {
 	var re *oauth2.RetrieveError
