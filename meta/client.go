@@ -372,11 +372,23 @@ func (c *Client) post(ctx context.Context, path string, form url.Values, out any
 
 // do sends one call: permission check, token, proof, request, envelope
 // decoding, usage headers. A 190 answer marks the connection
-// needs_reauth (except 190/492, a lost Page role that no new token fixes).
+// needs_reauth (except 190/492, a lost Page role that no new token fixes),
+// unless the stored token changed meanwhile (the user logged in again in
+// another process): the call is then sent again, once, with it.
 func (c *Client) do(ctx context.Context, r request, out any) (*Response, error) {
 	if err := c.session.Require(r.need...); err != nil {
 		return nil, err
 	}
+	for try := 0; ; try++ {
+		resp, err := c.attempt(ctx, r, out)
+		if try > 0 || !errors.Is(err, social.ErrTokenRenewed) {
+			return resp, err
+		}
+	}
+}
+
+// attempt is one attempt of do, after the permission check.
+func (c *Client) attempt(ctx context.Context, r request, out any) (*Response, error) {
 	if d := c.limits.blocked(c.limitKeys(), c.opts.now()); d > 0 {
 		return nil, &RateLimitError{APIError: &APIError{Message: "rate limit spent, not calling", Method: r.method, Path: r.path}, RetryAfter: d, Usage: c.Usage()}
 	}
@@ -386,17 +398,17 @@ func (c *Client) do(ctx context.Context, r request, out any) (*Response, error) 
 	}
 	sent := c.opts.now()
 	resp, err := c.call(ctx, r, tok.AccessToken, out)
+	if resp != nil {
+		c.mu.Lock()
+		c.lastUsage = resp.Usage.clone()
+		c.mu.Unlock()
+	}
 	if err != nil && !r.idempotent {
 		err = c.outcome(ctx, r, resp, sent, err)
 		var ou *OutcomeUnknownError
 		if errors.As(err, &ou) {
 			return resp, err
 		}
-	}
-	if resp != nil {
-		c.mu.Lock()
-		c.lastUsage = resp.Usage.clone()
-		c.mu.Unlock()
 	}
 	var apiErr *APIError
 	if err != nil && errors.As(err, &apiErr) && resp != nil {

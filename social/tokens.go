@@ -270,7 +270,7 @@ func (s *Store) Session(ctx context.Context, id string, p Provider) (*Session, e
 	if p == nil || c.Platform != p.Platform() {
 		return nil, fmt.Errorf("%w: Session: provider does not match the connection's platform", ErrConfig)
 	}
-	return &Session{store: s, p: p, conn: c}, nil
+	return &Session{store: s, p: p, conn: c, used: c.TokenVersion}, nil
 }
 
 // Connection returns the connection as loaded when the session began.
