@@ -23,6 +23,18 @@
 // tenancy Guard, and pass SealedColumns to vault.WithColumns so that key
 // rotation reseals the tokens.
 //
+// # Providers
+//
+// tiktok.Provider and meta.Provider adapt those platforms; OAuth2Provider
+// serves any platform that speaks standard OAuth 2.0 (RFC 6749 code grant
+// with RFC 7636 PKCE S256, rotating refresh tokens, RFC 7009 revocation)
+// from an OAuth2Config alone: its endpoints, scopes per feature, auth
+// style, and an optional user-info endpoint naming the account. Register
+// the providers once with WithProviders: Disconnect without a provider and
+// RetryRevocations reach every platform through them, and
+// socialcrm.SDK.Maintain runs the revocation retries and the state and
+// delivery pruning of every tenant in one call.
+//
 // # Scopes
 //
 // A Provider publishes a catalogue of Features, each naming the scopes it
