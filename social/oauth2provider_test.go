@@ -314,3 +314,32 @@ func TestOAuth2ProviderRefusals(t *testing.T) {
 		}
 	}, setupDB)
 }
+
+// TestOAuth2ProviderWithoutUserInfo: a standard token answer names no
+// account; each connect then makes a connection of its own, named by its
+// id.
+func TestOAuth2ProviderWithoutUserInfo(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		as := startAuthServer(t)
+		cfg := as.config()
+		cfg.UserInfoURL = ""
+		p, err := social.NewOAuth2Provider(cfg)
+		require.NoError(t, err)
+		clk := fakeclock.New()
+		clk.Set(time.Now().UTC())
+		store := newStore(t, db.DB, clk, p)
+		ctx := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenancy.NewID(), MemberID: tenancy.NewID(), Role: tenancy.RoleOwner})
+		flow, err := store.NewFlow(p, social.FlowConfig{Features: []string{"read"}})
+		require.NoError(t, err)
+		var ids []string
+		for range 2 {
+			authURL, err := flow.Begin(ctx)
+			require.NoError(t, err)
+			conn, err := flow.Complete(ctx, as.consent(t, authURL))
+			require.NoError(t, err)
+			require.Equal(t, conn.ID, conn.AccountID)
+			ids = append(ids, conn.ID)
+		}
+		require.NotEqual(t, ids[0], ids[1])
+	}, setupDB)
+}
