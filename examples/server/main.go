@@ -170,7 +170,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 		return nil, err
 	}
 	if a.sdk, err = socialcrm.Open(ctx, socialcrm.Config{DB: db, KEK: kek, Logger: log, Policy: &policy,
-		Models: []any{(*session)(nil)}, Categories: cats, Providers: a.plat.providers()}); err != nil {
+		Models: []any{(*session)(nil)}, Categories: cats, PhoneRegion: cfg.PhoneRegion, Providers: a.plat.providers()}); err != nil {
 		return nil, err
 	}
 	if err := a.plat.makeFlows(a.sdk.Social); err != nil {
