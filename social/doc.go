@@ -64,8 +64,11 @@
 // Tokens are stored only as vault.Sealed, bound to tenant, connection and
 // field. Store.Token (and the oauth2.TokenSource and Session built on it)
 // opens the access token in memory for a call. When it expires within the
-// refresh skew (WithRefreshWindow, default five minutes), the refresh runs in
-// a transaction holding the connection's row (SELECT … FOR UPDATE on
+// refresh window (WithRefreshWindow, default five minutes, at most half
+// the token's lifetime), the refresh runs — detached from the caller's
+// cancellation under RefreshTimeout, with the tenant's key loaded first so
+// that it holds one database connection — in a transaction holding the
+// connection's row (SELECT … FOR UPDATE on
 // PostgreSQL, the write lock on SQLite), re-checks whether another process
 // refreshed meanwhile, and stores the rotated tokens with a
 // compare-and-swap on TokenVersion: with single-use refresh tokens, two
