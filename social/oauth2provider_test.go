@@ -343,3 +343,64 @@ func TestOAuth2ProviderWithoutUserInfo(t *testing.T) {
 		require.NotEqual(t, ids[0], ids[1])
 	}, setupDB)
 }
+
+// TestRetryRevocationsEveryPlatform: revokes that failed at disconnect, on
+// two platforms, are retried by one call through the registered providers,
+// both tokens each time.
+func TestRetryRevocationsEveryPlatform(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		clk := fakeclock.New()
+		clk.Set(time.Now().UTC())
+		var servers []*authServer
+		var good []social.Provider
+		var broken []*social.OAuth2Provider
+		for _, name := range []string{"acme", "bolt"} {
+			as := startAuthServer(t)
+			cfg := as.config()
+			cfg.Platform = name
+			p, err := social.NewOAuth2Provider(cfg)
+			require.NoError(t, err)
+			cfg.RevocationURL = as.URL + "/revoke-unavailable" // 404: the revoke fails
+			b, err := social.NewOAuth2Provider(cfg)
+			require.NoError(t, err)
+			servers, good, broken = append(servers, as), append(good, p), append(broken, b)
+		}
+		h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
+		require.NoError(t, err)
+		kek, err := aead.New(h)
+		require.NoError(t, err)
+		v, err := vault.New(db.DB, kek, vault.WithClock(clk.Now))
+		require.NoError(t, err)
+		store, err := social.New(db.DB, v, social.WithClock(clk.Now), social.WithProviders(good...))
+		require.NoError(t, err)
+		ctx := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenancy.NewID(), MemberID: tenancy.NewID(), Role: tenancy.RoleOwner})
+		var access []string
+		for i, p := range good {
+			flow, err := store.NewFlow(p, social.FlowConfig{Features: []string{"read"}})
+			require.NoError(t, err)
+			authURL, err := flow.Begin(ctx)
+			require.NoError(t, err)
+			conn, err := flow.Complete(ctx, servers[i].consent(t, authURL))
+			require.NoError(t, err)
+			tok, err := store.Token(ctx, conn.ID, p)
+			require.NoError(t, err)
+			access = append(access, tok.AccessToken)
+			_, err = store.Disconnect(ctx, conn.ID, broken[i])
+			require.NoError(t, err)
+			require.True(t, servers[i].active(t, tok.AccessToken, fosite.AccessToken), "not revoked yet")
+		}
+		n, err := store.PendingRevocations(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 2, n)
+		clk.Advance(2 * time.Minute)
+		done, err := store.RetryRevocations(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 2, done)
+		for i, as := range servers {
+			require.False(t, as.active(t, access[i], fosite.AccessToken))
+		}
+		n, err = store.PendingRevocations(ctx)
+		require.NoError(t, err)
+		require.Zero(t, n)
+	}, setupDB)
+}
