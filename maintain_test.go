@@ -40,9 +40,9 @@ func TestMaintain(t *testing.T) {
 			BaseURL: srv.URL, AuthorizeURL: srv.AuthorizeURL}, tiktok.WithHTTPClient(srv.Client()), tiktok.WithClock(clk.Now),
 			tiktok.WithRetry(1, nil))
 		require.NoError(t, err)
-		_, err = socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, KEK: kek, Now: clk.Now, Providers: []social.Provider{prov, prov}})
+		_, err = socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: kek, Now: clk.Now, Providers: []social.Provider{prov, prov}})
 		require.ErrorIs(t, err, social.ErrConfig, "one provider per platform")
-		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, KEK: kek, Now: clk.Now,
+		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: kek, Now: clk.Now,
 			Providers: []social.Provider{prov}, RefreshWindow: time.Minute})
 		require.NoError(t, err)
 

@@ -77,6 +77,17 @@ type Config struct {
 	// Metrics names the insights metrics requested by default, with
 	// fallbacks (zero lists: DefaultMetrics).
 	Metrics MetricConfig
+	// InstagramGraphURL replaces DefaultInstagramGraphURL, the host of the
+	// Instagram API with Instagram Login (metatest.Server.InstagramGraphURL
+	// in tests). Clients of Instagram Login connections call it.
+	InstagramGraphURL string
+	// InstagramLoginURL replaces DefaultInstagramLoginURL, the host of
+	// Business Login for Instagram's authorization window and code exchange
+	// (metatest.Server.InstagramLoginURL in tests).
+	InstagramLoginURL string
+	// UploadURL replaces DefaultUploadURL, the host of resumable video
+	// uploads (metatest.Server.UploadURL in tests).
+	UploadURL string
 }
 
 func (c Config) validate() error {
@@ -86,7 +97,7 @@ func (c Config) validate() error {
 	if c.Version != "" && !versionPattern.MatchString(c.Version) {
 		return fmt.Errorf("%w: Config: Version %q is not like v26.0", ErrConfig, c.Version)
 	}
-	for _, u := range []string{c.GraphURL, c.DialogURL} {
+	for _, u := range []string{c.GraphURL, c.DialogURL, c.InstagramGraphURL, c.InstagramLoginURL, c.UploadURL} {
 		if u == "" {
 			continue
 		}
@@ -269,6 +280,9 @@ type Client struct {
 	Instagram *InstagramService
 	// Messenger sends messages as a Page.
 	Messenger *MessengerService
+	// InstagramComments and PageComments read and moderate comments on
+	// Instagram media and on a Page's posts.
+	InstagramComments, PageComments *CommentsService
 
 	limits *Limits
 
@@ -289,7 +303,11 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if o.session == nil {
 		return nil, fmt.Errorf("%w: New: WithSession is required", ErrConfig)
 	}
-	if p := o.session.Connection().Platform; p != Platform {
+	switch p := o.session.Connection().Platform; p {
+	case Platform:
+	case PlatformInstagram: // Instagram Login: its own host
+		cfg.GraphURL = cfg.instagramGraphURL()
+	default:
 		return nil, fmt.Errorf("%w: New: session of a %q connection", ErrConfig, p)
 	}
 	c := &Client{graph: newGraph(cfg, o), session: o.session, limits: o.limits}
@@ -355,6 +373,9 @@ type request struct {
 	// appToken says the token is the app token ("{app-id}|{secret}"),
 	// which is sent without appsecret_proof.
 	appToken bool
+	// base replaces the versioned Graph base URL the path follows (the
+	// unversioned Instagram Login token endpoints).
+	base string
 }
 
 // maxBody bounds what is read of an answer.
@@ -376,7 +397,7 @@ func (c *Client) post(ctx context.Context, path string, form url.Values, out any
 // unless the stored token changed meanwhile (the user logged in again in
 // another process): the call is then sent again, once, with it.
 func (c *Client) do(ctx context.Context, r request, out any) (*Response, error) {
-	if err := c.session.Require(r.need...); err != nil {
+	if err := c.require(r.need...); err != nil {
 		return nil, err
 	}
 	for try := 0; ; try++ {
@@ -417,12 +438,18 @@ func (c *Client) attempt(ctx context.Context, r request, out any) (*Response, er
 	return resp, err
 }
 
-// OutcomeUnknownError is returned for a write (a publish, a message)
-// whose answer was lost or was a server error: Meta may or may not have
-// carried it out, and it is not sent again. Check before deciding: look
-// the post up on the Page's feed (GET /{page-id}/feed) after SentAt.
-// errors.Is(err, social.ErrOutcomeUnknown) holds, and so does what Err
-// matches (ErrTransient for Meta's codes 1 and 2).
+// ErrOutcomeUnknown matches *OutcomeUnknownError; it is
+// social.ErrOutcomeUnknown, which the other platforms' clients match too.
+var ErrOutcomeUnknown = social.ErrOutcomeUnknown
+
+// OutcomeUnknownError is returned for a write (a publish, a message, an
+// Instagram media_publish) whose answer was lost or was a server error:
+// Meta may or may not have carried it out, and it is not sent again.
+// Check before deciding: look the post up on the Page's feed (GET
+// /{page-id}/feed) after SentAt, or read the container's status
+// (InstagramService.Container) when ContainerID is set.
+// errors.Is(err, ErrOutcomeUnknown) holds, and so does what Err matches
+// (ErrTransient for Meta's codes 1 and 2).
 type OutcomeUnknownError struct {
 	// Method and Path are the call; SentAt when it was sent.
 	Method, Path string
@@ -431,19 +458,26 @@ type OutcomeUnknownError struct {
 	// Meta's fbtrace_id, if any.
 	StatusCode int
 	TraceID    string
+	// Operation ("media_publish") and ContainerID name an Instagram
+	// publication in doubt.
+	Operation, ContainerID string
 	// Err is the transport error or the server's refusal.
 	Err error
 }
 
 func (e *OutcomeUnknownError) Error() string {
-	return fmt.Sprintf("meta: %s %s: outcome unknown (HTTP %d, not sent again): %v", e.Method, e.Path, e.StatusCode, e.Err)
+	what := e.Method + " " + e.Path
+	if e.Operation != "" {
+		what = e.Operation + " of container " + e.ContainerID
+	}
+	return fmt.Sprintf("meta: %s: outcome unknown (HTTP %d, not sent again): %v", what, e.StatusCode, e.Err)
 }
 
 // Unwrap returns Err.
 func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
 
-// Is makes errors.Is(err, social.ErrOutcomeUnknown) hold.
-func (e *OutcomeUnknownError) Is(target error) bool { return target == social.ErrOutcomeUnknown }
+// Is makes errors.Is(err, ErrOutcomeUnknown) hold.
+func (e *OutcomeUnknownError) Is(target error) bool { return target == ErrOutcomeUnknown }
 
 // outcome turns the failure of a write whose effect is unknown (no answer,
 // or a server error) into an *OutcomeUnknownError, classifying an API
@@ -542,6 +576,9 @@ func (c *graph) send(ctx context.Context, r request, token string) (*Response, [
 		}
 	}
 	u := c.cfg.graphBase() + r.path
+	if r.base != "" {
+		u = r.base + r.path
+	}
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
@@ -963,4 +1000,6 @@ func (c *Client) init() {
 	c.Pages = &PagesService{c: c}
 	c.Instagram = &InstagramService{c: c}
 	c.Messenger = &MessengerService{c: c}
+	c.InstagramComments = &CommentsService{c: c, instagram: true}
+	c.PageComments = &CommentsService{c: c}
 }

@@ -238,12 +238,16 @@ func Migrations() *migrate.Migrations {
 		return migrations.Exec(ctx, tx,
 			`ALTER TABLE socialcrm_social_webhook_deliveries ADD COLUMN pending BOOLEAN NOT NULL DEFAULT FALSE`)
 	})
-	migrations.Add(ms, "20261206000100", "social_token_lifetimes_revocation_claims", func(ctx context.Context, tx bun.Tx) error {
+	migrations.Add(ms, "20261206010100", "social_token_lifetimes_revocation_claims", func(ctx context.Context, tx bun.Tx) error {
 		return migrations.Exec(ctx, tx,
 			`ALTER TABLE socialcrm_social_connections ADD COLUMN token_issued_at TIMESTAMP`,
 			`ALTER TABLE socialcrm_social_oauth_states ADD COLUMN redirect_url TEXT NOT NULL DEFAULT ''`,
 			`ALTER TABLE socialcrm_social_revocations ADD COLUMN refresh_token BLOB`,
 			`ALTER TABLE socialcrm_social_revocations ADD COLUMN claimed_until TIMESTAMP`)
+	})
+	migrations.Add(ms, "20261206020000", "social_snapshot_breakdowns", func(ctx context.Context, tx bun.Tx) error {
+		return migrations.Exec(ctx, tx,
+			`ALTER TABLE socialcrm_social_snapshots ADD COLUMN breakdowns TEXT`)
 	})
 	return ms
 }
@@ -510,7 +514,7 @@ func (s *Store) markNeedsReauth(ctx context.Context, tx bun.Tx, id, reason strin
 }
 
 func (s *Store) audit(ctx context.Context, tx bun.Tx, ev tenancy.AuditEvent) error {
-	log, err := tenancy.NewAuditLog(tx, tenancy.WithClock(s.now))
+	log, err := s.vault.AuditLog(ctx, tx, tenancy.WithClock(s.now))
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
 	"github.com/stretchr/testify/require"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
@@ -44,6 +45,16 @@ func TestMaintenanceJob(t *testing.T) {
 			t.Cleanup(func() { pool.Close() })
 			insert, events = runClient(t, riversqlite.New(pool), cfg)
 		} else {
+			// River's tables are created by the owner role and granted to
+			// the application role, as in startRiver.
+			ownerPool, err := pgxpool.New(t.Context(), db.OwnerDSN())
+			require.NoError(t, err)
+			m, err := rivermigrate.New(riverpgxv5.New(ownerPool), nil)
+			require.NoError(t, err)
+			_, err = m.Migrate(t.Context(), rivermigrate.DirectionUp, nil)
+			ownerPool.Close()
+			require.NoError(t, err)
+			dbtest.GrantApp(t, db)
 			pool, err := pgxpool.New(t.Context(), db.DSN())
 			require.NoError(t, err)
 			t.Cleanup(pool.Close)
