@@ -3,6 +3,7 @@ package retention
 import (
 	"context"
 	"fmt"
+	"io"
 	"regexp"
 	"slices"
 	"strings"
@@ -63,6 +64,15 @@ type Category struct {
 	// LegalBasis and Purpose are free text for the data map ("contract",
 	// "legitimate interest: fraud prevention").
 	LegalBasis, Purpose string
+	// Files, if set, hands Export the files a row stands for beyond its
+	// columns (an attachment's bytes): for the row whose id column holds
+	// id (ctx acts on the row's tenant), it calls add once per file with
+	// the file's name and content, read through the declaring package's
+	// own API. Export streams each one into the archive as
+	// "<category>/<id>/<name>", after the category's JSON and CSV files,
+	// and fails if Files or add fails: an access export without the
+	// subject's files would be incomplete. Nil: the rows have no files.
+	Files func(ctx context.Context, id string, add func(name string, content io.Reader) error) error
 	// BeforeErase, if set, runs in each batch's transaction before the
 	// batch is erased, with the ids of the batch (for example to revoke a
 	// token at a platform). An error rolls the batch back and stops the

@@ -43,6 +43,9 @@ type job struct {
 	// nobody is left for whom an anonymized row is kept).
 	delete bool
 	rc     *CategoryReceipt
+	// request is the erasure request the job carries out ("" for sweeps
+	// and purges): each batch adds its count to the request's.
+	request string
 }
 
 func (j *job) where(cond string, args ...any) {
@@ -215,6 +218,11 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 			e.point("batch.erased")
 			if err := e.receipt(ctx, tx, j, n); err != nil {
 				return err
+			}
+			if j.request != "" {
+				if err := e.addErased(ctx, tx, j.request, c.Name, n); err != nil {
+					return err
+				}
 			}
 			e.point("batch.receipt")
 			return nil

@@ -112,14 +112,17 @@ func ExampleEngine_Erase() {
 	if err != nil {
 		panic(err)
 	}
+	fmt.Println("outcome:", receipt.Outcome)
 	for _, c := range receipt.Categories {
 		fmt.Printf("%s: erased %d, kept %d\n", c.Category, c.Erased, c.Kept)
 	}
 	// Output:
 	// due: 2026-12-23
+	// outcome: data_found
 	// crm.contact: erased 1, kept 0
 	// crm.note: erased 1, kept 0
 	// billing.invoice: erased 0, kept 1
+	// tenancy.member: erased 0, kept 0
 }
 
 // The data map is the record of processing, rendered from the declarations.
