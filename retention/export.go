@@ -24,10 +24,10 @@ import (
 
 // Manifest describes an export; it is the archive's manifest.json.
 type Manifest struct {
-	Request     string             `json:"request"`
-	Kind        RequestKind        `json:"kind"`
-	GeneratedAt time.Time          `json:"generated_at"`
-	Policy      string             `json:"policy"`
+	Request     string      `json:"request"`
+	Kind        RequestKind `json:"kind"`
+	GeneratedAt time.Time   `json:"generated_at"`
+	Policy      string      `json:"policy"`
 	// Searched counts the subject keys searched by kind, after
 	// resolution; never their values.
 	Searched map[string]int `json:"searched"`
