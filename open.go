@@ -124,6 +124,17 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	if err := sdk.Retention.Register(cats...); err != nil {
 		return nil, err
 	}
+	// One request by any identifier a person gives reaches all of their
+	// data: e-mail and phone → contacts (duplicates included) → their
+	// conversations; a PSID → its conversation's contact; a platform
+	// account id or TikTok open_id → its connections → what was fetched.
+	for _, rs := range []map[string]retention.Resolver{sdk.CRM.Resolvers(), social.Resolvers()} {
+		for kind, r := range rs {
+			if err := sdk.Retention.RegisterResolver(kind, r); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if err := sdk.Retention.Check(ctx); err != nil {
 		return nil, err
 	}

@@ -175,6 +175,7 @@ func commerceCategoriesWith(s *Store) []retention.Category {
 				"client_id":  sprintfOwned("r.owner"),
 			},
 			BeforeErase: s.eraseAttachmentBytes,
+			Files:       s.attachmentFilesOrNil(),
 			LegalBasis:  "contract", Purpose: "files attached to CRM records; erasing one deletes its bytes from storage"},
 		{Name: "crm.proposal_revision", Table: TableProposalRevisions, Time: "created_at",
 			Subject:    map[string]string{"client_id": "r.proposal_id IN (" + clientProposals + ")"},

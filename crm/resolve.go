@@ -1,0 +1,177 @@
+package crm
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/uptrace/bun"
+
+	"github.com/socialcrm/socialcrm/retention"
+	"github.com/socialcrm/socialcrm/tenancy"
+)
+
+// More subject identifier kinds the crm resolves (see Store.Resolvers).
+const (
+	// SubjectEmail is an e-mail address, matched through the contacts'
+	// blind index after the normalization contacts are stored with.
+	SubjectEmail = "email"
+	// SubjectPhone is a phone number, matched through the contacts' blind
+	// index in the E.164 form contacts are stored in; spaces, dashes,
+	// dots and parentheses in the identifier are ignored.
+	SubjectPhone = "phone"
+)
+
+// Resolvers returns the crm's resolvers of data subjects, by identifier
+// kind, for retention.Engine.RegisterResolver:
+//
+//   - email and phone lead to every contact holding that address or
+//     number (duplicates included), through the blind indexes;
+//   - contact_id leads to the contact's duplicates (contacts with the same
+//     e-mail address or phone number) and to the thread ids of its
+//     conversations;
+//   - thread_id (a Messenger PSID, an Instagram-scoped id) leads to the
+//     contacts linked to conversations of that thread.
+//
+// With them, one request by any of these identifiers reaches every record
+// of the person: the engine follows the keys from one resolver to the next.
+// The resolvers need the Store's vault (for the blind indexes).
+func (s *Store) Resolvers() map[string]retention.Resolver {
+	return map[string]retention.Resolver{
+		SubjectEmail:   s.resolveIndexed("email", func(v string) []string { return []string{normalizeEmail(v)} }),
+		SubjectPhone:   s.resolveIndexed("phone", phoneForms),
+		SubjectContact: s.resolveContact,
+		SubjectThread:  s.resolveThread,
+	}
+}
+
+// phoneForms returns the forms of a phone number to look up: as given,
+// and without the spaces, dashes, dots and parentheses people write
+// around the E.164 digits.
+func phoneForms(v string) []string {
+	v = strings.TrimSpace(v)
+	bare := strings.Map(func(r rune) rune {
+		switch r {
+		case ' ', '-', '.', '(', ')', '/', '\u00a0':
+			return -1
+		}
+		return r
+	}, v)
+	if bare == v {
+		return []string{v}
+	}
+	return []string{v, bare}
+}
+
+// resolveIndexed finds the contacts whose blind index of field matches one
+// of the forms of the identifier.
+func (s *Store) resolveIndexed(field string, forms func(string) []string) retention.Resolver {
+	return func(ctx context.Context, db bun.IDB, value string) (map[string][]string, error) {
+		if s.vault == nil {
+			return nil, fmt.Errorf("%w: resolving %s needs the vault", ErrConfig, field)
+		}
+		var idx []string
+		for _, f := range forms(value) {
+			if f == "" {
+				continue
+			}
+			// Outside any transaction: the tenant's first index creates its keys.
+			ix, err := s.vault.Index(ctx, f, field)
+			if err != nil {
+				return nil, fmt.Errorf("crm: resolve %s: %w", field, err)
+			}
+			idx = append(idx, ix)
+		}
+		if len(idx) == 0 {
+			return nil, nil
+		}
+		var ids []string
+		err := tenancy.RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
+			return tx.NewSelect().Model((*Contact)(nil)).Column("id").Apply(tenancy.Scope(ctx)).
+				Where("?TableAlias."+field+"_index IN (?)", bun.In(idx)).Scan(ctx, &ids)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("crm: resolve %s: %w", field, err)
+		}
+		return map[string][]string{SubjectContact: ids}, nil
+	}
+}
+
+// resolveContact finds a contact's duplicates and its conversations'
+// thread ids.
+func (s *Store) resolveContact(ctx context.Context, db bun.IDB, id string) (map[string][]string, error) {
+	out := map[string][]string{}
+	err := tenancy.RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
+		var c Contact
+		err := tx.NewSelect().Model(&c).Column("id", "email_index", "phone_index").Apply(tenancy.Scope(ctx)).
+			Where("?TableAlias.id = ?", id).Limit(1).Scan(ctx)
+		if err == nil && (c.EmailIndex != "" || c.PhoneIndex != "") {
+			var dups []string
+			q := tx.NewSelect().Model((*Contact)(nil)).Column("id").Apply(tenancy.Scope(ctx))
+			q = q.WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+				if c.EmailIndex != "" {
+					q = q.WhereOr("?TableAlias.email_index = ?", c.EmailIndex)
+				}
+				if c.PhoneIndex != "" {
+					q = q.WhereOr("?TableAlias.phone_index = ?", c.PhoneIndex)
+				}
+				return q
+			})
+			if err := q.Scan(ctx, &dups); err != nil {
+				return err
+			}
+			out[SubjectContact] = slices.DeleteFunc(dups, func(d string) bool { return d == id })
+		} else if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		var threads []string
+		if err := tx.NewSelect().Model((*Conversation)(nil)).Column("thread_id").Apply(tenancy.Scope(ctx)).
+			Where("?TableAlias.contact_id = ?", id).Scan(ctx, &threads); err != nil {
+			return err
+		}
+		out[SubjectThread] = threads
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("crm: resolve contact: %w", err)
+	}
+	return out, nil
+}
+
+// resolveThread finds the contacts linked to conversations of a thread.
+func (s *Store) resolveThread(ctx context.Context, db bun.IDB, thread string) (map[string][]string, error) {
+	var ids []string
+	err := tenancy.RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
+		return tx.NewSelect().Model((*Conversation)(nil)).Column("contact_id").Apply(tenancy.Scope(ctx)).
+			Where("?TableAlias.thread_id = ?", thread).Where("?TableAlias.contact_id IS NOT NULL").
+			Where("?TableAlias.contact_id <> ''").Scan(ctx, &ids)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("crm: resolve thread: %w", err)
+	}
+	return map[string][]string{SubjectContact: ids}, nil
+}
+
+// attachmentFiles is the attachment category's retention.Category.Files:
+// the bytes of attachment id, read through Attachments.Open (so through
+// whatever the Storage does to them).
+func (s *Store) attachmentFiles(ctx context.Context, id string, add func(name string, content io.Reader) error) error {
+	att, rc, err := s.Attachments().Open(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return add(att.FileName, rc)
+}
+
+// attachmentFilesOrNil is attachmentFiles when the Store keeps files.
+func (s *Store) attachmentFilesOrNil() func(ctx context.Context, id string, add func(name string, content io.Reader) error) error {
+	if s.storage == nil {
+		return nil
+	}
+	return s.attachmentFiles
+}
