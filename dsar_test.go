@@ -265,7 +265,9 @@ func TestDSARMatrix(t *testing.T) {
 			subject func(p dsarPerson) map[string]string
 			social  bool // the request reaches her TikTok data, not her CRM records
 		}{
-			{"email", func(p dsarPerson) map[string]string { return map[string]string{crm.SubjectEmail: " " + strings.ToUpper(p.email)} }, false},
+			{"email", func(p dsarPerson) map[string]string {
+				return map[string]string{crm.SubjectEmail: " " + strings.ToUpper(p.email)}
+			}, false},
 			{"phone", func(p dsarPerson) map[string]string {
 				d := strings.TrimPrefix(p.phone, "+1") // +14155550123 → +1 (415) 555-0123
 				return map[string]string{crm.SubjectPhone: "+1 (" + d[:3] + ") " + d[3:6] + "-" + d[6:]}
@@ -389,5 +391,3 @@ func TestDSAROutcomes(t *testing.T) {
 		require.Equal(t, retention.OutcomeNoDataFound, er.Outcome)
 	})
 }
-
-
