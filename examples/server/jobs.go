@@ -14,9 +14,9 @@ type jobReport struct {
 	TenantsPurged int       `json:"tenants_purged"`
 	// ErasuresResumed counts the open verified erasure requests finished.
 	ErasuresResumed int `json:"erasures_resumed"`
-	Overdue       int       `json:"overdue_requests"`
-	Revocations   int       `json:"revocations_retried"`
-	Errors        int       `json:"errors"`
+	Overdue         int `json:"overdue_requests"`
+	Revocations     int `json:"revocations_retried"`
+	Errors          int `json:"errors"`
 }
 
 // runJobs runs the scheduled jobs once at start and then every interval
