@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
@@ -60,9 +61,26 @@ func (a *app) consoleTemplates() (*template.Template, error) {
 		"scopes":    func(s social.Scopes) string { return s.Join(" ") },
 		"daysLeft":  func(t time.Time) int { return int(time.Until(t).Hours() / 24) },
 		"subject":   subjectString,
+		"kindLabel": kindLabel,
 		"money":     money,
 		"isSandbox": func(m map[string]string, k string) bool { return m[k] == "sandbox" },
 	}).ParseFS(consoleFS, "console/*.html")
+}
+
+// kindLabel names an identifier kind for the privacy form.
+func kindLabel(kind string) string {
+	if l, ok := map[string]string{
+		crm.SubjectEmail:         "e-mail address",
+		crm.SubjectPhone:         "phone number",
+		crm.SubjectThread:        "Messenger PSID or Instagram-scoped id",
+		social.SubjectOpenID:     "TikTok open_id",
+		social.SubjectAccount:    "platform account id (Meta app-scoped id, TikTok open_id)",
+		crm.SubjectContact:       "contact id",
+		social.SubjectConnection: "connection id",
+	}[kind]; ok {
+		return l + " (" + kind + ")"
+	}
+	return kind
 }
 
 func subjectString(m map[string]string) string {
@@ -612,11 +630,16 @@ func (a *app) consoleErase(w http.ResponseWriter, r *http.Request, p *page) erro
 	if err != nil {
 		return err
 	}
-	var n int64
-	for _, c := range receipt.Categories {
-		n += c.Erased
+	if receipt.Outcome == retention.OutcomeNoDataFound {
+		return seeOther(w, r, "/console/privacy", fmt.Sprintf("No data found for this person: nothing was erased (%d categories searched).", len(receipt.Categories)))
 	}
-	return seeOther(w, r, "/console/privacy", fmt.Sprintf("Erased %d records in %d categories.", n, len(receipt.Categories)))
+	n, touched := receipt.Erased(), 0
+	for _, c := range receipt.Categories {
+		if c.Erased > 0 {
+			touched++
+		}
+	}
+	return seeOther(w, r, "/console/privacy", fmt.Sprintf("Erased %d records in %d categories (%d searched).", n, touched, len(receipt.Categories)))
 }
 
 func (a *app) consoleExport(w http.ResponseWriter, r *http.Request, p *page) error {
