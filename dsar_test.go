@@ -391,3 +391,71 @@ func TestDSAROutcomes(t *testing.T) {
 		require.Equal(t, retention.OutcomeNoDataFound, er.Outcome)
 	})
 }
+
+// TestRequestIdentifiersSealed: the identifiers a person gives are stored
+// only sealed, beside a keyed hash that matches a later request; Get,
+// Export and Erase still use them; a request stored in clear before (an
+// older version) is sealed by ProtectIdentifiers, once.
+func TestRequestIdentifiersSealed(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		sdk := dsarSDK(t, db)
+		a := dsarTenant(t, sdk, "acme")
+		ann := seedPerson(t, sdk, a, "ann", "+14155550123")
+		tables := []string{retention.TableRequests}
+
+		r := submitVerified(t, sdk, a, retention.KindErasure, map[string]string{crm.SubjectEmail: ann.email, crm.SubjectThread: ann.psid})
+		raw, _ := dump(t, sdk, a, tables)
+		require.Empty(t, found(raw, []string{ann.email, ann.psid, "ann"}), "no identifier in clear in the request records")
+		got, err := sdk.Retention.Get(a, r.ID)
+		require.NoError(t, err)
+		require.Equal(t, map[string]string{crm.SubjectEmail: ann.email, crm.SubjectThread: ann.psid}, got.Subject)
+		require.Equal(t, []string{crm.SubjectEmail, crm.SubjectThread}, got.IdentifierKinds)
+		rc, err := sdk.Retention.Erase(a, r.ID)
+		require.NoError(t, err)
+		require.Equal(t, retention.OutcomeDataFound, rc.Outcome)
+
+		// The person writes again: her request is found by the hash.
+		ms, err := sdk.Retention.Match(a, crm.SubjectEmail, " "+strings.ToUpper(ann.email))
+		require.NoError(t, err)
+		require.Len(t, ms, 1)
+		require.Equal(t, r.ID, ms[0].ID)
+		require.Equal(t, retention.StatusCompleted, ms[0].Status)
+		ms, err = sdk.Retention.Match(a, crm.SubjectPhone, ann.email)
+		require.NoError(t, err)
+		require.Empty(t, ms, "the kind is part of the match")
+		other := dsarTenant(t, sdk, "other")
+		ms, err = sdk.Retention.Match(other, crm.SubjectEmail, ann.email)
+		require.NoError(t, err)
+		require.Empty(t, ms, "another tenant's requests are not matched")
+
+		// A request stored in clear by an older version.
+		old := submitVerified(t, sdk, a, retention.KindAccess, map[string]string{crm.SubjectEmail: "legacy@example.com"})
+		tid, err := tenancy.TenantID(a)
+		require.NoError(t, err)
+		sys, err := tenancy.AsTenant(tenancy.System(context.Background(), "dsar-test"), tid)
+		require.NoError(t, err)
+		require.NoError(t, tenancy.RunInTx(sys, sdk.DB, nil, func(ctx context.Context, tx bun.Tx) error {
+			_, err := tx.NewRaw("UPDATE "+retention.TableRequests+` SET subject = '{"email":"legacy@example.com"}', subject_sealed = NULL, subject_hashes = '{}' WHERE tenant_id = ? AND id = ?`,
+				tid, old.ID).Exec(ctx)
+			return err
+		}))
+		raw, _ = dump(t, sdk, a, tables)
+		require.Contains(t, raw, "legacy@example.com")
+		_, err = sdk.Retention.ProtectIdentifiers(a)
+		require.ErrorIs(t, err, tenancy.ErrNotSystem)
+		n, err := sdk.Retention.ProtectIdentifiers(tenancy.System(context.Background(), "dsar-test"))
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		raw, _ = dump(t, sdk, a, tables)
+		require.NotContains(t, raw, "legacy@example.com")
+		n, err = sdk.Retention.ProtectIdentifiers(tenancy.System(context.Background(), "dsar-test"))
+		require.NoError(t, err)
+		require.Zero(t, n, "a second run has nothing to do")
+		got, err = sdk.Retention.Get(a, old.ID)
+		require.NoError(t, err)
+		require.Equal(t, map[string]string{crm.SubjectEmail: "legacy@example.com"}, got.Subject)
+		ms, err = sdk.Retention.Match(a, crm.SubjectEmail, "legacy@example.com")
+		require.NoError(t, err)
+		require.Len(t, ms, 1)
+	})
+}

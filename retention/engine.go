@@ -35,7 +35,7 @@ type Engine struct {
 
 	resolveDepth int // bounds of a resolution (WithResolutionLimits)
 	resolveKeys  int
-	hasher       func(ctx context.Context, kind, value string) (string, error) // WithIdentifierHasher; nil keeps identifiers
+	protection   *IdentifierProtection // nil: requests keep identifiers in clear
 
 	mu        sync.RWMutex
 	cats      []Category

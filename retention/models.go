@@ -122,7 +122,9 @@ func Migrations() *migrate.Migrations {
 	migrations.Add(ms, "20261206020000", "retention_request_outcomes", func(ctx context.Context, tx bun.Tx) error {
 		return migrations.Exec(ctx, tx,
 			`ALTER TABLE socialcrm_retention_requests ADD COLUMN outcome TEXT NOT NULL DEFAULT ''`,
-			`ALTER TABLE socialcrm_retention_requests ADD COLUMN erased TEXT NOT NULL DEFAULT '{}'`)
+			`ALTER TABLE socialcrm_retention_requests ADD COLUMN erased TEXT NOT NULL DEFAULT '{}'`,
+			`ALTER TABLE socialcrm_retention_requests ADD COLUMN subject_sealed BLOB`,
+			`ALTER TABLE socialcrm_retention_requests ADD COLUMN subject_hashes TEXT NOT NULL DEFAULT '{}'`)
 	})
 	return ms
 }

@@ -72,8 +72,11 @@ const (
 )
 
 // Request is a data-subject request. Submit creates it; its Subject maps
-// identifier kinds (as used in Category.Subject: "email", "contact_id") to
-// the subject's identifiers.
+// identifier kinds (as used in Category.Subject and by resolvers: "email",
+// "contact_id") to the subject's identifiers. With WithIdentifierProtection
+// the identifiers are stored only sealed, beside a keyed hash of each
+// (for Match); Get, Erase and Export open them, and a plain read of the
+// table sees an empty Subject and the kinds (IdentifierKinds).
 type Request struct {
 	bun.BaseModel `bun:"table:socialcrm_retention_requests,alias:rq"`
 	tenancy.Owned
@@ -95,6 +98,29 @@ type Request struct {
 	// every run of Erase (an interrupted erasure resumed counts whole).
 	// Each batch adds to it in its own transaction.
 	Erased map[string]int64 `bun:"erased,type:text,notnull" json:"erased,omitempty"`
+	// SubjectSealed is Subject sealed, and SubjectHashes a keyed hash of
+	// each identifier by kind, when the engine protects identifiers.
+	SubjectSealed []byte            `bun:"subject_sealed" json:"-"`
+	SubjectHashes map[string]string `bun:"subject_hashes,type:text,notnull" json:"-"`
+	// IdentifierKinds are the kinds of the request's identifiers, sorted
+	// (filled when the request is read).
+	IdentifierKinds []string `bun:"-" json:"identifier_kinds"`
+}
+
+var _ bun.AfterScanRowHook = (*Request)(nil)
+
+// AfterScanRow fills IdentifierKinds.
+func (r *Request) AfterScanRow(context.Context) error {
+	r.IdentifierKinds = r.kinds()
+	return nil
+}
+
+// kinds returns the kinds of the request's identifiers.
+func (r *Request) kinds() []string {
+	if len(r.Subject) > 0 {
+		return sortedKeys(r.Subject)
+	}
+	return sortedKeys(r.SubjectHashes)
 }
 
 // Submit records a request received now in the context's tenant. Kind and
@@ -126,8 +152,13 @@ func (e *Engine) Submit(ctx context.Context, r Request) (Request, error) {
 	r.DueAt = r.ReceivedAt.Add(e.requestDue)
 	r.ExtensionReason, r.Verification, r.Status, r.CompletedAt = "", VerificationPending, StatusOpen, nil
 	r.Outcome, r.Erased = "", map[string]int64{}
-	err := tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewInsert().Model(&r).Exec(ctx); err != nil {
+	stored, err := e.protect(ctx, r)
+	if err != nil {
+		return Request{}, err
+	}
+	r.SubjectSealed, r.SubjectHashes, r.IdentifierKinds = stored.SubjectSealed, stored.SubjectHashes, r.kinds()
+	err = tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewInsert().Model(&stored).Exec(ctx); err != nil {
 			return fmt.Errorf("retention: submit request: %w", err)
 		}
 		return e.auditTx(ctx, tx, "retention.request_received", r, nil)
@@ -149,18 +180,22 @@ func (e *Engine) auditTx(ctx context.Context, tx bun.IDB, action string, r Reque
 	md["kind"] = string(r.Kind)
 	md["due"] = window(r.DueAt)
 	// The subject's identifiers are not copied into the log, only their kinds.
-	md["identifiers"] = strings.Join(sortedKeys(r.Subject), ",")
+	md["identifiers"] = strings.Join(r.kinds(), ",")
 	_, err = log.Append(ctx, tenancy.AuditEvent{Action: action, Target: "request:" + r.ID, Metadata: md})
 	return err
 }
 
-// Get returns the context tenant's request id.
+// Get returns the context tenant's request id, its identifiers opened.
 func (e *Engine) Get(ctx context.Context, id string) (Request, error) {
 	var r Request
 	err := tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
 		return e.get(ctx, tx, id, &r)
 	})
-	return r, err
+	if err != nil {
+		return r, err
+	}
+	// Outside the transaction: opening may load the tenant's keys.
+	return r, e.reveal(ctx, &r)
 }
 
 func (e *Engine) get(ctx context.Context, tx bun.IDB, id string, r *Request) error {
@@ -204,12 +239,17 @@ func (e *Engine) updateOpen(ctx context.Context, id, action string, mustBeOpen b
 		if err != nil {
 			return err
 		}
-		if _, err := tx.NewUpdate().Model(&r).WherePK().Exec(ctx); err != nil {
+		// Every column but the identifiers, which Submit (or
+		// ProtectIdentifiers) wrote as they are to be kept.
+		if _, err := tx.NewUpdate().Model(&r).ExcludeColumn("subject", "subject_sealed", "subject_hashes").WherePK().Exec(ctx); err != nil {
 			return fmt.Errorf("retention: update request: %w", err)
 		}
 		return e.auditTx(ctx, tx, action, r, md)
 	})
-	return r, err
+	if err != nil {
+		return r, err
+	}
+	return r, e.reveal(ctx, &r)
 }
 
 // Extend moves an open request's deadline by d, once, for a stated reason
