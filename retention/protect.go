@@ -190,5 +190,3 @@ func (e *Engine) ProtectIdentifiers(ctx context.Context) (int, error) {
 	}
 	return n, errors.Join(errs...)
 }
-
-

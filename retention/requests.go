@@ -161,6 +161,7 @@ func (e *Engine) Submit(ctx context.Context, r Request) (Request, error) {
 		if _, err := tx.NewInsert().Model(&stored).Exec(ctx); err != nil {
 			return fmt.Errorf("retention: submit request: %w", err)
 		}
+		r.TenantID = stored.TenantID // set by the insert
 		return e.auditTx(ctx, tx, "retention.request_received", r, nil)
 	})
 	if err != nil {
