@@ -175,3 +175,16 @@ func (s *Store) attachmentFilesOrNil() func(ctx context.Context, id string, add 
 	}
 	return s.attachmentFiles
 }
+
+// requireStorage is the attachment category's BeforeErase hook: without a
+// storage the bytes could not be deleted once the rows are gone, so no
+// attachment is erased (ErrConfig). With one, AfterErase (deleteBytes)
+// deletes the bytes after the batch commits: a batch rolled back keeps
+// its files, and bytes whose rows went before a crash are deleted by the
+// engine's next run, which finds their ids recorded.
+func (s *Store) requireStorage(context.Context, bun.Tx, []string) error {
+	if s.storage == nil {
+		return fmt.Errorf("%w: attachments cannot be erased without their storage (WithStorage)", ErrConfig)
+	}
+	return nil
+}

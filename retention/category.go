@@ -79,6 +79,17 @@ type Category struct {
 	// operation; the batch is retried by the next run, so the hook must be
 	// idempotent.
 	BeforeErase func(ctx context.Context, tx bun.Tx, ids []string) error
+	// AfterErase, if set, runs after each batch's transaction commits, with
+	// the ids of the rows the batch erased (ctx acts on their tenant): for
+	// what cannot be rolled back, such as deleting an attachment's bytes
+	// from storage, which must not happen for rows a rolled-back batch
+	// keeps. The batch records the ids (in TablePending) in its own
+	// transaction, and the hook's success removes them; after a crash or
+	// a hook error between the two, the next Erase, Sweep, PurgeTenants or
+	// ResumeErasures visiting the tenant runs the hook again for them
+	// first. It must therefore be idempotent (deleting what is already
+	// gone succeeds). An error stops the operation.
+	AfterErase func(ctx context.Context, ids []string) error
 	// Truncate, if set, replaces the generic batched erase for the age rule
 	// of a table that must not be deleted row by row (the audit log's hash
 	// chain: tenancy.AuditLog.Truncate). It receives a context acting on

@@ -215,6 +215,11 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 			if erased = n; n == 0 {
 				return nil // another run erased them first; no receipt
 			}
+			if c.AfterErase != nil {
+				if err := e.recordPending(ctx, tx, c, ids); err != nil {
+					return err
+				}
+			}
 			e.point("batch.erased")
 			if err := e.receipt(ctx, tx, j, n); err != nil {
 				return err
@@ -237,6 +242,11 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 			continue
 		}
 		e.point("batch.committed")
+		if c.AfterErase != nil && erased > 0 {
+			if err := e.afterErase(ctx, c, ids); err != nil {
+				return err
+			}
+		}
 		if erased == 0 {
 			// Another run took these rows, or the erase action does not
 			// change them (then the next selection would be the same).

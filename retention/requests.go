@@ -399,6 +399,9 @@ func (e *Engine) Erase(ctx context.Context, id string) (Receipt, error) {
 	case r.Verification != VerificationVerified:
 		return Receipt{}, ErrNotVerified
 	}
+	if err := e.drainPending(ctx); err != nil {
+		return Receipt{}, err
+	}
 	keys, err := e.Resolve(ctx, r.Subject)
 	if err != nil {
 		return Receipt{}, err

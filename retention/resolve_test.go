@@ -148,3 +148,79 @@ func TestResumeErasures(t *testing.T) {
 		require.Empty(t, rcs, "nothing left open")
 	})
 }
+
+// TestAfterEraseRunsAfterCommit: a category's AfterErase hook sees only
+// rows whose batch committed; when the process dies between the commit and
+// the hook, the ids stay recorded and the next run (ResumeErasures here)
+// runs the hook for them before anything else, once.
+func TestAfterEraseRunsAfterCommit(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		c := newClock()
+		store, err := tenancy.NewStore(db, tenancy.WithClock(c.Now))
+		require.NoError(t, err)
+		e, err := retention.New(db, retention.WithClock(c.Now), retention.WithStore(store), retention.WithBatchSize(4))
+		require.NoError(t, err)
+		var deleted []string // the "bytes" deleted, by row id
+		cats := testCategories(nil)
+		for i := range cats {
+			if cats[i].Name == "crm.note" {
+				cats[i].AfterErase = func(ctx context.Context, ids []string) error {
+					// The rows are gone when the hook runs.
+					tid, _ := tenancy.TenantID(ctx)
+					var left int
+					require.NoError(t, tenancy.RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
+						return tx.NewRaw("SELECT count(*) FROM test_notes WHERE tenant_id = ? AND id IN (?)", tid, bun.In(ids)).Scan(ctx, &left)
+					}))
+					require.Zero(t, left)
+					deleted = append(deleted, ids...)
+					return nil
+				}
+			}
+		}
+		require.NoError(t, e.Register(cats...))
+		require.NoError(t, e.Register(retention.TenancyCategories(store.Audit())...))
+		require.NoError(t, e.Register(retention.OwnCategories()...))
+		v := &env{db: db, clock: c, e: e, store: store}
+		_, a := v.tenant(t, "alpha")
+		var ns []note
+		for i := range 10 {
+			ns = append(ns, note{ID: id("n", i), ContactID: "k1", Body: "b", CreatedAt: epoch})
+		}
+		insert(t, a, db, &ns)
+		req, err := e.Submit(a, retention.Request{Kind: retention.KindErasure, Subject: map[string]string{"contact_id": "k1"}})
+		require.NoError(t, err)
+		_, err = e.SetVerification(a, req.ID, retention.VerificationVerified)
+		require.NoError(t, err)
+
+		// Dies right after the second batch of notes commits.
+		boom := errors.New("killed")
+		commits := 0
+		retention.SetTrace(e, func(point string) {
+			if point == "batch.committed" {
+				if commits++; commits == 2 {
+					panic(boom)
+				}
+			}
+		})
+		func() {
+			defer func() { require.Equal(t, boom, recover()) }()
+			_, _ = e.Erase(a, req.ID)
+		}()
+		retention.SetTrace(e, nil)
+		require.Len(t, deleted, 4, "the first batch's hook ran after its commit")
+		require.Len(t, ids(t, a, db, "test_notes"), 2, "two batches committed")
+		require.Len(t, ids(t, a, db, retention.TablePending), 4, "the second batch's ids are recorded")
+
+		rcs, err := e.ResumeErasures(system())
+		require.NoError(t, err)
+		require.Len(t, rcs, 1)
+		require.ElementsMatch(t, ids(t, a, db, "test_notes"), []string{})
+		require.Len(t, deleted, 10, "every erased row's hook ran, each once")
+		seen := map[string]bool{}
+		for _, d := range deleted {
+			require.False(t, seen[d], "hook ran twice for %s", d)
+			seen[d] = true
+		}
+		require.Empty(t, ids(t, a, db, retention.TablePending))
+	})
+}

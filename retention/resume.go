@@ -10,8 +10,9 @@ import (
 	"github.com/socialcrm/socialcrm/tenancy"
 )
 
-// ResumeErasures carries out every open, verified erasure request of every
-// tenant: those whose Erase was interrupted (a crash, a deploy, an error of
+// ResumeErasures runs the AfterErase hooks a crash left due (see
+// Category.AfterErase) and carries out every open, verified erasure
+// request of every tenant: those whose Erase was interrupted (a crash, a deploy, an error of
 // a hook) and those verified but never started. It runs as the system
 // principal (tenancy.ErrNotSystem otherwise), like Sweep, and is meant for
 // the same schedule: an erasure never stays half done until someone
@@ -31,6 +32,10 @@ func (e *Engine) ResumeErasures(ctx context.Context) ([]Receipt, error) {
 		tctx, err := tenancy.AsTenant(ctx, t.ID)
 		if err != nil {
 			return out, err
+		}
+		if err := e.drainPending(tctx); err != nil {
+			errs = append(errs, fmt.Errorf("retention: resume work of tenant %s: %w", t.ID, err))
+			continue
 		}
 		var ids []string
 		err = tenancy.RunInTx(tctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
