@@ -154,7 +154,19 @@
 // the contact's sealed e-mail address and phone number as
 // retention.SealedColumn, opened with the Store's vault, so that the
 // export holds them in clear; the package's Categories, which have no
-// vault, leave them out. socialcrm.Open registers Store.Categories.
+// vault, leave them out. The attachments' bytes are exported as files
+// (read through Attachments.Open) and deleted only once the batch that
+// erased their rows has committed. socialcrm.Open registers
+// Store.Categories.
+//
+// Store.Resolvers lets one request name the person by whatever she gives:
+// SubjectEmail and SubjectPhone find every contact holding the address or
+// number through the blind indexes (duplicates included; a phone number
+// may be written with spaces, dashes, dots or parentheses around its
+// E.164 digits), SubjectContact leads to the contact's duplicates (same
+// e-mail or phone) and its conversations' thread ids, SubjectThread (a
+// Messenger PSID, an Instagram-scoped id) to the contacts linked to its
+// conversations. socialcrm.Open registers them with the retention engine.
 //
 // # Testing
 //
