@@ -42,6 +42,10 @@ type Config struct {
 	// Attachments.Attach fails with crm.ErrConfig. The SDK does not close
 	// it.
 	Attachments crm.Storage
+	// PhoneRegion is the region ("US", "GB") in which the CRM reads phone
+	// numbers written without a country code (crm.WithDefaultRegion).
+	// Empty: only international numbers are accepted.
+	PhoneRegion string
 	// MaxAttachmentSize is the largest attachment accepted, in bytes
 	// (0: crm.DefaultMaxAttachmentSize). Only used with Attachments.
 	MaxAttachmentSize int64
@@ -104,6 +108,9 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 		return nil, err
 	}
 	crmOpts := []crm.Option{crm.WithClock(now), crm.WithLogger(log)}
+	if cfg.PhoneRegion != "" {
+		crmOpts = append(crmOpts, crm.WithDefaultRegion(cfg.PhoneRegion))
+	}
 	if cfg.Attachments != nil {
 		crmOpts = append(crmOpts, crm.WithStorage(cfg.Attachments, cfg.MaxAttachmentSize))
 	}

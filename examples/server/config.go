@@ -20,6 +20,7 @@ type config struct {
 	JobsInterval time.Duration
 	LoginRate    int
 	SessionKey   string
+	PhoneRegion  string
 
 	TikTokKey, TikTokSecret string
 	MetaAppID, MetaSecret   string
@@ -35,6 +36,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.KEK, "kek", envOr("SOCIALCRM_KEK", "socialcrm.keyset.json"), "key-encryption key: local key file or Tink KMS URI")
 	fs.StringVar(&c.PublicURL, "public-url", os.Getenv("SOCIALCRM_PUBLIC_URL"), "URL the server is reached at, for OAuth redirects (default: http://<listen address>)")
 	fs.DurationVar(&c.JobsInterval, "jobs-interval", envDuration("SOCIALCRM_JOBS_INTERVAL", time.Hour), "how often the retention sweeper and data-subject jobs run")
+	fs.StringVar(&c.PhoneRegion, "phone-region", envOr("SOCIALCRM_PHONE_REGION", "US"), "region in which phone numbers without a country code are read (ISO 3166 code)")
 	fs.IntVar(&c.LoginRate, "login-rate", envInt("SOCIALCRM_LOGIN_RATE", 20), "sign-in attempts allowed per client IP per minute (0: unlimited)")
 	if err := fs.Parse(args); err != nil {
 		return c, err

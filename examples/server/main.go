@@ -167,7 +167,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 	policy := examplePolicy()
 	cats := []retention.Category{sessionCategory()}
 	if a.sdk, err = socialcrm.Open(ctx, socialcrm.Config{DB: db, KEK: kek, Logger: log, Policy: &policy,
-		Models: []any{(*session)(nil)}, Categories: cats}); err != nil {
+		Models: []any{(*session)(nil)}, Categories: cats, PhoneRegion: cfg.PhoneRegion}); err != nil {
 		return nil, err
 	}
 	key := []byte(cfg.SessionKey)
