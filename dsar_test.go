@@ -69,7 +69,7 @@ func seedPerson(t *testing.T, sdk *socialcrm.SDK, ctx context.Context, name, pho
 	var err error
 	p.contact, err = s.Contacts().Create(ctx, crm.Contact{FirstName: v("first"), LastName: v("last"), Email: p.email, Phone: phone})
 	require.NoError(t, err)
-	p.dup, err = s.Contacts().Create(ctx, crm.Contact{FirstName: v("dupfirst"), Email: strings.ToUpper(p.email)})
+	p.dup, err = s.Contacts().Create(ctx, crm.Contact{FirstName: v("dupfirst"), Email: strings.ToUpper(p.email)}, crm.AllowDuplicate())
 	require.NoError(t, err)
 	for _, n := range []struct{ contact, body string }{{p.contact.ID, v("note")}, {p.dup.ID, v("dupnote")}} {
 		_, err = s.Notes().Create(ctx, crm.Note{Body: n.body, ContactID: n.contact})

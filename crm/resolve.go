@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 
 	"github.com/uptrace/bun"
 
@@ -20,9 +19,9 @@ const (
 	// SubjectEmail is an e-mail address, matched through the contacts'
 	// blind index after the normalization contacts are stored with.
 	SubjectEmail = "email"
-	// SubjectPhone is a phone number, matched through the contacts' blind
-	// index in the E.164 form contacts are stored in; spaces, dashes,
-	// dots and parentheses in the identifier are ignored.
+	// SubjectPhone is a phone number in any common format, read as
+	// Contacts.Create reads it (WithDefaultRegion for national numbers)
+	// and matched through the contacts' blind index in E.164 form.
 	SubjectPhone = "phone"
 )
 
@@ -42,55 +41,36 @@ const (
 // The resolvers need the Store's vault (for the blind indexes).
 func (s *Store) Resolvers() map[string]retention.Resolver {
 	return map[string]retention.Resolver{
-		SubjectEmail:   s.resolveIndexed("email", func(v string) []string { return []string{normalizeEmail(v)} }),
-		SubjectPhone:   s.resolveIndexed("phone", phoneForms),
+		SubjectEmail: s.resolveIndexed("email", func(ctx context.Context, v string) ([]string, error) {
+			if v = normalizeEmail(v); v == "" {
+				return nil, nil
+			}
+			ix, err := s.vault.Index(ctx, v, "email")
+			return []string{ix}, err
+		}),
+		SubjectPhone:   s.resolveIndexed("phone", s.phoneIndexes),
 		SubjectContact: s.resolveContact,
 		SubjectThread:  s.resolveThread,
 	}
 }
 
-// phoneForms returns the forms of a phone number to look up: as given,
-// and without the spaces, dashes, dots and parentheses people write
-// around the E.164 digits.
-func phoneForms(v string) []string {
-	v = strings.TrimSpace(v)
-	bare := strings.Map(func(r rune) rune {
-		switch r {
-		case ' ', '-', '.', '(', ')', '/', '\u00a0':
-			return -1
-		}
-		return r
-	}, v)
-	if bare == v {
-		return []string{v}
-	}
-	return []string{v, bare}
-}
-
-// resolveIndexed finds the contacts whose blind index of field matches one
-// of the forms of the identifier.
-func (s *Store) resolveIndexed(field string, forms func(string) []string) retention.Resolver {
+// resolveIndexed finds the contacts whose blind index of field is one of
+// those indexes returns for the identifier (computed outside any
+// transaction: the tenant's first index creates its keys).
+func (s *Store) resolveIndexed(field string, indexes func(ctx context.Context, v string) ([]string, error)) retention.Resolver {
 	return func(ctx context.Context, db bun.IDB, value string) (map[string][]string, error) {
 		if s.vault == nil {
 			return nil, fmt.Errorf("%w: resolving %s needs the vault", ErrConfig, field)
 		}
-		var idx []string
-		for _, f := range forms(value) {
-			if f == "" {
-				continue
-			}
-			// Outside any transaction: the tenant's first index creates its keys.
-			ix, err := s.vault.Index(ctx, f, field)
-			if err != nil {
-				return nil, fmt.Errorf("crm: resolve %s: %w", field, err)
-			}
-			idx = append(idx, ix)
+		idx, err := indexes(ctx, value)
+		if err != nil {
+			return nil, fmt.Errorf("crm: resolve %s: %w", field, err)
 		}
 		if len(idx) == 0 {
 			return nil, nil
 		}
 		var ids []string
-		err := tenancy.RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
+		err = tenancy.RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
 			return tx.NewSelect().Model((*Contact)(nil)).Column("id").Apply(tenancy.Scope(ctx)).
 				Where("?TableAlias."+field+"_index IN (?)", bun.In(idx)).Scan(ctx, &ids)
 		})
