@@ -379,6 +379,29 @@ func TestDSAROutcomes(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, retention.StatusNoDataFound, x.Status)
 
+		// Every export is audited: who, which request, counts — no values.
+		p, _ := tenancy.FromContext(a)
+		var exported []tenancy.AuditEntry
+		for after := int64(0); ; {
+			es, err := sdk.Audit.List(a, tenancy.AuditListOptions{AfterSeq: after, Limit: 1000})
+			require.NoError(t, err)
+			for _, e := range es {
+				if e.Action == "retention.exported" {
+					exported = append(exported, e)
+				}
+			}
+			if len(es) < 1000 {
+				break
+			}
+			after = es[len(es)-1].Seq
+		}
+		require.Len(t, exported, 1)
+		require.Equal(t, "member:"+p.MemberID, exported[0].Actor)
+		require.Equal(t, "request:"+x.ID, exported[0].Target)
+		require.Equal(t, "no_data_found", exported[0].Metadata["outcome"])
+		require.Equal(t, "email", exported[0].Metadata["identifiers"])
+		require.NotContains(t, fmt.Sprint(exported[0].Metadata), "nobody@", "no identifier value in the audit log")
+
 		er := submitVerified(t, sdk, a, retention.KindErasure, nobody)
 		rc, err := sdk.Retention.Erase(a, er.ID)
 		require.NoError(t, err)
