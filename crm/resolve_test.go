@@ -54,4 +54,3 @@ func TestResolvers(t *testing.T) {
 		require.Len(t, resolve(e.B, crm.SubjectEmail, "ann@example.com")[crm.SubjectContact], 1, "the other tenant's contact only")
 	})
 }
-
