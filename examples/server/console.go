@@ -83,12 +83,17 @@ func kindLabel(kind string) string {
 	return kind
 }
 
-func subjectString(m map[string]string) string {
-	parts := make([]string, 0, len(m))
-	for k, v := range m {
-		parts = append(parts, k+": "+v)
+// subjectString shows a request's identifiers: the kinds only, for the
+// values are stored sealed (retention.WithIdentifierProtection).
+func subjectString(r retention.Request) string {
+	if len(r.Subject) > 0 {
+		parts := make([]string, 0, len(r.Subject))
+		for k, v := range r.Subject {
+			parts = append(parts, k+": "+v)
+		}
+		return strings.Join(parts, ", ")
 	}
-	return strings.Join(parts, ", ")
+	return strings.Join(r.IdentifierKinds, ", ") + " (sealed)"
 }
 
 // consoleRoutes registers the console's pages and forms.

@@ -3,6 +3,7 @@ package main
 import (
 	"archive/zip"
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -76,6 +77,9 @@ func TestPrivacyOneStep(t *testing.T) {
 	row := html[strings.Index(html, `id="req-`+id+`"`):]
 	row = row[:strings.Index(row, "</tr>")]
 	require.Contains(t, row, "No data found")
+	require.Contains(t, row, "thread_id (sealed)", "the kind is shown, the identifier is stored sealed")
+	require.NotContains(t, html, "psid-nobody")
+	require.NotContains(t, fmt.Sprint(c.call("GET", "/v1/privacy/requests", nil, 200)), "psid-nobody")
 	for _, k := range []string{`value="email"`, `value="phone"`, `value="thread_id"`, `value="open_id"`} {
 		require.Contains(t, html, k, "the form offers every identifier kind")
 	}
