@@ -58,6 +58,10 @@ func (a *app) runJobsOnce(ctx context.Context) jobReport {
 	resumed, err := a.sdk.Retention.ResumeErasures(sys)
 	fail("resume erasures", err)
 	rep.ErasuresResumed = len(resumed)
+	// Requests recorded by an older version keep their identifiers in
+	// clear until sealed here (once; then a no-op).
+	_, err = a.sdk.Retention.ProtectIdentifiers(sys)
+	fail("protect request identifiers", err)
 	_, err = a.sdk.Social.PruneDeliveries(sys, 72*time.Hour)
 	fail("prune deliveries", err)
 	_, err = a.callbacks.ResumeDeletions(sys)
