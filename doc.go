@@ -39,8 +39,15 @@
 //		Models: []any{(*myapp.Order)(nil)}, Categories: myapp.Categories()})
 //	if err != nil { … }
 //
-// The pieces are also usable alone: Migrate, Guard, Categories and
-// SealedColumns are what Open is made of.
+// On PostgreSQL, DB connects as an application role that owns nothing and
+// Config.Owner as the role that owns the tables: Open migrates through the
+// owner and grants the application role only row access (Grant), and it
+// refuses a DB whose role is a superuser, has BYPASSRLS or owns a
+// tenant-owned table (a *RoleError). Open also keys the audit log with the
+// vault's audit key.
+//
+// The pieces are also usable alone: Migrate, Grant, CheckRole, Guard,
+// Categories and SealedColumns are what Open is made of.
 //
 // Every request then carries its principal (tenancy.WithPrincipal) and
 // reaches tenant-owned data inside tenancy.RunInTx.

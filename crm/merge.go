@@ -291,9 +291,10 @@ func moveContactRows(ctx context.Context, tx bun.Tx, tid, keep, dup string) erro
 }
 
 // writeAudit appends ev to the tenant's audit log inside tx, so that the
-// entry commits or rolls back with what it records.
+// entry commits or rolls back with what it records. The log is the
+// vault's, keyed like the SDK's when the database has an audit key.
 func (s *Store) writeAudit(ctx context.Context, tx bun.IDB, ev tenancy.AuditEvent) error {
-	log, err := tenancy.NewAuditLog(tx, tenancy.WithClock(s.now))
+	log, err := s.vault.AuditLog(ctx, tx, tenancy.WithClock(s.now))
 	if err != nil {
 		return fmt.Errorf("crm: audit: %w", err)
 	}

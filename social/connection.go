@@ -235,6 +235,10 @@ func Migrations() *migrate.Migrations {
 		return migrations.Exec(ctx, tx,
 			`ALTER TABLE socialcrm_social_webhook_deliveries ADD COLUMN pending BOOLEAN NOT NULL DEFAULT FALSE`)
 	})
+	migrations.Add(ms, "20261206020000", "social_snapshot_breakdowns", func(ctx context.Context, tx bun.Tx) error {
+		return migrations.Exec(ctx, tx,
+			`ALTER TABLE socialcrm_social_snapshots ADD COLUMN breakdowns TEXT`)
+	})
 	return ms
 }
 
@@ -467,7 +471,7 @@ func (s *Store) markNeedsReauth(ctx context.Context, tx bun.Tx, id, reason strin
 }
 
 func (s *Store) audit(ctx context.Context, tx bun.Tx, ev tenancy.AuditEvent) error {
-	log, err := tenancy.NewAuditLog(tx, tenancy.WithClock(s.now))
+	log, err := s.vault.AuditLog(ctx, tx, tenancy.WithClock(s.now))
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -163,6 +164,14 @@ func (a *app) syncMeta(ctx context.Context, c social.Connection) (*social.Snapsh
 		return nil, err
 	}
 	if isInstagram(c) {
+		if c.Scopes.Has(meta.PermInstagramManageInsights) {
+			// Follower counts and audience demographics in one snapshot;
+			// Meta has none below 100 followers.
+			s, _, err := client.Instagram.SnapshotDemographics(ctx, c.AccountID, meta.DemographicsOptions{})
+			if !errors.Is(err, meta.ErrNoDemographics) {
+				return s, err
+			}
+		}
 		s, _, err := client.Instagram.Snapshot(ctx, c.AccountID)
 		return s, err
 	}

@@ -262,7 +262,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		t.Parallel()
 		db := dbtest.Postgres(t)
-		p := startServer(t, db.DSN())
+		p := startServer(t, db.DSN(), "-owner-db", db.OwnerDSN()) // two roles, as in production
 		driveEverything(t, p)
 	})
 }
@@ -416,7 +416,12 @@ func driveEverything(t *testing.T, p *process) {
 	require.NotEmpty(t, str(ip, "instagram_media", "id"), "%v", ip)
 	c.call("POST", "/v1/connections/"+pageConn+"/sync", nil, 200)
 	c.call("POST", "/v1/connections/"+igConn+"/sync", nil, 200)
-	require.Len(t, c.call("GET", "/v1/connections/"+igConn+"/insights", nil, 200)["follower_trend"], 1)
+	igTrend := c.call("GET", "/v1/connections/"+igConn+"/insights", nil, 200)["follower_trend"].([]any)
+	require.Len(t, igTrend, 1)
+	// The Instagram sync stored the audience demographics with the counts.
+	audience := igTrend[0].(map[string]any)["breakdowns"].(map[string]any)
+	require.Equal(t, float64(3900), audience["gender"].(map[string]any)["F"])
+	require.Contains(t, igTrend[0].(map[string]any)["source"], "follower_demographics")
 	// Messenger: a person writes to the Page (the emulator delivers the
 	// signed webhook), the message lands in the inbox, the reply goes out
 	// through the Send API and is stored.
