@@ -29,7 +29,7 @@ func dsarSDK(t *testing.T, db *dbtest.DB) *socialcrm.SDK {
 	st, err := crm.NewDirStorage(t.TempDir())
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	sdk, err := socialcrm.Open(context.Background(), socialcrm.Config{DB: db.DB, KEK: newKEK(t), Now: fakeclock.New().Now, Attachments: st})
+	sdk, err := socialcrm.Open(context.Background(), socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: newKEK(t), Now: fakeclock.New().Now, Attachments: st})
 	require.NoError(t, err)
 	return sdk
 }

@@ -119,7 +119,7 @@ func Migrations() *migrate.Migrations {
 		}
 		return nil
 	})
-	migrations.Add(ms, "20261206020000", "retention_request_outcomes", func(ctx context.Context, tx bun.Tx) error {
+	migrations.Add(ms, "20261206023100", "retention_request_outcomes", func(ctx context.Context, tx bun.Tx) error {
 		if err := migrations.Exec(ctx, tx,
 			`ALTER TABLE socialcrm_retention_requests ADD COLUMN outcome TEXT NOT NULL DEFAULT ''`,
 			`ALTER TABLE socialcrm_retention_requests ADD COLUMN erased TEXT NOT NULL DEFAULT '{}'`,
