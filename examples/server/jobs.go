@@ -62,8 +62,11 @@ func (a *app) runJobsOnce(ctx context.Context) jobReport {
 	// clear until sealed here (once; then a no-op).
 	_, err = a.sdk.Retention.ProtectIdentifiers(sys)
 	fail("protect request identifiers", err)
-	_, err = a.sdk.Social.PruneDeliveries(sys, 72*time.Hour)
-	fail("prune deliveries", err)
+	// Revocation retries of every platform, OAuth state and webhook
+	// delivery pruning: the SDK's one maintenance entry point.
+	maint, err := a.sdk.Maintain(ctx)
+	fail("maintain connections", err)
+	rep.Revocations = maint.Revoked
 	_, err = a.callbacks.ResumeDeletions(sys)
 	fail("meta deletions", err)
 	tenants, err := a.sdk.Tenants.Tenants(sys, tenancy.TenantFilter{Status: tenancy.StatusActive})
@@ -83,11 +86,6 @@ func (a *app) runJobsOnce(ctx context.Context) jobReport {
 			a.log.Warn("data-subject request overdue", "tenant", t.ID, "request", r.ID, "kind", r.Kind, "due_at", r.DueAt)
 		}
 		rep.Overdue += len(overdue)
-		_, err = a.sdk.Social.PruneStates(tctx)
-		fail("prune states", err)
-		n, err := a.sdk.Social.RetryRevocations(tctx, a.plat.tiktokProv)
-		fail("retry revocations", err)
-		rep.Revocations += n
 	}
 	a.log.Info("scheduled jobs ran", "erased", rep.Erased, "tenants_purged", rep.TenantsPurged, "erasures_resumed", rep.ErasuresResumed,
 		"overdue_requests", rep.Overdue, "errors", rep.Errors)
