@@ -107,6 +107,10 @@
 // carries the connection's Purposes. DataCategories declares the three
 // tables for the retention engine: raw responses 90 days, media and
 // snapshots 24 months, all purged when their connection is disconnected.
+// Resolvers lets a data-subject request name the account by its platform
+// id (SubjectAccount: a Meta app-scoped user id, a TikTok open_id; or
+// SubjectOpenID): it leads to the tenant's connections of the account
+// (SubjectConnection), and so to everything fetched through them.
 //
 // # Webhooks
 //
