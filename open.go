@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/tink-crypto/tink-go/v2/tink"
@@ -63,6 +65,15 @@ type Config struct {
 	// MaxAttachmentSize is the largest attachment accepted, in bytes
 	// (0: crm.DefaultMaxAttachmentSize). Only used with Attachments.
 	MaxAttachmentSize int64
+	// Providers are the platforms' providers (tiktok.Provider,
+	// meta.Provider, social.OAuth2Provider…), registered once with the
+	// social store: Disconnect without a provider and Maintain's
+	// revocation retries reach every platform through them.
+	Providers []social.Provider
+	// RefreshWindow is how long before its expiry an access token is
+	// refreshed (0: social.DefaultRefreshWindow), at most half the
+	// token's lifetime.
+	RefreshWindow time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger receives socialcrm's logs (default: discard).
@@ -138,13 +149,14 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 		return nil, err
 	}
 	// The audit log is a keyed chain: its key is the vault's, wrapped by
-	// the KEK, so a database writer cannot recompute it.
+	// the KEK, so a database writer cannot recompute it. Member names are
+	// sealed by the vault (tenancy cannot import it).
 	auditKeys, err := sdk.Vault.AuditKeys(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if sdk.Tenants, err = tenancy.NewStore(cfg.DB, tenancy.WithClock(now), tenancy.WithLogger(log),
-		tenancy.WithAuditKeys(auditKeys)); err != nil {
+		tenancy.WithAuditKeys(auditKeys), tenancy.WithSealer(vaultSealer{sdk.Vault})); err != nil {
 		return nil, err
 	}
 	sdk.Audit = sdk.Tenants.Audit()
@@ -158,9 +170,21 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	if sdk.CRM, err = crm.New(cfg.DB, sdk.Vault, crmOpts...); err != nil {
 		return nil, err
 	}
+	// Personal data that a database of an earlier version held in clear is
+	// sealed before anything reads it (a no-op once done).
+	sealing := sdk.CRM
+	if cfg.Owner != nil {
+		sealing = sdk.CRM.Using(cfg.Owner) // drops what it moved aside: the owner's right
+	}
+	if _, err := sealing.SealExisting(ctx, 0, nil); err != nil {
+		return nil, err
+	}
+	if _, err := sdk.Tenants.SealNames(tenancy.System(ctx, "socialcrm-open")); err != nil {
+		return nil, err
+	}
 	// The CRM's categories bound to this Store: erasing an attachment
 	// deletes its bytes from cfg.Attachments.
-	cats := withStoreCategories(Categories(sdk.Audit), sdk.CRM.Categories())
+	cats := withStoreCategories(Categories(sdk.Audit), append(sdk.CRM.Categories(), memberCategory(Categories(sdk.Audit), sdk.Vault)))
 	cats = append(cats, cfg.Categories...)
 	policy := DefaultPolicy(cats)
 	if cfg.Policy != nil {
@@ -168,11 +192,23 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	}
 	if sdk.Retention, err = retention.New(cfg.DB, retention.WithClock(now), retention.WithLogger(log),
 		retention.WithStore(sdk.Tenants), retention.WithPolicy(policy),
-		retention.WithTenantPurgeHook(sdk.Vault.DestroyKey)); err != nil {
+		retention.WithTenantPurgeHook(sdk.Vault.DestroyKey),
+		retention.WithIdentifierProtection(requestProtection(sdk.Vault))); err != nil {
 		return nil, err
 	}
 	if err := sdk.Retention.Register(cats...); err != nil {
 		return nil, err
+	}
+	// One request by any identifier a person gives reaches all of their
+	// data: e-mail and phone → contacts (duplicates included) → their
+	// conversations; a PSID → its conversation's contact; a platform
+	// account id or TikTok open_id → its connections → what was fetched.
+	for _, rs := range []map[string]retention.Resolver{sdk.CRM.Resolvers(), social.Resolvers()} {
+		for kind, r := range rs {
+			if err := sdk.Retention.RegisterResolver(kind, r); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := sdk.Retention.Check(ctx); err != nil {
 		return nil, err
@@ -187,13 +223,94 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	// A disconnect revokes the authorization at the platform, and a
 	// platform's deauthorization arrives through the same hook: either way
 	// the connection's data starts its post-deauthorization period.
-	if sdk.Social, err = social.New(cfg.DB, sdk.Vault, social.WithClock(now), social.WithLogger(log),
+	socialOpts := []social.Option{social.WithClock(now), social.WithLogger(log),
+		social.WithProviders(cfg.Providers...),
 		social.WithDisconnectHook(func(ctx context.Context, c social.Connection) error {
 			return sdk.Retention.RecordEvent(ctx, retention.EventDeauthorized, "connection_id", c.ID)
-		})); err != nil {
+		})}
+	if cfg.RefreshWindow != 0 {
+		socialOpts = append(socialOpts, social.WithRefreshWindow(cfg.RefreshWindow))
+	}
+	if sdk.Social, err = social.New(cfg.DB, sdk.Vault, socialOpts...); err != nil {
 		return nil, err
 	}
 	return sdk, nil
+}
+
+// vaultSealer is the vault as a tenancy.Sealer.
+type vaultSealer struct{ v *vault.Vault }
+
+func (s vaultSealer) Seal(ctx context.Context, plaintext []byte, record, field string) ([]byte, error) {
+	sealed, err := s.v.Seal(ctx, plaintext, vault.Binding{Record: record, Field: field})
+	return sealed.Bytes(), err
+}
+
+func (s vaultSealer) Open(ctx context.Context, sealed []byte, record, field string) ([]byte, error) {
+	v, err := vault.ParseSealed(sealed)
+	if err != nil {
+		return nil, err
+	}
+	sec, err := s.v.Open(ctx, v, vault.Binding{Record: record, Field: field})
+	if err != nil {
+		return nil, err
+	}
+	defer sec.Wipe()
+	return append([]byte(nil), sec.Reveal()...), nil
+}
+
+var _ tenancy.Sealer = vaultSealer{}
+
+// memberCategory returns the members' category of cats with their sealed
+// name declared, opened with v, so that an export holds it in clear.
+func memberCategory(cats []retention.Category, v *vault.Vault) retention.Category {
+	var c retention.Category
+	for _, x := range cats {
+		if x.Table == tenancy.TableMembers {
+			c = x
+		}
+	}
+	s := vaultSealer{v}
+	c.Omit = slices.DeleteFunc(slices.Clone(c.Omit), func(col string) bool { return col == "name_sealed" })
+	c.Sealed = append(c.Sealed, retention.SealedColumn{Column: "name_sealed", As: "sealed_name",
+		Open: func(ctx context.Context, tenantID, id string, sealed []byte) (string, error) {
+			b, err := s.Open(ctx, sealed, id, "member_name")
+			return string(b), err
+		}})
+	c.Clear = "ids, e-mail address (the sign-in name), role, client link, password hash, lockout state and times; the name is sealed"
+	return c
+}
+
+// requestSubjectField is the vault field of a data-subject request's
+// sealed identifiers (the column's name).
+const requestSubjectField = "subject_sealed"
+
+// requestProtection keeps the identifiers of data-subject requests sealed
+// by the tenant's data key (bound to the request) beside the tenant's
+// blind index of each, so that no e-mail address, phone number or PSID a
+// person gave sits in clear in the request records for the years they are
+// kept, and a tenant's purge shreds them with its key.
+func requestProtection(v *vault.Vault) retention.IdentifierProtection {
+	return retention.IdentifierProtection{
+		Hash: func(ctx context.Context, kind, value string) (string, error) {
+			return v.Index(ctx, strings.ToLower(value), "retention.request."+kind)
+		},
+		Seal: func(ctx context.Context, id string, plaintext []byte) ([]byte, error) {
+			s, err := v.Seal(ctx, plaintext, vault.Binding{Record: id, Field: requestSubjectField})
+			return s.Bytes(), err
+		},
+		Open: func(ctx context.Context, id string, sealed []byte) ([]byte, error) {
+			s, err := vault.ParseSealed(sealed)
+			if err != nil {
+				return nil, err
+			}
+			sec, err := v.Open(ctx, s, vault.Binding{Record: id, Field: requestSubjectField})
+			if err != nil {
+				return nil, err
+			}
+			defer sec.Wipe()
+			return slices.Clone(sec.Reveal()), nil
+		},
+	}
 }
 
 // withStoreCategories replaces the categories of cats that bound has a

@@ -20,7 +20,8 @@ import (
 // OpenDB opens the database named by dsn: a postgres:// or postgresql:// URL
 // connects to PostgreSQL (through bun's pgdriver); anything else is the path
 // of a SQLite file, created if missing (an optional "sqlite:" or "file:"
-// prefix is dropped). Connect PostgreSQL as a role that is neither a
+// prefix is dropped), opened with secure_delete so that erased rows do not
+// linger in the file. Connect PostgreSQL as a role that is neither a
 // superuser nor BYPASSRLS, so that row-level security binds it.
 //
 // The handle's driver runs the Guard's check (see Guard) before every
@@ -60,7 +61,9 @@ func Models() []any {
 // for vault.WithColumns, so that Vault.Reseal re-encrypts all of them after
 // a key rotation.
 func SealedColumns() []vault.Column {
-	return append(social.SealedColumns(), crm.SealedColumns()...)
+	cols := append(social.SealedColumns(), crm.SealedColumns()...)
+	// The identifiers of data-subject requests (see requestProtection).
+	return append(cols, vault.Column{Table: retention.TableRequests, ID: "id", Sealed: requestSubjectField})
 }
 
 // Guard installs the tenancy Guard on db for socialcrm's models and extra,
