@@ -201,8 +201,14 @@ func (s *Store) connect(ctx context.Context, platform string, requested Scopes, 
 	}
 	granted := g.Scopes.Intersect(requested)
 	now := s.clock()
+	// The account index's key is loaded before the transaction, so that
+	// no database connection is held while the vault reads it.
+	accountIdx, err := s.accountIndex(ctx, platform, g.AccountID)
+	if err != nil {
+		return Connection{}, fmt.Errorf("social: complete: %w", err)
+	}
 	var c Connection
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		err := tx.NewSelect().Model(&c).Where("platform = ?", platform).Where("account_id = ?", g.AccountID).Scan(ctx)
 		exists := err == nil
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -214,6 +220,13 @@ func (s *Store) connect(ctx context.Context, platform string, requested Scopes, 
 		c.Scopes, c.Requested, c.Purposes, c.Status, c.ParentID = granted, requested, purposes, StatusActive, parent
 		if g.DisplayName != "" {
 			c.DisplayName = g.DisplayName
+			if c.DisplayNameSealed, err = s.seal(ctx, g.DisplayName, c.ID, fieldDisplayName); err != nil {
+				return err
+			}
+		} else if exists {
+			if c.DisplayName, err = s.open(ctx, c.DisplayNameSealed, c.ID, fieldDisplayName); err != nil {
+				return err
+			}
 		}
 		c.UpdatedAt, c.RevokedAt = now, time.Time{}
 		c.TokenVersion++
@@ -228,7 +241,7 @@ func (s *Store) connect(ctx context.Context, platform string, requested Scopes, 
 		if err != nil {
 			return err
 		}
-		if _, err := tx.NewInsert().Model(&account{Platform: platform, AccountID: g.AccountID, TenantID: mustTenant(ctx), ConnectionID: c.ID}).
+		if _, err := tx.NewInsert().Model(&account{Platform: platform, AccountID: accountIdx, TenantID: mustTenant(ctx), ConnectionID: c.ID}).
 			On("CONFLICT DO NOTHING").Exec(ctx); err != nil {
 			return err
 		}

@@ -156,16 +156,13 @@ func (a *app) metaPublish(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// syncMeta stores a metrics snapshot of a Page or Instagram account.
-func (a *app) syncMeta(ctx context.Context, c social.Connection) (*social.Snapshot, error) {
+// syncMeta syncs a Page or Instagram account (snapshot, posts and their
+// insights) or a Facebook user's profile.
+func (a *app) syncMeta(ctx context.Context, c social.Connection) (*social.SyncResult, error) {
 	client, err := a.plat.metaClient(ctx, a.sdk.Social, c.ID)
 	if err != nil {
 		return nil, err
 	}
-	if isInstagram(c) {
-		s, _, err := client.Instagram.Snapshot(ctx, c.AccountID)
-		return s, err
-	}
-	s, _, err := client.Pages.Snapshot(ctx, c.AccountID)
-	return s, err
+	r, _, err := client.Sync(ctx)
+	return r, err
 }
