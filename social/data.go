@@ -129,6 +129,17 @@ type mediaSealed struct {
 	ShareURLSealed    vault.Sealed `bun:"share_url_sealed" json:"-"`
 }
 
+var _ bun.BeforeAppendModelHook = (*Media)(nil)
+
+// BeforeAppendModel sets the tenant (tenancy.Owned) and, when it is empty,
+// the row id of a media item being inserted.
+func (m *Media) BeforeAppendModel(ctx context.Context, q bun.Query) error {
+	if _, ok := q.(*bun.InsertQuery); ok && m.ID == "" {
+		m.ID = MediaID(m.ConnectionID, m.ExternalID)
+	}
+	return m.Owned.BeforeAppendModel(ctx, q)
+}
+
 // MediaID returns the row id of a connection's media item.
 func MediaID(connectionID, externalID string) string { return connectionID + ":" + externalID }
 
