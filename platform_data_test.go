@@ -239,7 +239,7 @@ func TestPlatformDataCanaries(t *testing.T) {
 			canaryFBUserName, canaryFBPageName, canaryFBPost, canaryIGUser, canaryIGCaption, canaryIGLink}
 		accountKeys := []string{canaryOpenID, canaryFBUserID}
 		keys := 0
-		for _, hit := range scanColumns(t, w, append(canaries, accountKeys...)...) {
+		for _, hit := range scanColumns(t, db, w.ctx, append(canaries, accountKeys...)...) {
 			if hit.table == social.TableConnections && hit.column == "account_id" && slices.Contains(accountKeys, hit.canary) {
 				keys++ // the connection's own account key
 				continue
@@ -269,7 +269,7 @@ type columnHit struct{ table, column, canary string }
 // scanColumns returns every text or blob column value of the social and
 // Meta tables that holds one of canaries, reading the tenant's rows (and
 // the rows of tables without a tenant).
-func scanColumns(t *testing.T, w *platformWorld, canaries ...string) []columnHit {
+func scanColumns(t *testing.T, db *dbtest.DB, ctx context.Context, canaries ...string) []columnHit {
 	t.Helper()
 	type col struct {
 		Table string `bun:"table_name"`
@@ -277,9 +277,9 @@ func scanColumns(t *testing.T, w *platformWorld, canaries ...string) []columnHit
 		Type  string `bun:"data_type"`
 	}
 	var cols []col
-	bg := w.ctx
-	raw := w.db.Reopen(t) // without the Guard: the scan reads every column on purpose
-	if w.db.Name == "sqlite" {
+	bg := ctx
+	raw := db.Reopen(t) // without the Guard: the scan reads every column on purpose
+	if db.Name == "sqlite" {
 		var tables []string
 		require.NoError(t, raw.NewRaw(`SELECT name FROM sqlite_master WHERE type = 'table' AND (name LIKE 'socialcrm_social%' OR name LIKE 'socialcrm_meta%')`).Scan(bg, &tables))
 		for _, tb := range tables {
@@ -301,10 +301,10 @@ func scanColumns(t *testing.T, w *platformWorld, canaries ...string) []columnHit
 		}
 	}
 	require.NotEmpty(t, scan)
-	tid, err := tenancy.TenantID(w.ctx)
+	tid, err := tenancy.TenantID(ctx)
 	require.NoError(t, err)
 	var hits []columnHit
-	require.NoError(t, tenancy.RunInTx(w.ctx, raw, nil, func(ctx context.Context, tx bun.Tx) error {
+	require.NoError(t, tenancy.RunInTx(ctx, raw, nil, func(ctx context.Context, tx bun.Tx) error {
 		for _, c := range scan {
 			where := bun.Safe("1 = 1")
 			if hasTenant[c.Table] {
