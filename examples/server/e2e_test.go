@@ -416,6 +416,8 @@ func driveEverything(t *testing.T, p *process) {
 	require.NotEmpty(t, str(ip, "instagram_media", "id"), "%v", ip)
 	c.call("POST", "/v1/connections/"+pageConn+"/sync", nil, 200)
 	c.call("POST", "/v1/connections/"+igConn+"/sync", nil, 200)
+	require.NotEmpty(t, c.call("GET", "/v1/connections/"+pageConn+"/insights", nil, 200)["media"], "after publishing, the Page sync shows the post")
+	require.Nil(t, c.call("POST", "/v1/connections/"+fbUser+"/sync", nil, 200)["snapshot"], "the Facebook user syncs its profile only")
 	require.Len(t, c.call("GET", "/v1/connections/"+igConn+"/insights", nil, 200)["follower_trend"], 1)
 	// Messenger: a person writes to the Page (the emulator delivers the
 	// signed webhook), the message lands in the inbox, the reply goes out
