@@ -9,6 +9,7 @@ import (
 
 	"github.com/tink-crypto/tink-go/v2/tink"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/meta"
@@ -241,6 +242,13 @@ type SealProgress struct {
 // resumes where it stopped; a second run finds nothing to do. progress, if
 // set, is called after each batch. Open calls it; it returns the number of
 // values sealed (account index rows included).
+//
+// On SQLite, when it sealed anything, it then rewrites the database file
+// (VACUUM) so that no copy of the plaintext lingers in free pages. On
+// PostgreSQL the dropped columns' old values stay in dead row versions
+// until the tables are rewritten: have the tables' owner run VACUUM FULL
+// on socialcrm_social_connections, socialcrm_social_media and
+// socialcrm_social_raw_responses after the first Open.
 func (s *SDK) SealPlatformData(ctx context.Context, progress func(SealProgress)) (int, error) {
 	sys := tenancy.System(ctx, "socialcrm.seal")
 	tenants, err := s.Social.PendingTenants(sys)
@@ -272,6 +280,15 @@ func (s *SDK) SealPlatformData(ctx context.Context, progress func(SealProgress))
 	}
 	if n > 0 && progress != nil {
 		progress(SealProgress{Sealed: total})
+	}
+	if total > 0 && s.DB.Dialect().Name() == dialect.SQLite {
+		// The plaintext the migration moved aside and this pass deleted
+		// stays in the file's free pages: rewrite the file without them.
+		for _, q := range []string{"VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"} {
+			if _, err := s.DB.ExecContext(ctx, q); err != nil {
+				return total, fmt.Errorf("socialcrm: seal platform data: %s: %w", q, err)
+			}
+		}
 	}
 	return total, nil
 }

@@ -1,8 +1,10 @@
 package socialcrm_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
 	"testing"
 	"time"
 
@@ -133,12 +135,26 @@ func TestSealPlatformDataMigratesPlaintext(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, []social.AccountTenant{{TenantID: tid, ConnectionID: "c1"}}, ts)
 
-		hits := scanColumns(t, db, tctx, name, avatar, title, desc, share, "LEGACY-raw-body", openID)
+		legacy := []string{name, avatar, title, desc, share, "LEGACY-raw-body"}
+		hits := scanColumns(t, db, tctx, append(legacy, openID)...)
 		for _, h := range hits {
 			if h.table == social.TableConnections && h.column == "account_id" {
 				continue
 			}
 			t.Errorf("%q still in clear in %s.%s", h.canary, h.table, h.column)
+		}
+		if db.Name == "sqlite" {
+			// Nor in the file's free pages: the pass rewrote the file.
+			for _, path := range []string{db.Path, db.Path + "-wal"} {
+				b, err := os.ReadFile(path)
+				if os.IsNotExist(err) {
+					continue
+				}
+				require.NoError(t, err)
+				for _, c := range legacy {
+					require.False(t, bytes.Contains(b, []byte(c)), "%q in %s", c, path)
+				}
+			}
 		}
 	})
 }
