@@ -1,8 +1,10 @@
 package socialcrm_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
+	"io"
 	"net/url"
 	"os"
 	"slices"
@@ -19,6 +21,7 @@ import (
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
+	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/tiktok"
@@ -235,6 +238,17 @@ func TestPlatformDataCanaries(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, ts, 1, "the account index still routes the account")
 
+		// A data-subject export by connection opens the sealed fields.
+		files := exportSubject(t, w, map[string]string{"connection_id": tt.ID})
+		require.Contains(t, files["social.media.json"], canaryTTTitle)
+		require.Contains(t, files["social.media.json"], canaryTTShare)
+		require.Contains(t, files[retention.CategoryRawResponse+".json"], "CANARY-tt-bio", "the raw body, opened")
+		require.Contains(t, files[retention.CategoryConnection+".json"], canaryTTName)
+		for name, f := range files {
+			require.NotContains(t, f, "_sealed", "a sealed column's bytes in %s", name)
+			require.NotContains(t, f, canaryFBPageName, "another connection's data in %s", name)
+		}
+
 		canaries := []string{canaryTTName, canaryTTUser, canaryTTBio, canaryTTAvatar, canaryTTTitle, canaryTTDesc, canaryTTShare,
 			canaryFBUserName, canaryFBPageName, canaryFBPost, canaryIGUser, canaryIGCaption, canaryIGLink}
 		accountKeys := []string{canaryOpenID, canaryFBUserID}
@@ -337,4 +351,29 @@ func scanColumns(t *testing.T, db *dbtest.DB, ctx context.Context, canaries ...s
 		return nil
 	}))
 	return hits
+}
+
+// exportSubject exports the data of subject through the SDK's retention
+// engine and returns the archive's files by name.
+func exportSubject(t *testing.T, w *platformWorld, subject map[string]string) map[string]string {
+	t.Helper()
+	r, err := w.sdk.Retention.Submit(w.ctx, retention.Request{Kind: retention.KindExport, Subject: subject})
+	require.NoError(t, err)
+	_, err = w.sdk.Retention.SetVerification(w.ctx, r.ID, retention.VerificationVerified)
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	_, err = w.sdk.Retention.Export(w.ctx, r.ID, &buf)
+	require.NoError(t, err)
+	zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	require.NoError(t, err)
+	files := map[string]string{}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		require.NoError(t, err)
+		b, err := io.ReadAll(rc)
+		require.NoError(t, err)
+		require.NoError(t, rc.Close())
+		files[f.Name] = string(b)
+	}
+	return files
 }
