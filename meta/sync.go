@@ -3,6 +3,7 @@ package meta
 import (
 	"context"
 	"encoding/json"
+	"iter"
 	"net/url"
 	"strings"
 
@@ -39,6 +40,19 @@ func (s *PagesService) Posts(ctx context.Context, pageID string, opts ListOption
 		out.After = l.Paging.Cursors.After
 	}
 	return out, resp, nil
+}
+
+// AllPosts iterates over the Page's published posts, fetching pages of
+// pageSize (zero: Meta's default) as needed. Iteration stops at the first
+// error, which is yielded.
+func (s *PagesService) AllPosts(ctx context.Context, pageID string, pageSize int) iter.Seq2[Post, error] {
+	return pages(func(after string) ([]Post, string, error) {
+		l, _, err := s.Posts(ctx, pageID, ListOptions{Limit: pageSize, After: after})
+		if err != nil {
+			return nil, "", err
+		}
+		return l.Posts, l.After, nil
+	})
 }
 
 // Sync stores what the client's connection holds, as the TikTok client's

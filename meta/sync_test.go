@@ -2,6 +2,7 @@ package meta_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -55,5 +56,27 @@ func TestSyncEveryConnectionKind(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, social.KnownCount(1234), res.Snapshot.Followers)
 		require.False(t, res.Snapshot.Likes.Known, "Instagram reports no account likes: unknown")
+	})
+}
+
+// TestPagesAllPosts pages through a Page's published posts, newest first.
+func TestPagesAllPosts(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newEnv(t, db)
+		user := e.connect(userID, allFeatures)
+		pc := e.client(e.connectPages(user)[pageID])
+		var want []string
+		for _, m := range []string{"one", "two", "three"} {
+			p, _, err := pc.Pages.Publish(e.ctx, pageID, meta.PostRequest{Message: m})
+			require.NoError(t, err)
+			e.clk.Advance(time.Minute)
+			want = append([]string{p.ID}, want...)
+		}
+		var got []string
+		for p, err := range pc.Pages.AllPosts(e.ctx, pageID, 2) {
+			require.NoError(t, err)
+			got = append(got, p.ID)
+		}
+		require.Equal(t, want, got[:3])
 	})
 }

@@ -192,11 +192,9 @@ type RawResponse struct {
 // the sync read no metrics (a profile-only sync).
 type SyncResult struct {
 	DisplayName string
-	// AvatarURL, when not empty, replaces the connection's avatar URL.
-	AvatarURL string
-	Snapshot  *Snapshot
-	Media     []Media
-	Raw       []RawResponse
+	Snapshot    *Snapshot
+	Media       []Media
+	Raw         []RawResponse
 }
 
 // EngagementRate returns (likes + comments + shares) / views over media,
@@ -292,12 +290,8 @@ func (s *Store) saveSync(ctx context.Context, c Connection, r *SyncResult) error
 		}
 	}
 	upd := c
-	upd.DisplayName, upd.AvatarURL = r.DisplayName, r.AvatarURL
-	if upd.DisplayName == "" {
-		upd.DisplayName = c.DisplayName
-	}
-	if upd.AvatarURL == "" {
-		upd.AvatarURL = c.AvatarURL
+	if r.DisplayName != "" {
+		upd.DisplayName = r.DisplayName
 	}
 	if err := s.sealProfile(ctx, &upd); err != nil {
 		return err

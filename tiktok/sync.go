@@ -50,7 +50,7 @@ func (c *Client) Sync(ctx context.Context) (*social.SyncResult, SyncStats, error
 		res.Raw = append(res.Raw, social.RawResponse{Endpoint: "/v2/user/info/", Body: string(raw)})
 	}
 	u := data.User
-	res.DisplayName, res.AvatarURL = u.DisplayName, u.AvatarURL
+	res.DisplayName = u.DisplayName
 	sn := &social.Snapshot{}
 	res.Snapshot = sn
 	if granted.Has(ScopeUserInfoStats) {
