@@ -34,7 +34,7 @@ func TestOpenKeepsAttachments(t *testing.T) {
 		st, err := crm.NewDirStorage(dir)
 		require.NoError(t, err)
 		t.Cleanup(func() { st.Close() })
-		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, KEK: kek, Now: clk.Now, Attachments: st, MaxAttachmentSize: 1 << 10})
+		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: kek, Now: clk.Now, Attachments: st, MaxAttachmentSize: 1 << 10})
 		require.NoError(t, err)
 
 		_, owner, err := sdk.Tenants.CreateTenant(ctx, tenancy.SignUp{TenantName: "Acme",

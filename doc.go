@@ -34,9 +34,17 @@
 //		Models: []any{(*myapp.Order)(nil)}, Categories: myapp.Categories()})
 //	if err != nil { … }
 //
-// The pieces are also usable alone: Migrate, Guard, Categories and
-// SealedColumns are what Open is made of. Open also seals, once, the
-// platform data that an older version kept in clear (SealPlatformData).
+// On PostgreSQL, DB connects as an application role that owns nothing and
+// Config.Owner as the role that owns the tables: Open migrates through the
+// owner and grants the application role only row access (Grant), and it
+// refuses a DB whose role is a superuser, has BYPASSRLS or owns a
+// tenant-owned table (a *RoleError). Open also keys the audit log with the
+// vault's audit key.
+//
+// The pieces are also usable alone: Migrate, Grant, CheckRole, Guard,
+// Categories and SealedColumns are what Open is made of.
+// Open also seals, once, the platform data that an older version kept in
+// clear (SealPlatformData).
 //
 // DefaultPolicy is the retention policy Open applies: raw platform
 // responses 90 days; platform media and aggregated metrics 24 months;

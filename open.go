@@ -23,7 +23,22 @@ import (
 // a documented default.
 type Config struct {
 	// DB is the database, from OpenDB or the host application's own bun.DB.
+	// On PostgreSQL it must connect as an application role that is not a
+	// superuser, has no BYPASSRLS and owns no socialcrm table (Open
+	// refuses it otherwise, with a *RoleError), holding the privileges
+	// Grant gives.
 	DB *bun.DB
+	// Owner is the same database connected as the role that owns the
+	// tables. When set, Open migrates through it and then grants DB's role
+	// what it needs (Grant). Nil: Open migrates through DB, which on
+	// PostgreSQL works only when the owner has already migrated the
+	// database to this version (socialcrm.Migrate, then Grant), or with
+	// AllowPrivilegedRole. On SQLite, which has no roles, leave it nil.
+	Owner *bun.DB
+	// AllowPrivilegedRole lets Open accept a DB whose role is a superuser,
+	// has BYPASSRLS or owns the tables — for development only: such a role
+	// can switch row-level security off for every tenant.
+	AllowPrivilegedRole bool
 	// KEK is the key-encryption key that wraps each tenant's data keys:
 	// vault.KMS for a key-management service, vault.OpenKeyFile for a local
 	// key file (which protects less: it lives beside the data).
@@ -41,6 +56,10 @@ type Config struct {
 	// Attachments.Attach fails with crm.ErrConfig. The SDK does not close
 	// it.
 	Attachments crm.Storage
+	// PhoneRegion is the region ("US", "GB") in which the CRM reads phone
+	// numbers written without a country code (crm.WithDefaultRegion).
+	// Empty: only international numbers are accepted.
+	PhoneRegion string
 	// MaxAttachmentSize is the largest attachment accepted, in bytes
 	// (0: crm.DefaultMaxAttachmentSize). Only used with Attachments.
 	MaxAttachmentSize int64
@@ -70,11 +89,12 @@ type SDK struct {
 	log *slog.Logger
 }
 
-// Open migrates cfg.DB, installs the Guard, builds every component,
-// checks that every tenant-owned table has a retention category whose
-// columns exist, and seals any platform data an older version stored in
-// clear (SealPlatformData; nothing to do on a new or already sealed
-// database). It returns an error naming what is missing rather than an
+// Open checks cfg.DB's database role (see Config.DB), migrates (through
+// cfg.Owner when set, then granting cfg.DB's role), installs the Guard,
+// builds every component, checks that every tenant-owned table has a
+// retention category whose columns exist, and seals any platform data an
+// older version stored in clear (SealPlatformData; nothing to do on a new
+// or already sealed database). It returns an error naming what is missing rather than an
 // SDK that would keep data it does not know about.
 func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	if cfg.DB == nil || cfg.KEK == nil {
@@ -88,23 +108,52 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if !cfg.AllowPrivilegedRole {
+		if err := CheckRole(ctx, cfg.DB); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Owner != nil {
+		if err := Migrate(ctx, cfg.Owner); err != nil {
+			return nil, err
+		}
+		if cfg.DB.Dialect().Name() == dialect.PG {
+			role, err := currentRole(ctx, cfg.DB)
+			if err != nil {
+				return nil, err
+			}
+			if err := Grant(ctx, cfg.Owner, role); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if err := Migrate(ctx, cfg.DB); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("socialcrm: Open: %w (on PostgreSQL, pass the owner role's handle as Config.Owner or run Migrate and Grant as the owner first)", err)
 	}
 	guard, err := Guard(cfg.DB, cfg.Models...)
 	if err != nil {
 		return nil, err
 	}
 	sdk := &SDK{DB: cfg.DB, Guard: guard, now: now, log: log}
-	if sdk.Tenants, err = tenancy.NewStore(cfg.DB, tenancy.WithClock(now), tenancy.WithLogger(log)); err != nil {
-		return nil, err
-	}
-	sdk.Audit = sdk.Tenants.Audit()
 	if sdk.Vault, err = vault.New(cfg.DB, cfg.KEK, vault.WithClock(now), vault.WithLogger(log),
 		vault.WithColumns(SealedColumns()...)); err != nil {
 		return nil, err
 	}
+	// The audit log is a keyed chain: its key is the vault's, wrapped by
+	// the KEK, so a database writer cannot recompute it.
+	auditKeys, err := sdk.Vault.AuditKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if sdk.Tenants, err = tenancy.NewStore(cfg.DB, tenancy.WithClock(now), tenancy.WithLogger(log),
+		tenancy.WithAuditKeys(auditKeys)); err != nil {
+		return nil, err
+	}
+	sdk.Audit = sdk.Tenants.Audit()
 	crmOpts := []crm.Option{crm.WithClock(now), crm.WithLogger(log)}
+	if cfg.PhoneRegion != "" {
+		crmOpts = append(crmOpts, crm.WithDefaultRegion(cfg.PhoneRegion))
+	}
 	if cfg.Attachments != nil {
 		crmOpts = append(crmOpts, crm.WithStorage(cfg.Attachments, cfg.MaxAttachmentSize))
 	}

@@ -32,7 +32,7 @@ func TestOpenWiresTheTenantLifecycle(t *testing.T) {
 		kek, err := aead.New(h)
 		require.NoError(t, err)
 		clk := fakeclock.New()
-		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, KEK: kek, Now: clk.Now})
+		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: kek, Now: clk.Now})
 		require.NoError(t, err)
 		_, err = socialcrm.Open(ctx, socialcrm.Config{DB: db.DB})
 		require.Error(t, err, "a KEK is required")
@@ -89,7 +89,7 @@ func TestDeauthorizedConnectionTakesItsDataAlong(t *testing.T) {
 		kek, err := aead.New(h)
 		require.NoError(t, err)
 		clk := fakeclock.New()
-		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, KEK: kek, Now: clk.Now})
+		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: kek, Now: clk.Now})
 		require.NoError(t, err)
 		_, owner, err := sdk.Tenants.CreateTenant(ctx, tenancy.SignUp{TenantName: "Acme",
 			Owner: tenancy.NewMember{Email: "ada@acme.example", Name: "Ada"}})
@@ -148,7 +148,7 @@ func TestOpenWiresMeta(t *testing.T) {
 		require.NoError(t, err)
 		kek, err := aead.New(h)
 		require.NoError(t, err)
-		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, KEK: kek, Now: fakeclock.New().Now})
+		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: kek, Now: fakeclock.New().Now})
 		require.NoError(t, err)
 
 		var n int

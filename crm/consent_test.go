@@ -94,7 +94,7 @@ func TestSchedulerNeverSelectsWithoutConsent(t *testing.T) {
 		consents := e.store.Consents()
 		mk := func(ctx context.Context, name string, b crm.Birthday, grants ...crm.ConsentChange) crm.Contact {
 			t.Helper()
-			c, err := e.store.Contacts().Create(ctx, crm.Contact{FirstName: name, Email: name + "@example.com", Phone: "+14155550100", Birthday: b})
+			c, err := e.store.Contacts().Create(ctx, crm.Contact{FirstName: name, Email: name + "@example.com", Phone: "+14155550100", Birthday: b}, crm.AllowDuplicate()) // one shared number
 			require.NoError(t, err)
 			for _, g := range grants {
 				g.ContactID, g.Source = c.ID, "test"

@@ -247,10 +247,15 @@ func (r *Contacts) open(ctx context.Context, c *Contact) error {
 
 // Create validates c and stores it as a new contact, with a new ID; the
 // fields of its Record are ignored. Stage defaults to lead. A contact that
-// fails validation returns a *ValidationError and stores nothing.
-func (r *Contacts) Create(ctx context.Context, c Contact) (Contact, error) {
+// fails validation returns a *ValidationError and stores nothing. A
+// contact whose e-mail address or phone number another contact of the
+// tenant has returns a *DuplicateError naming that contact, and stores
+// nothing, unless opts include AllowDuplicate.
+func (r *Contacts) Create(ctx context.Context, c Contact, opts ...CreateOption) (Contact, error) {
 	c.Record = Record{}
 	c.normalize()
+	c.Phone = r.s.normalizePhone(c.Phone)             // phone.go
+	checkDup := !createOptionsOf(opts).allowDuplicate // merge.go
 	if err := r.validate(&c); err != nil {
 		return Contact{}, err
 	}
@@ -266,11 +271,16 @@ func (r *Contacts) Create(ctx context.Context, c Contact) (Contact, error) {
 		return nil
 	}
 	var err error
-	if len(c.Tags) == 0 && c.CompanyID == "" {
+	if len(c.Tags) == 0 && c.CompanyID == "" && (!checkDup || c.EmailIndex == "" && c.PhoneIndex == "") {
 		// The common case is one INSERT: no transaction needed.
 		err = r.s.one(ctx, insert)
 	} else {
 		err = r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			if checkDup {
+				if err := r.s.checkDuplicate(ctx, tx, &c); err != nil {
+					return err
+				}
+			}
 			if err := mustExist(ctx, tx, (*Company)(nil), kindContact, "company_id", c.CompanyID); err != nil {
 				return err
 			}
@@ -331,6 +341,7 @@ func (r *Contacts) Get(ctx context.Context, id string) (Contact, error) {
 // nothing.
 func (r *Contacts) Update(ctx context.Context, c Contact) (Contact, error) {
 	c.normalize()
+	c.Phone = r.s.normalizePhone(c.Phone) // phone.go
 	if err := r.validate(&c); err != nil {
 		return Contact{}, err
 	}
@@ -393,7 +404,8 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 	if err := r.s.check(kindContact, f); err != nil {
 		return Page[Contact]{}, err
 	}
-	var emailIdx, phoneIdx string
+	var emailIdx string
+	var phoneIdx []string
 	var err error
 	if f.Email != "" {
 		if emailIdx, err = r.s.vault.Index(ctx, normalizeEmail(f.Email), "email"); err != nil {
@@ -401,7 +413,7 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 		}
 	}
 	if f.Phone != "" {
-		if phoneIdx, err = r.s.vault.Index(ctx, strings.TrimSpace(f.Phone), "phone"); err != nil {
+		if phoneIdx, err = r.s.phoneIndexes(ctx, f.Phone); err != nil { // any format (phone.go)
 			return Page[Contact]{}, fmt.Errorf("crm: list contacts: %w", err)
 		}
 	}
@@ -421,8 +433,8 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 		if emailIdx != "" {
 			q = q.Where("?TableAlias.email_index = ?", emailIdx)
 		}
-		if phoneIdx != "" {
-			q = q.Where("?TableAlias.phone_index = ?", phoneIdx)
+		if len(phoneIdx) > 0 {
+			q = q.Where("?TableAlias.phone_index IN (?)", bun.In(phoneIdx))
 		}
 		if f.Tag != "" {
 			// Subqueries run no model hooks: scope this one by hand.

@@ -44,8 +44,43 @@
 // (LogNotifier logs); it never selects a contact whose latest word is not a
 // grant, and it hands each occasion (Notification.Key) to a contact once.
 //
-// Contacts.ExportCSV and ImportCSV stream contacts as CSV; an import
-// reports each bad row (line, field, problem) and creates the others.
+// # Duplicates, import and merge
+//
+// A contact's e-mail address and phone number identify the person:
+// Contacts.Create refuses a contact whose address or number another
+// contact of the tenant has, with a *DuplicateError naming that contact
+// and the field (never the value), unless given AllowDuplicate. The check
+// uses the blind indexes; on PostgreSQL a transaction-level advisory lock
+// per tenant and index makes concurrent creates of one address queue, so
+// that one wins and the others are duplicates of it.
+//
+// Phone numbers are stored and indexed in E.164. With WithDefaultRegion
+// ("US"), numbers without a country code are read in that region, so
+// "(555) 123-4567" is stored as +15551234567; a lookup
+// (ContactFilter.Phone) in any format finds it.
+//
+// Contacts.ExportCSV and ImportCSV stream contacts as CSV. An import maps
+// the usual header spellings ("First Name", "Email Address", "E-mail",
+// "Phone Number", "Mobile", …), and a row that names an existing contact —
+// by the id of an export, else its e-mail address, else its phone number
+// — updates that contact (or is skipped, ImportOptions.OnMatch) rather
+// than creating another; a row with no name, e-mail address or phone
+// number is rejected. The report gives each row's number, action
+// (created, updated, unchanged, skipped, rejected), contact id and reason,
+// never a value. Rows commit in batches; an import that stopped midway
+// (a crash, a cancelled context) and is sent again finds what the
+// committed batches created, and two imports of one address at once
+// create it once. Every export writes an audit entry "contacts.exported"
+// with the actor and the count; every import "contacts.imported" with its
+// counts.
+//
+// Contacts.Merge(ctx, keepID, dupID) folds a duplicate into the contact
+// kept, in one transaction: conversations, consent and its history,
+// notifications, activities, tasks, notes, deals, invoice recipients,
+// attachments, custom field values and tags move; the kept contact's
+// empty fields are filled from the duplicate; for a consent of the same
+// channel and purpose on both, the more recent word wins; the duplicate is
+// deleted and an audit entry "contact.merged" names both ids.
 //
 // # Client portal
 //
@@ -130,7 +165,9 @@
 //	}
 //
 // ErrNotFound (wrapped with the kind and id) is returned for a record the
-// tenant does not have — another tenant's record included. A stale update
+// tenant does not have — another tenant's record included. A contact
+// that duplicates another is a *DuplicateError (errors.Is ErrDuplicate)
+// with the existing contact's id and the field that matched. A stale update
 // returns a *ConflictError (errors.Is ErrConflict) with the version named
 // and the version stored. ErrConfig comes from New and NewScheduler.
 // tenancy.ErrNoTenant comes from a context without a tenant.

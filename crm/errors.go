@@ -157,3 +157,30 @@ func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 func notFound(kind, id string) error {
 	return fmt.Errorf("%w: %s %s", ErrNotFound, kind, id)
 }
+
+// ErrDuplicate matches every *DuplicateError.
+var ErrDuplicate = errors.New("crm: duplicate")
+
+// DuplicateError is returned by Contacts.Create (without AllowDuplicate)
+// for a contact whose e-mail address or phone number another contact of
+// the tenant already has; nothing was written. It names the contact found
+// and the field that matched, never the value.
+//
+//	var dup *crm.DuplicateError
+//	if errors.As(err, &dup) {
+//		… dup.ContactID, dup.Field …
+//	}
+type DuplicateError struct {
+	// ContactID is the id of the existing contact.
+	ContactID string `json:"contact_id"`
+	// Field is "email" or "phone".
+	Field string `json:"field"`
+}
+
+// Error names the field and the existing contact's id.
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("crm: duplicate contact: contact %s has the same %s", e.ContactID, e.Field)
+}
+
+// Is makes errors.Is(err, ErrDuplicate) hold.
+func (e *DuplicateError) Is(target error) bool { return target == ErrDuplicate }

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -409,6 +411,50 @@ func (r *Clients) Members(ctx context.Context, clientID string) ([]string, error
 		return nil, fmt.Errorf("crm: list client members: %w", err)
 	}
 	return ids, nil
+}
+
+// sentRevisions keeps, of a proposal's revisions, those that were sent to
+// the client: the revision current at each move to sent. Drafts that were
+// never sent are the tenant's work in progress.
+func sentRevisions(ctx context.Context, tx bun.IDB, proposalID string, revs []ProposalRevision) ([]ProposalRevision, error) {
+	var sent []int64
+	if err := tx.NewSelect().Model((*ProposalEvent)(nil)).Column("revision").
+		Where("?TableAlias.proposal_id = ?", proposalID).Where("?TableAlias.to_status = ?", ProposalSent).
+		Scan(ctx, &sent); err != nil {
+		return nil, err
+	}
+	out := revs[:0]
+	for _, r := range revs {
+		if slices.Contains(sent, r.Number) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// clientHistory keeps, of a proposal's history, what the client saw
+// happen: every move to a status other than draft (the sends and what
+// followed them), not the creation or the revisions made in draft. The
+// note of a move stays only when one of the client's own members made it
+// (its answer); the notes of the tenant's people are internal.
+func clientHistory(ctx context.Context, tx bun.IDB, a access, events []ProposalEvent) ([]ProposalEvent, error) {
+	var members []string
+	if err := tx.NewSelect().Model((*ClientMember)(nil)).Column("member_id").
+		Where("?TableAlias.client_id = ?", a.client).Scan(ctx, &members); err != nil {
+		return nil, err
+	}
+	out := events[:0]
+	for _, ev := range events {
+		if ev.To == ProposalDraft {
+			continue
+		}
+		member, ok := strings.CutPrefix(ev.Actor, "member:")
+		if !ok || !slices.Contains(members, member) {
+			ev.Note = ""
+		}
+		out = append(out, ev)
+	}
+	return out, nil
 }
 
 // visible checks that the record id of a client-shared kind exists and

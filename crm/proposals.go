@@ -322,26 +322,44 @@ func (r *Proposals) List(ctx context.Context, f ProposalFilter, o ListOptions) (
 	return listShared[Proposal](ctx, r.s, KindProposal, proposalKeys, o, f.ClientID, string(f.Status))
 }
 
-// Revisions returns every revision of a proposal, oldest first.
+// Revisions returns every revision of a proposal, oldest first. A
+// client-portal member gets only the revisions that were sent to its
+// client.
 func (r *Proposals) Revisions(ctx context.Context, id string) ([]ProposalRevision, error) {
 	var out []ProposalRevision
-	err := r.children(ctx, id, func(ctx context.Context, tx bun.Tx) error {
-		return tx.NewSelect().Model(&out).Where("?TableAlias.proposal_id = ?", id).Order("number").Scan(ctx)
+	err := r.children(ctx, id, func(ctx context.Context, tx bun.Tx, a access) error {
+		if err := tx.NewSelect().Model(&out).Where("?TableAlias.proposal_id = ?", id).Order("number").Scan(ctx); err != nil {
+			return err
+		}
+		var err error
+		if a.portal() {
+			out, err = sentRevisions(ctx, tx, id, out)
+		}
+		return err
 	})
 	return out, err
 }
 
-// History returns a proposal's status changes, oldest first.
+// History returns a proposal's status changes, oldest first. A
+// client-portal member gets only what its client saw happen (see
+// clientHistory).
 func (r *Proposals) History(ctx context.Context, id string) ([]ProposalEvent, error) {
 	var out []ProposalEvent
-	err := r.children(ctx, id, func(ctx context.Context, tx bun.Tx) error {
-		return tx.NewSelect().Model(&out).Where("?TableAlias.proposal_id = ?", id).Order("at", "id").Scan(ctx)
+	err := r.children(ctx, id, func(ctx context.Context, tx bun.Tx, a access) error {
+		if err := tx.NewSelect().Model(&out).Where("?TableAlias.proposal_id = ?", id).Order("at", "id").Scan(ctx); err != nil {
+			return err
+		}
+		var err error
+		if a.portal() {
+			out, err = clientHistory(ctx, tx, a, out)
+		}
+		return err
 	})
 	return out, err
 }
 
 // children runs read after checking that the principal sees the proposal.
-func (r *Proposals) children(ctx context.Context, id string, read func(ctx context.Context, tx bun.Tx) error) error {
+func (r *Proposals) children(ctx context.Context, id string, read func(ctx context.Context, tx bun.Tx, a access) error) error {
 	return r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		a, err := r.s.access(ctx, tx, KindProposal, false)
 		if err != nil {
@@ -350,7 +368,7 @@ func (r *Proposals) children(ctx context.Context, id string, read func(ctx conte
 		if _, err := getFor[Proposal](ctx, tx, a, KindProposal, id); err != nil {
 			return err
 		}
-		if err := read(ctx, tx); err != nil {
+		if err := read(ctx, tx, a); err != nil {
 			return fmt.Errorf("crm: read proposal %s: %w", id, err)
 		}
 		return nil

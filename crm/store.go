@@ -32,7 +32,9 @@ type Store struct {
 	validate *validator.Validate
 	now      func() time.Time
 	log      *slog.Logger
-	commerce // the commerce records' settings (commerce.go)
+	// phoneRegion reads national phone numbers (WithDefaultRegion, phone.go).
+	phoneRegion string
+	commerce    // the commerce records' settings (commerce.go)
 }
 
 // Option configures a Store. Options validate their argument: New fails with

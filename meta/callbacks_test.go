@@ -295,7 +295,7 @@ func TestDataDeletionRetryReachesTheTenantAFailureMissed(t *testing.T) {
 		second := ts[1].TenantID // AccountTenants orders by tenant id
 
 		// The second tenant's erasure request cannot be written, once.
-		raw := w.db.DB.DB
+		raw := w.db.Owner.DB // triggers are the owner's to create
 		if w.db.Name == "postgres" {
 			_, err = raw.ExecContext(t.Context(), `CREATE FUNCTION fail_second() RETURNS trigger LANGUAGE plpgsql AS
 				$$ BEGIN RAISE EXCEPTION 'transient'; END $$`)

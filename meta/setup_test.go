@@ -197,7 +197,7 @@ func (e *env) logText() string {
 // auditActions lists the tenant's audit actions and verifies the chain.
 func (e *env) auditActions() []string {
 	e.t.Helper()
-	log, err := tenancy.NewAuditLog(e.db.DB)
+	log, err := e.vault.AuditLog(e.ctx, e.db.DB) // keyed when the SDK keyed it
 	require.NoError(e.t, err)
 	es, err := log.List(e.ctx, tenancy.AuditListOptions{Limit: 1000})
 	require.NoError(e.t, err)

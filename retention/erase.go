@@ -274,7 +274,7 @@ func (e *Engine) eraseIDs(ctx context.Context, tx bun.Tx, c Category, tid string
 }
 
 func (e *Engine) receipt(ctx context.Context, db bun.IDB, j *job, n int64) error {
-	log, err := tenancy.NewAuditLog(db, tenancy.WithClock(e.now))
+	log, err := tenancy.NewAuditLog(db, tenancy.WithClock(e.now), tenancy.WithAuditKeys(e.audit.Keys()))
 	if err != nil {
 		return err
 	}

@@ -57,7 +57,7 @@ func (e *Engine) PlaceHold(ctx context.Context, h Hold) (Hold, error) {
 }
 
 func (e *Engine) holdAudit(ctx context.Context, tx bun.IDB, action string, h Hold) error {
-	log, err := tenancy.NewAuditLog(tx, tenancy.WithClock(e.now))
+	log, err := tenancy.NewAuditLog(tx, tenancy.WithClock(e.now), tenancy.WithAuditKeys(e.audit.Keys()))
 	if err != nil {
 		return err
 	}

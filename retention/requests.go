@@ -109,7 +109,7 @@ func (e *Engine) Submit(ctx context.Context, r Request) (Request, error) {
 }
 
 func (e *Engine) auditTx(ctx context.Context, tx bun.IDB, action string, r Request, md map[string]string) error {
-	log, err := tenancy.NewAuditLog(tx, tenancy.WithClock(e.now))
+	log, err := tenancy.NewAuditLog(tx, tenancy.WithClock(e.now), tenancy.WithAuditKeys(e.audit.Keys()))
 	if err != nil {
 		return err
 	}

@@ -535,7 +535,7 @@ func (s *Store) markNeedsReauth(ctx context.Context, tx bun.Tx, id, reason strin
 }
 
 func (s *Store) audit(ctx context.Context, tx bun.Tx, ev tenancy.AuditEvent) error {
-	log, err := tenancy.NewAuditLog(tx, tenancy.WithClock(s.now))
+	log, err := s.vault.AuditLog(ctx, tx, tenancy.WithClock(s.now))
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package tenancy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -91,9 +92,37 @@ func (s *Store) AuthenticateAPIKey(ctx context.Context, key string) (Principal, 
 		if err != nil && !isNoRows(err) && err != ErrInvalidCredentials {
 			return Principal{}, fmt.Errorf("tenancy: authenticate api key: %w", err)
 		}
+		reason := "unknown or revoked key"
+		if err == ErrInvalidCredentials {
+			reason = "tenant not active"
+		}
+		if err := s.auditFailedKey(ctx, tid, reason); err != nil {
+			return Principal{}, err
+		}
 		return Principal{}, ErrInvalidCredentials
 	}
 	return Principal{TenantID: tid, MemberID: k.MemberID, Role: k.Role}, nil
+}
+
+// auditFailedKey records a failed API-key sign-in in the log of the tenant
+// the key names, if that tenant exists: action "apikey.failed", the reason,
+// and nothing of the key.
+func (s *Store) auditFailedKey(ctx context.Context, tid, reason string) error {
+	err := RunInTx(ctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := s.tenant(ctx, tx, tid); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+		_, err := s.audit.with(tx).Append(ctx, AuditEvent{Action: "apikey.failed", Target: "apikey",
+			Metadata: map[string]string{"reason": reason}})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("tenancy: audit failed api key: %w", err)
+	}
+	return nil
 }
 
 // RevokeAPIKey revokes the context tenant's key id. Owners and admins may

@@ -11,16 +11,21 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 
 	"github.com/socialcrm/socialcrm/internal/dberr"
 )
 
-// AuditEntry is one line of a tenant's audit log. Entries form a hash chain:
+// AuditEntry is one line of a tenant's audit log. Entries form a chain:
 // each Hash covers the entry's fields and the previous entry's Hash, so that
-// changing, removing or reordering an entry is detected by Verify.
+// changing, removing or reordering an entry is detected by Verify. With
+// audit keys (WithAuditKeys) Hash is "hmac:" and the hex HMAC-SHA-256 of
+// the entry under the tenant's audit key, which no database writer can
+// recompute; without, it is the hex SHA-256 of the entry.
 type AuditEntry struct {
 	bun.BaseModel `bun:"table:socialcrm_audit_log,alias:al"`
 	Owned
@@ -66,21 +71,39 @@ type auditCheckpoint struct {
 // Create it with NewAuditLog; it is safe for concurrent use, and concurrent
 // appends to one tenant are serialized into one chain.
 type AuditLog struct {
-	db  bun.IDB
-	now func() time.Time
+	db   bun.IDB
+	now  func() time.Time
+	keys AuditKeys
 }
 
-// NewAuditLog returns the audit log stored in db. It honours WithClock.
+// AuditKeys authenticates a tenant's audit log: AuditMAC returns the
+// HMAC-SHA-256 of msg under tenantID's audit key. The vault implements it
+// (vault.Vault.AuditKeys) with a key the database never holds in clear.
+type AuditKeys interface {
+	AuditMAC(ctx context.Context, tenantID string, msg []byte) ([]byte, error)
+}
+
+// NewAuditLog returns the audit log stored in db. It honours WithClock and
+// WithAuditKeys. Every writer of one database must use the same keys (the
+// SDK's log, or In of it): Verify refuses an unkeyed entry after a keyed
+// one.
 func NewAuditLog(db bun.IDB, opts ...Option) (*AuditLog, error) {
 	o, err := buildOptions(opts)
 	if err != nil {
 		return nil, err
 	}
-	return &AuditLog{db: db, now: o.now}, nil
+	return &AuditLog{db: db, now: o.now, keys: o.keys}, nil
 }
 
-// with returns a copy writing through db (a transaction of the caller).
-func (a *AuditLog) with(db bun.IDB) *AuditLog { return &AuditLog{db: db, now: a.now} }
+// In returns a copy of the log writing through db, typically the caller's
+// bun.Tx, so that an entry commits or rolls back with the action it
+// records. It keeps the log's clock and keys.
+func (a *AuditLog) In(db bun.IDB) *AuditLog { return &AuditLog{db: db, now: a.now, keys: a.keys} }
+
+// Keys returns the log's audit keys, nil when it is unkeyed.
+func (a *AuditLog) Keys() AuditKeys { return a.keys }
+
+func (a *AuditLog) with(db bun.IDB) *AuditLog { return a.In(db) }
 
 // Append writes ev to the context tenant's log as the next entry of its
 // chain and returns the entry. Inside a transaction of the caller (pass a
@@ -106,8 +129,24 @@ func (a *AuditLog) Append(ctx context.Context, ev AuditEvent) (AuditEntry, error
 			if err != nil {
 				return err
 			}
+			if a.keys != nil && prevHash != "" && !isKeyed(prevHash) {
+				// The first keyed entry of a chain that was unkeyed so
+				// far: mark the point from which it is keyed.
+				mark := AuditEntry{At: e.At, Actor: e.Actor, Action: actionRekeyed, Target: "audit_log",
+					Metadata: map[string]string{"through_seq": strconv.FormatInt(prevSeq, 10), "through_hash": prevHash}}
+				mark.Seq, mark.PrevHash, mark.TenantID = prevSeq+1, prevHash, mustTenant(ctx)
+				if mark.Hash, err = a.seal(ctx, &mark); err != nil {
+					return err
+				}
+				if _, err := tx.NewInsert().Model(&mark).Exec(ctx); err != nil {
+					return err
+				}
+				prevSeq, prevHash = mark.Seq, mark.Hash
+			}
 			e.Seq, e.PrevHash, e.TenantID = prevSeq+1, prevHash, mustTenant(ctx)
-			e.Hash = e.computeHash()
+			if e.Hash, err = a.seal(ctx, &e); err != nil {
+				return err
+			}
 			_, err = tx.NewInsert().Model(&e).Exec(ctx)
 			return err
 		})
@@ -144,20 +183,17 @@ func head(ctx context.Context, tx bun.IDB) (int64, string, error) {
 	return cp.Seq, cp.Hash, nil
 }
 
-// computeHash hashes the previous hash and every field, each length-prefixed
-// so that no two different entries encode alike.
-func (e *AuditEntry) computeHash() string {
-	h := sha256.New()
-	var n [8]byte
+// encode returns the entry's fields and the previous hash, each
+// length-prefixed so that no two different entries encode alike.
+func (e *AuditEntry) encode() []byte {
+	var b []byte
 	field := func(s string) {
-		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
-		h.Write(n[:])
-		h.Write([]byte(s))
+		b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
+		b = append(b, s...)
 	}
 	field(e.PrevHash)
 	field(e.TenantID)
-	binary.BigEndian.PutUint64(n[:], uint64(e.Seq))
-	h.Write(n[:])
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Seq))
 	field(e.At.UTC().Format(time.RFC3339Nano))
 	field(e.Actor)
 	field(e.Action)
@@ -168,8 +204,57 @@ func (e *AuditEntry) computeHash() string {
 		field(k)
 		field(e.Metadata[k])
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return b
 }
+
+// keyedPrefix starts the Hash of every keyed entry.
+const keyedPrefix = "hmac:"
+
+func isKeyed(hash string) bool { return strings.HasPrefix(hash, keyedPrefix) }
+
+// seal returns the entry's Hash: keyed when the log has keys.
+func (a *AuditLog) seal(ctx context.Context, e *AuditEntry) (string, error) {
+	if a.keys == nil {
+		sum := sha256.Sum256(e.encode())
+		return hex.EncodeToString(sum[:]), nil
+	}
+	return a.mac(ctx, e.TenantID, append([]byte(macEntry), e.encode()...))
+}
+
+// Domain separation of the two things the audit key authenticates.
+const (
+	macEntry      = "socialcrm/audit/entry/v1\x00"
+	macCheckpoint = "socialcrm/audit/checkpoint/v1\x00"
+)
+
+func (a *AuditLog) mac(ctx context.Context, tenantID string, msg []byte) (string, error) {
+	m, err := a.keys.AuditMAC(ctx, tenantID, msg)
+	if err != nil {
+		return "", fmt.Errorf("tenancy: audit key: %w", err)
+	}
+	return keyedPrefix + hex.EncodeToString(m), nil
+}
+
+// check reports whether e's Hash is right. A keyed entry needs the log's
+// keys (ErrNoAuditKeys without them).
+func (a *AuditLog) check(ctx context.Context, e *AuditEntry) (bool, error) {
+	if !isKeyed(e.Hash) {
+		sum := sha256.Sum256(e.encode())
+		return equalHashes(hex.EncodeToString(sum[:]), e.Hash), nil
+	}
+	if a.keys == nil {
+		return false, ErrNoAuditKeys
+	}
+	want, err := a.mac(ctx, e.TenantID, append([]byte(macEntry), e.encode()...))
+	if err != nil {
+		return false, err
+	}
+	return equalHashes(want, e.Hash), nil
+}
+
+// ErrNoAuditKeys is returned by Verify for a keyed chain, and by
+// Checkpoint, on a log built without WithAuditKeys.
+var ErrNoAuditKeys = errors.New("tenancy: audit log is keyed but no audit keys are configured")
 
 // AuditListOptions pages through List. The zero value lists from the start.
 type AuditListOptions struct {
@@ -200,11 +285,70 @@ func (a *AuditLog) List(ctx context.Context, o AuditListOptions) ([]AuditEntry, 
 
 // AuditHead is the end of a verified chain. Keep it outside the database
 // (a log line, a ticket): a later Verify that ends before it shows that
-// entries were cut off the end, which the chain alone cannot show.
+// entries were cut off the end, which the chain alone cannot show. A
+// signed AuditCheckpoint is the stronger form of it.
 type AuditHead struct {
 	Seq     int64  `json:"seq"`
 	Hash    string `json:"hash"`
 	Entries int64  `json:"entries"`
+	// KeyedFrom is the sequence number of the first keyed entry (0: the
+	// chain has none). Entries before it were written unkeyed, by a
+	// version without audit keys; the first keyed entry authenticates the
+	// hash of the last of them, so they cannot change either.
+	KeyedFrom int64 `json:"keyed_from,omitempty"`
+}
+
+// AuditCheckpoint is a signed statement of a tenant's chain head: entry Seq
+// has hash Hash, and Entries entries were verified up to it, at time At. An
+// operator keeps it outside the database (a ticket, a log archive, a
+// second system) and hands it back to Verify, which then also detects the
+// chain being cut off or replaced after Seq. MAC is keyed with the
+// tenant's audit key, so a checkpoint cannot be forged or altered without
+// it. It holds no personal data.
+type AuditCheckpoint struct {
+	TenantID string    `json:"tenant_id"`
+	Seq      int64     `json:"seq"`
+	Hash     string    `json:"hash"`
+	Entries  int64     `json:"entries"`
+	At       time.Time `json:"at"`
+	MAC      string    `json:"mac"`
+}
+
+func (c *AuditCheckpoint) encode() []byte {
+	b := []byte(macCheckpoint)
+	for _, s := range []string{c.TenantID, strconv.FormatInt(c.Seq, 10), c.Hash,
+		strconv.FormatInt(c.Entries, 10), c.At.UTC().Format(time.RFC3339Nano)} {
+		b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+// Checkpoint verifies the context tenant's chain, appends an
+// "audit.checkpoint" entry (so the chain's head is a keyed entry written
+// now) and returns a signed checkpoint of it. It needs audit keys
+// (ErrNoAuditKeys). Owners, admins and the system may take checkpoints.
+func (a *AuditLog) Checkpoint(ctx context.Context) (AuditCheckpoint, error) {
+	if err := Require(ctx, RoleOwner, RoleAdmin); err != nil {
+		return AuditCheckpoint{}, err
+	}
+	if a.keys == nil {
+		return AuditCheckpoint{}, ErrNoAuditKeys
+	}
+	h, err := a.Verify(ctx)
+	if err != nil {
+		return AuditCheckpoint{}, err
+	}
+	e, err := a.Append(ctx, AuditEvent{Action: actionCheckpoint, Target: "audit_log",
+		Metadata: map[string]string{"entries": strconv.FormatInt(h.Entries+1, 10)}})
+	if err != nil {
+		return AuditCheckpoint{}, err
+	}
+	cp := AuditCheckpoint{TenantID: e.TenantID, Seq: e.Seq, Hash: e.Hash, Entries: h.Entries + 1, At: e.At}
+	if cp.MAC, err = a.mac(ctx, cp.TenantID, cp.encode()); err != nil {
+		return AuditCheckpoint{}, err
+	}
+	return cp, nil
 }
 
 // TamperError reports the first entry of a chain that fails verification.
@@ -226,20 +370,47 @@ var ErrTampered = errors.New("tenancy: audit log tampered")
 
 // Verify walks the context tenant's chain in batches and returns its head,
 // or a *TamperError for the first entry that was changed, inserted, or
-// whose predecessor is missing.
+// whose predecessor is missing; an entry written without the audit key
+// after a keyed one; a truncation without its keyed "audit.truncated"
+// entry. Each checkpoint (from Checkpoint, kept outside the database) must
+// carry a valid MAC for the context tenant and match the chain: its entry
+// still has its hash (or was removed by a recorded truncation), and the
+// chain reaches at least its Seq — so an edit, an append or a cut after it
+// that rewrote the chain is found even where the chain was unkeyed.
 //
 // Owners, admins and the system may verify the audit log.
-func (a *AuditLog) Verify(ctx context.Context) (AuditHead, error) {
+func (a *AuditLog) Verify(ctx context.Context, checkpoints ...AuditCheckpoint) (AuditHead, error) {
 	if err := Require(ctx, RoleOwner, RoleAdmin); err != nil {
 		return AuditHead{}, err
+	}
+	tid, err := TenantID(ctx)
+	if err != nil {
+		return AuditHead{}, err
+	}
+	want := map[int64]string{}
+	var maxCP int64
+	for _, cp := range checkpoints {
+		if a.keys == nil {
+			return AuditHead{}, ErrNoAuditKeys
+		}
+		mac, err := a.mac(ctx, tid, cp.encode())
+		if err != nil {
+			return AuditHead{}, err
+		}
+		if cp.TenantID != tid || !equalHashes(mac, cp.MAC) {
+			return AuditHead{}, &TamperError{Seq: cp.Seq, Reason: "checkpoint signature invalid"}
+		}
+		want[cp.Seq] = cp.Hash
+		maxCP = max(maxCP, cp.Seq)
 	}
 	var (
 		head     AuditHead
 		prevSeq  int64
 		prevHash string
 		cut      *auditCheckpoint // a checkpoint still to be matched by its entry
+		through  int64            // entries up to here were removed by a recorded truncation
 	)
-	err := RunInTx(ctx, a.db, nil, func(ctx context.Context, tx bun.Tx) error {
+	err = RunInTx(ctx, a.db, nil, func(ctx context.Context, tx bun.Tx) error {
 		var cp auditCheckpoint
 		switch err := tx.NewSelect().Model(&cp).Scan(ctx); {
 		case err == nil:
@@ -257,17 +428,30 @@ func (a *AuditLog) Verify(ctx context.Context) (AuditHead, error) {
 				if e.Metadata == nil {
 					e.Metadata = map[string]string{}
 				}
+				ok, err := a.check(ctx, e)
 				switch {
+				case err != nil:
+					return err
 				case e.Seq != prevSeq+1:
 					return &TamperError{Seq: prevSeq + 1, Reason: "missing"}
 				case e.PrevHash != prevHash:
 					return &TamperError{Seq: e.Seq, Reason: "link to previous entry broken"}
-				case e.computeHash() != e.Hash:
+				case !ok:
 					return &TamperError{Seq: e.Seq, Reason: "content changed"}
+				case head.KeyedFrom != 0 && !isKeyed(e.Hash):
+					return &TamperError{Seq: e.Seq, Reason: "entry not written with the audit key"}
+				case head.KeyedFrom == 0 && isKeyed(e.Hash) && prevHash != "" && !isKeyed(prevHash) && e.Action != actionRekeyed:
+					return &TamperError{Seq: e.Seq, Reason: "keyed chain does not start with its re-keying entry"}
+				}
+				if h, ok := want[e.Seq]; ok && h != e.Hash {
+					return &TamperError{Seq: e.Seq, Reason: "differs from checkpoint"}
+				}
+				if head.KeyedFrom == 0 && isKeyed(e.Hash) {
+					head.KeyedFrom = e.Seq
 				}
 				if cut != nil && e.Action == actionTruncated &&
 					e.Metadata["through_seq"] == strconv.FormatInt(cut.Seq, 10) && e.Metadata["through_hash"] == cut.Hash {
-					cut = nil
+					through, cut = cut.Seq, nil
 				}
 				prevSeq, prevHash = e.Seq, e.Hash
 				head.Entries++
@@ -280,11 +464,28 @@ func (a *AuditLog) Verify(ctx context.Context) (AuditHead, error) {
 		if cut != nil {
 			return &TamperError{Seq: cut.Seq, Reason: "entries removed without a truncation entry"}
 		}
+		if a.keys != nil && head.Entries > 0 && head.KeyedFrom == 0 {
+			// Either a chain from before audit keys that no keyed Append
+			// has re-keyed yet, or one rewritten without the key: Verify
+			// cannot vouch for it.
+			return &TamperError{Seq: prevSeq, Reason: "no entry written with the audit key"}
+		}
 		head.Seq, head.Hash = prevSeq, prevHash
 		return nil
 	})
 	if err != nil {
 		return AuditHead{}, err
+	}
+	if maxCP > head.Seq {
+		return AuditHead{}, &TamperError{Seq: head.Seq + 1, Reason: "entries removed after a checkpoint"}
+	}
+	for seq := range want {
+		if seq <= through {
+			continue // removed by a recorded truncation
+		}
+		if seq < head.Seq-head.Entries+1 {
+			return AuditHead{}, &TamperError{Seq: seq, Reason: "checkpointed entry missing"}
+		}
 	}
 	return head, nil
 }
@@ -294,6 +495,16 @@ func (a *AuditLog) Verify(ctx context.Context) (AuditHead, error) {
 // entry, so that Verify still checks the rest of the chain, and records the
 // cut as an "audit.truncated" entry. It returns how many entries it
 // removed. Only the system principal may truncate.
+//
+// It is the one way entries leave the log: the database refuses every
+// UPDATE and every other DELETE of audit entries (a trigger on both
+// databases; on PostgreSQL the application role also holds no UPDATE or
+// DELETE privilege, and Truncate deletes through the owner's function
+// socialcrm_audit_truncate). A DELETE passes the trigger only for entries
+// at or before the tenant's truncation checkpoint, which Truncate writes
+// first in the same transaction; a checkpoint written by anyone else is
+// found by Verify, since only Truncate writes the keyed entry that vouches
+// for it.
 func (a *AuditLog) Truncate(ctx context.Context, before time.Time) (int64, error) {
 	if p, ok := FromContext(ctx); !ok || !p.IsSystem() {
 		return 0, ErrNotSystem
@@ -308,17 +519,23 @@ func (a *AuditLog) Truncate(ctx context.Context, before time.Time) (int64, error
 		if err != nil {
 			return fmt.Errorf("tenancy: audit truncate: %w", err)
 		}
-		res, err := tx.NewDelete().Model((*AuditEntry)(nil)).Where("seq <= ?", last.Seq).Exec(ctx)
-		if err != nil {
-			return fmt.Errorf("tenancy: audit truncate: %w", err)
-		}
-		removed, _ = res.RowsAffected()
 		cp := auditCheckpoint{Seq: last.Seq, Hash: last.Hash, At: last.At}
 		if _, err := tx.NewDelete().Model((*auditCheckpoint)(nil)).Where("1 = 1").Exec(ctx); err != nil {
 			return fmt.Errorf("tenancy: audit checkpoint: %w", err)
 		}
 		if _, err := tx.NewInsert().Model(&cp).Exec(ctx); err != nil {
 			return fmt.Errorf("tenancy: audit checkpoint: %w", err)
+		}
+		if tx.Dialect().Name() == dialect.PG {
+			err = tx.NewRaw("SELECT socialcrm_audit_truncate(?, ?)", mustTenant(ctx), last.Seq).Scan(ctx, &removed)
+		} else {
+			var res sql.Result
+			if res, err = tx.NewDelete().Model((*AuditEntry)(nil)).Where("seq <= ?", last.Seq).Exec(ctx); err == nil {
+				removed, _ = res.RowsAffected()
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("tenancy: audit truncate: %w", err)
 		}
 		// The cut itself goes into the chain: Verify accepts a checkpoint
 		// only with a matching entry after it, so deleting the start of
@@ -331,7 +548,11 @@ func (a *AuditLog) Truncate(ctx context.Context, before time.Time) (int64, error
 	return removed, err
 }
 
-// actionTruncated is the audit action Truncate records.
-const actionTruncated = "audit.truncated"
+// Actions the audit log records about itself.
+const (
+	actionTruncated  = "audit.truncated"
+	actionRekeyed    = "audit.rekeyed"
+	actionCheckpoint = "audit.checkpoint"
+)
 
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }

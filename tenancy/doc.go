@@ -45,9 +45,15 @@
 //  3. On PostgreSQL, every tenant-owned table has a forced row-level-security
 //     policy comparing tenant_id with the transaction's app.tenant_id, which
 //     RunInTx sets. It holds against raw SQL on a handle without the Guard,
-//     as long as that SQL does not set app.tenant_id itself. Outside RunInTx no tenant-owned row is visible at all, so on
-//     PostgreSQL all tenant-owned access goes through RunInTx. Connect as a
-//     role that is not a superuser and has no BYPASSRLS.
+//     as long as that SQL does not set app.tenant_id itself. Outside
+//     RunInTx no tenant-owned row is visible at all, so on
+//     PostgreSQL all tenant-owned access goes through RunInTx. Migrations run
+//     as an owner role; the application connects as a role that owns no
+//     table and holds only DML on them (socialcrm.Grant), so it cannot
+//     ALTER a table's row security or CREATE, ALTER or DROP a policy
+//     (PostgreSQL refuses it with insufficient_privilege, which a test
+//     proves for each). socialcrm.Open refuses a connection whose role is
+//     a superuser, has BYPASSRLS or owns a tenant-owned table.
 //
 // Maintenance across tenants (retention sweeps, key rotation) runs as the
 // system principal (System), which has no tenant of its own: it lists
@@ -75,10 +81,36 @@
 // Passwords are stored as bcrypt hashes of cost 12 (PasswordCost); an
 // unknown email costs the same bcrypt time as a wrong password. API keys
 // carry 256 random bits, are shown once, and are stored only as SHA-256
-// hashes. The audit log chains each entry to the previous one with SHA-256;
-// Verify finds changed, inserted and missing entries, and AuditHead, kept
-// outside the database, reveals entries cut off the end. Audit entries
-// record actors, actions and targets, never secrets.
+// hashes. Failed sign-ins (unknown e-mail, wrong password, lockouts,
+// unknown or revoked API keys) are audited with their reason, never with
+// the e-mail, password or key tried.
+//
+// The audit log chains each entry to the previous one. With audit keys
+// (WithAuditKeys; socialcrm.Open uses the vault's) each entry is
+// authenticated with HMAC-SHA-256 under a per-tenant key that the database
+// holds only wrapped by the key-encryption key, so a database writer cannot
+// recompute the chain: Verify finds an edited entry even with every later
+// hash recomputed, an entry written without the key after a keyed one, a
+// rewritten chain with no keyed entry, and the oldest entries deleted
+// behind a forged truncation record. Checkpoint returns a signed
+// AuditCheckpoint (head, entry count, time) to keep outside the database;
+// handed back to Verify it also reveals forged appends and entries cut off
+// or replaced after it. In the database the log is append-only: triggers
+// abort UPDATE and DELETE on SQLite and PostgreSQL, and on PostgreSQL the
+// application role holds no UPDATE or DELETE privilege; Truncate is the one
+// way entries leave (see its documentation). Whoever holds the owner role
+// or the SQLite file can still drop the triggers: the keyed chain is what
+// shows it then.
+//
+// Existing chains migrate on their first keyed Append: it writes an
+// "audit.rekeyed" entry linking to the last unkeyed entry, and from there
+// the chain is keyed; the unkeyed entries before it are pinned by that
+// link. Until a chain has a keyed entry, Verify with keys refuses it
+// (ErrTampered, "no entry written with the audit key"): call Checkpoint
+// once per tenant after upgrading to re-key every chain. Every writer of
+// one database must then use the keyed log (Store.Audit, AuditLog.In,
+// vault.Vault.AuditLog). Audit entries record actors, actions and targets,
+// never secrets.
 //
 // # Testing
 //

@@ -1,5 +1,7 @@
 package tenancy
 
+import "context"
+
 // HashEntryForTest computes the hash e would have with its target replaced:
 // what a tamperer who read the code would store.
 func HashEntryForTest(e AuditEntry, target string) string {
@@ -7,7 +9,17 @@ func HashEntryForTest(e AuditEntry, target string) string {
 	if e.Metadata == nil {
 		e.Metadata = map[string]string{}
 	}
-	return e.computeHash()
+	return UnkeyedHashForTest(e)
+}
+
+// UnkeyedHashForTest is the plain SHA-256 chain hash of e: what a tamperer
+// without the audit key can compute.
+func UnkeyedHashForTest(e AuditEntry) string {
+	if e.Metadata == nil {
+		e.Metadata = map[string]string{}
+	}
+	h, _ := (&AuditLog{}).seal(context.Background(), &e)
+	return h
 }
 
 // StripCommentsForTest exposes the Guard's comment stripping.

@@ -2,8 +2,10 @@ package tenancy
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/migrate"
 
 	"github.com/socialcrm/socialcrm/internal/migrations"
@@ -95,7 +97,56 @@ func Migrations() *migrate.Migrations {
 		}
 		return nil
 	})
+	migrations.Add(ms, "20261206000100", "tenancy_audit_append_only", auditAppendOnly)
 	return ms
+}
+
+// auditAppendOnly makes the audit log append-only in the database: every
+// UPDATE, and every DELETE of an entry after its tenant's truncation
+// checkpoint, aborts. On PostgreSQL the trigger also refuses TRUNCATE, and
+// socialcrm_audit_truncate (SECURITY DEFINER, owned by the migrating role)
+// is how AuditLog.Truncate deletes, since the application role holds no
+// DELETE privilege on the table (socialcrm.Grant).
+func auditAppendOnly(ctx context.Context, tx bun.Tx) error {
+	if tx.Dialect().Name() != dialect.PG {
+		return migrations.Exec(ctx, tx,
+			`CREATE TRIGGER IF NOT EXISTS socialcrm_audit_log_no_update BEFORE UPDATE ON socialcrm_audit_log
+			BEGIN SELECT RAISE(ABORT, 'socialcrm_audit_log is append-only'); END`,
+			`CREATE TRIGGER IF NOT EXISTS socialcrm_audit_log_no_delete BEFORE DELETE ON socialcrm_audit_log
+			WHEN NOT EXISTS (SELECT 1 FROM socialcrm_audit_checkpoints c WHERE c.tenant_id = OLD.tenant_id AND OLD.seq <= c.seq)
+			BEGIN SELECT RAISE(ABORT, 'socialcrm_audit_log is append-only: entries leave it only through AuditLog.Truncate'); END`,
+		)
+	}
+	var schema string
+	if err := tx.NewRaw("SELECT quote_ident(current_schema())").Scan(ctx, &schema); err != nil {
+		return fmt.Errorf("tenancy: audit migration: %w", err)
+	}
+	return migrations.Exec(ctx, tx,
+		`CREATE OR REPLACE FUNCTION socialcrm_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF TG_OP = 'DELETE' AND EXISTS (SELECT 1 FROM socialcrm_audit_checkpoints c
+					WHERE c.tenant_id = OLD.tenant_id AND OLD.seq <= c.seq) THEN
+				RETURN OLD;
+			END IF;
+			RAISE EXCEPTION 'socialcrm_audit_log is append-only: entries leave it only through AuditLog.Truncate'
+				USING ERRCODE = 'insufficient_privilege';
+		END $$`,
+		`DROP TRIGGER IF EXISTS `+migrations.AppendOnlyTrigger+` ON socialcrm_audit_log`,
+		`CREATE TRIGGER `+migrations.AppendOnlyTrigger+` BEFORE UPDATE OR DELETE ON socialcrm_audit_log
+			FOR EACH ROW EXECUTE FUNCTION socialcrm_audit_append_only()`,
+		`DROP TRIGGER IF EXISTS socialcrm_append_only_truncate ON socialcrm_audit_log`,
+		`CREATE TRIGGER socialcrm_append_only_truncate BEFORE TRUNCATE ON socialcrm_audit_log
+			FOR EACH STATEMENT EXECUTE FUNCTION socialcrm_audit_append_only()`,
+		`CREATE OR REPLACE FUNCTION socialcrm_audit_truncate(p_tenant TEXT, p_through BIGINT) RETURNS BIGINT
+		LANGUAGE plpgsql SECURITY DEFINER SET search_path = `+schema+`, pg_temp AS $$
+		DECLARE n BIGINT;
+		BEGIN
+			DELETE FROM socialcrm_audit_log a WHERE a.tenant_id = p_tenant AND a.seq <= p_through
+				AND EXISTS (SELECT 1 FROM socialcrm_audit_checkpoints c WHERE c.tenant_id = a.tenant_id AND a.seq <= c.seq);
+			GET DIAGNOSTICS n = ROW_COUNT;
+			RETURN n;
+		END $$`,
+	)
 }
 
 // Models returns a pointer to each tenant-owned model of this package, for

@@ -229,8 +229,9 @@ func TestGuardStopsQueriesThatBypassHooks(t *testing.T) {
 		require.EqualValues(t, 1, n)
 
 		// A table whose name only starts like a tenant-owned one is not guarded.
-		_, err = db.ExecContext(context.Background(), "CREATE TABLE test_widgets_archive (id TEXT)")
+		_, err = db.Owner.ExecContext(context.Background(), "CREATE TABLE test_widgets_archive (id TEXT)")
 		require.NoError(t, err)
+		dbtest.GrantApp(t, db)
 		require.NoError(t, db.NewRaw("SELECT count(*) FROM test_widgets_archive").Scan(context.Background(), &n))
 	})
 }

@@ -60,6 +60,22 @@ type options struct {
 	now     func() time.Time
 	lockout Lockout
 	log     *slog.Logger
+	keys    AuditKeys
+}
+
+// WithAuditKeys makes the audit log a keyed chain: every entry is
+// authenticated with k's per-tenant key (the vault's: vault.Vault.AuditKeys),
+// so that a database writer without it cannot rewrite the chain. Without
+// it the chain is a plain SHA-256 hash chain, which shows accidents but not
+// a writer who recomputes it. WithAuditKeys(nil) changes nothing, so that
+// WithAuditKeys(log.Keys()) carries another log's keys, if any.
+func WithAuditKeys(k AuditKeys) Option {
+	return func(o *options) error {
+		if k != nil {
+			o.keys = k
+		}
+		return nil
+	}
 }
 
 // WithClock sets the clock used for every timestamp and deadline (default

@@ -331,14 +331,16 @@ func TestAuditChain(t *testing.T) {
 		require.NoError(t, err)
 		require.EqualValues(t, 1, headB.Entries, "B's chain is its own")
 
-		raw := db.Reopen(t) // a handle without the Guard: the tamperer's
-		tamper := func(query string, args ...any) {
-			t.Helper()
-			require.NoError(t, tenancy.RunInTx(ctxA, raw, nil, func(ctx context.Context, tx bun.Tx) error {
-				_, err := tx.ExecContext(ctx, query, args...)
+		// The application's own handle cannot change or delete entries.
+		for _, q := range []string{"UPDATE socialcrm_audit_log SET target = 'x' WHERE tenant_id = ? AND seq = 7",
+			"DELETE FROM socialcrm_audit_log WHERE tenant_id = ? AND seq = 7"} {
+			err := tenancy.RunInTx(ctxA, db.Reopen(t), nil, func(ctx context.Context, tx bun.Tx) error {
+				_, err := tx.ExecContext(ctx, q, a)
 				return err
-			}))
+			})
+			require.Error(t, err, q)
 		}
+		tamper := func(query string, args ...any) { t.Helper(); tamper(t, db, ctxA, execSQL(query, args...)) }
 
 		// Changing a field is found at that entry.
 		tamper("UPDATE socialcrm_audit_log SET target = 'contact:other' WHERE tenant_id = ? AND seq = 7", a)
@@ -411,7 +413,6 @@ func TestAuditTruncateKeepsChainVerifiable(t *testing.T) {
 
 		// Cutting the start of the log by hand and forging a checkpoint is
 		// found: no truncation entry vouches for it.
-		raw := db.Reopen(t)
 		b := tenancy.NewID()
 		ctxB := ownerOf(b)
 		for i := range 4 {
@@ -420,13 +421,13 @@ func TestAuditTruncateKeepsChainVerifiable(t *testing.T) {
 		}
 		entries, err := log.List(ctxB, tenancy.AuditListOptions{})
 		require.NoError(t, err)
-		require.NoError(t, tenancy.RunInTx(ctxB, raw, nil, func(ctx context.Context, tx bun.Tx) error {
+		tamper(t, db, ctxB, func(ctx context.Context, tx bun.Tx) error {
 			if _, err := tx.ExecContext(ctx, "DELETE FROM socialcrm_audit_log WHERE tenant_id = ? AND seq <= 2", b); err != nil {
 				return err
 			}
 			_, err := tx.ExecContext(ctx, "INSERT INTO socialcrm_audit_checkpoints (tenant_id, seq, hash, at) VALUES (?, 2, ?, ?)", b, entries[1].Hash, entries[1].At)
 			return err
-		}))
+		})
 		_, err = log.Verify(ctxB)
 		var te *tenancy.TamperError
 		require.ErrorAs(t, err, &te)

@@ -126,6 +126,14 @@
 // and destruction are written to the tenant's tenancy audit log, with key
 // ids but no key material.
 //
+// AuditKeys keys those audit logs: a random HMAC-SHA-256 PRF keyset, wrapped
+// by the key-encryption key in TableAuditKey, from which Tink's PRF derives
+// one key per tenant; each audit entry carries an HMAC-SHA-256 under its
+// tenant's key, which a database writer without the key-encryption key
+// cannot compute. The audit key is rewrapped by RotateKEK and is not
+// destroyed with a tenant's keys, so a log kept after a purge stays
+// verifiable. AuditLog hands the keyed log to code that holds a Vault.
+//
 // Tink's associated data binds each data keyset to its tenant, so a wrapped
 // keyset copied to another tenant's row does not unwrap. The vault logs (to
 // the WithLogger logger) tenant ids and key ids, never plaintext,

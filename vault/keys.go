@@ -82,6 +82,7 @@ func Migrations() *migrate.Migrations {
 		}
 		return tenancy.EnableRowSecurity(ctx, tx, TableKeys)
 	})
+	addAuditKeyMigration(ms)
 	return ms
 }
 
@@ -273,7 +274,7 @@ func (v *Vault) updateRow(ctx context.Context, tx bun.Tx, row *keyRow, cols ...s
 }
 
 func (v *Vault) audit(ctx context.Context, tx bun.Tx, tid, action string, meta map[string]string) error {
-	log, err := tenancy.NewAuditLog(tx, tenancy.WithClock(v.now))
+	log, err := v.AuditLog(ctx, tx, tenancy.WithClock(v.now))
 	if err != nil {
 		return err
 	}
@@ -460,6 +461,9 @@ func (v *Vault) RotateKEK(ctx context.Context, next tink.AEAD) (int, error) {
 			break
 		}
 		after = batch[len(batch)-1].TenantID
+	}
+	if err := v.rewrapAuditKey(ctx, next); err != nil {
+		return n, err
 	}
 	v.log.InfoContext(ctx, "vault: rotated key-encryption key", "tenants", n)
 	return n, nil

@@ -27,6 +27,7 @@ type Vault struct {
 	cache     *cache
 	columns   []Column
 	adBuf     sync.Pool // *[]byte for associated data, reused across calls
+	auditKey  atomic.Pointer[AuditKeys]
 }
 
 // keks is the key-encryption key in use and, after RotateKEK, the one it

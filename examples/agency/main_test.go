@@ -41,7 +41,7 @@ func TestAgency(t *testing.T) {
 		kek, err := ephemeralKEK()
 		require.NoError(t, err)
 		var out bytes.Buffer
-		rep, err := run(context.Background(), options{DB: db.DB, KEK: kek, Emulator: srv, Now: clk.Now,
+		rep, err := run(context.Background(), options{DB: db.Owner, KEK: kek, Emulator: srv, Now: clk.Now,
 			Advance: clk.Advance, TikTok: emulatorConfig(srv), Out: &out})
 		require.NoError(t, err, out.String())
 

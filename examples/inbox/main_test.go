@@ -27,7 +27,7 @@ func TestInbox(t *testing.T) {
 		require.NoError(t, err)
 		var out bytes.Buffer
 		ctx := context.Background()
-		rep, err := run(ctx, options{DB: db.DB, KEK: kek, Sim: sim, Out: &out})
+		rep, err := run(ctx, options{DB: db.Owner, KEK: kek, Sim: sim, Out: &out})
 		require.NoError(t, err, out.String())
 		tctx := tenancy.WithPrincipal(ctx, rep.owner)
 		convs := rep.sdk.CRM.Conversations()

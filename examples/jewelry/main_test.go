@@ -27,7 +27,7 @@ func TestJewelry(t *testing.T) {
 		require.NoError(t, err)
 		var out bytes.Buffer
 		ctx := context.Background()
-		rep, err := run(ctx, options{DB: db.DB, KEK: kek, Now: clk.Now, Platforms: p, Publish: "pd-0311", Out: &out})
+		rep, err := run(ctx, options{DB: db.Owner, KEK: kek, Now: clk.Now, Platforms: p, Publish: "pd-0311", Out: &out})
 		require.NoError(t, err, out.String())
 
 		// Birthday greetings: only Amélie, who consented by e-mail. Bruno

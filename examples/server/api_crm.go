@@ -15,7 +15,11 @@ func crmError(err error) (*apiError, bool) {
 	var verr *crm.ValidationError
 	var conflict *crm.ConflictError
 	var transition *crm.TransitionError
+	var dup *crm.DuplicateError
 	switch {
+	case errors.As(err, &dup):
+		return &apiError{Status: http.StatusConflict, Code: "duplicate", ContactID: dup.ContactID,
+			Message: "contact " + dup.ContactID + " has the same " + dup.Field + ": merge into it, or create with ?allow_duplicate=true"}, true
 	case errors.As(err, &verr):
 		ae := errInvalid()
 		for _, f := range verr.Fields {
@@ -67,11 +71,13 @@ func pathID(r *http.Request, what string) (string, error) {
 type crud[T any] struct {
 	name   string
 	create func(context.Context, T) (T, error)
-	get    func(context.Context, string) (T, error)
-	update func(context.Context, T) (T, error)
-	delete func(context.Context, string) error
-	list   func(*http.Request, crm.ListOptions) (any, error)
-	setID  func(*T, string)
+	// createFrom, when set, is create with the request (its query).
+	createFrom func(*http.Request, T) (T, error)
+	get        func(context.Context, string) (T, error)
+	update     func(context.Context, T) (T, error)
+	delete     func(context.Context, string) error
+	list       func(*http.Request, crm.ListOptions) (any, error)
+	setID      func(*T, string)
 }
 
 func registerCRUD[T any](a *app, base string, c crud[T]) {
@@ -93,7 +99,11 @@ func registerCRUD[T any](a *app, base string, c crud[T]) {
 			return err
 		}
 		c.setID(&in, "")
-		out, err := c.create(r.Context(), in)
+		create := c.create
+		if c.createFrom != nil {
+			create = func(_ context.Context, in T) (T, error) { return c.createFrom(r, in) }
+		}
+		out, err := create(r.Context(), in)
 		if err != nil {
 			return err
 		}
@@ -152,13 +162,45 @@ func registerCRUD[T any](a *app, base string, c crud[T]) {
 func (a *app) crmRoutes() {
 	contacts := a.sdk.CRM.Contacts()
 	registerCRUD(a, "/v1/contacts", crud[crm.Contact]{name: "contact",
-		create: contacts.Create, get: contacts.Get, update: contacts.Update, delete: contacts.Delete,
+		createFrom: func(r *http.Request, c crm.Contact) (crm.Contact, error) {
+			var opts []crm.CreateOption
+			switch r.URL.Query().Get("allow_duplicate") {
+			case "", "false":
+			case "true":
+				opts = append(opts, crm.AllowDuplicate())
+			default:
+				return crm.Contact{}, errInvalid(fieldProblem{Field: "allow_duplicate", Problem: "must be true or false"})
+			}
+			return contacts.Create(r.Context(), c, opts...)
+		},
+		get: contacts.Get, update: contacts.Update, delete: contacts.Delete,
 		setID: func(c *crm.Contact, id string) { c.ID, c.TenantID = id, "" },
 		list: func(r *http.Request, o crm.ListOptions) (any, error) {
 			q := r.URL.Query()
 			return contacts.List(r.Context(), crm.ContactFilter{Stage: crm.Stage(q.Get("stage")), Tag: q.Get("tag"),
-				Email: q.Get("email"), NamePrefix: q.Get("name_prefix")}, o)
+				Email: q.Get("email"), Phone: q.Get("phone"), NamePrefix: q.Get("name_prefix")}, o)
 		}})
+	a.api("POST /v1/contacts/{id}/merge", member, func(w http.ResponseWriter, r *http.Request) error {
+		id, err := pathID(r, "contact")
+		if err != nil {
+			return err
+		}
+		var in struct {
+			DuplicateID string `json:"duplicate_id"`
+		}
+		if err := readJSON(r, &in); err != nil {
+			return err
+		}
+		if tenancy.ValidateID(in.DuplicateID) != nil {
+			return errInvalid(fieldProblem{Field: "duplicate_id", Problem: "must be the id of the contact to merge into this one"})
+		}
+		kept, err := contacts.Merge(r.Context(), id, in.DuplicateID)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"contact": kept})
+		return nil
+	})
 	companies := a.sdk.CRM.Companies()
 	registerCRUD(a, "/v1/companies", crud[crm.Company]{name: "company",
 		create: companies.Create, get: companies.Get, update: companies.Update, delete: companies.Delete,

@@ -546,7 +546,11 @@ func (a *app) csvRoutes() {
 		if len(src) > 200 {
 			return errInvalid(fieldProblem{Field: "source", Problem: "at most 200 characters"})
 		}
-		rep, err := contacts.ImportCSV(r.Context(), http.MaxBytesReader(w, r.Body, maxCSV), crm.ImportOptions{Source: src})
+		onMatch := crm.ImportMatch(r.URL.Query().Get("on_match"))
+		if onMatch != "" && onMatch != crm.ImportUpdate && onMatch != crm.ImportSkip {
+			return errInvalid(fieldProblem{Field: "on_match", Problem: "must be update or skip"})
+		}
+		rep, err := contacts.ImportCSV(r.Context(), http.MaxBytesReader(w, r.Body, maxCSV), crm.ImportOptions{Source: src, OnMatch: onMatch})
 		if err != nil {
 			var maxBytes *http.MaxBytesError
 			if errors.As(err, &maxBytes) || errors.Is(err, crm.ErrInvalid) || errors.Is(err, tenancy.ErrForbidden) {

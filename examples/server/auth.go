@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/tenancy"
@@ -77,6 +78,22 @@ func sessionRule() retention.Rule {
 
 // migrateSessions creates the sessions table (idempotent), with row-level
 // security on PostgreSQL like every tenant-owned table.
+// grantSessions gives the application role of app what it needs on the
+// sessions table, as owner (socialcrm.Grant covers only socialcrm's tables).
+func grantSessions(ctx context.Context, owner, app *bun.DB) error {
+	if app.Dialect().Name() != dialect.PG {
+		return nil
+	}
+	var role string
+	if err := app.NewRaw("SELECT current_user").Scan(ctx, &role); err != nil {
+		return fmt.Errorf("grant %s: %w", tableSessions, err)
+	}
+	if _, err := owner.ExecContext(ctx, "GRANT SELECT, INSERT, UPDATE, DELETE ON ? TO ?", bun.Ident(tableSessions), bun.Ident(role)); err != nil {
+		return fmt.Errorf("grant %s: %w", tableSessions, err)
+	}
+	return nil
+}
+
 func migrateSessions(ctx context.Context, db *bun.DB) error {
 	if _, err := db.NewCreateTable().Model((*session)(nil)).IfNotExists().Exec(ctx); err != nil {
 		return fmt.Errorf("create %s: %w", tableSessions, err)

@@ -15,11 +15,13 @@ import (
 type config struct {
 	Addr         string
 	DSN          string
+	OwnerDSN     string
 	KEK          string
 	PublicURL    string
 	JobsInterval time.Duration
 	LoginRate    int
 	SessionKey   string
+	PhoneRegion  string
 
 	TikTokKey, TikTokSecret string
 	MetaAppID, MetaSecret   string
@@ -32,9 +34,11 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Addr, "addr", envOr("SOCIALCRM_ADDR", "127.0.0.1:8080"), "listen address")
 	fs.StringVar(&c.DSN, "db", envOr("DATABASE_URL", "socialcrm.db"), "SQLite file or postgres:// URL")
+	fs.StringVar(&c.OwnerDSN, "owner-db", os.Getenv("SOCIALCRM_OWNER_DATABASE_URL"), "PostgreSQL: the owner role's postgres:// URL, which migrates; -db then connects as the application role (without it one role does everything: development only)")
 	fs.StringVar(&c.KEK, "kek", envOr("SOCIALCRM_KEK", "socialcrm.keyset.json"), "key-encryption key: local key file or Tink KMS URI")
 	fs.StringVar(&c.PublicURL, "public-url", os.Getenv("SOCIALCRM_PUBLIC_URL"), "URL the server is reached at, for OAuth redirects (default: http://<listen address>)")
 	fs.DurationVar(&c.JobsInterval, "jobs-interval", envDuration("SOCIALCRM_JOBS_INTERVAL", time.Hour), "how often the retention sweeper and data-subject jobs run")
+	fs.StringVar(&c.PhoneRegion, "phone-region", envOr("SOCIALCRM_PHONE_REGION", "US"), "region in which phone numbers without a country code are read (ISO 3166 code)")
 	fs.IntVar(&c.LoginRate, "login-rate", envInt("SOCIALCRM_LOGIN_RATE", 20), "sign-in attempts allowed per client IP per minute (0: unlimited)")
 	if err := fs.Parse(args); err != nil {
 		return c, err

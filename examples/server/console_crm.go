@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 
@@ -40,6 +41,9 @@ func (a *app) consoleCreateContact(w http.ResponseWriter, r *http.Request, p *pa
 		Email: strings.TrimSpace(r.FormValue("email")), Phone: strings.TrimSpace(r.FormValue("phone")),
 		Stage: crm.Stage(r.FormValue("stage")), Source: "console"}
 	c, err := a.sdk.CRM.Contacts().Create(r.Context(), c)
+	if dup := (*crm.DuplicateError)(nil); errors.As(err, &dup) {
+		return seeOther(w, r, "/console/contacts/"+dup.ContactID, "Not created: this contact has the same "+dup.Field+".")
+	}
 	if err != nil {
 		return err
 	}

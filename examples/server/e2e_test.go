@@ -262,7 +262,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		t.Parallel()
 		db := dbtest.Postgres(t)
-		p := startServer(t, db.DSN())
+		p := startServer(t, db.DSN(), "-owner-db", db.OwnerDSN()) // two roles, as in production
 		driveEverything(t, p)
 	})
 }

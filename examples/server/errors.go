@@ -23,6 +23,8 @@ type apiError struct {
 	Code    string         `json:"code"`
 	Message string         `json:"message"`
 	Fields  []fieldProblem `json:"fields,omitempty"`
+	// ContactID names the existing contact of a "duplicate" answer.
+	ContactID string `json:"contact_id,omitempty"`
 }
 
 // fieldProblem names one bad input field and what is wrong with it.

@@ -6,7 +6,10 @@
 //
 // Flags (and environment variables): -addr (SOCIALCRM_ADDR, default
 // 127.0.0.1:8080), -db (DATABASE_URL, default socialcrm.db; a postgres://
-// URL switches to PostgreSQL), -kek (SOCIALCRM_KEK, default
+// URL switches to PostgreSQL), -owner-db (SOCIALCRM_OWNER_DATABASE_URL: on
+// PostgreSQL, the owner role that migrates, with -db the application role
+// that owns nothing; without it one role does everything, which Open allows
+// here for development only), -kek (SOCIALCRM_KEK, default
 // socialcrm.keyset.json: a local key-encryption-key file created on first
 // run with mode 0600; a Tink KMS URI such as gcp-kms://… switches to a KMS,
 // which protects more than a file beside the database), -public-url
@@ -68,6 +71,7 @@ type app struct {
 	cfg         config
 	log         *slog.Logger
 	db          *bun.DB
+	owner       *bun.DB // the owner role's handle; nil when db does everything
 	sdk         *socialcrm.SDK
 	plat        *platforms
 	tokens      *tokens
@@ -161,13 +165,28 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 	if err != nil {
 		return nil, err
 	}
-	if err := migrateSessions(ctx, db); err != nil {
+	// Two roles when an owner is given: it migrates and grants, db only
+	// reads and writes rows. One role otherwise, for development.
+	migrator := db
+	if cfg.OwnerDSN != "" {
+		if a.owner, err = socialcrm.OpenDB(cfg.OwnerDSN); err != nil {
+			return nil, err
+		}
+		migrator = a.owner
+	}
+	if err := migrateSessions(ctx, migrator); err != nil {
 		return nil, err
+	}
+	if a.owner != nil {
+		if err := grantSessions(ctx, a.owner, db); err != nil {
+			return nil, err
+		}
 	}
 	policy := examplePolicy()
 	cats := []retention.Category{sessionCategory()}
-	if a.sdk, err = socialcrm.Open(ctx, socialcrm.Config{DB: db, KEK: kek, Logger: log, Policy: &policy,
-		Models: []any{(*session)(nil)}, Categories: cats}); err != nil {
+	if a.sdk, err = socialcrm.Open(ctx, socialcrm.Config{DB: db, Owner: a.owner, AllowPrivilegedRole: a.owner == nil,
+		KEK: kek, Logger: log, Policy: &policy, Models: []any{(*session)(nil)}, Categories: cats,
+		PhoneRegion: cfg.PhoneRegion}); err != nil {
 		return nil, err
 	}
 	key := []byte(cfg.SessionKey)
@@ -194,6 +213,9 @@ func (a *app) close() {
 		a.plat.close()
 	}
 	a.db.Close()
+	if a.owner != nil {
+		a.owner.Close()
+	}
 }
 
 // examplePolicy is the SDK's default policy for the categories this

@@ -4,15 +4,20 @@
 // local install: postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable).
 //
 // Each run gets a database of its own that is removed afterwards: a fresh
-// SQLite file in t.TempDir, or a fresh schema in the database socialcrm_test,
-// reached as the role socialcrm_test, which is neither a superuser nor
-// BYPASSRLS, so PostgreSQL's row-level security applies to it as it would to
-// an application.
+// SQLite file in t.TempDir, or a fresh schema in the database
+// socialcrm_tests. On PostgreSQL the tests run as an application would, with
+// two roles: the setups (migrations) run as socialcrm_tests_owner, which owns
+// the schema and its tables, and the test body gets a handle connected as
+// socialcrm_tests_app, which owns nothing, is neither a superuser nor
+// BYPASSRLS, and holds only the privileges migrations.Grant gives it — so
+// row-level security binds it and it cannot switch it off.
 package dbtest
 
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,8 +29,10 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/driver/pgdriver"
 
+	"github.com/socialcrm/socialcrm/internal/migrations"
 	"github.com/socialcrm/socialcrm/internal/sqldb"
 )
 
@@ -34,25 +41,39 @@ import (
 const EnvPostgres = "SOCIALCRM_TEST_POSTGRES"
 
 const (
-	pgRole     = "socialcrm_test"
-	pgDatabase = "socialcrm_test"
+	pgOwner    = "socialcrm_tests_owner"
+	pgApp      = "socialcrm_tests_app"
+	pgDatabase = "socialcrm_tests"
 )
 
-// DB is a test database.
+// DB is a test database. Its embedded handle is the application's: on
+// PostgreSQL it is connected as the application role.
 type DB struct {
 	*bun.DB
+	// Owner is a handle connected as the owner of the tables (the role
+	// that migrates): on PostgreSQL a second connection pool as
+	// socialcrm_tests_owner, on SQLite, which has no roles, the same
+	// handle as DB.
+	Owner *bun.DB
 	// Name is "sqlite" or "postgres".
 	Name string
 	// Path is the SQLite file; empty on PostgreSQL.
 	Path string
 
-	dsn string
+	dsn, ownerDSN string
 }
 
 // DSN returns the PostgreSQL connection string of the test schema (the
 // application role, search_path set), for a child process that must reach
 // the same database; empty on SQLite, whose file is Path.
 func (d *DB) DSN() string { return d.dsn }
+
+// OwnerDSN returns the PostgreSQL connection string of the test schema as
+// its owner role, for a child process that migrates; empty on SQLite.
+func (d *DB) OwnerDSN() string { return d.ownerDSN }
+
+// AppRole is the PostgreSQL role the test body's handle connects as.
+const AppRole = pgApp
 
 // Reopen returns a second, independent handle on the same database, like
 // another process would have. It is closed when t ends.
@@ -65,6 +86,21 @@ func (d *DB) Reopen(t testing.TB) *bun.DB {
 	} else {
 		db, err = OpenPostgres(d.dsn)
 	}
+	if err != nil {
+		t.Fatalf("dbtest: reopen: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// ReopenOwner is Reopen connected as the owner role (on SQLite, the same
+// as Reopen).
+func (d *DB) ReopenOwner(t testing.TB) *bun.DB {
+	t.Helper()
+	if d.Name == "sqlite" {
+		return d.Reopen(t)
+	}
+	db, err := OpenPostgres(d.ownerDSN)
 	if err != nil {
 		t.Fatalf("dbtest: reopen: %v", err)
 	}
@@ -96,107 +132,143 @@ func SQLite(t testing.TB, setups ...Setup) *DB {
 		t.Fatalf("dbtest: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
-	d := &DB{DB: db, Name: "sqlite", Path: path}
-	setup(t, d, setups)
+	d := &DB{DB: db, Owner: db, Name: "sqlite", Path: path}
+	setup(t, d.DB, "sqlite", setups)
 	return d
 }
 
 // Postgres returns a fresh schema on the server named by
 // SOCIALCRM_TEST_POSTGRES, failing the test when the variable is unset or
-// the server cannot be reached.
+// the server cannot be reached. setups run twice: as the owner role (they
+// migrate), then, after every table of the schema is granted to the
+// application role, on the application's handle (migrations find nothing
+// to do; hooks such as the Guard are installed there).
 func Postgres(t testing.TB, setups ...Setup) *DB {
 	t.Helper()
 	admin := os.Getenv(EnvPostgres)
 	if admin == "" {
 		t.Fatalf("dbtest: %s is not set", EnvPostgres)
 	}
-	base, err := prepareServer(admin)
+	ownerBase, appBase, err := prepareServer(admin)
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
 	schema := "t_" + randomHex(8)
-	db, err := OpenPostgres(base)
+	ownerDSN := withParam(ownerBase, "search_path", schema)
+	owner, err := OpenPostgres(ownerDSN)
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
-	if _, err := db.Exec("CREATE SCHEMA ?", bun.Ident(schema)); err != nil {
-		db.Close()
+	owner.SetMaxOpenConns(2)
+	t.Cleanup(func() {
+		if _, err := owner.Exec("DROP SCHEMA ? CASCADE", bun.Ident(schema)); err != nil {
+			t.Errorf("dbtest: drop schema %s: %v", schema, err)
+		}
+		owner.Close()
+	})
+	if _, err := owner.Exec("CREATE SCHEMA ?", bun.Ident(schema)); err != nil {
 		t.Fatalf("dbtest: create schema: %v", err)
 	}
-	db.Close()
-	dsn := withParam(base, "search_path", schema)
-	db, err = OpenPostgres(dsn)
+	dsn := withParam(appBase, "search_path", schema)
+	db, err := OpenPostgres(dsn)
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
 	db.SetMaxOpenConns(8)
-	t.Cleanup(func() {
-		if _, err := db.Exec("DROP SCHEMA ? CASCADE", bun.Ident(schema)); err != nil {
-			t.Errorf("dbtest: drop schema %s: %v", schema, err)
-		}
-		db.Close()
-	})
-	d := &DB{DB: db, Name: "postgres", dsn: dsn}
-	setup(t, d, setups)
+	t.Cleanup(func() { db.Close() })
+	d := &DB{DB: db, Owner: owner, Name: "postgres", dsn: dsn, ownerDSN: ownerDSN}
+	setup(t, owner, "postgres (owner)", setups)
+	// Tests rarely need the owner after setup: keep no idle connections,
+	// since parallel test binaries share the server's connection slots.
+	owner.SetMaxIdleConns(0)
+	GrantApp(t, d)
+	setup(t, db, "postgres", setups)
 	return d
 }
 
-func setup(t testing.TB, d *DB, setups []Setup) {
+// GrantApp grants the application role what migrations.Grant gives it on
+// every table of d's schema; call it after creating tables through Owner
+// in a test body. On SQLite it does nothing.
+func GrantApp(t testing.TB, d *DB) {
+	t.Helper()
+	if d.Name != "postgres" {
+		return
+	}
+	// A bun handle without hooks over Owner's pool: a setup may have
+	// installed the Guard on Owner, and GRANT names tenant-owned tables
+	// without a tenant.
+	owner := bun.NewDB(d.Owner.DB, pgdialect.New())
+	ctx := context.Background()
+	tables, err := migrations.Tables(ctx, owner, "")
+	if err == nil {
+		err = migrations.Grant(ctx, owner, pgApp, tables)
+	}
+	if err != nil {
+		t.Fatalf("dbtest: grant: %v", err)
+	}
+}
+
+func setup(t testing.TB, db *bun.DB, name string, setups []Setup) {
 	t.Helper()
 	for _, s := range setups {
-		if err := s(context.Background(), d.DB); err != nil {
-			t.Fatalf("dbtest: setup on %s: %v", d.Name, err)
+		if err := s(context.Background(), db); err != nil {
+			t.Fatalf("dbtest: setup on %s: %v", name, err)
 		}
 	}
 }
 
 var server struct {
 	sync.Mutex
-	done map[string]string // admin DSN -> application DSN
+	done map[string][2]string // admin DSN -> owner and application DSNs
 }
 
-// prepareServer makes sure the role and database for tests exist and
-// returns the DSN that connects to them as that role.
-func prepareServer(adminDSN string) (string, error) {
+// prepareServer makes sure the roles and the database for tests exist and
+// returns the DSNs that connect to it as the owner and as the application.
+func prepareServer(adminDSN string) (ownerDSN, appDSN string, err error) {
 	server.Lock()
 	defer server.Unlock()
-	if dsn, ok := server.done[adminDSN]; ok {
-		return dsn, nil
+	if dsns, ok := server.done[adminDSN]; ok {
+		return dsns[0], dsns[1], nil
 	}
 	admin, err := OpenPostgres(adminDSN)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	defer admin.Close()
 	ctx := context.Background()
 	// Several test binaries may get here at once: tolerate losing the race.
-	if _, err := admin.ExecContext(ctx, `DO $$ BEGIN
-		CREATE ROLE `+pgRole+` LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE;
-	EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`); err != nil {
-		return "", fmt.Errorf("create role %s: %w", pgRole, err)
+	for _, role := range []string{pgOwner, pgApp} {
+		if _, err := admin.ExecContext(ctx, `DO $$ BEGIN
+			CREATE ROLE `+role+` LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB;
+		EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`); err != nil {
+			return "", "", fmt.Errorf("create role %s: %w", role, err)
+		}
 	}
 	var exists bool
 	if err := admin.NewRaw("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = ?)", pgDatabase).Scan(ctx, &exists); err != nil {
-		return "", fmt.Errorf("look up database: %w", err)
+		return "", "", fmt.Errorf("look up database: %w", err)
 	}
 	if !exists {
-		_, err := admin.ExecContext(ctx, "CREATE DATABASE "+pgDatabase+" OWNER "+pgRole)
+		_, err := admin.ExecContext(ctx, "CREATE DATABASE "+pgDatabase+" OWNER "+pgOwner)
 		var pgErr pgdriver.Error
 		if err != nil && !(errors.As(err, &pgErr) && (pgErr.Field('C') == "42P04" || pgErr.Field('C') == "23505")) {
-			return "", fmt.Errorf("create database %s: %w", pgDatabase, err)
+			return "", "", fmt.Errorf("create database %s: %w", pgDatabase, err)
 		}
 	}
 	u, err := url.Parse(adminDSN)
 	if err != nil {
-		return "", fmt.Errorf("parse %s: %w", EnvPostgres, err)
+		return "", "", fmt.Errorf("parse %s: %w", EnvPostgres, err)
 	}
-	u.User = url.User(pgRole)
 	u.Path = "/" + pgDatabase
+	u.User = url.User(pgOwner)
+	ownerDSN = u.String()
+	u.User = url.User(pgApp)
+	appDSN = u.String()
 	if server.done == nil {
-		server.done = map[string]string{}
+		server.done = map[string][2]string{}
 	}
-	server.done[adminDSN] = u.String()
-	return u.String(), nil
+	server.done[adminDSN] = [2]string{ownerDSN, appDSN}
+	return ownerDSN, appDSN, nil
 }
 
 func withParam(dsn, key, value string) string {
@@ -216,21 +288,38 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// OpenPostgres connects to dsn like sqldb.Postgres, waiting (up to a
-// minute, with backoff) while the server answers that its connection slots
-// are taken (SQLSTATE 53300): test binaries run in parallel, each with
-// databases of its own, and a burst of them can briefly hold every slot of
-// a default server (100 connections). Other errors return at once.
+// OpenPostgres connects to dsn like sqldb.Postgres, except that every new
+// connection of the pool waits (up to a minute, with backoff) while the
+// server answers that its connection slots are taken (SQLSTATE 53300):
+// test binaries run in parallel, each with databases of its own, and a
+// burst of them can briefly hold every slot of a default server (100
+// connections). Other errors return at once.
 func OpenPostgres(dsn string) (*bun.DB, error) {
+	db := bun.NewDB(sql.OpenDB(patientConnector{pgdriver.NewConnector(pgdriver.WithDSN(dsn))}), pgdialect.New())
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("dbtest: connect postgres: %w", err)
+	}
+	return db, nil
+}
+
+// patientConnector retries a connection refused for lack of slots.
+type patientConnector struct{ driver.Connector }
+
+func (c patientConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	wait := 50 * time.Millisecond
 	deadline := time.Now().Add(time.Minute)
 	for {
-		db, err := sqldb.Postgres(dsn)
+		conn, err := c.Connector.Connect(ctx)
 		var pgErr pgdriver.Error
 		if err == nil || !errors.As(err, &pgErr) || pgErr.Field('C') != "53300" || time.Now().After(deadline) {
-			return db, err
+			return conn, err
 		}
-		time.Sleep(wait)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
 		wait = min(2*wait, 2*time.Second)
 	}
 }

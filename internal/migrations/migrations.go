@@ -49,6 +49,12 @@ func Run(ctx context.Context, db *bun.DB, sets ...*migrate.Migrations) error {
 			all.Add(m)
 		}
 	}
+	// Everything applied already: nothing to lock or create, which lets
+	// an application role that may not create tables start on a database
+	// its owner role migrated.
+	if done, err := allApplied(ctx, db, seen); err == nil && done {
+		return nil
+	}
 	mg := migrate.NewMigrator(db, all,
 		migrate.WithTableName(Table),
 		migrate.WithLocksTableName(Table+"_locks"),
@@ -83,6 +89,25 @@ func Run(ctx context.Context, db *bun.DB, sets ...*migrate.Migrations) error {
 		return fmt.Errorf("migrations: %w", err)
 	}
 	return nil
+}
+
+// allApplied reports whether the history table records every version of
+// want. An error (no history table yet) means it cannot tell.
+func allApplied(ctx context.Context, db *bun.DB, want map[string]string) (bool, error) {
+	var names []string
+	if err := db.NewSelect().Table(Table).Column("name").Scan(ctx, &names); err != nil {
+		return false, err
+	}
+	have := make(map[string]bool, len(names))
+	for _, n := range names {
+		have[n] = true
+	}
+	for v := range want {
+		if !have[v] {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // lock takes the migration lock, waiting up to lockWait for another process

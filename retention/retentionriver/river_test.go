@@ -73,6 +73,16 @@ func startRiver(t *testing.T, db *dbtest.DB, e *retention.Engine) (insert func(r
 		t.Cleanup(func() { pool.Close() })
 		return runClient(t, riversqlite.New(pool), cfg)
 	}
+	// River's tables are created by the owner role and granted to the
+	// application role, like socialcrm's own.
+	ownerPool, err := pgxpool.New(ctx, db.OwnerDSN())
+	require.NoError(t, err)
+	m, err := rivermigrate.New(riverpgxv5.New(ownerPool), nil)
+	require.NoError(t, err)
+	_, err = m.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	ownerPool.Close()
+	require.NoError(t, err)
+	dbtest.GrantApp(t, db)
 	pool, err := pgxpool.New(ctx, db.DSN())
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
