@@ -79,7 +79,7 @@ func newPlatformWorld(t *testing.T, db *dbtest.DB) *platformWorld {
 	require.NoError(t, err)
 	w := &platformWorld{t: t, db: db, clk: fakeclock.New(), conns: map[string]social.Connection{}}
 	w.clk.Set(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
-	w.sdk, err = socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, KEK: kek, Now: w.clk.Now})
+	w.sdk, err = socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: kek, Now: w.clk.Now})
 	require.NoError(t, err)
 	_, owner, err := w.sdk.Tenants.CreateTenant(ctx, tenancy.SignUp{TenantName: "Acme",
 		Owner: tenancy.NewMember{Email: "ada@acme.example", Name: "Ada", Password: "long enough secret"}})

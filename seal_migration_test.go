@@ -46,8 +46,9 @@ func TestSealPlatformDataMigratesPlaintext(t *testing.T) {
 				before.Add(m)
 			}
 		}
-		require.NoError(t, migrations.Run(ctx, db.DB, tenancy.Migrations(), vault.Migrations(), retention.Migrations(),
+		require.NoError(t, migrations.Run(ctx, db.Owner, tenancy.Migrations(), vault.Migrations(), retention.Migrations(),
 			before, crm.Migrations(), meta.CallbackMigrations()))
+		dbtest.GrantApp(t, db)
 
 		tid := tenancy.NewID()
 		tctx := tenancy.WithPrincipal(ctx, tenancy.Principal{TenantID: tid, MemberID: tenancy.NewID(), Role: tenancy.RoleOwner})
@@ -85,7 +86,8 @@ func TestSealPlatformDataMigratesPlaintext(t *testing.T) {
 
 		// The schema migration moves the plaintext aside and drops the
 		// columns; an interrupted sealing pass leaves whole batches.
-		require.NoError(t, socialcrm.Migrate(ctx, db.DB))
+		require.NoError(t, socialcrm.Migrate(ctx, db.Owner))
+		dbtest.GrantApp(t, db)
 		h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
 		require.NoError(t, err)
 		kek, err := aead.New(h)
@@ -106,7 +108,7 @@ func TestSealPlatformDataMigratesPlaintext(t *testing.T) {
 		require.Equal(t, 2, n)
 		require.Equal(t, []int{2}, seen)
 
-		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, KEK: kek, Now: clk.Now})
+		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: kek, Now: clk.Now})
 		require.NoError(t, err)
 		pending, err = sdk.Social.PendingTenants(ctx)
 		require.NoError(t, err)
