@@ -29,7 +29,7 @@ import (
 
 // sealingMigration is the social migration that moves platform data to
 // sealed columns.
-const sealingMigration = "20261206020000"
+const sealingMigration = "20261206030000"
 
 // TestSealPlatformDataMigratesPlaintext: a database written before
 // platform data was sealed (profiles, media texts, raw bodies and account

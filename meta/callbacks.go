@@ -163,6 +163,12 @@ type CallbackConfig struct {
 	// StatusURL is the absolute URL where DeletionStatusHandler is
 	// served; the answer to a deletion request is StatusURL?code=<code>.
 	StatusURL string
+	// Platform is whose connections the callbacks act on: Platform
+	// ("meta", zero) for the Facebook Login app's callbacks,
+	// PlatformInstagram for the Deauthorize and Data Deletion Request
+	// URLs of the app's Instagram Login settings (signed with the
+	// Instagram app secret, naming the Instagram account).
+	Platform string
 }
 
 // Callbacks serves Meta's Deauthorize Callback and Data Deletion Request
@@ -220,6 +226,13 @@ func NewCallbacks(app Config, cfg CallbackConfig, opts ...CallbackOption) (*Call
 	if cfg.DB == nil || cfg.Social == nil || cfg.Retention == nil {
 		return nil, fmt.Errorf("%w: NewCallbacks: DB, Social and Retention are required", ErrConfig)
 	}
+	switch cfg.Platform {
+	case "":
+		cfg.Platform = Platform
+	case Platform, PlatformInstagram:
+	default:
+		return nil, fmt.Errorf("%w: NewCallbacks: Platform %q", ErrConfig, cfg.Platform)
+	}
 	if u, err := url.Parse(cfg.StatusURL); err != nil || !u.IsAbs() || u.Host == "" {
 		return nil, fmt.Errorf("%w: NewCallbacks: StatusURL must be an absolute URL", ErrConfig)
 	}
@@ -273,7 +286,7 @@ func (c *Callbacks) DeauthorizeHandler() http.Handler {
 		if !ok {
 			return
 		}
-		n, err := c.cfg.Social.AccountRemoved(r.Context(), Platform, sr.UserID, "meta.deauthorize")
+		n, err := c.cfg.Social.AccountRemoved(r.Context(), c.cfg.Platform, sr.UserID, "meta.deauthorize")
 		if err != nil {
 			c.log.ErrorContext(r.Context(), "meta: deauthorize failed", "error", err)
 			http.Error(w, "deauthorization failed", http.StatusInternalServerError)
@@ -322,7 +335,11 @@ func (c *Callbacks) DataDeletionHandler() http.Handler {
 // same one, and the code reveals nothing of the user.
 func (c *Callbacks) confirmationCode(sr SignedRequest) string {
 	mac := hmac.New(sha256.New, c.app.AppSecret.Reveal())
-	mac.Write([]byte("meta-data-deletion\x00" + sr.UserID + "\x00" + strconv.FormatInt(sr.IssuedAt.Unix(), 10)))
+	kind := "meta-data-deletion"
+	if c.cfg.Platform == PlatformInstagram {
+		kind = "instagram-data-deletion"
+	}
+	mac.Write([]byte(kind + "\x00" + sr.UserID + "\x00" + strconv.FormatInt(sr.IssuedAt.Unix(), 10)))
 	return strings.ToUpper(hex.EncodeToString(mac.Sum(nil)[:10]))
 }
 
@@ -343,7 +360,7 @@ func (c *Callbacks) startDeletion(ctx context.Context, sr SignedRequest) (Deleti
 		have[d.TenantID] = true
 		received = d.ReceivedAt // the first call's time stands for the request
 	}
-	tenants, err := c.cfg.Social.AccountTenants(ctx, Platform, sr.UserID)
+	tenants, err := c.cfg.Social.AccountTenants(ctx, c.cfg.Platform, sr.UserID)
 	if err != nil {
 		return conf, err
 	}

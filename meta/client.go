@@ -77,6 +77,17 @@ type Config struct {
 	// Metrics names the insights metrics requested by default, with
 	// fallbacks (zero lists: DefaultMetrics).
 	Metrics MetricConfig
+	// InstagramGraphURL replaces DefaultInstagramGraphURL, the host of the
+	// Instagram API with Instagram Login (metatest.Server.InstagramGraphURL
+	// in tests). Clients of Instagram Login connections call it.
+	InstagramGraphURL string
+	// InstagramLoginURL replaces DefaultInstagramLoginURL, the host of
+	// Business Login for Instagram's authorization window and code exchange
+	// (metatest.Server.InstagramLoginURL in tests).
+	InstagramLoginURL string
+	// UploadURL replaces DefaultUploadURL, the host of resumable video
+	// uploads (metatest.Server.UploadURL in tests).
+	UploadURL string
 }
 
 func (c Config) validate() error {
@@ -86,7 +97,7 @@ func (c Config) validate() error {
 	if c.Version != "" && !versionPattern.MatchString(c.Version) {
 		return fmt.Errorf("%w: Config: Version %q is not like v26.0", ErrConfig, c.Version)
 	}
-	for _, u := range []string{c.GraphURL, c.DialogURL} {
+	for _, u := range []string{c.GraphURL, c.DialogURL, c.InstagramGraphURL, c.InstagramLoginURL, c.UploadURL} {
 		if u == "" {
 			continue
 		}
@@ -269,6 +280,9 @@ type Client struct {
 	Instagram *InstagramService
 	// Messenger sends messages as a Page.
 	Messenger *MessengerService
+	// InstagramComments and PageComments read and moderate comments on
+	// Instagram media and on a Page's posts.
+	InstagramComments, PageComments *CommentsService
 
 	limits *Limits
 
@@ -289,7 +303,11 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if o.session == nil {
 		return nil, fmt.Errorf("%w: New: WithSession is required", ErrConfig)
 	}
-	if p := o.session.Connection().Platform; p != Platform {
+	switch p := o.session.Connection().Platform; p {
+	case Platform:
+	case PlatformInstagram: // Instagram Login: its own host
+		cfg.GraphURL = cfg.instagramGraphURL()
+	default:
 		return nil, fmt.Errorf("%w: New: session of a %q connection", ErrConfig, p)
 	}
 	c := &Client{graph: newGraph(cfg, o), session: o.session, limits: o.limits}
@@ -355,6 +373,9 @@ type request struct {
 	// appToken says the token is the app token ("{app-id}|{secret}"),
 	// which is sent without appsecret_proof.
 	appToken bool
+	// base replaces the versioned Graph base URL the path follows (the
+	// unversioned Instagram Login token endpoints).
+	base string
 }
 
 // maxBody bounds what is read of an answer.
@@ -374,7 +395,7 @@ func (c *Client) post(ctx context.Context, path string, form url.Values, out any
 // decoding, usage headers. A 190 answer marks the connection
 // needs_reauth (except 190/492, a lost Page role that no new token fixes).
 func (c *Client) do(ctx context.Context, r request, out any) (*Response, error) {
-	if err := c.session.Require(r.need...); err != nil {
+	if err := c.require(r.need...); err != nil {
 		return nil, err
 	}
 	if d := c.limits.blocked(c.limitKeys(), c.opts.now()); d > 0 {
@@ -473,6 +494,9 @@ func (c *graph) send(ctx context.Context, r request, token string) (*Response, [
 		}
 	}
 	u := c.cfg.graphBase() + r.path
+	if r.base != "" {
+		u = r.base + r.path
+	}
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
@@ -894,4 +918,6 @@ func (c *Client) init() {
 	c.Pages = &PagesService{c: c}
 	c.Instagram = &InstagramService{c: c}
 	c.Messenger = &MessengerService{c: c}
+	c.InstagramComments = &CommentsService{c: c, instagram: true}
+	c.PageComments = &CommentsService{c: c}
 }

@@ -42,6 +42,67 @@
 // removed the app) revokes the user's connection and those derived from
 // it as the Deauthorize Callback does (social.Session.Removed).
 //
+// # Instagram Login
+//
+// Creators without a Facebook Page connect with Business Login for
+// Instagram (the Instagram API with Instagram Login): InstagramProvider
+// implements social.Provider for it, with the feature catalogue
+// InstagramFeatures (the instagram_business_* permissions, under the same
+// feature names as the Instagram features of Features).
+//
+//	igProv, err := meta.NewInstagramProvider(cfg) // the Instagram app's id and secret
+//	flow, err := store.NewFlow(igProv, social.FlowConfig{
+//		Features: []string{meta.FeatureInstagram, meta.FeatureInstagramInsights}})
+//	// … flow.Begin, the authorization window, flow.Complete
+//	sess, err := store.Session(ctx, conn.ID, igProv)
+//	client, err := meta.New(cfg, meta.WithSession(sess)) // calls graph.instagram.com
+//
+// Exchange trades the code at api.instagram.com for a short-lived token
+// and that at once for a long-lived one (ig_exchange_token, about 60
+// days), the only one stored; the long-lived token is its own refresh
+// token, and Refresh extends it (ig_refresh_token) when the social store's
+// token source finds it near its end (social.WithRefreshSkew sets how
+// near). Its connections have PlatformInstagram; a connection's flavour
+// (FlavourOf, Client.Flavour) is FacebookLogin or InstagramLogin. The
+// same typed calls (Instagram.Profile, ListMedia, Publish, MediaInsights,
+// AccountInsights, Demographics, InstagramComments) work on both flavours, each checking the
+// flavour's permission names; a call the flavour lacks (Pages, Messenger,
+// resumable uploads on Instagram Login) fails with a *FlavourError
+// (ErrFlavour) before any request. NewCallbacks with
+// CallbackConfig.Platform = PlatformInstagram serves the deauthorize and
+// data deletion callbacks of the Instagram Login settings.
+//
+// # Audience demographics
+//
+// Instagram.Demographics reads follower_demographics or
+// engaged_audience_demographics (period lifetime, metric_type
+// total_value, timeframe this_week or this_month) by age, gender, country
+// and city, one request per breakdown; Meta returns the top 45 values and
+// nothing for accounts under 100 followers (*DemographicsError,
+// ErrNoDemographics). Instagram.SnapshotDemographics stores them with the
+// follower counts as one social.Snapshot (Snapshot.Breakdowns, Source
+// naming the API version, metric, timeframe and breakdowns), under the
+// aggregated metrics' retention.
+//
+// # Video upload
+//
+// Instagram.PublishVideo publishes a local video file as a reel or story:
+// a container with upload_type=resumable, the file sent to the upload
+// host with the offset and file_size headers (VideoUpload.Progress reports
+// each chunk), resumed from the offset Meta holds after a dropped
+// connection (up to VideoUpload.MaxResumes), the container polled, then
+// published once: a publish whose answer is lost fails with
+// *OutcomeUnknownError (ErrOutcomeUnknown) carrying the container id, and
+// is never resent. Meta offers it to Facebook Login apps only.
+//
+// # Comments
+//
+// Client.InstagramComments and Client.PageComments list a media object's
+// or Page post's comments (List, All, Replies), reply, hide, unhide and
+// delete them (features instagram.comments and pages.comments). Comments
+// are personal data of their authors: the SDK returns them and stores
+// none; replies, hides and deletions are audited without their text.
+//
 // Every call carries the time-stamped appsecret_proof,
 // HMAC-SHA256(app secret, token + "|" + unix time), with appsecret_time
 // (Config.LegacyProof sends the older untimestamped form), and names the
@@ -156,6 +217,8 @@
 //	var se *social.ScopeError
 //	errors.As(err, &se)                   // missing permission, locally or Meta's 10 and 200–299
 //	errors.Is(err, meta.ErrInvalidParameter) // 100
+//	errors.Is(err, meta.ErrFlavour)          // not offered to the connection's login flavour
+//	errors.Is(err, meta.ErrOutcomeUnknown)   // a publish was sent, its answer lost
 //
 // A *social.ScopeError from a method means nothing was sent. After a rate
 // limit the client makes no call until Meta's
@@ -188,7 +251,11 @@
 // Server.VerifyWebhook for the handshake, SignPayload) and records the
 // Send API's messages (Server.SentMessages); for the callbacks it posts
 // signed requests (Server.Deauthorize, Server.RequestDataDeletion,
-// Server.SignedRequest, EncodeSignedRequest). Point
+// Server.SignedRequest, EncodeSignedRequest). It serves Instagram Login
+// (Server.InstagramGraphURL, InstagramLoginURL, InstagramConsent,
+// DeauthorizeInstagram), demographics (SetDemographics), resumable
+// uploads (UploadURL, DropUpload), comments (AddComment) and lost answers
+// (DropAnswer). Point
 // Config.GraphURL and Config.DialogURL at its GraphURL and DialogURL, pass
 // its Client with WithHTTPClient, and drive time with WithClock and
 // WithRetry's wait instead of sleeping.

@@ -260,7 +260,7 @@ type InsightsOptions struct {
 // refuses the batch with code 100, each metric is tried alone through its
 // names to find the ones it takes.
 func (c *Client) insights(ctx context.Context, objectID string, metrics []Metric, o InsightsOptions, need ...string) (*Insights, *Response, error) {
-	if err := c.session.Require(need...); err != nil {
+	if err := c.require(need...); err != nil {
 		return nil, nil, err
 	}
 	if len(metrics) == 0 {

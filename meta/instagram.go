@@ -281,11 +281,12 @@ var igPublishPerms = []string{PermInstagramBasic, PermInstagramContentPublish, P
 // *PublishLimitError before anything is created), creates the media
 // container (and a carousel's item containers), polls its status_code on
 // the client's clock until FINISHED — ERROR, EXPIRED or the timeout fail
-// with a *ContainerError — then publishes it and writes an audit entry
+// with a *ContainerError — then publishes it, once (a lost answer fails
+// with *OutcomeUnknownError), and writes an audit entry
 // (action meta.instagram.publish). It needs instagram_basic,
 // instagram_content_publish and pages_read_engagement.
 func (s *InstagramService) Publish(ctx context.Context, igID string, req MediaRequest) (*Media, *Response, error) {
-	if err := s.c.session.Require(igPublishPerms...); err != nil {
+	if err := s.c.require(igPublishPerms...); err != nil {
 		return nil, nil, err
 	}
 	if err := checkID(igID); err != nil {
@@ -341,14 +342,11 @@ func (s *InstagramService) Publish(ctx context.Context, igID string, req MediaRe
 	if resp, err := s.await(ctx, containerID, req.PollInterval, req.Timeout); err != nil {
 		return nil, resp, err
 	}
-	var ans struct {
-		ID ID `json:"id"`
-	}
-	resp, err = s.c.post(ctx, "/"+igID+"/media_publish", url.Values{"creation_id": {containerID}}, &ans, igPublishPerms...)
+	mediaID, resp, err := s.publishContainer(ctx, igID, containerID)
 	if err != nil {
 		return nil, resp, err
 	}
-	m := &Media{ID: string(ans.ID), Caption: req.Caption, OwnerID: igID}
+	m := &Media{ID: mediaID, Caption: req.Caption, OwnerID: igID}
 	if err := s.c.session.Audit(ctx, "meta.instagram.publish", map[string]string{
 		"ig_user_id": igID, "media_id": m.ID, "container_id": containerID, "kind": string(req.Kind),
 	}); err != nil {

@@ -236,7 +236,7 @@ func lastInbound(ctx context.Context, conv *crm.Conversations, key crm.Conversat
 // webhook, adds nothing to crm.
 func (s *MessengerService) Send(ctx context.Context, pageID string, req SendRequest) (*SentMessage, *Response, error) {
 	c := s.c
-	if err := c.session.Require(PermPagesMessaging); err != nil {
+	if err := c.require(PermPagesMessaging); err != nil {
 		return nil, nil, err
 	}
 	if err := c.requirePage(pageID); err != nil {

@@ -267,7 +267,7 @@ func (s *PagesService) Publish(ctx context.Context, pageID string, req PostReque
 	if kind == PostVideo {
 		need = append(need, PermPublishVideo)
 	}
-	if err := s.c.session.Require(need...); err != nil {
+	if err := s.c.require(need...); err != nil {
 		return nil, nil, err
 	}
 	if err := s.c.requirePage(pageID); err != nil {
@@ -375,7 +375,7 @@ func (s *PagesService) GetPost(ctx context.Context, postID string) (*Post, *Resp
 // for the Page's connection. A metric Meta retired fails with a
 // *DeprecatedMetricError before any request unless a fallback is current.
 func (s *PagesService) Insights(ctx context.Context, pageID string, opts InsightsOptions) (*Insights, *Response, error) {
-	if err := s.c.session.Require(PermReadInsights, PermPagesReadEngagement); err != nil {
+	if err := s.c.require(PermReadInsights, PermPagesReadEngagement); err != nil {
 		return nil, nil, err
 	}
 	if err := s.c.requirePage(pageID); err != nil {
@@ -395,7 +395,7 @@ func (s *PagesService) Insights(ctx context.Context, pageID string, opts Insight
 // unless opts names others). Same needs as Insights; postID is
 // "{page-id}_{post-id}".
 func (s *PagesService) PostInsights(ctx context.Context, postID string, opts InsightsOptions) (*Insights, *Response, error) {
-	if err := s.c.session.Require(PermReadInsights, PermPagesReadEngagement); err != nil {
+	if err := s.c.require(PermReadInsights, PermPagesReadEngagement); err != nil {
 		return nil, nil, err
 	}
 	pageID, _, _ := strings.Cut(postID, "_")

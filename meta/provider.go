@@ -43,6 +43,10 @@ const (
 	FeatureInstagramPublish  = "instagram.publish"
 	FeatureInstagramInsights = "instagram.insights"
 	FeatureMessaging         = "messaging"
+	// FeaturePagesComments reads, answers, hides and deletes the comments
+	// on a Page's posts; FeatureInstagramComments those on Instagram media.
+	FeaturePagesComments     = "pages.comments"
+	FeatureInstagramComments = "instagram.comments"
 )
 
 // Features is Meta's feature catalogue for social.FlowConfig: which
@@ -62,6 +66,8 @@ func Features() []social.Feature {
 		f(FeatureInstagramPublish, true, PermPagesReadEngagement, PermInstagramBasic, PermInstagramContentPublish),
 		f(FeatureInstagramInsights, false, PermPagesReadEngagement, PermInstagramBasic, PermInstagramManageInsights),
 		f(FeatureMessaging, false, PermPagesMessaging, PermPagesManageMetadata),
+		f(FeaturePagesComments, true, PermPagesReadEngagement, PermPagesReadUserEngagement, PermPagesManageEngagement),
+		f(FeatureInstagramComments, true, PermPagesReadEngagement, PermInstagramBasic, PermInstagramManageComments),
 	}
 }
 

@@ -3,6 +3,7 @@ package meta
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"iter"
 	"net/url"
 	"strings"
@@ -59,14 +60,18 @@ func (s *PagesService) AllPosts(ctx context.Context, pageID string, pageSize int
 // Sync does, and returns it:
 //
 //   - a Page connection: Pages.Snapshot;
-//   - an Instagram connection (derived, display name "@username"):
-//     Instagram.Snapshot;
+//   - an Instagram connection (an Instagram Login connection, or one
+//     derived from a Page, display name "@username"): Instagram.Snapshot,
+//     with the audience demographics as Snapshot.Breakdowns when the
+//     insights permission was granted and Meta has them;
 //   - the Facebook user connection made by the flow: the user's profile
 //     only (the display name; no metrics, no posts: a Facebook user's
 //     timeline and counts are not available to the application).
 func (c *Client) Sync(ctx context.Context) (*social.SyncResult, *Response, error) {
 	conn := c.session.Connection()
 	switch {
+	case c.Flavour() == InstagramLogin:
+		return c.Instagram.sync(ctx, conn.AccountID)
 	case conn.ParentID == "":
 		return c.syncUser(ctx)
 	case strings.HasPrefix(conn.DisplayName, "@"):
@@ -115,7 +120,7 @@ func (s *PagesService) Snapshot(ctx context.Context, pageID string) (*social.Sna
 }
 
 func (s *PagesService) sync(ctx context.Context, pageID string) (*social.SyncResult, *Response, error) {
-	if err := s.c.session.Require(PermPagesShowList, PermReadInsights, PermPagesReadEngagement); err != nil {
+	if err := s.c.require(PermPagesShowList, PermReadInsights, PermPagesReadEngagement); err != nil {
 		return nil, nil, err
 	}
 	if err := s.c.requirePage(pageID); err != nil {
@@ -198,9 +203,11 @@ func (in *Insights) sum(name string) int64 {
 // PageConnection.Instagram), with the API version and the fields that
 // produced it (Snapshot.Source), and the media as social.Media (caption as
 // Title, permalink as ShareURL, both sealed; likes and comments from the
-// media, views and shares from its insights). Views is the sum over the
-// media when their insights were read, unknown otherwise. It needs
-// instagram_basic.
+// media, views and shares from its insights). With the insights
+// permission it also reads the audience demographics into
+// Snapshot.Breakdowns (counts per key, no person; left out when Meta has
+// none, below 100 followers). Views is the sum over the media when their
+// insights were read, unknown otherwise. It needs instagram_basic.
 func (s *InstagramService) Snapshot(ctx context.Context, igID string) (*social.Snapshot, *Response, error) {
 	r, resp, err := s.sync(ctx, igID)
 	if err != nil {
@@ -225,7 +232,24 @@ func (s *InstagramService) sync(ctx context.Context, igID string) (*social.SyncR
 	if err != nil {
 		return nil, lresp, err
 	}
-	insights := s.c.session.Scopes().Has(PermInstagramManageInsights) && s.c.session.Scopes().Has(PermPagesReadEngagement)
+	insights := s.c.require(PermInstagramBasic, PermInstagramManageInsights, PermPagesReadEngagement) == nil
+	if insights {
+		d, dresp, err := s.Demographics(ctx, igID, DemographicsOptions{})
+		switch {
+		case err == nil:
+			sn.Breakdowns = make(map[string]map[string]int64, len(d.By))
+			for b, vals := range d.By {
+				m := make(map[string]int64, len(vals))
+				for _, v := range vals {
+					m[v.Key] = v.Value
+				}
+				sn.Breakdowns[string(b)] = m
+			}
+			sn.Source += " | " + d.Source()
+		case !errors.Is(err, ErrNoDemographics):
+			return nil, dresp, err
+		}
+	}
 	var views int64
 	for _, md := range l.Media {
 		m := social.Media{ExternalID: md.ID, Kind: strings.ToLower(md.MediaType), Title: md.Caption, ShareURL: md.Permalink,

@@ -269,7 +269,11 @@ func Migrations() *migrate.Migrations {
 		return migrations.Exec(ctx, tx,
 			`ALTER TABLE socialcrm_social_webhook_deliveries ADD COLUMN pending BOOLEAN NOT NULL DEFAULT FALSE`)
 	})
-	migrations.Add(ms, "20261206020000", "social_sealed_platform_data", sealedPlatformData)
+	migrations.Add(ms, "20261206020000", "social_snapshot_breakdowns", func(ctx context.Context, tx bun.Tx) error {
+		return migrations.Exec(ctx, tx,
+			`ALTER TABLE socialcrm_social_snapshots ADD COLUMN breakdowns TEXT`)
+	})
+	migrations.Add(ms, "20261206030000", "social_sealed_platform_data", sealedPlatformData)
 	return ms
 }
 

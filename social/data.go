@@ -169,6 +169,11 @@ type Snapshot struct {
 	// names ("graph v26.0; page_media_view,page_follows"). Empty when the
 	// platform's figures have no such provenance.
 	Source string `bun:"source,notnull" json:"source,omitempty"`
+	// Breakdowns are aggregates split by a dimension, such as an
+	// audience's demographics: values by key for each breakdown
+	// ({"country": {"US": 120, "DE": 80}}). They hold counts of people,
+	// never who they are. Nil for snapshots without breakdowns.
+	Breakdowns map[string]map[string]int64 `bun:"breakdowns,type:text" json:"breakdowns,omitempty"`
 }
 
 // RawResponse is a platform answer kept verbatim, only when the

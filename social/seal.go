@@ -98,7 +98,7 @@ func sealedPlatformData(ctx context.Context, tx bun.Tx) error {
 		return nil
 	}
 	// SQLite cannot drop a NOT NULL constraint: rebuild the table.
-	cols := "tenant_id, id, connection_id, platform, taken_at, followers, following, likes, media_count, views, engagement_rate, purposes, source"
+	cols := "tenant_id, id, connection_id, platform, taken_at, followers, following, likes, media_count, views, engagement_rate, purposes, source, breakdowns"
 	return migrations.Exec(ctx, tx,
 		`CREATE TABLE socialcrm_social_snapshots_v2 (
 			tenant_id TEXT NOT NULL,
@@ -114,6 +114,7 @@ func sealedPlatformData(ctx context.Context, tx bun.Tx) error {
 			engagement_rate DOUBLE PRECISION NOT NULL,
 			purposes TEXT NOT NULL,
 			source TEXT NOT NULL DEFAULT '',
+			breakdowns TEXT,
 			PRIMARY KEY (tenant_id, id)
 		)`,
 		`INSERT INTO socialcrm_social_snapshots_v2 (`+cols+`) SELECT `+cols+` FROM socialcrm_social_snapshots`,

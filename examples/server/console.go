@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"embed"
 	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -451,6 +453,7 @@ type connectionView struct {
 	// Latest is the newest snapshot; its counts print "unknown" when the
 	// platform did not give them.
 	Latest     *social.Snapshot
+	Audience   *audienceView
 	Media      []social.Media
 	Engagement float64
 	Privacy    []string
@@ -480,7 +483,61 @@ func (a *app) loadConnection(r *http.Request, p *page) (*connectionView, error) 
 		return v, err
 	}
 	v.Engagement = social.EngagementRate(v.Media)
+	v.Audience = audienceOf(v.Snapshots)
 	return v, nil
+}
+
+// audienceView is the latest snapshot's audience demographics: per
+// breakdown, its largest values.
+type audienceView struct {
+	TakenAt    time.Time
+	Source     string
+	Breakdowns []audienceBreakdown
+}
+
+type audienceBreakdown struct {
+	Name   string
+	Values []audienceValue
+}
+
+type audienceValue struct {
+	Key   string
+	Count int64
+}
+
+// audienceShown is how many values of a breakdown the page lists.
+const audienceShown = 10
+
+// audienceOf returns the demographics of the latest snapshot that has
+// some, nil when none has.
+func audienceOf(snaps []social.Snapshot) *audienceView {
+	for i := len(snaps) - 1; i >= 0; i-- {
+		s := snaps[i]
+		if len(s.Breakdowns) == 0 {
+			continue
+		}
+		v := &audienceView{TakenAt: s.TakenAt, Source: s.Source}
+		for _, name := range []string{"age", "gender", "country", "city"} {
+			vals := s.Breakdowns[name]
+			if len(vals) == 0 {
+				continue
+			}
+			b := audienceBreakdown{Name: name}
+			for k, n := range vals {
+				b.Values = append(b.Values, audienceValue{Key: k, Count: n})
+			}
+			slices.SortFunc(b.Values, func(x, y audienceValue) int {
+				if c := cmp.Compare(y.Count, x.Count); c != 0 {
+					return c
+				}
+				return strings.Compare(x.Key, y.Key)
+			})
+			b.Values = b.Values[:min(len(b.Values), audienceShown)]
+			v.Breakdowns = append(v.Breakdowns, b)
+		}
+		return v
+	}
+	return nil
 }
 
 func (a *app) consoleConnection(w http.ResponseWriter, r *http.Request, p *page) error {

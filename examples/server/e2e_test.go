@@ -418,7 +418,12 @@ func driveEverything(t *testing.T, p *process) {
 	c.call("POST", "/v1/connections/"+igConn+"/sync", nil, 200)
 	require.NotEmpty(t, c.call("GET", "/v1/connections/"+pageConn+"/insights", nil, 200)["media"], "after publishing, the Page sync shows the post")
 	require.Nil(t, c.call("POST", "/v1/connections/"+fbUser+"/sync", nil, 200)["snapshot"], "the Facebook user syncs its profile only")
-	require.Len(t, c.call("GET", "/v1/connections/"+igConn+"/insights", nil, 200)["follower_trend"], 1)
+	igTrend := c.call("GET", "/v1/connections/"+igConn+"/insights", nil, 200)["follower_trend"].([]any)
+	require.Len(t, igTrend, 1)
+	// The Instagram sync stored the audience demographics with the counts.
+	audience := igTrend[0].(map[string]any)["breakdowns"].(map[string]any)
+	require.Equal(t, float64(3900), audience["gender"].(map[string]any)["F"])
+	require.Contains(t, igTrend[0].(map[string]any)["source"], "follower_demographics")
 	// Messenger: a person writes to the Page (the emulator delivers the
 	// signed webhook), the message lands in the inbox, the reply goes out
 	// through the Send API and is stored.

@@ -127,6 +127,17 @@ func (p *platforms) startMeta(cfg config, publicURL string, store *social.Store)
 		if err != nil {
 			return fmt.Errorf("start the Meta emulator: %w", err)
 		}
+		// The sandbox account's audience, for the insights page.
+		for breakdown, values := range map[string]map[string]int{
+			"age":     {"18-24": 1400, "25-34": 2100, "35-44": 900, "45-54": 300},
+			"gender":  {"F": 3900, "M": 1200, "U": 200},
+			"country": {"US": 2300, "GB": 900, "DE": 700, "FR": 400},
+			"city":    {"London, England": 600, "New York, New York": 550, "Berlin, Germany": 300},
+		} {
+			if err := srv.SetDemographics(sandboxIG, metatest.MetricFollowerDemographics, breakdown, values); err != nil {
+				return fmt.Errorf("start the Meta emulator: %w", err)
+			}
+		}
 		p.metaSrv = srv
 		p.metaCfg = meta.Config{GraphURL: srv.GraphURL(), DialogURL: srv.DialogURL(), Version: srv.Version()}
 		p.metaOpts = append(p.metaOpts, meta.WithHTTPClient(srv.Client()))

@@ -50,6 +50,46 @@
 // before FINISHED; 9/2207042 past the publishing limit);
 // /content_publishing_limit; media lists and media insights.
 //
+// Instagram Login: the hosts graph.instagram.com, api.instagram.com and
+// rupload.facebook.com are served under InstagramGraphURL,
+// InstagramLoginURL and UploadURL. InstagramConsent plays the creator in
+// the authorization window (scope must include instagram_business_basic;
+// the redirect carries code and state, with "#_" appended); POST
+// /oauth/access_token answers {"data":[{access_token, user_id,
+// permissions}]} or api.instagram.com's {"error_type","code",
+// "error_message"}; /access_token (ig_exchange_token) and
+// /refresh_access_token (ig_refresh_token, tokens at least 24 hours old)
+// answer {access_token, token_type, expires_in}. graph.instagram.com takes
+// only Instagram Login tokens (InstagramToken), graph.facebook.com only
+// Facebook ones (190 otherwise); accounts need no Page
+// (InstagramAccount.PageID may be empty). DeauthorizeInstagram removes the
+// app (190/458) and posts the callback.
+//
+// Account insights: /{ig-user}/insights serves follower_demographics and
+// engaged_audience_demographics (SetDemographics) with period=lifetime,
+// metric_type=total_value, one breakdown of age, city, country, gender and
+// timeframe this_week or this_month (the retired last_* timeframes fail
+// with code 100), as total_value.breakdowns[].results[]{dimension_values,
+// value}, the top 45 values; accounts under DemographicsMinFollowers get
+// an empty data set, as Meta answers for unavailable insights. Other
+// metrics set with SetMetric answer total_value.value.
+//
+// Resumable uploads (Facebook Login only): POST /{ig-user}/media with
+// upload_type=resumable answers {id, uri}; POST uri with Authorization:
+// OAuth, offset and file_size sends bytes (an offset other than the bytes
+// held fails), GET uri answers {id, offset, file_size} — how an
+// interrupted upload resumes here; the container is IN_PROGRESS until the
+// file is complete. DropUpload breaks the next upload request mid-body;
+// UploadedBytes reports what arrived. DropAnswer carries out requests but
+// closes the connection instead of answering (a lost publish answer).
+//
+// Comments: AddComment registers comments on media or Page posts;
+// /{media}/comments, /{comment}/replies (POST replies go to the top-level
+// comment, not to hidden ones), POST /{comment}?hide=, DELETE /{comment}
+// on Instagram; /{post}/comments, /{comment}/comments, ?is_hidden= on
+// Pages, with Page tokens holding pages_read_user_engagement and
+// pages_manage_engagement. Comments lists what is left.
+//
 // Messenger: VerifyWebhook performs the hub.challenge handshake against an
 // endpoint; DeliverWebhook POSTs signed entry[].messaging[] events (messages
 // with text and attachments, echoes, deliveries, reads, postbacks) with

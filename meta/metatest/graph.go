@@ -20,24 +20,31 @@ func (s *Server) handleGraph(c *call) result {
 	if raw == "" {
 		return fail(errTokenRequired())
 	}
-	t := s.lookupToken(raw)
-	if t == nil {
-		return fail(errBadToken())
+	if c.host == hostIGGraph {
+		if gerr := s.authenticateInstagram(c, raw); gerr != nil {
+			return fail(gerr)
+		}
+	} else {
+		t := s.lookupToken(raw)
+		if t == nil {
+			return fail(errBadToken())
+		}
+		if gerr := s.tokenProblem(t); gerr != nil {
+			return fail(gerr)
+		}
+		c.tok, c.app = t, s.apps[t.appID]
+		if t.kind != kindApp {
+			c.grant = s.grantFor(t.appID, t.userID)
+		}
+		if gerr := s.checkProof(c); gerr != nil {
+			return fail(gerr)
+		}
 	}
-	if gerr := s.tokenProblem(t); gerr != nil {
-		return fail(gerr)
-	}
-	c.tok, c.app = t, s.apps[t.appID]
-	if t.kind != kindApp {
-		c.grant = s.grantFor(t.appID, t.userID)
-	}
-	if gerr := s.checkProof(c); gerr != nil {
-		return fail(gerr)
-	}
+	t := c.tok
 	id := c.segs[0]
 	if id == "me" {
 		switch t.kind {
-		case kindUser:
+		case kindUser, kindInstagram:
 			id = t.userID
 		case kindPage:
 			id = t.pageID
@@ -62,7 +69,21 @@ func (s *Server) handleGraph(c *call) result {
 	if len(c.segs) > 3 {
 		return fail(errUnknownPath(c.path))
 	}
+	if c.host == hostIGGraph {
+		// graph.instagram.com knows Instagram objects only.
+		switch {
+		case s.igAccounts[id] != nil && edge == "" && c.method == http.MethodGet:
+			if gerr := s.canUseIG(c, id, "instagram_basic"); gerr != nil {
+				return fail(gerr)
+			}
+			return s.fields(c, s.igUserNode(s.igAccounts[id]), "IGUser", []string{"id"}, igLoginUserFields)
+		case s.users[id] != nil, s.pages[id] != nil, s.posts[id] != nil:
+			return fail(errNoObject(strings.ToLower(c.method), id))
+		}
+	}
 	switch {
+	case s.ig.comments[id] != nil:
+		return s.routeComment(c, id, edge, sub)
 	case s.users[id] != nil:
 		return s.routeUser(c, id, edge, sub)
 	case s.pages[id] != nil:

@@ -134,8 +134,12 @@ func (s *Server) FailContainer(id string, subcode int) error {
 func (s *Server) canUseIG(c *call, igID string, perms ...string) *graphError {
 	acct := s.igAccounts[igID]
 	switch c.tok.kind {
+	case kindInstagram:
+		if c.tok.userID != igID {
+			return errNoObject(strings.ToLower(c.method), igID)
+		}
 	case kindUser:
-		if len(s.pages[acct.PageID].Tasks[c.tok.userID]) == 0 {
+		if acct.PageID == "" || len(s.pages[acct.PageID].Tasks[c.tok.userID]) == 0 {
 			return errNoObject(strings.ToLower(c.method), igID)
 		}
 	case kindPage:
@@ -214,6 +218,8 @@ func (s *Server) routeIGUser(c *call, id, edge, sub string) result {
 		return s.createContainer(c, id)
 	case edge == "media_publish" && c.method == http.MethodPost:
 		return s.publishContainer(c, id)
+	case edge == "insights" && c.method == http.MethodGet:
+		return s.accountInsights(c, id)
 	case edge == "content_publishing_limit" && c.method == http.MethodGet:
 		if gerr := s.canUseIG(c, id, "instagram_basic", "instagram_content_publish"); gerr != nil {
 			return fail(gerr)
@@ -230,7 +236,7 @@ func (s *Server) routeIGUser(c *call, id, edge, sub string) result {
 		return ok(map[string]any{"data": []map[string]any{out}})
 	case edge == "":
 		return fail(errNoObject(strings.ToLower(c.method), id))
-	case slices.Contains([]string{"media", "media_publish", "content_publishing_limit"}, edge):
+	case slices.Contains([]string{"media", "media_publish", "content_publishing_limit", "insights"}, edge):
 		return fail(errNoObject(strings.ToLower(c.method), id))
 	}
 	return fail(errNoField(edge, "IGUser"))
@@ -272,7 +278,7 @@ func (s *Server) createContainer(c *call, igID string) result {
 		mediaType:    strings.ToUpper(c.param("media_type")),
 	}
 	if c.param("upload_type") == "resumable" {
-		return fail(errParam("(#100) upload_type=resumable is not supported by this emulator; pass video_url"))
+		return s.createResumable(c, ct)
 	}
 	processing := s.cfg.imageProcessing
 	switch ct.mediaType {
@@ -481,7 +487,9 @@ func (s *Server) routeMedia(c *call, id, edge, sub string) result {
 		return ok(s.paginate(c, items))
 	case edge == "insights" && c.method == http.MethodGet:
 		return s.insights(c, id, "ig", "")
-	case edge == "" || edge == "children" || edge == "insights":
+	case edge == "comments" && c.method == http.MethodGet:
+		return s.listComments(c, id, "", true)
+	case edge == "" || edge == "children" || edge == "insights" || edge == "comments":
 		return fail(errNoObject(strings.ToLower(c.method), id))
 	}
 	return fail(errNoField(edge, "IGMedia"))

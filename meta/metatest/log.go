@@ -18,7 +18,10 @@ const Redacted = "REDACTED"
 // signed_request, the Authorization and Cookie headers, and the same keys at
 // the top level of a JSON body.
 type Request struct {
-	Time    time.Time
+	Time time.Time
+	// Host is the Meta host called: graph.facebook.com,
+	// graph.instagram.com, api.instagram.com or rupload.facebook.com.
+	Host    string
 	Method  string
 	Version string // the path's version prefix, "" when unversioned
 	Path    string // the path without the version prefix, such as "/me/accounts"
@@ -94,6 +97,7 @@ func (s *Server) record(r *http.Request, version, p string, params url.Values, f
 		}
 	}
 	req := Request{
+		Host:    hostName(r.URL.Path),
 		Method:  r.Method,
 		Version: version,
 		Path:    p,

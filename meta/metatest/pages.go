@@ -324,6 +324,14 @@ func (s *Server) routePost(c *call, id, edge, sub string) result {
 		if c.method == http.MethodGet && !ps.isObject {
 			return s.insights(c, id, "post", sub)
 		}
+	case "comments":
+		switch {
+		case sub != "" || ps.isObject:
+		case c.method == http.MethodGet:
+			return s.listComments(c, id, "", false)
+		case c.method == http.MethodPost:
+			return s.reply(c, id, nil)
+		}
 	default:
 		return fail(errNoField(edge, "Post"))
 	}

@@ -70,10 +70,13 @@ type Page struct {
 	FanCount       int
 }
 
-// InstagramAccount is an Instagram professional account linked to a Page.
+// InstagramAccount is an Instagram professional account, linked to a Page
+// or (for Instagram Login only) not.
 type InstagramAccount struct {
-	ID                string // required; the IG user id
-	PageID            string // required; the linked Page
+	ID string // required; the IG user id
+	// PageID is the linked Page. An account without one is reached
+	// only with Instagram Login (InstagramConsent, InstagramToken).
+	PageID            string
 	Username          string
 	Name              string
 	Biography         string
@@ -268,15 +271,17 @@ func (s *Server) AddInstagramAccount(a InstagramAccount) error {
 	if s.igAccounts[a.ID] != nil {
 		return fmt.Errorf("metatest: AddInstagramAccount %s: %w", a.ID, ErrDuplicate)
 	}
-	if s.pages[a.PageID] == nil {
+	if a.PageID != "" && s.pages[a.PageID] == nil {
 		return fmt.Errorf("metatest: AddInstagramAccount %s: page %q: %w", a.ID, a.PageID, ErrNotFound)
 	}
-	if other, ok := s.igByPage[a.PageID]; ok {
+	if other, ok := s.igByPage[a.PageID]; ok && a.PageID != "" {
 		return invalid("AddInstagramAccount %s: page %s is already linked to %s", a.ID, a.PageID, other)
 	}
 	acct := a
 	s.igAccounts[a.ID] = &acct
-	s.igByPage[a.PageID] = a.ID
+	if a.PageID != "" {
+		s.igByPage[a.PageID] = a.ID
+	}
 	return nil
 }
 

@@ -55,6 +55,8 @@ type Server struct {
 	faults        []*fault
 	calls         []callRecord
 	requests      []Request
+	// ig holds Instagram Login, demographics, uploads and comments.
+	ig *igState
 }
 
 // New starts an emulator listening on a loopback address. Call Close when
@@ -90,6 +92,7 @@ func New(opts ...Option) (*Server, error) {
 		retiredExtra:  map[string]bool{},
 		catalog:       metricCatalog(),
 		failingURLs:   map[string]bool{},
+		ig:            newIGState(),
 	}
 	if s.client == nil {
 		s.client = &http.Client{Timeout: 30 * time.Second}
@@ -215,6 +218,7 @@ type call struct {
 	params url.Values
 	files  map[string]string
 	header http.Header // headers to add to the response
+	host   host        // which of Meta's hosts was called
 
 	// set once authenticated
 	tok   *token
@@ -326,11 +330,16 @@ func (s *Server) versionError(v, rest string) *graphError {
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	version, rest := splitVersion(r.URL.Path)
+	h, p := hostOf(r.URL.Path)
+	if h == hostUpload {
+		s.serveUpload(w, r, p)
+		return
+	}
+	version, rest := splitVersion(p)
 	params, files, body, perr := readParams(r)
 	c := &call{
 		w: w, r: r, method: r.Method, path: rest, params: params, files: files,
-		header: http.Header{},
+		header: http.Header{}, host: h,
 	}
 	c.segs = splitPath(rest)
 	if m := params.Get("method"); m != "" && r.Method == http.MethodGet {
@@ -355,15 +364,28 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(c, errParam("(#100) Could not parse the request body"))
 		return
 	}
-	switch rest {
-	case "/dialog/oauth":
+	switch {
+	case h == hostIGLogin && rest == "/oauth/access_token":
+		s.writeResult(c, s.lockedHandle(c, s.handleIGCode))
+		return
+	case h == hostIGLogin:
+		s.writeError(c, errUnknownPath(rest))
+		return
+	case h == hostIGGraph && (rest == "/access_token" || rest == "/refresh_access_token"):
+		s.writeResult(c, s.lockedHandle(c, func(c *call) result { return s.handleIGToken(c, rest) }))
+		return
+	case h == hostFacebook && rest == "/dialog/oauth":
 		s.serveDialog(c)
 		return
-	case "/oauth/access_token":
+	case h == hostFacebook && rest == "/oauth/access_token":
 		s.writeResult(c, s.lockedHandle(c, s.handleAccessToken))
 		return
 	}
-	s.writeResult(c, s.lockedHandle(c, s.handleGraph))
+	res := s.lockedHandle(c, s.handleGraph)
+	if s.dropAnswer(c) {
+		return
+	}
+	s.writeResult(c, res)
 }
 
 func splitPath(p string) []string {
