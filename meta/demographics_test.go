@@ -122,13 +122,15 @@ func TestSnapshotDemographics(t *testing.T) {
 		require.Len(t, s.Breakdowns["country"], 45)
 		require.Equal(t, []string{"analytics", "publishing"}, []string(s.Purposes))
 
-		// Snapshots without breakdowns still read back (nil).
+		// The Instagram sync reads the demographics too, with the
+		// insights permission.
 		e.clk.Advance(time.Hour)
 		_, _, err = c.Instagram.Snapshot(e.ctx, creatorID)
 		require.NoError(t, err)
 		got, err = e.store.Snapshots(e.ctx, conn.ID)
 		require.NoError(t, err)
 		require.Len(t, got, 2)
-		require.Nil(t, got[1].Breakdowns)
+		require.Equal(t, map[string]int64{"F": 2900, "M": 2100, "U": 100}, got[1].Breakdowns["gender"])
+		require.Contains(t, got[1].Source, "follower_demographics")
 	})
 }

@@ -105,6 +105,7 @@ func TestSyncWithoutStatsStoresUnknown(t *testing.T) {
 			require.Equal(t, "unknown", c.String(), name)
 		}
 		require.Equal(t, social.KnownCount(0), sn.Views, "video.list was granted: no videos is a known 0")
+		require.Nil(t, sn.Breakdowns, "a snapshot without breakdowns reads back nil")
 		b, err := json.Marshal(sn)
 		require.NoError(t, err)
 		require.Contains(t, string(b), `"followers":null`)
