@@ -63,6 +63,15 @@ type Config struct {
 	// MaxAttachmentSize is the largest attachment accepted, in bytes
 	// (0: crm.DefaultMaxAttachmentSize). Only used with Attachments.
 	MaxAttachmentSize int64
+	// Providers are the platforms' providers (tiktok.Provider,
+	// meta.Provider, social.OAuth2Provider…), registered once with the
+	// social store: Disconnect without a provider and Maintain's
+	// revocation retries reach every platform through them.
+	Providers []social.Provider
+	// RefreshWindow is how long before its expiry an access token is
+	// refreshed (0: social.DefaultRefreshWindow), at most half the
+	// token's lifetime.
+	RefreshWindow time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger receives socialcrm's logs (default: discard).
@@ -163,10 +172,15 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	// A disconnect revokes the authorization at the platform, and a
 	// platform's deauthorization arrives through the same hook: either way
 	// the connection's data starts its post-deauthorization period.
-	if sdk.Social, err = social.New(cfg.DB, sdk.Vault, social.WithClock(now), social.WithLogger(log),
+	socialOpts := []social.Option{social.WithClock(now), social.WithLogger(log),
+		social.WithProviders(cfg.Providers...),
 		social.WithDisconnectHook(func(ctx context.Context, c social.Connection) error {
 			return sdk.Retention.RecordEvent(ctx, retention.EventDeauthorized, "connection_id", c.ID)
-		})); err != nil {
+		})}
+	if cfg.RefreshWindow != 0 {
+		socialOpts = append(socialOpts, social.WithRefreshWindow(cfg.RefreshWindow))
+	}
+	if sdk.Social, err = social.New(cfg.DB, sdk.Vault, socialOpts...); err != nil {
 		return nil, err
 	}
 	// The CRM's categories bound to this Store: erasing an attachment

@@ -99,7 +99,7 @@ func TestRetentionAgesPlatformData(t *testing.T) {
 		present("tiktok", "user", "page", "instagram")
 
 		// The Facebook user disconnects: the Page and Instagram account go too.
-		_, err = w.fbProv.Disconnect(w.ctx, w.sdk.Social, w.conns["user"].ID)
+		_, err = w.sdk.Social.Disconnect(w.ctx, w.conns["user"].ID, w.fbProv)
 		require.NoError(t, err)
 		disconnected := w.clk.Now()
 		sweep(disconnected.Sub(start) + 29*retention.Day)

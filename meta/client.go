@@ -393,11 +393,23 @@ func (c *Client) post(ctx context.Context, path string, form url.Values, out any
 
 // do sends one call: permission check, token, proof, request, envelope
 // decoding, usage headers. A 190 answer marks the connection
-// needs_reauth (except 190/492, a lost Page role that no new token fixes).
+// needs_reauth (except 190/492, a lost Page role that no new token fixes),
+// unless the stored token changed meanwhile (the user logged in again in
+// another process): the call is then sent again, once, with it.
 func (c *Client) do(ctx context.Context, r request, out any) (*Response, error) {
 	if err := c.require(r.need...); err != nil {
 		return nil, err
 	}
+	for try := 0; ; try++ {
+		resp, err := c.attempt(ctx, r, out)
+		if try > 0 || !errors.Is(err, social.ErrTokenRenewed) {
+			return resp, err
+		}
+	}
+}
+
+// attempt is one attempt of do, after the permission check.
+func (c *Client) attempt(ctx context.Context, r request, out any) (*Response, error) {
 	if d := c.limits.blocked(c.limitKeys(), c.opts.now()); d > 0 {
 		return nil, &RateLimitError{APIError: &APIError{Message: "rate limit spent, not calling", Method: r.method, Path: r.path}, RetryAfter: d, Usage: c.Usage()}
 	}
@@ -405,17 +417,87 @@ func (c *Client) do(ctx context.Context, r request, out any) (*Response, error) 
 	if err != nil {
 		return nil, fmt.Errorf("meta: %s %s: %w", r.method, r.path, err)
 	}
+	sent := c.opts.now()
 	resp, err := c.call(ctx, r, tok.AccessToken, out)
 	if resp != nil {
 		c.mu.Lock()
 		c.lastUsage = resp.Usage.clone()
 		c.mu.Unlock()
 	}
+	if err != nil && !r.idempotent {
+		err = c.outcome(ctx, r, resp, sent, err)
+		var ou *OutcomeUnknownError
+		if errors.As(err, &ou) {
+			return resp, err
+		}
+	}
 	var apiErr *APIError
 	if err != nil && errors.As(err, &apiErr) && resp != nil {
 		return resp, c.classify(ctx, apiErr, resp)
 	}
 	return resp, err
+}
+
+// ErrOutcomeUnknown matches *OutcomeUnknownError; it is
+// social.ErrOutcomeUnknown, which the other platforms' clients match too.
+var ErrOutcomeUnknown = social.ErrOutcomeUnknown
+
+// OutcomeUnknownError is returned for a write (a publish, a message, an
+// Instagram media_publish) whose answer was lost or was a server error:
+// Meta may or may not have carried it out, and it is not sent again.
+// Check before deciding: look the post up on the Page's feed (GET
+// /{page-id}/feed) after SentAt, or read the container's status
+// (InstagramService.Container) when ContainerID is set.
+// errors.Is(err, ErrOutcomeUnknown) holds, and so does what Err matches
+// (ErrTransient for Meta's codes 1 and 2).
+type OutcomeUnknownError struct {
+	// Method and Path are the call; SentAt when it was sent.
+	Method, Path string
+	SentAt       time.Time
+	// StatusCode is the HTTP status, 0 when no answer arrived; TraceID is
+	// Meta's fbtrace_id, if any.
+	StatusCode int
+	TraceID    string
+	// Operation ("media_publish") and ContainerID name an Instagram
+	// publication in doubt.
+	Operation, ContainerID string
+	// Err is the transport error or the server's refusal.
+	Err error
+}
+
+func (e *OutcomeUnknownError) Error() string {
+	what := e.Method + " " + e.Path
+	if e.Operation != "" {
+		what = e.Operation + " of container " + e.ContainerID
+	}
+	return fmt.Sprintf("meta: %s: outcome unknown (HTTP %d, not sent again): %v", what, e.StatusCode, e.Err)
+}
+
+// Unwrap returns Err.
+func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrOutcomeUnknown) hold.
+func (e *OutcomeUnknownError) Is(target error) bool { return target == ErrOutcomeUnknown }
+
+// outcome turns the failure of a write whose effect is unknown (no answer,
+// or a server error) into an *OutcomeUnknownError, classifying an API
+// error first; other failures are returned as they are.
+func (c *Client) outcome(ctx context.Context, r request, resp *Response, sent time.Time, err error) error {
+	var rl *RateLimitError
+	if errors.As(err, &rl) {
+		return err // nothing was sent, or Meta refused it
+	}
+	if resp == nil {
+		return &OutcomeUnknownError{Method: r.method, Path: r.path, SentAt: sent, Err: err}
+	}
+	if resp.StatusCode < 500 {
+		return err
+	}
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		err = c.classify(ctx, apiErr, resp)
+	}
+	return &OutcomeUnknownError{Method: r.method, Path: r.path, SentAt: sent, StatusCode: resp.StatusCode, TraceID: resp.TraceID, Err: err}
 }
 
 // graph sends Graph API calls for a Client or a Provider.

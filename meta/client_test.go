@@ -233,7 +233,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		_, err = dp.DebugToken(e.ctx, secretOf(utok.AccessToken))
 		require.Error(t, err)
 		add(err)
-		_, err = dp.Exchange(e.ctx, "code-canary", "")
+		_, err = dp.Exchange(e.ctx, social.ExchangeRequest{Code: "code-canary"})
 		require.Error(t, err)
 		add(err)
 

@@ -77,7 +77,7 @@ func TestDeauthorizeReachesDerivedConnections(t *testing.T) {
 	})
 }
 
-// TestProviderDisconnectUsesTheLink: Provider.Disconnect finds the Pages
+// TestProviderDisconnectUsesTheLink: Store.Disconnect finds the Pages
 // through the parent link, so it disconnects them even when Meta no
 // longer answers for the user token.
 func TestProviderDisconnectUsesTheLink(t *testing.T) {
@@ -85,10 +85,10 @@ func TestProviderDisconnectUsesTheLink(t *testing.T) {
 		user := w.connect(userID, allFeatures)
 		conns := w.connectPages(user)
 		require.NoError(t, w.srv.InjectFault(metatest.Fault{Path: "/me/accounts", Code: 190, Subcode: meta.SubcodeExpired, Count: 100}))
-		done, err := w.prov.Disconnect(w.ctx, w.store, user.ID)
+		done, err := w.store.Disconnect(w.ctx, user.ID, w.prov)
 		require.NoError(t, err)
-		require.Len(t, done, len(conns)+1)
-		require.Equal(t, user.ID, done[len(done)-1].ID, "the user's connection last")
+		require.Equal(t, user.ID, done.ID)
+		require.Equal(t, social.StatusRevoked, done.Status)
 		for _, c := range conns {
 			got, err := w.store.Get(w.ctx, c.ID)
 			require.NoError(t, err)

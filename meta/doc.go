@@ -35,10 +35,11 @@
 // for a daily check) and moves a refused one to needs_reauth; DebugToken
 // inspects any token.
 // ConnectPages links each Page and Instagram connection to the user's
-// (social.Connection.ParentID), and Disconnect follows that link: it
-// removes the Page and Instagram connections, then revokes the app at Meta
-// (DELETE /me/permissions) — without asking Meta which Pages the user
-// had, so it works after the user token died. A 190/458 answer (the user
+// (social.Connection.ParentID), and social.Store.Disconnect of the user's
+// connection follows that link: it removes the Page and Instagram
+// connections, then revokes the app at Meta (DELETE /me/permissions) —
+// without asking Meta which Pages the user had, so it works after the
+// user token died. A 190/458 answer (the user
 // removed the app) revokes the user's connection and those derived from
 // it as the Deauthorize Callback does (social.Session.Removed).
 //
@@ -147,6 +148,12 @@
 //
 // # Messenger and callbacks
 //
+// A real Page sends the app no webhook event until the app is subscribed
+// to it: Pages.Subscribe(ctx, pageID, MessengerFields) on the Page's
+// client (pages_manage_metadata, pages_messaging) does it when the Page
+// connects; Pages.SubscribedApps lists and Pages.Unsubscribe removes the
+// subscription.
+//
 // Messenger events arrive at the Webhook, an http.Handler for the app's
 // callback URL. NewWebhook takes the app secret and verify token
 // (WebhookConfig), the social store and an EventHandler; an Inbox's
@@ -177,7 +184,11 @@
 // *WindowError (ErrWindowClosed) outside 24 hours after the person's last
 // message (7 days with HUMAN_AGENT), read from crm. The reply is stored as
 // an outbound crm message, marked sent or failed, and audited
-// (meta.messenger.send).
+// (meta.messenger.send). A person Meta names by sender.user_ref (a
+// checkbox plugin opt-in, a chat plugin guest) has no PSID: the event
+// carries Event.UserRef, the inbox keys the conversation with
+// UserRefConversationKey, and SendRequest.UserRef answers with
+// recipient.user_ref.
 //
 // NewCallbacks serves Meta's Deauthorize Callback (DeauthorizeHandler: the
 // user's connections and every Page and Instagram connection made from
@@ -228,7 +239,11 @@
 // app limits (4, 341) block every connection, the others the connection's
 // account. Reads are retried on 5xx and
 // transport errors (bounded, jittered, never past the context); writes
-// only after a 429. Every Response carries the parsed X-App-Usage,
+// only after a 429: a write answered with a 5xx or not at all is an
+// *OutcomeUnknownError (errors.Is(err, social.ErrOutcomeUnknown)) naming
+// the call and when it was sent, to look the post up before deciding. A
+// 190 for a token the user replaced meanwhile by logging in again sends
+// the call again, once, with the stored token. Every Response carries the parsed X-App-Usage,
 // X-Page-Usage and X-Business-Use-Case-Usage headers (Response.Usage).
 //
 // # Security

@@ -46,17 +46,21 @@ type Entry struct {
 	Events []Event
 }
 
-// Event is one element of entry[].messaging[]. PSID is always the person
-// (the sender of a message, the recipient of an echo), PageID the Page.
+// Event is one element of entry[].messaging[]. PSID is the person (the
+// sender of a message, the recipient of an echo), PageID the Page; a
+// person Meta names by sender.user_ref instead (a checkbox plugin opt-in,
+// a chat plugin guest) has UserRef set and PSID empty, and is answered
+// with SendRequest.UserRef.
 // Exactly one of Message, Delivery, Read and Postback is set, as Kind
 // says; none for EventOther.
 type Event struct {
 	Kind EventKind
 	// Object is the payload's object: "page" for Messenger, "instagram"
 	// for Instagram messaging (where PageID is the Instagram account's id).
-	Object string
-	PageID string
-	PSID   string
+	Object  string
+	PageID  string
+	PSID    string
+	UserRef string
 	// Time is the event's timestamp; events without one (Meta's
 	// message_deliveries sample has none) take their entry's time.
 	Time time.Time
@@ -222,11 +226,11 @@ func parseEvent(raw json.RawMessage, en Entry, object string) (Event, error) {
 		ev.Time = en.Time
 	}
 	sender := string(w.Sender.ID)
-	if sender == "" {
-		sender = string(w.Sender.UserRef)
-	}
 	recipient := string(w.Recipient.ID)
 	ev.PSID = sender
+	if sender == "" {
+		ev.UserRef = string(w.Sender.UserRef)
+	}
 	switch {
 	case w.Message != nil:
 		m := &Message{MID: string(w.Message.MID), Text: w.Message.Text, AppID: string(w.Message.AppID)}

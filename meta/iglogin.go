@@ -199,18 +199,28 @@ func (*InstagramProvider) Platform() string { return PlatformInstagram }
 // Features returns InstagramFeatures().
 func (*InstagramProvider) Features() []social.Feature { return InstagramFeatures() }
 
+// RedirectURL returns the configured callback.
+func (p *InstagramProvider) RedirectURL() string { return p.cfg.RedirectURL }
+
+func (p *InstagramProvider) redirect(u string) string {
+	if u != "" {
+		return u
+	}
+	return p.cfg.RedirectURL
+}
+
 // AuthCodeURL returns the authorization window's URL,
 // {InstagramLoginURL}/oauth/authorize with client_id, redirect_uri,
 // response_type=code, the comma-separated scope and state. The code
 // exchange is authenticated with the app secret; the PKCE verifier is not
 // sent.
-func (p *InstagramProvider) AuthCodeURL(state, _ string, scopes social.Scopes) string {
+func (p *InstagramProvider) AuthCodeURL(r social.AuthRequest) string {
 	q := url.Values{
 		"client_id":     {p.cfg.AppID},
-		"redirect_uri":  {p.cfg.RedirectURL},
+		"redirect_uri":  {p.redirect(r.RedirectURL)},
 		"response_type": {"code"},
-		"scope":         {scopes.Join(",")},
-		"state":         {state},
+		"scope":         {r.Scopes.Join(",")},
+		"state":         {r.State},
 	}
 	return p.cfg.instagramLoginURL() + "/oauth/authorize?" + q.Encode()
 }
@@ -255,10 +265,10 @@ func (e igCodeEntry) scopes() social.Scopes {
 // the account's id and username (/me). The granted permissions are those
 // the code exchange lists. The long-lived token is also the refresh token:
 // Refresh extends it. A code Meta refuses wraps social.ErrInvalidGrant.
-func (p *InstagramProvider) Exchange(ctx context.Context, code, _ string) (*social.Grant, error) {
-	code = strings.TrimSuffix(code, "#_")
+func (p *InstagramProvider) Exchange(ctx context.Context, xr social.ExchangeRequest) (*social.Grant, error) {
+	code := strings.TrimSuffix(xr.Code, "#_")
 	f := url.Values{"client_id": {p.cfg.AppID}, "client_secret": {string(p.cfg.AppSecret.Reveal())},
-		"grant_type": {"authorization_code"}, "redirect_uri": {p.cfg.RedirectURL}, "code": {code}}
+		"grant_type": {"authorization_code"}, "redirect_uri": {p.redirect(xr.RedirectURL)}, "code": {code}}
 	var short igCodeAnswer
 	_, err := p.call(ctx, request{method: http.MethodPost, base: p.cfg.instagramLoginURL(), path: "/oauth/access_token", form: f}, "", &short)
 	if err != nil {
@@ -348,4 +358,4 @@ func (p *InstagramProvider) Refresh(ctx context.Context, refreshToken vault.Secr
 // Revoke does nothing at Meta: Instagram Login documents no revocation
 // endpoint (the creator removes the app in Instagram's settings, which
 // the deauthorize callback reports). The caller deletes the tokens.
-func (p *InstagramProvider) Revoke(context.Context, vault.Secret) error { return nil }
+func (p *InstagramProvider) Revoke(context.Context, social.Tokens) error { return nil }

@@ -182,9 +182,9 @@ func TestInstagramLoginRefreshAndFailures(t *testing.T) {
 		require.NoError(t, err)
 		cb, err := e.srv.InstagramConsent(authURL, metatest.InstagramConsent{AccountID: smallID})
 		require.NoError(t, err)
-		_, err = e.igProv.Exchange(e.ctx, cb.Query().Get("code"), "")
+		_, err = e.igProv.Exchange(e.ctx, social.ExchangeRequest{Code: cb.Query().Get("code")})
 		require.NoError(t, err)
-		_, err = e.igProv.Exchange(e.ctx, cb.Query().Get("code"), "")
+		_, err = e.igProv.Exchange(e.ctx, social.ExchangeRequest{Code: cb.Query().Get("code")})
 		require.ErrorIs(t, err, social.ErrInvalidGrant)
 		requireNoSecret(t, err.Error(), appSecret)
 
@@ -319,7 +319,7 @@ func TestInstagramTokenErrorsRedacted(t *testing.T) {
 	require.Error(t, err)
 	require.NotErrorIs(t, err, social.ErrInvalidGrant, "a transport error is not a refusal")
 	requireNoSecret(t, err.Error(), canary, appSecret)
-	_, err = p.Exchange(t.Context(), "code-canary#_", "")
+	_, err = p.Exchange(t.Context(), social.ExchangeRequest{Code: "code-canary#_"})
 	require.Error(t, err)
 	requireNoSecret(t, err.Error(), appSecret, "code-canary")
 }

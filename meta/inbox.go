@@ -100,6 +100,22 @@ func ConversationKey(pageID, psid string) crm.ConversationKey {
 	return crm.ConversationKey{Channel: crm.ChannelMessenger, AccountID: pageID, ThreadID: psid}
 }
 
+// UserRefConversationKey returns the crm key of the conversation between
+// a Page and a person Meta names by a user_ref (a checkbox plugin opt-in,
+// a chat plugin guest), who has no PSID: its thread id is "user_ref:"
+// followed by the reference, never mistaken for a PSID.
+func UserRefConversationKey(pageID, userRef string) crm.ConversationKey {
+	return crm.ConversationKey{Channel: crm.ChannelMessenger, AccountID: pageID, ThreadID: "user_ref:" + userRef}
+}
+
+// key returns the conversation key of the event's person.
+func (e *Event) key() crm.ConversationKey {
+	if e.PSID == "" && e.UserRef != "" {
+		return UserRefConversationKey(e.PageID, e.UserRef)
+	}
+	return ConversationKey(e.PageID, e.PSID)
+}
+
 // Handle stores events in every tenant that connected their Page, inside
 // tx (the webhook's delivery transaction; see EventHandler), with a few
 // statements per tenant for the whole batch (crm's RecordAll and MarkAll):
@@ -113,7 +129,7 @@ func (in *Inbox) Handle(ctx context.Context, tx bun.Tx, events []*Event) error {
 	perTenant := map[string][]*Event{}        // tenant id -> its events
 	tenantCtx := map[string]context.Context{} // tenant id -> context acting on it
 	for _, ev := range events {
-		if ev.Kind == EventOther || ev.PageID == "" || ev.PSID == "" {
+		if ev.Kind == EventOther || ev.PageID == "" || ev.PSID == "" && ev.UserRef == "" {
 			continue
 		}
 		ctxs, seen := routes[ev.PageID]
@@ -175,7 +191,7 @@ func (in *Inbox) store(ctx context.Context, convs *crm.Conversations, events []*
 	var kinds []EventKind
 	var marks []crm.Watermarks
 	for _, ev := range events {
-		key := ConversationKey(ev.PageID, ev.PSID)
+		key := ev.key()
 		if ev.Object == "instagram" {
 			key.Channel = crm.ChannelInstagram
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -124,8 +125,11 @@ type MessengerService struct{ c *Client }
 
 // SendRequest is a message to a person.
 type SendRequest struct {
-	// PSID is the person's Page-scoped id. Required.
-	PSID string
+	// PSID is the person's Page-scoped id; UserRef instead names a person
+	// who has none (Event.UserRef: a checkbox plugin opt-in, a chat plugin
+	// guest), sent as recipient.user_ref. Exactly one is required.
+	PSID    string
+	UserRef string
 	// MessagingType is required; MessagingTag needs Tag.
 	MessagingType MessagingType
 	Tag           MessageTag
@@ -144,8 +148,8 @@ type SendAttachment struct {
 
 // SentMessage is what Send did.
 type SentMessage struct {
-	// RecipientID is Meta's recipient_id (may be empty); MessageID the
-	// mid.
+	// RecipientID is Meta's recipient_id (empty for a UserRef
+	// recipient: Meta does not name the PSID then); MessageID the mid.
 	RecipientID, MessageID string
 	// Stored is the reply as stored in crm: outbound, sent.
 	Stored crm.Message
@@ -154,8 +158,12 @@ type SentMessage struct {
 func (r SendRequest) check() error {
 	bad := func(reason string) error { return fmt.Errorf("%w: %s", ErrInvalidMessage, reason) }
 	switch {
-	case r.PSID == "" || checkID(r.PSID) != nil:
-		return bad("PSID required")
+	case r.PSID != "" && r.UserRef != "":
+		return bad("PSID or UserRef, not both")
+	case r.UserRef != "" && strings.TrimSpace(r.UserRef) != r.UserRef:
+		return bad("malformed UserRef")
+	case r.UserRef == "" && (r.PSID == "" || checkID(r.PSID) != nil):
+		return bad("PSID or UserRef required")
 	case r.Text == "" && r.Attachment == nil:
 		return bad("text or an attachment required")
 	case r.Text != "" && r.Attachment != nil:
@@ -254,7 +262,10 @@ func (s *MessengerService) Send(ctx context.Context, pageID string, req SendRequ
 		return nil, nil, ErrNoConversations
 	}
 	conv := c.opts.conversations.Conversations()
-	key := ConversationKey(pageID, req.PSID)
+	key, recipient := ConversationKey(pageID, req.PSID), map[string]string{"id": req.PSID}
+	if req.UserRef != "" {
+		key, recipient = UserRefConversationKey(pageID, req.UserRef), map[string]string{"user_ref": req.UserRef}
+	}
 	_, last, err := lastInbound(ctx, conv, key)
 	if err != nil {
 		return nil, nil, fmt.Errorf("meta: send: %w", err)
@@ -276,7 +287,7 @@ func (s *MessengerService) Send(ctx context.Context, pageID string, req SendRequ
 		return nil, nil, fmt.Errorf("meta: send: store reply: %w", err)
 	}
 	body := map[string]any{
-		"recipient":      map[string]string{"id": req.PSID},
+		"recipient":      recipient,
 		"messaging_type": string(req.MessagingType),
 		"message":        message,
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -410,4 +411,80 @@ func (s *PagesService) PostInsights(ctx context.Context, postID string, opts Ins
 		metrics = s.c.cfg.Metrics.withDefaults().Post
 	}
 	return s.c.insights(ctx, postID, metrics, opts, PermReadInsights, PermPagesReadEngagement)
+}
+
+// MessengerFields are the Page webhook fields the Messenger inbox needs:
+// messages, postbacks, opt-ins, deliveries, reads and echoes.
+var MessengerFields = []string{"messages", "messaging_postbacks", "messaging_optins", "message_deliveries", "message_reads", "message_echoes"}
+
+// SubscribedApp is an app subscribed to a Page's webhooks, with the fields
+// it receives.
+type SubscribedApp struct {
+	ID               ID       `json:"id"`
+	Name             string   `json:"name"`
+	Category         string   `json:"category"`
+	Link             string   `json:"link"`
+	SubscribedFields []string `json:"subscribed_fields"`
+}
+
+// Subscribe subscribes the app to the Page's webhooks for fields
+// (MessengerFields for the inbox): without it a real Page sends the app no
+// webhook event, whatever the app's own subscription. Meta delivers only
+// the fields subscribed at both the Page and the app level. It needs
+// pages_manage_metadata (and pages_messaging for Messenger fields) and a
+// client acting for the Page's connection; subscribing again replaces the
+// fields, so the call is safe to repeat.
+func (s *PagesService) Subscribe(ctx context.Context, pageID string, fields []string) (*Response, error) {
+	if len(fields) == 0 {
+		return nil, fmt.Errorf("%w: Subscribe: no field", ErrConfig)
+	}
+	need := []string{PermPagesManageMetadata}
+	for _, f := range fields {
+		if strings.HasPrefix(f, "messag") {
+			need = append(need, PermPagesMessaging)
+			break
+		}
+	}
+	if err := s.c.requirePage(pageID); err != nil {
+		return nil, err
+	}
+	var ans struct {
+		Success Bool `json:"success"`
+	}
+	resp, err := s.c.do(ctx, request{method: http.MethodPost, path: "/" + pageID + "/subscribed_apps",
+		form: url.Values{"subscribed_fields": {strings.Join(fields, ",")}}, need: need, idempotent: true}, &ans)
+	if err != nil {
+		return resp, err
+	}
+	if !ans.Success {
+		return resp, fmt.Errorf("meta: subscribe page %s: Meta did not confirm", pageID)
+	}
+	return resp, nil
+}
+
+// SubscribedApps lists the apps subscribed to the Page's webhooks and
+// their fields. It needs pages_manage_metadata and pages_show_list.
+func (s *PagesService) SubscribedApps(ctx context.Context, pageID string) ([]SubscribedApp, *Response, error) {
+	if err := s.c.requirePage(pageID); err != nil {
+		return nil, nil, err
+	}
+	var l list[SubscribedApp]
+	resp, err := s.c.get(ctx, "/"+pageID+"/subscribed_apps", nil, &l, PermPagesManageMetadata, PermPagesShowList)
+	if err != nil {
+		return nil, resp, err
+	}
+	return l.Data, resp, nil
+}
+
+// Unsubscribe removes the app's subscription to the Page's webhooks. It
+// needs pages_manage_metadata.
+func (s *PagesService) Unsubscribe(ctx context.Context, pageID string) (*Response, error) {
+	if err := s.c.requirePage(pageID); err != nil {
+		return nil, err
+	}
+	var ans struct {
+		Success Bool `json:"success"`
+	}
+	return s.c.do(ctx, request{method: http.MethodDelete, path: "/" + pageID + "/subscribed_apps",
+		need: []string{PermPagesManageMetadata}, idempotent: true}, &ans)
 }

@@ -103,18 +103,28 @@ func (*Provider) Platform() string { return Platform }
 // Features returns Features().
 func (*Provider) Features() []social.Feature { return Features() }
 
+// RedirectURL returns the configured callback.
+func (p *Provider) RedirectURL() string { return p.cfg.RedirectURL }
+
+func (p *Provider) redirect(u string) string {
+	if u != "" {
+		return u
+	}
+	return p.cfg.RedirectURL
+}
+
 // AuthCodeURL returns the Login dialog URL: client_id, redirect_uri,
 // state, response_type=code and the comma-separated permissions. Meta's
 // manual flow authenticates the code exchange with the app secret, so the
 // PKCE verifier is not sent. auth_type=rerequest is always set: without
 // it the dialog does not ask again for a permission declined earlier.
-func (p *Provider) AuthCodeURL(state, _ string, scopes social.Scopes) string {
+func (p *Provider) AuthCodeURL(r social.AuthRequest) string {
 	q := url.Values{
 		"client_id":     {p.cfg.AppID},
-		"redirect_uri":  {p.cfg.RedirectURL},
-		"state":         {state},
+		"redirect_uri":  {p.redirect(r.RedirectURL)},
+		"state":         {r.State},
 		"response_type": {"code"},
-		"scope":         {scopes.Join(",")},
+		"scope":         {r.Scopes.Join(",")},
 		"auth_type":     {"rerequest"},
 	}
 	return p.cfg.dialogURL() + "?" + q.Encode()
@@ -131,9 +141,9 @@ type tokenAnswer struct {
 // and granted permissions (/me/permissions: declined and expired ones are
 // not granted). Only the long-lived token is returned. A code Meta refuses
 // wraps social.ErrInvalidGrant.
-func (p *Provider) Exchange(ctx context.Context, code, _ string) (*social.Grant, error) {
+func (p *Provider) Exchange(ctx context.Context, r social.ExchangeRequest) (*social.Grant, error) {
 	var short tokenAnswer
-	if err := p.token(ctx, url.Values{"code": {code}, "redirect_uri": {p.cfg.RedirectURL}}, &short); err != nil {
+	if err := p.token(ctx, url.Values{"code": {r.Code}, "redirect_uri": {p.redirect(r.RedirectURL)}}, &short); err != nil {
 		return nil, err
 	}
 	var long tokenAnswer
@@ -197,8 +207,11 @@ func (p *Provider) Refresh(context.Context, vault.Secret) (*social.Grant, error)
 // user token expired). A Page token has no revocation of its own: Revoke
 // checks it with debug_token and does nothing else, the caller deleting
 // it. A token of a user who removed the app counts as revoked.
-func (p *Provider) Revoke(ctx context.Context, accessToken vault.Secret) error {
-	tok := string(accessToken.Reveal())
+func (p *Provider) Revoke(ctx context.Context, t social.Tokens) error {
+	if t.AccessToken.IsZero() {
+		return nil // Meta issues no refresh tokens
+	}
+	tok := string(t.AccessToken.Reveal())
 	info, err := p.debugToken(ctx, tok)
 	if err != nil {
 		return fmt.Errorf("meta: revoke: %w", err)
@@ -442,34 +455,6 @@ func (p *Provider) connectInstagram(ctx context.Context, sess *social.Session, p
 		return nil, err
 	}
 	return &c, nil
-}
-
-// Disconnect disconnects a Facebook user connection and the Page and
-// Instagram connections made from it (ConnectPages links them to it, see
-// social.Store.Derived): each derived connection's tokens are deleted
-// first, then the user's authorization of the app is revoked at Meta
-// (DELETE /me/permissions), which also ends every Page token taken with
-// it, and the user's tokens are deleted. Each goes through the store's
-// disconnect hook. It needs no answer from Meta to find the derived
-// connections. It returns the connections disconnected, the user's last.
-func (p *Provider) Disconnect(ctx context.Context, store *social.Store, userConnID string) ([]social.Connection, error) {
-	derived, err := store.Derived(ctx, userConnID)
-	if err != nil {
-		return nil, err
-	}
-	var out []social.Connection
-	for _, d := range derived {
-		c, err := store.Disconnect(ctx, d.ID, p)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, c)
-	}
-	c, err := store.Disconnect(ctx, userConnID, p)
-	if err != nil {
-		return out, err
-	}
-	return append(out, c), nil
 }
 
 // refused reports a token Meta refused on the session: 190/458 (the user

@@ -50,7 +50,7 @@ func TestDefaultsAndConfig(t *testing.T) {
 	require.ErrorIs(t, err, meta.ErrConfig, "New without a session")
 	p, err := meta.NewProvider(meta.Config{AppID: "1", AppSecret: secretOf("x"), RedirectURL: redirect})
 	require.NoError(t, err)
-	u, _ := url.Parse(p.AuthCodeURL("s", "", social.NewScopes("public_profile")))
+	u, _ := url.Parse(p.AuthCodeURL(social.AuthRequest{State: "s", Scopes: social.NewScopes("public_profile")}))
 	if got := u.Host + u.Path; got != "www.facebook.com/"+meta.DefaultVersion+"/dialog/oauth" {
 		t.Errorf("default dialog = %q", got)
 	}

@@ -102,32 +102,6 @@ func (e *UploadError) Is(target error) bool { return target == ErrUpload }
 // Unwrap returns the transport error.
 func (e *UploadError) Unwrap() error { return e.Err }
 
-// ErrOutcomeUnknown matches *OutcomeUnknownError.
-var ErrOutcomeUnknown = errors.New("meta: the outcome of a write is unknown")
-
-// OutcomeUnknownError is returned when a publish request was sent but its
-// answer was lost (the connection dropped): Meta may have published. The
-// request is not sent again, since that could publish twice; read the
-// container's status (InstagramService.Container: PUBLISHED or not) before
-// deciding to publish it again.
-type OutcomeUnknownError struct {
-	// Operation is what was sent ("media_publish").
-	Operation string
-	// ContainerID is the container whose publication is in doubt.
-	ContainerID string
-	Err         error
-}
-
-func (e *OutcomeUnknownError) Error() string {
-	return fmt.Sprintf("meta: %s of container %s: the answer was lost, the outcome is unknown: %v", e.Operation, e.ContainerID, e.Err)
-}
-
-// Is makes errors.Is(err, ErrOutcomeUnknown) hold.
-func (e *OutcomeUnknownError) Is(target error) bool { return target == ErrOutcomeUnknown }
-
-// Unwrap returns the transport error.
-func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
-
 // PublishVideo publishes a local video file as a reel or a story at the
 // user's instruction: it checks content_publishing_limit, creates a
 // container with upload_type=resumable, sends the file to the upload host
@@ -204,6 +178,11 @@ func (s *InstagramService) publishContainer(ctx context.Context, igID, container
 	}
 	resp, err := s.c.post(ctx, "/"+igID+"/media_publish", url.Values{"creation_id": {containerID}}, &ans, igPublishPerms...)
 	if err != nil {
+		var ou *OutcomeUnknownError
+		if errors.As(err, &ou) { // the client found the outcome unknown
+			ou.Operation, ou.ContainerID = "media_publish", containerID
+			return "", resp, err
+		}
 		if sentWithoutAnswer(resp, err) && ctx.Err() == nil {
 			// Sent, no answer: Meta may have published. Not resent.
 			return "", resp, &OutcomeUnknownError{Operation: "media_publish", ContainerID: containerID, Err: err}

@@ -85,8 +85,11 @@ type Connection struct {
 	RefreshToken vault.Sealed `bun:"refresh_token" json:"-"`
 	// TokenVersion counts token rotations; every write of new tokens is a
 	// compare-and-swap on it.
-	TokenVersion  int64     `bun:"token_version,notnull" json:"-"`
-	TokenExpiry   time.Time `bun:"token_expiry,nullzero" json:"token_expiry,omitzero"`
+	TokenVersion int64     `bun:"token_version,notnull" json:"-"`
+	TokenExpiry  time.Time `bun:"token_expiry,nullzero" json:"token_expiry,omitzero"`
+	// TokenIssuedAt is when the access token was stored; with TokenExpiry
+	// it gives the token's lifetime, which bounds the refresh window.
+	TokenIssuedAt time.Time `bun:"token_issued_at,nullzero" json:"-"`
 	RefreshExpiry time.Time `bun:"refresh_expiry,nullzero" json:"refresh_expiry,omitzero"`
 
 	LastSyncAt time.Time `bun:"last_sync_at,nullzero" json:"last_sync_at,omitzero"`
@@ -269,6 +272,13 @@ func Migrations() *migrate.Migrations {
 		return migrations.Exec(ctx, tx,
 			`ALTER TABLE socialcrm_social_webhook_deliveries ADD COLUMN pending BOOLEAN NOT NULL DEFAULT FALSE`)
 	})
+	migrations.Add(ms, "20261206010100", "social_token_lifetimes_revocation_claims", func(ctx context.Context, tx bun.Tx) error {
+		return migrations.Exec(ctx, tx,
+			`ALTER TABLE socialcrm_social_connections ADD COLUMN token_issued_at TIMESTAMP`,
+			`ALTER TABLE socialcrm_social_oauth_states ADD COLUMN redirect_url TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE socialcrm_social_revocations ADD COLUMN refresh_token BLOB`,
+			`ALTER TABLE socialcrm_social_revocations ADD COLUMN claimed_until TIMESTAMP`)
+	})
 	migrations.Add(ms, "20261206020000", "social_snapshot_breakdowns", func(ctx context.Context, tx bun.Tx) error {
 		return migrations.Exec(ctx, tx,
 			`ALTER TABLE socialcrm_social_snapshots ADD COLUMN breakdowns TEXT`)
@@ -291,6 +301,7 @@ func SealedColumns() []vault.Column {
 		{Table: TableConnections, ID: "id", Sealed: "refresh_token"},
 		{Table: TableStates, ID: "id", Sealed: "verifier"},
 		{Table: TableRevocations, ID: "id", Sealed: "access_token"},
+		{Table: TableRevocations, ID: "id", Sealed: "refresh_token"},
 	}
 	cols := map[string][]SealedField{TableConnections: ConnectionSealed()}
 	for _, d := range DataCategories() {
@@ -310,13 +321,14 @@ func SealedColumns() []vault.Column {
 // and disconnections over them. Create it with New; it is safe for
 // concurrent use.
 type Store struct {
-	db           bun.IDB
-	vault        *vault.Vault
-	now          func() time.Time
-	log          *slog.Logger
-	onDisconnect func(context.Context, Connection) error
-	stateTTL     time.Duration
-	refreshSkew  time.Duration
+	db            bun.IDB
+	vault         *vault.Vault
+	now           func() time.Time
+	log           *slog.Logger
+	onDisconnect  func(context.Context, Connection) error
+	stateTTL      time.Duration
+	refreshWindow time.Duration
+	providers     map[string]Provider
 }
 
 // Option configures a Store.
@@ -353,24 +365,55 @@ func WithDisconnectHook(fn func(ctx context.Context, c Connection) error) Option
 	}
 }
 
-// WithRefreshSkew sets how long before expiry an access token is
-// refreshed (default DefaultRefreshSkew).
-func WithRefreshSkew(d time.Duration) Option {
+// WithRefreshWindow sets how long before its expiry an access token is
+// refreshed (default DefaultRefreshWindow). A token is refreshed at most
+// half its lifetime before it expires, whatever the window: with
+// five-minute tokens and the default window, at 2m30s.
+func WithRefreshWindow(d time.Duration) Option {
 	return func(s *Store) error {
 		if d < 0 {
-			return fmt.Errorf("%w: WithRefreshSkew: negative", ErrConfig)
+			return fmt.Errorf("%w: WithRefreshWindow: negative", ErrConfig)
 		}
-		s.refreshSkew = d
+		s.refreshWindow = d
 		return nil
 	}
+}
+
+// WithProviders registers the providers of the platforms the store's
+// connections belong to, once: RetryRevocations and Maintain reach every
+// platform through them, and Provider looks one up. Two providers of one
+// platform are an ErrConfig.
+func WithProviders(ps ...Provider) Option {
+	return func(s *Store) error {
+		for _, p := range ps {
+			if p == nil {
+				return fmt.Errorf("%w: WithProviders: nil provider", ErrConfig)
+			}
+			if _, dup := s.providers[p.Platform()]; dup {
+				return fmt.Errorf("%w: WithProviders: two providers of %q", ErrConfig, p.Platform())
+			}
+			if s.providers == nil {
+				s.providers = map[string]Provider{}
+			}
+			s.providers[p.Platform()] = p
+		}
+		return nil
+	}
+}
+
+// Provider returns the registered provider of platform (WithProviders).
+func (s *Store) Provider(platform string) (Provider, bool) {
+	p, ok := s.providers[platform]
+	return p, ok
 }
 
 // Defaults.
 const (
 	// StateLifetime is how long a flow's state can be completed.
 	StateLifetime = 10 * time.Minute
-	// DefaultRefreshSkew is how long before its expiry a token is refreshed.
-	DefaultRefreshSkew = 5 * time.Minute
+	// DefaultRefreshWindow is how long before its expiry a token is
+	// refreshed (at most half its lifetime).
+	DefaultRefreshWindow = 5 * time.Minute
 )
 
 // New returns a Store over db (with the migrations of tenancy, vault and
@@ -379,7 +422,7 @@ func New(db bun.IDB, v *vault.Vault, opts ...Option) (*Store, error) {
 	if db == nil || v == nil {
 		return nil, fmt.Errorf("%w: New: nil db or vault", ErrConfig)
 	}
-	s := &Store{db: db, vault: v, now: time.Now, stateTTL: StateLifetime, refreshSkew: DefaultRefreshSkew}
+	s := &Store{db: db, vault: v, now: time.Now, stateTTL: StateLifetime, refreshWindow: DefaultRefreshWindow}
 	for _, o := range opts {
 		if o == nil {
 			continue
@@ -552,7 +595,7 @@ var _ bun.AfterScanRowHook = (*Connection)(nil)
 // AfterScanRow returns the connection's times in UTC whatever the driver
 // gave.
 func (c *Connection) AfterScanRow(context.Context) error {
-	for _, t := range []*time.Time{&c.TokenExpiry, &c.RefreshExpiry, &c.LastSyncAt, &c.CreatedAt, &c.UpdatedAt, &c.RevokedAt} {
+	for _, t := range []*time.Time{&c.TokenExpiry, &c.TokenIssuedAt, &c.RefreshExpiry, &c.LastSyncAt, &c.CreatedAt, &c.UpdatedAt, &c.RevokedAt} {
 		if !t.IsZero() {
 			*t = t.UTC()
 		}

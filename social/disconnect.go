@@ -13,7 +13,7 @@ import (
 )
 
 // revocation is a platform revoke that failed at disconnect and is retried
-// by RetryRevocations. It holds the sealed access token only for that.
+// by RetryRevocations. It holds the sealed tokens only for that.
 type revocation struct {
 	bun.BaseModel `bun:"table:socialcrm_social_revocations,alias:srv"`
 	tenancy.Owned
@@ -22,19 +22,28 @@ type revocation struct {
 	ConnectionID string       `bun:"connection_id,notnull"`
 	Platform     string       `bun:"platform,notnull"`
 	AccessToken  vault.Sealed `bun:"access_token"`
+	RefreshToken vault.Sealed `bun:"refresh_token"`
 	Attempts     int          `bun:"attempts,notnull"`
 	LastError    string       `bun:"last_error,notnull"`
 	CreatedAt    time.Time    `bun:"created_at,notnull"`
 	NextAt       time.Time    `bun:"next_at,notnull"`
+	// ClaimedUntil is the lease of the process retrying it now.
+	ClaimedUntil time.Time `bun:"claimed_until,nullzero"`
 }
 
+// RevocationLease is how long a process that claimed a revocation retry
+// has it to itself; a claim left by a dead process is taken over after it.
+const RevocationLease = 2 * time.Minute
+
 // Disconnect disconnects the connection in one operation: it revokes the
-// authorization at the platform through p, deletes the sealed tokens from
+// authorization at the platform through p (nil: the provider registered
+// for the connection's platform, WithProviders), both tokens where the
+// platform revokes them apart, deletes the sealed tokens from
 // the connection, marks it revoked and writes an audit entry, then calls
 // the disconnect hook (WithDisconnectHook) to hand the connection's
 // derived data to retention. If the platform's revoke fails, the tokens
-// are deleted all the same, and the revoke is queued (the access token
-// sealed apart) for RetryRevocations.
+// are deleted all the same, and the revoke is queued (the tokens sealed
+// apart) for RetryRevocations.
 //
 // The connections derived from it (Session.ConnectDerived, see Derived)
 // are disconnected first, the same way and each through the hook, so that
@@ -43,7 +52,18 @@ type revocation struct {
 // a revoked connection without live derived connections does nothing.
 func (s *Store) Disconnect(ctx context.Context, id string, p Provider) (Connection, error) {
 	if p == nil {
-		return Connection{}, fmt.Errorf("%w: Disconnect: nil provider", ErrConfig)
+		c, err := s.Get(ctx, id)
+		if err != nil {
+			return Connection{}, err
+		}
+		var ok bool
+		if p, ok = s.providers[c.Platform]; !ok {
+			return Connection{}, fmt.Errorf("%w: Disconnect: no provider for %q", ErrConfig, c.Platform)
+		}
+	}
+	// The tenant's key is loaded before any transaction (see Token).
+	if _, err := s.vault.EnsureKey(ctx); err != nil {
+		return Connection{}, fmt.Errorf("social: disconnect: %w", err)
 	}
 	derived, c, done, err := s.revokeTree(ctx, id, p, "connection.disconnected", "user", 0)
 	if err != nil {
@@ -146,23 +166,25 @@ func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reaso
 		}
 		var pending *revocation
 		if p != nil && !c.AccessToken.IsZero() {
-			at, err := s.vault.Open(ctx, c.AccessToken, binding(c.ID, "access_token"))
-			if err != nil {
-				return fmt.Errorf("social: open access token: %w", err)
+			var t Tokens
+			if t, err = s.openTokens(ctx, c.AccessToken, c.RefreshToken, c.ID); err != nil {
+				return err
 			}
-			rerr := p.Revoke(ctx, at)
-			if rerr != nil {
+			defer t.Wipe()
+			if rerr := p.Revoke(ctx, t); rerr != nil {
 				revoke = "pending"
 				pending = &revocation{ID: tenancy.NewID(), ConnectionID: c.ID, Platform: c.Platform,
 					Attempts: 1, LastError: rerr.Error(), CreatedAt: now, NextAt: now.Add(retryDelay(1))}
-				pending.AccessToken, err = s.vault.Seal(ctx, at.Reveal(), binding(pending.ID, "access_token"))
-				if err != nil {
-					at.Wipe()
+				if pending.AccessToken, err = s.vault.Seal(ctx, t.AccessToken.Reveal(), binding(pending.ID, "access_token")); err != nil {
 					return err
+				}
+				if !t.RefreshToken.IsZero() {
+					if pending.RefreshToken, err = s.vault.Seal(ctx, t.RefreshToken.Reveal(), binding(pending.ID, "refresh_token")); err != nil {
+						return err
+					}
 				}
 				s.log.WarnContext(ctx, "social: revoke failed; queued for retry", "connection", c.ID, "error", rerr)
 			}
-			at.Wipe()
 		}
 		c.AccessToken, c.RefreshToken = vault.Sealed{}, vault.Sealed{}
 		c.Status, c.RevokedAt, c.UpdatedAt = StatusRevoked, now, now
@@ -206,14 +228,47 @@ func (s *Store) PendingRevocations(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// RetryRevocations retries the due revokes of the context's tenant for p's
-// platform and returns how many succeeded. A revoke that fails again is
-// rescheduled with a growing delay.
-func (s *Store) RetryRevocations(ctx context.Context, p Provider) (int, error) {
+// openTokens opens the sealed tokens of record id (either may be zero).
+func (s *Store) openTokens(ctx context.Context, access, refresh vault.Sealed, id string) (Tokens, error) {
+	var t Tokens
+	var err error
+	if !access.IsZero() {
+		if t.AccessToken, err = s.vault.Open(ctx, access, binding(id, "access_token")); err != nil {
+			return Tokens{}, fmt.Errorf("social: open access token: %w", err)
+		}
+	}
+	if !refresh.IsZero() {
+		if t.RefreshToken, err = s.vault.Open(ctx, refresh, binding(id, "refresh_token")); err != nil {
+			t.Wipe()
+			return Tokens{}, fmt.Errorf("social: open refresh token: %w", err)
+		}
+	}
+	return t, nil
+}
+
+// RetryRevocations retries the context tenant's due revokes, of every
+// platform with a provider registered (WithProviders), and returns how many
+// succeeded. Each revoke is first claimed for RevocationLease with a
+// conditional update, so that two processes retrying at once never both
+// call the platform; a success deletes the queued tokens and is audited
+// once as connection.revoked. A revoke that fails again is rescheduled
+// with a growing delay.
+func (s *Store) RetryRevocations(ctx context.Context) (int, error) {
+	if len(s.providers) == 0 {
+		return 0, nil
+	}
+	if _, err := s.vault.EnsureKey(ctx); err != nil {
+		return 0, fmt.Errorf("social: retry revocations: %w", err)
+	}
+	platforms := make([]string, 0, len(s.providers))
+	for name := range s.providers {
+		platforms = append(platforms, name)
+	}
 	var due []revocation
 	now := s.clock()
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		return tx.NewSelect().Model(&due).Where("platform = ?", p.Platform()).Where("next_at <= ?", now).
+		return tx.NewSelect().Model(&due).Where("platform IN (?)", bun.In(platforms)).Where("next_at <= ?", now).
+			Where("claimed_until IS NULL OR claimed_until <= ?", now).
 			Order("next_at").Limit(100).Scan(ctx)
 	})
 	if err != nil {
@@ -221,35 +276,63 @@ func (s *Store) RetryRevocations(ctx context.Context, p Provider) (int, error) {
 	}
 	done := 0
 	for _, r := range due {
-		at, err := s.vault.Open(ctx, r.AccessToken, binding(r.ID, "access_token"))
-		var rerr error
-		if err == nil {
-			rerr = p.Revoke(ctx, at)
-			at.Wipe()
-		} else {
-			rerr = err
-		}
-		err = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-			if rerr == nil {
-				if _, err := tx.NewDelete().Model(&r).WherePK().Exec(ctx); err != nil {
-					return err
-				}
-				return s.audit(ctx, tx, tenancy.AuditEvent{
-					Action: "connection.revoked", Target: "connection:" + r.ConnectionID,
-					Metadata: map[string]string{"platform": r.Platform, "attempts": fmt.Sprint(r.Attempts + 1)},
-				})
-			}
-			r.Attempts++
-			r.LastError, r.NextAt = rerr.Error(), s.clock().Add(retryDelay(r.Attempts))
-			_, err := tx.NewUpdate().Model(&r).Column("attempts", "last_error", "next_at").WherePK().Exec(ctx)
-			return err
-		})
+		ok, err := s.retryRevocation(ctx, r)
 		if err != nil {
 			return done, fmt.Errorf("social: retry revocations: %w", err)
 		}
-		if rerr == nil {
+		if ok {
 			done++
 		}
 	}
 	return done, nil
+}
+
+// retryRevocation claims r, revokes its tokens and records the outcome.
+// It reports whether the platform revoked them.
+func (s *Store) retryRevocation(ctx context.Context, r revocation) (bool, error) {
+	now := s.clock()
+	lease := now.Add(RevocationLease)
+	claimed := false
+	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewUpdate().Model((*revocation)(nil)).Set("claimed_until = ?", lease).
+			Where("id = ?", r.ID).Where("next_at <= ?", now).
+			Where("claimed_until IS NULL OR claimed_until <= ?", now).Exec(ctx)
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		claimed = n == 1
+		return nil
+	})
+	if err != nil || !claimed {
+		return false, err
+	}
+	p := s.providers[r.Platform]
+	t, rerr := s.openTokens(ctx, r.AccessToken, r.RefreshToken, r.ID)
+	if rerr == nil {
+		rerr = p.Revoke(ctx, t)
+		t.Wipe()
+	}
+	err = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if rerr == nil {
+			res, err := tx.NewDelete().Model((*revocation)(nil)).Where("id = ?", r.ID).
+				Where("claimed_until = ?", lease).Exec(ctx)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				return nil // our lease ran out and another process took it over
+			}
+			return s.audit(ctx, tx, tenancy.AuditEvent{
+				Action: "connection.revoked", Target: "connection:" + r.ConnectionID,
+				Metadata: map[string]string{"platform": r.Platform, "attempts": fmt.Sprint(r.Attempts + 1)},
+			})
+		}
+		r.Attempts++
+		r.LastError, r.NextAt, r.ClaimedUntil = rerr.Error(), s.clock().Add(retryDelay(r.Attempts)), time.Time{}
+		_, err := tx.NewUpdate().Model(&r).Column("attempts", "last_error", "next_at", "claimed_until").
+			WherePK().Where("claimed_until = ?", lease).Exec(ctx)
+		return err
+	})
+	return rerr == nil && err == nil, err
 }

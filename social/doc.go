@@ -23,6 +23,18 @@
 // tenancy Guard, and pass SealedColumns to vault.WithColumns so that key
 // rotation reseals the tokens.
 //
+// # Providers
+//
+// tiktok.Provider and meta.Provider adapt those platforms; OAuth2Provider
+// serves any platform that speaks standard OAuth 2.0 (RFC 6749 code grant
+// with RFC 7636 PKCE S256, rotating refresh tokens, RFC 7009 revocation)
+// from an OAuth2Config alone: its endpoints, scopes per feature, auth
+// style, and an optional user-info endpoint naming the account. Register
+// the providers once with WithProviders: Disconnect without a provider and
+// RetryRevocations reach every platform through them, and
+// socialcrm.SDK.Maintain runs the revocation retries and the state and
+// delivery pruning of every tenant in one call.
+//
 // # Scopes
 //
 // A Provider publishes a catalogue of Features, each naming the scopes it
@@ -37,7 +49,8 @@
 // # Flow
 //
 // Begin stores the state (its SHA-256, not the value) with a PKCE verifier
-// sealed by the vault, valid for StateLifetime (10 minutes) and usable
+// sealed by the vault and the redirect URI (FlowConfig.RedirectURL or the
+// provider's), which the code exchange sends again, valid for StateLifetime (10 minutes) and usable
 // once. Complete spends the state before anything else, so a replayed
 // callback never reaches the platform; it exchanges the code with the
 // verifier, seals the tokens, creates or updates the tenant's connection
@@ -51,15 +64,21 @@
 // Tokens are stored only as vault.Sealed, bound to tenant, connection and
 // field. Store.Token (and the oauth2.TokenSource and Session built on it)
 // opens the access token in memory for a call. When it expires within the
-// refresh skew (WithRefreshSkew, default five minutes), the refresh runs in
-// a transaction holding the connection's row (SELECT … FOR UPDATE on
+// refresh window (WithRefreshWindow, default five minutes, at most half
+// the token's lifetime), the refresh runs — detached from the caller's
+// cancellation under RefreshTimeout, with the tenant's key loaded first so
+// that it holds one database connection — in a transaction holding the
+// connection's row (SELECT … FOR UPDATE on
 // PostgreSQL, the write lock on SQLite), re-checks whether another process
 // refreshed meanwhile, and stores the rotated tokens with a
 // compare-and-swap on TokenVersion: with single-use refresh tokens, two
 // processes refreshing at once spend the refresh token once, and both end
 // with the new tokens. A refresh token the platform refuses marks the
-// connection needs_reauth; so does an access token refused during a call
-// (Session.Refused, called by the typed clients).
+// connection needs_reauth. An access token refused during a call
+// (Session.Refused, called by the typed clients) first gives way to a
+// newer stored token or a refresh (ErrTokenRenewed: the client sends the
+// request again, once); only when neither exists does the connection
+// become needs_reauth.
 //
 // # Disconnect
 //
@@ -67,8 +86,11 @@
 // connection revoked and audits it, in one transaction; then the
 // disconnect hook hands the connection to retention. If the platform's
 // revoke fails, the tokens are deleted all the same and the revoke is
-// queued, its access token sealed apart, for RetryRevocations, which a
-// scheduler calls; each failure doubles the delay, up to a day.
+// queued, both tokens sealed apart, for RetryRevocations, which retries
+// every platform registered with WithProviders (socialcrm.SDK.Maintain
+// calls it for every tenant); a retry is claimed with a lease, so two
+// processes never both call the platform, and each failure doubles the
+// delay, up to a day.
 //
 // A connection made from another by Session.ConnectDerived (a Facebook
 // Page behind the user who connected it) names it as ParentID (Derived

@@ -30,6 +30,17 @@ var (
 	// access token; the connection is then marked needs_reauth.
 	ErrInvalidToken = errors.New("social: access token refused by the platform")
 
+	// ErrTokenRenewed is what Session.Refused wraps when the refused
+	// access token was replaced (by another process, or by a refresh): the
+	// refused request may be sent again, once, with a new token.
+	ErrTokenRenewed = errors.New("social: refused access token renewed")
+
+	// ErrOutcomeUnknown is matched by the typed clients' errors for a
+	// write the platform may or may not have carried out (its answer was
+	// lost or was a server error): it is never sent again automatically;
+	// check its effect before deciding.
+	ErrOutcomeUnknown = errors.New("social: outcome of the write unknown")
+
 	// ErrStateUnknown, ErrStateUsed, ErrStateExpired and ErrStateTenant are
 	// the reasons of a *StateError.
 	ErrStateUnknown = errors.New("social: unknown oauth state")

@@ -86,3 +86,28 @@ func ExampleCount() {
 	// unknown 4500
 	// {"followers":null,"views":4500}
 }
+
+// Declare a platform that speaks standard OAuth 2.0 by configuration
+// alone, and register it with the store.
+func ExampleNewOAuth2Provider() {
+	p, err := social.NewOAuth2Provider(social.OAuth2Config{
+		Platform:      "acme",
+		ClientID:      "crm-app",
+		ClientSecret:  vault.NewSecret([]byte("from the secret store")),
+		AuthURL:       "https://auth.acme.example/authorize",
+		TokenURL:      "https://auth.acme.example/token",
+		RevocationURL: "https://auth.acme.example/revoke",
+		UserInfoURL:   "https://api.acme.example/me", // names the account ("sub")
+		RedirectURL:   "https://crm.example/connect/acme/callback",
+		Features: []social.Feature{
+			{Name: "read", Scopes: social.NewScopes("offline", "read")},
+			{Name: "publish", Scopes: social.NewScopes("offline", "write"), Write: true},
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(p.Platform(), p.Features()[0].Scopes)
+	// store, err := social.New(db, v, social.WithProviders(p))
+	// Output: acme [offline read]
+}

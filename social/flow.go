@@ -31,6 +31,11 @@ type FlowConfig struct {
 	// Purposes are recorded on each connection made through the flow: what
 	// the creator authorizes the data to be used for.
 	Purposes []string
+	// RedirectURL is the callback the platform redirects to (default: the
+	// provider's RedirectURL). It is stored with each flow's state and sent
+	// again at the code exchange, so two flows of one platform with
+	// different callbacks never exchange with the wrong one.
+	RedirectURL string
 }
 
 // Flow connects platform accounts with OAuth 2.0 authorization code and
@@ -43,6 +48,7 @@ type Flow struct {
 	p        Provider
 	scopes   Scopes
 	purposes Purposes
+	redirect string
 }
 
 // authState is a pending authorization: the state's hash, the sealed PKCE
@@ -56,6 +62,7 @@ type authState struct {
 	Verifier  vault.Sealed `bun:"verifier,notnull"`
 	Scopes    Scopes       `bun:"scopes,type:text,notnull"`
 	Purposes  Purposes     `bun:"purposes,type:text,notnull"`
+	Redirect  string       `bun:"redirect_url,notnull"`
 	CreatedAt time.Time    `bun:"created_at,notnull"`
 	ExpiresAt time.Time    `bun:"expires_at,notnull"`
 	UsedAt    time.Time    `bun:"used_at,nullzero"`
@@ -72,7 +79,14 @@ func (s *Store) NewFlow(p Provider, cfg FlowConfig) (*Flow, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Flow{store: s, p: p, scopes: scopes, purposes: Purposes(NewScopes(cfg.Purposes...))}, nil
+	redirect := cfg.RedirectURL
+	if redirect == "" {
+		redirect = p.RedirectURL()
+	}
+	if redirect == "" {
+		return nil, fmt.Errorf("%w: NewFlow: no redirect URL", ErrConfig)
+	}
+	return &Flow{store: s, p: p, scopes: scopes, purposes: Purposes(NewScopes(cfg.Purposes...)), redirect: redirect}, nil
 }
 
 // Scopes returns the scopes the flow requests. The caller owns the slice.
@@ -100,7 +114,7 @@ func (f *Flow) Begin(ctx context.Context) (string, error) {
 	verifier := oauth2.GenerateVerifier()
 	st := authState{
 		ID: stateID(state), Platform: f.p.Platform(), Scopes: f.scopes, Purposes: f.purposes,
-		CreatedAt: f.store.clock(),
+		Redirect: f.redirect, CreatedAt: f.store.clock(),
 	}
 	st.ExpiresAt = st.CreatedAt.Add(f.store.stateTTL)
 	st.Verifier, err = f.store.vault.Seal(ctx, []byte(verifier), binding(st.ID, "verifier"))
@@ -114,7 +128,7 @@ func (f *Flow) Begin(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("social: begin: %w", err)
 	}
-	return f.p.AuthCodeURL(state, verifier, f.scopes), nil
+	return f.p.AuthCodeURL(AuthRequest{State: state, Verifier: verifier, Scopes: f.scopes, RedirectURL: f.redirect}), nil
 }
 
 // Complete finishes the flow with the query of the platform's redirect to
@@ -154,7 +168,9 @@ func (f *Flow) Complete(ctx context.Context, callback url.Values) (Connection, e
 		return Connection{}, fmt.Errorf("social: complete: %w", err)
 	}
 	defer verifier.Wipe()
-	grant, err := f.p.Exchange(ctx, callback.Get("code"), string(verifier.Reveal()))
+	grant, err := f.p.Exchange(ctx, ExchangeRequest{
+		Code: callback.Get("code"), Verifier: string(verifier.Reveal()), RedirectURL: st.Redirect, Scopes: st.Scopes,
+	})
 	if err != nil {
 		return Connection{}, fmt.Errorf("social: complete: %w", err)
 	}
@@ -194,30 +210,44 @@ func (s *Store) spendState(ctx context.Context, id string) (authState, error) {
 
 // connect seals grant's tokens onto the tenant's connection of the account,
 // creating or reactivating it as derived from parent ("" for none), and
-// audits it.
+// audits it. A grant that names no account makes a new connection whose
+// account id is its own id; one that names no scope granted requested.
 func (s *Store) connect(ctx context.Context, platform string, requested Scopes, purposes Purposes, g *Grant, parent string) (Connection, error) {
-	if g.AccountID == "" || g.AccessToken.IsZero() {
-		return Connection{}, fmt.Errorf("social: complete: the platform returned no account or token")
+	if g.AccessToken.IsZero() {
+		return Connection{}, fmt.Errorf("social: complete: the platform returned no token")
 	}
-	granted := g.Scopes.Intersect(requested)
+	granted := requested
+	if g.Scopes != nil {
+		granted = g.Scopes.Intersect(requested)
+	}
 	now := s.clock()
+	// A grant that names no account makes a connection named by its id.
+	newID := tenancy.NewID()
+	accountID := g.AccountID
+	if accountID == "" {
+		accountID = newID
+	}
 	// The account index's key is loaded before the transaction, so that
 	// no database connection is held while the vault reads it.
-	accountIdx, err := s.accountIndex(ctx, platform, g.AccountID)
+	accountIdx, err := s.accountIndex(ctx, platform, accountID)
 	if err != nil {
 		return Connection{}, fmt.Errorf("social: complete: %w", err)
 	}
 	var c Connection
 	err = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		err := tx.NewSelect().Model(&c).Where("platform = ?", platform).Where("account_id = ?", g.AccountID).Scan(ctx)
-		exists := err == nil
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return err
+		exists := false
+		if g.AccountID != "" {
+			err := tx.NewSelect().Model(&c).Where("platform = ?", platform).Where("account_id = ?", g.AccountID).Scan(ctx)
+			exists = err == nil
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
 		}
 		if !exists {
-			c = Connection{ID: tenancy.NewID(), Platform: platform, AccountID: g.AccountID, CreatedAt: now}
+			c = Connection{ID: newID, Platform: platform, AccountID: accountID, CreatedAt: now}
 		}
 		c.Scopes, c.Requested, c.Purposes, c.Status, c.ParentID = granted, requested, purposes, StatusActive, parent
+		var err error
 		if g.DisplayName != "" {
 			c.DisplayName = g.DisplayName
 			if c.DisplayNameSealed, err = s.seal(ctx, g.DisplayName, c.ID, fieldDisplayName); err != nil {
@@ -267,7 +297,7 @@ func (s *Store) sealGrant(ctx context.Context, c *Connection, g *Grant, now time
 	if err != nil {
 		return err
 	}
-	c.TokenExpiry = time.Time{}
+	c.TokenExpiry, c.TokenIssuedAt = time.Time{}, now
 	if g.ExpiresIn > 0 {
 		c.TokenExpiry = now.Add(g.ExpiresIn)
 	}

@@ -8,29 +8,75 @@ import (
 )
 
 // Provider adapts one platform's OAuth to the Flow, the token source and
-// Disconnect. tiktok.Provider and meta.Provider implement it.
+// Disconnect. tiktok.Provider, meta.Provider and OAuth2Provider implement
+// it.
 type Provider interface {
 	// Platform names the platform ("tiktok"); it is stored on connections.
 	Platform() string
 	// Features is the catalogue of features and the scopes each needs.
 	Features() []Feature
-	// AuthCodeURL returns the consent URL for state, requesting scopes, with
-	// the PKCE challenge of verifier (S256, encoded as the platform wants).
-	AuthCodeURL(state, verifier string, scopes Scopes) string
-	// Exchange trades an authorization code for tokens. A code the platform
-	// refuses for good is wrapped with ErrInvalidGrant.
-	Exchange(ctx context.Context, code, verifier string) (*Grant, error)
+	// RedirectURL is the callback the provider was configured with, used
+	// by a Flow whose FlowConfig names none.
+	RedirectURL() string
+	// AuthCodeURL returns the consent URL of req: its state, scopes and
+	// redirect URI, with the PKCE challenge of its verifier (S256, encoded
+	// as the platform wants).
+	AuthCodeURL(req AuthRequest) string
+	// Exchange trades an authorization code for tokens, sending the
+	// redirect URI the flow's state was begun with. A code the platform
+	// refuses for good is wrapped with ErrInvalidGrant. A token answer
+	// that names no scope granted req.Scopes (RFC 6749 §5.1).
+	Exchange(ctx context.Context, req ExchangeRequest) (*Grant, error)
 	// Refresh trades a refresh token for new tokens. A refresh token the
 	// platform refuses for good is wrapped with ErrInvalidGrant.
 	Refresh(ctx context.Context, refreshToken vault.Secret) (*Grant, error)
-	// Revoke revokes the authorization behind accessToken at the platform.
-	Revoke(ctx context.Context, accessToken vault.Secret) error
+	// Revoke revokes the authorization behind t at the platform: both
+	// tokens where the platform revokes them apart (either may be zero).
+	Revoke(ctx context.Context, t Tokens) error
+}
+
+// AuthRequest is what a consent URL asks for.
+type AuthRequest struct {
+	// State is the flow's single-use state.
+	State string
+	// Verifier is the PKCE code verifier; the URL carries its challenge.
+	Verifier string
+	// Scopes are the scopes requested.
+	Scopes Scopes
+	// RedirectURL is the callback the platform redirects to.
+	RedirectURL string
+}
+
+// ExchangeRequest is what a code exchange needs: the code and what the
+// flow's state was begun with.
+type ExchangeRequest struct {
+	Code     string
+	Verifier string
+	// RedirectURL is the redirect URI sent at authorization, sent again
+	// byte for byte.
+	RedirectURL string
+	// Scopes are the scopes requested at authorization.
+	Scopes Scopes
+}
+
+// Tokens are a connection's tokens, opened in memory to be revoked.
+type Tokens struct {
+	AccessToken, RefreshToken vault.Secret
+}
+
+// Wipe zeroes both tokens.
+func (t *Tokens) Wipe() {
+	t.AccessToken.Wipe()
+	t.RefreshToken.Wipe()
 }
 
 // Grant is what the platform's token endpoint answered. Its tokens are
 // Secrets: they print and marshal as [REDACTED].
 type Grant struct {
-	// AccountID identifies the platform account (TikTok's open_id).
+	// AccountID identifies the platform account (TikTok's open_id). It is
+	// optional: a standard token answer names no user. A Flow that
+	// completes without one makes a new connection whose AccountID is its
+	// own ID.
 	AccountID string
 	// DisplayName, when the platform's answer names the account, is stored
 	// on the connection (empty: left as it is).

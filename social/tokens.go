@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/uptrace/bun"
 	"golang.org/x/oauth2"
@@ -16,34 +18,84 @@ import (
 // and our compare-and-swap; the caller reads again.
 var errConflict = errors.New("social: token version changed")
 
+// RefreshTimeout bounds a refresh: the exchange with the platform and
+// the save of the tokens it returns run detached from the caller's
+// cancellation (a refresh token the platform rotated must be stored once
+// the platform has answered), under this deadline of their own.
+const RefreshTimeout = 30 * time.Second
+
+// liveToken is an opened access token with what decides when it is
+// refreshed and which stored version it is.
+type liveToken struct {
+	tok     *oauth2.Token
+	issued  time.Time
+	version int64
+}
+
+func (l liveToken) copy() *oauth2.Token {
+	t := *l.tok
+	return &t
+}
+
+// noVersion asks for a token without a refused one to replace.
+const noVersion = -1
+
 // Token returns a valid access token of the connection, opened in memory
 // only, refreshing it through p first when it expires within the refresh
-// skew. A refresh persists the rotated tokens with a compare-and-swap on
-// the connection's token version, inside a transaction that holds the
-// connection's row (SELECT … FOR UPDATE on PostgreSQL, the write lock on
-// SQLite) while the platform is called, so two processes never spend the
-// same single-use refresh token: the second one finds the tokens the first
-// stored. A refresh token the platform refuses marks the connection
-// needs_reauth and fails with ErrNeedsReauth.
+// window (WithRefreshWindow). A refresh persists the rotated tokens with a
+// compare-and-swap on the connection's token version, inside a transaction
+// that holds the connection's row (SELECT … FOR UPDATE on PostgreSQL, the
+// write lock on SQLite) while the platform is called, so two processes
+// never spend the same single-use refresh token: the second one finds the
+// tokens the first stored. The refresh and its save run detached from
+// ctx's cancellation, under RefreshTimeout: once the platform has rotated
+// the refresh token, the new one is stored even if the caller went away.
+// The tenant's data key is loaded before the transaction begins, so a
+// refresh holds one database connection at a time. A refresh token the
+// platform refuses marks the connection needs_reauth and fails with
+// ErrNeedsReauth.
 func (s *Store) Token(ctx context.Context, id string, p Provider) (*oauth2.Token, error) {
-	c, err := s.Get(ctx, id)
+	lt, err := s.token(ctx, id, p, noVersion)
 	if err != nil {
 		return nil, err
 	}
-	if err := usable(c); err != nil {
-		return nil, err
+	return lt.tok, nil
+}
+
+// token returns a fresh token of the connection. With refused at or above
+// zero, the token of that version was refused by the platform: a newer
+// stored token is returned as it is, and the same one is replaced by a
+// refresh whatever its expiry, or marks the connection needs_reauth when
+// it cannot be refreshed.
+func (s *Store) token(ctx context.Context, id string, p Provider, refused int64) (liveToken, error) {
+	c, err := s.Get(ctx, id)
+	if err != nil {
+		return liveToken{}, err
 	}
-	if s.fresh(c) {
+	if err := usable(c); err != nil {
+		return liveToken{}, err
+	}
+	if refused < 0 && s.fresh(c.TokenIssuedAt, c.TokenExpiry) || refused >= 0 && c.TokenVersion != refused {
 		return s.openAccess(ctx, c)
 	}
+	if err := ctx.Err(); err != nil {
+		return liveToken{}, err
+	}
+	// Load the tenant's data key now: inside the transaction a cold key
+	// cache would take a second database connection while holding one.
+	if _, err := s.vault.EnsureKey(ctx); err != nil {
+		return liveToken{}, fmt.Errorf("social: refresh: %w", err)
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RefreshTimeout)
+	defer cancel()
 	for range 3 {
-		tok, err := s.refresh(ctx, id, p)
+		lt, err := s.refresh(dctx, id, p, refused)
 		if errors.Is(err, errConflict) {
 			continue
 		}
-		return tok, err
+		return lt, err
 	}
-	return nil, fmt.Errorf("social: refresh: %w", errConflict)
+	return liveToken{}, fmt.Errorf("social: refresh: %w", errConflict)
 }
 
 func usable(c Connection) error {
@@ -57,23 +109,35 @@ func usable(c Connection) error {
 	}
 }
 
-// fresh reports whether c's access token stays valid beyond the skew.
-func (s *Store) fresh(c Connection) bool {
-	return c.TokenExpiry.IsZero() || s.clock().Add(s.refreshSkew).Before(c.TokenExpiry)
+// window is how long before expiry a token issued at issued is refreshed:
+// the configured window, but at most half the token's lifetime, so that a
+// short-lived token is not refreshed at every call.
+func (s *Store) window(issued, expiry time.Time) time.Duration {
+	w := s.refreshWindow
+	if !issued.IsZero() && expiry.After(issued) {
+		w = min(w, expiry.Sub(issued)/2)
+	}
+	return w
 }
 
-func (s *Store) openAccess(ctx context.Context, c Connection) (*oauth2.Token, error) {
+// fresh reports whether a token issued at issued and expiring at expiry
+// stays valid beyond the refresh window.
+func (s *Store) fresh(issued, expiry time.Time) bool {
+	return expiry.IsZero() || s.clock().Add(s.window(issued, expiry)).Before(expiry)
+}
+
+func (s *Store) openAccess(ctx context.Context, c Connection) (liveToken, error) {
 	sec, err := s.vault.Open(ctx, c.AccessToken, binding(c.ID, "access_token"))
 	if err != nil {
-		return nil, fmt.Errorf("social: open access token: %w", err)
+		return liveToken{}, fmt.Errorf("social: open access token: %w", err)
 	}
 	tok := &oauth2.Token{AccessToken: string(sec.Reveal()), TokenType: "Bearer", Expiry: c.TokenExpiry}
 	sec.Wipe()
-	return tok, nil
+	return liveToken{tok: tok, issued: c.TokenIssuedAt, version: c.TokenVersion}, nil
 }
 
-func (s *Store) refresh(ctx context.Context, id string, p Provider) (*oauth2.Token, error) {
-	var tok *oauth2.Token
+func (s *Store) refresh(ctx context.Context, id string, p Provider, refusedVersion int64) (liveToken, error) {
+	var lt liveToken
 	var refused error
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		c, err := get(ctx, tx, id, true)
@@ -83,14 +147,19 @@ func (s *Store) refresh(ctx context.Context, id string, p Provider) (*oauth2.Tok
 		if err := usable(c); err != nil {
 			return err
 		}
-		if s.fresh(c) { // another process refreshed while we waited
-			tok, err = s.openAccess(ctx, c)
+		if refusedVersion < 0 && s.fresh(c.TokenIssuedAt, c.TokenExpiry) || refusedVersion >= 0 && c.TokenVersion != refusedVersion {
+			// another process refreshed while we waited
+			lt, err = s.openAccess(ctx, c)
 			return err
 		}
 		now := s.clock()
 		if c.RefreshToken.IsZero() || !c.RefreshExpiry.IsZero() && !now.Before(c.RefreshExpiry) {
-			refused = fmt.Errorf("%w: %s: refresh token missing or expired", ErrNeedsReauth, id)
-			return s.markNeedsReauth(ctx, tx, id, "refresh_token_expired")
+			reason := "refresh_token_expired"
+			if refusedVersion >= 0 {
+				reason = "access_token_invalid"
+			}
+			refused = fmt.Errorf("%w: %s: %s", ErrNeedsReauth, id, strings.ReplaceAll(reason, "_", " "))
+			return s.markNeedsReauth(ctx, tx, id, reason)
 		}
 		rt, err := s.vault.Open(ctx, c.RefreshToken, binding(c.ID, "refresh_token"))
 		if err != nil {
@@ -116,7 +185,7 @@ func (s *Store) refresh(ctx context.Context, id string, p Provider) (*oauth2.Tok
 			c.Scopes = g.Scopes.Intersect(c.Requested)
 		}
 		res, err := tx.NewUpdate().Model(&c).
-			Column("access_token", "refresh_token", "token_expiry", "refresh_expiry", "token_version", "scopes", "updated_at").
+			Column("access_token", "refresh_token", "token_expiry", "token_issued_at", "refresh_expiry", "token_version", "scopes", "updated_at").
 			WherePK().Where("token_version = ?", prev).Exec(ctx)
 		if err != nil {
 			return err
@@ -124,17 +193,20 @@ func (s *Store) refresh(ctx context.Context, id string, p Provider) (*oauth2.Tok
 		if n, _ := res.RowsAffected(); n != 1 {
 			return errConflict
 		}
-		tok = &oauth2.Token{AccessToken: string(g.AccessToken.Reveal()), TokenType: "Bearer", Expiry: c.TokenExpiry}
+		lt = liveToken{
+			tok:    &oauth2.Token{AccessToken: string(g.AccessToken.Reveal()), TokenType: "Bearer", Expiry: c.TokenExpiry},
+			issued: c.TokenIssuedAt, version: c.TokenVersion,
+		}
 		return nil
 	})
 	if err == nil && refused != nil {
-		return nil, refused
+		return liveToken{}, refused
 	}
 	if err != nil && !errors.Is(err, errConflict) && !errors.Is(err, ErrNotFound) &&
 		!errors.Is(err, ErrRevoked) && !errors.Is(err, ErrNeedsReauth) {
 		err = fmt.Errorf("social: refresh: %w", err)
 	}
-	return tok, err
+	return lt, err
 }
 
 // TokenSource returns an oauth2.TokenSource for the connection: each Token
@@ -153,24 +225,22 @@ type tokenSource struct {
 	p   Provider
 
 	mu  sync.Mutex
-	tok *oauth2.Token
+	tok *liveToken
 }
 
 func (ts *tokenSource) Token() (*oauth2.Token, error) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	if ts.tok != nil && (ts.tok.Expiry.IsZero() || ts.s.clock().Add(ts.s.refreshSkew).Before(ts.tok.Expiry)) {
-		t := *ts.tok
-		return &t, nil
+	if ts.tok != nil && ts.s.fresh(ts.tok.issued, ts.tok.tok.Expiry) {
+		return ts.tok.copy(), nil
 	}
-	tok, err := ts.s.Token(ts.ctx, ts.id, ts.p)
+	lt, err := ts.s.token(ts.ctx, ts.id, ts.p, noVersion)
 	if err != nil {
 		ts.tok = nil
 		return nil, err
 	}
-	ts.tok = tok
-	t := *tok
-	return &t, nil
+	ts.tok = &lt
+	return lt.copy(), nil
 }
 
 // Session is what a typed platform client needs from a connection: its
@@ -182,7 +252,10 @@ type Session struct {
 	conn  Connection
 
 	mu  sync.Mutex
-	tok *oauth2.Token
+	tok *liveToken
+	// used is the version of the last token handed out, the one a
+	// refusal is about.
+	used int64
 }
 
 // Session returns a session on the active connection id, for p's platform.
@@ -197,7 +270,7 @@ func (s *Store) Session(ctx context.Context, id string, p Provider) (*Session, e
 	if p == nil || c.Platform != p.Platform() {
 		return nil, fmt.Errorf("%w: Session: provider does not match the connection's platform", ErrConfig)
 	}
-	return &Session{store: s, p: p, conn: c}, nil
+	return &Session{store: s, p: p, conn: c, used: c.TokenVersion}, nil
 }
 
 // Connection returns the connection as loaded when the session began.
@@ -213,15 +286,15 @@ func (ss *Session) Require(need ...string) error { return Require(ss.conn.Scopes
 func (ss *Session) Token(ctx context.Context) (*oauth2.Token, error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	if ss.tok == nil || !ss.tok.Expiry.IsZero() && !ss.store.clock().Add(ss.store.refreshSkew).Before(ss.tok.Expiry) {
-		tok, err := ss.store.Token(ctx, ss.conn.ID, ss.p)
+	if ss.tok == nil || !ss.store.fresh(ss.tok.issued, ss.tok.tok.Expiry) {
+		lt, err := ss.store.token(ctx, ss.conn.ID, ss.p, noVersion)
 		if err != nil {
 			return nil, err
 		}
-		ss.tok = tok
+		ss.tok = &lt
 	}
-	t := *ss.tok
-	return &t, nil
+	ss.used = ss.tok.version
+	return ss.tok.copy(), nil
 }
 
 // Audit appends action to the tenant's audit log with the connection as
@@ -236,17 +309,31 @@ func (ss *Session) Audit(ctx context.Context, action string, meta map[string]str
 	})
 }
 
-// Refused records that the platform answered that the access token is
-// invalid: the connection becomes needs_reauth. It returns an error
-// wrapping ErrNeedsReauth and cause.
+// Refused handles the platform's answer that the access token is
+// invalid. A token refused while another process stored a newer one, or
+// one that a refresh replaces, does not end the connection: Refused then
+// returns an error wrapping ErrTokenRenewed, and the caller sends the
+// refused request again, once, with a new Token (the platform processed
+// nothing). Otherwise the connection becomes needs_reauth (audited) and
+// the error wraps ErrNeedsReauth and cause.
 func (ss *Session) Refused(ctx context.Context, cause error) error {
 	ss.mu.Lock()
+	used := ss.used
 	ss.tok = nil
 	ss.mu.Unlock()
-	if err := ss.store.MarkNeedsReauth(ctx, ss.conn.ID, "access_token_invalid"); err != nil {
-		return errors.Join(fmt.Errorf("%w: %w", ErrNeedsReauth, cause), err)
+	lt, err := ss.store.token(ctx, ss.conn.ID, ss.p, used)
+	if err == nil {
+		ss.mu.Lock()
+		ss.tok = &lt
+		ss.mu.Unlock()
+		return fmt.Errorf("%w: %w", ErrTokenRenewed, cause)
 	}
-	return fmt.Errorf("%w: %w", ErrNeedsReauth, cause)
+	if errors.Is(err, ErrNeedsReauth) || errors.Is(err, ErrRevoked) {
+		return fmt.Errorf("%w: %w", err, cause)
+	}
+	// The token could not be renewed now (the platform or the database
+	// failed): the connection stays as it is.
+	return errors.Join(cause, err)
 }
 
 // Removed records that the platform answered that the user removed the

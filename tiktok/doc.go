@@ -86,14 +86,23 @@
 //
 //	var apiErr *tiktok.APIError
 //	if errors.As(err, &apiErr) { log.Print(apiErr.Code, apiErr.LogID) }
-//	errors.Is(err, social.ErrNeedsReauth)  // access_token_invalid or invalid_grant: reconnect
+//	errors.Is(err, social.ErrNeedsReauth)  // access_token_invalid with no working refresh token, or invalid_grant: reconnect
 //	errors.Is(err, tiktok.ErrRateLimited)  // rate_limit_exceeded after the retries
 //	errors.Is(err, tiktok.ErrInvalidParams) // invalid_params or invalid_param
+//	var ou *tiktok.OutcomeUnknownError     // a publish init or cancel whose answer was lost
+//	if errors.As(err, &ou) { checkBeforeRetrying(ou.PublishID, ou.SentAt) } // errors.Is(err, social.ErrOutcomeUnknown)
 //
-// Requests are retried on 429 and 5xx with jittered backoff honouring
+// Reads are retried on 429 and 5xx with jittered backoff honouring
 // Retry-After, at most four attempts (WithRetry), never beyond the
-// context's deadline; token grants are retried only on 429, because a
-// refresh the server processed cannot be repeated.
+// context's deadline. The writes (the publish inits and cancel) are
+// declared non-idempotent: they are resent only after a 429, and a 5xx or
+// a lost answer comes back as an *OutcomeUnknownError, audited as
+// tiktok.publish_outcome_unknown, for the caller to check with
+// Posting.Status or the creator's video list. Token grants are retried
+// only on 429, because a refresh the server processed cannot be repeated.
+// An access_token_invalid answer ("refresh token and retry") first tries
+// the stored token, if another process renewed it, or a refresh, and sends
+// the call again once; only then is the connection needs_reauth.
 //
 // # Security
 //

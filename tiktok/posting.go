@@ -112,6 +112,12 @@ func (s *PostingService) InitInboxVideo(ctx context.Context, source SourceInfo) 
 func (s *PostingService) init(ctx context.Context, path string, body any, scope, mode string) (*PublishInit, *Response, error) {
 	var out PublishInit
 	resp, err := s.c.call(ctx, "POST", path, nil, body, &out, scope)
+	var unknown *OutcomeUnknownError
+	if errors.As(err, &unknown) {
+		// Recorded all the same: the post may exist at TikTok.
+		aerr := s.c.session.Audit(ctx, "tiktok.publish_outcome_unknown", map[string]string{"publish_id": unknown.PublishID, "mode": mode})
+		return nil, resp, errors.Join(err, aerr)
+	}
 	if err != nil {
 		return nil, resp, err
 	}

@@ -210,9 +210,12 @@ func CodeChallenge(verifier string, enc Challenge) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// RedirectURL returns the configured callback.
+func (p *Provider) RedirectURL() string { return p.cfg.RedirectURL }
+
 // AuthCodeURL returns the consent URL: client_key, comma-separated scopes,
-// state and the S256 challenge of verifier.
-func (p *Provider) AuthCodeURL(state, verifier string, scopes social.Scopes) string {
+// redirect_uri, state and the S256 challenge of the verifier.
+func (p *Provider) AuthCodeURL(r social.AuthRequest) string {
 	authURL := p.cfg.AuthorizeURL
 	if authURL == "" {
 		authURL = DefaultAuthorizeURL
@@ -220,10 +223,10 @@ func (p *Provider) AuthCodeURL(state, verifier string, scopes social.Scopes) str
 	q := url.Values{
 		"client_key":            {p.cfg.ClientKey},
 		"response_type":         {"code"},
-		"scope":                 {scopes.Join(",")},
-		"redirect_uri":          {p.cfg.RedirectURL},
-		"state":                 {state},
-		"code_challenge":        {CodeChallenge(verifier, p.cfg.Challenge)},
+		"scope":                 {r.Scopes.Join(",")},
+		"redirect_uri":          {p.redirect(r.RedirectURL)},
+		"state":                 {r.State},
+		"code_challenge":        {CodeChallenge(r.Verifier, p.cfg.Challenge)},
 		"code_challenge_method": {"S256"},
 	}
 	return authURL + "?" + q.Encode()
@@ -241,13 +244,26 @@ type tokenResponse struct {
 	LogID            string `json:"log_id"`
 }
 
-// Exchange trades code (the callback's, already URL-decoded) for tokens.
-func (p *Provider) Exchange(ctx context.Context, code, verifier string) (*social.Grant, error) {
-	f := url.Values{"code": {code}, "grant_type": {"authorization_code"}, "redirect_uri": {p.cfg.RedirectURL}}
-	if verifier != "" {
-		f.Set("code_verifier", verifier)
+func (p *Provider) redirect(u string) string {
+	if u != "" {
+		return u
 	}
-	return p.token(ctx, f)
+	return p.cfg.RedirectURL
+}
+
+// Exchange trades the code (the callback's, already URL-decoded) for
+// tokens, with the redirect URI of the authorization. An answer without
+// scope granted the requested scopes.
+func (p *Provider) Exchange(ctx context.Context, r social.ExchangeRequest) (*social.Grant, error) {
+	f := url.Values{"code": {r.Code}, "grant_type": {"authorization_code"}, "redirect_uri": {p.redirect(r.RedirectURL)}}
+	if r.Verifier != "" {
+		f.Set("code_verifier", r.Verifier)
+	}
+	g, err := p.token(ctx, f)
+	if err == nil && g.Scopes == nil {
+		g.Scopes = r.Scopes
+	}
+	return g, err
 }
 
 // Refresh trades a refresh token for new tokens; TikTok rotates refresh
@@ -264,9 +280,13 @@ func (p *Provider) token(ctx context.Context, f url.Values) (*social.Grant, erro
 	if tr.AccessToken == "" || tr.OpenID == "" {
 		return nil, fmt.Errorf("tiktok: token answer without access_token or open_id [log_id %s]", tr.LogID)
 	}
+	var scopes social.Scopes // nil: the answer named none
+	if strings.TrimSpace(tr.Scope) != "" {
+		scopes = social.ParseScopes(tr.Scope, ",")
+	}
 	return &social.Grant{
 		AccountID:        tr.OpenID,
-		Scopes:           social.ParseScopes(tr.Scope, ","),
+		Scopes:           scopes,
 		AccessToken:      vault.NewSecret([]byte(tr.AccessToken)),
 		RefreshToken:     vault.NewSecret([]byte(tr.RefreshToken)),
 		ExpiresIn:        time.Duration(tr.ExpiresIn) * time.Second,
@@ -274,9 +294,13 @@ func (p *Provider) token(ctx context.Context, f url.Values) (*social.Grant, erro
 	}, nil
 }
 
-// Revoke revokes the user's authorization of the app.
-func (p *Provider) Revoke(ctx context.Context, accessToken vault.Secret) error {
-	return p.oauth(ctx, p.rt, "/v2/oauth/revoke/", url.Values{"token": {string(accessToken.Reveal())}}, nil)
+// Revoke revokes the user's authorization of the app with the access
+// token; TikTok ends the refresh token with it.
+func (p *Provider) Revoke(ctx context.Context, t social.Tokens) error {
+	if t.AccessToken.IsZero() {
+		return nil
+	}
+	return p.oauth(ctx, p.rt, "/v2/oauth/revoke/", url.Values{"token": {string(t.AccessToken.Reveal())}}, nil)
 }
 
 // oauth posts a form to an OAuth endpoint and decodes its flat answer. Any

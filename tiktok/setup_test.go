@@ -97,13 +97,13 @@ func newEnv(t testing.TB, db *dbtest.DB, srvOpts ...tiktoktest.Option) *env {
 		tiktoktest.WithUser(tiktoktest.User{OpenID: openID, DisplayName: "Ana", Username: "ana", FollowerCount: 1200, LikesCount: 50}),
 	}, srvOpts...)
 	e.srv = tiktoktest.Start(t, opts...)
-	e.vault = e.newVault(db.DB)
-	e.store = e.newStore(db.DB, e.vault)
 	e.cfg = tiktok.Config{ClientKey: clientKey, ClientSecret: clientSecret, RedirectURL: redirectURI,
 		BaseURL: e.srv.URL, AuthorizeURL: e.srv.AuthorizeURL}
 	var err error
 	e.prov, err = tiktok.NewProvider(e.cfg, e.clientOpts()...)
 	require.NoError(t, err)
+	e.vault = e.newVault(db.DB)
+	e.store = e.newStore(db.DB, e.vault)
 	e.ctx = owner(tenancy.NewID())
 	return e
 }
@@ -116,7 +116,7 @@ func (e *env) newVault(db bun.IDB) *vault.Vault {
 
 func (e *env) newStore(db bun.IDB, v *vault.Vault) *social.Store {
 	logger := slog.New(slog.NewTextHandler(lockedWriter{e}, nil))
-	s, err := social.New(db, v, social.WithClock(e.clk.Now), social.WithLogger(logger))
+	s, err := social.New(db, v, social.WithClock(e.clk.Now), social.WithLogger(logger), social.WithProviders(e.prov))
 	require.NoError(e.t, err)
 	return s
 }

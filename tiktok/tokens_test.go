@@ -29,7 +29,7 @@ func TestTokenSourceRefreshes(t *testing.T) {
 		require.Len(t, e.srv.RequestsTo(tiktoktest.TokenPath), 1, "no refresh while fresh")
 
 		// Inside the skew before expiry: refreshed, rotated refresh token persisted.
-		e.clk.Advance(tiktoktest.DefaultAccessTokenLifetime - social.DefaultRefreshSkew + time.Second)
+		e.clk.Advance(tiktoktest.DefaultAccessTokenLifetime - social.DefaultRefreshWindow + time.Second)
 		next, err := ts.Token()
 		require.NoError(t, err)
 		require.NotEqual(t, first.AccessToken, next.AccessToken)

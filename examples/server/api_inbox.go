@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/socialcrm/socialcrm/crm"
@@ -139,6 +140,12 @@ func (a *app) deliverSandboxMessage(ctx context.Context, psid, text string) erro
 	}
 	if psid == "" {
 		psid = "sandbox-psid-1"
+	}
+	// As at Meta, a Page that did not subscribe the app to its webhooks
+	// (metaConnect does when the Page connects) sends nothing.
+	if !slices.Contains(a.plat.metaSrv.Subscriptions(a.plat.metaCfg.AppID, sandboxPage), "messages") {
+		return &apiError{Status: http.StatusConflict, Code: "page_not_subscribed",
+			Message: "the sandbox Page is not subscribed to the app's webhooks: connect it with the messaging permissions first"}
 	}
 	_, err := a.plat.metaSrv.DeliverWebhook(ctx, a.plat.metaCfg.AppID, a.publicURL+"/webhooks/meta",
 		metatest.TextMessage(sandboxPage, psid, text))

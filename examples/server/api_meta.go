@@ -24,7 +24,10 @@ func (a *app) metaStart(w http.ResponseWriter, r *http.Request) error {
 }
 
 // metaConnect completes the login with the redirect's query and connects
-// every Page the user manages, and the Instagram account behind each.
+// every Page the user manages, and the Instagram account behind each; a
+// Page connected with the messaging permissions is subscribed to the
+// Messenger webhook fields, without which a real Page sends the inbox
+// nothing (a failure is logged: the Page stays connected).
 func (a *app) metaConnect(ctx context.Context, q url.Values) (social.Connection, []meta.PageConnection, error) {
 	user, err := a.plat.metaFlow.Complete(ctx, q)
 	if err != nil {
@@ -35,7 +38,25 @@ func (a *app) metaConnect(ctx context.Context, q url.Values) (social.Connection,
 		return user, nil, err
 	}
 	pages, err := a.plat.metaProv.ConnectPages(ctx, sess)
+	for _, pc := range pages {
+		if pc.Err != nil || social.Require(pc.Connection.Scopes, meta.PermPagesMessaging, meta.PermPagesManageMetadata) != nil {
+			continue
+		}
+		if serr := a.subscribePage(ctx, pc); serr != nil {
+			a.log.Warn("meta: page not subscribed to webhooks", "page", pc.PageID, "err", serr)
+		}
+	}
 	return user, pages, err
+}
+
+// subscribePage subscribes the app to the Page's Messenger webhook fields.
+func (a *app) subscribePage(ctx context.Context, pc meta.PageConnection) error {
+	c, err := a.plat.metaClient(ctx, a.sdk.Social, pc.Connection.ID)
+	if err != nil {
+		return err
+	}
+	_, err = c.Pages.Subscribe(ctx, pc.PageID, meta.MessengerFields)
+	return err
 }
 
 type pageView struct {

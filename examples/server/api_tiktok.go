@@ -71,19 +71,25 @@ func (a *app) disconnect(w http.ResponseWriter, r *http.Request) error {
 // Facebook user, its Pages' and Instagram accounts' too. The connection
 // itself is last in the answer.
 func (a *app) disconnectConnection(ctx context.Context, c social.Connection) ([]social.Connection, error) {
-	switch c.Platform {
-	case tiktok.Platform:
-		d, err := a.sdk.Social.Disconnect(ctx, c.ID, a.plat.tiktokProv)
-		return []social.Connection{d}, err
-	case meta.Platform:
-		done, err := a.plat.metaProv.Disconnect(ctx, a.sdk.Social, c.ID)
-		if err == nil && len(done) == 0 {
-			d, err := a.sdk.Social.Get(ctx, c.ID)
-			return []social.Connection{d}, err
-		}
-		return done, err
+	if _, ok := a.sdk.Social.Provider(c.Platform); !ok {
+		return nil, &apiError{Status: http.StatusNotImplemented, Code: "platform_unavailable", Message: "platform " + c.Platform + " is not wired in this server"}
 	}
-	return nil, &apiError{Status: http.StatusNotImplemented, Code: "platform_unavailable", Message: "platform " + c.Platform + " is not wired in this server"}
+	derived, err := a.sdk.Social.Derived(ctx, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	d, err := a.sdk.Social.Disconnect(ctx, c.ID, nil) // the registered provider; derived connections first
+	if err != nil {
+		return nil, err
+	}
+	var out []social.Connection
+	for _, x := range derived {
+		if x, err = a.sdk.Social.Get(ctx, x.ID); err != nil {
+			return nil, err
+		}
+		out = append(out, x)
+	}
+	return append(out, d), nil
 }
 
 // tiktokStart begins the OAuth flow: the answer's authorize_url is the

@@ -178,6 +178,8 @@ func TestBrowserConsole(t *testing.T) {
 	click("allow", chromedp.Click(chromedp.CSS(`button[value="allow"]`)))
 	run("meta connected", chromedp.WaitVisible(chromedp.ID("connections")), shot("07-connections"))
 	require.Contains(t, text("#flash"), "1 Page(s), 1 Instagram account(s)")
+	require.Contains(t, a.plat.metaSrv.Subscriptions(a.plat.metaCfg.AppID, sandboxPage), "messages",
+		"the Page was subscribed to the app's webhooks when it connected")
 	click("open page", chromedp.Click(chromedp.Search(`//a[contains(., "sandbox Page")]`)))
 	run("page publish form", chromedp.WaitVisible(chromedp.ID("page-message")),
 		chromedp.SendKeys(chromedp.ID("page-message"), "Our new collection is in the shop"))

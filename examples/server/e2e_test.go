@@ -396,6 +396,7 @@ func driveEverything(t *testing.T, p *process) {
 
 	// Meta: Facebook Login through the emulator's dialog connects the user,
 	// the Page and the Instagram account behind it; publish to both.
+	c.call("POST", "/v1/sandbox/meta/message", map[string]string{"text": "too early"}, 409) // no Page subscribed yet
 	ms := c.call("POST", "/v1/connections/meta/start", nil, 200)
 	require.Equal(t, "sandbox", str(ms, "mode"))
 	mcb := c.consentMeta(str(ms, "authorize_url"), "sandbox-fb-user")

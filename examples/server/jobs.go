@@ -52,8 +52,11 @@ func (a *app) runJobsOnce(ctx context.Context) jobReport {
 	purged, err := a.sdk.Retention.PurgeTenants(sys, now)
 	fail("purge", err)
 	rep.TenantsPurged = len(purged)
-	_, err = a.sdk.Social.PruneDeliveries(sys, 72*time.Hour)
-	fail("prune deliveries", err)
+	// Revocation retries of every platform, OAuth state and webhook
+	// delivery pruning: the SDK's one maintenance entry point.
+	maint, err := a.sdk.Maintain(ctx)
+	fail("maintain connections", err)
+	rep.Revocations = maint.Revoked
 	_, err = a.callbacks.ResumeDeletions(sys)
 	fail("meta deletions", err)
 	tenants, err := a.sdk.Tenants.Tenants(sys, tenancy.TenantFilter{Status: tenancy.StatusActive})
@@ -73,11 +76,6 @@ func (a *app) runJobsOnce(ctx context.Context) jobReport {
 			a.log.Warn("data-subject request overdue", "tenant", t.ID, "request", r.ID, "kind", r.Kind, "due_at", r.DueAt)
 		}
 		rep.Overdue += len(overdue)
-		_, err = a.sdk.Social.PruneStates(tctx)
-		fail("prune states", err)
-		n, err := a.sdk.Social.RetryRevocations(tctx, a.plat.tiktokProv)
-		fail("retry revocations", err)
-		rep.Revocations += n
 	}
 	a.log.Info("scheduled jobs ran", "erased", rep.Erased, "tenants_purged", rep.TenantsPurged,
 		"overdue_requests", rep.Overdue, "errors", rep.Errors)

@@ -184,9 +184,15 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 	}
 	policy := examplePolicy()
 	cats := []retention.Category{sessionCategory()}
+	if a.plat, err = startPlatforms(cfg, publicURL, log); err != nil {
+		return nil, err
+	}
 	if a.sdk, err = socialcrm.Open(ctx, socialcrm.Config{DB: db, Owner: a.owner, AllowPrivilegedRole: a.owner == nil,
 		KEK: kek, Logger: log, Policy: &policy, Models: []any{(*session)(nil)}, Categories: cats,
-		PhoneRegion: cfg.PhoneRegion}); err != nil {
+		PhoneRegion: cfg.PhoneRegion, Providers: a.plat.providers()}); err != nil {
+		return nil, err
+	}
+	if err := a.plat.makeFlows(a.sdk.Social); err != nil {
 		return nil, err
 	}
 	key := []byte(cfg.SessionKey)
@@ -195,9 +201,6 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 	}
 	a.tokens = &tokens{db: db, key: key, now: a.now}
 	a.logins = newLimiter(cfg.LoginRate, time.Minute, a.now)
-	if a.plat, err = startPlatforms(cfg, publicURL, a.sdk.Social, log); err != nil {
-		return nil, err
-	}
 	if err := a.buildRoutes(); err != nil {
 		return nil, err
 	}

@@ -55,7 +55,10 @@ func mode(sandbox bool) string {
 	return "live"
 }
 
-func startPlatforms(cfg config, publicURL string, store *social.Store, log *slog.Logger) (*platforms, error) {
+// startPlatforms starts the emulators (sandbox mode) and builds the
+// providers, which socialcrm.Open registers; makeFlows then builds the
+// flows over the social store.
+func startPlatforms(cfg config, publicURL string, log *slog.Logger) (*platforms, error) {
 	p := &platforms{}
 	p.tiktokCfg = tiktok.Config{ClientKey: cfg.TikTokKey, ClientSecret: cfg.TikTokSecret,
 		RedirectURL: publicURL + "/connect/tiktok/callback"}
@@ -90,15 +93,7 @@ func startPlatforms(cfg config, publicURL string, store *social.Store, log *slog
 		p.close()
 		return nil, err
 	}
-	if p.tiktokFlow, err = store.NewFlow(p.tiktokProv, social.FlowConfig{
-		Features: []string{"profile", "stats", "video.read", "publish"},
-		Purposes: []string{"analytics", "publishing"},
-	}); err != nil {
-		p.close()
-		return nil, err
-	}
-
-	if err := p.startMeta(cfg, publicURL, store); err != nil {
+	if err := p.startMeta(cfg, publicURL); err != nil {
 		p.close()
 		return nil, err
 	}
@@ -108,7 +103,7 @@ func startPlatforms(cfg config, publicURL string, store *social.Store, log *slog
 
 // startMeta configures Meta: the emulator with a sandbox user, Page and
 // Instagram account, or the real Graph API with the app's credentials.
-func (p *platforms) startMeta(cfg config, publicURL string, store *social.Store) error {
+func (p *platforms) startMeta(cfg config, publicURL string) error {
 	p.metaSandbox = cfg.MetaAppID == "" || cfg.MetaSecret == ""
 	appID, secret, verify := cfg.MetaAppID, cfg.MetaSecret, cfg.MetaVerifyToken
 	redirect := publicURL + "/connect/meta/callback"
@@ -148,7 +143,22 @@ func (p *platforms) startMeta(cfg config, publicURL string, store *social.Store)
 	p.metaVerify = verify
 	p.metaCfg.AppID, p.metaCfg.AppSecret, p.metaCfg.RedirectURL = appID, vault.NewSecret([]byte(secret)), redirect
 	var err error
-	if p.metaProv, err = meta.NewProvider(p.metaCfg, p.metaOpts...); err != nil {
+	p.metaProv, err = meta.NewProvider(p.metaCfg, p.metaOpts...)
+	return err
+}
+
+// providers are the providers to register with socialcrm.Open.
+func (p *platforms) providers() []social.Provider {
+	return []social.Provider{p.tiktokProv, p.metaProv}
+}
+
+// makeFlows builds the platforms' OAuth flows over store.
+func (p *platforms) makeFlows(store *social.Store) error {
+	var err error
+	if p.tiktokFlow, err = store.NewFlow(p.tiktokProv, social.FlowConfig{
+		Features: []string{"profile", "stats", "video.read", "publish"},
+		Purposes: []string{"analytics", "publishing"},
+	}); err != nil {
 		return err
 	}
 	p.metaFlow, err = store.NewFlow(p.metaProv, social.FlowConfig{

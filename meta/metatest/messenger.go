@@ -39,7 +39,8 @@ var retiredTags = []string{"CONFIRMED_EVENT_UPDATE", "ACCOUNT_UPDATE", "POST_PUR
 // SentMessage is a message a Page sent through the Send API.
 type SentMessage struct {
 	PageID        string
-	RecipientID   string // PSID
+	RecipientID   string // PSID ("" when sent to a UserRef)
+	UserRef       string // recipient.user_ref (checkbox and chat plugin guests)
 	MessageID     string // "" for sender actions
 	MessagingType string
 	Tag           string
@@ -91,8 +92,9 @@ func (s *Server) sendMessage(c *call, p *page) result {
 		return fail(errParam("(#100) The parameter recipient is required"))
 	}
 	psid, _ := recipient["id"].(string)
-	if psid == "" {
-		return fail(errParam("(#100) recipient.id is required: this emulator addresses people by PSID"))
+	userRef, _ := recipient["user_ref"].(string)
+	if (psid == "") == (userRef == "") {
+		return fail(errParam("(#100) recipient needs exactly one of id and user_ref"))
 	}
 	action := c.param("sender_action")
 	rawMessage := c.param("message")
@@ -130,7 +132,7 @@ func (s *Server) sendMessage(c *call, p *page) result {
 			return fail(errParam("(#100) Param messaging_type must be one of {RESPONSE, UPDATE, MESSAGE_TAG}"))
 		}
 	}
-	conv := s.conversations[convKey{p.ID, psid}]
+	conv := s.conversations[convKey{p.ID, personKey(psid, userRef)}]
 	if conv == nil {
 		return fail(newErr(typeOAuth, 100, 2018001, "(#100) No matching user found"))
 	}
@@ -160,10 +162,14 @@ func (s *Server) sendMessage(c *call, p *page) result {
 		return fail(windowClosed())
 	}
 	sm := SentMessage{
-		PageID: p.ID, RecipientID: psid, MessagingType: mt, Tag: tag, Text: text,
+		PageID: p.ID, RecipientID: psid, UserRef: userRef, MessagingType: mt, Tag: tag, Text: text,
 		SenderAction: action, Time: now,
 	}
-	resp := map[string]any{"recipient_id": psid}
+	resp := map[string]any{}
+	if psid != "" {
+		// Meta answers without recipient_id for a user_ref recipient.
+		resp["recipient_id"] = psid
+	}
 	if action == "" {
 		sm.MessageID = "m_" + randomString("")
 		sm.Message = json.RawMessage(c.param("message"))
@@ -177,8 +183,11 @@ func (s *Server) sendMessage(c *call, p *page) result {
 // Set exactly one of Message, Delivery, Read and Postback.
 type Event struct {
 	PageID string
-	PSID   string    // the person
-	Time   time.Time // zero: the emulator's now
+	PSID   string // the person
+	// UserRef names the person instead of PSID (sender.user_ref): a
+	// checkbox plugin opt-in or a chat plugin guest, who has no PSID.
+	UserRef string
+	Time    time.Time // zero: the emulator's now
 
 	Message  *EventMessage
 	Delivery *EventDelivery
@@ -230,8 +239,8 @@ func TextMessage(pageID, psid, text string) Event {
 func millis(t time.Time) int64 { return t.UnixMilli() }
 
 func (s *Server) eventJSON(e *Event, now time.Time) (map[string]any, error) {
-	if e.PageID == "" || e.PSID == "" {
-		return nil, invalid("event: PageID and PSID are required")
+	if e.PageID == "" || (e.PSID == "") == (e.UserRef == "") {
+		return nil, invalid("event: PageID and one of PSID and UserRef are required")
 	}
 	set := 0
 	for _, present := range []bool{e.Message != nil, e.Delivery != nil, e.Read != nil, e.Postback != nil} {
@@ -246,8 +255,12 @@ func (s *Server) eventJSON(e *Event, now time.Time) (map[string]any, error) {
 	if at.IsZero() {
 		at = now
 	}
+	sender := map[string]any{"id": e.PSID}
+	if e.UserRef != "" {
+		sender = map[string]any{"user_ref": e.UserRef}
+	}
 	out := map[string]any{
-		"sender":    map[string]any{"id": e.PSID},
+		"sender":    sender,
 		"recipient": map[string]any{"id": e.PageID},
 		"timestamp": millis(at),
 	}
@@ -291,6 +304,15 @@ func (s *Server) eventJSON(e *Event, now time.Time) (map[string]any, error) {
 		out["postback"] = map[string]any{"mid": pb.MID, "title": pb.Title, "payload": pb.Payload}
 	}
 	return out, nil
+}
+
+// personKey is how conversations name their person: the PSID, or the
+// user_ref of a person without one.
+func personKey(psid, userRef string) string {
+	if userRef != "" {
+		return "user_ref:" + userRef
+	}
+	return psid
 }
 
 // opensWindow tells whether the event is a person's action that starts the
@@ -431,7 +453,7 @@ func (s *Server) DeliverWebhook(ctx context.Context, appID, callbackURL string, 
 			if at.IsZero() {
 				at = now
 			}
-			k := convKey{e.PageID, e.PSID}
+			k := convKey{e.PageID, personKey(e.PSID, e.UserRef)}
 			cv := s.conversations[k]
 			if cv == nil {
 				cv = &Conversation{PageID: e.PageID, PSID: e.PSID}

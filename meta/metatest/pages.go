@@ -135,6 +135,8 @@ func (s *Server) routePage(c *call, id, edge, sub string) result {
 		if c.method == http.MethodPost {
 			return s.sendMessage(c, p)
 		}
+	case "subscribed_apps":
+		return s.subscribedApps(c, p)
 	default:
 		return fail(errNoField(edge, "Page"))
 	}

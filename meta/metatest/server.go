@@ -47,6 +47,7 @@ type Server struct {
 	mediaOrder    []string
 	publishes     map[string][]time.Time // IG user id -> publish times
 	conversations map[convKey]*Conversation
+	subscriptions map[subKey][]string
 	sent          []SentMessage
 	metricValues  map[string]map[string]any
 	retiredExtra  map[string]bool
@@ -88,6 +89,7 @@ func New(opts ...Option) (*Server, error) {
 		media:         map[string]*media{},
 		publishes:     map[string][]time.Time{},
 		conversations: map[convKey]*Conversation{},
+		subscriptions: map[subKey][]string{},
 		metricValues:  map[string]map[string]any{},
 		retiredExtra:  map[string]bool{},
 		catalog:       metricCatalog(),

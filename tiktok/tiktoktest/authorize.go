@@ -152,6 +152,8 @@ func (s *Server) consentLocked(q url.Values, openID string, opts ConsentOptions)
 		challenge:   req.challenge,
 		encoding:    req.app.Challenge,
 		expires:     s.Now().Add(s.cfg.codeTTL),
+
+		allRequested: len(granted) == len(req.scopes),
 	}
 	v := url.Values{"code": {code}, "scopes": {strings.Join(granted, ",")}}
 	if req.state != "" {

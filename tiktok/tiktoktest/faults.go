@@ -12,12 +12,20 @@ import (
 // the OAuth endpoints). Faults on UploadPath answer with the bare status, as
 // the upload host does. A fault is applied before any other check, and the
 // request still appears in the request log.
+//
+// With Processed, the request is carried out first (a post is created, a
+// token rotated) and only its answer is replaced: by the fault's status, or
+// with Drop by a connection closed without any answer — a platform that
+// acted but whose answer was lost. Drop without Processed closes the
+// connection before anything is done.
 type Fault struct {
-	Path    string
-	Count   int
-	Status  int
-	Code    string
-	Message string
+	Path      string
+	Count     int
+	Status    int
+	Code      string
+	Message   string
+	Processed bool
+	Drop      bool
 }
 
 type pendingFault struct {
@@ -59,6 +67,15 @@ func (s *Server) takeFault(path string) (Fault, bool) {
 		return p.f, true
 	}
 	return Fault{}, false
+}
+
+// drop closes the client's connection without an answer.
+func drop(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	conn.Close()
 }
 
 func (s *Server) writeFault(w http.ResponseWriter, path string, f Fault) {

@@ -22,7 +22,7 @@ type Token struct {
 	OpenID           string `json:"open_id"`
 	RefreshExpiresIn int64  `json:"refresh_expires_in"`
 	RefreshToken     string `json:"refresh_token"`
-	Scope            string `json:"scope"`
+	Scope            string `json:"scope,omitempty"`
 	TokenType        string `json:"token_type"`
 }
 
@@ -42,6 +42,8 @@ type authCode struct {
 	encoding    ChallengeEncoding
 	expires     time.Time
 	used        bool
+	// allRequested: the user granted every requested scope.
+	allRequested bool
 }
 
 // grant is one authorization of an app by a user: the tokens issued from
@@ -253,7 +255,11 @@ func (s *Server) exchangeCodeLocked(w http.ResponseWriter, app *App, code, redir
 	}
 	g := &grant{clientKey: app.ClientKey, openID: c.openID, scopes: slices.Clone(c.scopes)}
 	s.grants = append(s.grants, g)
-	writeJSON(w, http.StatusOK, s.mintLocked(g, now))
+	tok := s.mintLocked(g, now)
+	if app.OmitScope && c.allRequested {
+		tok.Scope = ""
+	}
+	writeJSON(w, http.StatusOK, tok)
 }
 
 func (s *Server) refreshLocked(w http.ResponseWriter, app *App, token string, now time.Time) {

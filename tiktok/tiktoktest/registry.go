@@ -59,6 +59,9 @@ type App struct {
 	// WebhookURL, if set, receives the authorization.removed event sent by
 	// Server.Deauthorize.
 	WebhookURL string
+	// OmitScope makes token answers of codes whose user granted every
+	// requested scope name no scope, as RFC 6749 §5.1 allows.
+	OmitScope bool
 }
 
 // User is a TikTok account. Empty fields are returned empty.

@@ -433,6 +433,17 @@ func (s *Server) middleware(next http.Handler, upload bool) http.Handler {
 		entry := s.newRequestEntry(r, body, upload)
 		rec := &statusRecorder{ResponseWriter: w}
 		if f, ok := s.takeFault(r.URL.Path); ok {
+			if f.Processed {
+				next.ServeHTTP(httptest.NewRecorder(), r)
+			}
+			if f.Drop {
+				entry.Status = 0
+				s.mu.Lock()
+				s.requests = append(s.requests, entry)
+				s.mu.Unlock()
+				drop(w)
+				return
+			}
 			s.writeFault(rec, r.URL.Path, f)
 		} else {
 			next.ServeHTTP(rec, r)
