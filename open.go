@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/tink-crypto/tink-go/v2/tink"
@@ -149,13 +150,14 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 		return nil, err
 	}
 	// The audit log is a keyed chain: its key is the vault's, wrapped by
-	// the KEK, so a database writer cannot recompute it.
+	// the KEK, so a database writer cannot recompute it. Member names are
+	// sealed by the vault (tenancy cannot import it).
 	auditKeys, err := sdk.Vault.AuditKeys(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if sdk.Tenants, err = tenancy.NewStore(cfg.DB, tenancy.WithClock(now), tenancy.WithLogger(log),
-		tenancy.WithAuditKeys(auditKeys)); err != nil {
+		tenancy.WithAuditKeys(auditKeys), tenancy.WithSealer(vaultSealer{sdk.Vault})); err != nil {
 		return nil, err
 	}
 	sdk.Audit = sdk.Tenants.Audit()
@@ -183,10 +185,22 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	if sdk.Social, err = social.New(cfg.DB, sdk.Vault, socialOpts...); err != nil {
 		return nil, err
 	}
+	// Personal data that a database of an earlier version held in clear is
+	// sealed before anything reads it (a no-op once done).
+	sealing := sdk.CRM
+	if cfg.Owner != nil {
+		sealing = sdk.CRM.Using(cfg.Owner) // drops what it moved aside: the owner's right
+	}
+	if _, err := sealing.SealExisting(ctx, 0, nil); err != nil {
+		return nil, err
+	}
+	if _, err := sdk.Tenants.SealNames(tenancy.System(ctx, "socialcrm-open")); err != nil {
+		return nil, err
+	}
 	// The CRM's categories bound to this Store: erasing an attachment
 	// deletes its bytes from cfg.Attachments. The social categories export
 	// their sealed columns opened through the social store.
-	cats := withStoreCategories(Categories(sdk.Audit), sdk.CRM.Categories())
+	cats := withStoreCategories(Categories(sdk.Audit), append(sdk.CRM.Categories(), memberCategory(Categories(sdk.Audit), sdk.Vault)))
 	cats = withStoreCategories(cats, socialCategories(sdk.Social))
 	cats = append(cats, cfg.Categories...)
 	policy := DefaultPolicy(cats)
@@ -215,6 +229,49 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 		return nil, err
 	}
 	return sdk, nil
+}
+
+// vaultSealer is the vault as a tenancy.Sealer.
+type vaultSealer struct{ v *vault.Vault }
+
+func (s vaultSealer) Seal(ctx context.Context, plaintext []byte, record, field string) ([]byte, error) {
+	sealed, err := s.v.Seal(ctx, plaintext, vault.Binding{Record: record, Field: field})
+	return sealed.Bytes(), err
+}
+
+func (s vaultSealer) Open(ctx context.Context, sealed []byte, record, field string) ([]byte, error) {
+	v, err := vault.ParseSealed(sealed)
+	if err != nil {
+		return nil, err
+	}
+	sec, err := s.v.Open(ctx, v, vault.Binding{Record: record, Field: field})
+	if err != nil {
+		return nil, err
+	}
+	defer sec.Wipe()
+	return append([]byte(nil), sec.Reveal()...), nil
+}
+
+var _ tenancy.Sealer = vaultSealer{}
+
+// memberCategory returns the members' category of cats with their sealed
+// name declared, opened with v, so that an export holds it in clear.
+func memberCategory(cats []retention.Category, v *vault.Vault) retention.Category {
+	var c retention.Category
+	for _, x := range cats {
+		if x.Table == tenancy.TableMembers {
+			c = x
+		}
+	}
+	s := vaultSealer{v}
+	c.Omit = slices.DeleteFunc(slices.Clone(c.Omit), func(col string) bool { return col == "name_sealed" })
+	c.Sealed = append(c.Sealed, retention.SealedColumn{Column: "name_sealed", As: "sealed_name",
+		Open: func(ctx context.Context, tenantID, id string, sealed []byte) (string, error) {
+			b, err := s.Open(ctx, sealed, id, "member_name")
+			return string(b), err
+		}})
+	c.Clear = "ids, e-mail address (the sign-in name), role, client link, password hash, lockout state and times; the name is sealed"
+	return c
 }
 
 // withStoreCategories replaces the categories of cats that bound has a

@@ -20,7 +20,8 @@ import (
 // OpenDB opens the database named by dsn: a postgres:// or postgresql:// URL
 // connects to PostgreSQL (through bun's pgdriver); anything else is the path
 // of a SQLite file, created if missing (an optional "sqlite:" or "file:"
-// prefix is dropped). Connect PostgreSQL as a role that is neither a
+// prefix is dropped), opened with secure_delete so that erased rows do not
+// linger in the file. Connect PostgreSQL as a role that is neither a
 // superuser nor BYPASSRLS, so that row-level security binds it.
 func OpenDB(dsn string) (*bun.DB, error) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {

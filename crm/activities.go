@@ -9,6 +9,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/internal/dberr"
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 // Table names of activities, tasks and notes.
@@ -46,12 +47,19 @@ type Activity struct {
 	ContactID  string    `bun:"contact_id,nullzero" json:"contact_id,omitempty"`
 	CompanyID  string    `bun:"company_id,nullzero" json:"company_id,omitempty"`
 	DealID     string    `bun:"deal_id,nullzero" json:"deal_id,omitempty"`
-	Subject    string    `bun:"subject,notnull" json:"subject,omitempty" validate:"max=500"`
-	Body       string    `bun:"body,notnull" json:"body,omitempty" validate:"max=100000"`
+	Subject    string    `bun:"-" json:"subject,omitempty" validate:"max=500"`
+	Body       string    `bun:"-" json:"body,omitempty" validate:"max=100000"`
 	OccurredAt time.Time `bun:"occurred_at,notnull" json:"occurred_at" validate:"required"`
 	// Duration of a call or meeting, in seconds.
 	DurationSec int64  `bun:"duration_sec,notnull" json:"duration_sec,omitempty" validate:"gte=0"`
 	OwnerID     string `bun:"owner_id,nullzero" json:"owner_id,omitempty" validate:"omitempty,uuid"`
+
+	SubjectSealed vault.Sealed `bun:"subject_sealed" json:"-"`
+	BodySealed    vault.Sealed `bun:"body_sealed" json:"-"`
+}
+
+func (a *Activity) sealedFields() []sealedField {
+	return []sealedField{{name: "subject", sealed: &a.SubjectSealed, text: &a.Subject}, {name: "body", sealed: &a.BodySealed, text: &a.Body}}
 }
 
 // ActivityFilter narrows Activities.List; the zero value lists every
@@ -115,6 +123,9 @@ func (r *Activities) byExternalID(ctx context.Context, kind ActivityKind, extern
 	if len(found) == 0 {
 		return Activity{}, false, nil
 	}
+	if err := openRecord(ctx, r.s, kindActivity, &found[0], found[0].ID); err != nil {
+		return Activity{}, false, err
+	}
 	return found[0], true, nil
 }
 
@@ -157,8 +168,8 @@ type Task struct {
 	bun.BaseModel `bun:"table:socialcrm_crm_tasks,alias:tk"`
 	Record
 
-	Title       string     `bun:"title,notnull" json:"title" validate:"required,max=200"`
-	Description string     `bun:"description,notnull" json:"description,omitempty" validate:"max=10000"`
+	Title       string     `bun:"-" json:"title" validate:"required,max=200"`
+	Description string     `bun:"-" json:"description,omitempty" validate:"max=10000"`
 	Status      TaskStatus `bun:"status,notnull" json:"status" validate:"omitempty,oneof=open in_progress done cancelled"`
 	// DueAt is when the task is due; zero for no due date.
 	DueAt time.Time `bun:"due_at,nullzero" json:"due_at,omitzero"`
@@ -168,6 +179,13 @@ type Task struct {
 	DealID     string `bun:"deal_id,nullzero" json:"deal_id,omitempty"`
 	// CompletedAt is set when the status becomes done.
 	CompletedAt time.Time `bun:"completed_at,nullzero" json:"completed_at,omitzero"`
+
+	TitleSealed       vault.Sealed `bun:"title_sealed" json:"-"`
+	DescriptionSealed vault.Sealed `bun:"description_sealed" json:"-"`
+}
+
+func (t *Task) sealedFields() []sealedField {
+	return []sealedField{{name: "title", sealed: &t.TitleSealed, text: &t.Title}, {name: "description", sealed: &t.DescriptionSealed, text: &t.Description}}
 }
 
 // TaskFilter narrows Tasks.List; the zero value lists every task.
@@ -247,13 +265,19 @@ type Note struct {
 	bun.BaseModel `bun:"table:socialcrm_crm_notes,alias:nt"`
 	Record
 
-	Body      string `bun:"body,notnull" json:"body" validate:"required,max=100000"`
+	Body      string `bun:"-" json:"body" validate:"required,max=100000"`
 	ContactID string `bun:"contact_id,nullzero" json:"contact_id,omitempty"`
 	CompanyID string `bun:"company_id,nullzero" json:"company_id,omitempty"`
 	DealID    string `bun:"deal_id,nullzero" json:"deal_id,omitempty"`
 	// AuthorID is the member who wrote it (taken from the context's
 	// principal on creation).
 	AuthorID string `bun:"author_id,nullzero" json:"author_id,omitempty"`
+
+	BodySealed vault.Sealed `bun:"body_sealed" json:"-"`
+}
+
+func (n *Note) sealedFields() []sealedField {
+	return []sealedField{{name: "body", sealed: &n.BodySealed, text: &n.Body}}
 }
 
 // NoteFilter narrows Notes.List; the zero value lists every note.

@@ -13,6 +13,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 // Attachment is the metadata of a file attached to a record; its bytes are
@@ -23,9 +24,10 @@ type Attachment struct {
 	Record
 	// OwnerKind and OwnerID name the record the file is attached to
 	// ("contact", "campaign", "invoice"…).
-	OwnerKind   string `bun:"owner_kind,notnull" json:"owner_kind"`
-	OwnerID     string `bun:"owner_id,notnull" json:"owner_id"`
-	FileName    string `bun:"file_name,notnull" json:"file_name"`
+	OwnerKind string `bun:"owner_kind,notnull" json:"owner_kind"`
+	OwnerID   string `bun:"owner_id,notnull" json:"owner_id"`
+	// FileName is stored sealed; the bytes reach the Storage sealed too.
+	FileName    string `bun:"-" json:"file_name"`
 	ContentType string `bun:"content_type,notnull" json:"content_type"`
 	Size        int64  `bun:"size,notnull" json:"size"`
 	// SHA256 is the lower-case hex SHA-256 of the bytes.
@@ -35,6 +37,12 @@ type Attachment struct {
 	// file to that client; empty otherwise.
 	ClientID string `bun:"client_id,nullzero" json:"client_id,omitempty"`
 	Author   string `bun:"author,notnull" json:"author"`
+
+	FileNameSealed vault.Sealed `bun:"file_name_sealed" json:"-"`
+}
+
+func (a *Attachment) sealedFields() []sealedField {
+	return []sealedField{{name: "file_name", sealed: &a.FileNameSealed, text: &a.FileName}}
 }
 
 // AttachmentInput is what Attach takes besides the bytes.
@@ -138,9 +146,14 @@ func (a *Attachments) Attach(ctx context.Context, in AttachmentInput, r io.Reade
 	if err != nil {
 		return Attachment{}, err
 	}
+	if err := sealRecord(ctx, s, KindAttachment, &att, att.ID); err != nil {
+		return Attachment{}, err
+	}
 	h := sha256.New()
 	lr := &limitReader{r: io.TeeReader(r, h), left: s.maxAttachment}
-	n, err := s.storage.Put(ctx, tid, att.ID, lr)
+	cr := &countingReader{r: lr}
+	_, err = s.storage.Put(ctx, tid, att.ID, newSealingReader(ctx, s.vault, att.ID, cr))
+	n := cr.n
 	if err != nil {
 		_ = s.storage.Delete(context.WithoutCancel(ctx), tid, att.ID)
 		if lr.over {
@@ -160,6 +173,18 @@ func (a *Attachments) Attach(ctx context.Context, in AttachmentInput, r io.Reade
 }
 
 func hexSum(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
 
 // errTooLarge stops a copy at the size limit.
 var errTooLarge = errors.New("crm: attachment too large")
@@ -208,7 +233,10 @@ func (s *Store) getAttachment(ctx context.Context, tx bun.IDB, id string, write 
 	if err == nil && acc.portal() && visible(ctx, tx, acc, att.OwnerKind, att.OwnerID) != nil {
 		return Attachment{}, notFound(KindAttachment, id) // a file of a draft
 	}
-	return att, err
+	if err != nil {
+		return Attachment{}, err
+	}
+	return att, openRecord(ctx, s, KindAttachment, &att, att.ID)
 }
 
 // Get returns an attachment's metadata.
@@ -237,7 +265,7 @@ func (a *Attachments) Open(ctx context.Context, id string) (Attachment, io.ReadC
 	if err != nil {
 		return Attachment{}, nil, err
 	}
-	return att, rc, nil
+	return att, newOpeningReader(ctx, s.vault, att.ID, rc), nil
 }
 
 // Delete removes an attachment and its bytes. The bytes go inside the
@@ -253,7 +281,7 @@ func (a *Attachments) Delete(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if err := deleteIn[Attachment](ctx, tx, KindAttachment, id); err != nil {
+		if err := deleteIn[Attachment](ctx, s, tx, KindAttachment, id); err != nil {
 			return err
 		}
 		return s.storage.Delete(ctx, att.TenantID, att.ID)
@@ -287,7 +315,16 @@ func (a *Attachments) List(ctx context.Context, ownerKind, ownerID string, o Lis
 	if err != nil {
 		return Page[Attachment]{}, wrapList(KindAttachment, err)
 	}
-	return page(attachmentKeys, o, items, func(a *Attachment) []any { return []any{a.ID} })
+	p, err := page(attachmentKeys, o, items, func(a *Attachment) []any { return []any{a.ID} })
+	if err != nil {
+		return p, err
+	}
+	for i := range p.Items {
+		if err := openRecord(ctx, s, KindAttachment, &p.Items[i], p.Items[i].ID); err != nil {
+			return Page[Attachment]{}, err
+		}
+	}
+	return p, nil
 }
 
 // eraseAttachmentBytes is the attachment category's BeforeErase hook: it

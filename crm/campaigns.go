@@ -126,7 +126,7 @@ func (r *Campaigns) Update(ctx context.Context, id string, version int64, in Cam
 		if _, err := get[Client](ctx, tx, KindClient, in.ClientID); err != nil {
 			return err
 		}
-		if err := update(ctx, tx, s.clock(), KindCampaign, &c,
+		if err := update(ctx, s, tx, s.clock(), KindCampaign, &c,
 			"client_id", "name", "status", "starts_at", "ends_at", "budget", "currency"); err != nil {
 			return err
 		}
@@ -150,7 +150,7 @@ func (r *Campaigns) Delete(ctx context.Context, id string) error {
 		if _, err := s.access(ctx, tx, KindCampaign, true); err != nil {
 			return err
 		}
-		if err := deleteIn[Campaign](ctx, tx, KindCampaign, id); err != nil {
+		if err := deleteIn[Campaign](ctx, s, tx, KindCampaign, id); err != nil {
 			return err
 		}
 		return s.deleteDependents(ctx, tx, KindCampaign, []string{id})
@@ -164,11 +164,11 @@ func (r *Campaigns) List(ctx context.Context, f CampaignFilter, o ListOptions) (
 }
 
 // deleteIn deletes the record id of kind, ErrNotFound when there is
-// none in the context's tenant.
+// none in the context's tenant, and records it in the audit log.
 func deleteIn[T any, PT interface {
 	*T
 	record
-}](ctx context.Context, tx bun.IDB, kind, id string) error {
+}](ctx context.Context, s *Store, tx bun.IDB, kind, id string) error {
 	res, err := tx.NewDelete().Model(PT(new(T))).Where("?TableAlias.id = ?", id).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("crm: delete %s: %w", kind, err)
@@ -176,7 +176,7 @@ func deleteIn[T any, PT interface {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return notFound(kind, id)
 	}
-	return nil
+	return s.audit(ctx, tx, kind, "deleted", id)
 }
 
 // wrapList wraps a list's database error, passing typed errors through.
@@ -203,5 +203,14 @@ func listShared[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind stri
 	if err != nil {
 		return Page[T]{}, wrapList(kind, err)
 	}
-	return page(ks, o, items, byID[T, PT])
+	p, err := page(ks, o, items, byID[T, PT])
+	if err != nil {
+		return p, err
+	}
+	for i := range p.Items {
+		if err := openRecord(ctx, s, kind, PT(&p.Items[i]), PT(&p.Items[i]).base().ID); err != nil {
+			return Page[T]{}, err
+		}
+	}
+	return p, nil
 }

@@ -124,7 +124,13 @@ func commerceMigrations() []migration {
 					PRIMARY KEY (tenant_id, id), UNIQUE (tenant_id, record_kind, record_id, field_id))`,
 			)
 		},
-	}}
+	}, {version: "20261123000650", comment: "crm_commerce_sealed", up: func(ctx context.Context, tx bun.Tx) error {
+		if err := sealTablesMigration(commerceSealedTables)(ctx, tx); err != nil {
+			return err
+		}
+		return ownedTables(ctx, tx, nil,
+			`CREATE INDEX IF NOT EXISTS socialcrm_crm_invoice_recipients_email ON socialcrm_crm_invoice_recipients (tenant_id, email_index)`)
+	}}}
 }
 
 // commerceModels are the tenant-owned models of the commerce records.
@@ -168,6 +174,7 @@ func commerceCategoriesWith(s *Store) []retention.Category {
 				"contact_id": contactOwnedBy("r.record"),
 				"client_id":  sprintfOwned("r.record"),
 			},
+			Omit: s.omitSealed("value_sealed"), Sealed: s.sealedColumns(KindField, "value_sealed", "value"),
 			LegalBasis: "contract", Purpose: "custom field values of CRM records"},
 		{Name: "crm.attachment", Table: TableAttachments, Time: "created_at",
 			Subject: map[string]string{
@@ -175,15 +182,19 @@ func commerceCategoriesWith(s *Store) []retention.Category {
 				"client_id":  sprintfOwned("r.owner"),
 			},
 			BeforeErase: s.eraseAttachmentBytes,
-			LegalBasis:  "contract", Purpose: "files attached to CRM records; erasing one deletes its bytes from storage"},
+			Omit:        s.omitSealed("file_name_sealed"), Sealed: s.sealedColumns(KindAttachment, "file_name_sealed", "file_name"),
+			LegalBasis: "contract", Purpose: "files attached to CRM records; erasing one deletes its bytes from storage"},
 		{Name: "crm.proposal_revision", Table: TableProposalRevisions, Time: "created_at",
-			Subject:    map[string]string{"client_id": "r.proposal_id IN (" + clientProposals + ")"},
+			Subject: map[string]string{"client_id": "r.proposal_id IN (" + clientProposals + ")"},
+			Omit:    s.omitSealed("title_sealed", "body_sealed"), Sealed: s.sealedColumns(KindProposal, "title_sealed", "title", "body_sealed", "body"),
 			LegalBasis: "contract", Purpose: "revisions of proposals to clients"},
 		{Name: "crm.proposal_event", Table: TableProposalEvents, Time: "at",
-			Subject:    map[string]string{"client_id": "r.proposal_id IN (" + clientProposals + ")"},
+			Subject: map[string]string{"client_id": "r.proposal_id IN (" + clientProposals + ")"},
+			Omit:    s.omitSealed("note_sealed"), Sealed: s.sealedColumns(KindProposal, "note_sealed", "note"),
 			LegalBasis: "contract", Purpose: "status history of proposals to clients (who changed what, when)"},
 		{Name: "crm.proposal", Table: TableProposals, Time: "updated_at",
-			Subject:    map[string]string{"client_id": "client_id"},
+			Subject: map[string]string{"client_id": "client_id"},
+			Omit:    s.omitSealed("title_sealed", "body_sealed"), Sealed: s.sealedColumns(KindProposal, "title_sealed", "title", "body_sealed", "body"),
 			LegalBasis: "contract", Purpose: "proposals to clients"},
 		{Name: "crm.campaign", Table: TableCampaigns, Time: "updated_at",
 			Subject:    map[string]string{"client_id": "client_id"},
@@ -192,20 +203,26 @@ func commerceCategoriesWith(s *Store) []retention.Category {
 			Subject: map[string]string{
 				"client_id":  "client_id",
 				"contact_id": "r.id IN (SELECT x.invoice_id FROM " + TableInvoiceRecipients + " x WHERE x.tenant_id = ?tenant AND x.contact_id = ?value)",
-				"email":      "r.id IN (SELECT x.invoice_id FROM " + TableInvoiceRecipients + " x WHERE x.tenant_id = ?tenant AND x.email = ?value)",
 			},
+			Omit: s.omitSealed(invoiceSealedColumns...),
+			Sealed: s.sealedColumns(KindInvoice, "lines_sealed", "lines", "bill_to_name_sealed", "bill_to_name",
+				"bill_to_address_sealed", "bill_to_address", "bill_to_tax_id_sealed", "bill_to_tax_id"),
 			LegalBasis: "legal obligation (tax and commercial law: invoices kept 7 years)",
 			Purpose: "invoices with line items, totals and payment status; kept whole for the legal period " +
 				"(number, dates, amounts, lines, and the customer's name, address and tax id, which the law requires on an invoice); " +
 				"the recipient's e-mail, phone and contact link are in billing.invoice_recipient and erased on request"},
 		{Name: CategoryInvoiceRecipient, Table: TableInvoiceRecipients, ID: "invoice_id", Time: "created_at",
-			Subject:    map[string]string{"contact_id": "contact_id", "email": "email", "client_id": "r.invoice_id IN (SELECT i.id FROM " + TableInvoices + " i WHERE i.tenant_id = ?tenant AND i.client_id = ?value)"},
+			Subject:    map[string]string{"contact_id": "contact_id", "client_id": "r.invoice_id IN (SELECT i.id FROM " + TableInvoices + " i WHERE i.tenant_id = ?tenant AND i.client_id = ?value)"},
+			Omit:       append([]string{"email_index", "phone_index"}, s.omitSealed("email_sealed", "phone_sealed")...),
+			Sealed:     s.sealedColumns(KindInvoice, "email_sealed", "recipient_email", "phone_sealed", "recipient_phone"),
 			LegalBasis: "contract", Purpose: "where an invoice is sent (e-mail, phone, contact): not required on the invoice, erased on request while the invoice is kept"},
 		{Name: "crm.client_member", Table: TableClientMembers, ID: "member_id", Time: "created_at",
 			Subject:    map[string]string{"client_id": "client_id"},
 			LegalBasis: "contract", Purpose: "which members see which client's records in the client portal"},
 		{Name: "crm.client", Table: TableClients, Time: "updated_at",
 			Subject:    map[string]string{"client_id": "id"},
+			Omit:       s.omitSealed("name_sealed", "email_sealed", "phone_sealed"),
+			Sealed:     s.sealedColumns(KindClient, "name_sealed", "name", "email_sealed", "email", "phone_sealed", "phone"),
 			LegalBasis: "contract", Purpose: "the tenant's clients (customer organizations) and their billing contact details"},
 		{Name: "crm.custom_field", Table: TableFieldDefs, Time: "updated_at",
 			LegalBasis: "contract", Purpose: "definitions of custom fields (no personal data)"},
@@ -293,7 +310,7 @@ func sprintfOwned(prefix string) string {
 // data-subject export holds them in clear. Register these (not the package's Categories) with the retention
 // engine of an application that keeps attachments.
 func (s *Store) Categories() []retention.Category {
-	return append(commerceCategoriesWith(s), coreCategoriesWith(s)...)
+	return withClear(append(commerceCategoriesWith(s), coreCategoriesWith(s)...))
 }
 
 // commerceSealedColumns are the sealed columns of the commerce tables.

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 // Table names of consent.
@@ -36,9 +38,16 @@ type Consent struct {
 	Channel   Channel `bun:"channel,notnull" json:"channel"`
 	Purpose   Purpose `bun:"purpose,notnull" json:"purpose"`
 	Granted   bool    `bun:"granted,notnull" json:"granted"`
-	// Source and At are those of the latest change.
-	Source string    `bun:"source,notnull" json:"source"`
+	// Source and At are those of the latest change. Source is stored
+	// sealed: it may name the person ("reply from +1 415…").
+	Source string    `bun:"-" json:"source"`
 	At     time.Time `bun:"at,notnull" json:"at"`
+
+	SourceSealed vault.Sealed `bun:"source_sealed" json:"-"`
+}
+
+func (c *Consent) sealedFields() []sealedField {
+	return []sealedField{{name: "source", sealed: &c.SourceSealed, text: &c.Source}}
 }
 
 // ConsentEvent is one entry of a contact's consent history.
@@ -51,9 +60,15 @@ type ConsentEvent struct {
 	Purpose   Purpose `bun:"purpose,notnull" json:"purpose"`
 	// Action is "granted" or "withdrawn".
 	Action string    `bun:"action,notnull" json:"action"`
-	Source string    `bun:"source,notnull" json:"source"`
+	Source string    `bun:"-" json:"source"`
 	Actor  string    `bun:"actor,notnull" json:"actor"`
 	At     time.Time `bun:"at,notnull" json:"at"`
+
+	SourceSealed vault.Sealed `bun:"source_sealed" json:"-"`
+}
+
+func (e *ConsentEvent) sealedFields() []sealedField {
+	return []sealedField{{name: "source", sealed: &e.SourceSealed, text: &e.Source}}
 }
 
 // Consent actions.
@@ -109,19 +124,37 @@ func (r *Consents) change(ctx context.Context, c ConsentChange, granted bool) (C
 	}
 	state := Consent{ContactID: c.ContactID, Channel: c.Channel, Purpose: c.Purpose, Granted: granted, Source: c.Source, At: now}
 	state.stamp(now)
+	// Sealed before the transaction (a tenant's first seal creates its keys).
+	ev := ConsentEvent{ContactID: c.ContactID, Channel: c.Channel, Purpose: c.Purpose, Action: action, Source: c.Source, Actor: actor, At: now}
+	ev.stamp(now)
+	if err := r.s.sealFields(ctx, kindConsent, ev.ID, ev.sealedFields()); err != nil {
+		return Consent{}, err
+	}
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := mustExist(ctx, tx, (*Contact)(nil), kindConsent, "contact_id", c.ContactID); err != nil {
 			return err
 		}
-		ev := ConsentEvent{ContactID: c.ContactID, Channel: c.Channel, Purpose: c.Purpose, Action: action, Source: c.Source, Actor: actor, At: now}
-		ev.stamp(now)
+		// The current state keeps its id: its source is sealed bound to it.
+		var ids []string
+		if err := tx.NewSelect().Model((*Consent)(nil)).Column("id").Where("?TableAlias.contact_id = ?", c.ContactID).
+			Where("?TableAlias.channel = ?", c.Channel).Where("?TableAlias.purpose = ?", c.Purpose).Scan(ctx, &ids); err != nil {
+			return fmt.Errorf("crm: record consent: %w", err)
+		}
+		if len(ids) > 0 {
+			state.ID = ids[0]
+		}
+		if err := r.s.sealFields(ctx, kindConsent, state.ID, state.sealedFields()); err != nil {
+			return err
+		}
 		if _, err := tx.NewInsert().Model(&ev).Exec(ctx); err != nil {
 			return fmt.Errorf("crm: record consent: %w", err)
 		}
 		if _, err := tx.NewInsert().Model(&state).
 			On("CONFLICT (tenant_id, contact_id, channel, purpose) DO UPDATE").
 			Set("granted = EXCLUDED.granted").
-			Set("source = EXCLUDED.source").
+			// A row inserted meanwhile by another transaction has another
+			// id: its source, sealed bound to that id, stays.
+			Set("source_sealed = CASE WHEN ?TableAlias.id = EXCLUDED.id THEN EXCLUDED.source_sealed ELSE ?TableAlias.source_sealed END").
 			Set("at = EXCLUDED.at").
 			Set("updated_at = EXCLUDED.updated_at").
 			Set("version = ?TableAlias.version + 1").Exec(ctx); err != nil {
@@ -148,6 +181,11 @@ func (r *Consents) current(ctx context.Context, tx bun.IDB, contactID string) ([
 	var cs []Consent
 	if err := tx.NewSelect().Model(&cs).Where("?TableAlias.contact_id = ?", contactID).Order("channel", "purpose").Scan(ctx); err != nil {
 		return nil, fmt.Errorf("crm: read consent: %w", err)
+	}
+	for i := range cs {
+		if err := openRecord(ctx, r.s, kindConsent, &cs[i], cs[i].ID); err != nil {
+			return nil, err
+		}
 	}
 	return cs, nil
 }
@@ -187,6 +225,11 @@ func (r *Consents) History(ctx context.Context, contactID string) ([]ConsentEven
 	})
 	if err != nil {
 		return nil, fmt.Errorf("crm: consent history: %w", err)
+	}
+	for i := range es {
+		if err := openRecord(ctx, r.s, kindConsent, &es[i], es[i].ID); err != nil {
+			return nil, err
+		}
 	}
 	return es, nil
 }

@@ -30,6 +30,8 @@ const (
 const (
 	TableContacts    = TablePrefix + "contacts"
 	TableContactTags = TablePrefix + "contact_tags"
+	// TableContactNames holds the blind indexes of contacts' name prefixes.
+	TableContactNames = TablePrefix + "contact_names"
 )
 
 // UTM holds the campaign parameters a contact arrived with.
@@ -70,16 +72,20 @@ func (b Birthday) valid() bool {
 	return t.Day() == b.Day
 }
 
-// Contact is a person the tenant deals with. Email and Phone are stored
-// only sealed by the vault (bound to the tenant, the contact and the
-// field), beside a blind index that finds them by exact match; the other
-// fields are stored as they are.
+// Contact is a person the tenant deals with. Every personal field is
+// stored only sealed by the vault, bound to the tenant, the contact and the
+// field: names, e-mail address, phone number, UTM values, birthday,
+// preferences and tags. Beside them the table keeps blind indexes (keyed
+// hashes) that find a contact by exact e-mail address, phone number, tag or
+// birthday (month and day), and by the prefixes of the words of its name
+// (see ContactFilter.NamePrefix). Stage, Source, the ids and the times stay
+// in clear: they are the tenant's own vocabulary, not the person's.
 type Contact struct {
 	bun.BaseModel `bun:"table:socialcrm_crm_contacts,alias:ct"`
 	Record
 
-	FirstName string `bun:"first_name,notnull" json:"first_name" validate:"max=100"`
-	LastName  string `bun:"last_name,notnull" json:"last_name" validate:"max=100"`
+	FirstName string `bun:"-" json:"first_name" validate:"max=100"`
+	LastName  string `bun:"-" json:"last_name" validate:"max=100"`
 	// Email and Phone are the plaintext, never stored as such. Email is
 	// stored trimmed and lower-cased; Phone must be in E.164 form.
 	Email string `bun:"-" json:"email,omitempty" validate:"omitempty,email,max=254"`
@@ -88,36 +94,71 @@ type Contact struct {
 	Stage Stage `bun:"stage,notnull" json:"stage" validate:"omitempty,oneof=lead qualified opportunity customer inactive"`
 	// Source says where the contact came from ("website", "instagram",
 	// "import", "referral"…). Source and UTM are captured on creation and
-	// kept as they were: Update does not change them.
+	// kept as they were: Update does not change them. Source is stored in
+	// clear: it names a channel of the tenant, not something of the person.
 	Source string `bun:"source,notnull" json:"source,omitempty" validate:"max=100"`
-	UTM    UTM    `bun:"embed:utm_" json:"utm,omitzero"`
+	UTM    UTM    `bun:"-" json:"utm,omitzero"`
 	// Birthday drives birthday greetings (with consent; see Scheduler).
-	Birthday Birthday `bun:"embed:birth_" json:"birthday,omitzero"`
+	Birthday Birthday `bun:"-" json:"birthday,omitzero"`
 	// Preferences are free key/value settings (language, sizes, …).
-	Preferences map[string]string `bun:"preferences,type:text,notnull" json:"preferences,omitempty" validate:"max=50,dive,keys,min=1,max=64,endkeys,max=1000"`
+	Preferences map[string]string `bun:"-" json:"preferences,omitempty" validate:"max=50,dive,keys,min=1,max=64,endkeys,max=1000"`
 	// CompanyID links the contact to the company it works for.
 	CompanyID string `bun:"company_id,nullzero" json:"company_id,omitempty"`
 	// OwnerID is the id of the member responsible for the contact.
 	OwnerID string `bun:"owner_id,nullzero" json:"owner_id,omitempty" validate:"omitempty,uuid"`
 	// Tags label the contact; each is trimmed, at most 50 bytes, and kept
 	// once, in order of first appearance.
-	Tags []string `bun:"tags,type:text,notnull" json:"tags" validate:"max=50,dive,required,max=50"`
+	Tags []string `bun:"-" json:"tags" validate:"max=50,dive,required,max=50"`
 
-	EmailSealed vault.Sealed `bun:"email_sealed" json:"-"`
-	EmailIndex  string       `bun:"email_index,nullzero" json:"-"`
-	PhoneSealed vault.Sealed `bun:"phone_sealed" json:"-"`
-	PhoneIndex  string       `bun:"phone_index,nullzero" json:"-"`
-	NameFold    string       `bun:"name_fold,notnull" json:"-"`
-	LastFold    string       `bun:"last_fold,notnull" json:"-"`
+	FirstNameSealed   vault.Sealed `bun:"first_name_sealed" json:"-"`
+	LastNameSealed    vault.Sealed `bun:"last_name_sealed" json:"-"`
+	EmailSealed       vault.Sealed `bun:"email_sealed" json:"-"`
+	EmailIndex        string       `bun:"email_index,nullzero" json:"-"`
+	PhoneSealed       vault.Sealed `bun:"phone_sealed" json:"-"`
+	PhoneIndex        string       `bun:"phone_index,nullzero" json:"-"`
+	UTMSealed         vault.Sealed `bun:"utm_sealed" json:"-"`
+	BirthdaySealed    vault.Sealed `bun:"birthday_sealed" json:"-"`
+	BirthIndex        string       `bun:"birth_index,nullzero" json:"-"`
+	PreferencesSealed vault.Sealed `bun:"preferences_sealed" json:"-"`
+	TagsSealed        vault.Sealed `bun:"tags_sealed" json:"-"`
+
+	nameTokens []string // blind indexes of the name's word prefixes, set by seal
+	tagIndexes []string // blind indexes of Tags, set by seal
 }
 
-// contactTag indexes a contact's tags for filtering.
+func (c *Contact) sealedFields() []sealedField {
+	return []sealedField{
+		{name: "first_name", sealed: &c.FirstNameSealed, text: &c.FirstName},
+		{name: "last_name", sealed: &c.LastNameSealed, text: &c.LastName},
+		{name: "email", sealed: &c.EmailSealed, text: &c.Email},
+		{name: "phone", sealed: &c.PhoneSealed, text: &c.Phone},
+		{name: "utm", sealed: &c.UTMSealed, value: &c.UTM},
+		{name: "birthday", sealed: &c.BirthdaySealed, value: &c.Birthday},
+		{name: "preferences", sealed: &c.PreferencesSealed, value: &c.Preferences},
+		{name: "tags", sealed: &c.TagsSealed, value: &c.Tags},
+	}
+}
+
+// contactTag indexes a contact's tags for filtering, by blind index.
 type contactTag struct {
 	bun.BaseModel `bun:"table:socialcrm_crm_contact_tags,alias:ctt"`
 	Record
 	ContactID string `bun:"contact_id,notnull"`
-	Tag       string `bun:"tag,notnull"`
+	TagIndex  string `bun:"tag_index,notnull"`
 }
+
+// contactName indexes the prefixes of the words of a contact's name, by
+// blind index, for ContactFilter.NamePrefix.
+type contactName struct {
+	bun.BaseModel `bun:"table:socialcrm_crm_contact_names,alias:ctn"`
+	tenancy.Owned
+	ContactID string `bun:"contact_id,pk"`
+	Token     string `bun:"token,pk"`
+}
+
+// nameTokenLen is the length a name prefix's blind index is cut to: 128
+// bits, ample to tell a tenant's name prefixes apart, and small rows.
+const nameTokenLen = 22
 
 // ContactFilter narrows Contacts.List. The zero value lists every contact;
 // set fields combine with AND.
@@ -127,8 +168,12 @@ type ContactFilter struct {
 	Tag     string `json:"tag,omitempty" validate:"max=50"`
 	// UpdatedSince keeps contacts updated at or after it.
 	UpdatedSince time.Time `json:"updated_since,omitzero"`
-	// NamePrefix keeps contacts whose full name ("first last") or last
-	// name starts with it, ignoring case.
+	// NamePrefix keeps contacts whose name has, for each word of
+	// NamePrefix, a word that starts with it, ignoring case and accents of
+	// case ("an" and "Ann" find Ann Lee, "lee an" too). Names are sealed:
+	// the match goes through blind indexes of each name word's prefixes of
+	// up to MaxNamePrefix characters; a longer query word is compared on
+	// its first MaxNamePrefix characters.
 	NamePrefix string `json:"name_prefix,omitempty" validate:"max=100"`
 	// Email and Phone keep the contacts with exactly that address or
 	// number (the e-mail address compared trimmed and lower-cased). Sealed
@@ -148,6 +193,55 @@ const kindContact = "contact"
 var contactOrder = keyset{name: "contacts", cols: []string{"id"}}
 
 func fold(s string) string { return strings.ToLower(strings.Join(strings.Fields(s), " ")) }
+
+// MaxNamePrefix is the longest prefix of a name word that is indexed for
+// ContactFilter.NamePrefix, in characters.
+const MaxNamePrefix = 20
+
+// namePrefixes returns the prefixes of each word of names, folded, of 1 to
+// MaxNamePrefix characters, each once.
+func namePrefixes(names ...string) []string {
+	var out []string
+	for _, n := range names {
+		for _, w := range strings.Fields(fold(n)) {
+			r := []rune(w)
+			for i := 1; i <= len(r) && i <= MaxNamePrefix; i++ {
+				if p := string(r[:i]); !slices.Contains(out, p) {
+					out = append(out, p)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// queryWords returns the words of a NamePrefix query, folded and cut to
+// MaxNamePrefix characters, each once.
+func queryWords(q string) []string {
+	var out []string
+	for _, w := range strings.Fields(fold(q)) {
+		if r := []rune(w); len(r) > MaxNamePrefix {
+			w = string(r[:MaxNamePrefix])
+		}
+		if !slices.Contains(out, w) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// Blind index fields of contacts: each keys the vault's index apart.
+const (
+	indexEmail    = "email"
+	indexPhone    = "phone"
+	indexTag      = "tag"
+	indexBirthday = "birthday"
+	indexName     = "name_prefix"
+)
+
+// birthIndexValue is what a birthday's blind index is computed over: its
+// month and day, which the Scheduler looks birthdays up by.
+func birthIndexValue(month, day int) string { return fmt.Sprintf("%02d-%02d", month, day) }
 
 func normalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
@@ -172,8 +266,6 @@ func (c *Contact) normalize() {
 	if c.Preferences == nil {
 		c.Preferences = map[string]string{}
 	}
-	c.NameFold = fold(c.FirstName + " " + c.LastName)
-	c.LastFold = fold(c.LastName)
 }
 
 // validate checks a normalized contact.
@@ -201,48 +293,71 @@ func (r *Contacts) validate(c *Contact) error {
 	return nil
 }
 
-// seal computes the sealed values and blind indexes of c's email and
-// phone. It runs outside the write transaction: a tenant's first seal
-// creates its keys (see the vault's Concurrency section).
+// seal seals c's personal fields and computes its blind indexes. It runs
+// outside the write transaction: a tenant's first seal creates its keys
+// (see the vault's Concurrency section).
 func (r *Contacts) seal(ctx context.Context, c *Contact) error {
-	seal := func(value, field string, sealed *vault.Sealed, index *string) error {
-		if value == "" {
-			*sealed, *index = vault.Sealed{}, ""
-			return nil
-		}
-		var err error
-		if *index, err = r.s.vault.Index(ctx, value, field); err != nil {
-			return fmt.Errorf("crm: seal contact %s: %w", field, err)
-		}
-		if *sealed, err = r.s.vault.Seal(ctx, []byte(value), vault.Binding{Record: c.ID, Field: field}); err != nil {
-			return fmt.Errorf("crm: seal contact %s: %w", field, err)
-		}
-		return nil
-	}
-	if err := seal(c.Email, "email", &c.EmailSealed, &c.EmailIndex); err != nil {
+	if err := r.s.sealFields(ctx, kindContact, c.ID, c.sealedFields()); err != nil {
 		return err
 	}
-	return seal(c.Phone, "phone", &c.PhoneSealed, &c.PhoneIndex)
+	return r.index(ctx, c)
 }
 
-// open fills c's Email and Phone from their sealed values.
-func (r *Contacts) open(ctx context.Context, c *Contact) error {
-	open := func(s vault.Sealed, field string, dst *string) error {
-		if s.IsZero() {
-			*dst = ""
-			return nil
+// index computes c's blind indexes.
+func (r *Contacts) index(ctx context.Context, c *Contact) error {
+	index := func(value, field string) (string, error) {
+		if value == "" {
+			return "", nil
 		}
-		sec, err := r.s.vault.Open(ctx, s, vault.Binding{Record: c.ID, Field: field})
+		idx, err := r.s.vault.Index(ctx, value, field)
 		if err != nil {
-			return fmt.Errorf("crm: open contact %s %s: %w", c.ID, field, err)
+			return "", fmt.Errorf("crm: seal contact %s: %w", field, err)
 		}
-		*dst = string(sec.Reveal())
-		return nil
+		return idx, nil
 	}
-	if err := open(c.EmailSealed, "email", &c.Email); err != nil {
+	var err error
+	if c.EmailIndex, err = index(c.Email, indexEmail); err != nil {
 		return err
 	}
-	return open(c.PhoneSealed, "phone", &c.Phone)
+	if c.PhoneIndex, err = index(c.Phone, indexPhone); err != nil {
+		return err
+	}
+	c.BirthIndex = ""
+	if c.Birthday.Month != 0 {
+		if c.BirthIndex, err = index(birthIndexValue(c.Birthday.Month, c.Birthday.Day), indexBirthday); err != nil {
+			return err
+		}
+	}
+	c.tagIndexes = make([]string, len(c.Tags))
+	for i, t := range c.Tags {
+		if c.tagIndexes[i], err = index(t, indexTag); err != nil {
+			return err
+		}
+	}
+	prefixes := namePrefixes(c.FirstName, c.LastName)
+	c.nameTokens = make([]string, len(prefixes))
+	for i, p := range prefixes {
+		if c.nameTokens[i], err = index(p, indexName); err != nil {
+			return err
+		}
+		c.nameTokens[i] = c.nameTokens[i][:nameTokenLen]
+	}
+	return nil
+}
+
+// open opens c's sealed fields.
+func (r *Contacts) open(ctx context.Context, c *Contact) error {
+	c.Tags, c.Preferences = nil, nil
+	if err := r.s.openFields(ctx, kindContact, c.ID, c.sealedFields()); err != nil {
+		return err
+	}
+	if c.Tags == nil {
+		c.Tags = []string{}
+	}
+	if c.Preferences == nil {
+		c.Preferences = map[string]string{}
+	}
+	return nil
 }
 
 // Create validates c and stores it as a new contact, with a new ID; the
@@ -271,8 +386,8 @@ func (r *Contacts) Create(ctx context.Context, c Contact, opts ...CreateOption) 
 		return nil
 	}
 	var err error
-	if len(c.Tags) == 0 && c.CompanyID == "" && (!checkDup || c.EmailIndex == "" && c.PhoneIndex == "") {
-		// The common case is one INSERT: no transaction needed.
+	if len(c.Tags) == 0 && c.CompanyID == "" && len(c.nameTokens) == 0 && (!checkDup || c.EmailIndex == "" && c.PhoneIndex == "") {
+		// One INSERT: no transaction needed.
 		err = r.s.one(ctx, insert)
 	} else {
 		err = r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
@@ -285,6 +400,9 @@ func (r *Contacts) Create(ctx context.Context, c Contact, opts ...CreateOption) 
 				return err
 			}
 			if err := insert(ctx, tx); err != nil {
+				return err
+			}
+			if err := r.writeNames(ctx, tx, &c, false); err != nil {
 				return err
 			}
 			return r.writeTags(ctx, tx, &c, false)
@@ -303,16 +421,36 @@ func (r *Contacts) writeTags(ctx context.Context, tx bun.IDB, c *Contact, replac
 			return fmt.Errorf("crm: write contact tags: %w", err)
 		}
 	}
-	if len(c.Tags) == 0 {
+	if len(c.tagIndexes) == 0 {
 		return nil
 	}
-	rows := make([]contactTag, len(c.Tags))
-	for i, t := range c.Tags {
-		rows[i] = contactTag{ContactID: c.ID, Tag: t}
+	rows := make([]contactTag, len(c.tagIndexes))
+	for i, t := range c.tagIndexes {
+		rows[i] = contactTag{ContactID: c.ID, TagIndex: t}
 		rows[i].stamp(c.UpdatedAt)
 	}
 	if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
 		return fmt.Errorf("crm: write contact tags: %w", err)
+	}
+	return nil
+}
+
+// writeNames replaces the name index rows of c.
+func (r *Contacts) writeNames(ctx context.Context, tx bun.IDB, c *Contact, replace bool) error {
+	if replace {
+		if _, err := tx.NewDelete().Model((*contactName)(nil)).Where("?TableAlias.contact_id = ?", c.ID).Exec(ctx); err != nil {
+			return fmt.Errorf("crm: write contact name index: %w", err)
+		}
+	}
+	if len(c.nameTokens) == 0 {
+		return nil
+	}
+	rows := make([]contactName, len(c.nameTokens))
+	for i, t := range c.nameTokens {
+		rows[i] = contactName{ContactID: c.ID, Token: t}
+	}
+	if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
+		return fmt.Errorf("crm: write contact name index: %w", err)
 	}
 	return nil
 }
@@ -359,16 +497,21 @@ func (r *Contacts) Update(ctx context.Context, c Contact) (Contact, error) {
 		if err := mustExist(ctx, tx, (*Company)(nil), kindContact, "company_id", c.CompanyID); err != nil {
 			return err
 		}
-		c.Source, c.UTM, c.CreatedAt = cur.Source, cur.UTM, cur.CreatedAt
-		if err := update(ctx, tx, r.s.clock(), kindContact, &c); err != nil {
+		// Source and UTM keep their stored values (UTM as sealed).
+		c.Source, c.UTMSealed, c.CreatedAt = cur.Source, cur.UTMSealed, cur.CreatedAt
+		if err := update(ctx, r.s, tx, r.s.clock(), kindContact, &c); err != nil {
 			return err
 		}
-		if !slices.Equal(c.Tags, cur.Tags) {
-			return r.writeTags(ctx, tx, &c, true)
+		if err := r.writeNames(ctx, tx, &c, true); err != nil {
+			return err
 		}
-		return nil
+		return r.writeTags(ctx, tx, &c, true)
 	})
 	if err != nil {
+		return Contact{}, err
+	}
+	c.UTM = UTM{}
+	if err := r.s.openFields(ctx, kindContact, c.ID, []sealedField{{name: "utm", sealed: &c.UTMSealed, value: &c.UTM}}); err != nil {
 		return Contact{}, err
 	}
 	return c, nil
@@ -389,7 +532,13 @@ func (r *Contacts) Delete(ctx context.Context, id string) error {
 		if _, err := tx.NewDelete().Model((*contactTag)(nil)).Where("?TableAlias.contact_id = ?", id).Exec(ctx); err != nil {
 			return fmt.Errorf("crm: delete contact: %w", err)
 		}
-		return r.s.deleteDependents(ctx, tx, kindContact, []string{id}) // files and custom fields (commerce.go)
+		if _, err := tx.NewDelete().Model((*contactName)(nil)).Where("?TableAlias.contact_id = ?", id).Exec(ctx); err != nil {
+			return fmt.Errorf("crm: delete contact: %w", err)
+		}
+		if err := r.s.deleteDependents(ctx, tx, kindContact, []string{id}); err != nil { // files and custom fields (commerce.go)
+			return err
+		}
+		return r.s.audit(ctx, tx, kindContact, "deleted", id)
 	})
 }
 
@@ -404,18 +553,37 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 	if err := r.s.check(kindContact, f); err != nil {
 		return Page[Contact]{}, err
 	}
-	var emailIdx string
+	var emailIdx, tagIdx string
 	var phoneIdx []string
 	var err error
-	if f.Email != "" {
-		if emailIdx, err = r.s.vault.Index(ctx, normalizeEmail(f.Email), "email"); err != nil {
-			return Page[Contact]{}, fmt.Errorf("crm: list contacts: %w", err)
+	index := func(value, field string) (string, error) {
+		if value == "" {
+			return "", nil
 		}
+		idx, err := r.s.vault.Index(ctx, value, field)
+		if err != nil {
+			return "", fmt.Errorf("crm: list contacts: %w", err)
+		}
+		return idx, nil
+	}
+	if emailIdx, err = index(normalizeEmail(f.Email), indexEmail); err != nil {
+		return Page[Contact]{}, err
 	}
 	if f.Phone != "" {
 		if phoneIdx, err = r.s.phoneIndexes(ctx, f.Phone); err != nil { // any format (phone.go)
 			return Page[Contact]{}, fmt.Errorf("crm: list contacts: %w", err)
 		}
+	}
+	if tagIdx, err = index(strings.TrimSpace(f.Tag), indexTag); err != nil {
+		return Page[Contact]{}, err
+	}
+	words := queryWords(f.NamePrefix)
+	nameIdx := make([]string, len(words))
+	for i, w := range words {
+		if nameIdx[i], err = index(w, indexName); err != nil {
+			return Page[Contact]{}, err
+		}
+		nameIdx[i] = nameIdx[i][:nameTokenLen]
 	}
 	var p Page[Contact]
 	err = r.s.one(ctx, func(ctx context.Context, tx bun.IDB) error {
@@ -436,17 +604,16 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 		if len(phoneIdx) > 0 {
 			q = q.Where("?TableAlias.phone_index IN (?)", bun.In(phoneIdx))
 		}
-		if f.Tag != "" {
+		if tagIdx != "" {
 			// Subqueries run no model hooks: scope this one by hand.
 			tagged := tx.NewSelect().Model((*contactTag)(nil)).Column("ctt.contact_id").
-				Where("ctt.tag = ?", strings.TrimSpace(f.Tag)).Apply(tenancy.Scope(ctx))
+				Where("ctt.tag_index = ?", tagIdx).Apply(tenancy.Scope(ctx))
 			q = q.Where("ct.id IN (?)", tagged) // ?TableAlias here would take the subquery's alias
 		}
-		if p := fold(f.NamePrefix); p != "" {
-			like := escapeLike(p) + "%"
-			q = q.WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
-				return q.Where(`?TableAlias.name_fold LIKE ? ESCAPE '\'`, like).WhereOr(`?TableAlias.last_fold LIKE ? ESCAPE '\'`, like)
-			})
+		for _, idx := range nameIdx {
+			named := tx.NewSelect().Model((*contactName)(nil)).Column("ctn.contact_id").
+				Where("ctn.token = ?", idx).Apply(tenancy.Scope(ctx))
+			q = q.Where("ct.id IN (?)", named)
 		}
 		if more != nil {
 			q = more(ctx, q)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 // Channel is the medium of a conversation or an activity.
@@ -70,7 +72,8 @@ type Conversation struct {
 
 	Channel   Channel `bun:"channel,notnull" json:"channel"`
 	AccountID string  `bun:"account_id,notnull" json:"account_id"`
-	ThreadID  string  `bun:"thread_id,notnull" json:"thread_id"`
+	// ThreadID is stored sealed, beside a blind index that finds it.
+	ThreadID string `bun:"-" json:"thread_id"`
 	// ContactID links the conversation to a contact, when known.
 	ContactID string `bun:"contact_id,nullzero" json:"contact_id,omitempty"`
 	// LastMessageAt is the sent time of the latest message, or the
@@ -80,6 +83,13 @@ type Conversation struct {
 	// every outbound message sent until then was delivered, or read.
 	DeliveredUntil time.Time `bun:"delivered_until,nullzero" json:"delivered_until,omitzero"`
 	ReadUntil      time.Time `bun:"read_until,nullzero" json:"read_until,omitzero"`
+
+	ThreadIndex  string       `bun:"thread_index,notnull" json:"-"`
+	ThreadSealed vault.Sealed `bun:"thread_sealed" json:"-"`
+}
+
+func (c *Conversation) sealedFields() []sealedField {
+	return []sealedField{{name: "thread_id", sealed: &c.ThreadSealed, text: &c.ThreadID}}
 }
 
 // Key returns the conversation's key.
@@ -105,11 +115,42 @@ type Message struct {
 	// message is recorded once per external id and conversation. Empty
 	// for an outbound message not yet accepted by the platform.
 	ExternalID  string              `bun:"external_id,nullzero" json:"external_id,omitempty"`
-	Text        string              `bun:"text,notnull" json:"text"`
-	Attachments []MessageAttachment `bun:"attachments,type:text,notnull" json:"attachments"`
+	Text        string              `bun:"-" json:"text"`
+	Attachments []MessageAttachment `bun:"-" json:"attachments"`
 	SentAt      time.Time           `bun:"sent_at,notnull" json:"sent_at"`
 	Status      DeliveryStatus      `bun:"status,notnull" json:"status"`
+
+	TextSealed        vault.Sealed `bun:"text_sealed" json:"-"`
+	AttachmentsSealed vault.Sealed `bun:"attachments_sealed" json:"-"`
 }
+
+func (m *Message) sealedFields() []sealedField {
+	return []sealedField{{name: "text", sealed: &m.TextSealed, text: &m.Text}, {name: "attachments", sealed: &m.AttachmentsSealed, value: &m.Attachments}}
+}
+
+// openMessage opens m's sealed fields.
+func (r *Conversations) openMessage(ctx context.Context, m *Message) error {
+	m.Attachments = nil
+	if err := r.s.openFields(ctx, kindMessage, m.ID, m.sealedFields()); err != nil {
+		return err
+	}
+	if m.Attachments == nil {
+		m.Attachments = []MessageAttachment{}
+	}
+	return nil
+}
+
+// threadIndex returns the blind index of a thread id.
+func (r *Conversations) threadIndex(ctx context.Context, threadID string) (string, error) {
+	idx, err := r.s.vault.Index(ctx, threadID, indexThread)
+	if err != nil {
+		return "", fmt.Errorf("crm: conversation thread index: %w", err)
+	}
+	return idx, nil
+}
+
+// ensureKeys creates the tenant's vault keys if needed (Store.ensureKeys).
+func (r *Conversations) ensureKeys(ctx context.Context) error { return r.s.ensureKeys(ctx) }
 
 // NewMessage is what Record stores.
 type NewMessage struct {
@@ -159,6 +200,9 @@ func (r *Conversations) Open(ctx context.Context, key ConversationKey) (Conversa
 	if err := r.s.check(kindConversation, key); err != nil {
 		return Conversation{}, err
 	}
+	if err := r.ensureKeys(ctx); err != nil {
+		return Conversation{}, err
+	}
 	var c Conversation
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var err error
@@ -172,15 +216,30 @@ func (r *Conversations) open(ctx context.Context, tx bun.IDB, key ConversationKe
 	now := r.s.clock()
 	c := Conversation{Channel: key.Channel, AccountID: key.AccountID, ThreadID: key.ThreadID, LastMessageAt: now}
 	c.stamp(now)
-	if _, err := tx.NewInsert().Model(&c).On("CONFLICT (tenant_id, channel, account_id, thread_id) DO NOTHING").Exec(ctx); err != nil {
+	if err := r.sealConversation(ctx, &c); err != nil {
+		return Conversation{}, err
+	}
+	if _, err := tx.NewInsert().Model(&c).On("CONFLICT (tenant_id, channel, account_id, thread_index) DO NOTHING").Exec(ctx); err != nil {
 		return Conversation{}, fmt.Errorf("crm: open conversation: %w", err)
 	}
 	return r.find(ctx, tx, key)
 }
 
+// sealConversation seals c's thread id and computes its blind index.
+func (r *Conversations) sealConversation(ctx context.Context, c *Conversation) error {
+	var err error
+	if c.ThreadIndex, err = r.threadIndex(ctx, c.ThreadID); err != nil {
+		return err
+	}
+	return r.s.sealFields(ctx, kindConversation, c.ID, c.sealedFields())
+}
+
 // Find returns the conversation with key, ErrNotFound if there is none.
 func (r *Conversations) Find(ctx context.Context, key ConversationKey) (Conversation, error) {
 	if err := r.s.check(kindConversation, key); err != nil {
+		return Conversation{}, err
+	}
+	if err := r.ensureKeys(ctx); err != nil {
 		return Conversation{}, err
 	}
 	var c Conversation
@@ -192,18 +251,52 @@ func (r *Conversations) Find(ctx context.Context, key ConversationKey) (Conversa
 	return c, err
 }
 
+// find returns the conversation with key, by the blind index of its thread
+// id. The error of a key not found names the channel and account, not the
+// thread id (personal data).
 func (r *Conversations) find(ctx context.Context, tx bun.IDB, key ConversationKey) (Conversation, error) {
+	idx, err := r.threadIndex(ctx, key.ThreadID)
+	if err != nil {
+		return Conversation{}, err
+	}
 	var cs []Conversation
 	if err := tx.NewSelect().Model(&cs).
 		Where("?TableAlias.channel = ?", key.Channel).
 		Where("?TableAlias.account_id = ?", key.AccountID).
-		Where("?TableAlias.thread_id = ?", key.ThreadID).Limit(1).Scan(ctx); err != nil {
+		Where("?TableAlias.thread_index = ?", idx).Limit(1).Scan(ctx); err != nil {
 		return Conversation{}, fmt.Errorf("crm: find conversation: %w", err)
 	}
 	if len(cs) == 0 {
-		return Conversation{}, notFound(kindConversation, string(key.Channel)+"/"+key.AccountID+"/"+key.ThreadID)
+		return Conversation{}, notFound(kindConversation, string(key.Channel)+"/"+key.AccountID+"/(thread)")
 	}
+	cs[0].ThreadID = key.ThreadID
 	return cs[0], nil
+}
+
+// FindThread returns the tenant's conversations whose thread id is
+// threadID (a Messenger PSID or Instagram-scoped id), on any channel and
+// account, oldest first: thread ids are sealed, and found by their blind
+// index. It is how a data subject known only by a thread id is resolved
+// (SubjectThread to SubjectConversation).
+func (r *Conversations) FindThread(ctx context.Context, threadID string) ([]Conversation, error) {
+	if threadID == "" || len(threadID) > 255 {
+		return nil, invalid(kindConversation, "thread_id", "required", "is required (at most 255 bytes)")
+	}
+	idx, err := r.threadIndex(ctx, threadID)
+	if err != nil {
+		return nil, err
+	}
+	var cs []Conversation
+	err = r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
+		return db.NewSelect().Model(&cs).Where("?TableAlias.thread_index = ?", idx).OrderExpr("?TableAlias.id").Scan(ctx)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("crm: find thread: %w", err)
+	}
+	for i := range cs {
+		cs[i].ThreadID = threadID
+	}
+	return cs, nil
 }
 
 // Get returns the conversation id.
@@ -214,7 +307,10 @@ func (r *Conversations) Get(ctx context.Context, id string) (Conversation, error
 		c, err = get[Conversation](ctx, tx, kindConversation, id)
 		return err
 	})
-	return c, err
+	if err != nil {
+		return Conversation{}, err
+	}
+	return c, openRecord(ctx, r.s, kindConversation, &c, c.ID)
 }
 
 // LinkContact links conversation id to contact contactID (which must
@@ -232,12 +328,12 @@ func (r *Conversations) LinkContact(ctx context.Context, id, contactID string, v
 			return err
 		}
 		c.ContactID, c.Version = contactID, version
-		return update(ctx, tx, r.s.clock(), kindConversation, &c, "contact_id")
+		return update(ctx, r.s, tx, r.s.clock(), kindConversation, &c, "contact_id")
 	})
 	if err != nil {
 		return Conversation{}, err
 	}
-	return c, nil
+	return c, openRecord(ctx, r.s, kindConversation, &c, c.ID)
 }
 
 // List returns a page of the conversations matching f, the latest message
@@ -269,7 +365,15 @@ func (r *Conversations) List(ctx context.Context, f ConversationFilter, o ListOp
 		p, err = page(conversationOrder, o, cs, func(c *Conversation) []any { return []any{c.LastMessageAt, c.ID} })
 		return err
 	})
-	return p, err
+	if err != nil {
+		return p, err
+	}
+	for i := range p.Items {
+		if err := openRecord(ctx, r.s, kindConversation, &p.Items[i], p.Items[i].ID); err != nil {
+			return Page[Conversation]{}, err
+		}
+	}
+	return p, nil
 }
 
 // Record stores a message, opening its conversation if needed, and moves
@@ -286,6 +390,9 @@ func (r *Conversations) Record(ctx context.Context, in NewMessage) (Message, err
 		return Message{}, invalid(kindMessage, "text", "required_without", "is required without attachments")
 	}
 	sentAt := in.SentAt.UTC().Truncate(time.Microsecond)
+	if err := r.ensureKeys(ctx); err != nil {
+		return Message{}, err
+	}
 	var m Message
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		c, err := r.open(ctx, tx, in.Conversation)
@@ -296,6 +403,9 @@ func (r *Conversations) Record(ctx context.Context, in NewMessage) (Message, err
 			Attachments: in.Attachments, SentAt: sentAt, Status: in.Status}
 		r.initial(&m, c)
 		m.stamp(r.s.clock())
+		if err := r.s.sealFields(ctx, kindMessage, m.ID, m.sealedFields()); err != nil {
+			return err
+		}
 		res, err := tx.NewInsert().Model(&m).On("CONFLICT (tenant_id, conversation_id, external_id) DO NOTHING").Exec(ctx)
 		if err != nil {
 			return fmt.Errorf("crm: record message: %w", err)
@@ -313,7 +423,7 @@ func (r *Conversations) Record(ctx context.Context, in NewMessage) (Message, err
 				return fmt.Errorf("crm: record message: conflict without a stored message")
 			}
 			m = ms[0]
-			return nil
+			return r.openMessage(ctx, &m)
 		}
 		if sentAt.After(c.LastMessageAt) {
 			if _, err := tx.NewUpdate().Model((*Conversation)(nil)).
@@ -350,7 +460,15 @@ func (r *Conversations) Messages(ctx context.Context, id string, o ListOptions) 
 		p, err = page(messageOrder, o, ms, func(m *Message) []any { return []any{m.SentAt, m.ID} })
 		return err
 	})
-	return p, err
+	if err != nil {
+		return p, err
+	}
+	for i := range p.Items {
+		if err := r.openMessage(ctx, &p.Items[i]); err != nil {
+			return Page[Message]{}, err
+		}
+	}
+	return p, nil
 }
 
 // MarkSent records that the platform accepted outbound message id under
@@ -392,12 +510,12 @@ func (r *Conversations) setStatus(ctx context.Context, id string, fn func(*Messa
 		if err := fn(&m); err != nil {
 			return err
 		}
-		return update(ctx, tx, r.s.clock(), kindMessage, &m, "external_id", "status")
+		return update(ctx, r.s, tx, r.s.clock(), kindMessage, &m, "external_id", "status")
 	})
 	if err != nil {
 		return Message{}, err
 	}
-	return m, nil
+	return m, r.openMessage(ctx, &m)
 }
 
 // MarkDelivered records a delivery watermark of the conversation with key,
@@ -423,6 +541,9 @@ func (r *Conversations) mark(ctx context.Context, key ConversationKey, watermark
 		return 0, invalid(kindConversation, "watermark", "required", "is required")
 	}
 	watermark = watermark.UTC().Truncate(time.Microsecond)
+	if err := r.ensureKeys(ctx); err != nil {
+		return 0, err
+	}
 	var n int64
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		c, err := r.find(ctx, tx, key)
@@ -507,6 +628,9 @@ func (r *Conversations) RecordAll(ctx context.Context, ms []NewMessage) (rejecte
 	slices.SortFunc(keys, func(a, b ConversationKey) int {
 		return strings.Compare(string(a.Channel)+"\x00"+a.AccountID+"\x00"+a.ThreadID, string(b.Channel)+"\x00"+b.AccountID+"\x00"+b.ThreadID)
 	})
+	if err := r.ensureKeys(ctx); err != nil {
+		return nil, err
+	}
 	err = r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		now := r.s.clock()
 		convs, err := r.findAll(ctx, tx, keys)
@@ -533,11 +657,14 @@ func (r *Conversations) RecordAll(ctx context.Context, ms []NewMessage) (rejecte
 			}
 			o := Conversation{Channel: k.Channel, AccountID: k.AccountID, ThreadID: k.ThreadID, LastMessageAt: sent}
 			o.stamp(now)
+			if err := r.sealConversation(ctx, &o); err != nil {
+				return err
+			}
 			opened = append(opened, o)
 		}
 		for chunk := range slices.Chunk(opened, batchRows) {
 			if _, err := tx.NewInsert().Model(&chunk).
-				On("CONFLICT (tenant_id, channel, account_id, thread_id) DO UPDATE").
+				On("CONFLICT (tenant_id, channel, account_id, thread_index) DO UPDATE").
 				Set("last_message_at = EXCLUDED.last_message_at").
 				Where("?TableAlias.last_message_at < EXCLUDED.last_message_at").Exec(ctx); err != nil {
 				return fmt.Errorf("crm: open conversations: %w", err)
@@ -561,6 +688,9 @@ func (r *Conversations) RecordAll(ctx context.Context, ms []NewMessage) (rejecte
 				Attachments: in.Attachments, SentAt: in.SentAt.UTC().Truncate(time.Microsecond), Status: in.Status}
 			r.initial(&m, c)
 			m.stamp(now)
+			if err := r.s.sealFields(ctx, kindMessage, m.ID, m.sealedFields()); err != nil {
+				return err
+			}
 			rows = append(rows, m)
 		}
 		for chunk := range slices.Chunk(rows, batchRows) {
@@ -644,13 +774,19 @@ func (r *Conversations) findAll(ctx context.Context, tx bun.IDB, keys []Conversa
 		account string
 	}
 	threads := map[group][]string{}
+	byIndex := map[string]string{} // blind index → thread id
 	var groups []group
 	for _, k := range keys {
 		g := group{k.Channel, k.AccountID}
 		if _, seen := threads[g]; !seen {
 			groups = append(groups, g)
 		}
-		threads[g] = append(threads[g], k.ThreadID)
+		idx, err := r.threadIndex(ctx, k.ThreadID)
+		if err != nil {
+			return nil, err
+		}
+		byIndex[idx] = k.ThreadID
+		threads[g] = append(threads[g], idx)
 	}
 	out := make(map[ConversationKey]Conversation, len(keys))
 	for _, g := range groups {
@@ -659,10 +795,11 @@ func (r *Conversations) findAll(ctx context.Context, tx bun.IDB, keys []Conversa
 			if err := tx.NewSelect().Model(&cs).
 				Where("?TableAlias.channel = ?", g.channel).
 				Where("?TableAlias.account_id = ?", g.account).
-				Where("?TableAlias.thread_id IN (?)", bun.In(chunk)).Scan(ctx); err != nil {
+				Where("?TableAlias.thread_index IN (?)", bun.In(chunk)).Scan(ctx); err != nil {
 				return nil, fmt.Errorf("crm: find conversations: %w", err)
 			}
 			for _, c := range cs {
+				c.ThreadID = byIndex[c.ThreadIndex]
 				out[c.Key()] = c
 			}
 		}
@@ -691,6 +828,9 @@ func (r *Conversations) MarkAll(ctx context.Context, ws []Watermarks) (int64, er
 	}
 	if len(keys) == 0 {
 		return 0, nil
+	}
+	if err := r.ensureKeys(ctx); err != nil {
+		return 0, err
 	}
 	var n int64
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {

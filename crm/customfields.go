@@ -14,6 +14,7 @@ import (
 
 	"github.com/socialcrm/socialcrm/internal/dberr"
 	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 // FieldType is the type of a custom field's values.
@@ -60,12 +61,18 @@ type FieldDefInput struct {
 type fieldValue struct {
 	bun.BaseModel `bun:"table:socialcrm_crm_field_values,alias:fv"`
 	tenancy.Owned
-	ID         string    `bun:"id,pk"`
-	RecordKind string    `bun:"record_kind,notnull"`
-	RecordID   string    `bun:"record_id,notnull"`
-	FieldID    string    `bun:"field_id,notnull"`
-	Value      string    `bun:"value,notnull"`
-	UpdatedAt  time.Time `bun:"updated_at,notnull"`
+	ID         string `bun:"id,pk"`
+	RecordKind string `bun:"record_kind,notnull"`
+	RecordID   string `bun:"record_id,notnull"`
+	FieldID    string `bun:"field_id,notnull"`
+	// Value is sealed: a custom value may hold anything about a person.
+	Value       string       `bun:"-"`
+	ValueSealed vault.Sealed `bun:"value_sealed"`
+	UpdatedAt   time.Time    `bun:"updated_at,notnull"`
+}
+
+func (v *fieldValue) sealedFields() []sealedField {
+	return []sealedField{{name: "value", sealed: &v.ValueSealed, text: &v.Value}}
 }
 
 // Fields is the repository of custom field definitions and values.
@@ -205,7 +212,7 @@ func (f *Fields) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	return s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if err := deleteIn[FieldDef](ctx, tx, KindField, id); err != nil {
+		if err := deleteIn[FieldDef](ctx, s, tx, KindField, id); err != nil {
 			return err
 		}
 		if _, err := tx.NewDelete().Model((*fieldValue)(nil)).Where("?TableAlias.field_id = ?", id).Exec(ctx); err != nil {
@@ -223,6 +230,9 @@ func (f *Fields) Delete(ctx context.Context, id string) error {
 // all of the record's values after the change.
 func (f *Fields) Set(ctx context.Context, kind, recordID string, values map[string]any) (map[string]any, error) {
 	s := f.s
+	if err := s.ensureKeys(ctx); err != nil {
+		return nil, err
+	}
 	var out map[string]any
 	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := s.fieldAccess(ctx, tx, kind, recordID, true); err != nil {
@@ -278,6 +288,9 @@ func (f *Fields) Set(ctx context.Context, kind, recordID string, values map[stri
 			}
 			if v := encoded[name]; v != nil {
 				row := fieldValue{ID: tenancy.NewID(), RecordKind: kind, RecordID: recordID, FieldID: d.ID, Value: *v, UpdatedAt: now}
+				if err := s.sealFields(ctx, KindField, row.ID, row.sealedFields()); err != nil {
+					return err
+				}
 				if _, err := tx.NewInsert().Model(&row).Exec(ctx); err != nil {
 					return fmt.Errorf("crm: set field: %w", err)
 				}
@@ -310,6 +323,9 @@ func (f *Fields) read(ctx context.Context, tx bun.IDB, kind, recordID string) (m
 	}
 	m := make(map[string]string, len(rows))
 	for _, r := range rows {
+		if err := f.s.openFields(ctx, KindField, r.ID, r.sealedFields()); err != nil {
+			return nil, err
+		}
 		m[r.FieldID] = r.Value
 	}
 	return m, nil

@@ -10,6 +10,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 // Table names of pipelines and deals.
@@ -50,7 +51,7 @@ type Deal struct {
 	// Stage is one of the pipeline's stages (default: the first).
 	Stage  string     `bun:"stage,notnull" json:"stage" validate:"max=100"`
 	Status DealStatus `bun:"status,notnull" json:"status" validate:"omitempty,oneof=open won lost"`
-	Title  string     `bun:"title,notnull" json:"title" validate:"required,max=200"`
+	Title  string     `bun:"-" json:"title" validate:"required,max=200"`
 	// Amount is in minor units of Currency (cents for USD).
 	Amount        int64     `bun:"amount,notnull" json:"amount" validate:"gte=0"`
 	Currency      string    `bun:"currency,notnull" json:"currency,omitempty" validate:"required_with=Amount,omitempty,iso4217"`
@@ -58,6 +59,12 @@ type Deal struct {
 	CompanyID     string    `bun:"company_id,nullzero" json:"company_id,omitempty"`
 	OwnerID       string    `bun:"owner_id,nullzero" json:"owner_id,omitempty" validate:"omitempty,uuid"`
 	ExpectedClose time.Time `bun:"expected_close,nullzero" json:"expected_close,omitzero"`
+
+	TitleSealed vault.Sealed `bun:"title_sealed" json:"-"`
+}
+
+func (d *Deal) sealedFields() []sealedField {
+	return []sealedField{{name: "title", sealed: &d.TitleSealed, text: &d.Title}}
 }
 
 // StageChange is one entry of a deal's stage history.

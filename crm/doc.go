@@ -13,8 +13,9 @@
 //	for c, err := range crm.All(ctx, crm.ListOptions{}, listFunc) { … } // every page
 //
 // socialcrm.Open builds the Store as SDK.CRM; on its own, run Migrations
-// (after those of tenancy, vault and retention), install the Guard with
-// Models, give the vault SealedColumns and the retention engine Categories.
+// (after those of tenancy, vault and retention) and then Store.SealExisting
+// (see Personal data), install the Guard with Models, give the vault
+// SealedColumns and the retention engine Store.Categories.
 //
 // # Repositories
 //
@@ -27,7 +28,10 @@
 // record as read and changed; List takes a filter and ListOptions and
 // returns a Page.
 //
-// Lists are paged by keyset: pass Page.NextCursor back as
+// Lists are paged by keyset and ordered by what is stored in clear: contacts
+// (and most kinds) in creation order (their time-ordered ids),
+// conversations by latest message, never by a name, which is sealed. Pass
+// Page.NextCursor back as
 // ListOptions.Cursor for the next page. A cursor is opaque, belongs to one
 // list, and stays valid when records are added or removed meanwhile.
 //
@@ -172,26 +176,83 @@
 // and the version stored. ErrConfig comes from New and NewScheduler.
 // tenancy.ErrNoTenant comes from a context without a tenant.
 //
+// # Personal data
+//
+// Every field that holds personal data is stored only sealed by the
+// vault, bound to tenant, record and field, so that a ciphertext copied to
+// another row, field or tenant does not open, and destroying a tenant's key
+// (then retiring the key-encryption key version, as the vault documents)
+// leaves no readable copy in any backup:
+//
+//   - contacts: first and last name, e-mail address, phone number, UTM
+//     values, birthday, preferences, tags;
+//   - notes (body), tasks (title, description), activities (subject,
+//     body), deals (title);
+//   - conversations (the platform thread id: a Messenger PSID or
+//     Instagram-scoped id), messages (text, attachment URLs and types);
+//   - consent and consent history (source);
+//   - custom field values; attachments (file name, and the bytes, which
+//     reach the Storage sealed in 64 KiB chunks bound to the attachment
+//     and their place, so they are neither readable nor reorderable there);
+//   - invoices (lines, bill-to name, address and tax id), invoice
+//     recipients (e-mail, phone), proposals and their revisions (title,
+//     body), proposal history (note), clients (name, e-mail, phone).
+//
+// What stays in clear is what look-ups, ordering, figures and retention
+// need and what names nobody: ids, times, versions, enums (stage, status,
+// kind, channel, purpose, direction), contact Source, amounts and
+// currencies, pipeline stages, companies (organizations) and pipelines,
+// campaign names and budgets; the data map says it per category
+// (retention.Category.Clear). The repositories seal on write and open on
+// read: the Go API carries plaintext.
+//
+// Search goes through per-tenant blind indexes (keyed hashes, see
+// vault.Index), never plaintext: exact e-mail address and phone number
+// (ContactFilter.Email, Phone; invoice recipients too), tags
+// (ContactFilter.Tag), the month and day of a birthday (the Scheduler's
+// birthday audience), thread ids (Conversations.Find, FindThread), and the
+// prefixes of each word of a contact's name, up to MaxNamePrefix
+// characters, kept in TableContactNames (ContactFilter.NamePrefix: every
+// query word must start a word of the name). A blind index tells which
+// records share a value (or a name prefix) to whoever reads the table,
+// nothing more without the tenant's key; the e-mail and name-prefix
+// look-ups are index look-ups on both databases (a test checks the plans).
+//
+// A database created before sealing keeps its plaintext until
+// Store.SealExisting runs: the schema migration moves the values aside and
+// drops their columns (the Store reads such fields as empty meanwhile);
+// SealExisting seals them in resumable batches, with a progress callback,
+// attachment bytes included, then drops what it moved. socialcrm.Open runs
+// it before returning. Invoices kept for their legal period hold sealed
+// fields too: a purged tenant's invoices no longer open once its key is
+// destroyed, so export them before closing a tenant.
+//
 // # Security
+//
+// Every update and delete of a record writes an entry to the tenant's
+// audit log (tenancy.AuditLog) in the same transaction: the actor, the
+// action ("crm.contact.updated", "crm.note.deleted") and the record
+// ("contact:<id>"), never a value.
 //
 // Every model embeds Record, which embeds tenancy.Owned: every query is
 // scoped to the context's tenant by the hooks, checked by the Guard, and on
 // PostgreSQL bound by row-level security. References between records (a
 // deal's contact, a note's company) are checked to belong to the same
-// tenant. A contact's e-mail address and phone number are stored only
-// sealed by the vault, bound to tenant, contact and field, beside a blind
-// index that finds them by exact match (no prefix search on them); the
-// Store opens them when it returns a contact. Logs never carry them.
+// tenant. Personal fields are sealed (see Personal data); logs and errors
+// never carry them (a conversation not found is named by channel and
+// account, not by its thread id).
 //
 // Retention: Categories declares every table with the subject identifiers
-// SubjectContact and SubjectThread, so that a data-subject export or
-// erasure of a contact reaches every record kind; deals are anonymized
-// rather than deleted (their files and custom field values go with the
-// contact), messages go with their conversation. Store.Categories declares
-// the contact's sealed e-mail address and phone number as
-// retention.SealedColumn, opened with the Store's vault, so that the
-// export holds them in clear; the package's Categories, which have no
-// vault, leave them out. socialcrm.Open registers Store.Categories.
+// SubjectContact and SubjectConversation, so that a data-subject export or
+// erasure of a contact reaches every record kind; a thread id
+// (SubjectThread) is sealed and resolves to conversations through
+// Conversations.FindThread. Deals are anonymized rather than deleted
+// (their sealed title goes; their files and custom field values go with
+// the contact), messages go with their conversation. Store.Categories
+// declares every sealed column as retention.SealedColumn, opened with the
+// Store's vault, so that an export holds the values in clear; the
+// package's Categories, which have no vault, leave them out.
+// socialcrm.Open registers Store.Categories.
 //
 // # Testing
 //

@@ -13,6 +13,7 @@ import (
 
 	"github.com/socialcrm/socialcrm/internal/dberr"
 	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 // InvoiceStatus is an invoice's payment status:
@@ -61,7 +62,7 @@ type Invoice struct {
 	CampaignID string        `bun:"campaign_id,nullzero" json:"campaign_id,omitempty"`
 	Currency   string        `bun:"currency,notnull" json:"currency"`
 	Status     InvoiceStatus `bun:"status,notnull" json:"status"`
-	Lines      []LineItem    `bun:"lines,notnull" json:"lines"`
+	Lines      []LineItem    `bun:"-" json:"lines"`
 	Subtotal   int64         `bun:"subtotal,notnull" json:"subtotal"`
 	Tax        int64         `bun:"tax,notnull" json:"tax"`
 	Total      int64         `bun:"total,notnull" json:"total"`
@@ -75,13 +76,32 @@ type Invoice struct {
 	BillTo
 	// Recipient is nil when there is none or it was erased.
 	Recipient *Recipient `bun:"-" json:"recipient,omitempty"`
+
+	// The lines and the customer's name, address and tax id are stored
+	// sealed; numbers, dates, amounts, currency and status in clear.
+	LinesSealed   vault.Sealed `bun:"lines_sealed" json:"-"`
+	NameSealed    vault.Sealed `bun:"bill_to_name_sealed" json:"-"`
+	AddressSealed vault.Sealed `bun:"bill_to_address_sealed" json:"-"`
+	TaxIDSealed   vault.Sealed `bun:"bill_to_tax_id_sealed" json:"-"`
 }
+
+func (inv *Invoice) sealedFields() []sealedField {
+	return []sealedField{
+		{name: "lines", sealed: &inv.LinesSealed, value: &inv.Lines},
+		{name: "bill_to_name", sealed: &inv.NameSealed, text: &inv.BillTo.Name},
+		{name: "bill_to_address", sealed: &inv.AddressSealed, text: &inv.BillTo.Address},
+		{name: "bill_to_tax_id", sealed: &inv.TaxIDSealed, text: &inv.BillTo.TaxID},
+	}
+}
+
+// invoiceSealedColumns are the sealed columns Update writes.
+var invoiceSealedColumns = []string{"lines_sealed", "bill_to_name_sealed", "bill_to_address_sealed", "bill_to_tax_id_sealed"}
 
 // BillTo is the customer as an invoice must name it.
 type BillTo struct {
-	Name    string `bun:"bill_to_name,notnull" json:"bill_to_name" validate:"required,max=200"`
-	Address string `bun:"bill_to_address,notnull" json:"bill_to_address" validate:"max=1000"`
-	TaxID   string `bun:"bill_to_tax_id,notnull" json:"bill_to_tax_id" validate:"max=50"`
+	Name    string `bun:"-" json:"bill_to_name" validate:"required,max=200"`
+	Address string `bun:"-" json:"bill_to_address" validate:"max=1000"`
+	TaxID   string `bun:"-" json:"bill_to_tax_id" validate:"max=50"`
 }
 
 // Recipient is where an invoice is sent: personal data that is not part of
@@ -89,8 +109,8 @@ type BillTo struct {
 type Recipient struct {
 	// ContactID optionally links the recipient to a CRM contact.
 	ContactID string `bun:"contact_id,nullzero" json:"contact_id,omitempty" validate:"omitempty,uuid"`
-	Email     string `bun:"email,nullzero" json:"email,omitempty" validate:"omitempty,email,max=254"`
-	Phone     string `bun:"phone,nullzero" json:"phone,omitempty" validate:"omitempty,e164"`
+	Email     string `bun:"-" json:"email,omitempty" validate:"omitempty,email,max=254"`
+	Phone     string `bun:"-" json:"phone,omitempty" validate:"omitempty,e164"`
 }
 
 // invoiceRecipient is the stored Recipient of an invoice.
@@ -99,7 +119,17 @@ type invoiceRecipient struct {
 	tenancy.Owned
 	InvoiceID string `bun:"invoice_id,pk"`
 	Recipient
-	CreatedAt time.Time `bun:"created_at,notnull"`
+	// The e-mail address and phone number are sealed, bound to the
+	// invoice, beside blind indexes (those of contacts).
+	EmailSealed vault.Sealed `bun:"email_sealed"`
+	EmailIndex  string       `bun:"email_index,nullzero"`
+	PhoneSealed vault.Sealed `bun:"phone_sealed"`
+	PhoneIndex  string       `bun:"phone_index,nullzero"`
+	CreatedAt   time.Time    `bun:"created_at,notnull"`
+}
+
+func (rc *invoiceRecipient) sealedFields() []sealedField {
+	return []sealedField{{name: "recipient_email", sealed: &rc.EmailSealed, text: &rc.Email}, {name: "recipient_phone", sealed: &rc.PhoneSealed, text: &rc.Phone}}
 }
 
 // InvoiceInput is what Create and Update take. Totals are computed from
@@ -187,6 +217,20 @@ func (r *Invoices) writeRecipient(ctx context.Context, tx bun.IDB, id string, rc
 		return nil
 	}
 	row := invoiceRecipient{InvoiceID: id, Recipient: *rc, CreatedAt: r.s.clock()}
+	if err := r.s.sealFields(ctx, KindInvoice, id, row.sealedFields()); err != nil {
+		return err
+	}
+	var err error
+	if row.Email != "" {
+		if row.EmailIndex, err = r.s.vault.Index(ctx, normalizeEmail(row.Email), indexEmail); err != nil {
+			return fmt.Errorf("crm: invoice recipient: %w", err)
+		}
+	}
+	if row.Phone != "" {
+		if row.PhoneIndex, err = r.s.vault.Index(ctx, row.Phone, indexPhone); err != nil {
+			return fmt.Errorf("crm: invoice recipient: %w", err)
+		}
+	}
 	if _, err := tx.NewInsert().Model(&row).Exec(ctx); err != nil {
 		return fmt.Errorf("crm: invoice recipient: %w", err)
 	}
@@ -206,6 +250,10 @@ func (r *Invoices) Create(ctx context.Context, in InvoiceInput) (Invoice, error)
 	s := r.s
 	inv := Invoice{Status: InvoiceDraft, Recipient: in.Recipient}
 	if err := r.prepare(&in, &inv); err != nil {
+		return Invoice{}, err
+	}
+	inv.ID = tenancy.NewID()
+	if err := s.sealFields(ctx, KindInvoice, inv.ID, inv.sealedFields()); err != nil {
 		return Invoice{}, err
 	}
 	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
@@ -240,6 +288,9 @@ func (r *Invoices) Get(ctx context.Context, id string) (Invoice, error) {
 		if inv, err = getFor[Invoice](ctx, tx, a, KindInvoice, id); err != nil {
 			return err
 		}
+		if err := openRecord(ctx, r.s, KindInvoice, &inv, inv.ID); err != nil {
+			return err
+		}
 		return r.loadRecipient(ctx, tx, &inv)
 	})
 	return inv, err
@@ -254,6 +305,9 @@ func (r *Invoices) loadRecipient(ctx context.Context, tx bun.IDB, inv *Invoice) 
 	case err != nil:
 		return fmt.Errorf("crm: invoice recipient: %w", err)
 	default:
+		if err := r.s.openFields(ctx, KindInvoice, inv.ID, row.sealedFields()); err != nil {
+			return err
+		}
 		inv.Recipient = &row.Recipient
 	}
 	return nil
@@ -273,8 +327,11 @@ func (r *Invoices) Update(ctx context.Context, id string, version int64, in Invo
 		if err := r.references(ctx, tx, &in); err != nil {
 			return err
 		}
-		if err := update(ctx, tx, r.s.clock(), KindInvoice, inv, "number", "client_id", "campaign_id", "currency",
-			"lines", "subtotal", "tax", "total", "due_at", "bill_to_name", "bill_to_address", "bill_to_tax_id"); err != nil {
+		if err := r.s.sealFields(ctx, KindInvoice, inv.ID, inv.sealedFields()); err != nil {
+			return err
+		}
+		if err := update(ctx, r.s, tx, r.s.clock(), KindInvoice, inv, append([]string{"number", "client_id", "campaign_id", "currency",
+			"subtotal", "tax", "total", "due_at"}, invoiceSealedColumns...)...); err != nil {
 			return duplicateNumber(err, in.Number)
 		}
 		if err := reassignAttachments(ctx, tx, KindInvoice, id, in.ClientID); err != nil {
@@ -290,6 +347,9 @@ func (r *Invoices) Update(ctx context.Context, id string, version int64, in Invo
 // runs change on it, all in one transaction.
 func (r *Invoices) write(ctx context.Context, id string, version int64, change func(ctx context.Context, tx bun.Tx, inv *Invoice) error) (Invoice, error) {
 	s := r.s
+	if err := s.ensureKeys(ctx); err != nil {
+		return Invoice{}, err
+	}
 	var inv Invoice
 	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := s.access(ctx, tx, KindInvoice, true); err != nil {
@@ -297,6 +357,9 @@ func (r *Invoices) write(ctx context.Context, id string, version int64, change f
 		}
 		var err error
 		if inv, err = get[Invoice](ctx, tx, KindInvoice, id); err != nil {
+			return err
+		}
+		if err := openRecord(ctx, s, KindInvoice, &inv, inv.ID); err != nil {
 			return err
 		}
 		if inv.Version != version {
@@ -324,7 +387,7 @@ func (r *Invoices) move(ctx context.Context, id string, version int64, to Invoic
 		if !again && !slices.Contains(invoiceMoves[from], inv.Status) {
 			return &TransitionError{Kind: KindInvoice, ID: id, From: string(from), To: string(to)}
 		}
-		if err := update(ctx, tx, now, KindInvoice, inv, append(cols, "status")...); err != nil {
+		if err := update(ctx, r.s, tx, now, KindInvoice, inv, append(cols, "status")...); err != nil {
 			return err
 		}
 		return r.loadRecipient(ctx, tx, inv)
@@ -413,7 +476,7 @@ func (r *Invoices) Delete(ctx context.Context, id string) error {
 		if err := r.writeRecipient(ctx, tx, id, nil, true); err != nil {
 			return err
 		}
-		if err := deleteIn[Invoice](ctx, tx, KindInvoice, id); err != nil {
+		if err := deleteIn[Invoice](ctx, s, tx, KindInvoice, id); err != nil {
 			return err
 		}
 		return s.deleteDependents(ctx, tx, KindInvoice, []string{id})

@@ -46,7 +46,7 @@ func Models() []any {
 // data subject's rows are found (by contact_id, and by email for the
 // contacts), how they are erased, why they are kept.
 func Categories() []retention.Category {
-	return append(commerceCategories(), coreCategories()...) // commerce first: its rows hang off core records
+	return withClear(append(commerceCategories(), coreCategories()...)) // commerce first: its rows hang off core records
 }
 
 // SealedColumns declares the package's sealed columns, for
@@ -286,12 +286,37 @@ func coreMigrations() []migration {
 				)`,
 			)
 		}},
+		{"20261123000550", "crm_sealed", func(ctx context.Context, tx bun.Tx) error {
+			if err := sealTablesMigration(coreSealedTables)(ctx, tx); err != nil {
+				return err
+			}
+			// The exact look-ups by blind index list in id order: the
+			// index serves both.
+			for _, ix := range []string{"socialcrm_crm_contacts_email", "socialcrm_crm_contacts_phone"} {
+				if _, err := tx.ExecContext(ctx, "DROP INDEX IF EXISTS ?", bun.Ident(ix)); err != nil {
+					return err
+				}
+			}
+			return ownedTables(ctx, tx, []string{TableContactNames},
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_email_id ON socialcrm_crm_contacts (tenant_id, email_index, id)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_phone_id ON socialcrm_crm_contacts (tenant_id, phone_index, id)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_birth ON socialcrm_crm_contacts (tenant_id, birth_index)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_conversations_thread ON socialcrm_crm_conversations (tenant_id, thread_index)`,
+				`CREATE TABLE IF NOT EXISTS socialcrm_crm_contact_names (
+					tenant_id TEXT NOT NULL,
+					token TEXT NOT NULL,
+					contact_id TEXT NOT NULL,
+					PRIMARY KEY (tenant_id, token, contact_id)
+				)`,
+				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contact_names_contact ON socialcrm_crm_contact_names (tenant_id, contact_id)`,
+			)
+		}},
 	}
 }
 
 // coreModels are the tenant-owned models of the core records.
 func coreModels() []any {
-	return []any{(*Conversation)(nil), (*Message)(nil), (*Contact)(nil), (*contactTag)(nil),
+	return []any{(*Conversation)(nil), (*Message)(nil), (*Contact)(nil), (*contactTag)(nil), (*contactName)(nil),
 		(*Company)(nil), (*Pipeline)(nil), (*Deal)(nil), (*StageChange)(nil), (*Activity)(nil), (*Task)(nil), (*Note)(nil),
 		(*Consent)(nil), (*ConsentEvent)(nil), (*sentNotification)(nil)}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/socialcrm/socialcrm/internal/dberr"
 	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 // Record kinds of the commerce records, as they appear in errors,
@@ -186,14 +187,24 @@ type Client struct {
 	bun.BaseModel `bun:"table:socialcrm_crm_clients,alias:cl"`
 	Record
 	ClientInput
+
+	// Name, Email and Phone are stored sealed (a client may be a person).
+	NameSealed  vault.Sealed `bun:"name_sealed" json:"-"`
+	EmailSealed vault.Sealed `bun:"email_sealed" json:"-"`
+	PhoneSealed vault.Sealed `bun:"phone_sealed" json:"-"`
+}
+
+func (c *Client) sealedFields() []sealedField {
+	return []sealedField{{name: "name", sealed: &c.NameSealed, text: &c.Name}, {name: "email", sealed: &c.EmailSealed, text: &c.Email},
+		{name: "phone", sealed: &c.PhoneSealed, text: &c.Phone}}
 }
 
 // ClientInput is what Create and Update take.
 type ClientInput struct {
-	Name string `bun:"name,notnull" json:"name" validate:"required,max=200"`
+	Name string `bun:"-" json:"name" validate:"required,max=200"`
 	// Email and Phone are the client's billing contact details (optional).
-	Email string `bun:"email,nullzero" json:"email,omitempty" validate:"omitempty,email,max=254"`
-	Phone string `bun:"phone,nullzero" json:"phone,omitempty" validate:"omitempty,e164"`
+	Email string `bun:"-" json:"email,omitempty" validate:"omitempty,email,max=254"`
+	Phone string `bun:"-" json:"phone,omitempty" validate:"omitempty,e164"`
 }
 
 // ClientMember links a tenancy member with the client role to the client
@@ -221,6 +232,10 @@ func (r *Clients) Create(ctx context.Context, in ClientInput) (Client, error) {
 		return Client{}, err
 	}
 	c := Client{ClientInput: in}
+	c.ID = tenancy.NewID()
+	if err := sealRecord(ctx, s, KindClient, &c, c.ID); err != nil {
+		return Client{}, err
+	}
 	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := s.access(ctx, tx, KindClient, true); err != nil {
 			return err
@@ -250,7 +265,10 @@ func (r *Clients) Get(ctx context.Context, id string) (Client, error) {
 		c, err = get[Client](ctx, tx, KindClient, id)
 		return err
 	})
-	return c, err
+	if err != nil {
+		return Client{}, err
+	}
+	return c, openRecord(ctx, r.s, KindClient, &c, c.ID)
 }
 
 // Update replaces a client's fields if its stored version is still version
@@ -261,11 +279,14 @@ func (r *Clients) Update(ctx context.Context, id string, version int64, in Clien
 		return Client{}, err
 	}
 	c := Client{Record: Record{ID: id, Version: version}, ClientInput: in}
+	if err := sealRecord(ctx, s, KindClient, &c, c.ID); err != nil {
+		return Client{}, err
+	}
 	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := s.access(ctx, tx, KindClient, true); err != nil {
 			return err
 		}
-		if err := update(ctx, tx, s.clock(), KindClient, &c, "name", "email", "phone"); err != nil {
+		if err := update(ctx, s, tx, s.clock(), KindClient, &c, "name_sealed", "email_sealed", "phone_sealed"); err != nil {
 			return err
 		}
 		var err error
@@ -275,7 +296,7 @@ func (r *Clients) Update(ctx context.Context, id string, version int64, in Clien
 	if err != nil {
 		return Client{}, err
 	}
-	return c, nil
+	return c, openRecord(ctx, s, KindClient, &c, c.ID)
 }
 
 // Delete removes a client with no campaigns, proposals or invoices (else
@@ -333,7 +354,16 @@ func (r *Clients) List(ctx context.Context, o ListOptions) (Page[Client], error)
 	if err != nil {
 		return Page[Client]{}, fmt.Errorf("crm: list clients: %w", err)
 	}
-	return page(clientKeys, o, items, func(c *Client) []any { return []any{c.ID} })
+	p, err := page(clientKeys, o, items, func(c *Client) []any { return []any{c.ID} })
+	if err != nil {
+		return p, err
+	}
+	for i := range p.Items {
+		if err := openRecord(ctx, r.s, KindClient, &p.Items[i], p.Items[i].ID); err != nil {
+			return Page[Client]{}, err
+		}
+	}
+	return p, nil
 }
 
 // Link binds the member memberID, who must hold the client role, to the
@@ -450,7 +480,7 @@ func clientHistory(ctx context.Context, tx bun.IDB, a access, events []ProposalE
 		}
 		member, ok := strings.CutPrefix(ev.Actor, "member:")
 		if !ok || !slices.Contains(members, member) {
-			ev.Note = ""
+			ev.Note, ev.NoteSealed = "", vault.Sealed{} // not opened later either
 		}
 		out = append(out, ev)
 	}

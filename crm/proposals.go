@@ -11,6 +11,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 // ProposalStatus is where a proposal is. A proposal starts as a draft, is
@@ -56,10 +57,19 @@ func (e *TransitionError) Is(target error) bool { return target == ErrTransition
 // ProposalContent is what each revision of a proposal snapshots. Amount is
 // an integer in the minor unit of Currency.
 type ProposalContent struct {
-	Title    string `bun:"title,notnull" json:"title" validate:"required,max=200"`
-	Body     string `bun:"body,notnull" json:"body" validate:"max=100000"`
+	Title    string `bun:"-" json:"title" validate:"required,max=200"`
+	Body     string `bun:"-" json:"body" validate:"max=100000"`
 	Amount   int64  `bun:"amount,notnull" json:"amount" validate:"gte=0"`
 	Currency string `bun:"currency,notnull" json:"currency" validate:"required,iso4217"`
+
+	// Title and Body are stored sealed (free text that may name people),
+	// bound to the proposal or revision; amount and currency in clear.
+	TitleSealed vault.Sealed `bun:"title_sealed" json:"-" validate:"-"`
+	BodySealed  vault.Sealed `bun:"body_sealed" json:"-" validate:"-"`
+}
+
+func (c *ProposalContent) sealedFields() []sealedField {
+	return []sealedField{{name: "title", sealed: &c.TitleSealed, text: &c.Title}, {name: "body", sealed: &c.BodySealed, text: &c.Body}}
 }
 
 // Proposal is an offer to a client. Its content is that of its latest
@@ -111,8 +121,14 @@ type ProposalEvent struct {
 	Revision int64 `bun:"revision,notnull" json:"revision"`
 	// Actor is who made the change (tenancy.Principal.Actor).
 	Actor string    `bun:"actor,notnull" json:"actor"`
-	Note  string    `bun:"note,notnull" json:"note,omitempty"`
+	Note  string    `bun:"-" json:"note,omitempty"`
 	At    time.Time `bun:"at,notnull" json:"at"`
+
+	NoteSealed vault.Sealed `bun:"note_sealed" json:"-"`
+}
+
+func (e *ProposalEvent) sealedFields() []sealedField {
+	return []sealedField{{name: "note", sealed: &e.NoteSealed, text: &e.Note}}
 }
 
 // ProposalFilter narrows a list of proposals; zero fields do not filter.
@@ -148,6 +164,10 @@ func (r *Proposals) Create(ctx context.Context, in ProposalInput) (Proposal, err
 		return Proposal{}, err
 	}
 	p := Proposal{ClientID: in.ClientID, CampaignID: in.CampaignID, Status: ProposalDraft, Revision: 1, ProposalContent: in.ProposalContent}
+	p.ID = tenancy.NewID()
+	if err := sealRecord(ctx, s, KindProposal, &p, p.ID); err != nil {
+		return Proposal{}, err
+	}
 	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := s.access(ctx, tx, KindProposal, true); err != nil {
 			return err
@@ -182,6 +202,9 @@ func (r *Proposals) record(ctx context.Context, tx bun.IDB, p *Proposal, from Pr
 	if from == "" || note == "revised" {
 		rev := ProposalRevision{ID: tenancy.NewID(), ProposalID: p.ID, Number: p.Revision,
 			ProposalContent: p.ProposalContent, Author: actor(ctx), CreatedAt: now}
+		if err := sealRecord(ctx, r.s, KindProposal, &rev, rev.ID); err != nil {
+			return err
+		}
 		if _, err := tx.NewInsert().Model(&rev).Exec(ctx); err != nil {
 			return fmt.Errorf("crm: proposal revision: %w", err)
 		}
@@ -191,6 +214,9 @@ func (r *Proposals) record(ctx context.Context, tx bun.IDB, p *Proposal, from Pr
 	}
 	ev := ProposalEvent{ID: tenancy.NewID(), ProposalID: p.ID, From: from, To: p.Status,
 		Revision: p.Revision, Actor: actor(ctx), Note: note, At: now}
+	if err := sealRecord(ctx, r.s, KindProposal, &ev, ev.ID); err != nil {
+		return err
+	}
 	if _, err := tx.NewInsert().Model(&ev).Exec(ctx); err != nil {
 		return fmt.Errorf("crm: proposal history: %w", err)
 	}
@@ -208,7 +234,10 @@ func (r *Proposals) Get(ctx context.Context, id string) (Proposal, error) {
 		p, err = getFor[Proposal](ctx, tx, a, KindProposal, id)
 		return err
 	})
-	return p, err
+	if err != nil {
+		return Proposal{}, err
+	}
+	return p, openRecord(ctx, r.s, KindProposal, &p, p.ID)
 }
 
 // Revise replaces the proposal's content with a new revision, if its stored
@@ -218,6 +247,9 @@ func (r *Proposals) Get(ctx context.Context, id string) (Proposal, error) {
 func (r *Proposals) Revise(ctx context.Context, id string, version int64, c ProposalContent) (Proposal, error) {
 	s := r.s
 	if err := r.checkContent(&c); err != nil {
+		return Proposal{}, err
+	}
+	if err := s.ensureKeys(ctx); err != nil {
 		return Proposal{}, err
 	}
 	var p Proposal
@@ -234,8 +266,11 @@ func (r *Proposals) Revise(ctx context.Context, id string, version int64, c Prop
 			return &TransitionError{Kind: KindProposal, ID: id, From: string(from), To: string(ProposalDraft)}
 		}
 		p.Version, p.Status, p.Revision, p.ProposalContent = version, ProposalDraft, p.Revision+1, c
+		if err := sealRecord(ctx, s, KindProposal, &p, p.ID); err != nil {
+			return err
+		}
 		now := s.clock()
-		if err := update(ctx, tx, now, KindProposal, &p, "status", "revision", "title", "body", "amount", "currency"); err != nil {
+		if err := update(ctx, s, tx, now, KindProposal, &p, "status", "revision", "title_sealed", "body_sealed", "amount", "currency"); err != nil {
 			return err
 		}
 		return r.record(ctx, tx, &p, from, "revised", now)
@@ -256,6 +291,9 @@ func (r *Proposals) Transition(ctx context.Context, id string, version int64, to
 	if len(note) > 2000 {
 		return Proposal{}, invalid(KindProposal, "note", "max", "must be at most 2000 long")
 	}
+	if err := s.ensureKeys(ctx); err != nil {
+		return Proposal{}, err
+	}
 	var p Proposal
 	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		a, err := s.access(ctx, tx, KindProposal, false)
@@ -272,6 +310,9 @@ func (r *Proposals) Transition(ctx context.Context, id string, version int64, to
 		if err != nil {
 			return err
 		}
+		if err := openRecord(ctx, s, KindProposal, &p, p.ID); err != nil {
+			return err
+		}
 		from := p.Status
 		if !slices.Contains(proposalMoves[from], to) || to == ProposalDraft {
 			// Back to draft happens only through Revise.
@@ -279,7 +320,7 @@ func (r *Proposals) Transition(ctx context.Context, id string, version int64, to
 		}
 		p.Version, p.Status = version, to
 		now := s.clock()
-		if err := update(ctx, tx, now, KindProposal, &p, "status"); err != nil {
+		if err := update(ctx, s, tx, now, KindProposal, &p, "status"); err != nil {
 			return err
 		}
 		return r.record(ctx, tx, &p, from, note, now)
@@ -297,7 +338,7 @@ func (r *Proposals) Delete(ctx context.Context, id string) error {
 		if _, err := s.access(ctx, tx, KindProposal, true); err != nil {
 			return err
 		}
-		if err := deleteIn[Proposal](ctx, tx, KindProposal, id); err != nil {
+		if err := deleteIn[Proposal](ctx, s, tx, KindProposal, id); err != nil {
 			return err
 		}
 		if err := s.deleteDependents(ctx, tx, KindProposal, []string{id}); err != nil {
@@ -337,7 +378,15 @@ func (r *Proposals) Revisions(ctx context.Context, id string) ([]ProposalRevisio
 		}
 		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if err := openRecord(ctx, r.s, KindProposal, &out[i], out[i].ID); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // History returns a proposal's status changes, oldest first. A
@@ -355,7 +404,15 @@ func (r *Proposals) History(ctx context.Context, id string) ([]ProposalEvent, er
 		}
 		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if err := openRecord(ctx, r.s, KindProposal, &out[i], out[i].ID); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // children runs read after checking that the principal sees the proposal.

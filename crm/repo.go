@@ -66,6 +66,11 @@ func createRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind st
 		var zero T
 		return zero, err
 	}
+	rec.base().ID = tenancy.NewID()
+	if err := sealRecord(ctx, s, kind, rec, rec.base().ID); err != nil {
+		var zero T
+		return zero, err
+	}
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := checkRefs(ctx, tx, kind, refs...); err != nil {
 			return err
@@ -101,9 +106,15 @@ func updateRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind st
 	if rec.base().ID == "" {
 		return zero, invalid(kind, "id", "required", "is required")
 	}
+	if err := sealRecord(ctx, s, kind, rec, rec.base().ID); err != nil {
+		return zero, err
+	}
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		cur, err := get[T, PT](ctx, tx, kind, rec.base().ID)
 		if err != nil {
+			return err
+		}
+		if err := openRecord(ctx, s, kind, PT(&cur), rec.base().ID); err != nil {
 			return err
 		}
 		if err := checkRefs(ctx, tx, kind, refs...); err != nil {
@@ -115,7 +126,7 @@ func updateRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind st
 				return err
 			}
 		}
-		return update(ctx, tx, s.clock(), kind, rec)
+		return update(ctx, s, tx, s.clock(), kind, rec)
 	})
 	if err != nil {
 		return zero, err
@@ -131,7 +142,10 @@ func getRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind, id s
 		rec, err = get[T, PT](ctx, tx, kind, id)
 		return err
 	})
-	return rec, err
+	if err != nil {
+		return rec, err
+	}
+	return rec, openRecord(ctx, s, kind, PT(&rec), id)
 }
 
 // deleteRecord deletes the record id of kind (ErrNotFound if there is
@@ -152,9 +166,11 @@ func deleteRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind, i
 			return err
 		}
 		if after != nil {
-			return after(ctx, tx)
+			if err := after(ctx, tx); err != nil {
+				return err
+			}
 		}
-		return nil
+		return s.audit(ctx, tx, kind, "deleted", id)
 	})
 }
 
@@ -178,7 +194,15 @@ func listRecords[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind str
 		p, err = page(ks, o, items, key)
 		return err
 	})
-	return p, err
+	if err != nil {
+		return p, err
+	}
+	for i := range p.Items {
+		if err := openRecord(ctx, s, kind, PT(&p.Items[i]), PT(&p.Items[i]).base().ID); err != nil {
+			return Page[T]{}, err
+		}
+	}
+	return p, nil
 }
 
 // byID is the sort key of lists in creation order (ids are time-ordered).

@@ -19,8 +19,14 @@ const (
 	// are sealed, so the retention engine cannot match them itself.
 	SubjectContact = "contact_id"
 	// SubjectThread is a conversation's thread id on its platform (a
-	// Messenger PSID), for a person known only there.
+	// Messenger PSID), for a person known only there. Thread ids are
+	// sealed, so no category matches them in SQL: resolve one to its
+	// conversations with Conversations.FindThread (a blind-index lookup)
+	// and name those by SubjectConversation.
 	SubjectThread = "thread_id"
+	// SubjectConversation is a conversation's id: the conversation and its
+	// messages.
+	SubjectConversation = "conversation_id"
 )
 
 // coreCategories are the retention categories of the core tables. They
@@ -38,38 +44,52 @@ func coreCategories() []retention.Category { return coreCategoriesWith(nil) }
 func coreCategoriesWith(s *Store) []retention.Category {
 	const (
 		basis   = "contract or legitimate interest (customer relationship)"
-		byConv  = "r.conversation_id IN (SELECT c.id FROM " + TableConversations + " c WHERE c.tenant_id = ?tenant AND c.%s = ?value)"
+		byConv  = "r.conversation_id IN (SELECT c.id FROM " + TableConversations + " c WHERE c.tenant_id = ?tenant AND c.contact_id = ?value)"
 		perDeal = "r.deal_id IN (SELECT d.id FROM " + TableDeals + " d WHERE d.tenant_id = ?tenant AND d.contact_id = ?value)"
 	)
 	byContact := map[string]string{SubjectContact: "contact_id"}
 	return []retention.Category{
 		{Name: "crm.message", Table: TableMessages, Time: "sent_at",
-			Subject:    map[string]string{SubjectContact: fmt.Sprintf(byConv, "contact_id"), SubjectThread: fmt.Sprintf(byConv, "thread_id")},
+			Subject:    map[string]string{SubjectContact: byConv, SubjectConversation: "conversation_id"},
+			Omit:       s.omitSealed("text_sealed", "attachments_sealed"),
+			Sealed:     s.sealedColumns(kindMessage, "text_sealed", "text", "attachments_sealed", "attachments"),
 			LegalBasis: basis, Purpose: "messages exchanged with a contact on a messaging channel"},
 		{Name: "crm.conversation", Table: TableConversations, Time: "last_message_at",
-			Subject:     map[string]string{SubjectContact: "contact_id", SubjectThread: "thread_id"},
+			Subject:     map[string]string{SubjectContact: "contact_id", SubjectConversation: "id"},
+			Omit:        append(s.omitSealed("thread_sealed"), "thread_index"),
+			Sealed:      s.sealedColumns(kindConversation, "thread_sealed", "thread_id"),
 			BeforeErase: eraseMessages,
 			LegalBasis:  basis, Purpose: "conversation threads with a contact (platform thread id such as a Messenger PSID)"},
 		{Name: "crm.consent_event", Table: TableConsentEvents, Time: "at", Subject: byContact,
+			Omit: s.omitSealed("source_sealed"), Sealed: s.sealedColumns(kindConsent, "source_sealed", "source"),
 			LegalBasis: "legal obligation (proof of consent) while the contact exists", Purpose: "history of a contact's consent per channel and purpose"},
 		{Name: "crm.consent", Table: TableConsents, Time: "updated_at", Subject: byContact,
+			Omit: s.omitSealed("source_sealed"), Sealed: s.sealedColumns(kindConsent, "source_sealed", "source"),
 			LegalBasis: "consent", Purpose: "a contact's current consent per channel and purpose"},
 		{Name: "crm.notification", Table: TableNotifications, Time: "sent_at", Subject: byContact,
 			LegalBasis: "consent", Purpose: "which birthday and campaign notifications a contact was sent, so that none repeats"},
 		{Name: "crm.contact_tag", Table: TableContactTags, Time: "updated_at", Subject: byContact,
-			LegalBasis: basis, Purpose: "index of a contact's tags"},
+			Omit:       []string{"tag_index"}, // a blind index: the tags are exported with the contact
+			LegalBasis: basis, Purpose: "blind index of a contact's tags"},
+		{Name: "crm.contact_name", Table: TableContactNames, ID: "contact_id", Subject: byContact,
+			Omit:       []string{"token"}, // a blind index: the name is exported with the contact
+			LegalBasis: basis, Purpose: "blind index of the prefixes of a contact's name, for search"},
 		{Name: "crm.activity", Table: TableActivities, Time: "occurred_at", Subject: byContact,
+			Omit: s.omitSealed("subject_sealed", "body_sealed"), Sealed: s.sealedColumns(kindActivity, "subject_sealed", "subject", "body_sealed", "body"),
 			LegalBasis: basis, Purpose: "timeline of calls, e-mails, messages and meetings with a contact"},
 		{Name: "crm.task", Table: TableTasks, Time: "updated_at", Subject: byContact,
+			Omit: s.omitSealed("title_sealed", "description_sealed"), Sealed: s.sealedColumns(kindTask, "title_sealed", "title", "description_sealed", "description"),
 			LegalBasis: basis, Purpose: "work to do about a contact"},
 		{Name: "crm.note", Table: TableNotes, Time: "updated_at", Subject: byContact,
+			Omit: s.omitSealed("body_sealed"), Sealed: s.sealedColumns(kindNote, "body_sealed", "body"),
 			LegalBasis: basis, Purpose: "notes about a contact"},
 		{Name: "crm.deal_stage_change", Table: TableStageChanges, Time: "changed_at",
 			Subject:    map[string]string{SubjectContact: perDeal},
 			LegalBasis: basis, Purpose: "stage history of a contact's deals"},
 		{Name: "crm.deal", Table: TableDeals, Time: "updated_at", Subject: byContact,
 			// The sale stays in the figures; nothing in it names the person.
-			Erase:      retention.Erase{Anonymize: map[string]any{"contact_id": nil, "title": "erased"}},
+			Erase: retention.Erase{Anonymize: map[string]any{"contact_id": nil, "title_sealed": nil}},
+			Omit:  s.omitSealed("title_sealed"), Sealed: s.sealedColumns(kindDeal, "title_sealed", "title"),
 			LegalBasis: basis, Purpose: "sales in progress with a contact"},
 		{Name: "crm.company", Table: TableCompanies, Time: "updated_at",
 			LegalBasis: "legitimate interest", Purpose: "organizations the tenant deals with (no data of a person)"},
@@ -79,41 +99,94 @@ func coreCategoriesWith(s *Store) []retention.Category {
 	}
 }
 
-// contactCategory is the category of contacts. The blind indexes and
-// folded names only repeat what is exported, and are left out; the sealed
-// e-mail address and phone number are exported opened when s is not nil,
-// left out otherwise.
+// contactCategory is the category of contacts. The blind indexes only
+// repeat what is exported, and are left out; the sealed fields are
+// exported opened when s is not nil, left out otherwise.
 func contactCategory(s *Store) retention.Category {
-	c := retention.Category{Name: "crm.contact", Table: TableContacts, Time: "updated_at",
+	cols := []string{"first_name_sealed", "first_name", "last_name_sealed", "last_name", "email_sealed", "email", "phone_sealed", "phone",
+		"utm_sealed", "utm", "birthday_sealed", "birthday", "preferences_sealed", "preferences", "tags_sealed", "tags"}
+	var sealed []string
+	for i := 0; i < len(cols); i += 2 {
+		sealed = append(sealed, cols[i])
+	}
+	return retention.Category{Name: "crm.contact", Table: TableContacts, Time: "updated_at",
 		Subject:    map[string]string{SubjectContact: "id"},
-		Omit:       []string{"email_index", "phone_index", "name_fold", "last_fold"},
+		Omit:       append([]string{"email_index", "phone_index", "birth_index"}, s.omitSealed(sealed...)...),
+		Sealed:     s.sealedColumns(kindContact, cols...),
 		LegalBasis: "contract or legitimate interest (customer relationship)",
 		Purpose:    "contacts: people the tenant deals with, their stage, source and preferences"}
-	if s == nil || s.vault == nil {
-		c.Omit = append(c.Omit, "email_sealed", "phone_sealed")
-		return c
-	}
-	c.Sealed = []retention.SealedColumn{
-		{Column: "email_sealed", As: "email", Open: s.openSealed("email")},
-		{Column: "phone_sealed", As: "phone", Open: s.openSealed("phone")},
-	}
-	return c
 }
 
-// openSealed returns a retention.SealedColumn's Open for a contact's
-// sealed field, with the binding Contacts seals it with.
-func (s *Store) openSealed(field string) func(ctx context.Context, tenantID, id string, sealed []byte) (string, error) {
+// clearColumns says, per category, which columns stay in clear and why
+// (Category.Clear, for the data map).
+var clearColumns = map[string]string{
+	"crm.contact": "ids, times, version, stage and source (the tenant's own vocabulary, for filters), company and owner ids; " +
+		"blind indexes (keyed hashes) of e-mail, phone and birthday month-day, for exact look-ups",
+	"crm.contact_tag":         "contact id and the tag's blind index, for tag filters",
+	"crm.contact_name":        "contact id and blind indexes of name-word prefixes, for name search",
+	"crm.note":                "ids and times",
+	"crm.task":                "ids, times, status and due date (for work lists)",
+	"crm.activity":            "ids, kind, direction, external id (idempotency), times and duration",
+	"crm.deal":                "ids, pipeline, stage, status, amount and currency (for the figures), times",
+	"crm.conversation":        "ids, channel, account (the tenant's page), times and the thread id's blind index (to find a thread)",
+	"crm.message":             "ids, direction, platform message id (idempotency), times and delivery status",
+	"crm.consent":             "ids, channel, purpose, granted and time (to select audiences)",
+	"crm.consent_event":       "ids, channel, purpose, action, actor and time",
+	"crm.custom_field_value":  "ids of the record and the field definition, time",
+	"crm.attachment":          "ids, owner, content type, size, SHA-256 and author; the bytes are sealed in the storage",
+	retention.CategoryInvoice: "number, ids, currency, status, amounts and dates (billing figures and the legal period)",
+	CategoryInvoiceRecipient:  "invoice and contact ids, time; blind indexes of e-mail and phone",
+	"crm.proposal":            "ids, status, revision, amount and currency, times",
+	"crm.proposal_revision":   "ids, number, amount, currency, author and time",
+	"crm.proposal_event":      "ids, statuses, revision, actor and time",
+	"crm.client":              "ids and times",
+}
+
+// withClear sets Category.Clear on cats from clearColumns.
+func withClear(cats []retention.Category) []retention.Category {
+	for i := range cats {
+		cats[i].Clear = clearColumns[cats[i].Name]
+	}
+	return cats
+}
+
+// omitSealed returns cols when s cannot open them (the package's
+// Categories, without a vault): they are left out of exports.
+func (s *Store) omitSealed(cols ...string) []string {
+	if s == nil || s.vault == nil {
+		return cols
+	}
+	return nil
+}
+
+// sealedColumns declares the sealed columns colsAndFields (column, field
+// bound, column, field bound, …) of kind, opened with s's vault and
+// exported under the field's name; nil when s cannot open them.
+func (s *Store) sealedColumns(kind string, colsAndFields ...string) []retention.SealedColumn {
+	if s == nil || s.vault == nil {
+		return nil
+	}
+	var out []retention.SealedColumn
+	for i := 0; i+1 < len(colsAndFields); i += 2 {
+		out = append(out, retention.SealedColumn{Column: colsAndFields[i], As: colsAndFields[i+1], Open: s.openSealed(kind, colsAndFields[i+1])})
+	}
+	return out
+}
+
+// openSealed returns a retention.SealedColumn's Open for a sealed field
+// of kind, with the binding its repository seals it with.
+func (s *Store) openSealed(kind, field string) func(ctx context.Context, tenantID, id string, sealed []byte) (string, error) {
 	return func(ctx context.Context, tenantID, id string, sealed []byte) (string, error) {
 		if tid, err := tenancy.TenantID(ctx); err != nil || tid != tenantID {
-			return "", fmt.Errorf("crm: open sealed %s: the context does not act on tenant of the export", field)
+			return "", fmt.Errorf("crm: open sealed %s %s: the context does not act on tenant of the export", kind, field)
 		}
 		v, err := vault.ParseSealed(sealed)
 		if err != nil {
-			return "", fmt.Errorf("crm: open sealed %s: %w", field, err)
+			return "", fmt.Errorf("crm: open sealed %s %s: %w", kind, field, err)
 		}
 		sec, err := s.vault.Open(ctx, v, vault.Binding{Record: id, Field: field})
 		if err != nil {
-			return "", fmt.Errorf("crm: open sealed %s: %w", field, err)
+			return "", fmt.Errorf("crm: open sealed %s %s: %w", kind, field, err)
 		}
 		defer sec.Wipe()
 		return string(sec.Reveal()), nil

@@ -221,7 +221,16 @@ func (sc *Scheduler) audience(ctx context.Context, q *bun.SelectQuery, a Audienc
 		if d.Month() == time.February && d.Day() == 28 && !isLeap(d.Year()) {
 			days = append(days, 29)
 		}
-		q = q.Where("ct.birth_month = ?", int(d.Month())).Where("ct.birth_day IN (?)", bun.In(days))
+		// Birthdays are sealed: they are found by the blind index of
+		// their month and day.
+		idx := make([]string, len(days))
+		for i, day := range days {
+			var err error
+			if idx[i], err = sc.s.vault.Index(ctx, birthIndexValue(int(d.Month()), day), indexBirthday); err != nil {
+				return q.Err(fmt.Errorf("crm: birthday audience: %w", err))
+			}
+		}
+		q = q.Where("ct.birth_index IN (?)", bun.In(idx))
 	}
 	return q
 }

@@ -237,7 +237,7 @@ func get[T any, PT interface {
 func update[T any, PT interface {
 	*T
 	record
-}](ctx context.Context, db bun.IDB, now time.Time, kind string, rec PT, columns ...string) error {
+}](ctx context.Context, s *Store, db bun.IDB, now time.Time, kind string, rec PT, columns ...string) error {
 	b := rec.base()
 	seen, was := b.Version, b.UpdatedAt
 	b.Version, b.UpdatedAt = seen+1, now
@@ -264,7 +264,14 @@ func update[T any, PT interface {
 		b.Version, b.UpdatedAt = seen, was
 		return fmt.Errorf("crm: update %s: %w", kind, err)
 	}
-	return nil
+	return s.audit(ctx, db, kind, "updated", b.ID)
+}
+
+// audit appends an entry to the tenant's audit log in db (the write's
+// transaction): who (the context's principal) did what to which record —
+// "crm.<kind>.<verb>" on "<kind>:<id>", never a value.
+func (s *Store) audit(ctx context.Context, db bun.IDB, kind, verb, id string) error {
+	return s.writeAudit(ctx, db, tenancy.AuditEvent{Action: "crm." + kind + "." + verb, Target: kind + ":" + id})
 }
 
 // checkContact checks that contactID, if not empty, names a contact of the

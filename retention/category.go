@@ -60,6 +60,10 @@ type Category struct {
 	// request returns all of the subject's data; nothing else sees the
 	// opened values. A sealed column must not be in Omit. Nil: none.
 	Sealed []SealedColumn
+	// Clear says which columns of a table with sealed columns stay in
+	// clear, and why (ids, times, enums, amounts: what lookups, ordering
+	// and retention need), for the data map. Empty: not stated.
+	Clear string
 	// LegalBasis and Purpose are free text for the data map ("contract",
 	// "legitimate interest: fraud prevention").
 	LegalBasis, Purpose string

@@ -32,7 +32,9 @@ type DataMapEntry struct {
 	// Sealed lists the sealed columns, stored encrypted and exported
 	// opened, as "column as name".
 	Sealed []string `json:"sealed,omitempty"`
-	Note   string   `json:"note,omitempty"`
+	// Clear says which columns stay in clear and why (Category.Clear).
+	Clear string `json:"clear,omitempty"`
+	Note  string `json:"note,omitempty"`
 }
 
 // DataMap returns the engine's data map, in category registration order.
@@ -43,7 +45,7 @@ func (e *Engine) DataMap() DataMap {
 	}
 	for _, c := range e.Categories() {
 		en := DataMapEntry{Name: c.Name, Table: c.Table, TimeColumn: c.Time, Purpose: c.Purpose, LegalBasis: c.LegalBasis,
-			Retention: "until erased on request or tenant purge", Erase: c.Erase.String(), BeforeErase: c.BeforeErase != nil}
+			Retention: "until erased on request or tenant purge", Erase: c.Erase.String(), BeforeErase: c.BeforeErase != nil, Clear: c.Clear}
 		if c.Truncate != nil {
 			en.Erase = "truncate (hash chain)"
 		}
@@ -87,6 +89,9 @@ func (dm DataMap) WriteMarkdown(w io.Writer) error {
 		}
 		if len(c.Sealed) > 0 {
 			fmt.Fprintf(&b, "- Stored sealed (encrypted), exported opened: %s\n", strings.Join(c.Sealed, ", "))
+		}
+		if c.Clear != "" {
+			fmt.Fprintf(&b, "- In clear: %s\n", c.Clear)
 		}
 		if c.TimeColumn != "" {
 			fmt.Fprintf(&b, "- Aged by: `%s`\n", c.TimeColumn)

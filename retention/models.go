@@ -145,8 +145,10 @@ func OwnCategories() []Category {
 func TenancyCategories(audit *tenancy.AuditLog) []Category {
 	return []Category{
 		{Name: "tenancy.member", Table: tenancy.TableMembers, Time: "created_at",
-			Subject:    map[string]string{"email": "email", "member_id": "id"},
-			Omit:       []string{"password_hash"},
+			Subject: map[string]string{"email": "email", "member_id": "id"},
+			// name_sealed: the name sealed by the SDK's vault, which only
+			// the SDK's own category (socialcrm.Open) can open.
+			Omit:       []string{"password_hash", "name_sealed"},
 			LegalBasis: "contract", Purpose: "accounts of the tenant's staff, clients and creators"},
 		{Name: "tenancy.api_key", Table: tenancy.TableAPIKeys, Time: "created_at",
 			Subject:    map[string]string{"member_id": "member_id"},

@@ -112,6 +112,11 @@
 // vault.Vault.AuditLog). Audit entries record actors, actions and targets,
 // never secrets.
 //
+// With WithSealer (socialcrm.Open passes the vault) member names are
+// stored only sealed, bound to the tenant, the member and the field, and
+// opened by Members; the e-mail address, the sign-in name, stays in clear.
+// Without a Sealer names are stored in clear.
+//
 // # Testing
 //
 // Tests run on SQLite and, when SOCIALCRM_TEST_POSTGRES names a server, on

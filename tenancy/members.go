@@ -22,8 +22,10 @@ type Member struct {
 
 	ID    string `bun:"id,pk" json:"id"`
 	Email string `bun:"email,notnull" json:"email"`
-	Name  string `bun:"name,notnull" json:"name"`
-	Role  Role   `bun:"role,notnull" json:"role"`
+	// Name is stored sealed when the Store has a Sealer (WithSealer; the
+	// name column then holds ""), in clear otherwise.
+	Name string `bun:"name,notnull" json:"name"`
+	Role Role   `bun:"role,notnull" json:"role"`
 	// ClientID is the client relationship a RoleClient member is limited to.
 	ClientID string `bun:"client_id,nullzero" json:"client_id,omitempty"`
 	// PasswordHash is the bcrypt hash; it is never marshalled.
@@ -32,6 +34,61 @@ type Member struct {
 	FirstFailedAt *time.Time `bun:"first_failed_at" json:"-"`
 	LockedUntil   *time.Time `bun:"locked_until" json:"locked_until,omitempty"`
 	CreatedAt     time.Time  `bun:"created_at,notnull" json:"created_at"`
+	// NameSealed is Name sealed by the Store's Sealer.
+	NameSealed []byte `bun:"name_sealed" json:"-"`
+}
+
+// Sealer seals and opens personal fields of the context tenant's records,
+// bound to the record and field, so that a sealed value opens nowhere else:
+// the vault, through the adapter socialcrm.Open wires with WithSealer.
+// Seal is called outside any transaction of the Store (a tenant's first
+// seal may create its keys).
+type Sealer interface {
+	Seal(ctx context.Context, plaintext []byte, record, field string) ([]byte, error)
+	Open(ctx context.Context, sealed []byte, record, field string) ([]byte, error)
+}
+
+// WithSealer makes the Store keep member names sealed by s. Without it
+// names are stored in clear.
+func WithSealer(s Sealer) Option {
+	return func(o *options) error {
+		if s == nil {
+			return errors.New("tenancy: WithSealer: nil sealer")
+		}
+		o.sealer = s
+		return nil
+	}
+}
+
+// sealName seals m's name when the Store has a Sealer.
+func (s *Store) sealName(ctx context.Context, m *Member) error {
+	if s.sealer == nil {
+		return nil
+	}
+	b, err := s.sealer.Seal(ctx, []byte(m.Name), m.ID, "member_name")
+	if err != nil {
+		return fmt.Errorf("tenancy: seal member name: %w", err)
+	}
+	m.NameSealed = b
+	m.Name = ""
+	return nil
+}
+
+// openName fills m's name from its sealed form (a name stored in clear, by
+// a Store without a Sealer, is kept as it is).
+func (s *Store) openName(ctx context.Context, m *Member) error {
+	if len(m.NameSealed) == 0 {
+		return nil
+	}
+	if s.sealer == nil {
+		return fmt.Errorf("tenancy: member %s: name is sealed and the Store has no Sealer", m.ID)
+	}
+	b, err := s.sealer.Open(ctx, m.NameSealed, m.ID, "member_name")
+	if err != nil {
+		return fmt.Errorf("tenancy: open member %s name: %w", m.ID, err)
+	}
+	m.Name = string(b)
+	return nil
 }
 
 // Principal returns the principal acting as m.
@@ -100,6 +157,10 @@ func (s *Store) AddMember(ctx context.Context, n NewMember) (Member, error) {
 	if err != nil {
 		return Member{}, err
 	}
+	name := m.Name
+	if err := s.sealName(ctx, &m); err != nil {
+		return Member{}, err
+	}
 	err = RunInTx(ctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewInsert().Model(&m).Exec(ctx); err != nil {
 			if dberr.IsUniqueViolation(err) {
@@ -116,6 +177,7 @@ func (s *Store) AddMember(ctx context.Context, n NewMember) (Member, error) {
 	if err != nil {
 		return Member{}, err
 	}
+	m.Name = name
 	return m, nil
 }
 
@@ -131,6 +193,11 @@ func (s *Store) Members(ctx context.Context) ([]Member, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tenancy: list members: %w", err)
+	}
+	for i := range ms {
+		if err := s.openName(ctx, &ms[i]); err != nil {
+			return nil, err
+		}
 	}
 	return ms, nil
 }
@@ -283,4 +350,48 @@ func (s *Store) Authenticate(ctx context.Context, tenantID, email, password stri
 type RequestInfo struct {
 	IP        string
 	UserAgent string
+}
+
+// SealNames seals the member names stored in clear — by a Store without a
+// Sealer, or a release before names were sealed — tenant by tenant, each
+// member in a transaction of its own, and returns how many it sealed. It
+// needs the system principal (ErrNotSystem) and a Sealer. Stopped anywhere,
+// the next call goes on; when nothing is left it is a no-op returning 0.
+// socialcrm.Open calls it.
+func (s *Store) SealNames(ctx context.Context) (int, error) {
+	if s.sealer == nil {
+		return 0, errors.New("tenancy: SealNames: the Store has no Sealer (WithSealer)")
+	}
+	ts, err := s.Tenants(ctx, TenantFilter{})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, t := range ts {
+		tctx, err := AsTenant(ctx, t.ID)
+		if err != nil {
+			return n, err
+		}
+		var ms []Member
+		err = RunInTx(tctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error {
+			return tx.NewSelect().Model(&ms).Where("name <> ''").Scan(ctx)
+		})
+		if err != nil {
+			return n, fmt.Errorf("tenancy: seal names: %w", err)
+		}
+		for _, m := range ms {
+			if err := s.sealName(tctx, &m); err != nil {
+				return n, err
+			}
+			err := RunInTx(tctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error {
+				_, err := tx.NewUpdate().Model(&m).Column("name", "name_sealed").WherePK().Exec(ctx)
+				return err
+			})
+			if err != nil {
+				return n, fmt.Errorf("tenancy: seal names: %w", err)
+			}
+			n++
+		}
+	}
+	return n, nil
 }

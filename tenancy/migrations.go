@@ -97,6 +97,19 @@ func Migrations() *migrate.Migrations {
 		}
 		return nil
 	})
+	migrations.Add(ms, "20261123000177", "tenancy_member_name_sealed", func(ctx context.Context, tx bun.Tx) error {
+		var n int
+		var err error
+		if tx.Dialect().Name() == dialect.PG {
+			err = tx.NewRaw("SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? AND column_name = 'name_sealed'", TableMembers).Scan(ctx, &n)
+		} else {
+			err = tx.NewRaw("SELECT count(*) FROM pragma_table_info(?) WHERE name = 'name_sealed'", TableMembers).Scan(ctx, &n)
+		}
+		if err != nil || n > 0 {
+			return err
+		}
+		return migrations.Exec(ctx, tx, "ALTER TABLE "+TableMembers+" ADD COLUMN name_sealed BLOB")
+	})
 	migrations.Add(ms, "20261206000100", "tenancy_audit_append_only", auditAppendOnly)
 	return ms
 }

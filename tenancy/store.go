@@ -51,6 +51,7 @@ type Store struct {
 	lockout Lockout
 	log     *slog.Logger
 	audit   *AuditLog
+	sealer  Sealer
 }
 
 // Option configures a Store or an AuditLog.
@@ -60,6 +61,7 @@ type options struct {
 	now     func() time.Time
 	lockout Lockout
 	log     *slog.Logger
+	sealer  Sealer
 	keys    AuditKeys
 }
 
@@ -133,7 +135,7 @@ func NewStore(db bun.IDB, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, now: o.now, lockout: o.lockout, log: o.log, audit: audit}, nil
+	return &Store{db: db, now: o.now, lockout: o.lockout, log: o.log, audit: audit, sealer: o.sealer}, nil
 }
 
 // Audit returns the Store's audit log.
@@ -169,6 +171,10 @@ func (s *Store) CreateTenant(ctx context.Context, req SignUp) (Tenant, Member, e
 	if err != nil {
 		return Tenant{}, Member{}, err
 	}
+	ownerName := m.Name
+	if err := s.sealName(octx, &m); err != nil {
+		return Tenant{}, Member{}, err
+	}
 	err = RunInTx(octx, s.db, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewInsert().Model(&t).Exec(ctx); err != nil {
 			return fmt.Errorf("tenancy: create tenant: %w", err)
@@ -183,6 +189,7 @@ func (s *Store) CreateTenant(ctx context.Context, req SignUp) (Tenant, Member, e
 	if err != nil {
 		return Tenant{}, Member{}, err
 	}
+	m.Name = ownerName
 	return t, m, nil
 }
 

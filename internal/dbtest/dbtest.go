@@ -61,6 +61,7 @@ type DB struct {
 	Path string
 
 	dsn, ownerDSN string
+	schema        string // PostgreSQL: the test schema
 }
 
 // DSN returns the PostgreSQL connection string of the test schema (the
@@ -176,7 +177,7 @@ func Postgres(t testing.TB, setups ...Setup) *DB {
 	}
 	db.SetMaxOpenConns(8)
 	t.Cleanup(func() { db.Close() })
-	d := &DB{DB: db, Owner: owner, Name: "postgres", dsn: dsn, ownerDSN: ownerDSN}
+	d := &DB{DB: db, Owner: owner, Name: "postgres", dsn: dsn, ownerDSN: ownerDSN, schema: schema}
 	setup(t, owner, "postgres (owner)", setups)
 	// Tests rarely need the owner after setup: keep no idle connections,
 	// since parallel test binaries share the server's connection slots.
@@ -322,4 +323,85 @@ func (c patientConnector) Connect(ctx context.Context) (driver.Conn, error) {
 		}
 		wait = min(2*wait, 2*time.Second)
 	}
+}
+
+// Admin returns a handle that sees every row of the test database: on
+// PostgreSQL a superuser connection (the admin DSN) to the test schema, to
+// which row-level security does not apply; on SQLite a new handle on the
+// file, without the query hooks installed on the test's handle. Use it to
+// inspect what is stored, never to exercise the code under test.
+func (d *DB) Admin(t testing.TB) *bun.DB {
+	t.Helper()
+	if d.Name == "sqlite" {
+		return d.Reopen(t)
+	}
+	return d.adminOn(t, d.schema)
+}
+
+func (d *DB) adminOn(t testing.TB, schema string) *bun.DB {
+	t.Helper()
+	u, err := url.Parse(os.Getenv(EnvPostgres))
+	if err != nil {
+		t.Fatalf("dbtest: parse %s: %v", EnvPostgres, err)
+	}
+	u.Path = "/" + pgDatabase
+	db, err := OpenPostgres(withParam(u.String(), "search_path", schema))
+	if err != nil {
+		t.Fatalf("dbtest: admin: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// Backup returns a copy of the database as a backup taken now would hold
+// it: on SQLite a byte copy of the file made after a checkpoint (so the WAL
+// is in it), opened as its own database, with its Path; on PostgreSQL
+// every table of the test schema copied, rows and all, into a new schema
+// (what restoring a dump gives), reached through an admin handle (Admin).
+// The copy is removed when t ends.
+func (d *DB) Backup(t testing.TB) *DB {
+	t.Helper()
+	ctx := context.Background()
+	if d.Name == "sqlite" {
+		if _, err := d.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+			t.Fatalf("dbtest: checkpoint: %v", err)
+		}
+		b, err := os.ReadFile(d.Path)
+		if err != nil {
+			t.Fatalf("dbtest: backup: %v", err)
+		}
+		path := filepath.Join(t.TempDir(), "backup.db")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatalf("dbtest: backup: %v", err)
+		}
+		db, err := sqldb.SQLite(path)
+		if err != nil {
+			t.Fatalf("dbtest: backup: %v", err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return &DB{DB: db, Name: "sqlite", Path: path}
+	}
+	admin := d.Admin(t)
+	schema := "b_" + randomHex(8)
+	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA ?", bun.Ident(schema)); err != nil {
+		t.Fatalf("dbtest: backup: %v", err)
+	}
+	var tables []string
+	if err := admin.NewRaw("SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE'", d.schema).
+		Scan(ctx, &tables); err != nil {
+		t.Fatalf("dbtest: backup: %v", err)
+	}
+	for _, tbl := range tables {
+		if _, err := admin.ExecContext(ctx, "CREATE TABLE ?.? AS SELECT * FROM ?.?",
+			bun.Ident(schema), bun.Ident(tbl), bun.Ident(d.schema), bun.Ident(tbl)); err != nil {
+			t.Fatalf("dbtest: backup %s: %v", tbl, err)
+		}
+	}
+	t.Cleanup(func() {
+		if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA ? CASCADE", bun.Ident(schema)); err != nil {
+			t.Errorf("dbtest: drop schema %s: %v", schema, err)
+		}
+	})
+	db := d.adminOn(t, schema)
+	return &DB{DB: db, Name: "postgres", schema: schema}
 }

@@ -1,6 +1,7 @@
 // Package sqldb opens the databases socialcrm runs on, configured the way
 // its tests and benchmarks measured: modernc SQLite in WAL mode with
-// immediate write transactions, and PostgreSQL through bun's pgdriver.
+// immediate write transactions and secure_delete, and PostgreSQL through
+// bun's pgdriver.
 package sqldb
 
 import (
@@ -19,13 +20,16 @@ import (
 //
 // WAL lets readers run beside the one writer; write transactions begin
 // IMMEDIATE so that two writers queue on busy_timeout instead of failing
-// with SQLITE_BUSY when one upgrades a read lock; foreign keys are enforced.
+// with SQLITE_BUSY when one upgrades a read lock; foreign keys are enforced;
+// secure_delete overwrites deleted content with zeros, so that an erased
+// row does not linger in the file's free pages.
 func SQLite(path string) (*bun.DB, error) {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "secure_delete(ON)")
 	q.Set("_txlock", "immediate")
 	sqldb, err := sql.Open(sqliteshim.ShimName, "file:"+path+"?"+q.Encode())
 	if err != nil {
