@@ -86,6 +86,11 @@ func socialCategories(st *social.Store) []retention.Category {
 	}
 	cols, omit := sealed(social.TableConnections, social.ConnectionSealed())
 	return append(cats,
+		// Before the connections: a request reaches (and counts) the
+		// index rows before their connection's erasure removes the rest.
+		retention.Category{Name: "social.account_index", Table: social.TableAccounts, ID: "connection_id",
+			Subject:    map[string]string{"connection_id": "connection_id"},
+			LegalBasis: "consent of the account owner", Purpose: "which tenants connected a platform account (a keyed hash of its id), to route its webhooks; removed with the connection"},
 		retention.Category{Name: retention.CategoryConnection, Table: social.TableConnections, Time: "created_at",
 			Subject:     map[string]string{"connection_id": "id", "account_id": "account_id"},
 			Omit:        append([]string{"access_token", "refresh_token"}, omit...),
@@ -99,9 +104,6 @@ func socialCategories(st *social.Store) []retention.Category {
 			Subject:    map[string]string{"connection_id": "connection_id"},
 			Omit:       []string{"access_token"},
 			LegalBasis: "consent withdrawn", Purpose: "platform revocations still to be retried after a disconnect"},
-		retention.Category{Name: "social.account_index", Table: social.TableAccounts, ID: "connection_id",
-			Subject:    map[string]string{"connection_id": "connection_id"},
-			LegalBasis: "consent of the account owner", Purpose: "which tenants connected a platform account (a keyed hash of its id), to route its webhooks; removed with the connection"},
 		retention.Category{Name: "social.unsealed", Table: social.TableUnsealed, ID: "record",
 			LegalBasis: "security of processing (GDPR art. 32)", Purpose: "platform data of an older database waiting to be sealed (SDK.SealPlatformData empties it)"},
 	)

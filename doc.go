@@ -19,7 +19,12 @@
 //     accounts, Messenger and TikTok through OAuth with the fewest scopes a
 //     feature needs, and check scopes before any call.
 //   - retention ages data out, answers data-subject requests (access,
-//     export, erasure) and purges closed tenants.
+//     export, erasure) and purges closed tenants. Open registers the crm's
+//     and social's resolvers, so a request names the person by any
+//     identifier she gives (e-mail, phone, Messenger PSID, TikTok open_id,
+//     Meta app-scoped id, contact id) and reaches all of her data in one
+//     step; the identifiers are stored sealed, with a keyed hash to match
+//     a later request.
 //
 // A host application opens its database and the SDK once at start-up; Open
 // migrates, installs the Guard, wires the vault, the retention engine and

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tink-crypto/tink-go/v2/tink"
@@ -209,11 +210,23 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	}
 	if sdk.Retention, err = retention.New(cfg.DB, retention.WithClock(now), retention.WithLogger(log),
 		retention.WithStore(sdk.Tenants), retention.WithPolicy(policy),
-		retention.WithTenantPurgeHook(sdk.Vault.DestroyKey)); err != nil {
+		retention.WithTenantPurgeHook(sdk.Vault.DestroyKey),
+		retention.WithIdentifierProtection(requestProtection(sdk.Vault))); err != nil {
 		return nil, err
 	}
 	if err := sdk.Retention.Register(cats...); err != nil {
 		return nil, err
+	}
+	// One request by any identifier a person gives reaches all of their
+	// data: e-mail and phone → contacts (duplicates included) → their
+	// conversations; a PSID → its conversation's contact; a platform
+	// account id or TikTok open_id → its connections → what was fetched.
+	for _, rs := range []map[string]retention.Resolver{sdk.CRM.Resolvers(), social.Resolvers()} {
+		for kind, r := range rs {
+			if err := sdk.Retention.RegisterResolver(kind, r); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := sdk.Retention.Check(ctx); err != nil {
 		return nil, err
@@ -272,6 +285,39 @@ func memberCategory(cats []retention.Category, v *vault.Vault) retention.Categor
 		}})
 	c.Clear = "ids, e-mail address (the sign-in name), role, client link, password hash, lockout state and times; the name is sealed"
 	return c
+}
+
+// requestSubjectField is the vault field of a data-subject request's
+// sealed identifiers (the column's name).
+const requestSubjectField = "subject_sealed"
+
+// requestProtection keeps the identifiers of data-subject requests sealed
+// by the tenant's data key (bound to the request) beside the tenant's
+// blind index of each, so that no e-mail address, phone number or PSID a
+// person gave sits in clear in the request records for the years they are
+// kept, and a tenant's purge shreds them with its key.
+func requestProtection(v *vault.Vault) retention.IdentifierProtection {
+	return retention.IdentifierProtection{
+		Hash: func(ctx context.Context, kind, value string) (string, error) {
+			return v.Index(ctx, strings.ToLower(value), "retention.request."+kind)
+		},
+		Seal: func(ctx context.Context, id string, plaintext []byte) ([]byte, error) {
+			s, err := v.Seal(ctx, plaintext, vault.Binding{Record: id, Field: requestSubjectField})
+			return s.Bytes(), err
+		},
+		Open: func(ctx context.Context, id string, sealed []byte) ([]byte, error) {
+			s, err := vault.ParseSealed(sealed)
+			if err != nil {
+				return nil, err
+			}
+			sec, err := v.Open(ctx, s, vault.Binding{Record: id, Field: requestSubjectField})
+			if err != nil {
+				return nil, err
+			}
+			defer sec.Wipe()
+			return slices.Clone(sec.Reveal()), nil
+		},
+	}
 }
 
 // withStoreCategories replaces the categories of cats that bound has a

@@ -57,7 +57,9 @@ func Models() []any {
 // for vault.WithColumns, so that Vault.Reseal re-encrypts all of them after
 // a key rotation.
 func SealedColumns() []vault.Column {
-	return append(social.SealedColumns(), crm.SealedColumns()...)
+	cols := append(social.SealedColumns(), crm.SealedColumns()...)
+	// The identifiers of data-subject requests (see requestProtection).
+	return append(cols, vault.Column{Table: retention.TableRequests, ID: "id", Sealed: requestSubjectField})
 }
 
 // Guard installs the tenancy Guard on db for socialcrm's models and extra,

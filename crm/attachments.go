@@ -327,12 +327,6 @@ func (a *Attachments) List(ctx context.Context, ownerKind, ownerID string, o Lis
 	return p, nil
 }
 
-// eraseAttachmentBytes is the attachment category's BeforeErase hook: it
-// deletes the bytes of the attachments about to be erased.
-func (s *Store) eraseAttachmentBytes(ctx context.Context, _ bun.Tx, ids []string) error {
-	return s.deleteBytes(ctx, ids)
-}
-
 // deleteBytes deletes the stored bytes of the attachments ids. Deleting is
 // idempotent, so a batch retried after a crash does no harm; without a
 // storage it fails with ErrConfig rather than leave the bytes behind.

@@ -162,8 +162,10 @@ func commerceCategories() []retention.Category {
 }
 
 // commerceCategoriesWith returns the categories with the attachment
-// category's BeforeErase hook bound to s's storage (s nil: a hook that
-// refuses to erase attachments whose bytes it cannot reach).
+// category's hooks bound to s's storage: AfterErase deletes the bytes
+// once the batch that erased their rows has committed (s nil, or no
+// storage: BeforeErase refuses to erase attachments whose bytes it could
+// not reach).
 func commerceCategoriesWith(s *Store) []retention.Category {
 	if s == nil {
 		s = &Store{}
@@ -181,9 +183,11 @@ func commerceCategoriesWith(s *Store) []retention.Category {
 				"contact_id": contactOwnedBy("r.owner"),
 				"client_id":  sprintfOwned("r.owner"),
 			},
-			BeforeErase: s.eraseAttachmentBytes,
+			BeforeErase: s.requireStorage,
+			AfterErase:  s.deleteBytes,
+			Files:       s.attachmentFilesOrNil(),
 			Omit:        s.omitSealed("file_name_sealed"), Sealed: s.sealedColumns(KindAttachment, "file_name_sealed", "file_name"),
-			LegalBasis: "contract", Purpose: "files attached to CRM records; erasing one deletes its bytes from storage"},
+			LegalBasis: "contract", Purpose: "files attached to CRM records; erasing one deletes its bytes from storage once the rows are gone"},
 		{Name: "crm.proposal_revision", Table: TableProposalRevisions, Time: "created_at",
 			Subject: map[string]string{"client_id": "r.proposal_id IN (" + clientProposals + ")"},
 			Omit:    s.omitSealed("title_sealed", "body_sealed"), Sealed: s.sealedColumns(KindProposal, "title_sealed", "title", "body_sealed", "body"),

@@ -253,6 +253,18 @@
 // Store's vault, so that an export holds the values in clear; the
 // package's Categories, which have no vault, leave them out.
 // socialcrm.Open registers Store.Categories.
+// The attachments' bytes are exported as files (read and opened through
+// Attachments.Open) and deleted only once the batch that erased their rows
+// has committed.
+//
+// Store.Resolvers lets one request name the person by whatever she gives:
+// SubjectEmail and SubjectPhone find every contact holding the address or
+// number through the blind indexes (duplicates included; a phone number
+// may be written in any common format), SubjectContact leads to the
+// contact's duplicates (same e-mail or phone) and its conversations,
+// SubjectThread (a Messenger PSID, an Instagram-scoped id) to its
+// conversations through their blind index and on to the contacts linked
+// to them. socialcrm.Open registers them with the retention engine.
 //
 // # Testing
 //

@@ -14,9 +14,9 @@ import (
 // Subject identifier kinds the crm categories understand, for
 // retention.Request.Subject.
 const (
-	// SubjectContact is a contact's id. Find it from an e-mail address or
-	// phone number with Contacts.List (ContactFilter.Email, Phone): they
-	// are sealed, so the retention engine cannot match them itself.
+	// SubjectContact is a contact's id. A request may name the person by
+	// her e-mail address or phone number instead (SubjectEmail,
+	// SubjectPhone): Store.Resolvers turns them into contact ids.
 	SubjectContact = "contact_id"
 	// SubjectThread is a conversation's thread id on its platform (a
 	// Messenger PSID), for a person known only there. Thread ids are

@@ -3,6 +3,7 @@ package retention
 import (
 	"context"
 	"fmt"
+	"io"
 	"regexp"
 	"slices"
 	"strings"
@@ -67,12 +68,32 @@ type Category struct {
 	// LegalBasis and Purpose are free text for the data map ("contract",
 	// "legitimate interest: fraud prevention").
 	LegalBasis, Purpose string
+	// Files, if set, hands Export the files a row stands for beyond its
+	// columns (an attachment's bytes): for the row whose id column holds
+	// id (ctx acts on the row's tenant), it calls add once per file with
+	// the file's name and content, read through the declaring package's
+	// own API. Export streams each one into the archive as
+	// "<category>/<id>/<name>", after the category's JSON and CSV files,
+	// and fails if Files or add fails: an access export without the
+	// subject's files would be incomplete. Nil: the rows have no files.
+	Files func(ctx context.Context, id string, add func(name string, content io.Reader) error) error
 	// BeforeErase, if set, runs in each batch's transaction before the
 	// batch is erased, with the ids of the batch (for example to revoke a
 	// token at a platform). An error rolls the batch back and stops the
 	// operation; the batch is retried by the next run, so the hook must be
 	// idempotent.
 	BeforeErase func(ctx context.Context, tx bun.Tx, ids []string) error
+	// AfterErase, if set, runs after each batch's transaction commits, with
+	// the ids of the rows the batch erased (ctx acts on their tenant): for
+	// what cannot be rolled back, such as deleting an attachment's bytes
+	// from storage, which must not happen for rows a rolled-back batch
+	// keeps. The batch records the ids (in TablePending) in its own
+	// transaction, and the hook's success removes them; after a crash or
+	// a hook error between the two, the next Erase, Sweep, PurgeTenants or
+	// ResumeErasures visiting the tenant runs the hook again for them
+	// first. It must therefore be idempotent (deleting what is already
+	// gone succeeds). An error stops the operation.
+	AfterErase func(ctx context.Context, ids []string) error
 	// Truncate, if set, replaces the generic batched erase for the age rule
 	// of a table that must not be deleted row by row (the audit log's hash
 	// chain: tenancy.AuditLog.Truncate). It receives a context acting on

@@ -28,10 +28,12 @@
 //	report, err := engine.Sweep(sys, time.Now())
 //	results, err := engine.PurgeTenants(sys, time.Now())
 //
+//	err = engine.RegisterResolver("email", crmStore.Resolvers()["email"]) // e-mail → contact ids
 //	req, err := engine.Submit(ctx, retention.Request{Kind: retention.KindErasure,
 //		Subject: map[string]string{"email": "ann@example.com"}})
 //	_, err = engine.SetVerification(ctx, req.ID, retention.VerificationVerified)
-//	receipt, err := engine.Erase(ctx, req.ID)
+//	receipt, err := engine.Erase(ctx, req.ID) // receipt.Outcome: data_found or no_data_found
+//	receipts, err := engine.ResumeErasures(sys) // scheduled: finishes erasures cut short
 //
 // # Categories and policies
 //
@@ -48,6 +50,42 @@
 // TenancyCategories and OwnCategories declare tenancy's and the engine's own
 // tables; the audit log is truncated through tenancy.AuditLog.Truncate, never
 // deleted row by row, so its hash chain still verifies.
+//
+// # Data subjects
+//
+// A request names the person by whatever identifiers she gives, by kind
+// ("email", "phone", "thread_id", "open_id"). Packages register a Resolver
+// per kind they can follow (RegisterResolver): an e-mail address leads to
+// the ids of every contact holding it, a contact id to its conversations'
+// thread ids, an account id to connection ids. Erase and Export first
+// Resolve the identifiers to the full set of subject keys, following
+// resolvers from one key to the next until nothing new turns up (bounded by
+// WithResolutionLimits: past them, a *ResolutionError, never a partial
+// answer), then visit every category that finds rows by any key. Submit
+// refuses a kind that no resolver and no category knows with an
+// *UnknownKindError listing the known kinds (Kinds).
+//
+// Receipts and export manifests list every category searched with its row
+// counts and the kinds of keys searched with their numbers, never values.
+// A request that found nothing has the outcome OutcomeNoDataFound: an
+// erasure closes as StatusNoDataFound, and an export request completed by
+// Close does too, never as a plain "completed". Each erasure batch adds its
+// count to the request's Erased counts in its own transaction, so the final
+// receipt and the completion audit entry count every run of an erasure
+// that was interrupted and resumed; ResumeErasures, run on a schedule as
+// the system, resumes every open verified erasure. Every export is written
+// to the audit log (the actor, the request, counts).
+//
+// With WithIdentifierProtection (the root package wires the vault), the
+// identifiers are stored only sealed, with a keyed hash per kind: Match
+// finds a person's earlier requests by the hash, and ProtectIdentifiers
+// seals requests stored in clear before.
+//
+// A category's Files hands Export the files its rows stand for (an
+// attachment's bytes), streamed into the archive under the category's
+// name; its AfterErase hook runs only after the batch that erased the rows
+// commits (deleting those bytes), with the ids recorded in the batch's
+// transaction so that the next run finishes what a crash interrupted.
 //
 // # Crash safety
 //
@@ -77,9 +115,11 @@
 // ErrNotFound, ErrClosed, ErrUnknownCategory); bad declarations and input are
 // typed errors:
 //
-//	var ce *retention.CategoryError // ce.Category, ce.Field, ce.Reason
-//	var pe *retention.PolicyError   // pe.Policy, pe.Category, pe.Reason
+//	var ce *retention.CategoryError   // ce.Category, ce.Field, ce.Reason
+//	var pe *retention.PolicyError     // pe.Policy, pe.Category, pe.Reason
 //	var ve *retention.ValidationError
+//	var uk *retention.UnknownKindError // uk.Kind, uk.Known
+//	var re *retention.ResolutionError  // re.Limit, re.Max
 //	if errors.As(err, &ce) { … }
 //
 // tenancy's errors pass through: tenancy.ErrNotSystem when Sweep or

@@ -33,8 +33,13 @@ type Engine struct {
 	tempDir    string             // where Export spools; "" is os.TempDir
 	trace      func(point string) // kill points for the crash test; nil outside tests
 
-	mu   sync.RWMutex
-	cats []Category
+	resolveDepth int // bounds of a resolution (WithResolutionLimits)
+	resolveKeys  int
+	protection   *IdentifierProtection // nil: requests keep identifiers in clear
+
+	mu        sync.RWMutex
+	cats      []Category
+	resolvers map[string][]Resolver
 }
 
 // Option configures an Engine.
@@ -149,7 +154,7 @@ func New(db bun.IDB, opts ...Option) (*Engine, error) {
 		return nil, errors.New("retention: nil db")
 	}
 	e := &Engine{db: db, now: time.Now, batch: defaultBatchSize, requestDue: defaultRequestDue,
-		policy: Policy{Name: policyNameUnspecified}}
+		policy: Policy{Name: policyNameUnspecified}, resolveDepth: defaultResolveDepth, resolveKeys: defaultResolveKeys}
 	for _, opt := range opts {
 		if err := opt(e); err != nil {
 			return nil, err

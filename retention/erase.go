@@ -43,6 +43,9 @@ type job struct {
 	// nobody is left for whom an anonymized row is kept).
 	delete bool
 	rc     *CategoryReceipt
+	// request is the erasure request the job carries out ("" for sweeps
+	// and purges): each batch adds its count to the request's.
+	request string
 }
 
 func (j *job) where(cond string, args ...any) {
@@ -212,9 +215,19 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 			if erased = n; n == 0 {
 				return nil // another run erased them first; no receipt
 			}
+			if c.AfterErase != nil {
+				if err := e.recordPending(ctx, tx, c, ids); err != nil {
+					return err
+				}
+			}
 			e.point("batch.erased")
 			if err := e.receipt(ctx, tx, j, n); err != nil {
 				return err
+			}
+			if j.request != "" {
+				if err := e.addErased(ctx, tx, j.request, c.Name, n); err != nil {
+					return err
+				}
 			}
 			e.point("batch.receipt")
 			return nil
@@ -229,6 +242,11 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 			continue
 		}
 		e.point("batch.committed")
+		if c.AfterErase != nil && erased > 0 {
+			if err := e.afterErase(ctx, c, ids); err != nil {
+				return err
+			}
+		}
 		if erased == 0 {
 			// Another run took these rows, or the erase action does not
 			// change them (then the next selection would be the same).

@@ -112,14 +112,17 @@ func ExampleEngine_Erase() {
 	if err != nil {
 		panic(err)
 	}
+	fmt.Println("outcome:", receipt.Outcome)
 	for _, c := range receipt.Categories {
 		fmt.Printf("%s: erased %d, kept %d\n", c.Category, c.Erased, c.Kept)
 	}
 	// Output:
 	// due: 2026-12-23
+	// outcome: data_found
 	// crm.contact: erased 1, kept 0
 	// crm.note: erased 1, kept 0
 	// billing.invoice: erased 0, kept 1
+	// tenancy.member: erased 0, kept 0
 }
 
 // The data map is the record of processing, rendered from the declarations.
@@ -135,4 +138,52 @@ func ExampleEngine_DataMap() {
 	// crm.contact: until erased on request or tenant purge; anonymize email, name
 	// crm.note: until erased on request or tenant purge; delete
 	// billing.invoice: kept 7 years (legal obligation), then erased; delete
+}
+
+// A resolver lets a request name the person by an identifier no category
+// stores: here an account id leads to the contact it belongs to, and the
+// contact's id reaches her notes. One request, no look-up by the caller.
+func ExampleEngine_RegisterResolver() {
+	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	db, engine, store, done := openExample(now)
+	defer done()
+	ctx := exampleTenant(store)
+	owners := map[string]string{"acct-9": "k1"} // an application's own link
+	err := engine.RegisterResolver("account_id", func(_ context.Context, _ bun.IDB, acct string) (map[string][]string, error) {
+		if k, ok := owners[acct]; ok {
+			return map[string][]string{"contact_id": {k}}, nil
+		}
+		return nil, nil
+	})
+	if err != nil {
+		panic(err)
+	}
+	err = tenancy.RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
+		_, err := tx.NewInsert().Model(&[]note{{ID: "n1", ContactID: "k1", Body: "called", CreatedAt: now},
+			{ID: "n2", ContactID: "k1", Body: "wrote", CreatedAt: now}}).Exec(ctx)
+		return err
+	})
+	if err != nil {
+		panic(err)
+	}
+	keys, err := engine.Resolve(ctx, map[string]string{"account_id": "acct-9"})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("keys:", keys)
+	req, err := engine.Submit(ctx, retention.Request{Kind: retention.KindErasure, Subject: map[string]string{"account_id": "acct-9"}})
+	if err != nil {
+		panic(err)
+	}
+	if _, err := engine.SetVerification(ctx, req.ID, retention.VerificationVerified); err != nil {
+		panic(err)
+	}
+	receipt, err := engine.Erase(ctx, req.ID)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("outcome:", receipt.Outcome, "erased:", receipt.Erased())
+	// Output:
+	// keys: map[account_id:[acct-9] contact_id:[k1]]
+	// outcome: data_found erased: 2
 }

@@ -24,11 +24,16 @@ import (
 
 // Manifest describes an export; it is the archive's manifest.json.
 type Manifest struct {
-	Request     string             `json:"request"`
-	Kind        RequestKind        `json:"kind"`
-	GeneratedAt time.Time          `json:"generated_at"`
-	Policy      string             `json:"policy"`
-	Categories  []ManifestCategory `json:"categories"`
+	Request     string      `json:"request"`
+	Kind        RequestKind `json:"kind"`
+	GeneratedAt time.Time   `json:"generated_at"`
+	Policy      string      `json:"policy"`
+	// Searched counts the subject keys searched by kind, after
+	// resolution; never their values.
+	Searched map[string]int `json:"searched"`
+	// Outcome says whether any row of the subject was found.
+	Outcome    Outcome            `json:"outcome"`
+	Categories []ManifestCategory `json:"categories"`
 }
 
 // ManifestCategory is one category of an export.
@@ -39,14 +44,23 @@ type ManifestCategory struct {
 	Retention  string   `json:"retention"`
 	Rows       int64    `json:"rows"`
 	Files      []string `json:"files"`
+	// Attachments counts the files of the category's rows (Category.Files),
+	// stored under the directory named after the category.
+	Attachments int64 `json:"attachments,omitempty"`
 }
 
 // Export writes the subject's data for an access or export request to w as
-// a zip archive: for every category that can find the subject, <name>.json
-// (an array of objects, one per row, columns as keys) and <name>.csv (a
-// header row, then one line per row), and last manifest.json (the
-// categories, their row counts, the generation time and the policy). The
-// request must be verified (ErrNotVerified). w is not closed.
+// a zip archive. It resolves the request's identifiers to the subject's
+// keys first (see Resolve), then for every category that can find the
+// subject by one of them writes <name>.json (an array of objects, one per
+// row, columns as keys) and <name>.csv (a header row, then one line per
+// row), then the files of the category's rows (Category.Files) under
+// <name>/, and last manifest.json (the categories, their row and file
+// counts, the kinds of keys searched, the outcome, the generation time and
+// the policy). The request's Outcome records whether anything was found,
+// and the export is written to the audit log (action "retention.exported",
+// with the actor, the request and counts). The request must be verified
+// (ErrNotVerified). w is not closed.
 //
 // Rows are read once, in keyset batches, each in its own short
 // transaction, and streamed: memory does not grow with the number of rows.
@@ -71,14 +85,18 @@ func (e *Engine) Export(ctx context.Context, id string, w io.Writer) (Manifest, 
 	case r.Verification != VerificationVerified:
 		return Manifest{}, ErrNotVerified
 	}
-	m := Manifest{Request: r.ID, Kind: r.Kind, GeneratedAt: e.clock(), Policy: e.policy.Name}
+	keys, err := e.Resolve(ctx, r.Subject)
+	if err != nil {
+		return Manifest{}, err
+	}
+	m := Manifest{Request: r.ID, Kind: r.Kind, GeneratedAt: e.clock(), Policy: e.policy.Name, Searched: keyCounts(keys)}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	x := &exporter{e: e, modified: m.GeneratedAt, tid: r.TenantID}
 	zw := newExportZip(bw, &x.zipDeflate)
 	x.zw = zw
 	defer x.close()
 	for _, c := range e.Categories() {
-		cond, args, ok := subjectMatch(c, r.Subject, r.TenantID)
+		cond, args, ok := subjectMatch(c, keys, r.TenantID)
 		if !ok {
 			continue
 		}
@@ -92,7 +110,20 @@ func (e *Engine) Export(ctx context.Context, id string, w io.Writer) (Manifest, 
 		}
 		mc.Rows = n
 		mc.Files = []string{c.Name + ".json", c.Name + ".csv"}
+		if c.Files != nil && n > 0 {
+			if mc.Attachments, err = x.files(ctx, c, cond, args); err != nil {
+				return m, fmt.Errorf("retention: export %s files: %w", c.Name, err)
+			}
+		}
 		m.Categories = append(m.Categories, mc)
+	}
+	var rows int64
+	for _, mc := range m.Categories {
+		rows += mc.Rows
+	}
+	m.Outcome = OutcomeDataFound
+	if rows == 0 {
+		m.Outcome = OutcomeNoDataFound
 	}
 	fw, err := zw.CreateHeader(&zip.FileHeader{Name: "manifest.json", Method: zip.Deflate, Modified: m.GeneratedAt})
 	if err != nil {
@@ -109,14 +140,85 @@ func (e *Engine) Export(ctx context.Context, id string, w io.Writer) (Manifest, 
 	if err := bw.Flush(); err != nil {
 		return m, fmt.Errorf("retention: export: %w", err)
 	}
-	err = tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
-		var rows int64
-		for _, mc := range m.Categories {
-			rows += mc.Rows
-		}
-		return e.auditTx(ctx, tx, "retention.exported", r, map[string]string{"rows": strconv.FormatInt(rows, 10)})
+	_, err = e.updateOpen(ctx, r.ID, "retention.exported", false, func(r *Request) (map[string]string, error) {
+		r.Outcome = m.Outcome
+		return map[string]string{"rows": strconv.FormatInt(rows, 10), "outcome": string(m.Outcome),
+			"searched": searchedKinds(keys), "categories": strconv.Itoa(len(m.Categories))}, nil
 	})
 	return m, err
+}
+
+// files writes the files of the subject's rows of c into the archive, as
+// "<category>/<id>/<name>". Ids are read in keyset batches, each in its
+// own short transaction that ends before c.Files runs (it reads through
+// its package's API), so memory holds one batch of ids at most.
+func (x *exporter) files(ctx context.Context, c Category, cond string, args []any) (int64, error) {
+	idc := "r." + c.idColumn()
+	base := "SELECT CAST(" + idc + " AS TEXT) FROM " + c.Table + " AS r WHERE r.tenant_id = ? AND (" + cond + ")"
+	var n int64
+	last := ""
+	for {
+		var ids []string
+		err := tenancy.RunInTx(ctx, x.e.db, nil, func(ctx context.Context, tx bun.Tx) error {
+			q, a := base, append([]any{x.tid}, args...)
+			if last != "" {
+				q += " AND CAST(" + idc + " AS TEXT) > ?"
+				a = append(a, last)
+			}
+			q += " ORDER BY CAST(" + idc + " AS TEXT) LIMIT ?"
+			return tx.NewRaw(q, append(a, defaultExportBatch)...).Scan(ctx, &ids)
+		})
+		if err != nil {
+			return n, err
+		}
+		for _, id := range ids {
+			seen := map[string]bool{}
+			err := c.Files(ctx, id, func(name string, content io.Reader) error {
+				base := fileName(name)
+				name = base
+				for i := 2; seen[name]; i++ {
+					name = fmt.Sprintf("%d-%s", i, base)
+				}
+				seen[name] = true
+				fw, err := x.zw.CreateHeader(&zip.FileHeader{Name: c.Name + "/" + fileName(id) + "/" + name,
+					Method: zip.Deflate, Modified: x.modified})
+				if err != nil {
+					return err
+				}
+				if _, err := io.Copy(fw, content); err != nil {
+					return err
+				}
+				n++
+				return nil
+			})
+			if err != nil {
+				return n, err
+			}
+		}
+		if len(ids) < defaultExportBatch {
+			return n, nil
+		}
+		last = ids[len(ids)-1]
+	}
+}
+
+// fileName makes name safe as one path element of a zip entry: no
+// separators, no parent references, no control characters.
+func fileName(name string) string {
+	name = strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r < 0x20 || r == 0x7f {
+			return '_'
+		}
+		return r
+	}, name)
+	name = strings.TrimLeft(name, ".")
+	if name == "" {
+		name = "file"
+	}
+	if r := []rune(name); len(r) > 200 {
+		name = string(r[:200])
+	}
+	return name
 }
 
 // newExportZip returns a zip writer on w that deflates at flate.BestSpeed

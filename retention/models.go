@@ -63,7 +63,7 @@ type event struct {
 
 // Models returns the engine's tenant-owned models, for tenancy.InstallGuard.
 func Models() []any {
-	return []any{(*Hold)(nil), (*Request)(nil), (*event)(nil)}
+	return []any{(*Hold)(nil), (*Request)(nil), (*event)(nil), (*pending)(nil)}
 }
 
 // Migrations returns the schema migrations of the engine's tables.
@@ -119,13 +119,33 @@ func Migrations() *migrate.Migrations {
 		}
 		return nil
 	})
+	migrations.Add(ms, "20261206023100", "retention_request_outcomes", func(ctx context.Context, tx bun.Tx) error {
+		if err := migrations.Exec(ctx, tx,
+			`ALTER TABLE socialcrm_retention_requests ADD COLUMN outcome TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE socialcrm_retention_requests ADD COLUMN erased TEXT NOT NULL DEFAULT '{}'`,
+			`ALTER TABLE socialcrm_retention_requests ADD COLUMN subject_sealed BLOB`,
+			`ALTER TABLE socialcrm_retention_requests ADD COLUMN subject_hashes TEXT NOT NULL DEFAULT '{}'`,
+			`CREATE TABLE IF NOT EXISTS socialcrm_retention_pending (
+				tenant_id TEXT NOT NULL,
+				id TEXT NOT NULL,
+				category TEXT NOT NULL,
+				record_id TEXT NOT NULL,
+				at TIMESTAMP NOT NULL,
+				PRIMARY KEY (tenant_id, id)
+			)`,
+			`CREATE INDEX IF NOT EXISTS socialcrm_retention_pending_at_idx ON socialcrm_retention_pending (tenant_id, at)`); err != nil {
+			return err
+		}
+		return tenancy.EnableRowSecurity(ctx, tx, TablePending)
+	})
 	return ms
 }
 
 // OwnCategories declares the engine's own tables: data-subject requests
 // (ExamplePolicy keeps them 3 years as evidence of how each was answered),
-// legal holds (a tenant purge erases only released ones) and recorded
-// events (removed once processed; ExamplePolicy bounds them at 24 months).
+// legal holds (a tenant purge erases only released ones), the after-erase
+// work still due (ids only, removed once done) and recorded events
+// (removed once processed; ExamplePolicy bounds them at 24 months).
 // Register them so that Uncovered reports nothing for them.
 func OwnCategories() []Category {
 	return []Category{
@@ -133,6 +153,8 @@ func OwnCategories() []Category {
 			LegalBasis: "legal obligation (GDPR art. 5(2), accountability)", Purpose: "evidence of answered data-subject requests"},
 		{Name: CategoryHold, Table: TableHolds, Time: "created_at",
 			LegalBasis: "legal obligation", Purpose: "legal holds that suspend erasure"},
+		{Name: CategoryPending, Table: TablePending, Time: "at",
+			LegalBasis: "legal obligation (erasure)", Purpose: "ids of erased rows whose side effects (deleting stored files) are still to run; removed once they ran"},
 		{Name: CategoryEvent, Table: TableEvents, Time: "at",
 			LegalBasis: "legitimate interest", Purpose: "triggers of retention periods (disconnections, deauthorizations)"},
 	}

@@ -57,6 +57,9 @@ func (e *Engine) PurgeTenants(ctx context.Context, now time.Time) ([]PurgeResult
 
 func (e *Engine) purge(ctx context.Context, tid string, now time.Time) (PurgeResult, error) {
 	res := PurgeResult{Tenant: tid}
+	if err := e.drainPending(ctx); err != nil {
+		return res, err
+	}
 	hs, err := e.holds(ctx, tid)
 	if err != nil {
 		return res, err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 
 	"github.com/socialcrm/socialcrm/tenancy"
 )
@@ -52,11 +53,30 @@ const (
 	StatusOpen      RequestStatus = "open"
 	StatusCompleted RequestStatus = "completed"
 	StatusRejected  RequestStatus = "rejected"
+	// StatusNoDataFound closes a request whose identifiers, resolved,
+	// found no data of the subject: nothing was erased or exported, and
+	// the requester should be told so (it may be the wrong identifier).
+	StatusNoDataFound RequestStatus = "no_data_found"
+)
+
+// Outcome is what carrying a request out found.
+type Outcome string
+
+// Outcomes. The zero value means the request was not carried out yet.
+const (
+	// OutcomeDataFound: the resolved identifiers reached rows of the
+	// subject in at least one category.
+	OutcomeDataFound Outcome = "data_found"
+	// OutcomeNoDataFound: no category held a row of the subject.
+	OutcomeNoDataFound Outcome = "no_data_found"
 )
 
 // Request is a data-subject request. Submit creates it; its Subject maps
-// identifier kinds (as used in Category.Subject: "email", "contact_id") to
-// the subject's identifiers.
+// identifier kinds (as used in Category.Subject and by resolvers: "email",
+// "contact_id") to the subject's identifiers. With WithIdentifierProtection
+// the identifiers are stored only sealed, beside a keyed hash of each
+// (for Match); Get, Erase and Export open them, and a plain read of the
+// table sees an empty Subject and the kinds (IdentifierKinds).
 type Request struct {
 	bun.BaseModel `bun:"table:socialcrm_retention_requests,alias:rq"`
 	tenancy.Owned
@@ -71,10 +91,42 @@ type Request struct {
 	Verification    Verification  `bun:"verification,notnull" json:"verification"`
 	Status          RequestStatus `bun:"status,notnull" json:"status"`
 	CompletedAt     *time.Time    `bun:"completed_at" json:"completed_at,omitempty"`
+	// Outcome is set by Erase and Export: whether the subject's data was
+	// found.
+	Outcome Outcome `bun:"outcome,notnull" json:"outcome,omitempty"`
+	// Erased counts, per category, the rows erased for this request over
+	// every run of Erase (an interrupted erasure resumed counts whole).
+	// Each batch adds to it in its own transaction.
+	Erased map[string]int64 `bun:"erased,type:text,notnull" json:"erased,omitempty"`
+	// SubjectSealed is Subject sealed, and SubjectHashes a keyed hash of
+	// each identifier by kind, when the engine protects identifiers.
+	SubjectSealed []byte            `bun:"subject_sealed" json:"-"`
+	SubjectHashes map[string]string `bun:"subject_hashes,type:text,notnull" json:"-"`
+	// IdentifierKinds are the kinds of the request's identifiers, sorted
+	// (filled when the request is read).
+	IdentifierKinds []string `bun:"-" json:"identifier_kinds"`
+}
+
+var _ bun.AfterScanRowHook = (*Request)(nil)
+
+// AfterScanRow fills IdentifierKinds.
+func (r *Request) AfterScanRow(context.Context) error {
+	r.IdentifierKinds = r.kinds()
+	return nil
+}
+
+// kinds returns the kinds of the request's identifiers.
+func (r *Request) kinds() []string {
+	if len(r.Subject) > 0 {
+		return sortedKeys(r.Subject)
+	}
+	return sortedKeys(r.SubjectHashes)
 }
 
 // Submit records a request received now in the context's tenant. Kind and
-// a non-empty Subject are required; ReceivedAt defaults to now, DueAt to
+// a non-empty Subject are required; an identifier kind that no resolver
+// and no category knows is refused with an *UnknownKindError listing the
+// known kinds; ReceivedAt defaults to now, DueAt to
 // ReceivedAt plus the engine's request deadline (30 days by default);
 // Verification starts pending and Status open.
 func (e *Engine) Submit(ctx context.Context, r Request) (Request, error) {
@@ -89,6 +141,9 @@ func (e *Engine) Submit(ctx context.Context, r Request) (Request, error) {
 			return Request{}, &ValidationError{Field: "Subject", Reason: "empty identifier"}
 		}
 	}
+	if err := e.checkKinds(r.Subject); err != nil {
+		return Request{}, err
+	}
 	r.ID = tenancy.NewID()
 	if r.ReceivedAt.IsZero() {
 		r.ReceivedAt = e.clock()
@@ -96,10 +151,17 @@ func (e *Engine) Submit(ctx context.Context, r Request) (Request, error) {
 	r.ReceivedAt = r.ReceivedAt.UTC().Truncate(time.Microsecond)
 	r.DueAt = r.ReceivedAt.Add(e.requestDue)
 	r.ExtensionReason, r.Verification, r.Status, r.CompletedAt = "", VerificationPending, StatusOpen, nil
-	err := tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewInsert().Model(&r).Exec(ctx); err != nil {
+	r.Outcome, r.Erased = "", map[string]int64{}
+	stored, err := e.protect(ctx, r)
+	if err != nil {
+		return Request{}, err
+	}
+	r.SubjectSealed, r.SubjectHashes, r.IdentifierKinds = stored.SubjectSealed, stored.SubjectHashes, r.kinds()
+	err = tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewInsert().Model(&stored).Exec(ctx); err != nil {
 			return fmt.Errorf("retention: submit request: %w", err)
 		}
+		r.TenantID = stored.TenantID // set by the insert
 		return e.auditTx(ctx, tx, "retention.request_received", r, nil)
 	})
 	if err != nil {
@@ -119,18 +181,22 @@ func (e *Engine) auditTx(ctx context.Context, tx bun.IDB, action string, r Reque
 	md["kind"] = string(r.Kind)
 	md["due"] = window(r.DueAt)
 	// The subject's identifiers are not copied into the log, only their kinds.
-	md["identifiers"] = strings.Join(sortedKeys(r.Subject), ",")
+	md["identifiers"] = strings.Join(r.kinds(), ",")
 	_, err = log.Append(ctx, tenancy.AuditEvent{Action: action, Target: "request:" + r.ID, Metadata: md})
 	return err
 }
 
-// Get returns the context tenant's request id.
+// Get returns the context tenant's request id, its identifiers opened.
 func (e *Engine) Get(ctx context.Context, id string) (Request, error) {
 	var r Request
 	err := tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
 		return e.get(ctx, tx, id, &r)
 	})
-	return r, err
+	if err != nil {
+		return r, err
+	}
+	// Outside the transaction: opening may load the tenant's keys.
+	return r, e.reveal(ctx, &r)
 }
 
 func (e *Engine) get(ctx context.Context, tx bun.IDB, id string, r *Request) error {
@@ -154,27 +220,37 @@ func (r *Request) utc() {
 	}
 }
 
-// update loads request id, lets change modify it, and saves it with an
-// audit entry, in one transaction.
+// update loads open request id, lets change modify it, and saves it with
+// an audit entry, in one transaction.
 func (e *Engine) update(ctx context.Context, id, action string, change func(r *Request) (map[string]string, error)) (Request, error) {
+	return e.updateOpen(ctx, id, action, true, change)
+}
+
+// updateOpen is update; mustBeOpen false also changes a closed request.
+func (e *Engine) updateOpen(ctx context.Context, id, action string, mustBeOpen bool, change func(r *Request) (map[string]string, error)) (Request, error) {
 	var r Request
 	err := tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
 		if err := e.get(ctx, tx, id, &r); err != nil {
 			return err
 		}
-		if r.Status != StatusOpen {
+		if mustBeOpen && r.Status != StatusOpen {
 			return ErrClosed
 		}
 		md, err := change(&r)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.NewUpdate().Model(&r).WherePK().Exec(ctx); err != nil {
+		// Every column but the identifiers, which Submit (or
+		// ProtectIdentifiers) wrote as they are to be kept.
+		if _, err := tx.NewUpdate().Model(&r).ExcludeColumn("subject", "subject_sealed", "subject_hashes").WherePK().Exec(ctx); err != nil {
 			return fmt.Errorf("retention: update request: %w", err)
 		}
 		return e.auditTx(ctx, tx, action, r, md)
 	})
-	return r, err
+	if err != nil {
+		return r, err
+	}
+	return r, e.reveal(ctx, &r)
 }
 
 // Extend moves an open request's deadline by d, once, for a stated reason
@@ -211,7 +287,8 @@ func (e *Engine) SetVerification(ctx context.Context, id string, v Verification)
 
 // Close completes or rejects an open request (for kinds the engine does
 // not carry out itself: rectification, restriction, objection; and for
-// access and export once the export was delivered).
+// access and export once the export was delivered). Completing a request
+// whose export found no data closes it as StatusNoDataFound.
 func (e *Engine) Close(ctx context.Context, id string, s RequestStatus) (Request, error) {
 	if s != StatusCompleted && s != StatusRejected {
 		return Request{}, &ValidationError{Field: "Status", Reason: "must be completed or rejected"}
@@ -219,6 +296,9 @@ func (e *Engine) Close(ctx context.Context, id string, s RequestStatus) (Request
 	return e.update(ctx, id, "retention.request_"+string(s), func(r *Request) (map[string]string, error) {
 		now := e.clock()
 		r.Status, r.CompletedAt = s, &now
+		if s == StatusCompleted && r.Outcome == OutcomeNoDataFound {
+			r.Status = StatusNoDataFound
+		}
 		return nil, nil
 	})
 }
@@ -265,21 +345,44 @@ func (e *Engine) Overdue(ctx context.Context, now time.Time) ([]Request, error) 
 
 // Receipt is what Erase did for one request.
 type Receipt struct {
-	RequestID  string            `json:"request_id"`
-	Tenant     string            `json:"tenant"`
-	At         time.Time         `json:"at"`
+	RequestID string    `json:"request_id"`
+	Tenant    string    `json:"tenant"`
+	At        time.Time `json:"at"`
+	// Searched counts the subject keys searched by kind, after resolution
+	// (the identifiers given and what they led to); never their values.
+	Searched map[string]int `json:"searched"`
+	// Outcome says whether any row of the subject was found.
+	Outcome Outcome `json:"outcome"`
+	// Categories lists every category searched, in erasure order, with
+	// the rows erased in it over every run of the request's erasure, and
+	// the rows still held or kept.
 	Categories []CategoryReceipt `json:"categories"`
 }
 
-// Erase carries out an erasure request: in every category that can find
-// the subject by one of the request's identifiers it runs the category's
-// BeforeErase hook and erase action in batches, sparing rows under a legal
-// hold and rows a legal-obligation rule still keeps, and writes a receipt
-// per batch to the audit log (action "retention.erased"). When everything
-// is done the request is completed. The request must be open and verified
-// (ErrNotVerified); its kind must be erasure. The principal must be an
-// owner or admin of the tenant, or the system acting on it. Erase is
-// idempotent: after an interruption, call it again.
+// Erased returns the rows erased in every category.
+func (r Receipt) Erased() int64 {
+	var n int64
+	for _, c := range r.Categories {
+		n += c.Erased
+	}
+	return n
+}
+
+// Erase carries out an erasure request. It resolves the request's
+// identifiers to the subject's keys (Resolve: an e-mail address leads to
+// every contact holding it, their conversations, and so on), then in every
+// category that can find the subject by one of those keys it runs the
+// category's BeforeErase hook and erase action in batches, sparing rows
+// under a legal hold and rows a legal-obligation rule still keeps, writes
+// a receipt per batch to the audit log (action "retention.erased") and adds
+// the batch's count to the request's Erased counts, in the batch's
+// transaction. When everything is done the request is completed — or
+// closed as StatusNoDataFound when no run of it found a row — with an
+// audit entry carrying the totals of every run. The request must be open
+// and verified (ErrNotVerified); its kind must be erasure. The principal
+// must be an owner or admin of the tenant, or the system acting on it.
+// Erase is idempotent: after an interruption, call it again (or let
+// ResumeErasures do it); the receipt then counts every run.
 func (e *Engine) Erase(ctx context.Context, id string) (Receipt, error) {
 	if err := tenancy.Require(ctx, tenancy.RoleOwner, tenancy.RoleAdmin); err != nil {
 		return Receipt{}, err
@@ -296,20 +399,27 @@ func (e *Engine) Erase(ctx context.Context, id string) (Receipt, error) {
 	case r.Verification != VerificationVerified:
 		return Receipt{}, ErrNotVerified
 	}
+	if err := e.drainPending(ctx); err != nil {
+		return Receipt{}, err
+	}
+	keys, err := e.Resolve(ctx, r.Subject)
+	if err != nil {
+		return Receipt{}, err
+	}
 	now := e.clock()
-	rcpt := Receipt{RequestID: r.ID, Tenant: r.TenantID, At: now}
+	rcpt := Receipt{RequestID: r.ID, Tenant: r.TenantID, At: now, Searched: keyCounts(keys)}
 	hs, err := e.holds(ctx, r.TenantID)
 	if err != nil {
 		return rcpt, err
 	}
 	for _, c := range e.Categories() {
-		cond, args, ok := subjectMatch(c, r.Subject, r.TenantID)
+		cond, args, ok := subjectMatch(c, keys, r.TenantID)
 		if !ok {
 			continue
 		}
 		rule, _ := e.policy.rule(c.Name)
 		rc := CategoryReceipt{Tenant: r.TenantID, Category: c.Name, Policy: e.policy.Name, Rule: "erasure request"}
-		j := &job{cat: c, tid: r.TenantID, action: "retention.erased", rc: &rc, meta: map[string]string{"request": r.ID}}
+		j := &job{cat: c, tid: r.TenantID, action: "retention.erased", rc: &rc, meta: map[string]string{"request": r.ID}, request: r.ID}
 		j.where(cond, args...)
 		if rule.Keep {
 			cutoff := now.Add(-rule.Period)
@@ -327,34 +437,82 @@ func (e *Engine) Erase(ctx context.Context, id string) (Receipt, error) {
 		if err := e.run(ctx, j, hs); err != nil {
 			return rcpt, err
 		}
-		if rc.Erased != 0 || rc.Held != 0 || rc.Kept != 0 {
-			rcpt.Categories = append(rcpt.Categories, rc)
-		}
+		rcpt.Categories = append(rcpt.Categories, rc)
 	}
 	_, err = e.update(ctx, r.ID, "retention.request_completed", func(r *Request) (map[string]string, error) {
-		r.Status, r.CompletedAt = StatusCompleted, &now
+		// The counts of every run, persisted batch by batch.
 		var erased, held, kept int64
-		for _, rc := range rcpt.Categories {
+		for i := range rcpt.Categories {
+			rc := &rcpt.Categories[i]
+			rc.Erased = r.Erased[rc.Category]
 			erased, held, kept = erased+rc.Erased, held+rc.Held, kept+rc.Kept
 		}
-		return map[string]string{"erased": fmt.Sprint(erased), "held": fmt.Sprint(held), "kept": fmt.Sprint(kept)}, nil
+		r.Status, r.CompletedAt, r.Outcome = StatusCompleted, &now, OutcomeDataFound
+		if erased+held+kept == 0 {
+			r.Status, r.Outcome = StatusNoDataFound, OutcomeNoDataFound
+		}
+		rcpt.Outcome = r.Outcome
+		return map[string]string{"erased": fmt.Sprint(erased), "held": fmt.Sprint(held), "kept": fmt.Sprint(kept),
+			"outcome": string(r.Outcome), "searched": searchedKinds(keys)}, nil
 	})
 	return rcpt, err
 }
 
+// keyCounts counts keys by kind.
+func keyCounts(keys Keys) map[string]int {
+	out := make(map[string]int, len(keys))
+	for k, vs := range keys {
+		out[k] = len(vs)
+	}
+	return out
+}
+
+// searchedKinds names the kinds of keys, with their counts, for an audit
+// entry: "contact_id:2,email:1".
+func searchedKinds(keys Keys) string {
+	var parts []string
+	for _, k := range keys.Kinds() {
+		parts = append(parts, fmt.Sprintf("%s:%d", k, len(keys[k])))
+	}
+	return strings.Join(parts, ",")
+}
+
+// addErased adds n rows erased in category cat to request id's counts,
+// inside the transaction of the batch that erased them.
+func (e *Engine) addErased(ctx context.Context, tx bun.Tx, id, cat string, n int64) error {
+	var r Request
+	q := tx.NewSelect().Model(&r).Where("id = ?", id)
+	if tx.Dialect().Name() == dialect.PG {
+		q = q.For("UPDATE")
+	}
+	if err := q.Scan(ctx); err != nil {
+		return fmt.Errorf("retention: count erased rows: %w", err)
+	}
+	if r.Erased == nil {
+		r.Erased = map[string]int64{}
+	}
+	r.Erased[cat] += n
+	if _, err := tx.NewUpdate().Model(&r).Column("erased").WherePK().Exec(ctx); err != nil {
+		return fmt.Errorf("retention: count erased rows: %w", err)
+	}
+	return nil
+}
+
 // subjectMatch returns the condition finding the subject's rows in c by any
 // of the identifiers, or false when c cannot find them.
-func subjectMatch(c Category, ids map[string]string, tid string) (string, []any, bool) {
+func subjectMatch(c Category, keys Keys, tid string) (string, []any, bool) {
 	var conds []string
 	var args []any
-	for _, kind := range sortedKeys(ids) {
+	for _, kind := range keys.Kinds() {
 		tmpl, ok := c.subjectCond(kind)
 		if !ok {
 			continue
 		}
-		cond, a := bind(tmpl, ids[kind], tid)
-		conds = append(conds, "("+cond+")")
-		args = append(args, a...)
+		for _, v := range keys[kind] {
+			cond, a := bind(tmpl, v, tid)
+			conds = append(conds, "("+cond+")")
+			args = append(args, a...)
+		}
 	}
 	if len(conds) == 0 {
 		return "", nil, false

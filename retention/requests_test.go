@@ -71,6 +71,7 @@ func TestRequestDeadlines(t *testing.T) {
 
 		e2, err := retention.New(db, retention.WithClock(v.clock.Now), retention.WithRequestDeadline(10*retention.Day))
 		require.NoError(t, err)
+		require.NoError(t, e2.Register(testCategories(nil)...))
 		r3, err := e2.Submit(a, retention.Request{Kind: retention.KindErasure, Subject: map[string]string{"email": "z@example.com"}})
 		require.NoError(t, err)
 		require.Equal(t, epoch.Add(10*retention.Day), r3.DueAt)

@@ -86,6 +86,9 @@ func (e *Engine) Sweep(ctx context.Context, now time.Time) (Report, error) {
 }
 
 func (e *Engine) sweepTenant(ctx context.Context, tid string, now time.Time, rep *Report) error {
+	if err := e.drainPending(ctx); err != nil {
+		return err
+	}
 	hs, err := e.holds(ctx, tid)
 	if err != nil {
 		return err

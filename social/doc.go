@@ -133,6 +133,11 @@
 // second time (the root package's SDK.SealPlatformData runs them for every
 // tenant).
 //
+// Resolvers lets a data-subject request name the account by its platform
+// id (SubjectAccount: a Meta app-scoped user id, a TikTok open_id; or
+// SubjectOpenID): it leads to the tenant's connections of the account
+// (SubjectConnection), and so to everything fetched through them.
+//
 // # Webhooks
 //
 // Platforms notify by account, not by tenant, so each connection is also

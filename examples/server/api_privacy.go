@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/uptrace/bun"
@@ -17,22 +16,10 @@ import (
 var requestKinds = []retention.RequestKind{retention.KindAccess, retention.KindExport, retention.KindErasure,
 	retention.KindRectification, retention.KindRestriction, retention.KindObjection}
 
-// subjectKinds lists the identifier kinds some registered category can
-// find a data subject by ("email", "contact_id", "account_id"…).
-func (a *app) subjectKinds() []string {
-	set := map[string]bool{}
-	for _, c := range a.sdk.Retention.Categories() {
-		for k := range c.Subject {
-			set[k] = true
-		}
-	}
-	kinds := make([]string, 0, len(set))
-	for k := range set {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
-	return kinds
-}
+// subjectKinds lists the identifier kinds a request may name ("email",
+// "phone", "thread_id", "open_id"…): the engine resolves each to the
+// person's full set of keys, so one identifier finds all of her data.
+func (a *app) subjectKinds() []string { return a.sdk.Retention.Kinds() }
 
 type requestInput struct {
 	Kind    retention.RequestKind `json:"kind"`

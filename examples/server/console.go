@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
@@ -62,17 +63,39 @@ func (a *app) consoleTemplates() (*template.Template, error) {
 		"scopes":    func(s social.Scopes) string { return s.Join(" ") },
 		"daysLeft":  func(t time.Time) int { return int(time.Until(t).Hours() / 24) },
 		"subject":   subjectString,
+		"kindLabel": kindLabel,
 		"money":     money,
 		"isSandbox": func(m map[string]string, k string) bool { return m[k] == "sandbox" },
 	}).ParseFS(consoleFS, "console/*.html")
 }
 
-func subjectString(m map[string]string) string {
-	parts := make([]string, 0, len(m))
-	for k, v := range m {
-		parts = append(parts, k+": "+v)
+// kindLabel names an identifier kind for the privacy form.
+func kindLabel(kind string) string {
+	if l, ok := map[string]string{
+		crm.SubjectEmail:         "e-mail address",
+		crm.SubjectPhone:         "phone number",
+		crm.SubjectThread:        "Messenger PSID or Instagram-scoped id",
+		social.SubjectOpenID:     "TikTok open_id",
+		social.SubjectAccount:    "platform account id (Meta app-scoped id, TikTok open_id)",
+		crm.SubjectContact:       "contact id",
+		social.SubjectConnection: "connection id",
+	}[kind]; ok {
+		return l + " (" + kind + ")"
 	}
-	return strings.Join(parts, ", ")
+	return kind
+}
+
+// subjectString shows a request's identifiers: the kinds only, for the
+// values are stored sealed (retention.WithIdentifierProtection).
+func subjectString(r retention.Request) string {
+	if len(r.Subject) > 0 {
+		parts := make([]string, 0, len(r.Subject))
+		for k, v := range r.Subject {
+			parts = append(parts, k+": "+v)
+		}
+		return strings.Join(parts, ", ")
+	}
+	return strings.Join(r.IdentifierKinds, ", ") + " (sealed)"
 }
 
 // consoleRoutes registers the console's pages and forms.
@@ -675,11 +698,16 @@ func (a *app) consoleErase(w http.ResponseWriter, r *http.Request, p *page) erro
 	if err != nil {
 		return err
 	}
-	var n int64
-	for _, c := range receipt.Categories {
-		n += c.Erased
+	if receipt.Outcome == retention.OutcomeNoDataFound {
+		return seeOther(w, r, "/console/privacy", fmt.Sprintf("No data found for this person: nothing was erased (%d categories searched).", len(receipt.Categories)))
 	}
-	return seeOther(w, r, "/console/privacy", fmt.Sprintf("Erased %d records in %d categories.", n, len(receipt.Categories)))
+	n, touched := receipt.Erased(), 0
+	for _, c := range receipt.Categories {
+		if c.Erased > 0 {
+			touched++
+		}
+	}
+	return seeOther(w, r, "/console/privacy", fmt.Sprintf("Erased %d records in %d categories (%d searched).", n, touched, len(receipt.Categories)))
 }
 
 func (a *app) consoleExport(w http.ResponseWriter, r *http.Request, p *page) error {

@@ -12,14 +12,17 @@ type jobReport struct {
 	At            time.Time `json:"at"`
 	Erased        int64     `json:"erased"`
 	TenantsPurged int       `json:"tenants_purged"`
-	Overdue       int       `json:"overdue_requests"`
-	Revocations   int       `json:"revocations_retried"`
-	Errors        int       `json:"errors"`
+	// ErasuresResumed counts the open verified erasure requests finished.
+	ErasuresResumed int `json:"erasures_resumed"`
+	Overdue         int `json:"overdue_requests"`
+	Revocations     int `json:"revocations_retried"`
+	Errors          int `json:"errors"`
 }
 
 // runJobs runs the scheduled jobs once at start and then every interval
 // until ctx ends: the retention sweep, purges of closed tenants past their
-// grace, retries of failed platform revocations, expired OAuth states and
+// grace, verified erasure requests left open (an erasure cut short by a
+// crash or a deploy finishes by itself), retries of failed platform revocations, expired OAuth states and
 // webhook keys, and the data-subject deadline check (overdue requests are
 // logged for the tenant's staff). Every operation is idempotent, so a run
 // cut short by shutdown is completed by the next one.
@@ -52,6 +55,13 @@ func (a *app) runJobsOnce(ctx context.Context) jobReport {
 	purged, err := a.sdk.Retention.PurgeTenants(sys, now)
 	fail("purge", err)
 	rep.TenantsPurged = len(purged)
+	resumed, err := a.sdk.Retention.ResumeErasures(sys)
+	fail("resume erasures", err)
+	rep.ErasuresResumed = len(resumed)
+	// Requests recorded by an older version keep their identifiers in
+	// clear until sealed here (once; then a no-op).
+	_, err = a.sdk.Retention.ProtectIdentifiers(sys)
+	fail("protect request identifiers", err)
 	// Revocation retries of every platform, OAuth state and webhook
 	// delivery pruning: the SDK's one maintenance entry point.
 	maint, err := a.sdk.Maintain(ctx)
@@ -77,7 +87,7 @@ func (a *app) runJobsOnce(ctx context.Context) jobReport {
 		}
 		rep.Overdue += len(overdue)
 	}
-	a.log.Info("scheduled jobs ran", "erased", rep.Erased, "tenants_purged", rep.TenantsPurged,
+	a.log.Info("scheduled jobs ran", "erased", rep.Erased, "tenants_purged", rep.TenantsPurged, "erasures_resumed", rep.ErasuresResumed,
 		"overdue_requests", rep.Overdue, "errors", rep.Errors)
 	a.jobsMu.Lock()
 	a.lastJob = rep

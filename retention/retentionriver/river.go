@@ -1,8 +1,9 @@
 // Package retentionriver runs the retention engine's operations as durable
 // River jobs (https://riverqueue.com), on SQLite (riversqlite) or PostgreSQL
 // (riverpgxv5): a periodic sweep, a periodic tenant purge (and a purge job
-// scheduled at a closed tenant's due time), and one job per data-subject
-// erasure request.
+// scheduled at a closed tenant's due time), a periodic resumption of every
+// open verified erasure (Engine.ResumeErasures: an erasure cut short
+// finishes by itself), and one job per data-subject erasure request.
 //
 //	workers := river.NewWorkers()
 //	retentionriver.AddWorkers(workers, engine)
@@ -56,6 +57,7 @@ const (
 	KindSweep   = "socialcrm.retention.sweep"
 	KindPurge   = "socialcrm.retention.purge"
 	KindRequest = "socialcrm.retention.request"
+	KindResume  = "socialcrm.retention.resume_erasures"
 )
 
 // RequestRecheck is how long an erasure job waits for a pending identity
@@ -74,6 +76,13 @@ type PurgeArgs struct{}
 
 // Kind implements river.JobArgs.
 func (PurgeArgs) Kind() string { return KindPurge }
+
+// ResumeArgs is the job of Engine.ResumeErasures: it finishes every open,
+// verified erasure request of every tenant.
+type ResumeArgs struct{}
+
+// Kind implements river.JobArgs.
+func (ResumeArgs) Kind() string { return KindResume }
 
 // RequestArgs is the job of one data-subject request.
 type RequestArgs struct {
@@ -111,7 +120,8 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
-// AddWorkers registers the sweep, purge and request workers for engine.
+// AddWorkers registers the sweep, purge, resume and request workers for
+// engine.
 func AddWorkers(workers *river.Workers, engine *retention.Engine, opts ...Option) error {
 	if engine == nil {
 		return errors.New("retentionriver: nil engine")
@@ -128,14 +138,17 @@ func AddWorkers(workers *river.Workers, engine *retention.Engine, opts ...Option
 	if err := river.AddWorkerSafely(workers, &purgeWorker{e: engine, now: c.now}); err != nil {
 		return fmt.Errorf("retentionriver: %w", err)
 	}
+	if err := river.AddWorkerSafely(workers, &resumeWorker{e: engine}); err != nil {
+		return fmt.Errorf("retentionriver: %w", err)
+	}
 	if err := river.AddWorkerSafely(workers, &requestWorker{e: engine}); err != nil {
 		return fmt.Errorf("retentionriver: %w", err)
 	}
 	return nil
 }
 
-// PeriodicJobs returns a sweep and a purge that run every interval (and once
-// at start).
+// PeriodicJobs returns a sweep, a purge and a resumption of open erasures
+// that run every interval (and once at start).
 func PeriodicJobs(every time.Duration) []*river.PeriodicJob {
 	return []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(every), func() (river.JobArgs, *river.InsertOpts) {
@@ -144,6 +157,9 @@ func PeriodicJobs(every time.Duration) []*river.PeriodicJob {
 		river.NewPeriodicJob(river.PeriodicInterval(every), func() (river.JobArgs, *river.InsertOpts) {
 			return PurgeArgs{}, nil
 		}, &river.PeriodicJobOpts{ID: KindPurge, RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(every), func() (river.JobArgs, *river.InsertOpts) {
+			return ResumeArgs{}, nil
+		}, &river.PeriodicJobOpts{ID: KindResume, RunOnStart: true}),
 	}
 }
 
@@ -168,6 +184,16 @@ type purgeWorker struct {
 
 func (w *purgeWorker) Work(ctx context.Context, _ *river.Job[PurgeArgs]) error {
 	_, err := w.e.PurgeTenants(system(ctx), w.now())
+	return err
+}
+
+type resumeWorker struct {
+	river.WorkerDefaults[ResumeArgs]
+	e *retention.Engine
+}
+
+func (w *resumeWorker) Work(ctx context.Context, _ *river.Job[ResumeArgs]) error {
+	_, err := w.e.ResumeErasures(system(ctx))
 	return err
 }
 

@@ -179,6 +179,22 @@ func TestJobs(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, retention.StatusCompleted, req.Status)
 
+		// The resume job finishes verified erasures left open.
+		require.NoError(t, tenancy.RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
+			_, err := tx.NewInsert().Model(&response{ID: "later", AccountID: "c", FetchedAt: now}).Exec(ctx)
+			return err
+		}))
+		req, err = e.Submit(ctx, retention.Request{Kind: retention.KindErasure, Subject: map[string]string{"account_id": "c"}})
+		require.NoError(t, err)
+		_, err = e.SetVerification(ctx, req.ID, retention.VerificationVerified)
+		require.NoError(t, err)
+		insert(retentionriver.ResumeArgs{}, nil)
+		require.Equal(t, river.EventKindJobCompleted, await(t, events, retentionriver.KindResume).Kind)
+		require.EqualValues(t, 0, count())
+		req, err = e.Get(ctx, req.ID)
+		require.NoError(t, err)
+		require.Equal(t, retention.StatusCompleted, req.Status)
+
 		// The purge job, scheduled at the tenant's purge time.
 		closed, err := store.CloseTenant(ctx, 0)
 		require.NoError(t, err)
@@ -194,7 +210,7 @@ func TestJobs(t *testing.T) {
 
 func TestPeriodicJobs(t *testing.T) {
 	jobs := retentionriver.PeriodicJobs(time.Hour)
-	require.Len(t, jobs, 2)
+	require.Len(t, jobs, 3, "sweep, purge, resume erasures")
 	require.Error(t, retentionriver.AddWorkers(river.NewWorkers(), nil))
 	require.Error(t, retentionriver.AddWorkers(river.NewWorkers(), &retention.Engine{}, retentionriver.WithClock(nil)))
 }

@@ -1,0 +1,194 @@
+package crm
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/uptrace/bun"
+
+	"github.com/socialcrm/socialcrm/retention"
+	"github.com/socialcrm/socialcrm/tenancy"
+)
+
+// More subject identifier kinds the crm resolves (see Store.Resolvers).
+const (
+	// SubjectEmail is an e-mail address, matched through the contacts'
+	// blind index after the normalization contacts are stored with.
+	SubjectEmail = "email"
+	// SubjectPhone is a phone number in any common format, read as
+	// Contacts.Create reads it (WithDefaultRegion for national numbers)
+	// and matched through the contacts' blind index in E.164 form.
+	SubjectPhone = "phone"
+)
+
+// Resolvers returns the crm's resolvers of data subjects, by identifier
+// kind, for retention.Engine.RegisterResolver:
+//
+//   - email and phone lead to every contact holding that address or
+//     number (duplicates included), through the blind indexes;
+//   - contact_id leads to the contact's duplicates (contacts with the same
+//     e-mail address or phone number), to its conversations and to every
+//     other conversation of the same threads;
+//   - thread_id (a Messenger PSID, an Instagram-scoped id) leads, through
+//     the blind index of the sealed thread ids, to the conversations of
+//     that thread and the contacts linked to them.
+//
+// With them, one request by any of these identifiers reaches every record
+// of the person: the engine follows the keys from one resolver to the next.
+// The resolvers need the Store's vault (for the blind indexes).
+func (s *Store) Resolvers() map[string]retention.Resolver {
+	return map[string]retention.Resolver{
+		SubjectEmail: s.resolveIndexed("email", func(ctx context.Context, v string) ([]string, error) {
+			if v = normalizeEmail(v); v == "" {
+				return nil, nil
+			}
+			ix, err := s.vault.Index(ctx, v, "email")
+			return []string{ix}, err
+		}),
+		SubjectPhone:   s.resolveIndexed("phone", s.phoneIndexes),
+		SubjectContact: s.resolveContact,
+		SubjectThread:  s.resolveThread,
+	}
+}
+
+// resolveIndexed finds the contacts whose blind index of field is one of
+// those indexes returns for the identifier (computed outside any
+// transaction: the tenant's first index creates its keys).
+func (s *Store) resolveIndexed(field string, indexes func(ctx context.Context, v string) ([]string, error)) retention.Resolver {
+	return func(ctx context.Context, db bun.IDB, value string) (map[string][]string, error) {
+		if s.vault == nil {
+			return nil, fmt.Errorf("%w: resolving %s needs the vault", ErrConfig, field)
+		}
+		idx, err := indexes(ctx, value)
+		if err != nil {
+			return nil, fmt.Errorf("crm: resolve %s: %w", field, err)
+		}
+		if len(idx) == 0 {
+			return nil, nil
+		}
+		var ids []string
+		err = tenancy.RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
+			return tx.NewSelect().Model((*Contact)(nil)).Column("id").Apply(tenancy.Scope(ctx)).
+				Where("?TableAlias."+field+"_index IN (?)", bun.In(idx)).Scan(ctx, &ids)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("crm: resolve %s: %w", field, err)
+		}
+		return map[string][]string{SubjectContact: ids}, nil
+	}
+}
+
+// resolveContact finds a contact's duplicates and its conversations'
+// thread ids.
+func (s *Store) resolveContact(ctx context.Context, db bun.IDB, id string) (map[string][]string, error) {
+	out := map[string][]string{}
+	err := tenancy.RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
+		var c Contact
+		err := tx.NewSelect().Model(&c).Column("id", "email_index", "phone_index").Apply(tenancy.Scope(ctx)).
+			Where("?TableAlias.id = ?", id).Limit(1).Scan(ctx)
+		if err == nil && (c.EmailIndex != "" || c.PhoneIndex != "") {
+			var dups []string
+			q := tx.NewSelect().Model((*Contact)(nil)).Column("id").Apply(tenancy.Scope(ctx))
+			q = q.WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+				if c.EmailIndex != "" {
+					q = q.WhereOr("?TableAlias.email_index = ?", c.EmailIndex)
+				}
+				if c.PhoneIndex != "" {
+					q = q.WhereOr("?TableAlias.phone_index = ?", c.PhoneIndex)
+				}
+				return q
+			})
+			if err := q.Scan(ctx, &dups); err != nil {
+				return err
+			}
+			out[SubjectContact] = slices.DeleteFunc(dups, func(d string) bool { return d == id })
+		} else if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		// Its conversations, and every other conversation of the same
+		// thread (the same PSID on another link, or not linked at all).
+		var convs []string
+		if err := tx.NewSelect().Model((*Conversation)(nil)).Column("id").Apply(tenancy.Scope(ctx)).
+			WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+				return q.Where("?TableAlias.contact_id = ?", id).
+					WhereOr("?TableAlias.thread_index IN (?)", tx.NewSelect().Model((*Conversation)(nil)).
+						Column("thread_index").Apply(tenancy.Scope(ctx)).Where("?TableAlias.contact_id = ?", id))
+			}).Scan(ctx, &convs); err != nil {
+			return err
+		}
+		out[SubjectConversation] = convs
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("crm: resolve contact: %w", err)
+	}
+	return out, nil
+}
+
+// resolveThread finds the conversations of a thread, through the blind
+// index of its sealed thread id, and the contacts linked to them.
+func (s *Store) resolveThread(ctx context.Context, db bun.IDB, thread string) (map[string][]string, error) {
+	if s.vault == nil {
+		return nil, fmt.Errorf("%w: resolving thread_id needs the vault", ErrConfig)
+	}
+	if thread == "" {
+		return nil, nil
+	}
+	idx, err := s.Conversations().threadIndex(ctx, thread)
+	if err != nil {
+		return nil, err
+	}
+	var convs []Conversation
+	err = tenancy.RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
+		return tx.NewSelect().Model(&convs).Column("id", "contact_id").Apply(tenancy.Scope(ctx)).
+			Where("?TableAlias.thread_index = ?", idx).Scan(ctx)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("crm: resolve thread: %w", err)
+	}
+	out := map[string][]string{}
+	for _, c := range convs {
+		out[SubjectConversation] = append(out[SubjectConversation], c.ID)
+		if c.ContactID != "" {
+			out[SubjectContact] = append(out[SubjectContact], c.ContactID)
+		}
+	}
+	return out, nil
+}
+
+// attachmentFiles is the attachment category's retention.Category.Files:
+// the bytes of attachment id, read through Attachments.Open (so through
+// whatever the Storage does to them).
+func (s *Store) attachmentFiles(ctx context.Context, id string, add func(name string, content io.Reader) error) error {
+	att, rc, err := s.Attachments().Open(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return add(att.FileName, rc)
+}
+
+// attachmentFilesOrNil is attachmentFiles when the Store keeps files.
+func (s *Store) attachmentFilesOrNil() func(ctx context.Context, id string, add func(name string, content io.Reader) error) error {
+	if s.storage == nil {
+		return nil
+	}
+	return s.attachmentFiles
+}
+
+// requireStorage is the attachment category's BeforeErase hook: without a
+// storage the bytes could not be deleted once the rows are gone, so no
+// attachment is erased (ErrConfig). With one, AfterErase (deleteBytes)
+// deletes the bytes after the batch commits: a batch rolled back keeps
+// its files, and bytes whose rows went before a crash are deleted by the
+// engine's next run, which finds their ids recorded.
+func (s *Store) requireStorage(context.Context, bun.Tx, []string) error {
+	if s.storage == nil {
+		return fmt.Errorf("%w: attachments cannot be erased without their storage (WithStorage)", ErrConfig)
+	}
+	return nil
+}
