@@ -48,6 +48,16 @@
 //
 // The pieces are also usable alone: Migrate, Grant, CheckRole, Guard,
 // Categories and SealedColumns are what Open is made of.
+// Open also seals, once, the platform data that an older version kept in
+// clear (SealPlatformData).
+//
+// DefaultPolicy is the retention policy Open applies: raw platform
+// responses 90 days; platform media and aggregated metrics 24 months;
+// connections 30 days after their deauthorization or disconnection, and
+// with them their media, metrics, raw responses, account-index rows and,
+// for a Facebook Page or Instagram account, its Messenger and Instagram
+// threads; expired OAuth states a day after expiry; legal keeps for
+// invoices, the audit log and the records of answered requests.
 //
 // Every request then carries its principal (tenancy.WithPrincipal) and
 // reaches tenant-owned data inside tenancy.RunInTx.

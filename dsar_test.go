@@ -21,6 +21,7 @@ import (
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 // dsarSDK opens the SDK with attachment storage on a fresh database.
@@ -108,6 +109,19 @@ func seedPerson(t *testing.T, sdk *socialcrm.SDK, ctx context.Context, name, pho
 	cn := social.Connection{ID: tenancy.NewID(), Platform: "tiktok", AccountID: p.openID, DisplayName: v("displayname"),
 		AvatarURL: "https://cdn.example/" + v("avatar"), Scopes: social.Scopes{}, Requested: social.Scopes{}, Purposes: social.Purposes{},
 		Status: social.Status("active"), CreatedAt: now, UpdatedAt: now}
+	// Platform data is stored sealed, as the social store seals it.
+	seal := func(value, record, field string) vault.Sealed {
+		sealed, err := sdk.Vault.Seal(ctx, []byte(value), vault.Binding{Record: record, Field: field})
+		require.NoError(t, err)
+		return sealed
+	}
+	cn.DisplayNameSealed, cn.AvatarURLSealed = seal(cn.DisplayName, cn.ID, "display_name"), seal(cn.AvatarURL, cn.ID, "avatar_url")
+	media := &social.Media{ID: social.MediaID(cn.ID, v("video")), ConnectionID: cn.ID, ExternalID: v("video"), Platform: "tiktok", Kind: "video",
+		Purposes: social.Purposes{}, FetchedAt: now}
+	media.TitleSealed, media.DescriptionSealed = seal(v("videotitle"), media.ID, "title"), seal(v("videodesc"), media.ID, "description")
+	media.ShareURLSealed = seal("https://tiktok.example/"+v("share"), media.ID, "share_url")
+	raw := &social.RawResponse{ID: tenancy.NewID(), ConnectionID: cn.ID, Platform: "tiktok", Endpoint: "/v2/user/info/", FetchedAt: now}
+	raw.BodySealed = seal(`{"display_name":"`+v("rawbody")+`"}`, raw.ID, "body")
 	require.NoError(t, tenancy.RunInTx(ctx, sdk.DB, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewInsert().Model(&cn).Exec(ctx); err != nil {
 			return err
@@ -117,11 +131,9 @@ func seedPerson(t *testing.T, sdk *socialcrm.SDK, ctx context.Context, name, pho
 			return err
 		}
 		for _, model := range []any{
-			&social.Media{ConnectionID: cn.ID, ExternalID: v("video"), Platform: "tiktok", Kind: "video", Title: v("videotitle"),
-				Description: v("videodesc"), ShareURL: "https://tiktok.example/" + v("share"), Purposes: social.Purposes{}, FetchedAt: now},
-			&social.Snapshot{ID: tenancy.NewID(), ConnectionID: cn.ID, Platform: "tiktok", TakenAt: now, Followers: 42, Purposes: social.Purposes{}},
-			&social.RawResponse{ID: tenancy.NewID(), ConnectionID: cn.ID, Platform: "tiktok", Endpoint: "/v2/user/info/",
-				Body: `{"display_name":"` + v("rawbody") + `"}`, FetchedAt: now},
+			media,
+			&social.Snapshot{ID: tenancy.NewID(), ConnectionID: cn.ID, Platform: "tiktok", TakenAt: now, Followers: social.KnownCount(42), Purposes: social.Purposes{}},
+			raw,
 		} {
 			if _, err := tx.NewInsert().Model(model).Exec(ctx); err != nil {
 				return err

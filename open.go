@@ -102,8 +102,10 @@ type SDK struct {
 
 // Open checks cfg.DB's database role (see Config.DB), migrates (through
 // cfg.Owner when set, then granting cfg.DB's role), installs the Guard,
-// builds every component and checks that every tenant-owned table has a retention category whose
-// columns exist. It returns an error naming what is missing rather than an
+// builds every component, checks that every tenant-owned table has a
+// retention category whose columns exist, and seals any platform data an
+// older version stored in clear (SealPlatformData; nothing to do on a new
+// or already sealed database). It returns an error naming what is missing rather than an
 // SDK that would keep data it does not know about.
 func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	if cfg.DB == nil || cfg.KEK == nil {
@@ -170,6 +172,20 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	if sdk.CRM, err = crm.New(cfg.DB, sdk.Vault, crmOpts...); err != nil {
 		return nil, err
 	}
+	// A disconnect revokes the authorization at the platform, and a
+	// platform's deauthorization arrives through the same hook: either way
+	// the connection's data starts its post-deauthorization period.
+	socialOpts := []social.Option{social.WithClock(now), social.WithLogger(log),
+		social.WithProviders(cfg.Providers...),
+		social.WithDisconnectHook(func(ctx context.Context, c social.Connection) error {
+			return sdk.Retention.RecordEvent(ctx, retention.EventDeauthorized, "connection_id", c.ID)
+		})}
+	if cfg.RefreshWindow != 0 {
+		socialOpts = append(socialOpts, social.WithRefreshWindow(cfg.RefreshWindow))
+	}
+	if sdk.Social, err = social.New(cfg.DB, sdk.Vault, socialOpts...); err != nil {
+		return nil, err
+	}
 	// Personal data that a database of an earlier version held in clear is
 	// sealed before anything reads it (a no-op once done).
 	sealing := sdk.CRM
@@ -183,8 +199,10 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 		return nil, err
 	}
 	// The CRM's categories bound to this Store: erasing an attachment
-	// deletes its bytes from cfg.Attachments.
+	// deletes its bytes from cfg.Attachments. The social categories export
+	// their sealed columns opened through the social store.
 	cats := withStoreCategories(Categories(sdk.Audit), append(sdk.CRM.Categories(), memberCategory(Categories(sdk.Audit), sdk.Vault)))
+	cats = withStoreCategories(cats, socialCategories(sdk.Social))
 	cats = append(cats, cfg.Categories...)
 	policy := DefaultPolicy(cats)
 	if cfg.Policy != nil {
@@ -220,18 +238,7 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	if len(uncovered) > 0 {
 		return nil, fmt.Errorf("socialcrm: Open: tenant-owned tables without a retention category: %v", uncovered)
 	}
-	// A disconnect revokes the authorization at the platform, and a
-	// platform's deauthorization arrives through the same hook: either way
-	// the connection's data starts its post-deauthorization period.
-	socialOpts := []social.Option{social.WithClock(now), social.WithLogger(log),
-		social.WithProviders(cfg.Providers...),
-		social.WithDisconnectHook(func(ctx context.Context, c social.Connection) error {
-			return sdk.Retention.RecordEvent(ctx, retention.EventDeauthorized, "connection_id", c.ID)
-		})}
-	if cfg.RefreshWindow != 0 {
-		socialOpts = append(socialOpts, social.WithRefreshWindow(cfg.RefreshWindow))
-	}
-	if sdk.Social, err = social.New(cfg.DB, sdk.Vault, socialOpts...); err != nil {
+	if _, err := sdk.SealPlatformData(ctx, nil); err != nil {
 		return nil, err
 	}
 	return sdk, nil
@@ -352,15 +359,25 @@ func (s *SDK) MetaCallbacks(app meta.Config, statusURL string, opts ...meta.Call
 // years, like the retention requests it proves were answered (P12, P15).
 const DeletionRequestPeriod = 3 * retention.Year
 
+// MediaPeriod is how long the default policy keeps platform media after
+// their last fetch: 24 months, like the aggregated metrics.
+const MediaPeriod = 24 * retention.Month
+
 // DefaultPolicy is the policy Open uses when Config.Policy is nil:
-// retention.ExamplePolicy, plus the rule for Meta's deletion-request
-// records, without the rules for categories not in cats (billing.invoice
+// retention.ExamplePolicy, plus the rules for Meta's deletion-request
+// records, platform media (MediaPeriod) and expired OAuth states (a day
+// after expiry), without the rules for categories not in cats (billing.invoice
 // belongs to a host that bills). A host that adds rules of its own starts
 // from it: DefaultPolicy(append(socialcrm.Categories(nil), mine...)).
 func DefaultPolicy(cats []retention.Category) retention.Policy {
 	p := retention.ExamplePolicy()
-	p.Rules = append(p.Rules, retention.Rule{Category: "meta.deletion_request", Period: DeletionRequestPeriod, Keep: true,
-		Note: "P15: proof that each Meta data deletion request was carried out"})
+	p.Rules = append(p.Rules,
+		retention.Rule{Category: "meta.deletion_request", Period: DeletionRequestPeriod, Keep: true,
+			Note: "proof that each Meta data deletion request was carried out"},
+		retention.Rule{Category: CategoryMedia, Period: MediaPeriod,
+			Note: "posts and videos of connected accounts at most 24 months after they were last fetched"},
+		retention.Rule{Category: CategoryOAuthState, Period: retention.Day,
+			Note: "OAuth states deleted a day after they expired"})
 	have := map[string]bool{}
 	for _, c := range cats {
 		have[c.Name] = true
@@ -373,4 +390,71 @@ func DefaultPolicy(cats []retention.Category) retention.Policy {
 	}
 	p.Rules = rules
 	return p
+}
+
+// SealProgress reports the progress of SealPlatformData.
+type SealProgress struct {
+	// Tenant is the tenant being sealed ("" for the account index).
+	Tenant string
+	// Sealed counts the values sealed so far, over every tenant.
+	Sealed int
+}
+
+// SealPlatformData seals the platform data that a database created by an
+// older version kept in clear: the schema migration moved it aside
+// (social.TableUnsealed), and this seals each value into its row, tenant by
+// tenant, in batches that commit alone; then it replaces the platform
+// account ids of the account index by their keyed hash. An interrupted run
+// resumes where it stopped; a second run finds nothing to do. progress, if
+// set, is called after each batch. Open calls it; it returns the number of
+// values sealed (account index rows included).
+//
+// On SQLite, when it sealed anything, it then rewrites the database file
+// (VACUUM) so that no copy of the plaintext lingers in free pages. On
+// PostgreSQL the dropped columns' old values stay in dead row versions
+// until the tables are rewritten: have the tables' owner run VACUUM FULL
+// on socialcrm_social_connections, socialcrm_social_media and
+// socialcrm_social_raw_responses after the first Open.
+func (s *SDK) SealPlatformData(ctx context.Context, progress func(SealProgress)) (int, error) {
+	sys := tenancy.System(ctx, "socialcrm.seal")
+	tenants, err := s.Social.PendingTenants(sys)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, tid := range tenants {
+		tctx, err := tenancy.AsTenant(sys, tid)
+		if err != nil {
+			return total, err
+		}
+		base := total
+		n, err := s.Social.SealPending(tctx, 0, func(done int) {
+			if progress != nil {
+				progress(SealProgress{Tenant: tid, Sealed: base + done})
+			}
+		})
+		total += n
+		if err != nil {
+			return total, err
+		}
+		s.log.InfoContext(ctx, "socialcrm: sealed platform data", "tenant", tid, "values", n)
+	}
+	n, err := s.Social.SealAccountIndex(sys)
+	total += n
+	if err != nil {
+		return total, err
+	}
+	if n > 0 && progress != nil {
+		progress(SealProgress{Sealed: total})
+	}
+	if total > 0 && s.DB.Dialect().Name() == dialect.SQLite {
+		// The plaintext the migration moved aside and this pass deleted
+		// stays in the file's free pages: rewrite the file without them.
+		for _, q := range []string{"VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"} {
+			if _, err := s.DB.ExecContext(ctx, q); err != nil {
+				return total, fmt.Errorf("socialcrm: seal platform data: %s: %w", q, err)
+			}
+		}
+	}
+	return total, nil
 }

@@ -256,11 +256,11 @@ func (s *InstagramService) SnapshotDemographics(ctx context.Context, igID string
 		}
 		by[string(b)] = m
 	}
-	sn := social.Snapshot{Followers: p.FollowersCount, Following: p.FollowsCount, MediaCount: p.MediaCount,
-		Source: d.Source(), Breakdowns: by}
+	sn := &social.Snapshot{Followers: social.KnownCount(p.FollowersCount), Following: social.KnownCount(p.FollowsCount),
+		MediaCount: social.KnownCount(p.MediaCount), Source: d.Source(), Breakdowns: by}
 	r := &social.SyncResult{DisplayName: s.c.session.Connection().DisplayName, Snapshot: sn}
 	if err := s.c.session.SaveSync(ctx, r); err != nil {
 		return nil, resp, err
 	}
-	return &r.Snapshot, resp, nil
+	return r.Snapshot, resp, nil
 }

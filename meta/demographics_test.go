@@ -9,6 +9,7 @@ import (
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
+	"github.com/socialcrm/socialcrm/social"
 )
 
 // setAudience gives the account follower demographics by country and
@@ -107,27 +108,29 @@ func TestSnapshotDemographics(t *testing.T) {
 		sn, _, err := c.Instagram.SnapshotDemographics(e.ctx, creatorID, meta.DemographicsOptions{
 			Breakdowns: []meta.Breakdown{meta.BreakdownGender, meta.BreakdownCountry}})
 		require.NoError(t, err)
-		require.EqualValues(t, 5400, sn.Followers)
+		require.Equal(t, social.KnownCount(5400), sn.Followers)
 
 		got, err := e.store.Snapshots(e.ctx, conn.ID)
 		require.NoError(t, err)
 		require.Len(t, got, 1)
 		s := got[0]
 		require.Equal(t, meta.PlatformInstagram, s.Platform)
-		require.EqualValues(t, 5400, s.Followers)
+		require.Equal(t, social.KnownCount(5400), s.Followers)
 		require.Equal(t, "graph "+e.srv.Version()+"; follower_demographics; timeframe=this_month; breakdowns=gender,country", s.Source)
 		require.Equal(t, map[string]int64{"F": 2900, "M": 2100, "U": 100}, s.Breakdowns["gender"])
 		require.EqualValues(t, 1200, s.Breakdowns["country"]["US"])
 		require.Len(t, s.Breakdowns["country"], 45)
 		require.Equal(t, []string{"analytics", "publishing"}, []string(s.Purposes))
 
-		// Snapshots without breakdowns still read back (nil).
+		// The Instagram sync reads the demographics too, with the
+		// insights permission.
 		e.clk.Advance(time.Hour)
 		_, _, err = c.Instagram.Snapshot(e.ctx, creatorID)
 		require.NoError(t, err)
 		got, err = e.store.Snapshots(e.ctx, conn.ID)
 		require.NoError(t, err)
 		require.Len(t, got, 2)
-		require.Nil(t, got[1].Breakdowns)
+		require.Equal(t, map[string]int64{"F": 2900, "M": 2100, "U": 100}, got[1].Breakdowns["gender"])
+		require.Contains(t, got[1].Source, "follower_demographics")
 	})
 }

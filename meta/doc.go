@@ -134,6 +134,18 @@
 // (social.Snapshot.Source); with WithRawResponses the raw answers are kept
 // too, in their own 90-day retention category.
 //
+// # Sync
+//
+// Client.Sync stores what the client's connection holds, as the TikTok
+// client's Sync does: for a Page, a snapshot and its latest published
+// posts (up to MaxSyncPosts) with each post's insights (Pages.Snapshot);
+// for an Instagram account, a snapshot and its latest media with their
+// insights (Instagram.Snapshot); for the Facebook user connection, the
+// user's name only — a user has no metrics or posts the application may
+// read. Figures Meta does not report for a kind of account (a Page's
+// following count) are unknown, not 0; post texts and permalinks are
+// stored sealed.
+//
 // # Messenger and callbacks
 //
 // A real Page sends the app no webhook event until the app is subscribed

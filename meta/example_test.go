@@ -188,3 +188,35 @@ func ExampleInstagramService_Publish() {
 	// instagram: @adasbakery
 	// published: true
 }
+
+// Sync each kind of connection: the Facebook user's profile only, the
+// Page's snapshot and posts with their insights.
+func ExampleClient_Sync() {
+	w := newExampleWorld()
+	defer w.close()
+	user, pages := w.connect(meta.FeaturePagesPublish, meta.FeaturePagesInsights)
+	res, _, err := w.client(user).Sync(w.ctx)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("user:", res.DisplayName, "snapshot:", res.Snapshot != nil)
+
+	page := w.client(pages[0].Connection)
+	if _, _, err := page.Pages.Publish(w.ctx, "3001", meta.PostRequest{Message: "Fresh bread"}); err != nil {
+		panic(err)
+	}
+	res, _, err = page.Sync(w.ctx)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("page followers:", res.Snapshot.Followers, "following:", res.Snapshot.Following)
+	posts, err := w.store.Media(w.ctx, pages[0].Connection.ID)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("posts:", len(posts), posts[0].Title)
+	// Output:
+	// user: Ada snapshot: false
+	// page followers: 900 following: unknown
+	// posts: 1 Fresh bread
+}

@@ -8,8 +8,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/socialcrm/socialcrm/social"
 )
 
 // InstagramService reads and publishes to the Instagram professional
@@ -490,27 +488,4 @@ func (s *InstagramService) MediaInsights(ctx context.Context, mediaID string, op
 		metrics = s.c.cfg.Metrics.withDefaults().Media
 	}
 	return s.c.insights(ctx, mediaID, metrics, opts, PermInstagramBasic, PermInstagramManageInsights, PermPagesReadEngagement)
-}
-
-// Snapshot reads the account's profile counts and stores them as a
-// social.Snapshot of the client's connection (the account's own, see
-// PageConnection.Instagram), with the API version and
-// the fields that produced them (Snapshot.Source). It needs
-// instagram_basic.
-func (s *InstagramService) Snapshot(ctx context.Context, igID string) (*social.Snapshot, *Response, error) {
-	p, resp, err := s.Profile(ctx, igID)
-	if err != nil {
-		return nil, resp, err
-	}
-	v := s.c.Version()
-	if resp != nil && resp.Version != "" {
-		v = "v" + strings.TrimPrefix(resp.Version, "v")
-	}
-	sn := social.Snapshot{Followers: p.FollowersCount, Following: p.FollowsCount, MediaCount: p.MediaCount,
-		Source: "graph " + v + "; followers_count,follows_count,media_count"}
-	r := &social.SyncResult{DisplayName: s.c.session.Connection().DisplayName, Snapshot: sn}
-	if err := s.c.session.SaveSync(ctx, r); err != nil {
-		return nil, resp, err
-	}
-	return &r.Snapshot, resp, nil
 }

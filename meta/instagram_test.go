@@ -106,7 +106,10 @@ func TestInstagramPublish(t *testing.T) {
 
 		sn, _, err := c.Instagram.Snapshot(e.ctx, igID)
 		require.NoError(t, err)
-		require.Equal(t, int64(1234), sn.Followers)
+		require.Equal(t, social.KnownCount(1234), sn.Followers)
+		media, err := e.store.Media(e.ctx, ig.ID)
+		require.NoError(t, err)
+		require.Len(t, media, 3, "the sync stores the published media")
 		stored, err := e.store.Snapshots(e.ctx, ig.ID)
 		require.NoError(t, err)
 		require.Len(t, stored, 1)

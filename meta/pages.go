@@ -9,8 +9,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-
-	"github.com/socialcrm/socialcrm/social"
 )
 
 // ErrNotPageConnection is returned, before any request, by a method that
@@ -413,42 +411,6 @@ func (s *PagesService) PostInsights(ctx context.Context, postID string, opts Ins
 		metrics = s.c.cfg.Metrics.withDefaults().Post
 	}
 	return s.c.insights(ctx, postID, metrics, opts, PermReadInsights, PermPagesReadEngagement)
-}
-
-// Snapshot reads the Page's follower count and insights and stores them
-// as a social.Snapshot of the Page's connection, recording the API version
-// and the metric names that produced them (Snapshot.Source). Followers is
-// followers_count; Views the latest value of the first Page metric. With
-// WithRawResponses the insights answers are kept as social.RawResponse
-// rows (their own 90-day retention category).
-func (s *PagesService) Snapshot(ctx context.Context, pageID string) (*social.Snapshot, *Response, error) {
-	if err := s.c.require(PermPagesShowList, PermReadInsights, PermPagesReadEngagement); err != nil {
-		return nil, nil, err
-	}
-	if err := s.c.requirePage(pageID); err != nil {
-		return nil, nil, err
-	}
-	p, _, err := s.Get(ctx, pageID)
-	if err != nil {
-		return nil, nil, err
-	}
-	in, resp, err := s.Insights(ctx, pageID, InsightsOptions{})
-	if err != nil {
-		return nil, resp, err
-	}
-	sn := social.Snapshot{Followers: p.FollowersCount, Source: in.Source()}
-	if len(in.Metrics) > 0 {
-		v, _ := in.Latest(in.Metrics[0])
-		sn.Views = int64(v)
-	}
-	r := &social.SyncResult{DisplayName: p.Name, Snapshot: sn}
-	if s.c.opts.keepRaw {
-		r.Raw = in.rawResponses()
-	}
-	if err := s.c.session.SaveSync(ctx, r); err != nil {
-		return nil, resp, err
-	}
-	return &r.Snapshot, resp, nil
 }
 
 // MessengerFields are the Page webhook fields the Messenger inbox needs:

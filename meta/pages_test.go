@@ -128,8 +128,16 @@ func TestPagesInsights(t *testing.T) {
 
 		sn, _, err := c.Pages.Snapshot(e.ctx, pageID)
 		require.NoError(t, err)
-		require.Equal(t, int64(900), sn.Followers)
-		require.Equal(t, int64(321), sn.Views)
+		require.Equal(t, social.KnownCount(900), sn.Followers)
+		require.Equal(t, social.KnownCount(321), sn.Views)
+		require.False(t, sn.Following.Known, "a Page reports no following count: unknown, not 0")
+		posts, err := e.store.Media(e.ctx, page.ID)
+		require.NoError(t, err)
+		i := slices.IndexFunc(posts, func(m social.Media) bool { return m.ExternalID == p.ID })
+		require.GreaterOrEqual(t, i, 0, "the sync stores the published post")
+		require.Equal(t, "hello", posts[i].Title)
+		require.EqualValues(t, 77, posts[i].Views, "with its insights")
+		require.NotEmpty(t, posts[i].ShareURL)
 		stored, err := e.store.Snapshots(e.ctx, page.ID)
 		require.NoError(t, err)
 		require.Len(t, stored, 1)
@@ -144,7 +152,7 @@ func TestPagesInsights(t *testing.T) {
 		require.NoError(t, err)
 		n, err = e.store.RawResponses(e.ctx, page.ID)
 		require.NoError(t, err)
-		require.Equal(t, 1, n)
+		require.Equal(t, 1+len(posts), n, "the Page's insights and each post's")
 	})
 }
 

@@ -62,11 +62,13 @@ type Connection struct {
 	ID       string `bun:"id,pk" json:"id"`
 	Platform string `bun:"platform,notnull" json:"platform"`
 	// AccountID is the platform's id of the account (TikTok's open_id).
-	AccountID   string `bun:"account_id,notnull" json:"account_id"`
-	DisplayName string `bun:"display_name,notnull" json:"display_name"`
+	AccountID string `bun:"account_id,notnull" json:"account_id"`
+	// DisplayName is the account's name on the platform. It is stored only
+	// sealed, like AvatarURL.
+	DisplayName string `bun:"-" json:"display_name"`
 	// AvatarURL may be a signed CDN URL that expires within hours; refresh
 	// it on sync rather than relying on it.
-	AvatarURL string `bun:"avatar_url,notnull" json:"avatar_url,omitempty"`
+	AvatarURL string `bun:"-" json:"avatar_url,omitempty"`
 	// Scopes are the scopes the user granted; Requested those the flow
 	// asked for. A requested scope missing from Scopes was declined.
 	Scopes    Scopes   `bun:"scopes,type:text,notnull" json:"scopes"`
@@ -94,6 +96,38 @@ type Connection struct {
 	CreatedAt  time.Time `bun:"created_at,notnull" json:"created_at"`
 	UpdatedAt  time.Time `bun:"updated_at,notnull" json:"updated_at"`
 	RevokedAt  time.Time `bun:"revoked_at,nullzero" json:"revoked_at,omitzero"`
+
+	connectionSealed
+}
+
+// connectionSealed is the stored form of a connection's profile.
+type connectionSealed struct {
+	DisplayNameSealed vault.Sealed `bun:"display_name_sealed" json:"-"`
+	AvatarURLSealed   vault.Sealed `bun:"avatar_url_sealed" json:"-"`
+}
+
+// sealProfile seals c's display name and avatar URL into its stored form.
+func (s *Store) sealProfile(ctx context.Context, c *Connection) error {
+	var err error
+	if c.DisplayNameSealed, err = s.seal(ctx, c.DisplayName, c.ID, fieldDisplayName); err != nil {
+		return err
+	}
+	c.AvatarURLSealed, err = s.seal(ctx, c.AvatarURL, c.ID, fieldAvatarURL)
+	return err
+}
+
+// openProfile opens the display names and avatar URLs of cs.
+func (s *Store) openProfile(ctx context.Context, cs ...*Connection) error {
+	for _, c := range cs {
+		var err error
+		if c.DisplayName, err = s.open(ctx, c.DisplayNameSealed, c.ID, fieldDisplayName); err != nil {
+			return fmt.Errorf("social: open connection profile: %w", err)
+		}
+		if c.AvatarURL, err = s.open(ctx, c.AvatarURLSealed, c.ID, fieldAvatarURL); err != nil {
+			return fmt.Errorf("social: open connection profile: %w", err)
+		}
+	}
+	return nil
 }
 
 // Declined returns the requested scopes the user did not grant.
@@ -249,25 +283,38 @@ func Migrations() *migrate.Migrations {
 		return migrations.Exec(ctx, tx,
 			`ALTER TABLE socialcrm_social_snapshots ADD COLUMN breakdowns TEXT`)
 	})
+	migrations.Add(ms, "20261206030000", "social_sealed_platform_data", sealedPlatformData)
 	return ms
 }
 
 // Models returns the tenant-owned models of the package, for
 // tenancy.InstallGuard.
 func Models() []any {
-	return []any{(*Connection)(nil), (*authState)(nil), (*revocation)(nil), (*account)(nil), (*delivery)(nil), (*Media)(nil), (*Snapshot)(nil), (*RawResponse)(nil)}
+	return []any{(*Connection)(nil), (*authState)(nil), (*revocation)(nil), (*account)(nil), (*delivery)(nil), (*Media)(nil), (*Snapshot)(nil), (*RawResponse)(nil), (*unsealed)(nil)}
 }
 
 // SealedColumns declares the package's sealed columns, for
 // vault.WithColumns (key rotation reseals them).
 func SealedColumns() []vault.Column {
-	return []vault.Column{
+	out := []vault.Column{
 		{Table: TableConnections, ID: "id", Sealed: "access_token"},
 		{Table: TableConnections, ID: "id", Sealed: "refresh_token"},
 		{Table: TableStates, ID: "id", Sealed: "verifier"},
 		{Table: TableRevocations, ID: "id", Sealed: "access_token"},
 		{Table: TableRevocations, ID: "id", Sealed: "refresh_token"},
 	}
+	cols := map[string][]SealedField{TableConnections: ConnectionSealed()}
+	for _, d := range DataCategories() {
+		cols[d.Table] = d.Sealed
+	}
+	for _, t := range []string{TableConnections, TableMedia, TableRawResponses} {
+		for _, f := range cols[t] {
+			field := f.As
+			out = append(out, vault.Column{Table: t, ID: "id", Sealed: f.Column,
+				Binding: func(id string) vault.Binding { return vault.Binding{Record: id, Field: field} }})
+		}
+	}
+	return out
 }
 
 // Store holds the tenant's connections and runs the flows, token sources
@@ -413,7 +460,13 @@ func (s *Store) Get(ctx context.Context, id string) (Connection, error) {
 		c, err = get(ctx, tx, id, false)
 		return err
 	})
-	return c, err
+	if err != nil {
+		return Connection{}, err
+	}
+	if err := s.openProfile(ctx, &c); err != nil {
+		return Connection{}, err
+	}
+	return c, nil
 }
 
 func get(ctx context.Context, tx bun.IDB, id string, lock bool) (Connection, error) {
@@ -456,6 +509,11 @@ func (s *Store) List(ctx context.Context, o ListOptions) ([]Connection, error) {
 	if err != nil {
 		return nil, fmt.Errorf("social: list connections: %w", err)
 	}
+	for i := range cs {
+		if err := s.openProfile(ctx, &cs[i]); err != nil {
+			return nil, err
+		}
+	}
 	return cs, nil
 }
 
@@ -469,16 +527,26 @@ func (s *Store) Find(ctx context.Context, platform, accountID string) (Connectio
 		}
 		return err
 	})
-	return c, err
+	if err != nil {
+		return Connection{}, err
+	}
+	if err := s.openProfile(ctx, &c); err != nil {
+		return Connection{}, err
+	}
+	return c, nil
 }
 
 // MarkSynced records that the connection's data was pulled at the
-// store's current time, with its display name and avatar.
+// store's current time, with its display name and avatar (both sealed).
 func (s *Store) MarkSynced(ctx context.Context, id, displayName, avatarURL string) error {
 	now := s.clock()
+	p := Connection{ID: id, DisplayName: displayName, AvatarURL: avatarURL}
+	if err := s.sealProfile(ctx, &p); err != nil {
+		return fmt.Errorf("social: mark synced: %w", err)
+	}
 	return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		_, err := tx.NewUpdate().Model((*Connection)(nil)).
-			Set("display_name = ?", displayName).Set("avatar_url = ?", avatarURL).
+			Set("display_name_sealed = ?", p.DisplayNameSealed).Set("avatar_url_sealed = ?", p.AvatarURLSealed).
 			Set("last_sync_at = ?", now).Set("updated_at = ?", now).
 			Where("id = ?", id).Exec(ctx)
 		return err

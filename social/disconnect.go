@@ -134,6 +134,11 @@ func (s *Store) Derived(ctx context.Context, id string) ([]Connection, error) {
 	if err != nil {
 		return nil, fmt.Errorf("social: derived connections: %w", err)
 	}
+	for i := range cs {
+		if err := s.openProfile(ctx, &cs[i]); err != nil {
+			return nil, err
+		}
+	}
 	return cs, nil
 }
 

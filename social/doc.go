@@ -104,9 +104,35 @@
 // media (upserted, without expiring CDN URLs), one metric Snapshot per
 // sync (Store.Snapshots is the follower trend, with an EngagementRate),
 // and, only when the application asks, the raw API answers. Every row
-// carries the connection's Purposes. DataCategories declares the three
-// tables for the retention engine: raw responses 90 days, media and
-// snapshots 24 months, all purged when their connection is disconnected.
+// carries the connection's Purposes. A metric the platform did not give
+// (followers behind a declined scope, a count a kind of account does not
+// have) is an unknown Count: stored as NULL, printed "unknown", JSON null,
+// never 0. DataCategories declares the three tables for the retention
+// engine: raw responses 90 days, media and snapshots 24 months, all purged
+// when their connection is disconnected.
+//
+// Personal data of the platforms is stored only sealed by the vault,
+// bound to tenant|record|field: a connection's display name and avatar URL
+// (Connection.DisplayName, AvatarURL), a media item's title, description
+// and share URL, a raw response's whole body. Callers read and write
+// plaintext; Store.Get, List, Find, Derived, Media and RawResponseBodies
+// open what they return, and Store.OpenSealed opens one stored value for a
+// data-subject export. What stays in clear, and why: ids (the
+// connection's account id is its key on the platform; media and raw
+// response ids), timestamps, platforms, kinds, scopes, purposes, statuses,
+// the endpoints called, and the metric figures of media and snapshots,
+// which name no one. The account index keeps only a keyed hash of each
+// platform account id (under a vault key of its own, as it is looked up
+// across tenants).
+//
+// A database written by an older version kept those fields in clear: its
+// schema migration moves the values into TableUnsealed and drops the
+// plaintext columns; SealPending then seals them into their rows in
+// batches that commit alone, and SealAccountIndex hashes the account
+// index. Both resume after an interruption and find nothing to do the
+// second time (the root package's SDK.SealPlatformData runs them for every
+// tenant).
+//
 // Resolvers lets a data-subject request name the account by its platform
 // id (SubjectAccount: a Meta app-scoped user id, a TikTok open_id; or
 // SubjectOpenID): it leads to the tenant's connections of the account
@@ -116,7 +142,7 @@
 //
 // Platforms notify by account, not by tenant, so each connection is also
 // recorded in an account index (TableAccounts, not tenant-owned, holding
-// only the platform's opaque account id). AccountRemoved revokes the
+// a keyed hash of the platform's account id, never the id). AccountRemoved revokes the
 // account's connection (and those derived from it) in every tenant as the
 // system principal. Deliveries come at least once: Deliver records a
 // delivery's keys in the same transaction as the handler's writes, so a

@@ -2,6 +2,7 @@ package social_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -71,6 +72,19 @@ func ExampleFlow() {
 	// replay: true
 	// purge data of tiktok connection
 	// revoked true
+}
+
+// A metric the platform did not give is unknown, not 0: it prints
+// "unknown", marshals to null and is stored as NULL.
+func ExampleCount() {
+	followers := social.Count{} // user.info.stats declined
+	views := social.KnownCount(4500)
+	b, _ := json.Marshal(map[string]social.Count{"followers": followers, "views": views})
+	fmt.Println(followers, views)
+	fmt.Println(string(b))
+	// Output:
+	// unknown 4500
+	// {"followers":null,"views":4500}
 }
 
 // Declare a platform that speaks standard OAuth 2.0 by configuration

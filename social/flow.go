@@ -221,8 +221,20 @@ func (s *Store) connect(ctx context.Context, platform string, requested Scopes, 
 		granted = g.Scopes.Intersect(requested)
 	}
 	now := s.clock()
+	// A grant that names no account makes a connection named by its id.
+	newID := tenancy.NewID()
+	accountID := g.AccountID
+	if accountID == "" {
+		accountID = newID
+	}
+	// The account index's key is loaded before the transaction, so that
+	// no database connection is held while the vault reads it.
+	accountIdx, err := s.accountIndex(ctx, platform, accountID)
+	if err != nil {
+		return Connection{}, fmt.Errorf("social: complete: %w", err)
+	}
 	var c Connection
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		exists := false
 		if g.AccountID != "" {
 			err := tx.NewSelect().Model(&c).Where("platform = ?", platform).Where("account_id = ?", g.AccountID).Scan(ctx)
@@ -232,21 +244,25 @@ func (s *Store) connect(ctx context.Context, platform string, requested Scopes, 
 			}
 		}
 		if !exists {
-			c = Connection{ID: tenancy.NewID(), Platform: platform, AccountID: g.AccountID, CreatedAt: now}
-			if c.AccountID == "" {
-				c.AccountID = c.ID
-			}
+			c = Connection{ID: newID, Platform: platform, AccountID: accountID, CreatedAt: now}
 		}
 		c.Scopes, c.Requested, c.Purposes, c.Status, c.ParentID = granted, requested, purposes, StatusActive, parent
+		var err error
 		if g.DisplayName != "" {
 			c.DisplayName = g.DisplayName
+			if c.DisplayNameSealed, err = s.seal(ctx, g.DisplayName, c.ID, fieldDisplayName); err != nil {
+				return err
+			}
+		} else if exists {
+			if c.DisplayName, err = s.open(ctx, c.DisplayNameSealed, c.ID, fieldDisplayName); err != nil {
+				return err
+			}
 		}
 		c.UpdatedAt, c.RevokedAt = now, time.Time{}
 		c.TokenVersion++
 		if err := s.sealGrant(ctx, &c, g, now); err != nil {
 			return err
 		}
-		var err error
 		if exists {
 			_, err = tx.NewUpdate().Model(&c).WherePK().Exec(ctx)
 		} else {
@@ -255,7 +271,7 @@ func (s *Store) connect(ctx context.Context, platform string, requested Scopes, 
 		if err != nil {
 			return err
 		}
-		if _, err := tx.NewInsert().Model(&account{Platform: platform, AccountID: c.AccountID, TenantID: mustTenant(ctx), ConnectionID: c.ID}).
+		if _, err := tx.NewInsert().Model(&account{Platform: platform, AccountID: accountIdx, TenantID: mustTenant(ctx), ConnectionID: c.ID}).
 			On("CONFLICT DO NOTHING").Exec(ctx); err != nil {
 			return err
 		}

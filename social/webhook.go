@@ -188,8 +188,8 @@ func (s *Store) PruneDeliveries(ctx context.Context, age time.Duration) (int64, 
 // revoked the tokens already, so nothing is sent to it. It returns how
 // many connections were revoked.
 func (s *Store) AccountRemoved(ctx context.Context, platform, accountID, reason string) (int, error) {
-	var rows []account
-	if err := s.db.NewSelect().Model(&rows).Where("platform = ?", platform).Where("account_id = ?", accountID).Scan(ctx); err != nil {
+	rows, err := s.AccountTenants(ctx, platform, accountID)
+	if err != nil {
 		return 0, fmt.Errorf("social: account removed: %w", err)
 	}
 	sys := tenancy.System(ctx, "social-webhook")

@@ -15,6 +15,11 @@
 //	for video, err := range client.Videos.All(ctx, tiktok.VideoListOptions{}) { … }
 //	res, stats, err := client.Sync(ctx) // snapshot + media stored through the session
 //
+// Sync stores what the granted scopes reach: without user.info.stats the
+// follower, following, likes and video counts are unknown
+// (social.Count), not 0. Profile texts, video texts and raw answers are
+// stored sealed (see package social).
+//
 //	mux.Handle("POST /webhooks/tiktok", must(tiktok.NewWebhook(cfg, store)))
 //
 // # Publishing

@@ -15,7 +15,9 @@ type SyncStats struct {
 
 // Sync pulls the account's profile and stats (the fields its scopes
 // allow) and every public video (when video.list was granted), then stores
-// one metric snapshot with the engagement rate, upserts the videos as
+// one metric snapshot with the engagement rate (counts the scopes do not
+// reach, such as followers without user.info.stats, are stored as
+// unknown, not 0), upserts the videos as
 // social.Media (without their expiring cover URLs) and, with
 // WithRawResponses, the raw answers, all tagged with the connection's
 // purposes. Read it back with social.Store.Snapshots and Media.
@@ -49,7 +51,14 @@ func (c *Client) Sync(ctx context.Context) (*social.SyncResult, SyncStats, error
 	}
 	u := data.User
 	res.DisplayName = u.DisplayName
-	res.Snapshot = social.Snapshot{Followers: u.FollowerCount, Following: u.FollowingCount, Likes: u.LikesCount, MediaCount: u.VideoCount}
+	sn := &social.Snapshot{}
+	res.Snapshot = sn
+	if granted.Has(ScopeUserInfoStats) {
+		// Without user.info.stats TikTok gives no counts: they stay
+		// unknown rather than 0.
+		sn.Followers, sn.Following = social.KnownCount(u.FollowerCount), social.KnownCount(u.FollowingCount)
+		sn.Likes, sn.MediaCount = social.KnownCount(u.LikesCount), social.KnownCount(u.VideoCount)
+	}
 	if granted.Has(ScopeVideoList) {
 		opts := VideoListOptions{MaxCount: MaxPageSize}
 		for {
@@ -77,10 +86,12 @@ func (c *Client) Sync(ctx context.Context) (*social.SyncResult, SyncStats, error
 			}
 			opts.Cursor = page.Cursor
 		}
+		var views int64
 		for _, m := range res.Media {
-			res.Snapshot.Views += m.Views
+			views += m.Views
 		}
-		res.Snapshot.EngagementRate = social.EngagementRate(res.Media)
+		sn.Views = social.KnownCount(views)
+		sn.EngagementRate = social.EngagementRate(res.Media)
 	}
 	st.Videos = len(res.Media)
 	if err := c.session.SaveSync(ctx, &res); err != nil {

@@ -1,14 +1,18 @@
 package tiktok_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/social"
+	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/tiktok"
 	"github.com/socialcrm/socialcrm/tiktok/tiktoktest"
 )
@@ -41,9 +45,9 @@ func TestSync(t *testing.T) {
 		trend, err := e.store.Snapshots(e.ctx, conn.ID)
 		require.NoError(t, err)
 		require.Len(t, trend, 2)
-		require.EqualValues(t, 1200, trend[0].Followers)
-		require.EqualValues(t, 1500, trend[1].Followers)
-		require.EqualValues(t, 4500, trend[1].Views)
+		require.Equal(t, social.KnownCount(1200), trend[0].Followers)
+		require.Equal(t, social.KnownCount(1500), trend[1].Followers)
+		require.Equal(t, social.KnownCount(4500), trend[1].Views)
 		require.Equal(t, social.Purposes{"analytics"}, trend[1].Purposes, "data tagged with the connection's purposes")
 		media, err := e.store.Media(e.ctx, conn.ID)
 		require.NoError(t, err)
@@ -78,4 +82,38 @@ func TestDataCategories(t *testing.T) {
 			require.Equal(t, 90*24*time.Hour, c.Period)
 		}
 	}
+}
+
+// TestSyncWithoutStatsStoresUnknown: with user.info.stats declined TikTok
+// gives no counts; the snapshot stores them as unknown (NULL), not 0, and
+// readers see "unknown".
+func TestSyncWithoutStatsStoresUnknown(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newEnv(t, db)
+		conn := e.connect([]string{"stats", "video.read"}, tiktok.ScopeUserInfoStats)
+		require.False(t, conn.Scopes.Has(tiktok.ScopeUserInfoStats))
+		res, _, err := e.client(conn).Sync(e.ctx)
+		require.NoError(t, err)
+		require.False(t, res.Snapshot.Followers.Known)
+
+		trend, err := e.store.Snapshots(e.ctx, conn.ID)
+		require.NoError(t, err)
+		require.Len(t, trend, 1)
+		sn := trend[0]
+		for name, c := range map[string]social.Count{"followers": sn.Followers, "following": sn.Following, "likes": sn.Likes, "videos": sn.MediaCount} {
+			require.False(t, c.Known, name)
+			require.Equal(t, "unknown", c.String(), name)
+		}
+		require.Equal(t, social.KnownCount(0), sn.Views, "video.list was granted: no videos is a known 0")
+		require.Nil(t, sn.Breakdowns, "a snapshot without breakdowns reads back nil")
+		b, err := json.Marshal(sn)
+		require.NoError(t, err)
+		require.Contains(t, string(b), `"followers":null`)
+
+		var null []bool
+		require.NoError(t, tenancy.RunInTx(e.ctx, db.DB, nil, func(ctx context.Context, tx bun.Tx) error {
+			return tx.NewRaw("SELECT followers IS NULL FROM ? WHERE tenant_id = ?", bun.Ident(social.TableSnapshots), mustTenant(ctx)).Scan(ctx, &null)
+		}))
+		require.Equal(t, []bool{true}, null, "stored as NULL")
+	})
 }

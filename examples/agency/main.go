@@ -333,10 +333,10 @@ func printReport(out io.Writer, rep *report) {
 	for _, c := range rep.Creators {
 		fmt.Fprintf(tw, "%s\t", c.Name)
 		for _, s := range c.Trend {
-			fmt.Fprintf(tw, "%d\t", s.Followers)
+			fmt.Fprintf(tw, "%v\t", s.Followers) // "unknown" without the stats scope
 		}
-		if n := len(c.Trend); n > 1 && c.Trend[0].Followers > 0 {
-			first, last := c.Trend[0].Followers, c.Trend[n-1].Followers
+		if n := len(c.Trend); n > 1 && c.Trend[0].Followers.N > 0 && c.Trend[n-1].Followers.Known {
+			first, last := c.Trend[0].Followers.N, c.Trend[n-1].Followers.N
 			fmt.Fprintf(tw, "%+.1f%%", 100*float64(last-first)/float64(first))
 		}
 		fmt.Fprintln(tw)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -178,24 +177,13 @@ func (a *app) metaPublish(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// syncMeta stores a metrics snapshot of a Page or Instagram account.
-func (a *app) syncMeta(ctx context.Context, c social.Connection) (*social.Snapshot, error) {
+// syncMeta syncs a Page or Instagram account (snapshot, posts and their
+// insights) or a Facebook user's profile.
+func (a *app) syncMeta(ctx context.Context, c social.Connection) (*social.SyncResult, error) {
 	client, err := a.plat.metaClient(ctx, a.sdk.Social, c.ID)
 	if err != nil {
 		return nil, err
 	}
-	if isInstagram(c) {
-		if c.Scopes.Has(meta.PermInstagramManageInsights) {
-			// Follower counts and audience demographics in one snapshot;
-			// Meta has none below 100 followers.
-			s, _, err := client.Instagram.SnapshotDemographics(ctx, c.AccountID, meta.DemographicsOptions{})
-			if !errors.Is(err, meta.ErrNoDemographics) {
-				return s, err
-			}
-		}
-		s, _, err := client.Instagram.Snapshot(ctx, c.AccountID)
-		return s, err
-	}
-	s, _, err := client.Pages.Snapshot(ctx, c.AccountID)
-	return s, err
+	r, _, err := client.Sync(ctx)
+	return r, err
 }

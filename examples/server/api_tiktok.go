@@ -145,11 +145,12 @@ func (a *app) tiktokSync(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if c.Platform == meta.Platform {
-		snap, err := a.syncMeta(r.Context(), c)
+		res, err := a.syncMeta(r.Context(), c)
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"snapshot": snap})
+		// A Facebook user connection syncs its profile only: snapshot null.
+		writeJSON(w, http.StatusOK, map[string]any{"snapshot": res.Snapshot, "media": len(res.Media)})
 		return nil
 	}
 	res, stats, err := a.syncTikTok(r.Context(), c)

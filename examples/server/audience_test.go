@@ -13,17 +13,17 @@ import (
 // TestAudienceView: the insights page shows the latest snapshot's
 // demographics, largest values first, at most audienceShown of each.
 func TestAudienceView(t *testing.T) {
-	require.Nil(t, audienceOf([]social.Snapshot{{Followers: 10}}))
+	require.Nil(t, audienceOf([]social.Snapshot{{Followers: social.KnownCount(10)}}))
 	countries := map[string]int64{}
 	for i := range 20 {
 		countries[string(rune('A'+i))+"X"] = int64(i)
 	}
 	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	snaps := []social.Snapshot{
-		{Followers: 90, Breakdowns: map[string]map[string]int64{"gender": {"F": 1}}},
-		{Followers: 100, TakenAt: at, Source: "graph v26.0; follower_demographics; timeframe=this_month; breakdowns=gender,country",
+		{Followers: social.KnownCount(90), Breakdowns: map[string]map[string]int64{"gender": {"F": 1}}},
+		{Followers: social.KnownCount(100), TakenAt: at, Source: "graph v26.0; follower_demographics; timeframe=this_month; breakdowns=gender,country",
 			Breakdowns: map[string]map[string]int64{"gender": {"F": 60, "M": 35, "U": 5}, "country": countries}},
-		{Followers: 101}, // a later snapshot without demographics
+		{Followers: social.KnownCount(101)}, // a later snapshot without demographics
 	}
 	v := audienceOf(snaps)
 	require.NotNil(t, v)

@@ -20,9 +20,19 @@ func trendChart(snaps []social.Snapshot) template.HTML {
 	if len(snaps) == 0 {
 		return template.HTML(`<p class="muted">No snapshots yet: sync the account to start its follower trend.</p>`)
 	}
-	lo, hi := snaps[0].Followers, snaps[0].Followers
+	var known []social.Snapshot // a follower count the platform did not give is unknown, not 0
 	for _, s := range snaps {
-		lo, hi = min(lo, s.Followers), max(hi, s.Followers)
+		if s.Followers.Known {
+			known = append(known, s)
+		}
+	}
+	if len(known) == 0 {
+		return template.HTML(`<p class="muted">Followers: unknown (the account did not grant access to its counts).</p>`)
+	}
+	snaps = known
+	lo, hi := snaps[0].Followers.N, snaps[0].Followers.N
+	for _, s := range snaps {
+		lo, hi = min(lo, s.Followers.N), max(hi, s.Followers.N)
 	}
 	span := float64(hi - lo)
 	if span == 0 {
@@ -34,19 +44,19 @@ func trendChart(snaps []social.Snapshot) template.HTML {
 		if len(snaps) > 1 {
 			x += float64(i) * (chartW - 2*chartPad) / float64(len(snaps)-1)
 		}
-		y := chartH - chartPad - float64(s.Followers-lo)/span*(chartH-2*chartPad)
+		y := chartH - chartPad - float64(s.Followers.N-lo)/span*(chartH-2*chartPad)
 		pts = append(pts, fmt.Sprintf("%.1f,%.1f", x, y))
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="chart" role="img" aria-label="Follower trend: %d to %d" viewBox="0 0 %.0f %.0f" width="%.0f" height="%.0f">`,
+	fmt.Fprintf(&b, `<svg class="chart" role="img" aria-label="Follower trend: %v to %v" viewBox="0 0 %.0f %.0f" width="%.0f" height="%.0f">`,
 		snaps[0].Followers, snaps[len(snaps)-1].Followers, chartW, chartH, chartW, chartH)
 	fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="#ccc"/>`, chartPad, chartH-chartPad, chartW-chartPad, chartH-chartPad)
 	fmt.Fprintf(&b, `<polyline fill="none" stroke="#2a6fdb" stroke-width="2" points="%s"/>`, strings.Join(pts, " "))
 	for _, p := range pts {
 		fmt.Fprintf(&b, `<circle r="3" fill="#2a6fdb" cx="%s" cy="%s"/>`, strings.Split(p, ",")[0], strings.Split(p, ",")[1])
 	}
-	fmt.Fprintf(&b, `<text x="%.0f" y="14" font-size="12">%d followers</text>`, chartPad, snaps[len(snaps)-1].Followers)
-	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" font-size="11" fill="#666">%d snapshots, from %d</text>`, chartPad, chartH-6, len(snaps), snaps[0].Followers)
+	fmt.Fprintf(&b, `<text x="%.0f" y="14" font-size="12">%v followers</text>`, chartPad, snaps[len(snaps)-1].Followers)
+	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" font-size="11" fill="#666">%d snapshots, from %v</text>`, chartPad, chartH-6, len(snaps), snaps[0].Followers)
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
 }

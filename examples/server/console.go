@@ -473,6 +473,9 @@ type connectionView struct {
 	Instagram  bool
 	MetaPage   bool
 	Snapshots  []social.Snapshot
+	// Latest is the newest snapshot; its counts print "unknown" when the
+	// platform did not give them.
+	Latest     *social.Snapshot
 	Audience   *audienceView
 	Media      []social.Media
 	Engagement float64
@@ -495,6 +498,9 @@ func (a *app) loadConnection(r *http.Request, p *page) (*connectionView, error) 
 	p.Data = v
 	if v.Snapshots, err = a.sdk.Social.Snapshots(r.Context(), c.ID); err != nil {
 		return v, err
+	}
+	if n := len(v.Snapshots); n > 0 {
+		v.Latest = &v.Snapshots[n-1]
 	}
 	if v.Media, err = a.sdk.Social.Media(r.Context(), c.ID); err != nil {
 		return v, err

@@ -417,6 +417,8 @@ func driveEverything(t *testing.T, p *process) {
 	require.NotEmpty(t, str(ip, "instagram_media", "id"), "%v", ip)
 	c.call("POST", "/v1/connections/"+pageConn+"/sync", nil, 200)
 	c.call("POST", "/v1/connections/"+igConn+"/sync", nil, 200)
+	require.NotEmpty(t, c.call("GET", "/v1/connections/"+pageConn+"/insights", nil, 200)["media"], "after publishing, the Page sync shows the post")
+	require.Nil(t, c.call("POST", "/v1/connections/"+fbUser+"/sync", nil, 200)["snapshot"], "the Facebook user syncs its profile only")
 	igTrend := c.call("GET", "/v1/connections/"+igConn+"/insights", nil, 200)["follower_trend"].([]any)
 	require.Len(t, igTrend, 1)
 	// The Instagram sync stored the audience demographics with the counts.

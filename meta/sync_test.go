@@ -1,0 +1,82 @@
+package meta_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/meta"
+	"github.com/socialcrm/socialcrm/social"
+)
+
+// TestSyncEveryConnectionKind: Client.Sync works for the three kinds of
+// Meta connection. The Facebook user connection stores the profile only
+// (no snapshot, no 400); after publishing, the Page sync stores the post
+// with its insights; the Instagram sync stores the account's media.
+func TestSyncEveryConnectionKind(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newEnv(t, db)
+		user := e.connect(userID, allFeatures)
+		conns := e.connectPages(user)
+
+		res, _, err := e.client(user).Sync(e.ctx)
+		require.NoError(t, err, "syncing the user connection is not a 400")
+		require.Equal(t, "Ada Admin", res.DisplayName)
+		require.Nil(t, res.Snapshot, "a user connection has no metrics")
+		snaps, err := e.store.Snapshots(e.ctx, user.ID)
+		require.NoError(t, err)
+		require.Empty(t, snaps)
+		got, err := e.store.Get(e.ctx, user.ID)
+		require.NoError(t, err)
+		require.Equal(t, "Ada Admin", got.DisplayName)
+		require.Equal(t, e.clk.Now().UTC(), got.LastSyncAt)
+
+		page := conns[pageID]
+		pc := e.client(page)
+		post, _, err := pc.Pages.Publish(e.ctx, pageID, meta.PostRequest{Message: "fresh bread"})
+		require.NoError(t, err)
+		require.NoError(t, e.srv.SetMetric(post.ID, "post_media_view", 40))
+		require.NoError(t, e.srv.SetMetric(post.ID, "post_reactions_by_type_total", map[string]int{"like": 3, "love": 2}))
+		res, _, err = pc.Sync(e.ctx)
+		require.NoError(t, err)
+		require.NotNil(t, res.Snapshot)
+		require.Equal(t, social.KnownCount(900), res.Snapshot.Followers)
+		media, err := e.store.Media(e.ctx, page.ID)
+		require.NoError(t, err)
+		require.NotEmpty(t, media)
+		require.Equal(t, post.ID, media[0].ExternalID, "after publishing, the sync shows the post")
+		require.Equal(t, "fresh bread", media[0].Title)
+		require.EqualValues(t, 40, media[0].Views)
+		require.EqualValues(t, 5, media[0].Likes, "reactions of every type")
+
+		ig := conns[igID]
+		res, _, err = e.client(ig).Sync(e.ctx)
+		require.NoError(t, err)
+		require.Equal(t, social.KnownCount(1234), res.Snapshot.Followers)
+		require.False(t, res.Snapshot.Likes.Known, "Instagram reports no account likes: unknown")
+	})
+}
+
+// TestPagesAllPosts pages through a Page's published posts, newest first.
+func TestPagesAllPosts(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newEnv(t, db)
+		user := e.connect(userID, allFeatures)
+		pc := e.client(e.connectPages(user)[pageID])
+		var want []string
+		for _, m := range []string{"one", "two", "three"} {
+			p, _, err := pc.Pages.Publish(e.ctx, pageID, meta.PostRequest{Message: m})
+			require.NoError(t, err)
+			e.clk.Advance(time.Minute)
+			want = append([]string{p.ID}, want...)
+		}
+		var got []string
+		for p, err := range pc.Pages.AllPosts(e.ctx, pageID, 2) {
+			require.NoError(t, err)
+			got = append(got, p.ID)
+		}
+		require.Equal(t, want, got[:3])
+	})
+}
