@@ -30,6 +30,9 @@ func commerceEngine(t testing.TB, e *env) *retention.Engine {
 	eng, err := retention.New(e.db.DB, retention.WithClock(e.clock.Now), retention.WithPolicy(p))
 	require.NoError(t, err)
 	require.NoError(t, eng.Register(cats...))
+	for kind, r := range e.store.Resolvers() {
+		require.NoError(t, eng.RegisterResolver(kind, r))
+	}
 	require.NoError(t, eng.Check(context.Background()), "every declared table and column exists")
 	uncovered, err := eng.Uncovered(context.Background())
 	require.NoError(t, err)

@@ -105,6 +105,7 @@ var _ bun.QueryHook = (*Guard)(nil)
 // installed regardless and refuses every query on those tables.
 func InstallGuard(db *bun.DB, models ...any) (*Guard, error) {
 	g := &Guard{db: db, known: make(map[reflect.Type]bool), unsafe: make(map[string]error)}
+	warmParser()
 	err := g.Register(models...)
 	db.AddQueryHook(g)
 	sqldb.SetCheck(db.DB, g.checkDriver)
