@@ -130,7 +130,7 @@ func TestCrashChild(t *testing.T) {
 		db, err = dbtest.OpenPostgres(strings.TrimPrefix(target, "postgres:"))
 	}
 	require.NoError(t, err)
-	require.NoError(t, setup(context.Background(), db))
+	require.NoError(t, setupUnguarded(context.Background(), db))
 	seen := 0
 	e := crashEnv(t, db, func() time.Time { return crashNow }, func(point string) {
 		seen++
