@@ -58,7 +58,7 @@ func TestOpenKeepsAttachments(t *testing.T) {
 		var tooLarge *crm.TooLargeError
 		require.True(t, errors.As(err, &tooLarge), "the size limit of the Config applies: %v", err)
 
-		// The SDK's export opens her sealed e-mail address (P12).
+		// The SDK's export opens her sealed e-mail address.
 		x, err := sdk.Retention.Submit(octx, retention.Request{Kind: retention.KindAccess,
 			Subject: map[string]string{crm.SubjectContact: grace.ID}})
 		require.NoError(t, err)

@@ -11,7 +11,7 @@ import (
 // Nothing imports upward.
 var allowed = map[string][]string{
 	"tenancy":           {},
-	"vault":             {"tenancy"},
+	"vault":             {"tenancy", "retention"},
 	"retention":         {"tenancy"},
 	"crm":               {"tenancy", "vault", "retention"},
 	"social":            {"tenancy", "vault", "retention"},

@@ -45,8 +45,8 @@ type Config struct {
 	// vault.KMS for a key-management service, vault.OpenKeyFile for a local
 	// key file (which protects less: it lives beside the data).
 	KEK tink.AEAD
-	// Policy is the retention policy (default: retention.ExamplePolicy(),
-	// keeping the rules for the categories that are registered).
+	// Policy is the retention policy (default: DefaultPolicy of the
+	// categories that are registered).
 	Policy *retention.Policy
 	// Models are the host application's tenant-owned models, for the Guard.
 	Models []any
@@ -202,7 +202,7 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	// deletes its bytes from cfg.Attachments. The social categories export
 	// their sealed columns opened through the social store.
 	cats := withStoreCategories(Categories(sdk.Audit), append(sdk.CRM.Categories(), memberCategory(Categories(sdk.Audit), sdk.Vault)))
-	cats = withStoreCategories(cats, socialCategories(sdk.Social))
+	cats = withStoreCategories(cats, withThreads(sdk.Social.Categories()))
 	cats = append(cats, cfg.Categories...)
 	policy := DefaultPolicy(cats)
 	if cfg.Policy != nil {
@@ -354,30 +354,57 @@ func (s *SDK) MetaCallbacks(app meta.Config, statusURL string, opts ...meta.Call
 }
 
 // DeletionRequestPeriod is how long the default policy keeps the record
-// of a Meta data deletion callback (meta.deletion_request: its
+// of a Meta data deletion callback (meta.CategoryDeletionRequest: its
 // confirmation code and the erasure it started, no personal data): three
-// years, like the retention requests it proves were answered (P12, P15).
+// years, like the retention requests it proves were answered.
 const DeletionRequestPeriod = 3 * retention.Year
 
 // MediaPeriod is how long the default policy keeps platform media after
 // their last fetch: 24 months, like the aggregated metrics.
 const MediaPeriod = 24 * retention.Month
 
-// DefaultPolicy is the policy Open uses when Config.Policy is nil:
-// retention.ExamplePolicy, plus the rules for Meta's deletion-request
-// records, platform media (MediaPeriod) and expired OAuth states (a day
-// after expiry), without the rules for categories not in cats (billing.invoice
-// belongs to a host that bills). A host that adds rules of its own starts
-// from it: DefaultPolicy(append(socialcrm.Categories(nil), mine...)).
+// DefaultPolicy is the policy Open uses when Config.Policy is nil, with
+// rules only for the categories in cats:
+//
+//   - raw platform API responses 90 days; aggregated metrics, and media
+//     after their last fetch (MediaPeriod), 24 months;
+//   - a connection, and what was fetched through it, erased 30 days after
+//     the platform reports its deauthorization (event
+//     retention.EventDeauthorized);
+//   - expired OAuth states a day after they expired;
+//   - invoices kept 7 years (a legal obligation: they survive subject
+//     erasure and tenant purge; crm.CategoryInvoice belongs to a host that
+//     bills);
+//   - the audit log and its checkpoints kept 12 months (kept through
+//     erasure for the security obligation);
+//   - answered data-subject requests and records of Meta deletion
+//     callbacks kept 3 years as evidence; recorded trigger events at most
+//     24 months;
+//   - 30 days of grace after a tenant closes, then the purge.
+//
+// A host that adds rules of its own starts from it:
+// DefaultPolicy(append(socialcrm.Categories(nil), mine...)).
 func DefaultPolicy(cats []retention.Category) retention.Policy {
-	p := retention.ExamplePolicy()
-	p.Rules = append(p.Rules,
-		retention.Rule{Category: "meta.deletion_request", Period: DeletionRequestPeriod, Keep: true,
-			Note: "proof that each Meta data deletion request was carried out"},
-		retention.Rule{Category: CategoryMedia, Period: MediaPeriod,
-			Note: "posts and videos of connected accounts at most 24 months after they were last fetched"},
-		retention.Rule{Category: CategoryOAuthState, Period: retention.Day,
-			Note: "OAuth states deleted a day after they expired"})
+	p := retention.Policy{
+		Name:         "example-2026",
+		ClosureGrace: 30 * retention.Day,
+		Rules: []retention.Rule{
+			{Category: social.CategoryRawResponse, Period: 90 * retention.Day, Note: "raw platform responses at most 90 days"},
+			{Category: social.CategoryMetrics, Period: 24 * retention.Month, Note: "aggregated metrics up to 24 months"},
+			{Category: social.CategoryConnection, Period: 30 * retention.Day, Event: retention.EventDeauthorized, Note: "purged within 30 days of deauthorization"},
+			{Category: crm.CategoryInvoice, Period: 7 * retention.Year, Keep: true, Note: "billing records kept 7 years"},
+			{Category: retention.CategoryAudit, Period: 12 * retention.Month, Keep: true, Note: "security logs kept 12 months"},
+			{Category: retention.CategoryAuditCheckpoint, Period: 12 * retention.Month, Keep: true, Note: "with the audit log"},
+			{Category: retention.CategoryRequest, Period: 3 * retention.Year, Keep: true, Note: "evidence of how each request was answered"},
+			{Category: retention.CategoryEvent, Period: 24 * retention.Month, Note: "triggers outliving every rule that uses them"},
+			{Category: meta.CategoryDeletionRequest, Period: DeletionRequestPeriod, Keep: true,
+				Note: "proof that each Meta data deletion request was carried out"},
+			{Category: social.CategoryMedia, Period: MediaPeriod,
+				Note: "posts and videos of connected accounts at most 24 months after they were last fetched"},
+			{Category: social.CategoryOAuthState, Period: retention.Day,
+				Note: "OAuth states deleted a day after they expired"},
+		},
+	}
 	have := map[string]bool{}
 	for _, c := range cats {
 		have[c.Name] = true

@@ -79,7 +79,7 @@ func TestOpenWiresTheTenantLifecycle(t *testing.T) {
 }
 
 // TestDeauthorizedConnectionTakesItsDataAlong: a disconnect starts the
-// connection's 30-day clock (P6); when the sweep erases the connection, the
+// connection's 30-day clock; when the sweep erases the connection, the
 // media, snapshots and raw responses fetched through it go too.
 func TestDeauthorizedConnectionTakesItsDataAlong(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {

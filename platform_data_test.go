@@ -242,8 +242,8 @@ func TestPlatformDataCanaries(t *testing.T) {
 		files := exportSubject(t, w, map[string]string{"connection_id": tt.ID})
 		require.Contains(t, files["social.media.json"], canaryTTTitle)
 		require.Contains(t, files["social.media.json"], canaryTTShare)
-		require.Contains(t, files[retention.CategoryRawResponse+".json"], "CANARY-tt-bio", "the raw body, opened")
-		require.Contains(t, files[retention.CategoryConnection+".json"], canaryTTName)
+		require.Contains(t, files[social.CategoryRawResponse+".json"], "CANARY-tt-bio", "the raw body, opened")
+		require.Contains(t, files[social.CategoryConnection+".json"], canaryTTName)
 		for name, f := range files {
 			require.NotContains(t, f, "_sealed", "a sealed column's bytes in %s", name)
 			require.NotContains(t, f, canaryFBPageName, "another connection's data in %s", name)

@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
 
-	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/meta"
@@ -55,7 +54,7 @@ func TestRetentionAgesPlatformData(t *testing.T) {
 		held, err := w.sdk.Social.Media(w.ctx, tt.ID)
 		require.NoError(t, err)
 		require.Len(t, held, 2)
-		_, err = w.sdk.Retention.PlaceHold(w.ctx, retention.Hold{Scope: retention.HoldRecord, Category: socialcrm.CategoryMedia,
+		_, err = w.sdk.Retention.PlaceHold(w.ctx, retention.Hold{Scope: retention.HoldRecord, Category: social.CategoryMedia,
 			RecordID: held[0].ID, Reason: "litigation"})
 		require.NoError(t, err)
 		start := w.clk.Now()

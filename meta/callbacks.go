@@ -140,12 +140,16 @@ func CallbackMigrations() *migrate.Migrations {
 	return ms
 }
 
-// CallbackCategories declares the callbacks' table to the retention
+// CategoryDeletionRequest is the retention category of the records of
+// Meta data deletion callbacks.
+const CategoryDeletionRequest = "meta.deletion_request"
+
+// Categories declares the callbacks' table to the retention
 // engine: the record that a deletion was asked for and carried out, kept
 // as proof of it.
-func CallbackCategories() []retention.Category {
+func Categories() []retention.Category {
 	return []retention.Category{{
-		Name: "meta.deletion_request", Table: TableDeletions, ID: "code", Time: "received_at",
+		Name: CategoryDeletionRequest, Table: TableDeletions, ID: "code", Time: "received_at",
 		LegalBasis: "legal obligation: accountability for erasure requests (GDPR art. 5(2))",
 		Purpose:    "confirmation codes of Meta data deletion callbacks, to report their progress",
 	}}

@@ -71,7 +71,7 @@ func TestPagesPublish(t *testing.T) {
 		require.Equal(t, pageID, got.PageID)
 		require.False(t, got.CreatedTime.IsZero())
 
-		// One audit entry per publish (P17).
+		// One audit entry per publish.
 		n := 0
 		for _, a := range e.auditActions() {
 			if a == "meta.page.publish" {

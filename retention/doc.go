@@ -11,7 +11,9 @@
 // social and tenancy declare their tables to it:
 //
 //	engine, err := retention.New(db,
-//		retention.WithPolicy(retention.ExamplePolicy()),
+//		retention.WithPolicy(retention.Policy{Name: "2026", Rules: []retention.Rule{
+//			{Category: "social.raw_response", Period: 90 * retention.Day},
+//		}}),
 //		retention.WithTenantPurgeHook(v.DestroyKey)) // v is the *vault.Vault: crypto-shredding
 //	err = engine.Register(retention.Category{
 //		Name:       "social.raw_response",
@@ -46,8 +48,8 @@
 // row's age, after a named event recorded for its subject (RecordEvent:
 // "connection.deauthorized"), or a legal-obligation Keep that spares rows
 // from erasure requests and tenant purges until the period ends (invoices,
-// 7 years). ExamplePolicy reproduces the schedules of OBLIGATIONS.md.
-// TenancyCategories and OwnCategories declare tenancy's and the engine's own
+// 7 years). The engine ships no policy of its own: socialcrm.DefaultPolicy
+// is the SDK's. TenancyCategories and OwnCategories declare tenancy's and the engine's own
 // tables; the audit log is truncated through tenancy.AuditLog.Truncate, never
 // deleted row by row, so its hash chain still verifies.
 //

@@ -177,7 +177,11 @@ func newStore(t *testing.T, db bun.IDB, clk *fakeclock.Clock, p social.Provider)
 	require.NoError(t, err)
 	v, err := vault.New(db, kek, vault.WithClock(clk.Now))
 	require.NoError(t, err)
-	s, err := social.New(db, v, social.WithClock(clk.Now), social.WithProviders(p))
+	opts := []social.Option{social.WithClock(clk.Now)}
+	if p != nil {
+		opts = append(opts, social.WithProviders(p))
+	}
+	s, err := social.New(db, v, opts...)
 	require.NoError(t, err)
 	return s
 }

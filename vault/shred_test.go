@@ -87,7 +87,7 @@ func TestDestroyKey(t *testing.T) {
 	})
 }
 
-// TestCryptoShreddingReachesBackups is the backup case of P11: a copy of
+// TestCryptoShreddingReachesBackups is the backup case of crypto-shredding: a copy of
 // the database taken before a tenant's key was destroyed is useless for
 // that tenant once the key-encryption key version that wrapped its key is
 // retired, while every other tenant's values still open.

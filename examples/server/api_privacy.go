@@ -116,7 +116,7 @@ func (a *app) verifyRequest(w http.ResponseWriter, r *http.Request) error {
 }
 
 // exportRequest streams the subject's data as a zip of JSON and CSV per
-// category (P12). Preconditions are checked before the first byte, so a
+// category. Preconditions are checked before the first byte, so a
 // refusal is a clean 4xx.
 func (a *app) exportRequest(w http.ResponseWriter, r *http.Request) error {
 	req, err := a.request(r)

@@ -50,7 +50,7 @@ func (a *app) getConnection(w http.ResponseWriter, r *http.Request) error {
 }
 
 // disconnect revokes at the platform, deletes the tokens and starts the
-// retention clock of the connection's data (P5, P6).
+// retention clock of the connection's data.
 func (a *app) disconnect(w http.ResponseWriter, r *http.Request) error {
 	c, err := a.connection(r)
 	if err != nil {
@@ -224,7 +224,7 @@ func readPublishForm(w http.ResponseWriter, r *http.Request) (publishForm, func(
 	return f, func() { f.Video.Close(); cleanup() }, nil
 }
 
-// tiktokPublish posts a video at the user's instruction (P17): creator info
+// tiktokPublish posts a video at the user's instruction: creator info
 // first, for the privacy levels the account allows, then init, upload and
 // the first status.
 func (a *app) tiktokPublish(w http.ResponseWriter, r *http.Request) error {
