@@ -445,9 +445,8 @@ var ErrOutcomeUnknown = social.ErrOutcomeUnknown
 // OutcomeUnknownError is returned for a write (a publish, a message, an
 // Instagram media_publish) whose answer was lost or was a server error:
 // Meta may or may not have carried it out, and it is not sent again.
-// Check before deciding: look the post up on the Page's feed (GET
-// /{page-id}/feed) after SentAt, or read the container's status
-// (InstagramService.Container) when ContainerID is set.
+// Check before deciding: Pages.Lookup looks the post up on the Page,
+// Instagram.Lookup reads the status of the container (ContainerID).
 // errors.Is(err, ErrOutcomeUnknown) holds, and so does what Err matches
 // (ErrTransient for Meta's codes 1 and 2).
 type OutcomeUnknownError struct {

@@ -241,7 +241,8 @@
 // transport errors (bounded, jittered, never past the context); writes
 // only after a 429: a write answered with a 5xx or not at all is an
 // *OutcomeUnknownError (errors.Is(err, social.ErrOutcomeUnknown)) naming
-// the call and when it was sent, to look the post up before deciding. A
+// the call and when it was sent: Pages.Lookup and Instagram.Lookup find
+// out whether the post was made, without posting again. A
 // 190 for a token the user replaced meanwhile by logging in again sends
 // the call again, once, with the stored token. Every Response carries the parsed X-App-Usage,
 // X-Page-Usage and X-Business-Use-Case-Usage headers (Response.Usage).

@@ -141,8 +141,9 @@ func TestPublishLostAnswer(t *testing.T) {
 		require.NotEmpty(t, oe.ContainerID)
 		require.Equal(t, 1, countPath(e.srv, "POST", "/"+igID+"/media_publish"))
 		require.NotContains(t, e.auditActions(), "meta.instagram.publish")
-		st, _, err := c.Instagram.Container(e.ctx, oe.ContainerID)
+		st, err := c.Instagram.Lookup(e.ctx, oe)
 		require.NoError(t, err)
-		require.Equal(t, meta.StatusPublished, st.Code)
+		require.Equal(t, meta.StatusPublished, st.Code, "Lookup tells it was published")
+		require.Equal(t, 1, countPath(e.srv, "POST", "/"+igID+"/media_publish"), "Lookup publishes nothing")
 	})
 }

@@ -90,7 +90,7 @@
 //	errors.Is(err, tiktok.ErrRateLimited)  // rate_limit_exceeded after the retries
 //	errors.Is(err, tiktok.ErrInvalidParams) // invalid_params or invalid_param
 //	var ou *tiktok.OutcomeUnknownError     // a publish init or cancel whose answer was lost
-//	if errors.As(err, &ou) { checkBeforeRetrying(ou.PublishID, ou.SentAt) } // errors.Is(err, social.ErrOutcomeUnknown)
+//	if errors.As(err, &ou) { found, err := c.Posting.Lookup(ctx, ou, title) } // errors.Is(err, social.ErrOutcomeUnknown)
 //
 // Reads are retried on 429 and 5xx with jittered backoff honouring
 // Retry-After, at most four attempts (WithRetry), never beyond the
