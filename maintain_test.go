@@ -37,7 +37,7 @@ func TestMaintain(t *testing.T) {
 				Scopes: []string{tiktok.ScopeUserInfoBasic, tiktok.ScopeUserInfoProfile}}),
 			tiktoktest.WithUser(tiktoktest.User{OpenID: "open-1", DisplayName: "Ana"}))
 		prov, err := tiktok.NewProvider(tiktok.Config{ClientKey: "ck", ClientSecret: "cs", RedirectURL: redirect,
-			BaseURL: srv.URL, AuthorizeURL: srv.AuthorizeURL}, tiktok.WithHTTPClient(srv.Client()), tiktok.WithClock(clk.Now),
+			BaseURL: srv.BaseURL(), AuthorizeURL: srv.AuthorizeURL()}, tiktok.WithHTTPClient(srv.Client()), tiktok.WithClock(clk.Now),
 			tiktok.WithRetry(1, nil))
 		require.NoError(t, err)
 		_, err = socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: kek, Now: clk.Now, Providers: []social.Provider{prov, prov}})

@@ -94,7 +94,7 @@ func newPlatformWorld(t *testing.T, db *dbtest.DB) *platformWorld {
 			BioDescription: canaryTTBio, AvatarURL: canaryTTAvatar, FollowerCount: 1200}))
 	require.NoError(t, w.tt.AddVideo(canaryOpenID, tiktoktest.Video{ID: "7000000000000000001", CreateTime: w.clk.Now().Add(-time.Hour),
 		Title: canaryTTTitle, VideoDescription: canaryTTDesc, ShareURL: canaryTTShare, ViewCount: 100, LikeCount: 5}))
-	w.ttCfg = tiktok.Config{ClientKey: "ck", ClientSecret: "cs-secret", RedirectURL: redirect, BaseURL: w.tt.URL, AuthorizeURL: w.tt.AuthorizeURL}
+	w.ttCfg = tiktok.Config{ClientKey: "ck", ClientSecret: "cs-secret", RedirectURL: redirect, BaseURL: w.tt.BaseURL(), AuthorizeURL: w.tt.AuthorizeURL()}
 	w.ttProv, err = tiktok.NewProvider(w.ttCfg, tiktok.WithHTTPClient(w.tt.Client()), tiktok.WithClock(w.clk.Now))
 	require.NoError(t, err)
 

@@ -87,7 +87,7 @@ func TestInstagramComments(t *testing.T) {
 
 		// Without the comments feature: a scope error before any request.
 		basic := e.igClient(e.connectInstagram(creatorID, []string{meta.FeatureInstagram}))
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		_, err = basic.InstagramComments.Delete(e.ctx, "c1")
 		var se *social.ScopeError
 		require.ErrorAs(t, err, &se)
@@ -129,7 +129,7 @@ func TestPageComments(t *testing.T) {
 
 		// Without pages.comments the Page client may not read them.
 		_, _, plain := e.pageClient(allFeatures)
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		_, _, err = plain.PageComments.List(e.ctx, post.ID, meta.ListOptions{})
 		var se *social.ScopeError
 		require.ErrorAs(t, err, &se)

@@ -262,7 +262,7 @@
 // meta/metatest is an in-process emulator of the Graph API (Login dialog
 // and consent, token lifetimes on an injectable clock, Page tokens,
 // containers, insights, rate limits and injected faults). For Messenger
-// it sends signed webhook deliveries (Server.DeliverWebhook with events
+// it sends signed webhook deliveries (Server.SendWebhook with events
 // such as TextMessage, Delivery.Resend for Meta's retries,
 // Server.VerifyWebhook for the handshake, SignPayload) and records the
 // Send API's messages (Server.SentMessages); for the callbacks it posts

@@ -122,7 +122,7 @@ func TestInstagramLogin(t *testing.T) {
 		require.NotEmpty(t, m.ID)
 
 		// A call the flavour lacks fails before any request.
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		_, _, err = c.Pages.List(e.ctx, meta.ListOptions{})
 		var fe *meta.FlavourError
 		require.ErrorAs(t, err, &fe)
@@ -294,7 +294,7 @@ func TestInstagramLoginInsights(t *testing.T) {
 			}
 		}
 		// A retired metric is refused before any request.
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		_, _, err = c.Instagram.AccountInsights(e.ctx, creatorID, meta.AccountInsightsOptions{Metrics: []string{"impressions"}})
 		require.ErrorIs(t, err, meta.ErrDeprecatedMetric)
 		_, _, err = c.Instagram.AccountInsights(e.ctx, creatorID, meta.AccountInsightsOptions{Period: "lifetime"})

@@ -74,7 +74,7 @@ func TestMessengerEndToEnd(t *testing.T) {
 		_, client := w.messengerClient(messagingFeatures)
 
 		in := metatest.TextMessage(pageID, psid, "Is the rye bread in? äöå")
-		d, err := w.srv.DeliverWebhook(t.Context(), appID, u, in)
+		d, err := w.srv.SendWebhook(t.Context(), appID, u, in)
 		require.NoError(t, err)
 		require.NoError(t, d.Resend(t.Context()), "Meta retries")
 		for _, ctx := range []context.Context{w.ctx, tenantB} {
@@ -98,7 +98,7 @@ func TestMessengerEndToEnd(t *testing.T) {
 		// Meta echoes the Page's message, then reports delivery and read.
 		sentAt := w.clk.Now()
 		w.clk.Advance(time.Second)
-		_, err = w.srv.DeliverWebhook(t.Context(), appID, u, metatest.Event{PageID: pageID, PSID: psid, Time: sentAt,
+		_, err = w.srv.SendWebhook(t.Context(), appID, u, metatest.Event{PageID: pageID, PSID: psid, Time: sentAt,
 			Message: &metatest.EventMessage{MID: sent.MessageID, Text: "Yes, fresh at 9.", IsEcho: true, AppID: appID}})
 		require.NoError(t, err)
 		ms := w.messages(w.ctx, pageID, psid)
@@ -106,12 +106,12 @@ func TestMessengerEndToEnd(t *testing.T) {
 		require.Equal(t, crm.Outbound, ms[1].Direction)
 
 		w.clk.Advance(time.Second)
-		dl, err := w.srv.DeliverWebhook(t.Context(), appID, u, metatest.Event{PageID: pageID, PSID: psid,
+		dl, err := w.srv.SendWebhook(t.Context(), appID, u, metatest.Event{PageID: pageID, PSID: psid,
 			Delivery: &metatest.EventDelivery{MIDs: []string{sent.MessageID}, Watermark: w.clk.Now()}})
 		require.NoError(t, err)
 		require.Equal(t, crm.StatusDelivered, w.messages(w.ctx, pageID, psid)[1].Status)
 		w.clk.Advance(time.Second)
-		_, err = w.srv.DeliverWebhook(t.Context(), appID, u, metatest.Event{PageID: pageID, PSID: psid,
+		_, err = w.srv.SendWebhook(t.Context(), appID, u, metatest.Event{PageID: pageID, PSID: psid,
 			Read: &metatest.EventRead{Watermark: w.clk.Now()}})
 		require.NoError(t, err)
 		require.NoError(t, dl.Resend(t.Context()), "a late duplicate delivery report")
@@ -130,7 +130,7 @@ func TestMessengerEndToEnd(t *testing.T) {
 		_, err = w.store.Disconnect(w.ctx, pc.ID, w.prov)
 		require.NoError(t, err)
 		w.ctx, tenantB = tenantB, w.ctx
-		_, err = w.srv.DeliverWebhook(t.Context(), appID, u, metatest.TextMessage(pageID, psid, "And cake?"))
+		_, err = w.srv.SendWebhook(t.Context(), appID, u, metatest.TextMessage(pageID, psid, "And cake?"))
 		require.NoError(t, err)
 		require.Len(t, w.messages(w.ctx, pageID, psid), 3)
 		require.Len(t, w.messages(tenantB, pageID, psid), 2, "B kept the message and the Page's echoed reply, nothing after")
@@ -142,7 +142,7 @@ func TestMessengerSendRefusals(t *testing.T) {
 		u := w.inbox(t)
 		_, client := w.messengerClient(messagingFeatures)
 		send := func(req meta.SendRequest) error {
-			w.srv.ResetRequests()
+			w.srv.ClearRequests()
 			_, _, err := client.Messenger.Send(w.ctx, pageID, req)
 			return err
 		}
@@ -154,7 +154,7 @@ func TestMessengerSendRefusals(t *testing.T) {
 		require.True(t, we.LastInbound.IsZero())
 		require.Zero(t, w.graphCalls(), "refused locally")
 
-		_, err := w.srv.DeliverWebhook(t.Context(), appID, u, metatest.TextMessage(pageID, psid, "hi"))
+		_, err := w.srv.SendWebhook(t.Context(), appID, u, metatest.TextMessage(pageID, psid, "hi"))
 		require.NoError(t, err)
 		wrote := w.clk.Now()
 		w.clk.Advance(25 * time.Hour)
@@ -206,7 +206,7 @@ func TestMessengerSendRefusals(t *testing.T) {
 func TestMessengerSendNeedsPagesMessaging(t *testing.T) {
 	eachWorld(t, func(t *testing.T, w *world) {
 		_, client := w.messengerClient([]string{meta.FeatureProfile, meta.FeaturePages})
-		w.srv.ResetRequests()
+		w.srv.ClearRequests()
 		_, _, err := client.Messenger.Send(w.ctx, pageID, meta.SendRequest{PSID: psid, MessagingType: meta.MessagingResponse, Text: "hi"})
 		var se *social.ScopeError
 		require.ErrorAs(t, err, &se)
@@ -261,7 +261,7 @@ func TestInboxFailureAfterDedupeLosesNothing(t *testing.T) {
 		require.NoError(t, err)
 		u := serve(t, wh)
 
-		d, err := w.srv.DeliverWebhook(t.Context(), appID, u, metatest.TextMessage(pageID, psid, "Brot?"))
+		d, err := w.srv.SendWebhook(t.Context(), appID, u, metatest.TextMessage(pageID, psid, "Brot?"))
 		var cbErr *metatest.CallbackError
 		require.ErrorAs(t, err, &cbErr)
 		require.Equal(t, http.StatusInternalServerError, cbErr.StatusCode)

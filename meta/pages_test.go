@@ -82,7 +82,7 @@ func TestPagesPublish(t *testing.T) {
 
 		// A user connection cannot publish: the Page's own connection must.
 		uc := e.client(e.connect(userID, allFeatures))
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		_, _, err = uc.Pages.Publish(e.ctx, pageID, meta.PostRequest{Message: "x"})
 		require.ErrorIs(t, err, meta.ErrNotPageConnection)
 		_, _, err = c.Pages.Publish(e.ctx, pageID, meta.PostRequest{})
@@ -162,7 +162,7 @@ func TestDeprecatedMetrics(t *testing.T) {
 	_, _, c := e.pageClient(allFeatures)
 
 	// A retired metric without a current fallback fails before any request.
-	e.srv.ResetRequests()
+	e.srv.ClearRequests()
 	_, _, err := c.Pages.Insights(e.ctx, pageID, meta.InsightsOptions{Metrics: []meta.Metric{{Name: "page_impressions"}}})
 	var de *meta.DeprecatedMetricError
 	require.True(t, errors.As(err, &de), "got %v", err)
@@ -204,7 +204,7 @@ func TestPagesScopes(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
 		e := newEnv(t, db)
 		_, _, c := e.pageClient(allFeatures, meta.PermPagesManagePosts, meta.PermReadInsights)
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		calls := map[string]func() error{
 			"Publish": func() error {
 				_, _, err := c.Pages.Publish(e.ctx, pageID, meta.PostRequest{Message: "x"})
@@ -232,7 +232,7 @@ func TestPagesScopes(t *testing.T) {
 		require.Zero(t, e.graphCalls(), "a refused call reached Meta")
 
 		profileOnly := e.client(e.connect(user2ID, []string{meta.FeatureProfile}))
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		_, _, err := profileOnly.Pages.List(e.ctx, meta.ListOptions{})
 		require.ErrorIs(t, err, social.ErrScope)
 		_, _, err = profileOnly.Pages.Get(e.ctx, pageID)

@@ -232,5 +232,5 @@ func (e *env) pageClient(features []string, decline ...string) (user, page socia
 }
 
 // graphCalls counts the requests the emulator received since the last
-// ResetRequests.
+// ClearRequests.
 func (e *env) graphCalls() int { return len(e.srv.Requests()) }

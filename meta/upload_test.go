@@ -93,7 +93,7 @@ func TestPublishVideoFailures(t *testing.T) {
 
 		// The publish answer is lost: the outcome is unknown, the request
 		// is not sent again, and the container says it was published.
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		require.NoError(t, e.srv.DropAnswer("POST", "/*/media_publish", 1))
 		_, _, err = c.Instagram.PublishVideo(e.ctx, igID, meta.VideoUpload{File: file, Size: file.Size(),
 			PollInterval: time.Second, Timeout: time.Minute})
@@ -108,7 +108,7 @@ func TestPublishVideoFailures(t *testing.T) {
 		require.Equal(t, meta.StatusPublished, st.Code)
 
 		// Bad requests fail before any call.
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		for _, v := range []meta.VideoUpload{
 			{File: file}, {File: file, Size: file.Size(), Kind: meta.MediaImage}, {Size: 10},
 			{File: file, Size: file.Size(), ChunkSize: -1},
@@ -118,7 +118,7 @@ func TestPublishVideoFailures(t *testing.T) {
 		}
 		// Instagram Login has no resumable upload: a flavour error.
 		ig := e.igClient(e.connectInstagram(creatorID, igFeatures))
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		_, _, err = ig.Instagram.PublishVideo(e.ctx, creatorID, meta.VideoUpload{File: file, Size: file.Size()})
 		require.ErrorIs(t, err, meta.ErrFlavour)
 		require.Zero(t, e.graphCalls())

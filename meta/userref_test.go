@@ -20,7 +20,7 @@ func TestMessengerUserRef(t *testing.T) {
 		u := w.inbox(t)
 		require.NoError(t, w.srv.VerifyWebhook(t.Context(), appID, u))
 		_, client := w.messengerClient(messagingFeatures)
-		_, err := w.srv.DeliverWebhook(t.Context(), appID, u,
+		_, err := w.srv.SendWebhook(t.Context(), appID, u,
 			metatest.Event{PageID: pageID, UserRef: ref, Message: &metatest.EventMessage{Text: "Hi from the website"}})
 		require.NoError(t, err)
 

@@ -56,7 +56,7 @@ func TestWebhookTypedEvents(t *testing.T) {
 	u := newTestWebhook(t, e, log.handle)
 	t0 := e.clk.Now()
 	// Out of order on purpose: the handler sees them by timestamp.
-	d, err := e.srv.DeliverWebhook(t.Context(), appID, u,
+	d, err := e.srv.SendWebhook(t.Context(), appID, u,
 		metatest.Event{PageID: pageID, PSID: psid, Time: t0.Add(4 * time.Second), Read: &metatest.EventRead{Watermark: t0.Add(3 * time.Second)}},
 		metatest.Event{PageID: pageID, PSID: psid, Time: t0, Message: &metatest.EventMessage{MID: "m_1", Text: "Grüße äöå 😀 / <b>",
 			Attachments: []metatest.Attachment{{Type: "image", URL: "https://cdn.example/a.jpg"}, {Type: "sticker", URL: "https://cdn.example/s.png"}}}},
@@ -95,7 +95,7 @@ func TestWebhookDuplicatesOnce(t *testing.T) {
 		e := newEnv(t, db)
 		log := &eventLog{}
 		u := newTestWebhook(t, e, log.handle)
-		d, err := e.srv.DeliverWebhook(t.Context(), appID, u,
+		d, err := e.srv.SendWebhook(t.Context(), appID, u,
 			metatest.TextMessage(pageID, psid, "one"), metatest.TextMessage(pageID, psid, "two"))
 		require.NoError(t, err)
 		require.NoError(t, d.Resend(t.Context()))
@@ -113,7 +113,7 @@ func TestWebhookDuplicatesOnce(t *testing.T) {
 		require.Empty(t, log2.all())
 
 		// Redeliveries racing each other are handled once too.
-		d2, err := e.srv.DeliverWebhook(t.Context(), appID, u, metatest.TextMessage(pageID, psid, "three"))
+		d2, err := e.srv.SendWebhook(t.Context(), appID, u, metatest.TextMessage(pageID, psid, "three"))
 		require.NoError(t, err)
 		var wg sync.WaitGroup
 		errs := make(chan error, 4)
@@ -134,7 +134,7 @@ func TestWebhookHandlerFailureIsRedelivered(t *testing.T) {
 	e := newEnv(t, dbtest.SQLite(t, setupDB))
 	log := &eventLog{fail: 1}
 	u := newTestWebhook(t, e, log.handle)
-	d, err := e.srv.DeliverWebhook(t.Context(), appID, u, metatest.TextMessage(pageID, psid, "hello"))
+	d, err := e.srv.SendWebhook(t.Context(), appID, u, metatest.TextMessage(pageID, psid, "hello"))
 	var cbErr *metatest.CallbackError
 	require.ErrorAs(t, err, &cbErr)
 	require.Equal(t, http.StatusInternalServerError, cbErr.StatusCode)

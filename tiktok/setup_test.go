@@ -98,7 +98,7 @@ func newEnv(t testing.TB, db *dbtest.DB, srvOpts ...tiktoktest.Option) *env {
 	}, srvOpts...)
 	e.srv = tiktoktest.Start(t, opts...)
 	e.cfg = tiktok.Config{ClientKey: clientKey, ClientSecret: clientSecret, RedirectURL: redirectURI,
-		BaseURL: e.srv.URL, AuthorizeURL: e.srv.AuthorizeURL}
+		BaseURL: e.srv.BaseURL(), AuthorizeURL: e.srv.AuthorizeURL()}
 	var err error
 	e.prov, err = tiktok.NewProvider(e.cfg, e.clientOpts()...)
 	require.NoError(t, err)

@@ -147,7 +147,7 @@ func (a *app) deliverSandboxMessage(ctx context.Context, psid, text string) erro
 		return &apiError{Status: http.StatusConflict, Code: "page_not_subscribed",
 			Message: "the sandbox Page is not subscribed to the app's webhooks: connect it with the messaging permissions first"}
 	}
-	_, err := a.plat.metaSrv.DeliverWebhook(ctx, a.plat.metaCfg.AppID, a.publicURL+"/webhooks/meta",
+	_, err := a.plat.metaSrv.SendWebhook(ctx, a.plat.metaCfg.AppID, a.publicURL+"/webhooks/meta",
 		metatest.TextMessage(sandboxPage, psid, text))
 	return err
 }

@@ -66,7 +66,7 @@ func startPlatforms(cfg config, publicURL string, log *slog.Logger) (*platforms,
 		p.tiktokSandbox = true
 		p.tiktokCfg.ClientKey, p.tiktokCfg.ClientSecret = sandboxTikTokKey, sandboxTikTokSecret
 		now := time.Now()
-		srv, err := tiktoktest.NewServer(
+		srv, err := tiktoktest.New(
 			tiktoktest.WithApp(tiktoktest.App{ClientKey: sandboxTikTokKey, ClientSecret: sandboxTikTokSecret,
 				RedirectURIs: []string{p.tiktokCfg.RedirectURL},
 				Scopes: []string{tiktok.ScopeUserInfoBasic, tiktok.ScopeUserInfoProfile, tiktok.ScopeUserInfoStats,
@@ -86,7 +86,7 @@ func startPlatforms(cfg config, publicURL string, log *slog.Logger) (*platforms,
 			return nil, fmt.Errorf("start the TikTok emulator: %w", err)
 		}
 		p.tiktokSrv = srv
-		p.tiktokCfg.BaseURL, p.tiktokCfg.AuthorizeURL = srv.URL, srv.AuthorizeURL
+		p.tiktokCfg.BaseURL, p.tiktokCfg.AuthorizeURL = srv.BaseURL(), srv.AuthorizeURL()
 	}
 	var err error
 	if p.tiktokProv, err = tiktok.NewProvider(p.tiktokCfg); err != nil {
