@@ -149,7 +149,7 @@
 // # Messenger and callbacks
 //
 // A real Page sends the app no webhook event until the app is subscribed
-// to it: Pages.Subscribe(ctx, pageID, MessengerFields) on the Page's
+// to it: Pages.Subscribe(ctx, pageID, MessengerFields()) on the Page's
 // client (pages_manage_metadata, pages_messaging) does it when the Page
 // connects; Pages.SubscribedApps lists and Pages.Unsubscribe removes the
 // subscription.

@@ -53,9 +53,9 @@ const (
 	MaxMessageText = 2000
 )
 
-// TagsRetiredAt is when CONFIRMED_EVENT_UPDATE, ACCOUNT_UPDATE and
+// TagsRetiredAt returns when CONFIRMED_EVENT_UPDATE, ACCOUNT_UPDATE and
 // POST_PURCHASE_UPDATE stopped working.
-var TagsRetiredAt = time.Date(2026, time.April, 27, 0, 0, 0, 0, time.UTC)
+func TagsRetiredAt() time.Time { return time.Date(2026, time.April, 27, 0, 0, 0, 0, time.UTC) }
 
 var retiredTags = []MessageTag{TagConfirmedEventUpdate, TagAccountUpdate, TagPostPurchaseUpdate}
 
@@ -199,8 +199,8 @@ func (r SendRequest) window(now time.Time) (time.Duration, error) {
 		return StandardWindow, nil
 	case r.Tag == TagHumanAgent:
 		return HumanAgentWindow, nil
-	case slices.Contains(retiredTags, r.Tag) && !now.Before(TagsRetiredAt):
-		return 0, &RetiredTagError{Tag: r.Tag, Since: TagsRetiredAt}
+	case slices.Contains(retiredTags, r.Tag) && !now.Before(TagsRetiredAt()):
+		return 0, &RetiredTagError{Tag: r.Tag, Since: TagsRetiredAt()}
 	case slices.Contains(retiredTags, r.Tag):
 		return StandardWindow, nil
 	}

@@ -415,7 +415,9 @@ func (s *PagesService) PostInsights(ctx context.Context, postID string, opts Ins
 
 // MessengerFields are the Page webhook fields the Messenger inbox needs:
 // messages, postbacks, opt-ins, deliveries, reads and echoes.
-var MessengerFields = []string{"messages", "messaging_postbacks", "messaging_optins", "message_deliveries", "message_reads", "message_echoes"}
+func MessengerFields() []string {
+	return []string{"messages", "messaging_postbacks", "messaging_optins", "message_deliveries", "message_reads", "message_echoes"}
+}
 
 // SubscribedApp is an app subscribed to a Page's webhooks, with the fields
 // it receives.
@@ -428,7 +430,7 @@ type SubscribedApp struct {
 }
 
 // Subscribe subscribes the app to the Page's webhooks for fields
-// (MessengerFields for the inbox): without it a real Page sends the app no
+// (MessengerFields() for the inbox): without it a real Page sends the app no
 // webhook event, whatever the app's own subscription. Meta delivers only
 // the fields subscribed at both the Page and the app level. It needs
 // pages_manage_metadata (and pages_messaging for Messenger fields) and a

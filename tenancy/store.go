@@ -113,7 +113,7 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 func buildOptions(opts []Option) (options, error) {
-	o := options{now: time.Now, lockout: DefaultLockout}
+	o := options{now: time.Now, lockout: DefaultLockout()}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return o, err

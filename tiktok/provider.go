@@ -37,14 +37,23 @@ const (
 	ScopeVideoUpload     = "video.upload"
 )
 
+// Feature names of the catalogue (Features).
+const (
+	FeatureProfile   = "profile"
+	FeatureStats     = "stats"
+	FeatureVideoRead = "video.read"
+	FeaturePublish   = "publish"
+	FeatureUpload    = "upload"
+)
+
 // Features is TikTok's feature catalogue for social.FlowConfig.
 func Features() []social.Feature {
 	return []social.Feature{
-		{Name: "profile", Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeUserInfoProfile)},
-		{Name: "stats", Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeUserInfoStats)},
-		{Name: "video.read", Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeVideoList)},
-		{Name: "publish", Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeVideoPublish), Write: true},
-		{Name: "upload", Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeVideoUpload), Write: true},
+		{Name: FeatureProfile, Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeUserInfoProfile)},
+		{Name: FeatureStats, Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeUserInfoStats)},
+		{Name: FeatureVideoRead, Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeVideoList)},
+		{Name: FeaturePublish, Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeVideoPublish), Write: true},
+		{Name: FeatureUpload, Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeVideoUpload), Write: true},
 	}
 }
 

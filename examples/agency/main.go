@@ -181,7 +181,7 @@ func run(ctx context.Context, o options) (*report, error) {
 	}
 	// Read-only: profile, stats and the video list. A write feature here
 	// would make NewFlow fail with social.ErrWriteScope.
-	flow, err := sdk.Social.NewFlow(provider, social.FlowConfig{Features: []string{"profile", "stats", "video.read"},
+	flow, err := sdk.Social.NewFlow(provider, social.FlowConfig{Features: []string{tiktok.FeatureProfile, tiktok.FeatureStats, tiktok.FeatureVideoRead},
 		ReadOnly: true, Purposes: []string{"creator-analytics"}})
 	if err != nil {
 		return nil, err

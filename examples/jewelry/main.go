@@ -428,7 +428,7 @@ func connectMeta(ctx context.Context, sdk *socialcrm.SDK, p *platforms) (page, i
 // connectTikTok runs TikTok's consent for the shop's account, asking for
 // Direct Post only.
 func connectTikTok(ctx context.Context, sdk *socialcrm.SDK, p *platforms) (social.Connection, error) {
-	flow, err := sdk.Social.NewFlow(p.tiktokProv, social.FlowConfig{Features: []string{"publish"}, Purposes: []string{"publishing"}})
+	flow, err := sdk.Social.NewFlow(p.tiktokProv, social.FlowConfig{Features: []string{tiktok.FeaturePublish}, Purposes: []string{"publishing"}})
 	if err != nil {
 		return social.Connection{}, err
 	}

@@ -55,7 +55,7 @@ func (a *app) subscribePage(ctx context.Context, pc meta.PageConnection) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.Pages.Subscribe(ctx, pc.PageID, meta.MessengerFields)
+	_, err = c.Pages.Subscribe(ctx, pc.PageID, meta.MessengerFields())
 	return err
 }
 

@@ -156,7 +156,7 @@ func (p *platforms) providers() []social.Provider {
 func (p *platforms) makeFlows(store *social.Store) error {
 	var err error
 	if p.tiktokFlow, err = store.NewFlow(p.tiktokProv, social.FlowConfig{
-		Features: []string{"profile", "stats", "video.read", "publish"},
+		Features: []string{tiktok.FeatureProfile, tiktok.FeatureStats, tiktok.FeatureVideoRead, tiktok.FeaturePublish},
 		Purposes: []string{"analytics", "publishing"},
 	}); err != nil {
 		return err
