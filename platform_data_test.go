@@ -218,7 +218,7 @@ func TestPlatformDataCanaries(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, raws, 2)
 		require.Contains(t, raws[0].Body, canaryTTBio, "the raw user info answer is kept whole")
-		list, err := w.sdk.Social.List(w.ctx, social.ListOptions{Platform: meta.Platform})
+		list, err := w.sdk.Social.List(w.ctx, social.ConnectionFilter{Platform: meta.Platform})
 		require.NoError(t, err)
 		names := map[string]string{}
 		for _, c := range list {

@@ -237,7 +237,7 @@ func buildOptions(opts []Option) (options, error) {
 	var o options
 	for _, opt := range opts {
 		if opt == nil {
-			return o, fmt.Errorf("%w: nil Option", ErrConfig)
+			continue // a nil Option means the default
 		}
 		if err := opt(&o); err != nil {
 			return o, err

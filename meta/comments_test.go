@@ -58,7 +58,7 @@ func TestInstagramComments(t *testing.T) {
 		_, err = ig.InstagramComments.Delete(e.ctx, "c2")
 		require.NoError(t, err)
 		var all []meta.Comment
-		for c, err := range ig.InstagramComments.All(e.ctx, creatorMedia, 1) {
+		for c, err := range ig.InstagramComments.All(e.ctx, creatorMedia, meta.ListOptions{Limit: 1}) {
 			require.NoError(t, err)
 			all = append(all, c)
 		}

@@ -438,7 +438,7 @@ const igMediaFields = "id,caption,media_type,media_product_type,media_url,permal
 // the end).
 type MediaList struct {
 	Media []Media
-	After string
+	Next string
 }
 
 // ListMedia returns one page of the account's media, newest first. It
@@ -457,21 +457,21 @@ func (s *InstagramService) ListMedia(ctx context.Context, igID string, opts List
 		out.Media = append(out.Media, w.media())
 	}
 	if l.Paging.Next != "" {
-		out.After = l.Paging.Cursors.After
+		out.Next = l.Paging.Cursors.After
 	}
 	return out, resp, nil
 }
 
-// AllMedia iterates over the account's media, fetching pages of
-// pageSize (zero: Meta's default) as needed. Iteration stops at the
+// AllMedia iterates over the media ListMedia returns from opts.Cursor
+// on, fetching pages of opts.Limit as needed. Iteration stops at the
 // first error, which is yielded.
-func (s *InstagramService) AllMedia(ctx context.Context, igID string, pageSize int) iter.Seq2[Media, error] {
-	return pages(func(after string) ([]Media, string, error) {
-		l, _, err := s.ListMedia(ctx, igID, ListOptions{Limit: pageSize, After: after})
+func (s *InstagramService) AllMedia(ctx context.Context, igID string, opts ListOptions) iter.Seq2[Media, error] {
+	return pages(opts.Cursor, func(after string) ([]Media, string, error) {
+		l, _, err := s.ListMedia(ctx, igID, ListOptions{Limit: opts.Limit, Cursor: after})
 		if err != nil {
 			return nil, "", err
 		}
-		return l.Media, l.After, nil
+		return l.Media, l.Next, nil
 	})
 }
 

@@ -45,7 +45,7 @@ func TestInstagramProfileAndMedia(t *testing.T) {
 	require.Equal(t, int64(12), p.MediaCount)
 
 	var ids []string
-	for m, err := range c.Instagram.AllMedia(e.ctx, igID, 1) {
+	for m, err := range c.Instagram.AllMedia(e.ctx, igID, meta.ListOptions{Limit: 1}) {
 		require.NoError(t, err)
 		ids = append(ids, m.ID)
 	}
@@ -198,7 +198,7 @@ func TestInstagramScopes(t *testing.T) {
 			require.True(t, errors.As(call(), &se), "%s did not refuse with a *social.ScopeError", name)
 			require.True(t, se.Missing.Has(meta.PermInstagramBasic), "%s: Missing %v", name, se.Missing)
 		}
-		for _, err := range pagesOnly.Instagram.AllMedia(e.ctx, igID, 0) {
+		for _, err := range pagesOnly.Instagram.AllMedia(e.ctx, igID, meta.ListOptions{}) {
 			require.ErrorIs(t, err, social.ErrScope)
 		}
 		require.Zero(t, e.graphCalls())

@@ -36,10 +36,10 @@ func (s *PagesService) Lookup(ctx context.Context, pageID string, ou *OutcomeUnk
 				return &p, nil
 			}
 		}
-		if l.After == "" {
+		if l.Next == "" {
 			break
 		}
-		opts.After = l.After
+		opts.Cursor = l.Next
 	}
 	return nil, nil
 }

@@ -64,25 +64,24 @@ func (w wirePage) page() Page {
 type ListOptions struct {
 	// Limit is the page size (zero: Meta's default).
 	Limit int
-	// After is the cursor of the page to read (zero: the first).
-	After string
+	// Cursor is the cursor of the page to read (zero: the first).
+	Cursor string
 }
 
 func (o ListOptions) query(q url.Values) url.Values {
 	if o.Limit > 0 {
 		q.Set("limit", strconv.Itoa(o.Limit))
 	}
-	if o.After != "" {
-		q.Set("after", o.After)
+	if o.Cursor != "" {
+		q.Set("after", o.Cursor)
 	}
 	return q
 }
 
-// pages iterates over a cursor-paged list: fetch returns one page and
-// the cursor of the next ("" at the end).
-func pages[T any](fetch func(after string) ([]T, string, error)) iter.Seq2[T, error] {
+// pages iterates over a cursor-paged list from the cursor after: fetch
+// returns one page and the cursor of the next ("" at the end).
+func pages[T any](after string, fetch func(after string) ([]T, string, error)) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
-		after := ""
 		for {
 			items, next, err := fetch(after)
 			if err != nil {
@@ -107,7 +106,7 @@ func pages[T any](fetch func(after string) ([]T, string, error)) iter.Seq2[T, er
 // end).
 type PageList struct {
 	Pages []Page
-	After string
+	Next string
 }
 
 const pageListFields = "id,name,category,tasks"
@@ -126,20 +125,21 @@ func (s *PagesService) List(ctx context.Context, opts ListOptions) (*PageList, *
 		out.Pages = append(out.Pages, w.page())
 	}
 	if l.Paging.Next != "" {
-		out.After = l.Paging.Cursors.After
+		out.Next = l.Paging.Cursors.After
 	}
 	return out, resp, nil
 }
 
-// All iterates over every Page List returns, fetching pages as needed.
-// Iteration stops at the first error, which is yielded.
-func (s *PagesService) All(ctx context.Context) iter.Seq2[Page, error] {
-	return pages(func(after string) ([]Page, string, error) {
-		l, _, err := s.List(ctx, ListOptions{After: after})
+// All iterates over the Pages List returns from opts.Cursor on, fetching
+// pages of opts.Limit as needed. Iteration stops at the first error, which
+// is yielded.
+func (s *PagesService) All(ctx context.Context, opts ListOptions) iter.Seq2[Page, error] {
+	return pages(opts.Cursor, func(after string) ([]Page, string, error) {
+		l, _, err := s.List(ctx, ListOptions{Limit: opts.Limit, Cursor: after})
 		if err != nil {
 			return nil, "", err
 		}
-		return l.Pages, l.After, nil
+		return l.Pages, l.Next, nil
 	})
 }
 

@@ -21,11 +21,11 @@ func TestPagesListAndGet(t *testing.T) {
 	l, resp, err := c.Pages.List(e.ctx, meta.ListOptions{Limit: 1})
 	require.NoError(t, err)
 	require.Len(t, l.Pages, 1)
-	require.NotEmpty(t, l.After, "List returned no cursor for the second Page")
+	require.NotEmpty(t, l.Next, "List returned no cursor for the second Page")
 	require.NotNil(t, resp.Usage.App, "X-App-Usage not parsed")
 	require.Equal(t, e.srv.Version(), resp.Version)
 	var ids []string
-	for p, err := range c.Pages.All(e.ctx) {
+	for p, err := range c.Pages.All(e.ctx, meta.ListOptions{}) {
 		require.NoError(t, err)
 		ids = append(ids, p.ID)
 	}
@@ -239,7 +239,7 @@ func TestPagesScopes(t *testing.T) {
 		require.ErrorIs(t, err, social.ErrScope)
 		_, _, err = profileOnly.Pages.GetPost(e.ctx, pageID+"_1")
 		require.ErrorIs(t, err, social.ErrScope)
-		for _, err := range profileOnly.Pages.All(e.ctx) {
+		for _, err := range profileOnly.Pages.All(e.ctx, meta.ListOptions{}) {
 			require.ErrorIs(t, err, social.ErrScope)
 		}
 		require.Zero(t, e.graphCalls(), "a refused call reached Meta")

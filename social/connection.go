@@ -480,8 +480,8 @@ func get(ctx context.Context, tx bun.IDB, id string, lock bool) (Connection, err
 	return c, nil
 }
 
-// ListOptions filters List. The zero value lists every connection.
-type ListOptions struct {
+// ConnectionFilter filters List. The zero value lists every connection.
+type ConnectionFilter struct {
 	// Platform, if set, keeps the connections of that platform.
 	Platform string
 	// Status, if set, keeps the connections in that status.
@@ -490,7 +490,7 @@ type ListOptions struct {
 
 // List returns the tenant's connections, oldest first. The caller owns
 // the slice.
-func (s *Store) List(ctx context.Context, o ListOptions) ([]Connection, error) {
+func (s *Store) List(ctx context.Context, o ConnectionFilter) ([]Connection, error) {
 	var cs []Connection
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		q := tx.NewSelect().Model(&cs).Order("created_at", "id")

@@ -115,6 +115,9 @@ func WithLogger(l *slog.Logger) Option {
 func buildOptions(opts []Option) (options, error) {
 	o := options{now: time.Now, lockout: DefaultLockout()}
 	for _, opt := range opts {
+		if opt == nil {
+			continue // a nil Option means the default
+		}
 		if err := opt(&o); err != nil {
 			return o, err
 		}

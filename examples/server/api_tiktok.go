@@ -20,7 +20,7 @@ import (
 const maxVideo = 64 << 20
 
 func (a *app) listConnections(w http.ResponseWriter, r *http.Request) error {
-	conns, err := a.sdk.Social.List(r.Context(), social.ListOptions{Platform: r.URL.Query().Get("platform")})
+	conns, err := a.sdk.Social.List(r.Context(), social.ConnectionFilter{Platform: r.URL.Query().Get("platform")})
 	if err != nil {
 		return err
 	}

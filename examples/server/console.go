@@ -349,7 +349,7 @@ func (a *app) consoleLogout(w http.ResponseWriter, r *http.Request, p *page) err
 func (a *app) consoleHome(w http.ResponseWriter, r *http.Request, p *page) error {
 	p.Title = "Overview"
 	p.Flash = r.URL.Query().Get("flash")
-	conns, err := a.sdk.Social.List(r.Context(), social.ListOptions{})
+	conns, err := a.sdk.Social.List(r.Context(), social.ConnectionFilter{})
 	if err != nil {
 		return err
 	}
@@ -398,7 +398,7 @@ func (a *app) consoleReopenTenant(w http.ResponseWriter, r *http.Request, p *pag
 func (a *app) consoleConnections(w http.ResponseWriter, r *http.Request, p *page) error {
 	p.Title = "Connected accounts"
 	p.Flash = r.URL.Query().Get("flash")
-	conns, err := a.sdk.Social.List(r.Context(), social.ListOptions{})
+	conns, err := a.sdk.Social.List(r.Context(), social.ConnectionFilter{})
 	if err != nil {
 		return err
 	}
