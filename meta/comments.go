@@ -108,7 +108,7 @@ const (
 // at the end).
 type CommentList struct {
 	Comments []Comment
-	Next    string
+	Next     string
 }
 
 // readPerms and writePerms are the permissions of reading and of

@@ -438,7 +438,7 @@ const igMediaFields = "id,caption,media_type,media_product_type,media_url,permal
 // the end).
 type MediaList struct {
 	Media []Media
-	Next string
+	Next  string
 }
 
 // ListMedia returns one page of the account's media, newest first. It

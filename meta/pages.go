@@ -106,7 +106,7 @@ func pages[T any](after string, fetch func(after string) ([]T, string, error)) i
 // end).
 type PageList struct {
 	Pages []Page
-	Next string
+	Next  string
 }
 
 const pageListFields = "id,name,category,tasks"

@@ -19,7 +19,7 @@ const MaxSyncPosts = 50
 // next (empty at the end).
 type PostList struct {
 	Posts []Post
-	Next string
+	Next  string
 }
 
 // Posts returns one page of the Page's published posts, newest first
