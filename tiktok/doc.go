@@ -20,7 +20,7 @@
 // (social.Count), not 0. Profile texts, video texts and raw answers are
 // stored sealed (see package social).
 //
-//	mux.Handle("POST /webhooks/tiktok", must(tiktok.NewWebhook(cfg, store)))
+//	mux.Handle("POST /webhooks/tiktok", must(tiktok.NewWebhook(cfg, store, nil)))
 //
 // # Publishing
 //

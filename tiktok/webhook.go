@@ -165,7 +165,7 @@ type Webhook struct {
 	store     *social.Store
 	now       func() time.Time
 	tolerance time.Duration
-	onEvent   func(context.Context, *Event) error
+	onEvent   EventHandler
 	log       *slog.Logger
 }
 
@@ -184,15 +184,10 @@ func WithTolerance(d time.Duration) WebhookOption {
 	}
 }
 
-// WithEventHandler sets a function called with each new, verified event,
-// after the built-in handling. An error makes the delivery fail (500), so
-// TikTok retries it.
-func WithEventHandler(fn func(context.Context, *Event) error) WebhookOption {
-	return func(w *Webhook) error {
-		w.onEvent = fn
-		return nil
-	}
-}
+// EventHandler is called with each new, verified event, after the
+// built-in handling. An error makes the delivery fail (500), so TikTok
+// retries it.
+type EventHandler func(ctx context.Context, ev *Event) error
 
 // WithWebhookClock sets the clock for the timestamp check (default
 // time.Now).
@@ -214,15 +209,17 @@ func WithWebhookLogger(l *slog.Logger) WebhookOption {
 	}
 }
 
-// NewWebhook returns the webhook handler of cfg's app over store.
-func NewWebhook(cfg Config, store *social.Store, opts ...WebhookOption) (*Webhook, error) {
+// NewWebhook returns the webhook handler of cfg's app over store, passing
+// each new event to handle after the built-in handling (nil: the built-in
+// handling only).
+func NewWebhook(cfg Config, store *social.Store, handle EventHandler, opts ...WebhookOption) (*Webhook, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	if store == nil {
 		return nil, errors.New("tiktok: NewWebhook: nil store")
 	}
-	w := &Webhook{cfg: cfg, store: store, now: time.Now, tolerance: DefaultTolerance}
+	w := &Webhook{cfg: cfg, store: store, onEvent: handle, now: time.Now, tolerance: DefaultTolerance}
 	for _, o := range opts {
 		if o == nil {
 			continue

@@ -308,11 +308,10 @@ func (a *app) tiktokPublishStatus(w http.ResponseWriter, r *http.Request) error 
 // revokes the account's connections in every tenant and starts their purge.
 func (a *app) tiktokWebhook() http.Handler {
 	h, err := tiktok.NewWebhook(a.plat.tiktokCfg, a.sdk.Social,
-		tiktok.WithWebhookLogger(a.log),
-		tiktok.WithEventHandler(func(ctx context.Context, ev *tiktok.Event) error {
+		func(ctx context.Context, ev *tiktok.Event) error {
 			a.log.Info("tiktok webhook", "event", ev.Event)
 			return nil
-		}))
+		}, tiktok.WithWebhookLogger(a.log))
 	if err != nil {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, a.log, err) })
 	}
