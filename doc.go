@@ -33,7 +33,7 @@
 //
 //	db, err := socialcrm.OpenDB("socialcrm.db") // or a postgres:// URL
 //	if err != nil { … }
-//	kek, err := vault.OpenKeyFile("socialcrm.keyset.json") // or vault.KMS(uri)
+//	kek, err := insecurekeyfile.Open("socialcrm.keyset.json") // or vault.KMS(uri)
 //	if err != nil { … }
 //	sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db, KEK: kek,
 //		Models: []any{(*myapp.Order)(nil)}, Categories: myapp.Categories()})

@@ -42,7 +42,7 @@ type Config struct {
 	// can switch row-level security off for every tenant.
 	AllowPrivilegedRole bool
 	// KEK is the key-encryption key that wraps each tenant's data keys:
-	// vault.KMS for a key-management service, vault.OpenKeyFile for a local
+	// vault.KMS for a key-management service, insecurekeyfile.Open for a local
 	// key file (which protects less: it lives beside the data).
 	KEK tink.AEAD
 	// Policy is the retention policy (default: DefaultPolicy of the

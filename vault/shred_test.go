@@ -15,6 +15,7 @@ import (
 	"github.com/socialcrm/socialcrm/internal/sqldb"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
+	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
 )
 
 func TestDestroyKey(t *testing.T) {
@@ -95,7 +96,7 @@ func TestCryptoShreddingReachesBackups(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
 		ctx := context.Background()
 		path := filepath.Join(t.TempDir(), "kek.json")
-		kf, err := vault.OpenKeyFile(path)
+		kf, err := insecurekeyfile.Open(path)
 		require.NoError(t, err)
 		v := newVault(t, db, kf, vault.WithColumns(tokenColumn))
 
@@ -113,7 +114,7 @@ func TestCryptoShreddingReachesBackups(t *testing.T) {
 
 		// Before anything happens, the backup opens with the key file: the
 		// test below is not vacuous.
-		openFrom := func(data bun.IDB, keys bun.IDB, kek *vault.KeyFile, tid string) (string, error) {
+		openFrom := func(data bun.IDB, keys bun.IDB, kek *insecurekeyfile.KeyFile, tid string) (string, error) {
 			token := getConn(t, owner(tid), data, "conn").Token
 			sec, err := newVault(t, keys, kek).Open(owner(tid), token, bind)
 			return string(sec.Reveal()), err
@@ -142,7 +143,7 @@ func TestCryptoShreddingReachesBackups(t *testing.T) {
 		require.Equal(t, 1, kf.Versions())
 
 		// The current key material, as a restarted process reads it.
-		current, err := vault.OpenKeyFile(path)
+		current, err := insecurekeyfile.Open(path)
 		require.NoError(t, err)
 		require.Equal(t, 1, current.Versions())
 

@@ -42,7 +42,7 @@ import (
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/tiktok"
 	"github.com/socialcrm/socialcrm/tiktok/tiktoktest"
-	"github.com/socialcrm/socialcrm/vault"
+	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
 )
 
 // Creator is a creator the agency represents. Embedding tenancy.Owned
@@ -377,7 +377,7 @@ func mainErr(ctx context.Context, args []string, in io.Reader, out io.Writer) er
 		if err != nil {
 			return err
 		}
-	} else if kek, err = vault.OpenKeyFile(*kekFile); err != nil {
+	} else if kek, err = insecurekeyfile.Open(*kekFile); err != nil {
 		return err
 	}
 	db, err := socialcrm.OpenDB(*dsn)

@@ -37,7 +37,7 @@ import (
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
-	"github.com/socialcrm/socialcrm/vault"
+	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
 )
 
 // options is what run needs; main fills it, the test too.
@@ -305,7 +305,7 @@ func mainErr(ctx context.Context, args []string, out io.Writer) error {
 		if kek, err = ephemeralKEK(); err != nil { // the data goes with the file
 			return err
 		}
-	} else if kek, err = vault.OpenKeyFile(*kekFile); err != nil {
+	} else if kek, err = insecurekeyfile.Open(*kekFile); err != nil {
 		return err
 	}
 	db, err := socialcrm.OpenDB(*dsn)

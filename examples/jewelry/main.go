@@ -44,7 +44,7 @@ import (
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/tiktok"
 	"github.com/socialcrm/socialcrm/tiktok/tiktoktest"
-	"github.com/socialcrm/socialcrm/vault"
+	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
 )
 
 // Item is a piece in the shop's inventory. Embedding tenancy.Owned scopes
@@ -526,7 +526,7 @@ func mainErr(ctx context.Context, args []string, out io.Writer) error {
 		if kek, err = ephemeralKEK(); err != nil { // the data goes with the file
 			return err
 		}
-	} else if kek, err = vault.OpenKeyFile(*kekFile); err != nil {
+	} else if kek, err = insecurekeyfile.Open(*kekFile); err != nil {
 		return err
 	}
 	db, err := socialcrm.OpenDB(*dsn)

@@ -55,6 +55,7 @@ import (
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/vault"
+	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
 )
 
 func main() {
@@ -244,5 +245,5 @@ func openKEK(ref string) (tink.AEAD, error) {
 	if strings.Contains(ref, "://") {
 		return vault.KMS(ref)
 	}
-	return vault.OpenKeyFile(ref)
+	return insecurekeyfile.Open(ref)
 }
