@@ -17,6 +17,7 @@ import (
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
 	"github.com/socialcrm/socialcrm/internal/leakscan"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
 	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
@@ -249,7 +250,7 @@ func TestOpenSealsMemberNamesStoredInClear(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, hits, 1, "stored in clear without a Sealer")
 
-		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: newKEK(t)})
+		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: testkit.NewKEK(t)})
 		require.NoError(t, err)
 		hits, err = leakscan.Tables(ctx, db.Admin(t), []string{"CanaryOldName"}, tenancy.TableMembers)
 		require.NoError(t, err)

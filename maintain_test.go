@@ -8,12 +8,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/keyset"
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/tiktok"
@@ -25,10 +24,7 @@ import (
 func TestMaintain(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		ctx := context.Background()
-		h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-		require.NoError(t, err)
-		kek, err := aead.New(h)
-		require.NoError(t, err)
+		kek := testkit.NewKEK(t)
 		clk := fakeclock.New()
 		clk.Set(time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC))
 		const redirect = "https://crm.example/cb/"

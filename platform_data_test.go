@@ -12,13 +12,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/retention"
@@ -73,12 +72,10 @@ type platformWorld struct {
 func newPlatformWorld(t *testing.T, db *dbtest.DB) *platformWorld {
 	t.Helper()
 	ctx := context.Background()
-	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-	require.NoError(t, err)
-	kek, err := aead.New(h)
-	require.NoError(t, err)
+	kek := testkit.NewKEK(t)
 	w := &platformWorld{t: t, db: db, clk: fakeclock.New(), conns: map[string]social.Connection{}}
 	w.clk.Set(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
+	var err error
 	w.sdk, err = socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: kek, Now: w.clk.Now})
 	require.NoError(t, err)
 	_, owner, err := w.sdk.Tenants.CreateTenant(ctx, tenancy.SignUp{TenantName: "Acme",

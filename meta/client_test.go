@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/social"
@@ -250,7 +251,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		require.Contains(t, e.logText(), "meta: call", "the debug log is empty: the test proves nothing")
 		require.NotContains(t, e.logText(), "appsecret_proof")
 		for _, text := range texts {
-			requireNoSecret(t, text, secrets...)
+			testkit.RequireNoSecret(t, text, secrets...)
 			require.NotContains(t, text, "code-canary")
 		}
 	})

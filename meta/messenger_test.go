@@ -13,6 +13,7 @@ import (
 
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/social"
@@ -121,7 +122,7 @@ func TestMessengerEndToEnd(t *testing.T) {
 		require.Equal(t, crm.StatusDelivered, ms[0].Status, "inbound messages keep theirs")
 
 		require.Contains(t, w.auditActions(), "meta.messenger.send")
-		requireNoSecret(t, w.logText(), appSecret, verifyToken)
+		testkit.RequireNoSecret(t, w.logText(), appSecret, verifyToken)
 
 		// Tenant B disconnects its Page: its inbox receives nothing more.
 		w.ctx, tenantB = tenantB, w.ctx

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 )
@@ -70,7 +71,7 @@ func TestPublishVideoResumes(t *testing.T) {
 		}
 		require.Equal(t, 1, countPath(e.srv, "POST", "/"+igID+"/media_publish"))
 		require.Contains(t, e.auditActions(), "meta.instagram.publish")
-		requireNoSecret(t, e.logText(), appSecret)
+		testkit.RequireNoSecret(t, e.logText(), appSecret)
 	})
 }
 
@@ -122,7 +123,7 @@ func TestPublishVideoFailures(t *testing.T) {
 		_, _, err = ig.Instagram.PublishVideo(e.ctx, creatorID, meta.VideoUpload{File: file, Size: file.Size()})
 		require.ErrorIs(t, err, meta.ErrFlavour)
 		require.Zero(t, e.graphCalls())
-		requireNoSecret(t, e.logText(), appSecret)
+		testkit.RequireNoSecret(t, e.logText(), appSecret)
 	})
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/social"
@@ -47,7 +48,7 @@ func TestWebhookVerification(t *testing.T) {
 		require.Equal(t, http.StatusForbidden, resp.StatusCode, name)
 		require.NotContains(t, string(body), "42", name)
 	}
-	requireNoSecret(t, logs.String(), appSecret, verifyToken)
+	testkit.RequireNoSecret(t, logs.String(), appSecret, verifyToken)
 }
 
 func TestWebhookTypedEvents(t *testing.T) {
@@ -175,7 +176,7 @@ func TestWebhookRefusesBadSignatures(t *testing.T) {
 		require.Equal(t, http.StatusUnauthorized, resp.StatusCode, name)
 	}
 	require.Empty(t, log.all())
-	requireNoSecret(t, logs.String(), appSecret, verifyToken)
+	testkit.RequireNoSecret(t, logs.String(), appSecret, verifyToken)
 
 	require.ErrorIs(t, meta.VerifySignature(good, reencoded, vault.NewSecret([]byte(appSecret))), meta.ErrSignature)
 	require.NoError(t, meta.VerifySignature(good, body, vault.NewSecret([]byte(appSecret))))
@@ -221,7 +222,7 @@ func TestWebhookBodyLimitAndMalformed(t *testing.T) {
 	require.ErrorIs(t, err, meta.ErrConfig)
 	_, err = meta.NewWebhook(webhookConfig(), e.store, log.handle, meta.WithMaxWebhookBody(0))
 	require.ErrorIs(t, err, meta.ErrConfig)
-	requireNoSecret(t, err.Error(), appSecret, verifyToken)
+	testkit.RequireNoSecret(t, err.Error(), appSecret, verifyToken)
 }
 
 func TestParseWebhookLenient(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/sqldb"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
 	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
@@ -20,7 +21,7 @@ import (
 
 func TestDestroyKey(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
-		kek := newKEK(t)
+		kek := testkit.NewKEK(t)
 		clk := newClock()
 		v := newVault(t, db, kek, vault.WithClock(clk.Now), vault.WithColumns(tokenColumn))
 		other := newVault(t, db.Reopen(t), kek, vault.WithClock(clk.Now), vault.WithCacheMaxAge(time.Minute))
