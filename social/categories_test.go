@@ -11,8 +11,11 @@ import (
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
 	"github.com/socialcrm/socialcrm/internal/migrations"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
+	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 // TestCategoriesCoverEveryTable: the package's categories name tables and
@@ -21,7 +24,10 @@ import (
 func TestCategoriesCoverEveryTable(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		ctx := context.Background()
-		store := newStore(t, db.DB, fakeclock.New(), nil)
+		v, err := vault.New(db.DB, testkit.NewKEK(t), vault.WithClock(fakeclock.New().Now))
+		require.NoError(t, err)
+		store, err := social.New(db.DB, v)
+		require.NoError(t, err)
 		for name, cats := range map[string][]retention.Category{"package": social.Categories(), "store": store.Categories()} {
 			e, err := retention.New(db.DB)
 			require.NoError(t, err)
@@ -41,7 +47,7 @@ func TestCategoriesCoverEveryTable(t *testing.T) {
 				require.NotContains(t, c.Omit, col.Column)
 			}
 		}
-	}, setupDB, func(ctx context.Context, db *bun.DB) error {
-		return migrations.Run(ctx, db, retention.Migrations())
+	}, func(ctx context.Context, db *bun.DB) error {
+		return migrations.Run(ctx, db, tenancy.Migrations(), vault.Migrations(), social.Migrations(), retention.Migrations())
 	})
 }
