@@ -348,9 +348,9 @@ func (s *SDK) MetaInbox(opts ...meta.InboxOption) (*meta.Inbox, error) {
 // app over the SDK's database, social store and retention engine, on its
 // clock and logger (opts may override them). statusURL is the absolute URL
 // where the returned Callbacks' DeletionStatusHandler is served.
-func (s *SDK) MetaCallbacks(app meta.Config, statusURL string, opts ...meta.CallbackOption) (*meta.Callbacks, error) {
+func (s *SDK) MetaCallbacks(app meta.Config, statusURL string, opts ...meta.Option) (*meta.Callbacks, error) {
 	return meta.NewCallbacks(app, meta.CallbackConfig{DB: s.DB, Social: s.Social, Retention: s.Retention, StatusURL: statusURL},
-		append([]meta.CallbackOption{meta.WithCallbackClock(s.now), meta.WithCallbackLogger(s.log)}, opts...)...)
+		append([]meta.Option{meta.WithClock(s.now), meta.WithLogger(s.log)}, opts...)...)
 }
 
 // DeletionRequestPeriod is how long the default policy keeps the record

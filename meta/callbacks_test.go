@@ -29,14 +29,14 @@ import (
 // callbackURLs serves the callbacks and returns their URLs.
 type callbackURLs struct{ deauth, deletion, status string }
 
-func newCallbacks(t testing.TB, w *world, opts ...meta.CallbackOption) (*meta.Callbacks, callbackURLs) {
+func newCallbacks(t testing.TB, w *world, opts ...meta.Option) (*meta.Callbacks, callbackURLs) {
 	t.Helper()
 	mux := http.NewServeMux()
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
 	cb, err := meta.NewCallbacks(w.cfg, meta.CallbackConfig{DB: w.db.DB, Social: w.sdk.Social, Retention: w.sdk.Retention,
-		StatusURL: hs.URL + "/meta/deletion-status"}, append([]meta.CallbackOption{meta.WithCallbackClock(w.clk.Now),
-		meta.WithCallbackLogger(w.logger())}, opts...)...)
+		StatusURL: hs.URL + "/meta/deletion-status"}, append([]meta.Option{meta.WithClock(w.clk.Now),
+		meta.WithLogger(w.logger())}, opts...)...)
 	require.NoError(t, err)
 	mux.Handle("/meta/deauthorize", cb.DeauthorizeHandler())
 	mux.Handle("/meta/data-deletion", cb.DataDeletionHandler())
@@ -251,7 +251,7 @@ func TestDataDeletionResumes(t *testing.T) {
 			return nil
 		}}))
 	cb, err := meta.NewCallbacks(w.cfg, meta.CallbackConfig{DB: w.db.DB, Social: w.store, Retention: engine,
-		StatusURL: "https://crm.example/meta/deletion-status"}, meta.WithCallbackClock(w.clk.Now))
+		StatusURL: "https://crm.example/meta/deletion-status"}, meta.WithClock(w.clk.Now))
 	require.NoError(t, err)
 	hs := httptest.NewServer(cb.DataDeletionHandler())
 	t.Cleanup(hs.Close)

@@ -132,8 +132,12 @@ func (c Config) dialogURL() string {
 	return DefaultDialogHost + "/" + c.version() + "/dialog/oauth"
 }
 
-// Option configures a Client or a Provider. Options validate their
-// arguments: New and NewProvider report the first invalid one.
+// Option configures a Client, a Provider, an InstagramProvider, a Webhook
+// or Callbacks: one option type for every constructor of the package, each
+// reading the options that concern it (WithClock and WithLogger concern
+// all; WithMaxWebhookBody only the Webhook). Options validate their
+// arguments: the constructors report the first invalid one. A nil Option
+// means the default.
 type Option func(*options) error
 
 type options struct {
@@ -147,6 +151,10 @@ type options struct {
 	limits  *Limits
 	// conversations is the crm store of Messenger (WithConversations).
 	conversations *crm.Store
+	// maxAge is WithSignedRequestMaxAge's (Callbacks), maxBody
+	// WithMaxWebhookBody's (Webhook).
+	maxAge  time.Duration
+	maxBody int64
 }
 
 // WithLimits shares rate-limit blocks between clients (see Limits).

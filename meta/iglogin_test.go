@@ -261,7 +261,7 @@ func newCallbacksFor(t testing.TB, w *world, platform string) (*meta.Callbacks, 
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
 	cb, err := meta.NewCallbacks(w.cfg, meta.CallbackConfig{DB: w.db.DB, Social: w.sdk.Social, Retention: w.sdk.Retention,
-		StatusURL: hs.URL + "/status", Platform: platform}, meta.WithCallbackClock(w.clk.Now), meta.WithCallbackLogger(w.logger()))
+		StatusURL: hs.URL + "/status", Platform: platform}, meta.WithClock(w.clk.Now), meta.WithLogger(w.logger()))
 	require.NoError(t, err)
 	mux.Handle("/deauthorize", cb.DeauthorizeHandler())
 	mux.Handle("/data-deletion", cb.DataDeletionHandler())

@@ -29,7 +29,7 @@ func (w *world) inbox(t testing.TB) string {
 	t.Helper()
 	in, err := meta.NewInbox(w.db.DB, w.store, w.crm, meta.WithInboxClock(w.clk.Now), meta.WithInboxLogger(w.logger()))
 	require.NoError(t, err)
-	wh, err := meta.NewWebhook(webhookConfig(), w.store, in.Handle, meta.WithWebhookLogger(w.logger()))
+	wh, err := meta.NewWebhook(webhookConfig(), w.store, in.Handle, meta.WithLogger(w.logger()))
 	require.NoError(t, err)
 	return serve(t, wh)
 }

@@ -22,7 +22,7 @@ import (
 	"github.com/socialcrm/socialcrm/vault"
 )
 
-func newTestWebhook(t testing.TB, e *env, h meta.EventHandler, opts ...meta.WebhookOption) string {
+func newTestWebhook(t testing.TB, e *env, h meta.EventHandler, opts ...meta.Option) string {
 	t.Helper()
 	wh, err := meta.NewWebhook(webhookConfig(), e.store, h, opts...)
 	require.NoError(t, err)
@@ -32,7 +32,7 @@ func newTestWebhook(t testing.TB, e *env, h meta.EventHandler, opts ...meta.Webh
 func TestWebhookVerification(t *testing.T) {
 	e := newEnv(t, dbtest.SQLite(t, setupDB))
 	var logs bytes.Buffer
-	u := newTestWebhook(t, e, (&eventLog{}).handle, meta.WithWebhookLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	u := newTestWebhook(t, e, (&eventLog{}).handle, meta.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	require.NoError(t, e.srv.VerifyWebhook(t.Context(), appID, u))
 
 	for name, q := range map[string]url.Values{
@@ -149,7 +149,7 @@ func TestWebhookRefusesBadSignatures(t *testing.T) {
 	e := newEnv(t, dbtest.SQLite(t, setupDB))
 	log := &eventLog{}
 	var logs bytes.Buffer
-	u := newTestWebhook(t, e, log.handle, meta.WithWebhookLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	u := newTestWebhook(t, e, log.handle, meta.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	body := []byte(`{"object":"page","entry":[{"id":"3001","time":1,"messaging":[{"sender":{"id":"9001"},"recipient":{"id":"3001"},"timestamp":1,"message":{"mid":"m_x","text":"\u00e4"}}]}]}`)
 	good := metatest.SignPayload(appSecret, body)
 	reencoded := []byte(strings.Replace(string(body), `\u00e4`, "ä", 1)) // what a re-serializing verifier would hash

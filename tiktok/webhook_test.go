@@ -46,7 +46,7 @@ func newWebhook(t *testing.T, e *env, rec *hookRecorder) string {
 	store, err := social.New(e.db.DB, e.vault, social.WithClock(e.clk.Now), social.WithDisconnectHook(rec.disconnected))
 	require.NoError(t, err)
 	e.store = store
-	wh, err := tiktok.NewWebhook(e.cfg, store, rec.event, tiktok.WithWebhookClock(e.clk.Now))
+	wh, err := tiktok.NewWebhook(e.cfg, store, rec.event, tiktok.WithClock(e.clk.Now))
 	require.NoError(t, err)
 	hs := httptest.NewServer(wh)
 	t.Cleanup(hs.Close)
@@ -172,7 +172,7 @@ func TestWebhookSurvivesACrash(t *testing.T) {
 				}
 				handled++
 				return nil
-			}, tiktok.WithWebhookClock(e.clk.Now))
+			}, tiktok.WithClock(e.clk.Now))
 		require.NoError(t, err)
 		hs := httptest.NewServer(wh)
 		t.Cleanup(hs.Close)

@@ -22,7 +22,7 @@ func (a *app) metaWebhook() (http.Handler, error) {
 	}
 	return meta.NewWebhook(meta.WebhookConfig{AppSecret: a.plat.metaCfg.AppSecret,
 		VerifyToken: vault.NewSecret([]byte(a.plat.metaVerify))},
-		a.sdk.Social, inbox.Handle, meta.WithWebhookLogger(a.log))
+		a.sdk.Social, inbox.Handle, meta.WithLogger(a.log))
 }
 
 func (a *app) listConversations(w http.ResponseWriter, r *http.Request) error {

@@ -311,7 +311,7 @@ func (a *app) tiktokWebhook() http.Handler {
 		func(ctx context.Context, ev *tiktok.Event) error {
 			a.log.Info("tiktok webhook", "event", ev.Event)
 			return nil
-		}, tiktok.WithWebhookLogger(a.log))
+		}, tiktok.WithLogger(a.log))
 	if err != nil {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, a.log, err) })
 	}
