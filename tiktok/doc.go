@@ -45,7 +45,7 @@
 // delivers at least once and documents no event id, so the key is event,
 // user, time and content). authorization.removed disconnects the account's
 // connection in every tenant (social.Store.AccountRemoved) and starts its
-// purge through the disconnect hook; other events reach WithEventHandler.
+// purge through the disconnect hook; other events reach the handler given to NewWebhook.
 // The misspelled post.publish.no_longer_publicaly_available is matched
 // under both spellings.
 //

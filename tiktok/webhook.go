@@ -156,7 +156,7 @@ func VerifySignature(header string, body []byte, secret string, now time.Time, t
 // deliveries (they come at least once), disconnects the account's
 // connections on authorization.removed (starting their purge through the
 // store's disconnect hook), and passes every new event to the
-// WithEventHandler function. It answers 200 once a delivery is handled or
+// EventHandler given to NewWebhook. It answers 200 once a delivery is handled or
 // known, 401 for a bad signature, 400 for a malformed body, 413 for a body
 // too large, and 500 when handling failed (TikTok then retries). It is
 // safe for concurrent use.

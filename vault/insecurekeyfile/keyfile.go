@@ -67,7 +67,7 @@ type keyFileState struct {
 
 var _ tink.AEAD = (*KeyFile)(nil)
 
-// OpenKeyFile opens the key file at path, creating it with one fresh key
+// Open opens the key file at path, creating it with one fresh key
 // and mode 0600 when it does not exist (the directory must exist). It
 // refuses, with ErrNotPrivate, a file that is not a regular file or
 // that group or others may access.
