@@ -534,7 +534,7 @@ func (a *app) csvRoutes() {
 		w.Header().Set("Content-Disposition", `attachment; filename="contacts.csv"`)
 		w.Header().Set("Cache-Control", "no-store")
 		if _, err := contacts.ExportCSV(r.Context(), w, f); err != nil {
-			a.log.Error("contacts export failed midway", "err", err)
+			a.log.ErrorContext(r.Context(), "contacts export failed midway", "err", err)
 		}
 		return nil
 	})
