@@ -16,7 +16,12 @@
 // (SOCIALCRM_PUBLIC_URL, the address OAuth redirects come back to),
 // -jobs-interval (SOCIALCRM_JOBS_INTERVAL, default 1h: the retention sweeper,
 // tenant purges, revocation retries and data-subject deadline checks),
-// -login-rate (SOCIALCRM_LOGIN_RATE, sign-in attempts per IP per minute).
+// -login-rate (SOCIALCRM_LOGIN_RATE, sign-in attempts per IP per minute),
+// -metrics-addr (SOCIALCRM_METRICS_ADDR: a separate listener for the
+// Prometheus-format /metrics, served on -addr by default). The standard
+// OTEL_EXPORTER_OTLP_* variables export traces and metrics over OTLP.
+// Every answer carries an X-Request-Id, repeated in error bodies and in
+// the request's log lines.
 //
 // Sandbox mode: the TikTok and Meta emulators (tiktok/tiktoktest,
 // meta/metatest) run in-process and every response and page says
