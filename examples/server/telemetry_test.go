@@ -214,3 +214,22 @@ func TestServerTraces(t *testing.T) {
 	}
 	require.True(t, found, "the sign-up's log line")
 }
+
+// withoutRequestID returns an error answer without its request id, which
+// differs from one request to the next.
+func withoutRequestID(answer map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range answer {
+		if e, ok := v.(map[string]any); ok && k == "error" {
+			inner := map[string]any{}
+			for ek, ev := range e {
+				if ek != "request_id" {
+					inner[ek] = ev
+				}
+			}
+			v = inner
+		}
+		out[k] = v
+	}
+	return out
+}
