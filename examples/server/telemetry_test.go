@@ -56,10 +56,11 @@ func logLines(t *testing.T, s string) []map[string]any {
 	return out
 }
 
-// TestRequestID: every answer carries an X-Request-Id — the caller's when
-// well formed, a new one otherwise — error bodies name it, and the
-// request's log line carries it.
-func TestRequestID(t *testing.T) {
+// TestRequestIDAndMetrics: every answer carries an X-Request-Id — the
+// caller's when well formed, a new one otherwise — error bodies name it,
+// and the request's log line carries it; /metrics then serves the
+// requests' metrics.
+func TestRequestIDAndMetrics(t *testing.T) {
 	t.Parallel()
 	var logs lockedBuffer
 	a := newObservedApp(t, nil, &logs)
@@ -106,17 +107,10 @@ func TestRequestID(t *testing.T) {
 	}
 	require.True(t, seen[generated], "the log line of the first request carries its generated id")
 	require.True(t, seen["edge-7f3a.42:1"], "the log line carries the incoming id")
-}
 
-// TestMetricsEndpoint: /metrics answers in the Prometheus text format with
-// the HTTP server's and the database's metrics after a request.
-func TestMetricsEndpoint(t *testing.T) {
-	t.Parallel()
-	a := newObservedApp(t, nil, io.Discard)
-	resp, err := http.Get(a.URL + "/v1/sandbox")
-	require.NoError(t, err)
-	resp.Body.Close()
-	resp, err = http.Get(a.URL + "/metrics")
+	// After these requests, /metrics answers in the Prometheus text format
+	// with the HTTP server's and the database's metrics.
+	resp, err := http.Get(a.URL + "/metrics")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
@@ -130,22 +124,30 @@ func TestMetricsEndpoint(t *testing.T) {
 	require.Contains(t, text, `service_name="socialcrm-example-server"`)
 }
 
-// TestMetricsOwnListener: with -metrics-addr, /metrics is served there and
-// not on the API listener.
+// TestMetricsOwnListener: with -metrics-addr, /metrics is served on its
+// own listener and not on the API's.
 func TestMetricsOwnListener(t *testing.T) {
 	t.Parallel()
+	tel, err := newTelemetry(t.Context(), nil)
+	require.NoError(t, err)
+	defer tel.close(t.Context())
+	a := &app{cfg: config{MetricsAddr: "127.0.0.1:0"}, mux: http.NewServeMux(), tel: tel}
+	a.metricsRoute()
+	require.Empty(t, a.routes, "not on the API listener")
+	api := httptest.NewServer(a.mux)
+	defer api.Close()
+	resp, err := http.Get(api.URL + "/metrics")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	ln.Close()
-	a := newObservedApp(t, nil, io.Discard, "-metrics-addr", addr)
 	stop, err := a.serveMetrics(addr, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	defer stop()
-	resp, err := http.Get(a.URL + "/metrics")
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusNotFound, resp.StatusCode)
 	resp, err = http.Get("http://" + addr + "/metrics")
 	require.NoError(t, err)
 	resp.Body.Close()
