@@ -50,7 +50,7 @@ func ExampleNew() {
 	}
 	ctx := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenancy.NewID(), Role: tenancy.RoleOwner})
 
-	c, err := store.Contacts().Create(ctx, crm.Contact{FirstName: "Ada", LastName: "Lovelace", Email: "Ada@Example.com",
+	c, err := store.Contacts().Create(ctx, crm.ContactInput{FirstName: "Ada", LastName: "Lovelace", Email: "Ada@Example.com",
 		Source: "instagram", UTM: crm.UTM{Source: "ig", Campaign: "spring"}})
 	if err != nil {
 		panic(err)
@@ -58,7 +58,7 @@ func ExampleNew() {
 	fmt.Println(c.Stage, c.Email, c.Version)
 
 	// Invalid input changes nothing and says why, field by field.
-	_, err = store.Contacts().Create(ctx, crm.Contact{Email: "nope"})
+	_, err = store.Contacts().Create(ctx, crm.ContactInput{Email: "nope"})
 	var verr *crm.ValidationError
 	if errors.As(err, &verr) {
 		for _, f := range verr.Fields {
@@ -68,10 +68,10 @@ func ExampleNew() {
 
 	// Updates name the version they read; a stale one is refused.
 	c.Stage = crm.StageCustomer
-	if _, err := store.Contacts().Update(ctx, c); err != nil {
+	if _, err := store.Contacts().Update(ctx, c.ID, c.Version, c.ContactInput); err != nil {
 		panic(err)
 	}
-	_, err = store.Contacts().Update(ctx, c)
+	_, err = store.Contacts().Update(ctx, c.ID, c.Version, c.ContactInput)
 	fmt.Println(errors.Is(err, crm.ErrConflict))
 
 	// Another tenant sees nothing.
@@ -93,7 +93,7 @@ func ExampleContacts_List() {
 	store, _ := crm.New(db, v)
 	ctx := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenancy.NewID(), Role: tenancy.RoleOwner})
 	for _, n := range [][3]string{{"John", "Smith", "vip"}, {"Jane", "Smithers", ""}, {"Mary", "Jones", "vip"}} {
-		c := crm.Contact{FirstName: n[0], LastName: n[1], Email: n[0] + "@example.com"}
+		c := crm.ContactInput{FirstName: n[0], LastName: n[1], Email: n[0] + "@example.com"}
 		if n[2] != "" {
 			c.Tags = []string{n[2]}
 		}
@@ -141,7 +141,7 @@ func ExampleScheduler() {
 	ctx := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenancy.NewID(), Role: tenancy.RoleOwner})
 	consents := store.Consents()
 	for _, name := range []string{"Ada", "Grace", "Alan"} {
-		c, _ := store.Contacts().Create(ctx, crm.Contact{FirstName: name, Email: name + "@example.com", Birthday: crm.Birthday{Month: 12, Day: 10}})
+		c, _ := store.Contacts().Create(ctx, crm.ContactInput{FirstName: name, Email: name + "@example.com", Birthday: crm.Birthday{Month: 12, Day: 10}})
 		change := crm.ConsentChange{ContactID: c.ID, Channel: crm.ChannelEmail, Purpose: crm.PurposeBirthday, Source: "signup form"}
 		switch name {
 		case "Ada":

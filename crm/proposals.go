@@ -168,10 +168,7 @@ func (r *Proposals) Create(ctx context.Context, in ProposalInput) (Proposal, err
 	if err := sealRecord(ctx, s, KindProposal, &p, p.ID); err != nil {
 		return Proposal{}, err
 	}
-	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := s.access(ctx, tx, KindProposal, true); err != nil {
-			return err
-		}
+	err := s.run(ctx, writeOf(KindProposal), func(ctx context.Context, tx bun.Tx, _ access) error {
 		if _, err := get[Client](ctx, tx, KindClient, in.ClientID); err != nil {
 			return err
 		}
@@ -226,11 +223,8 @@ func (r *Proposals) record(ctx context.Context, tx bun.IDB, p *Proposal, from Pr
 // Get returns a proposal; a client-portal member gets only its client's.
 func (r *Proposals) Get(ctx context.Context, id string) (Proposal, error) {
 	var p Proposal
-	err := r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		a, err := r.s.access(ctx, tx, KindProposal, false)
-		if err != nil {
-			return err
-		}
+	err := r.s.run(ctx, readOf(KindProposal), func(ctx context.Context, tx bun.Tx, a access) error {
+		var err error
 		p, err = getFor[Proposal](ctx, tx, a, KindProposal, id)
 		return err
 	})
@@ -246,6 +240,9 @@ func (r *Proposals) Get(ctx context.Context, id string) (Proposal, error) {
 // proposal cannot be revised (*TransitionError).
 func (r *Proposals) Revise(ctx context.Context, id string, version int64, c ProposalContent) (Proposal, error) {
 	s := r.s
+	if err := checkVersion(KindProposal, version); err != nil {
+		return Proposal{}, err
+	}
 	if err := r.checkContent(&c); err != nil {
 		return Proposal{}, err
 	}
@@ -253,10 +250,7 @@ func (r *Proposals) Revise(ctx context.Context, id string, version int64, c Prop
 		return Proposal{}, err
 	}
 	var p Proposal
-	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := s.access(ctx, tx, KindProposal, true); err != nil {
-			return err
-		}
+	err := s.run(ctx, writeOf(KindProposal), func(ctx context.Context, tx bun.Tx, _ access) error {
 		var err error
 		if p, err = get[Proposal](ctx, tx, KindProposal, id); err != nil {
 			return err
@@ -288,6 +282,9 @@ func (r *Proposals) Revise(ctx context.Context, id string, version int64, c Prop
 // change, or a proposal it cannot see, is a *ForbiddenError.
 func (r *Proposals) Transition(ctx context.Context, id string, version int64, to ProposalStatus, note string) (Proposal, error) {
 	s := r.s
+	if err := checkVersion(KindProposal, version); err != nil {
+		return Proposal{}, err
+	}
 	if len(note) > 2000 {
 		return Proposal{}, invalid(KindProposal, "note", "max", "must be at most 2000 long")
 	}
@@ -295,11 +292,8 @@ func (r *Proposals) Transition(ctx context.Context, id string, version int64, to
 		return Proposal{}, err
 	}
 	var p Proposal
-	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		a, err := s.access(ctx, tx, KindProposal, false)
-		if err != nil {
-			return err
-		}
+	err := s.run(ctx, readOf(KindProposal), func(ctx context.Context, tx bun.Tx, a access) error {
+		var err error
 		p, err = getFor[Proposal](ctx, tx, a, KindProposal, id)
 		if a.portal() {
 			if errors.Is(err, ErrNotFound) || to != ProposalAccepted && to != ProposalRejected {
@@ -334,10 +328,7 @@ func (r *Proposals) Transition(ctx context.Context, id string, version int64, to
 // Delete removes a proposal with its revisions and history.
 func (r *Proposals) Delete(ctx context.Context, id string) error {
 	s := r.s
-	return s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := s.access(ctx, tx, KindProposal, true); err != nil {
-			return err
-		}
+	return s.run(ctx, writeOf(KindProposal), func(ctx context.Context, tx bun.Tx, _ access) error {
 		if err := deleteIn[Proposal](ctx, s, tx, KindProposal, id); err != nil {
 			return err
 		}
@@ -417,11 +408,7 @@ func (r *Proposals) History(ctx context.Context, id string) ([]ProposalEvent, er
 
 // children runs read after checking that the principal sees the proposal.
 func (r *Proposals) children(ctx context.Context, id string, read func(ctx context.Context, tx bun.Tx, a access) error) error {
-	return r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		a, err := r.s.access(ctx, tx, KindProposal, false)
-		if err != nil {
-			return err
-		}
+	return r.s.run(ctx, readOf(KindProposal), func(ctx context.Context, tx bun.Tx, a access) error {
 		if _, err := getFor[Proposal](ctx, tx, a, KindProposal, id); err != nil {
 			return err
 		}
