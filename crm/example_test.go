@@ -162,3 +162,41 @@ func ExampleScheduler() {
 	// 1 greeted
 	// 0 greeted on the second run
 }
+
+// A deal moves through its pipeline's stages; the stage the pipeline names
+// as won (or lost) closes it, and a move back reopens it. Amounts are
+// integer minor units of their currency.
+func ExampleDeals_Move() {
+	db, v, done := exampleDB()
+	defer done()
+	store, _ := crm.New(db, v)
+	ctx := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenancy.NewID(), Role: tenancy.RoleOwner})
+
+	pl, err := store.Pipelines().Create(ctx, crm.PipelineInput{Name: "Bespoke rings",
+		Stages: []string{"enquiry", "design", "sold", "declined"}, WonStage: "sold", LostStage: "declined"})
+	if err != nil {
+		panic(err)
+	}
+	d, err := store.Deals().Create(ctx, crm.DealInput{PipelineID: pl.ID, Title: "Engagement ring",
+		Amount: 249950, Currency: "eur"}) // 2,499.50 EUR
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(d.Stage, d.Status, d.Amount, d.Currency)
+	for _, stage := range []string{"sold", "design"} {
+		if d, err = store.Deals().Move(ctx, d.ID, d.Version, stage); err != nil {
+			panic(err)
+		}
+		fmt.Println(d.Stage, d.Status)
+	}
+
+	// An update names the version it read: none is invalid input.
+	_, err = store.Deals().Update(ctx, d.ID, 0, d.DealInput)
+	var verr *crm.ValidationError
+	fmt.Println(errors.As(err, &verr) && verr.Has("version", "required"))
+	// Output:
+	// enquiry open 249950 EUR
+	// sold won
+	// design open
+	// true
+}
