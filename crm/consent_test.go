@@ -64,7 +64,7 @@ func TestConsentHistory(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, ok)
 
-		h, err := consents.History(e.A, c.ID)
+		h, err := whole(consents.History(e.A, c.ID, crm.ListOptions{}))
 		require.NoError(t, err)
 		require.Len(t, h, 2)
 		require.Equal(t, crm.ActionGranted, h[0].Action)
@@ -81,7 +81,7 @@ func TestConsentHistory(t *testing.T) {
 		_, err = consents.Grant(e.B, crm.ConsentChange{ContactID: c.ID, Channel: crm.ChannelEmail, Purpose: crm.PurposeMarketing, Source: "x"})
 		require.ErrorAs(t, err, &verr)
 		require.True(t, verr.Has("contact_id", "exists"))
-		hb, err := consents.History(e.B, c.ID)
+		hb, err := whole(consents.History(e.B, c.ID, crm.ListOptions{}))
 		require.NoError(t, err)
 		require.Empty(t, hb)
 	})

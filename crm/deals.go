@@ -378,17 +378,23 @@ func (r *Deals) List(ctx context.Context, f DealFilter, o ListOptions) (Page[Dea
 	}, byID[Deal])
 }
 
-// History returns deal id's stage changes, oldest first.
-func (r *Deals) History(ctx context.Context, id string) ([]StageChange, error) {
+var stageChangeOrder = keyset{name: "stage changes", cols: []string{"changed_at", "id"}}
+
+// History returns a page of deal id's stage changes, oldest first.
+func (r *Deals) History(ctx context.Context, id string, o ListOptions) (Page[StageChange], error) {
 	var cs []StageChange
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := mustExist(ctx, tx, (*Deal)(nil), kindDeal, "id", id); err != nil {
 			return notFound(kindDeal, id)
 		}
-		return tx.NewSelect().Model(&cs).Where("?TableAlias.deal_id = ?", id).Order("changed_at", "id").Scan(ctx)
+		q, err := stageChangeOrder.apply(tx.NewSelect().Model(&cs).Where("?TableAlias.deal_id = ?", id), kindDeal, o)
+		if err != nil {
+			return err
+		}
+		return q.Scan(ctx)
 	})
 	if err != nil {
-		return nil, err
+		return Page[StageChange]{}, err
 	}
-	return cs, nil
+	return page(stageChangeOrder, o, cs, func(c *StageChange) []any { return []any{c.ChangedAt, c.ID} })
 }

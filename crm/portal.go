@@ -471,25 +471,6 @@ func (r *Clients) Members(ctx context.Context, clientID string, o ListOptions) (
 	return page(clientMemberKeys, o, links, func(m *ClientMember) []any { return []any{m.MemberID} })
 }
 
-// sentRevisions keeps, of a proposal's revisions, those that were sent to
-// the client: the revision current at each move to sent. Drafts that were
-// never sent are the tenant's work in progress.
-func sentRevisions(ctx context.Context, tx bun.IDB, proposalID string, revs []ProposalRevision) ([]ProposalRevision, error) {
-	var sent []int64
-	if err := tx.NewSelect().Model((*ProposalEvent)(nil)).Column("revision").
-		Where("?TableAlias.proposal_id = ?", proposalID).Where("?TableAlias.to_status = ?", ProposalSent).
-		Scan(ctx, &sent); err != nil {
-		return nil, err
-	}
-	out := revs[:0]
-	for _, r := range revs {
-		if slices.Contains(sent, r.Number) {
-			out = append(out, r)
-		}
-	}
-	return out, nil
-}
-
 // clientHistory keeps, of a proposal's history, what the client saw
 // happen: every move to a status other than draft (the sends and what
 // followed them), not the creation or the revisions made in draft. The

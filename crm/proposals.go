@@ -354,56 +354,79 @@ func (r *Proposals) List(ctx context.Context, f ProposalFilter, o ListOptions) (
 	return listShared[Proposal](ctx, r.s, KindProposal, proposalKeys, o, f.ClientID, string(f.Status))
 }
 
-// Revisions returns every revision of a proposal, oldest first. A
+var (
+	revisionOrder      = keyset{name: "proposal revisions", cols: []string{"number"}}
+	proposalEventOrder = keyset{name: "proposal history", cols: []string{"at", "id"}}
+)
+
+// Revisions returns a page of a proposal's revisions, oldest first. A
 // client-portal member gets only the revisions that were sent to its
-// client.
-func (r *Proposals) Revisions(ctx context.Context, id string) ([]ProposalRevision, error) {
+// client: the revision current at each move to sent.
+func (r *Proposals) Revisions(ctx context.Context, id string, o ListOptions) (Page[ProposalRevision], error) {
 	var out []ProposalRevision
 	err := r.children(ctx, id, func(ctx context.Context, tx bun.Tx, a access) error {
-		if err := tx.NewSelect().Model(&out).Where("?TableAlias.proposal_id = ?", id).Order("number").Scan(ctx); err != nil {
+		q := tx.NewSelect().Model(&out).Where("?TableAlias.proposal_id = ?", id)
+		if a.portal() {
+			sent := tx.NewSelect().Model((*ProposalEvent)(nil)).Column("pre.revision").Apply(tenancy.Scope(ctx)).
+				Where("pre.proposal_id = ?", id).Where("pre.to_status = ?", ProposalSent)
+			q = q.Where("prr.number IN (?)", sent) // ?TableAlias here would take the subquery's alias
+		}
+		q, err := revisionOrder.apply(q, KindProposal, o)
+		if err != nil {
 			return err
 		}
-		var err error
-		if a.portal() {
-			out, err = sentRevisions(ctx, tx, id, out)
-		}
-		return err
+		return q.Scan(ctx)
 	})
 	if err != nil {
-		return nil, err
+		return Page[ProposalRevision]{}, err
 	}
-	for i := range out {
-		if err := openRecord(ctx, r.s, KindProposal, &out[i], out[i].ID); err != nil {
-			return nil, err
+	p, err := page(revisionOrder, o, out, func(r *ProposalRevision) []any { return []any{r.Number} })
+	if err != nil {
+		return p, err
+	}
+	for i := range p.Items {
+		if err := openRecord(ctx, r.s, KindProposal, &p.Items[i], p.Items[i].ID); err != nil {
+			return Page[ProposalRevision]{}, err
 		}
 	}
-	return out, nil
+	return p, nil
 }
 
-// History returns a proposal's status changes, oldest first. A
+// History returns a page of a proposal's status changes, oldest first. A
 // client-portal member gets only what its client saw happen (see
 // clientHistory).
-func (r *Proposals) History(ctx context.Context, id string) ([]ProposalEvent, error) {
+func (r *Proposals) History(ctx context.Context, id string, o ListOptions) (Page[ProposalEvent], error) {
 	var out []ProposalEvent
 	err := r.children(ctx, id, func(ctx context.Context, tx bun.Tx, a access) error {
-		if err := tx.NewSelect().Model(&out).Where("?TableAlias.proposal_id = ?", id).Order("at", "id").Scan(ctx); err != nil {
+		q := tx.NewSelect().Model(&out).Where("?TableAlias.proposal_id = ?", id)
+		if a.portal() {
+			q = q.Where("?TableAlias.to_status <> ?", ProposalDraft) // the tenant's work in progress
+		}
+		q, err := proposalEventOrder.apply(q, KindProposal, o)
+		if err != nil {
 			return err
 		}
-		var err error
+		if err := q.Scan(ctx); err != nil {
+			return err
+		}
 		if a.portal() {
 			out, err = clientHistory(ctx, tx, a, out)
 		}
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return Page[ProposalEvent]{}, err
 	}
-	for i := range out {
-		if err := openRecord(ctx, r.s, KindProposal, &out[i], out[i].ID); err != nil {
-			return nil, err
+	p, err := page(proposalEventOrder, o, out, func(e *ProposalEvent) []any { return []any{e.At, e.ID} })
+	if err != nil {
+		return p, err
+	}
+	for i := range p.Items {
+		if err := openRecord(ctx, r.s, KindProposal, &p.Items[i], p.Items[i].ID); err != nil {
+			return Page[ProposalEvent]{}, err
 		}
 	}
-	return out, nil
+	return p, nil
 }
 
 // children runs read after checking that the principal sees the proposal.

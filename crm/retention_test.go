@@ -210,7 +210,7 @@ func TestRetentionExportAndEraseReachEveryKind(t *testing.T) {
 				count(t, ctx, e.store.Conversations().List, crm.ConversationFilter{ContactID: id})} {
 				require.Equal(t, 1, n)
 			}
-			h, err := e.store.Consents().History(ctx, id)
+			h, err := whole(e.store.Consents().History(ctx, id, crm.ListOptions{}))
 			require.NoError(t, err)
 			require.Len(t, h, 1)
 			for _, a := range p.files {
@@ -225,7 +225,7 @@ func TestRetentionExportAndEraseReachEveryKind(t *testing.T) {
 			require.NoError(t, err)
 			require.Len(t, vals, 1)
 		}
-		h, err := e.store.Consents().History(e.A, ada.contact.ID)
+		h, err := whole(e.store.Consents().History(e.A, ada.contact.ID, crm.ListOptions{}))
 		require.NoError(t, err)
 		require.Empty(t, h)
 		deals, err := e.store.Deals().List(e.A, crm.DealFilter{}, crm.ListOptions{})

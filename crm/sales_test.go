@@ -83,7 +83,7 @@ func TestDealsMoveThroughPipelineStages(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, crm.DealWon, d.Status, "the stage named won closes the deal")
 
-		h, err := deals.History(ctx, d.ID)
+		h, err := whole(deals.History(ctx, d.ID, crm.ListOptions{}))
 		require.NoError(t, err)
 		require.Len(t, h, 3)
 		for i, want := range [][2]string{{"", "new"}, {"new", "quoted"}, {"quoted", "won"}} {
@@ -114,7 +114,7 @@ func TestDealsMoveThroughPipelineStages(t *testing.T) {
 		// Tenant B sees nothing and cannot use A's pipeline.
 		_, err = deals.Get(e.B, d.ID)
 		require.ErrorIs(t, err, crm.ErrNotFound)
-		_, err = deals.History(e.B, d.ID)
+		_, err = whole(deals.History(e.B, d.ID, crm.ListOptions{}))
 		require.ErrorIs(t, err, crm.ErrNotFound)
 		_, err = deals.Create(e.B, crm.DealInput{PipelineID: pl.ID, Title: "steal"})
 		require.ErrorIs(t, err, crm.ErrInvalid)
@@ -123,7 +123,7 @@ func TestDealsMoveThroughPipelineStages(t *testing.T) {
 		require.Empty(t, pb.Items)
 
 		require.NoError(t, deals.Delete(ctx, d.ID))
-		_, err = deals.History(ctx, d.ID)
+		_, err = whole(deals.History(ctx, d.ID, crm.ListOptions{}))
 		require.ErrorIs(t, err, crm.ErrNotFound)
 	})
 }

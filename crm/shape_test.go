@@ -1,6 +1,7 @@
 package crm_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -133,6 +134,16 @@ func TestDealStatusFollowsStage(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, step.want, got.Status, "%s: as stored", step.stage)
 		}
+		// The stage history pages like every list.
+		var moves []string
+		for ch, err := range crm.All(ctx, crm.ListOptions{Limit: 2}, func(ctx context.Context, o crm.ListOptions) (crm.Page[crm.StageChange], error) {
+			return s.Deals().History(ctx, d.ID, o)
+		}) {
+			require.NoError(t, err)
+			moves = append(moves, ch.From+">"+ch.To)
+		}
+		require.Equal(t, []string{">lead", "lead>Sold", "Sold>fitting", "fitting>Walked away", "Walked away>lead"}, moves)
+
 		won, err := s.Deals().Create(ctx, crm.DealInput{PipelineID: pl.ID, Stage: "Sold", Title: "Watch"})
 		require.NoError(t, err)
 		require.Equal(t, crm.DealWon, won.Status, "created at the won stage")

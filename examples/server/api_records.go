@@ -96,6 +96,18 @@ func one(name string) func(v any, err error) (any, error) {
 	}
 }
 
+// parts registers a route on /{id} that answers a page of the record's
+// parts (a history, revisions), with ?limit and ?cursor.
+func parts[T any](a *app, pattern, what string, list func(ctx context.Context, id string, o crm.ListOptions) (crm.Page[T], error)) {
+	a.withID(pattern, what, http.StatusOK, func(r *http.Request, id string) (any, error) {
+		o, err := listOptions(r)
+		if err != nil {
+			return nil, err
+		}
+		return list(r.Context(), id, o)
+	})
+}
+
 // items wraps a list that is not paged.
 func items[T any](v []T, err error) (any, error) {
 	if err != nil {
@@ -213,9 +225,7 @@ func (a *app) recordRoutes() {
 		}
 		return one("deal")(deals.Move(r.Context(), id, in.Version, in.Stage))
 	})
-	a.withID("GET /v1/deals/{id}/history", "deal", http.StatusOK, func(r *http.Request, id string) (any, error) {
-		return items(deals.History(r.Context(), id))
-	})
+	parts(a, "GET /v1/deals/{id}/history", "deal", deals.History)
 
 	activities := s.Activities()
 	registerCRUD(a, "/v1/activities", crud[crm.Activity, crm.ActivityInput]{name: "activity",
@@ -265,11 +275,9 @@ func (a *app) recordRoutes() {
 func (a *app) consentRoutes() {
 	consents := a.sdk.CRM.Consents()
 	a.withID("GET /v1/contacts/{id}/consent", "contact", http.StatusOK, func(r *http.Request, id string) (any, error) {
-		return items(consents.List(r.Context(), id))
+		return items(consents.Current(r.Context(), id))
 	})
-	a.withID("GET /v1/contacts/{id}/consent/history", "contact", http.StatusOK, func(r *http.Request, id string) (any, error) {
-		return items(consents.History(r.Context(), id))
-	})
+	parts(a, "GET /v1/contacts/{id}/consent/history", "contact", consents.History)
 	change := func(grant bool) func(r *http.Request, id string) (any, error) {
 		return func(r *http.Request, id string) (any, error) {
 			var in struct {
@@ -430,9 +438,7 @@ func (a *app) billingRoutes() {
 		}
 		return one("proposal")(proposals.Revise(r.Context(), id, in.Version, in.ProposalContent))
 	})
-	a.withID("GET /v1/proposals/{id}/revisions", "proposal", http.StatusOK, func(r *http.Request, id string) (any, error) {
-		return items(proposals.Revisions(r.Context(), id))
-	})
+	parts(a, "GET /v1/proposals/{id}/revisions", "proposal", proposals.Revisions)
 	a.withID("POST /v1/proposals/{id}/status", "proposal", http.StatusOK, func(r *http.Request, id string) (any, error) {
 		var in struct {
 			version
@@ -447,9 +453,7 @@ func (a *app) billingRoutes() {
 		}
 		return one("proposal")(proposals.Transition(r.Context(), id, in.Version, in.Status, in.Note))
 	})
-	a.withID("GET /v1/proposals/{id}/history", "proposal", http.StatusOK, func(r *http.Request, id string) (any, error) {
-		return items(proposals.History(r.Context(), id))
-	})
+	parts(a, "GET /v1/proposals/{id}/history", "proposal", proposals.History)
 
 	invoices := s.Invoices()
 	registerCRUD(a, "/v1/invoices", crud[crm.Invoice, crm.InvoiceInput]{name: "invoice",
