@@ -486,10 +486,7 @@ func (r *Contacts) Update(ctx context.Context, id string, version int64, in Cont
 	c := Contact{Record: Record{ID: id, Version: version}, ContactInput: in}
 	c.normalize()
 	c.Phone = r.s.normalizePhone(c.Phone) // phone.go
-	if err := r.validate(&c.ContactInput); err != nil {
-		return Contact{}, r.withVersion(err, id, version)
-	}
-	if err := r.withVersion(nil, id, version); err != nil {
+	if err := joinInvalid(kindContact, r.validate(&c.ContactInput), checkID(kindContact, id), checkVersion(kindContact, version)); err != nil {
 		return Contact{}, err
 	}
 	if err := r.seal(ctx, &c); err != nil {
@@ -521,21 +518,6 @@ func (r *Contacts) Update(ctx context.Context, id string, version int64, in Cont
 		return Contact{}, err
 	}
 	return c, nil
-}
-
-// withVersion adds to err (nil or a *ValidationError) the failures of an
-// update's id and version (see checkUpdate).
-func (r *Contacts) withVersion(err error, id string, version int64) error {
-	verr := r.s.checkUpdate(kindContact, id, version, struct{}{})
-	if verr == nil {
-		return err
-	}
-	var ve *ValidationError
-	if errors.As(err, &ve) {
-		ve.Fields = append(ve.Fields, verr.(*ValidationError).Fields...)
-		return ve
-	}
-	return verr
 }
 
 // Delete removes contact id and its tag index. Records that refer to the

@@ -101,24 +101,13 @@ func createRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind st
 // read, and an update without one is invalid input, not a conflict. Every
 // failed field is reported in one *ValidationError.
 func (s *Store) checkUpdate(kind, id string, version int64, in any) error {
-	var verr *ValidationError
-	if err := s.check(kind, in); err != nil && !errors.As(err, &verr) {
-		return err
-	}
-	add := func(field, message string) {
-		if verr == nil {
-			verr = &ValidationError{Kind: kind}
-		}
-		verr.Fields = append(verr.Fields, FieldError{Field: field, Rule: "required", Message: message})
-	}
+	return joinInvalid(kind, s.check(kind, in), checkID(kind, id), checkVersion(kind, version))
+}
+
+// checkID checks the id an update names.
+func checkID(kind, id string) error {
 	if id == "" {
-		add("id", "is required")
-	}
-	if version < 1 {
-		add("version", "is required: the version that was read (1 or more)")
-	}
-	if verr != nil {
-		return verr
+		return invalid(kind, "id", "required", "is required")
 	}
 	return nil
 }
@@ -130,6 +119,29 @@ func checkVersion(kind string, version int64) error {
 		return invalid(kind, "version", "required", "is required: the version that was read (1 or more)")
 	}
 	return nil
+}
+
+// joinInvalid returns nil if every one of errs is nil, the first error
+// that is not a *ValidationError if there is one, and else one
+// *ValidationError of kind listing the fields of all of them.
+func joinInvalid(kind string, errs ...error) error {
+	var all *ValidationError
+	for _, err := range errs {
+		var verr *ValidationError
+		switch {
+		case err == nil:
+		case !errors.As(err, &verr):
+			return err
+		case all == nil:
+			all = &ValidationError{Kind: kind, Fields: append([]FieldError(nil), verr.Fields...)}
+		default:
+			all.Fields = append(all.Fields, verr.Fields...)
+		}
+	}
+	if all == nil {
+		return nil
+	}
+	return all
 }
 
 // updateRecord validates in (the input rec was built from), id and
