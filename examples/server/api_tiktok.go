@@ -309,7 +309,7 @@ func (a *app) tiktokPublishStatus(w http.ResponseWriter, r *http.Request) error 
 func (a *app) tiktokWebhook() http.Handler {
 	h, err := tiktok.NewWebhook(a.plat.tiktokCfg, a.sdk.Social,
 		func(ctx context.Context, ev *tiktok.Event) error {
-			a.log.Info("tiktok webhook", "event", ev.Event)
+			a.log.InfoContext(ctx, "tiktok webhook", "event", ev.Event)
 			return nil
 		}, tiktok.WithLogger(a.log))
 	if err != nil {
