@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"cmp"
 	"crypto/subtle"
-	"encoding/base64"
 	"embed"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
@@ -68,18 +68,18 @@ type consoleHandler func(w http.ResponseWriter, r *http.Request, p *page) error
 
 func (a *app) consoleTemplates() (*template.Template, error) {
 	return template.New("console").Funcs(template.FuncMap{
-		"date":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
-		"day":       func(t time.Time) string { return t.UTC().Format("2006-01-02") },
-		"trend":     trendChart,
-		"bars":      barChart,
-		"percent":   func(f float64) string { return fmt.Sprintf("%.1f%%", f*100) },
-		"join":      strings.Join,
-		"scopes":    func(s social.Scopes) string { return s.Join(" ") },
-		"daysLeft":  func(t time.Time) int { return int(time.Until(t).Hours() / 24) },
-		"subject":   subjectString,
-		"kindLabel": kindLabel,
-		"money":     money,
-		"isSandbox": func(m map[string]string, k string) bool { return m[k] == "sandbox" },
+		"date":         func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
+		"day":          func(t time.Time) string { return t.UTC().Format("2006-01-02") },
+		"trend":        trendChart,
+		"bars":         barChart,
+		"percent":      func(f float64) string { return fmt.Sprintf("%.1f%%", f*100) },
+		"join":         strings.Join,
+		"scopes":       func(s social.Scopes) string { return s.Join(" ") },
+		"daysLeft":     func(t time.Time) int { return int(time.Until(t).Hours() / 24) },
+		"subject":      subjectString,
+		"kindLabel":    kindLabel,
+		"money":        money,
+		"isSandbox":    func(m map[string]string, k string) bool { return m[k] == "sandbox" },
 		"navItems":     func() []navItem { return consoleNav },
 		"navCurrent":   navCurrent,
 		"connKind":     connKind,
@@ -538,9 +538,9 @@ type connectionView struct {
 	Engagement float64
 	// Creator is what TikTok says the account may post, asked each time
 	// the post form renders; nil hides the form.
-	Creator    *tiktok.CreatorInfo
-	Publish    *tiktok.PublishStatus
-	PublishID  string
+	Creator   *tiktok.CreatorInfo
+	Publish   *tiktok.PublishStatus
+	PublishID string
 }
 
 func (a *app) loadConnection(r *http.Request, p *page) (*connectionView, error) {
