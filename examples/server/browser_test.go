@@ -106,8 +106,10 @@ type tab struct {
 	audited map[string]bool
 }
 
+// step bounds one step: generous, for CI runs under -race on a loaded
+// machine; a step that hangs still fails.
 func (b *tab) step() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(b.ctx, 30*time.Second)
+	return context.WithTimeout(b.ctx, 2*time.Minute)
 }
 
 func (b *tab) shot(name string) chromedp.Action[chromedp.Void] {

@@ -5,11 +5,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/socialcrm/socialcrm/internal/dbtest"
 )
 
 // flashOf returns the message a console redirect left for the next page
@@ -23,6 +26,23 @@ func flashOf(t *testing.T, a *testApp, resp *http.Response) string {
 		}
 	}
 	return a.takeFlash(httptest.NewRecorder(), req)
+}
+
+// eachDB runs fn against a test app on SQLite and, when
+// SOCIALCRM_TEST_POSTGRES is set, on PostgreSQL with two roles.
+func eachDB(t *testing.T, fn func(t *testing.T, a *testApp)) {
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		fn(t, newTestApp(t))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		if os.Getenv(dbtest.EnvPostgres) == "" {
+			t.Skip("set SOCIALCRM_TEST_POSTGRES to run the PostgreSQL half (CI does)")
+		}
+		t.Parallel()
+		db := dbtest.Postgres(t)
+		fn(t, newTestApp(t, "-db", db.DSN(), "-owner-db", db.OwnerDSN()))
+	})
 }
 
 // consolePost posts a console form with the session and csrf cookies,
@@ -51,7 +71,10 @@ func consolePost(t *testing.T, a *testApp, token, csrf, path string, form url.Va
 // typed and says nothing about which organizations exist.
 func TestConsoleSignInByEmail(t *testing.T) {
 	t.Parallel()
-	a := newTestApp(t)
+	eachDB(t, testConsoleSignInByEmail)
+}
+
+func testConsoleSignInByEmail(t *testing.T, a *testApp) {
 	c := newClient(t, a.URL)
 	const pw = "long enough password"
 	for _, org := range []string{"Zinc Studio", "Amber Shop"} {
@@ -121,7 +144,10 @@ func between(s, start, end string) string {
 // link nowhere that would answer 403.
 func TestConsolePages(t *testing.T) {
 	t.Parallel()
-	a := newTestApp(t)
+	eachDB(t, testConsolePages)
+}
+
+func testConsolePages(t *testing.T, a *testApp) {
 	c := newClient(t, a.URL)
 	su := c.call("POST", "/v1/signup", map[string]any{"tenant_name": "Pages", "email": "p@p.example", "name": "P", "password": "long enough password"}, 201)
 	c.token = str(su, "session", "access_token")
