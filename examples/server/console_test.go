@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -212,4 +215,52 @@ func regexpAll(expr, s string) []string {
 		out = append(out, m[1])
 	}
 	return out
+}
+
+// TestTikTokPostChoices: a post names its audience (no default), allows
+// only the interactions the creator's settings allow, discloses commercial
+// content, and a paid partnership cannot be private; every bad choice is
+// named at once, and what was chosen reaches TikTok.
+func TestTikTokPostChoices(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, a *testApp) {
+		c := newClient(t, a.URL)
+		su := c.call("POST", "/v1/signup", map[string]any{"tenant_name": "Posts", "email": "p@posts.example", "name": "P", "password": "long enough password"}, 201)
+		c.token = str(su, "session", "access_token")
+		st := c.call("POST", "/v1/connections/tiktok/start", nil, 200)
+		conn := c.call("POST", "/v1/connections/tiktok/complete", map[string]string{"callback_url": c.consent(str(st, "authorize_url"), sandboxCreator)}, 201)
+		connID := str(conn, "connection", "id")
+		post := func(fields map[string]string, want int) map[string]any {
+			t.Helper()
+			var buf bytes.Buffer
+			mw := multipart.NewWriter(&buf)
+			for k, v := range fields {
+				require.NoError(t, mw.WriteField(k, v))
+			}
+			fw, err := mw.CreateFormFile("video", "clip.mp4")
+			require.NoError(t, err)
+			_, _ = fw.Write(bytes.Repeat([]byte{0, 0, 0, 0x18, 'f', 't', 'y', 'p'}, 1<<14))
+			require.NoError(t, mw.Close())
+			resp, raw := c.do("POST", "/v1/connections/"+connID+"/tiktok/publish", mw.FormDataContentType(), &buf)
+			require.Equal(t, want, resp.StatusCode, "%s", raw)
+			out := map[string]any{}
+			require.NoError(t, json.Unmarshal(raw, &out))
+			return out
+		}
+		require.Equal(t, []string{"privacy_level"}, problems(post(map[string]string{"title": "x"}, 400)))
+		require.Equal(t, []string{"privacy_level", "commercial"}, problems(post(map[string]string{"commercial": "yes"}, 400)), "every bad choice at once")
+		require.Equal(t, []string{"privacy_level"}, problems(post(map[string]string{"privacy_level": "SELF_ONLY", "brand_content": "true"}, 400)))
+		require.Equal(t, []string{"allow_stitch"}, problems(post(map[string]string{"privacy_level": "SELF_ONLY", "allow_stitch": "true"}, 400)))
+		require.Empty(t, a.plat.tiktokSrv.RequestsTo("/v2/post/publish/video/init/"), "nothing reached TikTok")
+
+		post(map[string]string{"privacy_level": "MUTUAL_FOLLOW_FRIENDS", "allow_comment": "true", "brand_organic": "true", "commercial": "yes"}, 202)
+		inits := a.plat.tiktokSrv.RequestsTo("/v2/post/publish/video/init/")
+		require.Len(t, inits, 1)
+		var sent struct {
+			PostInfo map[string]any `json:"post_info"`
+		}
+		require.NoError(t, json.Unmarshal(inits[0].Body, &sent))
+		require.Equal(t, map[string]any{"privacy_level": "MUTUAL_FOLLOW_FRIENDS", "disable_comment": false, "disable_duet": true,
+			"disable_stitch": true, "brand_content_toggle": false, "brand_organic_toggle": true}, sent.PostInfo)
+	})
 }
