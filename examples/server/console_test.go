@@ -188,6 +188,18 @@ func testConsolePages(t *testing.T, a *testApp) {
 	tl := between(html, `id="timeline">`, `</ul>`)
 	require.Contains(t, tl, "Prefers rose gold")
 	require.Contains(t, tl, "Call back — due 2026-12-24")
+	// Merge a duplicate: confirmed, its note moves here, it is gone.
+	dup := str(c.call("POST", "/v1/contacts?allow_duplicate=true", map[string]any{"first_name": "Kim", "last_name": "L."}, 201), "contact", "id")
+	c.call("POST", "/v1/notes", map[string]any{"contact_id": dup, "body": "Asked about earrings"}, 201)
+	resp, _ = consolePost(t, a, c.token, csrf, "/console/contacts/"+kim+"/merge", url.Values{"duplicate": {dup}})
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	c.call("GET", "/v1/contacts/"+dup, nil, 200)
+	resp, _ = consolePost(t, a, c.token, csrf, "/console/contacts/"+kim+"/merge", url.Values{"duplicate": {dup}, "confirm": {"yes"}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	c.call("GET", "/v1/contacts/"+dup, nil, 404)
+	_, html = consoleGet(t, a, c.token, csrf, "/console/contacts/"+kim)
+	require.Contains(t, between(html, `id="timeline">`, `</ul>`), "Asked about earrings")
+
 	resp, html = consolePost(t, a, c.token, csrf, "/console/contacts/"+kim+"/delete", url.Values{})
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
 	require.Contains(t, html, "tick the box to confirm")
