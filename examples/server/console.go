@@ -170,6 +170,8 @@ func (a *app) consoleRoutes() error {
 		p.Title = "Not found"
 		return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "There is no such page."}
 	})
+	// The fallback is no operation of its own: /console/ is the overview's.
+	a.routes = a.routes[:len(a.routes)-1]
 	return nil
 }
 
