@@ -188,6 +188,11 @@ func testConsolePages(t *testing.T, a *testApp) {
 	tl := between(html, `id="timeline">`, `</ul>`)
 	require.Contains(t, tl, "Prefers rose gold")
 	require.Contains(t, tl, "Call back — due 2026-12-24")
+	resp, _ = consolePost(t, a, c.token, csrf, "/console/contacts/"+kim+"/request", url.Values{"kind": {"export"}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	_, html = consoleGet(t, a, c.token, csrf, "/console/contacts/"+kim)
+	require.Contains(t, between(html, `id="timeline">`, `</ul>`), "export — open")
+
 	// Merge a duplicate: confirmed, its note moves here, it is gone.
 	dup := str(c.call("POST", "/v1/contacts?allow_duplicate=true", map[string]any{"first_name": "Kim", "last_name": "L."}, 201), "contact", "id")
 	c.call("POST", "/v1/notes", map[string]any{"contact_id": dup, "body": "Asked about earrings"}, 201)
