@@ -114,12 +114,12 @@ func (b *tab) step() (context.Context, context.CancelFunc) {
 
 func (b *tab) shot(name string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		png, err := chromedp.FullScreenshot(90)(ctx, tg)
+		jpg, err := chromedp.FullScreenshot(90)(ctx, tg) // quality below 100: JPEG
 		if err != nil {
 			return err
 		}
 		b.n++
-		return os.WriteFile(filepath.Join(b.shots, fmt.Sprintf("%02d-%s.png", b.n, strings.NewReplacer(" ", "-", "/", "_").Replace(name))), png, 0o644)
+		return os.WriteFile(filepath.Join(b.shots, fmt.Sprintf("%02d-%s.jpg", b.n, strings.NewReplacer(" ", "-", "/", "_").Replace(name))), jpg, 0o644)
 	})
 }
 
