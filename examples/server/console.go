@@ -165,8 +165,8 @@ func (a *app) consoleRoutes() error {
 	a.page("GET /console/keys", member, "keys", a.consoleKeys)
 	a.page("POST /console/keys", member, "keys", a.consoleCreateKey)
 	a.page("POST /console/keys/{id}/revoke", member, "keys", a.consoleRevokeKey)
-	// Any other console path: a 404 inside the layout.
-	a.page("GET /console/", member, "error", func(w http.ResponseWriter, r *http.Request, p *page) error {
+	// Any other console path or method: a 404 inside the layout.
+	a.page("/console/", member, "error", func(w http.ResponseWriter, r *http.Request, p *page) error {
 		p.Title = "Not found"
 		return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "There is no such page."}
 	})
@@ -178,7 +178,10 @@ func (a *app) consoleRoutes() error {
 // page registers a console route rendering template name with the data
 // the handler leaves in p (a handler that redirected renders nothing).
 func (a *app) page(pattern string, acc access, name string, h consoleHandler) {
-	method, path, _ := strings.Cut(pattern, " ")
+	method, path, ok := strings.Cut(pattern, " ")
+	if !ok {
+		method, path = "", pattern
+	}
 	a.routes = append(a.routes, route{Method: method, Path: path, Console: true})
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self' "+a.formTargets()+"; frame-ancestors 'none'")
