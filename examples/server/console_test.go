@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -48,6 +49,15 @@ func eachDB(t *testing.T, fn func(t *testing.T, a *testApp)) {
 	})
 }
 
+// patientClient is an API client for the console tests: its timeout
+// allows for a first request that waits for the SQL guard's compile under
+// -race on a loaded machine.
+func patientClient(t *testing.T, a *testApp) *client {
+	c := newClient(t, a.URL)
+	c.hc.Timeout = 2 * time.Minute
+	return c
+}
+
 // consolePost posts a console form with the session and csrf cookies,
 // without following the redirect.
 func consolePost(t *testing.T, a *testApp, token, csrf, path string, form url.Values) (*http.Response, string) {
@@ -78,7 +88,7 @@ func TestConsoleSignInByEmail(t *testing.T) {
 }
 
 func testConsoleSignInByEmail(t *testing.T, a *testApp) {
-	c := newClient(t, a.URL)
+	c := patientClient(t, a)
 	const pw = "long enough password"
 	for _, org := range []string{"Zinc Studio", "Amber Shop"} {
 		c.call("POST", "/v1/signup", map[string]any{"tenant_name": org, "email": "sam@two.example", "name": "Sam", "password": pw}, 201)
@@ -151,7 +161,7 @@ func TestConsolePages(t *testing.T) {
 }
 
 func testConsolePages(t *testing.T, a *testApp) {
-	c := newClient(t, a.URL)
+	c := patientClient(t, a)
 	su := c.call("POST", "/v1/signup", map[string]any{"tenant_name": "Pages", "email": "p@p.example", "name": "P", "password": "long enough password"}, 201)
 	c.token = str(su, "session", "access_token")
 	const csrf = "0123456789abcdef0123456789abcdef0123"
@@ -252,7 +262,7 @@ func regexpAll(expr, s string) []string {
 func TestTikTokPostChoices(t *testing.T) {
 	t.Parallel()
 	eachDB(t, func(t *testing.T, a *testApp) {
-		c := newClient(t, a.URL)
+		c := patientClient(t, a)
 		su := c.call("POST", "/v1/signup", map[string]any{"tenant_name": "Posts", "email": "p@posts.example", "name": "P", "password": "long enough password"}, 201)
 		c.token = str(su, "session", "access_token")
 		st := c.call("POST", "/v1/connections/tiktok/start", nil, 200)
