@@ -82,14 +82,14 @@ func (a *app) consoleContacts(w http.ResponseWriter, r *http.Request, p *page) e
 }
 
 // contactForm reads the contact fields of a console form.
-func contactForm(r *http.Request) crm.Contact {
+func contactForm(r *http.Request) crm.ContactInput {
 	var tags []string
 	for t := range strings.SplitSeq(r.FormValue("tags"), ",") {
 		if t = strings.TrimSpace(t); t != "" {
 			tags = append(tags, t)
 		}
 	}
-	return crm.Contact{FirstName: strings.TrimSpace(r.FormValue("first_name")), LastName: strings.TrimSpace(r.FormValue("last_name")),
+	return crm.ContactInput{FirstName: strings.TrimSpace(r.FormValue("first_name")), LastName: strings.TrimSpace(r.FormValue("last_name")),
 		Email: strings.TrimSpace(r.FormValue("email")), Phone: strings.TrimSpace(r.FormValue("phone")),
 		Stage: crm.Stage(r.FormValue("stage")), Tags: tags}
 }
@@ -98,9 +98,9 @@ func (a *app) consoleCreateContact(w http.ResponseWriter, r *http.Request, p *pa
 	if err := a.consoleContacts(w, r, p); err != nil {
 		return err
 	}
-	c := contactForm(r)
-	c.Source = "console"
-	c, err := a.sdk.CRM.Contacts().Create(r.Context(), c)
+	in := contactForm(r)
+	in.Source = "console"
+	c, err := a.sdk.CRM.Contacts().Create(r.Context(), in)
 	if dup := (*crm.DuplicateError)(nil); errors.As(err, &dup) {
 		return a.seeOther(w, r, "/console/contacts/"+dup.ContactID, "Not created: this contact has the same "+dup.Field+".")
 	}
@@ -207,14 +207,14 @@ func (a *app) loadContact(r *http.Request, p *page) (*contactView, error) {
 		}
 		add(d.CreatedAt, "deal", text, "/console/deals?pipeline="+d.PipelineID)
 	}
-	if v.Consents, err = a.sdk.CRM.Consents().List(ctx, c.ID); err != nil {
+	if v.Consents, err = a.sdk.CRM.Consents().Current(ctx, c.ID); err != nil {
 		return v, err
 	}
-	hist, err := a.sdk.CRM.Consents().History(ctx, c.ID)
+	hist, err := a.sdk.CRM.Consents().History(ctx, c.ID, o)
 	if err != nil {
 		return v, err
 	}
-	for _, e := range hist {
+	for _, e := range hist.Items {
 		add(e.At, "consent "+e.Action, string(e.Channel)+" · "+string(e.Purpose)+" — "+e.Source, "")
 	}
 	if canSeeRequests(p) {
@@ -263,14 +263,14 @@ func (a *app) consoleEditContact(w http.ResponseWriter, r *http.Request, p *page
 	if err != nil {
 		return err
 	}
-	c := v.Contact
+	// The form's fields change; the rest (UTM, birthday, preferences…) stays.
+	in := v.Contact.ContactInput
 	f := contactForm(r)
-	c.FirstName, c.LastName, c.Email, c.Phone, c.Stage, c.Tags = f.FirstName, f.LastName, f.Email, f.Phone, f.Stage, f.Tags
-	c.Version = ver
-	if _, err := a.sdk.CRM.Contacts().Update(r.Context(), c); err != nil {
+	in.FirstName, in.LastName, in.Email, in.Phone, in.Stage, in.Tags = f.FirstName, f.LastName, f.Email, f.Phone, f.Stage, f.Tags
+	if _, err := a.sdk.CRM.Contacts().Update(r.Context(), v.Contact.ID, ver, in); err != nil {
 		return err
 	}
-	return a.seeOther(w, r, "/console/contacts/"+c.ID, "Saved.")
+	return a.seeOther(w, r, "/console/contacts/"+v.Contact.ID, "Saved.")
 }
 
 func (a *app) consoleDeleteContact(w http.ResponseWriter, r *http.Request, p *page) error {
@@ -314,15 +314,15 @@ func (a *app) consoleAddNote(w http.ResponseWriter, r *http.Request, p *page) er
 	if body == "" {
 		return errInvalid(fieldProblem{Field: "body", Problem: "required"})
 	}
-	if _, err := a.sdk.CRM.Notes().Create(r.Context(), crm.Note{ContactID: v.Contact.ID, Body: body}); err != nil {
+	if _, err := a.sdk.CRM.Notes().Create(r.Context(), crm.NoteInput{ContactID: v.Contact.ID, Body: body}); err != nil {
 		return err
 	}
 	return a.seeOther(w, r, "/console/contacts/"+v.Contact.ID, "Note added.")
 }
 
 // taskForm reads a task's title and due date (a day, due at its end, UTC).
-func taskForm(r *http.Request) (crm.Task, error) {
-	t := crm.Task{Title: strings.TrimSpace(r.FormValue("title")), Status: crm.TaskOpen}
+func taskForm(r *http.Request) (crm.TaskInput, error) {
+	t := crm.TaskInput{Title: strings.TrimSpace(r.FormValue("title")), Status: crm.TaskOpen}
 	var v validator
 	v.check(t.Title != "", "title", "required")
 	if d := r.FormValue("due"); d != "" {
@@ -354,7 +354,7 @@ func (a *app) consoleLogActivity(w http.ResponseWriter, r *http.Request, p *page
 	if err != nil {
 		return err
 	}
-	ac := crm.Activity{Kind: crm.ActivityKind(r.FormValue("kind")), Subject: strings.TrimSpace(r.FormValue("subject")),
+	ac := crm.ActivityInput{Kind: crm.ActivityKind(r.FormValue("kind")), Subject: strings.TrimSpace(r.FormValue("subject")),
 		ContactID: v.Contact.ID, OccurredAt: a.now()}
 	if ac.Subject == "" {
 		return errInvalid(fieldProblem{Field: "subject", Problem: "required"})
@@ -362,7 +362,7 @@ func (a *app) consoleLogActivity(w http.ResponseWriter, r *http.Request, p *page
 	if ac.Kind != crm.ActivityMeeting {
 		ac.Direction = crm.Outbound
 	}
-	if _, err := a.sdk.CRM.Activities().Record(r.Context(), ac); err != nil {
+	if _, err := a.sdk.CRM.Activities().Create(r.Context(), ac); err != nil {
 		return err
 	}
 	return a.seeOther(w, r, "/console/contacts/"+v.Contact.ID, "Logged.")
@@ -494,8 +494,9 @@ func (a *app) consoleTaskDone(w http.ResponseWriter, r *http.Request, p *page) e
 	if err != nil {
 		return err
 	}
-	t.Version, t.Status = ver, crm.TaskDone
-	if _, err := a.sdk.CRM.Tasks().Update(r.Context(), t); err != nil {
+	in := t.TaskInput
+	in.Status = crm.TaskDone
+	if _, err := a.sdk.CRM.Tasks().Update(r.Context(), t.ID, ver, in); err != nil {
 		return err
 	}
 	return a.seeOther(w, r, "/console/tasks", "Done: "+t.Title+".")
@@ -645,12 +646,13 @@ func (a *app) consoleLinkConversation(w http.ResponseWriter, r *http.Request, p 
 	}
 	contactID := r.FormValue("contact_id")
 	if contactID == "" {
-		c := crm.Contact{FirstName: strings.TrimSpace(r.FormValue("first_name")), LastName: strings.TrimSpace(r.FormValue("last_name")),
+		in := crm.ContactInput{FirstName: strings.TrimSpace(r.FormValue("first_name")), LastName: strings.TrimSpace(r.FormValue("last_name")),
 			Source: string(v.Conversation.Channel)}
-		if c.FirstName == "" && c.LastName == "" {
+		if in.FirstName == "" && in.LastName == "" {
 			return errInvalid(fieldProblem{Field: "first_name", Problem: "pick a contact, or name the new one"})
 		}
-		if c, err = a.sdk.CRM.Contacts().Create(r.Context(), c); err != nil {
+		c, err := a.sdk.CRM.Contacts().Create(r.Context(), in)
+		if err != nil {
 			return err
 		}
 		contactID = c.ID
