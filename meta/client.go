@@ -19,7 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/httpx"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/vault"
@@ -145,8 +144,6 @@ type options struct {
 	session *social.Session
 	keepRaw bool
 	limits  *Limits
-	// conversations is the crm store of Messenger (WithConversations).
-	conversations *crm.Store
 }
 
 // WithLimits shares rate-limit blocks between clients (see Limits).
