@@ -36,7 +36,7 @@ func TestUserRefDataSubject(t *testing.T) {
 		require.NoError(t, err)
 		conv, err := w.sdk.CRM.Conversations().Find(w.ctx, inbox.UserRefKey(pageID, ref))
 		require.NoError(t, err)
-		gina, err := w.sdk.CRM.Contacts().Create(w.ctx, crm.Contact{FirstName: "Gina", Email: "gina-canary@example.com"})
+		gina, err := w.sdk.CRM.Contacts().Create(w.ctx, crm.ContactInput{FirstName: "Gina", Email: "gina-canary@example.com"})
 		require.NoError(t, err)
 		_, err = w.sdk.CRM.Conversations().LinkContact(w.ctx, conv.ID, gina.ID, conv.Version)
 		require.NoError(t, err)
