@@ -76,6 +76,7 @@ func startPlatforms(cfg config, publicURL string, log *slog.Logger) (*platforms,
 			tiktoktest.WithPublishTimings(tiktoktest.PublishTimings{}),
 			tiktoktest.WithUser(tiktoktest.User{OpenID: sandboxCreator, DisplayName: "Mia Sandbox", Username: "mia.sandbox",
 				FollowerCount: 1200, FollowingCount: 80, LikesCount: 15400, BioDescription: "An emulated creator account",
+				StitchDisabled: true, // the post form shows a toggle the creator turned off
 				Videos: []tiktoktest.Video{
 					{ID: "7300000000000000001", CreateTime: now.Add(-72 * time.Hour), Title: "Unboxing", ViewCount: 5400, LikeCount: 420, CommentCount: 31, ShareCount: 12, Duration: 34},
 					{ID: "7300000000000000002", CreateTime: now.Add(-48 * time.Hour), Title: "Behind the scenes", ViewCount: 3100, LikeCount: 260, CommentCount: 18, ShareCount: 9, Duration: 51},
