@@ -18,10 +18,14 @@
 //   - social, meta and tiktok connect Facebook Pages, Instagram Business
 //     accounts, Messenger and TikTok through OAuth with the fewest scopes a
 //     feature needs, and check scopes before any call.
+//   - inbox bridges Messenger and crm: webhook events stored as crm
+//     conversations, replies sent within Meta's window and stored
+//     (SDK.MetaInbox builds one). meta itself knows nothing of crm.
 //   - retention ages data out, answers data-subject requests (access,
-//     export, erasure) and purges closed tenants. Open registers the crm's
-//     and social's resolvers, so a request names the person by any
-//     identifier she gives (e-mail, phone, Messenger PSID, TikTok open_id,
+//     export, erasure) and purges closed tenants. Open registers the
+//     resolvers of crm, social and inbox, so a request names the person by
+//     any identifier she gives (e-mail, phone, Messenger PSID or a plugin
+//     guest's user_ref, TikTok open_id,
 //     Meta app-scoped id, contact id) and reaches all of her data in one
 //     step; the identifiers are stored sealed, with a keyed hash to match
 //     a later request.
@@ -82,8 +86,8 @@
 // socialcrm_migrations, so the SDK lives beside a host application's own
 // schema without collisions. The packages import only downwards —
 // tenancy at the bottom, then vault and retention, then crm and social,
-// then meta and tiktok — and internal/ holds plumbing that is never public
-// API.
+// then meta and tiktok, then inbox over meta and crm — and internal/ holds
+// plumbing that is never public API.
 //
 // # Conventions
 //

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/inbox"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
@@ -227,9 +228,10 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	}
 	// One request by any identifier a person gives reaches all of their
 	// data: e-mail and phone → contacts (duplicates included) → their
-	// conversations; a PSID → its conversation's contact; a platform
+	// conversations; a PSID (or a guest's Messenger user_ref) → its
+	// conversation's contact; a platform
 	// account id or TikTok open_id → its connections → what was fetched.
-	for _, rs := range []map[string]retention.Resolver{sdk.CRM.Resolvers(), social.Resolvers()} {
+	for _, rs := range []map[string]retention.Resolver{sdk.CRM.Resolvers(), social.Resolvers(), inbox.Resolvers()} {
 		for kind, r := range rs {
 			if err := sdk.Retention.RegisterResolver(kind, r); err != nil {
 				return nil, err
@@ -345,11 +347,11 @@ func withStoreCategories(cats, bound []retention.Category) []retention.Category 
 
 // MetaInbox returns the inbox that stores Messenger and Instagram
 // messaging events as the SDK's crm conversations, routed through its
-// social store, on the SDK's clock and logger (opts may override them).
-// Use its Handle as the EventHandler of meta.NewWebhook.
-func (s *SDK) MetaInbox(opts ...meta.InboxOption) (*meta.Inbox, error) {
-	return meta.NewInbox(s.DB, s.Social, s.CRM,
-		append([]meta.InboxOption{meta.WithInboxClock(s.now), meta.WithInboxLogger(s.log)}, opts...)...)
+// social store, and sends replies it stores there, on the SDK's clock and
+// logger (opts may override them). Use its Handle as the EventHandler of
+// meta.NewWebhook, its Send or Reply to answer.
+func (s *SDK) MetaInbox(opts ...inbox.Option) (*inbox.Inbox, error) {
+	return inbox.New(s.Social, s.CRM, append([]inbox.Option{inbox.WithClock(s.now), inbox.WithLogger(s.log)}, opts...)...)
 }
 
 // MetaCallbacks returns Meta's deauthorize and data deletion callbacks of

@@ -26,6 +26,7 @@ import (
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/inbox"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
 	"github.com/socialcrm/socialcrm/internal/testkit"
@@ -342,7 +343,7 @@ func TestTelemetryCarriesNoPersonalData(t *testing.T) {
 		require.NoError(t, pcs[0].Err)
 		psess, err := sdk.Social.Session(ctx, pcs[0].Connection.ID, fbProv)
 		require.NoError(t, err)
-		page, err := meta.New(fbCfg, append(fbOpts, meta.WithSession(psess), meta.WithConversations(sdk.CRM))...)
+		page, err := meta.New(fbCfg, append(fbOpts, meta.WithSession(psess))...)
 		require.NoError(t, err)
 		_, _, err = page.Pages.Publish(ctx, fbPageID, meta.PostRequest{Message: telPost})
 		require.NoError(t, err)
@@ -357,13 +358,13 @@ func TestTelemetryCarriesNoPersonalData(t *testing.T) {
 		require.NoError(t, fb.VerifyWebhook(ctx, "1001", hook.URL))
 		_, err = fb.SendWebhook(ctx, "1001", hook.URL, metatest.TextMessage(fbPageID, telPSID, telInbound))
 		require.NoError(t, err)
-		conv, err := sdk.CRM.Conversations().Find(ctx, meta.ConversationKey(fbPageID, telPSID))
+		conv, err := sdk.CRM.Conversations().Find(ctx, inbox.Key(fbPageID, telPSID))
 		require.NoError(t, err)
 		msgs, err := sdk.CRM.Conversations().Messages(ctx, conv.ID, crm.ListOptions{})
 		require.NoError(t, err)
 		require.Len(t, msgs.Items, 1)
 		require.Equal(t, telInbound, msgs.Items[0].Text)
-		_, _, err = page.Messenger.Send(ctx, fbPageID, meta.SendRequest{PSID: telPSID, MessagingType: meta.MessagingResponse, Text: telReply})
+		_, _, err = in.Send(ctx, page, fbPageID, meta.SendRequest{PSID: telPSID, MessagingType: meta.MessagingResponse, Text: telReply})
 		require.NoError(t, err)
 
 		// A data-subject request by e-mail: export, then erasure.

@@ -22,7 +22,6 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/httpx"
 	"github.com/socialcrm/socialcrm/internal/telemetry"
 	"github.com/socialcrm/socialcrm/social"
@@ -154,8 +153,6 @@ type options struct {
 	session *social.Session
 	keepRaw bool
 	limits  *Limits
-	// conversations is the crm store of Messenger (WithConversations).
-	conversations *crm.Store
 	// maxAge is WithSignedRequestMaxAge's (Callbacks), maxBody
 	// WithMaxWebhookBody's (Webhook).
 	maxAge  time.Duration

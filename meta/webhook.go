@@ -97,8 +97,8 @@ type EventHandler func(ctx context.Context, tx bun.Tx, events []*Event) error
 // handled or known, and 500 when the handler failed (nothing of the
 // delivery is then recorded, so the redelivery processes it whole).
 // Processing is synchronous, so a 200 means the events are stored; Meta
-// wants an answer within 5 seconds, so a handler should only store (the
-// Inbox does) and leave slow work to a queue. Prune old records with
+// wants an answer within 5 seconds, so a handler should only store (as
+// inbox.Inbox does) and leave slow work to a queue. Prune old records with
 // social.Store.PruneDeliveries, keeping them longer than Meta retries
 // (hours; a day is ample).
 //

@@ -106,8 +106,9 @@
 // An Engine is safe for concurrent use; Register may be called while other
 // operations run. The operations are synchronous functions that start no
 // goroutines, so any scheduler can call them (a cron job, a loop with a
-// ticker, or River through the retentionriver sub-package, which makes them
-// durable jobs). Two sweeps running at once do no harm: each batch erases rows
+// ticker, or River through retention/retentionriver, which makes them
+// durable jobs; that is a module of its own, so only its users require
+// River). Two sweeps running at once do no harm: each batch erases rows
 // by id and its receipt counts the rows its statement affected, so a deleted
 // row is counted once. Returned slices belong to the caller.
 //

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/inbox"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
@@ -98,6 +99,7 @@ func kindLabel(kind string) string {
 		crm.SubjectEmail:         "e-mail address",
 		crm.SubjectPhone:         "phone number",
 		crm.SubjectThread:        "Messenger PSID or Instagram-scoped id",
+		inbox.SubjectUserRef:     "Messenger user_ref of a website plugin guest",
 		social.SubjectOpenID:     "TikTok open_id",
 		social.SubjectAccount:    "platform account id (Meta app-scoped id, TikTok open_id)",
 		crm.SubjectContact:       "contact id",
@@ -798,7 +800,7 @@ func (a *app) consoleDataMap(w http.ResponseWriter, r *http.Request, p *page) er
 
 func (a *app) consoleKeys(w http.ResponseWriter, r *http.Request, p *page) error {
 	p.Title = "API keys"
-	keys, err := a.apiKeys(r.Context())
+	keys, err := a.sdk.Tenants.APIKeys(r.Context())
 	p.Data = map[string]any{"Keys": keys}
 	return err
 }
@@ -815,7 +817,7 @@ func (a *app) consoleCreateKey(w http.ResponseWriter, r *http.Request, p *page) 
 	if err != nil {
 		return err
 	}
-	keys, err := a.apiKeys(r.Context())
+	keys, err := a.sdk.Tenants.APIKeys(r.Context())
 	p.Data = map[string]any{"Keys": keys, "NewKey": key}
 	return err
 }
