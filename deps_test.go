@@ -134,16 +134,17 @@ var testSupport = []string{
 	module + "/meta/metatest",
 	module + "/tiktok/tiktoktest",
 	module + "/internal/dbtest",
+	module + "/internal/testkit",
 	"testing",
 	"net/http/httptest",
 }
 
 // TestDeps fails when a non-test package of the library pulls in, at any
 // depth, what an embedder must not pay for. Test support packages (named
-// …test) may use the testing packages, not the rest.
+// …test, and internal/testkit) may use the testing packages, not the rest.
 func TestDeps(t *testing.T) {
 	for _, p := range goList(t) {
-		support := strings.HasSuffix(path.Base(p.ImportPath), "test")
+		support := strings.HasSuffix(path.Base(p.ImportPath), "test") || p.ImportPath == module+"/internal/testkit"
 		for _, dep := range p.Deps {
 			for _, bad := range forbidden {
 				if dep == strings.TrimSuffix(bad, "/") || strings.HasPrefix(dep, bad) {
