@@ -123,6 +123,7 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 		if res, sent, err := c.pgExec(ctx, query, args); sent {
 			return res, err
 		}
+		query, args = plainArgs(query, args)
 	}
 	return e.ExecContext(ctx, query, args)
 }
@@ -139,6 +140,7 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 		if rows, sent, err := c.pgQuery(ctx, query, args); sent {
 			return rows, err
 		}
+		query, args = plainArgs(query, args)
 	}
 	return q.QueryContext(ctx, query, args)
 }

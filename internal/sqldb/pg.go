@@ -17,20 +17,21 @@ import (
 )
 
 // PostgresConnector returns the connector Postgres opens its handle with:
-// pgx through its database/sql adapter, each statement sent in one round
-// trip (pgx's exec mode: bun writes its arguments into the statement text,
-// so pgx's statement cache would prepare every statement anew, a second
-// round trip), transaction-local settings (WithSetting) and a deferred
-// BEGIN folded into the round trip of the statement they govern, and the
-// Check (SetCheck) run before every statement. A DSN parameter
-// default_query_exec_mode overrides the mode.
+// pgx through its database/sql adapter; the literals bun writes into a
+// statement turned into parameters where their type is certain (see
+// params), so that each statement shape is prepared once per connection
+// (pgx's statement cache) and runs in one round trip after that; a
+// statement left whole runs unprepared, in one round trip too;
+// transaction-local settings (WithSetting) and a deferred BEGIN sent in
+// the round trip of the statement they govern; and the Check (SetCheck)
+// run before every statement, on the statement as bun wrote it.
 func PostgresConnector(dsn string) (driver.Connector, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqldb: postgres dsn: %w", err)
 	}
-	if u, err := url.Parse(dsn); err != nil || !u.Query().Has("default_query_exec_mode") {
-		cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	if u, err := url.Parse(dsn); err == nil && u.Query().Has("default_query_exec_mode") {
+		return nil, fmt.Errorf("sqldb: postgres dsn: default_query_exec_mode is chosen per statement")
 	}
 	c := &connector{}
 	dial := cfg.DialFunc
@@ -194,9 +195,14 @@ func (c *conn) batch(ctx context.Context, begin string, set setting, query strin
 	if set != (setting{}) {
 		b.Queue("SELECT set_config($1, $2, true)", set.name, set.value)
 	}
-	vals := make([]any, len(args))
-	for i, a := range args {
-		vals[i] = a.Value
+	var vals []any
+	if len(args) == 0 {
+		if q, ps, ok := params(query); ok {
+			query, vals = q, ps
+		}
+	}
+	for _, a := range args {
+		vals = append(vals, a.Value)
 	}
 	b.Queue(query, vals...)
 	br := c.pgx.SendBatch(ctx, &b)
@@ -264,6 +270,26 @@ func (c *conn) pgQuery(ctx context.Context, query string, args []driver.NamedVal
 	}
 	r.first = true
 	return r, true, nil
+}
+
+// plainArgs returns the statement and arguments to send through pgx's
+// adapter outside a batch: the statement parameterized and prepared
+// (pgx's statement cache) when params can, else as it is, unprepared.
+func plainArgs(query string, args []driver.NamedValue) (string, []driver.NamedValue) {
+	if len(args) == 0 {
+		if q, ps, ok := params(query); ok {
+			nv := make([]driver.NamedValue, len(ps)+1)
+			nv[0] = driver.NamedValue{Ordinal: 1, Value: pgx.QueryExecModeCacheStatement}
+			for i, p := range ps {
+				nv[i+1] = driver.NamedValue{Ordinal: i + 2, Value: p}
+			}
+			return q, nv
+		}
+	}
+	nv := make([]driver.NamedValue, len(args)+1)
+	nv[0] = driver.NamedValue{Ordinal: 1, Value: pgx.QueryExecModeExec}
+	copy(nv[1:], args)
+	return query, nv
 }
 
 // retryable turns an error that left the server untouched into
