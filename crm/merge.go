@@ -3,10 +3,13 @@ package crm
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
@@ -57,23 +60,33 @@ func (s *Store) checkDuplicate(ctx context.Context, tx bun.IDB, c *Contact) erro
 	if err := s.lockIdentifiers(ctx, tx, c); err != nil {
 		return err
 	}
-	for _, f := range []struct{ field, column, index string }{
-		{"email", "email_index", c.EmailIndex}, {"phone", "phone_index", c.PhoneIndex},
-	} {
-		if f.index == "" {
-			continue
-		}
-		var ids []string
-		if err := tx.NewSelect().Model((*Contact)(nil)).Column("id").
-			Where("?TableAlias.? = ?", bun.Ident(f.column), f.index).Where("?TableAlias.id <> ?", c.ID).
-			OrderExpr("?TableAlias.id").Limit(1).Scan(ctx, &ids); err != nil {
-			return fmt.Errorf("crm: check duplicate contact: %w", err)
-		}
-		if len(ids) > 0 {
-			return &DuplicateError{ContactID: ids[0], Field: f.field}
-		}
+	// One statement for both identifiers: any contact with the e-mail
+	// address first (the oldest), else the oldest with the phone number.
+	var dup struct {
+		ID         string `bun:"id"`
+		EmailIndex string `bun:"email_index"`
 	}
-	return nil
+	q := tx.NewSelect().Model((*Contact)(nil)).Column("id", "email_index").Where("?TableAlias.id <> ?", c.ID)
+	switch {
+	case c.EmailIndex == "":
+		q = q.Where("?TableAlias.phone_index = ?", c.PhoneIndex)
+	case c.PhoneIndex == "":
+		q = q.Where("?TableAlias.email_index = ?", c.EmailIndex)
+	default:
+		q = q.WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+			return q.Where("?TableAlias.email_index = ?", c.EmailIndex).WhereOr("?TableAlias.phone_index = ?", c.PhoneIndex)
+		}).OrderExpr("CASE WHEN ?TableAlias.email_index = ? THEN 0 ELSE 1 END", c.EmailIndex)
+	}
+	err := q.OrderExpr("?TableAlias.id").Limit(1).Scan(ctx, &dup)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("crm: check duplicate contact: %w", err)
+	case c.EmailIndex != "" && dup.EmailIndex == c.EmailIndex:
+		return &DuplicateError{ContactID: dup.ID, Field: "email"}
+	}
+	return &DuplicateError{ContactID: dup.ID, Field: "phone"}
 }
 
 // lockIdentifiers takes the locks of lockIndexes for c's blind indexes.
@@ -105,10 +118,17 @@ func (s *Store) lockIndexes(ctx context.Context, tx bun.IDB, pairs [][2]string) 
 	}
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
-	for _, k := range keys {
-		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", k); err != nil {
-			return fmt.Errorf("crm: lock contact identifiers: %w", err)
-		}
+	if len(keys) == 0 {
+		return nil
+	}
+	// One statement; PostgreSQL evaluates its select list in order.
+	q := "SELECT " + strings.Repeat("pg_advisory_xact_lock(?), ", len(keys)-1) + "pg_advisory_xact_lock(?)"
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
+	}
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("crm: lock contact identifiers: %w", err)
 	}
 	return nil
 }
