@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -60,33 +59,36 @@ func (s *Store) checkDuplicate(ctx context.Context, tx bun.IDB, c *Contact) erro
 	if err := s.lockIdentifiers(ctx, tx, c); err != nil {
 		return err
 	}
-	// One statement for both identifiers: any contact with the e-mail
-	// address first (the oldest), else the oldest with the phone number.
-	var dup struct {
-		ID         string `bun:"id"`
-		EmailIndex string `bun:"email_index"`
+	// One statement for both identifiers, each looked up through its own
+	// index: the oldest other contact with the e-mail address, and the
+	// oldest with the phone number.
+	oldest := func(column, index string) *bun.SelectQuery {
+		return tx.NewSelect().Model((*Contact)(nil)).Column("id").
+			Where("?TableAlias.? = ?", bun.Ident(column), index).Where("?TableAlias.id <> ?", c.ID).
+			Apply(tenancy.Scope(ctx)).OrderExpr("?TableAlias.id").Limit(1)
 	}
-	q := tx.NewSelect().Model((*Contact)(nil)).Column("id", "email_index").Where("?TableAlias.id <> ?", c.ID)
-	switch {
-	case c.EmailIndex == "":
-		q = q.Where("?TableAlias.phone_index = ?", c.PhoneIndex)
-	case c.PhoneIndex == "":
-		q = q.Where("?TableAlias.email_index = ?", c.EmailIndex)
-	default:
-		q = q.WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
-			return q.Where("?TableAlias.email_index = ?", c.EmailIndex).WhereOr("?TableAlias.phone_index = ?", c.PhoneIndex)
-		}).OrderExpr("CASE WHEN ?TableAlias.email_index = ? THEN 0 ELSE 1 END", c.EmailIndex)
+	var byEmail, byPhone sql.NullString
+	q := tx.NewSelect()
+	if c.EmailIndex != "" {
+		q = q.ColumnExpr("(?)", oldest("email_index", c.EmailIndex))
+	} else {
+		q = q.ColumnExpr("NULL")
 	}
-	err := q.OrderExpr("?TableAlias.id").Limit(1).Scan(ctx, &dup)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return nil
-	case err != nil:
+	if c.PhoneIndex != "" {
+		q = q.ColumnExpr("(?)", oldest("phone_index", c.PhoneIndex))
+	} else {
+		q = q.ColumnExpr("NULL")
+	}
+	if err := q.Scan(ctx, &byEmail, &byPhone); err != nil {
 		return fmt.Errorf("crm: check duplicate contact: %w", err)
-	case c.EmailIndex != "" && dup.EmailIndex == c.EmailIndex:
-		return &DuplicateError{ContactID: dup.ID, Field: "email"}
 	}
-	return &DuplicateError{ContactID: dup.ID, Field: "phone"}
+	switch {
+	case byEmail.Valid:
+		return &DuplicateError{ContactID: byEmail.String, Field: "email"}
+	case byPhone.Valid:
+		return &DuplicateError{ContactID: byPhone.String, Field: "phone"}
+	}
+	return nil
 }
 
 // lockIdentifiers takes the locks of lockIndexes for c's blind indexes.
