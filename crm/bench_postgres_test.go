@@ -179,7 +179,7 @@ func BenchmarkPostgresContactList(b *testing.B) {
 	if err := w.raw.SendBatch(ctx, &batch).Close(); err != nil {
 		b.Fatal(err)
 	}
-	for _, q := range []string{"ANALYZE bench_plain_contacts", "ANALYZE socialcrm_contacts"} {
+	for _, q := range []string{"ANALYZE bench_plain_contacts", "ANALYZE socialcrm_crm_contacts"} {
 		if _, err := w.db.Owner.ExecContext(ctx, q); err != nil {
 			b.Fatal(err)
 		}
