@@ -14,7 +14,8 @@ import "strings"
 // right after a comparison operator (=, <>, !=, <, >, <=, >=), or as an
 // element of an IN (…) list or of an INSERT's VALUES rows. Everywhere else
 // — a function's argument, a select list, after LIKE or a cast — it stays
-// as written. A statement with a dollar sign (parameters of its own,
+// as written. Only SELECT, INSERT, UPDATE, DELETE and WITH statements take
+// parameters; any other, and a statement with a dollar sign (parameters of its own,
 // dollar quoting), a comment, a semicolon, a prefixed string (E'…', B'…',
 // U&'…') or an unterminated quote is left whole. Values travel as text,
 // which the server reads as it reads the literal.
@@ -24,6 +25,16 @@ import "strings"
 // whole.
 func params(query string) (out string, args []any, ok bool) {
 	if strings.ContainsAny(query, "$;") || strings.Contains(query, "--") || strings.Contains(query, "/*") {
+		return "", nil, false
+	}
+	// Only these statements take parameters.
+	first := strings.TrimLeft(query, " \t\n\r(")
+	if k := strings.IndexFunc(first, func(r rune) bool { return r > 0x7f || !isWord(byte(r)) }); k >= 0 {
+		first = first[:k]
+	}
+	switch strings.ToUpper(first) {
+	case "SELECT", "INSERT", "UPDATE", "DELETE", "WITH":
+	default:
 		return "", nil, false
 	}
 	var b strings.Builder

@@ -20,6 +20,8 @@ func TestParams(t *testing.T) {
 			`UPDATE "c" SET "a" = $1, "b" = coalesce('y', "b") WHERE "id" = $2`, []any{"x", "i"}},
 		{`SELECT 'x', "a" LIKE 'p%' FROM "c" WHERE "b" = 'v'::jsonb`,
 			`SELECT 'x', "a" LIKE 'p%' FROM "c" WHERE "b" = $1::jsonb`, []any{"v"}},
+		{`(SELECT "a" FROM "c" WHERE "a" = 'x') UNION (SELECT "a" FROM "d" WHERE "a" = 'y')`,
+			`(SELECT "a" FROM "c" WHERE "a" = $1) UNION (SELECT "a" FROM "d" WHERE "a" = $2)`, []any{"x", "y"}},
 	} {
 		out, args, ok := params(c.in)
 		if !ok || out != c.out || !reflect.DeepEqual(args, c.args) {
@@ -34,6 +36,7 @@ func TestParams(t *testing.T) {
 		`SELECT * FROM "c" WHERE "a" = 'x' -- 'y'`,
 		`SELECT * FROM "c" WHERE "a" = 'x`,
 		`SELECT * FROM "c" WHERE "a" = 1e5`,
+		`CREATE TRIGGER t BEFORE INSERT ON "c" FOR EACH ROW WHEN (NEW.tenant_id = 'x') EXECUTE FUNCTION f()`,
 	} {
 		if out, _, ok := params(q); ok {
 			t.Errorf("params(%q) = %q, want it left whole", q, out)
