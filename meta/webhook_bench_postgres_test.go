@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/sqldb"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
@@ -35,7 +36,10 @@ func BenchmarkPostgresMessengerWebhook(b *testing.B) {
 	require.NoError(b, err)
 	wh, err := meta.NewWebhook(webhookConfig(), w.store, in.Handle)
 	require.NoError(b, err)
+	before, _ := sqldb.RoundTrips(w.db.DB.DB)
 	runBenchWebhook(b, wh)
+	after, _ := sqldb.RoundTrips(w.db.DB.DB)
+	b.ReportMetric(float64(after-before)/float64(benchEvents*b.N), "pg_webhook_round_trips_per_event-figure")
 }
 
 func BenchmarkPostgresMessengerRawInsert(b *testing.B) {
