@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/uptrace/bun"
@@ -123,13 +124,13 @@ func (s *Store) lockIndexes(ctx context.Context, tx bun.IDB, pairs [][2]string) 
 	if len(keys) == 0 {
 		return nil
 	}
-	// One statement; PostgreSQL evaluates its select list in order.
-	q := "SELECT " + strings.Repeat("pg_advisory_xact_lock(?), ", len(keys)-1) + "pg_advisory_xact_lock(?)"
-	args := make([]any, len(keys))
+	// One statement: unnest returns the keys, and the locks are taken, in
+	// the array's order.
+	strs := make([]string, len(keys))
 	for i, k := range keys {
-		args[i] = k
+		strs[i] = strconv.FormatInt(k, 10)
 	}
-	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) AS k", "{"+strings.Join(strs, ",")+"}"); err != nil {
 		return fmt.Errorf("crm: lock contact identifiers: %w", err)
 	}
 	return nil

@@ -11,8 +11,9 @@ import "strings"
 //
 // A literal becomes a parameter only where the server infers the
 // parameter's type from the other side exactly as it types the literal:
-// right after a comparison operator (=, <>, !=, <, >, <=, >=), or as an
-// element of an IN (…) list or of an INSERT's VALUES rows. Everywhere else
+// right after a comparison operator (=, <>, !=, <, >, <=, >=), as an
+// element of an IN (…) list or of an INSERT's VALUES rows, or — a string —
+// anywhere when a cast (::type) follows it. Everywhere else
 // — a function's argument, a select list, after LIKE or a cast — it stays
 // as written. Only SELECT, INSERT, UPDATE, DELETE and WITH statements take
 // parameters; any other, and a statement with a dollar sign (parameters of its own,
@@ -88,7 +89,7 @@ func params(query string) (out string, args []any, ok bool) {
 			if !closed {
 				return "", nil, false
 			}
-			if param() {
+			if param() || strings.HasPrefix(strings.TrimLeft(query[j:], " "), "::") {
 				replace(i, j, val.String())
 			}
 			prev, i = "'", j

@@ -20,6 +20,8 @@ func TestParams(t *testing.T) {
 			`UPDATE "c" SET "a" = $1, "b" = coalesce('y', "b") WHERE "id" = $2`, []any{"x", "i"}},
 		{`SELECT 'x', "a" LIKE 'p%' FROM "c" WHERE "b" = 'v'::jsonb`,
 			`SELECT 'x', "a" LIKE 'p%' FROM "c" WHERE "b" = $1::jsonb`, []any{"v"}},
+		{`SELECT pg_advisory_xact_lock(k) FROM unnest('{-5,7}'::bigint[]) AS k`,
+			`SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`, []any{"{-5,7}"}},
 		{`(SELECT "a" FROM "c" WHERE "a" = 'x') UNION (SELECT "a" FROM "d" WHERE "a" = 'y')`,
 			`(SELECT "a" FROM "c" WHERE "a" = $1) UNION (SELECT "a" FROM "d" WHERE "a" = $2)`, []any{"x", "y"}},
 	} {
