@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // config is the server's configuration, from flags with environment
@@ -22,6 +24,12 @@ type config struct {
 	LoginRate    int
 	SessionKey   string
 	PhoneRegion  string
+
+	// MetricsAddr, when set, is the separate listener of /metrics (then
+	// not served on Addr).
+	MetricsAddr string
+	// traces, when set (tests), records the server's spans.
+	traces trace.TracerProvider
 
 	TikTokKey, TikTokSecret string
 	MetaAppID, MetaSecret   string
@@ -40,6 +48,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.JobsInterval, "jobs-interval", envDuration("SOCIALCRM_JOBS_INTERVAL", time.Hour), "how often the retention sweeper and data-subject jobs run")
 	fs.StringVar(&c.PhoneRegion, "phone-region", envOr("SOCIALCRM_PHONE_REGION", "US"), "region in which phone numbers without a country code are read (ISO 3166 code)")
 	fs.IntVar(&c.LoginRate, "login-rate", envInt("SOCIALCRM_LOGIN_RATE", 20), "sign-in attempts allowed per client IP per minute (0: unlimited)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", os.Getenv("SOCIALCRM_METRICS_ADDR"), "separate listen address of the Prometheus-format /metrics (default: served on -addr)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -25,6 +25,9 @@ type apiError struct {
 	Fields  []fieldProblem `json:"fields,omitempty"`
 	// ContactID names the existing contact of a "duplicate" answer.
 	ContactID string `json:"contact_id,omitempty"`
+	// RequestID is the request's id (X-Request-Id), to quote when asking
+	// about a failure: the server's log lines about it carry the same id.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // fieldProblem names one bad input field and what is wrong with it.
@@ -164,8 +167,13 @@ func jsonField(f string) string {
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	ae, ok := toAPIError(err)
 	if !ok {
-		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
+	}
+	if id := requestID(r.Context()); id != "" {
+		cp := *ae // the shared sentinels stay as they are
+		cp.RequestID = id
+		ae = &cp
 	}
 	if ae.Status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "60")

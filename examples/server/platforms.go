@@ -37,6 +37,7 @@ type platforms struct {
 	tiktokCfg     tiktok.Config
 	tiktokProv    *tiktok.Provider
 	tiktokFlow    *social.Flow
+	tiktokOpts    []tiktok.Option
 
 	metaSandbox bool
 	metaSrv     *metatest.Server
@@ -75,6 +76,7 @@ func startPlatforms(cfg config, publicURL string, log *slog.Logger) (*platforms,
 			tiktoktest.WithPublishTimings(tiktoktest.PublishTimings{}),
 			tiktoktest.WithUser(tiktoktest.User{OpenID: sandboxCreator, DisplayName: "Mia Sandbox", Username: "mia.sandbox",
 				FollowerCount: 1200, FollowingCount: 80, LikesCount: 15400, BioDescription: "An emulated creator account",
+				StitchDisabled: true, // the post form shows a toggle the creator turned off
 				Videos: []tiktoktest.Video{
 					{ID: "7300000000000000001", CreateTime: now.Add(-72 * time.Hour), Title: "Unboxing", ViewCount: 5400, LikeCount: 420, CommentCount: 31, ShareCount: 12, Duration: 34},
 					{ID: "7300000000000000002", CreateTime: now.Add(-48 * time.Hour), Title: "Behind the scenes", ViewCount: 3100, LikeCount: 260, CommentCount: 18, ShareCount: 9, Duration: 51},
@@ -89,7 +91,7 @@ func startPlatforms(cfg config, publicURL string, log *slog.Logger) (*platforms,
 		p.tiktokCfg.BaseURL, p.tiktokCfg.AuthorizeURL = srv.URL, srv.AuthorizeURL
 	}
 	var err error
-	if p.tiktokProv, err = tiktok.NewProvider(p.tiktokCfg); err != nil {
+	if p.tiktokProv, err = tiktok.NewProvider(p.tiktokCfg, p.tiktokOpts...); err != nil {
 		p.close()
 		return nil, err
 	}
@@ -185,7 +187,7 @@ func (p *platforms) tiktokClient(ctx context.Context, store *social.Store, id st
 	if err != nil {
 		return nil, err
 	}
-	return tiktok.New(p.tiktokCfg, tiktok.WithSession(sess))
+	return tiktok.New(p.tiktokCfg, append([]tiktok.Option{tiktok.WithSession(sess)}, p.tiktokOpts...)...)
 }
 
 // sandboxGrowth plays an audience in sandbox mode: each sync of an emulated

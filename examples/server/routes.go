@@ -110,6 +110,7 @@ func (a *app) buildRoutes() error {
 	a.api("POST /v1/privacy/requests/{id}/erase", member, a.eraseRequest)
 	a.api("GET /v1/privacy/datamap", member, a.dataMap)
 
+	a.metricsRoute()
 	return a.consoleRoutes()
 }
 
@@ -238,7 +239,7 @@ func (a *app) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := a.db.PingContext(ctx); err != nil {
-		a.log.Warn("not ready", "err", err)
+		a.log.WarnContext(ctx, "not ready", "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "database unreachable"})
 		return nil
 	}
