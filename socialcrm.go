@@ -18,7 +18,7 @@ import (
 )
 
 // OpenDB opens the database named by dsn: a postgres:// or postgresql:// URL
-// connects to PostgreSQL (through bun's pgdriver); anything else is the path
+// connects to PostgreSQL (through pgx); anything else is the path
 // of a SQLite file, created if missing (an optional "sqlite:" or "file:"
 // prefix is dropped), opened with secure_delete so that erased rows do not
 // linger in the file. Connect PostgreSQL as a role that is neither a
@@ -26,7 +26,11 @@ import (
 //
 // The handle's driver runs the Guard's check (see Guard) before every
 // statement, beneath bun's query hooks and database/sql, once a Guard is
-// installed on it.
+// installed on it. On PostgreSQL it also sends the tenant that row-level
+// security compares with in the round trip of the statement it governs
+// (tenancy.RunInTx, tenancy.RunScoped: a scoped read is one round trip),
+// and prepares each statement shape once per connection, turning the
+// literals bun writes into parameters where their type is certain.
 func OpenDB(dsn string) (*bun.DB, error) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		return sqldb.Postgres(dsn)

@@ -3,10 +3,13 @@ package crm
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/binary"
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
@@ -57,21 +60,34 @@ func (s *Store) checkDuplicate(ctx context.Context, tx bun.IDB, c *Contact) erro
 	if err := s.lockIdentifiers(ctx, tx, c); err != nil {
 		return err
 	}
-	for _, f := range []struct{ field, column, index string }{
-		{"email", "email_index", c.EmailIndex}, {"phone", "phone_index", c.PhoneIndex},
-	} {
-		if f.index == "" {
-			continue
-		}
-		var ids []string
-		if err := tx.NewSelect().Model((*Contact)(nil)).Column("id").
-			Where("?TableAlias.? = ?", bun.Ident(f.column), f.index).Where("?TableAlias.id <> ?", c.ID).
-			OrderExpr("?TableAlias.id").Limit(1).Scan(ctx, &ids); err != nil {
-			return fmt.Errorf("crm: check duplicate contact: %w", err)
-		}
-		if len(ids) > 0 {
-			return &DuplicateError{ContactID: ids[0], Field: f.field}
-		}
+	// One statement for both identifiers, each looked up through its own
+	// index: the oldest other contact with the e-mail address, and the
+	// oldest with the phone number.
+	oldest := func(column, index string) *bun.SelectQuery {
+		return tx.NewSelect().Model((*Contact)(nil)).Column("id").
+			Where("?TableAlias.? = ?", bun.Ident(column), index).Where("?TableAlias.id <> ?", c.ID).
+			Apply(tenancy.Scope(ctx)).OrderExpr("?TableAlias.id").Limit(1)
+	}
+	var byEmail, byPhone sql.NullString
+	q := tx.NewSelect()
+	if c.EmailIndex != "" {
+		q = q.ColumnExpr("(?)", oldest("email_index", c.EmailIndex))
+	} else {
+		q = q.ColumnExpr("NULL")
+	}
+	if c.PhoneIndex != "" {
+		q = q.ColumnExpr("(?)", oldest("phone_index", c.PhoneIndex))
+	} else {
+		q = q.ColumnExpr("NULL")
+	}
+	if err := q.Scan(ctx, &byEmail, &byPhone); err != nil {
+		return fmt.Errorf("crm: check duplicate contact: %w", err)
+	}
+	switch {
+	case byEmail.Valid:
+		return &DuplicateError{ContactID: byEmail.String, Field: "email"}
+	case byPhone.Valid:
+		return &DuplicateError{ContactID: byPhone.String, Field: "phone"}
 	}
 	return nil
 }
@@ -105,10 +121,17 @@ func (s *Store) lockIndexes(ctx context.Context, tx bun.IDB, pairs [][2]string) 
 	}
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
-	for _, k := range keys {
-		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", k); err != nil {
-			return fmt.Errorf("crm: lock contact identifiers: %w", err)
-		}
+	if len(keys) == 0 {
+		return nil
+	}
+	// One statement: unnest returns the keys, and the locks are taken, in
+	// the array's order.
+	strs := make([]string, len(keys))
+	for i, k := range keys {
+		strs[i] = strconv.FormatInt(k, 10)
+	}
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) AS k", "{"+strings.Join(strs, ",")+"}"); err != nil {
+		return fmt.Errorf("crm: lock contact identifiers: %w", err)
 	}
 	return nil
 }

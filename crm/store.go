@@ -12,7 +12,6 @@ import (
 
 	"github.com/go-playground/validator/v10"
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect"
 
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
@@ -114,10 +113,12 @@ func (s *Store) tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) 
 	return s.run(ctx, staffOnly(""), func(ctx context.Context, tx bun.Tx, _ access) error { return fn(ctx, tx) })
 }
 
-// one runs fn, which issues a single statement, scoped to the context's
-// tenant: in a transaction of its own on PostgreSQL (tenancy.RunInTx sets
-// the tenant that row-level security compares with), and on SQLite, which
-// has no row-level security, as the statement alone — an implicit
+// one runs fn, which issues a single statement (or statements that need
+// not commit together), scoped to the context's tenant without a
+// transaction of its own where none is needed (tenancy.RunScoped): on
+// PostgreSQL through socialcrm.OpenDB the statement carries the tenant
+// that row-level security compares with in its own round trip; on SQLite,
+// which has no row-level security, the statement runs alone — an implicit
 // transaction, without the statement journal and the BEGIN and COMMIT
 // round trips of an explicit one. The Owned hooks and the Guard apply
 // either way.
@@ -125,13 +126,7 @@ func (s *Store) one(ctx context.Context, fn func(ctx context.Context, db bun.IDB
 	if _, err := s.access(ctx, nil, staffOnly("")); err != nil { // the role check (portal.go)
 		return err
 	}
-	if s.db.Dialect().Name() == dialect.PG {
-		return tenancy.RunInTx(ctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error { return fn(ctx, tx) })
-	}
-	if _, err := tenancy.TenantID(ctx); err != nil {
-		return err
-	}
-	return fn(ctx, s.db)
+	return tenancy.RunScoped(ctx, s.db, fn)
 }
 
 // check validates v (a struct or pointer to one) with the Store's validator,

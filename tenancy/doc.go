@@ -51,11 +51,14 @@
 //     name them.
 //  3. On PostgreSQL, every tenant-owned table has a forced row-level-security
 //     policy comparing tenant_id with the transaction's app.tenant_id, which
-//     RunInTx sets (and a nested RunInTx restores when it returns). It holds
-//     against raw SQL on a handle without the Guard, as long as that SQL
-//     does not set app.tenant_id itself, which the Guard refuses on a
-//     guarded handle. Outside RunInTx no tenant-owned row is visible at
-//     all, so on PostgreSQL all tenant-owned access goes through RunInTx.
+//     RunInTx sets (and a nested RunInTx restores when it returns), and
+//     RunScoped sets for each statement it runs. It holds against raw SQL
+//     on a handle without the Guard, as long as that SQL does not set
+//     app.tenant_id itself, which the Guard refuses on a guarded handle.
+//     Outside RunInTx and RunScoped no tenant-owned row is visible at all,
+//     so on PostgreSQL all tenant-owned access goes through them. On a
+//     handle from socialcrm.OpenDB the setting costs no round trip of its
+//     own: it travels with the statement it governs.
 //     Migrations run as an owner role; the application connects as a role
 //     that owns no table and holds only DML on them (socialcrm.Grant), so it
 //     cannot ALTER a table's row security or CREATE, ALTER or DROP a policy

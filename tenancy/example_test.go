@@ -112,3 +112,32 @@ func ExampleAuditLog_Verify() {
 	fmt.Println(head.Entries, head.Seq, err)
 	// Output: 2 2 <nil>
 }
+
+// A single statement needs no transaction: RunScoped confines it to the
+// context's tenant all the same (on PostgreSQL the tenant setting travels
+// with the statement, one round trip).
+func ExampleRunScoped() {
+	db, done := openExampleDB()
+	defer done()
+	if _, err := tenancy.InstallGuard(db, (*widget)(nil)); err != nil {
+		panic(err)
+	}
+	acme := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenancy.NewID(), Role: tenancy.RoleStaff})
+	globex := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenancy.NewID(), Role: tenancy.RoleStaff})
+	for _, ctx := range []context.Context{acme, globex} {
+		if _, err := db.NewInsert().Model(&widget{ID: tenancy.NewID(), Name: "anvil"}).Exec(ctx); err != nil {
+			panic(err)
+		}
+	}
+
+	var ws []widget
+	err := tenancy.RunScoped(acme, db, func(ctx context.Context, db bun.IDB) error {
+		return db.NewSelect().Model(&ws).Scan(ctx)
+	})
+	fmt.Println(len(ws), err)
+	err = tenancy.RunScoped(context.Background(), db, func(context.Context, bun.IDB) error { return nil })
+	fmt.Println(errors.Is(err, tenancy.ErrNoTenant))
+	// Output:
+	// 1 <nil>
+	// true
+}

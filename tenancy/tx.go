@@ -7,6 +7,8 @@ import (
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
+
+	"github.com/socialcrm/socialcrm/internal/sqldb"
 )
 
 // RunInTx runs fn in a transaction scoped to the context's tenant. On
@@ -15,6 +17,9 @@ import (
 // row-level-security policies of tenant-owned tables compare with, so even a
 // raw "SELECT *" inside fn sees only the tenant's rows. The setting ends with
 // the transaction: nothing leaks to the next user of the pooled connection.
+// On a handle from socialcrm.OpenDB the BEGIN and the setting travel with
+// fn's first statement, in its round trip; a transaction in which fn sends
+// nothing sends nothing.
 //
 // Without a tenant in ctx, RunInTx fails with ErrNoTenant and fn is not
 // called. fn receives ctx unchanged. When db is already a bun.Tx, RunInTx
@@ -27,6 +32,12 @@ func RunInTx(ctx context.Context, db bun.IDB, opts *sql.TxOptions, fn func(ctx c
 		return err
 	}
 	_, nested := db.(bun.Tx)
+	if !nested && folds(db) {
+		// The driver sends BEGIN and the setting with the first statement.
+		return db.RunInTx(sqldb.WithSetting(ctx, tenantSetting, tid), opts, func(_ context.Context, tx bun.Tx) error {
+			return fn(ctx, tx)
+		})
+	}
 	return db.RunInTx(ctx, opts, func(_ context.Context, tx bun.Tx) error {
 		prev, err := setTenant(ctx, tx, tid, nested)
 		if err != nil {
@@ -40,6 +51,42 @@ func RunInTx(ctx context.Context, db bun.IDB, opts *sql.TxOptions, fn func(ctx c
 		}
 		return err
 	})
+}
+
+// tenantSetting is the server setting row-level security compares with.
+const tenantSetting = "app.tenant_id"
+
+// folds reports whether db is a PostgreSQL handle whose driver sends the
+// tenant setting in the round trip of the statements it governs
+// (socialcrm.OpenDB's handles).
+func folds(db bun.IDB) bool {
+	d, ok := db.(*bun.DB)
+	return ok && sqldb.Folds(d.DB)
+}
+
+// RunScoped runs fn, every statement of which is confined to the context's
+// tenant as in RunInTx, but without a transaction where none is needed: on
+// a PostgreSQL handle from socialcrm.OpenDB each statement fn sends on db
+// carries the tenant setting in its own round trip and runs as a
+// transaction of its own; on SQLite, which has no row-level security, fn
+// runs on db as it is; on any other PostgreSQL handle, and in a bun.Tx,
+// fn runs in RunInTx. Use it for work whose statements need not
+// commit together — typically a single statement.
+//
+// Without a tenant in ctx, RunScoped fails with ErrNoTenant and fn is not
+// called.
+func RunScoped(ctx context.Context, db bun.IDB, fn func(ctx context.Context, db bun.IDB) error) error {
+	tid, err := TenantID(ctx)
+	if err != nil {
+		return err
+	}
+	switch {
+	case db.Dialect().Name() != dialect.PG:
+		return fn(ctx, db)
+	case folds(db):
+		return fn(sqldb.WithSetting(ctx, tenantSetting, tid), db)
+	}
+	return RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error { return fn(ctx, tx) })
 }
 
 // setTenant sets app.tenant_id to tid for the rest of tx on PostgreSQL, and

@@ -5,6 +5,7 @@ package dberr
 import (
 	"errors"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/uptrace/bun/driver/pgdriver"
 	"modernc.org/sqlite"
 )
@@ -17,9 +18,8 @@ const (
 
 // IsUniqueViolation reports whether err is a unique or primary-key violation.
 func IsUniqueViolation(err error) bool {
-	var pgErr pgdriver.Error
-	if errors.As(err, &pgErr) {
-		return pgErr.Field('C') == "23505"
+	if c, ok := pgCode(err); ok {
+		return c == "23505"
 	}
 	var sqErr *sqlite.Error
 	if errors.As(err, &sqErr) {
@@ -32,10 +32,28 @@ func IsUniqueViolation(err error) bool {
 // IsSerialization reports whether err is a PostgreSQL serialization failure
 // or deadlock, after which the transaction may be retried.
 func IsSerialization(err error) bool {
+	c, _ := pgCode(err)
+	return c == "40001" || c == "40P01"
+}
+
+// pgCode returns the SQLSTATE of a PostgreSQL error from either driver
+// socialcrm runs on: pgx (sqldb's handles) or bun's pgdriver (a host's own
+// handle).
+func pgCode(err error) (string, bool) {
+	var pgxErr *pgconn.PgError
+	if errors.As(err, &pgxErr) {
+		return pgxErr.Code, true
+	}
 	var pgErr pgdriver.Error
 	if errors.As(err, &pgErr) {
-		c := pgErr.Field('C')
-		return c == "40001" || c == "40P01"
+		return pgErr.Field('C'), true
 	}
-	return false
+	return "", false
+}
+
+// Code returns the SQLSTATE of a PostgreSQL error, empty for any other
+// error.
+func Code(err error) string {
+	c, _ := pgCode(err)
+	return c
 }

@@ -19,7 +19,6 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -30,8 +29,8 @@ import (
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
-	"github.com/uptrace/bun/driver/pgdriver"
 
+	"github.com/socialcrm/socialcrm/internal/dberr"
 	"github.com/socialcrm/socialcrm/internal/migrations"
 	"github.com/socialcrm/socialcrm/internal/sqldb"
 )
@@ -251,8 +250,7 @@ func prepareServer(adminDSN string) (ownerDSN, appDSN string, err error) {
 	}
 	if !exists {
 		_, err := admin.ExecContext(ctx, "CREATE DATABASE "+pgDatabase+" OWNER "+pgOwner)
-		var pgErr pgdriver.Error
-		if err != nil && !(errors.As(err, &pgErr) && (pgErr.Field('C') == "42P04" || pgErr.Field('C') == "23505")) {
+		if c := dberr.Code(err); err != nil && c != "42P04" && c != "23505" {
 			return "", "", fmt.Errorf("create database %s: %w", pgDatabase, err)
 		}
 	}
@@ -296,8 +294,13 @@ func randomHex(n int) string {
 // burst of them can briefly hold every slot of a default server (100
 // connections). Other errors return at once.
 func OpenPostgres(dsn string) (*bun.DB, error) {
-	// Checked: the Guard refuses at the driver, as on sqldb's handles.
-	db := bun.NewDB(sql.OpenDB(sqldb.Checked(patientConnector{pgdriver.NewConnector(pgdriver.WithDSN(dsn))})), pgdialect.New())
+	// sqldb's connector: the Guard refuses at the driver, settings fold,
+	// as on sqldb's handles.
+	c, err := sqldb.PostgresConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	db := bun.NewDB(sql.OpenDB(patientConnector{c}), pgdialect.New())
 	if err := db.Ping(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("dbtest: connect postgres: %w", err)
@@ -313,8 +316,7 @@ func (c patientConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		conn, err := c.Connector.Connect(ctx)
-		var pgErr pgdriver.Error
-		if err == nil || !errors.As(err, &pgErr) || pgErr.Field('C') != "53300" || time.Now().After(deadline) {
+		if err == nil || dberr.Code(err) != "53300" || time.Now().After(deadline) {
 			return conn, err
 		}
 		select {

@@ -6,6 +6,9 @@ import (
 	"database/sql/driver"
 	"errors"
 	"sync/atomic"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // Check decides whether query may run in ctx; an error refuses it, and the
@@ -34,6 +37,7 @@ func Checked(c driver.Connector) driver.Connector { return &connector{base: c} }
 type connector struct {
 	base  driver.Connector
 	check atomic.Pointer[Check]
+	trips atomic.Int64 // round trips of PostgreSQL connections (RoundTrips)
 }
 
 // dsnConnector is a connector for a driver without one of its own.
@@ -50,7 +54,11 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &conn{Conn: cn, c: c}, nil
+	w := &conn{Conn: cn, c: c}
+	if p, ok := cn.(*stdlib.Conn); ok {
+		w.pgx = p.Conn()
+	}
+	return w, nil
 }
 
 func (c *connector) Driver() driver.Driver { return checkingDriver{c} }
@@ -66,7 +74,9 @@ func (checkingDriver) Open(string) (driver.Conn, error) { return nil, errOpen }
 // conn runs the Check before every statement and forwards everything else.
 type conn struct {
 	driver.Conn
-	c *connector
+	c   *connector
+	pgx *pgx.Conn // PostgreSQL through pgx: settings and BEGIN fold (WithSetting)
+	tx  *pgTx     // the open transaction on pgx
 }
 
 var (
@@ -109,6 +119,12 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	if err := c.checkQuery(ctx, query); err != nil {
 		return nil, err
 	}
+	if c.pgx != nil {
+		if res, sent, err := c.pgExec(ctx, query, args); sent {
+			return res, err
+		}
+		query, args = plainArgs(query, args)
+	}
 	return e.ExecContext(ctx, query, args)
 }
 
@@ -120,10 +136,19 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 	if err := c.checkQuery(ctx, query); err != nil {
 		return nil, err
 	}
+	if c.pgx != nil {
+		if rows, sent, err := c.pgQuery(ctx, query, args); sent {
+			return rows, err
+		}
+		query, args = plainArgs(query, args)
+	}
 	return q.QueryContext(ctx, query, args)
 }
 
 func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	if c.pgx != nil {
+		return c.pgBegin(ctx, opts)
+	}
 	if b, ok := c.Conn.(driver.ConnBeginTx); ok {
 		return b.BeginTx(ctx, opts)
 	}

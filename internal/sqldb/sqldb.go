@@ -1,7 +1,8 @@
 // Package sqldb opens the databases socialcrm runs on, configured the way
 // its tests and benchmarks measured: modernc SQLite in WAL mode with
 // immediate write transactions and secure_delete, and PostgreSQL through
-// bun's pgdriver. Their connections run a Check (SetCheck) before every
+// pgx (PostgresConnector), with transaction-local settings sent in the
+// round trip of the statements they govern (WithSetting). Their connections run a Check (SetCheck) before every
 // statement, where no query hook can reach.
 package sqldb
 
@@ -13,7 +14,6 @@ import (
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/dialect/sqlitedialect"
-	"github.com/uptrace/bun/driver/pgdriver"
 	"github.com/uptrace/bun/driver/sqliteshim"
 )
 
@@ -44,7 +44,10 @@ func SQLite(path string) (*bun.DB, error) {
 // Postgres connects to the PostgreSQL server named by dsn
 // (postgres://user@host:port/db?sslmode=disable&search_path=…).
 func Postgres(dsn string) (*bun.DB, error) {
-	c := &connector{base: pgdriver.NewConnector(pgdriver.WithDSN(dsn))}
+	c, err := PostgresConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
 	db := bun.NewDB(sql.OpenDB(c), pgdialect.New())
 	if err := db.Ping(); err != nil {
 		db.Close()

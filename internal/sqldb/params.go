@@ -1,0 +1,169 @@
+package sqldb
+
+import "strings"
+
+// bun writes a statement's arguments into its text as literals, so no two
+// statements that differ only in an id share a text, and PostgreSQL
+// parses and plans each anew — most of what a short query costs. params
+// turns the literals into parameters where their type is certain, so that
+// pgx prepares each statement shape once per connection and every later
+// execution skips the parser and the planner.
+//
+// A literal becomes a parameter only where the server infers the
+// parameter's type from the other side exactly as it types the literal:
+// right after a comparison operator (=, <>, !=, <, >, <=, >=), as an
+// element of an IN (…) list or of an INSERT's VALUES rows, or — a string —
+// anywhere when a cast (::type) follows it. Everywhere else
+// — a function's argument, a select list, after LIKE or a cast — it stays
+// as written. Only SELECT, INSERT, UPDATE, DELETE and WITH statements take
+// parameters; any other, and a statement with a dollar sign (parameters of its own,
+// dollar quoting), a comment, a semicolon, a prefixed string (E'…', B'…',
+// U&'…') or an unterminated quote is left whole. Values travel as text,
+// which the server reads as it reads the literal.
+
+// params returns query with its parameterizable literals replaced by $1,
+// $2, … and their values, or ok false when it has none or must be left
+// whole.
+func params(query string) (out string, args []any, ok bool) {
+	if strings.ContainsAny(query, "$;") || strings.Contains(query, "--") || strings.Contains(query, "/*") {
+		return "", nil, false
+	}
+	// Only these statements take parameters.
+	first := strings.TrimLeft(query, " \t\n\r(")
+	if k := strings.IndexFunc(first, func(r rune) bool { return r > 0x7f || !isWord(byte(r)) }); k >= 0 {
+		first = first[:k]
+	}
+	switch strings.ToUpper(first) {
+	case "SELECT", "INSERT", "UPDATE", "DELETE", "WITH":
+	default:
+		return "", nil, false
+	}
+	var b strings.Builder
+	var prev string   // the previous significant token
+	var lists []bool  // for each open parenthesis: whether it opens a list
+	lastList := false // whether the parenthesis just closed opened a list
+	insert := false   // the statement is an INSERT
+	n := 0
+	i := 0
+	last := 0 // query[last:i] is not yet copied to b
+	param := func() bool {
+		switch prev {
+		case "=", "<>", "!=", "<", ">", "<=", ">=":
+			return true
+		case "(", ",":
+			return len(lists) > 0 && lists[len(lists)-1]
+		}
+		return false
+	}
+	replace := func(start, end int, val string) {
+		b.WriteString(query[last:start])
+		n++
+		b.WriteByte('$')
+		b.WriteString(itoa(n))
+		args = append(args, val)
+		last = end
+	}
+	for i < len(query) {
+		c := query[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			i++
+		case c == '\'':
+			j := i + 1
+			var val strings.Builder
+			closed := false
+			for j < len(query) {
+				if query[j] == '\'' {
+					if j+1 < len(query) && query[j+1] == '\'' {
+						val.WriteByte('\'')
+						j += 2
+						continue
+					}
+					closed = true
+					j++
+					break
+				}
+				val.WriteByte(query[j])
+				j++
+			}
+			if !closed {
+				return "", nil, false
+			}
+			if param() || strings.HasPrefix(strings.TrimLeft(query[j:], " "), "::") {
+				replace(i, j, val.String())
+			}
+			prev, i = "'", j
+		case c == '"':
+			j := strings.IndexByte(query[i+1:], '"')
+			if j < 0 {
+				return "", nil, false
+			}
+			prev, i = `"`, i+j+2
+		case c >= '0' && c <= '9':
+			j := i
+			for j < len(query) && (query[j] >= '0' && query[j] <= '9' || query[j] == '.') {
+				j++
+			}
+			if j < len(query) && isWord(query[j]) {
+				return "", nil, false // 1e5, 0x10: not a plain number
+			}
+			if param() {
+				replace(i, j, query[i:j])
+			}
+			prev, i = "0", j
+		case isWord(c):
+			j := i
+			for j < len(query) && isWord(query[j]) {
+				j++
+			}
+			if j < len(query) && query[j] == '\'' || j < len(query) && query[j] == '&' && j+1 < len(query) && query[j+1] == '\'' {
+				return "", nil, false // E'…', B'…', U&'…'
+			}
+			w := strings.ToUpper(query[i:j])
+			if prev == "" && w == "INSERT" {
+				insert = true
+			}
+			prev, i = w, j
+		case c == '(':
+			list := prev == "IN" || insert && prev == "VALUES" || insert && prev == "," && lastList && len(lists) == 0
+			lists = append(lists, list)
+			prev, i = "(", i+1
+		case c == ')':
+			if len(lists) == 0 {
+				return "", nil, false
+			}
+			lastList = lists[len(lists)-1]
+			lists = lists[:len(lists)-1]
+			prev, i = ")", i+1
+		case c == ',':
+			if prev != ")" {
+				lastList = false
+			}
+			prev, i = ",", i+1
+		case strings.ContainsRune("<>=!", rune(c)):
+			j := i
+			for j < len(query) && strings.IndexByte("<>=!", query[j]) >= 0 {
+				j++
+			}
+			prev, i = query[i:j], j
+		default:
+			prev, i = string(c), i+1
+		}
+	}
+	if n == 0 {
+		return "", nil, false
+	}
+	b.WriteString(query[last:])
+	return b.String(), args, true
+}
+
+func isWord(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
+}
+
+func itoa(n int) string {
+	if n < 10 {
+		return string(rune('0' + n))
+	}
+	return itoa(n/10) + string(rune('0'+n%10))
+}

@@ -1,0 +1,47 @@
+package sqldb
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestParams(t *testing.T) {
+	for _, c := range []struct {
+		in, out string
+		args    []any
+	}{
+		{`SELECT "ct"."id" FROM "c" AS "ct" WHERE ("ct"."tenant_id" = 'a''b') AND ("ct"."id" = 'x') AND ("ct"."version" = 3)`,
+			`SELECT "ct"."id" FROM "c" AS "ct" WHERE ("ct"."tenant_id" = $1) AND ("ct"."id" = $2) AND ("ct"."version" = $3)`, []any{"a'b", "x", "3"}},
+		{`SELECT * FROM "c" WHERE "id" IN ('x', 'y') AND "n" >= 2 LIMIT 101`,
+			`SELECT * FROM "c" WHERE "id" IN ($1, $2) AND "n" >= $3 LIMIT 101`, []any{"x", "y", "2"}},
+		{`INSERT INTO "c" ("a", "b", "c") VALUES ('x', lower('y'), DEFAULT), ('z', 1, NULL) RETURNING "id"`,
+			`INSERT INTO "c" ("a", "b", "c") VALUES ($1, lower('y'), DEFAULT), ($2, $3, NULL) RETURNING "id"`, []any{"x", "z", "1"}},
+		{`UPDATE "c" SET "a" = 'x', "b" = coalesce('y', "b") WHERE "id" = 'i'`,
+			`UPDATE "c" SET "a" = $1, "b" = coalesce('y', "b") WHERE "id" = $2`, []any{"x", "i"}},
+		{`SELECT 'x', "a" LIKE 'p%' FROM "c" WHERE "b" = 'v'::jsonb`,
+			`SELECT 'x', "a" LIKE 'p%' FROM "c" WHERE "b" = $1::jsonb`, []any{"v"}},
+		{`SELECT pg_advisory_xact_lock(k) FROM unnest('{-5,7}'::bigint[]) AS k`,
+			`SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`, []any{"{-5,7}"}},
+		{`(SELECT "a" FROM "c" WHERE "a" = 'x') UNION (SELECT "a" FROM "d" WHERE "a" = 'y')`,
+			`(SELECT "a" FROM "c" WHERE "a" = $1) UNION (SELECT "a" FROM "d" WHERE "a" = $2)`, []any{"x", "y"}},
+	} {
+		out, args, ok := params(c.in)
+		if !ok || out != c.out || !reflect.DeepEqual(args, c.args) {
+			t.Errorf("params(%q) = %q, %v, %v, want %q, %v", c.in, out, args, ok, c.out, c.args)
+		}
+	}
+	for _, q := range []string{
+		`SELECT 1`,
+		`SELECT * FROM "c" WHERE "a" = $1`,
+		`SELECT * FROM "c" WHERE "a" = E'x\n'`,
+		`SELECT * FROM "c" WHERE "a" = 'x'; DELETE FROM "c"`,
+		`SELECT * FROM "c" WHERE "a" = 'x' -- 'y'`,
+		`SELECT * FROM "c" WHERE "a" = 'x`,
+		`SELECT * FROM "c" WHERE "a" = 1e5`,
+		`CREATE TRIGGER t BEFORE INSERT ON "c" FOR EACH ROW WHEN (NEW.tenant_id = 'x') EXECUTE FUNCTION f()`,
+	} {
+		if out, _, ok := params(q); ok {
+			t.Errorf("params(%q) = %q, want it left whole", q, out)
+		}
+	}
+}

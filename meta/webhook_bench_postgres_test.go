@@ -1,0 +1,121 @@
+package meta_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/sqldb"
+	"github.com/socialcrm/socialcrm/meta"
+	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/vault"
+)
+
+// The PostgreSQL pair of the webhook ingestion benchmark (SOCIALCRM_TEST_POSTGRES
+// must be set; they fail without it): the same 10,000 events stored
+// through the SDK as the application role, which row-level security
+// binds, against a handler that verifies and decodes each delivery as the
+// baseline above does and then stores its messages with one raw pgx
+// batched INSERT (… ON CONFLICT DO NOTHING, the deduplication) into a table
+// with the messages table's columns, keys and indexes, unsealed.
+// scripts/bench divides the two.
+
+func BenchmarkPostgresMessengerWebhook(b *testing.B) {
+	w := newWorld(b, dbtest.Postgres(b, worldSetup))
+	w.connectPages(w.connect(userID, messagingFeatures))
+	in, err := meta.NewInbox(w.db.DB, w.store, w.crm)
+	require.NoError(b, err)
+	wh, err := meta.NewWebhook(webhookConfig(), w.store, in.Handle)
+	require.NoError(b, err)
+	before, _ := sqldb.RoundTrips(w.db.DB.DB)
+	runBenchWebhook(b, wh)
+	after, _ := sqldb.RoundTrips(w.db.DB.DB)
+	b.ReportMetric(float64(after-before)/float64(benchEvents*b.N), "pg_webhook_round_trips_per_event-figure")
+}
+
+func BenchmarkPostgresMessengerRawInsert(b *testing.B) {
+	db := dbtest.Postgres(b, worldSetup)
+	ctx := context.Background()
+	if _, err := db.Owner.ExecContext(ctx, `CREATE TABLE bench_plain_messages (
+		tenant_id TEXT NOT NULL, id TEXT NOT NULL, created_at TIMESTAMP NOT NULL, updated_at TIMESTAMP NOT NULL, version BIGINT NOT NULL,
+		conversation_id TEXT NOT NULL, direction TEXT NOT NULL, external_id TEXT, text TEXT NOT NULL, attachments TEXT NOT NULL,
+		sent_at TIMESTAMP NOT NULL, status TEXT NOT NULL, PRIMARY KEY (tenant_id, id), UNIQUE (tenant_id, conversation_id, external_id))`); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := db.Owner.ExecContext(ctx, `CREATE INDEX bench_plain_messages_sent ON bench_plain_messages (tenant_id, conversation_id, sent_at, id)`); err != nil {
+		b.Fatal(err)
+	}
+	dbtest.GrantApp(b, db)
+	conn, err := pgx.Connect(ctx, db.DSN())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close(context.Background()) })
+	tid := tenancy.NewID()
+	secret := vault.NewSecret([]byte(appSecret))
+	cols := "(tenant_id, id, created_at, updated_at, version, conversation_id, direction, external_id, text, attachments, sent_at, status)"
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil || meta.VerifySignature(r.Header.Get(meta.SignatureHeader), body, secret) != nil {
+			http.Error(w, "bad", http.StatusUnauthorized)
+			return
+		}
+		var d struct {
+			Entry []struct {
+				Messaging []struct {
+					Sender    struct{ ID string } `json:"sender"`
+					Timestamp int64               `json:"timestamp"`
+					Message   *struct {
+						Mid  string `json:"mid"`
+						Text string `json:"text"`
+					} `json:"message"`
+				} `json:"messaging"`
+			} `json:"entry"`
+		}
+		if json.Unmarshal(body, &d) != nil {
+			http.Error(w, "bad", http.StatusBadRequest)
+			return
+		}
+		var sb strings.Builder
+		var args []any
+		now := time.Now().UTC()
+		for _, e := range d.Entry {
+			for _, m := range e.Messaging {
+				if m.Message == nil {
+					continue
+				}
+				if len(args) > 0 {
+					sb.WriteString(", ")
+				}
+				n := len(args)
+				sb.WriteString("(")
+				for i := range 12 {
+					if i > 0 {
+						sb.WriteString(", ")
+					}
+					sb.WriteString("$" + strconv.Itoa(n+i+1))
+				}
+				sb.WriteString(")")
+				args = append(args, tid, tenancy.NewID(), now, now, 1, "conv-"+m.Sender.ID, "inbound", m.Message.Mid, m.Message.Text, "[]",
+					time.UnixMilli(m.Timestamp).UTC(), "received")
+			}
+		}
+		if len(args) > 0 {
+			if _, err := conn.Exec(r.Context(), "INSERT INTO bench_plain_messages "+cols+" VALUES "+sb.String()+" ON CONFLICT DO NOTHING", args...); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	runBenchWebhook(b, h)
+}
