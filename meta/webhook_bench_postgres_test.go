@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/socialcrm/socialcrm/inbox"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/sqldb"
 	"github.com/socialcrm/socialcrm/meta"
@@ -32,7 +33,7 @@ import (
 func BenchmarkPostgresMessengerWebhook(b *testing.B) {
 	w := newWorld(b, dbtest.Postgres(b, worldSetup))
 	w.connectPages(w.connect(userID, messagingFeatures))
-	in, err := meta.NewInbox(w.db.DB, w.store, w.crm)
+	in, err := inbox.New(w.store, w.crm)
 	require.NoError(b, err)
 	wh, err := meta.NewWebhook(webhookConfig(), w.store, in.Handle)
 	require.NoError(b, err)
