@@ -47,9 +47,12 @@ func migrationSets() []*migrate.Migrations {
 // Migrate applies every socialcrm package's schema migrations that db has
 // not applied yet, in version order, recording them in the table
 // socialcrm_migrations. Running it again is a no-op; two processes running
-// it at once are serialized.
-func Migrate(ctx context.Context, db *bun.DB) error {
-	return migrations.Run(ctx, db, migrationSets()...)
+// it at once are serialized. extra are the host application's own
+// migrations, applied in the same version order, history and lock (their
+// names must not collide with socialcrm's versions, which are
+// timestamps: a far-future prefix such as "2999…" keeps them apart).
+func Migrate(ctx context.Context, db *bun.DB, extra ...*migrate.Migrations) error {
+	return migrations.Run(ctx, db, append(migrationSets(), extra...)...)
 }
 
 // Models returns a pointer to each tenant-owned model socialcrm defines, for

@@ -37,6 +37,8 @@ type Engine struct {
 	resolveKeys  int
 	protection   *IdentifierProtection // nil: requests keep identifiers in clear
 
+	purging sync.Map // tenant ids whose purge runs in this process
+
 	mu        sync.RWMutex
 	cats      []Category
 	resolvers map[string][]Resolver

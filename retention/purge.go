@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+
 	"github.com/socialcrm/socialcrm/tenancy"
 )
 
@@ -28,7 +31,10 @@ type PurgeResult struct {
 // calls the tenant purge hooks (crypto-shredding of the tenant's key) and
 // marks the tenant purged. It must be called with the system principal.
 // It is idempotent and resumable: an interrupted purge is finished by the
-// next call. An error in one tenant does not stop the others.
+// next call. An error in one tenant does not stop the others. Runs that
+// meet share the work: a tenant whose purge another run holds (in this
+// process, or on PostgreSQL in any process) is left to it and left out of
+// the result, and so is one that run finished meanwhile.
 func (e *Engine) PurgeTenants(ctx context.Context, now time.Time) ([]PurgeResult, error) {
 	if err := requireSystem(ctx); err != nil {
 		return nil, err
@@ -45,7 +51,19 @@ func (e *Engine) PurgeTenants(ctx context.Context, now time.Time) ([]PurgeResult
 		if err != nil {
 			return out, err
 		}
+		release, ok, err := e.claim(tctx, t.ID)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("tenant %s: %w", t.ID, err))
+			continue
+		}
+		if !ok {
+			continue // another run is purging it
+		}
 		res, err := e.purge(tctx, t.ID, now)
+		release()
+		if errors.Is(err, errPurgedMeanwhile) {
+			continue
+		}
 		out = append(out, res)
 		if err != nil {
 			e.log.ErrorContext(ctx, "retention: purge failed", "tenant", t.ID, "err", err)
@@ -55,8 +73,60 @@ func (e *Engine) PurgeTenants(ctx context.Context, now time.Time) ([]PurgeResult
 	return out, errors.Join(errs...)
 }
 
+// errPurgedMeanwhile: the tenant was purged by another run between the
+// listing of due tenants and this run's claim.
+var errPurgedMeanwhile = errors.New("retention: tenant purged by another run")
+
+// purgeLockSpace is the first key of the PostgreSQL advisory locks that
+// claim a tenant's purge (the second is a hash of the tenant id).
+const purgeLockSpace int32 = 0x70757267 // "purg"
+
+// claim makes this run the only one purging tid until release is called:
+// ok is false when another run holds it — in this process, or, on
+// PostgreSQL, in any process on the database (a session advisory lock,
+// which the server releases if the process dies). Two runs that meet
+// would otherwise both erase the tenant's categories, the second deleting
+// the key tombstone the first one's hooks wrote and destroying the key
+// (and marking the tenant) a second time.
+func (e *Engine) claim(ctx context.Context, tid string) (release func(), ok bool, err error) {
+	if _, busy := e.purging.LoadOrStore(tid, struct{}{}); busy {
+		return nil, false, nil
+	}
+	local := func() { e.purging.Delete(tid) }
+	db, isDB := e.db.(*bun.DB)
+	if !isDB || db.Dialect().Name() != dialect.PG {
+		return local, true, nil
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		local()
+		return nil, false, fmt.Errorf("retention: claim purge: %w", err)
+	}
+	var got bool
+	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock(?, hashtext(?))", purgeLockSpace, tid).Scan(&got); err != nil || !got {
+		conn.Close()
+		local()
+		if err != nil {
+			return nil, false, fmt.Errorf("retention: claim purge: %w", err)
+		}
+		return nil, false, nil
+	}
+	return func() {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(?, hashtext(?))", purgeLockSpace, tid)
+		conn.Close()
+		local()
+	}, true, nil
+}
+
 func (e *Engine) purge(ctx context.Context, tid string, now time.Time) (PurgeResult, error) {
 	res := PurgeResult{Tenant: tid}
+	// A run that listed the tenant before another one finished purging it
+	// finds it purged once it holds the claim.
+	if t, err := e.store.Tenant(ctx); err != nil {
+		return res, err
+	} else if t.Status == tenancy.StatusPurged {
+		return res, errPurgedMeanwhile
+	}
 	if err := e.drainPending(ctx); err != nil {
 		return res, err
 	}

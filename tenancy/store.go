@@ -311,7 +311,9 @@ func (s *Store) ReopenTenant(ctx context.Context) (Tenant, error) {
 
 // MarkPurged records that the context's tenant has been purged. Only the
 // system principal (acting through AsTenant) may call it, and only on a
-// closed tenant whose grace period has ended (ErrNotDue otherwise).
+// closed tenant whose grace period has ended (ErrNotDue otherwise). A
+// purged tenant stays as it is: two calls that meet mark it, and write its
+// "tenant.purged" audit entry, once.
 func (s *Store) MarkPurged(ctx context.Context) (Tenant, error) {
 	if p, ok := FromContext(ctx); !ok || !p.IsSystem() {
 		return Tenant{}, ErrNotSystem
@@ -329,10 +331,19 @@ func (s *Store) MarkPurged(ctx context.Context) (Tenant, error) {
 		case t.Status != StatusClosed || t.PurgeAfter == nil || t.PurgeAfter.After(now):
 			return ErrNotDue
 		}
-		t.Status, t.PurgedAt = StatusPurged, &now
-		if _, err := tx.NewUpdate().Model(&t).Column("status", "purged_at").WherePK().Exec(ctx); err != nil {
+		// Only a closed tenant turns purged: when two purges meet, the
+		// second update finds the row purged and changes nothing, and the
+		// tenant is marked (and audited) once.
+		res, err := tx.NewUpdate().Model((*Tenant)(nil)).Set("status = ?", StatusPurged).Set("purged_at = ?", now).
+			Where("id = ?", t.ID).Where("status = ?", StatusClosed).Exec(ctx)
+		if err != nil {
 			return fmt.Errorf("tenancy: mark purged: %w", err)
 		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			t, err = s.tenant(ctx, tx, t.ID)
+			return err
+		}
+		t.Status, t.PurgedAt = StatusPurged, &now
 		_, err = s.audit.with(tx).Append(ctx, AuditEvent{Action: "tenant.purged", Target: "tenant:" + t.ID})
 		return err
 	})

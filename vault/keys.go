@@ -374,22 +374,44 @@ func (v *Vault) DestroyKey(ctx context.Context) error {
 			return nil
 		}
 		now := v.clock()
+		shred := func(row *keyRow) error {
+			clear(row.DataKeyset)
+			clear(row.IndexKeyset)
+			row.DataKeyset, row.IndexKeyset, row.PrimaryKeyID, row.DestroyedAt = nil, nil, 0, &now
+			return v.updateRow(ctx, tx, row, "data_keyset", "index_keyset", "primary_key_id", "destroyed_at")
+		}
 		if !found {
 			// A tombstone, so that the tenant never gets a fresh key.
 			*row = keyRow{Owned: tenancy.Owned{TenantID: tid}, CreatedAt: now, UpdatedAt: now, DestroyedAt: &now}
 			if _, err := tx.NewInsert().Model(&keyTenant{TenantID: tid, CreatedAt: now}).On("CONFLICT (tenant_id) DO NOTHING").Exec(ctx); err != nil {
 				return fmt.Errorf("vault: destroy tenant key: %w", err)
 			}
-			if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
+			res, err := tx.NewInsert().Model(row).On("CONFLICT (tenant_id) DO NOTHING").Exec(ctx)
+			if err != nil {
 				return fmt.Errorf("vault: destroy tenant key: %w", err)
 			}
-		} else {
-			clear(row.DataKeyset)
-			clear(row.IndexKeyset)
-			row.DataKeyset, row.IndexKeyset, row.PrimaryKeyID, row.DestroyedAt = nil, nil, 0, &now
-			if err := v.updateRow(ctx, tx, row, "data_keyset", "index_keyset", "primary_key_id", "destroyed_at"); err != nil {
-				return err
+			if n, _ := res.RowsAffected(); n == 0 {
+				// Another transaction inserted the row since ours looked
+				// (a concurrent destruction's tombstone, or a first key):
+				// read it, waiting for its lock, and destroy what is there.
+				var got keyRow
+				q := tx.NewSelect().Model(&got).Where("?TableAlias.tenant_id = ?", tid)
+				if isPG(tx) {
+					q = q.For("UPDATE")
+				}
+				if err := q.Scan(ctx); err != nil {
+					return fmt.Errorf("vault: destroy tenant key: %w", err)
+				}
+				if got.DestroyedAt != nil {
+					return nil
+				}
+				*row = got
+				if err := shred(row); err != nil {
+					return err
+				}
 			}
+		} else if err := shred(row); err != nil {
+			return err
 		}
 		destroyed = true
 		return v.audit(ctx, tx, tid, "vault.key_destroyed", nil)

@@ -6,8 +6,15 @@
 //
 // Without -target it builds ./examples/server, starts it on a fresh SQLite
 // file (or -db) on a free loopback port, and stops it at the end. With
-// -target http://127.0.0.1:PORT it loads a running server (loopback only);
-// -pid names that server's process for the memory figure.
+// -replicas N (N > 1, PostgreSQL only: -db postgres://…) it starts N
+// server processes on one fresh schema of that database, sharing one
+// key-encryption key, and spreads the workers over them. With -target
+// http://127.0.0.1:PORT[,http://127.0.0.1:PORT2…] it loads running servers
+// (loopback only); -pid PID[,PID2…] names their processes for the memory
+// figure.
+//
+// Besides the totals, each replica's share prints as replica_<i>_… lines
+// (requests, requests/s, p50, p99, errors, peak memory).
 //
 // The workload, in equal shares per worker loop: contacts API reads (get
 // one, list a page), contacts API writes (create; update with its version)
@@ -25,6 +32,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -45,6 +54,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/socialcrm/socialcrm/meta/metatest"
 )
@@ -68,9 +79,10 @@ func main() {
 type options struct {
 	duration    time.Duration
 	concurrency int
-	target      string
-	pid         int
+	targets     []string
+	pids        []int
 	db          string
+	replicas    int
 }
 
 // summary is what a run measured.
@@ -79,8 +91,18 @@ type summary struct {
 	Errors    int64
 	Elapsed   time.Duration
 	P50, P99  time.Duration
-	PeakRSSKB int64
+	PeakRSSKB int64 // the largest of the replicas'
 	ByKind    map[string]int64
+	Replicas  []replicaSummary
+}
+
+// replicaSummary is one target's share of a run.
+type replicaSummary struct {
+	Target    string
+	Requests  int64
+	Errors    int64
+	P50, P99  time.Duration
+	PeakRSSKB int64
 }
 
 func (s summary) print(w io.Writer, o options) {
@@ -101,6 +123,17 @@ func (s summary) print(w io.Writer, o options) {
 	if s.PeakRSSKB > 0 {
 		fmt.Fprintf(w, "server_peak_rss_kb: %d\n", s.PeakRSSKB)
 	}
+	fmt.Fprintf(w, "replicas: %d\n", len(s.Replicas))
+	for i, r := range s.Replicas {
+		fmt.Fprintf(w, "replica_%d_requests: %d\n", i, r.Requests)
+		fmt.Fprintf(w, "replica_%d_requests_per_second: %.1f\n", i, float64(r.Requests)/s.Elapsed.Seconds())
+		fmt.Fprintf(w, "replica_%d_p50_ms: %.2f\n", i, float64(r.P50.Microseconds())/1000)
+		fmt.Fprintf(w, "replica_%d_p99_ms: %.2f\n", i, float64(r.P99.Microseconds())/1000)
+		fmt.Fprintf(w, "replica_%d_errors: %d\n", i, r.Errors)
+		if r.PeakRSSKB > 0 {
+			fmt.Fprintf(w, "replica_%d_peak_rss_kb: %d\n", i, r.PeakRSSKB)
+		}
+	}
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -109,11 +142,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "how long to load the server (at most 10m)")
 	fs.IntVar(&o.concurrency, "concurrency", 8, "concurrent workers")
-	fs.StringVar(&o.target, "target", "", "URL of a running server on loopback (default: start one)")
-	fs.IntVar(&o.pid, "pid", 0, "process id of the -target server, for its peak memory")
-	fs.StringVar(&o.db, "db", "", "database of the started server (default: a fresh SQLite file)")
+	target := fs.String("target", "", "URLs of running servers on loopback, comma-separated (default: start them)")
+	pids := fs.String("pid", "", "process ids of the -target servers, comma-separated, for their peak memory")
+	fs.StringVar(&o.db, "db", "", "database of the started servers (default: a fresh SQLite file)")
+	fs.IntVar(&o.replicas, "replicas", 1, "how many servers to start on -db (more than one: PostgreSQL only)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	for t := range strings.SplitSeq(*target, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			o.targets = append(o.targets, t)
+		}
+	}
+	for p := range strings.SplitSeq(*pids, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				return fmt.Errorf("-pid: %w", err)
+			}
+			o.pids = append(o.pids, n)
+		}
+	}
+	if o.replicas < 1 || o.replicas > 8 {
+		return errors.New("-replicas must be between 1 and 8")
+	}
+	if o.replicas > 1 && !strings.HasPrefix(o.db, "postgres") {
+		return errors.New("-replicas above 1 needs -db postgres://… (replicas share a PostgreSQL database)")
 	}
 	if o.duration <= 0 || o.duration > 10*time.Minute {
 		return errors.New("-duration must be between 0 and 10m")
@@ -121,22 +175,35 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.concurrency < 1 || o.concurrency > 256 {
 		return errors.New("-concurrency must be between 1 and 256")
 	}
-	if o.target == "" {
-		srv, err := startServer(ctx, o.db, stderr)
+	if len(o.targets) == 0 {
+		srvs, err := startServers(ctx, o.db, o.replicas, stderr)
 		if err != nil {
 			return err
 		}
-		defer srv.stop()
-		o.target, o.pid = srv.url, srv.cmd.Process.Pid
-	} else if err := loopbackOnly(o.target); err != nil {
-		return err
+		defer func() {
+			for _, s := range srvs {
+				s.stop()
+			}
+		}()
+		for _, s := range srvs {
+			o.targets, o.pids = append(o.targets, s.url), append(o.pids, s.cmd.Process.Pid)
+		}
+	} else {
+		for _, t := range o.targets {
+			if err := loopbackOnly(t); err != nil {
+				return err
+			}
+		}
 	}
 	s, err := load(ctx, o)
 	if err != nil {
 		return err
 	}
-	if o.pid > 0 {
-		s.PeakRSSKB = peakRSS(o.pid)
+	for i := range s.Replicas {
+		if i < len(o.pids) && o.pids[i] > 0 {
+			s.Replicas[i].PeakRSSKB = peakRSS(o.pids[i])
+			s.PeakRSSKB = max(s.PeakRSSKB, s.Replicas[i].PeakRSSKB)
+		}
 	}
 	s.print(stdout, o)
 	if s.Errors > 0 {
@@ -173,47 +240,115 @@ func peakRSS(pid int) int64 {
 }
 
 type server struct {
-	url  string
-	cmd  *exec.Cmd
-	dir  string
-	done chan error
+	url     string
+	cmd     *exec.Cmd
+	dir     string // removed by stop when set
+	cleanup func() // run by stop when set (drops a scratch schema)
+	done    chan error
 }
 
-// startServer builds and starts the example server on a free loopback port.
-func startServer(ctx context.Context, db string, stderr io.Writer) (*server, error) {
+// startServers builds the example server and starts n of it on free
+// loopback ports: on a fresh SQLite file when db is empty, else on db —
+// for PostgreSQL in a fresh schema dropped at the end (n > 1 share it).
+// The replicas share one key-encryption key file and session key.
+func startServers(ctx context.Context, db string, n int, stderr io.Writer) (srvs []*server, err error) {
 	dir, err := os.MkdirTemp("", "socialcrm-loadtest-")
 	if err != nil {
 		return nil, err
 	}
+	cleanup := func() {}
+	defer func() {
+		if err != nil {
+			for _, s := range srvs {
+				s.stop()
+			}
+			cleanup()
+			os.RemoveAll(dir)
+		}
+	}()
 	pkgDir, err := exec.CommandContext(ctx, "go", "list", "-f", "{{.Dir}}", "github.com/socialcrm/socialcrm/examples/server").Output()
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, fmt.Errorf("find examples/server: %w", err)
 	}
 	bin := filepath.Join(dir, "server")
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
 	build.Dir = strings.TrimSpace(string(pkgDir))
 	if out, err := build.CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
 		return nil, fmt.Errorf("build the server: %v\n%s", err, out)
 	}
-	if db == "" {
+	switch {
+	case db == "":
 		db = filepath.Join(dir, "load.db")
+	case strings.HasPrefix(db, "postgres"):
+		if db, cleanup, err = scratchSchema(ctx, db); err != nil {
+			return nil, err
+		}
 	}
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-db", db, "-kek", filepath.Join(dir, "kek.json"), "-login-rate", "0")
+	env := append(os.Environ(), "TIKTOK_CLIENT_KEY=", "TIKTOK_CLIENT_SECRET=", "SOCIALCRM_SESSION_KEY="+randomKey())
+	for i := range n {
+		s, err := startServer(bin, dir, env, "-addr", "127.0.0.1:0", "-db", db, "-kek", filepath.Join(dir, "kek.json"), "-login-rate", "0")
+		if err != nil {
+			return srvs, err
+		}
+		if i == n-1 {
+			s.dir = dir // the last one to stop removes the files
+			prev := cleanup
+			s.cleanup = prev
+		}
+		srvs = append(srvs, s)
+	}
+	return srvs, nil
+}
+
+func randomKey() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// scratchSchema creates a fresh schema on the PostgreSQL database of dsn
+// and returns dsn set to use it, and a function that drops it.
+func scratchSchema(ctx context.Context, dsn string) (string, func(), error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return "", nil, fmt.Errorf("postgres: %w", err)
+	}
+	defer conn.Close(ctx)
+	schema := "loadtest_" + randomKey()[:12]
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		return "", nil, fmt.Errorf("postgres: %w", err)
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", nil, err
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String(), func() {
+		c, err := pgx.Connect(context.Background(), dsn)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+	}, nil
+}
+
+// startServer starts the server binary bin in dir with args.
+func startServer(bin, dir string, env []string, args ...string) (*server, error) {
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "TIKTOK_CLIENT_KEY=", "TIKTOK_CLIENT_SECRET=")
+	cmd.Env = env
 	cmd.Stderr = &tail{max: 64 << 10}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
-	s := &server{cmd: cmd, dir: dir, done: make(chan error, 1)}
+	s := &server{cmd: cmd, done: make(chan error, 1)}
 	line, err := bufio.NewReader(out).ReadString('\n')
 	go func() { _, _ = io.Copy(io.Discard, out); s.done <- cmd.Wait() }()
 	s.url = regexp.MustCompile(`http://127\.0\.0\.1:\d+`).FindString(line)
@@ -232,7 +367,12 @@ func (s *server) stop() {
 		_ = s.cmd.Process.Kill()
 		<-s.done
 	}
-	os.RemoveAll(s.dir)
+	if s.dir != "" {
+		os.RemoveAll(s.dir)
+	}
+	if s.cleanup != nil {
+		s.cleanup()
+	}
 }
 
 // tail keeps the last bytes written to it (the server's logs).
@@ -405,10 +545,22 @@ var ops = []op{
 
 // load runs the workers for o.duration.
 func load(ctx context.Context, o options) (summary, error) {
-	e, err := setup(ctx, o.target)
+	first, err := setup(ctx, o.targets[0])
 	if err != nil {
 		return summary{}, fmt.Errorf("setup: %w", err)
 	}
+	// The tenant, its API key and contacts live in the database every
+	// target shares: each worker loads one target with them.
+	envs := make([]*env, len(o.targets))
+	for i, t := range o.targets {
+		e := *first
+		e.base = t
+		envs[i] = &e
+	}
+	perTarget := make([]struct {
+		latencies []time.Duration
+		errs      int64
+	}, len(o.targets))
 	ctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
 	var (
@@ -428,6 +580,9 @@ func load(ctx context.Context, o options) (summary, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			target := w % len(envs)
+			e := envs[target]
+			var localErrs int64
 			local := make([]time.Duration, 0, 4096)
 			for i := w; ctx.Err() == nil; i++ {
 				n := seq.Add(1)
@@ -441,11 +596,14 @@ func load(ctx context.Context, o options) (summary, error) {
 				byKind[op.kind].Add(1)
 				if err != nil || status != op.want {
 					errs.Add(1)
+					localErrs++
 					firstErr.CompareAndSwap(nil, fmt.Sprintf("%s: status %d, err %v", op.kind, status, err))
 				}
 			}
 			mu.Lock()
 			latencies = append(latencies, local...)
+			perTarget[target].latencies = append(perTarget[target].latencies, local...)
+			perTarget[target].errs += localErrs
 			mu.Unlock()
 		}()
 	}
@@ -454,13 +612,23 @@ func load(ctx context.Context, o options) (summary, error) {
 	for k, v := range byKind {
 		s.ByKind[k] = v.Load()
 	}
-	if len(latencies) > 0 {
-		slices.Sort(latencies)
-		s.P50 = latencies[len(latencies)*50/100]
-		s.P99 = latencies[min(len(latencies)-1, len(latencies)*99/100)]
+	s.P50, s.P99 = percentiles(latencies)
+	for i, t := range perTarget {
+		r := replicaSummary{Target: o.targets[i], Requests: int64(len(t.latencies)), Errors: t.errs}
+		r.P50, r.P99 = percentiles(t.latencies)
+		s.Replicas = append(s.Replicas, r)
 	}
 	if v := firstErr.Load(); v != nil {
 		fmt.Fprintln(os.Stderr, "loadtest: first error:", v)
 	}
 	return s, nil
+}
+
+// percentiles returns the median and the 99th percentile of ls, sorting it.
+func percentiles(ls []time.Duration) (p50, p99 time.Duration) {
+	if len(ls) == 0 {
+		return 0, 0
+	}
+	slices.Sort(ls)
+	return ls[len(ls)*50/100], ls[min(len(ls)-1, len(ls)*99/100)]
 }

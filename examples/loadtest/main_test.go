@@ -29,3 +29,15 @@ func TestLoopbackOnly(t *testing.T) {
 	require.Error(t, loopbackOnly("http://example.com"))
 	require.Error(t, loopbackOnly("http://10.0.0.1:80"))
 }
+
+// TestFlags: several targets must all be on loopback; several replicas
+// need PostgreSQL.
+func TestFlags(t *testing.T) {
+	var out, errs bytes.Buffer
+	err := run(t.Context(), []string{"-target", "http://127.0.0.1:1,http://example.com"}, &out, &errs)
+	require.ErrorContains(t, err, "loopback")
+	err = run(t.Context(), []string{"-replicas", "2"}, &out, &errs)
+	require.ErrorContains(t, err, "PostgreSQL")
+	err = run(t.Context(), []string{"-pid", "x"}, &out, &errs)
+	require.ErrorContains(t, err, "-pid")
+}

@@ -89,7 +89,9 @@ func (a *app) signIn(r *http.Request, req loginRequest) (tenancy.Principal, pair
 	if err := v.err(); err != nil {
 		return tenancy.Principal{}, pair{}, err
 	}
-	if !a.logins.allow(clientIP(r)) {
+	if ok, err := a.logins.allow(r.Context(), clientIP(r)); err != nil {
+		return tenancy.Principal{}, pair{}, err
+	} else if !ok {
 		return tenancy.Principal{}, pair{}, errRateLimited
 	}
 	p, err := a.sdk.Tenants.Authenticate(r.Context(), req.TenantID, req.Email, req.Password,
@@ -235,6 +237,7 @@ func (a *app) closeTenant(w http.ResponseWriter, r *http.Request) error {
 	if err := a.tokens.revokeTenant(r.Context(), sessionOf(r.Context())); err != nil {
 		return err
 	}
+	a.schedulePurge(r.Context(), t)
 	writeJSON(w, http.StatusOK, map[string]any{"tenant": t})
 	return nil
 }

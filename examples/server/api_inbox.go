@@ -3,13 +3,11 @@ package main
 import (
 	"context"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/inbox"
 	"github.com/socialcrm/socialcrm/meta"
-	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/vault"
 )
 
@@ -149,11 +147,11 @@ func (a *app) deliverSandboxMessage(ctx context.Context, psid, text string) erro
 	}
 	// As at Meta, a Page that did not subscribe the app to its webhooks
 	// (metaConnect does when the Page connects) sends nothing.
-	if !slices.Contains(a.plat.metaSrv.Subscriptions(a.plat.metaCfg.AppID, sandboxPage), "messages") {
+	if ok, err := subscribed(ctx, a.plat.sandbox, a.plat.metaCfg.AppID, sandboxPage, "messages"); err != nil {
+		return err
+	} else if !ok {
 		return &apiError{Status: http.StatusConflict, Code: "page_not_subscribed",
 			Message: "the sandbox Page is not subscribed to the app's webhooks: connect it with the messaging permissions first"}
 	}
-	_, err := a.plat.metaSrv.SendWebhook(ctx, a.plat.metaCfg.AppID, a.publicURL+"/webhooks/meta",
-		metatest.TextMessage(sandboxPage, psid, text))
-	return err
+	return a.plat.sandbox.deliverMessage(ctx, a.plat.metaCfg.AppID, a.publicURL+"/webhooks/meta", sandboxPage, psid, text)
 }

@@ -130,7 +130,7 @@ func (a *app) syncTikTok(ctx context.Context, c social.Connection) (*social.Sync
 		return nil, tiktok.SyncStats{}, errInvalid(fieldProblem{Field: "id", Problem: "not a TikTok connection"})
 	}
 	if a.plat.tiktokSandbox {
-		a.plat.sandboxGrowth(c.AccountID)
+		a.plat.sandboxGrowth(ctx, c.AccountID)
 	}
 	client, err := a.plat.tiktokClient(ctx, a.sdk.Social, c.ID)
 	if err != nil {
@@ -353,7 +353,7 @@ func (a *app) sandboxTikTokDeauthorize(w http.ResponseWriter, r *http.Request) e
 	if _, err := a.sdk.Social.Find(r.Context(), tiktok.Platform, req.OpenID); err != nil {
 		return err // only an account this tenant connected
 	}
-	if err := a.plat.tiktokSrv.Deauthorize(r.Context(), a.plat.tiktokCfg.ClientKey, req.OpenID, 1); err != nil {
+	if err := a.plat.sandbox.deauthorize(r.Context(), a.plat.tiktokCfg.ClientKey, req.OpenID); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -14,11 +14,11 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
+	"github.com/uptrace/bun/migrate"
 
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/tenancy"
@@ -76,10 +76,9 @@ func sessionRule() retention.Rule {
 	return retention.Rule{Category: "example.session", Period: sessionTTL, Note: "a session lives at most 30 days"}
 }
 
-// migrateSessions creates the sessions table (idempotent), with row-level
-// security on PostgreSQL like every tenant-owned table.
 // grantSessions gives the application role of app what it needs on the
-// sessions table, as owner (socialcrm.Grant covers only socialcrm's tables).
+// server's own tables, as owner (socialcrm.Grant covers only socialcrm's
+// tables).
 func grantSessions(ctx context.Context, owner, app *bun.DB) error {
 	if app.Dialect().Name() != dialect.PG {
 		return nil
@@ -88,21 +87,40 @@ func grantSessions(ctx context.Context, owner, app *bun.DB) error {
 	if err := app.NewRaw("SELECT current_user").Scan(ctx, &role); err != nil {
 		return fmt.Errorf("grant %s: %w", tableSessions, err)
 	}
-	if _, err := owner.ExecContext(ctx, "GRANT SELECT, INSERT, UPDATE, DELETE ON ? TO ?", bun.Ident(tableSessions), bun.Ident(role)); err != nil {
-		return fmt.Errorf("grant %s: %w", tableSessions, err)
+	for _, table := range []string{tableSessions, tableLoginAttempts} {
+		if _, err := owner.ExecContext(ctx, "GRANT SELECT, INSERT, UPDATE, DELETE ON ? TO ?", bun.Ident(table), bun.Ident(role)); err != nil {
+			return fmt.Errorf("grant %s: %w", table, err)
+		}
 	}
 	return nil
 }
 
-func migrateSessions(ctx context.Context, db *bun.DB) error {
-	if _, err := db.NewCreateTable().Model((*session)(nil)).IfNotExists().Exec(ctx); err != nil {
-		return fmt.Errorf("create %s: %w", tableSessions, err)
-	}
-	if _, err := db.NewCreateIndex().Model((*session)(nil)).Index("example_sessions_tenant_member").
-		Column("tenant_id", "member_id").IfNotExists().Exec(ctx); err != nil {
-		return fmt.Errorf("index %s: %w", tableSessions, err)
-	}
-	return tenancy.EnableRowSecurity(ctx, db, tableSessions)
+// serverMigrations are the server's own tables, applied by
+// socialcrm.Migrate with socialcrm's migrations, under the same lock and
+// history: replicas that start together create them once. The sessions
+// table has row-level security on PostgreSQL like every tenant-owned
+// table.
+func serverMigrations() *migrate.Migrations {
+	ms := migrate.NewMigrations()
+	ms.Add(migrate.Migration{Name: "29990101000100", Comment: "example server: sessions",
+		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
+			db := m.DB()
+			if _, err := db.NewCreateTable().Model((*session)(nil)).IfNotExists().Exec(ctx); err != nil {
+				return fmt.Errorf("create %s: %w", tableSessions, err)
+			}
+			if _, err := db.NewCreateIndex().Model((*session)(nil)).Index("example_sessions_tenant_member").
+				Column("tenant_id", "member_id").IfNotExists().Exec(ctx); err != nil {
+				return fmt.Errorf("index %s: %w", tableSessions, err)
+			}
+			return tenancy.EnableRowSecurity(ctx, db, tableSessions)
+		}})
+	ms.Add(migrate.Migration{Name: "29990101000200", Comment: "example server: login attempts",
+		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
+			_, err := m.DB().ExecContext(ctx, "CREATE TABLE IF NOT EXISTS ? (key_hash TEXT NOT NULL, window_start TIMESTAMP NOT NULL, "+
+				"attempts INTEGER NOT NULL, PRIMARY KEY (key_hash, window_start))", bun.Ident(tableLoginAttempts))
+			return err
+		}})
+	return ms
 }
 
 // tokens issues and checks access and refresh tokens.
@@ -327,47 +345,49 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// limiter is a fixed-window rate limiter per key (the client IP): at most n
-// events per window. It forgets keys whose window ended.
+// tableLoginAttempts counts sign-in attempts per client address and
+// window, shared by every replica on the database. It is not tenant-owned
+// (an attempt precedes knowing the tenant): rows hold a keyed hash of the
+// address, never the address, and live one window (the pruning job
+// deletes older windows).
+const tableLoginAttempts = "example_login_attempts"
+
+// limiter is a fixed-window rate limiter per key (the client IP), counted
+// in the database: at most n events per window across all replicas.
 type limiter struct {
-	mu     sync.Mutex
+	db     *bun.DB
 	n      int
 	window time.Duration
 	now    func() time.Time
-	seen   map[string]*windowCount
+	hash   func(key string) string // keyed, so that a row does not give the address away
 }
 
-type windowCount struct {
-	start time.Time
-	count int
+func newLimiter(db *bun.DB, n int, window time.Duration, now func() time.Time, hash func(string) string) *limiter {
+	return &limiter{db: db, n: n, window: window, now: now, hash: hash}
 }
 
-func newLimiter(n int, window time.Duration, now func() time.Time) *limiter {
-	return &limiter{n: n, window: window, now: now, seen: map[string]*windowCount{}}
-}
-
-// allow records an event for key and reports whether it is within the limit.
-func (l *limiter) allow(key string) bool {
+// allow records an event for key and reports whether it is within the
+// limit. One statement: an upsert that returns the window's count.
+func (l *limiter) allow(ctx context.Context, key string) (bool, error) {
 	if l.n <= 0 {
-		return true
+		return true, nil
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	if len(l.seen) > 10000 {
-		for k, c := range l.seen {
-			if now.Sub(c.start) >= l.window {
-				delete(l.seen, k)
-			}
-		}
+	start := l.now().UTC().Truncate(l.window)
+	var count int
+	err := l.db.NewRaw("INSERT INTO ? (key_hash, window_start, attempts) VALUES (?, ?, 1) "+
+		"ON CONFLICT (key_hash, window_start) DO UPDATE SET attempts = ?.attempts + 1 RETURNING attempts",
+		bun.Ident(tableLoginAttempts), l.hash(key), start, bun.Ident(tableLoginAttempts)).Scan(ctx, &count)
+	if err != nil {
+		return false, fmt.Errorf("login rate limit: %w", err)
 	}
-	c := l.seen[key]
-	if c == nil || now.Sub(c.start) >= l.window {
-		c = &windowCount{start: now}
-		l.seen[key] = c
-	}
-	c.count++
-	return c.count <= l.n
+	return count <= l.n, nil
+}
+
+// prune deletes the windows that ended.
+func (l *limiter) prune(ctx context.Context) error {
+	_, err := l.db.NewRaw("DELETE FROM ? WHERE window_start < ?", bun.Ident(tableLoginAttempts),
+		l.now().UTC().Truncate(l.window).Add(-l.window)).Exec(ctx)
+	return err
 }
 
 func clientIP(r *http.Request) string {

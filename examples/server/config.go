@@ -21,6 +21,9 @@ type config struct {
 	KEK          string
 	PublicURL    string
 	JobsInterval time.Duration
+	ClosureGrace time.Duration
+	SandboxURL   string
+	SandboxOnly  bool
 	LoginRate    int
 	SessionKey   string
 	PhoneRegion  string
@@ -46,6 +49,9 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.KEK, "kek", envOr("SOCIALCRM_KEK", "socialcrm.keyset.json"), "key-encryption key: local key file or Tink KMS URI")
 	fs.StringVar(&c.PublicURL, "public-url", os.Getenv("SOCIALCRM_PUBLIC_URL"), "URL the server is reached at, for OAuth redirects (default: http://<listen address>)")
 	fs.DurationVar(&c.JobsInterval, "jobs-interval", envDuration("SOCIALCRM_JOBS_INTERVAL", time.Hour), "how often the retention sweeper and data-subject jobs run")
+	fs.DurationVar(&c.ClosureGrace, "closure-grace", envDuration("SOCIALCRM_CLOSURE_GRACE", 0), "how long a closed tenant's data stays before its purge (0: the retention policy's, 30 days)")
+	fs.StringVar(&c.SandboxURL, "sandbox-url", os.Getenv("SOCIALCRM_SANDBOX_URL"), "URL of a shared sandbox process (-sandbox-only) whose emulators every replica uses, instead of in-process ones")
+	fs.BoolVar(&c.SandboxOnly, "sandbox-only", false, "serve only the platform emulators, for replicas started with -sandbox-url")
 	fs.StringVar(&c.PhoneRegion, "phone-region", envOr("SOCIALCRM_PHONE_REGION", "US"), "region in which phone numbers without a country code are read (ISO 3166 code)")
 	fs.IntVar(&c.LoginRate, "login-rate", envInt("SOCIALCRM_LOGIN_RATE", 20), "sign-in attempts allowed per client IP per minute (0: unlimited)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", os.Getenv("SOCIALCRM_METRICS_ADDR"), "separate listen address of the Prometheus-format /metrics (default: served on -addr)")

@@ -450,6 +450,7 @@ func (a *app) consoleCloseTenant(w http.ResponseWriter, r *http.Request, p *page
 	if err := a.tokens.revokeTenant(r.Context(), sessionOf(r.Context())); err != nil {
 		return err
 	}
+	a.schedulePurge(r.Context(), t)
 	return a.seeOther(w, r, "/console/", "Closed. Everything is erased after "+t.PurgeAfter.UTC().Format("2006-01-02")+" unless you reopen before.")
 }
 

@@ -84,7 +84,9 @@ func (a *app) consoleLogin(w http.ResponseWriter, r *http.Request, p *page) erro
 	if err := v.err(); err != nil {
 		return err
 	}
-	if !a.logins.allow(clientIP(r)) {
+	if ok, err := a.logins.allow(r.Context(), clientIP(r)); err != nil {
+		return err
+	} else if !ok {
 		return errRateLimited
 	}
 	info := tenancy.RequestInfo{IP: clientIP(r), UserAgent: r.UserAgent()}

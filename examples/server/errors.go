@@ -127,6 +127,11 @@ func toAPIError(err error) (*apiError, bool) {
 		return &apiError{Status: http.StatusBadRequest, Code: "consent_refused", Message: "the account owner did not grant access"}, true
 	case errors.Is(err, social.ErrNeedsReauth), errors.Is(err, social.ErrRevoked):
 		return &apiError{Status: http.StatusConflict, Code: "needs_reauth", Message: "the connection must be authorized again"}, true
+	case errors.Is(err, social.ErrInvalidGrant):
+		// The platform refused the authorization code or refresh token
+		// (used, expired, revoked, or another replica's emulator): the
+		// client starts again, it is not the server's fault.
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_grant", Message: "the platform refused the authorization: start the connection again"}, true
 	case errors.Is(err, social.ErrWriteScope):
 		return &apiError{Status: http.StatusBadRequest, Code: "write_scope", Message: "a read-only connection cannot request write features"}, true
 	case errors.Is(err, tiktok.ErrInvalidParams):

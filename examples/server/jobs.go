@@ -2,93 +2,405 @@ package main
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/uptrace/bun/dialect"
+
+	"github.com/socialcrm/socialcrm/retention/retentionriver"
+	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/tiktok"
 )
 
-// jobReport is what the last scheduled run did, for /readyz and the console.
+// jobReport is what this replica's scheduled jobs did, for /readyz: when
+// each kind last completed here, and how many runs failed (River retries
+// them with backoff). A job runs on one replica only, so another replica's
+// report may not list it.
 type jobReport struct {
-	At            time.Time `json:"at"`
-	Erased        int64     `json:"erased"`
-	TenantsPurged int       `json:"tenants_purged"`
-	// ErasuresResumed counts the open verified erasure requests finished.
-	ErasuresResumed int `json:"erasures_resumed"`
-	Overdue         int `json:"overdue_requests"`
-	Revocations     int `json:"revocations_retried"`
-	Errors          int `json:"errors"`
+	At        time.Time            `json:"at"`
+	Completed map[string]time.Time `json:"completed,omitempty"`
+	Failed    int                  `json:"failed"`
 }
 
-// runJobs runs the scheduled jobs once at start and then every interval
-// until ctx ends: the retention sweep, purges of closed tenants past their
-// grace, verified erasure requests left open (an erasure cut short by a
-// crash or a deploy finishes by itself), retries of failed platform revocations, expired OAuth states and
-// webhook keys, and the data-subject deadline check (overdue requests are
-// logged for the tenant's staff). Every operation is idempotent, so a run
-// cut short by shutdown is completed by the next one.
-func (a *app) runJobs(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		a.runJobsOnce(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+// Kinds of the example server's own jobs, beside retentionriver's.
+const (
+	kindProtect   = "example.protect_identifiers"
+	kindDeletions = "example.meta_deletions"
+	kindOverdue   = "example.overdue_requests"
+	kindSync      = "example.sync_connections"
+	kindLogins    = "example.prune_login_attempts"
+)
+
+// taskArgs is one of the example server's own periodic jobs.
+type taskArgs struct {
+	Task string `json:"task"`
 }
 
-func (a *app) runJobsOnce(ctx context.Context) jobReport {
-	now := a.now()
-	rep := jobReport{At: now}
-	sys := tenancy.System(ctx, "example-jobs")
-	fail := func(job string, err error) {
-		if err != nil && ctx.Err() == nil {
-			rep.Errors++
-			a.log.Error("scheduled job failed", "job", job, "err", err)
+func (taskArgs) Kind() string { return "example.task" }
+
+// jobs is the River client of this replica: every piece of background
+// work is a River job in the database, so that each run happens once
+// across any number of replicas (the periodic jobs are enqueued by the
+// elected leader, and each job is worked by one replica), and a failing
+// run is retried with backoff.
+type jobs struct {
+	stop   func(ctx context.Context) error
+	insert func(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) error
+	close  func()
+}
+
+// startJobs migrates River's tables (under a lock, through the owner role
+// on PostgreSQL), starts this replica's River client and returns it. The
+// periodic jobs run every interval and once at start: the retention sweep,
+// purges of closed tenants past their grace, verified erasures left open
+// (an erasure cut short by a crash or a deploy finishes by itself), the
+// SDK's maintenance (revocation retries, OAuth state and webhook delivery
+// pruning), Meta data-deletion callbacks left unfinished, the sealing of
+// request identifiers an older version kept in clear, the data-subject
+// deadline check (overdue requests are logged for the tenant's staff), a
+// sync of every active connection, and the pruning of old login-attempt
+// windows.
+func (a *app) startJobs(ctx context.Context, every time.Duration) (*jobs, error) {
+	workers := river.NewWorkers()
+	if err := retentionriver.AddWorkers(workers, a.sdk.Retention, retentionriver.WithClock(a.now)); err != nil {
+		return nil, err
+	}
+	if err := retentionriver.AddMaintenance(workers, func(ctx context.Context) error {
+		_, err := a.sdk.Maintain(ctx)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if err := river.AddWorkerSafely(workers, &taskWorker{a: a}); err != nil {
+		return nil, err
+	}
+	periodic := append(retentionriver.PeriodicJobs(every), retentionriver.MaintenanceJobs(every)...)
+	for _, task := range []string{kindProtect, kindDeletions, kindOverdue, kindSync, kindLogins} {
+		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(every), func() (river.JobArgs, *river.InsertOpts) {
+			return taskArgs{Task: task}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByPeriod: every}}
+		}, &river.PeriodicJobOpts{ID: task, RunOnStart: true}))
+	}
+	cfg := &river.Config{
+		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 2}},
+		Workers:      workers,
+		PeriodicJobs: periodic,
+		Logger:       a.log.With("component", "river"),
+	}
+	if a.tel != nil {
+		// A span per job and River's job metrics, through the server's
+		// providers.
+		if mw := retentionriver.Telemetry(a.tel.tp, a.tel.mp); mw != nil {
+			cfg.Middleware = append(cfg.Middleware, mw)
 		}
 	}
-	sweep, err := a.sdk.Retention.Sweep(sys, now)
-	fail("sweep", err)
-	rep.Erased = sweep.Erased()
-	purged, err := a.sdk.Retention.PurgeTenants(sys, now)
-	fail("purge", err)
-	rep.TenantsPurged = len(purged)
-	resumed, err := a.sdk.Retention.ResumeErasures(sys)
-	fail("resume erasures", err)
-	rep.ErasuresResumed = len(resumed)
-	// Requests recorded by an older version keep their identifiers in
-	// clear until sealed here (once; then a no-op).
-	_, err = a.sdk.Retention.ProtectIdentifiers(sys)
-	fail("protect request identifiers", err)
-	// Revocation retries of every platform, OAuth state and webhook
-	// delivery pruning: the SDK's one maintenance entry point.
-	maint, err := a.sdk.Maintain(ctx)
-	fail("maintain connections", err)
-	rep.Revocations = maint.Revoked
-	_, err = a.callbacks.ResumeDeletions(sys)
-	fail("meta deletions", err)
-	tenants, err := a.sdk.Tenants.Tenants(sys, tenancy.TenantFilter{Status: tenancy.StatusActive})
-	fail("tenants", err)
-	for _, t := range tenants {
-		if ctx.Err() != nil {
-			break
+	if a.db.Dialect().Name() == dialect.PG {
+		return a.startPGJobs(ctx, cfg)
+	}
+	// SQLite: River's own connection (one, as riversqlite advises) to the
+	// same file, beside the SDK's guarded handle.
+	path := strings.TrimPrefix(strings.TrimPrefix(a.cfg.DSN, "sqlite:"), "file:")
+	pool, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		return nil, err
+	}
+	pool.SetMaxOpenConns(1)
+	j, err := runRiver(ctx, a, riversqlite.New(pool), riversqlite.New(pool), cfg)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	j.close = func() { pool.Close() }
+	return j, nil
+}
+
+// startPGJobs runs River over pgx: its tables are migrated by the owner
+// role when there is one (and granted to the application role), under a
+// PostgreSQL advisory lock so that replicas starting together migrate one
+// at a time.
+func (a *app) startPGJobs(ctx context.Context, cfg *river.Config) (*jobs, error) {
+	pool, err := pgxpool.New(ctx, a.cfg.DSN)
+	if err != nil {
+		return nil, err
+	}
+	migrator, ownerPool := pool, (*pgxpool.Pool)(nil)
+	if a.cfg.OwnerDSN != "" {
+		if ownerPool, err = pgxpool.New(ctx, a.cfg.OwnerDSN); err != nil {
+			pool.Close()
+			return nil, err
 		}
-		tctx, err := tenancy.AsTenant(sys, t.ID)
+		defer ownerPool.Close()
+		migrator = ownerPool
+	}
+	if err := migrateRiverPG(ctx, migrator, a.cfg.OwnerDSN != "", pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	j, err := runRiver(ctx, a, riverpgxv5.New(pool), nil, cfg)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	j.close = pool.Close
+	return j, nil
+}
+
+// riverLockKey is the advisory lock held while River's tables migrate.
+const riverLockKey int64 = 0x7269766572 // "river"
+
+func migrateRiverPG(ctx context.Context, migrator *pgxpool.Pool, grant bool, app *pgxpool.Pool) error {
+	conn, err := migrator.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", riverLockKey); err != nil {
+		return fmt.Errorf("river: lock: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", riverLockKey) //nolint:errcheck // ends with the session anyway
+	m, err := rivermigrate.New(riverpgxv5.New(migrator), nil)
+	if err != nil {
+		return err
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("river: migrate: %w", err)
+	}
+	if !grant {
+		return nil
+	}
+	var role string
+	if err := app.QueryRow(ctx, "SELECT current_user").Scan(&role); err != nil {
+		return fmt.Errorf("river: grant: %w", err)
+	}
+	rows, err := conn.Query(ctx, `SELECT c.relname, c.relkind FROM pg_class c
+		WHERE c.relnamespace = current_schema()::regnamespace AND c.relname LIKE 'river\_%' AND c.relkind IN ('r', 'S')`)
+	if err != nil {
+		return fmt.Errorf("river: grant: %w", err)
+	}
+	type rel struct{ name, kind string }
+	var rels []rel
+	for rows.Next() {
+		var r rel
+		if err := rows.Scan(&r.name, &r.kind); err != nil {
+			rows.Close()
+			return fmt.Errorf("river: grant: %w", err)
+		}
+		rels = append(rels, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("river: grant: %w", err)
+	}
+	for _, r := range rels {
+		priv := "SELECT, INSERT, UPDATE, DELETE"
+		if r.kind == "S" {
+			priv = "USAGE, SELECT, UPDATE"
+		}
+		id := `"` + strings.ReplaceAll(r.name, `"`, `""`) + `"`
+		role := `"` + strings.ReplaceAll(role, `"`, `""`) + `"`
+		if _, err := conn.Exec(ctx, "GRANT "+priv+" ON "+id+" TO "+role); err != nil {
+			return fmt.Errorf("river: grant %s: %w", r.name, err)
+		}
+	}
+	return nil
+}
+
+// runRiver migrates through migrateDriver (nil: migrated already), starts
+// a River client over driver and follows its job events for /readyz.
+func runRiver[TTx any](ctx context.Context, a *app, driver, migrateDriver riverdriver.Driver[TTx], cfg *river.Config) (*jobs, error) {
+	if migrateDriver != nil {
+		m, err := rivermigrate.New(migrateDriver, nil)
 		if err != nil {
-			fail("as tenant", err)
-			continue
+			return nil, err
 		}
-		overdue, err := a.sdk.Retention.Overdue(tctx, now)
-		fail("overdue", err)
-		for _, r := range overdue {
-			a.log.Warn("data-subject request overdue", "tenant", t.ID, "request", r.ID, "kind", r.Kind, "due_at", r.DueAt)
+		if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+			return nil, fmt.Errorf("river: migrate: %w", err)
 		}
-		rep.Overdue += len(overdue)
 	}
-	a.log.Info("scheduled jobs ran", "erased", rep.Erased, "tenants_purged", rep.TenantsPurged, "erasures_resumed", rep.ErasuresResumed,
-		"overdue_requests", rep.Overdue, "errors", rep.Errors)
+	client, err := river.NewClient(driver, cfg)
+	if err != nil {
+		return nil, err
+	}
+	events, cancel := client.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed)
+	if err := client.Start(ctx); err != nil {
+		cancel()
+		return nil, err
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ev := range events {
+			a.recordJob(ev)
+		}
+	})
+	return &jobs{
+		stop: func(ctx context.Context) error {
+			err := client.Stop(ctx)
+			cancel()
+			wg.Wait()
+			return err
+		},
+		insert: func(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) error {
+			_, err := client.Insert(ctx, args, opts)
+			return err
+		},
+	}, nil
+}
+
+// recordJob notes a finished job in this replica's report and logs it.
+func (a *app) recordJob(ev *river.Event) {
+	if ev == nil || ev.Job == nil {
+		return
+	}
+	kind := ev.Job.Kind
+	if kind == (taskArgs{}).Kind() {
+		var args taskArgs
+		if err := json.Unmarshal(ev.Job.EncodedArgs, &args); err == nil && args.Task != "" {
+			kind = args.Task
+		}
+	}
+	a.jobsMu.Lock()
+	defer a.jobsMu.Unlock()
+	a.lastJob.At = a.now()
+	if ev.Kind == river.EventKindJobFailed {
+		a.lastJob.Failed++
+		a.log.Error("scheduled job failed", "job", kind, "attempt", ev.Job.Attempt)
+		return
+	}
+	if a.lastJob.Completed == nil {
+		a.lastJob.Completed = map[string]time.Time{}
+	}
+	a.lastJob.Completed[kind] = a.lastJob.At
+	a.log.Info("scheduled job ran", "job", kind)
+}
+
+// schedulePurge enqueues the purge of a closed tenant at the end of its
+// grace period (the periodic purge would find it too, up to an interval
+// later). Without a River client (in-process tests) it does nothing.
+func (a *app) schedulePurge(ctx context.Context, t tenancy.Tenant) {
+	if a.jobs == nil || t.PurgeAfter == nil {
+		return
+	}
+	if err := a.jobs.insert(ctx, retentionriver.PurgeArgs{}, retentionriver.PurgeAt(t)); err != nil {
+		a.log.Error("schedule purge", "tenant", t.ID, "err", err)
+	}
+}
+
+type taskWorker struct {
+	river.WorkerDefaults[taskArgs]
+	a *app
+}
+
+func (w *taskWorker) Work(ctx context.Context, job *river.Job[taskArgs]) error {
+	return w.a.runTask(ctx, job.Args.Task)
+}
+
+// runTask runs one of the example server's own jobs. Each is idempotent.
+func (a *app) runTask(ctx context.Context, task string) error {
+	sys := tenancy.System(ctx, "example-jobs")
+	switch task {
+	case kindProtect:
+		// Requests recorded by an older version keep their identifiers in
+		// clear until sealed here (once; then a no-op).
+		_, err := a.sdk.Retention.ProtectIdentifiers(sys)
+		return err
+	case kindDeletions:
+		_, err := a.callbacks.ResumeDeletions(sys)
+		return err
+	case kindLogins:
+		return a.logins.prune(ctx)
+	case kindOverdue, kindSync:
+		tenants, err := a.sdk.Tenants.Tenants(sys, tenancy.TenantFilter{Status: tenancy.StatusActive})
+		if err != nil {
+			return err
+		}
+		var errs []error
+		for _, t := range tenants {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			tctx, err := tenancy.AsTenant(sys, t.ID)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if task == kindOverdue {
+				overdue, err := a.sdk.Retention.Overdue(tctx, a.now())
+				errs = append(errs, err)
+				for _, r := range overdue {
+					a.log.Warn("data-subject request overdue", "tenant", t.ID, "request", r.ID, "kind", r.Kind, "due_at", r.DueAt)
+				}
+				continue
+			}
+			errs = append(errs, a.syncTenant(tctx))
+		}
+		return errors.Join(errs...)
+	}
+	return river.JobCancel(fmt.Errorf("unknown task %q", task))
+}
+
+// syncTenant syncs every active connection of the context's tenant: a
+// revoked authorization is detected here (the connection is marked, its
+// data starts its retention clock), not only when someone looks. A
+// platform's refusal of one connection is logged, not retried: the next
+// run tries again.
+func (a *app) syncTenant(ctx context.Context) error {
+	conns, err := a.sdk.Social.List(ctx, social.ConnectionFilter{Status: social.StatusActive})
+	if err != nil {
+		return err
+	}
+	for _, c := range conns {
+		var err error
+		switch c.Platform {
+		case tiktok.Platform:
+			_, _, err = a.syncTikTok(ctx, c)
+		default:
+			_, err = a.syncMeta(ctx, c)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			a.log.Warn("scheduled sync failed", "connection", c.ID, "platform", c.Platform, "err", err)
+		}
+	}
+	return nil
+}
+
+// runJobsOnce runs every scheduled job once, in this process and in
+// order, without River: for tests that check the jobs' effects directly.
+func (a *app) runJobsOnce(ctx context.Context) jobReport {
+	sys := tenancy.System(ctx, "example-jobs")
+	rep := jobReport{At: a.now(), Completed: map[string]time.Time{}}
+	note := func(kind string, err error) {
+		if err != nil {
+			rep.Failed++
+			a.log.Error("scheduled job failed", "job", kind, "err", err)
+			return
+		}
+		rep.Completed[kind] = a.now()
+	}
+	_, err := a.sdk.Retention.Sweep(sys, a.now())
+	note(retentionriver.KindSweep, err)
+	_, err = a.sdk.Retention.PurgeTenants(sys, a.now())
+	note(retentionriver.KindPurge, err)
+	_, err = a.sdk.Retention.ResumeErasures(sys)
+	note(retentionriver.KindResume, err)
+	_, err = a.sdk.Maintain(ctx)
+	note(retentionriver.KindMaintain, err)
+	for _, task := range []string{kindProtect, kindDeletions, kindOverdue, kindSync, kindLogins} {
+		note(task, a.runTask(ctx, task))
+	}
 	a.jobsMu.Lock()
 	a.lastJob = rep
 	a.jobsMu.Unlock()

@@ -16,17 +16,25 @@
 // (SOCIALCRM_PUBLIC_URL, the address OAuth redirects come back to),
 // -jobs-interval (SOCIALCRM_JOBS_INTERVAL, default 1h: the retention sweeper,
 // tenant purges, revocation retries and data-subject deadline checks),
-// -login-rate (SOCIALCRM_LOGIN_RATE, sign-in attempts per IP per minute),
+// -login-rate (SOCIALCRM_LOGIN_RATE, sign-in attempts per IP per minute,
+// counted in the database: shared by every replica),
 // -metrics-addr (SOCIALCRM_METRICS_ADDR: a separate listener for the
 // Prometheus-format /metrics, served on -addr by default). The standard
 // OTEL_EXPORTER_OTLP_* variables export traces and metrics over OTLP.
 // Every answer carries an X-Request-Id, repeated in error bodies and in
 // the request's log lines.
 //
+// Replicas: any number of processes may serve one PostgreSQL database.
+// Background work (the jobs above) runs as River jobs, each run once across
+// the replicas and retried with backoff; set SOCIALCRM_SESSION_KEY to the
+// same value on every replica.
+//
 // Sandbox mode: the TikTok and Meta emulators (tiktok/tiktoktest,
 // meta/metatest) run in-process and every response and page says
-// "sandbox". TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET switch TikTok to its
-// real hosts; META_APP_ID and META_APP_SECRET do the same for Meta
+// "sandbox". Replicas share one sandbox instead: start one process with
+// -sandbox-only -public-url <the replicas' public URL> and every replica
+// with -sandbox-url <its URL> (SOCIALCRM_SANDBOX_URL). TIKTOK_CLIENT_KEY
+// and TIKTOK_CLIENT_SECRET switch TikTok to its real hosts; META_APP_ID and META_APP_SECRET do the same for Meta
 // (META_VERIFY_TOKEN is the token entered with the webhook URL in the App
 // Dashboard).
 // SOCIALCRM_SESSION_KEY (32+ bytes) keeps access tokens valid across
@@ -90,6 +98,7 @@ type app struct {
 	consoleTmpl *template.Template
 	started     time.Time
 
+	jobs    *jobs // nil until run starts River (in-process tests run without)
 	jobsMu  sync.Mutex
 	lastJob jobReport
 
@@ -107,6 +116,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
+	}
+	if cfg.SandboxOnly {
+		return runSandbox(ctx, cfg, ln, stdout, log)
 	}
 	publicURL := strings.TrimSuffix(cfg.PublicURL, "/")
 	if publicURL == "" {
@@ -135,9 +147,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ln.Addr(), redactDSN(cfg.DSN), mode(a.plat.tiktokSandbox), mode(a.plat.metaSandbox))
 	log.Info("listening", "addr", ln.Addr().String(), "public_url", publicURL)
 
-	jobsCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
-	jobsDone := make(chan struct{})
-	go func() { defer close(jobsDone); a.runJobs(jobsCtx, cfg.JobsInterval) }()
+	// Background work runs as River jobs in the database, each once across
+	// the replicas.
+	if a.jobs, err = a.startJobs(context.WithoutCancel(ctx), cfg.JobsInterval); err != nil {
+		ln.Close()
+		return fmt.Errorf("jobs: %w", err)
+	}
+	defer a.jobs.close()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -146,8 +162,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
-	stopJobs()
-	<-jobsDone
+	jctx, jcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	if jerr := a.jobs.stop(jctx); jerr != nil {
+		log.Warn("jobs did not stop cleanly", "err", jerr)
+	}
+	jcancel()
 	if err != nil {
 		return err
 	}
@@ -189,7 +208,8 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 		}
 		migrator = a.owner
 	}
-	if err := migrateSessions(ctx, migrator); err != nil {
+	// The server's own tables migrate with socialcrm's, under its lock.
+	if err := socialcrm.Migrate(ctx, migrator, serverMigrations()); err != nil {
 		return nil, err
 	}
 	if a.owner != nil {
@@ -198,6 +218,9 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 		}
 	}
 	policy := examplePolicy()
+	if cfg.ClosureGrace > 0 {
+		policy.ClosureGrace = cfg.ClosureGrace
+	}
 	cats := []retention.Category{sessionCategory()}
 	if a.plat, err = startPlatforms(cfg, publicURL, log); err != nil {
 		return nil, err
@@ -222,7 +245,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 		key = []byte(randomToken())
 	}
 	a.tokens = &tokens{db: db, key: key, now: a.now}
-	a.logins = newLimiter(cfg.LoginRate, time.Minute, a.now)
+	a.logins = newLimiter(db, cfg.LoginRate, time.Minute, a.now, func(ip string) string { return a.tokens.mac("login." + ip) })
 	if err := a.buildRoutes(); err != nil {
 		return nil, err
 	}

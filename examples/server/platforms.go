@@ -46,6 +46,10 @@ type platforms struct {
 	metaProv    *meta.Provider
 	metaFlow    *social.Flow
 	metaVerify  string
+
+	// sandbox controls the emulators (in this process, or a sandbox
+	// process's with -sandbox-url); nil when no platform is emulated.
+	sandbox sandboxControl
 }
 
 // mode names a platform's mode as shown in responses and pages.
@@ -61,11 +65,24 @@ func mode(sandbox bool) string {
 // flows over the social store.
 func startPlatforms(cfg config, publicURL string, log *slog.Logger) (*platforms, error) {
 	p := &platforms{}
+	// A shared sandbox process's emulators instead of in-process ones.
+	var remote *sandboxEndpoints
+	if cfg.SandboxURL != "" {
+		r, ep, err := dialSandbox(context.Background(), cfg.SandboxURL)
+		if err != nil {
+			return nil, fmt.Errorf("-sandbox-url: %w", err)
+		}
+		remote, p.sandbox = &ep, r
+	}
 	p.tiktokCfg = tiktok.Config{ClientKey: cfg.TikTokKey, ClientSecret: cfg.TikTokSecret,
 		RedirectURL: publicURL + "/connect/tiktok/callback"}
 	if cfg.TikTokKey == "" || cfg.TikTokSecret == "" {
 		p.tiktokSandbox = true
 		p.tiktokCfg.ClientKey, p.tiktokCfg.ClientSecret = sandboxTikTokKey, sandboxTikTokSecret
+	}
+	if p.tiktokSandbox && remote != nil {
+		p.tiktokCfg.BaseURL, p.tiktokCfg.AuthorizeURL = remote.TikTok.BaseURL, remote.TikTok.AuthorizeURL
+	} else if p.tiktokSandbox {
 		now := time.Now()
 		srv, err := tiktoktest.New(
 			tiktoktest.WithApp(tiktoktest.App{ClientKey: sandboxTikTokKey, ClientSecret: sandboxTikTokSecret,
@@ -95,9 +112,12 @@ func startPlatforms(cfg config, publicURL string, log *slog.Logger) (*platforms,
 		p.close()
 		return nil, err
 	}
-	if err := p.startMeta(cfg, publicURL); err != nil {
+	if err := p.startMeta(cfg, publicURL, remote); err != nil {
 		p.close()
 		return nil, err
+	}
+	if p.sandbox == nil && (p.tiktokSrv != nil || p.metaSrv != nil) {
+		p.sandbox = localSandbox{tiktok: p.tiktokSrv, meta: p.metaSrv}
 	}
 	log.Info("platforms", "tiktok", mode(p.tiktokSandbox), "meta", mode(p.metaSandbox))
 	return p, nil
@@ -105,12 +125,16 @@ func startPlatforms(cfg config, publicURL string, log *slog.Logger) (*platforms,
 
 // startMeta configures Meta: the emulator with a sandbox user, Page and
 // Instagram account, or the real Graph API with the app's credentials.
-func (p *platforms) startMeta(cfg config, publicURL string) error {
+func (p *platforms) startMeta(cfg config, publicURL string, remote *sandboxEndpoints) error {
 	p.metaSandbox = cfg.MetaAppID == "" || cfg.MetaSecret == ""
 	appID, secret, verify := cfg.MetaAppID, cfg.MetaSecret, cfg.MetaVerifyToken
 	redirect := publicURL + "/connect/meta/callback"
 	if p.metaSandbox {
 		appID, secret, verify = sandboxMetaApp, sandboxMetaSecret, sandboxMetaVerify
+	}
+	if p.metaSandbox && remote != nil {
+		p.metaCfg = meta.Config{GraphURL: remote.Meta.GraphURL, DialogURL: remote.Meta.DialogURL, Version: remote.Meta.Version}
+	} else if p.metaSandbox {
 		srv, err := metatest.New(
 			metatest.WithApp(metatest.App{ID: appID, Secret: secret, Name: "socialcrm sandbox", RedirectURIs: []string{redirect},
 				VerifyToken: verify, RequireAppSecretProof: true}),
@@ -192,14 +216,10 @@ func (p *platforms) tiktokClient(ctx context.Context, store *social.Store, id st
 
 // sandboxGrowth plays an audience in sandbox mode: each sync of an emulated
 // account finds it with a few more followers, so the follower trend moves.
-func (p *platforms) sandboxGrowth(openID string) {
-	if p.tiktokSrv == nil {
-		return
+func (p *platforms) sandboxGrowth(ctx context.Context, openID string) {
+	if p.sandbox != nil {
+		p.sandbox.grow(ctx, openID)
 	}
-	_ = p.tiktokSrv.UpdateUser(openID, func(u *tiktoktest.User) {
-		u.FollowerCount += 10 + u.FollowerCount/50
-		u.LikesCount += 100
-	})
 }
 
 func (p *platforms) close() {

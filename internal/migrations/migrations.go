@@ -69,8 +69,28 @@ func Run(ctx context.Context, db *bun.DB, sets ...*migrate.Migrations) error {
 			return fmt.Errorf("migrations: lock: %w", err)
 		}
 		defer conn.Close()
-		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(?)", advisoryKey); err != nil {
-			return fmt.Errorf("migrations: lock: %w", err)
+		// Polled rather than waited for in one statement: the driver's read
+		// timeout would end a wait while another process migrates a fresh
+		// database (replicas started together).
+		deadline := time.Now().Add(pgLockWait)
+		for {
+			var got bool
+			if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock(?)", advisoryKey).Scan(&got); err != nil {
+				return fmt.Errorf("migrations: lock: %w", err)
+			}
+			if got {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("migrations: another process has been migrating for over %s", pgLockWait)
+			}
+			t := time.NewTimer(100 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("migrations: waiting for lock: %w", ctx.Err())
+			case <-t.C:
+			}
 		}
 		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(?)", advisoryKey) //nolint:errcheck // ends with the session anyway
 		if err := mg.Init(ctx); err != nil {
@@ -134,6 +154,9 @@ func lock(ctx context.Context, mg *migrate.Migrator) error {
 }
 
 const lockWait = 30 * time.Second
+
+// pgLockWait bounds the wait for the PostgreSQL migration lock.
+const pgLockWait = 5 * time.Minute
 
 // advisoryKey is the PostgreSQL advisory lock taken while migrating
 // (the first 8 bytes of "socialcrm" as an int64).

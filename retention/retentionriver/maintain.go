@@ -42,13 +42,10 @@ func AddMaintenance(workers *river.Workers, maintain func(ctx context.Context) e
 }
 
 // MaintenanceJobs returns the maintenance as a periodic job that runs
-// every interval (and once at start).
+// every interval (and once at start), unique within its period like
+// PeriodicJobs.
 func MaintenanceJobs(every time.Duration) []*river.PeriodicJob {
-	return []*river.PeriodicJob{
-		river.NewPeriodicJob(river.PeriodicInterval(every), func() (river.JobArgs, *river.InsertOpts) {
-			return MaintainArgs{}, nil
-		}, &river.PeriodicJobOpts{ID: KindMaintain, RunOnStart: true}),
-	}
+	return []*river.PeriodicJob{periodic(every, KindMaintain, MaintainArgs{})}
 }
 
 type maintainWorker struct {

@@ -152,18 +152,24 @@ func AddWorkers(workers *river.Workers, engine *retention.Engine, opts ...Option
 
 // PeriodicJobs returns a sweep, a purge and a resumption of open erasures
 // that run every interval (and once at start).
+//
+// Only the elected leader among the River clients of a database enqueues
+// periodic jobs, and each job is unique within its period, so replicas
+// that start together or change leader do not run a period's job twice.
 func PeriodicJobs(every time.Duration) []*river.PeriodicJob {
 	return []*river.PeriodicJob{
-		river.NewPeriodicJob(river.PeriodicInterval(every), func() (river.JobArgs, *river.InsertOpts) {
-			return SweepArgs{}, nil
-		}, &river.PeriodicJobOpts{ID: KindSweep, RunOnStart: true}),
-		river.NewPeriodicJob(river.PeriodicInterval(every), func() (river.JobArgs, *river.InsertOpts) {
-			return PurgeArgs{}, nil
-		}, &river.PeriodicJobOpts{ID: KindPurge, RunOnStart: true}),
-		river.NewPeriodicJob(river.PeriodicInterval(every), func() (river.JobArgs, *river.InsertOpts) {
-			return ResumeArgs{}, nil
-		}, &river.PeriodicJobOpts{ID: KindResume, RunOnStart: true}),
+		periodic(every, KindSweep, SweepArgs{}),
+		periodic(every, KindPurge, PurgeArgs{}),
+		periodic(every, KindResume, ResumeArgs{}),
 	}
+}
+
+// periodic is a job of args every interval (and at start), unique within
+// its period.
+func periodic(every time.Duration, id string, args river.JobArgs) *river.PeriodicJob {
+	return river.NewPeriodicJob(river.PeriodicInterval(every), func() (river.JobArgs, *river.InsertOpts) {
+		return args, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: every}}
+	}, &river.PeriodicJobOpts{ID: id, RunOnStart: true})
 }
 
 func system(ctx context.Context) context.Context { return tenancy.System(ctx, "retention") }
