@@ -208,7 +208,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 }
 
 // handler is the server's whole HTTP handler.
-func (a *app) handler() http.Handler { return a.middleware(a.mux) }
+func (a *app) handler() http.Handler { return a.middleware(http.HandlerFunc(a.serve)) }
 
 // close stops the emulators and closes the database.
 func (a *app) close() {
