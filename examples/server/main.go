@@ -34,6 +34,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"html/template"
 	"io"
@@ -43,6 +44,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -61,6 +63,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
 		fmt.Fprintln(os.Stderr, "server:", err)
 		os.Exit(1)
 	}
@@ -100,9 +105,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	publicURL := strings.TrimSuffix(cfg.PublicURL, "/")
-	if publicURL == "" {
-		publicURL = "http://" + ln.Addr().String()
+	publicURL, note := defaultPublicURL(cfg.PublicURL, ln.Addr())
+	if note != "" {
+		fmt.Fprintln(stderr, "server:", note)
 	}
 	a, err := newApp(ctx, cfg, log, publicURL)
 	if err != nil {
@@ -145,6 +150,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// defaultPublicURL is -public-url, or the listen address's URL: on every
+// interface (0.0.0.0, ::) that is the loopback address of the port, and
+// note says so, and what to set for other machines.
+func defaultPublicURL(flagURL string, addr net.Addr) (publicURL, note string) {
+	if flagURL != "" {
+		return strings.TrimSuffix(flagURL, "/"), ""
+	}
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return "http://" + addr.String(), ""
+	}
+	publicURL = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp.Port))
+	return publicURL, "listening on every interface; OAuth redirects and webhooks use " + publicURL +
+		": set -public-url (SOCIALCRM_PUBLIC_URL) to the address other machines reach this server at"
 }
 
 // newApp opens the database and the SDK, starts the platforms (the
