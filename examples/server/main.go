@@ -86,6 +86,7 @@ type app struct {
 	mux         *http.ServeMux
 	routes      []route
 	callbacks   *meta.Callbacks
+	crossOrigin *http.CrossOriginProtection // guards the console's forms
 	consoleTmpl *template.Template
 	started     time.Time
 
@@ -222,6 +223,14 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 	}
 	a.tokens = &tokens{db: db, key: key, now: a.now}
 	a.logins = newLimiter(cfg.LoginRate, time.Minute, a.now)
+	// Forms must come from the console's own origin: the request's Host,
+	// or the public URL's (behind a proxy that rewrites Host).
+	a.crossOrigin = http.NewCrossOriginProtection()
+	if u, err := url.Parse(publicURL); err == nil && u.Host != "" {
+		if err := a.crossOrigin.AddTrustedOrigin(u.Scheme + "://" + u.Host); err != nil {
+			return nil, fmt.Errorf("-public-url: %w", err)
+		}
+	}
 	if err := a.buildRoutes(); err != nil {
 		return nil, err
 	}
