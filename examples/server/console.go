@@ -38,11 +38,11 @@ const (
 
 // page is what every console template receives.
 type page struct {
-	Title   string
-	Mode    map[string]string
-	Signed  bool
-	Tenant  tenancy.Tenant
-	Role    tenancy.Role
+	Title  string
+	Mode   map[string]string
+	Signed bool
+	Tenant tenancy.Tenant
+	Role   tenancy.Role
 	// CSRF is always empty: CrossOriginProtection guards the forms; the
 	// templates' hidden csrf inputs are left over and may go.
 	CSRF    string
