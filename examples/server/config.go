@@ -30,6 +30,9 @@ type config struct {
 	TikTokKey, TikTokSecret string
 	MetaAppID, MetaSecret   string
 	MetaVerifyToken         string
+
+	// KMS reaches the KEK's KMS elsewhere than its public endpoint (tests).
+	KMS kmsOptions
 }
 
 // flagEnv names the environment variable of each flag.

@@ -50,13 +50,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tink-crypto/tink-go/v2/tink"
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/retention"
-	"github.com/socialcrm/socialcrm/vault"
 )
 
 func main() {
@@ -183,7 +181,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 			a.close()
 		}
 	}()
-	kek, err := openKEK(cfg.KEK)
+	kek, err := openKEK(ctx, cfg.KEK, cfg.KMS)
 	if err != nil {
 		return nil, err
 	}
@@ -267,12 +265,4 @@ func redactDSN(dsn string) string {
 		}
 	}
 	return dsn
-}
-
-// openKEK opens a Tink KMS key URI (scheme://…) or a local key file.
-func openKEK(ref string) (tink.AEAD, error) {
-	if strings.Contains(ref, "://") {
-		return vault.KMS(ref)
-	}
-	return vault.OpenKeyFile(ref)
 }
