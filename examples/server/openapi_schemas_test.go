@@ -232,7 +232,9 @@ func arr(items node) node { return node{"type": "array", "items": items} }
 var (
 	strS  = func() node { return node{"type": "string"} }
 	integ = func() node { return node{"type": "integer"} }
-	modes = func() node { return node{"type": "object", "additionalProperties": node{"type": "string", "enum": []any{"sandbox", "live"}}} }
+	modes = func() node {
+		return node{"type": "object", "additionalProperties": node{"type": "string", "enum": []any{"sandbox", "live"}}}
+	}
 )
 
 // out is the first result type of a function value.
