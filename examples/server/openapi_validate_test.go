@@ -54,6 +54,9 @@ func validateExchange(t testing.TB, base string, req *http.Request, reqBody []by
 		t.Fatalf("openapi.yaml: %v", err)
 	}
 	route, params, err := router.FindRoute(req)
+	if err != nil && resp.StatusCode >= 300 {
+		return // a route the server does not have either (404, 405, a redirect to the clean path)
+	}
 	if err != nil {
 		t.Errorf("%s %s is not an operation of openapi.yaml: %v", req.Method, req.URL.Path, err)
 		return
@@ -62,7 +65,9 @@ func validateExchange(t testing.TB, base string, req *http.Request, reqBody []by
 		return
 	}
 	ctx := context.Background()
-	opts := &openapi3filter.Options{MultiError: true, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}
+	opts := &openapi3filter.Options{MultiError: true, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+		// A CSV import is any text: the server reports bad rows one by one.
+		ExcludeRequestBody: strings.HasPrefix(req.Header.Get("Content-Type"), "text/csv")}
 	r2 := req.Clone(ctx)
 	r2.Body = io.NopCloser(bytes.NewReader(reqBody))
 	in := &openapi3filter.RequestValidationInput{Request: r2, PathParams: params, Route: route, Options: opts}
