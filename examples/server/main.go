@@ -17,6 +17,9 @@
 // -jobs-interval (SOCIALCRM_JOBS_INTERVAL, default 1h: the retention sweeper,
 // tenant purges, revocation retries and data-subject deadline checks),
 // -login-rate (SOCIALCRM_LOGIN_RATE, sign-in attempts per IP per minute).
+// -h lists them all; a malformed value stops the server at start. -kek takes
+// aws-kms://, gcp-kms:// and hcvault:// key URIs (see kms.go for where each
+// finds its credentials).
 //
 // Sandbox mode: the TikTok and Meta emulators (tiktok/tiktoktest,
 // meta/metatest) run in-process and every response and page says
