@@ -1,4 +1,4 @@
-package social_test
+package oauth2conformance_test
 
 import (
 	"context"
