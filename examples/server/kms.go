@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -61,7 +62,7 @@ func kmsClient(ctx context.Context, ref string, o kmsOptions) (registry.KMSClien
 	switch {
 	case strings.HasPrefix(ref, "aws-kms://"):
 		var opts []awskms.ClientOption
-		endpoint := cmpOr(o.AWSEndpoint, os.Getenv("AWS_ENDPOINT_URL_KMS"), os.Getenv("AWS_ENDPOINT_URL"))
+		endpoint := cmp.Or(o.AWSEndpoint, os.Getenv("AWS_ENDPOINT_URL_KMS"), os.Getenv("AWS_ENDPOINT_URL"))
 		if endpoint != "" {
 			region, err := awsRegion(ref)
 			if err != nil {
@@ -121,13 +122,4 @@ func awsRegion(ref string) (string, error) {
 		return "", fmt.Errorf("AWS KMS: %q is not aws-kms://arn:<partition>:kms:<region>:<account>:key/<id>", ref)
 	}
 	return parts[3], nil
-}
-
-func cmpOr(vals ...string) string {
-	for _, v := range vals {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
