@@ -114,7 +114,7 @@ func TestListenOnEveryInterface(t *testing.T) {
 			port = m[1]
 		}
 		return m != nil
-	}, 30*time.Second, 20*time.Millisecond, "stderr: %s", stderr.String())
+	}, 2*time.Minute, 20*time.Millisecond, "stderr: %s", stderr.String())
 	require.Contains(t, stderr.String(), "set -public-url")
 	resp, err := http.Get("http://127.0.0.1:" + port + "/healthz")
 	require.NoError(t, err)
