@@ -41,9 +41,9 @@ func TestOpenKeepsAttachments(t *testing.T) {
 			Owner: tenancy.NewMember{Email: "ada@acme.example", Name: "Ada"}})
 		require.NoError(t, err)
 		octx := tenancy.WithPrincipal(ctx, owner.Principal())
-		grace, err := sdk.CRM.Contacts().Create(octx, crm.Contact{FirstName: "Grace", Email: "grace@example.com"})
+		grace, err := sdk.CRM.Contacts().Create(octx, crm.ContactInput{FirstName: "Grace", Email: "grace@example.com"})
 		require.NoError(t, err)
-		bob, err := sdk.CRM.Contacts().Create(octx, crm.Contact{FirstName: "Bob", Email: "bob@example.com"})
+		bob, err := sdk.CRM.Contacts().Create(octx, crm.ContactInput{FirstName: "Bob", Email: "bob@example.com"})
 		require.NoError(t, err)
 		attach := func(c crm.Contact) crm.Attachment {
 			a, err := sdk.CRM.Attachments().Attach(octx, crm.AttachmentInput{OwnerKind: "contact", OwnerID: c.ID,

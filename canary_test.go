@@ -53,22 +53,22 @@ func (c *canaries) phone() string {
 // each personal field, through the public API.
 func seedEveryField(t *testing.T, ctx context.Context, s *crm.Store, c *canaries) {
 	t.Helper()
-	contact, err := s.Contacts().Create(ctx, crm.Contact{FirstName: c.text("First"), LastName: c.text("Last"),
+	contact, err := s.Contacts().Create(ctx, crm.ContactInput{FirstName: c.text("First"), LastName: c.text("Last"),
 		Email: c.email(), Phone: c.phone(), Source: "web",
 		UTM:      crm.UTM{Source: c.text("Us"), Medium: c.text("Um"), Campaign: c.text("Uc"), Term: c.text("Ut"), Content: c.text("Uo")},
 		Birthday: crm.Birthday{Year: 1987, Month: 3, Day: 14}, Preferences: map[string]string{"size": c.text("Pref")},
 		Tags: []string{c.text("Tag")}})
 	require.NoError(t, err)
-	_, err = s.Notes().Create(ctx, crm.Note{Body: c.text("Note"), ContactID: contact.ID})
+	_, err = s.Notes().Create(ctx, crm.NoteInput{Body: c.text("Note"), ContactID: contact.ID})
 	require.NoError(t, err)
-	_, err = s.Tasks().Create(ctx, crm.Task{Title: c.text("TaskT"), Description: c.text("TaskD"), ContactID: contact.ID})
+	_, err = s.Tasks().Create(ctx, crm.TaskInput{Title: c.text("TaskT"), Description: c.text("TaskD"), ContactID: contact.ID})
 	require.NoError(t, err)
-	_, err = s.Activities().Record(ctx, crm.Activity{Kind: crm.ActivityCall, Subject: c.text("ActS"), Body: c.text("ActB"),
+	_, err = s.Activities().Create(ctx, crm.ActivityInput{Kind: crm.ActivityCall, Subject: c.text("ActS"), Body: c.text("ActB"),
 		ContactID: contact.ID, OccurredAt: time.Now()})
 	require.NoError(t, err)
-	pl, err := s.Pipelines().Create(ctx, crm.Pipeline{Name: "Sales", Stages: []string{"new", "won"}})
+	pl, err := s.Pipelines().Create(ctx, crm.PipelineInput{Name: "Sales", Stages: []string{"new", "won"}})
 	require.NoError(t, err)
-	_, err = s.Deals().Create(ctx, crm.Deal{PipelineID: pl.ID, Title: c.text("Deal"), ContactID: contact.ID})
+	_, err = s.Deals().Create(ctx, crm.DealInput{PipelineID: pl.ID, Title: c.text("Deal"), ContactID: contact.ID})
 	require.NoError(t, err)
 	psid := c.text("Psid")
 	_, err = s.Conversations().Record(ctx, crm.NewMessage{

@@ -62,6 +62,18 @@
 // Every request then carries its principal (tenancy.WithPrincipal) and
 // reaches tenant-owned data inside tenancy.RunInTx.
 //
+// OpenTelemetry is off until a host passes providers: Config.TracerProvider
+// and Config.MeterProvider (Instrument) trace and time every query through
+// bun's instrumentation — the SQL text without its values; meta and tiktok
+// take WithTelemetry, social.OAuth2Config its TracerProvider and
+// MeterProvider, and retentionriver.Telemetry gives River's middleware.
+// Platform calls are recorded without their query string (tokens,
+// appsecret_proof, codes) and with ids in their paths replaced by ":id";
+// no trace context is sent to the platforms. Nothing is recorded through
+// the global providers. The tests run the main paths with an in-memory
+// pipeline and find no planted personal data, token or secret in any span
+// or metric.
+//
 // The example server in examples/server shows all of it working:
 //
 //	go run ./examples/server

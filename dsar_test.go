@@ -44,7 +44,7 @@ func dsarTenant(t *testing.T, sdk *socialcrm.SDK, name string) context.Context {
 	ctx := tenancy.WithPrincipal(context.Background(), owner.Principal())
 	_, err = sdk.CRM.Fields().Define(ctx, crm.FieldDefInput{RecordKind: "contact", Name: "size", Type: crm.FieldText})
 	require.NoError(t, err)
-	_, err = sdk.CRM.Pipelines().Create(ctx, crm.Pipeline{Name: "sales", Stages: []string{"new", "won"}})
+	_, err = sdk.CRM.Pipelines().Create(ctx, crm.PipelineInput{Name: "sales", Stages: []string{"new", "won"}})
 	require.NoError(t, err)
 	return ctx
 }
@@ -68,22 +68,22 @@ func seedPerson(t *testing.T, sdk *socialcrm.SDK, ctx context.Context, name, pho
 	p := dsarPerson{name: name, email: name + "@example.com", phone: phone, psid: "psid-" + name, openID: "open-" + name}
 	v := func(what string) string { return what + "-" + name }
 	var err error
-	p.contact, err = s.Contacts().Create(ctx, crm.Contact{FirstName: v("first"), LastName: v("last"), Email: p.email, Phone: phone})
+	p.contact, err = s.Contacts().Create(ctx, crm.ContactInput{FirstName: v("first"), LastName: v("last"), Email: p.email, Phone: phone})
 	require.NoError(t, err)
-	p.dup, err = s.Contacts().Create(ctx, crm.Contact{FirstName: v("dupfirst"), Email: strings.ToUpper(p.email)}, crm.AllowDuplicate())
+	p.dup, err = s.Contacts().Create(ctx, crm.ContactInput{FirstName: v("dupfirst"), Email: strings.ToUpper(p.email)}, crm.AllowDuplicate())
 	require.NoError(t, err)
 	for _, n := range []struct{ contact, body string }{{p.contact.ID, v("note")}, {p.dup.ID, v("dupnote")}} {
-		_, err = s.Notes().Create(ctx, crm.Note{Body: n.body, ContactID: n.contact})
+		_, err = s.Notes().Create(ctx, crm.NoteInput{Body: n.body, ContactID: n.contact})
 		require.NoError(t, err)
 	}
-	_, err = s.Tasks().Create(ctx, crm.Task{Title: v("task"), ContactID: p.contact.ID})
+	_, err = s.Tasks().Create(ctx, crm.TaskInput{Title: v("task"), ContactID: p.contact.ID})
 	require.NoError(t, err)
-	_, err = s.Activities().Record(ctx, crm.Activity{Kind: crm.ActivityCall, Direction: crm.Outbound, ContactID: p.contact.ID,
+	_, err = s.Activities().Create(ctx, crm.ActivityInput{Kind: crm.ActivityCall, Direction: crm.Outbound, ContactID: p.contact.ID,
 		Subject: v("callsubject"), Body: v("callbody"), OccurredAt: fakeclock.Start})
 	require.NoError(t, err)
-	pls, err := s.Pipelines().List(ctx, crm.ListOptions{})
+	pls, err := s.Pipelines().List(ctx, crm.PipelineFilter{}, crm.ListOptions{})
 	require.NoError(t, err)
-	_, err = s.Deals().Create(ctx, crm.Deal{PipelineID: pls.Items[0].ID, Title: v("deal"), ContactID: p.contact.ID})
+	_, err = s.Deals().Create(ctx, crm.DealInput{PipelineID: pls.Items[0].ID, Title: v("deal"), ContactID: p.contact.ID})
 	require.NoError(t, err)
 	_, err = s.Consents().Grant(ctx, crm.ConsentChange{ContactID: p.contact.ID, Channel: crm.ChannelEmail, Purpose: crm.PurposeMarketing, Source: v("consentsource")})
 	require.NoError(t, err)

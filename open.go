@@ -12,6 +12,8 @@ import (
 	"github.com/tink-crypto/tink-go/v2/tink"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/meta"
@@ -78,6 +80,11 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives socialcrm's logs (default: discard).
 	Logger *slog.Logger
+	// TracerProvider and MeterProvider switch OpenTelemetry on (see
+	// Instrument): Open adds a span and a timing per query of DB. Nil, the
+	// default: nothing is recorded, whatever the global providers.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 }
 
 // SDK is socialcrm wired together: the tenancy store and audit log, the
@@ -119,6 +126,7 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	Instrument(cfg.DB, cfg.TracerProvider, cfg.MeterProvider)
 	if !cfg.AllowPrivilegedRole {
 		if err := CheckRole(ctx, cfg.DB); err != nil {
 			return nil, err

@@ -44,7 +44,7 @@ func TestOpenWiresTheTenantLifecycle(t *testing.T) {
 		bind := vault.Binding{Record: "conn-1", Field: "access_token"}
 		sealed, err := sdk.Vault.Seal(octx, []byte("canary-token"), bind)
 		require.NoError(t, err)
-		contact, err := sdk.CRM.Contacts().Create(octx, crm.Contact{FirstName: "Grace", Email: "grace@example.com"})
+		contact, err := sdk.CRM.Contacts().Create(octx, crm.ContactInput{FirstName: "Grace", Email: "grace@example.com"})
 		require.NoError(t, err)
 		got0, err := sdk.CRM.Contacts().Get(octx, contact.ID)
 		require.NoError(t, err)

@@ -37,25 +37,29 @@ const (
 type Activity struct {
 	bun.BaseModel `bun:"table:socialcrm_crm_activities,alias:ac"`
 	Record
+	ActivityInput
 
+	SubjectSealed vault.Sealed `bun:"subject_sealed" json:"-"`
+	BodySealed    vault.Sealed `bun:"body_sealed" json:"-"`
+}
+
+// ActivityInput is what Activities.Create and Activities.Update take.
+type ActivityInput struct {
 	Kind ActivityKind `bun:"kind,notnull" json:"kind" validate:"required,oneof=call email sms whatsapp rcs meeting"`
 	// Direction is in or out; empty for a meeting.
 	Direction Direction `bun:"direction,notnull" json:"direction,omitempty" validate:"omitempty,oneof=in out"`
 	// ExternalID is the provider's id (an e-mail Message-ID, an SMS id);
 	// an activity is recorded once per kind and external id.
 	ExternalID string    `bun:"external_id,nullzero" json:"external_id,omitempty" validate:"max=255"`
-	ContactID  string    `bun:"contact_id,nullzero" json:"contact_id,omitempty"`
-	CompanyID  string    `bun:"company_id,nullzero" json:"company_id,omitempty"`
-	DealID     string    `bun:"deal_id,nullzero" json:"deal_id,omitempty"`
+	ContactID  string    `bun:"contact_id,nullzero" json:"contact_id,omitempty" validate:"max=64"`
+	CompanyID  string    `bun:"company_id,nullzero" json:"company_id,omitempty" validate:"max=64"`
+	DealID     string    `bun:"deal_id,nullzero" json:"deal_id,omitempty" validate:"max=64"`
 	Subject    string    `bun:"-" json:"subject,omitempty" validate:"max=500"`
 	Body       string    `bun:"-" json:"body,omitempty" validate:"max=100000"`
 	OccurredAt time.Time `bun:"occurred_at,notnull" json:"occurred_at" validate:"required"`
 	// Duration of a call or meeting, in seconds.
 	DurationSec int64  `bun:"duration_sec,notnull" json:"duration_sec,omitempty" validate:"gte=0"`
 	OwnerID     string `bun:"owner_id,nullzero" json:"owner_id,omitempty" validate:"omitempty,uuid"`
-
-	SubjectSealed vault.Sealed `bun:"subject_sealed" json:"-"`
-	BodySealed    vault.Sealed `bun:"body_sealed" json:"-"`
 }
 
 func (a *Activity) sealedFields() []sealedField {
@@ -82,29 +86,30 @@ const kindActivity = "activity"
 
 var activityOrder = keyset{name: "activities", cols: []string{"occurred_at", "id"}, desc: true}
 
-func (a *Activity) normalize() {
-	a.OccurredAt = a.OccurredAt.UTC().Truncate(time.Microsecond)
-	a.Subject = strings.TrimSpace(a.Subject)
+func (in *ActivityInput) normalize() {
+	in.OccurredAt = in.OccurredAt.UTC().Truncate(time.Microsecond)
+	in.Subject = strings.TrimSpace(in.Subject)
 }
 
-func (a *Activity) refs() []ref {
-	return []ref{{"contact_id", (*Contact)(nil), a.ContactID}, {"company_id", (*Company)(nil), a.CompanyID}, {"deal_id", (*Deal)(nil), a.DealID}}
+func (in *ActivityInput) refs() []ref {
+	return []ref{{"contact_id", (*Contact)(nil), in.ContactID}, {"company_id", (*Company)(nil), in.CompanyID}, {"deal_id", (*Deal)(nil), in.DealID}}
 }
 
-// Record validates a and stores it on the timeline. An activity whose
-// kind and ExternalID are already recorded is not stored again: Record
+// Create validates in and stores it on the timeline. An activity whose
+// kind and ExternalID are already recorded is not stored again: Create
 // returns the stored one.
-func (r *Activities) Record(ctx context.Context, a Activity) (Activity, error) {
-	a.normalize()
-	if a.ExternalID != "" {
-		if found, ok, err := r.byExternalID(ctx, a.Kind, a.ExternalID); err != nil || ok {
+func (r *Activities) Create(ctx context.Context, in ActivityInput) (Activity, error) {
+	in.normalize()
+	if in.ExternalID != "" {
+		if found, ok, err := r.byExternalID(ctx, in.Kind, in.ExternalID); err != nil || ok {
 			return found, err
 		}
 	}
-	rec, err := createRecord(ctx, r.s, kindActivity, &a, a.refs(), nil)
-	if err != nil && a.ExternalID != "" && dberr.IsUniqueViolation(err) {
+	a := Activity{ActivityInput: in}
+	rec, err := createRecord(ctx, r.s, kindActivity, &a.ActivityInput, &a, in.refs(), nil)
+	if err != nil && in.ExternalID != "" && dberr.IsUniqueViolation(err) {
 		// Recorded meanwhile by a concurrent call.
-		if found, ok, ferr := r.byExternalID(ctx, a.Kind, a.ExternalID); ferr == nil && ok {
+		if found, ok, ferr := r.byExternalID(ctx, in.Kind, in.ExternalID); ferr == nil && ok {
 			return found, nil
 		}
 	}
@@ -134,10 +139,12 @@ func (r *Activities) Get(ctx context.Context, id string) (Activity, error) {
 	return getRecord[Activity](ctx, r.s, kindActivity, id)
 }
 
-// Update writes a over activity a.ID if its Version is current.
-func (r *Activities) Update(ctx context.Context, a Activity) (Activity, error) {
-	a.normalize()
-	return updateRecord(ctx, r.s, kindActivity, &a, a.refs(), nil)
+// Update writes in over activity id if its stored version is still
+// version (else a *ConflictError).
+func (r *Activities) Update(ctx context.Context, id string, version int64, in ActivityInput) (Activity, error) {
+	in.normalize()
+	a := Activity{ActivityInput: in}
+	return updateRecord(ctx, r.s, kindActivity, id, version, &a.ActivityInput, &a, in.refs(), nil)
 }
 
 // Delete removes activity id.
@@ -167,7 +174,17 @@ const (
 type Task struct {
 	bun.BaseModel `bun:"table:socialcrm_crm_tasks,alias:tk"`
 	Record
+	TaskInput
+	// CompletedAt is set when the status becomes done, and cleared when it
+	// leaves done.
+	CompletedAt time.Time `bun:"completed_at,nullzero" json:"completed_at,omitzero"`
 
+	TitleSealed       vault.Sealed `bun:"title_sealed" json:"-"`
+	DescriptionSealed vault.Sealed `bun:"description_sealed" json:"-"`
+}
+
+// TaskInput is what Tasks.Create and Tasks.Update take.
+type TaskInput struct {
 	Title       string     `bun:"-" json:"title" validate:"required,max=200"`
 	Description string     `bun:"-" json:"description,omitempty" validate:"max=10000"`
 	Status      TaskStatus `bun:"status,notnull" json:"status" validate:"omitempty,oneof=open in_progress done cancelled"`
@@ -175,13 +192,8 @@ type Task struct {
 	DueAt time.Time `bun:"due_at,nullzero" json:"due_at,omitzero"`
 	// AssigneeID is the member who should do it.
 	AssigneeID string `bun:"assignee_id,nullzero" json:"assignee_id,omitempty" validate:"omitempty,uuid"`
-	ContactID  string `bun:"contact_id,nullzero" json:"contact_id,omitempty"`
-	DealID     string `bun:"deal_id,nullzero" json:"deal_id,omitempty"`
-	// CompletedAt is set when the status becomes done.
-	CompletedAt time.Time `bun:"completed_at,nullzero" json:"completed_at,omitzero"`
-
-	TitleSealed       vault.Sealed `bun:"title_sealed" json:"-"`
-	DescriptionSealed vault.Sealed `bun:"description_sealed" json:"-"`
+	ContactID  string `bun:"contact_id,nullzero" json:"contact_id,omitempty" validate:"max=64"`
+	DealID     string `bun:"deal_id,nullzero" json:"deal_id,omitempty" validate:"max=64"`
 }
 
 func (t *Task) sealedFields() []sealedField {
@@ -208,28 +220,27 @@ const kindTask = "task"
 
 var taskOrder = keyset{name: "tasks", cols: []string{"id"}}
 
-func (t *Task) normalize(now time.Time) {
-	t.Title = strings.TrimSpace(t.Title)
-	if t.Status == "" {
-		t.Status = TaskOpen
+func (in *TaskInput) normalize() {
+	in.Title = strings.TrimSpace(in.Title)
+	if in.Status == "" {
+		in.Status = TaskOpen
 	}
-	t.DueAt = t.DueAt.UTC().Truncate(time.Microsecond)
-	switch {
-	case t.Status == TaskDone && t.CompletedAt.IsZero():
-		t.CompletedAt = now
-	case t.Status != TaskDone:
-		t.CompletedAt = time.Time{}
-	}
+	in.DueAt = in.DueAt.UTC().Truncate(time.Microsecond)
 }
 
-func (t *Task) refs() []ref {
-	return []ref{{"contact_id", (*Contact)(nil), t.ContactID}, {"deal_id", (*Deal)(nil), t.DealID}}
+func (in *TaskInput) refs() []ref {
+	return []ref{{"contact_id", (*Contact)(nil), in.ContactID}, {"deal_id", (*Deal)(nil), in.DealID}}
 }
 
-// Create validates t and stores it as a new task (status open by default).
-func (r *Tasks) Create(ctx context.Context, t Task) (Task, error) {
-	t.normalize(r.s.clock())
-	return createRecord(ctx, r.s, kindTask, &t, t.refs(), nil)
+// Create validates in and stores it as a new task (status open by
+// default; one created done is completed now).
+func (r *Tasks) Create(ctx context.Context, in TaskInput) (Task, error) {
+	in.normalize()
+	t := Task{TaskInput: in}
+	if t.Status == TaskDone {
+		t.CompletedAt = r.s.clock()
+	}
+	return createRecord(ctx, r.s, kindTask, &t.TaskInput, &t, in.refs(), nil)
 }
 
 // Get returns task id.
@@ -237,11 +248,23 @@ func (r *Tasks) Get(ctx context.Context, id string) (Task, error) {
 	return getRecord[Task](ctx, r.s, kindTask, id)
 }
 
-// Update writes t over task t.ID if its Version is current; a task that
-// becomes done gets its CompletedAt.
-func (r *Tasks) Update(ctx context.Context, t Task) (Task, error) {
-	t.normalize(r.s.clock())
-	return updateRecord(ctx, r.s, kindTask, &t, t.refs(), nil)
+// Update writes in over task id if its stored version is still version
+// (else a *ConflictError). A task that becomes done gets its CompletedAt;
+// one that stays done keeps it; one that leaves done loses it.
+func (r *Tasks) Update(ctx context.Context, id string, version int64, in TaskInput) (Task, error) {
+	in.normalize()
+	t := Task{TaskInput: in}
+	return updateRecord(ctx, r.s, kindTask, id, version, &t.TaskInput, &t, in.refs(), func(_ context.Context, _ bun.Tx, cur *Task) error {
+		switch {
+		case t.Status != TaskDone:
+			t.CompletedAt = time.Time{}
+		case cur.Status == TaskDone && !cur.CompletedAt.IsZero():
+			t.CompletedAt = cur.CompletedAt
+		default:
+			t.CompletedAt = r.s.clock()
+		}
+		return nil
+	})
 }
 
 // Delete removes task id.
@@ -264,16 +287,20 @@ func (r *Tasks) List(ctx context.Context, f TaskFilter, o ListOptions) (Page[Tas
 type Note struct {
 	bun.BaseModel `bun:"table:socialcrm_crm_notes,alias:nt"`
 	Record
-
-	Body      string `bun:"-" json:"body" validate:"required,max=100000"`
-	ContactID string `bun:"contact_id,nullzero" json:"contact_id,omitempty"`
-	CompanyID string `bun:"company_id,nullzero" json:"company_id,omitempty"`
-	DealID    string `bun:"deal_id,nullzero" json:"deal_id,omitempty"`
+	NoteInput
 	// AuthorID is the member who wrote it (taken from the context's
 	// principal on creation).
 	AuthorID string `bun:"author_id,nullzero" json:"author_id,omitempty"`
 
 	BodySealed vault.Sealed `bun:"body_sealed" json:"-"`
+}
+
+// NoteInput is what Notes.Create and Notes.Update take.
+type NoteInput struct {
+	Body      string `bun:"-" json:"body" validate:"required,max=100000"`
+	ContactID string `bun:"contact_id,nullzero" json:"contact_id,omitempty" validate:"max=64"`
+	CompanyID string `bun:"company_id,nullzero" json:"company_id,omitempty" validate:"max=64"`
+	DealID    string `bun:"deal_id,nullzero" json:"deal_id,omitempty" validate:"max=64"`
 }
 
 func (n *Note) sealedFields() []sealedField {
@@ -297,14 +324,14 @@ const kindNote = "note"
 
 var noteOrder = keyset{name: "notes", cols: []string{"id"}, desc: true}
 
-func (n *Note) refs() []ref {
-	return []ref{{"contact_id", (*Contact)(nil), n.ContactID}, {"company_id", (*Company)(nil), n.CompanyID}, {"deal_id", (*Deal)(nil), n.DealID}}
+func (in *NoteInput) refs() []ref {
+	return []ref{{"contact_id", (*Contact)(nil), in.ContactID}, {"company_id", (*Company)(nil), in.CompanyID}, {"deal_id", (*Deal)(nil), in.DealID}}
 }
 
-// Create validates n and stores it, with the acting member as author.
-func (r *Notes) Create(ctx context.Context, n Note) (Note, error) {
-	n.AuthorID = memberID(ctx)
-	return createRecord(ctx, r.s, kindNote, &n, n.refs(), nil)
+// Create validates in and stores it, with the acting member as author.
+func (r *Notes) Create(ctx context.Context, in NoteInput) (Note, error) {
+	n := Note{NoteInput: in, AuthorID: memberID(ctx)}
+	return createRecord(ctx, r.s, kindNote, &n.NoteInput, &n, in.refs(), nil)
 }
 
 // Get returns note id.
@@ -312,10 +339,11 @@ func (r *Notes) Get(ctx context.Context, id string) (Note, error) {
 	return getRecord[Note](ctx, r.s, kindNote, id)
 }
 
-// Update writes n over note n.ID if its Version is current; the author
-// stays.
-func (r *Notes) Update(ctx context.Context, n Note) (Note, error) {
-	return updateRecord(ctx, r.s, kindNote, &n, n.refs(), func(_ context.Context, _ bun.Tx, cur *Note) error {
+// Update writes in over note id if its stored version is still version
+// (else a *ConflictError); the author stays.
+func (r *Notes) Update(ctx context.Context, id string, version int64, in NoteInput) (Note, error) {
+	n := Note{NoteInput: in}
+	return updateRecord(ctx, r.s, kindNote, id, version, &n.NoteInput, &n, in.refs(), func(_ context.Context, _ bun.Tx, cur *Note) error {
 		n.AuthorID = cur.AuthorID
 		return nil
 	})

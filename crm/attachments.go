@@ -136,10 +136,8 @@ func (a *Attachments) Attach(ctx context.Context, in AttachmentInput, r io.Reade
 	att := Attachment{Record: Record{ID: tenancy.NewID()}, OwnerKind: in.OwnerKind, OwnerID: in.OwnerID,
 		FileName: in.FileName, ContentType: in.ContentType, Author: actor(ctx)}
 	// Check the principal and the owner before taking any bytes.
-	err = s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if err := s.attachmentAccess(ctx, tx, in.OwnerKind, true); err != nil {
-			return err
-		}
+	p := attachmentPerm(in.OwnerKind, true)
+	err = s.run(ctx, p, func(ctx context.Context, tx bun.Tx, _ access) error {
 		att.ClientID, err = s.ownerClient(ctx, tx, in.OwnerKind, in.OwnerID)
 		return err
 	})
@@ -162,7 +160,7 @@ func (a *Attachments) Attach(ctx context.Context, in AttachmentInput, r io.Reade
 		return Attachment{}, err
 	}
 	att.Size, att.SHA256 = n, hexSum(h)
-	err = s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err = s.run(ctx, p, func(ctx context.Context, tx bun.Tx, _ access) error {
 		return insert(ctx, tx, s.clock(), &att)
 	})
 	if err != nil {
@@ -209,26 +207,17 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// attachmentAccess checks the principal for attachments of ownerKind: the
-// client-shared kinds follow the client portal's rules, every other kind
-// the tenant-only rule (authorize).
-func (s *Store) attachmentAccess(ctx context.Context, tx bun.IDB, ownerKind string, write bool) error {
-	switch ownerKind {
-	case KindClient, KindCampaign, KindProposal, KindInvoice:
-		_, err := s.access(ctx, tx, KindAttachment, write)
-		return err
-	}
-	return s.authorize(ctx, KindAttachment)
+// attachmentPerm is the perm of the attachments of records of ownerKind:
+// those of the client-shared kinds follow the client portal's rules, every
+// other kind's are for the tenant's people only.
+func attachmentPerm(ownerKind string, write bool) perm {
+	return perm{kind: KindAttachment, shared: sharedKind(ownerKind), write: write}
 }
 
-// getAttachment reads an attachment the principal may see: a client-portal
-// member sees only the files of its client's records that it sees (not
-// those of drafts).
-func (s *Store) getAttachment(ctx context.Context, tx bun.IDB, id string, write bool) (Attachment, error) {
-	acc, err := s.access(ctx, tx, KindAttachment, write)
-	if err != nil {
-		return Attachment{}, err
-	}
+// getAttachment reads an attachment the principal (acc) may see: a
+// client-portal member sees only the files of its client's records that it
+// sees (not those of drafts).
+func (s *Store) getAttachment(ctx context.Context, tx bun.IDB, acc access, id string) (Attachment, error) {
 	att, err := getFor[Attachment](ctx, tx, acc, KindAttachment, id)
 	if err == nil && acc.portal() && visible(ctx, tx, acc, att.OwnerKind, att.OwnerID) != nil {
 		return Attachment{}, notFound(KindAttachment, id) // a file of a draft
@@ -242,9 +231,9 @@ func (s *Store) getAttachment(ctx context.Context, tx bun.IDB, id string, write 
 // Get returns an attachment's metadata.
 func (a *Attachments) Get(ctx context.Context, id string) (Attachment, error) {
 	var att Attachment
-	err := a.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := a.s.run(ctx, readOf(KindAttachment), func(ctx context.Context, tx bun.Tx, acc access) error {
 		var err error
-		att, err = a.s.getAttachment(ctx, tx, id, false)
+		att, err = a.s.getAttachment(ctx, tx, acc, id)
 		return err
 	})
 	return att, err
@@ -276,8 +265,8 @@ func (a *Attachments) Delete(ctx context.Context, id string) error {
 	if s.storage == nil {
 		return fmt.Errorf("%w: no storage (WithStorage)", ErrConfig)
 	}
-	return s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		att, err := s.getAttachment(ctx, tx, id, true)
+	return s.run(ctx, writeOf(KindAttachment), func(ctx context.Context, tx bun.Tx, acc access) error {
+		att, err := s.getAttachment(ctx, tx, acc, id)
 		if err != nil {
 			return err
 		}
@@ -292,14 +281,8 @@ func (a *Attachments) Delete(ctx context.Context, id string) error {
 func (a *Attachments) List(ctx context.Context, ownerKind, ownerID string, o ListOptions) (Page[Attachment], error) {
 	s := a.s
 	var items []Attachment
-	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if err := s.attachmentAccess(ctx, tx, ownerKind, false); err != nil {
-			return err
-		}
-		acc, err := s.access(ctx, tx, KindAttachment, false)
-		if err != nil {
-			return err
-		}
+	err := s.run(ctx, attachmentPerm(ownerKind, false), func(ctx context.Context, tx bun.Tx, acc access) error {
+		var err error
 		if acc.portal() {
 			if err := visible(ctx, tx, acc, ownerKind, ownerID); err != nil {
 				return err

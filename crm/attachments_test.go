@@ -201,9 +201,9 @@ func TestAttachments(t *testing.T) {
 		require.NoFileExists(t, filepath.Join(dir, moved.TenantID, moved.ID))
 
 		// So does a deleted contact or note, through the core repositories.
-		contact, err := e.store.Contacts().Create(e.A, crm.Contact{FirstName: "Ann"})
+		contact, err := e.store.Contacts().Create(e.A, crm.ContactInput{FirstName: "Ann"})
 		require.NoError(t, err)
-		note, err := e.store.Notes().Create(e.A, crm.Note{Body: "b", ContactID: contact.ID})
+		note, err := e.store.Notes().Create(e.A, crm.NoteInput{Body: "b", ContactID: contact.ID})
 		require.NoError(t, err)
 		var coreFiles []crm.Attachment
 		for kind, id := range map[string]string{"contact": contact.ID, "note": note.ID} {

@@ -16,15 +16,15 @@ import (
 func TestEditsAndDeletesAreAudited(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		const canary = "CanaryAuditName"
-		c, err := e.store.Contacts().Create(e.A, crm.Contact{FirstName: canary})
+		c, err := e.store.Contacts().Create(e.A, crm.ContactInput{FirstName: canary})
 		require.NoError(t, err)
 		c.LastName = canary + "Last"
-		c, err = e.store.Contacts().Update(e.A, c)
+		c, err = e.store.Contacts().Update(e.A, c.ID, c.Version, c.ContactInput)
 		require.NoError(t, err)
-		n, err := e.store.Notes().Create(e.A, crm.Note{Body: canary + "Note", ContactID: c.ID})
+		n, err := e.store.Notes().Create(e.A, crm.NoteInput{Body: canary + "Note", ContactID: c.ID})
 		require.NoError(t, err)
 		n.Body = canary + "Edited"
-		_, err = e.store.Notes().Update(e.A, n)
+		_, err = e.store.Notes().Update(e.A, n.ID, n.Version, n.NoteInput)
 		require.NoError(t, err)
 		require.NoError(t, e.store.Notes().Delete(e.A, n.ID))
 		require.NoError(t, e.store.Contacts().Delete(e.A, c.ID))

@@ -82,8 +82,8 @@ func freshStore(b testing.TB, e *env) *crm.Store {
 	return s
 }
 
-func benchContact(i int) crm.Contact {
-	return crm.Contact{FirstName: "Ada", LastName: fmt.Sprintf("Lovelace %d", i), Email: fmt.Sprintf("ada%d@example.com", i),
+func benchContact(i int) crm.ContactInput {
+	return crm.ContactInput{FirstName: "Ada", LastName: fmt.Sprintf("Lovelace %d", i), Email: fmt.Sprintf("ada%d@example.com", i),
 		Phone: fmt.Sprintf("+1415%07d", i), Source: "web", UTM: crm.UTM{Source: "ig", Campaign: "spring"},
 		Birthday: crm.Birthday{Month: 12, Day: 10}, Preferences: map[string]string{"lang": "en"}}
 }

@@ -55,9 +55,13 @@ func (s *Store) Campaigns() *Campaigns { return &Campaigns{s} }
 
 var campaignKeys = keyset{name: "campaigns", cols: []string{"id"}}
 
-func (r *Campaigns) check(in *CampaignInput) error {
+func (r *Campaigns) check(in *CampaignInput, id string, version int64) error {
 	in.Currency = strings.ToUpper(in.Currency)
-	if err := r.s.check(KindCampaign, in); err != nil {
+	if version < 0 { // Create: no id or version
+		if err := r.s.check(KindCampaign, in); err != nil {
+			return err
+		}
+	} else if err := r.s.checkUpdate(KindCampaign, id, version, in); err != nil {
 		return err
 	}
 	if in.StartsAt != nil && in.EndsAt != nil && in.EndsAt.Before(*in.StartsAt) {
@@ -75,14 +79,11 @@ func (r *Campaigns) check(in *CampaignInput) error {
 // Create adds a campaign for an existing client.
 func (r *Campaigns) Create(ctx context.Context, in CampaignInput) (Campaign, error) {
 	s := r.s
-	if err := r.check(&in); err != nil {
+	if err := r.check(&in, "", -1); err != nil {
 		return Campaign{}, err
 	}
 	c := Campaign{CampaignInput: in}
-	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := s.access(ctx, tx, KindCampaign, true); err != nil {
-			return err
-		}
+	err := s.run(ctx, writeOf(KindCampaign), func(ctx context.Context, tx bun.Tx, _ access) error {
 		if _, err := get[Client](ctx, tx, KindClient, in.ClientID); err != nil {
 			return err
 		}
@@ -100,11 +101,8 @@ func (r *Campaigns) Create(ctx context.Context, in CampaignInput) (Campaign, err
 // Get returns a campaign; a client-portal member gets only its client's.
 func (r *Campaigns) Get(ctx context.Context, id string) (Campaign, error) {
 	var c Campaign
-	err := r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		a, err := r.s.access(ctx, tx, KindCampaign, false)
-		if err != nil {
-			return err
-		}
+	err := r.s.run(ctx, readOf(KindCampaign), func(ctx context.Context, tx bun.Tx, a access) error {
+		var err error
 		c, err = getFor[Campaign](ctx, tx, a, KindCampaign, id)
 		return err
 	})
@@ -115,14 +113,11 @@ func (r *Campaigns) Get(ctx context.Context, id string) (Campaign, error) {
 // version (else a *ConflictError).
 func (r *Campaigns) Update(ctx context.Context, id string, version int64, in CampaignInput) (Campaign, error) {
 	s := r.s
-	if err := r.check(&in); err != nil {
+	if err := r.check(&in, id, version); err != nil {
 		return Campaign{}, err
 	}
 	c := Campaign{Record: Record{ID: id, Version: version}, CampaignInput: in}
-	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := s.access(ctx, tx, KindCampaign, true); err != nil {
-			return err
-		}
+	err := s.run(ctx, writeOf(KindCampaign), func(ctx context.Context, tx bun.Tx, _ access) error {
 		if _, err := get[Client](ctx, tx, KindClient, in.ClientID); err != nil {
 			return err
 		}
@@ -146,10 +141,7 @@ func (r *Campaigns) Update(ctx context.Context, id string, version int64, in Cam
 // Delete removes a campaign.
 func (r *Campaigns) Delete(ctx context.Context, id string) error {
 	s := r.s
-	return s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := s.access(ctx, tx, KindCampaign, true); err != nil {
-			return err
-		}
+	return s.run(ctx, writeOf(KindCampaign), func(ctx context.Context, tx bun.Tx, _ access) error {
 		if err := deleteIn[Campaign](ctx, s, tx, KindCampaign, id); err != nil {
 			return err
 		}
@@ -189,11 +181,8 @@ func wrapList(kind string, err error) error {
 // member sees only its client's records.
 func listShared[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind string, ks keyset, o ListOptions, clientID, status string) (Page[T], error) {
 	var items []T
-	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		a, err := s.access(ctx, tx, kind, false)
-		if err != nil {
-			return err
-		}
+	err := s.run(ctx, readOf(kind), func(ctx context.Context, tx bun.Tx, a access) error {
+		var err error
 		q := whereEq(a.scope(tx.NewSelect().Model(&items), kind), "client_id", clientID, "status", status)
 		if q, err = ks.apply(q, kind, o); err != nil {
 			return err

@@ -116,7 +116,7 @@ func TestClients(t *testing.T) {
 		require.ErrorIs(t, err, crm.ErrNotFound)
 		require.ErrorIs(t, s.Delete(e.B, c.ID), crm.ErrNotFound)
 		require.NoError(t, s.Delete(e.A, c.ID))
-		p, err := s.List(e.A, crm.ListOptions{})
+		p, err := s.List(e.A, crm.ClientFilter{}, crm.ListOptions{})
 		require.NoError(t, err)
 		require.Empty(t, p.Items)
 	})

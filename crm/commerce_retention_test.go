@@ -78,7 +78,7 @@ func TestCommerceRetention(t *testing.T) {
 		sh := newShop(t, e, e.A, "acme", "INV-1")
 		shB := newShop(t, e, e.B, "acme", "INV-1")
 		_, _ = portalMember(t, e, e.A, sh.client.ID, "buyer@acme.example")
-		contact, err := s.Contacts().Create(e.A, crm.Contact{FirstName: "Ann", Email: "ann@acme.example"})
+		contact, err := s.Contacts().Create(e.A, crm.ContactInput{FirstName: "Ann", Email: "ann@acme.example"})
 		require.NoError(t, err)
 
 		// The contact receives an invoice of the client and has a file
@@ -99,7 +99,7 @@ func TestCommerceRetention(t *testing.T) {
 		require.NoError(t, err)
 		cAtt, err := s.Attachments().Attach(e.A, crm.AttachmentInput{OwnerKind: "contact", OwnerID: contact.ID, FileName: "id.png", ContentType: "image/png"}, strings.NewReader("png"))
 		require.NoError(t, err)
-		note, err := s.Notes().Create(e.A, crm.Note{Body: "measurements attached", ContactID: contact.ID})
+		note, err := s.Notes().Create(e.A, crm.NoteInput{Body: "measurements attached", ContactID: contact.ID})
 		require.NoError(t, err)
 		noteAtt, err := s.Attachments().Attach(e.A, crm.AttachmentInput{OwnerKind: "note", OwnerID: note.ID, FileName: "sizes.txt", ContentType: "text/plain"}, strings.NewReader("M"))
 		require.NoError(t, err)

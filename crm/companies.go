@@ -15,12 +15,18 @@ const TableCompanies = TablePrefix + "companies"
 type Company struct {
 	bun.BaseModel `bun:"table:socialcrm_crm_companies,alias:co"`
 	Record
+	CompanyInput
 
+	NameFold string `bun:"name_fold,notnull" json:"-"`
+}
+
+// CompanyInput is what Companies.Create and Companies.Update take: the
+// fields of a company that its users set.
+type CompanyInput struct {
 	Name     string `bun:"name,notnull" json:"name" validate:"required,max=200"`
 	Domain   string `bun:"domain,notnull" json:"domain,omitempty" validate:"omitempty,fqdn,max=253"`
 	Industry string `bun:"industry,notnull" json:"industry,omitempty" validate:"max=100"`
 	OwnerID  string `bun:"owner_id,nullzero" json:"owner_id,omitempty" validate:"omitempty,uuid"`
-	NameFold string `bun:"name_fold,notnull" json:"-"`
 }
 
 // CompanyFilter narrows Companies.List; the zero value lists every
@@ -41,15 +47,19 @@ const kindCompany = "company"
 
 var companyOrder = keyset{name: "companies", cols: []string{"id"}}
 
-func (c *Company) normalize() {
-	c.Name, c.Domain = strings.TrimSpace(c.Name), strings.ToLower(strings.TrimSpace(c.Domain))
-	c.NameFold = fold(c.Name)
+func (in *CompanyInput) normalize() {
+	in.Name, in.Domain = strings.TrimSpace(in.Name), strings.ToLower(strings.TrimSpace(in.Domain))
 }
 
-// Create validates c and stores it as a new company.
-func (r *Companies) Create(ctx context.Context, c Company) (Company, error) {
-	c.normalize()
-	return createRecord(ctx, r.s, kindCompany, &c, nil, nil)
+func newCompany(in CompanyInput) Company {
+	in.normalize()
+	return Company{CompanyInput: in, NameFold: fold(in.Name)}
+}
+
+// Create validates in and stores it as a new company.
+func (r *Companies) Create(ctx context.Context, in CompanyInput) (Company, error) {
+	c := newCompany(in)
+	return createRecord(ctx, r.s, kindCompany, &c.CompanyInput, &c, nil, nil)
 }
 
 // Get returns company id.
@@ -57,10 +67,11 @@ func (r *Companies) Get(ctx context.Context, id string) (Company, error) {
 	return getRecord[Company](ctx, r.s, kindCompany, id)
 }
 
-// Update writes c over company c.ID if its Version is current.
-func (r *Companies) Update(ctx context.Context, c Company) (Company, error) {
-	c.normalize()
-	return updateRecord(ctx, r.s, kindCompany, &c, nil, nil)
+// Update writes in over company id if its stored version is still
+// version (else a *ConflictError).
+func (r *Companies) Update(ctx context.Context, id string, version int64, in CompanyInput) (Company, error) {
+	c := newCompany(in)
+	return updateRecord(ctx, r.s, kindCompany, id, version, &c.CompanyInput, &c, nil, nil)
 }
 
 // Delete removes company id. Records that refer to it keep the reference.

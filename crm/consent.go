@@ -190,9 +190,10 @@ func (r *Consents) current(ctx context.Context, tx bun.IDB, contactID string) ([
 	return cs, nil
 }
 
-// List returns the contact's current consent, one entry per channel and
-// purpose ever granted or withdrawn, ordered by channel and purpose.
-func (r *Consents) List(ctx context.Context, contactID string) ([]Consent, error) {
+// Current returns the contact's current consent, one entry per channel and
+// purpose ever granted or withdrawn (a few at most), ordered by channel and
+// purpose. History pages through every change.
+func (r *Consents) Current(ctx context.Context, contactID string) ([]Consent, error) {
 	var cs []Consent
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var err error
@@ -205,7 +206,7 @@ func (r *Consents) List(ctx context.Context, contactID string) ([]Consent, error
 // Allowed reports whether the contact's latest word for the channel and
 // purpose is a grant.
 func (r *Consents) Allowed(ctx context.Context, contactID string, ch Channel, p Purpose) (bool, error) {
-	cs, err := r.List(ctx, contactID)
+	cs, err := r.Current(ctx, contactID)
 	if err != nil {
 		return false, err
 	}
@@ -217,19 +218,32 @@ func (r *Consents) Allowed(ctx context.Context, contactID string, ch Channel, p 
 	return false, nil
 }
 
-// History returns every consent change of the contact, oldest first.
-func (r *Consents) History(ctx context.Context, contactID string) ([]ConsentEvent, error) {
+var consentEventOrder = keyset{name: "consent history", cols: []string{"at", "id"}}
+
+// History returns a page of the contact's consent changes, oldest first.
+func (r *Consents) History(ctx context.Context, contactID string, o ListOptions) (Page[ConsentEvent], error) {
 	var es []ConsentEvent
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		return tx.NewSelect().Model(&es).Where("?TableAlias.contact_id = ?", contactID).Order("at", "id").Scan(ctx)
+		q, err := consentEventOrder.apply(tx.NewSelect().Model(&es).Where("?TableAlias.contact_id = ?", contactID), kindConsent, o)
+		if err != nil {
+			return err
+		}
+		if err := q.Scan(ctx); err != nil {
+			return fmt.Errorf("crm: consent history: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("crm: consent history: %w", err)
+		return Page[ConsentEvent]{}, err
 	}
-	for i := range es {
-		if err := openRecord(ctx, r.s, kindConsent, &es[i], es[i].ID); err != nil {
-			return nil, err
+	p, err := page(consentEventOrder, o, es, func(e *ConsentEvent) []any { return []any{e.At, e.ID} })
+	if err != nil {
+		return p, err
+	}
+	for i := range p.Items {
+		if err := openRecord(ctx, r.s, kindConsent, &p.Items[i], p.Items[i].ID); err != nil {
+			return Page[ConsentEvent]{}, err
 		}
 	}
-	return es, nil
+	return p, nil
 }

@@ -46,7 +46,7 @@ func (r *recorder) names() []string {
 
 func TestConsentHistory(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
-		c, err := e.store.Contacts().Create(e.A, crm.Contact{FirstName: "Ada", Email: "ada@example.com"})
+		c, err := e.store.Contacts().Create(e.A, crm.ContactInput{FirstName: "Ada", Email: "ada@example.com"})
 		require.NoError(t, err)
 		consents := e.store.Consents()
 		ch := crm.ConsentChange{ContactID: c.ID, Channel: crm.ChannelEmail, Purpose: crm.PurposeMarketing, Source: "signup form"}
@@ -64,7 +64,7 @@ func TestConsentHistory(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, ok)
 
-		h, err := consents.History(e.A, c.ID)
+		h, err := whole(consents.History(e.A, c.ID, crm.ListOptions{}))
 		require.NoError(t, err)
 		require.Len(t, h, 2)
 		require.Equal(t, crm.ActionGranted, h[0].Action)
@@ -81,7 +81,7 @@ func TestConsentHistory(t *testing.T) {
 		_, err = consents.Grant(e.B, crm.ConsentChange{ContactID: c.ID, Channel: crm.ChannelEmail, Purpose: crm.PurposeMarketing, Source: "x"})
 		require.ErrorAs(t, err, &verr)
 		require.True(t, verr.Has("contact_id", "exists"))
-		hb, err := consents.History(e.B, c.ID)
+		hb, err := whole(consents.History(e.B, c.ID, crm.ListOptions{}))
 		require.NoError(t, err)
 		require.Empty(t, hb)
 	})
@@ -94,7 +94,7 @@ func TestSchedulerNeverSelectsWithoutConsent(t *testing.T) {
 		consents := e.store.Consents()
 		mk := func(ctx context.Context, name string, b crm.Birthday, grants ...crm.ConsentChange) crm.Contact {
 			t.Helper()
-			c, err := e.store.Contacts().Create(ctx, crm.Contact{FirstName: name, Email: name + "@example.com", Phone: "+14155550100", Birthday: b}, crm.AllowDuplicate()) // one shared number
+			c, err := e.store.Contacts().Create(ctx, crm.ContactInput{FirstName: name, Email: name + "@example.com", Phone: "+14155550100", Birthday: b}, crm.AllowDuplicate()) // one shared number
 			require.NoError(t, err)
 			for _, g := range grants {
 				g.ContactID, g.Source = c.ID, "test"
@@ -118,7 +118,7 @@ func TestSchedulerNeverSelectsWithoutConsent(t *testing.T) {
 		mk(e.A, "none", bday)
 		mk(e.A, "otherday", crm.Birthday{Month: 1, Day: 2}, emailBday)
 		mk(e.B, "othertenant", bday, emailBday)
-		noEmail, err := e.store.Contacts().Create(e.A, crm.Contact{FirstName: "noemail", Phone: "+14155550101", Birthday: bday})
+		noEmail, err := e.store.Contacts().Create(e.A, crm.ContactInput{FirstName: "noemail", Phone: "+14155550101", Birthday: bday})
 		require.NoError(t, err)
 		_, err = consents.Grant(e.A, crm.ConsentChange{ContactID: noEmail.ID, Channel: crm.ChannelEmail, Purpose: crm.PurposeBirthday, Source: "x"})
 		require.NoError(t, err)
@@ -172,7 +172,7 @@ func TestSchedulerNeverSelectsWithoutConsent(t *testing.T) {
 func TestSchedulerRetriesFailedNotifications(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		e.clock.Set(time.Date(2027, 2, 28, 8, 0, 0, 0, time.UTC))
-		leap, err := e.store.Contacts().Create(e.A, crm.Contact{FirstName: "Leap", Phone: "+14155550100", Birthday: crm.Birthday{Year: 2000, Month: 2, Day: 29}})
+		leap, err := e.store.Contacts().Create(e.A, crm.ContactInput{FirstName: "Leap", Phone: "+14155550100", Birthday: crm.Birthday{Year: 2000, Month: 2, Day: 29}})
 		require.NoError(t, err)
 		_, err = e.store.Consents().Grant(e.A, crm.ConsentChange{ContactID: leap.ID, Channel: crm.ChannelWhatsApp, Purpose: crm.PurposeBirthday, Source: "x"})
 		require.NoError(t, err)
@@ -193,7 +193,7 @@ func TestSchedulerRetriesFailedNotifications(t *testing.T) {
 func TestLogNotifierLogsNoIdentifiers(t *testing.T) {
 	var buf bytes.Buffer
 	l := crm.LogNotifier{Logger: slog.New(slog.NewTextHandler(&buf, nil))}
-	c := crm.Contact{FirstName: "Ada", Email: "ada@example.com", Phone: "+14155550100"}
+	c := crm.Contact{ContactInput: crm.ContactInput{FirstName: "Ada", Email: "ada@example.com", Phone: "+14155550100"}}
 	c.ID = "c1"
 	require.NoError(t, l.Notify(context.Background(), crm.Notification{Contact: c, Channel: crm.ChannelEmail, Purpose: crm.PurposeBirthday, Key: "birthday:2026"}))
 	out := buf.String()

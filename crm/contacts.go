@@ -83,7 +83,27 @@ func (b Birthday) valid() bool {
 type Contact struct {
 	bun.BaseModel `bun:"table:socialcrm_crm_contacts,alias:ct"`
 	Record
+	ContactInput
 
+	FirstNameSealed   vault.Sealed `bun:"first_name_sealed" json:"-"`
+	LastNameSealed    vault.Sealed `bun:"last_name_sealed" json:"-"`
+	EmailSealed       vault.Sealed `bun:"email_sealed" json:"-"`
+	EmailIndex        string       `bun:"email_index,nullzero" json:"-"`
+	PhoneSealed       vault.Sealed `bun:"phone_sealed" json:"-"`
+	PhoneIndex        string       `bun:"phone_index,nullzero" json:"-"`
+	UTMSealed         vault.Sealed `bun:"utm_sealed" json:"-"`
+	BirthdaySealed    vault.Sealed `bun:"birthday_sealed" json:"-"`
+	BirthIndex        string       `bun:"birth_index,nullzero" json:"-"`
+	PreferencesSealed vault.Sealed `bun:"preferences_sealed" json:"-"`
+	TagsSealed        vault.Sealed `bun:"tags_sealed" json:"-"`
+
+	nameTokens []string // blind indexes of the name's word prefixes, set by seal
+	tagIndexes []string // blind indexes of Tags, set by seal
+}
+
+// ContactInput is what Contacts.Create and Contacts.Update take: the
+// fields of a contact that its users set.
+type ContactInput struct {
 	FirstName string `bun:"-" json:"first_name" validate:"max=100"`
 	LastName  string `bun:"-" json:"last_name" validate:"max=100"`
 	// Email and Phone are the plaintext, never stored as such. Email is
@@ -103,27 +123,12 @@ type Contact struct {
 	// Preferences are free key/value settings (language, sizes, …).
 	Preferences map[string]string `bun:"-" json:"preferences,omitempty" validate:"max=50,dive,keys,min=1,max=64,endkeys,max=1000"`
 	// CompanyID links the contact to the company it works for.
-	CompanyID string `bun:"company_id,nullzero" json:"company_id,omitempty"`
+	CompanyID string `bun:"company_id,nullzero" json:"company_id,omitempty" validate:"max=64"`
 	// OwnerID is the id of the member responsible for the contact.
 	OwnerID string `bun:"owner_id,nullzero" json:"owner_id,omitempty" validate:"omitempty,uuid"`
 	// Tags label the contact; each is trimmed, at most 50 bytes, and kept
 	// once, in order of first appearance.
 	Tags []string `bun:"-" json:"tags" validate:"max=50,dive,required,max=50"`
-
-	FirstNameSealed   vault.Sealed `bun:"first_name_sealed" json:"-"`
-	LastNameSealed    vault.Sealed `bun:"last_name_sealed" json:"-"`
-	EmailSealed       vault.Sealed `bun:"email_sealed" json:"-"`
-	EmailIndex        string       `bun:"email_index,nullzero" json:"-"`
-	PhoneSealed       vault.Sealed `bun:"phone_sealed" json:"-"`
-	PhoneIndex        string       `bun:"phone_index,nullzero" json:"-"`
-	UTMSealed         vault.Sealed `bun:"utm_sealed" json:"-"`
-	BirthdaySealed    vault.Sealed `bun:"birthday_sealed" json:"-"`
-	BirthIndex        string       `bun:"birth_index,nullzero" json:"-"`
-	PreferencesSealed vault.Sealed `bun:"preferences_sealed" json:"-"`
-	TagsSealed        vault.Sealed `bun:"tags_sealed" json:"-"`
-
-	nameTokens []string // blind indexes of the name's word prefixes, set by seal
-	tagIndexes []string // blind indexes of Tags, set by seal
 }
 
 func (c *Contact) sealedFields() []sealedField {
@@ -246,7 +251,7 @@ func birthIndexValue(month, day int) string { return fmt.Sprintf("%02d-%02d", mo
 func normalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
 // normalize trims and folds the contact's input fields.
-func (c *Contact) normalize() {
+func (c *ContactInput) normalize() {
 	c.FirstName, c.LastName = strings.TrimSpace(c.FirstName), strings.TrimSpace(c.LastName)
 	c.Email, c.Phone = normalizeEmail(c.Email), strings.TrimSpace(c.Phone)
 	c.Source = strings.TrimSpace(c.Source)
@@ -269,7 +274,7 @@ func (c *Contact) normalize() {
 }
 
 // validate checks a normalized contact.
-func (r *Contacts) validate(c *Contact) error {
+func (r *Contacts) validate(c *ContactInput) error {
 	err := r.s.check(kindContact, c)
 	var verr *ValidationError
 	if err != nil && !errors.As(err, &verr) {
@@ -360,18 +365,18 @@ func (r *Contacts) open(ctx context.Context, c *Contact) error {
 	return nil
 }
 
-// Create validates c and stores it as a new contact, with a new ID; the
-// fields of its Record are ignored. Stage defaults to lead. A contact that
+// Create validates in and stores it as a new contact, with a new ID.
+// Stage defaults to lead. A contact that
 // fails validation returns a *ValidationError and stores nothing. A
 // contact whose e-mail address or phone number another contact of the
 // tenant has returns a *DuplicateError naming that contact, and stores
 // nothing, unless opts include AllowDuplicate.
-func (r *Contacts) Create(ctx context.Context, c Contact, opts ...CreateOption) (Contact, error) {
-	c.Record = Record{}
+func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOption) (Contact, error) {
+	c := Contact{ContactInput: in}
 	c.normalize()
 	c.Phone = r.s.normalizePhone(c.Phone)             // phone.go
 	checkDup := !createOptionsOf(opts).allowDuplicate // merge.go
-	if err := r.validate(&c); err != nil {
+	if err := r.validate(&c.ContactInput); err != nil {
 		return Contact{}, err
 	}
 	now := r.s.clock()
@@ -472,19 +477,17 @@ func (r *Contacts) Get(ctx context.Context, id string) (Contact, error) {
 	return c, nil
 }
 
-// Update validates c and writes it over the stored contact c.ID, if the
-// stored Version is still c.Version (else a *ConflictError; re-read and
-// reapply). Source, UTM and CreatedAt keep their stored values. It returns
-// the contact as stored, with its new Version. A failed update changes
+// Update validates in and writes it over the stored contact id, if the
+// stored version is still version (else a *ConflictError; re-read and
+// reapply). Source and UTM keep their stored values. It returns the
+// contact as stored, with its new Version. A failed update changes
 // nothing.
-func (r *Contacts) Update(ctx context.Context, c Contact) (Contact, error) {
+func (r *Contacts) Update(ctx context.Context, id string, version int64, in ContactInput) (Contact, error) {
+	c := Contact{Record: Record{ID: id, Version: version}, ContactInput: in}
 	c.normalize()
 	c.Phone = r.s.normalizePhone(c.Phone) // phone.go
-	if err := r.validate(&c); err != nil {
+	if err := joinInvalid(kindContact, r.validate(&c.ContactInput), checkID(kindContact, id), checkVersion(kindContact, version)); err != nil {
 		return Contact{}, err
-	}
-	if c.ID == "" {
-		return Contact{}, invalid(kindContact, "id", "required", "is required")
 	}
 	if err := r.seal(ctx, &c); err != nil {
 		return Contact{}, err

@@ -15,14 +15,14 @@ import (
 	"github.com/socialcrm/socialcrm/vault"
 )
 
-func newContact(first, last, email string) crm.Contact {
-	return crm.Contact{FirstName: first, LastName: last, Email: email}
+func newContact(first, last, email string) crm.ContactInput {
+	return crm.ContactInput{FirstName: first, LastName: last, Email: email}
 }
 
 func TestContactCreateSealsIdentifiers(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		contacts := e.store.Contacts()
-		in := crm.Contact{FirstName: "Ada", LastName: "Lovelace", Email: "  Ada@Example.COM ", Phone: "+14155550100",
+		in := crm.ContactInput{FirstName: "Ada", LastName: "Lovelace", Email: "  Ada@Example.COM ", Phone: "+14155550100",
 			Source: "instagram", UTM: crm.UTM{Source: "ig", Medium: "social", Campaign: "spring"},
 			Birthday: crm.Birthday{Month: 12, Day: 10}, Preferences: map[string]string{"language": "en"}, Tags: []string{"vip", " vip", "rings"}}
 		c, err := contacts.Create(e.A, in)
@@ -93,7 +93,7 @@ func TestContactFiltersAndPages(t *testing.T) {
 		mary, err := contacts.Get(e.A, ids["Mary"])
 		require.NoError(t, err)
 		mary.Tags = []string{"vip", "new"}
-		_, err = contacts.Update(e.A, mary)
+		_, err = contacts.Update(e.A, mary.ID, mary.Version, mary.ContactInput)
 		require.NoError(t, err)
 
 		list := func(f crm.ContactFilter) []string {
@@ -124,20 +124,20 @@ func TestContactFiltersAndPages(t *testing.T) {
 func TestContactOptimisticConcurrency(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		contacts := e.store.Contacts()
-		c, err := contacts.Create(e.A, crm.Contact{FirstName: "Ada", Source: "website", UTM: crm.UTM{Campaign: "launch"}})
+		c, err := contacts.Create(e.A, crm.ContactInput{FirstName: "Ada", Source: "website", UTM: crm.UTM{Campaign: "launch"}})
 		require.NoError(t, err)
 
 		first, second := c, c
 		first.Stage = crm.StageCustomer
 		first.Source, first.UTM = "changed", crm.UTM{Campaign: "changed"}
-		updated, err := contacts.Update(e.A, first)
+		updated, err := contacts.Update(e.A, first.ID, first.Version, first.ContactInput)
 		require.NoError(t, err)
 		require.EqualValues(t, 2, updated.Version)
 		require.Equal(t, "website", updated.Source, "Source is captured on creation")
 		require.Equal(t, "launch", updated.UTM.Campaign)
 
 		second.LastName = "Lovelace"
-		_, err = contacts.Update(e.A, second)
+		_, err = contacts.Update(e.A, second.ID, second.Version, second.ContactInput)
 		var cerr *crm.ConflictError
 		require.ErrorAs(t, err, &cerr)
 		require.ErrorIs(t, err, crm.ErrConflict)
@@ -155,7 +155,7 @@ func TestContactOptimisticConcurrency(t *testing.T) {
 func TestContactValidationChangesNothing(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		contacts := e.store.Contacts()
-		_, err := contacts.Create(e.A, crm.Contact{Email: "not-an-email", Phone: "555-1234", Stage: "vip", OwnerID: "x",
+		_, err := contacts.Create(e.A, crm.ContactInput{Email: "not-an-email", Phone: "555-1234", Stage: "vip", OwnerID: "x",
 			Birthday: crm.Birthday{Month: 2, Day: 30}, Tags: []string{strings.Repeat("t", 51)}})
 		var verr *crm.ValidationError
 		require.ErrorAs(t, err, &verr)
@@ -165,18 +165,18 @@ func TestContactValidationChangesNothing(t *testing.T) {
 			}
 		}
 		require.True(t, strings.HasPrefix(err.Error(), "crm: invalid contact: "), err.Error())
-		_, err = contacts.Create(e.A, crm.Contact{})
+		_, err = contacts.Create(e.A, crm.ContactInput{})
 		require.ErrorAs(t, err, &verr)
 		require.True(t, verr.Has("first_name", "required_without_all"))
 		p, err := contacts.List(e.A, crm.ContactFilter{}, crm.ListOptions{})
 		require.NoError(t, err)
 		require.Empty(t, p.Items, "failed creates stored nothing")
 
-		c, err := contacts.Create(e.A, crm.Contact{FirstName: "Ada", Email: "ada@example.com", Tags: []string{"a"}})
+		c, err := contacts.Create(e.A, crm.ContactInput{FirstName: "Ada", Email: "ada@example.com", Tags: []string{"a"}})
 		require.NoError(t, err)
 		bad := c
 		bad.FirstName, bad.Email, bad.Tags = "Changed", "broken", []string{"b"}
-		_, err = contacts.Update(e.A, bad)
+		_, err = contacts.Update(e.A, bad.ID, bad.Version, bad.ContactInput)
 		require.ErrorIs(t, err, crm.ErrInvalid)
 		got, err := contacts.Get(e.A, c.ID)
 		require.NoError(t, err)
@@ -195,12 +195,12 @@ func TestContactValidationChangesNothing(t *testing.T) {
 func TestContactTenantIsolation(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		contacts := e.store.Contacts()
-		c, err := contacts.Create(e.A, crm.Contact{FirstName: "Ada", Email: "ada@example.com", Tags: []string{"vip"}})
+		c, err := contacts.Create(e.A, crm.ContactInput{FirstName: "Ada", Email: "ada@example.com", Tags: []string{"vip"}})
 		require.NoError(t, err)
 
 		_, err = contacts.Get(e.B, c.ID)
 		require.ErrorIs(t, err, crm.ErrNotFound)
-		_, err = contacts.Update(e.B, c)
+		_, err = contacts.Update(e.B, c.ID, c.Version, c.ContactInput)
 		require.ErrorIs(t, err, crm.ErrNotFound)
 		require.ErrorIs(t, contacts.Delete(e.B, c.ID), crm.ErrNotFound)
 		for _, f := range []crm.ContactFilter{{}, {Email: "ada@example.com"}, {Tag: "vip"}, {NamePrefix: "ada"}} {
@@ -235,7 +235,7 @@ func TestContactTenantIsolation(t *testing.T) {
 // reseals every one of them and the contact still opens.
 func TestContactSealedColumnsReseal(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
-		c, err := e.store.Contacts().Create(e.A, crm.Contact{FirstName: "Ada", Email: "ada@example.com", Phone: "+14155550100"})
+		c, err := e.store.Contacts().Create(e.A, crm.ContactInput{FirstName: "Ada", Email: "ada@example.com", Phone: "+14155550100"})
 		require.NoError(t, err)
 		_, err = e.vault.RotateKey(e.A)
 		require.NoError(t, err)

@@ -318,6 +318,9 @@ func (r *Conversations) Get(ctx context.Context, id string) (Conversation, error
 // conversation's Version as last read; a stale one fails with a
 // *ConflictError.
 func (r *Conversations) LinkContact(ctx context.Context, id, contactID string, version int64) (Conversation, error) {
+	if err := checkVersion(kindConversation, version); err != nil {
+		return Conversation{}, err
+	}
 	var c Conversation
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var err error

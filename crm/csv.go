@@ -317,7 +317,7 @@ func (r *Contacts) ImportCSV(ctx context.Context, in io.Reader, o ImportOptions)
 	case o.BatchSize > 1000:
 		o.BatchSize = 1000
 	}
-	if err := r.s.authorize(ctx, ""); err != nil {
+	if _, err := r.s.access(ctx, nil, staffOnly(kindContact)); err != nil {
 		return rep, err
 	}
 	// The tenant's keys are created outside any transaction (the vault's
@@ -577,7 +577,7 @@ func (r *Contacts) importRow(ctx context.Context, row importRow, keys importKeys
 		return res, nil, err
 	}
 	if by == "" {
-		created, err := r.Create(ctx, c, AllowDuplicate()) // checked by the batch, under its locks
+		created, err := r.Create(ctx, c.ContactInput, AllowDuplicate()) // checked by the batch, under its locks
 		if errs, ok := fromValidation(err); ok {
 			return reject("breaks a rule", errs)
 		}
@@ -602,7 +602,7 @@ func (r *Contacts) importRow(ctx context.Context, row importRow, keys importKeys
 		res.Action = ImportUnchanged
 		return res, nil, nil
 	}
-	if _, err := r.Update(ctx, next); err != nil {
+	if _, err := r.Update(ctx, next.ID, next.Version, next.ContactInput); err != nil {
 		if errs, ok := fromValidation(err); ok {
 			return reject("breaks a rule", errs)
 		}
@@ -681,12 +681,12 @@ func (r *Contacts) sameContent(cur, next Contact) bool {
 
 func contactFromRow(get func(string) string, line int) (Contact, []RowError) {
 	var errs []RowError
-	c := Contact{
+	c := Contact{ContactInput: ContactInput{
 		FirstName: get("first_name"), LastName: get("last_name"), Email: get("email"), Phone: get("phone"),
 		Stage: Stage(strings.ToLower(get("stage"))), Source: get("source"),
 		UTM:       UTM{Source: get("utm_source"), Medium: get("utm_medium"), Campaign: get("utm_campaign"), Term: get("utm_term"), Content: get("utm_content")},
 		CompanyID: get("company_id"), OwnerID: get("owner_id"),
-	}
+	}}
 	if full := strings.Join(strings.Fields(get("name")), " "); full != "" && c.FirstName == "" && c.LastName == "" {
 		if i := strings.LastIndexByte(full, ' '); i > 0 {
 			c.FirstName, c.LastName = full[:i], full[i+1:]

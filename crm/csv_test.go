@@ -66,7 +66,7 @@ func TestCSVImportReportsBadRowsAndKeepsTheRest(t *testing.T) {
 func TestCSVRoundTrip(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		contacts := e.store.Contacts()
-		for _, c := range []crm.Contact{
+		for _, c := range []crm.ContactInput{
 			{FirstName: "Ada", LastName: "Lovelace, Countess", Email: "ada@example.com", Phone: "+14155550100", Stage: crm.StageCustomer,
 				Source: "web", UTM: crm.UTM{Source: "g", Medium: "cpc", Campaign: "x", Term: "rings", Content: "a"},
 				Birthday: crm.Birthday{Month: 2, Day: 29}, Tags: []string{"vip", "gold"}, Preferences: map[string]string{"size": "6\"", "lang": "fr"}},

@@ -107,7 +107,7 @@ func TestCSVImportUsualHeadersAndUpsert(t *testing.T) {
 func TestCSVExportImportedBackCreatesNothing(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		c := e.store.Contacts()
-		for _, in := range []crm.Contact{
+		for _, in := range []crm.ContactInput{
 			{FirstName: "Ada", Email: "ada@example.com", Phone: "+14155550100", Tags: []string{"vip"}, Preferences: map[string]string{"lang": "fr"}},
 			{FirstName: "Name", LastName: "Only"},
 			{Phone: "+14155550111"},
@@ -267,7 +267,7 @@ func TestCSVImportResentAfterCrash(t *testing.T) {
 		s := crashStore(t, db.DB, kekPath)
 		tid := tenancy.NewID()
 		ctx := owner(tid)
-		_, err := s.Contacts().Create(ctx, crm.Contact{FirstName: "Before", Email: "p7@example.com"}) // keys made, one address known
+		_, err := s.Contacts().Create(ctx, crm.ContactInput{FirstName: "Before", Email: "p7@example.com"}) // keys made, one address known
 		require.NoError(t, err)
 		in, distinct := distinctCSV(200, false)
 		file := filepath.Join(dir, "import.csv")

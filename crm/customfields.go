@@ -130,21 +130,19 @@ func (s *Store) recordExists(ctx context.Context, tx bun.IDB, kind, id string) e
 	return nil
 }
 
-// fieldAccess checks the principal for the custom field values of a
-// record: on the client-shared kinds a client-portal member may read the
-// values of its client's records (and write none); other kinds are for the
-// tenant's own people only.
-func (s *Store) fieldAccess(ctx context.Context, tx bun.IDB, kind, id string, write bool) error {
-	switch kind {
-	case KindClient, KindCampaign, KindProposal, KindInvoice:
-		a, err := s.access(ctx, tx, KindField, write)
-		if err != nil {
-			return err
-		}
+// fieldPerm is the perm of the custom field values of records of kind: on
+// the client-shared kinds a client-portal member may read the values of its
+// client's records (and write none); other kinds are for the tenant's own
+// people only.
+func fieldPerm(kind string, write bool) perm {
+	return perm{kind: KindField, shared: sharedKind(kind), write: write}
+}
+
+// fieldRecord checks that the record id of kind exists and that the
+// principal (a) may see it.
+func (s *Store) fieldRecord(ctx context.Context, tx bun.IDB, a access, kind, id string) error {
+	if sharedKind(kind) {
 		return visible(ctx, tx, a, kind, id)
-	}
-	if err := s.authorize(ctx, KindField); err != nil {
-		return err
 	}
 	return s.recordExists(ctx, tx, kind, id)
 }
@@ -152,7 +150,7 @@ func (s *Store) fieldAccess(ctx context.Context, tx bun.IDB, kind, id string, wr
 // Define adds a custom field definition. Owners, admins and staff may.
 func (f *Fields) Define(ctx context.Context, in FieldDefInput) (FieldDef, error) {
 	s := f.s
-	if err := s.authorize(ctx, KindField); err != nil {
+	if _, err := s.access(ctx, nil, staffOnly(KindField)); err != nil {
 		return FieldDef{}, err
 	}
 	if err := s.check(KindField, in); err != nil {
@@ -167,7 +165,7 @@ func (f *Fields) Define(ctx context.Context, in FieldDefInput) (FieldDef, error)
 		return FieldDef{}, invalid(KindField, "options", "required_if", "are required for, and only for, a select field")
 	}
 	d := FieldDef{FieldDefInput: in}
-	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.run(ctx, staffOnly(KindField), func(ctx context.Context, tx bun.Tx, _ access) error {
 		if err := insert(ctx, tx, s.clock(), &d); err != nil {
 			if dberr.IsUniqueViolation(err) {
 				return invalid(KindField, "name", "unique", "is already defined for "+in.RecordKind)
@@ -182,19 +180,38 @@ func (f *Fields) Define(ctx context.Context, in FieldDefInput) (FieldDef, error)
 	return d, nil
 }
 
-// List returns the field definitions of a record kind, by name.
-func (f *Fields) List(ctx context.Context, kind string) ([]FieldDef, error) {
+// FieldDefFilter narrows Fields.List; the zero value lists the
+// definitions of every record kind.
+type FieldDefFilter struct {
+	// RecordKind keeps the definitions of one record kind (RecordKinds).
+	RecordKind string `json:"record_kind,omitempty" validate:"max=64"`
+}
+
+var fieldDefKeys = keyset{name: "fields", cols: []string{"record_kind", "name", "id"}}
+
+// List returns a page of the field definitions matching f, by record kind
+// and name.
+func (f *Fields) List(ctx context.Context, flt FieldDefFilter, o ListOptions) (Page[FieldDef], error) {
 	s := f.s
-	if err := s.authorize(ctx, KindField); err != nil {
-		return nil, err
+	if err := s.check(KindField, flt); err != nil {
+		return Page[FieldDef]{}, err
 	}
 	var defs []FieldDef
-	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		var err error
-		defs, err = f.defs(ctx, tx, kind)
-		return err
+	err := s.run(ctx, staffOnly(KindField), func(ctx context.Context, tx bun.Tx, _ access) error {
+		q := whereEq(tx.NewSelect().Model(&defs), "record_kind", flt.RecordKind)
+		q, err := fieldDefKeys.apply(q, KindField, o)
+		if err != nil {
+			return err
+		}
+		if err := q.Scan(ctx); err != nil {
+			return fmt.Errorf("crm: list fields: %w", err)
+		}
+		return nil
 	})
-	return defs, err
+	if err != nil {
+		return Page[FieldDef]{}, err
+	}
+	return page(fieldDefKeys, o, defs, func(d *FieldDef) []any { return []any{d.RecordKind, d.Name, d.ID} })
 }
 
 func (f *Fields) defs(ctx context.Context, tx bun.IDB, kind string) ([]FieldDef, error) {
@@ -208,10 +225,7 @@ func (f *Fields) defs(ctx context.Context, tx bun.IDB, kind string) ([]FieldDef,
 // Delete removes a field definition and every value of it.
 func (f *Fields) Delete(ctx context.Context, id string) error {
 	s := f.s
-	if err := s.authorize(ctx, KindField); err != nil {
-		return err
-	}
-	return s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	return s.run(ctx, staffOnly(KindField), func(ctx context.Context, tx bun.Tx, _ access) error {
 		if err := deleteIn[FieldDef](ctx, s, tx, KindField, id); err != nil {
 			return err
 		}
@@ -234,8 +248,8 @@ func (f *Fields) Set(ctx context.Context, kind, recordID string, values map[stri
 		return nil, err
 	}
 	var out map[string]any
-	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if err := s.fieldAccess(ctx, tx, kind, recordID, true); err != nil {
+	err := s.run(ctx, fieldPerm(kind, true), func(ctx context.Context, tx bun.Tx, a access) error {
+		if err := s.fieldRecord(ctx, tx, a, kind, recordID); err != nil {
 			return err
 		}
 		defs, err := f.defs(ctx, tx, kind)
@@ -351,8 +365,8 @@ func (f *Fields) values(ctx context.Context, tx bun.IDB, kind, recordID string, 
 func (f *Fields) Values(ctx context.Context, kind, recordID string) (map[string]any, error) {
 	s := f.s
 	var out map[string]any
-	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if err := s.fieldAccess(ctx, tx, kind, recordID, false); err != nil {
+	err := s.run(ctx, fieldPerm(kind, false), func(ctx context.Context, tx bun.Tx, a access) error {
+		if err := s.fieldRecord(ctx, tx, a, kind, recordID); err != nil {
 			return err
 		}
 		defs, err := f.defs(ctx, tx, kind)

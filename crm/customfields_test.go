@@ -40,12 +40,22 @@ func TestCustomFields(t *testing.T) {
 			_, err := f.Define(e.A, d)
 			require.ErrorIs(t, err, crm.ErrInvalid, name)
 		}
-		list, err := f.List(e.A, crm.KindCampaign)
+		page, err := f.List(e.A, crm.FieldDefFilter{RecordKind: crm.KindCampaign}, crm.ListOptions{})
 		require.NoError(t, err)
+		list := page.Items
 		require.Len(t, list, 5)
-		listB, err := f.List(e.B, crm.KindCampaign)
+		for i := 1; i < len(list); i++ {
+			require.Less(t, list[i-1].Name, list[i].Name, "by name")
+		}
+		first, err := f.List(e.A, crm.FieldDefFilter{RecordKind: crm.KindCampaign}, crm.ListOptions{Limit: 2})
 		require.NoError(t, err)
-		require.Empty(t, listB, "definitions are per tenant")
+		require.Equal(t, list[:2], first.Items)
+		rest, err := f.List(e.A, crm.FieldDefFilter{RecordKind: crm.KindCampaign}, crm.ListOptions{Cursor: first.NextCursor})
+		require.NoError(t, err)
+		require.Equal(t, list[2:], rest.Items, "the next page follows")
+		listB, err := f.List(e.B, crm.FieldDefFilter{RecordKind: crm.KindCampaign}, crm.ListOptions{})
+		require.NoError(t, err)
+		require.Empty(t, listB.Items, "definitions are per tenant")
 
 		// Values are validated against their definitions, each error naming
 		// its field; nothing is written when any fails.

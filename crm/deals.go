@@ -2,6 +2,7 @@ package crm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -25,14 +26,27 @@ const (
 type Pipeline struct {
 	bun.BaseModel `bun:"table:socialcrm_crm_pipelines,alias:pl"`
 	Record
+	PipelineInput
+}
 
+// PipelineInput is what Pipelines.Create and Pipelines.Update take.
+type PipelineInput struct {
 	Name string `bun:"name,notnull" json:"name" validate:"required,max=200"`
 	// Stages are the stage names in order; each at most 100 bytes, no
 	// two alike.
 	Stages []string `bun:"stages,type:text,notnull" json:"stages" validate:"required,min=1,max=50,unique,dive,required,max=100"`
+	// WonStage and LostStage name the stages that close a deal: a deal
+	// moved to WonStage is won (Deal.Status DealWon), one moved to
+	// LostStage is lost, and one moved back to any other stage is open
+	// again. Each must be one of Stages, and they differ. Left empty, each
+	// defaults to the stage named "won" (or "lost"), ignoring case, if
+	// there is one; a pipeline with neither closes no deal.
+	WonStage  string `bun:"won_stage,notnull" json:"won_stage,omitempty" validate:"max=100"`
+	LostStage string `bun:"lost_stage,notnull" json:"lost_stage,omitempty" validate:"max=100"`
 }
 
-// DealStatus says whether a deal is still open.
+// DealStatus says whether a deal is still open. The server sets it from
+// the deal's stage (see PipelineInput.WonStage).
 type DealStatus string
 
 // Deal statuses.
@@ -46,21 +60,28 @@ const (
 type Deal struct {
 	bun.BaseModel `bun:"table:socialcrm_crm_deals,alias:dl"`
 	Record
+	DealInput
+	// Status follows the stage: won at the pipeline's WonStage, lost at
+	// its LostStage, open anywhere else.
+	Status DealStatus `bun:"status,notnull" json:"status"`
 
+	TitleSealed vault.Sealed `bun:"title_sealed" json:"-"`
+}
+
+// DealInput is what Deals.Create and Deals.Update take. Amount is money
+// as the package keeps it: an integer count of Currency's minor unit.
+type DealInput struct {
 	PipelineID string `bun:"pipeline_id,notnull" json:"pipeline_id" validate:"required"`
 	// Stage is one of the pipeline's stages (default: the first).
-	Stage  string     `bun:"stage,notnull" json:"stage" validate:"max=100"`
-	Status DealStatus `bun:"status,notnull" json:"status" validate:"omitempty,oneof=open won lost"`
-	Title  string     `bun:"-" json:"title" validate:"required,max=200"`
+	Stage string `bun:"stage,notnull" json:"stage" validate:"max=100"`
+	Title string `bun:"-" json:"title" validate:"required,max=200"`
 	// Amount is in minor units of Currency (cents for USD).
 	Amount        int64     `bun:"amount,notnull" json:"amount" validate:"gte=0"`
 	Currency      string    `bun:"currency,notnull" json:"currency,omitempty" validate:"required_with=Amount,omitempty,iso4217"`
-	ContactID     string    `bun:"contact_id,nullzero" json:"contact_id,omitempty"`
-	CompanyID     string    `bun:"company_id,nullzero" json:"company_id,omitempty"`
+	ContactID     string    `bun:"contact_id,nullzero" json:"contact_id,omitempty" validate:"omitempty,max=64"`
+	CompanyID     string    `bun:"company_id,nullzero" json:"company_id,omitempty" validate:"omitempty,max=64"`
 	OwnerID       string    `bun:"owner_id,nullzero" json:"owner_id,omitempty" validate:"omitempty,uuid"`
 	ExpectedClose time.Time `bun:"expected_close,nullzero" json:"expected_close,omitzero"`
-
-	TitleSealed vault.Sealed `bun:"title_sealed" json:"-"`
 }
 
 func (d *Deal) sealedFields() []sealedField {
@@ -114,18 +135,84 @@ var (
 	dealOrder     = keyset{name: "deals", cols: []string{"id"}}
 )
 
-func (p *Pipeline) normalize() {
-	p.Name = strings.TrimSpace(p.Name)
-	for i, s := range p.Stages {
-		p.Stages[i] = strings.TrimSpace(s)
+// normalize trims the pipeline's names and defaults WonStage and
+// LostStage to the stages named "won" and "lost".
+func (in *PipelineInput) normalize() {
+	in.Stages = slices.Clone(in.Stages)
+	in.Name = strings.TrimSpace(in.Name)
+	for i, s := range in.Stages {
+		in.Stages[i] = strings.TrimSpace(s)
+	}
+	in.WonStage, in.LostStage = strings.TrimSpace(in.WonStage), strings.TrimSpace(in.LostStage)
+	if in.WonStage == "" {
+		in.WonStage = stageNamed(in.Stages, "won", in.LostStage)
+	}
+	if in.LostStage == "" {
+		in.LostStage = stageNamed(in.Stages, "lost", in.WonStage)
 	}
 }
 
-// Create validates p and stores it as a new pipeline.
-func (r *Pipelines) Create(ctx context.Context, p Pipeline) (Pipeline, error) {
-	p.Stages = slices.Clone(p.Stages)
-	p.normalize()
-	return createRecord(ctx, r.s, kindPipeline, &p, nil, nil)
+// stageNamed returns the stage of stages named name, ignoring case, unless
+// it is taken; else "".
+func stageNamed(stages []string, name, taken string) string {
+	for _, s := range stages {
+		if strings.EqualFold(s, name) && s != taken {
+			return s
+		}
+	}
+	return ""
+}
+
+// check validates a normalized pipeline input.
+func (in *PipelineInput) check(s *Store) error {
+	var verr *ValidationError
+	if err := s.check(kindPipeline, in); err != nil && !errors.As(err, &verr) {
+		return err
+	}
+	add := func(field, rule, msg string) {
+		if verr == nil {
+			verr = &ValidationError{Kind: kindPipeline}
+		}
+		verr.Fields = append(verr.Fields, FieldError{Field: field, Rule: rule, Message: msg})
+	}
+	if in.WonStage != "" && !slices.Contains(in.Stages, in.WonStage) {
+		add("won_stage", "oneof", "must be one of the stages")
+	}
+	if in.LostStage != "" && !slices.Contains(in.Stages, in.LostStage) {
+		add("lost_stage", "oneof", "must be one of the stages")
+	}
+	if in.WonStage != "" && in.WonStage == in.LostStage {
+		add("lost_stage", "nefield", "must differ from won_stage")
+	}
+	if verr != nil {
+		return verr
+	}
+	return nil
+}
+
+// statusAt returns the status of a deal at stage of p.
+func (p *Pipeline) statusAt(stage string) DealStatus {
+	won, lost := p.WonStage, p.LostStage
+	if won == "" && lost == "" { // a pipeline from before the stages were named
+		won, lost = stageNamed(p.Stages, "won", ""), stageNamed(p.Stages, "lost", "")
+	}
+	switch {
+	case stage != "" && stage == won:
+		return DealWon
+	case stage != "" && stage == lost:
+		return DealLost
+	}
+	return DealOpen
+}
+
+// Create validates in and stores it as a new pipeline.
+func (r *Pipelines) Create(ctx context.Context, in PipelineInput) (Pipeline, error) {
+	in.normalize()
+	if err := in.check(r.s); err != nil {
+		return Pipeline{}, err
+	}
+	p := Pipeline{PipelineInput: in}
+	return createRecord(ctx, r.s, kindPipeline, &p.PipelineInput, &p, nil, nil)
 }
 
 // Get returns pipeline id.
@@ -133,15 +220,20 @@ func (r *Pipelines) Get(ctx context.Context, id string) (Pipeline, error) {
 	return getRecord[Pipeline](ctx, r.s, kindPipeline, id)
 }
 
-// Update writes p over pipeline p.ID if its Version is current. A stage
-// that open deals are at cannot be removed (*ValidationError on stages).
-func (r *Pipelines) Update(ctx context.Context, p Pipeline) (Pipeline, error) {
-	p.Stages = slices.Clone(p.Stages)
-	p.normalize()
-	return updateRecord(ctx, r.s, kindPipeline, &p, nil, func(ctx context.Context, tx bun.Tx, cur *Pipeline) error {
+// Update writes in over pipeline id if its stored version is still
+// version (else a *ConflictError). A stage that deals are at cannot be
+// removed (*ValidationError on stages). Deals keep the status they had: a
+// change of WonStage or LostStage applies to the deals moved after it.
+func (r *Pipelines) Update(ctx context.Context, id string, version int64, in PipelineInput) (Pipeline, error) {
+	in.normalize()
+	if err := in.check(r.s); err != nil {
+		return Pipeline{}, err
+	}
+	p := Pipeline{PipelineInput: in}
+	return updateRecord(ctx, r.s, kindPipeline, id, version, &p.PipelineInput, &p, nil, func(ctx context.Context, tx bun.Tx, cur *Pipeline) error {
 		var used []string
 		if err := tx.NewSelect().Model((*Deal)(nil)).ColumnExpr("DISTINCT dl.stage").
-			Where("dl.pipeline_id = ?", p.ID).Apply(tenancy.Scope(ctx)).Scan(ctx, &used); err != nil {
+			Where("dl.pipeline_id = ?", id).Apply(tenancy.Scope(ctx)).Scan(ctx, &used); err != nil {
 			return fmt.Errorf("crm: update pipeline: %w", err)
 		}
 		for _, s := range used {
@@ -153,16 +245,33 @@ func (r *Pipelines) Update(ctx context.Context, p Pipeline) (Pipeline, error) {
 	})
 }
 
-// List returns a page of the pipelines, oldest first.
-func (r *Pipelines) List(ctx context.Context, o ListOptions) (Page[Pipeline], error) {
-	return listRecords(ctx, r.s, kindPipeline, pipelineOrder, o, nil, byID[Pipeline])
+// PipelineFilter narrows Pipelines.List; the zero value lists every
+// pipeline.
+type PipelineFilter struct {
+	// NamePrefix keeps pipelines whose name starts with it, ignoring case.
+	NamePrefix string `json:"name_prefix,omitempty" validate:"max=200"`
 }
 
-// Create validates d and stores it as a new deal at d.Stage (default the
-// pipeline's first stage), recording the first entry of its stage history.
-func (r *Deals) Create(ctx context.Context, d Deal) (Deal, error) {
-	d.normalize()
-	return createRecord(ctx, r.s, kindDeal, &d, d.refs(), func(ctx context.Context, tx bun.Tx) error {
+// List returns a page of the pipelines matching f, oldest first.
+func (r *Pipelines) List(ctx context.Context, f PipelineFilter, o ListOptions) (Page[Pipeline], error) {
+	if err := r.s.check(kindPipeline, f); err != nil {
+		return Page[Pipeline]{}, err
+	}
+	return listRecords(ctx, r.s, kindPipeline, pipelineOrder, o, func(q *bun.SelectQuery) *bun.SelectQuery {
+		if p := strings.TrimSpace(f.NamePrefix); p != "" {
+			q = q.Where(`lower(?TableAlias.name) LIKE ? ESCAPE '\'`, escapeLike(strings.ToLower(p))+"%")
+		}
+		return q
+	}, byID[Pipeline])
+}
+
+// Create validates in and stores it as a new deal at in.Stage (default the
+// pipeline's first stage), with the status of that stage, recording the
+// first entry of its stage history.
+func (r *Deals) Create(ctx context.Context, in DealInput) (Deal, error) {
+	in.normalize()
+	d := Deal{DealInput: in}
+	return createRecord(ctx, r.s, kindDeal, &d.DealInput, &d, in.refs(), func(ctx context.Context, tx bun.Tx) error {
 		if err := r.checkStage(ctx, tx, &d); err != nil {
 			return err
 		}
@@ -170,20 +279,17 @@ func (r *Deals) Create(ctx context.Context, d Deal) (Deal, error) {
 	})
 }
 
-func (d *Deal) normalize() {
-	d.Title, d.Stage, d.Currency = strings.TrimSpace(d.Title), strings.TrimSpace(d.Stage), strings.ToUpper(strings.TrimSpace(d.Currency))
-	if d.Status == "" {
-		d.Status = DealOpen
-	}
-	d.ExpectedClose = d.ExpectedClose.UTC().Truncate(time.Microsecond)
+func (in *DealInput) normalize() {
+	in.Title, in.Stage, in.Currency = strings.TrimSpace(in.Title), strings.TrimSpace(in.Stage), strings.ToUpper(strings.TrimSpace(in.Currency))
+	in.ExpectedClose = in.ExpectedClose.UTC().Truncate(time.Microsecond)
 }
 
-func (d *Deal) refs() []ref {
-	return []ref{{"contact_id", (*Contact)(nil), d.ContactID}, {"company_id", (*Company)(nil), d.CompanyID}}
+func (in *DealInput) refs() []ref {
+	return []ref{{"contact_id", (*Contact)(nil), in.ContactID}, {"company_id", (*Company)(nil), in.CompanyID}}
 }
 
 // checkStage checks that d's pipeline exists and has d.Stage, defaulting
-// an empty Stage to the first.
+// an empty Stage to the first, and sets d.Status from the stage.
 func (r *Deals) checkStage(ctx context.Context, tx bun.IDB, d *Deal) error {
 	p, err := get[Pipeline](ctx, tx, kindPipeline, d.PipelineID)
 	if err != nil {
@@ -195,6 +301,7 @@ func (r *Deals) checkStage(ctx context.Context, tx bun.IDB, d *Deal) error {
 	if !slices.Contains(p.Stages, d.Stage) {
 		return invalid(kindDeal, "stage", "oneof", "must be one of the pipeline's stages: "+strings.Join(p.Stages, ", "))
 	}
+	d.Status = p.statusAt(d.Stage)
 	return nil
 }
 
@@ -217,12 +324,16 @@ func (r *Deals) Get(ctx context.Context, id string) (Deal, error) {
 	return getRecord[Deal](ctx, r.s, kindDeal, id)
 }
 
-// Update writes d over deal d.ID if its Version is current. A new Stage
-// must belong to the deal's pipeline and is recorded in the stage history;
-// moving a deal to another pipeline is allowed the same way.
-func (r *Deals) Update(ctx context.Context, d Deal) (Deal, error) {
-	d.normalize()
-	return updateRecord(ctx, r.s, kindDeal, &d, d.refs(), func(ctx context.Context, tx bun.Tx, cur *Deal) error {
+// Update writes in over deal id if its stored version is still version
+// (else a *ConflictError). A new Stage must belong to the deal's pipeline
+// and is recorded in the stage history; the deal's status follows it (a
+// deal moved to the pipeline's WonStage is won, back to another stage it
+// is open again). Moving a deal to another pipeline is allowed the same
+// way.
+func (r *Deals) Update(ctx context.Context, id string, version int64, in DealInput) (Deal, error) {
+	in.normalize()
+	d := Deal{DealInput: in}
+	return updateRecord(ctx, r.s, kindDeal, id, version, &d.DealInput, &d, in.refs(), func(ctx context.Context, tx bun.Tx, cur *Deal) error {
 		if err := r.checkStage(ctx, tx, &d); err != nil {
 			return err
 		}
@@ -231,6 +342,24 @@ func (r *Deals) Update(ctx context.Context, d Deal) (Deal, error) {
 		}
 		return nil
 	})
+}
+
+// Move moves deal id to stage of its pipeline if its stored version is
+// still version: Update with the stage alone changed.
+func (r *Deals) Move(ctx context.Context, id string, version int64, stage string) (Deal, error) {
+	if err := checkVersion(kindDeal, version); err != nil {
+		return Deal{}, err
+	}
+	if strings.TrimSpace(stage) == "" {
+		return Deal{}, invalid(kindDeal, "stage", "required", "is required")
+	}
+	cur, err := r.Get(ctx, id)
+	if err != nil {
+		return Deal{}, err
+	}
+	in := cur.DealInput
+	in.Stage = stage
+	return r.Update(ctx, id, version, in)
 }
 
 // Delete removes deal id and its stage history.
@@ -249,17 +378,23 @@ func (r *Deals) List(ctx context.Context, f DealFilter, o ListOptions) (Page[Dea
 	}, byID[Deal])
 }
 
-// History returns deal id's stage changes, oldest first.
-func (r *Deals) History(ctx context.Context, id string) ([]StageChange, error) {
+var stageChangeOrder = keyset{name: "stage changes", cols: []string{"changed_at", "id"}}
+
+// History returns a page of deal id's stage changes, oldest first.
+func (r *Deals) History(ctx context.Context, id string, o ListOptions) (Page[StageChange], error) {
 	var cs []StageChange
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := mustExist(ctx, tx, (*Deal)(nil), kindDeal, "id", id); err != nil {
 			return notFound(kindDeal, id)
 		}
-		return tx.NewSelect().Model(&cs).Where("?TableAlias.deal_id = ?", id).Order("changed_at", "id").Scan(ctx)
+		q, err := stageChangeOrder.apply(tx.NewSelect().Model(&cs).Where("?TableAlias.deal_id = ?", id), kindDeal, o)
+		if err != nil {
+			return err
+		}
+		return q.Scan(ctx)
 	})
 	if err != nil {
-		return nil, err
+		return Page[StageChange]{}, err
 	}
-	return cs, nil
+	return page(stageChangeOrder, o, cs, func(c *StageChange) []any { return []any{c.ChangedAt, c.ID} })
 }

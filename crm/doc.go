@@ -7,8 +7,10 @@
 //
 //	store, err := crm.New(db, v, crm.WithClock(clock.Now), crm.WithLogger(log))
 //	ctx = tenancy.WithPrincipal(ctx, principal) // who acts, for which tenant
-//	c, err := store.Contacts().Create(ctx, crm.Contact{FirstName: "Ada", Email: "ada@example.com",
+//	c, err := store.Contacts().Create(ctx, crm.ContactInput{FirstName: "Ada", Email: "ada@example.com",
 //		Source: "instagram", UTM: crm.UTM{Campaign: "spring"}})
+//	c.Stage = crm.StageCustomer
+//	c, err = store.Contacts().Update(ctx, c.ID, c.Version, c.ContactInput)
 //	page, err := store.Contacts().List(ctx, crm.ContactFilter{Stage: crm.StageCustomer}, crm.ListOptions{Limit: 100})
 //	for c, err := range crm.All(ctx, crm.ListOptions{}, listFunc) { … } // every page
 //
@@ -21,14 +23,54 @@
 //
 // Store.Contacts, Companies, Pipelines, Deals (with their stage history),
 // Activities (a timeline, idempotent by external id), Tasks, Notes,
-// Consents and Conversations (with their messages) each offer the
-// operations their kind needs, in one shape: Create (or Record) takes the
-// record and returns it as stored, with its ID, times and Version 1; Get
-// returns ErrNotFound for an id the tenant does not have; Update takes the
-// record as read and changed; List takes a filter and ListOptions and
-// returns a Page.
+// Clients, Campaigns, Proposals and Invoices offer their operations in one
+// shape:
 //
-// Lists are paged by keyset and ordered by what is stored in clear: contacts
+//	Create(ctx, XInput) (X, error)
+//	Get(ctx, id) (X, error)
+//	Update(ctx, id, version, XInput) (X, error)
+//	Delete(ctx, id) error
+//	List(ctx, XFilter, ListOptions) (Page[X], error)
+//
+// The input type (ContactInput, DealInput, …) holds what the record's
+// users set; each record embeds its input beside what the server owns: the
+// Record (tenant, id, times, Version), statuses the server computes (a
+// deal's Status, an invoice's totals), who did it (a note's AuthorID), and
+// the sealed copies of personal fields. A record read, changed and written
+// back passes its embedded input: Update(ctx, c.ID, c.Version,
+// c.ContactInput). Create returns the record as stored, with its ID, times
+// and Version 1; Get returns ErrNotFound for an id the tenant does not
+// have; Update names the version it read (see Concurrency). Operations
+// that are not an edit are named for what they do (Deals.Move,
+// Proposals.Transition, Invoices.Issue, Conversations.Record for a
+// message, Consents.Grant). Consents and Conversations (with their
+// messages) follow the same conventions for what they offer.
+//
+// A deal's status follows its stage: the pipeline names a WonStage and a
+// LostStage (by default its stages named "won" and "lost"); a deal moved
+// to the first is won, to the second lost, and back to any other stage
+// open again; each move is in the deal's stage history.
+//
+// # Money
+//
+// Money has one representation everywhere in the package: an int64 count
+// of the minor unit of an ISO 4217 currency (cents for EUR and USD, yen
+// for JPY), beside that currency's code, upper-case ("EUR") — Deal.Amount
+// and Currency, Campaign.Budget, Proposal amounts, Invoice line prices,
+// totals and payments. There are no floating-point amounts: 1,234.50 EUR
+// is Amount 123450, Currency "EUR". Tax rates are basis points (2000 is
+// 20%), and the Store computes net, tax and totals in exact integer
+// arithmetic (see Billing). Formatting an amount for people, and reading
+// one typed by them, is the application's concern.
+//
+// Every list of records takes a filter (whose zero value lists
+// everything) and ListOptions{Limit, Cursor}, and returns a Page; a list of
+// one record's parts takes that record's id in the filter's place
+// (Conversations.Messages, Attachments.List, Clients.Members); All iterates
+// over every page of any of them. The histories of one record (a deal's
+// stage changes, a proposal's revisions and status changes, a contact's
+// consent) are returned whole, as slices. Lists are paged by keyset and
+// ordered by what is stored in clear: contacts
 // (and most kinds) in creation order (their time-ordered ids),
 // conversations by latest message, never by a name, which is sealed. Pass
 // Page.NextCursor back as
@@ -106,8 +148,8 @@
 // tenancy.ErrForbidden) except accepting or rejecting a proposal sent to
 // its client. Every other kind (contacts, companies, deals, activities,
 // tasks, notes, consent, conversations, custom field definitions) refuses
-// it, reads included, through one check every repository of those kinds
-// passes (Store.tx calls authorize); creators get the same refusal. A
+// it, reads included. One role check decides for every repository method
+// of every kind, before it reads or writes; creators get the same refusal. A
 // client principal without a link, or whose tenancy ClientID differs from
 // its link, sees nothing.
 //
@@ -153,7 +195,10 @@
 // without an explicit one), or in a savepoint of the caller's transaction
 // when the Store comes from Store.Using(tx). Updates are optimistic: each
 // record has a Version, an update names the version it read, and a stale
-// one fails with a *ConflictError without writing anything. Returned
+// one fails with a *ConflictError without writing anything. The version is
+// required: an update that names none (0) is invalid input, a
+// *ValidationError on "version" (with the input's other faults, all at
+// once), never a conflict. Returned
 // records and slices belong to the caller.
 //
 // # Errors

@@ -21,15 +21,15 @@ func ExampleContacts_Merge() {
 	_, _ = v.EnsureKey(ctx)
 	contacts := store.Contacts()
 
-	ada, _ := contacts.Create(ctx, crm.Contact{FirstName: "Ada", Email: "ada@example.com", Phone: "(415) 555-0100"})
+	ada, _ := contacts.Create(ctx, crm.ContactInput{FirstName: "Ada", Email: "ada@example.com", Phone: "(415) 555-0100"})
 	fmt.Println(ada.Phone)
-	_, err := contacts.Create(ctx, crm.Contact{FirstName: "Ada", Phone: "+1 415 555 0100"})
+	_, err := contacts.Create(ctx, crm.ContactInput{FirstName: "Ada", Phone: "+1 415 555 0100"})
 	var dup *crm.DuplicateError
 	if errors.As(err, &dup) {
 		fmt.Println("duplicate of the first:", dup.ContactID == ada.ID, "by", dup.Field)
 	}
-	twin, _ := contacts.Create(ctx, crm.Contact{LastName: "Lovelace", Email: "ada@example.com"}, crm.AllowDuplicate())
-	_, _ = store.Notes().Create(ctx, crm.Note{Body: "met at the fair", ContactID: twin.ID})
+	twin, _ := contacts.Create(ctx, crm.ContactInput{LastName: "Lovelace", Email: "ada@example.com"}, crm.AllowDuplicate())
+	_, _ = store.Notes().Create(ctx, crm.NoteInput{Body: "met at the fair", ContactID: twin.ID})
 
 	kept, err := contacts.Merge(ctx, ada.ID, twin.ID)
 	if err != nil {

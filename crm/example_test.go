@@ -50,7 +50,7 @@ func ExampleNew() {
 	}
 	ctx := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenancy.NewID(), Role: tenancy.RoleOwner})
 
-	c, err := store.Contacts().Create(ctx, crm.Contact{FirstName: "Ada", LastName: "Lovelace", Email: "Ada@Example.com",
+	c, err := store.Contacts().Create(ctx, crm.ContactInput{FirstName: "Ada", LastName: "Lovelace", Email: "Ada@Example.com",
 		Source: "instagram", UTM: crm.UTM{Source: "ig", Campaign: "spring"}})
 	if err != nil {
 		panic(err)
@@ -58,7 +58,7 @@ func ExampleNew() {
 	fmt.Println(c.Stage, c.Email, c.Version)
 
 	// Invalid input changes nothing and says why, field by field.
-	_, err = store.Contacts().Create(ctx, crm.Contact{Email: "nope"})
+	_, err = store.Contacts().Create(ctx, crm.ContactInput{Email: "nope"})
 	var verr *crm.ValidationError
 	if errors.As(err, &verr) {
 		for _, f := range verr.Fields {
@@ -68,10 +68,10 @@ func ExampleNew() {
 
 	// Updates name the version they read; a stale one is refused.
 	c.Stage = crm.StageCustomer
-	if _, err := store.Contacts().Update(ctx, c); err != nil {
+	if _, err := store.Contacts().Update(ctx, c.ID, c.Version, c.ContactInput); err != nil {
 		panic(err)
 	}
-	_, err = store.Contacts().Update(ctx, c)
+	_, err = store.Contacts().Update(ctx, c.ID, c.Version, c.ContactInput)
 	fmt.Println(errors.Is(err, crm.ErrConflict))
 
 	// Another tenant sees nothing.
@@ -93,7 +93,7 @@ func ExampleContacts_List() {
 	store, _ := crm.New(db, v)
 	ctx := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenancy.NewID(), Role: tenancy.RoleOwner})
 	for _, n := range [][3]string{{"John", "Smith", "vip"}, {"Jane", "Smithers", ""}, {"Mary", "Jones", "vip"}} {
-		c := crm.Contact{FirstName: n[0], LastName: n[1], Email: n[0] + "@example.com"}
+		c := crm.ContactInput{FirstName: n[0], LastName: n[1], Email: n[0] + "@example.com"}
 		if n[2] != "" {
 			c.Tags = []string{n[2]}
 		}
@@ -141,7 +141,7 @@ func ExampleScheduler() {
 	ctx := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenancy.NewID(), Role: tenancy.RoleOwner})
 	consents := store.Consents()
 	for _, name := range []string{"Ada", "Grace", "Alan"} {
-		c, _ := store.Contacts().Create(ctx, crm.Contact{FirstName: name, Email: name + "@example.com", Birthday: crm.Birthday{Month: 12, Day: 10}})
+		c, _ := store.Contacts().Create(ctx, crm.ContactInput{FirstName: name, Email: name + "@example.com", Birthday: crm.Birthday{Month: 12, Day: 10}})
 		change := crm.ConsentChange{ContactID: c.ID, Channel: crm.ChannelEmail, Purpose: crm.PurposeBirthday, Source: "signup form"}
 		switch name {
 		case "Ada":
@@ -161,4 +161,42 @@ func ExampleScheduler() {
 	// greet Ada by email for birthday:2026
 	// 1 greeted
 	// 0 greeted on the second run
+}
+
+// A deal moves through its pipeline's stages; the stage the pipeline names
+// as won (or lost) closes it, and a move back reopens it. Amounts are
+// integer minor units of their currency.
+func ExampleDeals_Move() {
+	db, v, done := exampleDB()
+	defer done()
+	store, _ := crm.New(db, v)
+	ctx := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenancy.NewID(), Role: tenancy.RoleOwner})
+
+	pl, err := store.Pipelines().Create(ctx, crm.PipelineInput{Name: "Bespoke rings",
+		Stages: []string{"enquiry", "design", "sold", "declined"}, WonStage: "sold", LostStage: "declined"})
+	if err != nil {
+		panic(err)
+	}
+	d, err := store.Deals().Create(ctx, crm.DealInput{PipelineID: pl.ID, Title: "Engagement ring",
+		Amount: 249950, Currency: "eur"}) // 2,499.50 EUR
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(d.Stage, d.Status, d.Amount, d.Currency)
+	for _, stage := range []string{"sold", "design"} {
+		if d, err = store.Deals().Move(ctx, d.ID, d.Version, stage); err != nil {
+			panic(err)
+		}
+		fmt.Println(d.Stage, d.Status)
+	}
+
+	// An update names the version it read: none is invalid input.
+	_, err = store.Deals().Update(ctx, d.ID, 0, d.DealInput)
+	var verr *crm.ValidationError
+	fmt.Println(errors.As(err, &verr) && verr.Has("version", "required"))
+	// Output:
+	// enquiry open 249950 EUR
+	// sold won
+	// design open
+	// true
 }

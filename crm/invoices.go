@@ -256,10 +256,7 @@ func (r *Invoices) Create(ctx context.Context, in InvoiceInput) (Invoice, error)
 	if err := s.sealFields(ctx, KindInvoice, inv.ID, inv.sealedFields()); err != nil {
 		return Invoice{}, err
 	}
-	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := s.access(ctx, tx, KindInvoice, true); err != nil {
-			return err
-		}
+	err := s.run(ctx, writeOf(KindInvoice), func(ctx context.Context, tx bun.Tx, _ access) error {
 		if err := r.references(ctx, tx, &in); err != nil {
 			return err
 		}
@@ -280,11 +277,8 @@ func (r *Invoices) Create(ctx context.Context, in InvoiceInput) (Invoice, error)
 // only its client's.
 func (r *Invoices) Get(ctx context.Context, id string) (Invoice, error) {
 	var inv Invoice
-	err := r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		a, err := r.s.access(ctx, tx, KindInvoice, false)
-		if err != nil {
-			return err
-		}
+	err := r.s.run(ctx, readOf(KindInvoice), func(ctx context.Context, tx bun.Tx, a access) error {
+		var err error
 		if inv, err = getFor[Invoice](ctx, tx, a, KindInvoice, id); err != nil {
 			return err
 		}
@@ -347,14 +341,14 @@ func (r *Invoices) Update(ctx context.Context, id string, version int64, in Invo
 // runs change on it, all in one transaction.
 func (r *Invoices) write(ctx context.Context, id string, version int64, change func(ctx context.Context, tx bun.Tx, inv *Invoice) error) (Invoice, error) {
 	s := r.s
+	if err := checkVersion(KindInvoice, version); err != nil {
+		return Invoice{}, err
+	}
 	if err := s.ensureKeys(ctx); err != nil {
 		return Invoice{}, err
 	}
 	var inv Invoice
-	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := s.access(ctx, tx, KindInvoice, true); err != nil {
-			return err
-		}
+	err := s.run(ctx, writeOf(KindInvoice), func(ctx context.Context, tx bun.Tx, _ access) error {
 		var err error
 		if inv, err = get[Invoice](ctx, tx, KindInvoice, id); err != nil {
 			return err
@@ -441,10 +435,7 @@ func (r *Invoices) Void(ctx context.Context, id string, version int64) (Invoice,
 func (r *Invoices) MarkOverdue(ctx context.Context, now time.Time) (int64, error) {
 	s := r.s
 	var n int64
-	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := s.access(ctx, tx, KindInvoice, true); err != nil {
-			return err
-		}
+	err := s.run(ctx, writeOf(KindInvoice), func(ctx context.Context, tx bun.Tx, _ access) error {
 		res, err := tx.NewUpdate().Model((*Invoice)(nil)).
 			Set("status = ?", InvoiceOverdue).Set("version = version + 1").Set("updated_at = ?", s.clock()).
 			Where("?TableAlias.status IN (?)", bun.In([]InvoiceStatus{InvoiceIssued, InvoicePartiallyPaid})).
@@ -462,10 +453,7 @@ func (r *Invoices) MarkOverdue(ctx context.Context, now time.Time) (int64, error
 // be deleted (ErrInUse): void it instead.
 func (r *Invoices) Delete(ctx context.Context, id string) error {
 	s := r.s
-	return s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := s.access(ctx, tx, KindInvoice, true); err != nil {
-			return err
-		}
+	return s.run(ctx, writeOf(KindInvoice), func(ctx context.Context, tx bun.Tx, _ access) error {
 		inv, err := get[Invoice](ctx, tx, KindInvoice, id)
 		if err != nil {
 			return err

@@ -180,7 +180,7 @@ func (r *Contacts) Merge(ctx context.Context, keepID, dupID string) (Contact, er
 	err = r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		in := r.s.Using(tx)
 		var err error
-		if merged, err = in.Contacts().Update(ctx, merged); err != nil {
+		if merged, err = in.Contacts().Update(ctx, merged.ID, merged.Version, merged.ContactInput); err != nil {
 			return err
 		}
 		tid, err := tenancy.TenantID(ctx)

@@ -311,6 +311,13 @@ func coreMigrations() []migration {
 				`CREATE INDEX IF NOT EXISTS socialcrm_crm_contact_names_contact ON socialcrm_crm_contact_names (tenant_id, contact_id)`,
 			)
 		}},
+		{"20261123000551", "crm_pipeline_outcomes", func(ctx context.Context, tx bun.Tx) error {
+			// The stages that close a deal as won or lost (Pipeline.WonStage,
+			// LostStage); empty in pipelines created before.
+			return migrations.Exec(ctx, tx,
+				`ALTER TABLE socialcrm_crm_pipelines ADD COLUMN won_stage TEXT NOT NULL DEFAULT ''`,
+				`ALTER TABLE socialcrm_crm_pipelines ADD COLUMN lost_stage TEXT NOT NULL DEFAULT ''`)
+		}},
 	}
 }
 

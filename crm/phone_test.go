@@ -21,16 +21,16 @@ func TestCreateRefusesDuplicates(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		e := newEnv(t, db, crm.WithDefaultRegion("US"))
 		c := e.store.Contacts()
-		ada, err := c.Create(e.A, crm.Contact{FirstName: "Ada", Email: "ada@example.com", Phone: "+14155550100"})
+		ada, err := c.Create(e.A, crm.ContactInput{FirstName: "Ada", Email: "ada@example.com", Phone: "+14155550100"})
 		require.NoError(t, err)
 
 		for _, in := range []struct {
-			contact crm.Contact
+			contact crm.ContactInput
 			field   string
 		}{
-			{crm.Contact{FirstName: "Ada L", Email: "  ADA@Example.com "}, "email"},
-			{crm.Contact{FirstName: "Ada L", Email: "other@example.com", Phone: "(415) 555-0100"}, "phone"},
-			{crm.Contact{FirstName: "Ada L", Phone: "+1 415-555-0100", Tags: []string{"t"}}, "phone"},
+			{crm.ContactInput{FirstName: "Ada L", Email: "  ADA@Example.com "}, "email"},
+			{crm.ContactInput{FirstName: "Ada L", Email: "other@example.com", Phone: "(415) 555-0100"}, "phone"},
+			{crm.ContactInput{FirstName: "Ada L", Phone: "+1 415-555-0100", Tags: []string{"t"}}, "phone"},
 		} {
 			_, err := c.Create(e.A, in.contact)
 			var dup *crm.DuplicateError
@@ -46,10 +46,10 @@ func TestCreateRefusesDuplicates(t *testing.T) {
 		}
 		require.Equal(t, 1, count(t, e.A, c.List, crm.ContactFilter{}), "a refused duplicate stores nothing")
 
-		twin, err := c.Create(e.A, crm.Contact{FirstName: "Ada", Email: "ada@example.com"}, crm.AllowDuplicate())
+		twin, err := c.Create(e.A, crm.ContactInput{FirstName: "Ada", Email: "ada@example.com"}, crm.AllowDuplicate())
 		require.NoError(t, err)
 		require.NotEqual(t, ada.ID, twin.ID)
-		_, err = c.Create(e.B, crm.Contact{FirstName: "Ada", Email: "ada@example.com", Phone: "+14155550100"})
+		_, err = c.Create(e.B, crm.ContactInput{FirstName: "Ada", Email: "ada@example.com", Phone: "+14155550100"})
 		require.NoError(t, err, "another tenant's contacts are not duplicates")
 		p, err := c.List(e.A, crm.ContactFilter{Email: "ada@example.com"}, crm.ListOptions{})
 		require.NoError(t, err)
@@ -63,18 +63,18 @@ func TestCreateRefusesDuplicates(t *testing.T) {
 func TestPhoneNumbersInAnyFormat(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		plain := newEnv(t, db)
-		_, err := plain.store.Contacts().Create(plain.A, crm.Contact{FirstName: "Nat", Phone: "(555) 123-4567"})
+		_, err := plain.store.Contacts().Create(plain.A, crm.ContactInput{FirstName: "Nat", Phone: "(555) 123-4567"})
 		var verr *crm.ValidationError
 		require.ErrorAs(t, err, &verr)
 		require.True(t, verr.Has("phone", "e164"))
-		old, err := plain.store.Contacts().Create(plain.A, crm.Contact{FirstName: "Old", Phone: "+1 212 555 0199"})
+		old, err := plain.store.Contacts().Create(plain.A, crm.ContactInput{FirstName: "Old", Phone: "+1 212 555 0199"})
 		require.NoError(t, err)
 		require.Equal(t, "+12125550199", old.Phone)
 
 		us, err := crm.New(db.DB, plain.vault, crm.WithDefaultRegion("us"))
 		require.NoError(t, err)
 		c := us.Contacts()
-		nat, err := c.Create(plain.A, crm.Contact{FirstName: "Nat", Phone: "(555) 123-4567"})
+		nat, err := c.Create(plain.A, crm.ContactInput{FirstName: "Nat", Phone: "(555) 123-4567"})
 		require.NoError(t, err)
 		require.Equal(t, "+15551234567", nat.Phone)
 		for _, q := range []string{"+15551234567", "555.123.4567", "+1 (555) 123-4567", " 5551234567 "} {
@@ -108,7 +108,7 @@ func TestConcurrentCreatesOfOneAddress(t *testing.T) {
 		errs := make(chan error, n)
 		for i := range n {
 			go func() {
-				_, err := e.store.Contacts().Create(e.A, crm.Contact{FirstName: fmt.Sprint("P", i), Email: "same@example.com"})
+				_, err := e.store.Contacts().Create(e.A, crm.ContactInput{FirstName: fmt.Sprint("P", i), Email: "same@example.com"})
 				errs <- err
 			}()
 		}

@@ -53,7 +53,7 @@ func TestContactLookupsUseIndexes(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		h := &captureHook{}
 		e.db.AddQueryHook(h)
-		for _, c := range []crm.Contact{{FirstName: "Ann", LastName: "Lee", Email: "ann@example.com"}, {FirstName: "Bob", Email: "bob@example.com"}} {
+		for _, c := range []crm.ContactInput{{FirstName: "Ann", LastName: "Lee", Email: "ann@example.com"}, {FirstName: "Bob", Email: "bob@example.com"}} {
 			_, err := e.store.Contacts().Create(e.A, c)
 			require.NoError(t, err)
 		}

@@ -100,83 +100,119 @@ func staffRole(p tenancy.Principal) bool {
 	return false
 }
 
-// authorize is the single role check of the package for the record kinds
-// that are not shared with the client portal (contacts, companies, deals,
-// activities, tasks, notes, consent, conversations, custom field
-// definitions). Store.tx and Store.one call it, so every repository method
-// of those kinds passes through it before it touches the database; the client-shared
-// kinds run in sharedTx and check the principal with access instead.
-// Owners, admins, staff and the system pass; a client-portal principal and a
-// creator get a *ForbiddenError, for reads as for writes; a context without
-// a tenant gets tenancy.ErrNoTenant. kind names the record kind in the
-// error ("" for any of them). It does not touch the database.
-func (s *Store) authorize(ctx context.Context, kind string) error {
-	if _, err := tenancy.TenantID(ctx); err != nil {
-		return err
-	}
-	p, _ := tenancy.FromContext(ctx)
-	if staffRole(p) {
-		return nil
-	}
-	if kind == "" {
-		kind = "non-portal"
-	}
-	reason := "only campaigns, proposals and invoices are shared with the client portal"
-	if p.Role != tenancy.RoleClient {
-		reason = "no access to CRM records"
-	}
-	return &ForbiddenError{Kind: kind, Op: "access", Role: p.Role, Reason: reason}
+// perm is what a repository method asks of the acting principal: to read
+// or write records of kind, which the client portal may or may not read.
+type perm struct {
+	// kind names the record kind in a refusal ("" for any of the kinds
+	// not shared with the client portal).
+	kind string
+	// shared is set for the records a client-portal member may read: the
+	// client-shared kinds (clients, campaigns, proposals, invoices) and
+	// the files and custom field values of their records.
+	shared bool
+	write  bool
+	// admin restricts the tenant's people to owners and admins (linking
+	// members to the client portal).
+	admin bool
 }
 
-// sharedTx runs fn in a transaction scoped to the context's tenant, for
-// the repositories of the client-shared kinds, which check the principal
-// themselves (access) because a client-portal member may read some of
-// their records.
-func (s *Store) sharedTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
-	return tenancy.RunInTx(ctx, s.db, nil, fn)
+// staffOnly is the perm of the kinds not shared with the client portal
+// (contacts, companies, deals, activities, tasks, notes, consent,
+// conversations, custom field definitions).
+func staffOnly(kind string) perm { return perm{kind: kind} }
+
+// readOf and writeOf are the perms of reading and writing a client-shared
+// kind.
+func readOf(kind string) perm  { return perm{kind: kind, shared: true} }
+func writeOf(kind string) perm { return perm{kind: kind, shared: true, write: true} }
+
+// sharedKind reports whether records of kind are shared with the client
+// portal.
+func sharedKind(kind string) bool {
+	switch kind {
+	case KindClient, KindCampaign, KindProposal, KindInvoice:
+		return true
+	}
+	return false
 }
 
-// access resolves what the principal may see of the client-shared kinds
-// (clients, campaigns, proposals, invoices and their attachments and
-// custom field values), inside tx. A client-portal principal must be bound
-// to a client by a ClientMember link; a write (write true) by it is
-// forbidden. A principal bound by tenancy to another client than the link
-// names is refused too.
-func (s *Store) access(ctx context.Context, tx bun.IDB, kind string, write bool) (access, error) {
+// access is the package's one role check: every repository method passes
+// through it — through Store.run (and Store.tx, Store.one, which call it)
+// — before it reads or writes a record. Owners, admins, staff and the
+// system pass. A client-portal principal may read the records p marks as
+// shared, of its own client only (the returned access scopes the reads),
+// and write none; it must be a member linked to a client by a ClientMember
+// link (read in db, which may be nil when p is not shared), and a
+// principal bound by tenancy to another client than the link names is
+// refused. A creator, and any other role, gets a *ForbiddenError; a
+// context without a tenant gets tenancy.ErrNoTenant.
+func (s *Store) access(ctx context.Context, db bun.IDB, p perm) (access, error) {
 	if _, err := tenancy.TenantID(ctx); err != nil {
 		return access{}, err
 	}
-	p, _ := tenancy.FromContext(ctx)
-	if staffRole(p) {
-		return access{role: p.Role}, nil
-	}
-	op := "read"
-	if write {
+	pr, _ := tenancy.FromContext(ctx)
+	kind, op := p.kind, "read"
+	if p.write {
 		op = "write"
 	}
 	deny := func(reason string) (access, error) {
-		return access{}, &ForbiddenError{Kind: kind, Op: op, Role: p.Role, Reason: reason}
+		return access{}, &ForbiddenError{Kind: kind, Op: op, Role: pr.Role, Reason: reason}
 	}
-	if p.Role != tenancy.RoleClient {
+	if p.admin && !pr.IsSystem() && pr.Role != tenancy.RoleOwner && pr.Role != tenancy.RoleAdmin {
+		return deny("only owners and admins may")
+	}
+	if staffRole(pr) {
+		return access{role: pr.Role}, nil
+	}
+	if !p.shared {
+		if kind == "" {
+			kind = "non-portal"
+		}
+		op = "access"
+	}
+	if pr.Role != tenancy.RoleClient {
 		return deny("no access to CRM records")
 	}
-	if write {
+	if !p.shared {
+		return deny("only campaigns, proposals and invoices are shared with the client portal")
+	}
+	if p.write {
 		return deny("the client portal is read-only")
 	}
-	if p.MemberID == "" {
+	if pr.MemberID == "" {
 		return deny("a client-portal principal must be a member")
 	}
 	var link ClientMember
-	err := tx.NewSelect().Model(&link).Where("?TableAlias.member_id = ?", p.MemberID).Scan(ctx)
+	err := db.NewSelect().Model(&link).Where("?TableAlias.member_id = ?", pr.MemberID).Scan(ctx)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return deny("member is not linked to a client")
 	case err != nil:
 		return access{}, fmt.Errorf("crm: read client link: %w", err)
-	case p.ClientID != "" && p.ClientID != link.ClientID:
+	case pr.ClientID != "" && pr.ClientID != link.ClientID:
 		return deny("member's client differs from its link")
 	}
-	return access{client: link.ClientID, role: p.Role}, nil
+	return access{client: link.ClientID, role: pr.Role}, nil
+}
+
+// run runs fn in one transaction scoped to the context's tenant, after
+// access has granted p; fn gets what the principal may see. A refusal of a
+// kind the portal does not share costs no transaction.
+func (s *Store) run(ctx context.Context, p perm, fn func(ctx context.Context, tx bun.Tx, a access) error) error {
+	if !p.shared {
+		a, err := s.access(ctx, nil, p)
+		if err != nil {
+			return err
+		}
+		return tenancy.RunInTx(ctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error { return fn(ctx, tx, a) })
+	}
+	return tenancy.RunInTx(ctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		a, err := s.access(ctx, tx, p)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, tx, a)
+	})
 }
 
 // Client is a customer organization of the tenant (a brand, an agency's
@@ -236,10 +272,7 @@ func (r *Clients) Create(ctx context.Context, in ClientInput) (Client, error) {
 	if err := sealRecord(ctx, s, KindClient, &c, c.ID); err != nil {
 		return Client{}, err
 	}
-	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := s.access(ctx, tx, KindClient, true); err != nil {
-			return err
-		}
+	err := s.run(ctx, writeOf(KindClient), func(ctx context.Context, tx bun.Tx, _ access) error {
 		if err := insert(ctx, tx, s.clock(), &c); err != nil {
 			return fmt.Errorf("crm: create client: %w", err)
 		}
@@ -254,11 +287,8 @@ func (r *Clients) Create(ctx context.Context, in ClientInput) (Client, error) {
 // Get returns a client. A client-portal member sees only its own client.
 func (r *Clients) Get(ctx context.Context, id string) (Client, error) {
 	var c Client
-	err := r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		a, err := r.s.access(ctx, tx, KindClient, false)
-		if err != nil {
-			return err
-		}
+	err := r.s.run(ctx, readOf(KindClient), func(ctx context.Context, tx bun.Tx, a access) error {
+		var err error
 		if a.portal() && a.client != id {
 			return notFound(KindClient, id)
 		}
@@ -275,17 +305,14 @@ func (r *Clients) Get(ctx context.Context, id string) (Client, error) {
 // (else a *ConflictError).
 func (r *Clients) Update(ctx context.Context, id string, version int64, in ClientInput) (Client, error) {
 	s := r.s
-	if err := s.check(KindClient, in); err != nil {
+	if err := s.checkUpdate(KindClient, id, version, in); err != nil {
 		return Client{}, err
 	}
 	c := Client{Record: Record{ID: id, Version: version}, ClientInput: in}
 	if err := sealRecord(ctx, s, KindClient, &c, c.ID); err != nil {
 		return Client{}, err
 	}
-	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := s.access(ctx, tx, KindClient, true); err != nil {
-			return err
-		}
+	err := s.run(ctx, writeOf(KindClient), func(ctx context.Context, tx bun.Tx, _ access) error {
 		if err := update(ctx, s, tx, s.clock(), KindClient, &c, "name_sealed", "email_sealed", "phone_sealed"); err != nil {
 			return err
 		}
@@ -304,10 +331,7 @@ func (r *Clients) Update(ctx context.Context, id string, version int64, in Clien
 // portal members.
 func (r *Clients) Delete(ctx context.Context, id string) error {
 	s := r.s
-	return s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := s.access(ctx, tx, KindClient, true); err != nil {
-			return err
-		}
+	return s.run(ctx, writeOf(KindClient), func(ctx context.Context, tx bun.Tx, _ access) error {
 		if _, err := get[Client](ctx, tx, KindClient, id); err != nil {
 			return err
 		}
@@ -333,15 +357,18 @@ func (r *Clients) Delete(ctx context.Context, id string) error {
 	})
 }
 
+// ClientFilter narrows Clients.List. It has no fields yet (a client's name
+// and contact details are sealed, without blind indexes): the zero value
+// lists every client. It keeps Clients.List in the shape of every list of
+// the package.
+type ClientFilter struct{}
+
 // List returns a page of clients in creation order. A client-portal member
 // sees only its own.
-func (r *Clients) List(ctx context.Context, o ListOptions) (Page[Client], error) {
+func (r *Clients) List(ctx context.Context, _ ClientFilter, o ListOptions) (Page[Client], error) {
 	var items []Client
-	err := r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		a, err := r.s.access(ctx, tx, KindClient, false)
-		if err != nil {
-			return err
-		}
+	err := r.s.run(ctx, readOf(KindClient), func(ctx context.Context, tx bun.Tx, a access) error {
+		var err error
 		q := tx.NewSelect().Model(&items)
 		if a.portal() {
 			q = q.Where("?TableAlias.id = ?", a.client)
@@ -372,11 +399,8 @@ func (r *Clients) List(ctx context.Context, o ListOptions) (Page[Client], error)
 // (*ValidationError); linking a member again moves it.
 func (r *Clients) Link(ctx context.Context, clientID, memberID string) (ClientMember, error) {
 	s := r.s
-	if err := tenancy.Require(ctx, tenancy.RoleOwner, tenancy.RoleAdmin); err != nil {
-		return ClientMember{}, err
-	}
 	link := ClientMember{MemberID: memberID, ClientID: clientID, CreatedAt: s.clock()}
-	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.run(ctx, perm{kind: KindClient, write: true, admin: true}, func(ctx context.Context, tx bun.Tx, _ access) error {
 		if _, err := get[Client](ctx, tx, KindClient, clientID); err != nil {
 			return err
 		}
@@ -412,10 +436,7 @@ func (r *Clients) Link(ctx context.Context, clientID, memberID string) (ClientMe
 // Unlink removes a member's client-portal link; the member then sees
 // nothing.
 func (r *Clients) Unlink(ctx context.Context, memberID string) error {
-	if err := tenancy.Require(ctx, tenancy.RoleOwner, tenancy.RoleAdmin); err != nil {
-		return err
-	}
-	return r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	return r.s.run(ctx, perm{kind: KindClient, write: true, admin: true}, func(ctx context.Context, tx bun.Tx, _ access) error {
 		res, err := tx.NewDelete().Model((*ClientMember)(nil)).Where("?TableAlias.member_id = ?", memberID).Exec(ctx)
 		if err != nil {
 			return fmt.Errorf("crm: unlink member: %w", err)
@@ -427,39 +448,27 @@ func (r *Clients) Unlink(ctx context.Context, memberID string) error {
 	})
 }
 
-// Members lists the member ids linked to a client.
-func (r *Clients) Members(ctx context.Context, clientID string) ([]string, error) {
-	if err := tenancy.Require(ctx, tenancy.RoleOwner, tenancy.RoleAdmin, tenancy.RoleStaff); err != nil {
-		return nil, err
-	}
-	var ids []string
-	err := r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		return tx.NewSelect().Model((*ClientMember)(nil)).Column("member_id").Apply(tenancy.Scope(ctx)).
-			Where("?TableAlias.client_id = ?", clientID).Order("member_id").Scan(ctx, &ids)
+var clientMemberKeys = keyset{name: "client members", cols: []string{"member_id"}}
+
+// Members returns a page of the client-portal links of client clientID,
+// by member id. Owners, admins and staff may list them.
+func (r *Clients) Members(ctx context.Context, clientID string, o ListOptions) (Page[ClientMember], error) {
+	var links []ClientMember
+	err := r.s.run(ctx, staffOnly(KindClient), func(ctx context.Context, tx bun.Tx, _ access) error {
+		q := tx.NewSelect().Model(&links).Where("?TableAlias.client_id = ?", clientID)
+		q, err := clientMemberKeys.apply(q, KindClient, o)
+		if err != nil {
+			return err
+		}
+		if err := q.Scan(ctx); err != nil {
+			return fmt.Errorf("crm: list client members: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("crm: list client members: %w", err)
+		return Page[ClientMember]{}, err
 	}
-	return ids, nil
-}
-
-// sentRevisions keeps, of a proposal's revisions, those that were sent to
-// the client: the revision current at each move to sent. Drafts that were
-// never sent are the tenant's work in progress.
-func sentRevisions(ctx context.Context, tx bun.IDB, proposalID string, revs []ProposalRevision) ([]ProposalRevision, error) {
-	var sent []int64
-	if err := tx.NewSelect().Model((*ProposalEvent)(nil)).Column("revision").
-		Where("?TableAlias.proposal_id = ?", proposalID).Where("?TableAlias.to_status = ?", ProposalSent).
-		Scan(ctx, &sent); err != nil {
-		return nil, err
-	}
-	out := revs[:0]
-	for _, r := range revs {
-		if slices.Contains(sent, r.Number) {
-			out = append(out, r)
-		}
-	}
-	return out, nil
+	return page(clientMemberKeys, o, links, func(m *ClientMember) []any { return []any{m.MemberID} })
 }
 
 // clientHistory keeps, of a proposal's history, what the client saw

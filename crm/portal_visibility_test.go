@@ -29,14 +29,14 @@ func TestClientPortalSeesOnlyWhatWasSent(t *testing.T) {
 		require.NoError(t, err)
 		p, err = props.Revise(e.A, p.ID, p.Version, crm.ProposalContent{Title: "Offer, cheaper", Amount: 800, Currency: "EUR"})
 		require.NoError(t, err)
-		_, err = props.Revisions(cx, p.ID)
+		_, err = whole(props.Revisions(cx, p.ID, crm.ListOptions{}))
 		requireNotFound(t, err, "a proposal back in draft")
 		p, err = props.Transition(e.A, p.ID, p.Version, crm.ProposalSent, secret)
 		require.NoError(t, err)
 		p, err = props.Transition(cx, p.ID, p.Version, crm.ProposalAccepted, "fine by us")
 		require.NoError(t, err)
 
-		revs, err := props.Revisions(cx, p.ID)
+		revs, err := whole(props.Revisions(cx, p.ID, crm.ListOptions{}))
 		require.NoError(t, err)
 		var titles []string
 		for _, r := range revs {
@@ -44,7 +44,7 @@ func TestClientPortalSeesOnlyWhatWasSent(t *testing.T) {
 		}
 		require.Equal(t, []string{"Offer", "Offer, cheaper"}, titles, "the sent revisions only")
 
-		hist, err := props.History(cx, p.ID)
+		hist, err := whole(props.History(cx, p.ID, crm.ListOptions{}))
 		require.NoError(t, err)
 		var moves []string
 		for _, ev := range hist {
@@ -53,10 +53,10 @@ func TestClientPortalSeesOnlyWhatWasSent(t *testing.T) {
 		require.Equal(t, []string{"draft>sent:", "draft>sent:", "sent>accepted:fine by us"}, moves)
 
 		// The tenant's own view is whole.
-		revs, err = props.Revisions(e.A, p.ID)
+		revs, err = whole(props.Revisions(e.A, p.ID, crm.ListOptions{}))
 		require.NoError(t, err)
 		require.Len(t, revs, 3)
-		hist, err = props.History(e.A, p.ID)
+		hist, err = whole(props.History(e.A, p.ID, crm.ListOptions{}))
 		require.NoError(t, err)
 		require.Len(t, hist, 5, "created, sent, revised, sent, accepted")
 		require.Equal(t, secret, hist[1].Note)

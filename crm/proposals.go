@@ -168,10 +168,7 @@ func (r *Proposals) Create(ctx context.Context, in ProposalInput) (Proposal, err
 	if err := sealRecord(ctx, s, KindProposal, &p, p.ID); err != nil {
 		return Proposal{}, err
 	}
-	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := s.access(ctx, tx, KindProposal, true); err != nil {
-			return err
-		}
+	err := s.run(ctx, writeOf(KindProposal), func(ctx context.Context, tx bun.Tx, _ access) error {
 		if _, err := get[Client](ctx, tx, KindClient, in.ClientID); err != nil {
 			return err
 		}
@@ -226,11 +223,8 @@ func (r *Proposals) record(ctx context.Context, tx bun.IDB, p *Proposal, from Pr
 // Get returns a proposal; a client-portal member gets only its client's.
 func (r *Proposals) Get(ctx context.Context, id string) (Proposal, error) {
 	var p Proposal
-	err := r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		a, err := r.s.access(ctx, tx, KindProposal, false)
-		if err != nil {
-			return err
-		}
+	err := r.s.run(ctx, readOf(KindProposal), func(ctx context.Context, tx bun.Tx, a access) error {
+		var err error
 		p, err = getFor[Proposal](ctx, tx, a, KindProposal, id)
 		return err
 	})
@@ -246,6 +240,9 @@ func (r *Proposals) Get(ctx context.Context, id string) (Proposal, error) {
 // proposal cannot be revised (*TransitionError).
 func (r *Proposals) Revise(ctx context.Context, id string, version int64, c ProposalContent) (Proposal, error) {
 	s := r.s
+	if err := checkVersion(KindProposal, version); err != nil {
+		return Proposal{}, err
+	}
 	if err := r.checkContent(&c); err != nil {
 		return Proposal{}, err
 	}
@@ -253,10 +250,7 @@ func (r *Proposals) Revise(ctx context.Context, id string, version int64, c Prop
 		return Proposal{}, err
 	}
 	var p Proposal
-	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := s.access(ctx, tx, KindProposal, true); err != nil {
-			return err
-		}
+	err := s.run(ctx, writeOf(KindProposal), func(ctx context.Context, tx bun.Tx, _ access) error {
 		var err error
 		if p, err = get[Proposal](ctx, tx, KindProposal, id); err != nil {
 			return err
@@ -288,6 +282,9 @@ func (r *Proposals) Revise(ctx context.Context, id string, version int64, c Prop
 // change, or a proposal it cannot see, is a *ForbiddenError.
 func (r *Proposals) Transition(ctx context.Context, id string, version int64, to ProposalStatus, note string) (Proposal, error) {
 	s := r.s
+	if err := checkVersion(KindProposal, version); err != nil {
+		return Proposal{}, err
+	}
 	if len(note) > 2000 {
 		return Proposal{}, invalid(KindProposal, "note", "max", "must be at most 2000 long")
 	}
@@ -295,11 +292,8 @@ func (r *Proposals) Transition(ctx context.Context, id string, version int64, to
 		return Proposal{}, err
 	}
 	var p Proposal
-	err := s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		a, err := s.access(ctx, tx, KindProposal, false)
-		if err != nil {
-			return err
-		}
+	err := s.run(ctx, readOf(KindProposal), func(ctx context.Context, tx bun.Tx, a access) error {
+		var err error
 		p, err = getFor[Proposal](ctx, tx, a, KindProposal, id)
 		if a.portal() {
 			if errors.Is(err, ErrNotFound) || to != ProposalAccepted && to != ProposalRejected {
@@ -334,10 +328,7 @@ func (r *Proposals) Transition(ctx context.Context, id string, version int64, to
 // Delete removes a proposal with its revisions and history.
 func (r *Proposals) Delete(ctx context.Context, id string) error {
 	s := r.s
-	return s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := s.access(ctx, tx, KindProposal, true); err != nil {
-			return err
-		}
+	return s.run(ctx, writeOf(KindProposal), func(ctx context.Context, tx bun.Tx, _ access) error {
 		if err := deleteIn[Proposal](ctx, s, tx, KindProposal, id); err != nil {
 			return err
 		}
@@ -363,65 +354,84 @@ func (r *Proposals) List(ctx context.Context, f ProposalFilter, o ListOptions) (
 	return listShared[Proposal](ctx, r.s, KindProposal, proposalKeys, o, f.ClientID, string(f.Status))
 }
 
-// Revisions returns every revision of a proposal, oldest first. A
+var (
+	revisionOrder      = keyset{name: "proposal revisions", cols: []string{"number"}}
+	proposalEventOrder = keyset{name: "proposal history", cols: []string{"at", "id"}}
+)
+
+// Revisions returns a page of a proposal's revisions, oldest first. A
 // client-portal member gets only the revisions that were sent to its
-// client.
-func (r *Proposals) Revisions(ctx context.Context, id string) ([]ProposalRevision, error) {
+// client: the revision current at each move to sent.
+func (r *Proposals) Revisions(ctx context.Context, id string, o ListOptions) (Page[ProposalRevision], error) {
 	var out []ProposalRevision
 	err := r.children(ctx, id, func(ctx context.Context, tx bun.Tx, a access) error {
-		if err := tx.NewSelect().Model(&out).Where("?TableAlias.proposal_id = ?", id).Order("number").Scan(ctx); err != nil {
+		q := tx.NewSelect().Model(&out).Where("?TableAlias.proposal_id = ?", id)
+		if a.portal() {
+			sent := tx.NewSelect().Model((*ProposalEvent)(nil)).Column("pre.revision").Apply(tenancy.Scope(ctx)).
+				Where("pre.proposal_id = ?", id).Where("pre.to_status = ?", ProposalSent)
+			q = q.Where("prr.number IN (?)", sent) // ?TableAlias here would take the subquery's alias
+		}
+		q, err := revisionOrder.apply(q, KindProposal, o)
+		if err != nil {
 			return err
 		}
-		var err error
-		if a.portal() {
-			out, err = sentRevisions(ctx, tx, id, out)
-		}
-		return err
+		return q.Scan(ctx)
 	})
 	if err != nil {
-		return nil, err
+		return Page[ProposalRevision]{}, err
 	}
-	for i := range out {
-		if err := openRecord(ctx, r.s, KindProposal, &out[i], out[i].ID); err != nil {
-			return nil, err
+	p, err := page(revisionOrder, o, out, func(r *ProposalRevision) []any { return []any{r.Number} })
+	if err != nil {
+		return p, err
+	}
+	for i := range p.Items {
+		if err := openRecord(ctx, r.s, KindProposal, &p.Items[i], p.Items[i].ID); err != nil {
+			return Page[ProposalRevision]{}, err
 		}
 	}
-	return out, nil
+	return p, nil
 }
 
-// History returns a proposal's status changes, oldest first. A
+// History returns a page of a proposal's status changes, oldest first. A
 // client-portal member gets only what its client saw happen (see
 // clientHistory).
-func (r *Proposals) History(ctx context.Context, id string) ([]ProposalEvent, error) {
+func (r *Proposals) History(ctx context.Context, id string, o ListOptions) (Page[ProposalEvent], error) {
 	var out []ProposalEvent
 	err := r.children(ctx, id, func(ctx context.Context, tx bun.Tx, a access) error {
-		if err := tx.NewSelect().Model(&out).Where("?TableAlias.proposal_id = ?", id).Order("at", "id").Scan(ctx); err != nil {
+		q := tx.NewSelect().Model(&out).Where("?TableAlias.proposal_id = ?", id)
+		if a.portal() {
+			q = q.Where("?TableAlias.to_status <> ?", ProposalDraft) // the tenant's work in progress
+		}
+		q, err := proposalEventOrder.apply(q, KindProposal, o)
+		if err != nil {
 			return err
 		}
-		var err error
+		if err := q.Scan(ctx); err != nil {
+			return err
+		}
 		if a.portal() {
 			out, err = clientHistory(ctx, tx, a, out)
 		}
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return Page[ProposalEvent]{}, err
 	}
-	for i := range out {
-		if err := openRecord(ctx, r.s, KindProposal, &out[i], out[i].ID); err != nil {
-			return nil, err
+	p, err := page(proposalEventOrder, o, out, func(e *ProposalEvent) []any { return []any{e.At, e.ID} })
+	if err != nil {
+		return p, err
+	}
+	for i := range p.Items {
+		if err := openRecord(ctx, r.s, KindProposal, &p.Items[i], p.Items[i].ID); err != nil {
+			return Page[ProposalEvent]{}, err
 		}
 	}
-	return out, nil
+	return p, nil
 }
 
 // children runs read after checking that the principal sees the proposal.
 func (r *Proposals) children(ctx context.Context, id string, read func(ctx context.Context, tx bun.Tx, a access) error) error {
-	return r.s.sharedTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		a, err := r.s.access(ctx, tx, KindProposal, false)
-		if err != nil {
-			return err
-		}
+	return r.s.run(ctx, readOf(KindProposal), func(ctx context.Context, tx bun.Tx, a access) error {
 		if _, err := getFor[Proposal](ctx, tx, a, KindProposal, id); err != nil {
 			return err
 		}

@@ -72,7 +72,7 @@ func TestProposals(t *testing.T) {
 		_, err = s.Revise(e.A, p.ID, p.Version, p.ProposalContent)
 		require.ErrorIs(t, err, crm.ErrTransition)
 
-		revs, err := s.Revisions(e.A, p.ID)
+		revs, err := whole(s.Revisions(e.A, p.ID, crm.ListOptions{}))
 		require.NoError(t, err)
 		require.Len(t, revs, 3)
 		for i, body := range []string{"v1", "v2", "v3"} {
@@ -82,7 +82,7 @@ func TestProposals(t *testing.T) {
 		}
 		require.EqualValues(t, 100000, revs[0].Amount)
 
-		hist, err := s.History(e.A, p.ID)
+		hist, err := whole(s.History(e.A, p.ID, crm.ListOptions{}))
 		require.NoError(t, err)
 		var moves []string
 		for _, h := range hist {
@@ -97,7 +97,7 @@ func TestProposals(t *testing.T) {
 		// Tenant isolation.
 		_, err = s.Get(e.B, p.ID)
 		require.ErrorIs(t, err, crm.ErrNotFound)
-		_, err = s.History(e.B, p.ID)
+		_, err = whole(s.History(e.B, p.ID, crm.ListOptions{}))
 		require.ErrorIs(t, err, crm.ErrNotFound)
 		_, err = s.Transition(e.B, p.ID, p.Version, crm.ProposalWithdrawn, "")
 		require.ErrorIs(t, err, crm.ErrNotFound)
@@ -106,7 +106,7 @@ func TestProposals(t *testing.T) {
 		require.Len(t, page.Items, 1)
 
 		require.NoError(t, s.Delete(e.A, p.ID))
-		_, err = s.Revisions(e.A, p.ID)
+		_, err = whole(s.Revisions(e.A, p.ID, crm.ListOptions{}))
 		require.ErrorIs(t, err, crm.ErrNotFound)
 	})
 }

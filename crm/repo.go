@@ -2,6 +2,7 @@ package crm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/uptrace/bun"
@@ -57,12 +58,13 @@ func mustExist(ctx context.Context, tx bun.IDB, model any, kind, field, id strin
 	return checkRefs(ctx, tx, kind, ref{field: field, model: model, id: id})
 }
 
-// createRecord validates rec, then in one transaction checks refs, runs
-// before (if set; it may write related rows, such as a stage history),
-// and inserts rec with a new id, times and Version 1.
-func createRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind string, rec PT, refs []ref, before func(ctx context.Context, tx bun.Tx) error) (T, error) {
+// createRecord validates in (the input rec was built from), then in one
+// transaction checks refs, runs before (if set; it may write related rows,
+// such as a stage history, and set the server-owned fields of rec), and
+// inserts rec with a new id, times and Version 1.
+func createRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind string, in any, rec PT, refs []ref, before func(ctx context.Context, tx bun.Tx) error) (T, error) {
 	*rec.base() = Record{}
-	if err := s.check(kind, rec); err != nil {
+	if err := s.check(kind, in); err != nil {
 		var zero T
 		return zero, err
 	}
@@ -94,27 +96,74 @@ func createRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind st
 	return *rec, nil
 }
 
-// updateRecord validates rec, then in one transaction reads the stored
-// record (ErrNotFound), checks refs, runs before with the stored record
-// (to keep fields that do not change, or to record history), and writes rec
-// if the stored Version is still rec.Version (*ConflictError otherwise).
-func updateRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind string, rec PT, refs []ref, before func(ctx context.Context, tx bun.Tx, cur PT) error) (T, error) {
+// checkUpdate validates the arguments of an update: in (its input), and
+// id and version, which are required — an update names the version it
+// read, and an update without one is invalid input, not a conflict. Every
+// failed field is reported in one *ValidationError.
+func (s *Store) checkUpdate(kind, id string, version int64, in any) error {
+	return joinInvalid(kind, s.check(kind, in), checkID(kind, id), checkVersion(kind, version))
+}
+
+// checkID checks the id an update names.
+func checkID(kind, id string) error {
+	if id == "" {
+		return invalid(kind, "id", "required", "is required")
+	}
+	return nil
+}
+
+// checkVersion checks the version an operation on a stored record names
+// (see checkUpdate).
+func checkVersion(kind string, version int64) error {
+	if version < 1 {
+		return invalid(kind, "version", "required", "is required: the version that was read (1 or more)")
+	}
+	return nil
+}
+
+// joinInvalid returns nil if every one of errs is nil, the first error
+// that is not a *ValidationError if there is one, and else one
+// *ValidationError of kind listing the fields of all of them.
+func joinInvalid(kind string, errs ...error) error {
+	var all *ValidationError
+	for _, err := range errs {
+		var verr *ValidationError
+		switch {
+		case err == nil:
+		case !errors.As(err, &verr):
+			return err
+		case all == nil:
+			all = &ValidationError{Kind: kind, Fields: append([]FieldError(nil), verr.Fields...)}
+		default:
+			all.Fields = append(all.Fields, verr.Fields...)
+		}
+	}
+	if all == nil {
+		return nil
+	}
+	return all
+}
+
+// updateRecord validates in (the input rec was built from), id and
+// version, then in one transaction reads the stored record id
+// (ErrNotFound), checks refs, runs before with the stored record (to set
+// the server-owned fields of rec, or to record history), and writes rec if
+// the stored Version is still version (*ConflictError otherwise).
+func updateRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind, id string, version int64, in any, rec PT, refs []ref, before func(ctx context.Context, tx bun.Tx, cur PT) error) (T, error) {
 	var zero T
-	if err := s.check(kind, rec); err != nil {
+	if err := s.checkUpdate(kind, id, version, in); err != nil {
 		return zero, err
 	}
-	if rec.base().ID == "" {
-		return zero, invalid(kind, "id", "required", "is required")
-	}
-	if err := sealRecord(ctx, s, kind, rec, rec.base().ID); err != nil {
+	*rec.base() = Record{ID: id, Version: version}
+	if err := sealRecord(ctx, s, kind, rec, id); err != nil {
 		return zero, err
 	}
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		cur, err := get[T, PT](ctx, tx, kind, rec.base().ID)
+		cur, err := get[T, PT](ctx, tx, kind, id)
 		if err != nil {
 			return err
 		}
-		if err := openRecord(ctx, s, kind, PT(&cur), rec.base().ID); err != nil {
+		if err := openRecord(ctx, s, kind, PT(&cur), id); err != nil {
 			return err
 		}
 		if err := checkRefs(ctx, tx, kind, refs...); err != nil {

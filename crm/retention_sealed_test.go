@@ -20,13 +20,13 @@ import (
 func TestExportOpensSealedIdentifiers(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		s := e.store
-		ada, err := s.Contacts().Create(e.A, crm.Contact{FirstName: "Ada", Email: "Ada@Example.com", Phone: "+14155550100"})
+		ada, err := s.Contacts().Create(e.A, crm.ContactInput{FirstName: "Ada", Email: "Ada@Example.com", Phone: "+14155550100"})
 		require.NoError(t, err)
-		_, err = s.Contacts().Create(e.A, crm.Contact{FirstName: "Bob", Email: "bob@example.com", Phone: "+14155550199"})
+		_, err = s.Contacts().Create(e.A, crm.ContactInput{FirstName: "Bob", Email: "bob@example.com", Phone: "+14155550199"})
 		require.NoError(t, err)
-		noPhone, err := s.Contacts().Create(e.A, crm.Contact{FirstName: "Cy", Email: "cy@example.com"})
+		noPhone, err := s.Contacts().Create(e.A, crm.ContactInput{FirstName: "Cy", Email: "cy@example.com"})
 		require.NoError(t, err)
-		_, err = s.Contacts().Create(e.B, crm.Contact{FirstName: "Ada", Email: "ada@other.example", Phone: "+14155550111"})
+		_, err = s.Contacts().Create(e.B, crm.ContactInput{FirstName: "Ada", Email: "ada@other.example", Phone: "+14155550111"})
 		require.NoError(t, err)
 
 		files := contactExport(t, e, e.A, s.Categories(), ada.ID)

@@ -56,7 +56,7 @@ func fillContact(t *testing.T, e *env, ctx context.Context, name string) crm.Con
 func fillPerson(t *testing.T, e *env, ctx context.Context, name string, commerce bool) person {
 	t.Helper()
 	s := e.store
-	c, err := s.Contacts().Create(ctx, crm.Contact{FirstName: name, Email: name + "@example.com", Phone: "+1415555" + phoneOf(name), Tags: []string{"vip"},
+	c, err := s.Contacts().Create(ctx, crm.ContactInput{FirstName: name, Email: name + "@example.com", Phone: "+1415555" + phoneOf(name), Tags: []string{"vip"},
 		Birthday: crm.Birthday{Month: int(fakeclock.Start.Month()), Day: fakeclock.Start.Day()}})
 	require.NoError(t, err)
 	key := crm.ConversationKey{Channel: crm.ChannelMessenger, AccountID: "page", ThreadID: "psid-" + name}
@@ -72,18 +72,18 @@ func fillPerson(t *testing.T, e *env, ctx context.Context, name string, commerce
 	require.NoError(t, err)
 	_, err = sc.Run(ctx, sc.Birthdays(crm.ChannelEmail))
 	require.NoError(t, err)
-	_, err = s.Activities().Record(ctx, crm.Activity{Kind: crm.ActivityCall, Direction: crm.Outbound, ContactID: c.ID, OccurredAt: fakeclock.Start})
+	_, err = s.Activities().Create(ctx, crm.ActivityInput{Kind: crm.ActivityCall, Direction: crm.Outbound, ContactID: c.ID, OccurredAt: fakeclock.Start})
 	require.NoError(t, err)
-	_, err = s.Tasks().Create(ctx, crm.Task{Title: "call " + name, ContactID: c.ID})
+	_, err = s.Tasks().Create(ctx, crm.TaskInput{Title: "call " + name, ContactID: c.ID})
 	require.NoError(t, err)
-	_, err = s.Notes().Create(ctx, crm.Note{Body: "about " + name, ContactID: c.ID})
+	_, err = s.Notes().Create(ctx, crm.NoteInput{Body: "about " + name, ContactID: c.ID})
 	require.NoError(t, err)
-	pl, err := s.Pipelines().Create(ctx, crm.Pipeline{Name: "p-" + name, Stages: []string{"new", "won"}})
+	pl, err := s.Pipelines().Create(ctx, crm.PipelineInput{Name: "p-" + name, Stages: []string{"new", "won"}})
 	require.NoError(t, err)
-	d, err := s.Deals().Create(ctx, crm.Deal{PipelineID: pl.ID, Title: "ring for " + name, ContactID: c.ID})
+	d, err := s.Deals().Create(ctx, crm.DealInput{PipelineID: pl.ID, Title: "ring for " + name, ContactID: c.ID})
 	require.NoError(t, err)
 	d.Stage = "won"
-	_, err = s.Deals().Update(ctx, d)
+	_, err = s.Deals().Update(ctx, d.ID, d.Version, d.DealInput)
 	require.NoError(t, err)
 	p := person{contact: c}
 	if !commerce {
@@ -210,7 +210,7 @@ func TestRetentionExportAndEraseReachEveryKind(t *testing.T) {
 				count(t, ctx, e.store.Conversations().List, crm.ConversationFilter{ContactID: id})} {
 				require.Equal(t, 1, n)
 			}
-			h, err := e.store.Consents().History(ctx, id)
+			h, err := whole(e.store.Consents().History(ctx, id, crm.ListOptions{}))
 			require.NoError(t, err)
 			require.Len(t, h, 1)
 			for _, a := range p.files {
@@ -225,7 +225,7 @@ func TestRetentionExportAndEraseReachEveryKind(t *testing.T) {
 			require.NoError(t, err)
 			require.Len(t, vals, 1)
 		}
-		h, err := e.store.Consents().History(e.A, ada.contact.ID)
+		h, err := whole(e.store.Consents().History(e.A, ada.contact.ID, crm.ListOptions{}))
 		require.NoError(t, err)
 		require.Empty(t, h)
 		deals, err := e.store.Deals().List(e.A, crm.DealFilter{}, crm.ListOptions{})

@@ -451,8 +451,8 @@ func updateColumns(ctx context.Context, tx bun.IDB, tid, tbl, id string, set map
 // sealContactRow seals a contact's staged values and rebuilds its name and
 // tag indexes.
 func (s *Store) sealContactRow(ctx context.Context, tx bun.Tx, tid, id string, vals map[string]string) error {
-	c := Contact{FirstName: vals["first_name"], LastName: vals["last_name"],
-		UTM: UTM{Source: vals["utm_source"], Medium: vals["utm_medium"], Campaign: vals["utm_campaign"], Term: vals["utm_term"], Content: vals["utm_content"]}}
+	c := Contact{ContactInput: ContactInput{FirstName: vals["first_name"], LastName: vals["last_name"],
+		UTM: UTM{Source: vals["utm_source"], Medium: vals["utm_medium"], Campaign: vals["utm_campaign"], Term: vals["utm_term"], Content: vals["utm_content"]}}}
 	c.ID, c.UpdatedAt = id, s.clock()
 	atoi := func(s string) int { n, _ := strconv.Atoi(s); return n }
 	c.Birthday = Birthday{Year: atoi(vals["birth_year"]), Month: atoi(vals["birth_month"]), Day: atoi(vals["birth_day"])}

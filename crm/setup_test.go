@@ -73,3 +73,7 @@ func as(tenant string, role tenancy.Role) context.Context {
 }
 
 func owner(tenant string) context.Context { return as(tenant, tenancy.RoleOwner) }
+
+// whole returns a page's items, for the histories a test reads, which fit
+// one page.
+func whole[T any](p crm.Page[T], err error) ([]T, error) { return p.Items, err }

@@ -111,12 +111,10 @@ func (s *Store) Using(idb bun.IDB) *Store {
 // written.
 func (s *Store) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
-// tx runs fn in a transaction scoped to the context's tenant.
+// tx runs fn in a transaction scoped to the context's tenant, for the
+// kinds not shared with the client portal: run with staffOnly.
 func (s *Store) tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
-	if err := s.authorize(ctx, ""); err != nil { // client-portal scoping (portal.go)
-		return err
-	}
-	return tenancy.RunInTx(ctx, s.db, nil, fn)
+	return s.run(ctx, staffOnly(""), func(ctx context.Context, tx bun.Tx, _ access) error { return fn(ctx, tx) })
 }
 
 // one runs fn, which issues a single statement, scoped to the context's
@@ -127,7 +125,7 @@ func (s *Store) tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) 
 // round trips of an explicit one. The Owned hooks and the Guard apply
 // either way.
 func (s *Store) one(ctx context.Context, fn func(ctx context.Context, db bun.IDB) error) error {
-	if err := s.authorize(ctx, ""); err != nil { // client-portal scoping (portal.go)
+	if _, err := s.access(ctx, nil, staffOnly("")); err != nil { // the role check (portal.go)
 		return err
 	}
 	if s.db.Dialect().Name() == dialect.PG {
@@ -231,8 +229,9 @@ func get[T any, PT interface {
 
 // update writes rec over the stored record if the stored version is still
 // rec.Version, then advances rec.Version and UpdatedAt. A stale version
-// fails with a *ConflictError, a missing record with ErrNotFound; either
-// way nothing is written. columns, if given, limits the columns written
+// fails with a *ConflictError, a missing record with ErrNotFound, a
+// Version below 1 (none named) with a *ValidationError; either way nothing
+// is written. columns, if given, limits the columns written
 // (version and updated_at are always written).
 func update[T any, PT interface {
 	*T
@@ -240,6 +239,9 @@ func update[T any, PT interface {
 }](ctx context.Context, s *Store, db bun.IDB, now time.Time, kind string, rec PT, columns ...string) error {
 	b := rec.base()
 	seen, was := b.Version, b.UpdatedAt
+	if seen < 1 {
+		return checkVersion(kind, seen)
+	}
 	b.Version, b.UpdatedAt = seen+1, now
 	q := db.NewUpdate().Model(rec).WherePK().Where("?TableAlias.version = ?", seen)
 	if len(columns) > 0 {

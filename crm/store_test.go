@@ -38,10 +38,10 @@ func TestUsingJoinsTheCallersTransaction(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		boom := errors.New("boom")
 		err := tenancy.RunInTx(e.A, e.db.DB, nil, func(ctx context.Context, tx bun.Tx) error {
-			if _, err := e.store.Using(tx).Contacts().Create(ctx, crm.Contact{FirstName: "Ada", Tags: []string{"x"}}); err != nil {
+			if _, err := e.store.Using(tx).Contacts().Create(ctx, crm.ContactInput{FirstName: "Ada", Tags: []string{"x"}}); err != nil {
 				return err
 			}
-			if _, err := e.store.Using(tx).Contacts().Create(ctx, crm.Contact{FirstName: "Bob"}); err != nil {
+			if _, err := e.store.Using(tx).Contacts().Create(ctx, crm.ContactInput{FirstName: "Bob"}); err != nil {
 				return err
 			}
 			return boom
@@ -52,7 +52,7 @@ func TestUsingJoinsTheCallersTransaction(t *testing.T) {
 		require.Empty(t, p.Items, "the rolled-back transaction took both contacts along")
 
 		require.NoError(t, tenancy.RunInTx(e.A, e.db.DB, nil, func(ctx context.Context, tx bun.Tx) error {
-			_, err := e.store.Using(tx).Contacts().Create(ctx, crm.Contact{FirstName: "Ada"})
+			_, err := e.store.Using(tx).Contacts().Create(ctx, crm.ContactInput{FirstName: "Ada"})
 			return err
 		}))
 		p, err = e.store.Contacts().List(e.A, crm.ContactFilter{}, crm.ListOptions{})

@@ -19,8 +19,12 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/httpx"
+	"github.com/socialcrm/socialcrm/internal/telemetry"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/vault"
 )
@@ -138,6 +142,7 @@ type Option func(*options) error
 
 type options struct {
 	hc      *http.Client
+	tel     telemetry.Providers
 	now     func() time.Time
 	log     *slog.Logger
 	wait    func(context.Context, time.Duration) error
@@ -177,6 +182,19 @@ func WithHTTPClient(hc *http.Client) Option {
 			return fmt.Errorf("%w: WithHTTPClient: nil client", ErrConfig)
 		}
 		o.hc = hc
+		return nil
+	}
+}
+
+// WithTelemetry traces and measures the client's requests through tp and
+// mp with otelhttp (either may be nil: nothing of that kind is recorded;
+// without this option nothing is, whatever the global providers). Spans
+// show the method, host and path with each id replaced by ":id", never the
+// query (tokens, appsecret_proof) nor a body; no trace context is sent to
+// Meta. It wraps the WithHTTPClient client, whatever the options' order.
+func WithTelemetry(tp trace.TracerProvider, mp metric.MeterProvider) Option {
+	return func(o *options) error {
+		o.tel = telemetry.Providers{Tracer: tp, Meter: mp}
 		return nil
 	}
 }
@@ -242,6 +260,9 @@ func buildOptions(opts []Option) (options, error) {
 		if err := opt(&o); err != nil {
 			return o, err
 		}
+	}
+	if o.tel.Enabled() {
+		o.hc = telemetry.HTTPClient(o.hc, o.tel)
 	}
 	if o.now == nil {
 		o.now = time.Now

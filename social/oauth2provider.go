@@ -12,9 +12,12 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/oauth2"
 
 	"github.com/socialcrm/socialcrm/internal/httpx"
+	"github.com/socialcrm/socialcrm/internal/telemetry"
 	"github.com/socialcrm/socialcrm/vault"
 )
 
@@ -54,6 +57,14 @@ type OAuth2Config struct {
 	AuthStyle oauth2.AuthStyle
 	// HTTPClient sends the requests (nil: http.DefaultClient).
 	HTTPClient *http.Client
+	// TracerProvider and MeterProvider, when set, trace and measure the
+	// token, revocation and user-info requests with otelhttp (nil: nothing
+	// of that kind is recorded, whatever the global providers). Spans show
+	// the method, host and path with each id replaced by ":id", never the
+	// query nor a body (codes, tokens, the client secret); no trace
+	// context is sent to the platform.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 }
 
 // OAuth2Provider is the Provider of an OAuth2Config platform. Token
@@ -62,6 +73,7 @@ type OAuth2Config struct {
 // is safe for concurrent use.
 type OAuth2Provider struct {
 	cfg OAuth2Config
+	hc  *http.Client
 }
 
 var _ Provider = (*OAuth2Provider)(nil)
@@ -93,7 +105,8 @@ func NewOAuth2Provider(cfg OAuth2Config) (*OAuth2Provider, error) {
 		cfg.DisplayNameField = "name"
 	}
 	cfg.Features = append([]Feature(nil), cfg.Features...)
-	return &OAuth2Provider{cfg: cfg}, nil
+	hc := telemetry.HTTPClient(cfg.HTTPClient, telemetry.Providers{Tracer: cfg.TracerProvider, Meter: cfg.MeterProvider})
+	return &OAuth2Provider{cfg: cfg, hc: hc}, nil
 }
 
 // Platform returns the configured platform name.
@@ -117,8 +130,8 @@ func (p *OAuth2Provider) config(redirect string, scopes Scopes) *oauth2.Config {
 }
 
 func (p *OAuth2Provider) client() *http.Client {
-	if p.cfg.HTTPClient != nil {
-		return p.cfg.HTTPClient
+	if p.hc != nil {
+		return p.hc
 	}
 	return http.DefaultClient
 }

@@ -13,7 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/socialcrm/socialcrm/internal/httpx"
+	"github.com/socialcrm/socialcrm/internal/telemetry"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/vault"
 )
@@ -93,6 +97,7 @@ type Option func(*options) error
 
 type options struct {
 	hc      *http.Client
+	tel     telemetry.Providers
 	now     func() time.Time
 	wait    func(context.Context, time.Duration) error
 	session *social.Session
@@ -117,6 +122,20 @@ func WithHTTPClient(hc *http.Client) Option {
 			return fmt.Errorf("tiktok: WithHTTPClient: nil client")
 		}
 		o.hc = hc
+		return nil
+	}
+}
+
+// WithTelemetry traces and measures the requests through tp and mp with
+// otelhttp (either may be nil: nothing of that kind is recorded; without
+// this option nothing is, whatever the global providers). Spans show the
+// method, host and path with each id replaced by ":id", never the query
+// nor a body (tokens, codes, upload URLs' tokens); no trace context is
+// sent to TikTok. It wraps the WithHTTPClient client, whatever the
+// options' order.
+func WithTelemetry(tp trace.TracerProvider, mp metric.MeterProvider) Option {
+	return func(o *options) error {
+		o.tel = telemetry.Providers{Tracer: tp, Meter: mp}
 		return nil
 	}
 }
@@ -154,6 +173,9 @@ func buildOptions(opts []Option) (options, error) {
 		if err := opt(&o); err != nil {
 			return o, err
 		}
+	}
+	if o.tel.Enabled() {
+		o.hc = telemetry.HTTPClient(o.hc, o.tel)
 	}
 	if o.now == nil {
 		o.now = time.Now

@@ -309,7 +309,7 @@ func run(ctx context.Context, o options) (*report, error) {
 	// Customers, with their birthdays and what they consented to.
 	today := o.Now()
 	for _, c := range customers(today) {
-		ct, err := sdk.CRM.Contacts().Create(ctx, crm.Contact{FirstName: c.first, LastName: c.last, Email: c.email,
+		ct, err := sdk.CRM.Contacts().Create(ctx, crm.ContactInput{FirstName: c.first, LastName: c.last, Email: c.email,
 			Stage: crm.StageCustomer, Source: "in-store", Birthday: c.birthday})
 		if err != nil {
 			return nil, err

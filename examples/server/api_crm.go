@@ -65,104 +65,63 @@ func pathID(r *http.Request, what string) (string, error) {
 	return id, nil
 }
 
-// crud serves one CRM record kind: list, create, get, update (with its
-// version: optimistic concurrency), delete. A nil update or delete is not
-// served.
-type crud[T any] struct {
+// crud serves one CRM record kind whose repository takes an input type In
+// and returns records T: list, create (a body of In), get, update (a body
+// of In with "version", the version read: optimistic concurrency), delete.
+// A nil update or delete is not served.
+type crud[T, In any] struct {
 	name   string
-	create func(context.Context, T) (T, error)
+	list   func(*http.Request, crm.ListOptions) (any, error)
+	create func(context.Context, In) (T, error)
 	// createFrom, when set, is create with the request (its query).
-	createFrom func(*http.Request, T) (T, error)
+	createFrom func(*http.Request, In) (T, error)
 	get        func(context.Context, string) (T, error)
-	update     func(context.Context, T) (T, error)
+	update     func(ctx context.Context, id string, version int64, in In) (T, error)
 	delete     func(context.Context, string) error
-	list       func(*http.Request, crm.ListOptions) (any, error)
-	setID      func(*T, string)
 }
 
-func registerCRUD[T any](a *app, base string, c crud[T]) {
-	a.api("GET "+base, member, func(w http.ResponseWriter, r *http.Request) error {
+func registerCRUD[T, In any](a *app, base string, k crud[T, In]) {
+	a.handle("GET "+base, http.StatusOK, func(r *http.Request) (any, error) {
 		o, err := listOptions(r)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		page, err := c.list(r, o)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, page)
-		return nil
+		return k.list(r, o)
 	})
-	a.api("POST "+base, member, func(w http.ResponseWriter, r *http.Request) error {
-		var in T
+	a.handle("POST "+base, http.StatusCreated, func(r *http.Request) (any, error) {
+		var in In
 		if err := readJSON(r, &in); err != nil {
-			return err
+			return nil, err
 		}
-		c.setID(&in, "")
-		create := c.create
-		if c.createFrom != nil {
-			create = func(_ context.Context, in T) (T, error) { return c.createFrom(r, in) }
+		if k.createFrom != nil {
+			return one(k.name)(k.createFrom(r, in))
 		}
-		out, err := create(r.Context(), in)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusCreated, map[string]any{c.name: out})
-		return nil
+		return one(k.name)(k.create(r.Context(), in))
 	})
-	a.api("GET "+base+"/{id}", member, func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathID(r, c.name)
-		if err != nil {
-			return err
-		}
-		out, err := c.get(r.Context(), id)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, map[string]any{c.name: out})
-		return nil
+	a.withID("GET "+base+"/{id}", k.name, http.StatusOK, func(r *http.Request, id string) (any, error) {
+		return one(k.name)(k.get(r.Context(), id))
 	})
-	if c.update == nil {
-		return
+	if k.update != nil {
+		a.withID("PUT "+base+"/{id}", k.name, http.StatusOK, func(r *http.Request, id string) (any, error) {
+			v, in, err := readVersioned[T, In](r)
+			if err != nil {
+				return nil, err
+			}
+			return one(k.name)(k.update(r.Context(), id, v, in))
+		})
 	}
-	a.api("PUT "+base+"/{id}", member, func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathID(r, c.name)
-		if err != nil {
-			return err
-		}
-		var in T
-		if err := readJSON(r, &in); err != nil {
-			return err
-		}
-		c.setID(&in, id)
-		out, err := c.update(r.Context(), in)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, map[string]any{c.name: out})
-		return nil
-	})
-	if c.delete == nil {
-		return
+	if k.delete != nil {
+		a.withID("DELETE "+base+"/{id}", k.name, http.StatusNoContent, func(r *http.Request, id string) (any, error) {
+			return nil, k.delete(r.Context(), id)
+		})
 	}
-	a.api("DELETE "+base+"/{id}", member, func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathID(r, c.name)
-		if err != nil {
-			return err
-		}
-		if err := c.delete(r.Context(), id); err != nil {
-			return err
-		}
-		w.WriteHeader(http.StatusNoContent)
-		return nil
-	})
 }
 
 // crmRoutes registers the CRM records' API.
 func (a *app) crmRoutes() {
 	contacts := a.sdk.CRM.Contacts()
-	registerCRUD(a, "/v1/contacts", crud[crm.Contact]{name: "contact",
-		createFrom: func(r *http.Request, c crm.Contact) (crm.Contact, error) {
+	registerCRUD(a, "/v1/contacts", crud[crm.Contact, crm.ContactInput]{name: "contact",
+		createFrom: func(r *http.Request, in crm.ContactInput) (crm.Contact, error) {
 			var opts []crm.CreateOption
 			switch r.URL.Query().Get("allow_duplicate") {
 			case "", "false":
@@ -171,10 +130,9 @@ func (a *app) crmRoutes() {
 			default:
 				return crm.Contact{}, errInvalid(fieldProblem{Field: "allow_duplicate", Problem: "must be true or false"})
 			}
-			return contacts.Create(r.Context(), c, opts...)
+			return contacts.Create(r.Context(), in, opts...)
 		},
 		get: contacts.Get, update: contacts.Update, delete: contacts.Delete,
-		setID: func(c *crm.Contact, id string) { c.ID, c.TenantID = id, "" },
 		list: func(r *http.Request, o crm.ListOptions) (any, error) {
 			q := r.URL.Query()
 			return contacts.List(r.Context(), crm.ContactFilter{Stage: crm.Stage(q.Get("stage")), Tag: q.Get("tag"),
@@ -202,9 +160,8 @@ func (a *app) crmRoutes() {
 		return nil
 	})
 	companies := a.sdk.CRM.Companies()
-	registerCRUD(a, "/v1/companies", crud[crm.Company]{name: "company",
+	registerCRUD(a, "/v1/companies", crud[crm.Company, crm.CompanyInput]{name: "company",
 		create: companies.Create, get: companies.Get, update: companies.Update, delete: companies.Delete,
-		setID: func(c *crm.Company, id string) { c.ID, c.TenantID = id, "" },
 		list: func(r *http.Request, o crm.ListOptions) (any, error) {
 			return companies.List(r.Context(), crm.CompanyFilter{}, o)
 		}})

@@ -43,7 +43,7 @@ func (a *app) metaConnect(ctx context.Context, q url.Values) (social.Connection,
 			continue
 		}
 		if serr := a.subscribePage(ctx, pc); serr != nil {
-			a.log.Warn("meta: page not subscribed to webhooks", "page", pc.PageID, "err", serr)
+			a.log.WarnContext(ctx, "meta: page not subscribed to webhooks", "page", pc.PageID, "err", serr)
 		}
 	}
 	return user, pages, err

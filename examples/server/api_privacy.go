@@ -137,7 +137,7 @@ func (a *app) exportRequest(w http.ResponseWriter, r *http.Request) error {
 	if _, err := a.sdk.Retention.Export(r.Context(), req.ID, w); err != nil {
 		// Headers are gone: the truncated zip fails to open; log it. The
 		// request stays open: nothing was delivered.
-		a.log.Error("export failed midway", "request", req.ID, "err", err)
+		a.log.ErrorContext(r.Context(), "export failed midway", "request", req.ID, "err", err)
 		return nil
 	}
 	// Delivered whole: the request is answered, so it is closed (its
@@ -145,7 +145,7 @@ func (a *app) exportRequest(w http.ResponseWriter, r *http.Request) error {
 	// to the tenant's owners and admins if the person needs it again.
 	if req.Status == retention.StatusOpen {
 		if _, err := a.sdk.Retention.Close(r.Context(), req.ID, retention.StatusCompleted); err != nil {
-			a.log.Error("closing a delivered request failed", "request", req.ID, "err", err)
+			a.log.ErrorContext(r.Context(), "closing a delivered request failed", "request", req.ID, "err", err)
 		}
 	}
 	return nil

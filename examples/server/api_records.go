@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -94,6 +95,18 @@ func one(name string) func(v any, err error) (any, error) {
 	}
 }
 
+// parts registers a route on /{id} that answers a page of the record's
+// parts (a history, revisions), with ?limit and ?cursor.
+func parts[T any](a *app, pattern, what string, list func(ctx context.Context, id string, o crm.ListOptions) (crm.Page[T], error)) {
+	a.withID(pattern, what, http.StatusOK, func(r *http.Request, id string) (any, error) {
+		o, err := listOptions(r)
+		if err != nil {
+			return nil, err
+		}
+		return list(r.Context(), id, o)
+	})
+}
+
 // items wraps a list that is not paged.
 func items[T any](v []T, err error) (any, error) {
 	if err != nil {
@@ -105,51 +118,13 @@ func items[T any](v []T, err error) (any, error) {
 	return map[string]any{"items": v}, nil
 }
 
-// inputKind serves a record kind whose repository takes an input type and
-// versions updates by argument (campaigns, invoices, clients): list,
-// create, get, update ({"version": n, …fields}), delete.
-type inputKind[T, In any] struct {
-	name   string
-	list   func(r *http.Request, o crm.ListOptions) (any, error)
-	create func(context.Context, In) (T, error)
-	get    func(context.Context, string) (T, error)
-	update func(ctx context.Context, id string, version int64, in In) (T, error)
-	delete func(context.Context, string) error
-}
-
-func registerInput[T, In any](a *app, base string, k inputKind[T, In]) {
-	a.handle("GET "+base, http.StatusOK, func(r *http.Request) (any, error) {
-		o, err := listOptions(r)
-		if err != nil {
-			return nil, err
-		}
-		return k.list(r, o)
-	})
-	a.handle("POST "+base, http.StatusCreated, func(r *http.Request) (any, error) {
-		var in In
-		if err := readJSON(r, &in); err != nil {
-			return nil, err
-		}
-		return one(k.name)(k.create(r.Context(), in))
-	})
-	a.withID("GET "+base+"/{id}", k.name, http.StatusOK, func(r *http.Request, id string) (any, error) {
-		return one(k.name)(k.get(r.Context(), id))
-	})
-	a.withID("PUT "+base+"/{id}", k.name, http.StatusOK, func(r *http.Request, id string) (any, error) {
-		v, in, err := readVersioned[In](r)
-		if err != nil {
-			return nil, err
-		}
-		return one(k.name)(k.update(r.Context(), id, v, in))
-	})
-	a.withID("DELETE "+base+"/{id}", k.name, http.StatusNoContent, func(r *http.Request, id string) (any, error) {
-		return nil, k.delete(r.Context(), id)
-	})
-}
-
 // readVersioned reads {"version": n, …fields of In}: the version read and
-// the input, each bad field named as readJSON names it.
-func readVersioned[In any](r *http.Request) (int64, In, error) {
+// the input, each bad field named as readJSON names it. A missing version
+// is left 0, for crm to report beside the input's other faults. The
+// server-owned fields of the record T (its id, times, computed status …),
+// which a client that read the record may send back, are ignored: they are
+// not the client's to set. Any other unknown field is refused.
+func readVersioned[T, In any](r *http.Request) (int64, In, error) {
 	var in In
 	var doc map[string]json.RawMessage
 	if err := readJSON(r, &doc); err != nil {
@@ -158,15 +133,18 @@ func readVersioned[In any](r *http.Request) (int64, In, error) {
 	if doc == nil {
 		return 0, in, errInvalid(fieldProblem{Field: "body", Problem: "must be a JSON object"})
 	}
-	var v version
+	var version int64
 	if raw, ok := doc["version"]; ok {
-		if json.Unmarshal(raw, &v.Version) != nil {
+		if json.Unmarshal(raw, &version) != nil {
 			return 0, in, errInvalid(fieldProblem{Field: "version", Problem: "must be an int64"})
 		}
 		delete(doc, "version")
 	}
-	if err := v.check(); err != nil {
-		return 0, in, err
+	settable := jsonFields(reflect.TypeFor[In]())
+	for name := range jsonFields(reflect.TypeFor[T]()) {
+		if !settable[name] {
+			delete(doc, name)
+		}
 	}
 	rest, err := json.Marshal(doc)
 	if err != nil {
@@ -175,7 +153,30 @@ func readVersioned[In any](r *http.Request) (int64, In, error) {
 	if err := decodeJSON(rest, &in); err != nil {
 		return 0, in, err
 	}
-	return v.Version, in, nil
+	return version, in, nil
+}
+
+// jsonFields returns the JSON names of t's fields, those of embedded
+// structs included, as encoding/json names them.
+func jsonFields(t reflect.Type) map[string]bool {
+	out := map[string]bool{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case name == "-":
+		case f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct:
+			for n := range jsonFields(f.Type) {
+				out[n] = true
+			}
+		case !f.IsExported():
+		case name == "":
+			out[f.Name] = true
+		default:
+			out[name] = true
+		}
+	}
+	return out
 }
 
 // recordRoutes registers the CRM records beyond contacts and companies:
@@ -185,17 +186,20 @@ func readVersioned[In any](r *http.Request) (int64, In, error) {
 func (a *app) recordRoutes() {
 	s := a.sdk.CRM
 	pipelines := s.Pipelines()
-	registerCRUD(a, "/v1/pipelines", crud[crm.Pipeline]{name: "pipeline",
+	registerCRUD(a, "/v1/pipelines", crud[crm.Pipeline, crm.PipelineInput]{name: "pipeline",
 		create: pipelines.Create, get: pipelines.Get, update: pipelines.Update,
-		setID: func(p *crm.Pipeline, id string) { p.ID, p.TenantID = id, "" },
 		list: func(r *http.Request, o crm.ListOptions) (any, error) {
-			return pipelines.List(r.Context(), o)
+			q := query{r: r}
+			f := crm.PipelineFilter{NamePrefix: q.text("name_prefix", 200)}
+			if err := q.v.err(); err != nil {
+				return nil, err
+			}
+			return pipelines.List(r.Context(), f, o)
 		}})
 
 	deals := s.Deals()
-	registerCRUD(a, "/v1/deals", crud[crm.Deal]{name: "deal",
+	registerCRUD(a, "/v1/deals", crud[crm.Deal, crm.DealInput]{name: "deal",
 		create: deals.Create, get: deals.Get, update: deals.Update, delete: deals.Delete,
-		setID: func(d *crm.Deal, id string) { d.ID, d.TenantID = id, "" },
 		list: func(r *http.Request, o crm.ListOptions) (any, error) {
 			q := query{r: r}
 			f := crm.DealFilter{PipelineID: q.id("pipeline_id"), Stage: q.text("stage", 100),
@@ -206,37 +210,23 @@ func (a *app) recordRoutes() {
 			}
 			return deals.List(r.Context(), f, o)
 		}})
-	// A stage move is an update of the stage alone; the history records it.
+	// A stage move is an update of the stage alone; the history records it
+	// and the status follows the stage.
 	a.withID("POST /v1/deals/{id}/stage", "deal", http.StatusOK, func(r *http.Request, id string) (any, error) {
 		var in struct {
-			version
-			Stage string `json:"stage"`
+			Version int64  `json:"version"`
+			Stage   string `json:"stage"`
 		}
 		if err := readJSON(r, &in); err != nil {
 			return nil, err
 		}
-		var v validator
-		v.check(in.Version >= 1, "version", "required: the version you read")
-		v.check(in.Stage != "", "stage", "required")
-		if err := v.err(); err != nil {
-			return nil, err
-		}
-		d, err := deals.Get(r.Context(), id)
-		if err != nil {
-			return nil, err
-		}
-		d.Version, d.Stage = in.Version, in.Stage
-		d, err = deals.Update(r.Context(), d)
-		return one("deal")(d, err)
+		return one("deal")(deals.Move(r.Context(), id, in.Version, in.Stage))
 	})
-	a.withID("GET /v1/deals/{id}/history", "deal", http.StatusOK, func(r *http.Request, id string) (any, error) {
-		return items(deals.History(r.Context(), id))
-	})
+	parts(a, "GET /v1/deals/{id}/history", "deal", deals.History)
 
 	activities := s.Activities()
-	registerCRUD(a, "/v1/activities", crud[crm.Activity]{name: "activity",
-		create: activities.Record, get: activities.Get, update: activities.Update, delete: activities.Delete,
-		setID: func(x *crm.Activity, id string) { x.ID, x.TenantID = id, "" },
+	registerCRUD(a, "/v1/activities", crud[crm.Activity, crm.ActivityInput]{name: "activity",
+		create: activities.Create, get: activities.Get, update: activities.Update, delete: activities.Delete,
 		list: func(r *http.Request, o crm.ListOptions) (any, error) {
 			q := query{r: r}
 			f := crm.ActivityFilter{ContactID: q.id("contact_id"), CompanyID: q.id("company_id"), DealID: q.id("deal_id"),
@@ -247,9 +237,8 @@ func (a *app) recordRoutes() {
 			return activities.List(r.Context(), f, o)
 		}})
 	tasks := s.Tasks()
-	registerCRUD(a, "/v1/tasks", crud[crm.Task]{name: "task",
+	registerCRUD(a, "/v1/tasks", crud[crm.Task, crm.TaskInput]{name: "task",
 		create: tasks.Create, get: tasks.Get, update: tasks.Update, delete: tasks.Delete,
-		setID: func(x *crm.Task, id string) { x.ID, x.TenantID = id, "" },
 		list: func(r *http.Request, o crm.ListOptions) (any, error) {
 			q := query{r: r}
 			f := crm.TaskFilter{AssigneeID: q.id("assignee_id"), Status: crm.TaskStatus(q.text("status", 20)),
@@ -260,9 +249,8 @@ func (a *app) recordRoutes() {
 			return tasks.List(r.Context(), f, o)
 		}})
 	notes := s.Notes()
-	registerCRUD(a, "/v1/notes", crud[crm.Note]{name: "note",
+	registerCRUD(a, "/v1/notes", crud[crm.Note, crm.NoteInput]{name: "note",
 		create: notes.Create, get: notes.Get, update: notes.Update, delete: notes.Delete,
-		setID: func(x *crm.Note, id string) { x.ID, x.TenantID = id, "" },
 		list: func(r *http.Request, o crm.ListOptions) (any, error) {
 			q := query{r: r}
 			f := crm.NoteFilter{ContactID: q.id("contact_id"), CompanyID: q.id("company_id"), DealID: q.id("deal_id")}
@@ -284,11 +272,9 @@ func (a *app) recordRoutes() {
 func (a *app) consentRoutes() {
 	consents := a.sdk.CRM.Consents()
 	a.withID("GET /v1/contacts/{id}/consent", "contact", http.StatusOK, func(r *http.Request, id string) (any, error) {
-		return items(consents.List(r.Context(), id))
+		return items(consents.Current(r.Context(), id))
 	})
-	a.withID("GET /v1/contacts/{id}/consent/history", "contact", http.StatusOK, func(r *http.Request, id string) (any, error) {
-		return items(consents.History(r.Context(), id))
-	})
+	parts(a, "GET /v1/contacts/{id}/consent/history", "contact", consents.History)
 	change := func(grant bool) func(r *http.Request, id string) (any, error) {
 		return func(r *http.Request, id string) (any, error) {
 			var in struct {
@@ -327,13 +313,17 @@ func (a *app) consentRoutes() {
 // client portal), and the members themselves.
 func (a *app) clientRoutes() {
 	clients := a.sdk.CRM.Clients()
-	registerInput(a, "/v1/clients", inputKind[crm.Client, crm.ClientInput]{name: "client",
+	registerCRUD(a, "/v1/clients", crud[crm.Client, crm.ClientInput]{name: "client",
 		create: clients.Create, get: clients.Get, update: clients.Update, delete: clients.Delete,
 		list: func(r *http.Request, o crm.ListOptions) (any, error) {
-			return clients.List(r.Context(), o)
+			return clients.List(r.Context(), crm.ClientFilter{}, o)
 		}})
 	a.withID("GET /v1/clients/{id}/members", "client", http.StatusOK, func(r *http.Request, id string) (any, error) {
-		return items(clients.Members(r.Context(), id))
+		o, err := listOptions(r)
+		if err != nil {
+			return nil, err
+		}
+		return clients.Members(r.Context(), id, o)
 	})
 	a.withID("POST /v1/clients/{id}/members", "client", http.StatusCreated, func(r *http.Request, id string) (any, error) {
 		var in struct {
@@ -395,7 +385,7 @@ func (a *app) clientRoutes() {
 func (a *app) billingRoutes() {
 	s := a.sdk.CRM
 	campaigns := s.Campaigns()
-	registerInput(a, "/v1/campaigns", inputKind[crm.Campaign, crm.CampaignInput]{name: "campaign",
+	registerCRUD(a, "/v1/campaigns", crud[crm.Campaign, crm.CampaignInput]{name: "campaign",
 		create: campaigns.Create, get: campaigns.Get, update: campaigns.Update, delete: campaigns.Delete,
 		list: func(r *http.Request, o crm.ListOptions) (any, error) {
 			q := query{r: r}
@@ -445,9 +435,7 @@ func (a *app) billingRoutes() {
 		}
 		return one("proposal")(proposals.Revise(r.Context(), id, in.Version, in.ProposalContent))
 	})
-	a.withID("GET /v1/proposals/{id}/revisions", "proposal", http.StatusOK, func(r *http.Request, id string) (any, error) {
-		return items(proposals.Revisions(r.Context(), id))
-	})
+	parts(a, "GET /v1/proposals/{id}/revisions", "proposal", proposals.Revisions)
 	a.withID("POST /v1/proposals/{id}/status", "proposal", http.StatusOK, func(r *http.Request, id string) (any, error) {
 		var in struct {
 			version
@@ -462,12 +450,10 @@ func (a *app) billingRoutes() {
 		}
 		return one("proposal")(proposals.Transition(r.Context(), id, in.Version, in.Status, in.Note))
 	})
-	a.withID("GET /v1/proposals/{id}/history", "proposal", http.StatusOK, func(r *http.Request, id string) (any, error) {
-		return items(proposals.History(r.Context(), id))
-	})
+	parts(a, "GET /v1/proposals/{id}/history", "proposal", proposals.History)
 
 	invoices := s.Invoices()
-	registerInput(a, "/v1/invoices", inputKind[crm.Invoice, crm.InvoiceInput]{name: "invoice",
+	registerCRUD(a, "/v1/invoices", crud[crm.Invoice, crm.InvoiceInput]{name: "invoice",
 		create: invoices.Create, get: invoices.Get, update: invoices.Update, delete: invoices.Delete,
 		list: func(r *http.Request, o crm.ListOptions) (any, error) {
 			q := query{r: r}
@@ -531,7 +517,7 @@ func (a *app) csvRoutes() {
 		w.Header().Set("Content-Disposition", `attachment; filename="contacts.csv"`)
 		w.Header().Set("Cache-Control", "no-store")
 		if _, err := contacts.ExportCSV(r.Context(), w, f); err != nil {
-			a.log.Error("contacts export failed midway", "err", err)
+			a.log.ErrorContext(r.Context(), "contacts export failed midway", "err", err)
 		}
 		return nil
 	})
@@ -580,7 +566,11 @@ func (a *app) fieldRoutes() {
 		if !kindOK(kind) {
 			return nil, errInvalid(fieldProblem{Field: "record_kind", Problem: "must be one of " + strings.Join(crm.RecordKinds(), ", ")})
 		}
-		return items(fields.List(r.Context(), kind))
+		o, err := listOptions(r)
+		if err != nil {
+			return nil, err
+		}
+		return fields.List(r.Context(), crm.FieldDefFilter{RecordKind: kind}, o)
 	})
 	a.handle("POST /v1/fields", http.StatusCreated, func(r *http.Request) (any, error) {
 		var in crm.FieldDefInput

@@ -310,7 +310,7 @@ func (a *app) tiktokWebhook() http.Handler {
 	h, err := tiktok.NewWebhook(a.plat.tiktokCfg, a.sdk.Social,
 		tiktok.WithWebhookLogger(a.log),
 		tiktok.WithEventHandler(func(ctx context.Context, ev *tiktok.Event) error {
-			a.log.Info("tiktok webhook", "event", ev.Event)
+			a.log.InfoContext(ctx, "tiktok webhook", "event", ev.Event)
 			return nil
 		}))
 	if err != nil {

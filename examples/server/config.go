@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // config is the server's configuration, from flags with environment
@@ -26,6 +28,12 @@ type config struct {
 	LoginRate    int
 	SessionKey   string
 	PhoneRegion  string
+
+	// MetricsAddr, when set, is the separate listener of /metrics (then
+	// not served on Addr).
+	MetricsAddr string
+	// traces, when set (tests), records the server's spans.
+	traces trace.TracerProvider
 
 	TikTokKey, TikTokSecret string
 	MetaAppID, MetaSecret   string
@@ -45,6 +53,7 @@ var flagEnv = map[string]string{
 	"jobs-interval": "SOCIALCRM_JOBS_INTERVAL",
 	"phone-region":  "SOCIALCRM_PHONE_REGION",
 	"login-rate":    "SOCIALCRM_LOGIN_RATE",
+	"metrics-addr":  "SOCIALCRM_METRICS_ADDR",
 }
 
 // envOnly are the variables without a flag (secrets stay out of the
@@ -56,6 +65,7 @@ var envOnly = []struct{ Name, Usage string }{
 	{"META_APP_ID", "Meta app id; with META_APP_SECRET switches Meta from the emulator to the Graph API"},
 	{"META_APP_SECRET", "Meta app secret"},
 	{"META_VERIFY_TOKEN", "token entered with the webhook URL in Meta's App Dashboard"},
+	{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTLP endpoint to export traces and metrics to (and the other standard OTEL_EXPORTER_OTLP_* variables); unset: no export"},
 }
 
 // kmsSchemes are the Tink KMS URI schemes -kek accepts.
@@ -77,6 +87,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.JobsInterval, "jobs-interval", time.Hour, "how often the retention sweeper and data-subject jobs run (at least 1s)")
 	fs.StringVar(&c.PhoneRegion, "phone-region", "US", "`region` in which phone numbers without a country code are read (ISO 3166 code)")
 	fs.IntVar(&c.LoginRate, "login-rate", 20, "sign-in attempts allowed per client IP per minute (0: unlimited)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "separate listen `address` of the Prometheus-format /metrics (default: served on -addr)")
 	fs.Usage = func() { usage(fs) }
 	// Environment first, as defaults a flag overrides.
 	var errs []error
@@ -118,6 +129,11 @@ func (c config) validate() error {
 	}
 	if _, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
 		bad("addr", "%q is not host:port", c.Addr)
+	}
+	if c.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
+			bad("metrics-addr", "%q is not host:port", c.MetricsAddr)
+		}
 	}
 	if c.DSN == "" {
 		bad("db", "empty")

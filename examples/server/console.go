@@ -186,7 +186,7 @@ func (a *app) page(pattern string, acc access, name string, h consoleHandler) {
 		if err != nil {
 			var ok bool
 			if ae, ok = toAPIError(err); !ok {
-				a.log.Error("console request failed", "path", r.URL.Path, "err", err)
+				a.log.ErrorContext(r.Context(), "console request failed", "path", r.URL.Path, "err", err)
 				ae = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
 			}
 			status = ae.Status
@@ -268,7 +268,7 @@ func (a *app) consoleSession(w http.ResponseWriter, r *http.Request) (tenancy.Pr
 			if live, err := a.tokens.live(r.Context(), claims); err == nil && live {
 				return claims.principal(), claims.Session, true
 			} else if err != nil {
-				a.log.Error("console session check failed", "err", err)
+				a.log.ErrorContext(r.Context(), "console session check failed", "err", err)
 				return tenancy.Principal{}, "", false
 			}
 		}
@@ -569,7 +569,7 @@ func (a *app) consoleConnection(w http.ResponseWriter, r *http.Request, p *page)
 		if err == nil {
 			v.Privacy = info.PrivacyLevelOptions
 		} else {
-			a.log.Warn("creator info", "err", err)
+			a.log.WarnContext(r.Context(), "creator info", "err", err)
 		}
 	}
 	if id := r.URL.Query().Get("publish_id"); id != "" && len(id) < 100 && v.Connection.Status == social.StatusActive {

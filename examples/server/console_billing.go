@@ -45,7 +45,7 @@ func (a *app) consoleDeals(w http.ResponseWriter, r *http.Request, p *page) erro
 	p.Data = v
 	ctx := r.Context()
 	for pl, err := range crm.All(ctx, crm.ListOptions{Limit: 100}, func(ctx context.Context, o crm.ListOptions) (crm.Page[crm.Pipeline], error) {
-		return a.sdk.CRM.Pipelines().List(ctx, o)
+		return a.sdk.CRM.Pipelines().List(ctx, crm.PipelineFilter{}, o)
 	}) {
 		if err != nil {
 			return err
@@ -103,7 +103,7 @@ func (a *app) consoleCreatePipeline(w http.ResponseWriter, r *http.Request, p *p
 			stages = append(stages, s)
 		}
 	}
-	pl, err := a.sdk.CRM.Pipelines().Create(r.Context(), crm.Pipeline{Name: strings.TrimSpace(r.FormValue("name")), Stages: stages})
+	pl, err := a.sdk.CRM.Pipelines().Create(r.Context(), crm.PipelineInput{Name: strings.TrimSpace(r.FormValue("name")), Stages: stages})
 	if err != nil {
 		return err
 	}
@@ -122,7 +122,7 @@ func (a *app) consoleCreateDeal(w http.ResponseWriter, r *http.Request, p *page)
 	if amount == 0 {
 		cur = ""
 	}
-	d, err := a.sdk.CRM.Deals().Create(r.Context(), crm.Deal{PipelineID: r.FormValue("pipeline_id"),
+	d, err := a.sdk.CRM.Deals().Create(r.Context(), crm.DealInput{PipelineID: r.FormValue("pipeline_id"),
 		Title: strings.TrimSpace(r.FormValue("title")), Amount: amount, Currency: cur})
 	if err != nil {
 		return err
@@ -144,12 +144,8 @@ func (a *app) consoleMoveDeal(w http.ResponseWriter, r *http.Request, p *page) e
 	if err != nil || ver < 1 {
 		return errInvalid(fieldProblem{Field: "version", Problem: "required"})
 	}
-	d, err := a.sdk.CRM.Deals().Get(r.Context(), id)
+	d, err := a.sdk.CRM.Deals().Move(r.Context(), id, ver, r.FormValue("stage"))
 	if err != nil {
-		return err
-	}
-	d.Version, d.Stage = ver, r.FormValue("stage")
-	if d, err = a.sdk.CRM.Deals().Update(r.Context(), d); err != nil {
 		return err
 	}
 	return seeOther(w, r, "/console/deals?pipeline="+d.PipelineID, "Moved “"+d.Title+"” to "+d.Stage+".")

@@ -37,10 +37,10 @@ func (a *app) consoleCreateContact(w http.ResponseWriter, r *http.Request, p *pa
 	if err := a.consoleContacts(w, r, p); err != nil {
 		return err
 	}
-	c := crm.Contact{FirstName: strings.TrimSpace(r.FormValue("first_name")), LastName: strings.TrimSpace(r.FormValue("last_name")),
+	in := crm.ContactInput{FirstName: strings.TrimSpace(r.FormValue("first_name")), LastName: strings.TrimSpace(r.FormValue("last_name")),
 		Email: strings.TrimSpace(r.FormValue("email")), Phone: strings.TrimSpace(r.FormValue("phone")),
 		Stage: crm.Stage(r.FormValue("stage")), Source: "console"}
-	c, err := a.sdk.CRM.Contacts().Create(r.Context(), c)
+	c, err := a.sdk.CRM.Contacts().Create(r.Context(), in)
 	if dup := (*crm.DuplicateError)(nil); errors.As(err, &dup) {
 		return seeOther(w, r, "/console/contacts/"+dup.ContactID, "Not created: this contact has the same "+dup.Field+".")
 	}

@@ -21,21 +21,36 @@ func driveRecords(t *testing.T, c *client, base, tenantID string) {
 
 	// Pipelines and deals: stage moves recorded, stale versions refused.
 	require.Subset(t, problems(c.call("POST", "/v1/pipelines", map[string]any{"name": "", "stages": []string{"a", "a"}}, 400)), []string{"name"})
-	pl := c.call("POST", "/v1/pipelines", map[string]any{"name": "Sales", "stages": []string{"new", "won over", "closed"}}, 201)
+	pl := c.call("POST", "/v1/pipelines", map[string]any{"name": "Sales", "stages": []string{"new", "won over", "closed"},
+		"won_stage": "won over", "lost_stage": "closed"}, 201)
 	plID := str(pl, "pipeline", "id")
+	c.call("POST", "/v1/pipelines", map[string]any{"name": "Sales", "stages": []string{"new"}, "id": other}, 400) // the server gives ids
 	ct := c.call("POST", "/v1/contacts", map[string]any{"first_name": "Bo", "email": "bo@example.com"}, 201)
 	contactID := str(ct, "contact", "id")
 	require.Subset(t, problems(c.call("POST", "/v1/deals", map[string]any{"pipeline_id": plID, "title": "", "amount": -1}, 400)), []string{"title", "amount"})
 	dl := c.call("POST", "/v1/deals", map[string]any{"pipeline_id": plID, "title": "Rings", "amount": 120000, "currency": "EUR", "contact_id": contactID}, 201)
 	dealID := str(dl, "deal", "id")
 	require.Equal(t, "new", str(dl, "deal", "stage"))
+	require.Equal(t, "open", str(dl, "deal", "status"))
 	mv := c.call("POST", "/v1/deals/"+dealID+"/stage", map[string]any{"version": 1, "stage": "won over"}, 200)
 	require.Equal(t, "won over", str(mv, "deal", "stage"))
+	require.Equal(t, "won", str(mv, "deal", "status"), "the won stage wins the deal")
 	c.call("POST", "/v1/deals/"+dealID+"/stage", map[string]any{"version": 1, "stage": "closed"}, 409)
 	c.call("POST", "/v1/deals/"+dealID+"/stage", map[string]any{"version": 2, "stage": "nowhere"}, 400)
 	c.call("POST", "/v1/deals/"+dealID+"/stage", map[string]any{"stage": "closed"}, 400)
 	require.Len(t, c.call("GET", "/v1/deals/"+dealID+"/history", nil, 200)["items"], 2)
 	require.Len(t, c.call("GET", "/v1/deals?stage=won%20over&pipeline_id="+plID, nil, 200)["items"], 1)
+	require.Len(t, c.call("GET", "/v1/deals?status=won", nil, 200)["items"], 1)
+	// An update names the version it read: without one it is invalid input
+	// (every bad field at once), not a conflict; the server-owned fields of
+	// a record read back are ignored, the status still follows the stage.
+	d := field(c.call("GET", "/v1/deals/"+dealID, nil, 200), "deal").(map[string]any)
+	noVersion := map[string]any{"pipeline_id": plID, "title": "", "stage": "new"}
+	require.ElementsMatch(t, []string{"version", "title"}, problems(c.call("PUT", "/v1/deals/"+dealID, noVersion, 400)))
+	d["stage"], d["status"] = "new", "won"
+	back := c.call("PUT", "/v1/deals/"+dealID, d, 200)
+	require.Equal(t, "open", str(back, "deal", "status"), "back at an open stage the deal reopens")
+	require.Equal(t, []string{"bogus"}, problems(c.call("PUT", "/v1/deals/"+dealID, map[string]any{"version": 3, "bogus": 1}, 400)))
 	require.Equal(t, []string{"contact_id"}, problems(c.call("GET", "/v1/deals?contact_id=x", nil, 400)))
 	c.call("GET", "/v1/deals/"+other, nil, 404)
 	c.call("GET", "/v1/deals/"+other+"/history", nil, 404)

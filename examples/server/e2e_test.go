@@ -602,11 +602,8 @@ func driveEverything(t *testing.T, p *process) {
 	for range 5 {
 		anon.call("POST", "/v1/login", map[string]string{"tenant_id": tenantID, "email": email, "password": "wrong password"}, 401)
 	}
-	locked := anon.call("POST", "/v1/login", login, 401)
-	require.NotEqual(t, str(unknown, "error", "request_id"), str(locked, "error", "request_id"), "each answer has its own request id")
-	delete(unknown["error"].(map[string]any), "request_id")
-	delete(locked["error"].(map[string]any), "request_id")
-	require.Equal(t, unknown, locked, "a locked member's answer equals an unknown email's")
+	require.Equal(t, withoutRequestID(unknown), withoutRequestID(anon.call("POST", "/v1/login", login, 401)),
+		"a locked member's answer equals an unknown email's")
 
 	p.stop(t)
 	info, err := os.Stat(filepath.Join(p.Dir, "kek.json"))

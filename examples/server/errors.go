@@ -30,7 +30,8 @@ type apiError struct {
 	Fields  []fieldProblem `json:"fields,omitempty"`
 	// ContactID names the existing contact of a "duplicate" answer.
 	ContactID string `json:"contact_id,omitempty"`
-	// RequestID is the request's id (X-Request-Id), set when answered.
+	// RequestID is the request's id (X-Request-Id), to quote when asking
+	// about a failure: the server's log lines about it carry the same id.
 	RequestID string `json:"request_id,omitempty"`
 }
 
@@ -173,7 +174,7 @@ func jsonField(f string) string {
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	ae, ok := toAPIError(err)
 	if !ok {
-		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
 	}
 	writeAPIError(w, r, ae)
@@ -182,7 +183,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 // writeAPIError answers ae with the request's id; a 401 names the scheme
 // (WWW-Authenticate), a 429 when to come back.
 func writeAPIError(w http.ResponseWriter, r *http.Request, ae *apiError) {
-	out := *ae
+	out := *ae // the shared sentinels stay as they are
 	out.RequestID = requestID(r.Context())
 	switch out.Status {
 	case http.StatusTooManyRequests:

@@ -16,10 +16,14 @@
 // (SOCIALCRM_PUBLIC_URL, the address OAuth redirects come back to),
 // -jobs-interval (SOCIALCRM_JOBS_INTERVAL, default 1h: the retention sweeper,
 // tenant purges, revocation retries and data-subject deadline checks),
-// -login-rate (SOCIALCRM_LOGIN_RATE, sign-in attempts per IP per minute).
-// -h lists them all; a malformed value stops the server at start. -kek takes
-// aws-kms://, gcp-kms:// and hcvault:// key URIs (see kms.go for where each
-// finds its credentials).
+// -login-rate (SOCIALCRM_LOGIN_RATE, sign-in attempts per IP per minute),
+// -metrics-addr (SOCIALCRM_METRICS_ADDR: a separate listener for the
+// Prometheus-format /metrics, served on -addr by default). The standard
+// OTEL_EXPORTER_OTLP_* variables export traces and metrics over OTLP.
+// Every answer carries an X-Request-Id, repeated in error bodies and in
+// the request's log lines. -h lists every variable; a malformed value stops
+// the server at start. -kek takes aws-kms://, gcp-kms:// and hcvault:// key
+// URIs (see kms.go for where each finds its credentials).
 //
 // Sandbox mode: the TikTok and Meta emulators (tiktok/tiktoktest,
 // meta/metatest) run in-process and every response and page says
@@ -93,6 +97,8 @@ type app struct {
 
 	jobsMu  sync.Mutex
 	lastJob jobReport
+
+	tel *telemetry // traces and metrics (telemetry.go)
 }
 
 // run starts the server and blocks until ctx ends, then shuts down
@@ -102,7 +108,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	log := slog.New(requestLogHandler{slog.NewJSONHandler(stderr, nil)})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
@@ -117,6 +123,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer a.close()
+	if cfg.MetricsAddr != "" {
+		stopMetrics, err := a.serveMetrics(cfg.MetricsAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 
 	srv := &http.Server{
 		Handler:           a.handler(),
@@ -210,9 +223,16 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 	if a.plat, err = startPlatforms(cfg, publicURL, log); err != nil {
 		return nil, err
 	}
+	if a.tel, err = newTelemetry(ctx, cfg.traces); err != nil {
+		return nil, err
+	}
+	if err := a.plat.instrument(a.tel); err != nil {
+		return nil, err
+	}
 	if a.sdk, err = socialcrm.Open(ctx, socialcrm.Config{DB: db, Owner: a.owner, AllowPrivilegedRole: a.owner == nil,
 		KEK: kek, Logger: log, Policy: &policy, Models: []any{(*session)(nil)}, Categories: cats,
-		PhoneRegion: cfg.PhoneRegion, Providers: a.plat.providers()}); err != nil {
+		PhoneRegion: cfg.PhoneRegion, Providers: a.plat.providers(),
+		TracerProvider: a.tel.tp, MeterProvider: a.tel.mp}); err != nil {
 		return nil, err
 	}
 	if err := a.plat.makeFlows(a.sdk.Social); err != nil {
@@ -239,12 +259,17 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 }
 
 // handler is the server's whole HTTP handler.
-func (a *app) handler() http.Handler { return a.middleware(http.HandlerFunc(a.serve)) }
+func (a *app) handler() http.Handler {
+	return a.tel.handler(withRequestID(a.middleware(routeNamed(http.HandlerFunc(a.serve)))))
+}
 
 // close stops the emulators and closes the database.
 func (a *app) close() {
 	if a.plat != nil {
 		a.plat.close()
+	}
+	if a.tel != nil {
+		_ = a.tel.close(context.Background())
 	}
 	a.db.Close()
 	if a.owner != nil {

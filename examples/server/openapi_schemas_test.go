@@ -273,13 +273,13 @@ func generateSchemas(t *testing.T) string {
 		input        any // the body type, when it differs from the record's
 		paged        bool
 	}{
-		{"contact", "Contact", out(s.Contacts().Get), nil, true},
-		{"company", "Company", out(s.Companies().Get), nil, true},
-		{"pipeline", "Pipeline", out(s.Pipelines().Get), nil, true},
-		{"deal", "Deal", out(s.Deals().Get), nil, true},
-		{"activity", "Activity", out(s.Activities().Get), nil, true},
-		{"task", "Task", out(s.Tasks().Get), nil, true},
-		{"note", "Note", out(s.Notes().Get), nil, true},
+		{"contact", "Contact", out(s.Contacts().Get), crm.ContactInput{}, true},
+		{"company", "Company", out(s.Companies().Get), crm.CompanyInput{}, true},
+		{"pipeline", "Pipeline", out(s.Pipelines().Get), crm.PipelineInput{}, true},
+		{"deal", "Deal", out(s.Deals().Get), crm.DealInput{}, true},
+		{"activity", "Activity", out(s.Activities().Get), crm.ActivityInput{}, true},
+		{"task", "Task", out(s.Tasks().Get), crm.TaskInput{}, true},
+		{"note", "Note", out(s.Notes().Get), crm.NoteInput{}, true},
 		{"client", "Client", out(s.Clients().Get), crm.ClientInput{}, true},
 		{"campaign", "Campaign", out(s.Campaigns().Get), crm.CampaignInput{}, true},
 		{"proposal", "Proposal", out(s.Proposals().Get), crm.ProposalInput{}, true},
@@ -310,14 +310,15 @@ func generateSchemas(t *testing.T) string {
 			g.schema(k.typ, true) // <schema>Write, the body of create and update
 		}
 	}
-	env["FieldDefList"] = obj("items", arr(read(out(s.Fields().List).Elem())))
-	env["StageChangeList"] = obj("items", arr(read(out(s.Deals().History).Elem())))
-	env["ConsentList"] = obj("items", arr(read(out(s.Consents().List).Elem())))
-	env["ConsentEventList"] = obj("items", arr(read(out(s.Consents().History).Elem())))
+	env["FieldDefList"] = obj("items", arr(read(elem(out(s.Fields().List)))), "next_cursor?", strS())
+	page := func(fn any) node { return obj("items", arr(read(elem(out(fn)))), "next_cursor?", strS()) }
+	env["StageChangeList"] = page(s.Deals().History)
+	env["ConsentList"] = obj("items", arr(read(out(s.Consents().Current).Elem())))
+	env["ConsentEventList"] = page(s.Consents().History)
 	env["ConsentEnvelope"] = obj("consent", read(out(s.Consents().Grant)))
-	env["ProposalRevisionList"] = obj("items", arr(read(out(s.Proposals().Revisions).Elem())))
-	env["ProposalEventList"] = obj("items", arr(read(out(s.Proposals().History).Elem())))
-	env["ClientMemberIDs"] = obj("items", arr(strS()))
+	env["ProposalRevisionList"] = page(s.Proposals().Revisions)
+	env["ProposalEventList"] = page(s.Proposals().History)
+	env["ClientMemberIDs"] = page(s.Clients().Members)
 	env["ClientMemberEnvelope"] = obj("link", read(out(s.Clients().Link)))
 	env["MemberList"] = obj("items", arr(read(out(a.sdk.Tenants.Members).Elem())))
 	env["MemberEnvelope"] = obj("member", read(tenancy.Member{}))

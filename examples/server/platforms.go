@@ -37,6 +37,7 @@ type platforms struct {
 	tiktokCfg     tiktok.Config
 	tiktokProv    *tiktok.Provider
 	tiktokFlow    *social.Flow
+	tiktokOpts    []tiktok.Option
 
 	metaSandbox bool
 	metaSrv     *metatest.Server
@@ -89,7 +90,7 @@ func startPlatforms(cfg config, publicURL string, log *slog.Logger) (*platforms,
 		p.tiktokCfg.BaseURL, p.tiktokCfg.AuthorizeURL = srv.URL, srv.AuthorizeURL
 	}
 	var err error
-	if p.tiktokProv, err = tiktok.NewProvider(p.tiktokCfg); err != nil {
+	if p.tiktokProv, err = tiktok.NewProvider(p.tiktokCfg, p.tiktokOpts...); err != nil {
 		p.close()
 		return nil, err
 	}
@@ -185,7 +186,7 @@ func (p *platforms) tiktokClient(ctx context.Context, store *social.Store, id st
 	if err != nil {
 		return nil, err
 	}
-	return tiktok.New(p.tiktokCfg, tiktok.WithSession(sess))
+	return tiktok.New(p.tiktokCfg, append([]tiktok.Option{tiktok.WithSession(sess)}, p.tiktokOpts...)...)
 }
 
 // sandboxGrowth plays an audience in sandbox mode: each sync of an emulated

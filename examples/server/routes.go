@@ -120,6 +120,7 @@ func (a *app) buildRoutes() error {
 	a.api("POST /v1/privacy/requests/{id}/erase", member, a.eraseRequest)
 	a.api("GET /v1/privacy/datamap", member, a.dataMap)
 
+	a.metricsRoute()
 	return a.consoleRoutes()
 }
 
@@ -290,12 +291,10 @@ var queryParams = sync.OnceValues(func() (map[string]map[string]bool, error) {
 	return out, nil
 })
 
-// middleware gives each request an id, logs it and sets the headers every
-// answer carries.
+// middleware logs each request and sets the headers every answer carries.
 func (a *app) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		r = ensureRequestID(w, r)
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "same-origin")
@@ -365,7 +364,7 @@ func (a *app) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := a.db.PingContext(ctx); err != nil {
-		a.log.Warn("not ready", "err", err)
+		a.log.WarnContext(ctx, "not ready", "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "database unreachable"})
 		return nil
 	}
