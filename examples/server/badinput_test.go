@@ -82,7 +82,7 @@ func TestErrorShape(t *testing.T) {
 		require.NoError(t, json.Unmarshal(raw, &out), "%s", raw)
 		require.Equal(t, code, out.Error["code"], "%s", raw)
 		require.NotEmpty(t, out.Error["message"])
-		require.Regexp(t, `^[0-9a-f]{16}$`, out.Error["request_id"])
+		require.Regexp(t, `^[0-9a-f]{32}$`, out.Error["request_id"])
 		require.Equal(t, out.Error["request_id"], resp.Header.Get("X-Request-Id"))
 		return out.Error
 	}

@@ -303,6 +303,15 @@ func generateSchemas(t *testing.T) string {
 			for key, v := range in["properties"].(node) {
 				props[key] = v
 			}
+			// The record's own members, which a client sends back with
+			// what it read, are ignored.
+			if k.name != "proposal" {
+				for key := range g.defs[g.name(k.typ)].(node)["properties"].(node) {
+					if _, ok := props[key]; !ok {
+						props[key] = node{"description": "set by the server: ignored on update"}
+					}
+				}
+			}
 			upd["properties"] = props
 			upd["required"] = []string{"version"}
 			env[k.schema+"Update"] = upd
