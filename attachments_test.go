@@ -11,14 +11,12 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/keyset"
-	"github.com/tink-crypto/tink-go/v2/tink"
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/tenancy"
 )
@@ -29,7 +27,7 @@ import (
 // without it Attach fails with crm.ErrConfig.
 func TestOpenKeepsAttachments(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
-		ctx, kek, clk := context.Background(), newKEK(t), fakeclock.New()
+		ctx, kek, clk := context.Background(), testkit.NewKEK(t), fakeclock.New()
 		dir := t.TempDir()
 		st, err := crm.NewDirStorage(dir)
 		require.NoError(t, err)
@@ -58,7 +56,7 @@ func TestOpenKeepsAttachments(t *testing.T) {
 		var tooLarge *crm.TooLargeError
 		require.True(t, errors.As(err, &tooLarge), "the size limit of the Config applies: %v", err)
 
-		// The SDK's export opens her sealed e-mail address (P12).
+		// The SDK's export opens her sealed e-mail address.
 		x, err := sdk.Retention.Submit(octx, retention.Request{Kind: retention.KindAccess,
 			Subject: map[string]string{crm.SubjectContact: grace.ID}})
 		require.NoError(t, err)
@@ -101,14 +99,4 @@ func TestOpenKeepsAttachments(t *testing.T) {
 			FileName: "a.txt", ContentType: "text/plain"}, strings.NewReader("a"))
 		require.ErrorIs(t, err, crm.ErrConfig)
 	})
-}
-
-// newKEK returns a fresh key-encryption key.
-func newKEK(t testing.TB) tink.AEAD {
-	t.Helper()
-	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-	require.NoError(t, err)
-	kek, err := aead.New(h)
-	require.NoError(t, err)
-	return kek
 }

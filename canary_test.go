@@ -17,8 +17,10 @@ import (
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
 	"github.com/socialcrm/socialcrm/internal/leakscan"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
+	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
 )
 
 // canaries plants a distinct value in every personal field of the crm
@@ -111,7 +113,7 @@ func TestCanariesSealedAtRestAndInBackups(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		ctx, clk := context.Background(), fakeclock.New()
 		kekPath := filepath.Join(t.TempDir(), "kek.json")
-		kf, err := vault.OpenKeyFile(kekPath)
+		kf, err := insecurekeyfile.Open(kekPath)
 		require.NoError(t, err)
 		dir := t.TempDir()
 		st, err := crm.NewDirStorage(dir)
@@ -164,7 +166,7 @@ func TestCanariesSealedAtRestAndInBackups(t *testing.T) {
 		storageCopy := t.TempDir()
 		require.NoError(t, os.CopyFS(storageCopy, os.DirFS(dir)))
 		// Before anything happens, the backup opens with the key file.
-		readable := func(kek *vault.KeyFile, ctx context.Context) []string {
+		readable := func(kek *insecurekeyfile.KeyFile, ctx context.Context) []string {
 			t.Helper()
 			v, err := vault.New(backup.DB, kek)
 			require.NoError(t, err)
@@ -208,7 +210,7 @@ func TestCanariesSealedAtRestAndInBackups(t *testing.T) {
 		_, err = sdk.Vault.RotateKEK(sys, kf)
 		require.NoError(t, err)
 		require.NoError(t, kf.Retire())
-		current, err := vault.OpenKeyFile(kekPath)
+		current, err := insecurekeyfile.Open(kekPath)
 		require.NoError(t, err)
 
 		// The backup: no canary in its bytes, none readable through it.
@@ -248,7 +250,7 @@ func TestOpenSealsMemberNamesStoredInClear(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, hits, 1, "stored in clear without a Sealer")
 
-		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: newKEK(t)})
+		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: testkit.NewKEK(t)})
 		require.NoError(t, err)
 		hits, err = leakscan.Tables(ctx, db.Admin(t), []string{"CanaryOldName"}, tenancy.TableMembers)
 		require.NoError(t, err)

@@ -18,10 +18,14 @@
 //   - social, meta and tiktok connect Facebook Pages, Instagram Business
 //     accounts, Messenger and TikTok through OAuth with the fewest scopes a
 //     feature needs, and check scopes before any call.
+//   - inbox bridges Messenger and crm: webhook events stored as crm
+//     conversations, replies sent within Meta's window and stored
+//     (SDK.MetaInbox builds one). meta itself knows nothing of crm.
 //   - retention ages data out, answers data-subject requests (access,
-//     export, erasure) and purges closed tenants. Open registers the crm's
-//     and social's resolvers, so a request names the person by any
-//     identifier she gives (e-mail, phone, Messenger PSID, TikTok open_id,
+//     export, erasure) and purges closed tenants. Open registers the
+//     resolvers of crm, social and inbox, so a request names the person by
+//     any identifier she gives (e-mail, phone, Messenger PSID or a plugin
+//     guest's user_ref, TikTok open_id,
 //     Meta app-scoped id, contact id) and reaches all of her data in one
 //     step; the identifiers are stored sealed, with a keyed hash to match
 //     a later request.
@@ -33,7 +37,7 @@
 //
 //	db, err := socialcrm.OpenDB("socialcrm.db") // or a postgres:// URL
 //	if err != nil { … }
-//	kek, err := vault.OpenKeyFile("socialcrm.keyset.json") // or vault.KMS(uri)
+//	kek, err := insecurekeyfile.Open("socialcrm.keyset.json") // or vault.KMS(uri)
 //	if err != nil { … }
 //	sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db, KEK: kek,
 //		Models: []any{(*myapp.Order)(nil)}, Categories: myapp.Categories()})
@@ -82,6 +86,42 @@
 // socialcrm_migrations, so the SDK lives beside a host application's own
 // schema without collisions. The packages import only downwards —
 // tenancy at the bottom, then vault and retention, then crm and social,
-// then meta and tiktok — and internal/ holds plumbing that is never public
-// API.
+// then meta and tiktok, then inbox over meta and crm — and internal/ holds
+// plumbing that is never public API.
+//
+// # Conventions
+//
+// Every package follows the same rules, so that what is learnt in one
+// holds in the others:
+//
+//   - Constructors take functional options of one type per package
+//     (meta.Option configures the Client, the providers, the Webhook and
+//     the Callbacks alike; each reads the options that concern it).
+//     Options validate their arguments; a nil Option means the default, and
+//     so does a nil logger (WithLogger(nil) discards). Declarations are
+//     plain struct literals (retention.Category, retention.Policy).
+//   - A list narrows with a filter named XFilter (crm.ContactFilter,
+//     social.ConnectionFilter) and pages with ListOptions{Limit, Cursor}
+//     (meta.ListOptions; crm's lists answer a Page[T]; TikTok's video list
+//     keeps its numeric cursor). Its iterator, All or AllX, takes the same
+//     arguments as the List it walks and is an iter.Seq2[T, error] that
+//     yields an error at most once, last.
+//   - Webhook handlers are built as NewWebhook(cfg, store, handle, opts...)
+//     by both platform clients; feature names of the OAuth catalogues are
+//     constants (meta.FeaturePages, tiktok.FeaturePublish).
+//   - Each package that owns tables exports its retention categories as
+//     Categories() (and Store.Categories() bound to a store that opens the
+//     sealed columns); this package only puts them together (Categories)
+//     and owns the default policy (DefaultPolicy).
+//   - A platform write whose answer was lost is never sent again: it fails
+//     with an error matching social.ErrOutcomeUnknown, and the client's
+//     Lookup (tiktok Posting.Lookup, meta Pages.Lookup and
+//     Instagram.Lookup) finds out whether it took place.
+//   - No package exports a mutable variable: defaults are constants or
+//     functions (tenancy.DefaultLockout()).
+//   - The emulators metatest and tiktoktest have one shape: New(opts...)
+//     or Start(t, opts...), URLs as methods named like the client
+//     configuration's fields (GraphURL(), BaseURL(), AuthorizeURL()),
+//     Requests and ClearRequests with []byte bodies, InjectFault, and
+//     SendWebhook returning the *Delivery made.
 package socialcrm

@@ -18,6 +18,7 @@ import (
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
@@ -30,7 +31,7 @@ func dsarSDK(t *testing.T, db *dbtest.DB) *socialcrm.SDK {
 	st, err := crm.NewDirStorage(t.TempDir())
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	sdk, err := socialcrm.Open(context.Background(), socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: newKEK(t), Now: fakeclock.New().Now, Attachments: st})
+	sdk, err := socialcrm.Open(context.Background(), socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: testkit.NewKEK(t), Now: fakeclock.New().Now, Attachments: st})
 	require.NoError(t, err)
 	return sdk
 }

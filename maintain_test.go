@@ -8,12 +8,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/keyset"
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/tiktok"
@@ -25,10 +24,7 @@ import (
 func TestMaintain(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		ctx := context.Background()
-		h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-		require.NoError(t, err)
-		kek, err := aead.New(h)
-		require.NoError(t, err)
+		kek := testkit.NewKEK(t)
 		clk := fakeclock.New()
 		clk.Set(time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC))
 		const redirect = "https://crm.example/cb/"
@@ -37,7 +33,7 @@ func TestMaintain(t *testing.T) {
 				Scopes: []string{tiktok.ScopeUserInfoBasic, tiktok.ScopeUserInfoProfile}}),
 			tiktoktest.WithUser(tiktoktest.User{OpenID: "open-1", DisplayName: "Ana"}))
 		prov, err := tiktok.NewProvider(tiktok.Config{ClientKey: "ck", ClientSecret: "cs", RedirectURL: redirect,
-			BaseURL: srv.URL, AuthorizeURL: srv.AuthorizeURL}, tiktok.WithHTTPClient(srv.Client()), tiktok.WithClock(clk.Now),
+			BaseURL: srv.BaseURL(), AuthorizeURL: srv.AuthorizeURL()}, tiktok.WithHTTPClient(srv.Client()), tiktok.WithClock(clk.Now),
 			tiktok.WithRetry(1, nil))
 		require.NoError(t, err)
 		_, err = socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: kek, Now: clk.Now, Providers: []social.Provider{prov, prov}})

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/inbox"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
@@ -44,11 +45,11 @@ type Config struct {
 	// can switch row-level security off for every tenant.
 	AllowPrivilegedRole bool
 	// KEK is the key-encryption key that wraps each tenant's data keys:
-	// vault.KMS for a key-management service, vault.OpenKeyFile for a local
+	// vault.KMS for a key-management service, insecurekeyfile.Open for a local
 	// key file (which protects less: it lives beside the data).
 	KEK tink.AEAD
-	// Policy is the retention policy (default: retention.ExamplePolicy(),
-	// keeping the rules for the categories that are registered).
+	// Policy is the retention policy (default: DefaultPolicy of the
+	// categories that are registered).
 	Policy *retention.Policy
 	// Models are the host application's tenant-owned models, for the Guard.
 	Models []any
@@ -210,7 +211,7 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	// deletes its bytes from cfg.Attachments. The social categories export
 	// their sealed columns opened through the social store.
 	cats := withStoreCategories(Categories(sdk.Audit), append(sdk.CRM.Categories(), memberCategory(Categories(sdk.Audit), sdk.Vault)))
-	cats = withStoreCategories(cats, socialCategories(sdk.Social))
+	cats = withStoreCategories(cats, withThreads(sdk.Social.Categories()))
 	cats = append(cats, cfg.Categories...)
 	policy := DefaultPolicy(cats)
 	if cfg.Policy != nil {
@@ -227,9 +228,10 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	}
 	// One request by any identifier a person gives reaches all of their
 	// data: e-mail and phone → contacts (duplicates included) → their
-	// conversations; a PSID → its conversation's contact; a platform
+	// conversations; a PSID (or a guest's Messenger user_ref) → its
+	// conversation's contact; a platform
 	// account id or TikTok open_id → its connections → what was fetched.
-	for _, rs := range []map[string]retention.Resolver{sdk.CRM.Resolvers(), social.Resolvers()} {
+	for _, rs := range []map[string]retention.Resolver{sdk.CRM.Resolvers(), social.Resolvers(), inbox.Resolvers()} {
 		for kind, r := range rs {
 			if err := sdk.Retention.RegisterResolver(kind, r); err != nil {
 				return nil, err
@@ -345,47 +347,74 @@ func withStoreCategories(cats, bound []retention.Category) []retention.Category 
 
 // MetaInbox returns the inbox that stores Messenger and Instagram
 // messaging events as the SDK's crm conversations, routed through its
-// social store, on the SDK's clock and logger (opts may override them).
-// Use its Handle as the EventHandler of meta.NewWebhook.
-func (s *SDK) MetaInbox(opts ...meta.InboxOption) (*meta.Inbox, error) {
-	return meta.NewInbox(s.DB, s.Social, s.CRM,
-		append([]meta.InboxOption{meta.WithInboxClock(s.now), meta.WithInboxLogger(s.log)}, opts...)...)
+// social store, and sends replies it stores there, on the SDK's clock and
+// logger (opts may override them). Use its Handle as the EventHandler of
+// meta.NewWebhook, its Send or Reply to answer.
+func (s *SDK) MetaInbox(opts ...inbox.Option) (*inbox.Inbox, error) {
+	return inbox.New(s.Social, s.CRM, append([]inbox.Option{inbox.WithClock(s.now), inbox.WithLogger(s.log)}, opts...)...)
 }
 
 // MetaCallbacks returns Meta's deauthorize and data deletion callbacks of
 // app over the SDK's database, social store and retention engine, on its
 // clock and logger (opts may override them). statusURL is the absolute URL
 // where the returned Callbacks' DeletionStatusHandler is served.
-func (s *SDK) MetaCallbacks(app meta.Config, statusURL string, opts ...meta.CallbackOption) (*meta.Callbacks, error) {
+func (s *SDK) MetaCallbacks(app meta.Config, statusURL string, opts ...meta.Option) (*meta.Callbacks, error) {
 	return meta.NewCallbacks(app, meta.CallbackConfig{DB: s.DB, Social: s.Social, Retention: s.Retention, StatusURL: statusURL},
-		append([]meta.CallbackOption{meta.WithCallbackClock(s.now), meta.WithCallbackLogger(s.log)}, opts...)...)
+		append([]meta.Option{meta.WithClock(s.now), meta.WithLogger(s.log)}, opts...)...)
 }
 
 // DeletionRequestPeriod is how long the default policy keeps the record
-// of a Meta data deletion callback (meta.deletion_request: its
+// of a Meta data deletion callback (meta.CategoryDeletionRequest: its
 // confirmation code and the erasure it started, no personal data): three
-// years, like the retention requests it proves were answered (P12, P15).
+// years, like the retention requests it proves were answered.
 const DeletionRequestPeriod = 3 * retention.Year
 
 // MediaPeriod is how long the default policy keeps platform media after
 // their last fetch: 24 months, like the aggregated metrics.
 const MediaPeriod = 24 * retention.Month
 
-// DefaultPolicy is the policy Open uses when Config.Policy is nil:
-// retention.ExamplePolicy, plus the rules for Meta's deletion-request
-// records, platform media (MediaPeriod) and expired OAuth states (a day
-// after expiry), without the rules for categories not in cats (billing.invoice
-// belongs to a host that bills). A host that adds rules of its own starts
-// from it: DefaultPolicy(append(socialcrm.Categories(nil), mine...)).
+// DefaultPolicy is the policy Open uses when Config.Policy is nil, with
+// rules only for the categories in cats:
+//
+//   - raw platform API responses 90 days; aggregated metrics, and media
+//     after their last fetch (MediaPeriod), 24 months;
+//   - a connection, and what was fetched through it, erased 30 days after
+//     the platform reports its deauthorization (event
+//     retention.EventDeauthorized);
+//   - expired OAuth states a day after they expired;
+//   - invoices kept 7 years (a legal obligation: they survive subject
+//     erasure and tenant purge; crm.CategoryInvoice belongs to a host that
+//     bills);
+//   - the audit log and its checkpoints kept 12 months (kept through
+//     erasure for the security obligation);
+//   - answered data-subject requests and records of Meta deletion
+//     callbacks kept 3 years as evidence; recorded trigger events at most
+//     24 months;
+//   - 30 days of grace after a tenant closes, then the purge.
+//
+// A host that adds rules of its own starts from it:
+// DefaultPolicy(append(socialcrm.Categories(nil), mine...)).
 func DefaultPolicy(cats []retention.Category) retention.Policy {
-	p := retention.ExamplePolicy()
-	p.Rules = append(p.Rules,
-		retention.Rule{Category: "meta.deletion_request", Period: DeletionRequestPeriod, Keep: true,
-			Note: "proof that each Meta data deletion request was carried out"},
-		retention.Rule{Category: CategoryMedia, Period: MediaPeriod,
-			Note: "posts and videos of connected accounts at most 24 months after they were last fetched"},
-		retention.Rule{Category: CategoryOAuthState, Period: retention.Day,
-			Note: "OAuth states deleted a day after they expired"})
+	p := retention.Policy{
+		Name:         "example-2026",
+		ClosureGrace: 30 * retention.Day,
+		Rules: []retention.Rule{
+			{Category: social.CategoryRawResponse, Period: 90 * retention.Day, Note: "raw platform responses at most 90 days"},
+			{Category: social.CategoryMetrics, Period: 24 * retention.Month, Note: "aggregated metrics up to 24 months"},
+			{Category: social.CategoryConnection, Period: 30 * retention.Day, Event: retention.EventDeauthorized, Note: "purged within 30 days of deauthorization"},
+			{Category: crm.CategoryInvoice, Period: 7 * retention.Year, Keep: true, Note: "billing records kept 7 years"},
+			{Category: retention.CategoryAudit, Period: 12 * retention.Month, Keep: true, Note: "security logs kept 12 months"},
+			{Category: retention.CategoryAuditCheckpoint, Period: 12 * retention.Month, Keep: true, Note: "with the audit log"},
+			{Category: retention.CategoryRequest, Period: 3 * retention.Year, Keep: true, Note: "evidence of how each request was answered"},
+			{Category: retention.CategoryEvent, Period: 24 * retention.Month, Note: "triggers outliving every rule that uses them"},
+			{Category: meta.CategoryDeletionRequest, Period: DeletionRequestPeriod, Keep: true,
+				Note: "proof that each Meta data deletion request was carried out"},
+			{Category: social.CategoryMedia, Period: MediaPeriod,
+				Note: "posts and videos of connected accounts at most 24 months after they were last fetched"},
+			{Category: social.CategoryOAuthState, Period: retention.Day,
+				Note: "OAuth states deleted a day after they expired"},
+		},
+	}
 	have := map[string]bool{}
 	for _, c := range cats {
 		have[c.Name] = true

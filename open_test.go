@@ -6,14 +6,13 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
@@ -27,10 +26,7 @@ import (
 func TestOpenWiresTheTenantLifecycle(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		ctx := context.Background()
-		h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-		require.NoError(t, err)
-		kek, err := aead.New(h)
-		require.NoError(t, err)
+		kek := testkit.NewKEK(t)
 		clk := fakeclock.New()
 		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: kek, Now: clk.Now})
 		require.NoError(t, err)
@@ -79,15 +75,12 @@ func TestOpenWiresTheTenantLifecycle(t *testing.T) {
 }
 
 // TestDeauthorizedConnectionTakesItsDataAlong: a disconnect starts the
-// connection's 30-day clock (P6); when the sweep erases the connection, the
+// connection's 30-day clock; when the sweep erases the connection, the
 // media, snapshots and raw responses fetched through it go too.
 func TestDeauthorizedConnectionTakesItsDataAlong(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		ctx := context.Background()
-		h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-		require.NoError(t, err)
-		kek, err := aead.New(h)
-		require.NoError(t, err)
+		kek := testkit.NewKEK(t)
 		clk := fakeclock.New()
 		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: kek, Now: clk.Now})
 		require.NoError(t, err)
@@ -144,10 +137,7 @@ func mediaIDs(t *testing.T, db bun.IDB, ctx context.Context) []string {
 func TestOpenWiresMeta(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		ctx := context.Background()
-		h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-		require.NoError(t, err)
-		kek, err := aead.New(h)
-		require.NoError(t, err)
+		kek := testkit.NewKEK(t)
 		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: kek, Now: fakeclock.New().Now})
 		require.NoError(t, err)
 

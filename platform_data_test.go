@@ -12,13 +12,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/retention"
@@ -73,12 +72,10 @@ type platformWorld struct {
 func newPlatformWorld(t *testing.T, db *dbtest.DB) *platformWorld {
 	t.Helper()
 	ctx := context.Background()
-	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-	require.NoError(t, err)
-	kek, err := aead.New(h)
-	require.NoError(t, err)
+	kek := testkit.NewKEK(t)
 	w := &platformWorld{t: t, db: db, clk: fakeclock.New(), conns: map[string]social.Connection{}}
 	w.clk.Set(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
+	var err error
 	w.sdk, err = socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: kek, Now: w.clk.Now})
 	require.NoError(t, err)
 	_, owner, err := w.sdk.Tenants.CreateTenant(ctx, tenancy.SignUp{TenantName: "Acme",
@@ -94,7 +91,7 @@ func newPlatformWorld(t *testing.T, db *dbtest.DB) *platformWorld {
 			BioDescription: canaryTTBio, AvatarURL: canaryTTAvatar, FollowerCount: 1200}))
 	require.NoError(t, w.tt.AddVideo(canaryOpenID, tiktoktest.Video{ID: "7000000000000000001", CreateTime: w.clk.Now().Add(-time.Hour),
 		Title: canaryTTTitle, VideoDescription: canaryTTDesc, ShareURL: canaryTTShare, ViewCount: 100, LikeCount: 5}))
-	w.ttCfg = tiktok.Config{ClientKey: "ck", ClientSecret: "cs-secret", RedirectURL: redirect, BaseURL: w.tt.URL, AuthorizeURL: w.tt.AuthorizeURL}
+	w.ttCfg = tiktok.Config{ClientKey: "ck", ClientSecret: "cs-secret", RedirectURL: redirect, BaseURL: w.tt.BaseURL(), AuthorizeURL: w.tt.AuthorizeURL()}
 	w.ttProv, err = tiktok.NewProvider(w.ttCfg, tiktok.WithHTTPClient(w.tt.Client()), tiktok.WithClock(w.clk.Now))
 	require.NoError(t, err)
 
@@ -218,7 +215,7 @@ func TestPlatformDataCanaries(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, raws, 2)
 		require.Contains(t, raws[0].Body, canaryTTBio, "the raw user info answer is kept whole")
-		list, err := w.sdk.Social.List(w.ctx, social.ListOptions{Platform: meta.Platform})
+		list, err := w.sdk.Social.List(w.ctx, social.ConnectionFilter{Platform: meta.Platform})
 		require.NoError(t, err)
 		names := map[string]string{}
 		for _, c := range list {
@@ -242,8 +239,8 @@ func TestPlatformDataCanaries(t *testing.T) {
 		files := exportSubject(t, w, map[string]string{"connection_id": tt.ID})
 		require.Contains(t, files["social.media.json"], canaryTTTitle)
 		require.Contains(t, files["social.media.json"], canaryTTShare)
-		require.Contains(t, files[retention.CategoryRawResponse+".json"], "CANARY-tt-bio", "the raw body, opened")
-		require.Contains(t, files[retention.CategoryConnection+".json"], canaryTTName)
+		require.Contains(t, files[social.CategoryRawResponse+".json"], "CANARY-tt-bio", "the raw body, opened")
+		require.Contains(t, files[social.CategoryConnection+".json"], canaryTTName)
 		for name, f := range files {
 			require.NotContains(t, f, "_sealed", "a sealed column's bytes in %s", name)
 			require.NotContains(t, f, canaryFBPageName, "another connection's data in %s", name)

@@ -8,8 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
 
-	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/inbox"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/retention"
@@ -44,7 +44,7 @@ func TestRetentionAgesPlatformData(t *testing.T) {
 		}
 		page := w.conns["page"]
 		convs := w.sdk.CRM.Conversations()
-		for _, key := range []crm.ConversationKey{meta.ConversationKey(fbPageID, "psid-1"), meta.ConversationKey("9999", "psid-2")} {
+		for _, key := range []crm.ConversationKey{inbox.Key(fbPageID, "psid-1"), inbox.Key("9999", "psid-2")} {
 			_, err := convs.Record(w.ctx, crm.NewMessage{Conversation: key, Direction: crm.Inbound, Text: "hi", SentAt: w.clk.Now()})
 			require.NoError(t, err)
 		}
@@ -55,7 +55,7 @@ func TestRetentionAgesPlatformData(t *testing.T) {
 		held, err := w.sdk.Social.Media(w.ctx, tt.ID)
 		require.NoError(t, err)
 		require.Len(t, held, 2)
-		_, err = w.sdk.Retention.PlaceHold(w.ctx, retention.Hold{Scope: retention.HoldRecord, Category: socialcrm.CategoryMedia,
+		_, err = w.sdk.Retention.PlaceHold(w.ctx, retention.Hold{Scope: retention.HoldRecord, Category: social.CategoryMedia,
 			RecordID: held[0].ID, Reason: "litigation"})
 		require.NoError(t, err)
 		start := w.clk.Now()
@@ -86,7 +86,7 @@ func TestRetentionAgesPlatformData(t *testing.T) {
 			}
 		}
 		thread := func(pageID, psid string) bool {
-			_, err := convs.Find(w.ctx, meta.ConversationKey(pageID, psid))
+			_, err := convs.Find(w.ctx, inbox.Key(pageID, psid))
 			if err != nil {
 				require.ErrorIs(t, err, crm.ErrNotFound)
 			}

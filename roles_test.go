@@ -13,6 +13,7 @@ import (
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
@@ -71,7 +72,7 @@ func TestApplicationRoleCannotSwitchIsolationOff(t *testing.T) {
 func TestOpenRefusesPrivilegedRoles(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		ctx := context.Background()
-		kek := newKEK(t)
+		kek := testkit.NewKEK(t)
 		if db.Name == "sqlite" {
 			require.NoError(t, socialcrm.CheckRole(ctx, db.DB), "SQLite has no roles")
 			return
@@ -168,7 +169,7 @@ func openAs(t *testing.T, adminDSN, user, schema string) *bun.DB {
 func TestSDKAuditLogIsKeyed(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		ctx := context.Background()
-		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: newKEK(t)})
+		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: testkit.NewKEK(t)})
 		require.NoError(t, err)
 		_, owner, err := sdk.Tenants.CreateTenant(ctx, tenancy.SignUp{TenantName: "Acme",
 			Owner: tenancy.NewMember{Email: "ada@acme.example", Name: "Ada"}})

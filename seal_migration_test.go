@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/migrate"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
 	"github.com/socialcrm/socialcrm/internal/migrations"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
@@ -88,10 +87,7 @@ func TestSealPlatformDataMigratesPlaintext(t *testing.T) {
 		// columns; an interrupted sealing pass leaves whole batches.
 		require.NoError(t, socialcrm.Migrate(ctx, db.Owner))
 		dbtest.GrantApp(t, db)
-		h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-		require.NoError(t, err)
-		kek, err := aead.New(h)
-		require.NoError(t, err)
+		kek := testkit.NewKEK(t)
 		clk := fakeclock.New()
 		v, err := vault.New(db.DB, kek, vault.WithClock(clk.Now))
 		require.NoError(t, err)

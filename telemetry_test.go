@@ -26,8 +26,10 @@ import (
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/inbox"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/retention"
@@ -259,7 +261,7 @@ func TestTelemetryCarriesNoPersonalData(t *testing.T) {
 		rec := newRecorder(t)
 		clk := fakeclock.New()
 		clk.Set(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
-		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: newKEK(t), Now: clk.Now,
+		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: testkit.NewKEK(t), Now: clk.Now,
 			TracerProvider: rec.tp, MeterProvider: rec.mp})
 		require.NoError(t, err)
 		tenant, owner, err := sdk.Tenants.CreateTenant(ctx, tenancy.SignUp{TenantName: "Acme",
@@ -269,7 +271,7 @@ func TestTelemetryCarriesNoPersonalData(t *testing.T) {
 		secrets := &wire{seen: map[string]bool{}}
 
 		// Contacts: create, get, search by e-mail and by name.
-		c, err := sdk.CRM.Contacts().Create(ctx, crm.Contact{FirstName: telFirstName, LastName: telLastName, Email: telEmail, Phone: telPhone})
+		c, err := sdk.CRM.Contacts().Create(ctx, crm.ContactInput{FirstName: telFirstName, LastName: telLastName, Email: telEmail, Phone: telPhone})
 		require.NoError(t, err)
 		got, err := sdk.CRM.Contacts().Get(ctx, c.ID)
 		require.NoError(t, err)
@@ -286,7 +288,7 @@ func TestTelemetryCarriesNoPersonalData(t *testing.T) {
 			tiktoktest.WithApp(tiktoktest.App{ClientKey: "ck", ClientSecret: telTTSecret, RedirectURIs: []string{redirect},
 				Scopes: []string{"user.info.basic", "user.info.profile", "user.info.stats", "video.list"}}),
 			tiktoktest.WithUser(tiktoktest.User{OpenID: telOpenID, DisplayName: telTTName, FollowerCount: 10}))
-		ttCfg := tiktok.Config{ClientKey: "ck", ClientSecret: telTTSecret, RedirectURL: redirect, BaseURL: tt.URL, AuthorizeURL: tt.AuthorizeURL}
+		ttCfg := tiktok.Config{ClientKey: "ck", ClientSecret: telTTSecret, RedirectURL: redirect, BaseURL: tt.BaseURL(), AuthorizeURL: tt.AuthorizeURL()}
 		ttOpts := []tiktok.Option{tiktok.WithTelemetry(rec.tp, rec.mp), tiktok.WithHTTPClient(secrets.client(tt.Client())), tiktok.WithClock(clk.Now)}
 		ttProv, err := tiktok.NewProvider(ttCfg, ttOpts...)
 		require.NoError(t, err)
@@ -341,7 +343,7 @@ func TestTelemetryCarriesNoPersonalData(t *testing.T) {
 		require.NoError(t, pcs[0].Err)
 		psess, err := sdk.Social.Session(ctx, pcs[0].Connection.ID, fbProv)
 		require.NoError(t, err)
-		page, err := meta.New(fbCfg, append(fbOpts, meta.WithSession(psess), meta.WithConversations(sdk.CRM))...)
+		page, err := meta.New(fbCfg, append(fbOpts, meta.WithSession(psess))...)
 		require.NoError(t, err)
 		_, _, err = page.Pages.Publish(ctx, fbPageID, meta.PostRequest{Message: telPost})
 		require.NoError(t, err)
@@ -354,15 +356,15 @@ func TestTelemetryCarriesNoPersonalData(t *testing.T) {
 		hook := httptest.NewServer(otelhttp.NewHandler(wh, "webhook", otelhttp.WithTracerProvider(rec.tp), otelhttp.WithMeterProvider(rec.mp)))
 		t.Cleanup(hook.Close)
 		require.NoError(t, fb.VerifyWebhook(ctx, "1001", hook.URL))
-		_, err = fb.DeliverWebhook(ctx, "1001", hook.URL, metatest.TextMessage(fbPageID, telPSID, telInbound))
+		_, err = fb.SendWebhook(ctx, "1001", hook.URL, metatest.TextMessage(fbPageID, telPSID, telInbound))
 		require.NoError(t, err)
-		conv, err := sdk.CRM.Conversations().Find(ctx, meta.ConversationKey(fbPageID, telPSID))
+		conv, err := sdk.CRM.Conversations().Find(ctx, inbox.Key(fbPageID, telPSID))
 		require.NoError(t, err)
 		msgs, err := sdk.CRM.Conversations().Messages(ctx, conv.ID, crm.ListOptions{})
 		require.NoError(t, err)
 		require.Len(t, msgs.Items, 1)
 		require.Equal(t, telInbound, msgs.Items[0].Text)
-		_, _, err = page.Messenger.Send(ctx, fbPageID, meta.SendRequest{PSID: telPSID, MessagingType: meta.MessagingResponse, Text: telReply})
+		_, _, err = in.Send(ctx, page, fbPageID, meta.SendRequest{PSID: telPSID, MessagingType: meta.MessagingResponse, Text: telReply})
 		require.NoError(t, err)
 
 		// A data-subject request by e-mail: export, then erasure.
@@ -459,13 +461,13 @@ func TestTelemetryOffByDefault(t *testing.T) {
 		t.Cleanup(func() { otel.SetTracerProvider(prevT); otel.SetMeterProvider(prevM) })
 
 		clk := fakeclock.New()
-		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: newKEK(t), Now: clk.Now})
+		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: testkit.NewKEK(t), Now: clk.Now})
 		require.NoError(t, err)
 		_, owner, err := sdk.Tenants.CreateTenant(ctx, tenancy.SignUp{TenantName: "Acme",
 			Owner: tenancy.NewMember{Email: "ada@acme.example", Name: "Ada"}})
 		require.NoError(t, err)
 		ctx = tenancy.WithPrincipal(ctx, owner.Principal())
-		c, err := sdk.CRM.Contacts().Create(ctx, crm.Contact{FirstName: "Ann", Email: "ann@example.com"})
+		c, err := sdk.CRM.Contacts().Create(ctx, crm.ContactInput{FirstName: "Ann", Email: "ann@example.com"})
 		require.NoError(t, err)
 		_, err = sdk.CRM.Contacts().Get(ctx, c.ID)
 		require.NoError(t, err)
@@ -475,8 +477,8 @@ func TestTelemetryOffByDefault(t *testing.T) {
 			tiktoktest.WithApp(tiktoktest.App{ClientKey: "ck", ClientSecret: "cs", RedirectURIs: []string{redirect},
 				Scopes: []string{"user.info.basic", "user.info.profile", "user.info.stats", "video.list"}}),
 			tiktoktest.WithUser(tiktoktest.User{OpenID: "open-1", DisplayName: "Ann"}))
-		prov, err := tiktok.NewProvider(tiktok.Config{ClientKey: "ck", ClientSecret: "cs", RedirectURL: redirect, BaseURL: tt.URL,
-			AuthorizeURL: tt.AuthorizeURL}, tiktok.WithHTTPClient(tt.Client()), tiktok.WithClock(clk.Now))
+		prov, err := tiktok.NewProvider(tiktok.Config{ClientKey: "ck", ClientSecret: "cs", RedirectURL: redirect, BaseURL: tt.BaseURL(),
+			AuthorizeURL: tt.AuthorizeURL()}, tiktok.WithHTTPClient(tt.Client()), tiktok.WithClock(clk.Now))
 		require.NoError(t, err)
 		flow, err := sdk.Social.NewFlow(prov, social.FlowConfig{Features: []string{"profile"}, Purposes: []string{"analytics"}})
 		require.NoError(t, err)

@@ -45,8 +45,13 @@ const (
 	TableFieldValues       = "socialcrm_crm_field_values"
 )
 
-// CategoryInvoiceRecipient is the retention category of invoice recipients.
-const CategoryInvoiceRecipient = "billing.invoice_recipient"
+// Retention categories of the billing records.
+const (
+	// CategoryInvoice is the invoices, which the law requires to be kept.
+	CategoryInvoice = "billing.invoice"
+	// CategoryInvoiceRecipient is the invoice recipients.
+	CategoryInvoiceRecipient = "billing.invoice_recipient"
+)
 
 // commerceMigrations are the migrations of the commerce records, in
 // version order.
@@ -203,7 +208,7 @@ func commerceCategoriesWith(s *Store) []retention.Category {
 		{Name: "crm.campaign", Table: TableCampaigns, Time: "updated_at",
 			Subject:    map[string]string{"client_id": "client_id"},
 			LegalBasis: "contract", Purpose: "campaigns run for clients"},
-		{Name: retention.CategoryInvoice, Table: TableInvoices, Time: "dated_at", BeforeErase: s.eraseInvoiceDependents,
+		{Name: CategoryInvoice, Table: TableInvoices, Time: "dated_at", BeforeErase: s.eraseInvoiceDependents,
 			Subject: map[string]string{
 				"client_id":  "client_id",
 				"contact_id": "r.id IN (SELECT x.invoice_id FROM " + TableInvoiceRecipients + " x WHERE x.tenant_id = ?tenant AND x.contact_id = ?value)",

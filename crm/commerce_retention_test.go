@@ -19,14 +19,12 @@ import (
 )
 
 // commerceEngine is a retention engine with crm's categories (bound to
-// the Store's storage) and the example policy's rules for them.
+// the Store's storage) and the default period of invoices.
 func commerceEngine(t testing.TB, e *env) *retention.Engine {
 	t.Helper()
 	cats := e.store.Categories()
-	p := retention.ExamplePolicy()
-	p.Rules = slices.DeleteFunc(p.Rules, func(r retention.Rule) bool {
-		return !slices.ContainsFunc(cats, func(c retention.Category) bool { return c.Name == r.Category })
-	})
+	p := retention.Policy{Name: "invoices kept", Rules: []retention.Rule{
+		{Category: crm.CategoryInvoice, Period: 7 * retention.Year, Keep: true}}}
 	eng, err := retention.New(e.db.DB, retention.WithClock(e.clock.Now), retention.WithPolicy(p))
 	require.NoError(t, err)
 	require.NoError(t, eng.Register(cats...))
@@ -118,7 +116,7 @@ func TestCommerceRetention(t *testing.T) {
 		for _, c := range m.Categories {
 			rows[c.Name] = c.Rows
 		}
-		require.Equal(t, int64(1), rows[retention.CategoryInvoice])
+		require.Equal(t, int64(1), rows[crm.CategoryInvoice])
 		require.Equal(t, int64(1), rows[crm.CategoryInvoiceRecipient])
 		require.Equal(t, int64(2), rows["crm.attachment"], "her file and her note's")
 		require.Equal(t, int64(1), rows["crm.custom_field_value"])
@@ -140,7 +138,7 @@ func TestCommerceRetention(t *testing.T) {
 		for _, c := range rc.Categories {
 			kept[c.Category] = c.Kept
 		}
-		require.Equal(t, int64(1), kept[retention.CategoryInvoice])
+		require.Equal(t, int64(1), kept[crm.CategoryInvoice])
 		got, err := s.Invoices().Get(e.A, inv2.ID)
 		require.NoError(t, err)
 		require.Nil(t, got.Recipient, "recipient erased")

@@ -23,6 +23,7 @@ import (
 	"github.com/socialcrm/socialcrm/internal/sqldb"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
+	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
 )
 
 // TestCSVImportUsualHeadersAndUpsert: headers in the usual spellings are
@@ -227,7 +228,7 @@ func (d *dieAfter) Read(p []byte) (int, error) {
 }
 
 func crashStore(t testing.TB, db *bun.DB, kekPath string) *crm.Store {
-	kek, err := vault.OpenKeyFile(kekPath)
+	kek, err := insecurekeyfile.Open(kekPath)
 	require.NoError(t, err)
 	v, err := vault.New(db, kek, vault.WithColumns(crm.SealedColumns()...))
 	require.NoError(t, err)

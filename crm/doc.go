@@ -167,7 +167,7 @@
 // draft can change or be deleted.
 //
 // Invoices are the retention category "billing.invoice", which
-// retention.ExamplePolicy keeps for 7 years (legal obligation) from their
+// socialcrm.DefaultPolicy keeps for 7 years (legal obligation) from their
 // date: an erasure request leaves them whole, with the customer's name,
 // address and tax id that the law requires on an invoice. What the law does
 // not require — the recipient's e-mail, phone and contact link — is kept

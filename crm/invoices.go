@@ -47,7 +47,7 @@ var invoiceMoves = map[InvoiceStatus][]InvoiceStatus{
 // by the Store. Amounts are integers in the minor unit of Currency.
 //
 // An invoice is a billing record the law requires to be kept (retention
-// category "billing.invoice", 7 years under retention.ExamplePolicy): an
+// category "billing.invoice", 7 years under socialcrm.DefaultPolicy): an
 // erasure request does not delete it. What identifies the customer and is
 // required on an invoice — BillTo (name, address, tax id) — stays with it;
 // what the law does not require — the recipient's e-mail, phone and link

@@ -104,7 +104,7 @@ func TestMergeMovesEveryRecord(t *testing.T) {
 		require.Empty(t, manifestRows(t, e, e.A, bob.contact.ID), "nothing is found by the duplicate's id")
 		after := manifestRows(t, e, e.A, ada.contact.ID)
 		for _, name := range []string{"crm.message", "crm.conversation", "crm.consent_event", "crm.activity", "crm.task", "crm.note",
-			"crm.deal_stage_change", "crm.deal", "crm.custom_field_value", "crm.attachment", retention.CategoryInvoice, crm.CategoryInvoiceRecipient} {
+			"crm.deal_stage_change", "crm.deal", "crm.custom_field_value", "crm.attachment", crm.CategoryInvoice, crm.CategoryInvoiceRecipient} {
 			require.Equal(t, before[name], after[name], "%s: every row of both", name)
 			require.NotZero(t, after[name], name)
 		}

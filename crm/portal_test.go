@@ -28,7 +28,7 @@ func requireNotFound(t *testing.T, err error, what string) {
 	}
 }
 
-// TestClientPortal proves P19: a member with the client role, linked to one
+// TestClientPortal: a member with the client role, linked to one
 // client, sees exactly that client's campaigns, proposals and invoices, can
 // change nothing but its answer to a proposal sent to it, and can read
 // nothing else in its tenant.

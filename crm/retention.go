@@ -39,7 +39,7 @@ func coreCategories() []retention.Category { return coreCategoriesWith(nil) }
 // coreCategoriesWith returns the core categories; with a Store, the
 // contact's sealed e-mail address and phone number are declared as
 // retention.SealedColumn opened with s's vault, so that a data-subject
-// export holds them in clear (P12). Without one (the package's Categories)
+// export holds them in clear. Without one (the package's Categories)
 // they are left out of exports, which cannot open them.
 func coreCategoriesWith(s *Store) []retention.Category {
 	const (
@@ -122,24 +122,24 @@ func contactCategory(s *Store) retention.Category {
 var clearColumns = map[string]string{
 	"crm.contact": "ids, times, version, stage and source (the tenant's own vocabulary, for filters), company and owner ids; " +
 		"blind indexes (keyed hashes) of e-mail, phone and birthday month-day, for exact look-ups",
-	"crm.contact_tag":         "contact id and the tag's blind index, for tag filters",
-	"crm.contact_name":        "contact id and blind indexes of name-word prefixes, for name search",
-	"crm.note":                "ids and times",
-	"crm.task":                "ids, times, status and due date (for work lists)",
-	"crm.activity":            "ids, kind, direction, external id (idempotency), times and duration",
-	"crm.deal":                "ids, pipeline, stage, status, amount and currency (for the figures), times",
-	"crm.conversation":        "ids, channel, account (the tenant's page), times and the thread id's blind index (to find a thread)",
-	"crm.message":             "ids, direction, platform message id (idempotency), times and delivery status",
-	"crm.consent":             "ids, channel, purpose, granted and time (to select audiences)",
-	"crm.consent_event":       "ids, channel, purpose, action, actor and time",
-	"crm.custom_field_value":  "ids of the record and the field definition, time",
-	"crm.attachment":          "ids, owner, content type, size, SHA-256 and author; the bytes are sealed in the storage",
-	retention.CategoryInvoice: "number, ids, currency, status, amounts and dates (billing figures and the legal period)",
-	CategoryInvoiceRecipient:  "invoice and contact ids, time; blind indexes of e-mail and phone",
-	"crm.proposal":            "ids, status, revision, amount and currency, times",
-	"crm.proposal_revision":   "ids, number, amount, currency, author and time",
-	"crm.proposal_event":      "ids, statuses, revision, actor and time",
-	"crm.client":              "ids and times",
+	"crm.contact_tag":        "contact id and the tag's blind index, for tag filters",
+	"crm.contact_name":       "contact id and blind indexes of name-word prefixes, for name search",
+	"crm.note":               "ids and times",
+	"crm.task":               "ids, times, status and due date (for work lists)",
+	"crm.activity":           "ids, kind, direction, external id (idempotency), times and duration",
+	"crm.deal":               "ids, pipeline, stage, status, amount and currency (for the figures), times",
+	"crm.conversation":       "ids, channel, account (the tenant's page), times and the thread id's blind index (to find a thread)",
+	"crm.message":            "ids, direction, platform message id (idempotency), times and delivery status",
+	"crm.consent":            "ids, channel, purpose, granted and time (to select audiences)",
+	"crm.consent_event":      "ids, channel, purpose, action, actor and time",
+	"crm.custom_field_value": "ids of the record and the field definition, time",
+	"crm.attachment":         "ids, owner, content type, size, SHA-256 and author; the bytes are sealed in the storage",
+	CategoryInvoice:          "number, ids, currency, status, amounts and dates (billing figures and the legal period)",
+	CategoryInvoiceRecipient: "invoice and contact ids, time; blind indexes of e-mail and phone",
+	"crm.proposal":           "ids, status, revision, amount and currency, times",
+	"crm.proposal_revision":  "ids, number, amount, currency, author and time",
+	"crm.proposal_event":     "ids, statuses, revision, actor and time",
+	"crm.client":             "ids and times",
 }
 
 // withClear sets Category.Clear on cats from clearColumns.

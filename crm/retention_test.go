@@ -25,7 +25,7 @@ var coreKinds = []string{"crm.message", "crm.conversation", "crm.consent_event",
 // invoices sent to her) or through the client she is (campaigns,
 // proposals, invoices, portal access).
 var commerceKinds = []string{"crm.custom_field_value", "crm.attachment", "crm.proposal_revision", "crm.proposal_event",
-	"crm.proposal", "crm.campaign", retention.CategoryInvoice, crm.CategoryInvoiceRecipient, "crm.client_member", "crm.client"}
+	"crm.proposal", "crm.campaign", crm.CategoryInvoice, crm.CategoryInvoiceRecipient, "crm.client_member", "crm.client"}
 
 // everyKind is every category of issue #5's record kinds that holds a
 // contact's data.
@@ -155,7 +155,7 @@ func TestRetentionExportAndEraseReachEveryKind(t *testing.T) {
 		for _, k := range everyKind {
 			require.Positive(t, rows[k], "the export of a contact does not reach %s", k)
 		}
-		require.Equal(t, int64(2), rows[retention.CategoryInvoice], "her studio's invoice and the one sent to her")
+		require.Equal(t, int64(2), rows[crm.CategoryInvoice], "her studio's invoice and the one sent to her")
 		require.Equal(t, int64(4), rows["crm.attachment"], "the files of her contact, note, deal and campaign")
 		require.Equal(t, int64(2), rows["crm.custom_field_value"], "her contact's and her deal's")
 		files := contactExport(t, e, e.A, e.store.Categories(), ada.contact.ID)
@@ -170,7 +170,7 @@ func TestRetentionExportAndEraseReachEveryKind(t *testing.T) {
 			erased[c.Category], kept[c.Category] = c.Erased, c.Kept
 		}
 		for _, k := range everyKind {
-			if k == retention.CategoryInvoice {
+			if k == crm.CategoryInvoice {
 				require.Equal(t, int64(2), kept[k], "invoices are kept for their legal period")
 				require.Zero(t, erased[k])
 				continue

@@ -99,7 +99,7 @@ func NewScheduler(s *Store, n Notifier, opts ...SchedulerOption) (*Scheduler, er
 	sc := &Scheduler{s: s, notifier: n, batch: 500}
 	for _, o := range opts {
 		if o == nil {
-			return nil, fmt.Errorf("%w: NewScheduler: nil option", ErrConfig)
+			continue // a nil Option means the default
 		}
 		if err := o(sc); err != nil {
 			return nil, err

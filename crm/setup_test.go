@@ -5,14 +5,13 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
 	"github.com/socialcrm/socialcrm/internal/migrations"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
@@ -48,10 +47,7 @@ func each(t *testing.T, fn func(t *testing.T, e *env)) {
 
 func newEnv(t testing.TB, db *dbtest.DB, opts ...crm.Option) *env {
 	t.Helper()
-	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-	require.NoError(t, err)
-	kek, err := aead.New(h)
-	require.NoError(t, err)
+	kek := testkit.NewKEK(t)
 	clock := fakeclock.New()
 	v, err := vault.New(db.DB, kek, vault.WithClock(clock.Now), vault.WithColumns(crm.SealedColumns()...))
 	require.NoError(t, err)

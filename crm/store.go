@@ -54,13 +54,10 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
-// WithLogger sets the logger (default: discard). It never receives the
-// plaintext of sealed fields.
+// WithLogger sets the logger (nil, the default: discard). It never
+// receives the plaintext of sealed fields.
 func WithLogger(l *slog.Logger) Option {
 	return func(s *Store) error {
-		if l == nil {
-			return fmt.Errorf("%w: WithLogger: nil logger", ErrConfig)
-		}
 		s.log = l
 		return nil
 	}
@@ -78,7 +75,7 @@ func New(db *bun.DB, v *vault.Vault, opts ...Option) (*Store, error) {
 	s := &Store{db: db, vault: v, now: time.Now, validate: newValidator()}
 	for _, o := range opts {
 		if o == nil {
-			return nil, fmt.Errorf("%w: New: nil option", ErrConfig)
+			continue // a nil Option means the default
 		}
 		if err := o(s); err != nil {
 			return nil, err

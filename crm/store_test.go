@@ -17,16 +17,16 @@ func TestNewValidatesOptions(t *testing.T) {
 	db := dbtest.SQLite(t, setup)
 	e := newEnv(t, db)
 	for name, opts := range map[string][]crm.Option{
-		"nil clock":  {crm.WithClock(nil)},
-		"nil logger": {crm.WithLogger(nil)},
-		"nil option": {nil},
+		"nil clock": {crm.WithClock(nil)},
 	} {
 		_, err := crm.New(db.DB, e.vault, opts...)
 		if !errors.Is(err, crm.ErrConfig) {
 			t.Errorf("New with %s returned %v, want ErrConfig", name, err)
 		}
 	}
-	_, err := crm.New(nil, e.vault)
+	_, err := crm.New(db.DB, e.vault, nil, crm.WithLogger(nil))
+	require.NoError(t, err, "a nil Option and a nil logger mean the defaults")
+	_, err = crm.New(nil, e.vault)
 	require.ErrorIs(t, err, crm.ErrConfig)
 	_, err = crm.New(db.DB, nil)
 	require.ErrorIs(t, err, crm.ErrConfig)

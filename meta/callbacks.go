@@ -140,12 +140,16 @@ func CallbackMigrations() *migrate.Migrations {
 	return ms
 }
 
-// CallbackCategories declares the callbacks' table to the retention
+// CategoryDeletionRequest is the retention category of the records of
+// Meta data deletion callbacks.
+const CategoryDeletionRequest = "meta.deletion_request"
+
+// Categories declares the callbacks' table to the retention
 // engine: the record that a deletion was asked for and carried out, kept
 // as proof of it.
-func CallbackCategories() []retention.Category {
+func Categories() []retention.Category {
 	return []retention.Category{{
-		Name: "meta.deletion_request", Table: TableDeletions, ID: "code", Time: "received_at",
+		Name: CategoryDeletionRequest, Table: TableDeletions, ID: "code", Time: "received_at",
 		LegalBasis: "legal obligation: accountability for erasure requests (GDPR art. 5(2))",
 		Purpose:    "confirmation codes of Meta data deletion callbacks, to report their progress",
 	}}
@@ -182,44 +186,23 @@ type Callbacks struct {
 	log    *slog.Logger
 }
 
-// CallbackOption configures Callbacks.
-type CallbackOption func(*Callbacks) error
-
-// WithCallbackClock sets the clock for the signed_request freshness check
-// (default time.Now).
-func WithCallbackClock(now func() time.Time) CallbackOption {
-	return func(c *Callbacks) error {
-		if now == nil {
-			return fmt.Errorf("%w: WithCallbackClock: nil clock", ErrConfig)
-		}
-		c.now = now
-		return nil
-	}
-}
-
-// WithSignedRequestMaxAge sets how old a signed_request may be (default
-// DefaultSignedRequestMaxAge).
-func WithSignedRequestMaxAge(d time.Duration) CallbackOption {
-	return func(c *Callbacks) error {
+// WithSignedRequestMaxAge sets how old a signed_request the Callbacks
+// accept may be (default DefaultSignedRequestMaxAge).
+func WithSignedRequestMaxAge(d time.Duration) Option {
+	return func(o *options) error {
 		if d <= 0 {
 			return fmt.Errorf("%w: WithSignedRequestMaxAge: must be positive", ErrConfig)
 		}
-		c.maxAge = d
-		return nil
-	}
-}
-
-// WithCallbackLogger sets the logger (default: discard). It never receives
-// the app secret or signed requests.
-func WithCallbackLogger(l *slog.Logger) CallbackOption {
-	return func(c *Callbacks) error {
-		c.log = l
+		o.maxAge = d
 		return nil
 	}
 }
 
 // NewCallbacks returns the callbacks of app (AppID and AppSecret are used).
-func NewCallbacks(app Config, cfg CallbackConfig, opts ...CallbackOption) (*Callbacks, error) {
+// WithClock sets the clock of the signed_request freshness check,
+// WithLogger the logger (which never receives the app secret or signed
+// requests), WithSignedRequestMaxAge the accepted age.
+func NewCallbacks(app Config, cfg CallbackConfig, opts ...Option) (*Callbacks, error) {
 	if app.AppID == "" || app.AppSecret.IsZero() {
 		return nil, fmt.Errorf("%w: NewCallbacks: AppID and AppSecret are required", ErrConfig)
 	}
@@ -236,17 +219,13 @@ func NewCallbacks(app Config, cfg CallbackConfig, opts ...CallbackOption) (*Call
 	if u, err := url.Parse(cfg.StatusURL); err != nil || !u.IsAbs() || u.Host == "" {
 		return nil, fmt.Errorf("%w: NewCallbacks: StatusURL must be an absolute URL", ErrConfig)
 	}
-	c := &Callbacks{app: app, cfg: cfg, now: time.Now, maxAge: DefaultSignedRequestMaxAge}
-	for _, o := range opts {
-		if o == nil {
-			continue
-		}
-		if err := o(c); err != nil {
-			return nil, err
-		}
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
 	}
-	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
+	c := &Callbacks{app: app, cfg: cfg, now: o.now, log: o.log, maxAge: o.maxAge}
+	if c.maxAge == 0 {
+		c.maxAge = DefaultSignedRequestMaxAge
 	}
 	return c, nil
 }

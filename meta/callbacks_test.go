@@ -18,6 +18,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/retention"
@@ -28,14 +29,14 @@ import (
 // callbackURLs serves the callbacks and returns their URLs.
 type callbackURLs struct{ deauth, deletion, status string }
 
-func newCallbacks(t testing.TB, w *world, opts ...meta.CallbackOption) (*meta.Callbacks, callbackURLs) {
+func newCallbacks(t testing.TB, w *world, opts ...meta.Option) (*meta.Callbacks, callbackURLs) {
 	t.Helper()
 	mux := http.NewServeMux()
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
 	cb, err := meta.NewCallbacks(w.cfg, meta.CallbackConfig{DB: w.db.DB, Social: w.sdk.Social, Retention: w.sdk.Retention,
-		StatusURL: hs.URL + "/meta/deletion-status"}, append([]meta.CallbackOption{meta.WithCallbackClock(w.clk.Now),
-		meta.WithCallbackLogger(w.logger())}, opts...)...)
+		StatusURL: hs.URL + "/meta/deletion-status"}, append([]meta.Option{meta.WithClock(w.clk.Now),
+		meta.WithLogger(w.logger())}, opts...)...)
 	require.NoError(t, err)
 	mux.Handle("/meta/deauthorize", cb.DeauthorizeHandler())
 	mux.Handle("/meta/data-deletion", cb.DataDeletionHandler())
@@ -96,7 +97,7 @@ func TestDataDeletionCallback(t *testing.T) {
 		for name, sr := range badSignedRequests(t, w, userID) {
 			status, body := postSignedRequest(t, urls.deletion, sr)
 			require.Equal(t, http.StatusUnauthorized, status, name)
-			requireNoSecret(t, body, appSecret)
+			testkit.RequireNoSecret(t, body, appSecret)
 		}
 		status, _ := postSignedRequest(t, urls.deletion, "")
 		require.Equal(t, http.StatusBadRequest, status)
@@ -159,7 +160,7 @@ func TestDataDeletionCallback(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, meta.DeletionStatus{ConfirmationCode: other.ConfirmationCode, State: meta.DeletionCompleted,
 			ReceivedAt: w.clk.Now().UTC()}, st)
-		requireNoSecret(t, w.logText(), appSecret)
+		testkit.RequireNoSecret(t, w.logText(), appSecret)
 	})
 }
 
@@ -175,7 +176,7 @@ func TestDeauthorizeCallback(t *testing.T) {
 		for name, sr := range badSignedRequests(t, w, userID) {
 			status, body := postSignedRequest(t, urls.deauth, sr)
 			require.Equal(t, http.StatusUnauthorized, status, name)
-			requireNoSecret(t, body, appSecret)
+			testkit.RequireNoSecret(t, body, appSecret)
 		}
 		got, err := w.store.Get(tenantA, connA.ID)
 		require.NoError(t, err)
@@ -201,7 +202,7 @@ func TestDeauthorizeCallback(t *testing.T) {
 		// A second notice changes nothing.
 		require.NoError(t, w.srv.Deauthorize(t.Context(), appID, userID, urls.deauth))
 		require.Equal(t, 1, w.deauthorizedEvents(tenantA))
-		requireNoSecret(t, w.logText(), appSecret)
+		testkit.RequireNoSecret(t, w.logText(), appSecret)
 	})
 }
 
@@ -226,7 +227,7 @@ func TestParseSignedRequest(t *testing.T) {
 	_, err = meta.ParseSignedRequest(sr, secretOf("other"), now, 0)
 	require.ErrorIs(t, err, meta.ErrSignedRequest)
 	require.NotErrorIs(t, err, meta.ErrSignedRequestExpired)
-	requireNoSecret(t, err.Error(), "s3cret")
+	testkit.RequireNoSecret(t, err.Error(), "s3cret")
 
 	_, err = meta.NewCallbacks(meta.Config{AppID: appID, AppSecret: secret}, meta.CallbackConfig{})
 	require.ErrorIs(t, err, meta.ErrConfig)
@@ -250,7 +251,7 @@ func TestDataDeletionResumes(t *testing.T) {
 			return nil
 		}}))
 	cb, err := meta.NewCallbacks(w.cfg, meta.CallbackConfig{DB: w.db.DB, Social: w.store, Retention: engine,
-		StatusURL: "https://crm.example/meta/deletion-status"}, meta.WithCallbackClock(w.clk.Now))
+		StatusURL: "https://crm.example/meta/deletion-status"}, meta.WithClock(w.clk.Now))
 	require.NoError(t, err)
 	hs := httptest.NewServer(cb.DataDeletionHandler())
 	t.Cleanup(hs.Close)

@@ -22,7 +22,6 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/httpx"
 	"github.com/socialcrm/socialcrm/internal/telemetry"
 	"github.com/socialcrm/socialcrm/social"
@@ -136,8 +135,12 @@ func (c Config) dialogURL() string {
 	return DefaultDialogHost + "/" + c.version() + "/dialog/oauth"
 }
 
-// Option configures a Client or a Provider. Options validate their
-// arguments: New and NewProvider report the first invalid one.
+// Option configures a Client, a Provider, an InstagramProvider, a Webhook
+// or Callbacks: one option type for every constructor of the package, each
+// reading the options that concern it (WithClock and WithLogger concern
+// all; WithMaxWebhookBody only the Webhook). Options validate their
+// arguments: the constructors report the first invalid one. A nil Option
+// means the default.
 type Option func(*options) error
 
 type options struct {
@@ -150,8 +153,10 @@ type options struct {
 	session *social.Session
 	keepRaw bool
 	limits  *Limits
-	// conversations is the crm store of Messenger (WithConversations).
-	conversations *crm.Store
+	// maxAge is WithSignedRequestMaxAge's (Callbacks), maxBody
+	// WithMaxWebhookBody's (Webhook).
+	maxAge  time.Duration
+	maxBody int64
 }
 
 // WithLimits shares rate-limit blocks between clients (see Limits).
@@ -255,7 +260,7 @@ func buildOptions(opts []Option) (options, error) {
 	var o options
 	for _, opt := range opts {
 		if opt == nil {
-			return o, fmt.Errorf("%w: nil Option", ErrConfig)
+			continue // a nil Option means the default
 		}
 		if err := opt(&o); err != nil {
 			return o, err
@@ -466,9 +471,8 @@ var ErrOutcomeUnknown = social.ErrOutcomeUnknown
 // OutcomeUnknownError is returned for a write (a publish, a message, an
 // Instagram media_publish) whose answer was lost or was a server error:
 // Meta may or may not have carried it out, and it is not sent again.
-// Check before deciding: look the post up on the Page's feed (GET
-// /{page-id}/feed) after SentAt, or read the container's status
-// (InstagramService.Container) when ContainerID is set.
+// Check before deciding: Pages.Lookup looks the post up on the Page,
+// Instagram.Lookup reads the status of the container (ContainerID).
 // errors.Is(err, ErrOutcomeUnknown) holds, and so does what Err matches
 // (ErrTransient for Meta's codes 1 and 2).
 type OutcomeUnknownError struct {

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/social"
@@ -134,7 +135,7 @@ func TestRateLimitStopsCalling(t *testing.T) {
 	require.GreaterOrEqual(t, last.Usage.Max(), 100)
 	require.Equal(t, c.Usage().Max(), last.Usage.Max())
 
-	e.srv.ResetRequests()
+	e.srv.ClearRequests()
 	_, _, err = c.Pages.Get(e.ctx, pageID)
 	require.ErrorIs(t, err, meta.ErrRateLimited)
 	require.Zero(t, e.graphCalls(), "the client called Meta during a rate-limit block")
@@ -156,7 +157,7 @@ func TestRateLimitStopsCalling(t *testing.T) {
 	_, _, err = uc.Pages.List(e.ctx, meta.ListOptions{})
 	require.True(t, errors.As(err, &rl), "got %v", err)
 	require.Equal(t, meta.DefaultRateLimitWait, rl.RetryAfter)
-	e.srv.ResetRequests()
+	e.srv.ClearRequests()
 	_, _, err = uc.Pages.List(e.ctx, meta.ListOptions{})
 	require.ErrorIs(t, err, meta.ErrRateLimited)
 	_, _, err = other.Pages.List(e.ctx, meta.ListOptions{})
@@ -175,7 +176,7 @@ func TestLegacyProofAndVersion(t *testing.T) {
 	cfg.LegacyProof = true
 	c, err := meta.New(cfg, append(e.clientOpts(), meta.WithSession(e.session(user)))...)
 	require.NoError(t, err)
-	e.srv.ResetRequests()
+	e.srv.ClearRequests()
 	_, _, err = c.Pages.List(e.ctx, meta.ListOptions{})
 	require.NoError(t, err)
 	r := e.srv.Requests()[0]
@@ -250,7 +251,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		require.Contains(t, e.logText(), "meta: call", "the debug log is empty: the test proves nothing")
 		require.NotContains(t, e.logText(), "appsecret_proof")
 		for _, text := range texts {
-			requireNoSecret(t, text, secrets...)
+			testkit.RequireNoSecret(t, text, secrets...)
 			require.NotContains(t, text, "code-canary")
 		}
 	})

@@ -108,7 +108,7 @@ const (
 // at the end).
 type CommentList struct {
 	Comments []Comment
-	After    string
+	Next     string
 }
 
 // readPerms and writePerms are the permissions of reading and of
@@ -200,21 +200,21 @@ func (s *CommentsService) list(ctx context.Context, path, objectID string, opts 
 		}
 	}
 	if next != "" {
-		out.After = after
+		out.Next = after
 	}
 	return out, resp, nil
 }
 
-// All iterates over the top-level comments on an object, fetching pages
-// of pageSize (zero: Meta's default) as needed. Iteration stops at the
-// first error, which is yielded.
-func (s *CommentsService) All(ctx context.Context, objectID string, pageSize int) iter.Seq2[Comment, error] {
-	return pages(func(after string) ([]Comment, string, error) {
-		l, _, err := s.List(ctx, objectID, ListOptions{Limit: pageSize, After: after})
+// All iterates over the top-level comments List returns from
+// opts.Cursor on, fetching pages of opts.Limit as needed. Iteration stops
+// at the first error, which is yielded.
+func (s *CommentsService) All(ctx context.Context, objectID string, opts ListOptions) iter.Seq2[Comment, error] {
+	return pages(opts.Cursor, func(after string) ([]Comment, string, error) {
+		l, _, err := s.List(ctx, objectID, ListOptions{Limit: opts.Limit, Cursor: after})
 		if err != nil {
 			return nil, "", err
 		}
-		return l.Comments, l.After, nil
+		return l.Comments, l.Next, nil
 	})
 }
 

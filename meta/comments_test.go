@@ -58,7 +58,7 @@ func TestInstagramComments(t *testing.T) {
 		_, err = ig.InstagramComments.Delete(e.ctx, "c2")
 		require.NoError(t, err)
 		var all []meta.Comment
-		for c, err := range ig.InstagramComments.All(e.ctx, creatorMedia, 1) {
+		for c, err := range ig.InstagramComments.All(e.ctx, creatorMedia, meta.ListOptions{Limit: 1}) {
 			require.NoError(t, err)
 			all = append(all, c)
 		}
@@ -87,7 +87,7 @@ func TestInstagramComments(t *testing.T) {
 
 		// Without the comments feature: a scope error before any request.
 		basic := e.igClient(e.connectInstagram(creatorID, []string{meta.FeatureInstagram}))
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		_, err = basic.InstagramComments.Delete(e.ctx, "c1")
 		var se *social.ScopeError
 		require.ErrorAs(t, err, &se)
@@ -129,7 +129,7 @@ func TestPageComments(t *testing.T) {
 
 		// Without pages.comments the Page client may not read them.
 		_, _, plain := e.pageClient(allFeatures)
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		_, _, err = plain.PageComments.List(e.ctx, post.ID, meta.ListOptions{})
 		var se *social.ScopeError
 		require.ErrorAs(t, err, &se)

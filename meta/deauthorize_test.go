@@ -12,7 +12,7 @@ import (
 	"github.com/socialcrm/socialcrm/tenancy"
 )
 
-// TestDeauthorizeReachesDerivedConnections (P6): the Deauthorize Callback
+// TestDeauthorizeReachesDerivedConnections: the Deauthorize Callback
 // names only the user, yet the Page and Instagram connections made from
 // the user's connection are revoked with it, their tokens deleted, their
 // purge scheduled, and a sweep 30 days later erases them and what was

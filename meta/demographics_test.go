@@ -72,7 +72,7 @@ func TestDemographics(t *testing.T) {
 		require.Equal(t, []meta.DemographicValue{{Key: "25-34", Value: 120}, {Key: "18-24", Value: 90}}, eng.By[meta.BreakdownAge])
 
 		// Bad options fail before any request.
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		for _, o := range []meta.DemographicsOptions{
 			{Timeframe: "last_90_days"}, {Metric: "reach"}, {Breakdowns: []meta.Breakdown{"locale"}},
 			{Breakdowns: []meta.Breakdown{meta.BreakdownAge, meta.BreakdownAge}},
@@ -92,7 +92,7 @@ func TestDemographics(t *testing.T) {
 
 		// Without the insights permission: a scope error, no request.
 		basic := e.igClient(e.connectInstagram(creatorID, []string{meta.FeatureInstagram}))
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		_, _, err = basic.Instagram.Demographics(e.ctx, creatorID, meta.DemographicsOptions{})
 		require.ErrorContains(t, err, meta.PermInstagramBusinessManageInsights)
 		require.Zero(t, e.graphCalls())

@@ -149,19 +149,19 @@
 // # Messenger and callbacks
 //
 // A real Page sends the app no webhook event until the app is subscribed
-// to it: Pages.Subscribe(ctx, pageID, MessengerFields) on the Page's
+// to it: Pages.Subscribe(ctx, pageID, MessengerFields()) on the Page's
 // client (pages_manage_metadata, pages_messaging) does it when the Page
 // connects; Pages.SubscribedApps lists and Pages.Unsubscribe removes the
 // subscription.
 //
 // Messenger events arrive at the Webhook, an http.Handler for the app's
 // callback URL. NewWebhook takes the app secret and verify token
-// (WebhookConfig), the social store and an EventHandler; an Inbox's
-// Handle stores the events as crm conversations keyed by Page and PSID
-// (socialcrm.SDK.MetaInbox builds one):
+// (WebhookConfig), the social store and an EventHandler, which receives
+// the typed events inside the delivery's transaction. The inbox package
+// provides one that stores them as crm conversations (socialcrm.SDK.MetaInbox
+// builds it); a host with a CRM of its own writes its own:
 //
-//	inbox, err := meta.NewInbox(db, socialStore, crmStore)
-//	wh, err := meta.NewWebhook(meta.WebhookConfig{AppSecret: secret, VerifyToken: verify}, socialStore, inbox.Handle)
+//	wh, err := meta.NewWebhook(meta.WebhookConfig{AppSecret: secret, VerifyToken: verify}, socialStore, handle)
 //	mux.Handle("/meta/webhook", wh)
 //
 // GET answers the hub.challenge handshake; POST checks X-Hub-Signature-256
@@ -172,22 +172,18 @@
 // transaction as the handler's writes (social.Store.Deliver; the handler
 // gets the bun.Tx), so a crash or a failed handler stores nothing and
 // records nothing, and Meta's redelivery is processed once; concurrent
-// redeliveries are serialized by the database. The Inbox stores a
-// delivery's messages with crm's RecordAll (one multi-row insert) and its
-// delivery and read watermarks with MarkAll; Pages no tenant connected,
-// or whose connection was revoked, are dropped.
+// redeliveries are serialized by the database.
 //
-// Client.Messenger.Send replies as a Page, on a client built with
-// WithConversations (else ErrNoConversations). It refuses locally, sending
-// nothing: ErrInvalidMessage for a request Meta would refuse, a
-// *RetiredTagError (ErrRetiredTag) for a retired message tag, and a
-// *WindowError (ErrWindowClosed) outside 24 hours after the person's last
-// message (7 days with HUMAN_AGENT), read from crm. The reply is stored as
-// an outbound crm message, marked sent or failed, and audited
+// Client.Messenger.Send replies as a Page. The caller tells it when the
+// person last wrote (SendRequest.LastInbound, as its inbox knows it), and
+// it refuses locally, sending nothing: ErrInvalidMessage for a request
+// Meta would refuse, a *RetiredTagError (ErrRetiredTag) for a retired
+// message tag, and a *WindowError (ErrWindowClosed) outside 24 hours after
+// the person's last message (7 days with HUMAN_AGENT); Messenger.Check
+// returns the same refusals without sending. Every send is audited
 // (meta.messenger.send). A person Meta names by sender.user_ref (a
 // checkbox plugin opt-in, a chat plugin guest) has no PSID: the event
-// carries Event.UserRef, the inbox keys the conversation with
-// UserRefConversationKey, and SendRequest.UserRef answers with
+// carries Event.UserRef, and SendRequest.UserRef answers with
 // recipient.user_ref.
 //
 // NewCallbacks serves Meta's Deauthorize Callback (DeauthorizeHandler: the
@@ -241,7 +237,8 @@
 // transport errors (bounded, jittered, never past the context); writes
 // only after a 429: a write answered with a 5xx or not at all is an
 // *OutcomeUnknownError (errors.Is(err, social.ErrOutcomeUnknown)) naming
-// the call and when it was sent, to look the post up before deciding. A
+// the call and when it was sent: Pages.Lookup and Instagram.Lookup find
+// out whether the post was made, without posting again. A
 // 190 for a token the user replaced meanwhile by logging in again sends
 // the call again, once, with the stored token. Every Response carries the parsed X-App-Usage,
 // X-Page-Usage and X-Business-Use-Case-Usage headers (Response.Usage).
@@ -261,7 +258,7 @@
 // meta/metatest is an in-process emulator of the Graph API (Login dialog
 // and consent, token lifetimes on an injectable clock, Page tokens,
 // containers, insights, rate limits and injected faults). For Messenger
-// it sends signed webhook deliveries (Server.DeliverWebhook with events
+// it sends signed webhook deliveries (Server.SendWebhook with events
 // such as TextMessage, Delivery.Resend for Meta's retries,
 // Server.VerifyWebhook for the handshake, SignPayload) and records the
 // Send API's messages (Server.SentMessages); for the callbacks it posts

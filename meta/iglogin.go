@@ -202,13 +202,6 @@ func (*InstagramProvider) Features() []social.Feature { return InstagramFeatures
 // RedirectURL returns the configured callback.
 func (p *InstagramProvider) RedirectURL() string { return p.cfg.RedirectURL }
 
-func (p *InstagramProvider) redirect(u string) string {
-	if u != "" {
-		return u
-	}
-	return p.cfg.RedirectURL
-}
-
 // AuthCodeURL returns the authorization window's URL,
 // {InstagramLoginURL}/oauth/authorize with client_id, redirect_uri,
 // response_type=code, the comma-separated scope and state. The code
@@ -272,7 +265,7 @@ func (p *InstagramProvider) Exchange(ctx context.Context, xr social.ExchangeRequ
 	var short igCodeAnswer
 	_, err := p.call(ctx, request{method: http.MethodPost, base: p.cfg.instagramLoginURL(), path: "/oauth/access_token", form: f}, "", &short)
 	if err != nil {
-		return nil, tokenError("exchange", err)
+		return nil, tokenError("instagram exchange", err)
 	}
 	e := short.entry()
 	if e.AccessToken == "" {
@@ -318,25 +311,8 @@ func (p *InstagramProvider) Exchange(ctx context.Context, xr social.ExchangeRequ
 // (GET, as documented; the secret and token go in the query, which errors
 // and logs never show).
 func (p *InstagramProvider) igToken(ctx context.Context, path string, q url.Values, out *tokenAnswer) error {
-	_, err := p.call(ctx, request{method: http.MethodGet, base: p.cfg.instagramGraphURL(), path: path, query: q}, "", out)
-	if err != nil {
-		return tokenError(strings.TrimPrefix(path, "/"), err)
-	}
-	if out.AccessToken == "" {
-		return fmt.Errorf("meta: instagram %s: answer without access_token", strings.TrimPrefix(path, "/"))
-	}
-	return nil
-}
-
-// tokenError wraps social.ErrInvalidGrant around refusals of a token
-// endpoint (a 4xx answer: a bad, used or expired code or token).
-func tokenError(step string, err error) error {
-	var apiErr *APIError
-	if errors.As(err, &apiErr) && (apiErr.StatusCode >= 400 && apiErr.StatusCode < 500 && apiErr.StatusCode != http.StatusTooManyRequests ||
-		apiErr.Code == CodeInvalidParameter || apiErr.Code == CodeInvalidToken) {
-		return fmt.Errorf("meta: instagram %s: %w: %w", step, social.ErrInvalidGrant, err)
-	}
-	return fmt.Errorf("meta: instagram %s: %w", step, err)
+	return p.tokenCall(ctx, "instagram "+strings.TrimPrefix(path, "/"),
+		request{method: http.MethodGet, base: p.cfg.instagramGraphURL(), path: path, query: q}, out)
 }
 
 // Refresh extends a long-lived Instagram Login token by another 60 days

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/social"
@@ -122,7 +123,7 @@ func TestInstagramLogin(t *testing.T) {
 		require.NotEmpty(t, m.ID)
 
 		// A call the flavour lacks fails before any request.
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		_, _, err = c.Pages.List(e.ctx, meta.ListOptions{})
 		var fe *meta.FlavourError
 		require.ErrorAs(t, err, &fe)
@@ -137,7 +138,7 @@ func TestInstagramLogin(t *testing.T) {
 		require.Equal(t, social.Scopes{meta.PermInstagramBusinessManageComments}, se.Missing)
 		require.Zero(t, e.graphCalls())
 
-		requireNoSecret(t, e.logText(), appSecret)
+		testkit.RequireNoSecret(t, e.logText(), appSecret)
 	})
 }
 
@@ -186,13 +187,13 @@ func TestInstagramLoginRefreshAndFailures(t *testing.T) {
 		require.NoError(t, err)
 		_, err = e.igProv.Exchange(e.ctx, social.ExchangeRequest{Code: cb.Query().Get("code")})
 		require.ErrorIs(t, err, social.ErrInvalidGrant)
-		requireNoSecret(t, err.Error(), appSecret)
+		testkit.RequireNoSecret(t, err.Error(), appSecret)
 
 		// The window refuses an app without instagram_business_basic.
 		bad := strings.Replace(authURL, "instagram_business_basic", "instagram_business_content_publish", 1)
 		_, err = e.srv.InstagramConsent(bad, metatest.InstagramConsent{AccountID: smallID})
 		require.Error(t, err)
-		requireNoSecret(t, e.logText(), appSecret, first.AccessToken, second.AccessToken)
+		testkit.RequireNoSecret(t, e.logText(), appSecret, first.AccessToken, second.AccessToken)
 	})
 }
 
@@ -260,7 +261,7 @@ func newCallbacksFor(t testing.TB, w *world, platform string) (*meta.Callbacks, 
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
 	cb, err := meta.NewCallbacks(w.cfg, meta.CallbackConfig{DB: w.db.DB, Social: w.sdk.Social, Retention: w.sdk.Retention,
-		StatusURL: hs.URL + "/status", Platform: platform}, meta.WithCallbackClock(w.clk.Now), meta.WithCallbackLogger(w.logger()))
+		StatusURL: hs.URL + "/status", Platform: platform}, meta.WithClock(w.clk.Now), meta.WithLogger(w.logger()))
 	require.NoError(t, err)
 	mux.Handle("/deauthorize", cb.DeauthorizeHandler())
 	mux.Handle("/data-deletion", cb.DataDeletionHandler())
@@ -294,7 +295,7 @@ func TestInstagramLoginInsights(t *testing.T) {
 			}
 		}
 		// A retired metric is refused before any request.
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		_, _, err = c.Instagram.AccountInsights(e.ctx, creatorID, meta.AccountInsightsOptions{Metrics: []string{"impressions"}})
 		require.ErrorIs(t, err, meta.ErrDeprecatedMetric)
 		_, _, err = c.Instagram.AccountInsights(e.ctx, creatorID, meta.AccountInsightsOptions{Period: "lifetime"})
@@ -318,10 +319,10 @@ func TestInstagramTokenErrorsRedacted(t *testing.T) {
 	_, err = p.Refresh(t.Context(), vault.NewSecret([]byte(canary)))
 	require.Error(t, err)
 	require.NotErrorIs(t, err, social.ErrInvalidGrant, "a transport error is not a refusal")
-	requireNoSecret(t, err.Error(), canary, appSecret)
+	testkit.RequireNoSecret(t, err.Error(), canary, appSecret)
 	_, err = p.Exchange(t.Context(), social.ExchangeRequest{Code: "code-canary#_"})
 	require.Error(t, err)
-	requireNoSecret(t, err.Error(), appSecret, "code-canary")
+	testkit.RequireNoSecret(t, err.Error(), appSecret, "code-canary")
 }
 
 // TestInstagramLoginAppRemoved: after the creator removed the app, the

@@ -286,21 +286,12 @@ var igPublishPerms = []string{PermInstagramBasic, PermInstagramContentPublish, P
 // (action meta.instagram.publish). It needs instagram_basic,
 // instagram_content_publish and pages_read_engagement.
 func (s *InstagramService) Publish(ctx context.Context, igID string, req MediaRequest) (*Media, *Response, error) {
-	if err := s.c.require(igPublishPerms...); err != nil {
-		return nil, nil, err
-	}
-	if err := checkID(igID); err != nil {
-		return nil, nil, err
-	}
 	if err := req.normalize(); err != nil {
 		return nil, nil, err
 	}
-	lim, resp, err := s.PublishingLimit(ctx, igID)
+	resp, err := s.beforePublish(ctx, igID)
 	if err != nil {
 		return nil, resp, err
-	}
-	if lim.Total > 0 && lim.Usage >= lim.Total {
-		return nil, resp, &PublishLimitError{Limit: *lim}
 	}
 	var containerID string
 	if req.Kind == MediaCarousel {
@@ -339,17 +330,43 @@ func (s *InstagramService) Publish(ctx context.Context, igID string, req MediaRe
 	if err != nil {
 		return nil, resp, err
 	}
-	if resp, err := s.await(ctx, containerID, req.PollInterval, req.Timeout); err != nil {
+	return s.finishPublish(ctx, igID, containerID, req.Caption, req.PollInterval, req.Timeout,
+		map[string]string{"kind": string(req.Kind)})
+}
+
+// beforePublish checks what every publication needs before anything is
+// created: the permissions, the account id and a publishing quota not
+// spent (a *PublishLimitError otherwise).
+func (s *InstagramService) beforePublish(ctx context.Context, igID string) (*Response, error) {
+	if err := s.c.require(igPublishPerms...); err != nil {
+		return nil, err
+	}
+	if err := checkID(igID); err != nil {
+		return nil, err
+	}
+	lim, resp, err := s.PublishingLimit(ctx, igID)
+	if err != nil {
+		return resp, err
+	}
+	if lim.Total > 0 && lim.Usage >= lim.Total {
+		return resp, &PublishLimitError{Limit: *lim}
+	}
+	return resp, nil
+}
+
+// finishPublish polls the container until FINISHED, publishes it once and
+// writes the audit entry meta.instagram.publish with attrs.
+func (s *InstagramService) finishPublish(ctx context.Context, igID, containerID, caption string, every, timeout time.Duration, attrs map[string]string) (*Media, *Response, error) {
+	if resp, err := s.await(ctx, containerID, every, timeout); err != nil {
 		return nil, resp, err
 	}
 	mediaID, resp, err := s.publishContainer(ctx, igID, containerID)
 	if err != nil {
 		return nil, resp, err
 	}
-	m := &Media{ID: mediaID, Caption: req.Caption, OwnerID: igID}
-	if err := s.c.session.Audit(ctx, "meta.instagram.publish", map[string]string{
-		"ig_user_id": igID, "media_id": m.ID, "container_id": containerID, "kind": string(req.Kind),
-	}); err != nil {
+	m := &Media{ID: mediaID, Caption: caption, OwnerID: igID}
+	attrs["ig_user_id"], attrs["media_id"], attrs["container_id"] = igID, m.ID, containerID
+	if err := s.c.session.Audit(ctx, "meta.instagram.publish", attrs); err != nil {
 		return m, resp, fmt.Errorf("meta: audit publish: %w", err)
 	}
 	return m, resp, nil
@@ -438,7 +455,7 @@ const igMediaFields = "id,caption,media_type,media_product_type,media_url,permal
 // the end).
 type MediaList struct {
 	Media []Media
-	After string
+	Next  string
 }
 
 // ListMedia returns one page of the account's media, newest first. It
@@ -457,21 +474,21 @@ func (s *InstagramService) ListMedia(ctx context.Context, igID string, opts List
 		out.Media = append(out.Media, w.media())
 	}
 	if l.Paging.Next != "" {
-		out.After = l.Paging.Cursors.After
+		out.Next = l.Paging.Cursors.After
 	}
 	return out, resp, nil
 }
 
-// AllMedia iterates over the account's media, fetching pages of
-// pageSize (zero: Meta's default) as needed. Iteration stops at the
+// AllMedia iterates over the media ListMedia returns from opts.Cursor
+// on, fetching pages of opts.Limit as needed. Iteration stops at the
 // first error, which is yielded.
-func (s *InstagramService) AllMedia(ctx context.Context, igID string, pageSize int) iter.Seq2[Media, error] {
-	return pages(func(after string) ([]Media, string, error) {
-		l, _, err := s.ListMedia(ctx, igID, ListOptions{Limit: pageSize, After: after})
+func (s *InstagramService) AllMedia(ctx context.Context, igID string, opts ListOptions) iter.Seq2[Media, error] {
+	return pages(opts.Cursor, func(after string) ([]Media, string, error) {
+		l, _, err := s.ListMedia(ctx, igID, ListOptions{Limit: opts.Limit, Cursor: after})
 		if err != nil {
 			return nil, "", err
 		}
-		return l.Media, l.After, nil
+		return l.Media, l.Next, nil
 	})
 }
 

@@ -45,7 +45,7 @@ func TestInstagramProfileAndMedia(t *testing.T) {
 	require.Equal(t, int64(12), p.MediaCount)
 
 	var ids []string
-	for m, err := range c.Instagram.AllMedia(e.ctx, igID, 1) {
+	for m, err := range c.Instagram.AllMedia(e.ctx, igID, meta.ListOptions{Limit: 1}) {
 		require.NoError(t, err)
 		ids = append(ids, m.ID)
 	}
@@ -62,7 +62,7 @@ func TestInstagramProfileAndMedia(t *testing.T) {
 	require.False(t, ok, "Meta leaves out metrics without data")
 
 	// impressions is retired for Instagram: refused locally.
-	e.srv.ResetRequests()
+	e.srv.ClearRequests()
 	_, _, err = c.Instagram.MediaInsights(e.ctx, "17950000000000101", meta.InsightsOptions{Metrics: []meta.Metric{{Name: "impressions"}}})
 	require.ErrorIs(t, err, meta.ErrDeprecatedMetric)
 	require.Zero(t, e.graphCalls())
@@ -162,7 +162,7 @@ func TestInstagramPublishingLimit(t *testing.T) {
 	lim, _, err := c.Instagram.PublishingLimit(e.ctx, igID)
 	require.NoError(t, err)
 	require.Equal(t, meta.PublishingLimit{Usage: 1, Total: 1, Window: 24 * time.Hour}, *lim)
-	e.srv.ResetRequests()
+	e.srv.ClearRequests()
 	_, _, err = c.Instagram.Publish(e.ctx, igID, meta.MediaRequest{ImageURL: "https://cdn.example/b.jpg"})
 	require.ErrorIs(t, err, meta.ErrPublishLimit)
 	for _, r := range e.srv.Requests() {
@@ -176,7 +176,7 @@ func TestInstagramScopes(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
 		e := newEnv(t, db)
 		_, c := e.igClient(allFeatures, meta.PermInstagramContentPublish, meta.PermInstagramManageInsights)
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		_, _, err := c.Instagram.Publish(e.ctx, igID, meta.MediaRequest{ImageURL: "https://cdn.example/a.jpg"})
 		require.ErrorIs(t, err, social.ErrScope)
 		_, _, err = c.Instagram.PublishingLimit(e.ctx, igID)
@@ -186,7 +186,7 @@ func TestInstagramScopes(t *testing.T) {
 		require.Zero(t, e.graphCalls())
 
 		pagesOnly := e.client(e.connect(user2ID, []string{meta.FeaturePages}))
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		for name, call := range map[string]func() error{
 			"Account":   func() error { _, _, err := pagesOnly.Instagram.Account(e.ctx, pageID); return err },
 			"Profile":   func() error { _, _, err := pagesOnly.Instagram.Profile(e.ctx, igID); return err },
@@ -198,7 +198,7 @@ func TestInstagramScopes(t *testing.T) {
 			require.True(t, errors.As(call(), &se), "%s did not refuse with a *social.ScopeError", name)
 			require.True(t, se.Missing.Has(meta.PermInstagramBasic), "%s: Missing %v", name, se.Missing)
 		}
-		for _, err := range pagesOnly.Instagram.AllMedia(e.ctx, igID, 0) {
+		for _, err := range pagesOnly.Instagram.AllMedia(e.ctx, igID, meta.ListOptions{}) {
 			require.ErrorIs(t, err, social.ErrScope)
 		}
 		require.Zero(t, e.graphCalls())

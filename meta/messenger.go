@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/socialcrm/socialcrm/crm"
 )
 
 // MessagingType is the Send API's messaging_type.
@@ -53,9 +51,9 @@ const (
 	MaxMessageText = 2000
 )
 
-// TagsRetiredAt is when CONFIRMED_EVENT_UPDATE, ACCOUNT_UPDATE and
+// TagsRetiredAt returns when CONFIRMED_EVENT_UPDATE, ACCOUNT_UPDATE and
 // POST_PURCHASE_UPDATE stopped working.
-var TagsRetiredAt = time.Date(2026, time.April, 27, 0, 0, 0, 0, time.UTC)
+func TagsRetiredAt() time.Time { return time.Date(2026, time.April, 27, 0, 0, 0, 0, time.UTC) }
 
 var retiredTags = []MessageTag{TagConfirmedEventUpdate, TagAccountUpdate, TagPostPurchaseUpdate}
 
@@ -69,9 +67,6 @@ var (
 	ErrWindowClosed = errors.New("meta: outside the messaging window")
 	// ErrRetiredTag matches every *RetiredTagError.
 	ErrRetiredTag = errors.New("meta: message tag retired")
-	// ErrNoConversations is returned by Send on a client built without
-	// WithConversations: the window cannot be checked without them.
-	ErrNoConversations = errors.New("meta: Messenger needs WithConversations")
 )
 
 // WindowError refuses a send outside the messaging window: the person's
@@ -107,19 +102,6 @@ func (e *RetiredTagError) Error() string {
 // Is makes errors.Is(err, ErrRetiredTag) hold.
 func (e *RetiredTagError) Is(target error) bool { return target == ErrRetiredTag }
 
-// WithConversations gives the client the crm store where Messenger
-// conversations live (the Inbox's): Send reads the window from it and
-// stores each reply there.
-func WithConversations(s *crm.Store) Option {
-	return func(o *options) error {
-		if s == nil {
-			return fmt.Errorf("%w: WithConversations: nil store", ErrConfig)
-		}
-		o.conversations = s
-		return nil
-	}
-}
-
 // MessengerService sends messages as a Page through the Send API.
 type MessengerService struct{ c *Client }
 
@@ -137,6 +119,11 @@ type SendRequest struct {
 	// not done here: set one). Text is at most MaxMessageText characters.
 	Text       string
 	Attachment *SendAttachment
+	// LastInbound is when the person last wrote to the Page (zero: never),
+	// as the caller's inbox knows it: Send refuses a message outside the
+	// window that follows it. The inbox package keeps it for conversations
+	// stored in crm (inbox.Inbox.Send fills it in).
+	LastInbound time.Time
 }
 
 // SendAttachment is a file sent by URL: Type is image, audio, video or
@@ -151,8 +138,6 @@ type SentMessage struct {
 	// RecipientID is Meta's recipient_id (empty for a UserRef
 	// recipient: Meta does not name the PSID then); MessageID the mid.
 	RecipientID, MessageID string
-	// Stored is the reply as stored in crm: outbound, sent.
-	Stored crm.Message
 }
 
 func (r SendRequest) check() error {
@@ -199,92 +184,65 @@ func (r SendRequest) window(now time.Time) (time.Duration, error) {
 		return StandardWindow, nil
 	case r.Tag == TagHumanAgent:
 		return HumanAgentWindow, nil
-	case slices.Contains(retiredTags, r.Tag) && !now.Before(TagsRetiredAt):
-		return 0, &RetiredTagError{Tag: r.Tag, Since: TagsRetiredAt}
+	case slices.Contains(retiredTags, r.Tag) && !now.Before(TagsRetiredAt()):
+		return 0, &RetiredTagError{Tag: r.Tag, Since: TagsRetiredAt()}
 	case slices.Contains(retiredTags, r.Tag):
 		return StandardWindow, nil
 	}
 	return 0, fmt.Errorf("%w: unknown tag %q", ErrInvalidMessage, r.Tag)
 }
 
-// lastInbound returns when the person last wrote in the conversation
-// (zero when never).
-func lastInbound(ctx context.Context, conv *crm.Conversations, key crm.ConversationKey) (crm.Conversation, time.Time, error) {
-	c, err := conv.Find(ctx, key)
-	if errors.Is(err, crm.ErrNotFound) {
-		return crm.Conversation{}, time.Time{}, nil
-	}
-	if err != nil {
-		return crm.Conversation{}, time.Time{}, err
-	}
-	list := func(ctx context.Context, o crm.ListOptions) (crm.Page[crm.Message], error) {
-		return conv.Messages(ctx, c.ID, o)
-	}
-	for m, err := range crm.All(ctx, crm.ListOptions{Limit: 50}, list) {
-		if err != nil {
-			return c, time.Time{}, err
-		}
-		if m.Direction == crm.Inbound {
-			return c, m.SentAt, nil
-		}
-	}
-	return c, time.Time{}, nil
-}
-
-// Send sends req to a person as the Page, at the user's instruction. It
-// needs pages_messaging and a client acting for the Page's connection
-// with WithConversations, and it refuses locally, sending nothing: a
-// request Meta would refuse (ErrInvalidMessage), a retired tag
-// (*RetiredTagError), and a send outside the window from the person's
-// last message stored in crm — 24 hours, or 7 days with HUMAN_AGENT
-// (*WindowError). The reply is stored as an outbound crm message before
-// the call (pending), marked sent with its mid or failed after it, and
-// every send is written to the tenant's audit log (action
-// meta.messenger.send). The Page's echo of the message, delivered by the
-// webhook, adds nothing to crm.
-func (s *MessengerService) Send(ctx context.Context, pageID string, req SendRequest) (*SentMessage, *Response, error) {
+// Check returns the error Send would return for req without sending
+// anything: a *social.ScopeError without pages_messaging, an error for a
+// Page the client does not act for, ErrInvalidMessage, a
+// *RetiredTagError, or a *WindowError when req.LastInbound is zero or
+// older than the window (24 hours, 7 days with HUMAN_AGENT) at the
+// client's clock. It returns nil when Send would make the request.
+func (s *MessengerService) Check(pageID string, req SendRequest) error {
 	c := s.c
 	if err := c.require(PermPagesMessaging); err != nil {
-		return nil, nil, err
+		return err
 	}
 	if err := c.requirePage(pageID); err != nil {
-		return nil, nil, err
+		return err
 	}
 	if err := req.check(); err != nil {
-		return nil, nil, err
+		return err
 	}
 	now := c.opts.now()
 	window, err := req.window(now)
 	if err != nil {
+		return err
+	}
+	if req.LastInbound.IsZero() || now.Sub(req.LastInbound) > window {
+		return &WindowError{LastInbound: req.LastInbound, Window: window}
+	}
+	return nil
+}
+
+// Send sends req to a person as the Page, at the user's instruction. It
+// needs pages_messaging and a client acting for the Page's connection,
+// and it refuses locally, sending nothing, what Check refuses: a request
+// Meta would refuse (ErrInvalidMessage), a retired tag
+// (*RetiredTagError), and a send outside the window after
+// req.LastInbound — 24 hours, or 7 days with HUMAN_AGENT (*WindowError).
+// Every send is written to the tenant's audit log (action
+// meta.messenger.send, with the Page and message ids). Send stores
+// nothing: inbox.Inbox.Send sends through it and keeps the reply in crm.
+func (s *MessengerService) Send(ctx context.Context, pageID string, req SendRequest) (*SentMessage, *Response, error) {
+	c := s.c
+	if err := s.Check(pageID, req); err != nil {
 		return nil, nil, err
 	}
-	if c.opts.conversations == nil {
-		return nil, nil, ErrNoConversations
-	}
-	conv := c.opts.conversations.Conversations()
-	key, recipient := ConversationKey(pageID, req.PSID), map[string]string{"id": req.PSID}
+	recipient := map[string]string{"id": req.PSID}
 	if req.UserRef != "" {
-		key, recipient = UserRefConversationKey(pageID, req.UserRef), map[string]string{"user_ref": req.UserRef}
+		recipient = map[string]string{"user_ref": req.UserRef}
 	}
-	_, last, err := lastInbound(ctx, conv, key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("meta: send: %w", err)
-	}
-	if last.IsZero() || now.Sub(last) > window {
-		return nil, nil, &WindowError{LastInbound: last, Window: window}
-	}
-
-	nm := crm.NewMessage{Conversation: key, Direction: crm.Outbound, Text: req.Text, SentAt: now, Status: crm.StatusPending}
 	message := map[string]any{}
 	if req.Text != "" {
 		message["text"] = req.Text
 	} else {
-		nm.Attachments = []crm.MessageAttachment{{Type: req.Attachment.Type, URL: req.Attachment.URL}}
 		message["attachment"] = map[string]any{"type": req.Attachment.Type, "payload": map[string]any{"url": req.Attachment.URL}}
-	}
-	stored, err := conv.Record(ctx, nm)
-	if err != nil {
-		return nil, nil, fmt.Errorf("meta: send: store reply: %w", err)
 	}
 	body := map[string]any{
 		"recipient":      recipient,
@@ -301,19 +259,10 @@ func (s *MessengerService) Send(ctx context.Context, pageID string, req SendRequ
 	resp, err := c.do(ctx, request{method: http.MethodPost, path: "/" + pageID + "/messages", json: body,
 		need: []string{PermPagesMessaging}}, &ans)
 	if err != nil {
-		if _, ferr := conv.MarkFailed(ctx, stored.ID); ferr != nil {
-			err = errors.Join(err, ferr)
-		}
 		return nil, resp, err
 	}
-	out := &SentMessage{RecipientID: string(ans.RecipientID), MessageID: string(ans.MessageID), Stored: stored}
-	if out.MessageID != "" {
-		if out.Stored, err = conv.MarkSent(ctx, stored.ID, out.MessageID); err != nil {
-			return out, resp, fmt.Errorf("meta: send: mark sent: %w", err)
-		}
-	}
-	md := map[string]string{"page_id": pageID, "message_id": out.MessageID, "conversation_id": stored.ConversationID,
-		"messaging_type": string(req.MessagingType)}
+	out := &SentMessage{RecipientID: string(ans.RecipientID), MessageID: string(ans.MessageID)}
+	md := map[string]string{"page_id": pageID, "message_id": out.MessageID, "messaging_type": string(req.MessagingType)}
 	if req.Tag != "" {
 		md["tag"] = string(req.Tag)
 	}

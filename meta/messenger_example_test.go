@@ -34,7 +34,7 @@ func ExampleNewWebhook() {
 	srv := httptest.NewServer(wh)
 	defer srv.Close()
 
-	d, err := w.srv.DeliverWebhook(context.Background(), "1001", srv.URL, metatest.TextMessage("3001", "9001", "Grüße!"))
+	d, err := w.srv.SendWebhook(context.Background(), "1001", srv.URL, metatest.TextMessage("3001", "9001", "Grüße!"))
 	if err != nil {
 		panic(err)
 	}

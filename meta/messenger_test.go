@@ -1,176 +1,136 @@
 package meta_test
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"net/http"
+	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/uptrace/bun"
 
-	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/social"
-	"github.com/socialcrm/socialcrm/tenancy"
 )
 
 const psid = "9001"
 
 var messagingFeatures = []string{meta.FeatureProfile, meta.FeaturePages, meta.FeatureMessaging}
 
-// inbox serves a webhook storing into the world's crm and returns its URL.
-func (w *world) inbox(t testing.TB) string {
-	t.Helper()
-	in, err := meta.NewInbox(w.db.DB, w.store, w.crm, meta.WithInboxClock(w.clk.Now), meta.WithInboxLogger(w.logger()))
-	require.NoError(t, err)
-	wh, err := meta.NewWebhook(webhookConfig(), w.store, in.Handle, meta.WithWebhookLogger(w.logger()))
-	require.NoError(t, err)
-	return serve(t, wh)
+// messengerClient connects the user for features, their Pages, and
+// returns the first Page's connection and a client acting for it.
+func (e *env) messengerClient(features []string) (social.Connection, *meta.Client) {
+	e.t.Helper()
+	page := e.connectPages(e.connect(userID, features))[pageID]
+	return page, e.client(page)
 }
 
-// messengerClient connects the user for messaging, their Pages, and
-// returns a client of the first Page with the world's conversations.
-func (w *world) messengerClient(features []string) (social.Connection, *meta.Client) {
-	w.t.Helper()
-	user := w.connect(userID, features)
-	page := w.connectPages(user)[pageID]
-	c, err := meta.New(w.cfg, append(w.clientOpts(), meta.WithSession(w.session(page)), meta.WithConversations(w.crm))...)
-	require.NoError(w.t, err)
-	return page, c
+// personWrites has the emulator deliver a person's message to a webhook
+// that only records it (the emulator then knows the conversation, as Meta
+// does) and returns when it was written.
+func (e *env) personWrites(events ...metatest.Event) time.Time {
+	e.t.Helper()
+	var log eventLog
+	wh, err := meta.NewWebhook(webhookConfig(), e.store, log.handle)
+	require.NoError(e.t, err)
+	u := serve(e.t, wh)
+	require.NoError(e.t, e.srv.VerifyWebhook(context.Background(), appID, u))
+	_, err = e.srv.SendWebhook(context.Background(), appID, u, events...)
+	require.NoError(e.t, err)
+	require.Len(e.t, log.all(), len(events))
+	return e.clk.Now()
 }
 
-// messages lists the conversation's messages, oldest first.
-func (w *world) messages(ctx context.Context, pageID, psid string) []crm.Message {
-	w.t.Helper()
-	conv, err := w.crm.Conversations().Find(ctx, meta.ConversationKey(pageID, psid))
-	require.NoError(w.t, err)
-	var out []crm.Message
-	for m, err := range crm.All(ctx, crm.ListOptions{}, func(ctx context.Context, o crm.ListOptions) (crm.Page[crm.Message], error) {
-		return w.crm.Conversations().Messages(ctx, conv.ID, o)
-	}) {
-		require.NoError(w.t, err)
-		out = append([]crm.Message{m}, out...)
-	}
-	return out
-}
+// TestMessengerSend: within the window its caller gives (LastInbound),
+// Send posts what the Send API documents — recipient.id for a PSID,
+// recipient.user_ref for a plugin guest, the messaging type, a text or an
+// attachment by URL — and audits each send. meta keeps no conversation:
+// the window comes from the caller.
+func TestMessengerSend(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newEnv(t, db)
+		_, c := e.messengerClient(messagingFeatures)
+		wrote := e.personWrites(metatest.TextMessage(pageID, psid, "Is the rye bread in?"),
+			metatest.Event{PageID: pageID, UserRef: "guest-ref-7f3a", Message: &metatest.EventMessage{Text: "Hi from the website"}})
+		e.clk.Advance(time.Minute)
 
-// TestMessengerEndToEnd: a message received by webhook is stored, the
-// reply goes out through the Send API and is stored, delivery and read
-// webhooks move its status, and a duplicate delivery is stored once — on
-// both databases, with the Page connected in two tenants.
-func TestMessengerEndToEnd(t *testing.T) {
-	eachWorld(t, func(t *testing.T, w *world) {
-		u := w.inbox(t)
-		require.NoError(t, w.srv.VerifyWebhook(t.Context(), appID, u))
-		tenantB := owner(tenancy.NewID())
-		w.ctx, tenantB = tenantB, w.ctx
-		w.connectPages(w.connect(userID, messagingFeatures)) // tenant B connects the same Page
-		w.ctx, tenantB = tenantB, w.ctx
-		_, client := w.messengerClient(messagingFeatures)
-
-		in := metatest.TextMessage(pageID, psid, "Is the rye bread in? äöå")
-		d, err := w.srv.DeliverWebhook(t.Context(), appID, u, in)
-		require.NoError(t, err)
-		require.NoError(t, d.Resend(t.Context()), "Meta retries")
-		for _, ctx := range []context.Context{w.ctx, tenantB} {
-			ms := w.messages(ctx, pageID, psid)
-			require.Len(t, ms, 1, "stored once in each tenant")
-			require.Equal(t, crm.Inbound, ms[0].Direction)
-			require.Equal(t, "Is the rye bread in? äöå", ms[0].Text)
-			require.Equal(t, in.Message.MID, ms[0].ExternalID)
-		}
-
-		w.clk.Advance(time.Minute)
-		sent, _, err := client.Messenger.Send(w.ctx, pageID, meta.SendRequest{PSID: psid, MessagingType: meta.MessagingResponse, Text: "Yes, fresh at 9."})
+		sent, _, err := c.Messenger.Send(e.ctx, pageID, meta.SendRequest{PSID: psid, MessagingType: meta.MessagingResponse,
+			Text: "Yes, fresh at 9.", LastInbound: wrote})
 		require.NoError(t, err)
 		require.NotEmpty(t, sent.MessageID)
-		require.Equal(t, crm.StatusSent, sent.Stored.Status)
-		srvSent := w.srv.SentMessages()
-		require.Len(t, srvSent, 1)
-		require.Equal(t, "RESPONSE", srvSent[0].MessagingType)
-		require.Equal(t, "Yes, fresh at 9.", srvSent[0].Text)
+		require.Equal(t, psid, sent.RecipientID)
+		sent, _, err = c.Messenger.Send(e.ctx, pageID, meta.SendRequest{UserRef: "guest-ref-7f3a", MessagingType: meta.MessagingUpdate,
+			Attachment: &meta.SendAttachment{Type: "image", URL: "https://cdn.example/loaf.jpg"}, LastInbound: wrote})
+		require.NoError(t, err)
+		require.NotEmpty(t, sent.MessageID)
+		require.Empty(t, sent.RecipientID, "Meta names no PSID for a user_ref recipient")
 
-		// Meta echoes the Page's message, then reports delivery and read.
-		sentAt := w.clk.Now()
-		w.clk.Advance(time.Second)
-		_, err = w.srv.DeliverWebhook(t.Context(), appID, u, metatest.Event{PageID: pageID, PSID: psid, Time: sentAt,
-			Message: &metatest.EventMessage{MID: sent.MessageID, Text: "Yes, fresh at 9.", IsEcho: true, AppID: appID}})
-		require.NoError(t, err)
-		ms := w.messages(w.ctx, pageID, psid)
-		require.Len(t, ms, 2, "the echo of our own reply adds nothing")
-		require.Equal(t, crm.Outbound, ms[1].Direction)
-
-		w.clk.Advance(time.Second)
-		dl, err := w.srv.DeliverWebhook(t.Context(), appID, u, metatest.Event{PageID: pageID, PSID: psid,
-			Delivery: &metatest.EventDelivery{MIDs: []string{sent.MessageID}, Watermark: w.clk.Now()}})
-		require.NoError(t, err)
-		require.Equal(t, crm.StatusDelivered, w.messages(w.ctx, pageID, psid)[1].Status)
-		w.clk.Advance(time.Second)
-		_, err = w.srv.DeliverWebhook(t.Context(), appID, u, metatest.Event{PageID: pageID, PSID: psid,
-			Read: &metatest.EventRead{Watermark: w.clk.Now()}})
-		require.NoError(t, err)
-		require.NoError(t, dl.Resend(t.Context()), "a late duplicate delivery report")
-		ms = w.messages(w.ctx, pageID, psid)
-		require.Len(t, ms, 2)
-		require.Equal(t, crm.StatusRead, ms[1].Status, "status only moves forward")
-		require.Equal(t, crm.StatusDelivered, ms[0].Status, "inbound messages keep theirs")
-
-		require.Contains(t, w.auditActions(), "meta.messenger.send")
-		requireNoSecret(t, w.logText(), appSecret, verifyToken)
-
-		// Tenant B disconnects its Page: its inbox receives nothing more.
-		w.ctx, tenantB = tenantB, w.ctx
-		pc, err := w.store.Find(w.ctx, meta.Platform, pageID)
-		require.NoError(t, err)
-		_, err = w.store.Disconnect(w.ctx, pc.ID, w.prov)
-		require.NoError(t, err)
-		w.ctx, tenantB = tenantB, w.ctx
-		_, err = w.srv.DeliverWebhook(t.Context(), appID, u, metatest.TextMessage(pageID, psid, "And cake?"))
-		require.NoError(t, err)
-		require.Len(t, w.messages(w.ctx, pageID, psid), 3)
-		require.Len(t, w.messages(tenantB, pageID, psid), 2, "B kept the message and the Page's echoed reply, nothing after")
+		got := e.srv.SentMessages()
+		require.Len(t, got, 2)
+		require.Equal(t, psid, got[0].RecipientID)
+		require.Equal(t, "RESPONSE", got[0].MessagingType)
+		require.Equal(t, "Yes, fresh at 9.", got[0].Text)
+		require.Equal(t, "guest-ref-7f3a", got[1].UserRef)
+		require.Empty(t, got[1].RecipientID)
+		var msg struct {
+			Attachment struct {
+				Type    string            `json:"type"`
+				Payload map[string]string `json:"payload"`
+			} `json:"attachment"`
+		}
+		require.NoError(t, json.Unmarshal(got[1].Message, &msg))
+		require.Equal(t, "image", msg.Attachment.Type)
+		require.Equal(t, "https://cdn.example/loaf.jpg", msg.Attachment.Payload["url"])
+		sends := 0
+		for _, a := range e.auditActions() {
+			if a == "meta.messenger.send" {
+				sends++
+			}
+		}
+		require.Equal(t, 2, sends)
 	})
 }
 
+// TestMessengerSendRefusals: Check and Send refuse locally, sending
+// nothing, a request Meta would refuse, a retired tag, and a message
+// outside the window after the LastInbound the caller gives.
 func TestMessengerSendRefusals(t *testing.T) {
-	eachWorld(t, func(t *testing.T, w *world) {
-		u := w.inbox(t)
-		_, client := w.messengerClient(messagingFeatures)
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newEnv(t, db)
+		_, c := e.messengerClient(messagingFeatures)
+		wrote := e.personWrites(metatest.TextMessage(pageID, psid, "hi"))
 		send := func(req meta.SendRequest) error {
-			w.srv.ResetRequests()
-			_, _, err := client.Messenger.Send(w.ctx, pageID, req)
+			e.srv.ClearRequests()
+			checked := c.Messenger.Check(pageID, req)
+			_, _, err := c.Messenger.Send(e.ctx, pageID, req)
+			require.Equal(t, checked, err, "Check refuses what Send refuses")
+			require.Zero(t, e.graphCalls(), "refused locally")
 			return err
 		}
 		reply := meta.SendRequest{PSID: psid, MessagingType: meta.MessagingResponse, Text: "hello"}
 
-		// Never wrote: no window.
+		// Never wrote (no LastInbound): no window.
 		var we *meta.WindowError
 		require.ErrorAs(t, send(reply), &we)
 		require.True(t, we.LastInbound.IsZero())
-		require.Zero(t, w.graphCalls(), "refused locally")
+		require.ErrorIs(t, we, meta.ErrWindowClosed)
 
-		_, err := w.srv.DeliverWebhook(t.Context(), appID, u, metatest.TextMessage(pageID, psid, "hi"))
-		require.NoError(t, err)
-		wrote := w.clk.Now()
-		w.clk.Advance(25 * time.Hour)
+		require.NoError(t, c.Messenger.Check(pageID, meta.SendRequest{PSID: psid, MessagingType: meta.MessagingResponse, Text: "hello", LastInbound: wrote}))
+		e.clk.Advance(25 * time.Hour)
+		reply.LastInbound = wrote
 		require.ErrorIs(t, send(reply), meta.ErrWindowClosed)
-		require.ErrorAs(t, send(meta.SendRequest{PSID: psid, MessagingType: meta.MessagingUpdate, Text: "news"}), &we)
-		require.Equal(t, wrote.UTC(), we.LastInbound.UTC())
-		require.Zero(t, w.graphCalls())
+		require.ErrorAs(t, send(meta.SendRequest{PSID: psid, MessagingType: meta.MessagingUpdate, Text: "news", LastInbound: wrote}), &we)
+		require.Equal(t, wrote, we.LastInbound)
+		require.Equal(t, meta.StandardWindow, we.Window)
 
 		// Retired tags are refused with a clear typed error.
 		for _, tag := range []meta.MessageTag{meta.TagConfirmedEventUpdate, meta.TagAccountUpdate, meta.TagPostPurchaseUpdate} {
-			err := send(meta.SendRequest{PSID: psid, MessagingType: meta.MessagingTag, Tag: tag, Text: "update"})
+			err := send(meta.SendRequest{PSID: psid, MessagingType: meta.MessagingTag, Tag: tag, Text: "update", LastInbound: wrote})
 			var rt *meta.RetiredTagError
 			require.ErrorAs(t, err, &rt)
 			require.Equal(t, tag, rt.Tag)
 			require.ErrorIs(t, err, meta.ErrRetiredTag)
-			require.Zero(t, w.graphCalls())
 		}
 		for _, bad := range []meta.SendRequest{
 			{MessagingType: meta.MessagingResponse, Text: "x"},
@@ -181,100 +141,36 @@ func TestMessengerSendRefusals(t *testing.T) {
 			{PSID: psid, MessagingType: meta.MessagingTag, Tag: "CUSTOMER_FEEDBACK", Text: "x"},
 			{PSID: psid, MessagingType: meta.MessagingResponse, Text: string(make([]rune, meta.MaxMessageText+1))},
 			{PSID: psid, MessagingType: meta.MessagingResponse, Attachment: &meta.SendAttachment{Type: "sticker", URL: "https://x"}},
+			{PSID: psid, UserRef: "guest", MessagingType: meta.MessagingResponse, Text: "x"},
 		} {
+			bad.LastInbound = wrote
 			require.ErrorIs(t, send(bad), meta.ErrInvalidMessage, "%+v", bad)
-			require.Zero(t, w.graphCalls())
 		}
 
 		// HUMAN_AGENT reaches Meta within 7 days; this app lacks the
-		// feature, so Meta refuses it and the stored reply is failed.
-		_, _, err = client.Messenger.Send(w.ctx, pageID, meta.SendRequest{PSID: psid, MessagingType: meta.MessagingTag,
-			Tag: meta.TagHumanAgent, Text: "A person here."})
+		// feature, so Meta refuses it.
+		e.srv.ClearRequests()
+		_, _, err := c.Messenger.Send(e.ctx, pageID, meta.SendRequest{PSID: psid, MessagingType: meta.MessagingTag,
+			Tag: meta.TagHumanAgent, Text: "A person here.", LastInbound: wrote})
 		require.ErrorIs(t, err, meta.ErrPermission)
-		ms := w.messages(w.ctx, pageID, psid)
-		require.Equal(t, crm.StatusFailed, ms[len(ms)-1].Status)
-		w.clk.Advance(7 * 24 * time.Hour)
-		require.ErrorIs(t, send(meta.SendRequest{PSID: psid, MessagingType: meta.MessagingTag, Tag: meta.TagHumanAgent, Text: "x"}), meta.ErrWindowClosed)
-
-		// A client without WithConversations cannot check the window.
-		bare := w.client(w.connectPages(w.connect(userID, messagingFeatures))[pageID])
-		_, _, err = bare.Messenger.Send(w.ctx, pageID, reply)
-		require.ErrorIs(t, err, meta.ErrNoConversations)
+		require.Equal(t, 1, e.graphCalls())
+		e.clk.Advance(7 * 24 * time.Hour)
+		require.ErrorIs(t, send(meta.SendRequest{PSID: psid, MessagingType: meta.MessagingTag, Tag: meta.TagHumanAgent, Text: "x", LastInbound: wrote}), meta.ErrWindowClosed)
 	})
 }
 
 func TestMessengerSendNeedsPagesMessaging(t *testing.T) {
-	eachWorld(t, func(t *testing.T, w *world) {
-		_, client := w.messengerClient([]string{meta.FeatureProfile, meta.FeaturePages})
-		w.srv.ResetRequests()
-		_, _, err := client.Messenger.Send(w.ctx, pageID, meta.SendRequest{PSID: psid, MessagingType: meta.MessagingResponse, Text: "hi"})
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newEnv(t, db)
+		_, client := e.messengerClient([]string{meta.FeatureProfile, meta.FeaturePages})
+		e.srv.ClearRequests()
+		req := meta.SendRequest{PSID: psid, MessagingType: meta.MessagingResponse, Text: "hi", LastInbound: e.clk.Now()}
+		_, _, err := client.Messenger.Send(e.ctx, pageID, req)
 		var se *social.ScopeError
 		require.ErrorAs(t, err, &se)
 		require.Contains(t, se.Missing, meta.PermPagesMessaging)
-		require.Zero(t, w.graphCalls(), "a ScopeError sends nothing")
-		_, _, err = client.Messenger.Send(w.ctx, page2ID, meta.SendRequest{PSID: psid, MessagingType: meta.MessagingResponse, Text: "hi"})
+		require.Zero(t, e.graphCalls(), "a ScopeError sends nothing")
+		_, _, err = client.Messenger.Send(e.ctx, page2ID, req)
 		require.Error(t, err)
-	})
-}
-
-func TestInboxInstagramMessages(t *testing.T) {
-	w := newWorld(t, dbtest.SQLite(t, worldSetup))
-	u := w.inbox(t)
-	w.connectPages(w.connect(userID, append(messagingFeatures, meta.FeatureInstagram)))
-	body := []byte(`{"object":"instagram","entry":[{"id":"` + igID + `","time":1764000000000,"messaging":[` +
-		`{"sender":{"id":"IGSID1"},"recipient":{"id":"` + igID + `"},"timestamp":1764000000000,"message":{"mid":"ig_m1","text":"Hi from IG"}}]}]}`)
-	req, _ := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
-	req.Header.Set(meta.SignatureHeader, metatest.SignPayload(appSecret, body))
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	conv, err := w.crm.Conversations().Find(w.ctx, crm.ConversationKey{Channel: crm.ChannelInstagram, AccountID: igID, ThreadID: "IGSID1"})
-	require.NoError(t, err)
-	ms, err := w.crm.Conversations().Messages(w.ctx, conv.ID, crm.ListOptions{})
-	require.NoError(t, err)
-	require.Len(t, ms.Items, 1)
-	require.Equal(t, "Hi from IG", ms.Items[0].Text)
-}
-
-// TestInboxFailureAfterDedupeLosesNothing: the dedupe record and the
-// stored message are one transaction. A handler that stores the events
-// and then fails — as a process dying before the commit would — leaves
-// neither the record nor the message, so Meta's redelivery is processed,
-// and once.
-func TestInboxFailureAfterDedupeLosesNothing(t *testing.T) {
-	eachWorld(t, func(t *testing.T, w *world) {
-		w.connectPages(w.connect(userID, messagingFeatures))
-		in, err := meta.NewInbox(w.db.DB, w.store, w.crm, meta.WithInboxClock(w.clk.Now))
-		require.NoError(t, err)
-		crash := 1
-		wh, err := meta.NewWebhook(webhookConfig(), w.store, func(ctx context.Context, tx bun.Tx, evs []*meta.Event) error {
-			if err := in.Handle(ctx, tx, evs); err != nil {
-				return err
-			}
-			if crash > 0 {
-				crash--
-				return errors.New("process died after storing, before the commit")
-			}
-			return nil
-		})
-		require.NoError(t, err)
-		u := serve(t, wh)
-
-		d, err := w.srv.DeliverWebhook(t.Context(), appID, u, metatest.TextMessage(pageID, psid, "Brot?"))
-		var cbErr *metatest.CallbackError
-		require.ErrorAs(t, err, &cbErr)
-		require.Equal(t, http.StatusInternalServerError, cbErr.StatusCode)
-		n, err := w.db.NewSelect().TableExpr(social.TableDeliveries).Count(t.Context())
-		require.NoError(t, err)
-		require.Zero(t, n, "no dedupe record survives the failure")
-		_, err = w.crm.Conversations().Find(w.ctx, meta.ConversationKey(pageID, psid))
-		require.ErrorIs(t, err, crm.ErrNotFound, "nothing stored either")
-
-		require.NoError(t, d.Resend(t.Context()), "the redelivery is processed")
-		require.NoError(t, d.Resend(t.Context()))
-		msgs := w.messages(w.ctx, pageID, psid)
-		require.Len(t, msgs, 1, "stored once")
-		require.Equal(t, "Brot?", msgs[0].Text)
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -39,6 +40,43 @@ func TestPublishOutcomeUnknown(t *testing.T) {
 		_, _, err = c.Pages.Publish(e.ctx, pageID, meta.PostRequest{Message: "refused"})
 		require.ErrorIs(t, err, meta.ErrInvalidParameter)
 		require.NotErrorIs(t, err, social.ErrOutcomeUnknown)
+	})
+}
+
+// TestLookupLostPagePost: a Page post whose answer was lost is sent once;
+// Pages.Lookup finds it on the Page without posting again, and finds
+// nothing for a post Meta never made.
+func TestLookupLostPagePost(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newEnv(t, db)
+		_, _, c := e.pageClient(allFeatures)
+		feed := "/" + pageID + "/feed"
+		req := meta.PostRequest{Message: "doors open at nine"}
+		require.NoError(t, e.srv.DropAnswer("POST", "/*/feed", 1))
+		_, _, err := c.Pages.Publish(e.ctx, pageID, req)
+		var ou *meta.OutcomeUnknownError
+		require.ErrorAs(t, err, &ou)
+		require.Equal(t, 1, feedPosts(e.srv.Requests(), feed), "exactly one publish request")
+		e.clk.Advance(time.Minute)
+		p, err := c.Pages.Lookup(e.ctx, pageID, ou, req)
+		require.NoError(t, err)
+		require.NotNil(t, p, "the post Meta made is found")
+		require.Equal(t, req.Message, p.Message)
+		require.Len(t, e.srv.Posts(pageID), 1)
+		require.Equal(t, 1, feedPosts(e.srv.Requests(), feed), "Lookup publishes nothing")
+
+		// Refused before acting (a 503 without the post): nothing found.
+		later := meta.PostRequest{Message: "doors open at ten"}
+		require.NoError(t, e.srv.InjectFault(metatest.Fault{Path: feed, Code: 2, Status: 503, Count: 1}))
+		_, _, err = c.Pages.Publish(e.ctx, pageID, later)
+		require.ErrorAs(t, err, &ou)
+		p, err = c.Pages.Lookup(e.ctx, pageID, ou, later)
+		require.NoError(t, err)
+		require.Nil(t, p)
+		// The first post is older than the call: it does not match either.
+		p, err = c.Pages.Lookup(e.ctx, pageID, ou, req)
+		require.NoError(t, err)
+		require.Nil(t, p)
 	})
 }
 

@@ -64,25 +64,24 @@ func (w wirePage) page() Page {
 type ListOptions struct {
 	// Limit is the page size (zero: Meta's default).
 	Limit int
-	// After is the cursor of the page to read (zero: the first).
-	After string
+	// Cursor is the cursor of the page to read (zero: the first).
+	Cursor string
 }
 
 func (o ListOptions) query(q url.Values) url.Values {
 	if o.Limit > 0 {
 		q.Set("limit", strconv.Itoa(o.Limit))
 	}
-	if o.After != "" {
-		q.Set("after", o.After)
+	if o.Cursor != "" {
+		q.Set("after", o.Cursor)
 	}
 	return q
 }
 
-// pages iterates over a cursor-paged list: fetch returns one page and
-// the cursor of the next ("" at the end).
-func pages[T any](fetch func(after string) ([]T, string, error)) iter.Seq2[T, error] {
+// pages iterates over a cursor-paged list from the cursor after: fetch
+// returns one page and the cursor of the next ("" at the end).
+func pages[T any](after string, fetch func(after string) ([]T, string, error)) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
-		after := ""
 		for {
 			items, next, err := fetch(after)
 			if err != nil {
@@ -107,7 +106,7 @@ func pages[T any](fetch func(after string) ([]T, string, error)) iter.Seq2[T, er
 // end).
 type PageList struct {
 	Pages []Page
-	After string
+	Next  string
 }
 
 const pageListFields = "id,name,category,tasks"
@@ -126,20 +125,21 @@ func (s *PagesService) List(ctx context.Context, opts ListOptions) (*PageList, *
 		out.Pages = append(out.Pages, w.page())
 	}
 	if l.Paging.Next != "" {
-		out.After = l.Paging.Cursors.After
+		out.Next = l.Paging.Cursors.After
 	}
 	return out, resp, nil
 }
 
-// All iterates over every Page List returns, fetching pages as needed.
-// Iteration stops at the first error, which is yielded.
-func (s *PagesService) All(ctx context.Context) iter.Seq2[Page, error] {
-	return pages(func(after string) ([]Page, string, error) {
-		l, _, err := s.List(ctx, ListOptions{After: after})
+// All iterates over the Pages List returns from opts.Cursor on, fetching
+// pages of opts.Limit as needed. Iteration stops at the first error, which
+// is yielded.
+func (s *PagesService) All(ctx context.Context, opts ListOptions) iter.Seq2[Page, error] {
+	return pages(opts.Cursor, func(after string) ([]Page, string, error) {
+		l, _, err := s.List(ctx, ListOptions{Limit: opts.Limit, Cursor: after})
 		if err != nil {
 			return nil, "", err
 		}
-		return l.Pages, l.After, nil
+		return l.Pages, l.Next, nil
 	})
 }
 
@@ -415,7 +415,9 @@ func (s *PagesService) PostInsights(ctx context.Context, postID string, opts Ins
 
 // MessengerFields are the Page webhook fields the Messenger inbox needs:
 // messages, postbacks, opt-ins, deliveries, reads and echoes.
-var MessengerFields = []string{"messages", "messaging_postbacks", "messaging_optins", "message_deliveries", "message_reads", "message_echoes"}
+func MessengerFields() []string {
+	return []string{"messages", "messaging_postbacks", "messaging_optins", "message_deliveries", "message_reads", "message_echoes"}
+}
 
 // SubscribedApp is an app subscribed to a Page's webhooks, with the fields
 // it receives.
@@ -428,7 +430,7 @@ type SubscribedApp struct {
 }
 
 // Subscribe subscribes the app to the Page's webhooks for fields
-// (MessengerFields for the inbox): without it a real Page sends the app no
+// (MessengerFields() for the inbox): without it a real Page sends the app no
 // webhook event, whatever the app's own subscription. Meta delivers only
 // the fields subscribed at both the Page and the app level. It needs
 // pages_manage_metadata (and pages_messaging for Messenger fields) and a

@@ -21,11 +21,11 @@ func TestPagesListAndGet(t *testing.T) {
 	l, resp, err := c.Pages.List(e.ctx, meta.ListOptions{Limit: 1})
 	require.NoError(t, err)
 	require.Len(t, l.Pages, 1)
-	require.NotEmpty(t, l.After, "List returned no cursor for the second Page")
+	require.NotEmpty(t, l.Next, "List returned no cursor for the second Page")
 	require.NotNil(t, resp.Usage.App, "X-App-Usage not parsed")
 	require.Equal(t, e.srv.Version(), resp.Version)
 	var ids []string
-	for p, err := range c.Pages.All(e.ctx) {
+	for p, err := range c.Pages.All(e.ctx, meta.ListOptions{}) {
 		require.NoError(t, err)
 		ids = append(ids, p.ID)
 	}
@@ -71,7 +71,7 @@ func TestPagesPublish(t *testing.T) {
 		require.Equal(t, pageID, got.PageID)
 		require.False(t, got.CreatedTime.IsZero())
 
-		// One audit entry per publish (P17).
+		// One audit entry per publish.
 		n := 0
 		for _, a := range e.auditActions() {
 			if a == "meta.page.publish" {
@@ -82,7 +82,7 @@ func TestPagesPublish(t *testing.T) {
 
 		// A user connection cannot publish: the Page's own connection must.
 		uc := e.client(e.connect(userID, allFeatures))
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		_, _, err = uc.Pages.Publish(e.ctx, pageID, meta.PostRequest{Message: "x"})
 		require.ErrorIs(t, err, meta.ErrNotPageConnection)
 		_, _, err = c.Pages.Publish(e.ctx, pageID, meta.PostRequest{})
@@ -162,7 +162,7 @@ func TestDeprecatedMetrics(t *testing.T) {
 	_, _, c := e.pageClient(allFeatures)
 
 	// A retired metric without a current fallback fails before any request.
-	e.srv.ResetRequests()
+	e.srv.ClearRequests()
 	_, _, err := c.Pages.Insights(e.ctx, pageID, meta.InsightsOptions{Metrics: []meta.Metric{{Name: "page_impressions"}}})
 	var de *meta.DeprecatedMetricError
 	require.True(t, errors.As(err, &de), "got %v", err)
@@ -204,7 +204,7 @@ func TestPagesScopes(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
 		e := newEnv(t, db)
 		_, _, c := e.pageClient(allFeatures, meta.PermPagesManagePosts, meta.PermReadInsights)
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		calls := map[string]func() error{
 			"Publish": func() error {
 				_, _, err := c.Pages.Publish(e.ctx, pageID, meta.PostRequest{Message: "x"})
@@ -232,14 +232,14 @@ func TestPagesScopes(t *testing.T) {
 		require.Zero(t, e.graphCalls(), "a refused call reached Meta")
 
 		profileOnly := e.client(e.connect(user2ID, []string{meta.FeatureProfile}))
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		_, _, err := profileOnly.Pages.List(e.ctx, meta.ListOptions{})
 		require.ErrorIs(t, err, social.ErrScope)
 		_, _, err = profileOnly.Pages.Get(e.ctx, pageID)
 		require.ErrorIs(t, err, social.ErrScope)
 		_, _, err = profileOnly.Pages.GetPost(e.ctx, pageID+"_1")
 		require.ErrorIs(t, err, social.ErrScope)
-		for _, err := range profileOnly.Pages.All(e.ctx) {
+		for _, err := range profileOnly.Pages.All(e.ctx, meta.ListOptions{}) {
 			require.ErrorIs(t, err, social.ErrScope)
 		}
 		require.Zero(t, e.graphCalls(), "a refused call reached Meta")

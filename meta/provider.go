@@ -106,11 +106,12 @@ func (*Provider) Features() []social.Feature { return Features() }
 // RedirectURL returns the configured callback.
 func (p *Provider) RedirectURL() string { return p.cfg.RedirectURL }
 
-func (p *Provider) redirect(u string) string {
+// redirect is the flow's redirect URI u, or the configured one.
+func (g *graph) redirect(u string) string {
 	if u != "" {
 		return u
 	}
-	return p.cfg.RedirectURL
+	return g.cfg.RedirectURL
 }
 
 // AuthCodeURL returns the Login dialog URL: client_id, redirect_uri,
@@ -181,18 +182,32 @@ func (p *Provider) Exchange(ctx context.Context, r social.ExchangeRequest) (*soc
 func (p *Provider) token(ctx context.Context, f url.Values, out *tokenAnswer) error {
 	f.Set("client_id", p.cfg.AppID)
 	f.Set("client_secret", string(p.cfg.AppSecret.Reveal()))
-	_, err := p.call(ctx, request{method: http.MethodPost, path: "/oauth/access_token", form: f}, "", out)
-	var apiErr *APIError
-	if errors.As(err, &apiErr) && (apiErr.Code == CodeInvalidParameter || apiErr.Code == CodeInvalidToken) {
-		return fmt.Errorf("meta: token exchange: %w: %w", social.ErrInvalidGrant, err)
-	}
-	if err != nil {
-		return fmt.Errorf("meta: token exchange: %w", err)
+	return p.tokenCall(ctx, "token exchange", request{method: http.MethodPost, path: "/oauth/access_token", form: f}, out)
+}
+
+// tokenCall sends r to a token endpoint of either login (the secret and
+// tokens it carries never reach errors or logs) and checks that the
+// answer holds an access token; a refusal wraps social.ErrInvalidGrant.
+func (g *graph) tokenCall(ctx context.Context, step string, r request, out *tokenAnswer) error {
+	if _, err := g.call(ctx, r, "", out); err != nil {
+		return tokenError(step, err)
 	}
 	if out.AccessToken == "" {
-		return fmt.Errorf("meta: token exchange: answer without access_token")
+		return fmt.Errorf("meta: %s: answer without access_token", step)
 	}
 	return nil
+}
+
+// tokenError wraps social.ErrInvalidGrant around refusals of a token
+// endpoint (a 4xx answer other than 429, or Meta's codes for an invalid
+// parameter or token: a bad, used or expired code or token).
+func tokenError(step string, err error) error {
+	var apiErr *APIError
+	if errors.As(err, &apiErr) && (apiErr.StatusCode >= 400 && apiErr.StatusCode < 500 && apiErr.StatusCode != http.StatusTooManyRequests ||
+		apiErr.Code == CodeInvalidParameter || apiErr.Code == CodeInvalidToken) {
+		return fmt.Errorf("meta: %s: %w: %w", step, social.ErrInvalidGrant, err)
+	}
+	return fmt.Errorf("meta: %s: %w", step, err)
 }
 
 // Refresh fails with social.ErrInvalidGrant: Meta has no refresh grant.

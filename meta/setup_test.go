@@ -4,20 +4,17 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/keyset"
-	"github.com/tink-crypto/tink-go/v2/tink"
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
 	"github.com/socialcrm/socialcrm/internal/migrations"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/social"
@@ -51,15 +48,6 @@ func setupDB(ctx context.Context, db *bun.DB) error {
 
 func each(t *testing.T, fn func(t *testing.T, db *dbtest.DB)) {
 	dbtest.Each(t, fn, setupDB)
-}
-
-func newKEK(t testing.TB) tink.AEAD {
-	t.Helper()
-	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-	require.NoError(t, err)
-	a, err := aead.New(h)
-	require.NoError(t, err)
-	return a
 }
 
 func owner(tenant string) context.Context {
@@ -100,7 +88,7 @@ func newEnv(t testing.TB, db *dbtest.DB, srvOpts ...metatest.Option) *env {
 			Name: "Ada's Bakery", FollowersCount: 1234, FollowsCount: 56, MediaCount: 10}),
 	}, srvOpts...)
 	e.srv = metatest.Start(t, opts...)
-	v, err := vault.New(db.DB, newKEK(t), vault.WithClock(e.clk.Now))
+	v, err := vault.New(db.DB, testkit.NewKEK(t), vault.WithClock(e.clk.Now))
 	require.NoError(t, err)
 	e.vault = v
 	e.store, err = social.New(db.DB, v, social.WithClock(e.clk.Now), social.WithLogger(e.logger()))
@@ -210,16 +198,6 @@ func (e *env) auditActions() []string {
 	return as
 }
 
-// requireNoSecret fails when text holds any of secrets.
-func requireNoSecret(t testing.TB, text string, secrets ...string) {
-	t.Helper()
-	for _, s := range secrets {
-		if s != "" && strings.Contains(text, s) {
-			t.Fatalf("secret %.6s… leaked into %q", s, text)
-		}
-	}
-}
-
 // pageEnv connects the user with features (declining decline) and their
 // Pages, and returns the user connection, the first Page's connection and
 // a client for that Page.
@@ -232,5 +210,5 @@ func (e *env) pageClient(features []string, decline ...string) (user, page socia
 }
 
 // graphCalls counts the requests the emulator received since the last
-// ResetRequests.
+// ClearRequests.
 func (e *env) graphCalls() int { return len(e.srv.Requests()) }

@@ -16,14 +16,14 @@ import (
 func TestPageSubscription(t *testing.T) {
 	eachWorld(t, func(t *testing.T, w *world) {
 		_, c := w.messengerClient(messagingFeatures)
-		_, err := c.Pages.Subscribe(w.ctx, pageID, meta.MessengerFields)
+		_, err := c.Pages.Subscribe(w.ctx, pageID, meta.MessengerFields())
 		require.NoError(t, err)
-		require.ElementsMatch(t, meta.MessengerFields, w.srv.Subscriptions(appID, pageID))
+		require.ElementsMatch(t, meta.MessengerFields(), w.srv.Subscriptions(appID, pageID))
 		apps, _, err := c.Pages.SubscribedApps(w.ctx, pageID)
 		require.NoError(t, err)
 		require.Len(t, apps, 1)
 		require.Equal(t, meta.ID(appID), apps[0].ID)
-		require.ElementsMatch(t, meta.MessengerFields, apps[0].SubscribedFields)
+		require.ElementsMatch(t, meta.MessengerFields(), apps[0].SubscribedFields)
 
 		_, err = c.Pages.Subscribe(w.ctx, pageID, []string{"messages", "no_such_field"})
 		require.ErrorIs(t, err, meta.ErrInvalidParameter)
@@ -43,7 +43,7 @@ func TestPageSubscriptionNeedsMetadata(t *testing.T) {
 	eachWorld(t, func(t *testing.T, w *world) {
 		_, c := w.messengerClient([]string{meta.FeatureProfile, meta.FeaturePages})
 		calls := len(w.srv.Requests())
-		_, err := c.Pages.Subscribe(w.ctx, pageID, meta.MessengerFields)
+		_, err := c.Pages.Subscribe(w.ctx, pageID, meta.MessengerFields())
 		var se *social.ScopeError
 		require.ErrorAs(t, err, &se)
 		require.Equal(t, social.NewScopes(meta.PermPagesManageMetadata, meta.PermPagesMessaging), se.Missing)

@@ -19,7 +19,7 @@ const MaxSyncPosts = 50
 // next (empty at the end).
 type PostList struct {
 	Posts []Post
-	After string
+	Next  string
 }
 
 // Posts returns one page of the Page's published posts, newest first
@@ -38,21 +38,21 @@ func (s *PagesService) Posts(ctx context.Context, pageID string, opts ListOption
 		out.Posts = append(out.Posts, w.post())
 	}
 	if l.Paging.Next != "" {
-		out.After = l.Paging.Cursors.After
+		out.Next = l.Paging.Cursors.After
 	}
 	return out, resp, nil
 }
 
-// AllPosts iterates over the Page's published posts, fetching pages of
-// pageSize (zero: Meta's default) as needed. Iteration stops at the first
+// AllPosts iterates over the posts Posts returns from opts.Cursor on,
+// fetching pages of opts.Limit as needed. Iteration stops at the first
 // error, which is yielded.
-func (s *PagesService) AllPosts(ctx context.Context, pageID string, pageSize int) iter.Seq2[Post, error] {
-	return pages(func(after string) ([]Post, string, error) {
-		l, _, err := s.Posts(ctx, pageID, ListOptions{Limit: pageSize, After: after})
+func (s *PagesService) AllPosts(ctx context.Context, pageID string, opts ListOptions) iter.Seq2[Post, error] {
+	return pages(opts.Cursor, func(after string) ([]Post, string, error) {
+		l, _, err := s.Posts(ctx, pageID, ListOptions{Limit: opts.Limit, Cursor: after})
 		if err != nil {
 			return nil, "", err
 		}
-		return l.Posts, l.After, nil
+		return l.Posts, l.Next, nil
 	})
 }
 

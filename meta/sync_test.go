@@ -73,7 +73,7 @@ func TestPagesAllPosts(t *testing.T) {
 			want = append([]string{p.ID}, want...)
 		}
 		var got []string
-		for p, err := range pc.Pages.AllPosts(e.ctx, pageID, 2) {
+		for p, err := range pc.Pages.AllPosts(e.ctx, pageID, meta.ListOptions{Limit: 2}) {
 			require.NoError(t, err)
 			got = append(got, p.ID)
 		}

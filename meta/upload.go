@@ -118,21 +118,12 @@ func (s *InstagramService) PublishVideo(ctx context.Context, igID string, v Vide
 	if err := s.c.requireFlavour(FacebookLogin, "resumable upload (Facebook Login only)"); err != nil {
 		return nil, nil, err
 	}
-	if err := s.c.require(igPublishPerms...); err != nil {
-		return nil, nil, err
-	}
-	if err := checkID(igID); err != nil {
-		return nil, nil, err
-	}
 	if err := v.normalize(); err != nil {
 		return nil, nil, err
 	}
-	lim, resp, err := s.PublishingLimit(ctx, igID)
+	resp, err := s.beforePublish(ctx, igID)
 	if err != nil {
 		return nil, resp, err
-	}
-	if lim.Total > 0 && lim.Usage >= lim.Total {
-		return nil, resp, &PublishLimitError{Limit: *lim}
 	}
 	f := url.Values{"media_type": {string(v.Kind)}, "upload_type": {"resumable"}}
 	if v.Caption != "" && v.Kind != MediaStory {
@@ -153,20 +144,8 @@ func (s *InstagramService) PublishVideo(ctx context.Context, igID string, v Vide
 	if err := s.upload(ctx, containerID, &v); err != nil {
 		return nil, resp, err
 	}
-	if resp, err := s.await(ctx, containerID, v.PollInterval, v.Timeout); err != nil {
-		return nil, resp, err
-	}
-	mediaID, resp, err := s.publishContainer(ctx, igID, containerID)
-	if err != nil {
-		return nil, resp, err
-	}
-	m := &Media{ID: mediaID, Caption: v.Caption, OwnerID: igID}
-	if err := s.c.session.Audit(ctx, "meta.instagram.publish", map[string]string{
-		"ig_user_id": igID, "media_id": m.ID, "container_id": containerID, "kind": string(v.Kind), "upload": "resumable",
-	}); err != nil {
-		return m, resp, fmt.Errorf("meta: audit publish: %w", err)
-	}
-	return m, resp, nil
+	return s.finishPublish(ctx, igID, containerID, v.Caption, v.PollInterval, v.Timeout,
+		map[string]string{"kind": string(v.Kind), "upload": "resumable"})
 }
 
 // publishContainer publishes a FINISHED container (media_publish) and

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 )
@@ -70,7 +71,7 @@ func TestPublishVideoResumes(t *testing.T) {
 		}
 		require.Equal(t, 1, countPath(e.srv, "POST", "/"+igID+"/media_publish"))
 		require.Contains(t, e.auditActions(), "meta.instagram.publish")
-		requireNoSecret(t, e.logText(), appSecret)
+		testkit.RequireNoSecret(t, e.logText(), appSecret)
 	})
 }
 
@@ -93,7 +94,7 @@ func TestPublishVideoFailures(t *testing.T) {
 
 		// The publish answer is lost: the outcome is unknown, the request
 		// is not sent again, and the container says it was published.
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		require.NoError(t, e.srv.DropAnswer("POST", "/*/media_publish", 1))
 		_, _, err = c.Instagram.PublishVideo(e.ctx, igID, meta.VideoUpload{File: file, Size: file.Size(),
 			PollInterval: time.Second, Timeout: time.Minute})
@@ -108,7 +109,7 @@ func TestPublishVideoFailures(t *testing.T) {
 		require.Equal(t, meta.StatusPublished, st.Code)
 
 		// Bad requests fail before any call.
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		for _, v := range []meta.VideoUpload{
 			{File: file}, {File: file, Size: file.Size(), Kind: meta.MediaImage}, {Size: 10},
 			{File: file, Size: file.Size(), ChunkSize: -1},
@@ -118,11 +119,11 @@ func TestPublishVideoFailures(t *testing.T) {
 		}
 		// Instagram Login has no resumable upload: a flavour error.
 		ig := e.igClient(e.connectInstagram(creatorID, igFeatures))
-		e.srv.ResetRequests()
+		e.srv.ClearRequests()
 		_, _, err = ig.Instagram.PublishVideo(e.ctx, creatorID, meta.VideoUpload{File: file, Size: file.Size()})
 		require.ErrorIs(t, err, meta.ErrFlavour)
 		require.Zero(t, e.graphCalls())
-		requireNoSecret(t, e.logText(), appSecret)
+		testkit.RequireNoSecret(t, e.logText(), appSecret)
 	})
 }
 
@@ -141,8 +142,9 @@ func TestPublishLostAnswer(t *testing.T) {
 		require.NotEmpty(t, oe.ContainerID)
 		require.Equal(t, 1, countPath(e.srv, "POST", "/"+igID+"/media_publish"))
 		require.NotContains(t, e.auditActions(), "meta.instagram.publish")
-		st, _, err := c.Instagram.Container(e.ctx, oe.ContainerID)
+		st, err := c.Instagram.Lookup(e.ctx, oe)
 		require.NoError(t, err)
-		require.Equal(t, meta.StatusPublished, st.Code)
+		require.Equal(t, meta.StatusPublished, st.Code, "Lookup tells it was published")
+		require.Equal(t, 1, countPath(e.srv, "POST", "/"+igID+"/media_publish"), "Lookup publishes nothing")
 	})
 }

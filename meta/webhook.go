@@ -97,8 +97,8 @@ type EventHandler func(ctx context.Context, tx bun.Tx, events []*Event) error
 // handled or known, and 500 when the handler failed (nothing of the
 // delivery is then recorded, so the redelivery processes it whole).
 // Processing is synchronous, so a 200 means the events are stored; Meta
-// wants an answer within 5 seconds, so a handler should only store (the
-// Inbox does) and leave slow work to a queue. Prune old records with
+// wants an answer within 5 seconds, so a handler should only store (as
+// inbox.Inbox does) and leave slow work to a queue. Prune old records with
 // social.Store.PruneDeliveries, keeping them longer than Meta retries
 // (hours; a day is ample).
 //
@@ -111,33 +111,23 @@ type Webhook struct {
 	maxBody int64
 }
 
-// WebhookOption configures a Webhook.
-type WebhookOption func(*Webhook) error
-
-// WithWebhookLogger sets the logger (default: discard). It never receives
-// the app secret, the verify token or message text.
-func WithWebhookLogger(l *slog.Logger) WebhookOption {
-	return func(w *Webhook) error {
-		w.log = l
-		return nil
-	}
-}
-
 // WithMaxWebhookBody bounds a delivery's body (default
 // DefaultMaxWebhookBody).
-func WithMaxWebhookBody(n int64) WebhookOption {
-	return func(w *Webhook) error {
+func WithMaxWebhookBody(n int64) Option {
+	return func(o *options) error {
 		if n <= 0 {
 			return fmt.Errorf("%w: WithMaxWebhookBody: must be positive", ErrConfig)
 		}
-		w.maxBody = n
+		o.maxBody = n
 		return nil
 	}
 }
 
 // NewWebhook returns the webhook handler of cfg's app, deduplicating
-// through store and passing each new event to handle.
-func NewWebhook(cfg WebhookConfig, store *social.Store, handle EventHandler, opts ...WebhookOption) (*Webhook, error) {
+// through store and passing each new event to handle. WithLogger sets the
+// logger (which never receives the app secret, the verify token or message
+// text), WithMaxWebhookBody the largest body accepted.
+func NewWebhook(cfg WebhookConfig, store *social.Store, handle EventHandler, opts ...Option) (*Webhook, error) {
 	switch {
 	case cfg.AppSecret.IsZero() || cfg.VerifyToken.IsZero():
 		return nil, fmt.Errorf("%w: NewWebhook: AppSecret and VerifyToken are required", ErrConfig)
@@ -146,17 +136,13 @@ func NewWebhook(cfg WebhookConfig, store *social.Store, handle EventHandler, opt
 	case handle == nil:
 		return nil, fmt.Errorf("%w: NewWebhook: nil handler", ErrConfig)
 	}
-	w := &Webhook{cfg: cfg, store: store, handle: handle, maxBody: DefaultMaxWebhookBody}
-	for _, o := range opts {
-		if o == nil {
-			continue
-		}
-		if err := o(w); err != nil {
-			return nil, err
-		}
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
 	}
-	if w.log == nil {
-		w.log = slog.New(slog.DiscardHandler)
+	w := &Webhook{cfg: cfg, store: store, handle: handle, log: o.log, maxBody: o.maxBody}
+	if w.maxBody == 0 {
+		w.maxBody = DefaultMaxWebhookBody
 	}
 	return w, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/socialcrm/socialcrm/inbox"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
@@ -89,7 +90,7 @@ func runBenchWebhook(b *testing.B, h http.Handler) {
 func BenchmarkMessengerWebhook(b *testing.B) {
 	w := newWorld(b, dbtest.SQLite(b, worldSetup))
 	w.connectPages(w.connect(userID, messagingFeatures))
-	in, err := meta.NewInbox(w.db.DB, w.store, w.crm)
+	in, err := inbox.New(w.store, w.crm)
 	require.NoError(b, err)
 	wh, err := meta.NewWebhook(webhookConfig(), w.store, in.Handle)
 	require.NoError(b, err)

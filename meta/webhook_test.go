@@ -15,13 +15,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/vault"
 )
 
-func newTestWebhook(t testing.TB, e *env, h meta.EventHandler, opts ...meta.WebhookOption) string {
+func newTestWebhook(t testing.TB, e *env, h meta.EventHandler, opts ...meta.Option) string {
 	t.Helper()
 	wh, err := meta.NewWebhook(webhookConfig(), e.store, h, opts...)
 	require.NoError(t, err)
@@ -31,7 +32,7 @@ func newTestWebhook(t testing.TB, e *env, h meta.EventHandler, opts ...meta.Webh
 func TestWebhookVerification(t *testing.T) {
 	e := newEnv(t, dbtest.SQLite(t, setupDB))
 	var logs bytes.Buffer
-	u := newTestWebhook(t, e, (&eventLog{}).handle, meta.WithWebhookLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	u := newTestWebhook(t, e, (&eventLog{}).handle, meta.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	require.NoError(t, e.srv.VerifyWebhook(t.Context(), appID, u))
 
 	for name, q := range map[string]url.Values{
@@ -47,7 +48,7 @@ func TestWebhookVerification(t *testing.T) {
 		require.Equal(t, http.StatusForbidden, resp.StatusCode, name)
 		require.NotContains(t, string(body), "42", name)
 	}
-	requireNoSecret(t, logs.String(), appSecret, verifyToken)
+	testkit.RequireNoSecret(t, logs.String(), appSecret, verifyToken)
 }
 
 func TestWebhookTypedEvents(t *testing.T) {
@@ -56,7 +57,7 @@ func TestWebhookTypedEvents(t *testing.T) {
 	u := newTestWebhook(t, e, log.handle)
 	t0 := e.clk.Now()
 	// Out of order on purpose: the handler sees them by timestamp.
-	d, err := e.srv.DeliverWebhook(t.Context(), appID, u,
+	d, err := e.srv.SendWebhook(t.Context(), appID, u,
 		metatest.Event{PageID: pageID, PSID: psid, Time: t0.Add(4 * time.Second), Read: &metatest.EventRead{Watermark: t0.Add(3 * time.Second)}},
 		metatest.Event{PageID: pageID, PSID: psid, Time: t0, Message: &metatest.EventMessage{MID: "m_1", Text: "Grüße äöå 😀 / <b>",
 			Attachments: []metatest.Attachment{{Type: "image", URL: "https://cdn.example/a.jpg"}, {Type: "sticker", URL: "https://cdn.example/s.png"}}}},
@@ -95,7 +96,7 @@ func TestWebhookDuplicatesOnce(t *testing.T) {
 		e := newEnv(t, db)
 		log := &eventLog{}
 		u := newTestWebhook(t, e, log.handle)
-		d, err := e.srv.DeliverWebhook(t.Context(), appID, u,
+		d, err := e.srv.SendWebhook(t.Context(), appID, u,
 			metatest.TextMessage(pageID, psid, "one"), metatest.TextMessage(pageID, psid, "two"))
 		require.NoError(t, err)
 		require.NoError(t, d.Resend(t.Context()))
@@ -113,7 +114,7 @@ func TestWebhookDuplicatesOnce(t *testing.T) {
 		require.Empty(t, log2.all())
 
 		// Redeliveries racing each other are handled once too.
-		d2, err := e.srv.DeliverWebhook(t.Context(), appID, u, metatest.TextMessage(pageID, psid, "three"))
+		d2, err := e.srv.SendWebhook(t.Context(), appID, u, metatest.TextMessage(pageID, psid, "three"))
 		require.NoError(t, err)
 		var wg sync.WaitGroup
 		errs := make(chan error, 4)
@@ -134,7 +135,7 @@ func TestWebhookHandlerFailureIsRedelivered(t *testing.T) {
 	e := newEnv(t, dbtest.SQLite(t, setupDB))
 	log := &eventLog{fail: 1}
 	u := newTestWebhook(t, e, log.handle)
-	d, err := e.srv.DeliverWebhook(t.Context(), appID, u, metatest.TextMessage(pageID, psid, "hello"))
+	d, err := e.srv.SendWebhook(t.Context(), appID, u, metatest.TextMessage(pageID, psid, "hello"))
 	var cbErr *metatest.CallbackError
 	require.ErrorAs(t, err, &cbErr)
 	require.Equal(t, http.StatusInternalServerError, cbErr.StatusCode)
@@ -148,7 +149,7 @@ func TestWebhookRefusesBadSignatures(t *testing.T) {
 	e := newEnv(t, dbtest.SQLite(t, setupDB))
 	log := &eventLog{}
 	var logs bytes.Buffer
-	u := newTestWebhook(t, e, log.handle, meta.WithWebhookLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	u := newTestWebhook(t, e, log.handle, meta.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	body := []byte(`{"object":"page","entry":[{"id":"3001","time":1,"messaging":[{"sender":{"id":"9001"},"recipient":{"id":"3001"},"timestamp":1,"message":{"mid":"m_x","text":"\u00e4"}}]}]}`)
 	good := metatest.SignPayload(appSecret, body)
 	reencoded := []byte(strings.Replace(string(body), `\u00e4`, "ä", 1)) // what a re-serializing verifier would hash
@@ -175,7 +176,7 @@ func TestWebhookRefusesBadSignatures(t *testing.T) {
 		require.Equal(t, http.StatusUnauthorized, resp.StatusCode, name)
 	}
 	require.Empty(t, log.all())
-	requireNoSecret(t, logs.String(), appSecret, verifyToken)
+	testkit.RequireNoSecret(t, logs.String(), appSecret, verifyToken)
 
 	require.ErrorIs(t, meta.VerifySignature(good, reencoded, vault.NewSecret([]byte(appSecret))), meta.ErrSignature)
 	require.NoError(t, meta.VerifySignature(good, body, vault.NewSecret([]byte(appSecret))))
@@ -221,7 +222,7 @@ func TestWebhookBodyLimitAndMalformed(t *testing.T) {
 	require.ErrorIs(t, err, meta.ErrConfig)
 	_, err = meta.NewWebhook(webhookConfig(), e.store, log.handle, meta.WithMaxWebhookBody(0))
 	require.ErrorIs(t, err, meta.ErrConfig)
-	requireNoSecret(t, err.Error(), appSecret, verifyToken)
+	testkit.RequireNoSecret(t, err.Error(), appSecret, verifyToken)
 }
 
 func TestParseWebhookLenient(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/migrations"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/retention"
@@ -41,7 +42,7 @@ type world struct {
 func newWorld(t testing.TB, db *dbtest.DB, srvOpts ...metatest.Option) *world {
 	t.Helper()
 	e := newEnv(t, db, srvOpts...)
-	sdk, err := socialcrm.Open(t.Context(), socialcrm.Config{DB: db.DB, KEK: newKEK(t), Now: e.clk.Now,
+	sdk, err := socialcrm.Open(t.Context(), socialcrm.Config{DB: db.DB, KEK: testkit.NewKEK(t), Now: e.clk.Now,
 		Logger: e.logger()})
 	require.NoError(t, err)
 	e.vault, e.store = sdk.Vault, sdk.Social

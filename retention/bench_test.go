@@ -63,7 +63,7 @@ func newBenchEnvOn(b *testing.B, db *dbtest.DB) *benchEnv {
 		b.Fatal(err)
 	}
 	e, err := retention.New(db, retention.WithStore(store), retention.WithClock(func() time.Time { return epoch }),
-		retention.WithPolicy(retention.Policy{Name: "bench", Rules: []retention.Rule{{Category: retention.CategoryRawResponse, Period: 90 * retention.Day}}}))
+		retention.WithPolicy(retention.Policy{Name: "bench", Rules: []retention.Rule{{Category: catRawResponse, Period: 90 * retention.Day}}}))
 	if err != nil {
 		b.Fatal(err)
 	}

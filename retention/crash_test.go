@@ -57,7 +57,7 @@ func crashEnv(t testing.TB, db *bun.DB, clk func() time.Time, tr func(string)) *
 		}
 	}
 	e, err := retention.New(db, retention.WithClock(clk), retention.WithStore(store),
-		retention.WithPolicy(retention.ExamplePolicy()), retention.WithBatchSize(3),
+		retention.WithPolicy(testPolicy()), retention.WithBatchSize(3),
 		retention.WithTenantPurgeHook(func(context.Context) error { tr("purge.hook.inside"); return nil }))
 	require.NoError(t, err)
 	require.NoError(t, e.Register(cats...))
@@ -95,7 +95,7 @@ func crashSeed(t testing.TB, db *dbtest.DB) {
 		require.NoError(t, v.e.RecordEvent(ctx, retention.EventDeauthorized, "account_id", "gone"))
 		switch name {
 		case "beta":
-			_, err := v.e.PlaceHold(ctx, retention.Hold{Scope: retention.HoldRecord, Category: retention.CategoryRawResponse, RecordID: id("r", 7), Reason: "litigation"})
+			_, err := v.e.PlaceHold(ctx, retention.Hold{Scope: retention.HoldRecord, Category: catRawResponse, RecordID: id("r", 7), Reason: "litigation"})
 			require.NoError(t, err)
 		case "gamma":
 			_, err := v.store.CloseTenant(ctx, 30*retention.Day)
@@ -211,8 +211,8 @@ func consistent(t testing.TB, db bun.IDB, initial map[string]int64) {
 			rs = append(rs, receipts(t, ctx, db, action)...)
 		}
 		for _, table := range []struct{ name, category string }{
-			{"test_responses", retention.CategoryRawResponse}, {"test_metrics", retention.CategoryMetrics},
-			{"test_connections", retention.CategoryConnection}, {"test_invoices", retention.CategoryInvoice},
+			{"test_responses", catRawResponse}, {"test_metrics", catMetrics},
+			{"test_connections", catConnection}, {"test_invoices", catInvoice},
 			{"test_contacts", "crm.contact"},
 		} {
 			left := int64(len(ids(t, ctx, db, table.name)))

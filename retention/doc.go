@@ -11,7 +11,9 @@
 // social and tenancy declare their tables to it:
 //
 //	engine, err := retention.New(db,
-//		retention.WithPolicy(retention.ExamplePolicy()),
+//		retention.WithPolicy(retention.Policy{Name: "2026", Rules: []retention.Rule{
+//			{Category: "social.raw_response", Period: 90 * retention.Day},
+//		}}),
 //		retention.WithTenantPurgeHook(v.DestroyKey)) // v is the *vault.Vault: crypto-shredding
 //	err = engine.Register(retention.Category{
 //		Name:       "social.raw_response",
@@ -46,8 +48,8 @@
 // row's age, after a named event recorded for its subject (RecordEvent:
 // "connection.deauthorized"), or a legal-obligation Keep that spares rows
 // from erasure requests and tenant purges until the period ends (invoices,
-// 7 years). ExamplePolicy reproduces the schedules of OBLIGATIONS.md.
-// TenancyCategories and OwnCategories declare tenancy's and the engine's own
+// 7 years). The engine ships no policy of its own: socialcrm.DefaultPolicy
+// is the SDK's. TenancyCategories and OwnCategories declare tenancy's and the engine's own
 // tables; the audit log is truncated through tenancy.AuditLog.Truncate, never
 // deleted row by row, so its hash chain still verifies.
 //
@@ -104,8 +106,9 @@
 // An Engine is safe for concurrent use; Register may be called while other
 // operations run. The operations are synchronous functions that start no
 // goroutines, so any scheduler can call them (a cron job, a loop with a
-// ticker, or River through the retentionriver sub-package, which makes them
-// durable jobs). Two sweeps running at once do no harm: each batch erases rows
+// ticker, or River through retention/retentionriver, which makes them
+// durable jobs; that is a module of its own, so only its users require
+// River). Two sweeps running at once do no harm: each batch erases rows
 // by id and its receipt counts the rows its statement affected, so a deleted
 // row is counted once. Returned slices belong to the caller.
 //

@@ -156,6 +156,9 @@ func New(db bun.IDB, opts ...Option) (*Engine, error) {
 	e := &Engine{db: db, now: time.Now, batch: defaultBatchSize, requestDue: defaultRequestDue,
 		policy: Policy{Name: policyNameUnspecified}, resolveDepth: defaultResolveDepth, resolveKeys: defaultResolveKeys}
 	for _, opt := range opts {
+		if opt == nil {
+			continue // a nil Option means the default
+		}
 		if err := opt(e); err != nil {
 			return nil, err
 		}

@@ -31,7 +31,7 @@ func openExample(now time.Time) (*bun.DB, *retention.Engine, *tenancy.Store, fun
 	if err != nil {
 		panic(err)
 	}
-	e, err := retention.New(db, retention.WithClock(clock), retention.WithStore(store), retention.WithPolicy(retention.ExamplePolicy()))
+	e, err := retention.New(db, retention.WithClock(clock), retention.WithStore(store), retention.WithPolicy(testPolicy()))
 	if err != nil {
 		panic(err)
 	}

@@ -66,7 +66,7 @@ func TestHolds(t *testing.T) {
 		}
 		insert(t, b, db, &seedB)
 
-		rec, err := v.e.PlaceHold(a, retention.Hold{Scope: retention.HoldRecord, Category: retention.CategoryRawResponse, RecordID: "r4", Reason: "litigation 42"})
+		rec, err := v.e.PlaceHold(a, retention.Hold{Scope: retention.HoldRecord, Category: catRawResponse, RecordID: "r4", Reason: "litigation 42"})
 		require.NoError(t, err)
 		subj, err := v.e.PlaceHold(a, retention.Hold{Scope: retention.HoldSubject, SubjectKind: "account_id", SubjectValue: "acct-1", Reason: "regulator inquiry"})
 		require.NoError(t, err)

@@ -142,10 +142,9 @@ func Migrations() *migrate.Migrations {
 }
 
 // OwnCategories declares the engine's own tables: data-subject requests
-// (ExamplePolicy keeps them 3 years as evidence of how each was answered),
-// legal holds (a tenant purge erases only released ones), the after-erase
-// work still due (ids only, removed once done) and recorded events
-// (removed once processed; ExamplePolicy bounds them at 24 months).
+// (evidence of how each was answered), legal holds (a tenant purge erases
+// only released ones), the after-erase work still due (ids only, removed
+// once done) and recorded events.
 // Register them so that Uncovered reports nothing for them.
 func OwnCategories() []Category {
 	return []Category{
@@ -160,7 +159,8 @@ func OwnCategories() []Category {
 	}
 }
 
-// TenancyCategories declares tenancy's tables: members and API keys
+// TenancyCategories declares tenancy's tables (tenancy sits below the
+// engine and cannot name a Category itself): members and API keys
 // (deleted with the member), and the audit log with its checkpoints, which
 // is truncated through tenancy.AuditLog.Truncate (never deleted row by row:
 // it is a hash chain).
@@ -177,7 +177,7 @@ func TenancyCategories(audit *tenancy.AuditLog) []Category {
 			Omit:       []string{"hash"},
 			LegalBasis: "contract", Purpose: "API access for the tenant's integrations"},
 		{Name: CategoryAudit, Table: tenancy.TableAuditLog, ID: "seq", Time: "at",
-			LegalBasis: "legal obligation and legitimate interest: security", Purpose: "tamper-evident log of sensitive actions (P22)",
+			LegalBasis: "legal obligation and legitimate interest: security", Purpose: "tamper-evident log of sensitive actions",
 			Truncate: audit.Truncate},
 		{Name: CategoryAuditCheckpoint, Table: tenancy.TableAuditCheckpoints, ID: "seq", Time: "at",
 			LegalBasis: "legal obligation and legitimate interest: security", Purpose: "verification anchor of the truncated audit log",

@@ -100,13 +100,11 @@ func (p Policy) validate(cats map[string]Category, strict bool) error {
 	return nil
 }
 
-// Category names used by ExamplePolicy. The domain packages declare the
-// categories; these names are the contract between them and the policy.
+// Names of the categories that OwnCategories and TenancyCategories
+// declare. Each package that owns tables names its own categories
+// (crm.CategoryInvoice, social.CategoryRawResponse, …); the engine knows
+// none of them.
 const (
-	CategoryRawResponse     = "social.raw_response"
-	CategoryMetrics         = "social.metrics"
-	CategoryConnection      = "social.connection"
-	CategoryInvoice         = "billing.invoice"
 	CategoryAudit           = "security.audit"
 	CategoryAuditCheckpoint = "security.audit_checkpoint"
 	CategoryRequest         = "retention.request"
@@ -114,8 +112,8 @@ const (
 	CategoryEvent           = "retention.event"
 )
 
-// Events that ExamplePolicy's rules are triggered by; record them with
-// Engine.RecordEvent.
+// Events of a connection's life that a Rule's Event can name; record them
+// with Engine.RecordEvent.
 const (
 	EventDeauthorized = "connection.deauthorized"
 	EventDisconnected = "connection.disconnected"
@@ -128,39 +126,6 @@ const (
 	defaultExportBatch    = 1000
 	policyNameUnspecified = "unnamed"
 )
-
-// ExamplePolicy reproduces the schedules of OBLIGATIONS.md:
-//
-//   - P7: raw platform API responses 90 days; aggregated metrics 24 months;
-//   - P6: data derived from a connection purged 30 days after the platform
-//     reports the deauthorization (event connection.deauthorized);
-//   - P9: billing records kept 7 years (a legal obligation: they survive
-//     subject erasure and tenant purge);
-//   - P10: security and audit logs 12 months (kept through erasure for
-//     the security obligation);
-//   - P8: 30 days of grace after a tenant closes, then the purge;
-//   - P12: answered data-subject requests kept 3 years as evidence, and
-//     recorded trigger events at most 24 months.
-//
-// Rules naming categories that are not registered are ignored by Sweep and
-// reported by Check, so a program that links only some of the declaring
-// packages can use the example policy as it is.
-func ExamplePolicy() Policy {
-	return Policy{
-		Name:         "example-2026",
-		ClosureGrace: 30 * Day,
-		Rules: []Rule{
-			{Category: CategoryRawResponse, Period: 90 * Day, Note: "P7: raw platform responses at most 90 days"},
-			{Category: CategoryMetrics, Period: 24 * Month, Note: "P7: aggregated metrics up to 24 months"},
-			{Category: CategoryConnection, Period: 30 * Day, Event: EventDeauthorized, Note: "P6: purged within 30 days of deauthorization"},
-			{Category: CategoryInvoice, Period: 7 * Year, Keep: true, Note: "P9: billing records kept 7 years"},
-			{Category: CategoryAudit, Period: 12 * Month, Keep: true, Note: "P10: security logs kept 12 months"},
-			{Category: CategoryAuditCheckpoint, Period: 12 * Month, Keep: true, Note: "P10: with the audit log"},
-			{Category: CategoryRequest, Period: 3 * Year, Keep: true, Note: "P12: evidence of how each request was answered"},
-			{Category: CategoryEvent, Period: 24 * Month, Note: "triggers outliving every rule that uses them"},
-		},
-	}
-}
 
 func (r Rule) String() string {
 	s := formatPeriod(r.Period) + " after the time column"

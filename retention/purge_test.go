@@ -98,7 +98,7 @@ func TestPurgeHeldTenantWaits(t *testing.T) {
 		v := newEnv(t, db, retention.WithTenantPurgeHook(func(context.Context) error { calls++; return nil }))
 		_, a := v.tenant(t, "alpha")
 		insert(t, a, db, &[]response{{ID: "r1", AccountID: "x", Body: "{}", FetchedAt: epoch}, {ID: "r2", AccountID: "y", Body: "{}", FetchedAt: epoch}})
-		h, err := v.e.PlaceHold(a, retention.Hold{Scope: retention.HoldRecord, Category: retention.CategoryRawResponse, RecordID: "r2", Reason: "court order"})
+		h, err := v.e.PlaceHold(a, retention.Hold{Scope: retention.HoldRecord, Category: catRawResponse, RecordID: "r2", Reason: "court order"})
 		require.NoError(t, err)
 		_, err = v.store.CloseTenant(a, 0)
 		require.NoError(t, err)

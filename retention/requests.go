@@ -3,6 +3,8 @@ package retention
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -58,6 +60,14 @@ const (
 	// the requester should be told so (it may be the wrong identifier).
 	StatusNoDataFound RequestStatus = "no_data_found"
 )
+
+func (s RequestStatus) valid() bool {
+	switch s {
+	case StatusOpen, StatusCompleted, StatusRejected, StatusNoDataFound:
+		return true
+	}
+	return false
+}
 
 // Outcome is what carrying a request out found.
 type Outcome string
@@ -184,6 +194,112 @@ func (e *Engine) auditTx(ctx context.Context, tx bun.IDB, action string, r Reque
 	md["identifiers"] = strings.Join(r.kinds(), ",")
 	_, err = log.Append(ctx, tenancy.AuditEvent{Action: action, Target: "request:" + r.ID, Metadata: md})
 	return err
+}
+
+// RequestFilter selects the requests Requests lists; its zero value
+// selects every request.
+type RequestFilter struct {
+	// Status, when set, lists only the requests in that status.
+	Status RequestStatus `json:"status,omitempty"`
+	// Kind, when set, lists only the requests of that kind.
+	Kind RequestKind `json:"kind,omitempty"`
+}
+
+// requestCursor is the sort key of the last request of a page: open
+// requests rank 0, the others 1, then the deadline and the id.
+type requestCursor struct {
+	Rank  int       `json:"r"`
+	DueAt time.Time `json:"d"`
+	ID    string    `json:"i"`
+}
+
+// requestRank orders open requests before the others.
+const requestRank = "CASE WHEN ?TableAlias.status = 'open' THEN 0 ELSE 1 END"
+
+// Requests lists a page of the context tenant's requests matching f: the
+// open ones first, each group by deadline (then id). The identifiers are
+// not opened: IdentifierKinds names their kinds, and with
+// WithIdentifierProtection Subject is empty (Get opens them). Owners,
+// admins and staff may list requests; a malformed or foreign cursor, a
+// limit outside 0..MaxLimit or an unknown status or kind is a
+// *ValidationError.
+func (e *Engine) Requests(ctx context.Context, f RequestFilter, o ListOptions) (Page[Request], error) {
+	if err := tenancy.Require(ctx, tenancy.RoleOwner, tenancy.RoleAdmin, tenancy.RoleStaff); err != nil {
+		return Page[Request]{}, err
+	}
+	switch {
+	case o.Limit < 0 || o.Limit > MaxLimit:
+		return Page[Request]{}, &ValidationError{Field: "Limit", Reason: fmt.Sprintf("must be between 0 and %d", MaxLimit)}
+	case f.Kind != "" && !f.Kind.valid():
+		return Page[Request]{}, &ValidationError{Field: "Kind", Reason: fmt.Sprintf("unknown kind %q", f.Kind)}
+	case f.Status != "" && !f.Status.valid():
+		return Page[Request]{}, &ValidationError{Field: "Status", Reason: fmt.Sprintf("unknown status %q", f.Status)}
+	}
+	var after *requestCursor
+	if o.Cursor != "" {
+		c, err := decodeRequestCursor(o.Cursor)
+		if err != nil {
+			return Page[Request]{}, err
+		}
+		after = &c
+	}
+	items := []Request{}
+	err := tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		q := tx.NewSelect().Model(&items)
+		if f.Status != "" {
+			q = q.Where("?TableAlias.status = ?", f.Status)
+		}
+		if f.Kind != "" {
+			q = q.Where("?TableAlias.kind = ?", f.Kind)
+		}
+		if after != nil {
+			// A row-value comparison, on both databases.
+			q = q.Where("("+requestRank+", ?TableAlias.due_at, ?TableAlias.id) > (?, ?, ?)", after.Rank, after.DueAt, after.ID)
+		}
+		return q.OrderExpr(requestRank).OrderExpr("?TableAlias.due_at").OrderExpr("?TableAlias.id").
+			Limit(int64(o.limit() + 1)).Scan(ctx)
+	})
+	if err != nil {
+		return Page[Request]{}, fmt.Errorf("retention: list requests: %w", err)
+	}
+	p := Page[Request]{Items: items}
+	if len(items) > o.limit() {
+		p.Items = items[:o.limit()]
+		last := p.Items[len(p.Items)-1]
+		c := requestCursor{Rank: 1, DueAt: last.DueAt.UTC(), ID: last.ID}
+		if last.Status == StatusOpen {
+			c.Rank = 0
+		}
+		if p.NextCursor, err = encodeRequestCursor(c); err != nil {
+			return Page[Request]{}, err
+		}
+	}
+	for i := range p.Items {
+		p.Items[i].utc()
+	}
+	return p, nil
+}
+
+func encodeRequestCursor(c requestCursor) (string, error) {
+	raw, err := json.Marshal(c)
+	if err != nil {
+		return "", fmt.Errorf("retention: cursor: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(raw), nil
+}
+
+func decodeRequestCursor(s string) (requestCursor, error) {
+	bad := &ValidationError{Field: "Cursor", Reason: "is not a cursor of this list"}
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return requestCursor{}, bad
+	}
+	var c requestCursor
+	if err := json.Unmarshal(raw, &c); err != nil || c.ID == "" || c.DueAt.IsZero() || (c.Rank != 0 && c.Rank != 1) {
+		return requestCursor{}, bad
+	}
+	c.DueAt = c.DueAt.UTC()
+	return c, nil
 }
 
 // Get returns the context tenant's request id, its identifiers opened.

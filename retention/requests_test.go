@@ -125,8 +125,8 @@ func TestErase(t *testing.T) {
 		require.EqualValues(t, 1, got["crm.contact"].Erased)
 		require.EqualValues(t, 4, got["crm.note"].Erased)
 		require.EqualValues(t, 1, got["crm.note"].Held)
-		require.EqualValues(t, 1, got[retention.CategoryInvoice].Erased)
-		require.EqualValues(t, 1, got[retention.CategoryInvoice].Kept)
+		require.EqualValues(t, 1, got[catInvoice].Erased)
+		require.EqualValues(t, 1, got[catInvoice].Kept)
 
 		var k []contact
 		require.NoError(t, in(a, db, func(tx bun.Tx) error { return tx.NewSelect().Model(&k).Order("id").Scan(a) }))

@@ -18,6 +18,32 @@ import (
 	"github.com/socialcrm/socialcrm/tenancy"
 )
 
+// The test categories stand for those the SDK's packages declare; testPolicy
+// gives them the SDK's default periods.
+const (
+	catRawResponse = "social.raw_response"
+	catMetrics     = "social.metrics"
+	catConnection  = "social.connection"
+	catInvoice     = "billing.invoice"
+)
+
+func testPolicy() retention.Policy {
+	return retention.Policy{
+		Name:         "example-2026",
+		ClosureGrace: 30 * retention.Day,
+		Rules: []retention.Rule{
+			{Category: catRawResponse, Period: 90 * retention.Day, Note: "raw platform responses at most 90 days"},
+			{Category: catMetrics, Period: 24 * retention.Month, Note: "aggregated metrics up to 24 months"},
+			{Category: catConnection, Period: 30 * retention.Day, Event: retention.EventDeauthorized, Note: "purged within 30 days of deauthorization"},
+			{Category: catInvoice, Period: 7 * retention.Year, Keep: true, Note: "billing records kept 7 years"},
+			{Category: retention.CategoryAudit, Period: 12 * retention.Month, Keep: true, Note: "security logs kept 12 months"},
+			{Category: retention.CategoryAuditCheckpoint, Period: 12 * retention.Month, Keep: true, Note: "with the audit log"},
+			{Category: retention.CategoryRequest, Period: 3 * retention.Year, Keep: true, Note: "evidence of how each request was answered"},
+			{Category: retention.CategoryEvent, Period: 24 * retention.Month, Note: "triggers outliving every rule that uses them"},
+		},
+	}
+}
+
 // Test models: what crm and social will declare, in miniature.
 
 type response struct {
@@ -154,10 +180,10 @@ func (r *revocations) list() []string {
 // testCategories declares the test models the way crm and social will.
 func testCategories(rev *revocations) []retention.Category {
 	return []retention.Category{
-		{Name: retention.CategoryRawResponse, Table: "test_responses", Time: "fetched_at",
+		{Name: catRawResponse, Table: "test_responses", Time: "fetched_at",
 			Subject:    map[string]string{"account_id": "account_id"},
 			LegalBasis: "contract", Purpose: "raw platform API responses, for debugging and reprocessing"},
-		{Name: retention.CategoryMetrics, Table: "test_metrics", Time: "day",
+		{Name: catMetrics, Table: "test_metrics", Time: "day",
 			Subject:    map[string]string{"account_id": "account_id"},
 			LegalBasis: "contract", Purpose: "aggregated account metrics"},
 		{Name: "crm.contact", Table: "test_contacts", Time: "updated_at",
@@ -170,10 +196,10 @@ func testCategories(rev *revocations) []retention.Category {
 				"email":      "r.contact_id IN (SELECT c.id FROM test_contacts c WHERE c.tenant_id = ?tenant AND c.email = ?value)",
 			},
 			LegalBasis: "contract", Purpose: "notes about contacts"},
-		{Name: retention.CategoryInvoice, Table: "test_invoices", Time: "issued_at",
+		{Name: catInvoice, Table: "test_invoices", Time: "issued_at",
 			Subject:    map[string]string{"contact_id": "contact_id"},
 			LegalBasis: "legal obligation (tax law)", Purpose: "billing"},
-		{Name: retention.CategoryConnection, Table: "test_connections", Time: "connected_at",
+		{Name: catConnection, Table: "test_connections", Time: "connected_at",
 			Subject:    map[string]string{"account_id": "account_id"},
 			Omit:       []string{"token"},
 			LegalBasis: "contract", Purpose: "connected social accounts and their tokens",
@@ -212,7 +238,7 @@ func newEnv(t testing.TB, db *dbtest.DB, opts ...retention.Option) *env {
 	require.NoError(t, err)
 	rev := &revocations{}
 	opts = append([]retention.Option{retention.WithClock(c.Now), retention.WithStore(store),
-		retention.WithPolicy(retention.ExamplePolicy()), retention.WithBatchSize(7)}, opts...)
+		retention.WithPolicy(testPolicy()), retention.WithBatchSize(7)}, opts...)
 	e, err := retention.New(db, opts...)
 	require.NoError(t, err)
 	require.NoError(t, e.Register(testCategories(rev)...))

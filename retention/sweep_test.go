@@ -68,7 +68,7 @@ func TestCheckAndUncovered(t *testing.T) {
 		require.NotContains(t, left, "test_metrics")
 
 		// Check finds unknown columns and policy rules without categories.
-		e, err = retention.New(db, retention.WithPolicy(retention.ExamplePolicy()))
+		e, err = retention.New(db, retention.WithPolicy(testPolicy()))
 		require.NoError(t, err)
 		require.NoError(t, e.Register(retention.Category{Name: "bad", Table: "test_notes", Time: "nope", Subject: map[string]string{"e": "mail"}}))
 		err = e.Check(ctx)
@@ -80,7 +80,7 @@ func TestCheckAndUncovered(t *testing.T) {
 		require.Contains(t, err.Error(), "no column mail")
 
 		// Sweep ignores rules for categories a program does not link.
-		e, err = retention.New(db, retention.WithPolicy(retention.ExamplePolicy()))
+		e, err = retention.New(db, retention.WithPolicy(testPolicy()))
 		require.NoError(t, err)
 		require.NoError(t, e.Register(testCategories(nil)[0]))
 		_, err = e.Sweep(system(), epoch)
@@ -121,9 +121,9 @@ func TestSweepByAge(t *testing.T) {
 			require.Equal(t, []string{"m-0003", "m-0004"}, ids(t, ctx, db, "test_metrics"))
 			require.Equal(t, []string{"inv-new"}, ids(t, ctx, db, "test_invoices"))
 			rs := receipts(t, ctx, db, "retention.swept")
-			require.EqualValues(t, 10, sumMeta(rs, retention.CategoryRawResponse, "count"))
-			require.EqualValues(t, 3, sumMeta(rs, retention.CategoryMetrics, "count"))
-			require.EqualValues(t, 1, sumMeta(rs, retention.CategoryInvoice, "count"))
+			require.EqualValues(t, 10, sumMeta(rs, catRawResponse, "count"))
+			require.EqualValues(t, 3, sumMeta(rs, catMetrics, "count"))
+			require.EqualValues(t, 1, sumMeta(rs, catInvoice, "count"))
 			require.Equal(t, "example-2026", rs[0].Metadata["policy"])
 			require.NotEmpty(t, rs[0].Metadata["window"])
 		}
@@ -143,7 +143,7 @@ func TestSweepByAge(t *testing.T) {
 
 func TestSweepAnonymizes(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
-		p := retention.ExamplePolicy()
+		p := testPolicy()
 		p.Rules = append(p.Rules, retention.Rule{Category: "crm.contact", Period: 36 * retention.Month})
 		v := newEnv(t, db, retention.WithPolicy(p))
 		_, a := v.tenant(t, "alpha")
@@ -197,7 +197,7 @@ func TestConcurrentSweeps(t *testing.T) {
 		_, err := v.e.Sweep(system(), epoch)
 		require.NoError(t, err)
 		require.Empty(t, ids(t, a, db, "test_responses"))
-		require.EqualValues(t, 200, sumMeta(receipts(t, a, db, "retention.swept"), retention.CategoryRawResponse, "count"),
+		require.EqualValues(t, 200, sumMeta(receipts(t, a, db, "retention.swept"), catRawResponse, "count"),
 			"each row counted once across concurrent sweeps")
 	})
 }

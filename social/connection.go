@@ -37,7 +37,7 @@ const (
 	TableStates      = "socialcrm_social_oauth_states"
 	TableRevocations = "socialcrm_social_revocations"
 	// TableMedia, TableSnapshots and TableRawResponses hold
-	// platform-derived data (see DataCategories).
+	// platform-derived data (see Categories).
 	TableMedia        = "socialcrm_social_media"
 	TableSnapshots    = "socialcrm_social_snapshots"
 	TableRawResponses = "socialcrm_social_raw_responses"
@@ -303,14 +303,10 @@ func SealedColumns() []vault.Column {
 		{Table: TableRevocations, ID: "id", Sealed: "access_token"},
 		{Table: TableRevocations, ID: "id", Sealed: "refresh_token"},
 	}
-	cols := map[string][]SealedField{TableConnections: ConnectionSealed()}
-	for _, d := range DataCategories() {
-		cols[d.Table] = d.Sealed
-	}
 	for _, t := range []string{TableConnections, TableMedia, TableRawResponses} {
-		for _, f := range cols[t] {
-			field := f.As
-			out = append(out, vault.Column{Table: t, ID: "id", Sealed: f.Column,
+		for _, f := range sealedFields[t] {
+			field := f.as
+			out = append(out, vault.Column{Table: t, ID: "id", Sealed: f.column,
 				Binding: func(id string) vault.Binding { return vault.Binding{Record: id, Field: field} }})
 		}
 	}
@@ -484,8 +480,8 @@ func get(ctx context.Context, tx bun.IDB, id string, lock bool) (Connection, err
 	return c, nil
 }
 
-// ListOptions filters List. The zero value lists every connection.
-type ListOptions struct {
+// ConnectionFilter filters List. The zero value lists every connection.
+type ConnectionFilter struct {
 	// Platform, if set, keeps the connections of that platform.
 	Platform string
 	// Status, if set, keeps the connections in that status.
@@ -494,7 +490,7 @@ type ListOptions struct {
 
 // List returns the tenant's connections, oldest first. The caller owns
 // the slice.
-func (s *Store) List(ctx context.Context, o ListOptions) ([]Connection, error) {
+func (s *Store) List(ctx context.Context, o ConnectionFilter) ([]Connection, error) {
 	var cs []Connection
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		q := tx.NewSelect().Model(&cs).Order("created_at", "id")

@@ -401,76 +401,23 @@ func (s *Store) RawResponseBodies(ctx context.Context, connectionID string) ([]R
 	return out, nil
 }
 
-// DataCategory declares one kind of data the package keeps, for the
-// retention engine (which the root package wires; social does not import
-// it). Subject rows are found by SubjectColumn = the connection id.
-type DataCategory struct {
-	Name          string
-	Table         string
-	ID            string
-	SubjectColumn string
-	TimeColumn    string
-	// Period is the default retention period (raw responses 90 days,
-	// media and aggregated metrics 24 months).
-	Period     time.Duration
-	LegalBasis string
-	// PurgeOnDisconnect says the rows go when their connection is
-	// disconnected (after the policy's grace).
-	PurgeOnDisconnect bool
-	// Sealed names the table's sealed columns, each opened for an export
-	// by Store.OpenSealed under the name As.
-	Sealed []SealedField
-}
-
-// SealedField is a sealed column of a social table and the name its
-// opened value is exported under.
-type SealedField struct {
-	Column, As string
-}
-
-// DataCategories returns the social categories: media, snapshots and raw
-// responses.
-func DataCategories() []DataCategory {
-	const day = 24 * time.Hour
-	return []DataCategory{
-		{Name: "social.media", Table: TableMedia, ID: "id", SubjectColumn: "connection_id", TimeColumn: "fetched_at",
-			Period: 730 * day, LegalBasis: "consent", PurgeOnDisconnect: true,
-			Sealed: []SealedField{{"title_sealed", fieldTitle}, {"description_sealed", fieldDescription}, {"share_url_sealed", fieldShareURL}}},
-		{Name: "social.metric_snapshots", Table: TableSnapshots, ID: "id", SubjectColumn: "connection_id", TimeColumn: "taken_at",
-			Period: 730 * day, LegalBasis: "consent", PurgeOnDisconnect: true},
-		{Name: "social.raw_responses", Table: TableRawResponses, ID: "id", SubjectColumn: "connection_id", TimeColumn: "fetched_at",
-			Period: 90 * day, LegalBasis: "consent", PurgeOnDisconnect: true,
-			Sealed: []SealedField{{"body_sealed", fieldBody}}},
-	}
-}
-
-// ConnectionSealed lists the sealed profile columns of TableConnections
-// (the tokens apart, which are never exported).
-func ConnectionSealed() []SealedField {
-	return []SealedField{{"display_name_sealed", fieldDisplayName}, {"avatar_url_sealed", fieldAvatarURL}}
-}
-
 // ErrUnknownSealedColumn is returned by OpenSealed for a column the
 // package does not seal.
 var ErrUnknownSealedColumn = errors.New("social: not a sealed column of the package")
 
-// OpenSealed opens the value of a sealed column (one DataCategory.Sealed or
-// ConnectionSealed) of the row id of table, in the context's tenant: the
-// export of a data-subject request reads it so.
+// OpenSealed opens the value of a sealed column of the row id of table, in
+// the context's tenant: the export of a data-subject request reads it so
+// (Store.Categories binds it to each sealed column).
 func (s *Store) OpenSealed(ctx context.Context, table, column, id string, sealed []byte) (string, error) {
-	fields := map[string][]SealedField{TableConnections: ConnectionSealed()}
-	for _, d := range DataCategories() {
-		fields[d.Table] = d.Sealed
-	}
-	for _, f := range fields[table] {
-		if f.Column != column {
+	for _, f := range sealedFields[table] {
+		if f.column != column {
 			continue
 		}
 		v, err := vault.ParseSealed(sealed)
 		if err != nil {
 			return "", fmt.Errorf("social: open %s.%s: %w", table, column, err)
 		}
-		out, err := s.open(ctx, v, id, f.As)
+		out, err := s.open(ctx, v, id, f.as)
 		if err != nil {
 			return "", fmt.Errorf("social: open %s.%s: %w", table, column, err)
 		}

@@ -107,9 +107,10 @@
 // carries the connection's Purposes. A metric the platform did not give
 // (followers behind a declined scope, a count a kind of account does not
 // have) is an unknown Count: stored as NULL, printed "unknown", JSON null,
-// never 0. DataCategories declares the three tables for the retention
-// engine: raw responses 90 days, media and snapshots 24 months, all purged
-// when their connection is disconnected.
+// never 0. Categories declares every table of the package for the
+// retention engine (Store.Categories with the sealed columns opened for
+// exports); erasing a connection erases what was fetched through it. The
+// periods are the policy's (socialcrm.DefaultPolicy).
 //
 // Personal data of the platforms is stored only sealed by the vault,
 // bound to tenant|record|field: a connection's display name and avatar URL

@@ -25,7 +25,7 @@ import (
 // platform revokes, the sealed tokens are deleted, and the hook hands the
 // connection to retention.
 func ExampleFlow() {
-	srv, _ := tiktoktest.NewServer(
+	srv, _ := tiktoktest.New(
 		tiktoktest.WithApp(tiktoktest.App{ClientKey: "ck", ClientSecret: "cs",
 			RedirectURIs: []string{"https://crm.example/callback/"},
 			Scopes:       []string{"user.info.basic", "user.info.profile", "video.list", "video.publish"}}),
@@ -49,7 +49,7 @@ func ExampleFlow() {
 		return nil
 	}))
 	provider, _ := tiktok.NewProvider(tiktok.Config{ClientKey: "ck", ClientSecret: "cs",
-		RedirectURL: "https://crm.example/callback/", BaseURL: srv.URL, AuthorizeURL: srv.AuthorizeURL})
+		RedirectURL: "https://crm.example/callback/", BaseURL: srv.BaseURL(), AuthorizeURL: srv.AuthorizeURL()})
 
 	_, err := store.NewFlow(provider, social.FlowConfig{Features: []string{"profile", "publish"}, ReadOnly: true})
 	fmt.Println(errors.Is(err, social.ErrWriteScope))

@@ -62,6 +62,27 @@ func (s *Store) CreateAPIKey(ctx context.Context, name string, role Role) (strin
 	return key, k, nil
 }
 
+// APIKeys lists the context tenant's API keys, revoked ones included
+// (RevokedAt set), oldest first: their records only, never a key or its
+// hash. Owners and admins may list them.
+func (s *Store) APIKeys(ctx context.Context) ([]APIKey, error) {
+	if err := Require(ctx, RoleOwner, RoleAdmin); err != nil {
+		return nil, err
+	}
+	keys := []APIKey{}
+	err := RunInTx(ctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		return tx.NewSelect().Model(&keys).Order("created_at", "id").Scan(ctx)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tenancy: list api keys: %w", err)
+	}
+	for i := range keys {
+		keys[i].Hash = ""
+		keys[i].CreatedAt = keys[i].CreatedAt.UTC()
+	}
+	return keys, nil
+}
+
 // AuthenticateAPIKey returns the principal of a valid, unrevoked key, or
 // ErrInvalidCredentials. The tenant named inside the key must be active.
 func (s *Store) AuthenticateAPIKey(ctx context.Context, key string) (Principal, error) {

@@ -17,6 +17,7 @@ import (
 	"github.com/socialcrm/socialcrm/internal/migrations"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
+	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
 )
 
 // keyedEnv is an audit log keyed with a real vault's audit keys, and the
@@ -34,7 +35,7 @@ func eachKeyed(t *testing.T, fn func(t *testing.T, e *keyedEnv)) {
 		return migrations.Run(ctx, db, tenancy.Migrations(), vault.Migrations())
 	}
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
-		kek, err := vault.OpenKeyFile(filepath.Join(t.TempDir(), "kek.json"))
+		kek, err := insecurekeyfile.Open(filepath.Join(t.TempDir(), "kek.json"))
 		require.NoError(t, err)
 		v, err := vault.New(db.DB, kek)
 		require.NoError(t, err)

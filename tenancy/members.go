@@ -210,9 +210,11 @@ type Lockout struct {
 	Duration    time.Duration
 }
 
-// DefaultLockout locks a member for 15 minutes after 5 failures within 15
-// minutes.
-var DefaultLockout = Lockout{MaxFailures: 5, Window: 15 * time.Minute, Duration: 15 * time.Minute}
+// DefaultLockout returns the default lockout policy: a member is locked
+// for 15 minutes after 5 failures within 15 minutes.
+func DefaultLockout() Lockout {
+	return Lockout{MaxFailures: 5, Window: 15 * time.Minute, Duration: 15 * time.Minute}
+}
 
 // LockedError is returned by Authenticate while a member is locked out. It
 // matches ErrLocked with errors.Is.

@@ -113,8 +113,11 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 func buildOptions(opts []Option) (options, error) {
-	o := options{now: time.Now, lockout: DefaultLockout}
+	o := options{now: time.Now, lockout: DefaultLockout()}
 	for _, opt := range opts {
+		if opt == nil {
+			continue // a nil Option means the default
+		}
 		if err := opt(&o); err != nil {
 			return o, err
 		}

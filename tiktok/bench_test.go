@@ -59,7 +59,7 @@ func BenchmarkSync(b *testing.B) {
 // rawFetch is the hand-written baseline: user info, then every page.
 func rawFetch(b *testing.B, srv *tiktoktest.Server, token string) int {
 	get := func(method, path string, body []byte, out any) {
-		req, _ := http.NewRequest(method, srv.URL+path, bytes.NewReader(body))
+		req, _ := http.NewRequest(method, srv.BaseURL()+path, bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
 		if body != nil {
 			req.Header.Set("Content-Type", "application/json")

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/tiktok"
@@ -82,7 +83,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		require.NotEmpty(t, e.logs.String(), "the revoke failure was logged")
 
 		for _, s := range texts {
-			requireNoSecret(t, s, secrets...)
+			testkit.RequireNoSecret(t, s, secrets...)
 		}
 	})
 }

@@ -91,9 +91,9 @@ var writes = map[string]bool{
 
 // OutcomeUnknownError is returned for a write (a publish init, a cancel)
 // whose answer was lost or was a server error: TikTok may or may not have
-// carried it out, and it is not sent again. Check before deciding: with a
-// PublishID, Posting.Status tells; without one, look for the post in the
-// creator's videos (Videos.List) after SentAt, or ask the creator.
+// carried it out, and it is not sent again. Check before deciding:
+// Posting.Lookup fetches the task's status when PublishID is set, and
+// otherwise looks for the post among the creator's videos after SentAt.
 // errors.Is(err, social.ErrOutcomeUnknown) holds.
 type OutcomeUnknownError struct {
 	// Path is the endpoint called; SentAt when.

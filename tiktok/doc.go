@@ -20,7 +20,7 @@
 // (social.Count), not 0. Profile texts, video texts and raw answers are
 // stored sealed (see package social).
 //
-//	mux.Handle("POST /webhooks/tiktok", must(tiktok.NewWebhook(cfg, store)))
+//	mux.Handle("POST /webhooks/tiktok", must(tiktok.NewWebhook(cfg, store, nil)))
 //
 // # Publishing
 //
@@ -45,7 +45,7 @@
 // delivers at least once and documents no event id, so the key is event,
 // user, time and content). authorization.removed disconnects the account's
 // connection in every tenant (social.Store.AccountRemoved) and starts its
-// purge through the disconnect hook; other events reach WithEventHandler.
+// purge through the disconnect hook; other events reach the handler given to NewWebhook.
 // The misspelled post.publish.no_longer_publicaly_available is matched
 // under both spellings.
 //
@@ -90,7 +90,7 @@
 //	errors.Is(err, tiktok.ErrRateLimited)  // rate_limit_exceeded after the retries
 //	errors.Is(err, tiktok.ErrInvalidParams) // invalid_params or invalid_param
 //	var ou *tiktok.OutcomeUnknownError     // a publish init or cancel whose answer was lost
-//	if errors.As(err, &ou) { checkBeforeRetrying(ou.PublishID, ou.SentAt) } // errors.Is(err, social.ErrOutcomeUnknown)
+//	if errors.As(err, &ou) { found, err := c.Posting.Lookup(ctx, ou, title) } // errors.Is(err, social.ErrOutcomeUnknown)
 //
 // Reads are retried on 429 and 5xx with jittered backoff honouring
 // Retry-After, at most four attempts (WithRetry), never beyond the

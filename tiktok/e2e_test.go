@@ -69,7 +69,7 @@ func TestConnectSyncPublishDisconnect(t *testing.T) {
 
 		_, err = e.store.Disconnect(e.ctx, conn.ID, e.prov)
 		require.NoError(t, err)
-		active, err := e.store.List(e.ctx, social.ListOptions{Status: social.StatusActive})
+		active, err := e.store.List(e.ctx, social.ConnectionFilter{Status: social.StatusActive})
 		require.NoError(t, err)
 		require.Empty(t, active)
 		require.Len(t, rec.conns, 2)

@@ -53,7 +53,7 @@ func exampleStore() (*social.Store, func()) {
 
 // Connect a creator's TikTok account read-only, then read the profile.
 func Example() {
-	srv, _ := tiktoktest.NewServer(
+	srv, _ := tiktoktest.New(
 		tiktoktest.WithApp(tiktoktest.App{ClientKey: "ck", ClientSecret: "cs",
 			RedirectURIs: []string{"https://crm.example/callback/"},
 			Scopes:       []string{"user.info.basic", "user.info.profile", "user.info.stats", "video.list"}}),
@@ -64,7 +64,7 @@ func Example() {
 	defer done()
 
 	cfg := tiktok.Config{ClientKey: "ck", ClientSecret: "cs", RedirectURL: "https://crm.example/callback/",
-		BaseURL: srv.URL, AuthorizeURL: srv.AuthorizeURL}
+		BaseURL: srv.BaseURL(), AuthorizeURL: srv.AuthorizeURL()}
 	provider, _ := tiktok.NewProvider(cfg)
 	flow, err := store.NewFlow(provider, social.FlowConfig{
 		Features: []string{"profile", "stats", "video.read"}, ReadOnly: true, Purposes: []string{"analytics"},

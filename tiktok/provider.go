@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -41,14 +42,23 @@ const (
 	ScopeVideoUpload     = "video.upload"
 )
 
+// Feature names of the catalogue (Features).
+const (
+	FeatureProfile   = "profile"
+	FeatureStats     = "stats"
+	FeatureVideoRead = "video.read"
+	FeaturePublish   = "publish"
+	FeatureUpload    = "upload"
+)
+
 // Features is TikTok's feature catalogue for social.FlowConfig.
 func Features() []social.Feature {
 	return []social.Feature{
-		{Name: "profile", Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeUserInfoProfile)},
-		{Name: "stats", Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeUserInfoStats)},
-		{Name: "video.read", Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeVideoList)},
-		{Name: "publish", Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeVideoPublish), Write: true},
-		{Name: "upload", Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeVideoUpload), Write: true},
+		{Name: FeatureProfile, Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeUserInfoProfile)},
+		{Name: FeatureStats, Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeUserInfoStats)},
+		{Name: FeatureVideoRead, Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeVideoList)},
+		{Name: FeaturePublish, Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeVideoPublish), Write: true},
+		{Name: FeatureUpload, Scopes: social.NewScopes(ScopeUserInfoBasic, ScopeVideoUpload), Write: true},
 	}
 }
 
@@ -92,17 +102,32 @@ func (c Config) base() string {
 	return DefaultBaseURL
 }
 
-// Option configures a Provider or a Client.
+// Option configures a Provider, a Client or a Webhook: one option type for
+// every constructor of the package, each reading the options that concern
+// it (WithTolerance only the Webhook). Options validate their arguments:
+// the constructors report the first invalid one. A nil Option means the
+// default.
 type Option func(*options) error
 
 type options struct {
-	hc      *http.Client
-	tel     telemetry.Providers
-	now     func() time.Time
-	wait    func(context.Context, time.Duration) error
-	session *social.Session
-	tries   int
-	keepRaw bool
+	hc        *http.Client
+	tel       telemetry.Providers
+	now       func() time.Time
+	log       *slog.Logger
+	wait      func(context.Context, time.Duration) error
+	session   *social.Session
+	tries     int
+	keepRaw   bool
+	tolerance time.Duration
+}
+
+// WithLogger sets the logger (nil, the default, discards). The Webhook
+// logs what it rejects and handles; never a secret or signature.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		o.log = l
+		return nil
+	}
 }
 
 // WithRawResponses makes Sync keep the raw API answers it fetched, as
@@ -179,6 +204,9 @@ func buildOptions(opts []Option) (options, error) {
 	}
 	if o.now == nil {
 		o.now = time.Now
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
 	}
 	return o, nil
 }

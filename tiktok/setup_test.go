@@ -5,20 +5,18 @@ import (
 	"context"
 	"log/slog"
 	"net/url"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/tink"
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
 	"github.com/socialcrm/socialcrm/internal/migrations"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/tiktok"
@@ -55,15 +53,6 @@ func newClock() *clock {
 	return c
 }
 
-func newKEK(t testing.TB) tink.AEAD {
-	t.Helper()
-	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-	require.NoError(t, err)
-	a, err := aead.New(h)
-	require.NoError(t, err)
-	return a
-}
-
 func owner(tenant string) context.Context {
 	return tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenant, MemberID: tenancy.NewID(), Role: tenancy.RoleOwner})
 }
@@ -87,7 +76,7 @@ type env struct {
 
 func newEnv(t testing.TB, db *dbtest.DB, srvOpts ...tiktoktest.Option) *env {
 	t.Helper()
-	e := &env{t: t, db: db, clk: newClock(), kek: newKEK(t), logs: &bytes.Buffer{}}
+	e := &env{t: t, db: db, clk: newClock(), kek: testkit.NewKEK(t), logs: &bytes.Buffer{}}
 	opts := append([]tiktoktest.Option{
 		tiktoktest.WithClock(e.clk.Now),
 		tiktoktest.WithApp(tiktoktest.App{
@@ -98,7 +87,7 @@ func newEnv(t testing.TB, db *dbtest.DB, srvOpts ...tiktoktest.Option) *env {
 	}, srvOpts...)
 	e.srv = tiktoktest.Start(t, opts...)
 	e.cfg = tiktok.Config{ClientKey: clientKey, ClientSecret: clientSecret, RedirectURL: redirectURI,
-		BaseURL: e.srv.URL, AuthorizeURL: e.srv.AuthorizeURL}
+		BaseURL: e.srv.BaseURL(), AuthorizeURL: e.srv.AuthorizeURL()}
 	var err error
 	e.prov, err = tiktok.NewProvider(e.cfg, e.clientOpts()...)
 	require.NoError(t, err)
@@ -188,16 +177,6 @@ func (e *env) auditActions() []string {
 	_, err = log.Verify(e.ctx)
 	require.NoError(e.t, err)
 	return as
-}
-
-// requireNoSecret fails when text holds any of secrets.
-func requireNoSecret(t testing.TB, text string, secrets ...string) {
-	t.Helper()
-	for _, s := range secrets {
-		if s != "" && strings.Contains(text, s) {
-			t.Fatalf("secret leaked into %q", text)
-		}
-	}
 }
 
 type (

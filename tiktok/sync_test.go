@@ -74,16 +74,6 @@ func TestSync(t *testing.T) {
 	})
 }
 
-func TestDataCategories(t *testing.T) {
-	cats := social.DataCategories()
-	require.Len(t, cats, 3)
-	for _, c := range cats {
-		if c.Name == "social.raw_responses" {
-			require.Equal(t, 90*24*time.Hour, c.Period)
-		}
-	}
-}
-
 // TestSyncWithoutStatsStoresUnknown: with user.info.stats declined TikTok
 // gives no counts; the snapshot stores them as unknown (NULL), not 0, and
 // readers see "unknown".

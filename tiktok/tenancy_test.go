@@ -18,7 +18,7 @@ func TestConnectionsAreTenantOwned(t *testing.T) {
 
 		_, err := e.store.Get(other, conn.ID)
 		require.ErrorIs(t, err, social.ErrNotFound)
-		list, err := e.store.List(other, social.ListOptions{})
+		list, err := e.store.List(other, social.ConnectionFilter{})
 		require.NoError(t, err)
 		require.Empty(t, list)
 		_, err = e.store.Token(other, conn.ID, e.prov)
@@ -28,7 +28,7 @@ func TestConnectionsAreTenantOwned(t *testing.T) {
 		_, err = e.store.Get(t.Context(), conn.ID)
 		require.ErrorIs(t, err, tenancy.ErrNoTenant)
 
-		mine, err := e.store.List(e.ctx, social.ListOptions{Platform: "tiktok", Status: social.StatusActive})
+		mine, err := e.store.List(e.ctx, social.ConnectionFilter{Platform: "tiktok", Status: social.StatusActive})
 		require.NoError(t, err)
 		require.Len(t, mine, 1)
 		found, err := e.store.Find(e.ctx, "tiktok", openID)

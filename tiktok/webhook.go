@@ -156,7 +156,7 @@ func VerifySignature(header string, body []byte, secret string, now time.Time, t
 // deliveries (they come at least once), disconnects the account's
 // connections on authorization.removed (starting their purge through the
 // store's disconnect hook), and passes every new event to the
-// WithEventHandler function. It answers 200 once a delivery is handled or
+// EventHandler given to NewWebhook. It answers 200 once a delivery is handled or
 // known, 401 for a bad signature, 400 for a malformed body, 413 for a body
 // too large, and 500 when handling failed (TikTok then retries). It is
 // safe for concurrent use.
@@ -165,71 +165,45 @@ type Webhook struct {
 	store     *social.Store
 	now       func() time.Time
 	tolerance time.Duration
-	onEvent   func(context.Context, *Event) error
+	onEvent   EventHandler
 	log       *slog.Logger
 }
 
-// WebhookOption configures a Webhook.
-type WebhookOption func(*Webhook) error
-
-// WithTolerance sets how old a signed timestamp may be (default
-// DefaultTolerance).
-func WithTolerance(d time.Duration) WebhookOption {
-	return func(w *Webhook) error {
+// WithTolerance sets how old a signed timestamp the Webhook accepts may be
+// (default DefaultTolerance).
+func WithTolerance(d time.Duration) Option {
+	return func(o *options) error {
 		if d <= 0 {
 			return errors.New("tiktok: WithTolerance: must be positive")
 		}
-		w.tolerance = d
+		o.tolerance = d
 		return nil
 	}
 }
 
-// WithEventHandler sets a function called with each new, verified event,
-// after the built-in handling. An error makes the delivery fail (500), so
-// TikTok retries it.
-func WithEventHandler(fn func(context.Context, *Event) error) WebhookOption {
-	return func(w *Webhook) error {
-		w.onEvent = fn
-		return nil
-	}
-}
+// EventHandler is called with each new, verified event, after the
+// built-in handling. An error makes the delivery fail (500), so TikTok
+// retries it.
+type EventHandler func(ctx context.Context, ev *Event) error
 
-// WithWebhookClock sets the clock for the timestamp check (default
-// time.Now).
-func WithWebhookClock(now func() time.Time) WebhookOption {
-	return func(w *Webhook) error {
-		if now == nil {
-			return errors.New("tiktok: WithWebhookClock: nil clock")
-		}
-		w.now = now
-		return nil
-	}
-}
-
-// WithWebhookLogger sets the logger (default: discard).
-func WithWebhookLogger(l *slog.Logger) WebhookOption {
-	return func(w *Webhook) error {
-		w.log = l
-		return nil
-	}
-}
-
-// NewWebhook returns the webhook handler of cfg's app over store.
-func NewWebhook(cfg Config, store *social.Store, opts ...WebhookOption) (*Webhook, error) {
+// NewWebhook returns the webhook handler of cfg's app over store, passing
+// each new event to handle after the built-in handling (nil: the built-in
+// handling only). WithClock sets the clock of the timestamp check,
+// WithLogger the logger, WithTolerance the accepted age.
+func NewWebhook(cfg Config, store *social.Store, handle EventHandler, opts ...Option) (*Webhook, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	if store == nil {
 		return nil, errors.New("tiktok: NewWebhook: nil store")
 	}
-	w := &Webhook{cfg: cfg, store: store, now: time.Now, tolerance: DefaultTolerance}
-	for _, o := range opts {
-		if o == nil {
-			continue
-		}
-		if err := o(w); err != nil {
-			return nil, err
-		}
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	w := &Webhook{cfg: cfg, store: store, onEvent: handle, now: o.now, log: o.log, tolerance: o.tolerance}
+	if w.tolerance == 0 {
+		w.tolerance = DefaultTolerance
 	}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)

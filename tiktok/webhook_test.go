@@ -46,7 +46,7 @@ func newWebhook(t *testing.T, e *env, rec *hookRecorder) string {
 	store, err := social.New(e.db.DB, e.vault, social.WithClock(e.clk.Now), social.WithDisconnectHook(rec.disconnected))
 	require.NoError(t, err)
 	e.store = store
-	wh, err := tiktok.NewWebhook(e.cfg, store, tiktok.WithWebhookClock(e.clk.Now), tiktok.WithEventHandler(rec.event))
+	wh, err := tiktok.NewWebhook(e.cfg, store, rec.event, tiktok.WithClock(e.clk.Now))
 	require.NoError(t, err)
 	hs := httptest.NewServer(wh)
 	t.Cleanup(hs.Close)
@@ -158,8 +158,8 @@ func TestWebhookSurvivesACrash(t *testing.T) {
 		require.NoError(t, err)
 		var mu sync.Mutex
 		handled, crash, fail := 0, 1, 1
-		wh, err := tiktok.NewWebhook(e.cfg, store, tiktok.WithWebhookClock(e.clk.Now),
-			tiktok.WithEventHandler(func(context.Context, *tiktok.Event) error {
+		wh, err := tiktok.NewWebhook(e.cfg, store,
+			func(context.Context, *tiktok.Event) error {
 				mu.Lock()
 				defer mu.Unlock()
 				if crash > 0 {
@@ -172,7 +172,7 @@ func TestWebhookSurvivesACrash(t *testing.T) {
 				}
 				handled++
 				return nil
-			}))
+			}, tiktok.WithClock(e.clk.Now))
 		require.NoError(t, err)
 		hs := httptest.NewServer(wh)
 		t.Cleanup(hs.Close)

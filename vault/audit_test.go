@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
 )
@@ -18,7 +19,7 @@ import (
 func TestAuditKeys(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
 		ctx := context.Background()
-		kek1, kek2 := newKEK(t), newKEK(t)
+		kek1, kek2 := testkit.NewKEK(t), testkit.NewKEK(t)
 		v := newVault(t, db, kek1)
 		log, err := v.AuditLog(ctx, db)
 		require.NoError(t, err)

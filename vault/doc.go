@@ -10,7 +10,7 @@
 // it to its tenant, record and field.
 //
 //	kek, err := vault.KMS("gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k")
-//	// or, on one machine: kek, err := vault.OpenKeyFile("/etc/socialcrm/kek.json")
+//	// or, on one machine, in clear: kek, err := insecurekeyfile.Open("/etc/socialcrm/kek.json")
 //	v, err := vault.New(db, kek, vault.WithColumns(social.SealedColumns()...))
 //
 //	// ctx carries the tenant (tenancy.WithPrincipal); the binding names the row and column.
@@ -39,11 +39,11 @@
 // Retiring the key-encryption key version that wrapped it does: to erase a
 // tenant from backups too, after DestroyKey,
 //
-//  1. add a key-encryption key version (KeyFile.Rotate, or rotate the KMS
+//  1. add a key-encryption key version (insecurekeyfile.KeyFile.Rotate, or rotate the KMS
 //     key) and make sure every process uses it;
 //  2. run RotateKEK as the system principal (tenancy.System), which rewraps
 //     every live tenant;
-//  3. retire the old version (KeyFile.Retire, or disable and destroy the
+//  3. retire the old version (insecurekeyfile.KeyFile.Retire, or disable and destroy the
 //     KMS key version).
 //
 // From then on no copy of the database made before step 2 opens anything
@@ -74,7 +74,7 @@
 //
 // # Concurrency
 //
-// A Vault, a KeyFile and the tink.AEAD returned by KMS are safe for
+// A Vault, an insecurekeyfile.KeyFile and the tink.AEAD returned by KMS are safe for
 // concurrent use. Several processes may share a database: the first Seal for
 // a tenant creates its keys exactly once, and rotations and destructions
 // are serialized per tenant by the database. Sealed and Secret are values;
@@ -143,7 +143,7 @@
 //
 // There is no vaulttest package: a Vault over a test database is the real
 // thing, and cheap. Use a fresh Tink AEAD as the key-encryption key
-// (keyset.NewHandle(aead.AES256GCMKeyTemplate()) and aead.New), a KeyFile
+// (keyset.NewHandle(aead.AES256GCMKeyTemplate()) and aead.New), an insecurekeyfile.KeyFile
 // in t.TempDir, or Tink's fake KMS (github.com/tink-crypto/tink-go/v2/testing/fakekms)
 // registered with registry.RegisterKMSClient to drive KMS. WithClock and
 // WithCacheMaxAge let a test expire the cache without sleeping.

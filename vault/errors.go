@@ -25,10 +25,6 @@ var (
 
 	// ErrInvalidBinding is returned when a Binding lacks its record or field.
 	ErrInvalidBinding = errors.New("vault: invalid binding")
-
-	// ErrInsecureKeyFile is returned by OpenKeyFile for a key file that
-	// group or others may read or write, or that is not a regular file.
-	ErrInsecureKeyFile = errors.New("vault: key file is not private to its owner")
 )
 
 type destroyedError struct{}

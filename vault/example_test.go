@@ -15,11 +15,12 @@ import (
 	"github.com/socialcrm/socialcrm/internal/sqldb"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
+	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
 )
 
 // exampleEnv opens a migrated SQLite database and a local key file in a
 // temporary directory, as an embedded application would at start-up.
-func exampleEnv() (db *bun.DB, kek *vault.KeyFile, cleanup func(), err error) {
+func exampleEnv() (db *bun.DB, kek *insecurekeyfile.KeyFile, cleanup func(), err error) {
 	dir, err := os.MkdirTemp("", "vault-example-")
 	if err != nil {
 		return nil, nil, nil, err
@@ -33,7 +34,7 @@ func exampleEnv() (db *bun.DB, kek *vault.KeyFile, cleanup func(), err error) {
 		_, err = tenancy.InstallGuard(db, vault.Models()...)
 	}
 	if err == nil {
-		kek, err = vault.OpenKeyFile(filepath.Join(dir, "kek.json"))
+		kek, err = insecurekeyfile.Open(filepath.Join(dir, "kek.json"))
 	}
 	if err != nil {
 		if db != nil {
@@ -189,30 +190,4 @@ func ExampleVault_Index() {
 	// same person found: true
 	// other field differs: false
 	// reveals the address: false
-}
-
-func ExampleOpenKeyFile() {
-	dir, err := os.MkdirTemp("", "vault-kek-")
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "kek.json")
-
-	kek, err := vault.OpenKeyFile(path) // created on first use
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	fi, _ := os.Stat(path)
-	fmt.Println(fi.Mode().Perm(), kek.Versions())
-
-	// A file others can read is refused.
-	_ = os.Chmod(path, 0o644)
-	_, err = vault.OpenKeyFile(path)
-	fmt.Println(errors.Is(err, vault.ErrInsecureKeyFile))
-	// Output:
-	// -rw------- 1
-	// true
 }

@@ -12,13 +12,14 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
 )
 
 func TestIndexFindsByEquality(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
-		kek := newKEK(t)
+		kek := testkit.NewKEK(t)
 		v := newVault(t, db, kek)
 		a, b := tenancy.NewID(), tenancy.NewID()
 		norm := func(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
@@ -82,7 +83,7 @@ func TestIndexFindsByEquality(t *testing.T) {
 
 func TestOptionsValidate(t *testing.T) {
 	db := dbtest.SQLite(t, setup)
-	kek := newKEK(t)
+	kek := testkit.NewKEK(t)
 	for name, opt := range map[string]vault.Option{
 		"cache size 0":       vault.WithCacheSize(0),
 		"negative max age":   vault.WithCacheMaxAge(-time.Second),
@@ -112,7 +113,7 @@ func TestOptionsValidate(t *testing.T) {
 // created, rotated and the cache is tiny; run with -race.
 func TestConcurrentUse(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
-		kek := newKEK(t)
+		kek := testkit.NewKEK(t)
 		clk := newClock()
 		vs := []*vault.Vault{
 			newVault(t, db, kek, vault.WithCacheSize(2), vault.WithClock(clk.Now)),

@@ -416,7 +416,7 @@ func (v *Vault) DestroyKey(ctx context.Context) error {
 // unwraps with next or the key it replaces. It is idempotent: after an
 // interruption, call it again with the same next (on a vault still built
 // with the old key-encryption key, or with next if next can also decrypt
-// under the old version, as a rotated KeyFile can). Other processes must
+// under the old version, as a rotated insecurekeyfile.KeyFile can). Other processes must
 // run with next (or a key that decrypts both versions) before the old
 // version is retired, and every one of them must have stopped wrapping with
 // the old version: run RotateKEK once more right before retiring to catch

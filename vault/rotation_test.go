@@ -11,13 +11,14 @@ import (
 	"github.com/tink-crypto/tink-go/v2/tink"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
 )
 
 func TestRotateKeyKeepsOldValuesReadable(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
-		kek := newKEK(t)
+		kek := testkit.NewKEK(t)
 		v := newVault(t, db, kek)
 		tid := tenancy.NewID()
 		ctx := owner(tid)
@@ -65,7 +66,7 @@ func TestRotateKeyKeepsOldValuesReadable(t *testing.T) {
 
 func TestRotationByAnotherProcess(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
-		kek := newKEK(t)
+		kek := testkit.NewKEK(t)
 		clk := newClock()
 		v1 := newVault(t, db, kek, vault.WithClock(clk.Now))
 		v2 := newVault(t, db.Reopen(t), kek, vault.WithClock(clk.Now))
@@ -95,7 +96,7 @@ func TestRotationByAnotherProcess(t *testing.T) {
 
 func TestResealResumesAfterInterruption(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
-		kek := newKEK(t)
+		kek := testkit.NewKEK(t)
 		v := newVault(t, db, kek, vault.WithColumns(tokenColumn))
 		a, other := tenancy.NewID(), tenancy.NewID()
 		ctx := owner(a)
@@ -250,7 +251,7 @@ func TestRotateKEK(t *testing.T) {
 // does not have reload its keys at most once per interval.
 func TestUnknownKeyIDsDoNotFloodTheKeyStore(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
-		kek := &countingAEAD{AEAD: newKEK(t)}
+		kek := &countingAEAD{AEAD: testkit.NewKEK(t)}
 		clk := newClock()
 		v := newVault(t, db, kek, vault.WithClock(clk.Now))
 		a, b := owner(tenancy.NewID()), owner(tenancy.NewID())

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
 )
@@ -40,7 +41,7 @@ type holder struct {
 // recovered panics. The canary, and the ciphertext, must never appear.
 func TestSecretCanary(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
-		v := newVault(t, db, newKEK(t))
+		v := newVault(t, db, testkit.NewKEK(t))
 		ctx := owner(tenancy.NewID())
 		b := vault.Binding{Record: "conn", Field: "token"}
 		sealed, err := v.Seal(ctx, []byte(canary), b)

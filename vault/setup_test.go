@@ -6,9 +6,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/core/registry"
-	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/testing/fakekms"
 	"github.com/tink-crypto/tink-go/v2/tink"
 	"github.com/uptrace/bun"
@@ -76,16 +74,6 @@ func as(tenant string, role tenancy.Role) context.Context {
 func owner(tenant string) context.Context { return as(tenant, tenancy.RoleOwner) }
 
 func system() context.Context { return tenancy.System(context.Background(), "vault-test") }
-
-// newKEK returns a fresh in-memory AES-256-GCM key-encryption key.
-func newKEK(t testing.TB) tink.AEAD {
-	t.Helper()
-	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-	require.NoError(t, err)
-	a, err := aead.New(h)
-	require.NoError(t, err)
-	return a
-}
 
 func newVault(t testing.TB, db bun.IDB, kek tink.AEAD, opts ...vault.Option) *vault.Vault {
 	t.Helper()

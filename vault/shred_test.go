@@ -13,13 +13,15 @@ import (
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/sqldb"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
+	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
 )
 
 func TestDestroyKey(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
-		kek := newKEK(t)
+		kek := testkit.NewKEK(t)
 		clk := newClock()
 		v := newVault(t, db, kek, vault.WithClock(clk.Now), vault.WithColumns(tokenColumn))
 		other := newVault(t, db.Reopen(t), kek, vault.WithClock(clk.Now), vault.WithCacheMaxAge(time.Minute))
@@ -87,7 +89,7 @@ func TestDestroyKey(t *testing.T) {
 	})
 }
 
-// TestCryptoShreddingReachesBackups is the backup case of P11: a copy of
+// TestCryptoShreddingReachesBackups is the backup case of crypto-shredding: a copy of
 // the database taken before a tenant's key was destroyed is useless for
 // that tenant once the key-encryption key version that wrapped its key is
 // retired, while every other tenant's values still open.
@@ -95,7 +97,7 @@ func TestCryptoShreddingReachesBackups(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
 		ctx := context.Background()
 		path := filepath.Join(t.TempDir(), "kek.json")
-		kf, err := vault.OpenKeyFile(path)
+		kf, err := insecurekeyfile.Open(path)
 		require.NoError(t, err)
 		v := newVault(t, db, kf, vault.WithColumns(tokenColumn))
 
@@ -113,7 +115,7 @@ func TestCryptoShreddingReachesBackups(t *testing.T) {
 
 		// Before anything happens, the backup opens with the key file: the
 		// test below is not vacuous.
-		openFrom := func(data bun.IDB, keys bun.IDB, kek *vault.KeyFile, tid string) (string, error) {
+		openFrom := func(data bun.IDB, keys bun.IDB, kek *insecurekeyfile.KeyFile, tid string) (string, error) {
 			token := getConn(t, owner(tid), data, "conn").Token
 			sec, err := newVault(t, keys, kek).Open(owner(tid), token, bind)
 			return string(sec.Reveal()), err
@@ -142,7 +144,7 @@ func TestCryptoShreddingReachesBackups(t *testing.T) {
 		require.Equal(t, 1, kf.Versions())
 
 		// The current key material, as a restarted process reads it.
-		current, err := vault.OpenKeyFile(path)
+		current, err := insecurekeyfile.Open(path)
 		require.NoError(t, err)
 		require.Equal(t, 1, current.Versions())
 

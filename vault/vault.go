@@ -123,7 +123,7 @@ func WithColumns(cols ...Column) Option {
 // New returns a Vault storing tenant keys in db (a *bun.DB, normally; see
 // the package documentation for transactions) and wrapping them with kek,
 // the key-encryption key: KMS for a key in a key-management service,
-// OpenKeyFile for a local key file, or any tink.AEAD.
+// insecurekeyfile.Open for a local key file, or any tink.AEAD.
 //
 // db must have the vault's migrations applied (Migrations).
 func New(db bun.IDB, kek tink.AEAD, opts ...Option) (*Vault, error) {

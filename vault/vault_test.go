@@ -9,13 +9,14 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
 )
 
 func TestSealOpenRoundTrip(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
-		kek := newKEK(t)
+		kek := testkit.NewKEK(t)
 		v := newVault(t, db, kek)
 		tid := tenancy.NewID()
 		ctx := owner(tid)
@@ -76,7 +77,7 @@ func TestSealOpenRoundTrip(t *testing.T) {
 
 func TestOpenFailsOutsideItsBinding(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
-		v := newVault(t, db, newKEK(t))
+		v := newVault(t, db, testkit.NewKEK(t))
 		ctx := owner(tenancy.NewID())
 		b := vault.Binding{Record: "conn-1", Field: "access_token"}
 		s, err := v.Seal(ctx, []byte("secret"), b)
@@ -119,7 +120,7 @@ func TestOpenFailsOutsideItsBinding(t *testing.T) {
 
 func TestOpenFailsForAnotherTenant(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
-		kek := newKEK(t)
+		kek := testkit.NewKEK(t)
 		v := newVault(t, db, kek)
 		a, b, c := tenancy.NewID(), tenancy.NewID(), tenancy.NewID()
 		bind := vault.Binding{Record: "conn-1", Field: "token"}
@@ -169,7 +170,7 @@ func TestCacheServesWithinMaxAge(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
 		clk := newClock()
 		handle := db.Reopen(t)
-		v := newVault(t, handle, newKEK(t), vault.WithClock(clk.Now), vault.WithCacheMaxAge(10*time.Minute))
+		v := newVault(t, handle, testkit.NewKEK(t), vault.WithClock(clk.Now), vault.WithCacheMaxAge(10*time.Minute))
 		ctx := owner(tenancy.NewID())
 		b := vault.Binding{Record: "r", Field: "f"}
 		s, err := v.Seal(ctx, []byte("x"), b)

@@ -42,7 +42,7 @@ import (
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/tiktok"
 	"github.com/socialcrm/socialcrm/tiktok/tiktoktest"
-	"github.com/socialcrm/socialcrm/vault"
+	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
 )
 
 // Creator is a creator the agency represents. Embedding tenancy.Owned
@@ -181,7 +181,7 @@ func run(ctx context.Context, o options) (*report, error) {
 	}
 	// Read-only: profile, stats and the video list. A write feature here
 	// would make NewFlow fail with social.ErrWriteScope.
-	flow, err := sdk.Social.NewFlow(provider, social.FlowConfig{Features: []string{"profile", "stats", "video.read"},
+	flow, err := sdk.Social.NewFlow(provider, social.FlowConfig{Features: []string{tiktok.FeatureProfile, tiktok.FeatureStats, tiktok.FeatureVideoRead},
 		ReadOnly: true, Purposes: []string{"creator-analytics"}})
 	if err != nil {
 		return nil, err
@@ -377,7 +377,7 @@ func mainErr(ctx context.Context, args []string, in io.Reader, out io.Writer) er
 		if err != nil {
 			return err
 		}
-	} else if kek, err = vault.OpenKeyFile(*kekFile); err != nil {
+	} else if kek, err = insecurekeyfile.Open(*kekFile); err != nil {
 		return err
 	}
 	db, err := socialcrm.OpenDB(*dsn)

@@ -62,12 +62,12 @@ func startEmulator(now func() time.Time) (*tiktoktest.Server, error) {
 	for _, r := range roster {
 		opts = append(opts, tiktoktest.WithUser(tiktoktest.User{OpenID: r.openID, DisplayName: r.name, FollowerCount: r.followers}))
 	}
-	return tiktoktest.NewServer(opts...)
+	return tiktoktest.New(opts...)
 }
 
 func emulatorConfig(srv *tiktoktest.Server) tiktok.Config {
 	return tiktok.Config{ClientKey: "agency-sandbox", ClientSecret: "agency-sandbox-secret",
-		RedirectURL: "https://agency.example/tiktok/callback/", BaseURL: srv.URL, AuthorizeURL: srv.AuthorizeURL}
+		RedirectURL: "https://agency.example/tiktok/callback/", BaseURL: srv.BaseURL(), AuthorizeURL: srv.AuthorizeURL()}
 }
 
 // ephemeralKEK is a key-encryption key that lives only in memory, for the

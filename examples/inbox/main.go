@@ -33,11 +33,12 @@ import (
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/inbox"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
-	"github.com/socialcrm/socialcrm/vault"
+	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
 )
 
 // options is what run needs; main fills it, the test too.
@@ -88,12 +89,12 @@ func run(ctx context.Context, o options) (*report, error) {
 
 	// 2. The webhook: signature checked, each event handled once, stored by
 	// the Inbox as crm conversations of every tenant that connected the Page.
-	inbox, err := meta.NewInbox(o.DB, sdk.Social, sdk.CRM, meta.WithInboxClock(o.Sim.clock.Now))
+	in, err := sdk.MetaInbox()
 	if err != nil {
 		return nil, err
 	}
 	wh, err := meta.NewWebhook(meta.WebhookConfig{AppSecret: o.Sim.metaCfg.AppSecret, VerifyToken: o.Sim.verifyToken},
-		sdk.Social, inbox.Handle)
+		sdk.Social, in.Handle)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +129,7 @@ func run(ctx context.Context, o options) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-	sent, _, err := client.Messenger.Send(tctx, page.AccountID, meta.SendRequest{PSID: psidLea,
+	sent, _, err := in.Send(tctx, client, page.AccountID, meta.SendRequest{PSID: psidLea,
 		MessagingType: meta.MessagingResponse, Text: "Yes! The blue vase is in stock; we can hold it for you until Saturday."})
 	if err != nil {
 		return nil, err
@@ -160,7 +161,7 @@ func run(ctx context.Context, o options) (*report, error) {
 	// 5. A day later, a reply to Tom is refused before anything is sent:
 	// his last message is older than Messenger's 24-hour window.
 	o.Sim.clock.Advance(25 * time.Hour)
-	_, _, rep.Refused = client.Messenger.Send(tctx, page.AccountID, meta.SendRequest{PSID: psidTom,
+	_, _, rep.Refused = in.Send(tctx, client, page.AccountID, meta.SendRequest{PSID: psidTom,
 		MessagingType: meta.MessagingResponse, Text: "Sorry for the late answer: yes, on Sundays too."})
 	var we *meta.WindowError
 	if !errors.As(rep.Refused, &we) {
@@ -204,14 +205,14 @@ func connectPage(ctx context.Context, sdk *socialcrm.SDK, sim *sandbox) (social.
 	return pages[0].Connection, nil
 }
 
-// pageClient is a Graph API client acting as the Page, storing its
-// replies in crm.
+// pageClient is a Graph API client acting as the Page (the inbox keeps
+// its replies in crm).
 func pageClient(ctx context.Context, sdk *socialcrm.SDK, sim *sandbox, page social.Connection) (*meta.Client, error) {
 	sess, err := sdk.Social.Session(ctx, page.ID, sim.metaProv)
 	if err != nil {
 		return nil, err
 	}
-	return meta.New(sim.metaCfg, meta.WithSession(sess), meta.WithConversations(sdk.CRM),
+	return meta.New(sim.metaCfg, meta.WithSession(sess),
 		meta.WithHTTPClient(sim.meta.Client()), meta.WithClock(sim.clock.Now))
 }
 
@@ -262,7 +263,7 @@ func showInbox(ctx context.Context, sdk *socialcrm.SDK, out io.Writer, title str
 // findMessage finds a message of the conversation with the person by its
 // mid.
 func findMessage(ctx context.Context, sdk *socialcrm.SDK, pageID, psid, mid string) (crm.Message, error) {
-	conv, err := sdk.CRM.Conversations().Find(ctx, meta.ConversationKey(pageID, psid))
+	conv, err := sdk.CRM.Conversations().Find(ctx, inbox.Key(pageID, psid))
 	if err != nil {
 		return crm.Message{}, err
 	}
@@ -305,7 +306,7 @@ func mainErr(ctx context.Context, args []string, out io.Writer) error {
 		if kek, err = ephemeralKEK(); err != nil { // the data goes with the file
 			return err
 		}
-	} else if kek, err = vault.OpenKeyFile(*kekFile); err != nil {
+	} else if kek, err = insecurekeyfile.Open(*kekFile); err != nil {
 		return err
 	}
 	db, err := socialcrm.OpenDB(*dsn)

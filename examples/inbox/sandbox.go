@@ -82,17 +82,17 @@ func (s *sandbox) close() { s.meta.Close() }
 // later Léa writes, then sends a photo, and Meta delivers that second
 // message twice.
 func (s *sandbox) customersWrite(ctx context.Context, callback string) error {
-	if _, err := s.meta.DeliverWebhook(ctx, sandboxMetaApp, callback,
+	if _, err := s.meta.SendWebhook(ctx, sandboxMetaApp, callback,
 		metatest.TextMessage(sandboxPage, psidTom, "Hi, do you deliver on Sundays?")); err != nil {
 		return err
 	}
 	s.clock.Advance(10 * time.Minute)
-	if _, err := s.meta.DeliverWebhook(ctx, sandboxMetaApp, callback,
+	if _, err := s.meta.SendWebhook(ctx, sandboxMetaApp, callback,
 		metatest.TextMessage(sandboxPage, psidLea, "Hello! Is the blue vase from your window still available?")); err != nil {
 		return err
 	}
 	s.clock.Advance(time.Minute)
-	d, err := s.meta.DeliverWebhook(ctx, sandboxMetaApp, callback, metatest.Event{PageID: sandboxPage, PSID: psidLea,
+	d, err := s.meta.SendWebhook(ctx, sandboxMetaApp, callback, metatest.Event{PageID: sandboxPage, PSID: psidLea,
 		Message: &metatest.EventMessage{Text: "This one:", Attachments: []metatest.Attachment{
 			{Type: "image", URL: "https://scontent.example/v/blue-vase.jpg"}}}})
 	if err != nil {
@@ -134,7 +134,7 @@ func (s *sandbox) receipt(ctx context.Context, callback, psid, mid, kind string)
 	default:
 		return fmt.Errorf("unknown receipt %q", kind)
 	}
-	_, err := s.meta.DeliverWebhook(ctx, sandboxMetaApp, callback, ev)
+	_, err := s.meta.SendWebhook(ctx, sandboxMetaApp, callback, ev)
 	return err
 }
 

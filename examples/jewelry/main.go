@@ -44,7 +44,7 @@ import (
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/tiktok"
 	"github.com/socialcrm/socialcrm/tiktok/tiktoktest"
-	"github.com/socialcrm/socialcrm/vault"
+	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
 )
 
 // Item is a piece in the shop's inventory. Embedding tenancy.Owned scopes
@@ -428,7 +428,7 @@ func connectMeta(ctx context.Context, sdk *socialcrm.SDK, p *platforms) (page, i
 // connectTikTok runs TikTok's consent for the shop's account, asking for
 // Direct Post only.
 func connectTikTok(ctx context.Context, sdk *socialcrm.SDK, p *platforms) (social.Connection, error) {
-	flow, err := sdk.Social.NewFlow(p.tiktokProv, social.FlowConfig{Features: []string{"publish"}, Purposes: []string{"publishing"}})
+	flow, err := sdk.Social.NewFlow(p.tiktokProv, social.FlowConfig{Features: []string{tiktok.FeaturePublish}, Purposes: []string{"publishing"}})
 	if err != nil {
 		return social.Connection{}, err
 	}
@@ -526,7 +526,7 @@ func mainErr(ctx context.Context, args []string, out io.Writer) error {
 		if kek, err = ephemeralKEK(); err != nil { // the data goes with the file
 			return err
 		}
-	} else if kek, err = vault.OpenKeyFile(*kekFile); err != nil {
+	} else if kek, err = insecurekeyfile.Open(*kekFile); err != nil {
 		return err
 	}
 	db, err := socialcrm.OpenDB(*dsn)

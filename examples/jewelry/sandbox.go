@@ -98,7 +98,7 @@ func startPlatforms(now func() time.Time) (*platforms, error) {
 		p.close()
 		return nil, err
 	}
-	p.tiktok, err = tiktoktest.NewServer(tiktoktest.WithClock(now), tiktoktest.WithPublishTimings(tiktoktest.PublishTimings{}),
+	p.tiktok, err = tiktoktest.New(tiktoktest.WithClock(now), tiktoktest.WithPublishTimings(tiktoktest.PublishTimings{}),
 		tiktoktest.WithApp(tiktoktest.App{ClientKey: sandboxTikTokKey, ClientSecret: sandboxTikTokSec,
 			RedirectURIs: []string{redirectTikTok}, Scopes: []string{tiktok.ScopeUserInfoBasic, tiktok.ScopeVideoPublish}}),
 		tiktoktest.WithUser(tiktoktest.User{OpenID: sandboxTikTokUser, DisplayName: "Maison Opale"}))
@@ -107,7 +107,7 @@ func startPlatforms(now func() time.Time) (*platforms, error) {
 		return nil, err
 	}
 	p.tiktokCfg = tiktok.Config{ClientKey: sandboxTikTokKey, ClientSecret: sandboxTikTokSec, RedirectURL: redirectTikTok,
-		BaseURL: p.tiktok.URL, AuthorizeURL: p.tiktok.AuthorizeURL}
+		BaseURL: p.tiktok.BaseURL(), AuthorizeURL: p.tiktok.AuthorizeURL()}
 	if p.tiktokProv, err = tiktok.NewProvider(p.tiktokCfg, tiktok.WithClock(now)); err != nil {
 		p.close()
 		return nil, err

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/uptrace/bun"
-
 	"github.com/socialcrm/socialcrm/tenancy"
 )
 
@@ -157,19 +155,8 @@ func (a *app) me(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (a *app) apiKeys(ctx context.Context) ([]tenancy.APIKey, error) {
-	if err := tenancy.Require(ctx, tenancy.RoleOwner, tenancy.RoleAdmin); err != nil {
-		return nil, err
-	}
-	keys := []tenancy.APIKey{}
-	err := tenancy.RunInTx(ctx, a.db, nil, func(ctx context.Context, tx bun.Tx) error {
-		return tx.NewSelect().Model(&keys).Order("created_at").Scan(ctx)
-	})
-	return keys, err
-}
-
 func (a *app) listAPIKeys(w http.ResponseWriter, r *http.Request) error {
-	keys, err := a.apiKeys(r.Context())
+	keys, err := a.sdk.Tenants.APIKeys(r.Context())
 	if err != nil {
 		return err
 	}

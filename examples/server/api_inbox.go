@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/inbox"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/vault"
@@ -14,15 +15,15 @@ import (
 
 // metaWebhook is Messenger's webhook: GET answers Meta's verification,
 // POST stores each new, verified event in the crm conversations of every
-// tenant that connected the Page (meta.Inbox).
+// tenant that connected the Page (the SDK's inbox).
 func (a *app) metaWebhook() (http.Handler, error) {
-	inbox, err := meta.NewInbox(a.db, a.sdk.Social, a.sdk.CRM, meta.WithInboxLogger(a.log))
+	in, err := a.sdk.MetaInbox(inbox.WithLogger(a.log))
 	if err != nil {
 		return nil, err
 	}
 	return meta.NewWebhook(meta.WebhookConfig{AppSecret: a.plat.metaCfg.AppSecret,
 		VerifyToken: vault.NewSecret([]byte(a.plat.metaVerify))},
-		a.sdk.Social, inbox.Handle, meta.WithWebhookLogger(a.log))
+		a.sdk.Social, in.Handle, meta.WithLogger(a.log))
 }
 
 func (a *app) listConversations(w http.ResponseWriter, r *http.Request) error {
@@ -60,9 +61,10 @@ func (a *app) conversationMessages(w http.ResponseWriter, r *http.Request) error
 	return nil
 }
 
-// reply answers a Messenger conversation as its Page through the Send API,
-// within Meta's 24-hour window; the reply is stored in the conversation.
-func (a *app) reply(ctx context.Context, convID, text string) (*meta.SentMessage, error) {
+// reply answers a Messenger conversation as its Page through the Send API
+// (a plugin guest by user_ref), within Meta's 24-hour window; the reply is
+// stored in the conversation.
+func (a *app) reply(ctx context.Context, convID, text string) (*inbox.Sent, error) {
 	text = strings.TrimSpace(text)
 	if text == "" || len(text) > 2000 {
 		return nil, errInvalid(fieldProblem{Field: "text", Problem: "1 to 2000 characters"})
@@ -78,11 +80,15 @@ func (a *app) reply(ctx context.Context, convID, text string) (*meta.SentMessage
 	if err != nil {
 		return nil, &apiError{Status: http.StatusConflict, Code: "page_not_connected", Message: "connect the conversation's Facebook Page to answer"}
 	}
-	client, err := a.plat.metaClient(ctx, a.sdk.Social, page.ID, meta.WithConversations(a.sdk.CRM))
+	client, err := a.plat.metaClient(ctx, a.sdk.Social, page.ID)
 	if err != nil {
 		return nil, err
 	}
-	sent, _, err := client.Messenger.Send(ctx, conv.AccountID, meta.SendRequest{PSID: conv.ThreadID, MessagingType: meta.MessagingResponse, Text: text})
+	in, err := a.sdk.MetaInbox(inbox.WithLogger(a.log))
+	if err != nil {
+		return nil, err
+	}
+	sent, _, err := in.Reply(ctx, client, conv, meta.SendRequest{MessagingType: meta.MessagingResponse, Text: text})
 	return sent, err
 }
 
@@ -147,7 +153,7 @@ func (a *app) deliverSandboxMessage(ctx context.Context, psid, text string) erro
 		return &apiError{Status: http.StatusConflict, Code: "page_not_subscribed",
 			Message: "the sandbox Page is not subscribed to the app's webhooks: connect it with the messaging permissions first"}
 	}
-	_, err := a.plat.metaSrv.DeliverWebhook(ctx, a.plat.metaCfg.AppID, a.publicURL+"/webhooks/meta",
+	_, err := a.plat.metaSrv.SendWebhook(ctx, a.plat.metaCfg.AppID, a.publicURL+"/webhooks/meta",
 		metatest.TextMessage(sandboxPage, psid, text))
 	return err
 }

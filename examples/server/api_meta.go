@@ -55,7 +55,7 @@ func (a *app) subscribePage(ctx context.Context, pc meta.PageConnection) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.Pages.Subscribe(ctx, pc.PageID, meta.MessengerFields)
+	_, err = c.Pages.Subscribe(ctx, pc.PageID, meta.MessengerFields())
 	return err
 }
 
@@ -132,7 +132,7 @@ func isHTTPURL(s string) bool {
 }
 
 // publishMeta publishes to the connection's Page, or its Instagram account,
-// at the user's instruction (P17; each publish is audited by the client).
+// at the user's instruction (each publish is audited by the client).
 func (a *app) publishMeta(ctx context.Context, c social.Connection, in metaPublishInput) (map[string]any, error) {
 	if c.Platform != meta.Platform {
 		return nil, errInvalid(fieldProblem{Field: "id", Problem: "not a Meta connection"})

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/uptrace/bun"
-
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/tenancy"
 )
@@ -54,25 +52,27 @@ func (a *app) createRequest(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// requests lists the tenant's data-subject requests, open ones first by
-// deadline.
+// requests lists the tenant's data-subject requests for the console, open
+// ones first by deadline (the first 500).
 func (a *app) requests(ctx context.Context) ([]retention.Request, error) {
-	if err := tenancy.Require(ctx, tenancy.RoleOwner, tenancy.RoleAdmin, tenancy.RoleStaff); err != nil {
-		return nil, err
-	}
-	reqs := []retention.Request{}
-	err := tenancy.RunInTx(ctx, a.db, nil, func(ctx context.Context, tx bun.Tx) error {
-		return tx.NewSelect().Model(&reqs).OrderExpr("CASE WHEN status = 'open' THEN 0 ELSE 1 END, due_at").Limit(500).Scan(ctx)
-	})
-	return reqs, err
+	p, err := a.sdk.Retention.Requests(ctx, retention.RequestFilter{}, retention.ListOptions{Limit: 500})
+	return p.Items, err
 }
 
+// listRequests pages through the tenant's data-subject requests, open
+// ones first by deadline (limit, cursor; status and kind filter).
 func (a *app) listRequests(w http.ResponseWriter, r *http.Request) error {
-	reqs, err := a.requests(r.Context())
+	o, err := listOptions(r)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"requests": reqs})
+	q := r.URL.Query()
+	f := retention.RequestFilter{Status: retention.RequestStatus(q.Get("status")), Kind: retention.RequestKind(q.Get("kind"))}
+	p, err := a.sdk.Retention.Requests(r.Context(), f, retention.ListOptions{Limit: o.Limit, Cursor: o.Cursor})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"requests": p.Items, "next_cursor": p.NextCursor})
 	return nil
 }
 
@@ -116,7 +116,7 @@ func (a *app) verifyRequest(w http.ResponseWriter, r *http.Request) error {
 }
 
 // exportRequest streams the subject's data as a zip of JSON and CSV per
-// category (P12). Preconditions are checked before the first byte, so a
+// category. Preconditions are checked before the first byte, so a
 // refusal is a clean 4xx.
 func (a *app) exportRequest(w http.ResponseWriter, r *http.Request) error {
 	req, err := a.request(r)

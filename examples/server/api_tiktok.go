@@ -20,7 +20,7 @@ import (
 const maxVideo = 64 << 20
 
 func (a *app) listConnections(w http.ResponseWriter, r *http.Request) error {
-	conns, err := a.sdk.Social.List(r.Context(), social.ListOptions{Platform: r.URL.Query().Get("platform")})
+	conns, err := a.sdk.Social.List(r.Context(), social.ConnectionFilter{Platform: r.URL.Query().Get("platform")})
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func (a *app) getConnection(w http.ResponseWriter, r *http.Request) error {
 }
 
 // disconnect revokes at the platform, deletes the tokens and starts the
-// retention clock of the connection's data (P5, P6).
+// retention clock of the connection's data.
 func (a *app) disconnect(w http.ResponseWriter, r *http.Request) error {
 	c, err := a.connection(r)
 	if err != nil {
@@ -190,8 +190,14 @@ func (a *app) insights(w http.ResponseWriter, r *http.Request) error {
 type publishForm struct {
 	Title        string
 	PrivacyLevel string
-	Video        multipart.File
-	Size         int64
+	// Allow* are the interactions the creator chose to allow (TikTok's
+	// guidelines: none preselected, none the creator's settings turn off).
+	AllowComment, AllowDuet, AllowStitch bool
+	// BrandOrganic ("your brand") and BrandContent ("branded content")
+	// disclose commercial content.
+	BrandOrganic, BrandContent bool
+	Video                      multipart.File
+	Size                       int64
 }
 
 // readPublishForm reads a multipart publish form: title, privacy_level and
@@ -209,8 +215,14 @@ func readPublishForm(w http.ResponseWriter, r *http.Request) (publishForm, func(
 	cleanup := func() { _ = r.MultipartForm.RemoveAll() }
 	f.Title = strings.TrimSpace(r.FormValue("title"))
 	f.PrivacyLevel = r.FormValue("privacy_level")
+	yes := func(k string) bool { v := r.FormValue(k); return v == "yes" || v == "true" || v == "1" }
+	f.AllowComment, f.AllowDuet, f.AllowStitch = yes("allow_comment"), yes("allow_duet"), yes("allow_stitch")
+	f.BrandOrganic, f.BrandContent = yes("brand_organic"), yes("brand_content")
 	var v validator
 	v.check(len(f.Title) <= 2200, "title", "at most 2200 characters")
+	v.check(f.PrivacyLevel != "", "privacy_level", "required: choose who can see the video")
+	v.check(!yes("commercial") || f.BrandOrganic || f.BrandContent, "commercial", "say whether it promotes your own brand, another brand, or both")
+	v.check(!f.BrandContent || f.PrivacyLevel != "SELF_ONLY", "privacy_level", "branded content cannot be private (only me)")
 	file, hdr, err := r.FormFile("video")
 	v.check(err == nil, "video", "required: the video file")
 	if err == nil {
@@ -224,7 +236,7 @@ func readPublishForm(w http.ResponseWriter, r *http.Request) (publishForm, func(
 	return f, func() { f.Video.Close(); cleanup() }, nil
 }
 
-// tiktokPublish posts a video at the user's instruction (P17): creator info
+// tiktokPublish posts a video at the user's instruction: creator info
 // first, for the privacy levels the account allows, then init, upload and
 // the first status.
 func (a *app) tiktokPublish(w http.ResponseWriter, r *http.Request) error {
@@ -257,18 +269,22 @@ func (a *app) publishTikTok(ctx context.Context, c social.Connection, f publishF
 	if err != nil {
 		return nil, "", err
 	}
-	if f.PrivacyLevel == "" {
-		f.PrivacyLevel = info.PrivacyLevelOptions[len(info.PrivacyLevelOptions)-1]
-	}
-	if !slices.Contains(info.PrivacyLevelOptions, f.PrivacyLevel) {
-		return nil, "", errInvalid(fieldProblem{Field: "privacy_level", Problem: "must be one of " + strings.Join(info.PrivacyLevelOptions, ", ")})
+	var v validator
+	v.check(slices.Contains(info.PrivacyLevelOptions, f.PrivacyLevel), "privacy_level", "must be one of "+strings.Join(info.PrivacyLevelOptions, ", "))
+	v.check(!f.AllowComment || !info.CommentDisabled, "allow_comment", "the creator's settings turn comments off")
+	v.check(!f.AllowDuet || !info.DuetDisabled, "allow_duet", "the creator's settings turn duets off")
+	v.check(!f.AllowStitch || !info.StitchDisabled, "allow_stitch", "the creator's settings turn stitches off")
+	if err := v.err(); err != nil {
+		return nil, "", err
 	}
 	src, err := tiktok.PlanChunks(f.Size, 0)
 	if err != nil {
 		return nil, "", errInvalid(fieldProblem{Field: "video", Problem: err.Error()})
 	}
 	init, _, err := client.Posting.InitVideo(ctx, tiktok.VideoInitRequest{
-		PostInfo: tiktok.PostInfo{PrivacyLevel: f.PrivacyLevel, Title: f.Title}, SourceInfo: src})
+		PostInfo: tiktok.PostInfo{PrivacyLevel: f.PrivacyLevel, Title: f.Title,
+			DisableComment: !f.AllowComment, DisableDuet: !f.AllowDuet, DisableStitch: !f.AllowStitch,
+			BrandOrganicToggle: f.BrandOrganic, BrandContentToggle: f.BrandContent}, SourceInfo: src})
 	if err != nil {
 		return nil, "", err
 	}
@@ -308,11 +324,10 @@ func (a *app) tiktokPublishStatus(w http.ResponseWriter, r *http.Request) error 
 // revokes the account's connections in every tenant and starts their purge.
 func (a *app) tiktokWebhook() http.Handler {
 	h, err := tiktok.NewWebhook(a.plat.tiktokCfg, a.sdk.Social,
-		tiktok.WithWebhookLogger(a.log),
-		tiktok.WithEventHandler(func(ctx context.Context, ev *tiktok.Event) error {
+		func(ctx context.Context, ev *tiktok.Event) error {
 			a.log.InfoContext(ctx, "tiktok webhook", "event", ev.Event)
 			return nil
-		}))
+		}, tiktok.WithLogger(a.log))
 	if err != nil {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, a.log, err) })
 	}

@@ -43,6 +43,6 @@ func TestAudienceView(t *testing.T) {
 	html := out.String()
 	require.Contains(t, html, `id="audience"`)
 	require.Contains(t, html, `id="audience-gender"`)
-	require.Contains(t, html, "<td>F</td><td>60</td>")
+	require.Contains(t, html, `<td>F</td><td class="num">60</td>`)
 	require.Contains(t, html, "follower_demographics")
 }

@@ -24,7 +24,7 @@ import (
 	"github.com/socialcrm/socialcrm/tenancy"
 )
 
-// Session lifetimes (P14): access tokens are short-lived, signed, and
+// Session lifetimes: access tokens are short-lived, signed, and
 // honoured only while their session is live (one primary-key read per
 // request: sign-out and tenant closure end them at once); refresh tokens
 // rotate on every use, and presenting a spent one revokes the whole session

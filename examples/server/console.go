@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"cmp"
+	"crypto/subtle"
 	"embed"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/inbox"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
@@ -34,6 +37,9 @@ var consoleFS embed.FS
 const (
 	cookieAccess  = "sc_at"
 	cookieRefresh = "sc_rt"
+	// cookieFlash carries the message the page after a redirect shows,
+	// signed; messages never come from the URL.
+	cookieFlash = "sc_flash"
 )
 
 // page is what every console template receives.
@@ -50,24 +56,42 @@ type page struct {
 	Error   *apiError
 	Data    any
 	NowYear int
+	// Form is what a POST sent: the page shown again after a validation
+	// error keeps what was typed (never a password: no template reads one).
+	Form url.Values
+	// Path is the request's path, for the navigation's current page.
+	Path string
 }
+
+// Active reports whether the signed-in tenant is open: a closed tenant's
+// pages show no links that would only answer "closed".
+func (p *page) Active() bool { return p.Signed && p.Tenant.Status == tenancy.StatusActive }
 
 type consoleHandler func(w http.ResponseWriter, r *http.Request, p *page) error
 
 func (a *app) consoleTemplates() (*template.Template, error) {
 	return template.New("console").Funcs(template.FuncMap{
-		"date":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
-		"day":       func(t time.Time) string { return t.UTC().Format("2006-01-02") },
-		"trend":     trendChart,
-		"bars":      barChart,
-		"percent":   func(f float64) string { return fmt.Sprintf("%.1f%%", f*100) },
-		"join":      strings.Join,
-		"scopes":    func(s social.Scopes) string { return s.Join(" ") },
-		"daysLeft":  func(t time.Time) int { return int(time.Until(t).Hours() / 24) },
-		"subject":   subjectString,
-		"kindLabel": kindLabel,
-		"money":     money,
-		"isSandbox": func(m map[string]string, k string) bool { return m[k] == "sandbox" },
+		"date":         func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
+		"day":          func(t time.Time) string { return t.UTC().Format("2006-01-02") },
+		"trend":        trendChart,
+		"bars":         barChart,
+		"percent":      func(f float64) string { return fmt.Sprintf("%.1f%%", f*100) },
+		"join":         strings.Join,
+		"scopes":       func(s social.Scopes) string { return s.Join(" ") },
+		"daysLeft":     func(t time.Time) int { return int(time.Until(t).Hours() / 24) },
+		"subject":      subjectString,
+		"kindLabel":    kindLabel,
+		"money":        money,
+		"isSandbox":    func(m map[string]string, k string) bool { return m[k] == "sandbox" },
+		"navItems":     func() []navItem { return consoleNav },
+		"navCurrent":   navCurrent,
+		"connKind":     connKind,
+		"scopeSummary": scopeSummary,
+		"privacyLabel": privacyLabel,
+		"contactName":  contactName,
+		"stages":       contactStages,
+		"moneyInput":   moneyInput,
+		"sub":          func(x, y int64) int64 { return x - y },
 	}).ParseFS(consoleFS, "console/*.html")
 }
 
@@ -77,6 +101,7 @@ func kindLabel(kind string) string {
 		crm.SubjectEmail:         "e-mail address",
 		crm.SubjectPhone:         "phone number",
 		crm.SubjectThread:        "Messenger PSID or Instagram-scoped id",
+		inbox.SubjectUserRef:     "Messenger user_ref of a website plugin guest",
 		social.SubjectOpenID:     "TikTok open_id",
 		social.SubjectAccount:    "platform account id (Meta app-scoped id, TikTok open_id)",
 		crm.SubjectContact:       "contact id",
@@ -113,6 +138,7 @@ func (a *app) consoleRoutes() error {
 	a.routes = append(a.routes, route{Method: "GET", Path: "/{$}", Console: true})
 	a.page("GET /console/login", public, "login", func(w http.ResponseWriter, r *http.Request, p *page) error { return nil })
 	a.page("POST /console/login", public, "login", a.consoleLogin)
+	a.page("POST /console/login/pick", public, "login", a.consolePick)
 	a.page("GET /console/signup", public, "signup", func(w http.ResponseWriter, r *http.Request, p *page) error { return nil })
 	a.page("POST /console/signup", public, "signup", a.consoleSignup)
 	a.page("POST /console/logout", member, "", a.consoleLogout)
@@ -133,25 +159,38 @@ func (a *app) consoleRoutes() error {
 	a.page("POST /console/privacy/requests/{id}/erase", member, "privacy", a.consoleErase)
 	a.page("GET /console/privacy/requests/{id}/export", member, "privacy", a.consoleExport)
 	a.page("GET /console/datamap", member, "datamap", a.consoleDataMap)
-	a.page("POST /console/tenant/close", member, "home", a.consoleCloseTenant)
+	a.page("POST /console/tenant/close", member, "settings", a.consoleCloseTenant)
 	a.page("POST /console/tenant/reopen", member, "home", a.consoleReopenTenant)
 	a.consoleCRMRoutes()
 	a.consoleBillingRoutes()
+	a.page("GET /console/settings", member, "settings", a.consoleSettings)
+	a.page("GET /console/team", member, "team", a.consoleTeam)
+	a.page("POST /console/team", member, "team", a.consoleAddMember)
 	a.page("GET /console/keys", member, "keys", a.consoleKeys)
 	a.page("POST /console/keys", member, "keys", a.consoleCreateKey)
 	a.page("POST /console/keys/{id}/revoke", member, "keys", a.consoleRevokeKey)
+	// Any other console path or method: a 404 inside the layout.
+	a.page("/console/", member, "error", func(w http.ResponseWriter, r *http.Request, p *page) error {
+		p.Title = "Not found"
+		return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "There is no such page."}
+	})
+	// The fallback is no operation of its own: /console/ is the overview's.
+	a.routes = a.routes[:len(a.routes)-1]
 	return nil
 }
 
 // page registers a console route rendering template name with the data
 // the handler leaves in p (a handler that redirected renders nothing).
 func (a *app) page(pattern string, acc access, name string, h consoleHandler) {
-	method, path, _ := strings.Cut(pattern, " ")
+	method, path, ok := strings.Cut(pattern, " ")
+	if !ok {
+		method, path = "", pattern
+	}
 	a.routes = append(a.routes, route{Method: method, Path: path, Console: true})
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self' "+a.formTargets()+"; frame-ancestors 'none'")
 		w.Header().Set("Cache-Control", "no-store")
-		p := &page{Mode: a.modes(), NowYear: time.Now().Year()}
+		p := &page{Mode: a.modes(), NowYear: time.Now().Year(), Path: r.URL.Path}
 		if err := a.crossOrigin.Check(r); err != nil {
 			a.render(w, http.StatusForbidden, "error", p, &apiError{Status: http.StatusForbidden, Code: "cross_origin",
 				Message: "the form was sent from another site than " + a.publicURL + "; open the console there and try again"})
@@ -175,6 +214,13 @@ func (a *app) page(pattern string, acc access, name string, h consoleHandler) {
 		} else if acc == member {
 			http.Redirect(w, r, "/console/login", http.StatusSeeOther)
 			return
+		}
+		if r.Method == http.MethodGet {
+			p.Flash = a.takeFlash(w, r)
+		} else if r.MultipartForm != nil {
+			p.Form = r.MultipartForm.Value
+		} else {
+			p.Form = r.PostForm
 		}
 		rec := &redirectRecorder{ResponseWriter: w}
 		err := h(rec, r, p)
@@ -288,27 +334,42 @@ func (a *app) consoleSession(w http.ResponseWriter, r *http.Request) (tenancy.Pr
 	return claims.principal(), claims.Session, true
 }
 
-func seeOther(w http.ResponseWriter, r *http.Request, path, flash string) error {
+// seeOther redirects to path after a successful form, leaving flash for
+// the next page in a signed cookie.
+func (a *app) seeOther(w http.ResponseWriter, r *http.Request, path, flash string) error {
 	if flash != "" {
-		sep := "?"
-		if strings.Contains(path, "?") {
-			sep = "&"
-		}
-		path += sep + "flash=" + url.QueryEscape(flash)
+		v := base64.RawURLEncoding.EncodeToString([]byte(truncate(flash, 1000)))
+		a.setCookie(w, r, cookieFlash, v+"."+a.tokens.mac("flash."+v), time.Minute)
 	}
 	http.Redirect(w, r, path, http.StatusSeeOther)
 	return nil
 }
 
-func (a *app) consoleLogin(w http.ResponseWriter, r *http.Request, p *page) error {
-	p.Data = map[string]string{"tenant_id": r.FormValue("tenant_id"), "email": r.FormValue("email")}
-	_, tok, err := a.signIn(r, loginRequest{TenantID: strings.TrimSpace(r.FormValue("tenant_id")),
-		Email: r.FormValue("email"), Password: r.FormValue("password")})
+// takeFlash returns the message a redirect left, and clears it.
+func (a *app) takeFlash(w http.ResponseWriter, r *http.Request) string {
+	c, err := r.Cookie(cookieFlash)
 	if err != nil {
-		return err
+		return ""
 	}
-	a.setSessionCookies(w, r, tok)
-	return seeOther(w, r, "/console/", "")
+	a.setCookie(w, r, cookieFlash, "", -1)
+	v, mac, ok := strings.Cut(c.Value, ".")
+	if !ok || subtle.ConstantTimeCompare([]byte(mac), []byte(a.tokens.mac("flash."+v))) != 1 {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// confirmed reports whether a destructive form's confirmation box was
+// ticked; the form marks it required, the server checks it again.
+func confirmed(r *http.Request) error {
+	if r.FormValue("confirm") != "yes" {
+		return errInvalid(fieldProblem{Field: "confirm", Problem: "tick the box to confirm"})
+	}
+	return nil
 }
 
 func (a *app) consoleSignup(w http.ResponseWriter, r *http.Request, p *page) error {
@@ -319,7 +380,7 @@ func (a *app) consoleSignup(w http.ResponseWriter, r *http.Request, p *page) err
 		return err
 	}
 	a.setSessionCookies(w, r, tok)
-	return seeOther(w, r, "/console/", "Welcome! Your tenant id is "+t.ID+" — keep it to sign in.")
+	return a.seeOther(w, r, "/console/", "Welcome to "+t.Name+". Next time, sign in with your e-mail and password.")
 }
 
 func (a *app) consoleLogout(w http.ResponseWriter, r *http.Request, p *page) error {
@@ -332,17 +393,21 @@ func (a *app) consoleLogout(w http.ResponseWriter, r *http.Request, p *page) err
 	}
 	a.setCookie(w, r, cookieAccess, "", -1)
 	a.setCookie(w, r, cookieRefresh, "", -1)
-	return seeOther(w, r, "/console/login", "Signed out.")
+	return a.seeOther(w, r, "/console/login", "Signed out.")
 }
 
 func (a *app) consoleHome(w http.ResponseWriter, r *http.Request, p *page) error {
 	p.Title = "Overview"
-	p.Flash = r.URL.Query().Get("flash")
-	conns, err := a.sdk.Social.List(r.Context(), social.ListOptions{})
+	conns, err := a.sdk.Social.List(r.Context(), social.ConnectionFilter{})
 	if err != nil {
 		return err
 	}
 	data := map[string]any{"Connections": conns}
+	if p.Tenant.Status == tenancy.StatusActive {
+		if data["Tasks"], err = a.dueTasks(r.Context()); err != nil {
+			return err
+		}
+	}
 	if p.Role == tenancy.RoleOwner || p.Role == tenancy.RoleAdmin || p.Role == tenancy.RoleStaff {
 		reqs, err := a.requests(r.Context())
 		if err != nil {
@@ -361,11 +426,11 @@ func (a *app) consoleHome(w http.ResponseWriter, r *http.Request, p *page) error
 }
 
 func (a *app) consoleCloseTenant(w http.ResponseWriter, r *http.Request, p *page) error {
-	if err := a.consoleHome(w, r, p); err != nil {
+	if err := a.consoleSettings(w, r, p); err != nil {
 		return err
 	}
 	if r.FormValue("confirm") != p.Tenant.Name {
-		return errInvalid(fieldProblem{Field: "confirm", Problem: "type the tenant's name to confirm"})
+		return errInvalid(fieldProblem{Field: "confirm", Problem: "type the organization's name to confirm"})
 	}
 	t, err := a.sdk.Tenants.CloseTenant(r.Context(), a.sdk.Retention.Policy().ClosureGrace)
 	if err != nil {
@@ -374,20 +439,19 @@ func (a *app) consoleCloseTenant(w http.ResponseWriter, r *http.Request, p *page
 	if err := a.tokens.revokeTenant(r.Context(), sessionOf(r.Context())); err != nil {
 		return err
 	}
-	return seeOther(w, r, "/console/", "Closed. Everything is erased after "+t.PurgeAfter.UTC().Format("2006-01-02")+" unless you reopen before.")
+	return a.seeOther(w, r, "/console/", "Closed. Everything is erased after "+t.PurgeAfter.UTC().Format("2006-01-02")+" unless you reopen before.")
 }
 
 func (a *app) consoleReopenTenant(w http.ResponseWriter, r *http.Request, p *page) error {
 	if _, err := a.sdk.Tenants.ReopenTenant(r.Context()); err != nil {
 		return err
 	}
-	return seeOther(w, r, "/console/", "Reopened.")
+	return a.seeOther(w, r, "/console/", "Reopened.")
 }
 
 func (a *app) consoleConnections(w http.ResponseWriter, r *http.Request, p *page) error {
 	p.Title = "Connected accounts"
-	p.Flash = r.URL.Query().Get("flash")
-	conns, err := a.sdk.Social.List(r.Context(), social.ListOptions{})
+	conns, err := a.sdk.Social.List(r.Context(), social.ConnectionFilter{})
 	if err != nil {
 		return err
 	}
@@ -428,7 +492,7 @@ func (a *app) consoleMetaCallback(w http.ResponseWriter, r *http.Request, p *pag
 			ig++
 		}
 	}
-	return seeOther(w, r, "/console/connections", fmt.Sprintf("Connected %s on Facebook: %d Page(s), %d Instagram account(s).", user.DisplayName, n, ig))
+	return a.seeOther(w, r, "/console/connections", fmt.Sprintf("Connected %s on Facebook: %d Page(s), %d Instagram account(s).", user.DisplayName, n, ig))
 }
 
 func (a *app) consoleMetaPublish(w http.ResponseWriter, r *http.Request, p *page) error {
@@ -441,7 +505,7 @@ func (a *app) consoleMetaPublish(w http.ResponseWriter, r *http.Request, p *page
 	if _, err := a.publishMeta(r.Context(), v.Connection, in); err != nil {
 		return err
 	}
-	return seeOther(w, r, "/console/connections/"+v.Connection.ID, "Published.")
+	return a.seeOther(w, r, "/console/connections/"+v.Connection.ID, "Published.")
 }
 
 func (a *app) consoleTikTokCallback(w http.ResponseWriter, r *http.Request, p *page) error {
@@ -454,7 +518,7 @@ func (a *app) consoleTikTokCallback(w http.ResponseWriter, r *http.Request, p *p
 	if name == "" {
 		name = c.AccountID
 	}
-	return seeOther(w, r, "/console/connections/"+c.ID, "Connected "+name+" on TikTok.")
+	return a.seeOther(w, r, "/console/connections/"+c.ID, "Connected "+name+" on TikTok.")
 }
 
 type connectionView struct {
@@ -468,9 +532,11 @@ type connectionView struct {
 	Audience   *audienceView
 	Media      []social.Media
 	Engagement float64
-	Privacy    []string
-	Publish    *tiktok.PublishStatus
-	PublishID  string
+	// Creator is what TikTok says the account may post, asked each time
+	// the post form renders; nil hides the form.
+	Creator   *tiktok.CreatorInfo
+	Publish   *tiktok.PublishStatus
+	PublishID string
 }
 
 func (a *app) loadConnection(r *http.Request, p *page) (*connectionView, error) {
@@ -553,7 +619,6 @@ func audienceOf(snaps []social.Snapshot) *audienceView {
 }
 
 func (a *app) consoleConnection(w http.ResponseWriter, r *http.Request, p *page) error {
-	p.Flash = r.URL.Query().Get("flash")
 	v, err := a.loadConnection(r, p)
 	if err != nil {
 		return err
@@ -566,9 +631,9 @@ func (a *app) consoleConnection(w http.ResponseWriter, r *http.Request, p *page)
 		// Creator info each time the post form renders: its privacy options
 		// are the only ones offered.
 		info, _, err := client.Posting.CreatorInfo(r.Context())
-		if err == nil {
-			v.Privacy = info.PrivacyLevelOptions
-		} else {
+		if err == nil && len(info.PrivacyLevelOptions) > 0 {
+			v.Creator = info
+		} else if err != nil {
 			a.log.WarnContext(r.Context(), "creator info", "err", err)
 		}
 	}
@@ -594,7 +659,7 @@ func (a *app) consoleSync(w http.ResponseWriter, r *http.Request, p *page) error
 	} else if _, _, err := a.syncTikTok(r.Context(), v.Connection); err != nil {
 		return err
 	}
-	return seeOther(w, r, "/console/connections/"+v.Connection.ID, "Synced.")
+	return a.seeOther(w, r, "/console/connections/"+v.Connection.ID, "Synced.")
 }
 
 func (a *app) consolePublish(w http.ResponseWriter, r *http.Request, p *page) error {
@@ -611,7 +676,7 @@ func (a *app) consolePublish(w http.ResponseWriter, r *http.Request, p *page) er
 	if err != nil {
 		return err
 	}
-	return seeOther(w, r, "/console/connections/"+v.Connection.ID+"?publish_id="+url.QueryEscape(id), "Published: "+st.Status)
+	return a.seeOther(w, r, "/console/connections/"+v.Connection.ID+"?publish_id="+url.QueryEscape(id), "Published: "+st.Status)
 }
 
 func (a *app) consoleDisconnect(w http.ResponseWriter, r *http.Request, p *page) error {
@@ -619,10 +684,13 @@ func (a *app) consoleDisconnect(w http.ResponseWriter, r *http.Request, p *page)
 	if err != nil {
 		return err
 	}
+	if err := confirmed(r); err != nil {
+		return err
+	}
 	if _, err := a.disconnectConnection(r.Context(), v.Connection); err != nil {
 		return err
 	}
-	return seeOther(w, r, "/console/connections", "Disconnected: the platform authorization is revoked and the tokens deleted.")
+	return a.seeOther(w, r, "/console/connections", "Disconnected: the platform authorization is revoked and the tokens deleted.")
 }
 
 type privacyView struct {
@@ -641,7 +709,6 @@ func (a *app) loadPrivacy(r *http.Request, p *page) (*privacyView, error) {
 }
 
 func (a *app) consolePrivacy(w http.ResponseWriter, r *http.Request, p *page) error {
-	p.Flash = r.URL.Query().Get("flash")
 	_, err := a.loadPrivacy(r, p)
 	return err
 }
@@ -658,7 +725,7 @@ func (a *app) consoleCreateRequest(w http.ResponseWriter, r *http.Request, p *pa
 	if err != nil {
 		return err
 	}
-	return seeOther(w, r, "/console/privacy", fmt.Sprintf("Request %s recorded; due %s.", req.ID, req.DueAt.UTC().Format("2006-01-02")))
+	return a.seeOther(w, r, "/console/privacy", fmt.Sprintf("Request %s recorded; due %s.", req.ID, req.DueAt.UTC().Format("2006-01-02")))
 }
 
 func (a *app) consoleVerify(w http.ResponseWriter, r *http.Request, p *page) error {
@@ -676,11 +743,14 @@ func (a *app) consoleVerify(w http.ResponseWriter, r *http.Request, p *page) err
 	if _, err := a.sdk.Retention.SetVerification(r.Context(), req.ID, outcome); err != nil {
 		return err
 	}
-	return seeOther(w, r, "/console/privacy", "Identity "+string(outcome)+".")
+	return a.seeOther(w, r, "/console/privacy", "Identity "+string(outcome)+".")
 }
 
 func (a *app) consoleErase(w http.ResponseWriter, r *http.Request, p *page) error {
 	if _, err := a.loadPrivacy(r, p); err != nil {
+		return err
+	}
+	if err := confirmed(r); err != nil {
 		return err
 	}
 	receipt, err := a.erase(r)
@@ -688,7 +758,7 @@ func (a *app) consoleErase(w http.ResponseWriter, r *http.Request, p *page) erro
 		return err
 	}
 	if receipt.Outcome == retention.OutcomeNoDataFound {
-		return seeOther(w, r, "/console/privacy", fmt.Sprintf("No data found for this person: nothing was erased (%d categories searched).", len(receipt.Categories)))
+		return a.seeOther(w, r, "/console/privacy", fmt.Sprintf("No data found for this person: nothing was erased (%d categories searched).", len(receipt.Categories)))
 	}
 	n, touched := receipt.Erased(), 0
 	for _, c := range receipt.Categories {
@@ -696,7 +766,7 @@ func (a *app) consoleErase(w http.ResponseWriter, r *http.Request, p *page) erro
 			touched++
 		}
 	}
-	return seeOther(w, r, "/console/privacy", fmt.Sprintf("Erased %d records in %d categories (%d searched).", n, touched, len(receipt.Categories)))
+	return a.seeOther(w, r, "/console/privacy", fmt.Sprintf("Erased %d records in %d categories (%d searched).", n, touched, len(receipt.Categories)))
 }
 
 func (a *app) consoleExport(w http.ResponseWriter, r *http.Request, p *page) error {
@@ -713,19 +783,13 @@ func (a *app) consoleExport(w http.ResponseWriter, r *http.Request, p *page) err
 
 func (a *app) consoleDataMap(w http.ResponseWriter, r *http.Request, p *page) error {
 	p.Title = "Data map"
-	var buf bytes.Buffer
-	dm := a.sdk.Retention.DataMap()
-	if err := dm.WriteMarkdown(&buf); err != nil {
-		return err
-	}
-	p.Data = map[string]any{"Map": dm, "Markdown": buf.String()}
+	p.Data = map[string]any{"Map": a.sdk.Retention.DataMap()}
 	return nil
 }
 
 func (a *app) consoleKeys(w http.ResponseWriter, r *http.Request, p *page) error {
 	p.Title = "API keys"
-	p.Flash = r.URL.Query().Get("flash")
-	keys, err := a.apiKeys(r.Context())
+	keys, err := a.sdk.Tenants.APIKeys(r.Context())
 	p.Data = map[string]any{"Keys": keys}
 	return err
 }
@@ -742,18 +806,24 @@ func (a *app) consoleCreateKey(w http.ResponseWriter, r *http.Request, p *page) 
 	if err != nil {
 		return err
 	}
-	keys, err := a.apiKeys(r.Context())
+	keys, err := a.sdk.Tenants.APIKeys(r.Context())
 	p.Data = map[string]any{"Keys": keys, "NewKey": key}
 	return err
 }
 
 func (a *app) consoleRevokeKey(w http.ResponseWriter, r *http.Request, p *page) error {
+	if err := a.consoleKeys(w, r, p); err != nil {
+		return err
+	}
 	id := r.PathValue("id")
 	if tenancy.ValidateID(id) != nil {
 		return errNotFound("api key")
 	}
+	if err := confirmed(r); err != nil {
+		return err
+	}
 	if err := a.sdk.Tenants.RevokeAPIKey(r.Context(), id); err != nil {
 		return err
 	}
-	return seeOther(w, r, "/console/keys", "Key revoked.")
+	return a.seeOther(w, r, "/console/keys", "Key revoked.")
 }

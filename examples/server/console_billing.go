@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/socialcrm/socialcrm/crm"
 )
@@ -20,6 +21,12 @@ func (a *app) consoleBillingRoutes() {
 	a.page("POST /console/deals/{id}/stage", member, "deals", a.consoleMoveDeal)
 	a.page("POST /console/pipelines", member, "deals", a.consoleCreatePipeline)
 	a.page("GET /console/invoices", member, "invoices", a.consoleInvoices)
+	a.page("POST /console/invoices", member, "invoices", a.consoleCreateInvoice)
+	a.page("POST /console/invoices/{id}/issue", member, "invoices", a.consoleIssueInvoice)
+	a.page("POST /console/invoices/{id}/pay", member, "invoices", a.consolePayInvoice)
+	a.page("GET /console/proposals", member, "proposals", a.consoleProposals)
+	a.page("POST /console/proposals", member, "proposals", a.consoleCreateProposal)
+	a.page("POST /console/proposals/{id}/status", member, "proposals", a.consoleMoveProposal)
 }
 
 // boardColumn is one stage of the deals board.
@@ -40,7 +47,6 @@ type boardView struct {
 // consoleDeals renders a pipeline's deals as a board: one column per stage.
 func (a *app) consoleDeals(w http.ResponseWriter, r *http.Request, p *page) error {
 	p.Title = "Deals"
-	p.Flash = r.URL.Query().Get("flash")
 	v := &boardView{}
 	p.Data = v
 	ctx := r.Context()
@@ -107,7 +113,7 @@ func (a *app) consoleCreatePipeline(w http.ResponseWriter, r *http.Request, p *p
 	if err != nil {
 		return err
 	}
-	return seeOther(w, r, "/console/deals?pipeline="+pl.ID, "Pipeline created.")
+	return a.seeOther(w, r, "/console/deals?pipeline="+pl.ID, "Pipeline created.")
 }
 
 func (a *app) consoleCreateDeal(w http.ResponseWriter, r *http.Request, p *page) error {
@@ -127,7 +133,7 @@ func (a *app) consoleCreateDeal(w http.ResponseWriter, r *http.Request, p *page)
 	if err != nil {
 		return err
 	}
-	return seeOther(w, r, "/console/deals?pipeline="+d.PipelineID, "Deal created.")
+	return a.seeOther(w, r, "/console/deals?pipeline="+d.PipelineID, "Deal created.")
 }
 
 // consoleMoveDeal moves a deal to another stage; the version read guards
@@ -148,12 +154,39 @@ func (a *app) consoleMoveDeal(w http.ResponseWriter, r *http.Request, p *page) e
 	if err != nil {
 		return err
 	}
-	return seeOther(w, r, "/console/deals?pipeline="+d.PipelineID, "Moved “"+d.Title+"” to "+d.Stage+".")
+	return a.seeOther(w, r, "/console/deals?pipeline="+d.PipelineID, "Moved “"+d.Title+"” to "+d.Stage+".")
 }
 
 type invoiceRow struct {
 	crm.Invoice
 	Client string
+}
+
+type invoicesView struct {
+	Invoices   []invoiceRow
+	Next       string
+	Status     string
+	Statuses   []crm.InvoiceStatus
+	Clients    []crm.Client
+	NextNumber string
+}
+
+// clients returns the first clients by name, for the forms' pickers.
+func (a *app) clients(ctx context.Context) ([]crm.Client, error) {
+	list, err := a.sdk.CRM.Clients().List(ctx, crm.ClientFilter{}, crm.ListOptions{Limit: 200})
+	return list.Items, err
+}
+
+// clientNames names the clients of ids.
+func (a *app) clientName(ctx context.Context, names map[string]string, id string) string {
+	if n, ok := names[id]; ok {
+		return n
+	}
+	c, err := a.sdk.CRM.Clients().Get(ctx, id)
+	if err == nil {
+		names[id] = c.Name
+	}
+	return names[id]
 }
 
 // consoleInvoices lists invoices with their totals and status.
@@ -164,24 +197,190 @@ func (a *app) consoleInvoices(w http.ResponseWriter, r *http.Request, p *page) e
 		return err
 	}
 	status := crm.InvoiceStatus(r.URL.Query().Get("status"))
+	v := &invoicesView{Status: string(status),
+		Statuses: []crm.InvoiceStatus{crm.InvoiceDraft, crm.InvoiceIssued, crm.InvoicePartiallyPaid, crm.InvoiceOverdue, crm.InvoicePaid, crm.InvoiceVoid}}
+	p.Data = v
 	list, err := a.sdk.CRM.Invoices().List(r.Context(), crm.InvoiceFilter{Status: status}, o)
 	if err != nil {
 		return err
 	}
 	names := map[string]string{}
-	rows := make([]invoiceRow, 0, len(list.Items))
 	for _, inv := range list.Items {
-		if _, ok := names[inv.ClientID]; !ok {
-			c, err := a.sdk.CRM.Clients().Get(r.Context(), inv.ClientID)
-			if err == nil {
-				names[inv.ClientID] = c.Name
-			}
-		}
-		rows = append(rows, invoiceRow{Invoice: inv, Client: names[inv.ClientID]})
+		v.Invoices = append(v.Invoices, invoiceRow{Invoice: inv, Client: a.clientName(r.Context(), names, inv.ClientID)})
 	}
-	p.Data = map[string]any{"Invoices": rows, "Next": list.NextCursor, "Status": string(status),
-		"Statuses": []crm.InvoiceStatus{crm.InvoiceDraft, crm.InvoiceIssued, crm.InvoicePartiallyPaid, crm.InvoiceOverdue, crm.InvoicePaid, crm.InvoiceVoid}}
-	return nil
+	v.Next = list.NextCursor
+	v.NextNumber = fmt.Sprintf("%d-%03d", a.now().Year(), len(list.Items)+1)
+	v.Clients, err = a.clients(r.Context())
+	return err
+}
+
+// parseRate reads a percentage ("20", "5.5") as basis points.
+func parseRate(s string) (int64, error) {
+	bp, err := parseMoney(s) // two decimals: percent × 100 = basis points
+	if err != nil || bp > 10000 {
+		return 0, strconv.ErrSyntax
+	}
+	return bp, nil
+}
+
+// consoleCreateInvoice creates a draft invoice of one line, for a client
+// picked or a new one named.
+func (a *app) consoleCreateInvoice(w http.ResponseWriter, r *http.Request, p *page) error {
+	if err := a.consoleInvoices(w, r, p); err != nil {
+		return err
+	}
+	in := crm.InvoiceInput{Number: strings.TrimSpace(r.FormValue("number")), ClientID: r.FormValue("client_id"),
+		Currency: strings.ToUpper(strings.TrimSpace(r.FormValue("currency")))}
+	line := crm.LineItem{Description: strings.TrimSpace(r.FormValue("description"))}
+	var v validator
+	qty, err := strconv.ParseInt(strings.TrimSpace(r.FormValue("quantity")), 10, 64)
+	v.check(err == nil && qty >= 1, "quantity", "a whole number, at least 1")
+	price, err := parseMoney(r.FormValue("unit_price"))
+	v.check(err == nil, "unit_price", "a number such as 120 or 120.50")
+	rate, err := parseRate(r.FormValue("tax_rate"))
+	v.check(err == nil, "tax_rate", "a percentage from 0 to 100, such as 20 or 5.5")
+	v.check(line.Description != "", "description", "required")
+	newClient := strings.TrimSpace(r.FormValue("client_name"))
+	v.check(in.ClientID != "" || newClient != "", "client_name", "pick a client, or name a new one")
+	if d := r.FormValue("due"); d != "" {
+		day, err := time.Parse("2006-01-02", d)
+		v.check(err == nil, "due", "a date such as 2026-12-24")
+		in.DueAt = &day
+	}
+	if err := v.err(); err != nil {
+		return err
+	}
+	line.Quantity, line.UnitPrice, line.TaxRate = qty, price, rate
+	in.Lines = []crm.LineItem{line}
+	if in.ClientID == "" {
+		c, err := a.sdk.CRM.Clients().Create(r.Context(), crm.ClientInput{Name: newClient})
+		if err != nil {
+			return err
+		}
+		in.ClientID = c.ID
+	}
+	in.BillTo.Name = a.clientName(r.Context(), map[string]string{}, in.ClientID)
+	inv, err := a.sdk.CRM.Invoices().Create(r.Context(), in)
+	if err != nil {
+		return err
+	}
+	return a.seeOther(w, r, "/console/invoices", "Invoice "+inv.Number+" created as a draft: "+money(inv.Total, inv.Currency)+".")
+}
+
+func (a *app) consoleIssueInvoice(w http.ResponseWriter, r *http.Request, p *page) error {
+	if err := a.consoleInvoices(w, r, p); err != nil {
+		return err
+	}
+	id, err := pathID(r, "invoice")
+	if err != nil {
+		return err
+	}
+	ver, err := formVersion(r)
+	if err != nil {
+		return err
+	}
+	inv, err := a.sdk.CRM.Invoices().Issue(r.Context(), id, ver)
+	if err != nil {
+		return err
+	}
+	return a.seeOther(w, r, "/console/invoices", "Invoice "+inv.Number+" issued.")
+}
+
+func (a *app) consolePayInvoice(w http.ResponseWriter, r *http.Request, p *page) error {
+	if err := a.consoleInvoices(w, r, p); err != nil {
+		return err
+	}
+	id, err := pathID(r, "invoice")
+	if err != nil {
+		return err
+	}
+	ver, err := formVersion(r)
+	if err != nil {
+		return err
+	}
+	amount, err := parseMoney(r.FormValue("amount"))
+	if err != nil || amount <= 0 {
+		return errInvalid(fieldProblem{Field: "amount", Problem: "a positive amount such as 120.50"})
+	}
+	inv, err := a.sdk.CRM.Invoices().RecordPayment(r.Context(), id, ver, amount)
+	if err != nil {
+		return err
+	}
+	return a.seeOther(w, r, "/console/invoices", "Payment recorded: invoice "+inv.Number+" is "+string(inv.Status)+".")
+}
+
+// proposalMove is a button of a proposal's row.
+type proposalMove struct {
+	To    crm.ProposalStatus
+	Label string
+}
+
+var proposalMoves = map[crm.ProposalStatus][]proposalMove{
+	crm.ProposalDraft: {{crm.ProposalSent, "Mark sent"}},
+	crm.ProposalSent:  {{crm.ProposalAccepted, "Accepted"}, {crm.ProposalRejected, "Rejected"}, {crm.ProposalWithdrawn, "Withdraw"}},
+}
+
+type proposalRow struct {
+	Proposal crm.Proposal
+	Client   string
+	Next     []proposalMove
+}
+
+type proposalsView struct {
+	Proposals []proposalRow
+	Clients   []crm.Client
+}
+
+func (a *app) consoleProposals(w http.ResponseWriter, r *http.Request, p *page) error {
+	p.Title = "Proposals"
+	v := &proposalsView{}
+	p.Data = v
+	list, err := a.sdk.CRM.Proposals().List(r.Context(), crm.ProposalFilter{}, crm.ListOptions{Limit: 200})
+	if err != nil {
+		return err
+	}
+	names := map[string]string{}
+	for _, pr := range list.Items {
+		v.Proposals = append(v.Proposals, proposalRow{Proposal: pr, Client: a.clientName(r.Context(), names, pr.ClientID), Next: proposalMoves[pr.Status]})
+	}
+	v.Clients, err = a.clients(r.Context())
+	return err
+}
+
+func (a *app) consoleCreateProposal(w http.ResponseWriter, r *http.Request, p *page) error {
+	if err := a.consoleProposals(w, r, p); err != nil {
+		return err
+	}
+	amount, err := parseMoney(r.FormValue("amount"))
+	if err != nil {
+		return errInvalid(fieldProblem{Field: "amount", Problem: "a number such as 1200 or 1200.50"})
+	}
+	in := crm.ProposalInput{ClientID: r.FormValue("client_id"), ProposalContent: crm.ProposalContent{
+		Title: strings.TrimSpace(r.FormValue("title")), Body: strings.TrimSpace(r.FormValue("body")),
+		Amount: amount, Currency: strings.ToUpper(strings.TrimSpace(r.FormValue("currency")))}}
+	if _, err := a.sdk.CRM.Proposals().Create(r.Context(), in); err != nil {
+		return err
+	}
+	return a.seeOther(w, r, "/console/proposals", "Proposal created as a draft.")
+}
+
+func (a *app) consoleMoveProposal(w http.ResponseWriter, r *http.Request, p *page) error {
+	if err := a.consoleProposals(w, r, p); err != nil {
+		return err
+	}
+	id, err := pathID(r, "proposal")
+	if err != nil {
+		return err
+	}
+	ver, err := formVersion(r)
+	if err != nil {
+		return err
+	}
+	pr, err := a.sdk.CRM.Proposals().Transition(r.Context(), id, ver, crm.ProposalStatus(r.FormValue("to")), "")
+	if err != nil {
+		return err
+	}
+	return a.seeOther(w, r, "/console/proposals", "Proposal “"+pr.Title+"” is "+string(pr.Status)+".")
 }
 
 // zeroDecimal are the ISO 4217 currencies without minor units that the

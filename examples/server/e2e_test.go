@@ -384,6 +384,8 @@ func driveEverything(t *testing.T, p *process) {
 	video := bytes.Repeat([]byte{0, 0, 0, 0x18, 'f', 't', 'y', 'p'}, 1<<17) // 1 MiB
 	pb := c.publish(connID, "Launch day", "NOPE", video, 400)
 	require.Equal(t, []string{"privacy_level"}, problems(pb))
+	pb = c.publish(connID, "Launch day", "", video, 400) // no default audience: the creator chooses
+	require.Equal(t, []string{"privacy_level"}, problems(pb))
 	c.publish(connID, "no video", "SELF_ONLY", nil, 400)
 	pub := c.publish(connID, "Launch day", "SELF_ONLY", video, 202)
 	pubID := str(pub, "publish_id")

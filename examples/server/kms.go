@@ -19,7 +19,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/tink"
 	"google.golang.org/api/option"
 
-	"github.com/socialcrm/socialcrm/vault"
+	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
 )
 
 // kmsOptions reach a KMS somewhere else than its public endpoint: a
@@ -42,7 +42,7 @@ type kmsOptions struct {
 // (with VAULT_ADDR, VAULT_CACERT: by default https://<host of the URI>).
 func openKEK(ctx context.Context, ref string, o kmsOptions) (tink.AEAD, error) {
 	if !strings.Contains(ref, "://") {
-		return vault.OpenKeyFile(ref)
+		return insecurekeyfile.Open(ref)
 	}
 	// The client serves this server only: nothing is registered with
 	// Tink's process-wide registry.

@@ -67,7 +67,7 @@ func startPlatforms(cfg config, publicURL string, log *slog.Logger) (*platforms,
 		p.tiktokSandbox = true
 		p.tiktokCfg.ClientKey, p.tiktokCfg.ClientSecret = sandboxTikTokKey, sandboxTikTokSecret
 		now := time.Now()
-		srv, err := tiktoktest.NewServer(
+		srv, err := tiktoktest.New(
 			tiktoktest.WithApp(tiktoktest.App{ClientKey: sandboxTikTokKey, ClientSecret: sandboxTikTokSecret,
 				RedirectURIs: []string{p.tiktokCfg.RedirectURL},
 				Scopes: []string{tiktok.ScopeUserInfoBasic, tiktok.ScopeUserInfoProfile, tiktok.ScopeUserInfoStats,
@@ -76,6 +76,7 @@ func startPlatforms(cfg config, publicURL string, log *slog.Logger) (*platforms,
 			tiktoktest.WithPublishTimings(tiktoktest.PublishTimings{}),
 			tiktoktest.WithUser(tiktoktest.User{OpenID: sandboxCreator, DisplayName: "Mia Sandbox", Username: "mia.sandbox",
 				FollowerCount: 1200, FollowingCount: 80, LikesCount: 15400, BioDescription: "An emulated creator account",
+				StitchDisabled: true, // the post form shows a toggle the creator turned off
 				Videos: []tiktoktest.Video{
 					{ID: "7300000000000000001", CreateTime: now.Add(-72 * time.Hour), Title: "Unboxing", ViewCount: 5400, LikeCount: 420, CommentCount: 31, ShareCount: 12, Duration: 34},
 					{ID: "7300000000000000002", CreateTime: now.Add(-48 * time.Hour), Title: "Behind the scenes", ViewCount: 3100, LikeCount: 260, CommentCount: 18, ShareCount: 9, Duration: 51},
@@ -87,7 +88,7 @@ func startPlatforms(cfg config, publicURL string, log *slog.Logger) (*platforms,
 			return nil, fmt.Errorf("start the TikTok emulator: %w", err)
 		}
 		p.tiktokSrv = srv
-		p.tiktokCfg.BaseURL, p.tiktokCfg.AuthorizeURL = srv.URL, srv.AuthorizeURL
+		p.tiktokCfg.BaseURL, p.tiktokCfg.AuthorizeURL = srv.BaseURL(), srv.AuthorizeURL()
 	}
 	var err error
 	if p.tiktokProv, err = tiktok.NewProvider(p.tiktokCfg, p.tiktokOpts...); err != nil {
@@ -157,7 +158,7 @@ func (p *platforms) providers() []social.Provider {
 func (p *platforms) makeFlows(store *social.Store) error {
 	var err error
 	if p.tiktokFlow, err = store.NewFlow(p.tiktokProv, social.FlowConfig{
-		Features: []string{"profile", "stats", "video.read", "publish"},
+		Features: []string{tiktok.FeatureProfile, tiktok.FeatureStats, tiktok.FeatureVideoRead, tiktok.FeaturePublish},
 		Purposes: []string{"analytics", "publishing"},
 	}); err != nil {
 		return err

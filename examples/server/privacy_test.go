@@ -107,9 +107,8 @@ func TestPrivacyOneStep(t *testing.T) {
 	}
 	require.NotEmpty(t, openID)
 	c.call("POST", "/v1/privacy/requests/"+openID+"/verify", map[string]string{"outcome": "verified"}, 200)
-	resp = post("/console/privacy/requests/"+openID+"/erase", url.Values{"csrf": {csrf}})
+	resp = post("/console/privacy/requests/"+openID+"/erase", url.Values{"csrf": {csrf}, "confirm": {"yes"}})
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	require.NoError(t, err)
-	require.Contains(t, loc.Query().Get("flash"), "No data found")
+	require.Equal(t, "/console/privacy", resp.Header.Get("Location"))
+	require.Contains(t, flashOf(t, a, resp), "No data found")
 }

@@ -100,9 +100,8 @@ func (a *app) buildRoutes() error {
 	a.mux.Handle("GET /webhooks/meta", mw)
 	a.mux.Handle("POST /webhooks/meta", mw)
 	a.routes = append(a.routes, route{Method: "GET", Path: "/webhooks/meta"}, route{Method: "POST", Path: "/webhooks/meta"})
-	// Meta's Deauthorize and Data Deletion Request callbacks (P15).
-	if a.callbacks, err = meta.NewCallbacks(a.plat.metaCfg, meta.CallbackConfig{DB: a.db, Social: a.sdk.Social,
-		Retention: a.sdk.Retention, StatusURL: a.publicURL + "/meta/deletion-status"}, meta.WithCallbackLogger(a.log)); err != nil {
+	// Meta's Deauthorize and Data Deletion Request callbacks.
+	if a.callbacks, err = a.sdk.MetaCallbacks(a.plat.metaCfg, a.publicURL+"/meta/deletion-status", meta.WithLogger(a.log)); err != nil {
 		return err
 	}
 	a.mux.Handle("POST /webhooks/meta/deauthorize", a.callbacks.DeauthorizeHandler())

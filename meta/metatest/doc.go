@@ -91,7 +91,7 @@
 // pages_manage_engagement. Comments lists what is left.
 //
 // Messenger: VerifyWebhook performs the hub.challenge handshake against an
-// endpoint; DeliverWebhook POSTs signed entry[].messaging[] events (messages
+// endpoint; SendWebhook POSTs signed entry[].messaging[] events (messages
 // with text and attachments, echoes, deliveries, reads, postbacks) with
 // X-Hub-Signature-256, escaping the payload as Meta does, and
 // Delivery.Resend repeats one. The Send API (POST /{page}/messages) enforces

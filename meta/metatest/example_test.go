@@ -134,7 +134,7 @@ func ExampleServer_FinishContainer() {
 
 // Deliver a signed Messenger webhook to an endpoint under test, then
 // deliver it again as Meta's retries do.
-func ExampleServer_DeliverWebhook() {
+func ExampleServer_SendWebhook() {
 	srv := exampleServer()
 	defer srv.Close()
 	endpoint := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -144,7 +144,7 @@ func ExampleServer_DeliverWebhook() {
 	}))
 	defer endpoint.Close()
 
-	d, err := srv.DeliverWebhook(context.Background(), "1001", endpoint.URL,
+	d, err := srv.SendWebhook(context.Background(), "1001", endpoint.URL,
 		metatest.TextMessage("3001", "7001", "Are you open on Sunday?"))
 	if err != nil {
 		panic(err)

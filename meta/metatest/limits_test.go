@@ -244,7 +244,7 @@ func TestRequestLog(t *testing.T) {
 	if ex := log[1]; ex.Query.Get("client_secret") != metatest.Redacted || ex.Query.Get("code") != metatest.Redacted || ex.Query.Get("client_id") != appID {
 		t.Errorf("log[1] = %+v", ex)
 	}
-	if msg := log[2]; !strings.Contains(msg.Body, `"messaging_type":"RESPONSE"`) || msg.Form.Get("recipient") == "" {
+	if msg := log[2]; !strings.Contains(string(msg.Body), `"messaging_type":"RESPONSE"`) || msg.Form.Get("recipient") == "" {
 		t.Errorf("log[2] = %+v", msg)
 	}
 	if h := log[3].Header.Get("Authorization"); h != "Bearer "+metatest.Redacted {
@@ -256,9 +256,9 @@ func TestRequestLog(t *testing.T) {
 			t.Errorf("request log contains a secret")
 		}
 	}
-	srv.ResetRequests()
+	srv.ClearRequests()
 	if len(srv.Requests()) != 0 {
-		t.Error("ResetRequests left entries")
+		t.Error("ClearRequests left entries")
 	}
 }
 

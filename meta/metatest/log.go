@@ -29,7 +29,7 @@ type Request struct {
 	Form    url.Values // form, multipart or JSON body fields
 	Files   []string   // names of multipart file fields
 	Header  http.Header
-	Body    string // a JSON body, redacted; "" otherwise
+	Body    []byte // a JSON body, redacted; nil otherwise
 }
 
 var secretParams = []string{
@@ -110,7 +110,7 @@ func (s *Server) record(r *http.Request, version, p string, params url.Values, f
 	}
 	slices.Sort(req.Files)
 	if len(body) > 0 {
-		req.Body = redactJSON(body)
+		req.Body = []byte(redactJSON(body))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -133,8 +133,8 @@ func (s *Server) Requests() []Request {
 	return out
 }
 
-// ResetRequests empties the request log.
-func (s *Server) ResetRequests() {
+// ClearRequests empties the request log.
+func (s *Server) ClearRequests() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = nil

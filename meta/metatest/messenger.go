@@ -198,7 +198,7 @@ type Event struct {
 // EventMessage is a message event. With IsEcho it is the Page's own message
 // echoed back: sender and recipient swap.
 type EventMessage struct {
-	MID               string // "" gets a generated mid, written back here by DeliverWebhook
+	MID               string // "" gets a generated mid, written back here by SendWebhook
 	Text              string
 	Attachments       []Attachment
 	QuickReplyPayload string
@@ -226,7 +226,7 @@ type EventRead struct {
 
 // EventPostback is a button tap.
 type EventPostback struct {
-	MID     string // "" gets a generated mid, written back here by DeliverWebhook
+	MID     string // "" gets a generated mid, written back here by SendWebhook
 	Title   string
 	Payload string
 }
@@ -405,21 +405,21 @@ type Delivery struct {
 	sha1 string
 }
 
-// DeliverWebhook signs events with the app secret and POSTs them to
+// SendWebhook signs events with the app secret and POSTs them to
 // callbackURL as Messenger does: {"object":"page","entry":[{"id","time",
 // "messaging":[…]}]}, one entry per Page, with X-Hub-Signature-256 (and the
 // legacy X-Hub-Signature). A person's message or postback opens the standard
 // messaging window of their conversation. A non-2xx answer is reported as a
 // *CallbackError along with the Delivery.
-func (s *Server) DeliverWebhook(ctx context.Context, appID, callbackURL string, events ...Event) (*Delivery, error) {
+func (s *Server) SendWebhook(ctx context.Context, appID, callbackURL string, events ...Event) (*Delivery, error) {
 	if len(events) == 0 {
-		return nil, invalid("DeliverWebhook: no events")
+		return nil, invalid("SendWebhook: no events")
 	}
 	s.mu.Lock()
 	a := s.apps[appID]
 	if a == nil {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("metatest: DeliverWebhook: app %q: %w", appID, ErrNotFound)
+		return nil, fmt.Errorf("metatest: SendWebhook: app %q: %w", appID, ErrNotFound)
 	}
 	secret := a.Secret
 	now := s.nowLocked()
@@ -434,7 +434,7 @@ func (s *Server) DeliverWebhook(ctx context.Context, appID, callbackURL string, 
 		e := &events[i]
 		if s.pages[e.PageID] == nil {
 			s.mu.Unlock()
-			return nil, fmt.Errorf("metatest: DeliverWebhook: page %q: %w", e.PageID, ErrNotFound)
+			return nil, fmt.Errorf("metatest: SendWebhook: page %q: %w", e.PageID, ErrNotFound)
 		}
 		ev, err := s.eventJSON(e, now)
 		if err != nil {
@@ -467,7 +467,7 @@ func (s *Server) DeliverWebhook(ctx context.Context, appID, callbackURL string, 
 	s.mu.Unlock()
 	body, err := marshalLikeMeta(map[string]any{"object": "page", "entry": entries})
 	if err != nil {
-		return nil, fmt.Errorf("metatest: DeliverWebhook: %w", err)
+		return nil, fmt.Errorf("metatest: SendWebhook: %w", err)
 	}
 	d := &Delivery{
 		URL: callbackURL, Body: body, Signature: SignPayload(secret, body),
@@ -479,7 +479,7 @@ func (s *Server) DeliverWebhook(ctx context.Context, appID, callbackURL string, 
 // Resend POSTs the same payload and signature again (a duplicate delivery).
 func (d *Delivery) Resend(ctx context.Context) error {
 	if d == nil || d.s == nil {
-		return invalid("Resend: not a Delivery from DeliverWebhook")
+		return invalid("Resend: not a Delivery from SendWebhook")
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(d.Body))
 	if err != nil {

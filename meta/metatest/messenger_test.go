@@ -94,7 +94,7 @@ func TestWebhookVerification(t *testing.T) {
 	}
 }
 
-func TestDeliverWebhookSigned(t *testing.T) {
+func TestSendWebhookSigned(t *testing.T) {
 	srv := fixture(t)
 	rc, hook := newReceiver(t, appSecret, "verify-me")
 	at := t0.Add(-time.Minute)
@@ -108,9 +108,9 @@ func TestDeliverWebhookSigned(t *testing.T) {
 		{PageID: pageID, PSID: "7002", Read: &metatest.EventRead{Watermark: at}},
 		{PageID: page2ID, PSID: "7003", Postback: &metatest.EventPostback{Title: "Start", Payload: "GET_STARTED"}},
 	}
-	d, err := srv.DeliverWebhook(context.Background(), appID, hook, events...)
+	d, err := srv.SendWebhook(context.Background(), appID, hook, events...)
 	if err != nil {
-		t.Fatalf("DeliverWebhook returned %v", err)
+		t.Fatalf("SendWebhook returned %v", err)
 	}
 	if d.StatusCode != http.StatusOK || !strings.HasPrefix(d.Signature, "sha256=") {
 		t.Fatalf("delivery = %+v", d)
@@ -169,17 +169,17 @@ func TestDeliverWebhookSigned(t *testing.T) {
 
 	// An endpoint that does not acknowledge is reported.
 	rc.status = http.StatusInternalServerError
-	_, err = srv.DeliverWebhook(context.Background(), appID, hook, metatest.TextMessage(pageID, "7002", "again"))
+	_, err = srv.SendWebhook(context.Background(), appID, hook, metatest.TextMessage(pageID, "7002", "again"))
 	var cbErr *metatest.CallbackError
 	if !errors.As(err, &cbErr) || cbErr.StatusCode != 500 {
-		t.Fatalf("DeliverWebhook to a failing endpoint returned %v", err)
+		t.Fatalf("SendWebhook to a failing endpoint returned %v", err)
 	}
 	// A receiver with the wrong secret rejects the signature.
 	_, strict := newReceiver(t, "not-the-secret", "")
-	if _, err := srv.DeliverWebhook(context.Background(), appID, strict, metatest.TextMessage(pageID, "7002", "x")); !errors.As(err, &cbErr) || cbErr.StatusCode != 401 {
+	if _, err := srv.SendWebhook(context.Background(), appID, strict, metatest.TextMessage(pageID, "7002", "x")); !errors.As(err, &cbErr) || cbErr.StatusCode != 401 {
 		t.Fatalf("signature checked with another secret: %v", err)
 	}
-	if _, err := srv.DeliverWebhook(context.Background(), appID, hook, metatest.Event{PageID: pageID, PSID: "1"}); !errors.Is(err, metatest.ErrInvalid) {
+	if _, err := srv.SendWebhook(context.Background(), appID, hook, metatest.Event{PageID: pageID, PSID: "1"}); !errors.Is(err, metatest.ErrInvalid) {
 		t.Errorf("event without a kind: %v", err)
 	}
 }

@@ -66,7 +66,7 @@ func New(opts ...Option) (*Server, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
 		if o == nil {
-			return nil, invalid("nil Option")
+			continue // a nil Option means the default
 		}
 		if err := o(cfg); err != nil {
 			return nil, err

@@ -128,6 +128,9 @@ func AddWorkers(workers *river.Workers, engine *retention.Engine, opts ...Option
 	}
 	c := config{now: time.Now}
 	for _, o := range opts {
+		if o == nil {
+			continue // a nil Option means the default
+		}
 		if err := o(&c); err != nil {
 			return err
 		}

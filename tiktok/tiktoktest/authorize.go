@@ -103,8 +103,8 @@ func errorRedirect(req authRequest, e *AuthorizeError) string {
 // state, or with error and error_description. When TikTok would show an
 // error page instead of redirecting, Consent returns an *AuthorizeError.
 func (s *Server) Consent(authorizeURL, openID string, opts ConsentOptions) (string, error) {
-	if !strings.HasPrefix(authorizeURL, s.AuthorizeURL) {
-		return "", fmt.Errorf("tiktoktest: Consent: URL does not start with %s", s.AuthorizeURL)
+	if !strings.HasPrefix(authorizeURL, s.authorizeURL) {
+		return "", fmt.Errorf("tiktoktest: Consent: URL does not start with %s", s.authorizeURL)
 	}
 	u, err := url.Parse(authorizeURL)
 	if err != nil {

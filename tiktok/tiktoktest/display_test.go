@@ -67,7 +67,7 @@ func TestBearerTokenChecks(t *testing.T) {
 		"refresh tok": "Bearer " + tok.RefreshToken,
 	} {
 		t.Run(name, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodGet, srv.URL+tiktoktest.UserInfoPath+"?fields=open_id", nil)
+			req, _ := http.NewRequest(http.MethodGet, srv.BaseURL()+tiktoktest.UserInfoPath+"?fields=open_id", nil)
 			if header != "" {
 				req.Header.Set("Authorization", header)
 			}
@@ -175,7 +175,7 @@ func TestVideoListPaging(t *testing.T) {
 	wantAPI(t, status, env, http.StatusBadRequest, "invalid_params")
 
 	// Content-Type is required.
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+tiktoktest.VideoListPath+"?fields=id", strings.NewReader("{}"))
+	req, _ := http.NewRequest(http.MethodPost, srv.BaseURL()+tiktoktest.VideoListPath+"?fields=id", strings.NewReader("{}"))
 	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -18,7 +18,7 @@
 //		}),
 //		tiktoktest.WithUser(tiktoktest.User{OpenID: "u1", DisplayName: "Ana"}),
 //	)
-//	// Point the client at srv.URL (instead of https://open.tiktokapis.com)
+//	// Point the client at srv.BaseURL() (instead of https://open.tiktokapis.com)
 //	// and srv.AuthorizeURL (instead of https://www.tiktok.com/v2/auth/authorize/).
 //	authURL := client.AuthCodeURL(state, verifier)
 //	callback, err := srv.Consent(authURL, "u1", tiktoktest.ConsentOptions{Decline: []string{"video.list"}})
@@ -31,7 +31,7 @@
 //
 // # Endpoints
 //
-// On Server.URL:
+// On Server.BaseURL():
 //
 //   - GET and POST /v2/auth/authorize/: a minimal HTML consent page (pick an
 //     account, untick scopes, approve or deny) for browser tests; Consent

@@ -17,7 +17,7 @@ import (
 // exampleServer starts an emulator with one app and one user. Tests use
 // tiktoktest.Start(t, ...) instead, which also closes it.
 func exampleServer(opts ...tiktoktest.Option) *tiktoktest.Server {
-	srv, err := tiktoktest.NewServer(append([]tiktoktest.Option{
+	srv, err := tiktoktest.New(append([]tiktoktest.Option{
 		tiktoktest.WithApp(tiktoktest.App{
 			ClientKey:    "ck",
 			ClientSecret: "cs",
@@ -39,7 +39,7 @@ func ExampleServer_Consent() {
 	defer srv.Close()
 
 	verifier := oauth2.GenerateVerifier()
-	authURL := srv.AuthorizeURL + "?" + url.Values{
+	authURL := srv.AuthorizeURL() + "?" + url.Values{
 		"client_key":            {"ck"},
 		"response_type":         {"code"},
 		"scope":                 {"user.info.basic,user.info.stats,video.list"},
@@ -58,7 +58,7 @@ func ExampleServer_Consent() {
 	fmt.Println("state:", cb.Query().Get("state"))
 	fmt.Println("granted:", cb.Query().Get("scopes"))
 
-	resp, err := http.PostForm(srv.URL+tiktoktest.TokenPath, url.Values{
+	resp, err := http.PostForm(srv.BaseURL()+tiktoktest.TokenPath, url.Values{
 		"client_key":    {"ck"},
 		"client_secret": {"cs"},
 		"code":          {cb.Query().Get("code")},
@@ -92,7 +92,7 @@ func ExampleServer_IssueToken() {
 		return
 	}
 	get := func() {
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+tiktoktest.UserInfoPath+"?fields=display_name,follower_count", nil)
+		req, _ := http.NewRequest(http.MethodGet, srv.BaseURL()+tiktoktest.UserInfoPath+"?fields=display_name,follower_count", nil)
 		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -124,7 +124,7 @@ func ExampleServer_InjectFault() {
 
 	srv.InjectFault(tiktoktest.Fault{Path: tiktoktest.VideoListPath, Count: 2, Status: http.StatusServiceUnavailable})
 	for range 3 {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+tiktoktest.VideoListPath+"?fields=id", strings.NewReader(`{"max_count":20}`))
+		req, _ := http.NewRequest(http.MethodPost, srv.BaseURL()+tiktoktest.VideoListPath+"?fields=id", strings.NewReader(`{"max_count":20}`))
 		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 		req.Header.Set("Content-Type", "application/json; charset=UTF-8")
 		resp, err := http.DefaultClient.Do(req)

@@ -106,7 +106,7 @@ func authorizeURL(srv *tiktoktest.Server, clientKey, redirect, scope, state, cha
 		q.Set("code_challenge", challenge)
 		q.Set("code_challenge_method", "S256")
 	}
-	return srv.AuthorizeURL + "?" + q.Encode()
+	return srv.AuthorizeURL() + "?" + q.Encode()
 }
 
 // callback parses the redirect a consent produced.
@@ -138,7 +138,7 @@ func consentCode(t *testing.T, srv *tiktoktest.Server, scope string, opts tiktok
 // postForm sends a form to an OAuth endpoint and decodes the JSON answer.
 func postForm(t *testing.T, srv *tiktoktest.Server, path string, form url.Values) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.Post(srv.URL+path, "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+	resp, err := http.Post(srv.BaseURL()+path, "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func call(t *testing.T, srv *tiktoktest.Server, method, pathAndQuery, token stri
 		}
 		rd = bytes.NewReader(j)
 	}
-	req, err := http.NewRequest(method, srv.URL+pathAndQuery, rd)
+	req, err := http.NewRequest(method, srv.BaseURL()+pathAndQuery, rd)
 	if err != nil {
 		t.Fatal(err)
 	}

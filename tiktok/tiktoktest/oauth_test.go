@@ -72,8 +72,8 @@ func TestXOAuth2Interop(t *testing.T) {
 		ClientID:     rfcKey,
 		ClientSecret: rfcSecret,
 		Endpoint: oauth2.Endpoint{
-			AuthURL:   srv.AuthorizeURL,
-			TokenURL:  srv.URL + tiktoktest.TokenPath,
+			AuthURL:   srv.AuthorizeURL(),
+			TokenURL:  srv.BaseURL() + tiktoktest.TokenPath,
 			AuthStyle: oauth2.AuthStyleInParams,
 		},
 		RedirectURL: "http://127.0.0.1:53682/callback/",
@@ -259,14 +259,14 @@ func TestAuthorizeRequestErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			q := good()
 			tc.edit(q)
-			redirect, err := srv.Consent(srv.AuthorizeURL+"?"+q.Encode(), anaID, tiktoktest.ConsentOptions{})
+			redirect, err := srv.Consent(srv.AuthorizeURL()+"?"+q.Encode(), anaID, tiktoktest.ConsentOptions{})
 			if tc.page != "" {
 				var ae *tiktoktest.AuthorizeError
 				if !errors.As(err, &ae) || ae.Code != tc.page {
 					t.Fatalf("Consent returned %q, %v; want error page %s", redirect, err, tc.page)
 				}
 				// The HTTP endpoint shows the same as a 400 page.
-				resp, err := http.Get(srv.AuthorizeURL + "?" + q.Encode())
+				resp, err := http.Get(srv.AuthorizeURL() + "?" + q.Encode())
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -289,7 +289,7 @@ func TestAuthorizeRequestErrors(t *testing.T) {
 	if _, err := srv.Consent("https://www.tiktok.com/v2/auth/authorize/?client_key=ck-web", anaID, tiktoktest.ConsentOptions{}); err == nil {
 		t.Error("Consent on the real host succeeded, want an error")
 	}
-	if _, err := srv.Consent(srv.AuthorizeURL+"?"+good().Encode(), "nobody", tiktoktest.ConsentOptions{}); !errors.Is(err, tiktoktest.ErrUnknownUser) {
+	if _, err := srv.Consent(srv.AuthorizeURL()+"?"+good().Encode(), "nobody", tiktoktest.ConsentOptions{}); !errors.Is(err, tiktoktest.ErrUnknownUser) {
 		t.Errorf("Consent as an unknown user returned %v, want ErrUnknownUser", err)
 	}
 }
@@ -321,7 +321,7 @@ func TestBrowserConsentPage(t *testing.T) {
 		form.Set("open_id", anaID)
 		form.Set("decision", decision)
 		form["grant_scope"] = granted
-		resp, err := noFollow.PostForm(srv.AuthorizeURL, form)
+		resp, err := noFollow.PostForm(srv.AuthorizeURL(), form)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -420,7 +420,7 @@ func TestConcurrentRefreshOneWins(t *testing.T) {
 	statuses := make([]int, n)
 	for i := range n {
 		wg.Go(func() {
-			resp, err := http.Post(srv.URL+tiktoktest.TokenPath, "application/x-www-form-urlencoded", strings.NewReader(refreshForm(tok.RefreshToken).Encode()))
+			resp, err := http.Post(srv.BaseURL()+tiktoktest.TokenPath, "application/x-www-form-urlencoded", strings.NewReader(refreshForm(tok.RefreshToken).Encode()))
 			if err != nil {
 				t.Error(err)
 				return
@@ -470,7 +470,7 @@ func TestRotationModes(t *testing.T) {
 			t.Errorf("refresh_expires_in = %s, want the remaining %s", got, want)
 		}
 	})
-	if _, err := tiktoktest.NewServer(tiktoktest.WithRotation(tiktoktest.Rotation(9))); err == nil {
+	if _, err := tiktoktest.New(tiktoktest.WithRotation(tiktoktest.Rotation(9))); err == nil {
 		t.Error("WithRotation(9) was accepted")
 	}
 }
@@ -490,7 +490,7 @@ func TestTokenEndpointChecks(t *testing.T) {
 	srv := setup(t)
 	tok := issue(t, srv, anaID, "user.info.basic")
 
-	resp, err := http.Get(srv.URL + tiktoktest.TokenPath)
+	resp, err := http.Get(srv.BaseURL() + tiktoktest.TokenPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -499,7 +499,7 @@ func TestTokenEndpointChecks(t *testing.T) {
 		t.Errorf("GET token returned %d %v", status, body)
 	}
 
-	resp, err = http.Post(srv.URL+tiktoktest.TokenPath, "application/json", strings.NewReader(`{"grant_type":"refresh_token"}`))
+	resp, err = http.Post(srv.BaseURL()+tiktoktest.TokenPath, "application/json", strings.NewReader(`{"grant_type":"refresh_token"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -537,7 +537,7 @@ func TestOAuthErrorStatusOption(t *testing.T) {
 	srv := setup(t, tiktoktest.WithOAuthErrorStatus(http.StatusOK))
 	status, body := postForm(t, srv, tiktoktest.TokenPath, refreshForm("rft.unknown"))
 	wantOAuthError(t, status, body, http.StatusOK, "invalid_grant")
-	if _, err := tiktoktest.NewServer(tiktoktest.WithOAuthErrorStatus(42)); err == nil {
+	if _, err := tiktoktest.New(tiktoktest.WithOAuthErrorStatus(42)); err == nil {
 		t.Error("WithOAuthErrorStatus(42) was accepted")
 	}
 }
@@ -615,9 +615,9 @@ func TestRegistrationRules(t *testing.T) {
 		{"bad prefix", app(func(a *tiktoktest.App) { a.VerifiedURLPrefixes = []string{"http://a.example/v/"} }), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := tiktoktest.NewServer(tiktoktest.WithApp(tc.app))
+			_, err := tiktoktest.New(tiktoktest.WithApp(tc.app))
 			if (err == nil) != tc.ok {
-				t.Errorf("NewServer(WithApp) returned %v, want ok=%v", err, tc.ok)
+				t.Errorf("New(WithApp) returned %v, want ok=%v", err, tc.ok)
 			}
 		})
 	}
@@ -631,7 +631,7 @@ func TestRegistrationRules(t *testing.T) {
 		tiktoktest.WithUser(tiktoktest.User{}), tiktoktest.WithUser(tiktoktest.User{OpenID: "x", PostingError: "nope"}),
 		tiktoktest.WithUser(tiktoktest.User{OpenID: "x", Videos: []tiktoktest.Video{{ID: "1"}}}),
 	} {
-		if s, err := tiktoktest.NewServer(bad); err == nil {
+		if s, err := tiktoktest.New(bad); err == nil {
 			s.Close()
 			t.Error("an invalid option was accepted")
 		}

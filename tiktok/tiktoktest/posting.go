@@ -579,7 +579,7 @@ func (s *Server) handleInit(w http.ResponseWriter, r *http.Request, inbox bool) 
 		p.uploadToken = randomString(32)
 		p.uploadExpires = now.Add(UploadURLLifetime)
 		s.uploads[p.uploadID] = p
-		data["upload_url"] = s.UploadURL + UploadPath + "?" + url.Values{"upload_id": {p.uploadID}, "upload_token": {p.uploadToken}}.Encode()
+		data["upload_url"] = s.uploadURL + UploadPath + "?" + url.Values{"upload_id": {p.uploadID}, "upload_token": {p.uploadToken}}.Encode()
 	}
 	s.publishes[p.id] = p
 	s.writeAPIData(w, data)

@@ -128,8 +128,8 @@ func TestInitChunkRules(t *testing.T) {
 			status, env := call(t, srv, http.MethodPost, tiktoktest.VideoInitPath, tok.AccessToken, directBody("SELF_ONLY", fileSource(tc.size, tc.chunk, tc.count)))
 			if tc.ok {
 				wantAPI(t, status, env, http.StatusOK, "ok")
-				if u, _ := data(env)["upload_url"].(string); !strings.HasPrefix(u, srv.UploadURL+tiktoktest.UploadPath+"?") {
-					t.Errorf("upload_url = %q, want one under %s", u, srv.UploadURL)
+				if u, _ := data(env)["upload_url"].(string); !strings.HasPrefix(u, srv.UploadURL()+tiktoktest.UploadPath+"?") {
+					t.Errorf("upload_url = %q, want one under %s", u, srv.UploadURL())
 				}
 				return
 			}
@@ -145,7 +145,7 @@ func TestInitChunkRules(t *testing.T) {
 	}
 	status, env := call(t, small, http.MethodPost, tiktoktest.VideoInitPath, tok2.AccessToken, directBody("SELF_ONLY", fileSource(40, 10, 4)))
 	wantAPI(t, status, env, http.StatusBadRequest, "invalid_params")
-	if _, err := tiktoktest.NewServer(tiktoktest.WithUploadLimits(tiktoktest.UploadLimits{MinChunk: 10, MaxChunk: 5})); err == nil {
+	if _, err := tiktoktest.New(tiktoktest.WithUploadLimits(tiktoktest.UploadLimits{MinChunk: 10, MaxChunk: 5})); err == nil {
 		t.Error("inconsistent upload limits were accepted")
 	}
 }
@@ -221,7 +221,7 @@ func TestUploadURLChecks(t *testing.T) {
 	if resp := put(t, strings.Replace(uploadURL, "upload_token=", "upload_token=x", 1), "video/mp4", whole, chunk); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("a wrong upload_token returned %d, want 404", resp.StatusCode)
 	}
-	if resp := put(t, srv.UploadURL+tiktoktest.UploadPath+"?upload_id=1&upload_token=x", "video/mp4", whole, chunk); resp.StatusCode != http.StatusNotFound {
+	if resp := put(t, srv.UploadURL()+tiktoktest.UploadPath+"?upload_id=1&upload_token=x", "video/mp4", whole, chunk); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("an unknown upload returned %d, want 404", resp.StatusCode)
 	}
 	req, _ := http.NewRequest(http.MethodPost, uploadURL, bytes.NewReader(chunk))
@@ -276,7 +276,7 @@ func TestDirectPostProgressesOnTheClock(t *testing.T) {
 	if d := statusOf(t, fast, ftok.AccessToken, fid); d["status"] != "PUBLISH_COMPLETE" || fmt.Sprint(d["publicaly_available_post_id"]) != "[]" {
 		t.Errorf("SELF_ONLY post status = %v", d)
 	}
-	if _, err := tiktoktest.NewServer(tiktoktest.WithPublishTimings(tiktoktest.PublishTimings{Download: -1})); err == nil {
+	if _, err := tiktoktest.New(tiktoktest.WithPublishTimings(tiktoktest.PublishTimings{Download: -1})); err == nil {
 		t.Error("negative timings were accepted")
 	}
 }

@@ -82,7 +82,7 @@ func (r Rotation) String() string {
 	return fmt.Sprintf("Rotation(%d)", int(r))
 }
 
-// Option configures a Server. Options validate their arguments; NewServer
+// Option configures a Server. Options validate their arguments; New
 // reports the first invalid one.
 type Option func(*config) error
 
@@ -255,13 +255,7 @@ func WithUser(u User) Option {
 // Server is an in-process emulator of the TikTok v2 APIs. Its methods are
 // safe for concurrent use.
 type Server struct {
-	// URL is the API base that replaces https://open.tiktokapis.com.
-	URL string
-	// AuthorizeURL replaces https://www.tiktok.com/v2/auth/authorize/.
-	AuthorizeURL string
-	// UploadURL is the base of the upload host; init endpoints return
-	// upload_url values under it.
-	UploadURL string
+	baseURL, authorizeURL, uploadURL string
 
 	cfg    config
 	api    *httptest.Server
@@ -283,8 +277,8 @@ type Server struct {
 	seq       int64
 }
 
-// NewServer starts an emulator listening on loopback. Close it when done.
-func NewServer(opts ...Option) (*Server, error) {
+// New starts an emulator listening on loopback. Close it when done.
+func New(opts ...Option) (*Server, error) {
 	cfg := config{
 		now:        time.Now,
 		accessTTL:  DefaultAccessTokenLifetime,
@@ -328,17 +322,17 @@ func NewServer(opts ...Option) (*Server, error) {
 	}
 	s.api = httptest.NewServer(s.middleware(http.HandlerFunc(s.routeAPI), false))
 	s.upload = httptest.NewServer(s.middleware(http.HandlerFunc(s.handleUpload), true))
-	s.URL = s.api.URL
-	s.AuthorizeURL = s.api.URL + AuthorizePath
-	s.UploadURL = s.upload.URL
+	s.baseURL = s.api.URL
+	s.authorizeURL = s.api.URL + AuthorizePath
+	s.uploadURL = s.upload.URL
 	return s, nil
 }
 
-// Start is NewServer for tests: it fails t on a bad option and closes the
+// Start is New for tests: it fails t on a bad option and closes the
 // server when the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	s, err := NewServer(opts...)
+	s, err := New(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,6 +345,18 @@ func (s *Server) Close() {
 	s.api.Close()
 	s.upload.Close()
 }
+
+// BaseURL is the API base that replaces https://open.tiktokapis.com
+// (tiktok.Config.BaseURL).
+func (s *Server) BaseURL() string { return s.baseURL }
+
+// AuthorizeURL replaces https://www.tiktok.com/v2/auth/authorize/
+// (tiktok.Config.AuthorizeURL).
+func (s *Server) AuthorizeURL() string { return s.authorizeURL }
+
+// UploadURL is the base of the upload host; init endpoints return
+// upload_url values under it.
+func (s *Server) UploadURL() string { return s.uploadURL }
 
 // Client returns an HTTP client suited to the server's listeners.
 func (s *Server) Client() *http.Client { return s.api.Client() }

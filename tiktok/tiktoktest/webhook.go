@@ -53,10 +53,10 @@ func (e *WebhookError) Error() string {
 // SendWebhook signs ev with the secret of the app ev.ClientKey names and
 // POSTs it to targetURL, once (TikTok retries failures for 72 hours; tests
 // call again to simulate that). A zero CreateTime is set from the server
-// clock, which also gives the signature's timestamp. It returns the body
-// that was sent; a receiver answering anything but 200 gives a
-// *WebhookError.
-func (s *Server) SendWebhook(ctx context.Context, targetURL string, ev Event) ([]byte, error) {
+// clock, which also gives the signature's timestamp. It returns the
+// Delivery made (also with an error, once the request was sent); a
+// receiver answering anything but 200 gives a *WebhookError.
+func (s *Server) SendWebhook(ctx context.Context, targetURL string, ev Event) (*Delivery, error) {
 	s.mu.Lock()
 	app, ok := s.apps[ev.ClientKey]
 	var secret string
@@ -80,17 +80,27 @@ func (s *Server) SendWebhook(ctx context.Context, targetURL string, ev Event) ([
 		return nil, fmt.Errorf("tiktoktest: SendWebhook: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(SignatureHeader, Sign(secret, now.Unix(), body))
+	d := &Delivery{URL: targetURL, Body: body, Signature: Sign(secret, now.Unix(), body)}
+	req.Header.Set(SignatureHeader, d.Signature)
 	resp, err := s.cfg.webhookClient.Do(req)
 	if err != nil {
-		return body, fmt.Errorf("tiktoktest: SendWebhook: %w", err)
+		return d, fmt.Errorf("tiktoktest: SendWebhook: %w", err)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
+	d.StatusCode = resp.StatusCode
 	if resp.StatusCode != http.StatusOK {
-		return body, &WebhookError{StatusCode: resp.StatusCode}
+		return d, &WebhookError{StatusCode: resp.StatusCode}
 	}
-	return body, nil
+	return d, nil
+}
+
+// Delivery is a webhook POST the emulator made.
+type Delivery struct {
+	URL        string
+	Body       []byte // the exact payload
+	Signature  string // the Tiktok-Signature header
+	StatusCode int    // 0 when no answer arrived
 }
 
 // Deauthorize plays a user who disconnects the app (or whose account is

@@ -88,7 +88,7 @@ func TestSendWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := got()
-	if len(r) != 1 || string(r[0].body) != string(sent) {
+	if len(r) != 1 || string(r[0].body) != string(sent.Body) {
 		t.Fatalf("receiver got %d deliveries", len(r))
 	}
 	ts, ok := verify(webSecret, r[0].header.Get("Tiktok-Signature"), r[0].body)
@@ -126,7 +126,7 @@ func TestDeauthorizeRevokesThenNotifies(t *testing.T) {
 	// The receiver checks that the token is dead when the event arrives.
 	var tokenStatus int
 	rs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+tiktoktest.UserInfoPath+"?fields=open_id", nil)
+		req, _ := http.NewRequest(http.MethodGet, srv.BaseURL()+tiktoktest.UserInfoPath+"?fields=open_id", nil)
 		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			tokenStatus = resp.StatusCode

@@ -15,8 +15,6 @@ import (
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/storage"
 	"github.com/stretchr/testify/require"
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/uptrace/bun"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/oauth2"
@@ -24,6 +22,7 @@ import (
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
 	"github.com/socialcrm/socialcrm/internal/migrations"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
@@ -171,13 +170,14 @@ func setupDB(ctx context.Context, db *bun.DB) error {
 
 func newStore(t *testing.T, db bun.IDB, clk *fakeclock.Clock, p social.Provider) *social.Store {
 	t.Helper()
-	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-	require.NoError(t, err)
-	kek, err := aead.New(h)
-	require.NoError(t, err)
+	kek := testkit.NewKEK(t)
 	v, err := vault.New(db, kek, vault.WithClock(clk.Now))
 	require.NoError(t, err)
-	s, err := social.New(db, v, social.WithClock(clk.Now), social.WithProviders(p))
+	opts := []social.Option{social.WithClock(clk.Now)}
+	if p != nil {
+		opts = append(opts, social.WithProviders(p))
+	}
+	s, err := social.New(db, v, opts...)
 	require.NoError(t, err)
 	return s
 }
@@ -365,10 +365,7 @@ func TestRetryRevocationsEveryPlatform(t *testing.T) {
 			require.NoError(t, err)
 			servers, good, broken = append(servers, as), append(good, p), append(broken, b)
 		}
-		h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-		require.NoError(t, err)
-		kek, err := aead.New(h)
-		require.NoError(t, err)
+		kek := testkit.NewKEK(t)
 		v, err := vault.New(db.DB, kek, vault.WithClock(clk.Now))
 		require.NoError(t, err)
 		store, err := social.New(db.DB, v, social.WithClock(clk.Now), social.WithProviders(good...))

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/socialcrm/socialcrm/social"
+)
+
+// TestCharts: the follower chart has a valued axis and dated ends, marks a
+// snapshot without a count as unknown (not 0); the posts chart dates each
+// bar and titles it with every metric; text is escaped.
+func TestCharts(t *testing.T) {
+	day := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+	snaps := []social.Snapshot{
+		{TakenAt: day, Followers: social.KnownCount(1200)},
+		{TakenAt: day.Add(24 * time.Hour)},
+		{TakenAt: day.Add(72 * time.Hour), Followers: social.KnownCount(1350)},
+	}
+	got := string(trendChart(snaps))
+	for _, want := range []string{"1 Nov 2026", "4 Nov 2026", ">1200<", ">1250<", ">1350<", "2026-11-02 09:00: unknown", "1 snapshot(s) without a follower count", "2026-11-04 09:00: 1350 followers"} {
+		require.Contains(t, got, want)
+	}
+	require.NotContains(t, got, "2026-11-02 09:00: 0 followers")
+	require.Contains(t, string(trendChart(snaps[1:2])), "Followers: unknown")
+
+	media := []social.Media{
+		{ExternalID: "v2", Title: "<b>Rings</b>", PublishedAt: day.Add(48 * time.Hour), Views: 900, Likes: 80, Comments: 3, Shares: 1},
+		{ExternalID: "v1", PublishedAt: day, Views: 15000, Likes: 700},
+	}
+	got = string(barChart(media))
+	require.Contains(t, got, "15.0k")
+	require.Contains(t, got, ">1 Nov<")
+	require.Contains(t, got, ">3 Nov<")
+	require.Contains(t, got, "&lt;b&gt;Rings&lt;/b&gt;, 2026-11-03: 900 views, 80 likes, 3 comments, 1 shares")
+	require.NotContains(t, got, "<b>")
+	require.Less(t, strings.Index(got, "v1, 2026-11-01"), strings.Index(got, "Rings"), "oldest on the left")
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/meta"
+	"github.com/socialcrm/socialcrm/social"
+	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/tiktok"
+)
+
+// navItem is one link of the console's navigation.
+type navItem struct{ Href, Label string }
+
+var consoleNav = []navItem{
+	{"/console/", "Overview"}, {"/console/contacts", "Contacts"}, {"/console/tasks", "Tasks"}, {"/console/deals", "Deals"},
+	{"/console/invoices", "Invoices"}, {"/console/proposals", "Proposals"}, {"/console/inbox", "Inbox"},
+	{"/console/connections", "Accounts"}, {"/console/privacy", "Privacy requests"}, {"/console/datamap", "Data map"},
+	{"/console/team", "Team"}, {"/console/keys", "API keys"}, {"/console/settings", "Settings"},
+}
+
+// navCurrent reports whether href is the section of path.
+func navCurrent(path, href string) bool {
+	if href == "/console/" {
+		return path == href
+	}
+	return path == href || strings.HasPrefix(path, href+"/")
+}
+
+// connKind tells connections apart: the Facebook user who logged in, a
+// Facebook Page, an Instagram account, a TikTok account.
+func connKind(c social.Connection) string {
+	switch {
+	case c.Platform == tiktok.Platform:
+		return "TikTok account"
+	case c.Platform == meta.PlatformInstagram || isInstagram(c) || c.Scopes.Has(meta.PermInstagramBusinessBasic):
+		return "Instagram account"
+	case c.Platform == meta.Platform && c.ParentID == "":
+		return "Facebook user (login)"
+	case c.Platform == meta.Platform:
+		return "Facebook Page"
+	}
+	return c.Platform
+}
+
+// scopeFeatures names what groups of platform permissions let the console do.
+var scopeFeatures = []struct {
+	label  string
+	scopes []string
+}{
+	{"profile", []string{tiktok.ScopeUserInfoBasic, "user.info.profile", meta.PermInstagramBasic, meta.PermInstagramBusinessBasic, "public_profile"}},
+	{"follower counts", []string{"user.info.stats"}},
+	{"videos", []string{"video.list"}},
+	{"post videos", []string{tiktok.ScopeVideoPublish}},
+	{"upload drafts", []string{"video.upload"}},
+	{"list Pages", []string{meta.PermPagesShowList}},
+	{"insights", []string{meta.PermPagesReadEngagement, meta.PermInstagramManageInsights, meta.PermInstagramBusinessManageInsights, "read_insights"}},
+	{"post to the Page", []string{meta.PermPagesManagePosts}},
+	{"Messenger inbox", []string{meta.PermPagesMessaging}},
+	{"post to Instagram", []string{meta.PermInstagramContentPublish, meta.PermInstagramBusinessContentPublish}},
+	{"comments", []string{meta.PermInstagramManageComments, meta.PermInstagramBusinessManageComments, meta.PermPagesManageEngagement, meta.PermPagesReadUserEngagement}},
+}
+
+// scopeSummary says in a few words what a connection's scopes allow; the
+// full list stays one click away.
+func scopeSummary(s social.Scopes) []string {
+	var out []string
+	for _, f := range scopeFeatures {
+		for _, sc := range f.scopes {
+			if sc != "" && s.Has(sc) {
+				out = append(out, f.label)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// privacyLabel names a TikTok privacy level as TikTok's app does.
+func privacyLabel(level string) string {
+	switch level {
+	case "PUBLIC_TO_EVERYONE":
+		return "Everyone"
+	case "MUTUAL_FOLLOW_FRIENDS":
+		return "Friends (followers you follow back)"
+	case "FOLLOWER_OF_CREATOR":
+		return "Followers"
+	case "SELF_ONLY":
+		return "Only me"
+	}
+	return level
+}
+
+// moneyInput formats minor units for an input field: "120.50".
+func moneyInput(amount int64, currency string) string {
+	if zeroDecimal[currency] {
+		return fmt.Sprint(amount)
+	}
+	sign := ""
+	if amount < 0 {
+		sign, amount = "-", -amount
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, amount/100, amount%100)
+}
+
+func contactStages() []string {
+	return []string{string(crm.StageLead), string(crm.StageQualified), string(crm.StageOpportunity), string(crm.StageCustomer), string(crm.StageInactive)}
+}
+
+// canSeeRequests: owners, admins and staff handle privacy requests.
+func canSeeRequests(p *page) bool {
+	return p.Role == tenancy.RoleOwner || p.Role == tenancy.RoleAdmin || p.Role == tenancy.RoleStaff
+}
+
+type settingsView struct {
+	Platforms []struct{ Name, Mode string }
+	Policy    string
+}
+
+func (a *app) consoleSettings(w http.ResponseWriter, r *http.Request, p *page) error {
+	p.Title = "Settings"
+	v := &settingsView{Policy: a.sdk.Retention.DataMap().Policy}
+	for _, name := range []string{"tiktok", "meta"} {
+		m := a.modes()[name]
+		label := "live"
+		if m == "sandbox" {
+			label = "sandbox (emulated platform: nothing reaches the real one)"
+		}
+		v.Platforms = append(v.Platforms, struct{ Name, Mode string }{map[string]string{"tiktok": "TikTok", "meta": "Meta"}[name], label})
+	}
+	p.Data = v
+	return nil
+}
+
+type roleInfo struct {
+	Role tenancy.Role
+	Does string
+}
+
+var roleInfos = []roleInfo{
+	{tenancy.RoleOwner, "everything, including closing the organization and adding owners"},
+	{tenancy.RoleAdmin, "everything but closing the organization; adds members"},
+	{tenancy.RoleStaff, "the day-to-day work: contacts, inbox, deals, invoices, privacy requests"},
+	{tenancy.RoleClient, "an agency's client: sees only its own campaigns, proposals and invoices (through the API)"},
+	{tenancy.RoleCreator, "a creator who connects their own accounts through a link"},
+}
+
+type teamView struct {
+	Members    []tenancy.Member
+	Roles      []roleInfo
+	CanAdd     bool
+	Assignable []tenancy.Role
+}
+
+func (a *app) consoleTeam(w http.ResponseWriter, r *http.Request, p *page) error {
+	p.Title = "Team"
+	v := &teamView{Roles: roleInfos, CanAdd: p.Role == tenancy.RoleOwner || p.Role == tenancy.RoleAdmin}
+	v.Assignable = []tenancy.Role{tenancy.RoleStaff, tenancy.RoleAdmin}
+	if p.Role == tenancy.RoleOwner {
+		v.Assignable = append(v.Assignable, tenancy.RoleOwner)
+	}
+	p.Data = v
+	var err error
+	v.Members, err = a.sdk.Tenants.Members(r.Context())
+	return err
+}
+
+func (a *app) consoleAddMember(w http.ResponseWriter, r *http.Request, p *page) error {
+	if err := a.consoleTeam(w, r, p); err != nil {
+		return err
+	}
+	n := tenancy.NewMember{Name: strings.TrimSpace(r.FormValue("name")), Email: strings.TrimSpace(r.FormValue("email")),
+		Role: tenancy.Role(r.FormValue("role")), Password: r.FormValue("password")}
+	var v validator
+	v.check(n.Role == tenancy.RoleStaff || n.Role == tenancy.RoleAdmin || n.Role == tenancy.RoleOwner, "role", "owner, admin or staff")
+	v.check(len(n.Password) >= 10 && len(n.Password) <= 72, "password", "10 to 72 characters")
+	if err := v.err(); err != nil {
+		return err
+	}
+	m, err := a.sdk.Tenants.AddMember(r.Context(), n)
+	if err != nil {
+		return err
+	}
+	return a.seeOther(w, r, "/console/team", "Added "+m.Name+" as "+string(m.Role)+".")
+}

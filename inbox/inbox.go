@@ -1,0 +1,248 @@
+package inbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/meta"
+	"github.com/socialcrm/socialcrm/social"
+	"github.com/socialcrm/socialcrm/tenancy"
+)
+
+// ErrConfig is returned by New for a missing store or an invalid option.
+var ErrConfig = errors.New("inbox: invalid configuration")
+
+// Inbox stores Messenger and Instagram messaging events as crm
+// conversations and messages, in every tenant that connected the event's
+// Page, and sends replies that it stores there too. See the package
+// documentation. An Inbox is safe for concurrent use.
+type Inbox struct {
+	social *social.Store
+	crm    *crm.Store
+	now    func() time.Time
+	log    *slog.Logger
+}
+
+// Option configures an Inbox.
+type Option func(*Inbox) error
+
+// WithLogger sets the logger (default: discard). It receives ids and
+// event kinds, never message text.
+func WithLogger(l *slog.Logger) Option {
+	return func(in *Inbox) error {
+		in.log = l
+		return nil
+	}
+}
+
+// WithClock sets the clock (default time.Now) used for events without a
+// timestamp and for the time of a stored reply.
+func WithClock(now func() time.Time) Option {
+	return func(in *Inbox) error {
+		if now == nil {
+			return fmt.Errorf("%w: WithClock: nil clock", ErrConfig)
+		}
+		in.now = now
+		return nil
+	}
+}
+
+// New returns an inbox that routes events to tenants through store (the
+// Pages' connections) and keeps the conversations in conversations. A nil
+// option is skipped.
+func New(store *social.Store, conversations *crm.Store, opts ...Option) (*Inbox, error) {
+	if store == nil || conversations == nil {
+		return nil, fmt.Errorf("%w: New: nil social or crm store", ErrConfig)
+	}
+	in := &Inbox{social: store, crm: conversations, now: time.Now}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(in); err != nil {
+			return nil, err
+		}
+	}
+	if in.log == nil {
+		in.log = slog.New(slog.DiscardHandler)
+	}
+	return in, nil
+}
+
+// userRefPrefix starts the thread id of a person Meta names by a
+// user_ref.
+const userRefPrefix = "user_ref:"
+
+// Key returns the crm key of the Messenger conversation between a Page
+// and a person, by the person's Page-scoped id.
+func Key(pageID, psid string) crm.ConversationKey {
+	return crm.ConversationKey{Channel: crm.ChannelMessenger, AccountID: pageID, ThreadID: psid}
+}
+
+// UserRefKey returns the crm key of the Messenger conversation between a
+// Page and a person Meta names by a user_ref (a checkbox plugin opt-in, a
+// chat plugin guest), who has no PSID: its thread id is "user_ref:"
+// followed by the reference, never mistaken for a PSID.
+func UserRefKey(pageID, userRef string) crm.ConversationKey {
+	return crm.ConversationKey{Channel: crm.ChannelMessenger, AccountID: pageID, ThreadID: userRefPrefix + userRef}
+}
+
+// eventKey returns the conversation key of the event's person.
+func eventKey(e *meta.Event) crm.ConversationKey {
+	key := Key(e.PageID, e.PSID)
+	if e.PSID == "" && e.UserRef != "" {
+		key = UserRefKey(e.PageID, e.UserRef)
+	}
+	if e.Object == "instagram" {
+		key.Channel = crm.ChannelInstagram
+	}
+	return key
+}
+
+// Handle is a meta.EventHandler: it stores events in every tenant that
+// connected their Page, inside tx (the webhook's delivery transaction),
+// with a few statements per tenant for the whole batch (crm's RecordAll
+// and MarkAll): messages, echoes and postbacks are recorded, and the
+// latest delivery and read watermark of each conversation applied. The
+// Page's tenants are looked up once per batch and Page, through tx.
+func (in *Inbox) Handle(ctx context.Context, tx bun.Tx, events []*meta.Event) error {
+	store := in.social.Using(tx)
+	routes := map[string][]context.Context{}
+	var tenants []string                      // in first-seen order
+	perTenant := map[string][]*meta.Event{}   // tenant id -> its events
+	tenantCtx := map[string]context.Context{} // tenant id -> context acting on it
+	for _, ev := range events {
+		if ev.Kind == meta.EventOther || ev.PageID == "" || ev.PSID == "" && ev.UserRef == "" {
+			continue
+		}
+		ctxs, seen := routes[ev.PageID]
+		if !seen {
+			var err error
+			if ctxs, err = in.route(ctx, store, ev.PageID); err != nil {
+				return err
+			}
+			routes[ev.PageID] = ctxs
+		}
+		for _, tctx := range ctxs {
+			tid, _ := tenancy.TenantID(tctx)
+			if _, ok := tenantCtx[tid]; !ok {
+				tenantCtx[tid] = tctx
+				tenants = append(tenants, tid)
+			}
+			perTenant[tid] = append(perTenant[tid], ev)
+		}
+	}
+	convs := in.crm.Using(tx).Conversations()
+	for _, tid := range tenants {
+		if err := in.store(tenantCtx[tid], convs, perTenant[tid]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// route returns a context acting on each tenant whose connection of the
+// Page is not revoked.
+func (in *Inbox) route(ctx context.Context, store *social.Store, pageID string) ([]context.Context, error) {
+	routes, err := store.AccountTenants(ctx, meta.Platform, pageID)
+	if err != nil {
+		return nil, err
+	}
+	sys := tenancy.System(ctx, "meta-webhook")
+	var out []context.Context
+	for _, rt := range routes {
+		tctx, err := tenancy.AsTenant(sys, rt.TenantID)
+		if err != nil {
+			return nil, err
+		}
+		conn, err := store.Get(tctx, rt.ConnectionID)
+		if errors.Is(err, social.ErrNotFound) || (err == nil && conn.Status == social.StatusRevoked) {
+			continue // disconnected: collect nothing more
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, tctx)
+	}
+	return out, nil
+}
+
+// store records one tenant's events: the messages with one RecordAll, then
+// the latest watermarks of each conversation with one MarkAll.
+func (in *Inbox) store(ctx context.Context, convs *crm.Conversations, events []*meta.Event) error {
+	var msgs []crm.NewMessage
+	var kinds []meta.EventKind
+	var marks []crm.Watermarks
+	for _, ev := range events {
+		key := eventKey(ev)
+		at := ev.Time
+		if at.IsZero() {
+			at = in.now()
+		}
+		switch ev.Kind {
+		case meta.EventMessage, meta.EventEcho:
+			m := crm.NewMessage{Conversation: key, Direction: crm.Inbound, ExternalID: ev.Message.MID, Text: ev.Message.Text, SentAt: at}
+			if ev.Kind == meta.EventEcho {
+				m.Direction = crm.Outbound
+			}
+			for _, a := range ev.Message.Attachments {
+				if a.URL == "" {
+					if m.Text == "" {
+						m.Text = "[" + a.Type + "]"
+					}
+					continue
+				}
+				m.Attachments = append(m.Attachments, crm.MessageAttachment{Type: a.Type, URL: a.URL})
+			}
+			if m.Text == "" && len(m.Attachments) == 0 {
+				m.Text = "[message]"
+			}
+			msgs, kinds = append(msgs, m), append(kinds, ev.Kind)
+		case meta.EventPostback:
+			text := ev.Postback.Title
+			if text == "" {
+				text = ev.Postback.Payload
+			}
+			if text == "" {
+				text = "[postback]"
+			}
+			mid := ev.Postback.MID
+			if mid == "" {
+				mid = "postback:" + ev.DedupeKey()
+			}
+			msgs = append(msgs, crm.NewMessage{Conversation: key, Direction: crm.Inbound, ExternalID: mid, Text: text, SentAt: at})
+			kinds = append(kinds, ev.Kind)
+		case meta.EventDelivery:
+			marks = append(marks, crm.Watermarks{Conversation: key, Delivered: ev.Delivery.Watermark})
+		case meta.EventRead:
+			marks = append(marks, crm.Watermarks{Conversation: key, Read: ev.Read.Watermark})
+		}
+	}
+	if len(msgs) > 0 {
+		rejected, err := convs.RecordAll(ctx, msgs)
+		if err != nil {
+			return err
+		}
+		for i, rerr := range rejected {
+			if rerr != nil {
+				// Meta would redeliver it forever: log and drop it.
+				in.log.WarnContext(ctx, "inbox: dropped an invalid event", "kind", kinds[i], "page", msgs[i].Conversation.AccountID, "error", rerr)
+			}
+		}
+	}
+	if len(marks) > 0 {
+		_, err := convs.MarkAll(ctx, marks)
+		if errors.Is(err, crm.ErrInvalid) {
+			in.log.WarnContext(ctx, "inbox: dropped invalid watermarks", "error", err)
+			return nil
+		}
+		return err
+	}
+	return nil
+}

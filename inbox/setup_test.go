@@ -1,0 +1,201 @@
+package inbox_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"github.com/tink-crypto/tink-go/v2/aead"
+	"github.com/tink-crypto/tink-go/v2/keyset"
+
+	socialcrm "github.com/socialcrm/socialcrm"
+	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/inbox"
+	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/fakeclock"
+	"github.com/socialcrm/socialcrm/meta"
+	"github.com/socialcrm/socialcrm/meta/metatest"
+	"github.com/socialcrm/socialcrm/social"
+	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/vault"
+)
+
+const (
+	appID       = "1001"
+	appSecret   = "app-secret-canary-1001"
+	verifyToken = "verify-me"
+	redirect    = "https://crm.example/meta/callback"
+	userID      = "2001"
+	pageID      = "3001"
+	igID        = "17841400000000001"
+	psid        = "9001"
+)
+
+var messaging = []string{meta.FeatureProfile, meta.FeaturePages, meta.FeatureMessaging}
+
+// world is one test's SDK (socialcrm.Open over the test database), the
+// Meta emulator, and the inbox under test serving the webhook at hook.
+type world struct {
+	t    testing.TB
+	db   *dbtest.DB
+	clk  *fakeclock.Clock
+	srv  *metatest.Server
+	sdk  *socialcrm.SDK
+	prov *meta.Provider
+	cfg  meta.Config
+	in   *inbox.Inbox
+	ctx  context.Context // the owner of tenant A
+	hook string          // the webhook's URL
+
+	mu   sync.Mutex
+	logs bytes.Buffer
+}
+
+func eachWorld(t *testing.T, fn func(t *testing.T, w *world)) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) { fn(t, newWorld(t, db)) })
+}
+
+func newWorld(t testing.TB, db *dbtest.DB) *world {
+	t.Helper()
+	w := &world{t: t, db: db, clk: fakeclock.New()}
+	w.srv = metatest.Start(t,
+		metatest.WithClock(w.clk.Now),
+		metatest.WithApp(metatest.App{ID: appID, Secret: appSecret, Name: "CRM", RedirectURIs: []string{redirect},
+			VerifyToken: verifyToken, RequireAppSecretProof: true}),
+		metatest.WithUser(metatest.User{ID: userID, Name: "Ada Admin"}),
+		metatest.WithPage(metatest.Page{ID: pageID, Name: "Ada's Bakery", Category: "Bakery",
+			Tasks: map[string][]string{userID: metatest.AllTasks()}}),
+		metatest.WithInstagramAccount(metatest.InstagramAccount{ID: igID, PageID: pageID, Username: "adasbakery", Name: "Ada's Bakery"}))
+	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
+	require.NoError(t, err)
+	kek, err := aead.New(h)
+	require.NoError(t, err)
+	w.sdk, err = socialcrm.Open(t.Context(), socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: kek, Now: w.clk.Now, Logger: w.logger()})
+	require.NoError(t, err)
+	w.cfg = meta.Config{AppID: appID, AppSecret: vault.NewSecret([]byte(appSecret)), RedirectURL: redirect,
+		Version: w.srv.Version(), GraphURL: w.srv.GraphURL(), DialogURL: w.srv.DialogURL()}
+	w.prov, err = meta.NewProvider(w.cfg, w.clientOpts()...)
+	require.NoError(t, err)
+	w.in, err = w.sdk.MetaInbox()
+	require.NoError(t, err)
+	w.hook = w.serve(w.in.Handle)
+	require.NoError(t, w.srv.VerifyWebhook(t.Context(), appID, w.hook))
+	w.ctx = w.tenant("bakery")
+	return w
+}
+
+// tenant creates a tenant and returns a context acting as its owner.
+func (w *world) tenant(name string) context.Context {
+	w.t.Helper()
+	_, owner, err := w.sdk.Tenants.CreateTenant(context.Background(), tenancy.SignUp{TenantName: name,
+		Owner: tenancy.NewMember{Email: "owner@" + name + ".example", Name: "Owner"}})
+	require.NoError(w.t, err)
+	return tenancy.WithPrincipal(context.Background(), owner.Principal())
+}
+
+// serve serves a Messenger webhook handing its events to handle and
+// returns its URL.
+func (w *world) serve(handle meta.EventHandler) string {
+	w.t.Helper()
+	wh, err := meta.NewWebhook(meta.WebhookConfig{AppSecret: vault.NewSecret([]byte(appSecret)),
+		VerifyToken: vault.NewSecret([]byte(verifyToken))}, w.sdk.Social, handle, meta.WithLogger(w.logger()))
+	require.NoError(w.t, err)
+	s := httptest.NewServer(wh)
+	w.t.Cleanup(s.Close)
+	return s.URL
+}
+
+func (w *world) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(lockedWriter{w}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type lockedWriter struct{ w *world }
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.w.mu.Lock()
+	defer l.w.mu.Unlock()
+	return l.w.logs.Write(p)
+}
+
+func (w *world) logText() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.logs.String()
+}
+
+func (w *world) clientOpts() []meta.Option {
+	return []meta.Option{meta.WithHTTPClient(w.srv.Client()), meta.WithClock(w.clk.Now), meta.WithLogger(w.logger())}
+}
+
+// connectPage runs Facebook Login for features in tenant ctx, connects
+// the user's Pages and returns a client acting for the Page pageID.
+func (w *world) connectPage(ctx context.Context, features []string) *meta.Client {
+	w.t.Helper()
+	flow, err := w.sdk.Social.NewFlow(w.prov, social.FlowConfig{Features: features})
+	require.NoError(w.t, err)
+	authURL, err := flow.Begin(ctx)
+	require.NoError(w.t, err)
+	cb, err := w.srv.Consent(authURL, metatest.Consent{UserID: userID})
+	require.NoError(w.t, err)
+	user, err := flow.Complete(ctx, cb.Query())
+	require.NoError(w.t, err)
+	pcs, err := w.prov.ConnectPages(ctx, w.session(ctx, user.ID))
+	require.NoError(w.t, err)
+	for _, pc := range pcs {
+		require.NoError(w.t, pc.Err, "page %s", pc.PageID)
+		if pc.PageID == pageID {
+			c, err := meta.New(w.cfg, append(w.clientOpts(), meta.WithSession(w.session(ctx, pc.Connection.ID)))...)
+			require.NoError(w.t, err)
+			return c
+		}
+	}
+	w.t.Fatalf("page %s not connected", pageID)
+	return nil
+}
+
+func (w *world) session(ctx context.Context, connID string) *social.Session {
+	w.t.Helper()
+	sess, err := w.sdk.Social.Session(ctx, connID, w.prov)
+	require.NoError(w.t, err)
+	return sess
+}
+
+// deliver has the emulator deliver events to the inbox's webhook.
+func (w *world) deliver(events ...metatest.Event) *metatest.Delivery {
+	w.t.Helper()
+	d, err := w.srv.SendWebhook(w.t.Context(), appID, w.hook, events...)
+	require.NoError(w.t, err)
+	return d
+}
+
+// messages lists the messages of the conversation with key in tenant
+// ctx, oldest first.
+func (w *world) messages(ctx context.Context, key crm.ConversationKey) []crm.Message {
+	w.t.Helper()
+	conv, err := w.sdk.CRM.Conversations().Find(ctx, key)
+	require.NoError(w.t, err)
+	var out []crm.Message
+	for m, err := range crm.All(ctx, crm.ListOptions{}, func(ctx context.Context, o crm.ListOptions) (crm.Page[crm.Message], error) {
+		return w.sdk.CRM.Conversations().Messages(ctx, conv.ID, o)
+	}) {
+		require.NoError(w.t, err)
+		out = append([]crm.Message{m}, out...)
+	}
+	return out
+}
+
+// auditActions lists tenant ctx's audit actions.
+func (w *world) auditActions(ctx context.Context) []string {
+	w.t.Helper()
+	es, err := w.sdk.Audit.List(ctx, tenancy.AuditListOptions{Limit: 1000})
+	require.NoError(w.t, err)
+	var as []string
+	for _, e := range es {
+		as = append(as, e.Action)
+	}
+	return as
+}
