@@ -198,6 +198,8 @@ func (a *app) page(pattern string, acc access, name string, h consoleHandler) {
 		}
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, maxVideo+1<<20)
+			// Parse the form now: the handlers and the kept input read r.Form.
+			_ = r.ParseMultipartForm(32 << 20)
 		}
 		if prin, sid, ok := a.consoleSession(w, r); ok {
 			r = r.WithContext(withSession(tenancy.WithPrincipal(r.Context(), prin), sid))

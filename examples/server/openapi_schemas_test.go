@@ -336,7 +336,7 @@ func generateSchemas(t *testing.T) string {
 	env["ConversationPage"] = obj("items", arr(read(elem(out(s.Conversations().List)))), "next_cursor?", strS())
 	env["MessagePage"] = obj("conversation", read(out(s.Conversations().Get)),
 		"items", arr(read(elem(out(s.Conversations().Messages)))), "next_cursor?", strS())
-	stored, _ := reflect.TypeFor[meta.SentMessage]().FieldByName("Stored")
+	stored, _ := out(a.reply).Elem().FieldByName("Stored")
 	env["ReplyResult"] = obj("message", read(stored.Type), "message_id", strS())
 
 	// Bodies of the moves and links (as the handlers declare them).
@@ -407,7 +407,7 @@ func generateSchemas(t *testing.T) string {
 
 	// Privacy.
 	env["PrivacyRequestEnvelope"] = obj("request", read(retention.Request{}))
-	env["PrivacyRequestList"] = obj("requests", arr(read(retention.Request{})))
+	env["PrivacyRequestList"] = obj("requests", arr(read(retention.Request{})), "next_cursor?", strS())
 	env["ErasureReceipt"] = obj("receipt", read(retention.Receipt{}))
 	read(out(a.sdk.Retention.DataMap))
 	g.schema(reflect.TypeFor[crm.FieldDefInput](), true)
