@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -151,9 +150,7 @@ func readVersioned[T, In any](r *http.Request) (int64, In, error) {
 	if err != nil {
 		return 0, in, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(rest))
-	dec.DisallowUnknownFields()
-	if err := decodeError(dec.Decode(&in)); err != nil {
+	if err := decodeJSON(rest, &in); err != nil {
 		return 0, in, err
 	}
 	return version, in, nil

@@ -126,7 +126,7 @@ func serverMigrations() *migrate.Migrations {
 // tokens issues and checks access and refresh tokens.
 type tokens struct {
 	db  *bun.DB
-	key []byte // HMAC key of access tokens and CSRF tokens
+	key []byte // HMAC key of access tokens
 	now func() time.Time
 }
 
@@ -334,9 +334,6 @@ func sessionOf(ctx context.Context) string {
 	id, _ := ctx.Value(sessionKey{}).(string)
 	return id
 }
-
-// csrf returns the CSRF token bound to a value (the csrf cookie).
-func (t *tokens) csrf(cookie string) string { return t.mac("csrf." + cookie) }
 
 func truncate(s string, n int) string {
 	if len(s) > n {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -53,4 +55,81 @@ func TestNoInputAnswers500(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestErrorShape: every refusal of the API has the one JSON error shape
+// with the request's id (also in X-Request-Id) — an unknown route (404), a
+// wrong method (405, with Allow), a body over 1 MiB (413), a NUL character
+// in a JSON string or a query (400), malformed JSON, an authorization code
+// the platform refuses (invalid_grant) — a 401 names its scheme in
+// WWW-Authenticate, every bad field and unknown query parameter is listed
+// at once.
+func TestErrorShape(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t)
+	c := newClient(t, a.URL)
+	su := c.call("POST", "/v1/signup", map[string]any{"tenant_name": "Shape", "email": "s@s.example", "name": "S", "password": "long enough password"}, 201)
+	c.token = str(su, "session", "access_token")
+
+	refused := func(method, path, contentType, body string, status int, code string) map[string]any {
+		t.Helper()
+		resp, raw := c.do(method, path, contentType, strings.NewReader(body))
+		require.Equal(t, status, resp.StatusCode, "%s %s: %s", method, path, raw)
+		require.Equal(t, "application/json", resp.Header.Get("Content-Type"), "%s %s", method, path)
+		var out struct {
+			Error map[string]any `json:"error"`
+		}
+		require.NoError(t, json.Unmarshal(raw, &out), "%s", raw)
+		require.Equal(t, code, out.Error["code"], "%s", raw)
+		require.NotEmpty(t, out.Error["message"])
+		require.Regexp(t, `^[0-9a-f]{32}$`, out.Error["request_id"])
+		require.Equal(t, out.Error["request_id"], resp.Header.Get("X-Request-Id"))
+		return out.Error
+	}
+	fields := func(e map[string]any) map[string]string {
+		out := map[string]string{}
+		for _, f := range e["fields"].([]any) {
+			f := f.(map[string]any)
+			out[f["field"].(string)] = f["problem"].(string)
+		}
+		return out
+	}
+
+	refused("GET", "/v1/nothing-here", "", "", http.StatusNotFound, "not_found")
+	refused("GET", "/nothing", "", "", http.StatusNotFound, "not_found")
+	resp, _ := c.do("PATCH", "/v1/contacts", "", nil)
+	require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+	require.Contains(t, resp.Header.Get("Allow"), "POST")
+	refused("PATCH", "/v1/contacts", "", "", http.StatusMethodNotAllowed, "method_not_allowed")
+	refused("POST", "/v1/contacts", "application/json", `{"first_name":"`+strings.Repeat("x", 2<<20)+`"}`, http.StatusRequestEntityTooLarge, "too_large")
+	refused("POST", "/v1/contacts", "application/json", `{"first_name":`, http.StatusBadRequest, "invalid")
+
+	e := refused("POST", "/v1/contacts", "application/json", `{"first_name":"A\u0000B","last_name":"Lee"}`, http.StatusBadRequest, "invalid")
+	require.Equal(t, map[string]string{"first_name": "must not contain a NUL character"}, fields(e))
+	e = refused("GET", "/v1/contacts?tag=a%00b", "", "", http.StatusBadRequest, "invalid")
+	require.Equal(t, map[string]string{"tag": "must not contain a NUL character"}, fields(e))
+
+	e = refused("POST", "/v1/contacts", "application/json", `{"first_name":7,"tags":"x","nope":1,"last_name":"Lee"}`, http.StatusBadRequest, "invalid")
+	require.Equal(t, map[string]string{"first_name": "must be a string", "tags": "must be a array", "nope": "unknown field"}, fields(e),
+		"every bad field at once")
+	e = refused("GET", "/v1/contacts?bogus=1&limit=5&other=2", "", "", http.StatusBadRequest, "invalid")
+	require.Equal(t, map[string]string{"bogus": "unknown query parameter", "other": "unknown query parameter"}, fields(e))
+
+	anon := newClient(t, a.URL)
+	resp, _ = anon.do("GET", "/v1/contacts", "", nil)
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	require.Equal(t, `Bearer realm="socialcrm"`, resp.Header.Get("WWW-Authenticate"))
+	anon.token = "at1.forged.token"
+	resp, _ = anon.do("GET", "/v1/me", "", nil)
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	require.NotEmpty(t, resp.Header.Get("WWW-Authenticate"))
+
+	// A code TikTok refuses at the token exchange.
+	start := c.call("POST", "/v1/connections/tiktok/start", nil, 200)
+	callback, err := url.Parse(c.consent(str(start, "authorize_url"), sandboxCreator))
+	require.NoError(t, err)
+	q := callback.Query()
+	q.Set("code", "not-the-code")
+	callback.RawQuery = q.Encode()
+	refused("POST", "/v1/connections/tiktok/complete", "application/json", `{"callback_url":"`+callback.String()+`"}`, http.StatusBadRequest, "invalid_grant")
 }

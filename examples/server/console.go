@@ -25,10 +25,11 @@ import (
 )
 
 // The console is server-rendered HTML: no scripts, no external assets, no
-// build step. It signs in with cookies (HttpOnly, Secure, SameSite=Lax —
-// Lax so that the platform's OAuth redirect back to /connect/…/callback
-// carries them) and protects every form with a double-submit CSRF token
-// bound to the csrf cookie by HMAC, plus an Origin check.
+// build step. It signs in with cookies (HttpOnly, SameSite=Lax — Lax so
+// that the platform's OAuth redirect back to /connect/…/callback carries
+// them — and Secure when the server is reached over https) and refuses
+// cross-origin form posts with net/http's CrossOriginProtection (the
+// browser's Sec-Fetch-Site and Origin headers), so forms carry no token.
 
 //go:embed console/*.html
 var consoleFS embed.FS
@@ -36,7 +37,6 @@ var consoleFS embed.FS
 const (
 	cookieAccess  = "sc_at"
 	cookieRefresh = "sc_rt"
-	cookieCSRF    = "sc_csrf"
 	// cookieFlash carries the message the page after a redirect shows,
 	// signed; messages never come from the URL.
 	cookieFlash = "sc_flash"
@@ -44,11 +44,13 @@ const (
 
 // page is what every console template receives.
 type page struct {
-	Title   string
-	Mode    map[string]string
-	Signed  bool
-	Tenant  tenancy.Tenant
-	Role    tenancy.Role
+	Title  string
+	Mode   map[string]string
+	Signed bool
+	Tenant tenancy.Tenant
+	Role   tenancy.Role
+	// CSRF is always empty: CrossOriginProtection guards the forms; the
+	// templates' hidden csrf inputs are left over and may go.
 	CSRF    string
 	Flash   string
 	Error   *apiError
@@ -189,14 +191,15 @@ func (a *app) page(pattern string, acc access, name string, h consoleHandler) {
 		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self' "+a.formTargets()+"; frame-ancestors 'none'")
 		w.Header().Set("Cache-Control", "no-store")
 		p := &page{Mode: a.modes(), NowYear: time.Now().Year(), Path: r.URL.Path}
-		csrfCookie := a.ensureCSRFCookie(w, r)
-		p.CSRF = a.tokens.csrf(csrfCookie)
+		if err := a.crossOrigin.Check(r); err != nil {
+			a.render(w, http.StatusForbidden, "error", p, &apiError{Status: http.StatusForbidden, Code: "cross_origin",
+				Message: "the form was sent from another site than " + a.publicURL + "; open the console there and try again"})
+			return
+		}
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, maxVideo+1<<20)
-			if !a.sameOrigin(r) || r.FormValue("csrf") != p.CSRF {
-				a.render(w, http.StatusForbidden, "error", p, &apiError{Status: http.StatusForbidden, Code: "csrf", Message: "the form expired or came from another site; reload the page and try again"})
-				return
-			}
+			// Parse the form now: the handlers and the kept input read r.Form.
+			_ = r.ParseMultipartForm(32 << 20)
 		}
 		if prin, sid, ok := a.consoleSession(w, r); ok {
 			r = r.WithContext(withSession(tenancy.WithPrincipal(r.Context(), prin), sid))
@@ -287,33 +290,21 @@ func (r *redirectRecorder) Write(b []byte) (int, error) {
 }
 func (r *redirectRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-func (a *app) sameOrigin(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" || origin == "null" {
-		return origin == "" // old browsers send none; "null" is a sandboxed or cross-site redirect
-	}
-	u, err := url.Parse(origin)
-	return err == nil && u.Host == r.Host
-}
-
-func (a *app) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
+// setCookie sets a console cookie: Secure when the server is reached over
+// https (its public URL, or this request's TLS), so that a browser on a
+// plain-http LAN address keeps it.
+func (a *app) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge time.Duration) {
 	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: int(maxAge / time.Second),
-		HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
+		HttpOnly: true, Secure: a.secureCookies(r), SameSite: http.SameSiteLaxMode})
 }
 
-func (a *app) ensureCSRFCookie(w http.ResponseWriter, r *http.Request) string {
-	if c, err := r.Cookie(cookieCSRF); err == nil && len(c.Value) >= 32 {
-		return c.Value
-	}
-	v := randomToken()
-	a.setCookie(w, cookieCSRF, v, sessionTTL)
-	r.AddCookie(&http.Cookie{Name: cookieCSRF, Value: v})
-	return v
+func (a *app) secureCookies(r *http.Request) bool {
+	return strings.HasPrefix(a.publicURL, "https://") || r.TLS != nil
 }
 
-func (a *app) setSessionCookies(w http.ResponseWriter, p pair) {
-	a.setCookie(w, cookieAccess, p.AccessToken, accessTTL)
-	a.setCookie(w, cookieRefresh, p.RefreshToken, sessionTTL)
+func (a *app) setSessionCookies(w http.ResponseWriter, r *http.Request, p pair) {
+	a.setCookie(w, r, cookieAccess, p.AccessToken, accessTTL)
+	a.setCookie(w, r, cookieRefresh, p.RefreshToken, sessionTTL)
 }
 
 // consoleSession returns the principal of the console's cookies and its
@@ -340,7 +331,7 @@ func (a *app) consoleSession(w http.ResponseWriter, r *http.Request) (tenancy.Pr
 		// tab must not sign that tab out; a dead token just fails again.
 		return tenancy.Principal{}, "", false
 	}
-	a.setSessionCookies(w, p)
+	a.setSessionCookies(w, r, p)
 	claims, _ := a.tokens.verifyAccess(p.AccessToken)
 	return claims.principal(), claims.Session, true
 }
@@ -350,7 +341,7 @@ func (a *app) consoleSession(w http.ResponseWriter, r *http.Request) (tenancy.Pr
 func (a *app) seeOther(w http.ResponseWriter, r *http.Request, path, flash string) error {
 	if flash != "" {
 		v := base64.RawURLEncoding.EncodeToString([]byte(truncate(flash, 1000)))
-		a.setCookie(w, cookieFlash, v+"."+a.tokens.mac("flash."+v), time.Minute)
+		a.setCookie(w, r, cookieFlash, v+"."+a.tokens.mac("flash."+v), time.Minute)
 	}
 	http.Redirect(w, r, path, http.StatusSeeOther)
 	return nil
@@ -362,7 +353,7 @@ func (a *app) takeFlash(w http.ResponseWriter, r *http.Request) string {
 	if err != nil {
 		return ""
 	}
-	a.setCookie(w, cookieFlash, "", -1)
+	a.setCookie(w, r, cookieFlash, "", -1)
 	v, mac, ok := strings.Cut(c.Value, ".")
 	if !ok || subtle.ConstantTimeCompare([]byte(mac), []byte(a.tokens.mac("flash."+v))) != 1 {
 		return ""
@@ -390,7 +381,7 @@ func (a *app) consoleSignup(w http.ResponseWriter, r *http.Request, p *page) err
 	if err != nil {
 		return err
 	}
-	a.setSessionCookies(w, tok)
+	a.setSessionCookies(w, r, tok)
 	return a.seeOther(w, r, "/console/", "Welcome to "+t.Name+". Next time, sign in with your e-mail and password.")
 }
 
@@ -402,8 +393,8 @@ func (a *app) consoleLogout(w http.ResponseWriter, r *http.Request, p *page) err
 			}
 		}
 	}
-	a.setCookie(w, cookieAccess, "", -1)
-	a.setCookie(w, cookieRefresh, "", -1)
+	a.setCookie(w, r, cookieAccess, "", -1)
+	a.setCookie(w, r, cookieRefresh, "", -1)
 	return a.seeOther(w, r, "/console/login", "Signed out.")
 }
 

@@ -151,7 +151,7 @@ func (a *app) startConsoleSession(w http.ResponseWriter, r *http.Request, c tena
 	if err != nil {
 		return err
 	}
-	a.setSessionCookies(w, tok)
+	a.setSessionCookies(w, r, tok)
 	return a.seeOther(w, r, "/console/", "")
 }
 

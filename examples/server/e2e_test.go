@@ -113,7 +113,13 @@ func (c *client) do(method, path, contentType string, body io.Reader) (*http.Res
 	if !strings.HasPrefix(path, "http") {
 		u = c.base + path
 	}
-	req, err := http.NewRequest(method, u, body)
+	var reqBody []byte
+	if body != nil {
+		var err error
+		reqBody, err = io.ReadAll(body)
+		require.NoError(c.t, err)
+	}
+	req, err := http.NewRequest(method, u, bytes.NewReader(reqBody))
 	require.NoError(c.t, err)
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -126,6 +132,7 @@ func (c *client) do(method, path, contentType string, body io.Reader) (*http.Res
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(c.t, err)
+	validateExchange(c.t, c.base, req, reqBody, resp, b)
 	return resp, b
 }
 

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/socialcrm/socialcrm/meta"
@@ -17,7 +22,7 @@ import (
 
 // apiError is the one error shape of the JSON API:
 //
-//	{"error": {"code": "invalid", "message": "…", "fields": [{"field": "email", "problem": "required"}]}}
+//	{"error": {"code": "invalid", "message": "…", "fields": [{"field": "email", "problem": "required"}], "request_id": "…"}}
 type apiError struct {
 	Status  int            `json:"-"`
 	Code    string         `json:"code"`
@@ -123,6 +128,8 @@ func toAPIError(err error) (*apiError, bool) {
 		return &apiError{Status: http.StatusForbidden, Code: "missing_scope", Message: "the connection lacks scopes: " + scope.Missing.Join(", ")}, true
 	case errors.As(err, &state):
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_state", Message: "the authorization link is unknown, used, expired or not yours; start again"}, true
+	case errors.Is(err, social.ErrInvalidGrant):
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_grant", Message: "the platform refused the authorization code or token (expired, used or revoked); start again"}, true
 	case errors.As(err, &consent):
 		return &apiError{Status: http.StatusBadRequest, Code: "consent_refused", Message: "the account owner did not grant access"}, true
 	case errors.Is(err, social.ErrNeedsReauth), errors.Is(err, social.ErrRevoked):
@@ -175,15 +182,21 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
 	}
-	if id := requestID(r.Context()); id != "" {
-		cp := *ae // the shared sentinels stay as they are
-		cp.RequestID = id
-		ae = &cp
-	}
-	if ae.Status == http.StatusTooManyRequests {
+	writeAPIError(w, r, ae)
+}
+
+// writeAPIError answers ae with the request's id; a 401 names the scheme
+// (WWW-Authenticate), a 429 when to come back.
+func writeAPIError(w http.ResponseWriter, r *http.Request, ae *apiError) {
+	out := *ae // the shared sentinels stay as they are
+	out.RequestID = requestID(r.Context())
+	switch out.Status {
+	case http.StatusTooManyRequests:
 		w.Header().Set("Retry-After", "60")
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="socialcrm"`)
 	}
-	writeJSON(w, ae.Status, map[string]any{"error": ae})
+	writeJSON(w, out.Status, map[string]any{"error": &out})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -192,21 +205,99 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// maxJSON is the largest JSON body the API reads.
+const maxJSON = 1 << 20
+
 // readJSON decodes the request body into v, refusing unknown fields,
-// trailing data and bodies over 1 MiB, with a 4xx naming the problem.
+// trailing data, NUL characters and bodies over 1 MiB, with a 4xx naming
+// every problem at once.
 func readJSON(r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "send application/json"}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := decodeError(dec.Decode(v)); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxJSON))
+	if err != nil {
 		return err
 	}
-	if dec.More() {
+	return decodeJSON(body, v)
+}
+
+// decodeJSON decodes body into v (a pointer), listing every bad field:
+// each member of an object is decoded on its own, so that one type error
+// does not hide the next.
+func decodeJSON(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
 		return errInvalid(fieldProblem{Field: "body", Problem: "trailing data after the JSON value"})
 	}
-	return nil
+	var members map[string]json.RawMessage
+	if json.Unmarshal(body, &members) != nil {
+		// Not an object: the one error is the whole answer.
+		if err != nil {
+			return decodeError(err)
+		}
+		if hasNUL(body) {
+			return errInvalid(fieldProblem{Field: "body", Problem: nulProblem})
+		}
+		return nil
+	}
+	var v2 validator
+	for _, k := range slices.Sorted(maps.Keys(members)) {
+		raw := members[k]
+		if hasNUL(raw) {
+			v2 = append(v2, fieldProblem{Field: k, Problem: nulProblem})
+			continue
+		}
+		if err == nil {
+			continue
+		}
+		one, _ := json.Marshal(map[string]json.RawMessage{k: raw})
+		d := json.NewDecoder(bytes.NewReader(one))
+		d.DisallowUnknownFields()
+		if ferr := d.Decode(reflect.New(reflect.TypeOf(v).Elem()).Interface()); ferr != nil {
+			var ae *apiError
+			if errors.As(decodeError(ferr), &ae) {
+				v2 = append(v2, ae.Fields...)
+			}
+		}
+	}
+	if len(v2) == 0 && err != nil {
+		return decodeError(err)
+	}
+	return v2.err()
+}
+
+const nulProblem = "must not contain a NUL character"
+
+// hasNUL reports whether a JSON text holds a NUL character in a string
+// (or a key): PostgreSQL refuses them in text, and no field needs one.
+func hasNUL(raw []byte) bool {
+	if !bytes.Contains(raw, []byte(`\u0000`)) && bytes.IndexByte(raw, 0) < 0 {
+		return false
+	}
+	var x any
+	if json.Unmarshal(raw, &x) != nil {
+		return bytes.IndexByte(raw, 0) >= 0
+	}
+	var walk func(any) bool
+	walk = func(x any) bool {
+		switch x := x.(type) {
+		case string:
+			return strings.IndexByte(x, 0) >= 0
+		case []any:
+			return slices.ContainsFunc(x, walk)
+		case map[string]any:
+			for k, e := range x {
+				if strings.IndexByte(k, 0) >= 0 || walk(e) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return walk(x)
 }
 
 // decodeError turns a JSON decoding error into a 4xx naming the problem.
@@ -220,10 +311,30 @@ func decodeError(err error) error {
 	}
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) && typeErr.Field != "" {
-		return errInvalid(fieldProblem{Field: typeErr.Field, Problem: "must be a " + typeErr.Type.String()})
+		return errInvalid(fieldProblem{Field: typeErr.Field, Problem: "must be a " + jsonType(typeErr.Type)})
 	}
 	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		return errInvalid(fieldProblem{Field: strings.Trim(f, `"`), Problem: "unknown field"})
 	}
 	return errInvalid(fieldProblem{Field: "body", Problem: "invalid JSON: " + err.Error()})
+}
+
+// jsonType names a Go type as JSON would.
+func jsonType(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "integer"
+	case reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Map, reflect.Struct:
+		return "object"
+	}
+	return t.String()
 }

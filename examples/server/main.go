@@ -22,7 +22,9 @@
 // Prometheus-format /metrics, served on -addr by default). The standard
 // OTEL_EXPORTER_OTLP_* variables export traces and metrics over OTLP.
 // Every answer carries an X-Request-Id, repeated in error bodies and in
-// the request's log lines.
+// the request's log lines. -h lists every variable; a malformed value stops
+// the server at start. -kek takes aws-kms://, gcp-kms:// and hcvault:// key
+// URIs (see kms.go for where each finds its credentials).
 //
 // Replicas: any number of processes may serve one PostgreSQL database.
 // Background work (the jobs above) runs as River jobs, each run once across
@@ -47,6 +49,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"html/template"
 	"io"
@@ -56,25 +59,26 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/tink-crypto/tink-go/v2/tink"
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/retention"
-	"github.com/socialcrm/socialcrm/vault"
-	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
 		fmt.Fprintln(os.Stderr, "server:", err)
 		os.Exit(1)
 	}
@@ -95,6 +99,7 @@ type app struct {
 	mux         *http.ServeMux
 	routes      []route
 	callbacks   *meta.Callbacks
+	crossOrigin *http.CrossOriginProtection // guards the console's forms
 	consoleTmpl *template.Template
 	started     time.Time
 
@@ -120,9 +125,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.SandboxOnly {
 		return runSandbox(ctx, cfg, ln, stdout, log)
 	}
-	publicURL := strings.TrimSuffix(cfg.PublicURL, "/")
-	if publicURL == "" {
-		publicURL = "http://" + ln.Addr().String()
+	publicURL, note := defaultPublicURL(cfg.PublicURL, ln.Addr())
+	if note != "" {
+		fmt.Fprintln(stderr, "server:", note)
 	}
 	a, err := newApp(ctx, cfg, log, publicURL)
 	if err != nil {
@@ -181,6 +186,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// defaultPublicURL is -public-url, or the listen address's URL: on every
+// interface (0.0.0.0, ::) that is the loopback address of the port, and
+// note says so, and what to set for other machines.
+func defaultPublicURL(flagURL string, addr net.Addr) (publicURL, note string) {
+	if flagURL != "" {
+		return strings.TrimSuffix(flagURL, "/"), ""
+	}
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return "http://" + addr.String(), ""
+	}
+	publicURL = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp.Port))
+	return publicURL, "listening on every interface; OAuth redirects and webhooks use " + publicURL +
+		": set -public-url (SOCIALCRM_PUBLIC_URL) to the address other machines reach this server at"
+}
+
 // newApp opens the database and the SDK, starts the platforms (the
 // emulators in sandbox mode) and builds the routes. publicURL is where the
 // server is reached, for OAuth redirects and webhooks. Close it when done.
@@ -195,7 +216,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 			a.close()
 		}
 	}()
-	kek, err := openKEK(cfg.KEK)
+	kek, err := openKEK(ctx, cfg.KEK, cfg.KMS)
 	if err != nil {
 		return nil, err
 	}
@@ -246,6 +267,14 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 	}
 	a.tokens = &tokens{db: db, key: key, now: a.now}
 	a.logins = newLimiter(db, cfg.LoginRate, time.Minute, a.now, func(ip string) string { return a.tokens.mac("login." + ip) })
+	// Forms must come from the console's own origin: the request's Host,
+	// or the public URL's (behind a proxy that rewrites Host).
+	a.crossOrigin = http.NewCrossOriginProtection()
+	if u, err := url.Parse(publicURL); err == nil && u.Host != "" {
+		if err := a.crossOrigin.AddTrustedOrigin(u.Scheme + "://" + u.Host); err != nil {
+			return nil, fmt.Errorf("-public-url: %w", err)
+		}
+	}
 	if err := a.buildRoutes(); err != nil {
 		return nil, err
 	}
@@ -254,7 +283,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 
 // handler is the server's whole HTTP handler.
 func (a *app) handler() http.Handler {
-	return a.tel.handler(withRequestID(a.middleware(routeNamed(a.mux))))
+	return a.tel.handler(withRequestID(a.middleware(routeNamed(http.HandlerFunc(a.serve)))))
 }
 
 // close stops the emulators and closes the database.
@@ -287,12 +316,4 @@ func redactDSN(dsn string) string {
 		}
 	}
 	return dsn
-}
-
-// openKEK opens a Tink KMS key URI (scheme://…) or a local key file.
-func openKEK(ref string) (tink.AEAD, error) {
-	if strings.Contains(ref, "://") {
-		return vault.KMS(ref)
-	}
-	return insecurekeyfile.Open(ref)
 }

@@ -4,9 +4,16 @@ import (
 	"context"
 	_ "embed"
 	"errors"
+	"fmt"
+	"maps"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/tenancy"
@@ -33,6 +40,9 @@ type apiHandler func(w http.ResponseWriter, r *http.Request) error
 var openapiYAML []byte
 
 func (a *app) buildRoutes() error {
+	if _, err := queryParams(); err != nil {
+		return err
+	}
 	a.mux = http.NewServeMux()
 	// Operations.
 	a.api("GET /healthz", public, a.healthz)
@@ -123,11 +133,19 @@ var closedOK = map[string]bool{"GET /v1/me": true, "GET /v1/tenant": true, "POST
 var errTenantClosed = &apiError{Status: http.StatusForbidden, Code: "tenant_closed",
 	Message: "the tenant is closed: an owner may reopen it before it is purged"}
 
-// api registers an API route.
+// api registers an API route. It refuses query parameters the OpenAPI
+// document does not list for the operation, and NUL characters in the
+// query or the path, before the handler runs.
 func (a *app) api(pattern string, acc access, h apiHandler) {
 	method, path, _ := strings.Cut(pattern, " ")
 	a.routes = append(a.routes, route{Method: method, Path: path})
+	params, _ := queryParams() // buildRoutes checked the error
+	allowed := params[pattern]
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if err := checkQuery(r, allowed); err != nil {
+			writeError(w, r, a.log, err)
+			return
+		}
 		if acc == member {
 			p, sid, err := a.bearer(r)
 			if err != nil {
@@ -196,6 +214,82 @@ func (a *app) tenantActive(ctx context.Context) error {
 	return nil
 }
 
+// checkQuery refuses query parameters outside allowed, all named at once,
+// and NUL characters in the query or the path.
+func checkQuery(r *http.Request, allowed map[string]bool) error {
+	var v validator
+	if strings.IndexByte(r.URL.Path, 0) >= 0 {
+		v.check(false, "path", nulProblem)
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		v.check(false, "query", "malformed query string")
+	}
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		switch {
+		case !allowed[k]:
+			v.check(false, k, "unknown query parameter")
+		case strings.IndexByte(k, 0) >= 0 || slices.ContainsFunc(q[k], func(s string) bool { return strings.IndexByte(s, 0) >= 0 }):
+			v.check(false, k, nulProblem)
+		}
+	}
+	return v.err()
+}
+
+// queryParams are the query parameters of each operation in the OpenAPI
+// document, by route pattern ("GET /v1/contacts").
+var queryParams = sync.OnceValues(func() (map[string]map[string]bool, error) {
+	type param struct {
+		Name string `yaml:"name"`
+		In   string `yaml:"in"`
+		Ref  string `yaml:"$ref"`
+	}
+	var doc struct {
+		Paths      map[string]map[string]yaml.Node `yaml:"paths"`
+		Components struct {
+			Parameters map[string]param `yaml:"parameters"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(openapiYAML, &doc); err != nil {
+		return nil, fmt.Errorf("openapi.yaml: %w", err)
+	}
+	add := func(set map[string]bool, ps []param) {
+		for _, p := range ps {
+			if p.Ref != "" {
+				p = doc.Components.Parameters[strings.TrimPrefix(p.Ref, "#/components/parameters/")]
+			}
+			if p.In == "query" {
+				set[p.Name] = true
+			}
+		}
+	}
+	out := map[string]map[string]bool{}
+	for path, item := range doc.Paths {
+		var shared []param
+		if n, ok := item["parameters"]; ok {
+			if err := n.Decode(&shared); err != nil {
+				return nil, fmt.Errorf("openapi.yaml: %s: %w", path, err)
+			}
+		}
+		for method, n := range item {
+			if method == "parameters" {
+				continue
+			}
+			var op struct {
+				Parameters []param `yaml:"parameters"`
+			}
+			if err := n.Decode(&op); err != nil {
+				return nil, fmt.Errorf("openapi.yaml: %s %s: %w", method, path, err)
+			}
+			set := map[string]bool{}
+			add(set, shared)
+			add(set, op.Parameters)
+			out[strings.ToUpper(method)+" "+path] = set
+		}
+	}
+	return out, nil
+})
+
 // middleware logs each request and sets the headers every answer carries.
 func (a *app) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -212,6 +306,37 @@ func (a *app) middleware(next http.Handler) http.Handler {
 			"duration_ms", time.Since(start).Milliseconds())
 	})
 }
+
+// serve dispatches to the routes; an unknown path or method outside the
+// console is answered in the API's error shape (ServeMux's own answers are
+// plain text).
+func (a *app) serve(w http.ResponseWriter, r *http.Request) {
+	h, pattern := a.mux.Handler(r)
+	if pattern != "" || strings.HasPrefix(r.URL.Path, "/console/") || strings.HasPrefix(r.URL.Path, "/connect/") {
+		a.mux.ServeHTTP(w, r)
+		return
+	}
+	c := &discardWriter{header: http.Header{}}
+	h.ServeHTTP(c, r)
+	if c.status == http.StatusMethodNotAllowed {
+		allow := c.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		writeAPIError(w, r, &apiError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+			Message: r.Method + " is not allowed here; allowed: " + allow})
+		return
+	}
+	writeAPIError(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such route: " + r.Method + " " + r.URL.Path})
+}
+
+// discardWriter notes the status and headers of ServeMux's own 404 and 405.
+type discardWriter struct {
+	header http.Header
+	status int
+}
+
+func (d *discardWriter) Header() http.Header         { return d.header }
+func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discardWriter) WriteHeader(code int)        { d.status = code }
 
 func (a *app) modeHeader() string {
 	return "tiktok=" + mode(a.plat.tiktokSandbox) + "; meta=" + mode(a.plat.metaSandbox)

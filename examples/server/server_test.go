@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -18,46 +19,55 @@ func noRedirect() *http.Client {
 	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-// TestConsoleCSRF: a console form without the CSRF token bound to the
-// csrf cookie, or posted from another origin, is refused before anything
-// runs.
-func TestConsoleCSRF(t *testing.T) {
+// TestConsoleCrossOrigin: a console form posted from another site (by the
+// browser's Sec-Fetch-Site or Origin) is refused before anything runs; one
+// from the console's origin, or from a client that is no browser, reaches
+// its handler. The console's cookies fit the scheme: Secure over https
+// only, so that the console works on a plain-http LAN address.
+func TestConsoleCrossOrigin(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t)
 	hc := noRedirect()
 	resp, err := hc.Get(a.URL + "/console/login")
 	require.NoError(t, err)
 	resp.Body.Close()
-	var csrfCookie *http.Cookie
-	for _, c := range resp.Cookies() {
-		if c.Name == cookieCSRF {
-			csrfCookie = c
-		}
-	}
-	require.NotNil(t, csrfCookie)
-	require.True(t, csrfCookie.HttpOnly && csrfCookie.Secure)
-	require.Equal(t, http.SameSiteLaxMode, csrfCookie.SameSite)
 	require.Contains(t, resp.Header.Get("Content-Security-Policy"), "default-src 'none'")
 
-	post := func(token, origin string) int {
-		form := url.Values{"tenant_id": {tenancy.NewID()}, "email": {"a@b.example"}, "password": {"whatever password"}, "csrf": {token}}
-		req, err := http.NewRequest("POST", a.URL+"/console/login", strings.NewReader(form.Encode()))
+	post := func(headers map[string]string) (int, []*http.Cookie) {
+		form := url.Values{"tenant_name": {"Origin Test"}, "email": {"o@b.example"}, "name": {"O"}, "password": {"long enough password"}}
+		req, err := http.NewRequest("POST", a.URL+"/console/signup", strings.NewReader(form.Encode()))
 		require.NoError(t, err)
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.AddCookie(csrfCookie)
-		if origin != "" {
-			req.Header.Set("Origin", origin)
+		for k, v := range headers {
+			req.Header.Set(k, v)
 		}
 		resp, err := hc.Do(req)
 		require.NoError(t, err)
 		resp.Body.Close()
-		return resp.StatusCode
+		return resp.StatusCode, resp.Cookies()
 	}
-	require.Equal(t, http.StatusForbidden, post("", ""))
-	require.Equal(t, http.StatusForbidden, post("forged", ""))
-	good := a.tokens.csrf(csrfCookie.Value)
-	require.Equal(t, http.StatusForbidden, post(good, "http://evil.example"))
-	require.Equal(t, http.StatusUnauthorized, post(good, a.URL), "a valid form reaches the sign-in")
+	status, cookies := post(map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "http://evil.example"})
+	require.Equal(t, http.StatusForbidden, status)
+	require.Empty(t, cookies, "a refused form signs nobody in")
+	status, _ = post(map[string]string{"Origin": "http://evil.example"})
+	require.Equal(t, http.StatusForbidden, status, "an old browser's cross-origin form")
+
+	status, cookies = post(map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": a.URL})
+	require.Equal(t, http.StatusSeeOther, status, "a form of the console's origin signs up")
+	require.NotEmpty(t, cookies)
+	for _, c := range cookies {
+		require.True(t, c.HttpOnly, c.Name)
+		require.False(t, c.Secure, "%s: Secure over plain http would be dropped by the browser", c.Name)
+		require.Equal(t, http.SameSiteLaxMode, c.SameSite)
+	}
+
+	// Behind https (the public URL), the cookies are Secure.
+	b := newTestApp(t)
+	b.publicURL = "https://crm.example"
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/", nil)
+	b.setCookie(rec, req, cookieAccess, "v", time.Minute)
+	require.True(t, rec.Result().Cookies()[0].Secure)
 }
 
 // TestLoginRateLimit: sign-in attempts beyond the per-IP rate are refused
