@@ -420,8 +420,9 @@ func roleRank(r Role) int {
 // RemoveMember, checks that the context's principal may change it, and
 // fails with ErrLastOwner when want (the role the member would hold, ""
 // for removal) would leave the tenant without an owner. On PostgreSQL the
-// tenant's owner rows are locked first, so that two owners demoting each
-// other at once cannot both succeed.
+// tenant's owner rows are locked first (FOR UPDATE), meant to keep two
+// owners demoting each other at once from both succeeding; no test forces
+// that interleaving yet.
 func (s *Store) memberForChange(ctx context.Context, tx bun.Tx, id string, want Role) (Member, error) {
 	var owners []string
 	q := tx.NewSelect().Model((*Member)(nil)).Column("id").Where("role = ?", RoleOwner).Order("id")
