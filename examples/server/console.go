@@ -166,6 +166,8 @@ func (a *app) consoleRoutes() error {
 	a.page("GET /console/settings", member, "settings", a.consoleSettings)
 	a.page("GET /console/team", member, "team", a.consoleTeam)
 	a.page("POST /console/team", member, "team", a.consoleAddMember)
+	a.page("POST /console/team/{id}/role", member, "team", a.consoleSetRole)
+	a.page("POST /console/team/{id}/remove", member, "team", a.consoleRemoveMember)
 	a.page("GET /console/keys", member, "keys", a.consoleKeys)
 	a.page("POST /console/keys", member, "keys", a.consoleCreateKey)
 	a.page("POST /console/keys/{id}/revoke", member, "keys", a.consoleRevokeKey)

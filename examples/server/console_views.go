@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/meta"
@@ -153,11 +157,34 @@ type teamView struct {
 	Roles      []roleInfo
 	CanAdd     bool
 	Assignable []tenancy.Role
+	// Failed is the member whose role form failed: its select keeps the
+	// role that was picked.
+	Failed string
+	// Self is the signed-in member.
+	Self string
+	// owner: the viewer is an owner (an admin cannot change an owner).
+	owner bool
+}
+
+// CanRemove reports whether the viewer may remove m: owners and admins
+// may, but only an owner may remove an owner.
+func (v *teamView) CanRemove(m tenancy.Member) bool {
+	return v.CanAdd && (v.owner || m.Role != tenancy.RoleOwner)
+}
+
+// CanChange reports whether the viewer may change m's role here: as
+// CanRemove, among owner, admin and staff (a client's role is tied to its
+// client relationship; a creator connects accounts through a link).
+func (v *teamView) CanChange(m tenancy.Member) bool {
+	return v.CanRemove(m) && m.Role != tenancy.RoleClient && m.Role != tenancy.RoleCreator
 }
 
 func (a *app) consoleTeam(w http.ResponseWriter, r *http.Request, p *page) error {
 	p.Title = "Team"
-	v := &teamView{Roles: roleInfos, CanAdd: p.Role == tenancy.RoleOwner || p.Role == tenancy.RoleAdmin}
+	v := &teamView{Roles: roleInfos, CanAdd: p.Role == tenancy.RoleOwner || p.Role == tenancy.RoleAdmin, owner: p.Role == tenancy.RoleOwner}
+	if prin, ok := tenancy.FromContext(r.Context()); ok {
+		v.Self = prin.MemberID
+	}
 	v.Assignable = []tenancy.Role{tenancy.RoleStaff, tenancy.RoleAdmin}
 	if p.Role == tenancy.RoleOwner {
 		v.Assignable = append(v.Assignable, tenancy.RoleOwner)
@@ -185,4 +212,70 @@ func (a *app) consoleAddMember(w http.ResponseWriter, r *http.Request, p *page) 
 		return err
 	}
 	return a.seeOther(w, r, "/console/team", "Added "+m.Name+" as "+string(m.Role)+".")
+}
+
+// consoleSetRole changes a member's role. The member's sessions end (they
+// carry the role they were signed in with): they sign in again with the
+// new one, and so does a member who changed their own role.
+func (a *app) consoleSetRole(w http.ResponseWriter, r *http.Request, p *page) error {
+	if err := a.consoleTeam(w, r, p); err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	if tenancy.ValidateID(id) != nil {
+		return errNotFound("member")
+	}
+	p.Data.(*teamView).Failed = id
+	role := tenancy.Role(r.FormValue("role"))
+	var v validator
+	v.check(role == tenancy.RoleStaff || role == tenancy.RoleAdmin || role == tenancy.RoleOwner, "role", "owner, admin or staff")
+	if err := v.err(); err != nil {
+		return err
+	}
+	m, err := a.sdk.Tenants.SetRole(r.Context(), id, role)
+	if err != nil {
+		return err
+	}
+	if err := a.tokens.revokeMember(r.Context(), id); err != nil {
+		return err
+	}
+	return a.seeOther(w, r, "/console/team", m.Name+" is now "+string(m.Role)+".")
+}
+
+// consoleRemoveMember removes a member, with the API keys they created
+// (tenancy revokes them) and every session they have (ended here: the
+// sessions table is the server's). A member already removed gets their
+// sessions ended all the same, so that a retry after a failed revocation
+// completes it.
+func (a *app) consoleRemoveMember(w http.ResponseWriter, r *http.Request, p *page) error {
+	if err := a.consoleTeam(w, r, p); err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	if tenancy.ValidateID(id) != nil {
+		return errNotFound("member")
+	}
+	if err := confirmed(r); err != nil {
+		return err
+	}
+	err := a.sdk.Tenants.RemoveMember(r.Context(), id)
+	if err != nil && !errors.Is(err, tenancy.ErrNotFound) {
+		return err
+	}
+	if err := a.tokens.revokeMember(r.Context(), id); err != nil {
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	return a.seeOther(w, r, "/console/team", "Member removed; their API keys are revoked and their sessions ended.")
+}
+
+// revokeMember ends every live session of the context tenant's member id.
+func (t *tokens) revokeMember(ctx context.Context, id string) error {
+	return tenancy.RunInTx(ctx, t.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		_, err := tx.NewUpdate().Model((*session)(nil)).Set("revoked_at = ?", t.now()).
+			Where("member_id = ?", id).Where("revoked_at IS NULL").Exec(ctx)
+		return err
+	})
 }

@@ -108,6 +108,8 @@ func toAPIError(err error) (*apiError, bool) {
 		// different one would tell a stranger which emails have accounts
 		// (unknown emails never lock).
 		return errBadCredentials, true
+	case errors.Is(err, tenancy.ErrLastOwner):
+		return &apiError{Status: http.StatusConflict, Code: "last_owner", Message: "the organization's last owner can be neither demoted nor removed"}, true
 	case errors.Is(err, tenancy.ErrDuplicate):
 		return &apiError{Status: http.StatusConflict, Code: "duplicate", Message: "already exists"}, true
 	case errors.Is(err, tenancy.ErrForbidden), errors.Is(err, tenancy.ErrNotSystem):
