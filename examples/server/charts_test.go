@@ -28,8 +28,8 @@ func TestCharts(t *testing.T) {
 	require.Contains(t, string(trendChart(snaps[1:2])), "Followers: unknown")
 
 	media := []social.Media{
-		{ExternalID: "v2", Title: "<b>Rings</b>", PublishedAt: day.Add(48 * time.Hour), Views: 900, Likes: 80, Comments: 3, Shares: 1},
-		{ExternalID: "v1", PublishedAt: day, Views: 15000, Likes: 700},
+		{ExternalID: "v2", Title: "<b>Rings</b>", PublishedAt: day.Add(48 * time.Hour), Views: social.KnownCount(900), Likes: social.KnownCount(80), Comments: social.KnownCount(3), Shares: social.KnownCount(1)},
+		{ExternalID: "v1", PublishedAt: day, Views: social.KnownCount(15000), Likes: social.KnownCount(700)},
 	}
 	got = string(barChart(media))
 	require.Contains(t, got, "15.0k")
