@@ -2,6 +2,7 @@ package crm_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/tenancy"
 )
 
 // captureHook records the SQL of the queries a handle runs (bun formats the
@@ -43,6 +45,62 @@ func (h *captureHook) last(words ...string) string {
 	return ""
 }
 
+// explainPlan returns the query plan of q on e's database, one line per
+// node. On PostgreSQL, with forceIndex, the plan is asked for with
+// sequential scans disabled.
+func explainPlan(t *testing.T, e *env, q string, forceIndex bool) string {
+	t.Helper()
+	require.NotEmpty(t, q)
+	var lines []string
+	ctx := context.Background()
+	admin := e.db.Admin(t)
+	if e.db.Name == "sqlite" {
+		rows, err := admin.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q)
+		require.NoError(t, err)
+		defer rows.Close()
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			require.NoError(t, rows.Scan(&id, &parent, &notused, &detail))
+			lines = append(lines, detail)
+		}
+		require.NoError(t, rows.Err())
+		return strings.Join(lines, "\n")
+	}
+	conn, err := admin.Conn(ctx)
+	require.NoError(t, err)
+	defer conn.Close()
+	if forceIndex {
+		_, err = conn.ExecContext(ctx, "SET enable_seqscan = off")
+		require.NoError(t, err)
+		defer conn.ExecContext(ctx, "RESET enable_seqscan") //nolint:errcheck // the connection is closed next
+	}
+	require.NoError(t, conn.NewRaw("EXPLAIN "+q).Scan(ctx, &lines))
+	return strings.Join(lines, "\n")
+}
+
+// requireIndexPlans checks the plans of an e-mail lookup's query and of a
+// name-prefix lookup's.
+func requireIndexPlans(t *testing.T, e *env, emailQuery, nameQuery string, forceIndex bool) {
+	t.Helper()
+	plan := explainPlan(t, e, emailQuery, forceIndex)
+	require.Contains(t, plan, "socialcrm_crm_contacts_email_id", "e-mail lookup:\n%s", plan)
+	if e.db.Name == "sqlite" {
+		require.NotRegexp(t, `SCAN ct\b`, plan, "e-mail lookup:\n%s", plan)
+	} else {
+		require.NotContains(t, plan, "Seq Scan", "e-mail lookup:\n%s", plan)
+	}
+
+	plan = explainPlan(t, e, nameQuery, forceIndex)
+	if e.db.Name == "sqlite" {
+		require.Regexp(t, `SEARCH ctn USING (COVERING )?INDEX`, plan, "name prefix:\n%s", plan)
+		require.NotRegexp(t, `SCAN ct\b`, plan, "name prefix:\n%s", plan)
+	} else {
+		require.NotContains(t, plan, "Seq Scan", "name prefix:\n%s", plan)
+		require.Contains(t, plan, "socialcrm_crm_contact_names", "name prefix:\n%s", plan)
+	}
+}
+
 // TestContactLookupsUseIndexes: the contact list filtered by e-mail address
 // (blind index) and by name prefix (name index table) is planned as index
 // look-ups, not scans of every contact, on both databases. PostgreSQL plans
@@ -57,51 +115,57 @@ func TestContactLookupsUseIndexes(t *testing.T) {
 			_, err := e.store.Contacts().Create(e.A, c)
 			require.NoError(t, err)
 		}
-		admin := e.db.Admin(t)
-		explain := func(q string) string {
-			t.Helper()
-			require.NotEmpty(t, q)
-			var lines []string
-			ctx := context.Background()
-			if e.db.Name == "sqlite" {
-				rows, err := admin.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q)
-				require.NoError(t, err)
-				defer rows.Close()
-				for rows.Next() {
-					var id, parent, notused int
-					var detail string
-					require.NoError(t, rows.Scan(&id, &parent, &notused, &detail))
-					lines = append(lines, detail)
-				}
-				require.NoError(t, rows.Err())
-				return strings.Join(lines, "\n")
-			}
-			conn, err := admin.Conn(ctx)
-			require.NoError(t, err)
-			defer conn.Close()
-			_, err = conn.ExecContext(ctx, "SET enable_seqscan = off")
-			require.NoError(t, err)
-			defer conn.ExecContext(ctx, "RESET enable_seqscan") //nolint:errcheck // the connection is closed next
-			require.NoError(t, conn.NewRaw("EXPLAIN "+q).Scan(ctx, &lines))
-			return strings.Join(lines, "\n")
-		}
 
 		page, err := e.store.Contacts().List(e.A, crm.ContactFilter{Email: "ann@example.com"}, crm.ListOptions{})
 		require.NoError(t, err)
 		require.Len(t, page.Items, 1)
-		plan := explain(h.last("SELECT", "email_index"))
-		require.Contains(t, plan, "socialcrm_crm_contacts_email_id", "e-mail lookup:\n%s", plan)
-
+		emailQuery := h.last("SELECT", "email_index")
 		page, err = e.store.Contacts().List(e.A, crm.ContactFilter{NamePrefix: "le"}, crm.ListOptions{})
 		require.NoError(t, err)
 		require.Len(t, page.Items, 1)
-		plan = explain(h.last("SELECT", crm.TableContactNames))
-		if e.db.Name == "sqlite" {
-			require.Regexp(t, `SEARCH ctn USING (COVERING )?INDEX`, plan, "name prefix:\n%s", plan)
-			require.NotRegexp(t, `SCAN ct\b`, plan, "name prefix:\n%s", plan)
-		} else {
-			require.NotContains(t, plan, "Seq Scan", "name prefix:\n%s", plan)
-			require.Contains(t, plan, "socialcrm_crm_contact_names", "name prefix:\n%s", plan)
+		requireIndexPlans(t, e, emailQuery, h.last("SELECT", crm.TableContactNames), true)
+	})
+}
+
+// TestContactLookupsUseIndexesOnAnalyzedTables: with 200 contacts in a
+// tenant (and 50 in another) and the tables' statistics taken (ANALYZE, as
+// after a bulk load), both databases choose the indexes for the e-mail and
+// name-prefix lookups by themselves, sequential scans allowed.
+func TestContactLookupsUseIndexesOnAnalyzedTables(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		for _, seed := range []struct {
+			ctx context.Context
+			n   int
+		}{{e.A, 200}, {e.B, 50}} {
+			require.NoError(t, tenancy.RunInTx(seed.ctx, e.db.DB, nil, func(ctx context.Context, tx bun.Tx) error {
+				for i := range seed.n {
+					in := crm.ContactInput{FirstName: "Ada", LastName: scaleName(i), Email: fmt.Sprintf("plan%d@example.com", i)}
+					if _, err := e.store.Using(tx).Contacts().Create(ctx, in); err != nil {
+						return err
+					}
+				}
+				return nil
+			}))
 		}
+		analyze := "ANALYZE"
+		if e.db.Name == "postgres" {
+			analyze = "ANALYZE " + crm.TableContacts + ", " + crm.TableContactNames
+		}
+		_, err := e.db.Admin(t).ExecContext(ctx, analyze)
+		require.NoError(t, err)
+
+		h := &captureHook{}
+		e.db.AddQueryHook(h)
+		page, err := e.store.Contacts().List(e.A, crm.ContactFilter{Email: "plan123@example.com"}, crm.ListOptions{})
+		require.NoError(t, err)
+		require.Len(t, page.Items, 1)
+		require.Equal(t, scaleName(123), page.Items[0].LastName)
+		emailQuery := h.last("SELECT", "email_index")
+		page, err = e.store.Contacts().List(e.A, crm.ContactFilter{NamePrefix: scaleName(45)}, crm.ListOptions{})
+		require.NoError(t, err)
+		require.Len(t, page.Items, 1)
+		require.Equal(t, "plan45@example.com", page.Items[0].Email)
+		requireIndexPlans(t, e, emailQuery, h.last("SELECT", crm.TableContactNames), false)
 	})
 }
