@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 	"time"
@@ -60,4 +61,20 @@ func TestBarChartUnknownMetric(t *testing.T) {
 	require.Contains(t, got, "1 post(s) whose views or likes the platform did not give")
 	require.Equal(t, 3, strings.Count(got, `<rect`)-2, "two likes bars and one views bar (plus the two legend squares)")
 	require.NotContains(t, string(barChart(media[1:])), "did not give")
+}
+
+// TestConnectionPostsUnknownMetric: the connection page's posts table
+// prints a metric the platform did not give as "unknown", a known 0 as 0.
+func TestConnectionPostsUnknownMetric(t *testing.T) {
+	a := &app{}
+	tmpl, err := a.consoleTemplates()
+	require.NoError(t, err)
+	media := []social.Media{{ExternalID: "img", PublishedAt: time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC),
+		Likes: social.KnownCount(40), Comments: social.KnownCount(0)}}
+	cv := &connectionView{Connection: social.Connection{ID: "c1", Platform: "meta", DisplayName: "@gem"}, Media: media}
+	var out bytes.Buffer
+	require.NoError(t, tmpl.ExecuteTemplate(&out, "connection", &page{Data: cv, Mode: map[string]string{}}))
+	html := out.String()
+	require.Contains(t, html, `<td class="num">unknown</td><td class="num">40</td><td class="num">0</td><td class="num">unknown</td>`)
+	require.Contains(t, html, "unknown views, 40 likes, 0 comments, unknown shares")
 }
