@@ -422,6 +422,11 @@ type Media struct {
 	Timestamp        Timestamp `json:"timestamp"`
 	LikeCount        int64     `json:"like_count"`
 	CommentsCount    int64     `json:"comments_count"`
+
+	// likesKnown and commentsKnown say the answer carried like_count and
+	// comments_count (Meta leaves like_count out when the owner hides
+	// likes).
+	likesKnown, commentsKnown bool
 }
 
 type wireMedia struct {
@@ -432,8 +437,8 @@ type wireMedia struct {
 	MediaURL         string    `json:"media_url"`
 	Permalink        string    `json:"permalink"`
 	Timestamp        Timestamp `json:"timestamp"`
-	LikeCount        Int       `json:"like_count"`
-	CommentsCount    Int       `json:"comments_count"`
+	LikeCount        *Int      `json:"like_count"`
+	CommentsCount    *Int      `json:"comments_count"`
 	Owner            *struct {
 		ID ID `json:"id"`
 	} `json:"owner"`
@@ -441,8 +446,13 @@ type wireMedia struct {
 
 func (w wireMedia) media() Media {
 	m := Media{ID: string(w.ID), Caption: w.Caption, MediaType: w.MediaType, MediaProductType: w.MediaProductType,
-		MediaURL: w.MediaURL, Permalink: w.Permalink, Timestamp: w.Timestamp,
-		LikeCount: int64(w.LikeCount), CommentsCount: int64(w.CommentsCount)}
+		MediaURL: w.MediaURL, Permalink: w.Permalink, Timestamp: w.Timestamp}
+	if w.LikeCount != nil {
+		m.LikeCount, m.likesKnown = int64(*w.LikeCount), true
+	}
+	if w.CommentsCount != nil {
+		m.CommentsCount, m.commentsKnown = int64(*w.CommentsCount), true
+	}
 	if w.Owner != nil {
 		m.OwnerID = string(w.Owner.ID)
 	}

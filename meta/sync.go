@@ -104,8 +104,8 @@ func (c *Client) syncUser(ctx context.Context) (*social.SyncResult, *Response, e
 // (recording the API version and the metric names that produced it,
 // Snapshot.Source) and the posts as social.Media (message as Title,
 // permalink as ShareURL, both sealed; Views from post_media_view, Likes
-// the sum of post_reactions_by_type_total; comments and shares are not
-// read). Followers is followers_count; Views the latest value of the first
+// the sum of post_reactions_by_type_total, each unknown when the insights
+// answer lacks it; comments and shares are not read and stay unknown). Followers is followers_count; Views the latest value of the first
 // Page metric; counts the Page does not report are unknown. With
 // WithRawResponses the insights answers are kept as social.RawResponse
 // rows (their own 90-day retention category). It needs pages_show_list,
@@ -156,9 +156,11 @@ func (s *PagesService) sync(ctx context.Context, pageID string) (*social.SyncRes
 			return nil, presp, err
 		}
 		if v, ok := pin.Latest("post_media_view"); ok {
-			m.Views = int64(v)
+			m.Views = social.KnownCount(int64(v))
 		}
-		m.Likes = pin.sum("post_reactions_by_type_total")
+		if n, ok := pin.sum("post_reactions_by_type_total"); ok {
+			m.Likes = social.KnownCount(n)
+		}
 		if s.c.opts.keepRaw {
 			r.Raw = append(r.Raw, pin.rawResponses()...)
 		}
@@ -172,8 +174,9 @@ func (s *PagesService) sync(ctx context.Context, pageID string) (*social.SyncRes
 }
 
 // sum returns the total of a breakdown metric's latest value (an object
-// of counts, such as reactions by type), or of its number.
-func (in *Insights) sum(name string) int64 {
+// of counts, such as reactions by type), or of its number; false when the
+// answer has no such value.
+func (in *Insights) sum(name string) (int64, bool) {
 	for i := len(in.Data) - 1; i >= 0; i-- {
 		d := in.Data[i]
 		if d.Name != name || len(d.Values) == 0 {
@@ -181,19 +184,19 @@ func (in *Insights) sum(name string) int64 {
 		}
 		v := d.Values[len(d.Values)-1]
 		if f, ok := v.Number(); ok {
-			return int64(f)
+			return int64(f), true
 		}
 		var parts map[string]float64
 		if json.Unmarshal(v.Value, &parts) != nil {
-			return 0
+			return 0, false
 		}
 		var n float64
 		for _, p := range parts {
 			n += p
 		}
-		return int64(n)
+		return int64(n), true
 	}
-	return 0
+	return 0, false
 }
 
 // Snapshot syncs the Instagram account: it reads its profile counts and
@@ -206,8 +209,10 @@ func (in *Insights) sum(name string) int64 {
 // media, views and shares from its insights). With the insights
 // permission it also reads the audience demographics into
 // Snapshot.Breakdowns (counts per key, no person; left out when Meta has
-// none, below 100 followers). Views is the sum over the media when their
-// insights were read, unknown otherwise. It needs instagram_basic.
+// none, below 100 followers). A media metric the answer does not carry
+// (likes hidden by the owner, insights not granted or not given for that
+// media) is unknown. Views is the sum over the media when every item's
+// views were read, unknown otherwise. It needs instagram_basic.
 func (s *InstagramService) Snapshot(ctx context.Context, igID string) (*social.Snapshot, *Response, error) {
 	r, resp, err := s.sync(ctx, igID)
 	if err != nil {
@@ -250,10 +255,18 @@ func (s *InstagramService) sync(ctx context.Context, igID string) (*social.SyncR
 			return nil, dresp, err
 		}
 	}
-	var views int64
+	// The account's views are the sum over its media, unknown when a
+	// media item's views are.
+	views := social.KnownCount(0)
 	for _, md := range l.Media {
 		m := social.Media{ExternalID: md.ID, Kind: strings.ToLower(md.MediaType), Title: md.Caption, ShareURL: md.Permalink,
-			PublishedAt: md.Timestamp.Time, Likes: md.LikeCount, Comments: md.CommentsCount}
+			PublishedAt: md.Timestamp.Time}
+		if md.likesKnown {
+			m.Likes = social.KnownCount(md.LikeCount)
+		}
+		if md.commentsKnown {
+			m.Comments = social.KnownCount(md.CommentsCount)
+		}
 		if m.Kind == "" {
 			m.Kind = "image"
 		}
@@ -263,20 +276,23 @@ func (s *InstagramService) sync(ctx context.Context, igID string) (*social.SyncR
 				return nil, iresp, err
 			}
 			if n, ok := in.Latest("views"); ok {
-				m.Views = int64(n)
+				m.Views = social.KnownCount(int64(n))
 			}
 			if n, ok := in.Latest("shares"); ok {
-				m.Shares = int64(n)
+				m.Shares = social.KnownCount(int64(n))
 			}
 			if s.c.opts.keepRaw {
 				r.Raw = append(r.Raw, in.rawResponses()...)
 			}
 		}
-		views += m.Views
+		if !m.Views.Known {
+			views = social.Count{}
+		}
+		views.N += m.Views.N
 		r.Media = append(r.Media, m)
 	}
-	if insights {
-		sn.Views = social.KnownCount(views)
+	if insights && views.Known {
+		sn.Views = views
 	}
 	sn.EngagementRate = social.EngagementRate(r.Media)
 	if err := s.c.session.SaveSync(ctx, r); err != nil {

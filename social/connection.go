@@ -284,6 +284,7 @@ func Migrations() *migrate.Migrations {
 			`ALTER TABLE socialcrm_social_snapshots ADD COLUMN breakdowns TEXT`)
 	})
 	migrations.Add(ms, "20261206030000", "social_sealed_platform_data", sealedPlatformData)
+	migrations.Add(ms, "20261206070000", "social_media_unknown_metrics", mediaUnknownMetrics)
 	return ms
 }
 

@@ -111,10 +111,14 @@ type Media struct {
 	ShareURL     string    `bun:"-" json:"share_url"`
 	PublishedAt  time.Time `bun:"published_at,nullzero" json:"published_at"`
 	DurationSec  int64     `bun:"duration_sec,notnull" json:"duration_sec"`
-	Views        int64     `bun:"views,notnull" json:"views"`
-	Likes        int64     `bun:"likes,notnull" json:"likes"`
-	Comments     int64     `bun:"comments,notnull" json:"comments"`
-	Shares       int64     `bun:"shares,notnull" json:"shares"`
+	// Views, Likes, Comments and Shares are unknown (NULL, JSON null)
+	// when the platform's answer did not carry them: a field not
+	// requested, a scope not granted, a metric that does not exist for
+	// that kind of media.
+	Views    Count `bun:"views,type:bigint" json:"views"`
+	Likes    Count `bun:"likes,type:bigint" json:"likes"`
+	Comments Count `bun:"comments,type:bigint" json:"comments"`
+	Shares   Count `bun:"shares,type:bigint" json:"shares"`
 	// Purposes are the connection's purposes when the data was collected.
 	Purposes  Purposes  `bun:"purposes,type:text,notnull" json:"purposes"`
 	FetchedAt time.Time `bun:"fetched_at,notnull" json:"fetched_at"`
@@ -203,12 +207,21 @@ type SyncResult struct {
 }
 
 // EngagementRate returns (likes + comments + shares) / views over media,
-// 0 when they have no views.
+// 0 when they have no views. A media item whose views are unknown is left
+// out; an unknown likes, comments or shares count adds nothing (it is not
+// taken as 0 interactions, only not counted).
 func EngagementRate(media []Media) float64 {
 	var views, engaged int64
 	for _, m := range media {
-		views += m.Views
-		engaged += m.Likes + m.Comments + m.Shares
+		if !m.Views.Known {
+			continue
+		}
+		views += m.Views.N
+		for _, c := range []Count{m.Likes, m.Comments, m.Shares} {
+			if c.Known {
+				engaged += c.N
+			}
+		}
 	}
 	if views == 0 {
 		return 0

@@ -106,8 +106,9 @@
 // and, only when the application asks, the raw API answers. Every row
 // carries the connection's Purposes. A metric the platform did not give
 // (followers behind a declined scope, a count a kind of account does not
-// have) is an unknown Count: stored as NULL, printed "unknown", JSON null,
-// never 0. Categories declares every table of the package for the
+// have, a media item's views or likes its answer left out) is an unknown
+// Count: stored as NULL, printed "unknown", JSON null, never 0;
+// EngagementRate leaves out media whose views are unknown. Categories declares every table of the package for the
 // retention engine (Store.Categories with the sealed columns opened for
 // exports); erasing a connection erases what was fetched through it. The
 // periods are the policy's (socialcrm.DefaultPolicy).

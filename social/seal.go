@@ -263,3 +263,46 @@ func (s *Store) SealAccountIndex(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+// mediaUnknownMetrics makes the media metrics (views, likes, comments,
+// shares) nullable, so that a metric the platform did not give is stored
+// unknown rather than 0. Existing rows keep their values.
+func mediaUnknownMetrics(ctx context.Context, tx bun.Tx) error {
+	metrics := []string{"views", "likes", "comments", "shares"}
+	if tx.Dialect().Name() == dialect.PG {
+		for _, c := range metrics {
+			if _, err := tx.ExecContext(ctx, "ALTER TABLE ? ALTER COLUMN ? DROP NOT NULL", bun.Ident(TableMedia), bun.Ident(c)); err != nil {
+				return fmt.Errorf("social: migrate %s.%s: %w", TableMedia, c, err)
+			}
+		}
+		return nil
+	}
+	// SQLite cannot drop a NOT NULL constraint: rebuild the table.
+	cols := "tenant_id, id, connection_id, external_id, platform, kind, published_at, duration_sec, views, likes, comments, shares, purposes, fetched_at, title_sealed, description_sealed, share_url_sealed"
+	return migrations.Exec(ctx, tx,
+		`CREATE TABLE socialcrm_social_media_v2 (
+			tenant_id TEXT NOT NULL,
+			id TEXT NOT NULL DEFAULT '',
+			connection_id TEXT NOT NULL,
+			external_id TEXT NOT NULL,
+			platform TEXT NOT NULL,
+			kind TEXT NOT NULL,
+			published_at TIMESTAMP,
+			duration_sec INTEGER NOT NULL,
+			views BIGINT,
+			likes BIGINT,
+			comments BIGINT,
+			shares BIGINT,
+			purposes TEXT NOT NULL,
+			fetched_at TIMESTAMP NOT NULL,
+			title_sealed BLOB,
+			description_sealed BLOB,
+			share_url_sealed BLOB,
+			PRIMARY KEY (tenant_id, connection_id, external_id)
+		)`,
+		`INSERT INTO socialcrm_social_media_v2 (`+cols+`) SELECT `+cols+` FROM socialcrm_social_media`,
+		`DROP TABLE socialcrm_social_media`,
+		`ALTER TABLE socialcrm_social_media_v2 RENAME TO socialcrm_social_media`,
+		`CREATE UNIQUE INDEX IF NOT EXISTS socialcrm_social_media_id ON socialcrm_social_media (tenant_id, id)`,
+	)
+}

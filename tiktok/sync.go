@@ -62,7 +62,7 @@ func (c *Client) Sync(ctx context.Context) (*social.SyncResult, SyncStats, error
 	if granted.Has(ScopeVideoList) {
 		opts := VideoListOptions{MaxCount: MaxPageSize}
 		for {
-			var page VideoList
+			var page syncVideoList
 			body := map[string]any{"max_count": MaxPageSize}
 			if opts.Cursor > 0 {
 				body["cursor"] = opts.Cursor
@@ -78,7 +78,7 @@ func (c *Client) Sync(ctx context.Context) (*social.SyncResult, SyncStats, error
 				res.Media = append(res.Media, social.Media{
 					ExternalID: v.ID, Kind: "video", Title: v.Title, Description: v.VideoDescription,
 					ShareURL: v.ShareURL, PublishedAt: v.Created(), DurationSec: int64(v.Duration),
-					Views: v.ViewCount, Likes: int64(v.LikeCount), Comments: int64(v.CommentCount), Shares: int64(v.ShareCount),
+					Views: count(v.ViewCount), Likes: count(v.LikeCount), Comments: count(v.CommentCount), Shares: count(v.ShareCount),
 				})
 			}
 			if !page.HasMore || len(page.Videos) == 0 || page.Cursor == opts.Cursor {
@@ -86,11 +86,17 @@ func (c *Client) Sync(ctx context.Context) (*social.SyncResult, SyncStats, error
 			}
 			opts.Cursor = page.Cursor
 		}
-		var views int64
+		// The account's views are the sum over its videos, unknown when
+		// a video's views are.
+		views := social.KnownCount(0)
 		for _, m := range res.Media {
-			views += m.Views
+			if !m.Views.Known {
+				views = social.Count{}
+				break
+			}
+			views.N += m.Views.N
 		}
-		sn.Views = social.KnownCount(views)
+		sn.Views = views
 		sn.EngagementRate = social.EngagementRate(res.Media)
 	}
 	st.Videos = len(res.Media)
@@ -98,4 +104,27 @@ func (c *Client) Sync(ctx context.Context) (*social.SyncResult, SyncStats, error
 		return nil, st, err
 	}
 	return &res, st, nil
+}
+
+// syncVideoList is a page of the video list as the sync reads it: the
+// metrics are pointers, so that one TikTok left out (or sent as null) is
+// told apart from 0.
+type syncVideoList struct {
+	Videos []struct {
+		Video
+		LikeCount    *int64 `json:"like_count"`
+		CommentCount *int64 `json:"comment_count"`
+		ShareCount   *int64 `json:"share_count"`
+		ViewCount    *int64 `json:"view_count"`
+	} `json:"videos"`
+	Cursor  int64 `json:"cursor"`
+	HasMore bool  `json:"has_more"`
+}
+
+// count is the metric n, unknown when the answer did not carry it.
+func count(n *int64) social.Count {
+	if n == nil {
+		return social.Count{}
+	}
+	return social.KnownCount(*n)
 }

@@ -107,3 +107,50 @@ func TestSyncWithoutStatsStoresUnknown(t *testing.T) {
 		require.Equal(t, []bool{true}, null, "stored as NULL")
 	})
 }
+
+// TestSyncMediaMetricOmittedStoresUnknown: a video whose answer lacks a
+// metric (view_count here) stores it unknown (NULL, JSON null), not 0; the
+// metrics it carries stay exact, a video with every metric is untouched,
+// and the account's views are unknown rather than an undercount.
+func TestSyncMediaMetricOmittedStoresUnknown(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newEnv(t, db)
+		base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		require.NoError(t, e.srv.AddVideo(openID, tiktoktest.Video{ID: "7000000000000000001", CreateTime: base,
+			ViewCount: 500, LikeCount: 40, CommentCount: 3, ShareCount: 2, Omit: []string{"view_count", "share_count"}}))
+		require.NoError(t, e.srv.AddVideo(openID, tiktoktest.Video{ID: "7000000000000000002", CreateTime: base.Add(time.Hour),
+			ViewCount: 0, LikeCount: 0, CommentCount: 0, ShareCount: 0}))
+		conn := e.connect([]string{"stats", "video.read"})
+		res, _, err := e.client(conn).Sync(e.ctx)
+		require.NoError(t, err)
+		require.False(t, res.Snapshot.Views.Known, "one video's views are unknown: so is their sum")
+		require.InDelta(t, 0, res.Snapshot.EngagementRate, 1e-12, "the only video with known views has none")
+
+		media, err := e.store.Media(e.ctx, conn.ID)
+		require.NoError(t, err)
+		require.Len(t, media, 2)
+		byID := map[string]social.Media{}
+		for _, m := range media {
+			byID[m.ExternalID] = m
+		}
+		omitted, zero := byID["7000000000000000001"], byID["7000000000000000002"]
+		require.Equal(t, social.Count{}, omitted.Views, "left out: unknown, not 0")
+		require.Equal(t, social.Count{}, omitted.Shares)
+		require.Equal(t, social.KnownCount(40), omitted.Likes, "a metric present stays exact")
+		require.Equal(t, social.KnownCount(3), omitted.Comments)
+		for name, c := range map[string]social.Count{"views": zero.Views, "likes": zero.Likes, "comments": zero.Comments, "shares": zero.Shares} {
+			require.Equal(t, social.KnownCount(0), c, "a reported 0 is a known 0: %s", name)
+		}
+		b, err := json.Marshal(omitted)
+		require.NoError(t, err)
+		require.Contains(t, string(b), `"views":null`)
+		require.Contains(t, string(b), `"shares":null`)
+		require.Contains(t, string(b), `"likes":40`)
+
+		var null []bool
+		require.NoError(t, tenancy.RunInTx(e.ctx, db.DB, nil, func(ctx context.Context, tx bun.Tx) error {
+			return tx.NewRaw("SELECT views IS NULL FROM ? WHERE tenant_id = ? ORDER BY external_id", bun.Ident(social.TableMedia), mustTenant(ctx)).Scan(ctx, &null)
+		}))
+		require.Equal(t, []bool{true, false}, null, "stored as NULL; a reported 0 is stored as 0")
+	})
+}

@@ -144,12 +144,30 @@ type creatorReport struct {
 	Requested  social.Scopes // what the consent asked for
 	Trend      []social.Snapshot
 	Engagement float64 // of the latest snapshot
+	// EngagementKnown says the latest snapshot had views to divide by:
+	// without them (no snapshot, views the platform did not give, or
+	// none) the rate is unknown, ranked last and not averaged as 0.
+	EngagementKnown bool
 }
 
 // report is what run showed, for the test.
 type report struct {
 	ConsentURLs []string
 	Creators    []creatorReport // leaderboard order: best engagement first
+}
+
+// rankCreators orders the leaderboard: best engagement first, creators
+// whose engagement is unknown last (not as 0).
+func rankCreators(cs []creatorReport) {
+	slices.SortStableFunc(cs, func(a, b creatorReport) int {
+		if a.EngagementKnown != b.EngagementKnown {
+			if a.EngagementKnown {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(b.Engagement, a.Engagement)
+	})
 }
 
 func run(ctx context.Context, o options) (*report, error) {
@@ -262,13 +280,15 @@ func run(ctx context.Context, o options) (*report, error) {
 		}
 		rep.Creators[i].Trend = trend
 		if len(trend) > 0 {
-			rep.Creators[i].Engagement = trend[len(trend)-1].EngagementRate
+			last := trend[len(trend)-1]
+			rep.Creators[i].Engagement = last.EngagementRate
+			rep.Creators[i].EngagementKnown = last.Views.Known && last.Views.N > 0
 		}
 	}
 	if err := exportCreator(ctx, sdk, creators[0], o.Out); err != nil {
 		return nil, err
 	}
-	slices.SortStableFunc(rep.Creators, func(a, b creatorReport) int { return cmp.Compare(b.Engagement, a.Engagement) })
+	rankCreators(rep.Creators)
 	printReport(o.Out, rep)
 	return rep, nil
 }
@@ -344,6 +364,10 @@ func printReport(out io.Writer, rep *report) {
 	tw.Flush()
 	fmt.Fprintln(out, "\nEngagement leaderboard ((likes + comments + shares) / views, latest sync):")
 	for i, c := range rep.Creators {
+		if !c.EngagementKnown {
+			fmt.Fprintf(tw, "%d.\t%s\tunknown\n", i+1, c.Name)
+			continue
+		}
 		fmt.Fprintf(tw, "%d.\t%s\t%.2f%%\n", i+1, c.Name, 100*c.Engagement)
 	}
 	tw.Flush()

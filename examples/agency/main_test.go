@@ -55,6 +55,9 @@ func TestAgency(t *testing.T) {
 		}
 		require.Equal(t, []string{"Chloé Martin", "Ana Lima", "Ben Okafor"}, names)
 		require.InDeltaSlice(t, []float64{300.0 / 2000, 800.0 / 10000, 2000.0 / 40000}, rates, 1e-12)
+		for _, c := range rep.Creators {
+			require.True(t, c.EngagementKnown, c.Name)
+		}
 
 		// The trend: one snapshot a week, with the followers TikTok reported.
 		want := map[string][]int64{
@@ -106,4 +109,27 @@ func TestAgencyWithoutConfiguration(t *testing.T) {
 	require.Contains(t, out.String(), "TikTok: the in-process emulator (sandbox")
 	require.Contains(t, out.String(), "1.  Chloé Martin  15.00%")
 	require.Contains(t, out.String(), "3.  Ben Okafor    5.00%")
+}
+
+// TestLeaderboardUnknownEngagement: a creator whose latest snapshot has no
+// views to divide by (the platform did not give them) is ranked last and
+// printed "unknown", not 0.00%, and does not move the others.
+func TestLeaderboardUnknownEngagement(t *testing.T) {
+	rep := &report{Creators: []creatorReport{
+		{Name: "No Views", Engagement: 0},
+		{Name: "Low", Engagement: 0.01, EngagementKnown: true},
+		{Name: "High", Engagement: 0.2, EngagementKnown: true},
+		{Name: "Zero", Engagement: 0, EngagementKnown: true},
+	}}
+	rankCreators(rep.Creators)
+	var names []string
+	for _, c := range rep.Creators {
+		names = append(names, c.Name)
+	}
+	require.Equal(t, []string{"High", "Low", "Zero", "No Views"}, names)
+	var out bytes.Buffer
+	printReport(&out, rep)
+	require.Contains(t, out.String(), "4.  No Views  unknown")
+	require.Contains(t, out.String(), "3.  Zero      0.00%")
+	require.NotContains(t, out.String(), "No Views  0.00%")
 }

@@ -154,7 +154,8 @@ func trendChart(snaps []social.Snapshot) template.HTML {
 const chartPosts = 12
 
 // barChart draws views per post, oldest of the latest posts on the left,
-// with likes as a darker bar inside, each bar dated below the axis.
+// with likes as a darker bar inside, each bar dated below the axis. A
+// metric the platform did not give draws no bar and a "?" mark.
 func barChart(media []social.Media) template.HTML {
 	if len(media) == 0 {
 		return template.HTML(`<p class="muted">No posts fetched yet.</p>`)
@@ -164,8 +165,16 @@ func barChart(media []social.Media) template.HTML {
 	posts = posts[:min(len(posts), chartPosts)]
 	slices.Reverse(posts)
 	var top int64
+	unknown := 0
 	for _, m := range posts {
-		top = max(top, m.Views, m.Likes)
+		for _, c := range []social.Count{m.Views, m.Likes} {
+			if c.Known {
+				top = max(top, c.N)
+			}
+		}
+		if !m.Views.Known || !m.Likes.Known {
+			unknown++
+		}
 	}
 	var s svg
 	s.open(fmt.Sprintf("Views and likes of the %d latest posts, up to %d views", len(posts), top))
@@ -177,11 +186,19 @@ func barChart(media []social.Media) template.HTML {
 		if name == "" {
 			name = m.ExternalID
 		}
-		tip := template.HTMLEscapeString(fmt.Sprintf("%s, %s: %d views, %d likes, %d comments, %d shares",
+		// Count prints "unknown" for a metric the platform did not give.
+		tip := template.HTMLEscapeString(fmt.Sprintf("%s, %s: %v views, %v likes, %v comments, %v shares",
 			name, m.PublishedAt.UTC().Format("2006-01-02"), m.Views, m.Likes, m.Comments, m.Shares))
 		s.f(`<g><title>%s</title>`, tip)
-		s.f(`<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`, x+bw*0.15, y(m.Views), bw*0.7, chartTop+chartPlotH-y(m.Views), chartLight)
-		s.f(`<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`, x+bw*0.3, y(m.Likes), bw*0.4, chartTop+chartPlotH-y(m.Likes), chartInk)
+		if m.Views.Known {
+			s.f(`<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`, x+bw*0.15, y(m.Views.N), bw*0.7, chartTop+chartPlotH-y(m.Views.N), chartLight)
+		}
+		if m.Likes.Known {
+			s.f(`<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`, x+bw*0.3, y(m.Likes.N), bw*0.4, chartTop+chartPlotH-y(m.Likes.N), chartInk)
+		}
+		if !m.Views.Known || !m.Likes.Known {
+			s.f(`<text x="%.1f" y="%.0f" font-size="%d" text-anchor="middle" fill="%s">?</text>`, x+bw/2, chartTop+chartPlotH-4, chartFontSize, chartAxis)
+		}
 		s.f(`</g>`)
 		if len(posts) <= 6 || i%2 == 0 {
 			s.f(`<text x="%.1f" y="%.0f" font-size="%d" text-anchor="middle" fill="%s">%s</text>`, x+bw/2, chartTop+chartPlotH+16, chartFontSize, chartAxis, m.PublishedAt.UTC().Format("2 Jan"))
@@ -192,5 +209,8 @@ func barChart(media []social.Media) template.HTML {
 	s.f(`<rect x="%.0f" y="%.0f" width="10" height="10" fill="%s"/><text x="%.0f" y="%.0f" font-size="%d" fill="%s">likes</text>`,
 		chartLeft+60, chartH-14, chartInk, chartLeft+74, chartH-5, chartFontSize, chartAxis)
 	s.f(`</svg>`)
+	if unknown > 0 {
+		s.f(`<p class="muted">%d post(s) whose views or likes the platform did not give, marked “?”: unknown, not zero.</p>`, unknown)
+	}
 	return template.HTML(s.b.String())
 }

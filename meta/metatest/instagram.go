@@ -452,6 +452,9 @@ func (s *Server) mediaNode(m *media) map[string]any {
 		"is_comment_enabled": true,
 		"shortcode":          m.ID,
 	}
+	if m.LikesHidden {
+		delete(node, "like_count")
+	}
 	if m.Caption != "" {
 		node["caption"] = m.Caption
 	}

@@ -101,6 +101,9 @@ type Media struct {
 	Timestamp        time.Time // defaults to the emulator's now
 	LikeCount        int
 	CommentsCount    int
+	// LikesHidden leaves like_count out of the media's answers, as Meta
+	// does when the owner hides like counts.
+	LikesHidden bool
 }
 
 // Conversation is a Messenger conversation between a Page and a person.

@@ -214,6 +214,9 @@ func (u *userState) publicVideos() []Video {
 func videoJSON(v Video, fields []string, now time.Time) map[string]any {
 	out := map[string]any{}
 	for _, f := range fields {
+		if slices.Contains(v.Omit, f) {
+			continue
+		}
 		switch f {
 		case "id":
 			out[f] = v.ID

@@ -120,6 +120,10 @@ type Video struct {
 	ViewCount        int64
 	// Private videos are not returned by the Display API.
 	Private bool
+	// Omit lists fields left out of the video's answer even when they
+	// are requested ("view_count"), as when TikTok does not report a
+	// metric.
+	Omit []string
 }
 
 type userState struct {
