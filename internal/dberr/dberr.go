@@ -29,6 +29,17 @@ func IsUniqueViolation(err error) bool {
 	return false
 }
 
+// IsBusy reports whether err is SQLite's SQLITE_BUSY (or SQLITE_LOCKED):
+// another connection held the database past the busy timeout.
+func IsBusy(err error) bool {
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		c := sqErr.Code() & 0xff // the primary result code
+		return c == 5 || c == 6
+	}
+	return false
+}
+
 // IsSerialization reports whether err is a PostgreSQL serialization failure
 // or deadlock, after which the transaction may be retried.
 func IsSerialization(err error) bool {

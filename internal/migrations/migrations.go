@@ -10,6 +10,8 @@ import (
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/migrate"
+
+	"github.com/socialcrm/socialcrm/internal/dberr"
 )
 
 // Table records the applied migrations; its companion Table+"_locks" keeps
@@ -97,8 +99,25 @@ func Run(ctx context.Context, db *bun.DB, sets ...*migrate.Migrations) error {
 			return fmt.Errorf("migrations: init: %w", err)
 		}
 	} else {
-		if err := mg.Init(ctx); err != nil {
-			return fmt.Errorf("migrations: init: %w", err)
+		// Another process migrating holds SQLite's write lock, possibly past
+		// the busy timeout: creating the history tables waits for it as the
+		// lock below does.
+		deadline := time.Now().Add(lockWait)
+		for {
+			err := mg.Init(ctx)
+			if err == nil {
+				break
+			}
+			if !dberr.IsBusy(err) || time.Now().After(deadline) {
+				return fmt.Errorf("migrations: init: %w", err)
+			}
+			t := time.NewTimer(50 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("migrations: waiting for init: %w", ctx.Err())
+			case <-t.C:
+			}
 		}
 		if err := lock(ctx, mg); err != nil {
 			return err

@@ -59,23 +59,23 @@ func RoundTrips(db *sql.DB) (int64, bool) {
 }
 
 // countingConn counts round trips: a write after a read (or the first
-// write) begins one.
+// write) begins one. pgx reads on a background goroutine while the caller
+// writes, so the state is atomic.
 type countingConn struct {
 	net.Conn
 	trips   *atomic.Int64
-	writing bool
+	writing atomic.Bool
 }
 
 func (c *countingConn) Write(b []byte) (int, error) {
-	if !c.writing {
-		c.writing = true
+	if c.writing.CompareAndSwap(false, true) {
 		c.trips.Add(1)
 	}
 	return c.Conn.Write(b)
 }
 
 func (c *countingConn) Read(b []byte) (int, error) {
-	c.writing = false
+	c.writing.Store(false)
 	return c.Conn.Read(b)
 }
 
