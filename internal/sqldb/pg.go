@@ -221,7 +221,10 @@ func (c *conn) batch(ctx context.Context, begin string, set setting, query strin
 	return br, nil
 }
 
-func (c *conn) pgExec(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, bool, error) {
+// send sends query as a batch with what must travel before it (the
+// deferred BEGIN, the setting). handled is false when the statement needs
+// neither and goes the ordinary way.
+func (c *conn) send(ctx context.Context, query string, args []driver.NamedValue) (br pgx.BatchResults, handled bool, err error) {
 	begin, set, ok := c.prelude(ctx)
 	if !ok {
 		return nil, false, nil
@@ -229,9 +232,17 @@ func (c *conn) pgExec(ctx context.Context, query string, args []driver.NamedValu
 	if c.pgx.IsClosed() {
 		return nil, true, driver.ErrBadConn
 	}
-	br, err := c.batch(ctx, begin, set, query, args)
+	br, err = c.batch(ctx, begin, set, query, args)
 	if err != nil {
 		return nil, true, retryable(err)
+	}
+	return br, true, nil
+}
+
+func (c *conn) pgExec(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, bool, error) {
+	br, handled, err := c.send(ctx, query, args)
+	if !handled || err != nil {
+		return nil, handled, err
 	}
 	tag, err := br.Exec()
 	if cerr := br.Close(); err == nil {
@@ -244,16 +255,9 @@ func (c *conn) pgExec(ctx context.Context, query string, args []driver.NamedValu
 }
 
 func (c *conn) pgQuery(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, bool, error) {
-	begin, set, ok := c.prelude(ctx)
-	if !ok {
-		return nil, false, nil
-	}
-	if c.pgx.IsClosed() {
-		return nil, true, driver.ErrBadConn
-	}
-	br, err := c.batch(ctx, begin, set, query, args)
-	if err != nil {
-		return nil, true, retryable(err)
+	br, handled, err := c.send(ctx, query, args)
+	if !handled || err != nil {
+		return nil, handled, err
 	}
 	rows, err := br.Query()
 	if err != nil {
