@@ -240,7 +240,7 @@ func BenchmarkCRMInterleavedCreate(b *testing.B) {
 		}
 	}
 	base := func() {
-		row.ID = tenancy.NewID()
+		row = plainOf(e.A, n)
 		if _, err := raw.NewInsert().Model(&row).Exec(ctx); err != nil {
 			b.Fatal(err)
 		}

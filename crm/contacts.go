@@ -2,13 +2,17 @@ package crm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+	"github.com/uptrace/bun/schema"
 
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
@@ -96,6 +100,11 @@ type Contact struct {
 	BirthIndex        string       `bun:"birth_index,nullzero" json:"-"`
 	PreferencesSealed vault.Sealed `bun:"preferences_sealed" json:"-"`
 	TagsSealed        vault.Sealed `bun:"tags_sealed" json:"-"`
+	// NameTokens is NULL at rest. On SQLite, Create sets it to the JSON
+	// array of the name index rows' tokens for the one INSERT that writes
+	// the contact; a trigger writes those rows and clears the column in
+	// that statement (see createOne).
+	NameTokens string `bun:"name_tokens,nullzero" json:"-"`
 
 	nameTokens []string // blind indexes of the name's word prefixes, set by seal
 	tagIndexes []string // blind indexes of Tags, set by seal
@@ -384,16 +393,9 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 	if err := r.seal(ctx, &c); err != nil {
 		return Contact{}, err
 	}
-	insert := func(ctx context.Context, db bun.IDB) error {
-		if _, err := db.NewInsert().Model(&c).Exec(ctx); err != nil {
-			return fmt.Errorf("crm: create contact: %w", err)
-		}
-		return nil
-	}
 	var err error
-	if len(c.Tags) == 0 && c.CompanyID == "" && len(c.nameTokens) == 0 && (!checkDup || c.EmailIndex == "" && c.PhoneIndex == "") {
-		// One INSERT: no transaction needed.
-		err = r.s.one(ctx, insert)
+	if len(c.tagIndexes) == 0 && r.s.db.Dialect().Name() != dialect.PG {
+		err = r.createOne(ctx, &c, checkDup)
 	} else {
 		err = r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 			if checkDup {
@@ -404,8 +406,8 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 			if err := mustExist(ctx, tx, (*Company)(nil), kindContact, "company_id", c.CompanyID); err != nil {
 				return err
 			}
-			if err := insert(ctx, tx); err != nil {
-				return err
+			if _, err := tx.NewInsert().Model(&c).Exec(ctx); err != nil {
+				return fmt.Errorf("crm: create contact: %w", err)
 			}
 			if err := r.writeNames(ctx, tx, &c, false); err != nil {
 				return err
@@ -417,6 +419,97 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 		return Contact{}, err
 	}
 	return c, nil
+}
+
+// createOne inserts c, with its name index rows and after the checks of
+// Create, in one statement on SQLite: INSERT … SELECT with the duplicate
+// and company checks as its WHERE clause, and the name index rows written
+// by the trigger crm_contact_name_tokens (migration 20261123000560) from
+// the tokens the statement carries in name_tokens, which the trigger
+// clears. One statement needs no explicit transaction, so SQLite writes no
+// statement journal and no BEGIN or COMMIT; SQLite runs one write at a
+// time, so the check and the insert cannot interleave with another write.
+// When nothing was inserted, the checks are run again, alone, to say why.
+func (r *Contacts) createOne(ctx context.Context, c *Contact, checkDup bool) error {
+	if len(c.nameTokens) > 0 {
+		b, err := json.Marshal(c.nameTokens)
+		if err != nil {
+			return fmt.Errorf("crm: create contact: %w", err)
+		}
+		c.NameTokens = string(b)
+		defer func() { c.NameTokens = "" }()
+	}
+	return r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
+		tid, err := tenancy.TenantID(ctx)
+		if err != nil {
+			return err
+		}
+		c.TenantID = tid
+		t := db.Dialect().Tables().Get(reflect.TypeFor[Contact]())
+		q, args := "INSERT INTO ? (?) SELECT ?", []any{bun.Ident(TableContacts), columnList(t.Fields), rowValues{t.Fields, reflect.ValueOf(c).Elem()}}
+		var conds []string
+		exists := func(neg string, sub *bun.SelectQuery) {
+			conds = append(conds, neg+"EXISTS (?)")
+			args = append(args, sub.ColumnExpr("1").Apply(tenancy.Scope(ctx)))
+		}
+		if checkDup {
+			for _, f := range [][2]string{{"email_index", c.EmailIndex}, {"phone_index", c.PhoneIndex}} {
+				if f[1] != "" {
+					exists("NOT ", db.NewSelect().Model((*Contact)(nil)).Where("?TableAlias.? = ?", bun.Ident(f[0]), f[1]))
+				}
+			}
+		}
+		if c.CompanyID != "" {
+			exists("", db.NewSelect().Model((*Company)(nil)).Where("?TableAlias.id = ?", c.CompanyID))
+		}
+		if len(conds) > 0 {
+			q += " WHERE " + strings.Join(conds, " AND ")
+		}
+		res, err := db.NewRaw(q, args...).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("crm: create contact: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		if err := mustExist(ctx, db, (*Company)(nil), kindContact, "company_id", c.CompanyID); err != nil {
+			return err
+		}
+		if err := r.s.checkDuplicate(ctx, db, c); err != nil {
+			return err
+		}
+		return fmt.Errorf("crm: create contact: %w", errors.New("not inserted, and no check says why"))
+	})
+}
+
+// columnList appends the names of fields, comma-separated.
+type columnList []*schema.Field
+
+func (l columnList) AppendQuery(_ schema.QueryGen, b []byte) ([]byte, error) {
+	for i, f := range l {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, f.SQLName...)
+	}
+	return b, nil
+}
+
+// rowValues appends the values of fields in the struct v, comma-separated,
+// as bun's INSERT writes them.
+type rowValues struct {
+	fields []*schema.Field
+	v      reflect.Value
+}
+
+func (r rowValues) AppendQuery(gen schema.QueryGen, b []byte) ([]byte, error) {
+	for i, f := range r.fields {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = f.AppendValue(gen, b, r.v)
+	}
+	return b, nil
 }
 
 // writeTags replaces the tag index rows of c.
