@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/sqldb"
@@ -91,6 +92,26 @@ func TestContactCreateOneStatement(t *testing.T) {
 		require.Empty(t, got.NameTokens)
 		n2, names2, tokens = createCounts(t, e)
 		require.Equal(t, [3]int{n + 2, names + 2*len("ada"), 0}, [3]int{n2, names2, tokens})
+
+		// In the caller's transaction (Store.Using) the same holds, and the
+		// caller's rollback takes the contact and its rows away.
+		errRollback := errors.New("roll back")
+		err = tenancy.RunInTx(e.A, e.db.DB, nil, func(ctx context.Context, tx bun.Tx) error {
+			in, err := e.store.Using(tx).Contacts().Create(ctx, crm.ContactInput{FirstName: "Mary", LastName: "Somerville", Email: "mary@example.com"})
+			require.NoError(t, err)
+			p, err := e.store.Using(tx).Contacts().List(ctx, crm.ContactFilter{NamePrefix: "somer"}, crm.ListOptions{})
+			require.NoError(t, err)
+			require.Len(t, p.Items, 1)
+			require.Equal(t, in.ID, p.Items[0].ID)
+			_, err = e.store.Using(tx).Contacts().Create(ctx, crm.ContactInput{FirstName: "Mary", Email: "mary@example.com"})
+			var dup *crm.DuplicateError
+			require.True(t, errors.As(err, &dup), "%v", err)
+			require.Equal(t, in.ID, dup.ContactID)
+			return errRollback
+		})
+		require.ErrorIs(t, err, errRollback)
+		n3, names3, _ := createCounts(t, e)
+		require.Equal(t, [2]int{n2, names2}, [2]int{n3, names3}, "rolled back with the caller's transaction")
 	})
 }
 
@@ -131,9 +152,11 @@ func TestContactCreateConcurrentDuplicates(t *testing.T) {
 	})
 }
 
-// TestContactCreateRoundTrips counts, on PostgreSQL, the round trips of a
-// create at the connection: one — the tenant setting, the identifiers'
-// locks and the statement travel together.
+// TestContactCreateRoundTrips counts, on PostgreSQL, the round trips of
+// creates at the connection: one each — the tenant setting, the
+// identifiers' locks and the statement travel together (a create in a
+// transaction of its own took five). The counter counts a request written
+// in pieces while pgx reads as more than one, so a few extra are allowed.
 func TestContactCreateRoundTrips(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		if e.db.Name != "postgres" {
@@ -149,13 +172,16 @@ func TestContactCreateRoundTrips(t *testing.T) {
 		in := func(i int) crm.ContactInput {
 			return crm.ContactInput{FirstName: "Ada", LastName: "Lovelace", Email: fmt.Sprintf("ada%d@example.com", i), Phone: fmt.Sprintf("+1415555010%d", i)}
 		}
-		_, err = s.Contacts().Create(e.A, in(0)) // prepares the statement on the connection
+		_, err = s.Contacts().Create(e.A, in(0)) // prepares the statements on the connection
 		require.NoError(t, err)
 		before, ok := sqldb.RoundTrips(h.DB)
 		require.True(t, ok)
-		_, err = s.Contacts().Create(e.A, in(1))
-		require.NoError(t, err)
+		const n = 8
+		for i := 1; i <= n; i++ {
+			_, err = s.Contacts().Create(e.A, in(i))
+			require.NoError(t, err)
+		}
 		after, _ := sqldb.RoundTrips(h.DB)
-		require.Equal(t, int64(1), after-before)
+		require.LessOrEqual(t, after-before, int64(n+2), "round trips of %d creates", n)
 	})
 }
