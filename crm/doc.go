@@ -280,7 +280,7 @@
 // larger row (sealed values), six indexes on the contacts table against
 // the baseline's four, and sealing, hashing, phone parsing and validation
 // (about an eighth of the CPU time). On PostgreSQL, against one raw pgx
-// INSERT, create measured 1.7–2.2 times on that machine, short of 1.5 too:
+// INSERT, create measured 1.6–2.2 times on that machine, short of 1.5 too:
 // the server writes the same extra index rows, and under that load the
 // ratio swung as much from run to run as it moved when create went from
 // five round trips to one. ImportCSV writes many contacts in batches, one
