@@ -50,25 +50,11 @@ func parse(query string) (*pg.ParseResult, error) {
 }
 
 func analyze(query string, lits []int, cached bool, owned func(string) bool) *shape {
-	sh := &shape{}
 	tree, err := parse(query)
 	if err != nil {
-		bare := unquote(strings.ToLower(stripComments(query)))
-		for _, w := range []string{"set_config", "app.", "row level security", "policy"} {
-			if strings.Contains(bare, w) {
-				sh.err = fmt.Errorf("%w: a statement the Guard cannot read mentions %q", ErrUnscoped, w)
-				return sh
-			}
-		}
-		for _, word := range identWords(bare) {
-			if owned(word) {
-				sh.owned, sh.tables = true, []string{word}
-				sh.err = fmt.Errorf("%w: a statement on %s the Guard cannot read (REPLACE, INSERT OR REPLACE and a second ON CONFLICT are never allowed)", ErrUnscoped, word)
-				return sh
-			}
-		}
-		return sh
+		return unreadable(query, owned)
 	}
+	sh := &shape{}
 	a := &analysis{owned: owned, sh: sh}
 	if cached {
 		a.litAt = make(map[int32]int, len(lits))
@@ -80,6 +66,96 @@ func analyze(query string, lits []int, cached bool, owned func(string) bool) *sh
 		a.top(raw.Stmt)
 	}
 	return sh
+}
+
+// unreadable is the shape of a statement the Guard cannot read as the
+// database will: it is refused when it mentions settings or row security
+// or names a tenant-owned table, and passes otherwise. Comments are
+// stripped as SQLite does (without nesting); words inside quotes count.
+func unreadable(query string, owned func(string) bool) *shape {
+	sh := &shape{}
+	bare := unquote(strings.ToLower(stripComments(query)))
+	for _, w := range []string{"set_config", "app.", "row level security", "policy"} {
+		if strings.Contains(bare, w) {
+			sh.err = fmt.Errorf("%w: a statement the Guard cannot read mentions %q", ErrUnscoped, w)
+			return sh
+		}
+	}
+	for _, word := range identWords(bare) {
+		if owned(word) {
+			sh.owned, sh.tables = true, []string{word}
+			sh.err = fmt.Errorf("%w: a statement on %s the Guard cannot read as the database will (REPLACE, INSERT OR REPLACE, a second ON CONFLICT; on SQLite also nested comments, E-prefixed strings with backslashes, $ not followed by a digit, and bracketed or backticked names holding other than letters, digits and spaces)", ErrUnscoped, word)
+			return sh
+		}
+	}
+	return sh
+}
+
+// sqliteReadsOtherwise reports whether SQLite would split query into
+// tokens other than PostgreSQL's parser does, so that text the parser
+// takes for a comment, a string or a subscript is SQL to SQLite: a block
+// comment containing "/*" (PostgreSQL's nest, SQLite's do not), an E-prefixed
+// string with a backslash (an escape to PostgreSQL, not to SQLite), a $
+// not followed by a digit (a dollar-quoted string to PostgreSQL, a
+// parameter to SQLite), and a [bracketed] or `backticked` name holding
+// anything but letters, digits, underscores and spaces (a subscript or an
+// operator to PostgreSQL, a name to SQLite).
+func sqliteReadsOtherwise(q string) bool {
+	if !strings.ContainsAny(q, "[`\\$") && strings.Count(q, "/*") < 2 {
+		return false // the common case: nothing SQLite reads otherwise
+	}
+	for i := 0; i < len(q); i++ {
+		switch c := q[i]; {
+		case c == '\'' || c == '"':
+			j := i + 1
+			for j < len(q) && (q[j] != c || j+1 < len(q) && q[j+1] == c) {
+				if q[j] == c {
+					j++
+				}
+				j++
+			}
+			if c == '\'' && i > 0 && (q[i-1] == 'e' || q[i-1] == 'E') && (i < 2 || !identByte(q[i-2])) &&
+				strings.ContainsRune(q[i+1:min(j, len(q))], '\\') {
+				return true
+			}
+			i = j
+		case c == '`' || c == '[':
+			end := byte('`')
+			if c == '[' {
+				end = ']'
+			}
+			j := strings.IndexByte(q[i+1:], end)
+			if j < 0 {
+				return true
+			}
+			for _, b := range []byte(q[i+1 : i+1+j]) {
+				if !identByte(b) && b != ' ' || b == '$' {
+					return true
+				}
+			}
+			i += j + 1
+		case c == '-' && strings.HasPrefix(q[i:], "--"):
+			j := strings.IndexByte(q[i:], '\n')
+			if j < 0 {
+				return false
+			}
+			i += j
+		case c == '/' && strings.HasPrefix(q[i:], "/*"):
+			j := strings.Index(q[i+2:], "*/")
+			if j < 0 {
+				return strings.Contains(q[i+2:], "/*")
+			}
+			if strings.Contains(q[i+2:i+2+j], "/*") {
+				return true
+			}
+			i += j + 3
+		case c == '$':
+			if i+1 >= len(q) || q[i+1] < '0' || q[i+1] > '9' {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // identWords splits a lower-cased, unquoted statement into its words.
@@ -622,6 +698,12 @@ func (a *analysis) insert(q *pg.InsertStmt, outer *level) {
 		}
 		if col < 0 {
 			a.fail("INSERT into %s must name tenant_id", target.table)
+		}
+		for i, c := range q.Cols {
+			if i != col && strings.EqualFold(c.GetResTarget().GetName(), "tenant_id") {
+				// SQLite takes the first of two, the Guard would check the last.
+				a.fail("INSERT into %s names tenant_id more than once", target.table)
+			}
 		}
 		switch sel := sel.(type) {
 		case *pg.SelectStmt:
