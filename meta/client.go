@@ -454,7 +454,14 @@ func (c *Client) attempt(ctx context.Context, r request, out any) (*Response, er
 		err = c.outcome(ctx, r, resp, sent, err)
 		var ou *OutcomeUnknownError
 		if errors.As(err, &ou) {
-			return resp, err
+			// Recorded all the same, even if the caller has gone: the
+			// post or message may exist at Meta.
+			m := map[string]string{"method": r.method, "path": r.path, "sent_at": sent.UTC().Format(time.RFC3339Nano)}
+			if id := r.form.Get("creation_id"); id != "" {
+				m["container_id"] = id
+			}
+			aerr := c.session.Audit(context.WithoutCancel(ctx), "meta.write_outcome_unknown", m)
+			return resp, errors.Join(err, aerr)
 		}
 	}
 	var apiErr *APIError
@@ -472,7 +479,9 @@ var ErrOutcomeUnknown = social.ErrOutcomeUnknown
 // Instagram media_publish) whose answer was lost or was a server error:
 // Meta may or may not have carried it out, and it is not sent again.
 // Check before deciding: Pages.Lookup looks the post up on the Page,
-// Instagram.Lookup reads the status of the container (ContainerID).
+// Instagram.Lookup reads the status of the container (ContainerID). Each
+// is recorded in the audit log as "meta.write_outcome_unknown" (method,
+// path, sent_at, container_id), even when the caller's context has ended.
 // errors.Is(err, ErrOutcomeUnknown) holds, and so does what Err matches
 // (ErrTransient for Meta's codes 1 and 2).
 type OutcomeUnknownError struct {
