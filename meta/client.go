@@ -396,6 +396,10 @@ type request struct {
 	idempotent bool
 	// keep receives the raw answer, if not nil.
 	keep *[]byte
+	// intent, if set, is the audit action recorded before the call is
+	// sent (a publish), so that a process killed before the answer was
+	// read leaves the publish in doubt in the log.
+	intent string
 	// appToken says the token is the app token ("{app-id}|{secret}"),
 	// which is sent without appsecret_proof.
 	appToken bool
@@ -426,12 +430,27 @@ func (c *Client) do(ctx context.Context, r request, out any) (*Response, error) 
 	if err := c.require(r.need...); err != nil {
 		return nil, err
 	}
+	if r.intent != "" {
+		if err := c.session.Audit(ctx, r.intent, c.writeFacts(r, c.opts.now())); err != nil {
+			return nil, fmt.Errorf("meta: audit %s: %w", r.intent, err)
+		}
+	}
 	for try := 0; ; try++ {
 		resp, err := c.attempt(ctx, r, out)
 		if try > 0 || !errors.Is(err, social.ErrTokenRenewed) {
 			return resp, err
 		}
 	}
+}
+
+// writeFacts are what the audit log records of a write in doubt: enough
+// to look it up (Pages.Lookup, Instagram.Lookup), nothing of its content.
+func (c *Client) writeFacts(r request, sent time.Time) map[string]string {
+	m := map[string]string{"method": r.method, "path": r.path, "sent_at": sent.UTC().Format(time.RFC3339Nano)}
+	if id := r.form.Get("creation_id"); id != "" {
+		m["container_id"] = id
+	}
+	return m
 }
 
 // attempt is one attempt of do, after the permission check.
@@ -456,11 +475,7 @@ func (c *Client) attempt(ctx context.Context, r request, out any) (*Response, er
 		if errors.As(err, &ou) {
 			// Recorded all the same, even if the caller has gone: the
 			// post or message may exist at Meta.
-			m := map[string]string{"method": r.method, "path": r.path, "sent_at": sent.UTC().Format(time.RFC3339Nano)}
-			if id := r.form.Get("creation_id"); id != "" {
-				m["container_id"] = id
-			}
-			aerr := c.session.Audit(context.WithoutCancel(ctx), "meta.write_outcome_unknown", m)
+			aerr := c.session.Audit(context.WithoutCancel(ctx), "meta.write_outcome_unknown", c.writeFacts(r, sent))
 			return resp, errors.Join(err, aerr)
 		}
 	}

@@ -35,7 +35,9 @@ func (e *env) outcomeUnknownEntries() []map[string]string {
 // TikTok's were: the post existed at Meta and the log did not say it may.
 // Every write whose outcome is unknown is now recorded, with what a
 // lookup needs, even when the caller has gone away meanwhile; the publish
-// is still sent exactly once.
+// is still sent exactly once. Each publish is also recorded before it is
+// sent, so that a process killed before it read the answer leaves the
+// publish in doubt in the log as well.
 func TestLostWritesAreAudited(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
 		e := newIGEnv(t, db)
@@ -70,6 +72,11 @@ func TestLostWritesAreAudited(t *testing.T) {
 		}
 		require.NotNil(t, ig)
 		require.Equal(t, ou.ContainerID, ig["container_id"])
-		require.NotContains(t, e.auditActions(), "meta.instagram.publish", "nothing is audited as published")
+		actions := e.auditActions()
+		require.NotContains(t, actions, "meta.instagram.publish", "nothing is audited as published")
+		// Each publish was recorded before it was sent, so that a process
+		// killed before reading the answer leaves it in the log too.
+		require.Contains(t, actions, "meta.page.publish_sending")
+		require.Contains(t, actions, "meta.instagram.publish_sending")
 	})
 }

@@ -54,6 +54,15 @@ const noVersion = -1
 // refresh holds one database connection at a time. A refresh token the
 // platform refuses marks the connection needs_reauth and fails with
 // ErrNeedsReauth.
+//
+// A process killed (SIGKILL, a crash) while it holds the row releases it
+// with its database connection, and the next caller refreshes. One killed
+// after the platform rotated the refresh token and before the save loses
+// the rotated token with its answer: on a platform whose old refresh token
+// stops working (TikTok's single-use rotation), the next refresh is
+// refused and the connection becomes needs_reauth. Nothing on this side
+// can store a token it never received; the window is the platform's round
+// trip plus the save.
 func (s *Store) Token(ctx context.Context, id string, p Provider) (*oauth2.Token, error) {
 	lt, err := s.token(ctx, id, p, noVersion)
 	if err != nil {
