@@ -54,8 +54,14 @@ import (
 //     security of a table — except EnableRowSecurity's own statements;
 //   - on a tenant-owned table it is not TRUNCATE, COPY, CREATE TABLE AS, a
 //     view, MERGE, PREPARE or any statement kind other than SELECT, INSERT,
-//     UPDATE, DELETE, EXPLAIN and schema changes (CREATE TABLE, CREATE
-//     INDEX, ALTER TABLE, DROP, RENAME, COMMENT, ANALYZE).
+//     UPDATE, DELETE, EXPLAIN, CREATE TABLE of the table itself, CREATE
+//     INDEX (a unique one must begin with tenant_id), COMMENT and ANALYZE:
+//     no ALTER TABLE, RENAME, DROP (of the table, a column or a trigger on
+//     it, on SQLite any DROP TRIGGER), CREATE TRIGGER, and no CREATE TABLE
+//     that inherits from or references one. On SQLite the application's
+//     handle owns every table, and renaming tenant_id and adding another
+//     with a default gave one tenant every tenant's rows; run schema
+//     changes before InstallGuard or on the owner's handle.
 //
 // A statement the parser cannot read — SQLite's INSERT OR REPLACE and
 // REPLACE, a second ON CONFLICT clause, other SQLite-only syntax — is

@@ -81,6 +81,12 @@ func unreadable(query string, owned func(string) bool) *shape {
 			return sh
 		}
 	}
+	if words := identWords(bare); len(words) > 1 && words[0] == "drop" && words[1] == "trigger" {
+		// SQLite's DROP TRIGGER names no table: it could drop the audit
+		// log's append-only triggers.
+		sh.err = fmt.Errorf("%w: DROP TRIGGER is not allowed: change schemas before InstallGuard or as the owner", ErrUnscoped)
+		return sh
+	}
 	for _, word := range identWords(bare) {
 		if owned(word) {
 			sh.owned, sh.tables = true, []string{word}
@@ -275,23 +281,57 @@ func (a *analysis) top(n *pg.Node) {
 	case *pg.DropStmt:
 		if s.RemoveType == pg.ObjectType_OBJECT_POLICY {
 			a.sh.policy = true
+			break
 		}
+		// Dropping a tenant-owned table, or a trigger on one (the audit
+		// log's append-only triggers), is a schema change for migrations.
+		walk(s.ProtoReflect(), func(x proto.Message) bool {
+			if str, ok := x.(*pg.String); ok && a.owned(str.Sval) {
+				a.fail("DROP on tenant-owned table %s is not allowed: change schemas before InstallGuard or as the owner", strings.ToLower(str.Sval))
+			}
+			return true
+		})
 	case *pg.AlterTableStmt:
+		other := false
 		for _, c := range s.Cmds {
 			switch c.GetAlterTableCmd().GetSubtype() {
 			case pg.AlterTableType_AT_EnableRowSecurity, pg.AlterTableType_AT_DisableRowSecurity,
 				pg.AlterTableType_AT_ForceRowSecurity, pg.AlterTableType_AT_NoForceRowSecurity:
 				a.sh.policy = true
+			default:
+				other = true
 			}
 		}
-	case *pg.TransactionStmt, *pg.VariableShowStmt, *pg.CheckPointStmt, *pg.CreateStmt, *pg.IndexStmt, *pg.RenameStmt,
+		if other && s.Relation != nil && a.owned(s.Relation.Relname) {
+			// Renaming tenant_id and adding another with a default hands
+			// every tenant's rows to one; on SQLite nothing else stops it.
+			a.fail("ALTER TABLE of tenant-owned table %s is not allowed: change schemas before InstallGuard or as the owner", strings.ToLower(s.Relation.Relname))
+		}
+	case *pg.CreateStmt:
+		// Creating a tenant-owned table holds nobody's rows yet; one that
+		// inherits from or references a tenant-owned table reaches them.
+		walk(s.ProtoReflect(), func(x proto.Message) bool {
+			if rv, ok := x.(*pg.RangeVar); ok && rv != s.Relation && a.owned(rv.Relname) {
+				a.fail("CREATE TABLE naming tenant-owned table %s is not allowed: change schemas before InstallGuard or as the owner", strings.ToLower(rv.Relname))
+			}
+			return true
+		})
+	case *pg.IndexStmt:
+		// A unique index that does not begin with tenant_id makes one
+		// tenant's write fail on another's row.
+		if s.Unique && s.Relation != nil && a.owned(s.Relation.Relname) &&
+			(len(s.IndexParams) == 0 || !strings.EqualFold(s.IndexParams[0].GetIndexElem().GetName(), "tenant_id")) {
+			a.fail("a unique index on tenant-owned table %s must begin with tenant_id", strings.ToLower(s.Relation.Relname))
+		}
+	case *pg.TransactionStmt, *pg.VariableShowStmt, *pg.CheckPointStmt,
 		*pg.CommentStmt, *pg.CreateSchemaStmt, *pg.CreateSeqStmt, *pg.AlterSeqStmt, *pg.CreateEnumStmt,
 		*pg.AlterEnumStmt, *pg.CreateDomainStmt, *pg.GrantStmt, *pg.VacuumStmt:
 		// Schema changes by migrations.
 	default:
 		// Anything else — TRUNCATE (which row-level security ignores),
-		// COPY, CREATE TABLE AS, views, MERGE, PREPARE, LOCK — may not
-		// touch a tenant-owned table.
+		// COPY, CREATE TABLE AS, views, MERGE, PREPARE, LOCK, and the
+		// schema changes CREATE TRIGGER and RENAME — may not touch a
+		// tenant-owned table.
 		walk(m.ProtoReflect(), func(x proto.Message) bool {
 			if rv, ok := x.(*pg.RangeVar); ok && a.owned(rv.Relname) {
 				a.fail("%s on tenant-owned table %s is not allowed", strings.TrimSuffix(string(m.ProtoReflect().Descriptor().Name()), "Stmt"), strings.ToLower(rv.Relname))

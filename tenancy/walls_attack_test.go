@@ -160,3 +160,64 @@ func TestAuditWipeIsFound(t *testing.T) {
 		requireTamper(t, err, 1000, "entries removed without a truncation entry")
 	})
 }
+
+// TestGuardRefusesSchemaChangesOfOwnedTables: on SQLite, where the
+// application's handle owns every table, tenant A renamed tenant_id and
+// added a new one defaulting to A — every one of B's rows became A's and
+// a query scoped to A read them — and dropped tables of every tenant. A
+// schema change of a tenant-owned table (ALTER, RENAME, DROP, a unique
+// index not beginning with tenant_id, a table inheriting or referencing
+// one, a trigger on one or the drop of one) is refused on a guarded
+// handle now, on both databases; migrations run before InstallGuard or as
+// the owner.
+func TestGuardRefusesSchemaChangesOfOwnedTables(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		a, b := tenancy.NewID(), tenancy.NewID()
+		require.NoError(t, insert(as(b), db, &widget{ID: tenancy.NewID(), Name: "secret-b", Size: 2}))
+		dropTrigger := "DROP TRIGGER socialcrm_audit_log_no_update"
+		if db.Name == "postgres" {
+			dropTrigger = "DROP TRIGGER socialcrm_append_only ON socialcrm_audit_log"
+		}
+		for _, q := range []string{
+			"ALTER TABLE test_widgets RENAME COLUMN tenant_id TO old_tenant",
+			"ALTER TABLE test_widgets ADD COLUMN tenant_id2 TEXT NOT NULL DEFAULT '" + a + "'",
+			"ALTER TABLE test_widgets DROP COLUMN name",
+			"ALTER TABLE test_widgets RENAME TO stolen",
+			`ALTER TABLE "TEST_WIDGETS" RENAME TO stolen`,
+			"DROP TABLE test_gadgets",
+			"DROP TABLE IF EXISTS main.test_gadgets",
+			"CREATE UNIQUE INDEX across_tenants ON test_widgets (name)",
+			"CREATE UNIQUE INDEX across_tenants ON test_widgets (name, tenant_id)",
+			"CREATE TABLE heir (x int) INHERITS (test_widgets)",
+			"CREATE TABLE pointer (w TEXT REFERENCES test_widgets (id))",
+			dropTrigger,
+			"drop   trigger if exists socialcrm_audit_log_no_delete",
+		} {
+			err := tenancy.RunInTx(as(a), db, nil, func(ctx context.Context, tx bun.Tx) error {
+				_, err := tx.ExecContext(ctx, q)
+				return err
+			})
+			require.ErrorIs(t, err, tenancy.ErrUnscoped, "%s", q)
+			_, err = db.ExecContext(context.Background(), q)
+			require.ErrorIs(t, err, tenancy.ErrUnscoped, "without a principal: %s", q)
+		}
+		// Indexes that keep tenants apart can still be made.
+		for _, q := range []string{
+			"CREATE INDEX IF NOT EXISTS widgets_by_name ON test_widgets (tenant_id, name)",
+			"CREATE UNIQUE INDEX IF NOT EXISTS widgets_unique_name ON test_widgets (tenant_id, name)",
+		} {
+			_, err := db.ExecContext(context.Background(), q)
+			if db.Name == "postgres" {
+				require.NotErrorIs(t, err, tenancy.ErrUnscoped, "%s", q) // the owner's privilege on PostgreSQL
+			} else {
+				require.NoError(t, err, "%s", q)
+			}
+		}
+		seen, err := namesSeen(db, a, "SELECT name FROM test_widgets AS w WHERE w.tenant_id = '"+a+"'")
+		require.NoError(t, err)
+		require.Empty(t, seen)
+		seen, err = namesSeen(db, b, "SELECT name FROM test_widgets AS w WHERE w.tenant_id = '"+b+"'")
+		require.NoError(t, err)
+		require.Equal(t, "secret-b", seen)
+	})
+}
