@@ -81,6 +81,10 @@ func unreadable(query string, owned func(string) bool) *shape {
 			return sh
 		}
 	}
+	if strings.Contains(bare, "writable_schema") {
+		sh.err = fmt.Errorf("%w: writable_schema is not allowed", ErrUnscoped)
+		return sh
+	}
 	if words := identWords(bare); len(words) > 1 && words[0] == "drop" && words[1] == "trigger" {
 		// SQLite's DROP TRIGGER names no table: it could drop the audit
 		// log's append-only triggers.
@@ -255,6 +259,21 @@ func (a *analysis) top(n *pg.Node) {
 			if strings.EqualFold(x.Relname, "pg_settings") {
 				a.sh.setting = true
 			}
+		case *pg.InsertStmt, *pg.UpdateStmt, *pg.DeleteStmt:
+			// SQLite's schema table, written with writable_schema, can
+			// rename tenant_id or drop the audit log's triggers.
+			var rv *pg.RangeVar
+			switch w := x.(type) {
+			case *pg.InsertStmt:
+				rv = w.Relation
+			case *pg.UpdateStmt:
+				rv = w.Relation
+			case *pg.DeleteStmt:
+				rv = w.Relation
+			}
+			if rv != nil && strings.HasPrefix(strings.ToLower(rv.Relname), "sqlite_") {
+				a.fail("writing %s is not allowed", strings.ToLower(rv.Relname))
+			}
 		}
 		return true
 	})
@@ -309,7 +328,12 @@ func (a *analysis) top(n *pg.Node) {
 		}
 	case *pg.CreateStmt:
 		// Creating a tenant-owned table holds nobody's rows yet; one that
-		// inherits from or references a tenant-owned table reaches them.
+		// inherits from or references a tenant-owned table reaches them,
+		// and a temporary one of its name hides it from every tenant that
+		// uses the connection next (SQLite).
+		if s.Relation != nil && s.Relation.Relpersistence == "t" && a.owned(s.Relation.Relname) {
+			a.fail("a temporary table may not take the name of tenant-owned table %s", strings.ToLower(s.Relation.Relname))
+		}
 		walk(s.ProtoReflect(), func(x proto.Message) bool {
 			if rv, ok := x.(*pg.RangeVar); ok && rv != s.Relation && a.owned(rv.Relname) {
 				a.fail("CREATE TABLE naming tenant-owned table %s is not allowed: change schemas before InstallGuard or as the owner", strings.ToLower(rv.Relname))

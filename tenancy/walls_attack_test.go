@@ -167,8 +167,9 @@ func TestAuditWipeIsFound(t *testing.T) {
 // a query scoped to A read them — and dropped tables of every tenant. A
 // schema change of a tenant-owned table (ALTER, RENAME, DROP, a unique
 // index not beginning with tenant_id, a table inheriting or referencing
-// one, a trigger on one or the drop of one) is refused on a guarded
-// handle now, on both databases; migrations run before InstallGuard or as
+// one, a trigger on one or the drop of one, a temporary table hiding one,
+// writable_schema and writes to SQLite's schema table) is refused on a
+// guarded handle now, on both databases; migrations run before InstallGuard or as
 // the owner.
 func TestGuardRefusesSchemaChangesOfOwnedTables(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
@@ -192,6 +193,10 @@ func TestGuardRefusesSchemaChangesOfOwnedTables(t *testing.T) {
 			"CREATE TABLE pointer (w TEXT REFERENCES test_widgets (id))",
 			dropTrigger,
 			"drop   trigger if exists socialcrm_audit_log_no_delete",
+			"CREATE TEMP TABLE test_widgets (tenant_id TEXT, id TEXT, name TEXT, size INTEGER)",
+			"PRAGMA writable_schema = ON",
+			"UPDATE sqlite_master SET sql = replace(sql, 'tenant_id', 'old_tenant') WHERE name = 'test_widgets'",
+			"DELETE FROM sqlite_schema WHERE type = 'trigger'",
 		} {
 			err := tenancy.RunInTx(as(a), db, nil, func(ctx context.Context, tx bun.Tx) error {
 				_, err := tx.ExecContext(ctx, q)
