@@ -111,7 +111,8 @@ func unreadable(query string, owned func(string) bool) *shape {
 // anything but letters, digits, underscores and spaces (a subscript or an
 // operator to PostgreSQL, a name to SQLite).
 func sqliteReadsOtherwise(q string) bool {
-	if !strings.ContainsAny(q, "[`\\$") && strings.Count(q, "/*") < 2 {
+	if strings.IndexByte(q, '[') < 0 && strings.IndexByte(q, '`') < 0 && strings.IndexByte(q, '\\') < 0 &&
+		strings.IndexByte(q, '$') < 0 && strings.Count(q, "/*") < 2 {
 		return false // the common case: nothing SQLite reads otherwise
 	}
 	for i := 0; i < len(q); i++ {
