@@ -230,8 +230,9 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	// data: e-mail and phone → contacts (duplicates included) → their
 	// conversations; a PSID (or a guest's Messenger user_ref) → its
 	// conversation's contact; a platform
-	// account id or TikTok open_id → its connections → what was fetched.
-	for _, rs := range []map[string]retention.Resolver{sdk.CRM.Resolvers(), social.Resolvers(), inbox.Resolvers()} {
+	// account id or TikTok open_id → its connections → what was fetched;
+	// an e-mail address → the member accounts signed in with it.
+	for _, rs := range []map[string]retention.Resolver{sdk.CRM.Resolvers(), social.Resolvers(), inbox.Resolvers(), retention.TenancyResolvers()} {
 		for kind, r := range rs {
 			if err := sdk.Retention.RegisterResolver(kind, r); err != nil {
 				return nil, err
