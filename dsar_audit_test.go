@@ -38,10 +38,10 @@ import (
 
 const auditRedirect = "https://crm.example/callback"
 
-// auditWorld is one SDK on one database, with the platform emulators of
-// one round of the audit: a TikTok app with two creators, and a Meta app
-// with the tenant's Page (and its Instagram account), its admin, and a
-// person who connects her own Facebook account.
+// auditWorld is one SDK on one database, with the platform emulators: a
+// TikTok app with its creators, and a Meta app with, for each round of the
+// audit, a Page (and its Instagram account) and its admin, and the people
+// who connect their own Facebook accounts.
 type auditWorld struct {
 	t       *testing.T
 	db      *dbtest.DB
@@ -76,51 +76,77 @@ func (p *auditPerson) all() []string {
 	return slices.Concat(p.crm, p.tiktok, p.meta, p.member)
 }
 
-func newAuditWorld(t *testing.T, db *dbtest.DB, sdk *socialcrm.SDK, clk *fakeclock.Clock, storage string, round int,
-	creators ...tiktoktest.User) *auditWorld {
+// newAuditWorld opens the SDK on db with the platform emulators of every
+// round of the audit: per round, a Page with its Instagram account and its
+// admin, and the TikTok and Facebook accounts of the people, each creator
+// with one video. The platforms' providers are the SDK's (Config.Providers).
+func newAuditWorld(t *testing.T, db *dbtest.DB, people [][]*auditPerson) *auditWorld {
 	t.Helper()
-	w := &auditWorld{t: t, db: db, sdk: sdk, clk: clk, storage: storage,
-		pageID: fmt.Sprintf("55%02d", round), igID: fmt.Sprintf("1784150000000%02d", round), adminFB: fmt.Sprintf("66%02d", round)}
-	opts := []tiktoktest.Option{tiktoktest.WithClock(clk.Now), tiktoktest.WithApp(tiktoktest.App{ClientKey: "ck", ClientSecret: "cs",
+	w := &auditWorld{t: t, db: db, clk: fakeclock.New(), storage: t.TempDir()}
+	ttOpts := []tiktoktest.Option{tiktoktest.WithClock(w.clk.Now), tiktoktest.WithApp(tiktoktest.App{ClientKey: "ck", ClientSecret: "cs",
 		RedirectURIs: []string{auditRedirect}, Scopes: []string{"user.info.basic", "user.info.profile", "user.info.stats", "video.list"}})}
-	for _, c := range creators {
-		opts = append(opts, tiktoktest.WithUser(c))
+	fbOpts := []metatest.Option{metatest.WithClock(w.clk.Now),
+		metatest.WithApp(metatest.App{ID: "1001", Secret: "app-secret", Name: "CRM", RedirectURIs: []string{auditRedirect}, VerifyToken: "verify"})}
+	for r, pp := range people {
+		rw := w.round(t, r)
+		fbOpts = append(fbOpts, metatest.WithUser(metatest.User{ID: rw.adminFB, Name: "Page Admin"}),
+			metatest.WithPage(metatest.Page{ID: rw.pageID, Name: "Shop", Tasks: map[string][]string{rw.adminFB: metatest.AllTasks()}}),
+			metatest.WithInstagramAccount(metatest.InstagramAccount{ID: rw.igID, PageID: rw.pageID, Username: "shop"}))
+		for _, p := range pp {
+			if p.tag != pp[0].tag && p.openID == pp[0].openID {
+				continue // her namesake: the same accounts
+			}
+			ttOpts = append(ttOpts, tiktoktest.WithUser(tiktoktest.User{OpenID: p.openID, DisplayName: p.v("TtName"),
+				Username: strings.ToLower(p.v("TtUser")), BioDescription: p.v("TtBio"), FollowerCount: 10}))
+			fbOpts = append(fbOpts, metatest.WithUser(metatest.User{ID: p.fbID, Name: p.v("FbName")}))
+		}
 	}
-	w.tt = tiktoktest.Start(t, opts...)
+	w.tt = tiktoktest.Start(t, ttOpts...)
+	video := 0
+	for _, pp := range people {
+		for _, p := range pp {
+			if p.tag != pp[0].tag && p.openID == pp[0].openID {
+				continue
+			}
+			video++
+			require.NoError(t, w.tt.AddVideo(p.openID, tiktoktest.Video{ID: fmt.Sprintf("7%018d", video), CreateTime: w.clk.Now().Add(-time.Hour),
+				Title: p.v("TtTitle"), VideoDescription: p.v("TtDesc"), ShareURL: "https://www.tiktok.com/@x/video/" + p.v("TtShare"), ViewCount: 10}))
+		}
+	}
 	w.ttCfg = tiktok.Config{ClientKey: "ck", ClientSecret: "cs", RedirectURL: auditRedirect, BaseURL: w.tt.BaseURL(), AuthorizeURL: w.tt.AuthorizeURL()}
 	var err error
-	w.ttProv, err = tiktok.NewProvider(w.ttCfg, tiktok.WithHTTPClient(w.tt.Client()), tiktok.WithClock(clk.Now))
+	w.ttProv, err = tiktok.NewProvider(w.ttCfg, tiktok.WithHTTPClient(w.tt.Client()), tiktok.WithClock(w.clk.Now))
 	require.NoError(t, err)
-	return w
-}
-
-// startMeta starts the Meta emulator with the tenant's Page and Instagram
-// account, and the Facebook users (app-scoped id → name) who log in.
-func (w *auditWorld) startMeta(users map[string]string) {
-	t := w.t
-	opts := []metatest.Option{metatest.WithClock(w.clk.Now),
-		metatest.WithApp(metatest.App{ID: "1001", Secret: "app-secret", Name: "CRM", RedirectURIs: []string{auditRedirect}, VerifyToken: "verify"}),
-		metatest.WithUser(metatest.User{ID: w.adminFB, Name: "Page Admin"}),
-		metatest.WithPage(metatest.Page{ID: w.pageID, Name: "Shop", Tasks: map[string][]string{w.adminFB: metatest.AllTasks()}}),
-		metatest.WithInstagramAccount(metatest.InstagramAccount{ID: w.igID, PageID: w.pageID, Username: "shop"})}
-	for id, name := range users {
-		opts = append(opts, metatest.WithUser(metatest.User{ID: id, Name: name}))
-	}
-	w.fb = metatest.Start(t, opts...)
+	w.fb = metatest.Start(t, fbOpts...)
 	w.fbCfg = meta.Config{AppID: "1001", AppSecret: vault.NewSecret([]byte("app-secret")), RedirectURL: auditRedirect,
 		Version: w.fb.Version(), GraphURL: w.fb.GraphURL(), DialogURL: w.fb.DialogURL()}
-	var err error
 	w.fbProv, err = meta.NewProvider(w.fbCfg, meta.WithHTTPClient(w.fb.Client()), meta.WithClock(w.clk.Now))
+	require.NoError(t, err)
+
+	st, err := crm.NewDirStorage(w.storage)
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	w.sdk, err = socialcrm.Open(context.Background(), socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: testkit.NewKEK(t), Now: w.clk.Now,
+		Attachments: st, PhoneRegion: "US", Providers: []social.Provider{w.ttProv, w.fbProv}})
 	require.NoError(t, err)
 	in, err := w.sdk.MetaInbox()
 	require.NoError(t, err)
 	wh, err := meta.NewWebhook(meta.WebhookConfig{AppSecret: vault.NewSecret([]byte("app-secret")), VerifyToken: vault.NewSecret([]byte("verify"))},
 		w.sdk.Social, in.Handle)
 	require.NoError(t, err)
-	s := httptest.NewServer(wh)
-	t.Cleanup(s.Close)
-	w.hook = s.URL
+	hook := httptest.NewServer(wh)
+	t.Cleanup(hook.Close)
+	w.hook = hook.URL
 	require.NoError(t, w.fb.VerifyWebhook(t.Context(), "1001", w.hook))
+	return w
+}
+
+// round returns w as round r of the audit sees it, in test t: its Page,
+// Instagram account and Page admin.
+func (w *auditWorld) round(t *testing.T, r int) *auditWorld {
+	c := *w
+	c.t, c.pageID, c.igID, c.adminFB = t, fmt.Sprintf("55%02d", r), fmt.Sprintf("1784150000000%02d", r), fmt.Sprintf("66%02d", r)
+	return &c
 }
 
 // connectTikTok connects creator openID in ctx's tenant and syncs her
@@ -314,11 +340,6 @@ func seedAuditPerson(t *testing.T, w *auditWorld, ctx context.Context, p *auditP
 	p.tiktok = append(p.tiktok, v("TtName"), v("TtBio"), v("TtTitle"), v("TtDesc"), v("TtShare"))
 }
 
-func auditCreator(p *auditPerson, at time.Time) tiktoktest.User {
-	return tiktoktest.User{OpenID: p.openID, DisplayName: p.v("TtName"), Username: strings.ToLower(p.v("TtUser")),
-		BioDescription: p.v("TtBio"), FollowerCount: 10}
-}
-
 // TestDSARAuditEveryTable is the privacy audit: for each identifier a
 // person would give, one request exports every value planted about her
 // through the public API — every category, her duplicate, her messages
@@ -331,15 +352,6 @@ func auditCreator(p *auditPerson, at time.Time) tiktoktest.User {
 // database, its files or the attachment storage.
 func TestDSARAuditEveryTable(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
-		clk := fakeclock.New()
-		dir := t.TempDir()
-		st, err := crm.NewDirStorage(dir)
-		require.NoError(t, err)
-		t.Cleanup(func() { st.Close() })
-		sdk, err := socialcrm.Open(context.Background(), socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: testkit.NewKEK(t), Now: clk.Now,
-			Attachments: st, PhoneRegion: "US"})
-		require.NoError(t, err)
-
 		type kind struct {
 			name    string
 			subject func(p *auditPerson) map[string]string
@@ -368,25 +380,26 @@ func TestDSARAuditEveryTable(t *testing.T) {
 			{"meta_app_scoped_id", func(p *auditPerson) map[string]string { return map[string]string{social.SubjectAccount: p.fbID} },
 				func(p *auditPerson) []string { return p.meta }},
 		}
+		people := make([][]*auditPerson, len(kinds))
+		for round := range kinds {
+			ann := &auditPerson{tag: fmt.Sprintf("ann%d", round), email: fmt.Sprintf("ann.%d@example.com", round), phone: fmt.Sprintf("+1415555%04d", round),
+				psid: fmt.Sprintf("71000000000000%02d", round), userRef: fmt.Sprintf("ref-ann-%d", round), igsid: fmt.Sprintf("IGSIDann%d", round),
+				openID: fmt.Sprintf("open-ann-%d", round), fbID: fmt.Sprintf("7300%02d", round)}
+			bob := &auditPerson{tag: fmt.Sprintf("bob%d", round), email: fmt.Sprintf("bob.%d@example.com", round), phone: fmt.Sprintf("+1415556%04d", round),
+				psid: fmt.Sprintf("72000000000000%02d", round), userRef: fmt.Sprintf("ref-bob-%d", round), igsid: fmt.Sprintf("IGSIDbob%d", round),
+				openID: fmt.Sprintf("open-bob-%d", round), fbID: fmt.Sprintf("7400%02d", round)}
+			// Her namesake in another tenant: the same e-mail address,
+			// phone number and TikTok account, other records.
+			annB := &auditPerson{tag: fmt.Sprintf("annb%d", round), email: ann.email, phone: ann.phone, psid: ann.psid, userRef: ann.userRef,
+				igsid: ann.igsid, openID: ann.openID, fbID: ann.fbID}
+			people[round] = []*auditPerson{ann, bob, annB}
+		}
+		world := newAuditWorld(t, db, people)
+		sdk, dir := world.sdk, world.storage
 		for round, k := range kinds {
 			t.Run(k.name, func(t *testing.T) {
-				ann := &auditPerson{tag: fmt.Sprintf("ann%d", round), email: fmt.Sprintf("ann.%d@example.com", round), phone: fmt.Sprintf("+1415555%04d", round),
-					psid: fmt.Sprintf("71000000000000%02d", round), userRef: fmt.Sprintf("ref-ann-%d", round), igsid: fmt.Sprintf("IGSIDann%d", round),
-					openID: fmt.Sprintf("open-ann-%d", round), fbID: fmt.Sprintf("7300%02d", round)}
-				bob := &auditPerson{tag: fmt.Sprintf("bob%d", round), email: fmt.Sprintf("bob.%d@example.com", round), phone: fmt.Sprintf("+1415556%04d", round),
-					psid: fmt.Sprintf("72000000000000%02d", round), userRef: fmt.Sprintf("ref-bob-%d", round), igsid: fmt.Sprintf("IGSIDbob%d", round),
-					openID: fmt.Sprintf("open-bob-%d", round), fbID: fmt.Sprintf("7400%02d", round)}
-				// Her namesake in another tenant: the same e-mail address,
-				// phone number and TikTok account, other records.
-				annB := &auditPerson{tag: fmt.Sprintf("annb%d", round), email: ann.email, phone: ann.phone, psid: ann.psid, userRef: ann.userRef,
-					igsid: ann.igsid, openID: ann.openID, fbID: ann.fbID}
-				w := newAuditWorld(t, db, sdk, clk, dir, round, auditCreator(ann, clk.Now()), auditCreator(bob, clk.Now()))
-				w.startMeta(map[string]string{ann.fbID: ann.v("FbName"), bob.fbID: bob.v("FbName")})
-				for _, p := range []*auditPerson{ann, bob} {
-					require.NoError(t, w.tt.AddVideo(p.openID, tiktoktest.Video{ID: "70000000000000" + fmt.Sprint(1000+round) + p.tag[:1],
-						CreateTime: clk.Now().Add(-time.Hour), Title: p.v("TtTitle"), VideoDescription: p.v("TtDesc"),
-						ShareURL: "https://www.tiktok.com/@x/video/" + p.v("TtShare"), ViewCount: 10}))
-				}
+				w := world.round(t, round)
+				ann, bob, annB := people[round][0], people[round][1], people[round][2]
 				a := dsarTenant(t, sdk, fmt.Sprintf("audit-a%d", round))
 				b := dsarTenant(t, sdk, fmt.Sprintf("audit-b%d", round))
 				w.connectPage(a)
@@ -435,7 +448,22 @@ func TestDSARAuditEveryTable(t *testing.T) {
 
 				tables := dsarTables(t, sdk)
 				dumpB, rowsB := dump(t, sdk, b, tables)
+				revokes := func() int {
+					n := len(w.tt.RequestsTo(tiktoktest.RevokePath))
+					for _, r := range w.fb.Requests() {
+						if r.Method == http.MethodDelete && strings.HasSuffix(r.Path, "/permissions") {
+							n++
+						}
+					}
+					return n
+				}
+				revoked := revokes()
 				eraseCounted(t, sdk, a, tables, k.subject(ann))
+				if len(k.reaches(ann)) > 0 && (k.reaches(ann)[0] == ann.v("TtName") || k.reaches(ann)[0] == ann.v("FbName")) {
+					require.Equal(t, revoked+1, revokes(), "erasing her connection revokes its authorization at the platform")
+				} else {
+					require.Equal(t, revoked, revokes(), "no connection of hers was erased")
+				}
 
 				// Nothing of hers is left to find by any identifier.
 				gone := slices.DeleteFunc(slices.Clone(want), func(s string) bool {
