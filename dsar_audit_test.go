@@ -3,10 +3,13 @@ package socialcrm_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -426,6 +429,13 @@ func TestDSARAuditEveryTable(t *testing.T) {
 					hits, err = leakscan.Files(planted, dir)
 					require.NoError(t, err)
 					require.Empty(t, hits, "plaintext in the attachment storage")
+					if dumped := pgDump(t, db); dumped != nil {
+						for _, h := range leakscan.Bytes("pg_dump", dumped, slices.DeleteFunc(slices.Clone(planted), func(s string) bool {
+							return strings.Contains(s, "@") // the member table's sign-in names
+						})) {
+							t.Errorf("plaintext in pg_dump: %s", h)
+						}
+					}
 					if db.Name == "sqlite" {
 						hits, err = leakscan.Files(slices.DeleteFunc(slices.Clone(planted), func(s string) bool {
 							return strings.Contains(s, "@") // the member table's sign-in names
@@ -511,4 +521,35 @@ func TestDSARAuditEveryTable(t *testing.T) {
 			})
 		}
 	})
+}
+
+// pgDump returns the output of pg_dump (data only) of db's PostgreSQL test
+// schema, run as the administrator of SOCIALCRM_TEST_POSTGRES; nil on
+// SQLite, or when pg_dump is not installed (logged).
+func pgDump(t *testing.T, db *dbtest.DB) []byte {
+	t.Helper()
+	if db.Name != "postgres" {
+		return nil
+	}
+	bin, err := exec.LookPath("pg_dump")
+	if err != nil {
+		t.Log("pg_dump not installed: the dump is not scanned")
+		return nil
+	}
+	var where struct {
+		DB     string `bun:"db"`
+		Schema string `bun:"schema"`
+	}
+	require.NoError(t, db.Admin(t).NewRaw("SELECT current_database() AS db, current_schema() AS schema").Scan(t.Context(), &where))
+	u, err := url.Parse(os.Getenv(dbtest.EnvPostgres))
+	require.NoError(t, err)
+	u.Path = "/" + where.DB
+	out, err := exec.CommandContext(t.Context(), bin, "--data-only", "--schema="+where.Schema, u.String()).Output()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		t.Fatalf("pg_dump: %v: %s", err, ee.Stderr)
+	}
+	require.NoError(t, err)
+	require.Contains(t, string(out), "socialcrm_crm_contacts", "the dump holds the tables")
+	return out
 }

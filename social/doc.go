@@ -139,7 +139,8 @@
 // holding tokens revokes its authorization at the platform first, in the
 // erasure's transaction, through the provider registered for its platform
 // (WithProviders; Store.Categories declares the hook): a failed revoke is
-// queued for RetryRevocations, which no erasure request drops; without a
+// queued for RetryRevocations, which no data-subject request drops (a
+// tenant purge does, with the tenant's key); without a
 // provider the tokens go with the row and the platform is not told (a
 // warning is logged). Each revoke is audited as connection.revoked with
 // the reason "erased".
