@@ -69,6 +69,7 @@ type auditPerson struct {
 	email, phone, psid, userRef, igsid  string
 	openID, fbID                        string
 	contacts, convs, conns              []string
+	memberID, apiKeyID                  string
 	crm, tiktok, meta, member, billKept []string // canaries by what reaches them
 }
 
@@ -334,8 +335,11 @@ func seedAuditPerson(t *testing.T, w *auditWorld, ctx context.Context, p *auditP
 	}
 
 	// Her member account (she works for the tenant too).
-	_, err = w.sdk.Tenants.AddMember(ctx, tenancy.NewMember{Email: p.email, Name: v("MemberName"), Role: tenancy.RoleStaff})
+	m, err := w.sdk.Tenants.AddMember(ctx, tenancy.NewMember{Email: p.email, Name: v("MemberName"), Role: tenancy.RoleAdmin})
 	require.NoError(t, err)
+	_, key, err := w.sdk.Tenants.CreateAPIKey(tenancy.WithPrincipal(context.Background(), m.Principal()), v("KeyName"), tenancy.RoleStaff)
+	require.NoError(t, err)
+	p.memberID, p.apiKeyID = m.ID, key.ID
 	p.member = append(p.member, v("MemberName"))
 
 	// Her TikTok creator account.
@@ -493,6 +497,9 @@ func TestDSARAuditEveryTable(t *testing.T) {
 					ix, err := sdk.Vault.Index(a, ann.email, "email")
 					require.NoError(t, err)
 					ids = append(ids, ix)
+				}
+				if slices.Contains(want, ann.member[0]) {
+					ids = append(ids, ann.memberID, ann.apiKeyID) // her account and its API key
 				}
 				if slices.Contains(want, ann.v("TtName")) {
 					ids = append(ids, ann.conns[len(ann.conns)-1])
