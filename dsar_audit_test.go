@@ -3,6 +3,7 @@ package socialcrm_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +19,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/sqlitedialect"
+	"github.com/uptrace/bun/driver/sqliteshim"
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/crm"
@@ -497,6 +502,15 @@ func TestDSARAuditEveryTable(t *testing.T) {
 					ix, err := sdk.Vault.Index(a, ann.email, "email")
 					require.NoError(t, err)
 					ids = append(ids, ix)
+					if db.Name == "sqlite" {
+						// secure_delete: the erased rows' bytes are gone
+						// from the file, not just unlinked.
+						_, err := db.DB.ExecContext(t.Context(), "PRAGMA wal_checkpoint(TRUNCATE)")
+						require.NoError(t, err)
+						hits, err := leakscan.Files([]string{ix}, db.Path, db.Path+"-wal")
+						require.NoError(t, err)
+						require.Empty(t, hits, "her e-mail address's blind index lingers in the SQLite file")
+					}
 				}
 				if slices.Contains(want, ann.member[0]) {
 					ids = append(ids, ann.memberID, ann.apiKeyID) // her account and its API key
@@ -559,4 +573,21 @@ func pgDump(t *testing.T, db *dbtest.DB) []byte {
 	require.NoError(t, err)
 	require.Contains(t, string(out), "socialcrm_crm_contacts", "the dump holds the tables")
 	return out
+}
+
+// TestOpenRefusesSQLiteWithoutSecureDelete: a host's own SQLite handle
+// whose connections would leave erased rows in the file's free pages is
+// refused with ErrInsecureDelete; with the pragma on, it is accepted.
+func TestOpenRefusesSQLiteWithoutSecureDelete(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "host.db")
+	open := func(dsn string) error {
+		sqldb, err := sql.Open(sqliteshim.ShimName, dsn)
+		require.NoError(t, err)
+		db := bun.NewDB(sqldb, sqlitedialect.New())
+		t.Cleanup(func() { db.Close() })
+		_, err = socialcrm.Open(t.Context(), socialcrm.Config{DB: db, KEK: testkit.NewKEK(t)})
+		return err
+	}
+	require.ErrorIs(t, open("file:"+path+"?_pragma=busy_timeout(10000)"), socialcrm.ErrInsecureDelete)
+	require.NoError(t, open("file:"+path+"?_pragma=busy_timeout(10000)&_pragma=secure_delete(ON)"))
 }

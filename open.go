@@ -28,6 +28,10 @@ import (
 // a documented default.
 type Config struct {
 	// DB is the database, from OpenDB or the host application's own bun.DB.
+	// A SQLite handle of the host's must run every connection with
+	// secure_delete on (the pragma secure_delete(ON) in its DSN, as OpenDB
+	// does), so that erased rows do not linger in the file: Open refuses
+	// one without it with ErrInsecureDelete.
 	// On PostgreSQL it must connect as an application role that is not a
 	// superuser, has no BYPASSRLS and owns no socialcrm table (Open
 	// refuses it otherwise, with a *RoleError), holding the privileges
@@ -132,6 +136,9 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 		if err := CheckRole(ctx, cfg.DB); err != nil {
 			return nil, err
 		}
+	}
+	if err := checkSecureDelete(ctx, cfg.DB); err != nil {
+		return nil, err
 	}
 	if cfg.Owner != nil {
 		if err := Migrate(ctx, cfg.Owner); err != nil {
