@@ -119,7 +119,7 @@ func TestDeauthorizedConnectionTakesItsDataAlong(t *testing.T) {
 		_, err = sdk.Retention.Sweep(sys, clk.Now().Add(31*24*time.Hour))
 		require.NoError(t, err)
 		require.ElementsMatch(t, []string{"v-kept"}, mediaIDs(t, db, octx), "the deauthorized connection's media went with it")
-	})
+	}, migrated)
 }
 
 func mediaIDs(t *testing.T, db bun.IDB, ctx context.Context) []string {
@@ -166,5 +166,5 @@ func TestOpenWiresMeta(t *testing.T) {
 		require.ErrorIs(t, err, meta.ErrUnknownCode)
 		_, err = sdk.MetaCallbacks(meta.Config{AppID: "1", AppSecret: vault.NewSecret([]byte("s"))}, "relative")
 		require.ErrorIs(t, err, meta.ErrConfig)
-	})
+	}, migrated)
 }

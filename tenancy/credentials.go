@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
@@ -54,8 +53,8 @@ var ErrNotTesting = errors.New("tenancy: test-only option outside a test binary"
 // against a hash of the same cost, so that an unknown email still costs
 // what a wrong password costs. It is for tests only, where a cost-12 hash
 // takes seconds under the race detector: NewStore refuses it with
-// ErrNotTesting unless the program is a Go test binary (built by go test,
-// with the testing package's flags), and cost must be from bcrypt's
+// ErrNotTesting unless the program is a Go test binary (one where the
+// testing package has registered its flags), and cost must be from bcrypt's
 // minimum, 4, to PasswordCost. Hashes already stored keep their cost and
 // are checked as they are.
 func WithInsecurePasswordCost(cost int) Option {
@@ -71,13 +70,12 @@ func WithInsecurePasswordCost(cost int) Option {
 	}
 }
 
-// inTestBinary reports whether the program was built by go test: its
-// build records a path ending in ".test" and the testing package has
-// registered its flags. (testing.Testing says the same, but importing the
-// testing package would make every program that embeds socialcrm link it.)
+// inTestBinary reports whether the program is a test binary: the testing
+// package, which go test links into it, has registered its flags.
+// (testing.Testing says the same, but importing the testing package would
+// make every program that embeds socialcrm link it.)
 func inTestBinary() bool {
-	bi, ok := debug.ReadBuildInfo()
-	return ok && strings.HasSuffix(bi.Path, ".test") && flag.Lookup("test.v") != nil
+	return flag.Lookup("test.v") != nil && flag.Lookup("test.paniconexit0") != nil
 }
 
 // dummyHash12 is compared against when the email is unknown and the Store

@@ -146,6 +146,6 @@
 // under the race detector. Tests that sign up and sign in often can pass
 // WithInsecurePasswordCost(4) to NewStore (socialcrm.Config has the same
 // field): passwords are then hashed, and unknown emails compared, at that
-// cost. NewStore refuses the option with ErrNotTesting in any program that
-// go test did not build; tests of the default cost must leave it out.
+// cost. NewStore refuses the option with ErrNotTesting in a program that
+// is not a test binary; tests of the default cost must leave it out.
 package tenancy
