@@ -372,7 +372,7 @@ func TestDSARMatrix(t *testing.T) {
 				}
 			})
 		}
-	})
+	}, migrated)
 }
 
 // TestDSAROutcomes: an identifier kind nobody knows is refused with the
@@ -435,7 +435,7 @@ func TestDSAROutcomes(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, retention.StatusNoDataFound, er.Status)
 		require.Equal(t, retention.OutcomeNoDataFound, er.Outcome)
-	})
+	}, migrated)
 }
 
 // TestRequestIdentifiersSealed: the identifiers a person gives are stored
@@ -503,5 +503,5 @@ func TestRequestIdentifiersSealed(t *testing.T) {
 		ms, err = sdk.Retention.Match(a, crm.SubjectEmail, "legacy@example.com")
 		require.NoError(t, err)
 		require.Len(t, ms, 1)
-	})
+	}, migrated)
 }

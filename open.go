@@ -90,6 +90,11 @@ type Config struct {
 	// default: nothing is recorded, whatever the global providers.
 	TracerProvider trace.TracerProvider
 	MeterProvider  metric.MeterProvider
+	// InsecurePasswordCost, when not 0, is the bcrypt cost of the passwords
+	// the tenancy store hashes instead of tenancy.PasswordCost — for tests
+	// only: outside a test binary Open fails with tenancy.ErrNotTesting
+	// (see tenancy.WithInsecurePasswordCost).
+	InsecurePasswordCost int
 }
 
 // SDK is socialcrm wired together: the tenancy store and audit log, the
@@ -173,8 +178,12 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	if err != nil {
 		return nil, err
 	}
-	if sdk.Tenants, err = tenancy.NewStore(cfg.DB, tenancy.WithClock(now), tenancy.WithLogger(log),
-		tenancy.WithAuditKeys(auditKeys), tenancy.WithSealer(vaultSealer{sdk.Vault})); err != nil {
+	tenancyOpts := []tenancy.Option{tenancy.WithClock(now), tenancy.WithLogger(log),
+		tenancy.WithAuditKeys(auditKeys), tenancy.WithSealer(vaultSealer{sdk.Vault})}
+	if cfg.InsecurePasswordCost != 0 {
+		tenancyOpts = append(tenancyOpts, tenancy.WithInsecurePasswordCost(cfg.InsecurePasswordCost))
+	}
+	if sdk.Tenants, err = tenancy.NewStore(cfg.DB, tenancyOpts...); err != nil {
 		return nil, err
 	}
 	sdk.Audit = sdk.Tenants.Audit()
