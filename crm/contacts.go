@@ -2,7 +2,6 @@ package crm
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -481,9 +480,9 @@ func (r *Contacts) Get(ctx context.Context, id string) (Contact, error) {
 	err := r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
 		q := db.NewSelect().Model((*Contact)(nil)).Where("?TableAlias.id = ?", id)
 		found := false
-		err := scanContacts(ctx, q, func(rows *sql.Rows) error {
+		err := scanContacts(ctx, q, func() *Contact {
 			found = true
-			return scanContact(rows, &c)
+			return &c
 		})
 		if err != nil {
 			return fmt.Errorf("crm: get %s: %w", kindContact, err)
@@ -504,24 +503,42 @@ func (r *Contacts) Get(ctx context.Context, id string) (Contact, error) {
 }
 
 // contactColumns are the columns a read of contacts selects, in the order
-// scanContact scans them.
-var contactColumns = []string{"tenant_id", "id", "created_at", "updated_at", "version", "stage", "source", "company_id", "owner_id",
-	"first_name_sealed", "last_name_sealed", "email_sealed", "email_index", "phone_sealed", "phone_index", "utm_sealed",
-	"birthday_sealed", "birth_index", "preferences_sealed", "tags_sealed"}
+// scanContacts scans them, as one column expression (one append to the
+// query instead of one per column). tenant_id is not read: the query is
+// confined to the context's tenant, which scanContacts sets.
+var contactColumns = func() string {
+	cols := []string{"id", "created_at", "updated_at", "version", "stage", "source", "company_id", "owner_id",
+		"first_name_sealed", "last_name_sealed", "email_sealed", "email_index", "phone_sealed", "phone_index", "utm_sealed",
+		"birthday_sealed", "birth_index", "preferences_sealed", "tags_sealed"}
+	for i, c := range cols {
+		cols[i] = `"ct"."` + c + `"`
+	}
+	return strings.Join(cols, ", ")
+}()
 
 // scanContacts runs q, a select of contacts with its conditions, order
 // and limit set, confined to the context's tenant (tenancy.Scope: Rows
-// runs no model hooks, and the Guard refuses it unscoped), and calls each
-// for every row. Contacts are read by hand rather than by bun's Scan:
-// bun's reflection per column cost more than the query on a page.
-func scanContacts(ctx context.Context, q *bun.SelectQuery, each func(rows *sql.Rows) error) error {
-	rows, err := q.Column(contactColumns...).Apply(tenancy.Scope(ctx)).Rows(ctx)
+// runs no model hooks, and the Guard refuses it unscoped), and scans each
+// row into the contact next returns. Contacts are read by hand rather than
+// by bun's Scan: bun's reflection per column cost more than the query on a
+// page.
+func scanContacts(ctx context.Context, q *bun.SelectQuery, next func() *Contact) error {
+	tid, err := tenancy.TenantID(ctx)
+	if err != nil {
+		return err
+	}
+	rows, err := q.ColumnExpr(contactColumns).Apply(tenancy.Scope(ctx)).Rows(ctx)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		if err := each(rows); err != nil {
+		c := next()
+		c.TenantID = tid
+		if err := rows.Scan(textCol{&c.ID}, timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, &c.Version,
+			textCol{(*string)(&c.Stage)}, textCol{&c.Source}, textCol{&c.CompanyID}, textCol{&c.OwnerID},
+			&c.FirstNameSealed, &c.LastNameSealed, &c.EmailSealed, textCol{&c.EmailIndex}, &c.PhoneSealed, textCol{&c.PhoneIndex},
+			&c.UTMSealed, &c.BirthdaySealed, textCol{&c.BirthIndex}, &c.PreferencesSealed, &c.TagsSealed); err != nil {
 			return err
 		}
 	}
@@ -529,14 +546,6 @@ func scanContacts(ctx context.Context, q *bun.SelectQuery, each func(rows *sql.R
 		return err
 	}
 	return rows.Close()
-}
-
-// scanContact scans one row of contactColumns into c.
-func scanContact(rows *sql.Rows, c *Contact) error {
-	return rows.Scan(textCol{&c.TenantID}, textCol{&c.ID}, timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, &c.Version,
-		textCol{(*string)(&c.Stage)}, textCol{&c.Source}, textCol{&c.CompanyID}, textCol{&c.OwnerID},
-		&c.FirstNameSealed, &c.LastNameSealed, &c.EmailSealed, textCol{&c.EmailIndex}, &c.PhoneSealed, textCol{&c.PhoneIndex},
-		&c.UTMSealed, &c.BirthdaySealed, textCol{&c.BirthIndex}, &c.PreferencesSealed, &c.TagsSealed)
 }
 
 // Update validates in and writes it over the stored contact id, if the
@@ -688,9 +697,9 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 			return err
 		}
 		cs = make([]Contact, 0, o.limit()+1)
-		err = scanContacts(ctx, q, func(rows *sql.Rows) error {
+		err = scanContacts(ctx, q, func() *Contact {
 			cs = append(cs, Contact{})
-			return scanContact(rows, &cs[len(cs)-1])
+			return &cs[len(cs)-1]
 		})
 		if err != nil {
 			return fmt.Errorf("crm: list contacts: %w", err)
