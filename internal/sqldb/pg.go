@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -299,7 +300,7 @@ func (c *conn) pgQuery(ctx context.Context, query string, args []driver.NamedVal
 		br.Close()
 		return nil, true, err
 	}
-	r := &pgRows{br: br, rows: rows, m: c.pgx.TypeMap()}
+	r := &pgRows{br: br, rows: rows, c: c}
 	// Read the first row now: database/sql asks for the columns before
 	// Next, and an error of the statement shows here.
 	r.more = rows.Next()
@@ -345,11 +346,44 @@ func retryable(err error) error {
 type pgRows struct {
 	br    pgx.BatchResults
 	rows  pgx.Rows
-	m     *pgtype.Map
+	c     *conn
 	more  bool
 	first bool
 	conv  []func([]byte) (driver.Value, error)
 	cols  []string
+}
+
+// convs are a connection's column conversions, kept per result shape (the
+// columns' types and formats): a statement run again reuses them instead
+// of planning each column's scan anew. A connection runs one statement at
+// a time, so the conversions' scratch values are never shared.
+type convs struct {
+	m map[string][]func([]byte) (driver.Value, error)
+}
+
+// maxConvShapes bounds a connection's cached result shapes.
+const maxConvShapes = 256
+
+// get returns the conversions of fds, planning them on a miss.
+func (cs *convs) get(m *pgtype.Map, fds []pgconn.FieldDescription) []func([]byte) (driver.Value, error) {
+	var kb [256]byte
+	key := kb[:0]
+	for _, fd := range fds {
+		key = binary.BigEndian.AppendUint32(key, fd.DataTypeOID)
+		key = append(key, byte(fd.Format))
+	}
+	if conv, ok := cs.m[string(key)]; ok {
+		return conv
+	}
+	conv := make([]func([]byte) (driver.Value, error), len(fds))
+	for i, fd := range fds {
+		conv[i] = converter(m, fd)
+	}
+	if cs.m == nil || len(cs.m) >= maxConvShapes {
+		cs.m = make(map[string][]func([]byte) (driver.Value, error))
+	}
+	cs.m[string(key)] = conv
+	return conv
 }
 
 func (r *pgRows) Columns() []string {
@@ -385,11 +419,7 @@ func (r *pgRows) Next(dest []driver.Value) error {
 		return io.EOF
 	}
 	if r.conv == nil {
-		fds := r.rows.FieldDescriptions()
-		r.conv = make([]func([]byte) (driver.Value, error), len(fds))
-		for i, fd := range fds {
-			r.conv[i] = converter(r.m, fd)
-		}
+		r.conv = r.c.convs.get(r.c.pgx.TypeMap(), r.rows.FieldDescriptions())
 	}
 	for i, raw := range r.rows.RawValues() {
 		if raw == nil {
@@ -409,6 +439,12 @@ func (r *pgRows) Next(dest []driver.Value) error {
 // pgx's database/sql adapter returns for its type.
 func converter(m *pgtype.Map, fd pgconn.FieldDescription) func([]byte) (driver.Value, error) {
 	oid, f := fd.DataTypeOID, fd.Format
+	if oid == pgtype.ByteaOID && f == pgtype.BinaryFormatCode {
+		// The raw bytes, valid until the next row, as database/sql allows
+		// (a Scanner copies what it keeps; database/sql copies into a
+		// []byte): one copy of every sealed value fewer than pgx's own.
+		return func(src []byte) (driver.Value, error) { return src, nil }
+	}
 	switch oid {
 	case pgtype.BoolOID:
 		return scanAs[bool](m, oid, f, func(v bool) driver.Value { return v })
