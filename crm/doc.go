@@ -67,9 +67,13 @@
 // everything) and ListOptions{Limit, Cursor}, and returns a Page; a list of
 // one record's parts takes that record's id in the filter's place
 // (Conversations.Messages, Attachments.List, Clients.Members); All iterates
-// over every page of any of them. The histories of one record (a deal's
-// stage changes, a proposal's revisions and status changes, a contact's
-// consent) are returned whole, as slices. Lists are paged by keyset and
+// over every page of any of them; Scheduler.Due pages an audience the
+// same way, and Consents.History a contact's consent changes. The
+// histories of one record's own edits (a deal's stage changes, a
+// proposal's revisions and status changes) are returned whole, as slices,
+// and so are the lookups whose length the schema bounds:
+// Conversations.FindThread (one conversation per connected account) and
+// Consents.Current (one entry per channel and purpose). Lists are paged by keyset and
 // ordered by what is stored in clear: contacts
 // (and most kinds) in creation order (their time-ordered ids),
 // conversations by latest message, never by a name, which is sealed. Pass

@@ -534,7 +534,7 @@ func channelLabel(ch crm.Channel) string {
 func (a *app) conversationRows(ctx context.Context, convs []crm.Conversation) ([]inboxRow, error) {
 	contacts := map[string]*crm.Contact{}
 	accounts := map[string]string{}
-	conns, err := a.sdk.Social.List(ctx, social.ConnectionFilter{})
+	conns, err := a.connections(ctx, social.ConnectionFilter{})
 	if err != nil {
 		return nil, err
 	}
