@@ -37,6 +37,7 @@ import (
 	"github.com/uptrace/bun/migrate"
 
 	"github.com/socialcrm/socialcrm"
+	"github.com/socialcrm/socialcrm/examples/internal/demo"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
@@ -397,7 +398,7 @@ func mainErr(ctx context.Context, args []string, in io.Reader, out io.Writer) er
 		}
 		defer os.RemoveAll(dir)
 		*dsn = filepath.Join(dir, "agency.db")
-		kek, err = ephemeralKEK() // the data goes with the file
+		kek, err = demo.EphemeralKEK() // the data goes with the file
 		if err != nil {
 			return err
 		}
@@ -421,7 +422,7 @@ func mainErr(ctx context.Context, args []string, in io.Reader, out io.Writer) er
 		o.Now = time.Now
 		fmt.Fprintln(out, "TikTok: the real API (one sync per run)")
 	} else {
-		clock := &simClock{t: time.Now().UTC().Truncate(24 * time.Hour).Add(-7 * 24 * time.Hour * (weeks - 1))}
+		clock := demo.NewClock(time.Now().UTC().Truncate(24 * time.Hour).Add(-7 * 24 * time.Hour * (weeks - 1)))
 		srv, err := startEmulator(clock.Now)
 		if err != nil {
 			return err

@@ -33,6 +33,7 @@ import (
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/examples/internal/demo"
 	"github.com/socialcrm/socialcrm/inbox"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
@@ -303,7 +304,7 @@ func mainErr(ctx context.Context, args []string, out io.Writer) error {
 		}
 		defer os.RemoveAll(dir)
 		*dsn = filepath.Join(dir, "inbox.db")
-		if kek, err = ephemeralKEK(); err != nil { // the data goes with the file
+		if kek, err = demo.EphemeralKEK(); err != nil { // the data goes with the file
 			return err
 		}
 	} else if kek, err = insecurekeyfile.Open(*kekFile); err != nil {

@@ -37,6 +37,7 @@ import (
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/examples/internal/demo"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/retention"
@@ -523,7 +524,7 @@ func mainErr(ctx context.Context, args []string, out io.Writer) error {
 		}
 		defer os.RemoveAll(dir)
 		*dsn = filepath.Join(dir, "jewelry.db")
-		if kek, err = ephemeralKEK(); err != nil { // the data goes with the file
+		if kek, err = demo.EphemeralKEK(); err != nil { // the data goes with the file
 			return err
 		}
 	} else if kek, err = insecurekeyfile.Open(*kekFile); err != nil {
@@ -534,7 +535,7 @@ func mainErr(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	clock := &simClock{t: time.Now().UTC().Truncate(time.Second)}
+	clock := demo.NewClock(time.Now().UTC().Truncate(time.Second))
 	p, err := startPlatforms(clock.Now)
 	if err != nil {
 		return err
