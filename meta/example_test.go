@@ -11,8 +11,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 
-	"github.com/socialcrm/socialcrm/internal/migrations"
-	"github.com/socialcrm/socialcrm/internal/sqldb"
+	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/social"
@@ -48,15 +47,15 @@ func newExampleWorld() *exampleWorld {
 	if err != nil {
 		panic(err)
 	}
-	db, err := sqldb.SQLite(filepath.Join(dir, "crm.db"))
+	db, err := socialcrm.OpenDB(filepath.Join(dir, "crm.db"))
 	if err != nil {
 		panic(err)
 	}
 	ctx := context.Background()
-	if err := migrations.Run(ctx, db, tenancy.Migrations(), vault.Migrations(), social.Migrations()); err != nil {
+	if err := socialcrm.Migrate(ctx, db); err != nil {
 		panic(err)
 	}
-	if _, err := tenancy.InstallGuard(db, append(append(vault.Models(), (*tenancy.AuditEntry)(nil)), social.Models()...)...); err != nil {
+	if _, err := socialcrm.Guard(db); err != nil {
 		panic(err)
 	}
 	h, _ := keyset.NewHandle(aead.AES256GCMKeyTemplate())

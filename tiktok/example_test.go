@@ -11,8 +11,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 
-	"github.com/socialcrm/socialcrm/internal/migrations"
-	"github.com/socialcrm/socialcrm/internal/sqldb"
+	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/tiktok"
@@ -27,15 +26,15 @@ func exampleStore() (*social.Store, func()) {
 	if err != nil {
 		panic(err)
 	}
-	db, err := sqldb.SQLite(filepath.Join(dir, "crm.db"))
+	db, err := socialcrm.OpenDB(filepath.Join(dir, "crm.db"))
 	if err != nil {
 		panic(err)
 	}
 	ctx := context.Background()
-	if err := migrations.Run(ctx, db, tenancy.Migrations(), vault.Migrations(), social.Migrations()); err != nil {
+	if err := socialcrm.Migrate(ctx, db); err != nil {
 		panic(err)
 	}
-	if _, err := tenancy.InstallGuard(db, append(vault.Models(), social.Models()...)...); err != nil {
+	if _, err := socialcrm.Guard(db); err != nil {
 		panic(err)
 	}
 	h, _ := keyset.NewHandle(aead.AES256GCMKeyTemplate())

@@ -11,8 +11,7 @@ import (
 
 	"github.com/uptrace/bun"
 
-	"github.com/socialcrm/socialcrm/internal/migrations"
-	"github.com/socialcrm/socialcrm/internal/sqldb"
+	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
 	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
@@ -26,12 +25,12 @@ func exampleEnv() (db *bun.DB, kek *insecurekeyfile.KeyFile, cleanup func(), err
 		return nil, nil, nil, err
 	}
 	removeDir := func() { os.RemoveAll(dir) }
-	db, err = sqldb.SQLite(filepath.Join(dir, "crm.db"))
+	db, err = socialcrm.OpenDB(filepath.Join(dir, "crm.db")) // or a postgres:// URL
 	if err == nil {
-		err = migrations.Run(context.Background(), db, tenancy.Migrations(), vault.Migrations())
+		err = socialcrm.Migrate(context.Background(), db)
 	}
 	if err == nil {
-		_, err = tenancy.InstallGuard(db, vault.Models()...)
+		_, err = socialcrm.Guard(db)
 	}
 	if err == nil {
 		kek, err = insecurekeyfile.Open(filepath.Join(dir, "kek.json"))
