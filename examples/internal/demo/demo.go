@@ -5,13 +5,18 @@
 package demo
 
 import (
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/tink"
+	"github.com/uptrace/bun"
 
+	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
+	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
 )
 
 // Clock is an emulated run's clock, safe for concurrent use: pass its Now
@@ -34,4 +39,36 @@ func EphemeralKEK() (tink.AEAD, error) {
 		return nil, err
 	}
 	return aead.New(h)
+}
+
+// Open opens an example's database and key-encryption key. With dsn set,
+// it opens dsn (a SQLite file or a postgres:// URL) and the local key file
+// kekFile (created if missing). With dsn empty, it opens a throw-away
+// SQLite file named name.db in a new temporary directory, with an
+// EphemeralKEK: the data goes with the file. done closes the database and
+// removes the temporary directory.
+func Open(dsn, kekFile, name string) (db *bun.DB, kek tink.AEAD, done func(), err error) {
+	dir := ""
+	if dsn == "" {
+		if dir, err = os.MkdirTemp("", name+"-example"); err != nil {
+			return nil, nil, nil, err
+		}
+		dsn = filepath.Join(dir, name+".db")
+		kek, err = EphemeralKEK()
+	} else {
+		kek, err = insecurekeyfile.Open(kekFile)
+	}
+	if err == nil {
+		db, err = socialcrm.OpenDB(dsn)
+	}
+	removeDir := func() {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
+	}
+	if err != nil {
+		removeDir()
+		return nil, nil, nil, err
+	}
+	return db, kek, func() { db.Close(); removeDir() }, nil
 }
