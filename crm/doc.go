@@ -191,6 +191,21 @@
 // defined per record kind (Fields.Define: text, number, date, bool, select)
 // and values are validated against them, each failure naming its field.
 //
+// The commerce records (clients, campaigns, proposals, invoices, with their
+// attachments and custom fields) stay in this package rather than a
+// subpackage of their own, and that was decided, not inherited: they link
+// to contacts (an invoice's recipient, a client's people), they pass the
+// same role check that bounds the client portal (Store.run decides for
+// every kind), and they share the Store's sealing of personal fields, its
+// keyset paging, its generic get and version checks and its retention
+// declarations. A subpackage would have to take a second Store that a host
+// wires beside the first, with that plumbing moved to an internal package —
+// a split that is not mechanical and that a reader would pay for on every
+// call. What is theirs alone is kept in their own files (commerce.go
+// declares their tables, models and categories; portal.go, campaigns.go,
+// proposals.go and invoices.go hold the repositories), and a host that
+// does not bill never calls them: their tables cost nothing while empty.
+//
 // # Concurrency
 //
 // A Store and its repositories are safe for concurrent use and hold no
