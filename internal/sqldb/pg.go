@@ -103,8 +103,23 @@ func WithSetting(ctx context.Context, name, value string) context.Context {
 	return context.WithValue(ctx, settingKey{}, setting{name, value})
 }
 
+type locksKey struct{}
+
+// WithAdvisoryLocks returns a context under which each statement sent
+// through a PostgreSQL handle of this package is preceded, in its round
+// trip, by pg_advisory_xact_lock of each of keys in the order given (give
+// them in one order everywhere, so that two statements never wait on each
+// other in a cycle). The locks are held until the transaction ends: outside
+// a transaction, the implicit one of that round trip, which the statement
+// ends; in one, until its COMMIT or ROLLBACK. The statement runs after the
+// locks are taken, so under READ COMMITTED it sees what was committed
+// before. On other handles the context changes nothing: check Folds first.
+func WithAdvisoryLocks(ctx context.Context, keys []int64) context.Context {
+	return context.WithValue(ctx, locksKey{}, keys)
+}
+
 // Folds reports whether db is a PostgreSQL handle of this package, on
-// which WithSetting takes effect.
+// which WithSetting and WithAdvisoryLocks take effect.
 func Folds(db *sql.DB) bool {
 	d, ok := db.Driver().(checkingDriver)
 	return ok && d.c.pg()
@@ -169,9 +184,17 @@ func (t *pgTx) end(stmt string) error {
 func (t *pgTx) Commit() error   { return t.end("COMMIT") }
 func (t *pgTx) Rollback() error { return t.end("ROLLBACK") }
 
-// prelude returns what must precede a statement sent in ctx: the deferred
-// BEGIN and the set_config of a setting not yet in force.
-func (c *conn) prelude(ctx context.Context) (begin string, set setting, ok bool) {
+// prelude is what must precede a statement sent in ctx: the deferred
+// BEGIN, the set_config of a setting not yet in force, and the advisory
+// locks of WithAdvisoryLocks.
+type prelude struct {
+	begin string
+	set   setting
+	locks []int64
+}
+
+func (c *conn) prelude(ctx context.Context) (p prelude, ok bool) {
+	p.locks, _ = ctx.Value(locksKey{}).([]int64)
 	want, has := ctx.Value(settingKey{}).(setting)
 	if t := c.tx; t != nil {
 		if !has {
@@ -180,20 +203,32 @@ func (c *conn) prelude(ctx context.Context) (begin string, set setting, ok bool)
 		if has && t.set == want {
 			has = false
 		}
-		return t.begin, want, has || t.begin != ""
+		if has {
+			p.set = want
+		}
+		p.begin = t.begin
+		return p, has || t.begin != "" || len(p.locks) > 0
 	}
-	return "", want, has
+	if has {
+		p.set = want
+	}
+	return p, has || len(p.locks) > 0
 }
 
 // batch sends the prelude and the statement in one round trip and returns
 // the batch, positioned at the statement's results.
-func (c *conn) batch(ctx context.Context, begin string, set setting, query string, args []driver.NamedValue) (pgx.BatchResults, error) {
+func (c *conn) batch(ctx context.Context, p prelude, query string, args []driver.NamedValue) (pgx.BatchResults, error) {
 	var b pgx.Batch
+	begin, set := p.begin, p.set
 	if begin != "" {
 		b.Queue(begin)
 	}
 	if set != (setting{}) {
 		b.Queue("SELECT set_config($1, $2, true)", set.name, set.value)
+	}
+	if len(p.locks) > 0 {
+		// unnest returns the keys, and the locks are taken, in order.
+		b.Queue("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k", p.locks)
 	}
 	var vals []any
 	if len(args) == 0 {
@@ -225,14 +260,14 @@ func (c *conn) batch(ctx context.Context, begin string, set setting, query strin
 // deferred BEGIN, the setting). handled is false when the statement needs
 // neither and goes the ordinary way.
 func (c *conn) send(ctx context.Context, query string, args []driver.NamedValue) (br pgx.BatchResults, handled bool, err error) {
-	begin, set, ok := c.prelude(ctx)
+	p, ok := c.prelude(ctx)
 	if !ok {
 		return nil, false, nil
 	}
 	if c.pgx.IsClosed() {
 		return nil, true, driver.ErrBadConn
 	}
-	br, err = c.batch(ctx, begin, set, query, args)
+	br, err = c.batch(ctx, p, query, args)
 	if err != nil {
 		return nil, true, retryable(err)
 	}
