@@ -67,9 +67,13 @@
 // everything) and ListOptions{Limit, Cursor}, and returns a Page; a list of
 // one record's parts takes that record's id in the filter's place
 // (Conversations.Messages, Attachments.List, Clients.Members); All iterates
-// over every page of any of them. The histories of one record (a deal's
-// stage changes, a proposal's revisions and status changes, a contact's
-// consent) are returned whole, as slices. Lists are paged by keyset and
+// over every page of any of them; Scheduler.Due pages an audience the
+// same way, and Consents.History a contact's consent changes. The
+// histories of one record's own edits (a deal's stage changes, a
+// proposal's revisions and status changes) are returned whole, as slices,
+// and so are the lookups whose length the schema bounds:
+// Conversations.FindThread (one conversation per connected account) and
+// Consents.Current (one entry per channel and purpose). Lists are paged by keyset and
 // ordered by what is stored in clear: contacts
 // (and most kinds) in creation order (their time-ordered ids),
 // conversations by latest message, never by a name, which is sealed. Pass
@@ -189,6 +193,21 @@
 // attachment hook refuses to erase without a storage. Custom fields are
 // defined per record kind (Fields.Define: text, number, date, bool, select)
 // and values are validated against them, each failure naming its field.
+//
+// The commerce records (clients, campaigns, proposals, invoices, with their
+// attachments and custom fields) stay in this package rather than a
+// subpackage of their own, and that was decided, not inherited: they link
+// to contacts (an invoice's recipient, a client's people), they pass the
+// same role check that bounds the client portal (Store.run decides for
+// every kind), and they share the Store's sealing of personal fields, its
+// keyset paging, its generic get and version checks and its retention
+// declarations. A subpackage would have to take a second Store that a host
+// wires beside the first, with that plumbing moved to an internal package —
+// a split that is not mechanical and that a reader would pay for on every
+// call. What is theirs alone is kept in their own files (commerce.go
+// declares their tables, models and categories; portal.go, campaigns.go,
+// proposals.go and invoices.go hold the repositories), and a host that
+// does not bill never calls them: their tables cost nothing while empty.
 //
 // # Concurrency
 //
