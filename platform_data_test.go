@@ -76,13 +76,6 @@ func newPlatformWorld(t *testing.T, db *dbtest.DB) *platformWorld {
 	w := &platformWorld{t: t, db: db, clk: fakeclock.New(), conns: map[string]social.Connection{}}
 	w.clk.Set(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
 	var err error
-	w.sdk, err = socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: kek, Now: w.clk.Now})
-	require.NoError(t, err)
-	_, owner, err := w.sdk.Tenants.CreateTenant(ctx, tenancy.SignUp{TenantName: "Acme",
-		Owner: tenancy.NewMember{Email: "ada@acme.example", Name: "Ada"}})
-	require.NoError(t, err)
-	w.ctx = tenancy.WithPrincipal(ctx, owner.Principal())
-
 	const redirect = "https://crm.example/callback"
 	w.tt = tiktoktest.Start(t, tiktoktest.WithClock(w.clk.Now),
 		tiktoktest.WithApp(tiktoktest.App{ClientKey: "ck", ClientSecret: "cs-secret", RedirectURIs: []string{redirect},
@@ -108,6 +101,14 @@ func newPlatformWorld(t *testing.T, db *dbtest.DB) *platformWorld {
 		Version: w.fb.Version(), GraphURL: w.fb.GraphURL(), DialogURL: w.fb.DialogURL()}
 	w.fbProv, err = meta.NewProvider(w.fbCfg, meta.WithHTTPClient(w.fb.Client()), meta.WithClock(w.clk.Now))
 	require.NoError(t, err)
+
+	w.sdk, err = socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: kek, Now: w.clk.Now,
+		Providers: []social.Provider{w.ttProv, w.fbProv}})
+	require.NoError(t, err)
+	_, owner, err := w.sdk.Tenants.CreateTenant(ctx, tenancy.SignUp{TenantName: "Acme",
+		Owner: tenancy.NewMember{Email: "ada@acme.example", Name: "Ada"}})
+	require.NoError(t, err)
+	w.ctx = tenancy.WithPrincipal(ctx, owner.Principal())
 	return w
 }
 

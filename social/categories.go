@@ -111,10 +111,12 @@ func categories(s *Store) []retention.Category {
 			Omit:       []string{"verifier"},
 			LegalBasis: "contract", Purpose: "single-use OAuth states of connections in progress (ten minutes)"},
 		// No subject: a data-subject erasure does not drop a revoke still
-		// to be made (its own erasure may have queued it).
+		// to be made (its own erasure may have queued it). A purge or a
+		// sweep that would drop one first makes it (revokeQueued).
 		{Name: CategoryRevocation, Table: TableRevocations, Time: "created_at",
-			Omit:       []string{"access_token", "refresh_token"},
-			LegalBasis: "consent withdrawn", Purpose: "platform revocations still to be retried after a disconnect"},
+			Omit:        []string{"access_token", "refresh_token"},
+			BeforeErase: s.beforeEraseRevocations,
+			LegalBasis:  "consent withdrawn", Purpose: "platform revocations still to be retried after a disconnect"},
 		{Name: CategoryUnsealed, Table: TableUnsealed, ID: "record",
 			LegalBasis: "security of processing (GDPR art. 32)", Purpose: "platform data of an older database waiting to be sealed (SDK.SealPlatformData empties it)"},
 	}
@@ -149,4 +151,14 @@ func eraseDerived(ctx context.Context, tx bun.Tx, ids []string) error {
 		}
 	}
 	return nil
+}
+
+// beforeEraseRevocations is CategoryRevocation's BeforeErase hook: with a
+// Store (Store.Categories), it makes the queued revokes before their
+// tokens go (revokeQueued).
+func (s *Store) beforeEraseRevocations(ctx context.Context, tx bun.Tx, ids []string) error {
+	if s == nil {
+		return nil
+	}
+	return s.revokeQueued(ctx, tx, ids)
 }

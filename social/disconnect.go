@@ -128,8 +128,7 @@ func (s *Store) revokeTree(ctx context.Context, id string, p Provider, action, r
 func (s *Store) Derived(ctx context.Context, id string) ([]Connection, error) {
 	var cs []Connection
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		return tx.NewSelect().Model(&cs).Where("parent_id = ?", id).Where("status <> ?", StatusRevoked).
-			Order("created_at", "id").Scan(ctx)
+		return derivedQuery(tx.NewSelect().Model(&cs), id).Where("status <> ?", StatusRevoked).Scan(ctx)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("social: derived connections: %w", err)
@@ -140,6 +139,29 @@ func (s *Store) Derived(ctx context.Context, id string) ([]Connection, error) {
 		}
 	}
 	return cs, nil
+}
+
+// derivedQuery narrows q, a select of connections, to those derived from
+// the connection id, oldest first: the one definition of the cascade that
+// Disconnect and an erasure (resolveDerived) follow.
+func derivedQuery(q *bun.SelectQuery, id string) *bun.SelectQuery {
+	return q.Where("?TableAlias.parent_id = ?", id).OrderExpr("?TableAlias.created_at, ?TableAlias.id")
+}
+
+// resolveDerived is the resolver of SubjectConnection: the connections
+// derived from it, revoked or not, so that erasing a Facebook user's
+// connection erases the Page and Instagram connections made through it,
+// as Disconnect disconnects them (the engine follows the keys to their
+// own derived connections).
+func resolveDerived(ctx context.Context, db bun.IDB, id string) (map[string][]string, error) {
+	var ids []string
+	err := tenancy.RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
+		return derivedQuery(tx.NewSelect().Model((*Connection)(nil)).Column("id").Apply(tenancy.Scope(ctx)), id).Scan(ctx, &ids)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("social: resolve derived connections: %w", err)
+	}
+	return map[string][]string{SubjectConnection: ids}, nil
 }
 
 // revoke deletes the connection's tokens and marks it revoked, revoking at
@@ -232,34 +254,97 @@ func (s *Store) revokeErased(ctx context.Context, tx bun.Tx, ids []string) error
 		return fmt.Errorf("social: revoke erased connections: %w", err)
 	}
 	for _, c := range cs {
-		p, ok := s.providers[c.Platform]
-		if !ok {
-			s.log.WarnContext(ctx, "social: erased connection not revoked: no provider for its platform", "connection", c.ID, "platform", c.Platform)
-			continue
-		}
-		t, err := s.openTokens(ctx, c.AccessToken, c.RefreshToken, c.ID)
+		revoke := "done"
+		attempted, err := s.revokeSealed(ctx, c.Platform, c.ID, c.ID, c.AccessToken, c.RefreshToken, func(t Tokens, rerr error) error {
+			revoke = "pending"
+			pending, err := s.pendingRevocation(ctx, c, t, rerr, s.clock())
+			if err != nil {
+				return err
+			}
+			_, err = tx.NewInsert().Model(pending).Exec(ctx)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("social: revoke erased connections: %w", err)
 		}
-		revoke := "done"
-		if rerr := p.Revoke(ctx, t); rerr != nil {
-			revoke = "pending"
-			pending, err := s.pendingRevocation(ctx, c, t, rerr, s.clock())
-			if err == nil {
-				_, err = tx.NewInsert().Model(pending).Exec(ctx)
-			}
-			if err != nil {
-				t.Wipe()
-				return fmt.Errorf("social: revoke erased connections: %w", err)
-			}
+		if !attempted {
+			continue
 		}
-		t.Wipe()
 		if err := s.audit(ctx, tx, tenancy.AuditEvent{Action: "connection.revoked", Target: "connection:" + c.ID,
 			Metadata: map[string]string{"platform": c.Platform, "revoke": revoke, "reason": "erased"}}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// ErrRevokePending reports queued platform revokes that a tenant purge or
+// a sweep could not make yet: their tokens are kept (and so is the tenant's
+// key, since the purge stops before destroying it) until a later run makes
+// them. Match it with errors.Is.
+var ErrRevokePending = errors.New("social: queued platform revokes still fail")
+
+// revokeQueued makes, in tx, the queued revokes ids that are about to be
+// erased (by a tenant purge, or a sweep of CategoryRevocation), whatever
+// their schedule: a purge destroys the tenant's key right after, and with
+// it any chance to make them. A revoke another process holds
+// (RetryRevocations' lease) is left to it. If a revoke fails again, it
+// fails with ErrRevokePending: the batch rolls back, the queue and the
+// key stay, and the next run tries again (revokes this batch made are
+// then made again: the platforms accept revoking a revoked grant).
+func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error {
+	var rs []revocation
+	now := s.clock()
+	if err := tx.NewSelect().Model(&rs).Where("?TableAlias.id IN (?)", bun.In(ids)).
+		Where("?TableAlias.claimed_until IS NULL OR ?TableAlias.claimed_until <= ?", now).Scan(ctx); err != nil {
+		return fmt.Errorf("social: revoke queued: %w", err)
+	}
+	failed := 0
+	for _, r := range rs {
+		again := false
+		attempted, err := s.revokeSealed(ctx, r.Platform, r.ConnectionID, r.ID, r.AccessToken, r.RefreshToken, func(_ Tokens, rerr error) error {
+			s.log.WarnContext(ctx, "social: queued revoke failed again", "connection", r.ConnectionID, "error", rerr)
+			again = true
+			failed++
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("social: revoke queued: %w", err)
+		}
+		if !attempted || again {
+			continue
+		}
+		if err := s.audit(ctx, tx, tenancy.AuditEvent{Action: "connection.revoked", Target: "connection:" + r.ConnectionID,
+			Metadata: map[string]string{"platform": r.Platform, "attempts": fmt.Sprint(r.Attempts + 1)}}); err != nil {
+			return err
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%w: %d of %d", ErrRevokePending, failed, len(rs))
+	}
+	return nil
+}
+
+// revokeSealed revokes at platform, through the provider registered for
+// it, the tokens sealed for record (a connection, or a queued revoke of
+// connection conn), calling failed with the opened tokens if the platform
+// refuses. attempted is false when no provider is registered for platform
+// (logged: the platform is left untold).
+func (s *Store) revokeSealed(ctx context.Context, platform, conn, record string, access, refresh vault.Sealed, failed func(t Tokens, rerr error) error) (attempted bool, err error) {
+	p, ok := s.providers[platform]
+	if !ok {
+		s.log.WarnContext(ctx, "social: revoke skipped: no provider for its platform", "connection", conn, "platform", platform)
+		return false, nil
+	}
+	t, err := s.openTokens(ctx, access, refresh, record)
+	if err != nil {
+		return false, err
+	}
+	defer t.Wipe()
+	if rerr := p.Revoke(ctx, t); rerr != nil {
+		return true, failed(t, rerr)
+	}
+	return true, nil
 }
 
 // retryDelay is the wait before revoke attempt n+1: a minute doubling up

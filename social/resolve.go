@@ -27,10 +27,13 @@ const (
 // retention.Engine.RegisterResolver: an account id (or a TikTok open_id)
 // leads to the ids of the tenant's connections of that account, and so to
 // everything fetched through them (media, metric snapshots, raw
-// responses), and an open_id to the account id itself.
+// responses), and an open_id to the account id itself; a connection id
+// leads to the connections derived from it (see Store.Derived), as
+// Disconnect cascades to them.
 func Resolvers() map[string]retention.Resolver {
 	return map[string]retention.Resolver{
-		SubjectAccount: resolveAccount,
+		SubjectAccount:    resolveAccount,
+		SubjectConnection: resolveDerived,
 		SubjectOpenID: func(ctx context.Context, db bun.IDB, openID string) (map[string][]string, error) {
 			keys, err := resolveAccount(ctx, db, openID)
 			if err != nil {

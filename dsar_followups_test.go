@@ -1,0 +1,107 @@
+package socialcrm_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/retention"
+	"github.com/socialcrm/socialcrm/social"
+	"github.com/socialcrm/socialcrm/tenancy"
+	"github.com/socialcrm/socialcrm/tiktok/tiktoktest"
+	"github.com/socialcrm/socialcrm/vault"
+)
+
+// receiptOf returns the receipt's line for category (zero if none).
+func receiptOf(rc retention.Receipt, category string) retention.CategoryReceipt {
+	for _, c := range rc.Categories {
+		if c.Category == category {
+			return c
+		}
+	}
+	return retention.CategoryReceipt{}
+}
+
+// TestEraseMetaUserCascadesToDerived: erasing a Facebook user's data by her
+// app-scoped id erases the Page and Instagram connections made through her
+// login, as Disconnect disconnects them, and the receipt counts the three.
+func TestEraseMetaUserCascadesToDerived(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		w := newPlatformWorld(t, db)
+		w.connectMeta()
+		tt := w.connectTikTok([]string{"profile"})
+		tables := dsarTables(t, w.sdk)
+
+		_, rc, _ := eraseCounted(t, w.sdk, w.ctx, tables, map[string]string{social.SubjectAccount: canaryFBUserID})
+		require.Equal(t, int64(3), receiptOf(rc, social.CategoryConnection).Erased, "the user, her Page and its Instagram account: %+v", rc.Categories)
+		for _, kind := range []string{"user", "page", "instagram"} {
+			_, err := w.sdk.Social.Get(w.ctx, w.conns[kind].ID)
+			require.ErrorIs(t, err, social.ErrNotFound, kind)
+		}
+		_, err := w.sdk.Social.Get(w.ctx, tt.ID)
+		require.NoError(t, err, "a connection not made through hers stays")
+	})
+}
+
+// TestPurgeMakesQueuedRevokes: a revoke that failed at disconnect and
+// waits in the queue is made by the tenant's purge before the tenant's key
+// is destroyed; while the platform still fails, the purge stops before
+// the key, keeping the queue, and the next run makes it. The platform
+// counts one successful revoke.
+func TestPurgeMakesQueuedRevokes(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		w := newPlatformWorld(t, db)
+		conn := w.connectTikTok([]string{"profile"})
+		w.tt.InjectFault(tiktoktest.Fault{Path: tiktoktest.RevokePath, Status: http.StatusInternalServerError})
+		_, err := w.sdk.Social.Disconnect(w.ctx, conn.ID, w.ttProv)
+		require.NoError(t, err)
+		n, err := w.sdk.Social.PendingRevocations(w.ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+
+		bind := vault.Binding{Record: "probe", Field: "probe"}
+		sealed, err := w.sdk.Vault.Seal(w.ctx, []byte("probe"), bind)
+		require.NoError(t, err)
+		_, err = w.sdk.Tenants.CloseTenant(w.ctx, time.Hour)
+		require.NoError(t, err)
+		w.clk.Advance(2 * time.Hour)
+		sys := tenancy.System(context.Background(), "retention")
+		succeeded := func() int {
+			n := 0
+			for _, r := range w.tt.RequestsTo(tiktoktest.RevokePath) {
+				if r.Status == http.StatusOK {
+					n++
+				}
+			}
+			return n
+		}
+
+		// The platform still fails: the purge keeps the queue and the key.
+		w.tt.InjectFault(tiktoktest.Fault{Path: tiktoktest.RevokePath, Status: http.StatusServiceUnavailable})
+		res, err := w.sdk.Retention.PurgeTenants(sys, w.clk.Now())
+		require.ErrorIs(t, err, social.ErrRevokePending)
+		require.Len(t, res, 1)
+		require.False(t, res[0].Purged)
+		_, err = w.sdk.Vault.Open(w.ctx, sealed, bind)
+		require.NoError(t, err, "the key outlives a purge that could not revoke")
+		require.Zero(t, succeeded())
+		tctx, err := tenancy.AsTenant(sys, res[0].Tenant)
+		require.NoError(t, err)
+		n, err = w.sdk.Social.PendingRevocations(tctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, n, "the queued revoke is kept")
+
+		res, err = w.sdk.Retention.PurgeTenants(sys, w.clk.Now())
+		require.NoError(t, err)
+		require.Len(t, res, 1)
+		require.True(t, res[0].Purged)
+		require.Equal(t, 1, succeeded(), "the platform revoked the grant once")
+		require.Len(t, w.tt.RequestsTo(tiktoktest.RevokePath), 3)
+		_, err = w.sdk.Vault.Open(w.ctx, sealed, bind)
+		require.ErrorIs(t, err, vault.ErrKeyDestroyed)
+	})
+}
