@@ -3,11 +3,13 @@ package socialcrm_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
@@ -103,5 +105,46 @@ func TestPurgeMakesQueuedRevokes(t *testing.T) {
 		require.Len(t, w.tt.RequestsTo(tiktoktest.RevokePath), 3)
 		_, err = w.sdk.Vault.Open(w.ctx, sealed, bind)
 		require.ErrorIs(t, err, vault.ErrKeyDestroyed)
+	})
+}
+
+// TestEraseSparesLastOwner: an erasure by the e-mail address of the
+// tenant's only owner keeps her member account (counted as kept, the
+// receipt saying why) and erases the rest of her data (her contact); once
+// the tenant has another owner, the same request erases the account.
+func TestEraseSparesLastOwner(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		sdk := dsarSDK(t, db)
+		ctx := dsarTenant(t, sdk, "lastowner")
+		const email = "owner@lastowner.example"
+		owner, ok := tenancy.FromContext(ctx)
+		require.True(t, ok)
+		_, err := sdk.CRM.Contacts().Create(ctx, crm.ContactInput{FirstName: "Olga", Email: email})
+		require.NoError(t, err)
+		tables := dsarTables(t, sdk)
+
+		_, rc, _ := eraseCounted(t, sdk, ctx, tables, map[string]string{crm.SubjectEmail: strings.ToUpper(email)})
+		m := receiptOf(rc, "tenancy.member")
+		require.Equal(t, int64(0), m.Erased, "%+v", rc.Categories)
+		require.Equal(t, int64(1), m.Kept)
+		require.True(t, strings.HasSuffix(m.Rule, "spared: "+retention.SpareLastOwner), m.Rule)
+		require.Equal(t, int64(1), receiptOf(rc, "crm.contact").Erased, "the rest of her data goes")
+		members, err := sdk.Tenants.Members(ctx)
+		require.NoError(t, err)
+		require.Len(t, members, 1)
+		require.Equal(t, owner.MemberID, members[0].ID)
+		require.Equal(t, tenancy.RoleOwner, members[0].Role)
+
+		// A second owner: now she may go.
+		_, err = sdk.Tenants.AddMember(ctx, tenancy.NewMember{Email: "second@lastowner.example", Name: "Sam", Role: tenancy.RoleOwner})
+		require.NoError(t, err)
+		_, rc, _ = eraseCounted(t, sdk, ctx, tables, map[string]string{crm.SubjectEmail: email})
+		m = receiptOf(rc, "tenancy.member")
+		require.Equal(t, int64(1), m.Erased, "%+v", rc.Categories)
+		require.Zero(t, m.Kept)
+		members, err = sdk.Tenants.Members(ctx)
+		require.NoError(t, err)
+		require.Len(t, members, 1)
+		require.Equal(t, "second@lastowner.example", members[0].Email)
 	})
 }

@@ -99,6 +99,22 @@ type Category struct {
 	// chain: tenancy.AuditLog.Truncate). It receives a context acting on
 	// one tenant and removes that tenant's rows older than before.
 	Truncate func(ctx context.Context, before time.Time) (int64, error)
+	// Spare names rows that an erasure request finds but must not erase,
+	// and why (the zero value spares none). Sweeps and tenant purges
+	// ignore it.
+	Spare Spare
+}
+
+// Spare is a condition under which an erasure request keeps a row it
+// found: the row is left whole and counted as Kept in the request's
+// receipt, whose Rule then ends with Reason. TenancyCategories spares a
+// tenant's last owner this way.
+type Spare struct {
+	// Where is an SQL condition on the table (alias r) with the
+	// placeholder ?tenant (the tenant id), true of the rows to keep.
+	Where string
+	// Reason says why, for the receipt and the audit log.
+	Reason string
 }
 
 // SealedColumn declares one sealed column of a Category for Export. The

@@ -69,6 +69,15 @@
 // finds a tenant's member accounts by e-mail address in any case and
 // spacing, as tenancy stores them.
 //
+// An erasure never leaves a tenant without an owner, as
+// tenancy.Store.RemoveMember refuses to (ErrLastOwner): when the e-mail
+// address is the tenant's last owner's, TenancyCategories' member category
+// keeps her account whole (e-mail address, name, password hash) and the
+// receipt counts it as Kept, its Rule ending "spared: " + SpareLastOwner;
+// every other category is erased as usual, her API keys included. Once the
+// tenant has another owner, a new request erases the account. A Category
+// declares such exceptions with Spare.
+//
 // Receipts and export manifests list every category searched with its row
 // counts and the kinds of keys searched with their numbers, never values.
 // A request that found nothing has the outcome OutcomeNoDataFound: an

@@ -197,6 +197,12 @@ func resolveMember(ctx context.Context, db bun.IDB, email string) (map[string][]
 	return map[string][]string{SubjectMember: ids}, nil
 }
 
+// SpareLastOwner is the reason in an erasure receipt's Rule (after
+// "spared: ") when the member account it found is the tenant's last owner:
+// the account is kept, whole, and counted as Kept, until the tenant names
+// another owner and the person asks again.
+const SpareLastOwner = "the tenant's last owner"
+
 // TenancyCategories declares tenancy's tables (tenancy sits below the
 // engine and cannot name a Category itself): members and API keys
 // (deleted with the member), and the audit log with its checkpoints, which
@@ -208,7 +214,12 @@ func TenancyCategories(audit *tenancy.AuditLog) []Category {
 			Subject: map[string]string{"email": "email", SubjectMember: "id"},
 			// name_sealed: the name sealed by the SDK's vault, which only
 			// the SDK's own category (socialcrm.Open) can open.
-			Omit:       []string{"password_hash", "name_sealed"},
+			Omit: []string{"password_hash", "name_sealed"},
+			// An erasure never leaves the tenant without an owner, as
+			// tenancy.Store.RemoveMember refuses to (ErrLastOwner).
+			Spare: Spare{Where: "r.role = 'owner' AND NOT EXISTS (SELECT 1 FROM " + tenancy.TableMembers +
+				" o WHERE o.tenant_id = ?tenant AND o.role = 'owner' AND o.id <> r.id)",
+				Reason: SpareLastOwner},
 			LegalBasis: "contract", Purpose: "accounts of the tenant's staff, clients and creators"},
 		{Name: "tenancy.api_key", Table: tenancy.TableAPIKeys, Time: "created_at",
 			Subject:    map[string]string{SubjectMember: "member_id"},

@@ -537,6 +537,21 @@ func (e *Engine) Erase(ctx context.Context, id string) (Receipt, error) {
 		rc := CategoryReceipt{Tenant: r.TenantID, Category: c.Name, Policy: e.policy.Name, Rule: "erasure request"}
 		j := &job{cat: c, tid: r.TenantID, action: "retention.erased", rc: &rc, meta: map[string]string{"request": r.ID}, request: r.ID}
 		j.where(cond, args...)
+		if c.Spare.Where != "" {
+			found, err := e.count(ctx, c, r.TenantID, j.conds, j.args)
+			if err != nil {
+				return rcpt, err
+			}
+			spare, sargs := bind(c.Spare.Where, "", r.TenantID)
+			j.where("NOT ("+spare+")", sargs...)
+			left, err := e.count(ctx, c, r.TenantID, j.conds, j.args)
+			if err != nil {
+				return rcpt, err
+			}
+			if found > left {
+				rc.Kept, rc.Rule = found-left, "erasure request; spared: "+c.Spare.Reason
+			}
+		}
 		if rule.Keep {
 			cutoff := now.Add(-rule.Period)
 			total, err := e.count(ctx, c, r.TenantID, j.conds, j.args)
@@ -548,7 +563,7 @@ func (e *Engine) Erase(ctx context.Context, id string) (Receipt, error) {
 			if err != nil {
 				return rcpt, err
 			}
-			rc.Kept, rc.Window, rc.Rule = total-free, window(cutoff), "erasure request; "+rule.String()
+			rc.Kept, rc.Window, rc.Rule = rc.Kept+total-free, window(cutoff), rc.Rule+"; "+rule.String()
 		}
 		if err := e.run(ctx, j, hs); err != nil {
 			return rcpt, err
