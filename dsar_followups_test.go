@@ -148,3 +148,51 @@ func TestEraseSparesLastOwner(t *testing.T) {
 		require.Equal(t, "second@lastowner.example", members[0].Email)
 	})
 }
+
+// TestEraseClientContact: a client whose billing e-mail address and phone
+// number are a person's is found by either; her export holds them, and her
+// erasure clears them while the client, its campaign and its invoice (kept
+// for their legal period) stay. A client of another address is untouched.
+func TestEraseClientContact(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		sdk := dsarSDK(t, db)
+		ctx := dsarTenant(t, sdk, "clients")
+		const email, phone = "Pia.Billing@Example.com", "+14155550199"
+		client, err := sdk.CRM.Clients().Create(ctx, crm.ClientInput{Name: "Pia's Studio", Email: email, Phone: phone})
+		require.NoError(t, err)
+		other, err := sdk.CRM.Clients().Create(ctx, crm.ClientInput{Name: "Other Ltd", Email: "billing@other.example", Phone: "+14155550100"})
+		require.NoError(t, err)
+		campaign, err := sdk.CRM.Campaigns().Create(ctx, crm.CampaignInput{ClientID: client.ID, Name: "Spring", Status: "planned", Currency: "EUR"})
+		require.NoError(t, err)
+		invoice, err := sdk.CRM.Invoices().Create(ctx, crm.InvoiceInput{Number: "INV-1", ClientID: client.ID, Currency: "EUR",
+			Lines: []crm.LineItem{{Description: "post", Quantity: 1, UnitPrice: 1000}}, BillTo: crm.BillTo{Name: "Pia's Studio"}})
+		require.NoError(t, err)
+
+		for _, subject := range []map[string]string{{crm.SubjectEmail: " pia.billing@example.com "}, {crm.SubjectPhone: "+1 (415) 555-0199"}} {
+			text, names, m := exportOf(t, sdk, ctx, subject)
+			require.Equal(t, retention.OutcomeDataFound, m.Outcome, "%v", subject)
+			require.ElementsMatch(t, []string{email, phone}, found(text, []string{email, phone}), "%v: %v", subject, names)
+			require.Empty(t, found(text, []string{"billing@other.example", "+14155550100"}), "nothing of the other client")
+		}
+
+		er := submitVerified(t, sdk, ctx, retention.KindErasure, map[string]string{crm.SubjectEmail: email})
+		rc, err := sdk.Retention.Erase(ctx, er.ID)
+		require.NoError(t, err)
+		require.Equal(t, int64(1), receiptOf(rc, crm.CategoryClientContact).Erased, "%+v", rc.Categories)
+		require.Equal(t, int64(1), rc.Erased(), "only her details: %+v", rc.Categories)
+		got, err := sdk.CRM.Clients().Get(ctx, client.ID)
+		require.NoError(t, err)
+		require.Equal(t, "Pia's Studio", got.Name, "the client stays")
+		require.Empty(t, got.Email)
+		require.Empty(t, got.Phone)
+		_, err = sdk.CRM.Campaigns().Get(ctx, campaign.ID)
+		require.NoError(t, err, "its campaign stays")
+		_, err = sdk.CRM.Invoices().Get(ctx, invoice.ID)
+		require.NoError(t, err, "its invoice stays")
+		o, err := sdk.CRM.Clients().Get(ctx, other.ID)
+		require.NoError(t, err)
+		require.Equal(t, "billing@other.example", o.Email)
+		text, _, m := exportOf(t, sdk, ctx, map[string]string{crm.SubjectPhone: phone})
+		require.Equal(t, retention.OutcomeNoDataFound, m.Outcome, "nothing left to find by her phone number: %s", text)
+	})
+}

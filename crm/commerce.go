@@ -51,6 +51,9 @@ const (
 	CategoryInvoice = "billing.invoice"
 	// CategoryInvoiceRecipient is the invoice recipients.
 	CategoryInvoiceRecipient = "billing.invoice_recipient"
+	// CategoryClientContact is the clients' billing e-mail addresses and
+	// phone numbers, found by SubjectClientContact.
+	CategoryClientContact = "crm.client_contact"
 )
 
 // commerceMigrations are the migrations of the commerce records, in
@@ -236,6 +239,15 @@ func commerceCategoriesWith(s *Store) []retention.Category {
 			Omit:       s.omitSealed("name_sealed", "email_sealed", "phone_sealed"),
 			Sealed:     s.sealedColumns(KindClient, "name_sealed", "name", "email_sealed", "email", "phone_sealed", "phone"),
 			LegalBasis: "contract", Purpose: "the tenant's clients (customer organizations) and their billing contact details"},
+		// The same rows seen from a person whose e-mail address or phone
+		// number is a client's billing contact: her details only.
+		{Name: CategoryClientContact, Table: TableClients, Time: "updated_at",
+			Subject:    map[string]string{SubjectClientContact: "id"},
+			Omit:       append([]string{"name_sealed"}, s.omitSealed("email_sealed", "phone_sealed")...),
+			Sealed:     s.sealedColumns(KindClient, "email_sealed", "email", "phone_sealed", "phone"),
+			Erase:      retention.Erase{Anonymize: map[string]any{"email_sealed": nil, "phone_sealed": nil}},
+			LegalBasis: "contract", Purpose: "a client's billing e-mail address and phone number, which are a person's: " +
+				"cleared on her request, the client and its records kept"},
 		{Name: "crm.custom_field", Table: TableFieldDefs, Time: "updated_at",
 			LegalBasis: "contract", Purpose: "definitions of custom fields (no personal data)"},
 	}

@@ -28,6 +28,13 @@ const (
 	// itself, kept for its legal period. E-mail addresses and phone numbers
 	// lead to the invoices sent to them, linked to a contact or not.
 	SubjectInvoice = "invoice_id"
+	// SubjectClientContact is the id of a client whose billing e-mail
+	// address or phone number is the person's: it leads to those contact
+	// details only (category crm.client_contact), exported and, on
+	// erasure, cleared, while the client and its records (campaigns,
+	// proposals, invoices) stay: they are the tenant's business records,
+	// not the person's.
+	SubjectClientContact = "client_contact_id"
 )
 
 // Resolvers returns the crm's resolvers of data subjects, by identifier
@@ -35,7 +42,10 @@ const (
 //
 //   - email and phone lead to every contact holding that address or
 //     number (duplicates included) and to every invoice sent to it
-//     (invoice_id), through the blind indexes;
+//     (invoice_id), through the blind indexes, and to every client whose
+//     billing contact details hold it (client_contact_id), by opening the
+//     tenant's clients' sealed details (clients have no blind index: the
+//     cost grows with the tenant's number of clients);
 //   - contact_id leads to the contact's duplicates (contacts with the same
 //     e-mail address or phone number), to the invoices sent to its address
 //     or number, to its conversations and to every other conversation of
@@ -89,8 +99,50 @@ func (s *Store) resolveIndexed(field string, indexes func(ctx context.Context, v
 		if err != nil {
 			return nil, fmt.Errorf("crm: resolve %s: %w", field, err)
 		}
-		return map[string][]string{SubjectContact: ids, SubjectInvoice: invoices}, nil
+		clients, err := s.clientsWith(ctx, db, field, idx)
+		if err != nil {
+			return nil, fmt.Errorf("crm: resolve %s: %w", field, err)
+		}
+		return map[string][]string{SubjectContact: ids, SubjectInvoice: invoices, SubjectClientContact: clients}, nil
 	}
+}
+
+// clientsWith returns the ids of the clients whose billing e-mail address
+// or phone number (field), normalized as contacts store theirs, has one of
+// the blind indexes idx. The sealed values are read in one short
+// transaction and opened after it.
+func (s *Store) clientsWith(ctx context.Context, db bun.IDB, field string, idx []string) ([]string, error) {
+	var cs []Client
+	err := tenancy.RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
+		return tx.NewSelect().Model(&cs).Column("id", field+"_sealed").Apply(tenancy.Scope(ctx)).
+			Where("?TableAlias." + field + "_sealed IS NOT NULL").Scan(ctx)
+	})
+	if err != nil || len(cs) == 0 {
+		return nil, err
+	}
+	op := s.vault.Opener(ctx)
+	var out []string
+	for _, c := range cs {
+		f := c.sealedFields()[1] // email
+		if field == indexPhone {
+			f = c.sealedFields()[2]
+		}
+		if err := openFieldsWith(&op, KindClient, c.ID, []sealedField{f}); err != nil {
+			return nil, err
+		}
+		v := normalizeEmail(*f.text)
+		if field == indexPhone {
+			v = s.normalizePhone(*f.text)
+		}
+		ix, err := s.vault.Index(ctx, v, field)
+		if err != nil {
+			return nil, err
+		}
+		if slices.Contains(idx, ix) {
+			out = append(out, c.ID)
+		}
+	}
+	return out, nil
 }
 
 // recipientInvoices returns the ids of the invoices whose recipient's

@@ -140,6 +140,7 @@ var clearColumns = map[string]string{
 	"crm.proposal_revision":  "ids, number, amount, currency, author and time",
 	"crm.proposal_event":     "ids, statuses, revision, actor and time",
 	"crm.client":             "ids and times",
+	CategoryClientContact:    "ids and times (the e-mail address and phone number are sealed)",
 }
 
 // withClear sets Category.Clear on cats from clearColumns.
