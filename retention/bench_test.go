@@ -13,6 +13,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/sqldb"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/tenancy"
 )
@@ -135,10 +136,12 @@ func BenchmarkPostgresRetentionRawDelete(b *testing.B) {
 func benchSweep(b *testing.B, v *benchEnv) {
 	rs := benchResponses(benchRows)
 	sys := tenancy.System(context.Background(), "bench")
+	var trips int64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		v.seed(b, rs)
 		b.StartTimer()
+		before, counted := sqldb.RoundTrips(v.db.DB.DB)
 		rep, err := v.e.Sweep(sys, epoch)
 		if err != nil {
 			b.Fatal(err)
@@ -146,6 +149,18 @@ func benchSweep(b *testing.B, v *benchEnv) {
 		if rep.Erased() != benchRows {
 			b.Fatalf("swept %d rows, want %d", rep.Erased(), benchRows)
 		}
+		if after, _ := sqldb.RoundTrips(v.db.DB.DB); counted {
+			trips += after - before
+		}
+	}
+	reportTrips(b, trips)
+}
+
+// reportTrips reports the round trips per batch of 1,000 rows a PostgreSQL
+// run made, counted at the connection, as a figure.
+func reportTrips(b *testing.B, trips int64) {
+	if trips > 0 {
+		b.ReportMetric(float64(trips)/float64(b.N)/(benchRows/1000), "pg_round_trips_per_1000_rows-figure")
 	}
 }
 
@@ -163,11 +178,13 @@ func benchRawDelete(b *testing.B, v *benchEnv) {
 		cut = cutoff
 	}
 	raw := v.db.Reopen(b).DB // the baseline runs beneath the Guard
+	var trips int64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		v.seed(b, rs)
 		b.StartTimer()
 		var total int64
+		before, counted := sqldb.RoundTrips(raw)
 		for {
 			tx, err := raw.BeginTx(ctx, nil)
 			if err != nil {
@@ -198,7 +215,11 @@ func benchRawDelete(b *testing.B, v *benchEnv) {
 		if total != benchRows {
 			b.Fatalf("deleted %d rows, want %d", total, benchRows)
 		}
+		if after, _ := sqldb.RoundTrips(raw); counted {
+			trips += after - before
+		}
 	}
+	reportTrips(b, trips)
 }
 
 // exportEnv seeds n rows of one subject and a verified export request.
