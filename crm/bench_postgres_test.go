@@ -127,8 +127,9 @@ func BenchmarkPostgresContactGet(b *testing.B) {
 }
 
 // BenchmarkPostgresContactCreate: a contact created through the SDK
-// (validation, duplicate check, sealing, name index, one transaction)
-// against one raw pgx INSERT of the same row unsealed.
+// (validation, sealing, the duplicate check under advisory locks, the
+// name index rows: one statement in one round trip) against one raw pgx
+// INSERT of the same row unsealed.
 func BenchmarkPostgresContactCreate(b *testing.B) {
 	w := newPGBench(b)
 	ctx := context.Background()

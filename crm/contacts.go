@@ -2,14 +2,19 @@ package crm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+	"github.com/uptrace/bun/schema"
 
+	"github.com/socialcrm/socialcrm/internal/sqldb"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
 )
@@ -96,6 +101,11 @@ type Contact struct {
 	BirthIndex        string       `bun:"birth_index,nullzero" json:"-"`
 	PreferencesSealed vault.Sealed `bun:"preferences_sealed" json:"-"`
 	TagsSealed        vault.Sealed `bun:"tags_sealed" json:"-"`
+	// NameTokens is NULL at rest. On SQLite, Create sets it to the JSON
+	// array of the name index rows' tokens for the one INSERT that writes
+	// the contact; a trigger writes those rows and clears the column in
+	// that statement (see createOne).
+	NameTokens string `bun:"name_tokens,nullzero" json:"-"`
 
 	nameTokens []string // blind indexes of the name's word prefixes, set by seal
 	tagIndexes []string // blind indexes of Tags, set by seal
@@ -384,16 +394,9 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 	if err := r.seal(ctx, &c); err != nil {
 		return Contact{}, err
 	}
-	insert := func(ctx context.Context, db bun.IDB) error {
-		if _, err := db.NewInsert().Model(&c).Exec(ctx); err != nil {
-			return fmt.Errorf("crm: create contact: %w", err)
-		}
-		return nil
-	}
 	var err error
-	if len(c.Tags) == 0 && c.CompanyID == "" && len(c.nameTokens) == 0 && (!checkDup || c.EmailIndex == "" && c.PhoneIndex == "") {
-		// One INSERT: no transaction needed.
-		err = r.s.one(ctx, insert)
+	if len(c.tagIndexes) == 0 {
+		err = r.createOne(ctx, &c, checkDup)
 	} else {
 		err = r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 			if checkDup {
@@ -404,8 +407,8 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 			if err := mustExist(ctx, tx, (*Company)(nil), kindContact, "company_id", c.CompanyID); err != nil {
 				return err
 			}
-			if err := insert(ctx, tx); err != nil {
-				return err
+			if _, err := tx.NewInsert().Model(&c).Exec(ctx); err != nil {
+				return fmt.Errorf("crm: create contact: %w", err)
 			}
 			if err := r.writeNames(ctx, tx, &c, false); err != nil {
 				return err
@@ -417,6 +420,153 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 		return Contact{}, err
 	}
 	return c, nil
+}
+
+// createOne inserts c, with its name index rows and after the checks of
+// Create, in one statement: INSERT … SELECT with the duplicate and company
+// checks as its WHERE clause, the name index rows written by the trigger
+// of migration 20261123000560 from the tokens the statement carries in
+// name_tokens, which the trigger clears.
+//
+// On SQLite one statement needs no explicit transaction: no statement
+// journal, BEGIN or COMMIT; SQLite runs one write at a time, so the check
+// and the insert cannot interleave with another write. On PostgreSQL
+// through socialcrm.OpenDB the statement travels in one round trip with
+// the tenant setting and the advisory locks of c's identifiers
+// (lockIndexes) before it, one implicit transaction: concurrent creates of
+// one address queue on the lock and the second sees the first. On another
+// PostgreSQL handle, or in a caller's transaction, the locks and the
+// statement run in a transaction of their own (or a savepoint).
+//
+// When nothing was inserted, the checks are run again, alone, to say why.
+func (r *Contacts) createOne(ctx context.Context, c *Contact, checkDup bool) error {
+	if len(c.nameTokens) > 0 {
+		b, err := json.Marshal(c.nameTokens)
+		if err != nil {
+			return fmt.Errorf("crm: create contact: %w", err)
+		}
+		c.NameTokens = string(b)
+		defer func() { c.NameTokens = "" }()
+	}
+	pg := r.s.db.Dialect().Name() == dialect.PG
+	var keys []int64
+	if pg && checkDup {
+		var err error
+		if keys, err = lockKeys(ctx, [][2]string{{"email", c.EmailIndex}, {"phone", c.PhoneIndex}}); err != nil {
+			return err
+		}
+	}
+	run := func(ctx context.Context, db bun.IDB, folded bool) error {
+		ictx := ctx
+		if len(keys) > 0 {
+			if folded {
+				ictx = sqldb.WithAdvisoryLocks(ctx, keys)
+			} else if err := r.s.lockIdentifiers(ctx, db, c); err != nil {
+				return err
+			}
+		}
+		n, err := r.insertChecked(ictx, db, c, checkDup)
+		if err != nil || n == 1 {
+			return err
+		}
+		if err := mustExist(ctx, db, (*Company)(nil), kindContact, "company_id", c.CompanyID); err != nil {
+			return err
+		}
+		if err := r.s.checkDuplicate(ctx, db, c); err != nil {
+			return err
+		}
+		return fmt.Errorf("crm: create contact: %w", errors.New("not inserted, and no check says why"))
+	}
+	if d, ok := r.s.db.(*bun.DB); !pg || ok && sqldb.Folds(d.DB) {
+		return r.s.one(ctx, func(ctx context.Context, db bun.IDB) error { return run(ctx, db, pg) })
+	}
+	return r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error { return run(ctx, tx, false) })
+}
+
+// insertChecked runs createOne's statement on db and returns the number of
+// contacts it inserted: 1, or 0 when a check failed.
+func (r *Contacts) insertChecked(ctx context.Context, db bun.IDB, c *Contact, checkDup bool) (int64, error) {
+	tid, err := tenancy.TenantID(ctx)
+	if err != nil {
+		return 0, err
+	}
+	c.TenantID = tid
+	t := db.Dialect().Tables().Get(reflect.TypeFor[Contact]())
+	vals := rowValues{fields: t.Fields, v: reflect.ValueOf(c).Elem(), casts: db.Dialect().Name() == dialect.PG}
+	q, args := "INSERT INTO ? (?) SELECT ?", []any{bun.Ident(TableContacts), columnList(t.Fields), vals}
+	var conds []string
+	exists := func(neg string, sub *bun.SelectQuery) {
+		conds = append(conds, neg+"EXISTS (?)")
+		args = append(args, sub.ColumnExpr("1").Apply(tenancy.Scope(ctx)))
+	}
+	if checkDup {
+		for _, f := range [][2]string{{"email_index", c.EmailIndex}, {"phone_index", c.PhoneIndex}} {
+			if f[1] != "" {
+				exists("NOT ", db.NewSelect().Model((*Contact)(nil)).Where("?TableAlias.? = ?", bun.Ident(f[0]), f[1]))
+			}
+		}
+	}
+	if c.CompanyID != "" {
+		exists("", db.NewSelect().Model((*Company)(nil)).Where("?TableAlias.id = ?", c.CompanyID))
+	}
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	res, err := db.NewRaw(q, args...).Exec(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("crm: create contact: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("crm: create contact: %w", err)
+	}
+	return n, nil
+}
+
+// columnList appends the names of fields, comma-separated.
+type columnList []*schema.Field
+
+func (l columnList) AppendQuery(_ schema.QueryGen, b []byte) ([]byte, error) {
+	for i, f := range l {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, f.SQLName...)
+	}
+	return b, nil
+}
+
+// rowValues appends the values of fields in the struct v, comma-separated,
+// as bun's INSERT writes them. With casts (PostgreSQL), each text, time
+// and sealed value but tenant_id is cast to its column's type: in a
+// SELECT list, unlike in VALUES, nothing else gives the server the type,
+// and a cast literal is sent as a parameter (internal/sqldb), so that the
+// statement's text, prepared once per connection, does not change with
+// the values. tenant_id stays a plain literal, which the Guard checks.
+type rowValues struct {
+	fields []*schema.Field
+	v      reflect.Value
+	casts  bool
+}
+
+func (r rowValues) AppendQuery(gen schema.QueryGen, b []byte) ([]byte, error) {
+	for i, f := range r.fields {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = f.AppendValue(gen, b, r.v)
+		if r.casts && f.Name != "tenant_id" {
+			switch t := f.IndirectType; {
+			case t == reflect.TypeFor[time.Time]():
+				b = append(b, "::timestamptz"...)
+			case t == reflect.TypeFor[vault.Sealed]():
+				b = append(b, "::bytea"...)
+			case t.Kind() == reflect.String:
+				b = append(b, "::text"...)
+			}
+		}
+	}
+	return b, nil
 }
 
 // writeTags replaces the tag index rows of c.

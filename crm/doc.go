@@ -263,6 +263,29 @@
 // nothing more without the tenant's key; the e-mail and name-prefix
 // look-ups are index look-ups on both databases (a test checks the plans).
 //
+// What a contact create costs. Contacts.Create writes the contact, after
+// its duplicate and company checks, and its name index rows in one
+// statement (a trigger writes the rows): on SQLite without an explicit
+// transaction, on PostgreSQL through socialcrm.OpenDB in one round trip
+// with the tenant setting and the advisory locks of the e-mail address and
+// phone number (a test counts the round trips; a contact with tags still
+// takes a transaction). Measured by scripts/bench against a raw bun
+// INSERT of the same columns unsealed into a table with like indexes, on a
+// loaded two-core machine, SQLite's create takes 4.8–5.2 times as long —
+// short of 1.5 times, and that is the price of name search over sealed
+// names: "Ada Lovelace" has 11 name index rows (one per prefix of each
+// word), their keyed hashes scatter each onto its own page of the index,
+// and SQLite writes every page a commit touched to its log; the same
+// statement without those rows measured 2.3–2.4 times. The rest is a
+// larger row (sealed values), six indexes on the contacts table against
+// the baseline's four, and sealing, hashing, phone parsing and validation
+// (about an eighth of the CPU time). On PostgreSQL, against one raw pgx
+// INSERT, create measured 1.6–2.2 times on that machine, short of 1.5 too:
+// the server writes the same extra index rows, and under that load the
+// ratio swung as much from run to run as it moved when create went from
+// five round trips to one. ImportCSV writes many contacts in batches, one
+// transaction each.
+//
 // A database created before sealing keeps its plaintext until
 // Store.SealExisting runs: the schema migration moves the values aside and
 // drops their columns (the Store reads such fields as empty meanwhile);

@@ -107,22 +107,9 @@ func (s *Store) lockIndexes(ctx context.Context, tx bun.IDB, pairs [][2]string) 
 	if tx.Dialect().Name() != dialect.PG {
 		return nil
 	}
-	tid, err := tenancy.TenantID(ctx)
-	if err != nil {
+	keys, err := lockKeys(ctx, pairs)
+	if err != nil || len(keys) == 0 {
 		return err
-	}
-	var keys []int64
-	for _, f := range pairs {
-		if f[1] == "" {
-			continue
-		}
-		h := sha256.Sum256([]byte("socialcrm.crm.contact\x00" + tid + "\x00" + f[0] + "\x00" + f[1]))
-		keys = append(keys, int64(binary.BigEndian.Uint64(h[:8])))
-	}
-	slices.Sort(keys)
-	keys = slices.Compact(keys)
-	if len(keys) == 0 {
-		return nil
 	}
 	// One statement: unnest returns the keys, and the locks are taken, in
 	// the array's order.
@@ -134,6 +121,25 @@ func (s *Store) lockIndexes(ctx context.Context, tx bun.IDB, pairs [][2]string) 
 		return fmt.Errorf("crm: lock contact identifiers: %w", err)
 	}
 	return nil
+}
+
+// lockKeys returns the advisory lock keys of lockIndexes for pairs,
+// sorted, each once.
+func lockKeys(ctx context.Context, pairs [][2]string) ([]int64, error) {
+	tid, err := tenancy.TenantID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var keys []int64
+	for _, f := range pairs {
+		if f[1] == "" {
+			continue
+		}
+		h := sha256.Sum256([]byte("socialcrm.crm.contact\x00" + tid + "\x00" + f[0] + "\x00" + f[1]))
+		keys = append(keys, int64(binary.BigEndian.Uint64(h[:8])))
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys), nil
 }
 
 // mergeMoves are the columns of other tables that hold a contact id and

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/migrate"
 
 	"github.com/socialcrm/socialcrm/internal/migrations"
@@ -317,6 +318,35 @@ func coreMigrations() []migration {
 			return migrations.Exec(ctx, tx,
 				`ALTER TABLE socialcrm_crm_pipelines ADD COLUMN won_stage TEXT NOT NULL DEFAULT ''`,
 				`ALTER TABLE socialcrm_crm_pipelines ADD COLUMN lost_stage TEXT NOT NULL DEFAULT ''`)
+		}},
+		{"20261123000560", "crm_contact_name_tokens", func(ctx context.Context, tx bun.Tx) error {
+			// Contacts.Create writes a contact and its name index rows in one
+			// statement: the INSERT carries the rows' tokens in name_tokens
+			// (a JSON array), this trigger writes the rows and clears the
+			// column, which is NULL at rest (createOne). On PostgreSQL it
+			// runs before the insert and clears the column in the row
+			// inserted; on SQLite, after it, with an UPDATE of the row.
+			if err := migrations.Exec(ctx, tx, `ALTER TABLE socialcrm_crm_contacts ADD COLUMN name_tokens TEXT`); err != nil {
+				return err
+			}
+			if tx.Dialect().Name() == dialect.PG {
+				return migrations.Exec(ctx, tx, `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_name_tokens() RETURNS trigger LANGUAGE plpgsql AS $$
+					BEGIN
+						INSERT INTO socialcrm_crm_contact_names (tenant_id, token, contact_id)
+							SELECT NEW.tenant_id, t, NEW.id FROM json_array_elements_text(NEW.name_tokens::json) AS t;
+						NEW.name_tokens := NULL;
+						RETURN NEW;
+					END $$`,
+					`CREATE TRIGGER socialcrm_crm_contact_name_tokens BEFORE INSERT ON socialcrm_crm_contacts
+						FOR EACH ROW WHEN (NEW.name_tokens IS NOT NULL) EXECUTE FUNCTION socialcrm_crm_contact_name_tokens()`)
+			}
+			return migrations.Exec(ctx, tx, `CREATE TRIGGER IF NOT EXISTS socialcrm_crm_contact_name_tokens
+				AFTER INSERT ON socialcrm_crm_contacts WHEN NEW.name_tokens IS NOT NULL
+				BEGIN
+					INSERT INTO socialcrm_crm_contact_names (tenant_id, token, contact_id)
+						SELECT NEW.tenant_id, value, NEW.id FROM json_each(NEW.name_tokens);
+					UPDATE socialcrm_crm_contacts SET name_tokens = NULL WHERE rowid = NEW.rowid;
+				END`)
 		}},
 	}
 }

@@ -111,7 +111,7 @@ func contactCategory(s *Store) retention.Category {
 	}
 	return retention.Category{Name: "crm.contact", Table: TableContacts, Time: "updated_at",
 		Subject:    map[string]string{SubjectContact: "id"},
-		Omit:       append([]string{"email_index", "phone_index", "birth_index"}, s.omitSealed(sealed...)...),
+		Omit:       append([]string{"email_index", "phone_index", "birth_index", "name_tokens"}, s.omitSealed(sealed...)...),
 		Sealed:     s.sealedColumns(kindContact, cols...),
 		LegalBasis: "contract or legitimate interest (customer relationship)",
 		Purpose:    "contacts: people the tenant deals with, their stage, source and preferences"}

@@ -24,11 +24,12 @@ import (
 )
 
 // migrationsBeforeSealing returns the crm migrations without those that
-// seal: the schema of a database created by the release before.
+// seal and those that build on the sealed schema (the name index trigger):
+// the schema of a database created by the release before.
 func migrationsBeforeSealing() *migrate.Migrations {
 	ms := migrate.NewMigrations()
 	for _, m := range append(coreMigrations(), commerceMigrations()...) {
-		if m.version != "20261123000550" && m.version != "20261123000650" {
+		if m.version != "20261123000550" && m.version != "20261123000650" && m.version != "20261123000560" {
 			imigrations.Add(ms, m.version, m.comment, m.up)
 		}
 	}

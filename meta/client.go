@@ -396,6 +396,10 @@ type request struct {
 	idempotent bool
 	// keep receives the raw answer, if not nil.
 	keep *[]byte
+	// intent, if set, is the audit action recorded before the call is
+	// sent (a publish), so that a process killed before the answer was
+	// read leaves the publish in doubt in the log.
+	intent string
 	// appToken says the token is the app token ("{app-id}|{secret}"),
 	// which is sent without appsecret_proof.
 	appToken bool
@@ -426,12 +430,27 @@ func (c *Client) do(ctx context.Context, r request, out any) (*Response, error) 
 	if err := c.require(r.need...); err != nil {
 		return nil, err
 	}
+	if r.intent != "" {
+		if err := c.session.Audit(ctx, r.intent, c.writeFacts(r, c.opts.now())); err != nil {
+			return nil, fmt.Errorf("meta: audit %s: %w", r.intent, err)
+		}
+	}
 	for try := 0; ; try++ {
 		resp, err := c.attempt(ctx, r, out)
 		if try > 0 || !errors.Is(err, social.ErrTokenRenewed) {
 			return resp, err
 		}
 	}
+}
+
+// writeFacts are what the audit log records of a write in doubt: enough
+// to look it up (Pages.Lookup, Instagram.Lookup), nothing of its content.
+func (c *Client) writeFacts(r request, sent time.Time) map[string]string {
+	m := map[string]string{"method": r.method, "path": r.path, "sent_at": sent.UTC().Format(time.RFC3339Nano)}
+	if id := r.form.Get("creation_id"); id != "" {
+		m["container_id"] = id
+	}
+	return m
 }
 
 // attempt is one attempt of do, after the permission check.
@@ -454,7 +473,10 @@ func (c *Client) attempt(ctx context.Context, r request, out any) (*Response, er
 		err = c.outcome(ctx, r, resp, sent, err)
 		var ou *OutcomeUnknownError
 		if errors.As(err, &ou) {
-			return resp, err
+			// Recorded all the same, even if the caller has gone: the
+			// post or message may exist at Meta.
+			aerr := c.session.Audit(context.WithoutCancel(ctx), "meta.write_outcome_unknown", c.writeFacts(r, sent))
+			return resp, errors.Join(err, aerr)
 		}
 	}
 	var apiErr *APIError
@@ -472,7 +494,9 @@ var ErrOutcomeUnknown = social.ErrOutcomeUnknown
 // Instagram media_publish) whose answer was lost or was a server error:
 // Meta may or may not have carried it out, and it is not sent again.
 // Check before deciding: Pages.Lookup looks the post up on the Page,
-// Instagram.Lookup reads the status of the container (ContainerID).
+// Instagram.Lookup reads the status of the container (ContainerID). Each
+// is recorded in the audit log as "meta.write_outcome_unknown" (method,
+// path, sent_at, container_id), even when the caller's context has ended.
 // errors.Is(err, ErrOutcomeUnknown) holds, and so does what Err matches
 // (ErrTransient for Meta's codes 1 and 2).
 type OutcomeUnknownError struct {

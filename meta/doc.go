@@ -114,7 +114,12 @@
 // Publishing happens only at the user's instruction: Pages.Publish and
 // Instagram.Publish are synchronous and each successful publish is
 // appended to the tenant's audit log (meta.page.publish,
-// meta.instagram.publish). Instagram.Publish reads
+// meta.instagram.publish). Each is also recorded before it is sent
+// (meta.page.publish_sending, meta.instagram.publish_sending: method,
+// path, sent_at, container_id), and a write whose answer was lost as
+// meta.write_outcome_unknown, so that a publish in doubt — its answer lost,
+// or its process killed before reading it — is in the log to look up
+// (Pages.Lookup, Instagram.Lookup) before sending again. Instagram.Publish reads
 // content_publishing_limit first (Meta's documents disagree on the cap),
 // creates the containers, polls status_code on the client's clock until
 // FINISHED (ERROR, EXPIRED or the timeout fail with *ContainerError and

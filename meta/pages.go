@@ -305,7 +305,8 @@ func (s *PagesService) Publish(ctx context.Context, pageID string, req PostReque
 		ID     ID `json:"id"`
 		PostID ID `json:"post_id"`
 	}
-	resp, err := s.c.post(ctx, "/"+pageID+"/"+edge, f, &ans, need...)
+	resp, err := s.c.do(ctx, request{method: http.MethodPost, path: "/" + pageID + "/" + edge, form: f, need: need,
+		intent: "meta.page.publish_sending"}, &ans)
 	if err != nil {
 		return nil, resp, err
 	}

@@ -155,7 +155,8 @@ func (s *InstagramService) publishContainer(ctx context.Context, igID, container
 	var ans struct {
 		ID ID `json:"id"`
 	}
-	resp, err := s.c.post(ctx, "/"+igID+"/media_publish", url.Values{"creation_id": {containerID}}, &ans, igPublishPerms...)
+	resp, err := s.c.do(ctx, request{method: http.MethodPost, path: "/" + igID + "/media_publish",
+		form: url.Values{"creation_id": {containerID}}, need: igPublishPerms, intent: "meta.instagram.publish_sending"}, &ans)
 	if err != nil {
 		var ou *OutcomeUnknownError
 		if errors.As(err, &ou) { // the client found the outcome unknown

@@ -21,7 +21,10 @@ var errConflict = errors.New("social: token version changed")
 // RefreshTimeout bounds a refresh: the exchange with the platform and
 // the save of the tokens it returns run detached from the caller's
 // cancellation (a refresh token the platform rotated must be stored once
-// the platform has answered), under this deadline of their own.
+// the platform has answered). The platform's answer is awaited at most
+// RefreshTimeout, and the save always has at least RefreshTimeout of its
+// own after it: an answer that arrives just before the platform's
+// deadline is still stored.
 const RefreshTimeout = 30 * time.Second
 
 // liveToken is an opened access token with what decides when it is
@@ -54,6 +57,15 @@ const noVersion = -1
 // refresh holds one database connection at a time. A refresh token the
 // platform refuses marks the connection needs_reauth and fails with
 // ErrNeedsReauth.
+//
+// A process killed (SIGKILL, a crash) while it holds the row releases it
+// with its database connection, and the next caller refreshes. One killed
+// after the platform rotated the refresh token and before the save loses
+// the rotated token with its answer: on a platform whose old refresh token
+// stops working (TikTok's single-use rotation), the next refresh is
+// refused and the connection becomes needs_reauth. Nothing on this side
+// can store a token it never received; the window is the platform's round
+// trip plus the save.
 func (s *Store) Token(ctx context.Context, id string, p Provider) (*oauth2.Token, error) {
 	lt, err := s.token(ctx, id, p, noVersion)
 	if err != nil {
@@ -86,8 +98,7 @@ func (s *Store) token(ctx context.Context, id string, p Provider, refused int64)
 	if _, err := s.vault.EnsureKey(ctx); err != nil {
 		return liveToken{}, fmt.Errorf("social: refresh: %w", err)
 	}
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RefreshTimeout)
-	defer cancel()
+	dctx := context.WithoutCancel(ctx)
 	for range 3 {
 		lt, err := s.refresh(dctx, id, p, refused)
 		if errors.Is(err, errConflict) {
@@ -139,6 +150,12 @@ func (s *Store) openAccess(ctx context.Context, c Connection) (liveToken, error)
 func (s *Store) refresh(ctx context.Context, id string, p Provider, refusedVersion int64) (liveToken, error) {
 	var lt liveToken
 	var refused error
+	// The transaction may wait for another process's refresh (the row
+	// lock), ask the platform, and save: the platform is given at most
+	// RefreshTimeout and never the last RefreshTimeout, which is the
+	// save's.
+	ctx, cancel := context.WithTimeout(ctx, 3*RefreshTimeout)
+	defer cancel()
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		c, err := get(ctx, tx, id, true)
 		if err != nil {
@@ -165,7 +182,13 @@ func (s *Store) refresh(ctx context.Context, id string, p Provider, refusedVersi
 		if err != nil {
 			return fmt.Errorf("social: open refresh token: %w", err)
 		}
-		g, err := p.Refresh(ctx, rt)
+		end := time.Now().Add(RefreshTimeout)
+		if dl, ok := ctx.Deadline(); ok && dl.Add(-RefreshTimeout).Before(end) {
+			end = dl.Add(-RefreshTimeout)
+		}
+		pctx, pcancel := context.WithDeadline(ctx, end)
+		g, err := p.Refresh(pctx, rt)
+		pcancel()
 		rt.Wipe()
 		if errors.Is(err, ErrInvalidGrant) {
 			refused = fmt.Errorf("%w: %w", ErrNeedsReauth, err)

@@ -504,7 +504,8 @@ func (a *AuditLog) Verify(ctx context.Context, checkpoints ...AuditCheckpoint) (
 // at or before the tenant's truncation checkpoint, which Truncate writes
 // first in the same transaction; a checkpoint written by anyone else is
 // found by Verify, since only Truncate writes the keyed entry that vouches
-// for it.
+// for it. A checkpoint only moves forward: a trigger refuses deleting it
+// or lowering its seq, so entries removed behind a forged one stay found.
 func (a *AuditLog) Truncate(ctx context.Context, before time.Time) (int64, error) {
 	if p, ok := FromContext(ctx); !ok || !p.IsSystem() {
 		return 0, ErrNotSystem
@@ -520,10 +521,9 @@ func (a *AuditLog) Truncate(ctx context.Context, before time.Time) (int64, error
 			return fmt.Errorf("tenancy: audit truncate: %w", err)
 		}
 		cp := auditCheckpoint{Seq: last.Seq, Hash: last.Hash, At: last.At}
-		if _, err := tx.NewDelete().Model((*auditCheckpoint)(nil)).Where("1 = 1").Exec(ctx); err != nil {
-			return fmt.Errorf("tenancy: audit checkpoint: %w", err)
-		}
-		if _, err := tx.NewInsert().Model(&cp).Exec(ctx); err != nil {
+		// The checkpoint only moves forward (a trigger refuses deleting it).
+		if _, err := tx.NewInsert().Model(&cp).On("CONFLICT (tenant_id) DO UPDATE").
+			Set("seq = EXCLUDED.seq, hash = EXCLUDED.hash, at = EXCLUDED.at").Exec(ctx); err != nil {
 			return fmt.Errorf("tenancy: audit checkpoint: %w", err)
 		}
 		if tx.Dialect().Name() == dialect.PG {

@@ -39,7 +39,11 @@
 //     union arm, join, RETURNING or upsert — is not confined to the
 //     context's tenant in its own scope, any write that assigns tenant_id
 //     another value, any ON CONFLICT whose target does not begin with
-//     tenant_id, REPLACE and INSERT OR REPLACE, TRUNCATE, and anything that
+//     tenant_id, REPLACE and INSERT OR REPLACE, TRUNCATE, schema changes of
+//     tenant-owned tables (ALTER, RENAME, DROP, triggers, unique indexes
+//     not beginning with tenant_id; on SQLite the application's handle
+//     owns every table), text SQLite tokenizes otherwise than the parser
+//     (nested comments, E-prefixed strings, $a$, [x'] names), and anything that
 //     could change app.* settings, switch row-level security or run SQL it
 //     cannot see (set_config, SET, RESET, DO, function definitions,
 //     policies) other than RunInTx's and EnableRowSecurity's own

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/schema"
 
 	"github.com/socialcrm/socialcrm/internal/sqldb"
@@ -53,14 +54,27 @@ import (
 //     security of a table — except EnableRowSecurity's own statements;
 //   - on a tenant-owned table it is not TRUNCATE, COPY, CREATE TABLE AS, a
 //     view, MERGE, PREPARE or any statement kind other than SELECT, INSERT,
-//     UPDATE, DELETE, EXPLAIN and schema changes (CREATE TABLE, CREATE
-//     INDEX, ALTER TABLE, DROP, RENAME, COMMENT, ANALYZE).
+//     UPDATE, DELETE, EXPLAIN, CREATE TABLE of the table itself, CREATE
+//     INDEX (a unique one must begin with tenant_id), COMMENT and ANALYZE:
+//     no ALTER TABLE, RENAME, DROP (of the table, a column or a trigger on
+//     it, on SQLite any DROP TRIGGER), CREATE TRIGGER, no CREATE TABLE
+//     that inherits from or references one or is a temporary table of its
+//     name, and (SQLite) no writable_schema or write to a sqlite_ table. On SQLite the application's
+//     handle owns every table, and renaming tenant_id and adding another
+//     with a default gave one tenant every tenant's rows; run schema
+//     changes before InstallGuard or on the owner's handle.
 //
 // A statement the parser cannot read — SQLite's INSERT OR REPLACE and
 // REPLACE, a second ON CONFLICT clause, other SQLite-only syntax — is
 // refused when it names a tenant-owned table or mentions set_config, app.,
-// row level security or policy, and passes otherwise. Every statement of a
-// multi-statement text is checked.
+// row level security or policy, and passes otherwise. So is, on SQLite, a
+// statement that SQLite splits into other tokens than the parser does —
+// a block comment holding "/*" (PostgreSQL's nest, SQLite's do not), an
+// E-prefixed string with a backslash, a $ not followed by a digit, a
+// bracketed or backticked name holding anything but letters, digits and
+// spaces — since text the parser takes for a comment or a string is SQL to
+// SQLite. An INSERT that names tenant_id twice is refused (SQLite keeps
+// the first value). Every statement of a multi-statement text is checked.
 //
 // A refused statement fails with an error matching ErrUnscoped (ErrNoTenant
 // when the context has no tenant, ErrUnsafeRelation for a model whose
@@ -94,6 +108,7 @@ type Guard struct {
 	tables []string         // tenant-owned table names, unquoted
 	unsafe map[string]error // tenant-owned tables with a relation that can cross tenants
 	shapes shapeCache
+	sqlite bool // statements go to SQLite, which reads some text otherwise than the parser
 }
 
 var _ bun.QueryHook = (*Guard)(nil)
@@ -104,7 +119,8 @@ var _ bun.QueryHook = (*Guard)(nil)
 // models that do not join on tenant_id (see ErrUnsafeRelation); the Guard is
 // installed regardless and refuses every query on those tables.
 func InstallGuard(db *bun.DB, models ...any) (*Guard, error) {
-	g := &Guard{db: db, known: make(map[reflect.Type]bool), unsafe: make(map[string]error)}
+	g := &Guard{db: db, known: make(map[reflect.Type]bool), unsafe: make(map[string]error),
+		sqlite: db.Dialect().Name() == dialect.SQLite}
 	warmParser()
 	err := g.Register(models...)
 	db.AddQueryHook(g)
@@ -249,7 +265,12 @@ func (g *Guard) checkDriver(ctx context.Context, query string) error {
 func (g *Guard) check(ctx context.Context, query string) error {
 	key, lits, cacheable := blankLiterals(query)
 	var sh *shape
-	if cacheable {
+	switch {
+	case g.sqlite && sqliteReadsOtherwise(query):
+		// The parser would read another statement than SQLite runs; what
+		// SQLite reads otherwise hides in literals, so this is not cached.
+		sh = unreadable(query, g.isOwned)
+	case cacheable:
 		sh = g.shapes.get(key)
 	}
 	if sh == nil {

@@ -111,7 +111,40 @@ func Migrations() *migrate.Migrations {
 		return migrations.Exec(ctx, tx, "ALTER TABLE "+TableMembers+" ADD COLUMN name_sealed BLOB")
 	})
 	migrations.Add(ms, "20261206000100", "tenancy_audit_append_only", auditAppendOnly)
+	migrations.Add(ms, "20261206100000", "tenancy_audit_checkpoints_forward", auditCheckpointsForward)
 	return ms
+}
+
+// auditCheckpointsForward makes a tenant's truncation checkpoint move only
+// forward: its row can be neither deleted nor moved back. Otherwise a
+// writer could write a checkpoint past the head, delete the entries the
+// checkpoint then covers (the append-only trigger lets them go), and
+// delete the checkpoint again: an empty chain that Verify accepts.
+func auditCheckpointsForward(ctx context.Context, tx bun.Tx) error {
+	if tx.Dialect().Name() != dialect.PG {
+		return migrations.Exec(ctx, tx,
+			`CREATE TRIGGER IF NOT EXISTS socialcrm_audit_checkpoints_no_delete BEFORE DELETE ON socialcrm_audit_checkpoints
+			BEGIN SELECT RAISE(ABORT, 'socialcrm_audit_checkpoints only moves forward'); END`,
+			`CREATE TRIGGER IF NOT EXISTS socialcrm_audit_checkpoints_forward BEFORE UPDATE ON socialcrm_audit_checkpoints
+			WHEN NEW.tenant_id <> OLD.tenant_id OR NEW.seq < OLD.seq
+			BEGIN SELECT RAISE(ABORT, 'socialcrm_audit_checkpoints only moves forward'); END`,
+		)
+	}
+	return migrations.Exec(ctx, tx,
+		`CREATE OR REPLACE FUNCTION socialcrm_audit_checkpoint_forward() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF TG_OP = 'UPDATE' AND NEW.tenant_id = OLD.tenant_id AND NEW.seq >= OLD.seq THEN
+				RETURN NEW;
+			END IF;
+			RAISE EXCEPTION 'socialcrm_audit_checkpoints only moves forward' USING ERRCODE = 'insufficient_privilege';
+		END $$`,
+		`DROP TRIGGER IF EXISTS socialcrm_audit_checkpoints_forward ON socialcrm_audit_checkpoints`,
+		`CREATE TRIGGER socialcrm_audit_checkpoints_forward BEFORE UPDATE OR DELETE ON socialcrm_audit_checkpoints
+			FOR EACH ROW EXECUTE FUNCTION socialcrm_audit_checkpoint_forward()`,
+		`DROP TRIGGER IF EXISTS socialcrm_audit_checkpoints_no_truncate ON socialcrm_audit_checkpoints`,
+		`CREATE TRIGGER socialcrm_audit_checkpoints_no_truncate BEFORE TRUNCATE ON socialcrm_audit_checkpoints
+			FOR EACH STATEMENT EXECUTE FUNCTION socialcrm_audit_checkpoint_forward()`,
+	)
 }
 
 // auditAppendOnly makes the audit log append-only in the database: every

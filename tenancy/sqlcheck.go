@@ -50,25 +50,11 @@ func parse(query string) (*pg.ParseResult, error) {
 }
 
 func analyze(query string, lits []int, cached bool, owned func(string) bool) *shape {
-	sh := &shape{}
 	tree, err := parse(query)
 	if err != nil {
-		bare := unquote(strings.ToLower(stripComments(query)))
-		for _, w := range []string{"set_config", "app.", "row level security", "policy"} {
-			if strings.Contains(bare, w) {
-				sh.err = fmt.Errorf("%w: a statement the Guard cannot read mentions %q", ErrUnscoped, w)
-				return sh
-			}
-		}
-		for _, word := range identWords(bare) {
-			if owned(word) {
-				sh.owned, sh.tables = true, []string{word}
-				sh.err = fmt.Errorf("%w: a statement on %s the Guard cannot read (REPLACE, INSERT OR REPLACE and a second ON CONFLICT are never allowed)", ErrUnscoped, word)
-				return sh
-			}
-		}
-		return sh
+		return unreadable(query, owned)
 	}
+	sh := &shape{}
 	a := &analysis{owned: owned, sh: sh}
 	if cached {
 		a.litAt = make(map[int32]int, len(lits))
@@ -80,6 +66,107 @@ func analyze(query string, lits []int, cached bool, owned func(string) bool) *sh
 		a.top(raw.Stmt)
 	}
 	return sh
+}
+
+// unreadable is the shape of a statement the Guard cannot read as the
+// database will: it is refused when it mentions settings or row security
+// or names a tenant-owned table, and passes otherwise. Comments are
+// stripped as SQLite does (without nesting); words inside quotes count.
+func unreadable(query string, owned func(string) bool) *shape {
+	sh := &shape{}
+	bare := unquote(strings.ToLower(stripComments(query)))
+	for _, w := range []string{"set_config", "app.", "row level security", "policy"} {
+		if strings.Contains(bare, w) {
+			sh.err = fmt.Errorf("%w: a statement the Guard cannot read mentions %q", ErrUnscoped, w)
+			return sh
+		}
+	}
+	if strings.Contains(bare, "writable_schema") {
+		sh.err = fmt.Errorf("%w: writable_schema is not allowed", ErrUnscoped)
+		return sh
+	}
+	if words := identWords(bare); len(words) > 1 && words[0] == "drop" && words[1] == "trigger" {
+		// SQLite's DROP TRIGGER names no table: it could drop the audit
+		// log's append-only triggers.
+		sh.err = fmt.Errorf("%w: DROP TRIGGER is not allowed: change schemas before InstallGuard or as the owner", ErrUnscoped)
+		return sh
+	}
+	for _, word := range identWords(bare) {
+		if owned(word) {
+			sh.owned, sh.tables = true, []string{word}
+			sh.err = fmt.Errorf("%w: a statement on %s the Guard cannot read as the database will (REPLACE, INSERT OR REPLACE, a second ON CONFLICT; on SQLite also nested comments, E-prefixed strings with backslashes, $ not followed by a digit, and bracketed or backticked names holding other than letters, digits and spaces)", ErrUnscoped, word)
+			return sh
+		}
+	}
+	return sh
+}
+
+// sqliteReadsOtherwise reports whether SQLite would split query into
+// tokens other than PostgreSQL's parser does, so that text the parser
+// takes for a comment, a string or a subscript is SQL to SQLite: a block
+// comment containing "/*" (PostgreSQL's nest, SQLite's do not), an E-prefixed
+// string with a backslash (an escape to PostgreSQL, not to SQLite), a $
+// not followed by a digit (a dollar-quoted string to PostgreSQL, a
+// parameter to SQLite), and a [bracketed] or `backticked` name holding
+// anything but letters, digits, underscores and spaces (a subscript or an
+// operator to PostgreSQL, a name to SQLite).
+func sqliteReadsOtherwise(q string) bool {
+	if strings.IndexByte(q, '[') < 0 && strings.IndexByte(q, '`') < 0 && strings.IndexByte(q, '\\') < 0 &&
+		strings.IndexByte(q, '$') < 0 && strings.Count(q, "/*") < 2 {
+		return false // the common case: nothing SQLite reads otherwise
+	}
+	for i := 0; i < len(q); i++ {
+		switch c := q[i]; {
+		case c == '\'' || c == '"':
+			j := i + 1
+			for j < len(q) && (q[j] != c || j+1 < len(q) && q[j+1] == c) {
+				if q[j] == c {
+					j++
+				}
+				j++
+			}
+			if c == '\'' && i > 0 && (q[i-1] == 'e' || q[i-1] == 'E') && (i < 2 || !identByte(q[i-2])) &&
+				strings.ContainsRune(q[i+1:min(j, len(q))], '\\') {
+				return true
+			}
+			i = j
+		case c == '`' || c == '[':
+			end := byte('`')
+			if c == '[' {
+				end = ']'
+			}
+			j := strings.IndexByte(q[i+1:], end)
+			if j < 0 {
+				return true
+			}
+			for _, b := range []byte(q[i+1 : i+1+j]) {
+				if !identByte(b) && b != ' ' || b == '$' {
+					return true
+				}
+			}
+			i += j + 1
+		case c == '-' && strings.HasPrefix(q[i:], "--"):
+			j := strings.IndexByte(q[i:], '\n')
+			if j < 0 {
+				return false
+			}
+			i += j
+		case c == '/' && strings.HasPrefix(q[i:], "/*"):
+			j := strings.Index(q[i+2:], "*/")
+			if j < 0 {
+				return strings.Contains(q[i+2:], "/*")
+			}
+			if strings.Contains(q[i+2:i+2+j], "/*") {
+				return true
+			}
+			i += j + 3
+		case c == '$':
+			if i+1 >= len(q) || q[i+1] < '0' || q[i+1] > '9' {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // identWords splits a lower-cased, unquoted statement into its words.
@@ -173,6 +260,21 @@ func (a *analysis) top(n *pg.Node) {
 			if strings.EqualFold(x.Relname, "pg_settings") {
 				a.sh.setting = true
 			}
+		case *pg.InsertStmt, *pg.UpdateStmt, *pg.DeleteStmt:
+			// SQLite's schema table, written with writable_schema, can
+			// rename tenant_id or drop the audit log's triggers.
+			var rv *pg.RangeVar
+			switch w := x.(type) {
+			case *pg.InsertStmt:
+				rv = w.Relation
+			case *pg.UpdateStmt:
+				rv = w.Relation
+			case *pg.DeleteStmt:
+				rv = w.Relation
+			}
+			if rv != nil && strings.HasPrefix(strings.ToLower(rv.Relname), "sqlite_") {
+				a.fail("writing %s is not allowed", strings.ToLower(rv.Relname))
+			}
 		}
 		return true
 	})
@@ -199,23 +301,62 @@ func (a *analysis) top(n *pg.Node) {
 	case *pg.DropStmt:
 		if s.RemoveType == pg.ObjectType_OBJECT_POLICY {
 			a.sh.policy = true
+			break
 		}
+		// Dropping a tenant-owned table, or a trigger on one (the audit
+		// log's append-only triggers), is a schema change for migrations.
+		walk(s.ProtoReflect(), func(x proto.Message) bool {
+			if str, ok := x.(*pg.String); ok && a.owned(str.Sval) {
+				a.fail("DROP on tenant-owned table %s is not allowed: change schemas before InstallGuard or as the owner", strings.ToLower(str.Sval))
+			}
+			return true
+		})
 	case *pg.AlterTableStmt:
+		other := false
 		for _, c := range s.Cmds {
 			switch c.GetAlterTableCmd().GetSubtype() {
 			case pg.AlterTableType_AT_EnableRowSecurity, pg.AlterTableType_AT_DisableRowSecurity,
 				pg.AlterTableType_AT_ForceRowSecurity, pg.AlterTableType_AT_NoForceRowSecurity:
 				a.sh.policy = true
+			default:
+				other = true
 			}
 		}
-	case *pg.TransactionStmt, *pg.VariableShowStmt, *pg.CheckPointStmt, *pg.CreateStmt, *pg.IndexStmt, *pg.RenameStmt,
+		if other && s.Relation != nil && a.owned(s.Relation.Relname) {
+			// Renaming tenant_id and adding another with a default hands
+			// every tenant's rows to one; on SQLite nothing else stops it.
+			a.fail("ALTER TABLE of tenant-owned table %s is not allowed: change schemas before InstallGuard or as the owner", strings.ToLower(s.Relation.Relname))
+		}
+	case *pg.CreateStmt:
+		// Creating a tenant-owned table holds nobody's rows yet; one that
+		// inherits from or references a tenant-owned table reaches them,
+		// and a temporary one of its name hides it from every tenant that
+		// uses the connection next (SQLite).
+		if s.Relation != nil && s.Relation.Relpersistence == "t" && a.owned(s.Relation.Relname) {
+			a.fail("a temporary table may not take the name of tenant-owned table %s", strings.ToLower(s.Relation.Relname))
+		}
+		walk(s.ProtoReflect(), func(x proto.Message) bool {
+			if rv, ok := x.(*pg.RangeVar); ok && rv != s.Relation && a.owned(rv.Relname) {
+				a.fail("CREATE TABLE naming tenant-owned table %s is not allowed: change schemas before InstallGuard or as the owner", strings.ToLower(rv.Relname))
+			}
+			return true
+		})
+	case *pg.IndexStmt:
+		// A unique index that does not begin with tenant_id makes one
+		// tenant's write fail on another's row.
+		if s.Unique && s.Relation != nil && a.owned(s.Relation.Relname) &&
+			(len(s.IndexParams) == 0 || !strings.EqualFold(s.IndexParams[0].GetIndexElem().GetName(), "tenant_id")) {
+			a.fail("a unique index on tenant-owned table %s must begin with tenant_id", strings.ToLower(s.Relation.Relname))
+		}
+	case *pg.TransactionStmt, *pg.VariableShowStmt, *pg.CheckPointStmt,
 		*pg.CommentStmt, *pg.CreateSchemaStmt, *pg.CreateSeqStmt, *pg.AlterSeqStmt, *pg.CreateEnumStmt,
 		*pg.AlterEnumStmt, *pg.CreateDomainStmt, *pg.GrantStmt, *pg.VacuumStmt:
 		// Schema changes by migrations.
 	default:
 		// Anything else — TRUNCATE (which row-level security ignores),
-		// COPY, CREATE TABLE AS, views, MERGE, PREPARE, LOCK — may not
-		// touch a tenant-owned table.
+		// COPY, CREATE TABLE AS, views, MERGE, PREPARE, LOCK, and the
+		// schema changes CREATE TRIGGER and RENAME — may not touch a
+		// tenant-owned table.
 		walk(m.ProtoReflect(), func(x proto.Message) bool {
 			if rv, ok := x.(*pg.RangeVar); ok && a.owned(rv.Relname) {
 				a.fail("%s on tenant-owned table %s is not allowed", strings.TrimSuffix(string(m.ProtoReflect().Descriptor().Name()), "Stmt"), strings.ToLower(rv.Relname))
@@ -622,6 +763,12 @@ func (a *analysis) insert(q *pg.InsertStmt, outer *level) {
 		}
 		if col < 0 {
 			a.fail("INSERT into %s must name tenant_id", target.table)
+		}
+		for i, c := range q.Cols {
+			if i != col && strings.EqualFold(c.GetResTarget().GetName(), "tenant_id") {
+				// SQLite takes the first of two, the Guard would check the last.
+				a.fail("INSERT into %s names tenant_id more than once", target.table)
+			}
 		}
 		switch sel := sel.(type) {
 		case *pg.SelectStmt:

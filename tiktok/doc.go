@@ -26,7 +26,12 @@
 //
 // Posting calls are made only at the user's instruction: the package never
 // posts in the background, and every init is appended to the tenant's
-// audit log ("tiktok.publish_started"). Call Posting.CreatorInfo each time
+// audit log twice: "tiktok.publish_sending" (mode, path, sent_at) before
+// it is sent and "tiktok.publish_started" (publish_id) after TikTok
+// answered. A sending entry with neither publish_started nor
+// publish_outcome_unknown after it is a publish whose process died
+// mid-call (a test kills one with SIGKILL after TikTok acted): look it up
+// with Posting.Lookup before sending it again. Call Posting.CreatorInfo each time
 // the post form renders and offer only its PrivacyLevelOptions. For
 // FILE_UPLOAD, PlanChunks applies the media transfer guide's chunk rules
 // (5–64 MB chunks, the last one absorbing the remainder up to 128 MB, at

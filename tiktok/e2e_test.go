@@ -74,7 +74,7 @@ func TestConnectSyncPublishDisconnect(t *testing.T) {
 		require.Empty(t, active)
 		require.Len(t, rec.conns, 2)
 		require.Equal(t, []string{
-			"vault.key_created", "connection.connected", "tiktok.publish_started",
+			"vault.key_created", "connection.connected", "tiktok.publish_sending", "tiktok.publish_started",
 			"connection.connected", "connection.deauthorized", "connection.disconnected",
 		}, e.auditActions())
 	})

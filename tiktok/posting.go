@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/socialcrm/socialcrm/social"
 )
@@ -110,6 +111,17 @@ func (s *PostingService) InitInboxVideo(ctx context.Context, source SourceInfo) 
 }
 
 func (s *PostingService) init(ctx context.Context, path string, body any, scope, mode string) (*PublishInit, *Response, error) {
+	if err := s.c.session.Require(scope); err != nil {
+		return nil, nil, err // refused before anything is recorded or sent
+	}
+	// Recorded before it is sent: a process killed after TikTok acted and
+	// before its answer was read leaves this entry without a
+	// publish_started or publish_outcome_unknown after it — a publish in
+	// doubt, to look up (Lookup, with Path and SentAt) before sending again.
+	if err := s.c.session.Audit(ctx, "tiktok.publish_sending", map[string]string{"mode": mode, "path": path,
+		"sent_at": s.c.now().UTC().Format(time.RFC3339Nano)}); err != nil {
+		return nil, nil, fmt.Errorf("tiktok: audit publish: %w", err)
+	}
 	var out PublishInit
 	resp, err := s.c.call(ctx, "POST", path, nil, body, &out, scope)
 	var unknown *OutcomeUnknownError

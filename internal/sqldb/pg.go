@@ -106,8 +106,23 @@ func WithSetting(ctx context.Context, name, value string) context.Context {
 	return context.WithValue(ctx, settingKey{}, setting{name, value})
 }
 
+type locksKey struct{}
+
+// WithAdvisoryLocks returns a context under which each statement sent
+// through a PostgreSQL handle of this package is preceded, in its round
+// trip, by pg_advisory_xact_lock of each of keys in the order given (give
+// them in one order everywhere, so that two statements never wait on each
+// other in a cycle). The locks are held until the transaction ends: outside
+// a transaction, the implicit one of that round trip, which the statement
+// ends; in one, until its COMMIT or ROLLBACK. The statement runs after the
+// locks are taken, so under READ COMMITTED it sees what was committed
+// before. On other handles the context changes nothing: check Folds first.
+func WithAdvisoryLocks(ctx context.Context, keys []int64) context.Context {
+	return context.WithValue(ctx, locksKey{}, keys)
+}
+
 // Folds reports whether db is a PostgreSQL handle of this package, on
-// which WithSetting takes effect.
+// which WithSetting and WithAdvisoryLocks take effect.
 func Folds(db *sql.DB) bool {
 	d, ok := db.Driver().(checkingDriver)
 	return ok && d.c.pg()
@@ -178,33 +193,44 @@ func (t *pgTx) end(stmt string) error {
 func (t *pgTx) Commit() error   { return t.end("COMMIT") }
 func (t *pgTx) Rollback() error { return t.end("ROLLBACK") }
 
-// prelude returns what must precede a statement sent in ctx: the deferred
-// BEGIN and savepoint statements, and the set_config of a setting not yet
-// in force. In a transaction, a statement whose context carries no setting
-// runs under the one the transaction was begun with — or under the empty
-// value when it was begun without one — so that a setting a nested scope
-// sent for its own statements ends with them.
-func (c *conn) prelude(ctx context.Context) (pre []string, set setting, ok bool) {
+// prelude is what must precede a statement sent in ctx: the deferred
+// BEGIN and savepoint statements, the set_config of a setting not yet in
+// force, and the advisory locks of WithAdvisoryLocks.
+type prelude struct {
+	begin string
+	pre   []string // deferred savepoint statements, after the BEGIN
+	set   setting
+	locks []int64
+}
+
+// In a transaction, a statement whose context carries no setting runs
+// under the one the transaction was begun with — or under the empty value
+// when it was begun without one — so that a setting a nested scope sent
+// for its own statements ends with them.
+func (c *conn) prelude(ctx context.Context) (p prelude, ok bool) {
+	p.locks, _ = ctx.Value(locksKey{}).([]int64)
 	want, has := ctx.Value(settingKey{}).(setting)
-	t := c.tx
-	if t == nil {
-		return nil, want, has
-	}
-	if !has {
-		want = t.want
-		if want == (setting{}) && t.set != (setting{}) {
-			want = setting{name: t.set.name}
+	if t := c.tx; t != nil {
+		if !has {
+			want = t.want
+			if want == (setting{}) && t.set != (setting{}) {
+				want = setting{name: t.set.name}
+			}
+			has = want != (setting{})
 		}
-		has = want != (setting{})
+		if has && t.set == want {
+			has = false
+		}
+		if has {
+			p.set = want
+		}
+		p.begin, p.pre = t.begin, t.deferred
+		return p, has || t.begin != "" || len(p.pre) > 0 || len(p.locks) > 0
 	}
-	if !has || t.set == want {
-		want = setting{}
+	if has {
+		p.set = want
 	}
-	if t.begin != "" {
-		pre = append(pre, t.begin)
-	}
-	pre = append(pre, t.deferred...)
-	return pre, want, want != (setting{}) || len(pre) > 0
+	return p, has || len(p.locks) > 0
 }
 
 // savepoint defers a savepoint statement of a transaction to the round trip
@@ -257,12 +283,7 @@ func (c *conn) savepoint(ctx context.Context, query string, args []driver.NamedV
 	if c.pgx.IsClosed() {
 		return true, driver.ErrBadConn
 	}
-	var pre []string
-	if t.begin != "" {
-		pre = append(pre, t.begin)
-	}
-	pre = append(pre, t.deferred...)
-	br, err := c.batch(ctx, pre, setting{}, "ROLLBACK TO SAVEPOINT "+depthName(i), nil)
+	br, err := c.batch(ctx, prelude{begin: t.begin, pre: t.deferred}, "ROLLBACK TO SAVEPOINT "+depthName(i), nil)
 	if err == nil {
 		_, err = br.Exec()
 		if cerr := br.Close(); err == nil {
@@ -277,13 +298,21 @@ func (c *conn) savepoint(ctx context.Context, query string, args []driver.NamedV
 
 // batch sends the prelude and the statement in one round trip and returns
 // the batch, positioned at the statement's results.
-func (c *conn) batch(ctx context.Context, pre []string, set setting, query string, args []driver.NamedValue) (pgx.BatchResults, error) {
+func (c *conn) batch(ctx context.Context, p prelude, query string, args []driver.NamedValue) (pgx.BatchResults, error) {
 	var b pgx.Batch
-	for _, p := range pre {
-		b.Queue(p)
+	begin, set := p.begin, p.set
+	if begin != "" {
+		b.Queue(begin)
+	}
+	for _, q := range p.pre {
+		b.Queue(q)
 	}
 	if set != (setting{}) {
 		b.Queue("SELECT set_config($1, $2, true)", set.name, set.value)
+	}
+	if len(p.locks) > 0 {
+		// unnest returns the keys, and the locks are taken, in order.
+		b.Queue("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k", p.locks)
 	}
 	var vals []any
 	if len(args) == 0 {
@@ -298,7 +327,7 @@ func (c *conn) batch(ctx context.Context, pre []string, set setting, query strin
 	br := c.pgx.SendBatch(ctx, &b)
 	if t := c.tx; t != nil {
 		t.begin = "" // sent: from here on, the transaction must be ended
-		t.deferred = t.deferred[:0]
+		t.deferred = nil
 		if set != (setting{}) {
 			t.set = set
 		}
@@ -316,14 +345,14 @@ func (c *conn) batch(ctx context.Context, pre []string, set setting, query strin
 // deferred BEGIN, the setting). handled is false when the statement needs
 // neither and goes the ordinary way.
 func (c *conn) send(ctx context.Context, query string, args []driver.NamedValue) (br pgx.BatchResults, handled bool, err error) {
-	pre, set, ok := c.prelude(ctx)
+	p, ok := c.prelude(ctx)
 	if !ok {
 		return nil, false, nil
 	}
 	if c.pgx.IsClosed() {
 		return nil, true, driver.ErrBadConn
 	}
-	br, err = c.batch(ctx, pre, set, query, args)
+	br, err = c.batch(ctx, p, query, args)
 	if err != nil {
 		return nil, true, retryable(err)
 	}
