@@ -27,8 +27,11 @@
 //     any identifier she gives (e-mail, phone, Messenger PSID or a plugin
 //     guest's user_ref, TikTok open_id,
 //     Meta app-scoped id, contact id) and reaches all of her data in one
-//     step; the identifiers are stored sealed, with a keyed hash to match
-//     a later request.
+//     step — her member account by its e-mail address, invoices sent to
+//     her address or number — and an erased platform connection is
+//     revoked at its platform first (through Config.Providers); the
+//     identifiers are stored sealed, with a keyed hash to match a later
+//     request.
 //
 // A host application opens its database and the SDK once at start-up; Open
 // migrates, installs the Guard, wires the vault, the retention engine and

@@ -272,7 +272,7 @@ func TestPlatformDataCanaries(t *testing.T) {
 				}
 			}
 		}
-	})
+	}, migrated)
 }
 
 type columnHit struct{ table, column, canary string }

@@ -171,7 +171,10 @@
 // date: an erasure request leaves them whole, with the customer's name,
 // address and tax id that the law requires on an invoice. What the law does
 // not require — the recipient's e-mail, phone and contact link — is kept
-// apart (category "billing.invoice_recipient") and erased on request. When
+// apart (category "billing.invoice_recipient") and erased on request; a
+// request by e-mail address or phone number reaches the invoices sent to
+// it, linked to a contact or not (through the recipients' blind indexes,
+// as the identifier kind SubjectInvoice, "invoice_id"). When
 // an invoice's period ends, its files, custom field values and recipient go
 // with it. Clients are data subjects by "client_id": their erasure reaches
 // campaigns, proposals with revisions and history, portal links, files and
