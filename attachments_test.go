@@ -98,5 +98,5 @@ func TestOpenKeepsAttachments(t *testing.T) {
 		_, err = plain.CRM.Attachments().Attach(octx, crm.AttachmentInput{OwnerKind: "contact", OwnerID: bob.ID,
 			FileName: "a.txt", ContentType: "text/plain"}, strings.NewReader("a"))
 		require.ErrorIs(t, err, crm.ErrConfig)
-	})
+	}, migrated)
 }

@@ -232,7 +232,7 @@ func TestCanariesSealedAtRestAndInBackups(t *testing.T) {
 		page, err = sdk.CRM.Contacts().List(kept, crm.ContactFilter{}, crm.ListOptions{})
 		require.NoError(t, err)
 		require.Equal(t, k.all[1], page.Items[0].FirstName)
-	})
+	}, migrated)
 }
 
 // TestOpenSealsMemberNamesStoredInClear: names a Store without a Sealer

@@ -27,8 +27,11 @@
 //     any identifier she gives (e-mail, phone, Messenger PSID or a plugin
 //     guest's user_ref, TikTok open_id,
 //     Meta app-scoped id, contact id) and reaches all of her data in one
-//     step; the identifiers are stored sealed, with a keyed hash to match
-//     a later request.
+//     step — her member account by its e-mail address, invoices sent to
+//     her address or number — and an erased platform connection is
+//     revoked at its platform first (through Config.Providers); the
+//     identifiers are stored sealed, with a keyed hash to match a later
+//     request.
 //
 // A host application opens its database and the SDK once at start-up; Open
 // migrates, installs the Guard, wires the vault, the retention engine and
@@ -101,11 +104,18 @@
 //     so does a nil logger (WithLogger(nil) discards). Declarations are
 //     plain struct literals (retention.Category, retention.Policy).
 //   - A list narrows with a filter named XFilter (crm.ContactFilter,
-//     social.ConnectionFilter) and pages with ListOptions{Limit, Cursor}
-//     (meta.ListOptions; crm's lists answer a Page[T]; TikTok's video list
-//     keeps its numeric cursor). Its iterator, All or AllX, takes the same
-//     arguments as the List it walks and is an iter.Seq2[T, error] that
-//     yields an error at most once, last.
+//     social.ConnectionFilter) and pages with ListOptions{Limit, Cursor},
+//     answering a Page[T] (crm, social, retention; meta.ListOptions pages
+//     the Graph API's cursors; TikTok's video list keeps its numeric
+//     cursor). Its iterator, All or AllX, takes the same arguments as the
+//     List it walks and is an iter.Seq2[T, error] that yields an error at
+//     most once, last (social.Store.All, meta's Pages.All; crm.All walks
+//     any of crm's lists). Whatever grows with the data pages, including
+//     audiences (crm.Scheduler.Due). Only a lookup whose length the schema
+//     bounds returns a plain slice, and says its bound: a thread id's
+//     conversations (crm.Conversations.FindThread, one per connected
+//     account), a contact's current consent (crm.Consents.Current, one per
+//     channel and purpose).
 //   - Webhook handlers are built as NewWebhook(cfg, store, handle, opts...)
 //     by both platform clients; feature names of the OAuth catalogues are
 //     constants (meta.FeaturePages, tiktok.FeaturePublish).

@@ -77,5 +77,5 @@ func TestMaintain(t *testing.T) {
 		require.NoError(t, err)
 		require.Zero(t, m.Revoked)
 		require.Len(t, srv.RequestsTo(tiktoktest.RevokePath), 4)
-	})
+	}, migrated)
 }

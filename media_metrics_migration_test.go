@@ -7,16 +7,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/migrate"
 
 	"github.com/socialcrm/socialcrm"
-	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
-	"github.com/socialcrm/socialcrm/internal/migrations"
 	"github.com/socialcrm/socialcrm/internal/testkit"
-	"github.com/socialcrm/socialcrm/meta"
-	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
@@ -33,18 +28,7 @@ const mediaMetricsMigration = "20261206070000"
 func TestMediaMetricsMigrationKeepsValues(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		ctx := context.Background()
-		before := migrate.NewMigrations()
-		for _, m := range social.Migrations().Sorted() {
-			if m.Name != mediaMetricsMigration {
-				before.Add(m)
-			}
-		}
-		require.NoError(t, migrations.Run(ctx, db.Owner, tenancy.Migrations(), vault.Migrations(), retention.Migrations(),
-			before, crm.Migrations(), meta.CallbackMigrations()))
-		dbtest.GrantApp(t, db)
-
-		tid := tenancy.NewID()
-		tctx := tenancy.WithPrincipal(ctx, tenancy.Principal{TenantID: tid, MemberID: tenancy.NewID(), Role: tenancy.RoleOwner})
+		tid, tctx := migrateOlder(t, db, func(name string) bool { return name != mediaMetricsMigration })
 		now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 		sealed := []byte("opaque-sealed-bytes")
 		insert := `INSERT INTO socialcrm_social_media (tenant_id, id, connection_id, external_id, platform, kind, published_at, duration_sec,

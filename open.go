@@ -28,6 +28,10 @@ import (
 // a documented default.
 type Config struct {
 	// DB is the database, from OpenDB or the host application's own bun.DB.
+	// A SQLite handle of the host's must run every connection with
+	// secure_delete on (the pragma secure_delete(ON) in its DSN, as OpenDB
+	// does), so that erased rows do not linger in the file: Open refuses
+	// one without it with ErrInsecureDelete.
 	// On PostgreSQL it must connect as an application role that is not a
 	// superuser, has no BYPASSRLS and owns no socialcrm table (Open
 	// refuses it otherwise, with a *RoleError), holding the privileges
@@ -86,6 +90,11 @@ type Config struct {
 	// default: nothing is recorded, whatever the global providers.
 	TracerProvider trace.TracerProvider
 	MeterProvider  metric.MeterProvider
+	// InsecurePasswordCost, when not 0, is the bcrypt cost of the passwords
+	// the tenancy store hashes instead of tenancy.PasswordCost — for tests
+	// only: outside a test binary Open fails with tenancy.ErrNotTesting
+	// (see tenancy.WithInsecurePasswordCost).
+	InsecurePasswordCost int
 }
 
 // SDK is socialcrm wired together: the tenancy store and audit log, the
@@ -133,6 +142,9 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 			return nil, err
 		}
 	}
+	if err := checkSecureDelete(ctx, cfg.DB); err != nil {
+		return nil, err
+	}
 	if cfg.Owner != nil {
 		if err := Migrate(ctx, cfg.Owner); err != nil {
 			return nil, err
@@ -166,8 +178,12 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	if err != nil {
 		return nil, err
 	}
-	if sdk.Tenants, err = tenancy.NewStore(cfg.DB, tenancy.WithClock(now), tenancy.WithLogger(log),
-		tenancy.WithAuditKeys(auditKeys), tenancy.WithSealer(vaultSealer{sdk.Vault})); err != nil {
+	tenancyOpts := []tenancy.Option{tenancy.WithClock(now), tenancy.WithLogger(log),
+		tenancy.WithAuditKeys(auditKeys), tenancy.WithSealer(vaultSealer{sdk.Vault})}
+	if cfg.InsecurePasswordCost != 0 {
+		tenancyOpts = append(tenancyOpts, tenancy.WithInsecurePasswordCost(cfg.InsecurePasswordCost))
+	}
+	if sdk.Tenants, err = tenancy.NewStore(cfg.DB, tenancyOpts...); err != nil {
 		return nil, err
 	}
 	sdk.Audit = sdk.Tenants.Audit()
@@ -230,8 +246,9 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	// data: e-mail and phone → contacts (duplicates included) → their
 	// conversations; a PSID (or a guest's Messenger user_ref) → its
 	// conversation's contact; a platform
-	// account id or TikTok open_id → its connections → what was fetched.
-	for _, rs := range []map[string]retention.Resolver{sdk.CRM.Resolvers(), social.Resolvers(), inbox.Resolvers()} {
+	// account id or TikTok open_id → its connections → what was fetched;
+	// an e-mail address → the member accounts signed in with it.
+	for _, rs := range []map[string]retention.Resolver{sdk.CRM.Resolvers(), social.Resolvers(), inbox.Resolvers(), retention.TenancyResolvers()} {
 		for kind, r := range rs {
 			if err := sdk.Retention.RegisterResolver(kind, r); err != nil {
 				return nil, err

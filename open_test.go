@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/crm"
@@ -28,7 +29,7 @@ func TestOpenWiresTheTenantLifecycle(t *testing.T) {
 		ctx := context.Background()
 		kek := testkit.NewKEK(t)
 		clk := fakeclock.New()
-		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: kek, Now: clk.Now})
+		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: kek, Now: clk.Now, InsecurePasswordCost: 4})
 		require.NoError(t, err)
 		_, err = socialcrm.Open(ctx, socialcrm.Config{DB: db.DB})
 		require.Error(t, err, "a KEK is required")
@@ -36,6 +37,9 @@ func TestOpenWiresTheTenantLifecycle(t *testing.T) {
 		tn, owner, err := sdk.Tenants.CreateTenant(ctx, tenancy.SignUp{TenantName: "Acme",
 			Owner: tenancy.NewMember{Email: "ada@acme.example", Name: "Ada", Password: "long enough secret"}})
 		require.NoError(t, err)
+		cost, err := bcrypt.Cost([]byte(owner.PasswordHash))
+		require.NoError(t, err)
+		require.Equal(t, 4, cost, "Open passes InsecurePasswordCost to the tenancy store")
 		octx := tenancy.WithPrincipal(ctx, owner.Principal())
 		bind := vault.Binding{Record: "conn-1", Field: "access_token"}
 		sealed, err := sdk.Vault.Seal(octx, []byte("canary-token"), bind)
@@ -115,7 +119,7 @@ func TestDeauthorizedConnectionTakesItsDataAlong(t *testing.T) {
 		_, err = sdk.Retention.Sweep(sys, clk.Now().Add(31*24*time.Hour))
 		require.NoError(t, err)
 		require.ElementsMatch(t, []string{"v-kept"}, mediaIDs(t, db, octx), "the deauthorized connection's media went with it")
-	})
+	}, migrated)
 }
 
 func mediaIDs(t *testing.T, db bun.IDB, ctx context.Context) []string {
@@ -162,5 +166,5 @@ func TestOpenWiresMeta(t *testing.T) {
 		require.ErrorIs(t, err, meta.ErrUnknownCode)
 		_, err = sdk.MetaCallbacks(meta.Config{AppID: "1", AppSecret: vault.NewSecret([]byte("s"))}, "relative")
 		require.ErrorIs(t, err, meta.ErrConfig)
-	})
+	}, migrated)
 }

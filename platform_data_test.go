@@ -215,10 +215,10 @@ func TestPlatformDataCanaries(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, raws, 2)
 		require.Contains(t, raws[0].Body, canaryTTBio, "the raw user info answer is kept whole")
-		list, err := w.sdk.Social.List(w.ctx, social.ConnectionFilter{Platform: meta.Platform})
+		list, err := w.sdk.Social.List(w.ctx, social.ConnectionFilter{Platform: meta.Platform}, social.ListOptions{})
 		require.NoError(t, err)
 		names := map[string]string{}
-		for _, c := range list {
+		for _, c := range list.Items {
 			names[c.AccountID] = c.DisplayName
 		}
 		require.Equal(t, map[string]string{canaryFBUserID: canaryFBUserName, fbPageID: canaryFBPageName, fbIGID: "@" + canaryIGUser}, names)
@@ -272,7 +272,7 @@ func TestPlatformDataCanaries(t *testing.T) {
 				}
 			}
 		}
-	})
+	}, migrated)
 }
 
 type columnHit struct{ table, column, canary string }

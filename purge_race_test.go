@@ -96,5 +96,5 @@ func TestConcurrentPurgesOfOneTenant(t *testing.T) {
 				require.Equal(t, contacts, erased, "tenant %d: the receipts count each contact once", i)
 			}
 		}
-	})
+	}, migrated)
 }

@@ -104,3 +104,27 @@ func currentRole(ctx context.Context, db bun.IDB) (string, error) {
 	}
 	return role, nil
 }
+
+// ErrInsecureDelete is returned by Open for a SQLite handle whose
+// connections run without secure_delete: SQLite would only unlink an
+// erased row's bytes, and they would stay readable in the database file's
+// free pages until overwritten. Open the file with OpenDB, or add the
+// pragma secure_delete(ON) to every connection of the handle.
+var ErrInsecureDelete = errors.New("socialcrm: SQLite handle without secure_delete: erased rows would linger in the file (open it with OpenDB, or set the pragma secure_delete(ON) on every connection)")
+
+// checkSecureDelete returns ErrInsecureDelete when db is SQLite and a
+// connection of it has secure_delete off (or FAST, which leaves deleted
+// content in place when overwriting it costs extra I/O).
+func checkSecureDelete(ctx context.Context, db bun.IDB) error {
+	if db.Dialect().Name() != dialect.SQLite {
+		return nil
+	}
+	var on int
+	if err := db.NewRaw("PRAGMA secure_delete").Scan(ctx, &on); err != nil {
+		return fmt.Errorf("socialcrm: Open: read secure_delete: %w", err)
+	}
+	if on != 1 {
+		return ErrInsecureDelete
+	}
+	return nil
+}

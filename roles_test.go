@@ -92,7 +92,7 @@ func TestOpenRefusesPrivilegedRoles(t *testing.T) {
 
 		schema := searchPath(t, db.DSN())
 		admin := os.Getenv(dbtest.EnvPostgres)
-		super := openAs(t, admin, "", schema)
+		super := openAs(t, admin, "", db.DSN())
 		refused(super, func(e *socialcrm.RoleError) { require.True(t, e.Superuser) })
 
 		_, err := super.ExecContext(ctx, `DO $$ BEGIN
@@ -101,7 +101,7 @@ func TestOpenRefusesPrivilegedRoles(t *testing.T) {
 		require.NoError(t, err)
 		_, err = super.ExecContext(ctx, "GRANT USAGE ON SCHEMA ? TO socialcrm_tests_bypass", bun.Ident(schema))
 		require.NoError(t, err)
-		bypass := openAs(t, admin, "socialcrm_tests_bypass", schema)
+		bypass := openAs(t, admin, "socialcrm_tests_bypass", db.DSN())
 		refused(bypass, func(e *socialcrm.RoleError) {
 			require.True(t, e.BypassRLS)
 			require.False(t, e.Superuser)
@@ -116,7 +116,7 @@ func TestOpenRefusesPrivilegedRoles(t *testing.T) {
 		require.NoError(t, err)
 		_, err = super.ExecContext(ctx, "GRANT "+"socialcrm_tests_owner TO socialcrm_tests_member")
 		require.NoError(t, err)
-		member := openAs(t, admin, "socialcrm_tests_member", schema)
+		member := openAs(t, admin, "socialcrm_tests_member", db.DSN())
 		refused(member, func(e *socialcrm.RoleError) {
 			require.False(t, e.Superuser)
 			require.Contains(t, e.Owns, "socialcrm_audit_log")
@@ -141,18 +141,20 @@ func searchPath(t *testing.T, dsn string) string {
 	return u.Query().Get("search_path")
 }
 
-// openAs connects to the test database as user (the admin DSN's user when
-// empty) with search_path schema.
-func openAs(t *testing.T, adminDSN, user, schema string) *bun.DB {
+// openAs connects to the test database and schema of dsn as user (the
+// admin DSN's user when empty).
+func openAs(t *testing.T, adminDSN, user, dsn string) *bun.DB {
 	t.Helper()
 	u, err := url.Parse(adminDSN)
 	require.NoError(t, err)
 	if user != "" {
 		u.User = url.User(user)
 	}
-	u.Path = "/socialcrm_tests"
+	test, err := url.Parse(dsn)
+	require.NoError(t, err)
+	u.Path = test.Path
 	q := u.Query()
-	q.Set("search_path", schema)
+	q.Set("search_path", searchPath(t, dsn))
 	u.RawQuery = q.Encode()
 	db, err := dbtest.OpenPostgres(u.String())
 	require.NoError(t, err)

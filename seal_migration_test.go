@@ -30,6 +30,26 @@ import (
 // sealed columns.
 const sealingMigration = "20261206030000"
 
+// migrateOlder migrates db's database as an older version left it: as the
+// owner, with every package's migrations but only the social migrations
+// keep accepts, and grants the application role. It returns a new tenant
+// and a context acting as its owner.
+func migrateOlder(t *testing.T, db *dbtest.DB, keep func(name string) bool) (string, context.Context) {
+	t.Helper()
+	ctx := context.Background()
+	older := migrate.NewMigrations()
+	for _, m := range social.Migrations().Sorted() {
+		if keep(m.Name) {
+			older.Add(m)
+		}
+	}
+	require.NoError(t, migrations.Run(ctx, db.Owner, tenancy.Migrations(), vault.Migrations(), retention.Migrations(),
+		older, crm.Migrations(), meta.CallbackMigrations()))
+	dbtest.GrantApp(t, db)
+	tid := tenancy.NewID()
+	return tid, tenancy.WithPrincipal(ctx, tenancy.Principal{TenantID: tid, MemberID: tenancy.NewID(), Role: tenancy.RoleOwner})
+}
+
 // TestSealPlatformDataMigratesPlaintext: a database written before
 // platform data was sealed (profiles, media texts, raw bodies and account
 // ids in clear) is migrated: the plaintext columns are dropped, and the
@@ -39,18 +59,8 @@ const sealingMigration = "20261206030000"
 func TestSealPlatformDataMigratesPlaintext(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		ctx := context.Background()
-		before := migrate.NewMigrations()
-		for _, m := range social.Migrations().Sorted() {
-			if m.Name < sealingMigration { // the database as it was before the sealing and every later migration
-				before.Add(m)
-			}
-		}
-		require.NoError(t, migrations.Run(ctx, db.Owner, tenancy.Migrations(), vault.Migrations(), retention.Migrations(),
-			before, crm.Migrations(), meta.CallbackMigrations()))
-		dbtest.GrantApp(t, db)
-
-		tid := tenancy.NewID()
-		tctx := tenancy.WithPrincipal(ctx, tenancy.Principal{TenantID: tid, MemberID: tenancy.NewID(), Role: tenancy.RoleOwner})
+		// The database as it was before the sealing and every later migration.
+		tid, tctx := migrateOlder(t, db, func(name string) bool { return name < sealingMigration })
 		now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 		const (
 			name, avatar = "LEGACY-display-name", "https://cdn.example/LEGACY-avatar.jpg"

@@ -146,8 +146,9 @@ func commerceModels() []any {
 }
 
 // Subject conditions shared by the commerce categories. A client is found
-// by "client_id"; a contact by "contact_id" (and, on invoice recipients,
-// by "email").
+// by "client_id"; a contact by "contact_id"; an invoice and its recipient
+// by "invoice_id" (which crm's resolvers find from an e-mail address or
+// phone number through the recipients' blind indexes).
 const (
 	clientCampaigns = "SELECT c.id FROM " + TableCampaigns + " c WHERE c.tenant_id = ?tenant AND c.client_id = ?value"
 	clientProposals = "SELECT p.id FROM " + TableProposals + " p WHERE p.tenant_id = ?tenant AND p.client_id = ?value"
@@ -210,8 +211,9 @@ func commerceCategoriesWith(s *Store) []retention.Category {
 			LegalBasis: "contract", Purpose: "campaigns run for clients"},
 		{Name: CategoryInvoice, Table: TableInvoices, Time: "dated_at", BeforeErase: s.eraseInvoiceDependents,
 			Subject: map[string]string{
-				"client_id":  "client_id",
-				"contact_id": "r.id IN (SELECT x.invoice_id FROM " + TableInvoiceRecipients + " x WHERE x.tenant_id = ?tenant AND x.contact_id = ?value)",
+				"client_id":    "client_id",
+				"contact_id":   "r.id IN (SELECT x.invoice_id FROM " + TableInvoiceRecipients + " x WHERE x.tenant_id = ?tenant AND x.contact_id = ?value)",
+				SubjectInvoice: "id",
 			},
 			Omit: s.omitSealed(invoiceSealedColumns...),
 			Sealed: s.sealedColumns(KindInvoice, "lines_sealed", "lines", "bill_to_name_sealed", "bill_to_name",
@@ -221,7 +223,8 @@ func commerceCategoriesWith(s *Store) []retention.Category {
 				"(number, dates, amounts, lines, and the customer's name, address and tax id, which the law requires on an invoice); " +
 				"the recipient's e-mail, phone and contact link are in billing.invoice_recipient and erased on request"},
 		{Name: CategoryInvoiceRecipient, Table: TableInvoiceRecipients, ID: "invoice_id", Time: "created_at",
-			Subject:    map[string]string{"contact_id": "contact_id", "client_id": "r.invoice_id IN (SELECT i.id FROM " + TableInvoices + " i WHERE i.tenant_id = ?tenant AND i.client_id = ?value)"},
+			Subject: map[string]string{"contact_id": "contact_id", SubjectInvoice: "invoice_id",
+				"client_id": "r.invoice_id IN (SELECT i.id FROM " + TableInvoices + " i WHERE i.tenant_id = ?tenant AND i.client_id = ?value)"},
 			Omit:       append([]string{"email_index", "phone_index"}, s.omitSealed("email_sealed", "phone_sealed")...),
 			Sealed:     s.sealedColumns(KindInvoice, "email_sealed", "recipient_email", "phone_sealed", "recipient_phone"),
 			LegalBasis: "contract", Purpose: "where an invoice is sent (e-mail, phone, contact): not required on the invoice, erased on request while the invoice is kept"},

@@ -191,8 +191,11 @@ func (r *Consents) current(ctx context.Context, tx bun.IDB, contactID string) ([
 }
 
 // Current returns the contact's current consent, one entry per channel and
-// purpose ever granted or withdrawn (a few at most), ordered by channel and
-// purpose. History pages through every change.
+// purpose ever granted or withdrawn, ordered by channel and purpose.
+//
+// It returns a slice rather than a Page because its length is bounded by
+// the declared channels times the declared purposes (a dozen today),
+// whatever the contact's history; History pages through every change.
 func (r *Consents) Current(ctx context.Context, contactID string) ([]Consent, error) {
 	var cs []Consent
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {

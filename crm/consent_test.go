@@ -126,13 +126,23 @@ func TestSchedulerNeverSelectsWithoutConsent(t *testing.T) {
 		rec := &recorder{}
 		sc, err := crm.NewScheduler(e.store, rec, crm.WithBatchSize(2))
 		require.NoError(t, err)
-		due, err := sc.Due(e.A, sc.Birthdays(crm.ChannelEmail))
+		// Due pages: one contact a page here, then the last page.
+		first, err := sc.Due(e.A, sc.Birthdays(crm.ChannelEmail), crm.ListOptions{Limit: 1})
 		require.NoError(t, err)
+		require.Len(t, first.Items, 1)
+		require.NotEmpty(t, first.NextCursor)
+		second, err := sc.Due(e.A, sc.Birthdays(crm.ChannelEmail), crm.ListOptions{Limit: 1, Cursor: first.NextCursor})
+		require.NoError(t, err)
+		require.Len(t, second.Items, 1)
 		var names []string
-		for _, c := range due {
+		for _, c := range append(first.Items, second.Items...) {
 			names = append(names, c.FirstName)
 		}
 		require.ElementsMatch(t, []string{"granted", "regranted"}, names)
+		require.Empty(t, second.NextCursor, "the second page is the last")
+		_, err = sc.Due(e.A, sc.Birthdays(crm.ChannelEmail), crm.ListOptions{Cursor: "bogus"})
+		var verr *crm.ValidationError
+		require.ErrorAs(t, err, &verr)
 
 		n, err := sc.Run(e.A, sc.Birthdays(crm.ChannelEmail))
 		require.NoError(t, err)
@@ -163,9 +173,9 @@ func TestSchedulerNeverSelectsWithoutConsent(t *testing.T) {
 		require.NoError(t, err)
 		_, err = consents.Withdraw(e.A, crm.ConsentChange{ContactID: p.Items[0].ID, Channel: crm.ChannelEmail, Purpose: crm.PurposeMarketing, Source: "x"})
 		require.NoError(t, err)
-		due, err = sc.Due(e.A, crm.Audience{Channel: crm.ChannelEmail, Purpose: crm.PurposeMarketing, Key: "campaign:spring"})
+		due, err := sc.Due(e.A, crm.Audience{Channel: crm.ChannelEmail, Purpose: crm.PurposeMarketing, Key: "campaign:spring"}, crm.ListOptions{})
 		require.NoError(t, err)
-		require.Empty(t, due)
+		require.Empty(t, due.Items)
 	})
 }
 

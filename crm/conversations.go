@@ -278,6 +278,11 @@ func (r *Conversations) find(ctx context.Context, tx bun.IDB, key ConversationKe
 // account, oldest first: thread ids are sealed, and found by their blind
 // index. It is how a data subject known only by a thread id is resolved
 // (SubjectThread to SubjectConversation).
+//
+// It is a lookup, not a list, so it returns a slice rather than a Page: a
+// thread id is unique per channel and account (the table's unique key),
+// so the slice holds at most one conversation per connected account — in
+// practice one, as platforms scope a PSID to one Page.
 func (r *Conversations) FindThread(ctx context.Context, threadID string) ([]Conversation, error) {
 	if threadID == "" || len(threadID) > 255 {
 		return nil, invalid(kindConversation, "thread_id", "required", "is required (at most 255 bytes)")

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 
+	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/crm"
-	"github.com/socialcrm/socialcrm/internal/fakeclock"
-	"github.com/socialcrm/socialcrm/internal/sqldb"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
 )
@@ -21,25 +21,28 @@ import (
 // Store over it; owner acts as the owner of a new tenant.
 func exampleStore() (store *crm.Store, tenants *tenancy.Store, owner context.Context, done func()) {
 	dir, _ := os.MkdirTemp("", "crm-example")
-	db, err := sqldb.SQLite(filepath.Join(dir, "example.db"))
+	db, err := socialcrm.OpenDB(filepath.Join(dir, "example.db"))
 	if err != nil {
 		panic(err)
 	}
-	if err := setup(context.Background(), db); err != nil {
+	if err := socialcrm.Migrate(context.Background(), db); err != nil {
+		panic(err)
+	}
+	if _, err := socialcrm.Guard(db); err != nil {
 		panic(err)
 	}
 	h, _ := keyset.NewHandle(aead.AES256GCMKeyTemplate())
 	kek, _ := aead.New(h)
-	clock := fakeclock.New()
-	v, err := vault.New(db, kek, vault.WithClock(clock.Now))
+	clock := func() time.Time { return time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC) }
+	v, err := vault.New(db, kek, vault.WithClock(clock))
 	if err != nil {
 		panic(err)
 	}
-	store, err = crm.New(db, v, crm.WithClock(clock.Now))
+	store, err = crm.New(db, v, crm.WithClock(clock))
 	if err != nil {
 		panic(err)
 	}
-	tenants, err = tenancy.NewStore(db, tenancy.WithClock(clock.Now))
+	tenants, err = tenancy.NewStore(db, tenancy.WithClock(clock))
 	if err != nil {
 		panic(err)
 	}

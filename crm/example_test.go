@@ -12,10 +12,8 @@ import (
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/uptrace/bun"
 
+	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/crm"
-	"github.com/socialcrm/socialcrm/internal/migrations"
-	"github.com/socialcrm/socialcrm/internal/sqldb"
-	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
 )
@@ -24,15 +22,15 @@ import (
 // socialcrm.Open would, and returns it with a vault and a clean-up.
 func exampleDB() (*bun.DB, *vault.Vault, func()) {
 	dir, _ := os.MkdirTemp("", "crm-example")
-	db, err := sqldb.SQLite(filepath.Join(dir, "crm.db"))
+	db, err := socialcrm.OpenDB(filepath.Join(dir, "crm.db"))
 	if err != nil {
 		panic(err)
 	}
 	ctx := context.Background()
-	if err := migrations.Run(ctx, db, tenancy.Migrations(), vault.Migrations(), retention.Migrations(), crm.Migrations()); err != nil {
+	if err := socialcrm.Migrate(ctx, db); err != nil {
 		panic(err)
 	}
-	_, _ = tenancy.InstallGuard(db, append(vault.Models(), crm.Models()...)...)
+	_, _ = socialcrm.Guard(db)
 	h, _ := keyset.NewHandle(aead.AES256GCMKeyTemplate())
 	kek, _ := aead.New(h)
 	v, _ := vault.New(db, kek, vault.WithColumns(crm.SealedColumns()...))

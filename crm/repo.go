@@ -246,9 +246,12 @@ func listRecords[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind str
 	if err != nil {
 		return p, err
 	}
+	op := s.vault.Opener(ctx) // the tenant's keys looked up once for the page
 	for i := range p.Items {
-		if err := openRecord(ctx, s, kind, PT(&p.Items[i]), PT(&p.Items[i]).base().ID); err != nil {
-			return Page[T]{}, err
+		if sr, ok := any(PT(&p.Items[i])).(sealer); ok {
+			if err := openFieldsWith(&op, kind, PT(&p.Items[i]).base().ID, sr.sealedFields()); err != nil {
+				return Page[T]{}, err
+			}
 		}
 	}
 	return p, nil

@@ -23,16 +23,23 @@ const (
 	// Contacts.Create reads it (WithDefaultRegion for national numbers)
 	// and matched through the contacts' blind index in E.164 form.
 	SubjectPhone = "phone"
+	// SubjectInvoice is an invoice's id: its recipient (e-mail address,
+	// phone number, contact link), erased on request, and the invoice
+	// itself, kept for its legal period. E-mail addresses and phone numbers
+	// lead to the invoices sent to them, linked to a contact or not.
+	SubjectInvoice = "invoice_id"
 )
 
 // Resolvers returns the crm's resolvers of data subjects, by identifier
 // kind, for retention.Engine.RegisterResolver:
 //
 //   - email and phone lead to every contact holding that address or
-//     number (duplicates included), through the blind indexes;
+//     number (duplicates included) and to every invoice sent to it
+//     (invoice_id), through the blind indexes;
 //   - contact_id leads to the contact's duplicates (contacts with the same
-//     e-mail address or phone number), to its conversations and to every
-//     other conversation of the same threads;
+//     e-mail address or phone number), to the invoices sent to its address
+//     or number, to its conversations and to every other conversation of
+//     the same threads;
 //   - thread_id (a Messenger PSID, an Instagram-scoped id) leads, through
 //     the blind index of the sealed thread ids, to the conversations of
 //     that thread and the contacts linked to them.
@@ -70,16 +77,29 @@ func (s *Store) resolveIndexed(field string, indexes func(ctx context.Context, v
 		if len(idx) == 0 {
 			return nil, nil
 		}
-		var ids []string
+		var ids, invoices []string
 		err = tenancy.RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
-			return tx.NewSelect().Model((*Contact)(nil)).Column("id").Apply(tenancy.Scope(ctx)).
-				Where("?TableAlias."+field+"_index IN (?)", bun.In(idx)).Scan(ctx, &ids)
+			if err := tx.NewSelect().Model((*Contact)(nil)).Column("id").Apply(tenancy.Scope(ctx)).
+				Where("?TableAlias."+field+"_index IN (?)", bun.In(idx)).Scan(ctx, &ids); err != nil {
+				return err
+			}
+			invoices, err = recipientInvoices(ctx, tx, field, idx)
+			return err
 		})
 		if err != nil {
 			return nil, fmt.Errorf("crm: resolve %s: %w", field, err)
 		}
-		return map[string][]string{SubjectContact: ids}, nil
+		return map[string][]string{SubjectContact: ids, SubjectInvoice: invoices}, nil
 	}
+}
+
+// recipientInvoices returns the ids of the invoices whose recipient's
+// blind index of field ("email" or "phone") is one of idx.
+func recipientInvoices(ctx context.Context, tx bun.IDB, field string, idx []string) ([]string, error) {
+	var ids []string
+	err := tx.NewSelect().Model((*invoiceRecipient)(nil)).Column("invoice_id").Apply(tenancy.Scope(ctx)).
+		Where("?TableAlias."+field+"_index IN (?)", bun.In(idx)).Scan(ctx, &ids)
+	return ids, err
 }
 
 // resolveContact finds a contact's duplicates and its conversations'
@@ -106,6 +126,16 @@ func (s *Store) resolveContact(ctx context.Context, db bun.IDB, id string) (map[
 				return err
 			}
 			out[SubjectContact] = slices.DeleteFunc(dups, func(d string) bool { return d == id })
+			for field, ix := range map[string]string{indexEmail: c.EmailIndex, indexPhone: c.PhoneIndex} {
+				if ix == "" {
+					continue
+				}
+				invoices, err := recipientInvoices(ctx, tx, field, []string{ix})
+				if err != nil {
+					return err
+				}
+				out[SubjectInvoice] = append(out[SubjectInvoice], invoices...)
+			}
 		} else if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}

@@ -128,15 +128,18 @@ func (sc *Scheduler) Birthdays(ch Channel) Audience {
 	return Audience{Channel: ch, Purpose: PurposeBirthday, Key: fmt.Sprintf("birthday:%d", today.Year()), BirthdayOn: today}
 }
 
-// Due returns the contacts of the audience that consented to it and were
-// not yet handed its key on its channel, oldest first.
-func (sc *Scheduler) Due(ctx context.Context, a Audience) ([]Contact, error) {
-	var out []Contact
-	err := sc.each(ctx, a, func(c Contact) error {
-		out = append(out, c)
-		return nil
+// Due returns a page of the contacts of the audience that consented to it
+// and were not yet handed its key on its channel, oldest first: an
+// audience is as large as the contact base, so it pages like
+// Contacts.List (pass NextCursor back with the same audience). Run walks
+// every page.
+func (sc *Scheduler) Due(ctx context.Context, a Audience, o ListOptions) (Page[Contact], error) {
+	if err := sc.s.check("audience", a); err != nil {
+		return Page[Contact]{}, err
+	}
+	return sc.s.Contacts().list(ctx, a.Filter, o, func(ctx context.Context, q *bun.SelectQuery) *bun.SelectQuery {
+		return sc.audience(ctx, q, a)
 	})
-	return out, err
 }
 
 // Run hands each contact Due returns to the Notifier and remembers it, so
@@ -174,28 +177,17 @@ func (sc *Scheduler) Run(ctx context.Context, a Audience) (int, error) {
 
 // each calls fn for each due contact of a, reading them in batches.
 func (sc *Scheduler) each(ctx context.Context, a Audience, fn func(Contact) error) error {
-	if err := sc.s.check("audience", a); err != nil {
-		return err
-	}
-	contacts := sc.s.Contacts()
-	o := ListOptions{Limit: sc.batch}
-	for {
-		p, err := contacts.list(ctx, a.Filter, o, func(ctx context.Context, q *bun.SelectQuery) *bun.SelectQuery {
-			return sc.audience(ctx, q, a)
-		})
+	for c, err := range All(ctx, ListOptions{Limit: sc.batch}, func(ctx context.Context, o ListOptions) (Page[Contact], error) {
+		return sc.Due(ctx, a, o)
+	}) {
 		if err != nil {
 			return err
 		}
-		for _, c := range p.Items {
-			if err := fn(c); err != nil {
-				return err
-			}
+		if err := fn(c); err != nil {
+			return err
 		}
-		if p.NextCursor == "" {
-			return nil
-		}
-		o.Cursor = p.NextCursor
 	}
+	return nil
 }
 
 // audience adds a's conditions to a select of contacts (alias ct). The

@@ -66,6 +66,13 @@ func (s *Store) sealFields(ctx context.Context, kind, id string, fs []sealedFiel
 // openFields opens each sealed field of record id into its plaintext; a
 // NULL column opens as the empty value.
 func (s *Store) openFields(ctx context.Context, kind, id string, fs []sealedField) error {
+	op := s.vault.Opener(ctx)
+	return openFieldsWith(&op, kind, id, fs)
+}
+
+// openFieldsWith is openFields with an Opener shared by the records of a
+// page: the tenant's keys are looked up once for all of them.
+func openFieldsWith(op *vault.Opener, kind, id string, fs []sealedField) error {
 	for _, f := range fs {
 		if f.sealed.IsZero() {
 			if f.text != nil {
@@ -73,15 +80,18 @@ func (s *Store) openFields(ctx context.Context, kind, id string, fs []sealedFiel
 			}
 			continue
 		}
-		sec, err := s.vault.Open(ctx, *f.sealed, vault.Binding{Record: id, Field: f.name})
+		sec, err := op.Open(*f.sealed, vault.Binding{Record: id, Field: f.name})
 		if err != nil {
 			return fmt.Errorf("crm: open %s %s %s: %w", kind, id, f.name, err)
 		}
+		pt := sec.Reveal()
 		if f.text != nil {
-			*f.text = string(sec.Reveal())
-		} else if err := json.Unmarshal(sec.Reveal(), f.value); err != nil {
-			sec.Wipe()
-			return fmt.Errorf("crm: open %s %s %s: malformed plaintext", kind, id, f.name)
+			*f.text = string(pt)
+		} else if !decodeSealedJSON(pt, f.value) { // sealjson.go
+			if err := json.Unmarshal(pt, f.value); err != nil {
+				sec.Wipe()
+				return fmt.Errorf("crm: open %s %s %s: malformed plaintext", kind, id, f.name)
+			}
 		}
 		sec.Wipe()
 	}

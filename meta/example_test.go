@@ -8,16 +8,13 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/keyset"
-
-	"github.com/socialcrm/socialcrm/internal/migrations"
-	"github.com/socialcrm/socialcrm/internal/sqldb"
+	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
+	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
 )
 
 // exampleWorld is what an application has at start-up: a database with
@@ -48,27 +45,21 @@ func newExampleWorld() *exampleWorld {
 	if err != nil {
 		panic(err)
 	}
-	db, err := sqldb.SQLite(filepath.Join(dir, "crm.db"))
-	if err != nil {
-		panic(err)
-	}
+	// The SDK as an application opens it (see socialcrm.Open).
 	ctx := context.Background()
-	if err := migrations.Run(ctx, db, tenancy.Migrations(), vault.Migrations(), social.Migrations()); err != nil {
-		panic(err)
-	}
-	if _, err := tenancy.InstallGuard(db, append(append(vault.Models(), (*tenancy.AuditEntry)(nil)), social.Models()...)...); err != nil {
-		panic(err)
-	}
-	h, _ := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-	kek, _ := aead.New(h)
-	v, err := vault.New(db, kek, vault.WithColumns(social.SealedColumns()...))
+	db, err := socialcrm.OpenDB(filepath.Join(dir, "crm.db"))
 	if err != nil {
 		panic(err)
 	}
-	store, err := social.New(db, v)
+	kek, err := insecurekeyfile.Open(filepath.Join(dir, "kek.json"))
 	if err != nil {
 		panic(err)
 	}
+	sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db, KEK: kek})
+	if err != nil {
+		panic(err)
+	}
+	store := sdk.Social
 	cfg := meta.Config{AppID: "1001", AppSecret: vault.NewSecret([]byte("s3cret")),
 		RedirectURL: "https://crm.example/meta/callback", Version: srv.Version(),
 		GraphURL: srv.GraphURL(), DialogURL: srv.DialogURL()}

@@ -65,7 +65,9 @@
 // WithResolutionLimits: past them, a *ResolutionError, never a partial
 // answer), then visit every category that finds rows by any key. Submit
 // refuses a kind that no resolver and no category knows with an
-// *UnknownKindError listing the known kinds (Kinds).
+// *UnknownKindError listing the known kinds (Kinds). TenancyResolvers
+// finds a tenant's member accounts by e-mail address in any case and
+// spacing, as tenancy stores them.
 //
 // Receipts and export manifests list every category searched with its row
 // counts and the kinds of keys searched with their numbers, never values.

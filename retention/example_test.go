@@ -9,7 +9,7 @@ import (
 
 	"github.com/uptrace/bun"
 
-	"github.com/socialcrm/socialcrm/internal/sqldb"
+	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/tenancy"
 )
@@ -19,11 +19,16 @@ import (
 // declared.
 func openExample(now time.Time) (*bun.DB, *retention.Engine, *tenancy.Store, func()) {
 	dir, _ := os.MkdirTemp("", "retention-example")
-	db, err := sqldb.SQLite(filepath.Join(dir, "example.db"))
+	db, err := socialcrm.OpenDB(filepath.Join(dir, "example.db"))
 	if err != nil {
 		panic(err)
 	}
-	if err := setup(context.Background(), db); err != nil {
+	// socialcrm's tables and the application's own (testMigrations), each
+	// model of which the Guard learns.
+	if err := socialcrm.Migrate(context.Background(), db, testMigrations()); err != nil {
+		panic(err)
+	}
+	if _, err := socialcrm.Guard(db, testModels()...); err != nil {
 		panic(err)
 	}
 	clock := func() time.Time { return now }

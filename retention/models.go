@@ -2,6 +2,9 @@ package retention
 
 import (
 	"context"
+	"fmt"
+	"net/mail"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -159,6 +162,41 @@ func OwnCategories() []Category {
 	}
 }
 
+// SubjectMember is the identifier kind of a member of a tenant (a member's
+// id) in the categories TenancyCategories declares.
+const SubjectMember = "member_id"
+
+// TenancyResolvers returns the resolvers of tenancy's data subjects, for
+// Engine.RegisterResolver: an e-mail address, in any case and with the
+// spaces a person types around it, leads to the member accounts signed in
+// with it (member_id), as tenancy stores them (lower case).
+func TenancyResolvers() map[string]Resolver {
+	return map[string]Resolver{"email": resolveMember}
+}
+
+func resolveMember(ctx context.Context, db bun.IDB, email string) (map[string][]string, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if addr, err := mail.ParseAddress(email); err == nil {
+		email = strings.ToLower(addr.Address)
+	}
+	if email == "" {
+		return nil, nil
+	}
+	var ids []string
+	err := tenancy.RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
+		tid, err := tenancy.TenantID(ctx)
+		if err != nil {
+			return err
+		}
+		return tx.NewSelect().TableExpr(tenancy.TableMembers).Column("id").
+			Where("tenant_id = ?", tid).Where("email = ?", email).Scan(ctx, &ids)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("retention: resolve member: %w", err)
+	}
+	return map[string][]string{SubjectMember: ids}, nil
+}
+
 // TenancyCategories declares tenancy's tables (tenancy sits below the
 // engine and cannot name a Category itself): members and API keys
 // (deleted with the member), and the audit log with its checkpoints, which
@@ -167,13 +205,13 @@ func OwnCategories() []Category {
 func TenancyCategories(audit *tenancy.AuditLog) []Category {
 	return []Category{
 		{Name: "tenancy.member", Table: tenancy.TableMembers, Time: "created_at",
-			Subject: map[string]string{"email": "email", "member_id": "id"},
+			Subject: map[string]string{"email": "email", SubjectMember: "id"},
 			// name_sealed: the name sealed by the SDK's vault, which only
 			// the SDK's own category (socialcrm.Open) can open.
 			Omit:       []string{"password_hash", "name_sealed"},
 			LegalBasis: "contract", Purpose: "accounts of the tenant's staff, clients and creators"},
 		{Name: "tenancy.api_key", Table: tenancy.TableAPIKeys, Time: "created_at",
-			Subject:    map[string]string{"member_id": "member_id"},
+			Subject:    map[string]string{SubjectMember: "member_id"},
 			Omit:       []string{"hash"},
 			LegalBasis: "contract", Purpose: "API access for the tenant's integrations"},
 		{Name: CategoryAudit, Table: tenancy.TableAuditLog, ID: "seq", Time: "at",

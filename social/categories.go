@@ -105,17 +105,32 @@ func categories(s *Store) []retention.Category {
 			Subject:     map[string]string{"connection_id": "id", "account_id": "account_id"},
 			Omit:        append([]string{"access_token", "refresh_token"}, connOmit...),
 			Sealed:      connCols,
-			BeforeErase: eraseDerived,
+			BeforeErase: s.beforeEraseConnections,
 			LegalBasis:  "consent of the account owner", Purpose: "connected platform accounts (profile sealed) and their sealed tokens"},
 		{Name: CategoryOAuthState, Table: TableStates, Time: "expires_at",
 			Omit:       []string{"verifier"},
 			LegalBasis: "contract", Purpose: "single-use OAuth states of connections in progress (ten minutes)"},
-		{Name: CategoryRevocation, Table: TableRevocations, Time: "created_at", Subject: bySubject,
+		// No subject: a data-subject erasure does not drop a revoke still
+		// to be made (its own erasure may have queued it).
+		{Name: CategoryRevocation, Table: TableRevocations, Time: "created_at",
 			Omit:       []string{"access_token", "refresh_token"},
 			LegalBasis: "consent withdrawn", Purpose: "platform revocations still to be retried after a disconnect"},
 		{Name: CategoryUnsealed, Table: TableUnsealed, ID: "record",
 			LegalBasis: "security of processing (GDPR art. 32)", Purpose: "platform data of an older database waiting to be sealed (SDK.SealPlatformData empties it)"},
 	}
+}
+
+// beforeEraseConnections is CategoryConnection's BeforeErase hook: with a
+// Store (Store.Categories), it revokes the erased connections'
+// authorizations at their platforms (revokeErased); then it erases what
+// was fetched through them (eraseDerived).
+func (s *Store) beforeEraseConnections(ctx context.Context, tx bun.Tx, ids []string) error {
+	if s != nil {
+		if err := s.revokeErased(ctx, tx, ids); err != nil {
+			return err
+		}
+	}
+	return eraseDerived(ctx, tx, ids)
 }
 
 // eraseDerived erases, in tx and the context's tenant, what was fetched

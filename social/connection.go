@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"time"
 
@@ -481,7 +482,8 @@ func get(ctx context.Context, tx bun.IDB, id string, lock bool) (Connection, err
 	return c, nil
 }
 
-// ConnectionFilter filters List. The zero value lists every connection.
+// ConnectionFilter narrows List and All. The zero value keeps every
+// connection.
 type ConnectionFilter struct {
 	// Platform, if set, keeps the connections of that platform.
 	Platform string
@@ -489,29 +491,73 @@ type ConnectionFilter struct {
 	Status Status
 }
 
-// List returns the tenant's connections, oldest first. The caller owns
-// the slice.
-func (s *Store) List(ctx context.Context, o ConnectionFilter) ([]Connection, error) {
+// List returns a page of the tenant's connections that f keeps, oldest
+// first. A bad limit or cursor fails with an error matching
+// ErrListOptions.
+func (s *Store) List(ctx context.Context, f ConnectionFilter, o ListOptions) (Page[Connection], error) {
+	after, err := o.check()
+	if err != nil {
+		return Page[Connection]{}, err
+	}
 	var cs []Connection
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		q := tx.NewSelect().Model(&cs).Order("created_at", "id")
-		if o.Platform != "" {
-			q = q.Where("platform = ?", o.Platform)
+	err = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		q := tx.NewSelect().Model(&cs).
+			OrderExpr("?TableAlias.created_at ASC").OrderExpr("?TableAlias.id ASC").Limit(int64(o.limit() + 1))
+		if after != nil {
+			q = q.Where("(?TableAlias.created_at, ?TableAlias.id) > (?, ?)", after.CreatedAt, after.ID)
 		}
-		if o.Status != "" {
-			q = q.Where("status = ?", o.Status)
+		if f.Platform != "" {
+			q = q.Where("?TableAlias.platform = ?", f.Platform)
+		}
+		if f.Status != "" {
+			q = q.Where("?TableAlias.status = ?", f.Status)
 		}
 		return q.Scan(ctx)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("social: list connections: %w", err)
+		return Page[Connection]{}, fmt.Errorf("social: list connections: %w", err)
 	}
-	for i := range cs {
-		if err := s.openProfile(ctx, &cs[i]); err != nil {
-			return nil, err
+	p := Page[Connection]{Items: cs}
+	if len(cs) > o.limit() {
+		p.Items = cs[:o.limit()]
+		last := p.Items[len(p.Items)-1]
+		if p.NextCursor, err = (connectionCursor{CreatedAt: last.CreatedAt, ID: last.ID}).encode(); err != nil {
+			return Page[Connection]{}, err
 		}
 	}
-	return cs, nil
+	if p.Items == nil {
+		p.Items = []Connection{}
+	}
+	for i := range p.Items {
+		if err := s.openProfile(ctx, &p.Items[i]); err != nil {
+			return Page[Connection]{}, err
+		}
+	}
+	return p, nil
+}
+
+// All iterates over the connections List returns, from o.Cursor on,
+// fetching a page of o.Limit at a time. A failed page yields its error
+// once, last; breaking out early fetches nothing more.
+func (s *Store) All(ctx context.Context, f ConnectionFilter, o ListOptions) iter.Seq2[Connection, error] {
+	return func(yield func(Connection, error) bool) {
+		for {
+			p, err := s.List(ctx, f, o)
+			if err != nil {
+				yield(Connection{}, err)
+				return
+			}
+			for _, c := range p.Items {
+				if !yield(c, nil) {
+					return
+				}
+			}
+			if p.NextCursor == "" {
+				return
+			}
+			o.Cursor = p.NextCursor
+		}
+	}
 }
 
 // Find returns the tenant's connection of the platform account.

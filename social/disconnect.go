@@ -173,17 +173,9 @@ func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reaso
 			defer t.Wipe()
 			if rerr := p.Revoke(ctx, t); rerr != nil {
 				revoke = "pending"
-				pending = &revocation{ID: tenancy.NewID(), ConnectionID: c.ID, Platform: c.Platform,
-					Attempts: 1, LastError: rerr.Error(), CreatedAt: now, NextAt: now.Add(retryDelay(1))}
-				if pending.AccessToken, err = s.vault.Seal(ctx, t.AccessToken.Reveal(), binding(pending.ID, "access_token")); err != nil {
+				if pending, err = s.pendingRevocation(ctx, c, t, rerr, now); err != nil {
 					return err
 				}
-				if !t.RefreshToken.IsZero() {
-					if pending.RefreshToken, err = s.vault.Seal(ctx, t.RefreshToken.Reveal(), binding(pending.ID, "refresh_token")); err != nil {
-						return err
-					}
-				}
-				s.log.WarnContext(ctx, "social: revoke failed; queued for retry", "connection", c.ID, "error", rerr)
 			}
 		}
 		c.AccessToken, c.RefreshToken = vault.Sealed{}, vault.Sealed{}
@@ -206,6 +198,68 @@ func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reaso
 		})
 	})
 	return c, done, err
+}
+
+// pendingRevocation returns the queued retry of a revoke of c's tokens t
+// that failed with rerr, the tokens sealed apart.
+func (s *Store) pendingRevocation(ctx context.Context, c Connection, t Tokens, rerr error, now time.Time) (*revocation, error) {
+	pending := &revocation{ID: tenancy.NewID(), ConnectionID: c.ID, Platform: c.Platform,
+		Attempts: 1, LastError: rerr.Error(), CreatedAt: now, NextAt: now.Add(retryDelay(1))}
+	var err error
+	if pending.AccessToken, err = s.vault.Seal(ctx, t.AccessToken.Reveal(), binding(pending.ID, "access_token")); err != nil {
+		return nil, err
+	}
+	if !t.RefreshToken.IsZero() {
+		if pending.RefreshToken, err = s.vault.Seal(ctx, t.RefreshToken.Reveal(), binding(pending.ID, "refresh_token")); err != nil {
+			return nil, err
+		}
+	}
+	s.log.WarnContext(ctx, "social: revoke failed; queued for retry", "connection", c.ID, "error", rerr)
+	return pending, nil
+}
+
+// revokeErased revokes at the platform, in tx, the authorizations of the
+// connections ids that a data-subject erasure or a tenant purge is about
+// to delete: each one still holding tokens, through the provider
+// registered for its platform (WithProviders). A revoke that fails is
+// queued for RetryRevocations, as Disconnect queues it; a connection of a
+// platform without a provider is deleted with its tokens, the platform
+// untold (logged). Each revoke is audited as connection.revoked.
+func (s *Store) revokeErased(ctx context.Context, tx bun.Tx, ids []string) error {
+	var cs []Connection
+	if err := tx.NewSelect().Model(&cs).Column("id", "platform", "access_token", "refresh_token").
+		Where("?TableAlias.id IN (?)", bun.In(ids)).Where("?TableAlias.access_token IS NOT NULL").Scan(ctx); err != nil {
+		return fmt.Errorf("social: revoke erased connections: %w", err)
+	}
+	for _, c := range cs {
+		p, ok := s.providers[c.Platform]
+		if !ok {
+			s.log.WarnContext(ctx, "social: erased connection not revoked: no provider for its platform", "connection", c.ID, "platform", c.Platform)
+			continue
+		}
+		t, err := s.openTokens(ctx, c.AccessToken, c.RefreshToken, c.ID)
+		if err != nil {
+			return fmt.Errorf("social: revoke erased connections: %w", err)
+		}
+		revoke := "done"
+		if rerr := p.Revoke(ctx, t); rerr != nil {
+			revoke = "pending"
+			pending, err := s.pendingRevocation(ctx, c, t, rerr, s.clock())
+			if err == nil {
+				_, err = tx.NewInsert().Model(pending).Exec(ctx)
+			}
+			if err != nil {
+				t.Wipe()
+				return fmt.Errorf("social: revoke erased connections: %w", err)
+			}
+		}
+		t.Wipe()
+		if err := s.audit(ctx, tx, tenancy.AuditEvent{Action: "connection.revoked", Target: "connection:" + c.ID,
+			Metadata: map[string]string{"platform": c.Platform, "revoke": revoke, "reason": "erased"}}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // retryDelay is the wait before revoke attempt n+1: a minute doubling up

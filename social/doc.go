@@ -135,6 +135,16 @@
 // second time (the root package's SDK.SealPlatformData runs them for every
 // tenant).
 //
+// A data-subject erasure or a tenant purge that deletes a connection still
+// holding tokens revokes its authorization at the platform first, in the
+// erasure's transaction, through the provider registered for its platform
+// (WithProviders; Store.Categories declares the hook): a failed revoke is
+// queued for RetryRevocations, which no data-subject request drops (a
+// tenant purge does, with the tenant's key); without a
+// provider the tokens go with the row and the platform is not told (a
+// warning is logged). Each revoke is audited as connection.revoked with
+// the reason "erased".
+//
 // Resolvers lets a data-subject request name the account by its platform
 // id (SubjectAccount: a Meta app-scoped user id, a TikTok open_id; or
 // SubjectOpenID): it leads to the tenant's connections of the account

@@ -50,6 +50,10 @@ var (
 
 	// ErrConsent matches every *ConsentError.
 	ErrConsent = errors.New("social: consent refused")
+
+	// ErrListOptions is returned by a list given a limit out of range or
+	// a cursor it did not issue.
+	ErrListOptions = errors.New("social: invalid list options")
 )
 
 // StateError is returned by Flow.Complete for a callback whose state cannot

@@ -12,8 +12,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 
-	"github.com/socialcrm/socialcrm/internal/migrations"
-	"github.com/socialcrm/socialcrm/internal/sqldb"
+	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/tiktok"
@@ -34,13 +33,13 @@ func ExampleFlow() {
 	defer srv.Close()
 	dir, _ := os.MkdirTemp("", "social-example")
 	defer os.RemoveAll(dir)
-	db, _ := sqldb.SQLite(filepath.Join(dir, "crm.db"))
+	db, _ := socialcrm.OpenDB(filepath.Join(dir, "crm.db"))
 	defer db.Close()
 	ctx := context.Background()
-	if err := migrations.Run(ctx, db, tenancy.Migrations(), vault.Migrations(), social.Migrations()); err != nil {
+	if err := socialcrm.Migrate(ctx, db); err != nil {
 		panic(err)
 	}
-	_, _ = tenancy.InstallGuard(db, append(vault.Models(), social.Models()...)...)
+	_, _ = socialcrm.Guard(db)
 	h, _ := keyset.NewHandle(aead.AES256GCMKeyTemplate())
 	kek, _ := aead.New(h)
 	v, _ := vault.New(db, kek, vault.WithColumns(social.SealedColumns()...))

@@ -18,7 +18,7 @@ import (
 func TestListAPIKeys(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
 		clk := newClock()
-		s, err := tenancy.NewStore(db, tenancy.WithClock(clk.Now))
+		s, err := tenancy.NewStore(db, cheapPasswords, tenancy.WithClock(clk.Now))
 		require.NoError(t, err)
 		// Owners without a password: no bcrypt to pay for.
 		tenant := func(name string) (tenancy.Tenant, context.Context) {

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -28,12 +29,71 @@ const (
 // refuses passwords outside [MinPasswordLen, MaxPasswordLen] bytes with a
 // *ValidationError.
 func HashPassword(password string) (string, error) {
+	return hashPassword(password, PasswordCost)
+}
+
+func hashPassword(password string, cost int) (string, error) {
 	if n := len(password); n < MinPasswordLen || n > MaxPasswordLen {
 		return "", &ValidationError{Field: "Password", Reason: fmt.Sprintf("must be %d to %d bytes long", MinPasswordLen, MaxPasswordLen)}
 	}
-	h, err := bcrypt.GenerateFromPassword([]byte(password), PasswordCost)
+	h, err := bcrypt.GenerateFromPassword([]byte(password), cost)
 	if err != nil {
 		return "", fmt.Errorf("tenancy: hash password: %w", err)
+	}
+	return string(h), nil
+}
+
+// ErrNotTesting is returned by NewStore given an option meant only for
+// tests (WithInsecurePasswordCost) in a program that is not a Go test
+// binary.
+var ErrNotTesting = errors.New("tenancy: test-only option outside a test binary")
+
+// WithInsecurePasswordCost makes the Store hash the passwords it stores at
+// bcrypt cost instead of PasswordCost, and compare an unknown email
+// against a hash of the same cost, so that an unknown email still costs
+// what a wrong password costs. It is for tests only, where a cost-12 hash
+// takes seconds under the race detector: NewStore refuses it with
+// ErrNotTesting unless the program is a Go test binary (one where the
+// testing package has registered its flags), and cost must be from bcrypt's
+// minimum, 4, to PasswordCost. Hashes already stored keep their cost and
+// are checked as they are.
+func WithInsecurePasswordCost(cost int) Option {
+	return func(o *options) error {
+		if !inTestBinary() {
+			return ErrNotTesting
+		}
+		if cost < bcrypt.MinCost || cost > PasswordCost {
+			return fmt.Errorf("tenancy: WithInsecurePasswordCost: cost must be %d to %d, got %d", bcrypt.MinCost, PasswordCost, cost)
+		}
+		o.passwordCost = cost
+		return nil
+	}
+}
+
+// inTestBinary reports whether the program is a test binary: the testing
+// package, which go test links into it, has registered its flags.
+// (testing.Testing says the same, but importing the testing package would
+// make every program that embeds socialcrm link it.)
+func inTestBinary() bool {
+	return flag.Lookup("test.v") != nil && flag.Lookup("test.paniconexit0") != nil
+}
+
+// dummyHash12 is compared against when the email is unknown and the Store
+// hashes at PasswordCost, so that a missing member costs the same bcrypt
+// time as a wrong password. It is the hash of no password anyone knows.
+const dummyHash12 = "$2a$12$UBE7ZJJaEs8OyKMAQaixEuwBRZWRPLcgQq17Rf4xhuPS4Rc8rMu.K"
+
+// dummyHashFor returns the hash an unknown email is compared against at
+// cost: dummyHash12 at PasswordCost, a hash of random bytes otherwise.
+func dummyHashFor(cost int) (string, error) {
+	if cost == PasswordCost {
+		return dummyHash12, nil
+	}
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	h, err := bcrypt.GenerateFromPassword([]byte(base64.RawURLEncoding.EncodeToString(secret)), cost)
+	if err != nil {
+		return "", fmt.Errorf("tenancy: dummy hash: %w", err)
 	}
 	return string(h), nil
 }

@@ -151,4 +151,11 @@
 // Tests run on SQLite and, when SOCIALCRM_TEST_POSTGRES names a server, on
 // PostgreSQL too, as a role that row-level security binds (see the
 // repository README).
+//
+// A cost-12 bcrypt hash takes a quarter of a second, and several seconds
+// under the race detector. Tests that sign up and sign in often can pass
+// WithInsecurePasswordCost(4) to NewStore (socialcrm.Config has the same
+// field): passwords are then hashed, and unknown emails compared, at that
+// cost. NewStore refuses the option with ErrNotTesting in a program that
+// is not a test binary; tests of the default cost must leave it out.
 package tenancy

@@ -8,23 +8,44 @@ import (
 	"path/filepath"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/migrate"
 
-	"github.com/socialcrm/socialcrm/internal/migrations"
-	"github.com/socialcrm/socialcrm/internal/sqldb"
+	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/tenancy"
 )
 
-// openExampleDB opens a throw-away SQLite database with the tenancy tables.
+// openExampleDB opens a throw-away SQLite database with socialcrm's tables
+// and the host application's own, the widgets of these examples.
 func openExampleDB() (*bun.DB, func()) {
-	dir, _ := os.MkdirTemp("", "tenancy-example")
-	db, err := sqldb.SQLite(filepath.Join(dir, "example.db"))
+	dir, err := os.MkdirTemp("", "tenancy-example")
 	if err != nil {
 		panic(err)
 	}
-	if err := migrations.Run(context.Background(), db, tenancy.Migrations(), testMigrations()); err != nil {
+	db, err := socialcrm.OpenDB(filepath.Join(dir, "example.db")) // or a postgres:// URL
+	if err != nil {
+		panic(err)
+	}
+	if err := socialcrm.Migrate(context.Background(), db, widgetMigrations()); err != nil {
 		panic(err)
 	}
 	return db, func() { db.Close(); os.RemoveAll(dir) }
+}
+
+// widgetMigrations creates the host application's tenant-owned table, with
+// row-level security on PostgreSQL, in socialcrm's migration history: a
+// far-future version keeps it apart from socialcrm's own.
+func widgetMigrations() *migrate.Migrations {
+	ms := migrate.NewMigrations()
+	ms.Add(migrate.Migration{Name: "29990101000000", Comment: "example widgets",
+		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
+			return m.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+				if _, err := tx.ExecContext(ctx, `CREATE TABLE test_widgets (tenant_id TEXT NOT NULL, id TEXT PRIMARY KEY, name TEXT NOT NULL, size INTEGER NOT NULL)`); err != nil {
+					return err
+				}
+				return tenancy.EnableRowSecurity(ctx, tx, "test_widgets")
+			})
+		}})
+	return ms
 }
 
 // Queries on a model embedding Owned see only the context's tenant, and
@@ -32,7 +53,7 @@ func openExampleDB() (*bun.DB, func()) {
 func ExampleOwned() {
 	db, done := openExampleDB()
 	defer done()
-	if _, err := tenancy.InstallGuard(db, (*widget)(nil)); err != nil {
+	if _, err := socialcrm.Guard(db, (*widget)(nil)); err != nil {
 		panic(err)
 	}
 	acme := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenancy.NewID(), Role: tenancy.RoleStaff})
@@ -119,7 +140,7 @@ func ExampleAuditLog_Verify() {
 func ExampleRunScoped() {
 	db, done := openExampleDB()
 	defer done()
-	if _, err := tenancy.InstallGuard(db, (*widget)(nil)); err != nil {
+	if _, err := socialcrm.Guard(db, (*widget)(nil)); err != nil {
 		panic(err)
 	}
 	acme := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenancy.NewID(), Role: tenancy.RoleStaff})

@@ -18,7 +18,7 @@ import (
 // of the e-mail address, password or key tried.
 func TestFailedSignInsAreAudited(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
-		s, err := tenancy.NewStore(db)
+		s, err := tenancy.NewStore(db, cheapPasswords)
 		require.NoError(t, err)
 		tn, owner := signUp(t, s, "Acme")
 		req := tenancy.RequestInfo{IP: "198.51.100.4", UserAgent: "probe"}

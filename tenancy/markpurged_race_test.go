@@ -18,7 +18,7 @@ import (
 func TestConcurrentMarkPurged(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
 		clk := newClock()
-		s, err := tenancy.NewStore(db, tenancy.WithClock(clk.Now))
+		s, err := tenancy.NewStore(db, cheapPasswords, tenancy.WithClock(clk.Now))
 		require.NoError(t, err)
 		sys := tenancy.System(context.Background(), "test")
 		for range 3 {

@@ -135,7 +135,7 @@ func (s *Store) newMember(n NewMember) (Member, error) {
 		Role: n.Role, ClientID: n.ClientID, CreatedAt: s.clock(),
 	}
 	if n.Password != "" {
-		h, err := HashPassword(n.Password)
+		h, err := hashPassword(n.Password, s.passwordCost)
 		if err != nil {
 			return Member{}, err
 		}
@@ -232,10 +232,6 @@ func (e *LockedError) Is(target error) bool { return target == ErrLocked }
 // ErrLocked matches every *LockedError.
 var ErrLocked = errors.New("tenancy: account locked")
 
-// dummyHash is compared against when the email is unknown, so that a
-// missing member costs the same bcrypt time as a wrong password.
-const dummyHash = "$2a$12$UBE7ZJJaEs8OyKMAQaixEuwBRZWRPLcgQq17Rf4xhuPS4Rc8rMu.K"
-
 // Authenticate checks a member's email and password in tenantID and returns
 // the member's principal. A wrong email or password fails with
 // ErrInvalidCredentials and counts towards the lockout; a locked member
@@ -252,7 +248,7 @@ func (s *Store) Authenticate(ctx context.Context, tenantID, email, password stri
 	if ValidateID(tenantID) != nil || checkText("Email", email, MaxEmailLen) != nil {
 		// No member can have such an address: the same answer, in the
 		// same time, as for a wrong password.
-		_ = CheckPassword(dummyHash, password)
+		_ = CheckPassword(s.dummyHash, password)
 		return Principal{}, ErrInvalidCredentials
 	}
 	ctx = WithPrincipal(ctx, Principal{TenantID: tenantID})
@@ -282,7 +278,7 @@ func (s *Store) Authenticate(ctx context.Context, tenantID, email, password stri
 	if err != nil {
 		return Principal{}, fmt.Errorf("tenancy: authenticate: %w", err)
 	}
-	hash := dummyHash
+	hash := s.dummyHash
 	if found && m.PasswordHash != "" {
 		hash = string(m.PasswordHash)
 	}

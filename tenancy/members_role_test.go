@@ -20,7 +20,7 @@ import (
 // member's id, never an e-mail or name; a refused change changes nothing.
 func TestSetRoleAndRemoveMember(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
-		s, err := tenancy.NewStore(db)
+		s, err := tenancy.NewStore(db, cheapPasswords)
 		require.NoError(t, err)
 		bg := context.Background()
 		// Members without a password: no bcrypt to pay for.

@@ -65,6 +65,12 @@ func setup(ctx context.Context, db *bun.DB) error {
 	return err
 }
 
+// cheapPasswords makes a Store hash passwords at bcrypt's lowest cost: at
+// PasswordCost one hash takes seconds under the race detector, and these
+// tests sign up and sign in many times. TestPasswordCost checks the
+// default cost; the examples keep it.
+var cheapPasswords = tenancy.WithInsecurePasswordCost(4)
+
 func each(t *testing.T, fn func(t *testing.T, db *dbtest.DB)) {
 	dbtest.Each(t, fn, setup)
 }

@@ -52,6 +52,10 @@ type Store struct {
 	log     *slog.Logger
 	audit   *AuditLog
 	sealer  Sealer
+	// passwordCost is the bcrypt cost of new passwords; dummyHash, of
+	// that cost, is what an unknown email is compared against.
+	passwordCost int
+	dummyHash    string
 }
 
 // Option configures a Store or an AuditLog.
@@ -63,6 +67,8 @@ type options struct {
 	log     *slog.Logger
 	sealer  Sealer
 	keys    AuditKeys
+
+	passwordCost int
 }
 
 // WithAuditKeys makes the audit log a keyed chain: every entry is
@@ -113,7 +119,7 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 func buildOptions(opts []Option) (options, error) {
-	o := options{now: time.Now, lockout: DefaultLockout()}
+	o := options{now: time.Now, lockout: DefaultLockout(), passwordCost: PasswordCost}
 	for _, opt := range opts {
 		if opt == nil {
 			continue // a nil Option means the default
@@ -138,7 +144,12 @@ func NewStore(db bun.IDB, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, now: o.now, lockout: o.lockout, log: o.log, audit: audit, sealer: o.sealer}, nil
+	dummy, err := dummyHashFor(o.passwordCost)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db, now: o.now, lockout: o.lockout, log: o.log, audit: audit, sealer: o.sealer,
+		passwordCost: o.passwordCost, dummyHash: dummy}, nil
 }
 
 // Audit returns the Store's audit log.

@@ -38,7 +38,7 @@ func signUp(t *testing.T, s *tenancy.Store, name string) (tenancy.Tenant, contex
 func TestTenantLifecycle(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
 		clk := newClock()
-		s, err := tenancy.NewStore(db, tenancy.WithClock(clk.Now))
+		s, err := tenancy.NewStore(db, cheapPasswords, tenancy.WithClock(clk.Now))
 		require.NoError(t, err)
 		_, _, err = s.CreateTenant(context.Background(), tenancy.SignUp{TenantName: " "})
 		var verr *tenancy.ValidationError
@@ -147,7 +147,7 @@ func TestPrincipalContext(t *testing.T) {
 func TestMembersAndLockout(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
 		clk := newClock()
-		s, err := tenancy.NewStore(db, tenancy.WithClock(clk.Now),
+		s, err := tenancy.NewStore(db, cheapPasswords, tenancy.WithClock(clk.Now),
 			tenancy.WithLockout(tenancy.Lockout{MaxFailures: 3, Window: 10 * time.Minute, Duration: time.Hour}))
 		require.NoError(t, err)
 		tn, owner := signUp(t, s, "Acme")
@@ -235,7 +235,7 @@ func TestMembersAndLockout(t *testing.T) {
 
 func TestAPIKeys(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
-		s, err := tenancy.NewStore(db)
+		s, err := tenancy.NewStore(db, cheapPasswords)
 		require.NoError(t, err)
 		tn, owner := signUp(t, s, "Acme")
 		_, other := signUp(t, s, "Other")
@@ -452,7 +452,7 @@ func ownerOf(tenant string) context.Context {
 // count, one by one, towards the lockout.
 func TestLockoutHoldsUnderParallelAttempts(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
-		s, err := tenancy.NewStore(db, tenancy.WithLockout(tenancy.Lockout{MaxFailures: 3, Window: time.Hour, Duration: time.Hour}))
+		s, err := tenancy.NewStore(db, cheapPasswords, tenancy.WithLockout(tenancy.Lockout{MaxFailures: 3, Window: time.Hour, Duration: time.Hour}))
 		require.NoError(t, err)
 		tn, _ := signUp(t, s, "Acme")
 		const attempts = 6
@@ -496,7 +496,7 @@ func TestHashesNeverPrint(t *testing.T) {
 // field and writes nothing; at login it is a wrong password like any other.
 func TestTextFieldsRefuseControlCharactersAndOverlongValues(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
-		s, err := tenancy.NewStore(db, tenancy.WithClock(newClock().Now))
+		s, err := tenancy.NewStore(db, cheapPasswords, tenancy.WithClock(newClock().Now))
 		require.NoError(t, err)
 		long := strings.Repeat("n", tenancy.MaxNameLen+1)
 		for _, bad := range []struct {

@@ -69,9 +69,9 @@ func TestConnectSyncPublishDisconnect(t *testing.T) {
 
 		_, err = e.store.Disconnect(e.ctx, conn.ID, e.prov)
 		require.NoError(t, err)
-		active, err := e.store.List(e.ctx, social.ConnectionFilter{Status: social.StatusActive})
+		active, err := e.store.List(e.ctx, social.ConnectionFilter{Status: social.StatusActive}, social.ListOptions{})
 		require.NoError(t, err)
-		require.Empty(t, active)
+		require.Empty(t, active.Items)
 		require.Len(t, rec.conns, 2)
 		require.Equal(t, []string{
 			"vault.key_created", "connection.connected", "tiktok.publish_sending", "tiktok.publish_started",

@@ -8,46 +8,34 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/keyset"
-
-	"github.com/socialcrm/socialcrm/internal/migrations"
-	"github.com/socialcrm/socialcrm/internal/sqldb"
+	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/tiktok"
 	"github.com/socialcrm/socialcrm/tiktok/tiktoktest"
-	"github.com/socialcrm/socialcrm/vault"
+	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
 )
 
-// exampleStore opens a throwaway SQLite database with the tables and a
-// vault, as an application does at start-up.
+// exampleStore opens the SDK on a throwaway SQLite database, as an
+// application does at start-up, and returns its social store.
 func exampleStore() (*social.Store, func()) {
 	dir, err := os.MkdirTemp("", "tiktok-example")
 	if err != nil {
 		panic(err)
 	}
-	db, err := sqldb.SQLite(filepath.Join(dir, "crm.db"))
+	db, err := socialcrm.OpenDB(filepath.Join(dir, "crm.db"))
 	if err != nil {
 		panic(err)
 	}
-	ctx := context.Background()
-	if err := migrations.Run(ctx, db, tenancy.Migrations(), vault.Migrations(), social.Migrations()); err != nil {
-		panic(err)
-	}
-	if _, err := tenancy.InstallGuard(db, append(vault.Models(), social.Models()...)...); err != nil {
-		panic(err)
-	}
-	h, _ := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-	kek, _ := aead.New(h)
-	v, err := vault.New(db, kek, vault.WithColumns(social.SealedColumns()...))
+	kek, err := insecurekeyfile.Open(filepath.Join(dir, "kek.json"))
 	if err != nil {
 		panic(err)
 	}
-	store, err := social.New(db, v)
+	sdk, err := socialcrm.Open(context.Background(), socialcrm.Config{DB: db, KEK: kek})
 	if err != nil {
 		panic(err)
 	}
+	store := sdk.Social
 	return store, func() { db.Close(); os.RemoveAll(dir) }
 }
 

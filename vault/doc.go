@@ -70,7 +70,10 @@
 // after DestroyKey another process may go on opening the tenant's values
 // for up to its max age, and after RotateKey go on sealing with the
 // previous key for as long (Open reloads at once when it meets an unknown
-// key id). Lower the max age where that window matters.
+// key id). Lower the max age where that window matters. An Opener
+// (Vault.Opener), which opens a batch such as a page of records, keeps the
+// keys it looked up for that batch: a DestroyKey in this process during
+// the batch takes effect at the next one.
 //
 // # Concurrency
 //

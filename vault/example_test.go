@@ -11,8 +11,7 @@ import (
 
 	"github.com/uptrace/bun"
 
-	"github.com/socialcrm/socialcrm/internal/migrations"
-	"github.com/socialcrm/socialcrm/internal/sqldb"
+	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
 	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
@@ -26,12 +25,12 @@ func exampleEnv() (db *bun.DB, kek *insecurekeyfile.KeyFile, cleanup func(), err
 		return nil, nil, nil, err
 	}
 	removeDir := func() { os.RemoveAll(dir) }
-	db, err = sqldb.SQLite(filepath.Join(dir, "crm.db"))
+	db, err = socialcrm.OpenDB(filepath.Join(dir, "crm.db")) // or a postgres:// URL
 	if err == nil {
-		err = migrations.Run(context.Background(), db, tenancy.Migrations(), vault.Migrations())
+		err = socialcrm.Migrate(context.Background(), db)
 	}
 	if err == nil {
-		_, err = tenancy.InstallGuard(db, vault.Models()...)
+		_, err = socialcrm.Guard(db)
 	}
 	if err == nil {
 		kek, err = insecurekeyfile.Open(filepath.Join(dir, "kek.json"))
@@ -46,19 +45,27 @@ func exampleEnv() (db *bun.DB, kek *insecurekeyfile.KeyFile, cleanup func(), err
 	return db, kek, func() { db.Close(); removeDir() }, nil
 }
 
-func Example() {
+// exampleVault is exampleEnv with a Vault over it, configured by opts.
+func exampleVault(opts ...vault.Option) (*vault.Vault, *insecurekeyfile.KeyFile, func(), error) {
 	db, kek, cleanup, err := exampleEnv()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	v, err := vault.New(db, kek, opts...)
+	if err != nil {
+		cleanup()
+		return nil, nil, nil, err
+	}
+	return v, kek, cleanup, nil
+}
+
+func Example() {
+	v, _, cleanup, err := exampleVault()
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer cleanup()
-
-	v, err := vault.New(db, kek)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
 	// The tenant comes from the context, as in every socialcrm call.
 	ctx := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenancy.NewID(), Role: tenancy.RoleStaff})
 	b := vault.Binding{Record: "connection-1", Field: "access_token"}
@@ -90,17 +97,12 @@ func Example() {
 }
 
 func ExampleVault_RotateKey() {
-	db, kek, cleanup, err := exampleEnv()
+	v, _, cleanup, err := exampleVault(vault.WithColumns(vault.Column{Table: "socialcrm_connections", ID: "id", Sealed: "access_token"}))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer cleanup()
-	v, err := vault.New(db, kek, vault.WithColumns(vault.Column{Table: "socialcrm_connections", ID: "id", Sealed: "access_token"}))
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
 	ctx := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenancy.NewID(), Role: tenancy.RoleOwner})
 	b := vault.Binding{Record: "connection-1", Field: "access_token"}
 	old, _ := v.Seal(ctx, []byte("token"), b)
@@ -126,17 +128,12 @@ func ExampleVault_RotateKey() {
 }
 
 func ExampleVault_DestroyKey() {
-	db, kek, cleanup, err := exampleEnv()
+	v, kek, cleanup, err := exampleVault()
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer cleanup()
-	v, err := vault.New(db, kek)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
 	tid := tenancy.NewID()
 	ctx := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tid, Role: tenancy.RoleOwner})
 	b := vault.Binding{Record: "contact-1", Field: "phone"}
@@ -164,17 +161,12 @@ func ExampleVault_DestroyKey() {
 }
 
 func ExampleVault_Index() {
-	db, kek, cleanup, err := exampleEnv()
+	v, _, cleanup, err := exampleVault()
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer cleanup()
-	v, err := vault.New(db, kek)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
 	ctx := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenancy.NewID(), Role: tenancy.RoleStaff})
 
 	// Normalize the same way when storing and when looking up.

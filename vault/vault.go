@@ -189,15 +189,62 @@ func (v *Vault) Seal(ctx context.Context, plaintext []byte, b Binding) (Sealed, 
 // Without a tenant in ctx Open fails with tenancy.ErrNoTenant, and a
 // database failure is returned as such.
 func (v *Vault) Open(ctx context.Context, s Sealed, b Binding) (Secret, error) {
+	o := Opener{v: v, ctx: ctx}
+	buf, _ := v.adBuf.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	o.ad = (*buf)[:0]
+	sec, err := o.Open(s, b)
+	*buf = o.ad
+	v.adBuf.Put(buf)
+	return sec, err
+}
+
+// Opener opens several values of the context's tenant — typically the
+// sealed fields of a page of records — as Open does, looking the tenant's
+// keys up once, at its first Open, instead of once per value, and reusing
+// one buffer for the associated data. Make one per batch of work (a page,
+// a record) with Vault.Opener: it keeps the keys it found, so it does not
+// see the tenant's keys destroyed after its first Open; a value that names
+// a key id they lack (one rotated in since) sends it back to the cache,
+// and from there the way Open goes. An Opener is not safe for concurrent
+// use.
+type Opener struct {
+	v   *Vault
+	ctx context.Context
+	tid string
+	k   *tenantKeys
+	ad  []byte
+}
+
+// Opener returns an Opener of values of ctx's tenant.
+func (v *Vault) Opener(ctx context.Context) Opener { return Opener{v: v, ctx: ctx} }
+
+// Open decrypts s as Vault.Open does, with the same errors.
+func (o *Opener) Open(s Sealed, b Binding) (Secret, error) {
 	if err := b.validate(); err != nil {
 		return Secret{}, err
 	}
 	if !wellFormed(s.ct) {
 		return Secret{}, ErrOpen
 	}
-	tid, k, err := v.keys(ctx, false)
-	if err != nil {
-		return Secret{}, openError(err)
+	if o.k == nil {
+		tid, k, err := o.v.keys(o.ctx, false)
+		if err != nil {
+			return Secret{}, openError(err)
+		}
+		o.tid, o.k = tid, k
+	}
+	k := o.k
+	if !k.destroyed && !k.has(s.KeyID()) {
+		// The keys kept may be older than the cache's (a rotation in this
+		// process): from here on, Open's own path.
+		_, cur, err := o.v.keys(o.ctx, false)
+		if err != nil {
+			return Secret{}, openError(err)
+		}
+		k, o.k = cur, cur
 	}
 	if k.destroyed {
 		return Secret{}, ErrKeyDestroyed
@@ -207,19 +254,20 @@ func (v *Vault) Open(ctx context.Context, s Sealed, b Binding) (Secret, error) {
 		// reload, but not again within missReloadInterval of a reload that
 		// a miss caused, so that forged or foreign values cannot turn every
 		// Open into a database read and two key-encryption-key calls.
-		if k.afterMiss && v.age(k.loaded) < missReloadInterval {
+		if k.afterMiss && o.v.age(k.loaded) < missReloadInterval {
 			return Secret{}, ErrOpen
 		}
-		if k, err = v.loadAfterMiss(ctx, tid); err != nil {
+		var err error
+		if k, err = o.v.loadAfterMiss(o.ctx, o.tid); err != nil {
 			return Secret{}, openError(err)
 		}
+		o.k = k
 		if k.destroyed {
 			return Secret{}, ErrKeyDestroyed
 		}
 	}
-	ad := v.sealedAD(tid, b)
-	pt, err := k.aead.Decrypt(s.ct, *ad)
-	v.adBuf.Put(ad)
+	o.ad = appendLengthPrefixed(o.ad[:0], adSealed, o.tid, b.Record, b.Field)
+	pt, err := k.aead.Decrypt(s.ct, o.ad)
 	if err != nil {
 		return Secret{}, ErrOpen
 	}

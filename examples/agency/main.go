@@ -25,7 +25,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -37,12 +36,12 @@ import (
 	"github.com/uptrace/bun/migrate"
 
 	"github.com/socialcrm/socialcrm"
+	"github.com/socialcrm/socialcrm/examples/internal/demo"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/tiktok"
 	"github.com/socialcrm/socialcrm/tiktok/tiktoktest"
-	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
 )
 
 // Creator is a creator the agency represents. Embedding tenancy.Owned
@@ -388,27 +387,11 @@ func mainErr(ctx context.Context, args []string, in io.Reader, out io.Writer) er
 		return err
 	}
 	o := options{In: in, Out: out}
-	var kek tink.AEAD
-	var err error
-	if *dsn == "" {
-		dir, err := os.MkdirTemp("", "agency-example")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		*dsn = filepath.Join(dir, "agency.db")
-		kek, err = ephemeralKEK() // the data goes with the file
-		if err != nil {
-			return err
-		}
-	} else if kek, err = insecurekeyfile.Open(*kekFile); err != nil {
-		return err
-	}
-	db, err := socialcrm.OpenDB(*dsn)
+	db, kek, done, err := demo.Open(*dsn, *kekFile, "agency")
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer done()
 	o.DB, o.KEK = db, kek
 
 	key, secret := os.Getenv("TIKTOK_CLIENT_KEY"), os.Getenv("TIKTOK_CLIENT_SECRET")
@@ -421,7 +404,7 @@ func mainErr(ctx context.Context, args []string, in io.Reader, out io.Writer) er
 		o.Now = time.Now
 		fmt.Fprintln(out, "TikTok: the real API (one sync per run)")
 	} else {
-		clock := &simClock{t: time.Now().UTC().Truncate(24 * time.Hour).Add(-7 * 24 * time.Hour * (weeks - 1))}
+		clock := demo.NewClock(time.Now().UTC().Truncate(24 * time.Hour).Add(-7 * 24 * time.Hour * (weeks - 1)))
 		srv, err := startEmulator(clock.Now)
 		if err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/socialcrm/socialcrm/examples/internal/demo"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tiktok"
@@ -34,11 +35,11 @@ func writeOnly() social.Scopes {
 func TestAgency(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
-		clk := &simClock{t: start}
+		clk := demo.NewClock(start)
 		srv, err := startEmulator(clk.Now)
 		require.NoError(t, err)
 		t.Cleanup(srv.Close)
-		kek, err := ephemeralKEK()
+		kek, err := demo.EphemeralKEK()
 		require.NoError(t, err)
 		var out bytes.Buffer
 		rep, err := run(context.Background(), options{DB: db.Owner, KEK: kek, Emulator: srv, Now: clk.Now,

@@ -5,12 +5,7 @@ package main
 
 import (
 	"fmt"
-	"sync"
 	"time"
-
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/keyset"
-	"github.com/tink-crypto/tink-go/v2/tink"
 
 	"github.com/socialcrm/socialcrm/tiktok"
 	"github.com/socialcrm/socialcrm/tiktok/tiktoktest"
@@ -68,33 +63,4 @@ func startEmulator(now func() time.Time) (*tiktoktest.Server, error) {
 func emulatorConfig(srv *tiktoktest.Server) tiktok.Config {
 	return tiktok.Config{ClientKey: "agency-sandbox", ClientSecret: "agency-sandbox-secret",
 		RedirectURL: "https://agency.example/tiktok/callback/", BaseURL: srv.BaseURL(), AuthorizeURL: srv.AuthorizeURL()}
-}
-
-// ephemeralKEK is a key-encryption key that lives only in memory, for the
-// throw-away database.
-func ephemeralKEK() (tink.AEAD, error) {
-	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-	if err != nil {
-		return nil, err
-	}
-	return aead.New(h)
-}
-
-// simClock is the emulated run's clock: the SDK and the emulator share it,
-// and a week passes in an instant.
-type simClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *simClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *simClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }

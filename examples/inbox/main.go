@@ -23,7 +23,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -33,12 +32,12 @@ import (
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/examples/internal/demo"
 	"github.com/socialcrm/socialcrm/inbox"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
-	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
 )
 
 // options is what run needs; main fills it, the test too.
@@ -294,26 +293,11 @@ func mainErr(ctx context.Context, args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var kek tink.AEAD
-	var err error
-	if *dsn == "" {
-		dir, err := os.MkdirTemp("", "inbox-example")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		*dsn = filepath.Join(dir, "inbox.db")
-		if kek, err = ephemeralKEK(); err != nil { // the data goes with the file
-			return err
-		}
-	} else if kek, err = insecurekeyfile.Open(*kekFile); err != nil {
-		return err
-	}
-	db, err := socialcrm.OpenDB(*dsn)
+	db, kek, done, err := demo.Open(*dsn, *kekFile, "inbox")
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer done()
 	sim, err := startSandbox(time.Now().UTC().Truncate(time.Millisecond)) // Meta's timestamps are in milliseconds
 	if err != nil {
 		return err

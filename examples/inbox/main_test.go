@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/examples/internal/demo"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/tenancy"
@@ -23,7 +24,7 @@ func TestInbox(t *testing.T) {
 		sim, err := startSandbox(start)
 		require.NoError(t, err)
 		t.Cleanup(sim.close)
-		kek, err := ephemeralKEK()
+		kek, err := demo.EphemeralKEK()
 		require.NoError(t, err)
 		var out bytes.Buffer
 		ctx := context.Background()

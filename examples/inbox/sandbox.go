@@ -10,13 +10,9 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/keyset"
-	"github.com/tink-crypto/tink-go/v2/tink"
-
+	"github.com/socialcrm/socialcrm/examples/internal/demo"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/vault"
@@ -44,7 +40,7 @@ func name(psid string) string {
 
 // sandbox is the emulated Meta and the SDK's configuration for it.
 type sandbox struct {
-	clock       *simClock
+	clock       *demo.Clock
 	meta        *metatest.Server
 	metaCfg     meta.Config
 	metaProv    *meta.Provider
@@ -54,7 +50,7 @@ type sandbox struct {
 // startSandbox starts the emulator with the shop's app, user and Page; the
 // app secret and the webhook's verify token are random.
 func startSandbox(start time.Time) (*sandbox, error) {
-	s := &sandbox{clock: &simClock{t: start}}
+	s := &sandbox{clock: demo.NewClock(start)}
 	secret, verify := rand.Text(), rand.Text()
 	s.verifyToken = vault.NewSecret([]byte(verify))
 	var err error
@@ -136,33 +132,4 @@ func (s *sandbox) receipt(ctx context.Context, callback, psid, mid, kind string)
 	}
 	_, err := s.meta.SendWebhook(ctx, sandboxMetaApp, callback, ev)
 	return err
-}
-
-// ephemeralKEK is a key-encryption key that lives only in memory, for the
-// throw-away database.
-func ephemeralKEK() (tink.AEAD, error) {
-	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-	if err != nil {
-		return nil, fmt.Errorf("kek: %w", err)
-	}
-	return aead.New(h)
-}
-
-// simClock is the emulated run's clock, shared by the SDK and the
-// emulator: a day passes in an instant.
-type simClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *simClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *simClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }

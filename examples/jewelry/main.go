@@ -24,7 +24,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -37,6 +36,7 @@ import (
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/examples/internal/demo"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/retention"
@@ -44,7 +44,6 @@ import (
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/tiktok"
 	"github.com/socialcrm/socialcrm/tiktok/tiktoktest"
-	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
 )
 
 // Item is a piece in the shop's inventory. Embedding tenancy.Owned scopes
@@ -514,27 +513,12 @@ func mainErr(ctx context.Context, args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var kek tink.AEAD
-	var err error
-	if *dsn == "" {
-		dir, err := os.MkdirTemp("", "jewelry-example")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		*dsn = filepath.Join(dir, "jewelry.db")
-		if kek, err = ephemeralKEK(); err != nil { // the data goes with the file
-			return err
-		}
-	} else if kek, err = insecurekeyfile.Open(*kekFile); err != nil {
-		return err
-	}
-	db, err := socialcrm.OpenDB(*dsn)
+	db, kek, done, err := demo.Open(*dsn, *kekFile, "jewelry")
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	clock := &simClock{t: time.Now().UTC().Truncate(time.Second)}
+	defer done()
+	clock := demo.NewClock(time.Now().UTC().Truncate(time.Second))
 	p, err := startPlatforms(clock.Now)
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
 
+	"github.com/socialcrm/socialcrm/examples/internal/demo"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/tiktok/tiktoktest"
@@ -19,11 +20,11 @@ import (
 // Meta and TikTok emulators.
 func TestJewelry(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
-		clk := &simClock{t: time.Date(2026, 3, 14, 9, 30, 0, 0, time.UTC)}
+		clk := demo.NewClock(time.Date(2026, 3, 14, 9, 30, 0, 0, time.UTC))
 		p, err := startPlatforms(clk.Now)
 		require.NoError(t, err)
 		t.Cleanup(p.close)
-		kek, err := ephemeralKEK()
+		kek, err := demo.EphemeralKEK()
 		require.NoError(t, err)
 		var out bytes.Buffer
 		ctx := context.Background()

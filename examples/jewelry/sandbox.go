@@ -5,14 +5,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/keyset"
-	"github.com/tink-crypto/tink-go/v2/tink"
 
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/meta"
@@ -131,27 +125,4 @@ func (p *platforms) close() {
 	if p.tiktok != nil {
 		p.tiktok.Close()
 	}
-}
-
-// ephemeralKEK is a key-encryption key that lives only in memory, for the
-// throw-away database.
-func ephemeralKEK() (tink.AEAD, error) {
-	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-	if err != nil {
-		return nil, fmt.Errorf("kek: %w", err)
-	}
-	return aead.New(h)
-}
-
-// simClock is the emulated run's clock, shared by the SDK and the
-// emulators.
-type simClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *simClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
 }

@@ -20,15 +20,25 @@ import (
 const maxVideo = 64 << 20
 
 func (a *app) listConnections(w http.ResponseWriter, r *http.Request) error {
-	conns, err := a.sdk.Social.List(r.Context(), social.ConnectionFilter{Platform: r.URL.Query().Get("platform")})
+	conns, err := a.connections(r.Context(), social.ConnectionFilter{Platform: r.URL.Query().Get("platform")})
 	if err != nil {
 		return err
 	}
-	if conns == nil {
-		conns = []social.Connection{}
-	}
 	writeJSON(w, http.StatusOK, map[string]any{"connections": conns, "mode": a.modes()})
 	return nil
+}
+
+// connections returns every connection of the context's tenant that f
+// keeps, walking the SDK's pages: a tenant connects a handful of accounts.
+func (a *app) connections(ctx context.Context, f social.ConnectionFilter) ([]social.Connection, error) {
+	conns := []social.Connection{}
+	for c, err := range a.sdk.Social.All(ctx, f, social.ListOptions{Limit: social.MaxLimit}) {
+		if err != nil {
+			return nil, err
+		}
+		conns = append(conns, c)
+	}
+	return conns, nil
 }
 
 // connection loads the path's connection of the context's tenant.

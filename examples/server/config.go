@@ -37,6 +37,9 @@ type config struct {
 	MetricsAddr string
 	// traces, when set (tests), records the server's spans.
 	traces trace.TracerProvider
+	// passwordCost, when set (tests), is the bcrypt cost of stored
+	// passwords (socialcrm.Config.InsecurePasswordCost).
+	passwordCost int
 
 	TikTokKey, TikTokSecret string
 	MetaAppID, MetaSecret   string

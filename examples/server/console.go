@@ -402,7 +402,7 @@ func (a *app) consoleLogout(w http.ResponseWriter, r *http.Request, p *page) err
 
 func (a *app) consoleHome(w http.ResponseWriter, r *http.Request, p *page) error {
 	p.Title = "Overview"
-	conns, err := a.sdk.Social.List(r.Context(), social.ConnectionFilter{})
+	conns, err := a.connections(r.Context(), social.ConnectionFilter{})
 	if err != nil {
 		return err
 	}
@@ -456,7 +456,7 @@ func (a *app) consoleReopenTenant(w http.ResponseWriter, r *http.Request, p *pag
 
 func (a *app) consoleConnections(w http.ResponseWriter, r *http.Request, p *page) error {
 	p.Title = "Connected accounts"
-	conns, err := a.sdk.Social.List(r.Context(), social.ConnectionFilter{})
+	conns, err := a.connections(r.Context(), social.ConnectionFilter{})
 	if err != nil {
 		return err
 	}

@@ -139,16 +139,9 @@ func (a *app) consoleCreateDeal(w http.ResponseWriter, r *http.Request, p *page)
 // consoleMoveDeal moves a deal to another stage; the version read guards
 // against a move made meanwhile.
 func (a *app) consoleMoveDeal(w http.ResponseWriter, r *http.Request, p *page) error {
-	if err := a.consoleDeals(w, r, p); err != nil {
-		return err
-	}
-	id, err := pathID(r, "deal")
+	id, ver, err := a.recordForm(w, r, p, a.consoleDeals, "deal")
 	if err != nil {
 		return err
-	}
-	ver, err := strconv.ParseInt(r.FormValue("version"), 10, 64)
-	if err != nil || ver < 1 {
-		return errInvalid(fieldProblem{Field: "version", Problem: "required"})
 	}
 	d, err := a.sdk.CRM.Deals().Move(r.Context(), id, ver, r.FormValue("stage"))
 	if err != nil {
@@ -268,14 +261,7 @@ func (a *app) consoleCreateInvoice(w http.ResponseWriter, r *http.Request, p *pa
 }
 
 func (a *app) consoleIssueInvoice(w http.ResponseWriter, r *http.Request, p *page) error {
-	if err := a.consoleInvoices(w, r, p); err != nil {
-		return err
-	}
-	id, err := pathID(r, "invoice")
-	if err != nil {
-		return err
-	}
-	ver, err := formVersion(r)
+	id, ver, err := a.recordForm(w, r, p, a.consoleInvoices, "invoice")
 	if err != nil {
 		return err
 	}
@@ -287,14 +273,7 @@ func (a *app) consoleIssueInvoice(w http.ResponseWriter, r *http.Request, p *pag
 }
 
 func (a *app) consolePayInvoice(w http.ResponseWriter, r *http.Request, p *page) error {
-	if err := a.consoleInvoices(w, r, p); err != nil {
-		return err
-	}
-	id, err := pathID(r, "invoice")
-	if err != nil {
-		return err
-	}
-	ver, err := formVersion(r)
+	id, ver, err := a.recordForm(w, r, p, a.consoleInvoices, "invoice")
 	if err != nil {
 		return err
 	}
@@ -307,6 +286,25 @@ func (a *app) consolePayInvoice(w http.ResponseWriter, r *http.Request, p *page)
 		return err
 	}
 	return a.seeOther(w, r, "/console/invoices", "Payment recorded: invoice "+inv.Number+" is "+string(inv.Status)+".")
+}
+
+// recordForm begins a form posted on one record: it prepares view's page
+// first, so that a refused change shows the page again with its problem,
+// then reads the record's id from the path (what names its kind) and the
+// version the form was rendered with.
+func (a *app) recordForm(w http.ResponseWriter, r *http.Request, p *page, view consoleHandler, what string) (string, int64, error) {
+	if err := view(w, r, p); err != nil {
+		return "", 0, err
+	}
+	id, err := pathID(r, what)
+	if err != nil {
+		return "", 0, err
+	}
+	ver, err := formVersion(r)
+	if err != nil {
+		return "", 0, err
+	}
+	return id, ver, nil
 }
 
 // proposalMove is a button of a proposal's row.
@@ -365,14 +363,7 @@ func (a *app) consoleCreateProposal(w http.ResponseWriter, r *http.Request, p *p
 }
 
 func (a *app) consoleMoveProposal(w http.ResponseWriter, r *http.Request, p *page) error {
-	if err := a.consoleProposals(w, r, p); err != nil {
-		return err
-	}
-	id, err := pathID(r, "proposal")
-	if err != nil {
-		return err
-	}
-	ver, err := formVersion(r)
+	id, ver, err := a.recordForm(w, r, p, a.consoleProposals, "proposal")
 	if err != nil {
 		return err
 	}

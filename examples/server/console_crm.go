@@ -479,14 +479,7 @@ func (a *app) consoleCreateTask(w http.ResponseWriter, r *http.Request, p *page)
 }
 
 func (a *app) consoleTaskDone(w http.ResponseWriter, r *http.Request, p *page) error {
-	if err := a.consoleTasks(w, r, p); err != nil {
-		return err
-	}
-	id, err := pathID(r, "task")
-	if err != nil {
-		return err
-	}
-	ver, err := formVersion(r)
+	id, ver, err := a.recordForm(w, r, p, a.consoleTasks, "task")
 	if err != nil {
 		return err
 	}
@@ -534,7 +527,7 @@ func channelLabel(ch crm.Channel) string {
 func (a *app) conversationRows(ctx context.Context, convs []crm.Conversation) ([]inboxRow, error) {
 	contacts := map[string]*crm.Contact{}
 	accounts := map[string]string{}
-	conns, err := a.sdk.Social.List(ctx, social.ConnectionFilter{})
+	conns, err := a.connections(ctx, social.ConnectionFilter{})
 	if err != nil {
 		return nil, err
 	}

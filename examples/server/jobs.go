@@ -355,7 +355,7 @@ func (a *app) runTask(ctx context.Context, task string) error {
 // platform's refusal of one connection is logged, not retried: the next
 // run tries again.
 func (a *app) syncTenant(ctx context.Context) error {
-	conns, err := a.sdk.Social.List(ctx, social.ConnectionFilter{Status: social.StatusActive})
+	conns, err := a.connections(ctx, social.ConnectionFilter{Status: social.StatusActive})
 	if err != nil {
 		return err
 	}

@@ -255,7 +255,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 	if a.sdk, err = socialcrm.Open(ctx, socialcrm.Config{DB: db, Owner: a.owner, AllowPrivilegedRole: a.owner == nil,
 		KEK: kek, Logger: log, Policy: &policy, Models: []any{(*session)(nil)}, Categories: cats,
 		PhoneRegion: cfg.PhoneRegion, Providers: a.plat.providers(),
-		TracerProvider: a.tel.tp, MeterProvider: a.tel.mp}); err != nil {
+		TracerProvider: a.tel.tp, MeterProvider: a.tel.mp, InsecurePasswordCost: cfg.passwordCost}); err != nil {
 		return nil, err
 	}
 	if err := a.plat.makeFlows(a.sdk.Social); err != nil {

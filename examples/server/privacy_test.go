@@ -1,10 +1,7 @@
 package main
 
 import (
-	"archive/zip"
-	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -28,12 +25,7 @@ func TestPrivacyOneStep(t *testing.T) {
 	c.call("POST", "/v1/contacts?allow_duplicate=true", map[string]any{"first_name": "Zeldup", "email": "ZELDA@example.com"}, 201)
 	c.call("POST", "/v1/notes", map[string]any{"contact_id": str(ct, "contact", "id"), "body": "likes opals"}, 201)
 
-	request := func(kind string, subject map[string]string) string {
-		r := c.call("POST", "/v1/privacy/requests", map[string]any{"kind": kind, "subject": subject}, 201)
-		id := str(r, "request", "id")
-		c.call("POST", "/v1/privacy/requests/"+id+"/verify", map[string]string{"outcome": "verified"}, 200)
-		return id
-	}
+	request := c.privacyRequest
 	bad := c.call("POST", "/v1/privacy/requests", map[string]any{"kind": "access", "subject": map[string]string{"shoe_size": "42"}}, 400)
 	require.Equal(t, []string{"subject.shoe_size"}, problems(bad))
 
@@ -41,18 +33,9 @@ func TestPrivacyOneStep(t *testing.T) {
 	id := request("access", map[string]string{"phone": "+1 (555) 765-4321"})
 	resp, zipped := c.do("GET", "/v1/privacy/requests/"+id+"/export", "", nil)
 	require.Equal(t, 200, resp.StatusCode, "%s", zipped)
-	zr, err := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped)))
-	require.NoError(t, err)
-	var all strings.Builder
-	for _, f := range zr.File {
-		rc, err := f.Open()
-		require.NoError(t, err)
-		b, _ := io.ReadAll(rc)
-		rc.Close()
-		all.Write(b)
-	}
+	all, _ := unzipText(t, zipped)
 	for _, want := range []string{"Zelda", "Zeldup", "zelda@example.com", "likes opals", `"outcome": "data_found"`} {
-		require.Contains(t, all.String(), want)
+		require.Contains(t, all, want)
 	}
 
 	// Erasure by e-mail: both contacts go.

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -22,25 +21,13 @@ import (
 // spans is not nil, its spans recorded there.
 func newObservedApp(t *testing.T, spans *tracetest.SpanRecorder, logs io.Writer, args ...string) *testApp {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	dir := t.TempDir()
-	cfg, err := parseConfig(append([]string{"-db", filepath.Join(dir, "test.db"), "-kek", filepath.Join(dir, "kek.json")}, args...), io.Discard)
-	require.NoError(t, err)
-	if spans != nil {
-		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
-		t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
-		cfg.traces = tp
-	}
-	url := "http://" + ln.Addr().String()
-	a, err := newApp(t.Context(), cfg, slog.New(requestLogHandler{slog.NewJSONHandler(logs, nil)}), url)
-	require.NoError(t, err)
-	srv := httptest.NewUnstartedServer(a.handler())
-	srv.Listener.Close()
-	srv.Listener = ln
-	srv.Start()
-	t.Cleanup(func() { srv.Close(); a.close() })
-	return &testApp{app: a, URL: url}
+	return startTestApp(t, slog.New(requestLogHandler{slog.NewJSONHandler(logs, nil)}), func(cfg *config) {
+		if spans != nil {
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+			t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
+			cfg.traces = tp
+		}
+	}, args...)
 }
 
 // logLines parses the JSON log lines.

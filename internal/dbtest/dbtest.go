@@ -4,8 +4,15 @@
 // local install: postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable).
 //
 // Each run gets a database of its own that is removed afterwards: a fresh
-// SQLite file in t.TempDir, or a fresh schema in the database
-// socialcrm_tests. On PostgreSQL the tests run as an application would, with
+// SQLite file in t.TempDir, or on PostgreSQL a database copied from a
+// template (socialcrm_clone_…) or, without setups or for setups that are
+// closures, a fresh schema in the database socialcrm_tests. Setups that
+// are named functions migrate once per test binary, into the template
+// that each test copies (see SQLite and Postgres): migrating takes seconds
+// under the race detector, copying does not. Copies are dropped in the
+// background; the next test process drops what a finished one left
+// (socialcrm_tmpl_…, socialcrm_clone_…). On PostgreSQL the tests run as an
+// application would, with
 // two roles: the setups (migrations) run as socialcrm_tests_owner, which owns
 // the schema and its tables, and the test body gets a handle connected as
 // socialcrm_tests_app, which owns nothing, is neither a superuser nor
@@ -23,6 +30,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,6 +70,7 @@ type DB struct {
 	Path string
 
 	dsn, ownerDSN string
+	database      string // PostgreSQL: the test database
 	schema        string // PostgreSQL: the test schema
 }
 
@@ -124,9 +135,21 @@ func Each(t *testing.T, fn func(t *testing.T, db *DB), setups ...Setup) {
 }
 
 // SQLite returns a fresh SQLite database in t.TempDir.
+//
+// When every setup is a named function (not a closure or a method value,
+// whose captured state could differ from one call to the next), the
+// setups run once per test binary on a template database, and each test
+// gets a copy of its file, on which the setups run again: migrations then
+// find nothing to do, hooks are installed on the test's handle. Migrating
+// SQLite takes seconds under the race detector; copying a file does not.
 func SQLite(t testing.TB, setups ...Setup) *DB {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "socialcrm.db")
+	if b := sqliteTemplate(setups); b != nil {
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatalf("dbtest: copy template: %v", err)
+		}
+	}
 	db, err := sqldb.SQLite(path)
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
@@ -143,23 +166,35 @@ func SQLite(t testing.TB, setups ...Setup) *DB {
 // migrate), then, after every table of the schema is granted to the
 // application role, on the application's handle (migrations find nothing
 // to do; hooks such as the Guard are installed there).
+//
+// When there are setups and every one is a named function (see SQLite),
+// they migrate a template database once per test binary, and each test
+// gets a database of its own copied from it (CREATE DATABASE … TEMPLATE),
+// on which the setups run as above, finding nothing to migrate. Otherwise
+// the schema is created in the shared database socialcrm_tests.
 func Postgres(t testing.TB, setups ...Setup) *DB {
 	t.Helper()
 	admin := os.Getenv(EnvPostgres)
 	if admin == "" {
 		t.Fatalf("dbtest: %s is not set", EnvPostgres)
 	}
-	ownerBase, appBase, err := prepareServer(admin)
+	srv, err := prepareServer(admin)
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
+	if len(setups) > 0 {
+		if key, ok := setupsKey(setups); ok {
+			if tm := srv.template(key, setups); tm.err == nil {
+				return clonePostgres(t, srv, tm, setups)
+			}
+		}
+	}
 	schema := "t_" + randomHex(8)
-	ownerDSN := withParam(ownerBase, "search_path", schema)
+	ownerDSN := withParam(srv.owner, "search_path", schema)
 	owner, err := OpenPostgres(ownerDSN)
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
-	owner.SetMaxOpenConns(2)
 	t.Cleanup(func() {
 		if _, err := owner.Exec("DROP SCHEMA ? CASCADE", bun.Ident(schema)); err != nil {
 			t.Errorf("dbtest: drop schema %s: %v", schema, err)
@@ -169,14 +204,43 @@ func Postgres(t testing.TB, setups ...Setup) *DB {
 	if _, err := owner.Exec("CREATE SCHEMA ?", bun.Ident(schema)); err != nil {
 		t.Fatalf("dbtest: create schema: %v", err)
 	}
-	dsn := withParam(appBase, "search_path", schema)
-	db, err := OpenPostgres(dsn)
+	return openPostgres(t, owner, ownerDSN, withParam(srv.app, "search_path", schema), pgDatabase, schema, setups)
+}
+
+// clonePostgres returns a database of its own copied from tm, dropped
+// when t ends.
+func clonePostgres(t testing.TB, srv *pgServer, tm *pgTemplate, setups []Setup) *DB {
+	t.Helper()
+	name := "socialcrm_clone_" + srv.id + "_" + randomHex(6)
+	ctx := context.Background()
+	if _, err := srv.admin.ExecContext(ctx, "CREATE DATABASE ? TEMPLATE ? OWNER ?",
+		bun.Ident(name), bun.Ident(tm.database), bun.Ident(pgOwner)); err != nil {
+		t.Fatalf("dbtest: copy template: %v", err)
+	}
+	// Registered first, so it runs last: after every handle is closed.
+	t.Cleanup(func() { srv.drop(name) })
+	ownerDSN := withParam(withDatabase(srv.owner, name), "search_path", tm.schema)
+	owner, err := OpenPostgres(ownerDSN)
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	t.Cleanup(func() { owner.Close() })
+	return openPostgres(t, owner, ownerDSN, withParam(withDatabase(srv.app, name), "search_path", tm.schema), name, tm.schema, setups)
+}
+
+// openPostgres runs setups on owner, grants the application role its
+// privileges and opens the application's handle on appDSN, where setups
+// run again.
+func openPostgres(t testing.TB, owner *bun.DB, ownerDSN, appDSN, database, schema string, setups []Setup) *DB {
+	t.Helper()
+	owner.SetMaxOpenConns(2)
+	db, err := OpenPostgres(appDSN)
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
 	db.SetMaxOpenConns(8)
 	t.Cleanup(func() { db.Close() })
-	d := &DB{DB: db, Owner: owner, Name: "postgres", dsn: dsn, ownerDSN: ownerDSN, schema: schema}
+	d := &DB{DB: db, Owner: owner, Name: "postgres", dsn: appDSN, ownerDSN: ownerDSN, database: database, schema: schema}
 	setup(t, owner, "postgres (owner)", setups)
 	// Tests rarely need the owner after setup: keep no idle connections,
 	// since parallel test binaries share the server's connection slots.
@@ -184,6 +248,79 @@ func Postgres(t testing.TB, setups ...Setup) *DB {
 	GrantApp(t, d)
 	setup(t, db, "postgres", setups)
 	return d
+}
+
+// drop drops database name in the background: dropping a database makes
+// the server checkpoint, which takes seconds while other tests write, and
+// no test needs to wait for it. What the process has not dropped when it
+// exits, the next test process drops (sweep).
+func (srv *pgServer) drop(name string) {
+	srv.dropOnce.Do(func() {
+		srv.drops = make(chan string, 1024)
+		go func() {
+			for name := range srv.drops {
+				_, _ = srv.admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS ? WITH (FORCE)", bun.Ident(name))
+			}
+		}()
+	})
+	select {
+	case srv.drops <- name:
+	default: // a full queue: left to the sweep
+	}
+}
+
+// pgTemplate is a database the setups of one key have migrated, in
+// schema, to copy for each test.
+type pgTemplate struct {
+	once             sync.Once
+	database, schema string
+	err              error
+}
+
+// template returns the template database of the setups named key,
+// migrating it on first use.
+func (srv *pgServer) template(key string, setups []Setup) *pgTemplate {
+	srv.mu.Lock()
+	tm := srv.templates[key]
+	if tm == nil {
+		tm = &pgTemplate{}
+		srv.templates[key] = tm
+	}
+	srv.mu.Unlock()
+	tm.once.Do(func() {
+		tm.database = "socialcrm_tmpl_" + srv.id + "_" + randomHex(6)
+		tm.schema = "t_" + randomHex(8)
+		tm.err = srv.migrateTemplate(tm, setups)
+	})
+	return tm
+}
+
+func (srv *pgServer) migrateTemplate(tm *pgTemplate, setups []Setup) error {
+	ctx := context.Background()
+	if _, err := srv.admin.ExecContext(ctx, "CREATE DATABASE ? OWNER ?", bun.Ident(tm.database), bun.Ident(pgOwner)); err != nil {
+		return fmt.Errorf("create template: %w", err)
+	}
+	owner, err := OpenPostgres(withParam(withDatabase(srv.owner, tm.database), "search_path", tm.schema))
+	if err != nil {
+		return err
+	}
+	// Every connection must be gone before the database can be copied.
+	defer owner.Close()
+	owner.SetMaxOpenConns(2)
+	if _, err := owner.ExecContext(ctx, "CREATE SCHEMA ?", bun.Ident(tm.schema)); err != nil {
+		return fmt.Errorf("create template schema: %w", err)
+	}
+	for _, s := range setups {
+		if err := s(ctx, owner); err != nil {
+			return err
+		}
+	}
+	plain := bun.NewDB(owner.DB, pgdialect.New())
+	tables, err := migrations.Tables(ctx, plain, "")
+	if err == nil {
+		err = migrations.Grant(ctx, plain, pgApp, tables)
+	}
+	return err
 }
 
 // GrantApp grants the application role what migrations.Grant gives it on
@@ -217,57 +354,196 @@ func setup(t testing.TB, db *bun.DB, name string, setups []Setup) {
 	}
 }
 
-var server struct {
+// templates holds, per list of setups (by their functions' names), the
+// file of a SQLite database they have prepared.
+var templates struct {
 	sync.Mutex
-	done map[string][2]string // admin DSN -> owner and application DSNs
+	files map[string]*template
 }
 
-// prepareServer makes sure the roles and the database for tests exist and
-// returns the DSNs that connect to it as the owner and as the application.
-func prepareServer(adminDSN string) (ownerDSN, appDSN string, err error) {
-	server.Lock()
-	defer server.Unlock()
-	if dsns, ok := server.done[adminDSN]; ok {
-		return dsns[0], dsns[1], nil
+type template struct {
+	once sync.Once
+	file []byte // nil when the setups failed: each test then runs them itself
+}
+
+// sqliteTemplate returns the bytes of a SQLite database prepared by
+// setups, nil when they cannot be shared (a closure or a method value) or
+// failed.
+func sqliteTemplate(setups []Setup) []byte {
+	key, ok := setupsKey(setups)
+	if !ok {
+		return nil
 	}
-	admin, err := OpenPostgres(adminDSN)
+	templates.Lock()
+	if templates.files == nil {
+		templates.files = map[string]*template{}
+	}
+	tm := templates.files[key]
+	if tm == nil {
+		tm = &template{}
+		templates.files[key] = tm
+	}
+	templates.Unlock()
+	tm.once.Do(func() { tm.file = prepareTemplate(setups) })
+	return tm.file
+}
+
+// setupsKey names setups by their functions, when every one is a named
+// function.
+func setupsKey(setups []Setup) (string, bool) {
+	var names []string
+	for _, s := range setups {
+		f := runtime.FuncForPC(reflect.ValueOf(s).Pointer())
+		if f == nil {
+			return "", false
+		}
+		name := f.Name()
+		// Closures are named pkg.outer.funcN (pkg.glob..funcN at the top
+		// level), method values pkg.T.M-fm.
+		if strings.Contains(name, ".func") || strings.HasSuffix(name, "-fm") {
+			return "", false
+		}
+		names = append(names, name)
+	}
+	return strings.Join(names, "\n"), true
+}
+
+func prepareTemplate(setups []Setup) []byte {
+	dir, err := os.MkdirTemp("", "socialcrm-dbtest-")
 	if err != nil {
-		return "", "", err
+		return nil
 	}
-	defer admin.Close()
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "template.db")
+	db, err := sqldb.SQLite(path)
+	if err != nil {
+		return nil
+	}
+	for _, s := range setups {
+		if err := s(context.Background(), db); err != nil {
+			db.Close()
+			return nil
+		}
+	}
+	if _, err := db.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		db.Close()
+		return nil
+	}
+	if err := db.Close(); err != nil {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// pgServer is what prepareServer made ready on one server: the roles,
+// the shared test database, and this process's templates.
+type pgServer struct {
+	owner, app string  // DSNs of socialcrm_tests as the owner and application roles
+	admin      *bun.DB // the admin DSN: creates and drops databases
+	// id names this process's databases; a connection of the process,
+	// named after it, stays open while it runs, so that another process
+	// can tell its databases from those a dead process left behind.
+	id        string
+	mu        sync.Mutex
+	templates map[string]*pgTemplate
+	dropOnce  sync.Once
+	drops     chan string // databases to drop
+}
+
+var servers struct {
+	sync.Mutex
+	byDSN map[string]*pgServer // by admin DSN
+}
+
+// aliveName is the application_name of process id's connection.
+const aliveName = "socialcrm_dbtest_"
+
+// prepareServer makes sure the roles and the database for tests exist,
+// drops the databases of test processes that are gone, and returns the
+// server's DSNs and handles.
+func prepareServer(adminDSN string) (*pgServer, error) {
+	servers.Lock()
+	defer servers.Unlock()
+	if srv, ok := servers.byDSN[adminDSN]; ok {
+		return srv, nil
+	}
+	srv := &pgServer{id: randomHex(4), templates: map[string]*pgTemplate{}}
+	admin, err := OpenPostgres(withParam(adminDSN, "application_name", aliveName+srv.id))
+	if err != nil {
+		return nil, err
+	}
 	ctx := context.Background()
+	// The connection that says this process is alive: held, never closed.
+	if _, err := admin.Conn(ctx); err != nil {
+		admin.Close()
+		return nil, err
+	}
+	admin.SetMaxIdleConns(1)
+	srv.admin = admin
 	// Several test binaries may get here at once: tolerate losing the race.
 	for _, role := range []string{pgOwner, pgApp} {
 		if _, err := admin.ExecContext(ctx, `DO $$ BEGIN
 			CREATE ROLE `+role+` LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB;
 		EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`); err != nil {
-			return "", "", fmt.Errorf("create role %s: %w", role, err)
+			return nil, fmt.Errorf("create role %s: %w", role, err)
 		}
 	}
 	var exists bool
 	if err := admin.NewRaw("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = ?)", pgDatabase).Scan(ctx, &exists); err != nil {
-		return "", "", fmt.Errorf("look up database: %w", err)
+		return nil, fmt.Errorf("look up database: %w", err)
 	}
 	if !exists {
 		_, err := admin.ExecContext(ctx, "CREATE DATABASE "+pgDatabase+" OWNER "+pgOwner)
 		if c := dberr.Code(err); err != nil && c != "42P04" && c != "23505" {
-			return "", "", fmt.Errorf("create database %s: %w", pgDatabase, err)
+			return nil, fmt.Errorf("create database %s: %w", pgDatabase, err)
 		}
 	}
+	sweep(ctx, admin)
 	u, err := url.Parse(adminDSN)
 	if err != nil {
-		return "", "", fmt.Errorf("parse %s: %w", EnvPostgres, err)
+		return nil, fmt.Errorf("parse %s: %w", EnvPostgres, err)
 	}
 	u.Path = "/" + pgDatabase
 	u.User = url.User(pgOwner)
-	ownerDSN = u.String()
+	srv.owner = u.String()
 	u.User = url.User(pgApp)
-	appDSN = u.String()
-	if server.done == nil {
-		server.done = map[string][2]string{}
+	srv.app = u.String()
+	if servers.byDSN == nil {
+		servers.byDSN = map[string]*pgServer{}
 	}
-	server.done[adminDSN] = [2]string{ownerDSN, appDSN}
-	return ownerDSN, appDSN, nil
+	servers.byDSN[adminDSN] = srv
+	return srv, nil
+}
+
+// sweep drops the template and test databases of processes that are gone
+// (killed before their cleanups ran). Best effort: another process may be
+// dropping the same ones.
+func sweep(ctx context.Context, admin *bun.DB) {
+	var stale []string
+	err := admin.NewRaw(`SELECT datname FROM pg_database
+		WHERE (datname LIKE 'socialcrm\_tmpl\_%' OR datname LIKE 'socialcrm\_clone\_%')
+		AND ? || split_part(datname, '_', 3) NOT IN (SELECT application_name FROM pg_stat_activity)`, aliveName).
+		Scan(ctx, &stale)
+	if err != nil {
+		return
+	}
+	for _, name := range stale {
+		_, _ = admin.ExecContext(ctx, "DROP DATABASE IF EXISTS ? WITH (FORCE)", bun.Ident(name))
+	}
+}
+
+// withDatabase returns dsn naming database instead of its own.
+func withDatabase(dsn, database string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn
+	}
+	u.Path = "/" + database
+	return u.String()
 }
 
 func withParam(dsn, key, value string) string {
@@ -347,7 +623,7 @@ func (d *DB) adminOn(t testing.TB, schema string) *bun.DB {
 	if err != nil {
 		t.Fatalf("dbtest: parse %s: %v", EnvPostgres, err)
 	}
-	u.Path = "/" + pgDatabase
+	u.Path = "/" + d.database
 	db, err := OpenPostgres(withParam(u.String(), "search_path", schema))
 	if err != nil {
 		t.Fatalf("dbtest: admin: %v", err)
@@ -406,5 +682,5 @@ func (d *DB) Backup(t testing.TB) *DB {
 		}
 	})
 	db := d.adminOn(t, schema)
-	return &DB{DB: db, Name: "postgres", schema: schema}
+	return &DB{DB: db, Name: "postgres", database: d.database, schema: schema}
 }

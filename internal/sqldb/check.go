@@ -74,9 +74,10 @@ func (checkingDriver) Open(string) (driver.Conn, error) { return nil, errOpen }
 // conn runs the Check before every statement and forwards everything else.
 type conn struct {
 	driver.Conn
-	c   *connector
-	pgx *pgx.Conn // PostgreSQL through pgx: settings and BEGIN fold (WithSetting)
-	tx  *pgTx     // the open transaction on pgx
+	c     *connector
+	pgx   *pgx.Conn // PostgreSQL through pgx: settings and BEGIN fold (WithSetting)
+	tx    *pgTx     // the open transaction on pgx
+	convs convs     // column conversions of result shapes seen (pg.go)
 }
 
 var (

@@ -56,6 +56,9 @@ func params(query string) (out string, args []any, ok bool) {
 		return false
 	}
 	replace := func(start, end int, val string) {
+		if n == 0 {
+			b.Grow(len(query))
+		}
 		b.WriteString(query[last:start])
 		n++
 		b.WriteByte('$')
@@ -70,12 +73,12 @@ func params(query string) (out string, args []any, ok bool) {
 			i++
 		case c == '\'':
 			j := i + 1
-			var val strings.Builder
+			doubled := false // the literal holds a quote, written twice
 			closed := false
 			for j < len(query) {
 				if query[j] == '\'' {
 					if j+1 < len(query) && query[j+1] == '\'' {
-						val.WriteByte('\'')
+						doubled = true
 						j += 2
 						continue
 					}
@@ -83,14 +86,17 @@ func params(query string) (out string, args []any, ok bool) {
 					j++
 					break
 				}
-				val.WriteByte(query[j])
 				j++
 			}
 			if !closed {
 				return "", nil, false
 			}
 			if param() || strings.HasPrefix(strings.TrimLeft(query[j:], " "), "::") {
-				replace(i, j, val.String())
+				val := query[i+1 : j-1]
+				if doubled {
+					val = strings.ReplaceAll(val, "''", "'")
+				}
+				replace(i, j, val)
 			}
 			prev, i = "'", j
 		case c == '"':

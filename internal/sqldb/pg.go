@@ -4,10 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
+	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
@@ -136,6 +140,12 @@ type pgTx struct {
 	begin string  // the BEGIN still to send; empty once sent
 	want  setting // the setting the transaction was begun with
 	set   setting // the setting in force in the transaction
+	// deferred are savepoint statements (SAVEPOINT, RELEASE SAVEPOINT)
+	// still to send, in order, in the round trip of the next statement.
+	deferred []string
+	// savepoints are the names bun gave the open savepoints, outermost
+	// first; the server knows them by their depth.
+	savepoints []string
 }
 
 func beginStatement(opts driver.TxOptions) (string, error) {
@@ -185,20 +195,29 @@ func (t *pgTx) Commit() error   { return t.end("COMMIT") }
 func (t *pgTx) Rollback() error { return t.end("ROLLBACK") }
 
 // prelude is what must precede a statement sent in ctx: the deferred
-// BEGIN, the set_config of a setting not yet in force, and the advisory
-// locks of WithAdvisoryLocks.
+// BEGIN and savepoint statements, the set_config of a setting not yet in
+// force, and the advisory locks of WithAdvisoryLocks.
 type prelude struct {
 	begin string
+	pre   []string // deferred savepoint statements, after the BEGIN
 	set   setting
 	locks []int64
 }
 
+// In a transaction, a statement whose context carries no setting runs
+// under the one the transaction was begun with — or under the empty value
+// when it was begun without one — so that a setting a nested scope sent
+// for its own statements ends with them.
 func (c *conn) prelude(ctx context.Context) (p prelude, ok bool) {
 	p.locks, _ = ctx.Value(locksKey{}).([]int64)
 	want, has := ctx.Value(settingKey{}).(setting)
 	if t := c.tx; t != nil {
 		if !has {
-			want, has = t.want, t.want != (setting{})
+			want = t.want
+			if want == (setting{}) && t.set != (setting{}) {
+				want = setting{name: t.set.name}
+			}
+			has = want != (setting{})
 		}
 		if has && t.set == want {
 			has = false
@@ -206,13 +225,76 @@ func (c *conn) prelude(ctx context.Context) (p prelude, ok bool) {
 		if has {
 			p.set = want
 		}
-		p.begin = t.begin
-		return p, has || t.begin != "" || len(p.locks) > 0
+		p.begin, p.pre = t.begin, t.deferred
+		return p, has || t.begin != "" || len(p.pre) > 0 || len(p.locks) > 0
 	}
 	if has {
 		p.set = want
 	}
 	return p, has || len(p.locks) > 0
+}
+
+// savepoint defers a savepoint statement of a transaction to the round trip
+// of the transaction's next statement, as the BEGIN is (bun opens a
+// savepoint for every nested RunInTx, and tenant-scoped code nests often).
+// handled is false for any other statement. Savepoints are renamed by
+// their depth, so that the statements keep one text each and stay in pgx's
+// statement cache (bun names each one at random). A savepoint released or
+// rolled back to before anything was sent in it is never sent at all. A
+// rollback to a savepoint that was sent goes at once, with what is deferred
+// before it, and forgets which setting is in force: it undoes a set_config
+// sent after the savepoint.
+func (c *conn) savepoint(ctx context.Context, query string, args []driver.NamedValue) (handled bool, err error) {
+	t := c.tx
+	if t == nil || len(args) > 0 {
+		return false, nil
+	}
+	depthName := func(i int) string { return "socialcrm_sp" + strconv.Itoa(i+1) }
+	if name, ok := strings.CutPrefix(query, "SAVEPOINT "); ok {
+		t.savepoints = append(t.savepoints, name)
+		t.deferred = append(t.deferred, "SAVEPOINT "+depthName(len(t.savepoints)-1))
+		return true, nil
+	}
+	if name, ok := strings.CutPrefix(query, "RELEASE SAVEPOINT "); ok {
+		i := slices.Index(t.savepoints, name)
+		if i < 0 {
+			return false, nil // not ours: the server answers
+		}
+		t.savepoints = t.savepoints[:i]
+		if n := len(t.deferred); n > 0 && t.deferred[n-1] == "SAVEPOINT "+depthName(i) {
+			t.deferred = t.deferred[:n-1] // nothing was sent in it
+		} else {
+			t.deferred = append(t.deferred, "RELEASE SAVEPOINT "+depthName(i))
+		}
+		return true, nil
+	}
+	name, ok := strings.CutPrefix(query, "ROLLBACK TO SAVEPOINT ")
+	if !ok {
+		return false, nil
+	}
+	i := slices.Index(t.savepoints, name)
+	if i < 0 {
+		return false, nil
+	}
+	t.savepoints = t.savepoints[:i+1] // the savepoint outlives the rollback
+	if j := slices.Index(t.deferred, "SAVEPOINT "+depthName(i)); j >= 0 {
+		t.deferred = t.deferred[:j+1] // nothing was sent after it
+		return true, nil
+	}
+	if c.pgx.IsClosed() {
+		return true, driver.ErrBadConn
+	}
+	br, err := c.batch(ctx, prelude{begin: t.begin, pre: t.deferred}, "ROLLBACK TO SAVEPOINT "+depthName(i), nil)
+	if err == nil {
+		_, err = br.Exec()
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if t.set != (setting{}) {
+		t.set.value = "\x00unknown" // never a value sent: the next statement sets it again
+	}
+	return true, err
 }
 
 // batch sends the prelude and the statement in one round trip and returns
@@ -222,6 +304,9 @@ func (c *conn) batch(ctx context.Context, p prelude, query string, args []driver
 	begin, set := p.begin, p.set
 	if begin != "" {
 		b.Queue(begin)
+	}
+	for _, q := range p.pre {
+		b.Queue(q)
 	}
 	if set != (setting{}) {
 		b.Queue("SELECT set_config($1, $2, true)", set.name, set.value)
@@ -243,6 +328,7 @@ func (c *conn) batch(ctx context.Context, p prelude, query string, args []driver
 	br := c.pgx.SendBatch(ctx, &b)
 	if t := c.tx; t != nil {
 		t.begin = "" // sent: from here on, the transaction must be ended
+		t.deferred = nil
 		if set != (setting{}) {
 			t.set = set
 		}
@@ -275,6 +361,9 @@ func (c *conn) send(ctx context.Context, query string, args []driver.NamedValue)
 }
 
 func (c *conn) pgExec(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, bool, error) {
+	if handled, err := c.savepoint(ctx, query, args); handled {
+		return driver.RowsAffected(0), true, err
+	}
 	br, handled, err := c.send(ctx, query, args)
 	if !handled || err != nil {
 		return nil, handled, err
@@ -299,7 +388,7 @@ func (c *conn) pgQuery(ctx context.Context, query string, args []driver.NamedVal
 		br.Close()
 		return nil, true, err
 	}
-	r := &pgRows{br: br, rows: rows, m: c.pgx.TypeMap()}
+	r := &pgRows{br: br, rows: rows, c: c}
 	// Read the first row now: database/sql asks for the columns before
 	// Next, and an error of the statement shows here.
 	r.more = rows.Next()
@@ -345,11 +434,44 @@ func retryable(err error) error {
 type pgRows struct {
 	br    pgx.BatchResults
 	rows  pgx.Rows
-	m     *pgtype.Map
+	c     *conn
 	more  bool
 	first bool
 	conv  []func([]byte) (driver.Value, error)
 	cols  []string
+}
+
+// convs are a connection's column conversions, kept per result shape (the
+// columns' types and formats): a statement run again reuses them instead
+// of planning each column's scan anew. A connection runs one statement at
+// a time, so the conversions' scratch values are never shared.
+type convs struct {
+	m map[string][]func([]byte) (driver.Value, error)
+}
+
+// maxConvShapes bounds a connection's cached result shapes.
+const maxConvShapes = 256
+
+// get returns the conversions of fds, planning them on a miss.
+func (cs *convs) get(m *pgtype.Map, fds []pgconn.FieldDescription) []func([]byte) (driver.Value, error) {
+	var kb [256]byte
+	key := kb[:0]
+	for _, fd := range fds {
+		key = binary.BigEndian.AppendUint32(key, fd.DataTypeOID)
+		key = append(key, byte(fd.Format))
+	}
+	if conv, ok := cs.m[string(key)]; ok {
+		return conv
+	}
+	conv := make([]func([]byte) (driver.Value, error), len(fds))
+	for i, fd := range fds {
+		conv[i] = converter(m, fd)
+	}
+	if cs.m == nil || len(cs.m) >= maxConvShapes {
+		cs.m = make(map[string][]func([]byte) (driver.Value, error))
+	}
+	cs.m[string(key)] = conv
+	return conv
 }
 
 func (r *pgRows) Columns() []string {
@@ -385,11 +507,7 @@ func (r *pgRows) Next(dest []driver.Value) error {
 		return io.EOF
 	}
 	if r.conv == nil {
-		fds := r.rows.FieldDescriptions()
-		r.conv = make([]func([]byte) (driver.Value, error), len(fds))
-		for i, fd := range fds {
-			r.conv[i] = converter(r.m, fd)
-		}
+		r.conv = r.c.convs.get(r.c.pgx.TypeMap(), r.rows.FieldDescriptions())
 	}
 	for i, raw := range r.rows.RawValues() {
 		if raw == nil {
@@ -409,6 +527,12 @@ func (r *pgRows) Next(dest []driver.Value) error {
 // pgx's database/sql adapter returns for its type.
 func converter(m *pgtype.Map, fd pgconn.FieldDescription) func([]byte) (driver.Value, error) {
 	oid, f := fd.DataTypeOID, fd.Format
+	if oid == pgtype.ByteaOID && f == pgtype.BinaryFormatCode {
+		// The raw bytes, valid until the next row, as database/sql allows
+		// (a Scanner copies what it keeps; database/sql copies into a
+		// []byte): one copy of every sealed value fewer than pgx's own.
+		return func(src []byte) (driver.Value, error) { return src, nil }
+	}
 	switch oid {
 	case pgtype.BoolOID:
 		return scanAs[bool](m, oid, f, func(v bool) driver.Value { return v })

@@ -54,18 +54,24 @@ func setup(ctx context.Context, db *bun.DB) error {
 // at times of the test clock at once.
 var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
-// startRiver migrates River's tables on db's database and starts a client
-// with the retention workers; it is stopped when t ends.
-func startRiver(t *testing.T, db *dbtest.DB, e *retention.Engine) (insert func(river.JobArgs, *river.InsertOpts), events <-chan *river.Event) {
+// startRetention starts River on db's database with the retention
+// workers over e.
+func startRetention(t *testing.T, db *dbtest.DB, e *retention.Engine) (insert func(river.JobArgs, *river.InsertOpts), events <-chan *river.Event) {
 	t.Helper()
-	ctx := t.Context()
 	workers := river.NewWorkers()
 	require.NoError(t, retentionriver.AddWorkers(workers, e, retentionriver.WithClock(func() time.Time { return now })))
-	cfg := &river.Config{
+	return startRiver(t, db, &river.Config{
 		Queues:   map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
 		Workers:  workers,
 		TestOnly: true,
-	}
+	})
+}
+
+// startRiver migrates River's tables on db's database and starts a client
+// with cfg; it is stopped when t ends.
+func startRiver(t *testing.T, db *dbtest.DB, cfg *river.Config) (insert func(river.JobArgs, *river.InsertOpts), events <-chan *river.Event) {
+	t.Helper()
+	ctx := t.Context()
 	if db.Name == "sqlite" {
 		pool, err := sql.Open("sqlite", "file:"+db.Path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
 		require.NoError(t, err)
@@ -158,7 +164,7 @@ func TestJobs(t *testing.T) {
 			return err
 		}))
 
-		insert, events := startRiver(t, db, e)
+		insert, events := startRetention(t, db, e)
 
 		// The sweep job.
 		insert(retentionriver.SweepArgs{}, nil)

@@ -2,14 +2,9 @@ package retentionriver_test
 
 import (
 	"context"
-	"database/sql"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/riverdriver/riversqlite"
-	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -39,28 +34,7 @@ func TestTelemetry(t *testing.T) {
 			TestOnly:   true,
 			Middleware: []rivertype.Middleware{retentionriver.Telemetry(tp, mp)},
 		}
-		var insert func(river.JobArgs, *river.InsertOpts)
-		var events <-chan *river.Event
-		if db.Name == "sqlite" {
-			pool, err := sql.Open("sqlite", "file:"+db.Path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
-			require.NoError(t, err)
-			pool.SetMaxOpenConns(1)
-			t.Cleanup(func() { pool.Close() })
-			insert, events = runClient(t, riversqlite.New(pool), cfg)
-		} else {
-			ownerPool, err := pgxpool.New(t.Context(), db.OwnerDSN())
-			require.NoError(t, err)
-			m, err := rivermigrate.New(riverpgxv5.New(ownerPool), nil)
-			require.NoError(t, err)
-			_, err = m.Migrate(t.Context(), rivermigrate.DirectionUp, nil)
-			ownerPool.Close()
-			require.NoError(t, err)
-			dbtest.GrantApp(t, db)
-			pool, err := pgxpool.New(t.Context(), db.DSN())
-			require.NoError(t, err)
-			t.Cleanup(pool.Close)
-			insert, events = runClient(t, riverpgxv5.New(pool), cfg)
-		}
+		insert, events := startRiver(t, db, cfg)
 		insert(retentionriver.MaintainArgs{}, nil)
 		require.Equal(t, river.EventKindJobCompleted, await(t, events, retentionriver.KindMaintain).Kind)
 		require.NoError(t, tp.ForceFlush(t.Context()))

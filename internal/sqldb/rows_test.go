@@ -1,0 +1,69 @@
+package sqldb_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/sqldb"
+)
+
+// Rows read under a setting (on PostgreSQL: each statement sent with its
+// set_config in one batch, its rows converted by this package) scan as database/sql promises:
+// bytes scanned into a []byte are the caller's, unchanged by the rows read
+// after them, and statements of different result shapes alternating on
+// one connection each convert their own columns.
+func TestRowsScanIntoCallerMemory(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		h := db.ReopenOwner(t)
+		h.SetMaxOpenConns(1)
+		ctx := context.Background()
+		_, err := h.ExecContext(ctx, "CREATE TABLE rows_test (n BIGINT NOT NULL, t TEXT NOT NULL, b BLOB)")
+		if db.Name == "postgres" {
+			_, err = h.ExecContext(ctx, "CREATE TABLE rows_test (n BIGINT NOT NULL, t TEXT NOT NULL, b BYTEA)")
+		}
+		require.NoError(t, err)
+		want := [][]byte{bytes.Repeat([]byte{1}, 40), bytes.Repeat([]byte{2}, 40), {}, nil}
+		for i, b := range want {
+			_, err := h.ExecContext(ctx, "INSERT INTO rows_test (n, t, b) VALUES (?, ?, ?)", i, string(rune('a'+i)), b)
+			require.NoError(t, err)
+		}
+		ctx = sqldb.WithSetting(ctx, "app.rows_test", "1")
+		var s string
+		var n int64
+		for round := range 3 {
+			rows, err := h.QueryContext(ctx, "SELECT n, t, b FROM rows_test WHERE n >= 0 ORDER BY n")
+			require.NoError(t, err)
+			var got [][]byte
+			var texts []string
+			for rows.Next() {
+				var n int64
+				var s string
+				var b []byte
+				require.NoError(t, rows.Scan(&n, &s, &b))
+				got, texts = append(got, b), append(texts, s)
+			}
+			require.NoError(t, rows.Err())
+			require.NoError(t, rows.Close())
+			require.Equal(t, []string{"a", "b", "c", "d"}, texts, "round %d", round)
+			require.Equal(t, want[0], got[0], "round %d: an earlier row's bytes survive the later rows", round)
+			require.Equal(t, want[1], got[1])
+			require.Empty(t, got[2])
+			require.Nil(t, got[3], "NULL scans as nil")
+
+			// Another shape on the same connection, between two runs of
+			// the first.
+			require.NoError(t, h.QueryRowContext(ctx, "SELECT t, n FROM rows_test WHERE n = 1").Scan(&s, &n))
+			require.Equal(t, "b", s)
+			require.EqualValues(t, 1, n)
+		}
+		if db.Name == "postgres" {
+			var set string
+			require.NoError(t, h.QueryRowContext(ctx, "SELECT current_setting('app.rows_test', true)").Scan(&set))
+			require.Equal(t, "1", set, "the statements went with their setting, through this package's rows")
+		}
+	})
+}
