@@ -47,7 +47,13 @@
 //     could change app.* settings, switch row-level security or run SQL it
 //     cannot see (set_config, SET, RESET, DO, function definitions,
 //     policies) other than RunInTx's and EnableRowSecurity's own
-//     statements; the Guard's doc lists the rules. It refuses in its query
+//     statements, and statements that begin or end a transaction (BEGIN,
+//     START TRANSACTION, COMMIT, END, ROLLBACK, PREPARE TRANSACTION):
+//     sent in RunInTx they ended its transaction early, so the rest of the
+//     callback committed even when it failed, and sent in RunScoped on
+//     SQLite they returned the pooled connection inside a transaction that
+//     ran the next user's statements (SAVEPOINT, RELEASE and ROLLBACK TO
+//     still run); the Guard's doc lists the rules. It refuses in its query
 //     hook and again at the database driver, so no later hook can undo a
 //     refusal. It also refuses bun relations between tenant-owned models
 //     that do not join on tenant_id (ErrUnsafeRelation). Unique keys of

@@ -52,6 +52,15 @@ import (
 //     and its kin, dblink);
 //   - it does not create, alter or drop a policy, or switch row-level
 //     security of a table — except EnableRowSecurity's own statements;
+//   - it does not begin or end a transaction: BEGIN (SQLite's BEGIN
+//     IMMEDIATE too), START TRANSACTION, COMMIT, END, ROLLBACK, ABORT,
+//     PREPARE TRANSACTION, COMMIT PREPARED, ROLLBACK PREPARED; use RunInTx.
+//     SAVEPOINT, RELEASE and ROLLBACK TO run. The bare texts BEGIN, COMMIT
+//     and ROLLBACK, which bun reports for its own transactions, pass the
+//     query hook and are refused at the driver, so on a *bun.DB opened some
+//     other way than socialcrm.OpenDB they are not refused. On PostgreSQL
+//     pgx's database/sql adapter discards a connection returned inside a
+//     transaction before its next use;
 //   - on a tenant-owned table it is not TRUNCATE, COPY, CREATE TABLE AS, a
 //     view, MERGE, PREPARE or any statement kind other than SELECT, INSERT,
 //     UPDATE, DELETE, EXPLAIN, CREATE TABLE of the table itself, CREATE
@@ -227,6 +236,13 @@ func (g *Guard) learn(t *schema.Table) error {
 func (g *Guard) BeforeQuery(ctx context.Context, ev *bun.QueryEvent) context.Context {
 	if tm, ok := ev.Model.(bun.TableModel); ok {
 		_ = g.learn(tm.Table()) // an unsafe relation is refused by check
+	}
+	switch ev.Query {
+	case "BEGIN", "COMMIT", "ROLLBACK":
+		// bun reports its own BeginTx, Commit and Rollback with these
+		// texts, which no statement carries to the driver; a statement of
+		// the same text is refused there (checkDriver).
+		return ctx
 	}
 	if err := g.check(ctx, ev.Query); err != nil {
 		return refuse(ctx, ev.Query, err)

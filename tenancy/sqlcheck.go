@@ -2,6 +2,7 @@ package tenancy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -91,6 +92,10 @@ func unreadable(query string, owned func(string) bool) *shape {
 		sh.err = fmt.Errorf("%w: DROP TRIGGER is not allowed: change schemas before InstallGuard or as the owner", ErrUnscoped)
 		return sh
 	}
+	if beginsOrEndsTx(bare) {
+		sh.err = fmt.Errorf("%w: %s", ErrUnscoped, txControlRefusal)
+		return sh
+	}
 	for _, word := range identWords(bare) {
 		if owned(word) {
 			sh.owned, sh.tables = true, []string{word}
@@ -99,6 +104,33 @@ func unreadable(query string, owned func(string) bool) *shape {
 		}
 	}
 	return sh
+}
+
+// txControlRefusal is why the Guard refuses a statement that begins or
+// ends a transaction.
+const txControlRefusal = "BEGIN, START TRANSACTION, COMMIT, END, ROLLBACK and PREPARE TRANSACTION are not allowed: use tenancy.RunInTx (SAVEPOINT, RELEASE and ROLLBACK TO are)"
+
+// beginsOrEndsTx reports whether a statement of bare (lower case, comments
+// stripped), split at semicolons, begins or ends a transaction in a form
+// the parser cannot read, such as SQLite's BEGIN IMMEDIATE. The END of a
+// SQLite trigger's body ends no transaction. A semicolon inside a string
+// makes another statement of the text after it: a false refusal at worst.
+func beginsOrEndsTx(bare string) bool {
+	body := false
+	for _, stmt := range strings.Split(bare, ";") {
+		w := identWords(stmt)
+		switch {
+		case len(w) == 0:
+		case body:
+			body = w[0] != "end"
+		case w[0] == "create":
+			body = slices.Contains(w, "trigger") && slices.Contains(w, "begin")
+		case w[0] == "begin", w[0] == "commit", w[0] == "end", w[0] == "abort",
+			w[0] == "rollback" && !slices.Contains(w, "to"):
+			return true
+		}
+	}
+	return false
 }
 
 // sqliteReadsOtherwise reports whether SQLite would split query into
@@ -348,7 +380,18 @@ func (a *analysis) top(n *pg.Node) {
 			(len(s.IndexParams) == 0 || !strings.EqualFold(s.IndexParams[0].GetIndexElem().GetName(), "tenant_id")) {
 			a.fail("a unique index on tenant-owned table %s must begin with tenant_id", strings.ToLower(s.Relation.Relname))
 		}
-	case *pg.TransactionStmt, *pg.VariableShowStmt, *pg.CheckPointStmt,
+	case *pg.TransactionStmt:
+		// Savepoints are what bun's nested transactions send; a statement
+		// that begins or ends a transaction would end RunInTx's early (the
+		// rest of fn then commits on its own) or return a pooled
+		// connection inside one, to run the next user's statements.
+		switch s.Kind {
+		case pg.TransactionStmtKind_TRANS_STMT_SAVEPOINT, pg.TransactionStmtKind_TRANS_STMT_RELEASE,
+			pg.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
+		default:
+			a.fail("%s", txControlRefusal)
+		}
+	case *pg.VariableShowStmt, *pg.CheckPointStmt,
 		*pg.CommentStmt, *pg.CreateSchemaStmt, *pg.CreateSeqStmt, *pg.AlterSeqStmt, *pg.CreateEnumStmt,
 		*pg.AlterEnumStmt, *pg.CreateDomainStmt, *pg.GrantStmt, *pg.VacuumStmt:
 		// Schema changes by migrations.

@@ -22,7 +22,8 @@ import (
 // nothing sends nothing.
 //
 // Without a tenant in ctx, RunInTx fails with ErrNoTenant and fn is not
-// called. fn receives ctx unchanged. When db is already a bun.Tx, RunInTx
+// called. fn receives ctx unchanged (in a bun.Tx of such a handle, with the
+// setting for the driver added). When db is already a bun.Tx, RunInTx
 // runs fn in a savepoint of it, and when fn returns the outer transaction's
 // tenant is in force again: RunInTx(A) around RunInTx(B) sees A's rows
 // after B's part (a failed savepoint rolls the setting back with it).
@@ -31,11 +32,19 @@ func RunInTx(ctx context.Context, db bun.IDB, opts *sql.TxOptions, fn func(ctx c
 	if err != nil {
 		return err
 	}
-	_, nested := db.(bun.Tx)
+	tx, nested := db.(bun.Tx)
 	if !nested && folds(db) {
 		// The driver sends BEGIN and the setting with the first statement.
 		return db.RunInTx(sqldb.WithSetting(ctx, tenantSetting, tid), opts, func(_ context.Context, tx bun.Tx) error {
 			return fn(ctx, tx)
+		})
+	}
+	if nested && folds(tx) {
+		// The driver sends the savepoint and the setting with the first
+		// statement fn sends under the context it gets, and the outer
+		// transaction's setting again with the next statement outside it.
+		return tx.RunInTx(ctx, opts, func(_ context.Context, sp bun.Tx) error {
+			return fn(sqldb.WithSetting(ctx, tenantSetting, tid), sp)
 		})
 	}
 	return db.RunInTx(ctx, opts, func(_ context.Context, tx bun.Tx) error {
@@ -56,12 +65,17 @@ func RunInTx(ctx context.Context, db bun.IDB, opts *sql.TxOptions, fn func(ctx c
 // tenantSetting is the server setting row-level security compares with.
 const tenantSetting = "app.tenant_id"
 
-// folds reports whether db is a PostgreSQL handle whose driver sends the
-// tenant setting in the round trip of the statements it governs
-// (socialcrm.OpenDB's handles).
+// folds reports whether db is, or is a transaction of, a PostgreSQL handle
+// whose driver sends the tenant setting in the round trip of the
+// statements it governs (socialcrm.OpenDB's handles).
+func isTx(db bun.IDB) bool {
+	_, ok := db.(bun.Tx)
+	return ok
+}
+
 func folds(db bun.IDB) bool {
-	d, ok := db.(*bun.DB)
-	return ok && sqldb.Folds(d.DB)
+	d := db.NewRaw("").DB() // the handle beneath a bun.Tx or a wrapper too
+	return d != nil && sqldb.Folds(d.DB)
 }
 
 // RunScoped runs fn, every statement of which is confined to the context's
@@ -83,7 +97,7 @@ func RunScoped(ctx context.Context, db bun.IDB, fn func(ctx context.Context, db 
 	switch {
 	case db.Dialect().Name() != dialect.PG:
 		return fn(ctx, db)
-	case folds(db):
+	case !isTx(db) && folds(db):
 		return fn(sqldb.WithSetting(ctx, tenantSetting, tid), db)
 	}
 	return RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error { return fn(ctx, tx) })

@@ -9,6 +9,9 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
@@ -137,6 +140,12 @@ type pgTx struct {
 	begin string  // the BEGIN still to send; empty once sent
 	want  setting // the setting the transaction was begun with
 	set   setting // the setting in force in the transaction
+	// deferred are savepoint statements (SAVEPOINT, RELEASE SAVEPOINT)
+	// still to send, in order, in the round trip of the next statement.
+	deferred []string
+	// savepoints are the names bun gave the open savepoints, outermost
+	// first; the server knows them by their depth.
+	savepoints []string
 }
 
 func beginStatement(opts driver.TxOptions) (string, error) {
@@ -186,20 +195,29 @@ func (t *pgTx) Commit() error   { return t.end("COMMIT") }
 func (t *pgTx) Rollback() error { return t.end("ROLLBACK") }
 
 // prelude is what must precede a statement sent in ctx: the deferred
-// BEGIN, the set_config of a setting not yet in force, and the advisory
-// locks of WithAdvisoryLocks.
+// BEGIN and savepoint statements, the set_config of a setting not yet in
+// force, and the advisory locks of WithAdvisoryLocks.
 type prelude struct {
 	begin string
+	pre   []string // deferred savepoint statements, after the BEGIN
 	set   setting
 	locks []int64
 }
 
+// In a transaction, a statement whose context carries no setting runs
+// under the one the transaction was begun with — or under the empty value
+// when it was begun without one — so that a setting a nested scope sent
+// for its own statements ends with them.
 func (c *conn) prelude(ctx context.Context) (p prelude, ok bool) {
 	p.locks, _ = ctx.Value(locksKey{}).([]int64)
 	want, has := ctx.Value(settingKey{}).(setting)
 	if t := c.tx; t != nil {
 		if !has {
-			want, has = t.want, t.want != (setting{})
+			want = t.want
+			if want == (setting{}) && t.set != (setting{}) {
+				want = setting{name: t.set.name}
+			}
+			has = want != (setting{})
 		}
 		if has && t.set == want {
 			has = false
@@ -207,13 +225,76 @@ func (c *conn) prelude(ctx context.Context) (p prelude, ok bool) {
 		if has {
 			p.set = want
 		}
-		p.begin = t.begin
-		return p, has || t.begin != "" || len(p.locks) > 0
+		p.begin, p.pre = t.begin, t.deferred
+		return p, has || t.begin != "" || len(p.pre) > 0 || len(p.locks) > 0
 	}
 	if has {
 		p.set = want
 	}
 	return p, has || len(p.locks) > 0
+}
+
+// savepoint defers a savepoint statement of a transaction to the round trip
+// of the transaction's next statement, as the BEGIN is (bun opens a
+// savepoint for every nested RunInTx, and tenant-scoped code nests often).
+// handled is false for any other statement. Savepoints are renamed by
+// their depth, so that the statements keep one text each and stay in pgx's
+// statement cache (bun names each one at random). A savepoint released or
+// rolled back to before anything was sent in it is never sent at all. A
+// rollback to a savepoint that was sent goes at once, with what is deferred
+// before it, and forgets which setting is in force: it undoes a set_config
+// sent after the savepoint.
+func (c *conn) savepoint(ctx context.Context, query string, args []driver.NamedValue) (handled bool, err error) {
+	t := c.tx
+	if t == nil || len(args) > 0 {
+		return false, nil
+	}
+	depthName := func(i int) string { return "socialcrm_sp" + strconv.Itoa(i+1) }
+	if name, ok := strings.CutPrefix(query, "SAVEPOINT "); ok {
+		t.savepoints = append(t.savepoints, name)
+		t.deferred = append(t.deferred, "SAVEPOINT "+depthName(len(t.savepoints)-1))
+		return true, nil
+	}
+	if name, ok := strings.CutPrefix(query, "RELEASE SAVEPOINT "); ok {
+		i := slices.Index(t.savepoints, name)
+		if i < 0 {
+			return false, nil // not ours: the server answers
+		}
+		t.savepoints = t.savepoints[:i]
+		if n := len(t.deferred); n > 0 && t.deferred[n-1] == "SAVEPOINT "+depthName(i) {
+			t.deferred = t.deferred[:n-1] // nothing was sent in it
+		} else {
+			t.deferred = append(t.deferred, "RELEASE SAVEPOINT "+depthName(i))
+		}
+		return true, nil
+	}
+	name, ok := strings.CutPrefix(query, "ROLLBACK TO SAVEPOINT ")
+	if !ok {
+		return false, nil
+	}
+	i := slices.Index(t.savepoints, name)
+	if i < 0 {
+		return false, nil
+	}
+	t.savepoints = t.savepoints[:i+1] // the savepoint outlives the rollback
+	if j := slices.Index(t.deferred, "SAVEPOINT "+depthName(i)); j >= 0 {
+		t.deferred = t.deferred[:j+1] // nothing was sent after it
+		return true, nil
+	}
+	if c.pgx.IsClosed() {
+		return true, driver.ErrBadConn
+	}
+	br, err := c.batch(ctx, prelude{begin: t.begin, pre: t.deferred}, "ROLLBACK TO SAVEPOINT "+depthName(i), nil)
+	if err == nil {
+		_, err = br.Exec()
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if t.set != (setting{}) {
+		t.set.value = "\x00unknown" // never a value sent: the next statement sets it again
+	}
+	return true, err
 }
 
 // batch sends the prelude and the statement in one round trip and returns
@@ -223,6 +304,9 @@ func (c *conn) batch(ctx context.Context, p prelude, query string, args []driver
 	begin, set := p.begin, p.set
 	if begin != "" {
 		b.Queue(begin)
+	}
+	for _, q := range p.pre {
+		b.Queue(q)
 	}
 	if set != (setting{}) {
 		b.Queue("SELECT set_config($1, $2, true)", set.name, set.value)
@@ -244,6 +328,7 @@ func (c *conn) batch(ctx context.Context, p prelude, query string, args []driver
 	br := c.pgx.SendBatch(ctx, &b)
 	if t := c.tx; t != nil {
 		t.begin = "" // sent: from here on, the transaction must be ended
+		t.deferred = nil
 		if set != (setting{}) {
 			t.set = set
 		}
@@ -276,6 +361,9 @@ func (c *conn) send(ctx context.Context, query string, args []driver.NamedValue)
 }
 
 func (c *conn) pgExec(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, bool, error) {
+	if handled, err := c.savepoint(ctx, query, args); handled {
+		return driver.RowsAffected(0), true, err
+	}
 	br, handled, err := c.send(ctx, query, args)
 	if !handled || err != nil {
 		return nil, handled, err
