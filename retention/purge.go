@@ -118,6 +118,18 @@ func (e *Engine) claim(ctx context.Context, tid string) (release func(), ok bool
 	}, true, nil
 }
 
+type purgeDueKey struct{}
+
+// PurgeDue reports, to a category's BeforeErase hook, whether it runs in a
+// tenant purge and when that purge was due (the end of the tenant's grace
+// period): a hook that waits on something outside the database (a
+// platform's revoke) gives up once the purge is overdue by a bound it
+// documents, so that the purge completes in bounded time.
+func PurgeDue(ctx context.Context) (time.Time, bool) {
+	t, ok := ctx.Value(purgeDueKey{}).(time.Time)
+	return t, ok
+}
+
 func (e *Engine) purge(ctx context.Context, tid string, now time.Time) (PurgeResult, error) {
 	res := PurgeResult{Tenant: tid}
 	// A run that listed the tenant before another one finished purging it
@@ -126,6 +138,8 @@ func (e *Engine) purge(ctx context.Context, tid string, now time.Time) (PurgeRes
 		return res, err
 	} else if t.Status == tenancy.StatusPurged {
 		return res, errPurgedMeanwhile
+	} else if t.PurgeAfter != nil {
+		ctx = context.WithValue(ctx, purgeDueKey{}, t.PurgeAfter.UTC())
 	}
 	if err := e.drainPending(ctx); err != nil {
 		return res, err

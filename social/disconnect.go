@@ -8,6 +8,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
 )
@@ -193,7 +194,9 @@ func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reaso
 				return err
 			}
 			defer t.Wipe()
-			if rerr := p.Revoke(ctx, t); rerr != nil {
+			if rerr := p.Revoke(ctx, t); tokenDead(rerr) {
+				revoke = revokeTokenInvalid
+			} else if rerr != nil {
 				revoke = "pending"
 				if pending, err = s.pendingRevocation(ctx, c, t, rerr, now); err != nil {
 					return err
@@ -256,6 +259,10 @@ func (s *Store) revokeErased(ctx context.Context, tx bun.Tx, ids []string) error
 	for _, c := range cs {
 		revoke := "done"
 		attempted, err := s.revokeSealed(ctx, c.Platform, c.ID, c.ID, c.AccessToken, c.RefreshToken, func(t Tokens, rerr error) error {
+			if tokenDead(rerr) {
+				revoke = revokeTokenInvalid
+				return nil
+			}
 			revoke = "pending"
 			pending, err := s.pendingRevocation(ctx, c, t, rerr, s.clock())
 			if err != nil {
@@ -281,17 +288,51 @@ func (s *Store) revokeErased(ctx context.Context, tx bun.Tx, ids []string) error
 // ErrRevokePending reports queued platform revokes that a tenant purge or
 // a sweep could not make yet: their tokens are kept (and so is the tenant's
 // key, since the purge stops before destroying it) until a later run makes
-// them. Match it with errors.Is.
+// them, or gives them up after RevokeAbandonAfter. Match it with errors.Is.
 var ErrRevokePending = errors.New("social: queued platform revokes still fail")
+
+// RevokeAbandonAfter bounds how long a tenant purge, or a sweep of
+// CategoryRevocation, waits on a platform that keeps failing a queued
+// revoke (errors, a misconfigured provider): a purge run this long after
+// the purge was due (the end of the tenant's grace period), or a sweep of
+// a revoke queued this long ago, gives the revoke up after a last attempt,
+// audits it as connection.revoke_abandoned (with the reason and the
+// attempts: those of Disconnect and RetryRevocations, and this last one,
+// as the runs that failed roll back theirs) and completes. The platform
+// then keeps the grant until it expires or the user removes the app.
+const RevokeAbandonAfter = 7 * 24 * time.Hour
+
+// revokeTokenInvalid is the revoke outcome audited when the platform
+// refused the token itself (expired, revoked already): the grant can no
+// longer be used through it, and nothing is left to retry.
+const revokeTokenInvalid = "token_invalid"
+
+// tokenDead reports whether a revoke failed because the platform refused
+// the token (social.ErrInvalidToken): an outcome, not a failure to retry.
+func tokenDead(rerr error) bool { return rerr != nil && errors.Is(rerr, ErrInvalidToken) }
+
+// abandonReason reports whether a queued revoke r that failed again at now
+// is given up (RevokeAbandonAfter), and why: in a tenant purge, counted
+// from the purge's due time; in a sweep, from when r was queued. The
+// bound is counted from times that persist, as the failed run rolls back.
+func abandonReason(ctx context.Context, r revocation, now time.Time) (string, bool) {
+	bound := fmt.Sprintf("%d days", RevokeAbandonAfter/(24*time.Hour))
+	if due, ok := retention.PurgeDue(ctx); ok {
+		return "platform still failing; tenant purge overdue by " + bound + " or more", !now.Before(due.Add(RevokeAbandonAfter))
+	}
+	return "platform still failing; queued " + bound + " ago or more", !now.Before(r.CreatedAt.Add(RevokeAbandonAfter))
+}
 
 // revokeQueued makes, in tx, the queued revokes ids that are about to be
 // erased (by a tenant purge, or a sweep of CategoryRevocation), whatever
 // their schedule: a purge destroys the tenant's key right after, and with
 // it any chance to make them. A revoke another process holds
-// (RetryRevocations' lease) is left to it. If a revoke fails again, it
-// fails with ErrRevokePending: the batch rolls back, the queue and the
-// key stay, and the next run tries again (revokes this batch made are
-// then made again: the platforms accept revoking a revoked grant).
+// (RetryRevocations' lease) is left to it. A revoke whose token the
+// platform refuses is done (audited with revoke token_invalid). If a
+// revoke fails again, it fails with ErrRevokePending: the batch rolls
+// back, the queue and the key stay, and the next run tries again (revokes
+// this batch made are then made again: the platforms accept revoking a
+// revoked grant) — until RevokeAbandonAfter, when the revoke is given up.
 func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error {
 	var rs []revocation
 	now := s.clock()
@@ -301,8 +342,19 @@ func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error
 	}
 	failed := 0
 	for _, r := range rs {
+		ev := tenancy.AuditEvent{Action: "connection.revoked", Target: "connection:" + r.ConnectionID,
+			Metadata: map[string]string{"platform": r.Platform, "attempts": fmt.Sprint(r.Attempts + 1)}}
 		again := false
 		attempted, err := s.revokeSealed(ctx, r.Platform, r.ConnectionID, r.ID, r.AccessToken, r.RefreshToken, func(_ Tokens, rerr error) error {
+			if tokenDead(rerr) {
+				ev.Metadata["revoke"] = revokeTokenInvalid
+				return nil
+			}
+			if reason, ok := abandonReason(ctx, r, now); ok {
+				s.log.WarnContext(ctx, "social: queued revoke abandoned", "connection", r.ConnectionID, "error", rerr)
+				ev.Action, ev.Metadata["reason"] = "connection.revoke_abandoned", reason
+				return nil
+			}
 			s.log.WarnContext(ctx, "social: queued revoke failed again", "connection", r.ConnectionID, "error", rerr)
 			again = true
 			failed++
@@ -314,8 +366,7 @@ func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error
 		if !attempted || again {
 			continue
 		}
-		if err := s.audit(ctx, tx, tenancy.AuditEvent{Action: "connection.revoked", Target: "connection:" + r.ConnectionID,
-			Metadata: map[string]string{"platform": r.Platform, "attempts": fmt.Sprint(r.Attempts + 1)}}); err != nil {
+		if err := s.audit(ctx, tx, ev); err != nil {
 			return err
 		}
 	}
@@ -390,8 +441,10 @@ func (s *Store) openTokens(ctx context.Context, access, refresh vault.Sealed, id
 // succeeded. Each revoke is first claimed for RevocationLease with a
 // conditional update, so that two processes retrying at once never both
 // call the platform; a success deletes the queued tokens and is audited
-// once as connection.revoked. A revoke that fails again is rescheduled
-// with a growing delay.
+// once as connection.revoked. A revoke whose token the platform refuses
+// (expired, or revoked already: the grant can no longer be used through
+// it) counts as made, audited with revoke token_invalid. A revoke that
+// fails otherwise is rescheduled with a growing delay.
 func (s *Store) RetryRevocations(ctx context.Context) (int, error) {
 	if len(s.providers) == 0 {
 		return 0, nil
@@ -452,6 +505,10 @@ func (s *Store) retryRevocation(ctx context.Context, r revocation) (bool, error)
 		rerr = p.Revoke(ctx, t)
 		t.Wipe()
 	}
+	meta := map[string]string{"platform": r.Platform, "attempts": fmt.Sprint(r.Attempts + 1)}
+	if tokenDead(rerr) {
+		meta["revoke"], rerr = revokeTokenInvalid, nil
+	}
 	err = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if rerr == nil {
 			res, err := tx.NewDelete().Model((*revocation)(nil)).Where("id = ?", r.ID).
@@ -463,8 +520,7 @@ func (s *Store) retryRevocation(ctx context.Context, r revocation) (bool, error)
 				return nil // our lease ran out and another process took it over
 			}
 			return s.audit(ctx, tx, tenancy.AuditEvent{
-				Action: "connection.revoked", Target: "connection:" + r.ConnectionID,
-				Metadata: map[string]string{"platform": r.Platform, "attempts": fmt.Sprint(r.Attempts + 1)},
+				Action: "connection.revoked", Target: "connection:" + r.ConnectionID, Metadata: meta,
 			})
 		}
 		r.Attempts++

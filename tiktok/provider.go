@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -345,12 +346,21 @@ func (p *Provider) token(ctx context.Context, f url.Values) (*social.Grant, erro
 }
 
 // Revoke revokes the user's authorization of the app with the access
-// token; TikTok ends the refresh token with it.
+// token; TikTok ends the refresh token with it. TikTok answers a token it
+// does not know (expired, revoked already) with success; a refusal of the
+// token itself (invalid_grant, invalid_token) wraps social.ErrInvalidToken:
+// the grant can no longer be used through that token, and retrying cannot
+// help.
 func (p *Provider) Revoke(ctx context.Context, t social.Tokens) error {
 	if t.AccessToken.IsZero() {
 		return nil
 	}
-	return p.oauth(ctx, p.rt, "/v2/oauth/revoke/", url.Values{"token": {string(t.AccessToken.Reveal())}}, nil)
+	err := p.oauth(ctx, p.rt, "/v2/oauth/revoke/", url.Values{"token": {string(t.AccessToken.Reveal())}}, nil)
+	var oe *OAuthError
+	if errors.As(err, &oe) && (oe.Code == "invalid_grant" || oe.Code == "invalid_token") {
+		return fmt.Errorf("%w: %w", social.ErrInvalidToken, err)
+	}
+	return err
 }
 
 // oauth posts a form to an OAuth endpoint and decodes its flat answer. Any
