@@ -100,6 +100,22 @@
 // commits (deleting those bytes), with the ids recorded in the batch's
 // transaction so that the next run finishes what a crash interrupted.
 //
+// # Tenant purges
+//
+// PurgeTenants erases a closed tenant once its grace period ended (the
+// tenant's PurgeAfter), category by category, then runs the purge hooks
+// (destroying the tenant's key) and marks it purged. A BeforeErase hook
+// that fails stops the tenant's purge before the hooks, its batch rolled
+// back, and the next run tries again; the tenant stays due. A hook that
+// waits on something outside the database reads PurgeDue, the time the
+// purge was due, which persists where the failed run's writes do not, and
+// gives up once the purge is overdue by a bound it documents: social's
+// queued platform revokes are given up, audited as
+// connection.revoke_abandoned, RevokeAbandonAfter (7 days) past the due
+// time, so a platform that keeps failing delays a purge by at most that
+// (plus the interval between runs) and never keeps the tenant's key for
+// ever.
+//
 // # Crash safety
 //
 // Every erasure runs in batches (WithBatchSize, default 1,000 rows): one

@@ -90,7 +90,14 @@
 // every platform registered with WithProviders (socialcrm.SDK.Maintain
 // calls it for every tenant); a retry is claimed with a lease, so two
 // processes never both call the platform, and each failure doubles the
-// delay, up to a day.
+// delay, up to a day. A revoke the platform refuses for its token
+// (expired or revoked already; the Provider's error wraps ErrInvalidToken,
+// as TikTok's does for invalid_grant) is not retried: the grant can no
+// longer be used through that token, so it counts as made, audited as
+// connection.revoked with revoke "token_invalid". TikTok answers a token
+// it no longer knows with success; Meta's Revoke takes a token Meta
+// refuses as revoked, and revokes with the app token when the user token
+// expired.
 //
 // A connection made from another by Session.ConnectDerived (a Facebook
 // Page behind the user who connected it) names it as ParentID (Derived
@@ -139,11 +146,23 @@
 // holding tokens revokes its authorization at the platform first, in the
 // erasure's transaction, through the provider registered for its platform
 // (WithProviders; Store.Categories declares the hook): a failed revoke is
-// queued for RetryRevocations, which no data-subject request drops (a
-// tenant purge does, with the tenant's key); without a
+// queued for RetryRevocations, which no data-subject request drops; without a
 // provider the tokens go with the row and the platform is not told (a
 // warning is logged). Each revoke is audited as connection.revoked with
 // the reason "erased".
+//
+// A tenant purge, or a sweep of CategoryRevocation, makes the queued
+// revokes before their tokens and the tenant's key go. If one fails again,
+// the batch rolls back with ErrRevokePending and the next run retries,
+// keeping the key, but not for ever: once the purge is RevokeAbandonAfter
+// (7 days) past its due time (the tenant's grace period end), or, in a
+// sweep, once the revoke was queued that long ago, a revoke that fails
+// once more is given up and audited as connection.revoke_abandoned with
+// the reason and the attempts (those of the disconnect and of
+// RetryRevocations, and the last one: the attempts of purge runs that
+// rolled back are not counted). The platform then keeps the grant until
+// it expires or the user removes the app. A purge whose platform is down
+// for less than the bound completes on the first run after it recovers.
 //
 // Resolvers lets a data-subject request name the account by its platform
 // id (SubjectAccount: a Meta app-scoped user id, a TikTok open_id; or
