@@ -3,12 +3,14 @@ package retention_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/migrate"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
@@ -102,28 +104,47 @@ type conn struct {
 
 var testTables = []string{"test_responses", "test_metrics", "test_contacts", "test_notes", "test_invoices", "test_connections"}
 
+// testMigrations creates the host application's tables of the examples and
+// tests with bun's own migrate API, as an application adds its tables to
+// socialcrm.Migrate: a far-future version keeps them apart from
+// socialcrm's own; TIMESTAMP is TIMESTAMPTZ on PostgreSQL.
 func testMigrations() *migrate.Migrations {
 	ms := migrate.NewMigrations()
-	migrations.Add(ms, "29990101000300", "retention_test_models", func(ctx context.Context, tx bun.Tx) error {
-		if err := migrations.Exec(ctx, tx,
-			`CREATE TABLE IF NOT EXISTS test_responses (tenant_id TEXT NOT NULL, id TEXT NOT NULL, account_id TEXT NOT NULL, body TEXT NOT NULL, fetched_at TIMESTAMP NOT NULL, PRIMARY KEY (tenant_id, id))`,
-			`CREATE INDEX IF NOT EXISTS test_responses_at ON test_responses (tenant_id, fetched_at)`,
-			`CREATE TABLE IF NOT EXISTS test_metrics (tenant_id TEXT NOT NULL, id TEXT NOT NULL, account_id TEXT NOT NULL, value BIGINT NOT NULL, day TIMESTAMP NOT NULL, PRIMARY KEY (tenant_id, id))`,
-			`CREATE TABLE IF NOT EXISTS test_contacts (tenant_id TEXT NOT NULL, id TEXT NOT NULL, email TEXT, name TEXT NOT NULL, updated_at TIMESTAMP NOT NULL, PRIMARY KEY (tenant_id, id))`,
-			`CREATE TABLE IF NOT EXISTS test_notes (tenant_id TEXT NOT NULL, id TEXT NOT NULL, contact_id TEXT NOT NULL, body TEXT NOT NULL, created_at TIMESTAMP NOT NULL, PRIMARY KEY (tenant_id, id))`,
-			`CREATE TABLE IF NOT EXISTS test_invoices (tenant_id TEXT NOT NULL, id TEXT NOT NULL, contact_id TEXT NOT NULL, amount BIGINT NOT NULL, issued_at TIMESTAMP NOT NULL, PRIMARY KEY (tenant_id, id))`,
-			`CREATE TABLE IF NOT EXISTS test_connections (tenant_id TEXT NOT NULL, id TEXT NOT NULL, account_id TEXT NOT NULL, token TEXT NOT NULL, connected_at TIMESTAMP NOT NULL, PRIMARY KEY (tenant_id, id))`,
-		); err != nil {
-			return err
-		}
-		for _, t := range testTables {
-			if err := tenancy.EnableRowSecurity(ctx, tx, t); err != nil {
+	ms.Add(migrate.Migration{Name: "29990101000300", Comment: "retention_test_models", Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
+		return m.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return createTestTables(ctx, tx) })
+	}})
+	return ms
+}
+
+func createTestTables(ctx context.Context, tx bun.Tx) error {
+	exec := func(stmts ...string) error {
+		for _, s := range stmts {
+			if tx.Dialect().Name() == dialect.PG {
+				s = strings.ReplaceAll(s, " TIMESTAMP", " TIMESTAMPTZ")
+			}
+			if _, err := tx.ExecContext(ctx, s); err != nil {
 				return err
 			}
 		}
 		return nil
-	})
-	return ms
+	}
+	if err := exec(
+		`CREATE TABLE IF NOT EXISTS test_responses (tenant_id TEXT NOT NULL, id TEXT NOT NULL, account_id TEXT NOT NULL, body TEXT NOT NULL, fetched_at TIMESTAMP NOT NULL, PRIMARY KEY (tenant_id, id))`,
+		`CREATE INDEX IF NOT EXISTS test_responses_at ON test_responses (tenant_id, fetched_at)`,
+		`CREATE TABLE IF NOT EXISTS test_metrics (tenant_id TEXT NOT NULL, id TEXT NOT NULL, account_id TEXT NOT NULL, value BIGINT NOT NULL, day TIMESTAMP NOT NULL, PRIMARY KEY (tenant_id, id))`,
+		`CREATE TABLE IF NOT EXISTS test_contacts (tenant_id TEXT NOT NULL, id TEXT NOT NULL, email TEXT, name TEXT NOT NULL, updated_at TIMESTAMP NOT NULL, PRIMARY KEY (tenant_id, id))`,
+		`CREATE TABLE IF NOT EXISTS test_notes (tenant_id TEXT NOT NULL, id TEXT NOT NULL, contact_id TEXT NOT NULL, body TEXT NOT NULL, created_at TIMESTAMP NOT NULL, PRIMARY KEY (tenant_id, id))`,
+		`CREATE TABLE IF NOT EXISTS test_invoices (tenant_id TEXT NOT NULL, id TEXT NOT NULL, contact_id TEXT NOT NULL, amount BIGINT NOT NULL, issued_at TIMESTAMP NOT NULL, PRIMARY KEY (tenant_id, id))`,
+		`CREATE TABLE IF NOT EXISTS test_connections (tenant_id TEXT NOT NULL, id TEXT NOT NULL, account_id TEXT NOT NULL, token TEXT NOT NULL, connected_at TIMESTAMP NOT NULL, PRIMARY KEY (tenant_id, id))`,
+	); err != nil {
+		return err
+	}
+	for _, t := range testTables {
+		if err := tenancy.EnableRowSecurity(ctx, tx, t); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // setup migrates tenancy, retention and the test models and installs the
