@@ -429,11 +429,17 @@ func driveEverything(t *testing.T, p *process) {
 	require.NotEmpty(t, c.call("GET", "/v1/connections/"+pageConn+"/insights", nil, 200)["media"], "after publishing, the Page sync shows the post")
 	require.Nil(t, c.call("POST", "/v1/connections/"+fbUser+"/sync", nil, 200)["snapshot"], "the Facebook user syncs its profile only")
 	igTrend := c.call("GET", "/v1/connections/"+igConn+"/insights", nil, 200)["follower_trend"].([]any)
-	require.Len(t, igTrend, 1)
+	// The sync above stored one snapshot; the server's periodic sync job
+	// (River, every connection of every tenant) may have stored another
+	// meanwhile, never more than that in this short a test.
+	require.NotEmpty(t, igTrend)
+	require.LessOrEqual(t, len(igTrend), 2, "%v", igTrend)
 	// The Instagram sync stored the audience demographics with the counts.
-	audience := igTrend[0].(map[string]any)["breakdowns"].(map[string]any)
-	require.Equal(t, float64(3900), audience["gender"].(map[string]any)["F"])
-	require.Contains(t, igTrend[0].(map[string]any)["source"], "follower_demographics")
+	for _, snap := range igTrend {
+		audience := snap.(map[string]any)["breakdowns"].(map[string]any)
+		require.Equal(t, float64(3900), audience["gender"].(map[string]any)["F"])
+		require.Contains(t, snap.(map[string]any)["source"], "follower_demographics")
+	}
 	// Messenger: a person writes to the Page (the emulator delivers the
 	// signed webhook), the message lands in the inbox, the reply goes out
 	// through the Send API and is stored.
