@@ -37,6 +37,10 @@ func Tables(ctx context.Context, db bun.IDB, prefix string) ([]string, error) {
 // nothing that lets the role change a table, a policy or a trigger: those
 // stay with the owner. db must be connected as the tables' owner. Running
 // it again is harmless. On SQLite, which has no roles, it does nothing.
+//
+// Two processes granting at once (replicas starting together) would fail
+// with "tuple concurrently updated": the grants run in one transaction
+// under an advisory lock, one process after the other.
 func Grant(ctx context.Context, db bun.IDB, role string, tables []string) error {
 	if db.Dialect().Name() != dialect.PG {
 		return nil
@@ -44,6 +48,19 @@ func Grant(ctx context.Context, db bun.IDB, role string, tables []string) error 
 	if role == "" {
 		return fmt.Errorf("migrations: grant: role is required")
 	}
+	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", grantLock); err != nil {
+			return fmt.Errorf("migrations: grant: lock: %w", err)
+		}
+		return grant(ctx, tx, role, tables)
+	})
+}
+
+// grantLock is the advisory lock key that serializes Grant across
+// processes ("socialcrm grant" in ASCII).
+const grantLock int64 = 0x736372677261
+
+func grant(ctx context.Context, db bun.IDB, role string, tables []string) error {
 	var appendOnly []string
 	if err := db.NewRaw(`SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
 		JOIN pg_namespace n ON n.oid = c.relnamespace
