@@ -77,10 +77,11 @@ func (b Birthday) valid() bool {
 	return t.Day() == b.Day
 }
 
-// Contact is a person the tenant deals with. Every personal field is
-// stored only sealed by the vault, bound to the tenant, the contact and the
-// field: names, e-mail address, phone number, UTM values, birthday,
-// preferences and tags. Beside them the table keeps blind indexes (keyed
+// Contact is a person the tenant deals with. Every personal field —
+// names, e-mail address, phone number, UTM values, birthday, preferences
+// and tags — is stored only sealed by the vault, all of them together as
+// the contact's profile (one sealed value bound to the tenant, the contact
+// and the field "profile"). Beside it the table keeps blind indexes (keyed
 // hashes) that find a contact by exact e-mail address, phone number, tag or
 // birthday (month and day), and by the prefixes of the words of its name
 // (see ContactFilter.NamePrefix). Stage, Source, the ids and the times stay
@@ -90,17 +91,11 @@ type Contact struct {
 	Record
 	ContactInput
 
-	FirstNameSealed   vault.Sealed `bun:"first_name_sealed" json:"-"`
-	LastNameSealed    vault.Sealed `bun:"last_name_sealed" json:"-"`
-	EmailSealed       vault.Sealed `bun:"email_sealed" json:"-"`
-	EmailIndex        string       `bun:"email_index,nullzero" json:"-"`
-	PhoneSealed       vault.Sealed `bun:"phone_sealed" json:"-"`
-	PhoneIndex        string       `bun:"phone_index,nullzero" json:"-"`
-	UTMSealed         vault.Sealed `bun:"utm_sealed" json:"-"`
-	BirthdaySealed    vault.Sealed `bun:"birthday_sealed" json:"-"`
-	BirthIndex        string       `bun:"birth_index,nullzero" json:"-"`
-	PreferencesSealed vault.Sealed `bun:"preferences_sealed" json:"-"`
-	TagsSealed        vault.Sealed `bun:"tags_sealed" json:"-"`
+	// ProfileSealed holds the personal fields of ContactInput, sealed.
+	ProfileSealed vault.Sealed `bun:"profile_sealed" json:"-"`
+	EmailIndex    string       `bun:"email_index,nullzero" json:"-"`
+	PhoneIndex    string       `bun:"phone_index,nullzero" json:"-"`
+	BirthIndex    string       `bun:"birth_index,nullzero" json:"-"`
 	// NameTokens is NULL at rest. On SQLite, Create sets it to the JSON
 	// array of the name index rows' tokens for the one INSERT that writes
 	// the contact; a trigger writes those rows and clears the column in
@@ -139,26 +134,6 @@ type ContactInput struct {
 	// Tags label the contact; each is trimmed, at most 50 bytes, and kept
 	// once, in order of first appearance.
 	Tags []string `bun:"-" json:"tags" validate:"max=50,dive,required,max=50"`
-}
-
-func (c *Contact) sealedFields() []sealedField {
-	fs := c.sealedFieldArray()
-	return fs[:]
-}
-
-// sealedFieldArray is sealedFields as an array, which a read of many
-// contacts keeps off the heap.
-func (c *Contact) sealedFieldArray() [8]sealedField {
-	return [...]sealedField{
-		{name: "first_name", sealed: &c.FirstNameSealed, text: &c.FirstName},
-		{name: "last_name", sealed: &c.LastNameSealed, text: &c.LastName},
-		{name: "email", sealed: &c.EmailSealed, text: &c.Email},
-		{name: "phone", sealed: &c.PhoneSealed, text: &c.Phone},
-		{name: "utm", sealed: &c.UTMSealed, value: &c.UTM},
-		{name: "birthday", sealed: &c.BirthdaySealed, value: &c.Birthday},
-		{name: "preferences", sealed: &c.PreferencesSealed, value: &c.Preferences},
-		{name: "tags", sealed: &c.TagsSealed, value: &c.Tags},
-	}
 }
 
 // contactTag indexes a contact's tags for filtering, by blind index.
@@ -319,10 +294,23 @@ func (r *Contacts) validate(c *ContactInput) error {
 // outside the write transaction: a tenant's first seal creates its keys
 // (see the vault's Concurrency section).
 func (r *Contacts) seal(ctx context.Context, c *Contact) error {
-	if err := r.s.sealFields(ctx, kindContact, c.ID, c.sealedFields()); err != nil {
+	if err := r.s.sealProfile(ctx, c); err != nil {
 		return err
 	}
 	return r.index(ctx, c)
+}
+
+// sealProfile seals c's personal fields into c.ProfileSealed.
+func (s *Store) sealProfile(ctx context.Context, c *Contact) error {
+	var buf [256]byte
+	b := appendProfile(buf[:0], &c.ContactInput)
+	sealed, err := s.vault.Seal(ctx, b, vault.Binding{Record: c.ID, Field: profileField})
+	wipe(b)
+	if err != nil {
+		return fmt.Errorf("crm: seal contact profile: %w", err)
+	}
+	c.ProfileSealed = sealed
+	return nil
 }
 
 // index computes c's blind indexes.
@@ -367,24 +355,26 @@ func (r *Contacts) index(ctx context.Context, c *Contact) error {
 	return nil
 }
 
-// open opens c's sealed fields.
-func (r *Contacts) open(ctx context.Context, c *Contact) error {
-	op := r.s.vault.Opener(ctx)
-	return r.openWith(&op, c)
+// openWith opens c's profile with op (shared by a page) into its
+// personal fields; a contact without one reads with them empty.
+func (r *Contacts) openWith(op *vault.Opener, c *Contact) error {
+	return openProfile(op, c)
 }
 
-// openWith opens c's sealed fields with op (shared by a page).
-func (r *Contacts) openWith(op *vault.Opener, c *Contact) error {
-	c.Tags, c.Preferences = nil, nil
-	fs := c.sealedFieldArray()
-	if err := openFieldsWith(op, kindContact, c.ID, fs[:]); err != nil {
-		return err
+// openProfile opens c's profile with op into its personal fields.
+func openProfile(op *vault.Opener, c *Contact) error {
+	if c.ProfileSealed.IsZero() {
+		clearProfile(&c.ContactInput)
+		return nil
 	}
-	if c.Tags == nil {
-		c.Tags = []string{}
+	sec, err := op.Open(c.ProfileSealed, vault.Binding{Record: c.ID, Field: profileField})
+	if err != nil {
+		return fmt.Errorf("crm: open %s %s %s: %w", kindContact, c.ID, profileField, err)
 	}
-	if c.Preferences == nil {
-		c.Preferences = map[string]string{}
+	err = decodeProfile(sec.Reveal(), &c.ContactInput)
+	sec.Wipe()
+	if err != nil {
+		return fmt.Errorf("crm: open %s %s %s: %w", kindContact, c.ID, profileField, err)
 	}
 	return nil
 }
@@ -658,8 +648,7 @@ func (r *Contacts) Get(ctx context.Context, id string) (Contact, error) {
 // confined to the context's tenant, which scanContacts sets.
 var contactColumns = func() string {
 	cols := []string{"id", "created_at", "updated_at", "version", "stage", "source", "company_id", "owner_id",
-		"first_name_sealed", "last_name_sealed", "email_sealed", "email_index", "phone_sealed", "phone_index", "utm_sealed",
-		"birthday_sealed", "birth_index", "preferences_sealed", "tags_sealed"}
+		"email_index", "phone_index", "birth_index", "profile_sealed"}
 	for i, c := range cols {
 		cols[i] = `"ct"."` + c + `"`
 	}
@@ -687,8 +676,7 @@ func scanContacts(ctx context.Context, q *bun.SelectQuery, next func() *Contact)
 		c.TenantID = tid
 		if err := rows.Scan(textCol{&c.ID}, timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, &c.Version,
 			textCol{(*string)(&c.Stage)}, textCol{&c.Source}, textCol{&c.CompanyID}, textCol{&c.OwnerID},
-			&c.FirstNameSealed, &c.LastNameSealed, &c.EmailSealed, textCol{&c.EmailIndex}, &c.PhoneSealed, textCol{&c.PhoneIndex},
-			&c.UTMSealed, &c.BirthdaySealed, textCol{&c.BirthIndex}, &c.PreferencesSealed, &c.TagsSealed); err != nil {
+			textCol{&c.EmailIndex}, textCol{&c.PhoneIndex}, textCol{&c.BirthIndex}, &c.ProfileSealed); err != nil {
 			return err
 		}
 	}
@@ -710,7 +698,12 @@ func (r *Contacts) Update(ctx context.Context, id string, version int64, in Cont
 	if err := joinInvalid(kindContact, r.validate(&c.ContactInput), checkID(kindContact, id), checkVersion(kindContact, version)); err != nil {
 		return Contact{}, err
 	}
-	if err := r.seal(ctx, &c); err != nil {
+	// The blind indexes and the tenant's keys outside the transaction;
+	// the profile is sealed inside it, with the stored UTM values.
+	if err := r.index(ctx, &c); err != nil {
+		return Contact{}, err
+	}
+	if err := r.s.ensureKeys(ctx); err != nil {
 		return Contact{}, err
 	}
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
@@ -721,8 +714,15 @@ func (r *Contacts) Update(ctx context.Context, id string, version int64, in Cont
 		if err := mustExist(ctx, tx, (*Company)(nil), kindContact, "company_id", c.CompanyID); err != nil {
 			return err
 		}
-		// Source and UTM keep their stored values (UTM as sealed).
-		c.Source, c.UTMSealed, c.CreatedAt = cur.Source, cur.UTMSealed, cur.CreatedAt
+		// Source and UTM keep their stored values.
+		op := r.s.vault.Opener(ctx)
+		if err := openProfile(&op, &cur); err != nil {
+			return err
+		}
+		c.Source, c.UTM, c.CreatedAt = cur.Source, cur.UTM, cur.CreatedAt
+		if err := r.s.sealProfile(ctx, &c); err != nil {
+			return err
+		}
 		if err := update(ctx, r.s, tx, r.s.clock(), kindContact, &c); err != nil {
 			return err
 		}
@@ -732,10 +732,6 @@ func (r *Contacts) Update(ctx context.Context, id string, version int64, in Cont
 		return r.writeTags(ctx, tx, &c, true)
 	})
 	if err != nil {
-		return Contact{}, err
-	}
-	c.UTM = UTM{}
-	if err := r.s.openFields(ctx, kindContact, c.ID, []sealedField{{name: "utm", sealed: &c.UTMSealed, value: &c.UTM}}); err != nil {
 		return Contact{}, err
 	}
 	return c, nil

@@ -348,6 +348,7 @@ func coreMigrations() []migration {
 					UPDATE socialcrm_crm_contacts SET name_tokens = NULL WHERE rowid = NEW.rowid;
 				END`)
 		}},
+		{"20261123000570", "crm_contact_profile", profileMigration},
 	}
 }
 
@@ -361,7 +362,6 @@ func coreModels() []any {
 // coreSealedColumns are the sealed columns of the core tables.
 func coreSealedColumns() []vault.Column {
 	return []vault.Column{
-		{Table: TableContacts, ID: "id", Sealed: "email_sealed", Binding: func(id string) vault.Binding { return vault.Binding{Record: id, Field: "email"} }},
-		{Table: TableContacts, ID: "id", Sealed: "phone_sealed", Binding: func(id string) vault.Binding { return vault.Binding{Record: id, Field: "phone"} }},
+		{Table: TableContacts, ID: "id", Sealed: "profile_sealed", Binding: func(id string) vault.Binding { return vault.Binding{Record: id, Field: profileField} }},
 	}
 }

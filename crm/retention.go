@@ -2,6 +2,7 @@ package crm
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/uptrace/bun"
@@ -100,21 +101,67 @@ func coreCategoriesWith(s *Store) []retention.Category {
 }
 
 // contactCategory is the category of contacts. The blind indexes only
-// repeat what is exported, and are left out; the sealed fields are
-// exported opened when s is not nil, left out otherwise.
+// repeat what is exported, and are left out; the profile (every personal
+// field, sealed together) is exported opened, one column per field, when s
+// is not nil, left out otherwise.
 func contactCategory(s *Store) retention.Category {
-	cols := []string{"first_name_sealed", "first_name", "last_name_sealed", "last_name", "email_sealed", "email", "phone_sealed", "phone",
-		"utm_sealed", "utm", "birthday_sealed", "birthday", "preferences_sealed", "preferences", "tags_sealed", "tags"}
-	var sealed []string
-	for i := 0; i < len(cols); i += 2 {
-		sealed = append(sealed, cols[i])
+	var sealed []retention.SealedColumn
+	if s != nil && s.vault != nil {
+		sealed = []retention.SealedColumn{{Column: "profile_sealed", Fields: profileFields, OpenFields: s.openProfileFields}}
 	}
 	return retention.Category{Name: "crm.contact", Table: TableContacts, Time: "updated_at",
 		Subject:    map[string]string{SubjectContact: "id"},
-		Omit:       append([]string{"email_index", "phone_index", "birth_index", "name_tokens"}, s.omitSealed(sealed...)...),
-		Sealed:     s.sealedColumns(kindContact, cols...),
+		Omit:       append([]string{"email_index", "phone_index", "birth_index", "name_tokens"}, s.omitSealed("profile_sealed")...),
+		Sealed:     sealed,
 		LegalBasis: "contract or legitimate interest (customer relationship)",
 		Purpose:    "contacts: people the tenant deals with, their stage, source and preferences"}
+}
+
+// openProfileFields opens a contact's profile for a data-subject export:
+// the values of profileFields, each a string (UTM, birthday, preferences
+// and tags as JSON) or nil when empty.
+func (s *Store) openProfileFields(ctx context.Context, tenantID, id string, sealed []byte) ([]any, error) {
+	if tid, err := tenancy.TenantID(ctx); err != nil || tid != tenantID {
+		return nil, fmt.Errorf("crm: open sealed %s %s: the context does not act on tenant of the export", kindContact, profileField)
+	}
+	v, err := vault.ParseSealed(sealed)
+	if err != nil {
+		return nil, fmt.Errorf("crm: open sealed %s %s: %w", kindContact, profileField, err)
+	}
+	c := Contact{ProfileSealed: v}
+	c.ID = id
+	op := s.vault.Opener(ctx)
+	if err := openProfile(&op, &c); err != nil {
+		return nil, err
+	}
+	text := func(s string) any {
+		if s == "" {
+			return nil
+		}
+		return s
+	}
+	value := func(v any, empty bool) (any, error) {
+		if empty {
+			return nil, nil
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("crm: open sealed %s %s: %w", kindContact, profileField, err)
+		}
+		return string(b), nil
+	}
+	out := []any{text(c.FirstName), text(c.LastName), text(c.Email), text(c.Phone)}
+	for _, f := range []struct {
+		v     any
+		empty bool
+	}{{c.UTM, c.UTM == UTM{}}, {c.Birthday, c.Birthday.IsZero()}, {c.Preferences, len(c.Preferences) == 0}, {c.Tags, len(c.Tags) == 0}} {
+		j, err := value(f.v, f.empty)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, nil
 }
 
 // clearColumns says, per category, which columns stay in clear and why

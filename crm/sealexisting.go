@@ -2,10 +2,12 @@ package crm
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -24,6 +26,16 @@ import (
 // SealExisting seals them into the sealed columns and deletes each row as
 // it goes, then drops the table.
 const tableUnsealed = TablePrefix + "unsealed"
+
+// createUnsealed creates tableUnsealed.
+const createUnsealed = `CREATE TABLE IF NOT EXISTS ` + tableUnsealed + ` (
+	tenant_id TEXT NOT NULL,
+	tbl TEXT NOT NULL,
+	id TEXT NOT NULL,
+	col TEXT NOT NULL,
+	value TEXT NOT NULL,
+	PRIMARY KEY (tenant_id, tbl, id, col)
+)`
 
 // plainColumn is a column that held personal data in clear before sealing:
 // the migration stages its non-empty values in tableUnsealed and drops it.
@@ -79,14 +91,7 @@ var coreSealedTables = []sealedTable{
 // already gone is neither staged nor dropped again.
 func sealTablesMigration(tables []sealedTable) func(ctx context.Context, tx bun.Tx) error {
 	return func(ctx context.Context, tx bun.Tx) error {
-		if err := migrations.Exec(ctx, tx, `CREATE TABLE IF NOT EXISTS `+tableUnsealed+` (
-				tenant_id TEXT NOT NULL,
-				tbl TEXT NOT NULL,
-				id TEXT NOT NULL,
-				col TEXT NOT NULL,
-				value TEXT NOT NULL,
-				PRIMARY KEY (tenant_id, tbl, id, col)
-			)`); err != nil {
+		if err := migrations.Exec(ctx, tx, createUnsealed); err != nil {
 			return err
 		}
 		pg := tx.Dialect().Name() == dialect.PG
@@ -166,17 +171,22 @@ func sealTablesMigration(tables []sealedTable) func(ctx context.Context, tx bun.
 			}
 		}
 		// A database without plaintext (a new one) needs no SealExisting.
-		var n int
-		if err := tx.NewRaw("SELECT count(*) FROM "+tableUnsealed).Scan(ctx, &n); err != nil {
+		return dropUnsealedIfEmpty(ctx, tx)
+	}
+}
+
+// dropUnsealedIfEmpty drops tableUnsealed when nothing is pending in it.
+func dropUnsealedIfEmpty(ctx context.Context, tx bun.Tx) error {
+	var n int
+	if err := tx.NewRaw("SELECT count(*) FROM "+tableUnsealed).Scan(ctx, &n); err != nil {
+		return fmt.Errorf("crm: seal: %w", err)
+	}
+	if n == 0 {
+		if _, err := tx.ExecContext(ctx, "DROP TABLE "+tableUnsealed); err != nil {
 			return fmt.Errorf("crm: seal: %w", err)
 		}
-		if n == 0 {
-			if _, err := tx.ExecContext(ctx, "DROP TABLE "+tableUnsealed); err != nil {
-				return fmt.Errorf("crm: seal: %w", err)
-			}
-		}
-		return nil
 	}
+	return nil
 }
 
 // hasColumn reports whether table has column.
@@ -279,6 +289,11 @@ func (s *Store) SealExisting(ctx context.Context, batch int, progress SealProgre
 		return done, fmt.Errorf("crm: seal existing: %w", err)
 	}
 	if left == 0 {
+		// Every contact has its profile: the columns of the values sealed
+		// one by one go, before the table that says some are pending.
+		if err := dropFieldColumns(ctx, s.db); err != nil {
+			return done, err
+		}
 		if _, err := s.db.ExecContext(ctx, "DROP TABLE IF EXISTS "+tableUnsealed); err != nil {
 			return done, fmt.Errorf("crm: seal existing: %w", err)
 		}
@@ -448,14 +463,126 @@ func updateColumns(ctx context.Context, tx bun.IDB, tid, tbl, id string, set map
 	return nil
 }
 
-// sealContactRow seals a contact's staged values and rebuilds its name and
-// tag indexes.
+// fieldColumns are the columns in which releases before the contact
+// profile sealed a contact's personal fields one by one, in the order of
+// profileFields (each bound to tenant|contact|its field).
+var fieldColumns = []string{"first_name_sealed", "last_name_sealed", "email_sealed", "phone_sealed", "utm_sealed",
+	"birthday_sealed", "preferences_sealed", "tags_sealed"}
+
+// colFields marks, in tableUnsealed, a contact whose personal fields are
+// sealed one by one in fieldColumns: SealExisting seals them again as its
+// profile.
+const colFields = "sealed_fields"
+
+// profileMigration adds the contacts' profile column. A database with
+// contacts whose fields were sealed one by one keeps those columns and
+// stages each such contact in tableUnsealed (the marker colFields), for
+// SealExisting, which needs the vault, to seal their fields again as
+// profiles and then drop the columns; a database without any drops them
+// at once. It is idempotent.
+func profileMigration(ctx context.Context, tx bun.Tx) error {
+	ok, err := hasColumn(ctx, tx, TableContacts, "profile_sealed")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if err := migrations.Exec(ctx, tx, "ALTER TABLE "+TableContacts+" ADD COLUMN profile_sealed BLOB"); err != nil {
+			return err
+		}
+	}
+	var present []string
+	for _, c := range fieldColumns {
+		ok, err := hasColumn(ctx, tx, TableContacts, c)
+		if err != nil {
+			return err
+		}
+		if ok {
+			present = append(present, c)
+		}
+	}
+	if len(present) == 0 {
+		return nil
+	}
+	if err := migrations.Exec(ctx, tx, createUnsealed); err != nil {
+		return err
+	}
+	pg := tx.Dialect().Name() == dialect.PG
+	if pg {
+		// Row-level security binds the table's owner too (FORCE): lift it
+		// for the copy, in this transaction only.
+		if _, err := tx.ExecContext(ctx, "ALTER TABLE ? NO FORCE ROW LEVEL SECURITY", bun.Ident(TableContacts)); err != nil {
+			return fmt.Errorf("crm: stage contact profiles: %w", err)
+		}
+	}
+	conds := make([]string, len(present))
+	for i, c := range present {
+		conds[i] = c + " IS NOT NULL"
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO "+tableUnsealed+" (tenant_id, tbl, id, col, value) SELECT tenant_id, ?, id, ?, '' FROM "+
+		TableContacts+" WHERE ("+strings.Join(conds, " OR ")+") ON CONFLICT DO NOTHING", TableContacts, colFields); err != nil {
+		return fmt.Errorf("crm: stage contact profiles: %w", err)
+	}
+	if pg {
+		if _, err := tx.ExecContext(ctx, "ALTER TABLE ? FORCE ROW LEVEL SECURITY", bun.Ident(TableContacts)); err != nil {
+			return fmt.Errorf("crm: stage contact profiles: %w", err)
+		}
+	}
+	var pending int
+	if err := tx.NewRaw("SELECT count(*) FROM "+tableUnsealed+" WHERE tbl = ?", TableContacts).Scan(ctx, &pending); err != nil {
+		return fmt.Errorf("crm: stage contact profiles: %w", err)
+	}
+	if pending == 0 {
+		if err := dropFieldColumns(ctx, tx); err != nil {
+			return err
+		}
+	}
+	return dropUnsealedIfEmpty(ctx, tx)
+}
+
+// dropFieldColumns drops those of fieldColumns the contacts table still has.
+func dropFieldColumns(ctx context.Context, db bun.IDB) error {
+	for _, c := range fieldColumns {
+		ok, err := hasColumn(ctx, db, TableContacts, c)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if _, err := db.ExecContext(ctx, "ALTER TABLE ? DROP COLUMN ?", bun.Ident(TableContacts), bun.Ident(c)); err != nil {
+				return fmt.Errorf("crm: drop %s.%s: %w", TableContacts, c, err)
+			}
+		}
+	}
+	return nil
+}
+
+// sealContactRow seals contact id's personal fields as its profile: those
+// an earlier release sealed one by one (marker colFields), with the staged
+// plaintext values of vals over them; then it clears the columns of the
+// fields sealed one by one and rebuilds the contact's blind indexes.
 func (s *Store) sealContactRow(ctx context.Context, tx bun.Tx, tid, id string, vals map[string]string) error {
-	c := Contact{ContactInput: ContactInput{FirstName: vals["first_name"], LastName: vals["last_name"],
-		UTM: UTM{Source: vals["utm_source"], Medium: vals["utm_medium"], Campaign: vals["utm_campaign"], Term: vals["utm_term"], Content: vals["utm_content"]}}}
+	c := Contact{}
 	c.ID, c.UpdatedAt = id, s.clock()
+	clearProfile(&c.ContactInput)
+	present, err := s.openFieldColumns(ctx, tx, tid, &c)
+	if err != nil {
+		return err
+	}
+	set := func(col string, dst *string) {
+		if v, ok := vals[col]; ok {
+			*dst = v
+		}
+	}
+	set("first_name", &c.FirstName)
+	set("last_name", &c.LastName)
+	set("utm_source", &c.UTM.Source)
+	set("utm_medium", &c.UTM.Medium)
+	set("utm_campaign", &c.UTM.Campaign)
+	set("utm_term", &c.UTM.Term)
+	set("utm_content", &c.UTM.Content)
 	atoi := func(s string) int { n, _ := strconv.Atoi(s); return n }
-	c.Birthday = Birthday{Year: atoi(vals["birth_year"]), Month: atoi(vals["birth_month"]), Day: atoi(vals["birth_day"])}
+	if _, ok := vals["birth_month"]; ok {
+		c.Birthday = Birthday{Year: atoi(vals["birth_year"]), Month: atoi(vals["birth_month"]), Day: atoi(vals["birth_day"])}
+	}
 	if v := vals["preferences"]; v != "" {
 		if err := json.Unmarshal([]byte(v), &c.Preferences); err != nil {
 			return fmt.Errorf("crm: seal existing contact %s: malformed preferences", id)
@@ -466,32 +593,97 @@ func (s *Store) sealContactRow(ctx context.Context, tx bun.Tx, tid, id string, v
 			return fmt.Errorf("crm: seal existing contact %s: malformed tags", id)
 		}
 	}
-	// The e-mail address and phone number were sealed already: keep them.
-	fields := c.sealedFields()
-	var keep []sealedField
-	for _, f := range fields {
-		if f.name != "email" && f.name != "phone" {
-			keep = append(keep, f)
-		}
-	}
-	if err := s.sealFields(ctx, kindContact, id, keep); err != nil {
+	if err := s.sealProfile(ctx, &c); err != nil {
 		return err
 	}
 	r := s.Contacts()
 	if err := r.index(ctx, &c); err != nil {
 		return err
 	}
-	if err := updateColumns(ctx, tx, tid, TableContacts, id, map[string]any{
-		"first_name_sealed": c.FirstNameSealed, "last_name_sealed": c.LastNameSealed, "utm_sealed": c.UTMSealed,
-		"birthday_sealed": c.BirthdaySealed, "birth_index": nullIfEmpty(c.BirthIndex), "preferences_sealed": c.PreferencesSealed,
-		"tags_sealed": c.TagsSealed,
-	}); err != nil {
+	cols := map[string]any{"profile_sealed": c.ProfileSealed, "birth_index": nullIfEmpty(c.BirthIndex)}
+	for _, col := range present {
+		cols[col] = nil
+	}
+	if err := updateColumns(ctx, tx, tid, TableContacts, id, cols); err != nil {
 		return err
 	}
 	if err := r.writeNames(ctx, tx, &c, true); err != nil {
 		return err
 	}
 	return r.writeTags(ctx, tx, &c, true)
+}
+
+// openFieldColumns opens into c the personal fields of contact c.ID that
+// an earlier release sealed one by one, and returns those of fieldColumns
+// the table still has.
+func (s *Store) openFieldColumns(ctx context.Context, tx bun.Tx, tid string, c *Contact) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, "SELECT * FROM "+TableContacts+" WHERE tenant_id = ? AND id = ?", tid, c.ID)
+	if err != nil {
+		return nil, fmt.Errorf("crm: seal existing contact %s: %w", c.ID, err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, fmt.Errorf("crm: seal existing contact %s: %w", c.ID, err)
+	}
+	raw := make([]sql.RawBytes, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range raw {
+		ptrs[i] = &raw[i]
+	}
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("crm: seal existing contact %s: %w", c.ID, err)
+		}
+		return nil, notFound(kindContact, c.ID)
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		return nil, fmt.Errorf("crm: seal existing contact %s: %w", c.ID, err)
+	}
+	var present []string
+	op := s.vault.Opener(ctx)
+	for i, col := range cols {
+		if !slices.Contains(fieldColumns, col) {
+			continue
+		}
+		present = append(present, col)
+		if len(raw[i]) == 0 {
+			continue
+		}
+		field := strings.TrimSuffix(col, "_sealed")
+		sealed, err := vault.ParseSealed(raw[i])
+		if err != nil {
+			return nil, fmt.Errorf("crm: seal existing contact %s %s: %w", c.ID, field, err)
+		}
+		sec, err := op.Open(sealed, vault.Binding{Record: c.ID, Field: field})
+		if err != nil {
+			return nil, fmt.Errorf("crm: seal existing contact %s %s: %w", c.ID, field, err)
+		}
+		pt := sec.Reveal()
+		switch field {
+		case "first_name":
+			c.FirstName = string(pt)
+		case "last_name":
+			c.LastName = string(pt)
+		case "email":
+			c.Email = string(pt)
+		case "phone":
+			c.Phone = string(pt)
+		case "utm":
+			err = json.Unmarshal(pt, &c.UTM)
+		case "birthday":
+			err = json.Unmarshal(pt, &c.Birthday)
+		case "preferences":
+			err = json.Unmarshal(pt, &c.Preferences)
+		case "tags":
+			err = json.Unmarshal(pt, &c.Tags)
+		}
+		sec.Wipe()
+		if err != nil {
+			return nil, fmt.Errorf("crm: seal existing contact %s %s: malformed plaintext", c.ID, field)
+		}
+	}
+	return present, rows.Close()
 }
 
 // nullIfEmpty returns nil for "", s otherwise.

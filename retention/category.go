@@ -135,6 +135,13 @@ type SealedColumn struct {
 	// read the database (its own connection), but should be fast: it runs
 	// once per row. Required.
 	Open func(ctx context.Context, tenantID, id string, sealed []byte) (string, error)
+	// Fields, when set, are the names of several values sealed together
+	// in Column (a record sealed whole): the column is exported as one
+	// column per name, in this order, in place of one named As, with the
+	// values OpenFields returns (a string each, or nil for none); Open is
+	// then not used.
+	Fields     []string
+	OpenFields func(ctx context.Context, tenantID, id string, sealed []byte) ([]any, error)
 }
 
 // name is the column's exported name.
@@ -143,6 +150,14 @@ func (s SealedColumn) name() string {
 		return s.Column
 	}
 	return s.As
+}
+
+// names are the column's exported names: its Fields, or its name.
+func (s SealedColumn) names() []string {
+	if len(s.Fields) > 0 {
+		return s.Fields
+	}
+	return []string{s.name()}
 }
 
 // Erase is a category's erase action. The zero value deletes rows.
@@ -221,7 +236,11 @@ func (c Category) validate() error {
 			return bad("Sealed", fmt.Sprintf("%q is not a plain column name", sc.Column))
 		case sc.As != "" && !isIdent(sc.As):
 			return bad("Sealed", fmt.Sprintf("%s: exported name %q is not a plain name", sc.Column, sc.As))
-		case sc.Open == nil:
+		case len(sc.Fields) > 0 && sc.OpenFields == nil:
+			return bad("Sealed", sc.Column+": OpenFields is required with Fields")
+		case len(sc.Fields) > 0 && slices.ContainsFunc(sc.Fields, func(f string) bool { return !isIdent(f) }):
+			return bad("Sealed", sc.Column+": a field name is not a plain name")
+		case len(sc.Fields) == 0 && sc.Open == nil:
 			return bad("Sealed", sc.Column+": Open is required")
 		case slices.Contains(c.Omit, sc.Column):
 			return bad("Sealed", sc.Column+" is also in Omit")

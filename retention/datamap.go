@@ -50,7 +50,7 @@ func (e *Engine) DataMap() DataMap {
 			en.Erase = "truncate (hash chain)"
 		}
 		for _, sc := range c.Sealed {
-			en.Sealed = append(en.Sealed, sc.Column+" as "+sc.name())
+			en.Sealed = append(en.Sealed, sc.Column+" as "+strings.Join(sc.names(), ", "))
 		}
 		for _, k := range sortedKeys(c.Subject) {
 			en.SubjectBy = append(en.SubjectBy, k)

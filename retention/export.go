@@ -388,15 +388,23 @@ func (x *exporter) rows(ctx context.Context, c Category, cond string, args []any
 					}
 				}
 				for i, k := range keep {
-					name := cols[k]
+					exported := cols[k : k+1]
 					if seal != nil && seal[i] >= 0 {
-						name = c.Sealed[seal[i]].name()
+						exported = c.Sealed[seal[i]].names()
 					}
-					names = append(names, append(appendJSONString(nil, name), ':'))
-					if i > 0 {
-						cbuf = append(cbuf, ',')
+					for j, name := range exported {
+						// One JSON name per exported column; a column
+						// sealed whole has those of its fields, "," between.
+						sep := ""
+						if j > 0 {
+							sep = ","
+						}
+						names = append(names, append(appendJSONString([]byte(sep), name), ':'))
+						if i > 0 || j > 0 {
+							cbuf = append(cbuf, ',')
+						}
+						cbuf = appendCSVField(cbuf, name)
 					}
-					cbuf = appendCSVField(cbuf, name)
 				}
 				cbuf = append(cbuf, '\n')
 				if cap(x.vals) < len(cols) {
@@ -416,13 +424,36 @@ func (x *exporter) rows(ctx context.Context, c Category, cond string, args []any
 					jbuf = append(jbuf, ',')
 				}
 				jbuf = append(jbuf, "\n{"...)
+				ni := 0 // index in names
 				for i, k := range keep {
 					if i > 0 {
 						jbuf = append(jbuf, ',')
 						cbuf = append(cbuf, ',')
 					}
-					jbuf = append(jbuf, names[i]...)
 					v := vals[k]
+					if seal != nil && seal[i] >= 0 && len(c.Sealed[seal[i]].Fields) > 0 {
+						sc := c.Sealed[seal[i]]
+						fvs := make([]any, len(sc.Fields))
+						if v != nil {
+							if fvs, err = x.openFields(ctx, sc, vals[idIdx], v); err != nil {
+								return err
+							}
+						}
+						for j, fv := range fvs {
+							if j > 0 {
+								cbuf = append(cbuf, ',')
+							}
+							jbuf = append(jbuf, names[ni]...)
+							ni++
+							if jbuf, err = appendJSONValue(jbuf, fv); err != nil {
+								return err
+							}
+							cbuf = appendCSVValue(cbuf, fv)
+						}
+						continue
+					}
+					jbuf = append(jbuf, names[ni]...)
+					ni++
 					if seal != nil && seal[i] >= 0 && v != nil {
 						if v, err = x.open(ctx, c.Sealed[seal[i]], vals[idIdx], v); err != nil {
 							return err
@@ -461,10 +492,15 @@ func (x *exporter) rows(ctx context.Context, c Category, cond string, args []any
 			return 0, err
 		}
 		cols = slices.DeleteFunc(cols, func(col string) bool { return slices.Contains(c.Omit, col) })
-		for i, col := range cols {
+		var exported []string
+		for _, col := range cols {
 			if j := slices.IndexFunc(c.Sealed, func(sc SealedColumn) bool { return sc.Column == col }); j >= 0 {
-				col = c.Sealed[j].name()
+				exported = append(exported, c.Sealed[j].names()...)
+			} else {
+				exported = append(exported, col)
 			}
+		}
+		for i, col := range exported {
 			if i > 0 {
 				cbuf = append(cbuf, ',')
 			}
@@ -498,6 +534,37 @@ func (x *exporter) rows(ctx context.Context, c Category, cond string, args []any
 // open returns the plaintext of the sealed value v of column sc in the row
 // whose id is id.
 func (x *exporter) open(ctx context.Context, sc SealedColumn, id, v any) (any, error) {
+	b, sid, err := sealedArgs(sc, id, v)
+	if err != nil {
+		return nil, err
+	}
+	text, err := sc.Open(ctx, x.tid, sid, b)
+	if err != nil {
+		return nil, fmt.Errorf("open sealed column %s: %w", sc.Column, err)
+	}
+	return text, nil
+}
+
+// openFields returns the values of the fields sealed together in v, the
+// value of column sc in the row whose id is id.
+func (x *exporter) openFields(ctx context.Context, sc SealedColumn, id, v any) ([]any, error) {
+	b, sid, err := sealedArgs(sc, id, v)
+	if err != nil {
+		return nil, err
+	}
+	vals, err := sc.OpenFields(ctx, x.tid, sid, b)
+	if err != nil {
+		return nil, fmt.Errorf("open sealed column %s: %w", sc.Column, err)
+	}
+	if len(vals) != len(sc.Fields) {
+		return nil, fmt.Errorf("open sealed column %s: %d values for %d fields", sc.Column, len(vals), len(sc.Fields))
+	}
+	return vals, nil
+}
+
+// sealedArgs returns the sealed bytes v of column sc and the row's id as
+// a string, as SealedColumn.Open and OpenFields take them.
+func sealedArgs(sc SealedColumn, id, v any) ([]byte, string, error) {
 	var b []byte
 	switch v := v.(type) {
 	case []byte:
@@ -505,17 +572,13 @@ func (x *exporter) open(ctx context.Context, sc SealedColumn, id, v any) (any, e
 	case string:
 		b = []byte(v)
 	default:
-		return nil, fmt.Errorf("sealed column %s holds %T, not bytes", sc.Column, v)
+		return nil, "", fmt.Errorf("sealed column %s holds %T, not bytes", sc.Column, v)
 	}
 	sid, ok := plain(id).(string)
 	if !ok {
 		sid = fmt.Sprint(plain(id))
 	}
-	text, err := sc.Open(ctx, x.tid, sid, b)
-	if err != nil {
-		return nil, fmt.Errorf("open sealed column %s: %w", sc.Column, err)
-	}
-	return text, nil
+	return b, sid, nil
 }
 
 // plain turns driver values into strings, numbers, booleans, times or nil:
