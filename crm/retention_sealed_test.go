@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -74,4 +75,37 @@ func contactExport(t *testing.T, e *env, ctx context.Context, cats []retention.C
 		files[f.Name] = string(b)
 	}
 	return files
+}
+
+// TestExportOpensEveryProfileField: a contact's profile (every personal
+// field sealed together) is exported opened as one column per field —
+// names, e-mail, phone, UTM, birthday, preferences and tags — in the JSON
+// and the CSV file, with no trace of the sealed column; empty fields are
+// null.
+func TestExportOpensEveryProfileField(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		s := e.store
+		ada, err := s.Contacts().Create(e.A, crm.ContactInput{FirstName: "Ada", LastName: "Lovelace", Email: "ada@example.com", Phone: "+14155550100",
+			UTM: crm.UTM{Source: "ig", Campaign: "spring"}, Birthday: crm.Birthday{Year: 1815, Month: 12, Day: 10},
+			Preferences: map[string]string{"lang": "en"}, Tags: []string{"vip", "math"}})
+		require.NoError(t, err)
+		files := contactExport(t, e, e.A, s.Categories(), ada.ID)
+		js, csv := files["crm.contact.json"], files["crm.contact.csv"]
+		for _, want := range []string{`"first_name":"Ada"`, `"last_name":"Lovelace"`, `"email":"ada@example.com"`, `"phone":"+14155550100"`,
+			`"utm":"{\"source\":\"ig\",\"campaign\":\"spring\"}"`, `"birthday":"{\"year\":1815,\"month\":12,\"day\":10}"`,
+			`"preferences":"{\"lang\":\"en\"}"`, `"tags":"[\"vip\",\"math\"]"`} {
+			require.Contains(t, js, want)
+		}
+		header, _, _ := strings.Cut(csv, "\n")
+		require.Contains(t, header, "first_name,last_name,email,phone,utm,birthday,preferences,tags")
+		require.Contains(t, csv, `Ada,Lovelace,ada@example.com,+14155550100,"{""source"":""ig"",""campaign"":""spring""}"`)
+		for _, f := range files {
+			require.NotContains(t, f, "profile")
+		}
+
+		bo, err := s.Contacts().Create(e.A, crm.ContactInput{Email: "bo@example.com"})
+		require.NoError(t, err)
+		js = contactExport(t, e, e.A, s.Categories(), bo.ID)["crm.contact.json"]
+		require.Contains(t, js, `"first_name":null,"last_name":null,"email":"bo@example.com","phone":null,"utm":null,"birthday":null,"preferences":null,"tags":null`)
+	})
 }

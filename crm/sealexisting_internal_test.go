@@ -2,9 +2,11 @@ package crm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,13 +29,31 @@ import (
 // seal and those that build on the sealed schema (the name index trigger):
 // the schema of a database created by the release before.
 func migrationsBeforeSealing() *migrate.Migrations {
+	return migrationsWithout("20261123000550", "20261123000650", "20261123000560", "20261123000570")
+}
+
+// migrationsWithout returns the crm migrations but those of versions.
+func migrationsWithout(versions ...string) *migrate.Migrations {
 	ms := migrate.NewMigrations()
 	for _, m := range append(coreMigrations(), commerceMigrations()...) {
-		if m.version != "20261123000550" && m.version != "20261123000650" && m.version != "20261123000560" {
+		if !slices.Contains(versions, m.version) {
 			imigrations.Add(ms, m.version, m.comment, m.up)
 		}
 	}
 	return ms
+}
+
+// testVault returns a vault on db's application handle, with a new
+// key-encryption key.
+func testVault(t *testing.T, db *dbtest.DB) *vault.Vault {
+	t.Helper()
+	h, err := tinkkeyset.NewHandle(aead.AES256GCMKeyTemplate())
+	require.NoError(t, err)
+	kek, err := aead.New(h)
+	require.NoError(t, err)
+	v, err := vault.New(db.DB, kek)
+	require.NoError(t, err)
+	return v
 }
 
 // TestSealExistingSealsAnOldDatabase builds the schema of the release
@@ -123,12 +143,7 @@ func TestSealExistingSealsAnOldDatabase(t *testing.T) {
 			require.NoError(t, err)
 			require.False(t, has, col)
 		}
-		h, err := tinkkeyset.NewHandle(aead.AES256GCMKeyTemplate())
-		require.NoError(t, err)
-		kek, err := aead.New(h)
-		require.NoError(t, err)
-		v, err := vault.New(db.DB, kek)
-		require.NoError(t, err)
+		v := testVault(t, db)
 		app, err := New(db.DB, v, WithStorage(st, 0))
 		require.NoError(t, err)
 		s := app.Using(db.Owner) // SealExisting drops the staging table: the owner's right
@@ -155,6 +170,11 @@ func TestSealExistingSealsAnOldDatabase(t *testing.T) {
 		ok, err := hasTable(ctx, raw, tableUnsealed)
 		require.NoError(t, err)
 		require.False(t, ok, "the staging table is dropped when done")
+		for _, col := range fieldColumns {
+			has, err := hasColumn(ctx, raw, TableContacts, col)
+			require.NoError(t, err)
+			require.False(t, has, "%s: every contact has its profile, the columns of fields sealed one by one go", col)
+		}
 		again, err := s.SealExisting(ctx, 5, nil)
 		require.NoError(t, err)
 		require.Zero(t, again, "a second run is a no-op")
@@ -217,12 +237,7 @@ func TestSealedBytesRefuseTampering(t *testing.T) {
 	db := dbtest.SQLite(t, func(ctx context.Context, db *bun.DB) error {
 		return imigrations.Run(ctx, db, tenancy.Migrations(), vault.Migrations())
 	})
-	h, err := tinkkeyset.NewHandle(aead.AES256GCMKeyTemplate())
-	require.NoError(t, err)
-	kek, err := aead.New(h)
-	require.NoError(t, err)
-	v, err := vault.New(db.DB, kek)
-	require.NoError(t, err)
+	v := testVault(t, db)
 	ctx := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: tenancy.NewID(), MemberID: tenancy.NewID(), Role: tenancy.RoleOwner})
 	plain := strings.Repeat("0123456789", 3*chunkSize/10+7) // three full chunks and a part
 	sealed, err := io.ReadAll(newSealingReader(ctx, v, "att-1", strings.NewReader(plain)))
@@ -263,4 +278,144 @@ func firstFrames(b []byte, n int) []byte {
 		off += 4 + size
 	}
 	return b[:off]
+}
+
+// migrationsBeforeProfile returns the crm migrations without the one that
+// adds the contact profile: the schema of the release that sealed a
+// contact's personal fields one by one.
+func migrationsBeforeProfile() *migrate.Migrations { return migrationsWithout("20261123000570") }
+
+// TestSealExistingSealsFieldsAsProfiles writes contacts as the release
+// before the profile did — each personal field sealed on its own, bound to
+// tenant|contact|field — in two tenants, then migrates: the migration
+// keeps the old columns while contacts need them, SealExisting stopped
+// after its first batch and run again seals every contact's fields as its
+// profile, drops the old columns and the staging table, a third run is a
+// no-op, and every value reads back through Get, List and search.
+func TestSealExistingSealsFieldsAsProfiles(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		ctx := context.Background()
+		require.NoError(t, imigrations.Run(ctx, db.Owner, tenancy.Migrations(), vault.Migrations(), retention.Migrations(),
+			migrationsBeforeProfile()))
+		dbtest.GrantApp(t, db)
+		raw := db.Admin(t)
+		v := testVault(t, db)
+		app, err := New(db.DB, v)
+		require.NoError(t, err)
+
+		now := time.Now().UTC().Truncate(time.Second)
+		type want struct {
+			tctx context.Context
+			in   ContactInput
+		}
+		wants := map[string]want{}
+		for ti := range 2 {
+			tid := tenancy.NewID()
+			tctx := tenancy.WithPrincipal(ctx, tenancy.Principal{TenantID: tid, MemberID: tenancy.NewID(), Role: tenancy.RoleOwner})
+			for i := range 7 {
+				id := tenancy.NewID()
+				in := ContactInput{FirstName: fmt.Sprintf("Old%dx%d", ti, i), LastName: "Field Sealed", Email: fmt.Sprintf("old%d.%d@example.com", ti, i),
+					Phone: fmt.Sprintf("+1415555%02d%02d", ti, i), UTM: UTM{Source: "ig", Campaign: fmt.Sprint("c", i)},
+					Birthday: Birthday{Month: 3, Day: i + 1}, Preferences: map[string]string{"lang": "fr"}, Tags: []string{fmt.Sprint("oldtag", ti)}}
+				if i == 6 { // only an e-mail address: the other columns NULL
+					in = ContactInput{Email: fmt.Sprintf("only%d@example.com", ti)}
+				}
+				seal := func(field string, pt []byte) any {
+					t.Helper()
+					if len(pt) == 0 || string(pt) == "{}" || string(pt) == "null" || string(pt) == "[]" {
+						return nil
+					}
+					s, err := v.Seal(tctx, pt, vault.Binding{Record: id, Field: field})
+					require.NoError(t, err)
+					return s
+				}
+				js := func(x any) []byte { b, err := json.Marshal(x); require.NoError(t, err); return b }
+				email, err := v.Index(tctx, in.Email, indexEmail)
+				require.NoError(t, err)
+				_, err = raw.ExecContext(ctx, `INSERT INTO socialcrm_crm_contacts (tenant_id, id, created_at, updated_at, version, stage, source,
+					first_name_sealed, last_name_sealed, email_sealed, email_index, phone_sealed, utm_sealed, birthday_sealed, preferences_sealed, tags_sealed)
+					VALUES (?, ?, ?, ?, 1, 'lead', 'web', ?, ?, ?, ?, ?, ?, ?, ?, ?)`, tid, id, now, now,
+					seal("first_name", []byte(in.FirstName)), seal("last_name", []byte(in.LastName)), seal("email", []byte(in.Email)), email,
+					seal("phone", []byte(in.Phone)), seal("utm", js(in.UTM)), seal("birthday", js(in.Birthday)), seal("preferences", js(in.Preferences)),
+					seal("tags", js(in.Tags)))
+				require.NoError(t, err)
+				wants[id] = want{tctx, in}
+			}
+		}
+
+		// The new release's migrations: the old columns stay while needed.
+		require.NoError(t, imigrations.Run(ctx, db.Owner, tenancy.Migrations(), vault.Migrations(), retention.Migrations(), Migrations()))
+		dbtest.GrantApp(t, db)
+		for _, col := range append([]string{"profile_sealed"}, fieldColumns...) {
+			has, err := hasColumn(ctx, raw, TableContacts, col)
+			require.NoError(t, err)
+			require.True(t, has, col)
+		}
+		s := app.Using(db.Owner) // SealExisting drops columns: the owner's right
+		stop, cancel := context.WithCancel(ctx)
+		done, err := s.SealExisting(stop, 5, func(done, total int64) {
+			require.EqualValues(t, 14, total)
+			cancel()
+		})
+		require.ErrorIs(t, err, context.Canceled)
+		require.EqualValues(t, 5, done, "one batch committed")
+		has, err := hasColumn(ctx, raw, TableContacts, "first_name_sealed")
+		require.NoError(t, err)
+		require.True(t, has, "stopped midway: the old columns stay")
+
+		var last, total int64
+		rest, err := s.SealExisting(ctx, 5, func(d, t int64) { last, total = d, t })
+		require.NoError(t, err)
+		require.EqualValues(t, 9, rest)
+		require.Equal(t, total, last)
+		for _, col := range fieldColumns {
+			has, err := hasColumn(ctx, raw, TableContacts, col)
+			require.NoError(t, err)
+			require.False(t, has, col)
+		}
+		has, err = hasTable(ctx, raw, tableUnsealed)
+		require.NoError(t, err)
+		require.False(t, has)
+		again, err := s.SealExisting(ctx, 5, nil)
+		require.NoError(t, err)
+		require.Zero(t, again, "a second run is a no-op")
+		require.NoError(t, imigrations.Run(ctx, db.Owner, tenancy.Migrations(), vault.Migrations(), retention.Migrations(), Migrations()))
+		require.NoError(t, profileMigration(ctx, mustBegin(t, db.Owner)), "the migration again is a no-op")
+
+		for id, w := range wants {
+			c, err := app.Contacts().Get(w.tctx, id)
+			require.NoError(t, err)
+			exp := w.in
+			exp.normalize()
+			require.Equal(t, exp.FirstName, c.FirstName)
+			require.Equal(t, exp.LastName, c.LastName)
+			require.Equal(t, exp.Email, c.Email)
+			require.Equal(t, exp.Phone, c.Phone)
+			require.Equal(t, exp.UTM, c.UTM)
+			require.Equal(t, exp.Birthday, c.Birthday)
+			require.Equal(t, exp.Preferences, c.Preferences)
+			require.Equal(t, exp.Tags, c.Tags)
+			p, err := app.Contacts().List(w.tctx, ContactFilter{Email: exp.Email}, ListOptions{})
+			require.NoError(t, err)
+			require.Len(t, p.Items, 1)
+			require.Equal(t, id, p.Items[0].ID)
+			if exp.FirstName != "" {
+				p, err = app.Contacts().List(w.tctx, ContactFilter{NamePrefix: exp.FirstName}, ListOptions{})
+				require.NoError(t, err)
+				require.Len(t, p.Items, 1, "name search by the rebuilt index")
+				p, err = app.Contacts().List(w.tctx, ContactFilter{Tag: exp.Tags[0]}, ListOptions{})
+				require.NoError(t, err)
+				require.Len(t, p.Items, 6, "tag filter by the rebuilt index")
+			}
+		}
+	})
+}
+
+// mustBegin begins a transaction on db, rolled back when the test ends.
+func mustBegin(t *testing.T, db *bun.DB) bun.Tx {
+	t.Helper()
+	tx, err := db.BeginTx(context.Background(), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback() })
+	return tx
 }

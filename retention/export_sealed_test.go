@@ -135,3 +135,63 @@ func export(t *testing.T, ctx context.Context, e *retention.Engine, subject map[
 	}
 	return files
 }
+
+// TestExportOpensSealedFields: a column that seals several fields together
+// (SealedColumn.Fields) is exported as one column per field, in order, in
+// the JSON and CSV files and in the header of an empty export, with the
+// values OpenFields returns (nil as null); the data map names the fields;
+// OpenFields without Fields, or Fields without OpenFields, is refused.
+func TestExportOpensSealedFields(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		v := newEnv(t, db)
+		tidA, a := v.tenant(t, "alpha")
+		insert(t, a, db, &[]conn{
+			{ID: "c1", AccountID: "acct", Token: "sealed:" + tidA + ":c1:Ada|ada@example.com", ConnectedAt: epoch},
+			{ID: "c2", AccountID: "acct", Token: "sealed:" + tidA + ":c2:Bo|", ConnectedAt: epoch},
+		})
+		openFields := func(ctx context.Context, tenantID, id string, sealed []byte) ([]any, error) {
+			rest, ok := strings.CutPrefix(string(sealed), "sealed:"+tenantID+":"+id+":")
+			if !ok {
+				return nil, errors.New("wrong binding")
+			}
+			name, email, _ := strings.Cut(rest, "|")
+			out := []any{name, email}
+			if email == "" {
+				out[1] = nil
+			}
+			return out, nil
+		}
+		c := sealedConnections(nil)
+		c.Sealed[0] = retention.SealedColumn{Column: "token", Fields: []string{"name", "email"}, OpenFields: openFields}
+		e, err := retention.New(db, retention.WithClock(v.clock.Now), retention.WithStore(v.store))
+		require.NoError(t, err)
+		require.NoError(t, e.Register(c))
+		require.Equal(t, []string{"token as name, email"}, e.DataMap().Categories[0].Sealed)
+
+		files := export(t, a, e, map[string]string{"account_id": "acct"})
+		require.Equal(t, `[
+{"tenant_id":"`+tidA+`","id":"c1","account_id":"acct","name":"Ada","email":"ada@example.com","connected_at":"2026-11-23T12:00:00Z"},
+{"tenant_id":"`+tidA+`","id":"c2","account_id":"acct","name":"Bo","email":null,"connected_at":"2026-11-23T12:00:00Z"}
+]
+`, files["test.sealed_connection.json"])
+		require.Equal(t, "tenant_id,id,account_id,name,email,connected_at\n"+
+			tidA+",c1,acct,Ada,ada@example.com,2026-11-23T12:00:00Z\n"+
+			tidA+",c2,acct,Bo,,2026-11-23T12:00:00Z\n", files["test.sealed_connection.csv"])
+		files = export(t, a, e, map[string]string{"account_id": "nobody"})
+		require.Equal(t, "tenant_id,id,account_id,name,email,connected_at\n", files["test.sealed_connection.csv"])
+
+		for _, sc := range []retention.SealedColumn{
+			{Column: "token", Fields: []string{"name"}},
+			{Column: "token", Fields: []string{"a b"}, OpenFields: openFields},
+			{Column: "token", OpenFields: openFields},
+		} {
+			bad := sealedConnections(nil)
+			bad.Sealed[0] = sc
+			e2, err := retention.New(db)
+			require.NoError(t, err)
+			var ce *retention.CategoryError
+			require.ErrorAs(t, e2.Register(bad), &ce)
+			require.Equal(t, "Sealed", ce.Field)
+		}
+	})
+}
