@@ -260,3 +260,52 @@ func TestContactSealedColumnsReseal(t *testing.T) {
 		require.Len(t, p.Items, 1)
 	})
 }
+
+// TestContactUpdateResealsProfile: Update seals the whole profile again —
+// every changed field reads back, the UTM values captured on creation stay
+// whatever the input says, and the stored ciphertext changes — and an
+// update that fails (a stale version, an unknown company, invalid input)
+// leaves the stored profile as it was, byte for byte.
+func TestContactUpdateResealsProfile(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		contacts := e.store.Contacts()
+		c, err := contacts.Create(e.A, crm.ContactInput{FirstName: "Ada", LastName: "Byron", Email: "ada@example.com",
+			UTM: crm.UTM{Source: "ig", Campaign: "spring"}, Birthday: crm.Birthday{Month: 12, Day: 10},
+			Preferences: map[string]string{"lang": "en"}, Tags: []string{"vip"}})
+		require.NoError(t, err)
+		in := c.ContactInput
+		in.LastName, in.Phone, in.UTM = "Lovelace", "+14155550100", crm.UTM{Source: "changed"}
+		in.Preferences, in.Tags, in.Birthday = map[string]string{"lang": "fr"}, []string{"math"}, crm.Birthday{Year: 1815, Month: 12, Day: 10}
+		up, err := contacts.Update(e.A, c.ID, c.Version, in)
+		require.NoError(t, err)
+		require.Equal(t, crm.UTM{Source: "ig", Campaign: "spring"}, up.UTM, "UTM is kept")
+		got, err := contacts.Get(e.A, c.ID)
+		require.NoError(t, err)
+		require.Equal(t, "Lovelace", got.LastName)
+		require.Equal(t, "+14155550100", got.Phone)
+		require.Equal(t, crm.UTM{Source: "ig", Campaign: "spring"}, got.UTM)
+		require.Equal(t, map[string]string{"lang": "fr"}, got.Preferences)
+		require.Equal(t, []string{"math"}, got.Tags)
+		require.Equal(t, crm.Birthday{Year: 1815, Month: 12, Day: 10}, got.Birthday)
+		require.NotEqual(t, c.ProfileSealed.Bytes(), got.ProfileSealed.Bytes())
+
+		stored := got.ProfileSealed.Bytes()
+		bad := got.ContactInput
+		bad.FirstName = "Changed"
+		_, err = contacts.Update(e.A, c.ID, c.Version, bad) // stale version
+		var cerr *crm.ConflictError
+		require.ErrorAs(t, err, &cerr)
+		bad.CompanyID = tenancy.NewID()
+		_, err = contacts.Update(e.A, c.ID, got.Version, bad) // no such company
+		require.Error(t, err)
+		bad.CompanyID, bad.Birthday = "", crm.Birthday{Month: 2, Day: 30}
+		_, err = contacts.Update(e.A, c.ID, got.Version, bad)
+		var verr *crm.ValidationError
+		require.ErrorAs(t, err, &verr)
+		after, err := contacts.Get(e.A, c.ID)
+		require.NoError(t, err)
+		require.Equal(t, stored, after.ProfileSealed.Bytes(), "failed updates wrote nothing")
+		require.Equal(t, "Ada", after.FirstName)
+		require.Equal(t, got.Version, after.Version)
+	})
+}

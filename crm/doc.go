@@ -252,7 +252,10 @@
 // leaves no readable copy in any backup:
 //
 //   - contacts: first and last name, e-mail address, phone number, UTM
-//     values, birthday, preferences, tags;
+//     values, birthday, preferences, tags — all of them sealed together as
+//     one value, the contact's profile (column profile_sealed, bound to
+//     tenant, contact and "profile"): one seal per write, one open per
+//     read; the data map lists the fields inside it;
 //   - notes (body), tasks (title, description), activities (subject,
 //     body), deals (title);
 //   - conversations (the platform thread id: a Messenger PSID or
@@ -316,9 +319,15 @@
 // drops their columns (the Store reads such fields as empty meanwhile);
 // SealExisting seals them in resumable batches, with a progress callback,
 // attachment bytes included, then drops what it moved. socialcrm.Open runs
-// it before returning. Invoices kept for their legal period hold sealed
-// fields too: a purged tenant's invoices no longer open once its key is
-// destroyed, so export them before closing a tenant.
+// it before returning. A database whose contacts were sealed field by field
+// (one sealed column per field, the release before the profile) migrates
+// the same way: the schema migration adds profile_sealed and lists those
+// contacts aside, SealExisting opens their fields and seals them again as
+// profiles, in the same resumable batches (a test stops it midway), then
+// drops the per-field columns; until then such a contact reads with empty
+// fields. Running it again is a no-op. Invoices kept for their legal
+// period hold sealed fields too: a purged tenant's invoices no longer open
+// once its key is destroyed, so export them before closing a tenant.
 //
 // # Security
 //

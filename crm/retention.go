@@ -168,7 +168,8 @@ func (s *Store) openProfileFields(ctx context.Context, tenantID, id string, seal
 // (Category.Clear, for the data map).
 var clearColumns = map[string]string{
 	"crm.contact": "ids, times, version, stage and source (the tenant's own vocabulary, for filters), company and owner ids; " +
-		"blind indexes (keyed hashes) of e-mail, phone and birthday month-day, for exact look-ups",
+		"blind indexes (keyed hashes) of e-mail, phone and birthday month-day, for exact look-ups; " +
+		"every personal field (names, e-mail, phone, UTM, birthday, preferences, tags) is sealed together in profile_sealed",
 	"crm.contact_tag":        "contact id and the tag's blind index, for tag filters",
 	"crm.contact_name":       "contact id and blind indexes of name-word prefixes, for name search",
 	"crm.note":               "ids and times",

@@ -231,7 +231,11 @@ type SealProgress func(done, total int64)
 // records, batch records at a time (default 500 when batch < 1), each batch
 // in one transaction of its tenant that also deletes what it sealed, and
 // calls progress (if not nil) after each. When everything is sealed it
-// drops the table of pending values.
+// drops the table of pending values. Contacts whose personal fields an
+// earlier release sealed one by one are pending the same way (migration
+// 20261123000570 lists them): SealExisting opens their fields and seals
+// them again as the contact's profile, and when none is left drops the
+// per-field columns.
 //
 // It is resumable — stopped anywhere (a cancelled context, a crash), the
 // next call goes on where the last committed batch ended — and running it
