@@ -87,11 +87,9 @@ func openFieldsWith(op *vault.Opener, kind, id string, fs []sealedField) error {
 		pt := sec.Reveal()
 		if f.text != nil {
 			*f.text = string(pt)
-		} else if !decodeSealedJSON(pt, f.value) { // sealjson.go
-			if err := json.Unmarshal(pt, f.value); err != nil {
-				sec.Wipe()
-				return fmt.Errorf("crm: open %s %s %s: malformed plaintext", kind, id, f.name)
-			}
+		} else if err := json.Unmarshal(pt, f.value); err != nil {
+			sec.Wipe()
+			return fmt.Errorf("crm: open %s %s %s: malformed plaintext", kind, id, f.name)
 		}
 		sec.Wipe()
 	}
