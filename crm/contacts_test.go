@@ -288,6 +288,10 @@ func TestContactUpdateResealsProfile(t *testing.T) {
 		require.Equal(t, []string{"math"}, got.Tags)
 		require.Equal(t, crm.Birthday{Year: 1815, Month: 12, Day: 10}, got.Birthday)
 		require.NotEqual(t, c.ProfileSealed.Bytes(), got.ProfileSealed.Bytes())
+		require.NotEmpty(t, up.EmailIndex, "Update computes the blind indexes")
+		require.NotEmpty(t, up.BirthIndex)
+		require.Empty(t, got.EmailIndex, "reads leave them out")
+		require.Empty(t, got.BirthIndex)
 
 		stored := got.ProfileSealed.Bytes()
 		bad := got.ContactInput
