@@ -103,6 +103,20 @@ func TestExportOpensEveryProfileField(t *testing.T) {
 			require.NotContains(t, f, "profile")
 		}
 
+		// The data map says what the profile holds.
+		eng, err := retention.New(e.db.DB)
+		require.NoError(t, err)
+		require.NoError(t, eng.Register(s.Categories()...))
+		found := false
+		for _, c := range eng.DataMap().Categories {
+			if c.Name == "crm.contact" {
+				found = true
+				require.Equal(t, []string{"profile_sealed as first_name, last_name, email, phone, utm, birthday, preferences, tags"}, c.Sealed)
+				require.Contains(t, c.Clear, "sealed together in profile_sealed")
+			}
+		}
+		require.True(t, found, "the data map has the contacts")
+
 		bo, err := s.Contacts().Create(e.A, crm.ContactInput{Email: "bo@example.com"})
 		require.NoError(t, err)
 		js = contactExport(t, e, e.A, s.Categories(), bo.ID)["crm.contact.json"]
