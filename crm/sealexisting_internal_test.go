@@ -69,6 +69,8 @@ func TestSealExistingSealsAnOldDatabase(t *testing.T) {
 		require.NoError(t, imigrations.Run(ctx, db.Owner, tenancy.Migrations(), vault.Migrations(), retention.Migrations(),
 			migrationsBeforeSealing()))
 		raw := db.Admin(t) // the old release's rows, written as it wrote them
+		dbtest.GrantApp(t, db)
+		v := testVault(t, db) // the old release sealed e-mail addresses already
 		dir := t.TempDir()
 		st, err := NewDirStorage(dir)
 		require.NoError(t, err)
@@ -103,6 +105,16 @@ func TestSealExistingSealsAnOldDatabase(t *testing.T) {
 					append(rec(), r[1], "TagOld"+fmt.Sprint(ti))...)
 			}
 			canaries = append(canaries, "TagOld"+fmt.Sprint(ti))
+			// The first contact's e-mail address, sealed on its own as that
+			// release sealed it, bound to tenant|contact|"email".
+			tctx := tenancy.WithPrincipal(ctx, tenancy.Principal{TenantID: tid, MemberID: tenancy.NewID(), Role: tenancy.RoleOwner})
+			email := fmt.Sprintf("zoe%d@old.example", ti)
+			sealed, err := v.Seal(tctx, []byte(email), vault.Binding{Record: first, Field: "email"})
+			require.NoError(t, err)
+			idx, err := v.Index(tctx, email, indexEmail)
+			require.NoError(t, err)
+			exec(`UPDATE socialcrm_crm_contacts SET email_sealed = ?, email_index = ? WHERE tenant_id = ? AND id = ?`, sealed, idx, tid, first)
+			canaries = append(canaries, email)
 			note := fmt.Sprintf("NoteOld%d", ti)
 			exec(`INSERT INTO socialcrm_crm_notes (tenant_id, id, created_at, updated_at, version, body, contact_id) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 				append(rec(), note, first)...)
@@ -128,7 +140,7 @@ func TestSealExistingSealsAnOldDatabase(t *testing.T) {
 			att := rec()
 			exec(`INSERT INTO socialcrm_crm_attachments (tenant_id, id, created_at, updated_at, version, owner_kind, owner_id, file_name, content_type, size, sha256, author)
 				VALUES (?, ?, ?, ?, ?, 'contact', ?, ?, 'text/plain', 10, '', 'test')`, append(att, first, fmt.Sprintf("FileOld%d.txt", ti))...)
-			_, err := st.Put(ctx, tid, att[1].(string), strings.NewReader(fmt.Sprintf("BytesOld%d", ti)))
+			_, err = st.Put(ctx, tid, att[1].(string), strings.NewReader(fmt.Sprintf("BytesOld%d", ti)))
 			require.NoError(t, err)
 			canaries = append(canaries, note, psid, msg, cname, fmt.Sprintf("billing%d@old.example", ti), "LineOld"+fmt.Sprint(ti),
 				fmt.Sprintf("BillOld%d", ti), fmt.Sprintf("recipient%d@old.example", ti), fmt.Sprintf("FileOld%d", ti), fmt.Sprintf("BytesOld%d", ti))
@@ -143,7 +155,6 @@ func TestSealExistingSealsAnOldDatabase(t *testing.T) {
 			require.NoError(t, err)
 			require.False(t, has, col)
 		}
-		v := testVault(t, db)
 		app, err := New(db.DB, v, WithStorage(st, 0))
 		require.NoError(t, err)
 		s := app.Using(db.Owner) // SealExisting drops the staging table: the owner's right
@@ -186,11 +197,15 @@ func TestSealExistingSealsAnOldDatabase(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, fmt.Sprintf("Zoe%dx0", ti), c.FirstName)
 			require.Equal(t, fmt.Sprintf("Quill%dx0", ti), c.LastName)
+			require.Equal(t, fmt.Sprintf("zoe%d@old.example", ti), c.Email, "sealed by the old release, now in the profile")
+			p, err := app.Contacts().List(tctx, ContactFilter{Email: c.Email}, ListOptions{})
+			require.NoError(t, err)
+			require.Len(t, p.Items, 1)
 			require.Equal(t, fmt.Sprintf("UtmSrc%dx0", ti), c.UTM.Source)
 			require.Equal(t, Birthday{Year: 1990, Month: 4, Day: 2}, c.Birthday)
 			require.Equal(t, []string{"TagOld" + fmt.Sprint(ti)}, c.Tags)
 			require.Equal(t, map[string]string{"size": "Pref" + fmt.Sprint(ti, 0)}, c.Preferences)
-			p, err := app.Contacts().List(tctx, ContactFilter{NamePrefix: fmt.Sprintf("zoe quill%dx5", ti)}, ListOptions{})
+			p, err = app.Contacts().List(tctx, ContactFilter{NamePrefix: fmt.Sprintf("zoe quill%dx5", ti)}, ListOptions{})
 			require.NoError(t, err)
 			require.Len(t, p.Items, 1, "name search by the rebuilt index")
 			p, err = app.Contacts().List(tctx, ContactFilter{Tag: "TagOld" + fmt.Sprint(ti)}, ListOptions{})
