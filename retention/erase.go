@@ -193,6 +193,7 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 		// erases and commits the other rows, then the operation stops.
 		var unfinished *UnfinishedError
 		err := tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
+			unfinished = nil
 			// No ORDER BY: erased rows leave the selection (deleted, or no
 			// longer matching once anonymized), so each batch takes any due
 			// rows and the planner may use the time index.
@@ -226,7 +227,7 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 					if err := c.BeforeErase(ctx, tx, ids); errors.As(err, &unfinished) && unfinished.Err != nil {
 						ids = without(ids, unfinished.IDs)
 					} else if err != nil {
-						unfinished = nil
+						unfinished = nil // a bare *UnfinishedError: a failure
 						return fmt.Errorf("retention: %s: before erase: %w", c.Name, err)
 					}
 					e.point("batch.hooked")

@@ -298,8 +298,9 @@ var ErrRevokePending = errors.New("social: queued platform revokes still fail")
 // a revoke queued this long ago, gives the revoke up after a last attempt,
 // audits it as connection.revoke_abandoned (with the reason and the
 // attempts: those of Disconnect and RetryRevocations, and this last one;
-// the purge and sweep runs that failed do not count theirs) and completes. The platform
-// then keeps the grant until it expires or the user removes the app.
+// the purge and sweep runs that failed do not count theirs) and
+// completes. The platform then keeps the grant until it expires or the
+// user removes the app.
 const RevokeAbandonAfter = 7 * 24 * time.Hour
 
 // revokeTokenInvalid is the revoke outcome audited when the platform
