@@ -6,8 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -82,7 +84,9 @@ func (a *app) tenantsOfEmail(ctx context.Context, email string) ([]tenancy.Tenan
 // toward that member's lockout), and returns the tenants it opened,
 // sorted by name. It fails as a wrong password does when it opens none —
 // for an unknown e-mail too, after the same bcrypt work — so that nothing
-// tells who has an account, or where, without the password.
+// tells who has an account, or where, without the password. The checks of
+// several tenants run in parallel, up to GOMAXPROCS at once: beyond that
+// many tenants for one e-mail, the answer takes longer.
 func (a *app) openTenants(r *http.Request, email, password string) ([]tenantChoice, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	var v validator
@@ -106,14 +110,32 @@ func (a *app) openTenants(r *http.Request, email, password string) ([]tenantChoi
 		_, err := a.sdk.Tenants.Authenticate(r.Context(), "", email, password, info)
 		return nil, err
 	}
+	// The checks run side by side (as many at once as there are CPUs), so
+	// that the time taken depends less on how many accounts the e-mail
+	// has (an unknown one costs one check).
+	type check struct {
+		prin tenancy.Principal
+		err  error
+	}
+	checks := make([]check, len(tenants))
+	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i, t := range tenants {
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			checks[i].prin, checks[i].err = a.sdk.Tenants.Authenticate(r.Context(), t.ID, email, password, info)
+		})
+	}
+	wg.Wait()
 	var choices []tenantChoice
 	var lastErr error
-	for _, t := range tenants {
-		prin, err := a.sdk.Tenants.Authenticate(r.Context(), t.ID, email, password, info)
-		if err != nil {
-			lastErr = err
+	for i, t := range tenants {
+		if checks[i].err != nil {
+			lastErr = checks[i].err
 			continue
 		}
+		prin := checks[i].prin
 		choices = append(choices, tenantChoice{TenantID: t.ID, MemberID: prin.MemberID, Role: prin.Role, Name: t.Name})
 	}
 	if len(choices) == 0 {
