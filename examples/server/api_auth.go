@@ -81,7 +81,7 @@ type loginRequest struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
 	// Ticket is the pick ticket of an earlier answer that listed several
-	// tenants the password opened (LoginResult.Ticket).
+	// tenants the password opened (the answer's ticket).
 	Ticket string `json:"ticket"`
 }
 
@@ -148,7 +148,7 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) error {
 			for i, c := range choices {
 				names[i] = loginChoice{TenantID: c.TenantID, Name: c.Name}
 			}
-			writeJSON(w, http.StatusOK, map[string]any{"choose": names, "ticket": a.pickTicket(choices)})
+			writeJSON(w, http.StatusOK, map[string]any{"choose": names, "ticket": a.ticketFor(choices)})
 			return nil
 		}
 		p = choices[0].principal()

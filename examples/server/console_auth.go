@@ -145,9 +145,9 @@ func (a *app) openTenants(r *http.Request, email, password string) ([]tenantChoi
 	return choices, nil
 }
 
-// pickTicket is the signed ticket that lets the person pick one of choices
+// ticketFor is the signed ticket that lets the person pick one of choices
 // for pickTTL without sending the password again.
-func (a *app) pickTicket(choices []tenantChoice) string {
+func (a *app) ticketFor(choices []tenantChoice) string {
 	body, _ := json.Marshal(pickTicket{Choices: choices, Expires: a.now().Add(pickTTL).Unix()})
 	raw := "pk1." + base64.RawURLEncoding.EncodeToString(body)
 	return raw + "." + a.tokens.mac(raw)
@@ -156,7 +156,7 @@ func (a *app) pickTicket(choices []tenantChoice) string {
 // errPickExpired answers a tenant pick whose ticket is forged or expired.
 var errPickExpired = &apiError{Status: http.StatusBadRequest, Code: "pick_expired", Message: "the choice expired; sign in again"}
 
-// picked returns the choice of tenantID in ticket (pickTicket).
+// picked returns the choice of tenantID in ticket (ticketFor).
 func (a *app) picked(ticket, tenantID string) (tenantChoice, error) {
 	i := strings.LastIndexByte(ticket, '.')
 	if i < 0 || !strings.HasPrefix(ticket, "pk1.") || !hmacEqual(a.tokens.mac(ticket[:i]), ticket[i+1:]) {
@@ -187,7 +187,7 @@ func (a *app) consoleLogin(w http.ResponseWriter, r *http.Request, p *page) erro
 		return a.startConsoleSession(w, r, choices[0])
 	}
 	p.Title = "Choose an organization"
-	p.Data = map[string]any{"Ticket": a.pickTicket(choices), "Choices": choices}
+	p.Data = map[string]any{"Ticket": a.ticketFor(choices), "Choices": choices}
 	a.render(w, http.StatusOK, "pick", p, nil)
 	return nil
 }
