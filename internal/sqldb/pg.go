@@ -25,10 +25,12 @@ import (
 // statement turned into parameters where their type is certain (see
 // params), so that each statement shape is prepared once per connection
 // (pgx's statement cache) and runs in one round trip after that; a
-// statement left whole runs unprepared, in one round trip too;
-// transaction-local settings (WithSetting) and a deferred BEGIN sent in
-// the round trip of the statement they govern; and the Check (SetCheck)
-// run before every statement, on the statement as bun wrote it.
+// statement left whole runs unprepared, in one round trip too; settings
+// (WithSetting) kept in each connection's session and, with a deferred
+// BEGIN, sent in the round trip of the statement that needs them; and the
+// Check (SetCheck) run before every statement, on the statement as bun
+// wrote it. The statements it sends itself ask for results in the formats
+// the adapter asks for, so that their rows convert to the same values.
 func PostgresConnector(dsn string) (driver.Connector, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
@@ -92,7 +94,7 @@ type settingKey struct{}
 // PostgreSQL handle of this package run with the server setting name set
 // to value, and every other setting a statement of the handle has carried
 // empty; a statement whose context carries no setting runs with them all
-// empty (”).
+// empty (the empty string).
 //
 // The value is set at session level (set_config(name, value, false)) in
 // the round trip of the statement it governs, and each connection
@@ -148,7 +150,11 @@ func WithAdvisoryLocks(ctx context.Context, keys []int64) context.Context {
 }
 
 // Folds reports whether db is a PostgreSQL handle of this package, on
-// which WithSetting and WithAdvisoryLocks take effect.
+// which WithSetting and WithAdvisoryLocks take effect: the setting of a
+// statement travels in its round trip, or not at all when the
+// connection's session holds it already (see WithSetting for what a
+// connection keeps between statements and why no statement runs under
+// another's value).
 func Folds(db *sql.DB) bool {
 	d, ok := db.Driver().(checkingDriver)
 	return ok && d.c.pg()
@@ -510,6 +516,22 @@ func values(query string, args []driver.NamedValue) (string, []any) {
 	return query, vals
 }
 
+// route returns the prelude of query in ctx, whether it must be sent in a
+// batch, and whether this package sends it at all (see pgExec).
+func (c *conn) route(ctx context.Context, query string) (p prelude, batch, handled bool, err error) {
+	p, batch = c.prelude(ctx)
+	if !batch && !p.scoped {
+		if unsettling(query) {
+			c.forget()
+		}
+		return p, false, false, nil
+	}
+	if c.pgx.IsClosed() {
+		return p, batch, true, driver.ErrBadConn
+	}
+	return p, batch, true, nil
+}
+
 // pgExec runs a statement that needs what this package sends: a prelude
 // (the deferred BEGIN, a setting the session does not hold, locks), or a
 // setting in force, which the session holds already. handled is false
@@ -518,19 +540,12 @@ func (c *conn) pgExec(ctx context.Context, query string, args []driver.NamedValu
 	if handled, err := c.savepoint(ctx, query, args); handled {
 		return driver.RowsAffected(0), true, err
 	}
-	p, ok := c.prelude(ctx)
-	if !ok && !p.scoped {
-		if unsettling(query) {
-			c.forget()
-		}
-		return nil, false, nil
-	}
-	if c.pgx.IsClosed() {
-		return nil, true, driver.ErrBadConn
+	p, ok, handled, err := c.route(ctx, query)
+	if !handled || err != nil {
+		return nil, handled, err
 	}
 	q, vals := values(query, args)
 	var tag pgconn.CommandTag
-	var err error
 	if ok {
 		var br pgx.BatchResults
 		if br, err = c.batch(ctx, &p, q, vals); err != nil {
@@ -553,19 +568,12 @@ func (c *conn) pgExec(ctx context.Context, query string, args []driver.NamedValu
 
 // pgQuery is pgExec for a statement whose rows are read.
 func (c *conn) pgQuery(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, bool, error) {
-	p, ok := c.prelude(ctx)
-	if !ok && !p.scoped {
-		if unsettling(query) {
-			c.forget()
-		}
-		return nil, false, nil
-	}
-	if c.pgx.IsClosed() {
-		return nil, true, driver.ErrBadConn
+	p, ok, handled, err := c.route(ctx, query)
+	if !handled || err != nil {
+		return nil, handled, err
 	}
 	q, vals := values(query, args)
 	r := &pgRows{c: c, p: p, query: query}
-	var err error
 	if ok {
 		if r.br, err = c.batch(ctx, &r.p, q, vals); err != nil {
 			c.settle(&r.p, query, err)

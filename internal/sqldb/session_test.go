@@ -18,9 +18,14 @@ import (
 )
 
 // pgHandle returns a handle of this package with one connection on a
-// fresh PostgreSQL schema, and the schema's test database.
+// fresh PostgreSQL schema, and the schema's test database; nil without
+// PostgreSQL.
 func pgHandle(t *testing.T) (*sql.DB, *dbtest.DB) {
 	t.Helper()
+	if os.Getenv(dbtest.EnvPostgres) == "" {
+		t.Log("not run: " + dbtest.EnvPostgres + " is not set")
+		return nil, nil
+	}
 	db := dbtest.Postgres(t)
 	c, err := sqldb.PostgresConnector(db.OwnerDSN())
 	require.NoError(t, err)
@@ -46,11 +51,10 @@ func setting(t *testing.T, ctx context.Context, q interface {
 // its own value, and the session holds it afterwards (set_config(…,
 // false)).
 func TestSessionSettingSentOnlyWhenItChanges(t *testing.T) {
-	if !hasPostgres() {
-		t.Log("not run: " + dbtest.EnvPostgres + " is not set")
+	h, _ := pgHandle(t)
+	if h == nil {
 		return
 	}
-	h, _ := pgHandle(t)
 	ctx := context.Background()
 	a := sqldb.WithSetting(ctx, "app.s", "A")
 	b := sqldb.WithSetting(ctx, "app.s", "B")
@@ -83,11 +87,10 @@ func TestSessionSettingSentOnlyWhenItChanges(t *testing.T) {
 // statement that sets a setting itself or leaves a transaction open —
 // the connection forgets, and the next statement sets its value again.
 func TestSessionSettingForgotten(t *testing.T) {
-	if !hasPostgres() {
-		t.Log("not run: " + dbtest.EnvPostgres + " is not set")
+	h, db := pgHandle(t)
+	if h == nil {
 		return
 	}
-	h, db := pgHandle(t)
 	ctx := context.Background()
 	a := sqldb.WithSetting(ctx, "app.s", "A")
 	b := sqldb.WithSetting(ctx, "app.s", "B")
@@ -185,11 +188,10 @@ func TestSessionSettingForgotten(t *testing.T) {
 // it cannot send a statement past the setting tracking; a transaction it
 // begins through the driver's Begin is tracked.
 func TestDriverConnectionNotReachable(t *testing.T) {
-	if !hasPostgres() {
-		t.Log("not run: " + dbtest.EnvPostgres + " is not set")
+	h, _ := pgHandle(t)
+	if h == nil {
 		return
 	}
-	h, _ := pgHandle(t)
 	ctx := context.Background()
 	a := sqldb.WithSetting(ctx, "app.s", "A")
 	require.Equal(t, "A", setting(t, a, h, "app.s"))
@@ -222,11 +224,10 @@ func TestDriverConnectionNotReachable(t *testing.T) {
 // (under a setting) convert every column type to what pgx's database/sql
 // adapter gives for the same statement.
 func TestRowsConvertAsAdapter(t *testing.T) {
-	if !hasPostgres() {
-		t.Log("not run: " + dbtest.EnvPostgres + " is not set")
+	h, _ := pgHandle(t)
+	if h == nil {
 		return
 	}
-	h, _ := pgHandle(t)
 	ctx := context.Background()
 	q := `SELECT 1::int2, 2::int4, 3::int8, 1.5::float4, 2.5::float8, 12.345::numeric, true, 'x'::text, 'y'::varchar,
 		'\x0102'::bytea, '2024-02-29'::date, '2024-02-29 10:11:12.5'::timestamp, '2024-02-29 10:11:12.5+02'::timestamptz,
@@ -258,5 +259,3 @@ func TestRowsConvertAsAdapter(t *testing.T) {
 	}
 	require.Equal(t, want, scan(ctx), "no setting again: sent with its reset")
 }
-
-func hasPostgres() bool { return os.Getenv(dbtest.EnvPostgres) != "" }
