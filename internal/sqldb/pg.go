@@ -374,18 +374,24 @@ func (c *conn) settle(p *prelude, query string, err error) {
 // transaction, so that the connection no longer knows what its session
 // holds: a statement that names set_config or pg_settings; one that
 // begins with SET, RESET, DISCARD, a transaction or savepoint command,
-// DO, CALL, EXECUTE, PREPARE or LOAD; and one that holds a semicolon (it
-// may be several).
+// DO, CALL, EXECUTE, PREPARE or LOAD — after any whitespace, comments
+// and parentheses before its first word; one that holds a semicolon (it
+// may be several); and one with a Unicode-escaped name (U&"…"), which
+// may spell any of these.
 func unsettling(query string) bool {
 	if strings.IndexByte(query, ';') >= 0 {
 		return true
 	}
 	for i := 0; i < len(query); i++ {
-		if query[i] == '_' && (hasFoldPrefix(query[i:], "_config") || hasFoldPrefix(query[i:], "_settings")) {
+		if query[i] == '_' && (hasFoldPrefix(query[i:], "_config") || hasFoldPrefix(query[i:], "_settings")) ||
+			query[i] == '&' && i > 0 && (query[i-1] == 'u' || query[i-1] == 'U') && i+1 < len(query) && query[i+1] == '"' {
 			return true
 		}
 	}
-	first := strings.TrimLeft(query, " \t\n\r(")
+	first, ok := firstWord(query)
+	if !ok {
+		return true // a comment that does not end: let the server say
+	}
 	if k := strings.IndexFunc(first, func(r rune) bool { return r > 0x7f || !isWord(byte(r)) }); k >= 0 {
 		first = first[:k]
 	}
@@ -395,6 +401,45 @@ func unsettling(query string) bool {
 		return true
 	}
 	return false
+}
+
+// firstWord returns query from its first word on: PostgreSQL's
+// whitespace, comments (-- to the end of the line, /* */ nested) and
+// opening parentheses skipped. ok is false for a comment that does not
+// end.
+func firstWord(query string) (rest string, ok bool) {
+	q := query
+	for len(q) > 0 {
+		switch {
+		case strings.IndexByte(" \t\n\r\f\v(", q[0]) >= 0:
+			q = q[1:]
+		case strings.HasPrefix(q, "--"):
+			k := strings.IndexAny(q, "\n\r")
+			if k < 0 {
+				return "", true
+			}
+			q = q[k+1:]
+		case strings.HasPrefix(q, "/*"):
+			depth, k := 0, 0
+			for k < len(q) && (k == 0 || depth > 0) {
+				switch {
+				case strings.HasPrefix(q[k:], "/*"):
+					depth, k = depth+1, k+2
+				case strings.HasPrefix(q[k:], "*/"):
+					depth, k = depth-1, k+2
+				default:
+					k++
+				}
+			}
+			if depth > 0 {
+				return "", false
+			}
+			q = q[k:]
+		default:
+			return q, true
+		}
+	}
+	return q, true
 }
 
 func hasFoldPrefix(s, prefix string) bool {
@@ -423,7 +468,7 @@ func (c *conn) savepoint(ctx context.Context, query string, args []driver.NamedV
 		return true, nil
 	}
 	if name, ok := strings.CutPrefix(query, "RELEASE SAVEPOINT "); ok {
-		i := slices.Index(t.savepoints, name)
+		i := lastIndex(t.savepoints, name) // the most recent of a name, as the server's
 		if i < 0 {
 			return false, nil // not ours: the server answers
 		}
@@ -439,7 +484,7 @@ func (c *conn) savepoint(ctx context.Context, query string, args []driver.NamedV
 	if !ok {
 		return false, nil
 	}
-	i := slices.Index(t.savepoints, name)
+	i := lastIndex(t.savepoints, name) // the most recent of a name, as the server's
 	if i < 0 {
 		return false, nil
 	}
@@ -462,6 +507,16 @@ func (c *conn) savepoint(ctx context.Context, query string, args []driver.NamedV
 		c.forget() // it undoes a set_config sent after the savepoint
 	}
 	return true, err
+}
+
+// lastIndex returns the index of the last s equal to v, or -1.
+func lastIndex(s []string, v string) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == v {
+			return i
+		}
+	}
+	return -1
 }
 
 // batch sends the prelude and the statement in one round trip and returns
@@ -493,6 +548,13 @@ func (c *conn) batch(ctx context.Context, p *prelude, query string, vals []any) 
 	for range len(b.QueuedQueries) - 1 {
 		if _, err := br.Exec(); err != nil {
 			br.Close()
+			if t := c.tx; t != nil && p.begin != "" && !c.pgx.IsClosed() && c.pgx.PgConn().TxStatus() == 'I' {
+				// Nothing ran (the statement failed to prepare, or the
+				// context ended before sending): the BEGIN is still to send,
+				// or the transaction's next statements would each commit on
+				// their own.
+				t.begin, t.deferred = p.begin, p.pre
+			}
 			return nil, err
 		}
 	}
