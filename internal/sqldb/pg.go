@@ -449,7 +449,10 @@ func hasFoldPrefix(s, prefix string) bool {
 // savepoint defers a savepoint statement of a transaction to the round trip
 // of the transaction's next statement, as the BEGIN is (bun opens a
 // savepoint for every nested RunInTx, and tenant-scoped code nests often).
-// handled is false for any other statement. Savepoints are renamed by
+// handled is false for any other statement, and for a savepoint of the
+// application's own (a name bun does not make): it goes to the server as
+// written, so that every spelling PostgreSQL takes of its rollback or
+// release finds it. bun's savepoints are renamed by
 // their depth, so that the statements keep one text each and stay in pgx's
 // statement cache (bun names each one at random). A savepoint released or
 // rolled back to before anything was sent in it is never sent at all. A
@@ -463,6 +466,9 @@ func (c *conn) savepoint(ctx context.Context, query string, args []driver.NamedV
 	}
 	depthName := func(i int) string { return "socialcrm_sp" + strconv.Itoa(i+1) }
 	if name, ok := strings.CutPrefix(query, "SAVEPOINT "); ok {
+		if !bunSavepoint(name) {
+			return false, nil
+		}
 		t.savepoints = append(t.savepoints, name)
 		t.deferred = append(t.deferred, "SAVEPOINT "+depthName(len(t.savepoints)-1))
 		return true, nil
@@ -507,6 +513,21 @@ func (c *conn) savepoint(ctx context.Context, query string, args []driver.NamedV
 		c.forget() // it undoes a set_config sent after the savepoint
 	}
 	return true, err
+}
+
+// bunSavepoint reports whether name is one bun makes for a nested
+// transaction: SP_ and 28 lower-case hexadecimal digits.
+func bunSavepoint(name string) bool {
+	hex, ok := strings.CutPrefix(name, "SP_")
+	if !ok || len(hex) != 28 {
+		return false
+	}
+	for i := range len(hex) {
+		if c := hex[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // lastIndex returns the index of the last s equal to v, or -1.

@@ -125,3 +125,50 @@ func TestAttackDuplicateSavepointName(t *testing.T) {
 	require.NoError(t, rows.Err())
 	require.Equal(t, []int{100}, ids, "the row written before the inner savepoint was lost")
 }
+
+// TestAttackSavepointSpellings: a savepoint of the application's own,
+// taken and then rolled back to or released in any spelling PostgreSQL
+// takes (lower case, without the word SAVEPOINT, quoted), works as on
+// the server, and every statement after runs under its own tenant.
+func TestAttackSavepointSpellings(t *testing.T) {
+	if !havePostgres(t) {
+		return
+	}
+	h, _ := rlsHandle(t, 1)
+	for _, sp := range [][3]string{
+		{"SAVEPOINT s", "ROLLBACK TO s", "RELEASE s"},
+		{"SAVEPOINT s", "rollback to savepoint s", "release savepoint s"},
+		{"savepoint s", "ROLLBACK TO SAVEPOINT s", "RELEASE SAVEPOINT s"},
+		{"SAVEPOINT s", `ROLLBACK TO SAVEPOINT "s"`, `RELEASE SAVEPOINT "s"`},
+	} {
+		ctx := as("A")
+		tx, err := h.BeginTx(ctx, nil)
+		require.NoError(t, err)
+		defer tx.Rollback() // a failure leaves no transaction open
+		_, err = tx.ExecContext(ctx, "INSERT INTO att (tenant_id, id) VALUES ('A', 100)")
+		require.NoError(t, err, sp[0])
+		_, err = tx.ExecContext(ctx, sp[0])
+		require.NoError(t, err, sp[0])
+		wall(t, as("B"), tx, "B", sp[0])
+		_, err = tx.ExecContext(ctx, "INSERT INTO att (tenant_id, id) VALUES ('A', 101)")
+		require.NoError(t, err, sp[0])
+		_, err = tx.ExecContext(ctx, sp[1])
+		require.NoError(t, err, sp[1])
+		wall(t, as("B"), tx, "B", sp[1])
+		_, err = tx.ExecContext(ctx, sp[2])
+		require.NoError(t, err, sp[2])
+		require.NoError(t, tx.Commit(), sp[2])
+		var ids []int
+		rows, err := h.QueryContext(ctx, "SELECT id FROM att WHERE id >= 100 ORDER BY id")
+		require.NoError(t, err)
+		for rows.Next() {
+			var id int
+			require.NoError(t, rows.Scan(&id))
+			ids = append(ids, id)
+		}
+		require.NoError(t, rows.Err())
+		require.Equal(t, []int{100}, ids, sp[1])
+		_, err = h.ExecContext(ctx, "DELETE FROM att WHERE id >= 100")
+		require.NoError(t, err)
+	}
+}
