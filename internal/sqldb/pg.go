@@ -530,6 +530,11 @@ func bunSavepoint(name string) bool {
 	return true
 }
 
+// maxParsed bounds the statement texts a connection remembers as parsed
+// (pgx's statement cache holds 512 by default; one it has dropped is
+// parsed again, in a round trip of its own).
+const maxParsed = 512
+
 // lastIndex returns the index of the last s equal to v, or -1.
 func lastIndex(s []string, v string) int {
 	for i := len(s) - 1; i >= 0; i-- {
@@ -544,6 +549,18 @@ func lastIndex(s []string, v string) int {
 // the batch, positioned at the statement's results. The values it sets
 // are unknown from here until the statement settles.
 func (c *conn) batch(ctx context.Context, p *prelude, query string, vals []any) (pgx.BatchResults, error) {
+	if _, ok := c.parsed[query]; !ok && c.tx != nil && p.begin == "" && len(p.pre) > 0 {
+		// pgx parses a statement new to the connection in a round trip
+		// before the batch runs. Should the server refuse it, the open
+		// transaction would abort before the deferred savepoints were
+		// taken, and no rollback to them could save it: take them first.
+		_, err := c.pgx.Exec(ctx, strings.Join(p.pre, "; "))
+		c.tx.deferred, p.pre = nil, nil
+		if err != nil {
+			c.forget()
+			return nil, err
+		}
+	}
 	var b pgx.Batch
 	if p.begin != "" {
 		b.Queue(p.begin)
@@ -579,6 +596,10 @@ func (c *conn) batch(ctx context.Context, p *prelude, query string, vals []any) 
 			return nil, err
 		}
 	}
+	if c.parsed == nil || len(c.parsed) >= maxParsed {
+		c.parsed = make(map[string]struct{})
+	}
+	c.parsed[query] = struct{}{} // parsed: the statements before it ran
 	return br, nil
 }
 
