@@ -549,7 +549,7 @@ func lastIndex(s []string, v string) int {
 // the batch, positioned at the statement's results. The values it sets
 // are unknown from here until the statement settles.
 func (c *conn) batch(ctx context.Context, p *prelude, query string, vals []any) (pgx.BatchResults, error) {
-	if _, ok := c.parsed[query]; !ok && c.tx != nil && p.begin == "" && len(p.pre) > 0 {
+	if _, ok := c.parsed[query]; c.tx != nil && p.begin == "" && len(p.pre) > 0 && !ok {
 		// pgx parses a statement new to the connection in a round trip
 		// before the batch runs. Should the server refuse it, the open
 		// transaction would abort before the deferred savepoints were

@@ -563,6 +563,7 @@ func TestAttackConcurrent(t *testing.T) {
 		return
 	}
 	h, _ := rlsHandle(t, 3)
+	bdb := bun.NewDB(h, pgdialect.New())
 	st, err := h.PrepareContext(context.Background(), "SELECT tenant_id FROM att ORDER BY id")
 	require.NoError(t, err)
 	defer st.Close()
@@ -606,7 +607,7 @@ func TestAttackConcurrent(t *testing.T) {
 				if r.IntN(8) == 0 {
 					time.AfterFunc(time.Duration(r.IntN(1500))*time.Microsecond, cancel)
 				}
-				switch r.IntN(6) {
+				switch r.IntN(7) {
 				case 0, 1:
 					got, err := visible(ctx, h)
 					check("read", tid, got, err)
@@ -648,6 +649,28 @@ func TestAttackConcurrent(t *testing.T) {
 					} else {
 						_ = tx.Rollback()
 					}
+				case 6:
+					// Nested savepoints under other tenants, some failing.
+					inner := tenants[r.IntN(len(tenants))]
+					_ = bdb.RunInTx(ctx, nil, func(_ context.Context, tx bun.Tx) error {
+						got, err := visible(ctx, tx)
+						check("outer", tid, got, err)
+						err = tx.RunInTx(ctx, nil, func(_ context.Context, sp bun.Tx) error {
+							want := inner
+							if inner == "" {
+								want = tid
+							}
+							got, err := visible(as(inner), sp)
+							check("savepoint", want, got, err)
+							if r.IntN(2) == 0 {
+								_, err = sp.ExecContext(as(inner), "SELECT 1/0")
+							}
+							return err
+						})
+						got, err = visible(ctx, tx)
+						check("outer after the savepoint", tid, got, err)
+						return err
+					})
 				case 5:
 					res, err := h.ExecContext(ctx, "UPDATE att SET note = $1", tid)
 					if err == nil {
