@@ -554,12 +554,14 @@ func (c *conn) batch(ctx context.Context, p *prelude, query string, vals []any) 
 		// before the batch runs. Should the server refuse it, the open
 		// transaction would abort before the deferred savepoints were
 		// taken, and no rollback to them could save it: take them first.
-		_, err := c.pgx.Exec(ctx, strings.Join(p.pre, "; "))
-		c.tx.deferred, p.pre = nil, nil
-		if err != nil {
+		if _, err := c.pgx.Exec(ctx, strings.Join(p.pre, "; ")); err != nil {
+			if !pgconn.SafeToRetry(err) { // else nothing was sent: they stay deferred
+				c.tx.deferred = nil
+			}
 			c.forget()
 			return nil, err
 		}
+		c.tx.deferred, p.pre = nil, nil
 	}
 	var b pgx.Batch
 	if p.begin != "" {
@@ -596,10 +598,12 @@ func (c *conn) batch(ctx context.Context, p *prelude, query string, vals []any) 
 			return nil, err
 		}
 	}
-	if c.parsed == nil || len(c.parsed) >= maxParsed {
-		c.parsed = make(map[string]struct{})
+	if len(b.QueuedQueries) > 1 { // a statement ran: every one was parsed
+		if c.parsed == nil || len(c.parsed) >= maxParsed {
+			c.parsed = make(map[string]struct{})
+		}
+		c.parsed[query] = struct{}{}
 	}
-	c.parsed[query] = struct{}{} // parsed: the statements before it ran
 	return br, nil
 }
 
