@@ -2,6 +2,7 @@ package sqldb_test
 
 import (
 	"context"
+	"database/sql/driver"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -203,4 +204,34 @@ func TestAttackSavepointFirstStatementFailsToPrepare(t *testing.T) {
 	var n int
 	require.NoError(t, h.QueryRowContext(ctx, "SELECT count(*) FROM att WHERE id = 100").Scan(&n))
 	require.Equal(t, 1, n)
+}
+
+// TestAttackFirstStatementNeverSent: the first statement of a transaction
+// begun through the driver's connection (sql.Conn.Raw) meets a context
+// that has ended, so nothing leaves the client; the transaction's next
+// statement must still run inside it, and roll back with it.
+func TestAttackFirstStatementNeverSent(t *testing.T) {
+	if !havePostgres(t) {
+		return
+	}
+	h, _ := rlsHandle(t, 1)
+	ctx := as("A")
+	conn, err := h.Conn(context.Background())
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.Raw(func(dc any) error {
+		tx, err := dc.(driver.ConnBeginTx).BeginTx(ctx, driver.TxOptions{})
+		require.NoError(t, err)
+		ended, cancel := context.WithCancel(ctx)
+		cancel()
+		ex := dc.(driver.ExecerContext)
+		_, err = ex.ExecContext(ended, "INSERT INTO att (tenant_id, id) VALUES ('A', 100)", nil)
+		require.Error(t, err)
+		_, err = ex.ExecContext(ctx, "INSERT INTO att (tenant_id, id) VALUES ('A', 101)", nil)
+		require.NoError(t, err)
+		return tx.Rollback()
+	}))
+	var n int
+	require.NoError(t, conn.QueryRowContext(ctx, "SELECT count(*) FROM att WHERE id >= 100").Scan(&n))
+	require.Zero(t, n, "a statement of a rolled-back transaction committed")
 }
