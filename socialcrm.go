@@ -31,7 +31,8 @@ import (
 // (tenancy.RunInTx, tenancy.RunScoped: a scoped read is one round trip),
 // and only when the connection's session does not hold that tenant
 // already (see tenancy's Security section) — so connect directly or
-// through a session-pooling proxy, not a transaction-pooling one — and
+// through a session-pooling proxy, or add socialcrm_settings=transaction
+// to the DSN behind a transaction-pooling one — and
 // prepares each statement shape once per connection, turning the
 // literals bun writes into parameters where their type is certain.
 func OpenDB(dsn string) (*bun.DB, error) {

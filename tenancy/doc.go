@@ -133,9 +133,11 @@
 // random operations of two tenants (reads, writes, refused and failing
 // writes, commits, rollbacks, nested scopes, cancellations) never see each
 // other's rows. Because the session is the connection's own, connect such
-// a handle to PostgreSQL directly or through a session-pooling proxy,
-// never a transaction-pooling one, which would hand one session's tenant
-// to another client's statements.
+// a handle to PostgreSQL directly or through a session-pooling proxy; a
+// transaction-pooling one would hand one session's tenant to another
+// client's statements. Behind one, add socialcrm_settings=transaction to
+// the DSN: every scoped statement then carries the tenant
+// transaction-local in its round trip, and no session keeps it.
 //
 // Passwords are stored as bcrypt hashes of cost 12 (PasswordCost); an
 // unknown email costs the same bcrypt time as a wrong password. API keys

@@ -43,6 +43,9 @@ type connector struct {
 	// (WithSetting), which every statement sets or empties (pg.go).
 	names   atomic.Pointer[[]string]
 	namesMu sync.Mutex
+	// local is set when settings are transaction-local, sent with every
+	// statement that needs one (socialcrm_settings=transaction).
+	local bool
 }
 
 // dsnConnector is a connector for a driver without one of its own.

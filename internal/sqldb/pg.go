@@ -40,6 +40,14 @@ func PostgresConnector(dsn string) (driver.Connector, error) {
 		return nil, fmt.Errorf("sqldb: postgres dsn: default_query_exec_mode is chosen per statement")
 	}
 	c := &connector{}
+	switch cfg.RuntimeParams[settingsParam] {
+	case "", "session":
+	case "transaction":
+		c.local = true
+	default:
+		return nil, fmt.Errorf("sqldb: postgres dsn: %s is session or transaction", settingsParam)
+	}
+	delete(cfg.RuntimeParams, settingsParam)
 	dial := cfg.DialFunc
 	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		nc, err := dial(ctx, network, addr)
@@ -51,6 +59,10 @@ func PostgresConnector(dsn string) (driver.Connector, error) {
 	c.base = stdlib.GetConnector(*cfg)
 	return c, nil
 }
+
+// settingsParam is the DSN parameter that chooses where settings live
+// (see WithSetting): "session" (the default) or "transaction".
+const settingsParam = "socialcrm_settings"
 
 // RoundTrips returns how many round trips db's connections have made to
 // the server since they were opened — request messages sent after the
@@ -128,8 +140,12 @@ type settingKey struct{}
 //
 // The session is the connection's own: put no transaction-pooling proxy
 // (which hands one client's statements to several server sessions)
-// between such a handle and the server. On other handles the context
-// changes nothing: check Folds first.
+// between such a handle and the server — or open the handle with the DSN
+// parameter socialcrm_settings=transaction, under which every statement
+// that needs a setting carries it transaction-local
+// (set_config(name, value, true)), in its round trip, and nothing is
+// kept in the session. On other handles the context changes nothing:
+// check Folds first.
 func WithSetting(ctx context.Context, name, value string) context.Context {
 	return context.WithValue(ctx, settingKey{}, setting{name, value})
 }
@@ -288,8 +304,12 @@ func (c *conn) holds(name, value string) bool {
 }
 
 // mark records what the session holds of each of sets: their values when
-// known is set, else nothing known.
+// known is set, else nothing known. With transaction-local settings the
+// session holds none.
 func (c *conn) mark(sets []setting, known bool) {
+	if c.c.local {
+		return
+	}
 next:
 	for _, set := range sets {
 		for i := range c.sess {
@@ -337,7 +357,10 @@ func (c *conn) prelude(ctx context.Context) (p prelude, ok bool) {
 			if has && n == want.name {
 				v = want.value
 			}
-			if !c.holds(n, v) {
+			switch {
+			case c.c.local && c.tx == nil && v == "":
+				// Transaction-local settings end with each statement.
+			case c.c.local || !c.holds(n, v):
 				p.sets = append(p.sets, setting{n, v})
 			}
 		}
@@ -570,8 +593,12 @@ func (c *conn) batch(ctx context.Context, p *prelude, query string, vals []any) 
 	for _, q := range p.pre {
 		b.Queue(q)
 	}
-	for _, set := range p.sets {
-		b.Queue("SELECT set_config($1, $2, false)", set.name, set.value)
+	set := "SELECT set_config($1, $2, false)"
+	if c.c.local {
+		set = "SELECT set_config($1, $2, true)"
+	}
+	for _, s := range p.sets {
+		b.Queue(set, s.name, s.value)
 	}
 	if len(p.locks) > 0 {
 		// unnest returns the keys, and the locks are taken, in order.

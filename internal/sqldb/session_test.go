@@ -259,3 +259,43 @@ func TestRowsConvertAsAdapter(t *testing.T) {
 	}
 	require.Equal(t, want, scan(ctx), "no setting again: sent with its reset")
 }
+
+// TestTransactionLocalSettings: a handle opened with
+// socialcrm_settings=transaction (for a transaction-pooling proxy) keeps
+// nothing in the session: every statement under a setting carries it
+// transaction-local in its one round trip, and the session holds nothing
+// after it; in a transaction the setting holds for the statements under
+// it. Any other value of the parameter is refused.
+func TestTransactionLocalSettings(t *testing.T) {
+	_, db := pgHandle(t)
+	if db == nil {
+		return
+	}
+	_, err := sqldb.PostgresConnector(db.OwnerDSN() + "&socialcrm_settings=sometimes")
+	require.ErrorContains(t, err, "socialcrm_settings")
+	c, err := sqldb.PostgresConnector(db.OwnerDSN() + "&socialcrm_settings=transaction")
+	require.NoError(t, err)
+	h := sql.OpenDB(c)
+	defer h.Close()
+	h.SetMaxOpenConns(1)
+	ctx := context.Background()
+	a := sqldb.WithSetting(ctx, "app.s", "A")
+	for range 2 { // warm: connected, statements prepared, the adapter's first reuse ping done
+		require.Equal(t, "A", setting(t, a, h, "app.s"))
+	}
+	for range 2 {
+		trips, _ := sqldb.RoundTrips(h)
+		require.Equal(t, "A", setting(t, a, h, "app.s"))
+		after, _ := sqldb.RoundTrips(h)
+		require.EqualValues(t, 1, after-trips)
+		require.Equal(t, "", sqldb.ServerValue(t, h, "app.s"), "nothing outlives the statement")
+		require.Equal(t, "\x00unknown", sqldb.SessionValue(t, h, "app.s"))
+	}
+	tx, err := h.BeginTx(a, nil)
+	require.NoError(t, err)
+	require.Equal(t, "A", setting(t, ctx, tx, "app.s"))
+	require.Equal(t, "B", setting(t, sqldb.WithSetting(ctx, "app.s", "B"), tx, "app.s"))
+	require.Equal(t, "A", setting(t, a, tx, "app.s"))
+	require.NoError(t, tx.Commit())
+	require.Equal(t, "", setting(t, ctx, h, "app.s"))
+}
