@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -50,7 +51,11 @@ func rlsHandle(t *testing.T, conns int) (*sql.DB, *dbtest.DB) {
 		require.NoError(t, err)
 	}
 	dbtest.GrantApp(t, db)
-	c, err := sqldb.PostgresConnector(db.DSN())
+	dsn := db.DSN()
+	if strings.HasSuffix(t.Name(), "/transaction") {
+		dsn += "&socialcrm_settings=transaction"
+	}
+	c, err := sqldb.PostgresConnector(dsn)
 	require.NoError(t, err)
 	h := sql.OpenDB(c)
 	t.Cleanup(func() { h.Close() })
@@ -138,6 +143,31 @@ func coherent(t *testing.T, h *sql.DB, msg string) {
 	}
 }
 
+// bothModes runs attack on PostgreSQL as the subtests "session"
+// (settings kept in the connection's session, the default) and
+// "transaction" (socialcrm_settings=transaction: transaction-local).
+func bothModes(t *testing.T, attack func(t *testing.T)) {
+	if !havePostgres(t) {
+		return
+	}
+	for _, mode := range []string{"session", "transaction"} {
+		t.Run(mode, attack)
+	}
+}
+
+// sessionMode runs attack in the "session" subtest only: it attacks what
+// a connection believes its session holds. With transaction-local
+// settings a connection believes nothing, and a statement without a
+// setting outside a transaction sends no reset — a SET of app.tenant_id
+// that reached the session would stay for the connection's next users;
+// there only the Guard, which refuses such statements, stands in the way.
+func sessionMode(t *testing.T, attack func(t *testing.T)) {
+	if !havePostgres(t) {
+		return
+	}
+	t.Run("session", attack)
+}
+
 // havePostgres reports whether the PostgreSQL attacks run (SQLite has
 // neither sessions nor row-level security).
 func havePostgres(t *testing.T) bool {
@@ -153,7 +183,9 @@ func havePostgres(t *testing.T) bool {
 // reads with no tenant through every way ordinary code has (database/sql,
 // bun's query builder and raw queries, a prepared statement), then B:
 // each sees only its own rows, none without a tenant.
-func TestAttackNoTenantBetween(t *testing.T) {
+func TestAttackNoTenantBetween(t *testing.T) { bothModes(t, attackNoTenantBetween) }
+
+func attackNoTenantBetween(t *testing.T) {
 	if !havePostgres(t) {
 		return
 	}
@@ -234,7 +266,9 @@ func TestAttackNoTenantBetween(t *testing.T) {
 // constraint, cancelled mid-query, by a statement timeout — and then B
 // and a statement with no tenant: each sees its own rows, and the
 // connection never believes a value its session does not hold.
-func TestAttackErrorsBetween(t *testing.T) {
+func TestAttackErrorsBetween(t *testing.T) { bothModes(t, attackErrorsBetween) }
+
+func attackErrorsBetween(t *testing.T) {
 	if !havePostgres(t) {
 		return
 	}
@@ -328,7 +362,9 @@ func TestAttackErrorsBetween(t *testing.T) {
 // through bun, on the pool or a pinned connection: inside, every
 // statement sees its own tenant's rows, and after, the next statements
 // on the connection see their own.
-func TestAttackTransactions(t *testing.T) {
+func TestAttackTransactions(t *testing.T) { bothModes(t, attackTransactions) }
+
+func attackTransactions(t *testing.T) {
 	if !havePostgres(t) {
 		return
 	}
@@ -455,7 +491,9 @@ func TestAttackTransactions(t *testing.T) {
 // multi-statement text — and after each the connection must not believe
 // a value its session does not hold, and the next statements see their
 // own rows.
-func TestAttackRawSession(t *testing.T) {
+func TestAttackRawSession(t *testing.T) { sessionMode(t, attackRawSession) }
+
+func attackRawSession(t *testing.T) {
 	if !havePostgres(t) {
 		return
 	}
@@ -502,7 +540,9 @@ func TestAttackRawSession(t *testing.T) {
 // between statements, in and out of transactions; the pool's next
 // connection must not be believed to hold any value, and every statement
 // after sees its own rows.
-func TestAttackTerminatedBackend(t *testing.T) {
+func TestAttackTerminatedBackend(t *testing.T) { bothModes(t, attackTerminatedBackend) }
+
+func attackTerminatedBackend(t *testing.T) {
 	if !havePostgres(t) {
 		return
 	}
@@ -558,7 +598,9 @@ func TestAttackTerminatedBackend(t *testing.T) {
 // transactions, some prepared, some cancelled at random moments, each
 // checking that every row it gets is its tenant's and that it gets all
 // of them.
-func TestAttackConcurrent(t *testing.T) {
+func TestAttackConcurrent(t *testing.T) { bothModes(t, attackConcurrent) }
+
+func attackConcurrent(t *testing.T) {
 	if !havePostgres(t) {
 		return
 	}

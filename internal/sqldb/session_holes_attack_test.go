@@ -16,6 +16,10 @@ import (
 // with a comment: the rollback undoes B's set_config, so the next
 // statement under B must set it again, not run under the value before.
 func TestAttackSavepointRollbackBehindComment(t *testing.T) {
+	bothModes(t, attackSavepointRollbackBehindComment)
+}
+
+func attackSavepointRollbackBehindComment(t *testing.T) {
 	if !havePostgres(t) {
 		return
 	}
@@ -47,7 +51,9 @@ func TestAttackSavepointRollbackBehindComment(t *testing.T) {
 // with its function's name spelled with a Unicode escape, must leave the
 // connection not knowing what its session holds — the next statement
 // with no tenant must see nothing.
-func TestAttackSettingBehindComment(t *testing.T) {
+func TestAttackSettingBehindComment(t *testing.T) { sessionMode(t, attackSettingBehindComment) }
+
+func attackSettingBehindComment(t *testing.T) {
 	if !havePostgres(t) {
 		return
 	}
@@ -73,6 +79,10 @@ func TestAttackSettingBehindComment(t *testing.T) {
 // of it must not commit on its own — after a rollback, nothing it wrote
 // remains.
 func TestAttackFirstStatementFailsToPrepare(t *testing.T) {
+	bothModes(t, attackFirstStatementFailsToPrepare)
+}
+
+func attackFirstStatementFailsToPrepare(t *testing.T) {
 	if !havePostgres(t) {
 		return
 	}
@@ -97,7 +107,9 @@ func TestAttackFirstStatementFailsToPrepare(t *testing.T) {
 // releases) the most recent savepoint of a name; rolling back to the
 // inner of two savepoints named alike must keep what was written between
 // them.
-func TestAttackDuplicateSavepointName(t *testing.T) {
+func TestAttackDuplicateSavepointName(t *testing.T) { bothModes(t, attackDuplicateSavepointName) }
+
+func attackDuplicateSavepointName(t *testing.T) {
 	if !havePostgres(t) {
 		return
 	}
@@ -133,7 +145,9 @@ func TestAttackDuplicateSavepointName(t *testing.T) {
 // taken and then rolled back to or released in any spelling PostgreSQL
 // takes (lower case, without the word SAVEPOINT, quoted), works as on
 // the server, and every statement after runs under its own tenant.
-func TestAttackSavepointSpellings(t *testing.T) {
+func TestAttackSavepointSpellings(t *testing.T) { bothModes(t, attackSavepointSpellings) }
+
+func attackSavepointSpellings(t *testing.T) {
 	if !havePostgres(t) {
 		return
 	}
@@ -181,6 +195,10 @@ func TestAttackSavepointSpellings(t *testing.T) {
 // savepoint, and the outer transaction goes on and commits, as on
 // PostgreSQL without the deferral of SAVEPOINT.
 func TestAttackSavepointFirstStatementFailsToPrepare(t *testing.T) {
+	bothModes(t, attackSavepointFirstStatementFailsToPrepare)
+}
+
+func attackSavepointFirstStatementFailsToPrepare(t *testing.T) {
 	if !havePostgres(t) {
 		return
 	}
@@ -210,7 +228,9 @@ func TestAttackSavepointFirstStatementFailsToPrepare(t *testing.T) {
 // begun through the driver's connection (sql.Conn.Raw) meets a context
 // that has ended, so nothing leaves the client; the transaction's next
 // statement must still run inside it, and roll back with it.
-func TestAttackFirstStatementNeverSent(t *testing.T) {
+func TestAttackFirstStatementNeverSent(t *testing.T) { bothModes(t, attackFirstStatementNeverSent) }
+
+func attackFirstStatementNeverSent(t *testing.T) {
 	if !havePostgres(t) {
 		return
 	}
