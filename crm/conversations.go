@@ -204,15 +204,21 @@ func (r *Conversations) Open(ctx context.Context, key ConversationKey) (Conversa
 	var c Conversation
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var err error
-		c, err = r.open(ctx, tx, key)
+		c, err = r.open(ctx, tx, key, time.Time{})
 		return err
 	})
 	return c, err
 }
 
-func (r *Conversations) open(ctx context.Context, tx bun.IDB, key ConversationKey) (Conversation, error) {
+// open returns the conversation with key, creating it if there is none,
+// with LastMessageAt at (the time of the message that opens it), or now
+// when at is zero.
+func (r *Conversations) open(ctx context.Context, tx bun.IDB, key ConversationKey, at time.Time) (Conversation, error) {
 	now := r.s.clock()
-	c := Conversation{Channel: key.Channel, AccountID: key.AccountID, ThreadID: key.ThreadID, LastMessageAt: now}
+	if at.IsZero() {
+		at = now
+	}
+	c := Conversation{Channel: key.Channel, AccountID: key.AccountID, ThreadID: key.ThreadID, LastMessageAt: at}
 	c.stamp(now)
 	if err := r.sealConversation(ctx, &c); err != nil {
 		return Conversation{}, err
@@ -401,7 +407,7 @@ func (r *Conversations) Record(ctx context.Context, in NewMessage) (Message, err
 	}
 	var m Message
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		c, err := r.open(ctx, tx, in.Conversation)
+		c, err := r.open(ctx, tx, in.Conversation, sentAt)
 		if err != nil {
 			return err
 		}

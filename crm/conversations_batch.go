@@ -59,7 +59,8 @@ type BatchResult struct {
 // conversations are opened when missing, each message is stored once per
 // ExternalID and conversation (so a repeated webhook delivery stores
 // nothing twice), each conversation's LastMessageAt moves forward to its
-// latest message, and the latest delivery and read watermark of each
+// latest message (a conversation opened by the batch starts there), and
+// the latest delivery and read watermark of each
 // conversation is applied to its outbound messages — those stored before
 // and those of the batch alike. Watermarks of conversations that neither
 // exist nor get a message in the batch are ignored.
@@ -209,17 +210,16 @@ func compareKeys(a, b ConversationKey) int {
 // no message in the batch. opened and watermarked touch disjoint rows, as
 // stored and marked do: no row is changed twice.
 const ingestSQL = `WITH src AS (
-	SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[])
-		WITH ORDINALITY AS s(channel, account_id, thread_index, id, thread_sealed, opened_at, max_sent, delivered, read, n)
+	SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[])
+		WITH ORDINALITY AS s(channel, account_id, thread_index, id, thread_sealed, max_sent, delivered, read, n)
 ), opened AS (
 	INSERT INTO socialcrm_crm_conversations AS cv (tenant_id, id, created_at, updated_at, version, channel, account_id, thread_index,
 		thread_sealed, last_message_at, delivered_until, read_until)
 	SELECT ?, s.id, ?::timestamptz, ?::timestamptz, 1, s.channel, s.account_id, s.thread_index,
-		decode(s.thread_sealed, 'hex'), s.opened_at, s.delivered, s.read
+		decode(s.thread_sealed, 'hex'), s.max_sent, s.delivered, s.read
 	FROM src AS s WHERE s.max_sent IS NOT NULL ORDER BY s.n
 	ON CONFLICT (tenant_id, channel, account_id, thread_index) DO UPDATE SET
-		last_message_at = GREATEST(cv.last_message_at, (SELECT u.max_sent FROM src AS u
-			WHERE u.channel = EXCLUDED.channel AND u.account_id = EXCLUDED.account_id AND u.thread_index = EXCLUDED.thread_index)),
+		last_message_at = GREATEST(cv.last_message_at, EXCLUDED.last_message_at),
 		delivered_until = GREATEST(cv.delivered_until, EXCLUDED.delivered_until),
 		read_until = GREATEST(cv.read_until, EXCLUDED.read_until)
 	RETURNING cv.id, cv.channel, cv.account_id, cv.thread_index, cv.delivered_until, cv.read_until
@@ -242,9 +242,9 @@ const ingestSQL = `WITH src AS (
 	UPDATE socialcrm_crm_messages AS msg SET
 		status = CASE WHEN msg.sent_at <= w.read AND msg.status IN ('pending', 'sent', 'delivered') THEN 'read' ELSE 'delivered' END,
 		version = msg.version + 1, updated_at = ?::timestamptz
-	FROM (SELECT c.id, s.delivered, s.read FROM socialcrm_crm_conversations AS c
-		JOIN src AS s ON c.channel = s.channel AND c.account_id = s.account_id AND c.thread_index = s.thread_index
-		WHERE c.tenant_id = ? AND (s.delivered IS NOT NULL OR s.read IS NOT NULL)) AS w
+	FROM (SELECT (SELECT c.id FROM socialcrm_crm_conversations AS c WHERE c.tenant_id = ?
+			AND c.channel = s.channel AND c.account_id = s.account_id AND c.thread_index = s.thread_index) AS id, s.delivered, s.read
+		FROM src AS s WHERE s.delivered IS NOT NULL OR s.read IS NOT NULL) AS w
 	WHERE msg.tenant_id = ? AND msg.conversation_id = w.id AND msg.direction = 'out'
 		AND (msg.sent_at <= w.read AND msg.status IN ('pending', 'sent', 'delivered')
 			OR msg.sent_at <= w.delivered AND msg.status IN ('pending', 'sent'))
@@ -267,7 +267,7 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, ths []*bat
 	if err != nil {
 		return 0, 0, err
 	}
-	var channel, account, index, id, sealed, openedAt, maxSent, delivered, read pgArray
+	var channel, account, index, id, sealed, maxSent, delivered, read pgArray
 	for _, th := range ths {
 		channel.text(string(th.key.Channel))
 		account.text(th.key.AccountID)
@@ -278,20 +278,16 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, ths []*bat
 		if th.maxSent.IsZero() { // watermarks only: never opened
 			id.null()
 			sealed.null()
-			openedAt.null()
 			continue
 		}
-		// The conversation as it is stored if it does not exist yet; the
-		// last message time is the later of now and its latest message,
-		// as Record leaves it.
-		c := Conversation{Channel: th.key.Channel, AccountID: th.key.AccountID, ThreadID: th.key.ThreadID, LastMessageAt: later(now, th.maxSent)}
+		// The conversation as it is stored if it does not exist yet.
+		c := Conversation{Channel: th.key.Channel, AccountID: th.key.AccountID, ThreadID: th.key.ThreadID}
 		c.stamp(now)
 		if err := r.s.sealFields(ctx, kindConversation, c.ID, c.sealedFields()); err != nil {
 			return 0, 0, err
 		}
 		id.text(c.ID)
 		sealed.bytes(c.ThreadSealed.Bytes())
-		openedAt.time(c.LastMessageAt)
 	}
 	var mThread, mID, mDirection, mExternal, mSent, mStatus, mText, mAttachments pgArray
 	for i := range ms {
@@ -310,7 +306,7 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, ths []*bat
 		mAttachments.bytes(m.AttachmentsSealed.Bytes())
 	}
 	args := []any{
-		channel.String(), account.String(), index.String(), id.String(), sealed.String(), openedAt.String(), maxSent.String(), delivered.String(), read.String(),
+		channel.String(), account.String(), index.String(), id.String(), sealed.String(), maxSent.String(), delivered.String(), read.String(),
 		tid, now, now,
 		tid, now, now,
 		mThread.String(), mID.String(), mDirection.String(), mExternal.String(), mSent.String(), mStatus.String(), mText.String(), mAttachments.String(),
@@ -339,16 +335,15 @@ func (r *Conversations) ingestTx(ctx context.Context, now time.Time, ths []*batc
 			return err
 		}
 		// One insert opens the missing conversations with their
-		// watermarks and last message time (a conversation another
-		// transaction opened meanwhile has its last message time moved
-		// forward, and its watermarks below).
+		// watermarks and last message time (one another transaction
+		// opened meanwhile has them moved forward below).
 		var opened []Conversation
 		for _, th := range ths {
 			if _, have := convs[th.key]; have || th.maxSent.IsZero() {
 				continue
 			}
 			o := Conversation{Channel: th.key.Channel, AccountID: th.key.AccountID, ThreadID: th.key.ThreadID,
-				LastMessageAt: later(now, th.maxSent), DeliveredUntil: th.delivered, ReadUntil: th.read}
+				LastMessageAt: th.maxSent, DeliveredUntil: th.delivered, ReadUntil: th.read}
 			o.stamp(now)
 			if err := r.sealConversation(ctx, &o); err != nil {
 				return err
@@ -357,9 +352,7 @@ func (r *Conversations) ingestTx(ctx context.Context, now time.Time, ths []*batc
 		}
 		for chunk := range slices.Chunk(opened, batchRows) {
 			if _, err := tx.NewInsert().Model(&chunk).
-				On("CONFLICT (tenant_id, channel, account_id, thread_index) DO UPDATE").
-				Set("last_message_at = EXCLUDED.last_message_at").
-				Where("?TableAlias.last_message_at < EXCLUDED.last_message_at").Exec(ctx); err != nil {
+				On("CONFLICT (tenant_id, channel, account_id, thread_index) DO NOTHING").Exec(ctx); err != nil {
 				return fmt.Errorf("crm: open conversations: %w", err)
 			}
 		}
