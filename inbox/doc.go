@@ -68,22 +68,27 @@
 // one receives nothing), crm's Ingest — one statement for every
 // conversation, message and watermark of the tenant, prepared once per
 // connection and tenant — and the commit. The driver's counter
-// (BenchmarkPostgresMessengerWebhook in meta) shows 4.4 per delivery
-// (0.044 per event, from 8.2 before the statements were folded): Ingest's
-// statement, about 25 KB for 80 messages, is written in parts while the
-// replies to what precedes it already arrive, which the counter takes for
-// more round trips than the client waits for. A hand-written handler that
-// inserts the same messages, unsealed and without conversations or
-// deduplication, makes one.
+// (BenchmarkPostgresMessengerWebhook in meta) shows 0.044 to 0.048 per
+// event, 4.4 to 4.8 per delivery (from 8.2 before these statements were
+// folded): Ingest's statement, about 25 KB for 80 messages, is written in
+// parts while the replies to what precedes it already arrive, which the
+// counter takes for more round trips than the client waits for. A
+// hand-written handler that inserts the same messages with one statement,
+// unsealed, without conversations or deduplication, makes one.
 //
 // What remains is the server's work that handler does not do: each
 // delivery records its 100 events (the deduplication), and each message
-// moves its conversation's last message time, an update of an indexed
-// column of a row that every message of the person updates again — on the
-// benchmark's 500 people, most of the statement's time. Measured side by
-// side on a busy 2-core host (BenchmarkPostgresMessengerInterleaved, the
-// median of per-delivery ratios): RATIO_AFTER times that insert, from
-// RATIO_BEFORE before.
+// moves its conversation's last message time — an update of an indexed
+// column, so every index of the conversation gets a new entry, on a row
+// the person's next message updates again; until vacuum runs, those
+// versions lengthen every look-up of the conversation. In one traced run
+// of the benchmark (500 people), Ingest's statement and the commit each
+// took about 40% of a delivery's time, and the conversation updates most
+// of the statement's. Measured side by side on a 2-core host other work
+// kept busy (load average 12 to 13; BenchmarkPostgresMessengerInterleaved,
+// the median of per-delivery ratios, medians of 5 runs alternating with
+// the code before): 4.7 times that insert (runs 4.6 to 9.8), from 7.2
+// (3.6 to 8.6) before; 10,000 events took 3.2 s instead of 4.5 s.
 //
 // # Concurrency
 //
