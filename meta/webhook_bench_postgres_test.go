@@ -14,9 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/stretchr/testify/require"
 
-	"github.com/socialcrm/socialcrm/inbox"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/sqldb"
 	"github.com/socialcrm/socialcrm/meta"
@@ -35,11 +33,7 @@ import (
 
 func BenchmarkPostgresMessengerWebhook(b *testing.B) {
 	w := newWorld(b, dbtest.Postgres(b, worldSetup))
-	w.connectPages(w.connect(userID, messagingFeatures))
-	in, err := inbox.New(w.store, w.crm)
-	require.NoError(b, err)
-	wh, err := meta.NewWebhook(webhookConfig(), w.store, in.Handle)
-	require.NoError(b, err)
+	wh := w.inboxWebhook()
 	before, _ := sqldb.RoundTrips(w.db.DB.DB)
 	runBenchWebhook(b, wh)
 	after, _ := sqldb.RoundTrips(w.db.DB.DB)
@@ -58,11 +52,7 @@ func BenchmarkPostgresMessengerRawInsert(b *testing.B) {
 // less than two benchmarks run one after the other.
 func BenchmarkPostgresMessengerInterleaved(b *testing.B) {
 	w := newWorld(b, dbtest.Postgres(b, worldSetup))
-	w.connectPages(w.connect(userID, messagingFeatures))
-	in, err := inbox.New(w.store, w.crm)
-	require.NoError(b, err)
-	wh, err := meta.NewWebhook(webhookConfig(), w.store, in.Handle)
-	require.NoError(b, err)
+	wh := w.inboxWebhook()
 	raw := rawInsertHandler(b, w.db)
 	serve := func(h http.Handler, d benchDelivery) time.Duration {
 		req := httptest.NewRequest(http.MethodPost, "/meta/webhook", bytes.NewReader(d.body))
