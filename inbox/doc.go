@@ -88,7 +88,9 @@
 // kept busy (load average 12 to 13; BenchmarkPostgresMessengerInterleaved,
 // the median of per-delivery ratios, medians of 5 runs alternating with
 // the code before): 4.7 times that insert (runs 4.6 to 9.8), from 7.2
-// (3.6 to 8.6) before; 10,000 events took 3.2 s instead of 4.5 s.
+// (3.6 to 8.6) before; 10,000 events took 3.2 s instead of 4.5 s. With the
+// host quieter (load average 3), 4.6 to 5.0 times, 10,000 events in about
+// a second: the ratio follows the server's work, not the load.
 //
 // # Concurrency
 //
