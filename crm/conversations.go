@@ -3,8 +3,6 @@ package crm
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -206,15 +204,21 @@ func (r *Conversations) Open(ctx context.Context, key ConversationKey) (Conversa
 	var c Conversation
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var err error
-		c, err = r.open(ctx, tx, key)
+		c, err = r.open(ctx, tx, key, time.Time{})
 		return err
 	})
 	return c, err
 }
 
-func (r *Conversations) open(ctx context.Context, tx bun.IDB, key ConversationKey) (Conversation, error) {
+// open returns the conversation with key, creating it if there is none,
+// with LastMessageAt at (the time of the message that opens it), or now
+// when at is zero.
+func (r *Conversations) open(ctx context.Context, tx bun.IDB, key ConversationKey, at time.Time) (Conversation, error) {
 	now := r.s.clock()
-	c := Conversation{Channel: key.Channel, AccountID: key.AccountID, ThreadID: key.ThreadID, LastMessageAt: now}
+	if at.IsZero() {
+		at = now
+	}
+	c := Conversation{Channel: key.Channel, AccountID: key.AccountID, ThreadID: key.ThreadID, LastMessageAt: at}
 	c.stamp(now)
 	if err := r.sealConversation(ctx, &c); err != nil {
 		return Conversation{}, err
@@ -403,7 +407,7 @@ func (r *Conversations) Record(ctx context.Context, in NewMessage) (Message, err
 	}
 	var m Message
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		c, err := r.open(ctx, tx, in.Conversation)
+		c, err := r.open(ctx, tx, in.Conversation, sentAt)
 		if err != nil {
 			return err
 		}
@@ -583,150 +587,6 @@ func (r *Conversations) mark(ctx context.Context, key ConversationKey, watermark
 	return n, err
 }
 
-// batchRows bounds the rows of one multi-row statement of RecordAll.
-const batchRows = 500
-
-// RecordAll stores messages as Record does, in one transaction and with a
-// few statements for the whole batch rather than several per message:
-// the conversations of the batch are read at once, the missing ones
-// created with one insert, the messages inserted with one multi-row
-// insert that skips those already recorded (same ExternalID in the same
-// conversation), and each conversation's LastMessageAt moved forward by
-// one update. It suits webhook deliveries of many messages.
-//
-// A message crm refuses (a *ValidationError, matching ErrInvalid) is not
-// stored: rejected holds its error at its index (nil for every message
-// stored or already stored); the other messages are stored all the same.
-// err is for a failure of the database, which stores nothing.
-func (r *Conversations) RecordAll(ctx context.Context, ms []NewMessage) (rejected []error, err error) {
-	rejected = make([]error, len(ms))
-	type thread struct {
-		key     ConversationKey
-		maxSent time.Time
-	}
-	var keys []ConversationKey
-	threads := map[ConversationKey]*thread{}
-	ok := make([]bool, len(ms))
-	for i, in := range ms {
-		if err := r.s.check(kindMessage, in); err != nil {
-			rejected[i] = err
-			continue
-		}
-		if in.Text == "" && len(in.Attachments) == 0 {
-			rejected[i] = invalid(kindMessage, "text", "required_without", "is required without attachments")
-			continue
-		}
-		ok[i] = true
-		sent := in.SentAt.UTC().Truncate(time.Microsecond)
-		th := threads[in.Conversation]
-		if th == nil {
-			th = &thread{key: in.Conversation}
-			threads[in.Conversation] = th
-			keys = append(keys, in.Conversation)
-		}
-		if sent.After(th.maxSent) {
-			th.maxSent = sent
-		}
-	}
-	if len(keys) == 0 {
-		return rejected, nil
-	}
-	// Conversations are opened and updated in key order, so concurrent
-	// batches wait for each other in one order, never deadlock.
-	slices.SortFunc(keys, func(a, b ConversationKey) int {
-		return strings.Compare(string(a.Channel)+"\x00"+a.AccountID+"\x00"+a.ThreadID, string(b.Channel)+"\x00"+b.AccountID+"\x00"+b.ThreadID)
-	})
-	if err := r.ensureKeys(ctx); err != nil {
-		return nil, err
-	}
-	err = r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		now := r.s.clock()
-		convs, err := r.findAll(ctx, tx, keys)
-		if err != nil {
-			return err
-		}
-		// One insert opens the missing conversations, with LastMessageAt
-		// the later of now and their latest message, as Record leaves it
-		// (a conversation another transaction opened meanwhile has it
-		// moved forward).
-		var opened []Conversation
-		var later []string // existing conversations whose LastMessageAt moves
-		for _, k := range keys {
-			c, have := convs[k]
-			sent := threads[k].maxSent
-			if have {
-				if sent.After(c.LastMessageAt) {
-					later = append(later, c.ID)
-				}
-				continue
-			}
-			if now.After(sent) {
-				sent = now
-			}
-			o := Conversation{Channel: k.Channel, AccountID: k.AccountID, ThreadID: k.ThreadID, LastMessageAt: sent}
-			o.stamp(now)
-			if err := r.sealConversation(ctx, &o); err != nil {
-				return err
-			}
-			opened = append(opened, o)
-		}
-		for chunk := range slices.Chunk(opened, batchRows) {
-			if _, err := tx.NewInsert().Model(&chunk).
-				On("CONFLICT (tenant_id, channel, account_id, thread_index) DO UPDATE").
-				Set("last_message_at = EXCLUDED.last_message_at").
-				Where("?TableAlias.last_message_at < EXCLUDED.last_message_at").Exec(ctx); err != nil {
-				return fmt.Errorf("crm: open conversations: %w", err)
-			}
-		}
-		if len(opened) > 0 {
-			if convs, err = r.findAll(ctx, tx, keys); err != nil {
-				return err
-			}
-		}
-		rows := make([]Message, 0, len(ms))
-		for i, in := range ms {
-			if !ok[i] {
-				continue
-			}
-			c, have := convs[in.Conversation]
-			if !have {
-				return fmt.Errorf("crm: record messages: conversation not opened")
-			}
-			m := Message{ConversationID: c.ID, Direction: in.Direction, ExternalID: in.ExternalID, Text: in.Text,
-				Attachments: in.Attachments, SentAt: in.SentAt.UTC().Truncate(time.Microsecond), Status: in.Status}
-			r.initial(&m, c)
-			m.stamp(now)
-			if err := r.s.sealFields(ctx, kindMessage, m.ID, m.sealedFields()); err != nil {
-				return err
-			}
-			rows = append(rows, m)
-		}
-		for chunk := range slices.Chunk(rows, batchRows) {
-			if _, err := tx.NewInsert().Model(&chunk).On("CONFLICT (tenant_id, conversation_id, external_id) DO NOTHING").Exec(ctx); err != nil {
-				return fmt.Errorf("crm: record messages: %w", err)
-			}
-		}
-		// The other conversations' LastMessageAt moves forward to their
-		// latest message, never back; a message already recorded had
-		// moved it past its own time.
-		for chunk := range slices.Chunk(later, batchRows) {
-			latest := tx.NewSelect().Model((*Message)(nil)).ColumnExpr("max(msg.sent_at)").
-				Where("msg.tenant_id = cv.tenant_id").Where("msg.conversation_id = cv.id")
-			if _, err := tx.NewUpdate().Model((*Conversation)(nil)).
-				Set("last_message_at = (?)", latest).
-				Where("cv.id IN (?)", bun.In(chunk)).
-				Where("cv.last_message_at < (?)", latest).Exec(ctx); err != nil {
-				return fmt.Errorf("crm: record messages: %w", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return rejected, nil
-}
-
 // initial sets a new message's status from its direction and external id
 // and from the watermarks its conversation c received already.
 func (r *Conversations) initial(m *Message, c Conversation) {
@@ -734,14 +594,7 @@ func (r *Conversations) initial(m *Message, c Conversation) {
 		m.Attachments = []MessageAttachment{}
 	}
 	if m.Status == "" {
-		switch {
-		case m.Direction == Inbound:
-			m.Status = StatusDelivered
-		case m.ExternalID != "":
-			m.Status = StatusSent
-		default:
-			m.Status = StatusPending
-		}
+		m.Status = defaultStatus(m.Direction, m.ExternalID)
 	}
 	if m.Direction == Outbound && m.Status != StatusFailed {
 		if !c.ReadUntil.IsZero() && !m.SentAt.After(c.ReadUntil) {
@@ -752,155 +605,15 @@ func (r *Conversations) initial(m *Message, c Conversation) {
 	}
 }
 
-// forward moves column (a time) of the conversations ids forward to the
-// times in pairs (id, time, id, time, …), in one statement; a time at or
-// before the stored one changes nothing.
-func (r *Conversations) forward(ctx context.Context, tx bun.IDB, column string, ids []string, pairs []any) error {
-	var sb strings.Builder
-	sb.WriteString("CASE")
-	for range ids {
-		sb.WriteString(" WHEN ?TableAlias.id = ? AND (? IS NULL OR ? < ?) THEN ?")
+// defaultStatus is the status of a new message given none: delivered for
+// an inbound one; for an outbound one, sent once the platform gave it an
+// external id, pending before.
+func defaultStatus(d Direction, externalID string) DeliveryStatus {
+	switch {
+	case d == Inbound:
+		return StatusDelivered
+	case externalID != "":
+		return StatusSent
 	}
-	sb.WriteString(" ELSE ? END")
-	args := make([]any, 0, 6*len(ids)+1)
-	col := bun.Ident(column)
-	for i := range ids {
-		id, at := pairs[2*i], pairs[2*i+1]
-		args = append(args, id, col, col, at, at)
-	}
-	args = append(args, col)
-	_, err := tx.NewUpdate().Model((*Conversation)(nil)).
-		Set("? = "+sb.String(), append([]any{col}, args...)...).
-		Where("?TableAlias.id IN (?)", bun.In(ids)).Exec(ctx)
-	return err
-}
-
-// findAll returns the conversations with keys that exist, by key.
-func (r *Conversations) findAll(ctx context.Context, tx bun.IDB, keys []ConversationKey) (map[ConversationKey]Conversation, error) {
-	type group struct {
-		channel Channel
-		account string
-	}
-	threads := map[group][]string{}
-	byIndex := map[string]string{} // blind index → thread id
-	var groups []group
-	for _, k := range keys {
-		g := group{k.Channel, k.AccountID}
-		if _, seen := threads[g]; !seen {
-			groups = append(groups, g)
-		}
-		idx, err := r.threadIndex(ctx, k.ThreadID)
-		if err != nil {
-			return nil, err
-		}
-		byIndex[idx] = k.ThreadID
-		threads[g] = append(threads[g], idx)
-	}
-	out := make(map[ConversationKey]Conversation, len(keys))
-	for _, g := range groups {
-		for chunk := range slices.Chunk(threads[g], batchRows) {
-			var cs []Conversation
-			if err := tx.NewSelect().Model(&cs).
-				Where("?TableAlias.channel = ?", g.channel).
-				Where("?TableAlias.account_id = ?", g.account).
-				Where("?TableAlias.thread_index IN (?)", bun.In(chunk)).Scan(ctx); err != nil {
-				return nil, fmt.Errorf("crm: find conversations: %w", err)
-			}
-			for _, c := range cs {
-				c.ThreadID = byIndex[c.ThreadIndex]
-				out[c.Key()] = c
-			}
-		}
-	}
-	return out, nil
-}
-
-// Watermarks are the latest delivery and read watermarks of one
-// conversation received in a batch (zero: none of that kind).
-type Watermarks struct {
-	Conversation    ConversationKey
-	Delivered, Read time.Time
-}
-
-// MarkAll records the watermarks of several conversations as MarkDelivered
-// and MarkRead do, in one transaction and a few statements for the whole
-// batch. Watermarks of conversations never stored are ignored. It returns
-// how many messages changed.
-func (r *Conversations) MarkAll(ctx context.Context, ws []Watermarks) (int64, error) {
-	keys := make([]ConversationKey, 0, len(ws))
-	for _, w := range ws {
-		if err := r.s.check(kindConversation, w.Conversation); err != nil {
-			return 0, err
-		}
-		keys = append(keys, w.Conversation)
-	}
-	if len(keys) == 0 {
-		return 0, nil
-	}
-	if err := r.ensureKeys(ctx); err != nil {
-		return 0, err
-	}
-	var n int64
-	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		convs, err := r.findAll(ctx, tx, keys)
-		if err != nil {
-			return err
-		}
-		for _, kind := range []struct {
-			column string
-			to     DeliveryStatus
-			from   []DeliveryStatus
-			at     func(Watermarks) time.Time
-		}{
-			{"delivered_until", StatusDelivered, []DeliveryStatus{StatusPending, StatusSent}, func(w Watermarks) time.Time { return w.Delivered }},
-			{"read_until", StatusRead, []DeliveryStatus{StatusPending, StatusSent, StatusDelivered}, func(w Watermarks) time.Time { return w.Read }},
-		} {
-			latest := map[string]time.Time{}
-			var ids []string
-			for _, w := range ws {
-				c, have := convs[w.Conversation]
-				at := kind.at(w).UTC().Truncate(time.Microsecond)
-				if !have || at.IsZero() {
-					continue
-				}
-				if prev, seen := latest[c.ID]; !seen {
-					ids = append(ids, c.ID)
-					latest[c.ID] = at
-				} else if at.After(prev) {
-					latest[c.ID] = at
-				}
-			}
-			for chunk := range slices.Chunk(ids, batchRows) {
-				pairs := make([]any, 0, 2*len(chunk))
-				for _, id := range chunk {
-					pairs = append(pairs, id, latest[id])
-				}
-				if err := r.forward(ctx, tx, kind.column, chunk, pairs); err != nil {
-					return fmt.Errorf("crm: mark conversations: %w", err)
-				}
-				res, err := tx.NewUpdate().Model((*Message)(nil)).
-					Set("status = ?", kind.to).
-					Set("version = version + 1").
-					Set("updated_at = ?", r.s.clock()).
-					Where("?TableAlias.direction = ?", Outbound).
-					Where("?TableAlias.status IN (?)", bun.In(kind.from)).
-					WhereGroup(" AND ", func(q *bun.UpdateQuery) *bun.UpdateQuery {
-						for _, id := range chunk {
-							q = q.WhereOr("(?TableAlias.conversation_id = ? AND ?TableAlias.sent_at <= ?)", id, latest[id])
-						}
-						return q
-					}).Exec(ctx)
-				if err != nil {
-					return fmt.Errorf("crm: mark messages: %w", err)
-				}
-				k, err := res.RowsAffected()
-				if err != nil {
-					return err
-				}
-				n += k
-			}
-		}
-		return nil
-	})
-	return n, err
+	return StatusPending
 }

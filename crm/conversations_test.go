@@ -232,10 +232,10 @@ func TestConversationRecordConcurrentDeliveries(t *testing.T) {
 	})
 }
 
-// TestConversationRecordAllAndMarkAll: the batch forms store what Record,
-// MarkDelivered and MarkRead store, skip what is already recorded, reject
-// invalid messages one by one, and stay within the tenant.
-func TestConversationRecordAllAndMarkAll(t *testing.T) {
+// TestConversationIngest: a batch stores what Record, MarkDelivered and
+// MarkRead store, skips what is already recorded, rejects invalid messages
+// and watermarks one by one, and stays within the tenant.
+func TestConversationIngest(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		convs := e.store.Conversations()
 		t0 := fakeclock.Start.Add(time.Minute)
@@ -246,21 +246,29 @@ func TestConversationRecordAllAndMarkAll(t *testing.T) {
 		batch := []crm.NewMessage{
 			{Conversation: pageKey, Direction: crm.Inbound, ExternalID: "mid.0", Text: "old", SentAt: t0}, // already recorded
 			{Conversation: pageKey, Direction: crm.Outbound, ExternalID: "mid.1", Text: "reply", SentAt: t0.Add(time.Minute)},
-			{Conversation: other, Direction: crm.Inbound, ExternalID: "mid.2", Text: "hi", SentAt: t0.Add(2 * time.Minute)},
+			{Conversation: other, Direction: crm.Inbound, ExternalID: "mid.2", Text: "hi", SentAt: t0.Add(2 * time.Minute),
+				Attachments: []crm.MessageAttachment{{Type: "image", URL: "https://cdn.example/a.jpg"}}},
 			{Conversation: other, Direction: crm.Inbound, ExternalID: "mid.3", SentAt: t0.Add(3 * time.Minute)}, // no text
-			{Conversation: other, Direction: crm.Outbound, ExternalID: "mid.4", Text: "answer", SentAt: t0.Add(4 * time.Minute)},
+			{Conversation: other, Direction: crm.Outbound, ExternalID: "mid.4", Text: "answer \"quoted\" {a,b} \\ 'x'", SentAt: t0.Add(4 * time.Minute)},
 			{Conversation: other, Direction: crm.Outbound, ExternalID: "mid.4", Text: "answer", SentAt: t0.Add(4 * time.Minute)}, // twice in the batch
+			{Conversation: other, Direction: crm.Outbound, Text: "not yet sent", SentAt: t0.Add(4 * time.Minute)},                // pending
 		}
-		rejected, err := convs.RecordAll(e.A, batch)
+		res, err := convs.Ingest(e.A, crm.Batch{Messages: batch, Watermarks: []crm.Watermarks{
+			{Conversation: crm.ConversationKey{Channel: "fax", AccountID: "page-1", ThreadID: "x"}, Read: t0}, // invalid
+		}})
 		require.NoError(t, err)
-		require.Len(t, rejected, len(batch))
-		for i, rerr := range rejected {
+		require.Len(t, res.Rejected, len(batch))
+		for i, rerr := range res.Rejected {
 			if i == 3 {
 				require.ErrorIs(t, rerr, crm.ErrInvalid)
 				continue
 			}
 			require.NoError(t, rerr, "message %d", i)
 		}
+		require.Len(t, res.RejectedWatermarks, 1)
+		require.ErrorIs(t, res.RejectedWatermarks[0], crm.ErrInvalid)
+		require.EqualValues(t, 4, res.Stored, "mid.1, mid.2, mid.4 once, the pending message")
+		require.Zero(t, res.Marked)
 		c1, err := convs.Find(e.A, pageKey)
 		require.NoError(t, err)
 		require.Equal(t, old.ConversationID, c1.ID)
@@ -268,47 +276,188 @@ func TestConversationRecordAllAndMarkAll(t *testing.T) {
 		c2, err := convs.Find(e.A, other)
 		require.NoError(t, err)
 		require.True(t, c2.LastMessageAt.Equal(t0.Add(4*time.Minute)), "LastMessageAt = %v", c2.LastMessageAt)
-		statuses := func(c crm.Conversation) map[string]crm.DeliveryStatus {
+		messages := func(c crm.Conversation) map[string]crm.Message {
 			p, err := convs.Messages(e.A, c.ID, crm.ListOptions{})
 			require.NoError(t, err)
-			out := map[string]crm.DeliveryStatus{}
+			out := map[string]crm.Message{}
 			for _, m := range p.Items {
-				out[m.ExternalID] = m.Status
+				out[m.ExternalID] = m
+			}
+			return out
+		}
+		statuses := func(c crm.Conversation) map[string]crm.DeliveryStatus {
+			out := map[string]crm.DeliveryStatus{}
+			for id, m := range messages(c) {
+				out[id] = m.Status
 			}
 			return out
 		}
 		require.Equal(t, map[string]crm.DeliveryStatus{"mid.0": crm.StatusDelivered, "mid.1": crm.StatusSent}, statuses(c1))
-		require.Equal(t, map[string]crm.DeliveryStatus{"mid.2": crm.StatusDelivered, "mid.4": crm.StatusSent}, statuses(c2))
+		require.Equal(t, map[string]crm.DeliveryStatus{"mid.2": crm.StatusDelivered, "mid.4": crm.StatusSent, "": crm.StatusPending}, statuses(c2))
+		got := messages(c2)
+		require.Equal(t, "answer \"quoted\" {a,b} \\ 'x'", got["mid.4"].Text, "the first of a repeated external id is stored")
+		require.Equal(t, []crm.MessageAttachment{{Type: "image", URL: "https://cdn.example/a.jpg"}}, got["mid.2"].Attachments)
+		require.Equal(t, crm.Outbound, got["mid.4"].Direction)
+		require.True(t, got["mid.2"].SentAt.Equal(t0.Add(2*time.Minute)))
 
-		// Watermarks: the latest of each kind per conversation counts.
-		n, err := convs.MarkAll(e.A, []crm.Watermarks{
+		// Watermarks: the latest of each kind per conversation counts; a
+		// conversation never stored is not opened by a watermark.
+		nobody := crm.ConversationKey{Channel: crm.ChannelMessenger, AccountID: "page-1", ThreadID: "nobody"}
+		res, err = convs.Ingest(e.A, crm.Batch{Watermarks: []crm.Watermarks{
 			{Conversation: pageKey, Delivered: t0.Add(time.Minute)},
 			{Conversation: pageKey, Read: t0.Add(time.Minute)},
 			{Conversation: other, Delivered: t0.Add(5 * time.Minute)},
 			{Conversation: other, Delivered: t0},
-			{Conversation: crm.ConversationKey{Channel: crm.ChannelMessenger, AccountID: "page-1", ThreadID: "nobody"}, Read: t0},
-		})
+			{Conversation: nobody, Read: t0},
+		}})
 		require.NoError(t, err)
-		require.EqualValues(t, 3, n, "mid.1 delivered then read, mid.4 delivered")
+		require.EqualValues(t, 3, res.Marked, "mid.1 read, mid.4 and the pending message delivered")
+		require.Zero(t, res.Stored)
 		require.Equal(t, crm.StatusRead, statuses(c1)["mid.1"])
-		require.Equal(t, crm.StatusDelivered, statuses(c2)["mid.4"])
+		require.Equal(t, map[string]crm.DeliveryStatus{"mid.2": crm.StatusDelivered, "mid.4": crm.StatusDelivered, "": crm.StatusDelivered}, statuses(c2))
 		c2, err = convs.Find(e.A, other)
 		require.NoError(t, err)
 		require.True(t, c2.DeliveredUntil.Equal(t0.Add(5*time.Minute)))
 		require.True(t, c2.ReadUntil.IsZero())
+		_, err = convs.Find(e.A, nobody)
+		require.ErrorIs(t, err, crm.ErrNotFound)
 
-		// A later batch: an outbound message sent before the watermark is
-		// delivered at once; an older watermark changes nothing.
-		rejected, err = convs.RecordAll(e.A, []crm.NewMessage{{Conversation: other, Direction: crm.Outbound, ExternalID: "mid.5", Text: "late", SentAt: t0.Add(4 * time.Minute)}})
+		// A later batch: an outbound message sent before a watermark
+		// already received is delivered at once; an older watermark
+		// changes nothing; a watermark and an echo it covers in one batch
+		// (the echo after it) leave the echo read, and the watermark moves
+		// the messages stored before too.
+		res, err = convs.Ingest(e.A, crm.Batch{Messages: []crm.NewMessage{
+			{Conversation: other, Direction: crm.Outbound, ExternalID: "mid.5", Text: "late", SentAt: t0.Add(4 * time.Minute)},
+		}, Watermarks: []crm.Watermarks{{Conversation: other, Delivered: t0}}})
 		require.NoError(t, err)
-		require.NoError(t, rejected[0])
+		require.NoError(t, res.Rejected[0])
+		require.EqualValues(t, 1, res.Stored)
+		require.Zero(t, res.Marked)
 		require.Equal(t, crm.StatusDelivered, statuses(c2)["mid.5"])
-		n, err = convs.MarkAll(e.A, []crm.Watermarks{{Conversation: other, Delivered: t0}})
+		res, err = convs.Ingest(e.A, crm.Batch{Messages: []crm.NewMessage{
+			{Conversation: other, Direction: crm.Outbound, ExternalID: "mid.6", Text: "echo", SentAt: t0.Add(6 * time.Minute)},
+			{Conversation: other, Direction: crm.Inbound, ExternalID: "mid.7", Text: "thanks", SentAt: t0.Add(7 * time.Minute)},
+		}, Watermarks: []crm.Watermarks{{Conversation: other, Read: t0.Add(6 * time.Minute)}}})
 		require.NoError(t, err)
-		require.Zero(t, n)
+		require.EqualValues(t, 2, res.Stored)
+		require.EqualValues(t, 3, res.Marked, "mid.4, mid.5 and the pending message read")
+		require.Equal(t, map[string]crm.DeliveryStatus{"mid.2": crm.StatusDelivered, "mid.4": crm.StatusRead, "": crm.StatusRead,
+			"mid.5": crm.StatusRead, "mid.6": crm.StatusRead, "mid.7": crm.StatusDelivered}, statuses(c2))
+		c2, err = convs.Find(e.A, other)
+		require.NoError(t, err)
+		require.True(t, c2.ReadUntil.Equal(t0.Add(6*time.Minute)))
+		require.True(t, c2.LastMessageAt.Equal(t0.Add(7*time.Minute)), "LastMessageAt = %v", c2.LastMessageAt)
+
+		// A new conversation opened by a batch carries the batch's
+		// watermarks, and its latest message's time.
+		third := crm.ConversationKey{Channel: crm.ChannelInstagram, AccountID: "ig-1", ThreadID: "igsid-1"}
+		res, err = convs.Ingest(e.A, crm.Batch{Messages: []crm.NewMessage{
+			{Conversation: third, Direction: crm.Outbound, ExternalID: "mid.8", Text: "hello", SentAt: t0.Add(-time.Hour)},
+		}, Watermarks: []crm.Watermarks{{Conversation: third, Delivered: t0.Add(-time.Hour)}}})
+		require.NoError(t, err)
+		require.EqualValues(t, 1, res.Stored)
+		c3, err := convs.Find(e.A, third)
+		require.NoError(t, err)
+		require.True(t, c3.DeliveredUntil.Equal(t0.Add(-time.Hour)))
+		require.True(t, c3.LastMessageAt.Equal(t0.Add(-time.Hour)), "LastMessageAt = %v", c3.LastMessageAt)
+		require.Equal(t, map[string]crm.DeliveryStatus{"mid.8": crm.StatusDelivered}, statuses(c3))
+
+		// The same batch again stores and marks nothing (but the pending
+		// message, which has no external id to be known by).
+		res, err = convs.Ingest(e.A, crm.Batch{Messages: batch[:6], Watermarks: []crm.Watermarks{{Conversation: other, Read: t0.Add(6 * time.Minute)}}})
+		require.NoError(t, err)
+		require.Zero(t, res.Stored)
+		require.Zero(t, res.Marked)
 
 		// Another tenant sees none of it.
 		_, err = convs.Find(e.B, other)
 		require.ErrorIs(t, err, crm.ErrNotFound)
+	})
+}
+
+// TestConversationIngestConcurrent: batches that share conversations and
+// messages, ingested at once on several connections (as webhook
+// deliveries reaching several replicas are), store each conversation and
+// each message once, never deadlock, and count each stored message once.
+func TestConversationIngestConcurrent(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		t0 := fakeclock.Start.Add(time.Minute)
+		batch := func(from int) crm.Batch {
+			var b crm.Batch
+			for i := from; i < from+30; i++ {
+				k := crm.ConversationKey{Channel: crm.ChannelMessenger, AccountID: "page-1", ThreadID: fmt.Sprintf("psid-%d", i%7)}
+				b.Messages = append(b.Messages, crm.NewMessage{Conversation: k, Direction: crm.Inbound, ExternalID: fmt.Sprintf("mid.%d", i),
+					Text: "hi", SentAt: t0.Add(time.Duration(i) * time.Second)})
+				b.Watermarks = append(b.Watermarks, crm.Watermarks{Conversation: k, Read: t0.Add(time.Duration(i) * time.Second)})
+			}
+			return b
+		}
+		var wg sync.WaitGroup
+		stored := make([]int64, 8)
+		errs := make([]error, 8)
+		for i := range stored {
+			wg.Go(func() {
+				res, err := e.store.Conversations().Ingest(e.A, batch(10*(i%4)))
+				stored[i], errs[i] = res.Stored, err
+			})
+		}
+		wg.Wait()
+		var total int64
+		for i := range stored {
+			require.NoError(t, errs[i])
+			total += stored[i]
+		}
+		require.EqualValues(t, 60, total, "mid.0 … mid.59, each stored by one batch")
+		p, err := e.store.Conversations().List(e.A, crm.ConversationFilter{}, crm.ListOptions{Limit: 100})
+		require.NoError(t, err)
+		require.Len(t, p.Items, 7)
+		n := 0
+		for _, c := range p.Items {
+			ms, err := e.store.Conversations().Messages(e.A, c.ID, crm.ListOptions{Limit: 100})
+			require.NoError(t, err)
+			n += len(ms.Items)
+			latest := ms.Items[0].SentAt
+			require.True(t, c.LastMessageAt.Equal(latest), "LastMessageAt %v, latest message %v", c.LastMessageAt, latest)
+		}
+		require.Equal(t, 60, n)
+	})
+}
+
+// TestConversationIngestFailureStoresNothing: a batch the database
+// refuses part of (here a message refused by a constraint the test adds)
+// stores nothing of it: not the new conversation, not the other messages,
+// not the watermarks.
+func TestConversationIngestFailureStoresNothing(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		t0 := fakeclock.Start
+		_, err := e.store.Conversations().Record(e.A, crm.NewMessage{Conversation: pageKey, Direction: crm.Outbound, ExternalID: "mid.0", Text: "out", SentAt: t0})
+		require.NoError(t, err)
+		owner := e.db.ReopenOwner(t)
+		if e.db.Name == "postgres" {
+			_, err = owner.ExecContext(t.Context(), "ALTER TABLE socialcrm_crm_messages ADD CONSTRAINT test_refuse CHECK (sent_at < '2100-01-01')")
+		} else {
+			_, err = owner.ExecContext(t.Context(), `CREATE TRIGGER test_refuse BEFORE INSERT ON socialcrm_crm_messages
+				WHEN NEW.sent_at >= '2100' BEGIN SELECT RAISE(ABORT, 'refused'); END`)
+		}
+		require.NoError(t, err)
+		other := crm.ConversationKey{Channel: crm.ChannelMessenger, AccountID: "page-1", ThreadID: "psid-new"}
+		_, err = e.store.Conversations().Ingest(e.A, crm.Batch{Messages: []crm.NewMessage{
+			{Conversation: pageKey, Direction: crm.Inbound, ExternalID: "mid.1", Text: "hi", SentAt: t0.Add(time.Minute)},
+			{Conversation: other, Direction: crm.Inbound, ExternalID: "mid.2", Text: "hi", SentAt: t0.Add(time.Minute)},
+			{Conversation: other, Direction: crm.Inbound, ExternalID: "mid.3", Text: "from the future", SentAt: time.Date(2100, 1, 2, 0, 0, 0, 0, time.UTC)},
+		}, Watermarks: []crm.Watermarks{{Conversation: pageKey, Read: t0.Add(time.Minute)}}})
+		require.Error(t, err)
+		require.False(t, errors.Is(err, crm.ErrInvalid), "a database failure, not a refused message: %v", err)
+		_, err = e.store.Conversations().Find(e.A, other)
+		require.ErrorIs(t, err, crm.ErrNotFound, "the new conversation is not stored")
+		c, err := e.store.Conversations().Find(e.A, pageKey)
+		require.NoError(t, err)
+		require.True(t, c.LastMessageAt.Equal(t0), "LastMessageAt moved to %v", c.LastMessageAt)
+		require.True(t, c.ReadUntil.IsZero(), "the watermark is not stored")
+		ms, err := e.store.Conversations().Messages(e.A, c.ID, crm.ListOptions{})
+		require.NoError(t, err)
+		require.Len(t, ms.Items, 1)
+		require.Equal(t, crm.StatusSent, ms.Items[0].Status, "the stored message keeps its status")
 	})
 }

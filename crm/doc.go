@@ -85,7 +85,11 @@
 // a Page id and a Messenger PSID); Record stores a message once per
 // external id, so webhook redeliveries are harmless, and MarkDelivered and
 // MarkRead apply Messenger's watermarks to every outbound message sent
-// before them.
+// before them. Ingest does all three for a batch (a webhook delivery's
+// messages and watermarks across conversations) atomically, and on
+// PostgreSQL as one statement whatever the batch's size: its rows travel
+// as arrays, so the statement is prepared once per connection and tenant,
+// and it runs in one round trip with the tenant setting.
 //
 // Consents keeps, per contact, channel (email, sms, whatsapp, messenger)
 // and purpose (marketing, birthday, service), the current word and its

@@ -173,8 +173,8 @@ func (in *Inbox) route(ctx context.Context, store *social.Store, pageID string) 
 	return out, nil
 }
 
-// store records one tenant's events: the messages with one RecordAll, then
-// the latest watermarks of each conversation with one MarkAll.
+// store records one tenant's events, messages and watermarks, with one
+// crm Ingest.
 func (in *Inbox) store(ctx context.Context, convs *crm.Conversations, events []*meta.Event) error {
 	var msgs []crm.NewMessage
 	var kinds []meta.EventKind
@@ -224,25 +224,23 @@ func (in *Inbox) store(ctx context.Context, convs *crm.Conversations, events []*
 			marks = append(marks, crm.Watermarks{Conversation: key, Read: ev.Read.Watermark})
 		}
 	}
-	if len(msgs) > 0 {
-		rejected, err := convs.RecordAll(ctx, msgs)
-		if err != nil {
-			return err
-		}
-		for i, rerr := range rejected {
-			if rerr != nil {
-				// Meta would redeliver it forever: log and drop it.
-				in.log.WarnContext(ctx, "inbox: dropped an invalid event", "kind", kinds[i], "page", msgs[i].Conversation.AccountID, "error", rerr)
-			}
+	if len(msgs) == 0 && len(marks) == 0 {
+		return nil
+	}
+	res, err := convs.Ingest(ctx, crm.Batch{Messages: msgs, Watermarks: marks})
+	if err != nil {
+		return err
+	}
+	// Meta would redeliver an event crm refuses forever: log and drop it.
+	for i, rerr := range res.Rejected {
+		if rerr != nil {
+			in.log.WarnContext(ctx, "inbox: dropped an invalid event", "kind", kinds[i], "page", msgs[i].Conversation.AccountID, "error", rerr)
 		}
 	}
-	if len(marks) > 0 {
-		_, err := convs.MarkAll(ctx, marks)
-		if errors.Is(err, crm.ErrInvalid) {
-			in.log.WarnContext(ctx, "inbox: dropped invalid watermarks", "error", err)
-			return nil
+	for i, rerr := range res.RejectedWatermarks {
+		if rerr != nil {
+			in.log.WarnContext(ctx, "inbox: dropped invalid watermarks", "page", marks[i].Conversation.AccountID, "error", rerr)
 		}
-		return err
 	}
 	return nil
 }

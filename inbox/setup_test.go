@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
+	"github.com/tink-crypto/tink-go/v2/tink"
 
 	socialcrm "github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/crm"
@@ -50,6 +51,7 @@ type world struct {
 	in   *inbox.Inbox
 	ctx  context.Context // the owner of tenant A
 	hook string          // the webhook's URL
+	kek  tink.AEAD
 
 	mu   sync.Mutex
 	logs bytes.Buffer
@@ -72,9 +74,9 @@ func newWorld(t testing.TB, db *dbtest.DB) *world {
 		metatest.WithInstagramAccount(metatest.InstagramAccount{ID: igID, PageID: pageID, Username: "adasbakery", Name: "Ada's Bakery"}))
 	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
 	require.NoError(t, err)
-	kek, err := aead.New(h)
+	w.kek, err = aead.New(h)
 	require.NoError(t, err)
-	w.sdk, err = socialcrm.Open(t.Context(), socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: kek, Now: w.clk.Now, Logger: w.logger()})
+	w.sdk, err = socialcrm.Open(t.Context(), socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: w.kek, Now: w.clk.Now, Logger: w.logger()})
 	require.NoError(t, err)
 	w.cfg = meta.Config{AppID: appID, AppSecret: vault.NewSecret([]byte(appSecret)), RedirectURL: redirect,
 		Version: w.srv.Version(), GraphURL: w.srv.GraphURL(), DialogURL: w.srv.DialogURL()}
@@ -198,4 +200,21 @@ func (w *world) auditActions(ctx context.Context) []string {
 		as = append(as, e.Action)
 	}
 	return as
+}
+
+// replica serves the webhook as another process would: an SDK of its own
+// over another handle on the same database, with the same key-encryption
+// key. It returns the webhook's URL.
+func (w *world) replica() string {
+	w.t.Helper()
+	sdk, err := socialcrm.Open(w.t.Context(), socialcrm.Config{DB: w.db.Reopen(w.t), KEK: w.kek, Now: w.clk.Now, Logger: w.logger()})
+	require.NoError(w.t, err)
+	in, err := sdk.MetaInbox()
+	require.NoError(w.t, err)
+	wh, err := meta.NewWebhook(meta.WebhookConfig{AppSecret: vault.NewSecret([]byte(appSecret)),
+		VerifyToken: vault.NewSecret([]byte(verifyToken))}, sdk.Social, in.Handle, meta.WithLogger(w.logger()))
+	require.NoError(w.t, err)
+	s := httptest.NewServer(wh)
+	w.t.Cleanup(s.Close)
+	return s.URL
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/uptrace/bun"
@@ -207,16 +208,20 @@ func (w *Webhook) receive(rw http.ResponseWriter, r *http.Request) {
 // ServeHTTP does after verifying and decoding a delivery (for payloads
 // that arrive another way, such as from a queue), in one transaction.
 func (w *Webhook) Process(ctx context.Context, p *Payload) error {
-	var keys []string
+	d := social.Delivery{Platform: deliveryPlatform}
 	for i := range p.Entries {
-		for j := range p.Entries[i].Events {
-			keys = append(keys, p.Entries[i].Events[j].DedupeKey())
+		en := &p.Entries[i]
+		for j := range en.Events {
+			d.Keys = append(d.Keys, en.Events[j].DedupeKey())
+		}
+		if en.PageID != "" && len(en.Events) > 0 && !slices.Contains(d.Accounts, en.PageID) {
+			d.Accounts = append(d.Accounts, en.PageID)
 		}
 	}
-	if len(keys) == 0 {
+	if len(d.Keys) == 0 {
 		return nil
 	}
-	return w.store.Deliver(ctx, deliveryPlatform, keys, func(ctx context.Context, tx bun.Tx, first []bool) error {
+	return w.store.Deliver(ctx, d, func(ctx context.Context, tx bun.Tx, first []bool) error {
 		k := 0
 		for i := range p.Entries {
 			en := &p.Entries[i]

@@ -2,6 +2,7 @@ package meta_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -13,8 +14,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/sqldb"
 	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
@@ -262,4 +265,37 @@ func TestParseWebhookLenient(t *testing.T) {
 		require.ErrorIs(t, err, meta.ErrPayload, bad)
 	}
 	require.True(t, errors.Is(meta.VerifySignature("sha256=", body, vault.NewSecret([]byte("s"))), meta.ErrSignature))
+}
+
+// TestWebhookLooksUpThePagesTenantsWithItsDedupe: the delivery's Pages'
+// tenants are read by the statement that records the delivery, so a
+// handler asking the store for them (as inbox routes events) gets the
+// same answer as outside a delivery — the Page connection of the tenant
+// that connected it — without a statement of its own: no round trip on
+// PostgreSQL.
+func TestWebhookLooksUpThePagesTenantsWithItsDedupe(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newEnv(t, db)
+		pages := e.connectPages(e.connect(userID, messagingFeatures))
+		want, err := e.store.AccountTenants(t.Context(), meta.Platform, pageID)
+		require.NoError(t, err)
+		require.Equal(t, []social.AccountTenant{{TenantID: mustTenantID(e.ctx), ConnectionID: pages[pageID].ID}}, want)
+		var got []social.AccountTenant
+		var trips int64 = -1
+		u := newTestWebhook(t, e, func(ctx context.Context, tx bun.Tx, evs []*meta.Event) error {
+			before, counted := sqldb.RoundTrips(db.DB.DB)
+			var err error
+			got, err = e.store.Using(tx).AccountTenants(ctx, meta.Platform, evs[0].PageID)
+			if after, _ := sqldb.RoundTrips(db.DB.DB); counted {
+				trips = after - before
+			}
+			return err
+		})
+		_, err = e.srv.SendWebhook(t.Context(), appID, u, metatest.TextMessage(pageID, psid, "hi"))
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+		if db.Name == "postgres" {
+			require.Zero(t, trips, "answered from the delivery's own statement")
+		}
+	}, setupDB)
 }

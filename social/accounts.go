@@ -3,6 +3,8 @@ package social
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 )
 
 // AccountTenant is one tenant's connection of a platform account, as the
@@ -17,8 +19,14 @@ type AccountTenant struct {
 // account (a Page id, an app-scoped user id) reaches each of them. It
 // needs no tenant in ctx. The index holds a keyed hash of the account id,
 // never the id. The connections may since have been revoked: check their
-// status in the tenant before acting on them.
+// status in the tenant before acting on them. Within a Deliver, the
+// accounts of the delivery are answered from the look-up Deliver made.
 func (s *Store) AccountTenants(ctx context.Context, platform, accountID string) ([]AccountTenant, error) {
+	if k, ok := ctx.Value(knownAccountsKey{}).(*knownAccounts); ok && k.platform == platform {
+		if ts, ok := k.tenants[accountID]; ok {
+			return slices.Clone(ts), nil
+		}
+	}
 	idx, err := s.accountIndex(ctx, platform, accountID)
 	if err != nil {
 		return nil, err
@@ -26,15 +34,29 @@ func (s *Store) AccountTenants(ctx context.Context, platform, accountID string) 
 	var rows []account
 	// Rows SealAccountIndex has not reached yet still name the account.
 	if err := s.db.NewSelect().Model(&rows).Where("platform = ?", platform).Where("account_id IN (?, ?)", idx, accountID).
-		Order("tenant_id").Scan(ctx); err != nil {
+		Scan(ctx); err != nil {
 		return nil, fmt.Errorf("social: account tenants: %w", err)
 	}
-	out := make([]AccountTenant, 0, len(rows))
+	return accountTenants(rows, idx, accountID), nil
+}
+
+// accountTenants returns the tenants of the account index rows of the
+// account whose blind index is idx (or, in rows SealAccountIndex has not
+// reached yet, whose id is accountID), one per tenant, in tenant order.
+func accountTenants(rows []account, idx, accountID string) []AccountTenant {
+	var mine []account
 	for _, a := range rows {
+		if a.AccountID == idx || a.AccountID == accountID {
+			mine = append(mine, a)
+		}
+	}
+	slices.SortFunc(mine, func(a, b account) int { return strings.Compare(a.TenantID, b.TenantID) })
+	out := make([]AccountTenant, 0, len(mine))
+	for _, a := range mine {
 		if len(out) > 0 && out[len(out)-1].TenantID == a.TenantID {
 			continue
 		}
 		out = append(out, AccountTenant{TenantID: a.TenantID, ConnectionID: a.ConnectionID})
 	}
-	return out, nil
+	return out
 }

@@ -179,7 +179,11 @@
 // account's connection (and those derived from it) in every tenant as the
 // system principal. Deliveries come at least once: Deliver records a
 // delivery's keys in the same transaction as the handler's writes, so a
-// crash loses nothing and nothing is stored twice; Once claims a key,
+// crash loses nothing and nothing is stored twice — on PostgreSQL in one
+// statement that also reads the account index rows of the accounts the
+// delivery addresses, from which AccountTenants answers within the
+// delivery, so routing a delivery to its tenants costs no round trip of
+// its own; Once claims a key,
 // runs a handler whose effects reach beyond this database, and marks it
 // processed (a claim left by a dead process is taken over after its
 // lease). PruneDeliveries forgets keys after the platform's retry window.

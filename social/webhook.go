@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 
 	"github.com/socialcrm/socialcrm/tenancy"
 )
@@ -40,56 +41,141 @@ func mustTenant(ctx context.Context) string {
 	return tid
 }
 
+// Delivery is a webhook delivery for Deliver.
+type Delivery struct {
+	// Platform names the platform ("meta", "tiktok"): keys are unique per
+	// platform, and accounts are looked up as its accounts.
+	Platform string
+	// Keys identify the delivery's events across redeliveries (their
+	// platform ids, or hashes of them); each is processed once.
+	Keys []string
+	// Accounts are the platform accounts the delivery addresses (a Page
+	// id), whose tenants Deliver looks up with the keys: AccountTenants
+	// called with the context Deliver hands its function answers for
+	// them without a statement of its own.
+	Accounts []string
+}
+
 // Deliver processes a webhook delivery once and crash-safely: in one
-// transaction on the store's database it records the delivery's keys of
-// platform (its event ids, with one multi-row insert) and calls fn with
-// that transaction and, for each key, whether this is its first delivery.
-// What fn writes through tx commits together with the records, or, when fn
-// fails or the process dies, neither does, so the platform's redelivery
-// is processed again. Two deliveries of the same key at once are
-// serialized by the database: the later one waits for the earlier to
-// commit and sees first false, or true when the earlier one failed. fn
-// must use tx for every database access (on SQLite another connection
-// would wait for this transaction's write lock). A repeated key within
-// keys is first only once. Keys are kept until PruneDeliveries removes
-// them.
-func (s *Store) Deliver(ctx context.Context, platform string, keys []string, fn func(ctx context.Context, tx bun.Tx, first []bool) error) error {
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		first, err := firstDeliveries(ctx, tx, platform, keys, s.clock())
+// transaction on the store's database it records the delivery's keys (with
+// one statement, which on PostgreSQL also reads the tenants of its
+// accounts) and calls fn with that transaction and, for each key, whether
+// this is its first delivery. What fn writes through tx commits together
+// with the records, or, when fn fails or the process dies, neither does,
+// so the platform's redelivery is processed again. Two deliveries of the
+// same key at once are serialized by the database: the later one waits
+// for the earlier to commit and sees first false, or true when the earlier
+// one failed. fn must use tx for every database access (on SQLite another
+// connection would wait for this transaction's write lock). A repeated key
+// within Keys is first only once. Keys are kept until PruneDeliveries
+// removes them.
+func (s *Store) Deliver(ctx context.Context, d Delivery, fn func(ctx context.Context, tx bun.Tx, first []bool) error) error {
+	idx := make([]string, 0, 2*len(d.Accounts))
+	for _, a := range d.Accounts {
+		i, err := s.accountIndex(ctx, d.Platform, a)
 		if err != nil {
 			return err
+		}
+		// Rows SealAccountIndex has not reached yet still name the account.
+		idx = append(idx, i, a)
+	}
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		first, rows, err := recordDelivery(ctx, tx, d.Platform, d.Keys, idx, s.clock())
+		if err != nil {
+			return err
+		}
+		if len(d.Accounts) > 0 {
+			known := &knownAccounts{platform: d.Platform, tenants: make(map[string][]AccountTenant, len(d.Accounts))}
+			for i, a := range d.Accounts {
+				known.tenants[a] = accountTenants(rows, idx[2*i], a)
+			}
+			ctx = context.WithValue(ctx, knownAccountsKey{}, known)
 		}
 		return fn(ctx, tx, first)
 	})
 }
 
-// firstDeliveries records keys in db with one statement per chunk and
-// reports which were new.
-func firstDeliveries(ctx context.Context, db bun.IDB, platform string, keys []string, now time.Time) ([]bool, error) {
+// knownAccounts are the tenants of a delivery's accounts, looked up by
+// Deliver in the statement that records its keys, which AccountTenants
+// answers from within the delivery.
+type knownAccounts struct {
+	platform string
+	tenants  map[string][]AccountTenant // by account id
+}
+
+type knownAccountsKey struct{}
+
+// recordDeliverySQL records a delivery's keys in key order (concurrent
+// deliveries that share keys then wait for each other in one order, never
+// deadlock) and returns those it inserted — the first deliveries — and
+// the account index rows of the delivery's accounts, in one statement.
+const recordDeliverySQL = `WITH added AS (
+	INSERT INTO socialcrm_social_webhook_deliveries AS swd (platform, key, received_at, pending)
+	SELECT ?, k.key, ?::timestamptz, FALSE FROM unnest(?::text[]) AS k(key) ORDER BY k.key
+	ON CONFLICT DO NOTHING
+	RETURNING swd.key
+)
+SELECT added.key, '' AS account_id, '' AS tenant_id, '' AS connection_id FROM added
+UNION ALL
+SELECT '', sac.account_id, sac.tenant_id, sac.connection_id FROM socialcrm_social_accounts AS sac
+WHERE sac.platform = ? AND sac.account_id = ANY(?::text[])`
+
+// recordDelivery records keys in db and reports which were new, and reads
+// the account index rows whose account_id is one of accounts: on
+// PostgreSQL with one statement (recordDeliverySQL), on SQLite, where a
+// statement costs no round trip, with one per chunk of keys and one more.
+func recordDelivery(ctx context.Context, db bun.IDB, platform string, keys, accounts []string, now time.Time) ([]bool, []account, error) {
 	first := make([]bool, len(keys))
-	if len(keys) == 0 {
-		return first, nil
+	if len(keys) == 0 && len(accounts) == 0 {
+		return first, nil, nil
 	}
-	rows := make([]delivery, 0, len(keys))
-	seen := make(map[string]bool, len(keys))
-	for _, k := range keys {
-		if !seen[k] {
-			seen[k] = true
-			rows = append(rows, delivery{Platform: platform, Key: k, ReceivedAt: now})
+	uniq := slices.Clone(keys)
+	slices.Sort(uniq)
+	uniq = slices.Compact(uniq)
+	added := make(map[string]bool, len(uniq))
+	var rows []account
+	if db.Dialect().Name() == dialect.PG {
+		q, err := db.QueryContext(ctx, recordDeliverySQL, platform, now, textArray(uniq), platform, textArray(accounts))
+		if err != nil {
+			return nil, nil, fmt.Errorf("social: record deliveries: %w", err)
 		}
-	}
-	// Inserting in key order makes concurrent deliveries that share keys
-	// wait for each other in one order, never deadlock.
-	slices.SortFunc(rows, func(a, b delivery) int { return strings.Compare(a.Key, b.Key) })
-	added := make(map[string]bool, len(rows))
-	for chunk := range slices.Chunk(rows, 1000) {
-		var got []string
-		if err := db.NewInsert().Model(&chunk).On("CONFLICT DO NOTHING").Returning("key").Scan(ctx, &got); err != nil &&
-			!errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("social: record deliveries: %w", err)
+		defer q.Close()
+		for q.Next() {
+			var key string
+			var a account
+			if err := q.Scan(&key, &a.AccountID, &a.TenantID, &a.ConnectionID); err != nil {
+				return nil, nil, fmt.Errorf("social: record deliveries: %w", err)
+			}
+			if key != "" {
+				added[key] = true
+			} else {
+				a.Platform = platform
+				rows = append(rows, a)
+			}
 		}
-		for _, k := range got {
-			added[k] = true
+		if err := q.Err(); err != nil {
+			return nil, nil, fmt.Errorf("social: record deliveries: %w", err)
+		}
+	} else {
+		for chunk := range slices.Chunk(uniq, 1000) {
+			ds := make([]delivery, len(chunk))
+			for i, k := range chunk {
+				ds[i] = delivery{Platform: platform, Key: k, ReceivedAt: now}
+			}
+			var got []string
+			if err := db.NewInsert().Model(&ds).On("CONFLICT DO NOTHING").Returning("key").Scan(ctx, &got); err != nil &&
+				!errors.Is(err, sql.ErrNoRows) {
+				return nil, nil, fmt.Errorf("social: record deliveries: %w", err)
+			}
+			for _, k := range got {
+				added[k] = true
+			}
+		}
+		if len(accounts) > 0 {
+			if err := db.NewSelect().Model(&rows).Where("platform = ?", platform).Where("account_id IN (?)", bun.In(accounts)).
+				Scan(ctx); err != nil {
+				return nil, nil, fmt.Errorf("social: account tenants: %w", err)
+			}
 		}
 	}
 	for i, k := range keys {
@@ -98,7 +184,28 @@ func firstDeliveries(ctx context.Context, db bun.IDB, platform string, keys []st
 			delete(added, k) // a repeated key is first once
 		}
 	}
-	return first, nil
+	return first, rows, nil
+}
+
+// textArray writes vs as a PostgreSQL text array literal.
+func textArray(vs []string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, v := range vs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		for j := 0; j < len(v); j++ {
+			if v[j] == '"' || v[j] == '\\' {
+				b.WriteByte('\\')
+			}
+			b.WriteByte(v[j])
+		}
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
 // ErrDeliveryInProgress is returned by Once while another process holds

@@ -1,0 +1,590 @@
+package crm
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+
+	"github.com/socialcrm/socialcrm/tenancy"
+)
+
+// batchRows bounds the rows of one multi-row statement of Ingest on
+// SQLite.
+const batchRows = 500
+
+// Watermarks are the latest delivery and read watermarks of one
+// conversation received in a batch (zero: none of that kind).
+type Watermarks struct {
+	Conversation    ConversationKey
+	Delivered, Read time.Time
+}
+
+// Batch is what Ingest stores at once: messages of any number of
+// conversations and the delivery and read watermarks received with them,
+// as a webhook delivery brings them.
+type Batch struct {
+	Messages   []NewMessage
+	Watermarks []Watermarks
+}
+
+// BatchResult is what Ingest did with a Batch.
+type BatchResult struct {
+	// Rejected holds, at the index of each message crm refused, its
+	// *ValidationError (matching ErrInvalid); nil for a message stored or
+	// already stored. It has one element per message.
+	Rejected []error
+	// RejectedWatermarks is Rejected for the watermarks (an invalid
+	// conversation key).
+	RejectedWatermarks []error
+	// Stored counts the messages stored by this call: messages already
+	// recorded (the same ExternalID in the same conversation) and
+	// repetitions within the batch are not counted.
+	Stored int64
+	// Marked counts the outbound messages stored before the batch whose
+	// status the batch's watermarks moved forward. A message of the batch
+	// itself gets its status as it is stored and is not counted.
+	Marked int64
+}
+
+// Ingest stores a batch of messages and watermarks as Record,
+// MarkDelivered and MarkRead would one by one, in one atomic step whose
+// cost does not grow with the number of conversations in statements:
+// conversations are opened when missing, each message is stored once per
+// ExternalID and conversation (so a repeated webhook delivery stores
+// nothing twice), each conversation's LastMessageAt moves forward to its
+// latest message (a conversation opened by the batch starts there), and
+// the latest delivery and read watermark of each
+// conversation is applied to its outbound messages — those stored before
+// and those of the batch alike. Watermarks of conversations that neither
+// exist nor get a message in the batch are ignored.
+//
+// A message or watermark crm refuses is not stored: the result's Rejected
+// and RejectedWatermarks hold its *ValidationError at its index, and the
+// rest of the batch is stored all the same. An error is for a failure of
+// the database, and then nothing of the batch is stored.
+//
+// On PostgreSQL the whole batch is one statement, whatever its size: its
+// rows travel as arrays, so the statement's text, prepared once per
+// connection, does not change with them. It runs in one round trip with
+// the tenant setting, as an implicit transaction of its own — or in the
+// caller's transaction with Using. On SQLite, where a statement costs no
+// round trip, it is a few statements in one transaction.
+func (r *Conversations) Ingest(ctx context.Context, b Batch) (BatchResult, error) {
+	res := BatchResult{Rejected: make([]error, len(b.Messages)), RejectedWatermarks: make([]error, len(b.Watermarks))}
+	threads := map[ConversationKey]*batchThread{}
+	var list []*batchThread
+	thread := func(k ConversationKey) *batchThread {
+		th := threads[k]
+		if th == nil {
+			th = &batchThread{key: k}
+			threads[k] = th
+			list = append(list, th)
+		}
+		return th
+	}
+	type pending struct {
+		in NewMessage
+		th *batchThread
+	}
+	var msgs []pending
+	for i, in := range b.Messages {
+		if err := r.s.check(kindMessage, in); err != nil {
+			res.Rejected[i] = err
+			continue
+		}
+		if in.Text == "" && len(in.Attachments) == 0 {
+			res.Rejected[i] = invalid(kindMessage, "text", "required_without", "is required without attachments")
+			continue
+		}
+		th := thread(in.Conversation)
+		th.maxSent = later(th.maxSent, in.SentAt.UTC().Truncate(time.Microsecond))
+		msgs = append(msgs, pending{in: in, th: th})
+	}
+	for i, w := range b.Watermarks {
+		if err := r.s.check(kindConversation, w.Conversation); err != nil {
+			res.RejectedWatermarks[i] = err
+			continue
+		}
+		if w.Delivered.IsZero() && w.Read.IsZero() {
+			continue
+		}
+		th := thread(w.Conversation)
+		th.delivered = later(th.delivered, w.Delivered.UTC().Truncate(time.Microsecond))
+		th.read = later(th.read, w.Read.UTC().Truncate(time.Microsecond))
+	}
+	if len(list) == 0 {
+		return res, nil
+	}
+	// Conversations are opened and updated in key order, so concurrent
+	// batches wait for each other in one order, never deadlock.
+	slices.SortFunc(list, func(a, b *batchThread) int { return compareKeys(a.key, b.key) })
+	if err := r.ensureKeys(ctx); err != nil {
+		return BatchResult{}, err
+	}
+	for i, th := range list {
+		th.n = i + 1
+		var err error
+		if th.index, err = r.threadIndex(ctx, th.key.ThreadID); err != nil {
+			return BatchResult{}, err
+		}
+	}
+	now := r.s.clock()
+	rows := make([]batchMessage, 0, len(msgs))
+	for _, p := range msgs {
+		m := Message{Direction: p.in.Direction, ExternalID: p.in.ExternalID, Text: p.in.Text, Attachments: p.in.Attachments,
+			SentAt: p.in.SentAt.UTC().Truncate(time.Microsecond), Status: p.in.Status}
+		if m.Status == "" {
+			m.Status = defaultStatus(m.Direction, m.ExternalID)
+		}
+		m.stamp(now)
+		fields := m.sealedFields()
+		if len(m.Attachments) == 0 {
+			fields = fields[:1] // none to seal: stored as NULL
+		}
+		if err := r.s.sealFields(ctx, kindMessage, m.ID, fields); err != nil {
+			return BatchResult{}, err
+		}
+		rows = append(rows, batchMessage{Message: m, th: p.th})
+	}
+	var err error
+	if r.s.db.Dialect().Name() == dialect.PG {
+		res.Stored, res.Marked, err = r.ingestOne(ctx, now, list, rows)
+	} else {
+		res.Stored, res.Marked, err = r.ingestTx(ctx, now, list, rows)
+	}
+	if err != nil {
+		return BatchResult{}, err
+	}
+	return res, nil
+}
+
+// batchThread is one conversation of a batch.
+type batchThread struct {
+	key   ConversationKey
+	index string // the blind index of key.ThreadID
+	n     int    // its position in the batch's key order, from 1
+	// maxSent is the latest of the batch's messages in it (zero: none).
+	maxSent time.Time
+	// delivered and read are the batch's latest watermarks (zero: none).
+	delivered, read time.Time
+}
+
+// batchMessage is a message of a batch, sealed, and its conversation.
+type batchMessage struct {
+	Message
+	th *batchThread
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+func compareKeys(a, b ConversationKey) int {
+	if c := strings.Compare(string(a.Channel), string(b.Channel)); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.AccountID, b.AccountID); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ThreadID, b.ThreadID)
+}
+
+// ingestSQL is Ingest's statement on PostgreSQL. src holds the batch's
+// conversations (one row each, in key order), m its messages. opened
+// inserts the conversations that have messages — or, when they exist,
+// moves their last message time and watermarks forward — and returns each
+// with the watermarks now in force, from which stored gives each new
+// outbound message its status. marked applies the batch's watermarks to
+// the messages stored before (the statement's snapshot holds none of its
+// own rows), watermarked moves the watermarks of conversations that have
+// no message in the batch. opened and watermarked touch disjoint rows, as
+// stored and marked do: no row is changed twice.
+const ingestSQL = `WITH src AS (
+	SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[])
+		WITH ORDINALITY AS s(channel, account_id, thread_index, id, thread_sealed, max_sent, delivered, read, n)
+), opened AS (
+	INSERT INTO socialcrm_crm_conversations AS cv (tenant_id, id, created_at, updated_at, version, channel, account_id, thread_index,
+		thread_sealed, last_message_at, delivered_until, read_until)
+	SELECT ?, s.id, ?::timestamptz, ?::timestamptz, 1, s.channel, s.account_id, s.thread_index,
+		decode(s.thread_sealed, 'hex'), s.max_sent, s.delivered, s.read
+	FROM src AS s WHERE s.max_sent IS NOT NULL ORDER BY s.n
+	ON CONFLICT (tenant_id, channel, account_id, thread_index) DO UPDATE SET
+		last_message_at = GREATEST(cv.last_message_at, EXCLUDED.last_message_at),
+		delivered_until = GREATEST(cv.delivered_until, EXCLUDED.delivered_until),
+		read_until = GREATEST(cv.read_until, EXCLUDED.read_until)
+	RETURNING cv.id, cv.channel, cv.account_id, cv.thread_index, cv.delivered_until, cv.read_until
+), stored AS (
+	INSERT INTO socialcrm_crm_messages AS msg (tenant_id, id, created_at, updated_at, version, conversation_id, direction,
+		external_id, sent_at, status, text_sealed, attachments_sealed)
+	SELECT ?, m.id, ?::timestamptz, ?::timestamptz, 1, o.id, m.direction, m.external_id, m.sent_at,
+		CASE WHEN m.direction <> 'out' OR m.status = 'failed' THEN m.status
+			WHEN m.sent_at <= o.read_until THEN 'read'
+			WHEN m.status <> 'read' AND m.sent_at <= o.delivered_until THEN 'delivered'
+			ELSE m.status END,
+		decode(m.text_sealed, 'hex'), decode(m.attachments_sealed, 'hex')
+	FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::text[], ?::text[], ?::text[])
+		AS m(thread, id, direction, external_id, sent_at, status, text_sealed, attachments_sealed)
+	JOIN src AS s ON s.n = m.thread
+	JOIN opened AS o ON o.channel = s.channel AND o.account_id = s.account_id AND o.thread_index = s.thread_index
+	ON CONFLICT (tenant_id, conversation_id, external_id) DO NOTHING
+	RETURNING 1
+), marked AS (
+	UPDATE socialcrm_crm_messages AS msg SET
+		status = CASE WHEN msg.sent_at <= w.read AND msg.status IN ('pending', 'sent', 'delivered') THEN 'read' ELSE 'delivered' END,
+		version = msg.version + 1, updated_at = ?::timestamptz
+	FROM (SELECT (SELECT c.id FROM socialcrm_crm_conversations AS c WHERE c.tenant_id = ?
+			AND c.channel = s.channel AND c.account_id = s.account_id AND c.thread_index = s.thread_index) AS id, s.delivered, s.read
+		FROM src AS s WHERE s.delivered IS NOT NULL OR s.read IS NOT NULL) AS w
+	WHERE msg.tenant_id = ? AND msg.conversation_id = w.id AND msg.direction = 'out'
+		AND (msg.sent_at <= w.read AND msg.status IN ('pending', 'sent', 'delivered')
+			OR msg.sent_at <= w.delivered AND msg.status IN ('pending', 'sent'))
+	RETURNING 1
+), watermarked AS (
+	UPDATE socialcrm_crm_conversations AS cv SET
+		delivered_until = GREATEST(cv.delivered_until, s.delivered), read_until = GREATEST(cv.read_until, s.read)
+	FROM src AS s
+	WHERE cv.tenant_id = ? AND s.max_sent IS NULL
+		AND cv.channel = s.channel AND cv.account_id = s.account_id AND cv.thread_index = s.thread_index
+		AND (s.delivered > cv.delivered_until OR s.read > cv.read_until
+			OR cv.delivered_until IS NULL AND s.delivered IS NOT NULL OR cv.read_until IS NULL AND s.read IS NOT NULL)
+	RETURNING 1
+)
+SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM marked)`
+
+// ingestOne is Ingest on PostgreSQL: ingestSQL, one statement.
+func (r *Conversations) ingestOne(ctx context.Context, now time.Time, ths []*batchThread, ms []batchMessage) (stored, marked int64, err error) {
+	tid, err := tenancy.TenantID(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	var channel, account, index, id, sealed, maxSent, delivered, read pgArray
+	for _, th := range ths {
+		channel.text(string(th.key.Channel))
+		account.text(th.key.AccountID)
+		index.text(th.index)
+		delivered.time(th.delivered)
+		read.time(th.read)
+		maxSent.time(th.maxSent)
+		if th.maxSent.IsZero() { // watermarks only: never opened
+			id.null()
+			sealed.null()
+			continue
+		}
+		// The conversation as it is stored if it does not exist yet.
+		c := Conversation{Channel: th.key.Channel, AccountID: th.key.AccountID, ThreadID: th.key.ThreadID}
+		c.stamp(now)
+		if err := r.s.sealFields(ctx, kindConversation, c.ID, c.sealedFields()); err != nil {
+			return 0, 0, err
+		}
+		id.text(c.ID)
+		sealed.bytes(c.ThreadSealed.Bytes())
+	}
+	var mThread, mID, mDirection, mExternal, mSent, mStatus, mText, mAttachments pgArray
+	for i := range ms {
+		m := &ms[i]
+		mThread.int(m.th.n)
+		mID.text(m.ID)
+		mDirection.text(string(m.Direction))
+		if m.ExternalID == "" {
+			mExternal.null()
+		} else {
+			mExternal.text(m.ExternalID)
+		}
+		mSent.time(m.SentAt)
+		mStatus.text(string(m.Status))
+		mText.bytes(m.TextSealed.Bytes())
+		mAttachments.bytes(m.AttachmentsSealed.Bytes())
+	}
+	args := []any{
+		channel.String(), account.String(), index.String(), id.String(), sealed.String(), maxSent.String(), delivered.String(), read.String(),
+		tid, now, now,
+		tid, now, now,
+		mThread.String(), mID.String(), mDirection.String(), mExternal.String(), mSent.String(), mStatus.String(), mText.String(), mAttachments.String(),
+		now, tid, tid,
+		tid,
+	}
+	err = r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
+		return db.NewRaw(ingestSQL, args...).Scan(ctx, &stored, &marked)
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("crm: ingest messages: %w", err)
+	}
+	return stored, marked, nil
+}
+
+// ingestTx is Ingest on SQLite: a few statements in one transaction.
+func (r *Conversations) ingestTx(ctx context.Context, now time.Time, ths []*batchThread, ms []batchMessage) (stored, marked int64, err error) {
+	keys := make([]ConversationKey, len(ths))
+	for i, th := range ths {
+		keys[i] = th.key
+	}
+	err = r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		stored, marked = 0, 0
+		convs, err := r.findAll(ctx, tx, keys)
+		if err != nil {
+			return err
+		}
+		// One insert opens the missing conversations with their
+		// watermarks and last message time (one another transaction
+		// opened meanwhile has them moved forward below).
+		var opened []Conversation
+		for _, th := range ths {
+			if _, have := convs[th.key]; have || th.maxSent.IsZero() {
+				continue
+			}
+			o := Conversation{Channel: th.key.Channel, AccountID: th.key.AccountID, ThreadID: th.key.ThreadID,
+				LastMessageAt: th.maxSent, DeliveredUntil: th.delivered, ReadUntil: th.read}
+			o.stamp(now)
+			if err := r.sealConversation(ctx, &o); err != nil {
+				return err
+			}
+			opened = append(opened, o)
+		}
+		for chunk := range slices.Chunk(opened, batchRows) {
+			if _, err := tx.NewInsert().Model(&chunk).
+				On("CONFLICT (tenant_id, channel, account_id, thread_index) DO NOTHING").Exec(ctx); err != nil {
+				return fmt.Errorf("crm: open conversations: %w", err)
+			}
+		}
+		if len(opened) > 0 {
+			if convs, err = r.findAll(ctx, tx, keys); err != nil {
+				return err
+			}
+		}
+		rows := make([]Message, 0, len(ms))
+		for _, bm := range ms {
+			c, have := convs[bm.th.key]
+			if !have {
+				return fmt.Errorf("crm: ingest messages: conversation not opened")
+			}
+			c.DeliveredUntil, c.ReadUntil = later(c.DeliveredUntil, bm.th.delivered), later(c.ReadUntil, bm.th.read)
+			m := bm.Message
+			m.ConversationID = c.ID
+			r.initial(&m, c)
+			rows = append(rows, m)
+		}
+		for chunk := range slices.Chunk(rows, batchRows) {
+			res, err := tx.NewInsert().Model(&chunk).On("CONFLICT (tenant_id, conversation_id, external_id) DO NOTHING").Exec(ctx)
+			if err != nil {
+				return fmt.Errorf("crm: ingest messages: %w", err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("crm: ingest messages: %w", err)
+			}
+			stored += n
+		}
+		// The conversations' times move forward, never back; the
+		// watermarks apply to the messages stored before (the batch's
+		// have their status already, which the update leaves).
+		for chunk := range slices.Chunk(ths, batchRows) {
+			for _, col := range []struct {
+				name string
+				at   func(*batchThread) time.Time
+			}{
+				{"last_message_at", func(th *batchThread) time.Time { return th.maxSent }},
+				{"delivered_until", func(th *batchThread) time.Time { return th.delivered }},
+				{"read_until", func(th *batchThread) time.Time { return th.read }},
+			} {
+				var ids []string
+				var pairs []any
+				for _, th := range chunk {
+					if c, have := convs[th.key]; have && !col.at(th).IsZero() {
+						ids = append(ids, c.ID)
+						pairs = append(pairs, c.ID, col.at(th))
+					}
+				}
+				if len(ids) > 0 {
+					if err := r.forward(ctx, tx, col.name, ids, pairs); err != nil {
+						return fmt.Errorf("crm: ingest messages: %w", err)
+					}
+				}
+			}
+			n, err := r.markMessages(ctx, tx, now, convs, chunk)
+			if err != nil {
+				return err
+			}
+			marked += n
+		}
+		return nil
+	})
+	return stored, marked, err
+}
+
+// markMessages applies the watermarks of ths to the outbound messages of
+// their conversations, in one statement: a message sent until the read
+// watermark that is not failed becomes read, else one sent until the
+// delivery watermark that is pending or sent becomes delivered.
+func (r *Conversations) markMessages(ctx context.Context, tx bun.IDB, now time.Time, convs map[ConversationKey]Conversation, ths []*batchThread) (int64, error) {
+	var read, delivered []string
+	var readArgs, deliveredArgs []any
+	for _, th := range ths {
+		c, have := convs[th.key]
+		if !have {
+			continue
+		}
+		if !th.read.IsZero() {
+			read = append(read, "(msg.conversation_id = ? AND msg.sent_at <= ?)")
+			readArgs = append(readArgs, c.ID, th.read)
+		}
+		if !th.delivered.IsZero() {
+			delivered = append(delivered, "(msg.conversation_id = ? AND msg.sent_at <= ?)")
+			deliveredArgs = append(deliveredArgs, c.ID, th.delivered)
+		}
+	}
+	if len(read)+len(delivered) == 0 {
+		return 0, nil
+	}
+	readFrom := []DeliveryStatus{StatusPending, StatusSent, StatusDelivered}
+	deliveredFrom := []DeliveryStatus{StatusPending, StatusSent}
+	isRead := bun.SafeQuery("1 = 0")
+	if len(read) > 0 {
+		isRead = bun.SafeQuery("(("+strings.Join(read, " OR ")+") AND msg.status IN (?))", append(readArgs, bun.In(readFrom))...)
+	}
+	isDelivered := bun.SafeQuery("1 = 0")
+	if len(delivered) > 0 {
+		isDelivered = bun.SafeQuery("(("+strings.Join(delivered, " OR ")+") AND msg.status IN (?))", append(deliveredArgs, bun.In(deliveredFrom))...)
+	}
+	res, err := tx.NewUpdate().Model((*Message)(nil)).
+		Set("status = CASE WHEN ? THEN ? ELSE ? END", isRead, StatusRead, StatusDelivered).
+		Set("version = version + 1").
+		Set("updated_at = ?", now).
+		Where("?TableAlias.direction = ?", Outbound).
+		WhereGroup(" AND ", func(q *bun.UpdateQuery) *bun.UpdateQuery {
+			return q.Where("?", isRead).WhereOr("?", isDelivered)
+		}).Exec(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("crm: mark messages: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// forward moves column (a time) of the conversations ids forward to the
+// times in pairs (id, time, id, time, …), in one statement; a time at or
+// before the stored one changes nothing.
+func (r *Conversations) forward(ctx context.Context, tx bun.IDB, column string, ids []string, pairs []any) error {
+	var sb strings.Builder
+	sb.WriteString("CASE")
+	for range ids {
+		sb.WriteString(" WHEN ?TableAlias.id = ? AND (? IS NULL OR ? < ?) THEN ?")
+	}
+	sb.WriteString(" ELSE ? END")
+	args := make([]any, 0, 6*len(ids)+1)
+	col := bun.Ident(column)
+	for i := range ids {
+		id, at := pairs[2*i], pairs[2*i+1]
+		args = append(args, id, col, col, at, at)
+	}
+	args = append(args, col)
+	_, err := tx.NewUpdate().Model((*Conversation)(nil)).
+		Set("? = "+sb.String(), append([]any{col}, args...)...).
+		Where("?TableAlias.id IN (?)", bun.In(ids)).Exec(ctx)
+	return err
+}
+
+// findAll returns the conversations with keys that exist, by key.
+func (r *Conversations) findAll(ctx context.Context, tx bun.IDB, keys []ConversationKey) (map[ConversationKey]Conversation, error) {
+	type group struct {
+		channel Channel
+		account string
+	}
+	threads := map[group][]string{}
+	byIndex := map[string]string{} // blind index → thread id
+	var groups []group
+	for _, k := range keys {
+		g := group{k.Channel, k.AccountID}
+		if _, seen := threads[g]; !seen {
+			groups = append(groups, g)
+		}
+		idx, err := r.threadIndex(ctx, k.ThreadID)
+		if err != nil {
+			return nil, err
+		}
+		byIndex[idx] = k.ThreadID
+		threads[g] = append(threads[g], idx)
+	}
+	out := make(map[ConversationKey]Conversation, len(keys))
+	for _, g := range groups {
+		for chunk := range slices.Chunk(threads[g], batchRows) {
+			var cs []Conversation
+			if err := tx.NewSelect().Model(&cs).
+				Where("?TableAlias.channel = ?", g.channel).
+				Where("?TableAlias.account_id = ?", g.account).
+				Where("?TableAlias.thread_index IN (?)", bun.In(chunk)).Scan(ctx); err != nil {
+				return nil, fmt.Errorf("crm: find conversations: %w", err)
+			}
+			for _, c := range cs {
+				c.ThreadID = byIndex[c.ThreadIndex]
+				out[c.Key()] = c
+			}
+		}
+	}
+	return out, nil
+}
+
+// pgArray writes a PostgreSQL array literal ({a,b,NULL}), which Ingest's
+// statement casts to the array type it needs: strings are quoted and
+// escaped, bytes hex-encoded (the statement decodes them), times written
+// as bun writes a time, in UTC, and zero times as NULL.
+type pgArray struct{ b []byte }
+
+func (a *pgArray) sep() {
+	if len(a.b) > 0 {
+		a.b = append(a.b, ',')
+	}
+}
+
+func (a *pgArray) null() {
+	a.sep()
+	a.b = append(a.b, "NULL"...)
+}
+
+func (a *pgArray) text(s string) {
+	a.sep()
+	a.b = append(a.b, '"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' || s[i] == '\\' {
+			a.b = append(a.b, '\\')
+		}
+		a.b = append(a.b, s[i])
+	}
+	a.b = append(a.b, '"')
+}
+
+func (a *pgArray) int(n int) {
+	a.sep()
+	a.b = strconv.AppendInt(a.b, int64(n), 10)
+}
+
+func (a *pgArray) time(t time.Time) {
+	if t.IsZero() {
+		a.null()
+		return
+	}
+	a.sep()
+	a.b = append(a.b, '"')
+	a.b = t.UTC().AppendFormat(a.b, "2006-01-02 15:04:05.999999-07:00")
+	a.b = append(a.b, '"')
+}
+
+// bytes writes b hex-encoded, or NULL when it is empty.
+func (a *pgArray) bytes(b []byte) {
+	if len(b) == 0 {
+		a.null()
+		return
+	}
+	a.sep()
+	a.b = hex.AppendEncode(a.b, b)
+}
+
+func (a *pgArray) String() string { return "{" + string(a.b) + "}" }
