@@ -489,7 +489,7 @@ func (c *conn) savepoint(ctx context.Context, query string, args []driver.NamedV
 	}
 	depthName := func(i int) string { return "socialcrm_sp" + strconv.Itoa(i+1) }
 	if name, ok := strings.CutPrefix(query, "SAVEPOINT "); ok {
-		if !bunSavepoint(name) {
+		if !BunSavepoint(name) {
 			return false, nil
 		}
 		t.savepoints = append(t.savepoints, name)
@@ -538,9 +538,9 @@ func (c *conn) savepoint(ctx context.Context, query string, args []driver.NamedV
 	return true, err
 }
 
-// bunSavepoint reports whether name is one bun makes for a nested
+// BunSavepoint reports whether name is one bun makes for a nested
 // transaction: SP_ and 28 lower-case hexadecimal digits.
-func bunSavepoint(name string) bool {
+func BunSavepoint(name string) bool {
 	hex, ok := strings.CutPrefix(name, "SP_")
 	if !ok || len(hex) != 28 {
 		return false
