@@ -348,7 +348,98 @@ func coreMigrations() []migration {
 					UPDATE socialcrm_crm_contacts SET name_tokens = NULL WHERE rowid = NEW.rowid;
 				END`)
 		}},
+		{"20261123000570", "crm_contact_name_index", migrateNameIndex},
 	}
+}
+
+// migrateNameIndex moves the name index into the contact row: a contact's
+// name_index column holds the blind indexes of its name prefixes. On
+// PostgreSQL it is a text[] under a GIN index (a name-prefix search is one
+// containment test, `name_index @> ARRAY[…]`), which replaces the rows of
+// TableContactNames and the trigger that wrote them: a create writes one
+// row and its GIN entries, not a row and two index entries per token. On
+// SQLite it is a JSON array, kept at rest, from which triggers keep
+// TableContactNames' rows exact on every insert, update of the name and
+// delete, so that the create no longer updates the row it inserted to clear
+// the tokens.
+//
+// Existing name index rows are moved into the contacts' arrays (PostgreSQL;
+// the table is left empty) or copied back into the rows' new column
+// (SQLite), in the migration's transaction: a run that stops leaves nothing
+// done, and every statement is a no-op when run again.
+func migrateNameIndex(ctx context.Context, tx bun.Tx) error {
+	has, err := hasColumn(ctx, tx, TableContacts, "name_index")
+	if err != nil {
+		return err
+	}
+	pg := tx.Dialect().Name() == dialect.PG
+	if pg {
+		if err := migrations.Exec(ctx, tx,
+			`ALTER TABLE socialcrm_crm_contacts ADD COLUMN IF NOT EXISTS name_index TEXT[]`,
+			// Row-level security binds the tables' owner too (FORCE): lift
+			// it for the move, in this transaction only (restored below).
+			`ALTER TABLE socialcrm_crm_contacts NO FORCE ROW LEVEL SECURITY`,
+			`ALTER TABLE socialcrm_crm_contact_names NO FORCE ROW LEVEL SECURITY`,
+			`UPDATE socialcrm_crm_contacts ct SET name_index = n.tokens
+				FROM (SELECT tenant_id, contact_id, array_agg(token ORDER BY token) AS tokens
+					FROM socialcrm_crm_contact_names GROUP BY tenant_id, contact_id) n
+				WHERE ct.tenant_id = n.tenant_id AND ct.id = n.contact_id AND ct.name_index IS NULL`,
+			`DELETE FROM socialcrm_crm_contact_names`,
+			`DROP TRIGGER IF EXISTS socialcrm_crm_contact_name_tokens ON socialcrm_crm_contacts`,
+			`DROP FUNCTION IF EXISTS socialcrm_crm_contact_name_tokens()`,
+			`ALTER TABLE socialcrm_crm_contacts DROP COLUMN IF EXISTS name_tokens`,
+			`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_name_index ON socialcrm_crm_contacts USING gin (name_index) WITH (fastupdate = off)`,
+		); err != nil {
+			return err
+		}
+		for _, t := range []string{TableContacts, TableContactNames} {
+			if err := tenancy.EnableRowSecurity(ctx, tx, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if !has {
+		if err := migrations.Exec(ctx, tx, `ALTER TABLE socialcrm_crm_contacts ADD COLUMN name_index TEXT`); err != nil {
+			return err
+		}
+	}
+	if err := migrations.Exec(ctx, tx,
+		`UPDATE socialcrm_crm_contacts SET name_index = (SELECT json_group_array(n.token) FROM socialcrm_crm_contact_names n
+			WHERE n.tenant_id = socialcrm_crm_contacts.tenant_id AND n.contact_id = socialcrm_crm_contacts.id)
+			WHERE name_index IS NULL AND EXISTS (SELECT 1 FROM socialcrm_crm_contact_names n
+				WHERE n.tenant_id = socialcrm_crm_contacts.tenant_id AND n.contact_id = socialcrm_crm_contacts.id)`,
+		`DROP TRIGGER IF EXISTS socialcrm_crm_contact_name_tokens`,
+	); err != nil {
+		return err
+	}
+	if old, err := hasColumn(ctx, tx, TableContacts, "name_tokens"); err != nil {
+		return err
+	} else if old {
+		if err := migrations.Exec(ctx, tx, `ALTER TABLE socialcrm_crm_contacts DROP COLUMN name_tokens`); err != nil {
+			return err
+		}
+	}
+	return migrations.Exec(ctx, tx,
+		`CREATE TRIGGER IF NOT EXISTS socialcrm_crm_contact_name_index_insert
+			AFTER INSERT ON socialcrm_crm_contacts WHEN NEW.name_index IS NOT NULL
+			BEGIN
+				INSERT INTO socialcrm_crm_contact_names (tenant_id, token, contact_id)
+					SELECT NEW.tenant_id, value, NEW.id FROM json_each(NEW.name_index);
+			END`,
+		`CREATE TRIGGER IF NOT EXISTS socialcrm_crm_contact_name_index_update
+			AFTER UPDATE OF name_index ON socialcrm_crm_contacts WHEN OLD.name_index IS NOT NEW.name_index
+			BEGIN
+				DELETE FROM socialcrm_crm_contact_names WHERE tenant_id = OLD.tenant_id AND contact_id = OLD.id;
+				INSERT INTO socialcrm_crm_contact_names (tenant_id, token, contact_id)
+					SELECT NEW.tenant_id, value, NEW.id FROM json_each(NEW.name_index);
+			END`,
+		`CREATE TRIGGER IF NOT EXISTS socialcrm_crm_contact_name_index_delete
+			AFTER DELETE ON socialcrm_crm_contacts WHEN OLD.name_index IS NOT NULL
+			BEGIN
+				DELETE FROM socialcrm_crm_contact_names WHERE tenant_id = OLD.tenant_id AND contact_id = OLD.id;
+			END`,
+	)
 }
 
 // coreModels are the tenant-owned models of the core records.

@@ -97,12 +97,27 @@ func requireIndexPlans(t *testing.T, e *env, emailQuery, nameQuery string, force
 		require.NotRegexp(t, `SCAN ct\b`, plan, "name prefix:\n%s", plan)
 	} else {
 		require.NotContains(t, plan, "Seq Scan", "name prefix:\n%s", plan)
-		require.Contains(t, plan, "socialcrm_crm_contact_names", "name prefix:\n%s", plan)
+		if !forceIndex {
+			// With statistics the planner picks the GIN index of the rows'
+			// name_index by itself. (On a table of two rows without them it
+			// may as well walk the tenant's few rows by primary key.)
+			require.Contains(t, plan, "socialcrm_crm_contacts_name_index", "name prefix:\n%s", plan)
+		}
 	}
 }
 
+// nameQueryWord is a word only the SQL of a name-prefix lookup holds: the
+// name index table on SQLite, the rows' name_index column on PostgreSQL.
+func nameQueryWord(e *env) string {
+	if e.db.Name == "postgres" {
+		return "name_index @>"
+	}
+	return crm.TableContactNames
+}
+
 // TestContactLookupsUseIndexes: the contact list filtered by e-mail address
-// (blind index) and by name prefix (name index table) is planned as index
+// (blind index) and by name prefix (SQLite: the name index table;
+// PostgreSQL: the GIN index of the rows' name_index) is planned as index
 // look-ups, not scans of every contact, on both databases. PostgreSQL plans
 // a tiny table as a sequential scan whatever its indexes, so the plan is
 // asked for with sequential scans disabled: what is checked is that an
@@ -123,7 +138,7 @@ func TestContactLookupsUseIndexes(t *testing.T) {
 		page, err = e.store.Contacts().List(e.A, crm.ContactFilter{NamePrefix: "le"}, crm.ListOptions{})
 		require.NoError(t, err)
 		require.Len(t, page.Items, 1)
-		requireIndexPlans(t, e, emailQuery, h.last("SELECT", crm.TableContactNames), true)
+		requireIndexPlans(t, e, emailQuery, h.last("SELECT", nameQueryWord(e)), true)
 	})
 }
 
@@ -150,7 +165,7 @@ func TestContactLookupsUseIndexesOnAnalyzedTables(t *testing.T) {
 		}
 		analyze := "ANALYZE"
 		if e.db.Name == "postgres" {
-			analyze = "ANALYZE " + crm.TableContacts + ", " + crm.TableContactNames
+			analyze = "ANALYZE " + crm.TableContacts
 		}
 		_, err := e.db.Admin(t).ExecContext(ctx, analyze)
 		require.NoError(t, err)
@@ -166,6 +181,6 @@ func TestContactLookupsUseIndexesOnAnalyzedTables(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, page.Items, 1)
 		require.Equal(t, "plan45@example.com", page.Items[0].Email)
-		requireIndexPlans(t, e, emailQuery, h.last("SELECT", crm.TableContactNames), false)
+		requireIndexPlans(t, e, emailQuery, h.last("SELECT", nameQueryWord(e)), false)
 	})
 }
