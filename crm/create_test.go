@@ -291,3 +291,124 @@ func TestContactNameIndexFollowsTheContact(t *testing.T) {
 		require.Equal(t, []string{tagged.ID}, find(e.A, "grace"))
 	})
 }
+
+// TestContactNameIndexIsolation tries, as tenant A through bun (the Guard
+// installed, as an application runs), to reach tenant B's name index in
+// its new shape: an unscoped read of the index table or of the contacts'
+// name_index, a read scoped to B, a match of B's own tokens (read by the
+// tables' owner) within A's scope, an update of B's contact, and copying
+// B's tokens into A's own contact. Every unscoped or foreign statement is
+// refused, a scoped one finds nothing of B's, and B's search is
+// unchanged. On PostgreSQL a raw handle without the Guard, in A's
+// transaction, still sees none of B's rows (row-level security).
+func TestContactNameIndexIsolation(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		a, err := e.store.Contacts().Create(e.A, crm.ContactInput{FirstName: "Ada", LastName: "Lovelace"})
+		require.NoError(t, err)
+		b, err := e.store.Contacts().Create(e.B, crm.ContactInput{FirstName: "Ada", LastName: "Lovelace"})
+		require.NoError(t, err)
+		ta, tb := mustTenant(t, e.A), mustTenant(t, e.B)
+		pg := e.db.Name == "postgres"
+		tokens := func(id string) []string {
+			t.Helper()
+			var toks []string
+			q := "SELECT token FROM socialcrm_crm_contact_names WHERE contact_id = ? ORDER BY token"
+			if pg {
+				q = "SELECT unnest(name_index) AS t FROM socialcrm_crm_contacts WHERE id = ? ORDER BY t"
+			}
+			require.NoError(t, e.db.Admin(t).NewRaw(q, id).Scan(ctx, &toks))
+			require.Len(t, toks, len("ada")+len("lovelace"))
+			return toks
+		}
+		tokA, tokB := tokens(a.ID), tokens(b.ID)
+		for _, tok := range tokB {
+			require.NotContains(t, tokA, tok, "the same name has other tokens in another tenant (its own key)")
+		}
+		found := func(ctx context.Context, q string) []string {
+			t.Helper()
+			p, err := e.store.Contacts().List(ctx, crm.ContactFilter{NamePrefix: q}, crm.ListOptions{})
+			require.NoError(t, err)
+			var ids []string
+			for _, c := range p.Items {
+				ids = append(ids, c.ID)
+			}
+			return ids
+		}
+
+		// Each statement runs in A's transaction (the tenant setting made),
+		// as the Store runs its own.
+		exec := func(q string, args ...any) (int64, error) {
+			var n int64
+			err := tenancy.RunInTx(e.A, e.db.DB, nil, func(ctx context.Context, tx bun.Tx) error {
+				res, err := tx.NewRaw(q, args...).Exec(ctx)
+				if err == nil {
+					n, err = res.RowsAffected()
+				}
+				return err
+			})
+			return n, err
+		}
+		match := "id IN (SELECT n.contact_id FROM socialcrm_crm_contact_names n WHERE n.tenant_id = ? AND n.token = ?)"
+		matchArgs := []any{ta, tokB[0]}
+		if pg {
+			match, matchArgs = "name_index @> ARRAY[?]::text[]", []any{tokB[0]}
+		}
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{"SELECT contact_id FROM socialcrm_crm_contact_names", nil},
+			{"SELECT contact_id FROM socialcrm_crm_contact_names WHERE token = ?", []any{tokB[0]}},
+			{"SELECT token FROM socialcrm_crm_contact_names WHERE tenant_id = ?", []any{tb}},
+			{"SELECT id FROM socialcrm_crm_contacts WHERE name_index IS NOT NULL", nil},
+			{"SELECT id FROM socialcrm_crm_contacts WHERE tenant_id = ? AND name_index IS NOT NULL", []any{tb}},
+			{"SELECT id FROM socialcrm_crm_contacts WHERE " + match, matchArgs},
+			{"UPDATE socialcrm_crm_contacts SET name_index = NULL WHERE tenant_id = ?", []any{tb}},
+			{"DELETE FROM socialcrm_crm_contact_names WHERE tenant_id = ?", []any{tb}},
+			{"INSERT INTO socialcrm_crm_contact_names (tenant_id, token, contact_id) VALUES (?, ?, ?)", []any{tb, tokA[0], b.ID}},
+		} {
+			_, err := exec(q.sql, q.args...)
+			require.ErrorIs(t, err, tenancy.ErrUnscoped, q.sql)
+		}
+		// Scoped to A: B's tokens match nothing, B's contact cannot be changed.
+		var ids []string
+		require.NoError(t, tenancy.RunInTx(e.A, e.db.DB, nil, func(ctx context.Context, tx bun.Tx) error {
+			return tx.NewRaw("SELECT id FROM socialcrm_crm_contacts WHERE tenant_id = ? AND "+match, append([]any{ta}, matchArgs...)...).Scan(ctx, &ids)
+		}))
+		require.Empty(t, ids)
+		require.NoError(t, tenancy.RunInTx(e.A, e.db.DB, nil, func(ctx context.Context, tx bun.Tx) error {
+			return tx.NewRaw("SELECT id FROM socialcrm_crm_contacts WHERE tenant_id = ? AND id = ?", ta, a.ID).Scan(ctx, &ids)
+		}))
+		require.Equal(t, []string{a.ID}, ids, "the scoped statements reach A's rows")
+		n, err := exec("UPDATE socialcrm_crm_contacts SET name_index = NULL WHERE tenant_id = ? AND id = ?", ta, b.ID)
+		require.NoError(t, err)
+		require.Zero(t, n)
+		// B's tokens copied into A's own contact stay A's: the index rows the
+		// trigger writes (SQLite) carry A's tenant, and B's search is unchanged.
+		stolen := `["` + strings.Join(tokB, `","`) + `"]`
+		if pg {
+			stolen = "{" + strings.Join(tokB, ",") + "}"
+		}
+		n, err = exec("UPDATE socialcrm_crm_contacts SET name_index = ? WHERE tenant_id = ? AND id = ?", stolen, ta, a.ID)
+		require.NoError(t, err)
+		require.EqualValues(t, 1, n)
+		require.Equal(t, tokB, tokens(a.ID))
+		require.Equal(t, []string{b.ID}, found(e.B, "ada lov"))
+		require.Empty(t, found(e.A, "ada"), "A's own search computes A's tokens")
+		if !pg {
+			var owners []string
+			require.NoError(t, e.db.Admin(t).NewRaw("SELECT DISTINCT tenant_id FROM socialcrm_crm_contact_names WHERE contact_id = ?", a.ID).Scan(ctx, &owners))
+			require.Equal(t, []string{ta}, owners)
+			return
+		}
+		// Row-level security: raw SQL without the Guard, in A's transaction.
+		raw := e.db.Reopen(t)
+		var count int
+		require.NoError(t, tenancy.RunInTx(e.A, raw, nil, func(ctx context.Context, tx bun.Tx) error {
+			return tx.NewRaw("SELECT count(*) FROM socialcrm_crm_contacts WHERE name_index && ?::text[] AND id <> ?",
+				"{"+strings.Join(tokB, ",")+"}", a.ID).Scan(ctx, &count)
+		}))
+		require.Zero(t, count, "no row of B's is visible in A's transaction")
+	})
+}
