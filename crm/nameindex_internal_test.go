@@ -8,13 +8,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/tink-crypto/tink-go/v2/aead"
-	tinkkeyset "github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/migrate"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	imigrations "github.com/socialcrm/socialcrm/internal/migrations"
+	"github.com/socialcrm/socialcrm/internal/testkit"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
@@ -40,11 +39,7 @@ func TestNameIndexMigrationMovesOldRows(t *testing.T) {
 		}
 		require.NoError(t, imigrations.Run(ctx, db.Owner, tenancy.Migrations(), vault.Migrations(), retention.Migrations(), before))
 		dbtest.GrantApp(t, db)
-		h, err := tinkkeyset.NewHandle(aead.AES256GCMKeyTemplate())
-		require.NoError(t, err)
-		kek, err := aead.New(h)
-		require.NoError(t, err)
-		v, err := vault.New(db.DB, kek)
+		v, err := vault.New(db.DB, testkit.NewKEK(t))
 		require.NoError(t, err)
 		s, err := New(db.DB, v)
 		require.NoError(t, err)
