@@ -120,7 +120,7 @@ func newScaleWorld(b *testing.B, dbName string, n int) (scaleWorld, time.Duratio
 	if dbName == "postgres" {
 		// Fresh statistics, as after any bulk load (autovacuum would take
 		// them in time).
-		q := "ANALYZE " + crm.TableContacts
+		q := "ANALYZE " + crm.TableContacts + ", " + crm.TableContactNames
 		if _, err := db.Admin(b).ExecContext(context.Background(), q); err != nil {
 			b.Fatal(err)
 		}

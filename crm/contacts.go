@@ -34,11 +34,9 @@ const (
 const (
 	TableContacts    = TablePrefix + "contacts"
 	TableContactTags = TablePrefix + "contact_tags"
-	// TableContactNames holds, on SQLite, one row per blind index of a
-	// contact's name prefixes, kept by triggers from the contact's
-	// name_index column (see ContactFilter.NamePrefix). On PostgreSQL the
-	// contact row's name_index array, under a GIN index, is the index, and
-	// this table stays empty.
+	// TableContactNames holds one row per blind index of a contact's name
+	// prefixes (see ContactFilter.NamePrefix), kept by triggers from the
+	// contact's name_index column on every insert, rename and delete.
 	TableContactNames = TablePrefix + "contact_names"
 )
 
@@ -107,11 +105,11 @@ type Contact struct {
 
 	nameTokens []string // blind indexes of the name's word prefixes, set by seal
 	// nameIndex is the value of the name_index column: nameTokens as a
-	// PostgreSQL text[] literal ({t1,t2,…}; the column has a GIN index) or,
-	// on SQLite, as a JSON array, from which triggers keep the rows of
-	// TableContactNames (migration 20261123000570); "" (NULL) without a
-	// name. The column is written by Create and Update and never read
-	// back: it is not a field of the model.
+	// PostgreSQL text[] literal ({t1,t2,…}) or, on SQLite, as a JSON
+	// array, from which triggers keep the rows of TableContactNames
+	// (migration 20261123000570); "" (NULL) without a name. The column is
+	// written by Create and Update and never read back: it is not a field
+	// of the model.
 	nameIndex  string
 	tagIndexes []string // blind indexes of Tags, set by seal
 }
@@ -455,8 +453,7 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 // createOne inserts c, with its name index and after the checks of
 // Create, in one statement: INSERT … SELECT with the duplicate and company
 // checks as its WHERE clause. The name index travels in the row's
-// name_index column (on SQLite a trigger writes TableContactNames' rows
-// from it).
+// name_index column, from which a trigger writes TableContactNames' rows.
 //
 // On SQLite one statement needs no explicit transaction: no statement
 // journal, BEGIN or COMMIT; SQLite runs one write at a time, so the check
@@ -720,7 +717,7 @@ func (r *Contacts) Update(ctx context.Context, id string, version int64, in Cont
 		if err := update(ctx, r.s, tx, r.s.clock(), kindContact, &c); err != nil {
 			return err
 		}
-		// The name index follows the name (on SQLite by trigger).
+		// The name index follows the name (by trigger).
 		if _, err := tx.NewUpdate().Model((*Contact)(nil)).Set("name_index = ?", nullIfEmpty(c.nameIndex)).
 			Where("?TableAlias.id = ?", c.ID).Exec(ctx); err != nil {
 			return fmt.Errorf("crm: update contact: %w", err)
@@ -737,8 +734,8 @@ func (r *Contacts) Update(ctx context.Context, id string, version int64, in Cont
 	return c, nil
 }
 
-// Delete removes contact id, its name index (in the row; on SQLite by
-// trigger) and its tag index. Records that refer to the
+// Delete removes contact id, its name index (by trigger) and its tag
+// index. Records that refer to the
 // contact keep their contact_id; erase a data subject through retention
 // instead, which reaches every record kind.
 func (r *Contacts) Delete(ctx context.Context, id string) error {
@@ -828,18 +825,13 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 				Where("ctt.tag_index = ?", tagIdx).Apply(tenancy.Scope(ctx))
 			q = q.Where("ct.id IN (?)", tagged) // ?TableAlias here would take the subquery's alias
 		}
-		switch {
-		case len(nameIdx) == 0:
-		case tx.Dialect().Name() == dialect.PG:
-			// One containment test of the row's array, which the GIN index
-			// answers for every word at once.
-			q = q.Where("?TableAlias.name_index @> ?::text[]", nameIndexValue(dialect.PG, nameIdx))
-		default:
-			for _, idx := range nameIdx {
-				named := tx.NewSelect().Model((*contactName)(nil)).Column("ctn.contact_id").
-					Where("ctn.token = ?", idx).Apply(tenancy.Scope(ctx))
-				q = q.Where("ct.id IN (?)", named)
-			}
+		// The name index table's b-tree, by equality: a GIN index of the
+		// rows' arrays would be cheaper to write, but PostgreSQL never uses
+		// it under row-level security (no GIN operator is leakproof).
+		for _, idx := range nameIdx {
+			named := tx.NewSelect().Model((*contactName)(nil)).Column("ctn.contact_id").
+				Where("ctn.token = ?", idx).Apply(tenancy.Scope(ctx))
+			q = q.Where("ct.id IN (?)", named)
 		}
 		if more != nil {
 			q = more(ctx, q)
