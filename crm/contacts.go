@@ -438,8 +438,17 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 			if err := mustExist(ctx, tx, (*Company)(nil), kindContact, "company_id", c.CompanyID); err != nil {
 				return err
 			}
-			if _, err := r.insertChecked(ctx, tx, &c, false); err != nil { // checked above, in this transaction
+			// Checked above, in this transaction; the company's check runs
+			// again in the statement.
+			n, err := r.insertChecked(ctx, tx, &c, false)
+			if err != nil {
 				return err
+			}
+			if n != 1 {
+				if err := mustExist(ctx, tx, (*Company)(nil), kindContact, "company_id", c.CompanyID); err != nil {
+					return err
+				}
+				return fmt.Errorf("crm: create contact: %w", errors.New("not inserted, and no check says why"))
 			}
 			return r.writeTags(ctx, tx, &c, false)
 		})

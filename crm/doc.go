@@ -280,14 +280,16 @@
 // birthday audience), thread ids (Conversations.Find, FindThread), and the
 // prefixes of each word of a contact's name, up to MaxNamePrefix
 // characters (ContactFilter.NamePrefix: every query word must start a word
-// of the name). The name index lives in the contact row, in its name_index
-// column: on PostgreSQL a text[] under a GIN index, searched with one
-// containment test for all the query's words; on SQLite a JSON array from
-// which triggers keep one row per token in TableContactNames, exact on
-// every insert, rename and delete. A blind index tells which records share
-// a value (or a name prefix) to whoever reads the table, nothing more
-// without the tenant's key; the e-mail and name-prefix look-ups are index
-// look-ups on both databases (a test checks the plans).
+// of the name). A contact's name_index column holds the blind indexes of
+// its name prefixes (a text[] on PostgreSQL, a JSON array on SQLite), and
+// triggers keep TableContactNames — one row per token, searched through
+// its b-tree by equality — exact on every insert, rename and delete. A
+// blind index tells which records share a value (or a name prefix) to
+// whoever reads the table, nothing more without the tenant's key; the
+// e-mail and name-prefix look-ups are index look-ups on both databases (a
+// test checks the plans, on PostgreSQL as the application's role under
+// row-level security too: a GIN index of the arrays, cheaper to write,
+// is never used there, since no GIN operator is leakproof).
 //
 // What a contact create costs. Contacts.Create writes the contact, with
 // its name index and after its duplicate and company checks, in one
@@ -297,29 +299,28 @@
 // counts the round trips; a contact with tags still takes a transaction).
 // Measured by scripts/bench against a raw bun INSERT of the same columns
 // unsealed into a table with like indexes, on a two-core machine loaded by
-// other work (load average 9–12), SQLite's create takes 4.6–4.8 times as
-// long (median 4.66 of five runs; 5.04 before the name index moved into
-// the row) — short of 1.5 times, and that is the price of name search over
-// sealed names: "Ada Lovelace 17" has 13 name index rows (one per prefix
-// of each word), their keyed hashes scatter each onto its own page of the
-// index, and SQLite writes every page a commit touched to its log; the
-// same statement without those rows measured 2.3–2.4 times (a larger row
-// of sealed values, six indexes on the contacts table against the
-// baseline's four, and sealing, hashing, phone parsing and validation).
-// Writing the same rows with clustered keys instead of keyed hashes still
-// cost about half as much: the b-tree inserts themselves weigh as much as
-// the scattered pages. On PostgreSQL, against one raw pgx INSERT, create measured
-// 2.1–2.6 times under that load (median 2.29 of five; 2.33 before, the
-// same conditions), short of 1.5 too; the server's part of it halved —
-// the statement's execution measured 0.12–0.13 ms (median of 1,000; 0.24–
-// 0.33 ms with the trigger and index rows before) and writes 2.7 kB of WAL
-// (7.9 kB before) against 0.035 ms and 0.9 kB for the raw INSERT — and
-// what is left is mostly the client's work (about 0.16 ms of CPU:
-// validation, sealing, hashing, building and checking the statement,
-// against pgx's few microseconds) and the rest of the row. The PostgreSQL
-// statement is prepared once per connection and tenant (the tenant id is a
-// literal in it, which the Guard checks), so a connection serving more
-// tenants than pgx's statement cache holds (512) prepares it again.
+// other work (load average 8–12), SQLite's create takes 4.6–4.9 times as
+// long (median 4.72 of five runs, 5.00 for the release before, which
+// cleared the tokens with a second UPDATE of the row; runs alternated) —
+// short of 1.5 times, and that is the price of name search over sealed
+// names: "Ada Lovelace 17" has 13 name index rows (one per prefix of each
+// word), their keyed hashes scatter each onto its own page of the index,
+// and SQLite writes every page a commit touched to its log; the same
+// statement without those rows measured 2.3–2.4 times (a larger row of
+// sealed values, six indexes on the contacts table against the baseline's
+// four, and sealing, hashing, phone parsing and validation). Writing the
+// same rows with clustered keys instead of keyed hashes still cost about
+// half as much: the b-tree inserts themselves weigh as much as the
+// scattered pages. On PostgreSQL, against one raw pgx INSERT, create
+// measured PGFIGURES under that load, short of 1.5 too: the statement's
+// execution on the server takes about 0.21 ms (median of 1,000; 0.08 ms of
+// it the trigger writing the index rows) against 0.03 ms for the raw
+// INSERT, and the client's work about 0.16 ms of CPU (validation, sealing,
+// hashing, building and checking the statement) against pgx's few
+// microseconds. The PostgreSQL statement is prepared once per connection
+// and tenant (the tenant id is a literal in it, which the Guard checks),
+// so a connection serving more tenants than pgx's statement cache holds
+// (512) prepares it again.
 // ImportCSV writes many contacts in batches, one transaction each.
 //
 // A database created before sealing keeps its plaintext until
