@@ -312,12 +312,14 @@
 // same rows with clustered keys instead of keyed hashes still cost about
 // half as much: the b-tree inserts themselves weigh as much as the
 // scattered pages. On PostgreSQL, against one raw pgx INSERT, create
-// measured PGFIGURES under that load, short of 1.5 too: the statement's
-// execution on the server takes about 0.21 ms (median of 1,000; 0.08 ms of
-// it the trigger writing the index rows) against 0.03 ms for the raw
-// INSERT, and the client's work about 0.16 ms of CPU (validation, sealing,
-// hashing, building and checking the statement) against pgx's few
-// microseconds. The PostgreSQL statement is prepared once per connection
+// measured 2.1–3.2 times under that load (median 2.92 of ten runs; 2.66
+// for the release before, runs alternated: no difference the spread of
+// either run tells apart), short of 1.5 too: the statement's execution on
+// the server takes about 0.21 ms (median of 1,000; 0.08 ms of it the
+// trigger writing the index rows; 0.24–0.33 ms before) against 0.03 ms
+// for the raw INSERT, and the client's work about 0.16 ms of CPU
+// (validation, sealing, hashing, building and checking the statement)
+// against pgx's few microseconds. The PostgreSQL statement is prepared once per connection
 // and tenant (the tenant id is a literal in it, which the Guard checks),
 // so a connection serving more tenants than pgx's statement cache holds
 // (512) prepares it again.

@@ -96,8 +96,9 @@ func TestNameIndexMigrationMovesOldRows(t *testing.T) {
 			triggers := "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = ?"
 			if pg {
 				tokensOfRows = "SELECT c.tenant_id, j, c.id FROM socialcrm_crm_contacts c, unnest(c.name_index) j"
-				triggers = "SELECT count(*) FROM pg_trigger WHERE tgname = ?"
-				require.Zero(t, count("SELECT count(*) FROM pg_proc WHERE proname = 'socialcrm_crm_contact_name_tokens'"))
+				// This test's schema only: other tests' run beside it.
+				triggers = "SELECT count(*) FROM pg_trigger WHERE tgname = ? AND tgrelid = 'socialcrm_crm_contacts'::regclass"
+				require.Zero(t, count("SELECT count(*) FROM pg_proc WHERE proname = 'socialcrm_crm_contact_name_tokens' AND pronamespace = current_schema()::regnamespace"))
 			}
 			require.Equal(t, tokens, count("SELECT count(*) FROM socialcrm_crm_contact_names"), "the rows stay")
 			require.Equal(t, tokens, count("SELECT count(*) FROM ("+tokensOfRows+
