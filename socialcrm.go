@@ -29,7 +29,11 @@ import (
 // installed on it. On PostgreSQL it also sends the tenant that row-level
 // security compares with in the round trip of the statement it governs
 // (tenancy.RunInTx, tenancy.RunScoped: a scoped read is one round trip),
-// and prepares each statement shape once per connection, turning the
+// and only when the connection's session does not hold that tenant
+// already (see tenancy's Security section) — so connect directly or
+// through a session-pooling proxy, or add socialcrm_settings=transaction
+// to the DSN behind a transaction-pooling one — and
+// prepares each statement shape once per connection, turning the
 // literals bun writes into parameters where their type is certain.
 func OpenDB(dsn string) (*bun.DB, error) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {

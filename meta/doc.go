@@ -186,7 +186,11 @@
 // message tag, and a *WindowError (ErrWindowClosed) outside 24 hours after
 // the person's last message (7 days with HUMAN_AGENT); Messenger.Check
 // returns the same refusals without sending. Every send is audited
-// (meta.messenger.send). A person Meta names by sender.user_ref (a
+// before it is sent (meta.messenger.send_sending: method, path, sent_at)
+// and once Meta accepted it (meta.messenger.send); a send whose answer is
+// lost or is a server error fails with *OutcomeUnknownError, is not sent
+// again and is recorded as meta.write_outcome_unknown. No entry holds the
+// text or the recipient. A person Meta names by sender.user_ref (a
 // checkbox plugin opt-in, a chat plugin guest) has no PSID: the event
 // carries Event.UserRef, and SendRequest.UserRef answers with
 // recipient.user_ref.

@@ -226,9 +226,16 @@ func (s *MessengerService) Check(pageID string, req SendRequest) error {
 // Meta would refuse (ErrInvalidMessage), a retired tag
 // (*RetiredTagError), and a send outside the window after
 // req.LastInbound — 24 hours, or 7 days with HUMAN_AGENT (*WindowError).
-// Every send is written to the tenant's audit log (action
-// meta.messenger.send, with the Page and message ids). Send stores
-// nothing: inbox.Inbox.Send sends through it and keeps the reply in crm.
+// Every send is written to the tenant's audit log twice: before the
+// request is sent (meta.messenger.send_sending: method, path, sent_at),
+// so that a process killed before it read the answer leaves the message
+// in doubt in the log, and once Meta accepted it (meta.messenger.send,
+// with the Page and message ids). A send whose answer is lost, or is a
+// server error, is not sent again: it fails with *OutcomeUnknownError
+// (ErrOutcomeUnknown), recorded as meta.write_outcome_unknown even when
+// the caller's context has ended. No entry holds the text or the
+// recipient. Send stores nothing: inbox.Inbox.Send sends through it and
+// keeps the reply in crm.
 func (s *MessengerService) Send(ctx context.Context, pageID string, req SendRequest) (*SentMessage, *Response, error) {
 	c := s.c
 	if err := s.Check(pageID, req); err != nil {
@@ -257,7 +264,7 @@ func (s *MessengerService) Send(ctx context.Context, pageID string, req SendRequ
 		MessageID   ID `json:"message_id"`
 	}
 	resp, err := c.do(ctx, request{method: http.MethodPost, path: "/" + pageID + "/messages", json: body,
-		need: []string{PermPagesMessaging}}, &ans)
+		need: []string{PermPagesMessaging}, intent: "meta.messenger.send_sending"}, &ans)
 	if err != nil {
 		return nil, resp, err
 	}

@@ -81,7 +81,10 @@ type Category struct {
 	// batch is erased, with the ids of the batch (for example to revoke a
 	// token at a platform). An error rolls the batch back and stops the
 	// operation; the batch is retried by the next run, so the hook must be
-	// idempotent.
+	// idempotent. An *UnfinishedError instead keeps its IDs and erases
+	// and commits the rest of the batch before the operation stops, so
+	// that what the hook did for those rows outside the database (a
+	// platform that acted) is not undone with the batch and done again.
 	BeforeErase func(ctx context.Context, tx bun.Tx, ids []string) error
 	// AfterErase, if set, runs after each batch's transaction commits, with
 	// the ids of the rows the batch erased (ctx acts on their tenant): for

@@ -106,7 +106,8 @@
 // tenant's PurgeAfter), category by category, then runs the purge hooks
 // (destroying the tenant's key) and marks it purged. A BeforeErase hook
 // that fails stops the tenant's purge before the hooks, its batch rolled
-// back, and the next run tries again; the tenant stays due. A hook that
+// back (or, when it returns an *UnfinishedError, committed without the
+// rows it names), and the next run tries again; the tenant stays due. A hook that
 // waits on something outside the database reads PurgeDue, the time the
 // purge was due, which persists where the failed run's writes do not, and
 // gives up once the purge is overdue by a bound it documents: social's

@@ -2,6 +2,7 @@ package retention
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -188,7 +189,11 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 	for {
 		var ids []string
 		var selected, erased int64
+		// unfinished is the BeforeErase hook's *UnfinishedError: the batch
+		// erases and commits the other rows, then the operation stops.
+		var unfinished *UnfinishedError
 		err := tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
+			unfinished = nil
 			// No ORDER BY: erased rows leave the selection (deleted, or no
 			// longer matching once anonymized), so each batch takes any due
 			// rows and the planner may use the time index.
@@ -219,10 +224,16 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 				}
 				e.point("batch.selected")
 				if c.BeforeErase != nil {
-					if err := c.BeforeErase(ctx, tx, ids); err != nil {
+					if err := c.BeforeErase(ctx, tx, ids); errors.As(err, &unfinished) && unfinished.Err != nil {
+						ids = without(ids, unfinished.IDs)
+					} else if err != nil {
+						unfinished = nil // a bare *UnfinishedError: a failure
 						return fmt.Errorf("retention: %s: before erase: %w", c.Name, err)
 					}
 					e.point("batch.hooked")
+					if len(ids) == 0 {
+						return nil
+					}
 				}
 				n, err := e.eraseIDs(ctx, tx, c, j.tid, ids)
 				if err != nil {
@@ -263,6 +274,10 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 			if err := e.afterErase(ctx, c, ids); err != nil {
 				return err
 			}
+		}
+		if unfinished != nil {
+			j.rc.Erased += erased
+			return fmt.Errorf("retention: %s: before erase: %w", c.Name, unfinished)
 		}
 		if erased == 0 {
 			// Another run took these rows, or the erase action does not
@@ -366,3 +381,18 @@ func (e *Engine) heldReceipt(ctx context.Context, j *job) error {
 }
 
 func window(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// without returns ids without those in drop.
+func without(ids, drop []string) []string {
+	skip := make(map[string]bool, len(drop))
+	for _, id := range drop {
+		skip[id] = true
+	}
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !skip[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}

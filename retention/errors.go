@@ -51,3 +51,26 @@ type ValidationError struct {
 func (e *ValidationError) Error() string {
 	return "retention: invalid " + e.Field + ": " + e.Reason
 }
+
+// UnfinishedError is returned by a Category's BeforeErase hook that did
+// its work for part of a batch only, such as a platform revoke that
+// failed for IDs while the others were made. The batch then erases every
+// row but IDs and commits, so that what the hook did outside the database
+// for the other rows is recorded with their erasure and not done again;
+// the operation then stops with Err (wrapped), and a later run finds the
+// rows IDs again. Match Err with errors.Is; the engine's error unwraps to
+// it.
+type UnfinishedError struct {
+	// IDs are the rows of the batch the hook did not finish: kept as they
+	// are.
+	IDs []string
+	// Err is why; not nil.
+	Err error
+}
+
+func (e *UnfinishedError) Error() string {
+	return fmt.Sprintf("retention: %d rows unfinished: %v", len(e.IDs), e.Err)
+}
+
+// Unwrap returns Err.
+func (e *UnfinishedError) Unwrap() error { return e.Err }

@@ -120,3 +120,41 @@ func TestHolds(t *testing.T) {
 		require.Len(t, receipts(t, a, db, "retention.hold_released"), 2)
 	})
 }
+
+// TestBeforeEraseUnfinished: a BeforeErase hook that finishes part of a
+// batch (a revoke the platform failed) returns an *UnfinishedError: the
+// batch erases and commits the rest, with its receipt, and the sweep
+// stops with the hook's error; the next sweep hands the hook only the
+// rows it did not finish, so each row's outside work is done once.
+func TestBeforeEraseUnfinished(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		v := newEnv(t, db)
+		_, a := v.tenant(t, "alpha")
+		cs := []conn{
+			{ID: "c1", AccountID: "acct-1", Token: "t1", ConnectedAt: epoch.Add(-retention.Day)},
+			{ID: "c2", AccountID: "acct-1", Token: "t2", ConnectedAt: epoch.Add(-retention.Day)},
+			{ID: "c3", AccountID: "acct-1", Token: "t3", ConnectedAt: epoch.Add(-retention.Day)},
+		}
+		insert(t, a, db, &cs)
+		require.NoError(t, v.e.RecordEvent(a, retention.EventDeauthorized, "account_id", "acct-1"))
+
+		v.rev.fail("c2")
+		_, err := v.e.Sweep(system(), epoch.Add(30*retention.Day))
+		require.ErrorIs(t, err, errRevokeFails)
+		var ue *retention.UnfinishedError
+		require.ErrorAs(t, err, &ue)
+		require.Equal(t, []string{"c2"}, ue.IDs)
+		require.Equal(t, []string{"c2"}, ids(t, a, db, "test_connections"), "the finished rows are erased, committed")
+		require.ElementsMatch(t, []string{"c1", "c3"}, v.rev.list())
+		rs := receipts(t, a, db, "retention.swept")
+		require.Len(t, rs, 1)
+		require.Equal(t, "2", rs[0].Metadata["count"])
+
+		v.rev.fail()
+		rep, err := v.e.Sweep(system(), epoch.Add(30*retention.Day))
+		require.NoError(t, err)
+		require.EqualValues(t, 1, rep.Erased())
+		require.Empty(t, ids(t, a, db, "test_connections"))
+		require.ElementsMatch(t, []string{"c1", "c3", "c2"}, v.rev.list(), "each row's hook work done once")
+	})
+}

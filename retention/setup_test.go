@@ -2,6 +2,7 @@ package retention_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -182,14 +183,41 @@ func each(t *testing.T, fn func(t *testing.T, db *dbtest.DB)) {
 
 // revocations records the ids the connection category's hook revoked.
 type revocations struct {
-	mu  sync.Mutex
-	ids []string
+	mu      sync.Mutex
+	ids     []string
+	failing map[string]bool // ids whose revoke fails
 }
 
-func (r *revocations) add(ids []string) {
+// errRevokeFails is the failure of a revoke of an id in failing.
+var errRevokeFails = errors.New("test: revoke failed")
+
+// add revokes ids: it records those not failing, and returns an
+// *retention.UnfinishedError naming the others.
+func (r *revocations) add(ids []string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.ids = append(r.ids, ids...)
+	var failed []string
+	for _, id := range ids {
+		if r.failing[id] {
+			failed = append(failed, id)
+			continue
+		}
+		r.ids = append(r.ids, id)
+	}
+	if len(failed) > 0 {
+		return &retention.UnfinishedError{IDs: failed, Err: errRevokeFails}
+	}
+	return nil
+}
+
+// fail makes the revokes of ids fail (none: every revoke succeeds).
+func (r *revocations) fail(ids ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failing = map[string]bool{}
+	for _, id := range ids {
+		r.failing[id] = true
+	}
 }
 
 func (r *revocations) list() []string {
@@ -226,7 +254,7 @@ func testCategories(rev *revocations) []retention.Category {
 			LegalBasis: "contract", Purpose: "connected social accounts and their tokens",
 			BeforeErase: func(_ context.Context, _ bun.Tx, ids []string) error {
 				if rev != nil {
-					rev.add(ids)
+					return rev.add(ids)
 				}
 				return nil
 			}},

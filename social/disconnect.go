@@ -297,9 +297,10 @@ var ErrRevokePending = errors.New("social: queued platform revokes still fail")
 // the purge was due (the end of the tenant's grace period), or a sweep of
 // a revoke queued this long ago, gives the revoke up after a last attempt,
 // audits it as connection.revoke_abandoned (with the reason and the
-// attempts: those of Disconnect and RetryRevocations, and this last one,
-// as the runs that failed roll back theirs) and completes. The platform
-// then keeps the grant until it expires or the user removes the app.
+// attempts: those of Disconnect and RetryRevocations, and this last one;
+// the purge and sweep runs that failed do not count theirs) and
+// completes. The platform then keeps the grant until it expires or the
+// user removes the app.
 const RevokeAbandonAfter = 7 * 24 * time.Hour
 
 // revokeTokenInvalid is the revoke outcome audited when the platform
@@ -314,7 +315,8 @@ func tokenDead(rerr error) bool { return rerr != nil && errors.Is(rerr, ErrInval
 // abandonReason reports whether a queued revoke r that failed again at now
 // is given up (RevokeAbandonAfter), and why: in a tenant purge, counted
 // from the purge's due time; in a sweep, from when r was queued. The
-// bound is counted from times that persist, as the failed run rolls back.
+// bound is counted from times that persist, as the failed run leaves the
+// failed revoke unchanged.
 func abandonReason(ctx context.Context, r revocation, now time.Time) (string, bool) {
 	bound := fmt.Sprintf("%d days", RevokeAbandonAfter/(24*time.Hour))
 	if due, ok := retention.PurgeDue(ctx); ok {
@@ -329,10 +331,13 @@ func abandonReason(ctx context.Context, r revocation, now time.Time) (string, bo
 // it any chance to make them. A revoke another process holds
 // (RetryRevocations' lease) is left to it. A revoke whose token the
 // platform refuses is done (audited with revoke token_invalid). If a
-// revoke fails again, it fails with ErrRevokePending: the batch rolls
-// back, the queue and the key stay, and the next run tries again (revokes
-// this batch made are then made again: the platforms accept revoking a
-// revoked grant) — until RevokeAbandonAfter, when the revoke is given up.
+// revoke fails again, it returns a *retention.UnfinishedError naming the
+// revokes that failed, matching ErrRevokePending: the batch erases and
+// commits the revokes the platform made (with their audit entries), so
+// that no later run calls the platform for them again, and keeps the
+// failed ones queued, unchanged; the operation stops, the key stays, and
+// the next run tries the failed ones again — until RevokeAbandonAfter,
+// when a revoke is given up.
 func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error {
 	var rs []revocation
 	now := s.clock()
@@ -340,7 +345,7 @@ func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error
 		Where("?TableAlias.claimed_until IS NULL OR ?TableAlias.claimed_until <= ?", now).Scan(ctx); err != nil {
 		return fmt.Errorf("social: revoke queued: %w", err)
 	}
-	failed := 0
+	var failed []string
 	for _, r := range rs {
 		ev := tenancy.AuditEvent{Action: "connection.revoked", Target: "connection:" + r.ConnectionID,
 			Metadata: map[string]string{"platform": r.Platform, "attempts": fmt.Sprint(r.Attempts + 1)}}
@@ -357,7 +362,7 @@ func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error
 			}
 			s.log.WarnContext(ctx, "social: queued revoke failed again", "connection", r.ConnectionID, "error", rerr)
 			again = true
-			failed++
+			failed = append(failed, r.ID)
 			return nil
 		})
 		if err != nil {
@@ -370,8 +375,8 @@ func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error
 			return err
 		}
 	}
-	if failed > 0 {
-		return fmt.Errorf("%w: %d of %d", ErrRevokePending, failed, len(rs))
+	if len(failed) > 0 {
+		return &retention.UnfinishedError{IDs: failed, Err: fmt.Errorf("%w: %d of %d", ErrRevokePending, len(failed), len(rs))}
 	}
 	return nil
 }

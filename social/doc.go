@@ -153,14 +153,16 @@
 //
 // A tenant purge, or a sweep of CategoryRevocation, makes the queued
 // revokes before their tokens and the tenant's key go. If one fails again,
-// the batch rolls back with ErrRevokePending and the next run retries,
-// keeping the key, but not for ever: once the purge is RevokeAbandonAfter
+// the batch still commits the revokes the platform made (erased and
+// audited, so that no later run calls the platform for them again), keeps
+// the failed ones queued and stops with ErrRevokePending; the next run
+// retries those, keeping the key, but not for ever: once the purge is RevokeAbandonAfter
 // (7 days) past its due time (the tenant's grace period end), or, in a
 // sweep, once the revoke was queued that long ago, a revoke that fails
 // once more is given up and audited as connection.revoke_abandoned with
 // the reason and the attempts (those of the disconnect and of
 // RetryRevocations, and the last one: the attempts of purge runs that
-// rolled back are not counted). The platform then keeps the grant until
+// failed are not counted). The platform then keeps the grant until
 // it expires or the user removes the app. A purge whose platform is down
 // for less than the bound completes on the first run after it recovers.
 //

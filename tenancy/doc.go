@@ -68,7 +68,7 @@
 //     Outside RunInTx and RunScoped no tenant-owned row is visible at all,
 //     so on PostgreSQL all tenant-owned access goes through them. On a
 //     handle from socialcrm.OpenDB the setting costs no round trip of its
-//     own: it travels with the statement it governs.
+//     own: it travels with the statement it governs (see Security).
 //     Migrations run as an owner role; the application connects as a role
 //     that owns no table and holds only DML on them (socialcrm.Grant), so it
 //     cannot ALTER a table's row security or CREATE, ALTER or DROP a policy
@@ -106,6 +106,38 @@
 //	var bad *tenancy.ValidationError // bad.Field, bad.Reason
 //
 // # Security
+//
+// On a PostgreSQL handle from socialcrm.OpenDB each connection keeps the
+// tenant it last set in its session between statements
+// (set_config('app.tenant_id', tenant, false)), so that a tenant's next
+// statement on that connection is sent alone, with nothing for the
+// setting: that is what makes a scoped read one plain query. A statement
+// under another tenant, or under none — bun code without a principal,
+// database/sql directly, a pinned connection, a prepared statement, a
+// transaction without a tenant — sets its own value, or the empty one,
+// in its own round trip first, so it never runs under the previous
+// user's tenant and a statement without a tenant sees no tenant-owned row.
+// The connection trusts what it set only once that is sure to stay (the
+// statement's implicit transaction, or RunInTx's transaction, committed)
+// and forgets it — sets it again — after anything that might have undone
+// or changed it: an error, a cancellation, a rollback or rollback to a
+// savepoint, a statement that leaves a transaction of its own open, or SQL
+// that could set a setting or end a transaction (set_config, SET, RESET,
+// DISCARD, pg_settings, transaction control, DO, CALL, several statements
+// in one). Only a server function that sets app.tenant_id behind an
+// innocent-looking call escapes that check; the application role cannot
+// define one through a guarded handle. The driver's pgx connection is not
+// reachable from the handle (sql.Conn.Raw gets a wrapper with unexported
+// fields). The tests prove it on one shared connection: after tenant A's
+// statements each of those users sees none of A's rows, and thousands of
+// random operations of two tenants (reads, writes, refused and failing
+// writes, commits, rollbacks, nested scopes, cancellations) never see each
+// other's rows. Because the session is the connection's own, connect such
+// a handle to PostgreSQL directly or through a session-pooling proxy; a
+// transaction-pooling one would hand one session's tenant to another
+// client's statements. Behind one, add socialcrm_settings=transaction to
+// the DSN: every scoped statement then carries the tenant
+// transaction-local in its round trip, and no session keeps it.
 //
 // Passwords are stored as bcrypt hashes of cost 12 (PasswordCost); an
 // unknown email costs the same bcrypt time as a wrong password. API keys

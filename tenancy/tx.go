@@ -12,14 +12,16 @@ import (
 )
 
 // RunInTx runs fn in a transaction scoped to the context's tenant. On
-// PostgreSQL it first sets app.tenant_id for this transaction only
-// (set_config(..., true), the function form of SET LOCAL), which the
-// row-level-security policies of tenant-owned tables compare with, so even a
-// raw "SELECT *" inside fn sees only the tenant's rows. The setting ends with
-// the transaction: nothing leaks to the next user of the pooled connection.
-// On a handle from socialcrm.OpenDB the BEGIN and the setting travel with
-// fn's first statement, in its round trip; a transaction in which fn sends
-// nothing sends nothing.
+// PostgreSQL it sets app.tenant_id, which the row-level-security policies
+// of tenant-owned tables compare with, so even a raw "SELECT *" inside fn
+// sees only the tenant's rows. On a handle from socialcrm.OpenDB the BEGIN
+// and the setting travel with fn's first statement, in its round trip (the
+// setting only when the connection's session does not hold the tenant
+// already; see the package's Security section: every later statement on
+// the connection sets its own tenant or none, so nothing leaks to the next
+// user of the pooled connection); a transaction in which fn sends nothing
+// sends nothing. On any other PostgreSQL handle the setting is
+// transaction-local (set_config(..., true)) and ends with the transaction.
 //
 // Without a tenant in ctx, RunInTx fails with ErrNoTenant and fn is not
 // called. fn receives ctx unchanged (in a bun.Tx of such a handle, with the
@@ -81,8 +83,9 @@ func folds(db bun.IDB) bool {
 // RunScoped runs fn, every statement of which is confined to the context's
 // tenant as in RunInTx, but without a transaction where none is needed: on
 // a PostgreSQL handle from socialcrm.OpenDB each statement fn sends on db
-// carries the tenant setting in its own round trip and runs as a
-// transaction of its own; on SQLite, which has no row-level security, fn
+// runs as a transaction of its own under the tenant, set in its own round
+// trip unless the connection's session holds it already (one plain query
+// then); on SQLite, which has no row-level security, fn
 // runs on db as it is; on any other PostgreSQL handle, and in a bun.Tx,
 // fn runs in RunInTx. Use it for work whose statements need not
 // commit together — typically a single statement.
@@ -127,8 +130,9 @@ func setTenant(ctx context.Context, tx bun.Tx, tid string, nested bool) (prev st
 // when tenant_id equals the transaction's app.tenant_id (see RunInTx). The
 // policy is forced, so it binds the table's owner too; only superusers and
 // roles with BYPASSRLS skip it, so connect as a role that is neither. Before
-// any set_config the setting is NULL, after a transaction that set it the
-// session holds ” — NULLIF makes both match nothing.
+// any set_config the setting is NULL, after a transaction that set it
+// locally or a statement without a tenant the session holds the empty
+// string — NULLIF makes both match nothing.
 //
 // Migrations of tenant-owned tables call it right after creating the table.
 // On other dialects it does nothing.

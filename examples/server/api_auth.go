@@ -74,41 +74,86 @@ func (a *app) signup(w http.ResponseWriter, r *http.Request) error {
 }
 
 type loginRequest struct {
+	// TenantID names the tenant to sign in to; without it, every tenant
+	// where the e-mail has an account is tried (openTenants). With Ticket
+	// it is the tenant picked.
 	TenantID string `json:"tenant_id"`
 	Email    string `json:"email"`
 	Password string `json:"password"`
+	// Ticket is the pick ticket of an earlier answer that listed several
+	// tenants the password opened (the answer's ticket).
+	Ticket string `json:"ticket"`
 }
 
-// signIn checks the per-IP rate limit, then the credentials (with
-// tenancy's lockout), and opens a session.
-func (a *app) signIn(r *http.Request, req loginRequest) (tenancy.Principal, pair, error) {
+// loginChoice is a tenant a password opened, offered by name.
+type loginChoice struct {
+	TenantID string `json:"tenant_id"`
+	Name     string `json:"name"`
+}
+
+// signIn checks the per-IP rate limit, then the credentials in the tenant
+// req names (with tenancy's lockout).
+func (a *app) signIn(r *http.Request, req loginRequest) (tenancy.Principal, error) {
 	var v validator
 	v.check(tenancy.ValidateID(req.TenantID) == nil, "tenant_id", "must be a UUID")
 	v.check(req.Email != "", "email", "required")
 	v.check(req.Password != "", "password", "required")
 	if err := v.err(); err != nil {
-		return tenancy.Principal{}, pair{}, err
+		return tenancy.Principal{}, err
 	}
 	if ok, err := a.logins.allow(r.Context(), clientIP(r)); err != nil {
-		return tenancy.Principal{}, pair{}, err
+		return tenancy.Principal{}, err
 	} else if !ok {
-		return tenancy.Principal{}, pair{}, errRateLimited
+		return tenancy.Principal{}, errRateLimited
 	}
-	p, err := a.sdk.Tenants.Authenticate(r.Context(), req.TenantID, req.Email, req.Password,
+	return a.sdk.Tenants.Authenticate(r.Context(), req.TenantID, req.Email, req.Password,
 		tenancy.RequestInfo{IP: clientIP(r), UserAgent: r.UserAgent()})
-	if err != nil {
-		return p, pair{}, err
-	}
-	tok, err := a.tokens.start(r.Context(), p, r.UserAgent())
-	return p, tok, err
 }
 
+// login signs in: to tenant_id when given; otherwise by e-mail and
+// password alone, in the one tenant they open, or, when they open several,
+// answering their names with a pick ticket, which a second call presents
+// with the tenant picked (ticket and tenant_id, no password).
 func (a *app) login(w http.ResponseWriter, r *http.Request) error {
 	var req loginRequest
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	p, tok, err := a.signIn(r, req)
+	var p tenancy.Principal
+	switch {
+	case req.Ticket != "":
+		var v validator
+		v.check(req.Email == "" && req.Password == "", "ticket", "send the ticket with tenant_id only")
+		v.check(tenancy.ValidateID(req.TenantID) == nil, "tenant_id", "must be a UUID")
+		if err := v.err(); err != nil {
+			return err
+		}
+		c, err := a.picked(req.Ticket, req.TenantID)
+		if err != nil {
+			return err
+		}
+		p = c.principal()
+	case req.TenantID != "":
+		var err error
+		if p, err = a.signIn(r, req); err != nil {
+			return err
+		}
+	default:
+		choices, err := a.openTenants(r, req.Email, req.Password)
+		if err != nil {
+			return err
+		}
+		if len(choices) > 1 {
+			names := make([]loginChoice, len(choices))
+			for i, c := range choices {
+				names[i] = loginChoice{TenantID: c.TenantID, Name: c.Name}
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"choose": names, "ticket": a.ticketFor(choices)})
+			return nil
+		}
+		p = choices[0].principal()
+	}
+	tok, err := a.tokens.start(r.Context(), p, r.UserAgent())
 	if err != nil {
 		return err
 	}

@@ -189,6 +189,12 @@ func (a *app) page(pattern string, acc access, name string, h consoleHandler) {
 		method, path = "", pattern
 	}
 	a.routes = append(a.routes, route{Method: method, Path: path, Console: true})
+	// The template rendered after the handler: set once here, for the
+	// handler runs on many goroutines at once.
+	tmplName := name
+	if tmplName == "" {
+		tmplName = "error"
+	}
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self' "+a.formTargets()+"; frame-ancestors 'none'")
 		w.Header().Set("Cache-Control", "no-store")
@@ -241,10 +247,7 @@ func (a *app) page(pattern string, acc access, name string, h consoleHandler) {
 			}
 			status = ae.Status
 		}
-		if name == "" {
-			name = "error"
-		}
-		a.render(w, status, name, p, ae)
+		a.render(w, status, tmplName, p, ae)
 	})
 }
 

@@ -6,8 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -30,6 +32,10 @@ type tenantChoice struct {
 	MemberID string       `json:"m"`
 	Role     tenancy.Role `json:"r"`
 	Name     string       `json:"-"`
+}
+
+func (c tenantChoice) principal() tenancy.Principal {
+	return tenancy.Principal{TenantID: c.TenantID, MemberID: c.MemberID, Role: c.Role}
 }
 
 type pickTicket struct {
@@ -72,54 +78,116 @@ func (a *app) tenantsOfEmail(ctx context.Context, email string) ([]tenancy.Tenan
 	return out, nil
 }
 
-// consoleLogin checks the e-mail and password and signs in, or shows the
-// tenant picker when the password opens several tenants.
-func (a *app) consoleLogin(w http.ResponseWriter, r *http.Request, p *page) error {
-	p.Title = "Sign in"
-	email := strings.ToLower(strings.TrimSpace(r.FormValue("email")))
-	password := r.FormValue("password")
+// openTenants is sign-in by e-mail and password, shared by the console
+// and POST /v1/login: it checks the per-IP rate limit, then the password
+// in every tenant that has a member with email (each attempt counts
+// toward that member's lockout), and returns the tenants it opened,
+// sorted by name. It fails as a wrong password does when it opens none —
+// for an unknown e-mail too, after the same bcrypt work — so that nothing
+// tells who has an account, or where, without the password. The checks of
+// several tenants run in parallel, up to GOMAXPROCS at once: beyond that
+// many tenants for one e-mail, the answer takes longer.
+func (a *app) openTenants(r *http.Request, email, password string) ([]tenantChoice, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
 	var v validator
 	v.check(email != "", "email", "required")
 	v.check(password != "", "password", "required")
 	if err := v.err(); err != nil {
-		return err
+		return nil, err
 	}
 	if ok, err := a.logins.allow(r.Context(), clientIP(r)); err != nil {
-		return err
+		return nil, err
 	} else if !ok {
-		return errRateLimited
+		return nil, errRateLimited
 	}
 	info := tenancy.RequestInfo{IP: clientIP(r), UserAgent: r.UserAgent()}
 	tenants, err := a.tenantsOfEmail(r.Context(), email)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(tenants) == 0 {
 		// The same answer, after the same bcrypt work, as a wrong password.
 		_, err := a.sdk.Tenants.Authenticate(r.Context(), "", email, password, info)
-		return err
+		return nil, err
 	}
+	// The checks run side by side (as many at once as there are CPUs), so
+	// that the time taken depends less on how many accounts the e-mail
+	// has (an unknown one costs one check).
+	type check struct {
+		prin tenancy.Principal
+		err  error
+	}
+	checks := make([]check, len(tenants))
+	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i, t := range tenants {
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			checks[i].prin, checks[i].err = a.sdk.Tenants.Authenticate(r.Context(), t.ID, email, password, info)
+		})
+	}
+	wg.Wait()
 	var choices []tenantChoice
 	var lastErr error
-	for _, t := range tenants {
-		prin, err := a.sdk.Tenants.Authenticate(r.Context(), t.ID, email, password, info)
-		if err != nil {
-			lastErr = err
+	for i, t := range tenants {
+		if checks[i].err != nil {
+			lastErr = checks[i].err
 			continue
 		}
+		prin := checks[i].prin
 		choices = append(choices, tenantChoice{TenantID: t.ID, MemberID: prin.MemberID, Role: prin.Role, Name: t.Name})
 	}
-	switch len(choices) {
-	case 0:
-		return lastErr
-	case 1:
-		return a.startConsoleSession(w, r, choices[0])
+	if len(choices) == 0 {
+		return nil, lastErr
 	}
 	slices.SortFunc(choices, func(x, y tenantChoice) int { return strings.Compare(x.Name, y.Name) })
+	return choices, nil
+}
+
+// ticketFor is the signed ticket that lets the person pick one of choices
+// for pickTTL without sending the password again.
+func (a *app) ticketFor(choices []tenantChoice) string {
 	body, _ := json.Marshal(pickTicket{Choices: choices, Expires: a.now().Add(pickTTL).Unix()})
 	raw := "pk1." + base64.RawURLEncoding.EncodeToString(body)
+	return raw + "." + a.tokens.mac(raw)
+}
+
+// errPickExpired answers a tenant pick whose ticket is forged or expired.
+var errPickExpired = &apiError{Status: http.StatusBadRequest, Code: "pick_expired", Message: "the choice expired; sign in again"}
+
+// picked returns the choice of tenantID in ticket (ticketFor).
+func (a *app) picked(ticket, tenantID string) (tenantChoice, error) {
+	i := strings.LastIndexByte(ticket, '.')
+	if i < 0 || !strings.HasPrefix(ticket, "pk1.") || !hmacEqual(a.tokens.mac(ticket[:i]), ticket[i+1:]) {
+		return tenantChoice{}, errPickExpired
+	}
+	body, err := base64.RawURLEncoding.DecodeString(ticket[4:i])
+	var t pickTicket
+	if err != nil || json.Unmarshal(body, &t) != nil || a.now().Unix() >= t.Expires {
+		return tenantChoice{}, errPickExpired
+	}
+	for _, c := range t.Choices {
+		if c.TenantID == tenantID {
+			return c, nil
+		}
+	}
+	return tenantChoice{}, errInvalid(fieldProblem{Field: "tenant_id", Problem: "choose one of the organizations listed"})
+}
+
+// consoleLogin checks the e-mail and password and signs in, or shows the
+// tenant picker when the password opens several tenants.
+func (a *app) consoleLogin(w http.ResponseWriter, r *http.Request, p *page) error {
+	p.Title = "Sign in"
+	choices, err := a.openTenants(r, r.FormValue("email"), r.FormValue("password"))
+	if err != nil {
+		return err
+	}
+	if len(choices) == 1 {
+		return a.startConsoleSession(w, r, choices[0])
+	}
 	p.Title = "Choose an organization"
-	p.Data = map[string]any{"Ticket": raw + "." + a.tokens.mac(raw), "Choices": choices}
+	p.Data = map[string]any{"Ticket": a.ticketFor(choices), "Choices": choices}
 	a.render(w, http.StatusOK, "pick", p, nil)
 	return nil
 }
@@ -127,27 +195,15 @@ func (a *app) consoleLogin(w http.ResponseWriter, r *http.Request, p *page) erro
 // consolePick signs in to the tenant picked from a ticket.
 func (a *app) consolePick(w http.ResponseWriter, r *http.Request, p *page) error {
 	p.Title = "Sign in"
-	expired := &apiError{Status: http.StatusBadRequest, Code: "pick_expired", Message: "the choice expired; sign in again"}
-	tok := r.FormValue("ticket")
-	i := strings.LastIndexByte(tok, '.')
-	if i < 0 || !strings.HasPrefix(tok, "pk1.") || !hmacEqual(a.tokens.mac(tok[:i]), tok[i+1:]) {
-		return expired
+	c, err := a.picked(r.FormValue("ticket"), r.FormValue("tenant_id"))
+	if err != nil {
+		return err
 	}
-	body, err := base64.RawURLEncoding.DecodeString(tok[4:i])
-	var t pickTicket
-	if err != nil || json.Unmarshal(body, &t) != nil || a.now().Unix() >= t.Expires {
-		return expired
-	}
-	for _, c := range t.Choices {
-		if c.TenantID == r.FormValue("tenant_id") {
-			return a.startConsoleSession(w, r, c)
-		}
-	}
-	return errInvalid(fieldProblem{Field: "tenant_id", Problem: "choose one of the organizations listed"})
+	return a.startConsoleSession(w, r, c)
 }
 
 func (a *app) startConsoleSession(w http.ResponseWriter, r *http.Request, c tenantChoice) error {
-	tok, err := a.tokens.start(r.Context(), tenancy.Principal{TenantID: c.TenantID, MemberID: c.MemberID, Role: c.Role}, r.UserAgent())
+	tok, err := a.tokens.start(r.Context(), c.principal(), r.UserAgent())
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -269,12 +270,18 @@ func (a *app) recordJob(ev *river.Event) {
 			kind = args.Task
 		}
 	}
+	a.noteJob(kind, ev.Kind == river.EventKindJobFailed, ev.Job.Attempt)
+}
+
+// noteJob notes a run of the job kind in this replica's report and logs
+// it.
+func (a *app) noteJob(kind string, failed bool, attempt int) {
 	a.jobsMu.Lock()
 	defer a.jobsMu.Unlock()
 	a.lastJob.At = a.now()
-	if ev.Kind == river.EventKindJobFailed {
+	if failed {
 		a.lastJob.Failed++
-		a.log.Error("scheduled job failed", "job", kind, "attempt", ev.Job.Attempt)
+		a.log.Error("scheduled job failed", "job", kind, "attempt", attempt)
 		return
 	}
 	if a.lastJob.Completed == nil {
@@ -282,6 +289,16 @@ func (a *app) recordJob(ev *river.Event) {
 	}
 	a.lastJob.Completed[kind] = a.lastJob.At
 	a.log.Info("scheduled job ran", "job", kind)
+}
+
+// jobReport returns a copy of this replica's job report: recordJob goes on
+// writing the report's map while the copy is encoded.
+func (a *app) jobReport() jobReport {
+	a.jobsMu.Lock()
+	defer a.jobsMu.Unlock()
+	r := a.lastJob
+	r.Completed = maps.Clone(r.Completed)
+	return r
 }
 
 // schedulePurge enqueues the purge of a closed tenant at the end of its

@@ -252,9 +252,10 @@ func elem(t reflect.Type) reflect.Type { // a page's or slice's item type
 func generateSchemas(t *testing.T) string {
 	a := newTestApp(t)
 	g := &schemaGen{defs: map[string]any{}, names: map[reflect.Type]string{
-		reflect.TypeFor[pair]():      "TokenPair",
-		reflect.TypeFor[pageView]():  "MetaPageResult",
-		reflect.TypeFor[jobReport](): "JobReport",
+		reflect.TypeFor[pair]():        "TokenPair",
+		reflect.TypeFor[pageView]():    "MetaPageResult",
+		reflect.TypeFor[jobReport]():   "JobReport",
+		reflect.TypeFor[loginChoice](): "LoginChoice",
 	}}
 	read := func(x any) node {
 		if rt, ok := x.(reflect.Type); ok {
@@ -375,7 +376,8 @@ func generateSchemas(t *testing.T) string {
 
 	// Sign-up, sessions, keys, tenant.
 	env["SignupResult"] = obj("tenant", read(tenancy.Tenant{}), "owner", read(tenancy.Member{}), "session", read(pair{}))
-	env["LoginResult"] = obj("tenant_id", strS(), "member_id", strS(), "role", strS(), "session", read(pair{}))
+	env["LoginResult"] = obj("tenant_id?", strS(), "member_id?", strS(), "role?", strS(), "session?", read(pair{}),
+		"choose?", arr(read(loginChoice{})), "ticket?", strS())
 	env["RefreshResult"] = obj("session", read(pair{}))
 	env["Me"] = obj("tenant", read(tenancy.Tenant{}), "member_id", strS(), "role", strS(), "mode", modes())
 	env["APIKeyList"] = obj("api_keys", arr(read(tenancy.APIKey{})))

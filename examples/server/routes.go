@@ -367,9 +367,7 @@ func (a *app) readyz(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "database unreachable"})
 		return nil
 	}
-	a.jobsMu.Lock()
-	last := a.lastJob
-	a.jobsMu.Unlock()
+	last := a.jobReport()
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "mode": a.modes(), "jobs": last})
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"sync"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
@@ -38,6 +39,13 @@ type connector struct {
 	base  driver.Connector
 	check atomic.Pointer[Check]
 	trips atomic.Int64 // round trips of PostgreSQL connections (RoundTrips)
+	// names are the setting names statements of this handle have carried
+	// (WithSetting), which every statement sets or empties (pg.go).
+	names   atomic.Pointer[[]string]
+	namesMu sync.Mutex
+	// local is set when settings are transaction-local, sent with every
+	// statement that needs one (socialcrm_settings=transaction).
+	local bool
 }
 
 // dsnConnector is a connector for a driver without one of its own.
@@ -54,9 +62,10 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &conn{Conn: cn, c: c}
+	w := &conn{base: cn, c: c}
 	if p, ok := cn.(*stdlib.Conn); ok {
 		w.pgx = p.Conn()
+		preferText(w.pgx.TypeMap())
 	}
 	return w, nil
 }
@@ -72,11 +81,15 @@ var errOpen = errors.New("sqldb: open connections through the connector")
 func (checkingDriver) Open(string) (driver.Conn, error) { return nil, errOpen }
 
 // conn runs the Check before every statement and forwards everything else.
+// The driver's connection is an unexported field, not an embedded one, so
+// that code holding the conn (sql.Conn.Raw) reaches it only through the
+// methods below, which keep the session's settings tracked (pg.go).
 type conn struct {
-	driver.Conn
+	base  driver.Conn
 	c     *connector
 	pgx   *pgx.Conn // PostgreSQL through pgx: settings and BEGIN fold (WithSetting)
 	tx    *pgTx     // the open transaction on pgx
+	sess  []sessVal // what the session is known to hold of each setting (pg.go)
 	convs convs     // column conversions of result shapes seen (pg.go)
 }
 
@@ -106,79 +119,100 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 	if err := c.checkQuery(ctx, query); err != nil {
 		return nil, err
 	}
-	if p, ok := c.Conn.(driver.ConnPrepareContext); ok {
-		return p.PrepareContext(ctx, query)
+	var st driver.Stmt
+	var err error
+	if p, ok := c.base.(driver.ConnPrepareContext); ok {
+		st, err = p.PrepareContext(ctx, query)
+	} else {
+		st, err = c.base.Prepare(query)
 	}
-	return c.Conn.Prepare(query)
+	if err != nil || c.pgx == nil {
+		return st, err
+	}
+	return &pgStmt{Stmt: st, c: c, query: query}, nil
 }
 
+func (c *conn) Close() error { return c.base.Close() }
+
+// Begin begins a transaction as BeginTx does, so that one begun through
+// the driver's connection (sql.Conn.Raw) is tracked like any other.
+func (c *conn) Begin() (driver.Tx, error) { return c.BeginTx(context.Background(), driver.TxOptions{}) }
+
 func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	e, ok := c.Conn.(driver.ExecerContext)
-	if !ok {
+	if _, ok := c.base.(driver.ExecerContext); !ok {
 		return nil, driver.ErrSkip // database/sql prepares instead, and PrepareContext checks
 	}
 	if err := c.checkQuery(ctx, query); err != nil {
 		return nil, err
 	}
+	return c.exec(ctx, query, args)
+}
+
+// exec runs a statement that passed the Check.
+func (c *conn) exec(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	if c.pgx != nil {
 		if res, sent, err := c.pgExec(ctx, query, args); sent {
 			return res, err
 		}
 		query, args = plainArgs(query, args)
 	}
-	return e.ExecContext(ctx, query, args)
+	return c.base.(driver.ExecerContext).ExecContext(ctx, query, args)
 }
 
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	q, ok := c.Conn.(driver.QueryerContext)
-	if !ok {
+	if _, ok := c.base.(driver.QueryerContext); !ok {
 		return nil, driver.ErrSkip
 	}
 	if err := c.checkQuery(ctx, query); err != nil {
 		return nil, err
 	}
+	return c.query(ctx, query, args)
+}
+
+// query runs a statement that passed the Check.
+func (c *conn) query(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	if c.pgx != nil {
 		if rows, sent, err := c.pgQuery(ctx, query, args); sent {
 			return rows, err
 		}
 		query, args = plainArgs(query, args)
 	}
-	return q.QueryContext(ctx, query, args)
+	return c.base.(driver.QueryerContext).QueryContext(ctx, query, args)
 }
 
 func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
 	if c.pgx != nil {
 		return c.pgBegin(ctx, opts)
 	}
-	if b, ok := c.Conn.(driver.ConnBeginTx); ok {
+	if b, ok := c.base.(driver.ConnBeginTx); ok {
 		return b.BeginTx(ctx, opts)
 	}
-	return c.Conn.Begin() //nolint:staticcheck // the driver has nothing better
+	return c.base.Begin() //nolint:staticcheck // the driver has nothing better
 }
 
 func (c *conn) Ping(ctx context.Context) error {
-	if p, ok := c.Conn.(driver.Pinger); ok {
+	if p, ok := c.base.(driver.Pinger); ok {
 		return p.Ping(ctx)
 	}
 	return nil
 }
 
 func (c *conn) ResetSession(ctx context.Context) error {
-	if r, ok := c.Conn.(driver.SessionResetter); ok {
+	if r, ok := c.base.(driver.SessionResetter); ok {
 		return r.ResetSession(ctx)
 	}
 	return nil
 }
 
 func (c *conn) IsValid() bool {
-	if v, ok := c.Conn.(driver.Validator); ok {
+	if v, ok := c.base.(driver.Validator); ok {
 		return v.IsValid()
 	}
 	return true
 }
 
 func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
-	if n, ok := c.Conn.(driver.NamedValueChecker); ok {
+	if n, ok := c.base.(driver.NamedValueChecker); ok {
 		return n.CheckNamedValue(nv)
 	}
 	return driver.ErrSkip

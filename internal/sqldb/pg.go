@@ -25,10 +25,12 @@ import (
 // statement turned into parameters where their type is certain (see
 // params), so that each statement shape is prepared once per connection
 // (pgx's statement cache) and runs in one round trip after that; a
-// statement left whole runs unprepared, in one round trip too;
-// transaction-local settings (WithSetting) and a deferred BEGIN sent in
-// the round trip of the statement they govern; and the Check (SetCheck)
-// run before every statement, on the statement as bun wrote it.
+// statement left whole runs unprepared, in one round trip too; settings
+// (WithSetting) kept in each connection's session and, with a deferred
+// BEGIN, sent in the round trip of the statement that needs them; and the
+// Check (SetCheck) run before every statement, on the statement as bun
+// wrote it. The statements it sends itself ask for results in the formats
+// the adapter asks for, so that their rows convert to the same values.
 func PostgresConnector(dsn string) (driver.Connector, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
@@ -38,6 +40,14 @@ func PostgresConnector(dsn string) (driver.Connector, error) {
 		return nil, fmt.Errorf("sqldb: postgres dsn: default_query_exec_mode is chosen per statement")
 	}
 	c := &connector{}
+	switch cfg.RuntimeParams[settingsParam] {
+	case "", "session":
+	case "transaction":
+		c.local = true
+	default:
+		return nil, fmt.Errorf("sqldb: postgres dsn: %s is session or transaction", settingsParam)
+	}
+	delete(cfg.RuntimeParams, settingsParam)
 	dial := cfg.DialFunc
 	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		nc, err := dial(ctx, network, addr)
@@ -49,6 +59,10 @@ func PostgresConnector(dsn string) (driver.Connector, error) {
 	c.base = stdlib.GetConnector(*cfg)
 	return c, nil
 }
+
+// settingsParam is the DSN parameter that chooses where settings live
+// (see WithSetting): "session" (the default) or "transaction".
+const settingsParam = "socialcrm_settings"
 
 // RoundTrips returns how many round trips db's connections have made to
 // the server since they were opened — request messages sent after the
@@ -83,26 +97,55 @@ func (c *countingConn) Read(b []byte) (int, error) {
 	return c.Conn.Read(b)
 }
 
-// setting is a transaction-local server setting carried by a context.
+// setting is a server setting carried by a context.
 type setting struct{ name, value string }
 
 type settingKey struct{}
 
 // WithSetting returns a context under which statements sent through a
 // PostgreSQL handle of this package run with the server setting name set
-// to value for their transaction only (set_config(name, value, true)):
+// to value, and every other setting a statement of the handle has carried
+// empty; a statement whose context carries no setting runs with them all
+// empty (the empty string).
 //
-//   - a statement outside a transaction is sent in one round trip with the
-//     set_config before it, as one implicit transaction, so the setting
-//     ends with the statement;
-//   - a transaction begun with it (BeginTx) sends its BEGIN and the
-//     set_config together with its first statement, and the setting holds
-//     until the transaction ends; a statement in a transaction that runs
-//     under another value sets it first, for the rest of the transaction.
+// The value is set at session level (set_config(name, value, false)) in
+// the round trip of the statement it governs, and each connection
+// remembers what its session holds: a statement whose values the
+// connection is known to hold already is sent alone, with no set_config;
+// any other is preceded in its round trip by the set_config of each value
+// that differs or is not known — a statement without a setting on a
+// connection that holds one empties it first. The connection holds a
+// value as known only once the round trip that set it has ended outside
+// any transaction (its implicit transaction committed), or the
+// transaction that set it has committed; it forgets every value —
+// sets them again before its next statement — when anything might have
+// undone or changed one: an error or cancellation while the setting was
+// on its way, a rollback (of the transaction, or to a savepoint) after a
+// set_config in the transaction, a commit that rolled back, a statement
+// that leaves or finds the session inside a transaction this package did
+// not begin, and a statement whose text might set a setting or end a
+// transaction (set_config, pg_settings, SET, RESET, DISCARD, transaction
+// control, DO, CALL, EXECUTE, several statements). A new connection holds
+// nothing known. Prepared statements (PrepareContext) and transactions
+// begun through the driver's connection (sql.Conn.Raw) take the same path;
+// the pgx connection beneath is not reachable from the handle.
 //
-// Nothing is sent for the setting on its own, and it never outlives the
-// transaction, so nothing leaks to the next user of a pooled connection.
-// On other handles the context changes nothing: check Folds first.
+// In a transaction begun with a setting (BeginTx under such a context),
+// statements whose context carries none run under the one it was begun
+// with, one whose context carries another runs under that one, and the
+// BEGIN travels with the first statement. So every statement runs under
+// exactly its own value, and a pooled connection's next user — any
+// statement of the handle, whoever sends it — runs under its own value or
+// none, never under the previous user's.
+//
+// The session is the connection's own: put no transaction-pooling proxy
+// (which hands one client's statements to several server sessions)
+// between such a handle and the server — or open the handle with the DSN
+// parameter socialcrm_settings=transaction, under which every statement
+// that needs a setting carries it transaction-local
+// (set_config(name, value, true)), in its round trip, and nothing is
+// kept in the session. On other handles the context changes nothing:
+// check Folds first.
 func WithSetting(ctx context.Context, name, value string) context.Context {
 	return context.WithValue(ctx, settingKey{}, setting{name, value})
 }
@@ -123,7 +166,11 @@ func WithAdvisoryLocks(ctx context.Context, keys []int64) context.Context {
 }
 
 // Folds reports whether db is a PostgreSQL handle of this package, on
-// which WithSetting and WithAdvisoryLocks take effect.
+// which WithSetting and WithAdvisoryLocks take effect: the setting of a
+// statement travels in its round trip, or not at all when the
+// connection's session holds it already (see WithSetting for what a
+// connection keeps between statements and why no statement runs under
+// another's value).
 func Folds(db *sql.DB) bool {
 	d, ok := db.Driver().(checkingDriver)
 	return ok && d.c.pg()
@@ -139,7 +186,9 @@ type pgTx struct {
 	c     *conn
 	begin string  // the BEGIN still to send; empty once sent
 	want  setting // the setting the transaction was begun with
-	set   setting // the setting in force in the transaction
+	// dirty is set once a set_config was sent in the transaction: a
+	// rollback undoes it.
+	dirty bool
 	// deferred are savepoint statements (SAVEPOINT, RELEASE SAVEPOINT)
 	// still to send, in order, in the round trip of the next statement.
 	deferred []string
@@ -183,11 +232,18 @@ func (c *conn) pgBegin(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 }
 
 func (t *pgTx) end(stmt string) error {
-	defer func() { t.c.tx = nil }()
+	c := t.c
+	defer func() { c.tx = nil }()
 	if t.begin != "" { // nothing was sent: there is nothing to end
 		return nil
 	}
-	_, err := t.c.pgx.Exec(context.Background(), stmt)
+	tag, err := c.pgx.Exec(context.Background(), stmt)
+	if err == nil && stmt == "COMMIT" && tag.String() != "COMMIT" {
+		err = pgx.ErrTxCommitRollback // a failed transaction answers COMMIT with ROLLBACK
+	}
+	if err != nil || stmt != "COMMIT" && t.dirty || c.pgx.PgConn().TxStatus() != 'I' {
+		c.forget()
+	}
 	return err
 }
 
@@ -195,43 +251,177 @@ func (t *pgTx) Commit() error   { return t.end("COMMIT") }
 func (t *pgTx) Rollback() error { return t.end("ROLLBACK") }
 
 // prelude is what must precede a statement sent in ctx: the deferred
-// BEGIN and savepoint statements, the set_config of a setting not yet in
-// force, and the advisory locks of WithAdvisoryLocks.
+// BEGIN and savepoint statements, the set_config of each setting whose
+// value the session is not known to hold, and the advisory locks of
+// WithAdvisoryLocks.
 type prelude struct {
 	begin string
-	pre   []string // deferred savepoint statements, after the BEGIN
-	set   setting
+	pre   []string  // deferred savepoint statements, after the BEGIN
+	sets  []setting // session-level set_configs
 	locks []int64
+	// scoped is set when the statement's context (or its transaction)
+	// carries a setting.
+	scoped bool
+	// idle is set when the session was outside any transaction before
+	// the statement, and the statement opens none of its own.
+	idle bool
 }
 
-// In a transaction, a statement whose context carries no setting runs
-// under the one the transaction was begun with — or under the empty value
-// when it was begun without one — so that a setting a nested scope sent
-// for its own statements ends with them.
+// sessVal is what a connection's session holds of one setting: value,
+// when known is set; otherwise it must be set again before a statement
+// that relies on it.
+type sessVal struct {
+	name, value string
+	known       bool
+}
+
+// register adds name to the setting names of the handle.
+func (c *connector) register(name string) {
+	if p := c.names.Load(); p != nil && slices.Contains(*p, name) {
+		return
+	}
+	c.namesMu.Lock()
+	defer c.namesMu.Unlock()
+	var names []string
+	if p := c.names.Load(); p != nil {
+		if slices.Contains(*p, name) {
+			return
+		}
+		names = slices.Clone(*p)
+	}
+	names = append(names, name)
+	c.names.Store(&names)
+}
+
+// holds reports whether the session is known to hold value for name.
+func (c *conn) holds(name, value string) bool {
+	for _, s := range c.sess {
+		if s.name == name {
+			return s.known && s.value == value
+		}
+	}
+	return false
+}
+
+// mark records what the session holds of each of sets: their values when
+// known is set, else nothing known. With transaction-local settings the
+// session holds none.
+func (c *conn) mark(sets []setting, known bool) {
+	if c.c.local {
+		return
+	}
+next:
+	for _, set := range sets {
+		for i := range c.sess {
+			if c.sess[i].name == set.name {
+				c.sess[i] = sessVal{set.name, set.value, known}
+				continue next
+			}
+		}
+		c.sess = append(c.sess, sessVal{set.name, set.value, known})
+	}
+}
+
+// forget marks every setting's value unknown.
+func (c *conn) forget() {
+	for i := range c.sess {
+		c.sess[i].known = false
+	}
+}
+
+// A statement runs under its context's setting or, in a transaction, the
+// one the transaction was begun with, and under the empty value of every
+// other setting name the handle has seen — so that a setting a nested
+// scope sent for its own statements ends with them, and a setting never
+// outlives the statements it was sent for.
 func (c *conn) prelude(ctx context.Context) (p prelude, ok bool) {
 	p.locks, _ = ctx.Value(locksKey{}).([]int64)
 	want, has := ctx.Value(settingKey{}).(setting)
 	if t := c.tx; t != nil {
 		if !has {
-			want = t.want
-			if want == (setting{}) && t.set != (setting{}) {
-				want = setting{name: t.set.name}
-			}
-			has = want != (setting{})
-		}
-		if has && t.set == want {
-			has = false
-		}
-		if has {
-			p.set = want
+			want, has = t.want, t.want != (setting{})
 		}
 		p.begin, p.pre = t.begin, t.deferred
-		return p, has || t.begin != "" || len(p.pre) > 0 || len(p.locks) > 0
+	} else if c.pgx.PgConn().TxStatus() != 'I' {
+		c.forget() // a transaction this package did not begin may undo anything
+	} else {
+		p.idle = true
 	}
+	p.scoped = has
 	if has {
-		p.set = want
+		c.c.register(want.name)
 	}
-	return p, has || len(p.locks) > 0
+	if names := c.c.names.Load(); names != nil {
+		for _, n := range *names {
+			v := ""
+			if has && n == want.name {
+				v = want.value
+			}
+			switch {
+			case c.c.local && c.tx == nil && v == "":
+				// Transaction-local settings end with each statement.
+			case c.c.local || !c.holds(n, v):
+				p.sets = append(p.sets, setting{n, v})
+			}
+		}
+	}
+	return p, p.begin != "" || len(p.pre) > 0 || len(p.sets) > 0 || len(p.locks) > 0
+}
+
+// settle records what the session holds after a statement sent with p
+// ended (err is its outcome): the values p set once they are sure to
+// stay — its implicit transaction committed, or in a transaction of this
+// package, until that one ends — and nothing known after a statement that
+// might have changed or undone a setting.
+func (c *conn) settle(p *prelude, query string, err error) {
+	switch {
+	case unsettling(query) || c.pgx.IsClosed():
+		c.forget()
+	case c.tx != nil:
+		if err == nil && len(p.sets) > 0 {
+			c.mark(p.sets, true)
+		}
+		if c.pgx.PgConn().TxStatus() == 'I' {
+			c.forget() // the transaction ended under the statement
+		}
+	case p.idle && c.pgx.PgConn().TxStatus() == 'I':
+		if err == nil && len(p.sets) > 0 {
+			c.mark(p.sets, true)
+		}
+	default:
+		c.forget() // a transaction is open that this package did not begin
+	}
+}
+
+// unsettling reports whether query might change a setting or end a
+// transaction, so that the connection no longer knows what its session
+// holds: a statement that names set_config or pg_settings; one that
+// begins with SET, RESET, DISCARD, a transaction or savepoint command,
+// DO, CALL, EXECUTE, PREPARE or LOAD; and one that holds a semicolon (it
+// may be several).
+func unsettling(query string) bool {
+	if strings.IndexByte(query, ';') >= 0 {
+		return true
+	}
+	for i := 0; i < len(query); i++ {
+		if query[i] == '_' && (hasFoldPrefix(query[i:], "_config") || hasFoldPrefix(query[i:], "_settings")) {
+			return true
+		}
+	}
+	first := strings.TrimLeft(query, " \t\n\r(")
+	if k := strings.IndexFunc(first, func(r rune) bool { return r > 0x7f || !isWord(byte(r)) }); k >= 0 {
+		first = first[:k]
+	}
+	switch strings.ToUpper(first) {
+	case "SET", "RESET", "DISCARD", "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT",
+		"SAVEPOINT", "RELEASE", "PREPARE", "DO", "CALL", "EXECUTE", "LOAD":
+		return true
+	}
+	return false
+}
+
+func hasFoldPrefix(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // savepoint defers a savepoint statement of a transaction to the round trip
@@ -242,7 +432,7 @@ func (c *conn) prelude(ctx context.Context) (p prelude, ok bool) {
 // statement cache (bun names each one at random). A savepoint released or
 // rolled back to before anything was sent in it is never sent at all. A
 // rollback to a savepoint that was sent goes at once, with what is deferred
-// before it, and forgets which setting is in force: it undoes a set_config
+// before it, and forgets what the session holds: it undoes a set_config
 // sent after the savepoint.
 func (c *conn) savepoint(ctx context.Context, query string, args []driver.NamedValue) (handled bool, err error) {
 	t := c.tx
@@ -284,55 +474,49 @@ func (c *conn) savepoint(ctx context.Context, query string, args []driver.NamedV
 	if c.pgx.IsClosed() {
 		return true, driver.ErrBadConn
 	}
-	br, err := c.batch(ctx, prelude{begin: t.begin, pre: t.deferred}, "ROLLBACK TO SAVEPOINT "+depthName(i), nil)
+	br, err := c.batch(ctx, &prelude{begin: t.begin, pre: t.deferred}, "ROLLBACK TO SAVEPOINT "+depthName(i), nil)
 	if err == nil {
 		_, err = br.Exec()
 		if cerr := br.Close(); err == nil {
 			err = cerr
 		}
 	}
-	if t.set != (setting{}) {
-		t.set.value = "\x00unknown" // never a value sent: the next statement sets it again
+	if t.dirty || err != nil {
+		c.forget() // it undoes a set_config sent after the savepoint
 	}
 	return true, err
 }
 
 // batch sends the prelude and the statement in one round trip and returns
-// the batch, positioned at the statement's results.
-func (c *conn) batch(ctx context.Context, p prelude, query string, args []driver.NamedValue) (pgx.BatchResults, error) {
+// the batch, positioned at the statement's results. The values it sets
+// are unknown from here until the statement settles.
+func (c *conn) batch(ctx context.Context, p *prelude, query string, vals []any) (pgx.BatchResults, error) {
 	var b pgx.Batch
-	begin, set := p.begin, p.set
-	if begin != "" {
-		b.Queue(begin)
+	if p.begin != "" {
+		b.Queue(p.begin)
 	}
 	for _, q := range p.pre {
 		b.Queue(q)
 	}
-	if set != (setting{}) {
-		b.Queue("SELECT set_config($1, $2, true)", set.name, set.value)
+	set := "SELECT set_config($1, $2, false)"
+	if c.c.local {
+		set = "SELECT set_config($1, $2, true)"
+	}
+	for _, s := range p.sets {
+		b.Queue(set, s.name, s.value)
 	}
 	if len(p.locks) > 0 {
 		// unnest returns the keys, and the locks are taken, in order.
 		b.Queue("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k", p.locks)
 	}
-	var vals []any
-	if len(args) == 0 {
-		if q, ps, ok := params(query); ok {
-			query, vals = q, ps
-		}
-	}
-	for _, a := range args {
-		vals = append(vals, a.Value)
-	}
 	b.Queue(query, vals...)
-	br := c.pgx.SendBatch(ctx, &b)
 	if t := c.tx; t != nil {
 		t.begin = "" // sent: from here on, the transaction must be ended
 		t.deferred = nil
-		if set != (setting{}) {
-			t.set = set
-		}
+		t.dirty = t.dirty || len(p.sets) > 0
 	}
+	c.mark(p.sets, false)
+	br := c.pgx.SendBatch(ctx, &b)
 	for range len(b.QueuedQueries) - 1 {
 		if _, err := br.Exec(); err != nil {
 			br.Close()
@@ -342,57 +526,99 @@ func (c *conn) batch(ctx context.Context, p prelude, query string, args []driver
 	return br, nil
 }
 
-// send sends query as a batch with what must travel before it (the
-// deferred BEGIN, the setting). handled is false when the statement needs
-// neither and goes the ordinary way.
-func (c *conn) send(ctx context.Context, query string, args []driver.NamedValue) (br pgx.BatchResults, handled bool, err error) {
-	p, ok := c.prelude(ctx)
-	if !ok {
-		return nil, false, nil
+// values returns the statement to send and its arguments: bun's literals
+// turned into parameters where params can (the statement is then
+// prepared once per connection, pgx's statement cache).
+func values(query string, args []driver.NamedValue) (string, []any) {
+	if len(args) == 0 {
+		if q, ps, ok := params(query); ok {
+			return q, ps
+		}
+		return query, nil
 	}
-	if c.pgx.IsClosed() {
-		return nil, true, driver.ErrBadConn
+	vals := make([]any, len(args))
+	for i, a := range args {
+		vals[i] = a.Value
 	}
-	br, err = c.batch(ctx, p, query, args)
-	if err != nil {
-		return nil, true, retryable(err)
-	}
-	return br, true, nil
+	return query, vals
 }
 
+// route returns the prelude of query in ctx, whether it must be sent in a
+// batch, and whether this package sends it at all (see pgExec).
+func (c *conn) route(ctx context.Context, query string) (p prelude, batch, handled bool, err error) {
+	p, batch = c.prelude(ctx)
+	if !batch && !p.scoped {
+		if unsettling(query) {
+			c.forget()
+		}
+		return p, false, false, nil
+	}
+	if c.pgx.IsClosed() {
+		return p, batch, true, driver.ErrBadConn
+	}
+	return p, batch, true, nil
+}
+
+// pgExec runs a statement that needs what this package sends: a prelude
+// (the deferred BEGIN, a setting the session does not hold, locks), or a
+// setting in force, which the session holds already. handled is false
+// for any other, which goes the adapter's way.
 func (c *conn) pgExec(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, bool, error) {
 	if handled, err := c.savepoint(ctx, query, args); handled {
 		return driver.RowsAffected(0), true, err
 	}
-	br, handled, err := c.send(ctx, query, args)
+	p, ok, handled, err := c.route(ctx, query)
 	if !handled || err != nil {
 		return nil, handled, err
 	}
-	tag, err := br.Exec()
-	if cerr := br.Close(); err == nil {
-		err = cerr
+	q, vals := values(query, args)
+	var tag pgconn.CommandTag
+	if ok {
+		var br pgx.BatchResults
+		if br, err = c.batch(ctx, &p, q, vals); err != nil {
+			c.settle(&p, query, err)
+			return nil, true, retryable(err)
+		}
+		tag, err = br.Exec()
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	} else {
+		tag, err = c.pgx.Exec(ctx, q, vals...)
 	}
+	c.settle(&p, query, err)
 	if err != nil {
 		return nil, true, err
 	}
 	return driver.RowsAffected(tag.RowsAffected()), true, nil
 }
 
+// pgQuery is pgExec for a statement whose rows are read.
 func (c *conn) pgQuery(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, bool, error) {
-	br, handled, err := c.send(ctx, query, args)
+	p, ok, handled, err := c.route(ctx, query)
 	if !handled || err != nil {
 		return nil, handled, err
 	}
-	rows, err := br.Query()
-	if err != nil {
-		br.Close()
-		return nil, true, err
+	q, vals := values(query, args)
+	r := &pgRows{c: c, p: p, query: query}
+	if ok {
+		if r.br, err = c.batch(ctx, &r.p, q, vals); err != nil {
+			c.settle(&r.p, query, err)
+			return nil, true, retryable(err)
+		}
+		if r.rows, err = r.br.Query(); err != nil {
+			r.br.Close()
+			c.settle(&r.p, query, err)
+			return nil, true, err
+		}
+	} else if r.rows, err = c.pgx.Query(ctx, q, vals...); err != nil {
+		c.settle(&r.p, query, err)
+		return nil, true, retryable(err)
 	}
-	r := &pgRows{br: br, rows: rows, c: c}
 	// Read the first row now: database/sql asks for the columns before
 	// Next, and an error of the statement shows here.
-	r.more = rows.Next()
-	if err := rows.Err(); err != nil {
+	r.more = r.rows.Next()
+	if err := r.rows.Err(); err != nil {
 		r.Close()
 		return nil, true, err
 	}
@@ -401,8 +627,8 @@ func (c *conn) pgQuery(ctx context.Context, query string, args []driver.NamedVal
 }
 
 // plainArgs returns the statement and arguments to send through pgx's
-// adapter outside a batch: the statement parameterized and prepared
-// (pgx's statement cache) when params can, else as it is, unprepared.
+// adapter: the statement parameterized and prepared (pgx's statement
+// cache) when params can, else as it is, unprepared.
 func plainArgs(query string, args []driver.NamedValue) (string, []driver.NamedValue) {
 	if len(args) == 0 {
 		if q, ps, ok := params(query); ok {
@@ -420,6 +646,39 @@ func plainArgs(query string, args []driver.NamedValue) (string, []driver.NamedVa
 	return query, nv
 }
 
+// pgStmt is a prepared statement of a PostgreSQL connection: it runs as
+// the connection's statements do, with what must precede it (its
+// server-side twin is kept for its parameter count and closed with it).
+type pgStmt struct {
+	driver.Stmt
+	c     *conn
+	query string
+}
+
+func (s *pgStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	return s.c.exec(ctx, s.query, args)
+}
+
+func (s *pgStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	return s.c.query(ctx, s.query, args)
+}
+
+func (s *pgStmt) Exec(args []driver.Value) (driver.Result, error) {
+	return s.ExecContext(context.Background(), named(args))
+}
+
+func (s *pgStmt) Query(args []driver.Value) (driver.Rows, error) {
+	return s.QueryContext(context.Background(), named(args))
+}
+
+func named(args []driver.Value) []driver.NamedValue {
+	nv := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		nv[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+	}
+	return nv
+}
+
 // retryable turns an error that left the server untouched into
 // driver.ErrBadConn, so that database/sql retries on another connection.
 func retryable(err error) error {
@@ -432,13 +691,16 @@ func retryable(err error) error {
 // pgRows are the rows of a statement sent in a batch, converted to the
 // values pgx's database/sql adapter gives.
 type pgRows struct {
-	br    pgx.BatchResults
-	rows  pgx.Rows
-	c     *conn
-	more  bool
-	first bool
-	conv  []func([]byte) (driver.Value, error)
-	cols  []string
+	br      pgx.BatchResults // nil for a statement sent alone
+	rows    pgx.Rows
+	c       *conn
+	p       prelude
+	query   string
+	more    bool
+	first   bool
+	settled bool
+	conv    []func([]byte) (driver.Value, error)
+	cols    []string
 }
 
 // convs are a connection's column conversions, kept per result shape (the
@@ -488,8 +750,14 @@ func (r *pgRows) Columns() []string {
 func (r *pgRows) Close() error {
 	r.rows.Close()
 	err := r.rows.Err()
-	if cerr := r.br.Close(); err == nil {
-		err = cerr
+	if r.br != nil {
+		if cerr := r.br.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if !r.settled {
+		r.settled = true
+		r.c.settle(&r.p, r.query, err)
 	}
 	return err
 }
@@ -521,6 +789,35 @@ func (r *pgRows) Next(dest []driver.Value) error {
 		dest[i] = v
 	}
 	return nil
+}
+
+// adapterBinary are the types whose results pgx's database/sql adapter
+// asks for in binary; it asks for every other type's in text, which it
+// returns as the server wrote it.
+var adapterBinary = []uint32{pgtype.BoolOID, pgtype.ByteaOID, pgtype.CIDOID, pgtype.DateOID, pgtype.Float4OID,
+	pgtype.Float8OID, pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID, pgtype.OIDOID, pgtype.TimestampOID,
+	pgtype.TimestamptzOID, pgtype.XIDOID}
+
+// textFirst is a codec that asks for text results (and sends text
+// parameters) where the codec it wraps would ask for binary.
+type textFirst struct{ pgtype.Codec }
+
+func (textFirst) PreferredFormat() int16 { return pgtype.TextFormatCode }
+
+// preferText makes the statements this package sends itself on a
+// connection (with a setting) ask for results in the formats the adapter
+// asks for, so that their rows convert to the same values: text for every
+// built-in type but adapterBinary.
+func preferText(m *pgtype.Map) {
+	var types []*pgtype.Type
+	for oid := uint32(1); oid < 10000; oid++ {
+		t, ok := m.TypeForOID(oid)
+		if !ok || slices.Contains(adapterBinary, oid) || t.Codec.PreferredFormat() != pgtype.BinaryFormatCode {
+			continue
+		}
+		types = append(types, &pgtype.Type{Name: t.Name, OID: t.OID, Codec: textFirst{t.Codec}})
+	}
+	m.RegisterTypes(types)
 }
 
 // converter returns the conversion of one column's raw values into what

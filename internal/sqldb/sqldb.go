@@ -1,9 +1,10 @@
 // Package sqldb opens the databases socialcrm runs on, configured the way
 // its tests and benchmarks measured: modernc SQLite in WAL mode with
 // immediate write transactions and secure_delete, and PostgreSQL through
-// pgx (PostgresConnector), with transaction-local settings sent in the
-// round trip of the statements they govern (WithSetting). Their connections run a Check (SetCheck) before every
-// statement, where no query hook can reach.
+// pgx (PostgresConnector), with settings each connection keeps in its
+// session and sets, in the round trip of the statement that needs it, only
+// when its value changes (WithSetting). Their connections run a Check
+// (SetCheck) before every statement, where no query hook can reach.
 package sqldb
 
 import (

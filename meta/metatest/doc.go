@@ -107,7 +107,11 @@
 // X-Business-Use-Case-Usage (Pages, Instagram accounts, Messenger) as JSON
 // percentages; past a budget (WithRateLimit) calls fail with code 4, 17, 32,
 // 80001, 80002 or 613. InjectFault makes the next N calls to a path fail
-// with any Graph error.
+// with any Graph error — before anything is carried out, or after
+// (Fault.Acted: a message delivered, then answered with code 1200
+// "Temporary send message failure" or a 5xx, as the Send API documents);
+// DropAnswer carries the next N calls out and closes the connection
+// without answering.
 //
 // Versions: the emulator serves one version (WithVersion). Unversioned calls
 // and calls to older versions are answered as that version, as Meta upgrades

@@ -31,7 +31,7 @@ func (e *graphError) httpStatus() int {
 		return e.status
 	}
 	switch {
-	case e.Code == 1 || e.Code == 2:
+	case e.Code == 1 || e.Code == 2 || e.Code == 1200:
 		return http.StatusInternalServerError
 	case e.Code == 10 || (e.Code >= 200 && e.Code <= 299):
 		return http.StatusForbidden
@@ -157,6 +157,8 @@ func standardMessage(code int) string {
 		return "(#200) Permissions error"
 	case 341:
 		return "(#341) Application limit reached"
+	case 1200:
+		return "(#1200) Temporary send message failure. Please try again later"
 	case 368:
 		return "(#368) The action attempted has been deemed abusive or is otherwise disallowed"
 	case 613:
@@ -176,7 +178,7 @@ func standardMessage(code int) string {
 
 func transientCode(code int) bool {
 	switch code {
-	case 1, 2, 4, 17, 32, 341, 613, 80001, 80002, 80006:
+	case 1, 2, 4, 17, 32, 341, 613, 1200, 80001, 80002, 80006:
 		return true
 	}
 	return false

@@ -260,6 +260,13 @@ type Fault struct {
 	Type      string // defaults to OAuthException
 	Message   string // defaults to Meta's message for Code
 	Transient bool   // is_transient; rate limit and service codes are always transient
+	// Acted makes the emulator carry the request out before it answers
+	// with the error, as Meta may when it fails after acting: a Send API
+	// message delivered and answered with code 1200 ("Temporary send
+	// message failure") or a 5xx. Without it nothing is carried out.
+	// Acted applies to Graph API calls (not to the OAuth dialog and token
+	// endpoints, which always fail before acting).
+	Acted bool
 }
 
 type fault struct {
@@ -290,7 +297,10 @@ func (s *Server) InjectFault(f Fault) error {
 	return nil
 }
 
-func (s *Server) takeFault(method, p string) *graphError {
+// takeFault returns the Graph error of the first armed fault matching
+// method and p, and whether the request is to be carried out first
+// (Fault.Acted).
+func (s *Server) takeFault(method, p string) (*graphError, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, f := range s.faults {
@@ -315,9 +325,9 @@ func (s *Server) takeFault(method, p string) *graphError {
 		e := newErr(typ, f.Code, f.Subcode, msg)
 		e.IsTransient = f.Transient || transientCode(f.Code)
 		e.status = f.Status
-		return e
+		return e, f.Acted
 	}
-	return nil
+	return nil, false
 }
 
 // PendingFaults reports how many injected failures have not fired yet.

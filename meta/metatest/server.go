@@ -354,7 +354,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.String("query", redactValues(r.URL.Query()).Encode()))
 	}
 	c.header.Set("Facebook-Api-Version", s.cfg.version)
-	if f := s.takeFault(c.method, rest); f != nil {
+	f, acted := s.takeFault(c.method, rest)
+	graphCall := h != hostIGLogin && !(h == hostFacebook && (rest == "/dialog/oauth" || rest == "/oauth/access_token")) &&
+		!(h == hostIGGraph && (rest == "/access_token" || rest == "/refresh_access_token"))
+	if f != nil && (!acted || !graphCall) {
 		s.writeError(c, f)
 		return
 	}
@@ -385,6 +388,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	res := s.lockedHandle(c, s.handleGraph)
 	if s.dropAnswer(c) {
+		return
+	}
+	if f != nil { // Fault.Acted: carried out, answered with the error
+		s.writeError(c, f)
 		return
 	}
 	s.writeResult(c, res)
