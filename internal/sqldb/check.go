@@ -91,6 +91,10 @@ type conn struct {
 	tx    *pgTx     // the open transaction on pgx
 	sess  []sessVal // what the session is known to hold of each setting (pg.go)
 	convs convs     // column conversions of result shapes seen (pg.go)
+	// parsed are statement texts the server has parsed on the connection
+	// (pgx's statement cache holds them), so that a batch of them has no
+	// parse round trip of its own (pg.go).
+	parsed map[string]struct{}
 }
 
 var (

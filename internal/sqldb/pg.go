@@ -397,18 +397,24 @@ func (c *conn) settle(p *prelude, query string, err error) {
 // transaction, so that the connection no longer knows what its session
 // holds: a statement that names set_config or pg_settings; one that
 // begins with SET, RESET, DISCARD, a transaction or savepoint command,
-// DO, CALL, EXECUTE, PREPARE or LOAD; and one that holds a semicolon (it
-// may be several).
+// DO, CALL, EXECUTE, PREPARE or LOAD — after any whitespace, comments
+// and parentheses before its first word; one that holds a semicolon (it
+// may be several); and one with a Unicode-escaped name (U&"…"), which
+// may spell any of these.
 func unsettling(query string) bool {
 	if strings.IndexByte(query, ';') >= 0 {
 		return true
 	}
 	for i := 0; i < len(query); i++ {
-		if query[i] == '_' && (hasFoldPrefix(query[i:], "_config") || hasFoldPrefix(query[i:], "_settings")) {
+		if query[i] == '_' && (hasFoldPrefix(query[i:], "_config") || hasFoldPrefix(query[i:], "_settings")) ||
+			query[i] == '&' && i > 0 && (query[i-1] == 'u' || query[i-1] == 'U') && i+1 < len(query) && query[i+1] == '"' {
 			return true
 		}
 	}
-	first := strings.TrimLeft(query, " \t\n\r(")
+	first, ok := firstWord(query)
+	if !ok {
+		return true // a comment that does not end: let the server say
+	}
 	if k := strings.IndexFunc(first, func(r rune) bool { return r > 0x7f || !isWord(byte(r)) }); k >= 0 {
 		first = first[:k]
 	}
@@ -420,6 +426,45 @@ func unsettling(query string) bool {
 	return false
 }
 
+// firstWord returns query from its first word on: PostgreSQL's
+// whitespace, comments (-- to the end of the line, /* */ nested) and
+// opening parentheses skipped. ok is false for a comment that does not
+// end.
+func firstWord(query string) (rest string, ok bool) {
+	q := query
+	for len(q) > 0 {
+		switch {
+		case strings.IndexByte(" \t\n\r\f\v(", q[0]) >= 0:
+			q = q[1:]
+		case strings.HasPrefix(q, "--"):
+			k := strings.IndexAny(q, "\n\r")
+			if k < 0 {
+				return "", true
+			}
+			q = q[k+1:]
+		case strings.HasPrefix(q, "/*"):
+			depth, k := 0, 0
+			for k < len(q) && (k == 0 || depth > 0) {
+				switch {
+				case strings.HasPrefix(q[k:], "/*"):
+					depth, k = depth+1, k+2
+				case strings.HasPrefix(q[k:], "*/"):
+					depth, k = depth-1, k+2
+				default:
+					k++
+				}
+			}
+			if depth > 0 {
+				return "", false
+			}
+			q = q[k:]
+		default:
+			return q, true
+		}
+	}
+	return q, true
+}
+
 func hasFoldPrefix(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
@@ -427,7 +472,10 @@ func hasFoldPrefix(s, prefix string) bool {
 // savepoint defers a savepoint statement of a transaction to the round trip
 // of the transaction's next statement, as the BEGIN is (bun opens a
 // savepoint for every nested RunInTx, and tenant-scoped code nests often).
-// handled is false for any other statement. Savepoints are renamed by
+// handled is false for any other statement, and for a savepoint of the
+// application's own (a name bun does not make): it goes to the server as
+// written, so that every spelling PostgreSQL takes of its rollback or
+// release finds it. bun's savepoints are renamed by
 // their depth, so that the statements keep one text each and stay in pgx's
 // statement cache (bun names each one at random). A savepoint released or
 // rolled back to before anything was sent in it is never sent at all. A
@@ -441,12 +489,15 @@ func (c *conn) savepoint(ctx context.Context, query string, args []driver.NamedV
 	}
 	depthName := func(i int) string { return "socialcrm_sp" + strconv.Itoa(i+1) }
 	if name, ok := strings.CutPrefix(query, "SAVEPOINT "); ok {
+		if !bunSavepoint(name) {
+			return false, nil
+		}
 		t.savepoints = append(t.savepoints, name)
 		t.deferred = append(t.deferred, "SAVEPOINT "+depthName(len(t.savepoints)-1))
 		return true, nil
 	}
 	if name, ok := strings.CutPrefix(query, "RELEASE SAVEPOINT "); ok {
-		i := slices.Index(t.savepoints, name)
+		i := lastIndex(t.savepoints, name) // the most recent of a name, as the server's
 		if i < 0 {
 			return false, nil // not ours: the server answers
 		}
@@ -462,7 +513,7 @@ func (c *conn) savepoint(ctx context.Context, query string, args []driver.NamedV
 	if !ok {
 		return false, nil
 	}
-	i := slices.Index(t.savepoints, name)
+	i := lastIndex(t.savepoints, name) // the most recent of a name, as the server's
 	if i < 0 {
 		return false, nil
 	}
@@ -487,10 +538,54 @@ func (c *conn) savepoint(ctx context.Context, query string, args []driver.NamedV
 	return true, err
 }
 
+// bunSavepoint reports whether name is one bun makes for a nested
+// transaction: SP_ and 28 lower-case hexadecimal digits.
+func bunSavepoint(name string) bool {
+	hex, ok := strings.CutPrefix(name, "SP_")
+	if !ok || len(hex) != 28 {
+		return false
+	}
+	for i := range len(hex) {
+		if c := hex[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// maxParsed bounds the statement texts a connection remembers as parsed
+// (pgx's statement cache holds 512 by default; one it has dropped is
+// parsed again, in a round trip of its own).
+const maxParsed = 512
+
+// lastIndex returns the index of the last s equal to v, or -1.
+func lastIndex(s []string, v string) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == v {
+			return i
+		}
+	}
+	return -1
+}
+
 // batch sends the prelude and the statement in one round trip and returns
 // the batch, positioned at the statement's results. The values it sets
 // are unknown from here until the statement settles.
 func (c *conn) batch(ctx context.Context, p *prelude, query string, vals []any) (pgx.BatchResults, error) {
+	if _, ok := c.parsed[query]; c.tx != nil && p.begin == "" && len(p.pre) > 0 && !ok {
+		// pgx parses a statement new to the connection in a round trip
+		// before the batch runs. Should the server refuse it, the open
+		// transaction would abort before the deferred savepoints were
+		// taken, and no rollback to them could save it: take them first.
+		if _, err := c.pgx.Exec(ctx, strings.Join(p.pre, "; ")); err != nil {
+			if !pgconn.SafeToRetry(err) { // else nothing was sent: they stay deferred
+				c.tx.deferred = nil
+			}
+			c.forget()
+			return nil, err
+		}
+		c.tx.deferred, p.pre = nil, nil
+	}
 	var b pgx.Batch
 	if p.begin != "" {
 		b.Queue(p.begin)
@@ -520,8 +615,21 @@ func (c *conn) batch(ctx context.Context, p *prelude, query string, vals []any) 
 	for range len(b.QueuedQueries) - 1 {
 		if _, err := br.Exec(); err != nil {
 			br.Close()
+			if t := c.tx; t != nil && p.begin != "" && !c.pgx.IsClosed() && c.pgx.PgConn().TxStatus() == 'I' {
+				// Nothing ran (the statement failed to prepare, or the
+				// context ended before sending): the BEGIN is still to send,
+				// or the transaction's next statements would each commit on
+				// their own.
+				t.begin, t.deferred = p.begin, p.pre
+			}
 			return nil, err
 		}
+	}
+	if len(b.QueuedQueries) > 1 { // a statement ran: every one was parsed
+		if c.parsed == nil || len(c.parsed) >= maxParsed {
+			c.parsed = make(map[string]struct{})
+		}
+		c.parsed[query] = struct{}{}
 	}
 	return br, nil
 }
