@@ -484,11 +484,8 @@ func (s *Store) sealContactRow(ctx context.Context, tx bun.Tx, tid, id string, v
 	if err := updateColumns(ctx, tx, tid, TableContacts, id, map[string]any{
 		"first_name_sealed": c.FirstNameSealed, "last_name_sealed": c.LastNameSealed, "utm_sealed": c.UTMSealed,
 		"birthday_sealed": c.BirthdaySealed, "birth_index": nullIfEmpty(c.BirthIndex), "preferences_sealed": c.PreferencesSealed,
-		"tags_sealed": c.TagsSealed,
+		"tags_sealed": c.TagsSealed, "name_index": nullIfEmpty(c.nameIndex), // the name index follows name_index (on SQLite by trigger)
 	}); err != nil {
-		return err
-	}
-	if err := r.writeNames(ctx, tx, &c, true); err != nil {
 		return err
 	}
 	return r.writeTags(ctx, tx, &c, true)

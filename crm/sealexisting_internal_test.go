@@ -24,12 +24,12 @@ import (
 )
 
 // migrationsBeforeSealing returns the crm migrations without those that
-// seal and those that build on the sealed schema (the name index trigger):
+// seal and those that build on the sealed schema (the name index):
 // the schema of a database created by the release before.
 func migrationsBeforeSealing() *migrate.Migrations {
 	ms := migrate.NewMigrations()
 	for _, m := range append(coreMigrations(), commerceMigrations()...) {
-		if m.version != "20261123000550" && m.version != "20261123000650" && m.version != "20261123000560" {
+		if m.version != "20261123000550" && m.version != "20261123000650" && m.version != "20261123000560" && m.version != "20261123000570" {
 			imigrations.Add(ms, m.version, m.comment, m.up)
 		}
 	}

@@ -962,7 +962,29 @@ func converter(m *pgtype.Map, fd pgconn.FieldDescription) func([]byte) (driver.V
 	case pgtype.CIDOID, pgtype.OIDOID, pgtype.XIDOID:
 		return scanValuer[pgtype.Uint32](m, oid, f)
 	}
+	if t, ok := m.TypeForOID(oid); ok && f == pgtype.BinaryFormatCode {
+		if _, ok := t.Codec.(*pgtype.ArrayCodec); ok {
+			return arrayText(m, oid)
+		}
+	}
 	return scanAs[string](m, oid, f, func(v string) driver.Value { return v })
+}
+
+// arrayText converts an array in binary format to its text form
+// ({a,b,…}), which pgx cannot scan into a string directly.
+func arrayText(m *pgtype.Map, oid uint32) func([]byte) (driver.Value, error) {
+	var d any
+	plan := m.PlanScan(oid, pgtype.BinaryFormatCode, &d)
+	return func(src []byte) (driver.Value, error) {
+		if err := plan.Scan(src, &d); err != nil {
+			return nil, err
+		}
+		b, err := m.Encode(oid, pgtype.TextFormatCode, d, nil)
+		if err != nil {
+			return nil, err
+		}
+		return string(b), nil
+	}
 }
 
 func scanAs[T any](m *pgtype.Map, oid uint32, format int16, out func(T) driver.Value) func([]byte) (driver.Value, error) {
