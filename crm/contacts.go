@@ -2,7 +2,6 @@ package crm
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -35,7 +34,9 @@ const (
 const (
 	TableContacts    = TablePrefix + "contacts"
 	TableContactTags = TablePrefix + "contact_tags"
-	// TableContactNames holds the blind indexes of contacts' name prefixes.
+	// TableContactNames holds one row per blind index of a contact's name
+	// prefixes (see ContactFilter.NamePrefix), kept by triggers from the
+	// contact's name_index column on every insert, rename and delete.
 	TableContactNames = TablePrefix + "contact_names"
 )
 
@@ -100,13 +101,15 @@ type Contact struct {
 	EmailIndex string `bun:"email_index,nullzero" json:"-"`
 	PhoneIndex string `bun:"phone_index,nullzero" json:"-"`
 	BirthIndex string `bun:"birth_index,nullzero" json:"-"`
-	// NameTokens is NULL at rest. On SQLite, Create sets it to the JSON
-	// array of the name index rows' tokens for the one INSERT that writes
-	// the contact; a trigger writes those rows and clears the column in
-	// that statement (see createOne).
-	NameTokens string `bun:"name_tokens,nullzero" json:"-"`
 
 	nameTokens []string // blind indexes of the name's word prefixes, set by seal
+	// nameIndex is the value of the name_index column: nameTokens as a
+	// PostgreSQL text[] literal ({t1,t2,…}) or, on SQLite, as a JSON
+	// array, from which triggers keep the rows of TableContactNames
+	// (migration 20261123000570); "" (NULL) without a name. The column is
+	// written by Create and Update and never read back: it is not a field
+	// of the model.
+	nameIndex  string
 	tagIndexes []string // blind indexes of Tags, set by seal
 }
 
@@ -356,7 +359,21 @@ func (r *Contacts) index(ctx context.Context, c *Contact) error {
 		}
 		c.nameTokens[i] = c.nameTokens[i][:nameTokenLen]
 	}
+	c.nameIndex = nameIndexValue(r.s.db.Dialect().Name(), c.nameTokens)
 	return nil
+}
+
+// nameIndexValue is the name_index column's value of tokens: a PostgreSQL
+// text[] literal, or a JSON array on SQLite; "" (NULL) for none. Tokens
+// are cut blind indexes in base64url, which need no quoting in either.
+func nameIndexValue(d dialect.Name, tokens []string) string {
+	if len(tokens) == 0 {
+		return ""
+	}
+	if d == dialect.PG {
+		return "{" + strings.Join(tokens, ",") + "}"
+	}
+	return `["` + strings.Join(tokens, `","`) + `"]`
 }
 
 // openWith opens c's profile with op (shared by a page) into its
@@ -415,11 +432,17 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 			if err := mustExist(ctx, tx, (*Company)(nil), kindContact, "company_id", c.CompanyID); err != nil {
 				return err
 			}
-			if _, err := tx.NewInsert().Model(&c).Exec(ctx); err != nil {
-				return fmt.Errorf("crm: create contact: %w", err)
-			}
-			if err := r.writeNames(ctx, tx, &c, false); err != nil {
+			// Checked above, in this transaction; the company's check runs
+			// again in the statement.
+			n, err := r.insertChecked(ctx, tx, &c, false)
+			if err != nil {
 				return err
+			}
+			if n != 1 {
+				if err := mustExist(ctx, tx, (*Company)(nil), kindContact, "company_id", c.CompanyID); err != nil {
+					return err
+				}
+				return fmt.Errorf("crm: create contact: %w", errors.New("not inserted, and no check says why"))
 			}
 			return r.writeTags(ctx, tx, &c, false)
 		})
@@ -430,11 +453,10 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 	return c, nil
 }
 
-// createOne inserts c, with its name index rows and after the checks of
+// createOne inserts c, with its name index and after the checks of
 // Create, in one statement: INSERT … SELECT with the duplicate and company
-// checks as its WHERE clause, the name index rows written by the trigger
-// of migration 20261123000560 from the tokens the statement carries in
-// name_tokens, which the trigger clears.
+// checks as its WHERE clause. The name index travels in the row's
+// name_index column, from which a trigger writes TableContactNames' rows.
 //
 // On SQLite one statement needs no explicit transaction: no statement
 // journal, BEGIN or COMMIT; SQLite runs one write at a time, so the check
@@ -448,14 +470,6 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 //
 // When nothing was inserted, the checks are run again, alone, to say why.
 func (r *Contacts) createOne(ctx context.Context, c *Contact, checkDup bool) error {
-	if len(c.nameTokens) > 0 {
-		b, err := json.Marshal(c.nameTokens)
-		if err != nil {
-			return fmt.Errorf("crm: create contact: %w", err)
-		}
-		c.NameTokens = string(b)
-		defer func() { c.NameTokens = "" }()
-	}
 	pg := r.s.db.Dialect().Name() == dialect.PG
 	var keys []int64
 	if pg && checkDup {
@@ -501,7 +515,13 @@ func (r *Contacts) insertChecked(ctx context.Context, db bun.IDB, c *Contact, ch
 	c.TenantID = tid
 	t := db.Dialect().Tables().Get(reflect.TypeFor[Contact]())
 	vals := rowValues{fields: t.Fields, v: reflect.ValueOf(c).Elem(), casts: db.Dialect().Name() == dialect.PG}
-	q, args := "INSERT INTO ? (?) SELECT ?", []any{bun.Ident(TableContacts), columnList(t.Fields), vals}
+	pg := db.Dialect().Name() == dialect.PG
+	nameIndex := "?"
+	if pg {
+		nameIndex = "?::text[]"
+	}
+	q := "INSERT INTO ? (?, name_index) SELECT ?, " + nameIndex
+	args := []any{bun.Ident(TableContacts), columnList(t.Fields), vals, nullIfEmpty(c.nameIndex)}
 	var conds []string
 	exists := func(neg string, sub *bun.SelectQuery) {
 		conds = append(conds, neg+"EXISTS (?)")
@@ -594,26 +614,6 @@ func (r *Contacts) writeTags(ctx context.Context, tx bun.IDB, c *Contact, replac
 	}
 	if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
 		return fmt.Errorf("crm: write contact tags: %w", err)
-	}
-	return nil
-}
-
-// writeNames replaces the name index rows of c.
-func (r *Contacts) writeNames(ctx context.Context, tx bun.IDB, c *Contact, replace bool) error {
-	if replace {
-		if _, err := tx.NewDelete().Model((*contactName)(nil)).Where("?TableAlias.contact_id = ?", c.ID).Exec(ctx); err != nil {
-			return fmt.Errorf("crm: write contact name index: %w", err)
-		}
-	}
-	if len(c.nameTokens) == 0 {
-		return nil
-	}
-	rows := make([]contactName, len(c.nameTokens))
-	for i, t := range c.nameTokens {
-		rows[i] = contactName{ContactID: c.ID, Token: t}
-	}
-	if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
-		return fmt.Errorf("crm: write contact name index: %w", err)
 	}
 	return nil
 }
@@ -733,8 +733,10 @@ func (r *Contacts) Update(ctx context.Context, id string, version int64, in Cont
 		if err := update(ctx, r.s, tx, r.s.clock(), kindContact, &c); err != nil {
 			return err
 		}
-		if err := r.writeNames(ctx, tx, &c, true); err != nil {
-			return err
+		// The name index follows the name (by trigger).
+		if _, err := tx.NewUpdate().Model((*Contact)(nil)).Set("name_index = ?", nullIfEmpty(c.nameIndex)).
+			Where("?TableAlias.id = ?", c.ID).Exec(ctx); err != nil {
+			return fmt.Errorf("crm: update contact: %w", err)
 		}
 		return r.writeTags(ctx, tx, &c, true)
 	})
@@ -744,7 +746,8 @@ func (r *Contacts) Update(ctx context.Context, id string, version int64, in Cont
 	return c, nil
 }
 
-// Delete removes contact id and its tag index. Records that refer to the
+// Delete removes contact id, its name index (by trigger) and its tag
+// index. Records that refer to the
 // contact keep their contact_id; erase a data subject through retention
 // instead, which reaches every record kind.
 func (r *Contacts) Delete(ctx context.Context, id string) error {
@@ -757,9 +760,6 @@ func (r *Contacts) Delete(ctx context.Context, id string) error {
 			return notFound(kindContact, id)
 		}
 		if _, err := tx.NewDelete().Model((*contactTag)(nil)).Where("?TableAlias.contact_id = ?", id).Exec(ctx); err != nil {
-			return fmt.Errorf("crm: delete contact: %w", err)
-		}
-		if _, err := tx.NewDelete().Model((*contactName)(nil)).Where("?TableAlias.contact_id = ?", id).Exec(ctx); err != nil {
 			return fmt.Errorf("crm: delete contact: %w", err)
 		}
 		if err := r.s.deleteDependents(ctx, tx, kindContact, []string{id}); err != nil { // files and custom fields (commerce.go)
@@ -837,6 +837,9 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 				Where("ctt.tag_index = ?", tagIdx).Apply(tenancy.Scope(ctx))
 			q = q.Where("ct.id IN (?)", tagged) // ?TableAlias here would take the subquery's alias
 		}
+		// The name index table's b-tree, by equality: a GIN index of the
+		// rows' arrays would be cheaper to write, but PostgreSQL never uses
+		// it under row-level security (no GIN operator is leakproof).
 		for _, idx := range nameIdx {
 			named := tx.NewSelect().Model((*contactName)(nil)).Column("ctn.contact_id").
 				Where("ctn.token = ?", idx).Apply(tenancy.Scope(ctx))

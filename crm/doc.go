@@ -286,37 +286,51 @@
 // (ContactFilter.Tag), the month and day of a birthday (the Scheduler's
 // birthday audience), thread ids (Conversations.Find, FindThread), and the
 // prefixes of each word of a contact's name, up to MaxNamePrefix
-// characters, kept in TableContactNames (ContactFilter.NamePrefix: every
-// query word must start a word of the name). A blind index tells which
-// records share a value (or a name prefix) to whoever reads the table,
-// nothing more without the tenant's key; the e-mail and name-prefix
-// look-ups are index look-ups on both databases (a test checks the plans).
+// characters (ContactFilter.NamePrefix: every query word must start a word
+// of the name). A contact's name_index column holds the blind indexes of
+// its name prefixes (a text[] on PostgreSQL, a JSON array on SQLite), and
+// triggers keep TableContactNames — one row per token, searched through
+// its b-tree by equality — exact on every insert, rename and delete. A
+// blind index tells which records share a value (or a name prefix) to
+// whoever reads the table, nothing more without the tenant's key; the
+// e-mail and name-prefix look-ups are index look-ups on both databases (a
+// test checks the plans, on PostgreSQL as the application's role under
+// row-level security too: a GIN index of the arrays, cheaper to write,
+// is never used there, since no GIN operator is leakproof).
 //
-// What a contact create costs. Contacts.Create writes the contact, after
-// its duplicate and company checks, and its name index rows in one
-// statement (a trigger writes the rows): on SQLite without an explicit
-// transaction, on PostgreSQL through socialcrm.OpenDB in one round trip
-// with the tenant setting and the advisory locks of the e-mail address and
-// phone number (a test counts the round trips; a contact with tags still
-// takes a transaction). Measured by scripts/bench against a raw bun
-// INSERT of the same columns unsealed into a table with like indexes, on a
-// loaded two-core machine, SQLite's create takes 4.8–5.2 times as long —
+// What a contact create costs. Contacts.Create writes the contact, with
+// its name index and after its duplicate and company checks, in one
+// statement: on SQLite without an explicit transaction, on PostgreSQL
+// through socialcrm.OpenDB in one round trip with the tenant setting and
+// the advisory locks of the e-mail address and phone number (a test
+// counts the round trips; a contact with tags still takes a transaction).
+// Measured by scripts/bench against a raw bun INSERT of the same columns
+// unsealed into a table with like indexes, on a two-core machine loaded by
+// other work (load average 8–12), SQLite's create takes 4.6–4.9 times as
+// long (median 4.72 of five runs, 5.00 for the release before, which
+// cleared the tokens with a second UPDATE of the row; runs alternated) —
 // short of 1.5 times, and that is the price of name search over sealed
-// names: "Ada Lovelace" has 11 name index rows (one per prefix of each
+// names: "Ada Lovelace 17" has 13 name index rows (one per prefix of each
 // word), their keyed hashes scatter each onto its own page of the index,
 // and SQLite writes every page a commit touched to its log; the same
-// statement without those rows measured 2.3–2.4 times. The rest is a
-// larger row (sealed values), six indexes on the contacts table against
-// the baseline's four, and sealing, hashing, phone parsing and validation
-// (about an eighth of the CPU time). On PostgreSQL, against one raw pgx
-// INSERT, create measured 1.6–2.2 times on that machine, short of 1.5 too:
-// the server writes the same extra index rows, and under that load the
-// ratio swung as much from run to run as it moved when create went from
-// five round trips to one. The PostgreSQL statement is prepared once per
-// connection and tenant (the tenant id is a literal in it, which the Guard
-// checks), so a connection serving more tenants than pgx's statement cache
-// holds (512) prepares it again. ImportCSV writes many contacts in
-// batches, one transaction each.
+// statement without those rows measured 2.3–2.4 times (a larger row of
+// sealed values, six indexes on the contacts table against the baseline's
+// four, and sealing, hashing, phone parsing and validation). Writing the
+// same rows with clustered keys instead of keyed hashes still cost about
+// half as much: the b-tree inserts themselves weigh as much as the
+// scattered pages. On PostgreSQL, against one raw pgx INSERT, create
+// measured 2.1–3.2 times under that load (median 2.92 of ten runs; 2.66
+// for the release before, runs alternated: no difference the spread of
+// either run tells apart), short of 1.5 too: the statement's execution on
+// the server takes about 0.21 ms (median of 1,000; 0.08 ms of it the
+// trigger writing the index rows; 0.24–0.33 ms before) against 0.03 ms
+// for the raw INSERT, and the client's work about 0.16 ms of CPU
+// (validation, sealing, hashing, building and checking the statement)
+// against pgx's few microseconds. The PostgreSQL statement is prepared once per connection
+// and tenant (the tenant id is a literal in it, which the Guard checks),
+// so a connection serving more tenants than pgx's statement cache holds
+// (512) prepares it again.
+// ImportCSV writes many contacts in batches, one transaction each.
 //
 // A database created before sealing keeps its plaintext until
 // Store.SealExisting runs: the schema migration moves the values aside and

@@ -162,7 +162,7 @@ var mergeMoves = []struct{ table, column string }{
 var mergeHandled = map[string]string{
 	TableContacts:      "the duplicate is deleted (Contacts.Delete, with its index rows), its data folded into the kept contact",
 	TableContactTags:   "the kept contact's tags become the union of both; the duplicate's go with it",
-	TableContactNames:  "the kept contact's name index stays (its name is kept); the duplicate's goes with it",
+	TableContactNames:  "the kept contact's name index stays (its name is kept); the duplicate's goes with its row (trigger)",
 	TableConsents:      "per channel and purpose, the most recent word wins",
 	TableNotifications: "per channel and occasion, the kept contact's record wins (it was notified once)",
 	TableAttachments:   "attachments of the contact move to the kept contact",

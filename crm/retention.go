@@ -74,7 +74,7 @@ func coreCategoriesWith(s *Store) []retention.Category {
 			LegalBasis: basis, Purpose: "blind index of a contact's tags"},
 		{Name: "crm.contact_name", Table: TableContactNames, ID: "contact_id", Subject: byContact,
 			Omit:       []string{"token"}, // a blind index: the name is exported with the contact
-			LegalBasis: basis, Purpose: "blind index of the prefixes of a contact's name, for search"},
+			LegalBasis: basis, Purpose: "blind index of the prefixes of a contact's name, for search (kept from the contact row by triggers)"},
 		{Name: "crm.activity", Table: TableActivities, Time: "occurred_at", Subject: byContact,
 			Omit: s.omitSealed("subject_sealed", "body_sealed"), Sealed: s.sealedColumns(kindActivity, "subject_sealed", "subject", "body_sealed", "body"),
 			LegalBasis: basis, Purpose: "timeline of calls, e-mails, messages and meetings with a contact"},
@@ -111,7 +111,7 @@ func contactCategory(s *Store) retention.Category {
 	}
 	return retention.Category{Name: "crm.contact", Table: TableContacts, Time: "updated_at",
 		Subject:    map[string]string{SubjectContact: "id"},
-		Omit:       append([]string{"email_index", "phone_index", "birth_index", "name_tokens"}, s.omitSealed("profile_sealed")...),
+		Omit:       append([]string{"email_index", "phone_index", "birth_index", "name_index"}, s.omitSealed("profile_sealed")...),
 		Sealed:     sealed,
 		LegalBasis: "contract or legitimate interest (customer relationship)",
 		Purpose:    "contacts: people the tenant deals with, their stage, source and preferences"}
@@ -168,7 +168,7 @@ func (s *Store) openProfileFields(ctx context.Context, tenantID, id string, seal
 // (Category.Clear, for the data map).
 var clearColumns = map[string]string{
 	"crm.contact": "ids, times, version, stage and source (the tenant's own vocabulary, for filters), company and owner ids; " +
-		"blind indexes (keyed hashes) of e-mail, phone and birthday month-day, for exact look-ups; " +
+		"blind indexes (keyed hashes) of e-mail, phone and birthday month-day, for exact look-ups, and of name-word prefixes, for name search; " +
 		"every personal field (names, e-mail, phone, UTM, birthday, preferences, tags) is sealed together in profile_sealed",
 	"crm.contact_tag":        "contact id and the tag's blind index, for tag filters",
 	"crm.contact_name":       "contact id and blind indexes of name-word prefixes, for name search",

@@ -604,14 +604,12 @@ func (s *Store) sealContactRow(ctx context.Context, tx bun.Tx, tid, id string, v
 	if err := r.index(ctx, &c); err != nil {
 		return err
 	}
-	cols := map[string]any{"profile_sealed": c.ProfileSealed, "birth_index": nullIfEmpty(c.BirthIndex)}
+	// The name index follows name_index (on SQLite by trigger).
+	cols := map[string]any{"profile_sealed": c.ProfileSealed, "birth_index": nullIfEmpty(c.BirthIndex), "name_index": nullIfEmpty(c.nameIndex)}
 	for _, col := range present {
 		cols[col] = nil
 	}
 	if err := updateColumns(ctx, tx, tid, TableContacts, id, cols); err != nil {
-		return err
-	}
-	if err := r.writeNames(ctx, tx, &c, true); err != nil {
 		return err
 	}
 	return r.writeTags(ctx, tx, &c, true)

@@ -26,10 +26,10 @@ import (
 )
 
 // migrationsBeforeSealing returns the crm migrations without those that
-// seal and those that build on the sealed schema (the name index trigger):
+// seal and those that build on the sealed schema (the name index):
 // the schema of a database created by the release before.
 func migrationsBeforeSealing() *migrate.Migrations {
-	return migrationsWithout("20261123000550", "20261123000650", "20261123000560", "20261123000570")
+	return migrationsWithout("20261123000550", "20261123000650", "20261123000560", "20261123000570", "20261123000580")
 }
 
 // migrationsWithout returns the crm migrations but those of versions.
@@ -298,7 +298,7 @@ func firstFrames(b []byte, n int) []byte {
 // migrationsBeforeProfile returns the crm migrations without the one that
 // adds the contact profile: the schema of the release that sealed a
 // contact's personal fields one by one.
-func migrationsBeforeProfile() *migrate.Migrations { return migrationsWithout("20261123000570") }
+func migrationsBeforeProfile() *migrate.Migrations { return migrationsWithout("20261123000580") }
 
 // TestSealExistingSealsFieldsAsProfiles writes contacts as the release
 // before the profile did — each personal field sealed on its own, bound to

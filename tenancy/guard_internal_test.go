@@ -47,3 +47,37 @@ func TestBlankLiterals(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardBunSavepoints checks that bun's own savepoint statements pass
+// the Guard without being parsed (their names are random, so a parse
+// would happen every time), and that nothing else rides on that path: a
+// statement that only looks like one is checked as any other.
+func TestGuardBunSavepoints(t *testing.T) {
+	const name = "SP_0123456789abcdef0123456789ab"
+	for _, q := range []string{"SAVEPOINT " + name, "RELEASE SAVEPOINT " + name, "ROLLBACK TO SAVEPOINT " + name} {
+		if !bunSavepointStatement(q) {
+			t.Errorf("bunSavepointStatement(%q) = false, want true", q)
+		}
+	}
+	for _, q := range []string{
+		"SAVEPOINT " + name + "; DELETE FROM test_widgets", // a second statement
+		"SAVEPOINT " + name + " ",                          // trailing text
+		"SAVEPOINT SP_0123456789ABCDEF0123456789AB",        // not bun's spelling
+		"SAVEPOINT SP_0123456789abcdef0123456789a",         // one digit short
+		"savepoint " + name,                                // lower case
+		"/* c */ SAVEPOINT " + name,                        // a comment first
+		"ROLLBACK TO " + name,                              // without SAVEPOINT
+		"SAVEPOINT my_savepoint",
+	} {
+		if bunSavepointStatement(q) {
+			t.Errorf("bunSavepointStatement(%q) = true, want false", q)
+		}
+	}
+	g := &Guard{tables: []string{"test_widgets"}, unsafe: map[string]error{}}
+	if err := g.check(context.Background(), "SAVEPOINT "+name); err != nil {
+		t.Errorf("check(bun savepoint) = %v, want nil", err)
+	}
+	if err := g.check(context.Background(), "SAVEPOINT "+name+"; DELETE FROM test_widgets"); err == nil {
+		t.Error("check(savepoint; delete without a tenant) = nil, want a refusal")
+	}
+}

@@ -489,7 +489,7 @@ func (c *conn) savepoint(ctx context.Context, query string, args []driver.NamedV
 	}
 	depthName := func(i int) string { return "socialcrm_sp" + strconv.Itoa(i+1) }
 	if name, ok := strings.CutPrefix(query, "SAVEPOINT "); ok {
-		if !bunSavepoint(name) {
+		if !BunSavepoint(name) {
 			return false, nil
 		}
 		t.savepoints = append(t.savepoints, name)
@@ -538,9 +538,9 @@ func (c *conn) savepoint(ctx context.Context, query string, args []driver.NamedV
 	return true, err
 }
 
-// bunSavepoint reports whether name is one bun makes for a nested
+// BunSavepoint reports whether name is one bun makes for a nested
 // transaction: SP_ and 28 lower-case hexadecimal digits.
-func bunSavepoint(name string) bool {
+func BunSavepoint(name string) bool {
 	hex, ok := strings.CutPrefix(name, "SP_")
 	if !ok || len(hex) != 28 {
 		return false
@@ -962,7 +962,29 @@ func converter(m *pgtype.Map, fd pgconn.FieldDescription) func([]byte) (driver.V
 	case pgtype.CIDOID, pgtype.OIDOID, pgtype.XIDOID:
 		return scanValuer[pgtype.Uint32](m, oid, f)
 	}
+	if t, ok := m.TypeForOID(oid); ok && f == pgtype.BinaryFormatCode {
+		if _, ok := t.Codec.(*pgtype.ArrayCodec); ok {
+			return arrayText(m, oid)
+		}
+	}
 	return scanAs[string](m, oid, f, func(v string) driver.Value { return v })
+}
+
+// arrayText converts an array in binary format to its text form
+// ({a,b,…}), which pgx cannot scan into a string directly.
+func arrayText(m *pgtype.Map, oid uint32) func([]byte) (driver.Value, error) {
+	var d any
+	plan := m.PlanScan(oid, pgtype.BinaryFormatCode, &d)
+	return func(src []byte) (driver.Value, error) {
+		if err := plan.Scan(src, &d); err != nil {
+			return nil, err
+		}
+		b, err := m.Encode(oid, pgtype.TextFormatCode, d, nil)
+		if err != nil {
+			return nil, err
+		}
+		return string(b), nil
+	}
 }
 
 func scanAs[T any](m *pgtype.Map, oid uint32, format int16, out func(T) driver.Value) func([]byte) (driver.Value, error) {

@@ -67,3 +67,34 @@ func TestRowsScanIntoCallerMemory(t *testing.T) {
 		}
 	})
 }
+
+// TestRowsScanArrays: on PostgreSQL an array column (a text[], as the crm
+// contacts' name_index) read through this package scans into a string in
+// its text form, as any other type without a conversion of its own, and
+// NULL as nil.
+func TestRowsScanArrays(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		if db.Name != "postgres" {
+			return // SQLite has no array type
+		}
+		h := db.ReopenOwner(t)
+		ctx := context.Background()
+		_, err := h.ExecContext(ctx, "CREATE TABLE rows_arrays (n BIGINT NOT NULL, a TEXT[], i BIGINT[])")
+		require.NoError(t, err)
+		_, err = h.ExecContext(ctx, `INSERT INTO rows_arrays VALUES (1, '{x,"y z"}', '{1,2}'), (2, NULL, NULL)`)
+		require.NoError(t, err)
+		ctx = sqldb.WithSetting(ctx, "app.rows_test", "1")
+		rows, err := h.QueryContext(ctx, "SELECT a, i FROM rows_arrays WHERE n > 0 ORDER BY n")
+		require.NoError(t, err)
+		var got []any
+		for rows.Next() {
+			var a, i *string
+			require.NoError(t, rows.Scan(&a, &i))
+			got = append(got, a, i)
+		}
+		require.NoError(t, rows.Err())
+		require.NoError(t, rows.Close())
+		x, y := `{x,"y z"}`, "{1,2}"
+		require.Equal(t, []any{&x, &y, (*string)(nil), (*string)(nil)}, got)
+	})
+}
