@@ -233,7 +233,7 @@ type SealProgress func(done, total int64)
 // calls progress (if not nil) after each. When everything is sealed it
 // drops the table of pending values. Contacts whose personal fields an
 // earlier release sealed one by one are pending the same way (migration
-// 20261123000570 lists them): SealExisting opens their fields and seals
+// 20261123000580 lists them): SealExisting opens their fields and seals
 // them again as the contact's profile, and when none is left drops the
 // per-field columns.
 //
