@@ -89,7 +89,8 @@
 // messages and watermarks across conversations) atomically, and on
 // PostgreSQL as one statement whatever the batch's size: its rows travel
 // as arrays, so the statement is prepared once per connection and tenant,
-// and it runs in one round trip with the tenant setting.
+// and it runs in one round trip (carrying the tenant setting when the
+// connection does not hold it already).
 //
 // Consents keeps, per contact, channel (email, sms, whatsapp, messenger)
 // and purpose (marketing, birthday, service), the current word and its
@@ -301,9 +302,10 @@
 // What a contact create costs. Contacts.Create writes the contact, with
 // its name index and after its duplicate and company checks, in one
 // statement: on SQLite without an explicit transaction, on PostgreSQL
-// through socialcrm.OpenDB in one round trip with the tenant setting and
-// the advisory locks of the e-mail address and phone number (a test
-// counts the round trips; a contact with tags still takes a transaction).
+// through socialcrm.OpenDB in one round trip with the advisory locks of
+// the e-mail address and phone number, and the tenant setting when the
+// connection does not hold it already (a test counts the round trips; a
+// contact with tags still takes a transaction).
 // Measured by scripts/bench against a raw bun INSERT of the same columns
 // unsealed into a table with like indexes, on a two-core machine loaded by
 // other work (load average 8–12), SQLite's create takes 4.6–4.9 times as
