@@ -186,9 +186,6 @@ func havePostgres(t *testing.T) bool {
 func TestAttackNoTenantBetween(t *testing.T) { bothModes(t, attackNoTenantBetween) }
 
 func attackNoTenantBetween(t *testing.T) {
-	if !havePostgres(t) {
-		return
-	}
 	h, _ := rlsHandle(t, 1)
 	bdb := bun.NewDB(h, pgdialect.New())
 	ctx := context.Background()
@@ -269,9 +266,6 @@ func attackNoTenantBetween(t *testing.T) {
 func TestAttackErrorsBetween(t *testing.T) { bothModes(t, attackErrorsBetween) }
 
 func attackErrorsBetween(t *testing.T) {
-	if !havePostgres(t) {
-		return
-	}
 	h, _ := rlsHandle(t, 1)
 	fails := map[string]func(ctx context.Context) error{
 		"syntax": func(ctx context.Context) error { _, err := h.ExecContext(ctx, "SELEC tenant_id FROM att"); return err },
@@ -365,9 +359,6 @@ func attackErrorsBetween(t *testing.T) {
 func TestAttackTransactions(t *testing.T) { bothModes(t, attackTransactions) }
 
 func attackTransactions(t *testing.T) {
-	if !havePostgres(t) {
-		return
-	}
 	h, _ := rlsHandle(t, 1)
 	bdb := bun.NewDB(h, pgdialect.New())
 	after := func(msg string) {
@@ -494,9 +485,6 @@ func attackTransactions(t *testing.T) {
 func TestAttackRawSession(t *testing.T) { sessionMode(t, attackRawSession) }
 
 func attackRawSession(t *testing.T) {
-	if !havePostgres(t) {
-		return
-	}
 	h, _ := rlsHandle(t, 1)
 	stmts := []string{
 		"SET app.tenant_id = 'A'",
@@ -543,9 +531,6 @@ func attackRawSession(t *testing.T) {
 func TestAttackTerminatedBackend(t *testing.T) { bothModes(t, attackTerminatedBackend) }
 
 func attackTerminatedBackend(t *testing.T) {
-	if !havePostgres(t) {
-		return
-	}
 	h, db := rlsHandle(t, 1)
 	admin := db.Admin(t) // may end any backend
 	ctx := context.Background()
@@ -601,9 +586,6 @@ func attackTerminatedBackend(t *testing.T) {
 func TestAttackConcurrent(t *testing.T) { bothModes(t, attackConcurrent) }
 
 func attackConcurrent(t *testing.T) {
-	if !havePostgres(t) {
-		return
-	}
 	h, _ := rlsHandle(t, 3)
 	bdb := bun.NewDB(h, pgdialect.New())
 	st, err := h.PrepareContext(context.Background(), "SELECT tenant_id FROM att ORDER BY id")

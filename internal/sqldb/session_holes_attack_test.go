@@ -20,9 +20,6 @@ func TestAttackSavepointRollbackBehindComment(t *testing.T) {
 }
 
 func attackSavepointRollbackBehindComment(t *testing.T) {
-	if !havePostgres(t) {
-		return
-	}
 	h, _ := rlsHandle(t, 1)
 	for _, rollback := range []string{
 		"/* undo */ ROLLBACK TO SAVEPOINT s",
@@ -54,9 +51,6 @@ func attackSavepointRollbackBehindComment(t *testing.T) {
 func TestAttackSettingBehindComment(t *testing.T) { sessionMode(t, attackSettingBehindComment) }
 
 func attackSettingBehindComment(t *testing.T) {
-	if !havePostgres(t) {
-		return
-	}
 	h, _ := rlsHandle(t, 1)
 	for _, s := range []string{
 		"/* x */ SET app.tenant_id = 'A'",
@@ -83,9 +77,6 @@ func TestAttackFirstStatementFailsToPrepare(t *testing.T) {
 }
 
 func attackFirstStatementFailsToPrepare(t *testing.T) {
-	if !havePostgres(t) {
-		return
-	}
 	h, _ := rlsHandle(t, 1)
 	ctx := as("A")
 	tx, err := h.BeginTx(ctx, nil)
@@ -110,9 +101,6 @@ func attackFirstStatementFailsToPrepare(t *testing.T) {
 func TestAttackDuplicateSavepointName(t *testing.T) { bothModes(t, attackDuplicateSavepointName) }
 
 func attackDuplicateSavepointName(t *testing.T) {
-	if !havePostgres(t) {
-		return
-	}
 	h, _ := rlsHandle(t, 1)
 	ctx := as("A")
 	tx, err := h.BeginTx(ctx, nil)
@@ -148,9 +136,6 @@ func attackDuplicateSavepointName(t *testing.T) {
 func TestAttackSavepointSpellings(t *testing.T) { bothModes(t, attackSavepointSpellings) }
 
 func attackSavepointSpellings(t *testing.T) {
-	if !havePostgres(t) {
-		return
-	}
 	h, _ := rlsHandle(t, 1)
 	for _, sp := range [][3]string{
 		{"SAVEPOINT s", "ROLLBACK TO s", "RELEASE s"},
@@ -199,9 +184,6 @@ func TestAttackSavepointFirstStatementFailsToPrepare(t *testing.T) {
 }
 
 func attackSavepointFirstStatementFailsToPrepare(t *testing.T) {
-	if !havePostgres(t) {
-		return
-	}
 	h, _ := rlsHandle(t, 1)
 	bdb := bun.NewDB(h, pgdialect.New())
 	ctx := as("A")
@@ -231,9 +213,6 @@ func attackSavepointFirstStatementFailsToPrepare(t *testing.T) {
 func TestAttackFirstStatementNeverSent(t *testing.T) { bothModes(t, attackFirstStatementNeverSent) }
 
 func attackFirstStatementNeverSent(t *testing.T) {
-	if !havePostgres(t) {
-		return
-	}
 	h, _ := rlsHandle(t, 1)
 	ctx := as("A")
 	conn, err := h.Conn(context.Background())

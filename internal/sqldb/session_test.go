@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	"os"
 	"reflect"
 	"testing"
 	"time"
@@ -22,8 +21,7 @@ import (
 // PostgreSQL.
 func pgHandle(t *testing.T) (*sql.DB, *dbtest.DB) {
 	t.Helper()
-	if os.Getenv(dbtest.EnvPostgres) == "" {
-		t.Log("not run: " + dbtest.EnvPostgres + " is not set")
+	if !havePostgres(t) {
 		return nil, nil
 	}
 	db := dbtest.Postgres(t)
