@@ -401,8 +401,10 @@
 // on PostgreSQL takes 1.03–1.08 times one raw pgx query of the same page of
 // the same columns unsealed (2.15–2.26 times with a value per field); on
 // SQLite 0.51–0.52 times the hand-written bun select, whose reflection
-// costs more than the hand-written scan and the decryptions. Get and List
-// make one round trip to PostgreSQL each.
+// costs more than the hand-written scan and the decryptions. A later full
+// scripts/bench run on a quiet machine (medians of 3) gave 1.11 for the
+// PostgreSQL page, 0.51 on SQLite, and 1.20 for a PostgreSQL get. Get and
+// List make one round trip to PostgreSQL each.
 //
 // # Testing
 //
