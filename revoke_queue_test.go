@@ -1,6 +1,7 @@
 package socialcrm_test
 
 import (
+	"context"
 	"net/http"
 	"testing"
 	"time"
@@ -122,5 +123,38 @@ func TestRevocationsPages(t *testing.T) {
 		require.ErrorIs(t, err, social.ErrListOptions)
 		_, err = w.sdk.Social.Revocations(w.ctx, social.ListOptions{Cursor: "not-a-cursor"})
 		require.ErrorIs(t, err, social.ErrListOptions)
+	})
+}
+
+// TestPurgeKeepsClaimedRevoke: a queued revoke that another process has
+// claimed (RetryRevocations' lease, calling the platform now) is neither
+// made nor erased by a tenant purge: erased under that process, a failure
+// of its call would go unrecorded and the revoke be lost. The purge stops
+// with ErrRevokePending, keeping the key, and completes once the lease has
+// run out (the claimant gone) by making the revoke itself.
+func TestPurgeKeepsClaimedRevoke(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		l := newLiveness(t, db)
+		w := l.w
+		l.close(t)
+		// Another process's claim, as RetryRevocations takes it.
+		_, err := db.Admin(t).NewUpdate().Table(social.TableRevocations).
+			Set("claimed_until = ?", w.clk.Now().Add(social.RevocationLease)).Where("connection_id = ?", l.conn.ID).
+			Exec(context.Background())
+		require.NoError(t, err)
+		calls := len(w.tt.RequestsTo(tiktoktest.RevokePath))
+
+		_, err = w.sdk.Retention.PurgeTenants(l.sys, w.clk.Now())
+		require.ErrorIs(t, err, social.ErrRevokePending)
+		require.Len(t, w.tt.RequestsTo(tiktoktest.RevokePath), calls, "the claimant calls the platform, not the purge")
+		n, err := w.sdk.Social.PendingRevocations(w.ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, n, "kept for the claimant to record its outcome")
+		require.False(t, l.keyDestroyed(t))
+
+		w.clk.Advance(social.RevocationLease)
+		require.True(t, l.purge(t).Purged)
+		require.Len(t, w.tt.RequestsTo(tiktoktest.RevokePath), calls+1)
+		require.True(t, l.keyDestroyed(t))
 	})
 }

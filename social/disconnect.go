@@ -328,7 +328,9 @@ func abandonReason(ctx context.Context, r revocation, now time.Time) (string, bo
 // erased (by a tenant purge, or a sweep of CategoryRevocation), whatever
 // their schedule: a purge destroys the tenant's key right after, and with
 // it any chance to make them. A revoke another process holds
-// (RetryRevocations' lease) is left to it. A revoke whose token the
+// (RetryRevocations' lease) is left to it and kept, as a failed one is:
+// erased under it, a failure of that process's call would go unrecorded,
+// the tokens and the revoke lost. A revoke whose token the
 // platform refuses is done (audited with revoke token_invalid). If a
 // revoke fails again, it returns a *retention.UnfinishedError naming the
 // revokes that failed, matching ErrRevokePending: the batch erases and
@@ -348,6 +350,19 @@ func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error
 		return fmt.Errorf("social: revoke queued: %w", err)
 	}
 	var failed []string
+	if len(rs) < len(ids) {
+		// Another process claimed the rest (RetryRevocations): they
+		// stay queued until it records its outcome or its lease runs out.
+		mine := make(map[string]bool, len(rs))
+		for _, r := range rs {
+			mine[r.ID] = true
+		}
+		for _, id := range ids {
+			if !mine[id] {
+				failed = append(failed, id)
+			}
+		}
+	}
 	for _, r := range rs {
 		ev := tenancy.AuditEvent{Action: "connection.revoked", Target: "connection:" + r.ConnectionID,
 			Metadata: map[string]string{"platform": r.Platform, "attempts": fmt.Sprint(r.Attempts + 1)}}
@@ -383,7 +398,7 @@ func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error
 		}
 	}
 	if len(failed) > 0 {
-		return &retention.UnfinishedError{IDs: failed, Err: fmt.Errorf("%w: %d of %d", ErrRevokePending, len(failed), len(rs))}
+		return &retention.UnfinishedError{IDs: failed, Err: fmt.Errorf("%w: %d of %d", ErrRevokePending, len(failed), len(ids))}
 	}
 	return nil
 }
