@@ -840,7 +840,12 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 		// The name index table's b-tree, by equality: a GIN index of the
 		// rows' arrays would be cheaper to write, but PostgreSQL never uses
 		// it under row-level security (no GIN operator is leakproof).
-		for _, idx := range nameIdx {
+		// On SQLite, one look-up of the FTS5 name index (nameindex_sqlite.go).
+		named := nameIdx
+		if len(nameIdx) > 0 && tx.Dialect().Name() == dialect.SQLite {
+			q, named = nameMatchSQLite(q, nameIdx), nil
+		}
+		for _, idx := range named {
 			named := tx.NewSelect().Model((*contactName)(nil)).Column("ctn.contact_id").
 				Where("ctn.token = ?", idx).Apply(tenancy.Scope(ctx))
 			q = q.Where("ct.id IN (?)", named)
