@@ -28,7 +28,7 @@ func createCounts(t *testing.T, e *env) (contacts, names int) {
 	require.NoError(t, raw.NewRaw("SELECT count(*) FROM socialcrm_crm_contacts").Scan(ctx, &contacts))
 	requireNameIndexExact(t, e)
 	if e.db.Name == "sqlite" {
-		return contacts, requireFTSExact(t, raw) // nameindex_sqlite_test.go
+		return contacts, crm.RequireFTSExact(t, raw) // nameindex_sqlite_export_test.go
 	}
 	require.NoError(t, raw.NewRaw("SELECT count(*) FROM socialcrm_crm_contact_names").Scan(ctx, &names))
 	return contacts, names
@@ -44,7 +44,7 @@ func requireNameIndexExact(t *testing.T, e *env) {
 	if e.db.Name == "sqlite" {
 		// On SQLite the name index is the FTS5 table (nameindex_sqlite.go);
 		// the b-tree table stays empty.
-		requireFTSExact(t, raw)
+		crm.RequireFTSExact(t, raw)
 		var rows int
 		require.NoError(t, raw.NewRaw("SELECT count(*) FROM socialcrm_crm_contact_names").Scan(ctx, &rows))
 		require.Zero(t, rows, "the b-tree name index is empty on SQLite")
@@ -316,7 +316,7 @@ func TestContactNameIndexIsolation(t *testing.T) {
 			var toks []string
 			q := "SELECT token FROM socialcrm_crm_contact_names WHERE contact_id = ? ORDER BY token"
 			if !pg { // the FTS5 index, kept from name_index (requireFTSExact checks they agree)
-				requireFTSExact(t, e.db.Admin(t))
+				crm.RequireFTSExact(t, e.db.Admin(t))
 				q = "SELECT j.value FROM socialcrm_crm_contacts c, json_each(c.name_index) j WHERE c.id = ? ORDER BY j.value"
 			}
 			require.NoError(t, e.db.Admin(t).NewRaw(q, id).Scan(ctx, &toks))
