@@ -340,7 +340,7 @@ func (g *Guard) check(ctx context.Context, query string) error {
 			v = v[1 : len(v)-1]
 		}
 		if !ftsQueryOK(v) {
-			return fmt.Errorf("%w: a full-text index look-up takes only exact tokens (words of 32 to 128 hexadecimal digits)", ErrUnscoped)
+			return fmt.Errorf("%w: a full-text index look-up takes only exact tokens (words of 26 to 128 ASCII letters and digits)", ErrUnscoped)
 		}
 	}
 	if !sh.owned {
