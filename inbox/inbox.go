@@ -107,10 +107,14 @@ func eventKey(e *meta.Event) crm.ConversationKey {
 
 // Handle is a meta.EventHandler: it stores events in every tenant that
 // connected their Page, inside tx (the webhook's delivery transaction),
-// with a few statements per tenant for the whole batch (crm's RecordAll
-// and MarkAll): messages, echoes and postbacks are recorded, and the
-// latest delivery and read watermark of each conversation applied. The
-// Page's tenants are looked up once per batch and Page, through tx.
+// with one crm Ingest per tenant for the whole batch: messages, echoes and
+// postbacks are recorded, and the latest delivery and read watermark of
+// each conversation applied. The Page's tenants are looked up once per
+// batch and Page, through tx. It is idempotent — a message is stored once
+// per conversation and mid (one without a mid by its meta.Event.DedupeKey),
+// watermarks only move forward — so declare it with
+// meta.WithIdempotentHandler, which spares each delivery the records of
+// its events.
 func (in *Inbox) Handle(ctx context.Context, tx bun.Tx, events []*meta.Event) error {
 	store := in.social.Using(tx)
 	routes := map[string][]context.Context{}
@@ -187,7 +191,11 @@ func (in *Inbox) store(ctx context.Context, convs *crm.Conversations, events []*
 		}
 		switch ev.Kind {
 		case meta.EventMessage, meta.EventEcho:
-			m := crm.NewMessage{Conversation: key, Direction: crm.Inbound, ExternalID: ev.Message.MID, Text: ev.Message.Text, SentAt: at}
+			mid := ev.Message.MID
+			if mid == "" { // stored once all the same (Handle is idempotent)
+				mid = "event:" + ev.DedupeKey()
+			}
+			m := crm.NewMessage{Conversation: key, Direction: crm.Inbound, ExternalID: mid, Text: ev.Message.Text, SentAt: at}
 			if ev.Kind == meta.EventEcho {
 				m.Direction = crm.Outbound
 			}

@@ -94,7 +94,8 @@ type EventHandler func(ctx context.Context, tx bun.Tx, events []*Event) error
 // EventHandler in timestamp order — once: Meta delivers at least once, so
 // each event is recorded by its DedupeKey in social's delivery table, in
 // the same transaction as the handler's writes (social.Store.Deliver), and
-// an event already recorded is skipped. It answers 200 when every event is
+// an event already recorded is skipped (a handler declared with
+// WithIdempotentHandler gets every event, and nothing is recorded). It answers 200 when every event is
 // handled or known, and 500 when the handler failed (nothing of the
 // delivery is then recorded, so the redelivery processes it whole).
 // Processing is synchronous, so a 200 means the events are stored; Meta
@@ -110,6 +111,8 @@ type Webhook struct {
 	handle  EventHandler
 	log     *slog.Logger
 	maxBody int64
+	// idempotent: no delivery records (WithIdempotentHandler).
+	idempotent bool
 }
 
 // WithMaxWebhookBody bounds a delivery's body (default
@@ -124,10 +127,29 @@ func WithMaxWebhookBody(n int64) Option {
 	}
 }
 
+// WithIdempotentHandler declares that the EventHandler stores every event
+// idempotently, so that handing it an event a second time — a redelivery,
+// or the same delivery processed by two replicas at once — changes nothing
+// (inbox.Inbox.Handle is such a handler: it stores a message once per
+// conversation and mid, and only moves watermarks forward). The webhook
+// then records no delivery keys in social's delivery table: each delivery
+// hands all its events to the handler, in one transaction as without the
+// option, and redeliveries do too. That saves one row and two index
+// entries per event. A handler with any other effect (a reply sent, a
+// counter moved) must not be declared idempotent.
+func WithIdempotentHandler() Option {
+	return func(o *options) error {
+		o.idempotent = true
+		return nil
+	}
+}
+
 // NewWebhook returns the webhook handler of cfg's app, deduplicating
 // through store and passing each new event to handle. WithLogger sets the
 // logger (which never receives the app secret, the verify token or message
-// text), WithMaxWebhookBody the largest body accepted.
+// text), WithMaxWebhookBody the largest body accepted, and
+// WithIdempotentHandler spares a handler that needs it no delivery
+// records.
 func NewWebhook(cfg WebhookConfig, store *social.Store, handle EventHandler, opts ...Option) (*Webhook, error) {
 	switch {
 	case cfg.AppSecret.IsZero() || cfg.VerifyToken.IsZero():
@@ -141,7 +163,7 @@ func NewWebhook(cfg WebhookConfig, store *social.Store, handle EventHandler, opt
 	if err != nil {
 		return nil, err
 	}
-	w := &Webhook{cfg: cfg, store: store, handle: handle, log: o.log, maxBody: o.maxBody}
+	w := &Webhook{cfg: cfg, store: store, handle: handle, log: o.log, maxBody: o.maxBody, idempotent: o.idempotent}
 	if w.maxBody == 0 {
 		w.maxBody = DefaultMaxWebhookBody
 	}
@@ -209,16 +231,20 @@ func (w *Webhook) receive(rw http.ResponseWriter, r *http.Request) {
 // that arrive another way, such as from a queue), in one transaction.
 func (w *Webhook) Process(ctx context.Context, p *Payload) error {
 	d := social.Delivery{Platform: deliveryPlatform}
+	events := 0
 	for i := range p.Entries {
 		en := &p.Entries[i]
-		for j := range en.Events {
-			d.Keys = append(d.Keys, en.Events[j].DedupeKey())
+		events += len(en.Events)
+		if !w.idempotent {
+			for j := range en.Events {
+				d.Keys = append(d.Keys, en.Events[j].DedupeKey())
+			}
 		}
 		if en.PageID != "" && len(en.Events) > 0 && !slices.Contains(d.Accounts, en.PageID) {
 			d.Accounts = append(d.Accounts, en.PageID)
 		}
 	}
-	if len(d.Keys) == 0 {
+	if events == 0 {
 		return nil
 	}
 	return w.store.Deliver(ctx, d, func(ctx context.Context, tx bun.Tx, first []bool) error {
@@ -227,7 +253,7 @@ func (w *Webhook) Process(ctx context.Context, p *Payload) error {
 			en := &p.Entries[i]
 			batch := make([]*Event, 0, len(en.Events))
 			for j := range en.Events {
-				if first[k] {
+				if w.idempotent || first[k] {
 					batch = append(batch, &en.Events[j])
 				}
 				k++
