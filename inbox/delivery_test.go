@@ -90,7 +90,10 @@ func TestReplicasStoreADeliveryOnce(t *testing.T) {
 // TestDeliveryLandsInThePagesTenants: a delivery's events are stored in
 // every tenant that connected the Page, in no other, and no more in a
 // tenant once it disconnected the Page; events of a Page nobody connected
-// are dropped while the rest of the delivery is stored.
+// are dropped while the rest of the delivery is stored. The account index
+// says which connections are live (routing reads no connection); where it
+// does not know (rows written before it recorded it), the connection's
+// status decides. A tenant that connects the Page again receives again.
 func TestDeliveryLandsInThePagesTenants(t *testing.T) {
 	eachWorld(t, func(t *testing.T, w *world) {
 		b, c := w.tenant("mill"), w.tenant("dairy")
@@ -136,6 +139,31 @@ func TestDeliveryLandsInThePagesTenants(t *testing.T) {
 		w.deliver(metatest.TextMessage(pageID, psid, "to A"))
 		require.Len(t, w.messages(w.ctx, inbox.Key(pageID, psid)), 2)
 		require.Len(t, w.messages(b, inbox.Key(pageID, psid)), 1)
+		live := func() map[string]bool {
+			ts, err := w.sdk.Social.AccountTenants(t.Context(), meta.Platform, pageID)
+			require.NoError(t, err)
+			out := map[string]bool{}
+			for _, at := range ts {
+				out[at.TenantID] = at.Live
+			}
+			return out
+		}
+		require.Equal(t, map[string]bool{mustTenant(t, w.ctx): true, mustTenant(t, b): false}, live())
+
+		// Index rows that do not know: the connections' status decides.
+		_, err = w.db.Owner.NewUpdate().TableExpr(social.TableAccounts).Set("live = NULL").Where("TRUE").Exec(t.Context())
+		require.NoError(t, err)
+		require.Equal(t, map[string]bool{mustTenant(t, w.ctx): false, mustTenant(t, b): false}, live())
+		w.deliver(metatest.TextMessage(pageID, psid, "to A again"))
+		require.Len(t, w.messages(w.ctx, inbox.Key(pageID, psid)), 3)
+		require.Len(t, w.messages(b, inbox.Key(pageID, psid)), 1)
+
+		// B connects the Page again: it receives again.
+		w.connectPage(b, messaging)
+		require.True(t, live()[mustTenant(t, b)])
+		w.deliver(metatest.TextMessage(pageID, psid, "to both again"))
+		require.Len(t, w.messages(w.ctx, inbox.Key(pageID, psid)), 4)
+		require.Len(t, w.messages(b, inbox.Key(pageID, psid)), 2)
 	})
 }
 

@@ -152,7 +152,8 @@ func (in *Inbox) Handle(ctx context.Context, tx bun.Tx, events []*meta.Event) er
 }
 
 // route returns a context acting on each tenant whose connection of the
-// Page is not revoked.
+// Page is not revoked: as the account index says (AccountTenant.Live), or
+// where it does not know, as the connection's status says.
 func (in *Inbox) route(ctx context.Context, store *social.Store, pageID string) ([]context.Context, error) {
 	routes, err := store.AccountTenants(ctx, meta.Platform, pageID)
 	if err != nil {
@@ -164,6 +165,10 @@ func (in *Inbox) route(ctx context.Context, store *social.Store, pageID string) 
 		tctx, err := tenancy.AsTenant(sys, rt.TenantID)
 		if err != nil {
 			return nil, err
+		}
+		if rt.Live {
+			out = append(out, tctx)
+			continue
 		}
 		conn, err := store.Get(tctx, rt.ConnectionID)
 		if errors.Is(err, social.ErrNotFound) || (err == nil && conn.Status == social.StatusRevoked) {

@@ -23,6 +23,9 @@ type account struct {
 	AccountID    string `bun:"account_id,pk"`
 	TenantID     string `bun:"tenant_id,pk"`
 	ConnectionID string `bun:"connection_id,notnull"`
+	// Live is true while the connection is not revoked, false once it is,
+	// and unknown (NULL) in rows written before the index recorded it.
+	Live sql.NullBool `bun:"live"`
 }
 
 // delivery is a webhook delivery already processed.
@@ -115,9 +118,9 @@ const recordDeliverySQL = `WITH added AS (
 	ON CONFLICT DO NOTHING
 	RETURNING swd.key
 )
-SELECT added.key, '' AS account_id, '' AS tenant_id, '' AS connection_id FROM added
+SELECT added.key, '' AS account_id, '' AS tenant_id, '' AS connection_id, NULL::boolean AS live FROM added
 UNION ALL
-SELECT '', sac.account_id, sac.tenant_id, sac.connection_id FROM socialcrm_social_accounts AS sac
+SELECT '', sac.account_id, sac.tenant_id, sac.connection_id, sac.live FROM socialcrm_social_accounts AS sac
 WHERE sac.platform = ? AND sac.account_id = ANY(?::text[])`
 
 // recordDelivery records keys in db and reports which were new, and reads
@@ -143,7 +146,7 @@ func recordDelivery(ctx context.Context, db bun.IDB, platform string, keys, acco
 		for q.Next() {
 			var key string
 			var a account
-			if err := q.Scan(&key, &a.AccountID, &a.TenantID, &a.ConnectionID); err != nil {
+			if err := q.Scan(&key, &a.AccountID, &a.TenantID, &a.ConnectionID, &a.Live); err != nil {
 				return nil, nil, fmt.Errorf("social: record deliveries: %w", err)
 			}
 			if key != "" {
