@@ -6,7 +6,8 @@
 // meta.EventHandler of its own instead.
 //
 //	in, err := inbox.New(socialStore, crmStore, inbox.WithLogger(log))
-//	wh, err := meta.NewWebhook(meta.WebhookConfig{AppSecret: secret, VerifyToken: verify}, socialStore, in.Handle)
+//	wh, err := meta.NewWebhook(meta.WebhookConfig{AppSecret: secret, VerifyToken: verify}, socialStore, in.Handle,
+//		meta.WithIdempotentHandler())
 //	mux.Handle("/meta/webhook", wh)
 //	…
 //	sent, _, err := in.Send(ctx, pageClient, pageID, meta.SendRequest{PSID: psid,

@@ -106,17 +106,17 @@ func eventKey(e *meta.Event) crm.ConversationKey {
 }
 
 // Handle is a meta.EventHandler: it stores events in every tenant that
-// connected their Page, inside tx (the webhook's delivery transaction),
-// with one crm Ingest per tenant for the whole batch: messages, echoes and
-// postbacks are recorded, and the latest delivery and read watermark of
-// each conversation applied. The Page's tenants are looked up once per
-// batch and Page, through tx. It is idempotent — a message is stored once
+// connected their Page, through db (the webhook's delivery transaction,
+// or its database), with one crm Ingest per tenant for the whole batch:
+// messages, echoes and postbacks are recorded, and the latest delivery
+// and read watermark of each conversation applied. The Page's tenants
+// come with the delivery (social.Store.Deliver). It is idempotent — a message is stored once
 // per conversation and mid (one without a mid by its meta.Event.DedupeKey),
 // watermarks only move forward — so declare it with
 // meta.WithIdempotentHandler, which spares each delivery the records of
 // its events.
-func (in *Inbox) Handle(ctx context.Context, tx bun.Tx, events []*meta.Event) error {
-	store := in.social.Using(tx)
+func (in *Inbox) Handle(ctx context.Context, db bun.IDB, events []*meta.Event) error {
+	store := in.social.Using(db)
 	routes := map[string][]context.Context{}
 	var tenants []string                      // in first-seen order
 	perTenant := map[string][]*meta.Event{}   // tenant id -> its events
@@ -142,7 +142,7 @@ func (in *Inbox) Handle(ctx context.Context, tx bun.Tx, events []*meta.Event) er
 			perTenant[tid] = append(perTenant[tid], ev)
 		}
 	}
-	convs := in.crm.Using(tx).Conversations()
+	convs := in.crm.Using(db).Conversations()
 	for _, tid := range tenants {
 		if err := in.store(tenantCtx[tid], convs, perTenant[tid]); err != nil {
 			return err

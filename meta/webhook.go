@@ -71,16 +71,22 @@ type WebhookConfig struct {
 }
 
 // EventHandler processes the new, verified events of one entry (one
-// Page's part of a delivery), in timestamp order, inside tx: the
+// Page's part of a delivery), in timestamp order, through db: the
 // transaction that records the delivery's events as processed (see
-// social.Store.Deliver). What it writes through tx commits together with
+// social.Store.Deliver). What it writes through db commits together with
 // those records, so a crash or an error loses nothing and stores nothing
 // twice: an error fails the delivery (500), rolls back every entry's
 // records and writes, and Meta's redelivery hands the events over again.
 // A handler that writes elsewhere must be idempotent, since its writes
-// survive a rollback. It must not use the database but through tx (on
-// SQLite that would wait for tx's write lock).
-type EventHandler func(ctx context.Context, tx bun.Tx, events []*Event) error
+// survive a rollback. It must not use the database but through db (on
+// SQLite that would wait for the transaction's write lock).
+//
+// A handler declared with WithIdempotentHandler gets every event of the
+// delivery and, as db, the social store's database without a
+// transaction: each statement it sends commits on its own, and what it
+// wrote before an error stays (the redelivery, stored idempotently, adds
+// the rest).
+type EventHandler func(ctx context.Context, db bun.IDB, events []*Event) error
 
 // Webhook is the http.Handler of a Meta app's webhook callback URL.
 //
@@ -95,7 +101,8 @@ type EventHandler func(ctx context.Context, tx bun.Tx, events []*Event) error
 // each event is recorded by its DedupeKey in social's delivery table, in
 // the same transaction as the handler's writes (social.Store.Deliver), and
 // an event already recorded is skipped (a handler declared with
-// WithIdempotentHandler gets every event, and nothing is recorded). It answers 200 when every event is
+// WithIdempotentHandler gets every event, nothing is recorded, and no
+// transaction is opened). It answers 200 when every event is
 // handled or known, and 500 when the handler failed (nothing of the
 // delivery is then recorded, so the redelivery processes it whole).
 // Processing is synchronous, so a 200 means the events are stored; Meta
@@ -132,11 +139,12 @@ func WithMaxWebhookBody(n int64) Option {
 // or the same delivery processed by two replicas at once — changes nothing
 // (inbox.Inbox.Handle is such a handler: it stores a message once per
 // conversation and mid, and only moves watermarks forward). The webhook
-// then records no delivery keys in social's delivery table: each delivery
-// hands all its events to the handler, in one transaction as without the
-// option, and redeliveries do too. That saves one row and two index
-// entries per event. A handler with any other effect (a reply sent, a
-// counter moved) must not be declared idempotent.
+// then records no delivery keys in social's delivery table and opens no
+// transaction (social.Delivery.Idempotent): each delivery, redeliveries
+// too, hands all its events to the handler with the database as db. That
+// saves a row and two index entries per event, and the COMMIT's round
+// trip. A handler with any other effect (a reply sent, a counter moved)
+// must not be declared idempotent.
 func WithIdempotentHandler() Option {
 	return func(o *options) error {
 		o.idempotent = true
@@ -228,9 +236,10 @@ func (w *Webhook) receive(rw http.ResponseWriter, r *http.Request) {
 
 // Process hands the new events of a verified payload to the handler, as
 // ServeHTTP does after verifying and decoding a delivery (for payloads
-// that arrive another way, such as from a queue), in one transaction.
+// that arrive another way, such as from a queue), in one transaction (none
+// for a handler declared with WithIdempotentHandler).
 func (w *Webhook) Process(ctx context.Context, p *Payload) error {
-	d := social.Delivery{Platform: deliveryPlatform}
+	d := social.Delivery{Platform: deliveryPlatform, Idempotent: w.idempotent}
 	events := 0
 	for i := range p.Entries {
 		en := &p.Entries[i]
@@ -247,7 +256,7 @@ func (w *Webhook) Process(ctx context.Context, p *Payload) error {
 	if events == 0 {
 		return nil
 	}
-	return w.store.Deliver(ctx, d, func(ctx context.Context, tx bun.Tx, first []bool) error {
+	return w.store.Deliver(ctx, d, func(ctx context.Context, db bun.IDB, first []bool) error {
 		k := 0
 		for i := range p.Entries {
 			en := &p.Entries[i]
@@ -261,7 +270,7 @@ func (w *Webhook) Process(ctx context.Context, p *Payload) error {
 			if len(batch) == 0 {
 				continue
 			}
-			if err := w.handle(ctx, tx, batch); err != nil {
+			if err := w.handle(ctx, db, batch); err != nil {
 				return fmt.Errorf("meta: events of page %s: %w", en.PageID, err)
 			}
 		}

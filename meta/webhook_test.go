@@ -282,7 +282,7 @@ func TestWebhookLooksUpThePagesTenantsWithItsDedupe(t *testing.T) {
 		require.Equal(t, []social.AccountTenant{{TenantID: mustTenantID(e.ctx), ConnectionID: pages[pageID].ID}}, want)
 		var got []social.AccountTenant
 		var trips int64 = -1
-		u := newTestWebhook(t, e, func(ctx context.Context, tx bun.Tx, evs []*meta.Event) error {
+		u := newTestWebhook(t, e, func(ctx context.Context, tx bun.IDB, evs []*meta.Event) error {
 			before, counted := sqldb.RoundTrips(db.DB.DB)
 			var err error
 			got, err = e.store.Using(tx).AccountTenants(ctx, meta.Platform, evs[0].PageID)
