@@ -30,7 +30,8 @@ import (
 // conversations' keys by thread index):
 // the schema of a database created by the release before.
 func migrationsBeforeSealing() *migrate.Migrations {
-	return migrationsWithout("20261123000550", "20261123000650", "20261123000560", "20261123000570", "20261123000580", "20261123000610")
+	return migrationsWithout("20261123000550", "20261123000650", "20261123000560", "20261123000570", "20261123000580", "20261123000595",
+		"20261123000610")
 }
 
 // migrationsWithout returns the crm migrations but those of versions.
