@@ -78,7 +78,7 @@
 // its own. It used to make four (the delivery's records with that select,
 // the tenant's connection, Ingest, the commit). The driver's counter
 // (BenchmarkPostgresMessengerInterleaved in meta) shows 0.022 to 0.028 per
-// event, from 0.052 to 0.058: Ingest's statement, about 25 KB, is written
+// event, from 0.052 to 0.060: Ingest's statement, about 25 KB, is written
 // in parts while earlier replies arrive, which the counter takes for more
 // round trips than the client waits for.
 //
@@ -97,12 +97,12 @@
 // was about 1.5 times what the runs where every update was heap-only
 // gave (3.05 against 1.95 and 2.02).
 //
-// Measured on a 2-core host that other work kept busy (load average 10 to
+// Measured on a 2-core host that other work kept busy (load average 6 to
 // 14), BenchmarkPostgresMessengerInterleaved — the median of per-delivery
 // ratios to a handler storing the same messages with one raw pgx INSERT,
 // unsealed, without conversations — alternating with the code before in
-// the same minutes, 5 runs each: 2.38 (runs 1.99 to 3.71), from 3.32
-// (3.08 to 4.51). The aim, 1.5, is not reached.
+// the same minutes, medians of 7 runs each: 2.68 (runs 1.99 to 3.71),
+// from 3.49 (3.08 to 4.51). The aim, 1.5, is not reached.
 //
 // # Concurrency
 //
