@@ -351,6 +351,7 @@ func coreMigrations() []migration {
 		}},
 		{"20261123000570", "crm_contact_name_index", migrateNameIndex},
 		{"20261123000580", "crm_contact_profile", profileMigration},
+		{"20261123000590", "crm_contact_name_fts", migrateNameFTS},   // nameindex_sqlite.go
 		{"20261123000595", "crm_contact_create_pg", migrateCreatePG}, // create_pg.go
 		{"20261123000610", "crm_conversations_hot", conversationsHotMigration},
 	}
@@ -521,7 +522,7 @@ func migrateNameIndex(ctx context.Context, tx bun.Tx) error {
 
 // coreModels are the tenant-owned models of the core records.
 func coreModels() []any {
-	return []any{(*Conversation)(nil), (*Message)(nil), (*Contact)(nil), (*contactTag)(nil), (*contactName)(nil),
+	return []any{(*Conversation)(nil), (*Message)(nil), (*Contact)(nil), (*contactTag)(nil), (*contactName)(nil), (*contactNameFTS)(nil),
 		(*Company)(nil), (*Pipeline)(nil), (*Deal)(nil), (*StageChange)(nil), (*Activity)(nil), (*Task)(nil), (*Note)(nil),
 		(*Consent)(nil), (*ConsentEvent)(nil), (*sentNotification)(nil)}
 }

@@ -42,7 +42,9 @@
 //     tenant_id, REPLACE and INSERT OR REPLACE, TRUNCATE, schema changes of
 //     tenant-owned tables (ALTER, RENAME, DROP, triggers, unique indexes
 //     not beginning with tenant_id; on SQLite the application's handle
-//     owns every table), text SQLite tokenizes otherwise than the parser
+//     owns every table), any statement that names a full-text index
+//     (FullTextIndex) or its shadow tables but the one exact look-up it
+//     allows, text SQLite tokenizes otherwise than the parser
 //     (nested comments, E-prefixed strings, $a$, [x'] names), and anything that
 //     could change app.* settings, switch row-level security or run SQL it
 //     cannot see (set_config, SET, RESET, DO, function definitions,
@@ -92,7 +94,12 @@
 // # Concurrency
 //
 // Store, AuditLog and Guard are safe for concurrent use. Appends to one
-// tenant's audit log from many goroutines or processes form one chain.
+// tenant's audit log from many goroutines or processes form one chain:
+// they wait for each other (on PostgreSQL a transaction-level advisory
+// lock per tenant, held until the appending transaction ends; SQLite has
+// one writer at a time), so contention delays an append but does not fail
+// it. An append inside a caller's transaction holds that tenant's chain
+// until the transaction ends: keep such transactions short.
 //
 // # Errors
 //

@@ -71,7 +71,11 @@ import (
 //     name, and (SQLite) no writable_schema or write to a sqlite_ table. On SQLite the application's
 //     handle owns every table, and renaming tenant_id and adding another
 //     with a default gave one tenant every tenant's rows; run schema
-//     changes before InstallGuard or on the owner's handle.
+//     changes before InstallGuard or on the owner's handle;
+//   - it does not name a full-text index (a model embedding
+//     FullTextIndex) or one of its FTS5 shadow tables, nor mention
+//     fts5vocab, anywhere but in the exact look-up x.c IN (SELECT c FROM
+//     index WHERE index = '<exact tokens>') (see FullTextIndex).
 //
 // A statement the parser cannot read — SQLite's INSERT OR REPLACE and
 // REPLACE, a second ON CONFLICT clause, other SQLite-only syntax — is
@@ -115,6 +119,8 @@ type Guard struct {
 	mu     sync.RWMutex
 	known  map[reflect.Type]bool
 	tables []string         // tenant-owned table names, unquoted
+	fts    []string         // full-text index tables (FullTextIndex), lower case
+	walled []string         // fts and their FTS5 shadow tables, lower case
 	unsafe map[string]error // tenant-owned tables with a relation that can cross tenants
 	shapes shapeCache
 	sqlite bool // statements go to SQLite, which reads some text otherwise than the parser
@@ -220,6 +226,15 @@ func (g *Guard) learn(t *schema.Table) error {
 		return g.unsafe[t.Name]
 	}
 	g.known[t.Type] = owned
+	if reflect.PointerTo(t.Type).Implements(reflect.TypeFor[fullTextModel]()) {
+		name := strings.ToLower(t.Name)
+		g.fts = append(g.fts, name)
+		g.walled = append(g.walled, name)
+		for _, suffix := range fts5Shadows {
+			g.walled = append(g.walled, name+suffix)
+		}
+		g.shapes.reset()
+	}
 	if owned {
 		g.tables = append(g.tables, t.Name)
 		g.shapes.reset() // shapes read before did not know this table
@@ -291,12 +306,12 @@ func (g *Guard) check(ctx context.Context, query string) error {
 	case g.sqlite && sqliteReadsOtherwise(query):
 		// The parser would read another statement than SQLite runs; what
 		// SQLite reads otherwise hides in literals, so this is not cached.
-		sh = unreadable(query, g.isOwned)
+		sh = unreadable(query, g.ownedOrWalled)
 	case cacheable:
 		sh = g.shapes.get(key)
 	}
 	if sh == nil {
-		sh = analyze(query, lits, cacheable, g.isOwned)
+		sh = analyze(query, lits, cacheable, g.ownedOrWalled, g.text)
 		if cacheable {
 			g.shapes.put(key, sh)
 		}
@@ -322,6 +337,16 @@ func (g *Guard) check(ctx context.Context, query string) error {
 	if sh.policy && ctx.Value(rowSecurityKey{}) == nil {
 		return fmt.Errorf("%w: only tenancy.EnableRowSecurity may change row-level security", ErrUnscoped)
 	}
+	for _, l := range sh.ftsQuery {
+		v := l.val
+		if l.ord >= 0 {
+			v = literalAt(query, lits[l.ord])
+			v = v[1 : len(v)-1]
+		}
+		if !ftsQueryOK(v) {
+			return fmt.Errorf("%w: a full-text index look-up takes only exact tokens (words of 26 to 128 ASCII letters and digits)", ErrUnscoped)
+		}
+	}
 	if !sh.owned {
 		return nil
 	}
@@ -344,6 +369,33 @@ func (g *Guard) isOwned(name string) bool {
 		}
 	}
 	return false
+}
+
+// isWalled reports whether name is a full-text index table or one of its
+// shadow tables (see FullTextIndex), ignoring case.
+func (g *Guard) isWalled(name string) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	for _, t := range g.walled {
+		if strings.EqualFold(t, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// ownedOrWalled is what a statement the Guard cannot read may not name: a
+// tenant-owned table, a full-text index or its shadow tables, or
+// fts5vocab (which reads an index's tokens).
+func (g *Guard) ownedOrWalled(name string) bool {
+	return g.isOwned(name) || g.isWalled(name) || strings.EqualFold(name, "fts5vocab")
+}
+
+// text is what analyze needs to know of the full-text indexes.
+func (g *Guard) text() fullText {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return fullText{fts: g.fts, walled: g.walled}
 }
 
 // unsafeIn returns the error of table if a relation of it is unsafe.

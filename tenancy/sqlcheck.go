@@ -15,12 +15,15 @@ import (
 // shape is what the Guard learns from one statement text with its literals
 // blanked out: everything but the tenant's id, which the context supplies.
 type shape struct {
-	err     error    // a refusal that holds whatever the context
-	owned   bool     // reads or writes a tenant-owned table: needs a tenant
-	tables  []string // the tenant-owned tables it reads or writes
-	tenant  []lit    // the string literals that must be the tenant's id
-	setting bool     // can change settings row-level security depends on
-	policy  bool     // changes row-level security of a table
+	err    error    // a refusal that holds whatever the context
+	owned  bool     // reads or writes a tenant-owned table: needs a tenant
+	tables []string // the tenant-owned tables it reads or writes
+	tenant []lit    // the string literals that must be the tenant's id
+	// ftsQuery are the string literals of full-text index look-ups, which
+	// must be exact tokens (ftsQueryOK).
+	ftsQuery []lit
+	setting  bool // can change settings row-level security depends on
+	policy   bool // changes row-level security of a table
 }
 
 // analyze parses query with PostgreSQL's own grammar (libpg_query, run as
@@ -50,13 +53,13 @@ func parse(query string) (*pg.ParseResult, error) {
 	return pgquery.Parse(query)
 }
 
-func analyze(query string, lits []int, cached bool, owned func(string) bool) *shape {
+func analyze(query string, lits []int, cached bool, owned func(string) bool, text func() fullText) *shape {
 	tree, err := parse(query)
 	if err != nil {
 		return unreadable(query, owned)
 	}
 	sh := &shape{}
-	a := &analysis{owned: owned, sh: sh}
+	a := &analysis{owned: owned, sh: sh, ft: text()}
 	if cached {
 		a.litAt = make(map[int32]int, len(lits))
 		for i, at := range lits {
@@ -66,7 +69,135 @@ func analyze(query string, lits []int, cached bool, owned func(string) bool) *sh
 	for _, raw := range tree.Stmts {
 		a.top(raw.Stmt)
 	}
+	if len(a.ft.walled) > 0 {
+		a.wall(tree, query, cached)
+	}
 	return sh
+}
+
+// fullText is what the Guard knows of the full-text indexes (see
+// FullTextIndex): their tables, and those with their shadow tables.
+type fullText struct{ fts, walled []string }
+
+func (f fullText) isFTS(name string) bool {
+	return slices.ContainsFunc(f.fts, func(t string) bool { return strings.EqualFold(t, name) })
+}
+
+func (f fullText) isWalled(name string) bool {
+	return strings.EqualFold(name, "fts5vocab") ||
+		slices.ContainsFunc(f.walled, func(t string) bool { return strings.EqualFold(t, name) })
+}
+
+// wall refuses a statement that names a full-text index or its shadow
+// tables anywhere but in the look-ups ftsLookup allowed, each of which
+// names its index twice. Both the statement's text (comments stripped,
+// literals blanked, quotes dropped) and every name in its parse tree are
+// counted, so that neither a form the walk of the tree does not know nor
+// a name the parser decodes (U&"…") slips by.
+func (a *analysis) wall(tree *pg.ParseResult, query string, cached bool) {
+	text := query
+	if cached {
+		text, _, _ = blankLiterals(query)
+	}
+	inText := 0
+	for _, w := range identWords(unquote(strings.ToLower(stripComments(text)))) {
+		if a.ft.isWalled(w) {
+			inText++
+		}
+	}
+	inTree := 0
+	for _, raw := range tree.Stmts {
+		walkStrings(raw.ProtoReflect(), func(s string) {
+			if a.ft.isWalled(s) {
+				inTree++
+			}
+		})
+	}
+	if inText != 2*a.ftsLookups || inTree != 2*a.ftsLookups {
+		a.fail("a full-text index and its shadow tables may be named only as x.c IN (SELECT c FROM <index> WHERE <index> = '<tokens>')")
+	}
+}
+
+// walkStrings calls fn with every string field of m and the messages
+// below it.
+func walkStrings(m protoreflect.Message, fn func(string)) {
+	if !m.IsValid() {
+		return
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsMap():
+		case fd.IsList():
+			l := v.List()
+			for i := range l.Len() {
+				if fd.Message() != nil {
+					walkStrings(l.Get(i).Message(), fn)
+				} else if fd.Kind() == protoreflect.StringKind {
+					fn(l.Get(i).String())
+				}
+			}
+		case fd.Message() != nil:
+			walkStrings(v.Message(), fn)
+		case fd.Kind() == protoreflect.StringKind:
+			fn(v.String())
+		}
+		return true
+	})
+}
+
+// ftsLookup reports whether x is exactly a full-text index look-up the
+// Guard lets through, x.c IN (SELECT c FROM <index> WHERE <index> =
+// '<tokens>') for one column c, and records its literal, checked by
+// ftsQueryOK on each run.
+func (a *analysis) ftsLookup(x *pg.SubLink) bool {
+	if len(a.ft.fts) == 0 || x.SubLinkType != pg.SubLinkType_ANY_SUBLINK {
+		return false
+	}
+	if len(x.OperName) > 1 || len(x.OperName) == 1 && x.OperName[0].GetString_().GetSval() != "=" {
+		return false
+	}
+	isCol := func(n *pg.Node, qualified bool, name string) bool {
+		f := n.GetColumnRef().GetFields()
+		if len(f) == 0 || len(f) > 2 || len(f) == 2 && !qualified {
+			return false
+		}
+		return strings.EqualFold(f[len(f)-1].GetString_().GetSval(), name)
+	}
+	tf := x.Testexpr.GetColumnRef().GetFields()
+	if len(tf) == 0 {
+		return false
+	}
+	key := tf[len(tf)-1].GetString_().GetSval() // the column the look-up yields: rowid, or the indexed table's key
+	if key == "" || !isCol(x.Testexpr, true, key) {
+		return false
+	}
+	q := x.Subselect.GetSelectStmt()
+	if q == nil || q.WithClause != nil || q.IntoClause != nil || q.Op != pg.SetOperation_SETOP_NONE ||
+		len(q.DistinctClause) > 0 || len(q.GroupClause) > 0 || q.GroupDistinct || q.HavingClause != nil ||
+		len(q.WindowClause) > 0 || len(q.ValuesLists) > 0 || len(q.SortClause) > 0 || q.LimitCount != nil ||
+		q.LimitOffset != nil || len(q.LockingClause) > 0 || len(q.TargetList) != 1 || len(q.FromClause) != 1 {
+		return false
+	}
+	rt := q.TargetList[0].GetResTarget()
+	if rt == nil || rt.Name != "" || len(rt.Indirection) > 0 || !isCol(rt.Val, false, key) {
+		return false
+	}
+	rv := q.FromClause[0].GetRangeVar()
+	if rv == nil || rv.Alias != nil || rv.Schemaname != "" || rv.Catalogname != "" || !a.ft.isFTS(rv.Relname) {
+		return false
+	}
+	w := q.WhereClause.GetAExpr()
+	if w == nil || w.Kind != pg.A_Expr_Kind_AEXPR_OP || len(w.Name) != 1 || w.Name[0].GetString_().GetSval() != "=" ||
+		!isCol(w.Lexpr, false, rv.Relname) {
+		return false
+	}
+	l, ok := a.literal(w.Rexpr)
+	if !ok {
+		return false
+	}
+	a.sh.ftsQuery = append(a.sh.ftsQuery, l)
+	a.ftsLookups++
+	return true
 }
 
 // unreadable is the shape of a statement the Guard cannot read as the
@@ -218,7 +349,10 @@ type lit struct {
 type analysis struct {
 	owned func(string) bool
 	sh    *shape
-	litAt map[int32]int // byte offset of a string literal -> its ordinal; nil: not cached
+	ft    fullText
+	// ftsLookups counts the full-text index look-ups ftsLookup allowed.
+	ftsLookups int
+	litAt      map[int32]int // byte offset of a string literal -> its ordinal; nil: not cached
 }
 
 func (a *analysis) fail(format string, args ...any) {
@@ -753,7 +887,9 @@ func (a *analysis) exprs(m any, s *level) {
 		switch x := x.(type) {
 		case *pg.SubLink:
 			a.exprs(x.Testexpr, s)
-			a.query(inner(x.Subselect), s)
+			if !a.ftsLookup(x) {
+				a.query(inner(x.Subselect), s)
+			}
 			return false
 		case *pg.SelectStmt, *pg.InsertStmt, *pg.UpdateStmt, *pg.DeleteStmt:
 			a.query(x, s)

@@ -1,0 +1,65 @@
+package tenancy
+
+import "strings"
+
+// FullTextIndex marks, embedded in a bun model, a SQLite FTS5 table that
+// indexes the rows of a tenant-owned table by keyed tokens (blind indexes,
+// keyed per tenant) rather than by anything a tenant could read: a
+// contentless table whose rowid is the indexed row's rowid. Such a table
+// has no tenant_id to confine a statement by, and FTS5 keeps its index in
+// shadow tables beside it (name_data, name_idx, name_content, name_docsize,
+// name_config) that hold every tenant's tokens and rowids. So the Guard
+// walls it off: a statement that names the table or a shadow table in any
+// way (a FROM item, a join, a subquery, a CTE, a table-valued function
+// call, a column, an INSERT of an FTS5 command such as 'delete-all' or
+// 'rebuild', DDL, a PRAGMA, a statement the parser cannot read), or that
+// mentions fts5vocab, is refused — except the one shape an exact look-up
+// needs, as an IN condition on a rowid:
+//
+//	… rowid IN (SELECT rowid FROM name WHERE name = '<tokens>')
+//
+// (or x.c IN (SELECT c FROM name WHERE name = '<tokens>') for another
+// column c the table yields, such as the indexed row's key), where
+// '<tokens>' is a string literal of 1 to 64 words of 26 to 128 ASCII
+// letters and digits separated by single spaces: an AND of exact tokens,
+// no prefix query (*), no column filter, no NEAR or OR. It yields the
+// rows holding every token; the condition it sits in confines the rows
+// read to the tenant as usual. Tokens are keyed per
+// tenant, so a tenant's tokens match only its own rows, and no statement
+// of the application can read another tenant's tokens to try.
+//
+// The table is written by triggers on the indexed table, which run inside
+// the database and need no statement of the application's. Register the
+// model with InstallGuard (or Guard.Register) like a tenant-owned one.
+type FullTextIndex struct{}
+
+func (*FullTextIndex) fullTextIndex() {}
+
+// fullTextModel is implemented only by models embedding FullTextIndex.
+type fullTextModel interface{ fullTextIndex() }
+
+// fts5Shadows are the suffixes of the shadow tables FTS5 keeps beside a
+// table.
+var fts5Shadows = []string{"_data", "_idx", "_content", "_docsize", "_config"}
+
+// ftsQueryOK reports whether q is an FTS5 query the Guard lets through: 1
+// to 64 words of 26 to 128 ASCII letters and digits, separated by single
+// spaces. Such a word is no FTS5 keyword (AND, OR, NOT, NEAR) and matches
+// only itself.
+func ftsQueryOK(q string) bool {
+	words := strings.Split(q, " ")
+	if len(words) == 0 || len(words) > 64 {
+		return false
+	}
+	for _, w := range words {
+		if len(w) < 26 || len(w) > 128 {
+			return false
+		}
+		for i := range len(w) {
+			if c := w[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+				return false
+			}
+		}
+	}
+	return true
+}
