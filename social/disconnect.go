@@ -212,6 +212,11 @@ func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reaso
 			WherePK().Exec(ctx); err != nil {
 			return err
 		}
+		// Webhook routing (AccountTenants) learns it from the index.
+		if _, err := tx.NewUpdate().Model((*account)(nil)).Set("live = ?", false).
+			Where("tenant_id = ?", mustTenant(ctx)).Where("connection_id = ?", c.ID).Exec(ctx); err != nil {
+			return err
+		}
 		if pending != nil {
 			if _, err := tx.NewInsert().Model(pending).Exec(ctx); err != nil {
 				return err

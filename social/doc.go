@@ -185,7 +185,11 @@
 // statement that also reads the account index rows of the accounts the
 // delivery addresses, from which AccountTenants answers within the
 // delivery, so routing a delivery to its tenants costs no round trip of
-// its own; Once claims a key,
+// its own (a delivery declared Idempotent, whose handler stores
+// idempotently, records no keys and runs without a transaction: one
+// statement reads the account index, and each of the handler's commits on
+// its own). The index also records whether each connection is live
+// (AccountTenant.Live), so routing need not read the connections; Once claims a key,
 // runs a handler whose effects reach beyond this database, and marks it
 // processed (a claim left by a dead process is taken over after its
 // lease). PruneDeliveries forgets keys after the platform's retry window.
