@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 
 	"github.com/socialcrm/socialcrm/vault"
 )
@@ -367,6 +368,12 @@ func (r *Conversations) List(ctx context.Context, f ConversationFilter, o ListOp
 		if f.ContactID != "" {
 			q = q.Where("?TableAlias.contact_id = ?", f.ContactID)
 		}
+		if tx.Dialect().Name() == dialect.PG {
+			var err error
+			if q, err = byDay(q, o); err != nil {
+				return err
+			}
+		}
 		q, err := conversationOrder.apply(q, kindConversation, o)
 		if err != nil {
 			return err
@@ -386,6 +393,39 @@ func (r *Conversations) List(ctx context.Context, f ConversationFilter, o ListOp
 		}
 	}
 	return p, nil
+}
+
+// byDay orders q, a PostgreSQL list of conversations, by last_message_day
+// first (see conversationsDayMigration) and, after a cursor, starts it at
+// the cursor's day: the order and the rows are those of conversationOrder
+// alone (the day grows with the time), but the planner can read them
+// along the index by day, sorting each day's by the exact time, and start
+// at the cursor's day.
+func byDay(q *bun.SelectQuery, o ListOptions) (*bun.SelectQuery, error) {
+	if o.Cursor != "" {
+		vals, err := conversationOrder.decodeCursor(kindConversation, o.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		at, ok := vals[0].(time.Time)
+		if !ok {
+			return nil, invalid(kindConversation, "cursor", "cursor", "is not a cursor of this list")
+		}
+		q = q.Where("?TableAlias.last_message_day <= ?", unixDay(at))
+	}
+	return q.OrderExpr("?TableAlias.last_message_day DESC"), nil
+}
+
+// unixDay returns the whole days from 1970-01-01 UTC to t, rounded down:
+// the last_message_day of a conversation whose last message time is t.
+func unixDay(t time.Time) int64 {
+	const day = 86400
+	s := t.Unix()
+	d := s / day
+	if s%day < 0 {
+		d--
+	}
+	return d
 }
 
 // Record stores a message, opening its conversation if needed, and moves

@@ -354,6 +354,7 @@ func coreMigrations() []migration {
 		{"20261123000590", "crm_contact_name_fts", migrateNameFTS},   // nameindex_sqlite.go
 		{"20261123000595", "crm_contact_create_pg", migrateCreatePG}, // create_pg.go
 		{"20261123000610", "crm_conversations_hot", conversationsHotMigration},
+		{"20261123000620", "crm_conversations_day", conversationsDayMigration},
 	}
 }
 
@@ -400,6 +401,34 @@ func conversationsHotMigration(ctx context.Context, tx bun.Tx) error {
 			WHERE contact_id IS NOT NULL`,
 		`ALTER TABLE socialcrm_crm_conversations SET (fillfactor = 50)`)
 	return migrations.Exec(ctx, tx, stmts...)
+}
+
+// conversationsDayMigration gives PostgreSQL's conversations a coarse
+// bucket of their last message time, last_message_day (whole days since
+// 1970-01-01 UTC), and an index on (tenant_id, last_message_day DESC):
+// List reads a tenant's conversations along it, sorting only those of a
+// day by the exact time (an incremental sort), where since
+// conversationsHotMigration it sorted all of them. The column is generated
+// by the server from last_message_at, so every statement that writes the
+// time (Record, Ingest, merges, imports) keeps it exact without naming it;
+// it changes at most once a day per conversation, and the update a
+// message makes to its conversation within the day still changes no
+// indexed column (it can stay a heap-only tuple). Adding the column fills
+// it for the existing rows (a rewrite of the table, in the migration's
+// transaction); both statements are no-ops when run again. SQLite keeps
+// its index on the exact time: it updates rows in place.
+func conversationsDayMigration(ctx context.Context, tx bun.Tx) error {
+	if tx.Dialect().Name() != dialect.PG {
+		return nil
+	}
+	return migrations.Exec(ctx, tx,
+		// timestamptz - timestamptz and extract from an interval are
+		// immutable (extract from a timestamptz is not): the expression
+		// may generate a column.
+		`ALTER TABLE socialcrm_crm_conversations ADD COLUMN IF NOT EXISTS last_message_day INTEGER
+			GENERATED ALWAYS AS (floor(extract(epoch FROM last_message_at - '1970-01-01 00:00:00+00'::timestamptz) / 86400)::integer) STORED`,
+		`CREATE INDEX IF NOT EXISTS socialcrm_crm_conversations_day
+			ON socialcrm_crm_conversations (tenant_id, last_message_day DESC)`)
 }
 
 // pgIdent quotes a PostgreSQL identifier.
