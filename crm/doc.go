@@ -95,20 +95,31 @@
 // Each message moves its conversation's last message time, so a webhook
 // delivery updates a row per conversation it brings a message to. On
 // PostgreSQL that update is meant to be a heap-only tuple (HOT: no index
-// entry written): last_message_at is indexed nowhere, and the table keeps
-// half of each page free (fillfactor 50). The conversations' indexes and
-// what uses each: the primary key (tenant_id, id) — Get, LinkContact, the
-// messages' and watermarks' look-ups by conversation; the unique key
-// (tenant_id, thread_index, channel, account_id) — Find, Open, Record and
-// Ingest (their ON CONFLICT) and, by its prefix, FindThread; (tenant_id,
+// entry written) while the message falls on the day of the conversation's
+// last one: last_message_at is indexed nowhere; the table is indexed by
+// last_message_day instead (whole days since 1970-01-01 UTC, a column the
+// server generates from last_message_at, which a conversation's messages
+// change at most once a day), and it keeps half of each page free
+// (fillfactor 50). The conversations' indexes and what uses each: the
+// primary key (tenant_id, id) — Get, LinkContact, the messages' and
+// watermarks' look-ups by conversation; the unique key (tenant_id,
+// thread_index, channel, account_id) — Find, Open, Record and Ingest
+// (their ON CONFLICT) and, by its prefix, FindThread; (tenant_id,
 // contact_id) of the linked conversations only — List by ContactID, a
-// data subject's conversations, Merge. An update that cannot be HOT (its
-// page full of older versions the server has not pruned yet) adds an
-// entry to the first two. The limit: with no index on the last message
-// time, List sorts the tenant's conversations (those its filter keeps) by
-// it on every page, and a retention sweep by age reads them all, so their
-// cost grows with the tenant's number of conversations; SQLite keeps the
-// index (it updates rows in place).
+// data subject's conversations, Merge; (tenant_id, last_message_day
+// DESC) — List. An update that cannot be HOT (its message on a later day,
+// or its page full of older versions the server has not pruned yet) adds
+// an entry to each of them (to the contact index if the conversation is
+// linked). List reads a tenant's conversations along the index by day,
+// sorting by the exact time only those of the days a page reaches (an
+// incremental sort), and a later page starts at its cursor's day: the
+// limit is that a page sorts all of a day's conversations, however many
+// the tenant had on that day, and reads and drops those that a filter by
+// Channel or AccountID leaves out. A retention sweep by age still reads
+// all of a tenant's conversations (a category ages rows by one column,
+// the exact time, which has no index). SQLite keeps its index on
+// (tenant_id, last_message_at, id) and no day column (it updates rows in
+// place).
 //
 // Consents keeps, per contact, channel (email, sms, whatsapp, messenger)
 // and purpose (marketing, birthday, service), the current word and its
