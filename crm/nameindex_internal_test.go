@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -33,7 +34,7 @@ func TestNameIndexMigrationMovesOldRows(t *testing.T) {
 		ctx := context.Background()
 		before := migrate.NewMigrations()
 		for _, m := range append(coreMigrations(), commerceMigrations()...) {
-			if m.version != "20261123000570" && m.version != "20261123000580" { // and the profile, which came later
+			if !slices.Contains([]string{"20261123000570", "20261123000580", "20261123000590"}, m.version) { // and the profile and the SQLite FTS5 index, which came later
 				imigrations.Add(before, m.version, m.comment, m.up)
 			}
 		}
@@ -110,11 +111,22 @@ func TestNameIndexMigrationMovesOldRows(t *testing.T) {
 				triggers = "SELECT count(*) FROM pg_trigger WHERE tgname = ? AND tgrelid = 'socialcrm_crm_contacts'::regclass"
 				require.Zero(t, count("SELECT count(*) FROM pg_proc WHERE proname = 'socialcrm_crm_contact_name_tokens' AND pronamespace = current_schema()::regnamespace"))
 			}
-			require.Equal(t, tokens, count("SELECT count(*) FROM socialcrm_crm_contact_names"), "the rows stay")
-			require.Equal(t, tokens, count("SELECT count(*) FROM ("+tokensOfRows+
-				" INTERSECT SELECT tenant_id, token, contact_id FROM socialcrm_crm_contact_names) x"), "the rows are exactly the arrays' tokens")
-			for trigger, n := range map[string]int{"socialcrm_crm_contact_name_tokens": 0, "socialcrm_crm_contact_name_index_insert": 1,
-				"socialcrm_crm_contact_name_index_update": 1, "socialcrm_crm_contact_name_index_delete": 1} {
+			triggersWanted := map[string]int{"socialcrm_crm_contact_name_tokens": 0, "socialcrm_crm_contact_name_index_insert": 1,
+				"socialcrm_crm_contact_name_index_update": 1, "socialcrm_crm_contact_name_index_delete": 1}
+			if pg {
+				require.Equal(t, tokens, count("SELECT count(*) FROM socialcrm_crm_contact_names"), "the rows stay")
+				require.Equal(t, tokens, count("SELECT count(*) FROM ("+tokensOfRows+
+					" INTERSECT SELECT tenant_id, token, contact_id FROM socialcrm_crm_contact_names) x"), "the rows are exactly the arrays' tokens")
+			} else {
+				// Migration 20261123000590 moved them into the FTS5 table.
+				require.Zero(t, count("SELECT count(*) FROM socialcrm_crm_contact_names"), "the b-tree rows are gone")
+				require.Equal(t, tokens, requireFTSExact(t, raw), "the FTS5 index holds exactly the arrays' tokens")
+				for _, op := range []string{"insert", "update", "delete"} {
+					triggersWanted["socialcrm_crm_contact_name_index_"+op] = 0
+					triggersWanted["socialcrm_crm_contact_name_fts_"+op] = 1
+				}
+			}
+			for trigger, n := range triggersWanted {
 				var got int
 				require.NoError(t, raw.NewRaw(triggers, trigger).Scan(ctx, &got))
 				require.Equal(t, n, got, trigger)
@@ -136,7 +148,12 @@ func TestNameIndexMigrationMovesOldRows(t *testing.T) {
 		migrated()
 		// Run again (as a run that stopped after its work but before
 		// recording it would be): nothing changes.
-		require.NoError(t, db.Owner.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return migrateNameIndex(ctx, tx) }))
+		require.NoError(t, db.Owner.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			if err := migrateNameIndex(ctx, tx); err != nil {
+				return err
+			}
+			return migrateNameFTS(ctx, tx)
+		}))
 		migrated()
 
 		// A migrated contact renamed is found by its new name only.

@@ -49,7 +49,7 @@ func ftsTokens(tokens []string) string {
 // Tokens are keyed per tenant, so another tenant's contacts do not match
 // at all. The Guard lets exactly this shape through (tenancy.FullTextIndex).
 func nameMatchSQLite(q *bun.SelectQuery, tokens []string) *bun.SelectQuery {
-	return q.Where("ct.rowid IN (SELECT rowid FROM ? WHERE ? = ?)",
+	return q.Where("ct.id IN (SELECT id FROM ? WHERE ? = ?)",
 		bun.Ident(TableContactNameFTS), bun.Ident(TableContactNameFTS), ftsTokens(tokens))
 }
 
@@ -90,11 +90,11 @@ func migrateNameFTS(ctx context.Context, tx bun.Tx) error {
 	}
 	if exists == 0 {
 		if err := migrations.Exec(ctx, tx,
-			`CREATE VIRTUAL TABLE socialcrm_crm_contact_name_fts USING fts5(tokens,
-				content='', contentless_delete=1, detail=none, tokenize='ascii')`,
+			`CREATE VIRTUAL TABLE socialcrm_crm_contact_name_fts USING fts5(name_index, id UNINDEXED,
+				content='socialcrm_crm_contacts', columnsize=0, detail=none, tokenize='ascii')`,
 			`INSERT INTO socialcrm_crm_contact_name_fts (socialcrm_crm_contact_name_fts, rank) VALUES ('secure-delete', 1)`,
-			`INSERT INTO socialcrm_crm_contact_name_fts (rowid, tokens)
-				SELECT c.rowid, `+ftsDocument("c")+` FROM socialcrm_crm_contacts c WHERE c.name_index IS NOT NULL`,
+			`INSERT INTO socialcrm_crm_contact_name_fts (rowid, name_index, id)
+				SELECT c.rowid, `+ftsDocument("c")+`, c.id FROM socialcrm_crm_contacts c WHERE c.name_index IS NOT NULL`,
 		); err != nil {
 			return err
 		}
@@ -106,21 +106,23 @@ func migrateNameFTS(ctx context.Context, tx bun.Tx) error {
 		`CREATE TRIGGER IF NOT EXISTS socialcrm_crm_contact_name_fts_insert
 			AFTER INSERT ON socialcrm_crm_contacts WHEN NEW.name_index IS NOT NULL
 			BEGIN
-				INSERT INTO socialcrm_crm_contact_name_fts (rowid, tokens) VALUES (NEW.rowid, `+ftsDocument("NEW")+`);
+				INSERT INTO socialcrm_crm_contact_name_fts (rowid, name_index, id) VALUES (NEW.rowid, `+ftsDocument("NEW")+`, NEW.id);
 			END`,
 		// Every update: a row's rowid can change too (UPDATE … SET rowid).
 		`CREATE TRIGGER IF NOT EXISTS socialcrm_crm_contact_name_fts_update
 			AFTER UPDATE ON socialcrm_crm_contacts
 			WHEN OLD.name_index IS NOT NEW.name_index OR OLD.rowid IS NOT NEW.rowid
 			BEGIN
-				DELETE FROM socialcrm_crm_contact_name_fts WHERE rowid = OLD.rowid AND OLD.name_index IS NOT NULL;
-				INSERT INTO socialcrm_crm_contact_name_fts (rowid, tokens)
-					SELECT NEW.rowid, `+ftsDocument("NEW")+` WHERE NEW.name_index IS NOT NULL;
+				INSERT INTO socialcrm_crm_contact_name_fts (socialcrm_crm_contact_name_fts, rowid, name_index, id)
+					SELECT 'delete', OLD.rowid, `+ftsDocument("OLD")+`, OLD.id WHERE OLD.name_index IS NOT NULL;
+				INSERT INTO socialcrm_crm_contact_name_fts (rowid, name_index, id)
+					SELECT NEW.rowid, `+ftsDocument("NEW")+`, NEW.id WHERE NEW.name_index IS NOT NULL;
 			END`,
 		`CREATE TRIGGER IF NOT EXISTS socialcrm_crm_contact_name_fts_delete
 			AFTER DELETE ON socialcrm_crm_contacts WHEN OLD.name_index IS NOT NULL
 			BEGIN
-				DELETE FROM socialcrm_crm_contact_name_fts WHERE rowid = OLD.rowid;
+				INSERT INTO socialcrm_crm_contact_name_fts (socialcrm_crm_contact_name_fts, rowid, name_index, id)
+					VALUES ('delete', OLD.rowid, `+ftsDocument("OLD")+`, OLD.id);
 			END`,
 		`DELETE FROM socialcrm_crm_contact_names`,
 	)

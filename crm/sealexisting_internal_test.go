@@ -29,7 +29,7 @@ import (
 // seal and those that build on the sealed schema (the name index):
 // the schema of a database created by the release before.
 func migrationsBeforeSealing() *migrate.Migrations {
-	return migrationsWithout("20261123000550", "20261123000650", "20261123000560", "20261123000570", "20261123000580")
+	return migrationsWithout("20261123000550", "20261123000650", "20261123000560", "20261123000570", "20261123000580", "20261123000590")
 }
 
 // migrationsWithout returns the crm migrations but those of versions.
@@ -298,7 +298,9 @@ func firstFrames(b []byte, n int) []byte {
 // migrationsBeforeProfile returns the crm migrations without the one that
 // adds the contact profile: the schema of the release that sealed a
 // contact's personal fields one by one.
-func migrationsBeforeProfile() *migrate.Migrations { return migrationsWithout("20261123000580") }
+func migrationsBeforeProfile() *migrate.Migrations {
+	return migrationsWithout("20261123000580", "20261123000590")
+}
 
 // TestSealExistingSealsFieldsAsProfiles writes contacts as the release
 // before the profile did — each personal field sealed on its own, bound to

@@ -114,7 +114,7 @@ func (a *analysis) wall(tree *pg.ParseResult, query string, cached bool) {
 		})
 	}
 	if inText != 2*a.ftsLookups || inTree != 2*a.ftsLookups {
-		a.fail("a full-text index and its shadow tables may be named only as rowid IN (SELECT rowid FROM <index> WHERE <index> = '<tokens>')")
+		a.fail("a full-text index and its shadow tables may be named only as x.c IN (SELECT c FROM <index> WHERE <index> = '<tokens>')")
 	}
 }
 
@@ -146,8 +146,9 @@ func walkStrings(m protoreflect.Message, fn func(string)) {
 }
 
 // ftsLookup reports whether x is exactly a full-text index look-up the
-// Guard lets through, rowid IN (SELECT rowid FROM <index> WHERE <index> =
-// '<tokens>'), and records its literal, checked by ftsQueryOK on each run.
+// Guard lets through, x.c IN (SELECT c FROM <index> WHERE <index> =
+// '<tokens>') for one column c, and records its literal, checked by
+// ftsQueryOK on each run.
 func (a *analysis) ftsLookup(x *pg.SubLink) bool {
 	if len(a.ft.fts) == 0 || x.SubLinkType != pg.SubLinkType_ANY_SUBLINK {
 		return false
@@ -162,7 +163,12 @@ func (a *analysis) ftsLookup(x *pg.SubLink) bool {
 		}
 		return strings.EqualFold(f[len(f)-1].GetString_().GetSval(), name)
 	}
-	if !isCol(x.Testexpr, true, "rowid") {
+	tf := x.Testexpr.GetColumnRef().GetFields()
+	if len(tf) == 0 {
+		return false
+	}
+	key := tf[len(tf)-1].GetString_().GetSval() // the column the look-up yields: rowid, or the indexed table's key
+	if key == "" || !isCol(x.Testexpr, true, key) {
 		return false
 	}
 	q := x.Subselect.GetSelectStmt()
@@ -173,7 +179,7 @@ func (a *analysis) ftsLookup(x *pg.SubLink) bool {
 		return false
 	}
 	rt := q.TargetList[0].GetResTarget()
-	if rt == nil || rt.Name != "" || len(rt.Indirection) > 0 || !isCol(rt.Val, false, "rowid") {
+	if rt == nil || rt.Name != "" || len(rt.Indirection) > 0 || !isCol(rt.Val, false, key) {
 		return false
 	}
 	rv := q.FromClause[0].GetRangeVar()

@@ -1,0 +1,1 @@
+package crm_test
