@@ -1,0 +1,157 @@
+package crm_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
+
+	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/retention"
+	"github.com/socialcrm/socialcrm/tenancy"
+)
+
+// tokenTraces returns, of the SQLite file and its WAL, the tokens of toks
+// (FTS5 words, hexadecimal) whose trace is there: the last 24 digits of
+// the word in either case (FTS5 stores a term after the prefix it shares
+// with the one before it, so the whole word need not be there), or the
+// blind index the word is the hex of, as the contact row's name_index
+// holds it.
+func tokenTraces(t *testing.T, path string, toks []string) []string {
+	t.Helper()
+	var file []byte
+	for _, p := range []string{path, path + "-wal"} {
+		b, err := os.ReadFile(p)
+		if err != nil && !os.IsNotExist(err) {
+			require.NoError(t, err)
+		}
+		file = append(file, b...)
+	}
+	var found []string
+	for _, w := range toks {
+		raw := make([]byte, len(w)/2)
+		_, err := fmt.Sscanf(w, "%x", &raw)
+		require.NoError(t, err)
+		tail := w[len(w)-24:]
+		if bytes.Contains(file, []byte(tail)) || bytes.Contains(file, []byte(strings.ToUpper(tail))) || bytes.Contains(file, raw) {
+			found = append(found, w)
+		}
+	}
+	return found
+}
+
+// holders counts A's contacts whose name index holds the FTS5 word w,
+// through the look-up List runs.
+func holders(t *testing.T, e *env, w string) int {
+	t.Helper()
+	a, _ := tenancy.TenantID(e.A)
+	var n int
+	require.NoError(t, tenancy.RunInTx(e.A, e.db.DB, nil, func(ctx context.Context, tx bun.Tx) error {
+		return tx.NewRaw("SELECT count(*) FROM "+crm.TableContacts+" AS ct WHERE ct.tenant_id = '"+a+"' AND ct.rowid IN (SELECT rowid FROM "+fts+" WHERE "+fts+" = '"+w+"')").Scan(ctx, &n)
+	}))
+	return n
+}
+
+// checkpoint writes the WAL into the file and truncates it, as a backup
+// would before copying the file.
+func checkpoint(t *testing.T, e *env) {
+	t.Helper()
+	_, err := e.db.Admin(t).ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)")
+	require.NoError(t, err)
+}
+
+// eraseNameFTS creates, in tenant A, 200 contacts and Zenobia Quuxbridge
+// among them (so the FTS5 index has segments of several pages and merges),
+// and in tenant B another Zenobia; then, after attack (run as tenant A
+// through the guarded handle, may be nil), erases A's Zenobia through the
+// retention engine, and returns the traces of her tokens left in the
+// SQLite file and its WAL after a checkpoint, with a check that they
+// were all there before.
+func eraseNameFTS(t *testing.T, e *env, attack func()) []string {
+	t.Helper()
+	c := e.store.Contacts()
+	for i := range 200 {
+		_, err := c.Create(e.A, crm.ContactInput{FirstName: fmt.Sprintf("First%03d", i), LastName: fmt.Sprintf("Zed%d Last%03d", i%7, i)})
+		require.NoError(t, err)
+		if i == 100 {
+			_, err := c.Create(e.B, crm.ContactInput{FirstName: "Zenobia", LastName: "Quuxbridge"})
+			require.NoError(t, err)
+		}
+	}
+	zen, err := c.Create(e.A, crm.ContactInput{FirstName: "Zenobia", LastName: "Quuxbridge", Email: "zenobia@example.com"})
+	require.NoError(t, err)
+	for i := range 50 { // more segments after hers
+		_, err := c.Create(e.A, crm.ContactInput{FirstName: fmt.Sprintf("After%03d", i), LastName: "Zimmer"})
+		require.NoError(t, err)
+	}
+	// Her tokens no other contact of A holds ("z", "ze" are Zed's too).
+	var toks []string
+	for _, w := range ftsHexTokens(t, e, e.A, zen.ID) {
+		if holders(t, e, w) == 1 {
+			toks = append(toks, w)
+		}
+	}
+	require.Len(t, toks, 15, "zen, zeno, …, zenobia; q, qu, …, quuxbridge")
+	require.Equal(t, []string{zen.ID}, searchIDs(t, e, e.A, "zenobia quux"))
+	checkpoint(t, e)
+	require.ElementsMatch(t, toks, tokenTraces(t, e.db.Path, toks), "every token of hers is in the file before the erasure")
+
+	if attack != nil {
+		attack()
+	}
+	eng := commerceEngine(t, e)
+	r := request(t, e.A, eng, retention.KindErasure, map[string]string{crm.SubjectContact: zen.ID})
+	_, err = eng.Erase(e.A, r.ID)
+	require.NoError(t, err)
+	_, err = c.Get(e.A, zen.ID)
+	require.ErrorIs(t, err, crm.ErrNotFound)
+	require.Empty(t, searchIDs(t, e, e.A, "zenobia"))
+	require.Len(t, searchIDs(t, e, e.B, "zenobia quux"), 1, "B's Zenobia is another person")
+	require.Len(t, searchIDs(t, e, e.A, "zimmer"), 50)
+	checkpoint(t, e)
+	return tokenTraces(t, e.db.Path, toks)
+}
+
+// TestNameFTSErasureLeavesNoTokenInTheFile: after a contact is erased
+// through the retention engine, none of her name tokens is left in the
+// SQLite file or its WAL (FTS5's secure-delete and SQLite's secure_delete
+// overwrite them), not just tombstoned in the index.
+func TestNameFTSErasureLeavesNoTokenInTheFile(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		if e.db.Name != "sqlite" {
+			t.Skip("bytes of the database file: SQLite's FTS5 index; PostgreSQL keeps the b-tree table, whose erasure the retention tests check")
+		}
+		require.Empty(t, eraseNameFTS(t, e, nil), "tokens of the erased contact left in the file")
+	})
+}
+
+// TestNameFTSErasureSurvivesAPragmaOfAnotherTenant: tenant A's
+// application code, through the guarded handle, turned secure_delete off
+// on the pooled connection ("PRAGMA secure_delete = OFF" passed the
+// Guard); the erasure that ran on that connection next left the erased
+// contact's tokens (and the rest of her row) in the file's free space.
+// The Guard refuses the pragma now, and the erasure leaves nothing.
+func TestNameFTSErasureSurvivesAPragmaOfAnotherTenant(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		if e.db.Name != "sqlite" {
+			t.Skip("secure_delete is SQLite's; PostgreSQL has no such setting")
+		}
+		e.db.DB.SetMaxOpenConns(1) // the connection the erasure gets next is the one A's statement ran on
+		var errs []error
+		traces := eraseNameFTS(t, e, func() {
+			for _, q := range []string{"PRAGMA secure_delete = OFF", "PRAGMA main.secure_delete = 0", "pragma SECURE_DELETE=fast", `PRAGMA "secure_delete" = 'off'`, "PRAGMA secure_delete(0)"} {
+				_, err := e.db.DB.ExecContext(e.B, q) // the erasure is in A; the pragma comes from another tenant
+				errs = append(errs, err)
+			}
+		})
+		require.Empty(t, traces, "tokens of the erased contact left in the file")
+		for _, err := range errs {
+			require.ErrorIs(t, err, tenancy.ErrUnscoped)
+		}
+	})
+}
