@@ -104,9 +104,10 @@ type Contact struct {
 
 	nameTokens []string // blind indexes of the name's word prefixes, set by seal
 	// nameIndex is the value of the name_index column: nameTokens as a
-	// PostgreSQL text[] literal ({t1,t2,…}) or, on SQLite, as a JSON
-	// array, from which triggers keep the rows of TableContactNames
-	// (migration 20261123000570); "" (NULL) without a name. The column is
+	// PostgreSQL text[] literal ({t1,t2,…}), from which triggers keep the
+	// rows of TableContactNames (migration 20261123000570), or on SQLite
+	// as the words of TableContactNameFTS, which triggers index (migration
+	// 20261123000590); "" (NULL) without a name. The column is
 	// written by Create and Update and never read back: it is not a field
 	// of the model.
 	nameIndex  string
@@ -364,8 +365,8 @@ func (r *Contacts) index(ctx context.Context, c *Contact) error {
 }
 
 // nameIndexValue is the name_index column's value of tokens: a PostgreSQL
-// text[] literal, or a JSON array on SQLite; "" (NULL) for none. Tokens
-// are cut blind indexes in base64url, which need no quoting in either.
+// text[] literal (cut blind indexes in base64url need no quoting), or on
+// SQLite the words of the FTS5 name index (ftsTokens); "" (NULL) for none.
 func nameIndexValue(d dialect.Name, tokens []string) string {
 	if len(tokens) == 0 {
 		return ""
@@ -373,7 +374,7 @@ func nameIndexValue(d dialect.Name, tokens []string) string {
 	if d == dialect.PG {
 		return "{" + strings.Join(tokens, ",") + "}"
 	}
-	return `["` + strings.Join(tokens, `","`) + `"]`
+	return ftsTokens(tokens) // nameindex_sqlite.go
 }
 
 // openWith opens c's profile with op (shared by a page) into its

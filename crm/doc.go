@@ -289,15 +289,33 @@
 // prefixes of each word of a contact's name, up to MaxNamePrefix
 // characters (ContactFilter.NamePrefix: every query word must start a word
 // of the name). A contact's name_index column holds the blind indexes of
-// its name prefixes (a text[] on PostgreSQL, a JSON array on SQLite), and
-// triggers keep TableContactNames — one row per token, searched through
-// its b-tree by equality — exact on every insert, rename and delete. A
-// blind index tells which records share a value (or a name prefix) to
-// whoever reads the table, nothing more without the tenant's key; the
-// e-mail and name-prefix look-ups are index look-ups on both databases (a
-// test checks the plans, on PostgreSQL as the application's role under
-// row-level security too: a GIN index of the arrays, cheaper to write,
-// is never used there, since no GIN operator is leakproof).
+// its name prefixes, and triggers keep the name index exact on every
+// insert, rename and delete. On PostgreSQL the column is a text[] and the
+// index TableContactNames, one row per token, searched through its b-tree
+// by equality. On SQLite the column holds the tokens as words (each
+// token's first 128 bits in base32) and the index is TableContactNameFTS,
+// an FTS5 table over that column (external content: it stores the index
+// only; detail=none, columnsize=0, secure-delete on, so an erased
+// contact's words leave the index pages at once): FTS5 writes one small
+// segment per transaction and merges segments later, where a row per
+// token went to a random page of a b-tree. A search is one FTS5 look-up,
+// the AND of the query words' tokens, yielding contact ids that SQLite
+// reads through the primary key with the tenant condition. The FTS5
+// table has no tenant column and holds every tenant's tokens; tokens are
+// keyed per tenant, so they match only their own tenant's contacts, and
+// the Guard refuses any statement naming the table or its shadow tables
+// but that one look-up of exact tokens (see tenancy.FullTextIndex; a test
+// tries 53 ways in). A blind index tells which records share a value (or
+// a name prefix) to whoever reads the table, nothing more without the
+// tenant's key; the e-mail and name-prefix look-ups are index look-ups on
+// both databases (a test checks the plans, on PostgreSQL as the
+// application's role under row-level security too: a GIN index of the
+// arrays, cheaper to write, is never used there, since no GIN operator is
+// leakproof). The SQLite name index relies on each contact keeping its
+// rowid: VACUUM keeps them (a test runs one), and the triggers follow an
+// UPDATE of the rowid; a copy of the database made by dumping and
+// reloading its rows must run the FTS5 'rebuild' command on the table
+// (as its owner) afterwards.
 //
 // What a contact create costs. Contacts.Create writes the contact, with
 // its name index and after its duplicate and company checks, in one
@@ -308,19 +326,18 @@
 // contact with tags still takes a transaction).
 // Measured by scripts/bench against a raw bun INSERT of the same columns
 // unsealed into a table with like indexes, on a two-core machine loaded by
-// other work (load average 8–12), SQLite's create takes 4.6–4.9 times as
-// long (median 4.72 of five runs, 5.00 for the release before, which
-// cleared the tokens with a second UPDATE of the row; runs alternated) —
-// short of 1.5 times, and that is the price of name search over sealed
-// names: "Ada Lovelace 17" has 13 name index rows (one per prefix of each
-// word), their keyed hashes scatter each onto its own page of the index,
-// and SQLite writes every page a commit touched to its log; the same
-// statement without those rows measured 2.3–2.4 times (a larger row of
-// sealed values, six indexes on the contacts table against the baseline's
-// four, and sealing, hashing, phone parsing and validation). Writing the
-// same rows with clustered keys instead of keyed hashes still cost about
-// half as much: the b-tree inserts themselves weigh as much as the
-// scattered pages. On PostgreSQL, against one raw pgx INSERT, create
+// other work, SQLite's create takes about 2.7 times as long
+// (BenchmarkCRMInterleavedCreate, median ratio of 3 runs 2.66; the b-tree
+// name index measured 4.39 in the same conditions) — still short of 1.5
+// times. SQLite writes every page a commit touched to its log, two
+// writes each: a create writes 14 pages against the baseline's 9 — the
+// FTS5 name index about 4 (a segment, its structure record, its entry in
+// the segment index), the contacts table and its primary key, and the
+// indexes by stage, update time, e-mail, phone and birthday, one or more
+// each; the b-tree name index wrote about 25 for "Ada Lovelace 17". The
+// rest is sealing, hashing 17 blind indexes, the phone's parsing,
+// validation, the Guard's check and SQLite's compiling of the statement
+// (its text holds the values, so it is compiled every time). On PostgreSQL, against one raw pgx INSERT, create
 // measured 2.1–3.2 times under that load (median 2.92 of ten runs; 2.66
 // for the release before, runs alternated: no difference the spread of
 // either run tells apart), short of 1.5 too: the statement's execution on

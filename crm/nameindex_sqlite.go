@@ -2,7 +2,10 @@ package crm
 
 import (
 	"context"
-	"encoding/hex"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"strings"
 
 	"github.com/uptrace/bun"
@@ -13,11 +16,12 @@ import (
 )
 
 // TableContactNameFTS is, on SQLite, the name index of the contacts (see
-// ContactFilter.NamePrefix): a contentless FTS5 table whose rowid is the
-// contact row's rowid and whose document is the blind indexes of the
-// contact's name prefixes, each written as the hexadecimal digits of its
-// text. Triggers on the contacts keep it from their name_index column on
-// every insert, change of name_index (or rowid) and delete (migration
+// ContactFilter.NamePrefix): an FTS5 table over the contacts' name_index
+// column, which holds on SQLite the blind indexes of the contact's name
+// prefixes as words (ftsWord), space-separated. It is an external-content
+// table: it stores the index only, and reads a matched row's id from the
+// contacts table by rowid. Triggers on the contacts keep it on every
+// insert, change of name_index (or of the rowid) and delete (migration
 // 20261123000590). On PostgreSQL the name index stays TableContactNames.
 const TableContactNameFTS = TablePrefix + "contact_name_fts"
 
@@ -29,59 +33,99 @@ type contactNameFTS struct {
 	tenancy.FullTextIndex
 }
 
-// ftsTokens is the FTS5 query of a name search on SQLite: the AND of the
-// exact tokens of tokens, each the hexadecimal digits of a blind index's
-// text, as the triggers write them (SQL's hex()). Hexadecimal digits are
-// whole words to FTS5's ascii tokenizer, which folds case: hex(), upper
-// case, and this, lower, agree.
+// ftsEncoding writes a token's 128 bits as 26 letters and digits: one word
+// to FTS5's ascii tokenizer, which folds case and splits at anything but
+// ASCII letters and digits (a base64url token's - and _).
+var ftsEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// ftsWord is the FTS5 word of a name token (a blind index cut to
+// nameTokenLen base64url characters): its first 128 bits in base32.
+func ftsWord(token string) string {
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(b) < 16 {
+		// Not a cut blind index: no word of it can match another's.
+		b = []byte(token)
+	}
+	return ftsEncoding.EncodeToString(b[:min(len(b), 16)])
+}
+
+// ftsTokens is the name_index value of tokens on SQLite, and the FTS5
+// query that finds a contact holding every one of them: their words,
+// space-separated (FTS5 ANDs them).
 func ftsTokens(tokens []string) string {
 	words := make([]string, len(tokens))
 	for i, t := range tokens {
-		words[i] = hex.EncodeToString([]byte(t))
+		words[i] = ftsWord(t)
 	}
 	return strings.Join(words, " ")
 }
 
 // nameMatchSQLite confines q, a select of contacts, to those whose name
 // index holds every one of tokens, through TableContactNameFTS: one FTS5
-// look-up (the AND of the tokens) yields the rowids of the matching
-// contacts of every tenant, and q's tenant condition keeps the tenant's.
-// Tokens are keyed per tenant, so another tenant's contacts do not match
-// at all. The Guard lets exactly this shape through (tenancy.FullTextIndex).
+// look-up (the AND of the tokens) yields the ids of the matching contacts,
+// which SQLite then reads through the primary key with q's tenant
+// condition (tenant_id = ? AND id = ?), in id order. Tokens are keyed per
+// tenant, so another tenant's contacts do not match at all. The Guard lets
+// exactly this shape through (tenancy.FullTextIndex). Selecting the
+// contacts' rowids instead was planned as a scan of the tenant's contacts
+// whenever the tables had no statistics (no ANALYZE).
 func nameMatchSQLite(q *bun.SelectQuery, tokens []string) *bun.SelectQuery {
 	return q.Where("ct.id IN (SELECT id FROM ? WHERE ? = ?)",
 		bun.Ident(TableContactNameFTS), bun.Ident(TableContactNameFTS), ftsTokens(tokens))
 }
 
-// ftsDocument is the SQL expression of the FTS5 document of a contact
-// row's name_index (a JSON array of tokens): each token's hexadecimal
-// digits, space-separated; NULL for an empty array.
-func ftsDocument(row string) string {
-	return "(SELECT group_concat(hex(value), ' ') FROM json_each(" + row + ".name_index))"
-}
-
 // migrateNameFTS moves, on SQLite, the name index of the contacts from the
-// b-tree table TableContactNames into the FTS5 table TableContactNameFTS.
+// b-tree table TableContactNames into the FTS5 table TableContactNameFTS,
+// and makes the indexes of contacts by owner and by birthday partial.
 //
 // Why: a contact named "Ada Lovelace 123" has 14 name prefixes; each row
 // of TableContactNames went to a random place of its b-tree (and of its
 // contact index), about 1.8 pages written to the write-ahead log per
 // token: 37 pages per create against 11 without a name. FTS5 writes one
 // small segment per transaction and merges segments later, as an LSM
-// tree does. detail=none keeps no positions (a search is an AND of whole
-// tokens); contentless_delete=1 lets a row be deleted by rowid without
-// the document; secure-delete removes a deleted row's tokens from the
+// tree does: about 5 pages. detail=none keeps no positions (a search is an
+// AND of whole words); columnsize=0 keeps no document sizes (one b-tree
+// fewer to write); secure-delete removes a deleted row's words from the
 // index pages at once, so that an erased contact's tokens do not linger
-// in the file.
+// in the file. A delete hands FTS5 the old document (the 'delete'
+// command), which the row's name_index holds. Many contacts have no
+// owner or no birthday: the indexes by owner (List's OwnerID filter, an
+// equality) and by birthday (the Scheduler's birth_index IN (…)) leave
+// them out, a page fewer per create each.
 //
-// The table is created and filled from every contact's name_index once;
-// the old triggers give way to the new, and TableContactNames' rows are
-// deleted (the table stays: PostgreSQL uses it, and its model keeps
-// erasure reaching it). Every statement is a no-op when run again. On
-// PostgreSQL it does nothing.
+// The name_index values in JSON (migration 20261123000570) are rewritten
+// as words, the old triggers give way to the new, and TableContactNames'
+// rows are deleted (the table stays: PostgreSQL uses it, and erasure
+// reaches it). Every statement is a no-op when run again. On PostgreSQL
+// it does nothing.
 func migrateNameFTS(ctx context.Context, tx bun.Tx) error {
 	if tx.Dialect().Name() == dialect.PG {
 		return nil
+	}
+	if err := migrations.Exec(ctx, tx,
+		`DROP TRIGGER IF EXISTS socialcrm_crm_contact_name_index_insert`,
+		`DROP TRIGGER IF EXISTS socialcrm_crm_contact_name_index_update`,
+		`DROP TRIGGER IF EXISTS socialcrm_crm_contact_name_index_delete`,
+	); err != nil {
+		return err
+	}
+	// JSON arrays to words, before the FTS5 triggers exist.
+	var rows []struct {
+		RowID int64  `bun:"rowid"`
+		Index string `bun:"name_index"`
+	}
+	if err := tx.NewRaw("SELECT rowid, name_index FROM socialcrm_crm_contacts WHERE name_index LIKE '[%'").Scan(ctx, &rows); err != nil {
+		return fmt.Errorf("read name indexes: %w", err)
+	}
+	for _, r := range rows {
+		var tokens []string
+		if err := json.Unmarshal([]byte(r.Index), &tokens); err != nil {
+			return fmt.Errorf("read name index of contact row %d: %w", r.RowID, err)
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE socialcrm_crm_contacts SET name_index = ? WHERE rowid = ?",
+			nullIfEmpty(ftsTokens(tokens)), r.RowID); err != nil {
+			return err
+		}
 	}
 	var exists int
 	if err := tx.NewRaw("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", TableContactNameFTS).
@@ -94,19 +138,16 @@ func migrateNameFTS(ctx context.Context, tx bun.Tx) error {
 				content='socialcrm_crm_contacts', columnsize=0, detail=none, tokenize='ascii')`,
 			`INSERT INTO socialcrm_crm_contact_name_fts (socialcrm_crm_contact_name_fts, rank) VALUES ('secure-delete', 1)`,
 			`INSERT INTO socialcrm_crm_contact_name_fts (rowid, name_index, id)
-				SELECT c.rowid, `+ftsDocument("c")+`, c.id FROM socialcrm_crm_contacts c WHERE c.name_index IS NOT NULL`,
+				SELECT rowid, name_index, id FROM socialcrm_crm_contacts WHERE name_index IS NOT NULL`,
 		); err != nil {
 			return err
 		}
 	}
 	return migrations.Exec(ctx, tx,
-		`DROP TRIGGER IF EXISTS socialcrm_crm_contact_name_index_insert`,
-		`DROP TRIGGER IF EXISTS socialcrm_crm_contact_name_index_update`,
-		`DROP TRIGGER IF EXISTS socialcrm_crm_contact_name_index_delete`,
 		`CREATE TRIGGER IF NOT EXISTS socialcrm_crm_contact_name_fts_insert
 			AFTER INSERT ON socialcrm_crm_contacts WHEN NEW.name_index IS NOT NULL
 			BEGIN
-				INSERT INTO socialcrm_crm_contact_name_fts (rowid, name_index, id) VALUES (NEW.rowid, `+ftsDocument("NEW")+`, NEW.id);
+				INSERT INTO socialcrm_crm_contact_name_fts (rowid, name_index, id) VALUES (NEW.rowid, NEW.name_index, NEW.id);
 			END`,
 		// Every update: a row's rowid can change too (UPDATE … SET rowid).
 		`CREATE TRIGGER IF NOT EXISTS socialcrm_crm_contact_name_fts_update
@@ -114,16 +155,20 @@ func migrateNameFTS(ctx context.Context, tx bun.Tx) error {
 			WHEN OLD.name_index IS NOT NEW.name_index OR OLD.rowid IS NOT NEW.rowid
 			BEGIN
 				INSERT INTO socialcrm_crm_contact_name_fts (socialcrm_crm_contact_name_fts, rowid, name_index, id)
-					SELECT 'delete', OLD.rowid, `+ftsDocument("OLD")+`, OLD.id WHERE OLD.name_index IS NOT NULL;
+					SELECT 'delete', OLD.rowid, OLD.name_index, OLD.id WHERE OLD.name_index IS NOT NULL;
 				INSERT INTO socialcrm_crm_contact_name_fts (rowid, name_index, id)
-					SELECT NEW.rowid, `+ftsDocument("NEW")+`, NEW.id WHERE NEW.name_index IS NOT NULL;
+					SELECT NEW.rowid, NEW.name_index, NEW.id WHERE NEW.name_index IS NOT NULL;
 			END`,
 		`CREATE TRIGGER IF NOT EXISTS socialcrm_crm_contact_name_fts_delete
 			AFTER DELETE ON socialcrm_crm_contacts WHEN OLD.name_index IS NOT NULL
 			BEGIN
 				INSERT INTO socialcrm_crm_contact_name_fts (socialcrm_crm_contact_name_fts, rowid, name_index, id)
-					VALUES ('delete', OLD.rowid, `+ftsDocument("OLD")+`, OLD.id);
+					VALUES ('delete', OLD.rowid, OLD.name_index, OLD.id);
 			END`,
 		`DELETE FROM socialcrm_crm_contact_names`,
+		`DROP INDEX IF EXISTS socialcrm_crm_contacts_owner`,
+		`CREATE INDEX socialcrm_crm_contacts_owner ON socialcrm_crm_contacts (tenant_id, owner_id, id) WHERE owner_id IS NOT NULL`,
+		`DROP INDEX IF EXISTS socialcrm_crm_contacts_birth`,
+		`CREATE INDEX socialcrm_crm_contacts_birth ON socialcrm_crm_contacts (tenant_id, birth_index) WHERE birth_index IS NOT NULL`,
 	)
 }

@@ -42,7 +42,9 @@
 //     tenant_id, REPLACE and INSERT OR REPLACE, TRUNCATE, schema changes of
 //     tenant-owned tables (ALTER, RENAME, DROP, triggers, unique indexes
 //     not beginning with tenant_id; on SQLite the application's handle
-//     owns every table), text SQLite tokenizes otherwise than the parser
+//     owns every table), any statement that names a full-text index
+//     (FullTextIndex) or its shadow tables but the one exact look-up it
+//     allows, text SQLite tokenizes otherwise than the parser
 //     (nested comments, E-prefixed strings, $a$, [x'] names), and anything that
 //     could change app.* settings, switch row-level security or run SQL it
 //     cannot see (set_config, SET, RESET, DO, function definitions,

@@ -18,11 +18,13 @@ import "strings"
 //
 //	… rowid IN (SELECT rowid FROM name WHERE name = '<tokens>')
 //
-// where '<tokens>' is a string literal of 1 to 64 words of 32 to 128
-// hexadecimal digits separated by single spaces: an AND of exact tokens,
+// (or x.c IN (SELECT c FROM name WHERE name = '<tokens>') for another
+// column c the table yields, such as the indexed row's key), where
+// '<tokens>' is a string literal of 1 to 64 words of 26 to 128 ASCII
+// letters and digits separated by single spaces: an AND of exact tokens,
 // no prefix query (*), no column filter, no NEAR or OR. It yields the
-// rowids of the rows holding every token; the condition it sits in
-// confines the rows read to the tenant as usual. Tokens are keyed per
+// rows holding every token; the condition it sits in confines the rows
+// read to the tenant as usual. Tokens are keyed per
 // tenant, so a tenant's tokens match only its own rows, and no statement
 // of the application can read another tenant's tokens to try.
 //
@@ -41,18 +43,20 @@ type fullTextModel interface{ fullTextIndex() }
 var fts5Shadows = []string{"_data", "_idx", "_content", "_docsize", "_config"}
 
 // ftsQueryOK reports whether q is an FTS5 query the Guard lets through: 1
-// to 64 words of 32 to 128 hexadecimal digits, separated by single spaces.
+// to 64 words of 26 to 128 ASCII letters and digits, separated by single
+// spaces. Such a word is no FTS5 keyword (AND, OR, NOT, NEAR) and matches
+// only itself.
 func ftsQueryOK(q string) bool {
 	words := strings.Split(q, " ")
 	if len(words) == 0 || len(words) > 64 {
 		return false
 	}
 	for _, w := range words {
-		if len(w) < 32 || len(w) > 128 {
+		if len(w) < 26 || len(w) > 128 {
 			return false
 		}
 		for i := range len(w) {
-			if c := w[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			if c := w[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
 				return false
 			}
 		}

@@ -71,7 +71,11 @@ import (
 //     name, and (SQLite) no writable_schema or write to a sqlite_ table. On SQLite the application's
 //     handle owns every table, and renaming tenant_id and adding another
 //     with a default gave one tenant every tenant's rows; run schema
-//     changes before InstallGuard or on the owner's handle.
+//     changes before InstallGuard or on the owner's handle;
+//   - it does not name a full-text index (a model embedding
+//     FullTextIndex) or one of its FTS5 shadow tables, nor mention
+//     fts5vocab, anywhere but in the exact look-up x.c IN (SELECT c FROM
+//     index WHERE index = '<exact tokens>') (see FullTextIndex).
 //
 // A statement the parser cannot read — SQLite's INSERT OR REPLACE and
 // REPLACE, a second ON CONFLICT clause, other SQLite-only syntax — is
@@ -340,7 +344,7 @@ func (g *Guard) check(ctx context.Context, query string) error {
 			v = v[1 : len(v)-1]
 		}
 		if !ftsQueryOK(v) {
-			return fmt.Errorf("%w: a full-text index look-up takes only exact tokens (words of 32 to 128 hexadecimal digits)", ErrUnscoped)
+			return fmt.Errorf("%w: a full-text index look-up takes only exact tokens (words of 26 to 128 ASCII letters and digits)", ErrUnscoped)
 		}
 	}
 	if !sh.owned {
