@@ -59,13 +59,18 @@ func attackEnv(t *testing.T, e *env) (mine, theirs crm.Contact, tokA, tokB []str
 // searchIDs is List's name search in ctx's tenant.
 func searchIDs(t *testing.T, e *env, ctx context.Context, prefix string) []string {
 	t.Helper()
-	p, err := e.store.Contacts().List(ctx, crm.ContactFilter{NamePrefix: prefix}, crm.ListOptions{})
-	require.NoError(t, err)
 	ids := []string{}
-	for _, c := range p.Items {
-		ids = append(ids, c.ID)
+	for o := (crm.ListOptions{Limit: crm.MaxLimit}); ; {
+		p, err := e.store.Contacts().List(ctx, crm.ContactFilter{NamePrefix: prefix}, o)
+		require.NoError(t, err)
+		for _, c := range p.Items {
+			ids = append(ids, c.ID)
+		}
+		if p.NextCursor == "" {
+			return ids
+		}
+		o.Cursor = p.NextCursor
 	}
-	return ids
 }
 
 // runAsA runs q through the guarded handle as tenant A, both outside and

@@ -22,8 +22,9 @@ var nameQueries = []string{"a", "ad", "ada", "ada love", "lovelace", "augusta", 
 // these tests give). It returns the tenant's contacts.
 func requireSearchExact(t *testing.T, e *env, ctx context.Context) []crm.Contact {
 	t.Helper()
-	p, err := e.store.Contacts().List(ctx, crm.ContactFilter{}, crm.ListOptions{Limit: 500})
+	p, err := e.store.Contacts().List(ctx, crm.ContactFilter{}, crm.ListOptions{Limit: crm.MaxLimit})
 	require.NoError(t, err)
+	require.Empty(t, p.NextCursor, "one page")
 	for _, q := range nameQueries {
 		want := []string{}
 		for _, c := range p.Items {
