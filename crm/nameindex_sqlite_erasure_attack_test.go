@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -149,5 +150,47 @@ func TestNameFTSErasureSurvivesAPragmaOfAnotherTenant(t *testing.T) {
 		for _, err := range errs {
 			require.ErrorIs(t, err, tenancy.ErrUnscoped)
 		}
+	})
+}
+
+// TestNameFTSRenameLeavesNoOldWords: a rename (a rectification) takes the
+// old name's words out of the file too, not only out of the index: after
+// Zenobia Quuxbridge becomes Zenobia Smith, none of the ten words of
+// "quuxbridge" (q … quuxbridge) is left in the SQLite file or its WAL.
+func TestNameFTSRenameLeavesNoOldWords(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		if e.db.Name != "sqlite" {
+			t.Skip("bytes of the database file: SQLite's FTS5 index")
+		}
+		c := e.store.Contacts()
+		for i := range 100 {
+			_, err := c.Create(e.A, crm.ContactInput{FirstName: fmt.Sprintf("Other%03d", i), LastName: "Person"})
+			require.NoError(t, err)
+		}
+		zen, err := c.Create(e.A, crm.ContactInput{FirstName: "Zenobia", LastName: "Quuxbridge"})
+		require.NoError(t, err)
+		var old []string
+		for _, w := range ftsHexTokens(t, e, e.A, zen.ID) {
+			if holders(t, e, w) == 1 {
+				old = append(old, w)
+			}
+		}
+		require.Len(t, old, 7+10, "zenobia's and quuxbridge's prefixes")
+		checkpoint(t, e)
+		require.ElementsMatch(t, old, tokenTraces(t, e.db.Path, old), "her words are in the file before the rename")
+		_, err = c.Update(e.A, zen.ID, zen.Version, crm.ContactInput{FirstName: "Zenobia", LastName: "Smith"})
+		require.NoError(t, err)
+		require.Empty(t, searchIDs(t, e, e.A, "quux"))
+		require.Equal(t, []string{zen.ID}, searchIDs(t, e, e.A, "zenobia smi"))
+		now := ftsHexTokens(t, e, e.A, zen.ID)
+		var gone []string
+		for _, w := range old {
+			if !slices.Contains(now, w) {
+				gone = append(gone, w)
+			}
+		}
+		require.Len(t, gone, 10, "quuxbridge's prefixes")
+		checkpoint(t, e)
+		require.Empty(t, tokenTraces(t, e.db.Path, gone), "words of the old name left in the file")
 	})
 }
