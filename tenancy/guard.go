@@ -75,7 +75,14 @@ import (
 //   - it does not name a full-text index (a model embedding
 //     FullTextIndex) or one of its FTS5 shadow tables, nor mention
 //     fts5vocab, anywhere but in the exact look-up x.c IN (SELECT c FROM
-//     index WHERE index = '<exact tokens>') (see FullTextIndex).
+//     index WHERE index = '<exact tokens>') (see FullTextIndex);
+//   - it does not read dbstat or sqlite_dbpage (SQLite's statistics and
+//     pages of every table, whoever owns the rows), nor give a PRAGMA a
+//     value or an argument, but for wal_checkpoint, optimize, busy_timeout
+//     and reads of a table's schema (table_info, index_list, …): a setting
+//     outlives the statement on the pooled connection the next tenant
+//     gets, and secure_delete off left another tenant's erased rows in the
+//     file (sqlitewalls.go).
 //
 // A statement the parser cannot read — SQLite's INSERT OR REPLACE and
 // REPLACE, a second ON CONFLICT clause, other SQLite-only syntax — is
