@@ -3,6 +3,7 @@ package tenancy_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -84,5 +85,47 @@ func TestGuardRefusesConnectionSettingsAndPageStats(t *testing.T) {
 		// A name that only contains the word is not refused.
 		_, err := db.ExecContext(as(a), "SELECT 'dbstat is a word' AS w")
 		require.NoError(t, err)
+	})
+}
+
+// TestGuardRefusesSQLiteStatistics: ANALYZE (which the planner needs, and
+// PRAGMA optimize runs) writes SQLite's statistics tables, and
+// sqlite_stat4 keeps sample keys of every index: tenant A ran ANALYZE and
+// read B's tenant id and B's widget ids out of the samples of the
+// widgets' (tenant_id, id) index through the guarded handle (on crm's
+// tables: B's contact ids, blind indexes, update times, and the FTS5 name
+// index's term prefixes and entry counts). Reading any sqlite_stat table
+// is refused now, on both databases; ANALYZE still runs.
+func TestGuardRefusesSQLiteStatistics(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		a, b := tenancy.NewID(), tenancy.NewID()
+		var ids []string
+		for i := range 3 {
+			w := &widget{ID: tenancy.NewID(), Name: fmt.Sprint("secret-b-", i), Size: i}
+			require.NoError(t, insert(as(b), db, w))
+			ids = append(ids, w.ID)
+		}
+		if db.Name == "sqlite" {
+			_, err := db.ExecContext(as(a), "ANALYZE")
+			require.NoError(t, err)
+			var samples []string
+			err = db.NewRaw("SELECT hex(sample) FROM sqlite_stat4").Scan(as(a), &samples)
+			require.ErrorIs(t, err, tenancy.ErrUnscoped, "A read %d samples of every index, B's ids among them: %v",
+				len(samples), strings.Contains(strings.Join(samples, " "), fmt.Sprintf("%X", ids[0])))
+		}
+		for _, q := range []string{
+			"SELECT * FROM sqlite_stat1",
+			"SELECT hex(sample) FROM sqlite_stat4",
+			"SELECT * FROM main.sqlite_stat4 WHERE tbl = 'test_widgets'",
+			`SELECT * FROM "SQLITE_STAT4"`,
+			"SELECT * FROM 'sqlite_stat4'",
+			"SELECT (SELECT count(*) FROM sqlite_stat1)",
+			"SELECT * FROM sqlite_stat3",
+			"WITH s AS (SELECT * FROM sqlite_stat4) SELECT count(*) FROM s",
+			"CREATE TEMP VIEW s AS SELECT * FROM sqlite_stat4",
+		} {
+			_, err := db.ExecContext(as(a), q)
+			require.ErrorIs(t, err, tenancy.ErrUnscoped, "%s", q)
+		}
 	})
 }
