@@ -76,8 +76,9 @@ import (
 //     FullTextIndex) or one of its FTS5 shadow tables, nor mention
 //     fts5vocab, anywhere but in the exact look-up x.c IN (SELECT c FROM
 //     index WHERE index = '<exact tokens>') (see FullTextIndex);
-//   - it does not read dbstat or sqlite_dbpage (SQLite's statistics and
-//     pages of every table, whoever owns the rows), nor give a PRAGMA a
+//   - it does not read dbstat, sqlite_dbpage or the sqlite_stat tables
+//     ANALYZE writes (counts, pages and sample index keys of every table,
+//     whoever owns the rows), nor give a PRAGMA a
 //     value or an argument, but for wal_checkpoint, optimize, busy_timeout
 //     and reads of a table's schema (table_info, index_list, …): a setting
 //     outlives the statement on the pooled connection the next tenant

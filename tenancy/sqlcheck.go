@@ -422,7 +422,7 @@ func (a *analysis) top(n *pg.Node) {
 				a.sh.setting = true
 			}
 			if pageReader(name) {
-				a.fail("%s reads every tenant's pages", name) // sqlitewalls.go
+				a.fail("%s reads what every tenant's rows hold (pages or statistics)", name) // sqlitewalls.go
 			}
 			for _, f := range sqlExecutors {
 				if strings.HasPrefix(name, f) {
@@ -434,7 +434,7 @@ func (a *analysis) top(n *pg.Node) {
 				a.sh.setting = true
 			}
 			if pageReader(x.Relname) {
-				a.fail("%s reads every tenant's pages", strings.ToLower(x.Relname)) // sqlitewalls.go
+				a.fail("%s reads what every tenant's rows hold (pages or statistics)", strings.ToLower(x.Relname)) // sqlitewalls.go
 			}
 		case *pg.InsertStmt, *pg.UpdateStmt, *pg.DeleteStmt:
 			// SQLite's schema table, written with writable_schema, can
