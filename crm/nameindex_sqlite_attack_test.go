@@ -203,6 +203,14 @@ func TestNameFTSGuardRefusesEveryOtherShape(t *testing.T) {
 			"DROP TRIGGER IF EXISTS socialcrm_crm_contact_name_fts_insert",
 			"CREATE TEMP TRIGGER steal AFTER INSERT ON "+crm.TableContacts+" BEGIN DELETE FROM "+fts+"; END",
 			"PRAGMA writable_schema = ON",
+			// Counts, samples and pages of the index's shadow tables, and
+			// settings that outlive the statement (sqlitewalls.go).
+			"SELECT name, ncell FROM dbstat WHERE name LIKE '%name_fts%'",
+			"SELECT * FROM dbstat('main', 1)",
+			"SELECT stat FROM sqlite_stat1 WHERE tbl LIKE '%name_fts_idx'",
+			"SELECT hex(sample) FROM sqlite_stat4 WHERE tbl LIKE '%name_fts_idx'",
+			"PRAGMA secure_delete = 0",
+			"PRAGMA recursive_triggers = 0",
 		)
 		for _, q := range attacks {
 			err := runAsA(e, q)
