@@ -79,8 +79,8 @@ import (
 //   - it does not read dbstat, sqlite_dbpage or the sqlite_stat tables
 //     ANALYZE writes (counts, pages and sample index keys of every table,
 //     whoever owns the rows), nor give a PRAGMA a
-//     value or an argument, but for wal_checkpoint, optimize, busy_timeout
-//     and reads of a table's schema (table_info, index_list, …): a setting
+//     value or an argument, but for wal_checkpoint, optimize and reads of
+//     a table's schema (table_info, index_list, …): a setting
 //     outlives the statement on the pooled connection the next tenant
 //     gets, and secure_delete off left another tenant's erased rows in the
 //     file (sqlitewalls.go).

@@ -29,10 +29,11 @@ import (
 // pragmaCallsAllowed are the pragmas a guarded statement may give a value
 // or an argument: a checkpoint, the planner's optimize, and reads of a
 // table's schema (a full-text index and tenant-owned tables are walled
-// off by name as elsewhere).
+// off by name as elsewhere). Not busy_timeout: 0 on a pooled connection
+// made the next tenant's writes fail at once on a lock instead of waiting.
 var pragmaCallsAllowed = []string{"wal_checkpoint", "optimize", "table_info", "table_xinfo", "table_list",
 	"index_list", "index_info", "index_xinfo", "foreign_key_list", "foreign_key_check", "integrity_check",
-	"quick_check", "busy_timeout"}
+	"quick_check"}
 
 // pageReaders are SQLite's virtual tables that read every table's pages;
 // statsPrefix begins the names of its statistics tables.
