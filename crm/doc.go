@@ -337,15 +337,33 @@
 // each; the b-tree name index wrote about 25 for "Ada Lovelace 17". The
 // rest is sealing, hashing 17 blind indexes, the phone's parsing,
 // validation, the Guard's check and SQLite's compiling of the statement
-// (its text holds the values, so it is compiled every time). On PostgreSQL, against one raw pgx INSERT, create
-// measured 2.1–3.2 times under that load (median 2.92 of ten runs; 2.66
-// for the release before, runs alternated: no difference the spread of
-// either run tells apart), short of 1.5 too: the statement's execution on
-// the server takes about 0.21 ms (median of 1,000; 0.08 ms of it the
-// trigger writing the index rows; 0.24–0.33 ms before) against 0.03 ms
-// for the raw INSERT, and the client's work about 0.16 ms of CPU
-// (validation, sealing, hashing, building and checking the statement)
-// against pgx's few microseconds. The PostgreSQL statement is prepared once per connection
+// (its text holds the values, so it is compiled every time).
+// On PostgreSQL, against one raw pgx INSERT, create
+// measured 1.72–2.11 times under a load average of 8–16 (median 1.9 of
+// six runs; 1.02–2.75, median 2.3, for the release before; three runs of
+// each alternated), short of 1.5: the name index rows are most of the gap.
+// Measured on the server (EXPLAIN ANALYZE, median of 300, at 1,000
+// contacts), the raw INSERT executes in 0.05–0.07 ms, Create's statement
+// without a name in 0.07–0.12 ms (the duplicate checks, seven indexes
+// against five, row-level security) and with the 14 rows of "Ada Lovelace
+// 17" in 0.21–0.28 ms — 0.15 ms for those rows, each a heap row and two
+// b-tree entries under row-level security, and 8.2 KB of WAL to flush at
+// commit against 1.7 KB without them and 0.95 KB for the raw INSERT. The
+// client's work is about 0.18 ms of CPU (validation 26 µs, sealing and
+// hashing 26 µs, phone parsing 20 µs, the rest building, sending and
+// reading the statement). Writing the rows from the statement itself (a
+// data-modifying WITH) instead of the trigger saved 0.015 ms of the 0.15
+// and was not kept; deleting them through a contact's tokens would spare
+// their second index, but the erasure and export of a person's data find
+// the rows by contact. Until migration 20261123000595 the plan PostgreSQL
+// kept for the prepared statement on a table not yet analyzed looked the
+// duplicates up in the birthday index, filtering every contact of the
+// tenant: the statement's time grew with the tenant (2.6 times the raw
+// INSERT's at 1,000 contacts, 1.2 times once analyzed) until the next
+// ANALYZE; the
+// e-mail, phone and birthday indexes are now partial, so each look-up
+// can only use its own (a test checks the plan on a cold table). The
+// PostgreSQL statement is prepared once per connection
 // and tenant (the tenant id is a literal in it, which the Guard checks),
 // so a connection serving more tenants than pgx's statement cache holds
 // (512) prepares it again.

@@ -350,7 +350,8 @@ func coreMigrations() []migration {
 		}},
 		{"20261123000570", "crm_contact_name_index", migrateNameIndex},
 		{"20261123000580", "crm_contact_profile", profileMigration},
-		{"20261123000590", "crm_contact_name_fts", migrateNameFTS}, // nameindex_sqlite.go
+		{"20261123000590", "crm_contact_name_fts", migrateNameFTS},   // nameindex_sqlite.go
+		{"20261123000595", "crm_contact_create_pg", migrateCreatePG}, // create_pg.go
 	}
 }
 
