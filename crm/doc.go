@@ -326,19 +326,19 @@
 // contact with tags still takes a transaction).
 // Measured by scripts/bench against a raw bun INSERT of the same columns
 // unsealed into a table with like indexes, on a two-core machine loaded by
-// other work, SQLite's create takes about 2.7 times as long
-// (BenchmarkCRMInterleavedCreate, median ratio of 3 runs 2.66; the b-tree
-// name index measured 4.39 in the same conditions) — still short of 1.5
-// times. SQLite writes every page a commit touched to its log, two
-// writes each: a create writes 14 pages against the baseline's 9 — the
-// FTS5 name index about 4 (a segment, its structure record, its entry in
-// the segment index), the contacts table and its primary key, and the
-// indexes by stage, update time, e-mail, phone and birthday, one or more
-// each; the b-tree name index wrote about 25 for "Ada Lovelace 17". The
-// rest is sealing, hashing 17 blind indexes, the phone's parsing,
-// validation, the Guard's check and SQLite's compiling of the statement
-// (its text holds the values, so it is compiled every time).
-// On PostgreSQL, against one raw pgx INSERT, create
+// other work, SQLite's create takes about 2.6 times as long
+// (BenchmarkCRMInterleavedCreate, median ratio of 3 runs 2.63; the b-tree
+// name index measured 4.43 in runs alternated with those) — still short
+// of 1.5 times. SQLite writes every page a commit touched to its log, two
+// writes each: at 2,000 contacts a create writes about 16 pages against
+// the baseline's 9 (25 with the b-tree name index) — the FTS5 name index
+// about 4 (a segment, its structure record, its entry in the segment
+// index), the contacts table (larger rows: sealed values, blind indexes)
+// and its primary key, and the indexes by stage, update time, e-mail,
+// phone and birthday, one or more each. The rest is sealing, hashing 17
+// blind indexes, the phone's parsing, validation, the Guard's check and
+// SQLite's compiling of the statement (its text holds the values, so it
+// is compiled every time). On PostgreSQL, against one raw pgx INSERT, create
 // measured 1.72–2.11 times under a load average of 8–16 (median 1.9 of
 // six runs; 1.02–2.75, median 2.3, for the release before; three runs of
 // each alternated), short of 1.5: the name index rows are most of the gap.
