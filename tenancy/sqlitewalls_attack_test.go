@@ -3,6 +3,7 @@ package tenancy_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -86,6 +87,35 @@ func TestGuardRefusesConnectionSettingsAndPageStats(t *testing.T) {
 		// A name that only contains the word is not refused.
 		_, err := db.ExecContext(as(a), "SELECT 'dbstat is a word' AS w")
 		require.NoError(t, err)
+	})
+}
+
+// TestGuardRefusesCopiesAndAttachedFiles: VACUUM INTO wrote a copy of
+// the whole database — every tenant's rows, B's widgets among them, and
+// whatever an erasure removes later — to any path tenant A named, and
+// ATTACH opened any file the process can reach beside it. Both are
+// refused now; a plain VACUUM still runs (SQLite).
+func TestGuardRefusesCopiesAndAttachedFiles(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		a, b := tenancy.NewID(), tenancy.NewID()
+		require.NoError(t, insert(as(b), db, &widget{ID: tenancy.NewID(), Name: "secret-b", Size: 1}))
+		copyPath := filepath.Join(t.TempDir(), "copy.db")
+		for _, q := range []string{
+			"VACUUM INTO '" + copyPath + "'",
+			"vacuum main into '" + copyPath + "'",
+			"/* x */ VACUUM /* y */ INTO '" + copyPath + "'",
+			"SELECT 1; VACUUM INTO '" + copyPath + "'",
+			"ATTACH DATABASE ':memory:' AS aux",
+			"attach 'file:other.db' as other",
+		} {
+			_, err := db.ExecContext(as(a), q)
+			require.ErrorIs(t, err, tenancy.ErrUnscoped, "%s", q)
+			require.NoFileExists(t, copyPath, "%s", q)
+		}
+		if db.Name == "sqlite" {
+			_, err := db.ExecContext(as(a), "VACUUM")
+			require.NoError(t, err)
+		}
 	})
 }
 
