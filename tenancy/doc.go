@@ -48,7 +48,8 @@
 //     samples held other tenants' ids) and a PRAGMA that sets
 //     a value (it outlives the statement on a pooled connection: a
 //     secure_delete turned off left another tenant's erased rows in the
-//     file), text SQLite tokenizes otherwise than the parser
+//     file), VACUUM INTO and ATTACH, text SQLite tokenizes otherwise than
+//     the parser
 //     (nested comments, E-prefixed strings, $a$, [x'] names), and anything that
 //     could change app.* settings, switch row-level security or run SQL it
 //     cannot see (set_config, SET, RESET, DO, function definitions,

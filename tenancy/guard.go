@@ -83,7 +83,8 @@ import (
 //     a table's schema (table_info, index_list, …): a setting
 //     outlives the statement on the pooled connection the next tenant
 //     gets, and secure_delete off left another tenant's erased rows in the
-//     file (sqlitewalls.go).
+//     file; nor is it VACUUM INTO (a copy of every tenant's rows) or
+//     ATTACH (sqlitewalls.go).
 //
 // A statement the parser cannot read — SQLite's INSERT OR REPLACE and
 // REPLACE, a second ON CONFLICT clause, other SQLite-only syntax — is

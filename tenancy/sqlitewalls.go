@@ -20,6 +20,9 @@ import (
 //   - The dbstat virtual table (and sqlite_dbpage, where compiled in)
 //     reads every table's pages whoever owns the rows: counts of cells
 //     per table, such as how many contacts every tenant together holds.
+//   - VACUUM INTO writes a copy of the whole database — every tenant's
+//     rows, and what an erasure removes later — to any path; ATTACH opens
+//     any file beside it. A plain VACUUM runs.
 //   - The statistics tables ANALYZE writes (sqlite_stat1, sqlite_stat4;
 //     stat2 and stat3 of old releases) count every table's rows, and
 //     sqlite_stat4 keeps sample keys of every index: other tenants' ids,
@@ -43,7 +46,8 @@ const statsPrefix = "sqlite_stat"
 
 // sqliteRefusal returns why a statement of bare (lower case, comments
 // stripped, quotes dropped; split at semicolons) may not run, or nil: a
-// PRAGMA that changes a setting, or a read of the pages of the file.
+// PRAGMA that changes a setting, a read of the pages or statistics of the
+// file, VACUUM INTO or ATTACH.
 func sqliteRefusal(bare string) error {
 	for _, stmt := range strings.Split(bare, ";") {
 		w := identWords(stmt)
@@ -51,6 +55,9 @@ func sqliteRefusal(bare string) error {
 			if pageReader(word) {
 				return fmt.Errorf("%w: %s reads what every tenant's rows hold (pages or statistics)", ErrUnscoped, word)
 			}
+		}
+		if len(w) > 0 && (w[0] == "attach" || w[0] == "vacuum" && slices.Contains(w, "into")) {
+			return fmt.Errorf("%w: %s on a guarded handle: a copy or an attached file is out of every tenant's walls (and of erasure)", ErrUnscoped, strings.ToUpper(w[0]))
 		}
 		if len(w) < 2 || w[0] != "pragma" {
 			continue
