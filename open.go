@@ -366,7 +366,9 @@ func withStoreCategories(cats, bound []retention.Category) []retention.Category 
 // messaging events as the SDK's crm conversations, routed through its
 // social store, and sends replies it stores there, on the SDK's clock and
 // logger (opts may override them). Use its Handle as the EventHandler of
-// meta.NewWebhook, its Send or Reply to answer.
+// meta.NewWebhook, declared with meta.WithIdempotentHandler (it stores
+// idempotently, so deliveries need no records and no transaction), its
+// Send or Reply to answer.
 func (s *SDK) MetaInbox(opts ...inbox.Option) (*inbox.Inbox, error) {
 	return inbox.New(s.Social, s.CRM, append([]inbox.Option{inbox.WithClock(s.now), inbox.WithLogger(s.log)}, opts...)...)
 }

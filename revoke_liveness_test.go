@@ -170,9 +170,9 @@ func TestPurgeAbandonsRevokeAfterBound(t *testing.T) {
 		got := l.audited(t, "connection.revoke_abandoned")
 		require.Len(t, got, 1)
 		require.Contains(t, got[0]["reason"], "overdue")
-		// The disconnect's attempt and the last one: the purge runs that
-		// failed rolled theirs back.
-		require.Equal(t, "2", got[0]["attempts"], "%v", got)
+		// Every attempt: the disconnect's, the two purge runs that failed
+		// (each recorded with the revoke, which stays queued) and the last.
+		require.Equal(t, "4", got[0]["attempts"], "%v", got)
 	})
 }
 

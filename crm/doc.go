@@ -92,6 +92,24 @@
 // and it runs in one round trip (carrying the tenant setting when the
 // connection does not hold it already).
 //
+// Each message moves its conversation's last message time, so a webhook
+// delivery updates a row per conversation it brings a message to. On
+// PostgreSQL that update is meant to be a heap-only tuple (HOT: no index
+// entry written): last_message_at is indexed nowhere, and the table keeps
+// half of each page free (fillfactor 50). The conversations' indexes and
+// what uses each: the primary key (tenant_id, id) — Get, LinkContact, the
+// messages' and watermarks' look-ups by conversation; the unique key
+// (tenant_id, thread_index, channel, account_id) — Find, Open, Record and
+// Ingest (their ON CONFLICT) and, by its prefix, FindThread; (tenant_id,
+// contact_id) of the linked conversations only — List by ContactID, a
+// data subject's conversations, Merge. An update that cannot be HOT (its
+// page full of older versions the server has not pruned yet) adds an
+// entry to the first two. The limit: with no index on the last message
+// time, List sorts the tenant's conversations (those its filter keeps) by
+// it on every page, and a retention sweep by age reads them all, so their
+// cost grows with the tenant's number of conversations; SQLite keeps the
+// index (it updates rows in place).
+//
 // Consents keeps, per contact, channel (email, sms, whatsapp, messenger)
 // and purpose (marketing, birthday, service), the current word and its
 // whole history. A Scheduler finds the contacts due for a birthday greeting

@@ -2,6 +2,7 @@ package crm
 
 import (
 	"context"
+	"strings"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
@@ -352,8 +353,57 @@ func coreMigrations() []migration {
 		{"20261123000580", "crm_contact_profile", profileMigration},
 		{"20261123000590", "crm_contact_name_fts", migrateNameFTS},   // nameindex_sqlite.go
 		{"20261123000595", "crm_contact_create_pg", migrateCreatePG}, // create_pg.go
+		{"20261123000610", "crm_conversations_hot", conversationsHotMigration},
 	}
 }
+
+// conversationsHotMigration makes the update of a conversation that a
+// message moves forward — what every webhook delivery does to each
+// conversation it brings a message to — cheap on PostgreSQL. Each such
+// update added an entry to each of the table's five indexes (a new row
+// version, the last message time an indexed column). Now:
+//   - the index on (tenant_id, last_message_at, id) goes, so that no
+//     indexed column changes and the update can be a heap-only tuple
+//     (HOT: no index entry at all) when the row's page has room for the
+//     new version — for which the table keeps half of each page free
+//     (fillfactor, for pages written from now on);
+//   - the unique key is (tenant_id, thread_index, channel, account_id),
+//     which also serves the look-ups by thread alone, so the index on
+//     (tenant_id, thread_index) goes;
+//   - the index on (tenant_id, contact_id) holds the linked conversations
+//     only (the only ones a look-up by contact finds);
+//
+// so an update that cannot be HOT (its page full, the server not having
+// pruned it yet) adds two index entries: the primary key's and the
+// unique key's. SQLite keeps its indexes: it updates rows in place.
+func conversationsHotMigration(ctx context.Context, tx bun.Tx) error {
+	if tx.Dialect().Name() != dialect.PG {
+		return nil
+	}
+	var unique []string
+	if err := tx.NewRaw(`SELECT conname FROM pg_constraint
+		WHERE conrelid = 'socialcrm_crm_conversations'::regclass AND contype = 'u'`).Scan(ctx, &unique); err != nil {
+		return err
+	}
+	stmts := []string{
+		`CREATE UNIQUE INDEX IF NOT EXISTS socialcrm_crm_conversations_key
+			ON socialcrm_crm_conversations (tenant_id, thread_index, channel, account_id)`,
+	}
+	for _, c := range unique {
+		stmts = append(stmts, `ALTER TABLE socialcrm_crm_conversations DROP CONSTRAINT `+pgIdent(c))
+	}
+	stmts = append(stmts,
+		`DROP INDEX IF EXISTS socialcrm_crm_conversations_thread`,
+		`DROP INDEX IF EXISTS socialcrm_crm_conversations_last`,
+		`DROP INDEX IF EXISTS socialcrm_crm_conversations_contact`,
+		`CREATE INDEX IF NOT EXISTS socialcrm_crm_conversations_contact ON socialcrm_crm_conversations (tenant_id, contact_id)
+			WHERE contact_id IS NOT NULL`,
+		`ALTER TABLE socialcrm_crm_conversations SET (fillfactor = 50)`)
+	return migrations.Exec(ctx, tx, stmts...)
+}
+
+// pgIdent quotes a PostgreSQL identifier.
+func pgIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
 // migrateNameIndex keeps a contact's name index in its row: the
 // name_index column holds the blind indexes of its name prefixes (a text[]

@@ -26,11 +26,12 @@ import (
 )
 
 // migrationsBeforeSealing returns the crm migrations without those that
-// seal and those that build on the sealed schema (the name index):
+// seal and those that build on the sealed schema (the name index, the
+// conversations' keys by thread index):
 // the schema of a database created by the release before.
 func migrationsBeforeSealing() *migrate.Migrations {
 	return migrationsWithout("20261123000550", "20261123000650", "20261123000560", "20261123000570", "20261123000580",
-		"20261123000590", "20261123000595")
+		"20261123000590", "20261123000595", "20261123000610")
 }
 
 // migrationsWithout returns the crm migrations but those of versions.

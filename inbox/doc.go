@@ -6,7 +6,8 @@
 // meta.EventHandler of its own instead.
 //
 //	in, err := inbox.New(socialStore, crmStore, inbox.WithLogger(log))
-//	wh, err := meta.NewWebhook(meta.WebhookConfig{AppSecret: secret, VerifyToken: verify}, socialStore, in.Handle)
+//	wh, err := meta.NewWebhook(meta.WebhookConfig{AppSecret: secret, VerifyToken: verify}, socialStore, in.Handle,
+//		meta.WithIdempotentHandler())
 //	mux.Handle("/meta/webhook", wh)
 //	…
 //	sent, _, err := in.Send(ctx, pageClient, pageID, meta.SendRequest{PSID: psid,
@@ -16,13 +17,21 @@
 //
 // # Events in
 //
-// Handle is the webhook's meta.EventHandler. Each delivery's events are
-// stored in the delivery's transaction (social.Store.Deliver), so a crash
-// loses nothing and a redelivery stores nothing twice. Pages are routed to
-// tenants through social's account index (a Page connection made by
-// meta.Provider.ConnectPages): the events are stored in every tenant that
-// connected the Page, and a tenant whose Page connection was disconnected
-// receives nothing more; events of Pages no tenant connected are dropped.
+// Handle is the webhook's meta.EventHandler. It stores idempotently —
+// each message once per conversation and mid, watermarks only moved
+// forward — so declare it with meta.WithIdempotentHandler: the webhook
+// then keeps no delivery records and opens no transaction, each tenant's
+// events are stored by one statement that commits on its own, and a
+// redelivery (or the same delivery reaching two replicas at once) stores
+// nothing twice; a delivery that failed half-way keeps what it stored, and
+// its redelivery adds the rest. Without the option, each delivery's events
+// are stored in the delivery's transaction with its records
+// (social.Store.Deliver). Pages are routed to tenants through social's
+// account index (a Page connection made by meta.Provider.ConnectPages),
+// which also says whether each connection is live: the events are stored
+// in every tenant that connected the Page, and a tenant whose Page
+// connection was disconnected receives nothing more; events of Pages no
+// tenant connected are dropped.
 //
 // A conversation is keyed by channel messenger, the Page id and the
 // person's PSID (Key); Instagram messaging by channel instagram, the
@@ -61,41 +70,46 @@
 // # Performance
 //
 // A delivery costs a fixed number of statements, not a number per event.
-// On PostgreSQL a delivery of 100 events from a Page one tenant connected
-// makes four dependent round trips: the statement that records the
-// delivery's events and reads the Page's tenants from the account index
-// (social.Store.Deliver), the tenant's Page connection (a disconnected
-// one receives nothing), crm's Ingest — one statement for every
-// conversation, message and watermark of the tenant, prepared once per
-// connection and tenant — and the commit. The driver's counter
-// (BenchmarkPostgresMessengerWebhook in meta) shows 0.044 to 0.048 per
-// event, 4.4 to 4.8 per delivery (from 8.2 before these statements were
-// folded): Ingest's statement, about 25 KB for 80 messages, is written in
-// parts while the replies to what precedes it already arrive, which the
-// counter takes for more round trips than the client waits for. A
-// hand-written handler that inserts the same messages with one statement,
-// unsealed, without conversations or deduplication, makes one.
+// On PostgreSQL, with the inbox declared idempotent, a delivery of 100
+// events from a Page one tenant connected makes two dependent round
+// trips: the select of the Page's tenants (and whether their connections
+// are live) from the account index, and crm's Ingest — one statement for
+// every conversation, message and watermark of the tenant, committed on
+// its own. It used to make four (the delivery's records with that select,
+// the tenant's connection, Ingest, the commit). The driver's counter
+// (BenchmarkPostgresMessengerInterleaved in meta) shows 0.022 to 0.028 per
+// event, from 0.052 to 0.060: Ingest's statement, about 25 KB, is written
+// in parts while earlier replies arrive, which the counter takes for more
+// round trips than the client waits for.
 //
-// What remains is the server's work that handler does not do: each
-// delivery records its 100 events (the deduplication), and each message
-// moves its conversation's last message time — an update of an indexed
-// column, so every index of the conversation gets a new entry, on a row
-// the person's next message updates again; until vacuum runs, those
-// versions lengthen every look-up of the conversation. In one traced run
-// of the benchmark (500 people), Ingest's statement and the commit each
-// took about 40% of a delivery's time, and the conversation updates most
-// of the statement's. Measured side by side on a 2-core host other work
-// kept busy (load average 12 to 13; BenchmarkPostgresMessengerInterleaved,
-// the median of per-delivery ratios, medians of 5 runs alternating with
-// the code before): 4.7 times that insert (runs 4.6 to 9.8), from 7.2
-// (3.6 to 8.6) before; 10,000 events took 3.2 s instead of 4.5 s. With the
-// host quieter (load average 3), 4.6 to 5.0 times, 10,000 events in about
-// a second: the ratio follows the server's work, not the load.
+// The server writes less, too: no delivery record per event (a row and
+// two index entries each), and a conversation's last message time moves
+// in a heap-only update that writes no index entry (see crm's package
+// documentation), where each such update had added an entry to each of
+// five indexes. What remains beyond the raw handler's work is crm's: the
+// messages are sealed (larger rows), each conversation that gets a
+// message is updated, and a delivery takes two round trips, not one. A
+// conversation update is heap-only only while the server prunes the older
+// row versions on its page before the page fills. In some runs here it did
+// not (a server other work shared; why, this package cannot see): about
+// half the updates then moved their row to another page, with two index
+// entries each, the table grew tenfold until vacuum, and the ratio below
+// was about 1.5 times what the runs where every update was heap-only
+// gave (3.05 against 1.95 and 2.02).
+//
+// Measured on a 2-core host that other work kept busy (load average 6 to
+// 14), BenchmarkPostgresMessengerInterleaved — the median of per-delivery
+// ratios to a handler storing the same messages with one raw pgx INSERT,
+// unsealed, without conversations — alternating with the code before in
+// the same minutes, medians of 7 runs each: 2.68 (runs 1.99 to 3.71),
+// from 3.49 (3.08 to 4.51). The aim, 1.5, is not reached.
 //
 // # Concurrency
 //
-// An Inbox is safe for concurrent use; concurrent deliveries of one event
-// are serialized by the database (social.Store.Deliver).
+// An Inbox is safe for concurrent use. Concurrent deliveries of one event
+// store it once: declared idempotent, by crm's unique keys (a message per
+// conversation and mid, a conversation per key), else serialized by the
+// delivery records (social.Store.Deliver).
 //
 // # Errors
 //

@@ -76,7 +76,7 @@ func Example() {
 	in, err := sdk.MetaInbox()
 	check(err)
 	wh, err := meta.NewWebhook(meta.WebhookConfig{AppSecret: cfg.AppSecret, VerifyToken: vault.NewSecret([]byte("verify-me"))},
-		sdk.Social, in.Handle)
+		sdk.Social, in.Handle, meta.WithIdempotentHandler())
 	check(err)
 	hook := httptest.NewServer(wh)
 	defer hook.Close()

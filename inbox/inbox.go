@@ -106,13 +106,17 @@ func eventKey(e *meta.Event) crm.ConversationKey {
 }
 
 // Handle is a meta.EventHandler: it stores events in every tenant that
-// connected their Page, inside tx (the webhook's delivery transaction),
-// with a few statements per tenant for the whole batch (crm's RecordAll
-// and MarkAll): messages, echoes and postbacks are recorded, and the
-// latest delivery and read watermark of each conversation applied. The
-// Page's tenants are looked up once per batch and Page, through tx.
-func (in *Inbox) Handle(ctx context.Context, tx bun.Tx, events []*meta.Event) error {
-	store := in.social.Using(tx)
+// connected their Page, through db (the webhook's delivery transaction,
+// or its database), with one crm Ingest per tenant for the whole batch:
+// messages, echoes and postbacks are recorded, and the latest delivery
+// and read watermark of each conversation applied. The Page's tenants
+// come with the delivery (social.Store.Deliver). It is idempotent — a message is stored once
+// per conversation and mid (one without a mid by its meta.Event.DedupeKey),
+// watermarks only move forward — so declare it with
+// meta.WithIdempotentHandler, which spares each delivery the records of
+// its events.
+func (in *Inbox) Handle(ctx context.Context, db bun.IDB, events []*meta.Event) error {
+	store := in.social.Using(db)
 	routes := map[string][]context.Context{}
 	var tenants []string                      // in first-seen order
 	perTenant := map[string][]*meta.Event{}   // tenant id -> its events
@@ -138,7 +142,7 @@ func (in *Inbox) Handle(ctx context.Context, tx bun.Tx, events []*meta.Event) er
 			perTenant[tid] = append(perTenant[tid], ev)
 		}
 	}
-	convs := in.crm.Using(tx).Conversations()
+	convs := in.crm.Using(db).Conversations()
 	for _, tid := range tenants {
 		if err := in.store(tenantCtx[tid], convs, perTenant[tid]); err != nil {
 			return err
@@ -148,7 +152,8 @@ func (in *Inbox) Handle(ctx context.Context, tx bun.Tx, events []*meta.Event) er
 }
 
 // route returns a context acting on each tenant whose connection of the
-// Page is not revoked.
+// Page is not revoked: as the account index says (AccountTenant.Live), or
+// where it does not know, as the connection's status says.
 func (in *Inbox) route(ctx context.Context, store *social.Store, pageID string) ([]context.Context, error) {
 	routes, err := store.AccountTenants(ctx, meta.Platform, pageID)
 	if err != nil {
@@ -160,6 +165,10 @@ func (in *Inbox) route(ctx context.Context, store *social.Store, pageID string) 
 		tctx, err := tenancy.AsTenant(sys, rt.TenantID)
 		if err != nil {
 			return nil, err
+		}
+		if rt.Live {
+			out = append(out, tctx)
+			continue
 		}
 		conn, err := store.Get(tctx, rt.ConnectionID)
 		if errors.Is(err, social.ErrNotFound) || (err == nil && conn.Status == social.StatusRevoked) {
@@ -187,7 +196,11 @@ func (in *Inbox) store(ctx context.Context, convs *crm.Conversations, events []*
 		}
 		switch ev.Kind {
 		case meta.EventMessage, meta.EventEcho:
-			m := crm.NewMessage{Conversation: key, Direction: crm.Inbound, ExternalID: ev.Message.MID, Text: ev.Message.Text, SentAt: at}
+			mid := ev.Message.MID
+			if mid == "" { // stored once all the same (Handle is idempotent)
+				mid = "event:" + ev.DedupeKey()
+			}
+			m := crm.NewMessage{Conversation: key, Direction: crm.Inbound, ExternalID: mid, Text: ev.Message.Text, SentAt: at}
 			if ev.Kind == meta.EventEcho {
 				m.Direction = crm.Outbound
 			}

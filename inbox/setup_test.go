@@ -52,6 +52,9 @@ type world struct {
 	ctx  context.Context // the owner of tenant A
 	hook string          // the webhook's URL
 	kek  tink.AEAD
+	// records: the webhook records each event's delivery key, as for a
+	// handler not declared idempotent (by default it is declared so).
+	records bool
 
 	mu   sync.Mutex
 	logs bytes.Buffer
@@ -59,6 +62,35 @@ type world struct {
 
 func eachWorld(t *testing.T, fn func(t *testing.T, w *world)) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) { fn(t, newWorld(t, db)) })
+}
+
+// eachWorldAndMode runs fn as eachWorld does, with the inbox's webhook
+// declared idempotent (meta.WithIdempotentHandler: no delivery records)
+// and not (each event recorded by its delivery key).
+func eachWorldAndMode(t *testing.T, fn func(t *testing.T, w *world)) {
+	for _, records := range []bool{false, true} {
+		name := "idempotent"
+		if records {
+			name = "records"
+		}
+		t.Run(name, func(t *testing.T) {
+			eachWorld(t, func(t *testing.T, w *world) {
+				w.records = records
+				w.hook = w.serve(w.in.Handle)
+				require.NoError(t, w.srv.VerifyWebhook(t.Context(), appID, w.hook))
+				fn(t, w)
+			})
+		})
+	}
+}
+
+// hookOptions are the options of the webhooks the world serves.
+func (w *world) hookOptions() []meta.Option {
+	opts := []meta.Option{meta.WithLogger(w.logger())}
+	if !w.records {
+		opts = append(opts, meta.WithIdempotentHandler())
+	}
+	return opts
 }
 
 func newWorld(t testing.TB, db *dbtest.DB) *world {
@@ -104,7 +136,7 @@ func (w *world) tenant(name string) context.Context {
 func (w *world) serve(handle meta.EventHandler) string {
 	w.t.Helper()
 	wh, err := meta.NewWebhook(meta.WebhookConfig{AppSecret: vault.NewSecret([]byte(appSecret)),
-		VerifyToken: vault.NewSecret([]byte(verifyToken))}, w.sdk.Social, handle, meta.WithLogger(w.logger()))
+		VerifyToken: vault.NewSecret([]byte(verifyToken))}, w.sdk.Social, handle, w.hookOptions()...)
 	require.NoError(w.t, err)
 	s := httptest.NewServer(wh)
 	w.t.Cleanup(s.Close)
@@ -212,7 +244,7 @@ func (w *world) replica() string {
 	in, err := sdk.MetaInbox()
 	require.NoError(w.t, err)
 	wh, err := meta.NewWebhook(meta.WebhookConfig{AppSecret: vault.NewSecret([]byte(appSecret)),
-		VerifyToken: vault.NewSecret([]byte(verifyToken))}, sdk.Social, in.Handle, meta.WithLogger(w.logger()))
+		VerifyToken: vault.NewSecret([]byte(verifyToken))}, sdk.Social, in.Handle, w.hookOptions()...)
 	require.NoError(w.t, err)
 	s := httptest.NewServer(wh)
 	w.t.Cleanup(s.Close)

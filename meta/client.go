@@ -157,6 +157,8 @@ type options struct {
 	// WithMaxWebhookBody's (Webhook).
 	maxAge  time.Duration
 	maxBody int64
+	// idempotent is WithIdempotentHandler's (Webhook).
+	idempotent bool
 }
 
 // WithLimits shares rate-limit blocks between clients (see Limits).

@@ -164,7 +164,8 @@
 // (WebhookConfig), the social store and an EventHandler, which receives
 // the typed events inside the delivery's transaction. The inbox package
 // provides one that stores them as crm conversations (socialcrm.SDK.MetaInbox
-// builds it); a host with a CRM of its own writes its own:
+// builds it; declare it with WithIdempotentHandler); a host with a CRM of
+// its own writes its own:
 //
 //	wh, err := meta.NewWebhook(meta.WebhookConfig{AppSecret: secret, VerifyToken: verify}, socialStore, handle)
 //	mux.Handle("/meta/webhook", wh)
@@ -175,9 +176,13 @@
 // postback) and hands each entry's new ones to the handler in timestamp
 // order. Each event is deduplicated by its DedupeKey in the same
 // transaction as the handler's writes (social.Store.Deliver; the handler
-// gets the bun.Tx), so a crash or a failed handler stores nothing and
-// records nothing, and Meta's redelivery is processed once; concurrent
-// redeliveries are serialized by the database.
+// gets the transaction as its bun.IDB), so a crash or a failed handler
+// stores nothing and records nothing, and Meta's redelivery is processed
+// once; concurrent redeliveries are serialized by the database. A handler
+// that stores idempotently by itself (WithIdempotentHandler, as the
+// inbox's does: messages once per mid) needs neither: the webhook then
+// records no keys and opens no transaction, and hands it every event of
+// every delivery with the database as its bun.IDB.
 //
 // Client.Messenger.Send replies as a Page. The caller tells it when the
 // person last wrote (SendRequest.LastInbound, as its inbox knows it), and

@@ -20,7 +20,7 @@ import (
 func ExampleNewWebhook() {
 	w := newExampleWorld()
 	defer w.close()
-	handle := func(_ context.Context, _ bun.Tx, events []*meta.Event) error {
+	handle := func(_ context.Context, _ bun.IDB, events []*meta.Event) error {
 		for _, ev := range events {
 			fmt.Printf("%s from %s to page %s: %q\n", ev.Kind, ev.PSID, ev.PageID, ev.Message.Text)
 		}

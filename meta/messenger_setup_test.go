@@ -27,7 +27,7 @@ type eventLog struct {
 	fail   int // fail the next n calls
 }
 
-func (l *eventLog) handle(_ context.Context, _ bun.Tx, evs []*meta.Event) error {
+func (l *eventLog) handle(_ context.Context, _ bun.IDB, evs []*meta.Event) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.fail > 0 {

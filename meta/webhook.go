@@ -71,16 +71,22 @@ type WebhookConfig struct {
 }
 
 // EventHandler processes the new, verified events of one entry (one
-// Page's part of a delivery), in timestamp order, inside tx: the
+// Page's part of a delivery), in timestamp order, through db: the
 // transaction that records the delivery's events as processed (see
-// social.Store.Deliver). What it writes through tx commits together with
+// social.Store.Deliver). What it writes through db commits together with
 // those records, so a crash or an error loses nothing and stores nothing
 // twice: an error fails the delivery (500), rolls back every entry's
 // records and writes, and Meta's redelivery hands the events over again.
 // A handler that writes elsewhere must be idempotent, since its writes
-// survive a rollback. It must not use the database but through tx (on
-// SQLite that would wait for tx's write lock).
-type EventHandler func(ctx context.Context, tx bun.Tx, events []*Event) error
+// survive a rollback. It must not use the database but through db (on
+// SQLite that would wait for the transaction's write lock).
+//
+// A handler declared with WithIdempotentHandler gets every event of the
+// delivery and, as db, the social store's database without a
+// transaction: each statement it sends commits on its own, and what it
+// wrote before an error stays (the redelivery, stored idempotently, adds
+// the rest).
+type EventHandler func(ctx context.Context, db bun.IDB, events []*Event) error
 
 // Webhook is the http.Handler of a Meta app's webhook callback URL.
 //
@@ -94,7 +100,9 @@ type EventHandler func(ctx context.Context, tx bun.Tx, events []*Event) error
 // EventHandler in timestamp order — once: Meta delivers at least once, so
 // each event is recorded by its DedupeKey in social's delivery table, in
 // the same transaction as the handler's writes (social.Store.Deliver), and
-// an event already recorded is skipped. It answers 200 when every event is
+// an event already recorded is skipped (a handler declared with
+// WithIdempotentHandler gets every event, nothing is recorded, and no
+// transaction is opened). It answers 200 when every event is
 // handled or known, and 500 when the handler failed (nothing of the
 // delivery is then recorded, so the redelivery processes it whole).
 // Processing is synchronous, so a 200 means the events are stored; Meta
@@ -110,6 +118,8 @@ type Webhook struct {
 	handle  EventHandler
 	log     *slog.Logger
 	maxBody int64
+	// idempotent: no delivery records (WithIdempotentHandler).
+	idempotent bool
 }
 
 // WithMaxWebhookBody bounds a delivery's body (default
@@ -124,10 +134,30 @@ func WithMaxWebhookBody(n int64) Option {
 	}
 }
 
+// WithIdempotentHandler declares that the EventHandler stores every event
+// idempotently, so that handing it an event a second time — a redelivery,
+// or the same delivery processed by two replicas at once — changes nothing
+// (inbox.Inbox.Handle is such a handler: it stores a message once per
+// conversation and mid, and only moves watermarks forward). The webhook
+// then records no delivery keys in social's delivery table and opens no
+// transaction (social.Delivery.Idempotent): each delivery, redeliveries
+// too, hands all its events to the handler with the database as db. That
+// saves a row and two index entries per event, and the COMMIT's round
+// trip. A handler with any other effect (a reply sent, a counter moved)
+// must not be declared idempotent.
+func WithIdempotentHandler() Option {
+	return func(o *options) error {
+		o.idempotent = true
+		return nil
+	}
+}
+
 // NewWebhook returns the webhook handler of cfg's app, deduplicating
 // through store and passing each new event to handle. WithLogger sets the
 // logger (which never receives the app secret, the verify token or message
-// text), WithMaxWebhookBody the largest body accepted.
+// text), WithMaxWebhookBody the largest body accepted, and
+// WithIdempotentHandler spares a handler that needs it no delivery
+// records.
 func NewWebhook(cfg WebhookConfig, store *social.Store, handle EventHandler, opts ...Option) (*Webhook, error) {
 	switch {
 	case cfg.AppSecret.IsZero() || cfg.VerifyToken.IsZero():
@@ -141,7 +171,7 @@ func NewWebhook(cfg WebhookConfig, store *social.Store, handle EventHandler, opt
 	if err != nil {
 		return nil, err
 	}
-	w := &Webhook{cfg: cfg, store: store, handle: handle, log: o.log, maxBody: o.maxBody}
+	w := &Webhook{cfg: cfg, store: store, handle: handle, log: o.log, maxBody: o.maxBody, idempotent: o.idempotent}
 	if w.maxBody == 0 {
 		w.maxBody = DefaultMaxWebhookBody
 	}
@@ -206,28 +236,33 @@ func (w *Webhook) receive(rw http.ResponseWriter, r *http.Request) {
 
 // Process hands the new events of a verified payload to the handler, as
 // ServeHTTP does after verifying and decoding a delivery (for payloads
-// that arrive another way, such as from a queue), in one transaction.
+// that arrive another way, such as from a queue), in one transaction (none
+// for a handler declared with WithIdempotentHandler).
 func (w *Webhook) Process(ctx context.Context, p *Payload) error {
-	d := social.Delivery{Platform: deliveryPlatform}
+	d := social.Delivery{Platform: deliveryPlatform, Idempotent: w.idempotent}
+	events := 0
 	for i := range p.Entries {
 		en := &p.Entries[i]
-		for j := range en.Events {
-			d.Keys = append(d.Keys, en.Events[j].DedupeKey())
+		events += len(en.Events)
+		if !w.idempotent {
+			for j := range en.Events {
+				d.Keys = append(d.Keys, en.Events[j].DedupeKey())
+			}
 		}
 		if en.PageID != "" && len(en.Events) > 0 && !slices.Contains(d.Accounts, en.PageID) {
 			d.Accounts = append(d.Accounts, en.PageID)
 		}
 	}
-	if len(d.Keys) == 0 {
+	if events == 0 {
 		return nil
 	}
-	return w.store.Deliver(ctx, d, func(ctx context.Context, tx bun.Tx, first []bool) error {
+	return w.store.Deliver(ctx, d, func(ctx context.Context, db bun.IDB, first []bool) error {
 		k := 0
 		for i := range p.Entries {
 			en := &p.Entries[i]
 			batch := make([]*Event, 0, len(en.Events))
 			for j := range en.Events {
-				if first[k] {
+				if w.idempotent || first[k] {
 					batch = append(batch, &en.Events[j])
 				}
 				k++
@@ -235,7 +270,7 @@ func (w *Webhook) Process(ctx context.Context, p *Payload) error {
 			if len(batch) == 0 {
 				continue
 			}
-			if err := w.handle(ctx, tx, batch); err != nil {
+			if err := w.handle(ctx, db, batch); err != nil {
 				return fmt.Errorf("meta: events of page %s: %w", en.PageID, err)
 			}
 		}

@@ -99,7 +99,7 @@ func (w *world) inboxWebhook() *meta.Webhook {
 	w.connectPages(w.connect(userID, messagingFeatures))
 	in, err := inbox.New(w.store, w.crm)
 	require.NoError(w.t, err)
-	wh, err := meta.NewWebhook(webhookConfig(), w.store, in.Handle)
+	wh, err := meta.NewWebhook(webhookConfig(), w.store, in.Handle, meta.WithIdempotentHandler())
 	require.NoError(w.t, err)
 	return wh
 }

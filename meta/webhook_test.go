@@ -271,18 +271,18 @@ func TestParseWebhookLenient(t *testing.T) {
 // tenants are read by the statement that records the delivery, so a
 // handler asking the store for them (as inbox routes events) gets the
 // same answer as outside a delivery — the Page connection of the tenant
-// that connected it — without a statement of its own: no round trip on
-// PostgreSQL.
+// that connected it, live — without a statement of its own: no round trip
+// on PostgreSQL.
 func TestWebhookLooksUpThePagesTenantsWithItsDedupe(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		e := newEnv(t, db)
 		pages := e.connectPages(e.connect(userID, messagingFeatures))
 		want, err := e.store.AccountTenants(t.Context(), meta.Platform, pageID)
 		require.NoError(t, err)
-		require.Equal(t, []social.AccountTenant{{TenantID: mustTenantID(e.ctx), ConnectionID: pages[pageID].ID}}, want)
+		require.Equal(t, []social.AccountTenant{{TenantID: mustTenantID(e.ctx), ConnectionID: pages[pageID].ID, Live: true}}, want)
 		var got []social.AccountTenant
 		var trips int64 = -1
-		u := newTestWebhook(t, e, func(ctx context.Context, tx bun.Tx, evs []*meta.Event) error {
+		u := newTestWebhook(t, e, func(ctx context.Context, tx bun.IDB, evs []*meta.Event) error {
 			before, counted := sqldb.RoundTrips(db.DB.DB)
 			var err error
 			got, err = e.store.Using(tx).AccountTenants(ctx, meta.Platform, evs[0].PageID)

@@ -12,14 +12,21 @@ import (
 type AccountTenant struct {
 	TenantID     string
 	ConnectionID string
+	// Live reports that the index knows the connection is not revoked:
+	// the index records it when the connection is made or made again, and
+	// clears it in the transaction that revokes the connection. It is
+	// false for a revoked connection and for index rows written before the
+	// index recorded it (social_account_index_live): check the
+	// connection's status then.
+	Live bool
 }
 
 // AccountTenants lists the tenants that connected the platform account,
 // from the account index, so that a webhook or callback naming only the
 // account (a Page id, an app-scoped user id) reaches each of them. It
 // needs no tenant in ctx. The index holds a keyed hash of the account id,
-// never the id. The connections may since have been revoked: check their
-// status in the tenant before acting on them. Within a Deliver, the
+// never the id. The connections may since have been revoked: act on one
+// whose Live is set, or check its status in the tenant first. Within a Deliver, the
 // accounts of the delivery are answered from the look-up Deliver made.
 func (s *Store) AccountTenants(ctx context.Context, platform, accountID string) ([]AccountTenant, error) {
 	if k, ok := ctx.Value(knownAccountsKey{}).(*knownAccounts); ok && k.platform == platform {
@@ -56,7 +63,7 @@ func accountTenants(rows []account, idx, accountID string) []AccountTenant {
 		if len(out) > 0 && out[len(out)-1].TenantID == a.TenantID {
 			continue
 		}
-		out = append(out, AccountTenant{TenantID: a.TenantID, ConnectionID: a.ConnectionID})
+		out = append(out, AccountTenant{TenantID: a.TenantID, ConnectionID: a.ConnectionID, Live: a.Live.Valid && a.Live.Bool})
 	}
 	return out
 }

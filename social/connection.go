@@ -286,6 +286,12 @@ func Migrations() *migrate.Migrations {
 	})
 	migrations.Add(ms, "20261206030000", "social_sealed_platform_data", sealedPlatformData)
 	migrations.Add(ms, "20261206070000", "social_media_unknown_metrics", mediaUnknownMetrics)
+	// Whether each indexed connection is revoked (AccountTenant.Live), so
+	// that a webhook is routed without reading the connections; unknown
+	// for the rows before.
+	migrations.Add(ms, "20261206070100", "social_account_index_live", func(ctx context.Context, tx bun.Tx) error {
+		return migrations.Exec(ctx, tx, `ALTER TABLE socialcrm_social_accounts ADD COLUMN live BOOLEAN`)
+	})
 	return ms
 }
 

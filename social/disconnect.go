@@ -212,6 +212,11 @@ func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reaso
 			WherePK().Exec(ctx); err != nil {
 			return err
 		}
+		// Webhook routing (AccountTenants) learns it from the index.
+		if _, err := tx.NewUpdate().Model((*account)(nil)).Set("live = ?", false).
+			Where("tenant_id = ?", mustTenant(ctx)).Where("connection_id = ?", c.ID).Exec(ctx); err != nil {
+			return err
+		}
 		if pending != nil {
 			if _, err := tx.NewInsert().Model(pending).Exec(ctx); err != nil {
 				return err
@@ -297,9 +302,8 @@ var ErrRevokePending = errors.New("social: queued platform revokes still fail")
 // the purge was due (the end of the tenant's grace period), or a sweep of
 // a revoke queued this long ago, gives the revoke up after a last attempt,
 // audits it as connection.revoke_abandoned (with the reason and the
-// attempts: those of Disconnect and RetryRevocations, and this last one;
-// the purge and sweep runs that failed do not count theirs) and
-// completes. The platform then keeps the grant until it expires or the
+// attempts: every one made, by Disconnect, RetryRevocations and the purge
+// and sweep runs, this last one included) and completes. The platform then keeps the grant until it expires or the
 // user removes the app.
 const RevokeAbandonAfter = 7 * 24 * time.Hour
 
@@ -314,9 +318,9 @@ func tokenDead(rerr error) bool { return rerr != nil && errors.Is(rerr, ErrInval
 
 // abandonReason reports whether a queued revoke r that failed again at now
 // is given up (RevokeAbandonAfter), and why: in a tenant purge, counted
-// from the purge's due time; in a sweep, from when r was queued. The
-// bound is counted from times that persist, as the failed run leaves the
-// failed revoke unchanged.
+// from the purge's due time; in a sweep, from when r was queued. Neither
+// moves when a run fails (a failure records the attempt and reschedules
+// r's retry, nothing else).
 func abandonReason(ctx context.Context, r revocation, now time.Time) (string, bool) {
 	bound := fmt.Sprintf("%d days", RevokeAbandonAfter/(24*time.Hour))
 	if due, ok := retention.PurgeDue(ctx); ok {
@@ -329,15 +333,20 @@ func abandonReason(ctx context.Context, r revocation, now time.Time) (string, bo
 // erased (by a tenant purge, or a sweep of CategoryRevocation), whatever
 // their schedule: a purge destroys the tenant's key right after, and with
 // it any chance to make them. A revoke another process holds
-// (RetryRevocations' lease) is left to it. A revoke whose token the
+// (RetryRevocations' lease) is left to it and kept, as a failed one is:
+// erased under it, a failure of that process's call would go unrecorded,
+// the tokens and the revoke lost. A revoke whose token the
 // platform refuses is done (audited with revoke token_invalid). If a
 // revoke fails again, it returns a *retention.UnfinishedError naming the
 // revokes that failed, matching ErrRevokePending: the batch erases and
 // commits the revokes the platform made (with their audit entries), so
 // that no later run calls the platform for them again, and keeps the
-// failed ones queued, unchanged; the operation stops, the key stays, and
-// the next run tries the failed ones again — until RevokeAbandonAfter,
-// when a revoke is given up.
+// failed ones queued, each with the failure recorded as RetryRevocations
+// records one (Attempts, LastError, and NextAt pushed back by the growing
+// delay, which RetryRevocations then honours); the operation stops, the
+// key stays, and the next purge or sweep run tries the failed ones again
+// — whatever NextAt says, as a purge waits on them — until
+// RevokeAbandonAfter, when a revoke is given up.
 func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error {
 	var rs []revocation
 	now := s.clock()
@@ -346,6 +355,19 @@ func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error
 		return fmt.Errorf("social: revoke queued: %w", err)
 	}
 	var failed []string
+	if len(rs) < len(ids) {
+		// Another process claimed the rest (RetryRevocations): they
+		// stay queued until it records its outcome or its lease runs out.
+		mine := make(map[string]bool, len(rs))
+		for _, r := range rs {
+			mine[r.ID] = true
+		}
+		for _, id := range ids {
+			if !mine[id] {
+				failed = append(failed, id)
+			}
+		}
+	}
 	for _, r := range rs {
 		ev := tenancy.AuditEvent{Action: "connection.revoked", Target: "connection:" + r.ConnectionID,
 			Metadata: map[string]string{"platform": r.Platform, "attempts": fmt.Sprint(r.Attempts + 1)}}
@@ -363,7 +385,12 @@ func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error
 			s.log.WarnContext(ctx, "social: queued revoke failed again", "connection", r.ConnectionID, "error", rerr)
 			again = true
 			failed = append(failed, r.ID)
-			return nil
+			// The batch commits without r (UnfinishedError): the
+			// failure is recorded with it.
+			r.Attempts++
+			r.LastError, r.NextAt = rerr.Error(), now.Add(retryDelay(r.Attempts))
+			_, err := tx.NewUpdate().Model(&r).Column("attempts", "last_error", "next_at").WherePK().Exec(ctx)
+			return err
 		})
 		if err != nil {
 			return fmt.Errorf("social: revoke queued: %w", err)
@@ -376,7 +403,7 @@ func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error
 		}
 	}
 	if len(failed) > 0 {
-		return &retention.UnfinishedError{IDs: failed, Err: fmt.Errorf("%w: %d of %d", ErrRevokePending, len(failed), len(rs))}
+		return &retention.UnfinishedError{IDs: failed, Err: fmt.Errorf("%w: %d of %d", ErrRevokePending, len(failed), len(ids))}
 	}
 	return nil
 }
@@ -410,8 +437,66 @@ func retryDelay(n int) time.Duration {
 	return min(d, 24*time.Hour)
 }
 
+// Revocation is a platform revoke waiting in the queue: one that failed at
+// Disconnect (or at an erasure), and every retry of which has failed so
+// far. It holds no token.
+type Revocation struct {
+	// ID names the queued revoke.
+	ID string `json:"id"`
+	// ConnectionID and Platform name the revoked connection.
+	ConnectionID string `json:"connection_id"`
+	Platform     string `json:"platform"`
+	// Attempts counts the attempts made: the first one, RetryRevocations'
+	// and those of tenant purges and sweeps that failed.
+	Attempts int `json:"attempts"`
+	// LastError is the last attempt's failure, as the provider reported it.
+	LastError string `json:"last_error"`
+	// CreatedAt is when the revoke was queued, NextAt when RetryRevocations
+	// tries it next: a minute after the first failure, the delay doubling
+	// with each failed attempt up to a day.
+	CreatedAt time.Time `json:"created_at"`
+	NextAt    time.Time `json:"next_at"`
+}
+
+// Revocations returns a page of the context tenant's queued revokes,
+// oldest first, with how they failed: what a console shows beside
+// PendingRevocations' count. A bad limit or cursor fails with an error
+// matching ErrListOptions.
+func (s *Store) Revocations(ctx context.Context, o ListOptions) (Page[Revocation], error) {
+	after, err := o.check()
+	if err != nil {
+		return Page[Revocation]{}, err
+	}
+	var rs []revocation
+	err = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		q := tx.NewSelect().Model(&rs).
+			Column("id", "connection_id", "platform", "attempts", "last_error", "created_at", "next_at").
+			Apply(tenancy.Scope(ctx)).
+			OrderExpr("?TableAlias.created_at ASC").OrderExpr("?TableAlias.id ASC").Limit(int64(o.limit() + 1))
+		if after != nil {
+			q = q.Where("(?TableAlias.created_at, ?TableAlias.id) > (?, ?)", after.CreatedAt, after.ID)
+		}
+		return q.Scan(ctx)
+	})
+	if err != nil {
+		return Page[Revocation]{}, fmt.Errorf("social: list revocations: %w", err)
+	}
+	p := Page[Revocation]{Items: make([]Revocation, 0, min(len(rs), o.limit()))}
+	for _, r := range rs[:min(len(rs), o.limit())] {
+		p.Items = append(p.Items, Revocation{ID: r.ID, ConnectionID: r.ConnectionID, Platform: r.Platform,
+			Attempts: r.Attempts, LastError: r.LastError, CreatedAt: r.CreatedAt.UTC(), NextAt: r.NextAt.UTC()})
+	}
+	if len(rs) > o.limit() {
+		last := p.Items[len(p.Items)-1]
+		if p.NextCursor, err = (connectionCursor{CreatedAt: last.CreatedAt, ID: last.ID}).encode(); err != nil {
+			return Page[Revocation]{}, err
+		}
+	}
+	return p, nil
+}
+
 // PendingRevocations returns how many revokes of the context's tenant wait
-// for RetryRevocations.
+// for RetryRevocations (Revocations lists them).
 func (s *Store) PendingRevocations(ctx context.Context) (int, error) {
 	n := 0
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {

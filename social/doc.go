@@ -155,15 +155,17 @@
 // revokes before their tokens and the tenant's key go. If one fails again,
 // the batch still commits the revokes the platform made (erased and
 // audited, so that no later run calls the platform for them again), keeps
-// the failed ones queued and stops with ErrRevokePending; the next run
-// retries those, keeping the key, but not for ever: once the purge is RevokeAbandonAfter
+// the failed ones queued, each failure recorded (Attempts, LastError, and
+// the next RetryRevocations attempt pushed back by the growing delay), and
+// stops with ErrRevokePending; the next run retries those, keeping the
+// key, but not for ever: once the purge is RevokeAbandonAfter
 // (7 days) past its due time (the tenant's grace period end), or, in a
 // sweep, once the revoke was queued that long ago, a revoke that fails
 // once more is given up and audited as connection.revoke_abandoned with
-// the reason and the attempts (those of the disconnect and of
-// RetryRevocations, and the last one: the attempts of purge runs that
-// failed are not counted). The platform then keeps the grant until
-// it expires or the user removes the app. A purge whose platform is down
+// the reason and the attempts (every one made, the last one included).
+// The platform then keeps the grant until it expires or the user removes
+// the app. Store.Revocations lists a tenant's queued revokes with their
+// attempts, last failure and next retry. A purge whose platform is down
 // for less than the bound completes on the first run after it recovers.
 //
 // Resolvers lets a data-subject request name the account by its platform
@@ -183,7 +185,11 @@
 // statement that also reads the account index rows of the accounts the
 // delivery addresses, from which AccountTenants answers within the
 // delivery, so routing a delivery to its tenants costs no round trip of
-// its own; Once claims a key,
+// its own (a delivery declared Idempotent, whose handler stores
+// idempotently, records no keys and runs without a transaction: one
+// statement reads the account index, and each of the handler's commits on
+// its own). The index also records whether each connection is live
+// (AccountTenant.Live), so routing need not read the connections; Once claims a key,
 // runs a handler whose effects reach beyond this database, and marks it
 // processed (a claim left by a dead process is taken over after its
 // lease). PruneDeliveries forgets keys after the platform's retry window.

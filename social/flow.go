@@ -271,8 +271,9 @@ func (s *Store) connect(ctx context.Context, platform string, requested Scopes, 
 		if err != nil {
 			return err
 		}
-		if _, err := tx.NewInsert().Model(&account{Platform: platform, AccountID: accountIdx, TenantID: mustTenant(ctx), ConnectionID: c.ID}).
-			On("CONFLICT DO NOTHING").Exec(ctx); err != nil {
+		live := sql.NullBool{Bool: true, Valid: true}
+		if _, err := tx.NewInsert().Model(&account{Platform: platform, AccountID: accountIdx, TenantID: mustTenant(ctx), ConnectionID: c.ID, Live: live}).
+			On("CONFLICT (platform, account_id, tenant_id) DO UPDATE").Set("live = EXCLUDED.live").Exec(ctx); err != nil {
 			return err
 		}
 		return s.audit(ctx, tx, tenancy.AuditEvent{

@@ -252,7 +252,7 @@ func (s *Store) SealAccountIndex(ctx context.Context) (int, error) {
 			if _, err := tx.NewDelete().Model(&a).WherePK().Exec(ctx); err != nil {
 				return err
 			}
-			_, err := tx.NewInsert().Model(&account{Platform: a.Platform, AccountID: idx, TenantID: a.TenantID, ConnectionID: a.ConnectionID}).
+			_, err := tx.NewInsert().Model(&account{Platform: a.Platform, AccountID: idx, TenantID: a.TenantID, ConnectionID: a.ConnectionID, Live: a.Live}).
 				On("CONFLICT DO NOTHING").Exec(ctx)
 			return err
 		})

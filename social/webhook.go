@@ -23,6 +23,9 @@ type account struct {
 	AccountID    string `bun:"account_id,pk"`
 	TenantID     string `bun:"tenant_id,pk"`
 	ConnectionID string `bun:"connection_id,notnull"`
+	// Live is true while the connection is not revoked, false once it is,
+	// and unknown (NULL) in rows written before the index recorded it.
+	Live sql.NullBool `bun:"live"`
 }
 
 // delivery is a webhook delivery already processed.
@@ -54,22 +57,35 @@ type Delivery struct {
 	// called with the context Deliver hands its function answers for
 	// them without a statement of its own.
 	Accounts []string
+	// Idempotent declares that what the function writes is written
+	// idempotently (a second run over the same events changes nothing):
+	// Deliver then records no keys (Keys are ignored) and opens no
+	// transaction (see Deliver).
+	Idempotent bool
 }
 
 // Deliver processes a webhook delivery once and crash-safely: in one
 // transaction on the store's database it records the delivery's keys (with
 // one statement, which on PostgreSQL also reads the tenants of its
-// accounts) and calls fn with that transaction and, for each key, whether
-// this is its first delivery. What fn writes through tx commits together
-// with the records, or, when fn fails or the process dies, neither does,
-// so the platform's redelivery is processed again. Two deliveries of the
-// same key at once are serialized by the database: the later one waits
-// for the earlier to commit and sees first false, or true when the earlier
-// one failed. fn must use tx for every database access (on SQLite another
-// connection would wait for this transaction's write lock). A repeated key
-// within Keys is first only once. Keys are kept until PruneDeliveries
-// removes them.
-func (s *Store) Deliver(ctx context.Context, d Delivery, fn func(ctx context.Context, tx bun.Tx, first []bool) error) error {
+// accounts) and calls fn with that transaction as db and, for each key,
+// whether this is its first delivery. What fn writes through db commits
+// together with the records, or, when fn fails or the process dies,
+// neither does, so the platform's redelivery is processed again. Two
+// deliveries of the same key at once are serialized by the database: the
+// later one waits for the earlier to commit and sees first false, or true
+// when the earlier one failed. fn must use db for every database access
+// (on SQLite another connection would wait for this transaction's write
+// lock). A repeated key within Keys is first only once. Keys are kept
+// until PruneDeliveries removes them.
+//
+// A delivery declared Idempotent is handed over every time, without a
+// transaction: Deliver reads its accounts' tenants with one statement and
+// calls fn with the store's database as db — each statement fn sends
+// commits on its own (one that writes all it needs at once, as crm's
+// Ingest does, needs no transaction and saves the COMMIT's round trip) —
+// and first nil. What fn wrote before it failed stays, and the
+// redelivery, which fn stores idempotently, adds the rest.
+func (s *Store) Deliver(ctx context.Context, d Delivery, fn func(ctx context.Context, db bun.IDB, first []bool) error) error {
 	idx := make([]string, 0, 2*len(d.Accounts))
 	for _, a := range d.Accounts {
 		i, err := s.accountIndex(ctx, d.Platform, a)
@@ -79,8 +95,8 @@ func (s *Store) Deliver(ctx context.Context, d Delivery, fn func(ctx context.Con
 		// Rows SealAccountIndex has not reached yet still name the account.
 		idx = append(idx, i, a)
 	}
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		first, rows, err := recordDelivery(ctx, tx, d.Platform, d.Keys, idx, s.clock())
+	run := func(ctx context.Context, db bun.IDB, keys []string) error {
+		first, rows, err := recordDelivery(ctx, db, d.Platform, keys, idx, s.clock())
 		if err != nil {
 			return err
 		}
@@ -91,8 +107,15 @@ func (s *Store) Deliver(ctx context.Context, d Delivery, fn func(ctx context.Con
 			}
 			ctx = context.WithValue(ctx, knownAccountsKey{}, known)
 		}
-		return fn(ctx, tx, first)
-	})
+		if keys == nil {
+			first = nil
+		}
+		return fn(ctx, db, first)
+	}
+	if d.Idempotent {
+		return run(ctx, s.db, nil)
+	}
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return run(ctx, tx, d.Keys) })
 }
 
 // knownAccounts are the tenants of a delivery's accounts, looked up by
@@ -115,15 +138,16 @@ const recordDeliverySQL = `WITH added AS (
 	ON CONFLICT DO NOTHING
 	RETURNING swd.key
 )
-SELECT added.key, '' AS account_id, '' AS tenant_id, '' AS connection_id FROM added
+SELECT added.key, '' AS account_id, '' AS tenant_id, '' AS connection_id, NULL::boolean AS live FROM added
 UNION ALL
-SELECT '', sac.account_id, sac.tenant_id, sac.connection_id FROM socialcrm_social_accounts AS sac
+SELECT '', sac.account_id, sac.tenant_id, sac.connection_id, sac.live FROM socialcrm_social_accounts AS sac
 WHERE sac.platform = ? AND sac.account_id = ANY(?::text[])`
 
 // recordDelivery records keys in db and reports which were new, and reads
 // the account index rows whose account_id is one of accounts: on
 // PostgreSQL with one statement (recordDeliverySQL), on SQLite, where a
-// statement costs no round trip, with one per chunk of keys and one more.
+// statement costs no round trip, with one per chunk of keys and one more;
+// without keys, with the one that reads the accounts.
 func recordDelivery(ctx context.Context, db bun.IDB, platform string, keys, accounts []string, now time.Time) ([]bool, []account, error) {
 	first := make([]bool, len(keys))
 	if len(keys) == 0 && len(accounts) == 0 {
@@ -134,7 +158,7 @@ func recordDelivery(ctx context.Context, db bun.IDB, platform string, keys, acco
 	uniq = slices.Compact(uniq)
 	added := make(map[string]bool, len(uniq))
 	var rows []account
-	if db.Dialect().Name() == dialect.PG {
+	if db.Dialect().Name() == dialect.PG && len(keys) > 0 {
 		q, err := db.QueryContext(ctx, recordDeliverySQL, platform, now, textArray(uniq), platform, textArray(accounts))
 		if err != nil {
 			return nil, nil, fmt.Errorf("social: record deliveries: %w", err)
@@ -143,7 +167,7 @@ func recordDelivery(ctx context.Context, db bun.IDB, platform string, keys, acco
 		for q.Next() {
 			var key string
 			var a account
-			if err := q.Scan(&key, &a.AccountID, &a.TenantID, &a.ConnectionID); err != nil {
+			if err := q.Scan(&key, &a.AccountID, &a.TenantID, &a.ConnectionID, &a.Live); err != nil {
 				return nil, nil, fmt.Errorf("social: record deliveries: %w", err)
 			}
 			if key != "" {

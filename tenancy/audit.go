@@ -18,6 +18,7 @@ import (
 	"github.com/uptrace/bun/dialect"
 
 	"github.com/socialcrm/socialcrm/internal/dberr"
+	"github.com/socialcrm/socialcrm/internal/sqldb"
 )
 
 // AuditEntry is one line of a tenant's audit log. Entries form a chain:
@@ -121,11 +122,22 @@ func (a *AuditLog) Append(ctx context.Context, ev AuditEvent) (AuditEntry, error
 	if e.Metadata == nil {
 		e.Metadata = map[string]string{}
 	}
+	// Appends to one tenant's chain queue on the tenant's audit lock
+	// (PostgreSQL; SQLite has one writer at a time), so that contention
+	// only waits: racing for the next sequence number and retrying on
+	// losing could fail a caller whose every attempt lost to another
+	// appender. The retries are left for appenders that take no lock (a
+	// host's own writes, an older SDK beside this one) and for
+	// serialization failures and deadlocks.
 	const attempts = 20
 	var err error
 	for range attempts {
 		err = RunInTx(ctx, a.db, nil, func(ctx context.Context, tx bun.Tx) error {
-			prevSeq, prevHash, err := head(ctx, tx)
+			hctx, err := lockChain(ctx, tx)
+			if err != nil {
+				return err
+			}
+			prevSeq, prevHash, err := head(hctx, tx)
 			if err != nil {
 				return err
 			}
@@ -159,6 +171,32 @@ func (a *AuditLog) Append(ctx context.Context, ev AuditEvent) (AuditEntry, error
 		}
 	}
 	return AuditEntry{}, fmt.Errorf("tenancy: audit append: %w", err)
+}
+
+// lockChain takes, on PostgreSQL, the transaction-level advisory lock of
+// the context tenant's audit chain, held until tx ends. On a handle that
+// folds (socialcrm.OpenDB's) it returns a context under which the next
+// statement carries the lock in its round trip; on any other PostgreSQL
+// handle it takes the lock in a statement of its own. Either way the
+// statement after it reads what the previous holder committed (READ
+// COMMITTED takes a statement's snapshot when it starts).
+func lockChain(ctx context.Context, tx bun.Tx) (context.Context, error) {
+	if tx.Dialect().Name() != dialect.PG {
+		return ctx, nil
+	}
+	tid, err := TenantID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.Sum256([]byte("socialcrm.tenancy.audit\x00" + tid))
+	key := int64(binary.BigEndian.Uint64(h[:8]))
+	if folds(tx) {
+		return sqldb.WithAdvisoryLocks(ctx, []int64{key}), nil
+	}
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", key); err != nil {
+		return nil, fmt.Errorf("tenancy: audit lock: %w", err)
+	}
+	return ctx, nil
 }
 
 // head returns the last sequence number and hash of the tenant's chain,

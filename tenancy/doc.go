@@ -99,7 +99,12 @@
 // # Concurrency
 //
 // Store, AuditLog and Guard are safe for concurrent use. Appends to one
-// tenant's audit log from many goroutines or processes form one chain.
+// tenant's audit log from many goroutines or processes form one chain:
+// they wait for each other (on PostgreSQL a transaction-level advisory
+// lock per tenant, held until the appending transaction ends; SQLite has
+// one writer at a time), so contention delays an append but does not fail
+// it. An append inside a caller's transaction holds that tenant's chain
+// until the transaction ends: keep such transactions short.
 //
 // # Errors
 //

@@ -93,7 +93,7 @@ func run(ctx context.Context, o options) (*report, error) {
 		return nil, err
 	}
 	wh, err := meta.NewWebhook(meta.WebhookConfig{AppSecret: o.Sim.metaCfg.AppSecret, VerifyToken: o.Sim.verifyToken},
-		sdk.Social, in.Handle)
+		sdk.Social, in.Handle, meta.WithIdempotentHandler())
 	if err != nil {
 		return nil, err
 	}

@@ -21,7 +21,7 @@ func (a *app) metaWebhook() (http.Handler, error) {
 	}
 	return meta.NewWebhook(meta.WebhookConfig{AppSecret: a.plat.metaCfg.AppSecret,
 		VerifyToken: vault.NewSecret([]byte(a.plat.metaVerify))},
-		a.sdk.Social, in.Handle, meta.WithLogger(a.log))
+		a.sdk.Social, in.Handle, meta.WithLogger(a.log), meta.WithIdempotentHandler())
 }
 
 func (a *app) listConversations(w http.ResponseWriter, r *http.Request) error {

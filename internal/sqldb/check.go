@@ -39,6 +39,7 @@ type connector struct {
 	base  driver.Connector
 	check atomic.Pointer[Check]
 	trips atomic.Int64 // round trips of PostgreSQL connections (RoundTrips)
+	pings atomic.Int64 // of which pgx's liveness pings before reuse
 	// names are the setting names statements of this handle have carried
 	// (WithSetting), which every statement sets or empties (pg.go).
 	names   atomic.Pointer[[]string]
