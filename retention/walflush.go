@@ -7,8 +7,8 @@ import (
 	"github.com/uptrace/bun/dialect"
 )
 
-// flushLog runs, on SQLite, a TRUNCATE checkpoint once an erasure or a
-// purge has committed: the pages it changed go into the database file
+// flushLog runs, on SQLite, a TRUNCATE checkpoint once an erasure, a
+// purge or a sweep that erased rows has committed: the pages it changed go into the database file
 // (where secure_delete zeroed what it deleted), and the write-ahead log
 // file is cut to nothing. Without it the log keeps, until a later writer
 // happens to overwrite them, the frames written before the erasure — the
