@@ -179,6 +179,15 @@
 // returns), because the zip format needs it whole after the JSON file that
 // the same read of the rows feeds.
 //
+// On SQLite, once an erasure, a tenant purge or a sweep that erased rows
+// has committed, the engine runs a TRUNCATE checkpoint: the pages it
+// changed reach the database file (where secure_delete zeroes what was
+// deleted) and the write-ahead log, which still held the frames that
+// wrote the erased rows, is cut to nothing. When a reader holds an older
+// snapshot the log cannot be cut at that moment; a warning (no personal
+// data) is logged and the next such checkpoint cuts it. A contact merge
+// (crm) deletes the merged-away duplicate without this checkpoint.
+//
 // # Testing
 //
 // Tests run on SQLite and, when SOCIALCRM_TEST_POSTGRES names a server, on

@@ -70,6 +70,11 @@ func (e *Engine) PurgeTenants(ctx context.Context, now time.Time) ([]PurgeResult
 			errs = append(errs, fmt.Errorf("tenant %s: %w", t.ID, err))
 		}
 	}
+	if len(out) > 0 {
+		if err := e.flushLog(ctx); err != nil { // walflush.go
+			errs = append(errs, err)
+		}
+	}
 	return out, errors.Join(errs...)
 }
 

@@ -586,6 +586,9 @@ func (e *Engine) Erase(ctx context.Context, id string) (Receipt, error) {
 		return map[string]string{"erased": fmt.Sprint(erased), "held": fmt.Sprint(held), "kept": fmt.Sprint(kept),
 			"outcome": string(r.Outcome), "searched": searchedKinds(keys)}, nil
 	})
+	if err == nil {
+		err = e.flushLog(ctx) // walflush.go
+	}
 	return rcpt, err
 }
 

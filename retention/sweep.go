@@ -82,6 +82,11 @@ func (e *Engine) Sweep(ctx context.Context, now time.Time) (Report, error) {
 			errs = append(errs, fmt.Errorf("tenant %s: %w", t.ID, err))
 		}
 	}
+	if rep.Erased() > 0 {
+		if err := e.flushLog(ctx); err != nil { // walflush.go
+			errs = append(errs, err)
+		}
+	}
 	return rep, errors.Join(errs...)
 }
 

@@ -1,8 +1,10 @@
 package retention_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -204,4 +206,41 @@ func TestConcurrentSweeps(t *testing.T) {
 
 func isSerialization(err error) bool {
 	return strings.Contains(err.Error(), "40001") || strings.Contains(err.Error(), "40P01")
+}
+
+// TestSweepLeavesNoErasedRowInTheLog: rows a sweep erases leave SQLite's
+// write-ahead log too, not only the database file (where secure_delete
+// zeroes them): without the sweep's TRUNCATE checkpoint the log keeps the
+// frames that wrote them until a later writer happens to overwrite them.
+// SQLite only: PostgreSQL's WAL is the server's, outside what the SDK
+// controls (its backups are covered by crypto-shredding).
+func TestSweepLeavesNoErasedRowInTheLog(t *testing.T) {
+	db := dbtest.SQLite(t, setup)
+	v := newEnv(t, db)
+	_, a := v.tenant(t, "alpha")
+	const canary = "canary-swept-7f3a9c"
+	rs := []response{
+		{ID: "r-old", AccountID: "acct", Body: `{"bio":"` + canary + `"}`, FetchedAt: epoch.AddDate(0, 0, -120)},
+		{ID: "r-new", AccountID: "acct", Body: "{}", FetchedAt: epoch.AddDate(0, 0, -1)},
+	}
+	insert(t, a, db, &rs)
+	traces := func() bool {
+		var all []byte
+		for _, p := range []string{db.Path, db.Path + "-wal"} {
+			b, err := os.ReadFile(p)
+			if err != nil && !os.IsNotExist(err) {
+				require.NoError(t, err)
+			}
+			all = append(all, b...)
+		}
+		return bytes.Contains(all, []byte(canary))
+	}
+	require.True(t, traces(), "the row is in the file or its log before the sweep")
+	rep, err := v.e.Sweep(system(), epoch)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, rep.Erased())
+	require.Equal(t, []string{"r-new"}, ids(t, a, db, "test_responses"))
+	_, err = db.DB.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)") // what SQLite's automatic checkpoint does
+	require.NoError(t, err)
+	require.False(t, traces(), "the swept row is left in the database file or its write-ahead log")
 }

@@ -44,7 +44,12 @@
 //     not beginning with tenant_id; on SQLite the application's handle
 //     owns every table), any statement that names a full-text index
 //     (FullTextIndex) or its shadow tables but the one exact look-up it
-//     allows, text SQLite tokenizes otherwise than the parser
+//     allows, SQLite's dbstat, sqlite_dbpage and sqlite_stat tables (their
+//     samples held other tenants' ids) and a PRAGMA that sets
+//     a value (it outlives the statement on a pooled connection: a
+//     secure_delete turned off left another tenant's erased rows in the
+//     file), VACUUM INTO and ATTACH, text SQLite tokenizes otherwise than
+//     the parser
 //     (nested comments, E-prefixed strings, $a$, [x'] names), and anything that
 //     could change app.* settings, switch row-level security or run SQL it
 //     cannot see (set_config, SET, RESET, DO, function definitions,

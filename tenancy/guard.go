@@ -75,7 +75,16 @@ import (
 //   - it does not name a full-text index (a model embedding
 //     FullTextIndex) or one of its FTS5 shadow tables, nor mention
 //     fts5vocab, anywhere but in the exact look-up x.c IN (SELECT c FROM
-//     index WHERE index = '<exact tokens>') (see FullTextIndex).
+//     index WHERE index = '<exact tokens>') (see FullTextIndex);
+//   - it does not read dbstat, sqlite_dbpage or the sqlite_stat tables
+//     ANALYZE writes (counts, pages and sample index keys of every table,
+//     whoever owns the rows), nor give a PRAGMA a
+//     value or an argument, but for wal_checkpoint, optimize and reads of
+//     a table's schema (table_info, index_list, …): a setting
+//     outlives the statement on the pooled connection the next tenant
+//     gets, and secure_delete off left another tenant's erased rows in the
+//     file; nor is it VACUUM INTO (a copy of every tenant's rows) or
+//     ATTACH (sqlitewalls.go).
 //
 // A statement the parser cannot read — SQLite's INSERT OR REPLACE and
 // REPLACE, a second ON CONFLICT clause, other SQLite-only syntax — is

@@ -207,6 +207,10 @@ func (a *analysis) ftsLookup(x *pg.SubLink) bool {
 func unreadable(query string, owned func(string) bool) *shape {
 	sh := &shape{}
 	bare := unquote(strings.ToLower(stripComments(query)))
+	if err := sqliteRefusal(bare); err != nil { // sqlitewalls.go
+		sh.err = err
+		return sh
+	}
 	for _, w := range []string{"set_config", "app.", "row level security", "policy"} {
 		if strings.Contains(bare, w) {
 			sh.err = fmt.Errorf("%w: a statement the Guard cannot read mentions %q", ErrUnscoped, w)
@@ -417,6 +421,9 @@ func (a *analysis) top(n *pg.Node) {
 			if name == "set_config" {
 				a.sh.setting = true
 			}
+			if pageReader(name) {
+				a.fail("%s reads what every tenant's rows hold (pages or statistics)", name) // sqlitewalls.go
+			}
 			for _, f := range sqlExecutors {
 				if strings.HasPrefix(name, f) {
 					a.fail("%s runs SQL the Guard cannot see", name)
@@ -425,6 +432,9 @@ func (a *analysis) top(n *pg.Node) {
 		case *pg.RangeVar:
 			if strings.EqualFold(x.Relname, "pg_settings") {
 				a.sh.setting = true
+			}
+			if pageReader(x.Relname) {
+				a.fail("%s reads what every tenant's rows hold (pages or statistics)", strings.ToLower(x.Relname)) // sqlitewalls.go
 			}
 		case *pg.InsertStmt, *pg.UpdateStmt, *pg.DeleteStmt:
 			// SQLite's schema table, written with writable_schema, can
