@@ -98,3 +98,50 @@ func TestRowsScanArrays(t *testing.T) {
 		require.Equal(t, []any{&x, &y, (*string)(nil), (*string)(nil)}, got)
 	})
 }
+
+// TestRowsScanIntoMapsKeepBytes: bun scanning rows into maps keeps each
+// bytea value as the driver handed it (a []byte inside an any, which no
+// Scanner copies), so the value the driver hands out must be the caller's
+// own memory: the rows read after it and the statements run after it leave
+// it as it was.
+func TestRowsScanIntoMapsKeepBytes(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		h := db.ReopenOwner(t)
+		h.SetMaxOpenConns(1)
+		ctx := context.Background()
+		typ := "BLOB"
+		if db.Name == "postgres" {
+			typ = "BYTEA"
+		}
+		_, err := h.ExecContext(ctx, "CREATE TABLE rows_map_test (n BIGINT NOT NULL, b "+typ+" NOT NULL)")
+		require.NoError(t, err)
+		want := [][]byte{bytes.Repeat([]byte{7}, 64), bytes.Repeat([]byte{8}, 64), bytes.Repeat([]byte{9}, 64)}
+		for i, b := range want {
+			_, err := h.ExecContext(ctx, "INSERT INTO rows_map_test (n, b) VALUES (?, ?)", i, b)
+			require.NoError(t, err)
+		}
+		ctx = sqldb.WithSetting(ctx, "app.rows_test", "1")
+		var rows []map[string]any
+		require.NoError(t, h.NewSelect().Table("rows_map_test").Column("n", "b").Where("n >= ?", 0).OrderExpr("n").Scan(ctx, &rows))
+		for range 3 { // other statements on the same connection
+			var n int64
+			require.NoError(t, h.QueryRowContext(ctx, "SELECT count(*) FROM rows_map_test WHERE n >= 0").Scan(&n))
+		}
+		one := map[string]any{}
+		require.NoError(t, h.NewSelect().Table("rows_map_test").Column("n", "b").Where("n = ?", 1).Scan(ctx, &one))
+		var b, n any // database/sql's own *any, which copies
+		require.NoError(t, h.QueryRowContext(ctx, "SELECT b, n FROM rows_map_test WHERE n = 2").Scan(&b, &n))
+		for range 3 { // other statements on the same connection
+			var n int64
+			require.NoError(t, h.QueryRowContext(ctx, "SELECT count(*) FROM rows_map_test WHERE n >= 0").Scan(&n))
+			_, err := h.ExecContext(ctx, "UPDATE rows_map_test SET n = n WHERE n = ?", 5)
+			require.NoError(t, err)
+		}
+		require.Equal(t, want[1], one["b"], "a single row's bytes, read into a map")
+		require.Equal(t, want[2], b)
+		require.Len(t, rows, len(want))
+		for i, r := range rows {
+			require.Equal(t, want[i], r["b"], "row %d's bytes, read into a map, after the rows and statements that followed", i)
+		}
+	})
+}
