@@ -9,7 +9,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/migrate"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	imigrations "github.com/socialcrm/socialcrm/internal/migrations"
@@ -28,12 +27,7 @@ import (
 func TestConversationsDayMigrationFillsOldRows(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		ctx := context.Background()
-		before := migrate.NewMigrations()
-		for _, m := range append(coreMigrations(), commerceMigrations()...) {
-			if m.version != "20261123000620" {
-				imigrations.Add(before, m.version, m.comment, m.up)
-			}
-		}
+		before := migrationsWithout("20261123000620")
 		require.NoError(t, imigrations.Run(ctx, db.Owner, tenancy.Migrations(), vault.Migrations(), retention.Migrations(), before))
 		dbtest.GrantApp(t, db)
 		v, err := vault.New(db.DB, testkit.NewKEK(t), vault.WithColumns(SealedColumns()...))
