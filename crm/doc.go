@@ -380,11 +380,27 @@
 // commit against 1.7 KB without them and 0.95 KB for the raw INSERT. The
 // client's work is about 0.18 ms of CPU (validation 26 µs, sealing and
 // hashing 26 µs, phone parsing 20 µs, the rest building, sending and
-// reading the statement). Writing the rows from the statement itself (a
-// data-modifying WITH) instead of the trigger saved 0.015 ms of the 0.15
+// reading the statement). The rows are written by a BEFORE INSERT
+// trigger since migration 20261206080200 (an AFTER trigger queues an
+// event and fetches the row again): measured with pgbench as the
+// application's role at 3,000 contacts, interleaved, the statement's
+// server time went from 0.61 to 0.55 ms (medians, synchronous_commit off,
+// under load), against 0.21 ms for the raw INSERT and 0.26 ms for the
+// statement without a name. Writing the rows from the statement itself (a
+// data-modifying WITH) saved less (0.53 ms against 0.63 in the same run)
 // and was not kept; deleting them through a contact's tokens would spare
-// their second index, but the erasure and export of a person's data find
-// the rows by contact. Until migration 20261123000595 the plan PostgreSQL
+// their second index (0.53 ms), but the erasure and export of a person's
+// data find the rows by contact. A statement whose text held "--", "$" or
+// ";" inside a value was once sent whole, parsed anew in a round trip of
+// its own every time: a blind index holds "--" now and then, and every
+// create of a tenant whose birthday index held one took two round trips
+// (a benchmark run measured 3.65 times the raw INSERT, 2.000 round trips
+// a create; TestContactCreateRoundTrips puts such a value in Source).
+// Under a load average of about 7, three runs alternated with the release
+// before measured 1.62, 1.82 and 2.21 (1.59, 1.84 and 1.95 before): each
+// side's time is mostly the commit's flush and CPU shared with other
+// work, and the name index rows' server time is most of what remains;
+// the ratio of 1.5 is not reached. Until migration 20261123000595 the plan PostgreSQL
 // kept for the prepared statement on a table not yet analyzed looked the
 // duplicates up in the birthday index, filtering every contact of the
 // tenant: the statement's time grew with the tenant (2.6 times the raw
