@@ -200,63 +200,87 @@ func compareKeys(a, b ConversationKey) int {
 }
 
 // ingestSQL is Ingest's statement on PostgreSQL. src holds the batch's
-// conversations (one row each, in key order), m its messages. opened
-// inserts the conversations that have messages — or, when they exist,
-// moves their last message time and watermarks forward — and returns each
-// with the watermarks now in force, from which stored gives each new
-// outbound message its status. marked applies the batch's watermarks to
-// the messages stored before (the statement's snapshot holds none of its
-// own rows), watermarked moves the watermarks of conversations that have
-// no message in the batch. opened and watermarked touch disjoint rows, as
-// stored and marked do: no row is changed twice.
+// conversations (one row each, in key order), m its messages.
+//
+// Every conversation row the statement changes is taken in key order, so
+// that two batches that share conversations wait for each other in one
+// order and never deadlock (TestConversationIngestOppositeOrders): held
+// locks the batch's existing conversations in src's order (ORDER BY
+// under FOR UPDATE locks the rows as they leave the sort) and holds them
+// to the end of the statement's transaction; gate, an aggregate over
+// held, is read before anything else is written, so no row is inserted
+// or changed before every existing one is held. moved then moves the
+// last message time and the watermarks of the held conversations forward
+// (rows it already holds, and only those whose times change); opened
+// inserts the conversations that have messages and did not exist — or,
+// when another batch inserted one meanwhile, moves that one forward.
+// threads gives each of the batch's conversations its id and the
+// watermarks now in force, from which stored gives each new outbound
+// message its status; marked applies the batch's watermarks to the
+// messages stored before (the statement's snapshot holds none of its own
+// rows), whose conversations held holds. No row is changed twice.
 const ingestSQL = `WITH src AS (
 	SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[])
 		WITH ORDINALITY AS s(channel, account_id, thread_index, id, thread_sealed, max_sent, delivered, read, n)
+), held AS (
+	SELECT cv.id, s.n, cv.delivered_until, cv.read_until
+	FROM src AS s JOIN socialcrm_crm_conversations AS cv ON cv.tenant_id = ? AND cv.thread_index = s.thread_index
+		AND cv.channel = s.channel AND cv.account_id = s.account_id
+	ORDER BY s.n
+	FOR UPDATE OF cv
+), gate AS (
+	SELECT count(*) AS n FROM held
+), moved AS (
+	UPDATE socialcrm_crm_conversations AS cv SET
+		last_message_at = GREATEST(cv.last_message_at, s.max_sent),
+		delivered_until = GREATEST(cv.delivered_until, s.delivered),
+		read_until = GREATEST(cv.read_until, s.read)
+	FROM held AS h JOIN src AS s ON s.n = h.n
+	WHERE cv.tenant_id = ? AND cv.id = h.id AND (SELECT g.n FROM gate AS g) >= 0
+		AND (s.max_sent > cv.last_message_at OR s.delivered > cv.delivered_until OR s.read > cv.read_until
+			OR cv.delivered_until IS NULL AND s.delivered IS NOT NULL OR cv.read_until IS NULL AND s.read IS NOT NULL)
+	RETURNING 1
 ), opened AS (
 	INSERT INTO socialcrm_crm_conversations AS cv (tenant_id, id, created_at, updated_at, version, channel, account_id, thread_index,
 		thread_sealed, last_message_at, delivered_until, read_until)
 	SELECT ?, s.id, ?::timestamptz, ?::timestamptz, 1, s.channel, s.account_id, s.thread_index,
 		decode(s.thread_sealed, 'hex'), s.max_sent, s.delivered, s.read
-	FROM src AS s WHERE s.max_sent IS NOT NULL ORDER BY s.n
+	FROM src AS s
+	WHERE s.max_sent IS NOT NULL AND (SELECT g.n FROM gate AS g) >= 0 AND NOT EXISTS (SELECT 1 FROM held AS h WHERE h.n = s.n)
+	ORDER BY s.n
 	ON CONFLICT (tenant_id, channel, account_id, thread_index) DO UPDATE SET
 		last_message_at = GREATEST(cv.last_message_at, EXCLUDED.last_message_at),
 		delivered_until = GREATEST(cv.delivered_until, EXCLUDED.delivered_until),
 		read_until = GREATEST(cv.read_until, EXCLUDED.read_until)
 	RETURNING cv.id, cv.channel, cv.account_id, cv.thread_index, cv.delivered_until, cv.read_until
+), threads AS (
+	SELECT h.n, h.id, GREATEST(h.delivered_until, s.delivered) AS delivered_until, GREATEST(h.read_until, s.read) AS read_until
+	FROM held AS h JOIN src AS s ON s.n = h.n
+	UNION ALL
+	SELECT s.n, o.id, o.delivered_until, o.read_until
+	FROM opened AS o JOIN src AS s ON s.channel = o.channel AND s.account_id = o.account_id AND s.thread_index = o.thread_index
 ), stored AS (
 	INSERT INTO socialcrm_crm_messages AS msg (tenant_id, id, created_at, updated_at, version, conversation_id, direction,
 		external_id, sent_at, status, text_sealed, attachments_sealed)
-	SELECT ?, m.id, ?::timestamptz, ?::timestamptz, 1, o.id, m.direction, m.external_id, m.sent_at,
+	SELECT ?, m.id, ?::timestamptz, ?::timestamptz, 1, t.id, m.direction, m.external_id, m.sent_at,
 		CASE WHEN m.direction <> 'out' OR m.status = 'failed' THEN m.status
-			WHEN m.sent_at <= o.read_until THEN 'read'
-			WHEN m.status <> 'read' AND m.sent_at <= o.delivered_until THEN 'delivered'
+			WHEN m.sent_at <= t.read_until THEN 'read'
+			WHEN m.status <> 'read' AND m.sent_at <= t.delivered_until THEN 'delivered'
 			ELSE m.status END,
 		decode(m.text_sealed, 'hex'), decode(m.attachments_sealed, 'hex')
 	FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::text[], ?::text[], ?::text[])
 		AS m(thread, id, direction, external_id, sent_at, status, text_sealed, attachments_sealed)
-	JOIN src AS s ON s.n = m.thread
-	JOIN opened AS o ON o.channel = s.channel AND o.account_id = s.account_id AND o.thread_index = s.thread_index
+	JOIN threads AS t ON t.n = m.thread
 	ON CONFLICT (tenant_id, conversation_id, external_id) DO NOTHING
 	RETURNING 1
 ), marked AS (
 	UPDATE socialcrm_crm_messages AS msg SET
-		status = CASE WHEN msg.sent_at <= w.read AND msg.status IN ('pending', 'sent', 'delivered') THEN 'read' ELSE 'delivered' END,
+		status = CASE WHEN msg.sent_at <= s.read AND msg.status IN ('pending', 'sent', 'delivered') THEN 'read' ELSE 'delivered' END,
 		version = msg.version + 1, updated_at = ?::timestamptz
-	FROM (SELECT (SELECT c.id FROM socialcrm_crm_conversations AS c WHERE c.tenant_id = ?
-			AND c.channel = s.channel AND c.account_id = s.account_id AND c.thread_index = s.thread_index) AS id, s.delivered, s.read
-		FROM src AS s WHERE s.delivered IS NOT NULL OR s.read IS NOT NULL) AS w
-	WHERE msg.tenant_id = ? AND msg.conversation_id = w.id AND msg.direction = 'out'
-		AND (msg.sent_at <= w.read AND msg.status IN ('pending', 'sent', 'delivered')
-			OR msg.sent_at <= w.delivered AND msg.status IN ('pending', 'sent'))
-	RETURNING 1
-), watermarked AS (
-	UPDATE socialcrm_crm_conversations AS cv SET
-		delivered_until = GREATEST(cv.delivered_until, s.delivered), read_until = GREATEST(cv.read_until, s.read)
-	FROM src AS s
-	WHERE cv.tenant_id = ? AND s.max_sent IS NULL
-		AND cv.channel = s.channel AND cv.account_id = s.account_id AND cv.thread_index = s.thread_index
-		AND (s.delivered > cv.delivered_until OR s.read > cv.read_until
-			OR cv.delivered_until IS NULL AND s.delivered IS NOT NULL OR cv.read_until IS NULL AND s.read IS NOT NULL)
+	FROM held AS h JOIN src AS s ON s.n = h.n
+	WHERE msg.tenant_id = ? AND msg.conversation_id = h.id AND msg.direction = 'out' AND (SELECT g.n FROM gate AS g) >= 0
+		AND (msg.sent_at <= s.read AND msg.status IN ('pending', 'sent', 'delivered')
+			OR msg.sent_at <= s.delivered AND msg.status IN ('pending', 'sent'))
 	RETURNING 1
 )
 SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM marked)`
@@ -307,11 +331,12 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, ths []*bat
 	}
 	args := []any{
 		channel.String(), account.String(), index.String(), id.String(), sealed.String(), maxSent.String(), delivered.String(), read.String(),
-		tid, now, now,
-		tid, now, now,
+		tid, // held
+		tid, // moved
+		tid, now, now, // opened
+		tid, now, now, // stored
 		mThread.String(), mID.String(), mDirection.String(), mExternal.String(), mSent.String(), mStatus.String(), mText.String(), mAttachments.String(),
-		now, tid, tid,
-		tid,
+		now, tid, // marked
 	}
 	err = r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
 		return db.NewRaw(ingestSQL, args...).Scan(ctx, &stored, &marked)
