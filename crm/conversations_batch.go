@@ -331,8 +331,8 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, ths []*bat
 	}
 	args := []any{
 		channel.String(), account.String(), index.String(), id.String(), sealed.String(), maxSent.String(), delivered.String(), read.String(),
-		tid, // held
-		tid, // moved
+		tid,           // held
+		tid,           // moved
 		tid, now, now, // opened
 		tid, now, now, // stored
 		mThread.String(), mID.String(), mDirection.String(), mExternal.String(), mSent.String(), mStatus.String(), mText.String(), mAttachments.String(),
