@@ -277,7 +277,7 @@ const ingestSQL = `WITH src AS (
 	UPDATE socialcrm_crm_messages AS msg SET
 		status = CASE WHEN msg.sent_at <= s.read AND msg.status IN ('pending', 'sent', 'delivered') THEN 'read' ELSE 'delivered' END,
 		version = msg.version + 1, updated_at = ?::timestamptz
-	FROM held AS h JOIN src AS s ON s.n = h.n
+	FROM held AS h JOIN src AS s ON s.n = h.n AND (s.delivered IS NOT NULL OR s.read IS NOT NULL)
 	WHERE msg.tenant_id = ? AND msg.conversation_id = h.id AND msg.direction = 'out' AND (SELECT g.n FROM gate AS g) >= 0
 		AND (msg.sent_at <= s.read AND msg.status IN ('pending', 'sent', 'delivered')
 			OR msg.sent_at <= s.delivered AND msg.status IN ('pending', 'sent'))
