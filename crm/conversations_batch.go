@@ -11,6 +11,7 @@ import (
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
+	"github.com/uptrace/bun/schema"
 
 	"github.com/socialcrm/socialcrm/tenancy"
 )
@@ -32,6 +33,14 @@ type Watermarks struct {
 type Batch struct {
 	Messages   []NewMessage
 	Watermarks []Watermarks
+	// Require, when set, is a condition (an SQL boolean expression, such
+	// as social.Store.Routed builds) that must hold for anything of the
+	// batch to be stored: it is evaluated in the statement that stores
+	// the batch on PostgreSQL, in its transaction on SQLite, and when it
+	// does not hold nothing is stored and BatchResult.Unmet is set. It
+	// lets the caller check what it decided the batch on (which tenant
+	// the events belong to) in the round trip of the write.
+	Require schema.QueryAppender
 }
 
 // BatchResult is what Ingest did with a Batch.
@@ -51,6 +60,8 @@ type BatchResult struct {
 	// status the batch's watermarks moved forward. A message of the batch
 	// itself gets its status as it is stored and is not counted.
 	Marked int64
+	// Unmet reports that Batch.Require did not hold: nothing was stored.
+	Unmet bool
 }
 
 // Ingest stores a batch of messages and watermarks as Record,
@@ -153,15 +164,21 @@ func (r *Conversations) Ingest(ctx context.Context, b Batch) (BatchResult, error
 		}
 		rows = append(rows, batchMessage{Message: m, th: p.th})
 	}
+	require := b.Require
+	if require == nil {
+		require = bun.Safe("TRUE")
+	}
 	var err error
+	met := false
 	if r.s.db.Dialect().Name() == dialect.PG {
-		res.Stored, res.Marked, err = r.ingestOne(ctx, now, list, rows)
+		res.Stored, res.Marked, met, err = r.ingestOne(ctx, now, require, list, rows)
 	} else {
-		res.Stored, res.Marked, err = r.ingestTx(ctx, now, list, rows)
+		res.Stored, res.Marked, met, err = r.ingestTx(ctx, now, require, list, rows)
 	}
 	if err != nil {
 		return BatchResult{}, err
 	}
+	res.Unmet = !met
 	return res, nil
 }
 
@@ -199,7 +216,8 @@ func compareKeys(a, b ConversationKey) int {
 	return strings.Compare(a.ThreadID, b.ThreadID)
 }
 
-// ingestSQL is Ingest's statement on PostgreSQL. src holds the batch's
+// ingestSQL is Ingest's statement on PostgreSQL. req is Batch.Require
+// (TRUE without one): src, empty when it does not hold, holds the batch's
 // conversations (one row each, in key order), m its messages.
 //
 // Every conversation row the statement changes is taken in key order, so
@@ -219,9 +237,12 @@ func compareKeys(a, b ConversationKey) int {
 // message its status; marked applies the batch's watermarks to the
 // messages stored before (the statement's snapshot holds none of its own
 // rows), whose conversations held holds. No row is changed twice.
-const ingestSQL = `WITH src AS (
+const ingestSQL = `WITH req AS (
+	SELECT ? AS ok
+), src AS (
 	SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[])
 		WITH ORDINALITY AS s(channel, account_id, thread_index, id, thread_sealed, max_sent, delivered, read, n)
+	WHERE (SELECT r.ok FROM req AS r)
 ), held AS (
 	SELECT cv.id, s.n, cv.delivered_until, cv.read_until
 	FROM src AS s JOIN socialcrm_crm_conversations AS cv ON cv.tenant_id = ? AND cv.thread_index = s.thread_index
@@ -283,13 +304,13 @@ const ingestSQL = `WITH src AS (
 			OR msg.sent_at <= s.delivered AND msg.status IN ('pending', 'sent'))
 	RETURNING 1
 )
-SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM marked)`
+SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM marked), (SELECT r.ok FROM req AS r)`
 
 // ingestOne is Ingest on PostgreSQL: ingestSQL, one statement.
-func (r *Conversations) ingestOne(ctx context.Context, now time.Time, ths []*batchThread, ms []batchMessage) (stored, marked int64, err error) {
+func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require schema.QueryAppender, ths []*batchThread, ms []batchMessage) (stored, marked int64, met bool, err error) {
 	tid, err := tenancy.TenantID(ctx)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, false, err
 	}
 	var channel, account, index, id, sealed, maxSent, delivered, read pgArray
 	for _, th := range ths {
@@ -308,7 +329,7 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, ths []*bat
 		c := Conversation{Channel: th.key.Channel, AccountID: th.key.AccountID, ThreadID: th.key.ThreadID}
 		c.stamp(now)
 		if err := r.s.sealFields(ctx, kindConversation, c.ID, c.sealedFields()); err != nil {
-			return 0, 0, err
+			return 0, 0, false, err
 		}
 		id.text(c.ID)
 		sealed.bytes(c.ThreadSealed.Bytes())
@@ -330,6 +351,7 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, ths []*bat
 		mAttachments.bytes(m.AttachmentsSealed.Bytes())
 	}
 	args := []any{
+		require,
 		channel.String(), account.String(), index.String(), id.String(), sealed.String(), maxSent.String(), delivered.String(), read.String(),
 		tid,           // held
 		tid,           // moved
@@ -339,22 +361,28 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, ths []*bat
 		now, tid, // marked
 	}
 	err = r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
-		return db.NewRaw(ingestSQL, args...).Scan(ctx, &stored, &marked)
+		return db.NewRaw(ingestSQL, args...).Scan(ctx, &stored, &marked, &met)
 	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("crm: ingest messages: %w", err)
+		return 0, 0, false, fmt.Errorf("crm: ingest messages: %w", err)
 	}
-	return stored, marked, nil
+	return stored, marked, met, nil
 }
 
 // ingestTx is Ingest on SQLite: a few statements in one transaction.
-func (r *Conversations) ingestTx(ctx context.Context, now time.Time, ths []*batchThread, ms []batchMessage) (stored, marked int64, err error) {
+func (r *Conversations) ingestTx(ctx context.Context, now time.Time, require schema.QueryAppender, ths []*batchThread, ms []batchMessage) (stored, marked int64, met bool, err error) {
 	keys := make([]ConversationKey, len(ths))
 	for i, th := range ths {
 		keys[i] = th.key
 	}
 	err = r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		stored, marked = 0, 0
+		if err := tx.NewRaw("SELECT ?", require).Scan(ctx, &met); err != nil {
+			return fmt.Errorf("crm: ingest messages: %w", err)
+		}
+		if !met {
+			return nil
+		}
 		convs, err := r.findAll(ctx, tx, keys)
 		if err != nil {
 			return err
@@ -443,7 +471,7 @@ func (r *Conversations) ingestTx(ctx context.Context, now time.Time, ths []*batc
 		}
 		return nil
 	})
-	return stored, marked, err
+	return stored, marked, met, err
 }
 
 // markMessages applies the watermarks of ths to the outbound messages of

@@ -249,7 +249,10 @@ func (w *Webhook) Process(ctx context.Context, p *Payload) error {
 				d.Keys = append(d.Keys, en.Events[j].DedupeKey())
 			}
 		}
-		if en.PageID != "" && len(en.Events) > 0 && !slices.Contains(d.Accounts, en.PageID) {
+		// The delivery's Pages are looked up with its records, in the
+		// same statement; without records the handler routes them (one
+		// that keeps routes, as inbox.Inbox does, needs no look-up).
+		if !w.idempotent && en.PageID != "" && len(en.Events) > 0 && !slices.Contains(d.Accounts, en.PageID) {
 			d.Accounts = append(d.Accounts, en.PageID)
 		}
 	}
