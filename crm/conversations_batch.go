@@ -85,8 +85,15 @@ type BatchResult struct {
 // rows travel as arrays, so the statement's text, prepared once per
 // connection, does not change with them. It runs in one round trip with
 // the tenant setting, as an implicit transaction of its own — or in the
-// caller's transaction with Using. On SQLite, where a statement costs no
-// round trip, it is a few statements in one transaction.
+// caller's transaction with Using. It takes the batch's existing
+// conversations in key order before it writes anything, so concurrent
+// batches that share conversations never deadlock on them. On SQLite,
+// where a statement costs no round trip, it is a few statements in one
+// transaction.
+//
+// With b.Require set, nothing of the batch is stored unless the condition
+// holds, checked in that statement (on SQLite, in that transaction); the
+// result's Unmet says it did not.
 func (r *Conversations) Ingest(ctx context.Context, b Batch) (BatchResult, error) {
 	res := BatchResult{Rejected: make([]error, len(b.Messages)), RejectedWatermarks: make([]error, len(b.Watermarks))}
 	threads := map[ConversationKey]*batchThread{}

@@ -90,7 +90,15 @@
 // PostgreSQL as one statement whatever the batch's size: its rows travel
 // as arrays, so the statement is prepared once per connection and tenant,
 // and it runs in one round trip (carrying the tenant setting when the
-// connection does not hold it already).
+// connection does not hold it already). It locks the batch's existing
+// conversations in key order before it changes or inserts anything, so
+// batches that share conversations — webhook deliveries reaching several
+// replicas — wait for one another and never deadlock (watermark-only
+// updates used to come after the messages' upserts, and two deliveries
+// with the messages of one half of a Page's people and the watermarks of
+// the other deadlocked within a few rounds). Batch.Require lets a caller
+// make the whole batch depend on a condition checked in that statement
+// (inbox checks its kept routes so).
 //
 // Each message moves its conversation's last message time, so a webhook
 // delivery updates a row per conversation it brings a message to. On
