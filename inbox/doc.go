@@ -100,7 +100,7 @@
 // updated — about as many row writes again as the messages' own. Replayed
 // alone through raw pgx, alternating with the raw handler on the same
 // deliveries, the statement took 10 to 13 ms (medians of 97 deliveries)
-// where the whole raw handler — verify, decode, insert — took 7 to 7.2 ms;
+// where the whole raw handler — verify, decode, insert — took 6.8 to 7.2 ms;
 // the SDK's Go side (decode into typed events, validate, seal, blind
 // indexes, bun and the driver writing a 25 KB statement) adds about 3 ms
 // of CPU per delivery on a busy host. A conversation update is heap-only
@@ -117,7 +117,7 @@
 // trip the routes save is within the runs' spread, and so is what the
 // lock in key order costs (a lock and an update per conversation, where
 // the upsert took its lock itself). The aim, 1.5, is not reached: the
-// conversations' updates alone put the statement at 1.4 to 1.9 times the
+// conversations' updates alone put the statement at 1.4 to 2 times the
 // whole raw handler.
 //
 // # Concurrency
