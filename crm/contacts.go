@@ -541,6 +541,11 @@ func (r *Contacts) insertChecked(ctx context.Context, db bun.IDB, c *Contact, ch
 	if len(conds) > 0 {
 		q += " WHERE " + strings.Join(conds, " AND ")
 	}
+	if !pg {
+		// Every literal of the statement is a value: run it prepared once
+		// per connection (internal/sqldb).
+		ctx = sqldb.PreparedLiterals(ctx)
+	}
 	res, err := db.NewRaw(q, args...).Exec(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("crm: create contact: %w", err)
