@@ -373,19 +373,27 @@
 // contact with tags still takes a transaction).
 // Measured by scripts/bench against a raw bun INSERT of the same columns
 // unsealed into a table with like indexes, on a two-core machine loaded by
-// other work, SQLite's create takes about 2.6 times as long
-// (BenchmarkCRMInterleavedCreate, median ratio of 3 runs 2.63; the b-tree
-// name index measured 4.43 in runs alternated with those) — still short
-// of 1.5 times. SQLite writes every page a commit touched to its log, two
-// writes each: at 2,000 contacts a create writes about 16 pages against
-// the baseline's 9 (25 with the b-tree name index) — the FTS5 name index
-// about 4 (a segment, its structure record, its entry in the segment
-// index), the contacts table (larger rows: sealed values, blind indexes)
-// and its primary key, and the indexes by stage, update time, e-mail,
-// phone and birthday, one or more each. The rest is sealing, hashing 17
-// blind indexes, the phone's parsing, validation, the Guard's check and
-// SQLite's compiling of the statement (its text holds the values, so it
-// is compiled every time). On PostgreSQL, against one raw pgx INSERT, create
+// other work, SQLite's create takes about 2.3 times as long
+// (BenchmarkCRMInterleavedCreate, median ratio of 6 runs 2.27, against
+// 2.62 in runs alternated with those when the statement was compiled for
+// every create; the b-tree name index measured 4.43) — still short of 1.5
+// times. The statement runs prepared once per connection, its values
+// bound (internal/sqldb), after the Guard has checked its text. SQLite
+// writes every page a commit touched to its log, two writes each: at
+// 2,000 contacts a create writes about 16 pages against the baseline's 9
+// (25 with the b-tree name index) — the FTS5 name index about 4 (a
+// segment, its structure record, its entry in the segment index), the
+// contacts table (larger rows: sealed values, blind indexes) and its
+// primary key, and the indexes by stage, update time, e-mail, phone and
+// birthday, one or more each. Measured apart, each against the raw
+// insert (medians of alternated runs): Create's statement alone, run as
+// text, 1.73 times, 1.37 prepared; without its name index 1.23 as text
+// (the FTS5 index's work at each commit, which no automerge, crisismerge
+// or page-size setting changed, is about half a raw insert); without the
+// duplicate checks 1.58. The work before the statement — hashing the 17
+// blind indexes (Tink allocates an HMAC for each), parsing the phone
+// number, sealing and validating — adds about half a raw insert more.
+// On PostgreSQL, against one raw pgx INSERT, create
 // measured 1.72–2.11 times under a load average of 8–16 (median 1.9 of
 // six runs; 1.02–2.75, median 2.3, for the release before; three runs of
 // each alternated), short of 1.5: the name index rows are most of the gap.

@@ -77,22 +77,7 @@ func params(query string) (out string, args []any, ok bool) {
 			// dollar quoting, several statements, a comment.
 			return "", nil, false
 		case c == '\'':
-			j := i + 1
-			doubled := false // the literal holds a quote, written twice
-			closed := false
-			for j < len(query) {
-				if query[j] == '\'' {
-					if j+1 < len(query) && query[j+1] == '\'' {
-						doubled = true
-						j += 2
-						continue
-					}
-					closed = true
-					j++
-					break
-				}
-				j++
-			}
+			j, doubled, closed := quoted(query, i)
 			if !closed {
 				return "", nil, false
 			}
@@ -166,6 +151,25 @@ func params(query string) (out string, args []any, ok bool) {
 	}
 	b.WriteString(query[last:])
 	return b.String(), args, true
+}
+
+// quoted reads the string literal that opens at query[i]: it ends at
+// query[end-1]; doubled says it holds a quote written twice, closed that
+// it ends at all.
+func quoted(query string, i int) (end int, doubled, closed bool) {
+	j := i + 1
+	for j < len(query) {
+		if query[j] == '\'' {
+			if j+1 < len(query) && query[j+1] == '\'' {
+				doubled = true
+				j += 2
+				continue
+			}
+			return j + 1, doubled, true
+		}
+		j++
+	}
+	return j, doubled, false
 }
 
 func isWord(c byte) bool {
