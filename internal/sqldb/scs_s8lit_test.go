@@ -1,0 +1,66 @@
+package sqldb
+
+import (
+	"context"
+	"net/url"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// bun writes a string as '…' with only its quotes doubled, and params and
+// the Guard read it so: both assume standard_conforming_strings is on. A
+// database (or role, or DSN) whose default turns it off makes the server
+// read a backslash before a quote as an escape, so that a value ending in
+// a backslash runs on into the next literal and the next value executes
+// as SQL. The connection keeps it on whatever the defaults say.
+func TestStandardConformingStringsStayOn(t *testing.T) {
+	dsn := os.Getenv("SOCIALCRM_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("SOCIALCRM_TEST_POSTGRES not set")
+	}
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	var exists bool
+	if err := admin.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 's8lit_scs_off')`).Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if !exists {
+		if _, err := admin.Exec(ctx, `CREATE DATABASE s8lit_scs_off`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := admin.Exec(ctx, `ALTER DATABASE s8lit_scs_off SET standard_conforming_strings = off`); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/s8lit_scs_off"
+	withParam := *u
+	q := withParam.Query()
+	q.Set("standard_conforming_strings", "off")
+	withParam.RawQuery = q.Encode()
+	for _, dsn := range []string{u.String(), withParam.String()} {
+		db, err := Postgres(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := `\`, ` UNION ALL SELECT current_user --`
+		var got []string
+		err = db.NewRaw("SELECT ? AS v UNION ALL SELECT ?", a, b).Scan(ctx, &got)
+		db.Close()
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		if len(got) != 2 || got[0] != a || got[1] != b {
+			t.Errorf("selected %q, want %q, %q: the server read the literals otherwise than they were written", got, a, b)
+		}
+	}
+}
