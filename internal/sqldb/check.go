@@ -112,7 +112,15 @@ var (
 	_ driver.NamedValueChecker  = (*conn)(nil)
 )
 
+// ErrNonConformingStrings is returned for a statement on a PostgreSQL
+// session with standard_conforming_strings off, which reads the literals
+// bun writes otherwise than the Guard checked them.
+var ErrNonConformingStrings = errors.New("sqldb: standard_conforming_strings is off")
+
 func (c *conn) checkQuery(ctx context.Context, query string) error {
+	if c.pgx != nil && c.pgx.PgConn().ParameterStatus("standard_conforming_strings") != "on" {
+		return ErrNonConformingStrings
+	}
 	if f := c.c.check.Load(); f != nil {
 		return (*f)(ctx, query)
 	}
@@ -218,6 +226,9 @@ func (c *conn) ResetSession(ctx context.Context) error {
 }
 
 func (c *conn) IsValid() bool {
+	if c.pgx != nil && c.pgx.PgConn().ParameterStatus("standard_conforming_strings") != "on" {
+		return false // checkQuery refuses every statement: not back to the pool
+	}
 	if v, ok := c.base.(driver.Validator); ok {
 		return v.IsValid()
 	}

@@ -50,6 +50,13 @@ func PostgresConnector(dsn string) (driver.Connector, error) {
 		return nil, fmt.Errorf("sqldb: postgres dsn: %s is session or transaction", settingsParam)
 	}
 	delete(cfg.RuntimeParams, settingsParam)
+	// bun writes strings for standard_conforming_strings on, and the Guard
+	// and params read them so; with it off (a database's or role's
+	// default, the DSN) the server reads a backslash before a quote as an
+	// escape and a value can end a literal early. A startup parameter
+	// overrides those defaults; checkQuery refuses a session turned off
+	// later.
+	cfg.RuntimeParams["standard_conforming_strings"] = "on"
 	dial := cfg.DialFunc
 	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		nc, err := dial(ctx, network, addr)

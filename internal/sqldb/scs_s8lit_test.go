@@ -2,6 +2,7 @@ package sqldb
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"os"
 	"testing"
@@ -63,4 +64,43 @@ func TestStandardConformingStringsStayOn(t *testing.T) {
 			t.Errorf("selected %q, want %q, %q: the server read the literals otherwise than they were written", got, a, b)
 		}
 	}
+}
+
+// A session turned off after it opened runs no further statement.
+func TestStandardConformingStringsOffRefused(t *testing.T) {
+	dsn := os.Getenv("SOCIALCRM_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("SOCIALCRM_TEST_POSTGRES not set")
+	}
+	ctx := context.Background()
+	db, err := Postgres(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cn.Close()
+	_, _ = cn.ExecContext(ctx, "SET standard_conforming_strings = off")
+	var got string
+	err = cn.QueryRowContext(ctx, `SELECT '\' AS v UNION ALL SELECT ' UNION ALL SELECT current_user --'`).Scan(&got)
+	if !errors.Is(err, ErrNonConformingStrings) {
+		t.Fatalf("got %q, %v, want ErrNonConformingStrings", got, err)
+	}
+	withConn2 := func() {
+		c2, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c2.Close()
+		var v string
+		if err := c2.QueryRowContext(ctx, `SELECT '\'`).Scan(&v); err != nil || v != `\` {
+			t.Errorf("after the session was returned: %q, %v, want a conforming session", v, err)
+		}
+	}
+	cn.Close() // the pool drops the session instead of handing it out again
+	db.SetMaxOpenConns(1)
+	withConn2()
 }
