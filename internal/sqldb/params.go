@@ -146,12 +146,17 @@ func params(query string) (out string, args []any, ok bool) {
 			prev, i = string(c), i+1
 		}
 	}
-	if n == 0 {
+	if n == 0 || n > maxParams {
 		return "", nil, false
 	}
 	b.WriteString(query[last:])
 	return b.String(), args, true
 }
+
+// maxParams is the most parameters the extended protocol carries (a
+// 16-bit count): a statement with more literals, an IN list of 70000 ids,
+// runs as written, as it ran before params.
+const maxParams = 65535
 
 // quoted reads the string literal that opens at query[i]: it ends at
 // query[end-1]; doubled says it holds a quote written twice, closed that
