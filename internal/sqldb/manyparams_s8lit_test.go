@@ -3,6 +3,8 @@ package sqldb
 import (
 	"context"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/uptrace/bun"
@@ -31,5 +33,32 @@ func TestParamsBeyondTheProtocolLimit(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("found %d, want 1", n)
+	}
+}
+
+// SQLite binds at most 32766 parameters (SQLITE_MAX_VARIABLE_NUMBER): a
+// statement marked PreparedLiterals with more literals runs as written.
+func TestPreparedLiteralsBeyondTheVariableLimit(t *testing.T) {
+	db, err := SQLite(filepath.Join(t.TempDir(), "p.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE p (a TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	var q strings.Builder
+	q.WriteString(`INSERT INTO p (a) SELECT 'id7' WHERE 'id7' IN ('id0'`)
+	for i := 1; i < 40000; i++ {
+		q.WriteString(`, 'id` + itoa(i) + `'`)
+	}
+	q.WriteString(`)`)
+	if _, err := db.ExecContext(PreparedLiterals(ctx), q.String()); err != nil {
+		t.Fatalf("IN list of 40000 literals: %v", err)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM p`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("stored %d rows (%v), want 1", n, err)
 	}
 }
