@@ -48,7 +48,13 @@
 //     samples held other tenants' ids) and a PRAGMA that sets
 //     a value (it outlives the statement on a pooled connection: a
 //     secure_delete turned off left another tenant's erased rows in the
-//     file), VACUUM INTO and ATTACH, text SQLite tokenizes otherwise than
+//     file), VACUUM INTO and ATTACH, PostgreSQL's statistics (pg_stat_*,
+//     pg_stats, the size functions, pg_class.reltuples: they count every
+//     tenant's rows, and pg_stat_activity shows other tenants'
+//     statements) and EXPLAIN ANALYZE, a SET without LOCAL, ALTER
+//     ROLE/DATABASE/SYSTEM and session-level advisory locks (each
+//     outlives the statement, on the pooled connection or on the role
+//     every tenant shares), text SQLite tokenizes otherwise than
 //     the parser
 //     (nested comments, E-prefixed strings, $a$, [x'] names), and anything that
 //     could change app.* settings, switch row-level security or run SQL it

@@ -84,7 +84,16 @@ import (
 //     outlives the statement on the pooled connection the next tenant
 //     gets, and secure_delete off left another tenant's erased rows in the
 //     file; nor is it VACUUM INTO (a copy of every tenant's rows) or
-//     ATTACH (sqlitewalls.go).
+//     ATTACH (sqlitewalls.go);
+//   - it does not read PostgreSQL's statistics, which count every tenant's
+//     rows together (pg_stat_*, pg_statio_*, pg_stats and pg_stat_activity,
+//     the pg_stat_get_* and size functions, pg_class's reltuples and
+//     relpages or a whole pg_class row), nor run EXPLAIN ANALYZE ("Rows
+//     Removed by Filter" counted the other tenants' rows; EXPLAIN runs),
+//     and it leaves nothing on the connection or the role for the next
+//     tenant: no SET without LOCAL (SET TRANSACTION and RESET run), no
+//     ALTER ROLE, ALTER DATABASE or ALTER SYSTEM, no session-level
+//     advisory lock (pg_advisory_xact_lock runs) (pgwalls.go).
 //
 // A statement the parser cannot read — SQLite's INSERT OR REPLACE and
 // REPLACE, a second ON CONFLICT clause, other SQLite-only syntax — is

@@ -403,21 +403,28 @@ func walk(m protoreflect.Message, fn func(proto.Message) bool) {
 // cannot see into.
 var sqlExecutors = []string{"query_to_xml", "cursor_to_xml", "table_to_xml", "schema_to_xml", "database_to_xml", "dblink", "pg_read_file", "lo_import", "lo_export"}
 
+// funcName returns the name of the function f calls, without its schema,
+// in lower case.
+func funcName(f *pg.FuncCall) string {
+	if len(f.Funcname) == 0 {
+		return ""
+	}
+	return strings.ToLower(f.Funcname[len(f.Funcname)-1].GetString_().GetSval())
+}
+
 // top checks one statement of the text.
 func (a *analysis) top(n *pg.Node) {
 	m := inner(n)
 	if m == nil {
 		return
 	}
+	a.pgWalls(m) // pgwalls.go
 	// Whatever the statement, no function may set settings or run SQL
 	// text, and the settings view may not be written.
 	walk(m.ProtoReflect(), func(x proto.Message) bool {
 		switch x := x.(type) {
 		case *pg.FuncCall:
-			name := ""
-			if len(x.Funcname) > 0 {
-				name = strings.ToLower(x.Funcname[len(x.Funcname)-1].GetString_().GetSval())
-			}
+			name := funcName(x)
 			if name == "set_config" {
 				a.sh.setting = true
 			}
