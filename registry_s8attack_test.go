@@ -23,7 +23,8 @@ import (
 // A with a purge date in the past — the next scheduled PurgeTenants
 // erased all of A's data and destroyed A's key — and deleted A from the
 // key list, so that a KEK rotation skipped A and retiring the old version
-// would have left A's data unreadable for good. Under a tenant's
+// would have left A's data unreadable for good; B could also delete the
+// vault's audit key (vault.TableAuditKey), every tenant's. Under a tenant's
 // principal a statement on either table must now be confined to that
 // tenant's own row, as on a tenant-owned table; the system principal (and
 // sign-up, before there is a tenant) still reaches every row.
@@ -70,9 +71,13 @@ func TestTenantCannotReachOtherTenantsInTheRegistries(t *testing.T) {
 				_, err := tx.ExecContext(ctx, "DELETE FROM "+vault.TableKeyTenants+" WHERE tenant_id = ?", aID)
 				return err
 			},
+			"replace the audit key": func(ctx context.Context, tx bun.Tx) error {
+				_, err := tx.ExecContext(ctx, "DELETE FROM "+vault.TableAuditKey)
+				return err
+			},
 			"read the key list": func(ctx context.Context, tx bun.Tx) error {
 				var ids []string
-				return tx.NewRaw("SELECT tenant_id FROM " + vault.TableKeyTenants).Scan(ctx, &ids)
+				return tx.NewRaw("SELECT tenant_id FROM "+vault.TableKeyTenants).Scan(ctx, &ids)
 			},
 		}
 		for name, attack := range attacks {
@@ -93,9 +98,11 @@ func TestTenantCannotReachOtherTenantsInTheRegistries(t *testing.T) {
 		all, err := sdk.Tenants.Tenants(sys, tenancy.TenantFilter{})
 		require.NoError(t, err)
 		require.Len(t, all, 2)
-		var keyed int
+		var keyed, auditKeys int
 		require.NoError(t, db.Admin(t).NewRaw("SELECT count(*) FROM "+vault.TableKeyTenants+" WHERE tenant_id = ?", aID).Scan(context.Background(), &keyed))
 		require.Equal(t, 1, keyed, "A stays in the key list")
+		require.NoError(t, db.Admin(t).NewRaw("SELECT count(*) FROM "+vault.TableAuditKey).Scan(context.Background(), &auditKeys))
+		require.Equal(t, 1, auditKeys, "the audit key stays")
 
 		// B's own row stays B's to read and close.
 		var name string

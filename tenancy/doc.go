@@ -52,9 +52,12 @@
 //     pg_stats, the size functions, pg_class.reltuples: they count every
 //     tenant's rows, and pg_stat_activity shows other tenants'
 //     statements) and EXPLAIN ANALYZE, a SET without LOCAL, ALTER
-//     ROLE/DATABASE/SYSTEM and session-level advisory locks (each
-//     outlives the statement, on the pooled connection or on the role
-//     every tenant shares), text SQLite tokenizes otherwise than
+//     ROLE/DATABASE/SYSTEM and session-level advisory locks under a
+//     tenant's principal (each outlives the statement, on the pooled
+//     connection or on the role every tenant shares), under a tenant's
+//     principal any statement on the tenant registries (the tenants
+//     table, the vault's key list) not confined to that tenant's own row,
+//     text SQLite tokenizes otherwise than
 //     the parser
 //     (nested comments, E-prefixed strings, $a$, [x'] names), and anything that
 //     could change app.* settings, switch row-level security or run SQL it

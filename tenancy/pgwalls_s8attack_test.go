@@ -174,6 +174,18 @@ func TestGuardRefusesSettingsThatOutliveTheStatement(t *testing.T) {
 			// What ends with the transaction still runs.
 			_, err := execAs(db, b, "SET LOCAL statement_timeout = 10000", "SELECT pg_advisory_xact_lock(1)", "SELECT pg_try_advisory_xact_lock(2)")
 			require.NoError(t, err)
+			// The system principal's maintenance takes session locks (a
+			// purge's claim), and releases them.
+			sys, err := tenancy.AsTenant(tenancy.System(ctx, "test"), b)
+			require.NoError(t, err)
+			require.NoError(t, tenancy.RunInTx(sys, db, nil, func(ctx context.Context, tx bun.Tx) error {
+				var got bool
+				if err := tx.NewRaw("SELECT pg_try_advisory_lock(7, 8)").Scan(ctx, &got); err != nil {
+					return err
+				}
+				_, err := tx.ExecContext(ctx, "SELECT pg_advisory_unlock(7, 8)")
+				return err
+			}))
 		}
 	})
 }

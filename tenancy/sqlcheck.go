@@ -24,6 +24,13 @@ type shape struct {
 	ftsQuery []lit
 	setting  bool // can change settings row-level security depends on
 	policy   bool // changes row-level security of a table
+	// sessionLock takes an advisory lock that outlives the transaction:
+	// refused under a tenant's principal (pgwalls.go).
+	sessionLock bool
+	// registry is the shape of the statement with the tenant registries
+	// (registry.go) as its tenant-owned tables, nil when it names none:
+	// what a statement under a tenant's principal must satisfy.
+	registry *shape
 }
 
 // analyze parses query with PostgreSQL's own grammar (libpg_query, run as
@@ -53,10 +60,10 @@ func parse(query string) (*pg.ParseResult, error) {
 	return pgquery.Parse(query)
 }
 
-func analyze(query string, lits []int, cached bool, owned func(string) bool, text func() fullText) *shape {
+func analyze(query string, lits []int, cached bool, owned func(string) bool, text func() fullText, registry func(string) string) *shape {
 	tree, err := parse(query)
 	if err != nil {
-		return unreadable(query, owned)
+		return unreadableWith(query, owned, registry)
 	}
 	sh := &shape{}
 	a := &analysis{owned: owned, sh: sh, ft: text()}
@@ -71,6 +78,15 @@ func analyze(query string, lits []int, cached bool, owned func(string) bool, tex
 	}
 	if len(a.ft.walled) > 0 {
 		a.wall(tree, query, cached)
+	}
+	// The same statement with the registries as the tenant-owned tables,
+	// each keyed by its own column (registry.go).
+	r := &analysis{owned: func(n string) bool { return registry(n) != "" }, key: registry, sh: &shape{}, litAt: a.litAt}
+	for _, raw := range tree.Stmts {
+		r.top(raw.Stmt)
+	}
+	if r.sh.owned {
+		sh.registry = r.sh
 	}
 	return sh
 }
@@ -357,6 +373,19 @@ type analysis struct {
 	// ftsLookups counts the full-text index look-ups ftsLookup allowed.
 	ftsLookups int
 	litAt      map[int32]int // byte offset of a string literal -> its ordinal; nil: not cached
+	// key returns the column that names the tenant in a tenant-owned
+	// table: "" or nil for tenant_id (registries differ, registry.go).
+	key func(table string) string
+}
+
+// keyOf returns the column of table that names its tenant.
+func (a *analysis) keyOf(table string) string {
+	if a.key != nil && table != "" {
+		if k := a.key(table); k != "" {
+			return k
+		}
+	}
+	return "tenant_id"
 }
 
 func (a *analysis) fail(format string, args ...any) {
@@ -743,7 +772,7 @@ func conjuncts(n *pg.Node, out []*pg.Node) []*pg.Node {
 // tenantColumn resolves a column reference to tenant_id of a reference in
 // s or an outer level; a bare tenant_id resolves only when s has exactly
 // one reference.
-func tenantColumn(n *pg.Node, s *level) *ref {
+func (a *analysis) tenantColumn(n *pg.Node, s *level) *ref {
 	c := n.GetColumnRef()
 	if c == nil {
 		return nil
@@ -751,12 +780,14 @@ func tenantColumn(n *pg.Node, s *level) *ref {
 	f := c.Fields
 	switch len(f) {
 	case 1:
-		if strings.EqualFold(f[0].GetString_().GetSval(), "tenant_id") && len(s.refs) == 1 {
+		if len(s.refs) == 1 && strings.EqualFold(f[0].GetString_().GetSval(), a.keyOf(s.refs[0].table)) {
 			return s.refs[0]
 		}
 	case 2:
-		if strings.EqualFold(f[1].GetString_().GetSval(), "tenant_id") && f[0].GetString_() != nil {
-			return s.lookup(f[0].GetString_().GetSval())
+		if f[0].GetString_() != nil {
+			if r := s.lookup(f[0].GetString_().GetSval()); r != nil && strings.EqualFold(f[1].GetString_().GetSval(), a.keyOf(r.table)) {
+				return r
+			}
 		}
 	}
 	return nil
@@ -832,7 +863,7 @@ func (a *analysis) constrain(s *level, conds []cond) {
 			op := x.Name[0].GetString_().GetSval()
 			switch {
 			case x.Kind == pg.A_Expr_Kind_AEXPR_OP && op == "=":
-				l, r := tenantColumn(x.Lexpr, s), tenantColumn(x.Rexpr, s)
+				l, r := a.tenantColumn(x.Lexpr, s), a.tenantColumn(x.Rexpr, s)
 				switch {
 				case l != nil && r != nil:
 					eqs = append(eqs, eq{l, r, c}, eq{r, l, c})
@@ -846,14 +877,14 @@ func (a *analysis) constrain(s *level, conds []cond) {
 				if len(items) == 0 {
 					continue
 				}
-				if col := tenantColumn(x.Lexpr, s); col != nil {
+				if col := a.tenantColumn(x.Lexpr, s); col != nil {
 					mark(col, c, items...)
 					continue
 				}
 				// (…, w.tenant_id, …) IN ((…, '<t>', …), …)
 				row := x.Lexpr.GetRowExpr()
 				for i, arg := range row.GetArgs() {
-					col := tenantColumn(arg, s)
+					col := a.tenantColumn(arg, s)
 					if col == nil {
 						continue
 					}
@@ -925,12 +956,12 @@ func (a *analysis) exprs(m any, s *level) {
 func (a *analysis) tenantAssigned(targets []*pg.Node, table string, allowExcluded bool) {
 	for _, t := range targets {
 		rt := t.GetResTarget()
-		if rt == nil || !strings.EqualFold(rt.Name, "tenant_id") {
+		if rt == nil || !strings.EqualFold(rt.Name, a.keyOf(table)) {
 			continue
 		}
 		if allowExcluded {
 			if f := rt.Val.GetColumnRef().GetFields(); len(rt.Indirection) == 0 && len(f) == 2 &&
-				strings.EqualFold(f[0].GetString_().GetSval(), "excluded") && strings.EqualFold(f[1].GetString_().GetSval(), "tenant_id") {
+				strings.EqualFold(f[0].GetString_().GetSval(), "excluded") && strings.EqualFold(f[1].GetString_().GetSval(), a.keyOf(table)) {
 				continue
 			}
 		}
@@ -938,7 +969,7 @@ func (a *analysis) tenantAssigned(targets []*pg.Node, table string, allowExclude
 			a.sh.tenant = append(a.sh.tenant, l)
 			continue
 		}
-		a.fail("a write may not assign tenant_id of %s", table)
+		a.fail("a write may not assign %s of %s", a.keyOf(table), table)
 	}
 }
 
@@ -951,17 +982,18 @@ func (a *analysis) insert(q *pg.InsertStmt, outer *level) {
 	if target.table == "" {
 		a.query(sel, outer)
 	} else {
+		key := a.keyOf(target.table)
 		col := -1
 		for i, c := range q.Cols {
-			if strings.EqualFold(c.GetResTarget().GetName(), "tenant_id") {
+			if strings.EqualFold(c.GetResTarget().GetName(), key) {
 				col = i
 			}
 		}
 		if col < 0 {
-			a.fail("INSERT into %s must name tenant_id", target.table)
+			a.fail("INSERT into %s must name %s", target.table, key)
 		}
 		for i, c := range q.Cols {
-			if i != col && strings.EqualFold(c.GetResTarget().GetName(), "tenant_id") {
+			if i != col && strings.EqualFold(c.GetResTarget().GetName(), key) {
 				// SQLite takes the first of two, the Guard would check the last.
 				a.fail("INSERT into %s names tenant_id more than once", target.table)
 			}
@@ -1002,7 +1034,7 @@ func (a *analysis) insert(q *pg.InsertStmt, outer *level) {
 			switch {
 			case oc.Infer == nil && oc.Action == pg.OnConflictAction_ONCONFLICT_NOTHING:
 			case oc.Infer == nil || oc.Infer.Conname != "" || len(oc.Infer.IndexElems) == 0 ||
-				!strings.EqualFold(oc.Infer.IndexElems[0].GetIndexElem().GetName(), "tenant_id"):
+				!strings.EqualFold(oc.Infer.IndexElems[0].GetIndexElem().GetName(), a.keyOf(target.table)):
 				a.fail("ON CONFLICT on %s must name a conflict target that begins with tenant_id", target.table)
 			}
 			a.tenantAssigned(oc.TargetList, target.table, true)
