@@ -11,6 +11,7 @@ import (
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
+	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
 )
@@ -113,5 +114,59 @@ func TestTenantCannotReachOtherTenantsInTheRegistries(t *testing.T) {
 		tb, err := sdk.Tenants.CloseTenant(b, time.Hour)
 		require.NoError(t, err)
 		require.Equal(t, tenancy.StatusClosed, tb.Status)
+	})
+}
+
+// TestTenantCannotRepointAnotherTenantsAccount: the account index
+// (social.TableAccounts) routes a platform's webhooks, which name only
+// the account, to the tenants that connected it. It belongs to no tenant
+// and had no row-level security, so tenant B's ordinary bun code read
+// every tenant's rows (tenant ids, connection ids, the account's index)
+// and re-pointed tenant A's Page to B: AccountTenants then answered B for
+// A's Page, and the Page's next Messenger messages — A's customers' —
+// would have been stored in B's inbox. Under a tenant's principal a
+// statement on the index must be confined to that tenant's rows.
+func TestTenantCannotRepointAnotherTenantsAccount(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		sdk := dsarSDK(t, db)
+		a, b := dsarTenant(t, sdk, "route-a"), dsarTenant(t, sdk, "route-b")
+		aID, err := tenancy.TenantID(a)
+		require.NoError(t, err)
+		bID, err := tenancy.TenantID(b)
+		require.NoError(t, err)
+		// A's Page, as an index row written before SealAccountIndex.
+		require.NoError(t, tenancy.RunInTx(a, sdk.DB, nil, func(ctx context.Context, tx bun.Tx) error {
+			_, err := tx.NewRaw("INSERT INTO "+social.TableAccounts+" (platform, account_id, tenant_id, connection_id) VALUES (?, ?, ?, ?)",
+				"meta", "page-of-a", aID, "conn-a").Exec(ctx)
+			return err
+		}))
+		attacks := map[string]string{
+			"re-point A's rows":  "UPDATE " + social.TableAccounts + " SET tenant_id = '" + bID + "' WHERE tenant_id = '" + aID + "'",
+			"copy A's rows to B": "INSERT INTO " + social.TableAccounts + " (platform, account_id, tenant_id, connection_id) SELECT platform, account_id, '" + bID + "', 'conn-b' FROM " + social.TableAccounts + " WHERE tenant_id = '" + aID + "'",
+			"read every row":     "SELECT tenant_id, connection_id FROM " + social.TableAccounts,
+			"delete A's rows":    "DELETE FROM " + social.TableAccounts + " WHERE platform = 'meta'",
+			"take A's Page":      "INSERT INTO " + social.TableAccounts + " (platform, account_id, tenant_id, connection_id) VALUES ('meta', 'page-of-a', '" + aID + "', 'conn-b') ON CONFLICT (platform, account_id, tenant_id) DO UPDATE SET connection_id = EXCLUDED.connection_id",
+		}
+		for name, q := range attacks {
+			err := tenancy.RunInTx(b, sdk.DB, nil, func(ctx context.Context, tx bun.Tx) error {
+				rows, err := tx.QueryContext(ctx, q)
+				if err != nil {
+					return err
+				}
+				return rows.Close()
+			})
+			require.ErrorIs(t, err, tenancy.ErrUnscoped, name)
+		}
+		routed, err := sdk.Social.AccountTenants(tenancy.System(context.Background(), "webhook"), "meta", "page-of-a")
+		require.NoError(t, err)
+		require.Len(t, routed, 1)
+		require.Equal(t, aID, routed[0].TenantID)
+		require.Equal(t, "conn-a", routed[0].ConnectionID)
+
+		// B's own rows stay B's to write, as a connection does.
+		require.NoError(t, tenancy.RunInTx(b, sdk.DB, nil, func(ctx context.Context, tx bun.Tx) error {
+			_, err := tx.ExecContext(ctx, "INSERT INTO "+social.TableAccounts+" (platform, account_id, tenant_id, connection_id) VALUES ('meta', 'page-of-b', '"+bID+"', 'conn-b') ON CONFLICT (platform, account_id, tenant_id) DO UPDATE SET connection_id = EXCLUDED.connection_id")
+			return err
+		}))
 	})
 }
