@@ -28,6 +28,13 @@ type account struct {
 	Live sql.NullBool `bun:"live"`
 }
 
+// TenantRegistryKey makes the account index a tenant registry to the
+// Guard: under a tenant's principal a statement on it must be confined to
+// the tenant's own rows (see tenancy.InstallGuard). Tenant B had read
+// every tenant's rows and could re-point tenant A's Page to itself, so
+// that the Page's webhooks (A's customers' messages) reached B.
+func (*account) TenantRegistryKey() string { return "tenant_id" }
+
 // delivery is a webhook delivery already processed.
 type delivery struct {
 	bun.BaseModel `bun:"table:socialcrm_social_webhook_deliveries,alias:swd"`

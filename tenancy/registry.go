@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
 )
 
 // Tenant registries are the tables that list tenants rather than belong
@@ -25,8 +28,9 @@ import (
 // registryModel is a bun model of a tenant registry: TenantRegistryKey
 // names the column that holds the tenant's id, or is empty for a table
 // that holds no tenant's row at all (the vault's audit key, which tenant
-// B replaced or deleted so that every tenant's audit log failed to
-// verify): under a tenant's principal no statement may name it. The
+// B could delete so that every tenant's audit log failed to verify):
+// under a tenant's principal it may be read and added to, but no UPDATE
+// or DELETE may name it. The
 // Guard learns it from the models registered with the DB, as it learns
 // tenant-owned ones.
 type registryModel interface{ TenantRegistryKey() string }
@@ -70,4 +74,28 @@ func unreadableWith(query string, owned func(string) bool, registry func(string)
 		}
 	}
 	return sh
+}
+
+// noTenantWrites records in a's shape an UPDATE or DELETE, at any depth of
+// statement n, of a registry that holds no tenant's row.
+func (a *analysis) noTenantWrites(n *pg.Node, registry func(string) string) {
+	m := inner(n)
+	if m == nil {
+		return
+	}
+	walk(m.ProtoReflect(), func(x proto.Message) bool {
+		var rv *pg.RangeVar
+		switch w := x.(type) {
+		case *pg.UpdateStmt:
+			rv = w.Relation
+		case *pg.DeleteStmt:
+			rv = w.Relation
+		}
+		if rv != nil && registry(rv.Relname) == noTenantColumn {
+			name := strings.ToLower(rv.Relname)
+			a.sh.owned, a.sh.tables = true, append(a.sh.tables, name)
+			a.fail("%s is every tenant's: no tenant's statement may change or delete it", name)
+		}
+		return true
+	})
 }

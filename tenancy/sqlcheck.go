@@ -81,9 +81,10 @@ func analyze(query string, lits []int, cached bool, owned func(string) bool, tex
 	}
 	// The same statement with the registries as the tenant-owned tables,
 	// each keyed by its own column (registry.go).
-	r := &analysis{owned: func(n string) bool { return registry(n) != "" }, key: registry, sh: &shape{}, litAt: a.litAt}
+	r := &analysis{owned: func(n string) bool { k := registry(n); return k != "" && k != noTenantColumn }, key: registry, sh: &shape{}, litAt: a.litAt}
 	for _, raw := range tree.Stmts {
 		r.top(raw.Stmt)
+		r.noTenantWrites(raw.Stmt, registry)
 	}
 	if r.sh.owned {
 		sh.registry = r.sh
@@ -1033,6 +1034,13 @@ func (a *analysis) insert(q *pg.InsertStmt, outer *level) {
 		if target.table != "" {
 			switch {
 			case oc.Infer == nil && oc.Action == pg.OnConflictAction_ONCONFLICT_NOTHING:
+			case a.key != nil && oc.Infer != nil && oc.Infer.Conname == "" &&
+				slices.ContainsFunc(oc.Infer.IndexElems, func(e *pg.Node) bool {
+					return strings.EqualFold(e.GetIndexElem().GetName(), a.keyOf(target.table))
+				}):
+				// A registry's conflict target names its key column
+				// anywhere (the account index's is platform, account_id,
+				// tenant_id): the row it meets is the tenant's own.
 			case oc.Infer == nil || oc.Infer.Conname != "" || len(oc.Infer.IndexElems) == 0 ||
 				!strings.EqualFold(oc.Infer.IndexElems[0].GetIndexElem().GetName(), a.keyOf(target.table)):
 				a.fail("ON CONFLICT on %s must name a conflict target that begins with tenant_id", target.table)

@@ -36,8 +36,8 @@ type auditKeyRow struct {
 }
 
 // TenantRegistryKey makes the audit key a table no tenant's statement may
-// name (see tenancy.InstallGuard): it is every tenant's, and replacing it
-// made every tenant's audit log fail to verify.
+// change or delete (see tenancy.InstallGuard): it is every tenant's, and
+// deleting it made every tenant's audit log fail to verify.
 func (*auditKeyRow) TenantRegistryKey() string { return "" }
 
 func addAuditKeyMigration(ms *migrate.Migrations) {
