@@ -84,14 +84,8 @@ func (a *analysis) noTenantWrites(n *pg.Node, registry func(string) string) {
 		return
 	}
 	walk(m.ProtoReflect(), func(x proto.Message) bool {
-		var rv *pg.RangeVar
-		switch w := x.(type) {
-		case *pg.UpdateStmt:
-			rv = w.Relation
-		case *pg.DeleteStmt:
-			rv = w.Relation
-		}
-		if rv != nil && registry(rv.Relname) == noTenantColumn {
+		_, insert := x.(*pg.InsertStmt)
+		if rv := writeTarget(x); rv != nil && !insert && registry(rv.Relname) == noTenantColumn {
 			name := strings.ToLower(rv.Relname)
 			a.sh.owned, a.sh.tables = true, append(a.sh.tables, name)
 			a.fail("%s is every tenant's: no tenant's statement may change or delete it", name)

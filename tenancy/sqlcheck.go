@@ -433,6 +433,20 @@ func walk(m protoreflect.Message, fn func(proto.Message) bool) {
 // cannot see into.
 var sqlExecutors = []string{"query_to_xml", "cursor_to_xml", "table_to_xml", "schema_to_xml", "database_to_xml", "dblink", "pg_read_file", "lo_import", "lo_export"}
 
+// writeTarget returns the table an INSERT, UPDATE or DELETE writes, or
+// nil for any other message.
+func writeTarget(x proto.Message) *pg.RangeVar {
+	switch w := x.(type) {
+	case *pg.InsertStmt:
+		return w.Relation
+	case *pg.UpdateStmt:
+		return w.Relation
+	case *pg.DeleteStmt:
+		return w.Relation
+	}
+	return nil
+}
+
 // funcName returns the name of the function f calls, without its schema,
 // in lower case.
 func funcName(f *pg.FuncCall) string {
@@ -476,16 +490,7 @@ func (a *analysis) top(n *pg.Node) {
 		case *pg.InsertStmt, *pg.UpdateStmt, *pg.DeleteStmt:
 			// SQLite's schema table, written with writable_schema, can
 			// rename tenant_id or drop the audit log's triggers.
-			var rv *pg.RangeVar
-			switch w := x.(type) {
-			case *pg.InsertStmt:
-				rv = w.Relation
-			case *pg.UpdateStmt:
-				rv = w.Relation
-			case *pg.DeleteStmt:
-				rv = w.Relation
-			}
-			if rv != nil && strings.HasPrefix(strings.ToLower(rv.Relname), "sqlite_") {
+			if rv := writeTarget(x); rv != nil && strings.HasPrefix(strings.ToLower(rv.Relname), "sqlite_") {
 				a.fail("writing %s is not allowed", strings.ToLower(rv.Relname))
 			}
 		}
