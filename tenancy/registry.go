@@ -23,7 +23,9 @@ import (
 // in the place of tenant_id: every reference confined to the tenant's own
 // row, a write that names no other. The system principal without a
 // tenant (Store.Tenants, vault.Vault.RotateKEK) and statements without a
-// principal (sign-up, before the tenant exists) reach every row.
+// principal (sign-up, before the tenant exists) reach every row. The
+// social account index is confined where it is written only: a webhook's
+// write reads it across tenants (readableRegistry).
 
 // registryModel is a bun model of a tenant registry: TenantRegistryKey
 // names the column that holds the tenant's id, or is empty for a table
@@ -34,6 +36,16 @@ import (
 // Guard learns it from the models registered with the DB, as it learns
 // tenant-owned ones.
 type registryModel interface{ TenantRegistryKey() string }
+
+// readableRegistry is a registry model every tenant may read, whose
+// writes the Guard confines to the tenant's rows: the account index, which
+// a webhook's write checks across tenants (social.Store.Routed counts the
+// tenants of an account in the write's own snapshot).
+type readableRegistry interface{ TenantRegistryReadable() bool }
+
+// readableKey prefixes the key column of a readable registry in
+// Guard.registries.
+const readableKey = "\x01"
 
 // noTenantColumn is the key of a registry that holds no tenant's row: no
 // column reference matches it.
@@ -46,6 +58,10 @@ func (g *Guard) registryKey(name string) string {
 	defer g.mu.RUnlock()
 	return g.registries[strings.ToLower(name)]
 }
+
+// keyColumn returns the column of a registry key as registryKey returns
+// it.
+func keyColumn(key string) string { return strings.TrimPrefix(key, readableKey) }
 
 // check refuses query in ctx when ctx has a tenant and the statement is
 // not confined to that tenant's rows of the registries it names. A nil

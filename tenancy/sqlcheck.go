@@ -81,7 +81,12 @@ func analyze(query string, lits []int, cached bool, owned func(string) bool, tex
 	}
 	// The same statement with the registries as the tenant-owned tables,
 	// each keyed by its own column (registry.go).
-	r := &analysis{owned: func(n string) bool { k := registry(n); return k != "" && k != noTenantColumn }, key: registry, sh: &shape{}, litAt: a.litAt}
+	r := &analysis{key: registry, sh: &shape{}, litAt: a.litAt,
+		owned: func(n string) bool {
+			k := registry(n)
+			return k != "" && k != noTenantColumn && !strings.HasPrefix(k, readableKey)
+		},
+		written: func(n string) bool { return strings.HasPrefix(registry(n), readableKey) }}
 	for _, raw := range tree.Stmts {
 		r.top(raw.Stmt)
 		r.noTenantWrites(raw.Stmt, registry)
@@ -377,12 +382,26 @@ type analysis struct {
 	// key returns the column that names the tenant in a tenant-owned
 	// table: "" or nil for tenant_id (registries differ, registry.go).
 	key func(table string) string
+	// written reports tables that are tenant-owned only as the target of
+	// a write (registries every tenant may read, registry.go).
+	written func(table string) bool
+}
+
+// writeTargetRef is rangeVar for the table a write writes.
+func (a *analysis) writeTargetRef(rv *pg.RangeVar) *ref {
+	r := a.rangeVar(rv)
+	if r.table == "" && a.written != nil && a.written(rv.Relname) {
+		r.table = strings.ToLower(rv.Relname)
+		a.sh.owned = true
+		a.sh.tables = append(a.sh.tables, r.table)
+	}
+	return r
 }
 
 // keyOf returns the column of table that names its tenant.
 func (a *analysis) keyOf(table string) string {
 	if a.key != nil && table != "" {
-		if k := a.key(table); k != "" {
+		if k := keyColumn(a.key(table)); k != "" {
 			return k
 		}
 	}
@@ -981,7 +1000,7 @@ func (a *analysis) tenantAssigned(targets []*pg.Node, table string, allowExclude
 
 func (a *analysis) insert(q *pg.InsertStmt, outer *level) {
 	a.with(q.WithClause, outer)
-	target := a.rangeVar(q.Relation)
+	target := a.writeTargetRef(q.Relation)
 	s := &level{refs: []*ref{target}, outer: outer}
 	target.ok = true // a checked insert writes only the tenant's rows
 	sel := inner(q.SelectStmt)
@@ -1067,7 +1086,7 @@ func (a *analysis) insert(q *pg.InsertStmt, outer *level) {
 func (a *analysis) update(q *pg.UpdateStmt, outer *level) {
 	a.with(q.WithClause, outer)
 	s := &level{outer: outer}
-	target := a.rangeVar(q.Relation)
+	target := a.writeTargetRef(q.Relation)
 	s.refs = append(s.refs, target)
 	var conds []cond
 	for _, f := range q.FromClause {
@@ -1091,7 +1110,7 @@ func (a *analysis) update(q *pg.UpdateStmt, outer *level) {
 func (a *analysis) delete(q *pg.DeleteStmt, outer *level) {
 	a.with(q.WithClause, outer)
 	s := &level{outer: outer}
-	s.refs = append(s.refs, a.rangeVar(q.Relation))
+	s.refs = append(s.refs, a.writeTargetRef(q.Relation))
 	var conds []cond
 	for _, f := range q.UsingClause {
 		a.from(f, s, &conds)
