@@ -42,10 +42,11 @@ func params(query string) (out string, args []any, ok bool) {
 		return "", nil, false
 	}
 	var b strings.Builder
-	var prev string   // the previous significant token (a word as written)
-	var lists []bool  // for each open parenthesis: whether it opens a list
-	lastList := false // whether the parenthesis just closed opened a list
-	insert := false   // the statement is an INSERT
+	var prev string // the previous significant token (a word as written)
+	var listBuf [16]bool
+	lists := listBuf[:0] // for each open parenthesis: whether it opens a list
+	lastList := false    // whether the parenthesis just closed opened a list
+	insert := false      // the statement is an INSERT
 	n := 0
 	i := 0
 	last := 0 // query[last:i] is not yet copied to b
