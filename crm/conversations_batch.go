@@ -11,6 +11,7 @@ import (
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
+	"github.com/uptrace/bun/schema"
 
 	"github.com/socialcrm/socialcrm/tenancy"
 )
@@ -32,6 +33,14 @@ type Watermarks struct {
 type Batch struct {
 	Messages   []NewMessage
 	Watermarks []Watermarks
+	// Require, when set, is a condition (an SQL boolean expression, such
+	// as social.Store.Routed builds) that must hold for anything of the
+	// batch to be stored: it is evaluated in the statement that stores
+	// the batch on PostgreSQL, in its transaction on SQLite, and when it
+	// does not hold nothing is stored and BatchResult.Unmet is set. It
+	// lets the caller check what it decided the batch on (which tenant
+	// the events belong to) in the round trip of the write.
+	Require schema.QueryAppender
 }
 
 // BatchResult is what Ingest did with a Batch.
@@ -51,6 +60,8 @@ type BatchResult struct {
 	// status the batch's watermarks moved forward. A message of the batch
 	// itself gets its status as it is stored and is not counted.
 	Marked int64
+	// Unmet reports that Batch.Require did not hold: nothing was stored.
+	Unmet bool
 }
 
 // Ingest stores a batch of messages and watermarks as Record,
@@ -74,8 +85,15 @@ type BatchResult struct {
 // rows travel as arrays, so the statement's text, prepared once per
 // connection, does not change with them. It runs in one round trip with
 // the tenant setting, as an implicit transaction of its own — or in the
-// caller's transaction with Using. On SQLite, where a statement costs no
-// round trip, it is a few statements in one transaction.
+// caller's transaction with Using. It takes the batch's existing
+// conversations in key order before it writes anything, so concurrent
+// batches that share conversations never deadlock on them. On SQLite,
+// where a statement costs no round trip, it is a few statements in one
+// transaction.
+//
+// With b.Require set, nothing of the batch is stored unless the condition
+// holds, checked in that statement (on SQLite, in that transaction); the
+// result's Unmet says it did not.
 func (r *Conversations) Ingest(ctx context.Context, b Batch) (BatchResult, error) {
 	res := BatchResult{Rejected: make([]error, len(b.Messages)), RejectedWatermarks: make([]error, len(b.Watermarks))}
 	threads := map[ConversationKey]*batchThread{}
@@ -153,15 +171,21 @@ func (r *Conversations) Ingest(ctx context.Context, b Batch) (BatchResult, error
 		}
 		rows = append(rows, batchMessage{Message: m, th: p.th})
 	}
+	require := b.Require
+	if require == nil {
+		require = bun.Safe("TRUE")
+	}
 	var err error
+	met := false
 	if r.s.db.Dialect().Name() == dialect.PG {
-		res.Stored, res.Marked, err = r.ingestOne(ctx, now, list, rows)
+		res.Stored, res.Marked, met, err = r.ingestOne(ctx, now, require, list, rows)
 	} else {
-		res.Stored, res.Marked, err = r.ingestTx(ctx, now, list, rows)
+		res.Stored, res.Marked, met, err = r.ingestTx(ctx, now, require, list, rows)
 	}
 	if err != nil {
 		return BatchResult{}, err
 	}
+	res.Unmet = !met
 	return res, nil
 }
 
@@ -199,73 +223,101 @@ func compareKeys(a, b ConversationKey) int {
 	return strings.Compare(a.ThreadID, b.ThreadID)
 }
 
-// ingestSQL is Ingest's statement on PostgreSQL. src holds the batch's
-// conversations (one row each, in key order), m its messages. opened
-// inserts the conversations that have messages — or, when they exist,
-// moves their last message time and watermarks forward — and returns each
-// with the watermarks now in force, from which stored gives each new
-// outbound message its status. marked applies the batch's watermarks to
-// the messages stored before (the statement's snapshot holds none of its
-// own rows), watermarked moves the watermarks of conversations that have
-// no message in the batch. opened and watermarked touch disjoint rows, as
-// stored and marked do: no row is changed twice.
-const ingestSQL = `WITH src AS (
+// ingestSQL is Ingest's statement on PostgreSQL. req is Batch.Require
+// (TRUE without one): src, empty when it does not hold, holds the batch's
+// conversations (one row each, in key order), m its messages.
+//
+// Every conversation row the statement changes is taken in key order, so
+// that two batches that share conversations wait for each other in one
+// order and never deadlock (TestConversationIngestOppositeOrders): held
+// locks the batch's existing conversations in src's order (ORDER BY
+// under FOR UPDATE locks the rows as they leave the sort) and holds them
+// to the end of the statement's transaction; gate, an aggregate over
+// held, is read before anything else is written, so no row is inserted
+// or changed before every existing one is held. moved then moves the
+// last message time and the watermarks of the held conversations forward
+// (rows it already holds, and only those whose times change); opened
+// inserts the conversations that have messages and did not exist — or,
+// when another batch inserted one meanwhile, moves that one forward.
+// threads gives each of the batch's conversations its id and the
+// watermarks now in force, from which stored gives each new outbound
+// message its status; marked applies the batch's watermarks to the
+// messages stored before (the statement's snapshot holds none of its own
+// rows), whose conversations held holds. No row is changed twice.
+const ingestSQL = `WITH req AS (
+	SELECT ? AS ok
+), src AS (
 	SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[])
 		WITH ORDINALITY AS s(channel, account_id, thread_index, id, thread_sealed, max_sent, delivered, read, n)
+	WHERE (SELECT r.ok FROM req AS r)
+), held AS (
+	SELECT cv.id, s.n, cv.delivered_until, cv.read_until
+	FROM src AS s JOIN socialcrm_crm_conversations AS cv ON cv.tenant_id = ? AND cv.thread_index = s.thread_index
+		AND cv.channel = s.channel AND cv.account_id = s.account_id
+	ORDER BY s.n
+	FOR UPDATE OF cv
+), gate AS (
+	SELECT count(*) AS n FROM held
+), moved AS (
+	UPDATE socialcrm_crm_conversations AS cv SET
+		last_message_at = GREATEST(cv.last_message_at, s.max_sent),
+		delivered_until = GREATEST(cv.delivered_until, s.delivered),
+		read_until = GREATEST(cv.read_until, s.read)
+	FROM held AS h JOIN src AS s ON s.n = h.n
+	WHERE cv.tenant_id = ? AND cv.id = h.id AND (SELECT g.n FROM gate AS g) >= 0
+		AND (s.max_sent > cv.last_message_at OR s.delivered > cv.delivered_until OR s.read > cv.read_until
+			OR cv.delivered_until IS NULL AND s.delivered IS NOT NULL OR cv.read_until IS NULL AND s.read IS NOT NULL)
+	RETURNING 1
 ), opened AS (
 	INSERT INTO socialcrm_crm_conversations AS cv (tenant_id, id, created_at, updated_at, version, channel, account_id, thread_index,
 		thread_sealed, last_message_at, delivered_until, read_until)
 	SELECT ?, s.id, ?::timestamptz, ?::timestamptz, 1, s.channel, s.account_id, s.thread_index,
 		decode(s.thread_sealed, 'hex'), s.max_sent, s.delivered, s.read
-	FROM src AS s WHERE s.max_sent IS NOT NULL ORDER BY s.n
+	FROM src AS s
+	WHERE s.max_sent IS NOT NULL AND (SELECT g.n FROM gate AS g) >= 0 AND NOT EXISTS (SELECT 1 FROM held AS h WHERE h.n = s.n)
+	ORDER BY s.n
 	ON CONFLICT (tenant_id, channel, account_id, thread_index) DO UPDATE SET
 		last_message_at = GREATEST(cv.last_message_at, EXCLUDED.last_message_at),
 		delivered_until = GREATEST(cv.delivered_until, EXCLUDED.delivered_until),
 		read_until = GREATEST(cv.read_until, EXCLUDED.read_until)
 	RETURNING cv.id, cv.channel, cv.account_id, cv.thread_index, cv.delivered_until, cv.read_until
+), threads AS (
+	SELECT h.n, h.id, GREATEST(h.delivered_until, s.delivered) AS delivered_until, GREATEST(h.read_until, s.read) AS read_until
+	FROM held AS h JOIN src AS s ON s.n = h.n
+	UNION ALL
+	SELECT s.n, o.id, o.delivered_until, o.read_until
+	FROM opened AS o JOIN src AS s ON s.channel = o.channel AND s.account_id = o.account_id AND s.thread_index = o.thread_index
 ), stored AS (
 	INSERT INTO socialcrm_crm_messages AS msg (tenant_id, id, created_at, updated_at, version, conversation_id, direction,
 		external_id, sent_at, status, text_sealed, attachments_sealed)
-	SELECT ?, m.id, ?::timestamptz, ?::timestamptz, 1, o.id, m.direction, m.external_id, m.sent_at,
+	SELECT ?, m.id, ?::timestamptz, ?::timestamptz, 1, t.id, m.direction, m.external_id, m.sent_at,
 		CASE WHEN m.direction <> 'out' OR m.status = 'failed' THEN m.status
-			WHEN m.sent_at <= o.read_until THEN 'read'
-			WHEN m.status <> 'read' AND m.sent_at <= o.delivered_until THEN 'delivered'
+			WHEN m.sent_at <= t.read_until THEN 'read'
+			WHEN m.status <> 'read' AND m.sent_at <= t.delivered_until THEN 'delivered'
 			ELSE m.status END,
 		decode(m.text_sealed, 'hex'), decode(m.attachments_sealed, 'hex')
 	FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::text[], ?::text[], ?::text[])
 		AS m(thread, id, direction, external_id, sent_at, status, text_sealed, attachments_sealed)
-	JOIN src AS s ON s.n = m.thread
-	JOIN opened AS o ON o.channel = s.channel AND o.account_id = s.account_id AND o.thread_index = s.thread_index
+	JOIN threads AS t ON t.n = m.thread
 	ON CONFLICT (tenant_id, conversation_id, external_id) DO NOTHING
 	RETURNING 1
 ), marked AS (
 	UPDATE socialcrm_crm_messages AS msg SET
-		status = CASE WHEN msg.sent_at <= w.read AND msg.status IN ('pending', 'sent', 'delivered') THEN 'read' ELSE 'delivered' END,
+		status = CASE WHEN msg.sent_at <= s.read AND msg.status IN ('pending', 'sent', 'delivered') THEN 'read' ELSE 'delivered' END,
 		version = msg.version + 1, updated_at = ?::timestamptz
-	FROM (SELECT (SELECT c.id FROM socialcrm_crm_conversations AS c WHERE c.tenant_id = ?
-			AND c.channel = s.channel AND c.account_id = s.account_id AND c.thread_index = s.thread_index) AS id, s.delivered, s.read
-		FROM src AS s WHERE s.delivered IS NOT NULL OR s.read IS NOT NULL) AS w
-	WHERE msg.tenant_id = ? AND msg.conversation_id = w.id AND msg.direction = 'out'
-		AND (msg.sent_at <= w.read AND msg.status IN ('pending', 'sent', 'delivered')
-			OR msg.sent_at <= w.delivered AND msg.status IN ('pending', 'sent'))
-	RETURNING 1
-), watermarked AS (
-	UPDATE socialcrm_crm_conversations AS cv SET
-		delivered_until = GREATEST(cv.delivered_until, s.delivered), read_until = GREATEST(cv.read_until, s.read)
-	FROM src AS s
-	WHERE cv.tenant_id = ? AND s.max_sent IS NULL
-		AND cv.channel = s.channel AND cv.account_id = s.account_id AND cv.thread_index = s.thread_index
-		AND (s.delivered > cv.delivered_until OR s.read > cv.read_until
-			OR cv.delivered_until IS NULL AND s.delivered IS NOT NULL OR cv.read_until IS NULL AND s.read IS NOT NULL)
+	FROM held AS h JOIN src AS s ON s.n = h.n AND (s.delivered IS NOT NULL OR s.read IS NOT NULL)
+	WHERE msg.tenant_id = ? AND msg.conversation_id = h.id AND msg.direction = 'out' AND (SELECT g.n FROM gate AS g) >= 0
+		AND (msg.sent_at <= s.read AND msg.status IN ('pending', 'sent', 'delivered')
+			OR msg.sent_at <= s.delivered AND msg.status IN ('pending', 'sent'))
 	RETURNING 1
 )
-SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM marked)`
+SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM marked), (SELECT r.ok FROM req AS r)`
 
 // ingestOne is Ingest on PostgreSQL: ingestSQL, one statement.
-func (r *Conversations) ingestOne(ctx context.Context, now time.Time, ths []*batchThread, ms []batchMessage) (stored, marked int64, err error) {
+func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require schema.QueryAppender, ths []*batchThread, ms []batchMessage) (stored, marked int64, met bool, err error) {
 	tid, err := tenancy.TenantID(ctx)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, false, err
 	}
 	var channel, account, index, id, sealed, maxSent, delivered, read pgArray
 	for _, th := range ths {
@@ -284,7 +336,7 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, ths []*bat
 		c := Conversation{Channel: th.key.Channel, AccountID: th.key.AccountID, ThreadID: th.key.ThreadID}
 		c.stamp(now)
 		if err := r.s.sealFields(ctx, kindConversation, c.ID, c.sealedFields()); err != nil {
-			return 0, 0, err
+			return 0, 0, false, err
 		}
 		id.text(c.ID)
 		sealed.bytes(c.ThreadSealed.Bytes())
@@ -306,30 +358,38 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, ths []*bat
 		mAttachments.bytes(m.AttachmentsSealed.Bytes())
 	}
 	args := []any{
+		require,
 		channel.String(), account.String(), index.String(), id.String(), sealed.String(), maxSent.String(), delivered.String(), read.String(),
-		tid, now, now,
-		tid, now, now,
+		tid,           // held
+		tid,           // moved
+		tid, now, now, // opened
+		tid, now, now, // stored
 		mThread.String(), mID.String(), mDirection.String(), mExternal.String(), mSent.String(), mStatus.String(), mText.String(), mAttachments.String(),
-		now, tid, tid,
-		tid,
+		now, tid, // marked
 	}
 	err = r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
-		return db.NewRaw(ingestSQL, args...).Scan(ctx, &stored, &marked)
+		return db.NewRaw(ingestSQL, args...).Scan(ctx, &stored, &marked, &met)
 	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("crm: ingest messages: %w", err)
+		return 0, 0, false, fmt.Errorf("crm: ingest messages: %w", err)
 	}
-	return stored, marked, nil
+	return stored, marked, met, nil
 }
 
 // ingestTx is Ingest on SQLite: a few statements in one transaction.
-func (r *Conversations) ingestTx(ctx context.Context, now time.Time, ths []*batchThread, ms []batchMessage) (stored, marked int64, err error) {
+func (r *Conversations) ingestTx(ctx context.Context, now time.Time, require schema.QueryAppender, ths []*batchThread, ms []batchMessage) (stored, marked int64, met bool, err error) {
 	keys := make([]ConversationKey, len(ths))
 	for i, th := range ths {
 		keys[i] = th.key
 	}
 	err = r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		stored, marked = 0, 0
+		if err := tx.NewRaw("SELECT ?", require).Scan(ctx, &met); err != nil {
+			return fmt.Errorf("crm: ingest messages: %w", err)
+		}
+		if !met {
+			return nil
+		}
 		convs, err := r.findAll(ctx, tx, keys)
 		if err != nil {
 			return err
@@ -418,7 +478,7 @@ func (r *Conversations) ingestTx(ctx context.Context, now time.Time, ths []*batc
 		}
 		return nil
 	})
-	return stored, marked, err
+	return stored, marked, met, err
 }
 
 // markMessages applies the watermarks of ths to the outbound messages of

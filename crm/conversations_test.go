@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -459,5 +460,88 @@ func TestConversationIngestFailureStoresNothing(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, ms.Items, 1)
 		require.Equal(t, crm.StatusSent, ms.Items[0].Status, "the stored message keeps its status")
+	})
+}
+
+// TestConversationIngestOppositeOrders: two deliveries at once, each with
+// the messages of one half of a Page's people and the delivery and read
+// watermarks of the other half — the halves swapped between them, so each
+// updates the other's conversations — and, in every other round, two
+// watermark-only deliveries over the same people, listed in opposite
+// orders. On PostgreSQL every conversation row a statement changes is
+// taken in key order, so the two never wait on each other in a cycle;
+// taken as the statement met them (the messages' conversations first, then
+// those of the watermarks), the database broke the cycle with a deadlock
+// error within a few rounds. Each round's watermarks reach the outbound
+// messages stored before.
+func TestConversationIngestOppositeOrders(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		const people, rounds = 24, 60
+		convs := e.store.Conversations()
+		t0 := fakeclock.Start.Add(time.Minute)
+		key := func(i int) crm.ConversationKey {
+			return crm.ConversationKey{Channel: crm.ChannelMessenger, AccountID: "page-1", ThreadID: fmt.Sprintf("psid-%02d", i)}
+		}
+		// Every conversation exists, with an outbound message the
+		// watermarks will mark.
+		var open crm.Batch
+		for i := range people {
+			open.Messages = append(open.Messages, crm.NewMessage{Conversation: key(i), Direction: crm.Outbound,
+				ExternalID: fmt.Sprintf("out.%d", i), Text: "hello", SentAt: t0})
+		}
+		_, err := convs.Ingest(e.A, open)
+		require.NoError(t, err)
+		// cross is round r's delivery of the messages of the people from
+		// from on (half of them) and the watermarks of the other half.
+		cross := func(r, from int) crm.Batch {
+			var b crm.Batch
+			at := t0.Add(time.Duration(r+1) * time.Second)
+			for k := range people / 2 {
+				i := (from + k) % people
+				b.Messages = append(b.Messages, crm.NewMessage{Conversation: key(i), Direction: crm.Inbound,
+					ExternalID: fmt.Sprintf("in.%d.%d", r, i), Text: "hi", SentAt: at})
+				b.Watermarks = append(b.Watermarks, crm.Watermarks{Conversation: key((i + people/2) % people), Delivered: at, Read: at})
+			}
+			return b
+		}
+		// marks is round r's watermarks of everyone.
+		marks := func(r int) crm.Batch {
+			var b crm.Batch
+			at := t0.Add(time.Duration(r+1) * time.Second)
+			for i := range people {
+				b.Watermarks = append(b.Watermarks, crm.Watermarks{Conversation: key(i), Delivered: at, Read: at})
+			}
+			return b
+		}
+		for r := range rounds {
+			batches := [2]crm.Batch{cross(r, 0), cross(r, people/2)}
+			if r%2 == 1 {
+				batches = [2]crm.Batch{marks(r), marks(r)}
+				slices.Reverse(batches[1].Watermarks)
+			}
+			var wg sync.WaitGroup
+			var errs [2]error
+			for g := range batches {
+				wg.Go(func() { _, errs[g] = convs.Ingest(e.A, batches[g]) })
+			}
+			wg.Wait()
+			for g := range errs {
+				require.NoError(t, errs[g], "round %d, delivery %d", r, g)
+			}
+		}
+		last := t0.Add(time.Duration(rounds) * time.Second)
+		for i := range people {
+			c, err := convs.Find(e.A, key(i))
+			require.NoError(t, err)
+			require.True(t, c.ReadUntil.Equal(last), "conversation %d read until %v, want %v", i, c.ReadUntil, last)
+			ms, err := convs.Messages(e.A, c.ID, crm.ListOptions{Limit: 100})
+			require.NoError(t, err)
+			require.Len(t, ms.Items, 1+rounds/2, "conversation %d", i)
+			for _, m := range ms.Items {
+				if m.Direction == crm.Outbound {
+					require.Equal(t, crm.StatusRead, m.Status)
+				}
+			}
+		}
 	})
 }

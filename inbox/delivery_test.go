@@ -15,6 +15,7 @@ import (
 
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/inbox"
+	"github.com/socialcrm/socialcrm/internal/sqldb"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/social"
@@ -218,4 +219,38 @@ func mustTenant(t *testing.T, ctx context.Context) string {
 	p, ok := tenancy.FromContext(ctx)
 	require.True(t, ok)
 	return p.TenantID
+}
+
+// TestRoutedDeliveryIsOneRoundTrip: once a Page's tenants are looked up
+// (the first delivery), a delivery to it is routed by the routes the
+// inbox keeps and stored with one statement that checks them: on
+// PostgreSQL one round trip in all, where looking the routes up again
+// cost a second. A tenant that connects the Page afterwards receives the
+// next delivery: the kept routes no longer hold, so that delivery is
+// routed again.
+func TestRoutedDeliveryIsOneRoundTrip(t *testing.T) {
+	eachWorld(t, func(t *testing.T, w *world) {
+		w.connectPage(w.ctx, messaging)
+		// The first delivery looks the routes up, the second prepares the
+		// statement that checks them (once per connection).
+		w.deliver(metatest.TextMessage(pageID, psid, "first"))
+		w.deliver(metatest.TextMessage(pageID, psid, "second"))
+		for i := range 4 {
+			before, _ := sqldb.RoundTrips(w.db.DB.DB)
+			w.deliver(metatest.TextMessage(pageID, psid, fmt.Sprintf("routed %d", i)))
+			after, _ := sqldb.RoundTrips(w.db.DB.DB)
+			if w.db.Name == "postgres" {
+				require.EqualValues(t, 1, after-before, "round trips of delivery %d", i)
+			}
+		}
+		require.Len(t, w.messages(w.ctx, inbox.Key(pageID, psid)), 6)
+
+		b := w.tenant("mill")
+		w.connectPage(b, messaging)
+		w.deliver(metatest.TextMessage(pageID, psid, "to both"))
+		require.Len(t, w.messages(w.ctx, inbox.Key(pageID, psid)), 7)
+		msgs := w.messages(b, inbox.Key(pageID, psid))
+		require.Len(t, msgs, 1)
+		require.Equal(t, "to both", msgs[0].Text)
+	})
 }

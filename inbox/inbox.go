@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/schema"
 
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/meta"
@@ -27,6 +29,8 @@ type Inbox struct {
 	crm    *crm.Store
 	now    func() time.Time
 	log    *slog.Logger
+	// routes are the kept routes of Pages (see Handle).
+	routes routeCache
 }
 
 // Option configures an Inbox.
@@ -109,29 +113,66 @@ func eventKey(e *meta.Event) crm.ConversationKey {
 // connected their Page, through db (the webhook's delivery transaction,
 // or its database), with one crm Ingest per tenant for the whole batch:
 // messages, echoes and postbacks are recorded, and the latest delivery
-// and read watermark of each conversation applied. The Page's tenants
-// come with the delivery (social.Store.Deliver). It is idempotent — a message is stored once
-// per conversation and mid (one without a mid by its meta.Event.DedupeKey),
-// watermarks only move forward — so declare it with
-// meta.WithIdempotentHandler, which spares each delivery the records of
-// its events.
+// and read watermark of each conversation applied. It is idempotent — a
+// message is stored once per conversation and mid (one without a mid by
+// its meta.Event.DedupeKey), watermarks only move forward — so declare
+// it with meta.WithIdempotentHandler, which spares each delivery the
+// records of its events.
+//
+// The Page's tenants are looked up once (social.Store.AccountTenants)
+// and kept while the account index knows every one of them live; each
+// later delivery to the Page is then routed without a statement of its
+// own: its Ingest carries the condition that the routes still hold
+// (social.Store.Routed, crm.Batch.Require), checked in the write's own
+// round trip, so a delivery of a routed Page costs one round trip per
+// tenant. When they no longer hold — a tenant revoked its connection or
+// another connected the Page — that Ingest stores nothing, and the
+// delivery is routed again from the index and stored again (idempotent,
+// so what a tenant whose routes held stored is not stored twice).
 func (in *Inbox) Handle(ctx context.Context, db bun.IDB, events []*meta.Event) error {
+	err := in.handle(ctx, db, events, true)
+	if errors.Is(err, errRerouted) {
+		err = in.handle(ctx, db, events, false)
+	}
+	return err
+}
+
+// errRerouted reports a delivery whose kept routes no longer held.
+var errRerouted = errors.New("inbox: routes changed")
+
+// handle stores events, routing each Page by its kept routes when kept
+// is set and they are kept, else from the account index; it fails with
+// errRerouted (after forgetting the Pages' routes) when a tenant's kept
+// routes no longer held.
+func (in *Inbox) handle(ctx context.Context, db bun.IDB, events []*meta.Event, useKept bool) error {
 	store := in.social.Using(db)
 	routes := map[string][]context.Context{}
-	var tenants []string                      // in first-seen order
-	perTenant := map[string][]*meta.Event{}   // tenant id -> its events
-	tenantCtx := map[string]context.Context{} // tenant id -> context acting on it
+	var tenants []string                        // in first-seen order
+	perTenant := map[string][]*meta.Event{}     // tenant id -> its events
+	tenantCtx := map[string]context.Context{}   // tenant id -> context acting on it
+	pages := map[string][]string{}              // tenant id -> the Pages routed by kept routes
+	kept := map[string][]social.AccountTenant{} // Page -> the kept routes it was routed by
+	var pageIDs []string
 	for _, ev := range events {
 		if ev.Kind == meta.EventOther || ev.PageID == "" || ev.PSID == "" && ev.UserRef == "" {
 			continue
 		}
 		ctxs, seen := routes[ev.PageID]
 		if !seen {
+			pageIDs = append(pageIDs, ev.PageID)
+			var rts []social.AccountTenant
 			var err error
-			if ctxs, err = in.route(ctx, store, ev.PageID); err != nil {
+			if ctxs, rts, err = in.route(ctx, store, ev.PageID, useKept); err != nil {
 				return err
 			}
 			routes[ev.PageID] = ctxs
+			if rts != nil {
+				kept[ev.PageID] = rts
+				for _, tctx := range ctxs {
+					tid, _ := tenancy.TenantID(tctx)
+					pages[tid] = append(pages[tid], ev.PageID)
+				}
+			}
 		}
 		for _, tctx := range ctxs {
 			tid, _ := tenancy.TenantID(tctx)
@@ -144,47 +185,138 @@ func (in *Inbox) Handle(ctx context.Context, db bun.IDB, events []*meta.Event) e
 	}
 	convs := in.crm.Using(db).Conversations()
 	for _, tid := range tenants {
-		if err := in.store(tenantCtx[tid], convs, perTenant[tid]); err != nil {
+		require, err := require(ctx, store, tid, pages[tid], kept)
+		if err != nil {
 			return err
+		}
+		met, err := in.store(tenantCtx[tid], convs, perTenant[tid], require)
+		if err != nil {
+			return err
+		}
+		if !met {
+			for _, p := range pageIDs {
+				in.routes.forget(p)
+			}
+			return errRerouted
 		}
 	}
 	return nil
 }
 
+// require returns the condition that the kept routes of pageIDs to tenant
+// tid still hold (nil for none).
+func require(ctx context.Context, store *social.Store, tid string, pageIDs []string, kept map[string][]social.AccountTenant) (schema.QueryAppender, error) {
+	var conds []schema.QueryAppender
+	for _, p := range pageIDs {
+		c, err := store.Routed(ctx, meta.Platform, p, kept[p], tid)
+		if err != nil {
+			return nil, err
+		}
+		conds = append(conds, c)
+	}
+	switch len(conds) {
+	case 0:
+		return nil, nil
+	case 1:
+		return conds[0], nil
+	}
+	q := "?"
+	for range conds[1:] {
+		q += " AND ?"
+	}
+	args := make([]any, len(conds))
+	for i, c := range conds {
+		args[i] = c
+	}
+	return bun.SafeQuery(q, args...), nil
+}
+
 // route returns a context acting on each tenant whose connection of the
-// Page is not revoked: as the account index says (AccountTenant.Live), or
-// where it does not know, as the connection's status says.
-func (in *Inbox) route(ctx context.Context, store *social.Store, pageID string) ([]context.Context, error) {
+// Page is not revoked and, when they come from the Page's kept routes
+// (with useKept set, when there are some), those routes. Otherwise they
+// are looked up: as the account index says (AccountTenant.Live), or where
+// it does not know, as the connection's status says; and kept when the
+// index knows them all live.
+func (in *Inbox) route(ctx context.Context, store *social.Store, pageID string, useKept bool) ([]context.Context, []social.AccountTenant, error) {
+	sys := tenancy.System(ctx, "meta-webhook")
+	if rts, ok := in.routes.get(pageID); ok && useKept {
+		out := make([]context.Context, 0, len(rts))
+		for _, rt := range rts {
+			tctx, err := tenancy.AsTenant(sys, rt.TenantID)
+			if err != nil {
+				return nil, nil, err
+			}
+			out = append(out, tctx)
+		}
+		return out, rts, nil
+	}
 	routes, err := store.AccountTenants(ctx, meta.Platform, pageID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	sys := tenancy.System(ctx, "meta-webhook")
 	var out []context.Context
+	live := len(routes) > 0
 	for _, rt := range routes {
 		tctx, err := tenancy.AsTenant(sys, rt.TenantID)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if rt.Live {
 			out = append(out, tctx)
 			continue
 		}
+		live = false
 		conn, err := store.Get(tctx, rt.ConnectionID)
 		if errors.Is(err, social.ErrNotFound) || (err == nil && conn.Status == social.StatusRevoked) {
 			continue // disconnected: collect nothing more
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out = append(out, tctx)
 	}
-	return out, nil
+	if live {
+		in.routes.keep(pageID, routes)
+	}
+	return out, nil, nil
+}
+
+// maxRoutes bounds the Pages whose routes an Inbox keeps.
+const maxRoutes = 4096
+
+// routeCache keeps the routes of Pages whose tenants the account index
+// knows all live. It is safe for concurrent use.
+type routeCache struct {
+	mu sync.Mutex
+	m  map[string][]social.AccountTenant
+}
+
+func (c *routeCache) get(pageID string) ([]social.AccountTenant, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rts, ok := c.m[pageID]
+	return rts, ok
+}
+
+func (c *routeCache) keep(pageID string, rts []social.AccountTenant) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxRoutes {
+		c.m = make(map[string][]social.AccountTenant)
+	}
+	c.m[pageID] = rts
+}
+
+func (c *routeCache) forget(pageID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, pageID)
 }
 
 // store records one tenant's events, messages and watermarks, with one
-// crm Ingest.
-func (in *Inbox) store(ctx context.Context, convs *crm.Conversations, events []*meta.Event) error {
+// crm Ingest whose batch requires require (none when nil), and reports
+// whether it held.
+func (in *Inbox) store(ctx context.Context, convs *crm.Conversations, events []*meta.Event, require schema.QueryAppender) (bool, error) {
 	var msgs []crm.NewMessage
 	var kinds []meta.EventKind
 	var marks []crm.Watermarks
@@ -238,11 +370,14 @@ func (in *Inbox) store(ctx context.Context, convs *crm.Conversations, events []*
 		}
 	}
 	if len(msgs) == 0 && len(marks) == 0 {
-		return nil
+		return true, nil
 	}
-	res, err := convs.Ingest(ctx, crm.Batch{Messages: msgs, Watermarks: marks})
+	res, err := convs.Ingest(ctx, crm.Batch{Messages: msgs, Watermarks: marks, Require: require})
 	if err != nil {
-		return err
+		return false, err
+	}
+	if res.Unmet {
+		return false, nil
 	}
 	// Meta would redeliver an event crm refuses forever: log and drop it.
 	for i, rerr := range res.Rejected {
@@ -255,5 +390,5 @@ func (in *Inbox) store(ctx context.Context, convs *crm.Conversations, events []*
 			in.log.WarnContext(ctx, "inbox: dropped invalid watermarks", "page", marks[i].Conversation.AccountID, "error", rerr)
 		}
 	}
-	return nil
+	return true, nil
 }

@@ -143,8 +143,12 @@ func WithMaxWebhookBody(n int64) Option {
 // transaction (social.Delivery.Idempotent): each delivery, redeliveries
 // too, hands all its events to the handler with the database as db. That
 // saves a row and two index entries per event, and the COMMIT's round
-// trip. A handler with any other effect (a reply sent, a counter moved)
-// must not be declared idempotent.
+// trip. Nor does it look up the delivery's Pages in the account index
+// (which it does with the records otherwise): the handler routes them —
+// social.Store.AccountTenants reads the index then, and inbox.Inbox,
+// which keeps each Page's routes, reads it only when they change. A
+// handler with any other effect (a reply sent, a counter moved) must not
+// be declared idempotent.
 func WithIdempotentHandler() Option {
 	return func(o *options) error {
 		o.idempotent = true
@@ -249,7 +253,10 @@ func (w *Webhook) Process(ctx context.Context, p *Payload) error {
 				d.Keys = append(d.Keys, en.Events[j].DedupeKey())
 			}
 		}
-		if en.PageID != "" && len(en.Events) > 0 && !slices.Contains(d.Accounts, en.PageID) {
+		// The delivery's Pages are looked up with its records, in the
+		// same statement; without records the handler routes them (one
+		// that keeps routes, as inbox.Inbox does, needs no look-up).
+		if !w.idempotent && en.PageID != "" && len(en.Events) > 0 && !slices.Contains(d.Accounts, en.PageID) {
 			d.Accounts = append(d.Accounts, en.PageID)
 		}
 	}

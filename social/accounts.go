@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/schema"
 )
 
 // AccountTenant is one tenant's connection of a platform account, as the
@@ -66,4 +69,41 @@ func accountTenants(rows []account, idx, accountID string) []AccountTenant {
 		out = append(out, AccountTenant{TenantID: a.TenantID, ConnectionID: a.ConnectionID, Live: a.Live.Valid && a.Live.Bool})
 	}
 	return out
+}
+
+// Routed returns a condition, for a statement that writes what a
+// webhook brought to one tenant (crm.Batch.Require), that the account's
+// routes are still those a caller looked up before and kept: that the
+// account index still records tenantID's connection connectionID of the
+// account as live, and that the account still has as many tenants whose
+// connection is live or not known to be revoked as routes has. A caller
+// that keeps an account's routes between deliveries (inbox.Inbox does,
+// to route a delivery without a statement of its own) sends the
+// condition with the write: it holds in the write's own snapshot, so a
+// revocation committed before the write stores nothing, and a tenant
+// that connected the account since shows as a different count. When it
+// does not hold, look the routes up again (AccountTenants). Keep only
+// routes whose Live is set: one that is not cannot be checked so.
+func (s *Store) Routed(ctx context.Context, platform, accountID string, routes []AccountTenant, tenantID string) (schema.QueryAppender, error) {
+	conn := ""
+	for _, r := range routes {
+		if !r.Live {
+			return nil, fmt.Errorf("social: routed: the route of tenant %s is not known live", r.TenantID)
+		}
+		if r.TenantID == tenantID {
+			conn = r.ConnectionID
+		}
+	}
+	if conn == "" {
+		return nil, fmt.Errorf("social: routed: no route to tenant %s", tenantID)
+	}
+	idx, err := s.accountIndex(ctx, platform, accountID)
+	if err != nil {
+		return nil, err
+	}
+	// Rows SealAccountIndex has not reached yet still name the account.
+	return bun.SafeQuery(`(SELECT COALESCE(MAX(CASE WHEN sac.tenant_id = ? AND sac.connection_id = ? AND sac.live THEN 1 ELSE 0 END), 0) = 1
+		AND COUNT(DISTINCT CASE WHEN sac.live IS NULL OR sac.live THEN sac.tenant_id END) = ?
+		FROM socialcrm_social_accounts AS sac WHERE sac.platform = ? AND sac.account_id IN (?, ?))`,
+		tenantID, conn, len(routes), platform, idx, accountID), nil
 }
