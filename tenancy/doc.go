@@ -45,7 +45,9 @@
 //     owns every table), any statement that names a full-text index
 //     (FullTextIndex) or its shadow tables but the one exact look-up it
 //     allows, SQLite's dbstat, sqlite_dbpage and sqlite_stat tables (their
-//     samples held other tenants' ids) and a PRAGMA that sets
+//     samples held other tenants' ids), SQLite's last_insert_rowid(),
+//     changes() and total_changes() (they answer about the statements the
+//     pooled connection ran before, another tenant's) and a PRAGMA that sets
 //     a value (it outlives the statement on a pooled connection: a
 //     secure_delete turned off left another tenant's erased rows in the
 //     file), VACUUM INTO and ATTACH, PostgreSQL's statistics (pg_stat_*,

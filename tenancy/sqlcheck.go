@@ -494,6 +494,9 @@ func (a *analysis) top(n *pg.Node) {
 			if pageReader(name) {
 				a.fail("%s reads what every tenant's rows hold (pages or statistics)", name) // sqlitewalls.go
 			}
+			if connStateFunc(name) {
+				a.fail("%s", connStateWhy(name)) // sqlitewalls.go
+			}
 			for _, f := range sqlExecutors {
 				if strings.HasPrefix(name, f) {
 					a.fail("%s runs SQL the Guard cannot see", name)
