@@ -97,6 +97,24 @@ func roundTrips(b *testing.B, h *bun.DB, name string, op func()) func() {
 // pgx query of the same row.
 func BenchmarkPostgresContactGet(b *testing.B) {
 	w := newPGBench(b)
+	c, base := pgGetFixture(b, w)
+	contacts := w.sdk.Contacts()
+	sdk := func() {
+		if got, err := contacts.Get(w.e.A, c.ID); err != nil || got.Email != c.Email {
+			b.Fatal(err)
+		}
+	}
+	sdk()
+	base()
+	report := roundTrips(b, w.h, "pg_contact_get", sdk)
+	b.ReportMetric(interleave(b, sdk, base), "ratio:pg_contact_get_vs_pgx_query")
+	report()
+}
+
+// pgGetFixture creates, in tenant A, the contact a get reads through the
+// SDK and its unsealed twin in bench_plain_contacts, and returns the
+// contact and the baseline: one raw pgx query of the twin.
+func pgGetFixture(b *testing.B, w *pgBench) (crm.Contact, func()) {
 	ctx := context.Background()
 	c, err := w.e.store.Contacts().Create(w.e.A, benchContact(1))
 	if err != nil {
@@ -106,24 +124,13 @@ func BenchmarkPostgresContactGet(b *testing.B) {
 	if err := insertPlain(ctx, w.raw, row); err != nil {
 		b.Fatal(err)
 	}
-	contacts := w.sdk.Contacts()
-	sdk := func() {
-		if got, err := contacts.Get(w.e.A, c.ID); err != nil || got.Email != c.Email {
-			b.Fatal(err)
-		}
-	}
 	q := "SELECT " + plainColumns + " FROM bench_plain_contacts WHERE tenant_id = $1 AND id = $2"
-	base := func() {
+	return c, func() {
 		var r plainContact
 		if err := scanPlain(w.raw.QueryRow(ctx, q, row.TenantID, row.ID), &r); err != nil {
 			b.Fatal(err)
 		}
 	}
-	sdk()
-	base()
-	report := roundTrips(b, w.h, "pg_contact_get", sdk)
-	b.ReportMetric(interleave(b, sdk, base), "ratio:pg_contact_get_vs_pgx_query")
-	report()
 }
 
 // BenchmarkPostgresContactCreate: a contact created through the SDK

@@ -182,7 +182,14 @@
 // attachments, custom field values and tags move; the kept contact's
 // empty fields are filled from the duplicate; for a consent of the same
 // channel and purpose on both, the more recent word wins; the duplicate is
-// deleted and an audit entry "contact.merged" names both ids.
+// deleted and an audit entry "contact.merged" names both ids. On SQLite,
+// once the merge has committed, the write-ahead log is cut (a TRUNCATE
+// checkpoint, as the retention engine runs after an erasure), so that the
+// duplicate's deleted row — its sealed profile, blind indexes and name
+// tokens — is not left readable in the -wal file after secure_delete has
+// zeroed it in the database file; a Store bound to the caller's
+// transaction (Using) leaves that checkpoint to the caller, after its
+// commit.
 //
 // # Client portal
 //

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/tenancy"
@@ -59,8 +61,8 @@ func coreCategoriesWith(s *Store) []retention.Category {
 			Subject:     map[string]string{SubjectContact: "contact_id", SubjectConversation: "id"},
 			Omit:        append(s.omitSealed("thread_sealed"), "thread_index"),
 			Sealed:      s.sealedColumns(kindConversation, "thread_sealed", "thread_id"),
-			BeforeErase: eraseMessages,
-			LegalBasis:  basis, Purpose: "conversation threads with a contact (platform thread id such as a Messenger PSID)"},
+			BeforeErase: eraseMessages, TimeIndex: conversationDue,
+			LegalBasis: basis, Purpose: "conversation threads with a contact (platform thread id such as a Messenger PSID)"},
 		{Name: "crm.consent_event", Table: TableConsentEvents, Time: "at", Subject: byContact,
 			Omit: s.omitSealed("source_sealed"), Sealed: s.sealedColumns(kindConsent, "source_sealed", "source"),
 			LegalBasis: "legal obligation (proof of consent) while the contact exists", Purpose: "history of a contact's consent per channel and purpose"},
@@ -254,4 +256,23 @@ func eraseMessages(ctx context.Context, tx bun.Tx, ids []string) error {
 		return fmt.Errorf("crm: erase messages of erased conversations: %w", err)
 	}
 	return nil
+}
+
+// conversationDue is the conversations' retention.Category.TimeIndex. On
+// PostgreSQL no index holds a conversation's exact last message time (it
+// went so that a message's update of its conversation can be heap-only:
+// conversationsHotMigration); the sweep's condition on it alone made the
+// server read every conversation of the tenant, due or not — a sequential
+// scan of the table among 10,100 conversations, 20 of them due
+// (TestConversationSweepUsesAnIndexRange). The day the server keeps of
+// that time, last_message_day (whole days since 1970-01-01 UTC,
+// conversationsDayMigration), is indexed with the tenant: a row whose time
+// is at or before cutoff has a day at or before cutoff's, so the sweep
+// reads the tenant's rows of those days along that index, and Time's own
+// condition keeps the exact cutoff. SQLite indexes the exact time.
+func conversationDue(d dialect.Name, cutoff time.Time) (string, []any) {
+	if d != dialect.PG {
+		return "", nil
+	}
+	return "r.last_message_day <= ?", []any{unixDay(cutoff)}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 )
 
 // Category declares one kind of data the engine manages: a tenant-owned
@@ -49,6 +50,15 @@ type Category struct {
 	// Time is the column that ages a row (a TIMESTAMP). Required for age
 	// and event rules and for legal-obligation keeps.
 	Time string
+	// TimeIndex, if set, returns for a database of dialect d a condition
+	// on the table (alias r; "?" for each of args) that is true of every
+	// row whose Time is at or before cutoff, and that an index serves
+	// where none serves Time: a sweep adds it to Time's, so that the
+	// database reads a tenant's due rows along that index instead of
+	// every row of the tenant (crm's conversations on PostgreSQL, whose
+	// exact time is not indexed: a coarse day column is). An empty
+	// condition adds none. Nil: Time's condition alone.
+	TimeIndex func(d dialect.Name, cutoff time.Time) (cond string, args []any)
 	// Erase is how rows are erased (the zero value deletes them).
 	Erase Erase
 	// Omit names columns that Export leaves out: secrets that are not the

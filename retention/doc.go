@@ -186,7 +186,8 @@
 // wrote the erased rows, is cut to nothing. When a reader holds an older
 // snapshot the log cannot be cut at that moment; a warning (no personal
 // data) is logged and the next such checkpoint cuts it. A contact merge
-// (crm) deletes the merged-away duplicate without this checkpoint.
+// (crm) runs the same checkpoint after it deletes the merged-away
+// duplicate.
 //
 // # Testing
 //

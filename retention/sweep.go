@@ -131,7 +131,7 @@ func (e *Engine) sweepTenant(ctx context.Context, tid string, now time.Time, rep
 			}
 		default:
 			j := &job{cat: c, tid: tid, action: "retention.swept", rc: &rc}
-			j.where("r."+c.Time+" <= ?", cutoff)
+			e.whereDue(j, c, cutoff)
 			if err := e.run(ctx, j, hs); err != nil {
 				return err
 			}
@@ -163,12 +163,24 @@ func (e *Engine) sweepEvent(ctx context.Context, c Category, r Rule, tid string,
 		j := &job{cat: c, tid: tid, action: "retention.swept", rc: rc,
 			meta: map[string]string{"event": ev.Name, "event_at": window(ev.At)}}
 		j.where(cond, args...)
-		j.where("r."+c.Time+" <= ?", ev.At)
+		e.whereDue(j, c, ev.At)
 		if err := e.run(ctx, j, hs); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// whereDue confines j to the rows of c whose time is at or before cutoff,
+// with c's TimeIndex condition where it has one.
+func (e *Engine) whereDue(j *job, c Category, cutoff time.Time) {
+	j.where("r."+c.Time+" <= ?", cutoff)
+	if c.TimeIndex == nil {
+		return
+	}
+	if cond, args := c.TimeIndex(e.db.Dialect().Name(), cutoff); cond != "" {
+		j.where(cond, args...)
+	}
 }
 
 // cleanEvents deletes events that every rule triggered by them has

@@ -28,6 +28,19 @@ type account struct {
 	Live sql.NullBool `bun:"live"`
 }
 
+// TenantRegistryKey makes the account index a tenant registry to the
+// Guard: under a tenant's principal a write of it must be confined to the
+// tenant's own rows (see tenancy.InstallGuard). Tenant B could re-point
+// tenant A's Page to itself, so that the Page's webhooks (A's customers'
+// messages) reached B.
+func (*account) TenantRegistryKey() string { return "tenant_id" }
+
+// TenantRegistryReadable lets every tenant read the index: a webhook's
+// write checks the account's routes across tenants (Routed). What it
+// shows of other tenants is their ids, their connections' ids and the
+// keyed hash of the account, never the account's id.
+func (*account) TenantRegistryReadable() bool { return true }
+
 // delivery is a webhook delivery already processed.
 type delivery struct {
 	bun.BaseModel `bun:"table:socialcrm_social_webhook_deliveries,alias:swd"`

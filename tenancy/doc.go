@@ -45,10 +45,21 @@
 //     owns every table), any statement that names a full-text index
 //     (FullTextIndex) or its shadow tables but the one exact look-up it
 //     allows, SQLite's dbstat, sqlite_dbpage and sqlite_stat tables (their
-//     samples held other tenants' ids) and a PRAGMA that sets
+//     samples held other tenants' ids), SQLite's last_insert_rowid(),
+//     changes() and total_changes() (they answer about the statements the
+//     pooled connection ran before, another tenant's) and a PRAGMA that sets
 //     a value (it outlives the statement on a pooled connection: a
 //     secure_delete turned off left another tenant's erased rows in the
-//     file), VACUUM INTO and ATTACH, text SQLite tokenizes otherwise than
+//     file), VACUUM INTO and ATTACH, PostgreSQL's statistics (pg_stat_*,
+//     pg_stats, the size functions, pg_class.reltuples: they count every
+//     tenant's rows, and pg_stat_activity shows other tenants'
+//     statements) and EXPLAIN ANALYZE, a SET without LOCAL, ALTER
+//     ROLE/DATABASE/SYSTEM and session-level advisory locks under a
+//     tenant's principal (each outlives the statement, on the pooled
+//     connection or on the role every tenant shares), under a tenant's
+//     principal any statement on the tenant registries (the tenants
+//     table, the vault's key list) not confined to that tenant's own row,
+//     text SQLite tokenizes otherwise than
 //     the parser
 //     (nested comments, E-prefixed strings, $a$, [x'] names), and anything that
 //     could change app.* settings, switch row-level security or run SQL it

@@ -84,7 +84,28 @@ import (
 //     outlives the statement on the pooled connection the next tenant
 //     gets, and secure_delete off left another tenant's erased rows in the
 //     file; nor is it VACUUM INTO (a copy of every tenant's rows) or
-//     ATTACH (sqlitewalls.go).
+//     ATTACH (sqlitewalls.go);
+//   - it does not read PostgreSQL's statistics, which count every tenant's
+//     rows together (pg_stat_*, pg_statio_*, pg_stats and pg_stat_activity,
+//     the pg_stat_get_* and size functions, pg_class's reltuples and
+//     relpages or a whole pg_class row), nor run EXPLAIN ANALYZE ("Rows
+//     Removed by Filter" counted the other tenants' rows; EXPLAIN runs),
+//     and it leaves nothing on the connection or the role for the next
+//     tenant: no SET without LOCAL (SET TRANSACTION and RESET run), no
+//     ALTER ROLE, ALTER DATABASE or ALTER SYSTEM, no session-level
+//     advisory lock under a tenant's principal (pg_advisory_xact_lock
+//     runs) (pgwalls.go);
+//   - under a tenant's principal, every reference to a tenant registry —
+//     TableTenants, keyed by id, and a model with a TenantRegistryKey
+//     method such as the vault's key list, keyed by that column — is
+//     confined to the tenant's own row as a tenant-owned table's is to
+//     tenant_id, and no write names another (registry.go; a registry
+//     with a TenantRegistryReadable method, social's account index, is
+//     confined only where it is written; a key of "" is a table no
+//     tenant's UPDATE or DELETE may name, the vault's audit key): tenant B
+//     closed tenant A for purging and dropped A from the key list. The
+//     system principal without a tenant and statements without a
+//     principal (sign-up) reach every row.
 //
 // A statement the parser cannot read — SQLite's INSERT OR REPLACE and
 // REPLACE, a second ON CONFLICT clause, other SQLite-only syntax — is
@@ -131,8 +152,11 @@ type Guard struct {
 	fts    []string         // full-text index tables (FullTextIndex), lower case
 	walled []string         // fts and their FTS5 shadow tables, lower case
 	unsafe map[string]error // tenant-owned tables with a relation that can cross tenants
-	shapes shapeCache
-	sqlite bool // statements go to SQLite, which reads some text otherwise than the parser
+	// registries maps each tenant registry (registry.go), lower case, to
+	// the column that names the tenant.
+	registries map[string]string
+	shapes     shapeCache
+	sqlite     bool // statements go to SQLite, which reads some text otherwise than the parser
 }
 
 var _ bun.QueryHook = (*Guard)(nil)
@@ -144,7 +168,8 @@ var _ bun.QueryHook = (*Guard)(nil)
 // installed regardless and refuses every query on those tables.
 func InstallGuard(db *bun.DB, models ...any) (*Guard, error) {
 	g := &Guard{db: db, known: make(map[reflect.Type]bool), unsafe: make(map[string]error),
-		sqlite: db.Dialect().Name() == dialect.SQLite}
+		registries: map[string]string{TableTenants: "id"},
+		sqlite:     db.Dialect().Name() == dialect.SQLite}
 	warmParser()
 	err := g.Register(models...)
 	db.AddQueryHook(g)
@@ -244,6 +269,17 @@ func (g *Guard) learn(t *schema.Table) error {
 		}
 		g.shapes.reset()
 	}
+	if r, ok := reflect.New(t.Type).Interface().(registryModel); ok {
+		key := r.TenantRegistryKey()
+		if key == "" {
+			key = noTenantColumn
+		}
+		if rr, ok := r.(readableRegistry); ok && rr.TenantRegistryReadable() {
+			key = readableKey + key
+		}
+		g.registries[strings.ToLower(t.Name)] = key
+		g.shapes.reset()
+	}
 	if owned {
 		g.tables = append(g.tables, t.Name)
 		g.shapes.reset() // shapes read before did not know this table
@@ -315,12 +351,12 @@ func (g *Guard) check(ctx context.Context, query string) error {
 	case g.sqlite && sqliteReadsOtherwise(query):
 		// The parser would read another statement than SQLite runs; what
 		// SQLite reads otherwise hides in literals, so this is not cached.
-		sh = unreadable(query, g.ownedOrWalled)
+		sh = unreadableWith(query, g.ownedOrWalled, g.registryKey)
 	case cacheable:
 		sh = g.shapes.get(key)
 	}
 	if sh == nil {
-		sh = analyze(query, lits, cacheable, g.ownedOrWalled, g.text)
+		sh = analyze(query, lits, cacheable, g.ownedOrWalled, g.text, g.registryKey)
 		if cacheable {
 			g.shapes.put(key, sh)
 		}
@@ -343,6 +379,9 @@ func (g *Guard) check(ctx context.Context, query string) error {
 	if sh.setting && ctx.Value(settingTenantKey{}) == nil {
 		return fmt.Errorf("%w: only tenancy.RunInTx may change the settings row-level security depends on", ErrUnscoped)
 	}
+	if p, ok := FromContext(ctx); sh.sessionLock && ok && !p.IsSystem() {
+		return sessionLockRefusal
+	}
 	if sh.policy && ctx.Value(rowSecurityKey{}) == nil {
 		return fmt.Errorf("%w: only tenancy.EnableRowSecurity may change row-level security", ErrUnscoped)
 	}
@@ -356,9 +395,18 @@ func (g *Guard) check(ctx context.Context, query string) error {
 			return fmt.Errorf("%w: a full-text index look-up takes only exact tokens (words of 26 to 128 ASCII letters and digits)", ErrUnscoped)
 		}
 	}
+	if err := sh.registry.check(ctx, query, lits); err != nil { // registry.go
+		return err
+	}
 	if !sh.owned {
 		return nil
 	}
+	return sh.namesOnly(tid, query, lits)
+}
+
+// namesOnly returns an error unless every literal of query that sh says
+// must be the tenant's id is tid.
+func (sh *shape) namesOnly(tid, query string, lits []int) error {
 	quoted := "'" + strings.ReplaceAll(tid, "'", "''") + "'"
 	for _, l := range sh.tenant {
 		if l.ord >= 0 && literalAt(query, lits[l.ord]) != quoted || l.ord < 0 && l.val != tid {

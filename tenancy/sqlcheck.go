@@ -24,6 +24,13 @@ type shape struct {
 	ftsQuery []lit
 	setting  bool // can change settings row-level security depends on
 	policy   bool // changes row-level security of a table
+	// sessionLock takes an advisory lock that outlives the transaction:
+	// refused under a tenant's principal (pgwalls.go).
+	sessionLock bool
+	// registry is the shape of the statement with the tenant registries
+	// (registry.go) as its tenant-owned tables, nil when it names none:
+	// what a statement under a tenant's principal must satisfy.
+	registry *shape
 }
 
 // analyze parses query with PostgreSQL's own grammar (libpg_query, run as
@@ -53,10 +60,10 @@ func parse(query string) (*pg.ParseResult, error) {
 	return pgquery.Parse(query)
 }
 
-func analyze(query string, lits []int, cached bool, owned func(string) bool, text func() fullText) *shape {
+func analyze(query string, lits []int, cached bool, owned func(string) bool, text func() fullText, registry func(string) string) *shape {
 	tree, err := parse(query)
 	if err != nil {
-		return unreadable(query, owned)
+		return unreadableWith(query, owned, registry)
 	}
 	sh := &shape{}
 	a := &analysis{owned: owned, sh: sh, ft: text()}
@@ -71,6 +78,21 @@ func analyze(query string, lits []int, cached bool, owned func(string) bool, tex
 	}
 	if len(a.ft.walled) > 0 {
 		a.wall(tree, query, cached)
+	}
+	// The same statement with the registries as the tenant-owned tables,
+	// each keyed by its own column (registry.go).
+	r := &analysis{key: registry, sh: &shape{}, litAt: a.litAt,
+		owned: func(n string) bool {
+			k := registry(n)
+			return k != "" && k != noTenantColumn && !strings.HasPrefix(k, readableKey)
+		},
+		written: func(n string) bool { return strings.HasPrefix(registry(n), readableKey) }}
+	for _, raw := range tree.Stmts {
+		r.top(raw.Stmt)
+		r.noTenantWrites(raw.Stmt, registry)
+	}
+	if r.sh.owned {
+		sh.registry = r.sh
 	}
 	return sh
 }
@@ -357,6 +379,33 @@ type analysis struct {
 	// ftsLookups counts the full-text index look-ups ftsLookup allowed.
 	ftsLookups int
 	litAt      map[int32]int // byte offset of a string literal -> its ordinal; nil: not cached
+	// key returns the column that names the tenant in a tenant-owned
+	// table: "" or nil for tenant_id (registries differ, registry.go).
+	key func(table string) string
+	// written reports tables that are tenant-owned only as the target of
+	// a write (registries every tenant may read, registry.go).
+	written func(table string) bool
+}
+
+// writeTargetRef is rangeVar for the table a write writes.
+func (a *analysis) writeTargetRef(rv *pg.RangeVar) *ref {
+	r := a.rangeVar(rv)
+	if r.table == "" && a.written != nil && a.written(rv.Relname) {
+		r.table = strings.ToLower(rv.Relname)
+		a.sh.owned = true
+		a.sh.tables = append(a.sh.tables, r.table)
+	}
+	return r
+}
+
+// keyOf returns the column of table that names its tenant.
+func (a *analysis) keyOf(table string) string {
+	if a.key != nil && table != "" {
+		if k := keyColumn(a.key(table)); k != "" {
+			return k
+		}
+	}
+	return "tenant_id"
 }
 
 func (a *analysis) fail(format string, args ...any) {
@@ -403,26 +452,50 @@ func walk(m protoreflect.Message, fn func(proto.Message) bool) {
 // cannot see into.
 var sqlExecutors = []string{"query_to_xml", "cursor_to_xml", "table_to_xml", "schema_to_xml", "database_to_xml", "dblink", "pg_read_file", "lo_import", "lo_export"}
 
+// writeTarget returns the table an INSERT, UPDATE or DELETE writes, or
+// nil for any other message.
+func writeTarget(x proto.Message) *pg.RangeVar {
+	switch w := x.(type) {
+	case *pg.InsertStmt:
+		return w.Relation
+	case *pg.UpdateStmt:
+		return w.Relation
+	case *pg.DeleteStmt:
+		return w.Relation
+	}
+	return nil
+}
+
+// funcName returns the name of the function f calls, without its schema,
+// in lower case.
+func funcName(f *pg.FuncCall) string {
+	if len(f.Funcname) == 0 {
+		return ""
+	}
+	return strings.ToLower(f.Funcname[len(f.Funcname)-1].GetString_().GetSval())
+}
+
 // top checks one statement of the text.
 func (a *analysis) top(n *pg.Node) {
 	m := inner(n)
 	if m == nil {
 		return
 	}
+	a.pgWalls(m) // pgwalls.go
 	// Whatever the statement, no function may set settings or run SQL
 	// text, and the settings view may not be written.
 	walk(m.ProtoReflect(), func(x proto.Message) bool {
 		switch x := x.(type) {
 		case *pg.FuncCall:
-			name := ""
-			if len(x.Funcname) > 0 {
-				name = strings.ToLower(x.Funcname[len(x.Funcname)-1].GetString_().GetSval())
-			}
+			name := funcName(x)
 			if name == "set_config" {
 				a.sh.setting = true
 			}
 			if pageReader(name) {
 				a.fail("%s reads what every tenant's rows hold (pages or statistics)", name) // sqlitewalls.go
+			}
+			if connStateFunc(name) {
+				a.fail("%s", connStateWhy(name)) // sqlitewalls.go
 			}
 			for _, f := range sqlExecutors {
 				if strings.HasPrefix(name, f) {
@@ -439,16 +512,7 @@ func (a *analysis) top(n *pg.Node) {
 		case *pg.InsertStmt, *pg.UpdateStmt, *pg.DeleteStmt:
 			// SQLite's schema table, written with writable_schema, can
 			// rename tenant_id or drop the audit log's triggers.
-			var rv *pg.RangeVar
-			switch w := x.(type) {
-			case *pg.InsertStmt:
-				rv = w.Relation
-			case *pg.UpdateStmt:
-				rv = w.Relation
-			case *pg.DeleteStmt:
-				rv = w.Relation
-			}
-			if rv != nil && strings.HasPrefix(strings.ToLower(rv.Relname), "sqlite_") {
+			if rv := writeTarget(x); rv != nil && strings.HasPrefix(strings.ToLower(rv.Relname), "sqlite_") {
 				a.fail("writing %s is not allowed", strings.ToLower(rv.Relname))
 			}
 		}
@@ -736,7 +800,7 @@ func conjuncts(n *pg.Node, out []*pg.Node) []*pg.Node {
 // tenantColumn resolves a column reference to tenant_id of a reference in
 // s or an outer level; a bare tenant_id resolves only when s has exactly
 // one reference.
-func tenantColumn(n *pg.Node, s *level) *ref {
+func (a *analysis) tenantColumn(n *pg.Node, s *level) *ref {
 	c := n.GetColumnRef()
 	if c == nil {
 		return nil
@@ -744,12 +808,14 @@ func tenantColumn(n *pg.Node, s *level) *ref {
 	f := c.Fields
 	switch len(f) {
 	case 1:
-		if strings.EqualFold(f[0].GetString_().GetSval(), "tenant_id") && len(s.refs) == 1 {
+		if len(s.refs) == 1 && strings.EqualFold(f[0].GetString_().GetSval(), a.keyOf(s.refs[0].table)) {
 			return s.refs[0]
 		}
 	case 2:
-		if strings.EqualFold(f[1].GetString_().GetSval(), "tenant_id") && f[0].GetString_() != nil {
-			return s.lookup(f[0].GetString_().GetSval())
+		if f[0].GetString_() != nil {
+			if r := s.lookup(f[0].GetString_().GetSval()); r != nil && strings.EqualFold(f[1].GetString_().GetSval(), a.keyOf(r.table)) {
+				return r
+			}
 		}
 	}
 	return nil
@@ -825,7 +891,7 @@ func (a *analysis) constrain(s *level, conds []cond) {
 			op := x.Name[0].GetString_().GetSval()
 			switch {
 			case x.Kind == pg.A_Expr_Kind_AEXPR_OP && op == "=":
-				l, r := tenantColumn(x.Lexpr, s), tenantColumn(x.Rexpr, s)
+				l, r := a.tenantColumn(x.Lexpr, s), a.tenantColumn(x.Rexpr, s)
 				switch {
 				case l != nil && r != nil:
 					eqs = append(eqs, eq{l, r, c}, eq{r, l, c})
@@ -839,14 +905,14 @@ func (a *analysis) constrain(s *level, conds []cond) {
 				if len(items) == 0 {
 					continue
 				}
-				if col := tenantColumn(x.Lexpr, s); col != nil {
+				if col := a.tenantColumn(x.Lexpr, s); col != nil {
 					mark(col, c, items...)
 					continue
 				}
 				// (…, w.tenant_id, …) IN ((…, '<t>', …), …)
 				row := x.Lexpr.GetRowExpr()
 				for i, arg := range row.GetArgs() {
-					col := tenantColumn(arg, s)
+					col := a.tenantColumn(arg, s)
 					if col == nil {
 						continue
 					}
@@ -918,12 +984,12 @@ func (a *analysis) exprs(m any, s *level) {
 func (a *analysis) tenantAssigned(targets []*pg.Node, table string, allowExcluded bool) {
 	for _, t := range targets {
 		rt := t.GetResTarget()
-		if rt == nil || !strings.EqualFold(rt.Name, "tenant_id") {
+		if rt == nil || !strings.EqualFold(rt.Name, a.keyOf(table)) {
 			continue
 		}
 		if allowExcluded {
 			if f := rt.Val.GetColumnRef().GetFields(); len(rt.Indirection) == 0 && len(f) == 2 &&
-				strings.EqualFold(f[0].GetString_().GetSval(), "excluded") && strings.EqualFold(f[1].GetString_().GetSval(), "tenant_id") {
+				strings.EqualFold(f[0].GetString_().GetSval(), "excluded") && strings.EqualFold(f[1].GetString_().GetSval(), a.keyOf(table)) {
 				continue
 			}
 		}
@@ -931,30 +997,31 @@ func (a *analysis) tenantAssigned(targets []*pg.Node, table string, allowExclude
 			a.sh.tenant = append(a.sh.tenant, l)
 			continue
 		}
-		a.fail("a write may not assign tenant_id of %s", table)
+		a.fail("a write may not assign %s of %s", a.keyOf(table), table)
 	}
 }
 
 func (a *analysis) insert(q *pg.InsertStmt, outer *level) {
 	a.with(q.WithClause, outer)
-	target := a.rangeVar(q.Relation)
+	target := a.writeTargetRef(q.Relation)
 	s := &level{refs: []*ref{target}, outer: outer}
 	target.ok = true // a checked insert writes only the tenant's rows
 	sel := inner(q.SelectStmt)
 	if target.table == "" {
 		a.query(sel, outer)
 	} else {
+		key := a.keyOf(target.table)
 		col := -1
 		for i, c := range q.Cols {
-			if strings.EqualFold(c.GetResTarget().GetName(), "tenant_id") {
+			if strings.EqualFold(c.GetResTarget().GetName(), key) {
 				col = i
 			}
 		}
 		if col < 0 {
-			a.fail("INSERT into %s must name tenant_id", target.table)
+			a.fail("INSERT into %s must name %s", target.table, key)
 		}
 		for i, c := range q.Cols {
-			if i != col && strings.EqualFold(c.GetResTarget().GetName(), "tenant_id") {
+			if i != col && strings.EqualFold(c.GetResTarget().GetName(), key) {
 				// SQLite takes the first of two, the Guard would check the last.
 				a.fail("INSERT into %s names tenant_id more than once", target.table)
 			}
@@ -994,8 +1061,15 @@ func (a *analysis) insert(q *pg.InsertStmt, outer *level) {
 		if target.table != "" {
 			switch {
 			case oc.Infer == nil && oc.Action == pg.OnConflictAction_ONCONFLICT_NOTHING:
+			case a.key != nil && oc.Infer != nil && oc.Infer.Conname == "" &&
+				slices.ContainsFunc(oc.Infer.IndexElems, func(e *pg.Node) bool {
+					return strings.EqualFold(e.GetIndexElem().GetName(), a.keyOf(target.table))
+				}):
+				// A registry's conflict target names its key column
+				// anywhere (the account index's is platform, account_id,
+				// tenant_id): the row it meets is the tenant's own.
 			case oc.Infer == nil || oc.Infer.Conname != "" || len(oc.Infer.IndexElems) == 0 ||
-				!strings.EqualFold(oc.Infer.IndexElems[0].GetIndexElem().GetName(), "tenant_id"):
+				!strings.EqualFold(oc.Infer.IndexElems[0].GetIndexElem().GetName(), a.keyOf(target.table)):
 				a.fail("ON CONFLICT on %s must name a conflict target that begins with tenant_id", target.table)
 			}
 			a.tenantAssigned(oc.TargetList, target.table, true)
@@ -1015,7 +1089,7 @@ func (a *analysis) insert(q *pg.InsertStmt, outer *level) {
 func (a *analysis) update(q *pg.UpdateStmt, outer *level) {
 	a.with(q.WithClause, outer)
 	s := &level{outer: outer}
-	target := a.rangeVar(q.Relation)
+	target := a.writeTargetRef(q.Relation)
 	s.refs = append(s.refs, target)
 	var conds []cond
 	for _, f := range q.FromClause {
@@ -1039,7 +1113,7 @@ func (a *analysis) update(q *pg.UpdateStmt, outer *level) {
 func (a *analysis) delete(q *pg.DeleteStmt, outer *level) {
 	a.with(q.WithClause, outer)
 	s := &level{outer: outer}
-	s.refs = append(s.refs, a.rangeVar(q.Relation))
+	s.refs = append(s.refs, a.writeTargetRef(q.Relation))
 	var conds []cond
 	for _, f := range q.UsingClause {
 		a.from(f, s, &conds)

@@ -28,6 +28,16 @@ import (
 //     sqlite_stat4 keeps sample keys of every index: other tenants' ids,
 //     blind indexes and timestamps, and the term prefixes of a full-text
 //     index. ANALYZE itself runs; its tables are for the planner.
+//   - SQLite's functions that answer about the connection rather than the
+//     statement (connStateFuncs): last_insert_rowid(), changes() and
+//     total_changes() report the rowid and row counts of the statements
+//     the connection ran before — on a pooled connection, another
+//     tenant's: how many rows its last insert made the table hold, how
+//     many rows its last update or delete touched, how many rows every
+//     tenant changed since the connection opened
+//     (TestGuardRefusesConnectionStateFunctions). The SDK reads neither:
+//     bun takes an insert's rowid from the driver's result of that
+//     statement, never from the connection afterwards.
 
 // pragmaCallsAllowed are the pragmas a guarded statement may give a value
 // or an argument: a checkpoint, the planner's optimize, and reads of a
@@ -44,11 +54,56 @@ var pageReaders = []string{"dbstat", "sqlite_dbpage"}
 
 const statsPrefix = "sqlite_stat"
 
+// connStateFuncs are SQLite's core functions whose answer is state of the
+// connection left by earlier statements (SQLite's list of core functions:
+// the others answer from their arguments, the build or the file). On
+// PostgreSQL no function has these names; they are refused there too, as
+// the Guard reads one SQL for both.
+var connStateFuncs = []string{"last_insert_rowid", "changes", "total_changes"}
+
+// connStateFunc reports whether name is one of connStateFuncs, ignoring
+// case.
+func connStateFunc(name string) bool {
+	return slices.ContainsFunc(connStateFuncs, func(f string) bool { return strings.EqualFold(f, name) })
+}
+
+// connStateWhy is why a statement calling name, a connStateFuncs
+// function, is refused.
+func connStateWhy(name string) string {
+	return strings.ToLower(name) + "() answers about the statements the pooled connection ran before, another tenant's among them"
+}
+
+// callsConnState returns the first connStateFuncs function bare calls (its
+// name as a word followed by an opening parenthesis), or "".
+func callsConnState(bare string) string {
+	for _, f := range connStateFuncs {
+		for at := 0; ; {
+			i := strings.Index(bare[at:], f)
+			if i < 0 {
+				break
+			}
+			i += at
+			at = i + len(f)
+			if i > 0 && identByte(bare[i-1]) || at < len(bare) && identByte(bare[at]) {
+				continue
+			}
+			if strings.HasPrefix(strings.TrimLeft(bare[at:], " \t\r\n"), "(") {
+				return f
+			}
+		}
+	}
+	return ""
+}
+
 // sqliteRefusal returns why a statement of bare (lower case, comments
 // stripped, quotes dropped; split at semicolons) may not run, or nil: a
 // PRAGMA that changes a setting, a read of the pages or statistics of the
-// file, VACUUM INTO or ATTACH.
+// file, a call of a function that answers about the connection
+// (connStateFuncs), VACUUM INTO or ATTACH.
 func sqliteRefusal(bare string) error {
+	if f := callsConnState(bare); f != "" {
+		return fmt.Errorf("%w: %s", ErrUnscoped, connStateWhy(f))
+	}
 	for _, stmt := range strings.Split(bare, ";") {
 		w := identWords(stmt)
 		for _, word := range w {

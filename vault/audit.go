@@ -35,6 +35,11 @@ type auditKeyRow struct {
 	CreatedAt time.Time `bun:"created_at,notnull"`
 }
 
+// TenantRegistryKey makes the audit key a table no tenant's statement may
+// change or delete (see tenancy.InstallGuard): it is every tenant's, and
+// deleting it made every tenant's audit log fail to verify.
+func (*auditKeyRow) TenantRegistryKey() string { return "" }
+
 func addAuditKeyMigration(ms *migrate.Migrations) {
 	migrations.Add(ms, "20261206000200", "vault_audit_key", func(ctx context.Context, tx bun.Tx) error {
 		return migrations.Exec(ctx, tx, `CREATE TABLE IF NOT EXISTS socialcrm_vault_audit_key (

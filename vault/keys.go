@@ -86,9 +86,14 @@ func Migrations() *migrate.Migrations {
 	return ms
 }
 
-// Models returns the vault's tenant-owned models, for tenancy.InstallGuard
-// at start-up.
-func Models() []any { return []any{(*keyRow)(nil)} }
+// TenantRegistryKey makes the key list a tenant registry to the Guard:
+// under a tenant's principal a statement on it must be confined to that
+// tenant's row (see tenancy.InstallGuard).
+func (*keyTenant) TenantRegistryKey() string { return "tenant_id" }
+
+// Models returns the vault's tenant-owned models, its list of tenants and
+// its audit key (tenant registries), for tenancy.InstallGuard at start-up.
+func Models() []any { return []any{(*keyRow)(nil), (*keyTenant)(nil), (*auditKeyRow)(nil)} }
 
 // errNoKey means the tenant has no data key yet.
 var errNoKey = errors.New("vault: tenant has no data key")

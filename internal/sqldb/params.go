@@ -1,6 +1,9 @@
 package sqldb
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // bun writes a statement's arguments into its text as literals, so no two
 // statements that differ only in an id share a text, and PostgreSQL
@@ -40,10 +43,11 @@ func params(query string) (out string, args []any, ok bool) {
 		return "", nil, false
 	}
 	var b strings.Builder
-	var prev string   // the previous significant token
-	var lists []bool  // for each open parenthesis: whether it opens a list
-	lastList := false // whether the parenthesis just closed opened a list
-	insert := false   // the statement is an INSERT
+	var prev string // the previous significant token (a word as written)
+	var listBuf [16]bool
+	lists := listBuf[:0] // for each open parenthesis: whether it opens a list
+	lastList := false    // whether the parenthesis just closed opened a list
+	insert := false      // the statement is an INSERT
 	n := 0
 	i := 0
 	last := 0 // query[last:i] is not yet copied to b
@@ -59,11 +63,12 @@ func params(query string) (out string, args []any, ok bool) {
 	replace := func(start, end int, val string) {
 		if n == 0 {
 			b.Grow(len(query))
+			args = make([]any, 0, 4)
 		}
 		b.WriteString(query[last:start])
 		n++
 		b.WriteByte('$')
-		b.WriteString(itoa(n))
+		b.WriteString(strconv.Itoa(n))
 		args = append(args, val)
 		last = end
 	}
@@ -115,13 +120,14 @@ func params(query string) (out string, args []any, ok bool) {
 			if j < len(query) && query[j] == '\'' || j < len(query) && query[j] == '&' && j+1 < len(query) && query[j+1] == '\'' {
 				return "", nil, false // E'…', B'…', U&'…'
 			}
-			w := strings.ToUpper(query[i:j])
-			if prev == "" && w == "INSERT" {
+			// The word as written (compared ignoring case): no copy.
+			w := query[i:j]
+			if prev == "" && strings.EqualFold(w, "INSERT") {
 				insert = true
 			}
 			prev, i = w, j
 		case c == '(':
-			list := prev == "IN" || insert && prev == "VALUES" || insert && prev == "," && lastList && len(lists) == 0
+			list := strings.EqualFold(prev, "IN") || insert && strings.EqualFold(prev, "VALUES") || insert && prev == "," && lastList && len(lists) == 0
 			lists = append(lists, list)
 			prev, i = "(", i+1
 		case c == ')':
@@ -179,11 +185,4 @@ func quoted(query string, i int) (end int, doubled, closed bool) {
 
 func isWord(c byte) bool {
 	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
-}
-
-func itoa(n int) string {
-	if n < 10 {
-		return string(rune('0' + n))
-	}
-	return itoa(n/10) + string(rune('0'+n%10))
 }

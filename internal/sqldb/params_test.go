@@ -22,6 +22,14 @@ func TestParams(t *testing.T) {
 			`SELECT 'x', "a" LIKE 'p%' FROM "c" WHERE "b" = $1::jsonb`, []any{"v"}},
 		{`SELECT pg_advisory_xact_lock(k) FROM unnest('{-5,7}'::bigint[]) AS k`,
 			`SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`, []any{"{-5,7}"}},
+		// Keywords in any case (they are compared as written, ignoring case).
+		{`select * from "c" where "id" in ('x', 'y') and "n" = 'z'`,
+			`select * from "c" where "id" in ($1, $2) and "n" = $3`, []any{"x", "y", "z"}},
+		{`insert into "c" ("a", "b") Values ('x', 1), ('y', 2)`,
+			`insert into "c" ("a", "b") Values ($1, $2), ($3, $4)`, []any{"x", "1", "y", "2"}},
+		{`SELECT * FROM "c" WHERE "a" = 'v1' AND "b" = 'v2' AND "c" = 'v3' AND "d" = 'v4' AND "e" = 'v5' AND "f" = 'v6' AND "g" = 'v7' AND "h" = 'v8' AND "i" = 'v9' AND "j" = 'v10'`,
+			`SELECT * FROM "c" WHERE "a" = $1 AND "b" = $2 AND "c" = $3 AND "d" = $4 AND "e" = $5 AND "f" = $6 AND "g" = $7 AND "h" = $8 AND "i" = $9 AND "j" = $10`,
+			[]any{"v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10"}},
 		{`(SELECT "a" FROM "c" WHERE "a" = 'x') UNION (SELECT "a" FROM "d" WHERE "a" = 'y')`,
 			`(SELECT "a" FROM "c" WHERE "a" = $1) UNION (SELECT "a" FROM "d" WHERE "a" = $2)`, []any{"x", "y"}},
 		// Comment marks, dollar signs and semicolons inside a literal or a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"encoding/hex"
+	"strconv"
 	"strings"
 )
 
@@ -93,7 +94,7 @@ func literalParams(query string) (out string, args []driver.NamedValue, ok bool)
 			b.WriteString(query[last:start])
 			args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: v})
 			b.WriteByte('$')
-			b.WriteString(itoa(len(args)))
+			b.WriteString(strconv.Itoa(len(args)))
 			i, last = j, j
 		default:
 			if isWord(c) && i > 0 && query[i-1] == '\'' {

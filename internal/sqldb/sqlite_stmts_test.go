@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"testing"
 )
 
@@ -64,7 +65,7 @@ func TestPreparedLiteralsStoreWhatTheTextSays(t *testing.T) {
 	}
 	insert := func(ctx context.Context, k int, a, b, d string) {
 		t.Helper()
-		q := `INSERT INTO p (k, a, b, c, d) SELECT ` + itoa(k) + `, '` + a + `', X'` + b + `', '` + a + `', '` + d + `' WHERE NOT EXISTS (SELECT 1 FROM p WHERE a = '` + a + `' AND k = ` + itoa(k) + `)`
+		q := `INSERT INTO p (k, a, b, c, d) SELECT ` + strconv.Itoa(k) + `, '` + a + `', X'` + b + `', '` + a + `', '` + d + `' WHERE NOT EXISTS (SELECT 1 FROM p WHERE a = '` + a + `' AND k = ` + strconv.Itoa(k) + `)`
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			t.Fatal(err)
 		}

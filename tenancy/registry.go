@@ -1,0 +1,111 @@
+package tenancy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
+)
+
+// Tenant registries are the tables that list tenants rather than belong
+// to one: TableTenants (keyed by id) and the vault's list of tenants with
+// data keys (keyed by tenant_id). Row-level security cannot confine them
+// — the system principal lists every tenant through them — and the hooks
+// do not, so the Guard let tenant B's ordinary bun code read every
+// tenant's name and status, close tenant A with a purge date in the past
+// (the next PurgeTenants erased A and destroyed its key) and drop A from
+// the key list (a KEK rotation then skipped A, and retiring the old
+// version would have left A's data unreadable). Under a tenant's
+// principal the Guard now holds a statement that names a registry to
+// what it holds a tenant-owned table to, with the registry's key column
+// in the place of tenant_id: every reference confined to the tenant's own
+// row, a write that names no other. The system principal without a
+// tenant (Store.Tenants, vault.Vault.RotateKEK) and statements without a
+// principal (sign-up, before the tenant exists) reach every row. The
+// social account index is confined where it is written only: a webhook's
+// write reads it across tenants (readableRegistry).
+
+// registryModel is a bun model of a tenant registry: TenantRegistryKey
+// names the column that holds the tenant's id, or is empty for a table
+// that holds no tenant's row at all (the vault's audit key, which tenant
+// B could delete so that every tenant's audit log failed to verify):
+// under a tenant's principal it may be read and added to, but no UPDATE
+// or DELETE may name it. The
+// Guard learns it from the models registered with the DB, as it learns
+// tenant-owned ones.
+type registryModel interface{ TenantRegistryKey() string }
+
+// readableRegistry is a registry model every tenant may read, whose
+// writes the Guard confines to the tenant's rows: the account index, which
+// a webhook's write checks across tenants (social.Store.Routed counts the
+// tenants of an account in the write's own snapshot).
+type readableRegistry interface{ TenantRegistryReadable() bool }
+
+// readableKey prefixes the key column of a readable registry in
+// Guard.registries.
+const readableKey = "\x01"
+
+// noTenantColumn is the key of a registry that holds no tenant's row: no
+// column reference matches it.
+const noTenantColumn = "\x00"
+
+// registryKey returns the column that names the tenant in registry table
+// name, or "" when name is no registry.
+func (g *Guard) registryKey(name string) string {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.registries[strings.ToLower(name)]
+}
+
+// keyColumn returns the column of a registry key as registryKey returns
+// it.
+func keyColumn(key string) string { return strings.TrimPrefix(key, readableKey) }
+
+// check refuses query in ctx when ctx has a tenant and the statement is
+// not confined to that tenant's rows of the registries it names. A nil
+// shape names no registry.
+func (sh *shape) check(ctx context.Context, query string, lits []int) error {
+	if sh == nil {
+		return nil
+	}
+	tid, err := TenantID(ctx)
+	if err != nil {
+		return nil // the system principal, or sign-up: every row
+	}
+	if sh.err != nil {
+		return fmt.Errorf("%w (under a tenant's principal)", sh.err)
+	}
+	return sh.namesOnly(tid, query, lits)
+}
+
+// unreadableWith is unreadable, and for a statement that names a registry
+// the refusal under a tenant's principal.
+func unreadableWith(query string, owned func(string) bool, registry func(string) string) *shape {
+	sh := unreadable(query, owned)
+	if sh.err == nil {
+		if r := unreadable(query, func(n string) bool { return registry(n) != "" }); r.owned {
+			sh.registry = r
+		}
+	}
+	return sh
+}
+
+// noTenantWrites records in a's shape an UPDATE or DELETE, at any depth of
+// statement n, of a registry that holds no tenant's row.
+func (a *analysis) noTenantWrites(n *pg.Node, registry func(string) string) {
+	m := inner(n)
+	if m == nil {
+		return
+	}
+	walk(m.ProtoReflect(), func(x proto.Message) bool {
+		_, insert := x.(*pg.InsertStmt)
+		if rv := writeTarget(x); rv != nil && !insert && registry(rv.Relname) == noTenantColumn {
+			name := strings.ToLower(rv.Relname)
+			a.sh.owned, a.sh.tables = true, append(a.sh.tables, name)
+			a.fail("%s is every tenant's: no tenant's statement may change or delete it", name)
+		}
+		return true
+	})
+}
