@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -25,7 +26,7 @@ func TestParamsBeyondTheProtocolLimit(t *testing.T) {
 	defer db.Close()
 	ids := make([]string, 70000)
 	for i := range ids {
-		ids[i] = "id" + itoa(i)
+		ids[i] = "id" + strconv.Itoa(i)
 	}
 	var n int
 	if err := db.NewRaw("SELECT count(*) FROM (SELECT 'id7' AS id) x WHERE id IN (?)", bun.In(ids)).Scan(context.Background(), &n); err != nil {
@@ -51,7 +52,7 @@ func TestPreparedLiteralsBeyondTheVariableLimit(t *testing.T) {
 	var q strings.Builder
 	q.WriteString(`INSERT INTO p (a) SELECT 'id7' WHERE 'id7' IN ('id0'`)
 	for i := 1; i < 40000; i++ {
-		q.WriteString(`, 'id` + itoa(i) + `'`)
+		q.WriteString(`, 'id` + strconv.Itoa(i) + `'`)
 	}
 	q.WriteString(`)`)
 	if _, err := db.ExecContext(PreparedLiterals(ctx), q.String()); err != nil {
