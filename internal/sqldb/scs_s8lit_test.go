@@ -3,9 +3,11 @@ package sqldb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -27,23 +29,31 @@ func TestStandardConformingStringsStayOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close(ctx)
-	var exists bool
-	if err := admin.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 's8lit_scs_off')`).Scan(&exists); err != nil {
+	// A database of its own, dropped at the end: the setting under test is
+	// the database's default.
+	name := fmt.Sprintf("socialcrm_scs_off_%d", time.Now().UnixNano())
+	if _, err := admin.Exec(ctx, `CREATE DATABASE `+name); err != nil {
 		t.Fatal(err)
 	}
-	if !exists {
-		if _, err := admin.Exec(ctx, `CREATE DATABASE s8lit_scs_off`); err != nil {
-			t.Fatal(err)
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), dsn)
+		if err != nil {
+			t.Error(err)
+			return
 		}
-	}
-	if _, err := admin.Exec(ctx, `ALTER DATABASE s8lit_scs_off SET standard_conforming_strings = off`); err != nil {
+		defer c.Close(context.Background())
+		if _, err := c.Exec(context.Background(), `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
+			t.Error(err)
+		}
+	})
+	if _, err := admin.Exec(ctx, `ALTER DATABASE `+name+` SET standard_conforming_strings = off`); err != nil {
 		t.Fatal(err)
 	}
 	u, err := url.Parse(dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.Path = "/s8lit_scs_off"
+	u.Path = "/" + name
 	withParam := *u
 	q := withParam.Query()
 	q.Set("standard_conforming_strings", "off")
