@@ -2,7 +2,6 @@ package sqldb
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,10 +14,7 @@ import (
 // statement with more literals params could turn into parameters runs as
 // written, as it did before params.
 func TestParamsBeyondTheProtocolLimit(t *testing.T) {
-	dsn := os.Getenv("SOCIALCRM_TEST_POSTGRES")
-	if dsn == "" {
-		t.Skip("SOCIALCRM_TEST_POSTGRES not set")
-	}
+	dsn := postgresDSN(t)
 	db, err := Postgres(dsn)
 	if err != nil {
 		t.Fatal(err)

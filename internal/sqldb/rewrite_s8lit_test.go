@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -124,10 +123,7 @@ func dump(t *testing.T, db *sql.DB) [][6]string {
 // bun wrote: the same rows stored, the same rows found, no other row
 // changed, for any value bun writes into it.
 func FuzzParamsPostgres(f *testing.F) {
-	dsn := os.Getenv("SOCIALCRM_TEST_POSTGRES")
-	if dsn == "" {
-		f.Skip("SOCIALCRM_TEST_POSTGRES not set")
-	}
+	dsn := postgresDSN(f)
 	for _, v := range nastyValues {
 		f.Add(v, []byte(v))
 	}

@@ -19,10 +19,7 @@ import (
 // a backslash runs on into the next literal and the next value executes
 // as SQL. The connection keeps it on whatever the defaults say.
 func TestStandardConformingStringsStayOn(t *testing.T) {
-	dsn := os.Getenv("SOCIALCRM_TEST_POSTGRES")
-	if dsn == "" {
-		t.Skip("SOCIALCRM_TEST_POSTGRES not set")
-	}
+	dsn := postgresDSN(t)
 	ctx := context.Background()
 	admin, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -78,10 +75,7 @@ func TestStandardConformingStringsStayOn(t *testing.T) {
 
 // A session turned off after it opened runs no further statement.
 func TestStandardConformingStringsOffRefused(t *testing.T) {
-	dsn := os.Getenv("SOCIALCRM_TEST_POSTGRES")
-	if dsn == "" {
-		t.Skip("SOCIALCRM_TEST_POSTGRES not set")
-	}
+	dsn := postgresDSN(t)
 	ctx := context.Background()
 	db, err := Postgres(dsn)
 	if err != nil {
@@ -113,4 +107,15 @@ func TestStandardConformingStringsOffRefused(t *testing.T) {
 	cn.Close() // the pool drops the session instead of handing it out again
 	db.SetMaxOpenConns(1)
 	withConn2()
+}
+
+// postgresDSN returns the test server's DSN, or skips tb when none is set
+// (plain go test runs without PostgreSQL).
+func postgresDSN(tb testing.TB) string {
+	tb.Helper()
+	dsn := os.Getenv("SOCIALCRM_TEST_POSTGRES")
+	if dsn == "" {
+		tb.Skip("SOCIALCRM_TEST_POSTGRES not set")
+	}
+	return dsn
 }
