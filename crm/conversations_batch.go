@@ -13,6 +13,7 @@ import (
 	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/schema"
 
+	"github.com/socialcrm/socialcrm/internal/dberr"
 	"github.com/socialcrm/socialcrm/tenancy"
 )
 
@@ -229,64 +230,54 @@ func compareKeys(a, b ConversationKey) int {
 //
 // Every conversation row the statement changes is taken in key order, so
 // that two batches that share conversations wait for each other in one
-// order and never deadlock (TestConversationIngestOppositeOrders): held
-// locks the batch's existing conversations in src's order (ORDER BY
-// under FOR UPDATE locks the rows as they leave the sort) and holds them
-// to the end of the statement's transaction; gate, an aggregate over
-// held, is read before anything else is written, so no row is inserted
-// or changed before every existing one is held. moved then moves the
-// last message time and the watermarks of the held conversations forward
-// (rows it already holds, and only those whose times change); opened
-// inserts the conversations that have messages and did not exist — or,
-// when another batch inserted one meanwhile, moves that one forward.
-// threads gives each of the batch's conversations its id and the
-// watermarks now in force, from which stored gives each new outbound
-// message its status; marked applies the batch's watermarks to the
-// messages stored before (the statement's snapshot holds none of its own
-// rows), whose conversations held holds. No row is changed twice.
+// order and never deadlock (TestConversationIngestOppositeOrders): threads
+// is one INSERT … ON CONFLICT DO UPDATE over src in key order (ORDER BY
+// n: the insert takes the rows as they leave the sort), which locks each
+// existing conversation as it reaches it and writes its new times in the
+// same step — no separate lock, no look-up of its own. A conversation
+// with messages in the batch is opened when missing (another batch that
+// opened it meanwhile is a conflict like any other) and moved forward
+// otherwise; one with watermarks only is a candidate only when it exists
+// in the statement's snapshot (its candidate row, version 0, carries the
+// times it has there), so it is moved forward and never opened. Should it
+// be removed between the snapshot and the insert, its candidate would be
+// inserted: the statement then fails (a division by zero, which Ingest
+// reports as ErrConflict) and stores nothing, and the
+// redelivery ignores its watermarks. Each of the batch's conversations is
+// updated once, even when its times do not change (a redelivery), so
+// that RETURNING gives every one its id and the watermarks now in force,
+// from which stored gives each new outbound message its status; marked
+// applies the batch's watermarks to the messages stored before (the
+// statement's snapshot holds none of its own rows), in conversations
+// threads holds. A message is written only after its conversation is
+// held, so the unique key of the messages adds no wait out of key order.
+// No row is changed twice.
 const ingestSQL = `WITH req AS (
 	SELECT ? AS ok
 ), src AS (
 	SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[])
 		WITH ORDINALITY AS s(channel, account_id, thread_index, id, thread_sealed, max_sent, delivered, read, n)
 	WHERE (SELECT r.ok FROM req AS r)
-), held AS (
-	SELECT cv.id, s.n, cv.delivered_until, cv.read_until
-	FROM src AS s JOIN socialcrm_crm_conversations AS cv ON cv.tenant_id = ? AND cv.thread_index = s.thread_index
-		AND cv.channel = s.channel AND cv.account_id = s.account_id
-	ORDER BY s.n
-	FOR UPDATE OF cv
-), gate AS (
-	SELECT count(*) AS n FROM held
-), moved AS (
-	UPDATE socialcrm_crm_conversations AS cv SET
-		last_message_at = GREATEST(cv.last_message_at, s.max_sent),
-		delivered_until = GREATEST(cv.delivered_until, s.delivered),
-		read_until = GREATEST(cv.read_until, s.read)
-	FROM held AS h JOIN src AS s ON s.n = h.n
-	WHERE cv.tenant_id = ? AND cv.id = h.id AND (SELECT g.n FROM gate AS g) >= 0
-		AND (s.max_sent > cv.last_message_at OR s.delivered > cv.delivered_until OR s.read > cv.read_until
-			OR cv.delivered_until IS NULL AND s.delivered IS NOT NULL OR cv.read_until IS NULL AND s.read IS NOT NULL)
-	RETURNING 1
-), opened AS (
+), threads AS (
 	INSERT INTO socialcrm_crm_conversations AS cv (tenant_id, id, created_at, updated_at, version, channel, account_id, thread_index,
 		thread_sealed, last_message_at, delivered_until, read_until)
-	SELECT ?, s.id, ?::timestamptz, ?::timestamptz, 1, s.channel, s.account_id, s.thread_index,
-		decode(s.thread_sealed, 'hex'), s.max_sent, s.delivered, s.read
+	SELECT ?, s.id, ?::timestamptz, ?::timestamptz, CASE WHEN s.max_sent IS NULL THEN 0 ELSE 1 END, s.channel, s.account_id, s.thread_index,
+		decode(s.thread_sealed, 'hex'),
+		COALESCE(s.max_sent, (SELECT e.last_message_at FROM socialcrm_crm_conversations AS e WHERE e.tenant_id = ?
+			AND e.thread_index = s.thread_index AND e.channel = s.channel AND e.account_id = s.account_id)),
+		s.delivered, s.read
 	FROM src AS s
-	WHERE s.max_sent IS NOT NULL AND (SELECT g.n FROM gate AS g) >= 0 AND NOT EXISTS (SELECT 1 FROM held AS h WHERE h.n = s.n)
+	WHERE s.max_sent IS NOT NULL OR EXISTS (SELECT 1 FROM socialcrm_crm_conversations AS e WHERE e.tenant_id = ?
+		AND e.thread_index = s.thread_index AND e.channel = s.channel AND e.account_id = s.account_id)
 	ORDER BY s.n
-	ON CONFLICT (tenant_id, channel, account_id, thread_index) DO UPDATE SET
+	ON CONFLICT (tenant_id, thread_index, channel, account_id) DO UPDATE SET
 		last_message_at = GREATEST(cv.last_message_at, EXCLUDED.last_message_at),
 		delivered_until = GREATEST(cv.delivered_until, EXCLUDED.delivered_until),
 		read_until = GREATEST(cv.read_until, EXCLUDED.read_until)
-	RETURNING cv.id, cv.channel, cv.account_id, cv.thread_index, cv.delivered_until, cv.read_until
-), threads AS (
-	SELECT h.n, h.id, GREATEST(h.delivered_until, s.delivered) AS delivered_until, GREATEST(h.read_until, s.read) AS read_until
-	FROM held AS h JOIN src AS s ON s.n = h.n
-	UNION ALL
-	SELECT s.n, o.id, o.delivered_until, o.read_until
-	FROM opened AS o JOIN src AS s ON s.channel = o.channel AND s.account_id = o.account_id AND s.thread_index = o.thread_index
+	RETURNING cv.id, cv.version, cv.channel, cv.account_id, cv.thread_index, cv.delivered_until, cv.read_until
+), held AS (
+	SELECT s.n, t.id, t.version, t.delivered_until, t.read_until, s.delivered, s.read
+	FROM threads AS t JOIN src AS s ON s.thread_index = t.thread_index AND s.channel = t.channel AND s.account_id = t.account_id
 ), stored AS (
 	INSERT INTO socialcrm_crm_messages AS msg (tenant_id, id, created_at, updated_at, version, conversation_id, direction,
 		external_id, sent_at, status, text_sealed, attachments_sealed)
@@ -298,23 +289,29 @@ const ingestSQL = `WITH req AS (
 		decode(m.text_sealed, 'hex'), decode(m.attachments_sealed, 'hex')
 	FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::text[], ?::text[], ?::text[])
 		AS m(thread, id, direction, external_id, sent_at, status, text_sealed, attachments_sealed)
-	JOIN threads AS t ON t.n = m.thread
+	JOIN held AS t ON t.n = m.thread
 	ON CONFLICT (tenant_id, conversation_id, external_id) DO NOTHING
 	RETURNING 1
 ), marked AS (
 	UPDATE socialcrm_crm_messages AS msg SET
-		status = CASE WHEN msg.sent_at <= s.read AND msg.status IN ('pending', 'sent', 'delivered') THEN 'read' ELSE 'delivered' END,
+		status = CASE WHEN msg.sent_at <= h.read AND msg.status IN ('pending', 'sent', 'delivered') THEN 'read' ELSE 'delivered' END,
 		version = msg.version + 1, updated_at = ?::timestamptz
-	FROM held AS h JOIN src AS s ON s.n = h.n AND (s.delivered IS NOT NULL OR s.read IS NOT NULL)
-	WHERE msg.tenant_id = ? AND msg.conversation_id = h.id AND msg.direction = 'out' AND (SELECT g.n FROM gate AS g) >= 0
-		AND (msg.sent_at <= s.read AND msg.status IN ('pending', 'sent', 'delivered')
-			OR msg.sent_at <= s.delivered AND msg.status IN ('pending', 'sent'))
+	FROM held AS h
+	WHERE msg.tenant_id = ? AND msg.conversation_id = h.id AND msg.direction = 'out' AND (h.delivered IS NOT NULL OR h.read IS NOT NULL)
+		AND (msg.sent_at <= h.read AND msg.status IN ('pending', 'sent', 'delivered')
+			OR msg.sent_at <= h.delivered AND msg.status IN ('pending', 'sent'))
 	RETURNING 1
 )
-SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM marked), (SELECT r.ok FROM req AS r)`
+SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM marked), (SELECT r.ok FROM req AS r),
+	(SELECT CASE WHEN count(*) = 0 THEN 0 ELSE 1 / (count(*) - count(*)) END FROM held AS h WHERE h.version = 0)`
+
+// errIngestLost is the error of an Ingest whose conversation with
+// watermarks only was removed while the statement ran (see ingestSQL).
+var errIngestLost = fmt.Errorf("%w: a conversation of the batch was removed meanwhile; nothing was stored", ErrConflict)
 
 // ingestOne is Ingest on PostgreSQL: ingestSQL, one statement.
 func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require schema.QueryAppender, ths []*batchThread, ms []batchMessage) (stored, marked int64, met bool, err error) {
+	var lost int64
 	tid, err := tenancy.TenantID(ctx)
 	if err != nil {
 		return 0, 0, false, err
@@ -327,18 +324,19 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require sc
 		delivered.time(th.delivered)
 		read.time(th.read)
 		maxSent.time(th.maxSent)
-		if th.maxSent.IsZero() { // watermarks only: never opened
-			id.null()
+		// The conversation as it is stored if it does not exist yet (one
+		// with watermarks only is never stored: its candidate needs only
+		// an id).
+		c := Conversation{Channel: th.key.Channel, AccountID: th.key.AccountID, ThreadID: th.key.ThreadID}
+		c.stamp(now)
+		id.text(c.ID)
+		if th.maxSent.IsZero() {
 			sealed.null()
 			continue
 		}
-		// The conversation as it is stored if it does not exist yet.
-		c := Conversation{Channel: th.key.Channel, AccountID: th.key.AccountID, ThreadID: th.key.ThreadID}
-		c.stamp(now)
 		if err := r.s.sealFields(ctx, kindConversation, c.ID, c.sealedFields()); err != nil {
 			return 0, 0, false, err
 		}
-		id.text(c.ID)
 		sealed.bytes(c.ThreadSealed.Bytes())
 	}
 	var mThread, mID, mDirection, mExternal, mSent, mStatus, mText, mAttachments pgArray
@@ -360,16 +358,17 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require sc
 	args := []any{
 		require,
 		channel.String(), account.String(), index.String(), id.String(), sealed.String(), maxSent.String(), delivered.String(), read.String(),
-		tid,           // held
-		tid,           // moved
-		tid, now, now, // opened
+		tid, now, now, tid, tid, // threads
 		tid, now, now, // stored
 		mThread.String(), mID.String(), mDirection.String(), mExternal.String(), mSent.String(), mStatus.String(), mText.String(), mAttachments.String(),
 		now, tid, // marked
 	}
 	err = r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
-		return db.NewRaw(ingestSQL, args...).Scan(ctx, &stored, &marked, &met)
+		return db.NewRaw(ingestSQL, args...).Scan(ctx, &stored, &marked, &met, &lost)
 	})
+	if dberr.Code(err) == "22012" { // the division by zero of a lost conversation
+		return 0, 0, false, errIngestLost
+	}
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("crm: ingest messages: %w", err)
 	}
