@@ -86,11 +86,16 @@ type BatchResult struct {
 // rows travel as arrays, so the statement's text, prepared once per
 // connection, does not change with them. It runs in one round trip with
 // the tenant setting, as an implicit transaction of its own — or in the
-// caller's transaction with Using. It takes the batch's existing
-// conversations in key order before it writes anything, so concurrent
-// batches that share conversations never deadlock on them. On SQLite,
-// where a statement costs no round trip, it is a few statements in one
-// transaction.
+// caller's transaction with Using. It takes the batch's conversations in
+// key order, each as it opens or moves it (one upsert, no separate lock),
+// and writes a message only once its conversation is taken, so concurrent
+// batches that share conversations never deadlock on them. Each of the
+// batch's conversations gets a new row version, even when a redelivery
+// moves none of its times. Should a conversation the batch has only
+// watermarks for be removed while the statement waits for it, the batch
+// fails with an error matching ErrConflict and stores nothing (its
+// redelivery ignores those watermarks). On SQLite, where a statement costs
+// no round trip, it is a few statements in one transaction.
 //
 // With b.Require set, nothing of the batch is stored unless the condition
 // holds, checked in that statement (on SQLite, in that transaction); the
@@ -239,7 +244,10 @@ func compareKeys(a, b ConversationKey) int {
 // opened it meanwhile is a conflict like any other) and moved forward
 // otherwise; one with watermarks only is a candidate only when it exists
 // in the statement's snapshot (its candidate row, version 0, carries the
-// times it has there), so it is moved forward and never opened. Should it
+// times it has there), so it is moved forward and never opened; both
+// look-ups are scalar subqueries, run for those rows alone through the
+// unique key (as EXISTS, the planner hashed the tenant's every
+// conversation instead). Should it
 // be removed between the snapshot and the insert, its candidate would be
 // inserted: the statement then fails (a division by zero, which Ingest
 // reports as ErrConflict) and stores nothing, and the
@@ -267,7 +275,7 @@ const ingestSQL = `WITH req AS (
 			AND e.thread_index = s.thread_index AND e.channel = s.channel AND e.account_id = s.account_id)),
 		s.delivered, s.read
 	FROM src AS s
-	WHERE s.max_sent IS NOT NULL OR EXISTS (SELECT 1 FROM socialcrm_crm_conversations AS e WHERE e.tenant_id = ?
+	WHERE s.max_sent IS NOT NULL OR (SELECT TRUE FROM socialcrm_crm_conversations AS e WHERE e.tenant_id = ?
 		AND e.thread_index = s.thread_index AND e.channel = s.channel AND e.account_id = s.account_id)
 	ORDER BY s.n
 	ON CONFLICT (tenant_id, thread_index, channel, account_id) DO UPDATE SET
