@@ -90,23 +90,23 @@
 // PostgreSQL as one statement whatever the batch's size: its rows travel
 // as arrays, so the statement is prepared once per connection and tenant,
 // and it runs in one round trip (carrying the tenant setting when the
-// connection does not hold it already). It locks the batch's existing
-// conversations in key order before it changes or inserts anything, so
-// batches that share conversations — webhook deliveries reaching several
-// replicas — wait for one another and never deadlock (watermark-only
-// updates used to come after the messages' upserts, and two deliveries
-// with the messages of one half of a Page's people and the watermarks of
-// the other deadlocked within a few rounds). The lock is taken by a join
-// of the batch's keys with the conversations that the planner chooses:
-// for a tenant with few conversations (400 in the webhook benchmark) it
-// reads all of them through the day index, which measured cheaper here
-// than forcing a probe of the unique key per conversation (12 against
-// 22 ms a statement, medians of 48 deliveries each). With 50,000
-// conversations in the tenant and the table analyzed, the plan (seen in
-// EXPLAIN as the application role) probes the unique key once per
-// conversation of the batch instead. Statistics that lag far behind a
-// tenant's growth could keep the first plan, which costs each delivery in
-// proportion to the tenant's conversations. Batch.Require lets a caller
+// connection does not hold it already). It takes the batch's
+// conversations in key order with one INSERT … ON CONFLICT DO UPDATE,
+// which locks each existing conversation as it moves it forward (no
+// separate lock step) and opens the missing ones, and it writes a message
+// only once its conversation is taken, so batches that share
+// conversations — webhook deliveries reaching several replicas — wait for
+// one another and never deadlock (watermark-only updates used to come
+// after the messages' upserts, and two deliveries with the messages of
+// one half of a Page's people and the watermarks of the other deadlocked
+// within a few rounds: TestConversationIngestOppositeOrders). A
+// conversation with watermarks only takes part only when it exists; one
+// removed while the statement waits for it fails the batch with
+// ErrConflict rather than being opened again (the redelivery ignores its
+// watermarks). The upsert finds each conversation by its unique key (its
+// conflict check; a watermark-only one by a scalar subquery, an index
+// probe in the plans seen with 500 conversations), where the lock step
+// before it read all of a small tenant's conversations. Batch.Require lets a caller
 // make the whole batch depend on a condition checked in that statement
 // (inbox checks its kept routes so).
 //
