@@ -21,8 +21,9 @@ import (
 // without model hooks, formats subqueries, unions, CTEs and joins without
 // them, and raw queries have no model at all.
 //
-// It reads each statement with PostgreSQL's own parser (libpg_query, run as
-// WebAssembly in pure Go), on SQLite too: bun quotes identifiers with double
+// It reads each statement with PostgreSQL's own parser (libpg_query:
+// compiled from C when the SDK is built with cgo, run as WebAssembly in
+// pure Go without it), on SQLite too: bun quotes identifiers with double
 // quotes in both dialects. A statement is refused unless:
 //
 //   - every reference to a tenant-owned table — in the FROM list, a join, a
