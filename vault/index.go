@@ -52,6 +52,9 @@ func (v *Vault) Index(ctx context.Context, value, field string) (string, error) 
 	if k.destroyed {
 		return "", ErrKeyDestroyed
 	}
+	if k.indexKey != nil {
+		return k.indexKey.index(adIndex, tid, field, value), nil
+	}
 	mac, err := k.index.ComputePRF(lengthPrefixed(adIndex, tid, field, value), indexLen)
 	if err != nil {
 		return "", fmt.Errorf("vault: index: %w", err)
