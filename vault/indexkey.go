@@ -27,11 +27,12 @@ type indexKey struct {
 	pool sync.Pool // of *indexHasher
 }
 
-// indexHasher is an HMAC-SHA256 keyed with the index key, and a buffer for
-// its input and output.
+// indexHasher is an HMAC-SHA256 keyed with the index key, and buffers for
+// its input and its output.
 type indexHasher struct {
 	mac hash.Hash
 	buf []byte
+	sum []byte
 }
 
 // newIndexKey returns the indexKey of the index keyset h, or nil when its
@@ -54,7 +55,7 @@ func newIndexKey(h *keyset.Handle) *indexKey {
 	key := make([]byte, len(secret))
 	copy(key, secret)
 	return &indexKey{pool: sync.Pool{New: func() any {
-		return &indexHasher{mac: hmac.New(sha256.New, key), buf: make([]byte, 0, 256)}
+		return &indexHasher{mac: hmac.New(sha256.New, key), buf: make([]byte, 0, 256), sum: make([]byte, 0, sha256.Size)}
 	}}}
 }
 
@@ -65,11 +66,11 @@ func (k *indexKey) index(parts ...string) string {
 	h.mac.Reset()
 	h.buf = appendLengthPrefixed(h.buf[:0], parts...)
 	h.mac.Write(h.buf)
-	h.buf = h.mac.Sum(h.buf[:0])
+	clear(h.buf) // the input holds the value: wiped before the hasher goes back
+	h.sum = h.mac.Sum(h.sum[:0])
 	var enc [64]byte
 	b := enc[:base64.RawURLEncoding.EncodedLen(indexLen)]
-	base64.RawURLEncoding.Encode(b, h.buf[:indexLen])
-	clear(h.buf)
+	base64.RawURLEncoding.Encode(b, h.sum[:indexLen])
 	k.pool.Put(h)
 	return string(b)
 }
