@@ -385,8 +385,10 @@
 // against 2.17 in runs alternated with them of the release before, whose
 // blind indexes went through an HMAC allocated per value) — short of 1.5
 // times, and the FTS5 name index is why. In the same runs, the create
-// with the name index's insert trigger dropped measured 1.45 times (three
-// runs, 1.44–1.47, against 1.95–2.03 with it): every other cost of the
+// with the name index's insert trigger dropped
+// (BenchmarkCRMInterleavedCreateWithoutNameIndex) measured 1.45 times
+// (median of six runs, 1.43–1.51, against 1.95–2.12 with it, under a load
+// average of 12–18): every other cost of the
 // create — validating, parsing the phone number, sealing, the 17 blind
 // indexes, the Guard, the duplicate checks, the larger rows and the two
 // indexes the baseline lacks — fits within 1.5 times. SQLite writes every
@@ -396,7 +398,8 @@
 // segment, the structure and averages records, the segment's index
 // entry) and merges segments as they pile up, about 5 pages per create
 // whatever the settings: automerge 0, 8 or 16, secure_delete off, or
-// words of 64 bits instead of 128 each left it within one page. Getting
+// words of 64 bits instead of 128 — none wrote fewer bytes per create
+// (automerge 0 and 16 wrote about a page more). Getting
 // under 1.5 times means not writing FTS5 at every create — for instance
 // keeping the newest contacts out of the index in a small pending set,
 // found by reading their own name_index, and indexing them in batches —
