@@ -386,7 +386,7 @@
 // blind indexes went through an HMAC allocated per value) — short of 1.5
 // times, and the FTS5 name index is why. In the same runs, the create
 // with the name index's insert trigger dropped
-// (BenchmarkCRMInterleavedCreateWithoutNameIndex) measured 1.45 times
+// (BenchmarkCRMInterleavedCreateWithoutNameIndex) measured 1.46 times
 // (median of six runs, 1.43–1.51, against 1.95–2.12 with it, under a load
 // average of 12–18): every other cost of the
 // create — validating, parsing the phone number, sealing, the 17 blind
