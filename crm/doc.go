@@ -380,26 +380,37 @@
 // contact with tags still takes a transaction).
 // Measured by scripts/bench against a raw bun INSERT of the same columns
 // unsealed into a table with like indexes, on a two-core machine loaded by
-// other work, SQLite's create takes about 2.3 times as long
-// (BenchmarkCRMInterleavedCreate, median ratio of 6 runs 2.27, against
-// 2.62 in runs alternated with those when the statement was compiled for
-// every create; the b-tree name index measured 4.43) — still short of 1.5
-// times. The statement runs prepared once per connection, its values
-// bound (internal/sqldb), after the Guard has checked its text. SQLite
-// writes every page a commit touched to its log, two writes each: at
-// 2,000 contacts a create writes about 16 pages against the baseline's 9
-// (25 with the b-tree name index) — the FTS5 name index about 4 (a
-// segment, its structure record, its entry in the segment index), the
-// contacts table (larger rows: sealed values, blind indexes) and its
-// primary key, and the indexes by stage, update time, e-mail, phone and
-// birthday, one or more each. Measured apart, each against the raw
-// insert (medians of alternated runs): Create's statement alone, run as
-// text, 1.73 times, 1.37 prepared; without its name index 1.23 as text
-// (the FTS5 index's work at each commit, which no automerge, crisismerge
-// or page-size setting changed, is about half a raw insert); without the
-// duplicate checks 1.58. The work before the statement — hashing the 17
-// blind indexes (Tink allocates an HMAC for each), parsing the phone
-// number, sealing and validating — adds about half a raw insert more.
+// other work (load average 11–18), SQLite's create takes about 2.0 times
+// as long (BenchmarkCRMInterleavedCreate, median ratio of 7 runs 2.01,
+// against 2.17 in runs alternated with them of the release before, whose
+// blind indexes went through an HMAC allocated per value) — short of 1.5
+// times, and the FTS5 name index is why. In the same runs, the create
+// with the name index's insert trigger dropped
+// (BenchmarkCRMInterleavedCreateWithoutNameIndex) measured 1.46 times
+// (median of six runs, 1.43–1.51, against 1.95–2.12 with it, under a load
+// average of 12–18): every other cost of the
+// create — validating, parsing the phone number, sealing, the 17 blind
+// indexes, the Guard, the duplicate checks, the larger rows and the two
+// indexes the baseline lacks — fits within 1.5 times. SQLite writes every
+// page a commit touched to its log: counted in the log's writes over
+// 2,300 creates, a create writes 15.4 pages, 10.2 without the name index,
+// against the baseline's 8.4. FTS5 flushes a segment at every commit (the
+// segment, the structure and averages records, the segment's index
+// entry) and merges segments as they pile up, about 5 pages per create
+// whatever the settings: automerge 0, 8 or 16, secure_delete off, or
+// words of 64 bits instead of 128 — none wrote fewer bytes per create
+// (automerge 0 and 16 wrote about a page more). Getting
+// under 1.5 times means not writing FTS5 at every create — for instance
+// keeping the newest contacts out of the index in a small pending set,
+// found by reading their own name_index, and indexing them in batches —
+// which changes the look-up the Guard allows and the plan a name search
+// takes; it is not done. The statement runs prepared once per connection,
+// its values bound (internal/sqldb), after the Guard has checked its
+// text. Of the create's CPU time (a profile of BenchmarkCRMContactCreate),
+// the work before the statement is about a seventh: the blind indexes 5 %
+// (HMAC-SHA256 from hashers pooled per tenant, the bytes Tink's PRF
+// computes), parsing the phone number 4 % (the parser's regular
+// expressions, even for a number given in E.164), validation 4 %.
 // On PostgreSQL, against one raw pgx INSERT, create
 // measured 1.72–2.11 times under a load average of 8–16 (median 1.9 of
 // six runs; 1.02–2.75, median 2.3, for the release before; three runs of
