@@ -8,23 +8,26 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
 )
 
-// TestTenantCannotReachSharedWebhookState: two tables of the social
-// package belong to no single tenant's rows under row-level security, and
-// the Guard let tenant B's ordinary statements through. The webhook
-// deliveries already processed: B deleted A's (A's redeliveries ran
+// TestTenantCannotReachSharedWebhookState: three tables of the webhook and
+// callback paths belong to no single tenant's rows under row-level
+// security, and the Guard let tenant B's ordinary statements through. The
+// webhook deliveries already processed: B deleted A's (A's redeliveries ran
 // again) and recorded the key of a delivery still to come — a TikTok key
 // hashes the event, the user's open_id (the same for every tenant of the
 // app), the second and the content — so that A's deauthorization was
 // skipped as processed and A's data never purged. The plaintext that the
-// sealing migration left waiting (TableUnsealed): B read A's names,
-// titles and raw responses in it and could delete them. Under a tenant's
-// principal the deliveries may not be named at all and the waiting
-// plaintext is confined to the tenant's rows; the webhook path (no
-// principal) and PendingTenants still reach every row.
+// sealing migration left waiting (TableUnsealed): B read A's names, titles
+// and raw responses in it and could delete them. The records of Meta's data
+// deletion callbacks: B read every tenant's, and re-pointed or deleted A's,
+// so that A's status URL and ResumeDeletions lost A's erasure. Under a
+// tenant's principal the deliveries may not be named at all and the waiting
+// plaintext and the deletion records are confined to the tenant's rows; the
+// webhook path (no principal) and PendingTenants still reach every row.
 func TestTenantCannotReachSharedWebhookState(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		sdk := dsarSDK(t, db)
@@ -38,6 +41,8 @@ func TestTenantCannotReachSharedWebhookState(t *testing.T) {
 			aID, social.TableConnections, bID, social.TableConnections)
 		require.NoError(t, err)
 		require.NoError(t, sdk.Social.Once(ctx, "tiktok", "done-of-a", 0, func(context.Context) error { return nil }))
+		_, err = db.Owner.ExecContext(ctx, "INSERT INTO "+meta.TableDeletions+" (code, tenant_id, request_id, received_at) VALUES ('code-a', ?, 'req-a', '2026-12-06 00:00:00'), ('code-b', ?, 'req-b', '2026-12-06 00:00:00')", aID, bID)
+		require.NoError(t, err)
 
 		for name, q := range map[string]string{
 			"read A's plaintext":       "SELECT value FROM " + social.TableUnsealed,
@@ -48,6 +53,9 @@ func TestTenantCannotReachSharedWebhookState(t *testing.T) {
 			"forget A's deliveries":    "DELETE FROM " + social.TableDeliveries,
 			"hold A's deliveries":      "UPDATE " + social.TableDeliveries + " SET pending = TRUE, received_at = '2999-01-01 00:00:00'",
 			"read the deliveries":      "SELECT key, received_at FROM " + social.TableDeliveries,
+			"read every deletion":      "SELECT code, tenant_id, request_id FROM " + meta.TableDeletions,
+			"re-point A's deletion":    "UPDATE " + meta.TableDeletions + " SET request_id = 'req-b' WHERE code = 'code-a'",
+			"drop A's deletion":        "DELETE FROM " + meta.TableDeletions + " WHERE tenant_id = '" + aID + "'",
 			"deliveries in a subquery": "SELECT count(*) FROM " + social.TableAccounts + " WHERE platform IN (SELECT platform FROM " + social.TableDeliveries + ")",
 		} {
 			err := tenancy.RunInTx(b, sdk.DB, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -65,6 +73,14 @@ func TestTenantCannotReachSharedWebhookState(t *testing.T) {
 			return tx.NewRaw("SELECT value FROM "+social.TableUnsealed+" WHERE tenant_id = ?", bID).Scan(ctx, &mine)
 		}))
 		require.Equal(t, []string{"Bob"}, mine)
+		var codes []string
+		require.NoError(t, tenancy.RunInTx(b, sdk.DB, nil, func(ctx context.Context, tx bun.Tx) error {
+			return tx.NewRaw("SELECT code FROM "+meta.TableDeletions+" WHERE tenant_id = ?", bID).Scan(ctx, &codes)
+		}))
+		require.Equal(t, []string{"code-b"}, codes)
+		var reqs []string
+		require.NoError(t, db.NewRaw("SELECT request_id FROM "+meta.TableDeletions+" WHERE code = 'code-a'").Scan(ctx, &reqs))
+		require.Equal(t, []string{"req-a"}, reqs)
 
 		// A's next delivery runs once; the processed one does not run again.
 		runs := 0
