@@ -62,7 +62,7 @@ func analyze(query string, lits []int, cached bool, owned func(string) bool, tex
 	r := &analysis{key: registry, sh: &shape{}, litAt: a.litAt,
 		owned: func(n string) bool {
 			k := registry(n)
-			return k != "" && k != noTenantColumn && !strings.HasPrefix(k, readableKey)
+			return k != "" && k != noTenantColumn && k != unreachableKey && !strings.HasPrefix(k, readableKey)
 		},
 		written: func(n string) bool { return strings.HasPrefix(registry(n), readableKey) }}
 	for _, raw := range tree.Stmts {
