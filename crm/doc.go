@@ -400,13 +400,13 @@
 // duplicate checks 1.58. The work before the statement — hashing the 17
 // blind indexes (Tink allocates an HMAC for each), parsing the phone
 // number, sealing and validating — adds about half a raw insert more.
-// On PostgreSQL, against one raw pgx INSERT, create measured
-// E2E_AFTER times (BenchmarkPostgresContactCreate, medians of runs
-// alternated with the release before, which measured E2E_BEFORE), under a
-// load average of 12–21 on two cores: each side's time is then mostly the
-// commit's flush of the WAL (synchronous_commit on), queued behind other
-// work's, and the ratio moves more from run to run than any change here
-// made; 1.5 is not reached as a median. On the server
+// On PostgreSQL, against one raw pgx INSERT, create measured 1.14–2.35
+// times, median 1.67 of seven runs (BenchmarkPostgresContactCreate),
+// alternated with runs of the release before, 1.17–1.91, median 1.54,
+// under a load average of 12–21 on two cores: each side's time is then
+// mostly the commit's flush of the WAL (synchronous_commit on), queued
+// behind other work's, and the ratio moves more from run to run than any
+// change here made; 1.5 is not reached as a median. On the server
 // (BenchmarkPostgresContactCreateServer: EXPLAIN ANALYZE, as the
 // application's role under row-level security, at 1,000 contacts, medians
 // of 300 alternated with the raw INSERT) the raw INSERT executes in
