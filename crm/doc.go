@@ -411,40 +411,55 @@
 // (HMAC-SHA256 from hashers pooled per tenant, the bytes Tink's PRF
 // computes), parsing the phone number 4 % (the parser's regular
 // expressions, even for a number given in E.164), validation 4 %.
-// On PostgreSQL, against one raw pgx INSERT, create
-// measured 1.72–2.11 times under a load average of 8–16 (median 1.9 of
-// six runs; 1.02–2.75, median 2.3, for the release before; three runs of
-// each alternated), short of 1.5: the name index rows are most of the gap.
-// Measured on the server (EXPLAIN ANALYZE, median of 300, at 1,000
-// contacts), the raw INSERT executes in 0.05–0.07 ms, Create's statement
-// without a name in 0.07–0.12 ms (the duplicate checks, seven indexes
-// against five, row-level security) and with the 14 rows of "Ada Lovelace
-// 17" in 0.21–0.28 ms — 0.15 ms for those rows, each a heap row and two
-// b-tree entries under row-level security, and 8.2 KB of WAL to flush at
-// commit against 1.7 KB without them and 0.95 KB for the raw INSERT. The
-// client's work is about 0.18 ms of CPU (validation 26 µs, sealing and
-// hashing 26 µs, phone parsing 20 µs, the rest building, sending and
-// reading the statement). The rows are written by a BEFORE INSERT
-// trigger since migration 20261206080200 (an AFTER trigger queues an
-// event and fetches the row again): measured with pgbench as the
-// application's role at 3,000 contacts, interleaved, the statement's
-// server time went from 0.61 to 0.55 ms (medians, synchronous_commit off,
-// under load), against 0.21 ms for the raw INSERT and 0.26 ms for the
-// statement without a name. Writing the rows from the statement itself (a
-// data-modifying WITH) saved less (0.53 ms against 0.63 in the same run)
-// and was not kept; deleting them through a contact's tokens would spare
-// their second index (0.53 ms), but the erasure and export of a person's
-// data find the rows by contact. A statement whose text held "--", "$" or
-// ";" inside a value was once sent whole, parsed anew in a round trip of
-// its own every time: a blind index holds "--" now and then, and every
-// create of a tenant whose birthday index held one took two round trips
-// (a benchmark run measured 3.65 times the raw INSERT, 2.000 round trips
-// a create; TestContactCreateRoundTrips puts such a value in Source).
-// Under a load average of about 7, three runs alternated with the release
-// before measured 1.62, 1.82 and 2.21 (1.59, 1.84 and 1.95 before): each
-// side's time is mostly the commit's flush and CPU shared with other
-// work, and the name index rows' server time is most of what remains;
-// the ratio of 1.5 is not reached. Until migration 20261123000595 the plan PostgreSQL
+// On PostgreSQL, against one raw pgx INSERT, create measured 1.14–2.35
+// times, median 1.67 of seven runs (BenchmarkPostgresContactCreate),
+// alternated with runs of the release before, 1.17–1.91, median 1.54,
+// under a load average of 12–21 on two cores: each side's time is then
+// mostly the commit's flush of the WAL (synchronous_commit on), queued
+// behind other work's, and the ratio moves more from run to run than any
+// change here made; 1.5 is not reached as a median. On the server
+// (BenchmarkPostgresContactCreateServer: EXPLAIN ANALYZE, as the
+// application's role under row-level security, at 1,000 contacts, medians
+// of 300 alternated with the raw INSERT) the raw INSERT executes in
+// 0.04–0.09 ms and writes 936 bytes of WAL; Create's statement for "Ada
+// Lovelace 1" (12 name index rows) 0.19–0.29 ms and 5.8 KB of WAL, 3.9–4.2
+// times the raw INSERT's time (4.9–5.1 before migration 20261207010000,
+// and 7.3 KB of WAL). Of one such statement, the trigger writing the name
+// index rows took 0.23 ms of 0.34, and of its WAL (without full-page
+// images) the 12 rows wrote 3.9 KB: 1.8 KB of heap rows (tenant id,
+// token, contact id: 152 bytes each), 0.96 KB of entries of the b-tree on
+// token and 1.15 KB of the b-tree on contact_id; the contact's row 0.78
+// KB (sealed profile, blind indexes, the name_index array) and its seven
+// index entries 1.0 KB, against the raw row's five. Migration
+// 20261207010000 took tenant_id out of both b-trees and their uniqueness
+// check out of each row's insert (the primary key on (tenant_id, token,
+// contact_id) and the index on (tenant_id, contact_id) before): measured
+// on a table of the same columns alone (28,000 and 280,000 rows, EXPLAIN ANALYZE as
+// the superuser, medians of 200), 14 rows took 0.30–0.41 ms with the old
+// indexes, 0.21–0.28 with the new, 0.21 with the b-tree on token alone
+// and 0.10 with none; hash indexes in place of the
+// two b-trees wrote less WAL (5.4 KB a create against 5.8) but took no
+// less time (4.05–4.23 times the raw INSERT's against 3.80–4.10, runs
+// alternated) and were not kept. The b-tree on contact_id
+// stays: the erasure and the export of a person's data find the rows by
+// contact (as do the triggers of a rename and a delete), and without it
+// each would read every row of the table. What is left of the gap is the
+// name index rows themselves (one heap row and two b-tree entries per
+// prefix: "Ada Lovelace 17" has 14), the contact's larger row and its two
+// more indexes, and the client's work: about 0.18 ms of CPU, as measured
+// for the release before and unchanged since (validation 26 µs, sealing
+// and hashing 26 µs, phone parsing 20 µs, the rest building, sending and
+// reading the statement). The rows are
+// written by a BEFORE INSERT trigger since migration 20261206080200 (an
+// AFTER trigger queues an event and fetches the row again; measured with
+// pgbench at 3,000 contacts the statement's server time went from 0.61 to
+// 0.55 ms under load); writing the rows from the statement itself (a
+// data-modifying WITH) saved less and was not kept. A statement whose
+// text held "--", "$" or ";" inside a value was once sent whole, parsed
+// anew in a round trip of its own every time: a blind index holds "--"
+// now and then, and every create of a tenant whose birthday index held
+// one took two round trips (TestContactCreateRoundTrips puts such a value
+// in Source). Until migration 20261123000595 the plan PostgreSQL
 // kept for the prepared statement on a table not yet analyzed looked the
 // duplicates up in the birthday index, filtering every contact of the
 // tenant: the statement's time grew with the tenant (2.6 times the raw
