@@ -119,8 +119,8 @@ func TestS9AuditKilledChild(t *testing.T) {
 // "completed" half done — and the scheduled ResumeErasures finishes it by
 // itself: every row of the person (two contacts, her records, her
 // attachment's bytes) is gone, the final receipt counts exactly the rows
-// removed over both runs, the completion audit entry agrees, and the
-// control person in the same tenant keeps hers.
+// removed over both runs, the request is completed, and the control
+// person in the same tenant keeps hers.
 func TestS9AuditKilledErasureFinishesItself(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		kek := filepath.Join(t.TempDir(), "kek.json")
