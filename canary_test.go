@@ -261,5 +261,5 @@ func TestOpenSealsMemberNamesStoredInClear(t *testing.T) {
 		n, err := sdk.Tenants.SealNames(tenancy.System(ctx, "test"))
 		require.NoError(t, err)
 		require.Zero(t, n, "nothing left: a no-op")
-	})
+	}, migrated)
 }

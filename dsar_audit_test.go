@@ -541,7 +541,7 @@ func TestDSARAuditEveryTable(t *testing.T) {
 				require.ElementsMatch(t, all, found(text, all), "her namesake in the other tenant is untouched")
 			})
 		}
-	})
+	}, migrated)
 }
 
 // pgDump returns the output of pg_dump (data only) of db's PostgreSQL test

@@ -46,7 +46,7 @@ func TestEraseMetaUserCascadesToDerived(t *testing.T) {
 		}
 		_, err := w.sdk.Social.Get(w.ctx, tt.ID)
 		require.NoError(t, err, "a connection not made through hers stays")
-	})
+	}, migrated)
 }
 
 // TestPurgeMakesQueuedRevokes: a revoke that failed at disconnect and
@@ -105,7 +105,7 @@ func TestPurgeMakesQueuedRevokes(t *testing.T) {
 		require.Len(t, w.tt.RequestsTo(tiktoktest.RevokePath), 3)
 		_, err = w.sdk.Vault.Open(w.ctx, sealed, bind)
 		require.ErrorIs(t, err, vault.ErrKeyDestroyed)
-	})
+	}, migrated)
 }
 
 // TestEraseSparesLastOwner: an erasure by the e-mail address of the
@@ -146,7 +146,7 @@ func TestEraseSparesLastOwner(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, members, 1)
 		require.Equal(t, "second@lastowner.example", members[0].Email)
-	})
+	}, migrated)
 }
 
 // TestEraseClientContact: a client whose billing e-mail address and phone
@@ -194,5 +194,5 @@ func TestEraseClientContact(t *testing.T) {
 		require.Equal(t, "billing@other.example", o.Email)
 		text, _, m := exportOf(t, sdk, ctx, map[string]string{crm.SubjectPhone: phone})
 		require.Equal(t, retention.OutcomeNoDataFound, m.Outcome, "nothing left to find by her phone number: %s", text)
-	})
+	}, migrated)
 }

@@ -75,7 +75,7 @@ func TestOpenWiresTheTenantLifecycle(t *testing.T) {
 		// Opening again on a migrated database is fine.
 		_, err = socialcrm.Open(ctx, socialcrm.Config{DB: db.Reopen(t), KEK: kek, Now: clk.Now})
 		require.NoError(t, err)
-	})
+	}, migrated)
 }
 
 // TestDeauthorizedConnectionTakesItsDataAlong: a disconnect starts the

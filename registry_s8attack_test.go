@@ -114,7 +114,7 @@ func TestTenantCannotReachOtherTenantsInTheRegistries(t *testing.T) {
 		tb, err := sdk.Tenants.CloseTenant(b, time.Hour)
 		require.NoError(t, err)
 		require.Equal(t, tenancy.StatusClosed, tb.Status)
-	})
+	}, migrated)
 }
 
 // TestTenantCannotRepointAnotherTenantsAccount: the account index
@@ -175,5 +175,5 @@ func TestTenantCannotRepointAnotherTenantsAccount(t *testing.T) {
 			_, err := tx.ExecContext(ctx, "INSERT INTO "+social.TableAccounts+" (platform, account_id, tenant_id, connection_id) VALUES ('meta', 'page-of-b', '"+bID+"', 'conn-b') ON CONFLICT (platform, account_id, tenant_id) DO UPDATE SET connection_id = EXCLUDED.connection_id")
 			return err
 		}))
-	})
+	}, migrated)
 }

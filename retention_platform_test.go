@@ -144,5 +144,5 @@ func TestRetentionAgesPlatformData(t *testing.T) {
 		ts, err = w.sdk.Social.AccountTenants(context.Background(), tiktok.Platform, canaryOpenID)
 		require.NoError(t, err)
 		require.Len(t, ts, 1, "a live connection keeps its account-index row")
-	})
+	}, migrated)
 }

@@ -101,5 +101,5 @@ func TestPurgeBatchRevokesOnce(t *testing.T) {
 			require.True(t, queued[tok])
 			require.Equal(t, 1, n)
 		}
-	})
+	}, migrated)
 }

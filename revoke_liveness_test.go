@@ -95,7 +95,7 @@ func TestPurgeExpiredQueuedToken(t *testing.T) {
 		got := l.audited(t, "connection.revoked")
 		require.Equal(t, "token_invalid", got[len(got)-1]["revoke"], "%v", got)
 		require.Empty(t, l.audited(t, "connection.revoke_abandoned"))
-	})
+	}, migrated)
 }
 
 // TestPurgeAbandonsLiveConnectionRevoke: a connection still live when the
@@ -120,7 +120,7 @@ func TestPurgeAbandonsLiveConnectionRevoke(t *testing.T) {
 		got := l.audited(t, "connection.revoke_abandoned")
 		require.Len(t, got, 1, "%v", got)
 		require.Contains(t, got[0]["reason"], "overdue")
-	})
+	}, migrated)
 }
 
 // TestPurgeExpiredQueuedTokenAnsweredOK: TikTok answers the revoke of a
@@ -134,7 +134,7 @@ func TestPurgeExpiredQueuedTokenAnsweredOK(t *testing.T) {
 		require.True(t, l.purge(t).Purged)
 		require.True(t, l.keyDestroyed(t))
 		require.Equal(t, http.StatusOK, l.w.tt.RequestsTo(tiktoktest.RevokePath)[1].Status)
-	})
+	}, migrated)
 }
 
 // TestPurgeAbandonsRevokeAfterBound: a platform failing with 5xx keeps the
@@ -173,7 +173,7 @@ func TestPurgeAbandonsRevokeAfterBound(t *testing.T) {
 		// Every attempt: the disconnect's, the two purge runs that failed
 		// (each recorded with the revoke, which stays queued) and the last.
 		require.Equal(t, "4", got[0]["attempts"], "%v", got)
-	})
+	}, migrated)
 }
 
 // TestRetryDropsInvalidTokenRevoke: RetryRevocations drops a queued
@@ -198,5 +198,5 @@ func TestRetryDropsInvalidTokenRevoke(t *testing.T) {
 		_, err = l.w.sdk.Social.RetryRevocations(l.w.ctx)
 		require.NoError(t, err)
 		require.Len(t, l.w.tt.RequestsTo(tiktoktest.RevokePath), calls)
-	})
+	}, migrated)
 }

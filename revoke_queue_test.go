@@ -93,7 +93,7 @@ func TestQueuedRevokeFailuresRecorded(t *testing.T) {
 		require.True(t, l.keyDestroyed(t))
 		got := l.audited(t, "connection.revoked")
 		require.Equal(t, "4", got[len(got)-1]["attempts"], "%v", got)
-	})
+	}, migrated)
 }
 
 // TestRevocationsPages: Store.Revocations pages the queue oldest first by
@@ -123,7 +123,7 @@ func TestRevocationsPages(t *testing.T) {
 		require.ErrorIs(t, err, social.ErrListOptions)
 		_, err = w.sdk.Social.Revocations(w.ctx, social.ListOptions{Cursor: "not-a-cursor"})
 		require.ErrorIs(t, err, social.ErrListOptions)
-	})
+	}, migrated)
 }
 
 // TestPurgeKeepsClaimedRevoke: a queued revoke that another process has
@@ -156,5 +156,5 @@ func TestPurgeKeepsClaimedRevoke(t *testing.T) {
 		require.True(t, l.purge(t).Purged)
 		require.Len(t, w.tt.RequestsTo(tiktoktest.RevokePath), calls+1)
 		require.True(t, l.keyDestroyed(t))
-	})
+	}, migrated)
 }

@@ -69,5 +69,5 @@ func TestEveryTableHasACategory(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, uncovered, "tenant-owned tables without a retention category")
 		require.NoError(t, engine.Check(ctx), "every declared column exists")
-	})
+	}, migrated)
 }

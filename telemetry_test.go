@@ -445,7 +445,7 @@ func TestTelemetryCarriesNoPersonalData(t *testing.T) {
 		for _, m := range []string{"go.sql.query_timing", "http.client.request.duration", "http.server.request.duration", "go.sql.connections_open"} {
 			require.True(t, names[m], "metric %s recorded; have %v", m, names)
 		}
-	})
+	}, migrated)
 }
 
 // TestTelemetryOffByDefault: with no providers given, the SDK and the
@@ -497,5 +497,5 @@ func TestTelemetryOffByDefault(t *testing.T) {
 		for _, sm := range rm.ScopeMetrics {
 			require.Empty(t, sm.Metrics, "metrics recorded without providers (scope %s)", sm.Scope.Name)
 		}
-	})
+	}, migrated)
 }
