@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
@@ -116,11 +115,11 @@ func TestS9AuditRawPagesLogAndDeadTuples(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		ctx := context.Background()
 		admin := db.Admin(t)
-		var started time.Time
+		var started string // PostgreSQL: the write-ahead log segment written when the test began
 		if db.Name == "postgres" {
 			_, err := admin.ExecContext(ctx, "CREATE EXTENSION IF NOT EXISTS pageinspect")
 			require.NoError(t, err, "pageinspect (PostgreSQL's contrib) reads the raw pages")
-			require.NoError(t, admin.NewRaw("SELECT now()").Scan(ctx, &started))
+			require.NoError(t, admin.NewRaw("SELECT pg_walfile_name(pg_current_wal_lsn())").Scan(ctx, &started))
 		}
 		sdk := dsarSDK(t, db)
 		a := dsarTenant(t, sdk, "s9audit-raw-a")
@@ -173,7 +172,8 @@ func TestS9AuditRawPagesLogAndDeadTuples(t *testing.T) {
 					}
 				}
 				var segs []string
-				require.NoError(t, admin.NewRaw("SELECT name FROM pg_ls_waldir() WHERE modification >= ? ORDER BY name", started.Add(-time.Minute)).Scan(ctx, &segs))
+				require.NoError(t, admin.NewRaw("SELECT name FROM pg_ls_waldir() WHERE name >= ? AND name <= pg_walfile_name(pg_current_wal_lsn()) ORDER BY name",
+					started).Scan(ctx, &segs))
 				require.NotEmpty(t, segs, "the write-ahead log written since the test began")
 				for _, s := range segs {
 					var b []byte
