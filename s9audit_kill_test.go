@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
@@ -178,7 +179,9 @@ func TestS9AuditKilledErasureFinishesItself(t *testing.T) {
 				cmd := exec.Command(os.Args[0], "-test.run=^TestS9AuditKilledChild$", "-test.count=1")
 				cmd.Env = append(os.Environ(), envKillDB+"="+target, envKillKEK+"="+kek, envKillFiles+"="+files, envKillAt+"="+at,
 					envKillRequest+"="+req.ID, envKillActor+"="+p.TenantID+" "+p.MemberID)
+				began := time.Now()
 				out, err := cmd.CombinedOutput()
+				t.Logf("the child ran %v", time.Since(began))
 				var ee *exec.ExitError
 				require.ErrorAs(t, err, &ee, "%s", out)
 				ws, ok := ee.Sys().(syscall.WaitStatus)
