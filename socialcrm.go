@@ -65,6 +65,7 @@ func Models() []any {
 	models := append(tenancy.Models(), vault.Models()...)
 	models = append(models, retention.Models()...)
 	models = append(models, social.Models()...)
+	models = append(models, meta.Models()...)
 	return append(models, crm.Models()...)
 }
 

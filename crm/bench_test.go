@@ -250,6 +250,37 @@ func BenchmarkCRMInterleavedCreate(b *testing.B) {
 	b.ReportMetric(interleave(b, sdk, base), "ratio:crm_contact_create_vs_bun_insert")
 }
 
+// BenchmarkCRMInterleavedCreateWithoutNameIndex is
+// BenchmarkCRMInterleavedCreate with the FTS5 name index's insert trigger
+// dropped from its database: what a create costs against the raw insert
+// without the name index's writes (see "What a contact create costs" in
+// doc.go), printed by scripts/bench as a figure, not a target. A
+// diagnostic: such a database finds no contact by name.
+func BenchmarkCRMInterleavedCreateWithoutNameIndex(b *testing.B) {
+	e := newEnv(b, dbtest.SQLite(b, setup))
+	raw := e.db.Reopen(b)
+	ctx := context.Background()
+	benchPlainTable(b, raw)
+	if _, err := raw.ExecContext(ctx, "DROP TRIGGER socialcrm_crm_contact_name_fts_insert"); err != nil {
+		b.Fatal(err)
+	}
+	contacts := freshStore(b, e).Contacts()
+	n := 0
+	sdk := func() {
+		n++
+		if _, err := contacts.Create(e.A, benchContact(n)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	base := func() {
+		row := plainOf(e.A, n)
+		if _, err := raw.NewInsert().Model(&row).Exec(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(interleave(b, sdk, base), "create_without_name_index_vs_bun_insert-figure")
+}
+
 // interleave runs sdk and base once each per iteration of b's loop, in
 // alternating order, and returns the median of the ratios of their times.
 func interleave(b *testing.B, sdk, base func()) float64 {

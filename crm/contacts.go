@@ -783,9 +783,13 @@ func (r *Contacts) Update(ctx context.Context, id string, version int64, in Cont
 // Delete removes contact id, its name index (by trigger) and its tag
 // index. Records that refer to the
 // contact keep their contact_id; erase a data subject through retention
-// instead, which reaches every record kind.
+// instead, which reaches every record kind. On SQLite, once the delete
+// has committed, the write-ahead log is cut (a TRUNCATE checkpoint, as
+// after an erasure), so that the deleted row's sealed profile and blind
+// indexes do not linger on disk; a Store bound to the caller's
+// transaction (Store.Using) leaves that cut to the caller.
 func (r *Contacts) Delete(ctx context.Context, id string) error {
-	return r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		res, err := tx.NewDelete().Model((*Contact)(nil)).Where("?TableAlias.id = ?", id).Exec(ctx)
 		if err != nil {
 			return fmt.Errorf("crm: delete contact: %w", err)
@@ -801,6 +805,15 @@ func (r *Contacts) Delete(ctx context.Context, id string) error {
 		}
 		return r.s.audit(ctx, tx, kindContact, "deleted", id)
 	})
+	if err != nil {
+		return err
+	}
+	// The deleted row's sealed profile and blind indexes leave SQLite's
+	// write-ahead log too, as after an erasure (Store.cutLog).
+	if err := r.s.cutLog(ctx); err != nil {
+		return fmt.Errorf("crm: delete contact: committed, but %w", err)
+	}
+	return nil
 }
 
 // List returns a page of the contacts matching f, oldest first, with their

@@ -380,60 +380,86 @@
 // contact with tags still takes a transaction).
 // Measured by scripts/bench against a raw bun INSERT of the same columns
 // unsealed into a table with like indexes, on a two-core machine loaded by
-// other work, SQLite's create takes about 2.3 times as long
-// (BenchmarkCRMInterleavedCreate, median ratio of 6 runs 2.27, against
-// 2.62 in runs alternated with those when the statement was compiled for
-// every create; the b-tree name index measured 4.43) — still short of 1.5
-// times. The statement runs prepared once per connection, its values
-// bound (internal/sqldb), after the Guard has checked its text. SQLite
-// writes every page a commit touched to its log, two writes each: at
-// 2,000 contacts a create writes about 16 pages against the baseline's 9
-// (25 with the b-tree name index) — the FTS5 name index about 4 (a
-// segment, its structure record, its entry in the segment index), the
-// contacts table (larger rows: sealed values, blind indexes) and its
-// primary key, and the indexes by stage, update time, e-mail, phone and
-// birthday, one or more each. Measured apart, each against the raw
-// insert (medians of alternated runs): Create's statement alone, run as
-// text, 1.73 times, 1.37 prepared; without its name index 1.23 as text
-// (the FTS5 index's work at each commit, which no automerge, crisismerge
-// or page-size setting changed, is about half a raw insert); without the
-// duplicate checks 1.58. The work before the statement — hashing the 17
-// blind indexes (Tink allocates an HMAC for each), parsing the phone
-// number, sealing and validating — adds about half a raw insert more.
-// On PostgreSQL, against one raw pgx INSERT, create
-// measured 1.72–2.11 times under a load average of 8–16 (median 1.9 of
-// six runs; 1.02–2.75, median 2.3, for the release before; three runs of
-// each alternated), short of 1.5: the name index rows are most of the gap.
-// Measured on the server (EXPLAIN ANALYZE, median of 300, at 1,000
-// contacts), the raw INSERT executes in 0.05–0.07 ms, Create's statement
-// without a name in 0.07–0.12 ms (the duplicate checks, seven indexes
-// against five, row-level security) and with the 14 rows of "Ada Lovelace
-// 17" in 0.21–0.28 ms — 0.15 ms for those rows, each a heap row and two
-// b-tree entries under row-level security, and 8.2 KB of WAL to flush at
-// commit against 1.7 KB without them and 0.95 KB for the raw INSERT. The
-// client's work is about 0.18 ms of CPU (validation 26 µs, sealing and
-// hashing 26 µs, phone parsing 20 µs, the rest building, sending and
-// reading the statement). The rows are written by a BEFORE INSERT
-// trigger since migration 20261206080200 (an AFTER trigger queues an
-// event and fetches the row again): measured with pgbench as the
-// application's role at 3,000 contacts, interleaved, the statement's
-// server time went from 0.61 to 0.55 ms (medians, synchronous_commit off,
-// under load), against 0.21 ms for the raw INSERT and 0.26 ms for the
-// statement without a name. Writing the rows from the statement itself (a
-// data-modifying WITH) saved less (0.53 ms against 0.63 in the same run)
-// and was not kept; deleting them through a contact's tokens would spare
-// their second index (0.53 ms), but the erasure and export of a person's
-// data find the rows by contact. A statement whose text held "--", "$" or
-// ";" inside a value was once sent whole, parsed anew in a round trip of
-// its own every time: a blind index holds "--" now and then, and every
-// create of a tenant whose birthday index held one took two round trips
-// (a benchmark run measured 3.65 times the raw INSERT, 2.000 round trips
-// a create; TestContactCreateRoundTrips puts such a value in Source).
-// Under a load average of about 7, three runs alternated with the release
-// before measured 1.62, 1.82 and 2.21 (1.59, 1.84 and 1.95 before): each
-// side's time is mostly the commit's flush and CPU shared with other
-// work, and the name index rows' server time is most of what remains;
-// the ratio of 1.5 is not reached. Until migration 20261123000595 the plan PostgreSQL
+// other work (load average 11–18), SQLite's create takes about 2.0 times
+// as long (BenchmarkCRMInterleavedCreate, median ratio of 7 runs 2.01,
+// against 2.17 in runs alternated with them of the release before, whose
+// blind indexes went through an HMAC allocated per value) — short of 1.5
+// times, and the FTS5 name index is why. In the same runs, the create
+// with the name index's insert trigger dropped
+// (BenchmarkCRMInterleavedCreateWithoutNameIndex) measured 1.46 times
+// (median of six runs, 1.43–1.51, against 1.95–2.12 with it, under a load
+// average of 12–18): every other cost of the
+// create — validating, parsing the phone number, sealing, the 17 blind
+// indexes, the Guard, the duplicate checks, the larger rows and the two
+// indexes the baseline lacks — fits within 1.5 times. SQLite writes every
+// page a commit touched to its log: counted in the log's writes over
+// 2,300 creates, a create writes 15.4 pages, 10.2 without the name index,
+// against the baseline's 8.4. FTS5 flushes a segment at every commit (the
+// segment, the structure and averages records, the segment's index
+// entry) and merges segments as they pile up, about 5 pages per create
+// whatever the settings: automerge 0, 8 or 16, secure_delete off, or
+// words of 64 bits instead of 128 — none wrote fewer bytes per create
+// (automerge 0 and 16 wrote about a page more). Getting
+// under 1.5 times means not writing FTS5 at every create — for instance
+// keeping the newest contacts out of the index in a small pending set,
+// found by reading their own name_index, and indexing them in batches —
+// which changes the look-up the Guard allows and the plan a name search
+// takes; it is not done. The statement runs prepared once per connection,
+// its values bound (internal/sqldb), after the Guard has checked its
+// text. Of the create's CPU time (a profile of BenchmarkCRMContactCreate),
+// the work before the statement is about a seventh: the blind indexes 5 %
+// (HMAC-SHA256 from hashers pooled per tenant, the bytes Tink's PRF
+// computes), parsing the phone number 4 % (the parser's regular
+// expressions, even for a number given in E.164), validation 4 %.
+// On PostgreSQL, against one raw pgx INSERT, create measured 1.14–2.35
+// times, median 1.67 of seven runs (BenchmarkPostgresContactCreate),
+// alternated with runs of the release before, 1.17–1.91, median 1.54,
+// under a load average of 12–21 on two cores: each side's time is then
+// mostly the commit's flush of the WAL (synchronous_commit on), queued
+// behind other work's, and the ratio moves more from run to run than any
+// change here made; 1.5 is not reached as a median. On the server
+// (BenchmarkPostgresContactCreateServer: EXPLAIN ANALYZE, as the
+// application's role under row-level security, at 1,000 contacts, medians
+// of 300 alternated with the raw INSERT) the raw INSERT executes in
+// 0.04–0.09 ms and writes 936 bytes of WAL; Create's statement for "Ada
+// Lovelace 1" (12 name index rows) 0.19–0.29 ms and 5.8 KB of WAL, 3.9–4.2
+// times the raw INSERT's time (4.9–5.1 before migration 20261207010000,
+// and 7.3 KB of WAL). Of one such statement, the trigger writing the name
+// index rows took 0.23 ms of 0.34, and of its WAL (without full-page
+// images) the 12 rows wrote 3.9 KB: 1.8 KB of heap rows (tenant id,
+// token, contact id: 152 bytes each), 0.96 KB of entries of the b-tree on
+// token and 1.15 KB of the b-tree on contact_id; the contact's row 0.78
+// KB (sealed profile, blind indexes, the name_index array) and its seven
+// index entries 1.0 KB, against the raw row's five. Migration
+// 20261207010000 took tenant_id out of both b-trees and their uniqueness
+// check out of each row's insert (the primary key on (tenant_id, token,
+// contact_id) and the index on (tenant_id, contact_id) before): measured
+// on a table of the same columns alone (28,000 and 280,000 rows, EXPLAIN ANALYZE as
+// the superuser, medians of 200), 14 rows took 0.30–0.41 ms with the old
+// indexes, 0.21–0.28 with the new, 0.21 with the b-tree on token alone
+// and 0.10 with none; hash indexes in place of the
+// two b-trees wrote less WAL (5.4 KB a create against 5.8) but took no
+// less time (4.05–4.23 times the raw INSERT's against 3.80–4.10, runs
+// alternated) and were not kept. The b-tree on contact_id
+// stays: the erasure and the export of a person's data find the rows by
+// contact (as do the triggers of a rename and a delete), and without it
+// each would read every row of the table. What is left of the gap is the
+// name index rows themselves (one heap row and two b-tree entries per
+// prefix: "Ada Lovelace 17" has 14), the contact's larger row and its two
+// more indexes, and the client's work: about 0.18 ms of CPU, as measured
+// for the release before and unchanged since (validation 26 µs, sealing
+// and hashing 26 µs, phone parsing 20 µs, the rest building, sending and
+// reading the statement). The rows are
+// written by a BEFORE INSERT trigger since migration 20261206080200 (an
+// AFTER trigger queues an event and fetches the row again; measured with
+// pgbench at 3,000 contacts the statement's server time went from 0.61 to
+// 0.55 ms under load); writing the rows from the statement itself (a
+// data-modifying WITH) saved less and was not kept. A statement whose
+// text held "--", "$" or ";" inside a value was once sent whole, parsed
+// anew in a round trip of its own every time: a blind index holds "--"
+// now and then, and every create of a tenant whose birthday index held
+// one took two round trips (TestContactCreateRoundTrips puts such a value
+// in Source). Until migration 20261123000595 the plan PostgreSQL
 // kept for the prepared statement on a table not yet analyzed looked the
 // duplicates up in the birthday index, filtering every contact of the
 // tenant: the statement's time grew with the tenant (2.6 times the raw

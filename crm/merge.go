@@ -271,7 +271,7 @@ func (s *Store) cutLog(ctx context.Context) error {
 		return fmt.Errorf("truncate the write-ahead log: %w", err)
 	}
 	if busy {
-		s.log.WarnContext(ctx, "crm: the write-ahead log could not be truncated after a merge: a reader holds an older snapshot",
+		s.log.WarnContext(ctx, "crm: the write-ahead log could not be truncated after a contact was deleted or merged: a reader holds an older snapshot",
 			"frames", frames, "checkpointed", done)
 	}
 	return nil

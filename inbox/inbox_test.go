@@ -194,7 +194,7 @@ func TestUserRef(t *testing.T) {
 // TestReplyByConversation: Reply answers a PSID conversation by its
 // record and refuses a channel it cannot answer.
 func TestReplyByConversation(t *testing.T) {
-	w := newWorld(t, dbtest.SQLite(t))
+	w := newWorld(t, dbtest.SQLite(t, migrated))
 	client := w.connectPage(w.ctx, messaging)
 	w.deliver(metatest.TextMessage(pageID, psid, "Open on Sunday?"))
 	conv, err := w.sdk.CRM.Conversations().Find(w.ctx, inbox.Key(pageID, psid))
@@ -209,7 +209,7 @@ func TestReplyByConversation(t *testing.T) {
 }
 
 func TestInstagramMessages(t *testing.T) {
-	w := newWorld(t, dbtest.SQLite(t))
+	w := newWorld(t, dbtest.SQLite(t, migrated))
 	w.connectPage(w.ctx, append(messaging, meta.FeatureInstagram))
 	body := []byte(`{"object":"instagram","entry":[{"id":"` + igID + `","time":1764000000000,"messaging":[` +
 		`{"sender":{"id":"IGSID1"},"recipient":{"id":"` + igID + `"},"timestamp":1764000000000,"message":{"mid":"ig_m1","text":"Hi from IG"}}]}]}`)

@@ -12,6 +12,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/tink"
+	"github.com/uptrace/bun"
 
 	socialcrm "github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/crm"
@@ -61,7 +62,14 @@ type world struct {
 }
 
 func eachWorld(t *testing.T, fn func(t *testing.T, w *world)) {
-	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) { fn(t, newWorld(t, db)) })
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) { fn(t, newWorld(t, db)) }, migrated)
+}
+
+// migrated is the dbtest setup of every world: a named function, so dbtest
+// migrates once per test binary into a template each test copies (migrating
+// from scratch takes seconds per test under the race detector).
+func migrated(ctx context.Context, db *bun.DB) error {
+	return socialcrm.Migrate(ctx, db)
 }
 
 // eachWorldAndMode runs fn as eachWorld does, with the inbox's webhook

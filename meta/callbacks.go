@@ -124,6 +124,19 @@ type deletion struct {
 	ReceivedAt time.Time `bun:"received_at,notnull"`
 }
 
+// TenantRegistryKey makes the deletion records a tenant registry to the
+// Guard (see tenancy.InstallGuard): under a tenant's principal a
+// statement on them is confined to the tenant's own rows. Callbacks reads
+// and writes them without a tenant, as the status URL is looked up by
+// code alone; tenant B's ordinary statements could otherwise read every
+// tenant's requests and re-point or delete A's, so that A's status URL
+// and ResumeDeletions lost A's erasure.
+func (*deletion) TenantRegistryKey() string { return "tenant_id" }
+
+// Models returns a pointer to each model of the callbacks' table, for
+// tenancy.InstallGuard (socialcrm.Models includes them).
+func Models() []any { return []any{(*deletion)(nil)} }
+
 // CallbackMigrations returns the migrations of the callbacks' table; run
 // them with those of tenancy, vault, retention and social.
 func CallbackMigrations() *migrate.Migrations {

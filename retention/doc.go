@@ -186,8 +186,28 @@
 // wrote the erased rows, is cut to nothing. When a reader holds an older
 // snapshot the log cannot be cut at that moment; a warning (no personal
 // data) is logged and the next such checkpoint cuts it. A contact merge
-// (crm) runs the same checkpoint after it deletes the merged-away
-// duplicate.
+// and a contact delete (crm) run the same checkpoint after they delete a
+// contact.
+//
+// On PostgreSQL, an erased or deleted row stays in its table's pages as a
+// dead tuple until VACUUM reclaims it (later writes then reuse the space;
+// VACUUM FULL rewrites the table), and in the write-ahead log — with its
+// archives and the base backups taken before — until they rotate out.
+// These copies hold what the row held: sealed values bound to
+// tenant|record|field, keyed blind indexes, ids, timestamps and enums;
+// no sealed field's value is in clear in any page of any relation (free
+// space, dead tuples, indexes and TOAST included) or in the log (a test
+// reads them raw). The application role owns no table, so it cannot
+// VACUUM (PostgreSQL skips the table with a warning): keep autovacuum on,
+// as PostgreSQL ships it, or run VACUUM as the owner role on a schedule.
+// An erasure of one person destroys no key — the data key is the
+// tenant's — so until the dead tuples are reclaimed and overwritten, and
+// the log archives and backups taken before the erasure rotate out, her
+// sealed values stay readable to whoever holds both the tenant's data key
+// and the key-encryption key. Rotate backups and log archives within the
+// period you promise data subjects (30 days for a deletion request); a
+// tenant purge destroys the tenant's key, which puts all of these beyond
+// use at once.
 //
 // # Testing
 //

@@ -32,6 +32,14 @@ type unsealed struct {
 	Value    string `bun:"value,notnull"`
 }
 
+// TenantRegistryKey makes the plaintext waiting to be sealed a tenant
+// registry to the Guard (see tenancy.InstallGuard): under a tenant's
+// principal a statement on it is confined to the tenant's own rows, as
+// SealPending's are; PendingTenants, without a tenant, reaches every row.
+// Tenant B's ordinary statements read tenant A's plaintext names, titles
+// and raw responses in it, and could delete them before A sealed them.
+func (*unsealed) TenantRegistryKey() string { return "tenant_id" }
+
 // sealedPlatformData is the schema migration that moves platform data to
 // sealed columns: it adds them, copies every plaintext value into
 // TableUnsealed, drops the plaintext columns, gives media rows an id, and

@@ -52,6 +52,13 @@ type delivery struct {
 	Pending bool `bun:"pending,notnull"`
 }
 
+// TenantUnreachable makes the deliveries a table no statement under a
+// tenant's principal may name (see tenancy.InstallGuard): they belong to
+// no tenant, and the webhook handlers record them without a principal.
+// Tenant B could otherwise record the key of tenant A's next delivery, so
+// that it was skipped as processed, or delete A's.
+func (*delivery) TenantUnreachable() bool { return true }
+
 func mustTenant(ctx context.Context) string {
 	tid, _ := tenancy.TenantID(ctx)
 	return tid

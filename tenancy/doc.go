@@ -162,6 +162,29 @@
 // the DSN: every scoped statement then carries the tenant
 // transaction-local in its round trip, and no session keeps it.
 //
+// What a tenant's statements still reach beyond its own rows, by design
+// or as a known limit:
+//
+//   - The social account index is readable by every tenant (writes are
+//     confined): social.Store.Routed counts the live routes of an account
+//     across tenants inside the writing tenant's own statement, so that a
+//     webhook's write fails if a route changed since it was looked up.
+//     What a tenant reads there is other tenants' ids, their connections'
+//     ids, whether each is live and the keyed hash of the account — never
+//     the account's id, a name or a token; two tenants that connected the
+//     same account see that they share it.
+//   - A statement without a principal is not a tenant's: sign-up,
+//     migrations, webhooks and callbacks run so, and reach every row of
+//     the registries (the list of tenants, the vault's key list, the
+//     webhook deliveries); on PostgreSQL row-level security still hides
+//     every tenant-owned row from it. The walls hold against code that
+//     keeps the principal it was given, not against code that builds
+//     another (WithPrincipal, System): a principal is not a credential.
+//   - Counters of the whole server or file that no statement can confine:
+//     PostgreSQL's transaction ids (txid_current, xmin) advance with every
+//     tenant's transactions, and a statement's time depends on the load
+//     of every tenant.
+//
 // Passwords are stored as bcrypt hashes of cost 12 (PasswordCost); an
 // unknown email costs the same bcrypt time as a wrong password. API keys
 // carry 256 random bits, are shown once, and are stored only as SHA-256

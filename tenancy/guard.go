@@ -21,8 +21,9 @@ import (
 // without model hooks, formats subqueries, unions, CTEs and joins without
 // them, and raw queries have no model at all.
 //
-// It reads each statement with PostgreSQL's own parser (libpg_query, run as
-// WebAssembly in pure Go), on SQLite too: bun quotes identifiers with double
+// It reads each statement with PostgreSQL's own parser (libpg_query:
+// compiled from C when the SDK is built with cgo, run as WebAssembly in
+// pure Go without it), on SQLite too: bun quotes identifiers with double
 // quotes in both dialects. A statement is refused unless:
 //
 //   - every reference to a tenant-owned table — in the FROM list, a join, a
@@ -94,7 +95,14 @@ import (
 //     tenant: no SET without LOCAL (SET TRANSACTION and RESET run), no
 //     ALTER ROLE, ALTER DATABASE or ALTER SYSTEM, no session-level
 //     advisory lock under a tenant's principal (pg_advisory_xact_lock
-//     runs) (pgwalls.go);
+//     runs) (pgwalls.go); nor reach the server state every tenant's
+//     sessions share — pg_locks, pg_cancel_backend and
+//     pg_terminate_backend, LISTEN and NOTIFY, large objects — or the
+//     pooled connection's prepared statements and held cursors (PREPARE,
+//     EXECUTE, DEALLOCATE, DECLARE … WITH HOLD, pg_prepared_statements)
+//     (pgwalls.go); on SQLite, nor read the file's page and commit
+//     counters (page_count, freelist_count, data_version)
+//     (sqlitewalls.go);
 //   - under a tenant's principal, every reference to a tenant registry —
 //     TableTenants, keyed by id, and a model with a TenantRegistryKey
 //     method such as the vault's key list, keyed by that column — is
@@ -103,9 +111,11 @@ import (
 //     with a TenantRegistryReadable method, social's account index, is
 //     confined only where it is written; a key of "" is a table no
 //     tenant's UPDATE or DELETE may name, the vault's audit key): tenant B
-//     closed tenant A for purging and dropped A from the key list. The
-//     system principal without a tenant and statements without a
-//     principal (sign-up) reach every row.
+//     closed tenant A for purging and dropped A from the key list; a
+//     model with a TenantUnreachable method, social's webhook deliveries,
+//     may not be named at all, and neither may the migration tables be
+//     written. The system principal without a tenant and statements
+//     without a principal (sign-up, migrations, webhooks) reach every row.
 //
 // A statement the parser cannot read — SQLite's INSERT OR REPLACE and
 // REPLACE, a second ON CONFLICT clause, other SQLite-only syntax — is
@@ -269,7 +279,10 @@ func (g *Guard) learn(t *schema.Table) error {
 		}
 		g.shapes.reset()
 	}
-	if r, ok := reflect.New(t.Type).Interface().(registryModel); ok {
+	if r, ok := reflect.New(t.Type).Interface().(unreachableRegistry); ok && r.TenantUnreachable() {
+		g.registries[strings.ToLower(t.Name)] = unreachableKey
+		g.shapes.reset()
+	} else if r, ok := reflect.New(t.Type).Interface().(registryModel); ok {
 		key := r.TenantRegistryKey()
 		if key == "" {
 			key = noTenantColumn

@@ -40,6 +40,28 @@ import (
 //     the system principal's maintenance (a tenant purge's claim) and
 //     statements without a principal (migrations) take them.
 //     Transaction-level ones (pg_advisory_xact_lock) run.
+//   - The server's state shared by every session of the role, which is
+//     every tenant's (TestGuardKeepsSharedServerStateFromTenants):
+//     pg_locks (and pg_lock_status, pg_blocking_pids) lists every
+//     session's locks — the advisory-lock keys of other tenants' audit
+//     chains as they append, and the process ids of their connections;
+//     pg_cancel_backend and pg_terminate_backend, which PostgreSQL lets a
+//     role use on its own sessions, cancelled or cut another tenant's
+//     statements; NOTIFY and pg_notify reach every listener of the
+//     database (a job queue's control channel among them) and LISTEN
+//     stays with the pooled connection; large objects (lo_*, loread,
+//     lowrite, pg_largeobject) belong to the role, so one tenant's are
+//     every tenant's to read, overwrite and unlink. The pooled
+//     connection's own session state is the next caller's: a
+//     DEALLOCATE ALL made every statement the driver had prepared on it
+//     fail for whoever ran next ("prepared statement … does not exist"),
+//     a PREPARE under the driver's name of a statement would stand in for
+//     it, pg_prepared_statements lists the statements other tenants ran
+//     on the connection and how often, and a cursor WITH HOLD outlives
+//     the transaction. PREPARE, EXECUTE, DEALLOCATE and DECLARE … WITH
+//     HOLD are refused on a guarded handle (the driver prepares through
+//     the protocol, which the Guard does not see and needs no SQL), and so
+//     are pg_prepared_statements and pg_cursors.
 
 // sessionLocks are the advisory-lock functions whose lock outlives the
 // transaction.
@@ -47,6 +69,27 @@ var sessionLocks = []string{"pg_advisory_lock", "pg_advisory_lock_shared", "pg_t
 
 // sizeFuncs report the size of a table or database: every tenant's rows.
 var sizeFuncs = []string{"pg_relation_size", "pg_total_relation_size", "pg_table_size", "pg_indexes_size", "pg_database_size"}
+
+// sharedFuncs are functions that read or act on the server's state
+// shared by every session of the role (see above), by name or, ending in
+// "_", by prefix.
+var sharedFuncs = []string{"pg_lock_status", "pg_blocking_pids", "pg_safe_snapshot_blocking_pids", "pg_isolation_test_session_is_blocked",
+	"pg_cancel_backend", "pg_terminate_backend", "pg_notify", "pg_listening_channels", "pg_notification_queue_usage",
+	"pg_prepared_statement", "pg_cursor", "lo_", "loread", "lowrite"}
+
+// sharedRelations are the views and catalogues of that state.
+var sharedRelations = []string{"pg_locks", "pg_prepared_statements", "pg_cursors", "pg_largeobject", "pg_largeobject_metadata"}
+
+// sharedFunc reports whether name (lower case) is one of sharedFuncs.
+func sharedFunc(name string) bool {
+	return slices.ContainsFunc(sharedFuncs, func(f string) bool {
+		return name == f || strings.HasSuffix(f, "_") && strings.HasPrefix(name, f)
+	})
+}
+
+// cursorHold is PostgreSQL's CURSOR_OPT_HOLD, the option bit of DECLARE …
+// WITH HOLD.
+const cursorHold = 0x0020
 
 // classCounts are pg_class's columns that count a table's rows or pages.
 var classCounts = []string{"reltuples", "relpages", "relallvisible"}
@@ -65,11 +108,16 @@ func (a *analysis) pgWalls(m proto.Message) {
 				a.fail("%s counts every tenant's rows (statistics)", name)
 			case slices.Contains(sessionLocks, name):
 				a.sh.sessionLock = true
+			case sharedFunc(name):
+				a.fail("%s reaches the server's state shared by every tenant's sessions", name)
 			}
 		case *pg.RangeVar:
 			name := strings.ToLower(x.Relname)
 			if strings.HasPrefix(name, "pg_stat") {
 				a.fail("%s counts every tenant's rows (statistics)", name)
+			}
+			if slices.Contains(sharedRelations, name) {
+				a.fail("%s shows the server's state shared by every tenant's sessions", name)
 			}
 			if name == "pg_class" {
 				classes = append(classes, name)
@@ -106,6 +154,14 @@ func (a *analysis) pgWalls(m proto.Message) {
 			if !x.IsLocal && x.Kind != pg.VariableSetKind_VAR_RESET && x.Kind != pg.VariableSetKind_VAR_RESET_ALL &&
 				!strings.HasPrefix(name, "transaction") {
 				a.fail("SET %s outlives the statement on a pooled connection: use SET LOCAL", name)
+			}
+		case *pg.ListenStmt, *pg.UnlistenStmt, *pg.NotifyStmt:
+			a.fail("LISTEN and NOTIFY reach every tenant's sessions and outlive the statement on a pooled connection")
+		case *pg.PrepareStmt, *pg.ExecuteStmt, *pg.DeallocateStmt:
+			a.fail("PREPARE, EXECUTE and DEALLOCATE change the pooled connection's prepared statements, the next caller's")
+		case *pg.DeclareCursorStmt:
+			if x.Options&cursorHold != 0 {
+				a.fail("a cursor WITH HOLD outlives the transaction on a pooled connection")
 			}
 		case *pg.AlterRoleSetStmt, *pg.AlterRoleStmt, *pg.AlterDatabaseSetStmt, *pg.AlterDatabaseStmt, *pg.AlterSystemStmt:
 			a.fail("%s changes every tenant's connections", strings.TrimSuffix(string(x.ProtoReflect().Descriptor().Name()), "Stmt"))

@@ -7,6 +7,8 @@ import (
 
 	pg "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/socialcrm/socialcrm/internal/migrations"
 )
 
 // Tenant registries are the tables that list tenants rather than belong
@@ -42,6 +44,21 @@ type registryModel interface{ TenantRegistryKey() string }
 // a webhook's write checks across tenants (social.Store.Routed counts the
 // tenants of an account in the write's own snapshot).
 type readableRegistry interface{ TenantRegistryReadable() bool }
+
+// unreachableRegistry is a model of a table that belongs to no tenant and
+// that no tenant's statement needs: under a tenant's principal the Guard
+// refuses any statement that names it. The webhook deliveries already
+// processed are one: tenant B's ordinary statements deleted them (A's
+// next redelivery ran again), and inserted the keys of deliveries to come
+// (a TikTok key is a hash of the event, the user's open_id, which is the
+// same for every tenant of the app, the second and the content), so that
+// A's deauthorization webhook was skipped as processed and A's data was
+// never purged (TestTenantCannotReachSharedWebhookState). The SDK writes
+// them without a principal, in the webhook's handler.
+type unreachableRegistry interface{ TenantUnreachable() bool }
+
+// unreachableKey is the key of an unreachableRegistry in Guard.registries.
+const unreachableKey = "\x02"
 
 // readableKey prefixes the key column of a readable registry in
 // Guard.registries.
@@ -84,16 +101,34 @@ func (sh *shape) check(ctx context.Context, query string, lits []int) error {
 // the refusal under a tenant's principal.
 func unreadableWith(query string, owned func(string) bool, registry func(string) string) *shape {
 	sh := unreadable(query, owned)
+	// A PRAGMA reads a migration table's schema; any other statement the
+	// Guard cannot read that names one (INSERT OR IGNORE…) may write it.
+	words := identWords(unquote(strings.ToLower(stripComments(query))))
+	pragma := len(words) > 0 && words[0] == "pragma"
 	if sh.err == nil {
-		if r := unreadable(query, func(n string) bool { return registry(n) != "" }); r.owned {
+		if r := unreadable(query, func(n string) bool { return registry(n) != "" || !pragma && migrationTable(n) }); r.owned {
 			sh.registry = r
 		}
 	}
 	return sh
 }
 
+// migrationTable reports whether name is the table of applied migrations
+// or its lock table. On PostgreSQL the application role holds no privilege
+// on them; on SQLite every statement could write them, and tenant B's
+// statements did: a row in the lock table stopped every later migration
+// (the next release's start-up failed), and deleting rows of the
+// migrations table made the next start-up run those migrations again
+// (TestTenantCannotWriteTheMigrationTables). Under a tenant's principal
+// the Guard refuses any write of either; migrations run without one.
+func migrationTable(name string) bool {
+	name = strings.ToLower(name)
+	return name == migrations.Table || name == migrations.Table+"_locks"
+}
+
 // noTenantWrites records in a's shape an UPDATE or DELETE, at any depth of
-// statement n, of a registry that holds no tenant's row.
+// statement n, of a registry that holds no tenant's row, and any write of
+// a migration table.
 func (a *analysis) noTenantWrites(n *pg.Node, registry func(string) string) {
 	m := inner(n)
 	if m == nil {
@@ -101,7 +136,16 @@ func (a *analysis) noTenantWrites(n *pg.Node, registry func(string) string) {
 	}
 	walk(m.ProtoReflect(), func(x proto.Message) bool {
 		_, insert := x.(*pg.InsertStmt)
-		if rv := writeTarget(x); rv != nil && !insert && registry(rv.Relname) == noTenantColumn {
+		if rv, ok := x.(*pg.RangeVar); ok && registry(rv.Relname) == unreachableKey {
+			name := strings.ToLower(rv.Relname)
+			a.sh.owned, a.sh.tables = true, append(a.sh.tables, name)
+			a.fail("%s belongs to no tenant: no tenant's statement may name it", name)
+		}
+		if rv := writeTarget(x); rv != nil && migrationTable(rv.Relname) {
+			name := strings.ToLower(rv.Relname)
+			a.sh.owned, a.sh.tables = true, append(a.sh.tables, name)
+			a.fail("%s records the schema's migrations: no tenant's statement may write it", name)
+		} else if rv != nil && !insert && registry(rv.Relname) == noTenantColumn {
 			name := strings.ToLower(rv.Relname)
 			a.sh.owned, a.sh.tables = true, append(a.sh.tables, name)
 			a.fail("%s is every tenant's: no tenant's statement may change or delete it", name)

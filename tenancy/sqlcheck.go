@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
-	pgquery "github.com/wasilibs/go-pgquery"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -33,33 +31,13 @@ type shape struct {
 	registry *shape
 }
 
-// analyze parses query with PostgreSQL's own grammar (libpg_query, run as
-// WebAssembly: pure Go, no cgo) and works out its shape. bun quotes
+// analyze parses query with PostgreSQL's own grammar (libpg_query; see
+// parse) and works out its shape. bun quotes
 // identifiers with double quotes on SQLite too, so the one grammar reads
 // both dialects; a statement it cannot read (SQLite's INSERT OR REPLACE,
 // REPLACE, a second ON CONFLICT) is refused when it names a tenant-owned
 // table. lits holds the byte offsets of the query's string literals, as
 // blankLiterals found them, when the shape is to be cached.
-// warmParser makes the SQL parser compile itself now. It does so on first
-// use, once per process, and that takes seconds (far longer under the race
-// detector): paid here, when the Guard is installed, rather than by the
-// first statement of some transaction while it holds its locks.
-func warmParser() { _, _ = parse("SELECT 1") }
-
-// parseMu lets one statement at a time through the parser. The parser is
-// a WebAssembly module; calls made at the same moment each get an
-// instance of their own, and a new instance costs as much as the first
-// compile did — seconds, paid mid-transaction. One at a time, a parse
-// costs a fraction of a millisecond, and parsed shapes are cached.
-var parseMu sync.Mutex
-
-// parse is pgquery.Parse, one call at a time.
-func parse(query string) (*pg.ParseResult, error) {
-	parseMu.Lock()
-	defer parseMu.Unlock()
-	return pgquery.Parse(query)
-}
-
 func analyze(query string, lits []int, cached bool, owned func(string) bool, text func() fullText, registry func(string) string) *shape {
 	tree, err := parse(query)
 	if err != nil {
@@ -84,7 +62,7 @@ func analyze(query string, lits []int, cached bool, owned func(string) bool, tex
 	r := &analysis{key: registry, sh: &shape{}, litAt: a.litAt,
 		owned: func(n string) bool {
 			k := registry(n)
-			return k != "" && k != noTenantColumn && !strings.HasPrefix(k, readableKey)
+			return k != "" && k != noTenantColumn && k != unreachableKey && !strings.HasPrefix(k, readableKey)
 		},
 		written: func(n string) bool { return strings.HasPrefix(registry(n), readableKey) }}
 	for _, raw := range tree.Stmts {

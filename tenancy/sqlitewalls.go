@@ -20,6 +20,15 @@ import (
 //   - The dbstat virtual table (and sqlite_dbpage, where compiled in)
 //     reads every table's pages whoever owns the rows: counts of cells
 //     per table, such as how many contacts every tenant together holds.
+//   - The pragmas that count the file's pages or its commits
+//     (fileCounters), as statements or as the table-valued functions
+//     pragma_page_count and the like: page_count and freelist_count are
+//     the size of every tenant's rows together (PostgreSQL's
+//     pg_database_size, refused there), read before and after another
+//     tenant's work they told how much it wrote or erased; data_version
+//     changes when another connection commits, every tenant's
+//     (TestGuardRefusesSQLiteFileCounters). The pragmas that read a
+//     table's schema run.
 //   - VACUUM INTO writes a copy of the whole database — every tenant's
 //     rows, and what an erasure removes later — to any path; ATTACH opens
 //     any file beside it. A plain VACUUM runs.
@@ -53,6 +62,23 @@ var pragmaCallsAllowed = []string{"wal_checkpoint", "optimize", "table_info", "t
 var pageReaders = []string{"dbstat", "sqlite_dbpage"}
 
 const statsPrefix = "sqlite_stat"
+
+// fileCounters are the pragmas that count the file's pages or commits.
+var fileCounters = []string{"page_count", "freelist_count", "data_version"}
+
+// fileCounter reports whether name, a pragma's name or a word of a
+// statement, is one of fileCounters, as PRAGMA name or as the table-valued
+// function pragma_name, ignoring case.
+func fileCounter(name string, pragma bool) bool {
+	name = strings.ToLower(name)
+	if !pragma {
+		var ok bool
+		if name, ok = strings.CutPrefix(name, "pragma_"); !ok {
+			return false
+		}
+	}
+	return slices.Contains(fileCounters, name)
+}
 
 // connStateFuncs are SQLite's core functions whose answer is state of the
 // connection left by earlier statements (SQLite's list of core functions:
@@ -126,6 +152,9 @@ func sqliteRefusal(bare string) error {
 			rest = strings.TrimSpace(rest[1:])
 			rest = strings.TrimSpace(rest[strings.Index(rest, name)+len(name):])
 		}
+		if fileCounter(name, true) {
+			return fmt.Errorf("%w: PRAGMA %s counts the pages or commits of every tenant's rows", ErrUnscoped, name)
+		}
 		if rest != "" && !slices.Contains(pragmaCallsAllowed, name) {
 			return fmt.Errorf("%w: PRAGMA %s may not be changed on a guarded handle: it outlives the statement on a pooled connection (set it when opening the database)", ErrUnscoped, name)
 		}
@@ -137,6 +166,6 @@ func sqliteRefusal(bare string) error {
 // reads every table's pages (pageReaders) or one of SQLite's statistics
 // tables, ignoring case.
 func pageReader(name string) bool {
-	return slices.ContainsFunc(pageReaders, func(p string) bool { return strings.EqualFold(p, name) }) ||
+	return slices.ContainsFunc(pageReaders, func(p string) bool { return strings.EqualFold(p, name) }) || fileCounter(name, false) ||
 		len(name) >= len(statsPrefix) && strings.EqualFold(name[:len(statsPrefix)], statsPrefix)
 }

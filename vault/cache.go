@@ -14,9 +14,10 @@ import (
 type tenantKeys struct {
 	aead      tink.AEAD // every data key of the tenant; encrypts with the primary
 	primary   uint32
-	keyIDs    []uint32 // every data key id, to tell a stale cache from a bad value
-	index     prf.PRF  // the blind-index key
-	destroyed bool     // a tombstone: the tenant's keys were destroyed
+	keyIDs    []uint32  // every data key id, to tell a stale cache from a bad value
+	index     prf.PRF   // the blind-index key
+	indexKey  *indexKey // the same key, computing through pooled HMACs; nil: through index
+	destroyed bool      // a tombstone: the tenant's keys were destroyed
 	loaded    time.Time
 	afterMiss bool // loaded because a value named a key id the cache lacked
 }

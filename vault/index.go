@@ -12,9 +12,10 @@ import (
 const indexLen = 32
 
 // Index returns a blind index of value for the context's tenant and field:
-// a keyed hash (HMAC-SHA256 through Tink's PRF, with a per-tenant key kept
-// beside the tenant's data keys) that is equal for equal inputs and reveals
-// nothing else. Store it beside the Sealed value and look rows up by it:
+// a keyed hash (HMAC-SHA256 under the primary key of a per-tenant Tink PRF
+// keyset kept beside the tenant's data keys — the bytes Tink's PRF
+// computes, from hashers pooled per tenant) that is equal for equal inputs
+// and reveals nothing else. Store it beside the Sealed value and look rows up by it:
 //
 //	email := strings.ToLower(strings.TrimSpace(input))
 //	idx, err := v.Index(ctx, email, "email")
@@ -51,6 +52,9 @@ func (v *Vault) Index(ctx context.Context, value, field string) (string, error) 
 	}
 	if k.destroyed {
 		return "", ErrKeyDestroyed
+	}
+	if k.indexKey != nil {
+		return k.indexKey.index(adIndex, tid, field, value), nil
 	}
 	mac, err := k.index.ComputePRF(lengthPrefixed(adIndex, tid, field, value), indexLen)
 	if err != nil {

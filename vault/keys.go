@@ -246,6 +246,7 @@ func (v *Vault) unwrap(tid string, row *keyRow) (*tenantKeys, error) {
 	if k.index == nil {
 		return nil, errors.New("vault: index key: no primary")
 	}
+	k.indexKey = newIndexKey(idx) // indexkey.go
 	return k, nil
 }
 

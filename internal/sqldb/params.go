@@ -1,6 +1,7 @@
 package sqldb
 
 import (
+	"math"
 	"strconv"
 	"strings"
 )
@@ -16,7 +17,9 @@ import (
 // parameter's type from the other side exactly as it types the literal:
 // right after a comparison operator (=, <>, !=, <, >, <=, >=), as an
 // element of an IN (…) list or of an INSERT's VALUES rows, or — a string —
-// anywhere when a cast (::type) follows it. Everywhere else
+// anywhere when a cast (::type) follows it. A number there is cast to the
+// type the server gives the literal (numberType), since the other side's
+// type would read 1.0 as an integer. Everywhere else
 // — a function's argument, a select list, after LIKE or a cast — it stays
 // as written. Only SELECT, INSERT, UPDATE, DELETE and WITH statements take
 // parameters; any other, and a statement with a dollar sign (parameters of its own,
@@ -109,7 +112,12 @@ func params(query string) (out string, args []any, ok bool) {
 				return "", nil, false // 1e5, 0x10: not a plain number
 			}
 			if param() {
+				typ, ok := numberType(query[i:j])
+				if !ok {
+					return "", nil, false
+				}
 				replace(i, j, query[i:j])
+				b.WriteString(typ)
 			}
 			prev, i = "0", j
 		case isWord(c):
@@ -157,6 +165,34 @@ func params(query string) (out string, args []any, ok bool) {
 	}
 	b.WriteString(query[last:])
 	return b.String(), args, true
+}
+
+// numberType returns the cast that gives a parameter the type PostgreSQL
+// gives number literal n: integer when it fits 32 bits, bigint when it
+// fits 64, numeric otherwise and with a decimal point. An untyped
+// parameter took the type of the other side instead, so a statement that
+// ran as written failed once rewritten, or compared otherwise: i = 1.0
+// (integer = numeric, true for 1) failed with "invalid input syntax for
+// type integer", and i = 3000000000 (false) with "out of range"; the cast
+// keeps the operator the literal chose (TestNumberLiteralsKeepTheirType).
+// ok is false for a number that is no literal (1.2.3).
+func numberType(n string) (typ string, ok bool) {
+	switch strings.Count(n, ".") {
+	case 0:
+	case 1:
+		return "::numeric", true
+	default:
+		return "", false
+	}
+	v, err := strconv.ParseInt(n, 10, 64)
+	switch {
+	case err != nil:
+		return "::numeric", true
+	case v <= math.MaxInt32:
+		return "::integer", true
+	default:
+		return "::bigint", true
+	}
 }
 
 // maxParams is the most parameters the extended protocol carries (a

@@ -1,0 +1,120 @@
+package crm_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/uptrace/bun"
+
+	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/tenancy"
+)
+
+// BenchmarkPostgresContactCreateServer measures on the server what
+// BenchmarkPostgresContactCreate measures at the client: the execution
+// time and the WAL of Create's statement for benchContact (the name "Ada
+// Lovelace <n>": 14 name index rows), as the application's role under
+// row-level security in a tenant's transaction, against the raw INSERT of
+// the same row unsealed into bench_plain_contacts, at 1,000 contacts of
+// each, by EXPLAIN (ANALYZE, WAL). Each statement runs in a transaction
+// rolled back after it, so the same statement runs every time; the two
+// alternate. It reports the medians: <side>_server_ms-figure,
+// <side>_wal_bytes-figure and ratio:pg_contact_create_server_vs_raw.
+// Without the commit's flush and the client's work, it isolates what the
+// tables' shapes, their indexes and triggers cost.
+func BenchmarkPostgresContactCreateServer(b *testing.B) {
+	w := newPGBench(b)
+	ctx := context.Background()
+	seeded := w.e.store.Contacts()
+	for i := range 1000 {
+		if _, err := seeded.Create(w.e.A, benchContact(100000+i)); err != nil {
+			b.Fatal(err)
+		}
+		if err := insertPlain(ctx, w.raw, plainOf(w.e.A, 100000+i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, q := range []string{"ANALYZE bench_plain_contacts", "ANALYZE " + crm.TableContacts, "ANALYZE " + crm.TableContactNames} {
+		if _, err := w.db.Owner.ExecContext(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Create's statement as the Store writes it, for a contact then
+	// deleted (its address must not be a duplicate).
+	h := &captureHook{}
+	w.h.AddQueryHook(h)
+	c, err := w.sdk.Contacts().Create(w.e.A, benchContact(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	q := h.last("INSERT INTO", crm.TableContacts, "email_index")
+	if err := w.sdk.Contacts().Delete(w.e.A, c.ID); err != nil {
+		b.Fatal(err)
+	}
+	app := w.db.Reopen(b)
+	errRollback := errors.New("roll back")
+	explain := func(run func(ctx context.Context, tx bun.Tx, out *[]byte) error) (ms, wal float64) {
+		var out []byte
+		err := tenancy.RunInTx(w.e.A, app, nil, func(ctx context.Context, tx bun.Tx) error {
+			if err := run(ctx, tx, &out); err != nil {
+				return err
+			}
+			return errRollback
+		})
+		if !errors.Is(err, errRollback) {
+			b.Fatal(err)
+		}
+		var plan []struct {
+			Plan struct {
+				Rows int     `json:"Actual Rows"`
+				WAL  float64 `json:"WAL Bytes"`
+			}
+			Execution float64 `json:"Execution Time"`
+		}
+		if err := json.Unmarshal(out, &plan); err != nil || len(plan) != 1 {
+			b.Fatal(err, string(out))
+		}
+		return plan[0].Execution, plan[0].Plan.WAL
+	}
+	sdk := func() (float64, float64) {
+		return explain(func(ctx context.Context, tx bun.Tx, out *[]byte) error {
+			var rows int
+			if err := tx.NewRaw("EXPLAIN (ANALYZE, WAL, FORMAT JSON) "+q).Scan(ctx, out); err != nil {
+				return err
+			}
+			if err := tx.NewRaw("SELECT count(*) FROM ? WHERE contact_id = ?", bun.Ident(crm.TableContactNames), c.ID).Scan(ctx, &rows); err != nil {
+				return err
+			}
+			if rows != len("ada")+len("lovelace")+len("1") {
+				return fmt.Errorf("%d name index rows", rows)
+			}
+			return nil
+		})
+	}
+	r := plainOf(w.e.A, 1)
+	base := func() (float64, float64) {
+		return explain(func(ctx context.Context, tx bun.Tx, out *[]byte) error {
+			return tx.NewRaw("EXPLAIN (ANALYZE, WAL, FORMAT JSON) INSERT INTO bench_plain_contacts ("+plainColumns+
+				") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+				r.TenantID, r.ID, r.CreatedAt, r.UpdatedAt, r.Version, r.FirstName, r.LastName, r.Email, r.Phone, r.Stage, r.Source,
+				r.UTMSource, r.UTMMedium, r.UTMCampaign, r.UTMTerm, r.UTMContent, r.BirthYear, r.BirthMonth, r.BirthDay, `{"lang":"en"}`, nil, nil, "[]").
+				Scan(ctx, out)
+		})
+	}
+	var sms, swal, bms, bwal, ratios []float64
+	b.ResetTimer()
+	for b.Loop() {
+		s, sw := sdk()
+		bm, bw := base()
+		sms, swal, bms, bwal = append(sms, s), append(swal, sw), append(bms, bm), append(bwal, bw)
+		ratios = append(ratios, s/bm)
+	}
+	b.ReportMetric(median(sms), "sdk_server_ms-figure")
+	b.ReportMetric(median(bms), "raw_server_ms-figure")
+	b.ReportMetric(median(swal), "sdk_wal_bytes-figure")
+	b.ReportMetric(median(bwal), "raw_wal_bytes-figure")
+	b.ReportMetric(median(ratios), "ratio:pg_contact_create_server_vs_raw")
+}
