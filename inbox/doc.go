@@ -115,17 +115,18 @@
 // schemas of parallel runs share one database here); then it adds an
 // entry to each of the table's indexes.
 //
-// Measured on a 2-core host that other work kept busy (load average 12
-// to 18), BenchmarkPostgresMessengerInterleaved — the median of
-// per-delivery ratios to a handler storing the same messages with one raw
-// pgx INSERT, unsealed, without conversations — alternating with the
-// statement before the upsert, 4 runs each: 2.38 (runs 2.28 to 3.21),
-// against 2.36 (2.19 to 2.58) before: what the upsert saves the server is
-// within the runs' spread at this load. The aim, 1.5, is not reached:
-// the conversations' writes and the sealed rows leave the statement more
-// server work than the raw insert (the buffer and WAL figures above), and
-// the Go side spends about 1.5 ms more CPU per delivery than the raw
-// handler.
+// Measured on a 2-core host that other work kept busy,
+// BenchmarkPostgresMessengerInterleaved — the median of per-delivery
+// ratios to a handler storing the same messages with one raw pgx INSERT,
+// unsealed, without conversations — alternating with the statement before
+// the upsert: at load average 5 to 6, 6 runs each, 2.07 (runs 1.93 to
+// 2.40) against 2.26 (1.92 to 2.41) before; at load average 12 to 18, 4
+// runs each, 2.38 (2.28 to 3.21) against 2.36 (2.19 to 2.58). What the
+// upsert saves the server is within the runs' spread. The aim, 1.5, is
+// not reached: the conversations' writes and the sealed rows leave the
+// statement more server work than the raw insert (the buffer and WAL
+// figures above), and the Go side spends about 1.5 ms more CPU per
+// delivery than the raw handler.
 //
 // # Concurrency
 //
