@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"sync"
 	"testing"
 
+	pg "github.com/pganalyze/pg_query_go/v6"
 	pgquery "github.com/wasilibs/go-pgquery"
 	"google.golang.org/protobuf/proto"
 )
@@ -25,7 +27,8 @@ var startsLikeSQL = regexp.MustCompile(`(?i)^\s*(SELECT|INSERT|UPDATE|DELETE|WIT
 // WebAssembly. Both must read every statement alike — the same tree, or
 // both refuse it — or the Guard's decisions would depend on how the host
 // built its binary. The corpus is every SQL statement in the tests of
-// tenancy and internal/sqldb.
+// tenancy and internal/sqldb. The C parser is also read from eight
+// goroutines at once, as the Guard does without a lock.
 func TestParsersAgree(t *testing.T) {
 	var corpus []string
 	for _, glob := range []string{"*_test.go", "../internal/sqldb/*_test.go"} {
@@ -74,4 +77,25 @@ func TestParsersAgree(t *testing.T) {
 		}
 	}
 	t.Logf("%d statements, %d refused by both", len(corpus), refused)
+
+	// The Guard parses from every goroutine at once, with no lock: eight
+	// goroutines parse the corpus together and read what one did alone.
+	want := make([]*pg.ParseResult, len(corpus))
+	for i, q := range corpus {
+		want[i], _ = parse(q)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range corpus {
+				q := corpus[(i+g*len(corpus)/8)%len(corpus)]
+				got, err := parse(q)
+				if w := want[(i+g*len(corpus)/8)%len(corpus)]; (err == nil) != (w != nil) || (err == nil && !proto.Equal(got, w)) {
+					t.Errorf("parse(%q) from 8 goroutines at once read otherwise than alone", q)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

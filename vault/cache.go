@@ -19,7 +19,7 @@ type tenantKeys struct {
 	indexKey  *indexKey // the same key, computing through pooled HMACs; nil: through index
 	destroyed bool      // a tombstone: the tenant's keys were destroyed
 	loaded    time.Time
-	afterMiss bool // loaded because a value named a key id the cache lacked
+	afterMiss bool // loaded because a value named a key id the cache lacked, and it was not found
 }
 
 func (k *tenantKeys) has(id uint32) bool { return slices.Contains(k.keyIDs, id) }

@@ -2,6 +2,7 @@ package vault_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -91,6 +92,42 @@ func TestRotationByAnotherProcess(t *testing.T) {
 		s2, err := v2.Seal(ctx, []byte("x"), b)
 		require.NoError(t, err)
 		require.Equal(t, second, s2.KeyID(), "after the reload v2 seals with the new primary")
+
+		// v1 rotates again at once (the clock has not moved): v2's reload
+		// found the key it was made for, so it does not hold the next one
+		// back, and the newest value opens too.
+		third, err := v1.RotateKey(ctx)
+		require.NoError(t, err)
+		s3, err := v1.Seal(ctx, []byte("newer"), b)
+		require.NoError(t, err)
+		require.Equal(t, third, s3.KeyID())
+		got, err = v2.Open(ctx, s3, b)
+		require.NoError(t, err, "a second rotation elsewhere within a second of the first")
+		require.Equal(t, "newer", string(got.Reveal()))
+
+		// A value under a key id the tenant never had reloads once; the
+		// reload does not find it, so the next such value within the
+		// interval fails without reading the keys again — even when a
+		// rotation elsewhere happened in between (it is read after the
+		// interval).
+		raw := s3.Bytes()
+		binary.BigEndian.PutUint32(raw[1:5], 0xfffffffe) // the key id after the Tink prefix byte
+		var forged vault.Sealed
+		require.NoError(t, forged.Scan(raw))
+		require.EqualValues(t, 0xfffffffe, forged.KeyID())
+		_, err = v2.Open(ctx, forged, b)
+		require.ErrorIs(t, err, vault.ErrOpen)
+		fourth, err := v1.RotateKey(ctx)
+		require.NoError(t, err)
+		s4, err := v1.Seal(ctx, []byte("newest"), b)
+		require.NoError(t, err)
+		require.Equal(t, fourth, s4.KeyID())
+		_, err = v2.Open(ctx, s4, b)
+		require.ErrorIs(t, err, vault.ErrOpen, "within the interval of a reload that found nothing")
+		clk.Advance(2 * time.Second)
+		got, err = v2.Open(ctx, s4, b)
+		require.NoError(t, err, "after the interval")
+		require.Equal(t, "newest", string(got.Reveal()))
 	})
 }
 

@@ -252,13 +252,16 @@ func (o *Opener) Open(s Sealed, b Binding) (Secret, error) {
 	if !k.has(s.KeyID()) {
 		// Another process may have rotated the key since it was cached:
 		// reload, but not again within missReloadInterval of a reload that
-		// a miss caused, so that forged or foreign values cannot turn every
-		// Open into a database read and two key-encryption-key calls.
+		// a miss caused and that did not find the key it was made for, so
+		// that forged or foreign values cannot turn every Open into a
+		// database read and two key-encryption-key calls. A reload that
+		// found its key (a rotation elsewhere) does not hold the next one
+		// back: another process may rotate again at once.
 		if k.afterMiss && o.v.age(k.loaded) < missReloadInterval {
 			return Secret{}, ErrOpen
 		}
 		var err error
-		if k, err = o.v.loadAfterMiss(o.ctx, o.tid); err != nil {
+		if k, err = o.v.loadAfterMiss(o.ctx, o.tid, s.KeyID()); err != nil {
 			return Secret{}, openError(err)
 		}
 		o.k = k
@@ -323,18 +326,22 @@ func (v *Vault) reload(ctx context.Context, tid string) (*tenantKeys, error) {
 // key id reloads a tenant's keys.
 const missReloadInterval = time.Second
 
-// loadAfterMiss reloads the tenant's keys because a value named a key id
-// the cache did not have, and marks the entry so.
-func (v *Vault) loadAfterMiss(ctx context.Context, tid string) (*tenantKeys, error) {
-	return v.loadMarked(ctx, tid, false, true)
+// loadAfterMiss reloads the tenant's keys because a value named key id
+// the cache did not have, and marks the entry so when the reload did not
+// find that key either.
+func (v *Vault) loadAfterMiss(ctx context.Context, tid string, id uint32) (*tenantKeys, error) {
+	return v.loadMarked(ctx, tid, false, id)
 }
 
 // load reads (and with create, creates) the tenant's keys and caches them.
 func (v *Vault) load(ctx context.Context, tid string, create bool) (*tenantKeys, error) {
-	return v.loadMarked(ctx, tid, create, false)
+	return v.loadMarked(ctx, tid, create, 0)
 }
 
-func (v *Vault) loadMarked(ctx context.Context, tid string, create, afterMiss bool) (*tenantKeys, error) {
+// loadMarked loads the tenant's keys; missed, when not 0, is the key id
+// whose absence from the cache made the load, and the entry is marked
+// afterMiss when the keys read do not hold it either.
+func (v *Vault) loadMarked(ctx context.Context, tid string, create bool, missed uint32) (*tenantKeys, error) {
 	gen := v.cache.generation()
 	row, err := v.readRow(ctx, tid)
 	if errors.Is(err, errNoKey) && create {
@@ -347,7 +354,7 @@ func (v *Vault) loadMarked(ctx context.Context, tid string, create, afterMiss bo
 	if err != nil {
 		return nil, err
 	}
-	k.afterMiss = afterMiss
+	k.afterMiss = missed != 0 && !k.has(missed)
 	v.cache.put(tid, k, gen, k.loaded)
 	return k, nil
 }
