@@ -92,5 +92,5 @@ func TestTenantCannotReachSharedWebhookState(t *testing.T) {
 		pending, err := sdk.Social.PendingTenants(ctx)
 		require.NoError(t, err)
 		require.ElementsMatch(t, []string{aID, bID}, pending)
-	})
+	}, migrated)
 }
