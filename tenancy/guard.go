@@ -113,7 +113,8 @@ import (
 //     tenant's UPDATE or DELETE may name, the vault's audit key): tenant B
 //     closed tenant A for purging and dropped A from the key list; a
 //     model with a TenantUnreachable method, social's webhook deliveries,
-//     may not be named at all, and neither may the migration tables be
+//     or a table named to Unreachable (a job queue's), may not be named
+//     at all, and neither may the migration tables be
 //     written. The system principal without a tenant and statements
 //     without a principal (sign-up, migrations, webhooks) reach every row.
 //
@@ -201,6 +202,24 @@ func (g *Guard) Register(models ...any) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Unreachable makes the Guard refuse, under a tenant's principal, any
+// statement that names one of tables (ignoring schema and case): tables
+// that belong to no tenant and that no tenant's statement needs, such as
+// a job queue's, whose rows name every tenant and whose writes act for
+// every tenant. The system principal without a tenant and statements
+// without a principal still reach them. It is safe to call at any time;
+// statements already cached are read again.
+func (g *Guard) Unreachable(tables ...string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, t := range tables {
+		if t = strings.ToLower(strings.TrimSpace(t)); t != "" {
+			g.registries[t] = unreachableKey
+		}
+	}
+	g.shapes.reset()
 }
 
 // ErrUnsafeRelation is reported for a bun relation between two tenant-owned
