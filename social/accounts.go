@@ -101,9 +101,12 @@ func (s *Store) Routed(ctx context.Context, platform, accountID string, routes [
 	if err != nil {
 		return nil, err
 	}
-	// Rows SealAccountIndex has not reached yet still name the account.
-	return bun.SafeQuery(`(SELECT COALESCE(MAX(CASE WHEN sac.tenant_id = ? AND sac.connection_id = ? AND sac.live THEN 1 ELSE 0 END), 0) = 1
-		AND COUNT(DISTINCT CASE WHEN sac.live IS NULL OR sac.live THEN sac.tenant_id END) = ?
-		FROM socialcrm_social_accounts AS sac WHERE sac.platform = ? AND sac.account_id IN (?, ?))`,
-		tenantID, conn, len(routes), platform, idx, accountID), nil
+	// Rows SealAccountIndex has not reached yet still name the account;
+	// each form of the account's id is counted apart (Open seals them).
+	// The statement reads only tenantID's rows of the routes view, so that
+	// it runs under that tenant's principal.
+	return bun.SafeQuery(`(SELECT COALESCE(MAX(CASE WHEN sar.connection_id = ? AND sar.live THEN 1 ELSE 0 END), 0) = 1
+		AND COALESCE(MAX(sar.routes), 0) = ?
+		FROM socialcrm_social_account_routes AS sar WHERE sar.tenant_id = ? AND sar.platform = ? AND sar.account_id IN (?, ?))`,
+		conn, len(routes), tenantID, platform, idx, accountID), nil
 }

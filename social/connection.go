@@ -292,13 +292,27 @@ func Migrations() *migrate.Migrations {
 	migrations.Add(ms, "20261206070100", "social_account_index_live", func(ctx context.Context, tx bun.Tx) error {
 		return migrations.Exec(ctx, tx, `ALTER TABLE socialcrm_social_accounts ADD COLUMN live BOOLEAN`)
 	})
+	// The number of live routes of each tenant's accounts, which a
+	// webhook's write checks under the tenant's principal (Routed): the
+	// index itself is confined to the tenant's own rows.
+	migrations.Add(ms, "20261208040000", "social_account_routes", func(ctx context.Context, tx bun.Tx) error {
+		view := `socialcrm_social_account_routes AS
+			SELECT a.platform, a.account_id, a.tenant_id, a.connection_id, a.live,
+				(SELECT COUNT(DISTINCT r.tenant_id) FROM socialcrm_social_accounts AS r
+					WHERE r.platform = a.platform AND r.account_id = a.account_id AND (r.live IS NULL OR r.live)) AS routes
+			FROM socialcrm_social_accounts AS a`
+		if tx.Dialect().Name() == dialect.PG {
+			return migrations.Exec(ctx, tx, `CREATE OR REPLACE VIEW `+view)
+		}
+		return migrations.Exec(ctx, tx, `CREATE VIEW IF NOT EXISTS `+view)
+	})
 	return ms
 }
 
 // Models returns the tenant-owned models of the package, for
 // tenancy.InstallGuard.
 func Models() []any {
-	return []any{(*Connection)(nil), (*authState)(nil), (*revocation)(nil), (*account)(nil), (*delivery)(nil), (*Media)(nil), (*Snapshot)(nil), (*RawResponse)(nil), (*unsealed)(nil)}
+	return []any{(*Connection)(nil), (*authState)(nil), (*revocation)(nil), (*account)(nil), (*accountRoute)(nil), (*delivery)(nil), (*Media)(nil), (*Snapshot)(nil), (*RawResponse)(nil), (*unsealed)(nil)}
 }
 
 // SealedColumns declares the package's sealed columns, for

@@ -179,7 +179,10 @@
 // recorded in an account index (TableAccounts, not tenant-owned, holding
 // a keyed hash of the platform's account id, never the id; a tenant
 // registry to the Guard, so that under a tenant's principal a statement
-// reaches only that tenant's rows). AccountRemoved revokes the
+// reaches only that tenant's rows; Routed counts an account's tenants
+// through a view, socialcrm_social_account_routes, confined alike, so a
+// tenant learns that count only for an account it connected itself).
+// AccountRemoved revokes the
 // account's connection (and those derived from it) in every tenant as the
 // system principal. Deliveries come at least once: Deliver records a
 // delivery's keys in the same transaction as the handler's writes, so a

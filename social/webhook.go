@@ -29,17 +29,35 @@ type account struct {
 }
 
 // TenantRegistryKey makes the account index a tenant registry to the
-// Guard: under a tenant's principal a write of it must be confined to the
-// tenant's own rows (see tenancy.InstallGuard). Tenant B could re-point
-// tenant A's Page to itself, so that the Page's webhooks (A's customers'
-// messages) reached B.
+// Guard: under a tenant's principal a statement on it must be confined to
+// the tenant's own rows (see tenancy.InstallGuard). Tenant B could
+// re-point tenant A's Page to itself, so that the Page's webhooks (A's
+// customers' messages) reached B, and read which tenants connected which
+// accounts. Statements without a principal (webhooks, callbacks) read
+// every row.
 func (*account) TenantRegistryKey() string { return "tenant_id" }
 
-// TenantRegistryReadable lets every tenant read the index: a webhook's
-// write checks the account's routes across tenants (Routed). What it
-// shows of other tenants is their ids, their connections' ids and the
-// keyed hash of the account, never the account's id.
-func (*account) TenantRegistryReadable() bool { return true }
+// accountRoute is a row of the account routes view: a tenant's row of the
+// account index with the number of tenants whose connection of the same
+// account is live or not known to be revoked. A webhook's write checks
+// that number in its own statement (Routed) without reading other
+// tenants' rows of the index.
+type accountRoute struct {
+	bun.BaseModel `bun:"table:socialcrm_social_account_routes,alias:sar"`
+
+	Platform     string       `bun:"platform"`
+	AccountID    string       `bun:"account_id"`
+	TenantID     string       `bun:"tenant_id"`
+	ConnectionID string       `bun:"connection_id"`
+	Live         sql.NullBool `bun:"live"`
+	Routes       int          `bun:"routes"`
+}
+
+// TenantRegistryKey confines the view, under a tenant's principal, to the
+// tenant's own rows, as it does the account index: a tenant learns how
+// many tenants connected an account only for an account it connected
+// itself.
+func (*accountRoute) TenantRegistryKey() string { return "tenant_id" }
 
 // delivery is a webhook delivery already processed.
 type delivery struct {

@@ -165,14 +165,13 @@
 // What a tenant's statements still reach beyond its own rows, by design
 // or as a known limit:
 //
-//   - The social account index is readable by every tenant (writes are
-//     confined): social.Store.Routed counts the live routes of an account
-//     across tenants inside the writing tenant's own statement, so that a
-//     webhook's write fails if a route changed since it was looked up.
-//     What a tenant reads there is other tenants' ids, their connections'
-//     ids, whether each is live and the keyed hash of the account — never
-//     the account's id, a name or a token; two tenants that connected the
-//     same account see that they share it.
+//   - Two tenants that connected the same platform account learn that
+//     they share it, and how many tenants do: social.Store.Routed counts
+//     the live routes of an account inside the writing tenant's own
+//     statement (so that a webhook's write fails if a route changed since
+//     it was looked up), through a view that answers a tenant only for the
+//     accounts it connected itself. The account index is otherwise
+//     confined to the tenant's own rows, like every registry.
 //   - A statement without a principal is not a tenant's: sign-up,
 //     migrations, webhooks and callbacks run so, and reach every row of
 //     the registries (the list of tenants, the vault's key list, the

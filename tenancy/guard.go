@@ -105,11 +105,10 @@ import (
 //     (sqlitewalls.go);
 //   - under a tenant's principal, every reference to a tenant registry —
 //     TableTenants, keyed by id, and a model with a TenantRegistryKey
-//     method such as the vault's key list, keyed by that column — is
-//     confined to the tenant's own row as a tenant-owned table's is to
-//     tenant_id, and no write names another (registry.go; a registry
-//     with a TenantRegistryReadable method, social's account index, is
-//     confined only where it is written; a key of "" is a table no
+//     method such as the vault's key list or social's account index, keyed
+//     by that column — is confined to the tenant's own rows as a
+//     tenant-owned table's is to tenant_id, and no write names another
+//     (registry.go; a key of "" is a table no
 //     tenant's UPDATE or DELETE may name, the vault's audit key): tenant B
 //     closed tenant A for purging and dropped A from the key list; a
 //     model with a TenantUnreachable method, social's webhook deliveries,
@@ -305,9 +304,6 @@ func (g *Guard) learn(t *schema.Table) error {
 		key := r.TenantRegistryKey()
 		if key == "" {
 			key = noTenantColumn
-		}
-		if rr, ok := r.(readableRegistry); ok && rr.TenantRegistryReadable() {
-			key = readableKey + key
 		}
 		g.registries[strings.ToLower(t.Name)] = key
 		g.shapes.reset()

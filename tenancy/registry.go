@@ -26,8 +26,9 @@ import (
 // row, a write that names no other. The system principal without a
 // tenant (Store.Tenants, vault.Vault.RotateKEK) and statements without a
 // principal (sign-up, before the tenant exists) reach every row. The
-// social account index is confined where it is written only: a webhook's
-// write reads it across tenants (readableRegistry).
+// social account index is one too: tenant B read which tenants connected
+// which accounts (a webhook's write, which counts an account's tenants,
+// reads a view confined alike instead).
 
 // registryModel is a bun model of a tenant registry: TenantRegistryKey
 // names the column that holds the tenant's id, or is empty for a table
@@ -38,12 +39,6 @@ import (
 // Guard learns it from the models registered with the DB, as it learns
 // tenant-owned ones.
 type registryModel interface{ TenantRegistryKey() string }
-
-// readableRegistry is a registry model every tenant may read, whose
-// writes the Guard confines to the tenant's rows: the account index, which
-// a webhook's write checks across tenants (social.Store.Routed counts the
-// tenants of an account in the write's own snapshot).
-type readableRegistry interface{ TenantRegistryReadable() bool }
 
 // unreachableRegistry is a model of a table that belongs to no tenant and
 // that no tenant's statement needs: under a tenant's principal the Guard
@@ -60,10 +55,6 @@ type unreachableRegistry interface{ TenantUnreachable() bool }
 // unreachableKey is the key of an unreachableRegistry in Guard.registries.
 const unreachableKey = "\x02"
 
-// readableKey prefixes the key column of a readable registry in
-// Guard.registries.
-const readableKey = "\x01"
-
 // noTenantColumn is the key of a registry that holds no tenant's row: no
 // column reference matches it.
 const noTenantColumn = "\x00"
@@ -75,10 +66,6 @@ func (g *Guard) registryKey(name string) string {
 	defer g.mu.RUnlock()
 	return g.registries[strings.ToLower(name)]
 }
-
-// keyColumn returns the column of a registry key as registryKey returns
-// it.
-func keyColumn(key string) string { return strings.TrimPrefix(key, readableKey) }
 
 // check refuses query in ctx when ctx has a tenant and the statement is
 // not confined to that tenant's rows of the registries it names. A nil

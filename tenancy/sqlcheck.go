@@ -62,9 +62,8 @@ func analyze(query string, lits []int, cached bool, owned func(string) bool, tex
 	r := &analysis{key: registry, sh: &shape{}, litAt: a.litAt,
 		owned: func(n string) bool {
 			k := registry(n)
-			return k != "" && k != noTenantColumn && k != unreachableKey && !strings.HasPrefix(k, readableKey)
-		},
-		written: func(n string) bool { return strings.HasPrefix(registry(n), readableKey) }}
+			return k != "" && k != noTenantColumn && k != unreachableKey
+		}}
 	for _, raw := range tree.Stmts {
 		r.top(raw.Stmt)
 		r.noTenantWrites(raw.Stmt, registry)
@@ -360,26 +359,15 @@ type analysis struct {
 	// key returns the column that names the tenant in a tenant-owned
 	// table: "" or nil for tenant_id (registries differ, registry.go).
 	key func(table string) string
-	// written reports tables that are tenant-owned only as the target of
-	// a write (registries every tenant may read, registry.go).
-	written func(table string) bool
 }
 
 // writeTargetRef is rangeVar for the table a write writes.
-func (a *analysis) writeTargetRef(rv *pg.RangeVar) *ref {
-	r := a.rangeVar(rv)
-	if r.table == "" && a.written != nil && a.written(rv.Relname) {
-		r.table = strings.ToLower(rv.Relname)
-		a.sh.owned = true
-		a.sh.tables = append(a.sh.tables, r.table)
-	}
-	return r
-}
+func (a *analysis) writeTargetRef(rv *pg.RangeVar) *ref { return a.rangeVar(rv) }
 
 // keyOf returns the column of table that names its tenant.
 func (a *analysis) keyOf(table string) string {
 	if a.key != nil && table != "" {
-		if k := keyColumn(a.key(table)); k != "" {
+		if k := a.key(table); k != "" {
 			return k
 		}
 	}
