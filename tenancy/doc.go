@@ -65,7 +65,11 @@
 //     could change app.* settings, switch row-level security or run SQL it
 //     cannot see (set_config, SET, RESET, DO, function definitions,
 //     policies) other than RunInTx's and EnableRowSecurity's own
-//     statements, and statements that begin or end a transaction (BEGIN,
+//     statements, under a tenant's principal counters that every
+//     tenant's work moves (SQLite's rowid, PostgreSQL's transaction ids,
+//     xmin, ctid, the write-ahead log's position, sequences, EXPLAIN's
+//     estimates; see Security), and statements that begin or end a
+//     transaction (BEGIN,
 //     START TRANSACTION, COMMIT, END, ROLLBACK, PREPARE TRANSACTION):
 //     sent in RunInTx they ended its transaction early, so the rest of the
 //     callback committed even when it failed, and sent in RunScoped on
@@ -179,10 +183,17 @@
 //     every tenant-owned row from it. The walls hold against code that
 //     keeps the principal it was given, not against code that builds
 //     another (WithPrincipal, System): a principal is not a credential.
-//   - Counters of the whole server or file that no statement can confine:
-//     PostgreSQL's transaction ids (txid_current, xmin) advance with every
-//     tenant's transactions, and a statement's time depends on the load
-//     of every tenant.
+//   - Counters of the whole server or file move with every tenant's
+//     work. Under a tenant's principal the Guard refuses those a
+//     statement names (counters.go): SQLite's rowid and sqlite_sequence;
+//     PostgreSQL's transaction ids, snapshots and commit times, a row's
+//     xmin, xmax, ctid, cmin and cmax, the write-ahead log's position,
+//     sequences, and EXPLAIN's estimates (EXPLAIN (COSTS false) runs).
+//     What no statement can confine remains: a statement's time depends
+//     on the load of every tenant, and a host table whose key comes from
+//     a sequence or AUTOINCREMENT (filled in by the database, returned by
+//     RETURNING) numbers every tenant's rows together — give tenant-owned
+//     tables random keys, as socialcrm's (NewID) are.
 //
 // Passwords are stored as bcrypt hashes of cost 12 (PasswordCost); an
 // unknown email costs the same bcrypt time as a wrong password. API keys

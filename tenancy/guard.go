@@ -103,6 +103,12 @@ import (
 //     (pgwalls.go); on SQLite, nor read the file's page and commit
 //     counters (page_count, freelist_count, data_version)
 //     (sqlitewalls.go);
+//   - under a tenant's principal, it reads no counter that every
+//     tenant's work moves: SQLite's rowid (but in a full-text look-up)
+//     and sqlite_sequence, PostgreSQL's transaction ids, snapshots and
+//     commit times, the system columns xmin, xmax, cmin, cmax and ctid,
+//     the write-ahead log's position, sequences, and EXPLAIN's estimates
+//     (EXPLAIN (COSTS false) runs) (counters.go);
 //   - under a tenant's principal, every reference to a tenant registry —
 //     TableTenants, keyed by id, and a model with a TenantRegistryKey
 //     method such as the vault's key list or social's account index, keyed
@@ -409,6 +415,9 @@ func (g *Guard) check(ctx context.Context, query string) error {
 	}
 	if p, ok := FromContext(ctx); sh.sessionLock && ok && !p.IsSystem() {
 		return sessionLockRefusal
+	}
+	if err := sh.counterRefusal(ctx, g.sqlite); err != nil { // counters.go
+		return err
 	}
 	if sh.policy && ctx.Value(rowSecurityKey{}) == nil {
 		return fmt.Errorf("%w: only tenancy.EnableRowSecurity may change row-level security", ErrUnscoped)

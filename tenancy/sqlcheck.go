@@ -25,6 +25,15 @@ type shape struct {
 	// sessionLock takes an advisory lock that outlives the transaction:
 	// refused under a tenant's principal (pgwalls.go).
 	sessionLock bool
+	// counter is why the statement reads a counter of the whole server or
+	// file (counters.go), "" when it reads none: refused under a
+	// tenant's principal.
+	counter string
+	// rowids counts the references to SQLite's rowid (rowid, _rowid_)
+	// beyond those of full-text look-ups, and oids those to oid, which
+	// is rowid on SQLite and a catalogue's key on PostgreSQL
+	// (counters.go).
+	rowids, oids int
 	// registry is the shape of the statement with the tenant registries
 	// (registry.go) as its tenant-owned tables, nil when it names none:
 	// what a statement under a tenant's principal must satisfy.
@@ -54,6 +63,7 @@ func analyze(query string, lits []int, cached bool, owned func(string) bool, tex
 	for _, raw := range tree.Stmts {
 		a.top(raw.Stmt)
 	}
+	sh.rowids -= 2 * a.ftsRowids // counters.go
 	if len(a.ft.walled) > 0 {
 		a.wall(tree, query, cached)
 	}
@@ -196,6 +206,9 @@ func (a *analysis) ftsLookup(x *pg.SubLink) bool {
 	}
 	a.sh.ftsQuery = append(a.sh.ftsQuery, l)
 	a.ftsLookups++
+	if strings.EqualFold(key, "rowid") || strings.EqualFold(key, "_rowid_") {
+		a.ftsRowids++
+	}
 	return true
 }
 
@@ -209,6 +222,11 @@ func unreadable(query string, owned func(string) bool) *shape {
 	if err := sqliteRefusal(bare); err != nil { // sqlitewalls.go
 		sh.err = err
 		return sh
+	}
+	for _, w := range identWords(bare) {
+		if slices.Contains(counterRelations, w) { // counters.go
+			sh.counter = w + " holds counters every tenant's work moves"
+		}
 	}
 	for _, w := range []string{"set_config", "app.", "row level security", "policy"} {
 		if strings.Contains(bare, w) {
@@ -353,9 +371,10 @@ type analysis struct {
 	owned func(string) bool
 	sh    *shape
 	ft    fullText
-	// ftsLookups counts the full-text index look-ups ftsLookup allowed.
-	ftsLookups int
-	litAt      map[int32]int // byte offset of a string literal -> its ordinal; nil: not cached
+	// ftsLookups counts the full-text index look-ups ftsLookup allowed,
+	// ftsRowids those of them by rowid.
+	ftsLookups, ftsRowids int
+	litAt                 map[int32]int // byte offset of a string literal -> its ordinal; nil: not cached
 	// key returns the column that names the tenant in a tenant-owned
 	// table: "" or nil for tenant_id (registries differ, registry.go).
 	key func(table string) string
@@ -447,7 +466,8 @@ func (a *analysis) top(n *pg.Node) {
 	if m == nil {
 		return
 	}
-	a.pgWalls(m) // pgwalls.go
+	a.pgWalls(m)  // pgwalls.go
+	a.counters(m) // counters.go
 	// Whatever the statement, no function may set settings or run SQL
 	// text, and the settings view may not be written.
 	walk(m.ProtoReflect(), func(x proto.Message) bool {
