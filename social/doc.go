@@ -219,6 +219,11 @@
 //
 // # Security
 //
+// A client member (tenancy.RoleClient: an agency's client on the portal)
+// reaches no connection: every Store method that reads, uses or changes
+// the tenant's connections, and a Flow's Begin and Complete, refuse it
+// with tenancy.ErrForbidden.
+//
 // Tokens never appear in errors, logs, audit entries or JSON: Grant holds
 // them as vault.Secret, Connection marshals without them, and the audit
 // entries name connections, platforms and scopes only. Every query runs
