@@ -42,7 +42,9 @@
 //     tenant_id, REPLACE and INSERT OR REPLACE, TRUNCATE, schema changes of
 //     tenant-owned tables (ALTER, RENAME, DROP, triggers, unique indexes
 //     not beginning with tenant_id; on SQLite the application's handle
-//     owns every table), any statement that names a full-text index
+//     owns every table) and, under a tenant's principal, of the tenant
+//     registries and the migration tables, any statement that names a
+//     full-text index
 //     (FullTextIndex) or its shadow tables but the one exact look-up it
 //     allows, SQLite's dbstat, sqlite_dbpage and sqlite_stat tables (their
 //     samples held other tenants' ids), SQLite's last_insert_rowid(),

@@ -119,8 +119,9 @@ import (
 //     closed tenant A for purging and dropped A from the key list; a
 //     model with a TenantUnreachable method, social's webhook deliveries,
 //     or a table named to Unreachable (a job queue's), may not be named
-//     at all, and neither may the migration tables be
-//     written. The system principal without a tenant and statements
+//     at all, and neither may the migration tables be written; none of
+//     these tables' schemas may be changed (DROP, ALTER, RENAME, CREATE
+//     INDEX: on SQLite tenant B dropped the list of tenants). The system principal without a tenant and statements
 //     without a principal (sign-up, migrations, webhooks) reach every row.
 //
 // A statement the parser cannot read — SQLite's INSERT OR REPLACE and

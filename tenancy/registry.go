@@ -121,6 +121,7 @@ func (a *analysis) noTenantWrites(n *pg.Node, registry func(string) string) {
 	if m == nil {
 		return
 	}
+	a.noSchemaChange(m, registry)
 	walk(m.ProtoReflect(), func(x proto.Message) bool {
 		_, insert := x.(*pg.InsertStmt)
 		if rv, ok := x.(*pg.RangeVar); ok && registry(rv.Relname) == unreachableKey {
@@ -136,6 +137,37 @@ func (a *analysis) noTenantWrites(n *pg.Node, registry func(string) string) {
 			name := strings.ToLower(rv.Relname)
 			a.sh.owned, a.sh.tables = true, append(a.sh.tables, name)
 			a.fail("%s is every tenant's: no tenant's statement may change or delete it", name)
+		}
+		return true
+	})
+}
+
+// noSchemaChange records in a's shape a schema change (DROP, ALTER,
+// RENAME, CREATE INDEX or TRIGGER, TRUNCATE…: any statement but a query
+// or a write of rows) of a registry, an unreachable table or a migration
+// table. On SQLite the application's handle owns every table, and tenant
+// B's statements dropped the list of tenants, the vault's key list and
+// the webhook deliveries, and renamed the account index
+// (TestTenantCannotChangeTheRegistriesSchema); on PostgreSQL the
+// application role owns none of them.
+func (a *analysis) noSchemaChange(m proto.Message, registry func(string) string) {
+	switch m.(type) {
+	case *pg.SelectStmt, *pg.InsertStmt, *pg.UpdateStmt, *pg.DeleteStmt, *pg.ExplainStmt:
+		return
+	}
+	guarded := func(name string) bool { return registry(name) != "" || migrationTable(name) }
+	walk(m.ProtoReflect(), func(x proto.Message) bool {
+		name := ""
+		switch x := x.(type) {
+		case *pg.RangeVar:
+			name = x.Relname
+		case *pg.String:
+			name = x.Sval // DROP names its objects as lists of strings
+		}
+		if name != "" && guarded(name) {
+			name = strings.ToLower(name)
+			a.sh.owned, a.sh.tables = true, append(a.sh.tables, name)
+			a.fail("%s is no tenant's: no tenant's statement may change its schema", name)
 		}
 		return true
 	})

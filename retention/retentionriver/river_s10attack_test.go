@@ -58,6 +58,8 @@ func TestTenantCannotReachRiversTables(t *testing.T) {
 			"depose the leader":        "DELETE FROM river_leader",
 			"quoted and qualified":     `SELECT count(*) FROM "River_Job"`,
 			"forget the migrations":    "DELETE FROM river_migration",
+			"drop the jobs":            "DROP TABLE river_job",
+			"index the leader":         "CREATE UNIQUE INDEX one ON river_leader (elected_at)",
 		}
 		if db.Name == "sqlite" {
 			attacks["replace the leader"] = "INSERT OR REPLACE INTO river_leader (name, leader_id, elected_at, expires_at) VALUES ('default', 'b', CURRENT_TIMESTAMP, '2999-01-01')"
