@@ -87,10 +87,10 @@ type BatchResult struct {
 // rows travel as arrays, bound as the statement's parameters on a handle
 // of socialcrm.OpenDB, so the statement's text holds none of them and is
 // the same for every batch of a tenant (and, with Require, of the
-// condition's values): it is written, checked by the tenancy Guard and
-// parsed by the server once per connection, and prepared once
-// (TestConversationIngestRowsTravelApart). On a PostgreSQL handle of
-// another driver the arrays are written into the text. It runs in one round trip with
+// condition's values; TestConversationIngestRowsTravelApart): the tenancy
+// Guard checks it from its cache of statement shapes, and the connection
+// prepares it once. On a PostgreSQL handle of another driver the arrays
+// are written into the text. It runs in one round trip with
 // the tenant setting, as an implicit transaction of its own — or in the
 // caller's transaction with Using. It takes the batch's conversations in
 // key order, each as it opens or moves it (one upsert, no separate lock),

@@ -8,11 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
+	"github.com/socialcrm/socialcrm/internal/sqldb"
 )
 
 // ingestStatements records the text of each statement that writes
@@ -79,5 +83,24 @@ func TestConversationIngestRowsTravelApart(t *testing.T) {
 		for _, v := range []string{"mid.first.0", "mid.second.0", "psid-first", "2026-"} {
 			require.NotContains(t, h.texts[1], v, "a value of the batch is in the statement's text")
 		}
+
+		// On a plain pgx handle, which binds no parameters of a context,
+		// the rows are written into the statement, and stored the same.
+		cfg, err := pgx.ParseConfig(e.db.DSN())
+		require.NoError(t, err)
+		plain := bun.NewDB(stdlib.OpenDB(*cfg), pgdialect.New())
+		t.Cleanup(func() { plain.Close() })
+		require.False(t, sqldb.Folds(plain.DB))
+		ps, err := crm.New(plain, e.vault, crm.WithClock(e.clock.Now))
+		require.NoError(t, err)
+		res, err := ps.Conversations().Ingest(e.A, batch(4, "plain"))
+		require.NoError(t, err)
+		require.EqualValues(t, 4, res.Stored)
+		conv, err := convs.Find(e.A, crm.ConversationKey{Channel: crm.ChannelMessenger, AccountID: "page-1", ThreadID: "psid-plain-3"})
+		require.NoError(t, err)
+		ms, err := whole(convs.Messages(e.A, conv.ID, crm.ListOptions{Limit: 10}))
+		require.NoError(t, err)
+		require.Len(t, ms, 1)
+		require.Equal(t, "text plain", ms[0].Text)
 	})
 }
