@@ -31,8 +31,8 @@ func TestTenantCannotReadTheAccountIndex(t *testing.T) {
 		require.NoError(t, err)
 		bID, err := tenancy.TenantID(b)
 		require.NoError(t, err)
-		// A connected Page X, B Page Y (index rows as SealAccountIndex
-		// has not reached them: they name the account).
+		// A connected Page X, B Page Y (index rows written as older
+		// versions did, then sealed as Open does).
 		insert := func(ctx context.Context, tid, page, conn string) {
 			t.Helper()
 			require.NoError(t, tenancy.RunInTx(ctx, sdk.DB, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -43,8 +43,14 @@ func TestTenantCannotReadTheAccountIndex(t *testing.T) {
 		}
 		insert(a, aID, "page-x", "conn-a")
 		insert(b, bID, "page-y", "conn-b")
-
 		sys := tenancy.System(context.Background(), "webhook")
+		seal := func() {
+			t.Helper()
+			_, err := sdk.Social.SealAccountIndex(sys)
+			require.NoError(t, err)
+		}
+		seal()
+
 		routesX, err := sdk.Social.AccountTenants(sys, "meta", "page-x")
 		require.NoError(t, err)
 		require.Len(t, routesX, 1)
@@ -99,6 +105,7 @@ func TestTenantCannotReadTheAccountIndex(t *testing.T) {
 		}
 		require.True(t, routed())
 		insert(a, aID, "page-y", "conn-a2")
+		seal()
 		require.False(t, routed(), "A connected Page Y since the routes were looked up")
 		routesY, err = sdk.Social.AccountTenants(sys, "meta", "page-y")
 		require.NoError(t, err)

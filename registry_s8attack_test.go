@@ -156,6 +156,8 @@ func TestTenantCannotRepointAnotherTenantsAccount(t *testing.T) {
 			})
 			require.ErrorIs(t, err, tenancy.ErrUnscoped, name)
 		}
+		_, err = sdk.Social.SealAccountIndex(tenancy.System(context.Background(), "seal"))
+		require.NoError(t, err)
 		routed, err := sdk.Social.AccountTenants(tenancy.System(context.Background(), "webhook"), "meta", "page-of-a")
 		require.NoError(t, err)
 		require.Len(t, routed, 1)

@@ -140,7 +140,10 @@
 // batches that commit alone, and SealAccountIndex hashes the account
 // index. Both resume after an interruption and find nothing to do the
 // second time (the root package's SDK.SealPlatformData runs them for every
-// tenant).
+// tenant). Until SealAccountIndex has hashed them, index rows that name an
+// account in clear route nothing: a tenant's statements may write its own
+// index rows, and such a row naming a Page's public id routed the Page's
+// webhooks to that tenant.
 //
 // A data-subject erasure or a tenant purge that deletes a connection still
 // holding tokens revokes its authorization at the platform first, in the

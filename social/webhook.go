@@ -124,14 +124,13 @@ type Delivery struct {
 // and first nil. What fn wrote before it failed stays, and the
 // redelivery, which fn stores idempotently, adds the rest.
 func (s *Store) Deliver(ctx context.Context, d Delivery, fn func(ctx context.Context, db bun.IDB, first []bool) error) error {
-	idx := make([]string, 0, 2*len(d.Accounts))
+	idx := make([]string, 0, len(d.Accounts))
 	for _, a := range d.Accounts {
 		i, err := s.accountIndex(ctx, d.Platform, a)
 		if err != nil {
 			return err
 		}
-		// Rows SealAccountIndex has not reached yet still name the account.
-		idx = append(idx, i, a)
+		idx = append(idx, i) // only the blind index: see AccountTenants
 	}
 	run := func(ctx context.Context, db bun.IDB, keys []string) error {
 		first, rows, err := recordDelivery(ctx, db, d.Platform, keys, idx, s.clock())
@@ -141,7 +140,7 @@ func (s *Store) Deliver(ctx context.Context, d Delivery, fn func(ctx context.Con
 		if len(d.Accounts) > 0 {
 			known := &knownAccounts{platform: d.Platform, tenants: make(map[string][]AccountTenant, len(d.Accounts))}
 			for i, a := range d.Accounts {
-				known.tenants[a] = accountTenants(rows, idx[2*i], a)
+				known.tenants[a] = accountTenants(rows, idx[i])
 			}
 			ctx = context.WithValue(ctx, knownAccountsKey{}, known)
 		}
