@@ -38,6 +38,11 @@ func (*FullTextIndex) fullTextIndex() {}
 // fullTextModel is implemented only by models embedding FullTextIndex.
 type fullTextModel interface{ fullTextIndex() }
 
+// ftsMark is the suffix of a full-text index's watermark table: one row,
+// one column w, the highest rowid of the indexed table whose row is in
+// the index (the rows above it are pending, read by their own column).
+const ftsMark = "_mark"
+
 // fts5Shadows are the suffixes of the shadow tables FTS5 keeps beside a
 // table.
 var fts5Shadows = []string{"_data", "_idx", "_content", "_docsize", "_config"}
@@ -62,4 +67,20 @@ func ftsQueryOK(q string) bool {
 		}
 	}
 	return true
+}
+
+// ftsLit is a string literal of a look-up of a full-text index's pending
+// rows: a space, or a word between spaces.
+type ftsLit struct {
+	l     lit
+	space bool
+}
+
+// ok reports whether v, the literal's value, is what it must be: " ", or
+// one word ftsQueryOK takes between single spaces.
+func (f ftsLit) ok(v string) bool {
+	if f.space {
+		return v == " "
+	}
+	return len(v) > 2 && v[0] == ' ' && v[len(v)-1] == ' ' && !strings.Contains(v[1:len(v)-1], " ") && ftsQueryOK(v[1:len(v)-1])
 }

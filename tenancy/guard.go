@@ -277,6 +277,7 @@ func (g *Guard) learn(t *schema.Table) error {
 		for _, suffix := range fts5Shadows {
 			g.walled = append(g.walled, name+suffix)
 		}
+		g.walled = append(g.walled, name+ftsMark)
 		g.shapes.reset()
 	}
 	if r, ok := reflect.New(t.Type).Interface().(unreachableRegistry); ok && r.TenantUnreachable() {
@@ -405,6 +406,16 @@ func (g *Guard) check(ctx context.Context, query string) error {
 			v = v[1 : len(v)-1]
 		}
 		if !ftsQueryOK(v) {
+			return fmt.Errorf("%w: a full-text index look-up takes only exact tokens (words of 26 to 128 ASCII letters and digits)", ErrUnscoped)
+		}
+	}
+	for _, w := range sh.ftsWords {
+		v := w.l.val
+		if w.l.ord >= 0 {
+			v = literalAt(query, lits[w.l.ord])
+			v = v[1 : len(v)-1]
+		}
+		if !w.ok(v) {
 			return fmt.Errorf("%w: a full-text index look-up takes only exact tokens (words of 26 to 128 ASCII letters and digits)", ErrUnscoped)
 		}
 	}
