@@ -241,7 +241,8 @@ func migrateNameFTSPending(ctx context.Context, tx bun.Tx) error {
 		// raise the watermark.
 		`CREATE TRIGGER socialcrm_crm_contact_name_fts_insert
 			AFTER INSERT ON socialcrm_crm_contacts
-			WHEN NEW.rowid <= `+mark+` AND NEW.name_index IS NOT NULL OR NEW.rowid >= `+mark+` + `+span+`
+			WHEN (SELECT CASE WHEN NEW.rowid <= w THEN NEW.name_index IS NOT NULL ELSE NEW.rowid >= w + `+span+` END
+				FROM socialcrm_crm_contact_name_fts_mark)
 			BEGIN
 				INSERT INTO socialcrm_crm_contact_name_fts (rowid, name_index, id)
 					SELECT NEW.rowid, NEW.name_index, NEW.id WHERE NEW.rowid <= `+mark+` AND NEW.name_index IS NOT NULL;
