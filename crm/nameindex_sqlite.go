@@ -20,9 +20,14 @@ import (
 // column, which holds on SQLite the blind indexes of the contact's name
 // prefixes as words (ftsWord), space-separated. It is an external-content
 // table: it stores the index only, and reads a matched row's id from the
-// contacts table by rowid. Triggers on the contacts keep it on every
-// insert, change of name_index (or of the rowid) and delete (migration
-// 20261123000590). On PostgreSQL the name index stays TableContactNames.
+// contacts table by rowid. It holds the contacts at or below a watermark
+// (TableContactNameFTSMark); the newest contacts, above it, are pending:
+// a name search reads their name_index column directly, and the create
+// that takes a rowid namePendingSpan above the watermark moves them all
+// into the index in one statement. Triggers on the contacts keep both
+// exact on every insert, change of name_index (or of the rowid) and
+// delete (migrations 20261123000590 and 20261208010000). On PostgreSQL
+// the name index stays TableContactNames.
 const TableContactNameFTS = TablePrefix + "contact_name_fts"
 
 // contactNameFTS is the model of TableContactNameFTS, for the Guard, which
@@ -60,23 +65,23 @@ func ftsTokens(tokens []string) string {
 	return strings.Join(words, " ")
 }
 
-// nameMatchSQLite confines q, a select of contacts of the tenant tid, to
-// those whose name index holds every one of tokens. The contacts at or
-// below the watermark (TableContactNameFTSMark) are found through
-// TableContactNameFTS: one FTS5 look-up (the AND of the tokens) yields the
-// ids of the matching contacts, which SQLite then reads through the
-// primary key with q's tenant condition (tenant_id = ? AND id = ?). The
-// pending ones, above the watermark and fewer than namePendingSpan rowids
-// above it, are read along the rowid from the watermark: the tenant's
-// among them whose name_index holds every token's word, their ids again
-// read through the primary key. The two arms are alternatives of one
-// condition, planned as two index look-ups (MULTI-INDEX OR); the bound on
-// both sides of the pending rowids makes SQLite take that range rather
-// than the tenant's contacts even without statistics. Tokens are keyed per
-// tenant, so another tenant's contacts do not match at all. The Guard lets
-// exactly these shapes through (tenancy.FullTextIndex). Selecting the
-// contacts' rowids instead was planned as a scan of the tenant's contacts
-// whenever the tables had no statistics (no ANALYZE).
+// nameMatchSQLite confines q, a select of contacts, to those whose name
+// index holds every one of tokens: their ids come from one IN list of two
+// arms, which SQLite reads through the primary key with q's tenant
+// condition (tenant_id = ? AND id = ?), in id order. The contacts at or
+// below the watermark (TableContactNameFTSMark) come from one FTS5 look-up
+// of TableContactNameFTS, the AND of the tokens. The pending ones, above
+// the watermark and fewer than namePendingSpan rowids above it, come from
+// a scan of the same FTS5 table bounded on both sides of the rowid, which
+// reads those rows of the contacts table (every tenant's, along the
+// rowid) and keeps those whose name_index holds every token's word
+// whole. Tokens are keyed per tenant, so another tenant's contacts do not
+// match at all. The Guard lets exactly this shape through
+// (tenancy.FullTextIndex). Selecting the contacts' rowids instead, or
+// the pending contacts from the contacts table itself (with a tenant
+// condition of its own, or as an OR beside the look-up), was planned as
+// a scan of the tenant's contacts whenever the tables had no statistics
+// (no ANALYZE).
 func nameMatchSQLite(q *bun.SelectQuery, tokens []string) *bun.SelectQuery {
 	words := ftsTokens(tokens)
 	fts := bun.Ident(TableContactNameFTS)
@@ -197,8 +202,8 @@ func migrateNameFTS(ctx context.Context, tx bun.Tx) error {
 // namePendingSpan−1 rowids above it): a create writes nothing but its
 // row, and a name search reads their name_index directly
 // (nameMatchSQLite). The Guard walls it off like the FTS5 table's shadow
-// tables (tenancy.FullTextIndex): a statement may name it only to compare
-// a rowid with w.
+// tables (tenancy.FullTextIndex): a statement may name it only in the
+// name search's read of the pending contacts, to bound their rowids.
 const TableContactNameFTSMark = TableContactNameFTS + "_mark"
 
 // namePendingSpan is how many rowids above the watermark a contact may

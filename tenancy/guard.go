@@ -74,9 +74,10 @@ import (
 //     with a default gave one tenant every tenant's rows; run schema
 //     changes before InstallGuard or on the owner's handle;
 //   - it does not name a full-text index (a model embedding
-//     FullTextIndex) or one of its FTS5 shadow tables, nor mention
-//     fts5vocab, anywhere but in the exact look-up x.c IN (SELECT c FROM
-//     index WHERE index = '<exact tokens>') (see FullTextIndex);
+//     FullTextIndex), one of its FTS5 shadow tables or its watermark,
+//     nor mention fts5vocab, anywhere but in the exact look-up x.c IN
+//     (SELECT c FROM index WHERE index = '<exact tokens>'), alone or with
+//     its arm of pending rows (see FullTextIndex);
 //   - it does not read dbstat, sqlite_dbpage or the sqlite_stat tables
 //     ANALYZE writes (counts, pages and sample index keys of every table,
 //     whoever owns the rows), nor give a PRAGMA a
