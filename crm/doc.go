@@ -354,9 +354,9 @@
 // the newest. A contact whose rowid is above a watermark
 // (TableContactNameFTSMark) is pending: its create writes its row and no
 // word into the FTS5 index, and a name search reads the pending contacts'
-// name_index columns directly, along the rowid (fewer than 128 rowids
+// name_index columns directly, along the rowid (fewer than 64 rowids
 // above the watermark, every tenant's, each word compared whole). The
-// create that takes a rowid 128 or more above the watermark moves every
+// create that takes a rowid 64 or more above the watermark moves every
 // pending contact into the FTS5 index in one statement (one segment) and
 // raises the watermark to the highest rowid; a contact inserted at or
 // below the watermark (a rowid reused after deletes at the top of the
@@ -413,7 +413,7 @@
 // words of 64 bits: none wrote fewer bytes). Since migration
 // 20261208010000 a create writes no word into the FTS5 index (a test
 // counts the index's pairs before and after each create); one create in
-// 128 moves the pending contacts in. Counted in the log's frames over
+// 64 moves the pending contacts in. Counted in the log's frames over
 // 3×60 creates after 300, a create now writes 10.2–10.5 pages against the
 // baseline's 8.2–8.6: the table 1.2 (1.1), the primary key 1.3 (1.3), each
 // of the five other indexes 1.4–1.65 (the baseline's four 1.3–1.5: an

@@ -210,7 +210,7 @@ const TableContactNameFTSMark = TableContactNameFTS + "_mark"
 // take before its insert moves every pending contact into the FTS5 index
 // in one statement and raises the watermark: the most contacts a name
 // search reads by their name_index column (see migrateNameFTSPending).
-const namePendingSpan = 128
+const namePendingSpan = 64
 
 // migrateNameFTSPending keeps, on SQLite, the newest contacts out of the
 // FTS5 name index: those whose rowid is above the watermark

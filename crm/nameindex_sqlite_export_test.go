@@ -10,6 +10,9 @@ import (
 	"github.com/uptrace/bun/dialect"
 )
 
+// NamePendingSpan is namePendingSpan, for the package's external tests.
+const NamePendingSpan = namePendingSpan
+
 // RequireFTSExact is requireFTSExact, for the package's external tests.
 var RequireFTSExact = requireFTSExact
 
