@@ -389,7 +389,10 @@
 // the triggers follow an UPDATE of the rowid; a copy of the database made
 // by dumping and reloading its rows must run the FTS5 'rebuild' command
 // on the table (as its owner) afterwards and set the watermark's w to the
-// highest rowid of the contacts (the rebuild indexes every contact).
+// highest rowid of the contacts (the rebuild indexes every contact). FTS5's
+// 'integrity-check' against the contacts (rank 1) counts the pending
+// contacts as missing: move them in first, as the owner (insert the rows
+// above w into the table, then set w to the highest rowid).
 //
 // What a contact create costs. Contacts.Create writes the contact, with
 // its name index and after its duplicate and company checks, in one
