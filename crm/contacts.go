@@ -543,6 +543,9 @@ func (r *Contacts) insertChecked(ctx context.Context, db bun.IDB, c *Contact, ch
 		return 0, err
 	}
 	c.TenantID = tid
+	if db.Dialect().Name() == dialect.PG {
+		return execInsertPG(ctx, db, c, checkDup) // create_pg.go
+	}
 	t := db.Dialect().Tables().Get(reflect.TypeFor[Contact]())
 	vals := rowValues{fields: t.Fields, v: reflect.ValueOf(c).Elem(), casts: db.Dialect().Name() == dialect.PG}
 	pg := db.Dialect().Name() == dialect.PG

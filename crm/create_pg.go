@@ -2,9 +2,12 @@ package crm
 
 import (
 	"context"
+	"fmt"
+	"reflect"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
+	"github.com/uptrace/bun/schema"
 
 	"github.com/socialcrm/socialcrm/internal/migrations"
 )
@@ -168,4 +171,77 @@ func migrateOwnerPartialPG(ctx context.Context, tx bun.Tx) error {
 		return err
 	}
 	return migrateCreatePG(ctx, tx)
+}
+
+// insertStatementPG writes createOne's statement for c on PostgreSQL, with
+// its values, as bun writes it from insertChecked's query on SQLite (the
+// same INSERT … SELECT, each value as bun appends it, cast by rowValues;
+// each check a subquery scoped to c's tenant as tenancy.Scope scopes it)
+// — but straight into one buffer: building the two subqueries as bun
+// queries and formatting the statement's arguments into it cost about a
+// tenth of a create's work at the client. TestInsertStatementPG compares
+// it with bun's text: the Guard checks, and the driver prepares, the same
+// statement as before.
+func insertStatementPG(d schema.Dialect, c *Contact, checkDup bool) []byte {
+	gen := schema.NewQueryGen(d)
+	t := d.Tables().Get(reflect.TypeFor[Contact]())
+	b := make([]byte, 0, 2048+len(c.nameIndex))
+	b = append(b, "INSERT INTO "...)
+	b = gen.AppendIdent(b, TableContacts)
+	b = append(b, " ("...)
+	b, _ = columnList(t.Fields).AppendQuery(gen, b)
+	b = append(b, ", name_index) SELECT "...)
+	b, _ = rowValues{fields: t.Fields, v: reflect.ValueOf(c).Elem(), casts: true}.AppendQuery(gen, b)
+	b = append(b, ", "...)
+	b = gen.Append(b, nullIfEmpty(c.nameIndex))
+	b = append(b, "::text[]"...)
+	where := " WHERE "
+	exists := func(neg string, t *schema.Table, col, value string) {
+		b = append(b, where...)
+		where = " AND "
+		b = append(b, neg...)
+		b = append(b, "EXISTS (SELECT 1 FROM "...)
+		b = append(b, t.SQLNameForSelects...)
+		b = append(b, " AS "...)
+		b = append(b, t.SQLAlias...)
+		b = append(b, " WHERE ("...)
+		b = append(b, t.SQLAlias...)
+		b = append(b, '.')
+		b = append(b, col...)
+		b = append(b, " = "...)
+		b = gen.Append(b, value)
+		b = append(b, ") AND ("...)
+		b = append(b, t.SQLAlias...)
+		b = append(b, ".tenant_id = "...)
+		b = gen.Append(b, c.TenantID)
+		b = append(b, "))"...)
+	}
+	if checkDup {
+		if c.EmailIndex != "" {
+			exists("NOT ", t, `"email_index"`, c.EmailIndex)
+		}
+		if c.PhoneIndex != "" {
+			exists("NOT ", t, `"phone_index"`, c.PhoneIndex)
+		}
+	}
+	if c.CompanyID != "" {
+		exists("", d.Tables().Get(reflect.TypeFor[Company]()), "id", c.CompanyID)
+	}
+	return b
+}
+
+// execInsertPG runs insertStatementPG's statement for c on db, whose
+// tenant c.TenantID is, and returns the number of contacts it inserted.
+// The statement reaches bun whole, as one argument it appends as it is
+// (bun.Safe): its query hooks, the Guard's among them, see it as before.
+func execInsertPG(ctx context.Context, db bun.IDB, c *Contact, checkDup bool) (int64, error) {
+	res, err := db.NewRaw("?", bun.Safe(insertStatementPG(db.Dialect(), c, checkDup))).Exec(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("crm: create contact: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("crm: create contact: %w", err)
+	}
+	return n, nil
 }
