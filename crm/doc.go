@@ -413,10 +413,10 @@
 // expressions, even for a number given in E.164), validation 4 %.
 // On PostgreSQL, against one raw pgx INSERT of the same row unsealed
 // (BenchmarkPostgresContactCreate, the two alternating in one loop),
-// create measured a median of 1.75 times the INSERT's time (1.73–1.90,
-// five runs), against 1.92 (1.63–2.07) for the release before in runs
-// alternated with them, under a load average of 10–14 on two cores: 1.5
-// is not reached. Under such load each side's time is mostly the commit's
+// create measured a median of 1.74 times the INSERT's time (1.38–1.90,
+// eight runs), against 2.00 (1.63–2.40) for the release before in runs
+// alternated with them, under a load average of 10–15 on two cores: 1.5
+// is not reached as a median. Under such load each side's time is mostly the commit's
 // flush of the WAL (synchronous_commit on) and waiting for a core, and
 // the ratio moves more from run to run than between the two releases;
 // the work each side does moves less. At the client, Create's CPU time
