@@ -421,7 +421,7 @@
 // the ratio moves more from run to run than between the two releases;
 // the work each side does moves less. At the client, Create's CPU time
 // fell from about 150 to about 95 µs a create (CPU profiles of
-// BenchmarkPostgresContactCreateSDK, 6,000 creates each, alternated under
+// BenchmarkCreateClientCPUPostgres, 6,000 creates each, alternated under
 // the same load; allocations 290 → 171 a create, 26.9 → 22.8 KB), the raw
 // INSERT's being about 40: a phone number in E.164 form skips the parser
 // when the parser would return it as given (e164Prefixes, phone.go: no
