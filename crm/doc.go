@@ -438,33 +438,57 @@
 // in a profile of the interleaved benchmark, of the create's CPU time,
 // validation 4 %, parsing the phone number 6 % (the parser's regular
 // expressions, even for a number given in E.164), the blind indexes and
-// sealing 10 % each. Dropping the birthday index, for one, measured 0.09
+// sealing 10 % each — measured before the validation and E.164 fast paths
+// described below for PostgreSQL, which the SQLite create shares. Dropping the birthday index, for one, measured 0.09
 // less (1.54–1.59 against 1.62–1.67, alternated, load average 12–14); it
 // is kept: the Scheduler's birthday audience looks contacts up by it. The
 // statement runs prepared once per connection, its values bound
 // (internal/sqldb), after the Guard has checked its text; the trigger that
 // decides whether a create moves the pending contacts reads the
 // watermark once (two reads measured about 0.03 more).
-// On PostgreSQL, against one raw pgx INSERT, create measured 1.14–2.35
-// times, median 1.67 of seven runs (BenchmarkPostgresContactCreate),
-// alternated with runs of the release before, 1.17–1.91, median 1.54,
-// under a load average of 12–21 on two cores: each side's time is then
-// mostly the commit's flush of the WAL (synchronous_commit on), queued
-// behind other work's, and the ratio moves more from run to run than any
-// change here made; 1.5 is not reached as a median. On the server
+// On PostgreSQL, against one raw pgx INSERT of the same row unsealed
+// (BenchmarkPostgresContactCreate, the two alternating in one loop),
+// create measured a median of 1.74 times the INSERT's time (1.38–1.90,
+// eight runs), against 2.00 (1.63–2.40) for the release before in runs
+// alternated with them, under a load average of 10–15 on two cores: 1.5
+// is not reached as a median. Under such load each side's time is mostly the commit's
+// flush of the WAL (synchronous_commit on) and waiting for a core, and
+// the ratio moves more from run to run than between the two releases;
+// the work each side does moves less. At the client, Create's CPU time
+// fell from about 150 to about 95 µs a create (CPU profiles of
+// BenchmarkCreateClientCPUPostgres, 6,000 creates each, alternated under
+// the same load; allocations 290 → 171 a create, 26.9 → 22.8 KB), the raw
+// INSERT's being about 40: a phone number in E.164 form skips the parser
+// when the parser would return it as given (e164Prefixes, phone.go: no
+// national prefix of its calling code's region at the start of the
+// national number; TestPhoneFastPath compares the two over every calling
+// code), a contact whose every validation rule plainlyValid checks by
+// hand skips the validator (TestContactFastValidation), and the statement
+// is written straight into one buffer instead of being built from bun
+// subqueries (insertStatementPG; TestInsertStatementPG checks that the
+// text is bun's, which the Guard checks as before). What is left at the
+// client is mostly sending and reading the statement — the Guard's check
+// of its text, its literals turned into parameters, database/sql and pgx,
+// about 45 µs with the system calls — and the blind indexes and the
+// sealing, about 15 µs. On the server
 // (BenchmarkPostgresContactCreateServer: EXPLAIN ANALYZE, as the
 // application's role under row-level security, at 1,000 contacts, medians
 // of 300 alternated with the raw INSERT) the raw INSERT executes in
 // 0.04–0.09 ms and writes 936 bytes of WAL; Create's statement for "Ada
-// Lovelace 1" (12 name index rows) 0.19–0.29 ms and 5.8 KB of WAL, 3.9–4.2
-// times the raw INSERT's time (4.9–5.1 before migration 20261207010000,
-// and 7.3 KB of WAL). Of one such statement, the trigger writing the name
-// index rows took 0.23 ms of 0.34, and of its WAL (without full-page
+// Lovelace 1" (12 name index rows) 0.18–0.32 ms, 3.5–3.6 times the raw
+// INSERT's time in three runs under a load average of 16–18 (3.2–3.9 for
+// the release before, in runs alternated with them: no change beyond the
+// noise), and 5.6–5.7 KB of WAL (5.8 KB
+// before migration 20261208020000, which leaves contacts without an owner
+// out of the owner index: one b-tree entry fewer; 7.3 KB before migration
+// 20261207010000, and 4.9–5.1 times the raw INSERT's time). Of one such
+// statement, the trigger writing the name index rows took 0.23 ms of 0.34, and of its WAL (without full-page
 // images) the 12 rows wrote 3.9 KB: 1.8 KB of heap rows (tenant id,
 // token, contact id: 152 bytes each), 0.96 KB of entries of the b-tree on
 // token and 1.15 KB of the b-tree on contact_id; the contact's row 0.78
 // KB (sealed profile, blind indexes, the name_index array) and its seven
-// index entries 1.0 KB, against the raw row's five. Migration
+// index entries 1.0 KB (six for a contact without an owner since
+// migration 20261208020000), against the raw row's five. Migration
 // 20261207010000 took tenant_id out of both b-trees and their uniqueness
 // check out of each row's insert (the primary key on (tenant_id, token,
 // contact_id) and the index on (tenant_id, contact_id) before): measured
@@ -479,11 +503,12 @@
 // contact (as do the triggers of a rename and a delete), and without it
 // each would read every row of the table. What is left of the gap is the
 // name index rows themselves (one heap row and two b-tree entries per
-// prefix: "Ada Lovelace 17" has 14), the contact's larger row and its two
-// more indexes, and the client's work: about 0.18 ms of CPU, as measured
-// for the release before and unchanged since (validation 26 µs, sealing
-// and hashing 26 µs, phone parsing 20 µs, the rest building, sending and
-// reading the statement). The rows are
+// prefix: "Ada Lovelace 17" has 14; the random inserts into the b-tree on
+// token cost the most), the contact's larger row and its one or two more
+// index entries, the statement of the advisory locks before it, and the
+// client's work above, now the smaller part of the gap (about 55 µs of
+// CPU more than the raw INSERT's, against about 75 µs more on the server
+// as measured on an idle machine, and more under load). The rows are
 // written by a BEFORE INSERT trigger since migration 20261206080200 (an
 // AFTER trigger queues an event and fetches the row again; measured with
 // pgbench at 3,000 contacts the statement's server time went from 0.61 to
