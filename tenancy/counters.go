@@ -110,6 +110,21 @@ func (a *analysis) counters(m proto.Message) {
 	})
 }
 
+// rowidRefs counts the references to SQLite's rowid in m.
+func rowidRefs(m proto.Message) int {
+	n := 0
+	walk(m.ProtoReflect(), func(x proto.Message) bool {
+		if c, ok := x.(*pg.ColumnRef); ok {
+			name := strings.ToLower(c.Fields[len(c.Fields)-1].GetString_().GetSval())
+			if name == "rowid" || name == "_rowid_" {
+				n++
+			}
+		}
+		return true
+	})
+	return n
+}
+
 // counterRefusal refuses a statement that reads a counter (counters)
 // under a tenant's principal; sqlite says the statement goes to SQLite,
 // where oid is rowid.

@@ -44,9 +44,9 @@
 //     not beginning with tenant_id; on SQLite the application's handle
 //     owns every table) and, under a tenant's principal, of the tenant
 //     registries and the migration tables, any statement that names a
-//     full-text index
-//     (FullTextIndex) or its shadow tables but the one exact look-up it
-//     allows, SQLite's dbstat, sqlite_dbpage and sqlite_stat tables (their
+//     full-text index (FullTextIndex), its shadow tables or its watermark
+//     but the one
+//     exact look-up it allows, SQLite's dbstat, sqlite_dbpage and sqlite_stat tables (their
 //     samples held other tenants' ids), SQLite's last_insert_rowid(),
 //     changes() and total_changes() (they answer about the statements the
 //     pooled connection ran before, another tenant's) and a PRAGMA that sets
