@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -59,8 +60,13 @@ type ManifestCategory struct {
 // counts, the kinds of keys searched, the outcome, the generation time and
 // the policy). The request's Outcome records whether anything was found,
 // and the export is written to the audit log (action "retention.exported",
-// with the actor, the request and counts). The request must be verified
-// (ErrNotVerified). w is not closed.
+// with the actor, the request and counts), also when ctx ended after w took
+// the whole archive. An export that fails after w took part of the archive
+// (a client that hung up) is written to the audit log as
+// "retention.export_interrupted", with the bytes taken and the categories
+// and rows done, even when ctx has ended; it is not a delivery: the
+// request's outcome and status are left as they were. The request must be
+// verified (ErrNotVerified). w is not closed.
 //
 // Rows are read once, in keyset batches, each in its own short
 // transaction, and streamed: memory does not grow with the number of rows.
@@ -85,11 +91,45 @@ func (e *Engine) Export(ctx context.Context, id string, w io.Writer) (Manifest, 
 	case r.Verification != VerificationVerified:
 		return Manifest{}, ErrNotVerified
 	}
+	cw := &countingWriter{w: w}
+	m, delivered, err := e.export(ctx, r, cw)
+	if err != nil && !delivered && cw.n > 0 {
+		// Part of the archive left: the audit log says so, even when the
+		// caller is gone (a client that hung up ends its request's
+		// context). The request stays open: nothing was delivered whole.
+		var rows int64
+		for _, mc := range m.Categories {
+			rows += mc.Rows
+		}
+		aerr := tenancy.RunInTx(context.WithoutCancel(ctx), e.db, nil, func(ctx context.Context, tx bun.Tx) error {
+			return e.auditTx(ctx, tx, "retention.export_interrupted", r, map[string]string{
+				"bytes": strconv.FormatInt(cw.n, 10), "categories_done": strconv.Itoa(len(m.Categories)),
+				"rows_done": strconv.FormatInt(rows, 10)})
+		})
+		err = errors.Join(err, aerr)
+	}
+	return m, err
+}
+
+// countingWriter counts the bytes its writer took.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// export writes r's archive to w; delivered reports that w took all of it.
+func (e *Engine) export(ctx context.Context, r Request, w io.Writer) (m Manifest, delivered bool, err error) {
 	keys, err := e.Resolve(ctx, r.Subject)
 	if err != nil {
-		return Manifest{}, err
+		return Manifest{}, false, err
 	}
-	m := Manifest{Request: r.ID, Kind: r.Kind, GeneratedAt: e.clock(), Policy: e.policy.Name, Searched: keyCounts(keys)}
+	m = Manifest{Request: r.ID, Kind: r.Kind, GeneratedAt: e.clock(), Policy: e.policy.Name, Searched: keyCounts(keys)}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	x := &exporter{e: e, modified: m.GeneratedAt, tid: r.TenantID}
 	zw := newExportZip(bw, &x.zipDeflate)
@@ -106,13 +146,13 @@ func (e *Engine) Export(ctx context.Context, id string, w io.Writer) (Manifest, 
 		}
 		n, err := x.category(ctx, c, cond, args)
 		if err != nil {
-			return m, err
+			return m, false, err
 		}
 		mc.Rows = n
 		mc.Files = []string{c.Name + ".json", c.Name + ".csv"}
 		if c.Files != nil && n > 0 {
 			if mc.Attachments, err = x.files(ctx, c, cond, args); err != nil {
-				return m, fmt.Errorf("retention: export %s files: %w", c.Name, err)
+				return m, false, fmt.Errorf("retention: export %s files: %w", c.Name, err)
 			}
 		}
 		m.Categories = append(m.Categories, mc)
@@ -127,25 +167,26 @@ func (e *Engine) Export(ctx context.Context, id string, w io.Writer) (Manifest, 
 	}
 	fw, err := zw.CreateHeader(&zip.FileHeader{Name: "manifest.json", Method: zip.Deflate, Modified: m.GeneratedAt})
 	if err != nil {
-		return m, fmt.Errorf("retention: export: %w", err)
+		return m, false, fmt.Errorf("retention: export: %w", err)
 	}
 	enc := json.NewEncoder(fw)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(m); err != nil {
-		return m, fmt.Errorf("retention: export manifest: %w", err)
+		return m, false, fmt.Errorf("retention: export manifest: %w", err)
 	}
 	if err := zw.Close(); err != nil {
-		return m, fmt.Errorf("retention: export: %w", err)
+		return m, false, fmt.Errorf("retention: export: %w", err)
 	}
 	if err := bw.Flush(); err != nil {
-		return m, fmt.Errorf("retention: export: %w", err)
+		return m, false, fmt.Errorf("retention: export: %w", err)
 	}
-	_, err = e.updateOpen(ctx, r.ID, "retention.exported", false, func(r *Request) (map[string]string, error) {
+	// Delivered whole: receipted even when the caller is gone by now.
+	_, err = e.updateOpen(context.WithoutCancel(ctx), r.ID, "retention.exported", false, func(r *Request) (map[string]string, error) {
 		r.Outcome = m.Outcome
 		return map[string]string{"rows": strconv.FormatInt(rows, 10), "outcome": string(m.Outcome),
 			"searched": searchedKinds(keys), "categories": strconv.Itoa(len(m.Categories))}, nil
 	})
-	return m, err
+	return m, true, err
 }
 
 // files writes the files of the subject's rows of c into the archive, as
