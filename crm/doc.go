@@ -163,7 +163,10 @@
 //
 // Contacts.ExportCSV and ImportCSV stream contacts as CSV. An import maps
 // the usual header spellings ("First Name", "Email Address", "E-mail",
-// "Phone Number", "Mobile", …), and a row that names an existing contact —
+// "Phone Number", "Mobile", an address book's "Work Email" or "E-mail 1 -
+// Value", …; of two e-mail columns a row takes the first not empty), reads
+// fields separated by commas, semicolons or tabs, splits a full name
+// written "Last, First" at its comma, and a row that names an existing contact —
 // by the id of an export, else its e-mail address, else its phone number
 // — updates that contact (or is skipped, ImportOptions.OnMatch) rather
 // than creating another; a row with no name, e-mail address or phone

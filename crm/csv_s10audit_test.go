@@ -1,0 +1,60 @@
+package crm_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/internal/dbtest"
+)
+
+// TestS10AuditCSVFilesAsPeopleHaveThem: CSV files as spreadsheets and
+// address books write them import whole, twice without a duplicate: a
+// semicolon-separated file (a spreadsheet where the comma is the decimal
+// separator), a tab-separated one, an address book's "Work Email",
+// "E-mail 1 - Value" and "Business Phone" columns (the first non-empty of
+// two e-mail columns is taken), and a full name written "Last, First".
+func TestS10AuditCSVFilesAsPeopleHaveThem(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newEnv(t, db, crm.WithDefaultRegion("GB"))
+		c := e.store.Contacts()
+		type want struct{ first, last, email, phone string }
+		for _, f := range []struct {
+			name, text string
+			want       []want
+		}{
+			{"semicolons", "\ufeffFirst Name;Last Name;E-mail;Mobile;Notes\n" +
+				"Semi;Colon;semi@example.com;07700 900123;\"a; b\"\n" +
+				"Other;Person;other@example.com;;\n",
+				[]want{{"Semi", "Colon", "semi@example.com", "+447700900123"}, {"Other", "Person", "other@example.com", ""}}},
+			{"tabs", "Full Name\tEmail Address\tPhone Number\nTab Sep\ttab@example.com\t020 7946 0111\n",
+				[]want{{"Tab", "Sep", "tab@example.com", "+442079460111"}}},
+			{"address book", "Given Name,Family Name,E-mail 1 - Value,Phone 1 - Value\nGoo,Gle,goo@example.com,\n",
+				[]want{{"Goo", "Gle", "goo@example.com", ""}}},
+			{"work columns", "Full Name,Work Email,Personal Email,Business Phone\n" +
+				"\"Lovelace, Ada\",,ada.home@example.com,\n" +
+				"Grace Hopper,grace@work.example,grace@home.example,020 7946 0222\n",
+				[]want{{"Ada", "Lovelace", "ada.home@example.com", ""}, {"Grace", "Hopper", "grace@work.example", "+442079460222"}}},
+		} {
+			for round := range 2 {
+				rep, err := c.ImportCSV(e.A, strings.NewReader(f.text), crm.ImportOptions{})
+				require.NoError(t, err, f.name)
+				require.Zero(t, rep.Rejected, "%s: %+v", f.name, rep.Errors)
+				require.Len(t, rep.Results, len(f.want), f.name)
+				for i, w := range f.want {
+					r := rep.Results[i]
+					if round == 0 {
+						require.Equal(t, crm.ImportCreated, r.Action, "%s row %d: %+v", f.name, i, rep)
+					} else {
+						require.Equal(t, crm.ImportUnchanged, r.Action, "%s row %d imported again: %+v", f.name, i, rep)
+					}
+					got, err := c.Get(e.A, r.ContactID)
+					require.NoError(t, err)
+					require.Equal(t, w, want{got.FirstName, got.LastName, got.Email, got.Phone}, f.name)
+				}
+			}
+		}
+	}, setup)
+}
