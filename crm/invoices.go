@@ -453,7 +453,8 @@ func (r *Invoices) MarkOverdue(ctx context.Context, now time.Time) (int64, error
 // be deleted (ErrInUse): void it instead.
 func (r *Invoices) Delete(ctx context.Context, id string) error {
 	s := r.s
-	return s.run(ctx, writeOf(KindInvoice), func(ctx context.Context, tx bun.Tx, _ access) error {
+	var gone []string
+	err := s.run(ctx, writeOf(KindInvoice), func(ctx context.Context, tx bun.Tx, _ access) error {
 		inv, err := get[Invoice](ctx, tx, KindInvoice, id)
 		if err != nil {
 			return err
@@ -467,8 +468,13 @@ func (r *Invoices) Delete(ctx context.Context, id string) error {
 		if err := deleteIn[Invoice](ctx, s, tx, KindInvoice, id); err != nil {
 			return err
 		}
-		return s.deleteDependents(ctx, tx, KindInvoice, []string{id})
+		gone, err = s.deleteDependents(ctx, tx, KindInvoice, []string{id})
+		return err
 	})
+	if err != nil {
+		return err
+	}
+	return s.dropBytes(ctx, gone)
 }
 
 // List returns a page of invoices in creation order, without recipients; a

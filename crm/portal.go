@@ -331,7 +331,8 @@ func (r *Clients) Update(ctx context.Context, id string, version int64, in Clien
 // portal members.
 func (r *Clients) Delete(ctx context.Context, id string) error {
 	s := r.s
-	return s.run(ctx, writeOf(KindClient), func(ctx context.Context, tx bun.Tx, _ access) error {
+	var gone []string
+	err := s.run(ctx, writeOf(KindClient), func(ctx context.Context, tx bun.Tx, _ access) error {
 		if _, err := get[Client](ctx, tx, KindClient, id); err != nil {
 			return err
 		}
@@ -347,7 +348,8 @@ func (r *Clients) Delete(ctx context.Context, id string) error {
 		if _, err := tx.NewDelete().Model((*ClientMember)(nil)).Where("?TableAlias.client_id = ?", id).Exec(ctx); err != nil {
 			return fmt.Errorf("crm: delete client: %w", err)
 		}
-		if err := s.deleteDependents(ctx, tx, KindClient, []string{id}); err != nil {
+		var err error
+		if gone, err = s.deleteDependents(ctx, tx, KindClient, []string{id}); err != nil {
 			return err
 		}
 		if _, err := tx.NewDelete().Model((*Client)(nil)).Where("?TableAlias.id = ?", id).Exec(ctx); err != nil {
@@ -355,6 +357,10 @@ func (r *Clients) Delete(ctx context.Context, id string) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return s.dropBytes(ctx, gone)
 }
 
 // ClientFilter narrows Clients.List. It has no fields yet (a client's name
