@@ -249,8 +249,12 @@
 // Attachments keep metadata (owner, name, type, size, SHA-256) in the
 // database and bytes in a Storage (WithStorage): DirStorage keeps each
 // tenant in its own directory and resolves every path through an os.Root,
-// so neither a key nor a planted symbolic link leads outside it. Erasing an
-// attachment deletes its bytes; register Store.Categories (which bind that
+// so neither a key nor a planted symbolic link leads outside it. Erasing or
+// deleting an attachment (or the record it hangs off) deletes its bytes
+// once the rows' transaction has committed, so a delete that fails keeps
+// them; the transaction records the work as due (retention.RecordAfterErase)
+// and the retention engine's next run in the tenant finishes it if the
+// process died first. Register Store.Categories (which bind that
 // hook to the Store's storage) rather than the package's Categories, whose
 // attachment hook refuses to erase without a storage. Custom fields are
 // defined per record kind (Fields.Define: text, number, date, bool, select)

@@ -98,7 +98,12 @@
 // attachment's bytes), streamed into the archive under the category's
 // name; its AfterErase hook runs only after the batch that erased the rows
 // commits (deleting those bytes), with the ids recorded in the batch's
-// transaction so that the next run finishes what a crash interrupted.
+// transaction so that the next run finishes what a crash interrupted. A
+// package deleting rows itself records the same work in its transaction
+// with RecordAfterErase, does it once committed and clears it with
+// ClearAfterErase; what it could not do, the engine's next run in the
+// tenant does (and a batch whose BeforeErase hook recorded work does it as
+// soon as the batch commits).
 //
 // # Tenant purges
 //
