@@ -59,9 +59,10 @@ type ManifestCategory struct {
 // <name>/, and last manifest.json (the categories, their row and file
 // counts, the kinds of keys searched, the outcome, the generation time and
 // the policy). The request's Outcome records whether anything was found,
-// and the export is written to the audit log (action "retention.exported",
-// with the actor, the request and counts), also when ctx ended after w took
-// the whole archive. An export that fails after w took part of the archive
+// and the export is written to the audit log: "retention.export_started"
+// before the first byte (so that an export a crash cut short is there
+// too), then "retention.exported" with the actor, the request and counts,
+// also when ctx ended after w took the whole archive. An export that fails after w took part of the archive
 // (a client that hung up) is written to the audit log as
 // "retention.export_interrupted", with the bytes taken and the categories
 // and rows done, even when ctx has ended; it is not a delivery: the
@@ -90,6 +91,14 @@ func (e *Engine) Export(ctx context.Context, id string, w io.Writer) (Manifest, 
 		return Manifest{}, &ValidationError{Field: "Kind", Reason: "Export needs an access or export request"}
 	case r.Verification != VerificationVerified:
 		return Manifest{}, ErrNotVerified
+	}
+	// Written before the first byte: an export that a crash (kill -9)
+	// cut short after part of the archive left is in the log too.
+	err = tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		return e.auditTx(ctx, tx, "retention.export_started", r, nil)
+	})
+	if err != nil {
+		return Manifest{}, err
 	}
 	cw := &countingWriter{w: w}
 	m, delivered, err := e.export(ctx, r, cw)
