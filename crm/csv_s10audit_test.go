@@ -100,3 +100,42 @@ func TestS10AuditCSVExportIsNotAFormula(t *testing.T) {
 		}
 	})
 }
+
+// TestS10AuditBillingPhonesInAnyFormat: a client's billing phone number
+// and an invoice recipient's are read as a contact's is — national in the
+// default region, any punctuation — stored in E.164 form, and found by a
+// data-subject request by phone in another format. Without a default
+// region a national number is refused with a *ValidationError.
+func TestS10AuditBillingPhonesInAnyFormat(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newEnv(t, db, crm.WithDefaultRegion("US"))
+		s := e.store
+		cl, err := s.Clients().Create(e.A, crm.ClientInput{Name: "Client", Phone: "(415) 555-0142"})
+		require.NoError(t, err)
+		require.Equal(t, "+14155550142", cl.Phone)
+		cl, err = s.Clients().Update(e.A, cl.ID, cl.Version, crm.ClientInput{Name: "Client", Phone: "415.555.0143"})
+		require.NoError(t, err)
+		require.Equal(t, "+14155550143", cl.Phone)
+		given := &crm.Recipient{Phone: "1-415-555-0144"}
+		inv, err := s.Invoices().Create(e.A, crm.InvoiceInput{Number: "INV-1", ClientID: cl.ID, Currency: "EUR",
+			Lines: []crm.LineItem{{Description: "ring", Quantity: 1, UnitPrice: 100}}, BillTo: crm.BillTo{Name: "Client"}, Recipient: given})
+		require.NoError(t, err)
+		require.Equal(t, "+14155550144", inv.Recipient.Phone)
+		require.Equal(t, "1-415-555-0144", given.Phone, "the caller's value is not changed")
+		got, err := s.Invoices().Get(e.A, inv.ID)
+		require.NoError(t, err)
+		require.Equal(t, "+14155550144", got.Recipient.Phone)
+
+		rs := s.Resolvers()
+		keys, err := rs[crm.SubjectPhone](e.A, db.DB, "+1 (415) 555-0143")
+		require.NoError(t, err)
+		require.Equal(t, []string{cl.ID}, keys[crm.SubjectClientContact])
+		keys, err = rs[crm.SubjectPhone](e.A, db.DB, "(415) 555-0144")
+		require.NoError(t, err)
+		require.Equal(t, []string{inv.ID}, keys[crm.SubjectInvoice])
+
+		bare := newEnv(t, db)
+		_, err = bare.store.Clients().Create(bare.A, crm.ClientInput{Name: "Client", Phone: "(415) 555-0142"})
+		require.ErrorIs(t, err, crm.ErrInvalid)
+	}, setup)
+}

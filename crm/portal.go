@@ -239,6 +239,8 @@ func (c *Client) sealedFields() []sealedField {
 type ClientInput struct {
 	Name string `bun:"-" json:"name" validate:"required,max=200"`
 	// Email and Phone are the client's billing contact details (optional).
+	// Phone is read as a contact's is (national in the Store's default
+	// region, WithDefaultRegion) and kept in E.164 form.
 	Email string `bun:"-" json:"email,omitempty" validate:"omitempty,email,max=254"`
 	Phone string `bun:"-" json:"phone,omitempty" validate:"omitempty,e164"`
 }
@@ -264,6 +266,7 @@ var clientKeys = keyset{name: "clients", cols: []string{"id"}}
 // Create adds a client. Owners, admins and staff may.
 func (r *Clients) Create(ctx context.Context, in ClientInput) (Client, error) {
 	s := r.s
+	in.Phone = s.normalizePhone(in.Phone) // as a contact's (phone.go)
 	if err := s.check(KindClient, in); err != nil {
 		return Client{}, err
 	}
@@ -305,6 +308,7 @@ func (r *Clients) Get(ctx context.Context, id string) (Client, error) {
 // (else a *ConflictError).
 func (r *Clients) Update(ctx context.Context, id string, version int64, in ClientInput) (Client, error) {
 	s := r.s
+	in.Phone = s.normalizePhone(in.Phone) // as a contact's (phone.go)
 	if err := s.checkUpdate(KindClient, id, version, in); err != nil {
 		return Client{}, err
 	}
