@@ -356,10 +356,7 @@ func (r *Clients) Delete(ctx context.Context, id string) error {
 		if gone, err = s.deleteDependents(ctx, tx, KindClient, []string{id}); err != nil {
 			return err
 		}
-		if _, err := tx.NewDelete().Model((*Client)(nil)).Where("?TableAlias.id = ?", id).Exec(ctx); err != nil {
-			return fmt.Errorf("crm: delete client: %w", err)
-		}
-		return nil
+		return deleteIn[Client](ctx, s, tx, KindClient, id) // with its audit entry
 	})
 	if err != nil {
 		return err
@@ -435,7 +432,9 @@ func (r *Clients) Link(ctx context.Context, clientID, memberID string) (ClientMe
 			}
 			return fmt.Errorf("crm: link member: %w", err)
 		}
-		return nil
+		// A grant of access: in the audit log, as its removal is.
+		return s.writeAudit(ctx, tx, tenancy.AuditEvent{Action: "crm.client.member_linked", Target: "member:" + memberID,
+			Metadata: map[string]string{"client": clientID}})
 	})
 	if err != nil {
 		return ClientMember{}, err
@@ -444,7 +443,8 @@ func (r *Clients) Link(ctx context.Context, clientID, memberID string) (ClientMe
 }
 
 // Unlink removes a member's client-portal link; the member then sees
-// nothing.
+// nothing. The audit log records it ("crm.client.member_unlinked"), as it
+// records Link ("crm.client.member_linked").
 func (r *Clients) Unlink(ctx context.Context, memberID string) error {
 	return r.s.run(ctx, perm{kind: KindClient, write: true, admin: true}, func(ctx context.Context, tx bun.Tx, _ access) error {
 		res, err := tx.NewDelete().Model((*ClientMember)(nil)).Where("?TableAlias.member_id = ?", memberID).Exec(ctx)
@@ -454,7 +454,7 @@ func (r *Clients) Unlink(ctx context.Context, memberID string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return notFound("client member", memberID)
 		}
-		return nil
+		return r.s.writeAudit(ctx, tx, tenancy.AuditEvent{Action: "crm.client.member_unlinked", Target: "member:" + memberID})
 	})
 }
 
