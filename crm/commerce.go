@@ -236,7 +236,9 @@ func commerceCategoriesWith(s *Store) []retention.Category {
 			Sealed:     s.sealedColumns(KindInvoice, "email_sealed", "recipient_email", "phone_sealed", "recipient_phone"),
 			LegalBasis: "contract", Purpose: "where an invoice is sent (e-mail, phone, contact): not required on the invoice, erased on request while the invoice is kept"},
 		{Name: "crm.client_member", Table: TableClientMembers, ID: "member_id", Time: "created_at",
-			Subject:    map[string]string{"client_id": "client_id"},
+			// Found by the client's id, and by the member's (a portal
+			// user asking for her own data).
+			Subject:    map[string]string{"client_id": "client_id", retention.SubjectMember: "member_id"},
 			LegalBasis: "contract", Purpose: "which members see which client's records in the client portal"},
 		{Name: "crm.client", Table: TableClients, Time: "updated_at",
 			Subject:    map[string]string{"client_id": "id"},
