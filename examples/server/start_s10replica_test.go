@@ -1,0 +1,120 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
+)
+
+// startRounds is how many fresh databases the start checks below try
+// (SOCIALCRM_TEST_START_ROUNDS; 1 by default, for CI's cost).
+func startRounds(t *testing.T) int {
+	n := 1
+	if v := os.Getenv("SOCIALCRM_TEST_START_ROUNDS"); v != "" {
+		var err error
+		n, err = strconv.Atoi(v)
+		require.NoError(t, err)
+	}
+	return n
+}
+
+// startTogether launches n replicas with args at once and checks that every
+// one starts, answers /readyz and logged no error.
+func startTogether(t *testing.T, n int, env []string, args ...string) []*process {
+	t.Helper()
+	ls := make([]*launched, n)
+	for i := range ls {
+		ls[i] = launch(t, env, args...)
+	}
+	ps := make([]*process, n)
+	for i, l := range ls {
+		ps[i] = l.wait(t)
+	}
+	for i, p := range ps {
+		resp, err := http.Get(p.URL + "/readyz")
+		if err != nil {
+			select { // it exited: its last words
+			case <-p.done:
+			case <-time.After(5 * time.Second):
+			}
+			t.Fatalf("replica %d: %v\n%s", i, err, p.stderr.String())
+		}
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, "replica %d: %s", i, p.stderr.String())
+	}
+	return ps
+}
+
+func requireNoErrorLogged(t *testing.T, ps []*process) {
+	t.Helper()
+	for i, p := range ps {
+		for _, line := range strings.Split(p.stderr.String(), "\n") {
+			if strings.Contains(line, `"component":"river"`) && strings.Contains(line, `"error":"context canceled"`) {
+				continue // River's periodic enqueuer, stopped mid-tick by the shutdown
+			}
+			require.NotContains(t, line, `"level":"ERROR"`, "replica %d logged an error", i)
+		}
+	}
+}
+
+// TestThreeReplicasStartTogetherS10 starts three server processes at the
+// same moment on a fresh PostgreSQL database, with the owner role migrating
+// and with one role doing everything: every table (the server's own and
+// River's included) migrates under a lock, every replica becomes ready and
+// none logs an error.
+func TestThreeReplicasStartTogetherS10(t *testing.T) {
+	if os.Getenv(dbtest.EnvPostgres) == "" {
+		t.Skip("set SOCIALCRM_TEST_POSTGRES to run the replica start test (CI does)")
+	}
+	env := []string{"SOCIALCRM_SESSION_KEY=" + strings.Repeat("k", 40)}
+	for round := range startRounds(t) {
+		for _, twoRoles := range []bool{true, false} {
+			t.Run("round"+strconv.Itoa(round)+map[bool]string{true: "/owner", false: "/onerole"}[twoRoles], func(t *testing.T) {
+				db := dbtest.Postgres(t)
+				kek := filepath.Join(t.TempDir(), "kek.json")
+				_, err := insecurekeyfile.Open(kek)
+				require.NoError(t, err)
+				args := []string{"-addr", "127.0.0.1:0", "-kek", kek, "-jobs-interval", "1h"}
+				if twoRoles {
+					args = append(args, "-db", db.DSN(), "-owner-db", db.OwnerDSN())
+				} else {
+					args = append(args, "-db", db.OwnerDSN())
+				}
+				ps := startTogether(t, 3, env, args...)
+				for _, p := range ps {
+					p.stop(t)
+				}
+				requireNoErrorLogged(t, ps)
+			})
+		}
+	}
+}
+
+// TestTwoReplicasOneSQLiteFileS10 starts two server processes at the same
+// moment on one fresh SQLite file.
+func TestTwoReplicasOneSQLiteFileS10(t *testing.T) {
+	env := []string{"SOCIALCRM_SESSION_KEY=" + strings.Repeat("k", 40)}
+	for round := range startRounds(t) {
+		t.Run("round"+strconv.Itoa(round), func(t *testing.T) {
+			dir := t.TempDir()
+			kek := filepath.Join(dir, "kek.json")
+			_, err := insecurekeyfile.Open(kek)
+			require.NoError(t, err)
+			ps := startTogether(t, 2, env, "-addr", "127.0.0.1:0", "-kek", kek, "-jobs-interval", "1h",
+				"-db", filepath.Join(dir, "shared.db"))
+			for _, p := range ps {
+				p.stop(t)
+			}
+			requireNoErrorLogged(t, ps)
+		})
+	}
+}
