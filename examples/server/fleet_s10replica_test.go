@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
+)
+
+// sandboxCount is how many requests the shared sandbox's emulator of
+// platform served at path.
+func sandboxCount(t *testing.T, sandbox *process, platform, path string) int {
+	t.Helper()
+	resp, err := http.Get(sandbox.URL + "/sandbox/requests?platform=" + platform + "&path=" + path)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out struct {
+		Count int `json:"count"`
+	}
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	return out.Count
+}
+
+// rawLogin posts a sign-in to base without the test client (safe from any
+// goroutine) and returns the status, the Retry-After header and the body.
+func rawLogin(base, tenantID, email, password string) (int, string, string, error) {
+	body, _ := json.Marshal(map[string]string{"tenant_id": tenantID, "email": email, "password": password})
+	resp, err := http.Post(base+"/v1/login", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		return 0, "", "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Retry-After"), string(b), err
+}
+
+// TestThreeReplicasS10 checks, from outside, what three replicas of the
+// server on one PostgreSQL database with one shared sandbox promise: the
+// account lockout and the login rate limit hold for the sum of the attempts
+// on every replica; OAuth connections to TikTok and Meta begun on one
+// replica complete on another; a code spent already is a 4xx on every
+// route that completes a connection; the tenant's closure purges once, with
+// one receipt per category and one revocation at the platform per live
+// connection; and the periodic jobs run at most once per period.
+func TestThreeReplicasS10(t *testing.T) {
+	if os.Getenv(dbtest.EnvPostgres) == "" {
+		t.Skip("set SOCIALCRM_TEST_POSTGRES to run the three-replica test (CI does)")
+	}
+	db := dbtest.Postgres(t)
+	lb := &balancer{}
+	front := httptest.NewServer(lb)
+	t.Cleanup(front.Close)
+	sandbox := launch(t, nil, "-addr", "127.0.0.1:0", "-sandbox-only", "-public-url", front.URL).wait(t)
+	kek := filepath.Join(t.TempDir(), "kek.json")
+	_, err := insecurekeyfile.Open(kek)
+	require.NoError(t, err)
+	const rate = 12
+	env := []string{"SOCIALCRM_SESSION_KEY=" + strings.Repeat("s", 40)}
+	args := []string{"-addr", "127.0.0.1:0", "-db", db.DSN(), "-owner-db", db.OwnerDSN(), "-kek", kek,
+		"-sandbox-url", sandbox.URL, "-public-url", front.URL, "-jobs-interval", "1s", "-closure-grace", "1s",
+		"-login-rate", strconv.Itoa(rate)}
+	ps := startTogether(t, 3, env, args...)
+	cs := make([]*client, len(ps))
+	for i, p := range ps {
+		lb.add(p.URL)
+		cs[i] = newClient(t, p.URL)
+	}
+
+	const email, password = "grace@hopper.example", "a long enough password"
+	su := cs[0].call("POST", "/v1/signup", map[string]any{"tenant_name": "Hopper", "email": email, "name": "Grace Hopper", "password": password}, 201)
+	tenantID := str(su, "tenant", "id")
+	for _, c := range cs {
+		c.token = str(su, "session", "access_token")
+	}
+
+	// Account lockout: eight wrong passwords at once, spread over the
+	// three replicas, lock the member after the fifth as one process
+	// would; then the right password is refused too. The answers are
+	// the same 401 either way and name no one.
+	// Both checks below share the address's count of this minute: begin
+	// them early in a minute.
+	untilNextMinute := func() time.Duration { return time.Until(time.Now().Truncate(time.Minute).Add(time.Minute)) }
+	if d := untilNextMinute(); d < 10*time.Second {
+		time.Sleep(d + 100*time.Millisecond)
+	}
+	window := time.Now().Truncate(time.Minute)
+	var wg sync.WaitGroup
+	type answer struct {
+		status     int
+		retryAfter string
+		body       string
+		err        error
+	}
+	answers := make([]answer, 8)
+	for i := range answers {
+		wg.Go(func() {
+			var a answer
+			a.status, a.retryAfter, a.body, a.err = rawLogin(ps[i%3].URL, tenantID, email, "wrong password #"+strconv.Itoa(i))
+			answers[i] = a
+		})
+	}
+	wg.Wait()
+	for _, a := range answers {
+		require.NoError(t, a.err)
+		require.Equal(t, http.StatusUnauthorized, a.status, a.body)
+		require.NotContains(t, a.body, "grace")
+		require.Contains(t, a.body, `"request_id"`)
+	}
+	code, _, body, err := rawLogin(ps[1].URL, tenantID, email, password)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusUnauthorized, code, "locked: the right password is refused; %s", body)
+	actions := auditCounts(t, db.Owner, tenantID)
+	require.Equal(t, 1, actions["member.locked"], "%v", actions)
+	require.Equal(t, 4, actions["login.failed"], "%v", actions)
+	require.Equal(t, 4, actions["login.locked"], "%v", actions)
+
+	// The login rate limit per address: nine attempts spent in this
+	// minute already; the replicas together allow rate in all.
+	for round := 0; ; round++ {
+		allowed, limited := 0, 0
+		if round == 0 {
+			allowed = 9
+		}
+		for i := 0; limited < 3; i++ {
+			code, retry, body, err := rawLogin(ps[i%3].URL, "00000000-0000-4000-8000-000000000000", email, "guess")
+			require.NoError(t, err)
+			switch code {
+			case http.StatusUnauthorized:
+				allowed++
+			case http.StatusTooManyRequests:
+				limited++
+				require.Equal(t, "60", retry)
+				require.Contains(t, body, `"code":"rate_limited"`)
+				require.Contains(t, body, `"request_id"`)
+				require.NotContains(t, body, "grace")
+			default:
+				t.Fatalf("login answered %d: %s", code, body)
+			}
+			require.Less(t, i, 4*rate, "the limit never applied")
+		}
+		if time.Now().Truncate(time.Minute).Equal(window) {
+			require.Equal(t, rate, allowed, "the replicas share one count per address and minute")
+			break
+		}
+		require.Less(t, round, 2, "the minute keeps turning")
+		time.Sleep(untilNextMinute() + 100*time.Millisecond) // a fresh count
+		window = time.Now().Truncate(time.Minute)
+	}
+
+	// TikTok begun on replica 2, completed on replica 3; Meta begun on 3
+	// and completed on 1. The redirects land on the balancer.
+	st := cs[1].call("POST", "/v1/connections/tiktok/start", nil, 200)
+	creatorCB := cs[1].consent(str(st, "authorize_url"), "sandbox-creator")
+	creator := str(cs[2].call("POST", "/v1/connections/tiktok/complete", map[string]string{"callback_url": creatorCB}, 201), "connection", "id")
+	st = cs[0].call("POST", "/v1/connections/tiktok/start", nil, 200)
+	brand := str(cs[1].call("POST", "/v1/connections/tiktok/complete",
+		map[string]string{"callback_url": cs[0].consent(str(st, "authorize_url"), "sandbox-brand")}, 201), "connection", "id")
+	ms := cs[2].call("POST", "/v1/connections/meta/start", nil, 200)
+	metaCB := cs[2].consentMeta(str(ms, "authorize_url"), "sandbox-fb-user")
+	require.True(t, strings.HasPrefix(metaCB, front.URL+"/connect/meta/callback?"), metaCB)
+	mc := cs[0].call("POST", "/v1/connections/meta/complete", map[string]string{"callback_url": metaCB}, 201)
+	require.NotEmpty(t, str(mc, "connection", "id"))
+
+	// A code spent already, with a fresh state: the platform refuses the
+	// grant, the client is told so with a 4xx, on either platform.
+	reuse := func(cb, spent string) string {
+		u, err := url.Parse(cb)
+		require.NoError(t, err)
+		q := u.Query()
+		q.Set("code", mustQuery(t, spent, "code"))
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	st = cs[2].call("POST", "/v1/connections/tiktok/start", nil, 200)
+	cb := reuse(cs[2].consent(str(st, "authorize_url"), "sandbox-creator"), creatorCB)
+	resp, raw := cs[0].do("POST", "/v1/connections/tiktok/complete", "application/json", strings.NewReader(`{"callback_url":"`+cb+`"}`))
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode, "%s", raw)
+	ms = cs[1].call("POST", "/v1/connections/meta/start", nil, 200)
+	cb = reuse(cs[1].consentMeta(str(ms, "authorize_url"), "sandbox-fb-user"), metaCB)
+	resp, raw = cs[2].do("POST", "/v1/connections/meta/complete", "application/json", strings.NewReader(`{"callback_url":"`+cb+`"}`))
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode, "%s", raw)
+
+	// The creator removes the app at TikTok: the signed webhook reaches a
+	// replica through the balancer; every replica then sees the
+	// connection revoked, and the routes that use it answer 4xx, not 500.
+	cs[0].call("POST", "/v1/sandbox/tiktok/deauthorize", map[string]string{"open_id": "sandbox-creator"}, 204)
+	require.Equal(t, "revoked", str(cs[2].call("GET", "/v1/connections/"+creator, nil, 200), "connection", "status"))
+	for _, c := range cs {
+		resp, raw := c.do("POST", "/v1/connections/"+creator+"/sync", "", nil)
+		require.True(t, resp.StatusCode >= 400 && resp.StatusCode < 500, "%d %s", resp.StatusCode, raw)
+	}
+	cs[1].call("POST", "/v1/connections/"+brand+"/sync", nil, 200)
+	syncJobs := func() int {
+		var n int
+		require.NoError(t, db.Owner.NewRaw(`SELECT count(*) FROM river_job WHERE args->>'task' = ? AND state = 'completed'`, kindSync).Scan(context.Background(), &n))
+		return n
+	}
+	// The scheduled sync, every second on each replica's schedule, runs
+	// once per period: each completed run calls TikTok once for the one
+	// active TikTok connection (a run in flight at either count may be
+	// off by one), not once per replica.
+	u0, j0 := sandboxCount(t, sandbox, "tiktok", "/v2/user/info/"), syncJobs()
+	time.Sleep(3 * time.Second)
+	u1, j1 := sandboxCount(t, sandbox, "tiktok", "/v2/user/info/"), syncJobs()
+	require.Positive(t, j1-j0, "the sync job runs")
+	require.InDelta(t, j1-j0, u1-u0, 1, "TikTok calls %d→%d for sync runs %d→%d", u0, u1, j0, j1)
+
+	// The tenant closes; one purge, once.
+	revokesBefore := sandboxCount(t, sandbox, "tiktok", "/v2/oauth/revoke/")
+	metaRevokesBefore := sandboxCount(t, sandbox, "meta", "/me/permissions&method=DELETE")
+	cs[2].call("POST", "/v1/tenant/close", map[string]string{"confirm": "Hopper"}, 200)
+	deadline := time.Now().Add(45 * time.Second)
+	for status(t, db.Owner, tenantID) != "purged" {
+		require.True(t, time.Now().Before(deadline), "the tenant is purged within seconds of its grace")
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // more periodic runs on every replica, which must find nothing to do
+	for _, p := range ps {
+		p.stop(t)
+	}
+	actions = auditCounts(t, db.Owner, tenantID)
+	require.Equal(t, 1, actions["tenant.purged"], "%v", actions)
+	require.Equal(t, 1, actions["vault.key_destroyed"], "%v", actions)
+	receipts := receiptsPerCategory(t, db.Owner, tenantID)
+	require.NotEmpty(t, receipts)
+	for cat, n := range receipts {
+		require.Equal(t, 1, n, "one receipt per category: %s", cat)
+	}
+	require.Equal(t, 1, sandboxCount(t, sandbox, "tiktok", "/v2/oauth/revoke/")-revokesBefore,
+		"one revocation at TikTok for the one live TikTok connection")
+	require.Equal(t, 1, sandboxCount(t, sandbox, "meta", "/me/permissions&method=DELETE")-metaRevokesBefore,
+		"one revocation at Meta for the user's connection (its Page's and Instagram's follow it)")
+
+	// Each periodic job at most once per period (one second here) across
+	// the replicas.
+	var dup []struct {
+		Kind   string `bun:"kind"`
+		Task   string `bun:"task"`
+		Bucket int64  `bun:"bucket"`
+		N      int    `bun:"n"`
+	}
+	require.NoError(t, db.Owner.NewRaw(`SELECT kind, coalesce(args->>'task', '') AS task,
+		floor(extract(epoch FROM created_at))::bigint AS bucket, count(*) AS n
+		FROM river_job WHERE metadata->>'periodic' IS NOT NULL GROUP BY 1, 2, 3 HAVING count(*) > 1`).Scan(context.Background(), &dup))
+	require.Empty(t, dup, "periodic jobs enqueued twice in one period")
+	var periodic int
+	require.NoError(t, db.Owner.NewRaw(`SELECT count(*) FROM river_job WHERE metadata->>'periodic' IS NOT NULL`).Scan(context.Background(), &periodic))
+	require.Positive(t, periodic)
+	t.Logf("receipts %v; audit %v; periodic jobs %d; tiktok user info calls %d; meta requests to /me/permissions %d",
+		receipts, actions, periodic, sandboxCount(t, sandbox, "tiktok", "/v2/user/info/"), sandboxCount(t, sandbox, "meta", "/me/permissions"))
+	requireNoErrorLogged(t, ps)
+}
