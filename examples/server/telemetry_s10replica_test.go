@@ -154,3 +154,33 @@ func TestServerTelemetryCanariesS10(t *testing.T) {
 		run(t, "-db", db.DSN(), "-owner-db", db.OwnerDSN())
 	})
 }
+
+// TestConsoleErrorPagesNameRequestIDS10: a console page that answers an
+// error shows the request's id (the X-Request-Id header's), as the API's
+// error bodies do, for the user to quote.
+func TestConsoleErrorPagesNameRequestIDS10(t *testing.T) {
+	eachDB(t, func(t *testing.T, a *testApp) {
+		c := patientClient(t, a)
+		su := c.call("POST", "/v1/signup", map[string]any{"tenant_name": "Pages", "email": "p@pages.example", "name": "P", "password": "long enough password"}, 201)
+		check := func(req *http.Request, want int) {
+			t.Helper()
+			resp, err := noRedirect().Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			require.Equal(t, want, resp.StatusCode, "%s", body)
+			id := resp.Header.Get(headerRequestID)
+			require.NotEmpty(t, id)
+			require.Contains(t, string(body), id, "the error page names the request id")
+		}
+		req, err := http.NewRequest("POST", a.URL+"/console/login", strings.NewReader(url.Values{"email": {"p@pages.example"}, "password": {"wrong password"}}.Encode()))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		check(req, http.StatusUnauthorized)
+		req, err = http.NewRequest("GET", a.URL+"/console/contacts/01a24e06-4588-7652-96ed-3e4a1c98d513", nil)
+		require.NoError(t, err)
+		req.AddCookie(&http.Cookie{Name: cookieAccess, Value: str(su, "session", "access_token")})
+		check(req, http.StatusNotFound)
+	})
+}
