@@ -29,7 +29,9 @@
 // Replicas: any number of processes may serve one PostgreSQL database.
 // Background work (the jobs above) runs as River jobs, each run once across
 // the replicas and retried with backoff; set SOCIALCRM_SESSION_KEY to the
-// same value on every replica.
+// same value on every replica. Processes on one machine may also share one
+// SQLite file: started together, they migrate one after the other, and
+// each periodic job is enqueued once per interval across them.
 //
 // Sandbox mode: the TikTok and Meta emulators (tiktok/tiktoktest,
 // meta/metatest) run in-process and every response and page says

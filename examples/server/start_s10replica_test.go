@@ -1,6 +1,7 @@
 package main
 
 import (
+	"database/sql"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -109,12 +110,34 @@ func TestTwoReplicasOneSQLiteFileS10(t *testing.T) {
 			kek := filepath.Join(dir, "kek.json")
 			_, err := insecurekeyfile.Open(kek)
 			require.NoError(t, err)
-			ps := startTogether(t, 2, env, "-addr", "127.0.0.1:0", "-kek", kek, "-jobs-interval", "1h",
-				"-db", filepath.Join(dir, "shared.db"))
+			file := filepath.Join(dir, "shared.db")
+			ps := startTogether(t, 2, env, "-addr", "127.0.0.1:0", "-kek", kek, "-jobs-interval", "1s", "-db", file)
+			// Both work River's jobs on the file: each periodic job is
+			// enqueued once per period, not once per process.
+			time.Sleep(3 * time.Second)
 			for _, p := range ps {
 				p.stop(t)
 			}
 			requireNoErrorLogged(t, ps)
+			db, err := sql.Open("sqlite", "file:"+file+"?mode=ro")
+			require.NoError(t, err)
+			defer db.Close()
+			rows, err := db.Query(`SELECT kind, coalesce(json_extract(args, '$.task'), ''), count(*),
+				(julianday(max(created_at)) - julianday(min(created_at))) * 86400
+				FROM river_job WHERE json_extract(metadata, '$.periodic') IS NOT NULL GROUP BY 1, 2`)
+			require.NoError(t, err)
+			defer rows.Close()
+			kinds := 0
+			for rows.Next() {
+				var kind, task string
+				var n int
+				var span float64
+				require.NoError(t, rows.Scan(&kind, &task, &n, &span))
+				require.LessOrEqual(t, float64(n), span+2, "%s %s: %d runs in %.1f s", kind, task, n, span)
+				kinds++
+			}
+			require.NoError(t, rows.Err())
+			require.Positive(t, kinds)
 		})
 	}
 }
