@@ -265,13 +265,46 @@ func TestThreeReplicasS10(t *testing.T) {
 	erased := erasedByCategory(t, db.Owner, tenantID, erasure)
 	require.Equal(t, 1, erased["crm.contact"], "%v", erased)
 	require.Equal(t, notes, erased["crm.note"], "%v", erased)
+	require.Equal(t, 1, auditCounts(t, db.Owner, tenantID)["retention.request_completed"])
 	ps = ps[1:]
+
+	// The same erasure asked of both remaining replicas at once, twice
+	// each, while their resumption jobs run: it is carried out once.
+	var leeNotes = 10
+	for i := range leeNotes {
+		cs[1+i%2].call("POST", "/v1/notes", map[string]any{"contact_id": other, "body": "lee " + strconv.Itoa(i)}, 201)
+	}
+	erasure2 := str(cs[1].call("POST", "/v1/privacy/requests", map[string]any{"kind": "erasure", "subject": map[string]string{"email": "lee@erase.example"}}, 201), "request", "id")
+	cs[2].call("POST", "/v1/privacy/requests/"+erasure2+"/verify", map[string]string{"outcome": "verified"}, 200)
+	statuses := make([]int, 4)
+	for i := range statuses {
+		wg.Go(func() {
+			req, _ := http.NewRequest("POST", ps[i%2].URL+"/v1/privacy/requests/"+erasure2+"/erase", nil)
+			req.Header.Set("Authorization", "Bearer "+cs[0].token)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				statuses[i] = resp.StatusCode
+				resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+	for _, code := range statuses {
+		require.Contains(t, []int{http.StatusOK, http.StatusConflict}, code, "%v", statuses)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for str(cs[2].call("GET", "/v1/privacy/requests/"+erasure2, nil, 200), "request", "status") != "completed" {
+		require.True(t, time.Now().Before(deadline), "the erasure completes")
+		time.Sleep(200 * time.Millisecond)
+	}
+	erased2 := erasedByCategory(t, db.Owner, tenantID, erasure2)
+	require.Equal(t, 1, erased2["crm.contact"], "%v", erased2)
+	require.Equal(t, leeNotes, erased2["crm.note"], "%v", erased2)
+	require.Equal(t, 2, auditCounts(t, db.Owner, tenantID)["retention.request_completed"], "each request completes once")
 
 	// The tenant closes; one purge, once.
 	revokesBefore := sandboxCount(t, sandbox, "tiktok", "/v2/oauth/revoke/")
 	metaRevokesBefore := sandboxCount(t, sandbox, "meta", "/me/permissions&method=DELETE")
 	cs[2].call("POST", "/v1/tenant/close", map[string]string{"confirm": "Hopper"}, 200)
-	require.Equal(t, 1, auditCounts(t, db.Owner, tenantID)["retention.request_completed"])
 	deadline = time.Now().Add(45 * time.Second)
 	for status(t, db.Owner, tenantID) != "purged" {
 		require.True(t, time.Now().Before(deadline), "the tenant is purged within seconds of its grace")
