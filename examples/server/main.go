@@ -268,7 +268,13 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 		key = []byte(randomToken())
 	}
 	a.tokens = &tokens{db: db, key: key, now: a.now}
-	a.logins = newLimiter(db, cfg.LoginRate, time.Minute, a.now, func(ip string) string { return a.tokens.mac("login." + ip) })
+	// The addresses are counted under a keyed hash whose key every
+	// replica shares, whether or not they share a session key.
+	limiterKey, err := sharedKey(ctx, db, kek, "login-limiter")
+	if err != nil {
+		return nil, err
+	}
+	a.logins = newLimiter(db, cfg.LoginRate, time.Minute, a.now, keyedHash(limiterKey))
 	// Forms must come from the console's own origin: the request's Host,
 	// or the public URL's (behind a proxy that rewrites Host).
 	a.crossOrigin = http.NewCrossOriginProtection()
