@@ -88,13 +88,19 @@ func grantSessions(ctx context.Context, owner, app *bun.DB) error {
 	if err := app.NewRaw("SELECT current_user").Scan(ctx, &role); err != nil {
 		return fmt.Errorf("grant %s: %w", tableSessions, err)
 	}
-	for table, privs := range map[string]string{tableSessions: "SELECT, INSERT, UPDATE, DELETE",
-		tableLoginAttempts: "SELECT, INSERT, UPDATE, DELETE", tableServerKeys: "SELECT, INSERT"} {
-		if _, err := owner.ExecContext(ctx, "GRANT "+privs+" ON ? TO ?", bun.Ident(table), bun.Ident(role)); err != nil {
-			return fmt.Errorf("grant %s: %w", table, err)
+	// Under socialcrm's grant lock, one replica after the other.
+	return owner.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", grantLockKey); err != nil {
+			return fmt.Errorf("grant: lock: %w", err)
 		}
-	}
-	return nil
+		for table, privs := range map[string]string{tableSessions: "SELECT, INSERT, UPDATE, DELETE",
+			tableLoginAttempts: "SELECT, INSERT, UPDATE, DELETE", tableServerKeys: "SELECT, INSERT"} {
+			if _, err := tx.ExecContext(ctx, "GRANT "+privs+" ON ? TO ?", bun.Ident(table), bun.Ident(role)); err != nil {
+				return fmt.Errorf("grant %s: %w", table, err)
+			}
+		}
+		return nil
+	})
 }
 
 // tableServerKeys holds the keys every replica of the server shares, each

@@ -208,6 +208,18 @@ func migrateRiverPG(ctx context.Context, migrator *pgxpool.Pool, grant bool, app
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("river: grant: %w", err)
 	}
+	// Under the lock socialcrm's grants take: they grant on every
+	// sequence of the schema, River's included, and two transactions
+	// granting on one sequence at once fail with "tuple concurrently
+	// updated" (replicas starting together).
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("river: grant: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", grantLockKey); err != nil {
+		return fmt.Errorf("river: grant: lock: %w", err)
+	}
 	for _, r := range rels {
 		priv := "SELECT, INSERT, UPDATE, DELETE"
 		if r.kind == "S" {
@@ -215,12 +227,18 @@ func migrateRiverPG(ctx context.Context, migrator *pgxpool.Pool, grant bool, app
 		}
 		id := `"` + strings.ReplaceAll(r.name, `"`, `""`) + `"`
 		role := `"` + strings.ReplaceAll(role, `"`, `""`) + `"`
-		if _, err := conn.Exec(ctx, "GRANT "+priv+" ON "+id+" TO "+role); err != nil {
+		if _, err := tx.Exec(ctx, "GRANT "+priv+" ON "+id+" TO "+role); err != nil {
 			return fmt.Errorf("river: grant %s: %w", r.name, err)
 		}
 	}
-	return nil
+	return tx.Commit(ctx)
 }
+
+// grantLockKey is the transaction-level advisory lock under which
+// socialcrm grants privileges to the application role ("socialcrm grant"
+// in ASCII, the key its internal migrations package takes): the server's
+// own grants take it too.
+const grantLockKey int64 = 0x736372677261
 
 // migrateRiverSQLite migrates River's tables in the SQLite file at path in
 // one transaction that takes the file's write lock when it begins

@@ -113,15 +113,26 @@ func TestTwoReplicasOneSQLiteFileS10(t *testing.T) {
 			file := filepath.Join(dir, "shared.db")
 			ps := startTogether(t, 2, env, "-addr", "127.0.0.1:0", "-kek", kek, "-jobs-interval", "1s", "-db", file)
 			// Both work River's jobs on the file: each periodic job is
-			// enqueued once per period, not once per process.
+			// enqueued once per period, not once per process. (A leader is
+			// elected first: wait for its first jobs, then three periods.)
+			db, err := sql.Open("sqlite", "file:"+file+"?mode=ro&_pragma=busy_timeout(10000)")
+			require.NoError(t, err)
+			defer db.Close()
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				var n int
+				require.NoError(t, db.QueryRow(`SELECT count(*) FROM river_job`).Scan(&n))
+				if n > 0 {
+					break
+				}
+				require.True(t, time.Now().Before(deadline), "no job within 30 s")
+				time.Sleep(100 * time.Millisecond)
+			}
 			time.Sleep(3 * time.Second)
 			for _, p := range ps {
 				p.stop(t)
 			}
 			requireNoErrorLogged(t, ps)
-			db, err := sql.Open("sqlite", "file:"+file+"?mode=ro")
-			require.NoError(t, err)
-			defer db.Close()
 			rows, err := db.Query(`SELECT kind, coalesce(json_extract(args, '$.task'), ''), count(*),
 				(julianday(max(created_at)) - julianday(min(created_at))) * 86400
 				FROM river_job WHERE json_extract(metadata, '$.periodic') IS NOT NULL GROUP BY 1, 2`)
