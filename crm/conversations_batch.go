@@ -14,6 +14,7 @@ import (
 	"github.com/uptrace/bun/schema"
 
 	"github.com/socialcrm/socialcrm/internal/dberr"
+	"github.com/socialcrm/socialcrm/internal/sqldb"
 	"github.com/socialcrm/socialcrm/tenancy"
 )
 
@@ -83,8 +84,13 @@ type BatchResult struct {
 // the database, and then nothing of the batch is stored.
 //
 // On PostgreSQL the whole batch is one statement, whatever its size: its
-// rows travel as arrays, so the statement's text, prepared once per
-// connection, does not change with them. It runs in one round trip with
+// rows travel as arrays, bound as the statement's parameters on a handle
+// of socialcrm.OpenDB, so the statement's text holds none of them and is
+// the same for every batch of a tenant (and, with Require, of the
+// condition's values; TestConversationIngestRowsTravelApart): the tenancy
+// Guard checks it from its cache of statement shapes, and the connection
+// prepares it once. On a PostgreSQL handle of another driver the arrays
+// are written into the text. It runs in one round trip with
 // the tenant setting, as an implicit transaction of its own — or in the
 // caller's transaction with Using. It takes the batch's conversations in
 // key order, each as it opens or moves it (one upsert, no separate lock),
@@ -102,12 +108,16 @@ type BatchResult struct {
 // result's Unmet says it did not.
 func (r *Conversations) Ingest(ctx context.Context, b Batch) (BatchResult, error) {
 	res := BatchResult{Rejected: make([]error, len(b.Messages)), RejectedWatermarks: make([]error, len(b.Watermarks))}
-	threads := map[ConversationKey]*batchThread{}
-	var list []*batchThread
+	threads := make(map[ConversationKey]*batchThread, len(b.Messages)+len(b.Watermarks))
+	list := make([]*batchThread, 0, len(b.Messages)+len(b.Watermarks))
+	// One allocation for every conversation of the batch: never more
+	// than its messages and watermarks, so the slab never moves.
+	slab := make([]batchThread, 0, len(b.Messages)+len(b.Watermarks))
 	thread := func(k ConversationKey) *batchThread {
 		th := threads[k]
 		if th == nil {
-			th = &batchThread{key: k}
+			slab = append(slab, batchThread{key: k})
+			th = &slab[len(slab)-1]
 			threads[k] = th
 			list = append(list, th)
 		}
@@ -117,7 +127,7 @@ func (r *Conversations) Ingest(ctx context.Context, b Batch) (BatchResult, error
 		in NewMessage
 		th *batchThread
 	}
-	var msgs []pending
+	msgs := make([]pending, 0, len(b.Messages))
 	for i, in := range b.Messages {
 		if err := r.s.check(kindMessage, in); err != nil {
 			res.Rejected[i] = err
@@ -317,6 +327,20 @@ SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM marked), (SELECT r.o
 // watermarks only was removed while the statement ran (see ingestSQL).
 var errIngestLost = fmt.Errorf("%w: a conversation of the batch was removed meanwhile; nothing was stored", ErrConflict)
 
+// ingestArgs returns the arguments of ingestSQL: v holds the values of its
+// arrays (sixteen) and the time of the batch, as values or as parameters.
+func ingestArgs(require schema.QueryAppender, tid string, v []any) []any {
+	now := v[16]
+	return []any{
+		require,
+		v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7],
+		tid, now, now, tid, tid, // threads
+		tid, now, now, // stored
+		v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15],
+		now, tid, // marked
+	}
+}
+
 // ingestOne is Ingest on PostgreSQL: ingestSQL, one statement.
 func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require schema.QueryAppender, ths []*batchThread, ms []batchMessage) (stored, marked int64, met bool, err error) {
 	var lost int64
@@ -325,6 +349,15 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require sc
 		return 0, 0, false, err
 	}
 	var channel, account, index, id, sealed, maxSent, delivered, read pgArray
+	// Room for the rows as they are written (a time takes 30 bytes or
+	// so, an id 39, a sealed thread id about 150), so that each array
+	// is written without copies.
+	for _, a := range []*pgArray{&channel, &account, &maxSent, &delivered, &read} {
+		a.reserve(32 * len(ths))
+	}
+	index.reserve(48 * len(ths))
+	id.reserve(40 * len(ths))
+	sealed.reserve(160 * len(ths))
 	for _, th := range ths {
 		channel.text(string(th.key.Channel))
 		account.text(th.key.AccountID)
@@ -348,6 +381,16 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require sc
 		sealed.bytes(c.ThreadSealed.Bytes())
 	}
 	var mThread, mID, mDirection, mExternal, mSent, mStatus, mText, mAttachments pgArray
+	textBytes := 0
+	for i := range ms {
+		textBytes += 2*(len(ms[i].Text)+48) + 1 // hex of the text sealed: its length and Tink's 33 to 38 bytes
+	}
+	mText.reserve(textBytes + 2)
+	mID.reserve(40 * len(ms))
+	mSent.reserve(32 * len(ms))
+	for _, a := range []*pgArray{&mThread, &mDirection, &mStatus} {
+		a.reserve(10 * len(ms))
+	}
 	for i := range ms {
 		m := &ms[i]
 		mThread.int(m.th.n)
@@ -363,16 +406,32 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require sc
 		mText.bytes(m.TextSealed.Bytes())
 		mAttachments.bytes(m.AttachmentsSealed.Bytes())
 	}
-	args := []any{
-		require,
+	arrays := []any{
 		channel.String(), account.String(), index.String(), id.String(), sealed.String(), maxSent.String(), delivered.String(), read.String(),
-		tid, now, now, tid, tid, // threads
-		tid, now, now, // stored
 		mThread.String(), mID.String(), mDirection.String(), mExternal.String(), mSent.String(), mStatus.String(), mText.String(), mAttachments.String(),
-		now, tid, // marked
+		now,
 	}
 	err = r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
-		return db.NewRaw(ingestSQL, args...).Scan(ctx, &stored, &marked, &met, &lost)
+		handle := db.NewRaw("").DB()
+		if !sqldb.Folds(handle.DB) {
+			// A handle of another driver: the values written into the
+			// statement.
+			return db.NewRaw(ingestSQL, ingestArgs(require, tid, arrays)...).Scan(ctx, &stored, &marked, &met, &lost)
+		}
+		// The batch's rows travel as parameters, apart from the text,
+		// which is then the same for every batch of the tenant and the
+		// Page: written, checked by the Guard and parsed by the server
+		// once per connection, not 25 KB of it with every delivery.
+		params := make([]any, len(arrays))
+		for i := range arrays {
+			params[i] = bun.Safe("$" + strconv.Itoa(i+1))
+		}
+		q, err := db.NewRaw(ingestSQL, ingestArgs(require, tid, params)...).AppendQuery(handle.QueryGen(), nil)
+		if err != nil {
+			return err
+		}
+		text := string(q)
+		return db.NewRaw("?", bun.Safe(text)).Scan(sqldb.WithParams(ctx, text, arrays...), &stored, &marked, &met, &lost)
 	})
 	if dberr.Code(err) == "22012" { // the division by zero of a lost conversation
 		return 0, 0, false, errIngestLost
@@ -605,8 +664,13 @@ func (r *Conversations) findAll(ctx context.Context, tx bun.IDB, keys []Conversa
 // as bun writes a time, in UTC, and zero times as NULL.
 type pgArray struct{ b []byte }
 
+// reserve makes room for n more bytes.
+func (a *pgArray) reserve(n int) { a.b = slices.Grow(a.b, n) }
+
 func (a *pgArray) sep() {
-	if len(a.b) > 0 {
+	if len(a.b) == 0 {
+		a.b = append(a.b, '{')
+	} else {
 		a.b = append(a.b, ',')
 	}
 }
@@ -654,4 +718,9 @@ func (a *pgArray) bytes(b []byte) {
 	a.b = hex.AppendEncode(a.b, b)
 }
 
-func (a *pgArray) String() string { return "{" + string(a.b) + "}" }
+func (a *pgArray) String() string {
+	if len(a.b) == 0 {
+		return "{}"
+	}
+	return string(append(a.b, '}'))
+}

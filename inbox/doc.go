@@ -84,10 +84,19 @@
 // the routes, committed on its own (TestRoutedDeliveryIsOneRoundTrip
 // counts it). It made two before (the select of the Page's tenants from
 // the account index, then Ingest), four before that. The driver's counter
-// (BenchmarkPostgresMessengerInterleaved in meta) shows 0.0098 to 0.0102
-// per event: about one per delivery of 100 (Ingest's statement, about
-// 25 KB, is written in parts, which the counter may take for more than
-// one; a delivery of one message counts exactly one).
+// (BenchmarkPostgresMessengerInterleaved in meta) shows 0.0094 to 0.0102
+// per event: about one per delivery of 100 (the statement's parameters,
+// about 20 KB, are written in parts, which the counter may take for more
+// than one; a delivery of one message counts exactly one).
+//
+// The delivery's rows travel as the statement's parameters (see
+// crm.Conversations.Ingest): its text, about 5 KB, is the same for every
+// delivery of a Page to a tenant, so it is written, checked by the
+// tenancy Guard (from its cache of statement shapes) and parsed by the
+// server once per connection, and the server plans it once for all after
+// its first runs. Before, bun wrote the rows into the text as quoted
+// array literals (about 25 KB), which the driver then scanned for literals
+// and the Guard for its cache key, with every delivery.
 //
 // The server writes less than it used to, too: no delivery record per
 // event (a row and two index entries each), and crm takes, opens and moves
@@ -97,36 +106,54 @@
 // primary key. EXPLAIN (ANALYZE, BUFFERS, WAL) of one delivery of the
 // benchmark below (80 messages, 20 watermarks, 100 conversations), as the
 // application role: 1,295 + 2,071 shared-buffer hits and 761 WAL records
-// (111 KB) before, about 1,900 hits and 610 to 624 records (86 to 88 KB)
-// now. What remains beyond the raw handler's work is crm's: the messages
-// are sealed (larger rows, more WAL), and each conversation that gets a
-// message or a watermark is locked and written (a new row version each,
-// about 200 WAL records and 19 to 21 KB for the delivery's 80 to 100) —
-// about a third as many row writes again as the messages' own. The
-// messages' insert itself, replayed as the superuser into a table of the
-// same columns and indexes without row-level security, took 1.4 to 2.4 ms
-// on quiet samples, about what it takes inside the statement. The SDK's Go
-// side (decode into typed events, validate, seal, blind indexes, bun and
-// the driver writing a 25 KB statement) takes about 2 ms of CPU per
-// delivery where the raw handler takes 0.5 ms (CPU profile of the
-// benchmark). A conversation update is heap-only only while the server
+// (111 KB) before, about 1,450 to 1,900 hits and 567 to 624 records (78
+// to 109 KB, full-page images included) now. What remains beyond the raw
+// handler's work is crm's: the messages are sealed (larger rows, more
+// WAL), and each conversation that gets a message or a watermark is
+// locked and written (a new row version each: 166 WAL records, about 12
+// KB, for the 80 conversations of one delivery, about 0.4 ms of the
+// statement's 2.5 to 3.5 ms on a busy host, where the messages' insert
+// took 1.4 ms) — about a third as many row writes again as the messages'
+// own. The messages' insert itself, replayed as the superuser into a
+// table of the same columns and indexes without row-level security, took
+// 1.4 to 2.4 ms on quiet samples, about what it takes inside the
+// statement. A conversation update is heap-only only while the server
 // prunes the older row versions on its page before the page fills, which
 // a long transaction anywhere in the same database prevents (the test
 // schemas of parallel runs share one database here); then it adds an
 // entry to each of the table's indexes.
 //
-// Measured on a 2-core host that other work kept busy,
-// BenchmarkPostgresMessengerInterleaved — the median of per-delivery
-// ratios to a handler storing the same messages with one raw pgx INSERT,
-// unsealed, without conversations — alternating with the statement before
-// the upsert: at load average 5 to 6, 6 runs each, 2.07 (runs 1.93 to
-// 2.40) against 2.26 (1.92 to 2.41) before; at load average 12 to 18, 4
-// runs each, 2.38 (2.28 to 3.21) against 2.36 (2.19 to 2.58). What the
-// upsert saves the server is within the runs' spread. The aim, 1.5, is
-// not reached: the conversations' writes and the sealed rows leave the
-// statement more server work than the raw insert (the buffer and WAL
-// figures above), and the Go side spends about 1.5 ms more CPU per
-// delivery than the raw handler.
+// The Go side — decoding the delivery into typed events, validating,
+// sealing, blind indexes, the driver sending the statement, and the
+// garbage collector's share — took a median 3.0 ms of the process's CPU
+// per delivery (2.7 to 3.5) before the rows travelled as parameters and
+// 2.4 ms (2.0 to 3.7) after, where the raw handler took 1.1 ms (0.7 to
+// 1.4) in both (getrusage around each delivery in
+// BenchmarkPostgresMessengerInterleaved, 5 runs of 200 deliveries each,
+// alternating the two builds on a 2-core host at load average 12 to 19);
+// it allocates 0.80 MB in 3,630 allocations per delivery where it
+// allocated 1.34 MB in 4,180, the raw handler 0.40 MB in 2,440. What is
+// left is shared about evenly by the JSON decoding into typed events,
+// crm's preparation of the batch (validation, sealing, ids, blind
+// indexes), the driver, and the garbage collector.
+//
+// The server's side is now the larger part of the gap: EXPLAIN (ANALYZE,
+// BUFFERS, WAL) of every fifth delivery on both sides of that benchmark,
+// 40 samples each at load average 10 to 13, put Ingest's statement at a
+// median 3.5 ms (3.1 to 7.5 between the quartiles) and 570 to 860 WAL
+// records (100 to 140 KB) against 1.1 ms (1.0 to 1.2) and about 400
+// records (60 to 85 KB) for the raw insert — the conversations' 80 row
+// versions, the messages' wider rows and index entries (ids of 36
+// characters where the raw table has conversation ids of 11), and the
+// statement's own joins. The ratio of the benchmark — the median of
+// per-delivery ratios to a handler storing the same messages with one raw
+// pgx INSERT, unsealed, without conversations — alternating the two
+// builds, 5 runs each at load average 12 to 19: 2.31 (runs 2.11 to 3.19)
+// against 2.13 (1.62 to 3.22) before, the same within the runs' spread;
+// on a host this busy each statement waits for a core, and the ratio
+// follows the server's work more than the Go side's. The aim, 1.5, is
+// not reached: with the Go side's CPU as the raw handler's, the server's
+// 3.5 ms against 1.1 ms would still leave the ratio near 2.
 //
 // # Concurrency
 //

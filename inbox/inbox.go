@@ -317,8 +317,8 @@ func (c *routeCache) forget(pageID string) {
 // crm Ingest whose batch requires require (none when nil), and reports
 // whether it held.
 func (in *Inbox) store(ctx context.Context, convs *crm.Conversations, events []*meta.Event, require schema.QueryAppender) (bool, error) {
-	var msgs []crm.NewMessage
-	var kinds []meta.EventKind
+	msgs := make([]crm.NewMessage, 0, len(events))
+	kinds := make([]meta.EventKind, 0, len(events))
 	var marks []crm.Watermarks
 	for _, ev := range events {
 		key := eventKey(ev)

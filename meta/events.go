@@ -221,7 +221,10 @@ func parseEvent(raw json.RawMessage, en Entry, object string) (Event, error) {
 	if err := json.Unmarshal(raw, &w); err != nil {
 		return Event{}, fmt.Errorf("%w: event: %w", ErrPayload, err)
 	}
-	ev := Event{Kind: EventOther, Object: object, PageID: en.PageID, Time: w.Timestamp.Time, Raw: slices.Clone(raw)}
+	// raw is json.RawMessage's own copy of the event (ParseWebhook's
+	// decode made it, and keeps nothing else of it): the event takes it
+	// as it is.
+	ev := Event{Kind: EventOther, Object: object, PageID: en.PageID, Time: w.Timestamp.Time, Raw: raw}
 	if ev.Time.IsZero() {
 		ev.Time = en.Time
 	}

@@ -142,8 +142,10 @@ import (
 //
 // Shapes of statements are cached by their text with string and number
 // literals blanked out (at most 2,048, least recently used out), so a
-// statement seen before costs a scan of its text; a statement with a
-// backslash or a dollar sign is parsed every time.
+// statement seen before costs a scan of its text; on PostgreSQL,
+// parameters ($1) are kept in the key as written, and a statement with a
+// backslash or any other dollar sign outside its literals (dollar
+// quoting; on SQLite, any) is parsed every time.
 //
 // Install it once per *bun.DB with InstallGuard, after running migrations
 // that define functions or triggers. It knows the tenant-owned tables
@@ -358,7 +360,7 @@ func (g *Guard) check(ctx context.Context, query string) error {
 		// table and change no setting.
 		return nil
 	}
-	key, lits, cacheable := blankLiterals(query)
+	key, lits, cacheable := blankLiteralsOf(query, !g.sqlite)
 	var sh *shape
 	switch {
 	case g.sqlite && sqliteReadsOtherwise(query):

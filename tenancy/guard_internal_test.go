@@ -2,6 +2,7 @@ package tenancy
 
 import (
 	"context"
+	"errors"
 	"testing"
 )
 
@@ -35,13 +36,14 @@ func TestBlankLiterals(t *testing.T) {
 	if key != want {
 		t.Errorf("key = %q, want %q", key, want)
 	}
-	for _, q := range []string{`SELECT 'a\b', json_extract(x, '$.a')`, `SELECT 1 FROM t WHERE a = 'x' -- 'y'`} {
+	for _, q := range []string{`SELECT 'a\b', json_extract(x, '$.a')`, `SELECT 1 FROM t WHERE a = 'x' -- 'y'`,
+		`SELECT $1, x FROM t WHERE a = $12::text[] AND b = 'x'`} {
 		if _, _, ok := blankLiterals(q); !ok {
 			t.Errorf("blankLiterals(%q) is not cacheable", q)
 		}
 	}
 	for _, q := range []string{`SELECT E'\''`, `SELECT e'x'`, `SELECT U&'d!0061t' UESCAPE '!'`, "SELECT 'a'\n'b'",
-		"SELECT 'a' -- c\n 'b'", `SELECT $$x$$`, `SELECT $1`, "SELECT \x00 1", `SELECT 'open`, `SELECT /* open`} {
+		"SELECT 'a' -- c\n 'b'", `SELECT $$x$$`, `SELECT $a$x$a$`, `SELECT $1abc`, `SELECT x$1`, `SELECT x$1$`, "SELECT \x00 1", `SELECT 'open`, `SELECT /* open`} {
 		if _, _, ok := blankLiterals(q); ok {
 			t.Errorf("blankLiterals(%q) is cacheable", q)
 		}
@@ -79,5 +81,48 @@ func TestGuardBunSavepoints(t *testing.T) {
 	}
 	if err := g.check(context.Background(), "SAVEPOINT "+name+"; DELETE FROM test_widgets"); err == nil {
 		t.Error("check(savepoint; delete without a tenant) = nil, want a refusal")
+	}
+}
+
+// TestGuardCachesParameterizedStatements: a statement whose values travel
+// as parameters ($1) is analysed once and then found in the shape cache,
+// as one with literals is, and the cached shape checks the tenant's
+// literal as strictly: another tenant's id, or a parameter where the
+// tenant's id must be read, is refused each time.
+func TestGuardCachesParameterizedStatements(t *testing.T) {
+	g := &Guard{tables: []string{"test_widgets"}, unsafe: map[string]error{}}
+	tid, other := NewID(), NewID()
+	ctx := WithPrincipal(context.Background(), Principal{TenantID: tid, Role: RoleStaff})
+	q := func(tenant string) string {
+		return `INSERT INTO test_widgets (tenant_id, id, name) SELECT '` + tenant + `', s.id, s.name
+			FROM unnest($1::text[], $2::text[]) AS s(id, name) WHERE $3::timestamptz IS NOT NULL`
+	}
+	for range 2 {
+		if err := g.check(ctx, q(tid)); err != nil {
+			t.Fatalf("check of the tenant's own statement: %v", err)
+		}
+	}
+	if n := g.shapes.len(); n != 1 {
+		t.Fatalf("the Guard keeps %d shapes, want 1: the parameterized statement is not cached", n)
+	}
+	for range 2 {
+		if err := g.check(ctx, q(other)); !errors.Is(err, ErrUnscoped) {
+			t.Fatalf("check of a statement naming another tenant = %v, want ErrUnscoped", err)
+		}
+	}
+	// SQLite reads $1::a(…) as one parameter's name, PostgreSQL's lexer
+	// as a parameter and a cast: there such a statement is not cached.
+	sq := &Guard{tables: []string{"test_widgets"}, unsafe: map[string]error{}, sqlite: true}
+	if err := sq.check(ctx, q(tid)); err != nil {
+		t.Fatalf("check on SQLite: %v", err)
+	}
+	if n := sq.shapes.len(); n != 0 {
+		t.Fatalf("the SQLite Guard keeps %d shapes of a statement with parameters, want 0", n)
+	}
+	byParam := `INSERT INTO test_widgets (tenant_id, id, name) SELECT $3, s.id, s.name FROM unnest($1::text[], $2::text[]) AS s(id, name)`
+	for range 2 {
+		if err := g.check(ctx, byParam); !errors.Is(err, ErrUnscoped) {
+			t.Fatalf("check of a statement taking the tenant's id as a parameter = %v, want ErrUnscoped", err)
+		}
 	}
 }

@@ -1111,10 +1111,19 @@ func (a *analysis) delete(q *pg.DeleteStmt, outer *level) {
 // the byte offsets of the string literals in query. A statement whose
 // literals it cannot delimit exactly as PostgreSQL's lexer does, or whose
 // literal text may differ from its value, is not cacheable: one with a
-// dollar sign outside literals (dollar quoting, parameters), an E” or U&”
+// dollar sign outside literals other than a parameter's ($1): dollar
+// quoting, a name holding one; an E” or U&”
 // literal, a literal followed by another (PostgreSQL joins them), a
 // backslash outside literals, or the marker bytes.
 func blankLiterals(query string) (key string, lits []int, cacheable bool) {
+	return blankLiteralsOf(query, true)
+}
+
+// blankLiteralsOf is blankLiterals, with params false for SQLite: it reads
+// a parameter's name on past "::" and a parenthesized suffix ($1::a(…)),
+// where PostgreSQL's lexer ends the parameter at its digits, so a
+// statement with a dollar sign outside literals is not cached there.
+func blankLiteralsOf(query string, params bool) (key string, lits []int, cacheable bool) {
 	var b strings.Builder
 	b.Grow(len(query))
 	last := 0
@@ -1123,6 +1132,18 @@ func blankLiterals(query string) (key string, lits []int, cacheable bool) {
 		switch {
 		case c > '9' && c != '\\' && c != '$' || c == ' ' || c == ',' || c == '.' || c == '(' || c == ')' || c == '=':
 			i++ // the common bytes first: letters, separators
+		case c == '$' && params && (i == 0 || !identByte(query[i-1])) && i+1 < len(query) && '0' <= query[i+1] && query[i+1] <= '9':
+			// A parameter ($1): kept as it is. No dollar quote opens
+			// with a digit; $1abc (a parameter glued to a word, which
+			// lexers read differently) is not cached.
+			j := i + 1
+			for j < len(query) && '0' <= query[j] && query[j] <= '9' {
+				j++
+			}
+			if j < len(query) && identByte(query[j]) {
+				return "", nil, false
+			}
+			i = j
 		case c == '$' || c == '\\' || c == 0 || c == 1:
 			return "", nil, false
 		case c == '\'':

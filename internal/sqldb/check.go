@@ -170,6 +170,7 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 // exec runs a statement that passed the Check.
 func (c *conn) exec(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	if c.pgx != nil {
+		args = boundArgs(ctx, query, args) // bound.go
 		if res, sent, err := c.pgExec(ctx, query, args); sent {
 			return res, err
 		}
@@ -193,6 +194,7 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 // query runs a statement that passed the Check.
 func (c *conn) query(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	if c.pgx != nil {
+		args = boundArgs(ctx, query, args) // bound.go
 		if rows, sent, err := c.pgQuery(ctx, query, args); sent {
 			return rows, err
 		}

@@ -6,7 +6,9 @@
 // when its value changes (WithSetting). Their connections run a Check
 // (SetCheck) before every statement, where no query hook can reach. A
 // SQLite statement whose context is marked with PreparedLiterals runs,
-// after the Check, as a statement its connection keeps prepared.
+// after the Check, as a statement its connection keeps prepared. A
+// PostgreSQL statement may take its values as parameters from its context
+// (WithParams), where bun would write them into its text.
 package sqldb
 
 import (
