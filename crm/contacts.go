@@ -815,6 +815,7 @@ func (r *Contacts) Update(ctx context.Context, id string, version int64, in Cont
 // indexes do not linger on disk; a Store bound to the caller's
 // transaction (Store.Using) leaves that cut to the caller.
 func (r *Contacts) Delete(ctx context.Context, id string) error {
+	var gone []string
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		res, err := tx.NewDelete().Model((*Contact)(nil)).Where("?TableAlias.id = ?", id).Exec(ctx)
 		if err != nil {
@@ -826,12 +827,15 @@ func (r *Contacts) Delete(ctx context.Context, id string) error {
 		if _, err := tx.NewDelete().Model((*contactTag)(nil)).Where("?TableAlias.contact_id = ?", id).Exec(ctx); err != nil {
 			return fmt.Errorf("crm: delete contact: %w", err)
 		}
-		if err := r.s.deleteDependents(ctx, tx, kindContact, []string{id}); err != nil { // files and custom fields (commerce.go)
+		if gone, err = r.s.deleteDependents(ctx, tx, kindContact, []string{id}); err != nil { // files and custom fields (commerce.go)
 			return err
 		}
 		return r.s.audit(ctx, tx, kindContact, "deleted", id)
 	})
 	if err != nil {
+		return err
+	}
+	if err := r.s.dropBytes(ctx, gone); err != nil {
 		return err
 	}
 	// The deleted row's sealed profile and blind indexes leave SQLite's

@@ -163,7 +163,10 @@
 //
 // Contacts.ExportCSV and ImportCSV stream contacts as CSV. An import maps
 // the usual header spellings ("First Name", "Email Address", "E-mail",
-// "Phone Number", "Mobile", …), and a row that names an existing contact —
+// "Phone Number", "Mobile", an address book's "Work Email" or "E-mail 1 -
+// Value", …; of two e-mail columns a row takes the first not empty), reads
+// fields separated by commas, semicolons or tabs, splits a full name
+// written "Last, First" at its comma, and a row that names an existing contact —
 // by the id of an export, else its e-mail address, else its phone number
 // — updates that contact (or is skipped, ImportOptions.OnMatch) rather
 // than creating another; a row with no name, e-mail address or phone
@@ -246,8 +249,12 @@
 // Attachments keep metadata (owner, name, type, size, SHA-256) in the
 // database and bytes in a Storage (WithStorage): DirStorage keeps each
 // tenant in its own directory and resolves every path through an os.Root,
-// so neither a key nor a planted symbolic link leads outside it. Erasing an
-// attachment deletes its bytes; register Store.Categories (which bind that
+// so neither a key nor a planted symbolic link leads outside it. Erasing or
+// deleting an attachment (or the record it hangs off) deletes its bytes
+// once the rows' transaction has committed, so a delete that fails keeps
+// them; the transaction records the work as due (retention.RecordAfterErase)
+// and the retention engine's next run in the tenant finishes it if the
+// process died first. Register Store.Categories (which bind that
 // hook to the Store's storage) rather than the package's Categories, whose
 // attachment hook refuses to erase without a storage. Custom fields are
 // defined per record kind (Fields.Define: text, number, date, bool, select)
