@@ -70,6 +70,13 @@ type page struct {
 // pages show no links that would only answer "closed".
 func (p *page) Active() bool { return p.Signed && p.Tenant.Status == tenancy.StatusActive }
 
+// DecidesRequests reports whether the signed-in member may verify a
+// data-subject request's identity and erase (an owner or admin, as the
+// retention engine requires): other members see no such buttons.
+func (p *page) DecidesRequests() bool {
+	return p.Role == tenancy.RoleOwner || p.Role == tenancy.RoleAdmin
+}
+
 type consoleHandler func(w http.ResponseWriter, r *http.Request, p *page) error
 
 func (a *app) consoleTemplates() (*template.Template, error) {
