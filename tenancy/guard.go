@@ -50,7 +50,7 @@ import (
 //     set_config;
 //   - it does not run a DO block, define a function, procedure, rule or
 //     event trigger, or call a function that runs SQL text (query_to_xml
-//     and its kin, dblink);
+//     and its kin, ts_stat, ts_rewrite, dblink);
 //   - it does not create, alter or drop a policy, or switch row-level
 //     security of a table — except EnableRowSecurity's own statements;
 //   - it does not begin or end a transaction: BEGIN (SQLite's BEGIN
@@ -124,6 +124,8 @@ import (
 // statement that SQLite splits into other tokens than the parser does —
 // a block comment holding "/*" (PostgreSQL's nest, SQLite's do not), an
 // E-prefixed string with a backslash, a $ not followed by a digit, a
+// parameter's name that SQLite reads on past what the parser reads (@a,
+// #a, :a, $1::a(…): SQLite takes @a(') for one name), a
 // bracketed or backticked name holding anything but letters, digits and
 // spaces — since text the parser takes for a comment or a string is SQL to
 // SQLite. An INSERT that names tenant_id twice is refused (SQLite keeps

@@ -234,7 +234,7 @@ func unreadable(query string, owned func(string) bool) *shape {
 	for _, word := range identWords(bare) {
 		if owned(word) {
 			sh.owned, sh.tables = true, []string{word}
-			sh.err = fmt.Errorf("%w: a statement on %s the Guard cannot read as the database will (REPLACE, INSERT OR REPLACE, a second ON CONFLICT; on SQLite also nested comments, E-prefixed strings with backslashes, $ not followed by a digit, and bracketed or backticked names holding other than letters, digits and spaces)", ErrUnscoped, word)
+			sh.err = fmt.Errorf("%w: a statement on %s the Guard cannot read as the database will (REPLACE, INSERT OR REPLACE, a second ON CONFLICT; on SQLite also nested comments, E-prefixed strings with backslashes, parameter names SQLite reads on (@a, $1::a(…)) or $ not followed by a digit, and bracketed or backticked names holding other than letters, digits and spaces)", ErrUnscoped, word)
 			return sh
 		}
 	}
@@ -276,10 +276,16 @@ func beginsOrEndsTx(bare string) bool {
 // not followed by a digit (a dollar-quoted string to PostgreSQL, a
 // parameter to SQLite), and a [bracketed] or `backticked` name holding
 // anything but letters, digits, underscores and spaces (a subscript or an
-// operator to PostgreSQL, a name to SQLite).
+// operator to PostgreSQL, a name to SQLite). So is a parameter name that
+// starts with @, # or : (operators or a slice to PostgreSQL), or a $1 followed
+// by "(" or ":": SQLite reads such a name on through "::" and a
+// parenthesized suffix up to the first ")", quotes and all, so that
+// @a(') is one name to it and an operator, a call and the start of a
+// string to the parser.
 func sqliteReadsOtherwise(q string) bool {
 	if strings.IndexByte(q, '[') < 0 && strings.IndexByte(q, '`') < 0 && strings.IndexByte(q, '\\') < 0 &&
-		strings.IndexByte(q, '$') < 0 && strings.Count(q, "/*") < 2 {
+		strings.IndexByte(q, '$') < 0 && strings.Count(q, "/*") < 2 &&
+		strings.IndexByte(q, '@') < 0 && strings.IndexByte(q, '#') < 0 && strings.IndexByte(q, ':') < 0 {
 		return false // the common case: nothing SQLite reads otherwise
 	}
 	for i := 0; i < len(q); i++ {
@@ -331,9 +337,54 @@ func sqliteReadsOtherwise(q string) bool {
 			if i+1 >= len(q) || q[i+1] < '0' || q[i+1] > '9' {
 				return true
 			}
+			j := i + 1
+			for j < len(q) && '0' <= q[j] && q[j] <= '9' {
+				j++
+			}
+			if end, _ := sqliteVariable(q, i); end != j {
+				return true // $1::a(…), $1(…): a longer name to SQLite
+			}
+			i = j - 1
+		case c == '@' || c == '#' || c == ':':
+			// Outside literals SQLite knows these only as the start of a
+			// parameter's name, or as an illegal token that fails the
+			// statement there (x::text).
+			if _, ok := sqliteVariable(q, i); ok {
+				return true
+			}
+			return false
 		}
 	}
 	return false
+}
+
+// sqliteVariable reads a parameter's name at q[i] ($, @, # or :) as
+// SQLite's tokenizer does, and returns where it ends and whether it is one
+// (false: an illegal token without a name character, which fails the
+// statement there): name characters, "::" pairs, and after a name
+// character a suffix from "(" up to the first ")" or white space.
+func sqliteVariable(q string, i int) (end int, ok bool) {
+	n, j := 0, i+1
+	for ; j < len(q); j++ {
+		c := q[j]
+		switch {
+		case identByte(c) || c >= 0x80:
+			n++
+			continue
+		case c == '(' && n > 0:
+			for j++; j < len(q) && q[j] != ')' && !strings.ContainsRune(" \t\n\f\r\v", rune(q[j])); j++ {
+			}
+			if j >= len(q) || q[j] != ')' {
+				return j, true // illegal to SQLite; counted as a name all the same
+			}
+			return j + 1, true
+		case c == ':' && j+1 < len(q) && q[j+1] == ':':
+			j++
+			continue
+		}
+		break
+	}
+	return j, n > 0
 }
 
 // identWords splits a lower-cased, unquoted statement into its words.
@@ -427,8 +478,10 @@ func walk(m protoreflect.Message, fn func(proto.Message) bool) {
 }
 
 // sqlExecutors are functions that run SQL given as text, which the Guard
-// cannot see into.
-var sqlExecutors = []string{"query_to_xml", "cursor_to_xml", "table_to_xml", "schema_to_xml", "database_to_xml", "dblink", "pg_read_file", "lo_import", "lo_export"}
+// cannot see into: ts_stat and ts_rewrite run the query they are given
+// too, where a set_config switched app.tenant_id before the rows were read.
+var sqlExecutors = []string{"query_to_xml", "cursor_to_xml", "table_to_xml", "schema_to_xml", "database_to_xml", "dblink", "pg_read_file", "lo_import", "lo_export",
+	"ts_stat", "ts_rewrite"}
 
 // writeTarget returns the table an INSERT, UPDATE or DELETE writes, or
 // nil for any other message.
