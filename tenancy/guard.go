@@ -147,7 +147,12 @@ import (
 // statement seen before costs a scan of its text; on PostgreSQL,
 // parameters ($1) are kept in the key as written, and a statement with a
 // backslash or any other dollar sign outside its literals (dollar
-// quoting; on SQLite, any) is parsed every time.
+// quoting; on SQLite, any) is parsed every time. So is one with a literal
+// whose value may change what the statement is — one the parser does not
+// keep as a constant (the escape character of a U&"…" UESCAPE '…' name,
+// an option's value such as EXPLAIN (ANALYZE 'true')) — or one the parser
+// cannot read (SQLite's PRAGMA 'name'(…)): its shape is reused only for
+// the same text.
 //
 // Install it once per *bun.DB with InstallGuard, after running migrations
 // that define functions or triggers. It knows the tenant-owned tables
@@ -374,7 +379,7 @@ func (g *Guard) check(ctx context.Context, query string) error {
 	}
 	if sh == nil {
 		sh = analyze(query, lits, cacheable, g.ownedOrWalled, g.text, g.registryKey)
-		if cacheable {
+		if cacheable && (!sh.uncached || key == query) { // key == query: nothing blanked out
 			g.shapes.put(key, sh)
 		}
 	}

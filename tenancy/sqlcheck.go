@@ -29,6 +29,13 @@ type shape struct {
 	// (registry.go) as its tenant-owned tables, nil when it names none:
 	// what a statement under a tenant's principal must satisfy.
 	registry *shape
+	// uncached: a literal blankLiterals blanked out is not a constant of
+	// the parse tree (a U&"…" UESCAPE character, an option's value such
+	// as EXPLAIN (ANALYZE 'true')), or the parser could not read the
+	// statement and the Guard read its words, literals included (SQLite's
+	// PRAGMA 'name'(…)): its values may change what the statement is, so
+	// the shape is reused only for the same text.
+	uncached bool
 }
 
 // analyze parses query with PostgreSQL's own grammar (libpg_query; see
@@ -41,7 +48,11 @@ type shape struct {
 func analyze(query string, lits []int, cached bool, owned func(string) bool, text func() fullText, registry func(string) string) *shape {
 	tree, err := parse(query)
 	if err != nil {
-		return unreadableWith(query, owned, registry)
+		// Read from its words, literals included (PRAGMA 'name'(…)): a
+		// shape for this text only.
+		sh := unreadableWith(query, owned, registry)
+		sh.uncached = true
+		return sh
 	}
 	sh := &shape{}
 	a := &analysis{owned: owned, sh: sh, ft: text()}
@@ -50,6 +61,7 @@ func analyze(query string, lits []int, cached bool, owned func(string) bool, tex
 		for i, at := range lits {
 			a.litAt[int32(at)] = i
 		}
+		sh.uncached = !constantsAt(tree, a.litAt)
 	}
 	for _, raw := range tree.Stmts {
 		a.top(raw.Stmt)
@@ -73,6 +85,24 @@ func analyze(query string, lits []int, cached bool, owned func(string) bool, tex
 		sh.registry = r.sh
 	}
 	return sh
+}
+
+// constantsAt reports whether every literal offset of litAt is where the
+// parse tree holds a string constant: a literal the parser turned into
+// something else (the lexer reads a UESCAPE character into the name
+// before it; an option's value is a word) is a value the shape cannot
+// stand for.
+func constantsAt(tree *pg.ParseResult, litAt map[int32]int) bool {
+	found := make(map[int32]bool, len(litAt))
+	walk(tree.ProtoReflect(), func(x proto.Message) bool {
+		if c, ok := x.(*pg.A_Const); ok && c.GetSval() != nil {
+			if _, ok := litAt[c.Location]; ok {
+				found[c.Location] = true
+			}
+		}
+		return true
+	})
+	return len(found) == len(litAt)
 }
 
 // fullText is what the Guard knows of the full-text indexes (see
