@@ -77,3 +77,28 @@ func TestGuardCacheKeepsValuesThatChangeTheStatement(t *testing.T) {
 		}
 	})
 }
+
+// TestGuardCacheKeepsDigitsOfNonASCIINames: the shape cache blanked the
+// digits that end a name holding a non-ASCII letter (wé1, wé2) as if they
+// were numbers, so that two statements naming different aliases shared a
+// shape: tenant A primed it with the table's alias confined, swapped the
+// aliases, and read every tenant's rows (on SQLite; row-level security
+// kept them on PostgreSQL).
+func TestGuardCacheKeepsDigitsOfNonASCIINames(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		a, b := tenancy.NewID(), tenancy.NewID()
+		require.NoError(t, insert(as(a), db, &widget{ID: tenancy.NewID(), Name: "mine-a", Size: 1}))
+		require.NoError(t, insert(as(b), db, &widget{ID: tenancy.NewID(), Name: "secret-b", Size: 2}))
+		// The alias of the table and of a one-row derived table with a
+		// tenant_id column swap places: the qualified condition confines
+		// the derived table then, and the table's rows are everyone's.
+		prime := `SELECT name FROM test_widgets AS wé1, (SELECT '` + a + `' AS tenant_id) AS wé2 WHERE wé1.tenant_id = '` + a + `'`
+		seen, err := namesSeen(db, a, prime)
+		require.NoError(t, err)
+		require.Equal(t, "mine-a", seen)
+		attack := `SELECT name FROM test_widgets AS wé2, (SELECT '` + a + `' AS tenant_id) AS wé1 WHERE wé1.tenant_id = '` + a + `'`
+		seen, err = namesSeen(db, a, attack)
+		assert.NotContains(t, seen, "secret-b", "%s", attack)
+		assert.ErrorIs(t, err, tenancy.ErrUnscoped, "%s", attack)
+	})
+}

@@ -1215,7 +1215,7 @@ func blankLiteralsOf(query string, params bool) (key string, lits []int, cacheab
 		switch {
 		case c > '9' && c != '\\' && c != '$' || c == ' ' || c == ',' || c == '.' || c == '(' || c == ')' || c == '=':
 			i++ // the common bytes first: letters, separators
-		case c == '$' && params && (i == 0 || !identByte(query[i-1])) && i+1 < len(query) && '0' <= query[i+1] && query[i+1] <= '9':
+		case c == '$' && params && (i == 0 || !wordByte(query[i-1])) && i+1 < len(query) && '0' <= query[i+1] && query[i+1] <= '9':
 			// A parameter ($1): kept as it is. No dollar quote opens
 			// with a digit; $1abc (a parameter glued to a word, which
 			// lexers read differently) is not cached.
@@ -1223,7 +1223,7 @@ func blankLiteralsOf(query string, params bool) (key string, lits []int, cacheab
 			for j < len(query) && '0' <= query[j] && query[j] <= '9' {
 				j++
 			}
-			if j < len(query) && identByte(query[j]) {
+			if j < len(query) && wordByte(query[j]) {
 				return "", nil, false
 			}
 			i = j
@@ -1280,7 +1280,10 @@ func blankLiteralsOf(query string, params bool) (key string, lits []int, cacheab
 				return "", nil, false
 			}
 			i = j
-		case '0' <= c && c <= '9' && (i == 0 || !identByte(query[i-1]) && query[i-1] != '.'):
+		case '0' <= c && c <= '9' && (i == 0 || !wordByte(query[i-1]) && query[i-1] != '.'):
+			// Not the digits that end a name: a non-ASCII letter is a
+			// name's too (wé1 is a name; as a number blanked out, wé1
+			// and wé2 were one alias to the cache).
 			j := i
 			for j < len(query) && '0' <= query[j] && query[j] <= '9' {
 				j++
@@ -1291,8 +1294,8 @@ func blankLiteralsOf(query string, params bool) (key string, lits []int, cacheab
 					j++
 				}
 			}
-			if j < len(query) && (identByte(query[j]) || query[j] == '.') {
-				for j < len(query) && (identByte(query[j]) || query[j] == '.') {
+			if j < len(query) && (wordByte(query[j]) || query[j] == '.') {
+				for j < len(query) && (wordByte(query[j]) || query[j] == '.') {
 					j++
 				}
 				i = j // not a plain number: kept as it is
@@ -1346,6 +1349,10 @@ func literalAt(query string, at int) string {
 	}
 	return query[at:min(j+1, len(query))]
 }
+
+// wordByte reports whether b can be part of a name to PostgreSQL's lexer
+// (and SQLite's): an ASCII name byte or any byte of a non-ASCII letter.
+func wordByte(b byte) bool { return b >= 0x80 || identByte(b) }
 
 func identByte(b byte) bool {
 	return b == '_' || b == '$' || '0' <= b && b <= '9' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z'
