@@ -12,6 +12,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
 )
@@ -257,24 +258,31 @@ func (a *Attachments) Open(ctx context.Context, id string) (Attachment, io.ReadC
 	return att, newOpeningReader(ctx, s.vault, att.ID, rc), nil
 }
 
-// Delete removes an attachment and its bytes. The bytes go inside the
-// transaction, before the metadata row is committed away: if deleting them
-// fails, nothing changes.
+// Delete removes an attachment and its bytes. The bytes go once the
+// transaction that deletes the row has committed: a delete that fails (or
+// whose caller goes away) leaves row and bytes as they were. The
+// transaction records the bytes' deletion as due (retention.RecordAfterErase):
+// if deleting them fails after the commit, or the process dies first, the
+// retention engine's next run in the tenant deletes them; the error then
+// says the row is gone.
 func (a *Attachments) Delete(ctx context.Context, id string) error {
 	s := a.s
 	if s.storage == nil {
 		return fmt.Errorf("%w: no storage (WithStorage)", ErrConfig)
 	}
-	return s.run(ctx, writeOf(KindAttachment), func(ctx context.Context, tx bun.Tx, acc access) error {
-		att, err := s.getAttachment(ctx, tx, acc, id)
-		if err != nil {
+	err := s.run(ctx, writeOf(KindAttachment), func(ctx context.Context, tx bun.Tx, acc access) error {
+		if _, err := s.getAttachment(ctx, tx, acc, id); err != nil {
 			return err
 		}
-		if err := deleteIn[Attachment](ctx, s, tx, KindAttachment, id); err != nil {
+		if err := retention.RecordAfterErase(ctx, tx, categoryAttachment, []string{id}, s.clock()); err != nil {
 			return err
 		}
-		return s.storage.Delete(ctx, att.TenantID, att.ID)
+		return deleteIn[Attachment](ctx, s, tx, KindAttachment, id)
 	})
+	if err != nil {
+		return err
+	}
+	return s.dropBytes(ctx, []string{id})
 }
 
 // List returns a page of the attachments of one record, oldest first.

@@ -141,12 +141,19 @@ func (r *Campaigns) Update(ctx context.Context, id string, version int64, in Cam
 // Delete removes a campaign.
 func (r *Campaigns) Delete(ctx context.Context, id string) error {
 	s := r.s
-	return s.run(ctx, writeOf(KindCampaign), func(ctx context.Context, tx bun.Tx, _ access) error {
+	var gone []string
+	err := s.run(ctx, writeOf(KindCampaign), func(ctx context.Context, tx bun.Tx, _ access) error {
 		if err := deleteIn[Campaign](ctx, s, tx, KindCampaign, id); err != nil {
 			return err
 		}
-		return s.deleteDependents(ctx, tx, KindCampaign, []string{id})
+		var err error
+		gone, err = s.deleteDependents(ctx, tx, KindCampaign, []string{id})
+		return err
 	})
+	if err != nil {
+		return err
+	}
+	return s.dropBytes(ctx, gone)
 }
 
 // List returns a page of campaigns in creation order; a client-portal

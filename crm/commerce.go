@@ -45,6 +45,10 @@ const (
 	TableFieldValues       = "socialcrm_crm_field_values"
 )
 
+// categoryAttachment is the retention category of the attachments, whose
+// AfterErase hook deletes their bytes.
+const categoryAttachment = "crm.attachment"
+
 // Retention categories of the billing records.
 const (
 	// CategoryInvoice is the invoices, which the law requires to be kept.
@@ -187,7 +191,7 @@ func commerceCategoriesWith(s *Store) []retention.Category {
 			},
 			Omit: s.omitSealed("value_sealed"), Sealed: s.sealedColumns(KindField, "value_sealed", "value"),
 			LegalBasis: "contract", Purpose: "custom field values of CRM records"},
-		{Name: "crm.attachment", Table: TableAttachments, Time: "created_at",
+		{Name: categoryAttachment, Table: TableAttachments, Time: "created_at",
 			Subject: map[string]string{
 				"contact_id": contactOwnedBy("r.owner"),
 				"client_id":  sprintfOwned("r.owner"),
@@ -232,7 +236,9 @@ func commerceCategoriesWith(s *Store) []retention.Category {
 			Sealed:     s.sealedColumns(KindInvoice, "email_sealed", "recipient_email", "phone_sealed", "recipient_phone"),
 			LegalBasis: "contract", Purpose: "where an invoice is sent (e-mail, phone, contact): not required on the invoice, erased on request while the invoice is kept"},
 		{Name: "crm.client_member", Table: TableClientMembers, ID: "member_id", Time: "created_at",
-			Subject:    map[string]string{"client_id": "client_id"},
+			// Found by the client's id, and by the member's (a portal
+			// user asking for her own data).
+			Subject:    map[string]string{"client_id": "client_id", retention.SubjectMember: "member_id"},
 			LegalBasis: "contract", Purpose: "which members see which client's records in the client portal"},
 		{Name: "crm.client", Table: TableClients, Time: "updated_at",
 			Subject:    map[string]string{"client_id": "id"},
@@ -255,9 +261,11 @@ func commerceCategoriesWith(s *Store) []retention.Category {
 
 // eraseInvoiceDependents is the invoice category's BeforeErase hook: when
 // invoices go (their legal period over), their recipients, custom field
-// values and attachments (bytes first) go with them.
+// values and attachments go with them; the attachments' bytes go at the
+// engine's next visit of the tenant, once the batch has committed
+// (deleteDependents).
 func (s *Store) eraseInvoiceDependents(ctx context.Context, tx bun.Tx, ids []string) error {
-	if err := s.deleteDependents(ctx, tx, KindInvoice, ids); err != nil {
+	if _, err := s.deleteDependents(ctx, tx, KindInvoice, ids); err != nil {
 		return err
 	}
 	if _, err := tx.NewDelete().Model((*invoiceRecipient)(nil)).Where("?TableAlias.invoice_id IN (?)", bun.In(ids)).Exec(ctx); err != nil {
@@ -267,18 +275,25 @@ func (s *Store) eraseInvoiceDependents(ctx context.Context, tx bun.Tx, ids []str
 }
 
 // deleteDependents deletes what hangs off records of kind that are being
-// deleted: their custom field values, and their attachments, bytes first
-// (which needs the Store's storage when there are any).
-func (s *Store) deleteDependents(ctx context.Context, tx bun.IDB, kind string, ids []string) error {
+// deleted: their custom field values and their attachments. It returns
+// the attachments deleted, whose bytes must go once tx has committed
+// (dropBytes): until then a failure (or a caller that went away) rolls
+// back the rows and leaves the bytes as they were. tx records the bytes'
+// deletion as due (retention.RecordAfterErase), so that a crash after the
+// commit leaves it to the retention engine's next run.
+func (s *Store) deleteDependents(ctx context.Context, tx bun.IDB, kind string, ids []string) ([]string, error) {
 	var atts []string
 	if err := tx.NewSelect().Model((*Attachment)(nil)).Column("id").Apply(tenancy.Scope(ctx)).
 		Where("?TableAlias.owner_kind = ?", kind).Where("?TableAlias.owner_id IN (?)", bun.In(ids)).
 		Scan(ctx, &atts); err != nil {
-		return fmt.Errorf("crm: delete %s attachments: %w", kind, err)
+		return nil, fmt.Errorf("crm: delete %s attachments: %w", kind, err)
 	}
 	if len(atts) > 0 {
-		if err := s.deleteBytes(ctx, atts); err != nil {
-			return err
+		if s.storage == nil {
+			return nil, fmt.Errorf("%w: attachments cannot be erased without their storage (WithStorage)", ErrConfig)
+		}
+		if err := retention.RecordAfterErase(ctx, tx, categoryAttachment, atts, s.clock()); err != nil {
+			return nil, err
 		}
 	}
 	for _, q := range []*bun.DeleteQuery{
@@ -286,8 +301,27 @@ func (s *Store) deleteDependents(ctx context.Context, tx bun.IDB, kind string, i
 		tx.NewDelete().Model((*fieldValue)(nil)).Where("?TableAlias.record_kind = ?", kind).Where("?TableAlias.record_id IN (?)", bun.In(ids)),
 	} {
 		if _, err := q.Exec(ctx); err != nil {
-			return fmt.Errorf("crm: delete %s dependents: %w", kind, err)
+			return nil, fmt.Errorf("crm: delete %s dependents: %w", kind, err)
 		}
+	}
+	return atts, nil
+}
+
+// dropBytes deletes the stored bytes of the attachments ids, whose rows a
+// committed transaction deleted (deleteDependents), then clears their
+// after-erase records; it runs even when ctx has ended, the deletion being
+// committed. An error says the delete committed but the bytes wait for
+// the retention engine's next run.
+func (s *Store) dropBytes(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	ctx = context.WithoutCancel(ctx)
+	if err := s.deleteBytes(ctx, ids); err != nil {
+		return fmt.Errorf("crm: deleted; the files' bytes are left to the retention engine's next run: %w", err)
+	}
+	if err := retention.ClearAfterErase(ctx, s.db, categoryAttachment, ids); err != nil {
+		return fmt.Errorf("crm: deleted: %w", err)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
@@ -207,14 +208,33 @@ const MaxNamePrefix = 20
 // namePrefixes returns the prefixes of each word of names, folded, of 1 to
 // MaxNamePrefix characters, each once.
 func namePrefixes(names ...string) []string {
-	var out []string
+	out := make([]string, 0, 24)
+	add := func(p string) {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
 	for _, n := range names {
 		for _, w := range strings.Fields(fold(n)) {
-			r := []rune(w)
-			for i := 1; i <= len(r) && i <= MaxNamePrefix; i++ {
-				if p := string(r[:i]); !slices.Contains(out, p) {
-					out = append(out, p)
+			if !utf8.ValidString(w) { // the runes of invalid bytes are U+FFFD
+				r := []rune(w)
+				for i := 1; i <= len(r) && i <= MaxNamePrefix; i++ {
+					add(string(r[:i]))
 				}
+				continue
+			}
+			// Each prefix a slice of w: no copy.
+			i := 0
+			for end := range w {
+				if end > 0 {
+					add(w[:end])
+				}
+				if i++; i > MaxNamePrefix {
+					break
+				}
+			}
+			if i <= MaxNamePrefix {
+				add(w)
 			}
 		}
 	}
@@ -276,7 +296,10 @@ func (c *ContactInput) normalize() {
 
 // validate checks a normalized contact.
 func (r *Contacts) validate(c *ContactInput) error {
-	err := r.s.check(kindContact, c)
+	var err error
+	if !plainlyValid(c) { // validate_fast.go: the validator only when needed
+		err = r.s.check(kindContact, c)
+	}
 	var verr *ValidationError
 	if err != nil && !errors.As(err, &verr) {
 		return err
@@ -520,6 +543,9 @@ func (r *Contacts) insertChecked(ctx context.Context, db bun.IDB, c *Contact, ch
 		return 0, err
 	}
 	c.TenantID = tid
+	if db.Dialect().Name() == dialect.PG {
+		return execInsertPG(ctx, db, c, checkDup) // create_pg.go
+	}
 	t := db.Dialect().Tables().Get(reflect.TypeFor[Contact]())
 	vals := rowValues{fields: t.Fields, v: reflect.ValueOf(c).Elem(), casts: db.Dialect().Name() == dialect.PG}
 	pg := db.Dialect().Name() == dialect.PG
@@ -789,6 +815,7 @@ func (r *Contacts) Update(ctx context.Context, id string, version int64, in Cont
 // indexes do not linger on disk; a Store bound to the caller's
 // transaction (Store.Using) leaves that cut to the caller.
 func (r *Contacts) Delete(ctx context.Context, id string) error {
+	var gone []string
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		res, err := tx.NewDelete().Model((*Contact)(nil)).Where("?TableAlias.id = ?", id).Exec(ctx)
 		if err != nil {
@@ -800,12 +827,15 @@ func (r *Contacts) Delete(ctx context.Context, id string) error {
 		if _, err := tx.NewDelete().Model((*contactTag)(nil)).Where("?TableAlias.contact_id = ?", id).Exec(ctx); err != nil {
 			return fmt.Errorf("crm: delete contact: %w", err)
 		}
-		if err := r.s.deleteDependents(ctx, tx, kindContact, []string{id}); err != nil { // files and custom fields (commerce.go)
+		if gone, err = r.s.deleteDependents(ctx, tx, kindContact, []string{id}); err != nil { // files and custom fields (commerce.go)
 			return err
 		}
 		return r.s.audit(ctx, tx, kindContact, "deleted", id)
 	})
 	if err != nil {
+		return err
+	}
+	if err := r.s.dropBytes(ctx, gone); err != nil {
 		return err
 	}
 	// The deleted row's sealed profile and blind indexes leave SQLite's

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/tenancy"
 )
 
 // TestCreatePlanOnColdTable: on a table of a few contacts whose statistics
@@ -78,5 +79,51 @@ func TestNamesBeforeInsertMigration(t *testing.T) {
 		var rows int
 		require.NoError(t, raw.NewRaw("SELECT count(*) FROM socialcrm_crm_contact_names").Scan(ctx, &rows))
 		require.Equal(t, len("ada")+len("lovelace")+len("grace")+len("hopper"), rows)
+	})
+}
+
+// TestOwnerFilterUsesPartialIndex: the contacts' owner index holds only
+// contacts that have an owner (on PostgreSQL since migration
+// 20261208020000; on SQLite since the name index's), a list filtered by
+// owner still finds exactly the owner's contacts through it, and on
+// PostgreSQL the migration run again changes nothing.
+func TestOwnerFilterUsesPartialIndex(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		h := &captureHook{}
+		e.db.AddQueryHook(h)
+		owner := tenancy.NewID()
+		contacts := e.store.Contacts()
+		for i := range 4 {
+			in := crm.ContactInput{FirstName: fmt.Sprint("Owned", i)}
+			if i%2 == 0 {
+				in.OwnerID = owner
+			}
+			_, err := contacts.Create(e.A, in)
+			require.NoError(t, err)
+		}
+		check := func() {
+			t.Helper()
+			page, err := contacts.List(e.A, crm.ContactFilter{OwnerID: owner}, crm.ListOptions{})
+			require.NoError(t, err)
+			require.Len(t, page.Items, 2)
+			for _, c := range page.Items {
+				require.Equal(t, owner, c.OwnerID)
+			}
+			plan := explainPlan(t, e, h.last("SELECT", crm.TableContacts, "owner_id = '"+owner+"'"), true)
+			require.Contains(t, plan, "socialcrm_crm_contacts_owner", "owner filter:\n%s", plan)
+			var def string
+			if e.db.Name == "sqlite" {
+				require.NoError(t, e.db.Admin(t).NewRaw("SELECT sql FROM sqlite_master WHERE name = 'socialcrm_crm_contacts_owner'").Scan(ctx, &def))
+			} else {
+				require.NoError(t, e.db.Admin(t).NewRaw("SELECT indexdef FROM pg_indexes WHERE indexname = 'socialcrm_crm_contacts_owner'").Scan(ctx, &def))
+			}
+			require.Regexp(t, `WHERE \(?owner_id IS NOT NULL\)?$`, def)
+		}
+		check()
+		if e.db.Name == "postgres" {
+			require.NoError(t, crm.RunMigration(ctx, e.db.ReopenOwner(t), "20261208020000"), "run again")
+			check()
+		}
 	})
 }

@@ -1,6 +1,8 @@
 package crm
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/socialcrm/socialcrm/internal/csvsafe"
 	"github.com/socialcrm/socialcrm/internal/dberr"
 	"github.com/socialcrm/socialcrm/tenancy"
 )
@@ -35,7 +38,10 @@ func CSVColumns() []string { return append([]string(nil), csvColumns...) }
 // ExportCSV writes the contacts matching f as CSV to w, with a header row,
 // reading them a page at a time: memory stays flat however many there are.
 // It returns how many contacts it wrote. The e-mail addresses and phone
-// numbers are written in clear: treat the output as personal data. Each
+// numbers are written in clear: treat the output as personal data. A value
+// a spreadsheet would run as a formula (starting with '=', '@', or '+' or
+// '-' and not a number) is written with an apostrophe in front, as
+// spreadsheets mark such text; ImportCSV removes it. Each
 // export, finished or not, writes an audit entry "contacts.exported" with
 // the acting principal and the count written (no values, no filter).
 func (r *Contacts) ExportCSV(ctx context.Context, w io.Writer, f ContactFilter) (int, error) {
@@ -43,7 +49,10 @@ func (r *Contacts) ExportCSV(ctx context.Context, w io.Writer, f ContactFilter) 
 	if n == 0 && err != nil {
 		return n, err // refused or failed before anything left
 	}
-	aerr := r.s.writeAudit(ctx, r.s.db, tenancy.AuditEvent{Action: "contacts.exported", Target: "contacts",
+	// The rows have left whether or not the caller is still there (a
+	// client that hung up ends its request's context): the entry is
+	// written all the same.
+	aerr := r.s.writeAudit(context.WithoutCancel(ctx), r.s.db, tenancy.AuditEvent{Action: "contacts.exported", Target: "contacts",
 		Metadata: map[string]string{"count": strconv.Itoa(n), "complete": strconv.FormatBool(err == nil)}})
 	if err == nil {
 		err = aerr
@@ -86,10 +95,14 @@ func contactRow(c Contact) []string {
 		b, _ := json.Marshal(c.Preferences) // a map[string]string always marshals
 		prefs = string(b)
 	}
-	return []string{c.ID, c.FirstName, c.LastName, c.Email, c.Phone, string(c.Stage), c.Source,
+	row := []string{c.ID, c.FirstName, c.LastName, c.Email, c.Phone, string(c.Stage), c.Source,
 		c.UTM.Source, c.UTM.Medium, c.UTM.Campaign, c.UTM.Term, c.UTM.Content,
 		formatBirthday(c.Birthday), c.CompanyID, c.OwnerID, strings.Join(c.Tags, ";"), prefs,
 		c.CreatedAt.Format(time.RFC3339Nano), c.UpdatedAt.Format(time.RFC3339Nano)}
+	for i := range row {
+		row[i] = csvsafe.Escape(row[i]) // never a formula in a spreadsheet
+	}
+	return row
 }
 
 func formatBirthday(b Birthday) string {
@@ -234,15 +247,22 @@ func (rep *ImportReport) add(r RowResult, errs []RowError) {
 // headerAliases maps header spellings, squashed to lower-case letters and
 // digits ("First Name", "first_name" and "FirstName" are all "firstname"),
 // to the columns of CSVColumns. "name" is a full name, split into first
-// and last name at its last space when the file has no first or last name.
+// and last name at its last space ("Last, First" at its comma) when the
+// file has no first or last name. Several spellings of one column (an
+// address book's "Work Email" and "Personal Email") may appear together:
+// a row takes the first of them that is not empty.
 var headerAliases = map[string]string{
 	"id": "id", "contactid": "id",
 	"firstname": "first_name", "givenname": "first_name", "forename": "first_name", "fname": "first_name",
 	"lastname": "last_name", "surname": "last_name", "familyname": "last_name", "lname": "last_name",
 	"name": "name", "fullname": "name", "contactname": "name",
 	"email": "email", "emailaddress": "email", "mail": "email", "emailaddr": "email", "primaryemail": "email",
+	"workemail": "email", "businessemail": "email", "personalemail": "email", "homeemail": "email", "otheremail": "email",
+	"email1": "email", "email1value": "email", "emailaddress1": "email", "email2": "email", "email2value": "email", "emailaddress2": "email",
 	"phone": "phone", "phonenumber": "phone", "mobile": "phone", "mobilephone": "phone", "mobilenumber": "phone",
-	"cell": "phone", "cellphone": "phone", "telephone": "phone", "tel": "phone", "phoneno": "phone",
+	"cell": "phone", "cellphone": "phone", "cellnumber": "phone", "telephone": "phone", "telephonenumber": "phone", "tel": "phone", "phoneno": "phone",
+	"workphone": "phone", "businessphone": "phone", "homephone": "phone", "primaryphone": "phone", "otherphone": "phone",
+	"phone1": "phone", "phone1value": "phone", "phone2": "phone", "phone2value": "phone",
 	"stage": "stage", "lifecyclestage": "stage",
 	"source": "source", "leadsource": "source",
 	"utmsource": "utm_source", "utmmedium": "utm_medium", "utmcampaign": "utm_campaign", "utmterm": "utm_term", "utmcontent": "utm_content",
@@ -264,6 +284,45 @@ func csvHeader(h string) string {
 	return headerAliases[b.String()]
 }
 
+// sniffComma returns the separator of the CSV that br reads: of comma,
+// semicolon (what spreadsheets write where the comma is the decimal
+// separator) and tab, the one its header line holds most often outside
+// quotes; comma when none or a tie. It only peeks at br, as little as
+// the header line needs (at most br's buffer).
+func sniffComma(br *bufio.Reader) rune {
+	var head []byte
+	for n := 256; ; n *= 2 {
+		n = min(n, br.Size())
+		var err error
+		head, err = br.Peek(n)
+		if err != nil || n == br.Size() || bytes.ContainsAny(head, "\r\n") {
+			break
+		}
+	}
+	counts := map[byte]int{}
+	quoted := false
+	for _, b := range head {
+		if b == '"' {
+			quoted = !quoted
+			continue
+		}
+		if quoted {
+			continue
+		}
+		if b == '\n' || b == '\r' {
+			break
+		}
+		counts[b]++
+	}
+	comma := byte(',')
+	for _, b := range []byte{';', '\t'} {
+		if counts[b] > counts[comma] {
+			comma = b
+		}
+	}
+	return rune(comma)
+}
+
 // importRow is a parsed data row waiting for its batch.
 type importRow struct {
 	line    int
@@ -277,7 +336,9 @@ type importRow struct {
 //
 // Headers are matched by their usual spellings ("First Name", "first_name",
 // "Email Address", "E-mail", "Phone Number", "Mobile", …; see CSVColumns);
-// unknown columns are reported once (row 1) and ignored. Phone numbers may
+// unknown columns are reported once (row 1) and ignored. Fields are
+// separated by commas, semicolons or tabs, whichever the header line holds
+// most (comma on a tie). Phone numbers may
 // be national, read in the Store's default region (WithDefaultRegion).
 //
 // A row names an existing contact by the id column (as in an export of the
@@ -325,22 +386,22 @@ func (r *Contacts) ImportCSV(ctx context.Context, in io.Reader, o ImportOptions)
 	if _, err := r.s.vault.EnsureKey(ctx); err != nil {
 		return rep, fmt.Errorf("crm: import contacts: %w", err)
 	}
-	cr := csv.NewReader(in)
+	br := bufio.NewReader(in) // what csv.NewReader would wrap in: no more read ahead
+	cr := csv.NewReader(br)
+	cr.Comma = sniffComma(br)
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err != nil {
 		return rep, invalid("import", "header", "required", "the CSV has no readable header row")
 	}
-	col := map[string]int{}
+	col := map[string][]int{}
 	for i, h := range header {
 		c := csvHeader(h)
 		if c == "" {
 			rep.Errors = append(rep.Errors, RowError{Row: 1, Field: strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")), Problem: "unknown column, ignored"})
 			continue
 		}
-		if _, seen := col[c]; !seen {
-			col[c] = i
-		}
+		col[c] = append(col[c], i)
 	}
 	defer func() {
 		if rep.Rows > 0 {
@@ -394,8 +455,12 @@ func (r *Contacts) ImportCSV(ctx context.Context, in io.Reader, o ImportOptions)
 		line, _ := cr.FieldPos(0)
 		rep.Rows++
 		get := func(name string) string {
-			if i, ok := col[name]; ok && i < len(rec) {
-				return strings.TrimSpace(rec[i])
+			for _, i := range col[name] {
+				if i < len(rec) {
+					if v := strings.TrimSpace(rec[i]); v != "" {
+						return csvsafe.Unescape(v) // as ExportCSV wrote it
+					}
+				}
 			}
 			return ""
 		}
@@ -688,7 +753,9 @@ func contactFromRow(get func(string) string, line int) (Contact, []RowError) {
 		CompanyID: get("company_id"), OwnerID: get("owner_id"),
 	}}
 	if full := strings.Join(strings.Fields(get("name")), " "); full != "" && c.FirstName == "" && c.LastName == "" {
-		if i := strings.LastIndexByte(full, ' '); i > 0 {
+		if last, first, ok := strings.Cut(full, ","); ok && strings.TrimSpace(last) != "" && strings.TrimSpace(first) != "" {
+			c.FirstName, c.LastName = strings.TrimSpace(first), strings.TrimSpace(last)
+		} else if i := strings.LastIndexByte(full, ' '); i > 0 {
 			c.FirstName, c.LastName = full[:i], full[i+1:]
 		} else {
 			c.FirstName = full

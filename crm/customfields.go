@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -241,7 +242,9 @@ func (f *Fields) Delete(ctx context.Context, id string) error {
 // not defined, a value of the wrong type or not among a select's options,
 // and a required field left without a value fail with a *ValidationError
 // naming the field ("fields.<name>"); then nothing is written. Set returns
-// all of the record's values after the change.
+// all of the record's values after the change. The audit log records the
+// edit ("crm.<kind>.fields_updated", the record and the fields' names, no
+// value).
 func (f *Fields) Set(ctx context.Context, kind, recordID string, values map[string]any) (map[string]any, error) {
 	s := f.s
 	if err := s.ensureKeys(ctx); err != nil {
@@ -311,7 +314,12 @@ func (f *Fields) Set(ctx context.Context, kind, recordID string, values map[stri
 			}
 		}
 		out, err = f.values(ctx, tx, kind, recordID, defs)
-		return err
+		if err != nil {
+			return err
+		}
+		// An edit of the record: the fields' names, never their values.
+		return s.writeAudit(ctx, tx, tenancy.AuditEvent{Action: "crm." + kind + ".fields_updated", Target: kind + ":" + recordID,
+			Metadata: map[string]string{"fields": strings.Join(sortedNames(values), ",")}})
 	})
 	return out, err
 }

@@ -163,7 +163,10 @@
 //
 // Contacts.ExportCSV and ImportCSV stream contacts as CSV. An import maps
 // the usual header spellings ("First Name", "Email Address", "E-mail",
-// "Phone Number", "Mobile", …), and a row that names an existing contact —
+// "Phone Number", "Mobile", an address book's "Work Email" or "E-mail 1 -
+// Value", …; of two e-mail columns a row takes the first not empty), reads
+// fields separated by commas, semicolons or tabs, splits a full name
+// written "Last, First" at its comma, and a row that names an existing contact —
 // by the id of an export, else its e-mail address, else its phone number
 // — updates that contact (or is skipped, ImportOptions.OnMatch) rather
 // than creating another; a row with no name, e-mail address or phone
@@ -246,8 +249,12 @@
 // Attachments keep metadata (owner, name, type, size, SHA-256) in the
 // database and bytes in a Storage (WithStorage): DirStorage keeps each
 // tenant in its own directory and resolves every path through an os.Root,
-// so neither a key nor a planted symbolic link leads outside it. Erasing an
-// attachment deletes its bytes; register Store.Categories (which bind that
+// so neither a key nor a planted symbolic link leads outside it. Erasing or
+// deleting an attachment (or the record it hangs off) deletes its bytes
+// once the rows' transaction has committed, so a delete that fails keeps
+// them; the transaction records the work as due (retention.RecordAfterErase)
+// and the retention engine's next run in the tenant finishes it if the
+// process died first. Register Store.Categories (which bind that
 // hook to the Store's storage) rather than the package's Categories, whose
 // attachment hook refuses to erase without a storage. Custom fields are
 // defined per record kind (Fields.Define: text, number, date, bool, select)
@@ -350,26 +357,49 @@
 // token's first 128 bits in base32) and the index is TableContactNameFTS,
 // an FTS5 table over that column (external content: it stores the index
 // only; detail=none, columnsize=0, secure-delete on, so an erased
-// contact's words leave the index pages at once): FTS5 writes one small
-// segment per transaction and merges segments later, where a row per
-// token went to a random page of a b-tree. A search is one FTS5 look-up,
-// the AND of the query words' tokens, yielding contact ids that SQLite
-// reads through the primary key with the tenant condition. The FTS5
-// table has no tenant column and holds every tenant's tokens; tokens are
-// keyed per tenant, so they match only their own tenant's contacts, and
-// the Guard refuses any statement naming the table or its shadow tables
-// but that one look-up of exact tokens (see tenancy.FullTextIndex; a test
-// tries 53 ways in). A blind index tells which records share a value (or
-// a name prefix) to whoever reads the table, nothing more without the
-// tenant's key; the e-mail and name-prefix look-ups are index look-ups on
-// both databases (a test checks the plans, on PostgreSQL as the
-// application's role under row-level security too: a GIN index of the
-// arrays, cheaper to write, is never used there, since no GIN operator is
-// leakproof). The SQLite name index relies on each contact keeping its
-// rowid: VACUUM keeps them (a test runs one), and the triggers follow an
-// UPDATE of the rowid; a copy of the database made by dumping and
-// reloading its rows must run the FTS5 'rebuild' command on the table
-// (as its owner) afterwards.
+// contact's words leave the index pages at once) — for every contact but
+// the newest. A contact whose rowid is above a watermark
+// (TableContactNameFTSMark) is pending: its create writes its row and no
+// word into the FTS5 index, and a name search reads the pending contacts'
+// name_index columns directly, along the rowid (fewer than 64 rowids
+// above the watermark, every tenant's, each word compared whole). The
+// create that takes a rowid 64 or more above the watermark moves every
+// pending contact into the FTS5 index in one statement (one segment) and
+// raises the watermark to the highest rowid; a contact inserted at or
+// below the watermark (a rowid reused after deletes at the top of the
+// table) goes into the index at once, a rename or a delete touches the
+// index only for a contact at or below it, and an update that moves a
+// contact's rowid above it moves every pending contact in. Triggers do all
+// of it inside the statement's own transaction, so a crash leaves the
+// move done or not begun (tests search after every create across two such
+// moves, after renames and deletes of pending and indexed contacts, after
+// rowids are reused, and after kill -9 mid-write). A search is one FTS5
+// look-up, the AND of the query words' tokens, and that read of the
+// pending rows, as two arms of one condition, yielding contact ids that
+// SQLite reads through the primary key with the tenant condition. The
+// FTS5 table has no tenant column and holds every tenant's tokens; tokens
+// are keyed per tenant, so they match only their own tenant's contacts,
+// and the Guard refuses any statement naming the table, its shadow tables
+// or the watermark but that one look-up of exact tokens (see
+// tenancy.FullTextIndex; a test tries 53 ways in, and the watermark and
+// the pending arm in every other shape). A tenant's statement never reads
+// the watermark's value; it can tell whether its own contacts are above
+// it, which their rowids tell already. A blind index tells which records
+// share a value (or a name prefix) to whoever reads the table, nothing
+// more without the tenant's key; the e-mail and name-prefix look-ups are
+// index look-ups on both databases (a test checks the plans — on SQLite
+// the pending arm a read of the rowid range, not of the tenant's contacts
+// — on PostgreSQL as the application's role under row-level security
+// too: a GIN index of the arrays, cheaper to write, is never used there,
+// since no GIN operator is leakproof). The SQLite name index relies on
+// each contact keeping its rowid: VACUUM keeps them (a test runs one), and
+// the triggers follow an UPDATE of the rowid; a copy of the database made
+// by dumping and reloading its rows must run the FTS5 'rebuild' command
+// on the table (as its owner) afterwards and set the watermark's w to the
+// highest rowid of the contacts (the rebuild indexes every contact). FTS5's
+// 'integrity-check' against the contacts (rank 1) counts the pending
+// contacts as missing: move them in first, as the owner (insert the rows
+// above w into the table, then set w to the highest rowid).
 //
 // What a contact create costs. Contacts.Create writes the contact, with
 // its name index and after its duplicate and company checks, in one
@@ -379,58 +409,93 @@
 // connection does not hold it already (a test counts the round trips; a
 // contact with tags still takes a transaction).
 // Measured by scripts/bench against a raw bun INSERT of the same columns
-// unsealed into a table with like indexes, on a two-core machine loaded by
-// other work (load average 11–18), SQLite's create takes about 2.0 times
-// as long (BenchmarkCRMInterleavedCreate, median ratio of 7 runs 2.01,
-// against 2.17 in runs alternated with them of the release before, whose
-// blind indexes went through an HMAC allocated per value) — short of 1.5
-// times, and the FTS5 name index is why. In the same runs, the create
-// with the name index's insert trigger dropped
-// (BenchmarkCRMInterleavedCreateWithoutNameIndex) measured 1.46 times
-// (median of six runs, 1.43–1.51, against 1.95–2.12 with it, under a load
-// average of 12–18): every other cost of the
-// create — validating, parsing the phone number, sealing, the 17 blind
-// indexes, the Guard, the duplicate checks, the larger rows and the two
-// indexes the baseline lacks — fits within 1.5 times. SQLite writes every
-// page a commit touched to its log: counted in the log's writes over
-// 2,300 creates, a create writes 15.4 pages, 10.2 without the name index,
-// against the baseline's 8.4. FTS5 flushes a segment at every commit (the
-// segment, the structure and averages records, the segment's index
-// entry) and merges segments as they pile up, about 5 pages per create
-// whatever the settings: automerge 0, 8 or 16, secure_delete off, or
-// words of 64 bits instead of 128 — none wrote fewer bytes per create
-// (automerge 0 and 16 wrote about a page more). Getting
-// under 1.5 times means not writing FTS5 at every create — for instance
-// keeping the newest contacts out of the index in a small pending set,
-// found by reading their own name_index, and indexing them in batches —
-// which changes the look-up the Guard allows and the plan a name search
-// takes; it is not done. The statement runs prepared once per connection,
-// its values bound (internal/sqldb), after the Guard has checked its
-// text. Of the create's CPU time (a profile of BenchmarkCRMContactCreate),
-// the work before the statement is about a seventh: the blind indexes 5 %
-// (HMAC-SHA256 from hashers pooled per tenant, the bytes Tink's PRF
-// computes), parsing the phone number 4 % (the parser's regular
-// expressions, even for a number given in E.164), validation 4 %.
-// On PostgreSQL, against one raw pgx INSERT, create measured 1.14–2.35
-// times, median 1.67 of seven runs (BenchmarkPostgresContactCreate),
-// alternated with runs of the release before, 1.17–1.91, median 1.54,
-// under a load average of 12–21 on two cores: each side's time is then
-// mostly the commit's flush of the WAL (synchronous_commit on), queued
-// behind other work's, and the ratio moves more from run to run than any
-// change here made; 1.5 is not reached as a median. On the server
+// unsealed into a table with like indexes (BenchmarkCRMInterleavedCreate,
+// the two alternated in one loop, the median of their per-pair ratios), on
+// a two-core machine loaded by other work, SQLite's create took 2.10–2.19
+// times as long while every create wrote its words into the FTS5 name
+// index (three runs, load average 4–10), and 1.50–1.54 with that trigger
+// dropped (BenchmarkCRMInterleavedCreateWithoutNameIndex): SQLite wrote
+// every page the commit touched to its log, 15.4 pages a create against
+// 10.2 without the name index and the baseline's 8.4, for FTS5 flushed a
+// segment at every commit (the segment, the structure and averages
+// records, the segment's index entry) and merged segments as they piled
+// up, whatever its settings (automerge 0, 8 or 16, secure_delete off,
+// words of 64 bits: none wrote fewer bytes). Since migration
+// 20261208010000 a create writes no word into the FTS5 index (a test
+// counts the index's pairs before and after each create); one create in
+// 64 moves the pending contacts in. Counted in the log's frames over
+// 3×60 creates after 300, a create now writes 10.3–10.6 pages against the
+// baseline's 8.2–8.6: the table 1.2 (1.1), the primary key 1.3 (1.3), each
+// of the five other indexes 1.4–1.65 (the baseline's four 1.3–1.5: an
+// entry appended to a full leaf moves entries among three siblings) and
+// page 1, which records the file's growth, 0.4 (0.15). The create
+// against the raw INSERT then measured 1.61–1.67 times, median 1.63 of
+// five (load average 10–13), and with the insert trigger dropped, in the
+// same run, 1.56–1.62, median 1.57: what the name index still costs a
+// create is that trigger, which reads the watermark at every insert, and
+// the moves. 1.5 is not reached without cutting the create's other costs.
+// A name search pays for it: it reads the pending rows, about 100 µs more
+// (BenchmarkScaleContactLookup: 197 µs at 1,000 contacts and 206 µs at
+// 100,000, against 101 and 142 µs before, e-mail look-ups 39–41 µs against
+// 34–36 in those runs). What is left of the create's cost is the index the
+// baseline lacks (the SDK keeps six: the primary key, stage, updated_at,
+// e-mail, phone and birthday blind indexes; the baseline five), the larger
+// rows (about 710 bytes: the sealed profile 107, the three blind indexes
+// 43 each, the name index's words 345) and the work before the statement:
+// in a profile of the interleaved benchmark, of the create's CPU time,
+// validation 4 %, parsing the phone number 6 % (the parser's regular
+// expressions, even for a number given in E.164), the blind indexes and
+// sealing 10 % each — measured before the validation and E.164 fast paths
+// described below for PostgreSQL, which the SQLite create shares. Dropping the birthday index, for one, measured 0.09
+// less (1.54–1.59 against 1.62–1.67, alternated, load average 12–14); it
+// is kept: the Scheduler's birthday audience looks contacts up by it. The
+// statement runs prepared once per connection, its values bound
+// (internal/sqldb), after the Guard has checked its text; the trigger that
+// decides whether a create moves the pending contacts reads the
+// watermark once (two reads measured about 0.03 more).
+// On PostgreSQL, against one raw pgx INSERT of the same row unsealed
+// (BenchmarkPostgresContactCreate, the two alternating in one loop),
+// create measured a median of 1.74 times the INSERT's time (1.38–1.90,
+// eight runs), against 2.00 (1.63–2.40) for the release before in runs
+// alternated with them, under a load average of 10–15 on two cores: 1.5
+// is not reached as a median. Under such load each side's time is mostly the commit's
+// flush of the WAL (synchronous_commit on) and waiting for a core, and
+// the ratio moves more from run to run than between the two releases;
+// the work each side does moves less. At the client, Create's CPU time
+// fell from about 150 to about 95 µs a create (CPU profiles of
+// BenchmarkCreateClientCPUPostgres, 6,000 creates each, alternated under
+// the same load; allocations 290 → 171 a create, 26.9 → 22.8 KB), the raw
+// INSERT's being about 40: a phone number in E.164 form skips the parser
+// when the parser would return it as given (e164Prefixes, phone.go: no
+// national prefix of its calling code's region at the start of the
+// national number; TestPhoneFastPath compares the two over every calling
+// code), a contact whose every validation rule plainlyValid checks by
+// hand skips the validator (TestContactFastValidation), and the statement
+// is written straight into one buffer instead of being built from bun
+// subqueries (insertStatementPG; TestInsertStatementPG checks that the
+// text is bun's, which the Guard checks as before). What is left at the
+// client is mostly sending and reading the statement — the Guard's check
+// of its text, its literals turned into parameters, database/sql and pgx,
+// about 45 µs with the system calls — and the blind indexes and the
+// sealing, about 15 µs. On the server
 // (BenchmarkPostgresContactCreateServer: EXPLAIN ANALYZE, as the
 // application's role under row-level security, at 1,000 contacts, medians
 // of 300 alternated with the raw INSERT) the raw INSERT executes in
 // 0.04–0.09 ms and writes 936 bytes of WAL; Create's statement for "Ada
-// Lovelace 1" (12 name index rows) 0.19–0.29 ms and 5.8 KB of WAL, 3.9–4.2
-// times the raw INSERT's time (4.9–5.1 before migration 20261207010000,
-// and 7.3 KB of WAL). Of one such statement, the trigger writing the name
-// index rows took 0.23 ms of 0.34, and of its WAL (without full-page
+// Lovelace 1" (12 name index rows) 0.18–0.32 ms, 3.5–3.6 times the raw
+// INSERT's time in three runs under a load average of 16–18 (3.2–3.9 for
+// the release before, in runs alternated with them: no change beyond the
+// noise), and 5.6–5.7 KB of WAL (5.8 KB
+// before migration 20261208020000, which leaves contacts without an owner
+// out of the owner index: one b-tree entry fewer; 7.3 KB before migration
+// 20261207010000, and 4.9–5.1 times the raw INSERT's time). Of one such
+// statement, the trigger writing the name index rows took 0.23 ms of 0.34, and of its WAL (without full-page
 // images) the 12 rows wrote 3.9 KB: 1.8 KB of heap rows (tenant id,
 // token, contact id: 152 bytes each), 0.96 KB of entries of the b-tree on
 // token and 1.15 KB of the b-tree on contact_id; the contact's row 0.78
 // KB (sealed profile, blind indexes, the name_index array) and its seven
-// index entries 1.0 KB, against the raw row's five. Migration
+// index entries 1.0 KB (six for a contact without an owner since
+// migration 20261208020000), against the raw row's five. Migration
 // 20261207010000 took tenant_id out of both b-trees and their uniqueness
 // check out of each row's insert (the primary key on (tenant_id, token,
 // contact_id) and the index on (tenant_id, contact_id) before): measured
@@ -445,11 +510,12 @@
 // contact (as do the triggers of a rename and a delete), and without it
 // each would read every row of the table. What is left of the gap is the
 // name index rows themselves (one heap row and two b-tree entries per
-// prefix: "Ada Lovelace 17" has 14), the contact's larger row and its two
-// more indexes, and the client's work: about 0.18 ms of CPU, as measured
-// for the release before and unchanged since (validation 26 µs, sealing
-// and hashing 26 µs, phone parsing 20 µs, the rest building, sending and
-// reading the statement). The rows are
+// prefix: "Ada Lovelace 17" has 14; the random inserts into the b-tree on
+// token cost the most), the contact's larger row and its one or two more
+// index entries, the statement of the advisory locks before it, and the
+// client's work above, now the smaller part of the gap (about 55 µs of
+// CPU more than the raw INSERT's, against about 75 µs more on the server
+// as measured on an idle machine, and more under load). The rows are
 // written by a BEFORE INSERT trigger since migration 20261206080200 (an
 // AFTER trigger queues an event and fetches the row again; measured with
 // pgbench at 3,000 contacts the statement's server time went from 0.61 to

@@ -110,7 +110,9 @@ type Recipient struct {
 	// ContactID optionally links the recipient to a CRM contact.
 	ContactID string `bun:"contact_id,nullzero" json:"contact_id,omitempty" validate:"omitempty,uuid"`
 	Email     string `bun:"-" json:"email,omitempty" validate:"omitempty,email,max=254"`
-	Phone     string `bun:"-" json:"phone,omitempty" validate:"omitempty,e164"`
+	// Phone is read as a contact's is (national in the Store's default
+	// region, WithDefaultRegion) and kept in E.164 form.
+	Phone string `bun:"-" json:"phone,omitempty" validate:"omitempty,e164"`
 }
 
 // invoiceRecipient is the stored Recipient of an invoice.
@@ -169,6 +171,11 @@ func overflow(field string) error {
 func (r *Invoices) prepare(in *InvoiceInput, inv *Invoice) error {
 	in.Currency = strings.ToUpper(in.Currency)
 	in.Number = strings.TrimSpace(in.Number)
+	if in.Recipient != nil {
+		rc := *in.Recipient // the caller's stays as given
+		rc.Phone = r.s.normalizePhone(rc.Phone)
+		in.Recipient = &rc
+	}
 	if err := r.s.check(KindInvoice, in); err != nil {
 		return err
 	}
@@ -248,10 +255,11 @@ func duplicateNumber(err error, number string) error {
 // (else a *ValidationError with rule "unique").
 func (r *Invoices) Create(ctx context.Context, in InvoiceInput) (Invoice, error) {
 	s := r.s
-	inv := Invoice{Status: InvoiceDraft, Recipient: in.Recipient}
+	inv := Invoice{Status: InvoiceDraft}
 	if err := r.prepare(&in, &inv); err != nil {
 		return Invoice{}, err
 	}
+	inv.Recipient = in.Recipient // its phone number normalized by prepare
 	inv.ID = tenancy.NewID()
 	if err := s.sealFields(ctx, KindInvoice, inv.ID, inv.sealedFields()); err != nil {
 		return Invoice{}, err
@@ -453,7 +461,8 @@ func (r *Invoices) MarkOverdue(ctx context.Context, now time.Time) (int64, error
 // be deleted (ErrInUse): void it instead.
 func (r *Invoices) Delete(ctx context.Context, id string) error {
 	s := r.s
-	return s.run(ctx, writeOf(KindInvoice), func(ctx context.Context, tx bun.Tx, _ access) error {
+	var gone []string
+	err := s.run(ctx, writeOf(KindInvoice), func(ctx context.Context, tx bun.Tx, _ access) error {
 		inv, err := get[Invoice](ctx, tx, KindInvoice, id)
 		if err != nil {
 			return err
@@ -467,8 +476,13 @@ func (r *Invoices) Delete(ctx context.Context, id string) error {
 		if err := deleteIn[Invoice](ctx, s, tx, KindInvoice, id); err != nil {
 			return err
 		}
-		return s.deleteDependents(ctx, tx, KindInvoice, []string{id})
+		gone, err = s.deleteDependents(ctx, tx, KindInvoice, []string{id})
+		return err
 	})
+	if err != nil {
+		return err
+	}
+	return s.dropBytes(ctx, gone)
 }
 
 // List returns a page of invoices in creation order, without recipients; a

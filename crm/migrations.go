@@ -357,6 +357,8 @@ func coreMigrations() []migration {
 		{"20261123000620", "crm_conversations_day", conversationsDayMigration},
 		{"20261206080200", "crm_contact_names_before_insert", migrateNamesBeforeInsertPG}, // create_pg.go
 		{"20261207010000", "crm_contact_names_narrow", migrateNamesNarrowPG},              // create_pg.go
+		{"20261208010000", "crm_contact_name_fts_pending", migrateNameFTSPending},         // nameindex_sqlite.go
+		{"20261208020000", "crm_contact_owner_partial", migrateOwnerPartialPG},            // create_pg.go
 	}
 }
 

@@ -114,10 +114,41 @@ func TestNameFTSGuardRefusesEveryOtherShape(t *testing.T) {
 		mine, theirs, tokA, _, a, _ := attackEnv(t, e)
 		tok := tokA[0]
 		up := strings.ToUpper(fts)
+		mark := crm.TableContactNameFTSMark
 		lookup := "rowid IN (SELECT rowid FROM " + fts + " WHERE " + fts + " = '" + tok + "')"
+		// The shape List runs: the indexed contacts, then the pending ones
+		// above the watermark by their name_index.
+		pending := func(cond string) string {
+			return "id IN (SELECT id FROM " + fts + " WHERE " + fts + " = '" + tok + "' UNION ALL SELECT id FROM " + fts + " WHERE " + cond + ")"
+		}
+		above := "rowid > (SELECT w FROM " + mark + ") AND rowid < (SELECT w FROM " + mark + ") + 128"
+		listShape := pending(above + " AND instr(' ' || name_index || ' ', ' " + tok + " ') > 0")
 		scoped := "SELECT ct.id FROM " + crm.TableContacts + " AS ct WHERE ct.tenant_id = '" + a + "' AND ct."
 		var attacks []string
-		for _, name := range []string{fts, fts + "_data", fts + "_idx", fts + "_config", fts + "_docsize", fts + "_content",
+		// Every other use of the watermark, and look-ups of pending rows
+		// that are not exact tokens.
+		for _, q := range []string{
+			pending(above), // every pending row's id
+			pending(above + " AND instr(' ' || name_index || ' ', ' A ') > 0"),
+			pending(above + " AND instr(name_index, '" + tok + "') > 0"),
+			pending(above + " AND instr(' ' || name_index || ' ', '" + tok + "') > 0"),
+			pending(above + " AND instr(' ' || name_index || ' ', ' " + tok + " ') >= 0"),
+			pending(above + " AND instr(' ' || name_index || ' ', ' " + tok + " ') > 0 OR 1 = 1"),
+			pending(above + " AND instr(' ' || name_index || ' ', ' " + tok + " " + tok + " ') > 0"),
+			pending(above + " AND instr('x' || name_index || ' ', ' " + tok + " ') > 0"),
+			pending("rowid > 0 AND rowid < (SELECT w FROM " + mark + ") + 128 AND instr(' ' || name_index || ' ', ' " + tok + " ') > 0"),
+			pending("rowid > (SELECT w - 1000 FROM " + mark + ") AND rowid < (SELECT w FROM " + mark + ") + 128 AND instr(' ' || name_index || ' ', ' " + tok + " ') > 0"),
+			pending("rowid > (SELECT w FROM " + mark + " WHERE w > 5) AND rowid < (SELECT w FROM " + mark + ") + 128 AND instr(' ' || name_index || ' ', ' " + tok + " ') > 0"),
+			pending("rowid > (SELECT w FROM " + fts + "_config) AND rowid < (SELECT w FROM " + mark + ") + 128 AND instr(' ' || name_index || ' ', ' " + tok + " ') > 0"),
+			"id IN (SELECT id FROM " + fts + " WHERE rowid > (SELECT w FROM " + mark + ") AND rowid < (SELECT w FROM " + mark + ") + 128 AND instr(' ' || name_index || ' ', ' " + tok + " ') > 0)",
+			"id IN (SELECT id FROM " + fts + " WHERE " + fts + " = '" + tok + "' UNION SELECT id FROM " + fts + " WHERE " + above + " AND instr(' ' || name_index || ' ', ' " + tok + " ') > 0)",
+			"id IN (SELECT id FROM " + fts + " WHERE " + fts + " = '" + tok + "' UNION ALL SELECT id FROM " + crm.TableContacts + " WHERE " + above + ")",
+			"rowid > (SELECT w FROM " + mark + ")",
+		} {
+			attacks = append(attacks, scoped+q)
+		}
+		attacks = append(attacks, "SELECT (SELECT w FROM "+mark+")", "SELECT 1 WHERE 5 > (SELECT w FROM "+mark+")")
+		for _, name := range []string{fts, fts + "_data", fts + "_idx", fts + "_config", fts + "_docsize", fts + "_content", mark, strings.ToUpper(mark),
 			up, up + "_DATA", `"` + fts + `"`, `"` + fts + `_data"`, "main." + fts + "_data", `main."` + fts + `_idx"`,
 			"[" + fts + "_data]", "`" + fts + "_data`", "'" + fts + "_data'", "temp." + fts, "/**/" + fts + "_data"} {
 			attacks = append(attacks,
@@ -234,9 +265,17 @@ func TestNameFTSGuardRefusesEveryOtherShape(t *testing.T) {
 			// condition, and finds A's contact.
 			var got []string
 			require.NoError(t, tenancy.RunInTx(e.A, e.db.DB, nil, func(ctx context.Context, tx bun.Tx) error {
-				return tx.NewRaw(scoped+lookup).Scan(ctx, &got)
+				return tx.NewRaw(scoped+listShape).Scan(ctx, &got)
 			}))
-			require.Equal(t, []string{mine.ID}, got)
+			require.Equal(t, []string{mine.ID}, got, "pending")
+			crm.FlushNameFTS(t, e.db.Admin(t))
+			for _, q := range []string{lookup, listShape} {
+				got = nil
+				require.NoError(t, tenancy.RunInTx(e.A, e.db.DB, nil, func(ctx context.Context, tx bun.Tx) error {
+					return tx.NewRaw(scoped+q).Scan(ctx, &got)
+				}))
+				require.Equal(t, []string{mine.ID}, got, "indexed: %s", q)
+			}
 		}
 		require.Equal(t, []string{mine.ID}, searchIDs(t, e, e.A, "ada"))
 		require.Equal(t, []string{mine.ID}, searchIDs(t, e, e.A, "love ad"))

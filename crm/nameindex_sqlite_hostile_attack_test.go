@@ -19,6 +19,9 @@ func requireFTSIntegrity(t *testing.T, e *env, step string) {
 	if e.db.Name != "sqlite" {
 		return
 	}
+	// FTS5's check compares the index with every contact: the pending
+	// ones go in first.
+	crm.FlushNameFTS(t, e.db.Admin(t))
 	_, err := e.db.Admin(t).ExecContext(context.Background(),
 		"INSERT INTO "+fts+" ("+fts+", rank) VALUES ('integrity-check', 1)")
 	require.NoError(t, err, "FTS5 integrity-check after %s", step)

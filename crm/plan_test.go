@@ -114,6 +114,11 @@ func requireIndexPlans(t *testing.T, e *env, emailQuery, nameQuery string, force
 		require.Contains(t, plan, "SEARCH ct USING INDEX sqlite_autoindex_socialcrm_crm_contacts_1 (tenant_id=? AND id=?)", "name prefix:\n%s", plan)
 		require.NotRegexp(t, `SCAN ct\b`, plan, "name prefix:\n%s", plan)
 		require.NotRegexp(t, `SEARCH ct USING (COVERING )?INDEX \S+ \(tenant_id=\?\)`, plan, "name prefix:\n%s", plan)
+		// The pending contacts (above the watermark): a scan of the FTS5
+		// table bounded on both sides of the rowid, which reads those
+		// rows of the contacts table alone.
+		require.Regexp(t, `SCAN `+crm.TableContactNameFTS+` VIRTUAL TABLE INDEX \d+:><`, plan, "name prefix:\n%s", plan)
+		require.NotRegexp(t, `SCAN `+crm.TableContactNameFTS+` VIRTUAL TABLE INDEX \d+:\n`, plan, "name prefix:\n%s", plan)
 	} else {
 		require.NotContains(t, plan, "Seq Scan", "name prefix:\n%s", plan)
 		require.Contains(t, plan, "socialcrm_crm_contact_names", "name prefix:\n%s", plan)

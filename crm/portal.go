@@ -239,6 +239,8 @@ func (c *Client) sealedFields() []sealedField {
 type ClientInput struct {
 	Name string `bun:"-" json:"name" validate:"required,max=200"`
 	// Email and Phone are the client's billing contact details (optional).
+	// Phone is read as a contact's is (national in the Store's default
+	// region, WithDefaultRegion) and kept in E.164 form.
 	Email string `bun:"-" json:"email,omitempty" validate:"omitempty,email,max=254"`
 	Phone string `bun:"-" json:"phone,omitempty" validate:"omitempty,e164"`
 }
@@ -264,6 +266,7 @@ var clientKeys = keyset{name: "clients", cols: []string{"id"}}
 // Create adds a client. Owners, admins and staff may.
 func (r *Clients) Create(ctx context.Context, in ClientInput) (Client, error) {
 	s := r.s
+	in.Phone = s.normalizePhone(in.Phone) // as a contact's (phone.go)
 	if err := s.check(KindClient, in); err != nil {
 		return Client{}, err
 	}
@@ -305,6 +308,7 @@ func (r *Clients) Get(ctx context.Context, id string) (Client, error) {
 // (else a *ConflictError).
 func (r *Clients) Update(ctx context.Context, id string, version int64, in ClientInput) (Client, error) {
 	s := r.s
+	in.Phone = s.normalizePhone(in.Phone) // as a contact's (phone.go)
 	if err := s.checkUpdate(KindClient, id, version, in); err != nil {
 		return Client{}, err
 	}
@@ -331,7 +335,8 @@ func (r *Clients) Update(ctx context.Context, id string, version int64, in Clien
 // portal members.
 func (r *Clients) Delete(ctx context.Context, id string) error {
 	s := r.s
-	return s.run(ctx, writeOf(KindClient), func(ctx context.Context, tx bun.Tx, _ access) error {
+	var gone []string
+	err := s.run(ctx, writeOf(KindClient), func(ctx context.Context, tx bun.Tx, _ access) error {
 		if _, err := get[Client](ctx, tx, KindClient, id); err != nil {
 			return err
 		}
@@ -347,14 +352,16 @@ func (r *Clients) Delete(ctx context.Context, id string) error {
 		if _, err := tx.NewDelete().Model((*ClientMember)(nil)).Where("?TableAlias.client_id = ?", id).Exec(ctx); err != nil {
 			return fmt.Errorf("crm: delete client: %w", err)
 		}
-		if err := s.deleteDependents(ctx, tx, KindClient, []string{id}); err != nil {
+		var err error
+		if gone, err = s.deleteDependents(ctx, tx, KindClient, []string{id}); err != nil {
 			return err
 		}
-		if _, err := tx.NewDelete().Model((*Client)(nil)).Where("?TableAlias.id = ?", id).Exec(ctx); err != nil {
-			return fmt.Errorf("crm: delete client: %w", err)
-		}
-		return nil
+		return deleteIn[Client](ctx, s, tx, KindClient, id) // with its audit entry
 	})
+	if err != nil {
+		return err
+	}
+	return s.dropBytes(ctx, gone)
 }
 
 // ClientFilter narrows Clients.List. It has no fields yet (a client's name
@@ -425,7 +432,9 @@ func (r *Clients) Link(ctx context.Context, clientID, memberID string) (ClientMe
 			}
 			return fmt.Errorf("crm: link member: %w", err)
 		}
-		return nil
+		// A grant of access: in the audit log, as its removal is.
+		return s.writeAudit(ctx, tx, tenancy.AuditEvent{Action: "crm.client.member_linked", Target: "member:" + memberID,
+			Metadata: map[string]string{"client": clientID}})
 	})
 	if err != nil {
 		return ClientMember{}, err
@@ -434,7 +443,8 @@ func (r *Clients) Link(ctx context.Context, clientID, memberID string) (ClientMe
 }
 
 // Unlink removes a member's client-portal link; the member then sees
-// nothing.
+// nothing. The audit log records it ("crm.client.member_unlinked"), as it
+// records Link ("crm.client.member_linked").
 func (r *Clients) Unlink(ctx context.Context, memberID string) error {
 	return r.s.run(ctx, perm{kind: KindClient, write: true, admin: true}, func(ctx context.Context, tx bun.Tx, _ access) error {
 		res, err := tx.NewDelete().Model((*ClientMember)(nil)).Where("?TableAlias.member_id = ?", memberID).Exec(ctx)
@@ -444,7 +454,7 @@ func (r *Clients) Unlink(ctx context.Context, memberID string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return notFound("client member", memberID)
 		}
-		return nil
+		return r.s.writeAudit(ctx, tx, tenancy.AuditEvent{Action: "crm.client.member_unlinked", Target: "member:" + memberID})
 	})
 }
 

@@ -328,15 +328,21 @@ func (r *Proposals) Transition(ctx context.Context, id string, version int64, to
 // Delete removes a proposal with its revisions and history.
 func (r *Proposals) Delete(ctx context.Context, id string) error {
 	s := r.s
-	return s.run(ctx, writeOf(KindProposal), func(ctx context.Context, tx bun.Tx, _ access) error {
+	var gone []string
+	err := s.run(ctx, writeOf(KindProposal), func(ctx context.Context, tx bun.Tx, _ access) error {
 		if err := deleteIn[Proposal](ctx, s, tx, KindProposal, id); err != nil {
 			return err
 		}
-		if err := s.deleteDependents(ctx, tx, KindProposal, []string{id}); err != nil {
+		var err error
+		if gone, err = s.deleteDependents(ctx, tx, KindProposal, []string{id}); err != nil {
 			return err
 		}
 		return deleteProposalChildren(ctx, tx, []string{id})
 	})
+	if err != nil {
+		return err
+	}
+	return s.dropBytes(ctx, gone)
 }
 
 func deleteProposalChildren(ctx context.Context, tx bun.IDB, ids []string) error {

@@ -201,7 +201,8 @@ func getRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind, id s
 // none), running after in the same transaction to delete what depends on
 // it.
 func deleteRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind, id string, after func(ctx context.Context, tx bun.Tx) error) error {
-	return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	var gone []string
+	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		res, err := tx.NewDelete().Model(PT(nil)).Where("?TableAlias.id = ?", id).Exec(ctx)
 		if err != nil {
 			return fmt.Errorf("crm: delete %s: %w", kind, err)
@@ -211,7 +212,7 @@ func deleteRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind, i
 		} else if n == 0 {
 			return notFound(kind, id)
 		}
-		if err := s.deleteDependents(ctx, tx, kind, []string{id}); err != nil { // files and custom fields (commerce.go)
+		if gone, err = s.deleteDependents(ctx, tx, kind, []string{id}); err != nil { // files and custom fields (commerce.go)
 			return err
 		}
 		if after != nil {
@@ -221,6 +222,10 @@ func deleteRecord[T any, PT recordPtr[T]](ctx context.Context, s *Store, kind, i
 		}
 		return s.audit(ctx, tx, kind, "deleted", id)
 	})
+	if err != nil {
+		return err
+	}
+	return s.dropBytes(ctx, gone) // once the rows are gone for good
 }
 
 // listRecords returns a page of kind's records, filtered by filter, in the

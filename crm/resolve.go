@@ -48,8 +48,9 @@ const (
 //     cost grows with the tenant's number of clients);
 //   - contact_id leads to the contact's duplicates (contacts with the same
 //     e-mail address or phone number), to the invoices sent to its address
-//     or number, to its conversations and to every other conversation of
-//     the same threads;
+//     or number, to the clients whose billing contact details hold them,
+//     to its conversations and to every other conversation of the same
+//     threads;
 //   - thread_id (a Messenger PSID, an Instagram-scoped id) leads, through
 //     the blind index of the sealed thread ids, to the conversations of
 //     that thread and the contacts linked to them.
@@ -154,12 +155,12 @@ func recipientInvoices(ctx context.Context, tx bun.IDB, field string, idx []stri
 	return ids, err
 }
 
-// resolveContact finds a contact's duplicates and its conversations'
-// thread ids.
+// resolveContact finds a contact's duplicates, the invoices and clients
+// addressed to its e-mail address or phone number, and its conversations.
 func (s *Store) resolveContact(ctx context.Context, db bun.IDB, id string) (map[string][]string, error) {
 	out := map[string][]string{}
+	var c Contact
 	err := tenancy.RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
-		var c Contact
 		err := tx.NewSelect().Model(&c).Column("id", "email_index", "phone_index").Apply(tenancy.Scope(ctx)).
 			Where("?TableAlias.id = ?", id).Limit(1).Scan(ctx)
 		if err == nil && (c.EmailIndex != "" || c.PhoneIndex != "") {
@@ -207,6 +208,22 @@ func (s *Store) resolveContact(ctx context.Context, db bun.IDB, id string) (map[
 	})
 	if err != nil {
 		return nil, fmt.Errorf("crm: resolve contact: %w", err)
+	}
+	// The clients whose billing e-mail address or phone number is hers, as
+	// her e-mail address or phone number given alone would find them.
+	for field, ix := range map[string]string{indexEmail: c.EmailIndex, indexPhone: c.PhoneIndex} {
+		if ix == "" || s.vault == nil {
+			continue
+		}
+		clients, err := s.clientsWith(ctx, db, field, []string{ix})
+		if err != nil {
+			return nil, fmt.Errorf("crm: resolve contact: %w", err)
+		}
+		for _, cl := range clients {
+			if !slices.Contains(out[SubjectClientContact], cl) {
+				out[SubjectClientContact] = append(out[SubjectClientContact], cl)
+			}
+		}
 	}
 	return out, nil
 }

@@ -31,7 +31,7 @@ import (
 // the schema of a database created by the release before.
 func migrationsBeforeSealing() *migrate.Migrations {
 	return migrationsWithout("20261123000550", "20261123000650", "20261123000560", "20261123000570", "20261123000580",
-		"20261123000590", "20261123000595", "20261123000610")
+		"20261123000590", "20261123000595", "20261123000610", "20261208010000")
 }
 
 // migrationsWithout returns the crm migrations but those of versions.
@@ -301,7 +301,7 @@ func firstFrames(b []byte, n int) []byte {
 // adds the contact profile: the schema of the release that sealed a
 // contact's personal fields one by one.
 func migrationsBeforeProfile() *migrate.Migrations {
-	return migrationsWithout("20261123000580", "20261123000590")
+	return migrationsWithout("20261123000580", "20261123000590", "20261208010000")
 }
 
 // TestSealExistingSealsFieldsAsProfiles writes contacts as the release

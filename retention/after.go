@@ -32,13 +32,45 @@ type pending struct {
 // recordPending records, in the batch's transaction, that the rows ids of
 // c were erased and its AfterErase hook is due for them.
 func (e *Engine) recordPending(ctx context.Context, tx bun.Tx, c Category, ids []string) error {
-	at := e.clock()
+	return RecordAfterErase(ctx, tx, c.Name, ids, e.clock())
+}
+
+// RecordAfterErase records, in tx, that the rows ids of category were
+// deleted by their own package (a record deleted through its repository,
+// not by the engine) and that the category's AfterErase hook is due for
+// them, at. Once tx has committed, the package runs the hook's work itself
+// and calls ClearAfterErase; if it cannot (a crash, a failure), the engine
+// runs the hook at its next visit of the tenant (Erase, Sweep,
+// PurgeTenants, ResumeErasures), as for its own erasures. So work that
+// cannot be rolled back (deleting stored files) happens only once the rows
+// are gone for good, and happens even when the process dies first. ctx
+// carries the tenant; the records belong to category CategoryPending.
+func RecordAfterErase(ctx context.Context, tx bun.IDB, category string, ids []string, at time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
 	rows := make([]pending, len(ids))
 	for i, id := range ids {
-		rows[i] = pending{ID: tenancy.NewID(), Category: c.Name, RecordID: id, At: at}
+		rows[i] = pending{ID: tenancy.NewID(), Category: category, RecordID: id, At: at}
 	}
 	if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
-		return fmt.Errorf("retention: %s: record after-erase work: %w", c.Name, err)
+		return fmt.Errorf("retention: %s: record after-erase work: %w", category, err)
+	}
+	return nil
+}
+
+// ClearAfterErase removes the records RecordAfterErase wrote for ids of
+// category, once their work is done, in its own transaction on db.
+func ClearAfterErase(ctx context.Context, db bun.IDB, category string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := tenancy.RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
+		_, err := tx.NewDelete().Model((*pending)(nil)).Where("category = ?", category).Where("record_id IN (?)", bun.In(ids)).Exec(ctx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("retention: %s: clear after-erase work: %w", category, err)
 	}
 	return nil
 }

@@ -98,7 +98,12 @@
 // attachment's bytes), streamed into the archive under the category's
 // name; its AfterErase hook runs only after the batch that erased the rows
 // commits (deleting those bytes), with the ids recorded in the batch's
-// transaction so that the next run finishes what a crash interrupted.
+// transaction so that the next run finishes what a crash interrupted. A
+// package deleting rows itself records the same work in its transaction
+// with RecordAfterErase, does it once committed and clears it with
+// ClearAfterErase; what it could not do, the engine's next run in the
+// tenant does (and a batch whose BeforeErase hook recorded work does it as
+// soon as the batch commits).
 //
 // # Tenant purges
 //
@@ -168,7 +173,10 @@
 // are never spliced in from request data. Receipts and logs carry counts,
 // categories and identifier kinds, never identifier values or row contents.
 // Exports leave out each category's Omit columns (password hashes, sealed
-// tokens) and are streamed. A category's Sealed columns hold the subject's
+// tokens) and are streamed. In the CSV files, text that a spreadsheet
+// would run as a formula (starting with '=', '@', or '+' or '-' and not a
+// number) has an apostrophe in front; the JSON files hold every value
+// exact. A category's Sealed columns hold the subject's
 // own data encrypted by the package that declared them (a contact's e-mail
 // address): Export asks that package's SealedColumn.Open for each row's
 // plaintext and writes it in clear into the archive only — an access

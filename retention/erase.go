@@ -275,6 +275,14 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 				return err
 			}
 		}
+		if c.BeforeErase != nil && erased > 0 {
+			// The hook may have recorded work due once the batch
+			// committed (RecordAfterErase: the files of the rows it
+			// deleted with the batch's): it is done now, not at the next run.
+			if err := e.drainPending(ctx); err != nil {
+				return err
+			}
+		}
 		if unfinished != nil {
 			j.rc.Erased += erased
 			return fmt.Errorf("retention: %s: before erase: %w", c.Name, unfinished)

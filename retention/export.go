@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/socialcrm/socialcrm/internal/csvsafe"
 	"github.com/socialcrm/socialcrm/tenancy"
 )
 
@@ -58,9 +60,15 @@ type ManifestCategory struct {
 // <name>/, and last manifest.json (the categories, their row and file
 // counts, the kinds of keys searched, the outcome, the generation time and
 // the policy). The request's Outcome records whether anything was found,
-// and the export is written to the audit log (action "retention.exported",
-// with the actor, the request and counts). The request must be verified
-// (ErrNotVerified). w is not closed.
+// and the export is written to the audit log: "retention.export_started"
+// before the first byte (so that an export a crash cut short is there
+// too), then "retention.exported" with the actor, the request and counts,
+// also when ctx ended after w took the whole archive. An export that fails after w took part of the archive
+// (a client that hung up) is written to the audit log as
+// "retention.export_interrupted", with the bytes taken and the categories
+// and rows done, even when ctx has ended; it is not a delivery: the
+// request's outcome and status are left as they were. The request must be
+// verified (ErrNotVerified). w is not closed.
 //
 // Rows are read once, in keyset batches, each in its own short
 // transaction, and streamed: memory does not grow with the number of rows.
@@ -85,11 +93,53 @@ func (e *Engine) Export(ctx context.Context, id string, w io.Writer) (Manifest, 
 	case r.Verification != VerificationVerified:
 		return Manifest{}, ErrNotVerified
 	}
-	keys, err := e.Resolve(ctx, r.Subject)
+	// Written before the first byte: an export that a crash (kill -9)
+	// cut short after part of the archive left is in the log too.
+	err = tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		return e.auditTx(ctx, tx, "retention.export_started", r, nil)
+	})
 	if err != nil {
 		return Manifest{}, err
 	}
-	m := Manifest{Request: r.ID, Kind: r.Kind, GeneratedAt: e.clock(), Policy: e.policy.Name, Searched: keyCounts(keys)}
+	cw := &countingWriter{w: w}
+	m, delivered, err := e.export(ctx, r, cw)
+	if err != nil && !delivered && cw.n > 0 {
+		// Part of the archive left: the audit log says so, even when the
+		// caller is gone (a client that hung up ends its request's
+		// context). The request stays open: nothing was delivered whole.
+		var rows int64
+		for _, mc := range m.Categories {
+			rows += mc.Rows
+		}
+		aerr := tenancy.RunInTx(context.WithoutCancel(ctx), e.db, nil, func(ctx context.Context, tx bun.Tx) error {
+			return e.auditTx(ctx, tx, "retention.export_interrupted", r, map[string]string{
+				"bytes": strconv.FormatInt(cw.n, 10), "categories_done": strconv.Itoa(len(m.Categories)),
+				"rows_done": strconv.FormatInt(rows, 10)})
+		})
+		err = errors.Join(err, aerr)
+	}
+	return m, err
+}
+
+// countingWriter counts the bytes its writer took.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// export writes r's archive to w; delivered reports that w took all of it.
+func (e *Engine) export(ctx context.Context, r Request, w io.Writer) (m Manifest, delivered bool, err error) {
+	keys, err := e.Resolve(ctx, r.Subject)
+	if err != nil {
+		return Manifest{}, false, err
+	}
+	m = Manifest{Request: r.ID, Kind: r.Kind, GeneratedAt: e.clock(), Policy: e.policy.Name, Searched: keyCounts(keys)}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	x := &exporter{e: e, modified: m.GeneratedAt, tid: r.TenantID}
 	zw := newExportZip(bw, &x.zipDeflate)
@@ -106,13 +156,13 @@ func (e *Engine) Export(ctx context.Context, id string, w io.Writer) (Manifest, 
 		}
 		n, err := x.category(ctx, c, cond, args)
 		if err != nil {
-			return m, err
+			return m, false, err
 		}
 		mc.Rows = n
 		mc.Files = []string{c.Name + ".json", c.Name + ".csv"}
 		if c.Files != nil && n > 0 {
 			if mc.Attachments, err = x.files(ctx, c, cond, args); err != nil {
-				return m, fmt.Errorf("retention: export %s files: %w", c.Name, err)
+				return m, false, fmt.Errorf("retention: export %s files: %w", c.Name, err)
 			}
 		}
 		m.Categories = append(m.Categories, mc)
@@ -127,25 +177,26 @@ func (e *Engine) Export(ctx context.Context, id string, w io.Writer) (Manifest, 
 	}
 	fw, err := zw.CreateHeader(&zip.FileHeader{Name: "manifest.json", Method: zip.Deflate, Modified: m.GeneratedAt})
 	if err != nil {
-		return m, fmt.Errorf("retention: export: %w", err)
+		return m, false, fmt.Errorf("retention: export: %w", err)
 	}
 	enc := json.NewEncoder(fw)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(m); err != nil {
-		return m, fmt.Errorf("retention: export manifest: %w", err)
+		return m, false, fmt.Errorf("retention: export manifest: %w", err)
 	}
 	if err := zw.Close(); err != nil {
-		return m, fmt.Errorf("retention: export: %w", err)
+		return m, false, fmt.Errorf("retention: export: %w", err)
 	}
 	if err := bw.Flush(); err != nil {
-		return m, fmt.Errorf("retention: export: %w", err)
+		return m, false, fmt.Errorf("retention: export: %w", err)
 	}
-	_, err = e.updateOpen(ctx, r.ID, "retention.exported", false, func(r *Request) (map[string]string, error) {
+	// Delivered whole: receipted even when the caller is gone by now.
+	_, err = e.updateOpen(context.WithoutCancel(ctx), r.ID, "retention.exported", false, func(r *Request) (map[string]string, error) {
 		r.Outcome = m.Outcome
 		return map[string]string{"rows": strconv.FormatInt(rows, 10), "outcome": string(m.Outcome),
 			"searched": searchedKinds(keys), "categories": strconv.Itoa(len(m.Categories))}, nil
 	})
-	return m, err
+	return m, true, err
 }
 
 // files writes the files of the subject's rows of c into the archive, as
@@ -598,19 +649,21 @@ func plain(v any) any {
 
 // appendCSVValue appends the driver value v as a CSV field, as
 // encoding/csv writes the text of plain(v): NULL as an empty field, times
-// in RFC 3339 UTC, bytes that are not UTF-8 in base64. It allocates
-// nothing for strings, integers, booleans, times and NULL.
+// in RFC 3339 UTC, bytes that are not UTF-8 in base64, and text that a
+// spreadsheet would run as a formula with an apostrophe in front
+// (csvsafe). It allocates nothing for strings, integers, booleans, times
+// and NULL.
 func appendCSVValue(b []byte, v any) []byte {
 	switch v := v.(type) {
 	case nil:
 		return b
 	case string:
-		return appendCSVField(b, v)
+		return appendCSVField(b, csvsafe.Escape(v))
 	case time.Time:
 		return v.UTC().AppendFormat(b, time.RFC3339Nano)
 	case []byte:
 		if utf8.Valid(v) {
-			return appendCSVField(b, string(v))
+			return appendCSVField(b, csvsafe.Escape(string(v)))
 		}
 		return base64.StdEncoding.AppendEncode(b, v)
 	case int64:
@@ -620,7 +673,7 @@ func appendCSVValue(b []byte, v any) []byte {
 	case bool:
 		return strconv.AppendBool(b, v)
 	}
-	return appendCSVField(b, fmt.Sprint(v))
+	return appendCSVField(b, csvsafe.Escape(fmt.Sprint(v)))
 }
 
 // appendCSVField appends s as encoding/csv's Writer (comma-separated,

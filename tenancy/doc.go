@@ -43,8 +43,8 @@
 //     tenant-owned tables (ALTER, RENAME, DROP, triggers, unique indexes
 //     not beginning with tenant_id; on SQLite the application's handle
 //     owns every table), any statement that names a full-text index
-//     (FullTextIndex) or its shadow tables but the one exact look-up it
-//     allows, SQLite's dbstat, sqlite_dbpage and sqlite_stat tables (their
+//     (FullTextIndex), its shadow tables or its watermark but the one
+//     exact look-up it allows, SQLite's dbstat, sqlite_dbpage and sqlite_stat tables (their
 //     samples held other tenants' ids), SQLite's last_insert_rowid(),
 //     changes() and total_changes() (they answer about the statements the
 //     pooled connection ran before, another tenant's) and a PRAGMA that sets

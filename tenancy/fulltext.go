@@ -8,7 +8,10 @@ import "strings"
 // contentless table whose rowid is the indexed row's rowid. Such a table
 // has no tenant_id to confine a statement by, and FTS5 keeps its index in
 // shadow tables beside it (name_data, name_idx, name_content, name_docsize,
-// name_config) that hold every tenant's tokens and rowids. So the Guard
+// name_config) that hold every tenant's tokens and rowids; beside them
+// may stand name_mark, a table of one row whose column w is the highest
+// rowid of the indexed table that the index holds (the rows above it are
+// pending, kept out of the index until triggers move them in). So the Guard
 // walls it off: a statement that names the table or a shadow table in any
 // way (a FROM item, a join, a subquery, a CTE, a table-valued function
 // call, a column, an INSERT of an FTS5 command such as 'delete-all' or
@@ -28,6 +31,25 @@ import "strings"
 // tenant, so a tenant's tokens match only its own rows, and no statement
 // of the application can read another tenant's tokens to try.
 //
+// The look-up may also reach the pending rows, as a second arm of the
+// same IN:
+//
+//	… x.c IN (SELECT c FROM name WHERE name = '<tokens>'
+//		UNION ALL SELECT c FROM name
+//		WHERE rowid > (SELECT w FROM name_mark) AND rowid < (SELECT w FROM name_mark) + <integer>
+//		AND instr(' ' || col || ' ', ' <token> ') > 0 [AND instr(…) > 0 …])
+//
+// with those conditions in that order and 1 to 64 instr conditions, each
+// one token as above between single spaces, on an unqualified column of
+// the table. FTS5 reads those rows of the indexed table along its rowid
+// (every tenant's, at most <integer> rowids): the arm yields the keys of
+// the pending rows whose column holds every token, and the condition it
+// sits in confines them to the tenant, as for the index. The watermark is
+// named nowhere else: no statement reads its value or writes it. What a
+// tenant can learn from the arm is whether its own rows are above or
+// below the watermark — which a row's rowid, readable with the row, tells
+// already: rowids count the rows of every tenant.
+//
 // The table is written by triggers on the indexed table, which run inside
 // the database and need no statement of the application's. Register the
 // model with InstallGuard (or Guard.Register) like a tenant-owned one.
@@ -37,6 +59,11 @@ func (*FullTextIndex) fullTextIndex() {}
 
 // fullTextModel is implemented only by models embedding FullTextIndex.
 type fullTextModel interface{ fullTextIndex() }
+
+// ftsMark is the suffix of a full-text index's watermark table: one row,
+// one column w, the highest rowid of the indexed table whose row is in
+// the index (the rows above it are pending, read by their own column).
+const ftsMark = "_mark"
 
 // fts5Shadows are the suffixes of the shadow tables FTS5 keeps beside a
 // table.
@@ -62,4 +89,20 @@ func ftsQueryOK(q string) bool {
 		}
 	}
 	return true
+}
+
+// ftsLit is a string literal of a look-up of a full-text index's pending
+// rows: a space, or a word between spaces.
+type ftsLit struct {
+	l     lit
+	space bool
+}
+
+// ok reports whether v, the literal's value, is what it must be: " ", or
+// one word ftsQueryOK takes between single spaces.
+func (f ftsLit) ok(v string) bool {
+	if f.space {
+		return v == " "
+	}
+	return len(v) > 2 && v[0] == ' ' && v[len(v)-1] == ' ' && !strings.Contains(v[1:len(v)-1], " ") && ftsQueryOK(v[1:len(v)-1])
 }

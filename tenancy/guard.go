@@ -74,9 +74,10 @@ import (
 //     with a default gave one tenant every tenant's rows; run schema
 //     changes before InstallGuard or on the owner's handle;
 //   - it does not name a full-text index (a model embedding
-//     FullTextIndex) or one of its FTS5 shadow tables, nor mention
-//     fts5vocab, anywhere but in the exact look-up x.c IN (SELECT c FROM
-//     index WHERE index = '<exact tokens>') (see FullTextIndex);
+//     FullTextIndex), one of its FTS5 shadow tables or its watermark,
+//     nor mention fts5vocab, anywhere but in the exact look-up x.c IN
+//     (SELECT c FROM index WHERE index = '<exact tokens>'), alone or with
+//     its arm of pending rows (see FullTextIndex);
 //   - it does not read dbstat, sqlite_dbpage or the sqlite_stat tables
 //     ANALYZE writes (counts, pages and sample index keys of every table,
 //     whoever owns the rows), nor give a PRAGMA a
@@ -286,6 +287,7 @@ func (g *Guard) learn(t *schema.Table) error {
 		for _, suffix := range fts5Shadows {
 			g.walled = append(g.walled, name+suffix)
 		}
+		g.walled = append(g.walled, name+ftsMark)
 		g.shapes.reset()
 	}
 	if r, ok := reflect.New(t.Type).Interface().(unreachableRegistry); ok && r.TenantUnreachable() {
@@ -414,6 +416,16 @@ func (g *Guard) check(ctx context.Context, query string) error {
 			v = v[1 : len(v)-1]
 		}
 		if !ftsQueryOK(v) {
+			return fmt.Errorf("%w: a full-text index look-up takes only exact tokens (words of 26 to 128 ASCII letters and digits)", ErrUnscoped)
+		}
+	}
+	for _, w := range sh.ftsWords {
+		v := w.l.val
+		if w.l.ord >= 0 {
+			v = literalAt(query, lits[w.l.ord])
+			v = v[1 : len(v)-1]
+		}
+		if !w.ok(v) {
 			return fmt.Errorf("%w: a full-text index look-up takes only exact tokens (words of 26 to 128 ASCII letters and digits)", ErrUnscoped)
 		}
 	}

@@ -20,6 +20,10 @@ type shape struct {
 	// ftsQuery are the string literals of full-text index look-ups, which
 	// must be exact tokens (ftsQueryOK).
 	ftsQuery []lit
+	// ftsWords are the string literals of the look-ups of a full-text
+	// index's pending rows: each one exact token between spaces, or a
+	// space (ftsLit.ok).
+	ftsWords []ftsLit
 	setting  bool // can change settings row-level security depends on
 	policy   bool // changes row-level security of a table
 	// sessionLock takes an advisory lock that outlives the transaction:
@@ -113,6 +117,12 @@ func (f fullText) isFTS(name string) bool {
 	return slices.ContainsFunc(f.fts, func(t string) bool { return strings.EqualFold(t, name) })
 }
 
+// isMark reports whether name is a full-text index's watermark table
+// (FullTextIndex).
+func (f fullText) isMark(name string) bool {
+	return slices.ContainsFunc(f.fts, func(t string) bool { return strings.EqualFold(t+ftsMark, name) })
+}
+
 func (f fullText) isWalled(name string) bool {
 	return strings.EqualFold(name, "fts5vocab") ||
 		slices.ContainsFunc(f.walled, func(t string) bool { return strings.EqualFold(t, name) })
@@ -143,8 +153,8 @@ func (a *analysis) wall(tree *pg.ParseResult, query string, cached bool) {
 			}
 		})
 	}
-	if inText != 2*a.ftsLookups || inTree != 2*a.ftsLookups {
-		a.fail("a full-text index and its shadow tables may be named only as x.c IN (SELECT c FROM <index> WHERE <index> = '<tokens>')")
+	if inText != a.walledNames || inTree != a.walledNames {
+		a.fail("a full-text index and its shadow tables may be named only as x.c IN (SELECT c FROM <index> WHERE <index> = '<tokens>' [UNION ALL SELECT c FROM <index> WHERE rowid > (SELECT w FROM <index>_mark) AND rowid < (SELECT w FROM <index>_mark) + <n> AND instr(' ' || <column> || ' ', ' <token> ') > 0 …])")
 	}
 }
 
@@ -202,32 +212,157 @@ func (a *analysis) ftsLookup(x *pg.SubLink) bool {
 		return false
 	}
 	q := x.Subselect.GetSelectStmt()
-	if q == nil || q.WithClause != nil || q.IntoClause != nil || q.Op != pg.SetOperation_SETOP_NONE ||
-		len(q.DistinctClause) > 0 || len(q.GroupClause) > 0 || q.GroupDistinct || q.HavingClause != nil ||
-		len(q.WindowClause) > 0 || len(q.ValuesLists) > 0 || len(q.SortClause) > 0 || q.LimitCount != nil ||
-		q.LimitOffset != nil || len(q.LockingClause) > 0 || len(q.TargetList) != 1 || len(q.FromClause) != 1 {
+	if q == nil {
 		return false
+	}
+	var pending *pg.SelectStmt
+	if q.Op == pg.SetOperation_SETOP_UNION && q.All && q.WithClause == nil && len(q.SortClause) == 0 &&
+		q.LimitCount == nil && q.LimitOffset == nil && len(q.LockingClause) == 0 {
+		q, pending = q.Larg, q.Rarg
+	}
+	fts, l, ok := a.ftsMatch(q, key, isCol)
+	if !ok {
+		return false
+	}
+	var words []ftsLit
+	if pending != nil {
+		if words, ok = a.ftsPending(pending, key, fts, isCol); !ok {
+			return false
+		}
+		a.walledNames += 3
+	}
+	a.sh.ftsQuery = append(a.sh.ftsQuery, l)
+	a.sh.ftsWords = append(a.sh.ftsWords, words...)
+	a.ftsLookups++
+	a.walledNames += 2
+	return true
+}
+
+// plainSelect reports whether q is a plain SELECT of one target from one
+// table: no CTE, set operation, DISTINCT, grouping, window, VALUES,
+// ordering, limit or locking.
+func plainSelect(q *pg.SelectStmt) bool {
+	return q != nil && q.WithClause == nil && q.IntoClause == nil && q.Op == pg.SetOperation_SETOP_NONE &&
+		len(q.DistinctClause) == 0 && len(q.GroupClause) == 0 && !q.GroupDistinct && q.HavingClause == nil &&
+		len(q.WindowClause) == 0 && len(q.ValuesLists) == 0 && len(q.SortClause) == 0 && q.LimitCount == nil &&
+		q.LimitOffset == nil && len(q.LockingClause) == 0 && len(q.TargetList) == 1 && len(q.FromClause) == 1
+}
+
+// ftsMatch reports whether q is SELECT c FROM <index> WHERE <index> =
+// '<tokens>', and returns the index's name and the literal.
+func (a *analysis) ftsMatch(q *pg.SelectStmt, key string, isCol func(*pg.Node, bool, string) bool) (string, lit, bool) {
+	if !plainSelect(q) {
+		return "", lit{}, false
 	}
 	rt := q.TargetList[0].GetResTarget()
 	if rt == nil || rt.Name != "" || len(rt.Indirection) > 0 || !isCol(rt.Val, false, key) {
-		return false
+		return "", lit{}, false
 	}
 	rv := q.FromClause[0].GetRangeVar()
 	if rv == nil || rv.Alias != nil || rv.Schemaname != "" || rv.Catalogname != "" || !a.ft.isFTS(rv.Relname) {
-		return false
+		return "", lit{}, false
 	}
 	w := q.WhereClause.GetAExpr()
 	if w == nil || w.Kind != pg.A_Expr_Kind_AEXPR_OP || len(w.Name) != 1 || w.Name[0].GetString_().GetSval() != "=" ||
 		!isCol(w.Lexpr, false, rv.Relname) {
-		return false
+		return "", lit{}, false
 	}
 	l, ok := a.literal(w.Rexpr)
-	if !ok {
-		return false
+	return rv.Relname, l, ok
+}
+
+// ftsPending reports whether q is the look-up of the pending rows of the
+// index fts (those above its watermark, see FullTextIndex): SELECT c FROM
+// <index> WHERE rowid > (SELECT w FROM <index>_mark) AND rowid < (SELECT
+// w FROM <index>_mark) + <integer> AND instr(' ' || col || ' ', ' <token>
+// ') > 0 [AND …], the conditions in that order, 1 to 64 tokens, and
+// returns the tokens' literals.
+func (a *analysis) ftsPending(q *pg.SelectStmt, key, fts string, isCol func(*pg.Node, bool, string) bool) ([]ftsLit, bool) {
+	if !plainSelect(q) {
+		return nil, false
 	}
-	a.sh.ftsQuery = append(a.sh.ftsQuery, l)
-	a.ftsLookups++
-	return true
+	rt := q.TargetList[0].GetResTarget()
+	if rt == nil || rt.Name != "" || len(rt.Indirection) > 0 || !isCol(rt.Val, false, key) {
+		return nil, false
+	}
+	rv := q.FromClause[0].GetRangeVar()
+	if rv == nil || rv.Alias != nil || rv.Schemaname != "" || rv.Catalogname != "" || !strings.EqualFold(rv.Relname, fts) {
+		return nil, false
+	}
+	cs := conjuncts(q.WhereClause, nil)
+	if len(cs) < 3 || len(cs) > 2+64 {
+		return nil, false
+	}
+	op := func(n *pg.Node, name string) *pg.A_Expr {
+		x := n.GetAExpr()
+		if x == nil || x.Kind != pg.A_Expr_Kind_AEXPR_OP || len(x.Name) != 1 || x.Name[0].GetString_().GetSval() != name {
+			return nil
+		}
+		return x
+	}
+	markRead := func(n *pg.Node) bool {
+		l := n.GetSubLink()
+		if l == nil || l.SubLinkType != pg.SubLinkType_EXPR_SUBLINK || l.Testexpr != nil || len(l.OperName) > 0 {
+			return false
+		}
+		s := l.Subselect.GetSelectStmt()
+		if !plainSelect(s) || s.WhereClause != nil {
+			return false
+		}
+		rt := s.TargetList[0].GetResTarget()
+		if rt == nil || rt.Name != "" || len(rt.Indirection) > 0 || !isCol(rt.Val, false, "w") {
+			return false
+		}
+		rv := s.FromClause[0].GetRangeVar()
+		return rv != nil && rv.Alias == nil && rv.Schemaname == "" && rv.Catalogname == "" && strings.EqualFold(rv.Relname, fts+ftsMark)
+	}
+	gt := op(cs[0], ">")
+	if gt == nil || !isCol(gt.Lexpr, false, "rowid") || !markRead(gt.Rexpr) {
+		return nil, false
+	}
+	lt := op(cs[1], "<")
+	if lt == nil || !isCol(lt.Lexpr, false, "rowid") {
+		return nil, false
+	}
+	plus := op(lt.Rexpr, "+")
+	if plus == nil || plus.Lexpr == nil || !markRead(plus.Lexpr) || plus.Rexpr.GetAConst().GetIval() == nil {
+		return nil, false
+	}
+	var words []ftsLit
+	for _, c := range cs[2:] {
+		pos := op(c, ">")
+		if pos == nil || pos.Rexpr.GetAConst().GetIval() == nil || pos.Rexpr.GetAConst().GetIval().GetIval() != 0 {
+			return nil, false
+		}
+		f := pos.Lexpr.GetFuncCall()
+		if f == nil || len(f.Funcname) != 1 || !strings.EqualFold(f.Funcname[0].GetString_().GetSval(), "instr") ||
+			len(f.Args) != 2 || f.AggStar || f.AggDistinct || f.FuncVariadic || f.Over != nil || f.AggFilter != nil || len(f.AggOrder) > 0 {
+			return nil, false
+		}
+		// ' ' || col || ' '
+		outer := op(f.Args[0], "||")
+		if outer == nil {
+			return nil, false
+		}
+		inner := op(outer.Lexpr, "||")
+		if inner == nil {
+			return nil, false
+		}
+		sp, ok := a.literals(inner.Lexpr, outer.Rexpr) // ' ', checked on each run
+		if !ok {
+			return nil, false
+		}
+		col := inner.Rexpr.GetColumnRef().GetFields()
+		if len(col) != 1 || col[0].GetString_() == nil || strings.EqualFold(col[0].GetString_().GetSval(), fts) {
+			return nil, false
+		}
+		l, ok := a.literal(f.Args[1])
+		if !ok {
+			return nil, false
+		}
+		words = append(words, ftsLit{l: l}, ftsLit{l: sp[0], space: true}, ftsLit{l: sp[1], space: true})
+	}
+	return words, true
 }
 
 // unreadable is the shape of a statement the Guard cannot read as the
@@ -437,7 +572,10 @@ type analysis struct {
 	ft    fullText
 	// ftsLookups counts the full-text index look-ups ftsLookup allowed.
 	ftsLookups int
-	litAt      map[int32]int // byte offset of a string literal -> its ordinal; nil: not cached
+	// walledNames counts the names of full-text index tables (the index,
+	// its watermark) the look-ups ftsLookup allowed hold.
+	walledNames int
+	litAt       map[int32]int // byte offset of a string literal -> its ordinal; nil: not cached
 	// key returns the column that names the tenant in a tenant-owned
 	// table: "" or nil for tenant_id (registries differ, registry.go).
 	key func(table string) string

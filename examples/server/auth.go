@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tink-crypto/tink-go/v2/tink"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/migrate"
@@ -87,12 +88,67 @@ func grantSessions(ctx context.Context, owner, app *bun.DB) error {
 	if err := app.NewRaw("SELECT current_user").Scan(ctx, &role); err != nil {
 		return fmt.Errorf("grant %s: %w", tableSessions, err)
 	}
-	for _, table := range []string{tableSessions, tableLoginAttempts} {
-		if _, err := owner.ExecContext(ctx, "GRANT SELECT, INSERT, UPDATE, DELETE ON ? TO ?", bun.Ident(table), bun.Ident(role)); err != nil {
-			return fmt.Errorf("grant %s: %w", table, err)
+	// Under socialcrm's grant lock, one replica after the other.
+	return owner.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", grantLockKey); err != nil {
+			return fmt.Errorf("grant: lock: %w", err)
 		}
+		for table, privs := range map[string]string{tableSessions: "SELECT, INSERT, UPDATE, DELETE",
+			tableLoginAttempts: "SELECT, INSERT, UPDATE, DELETE", tableServerKeys: "SELECT, INSERT"} {
+			if _, err := tx.ExecContext(ctx, "GRANT "+privs+" ON ? TO ?", bun.Ident(table), bun.Ident(role)); err != nil {
+				return fmt.Errorf("grant %s: %w", table, err)
+			}
+		}
+		return nil
+	})
+}
+
+// tableServerKeys holds the keys every replica of the server shares, each
+// sealed by the key-encryption key (which every replica has).
+const tableServerKeys = "example_server_keys"
+
+// sharedKey returns the 32-byte key named name that every replica on db
+// shares: the first replica to ask draws it and stores it sealed by kek
+// (so that the database alone does not give it away), the others read
+// it. A key drawn by each process (SOCIALCRM_SESSION_KEY unset) would
+// make what it keys differ from one replica to the next.
+func sharedKey(ctx context.Context, db *bun.DB, kek tink.AEAD, name string) ([]byte, error) {
+	ad := []byte("socialcrm example server|" + name)
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, err
 	}
-	return nil
+	sealed, err := kek.Encrypt(fresh, ad)
+	if err != nil {
+		return nil, fmt.Errorf("shared key %s: %w", name, err)
+	}
+	if _, err := db.NewRaw("INSERT INTO ? (name, sealed) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+		bun.Ident(tableServerKeys), name, base64.StdEncoding.EncodeToString(sealed)).Exec(ctx); err != nil {
+		return nil, fmt.Errorf("shared key %s: %w", name, err)
+	}
+	var stored string
+	if err := db.NewRaw("SELECT sealed FROM ? WHERE name = ?", bun.Ident(tableServerKeys), name).Scan(ctx, &stored); err != nil {
+		return nil, fmt.Errorf("shared key %s: %w", name, err)
+	}
+	ct, err := base64.StdEncoding.DecodeString(stored)
+	if err != nil {
+		return nil, fmt.Errorf("shared key %s: %w", name, err)
+	}
+	key, err := kek.Decrypt(ct, ad)
+	if err != nil {
+		return nil, fmt.Errorf("shared key %s: sealed by another key-encryption key: %w", name, err)
+	}
+	return key, nil
+}
+
+// keyedHash is HMAC-SHA256 under key, for values kept in the database
+// that must not give themselves away (a client's address).
+func keyedHash(key []byte) func(string) string {
+	return func(s string) string {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(s))
+		return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	}
 }
 
 // serverMigrations are the server's own tables, applied by
@@ -113,6 +169,11 @@ func serverMigrations() *migrate.Migrations {
 				return fmt.Errorf("index %s: %w", tableSessions, err)
 			}
 			return tenancy.EnableRowSecurity(ctx, db, tableSessions)
+		}})
+	ms.Add(migrate.Migration{Name: "20261208060000", Comment: "example server: keys shared by the replicas",
+		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
+			_, err := m.DB().ExecContext(ctx, "CREATE TABLE IF NOT EXISTS ? (name TEXT PRIMARY KEY, sealed TEXT NOT NULL)", bun.Ident(tableServerKeys))
+			return err
 		}})
 	ms.Add(migrate.Migration{Name: "29990101000200", Comment: "example server: login attempts",
 		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {

@@ -61,6 +61,9 @@ type page struct {
 	Form url.Values
 	// Path is the request's path, for the navigation's current page.
 	Path string
+	// requestID is the request's id, shown with an error to quote when
+	// asking for help.
+	requestID string
 }
 
 // Active reports whether the signed-in tenant is open: a closed tenant's
@@ -198,7 +201,7 @@ func (a *app) page(pattern string, acc access, name string, h consoleHandler) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self' "+a.formTargets()+"; frame-ancestors 'none'")
 		w.Header().Set("Cache-Control", "no-store")
-		p := &page{Mode: a.modes(), NowYear: time.Now().Year(), Path: r.URL.Path}
+		p := &page{Mode: a.modes(), NowYear: time.Now().Year(), Path: r.URL.Path, requestID: requestID(r.Context())}
 		if err := a.crossOrigin.Check(r); err != nil {
 			a.render(w, http.StatusForbidden, "error", p, &apiError{Status: http.StatusForbidden, Code: "cross_origin",
 				Message: "the form was sent from another site than " + a.publicURL + "; open the console there and try again"})
@@ -270,6 +273,11 @@ func (a *app) formTargets() string {
 
 func (a *app) render(w http.ResponseWriter, status int, name string, p *page, ae *apiError) {
 	p.Error = ae
+	if ae != nil {
+		out := *ae // the shared sentinels stay as they are
+		out.RequestID = p.requestID
+		p.Error = &out
+	}
 	var buf bytes.Buffer
 	if err := a.consoleTmpl.ExecuteTemplate(&buf, name, p); err != nil {
 		a.log.Error("render", "template", name, "err", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/uptrace/bun/dialect"
 
+	"github.com/socialcrm/socialcrm/internal/dberr"
 	"github.com/socialcrm/socialcrm/retention/retentionriver"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
@@ -117,7 +118,11 @@ func (a *app) startJobs(ctx context.Context, every time.Duration) (*jobs, error)
 		return nil, err
 	}
 	pool.SetMaxOpenConns(1)
-	j, err := runRiver(ctx, a, riversqlite.New(pool), riversqlite.New(pool), cfg)
+	if err := migrateRiverSQLite(ctx, path); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	j, err := runRiver(ctx, a, riversqlite.New(pool), nil, cfg)
 	if err != nil {
 		pool.Close()
 		return nil, err
@@ -203,6 +208,18 @@ func migrateRiverPG(ctx context.Context, migrator *pgxpool.Pool, grant bool, app
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("river: grant: %w", err)
 	}
+	// Under the lock socialcrm's grants take: they grant on every
+	// sequence of the schema, River's included, and two transactions
+	// granting on one sequence at once fail with "tuple concurrently
+	// updated" (replicas starting together).
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("river: grant: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", grantLockKey); err != nil {
+		return fmt.Errorf("river: grant: lock: %w", err)
+	}
 	for _, r := range rels {
 		priv := "SELECT, INSERT, UPDATE, DELETE"
 		if r.kind == "S" {
@@ -210,11 +227,65 @@ func migrateRiverPG(ctx context.Context, migrator *pgxpool.Pool, grant bool, app
 		}
 		id := `"` + strings.ReplaceAll(r.name, `"`, `""`) + `"`
 		role := `"` + strings.ReplaceAll(role, `"`, `""`) + `"`
-		if _, err := conn.Exec(ctx, "GRANT "+priv+" ON "+id+" TO "+role); err != nil {
+		if _, err := tx.Exec(ctx, "GRANT "+priv+" ON "+id+" TO "+role); err != nil {
 			return fmt.Errorf("river: grant %s: %w", r.name, err)
 		}
 	}
-	return nil
+	return tx.Commit(ctx)
+}
+
+// grantLockKey is the transaction-level advisory lock under which
+// socialcrm grants privileges to the application role ("socialcrm grant"
+// in ASCII, the key its internal migrations package takes): the server's
+// own grants take it too.
+const grantLockKey int64 = 0x736372677261
+
+// migrateRiverSQLite migrates River's tables in the SQLite file at path in
+// one transaction that takes the file's write lock when it begins
+// (BEGIN IMMEDIATE): two processes starting together on one file migrate
+// one after the other, the second finding the work done. Migrated
+// separately, each read River's versions before the other wrote them and
+// the second failed on a table or version row the first had created.
+func migrateRiverSQLite(ctx context.Context, path string) error {
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_txlock=immediate")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	m, err := rivermigrate.New(riversqlite.New(db), nil)
+	if err != nil {
+		return err
+	}
+	// Another process migrating may hold the write lock past the busy
+	// timeout on a loaded machine: wait for it as the SDK's migrations do.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := migrateRiverSQLiteTx(ctx, db, m)
+		if err == nil {
+			return nil
+		}
+		if !dberr.IsBusy(err) || time.Now().After(deadline) {
+			return fmt.Errorf("river: migrate: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("river: migrate: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func migrateRiverSQLiteTx(ctx context.Context, db *sql.DB, m *rivermigrate.Migrator[*sql.Tx]) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if _, err := m.MigrateTx(ctx, tx, rivermigrate.DirectionUp, nil); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // runRiver migrates through migrateDriver (nil: migrated already), starts

@@ -29,7 +29,9 @@
 // Replicas: any number of processes may serve one PostgreSQL database.
 // Background work (the jobs above) runs as River jobs, each run once across
 // the replicas and retried with backoff; set SOCIALCRM_SESSION_KEY to the
-// same value on every replica.
+// same value on every replica. Processes on one machine may also share one
+// SQLite file: started together, they migrate one after the other, and
+// each periodic job is enqueued once per interval across them.
 //
 // Sandbox mode: the TikTok and Meta emulators (tiktok/tiktoktest,
 // meta/metatest) run in-process and every response and page says
@@ -266,7 +268,13 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 		key = []byte(randomToken())
 	}
 	a.tokens = &tokens{db: db, key: key, now: a.now}
-	a.logins = newLimiter(db, cfg.LoginRate, time.Minute, a.now, func(ip string) string { return a.tokens.mac("login." + ip) })
+	// The addresses are counted under a keyed hash whose key every
+	// replica shares, whether or not they share a session key.
+	limiterKey, err := sharedKey(ctx, db, kek, "login-limiter")
+	if err != nil {
+		return nil, err
+	}
+	a.logins = newLimiter(db, cfg.LoginRate, time.Minute, a.now, keyedHash(limiterKey))
 	// Forms must come from the console's own origin: the request's Host,
 	// or the public URL's (behind a proxy that rewrites Host).
 	a.crossOrigin = http.NewCrossOriginProtection()

@@ -87,6 +87,7 @@ func (l *launched) wait(t *testing.T) *process {
 type balancer struct {
 	mu       sync.Mutex
 	backends []*httputil.ReverseProxy
+	urls     []string // of backends, in order
 	next     atomic.Uint64
 }
 
@@ -95,6 +96,7 @@ func (b *balancer) add(raw string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.backends = append(b.backends, httputil.NewSingleHostReverseProxy(u))
+	b.urls = append(b.urls, raw)
 }
 
 func (b *balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {

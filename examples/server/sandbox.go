@@ -30,8 +30,9 @@ import (
 // The control API (JSON):
 //
 //	GET  /sandbox                      the emulators' endpoints
-//	GET  /sandbox/requests?platform=tiktok|meta&path=P
+//	GET  /sandbox/requests?platform=tiktok|meta&path=P[&method=M]
 //	                                   how many requests the emulator served at path P
+//	                                   (Meta: with method M only, when given)
 //	POST /sandbox/tiktok/deauthorize   {"client_key", "open_id"}: the user removes the app
 //	POST /sandbox/tiktok/grow          {"open_id"}: the account gains followers
 //	GET  /sandbox/meta/subscriptions?app=A&page=P
@@ -236,8 +237,9 @@ func sandboxMux(p *platforms) http.Handler {
 		case "tiktok":
 			n = len(p.tiktokSrv.RequestsTo(path))
 		case "meta":
+			method := r.URL.Query().Get("method")
 			for _, q := range p.metaSrv.Requests() {
-				if q.Path == path {
+				if q.Path == path && (method == "" || q.Method == method) {
 					n++
 				}
 			}
