@@ -99,9 +99,18 @@ func analyze(query string, lits []int, cached bool, owned func(string) bool, tex
 func constantsAt(tree *pg.ParseResult, litAt map[int32]int) bool {
 	found := make(map[int32]bool, len(litAt))
 	walk(tree.ProtoReflect(), func(x proto.Message) bool {
-		if c, ok := x.(*pg.A_Const); ok && c.GetSval() != nil {
+		c, ok := x.(*pg.A_Const)
+		switch {
+		case !ok:
+		case c.GetSval() != nil:
 			if _, ok := litAt[c.Location]; ok {
 				found[c.Location] = true
+			}
+		case c.GetBsval() != nil:
+			// X'…' (bun's bytes on SQLite) and B'…': located at the
+			// prefix; never a value the shape reads.
+			if _, ok := litAt[c.Location+1]; ok {
+				found[c.Location+1] = true
 			}
 		}
 		return true
