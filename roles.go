@@ -15,8 +15,8 @@ import (
 // Grant gives the PostgreSQL role appRole exactly what the SDK needs on
 // every socialcrm table of owner's current schema: SELECT, INSERT, UPDATE
 // and DELETE; SELECT and INSERT only on the audit log, which is
-// append-only; SELECT only on the migration history; USAGE on the schema
-// and its sequences. owner must be connected as the role that ran Migrate
+// append-only; SELECT only on the migration history and on views; USAGE
+// on the schema and its sequences. owner must be connected as the role that ran Migrate
 // (the tables' owner). appRole keeps no way to alter a table, switch its
 // row-level security off or change a policy or trigger. Run Grant after
 // every Migrate (Open does, when Config.Owner is set); running it again is

@@ -160,7 +160,9 @@
 //
 // tenancy's errors pass through: tenancy.ErrNotSystem when Sweep or
 // PurgeTenants runs without the system principal, tenancy.ErrForbidden when a
-// staff member tries to erase or export. Sweep and PurgeTenants carry on with
+// staff member tries to erase, export or verify a request's identity (a
+// verified erasure runs by itself), or a client or creator member touches
+// a request at all. Sweep and PurgeTenants carry on with
 // the other tenants after an error in one and return the errors joined.
 //
 // # Security

@@ -138,8 +138,12 @@ func (r *Request) kinds() []string {
 // and no category knows is refused with an *UnknownKindError listing the
 // known kinds; ReceivedAt defaults to now, DueAt to
 // ReceivedAt plus the engine's request deadline (30 days by default);
-// Verification starts pending and Status open.
+// Verification starts pending and Status open. Owners, admins and staff
+// may record requests (tenancy.ErrForbidden otherwise).
 func (e *Engine) Submit(ctx context.Context, r Request) (Request, error) {
+	if err := requestStaff(ctx); err != nil {
+		return Request{}, err
+	}
 	if !r.Kind.valid() {
 		return Request{}, &ValidationError{Field: "Kind", Reason: fmt.Sprintf("unknown kind %q", r.Kind)}
 	}
@@ -303,7 +307,11 @@ func decodeRequestCursor(s string) (requestCursor, error) {
 }
 
 // Get returns the context tenant's request id, its identifiers opened.
+// Owners, admins and staff may read requests.
 func (e *Engine) Get(ctx context.Context, id string) (Request, error) {
+	if err := requestStaff(ctx); err != nil {
+		return Request{}, err
+	}
 	var r Request
 	err := tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
 		return e.get(ctx, tx, id, &r)
@@ -373,6 +381,9 @@ func (e *Engine) updateOpen(ctx context.Context, id, action string, mustBeOpen b
 // (GDPR allows two further months for complex requests). A second
 // extension fails with ErrAlreadyExtended.
 func (e *Engine) Extend(ctx context.Context, id string, d time.Duration, reason string) (Request, error) {
+	if err := requestStaff(ctx); err != nil {
+		return Request{}, err
+	}
 	if d <= 0 {
 		return Request{}, &ValidationError{Field: "extension", Reason: "must be positive"}
 	}
@@ -388,8 +399,13 @@ func (e *Engine) Extend(ctx context.Context, id string, d time.Duration, reason 
 	})
 }
 
-// SetVerification records the outcome of the identity check.
+// SetVerification records the outcome of the identity check. A verified
+// erasure runs by itself (ResumeErasures), so only an owner or admin (or
+// the system) may record it, as only they may Erase.
 func (e *Engine) SetVerification(ctx context.Context, id string, v Verification) (Request, error) {
+	if err := tenancy.Require(ctx, tenancy.RoleOwner, tenancy.RoleAdmin); err != nil {
+		return Request{}, err
+	}
 	switch v {
 	case VerificationPending, VerificationVerified, VerificationFailed:
 	default:
@@ -401,11 +417,21 @@ func (e *Engine) SetVerification(ctx context.Context, id string, v Verification)
 	})
 }
 
+// requestStaff refuses, with tenancy.ErrForbidden, a principal that may
+// not handle data-subject requests: only owners, admins and staff (and
+// the system) may; a client or creator member sees none.
+func requestStaff(ctx context.Context) error {
+	return tenancy.Require(ctx, tenancy.RoleOwner, tenancy.RoleAdmin, tenancy.RoleStaff)
+}
+
 // Close completes or rejects an open request (for kinds the engine does
 // not carry out itself: rectification, restriction, objection; and for
 // access and export once the export was delivered). Completing a request
 // whose export found no data closes it as StatusNoDataFound.
 func (e *Engine) Close(ctx context.Context, id string, s RequestStatus) (Request, error) {
+	if err := requestStaff(ctx); err != nil {
+		return Request{}, err
+	}
 	if s != StatusCompleted && s != StatusRejected {
 		return Request{}, &ValidationError{Field: "Status", Reason: "must be completed or rejected"}
 	}

@@ -42,21 +42,24 @@ func (s *Store) AccountTenants(ctx context.Context, platform, accountID string) 
 		return nil, err
 	}
 	var rows []account
-	// Rows SealAccountIndex has not reached yet still name the account.
-	if err := s.db.NewSelect().Model(&rows).Where("platform = ?", platform).Where("account_id IN (?, ?)", idx, accountID).
+	// Only rows under the blind index: a tenant's statements may write its
+	// own rows of the index, and a row naming an account's id in clear (as
+	// older versions wrote them, until SealAccountIndex, which Open runs,
+	// hashes them) routed the account's webhooks — a Page's id is public —
+	// to a tenant that never connected it (TestTenantCannotClaimAnAccount).
+	if err := s.db.NewSelect().Model(&rows).Where("platform = ?", platform).Where("account_id = ?", idx).
 		Scan(ctx); err != nil {
 		return nil, fmt.Errorf("social: account tenants: %w", err)
 	}
-	return accountTenants(rows, idx, accountID), nil
+	return accountTenants(rows, idx), nil
 }
 
 // accountTenants returns the tenants of the account index rows of the
-// account whose blind index is idx (or, in rows SealAccountIndex has not
-// reached yet, whose id is accountID), one per tenant, in tenant order.
-func accountTenants(rows []account, idx, accountID string) []AccountTenant {
+// account whose blind index is idx, one per tenant, in tenant order.
+func accountTenants(rows []account, idx string) []AccountTenant {
 	var mine []account
 	for _, a := range rows {
-		if a.AccountID == idx || a.AccountID == accountID {
+		if a.AccountID == idx {
 			mine = append(mine, a)
 		}
 	}
@@ -101,9 +104,11 @@ func (s *Store) Routed(ctx context.Context, platform, accountID string, routes [
 	if err != nil {
 		return nil, err
 	}
-	// Rows SealAccountIndex has not reached yet still name the account.
-	return bun.SafeQuery(`(SELECT COALESCE(MAX(CASE WHEN sac.tenant_id = ? AND sac.connection_id = ? AND sac.live THEN 1 ELSE 0 END), 0) = 1
-		AND COUNT(DISTINCT CASE WHEN sac.live IS NULL OR sac.live THEN sac.tenant_id END) = ?
-		FROM socialcrm_social_accounts AS sac WHERE sac.platform = ? AND sac.account_id IN (?, ?))`,
-		tenantID, conn, len(routes), platform, idx, accountID), nil
+	// Only rows under the blind index count (see AccountTenants). The
+	// statement reads only tenantID's rows of the routes view, so that it
+	// runs under that tenant's principal.
+	return bun.SafeQuery(`(SELECT COALESCE(MAX(CASE WHEN sar.connection_id = ? AND sar.live THEN 1 ELSE 0 END), 0) = 1
+		AND COALESCE(MAX(sar.routes), 0) = ?
+		FROM socialcrm_social_account_routes AS sar WHERE sar.tenant_id = ? AND sar.platform = ? AND sar.account_id = ?)`,
+		conn, len(routes), tenantID, platform, idx), nil
 }

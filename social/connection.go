@@ -292,13 +292,27 @@ func Migrations() *migrate.Migrations {
 	migrations.Add(ms, "20261206070100", "social_account_index_live", func(ctx context.Context, tx bun.Tx) error {
 		return migrations.Exec(ctx, tx, `ALTER TABLE socialcrm_social_accounts ADD COLUMN live BOOLEAN`)
 	})
+	// The number of live routes of each tenant's accounts, which a
+	// webhook's write checks under the tenant's principal (Routed): the
+	// index itself is confined to the tenant's own rows.
+	migrations.Add(ms, "20261208040000", "social_account_routes", func(ctx context.Context, tx bun.Tx) error {
+		view := `socialcrm_social_account_routes AS
+			SELECT a.platform, a.account_id, a.tenant_id, a.connection_id, a.live,
+				(SELECT COUNT(DISTINCT r.tenant_id) FROM socialcrm_social_accounts AS r
+					WHERE r.platform = a.platform AND r.account_id = a.account_id AND (r.live IS NULL OR r.live)) AS routes
+			FROM socialcrm_social_accounts AS a`
+		if tx.Dialect().Name() == dialect.PG {
+			return migrations.Exec(ctx, tx, `CREATE OR REPLACE VIEW `+view)
+		}
+		return migrations.Exec(ctx, tx, `CREATE VIEW IF NOT EXISTS `+view)
+	})
 	return ms
 }
 
 // Models returns the tenant-owned models of the package, for
 // tenancy.InstallGuard.
 func Models() []any {
-	return []any{(*Connection)(nil), (*authState)(nil), (*revocation)(nil), (*account)(nil), (*delivery)(nil), (*Media)(nil), (*Snapshot)(nil), (*RawResponse)(nil), (*unsealed)(nil)}
+	return []any{(*Connection)(nil), (*authState)(nil), (*revocation)(nil), (*account)(nil), (*accountRoute)(nil), (*delivery)(nil), (*Media)(nil), (*Snapshot)(nil), (*RawResponse)(nil), (*unsealed)(nil)}
 }
 
 // SealedColumns declares the package's sealed columns, for
@@ -458,6 +472,9 @@ func (s *Store) tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) 
 
 // Get returns the connection id of the context's tenant.
 func (s *Store) Get(ctx context.Context, id string) (Connection, error) {
+	if err := noClient(ctx); err != nil {
+		return Connection{}, err
+	}
 	var c Connection
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var err error
@@ -501,6 +518,9 @@ type ConnectionFilter struct {
 // first. A bad limit or cursor fails with an error matching
 // ErrListOptions.
 func (s *Store) List(ctx context.Context, f ConnectionFilter, o ListOptions) (Page[Connection], error) {
+	if err := noClient(ctx); err != nil {
+		return Page[Connection]{}, err
+	}
 	after, err := o.check()
 	if err != nil {
 		return Page[Connection]{}, err
@@ -568,6 +588,9 @@ func (s *Store) All(ctx context.Context, f ConnectionFilter, o ListOptions) iter
 
 // Find returns the tenant's connection of the platform account.
 func (s *Store) Find(ctx context.Context, platform, accountID string) (Connection, error) {
+	if err := noClient(ctx); err != nil {
+		return Connection{}, err
+	}
 	var c Connection
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		err := tx.NewSelect().Model(&c).Where("platform = ?", platform).Where("account_id = ?", accountID).Scan(ctx)
@@ -588,6 +611,9 @@ func (s *Store) Find(ctx context.Context, platform, accountID string) (Connectio
 // MarkSynced records that the connection's data was pulled at the
 // store's current time, with its display name and avatar (both sealed).
 func (s *Store) MarkSynced(ctx context.Context, id, displayName, avatarURL string) error {
+	if err := noClient(ctx); err != nil {
+		return err
+	}
 	now := s.clock()
 	p := Connection{ID: id, DisplayName: displayName, AvatarURL: avatarURL}
 	if err := s.sealProfile(ctx, &p); err != nil {
@@ -607,6 +633,9 @@ func (s *Store) MarkSynced(ctx context.Context, id, displayName, avatarURL strin
 // Typed clients call it when the platform answers that the access token
 // is invalid.
 func (s *Store) MarkNeedsReauth(ctx context.Context, id, reason string) error {
+	if err := noClient(ctx); err != nil {
+		return err
+	}
 	return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		return s.markNeedsReauth(ctx, tx, id, reason)
 	})
@@ -648,6 +677,19 @@ func (c *Connection) AfterScanRow(context.Context) error {
 		if !t.IsZero() {
 			*t = t.UTC()
 		}
+	}
+	return nil
+}
+
+// noClient refuses a client member (tenancy.RoleClient, an agency's client
+// on the portal) with tenancy.ErrForbidden: a client sees only the CRM
+// records of its own client relationship, and the tenant's connected
+// accounts are none of them — a client listed every creator's
+// connection, read their insights, ran their syncs, connected accounts
+// into the tenant and published through them.
+func noClient(ctx context.Context) error {
+	if p, ok := tenancy.FromContext(ctx); ok && p.Role == tenancy.RoleClient && !p.IsSystem() {
+		return fmt.Errorf("%w: a client member does not reach the tenant's connections", tenancy.ErrForbidden)
 	}
 	return nil
 }

@@ -355,6 +355,9 @@ func (ss *Session) SaveSync(ctx context.Context, r *SyncResult) error {
 // Snapshots returns the connection's snapshots, oldest first: its follower
 // trend.
 func (s *Store) Snapshots(ctx context.Context, connectionID string) ([]Snapshot, error) {
+	if err := noClient(ctx); err != nil {
+		return nil, err
+	}
 	var out []Snapshot
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		return tx.NewSelect().Model(&out).Where("connection_id = ?", connectionID).Order("taken_at", "id").Scan(ctx)
@@ -368,6 +371,9 @@ func (s *Store) Snapshots(ctx context.Context, connectionID string) ([]Snapshot,
 // Media returns the connection's media, newest first, with their texts
 // opened.
 func (s *Store) Media(ctx context.Context, connectionID string) ([]Media, error) {
+	if err := noClient(ctx); err != nil {
+		return nil, err
+	}
 	var out []Media
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		return tx.NewSelect().Model(&out).Where("connection_id = ?", connectionID).Order("published_at DESC", "external_id").Scan(ctx)
@@ -385,6 +391,9 @@ func (s *Store) Media(ctx context.Context, connectionID string) ([]Media, error)
 
 // RawResponses returns how many raw responses the connection has kept.
 func (s *Store) RawResponses(ctx context.Context, connectionID string) (int, error) {
+	if err := noClient(ctx); err != nil {
+		return 0, err
+	}
 	n := 0
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		c, err := tx.NewSelect().Model((*RawResponse)(nil)).Apply(tenancy.Scope(ctx)).Where("connection_id = ?", connectionID).Count(ctx)
@@ -397,6 +406,9 @@ func (s *Store) RawResponses(ctx context.Context, connectionID string) (int, err
 // RawResponseBodies returns the connection's raw responses, oldest first,
 // with their bodies opened.
 func (s *Store) RawResponseBodies(ctx context.Context, connectionID string) ([]RawResponse, error) {
+	if err := noClient(ctx); err != nil {
+		return nil, err
+	}
 	var out []RawResponse
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		return tx.NewSelect().Model(&out).Where("connection_id = ?", connectionID).Order("fetched_at", "id").Scan(ctx)
@@ -422,6 +434,9 @@ var ErrUnknownSealedColumn = errors.New("social: not a sealed column of the pack
 // the context's tenant: the export of a data-subject request reads it so
 // (Store.Categories binds it to each sealed column).
 func (s *Store) OpenSealed(ctx context.Context, table, column, id string, sealed []byte) (string, error) {
+	if err := noClient(ctx); err != nil {
+		return "", err
+	}
 	for _, f := range sealedFields[table] {
 		if f.column != column {
 			continue

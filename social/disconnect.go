@@ -52,6 +52,9 @@ const RevocationLease = 2 * time.Minute
 // Disconnect again finishes a cascade that failed part way; disconnecting
 // a revoked connection without live derived connections does nothing.
 func (s *Store) Disconnect(ctx context.Context, id string, p Provider) (Connection, error) {
+	if err := noClient(ctx); err != nil {
+		return Connection{}, err
+	}
 	if p == nil {
 		c, err := s.Get(ctx, id)
 		if err != nil {
@@ -127,6 +130,9 @@ func (s *Store) revokeTree(ctx context.Context, id string, p Provider, action, r
 // (Session.ConnectDerived) that are not revoked, oldest first. The caller
 // owns the slice.
 func (s *Store) Derived(ctx context.Context, id string) ([]Connection, error) {
+	if err := noClient(ctx); err != nil {
+		return nil, err
+	}
 	var cs []Connection
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		return derivedQuery(tx.NewSelect().Model(&cs), id).Where("status <> ?", StatusRevoked).Scan(ctx)
@@ -463,6 +469,9 @@ type Revocation struct {
 // PendingRevocations' count. A bad limit or cursor fails with an error
 // matching ErrListOptions.
 func (s *Store) Revocations(ctx context.Context, o ListOptions) (Page[Revocation], error) {
+	if err := noClient(ctx); err != nil {
+		return Page[Revocation]{}, err
+	}
 	after, err := o.check()
 	if err != nil {
 		return Page[Revocation]{}, err
@@ -498,6 +507,9 @@ func (s *Store) Revocations(ctx context.Context, o ListOptions) (Page[Revocation
 // PendingRevocations returns how many revokes of the context's tenant wait
 // for RetryRevocations (Revocations lists them).
 func (s *Store) PendingRevocations(ctx context.Context) (int, error) {
+	if err := noClient(ctx); err != nil {
+		return 0, err
+	}
 	n := 0
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var err error

@@ -140,7 +140,10 @@
 // batches that commit alone, and SealAccountIndex hashes the account
 // index. Both resume after an interruption and find nothing to do the
 // second time (the root package's SDK.SealPlatformData runs them for every
-// tenant).
+// tenant). Until SealAccountIndex has hashed them, index rows that name an
+// account in clear route nothing: a tenant's statements may write its own
+// index rows, and such a row naming a Page's public id routed the Page's
+// webhooks to that tenant.
 //
 // A data-subject erasure or a tenant purge that deletes a connection still
 // holding tokens revokes its authorization at the platform first, in the
@@ -179,7 +182,10 @@
 // recorded in an account index (TableAccounts, not tenant-owned, holding
 // a keyed hash of the platform's account id, never the id; a tenant
 // registry to the Guard, so that under a tenant's principal a statement
-// reaches only that tenant's rows). AccountRemoved revokes the
+// reaches only that tenant's rows; Routed counts an account's tenants
+// through a view, socialcrm_social_account_routes, confined alike, so a
+// tenant learns that count only for an account it connected itself).
+// AccountRemoved revokes the
 // account's connection (and those derived from it) in every tenant as the
 // system principal. Deliveries come at least once: Deliver records a
 // delivery's keys in the same transaction as the handler's writes, so a
@@ -215,6 +221,11 @@
 //	if errors.Is(err, social.ErrNeedsReauth) { askToReconnect() }
 //
 // # Security
+//
+// A client member (tenancy.RoleClient: an agency's client on the portal)
+// reaches no connection: every Store method that reads, uses or changes
+// the tenant's connections, and a Flow's Begin and Complete, refuse it
+// with tenancy.ErrForbidden.
 //
 // Tokens never appear in errors, logs, audit entries or JSON: Grant holds
 // them as vault.Secret, Connection marshals without them, and the audit

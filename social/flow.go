@@ -106,6 +106,9 @@ func stateID(state string) string {
 // Begin starts connecting an account for the context's tenant and returns
 // the platform's consent URL to send the user to.
 func (f *Flow) Begin(ctx context.Context) (string, error) {
+	if err := noClient(ctx); err != nil {
+		return "", err
+	}
 	tid, err := tenancy.TenantID(ctx)
 	if err != nil {
 		return "", err
@@ -138,6 +141,9 @@ func (f *Flow) Begin(ctx context.Context) (string, error) {
 // the user refused, and the provider's error (wrapping ErrInvalidGrant for
 // a refused code) when the exchange fails.
 func (f *Flow) Complete(ctx context.Context, callback url.Values) (Connection, error) {
+	if err := noClient(ctx); err != nil {
+		return Connection{}, err
+	}
 	tid, err := tenancy.TenantID(ctx)
 	if err != nil {
 		return Connection{}, err

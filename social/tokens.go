@@ -67,6 +67,9 @@ const noVersion = -1
 // can store a token it never received; the window is the platform's round
 // trip plus the save.
 func (s *Store) Token(ctx context.Context, id string, p Provider) (*oauth2.Token, error) {
+	if err := noClient(ctx); err != nil {
+		return nil, err
+	}
 	lt, err := s.token(ctx, id, p, noVersion)
 	if err != nil {
 		return nil, err
@@ -283,6 +286,9 @@ type Session struct {
 
 // Session returns a session on the active connection id, for p's platform.
 func (s *Store) Session(ctx context.Context, id string, p Provider) (*Session, error) {
+	if err := noClient(ctx); err != nil {
+		return nil, err
+	}
 	c, err := s.Get(ctx, id)
 	if err != nil {
 		return nil, err

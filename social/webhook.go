@@ -29,17 +29,35 @@ type account struct {
 }
 
 // TenantRegistryKey makes the account index a tenant registry to the
-// Guard: under a tenant's principal a write of it must be confined to the
-// tenant's own rows (see tenancy.InstallGuard). Tenant B could re-point
-// tenant A's Page to itself, so that the Page's webhooks (A's customers'
-// messages) reached B.
+// Guard: under a tenant's principal a statement on it must be confined to
+// the tenant's own rows (see tenancy.InstallGuard). Tenant B could
+// re-point tenant A's Page to itself, so that the Page's webhooks (A's
+// customers' messages) reached B, and read which tenants connected which
+// accounts. Statements without a principal (webhooks, callbacks) read
+// every row.
 func (*account) TenantRegistryKey() string { return "tenant_id" }
 
-// TenantRegistryReadable lets every tenant read the index: a webhook's
-// write checks the account's routes across tenants (Routed). What it
-// shows of other tenants is their ids, their connections' ids and the
-// keyed hash of the account, never the account's id.
-func (*account) TenantRegistryReadable() bool { return true }
+// accountRoute is a row of the account routes view: a tenant's row of the
+// account index with the number of tenants whose connection of the same
+// account is live or not known to be revoked. A webhook's write checks
+// that number in its own statement (Routed) without reading other
+// tenants' rows of the index.
+type accountRoute struct {
+	bun.BaseModel `bun:"table:socialcrm_social_account_routes,alias:sar"`
+
+	Platform     string       `bun:"platform"`
+	AccountID    string       `bun:"account_id"`
+	TenantID     string       `bun:"tenant_id"`
+	ConnectionID string       `bun:"connection_id"`
+	Live         sql.NullBool `bun:"live"`
+	Routes       int          `bun:"routes"`
+}
+
+// TenantRegistryKey confines the view, under a tenant's principal, to the
+// tenant's own rows, as it does the account index: a tenant learns how
+// many tenants connected an account only for an account it connected
+// itself.
+func (*accountRoute) TenantRegistryKey() string { return "tenant_id" }
 
 // delivery is a webhook delivery already processed.
 type delivery struct {
@@ -106,14 +124,13 @@ type Delivery struct {
 // and first nil. What fn wrote before it failed stays, and the
 // redelivery, which fn stores idempotently, adds the rest.
 func (s *Store) Deliver(ctx context.Context, d Delivery, fn func(ctx context.Context, db bun.IDB, first []bool) error) error {
-	idx := make([]string, 0, 2*len(d.Accounts))
+	idx := make([]string, 0, len(d.Accounts))
 	for _, a := range d.Accounts {
 		i, err := s.accountIndex(ctx, d.Platform, a)
 		if err != nil {
 			return err
 		}
-		// Rows SealAccountIndex has not reached yet still name the account.
-		idx = append(idx, i, a)
+		idx = append(idx, i) // only the blind index: see AccountTenants
 	}
 	run := func(ctx context.Context, db bun.IDB, keys []string) error {
 		first, rows, err := recordDelivery(ctx, db, d.Platform, keys, idx, s.clock())
@@ -123,7 +140,7 @@ func (s *Store) Deliver(ctx context.Context, d Delivery, fn func(ctx context.Con
 		if len(d.Accounts) > 0 {
 			known := &knownAccounts{platform: d.Platform, tenants: make(map[string][]AccountTenant, len(d.Accounts))}
 			for i, a := range d.Accounts {
-				known.tenants[a] = accountTenants(rows, idx[2*i], a)
+				known.tenants[a] = accountTenants(rows, idx[i])
 			}
 			ctx = context.WithValue(ctx, knownAccountsKey{}, known)
 		}

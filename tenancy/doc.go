@@ -42,8 +42,10 @@
 //     tenant_id, REPLACE and INSERT OR REPLACE, TRUNCATE, schema changes of
 //     tenant-owned tables (ALTER, RENAME, DROP, triggers, unique indexes
 //     not beginning with tenant_id; on SQLite the application's handle
-//     owns every table), any statement that names a full-text index
-//     (FullTextIndex), its shadow tables or its watermark but the one
+//     owns every table) and, under a tenant's principal, of the tenant
+//     registries and the migration tables, any statement that names a
+//     full-text index (FullTextIndex), its shadow tables or its watermark
+//     but the one
 //     exact look-up it allows, SQLite's dbstat, sqlite_dbpage and sqlite_stat tables (their
 //     samples held other tenants' ids), SQLite's last_insert_rowid(),
 //     changes() and total_changes() (they answer about the statements the
@@ -65,7 +67,11 @@
 //     could change app.* settings, switch row-level security or run SQL it
 //     cannot see (set_config, SET, RESET, DO, function definitions,
 //     policies) other than RunInTx's and EnableRowSecurity's own
-//     statements, and statements that begin or end a transaction (BEGIN,
+//     statements, under a tenant's principal counters that every
+//     tenant's work moves (SQLite's rowid, PostgreSQL's transaction ids,
+//     xmin, ctid, the write-ahead log's position, sequences, EXPLAIN's
+//     estimates; see Security), and statements that begin or end a
+//     transaction (BEGIN,
 //     START TRANSACTION, COMMIT, END, ROLLBACK, PREPARE TRANSACTION):
 //     sent in RunInTx they ended its transaction early, so the rest of the
 //     callback committed even when it failed, and sent in RunScoped on
@@ -165,14 +171,13 @@
 // What a tenant's statements still reach beyond its own rows, by design
 // or as a known limit:
 //
-//   - The social account index is readable by every tenant (writes are
-//     confined): social.Store.Routed counts the live routes of an account
-//     across tenants inside the writing tenant's own statement, so that a
-//     webhook's write fails if a route changed since it was looked up.
-//     What a tenant reads there is other tenants' ids, their connections'
-//     ids, whether each is live and the keyed hash of the account — never
-//     the account's id, a name or a token; two tenants that connected the
-//     same account see that they share it.
+//   - Two tenants that connected the same platform account learn that
+//     they share it, and how many tenants do: social.Store.Routed counts
+//     the live routes of an account inside the writing tenant's own
+//     statement (so that a webhook's write fails if a route changed since
+//     it was looked up), through a view that answers a tenant only for the
+//     accounts it connected itself. The account index is otherwise
+//     confined to the tenant's own rows, like every registry.
 //   - A statement without a principal is not a tenant's: sign-up,
 //     migrations, webhooks and callbacks run so, and reach every row of
 //     the registries (the list of tenants, the vault's key list, the
@@ -180,10 +185,17 @@
 //     every tenant-owned row from it. The walls hold against code that
 //     keeps the principal it was given, not against code that builds
 //     another (WithPrincipal, System): a principal is not a credential.
-//   - Counters of the whole server or file that no statement can confine:
-//     PostgreSQL's transaction ids (txid_current, xmin) advance with every
-//     tenant's transactions, and a statement's time depends on the load
-//     of every tenant.
+//   - Counters of the whole server or file move with every tenant's
+//     work. Under a tenant's principal the Guard refuses those a
+//     statement names (counters.go): SQLite's rowid and sqlite_sequence;
+//     PostgreSQL's transaction ids, snapshots and commit times, a row's
+//     xmin, xmax, ctid, cmin and cmax, the write-ahead log's position,
+//     sequences, and EXPLAIN's estimates (EXPLAIN (COSTS false) runs).
+//     What no statement can confine remains: a statement's time depends
+//     on the load of every tenant, and a host table whose key comes from
+//     a sequence or AUTOINCREMENT (filled in by the database, returned by
+//     RETURNING) numbers every tenant's rows together — give tenant-owned
+//     tables random keys, as socialcrm's (NewID) are.
 //
 // Passwords are stored as bcrypt hashes of cost 12 (PasswordCost); an
 // unknown email costs the same bcrypt time as a wrong password. API keys

@@ -104,18 +104,25 @@ import (
 //     (pgwalls.go); on SQLite, nor read the file's page and commit
 //     counters (page_count, freelist_count, data_version)
 //     (sqlitewalls.go);
+//   - under a tenant's principal, it reads no counter that every
+//     tenant's work moves: SQLite's rowid (but in a full-text look-up)
+//     and sqlite_sequence, PostgreSQL's transaction ids, snapshots and
+//     commit times, the system columns xmin, xmax, cmin, cmax and ctid,
+//     the write-ahead log's position, sequences, and EXPLAIN's estimates
+//     (EXPLAIN (COSTS false) runs) (counters.go);
 //   - under a tenant's principal, every reference to a tenant registry —
 //     TableTenants, keyed by id, and a model with a TenantRegistryKey
-//     method such as the vault's key list, keyed by that column — is
-//     confined to the tenant's own row as a tenant-owned table's is to
-//     tenant_id, and no write names another (registry.go; a registry
-//     with a TenantRegistryReadable method, social's account index, is
-//     confined only where it is written; a key of "" is a table no
+//     method such as the vault's key list or social's account index, keyed
+//     by that column — is confined to the tenant's own rows as a
+//     tenant-owned table's is to tenant_id, and no write names another
+//     (registry.go; a key of "" is a table no
 //     tenant's UPDATE or DELETE may name, the vault's audit key): tenant B
 //     closed tenant A for purging and dropped A from the key list; a
 //     model with a TenantUnreachable method, social's webhook deliveries,
-//     may not be named at all, and neither may the migration tables be
-//     written. The system principal without a tenant and statements
+//     or a table named to Unreachable (a job queue's), may not be named
+//     at all, and neither may the migration tables be written; none of
+//     these tables' schemas may be changed (DROP, ALTER, RENAME, CREATE
+//     INDEX: on SQLite tenant B dropped the list of tenants). The system principal without a tenant and statements
 //     without a principal (sign-up, migrations, webhooks) reach every row.
 //
 // A statement the parser cannot read — SQLite's INSERT OR REPLACE and
@@ -213,6 +220,24 @@ func (g *Guard) Register(models ...any) error {
 	return errors.Join(errs...)
 }
 
+// Unreachable makes the Guard refuse, under a tenant's principal, any
+// statement that names one of tables (ignoring schema and case): tables
+// that belong to no tenant and that no tenant's statement needs, such as
+// a job queue's, whose rows name every tenant and whose writes act for
+// every tenant. The system principal without a tenant and statements
+// without a principal still reach them. It is safe to call at any time;
+// statements already cached are read again.
+func (g *Guard) Unreachable(tables ...string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, t := range tables {
+		if t = strings.ToLower(strings.TrimSpace(t)); t != "" {
+			g.registries[t] = unreachableKey
+		}
+	}
+	g.shapes.reset()
+}
+
 // ErrUnsafeRelation is reported for a bun relation between two tenant-owned
 // models that does not join on tenant_id. bun turns has-one and belongs-to
 // relations into SQL joins that the hooks cannot scope, so such a join could
@@ -297,9 +322,6 @@ func (g *Guard) learn(t *schema.Table) error {
 		key := r.TenantRegistryKey()
 		if key == "" {
 			key = noTenantColumn
-		}
-		if rr, ok := r.(readableRegistry); ok && rr.TenantRegistryReadable() {
-			key = readableKey + key
 		}
 		g.registries[strings.ToLower(t.Name)] = key
 		g.shapes.reset()
@@ -405,6 +427,9 @@ func (g *Guard) check(ctx context.Context, query string) error {
 	}
 	if p, ok := FromContext(ctx); sh.sessionLock && ok && !p.IsSystem() {
 		return sessionLockRefusal
+	}
+	if err := sh.counterRefusal(ctx, g.sqlite); err != nil { // counters.go
+		return err
 	}
 	if sh.policy && ctx.Value(rowSecurityKey{}) == nil {
 		return fmt.Errorf("%w: only tenancy.EnableRowSecurity may change row-level security", ErrUnscoped)

@@ -26,8 +26,9 @@ import (
 // row, a write that names no other. The system principal without a
 // tenant (Store.Tenants, vault.Vault.RotateKEK) and statements without a
 // principal (sign-up, before the tenant exists) reach every row. The
-// social account index is confined where it is written only: a webhook's
-// write reads it across tenants (readableRegistry).
+// social account index is one too: tenant B read which tenants connected
+// which accounts (a webhook's write, which counts an account's tenants,
+// reads a view confined alike instead).
 
 // registryModel is a bun model of a tenant registry: TenantRegistryKey
 // names the column that holds the tenant's id, or is empty for a table
@@ -38,12 +39,6 @@ import (
 // Guard learns it from the models registered with the DB, as it learns
 // tenant-owned ones.
 type registryModel interface{ TenantRegistryKey() string }
-
-// readableRegistry is a registry model every tenant may read, whose
-// writes the Guard confines to the tenant's rows: the account index, which
-// a webhook's write checks across tenants (social.Store.Routed counts the
-// tenants of an account in the write's own snapshot).
-type readableRegistry interface{ TenantRegistryReadable() bool }
 
 // unreachableRegistry is a model of a table that belongs to no tenant and
 // that no tenant's statement needs: under a tenant's principal the Guard
@@ -60,10 +55,6 @@ type unreachableRegistry interface{ TenantUnreachable() bool }
 // unreachableKey is the key of an unreachableRegistry in Guard.registries.
 const unreachableKey = "\x02"
 
-// readableKey prefixes the key column of a readable registry in
-// Guard.registries.
-const readableKey = "\x01"
-
 // noTenantColumn is the key of a registry that holds no tenant's row: no
 // column reference matches it.
 const noTenantColumn = "\x00"
@@ -75,10 +66,6 @@ func (g *Guard) registryKey(name string) string {
 	defer g.mu.RUnlock()
 	return g.registries[strings.ToLower(name)]
 }
-
-// keyColumn returns the column of a registry key as registryKey returns
-// it.
-func keyColumn(key string) string { return strings.TrimPrefix(key, readableKey) }
 
 // check refuses query in ctx when ctx has a tenant and the statement is
 // not confined to that tenant's rows of the registries it names. A nil
@@ -134,6 +121,7 @@ func (a *analysis) noTenantWrites(n *pg.Node, registry func(string) string) {
 	if m == nil {
 		return
 	}
+	a.noSchemaChange(m, registry)
 	walk(m.ProtoReflect(), func(x proto.Message) bool {
 		_, insert := x.(*pg.InsertStmt)
 		if rv, ok := x.(*pg.RangeVar); ok && registry(rv.Relname) == unreachableKey {
@@ -149,6 +137,37 @@ func (a *analysis) noTenantWrites(n *pg.Node, registry func(string) string) {
 			name := strings.ToLower(rv.Relname)
 			a.sh.owned, a.sh.tables = true, append(a.sh.tables, name)
 			a.fail("%s is every tenant's: no tenant's statement may change or delete it", name)
+		}
+		return true
+	})
+}
+
+// noSchemaChange records in a's shape a schema change (DROP, ALTER,
+// RENAME, CREATE INDEX or TRIGGER, TRUNCATE…: any statement but a query
+// or a write of rows) of a registry, an unreachable table or a migration
+// table. On SQLite the application's handle owns every table, and tenant
+// B's statements dropped the list of tenants, the vault's key list and
+// the webhook deliveries, and renamed the account index
+// (TestTenantCannotChangeTheRegistriesSchema); on PostgreSQL the
+// application role owns none of them.
+func (a *analysis) noSchemaChange(m proto.Message, registry func(string) string) {
+	switch m.(type) {
+	case *pg.SelectStmt, *pg.InsertStmt, *pg.UpdateStmt, *pg.DeleteStmt, *pg.ExplainStmt:
+		return
+	}
+	guarded := func(name string) bool { return registry(name) != "" || migrationTable(name) }
+	walk(m.ProtoReflect(), func(x proto.Message) bool {
+		name := ""
+		switch x := x.(type) {
+		case *pg.RangeVar:
+			name = x.Relname
+		case *pg.String:
+			name = x.Sval // DROP names its objects as lists of strings
+		}
+		if name != "" && guarded(name) {
+			name = strings.ToLower(name)
+			a.sh.owned, a.sh.tables = true, append(a.sh.tables, name)
+			a.fail("%s is no tenant's: no tenant's statement may change its schema", name)
 		}
 		return true
 	})

@@ -29,6 +29,15 @@ type shape struct {
 	// sessionLock takes an advisory lock that outlives the transaction:
 	// refused under a tenant's principal (pgwalls.go).
 	sessionLock bool
+	// counter is why the statement reads a counter of the whole server or
+	// file (counters.go), "" when it reads none: refused under a
+	// tenant's principal.
+	counter string
+	// rowids counts the references to SQLite's rowid (rowid, _rowid_)
+	// beyond those of full-text look-ups, and oids those to oid, which
+	// is rowid on SQLite and a catalogue's key on PostgreSQL
+	// (counters.go).
+	rowids, oids int
 	// registry is the shape of the statement with the tenant registries
 	// (registry.go) as its tenant-owned tables, nil when it names none:
 	// what a statement under a tenant's principal must satisfy.
@@ -70,6 +79,7 @@ func analyze(query string, lits []int, cached bool, owned func(string) bool, tex
 	for _, raw := range tree.Stmts {
 		a.top(raw.Stmt)
 	}
+	sh.rowids -= a.ftsRowids // counters.go
 	if len(a.ft.walled) > 0 {
 		a.wall(tree, query, cached)
 	}
@@ -78,9 +88,8 @@ func analyze(query string, lits []int, cached bool, owned func(string) bool, tex
 	r := &analysis{key: registry, sh: &shape{}, litAt: a.litAt,
 		owned: func(n string) bool {
 			k := registry(n)
-			return k != "" && k != noTenantColumn && k != unreachableKey && !strings.HasPrefix(k, readableKey)
-		},
-		written: func(n string) bool { return strings.HasPrefix(registry(n), readableKey) }}
+			return k != "" && k != noTenantColumn && k != unreachableKey
+		}}
 	for _, raw := range tree.Stmts {
 		r.top(raw.Stmt)
 		r.noTenantWrites(raw.Stmt, registry)
@@ -244,6 +253,7 @@ func (a *analysis) ftsLookup(x *pg.SubLink) bool {
 	a.sh.ftsWords = append(a.sh.ftsWords, words...)
 	a.ftsLookups++
 	a.walledNames += 2
+	a.ftsRowids += rowidRefs(x) // counters.go
 	return true
 }
 
@@ -384,6 +394,11 @@ func unreadable(query string, owned func(string) bool) *shape {
 	if err := sqliteRefusal(bare); err != nil { // sqlitewalls.go
 		sh.err = err
 		return sh
+	}
+	for _, w := range identWords(bare) {
+		if slices.Contains(counterRelations, w) { // counters.go
+			sh.counter = w + " holds counters every tenant's work moves"
+		}
 	}
 	for _, w := range []string{"set_config", "app.", "row level security", "policy"} {
 		if strings.Contains(bare, w) {
@@ -579,8 +594,9 @@ type analysis struct {
 	owned func(string) bool
 	sh    *shape
 	ft    fullText
-	// ftsLookups counts the full-text index look-ups ftsLookup allowed.
-	ftsLookups int
+	// ftsLookups counts the full-text index look-ups ftsLookup allowed,
+	// ftsRowids the references to rowid they hold (counters.go).
+	ftsLookups, ftsRowids int
 	// walledNames counts the names of full-text index tables (the index,
 	// its watermark) the look-ups ftsLookup allowed hold.
 	walledNames int
@@ -588,26 +604,15 @@ type analysis struct {
 	// key returns the column that names the tenant in a tenant-owned
 	// table: "" or nil for tenant_id (registries differ, registry.go).
 	key func(table string) string
-	// written reports tables that are tenant-owned only as the target of
-	// a write (registries every tenant may read, registry.go).
-	written func(table string) bool
 }
 
 // writeTargetRef is rangeVar for the table a write writes.
-func (a *analysis) writeTargetRef(rv *pg.RangeVar) *ref {
-	r := a.rangeVar(rv)
-	if r.table == "" && a.written != nil && a.written(rv.Relname) {
-		r.table = strings.ToLower(rv.Relname)
-		a.sh.owned = true
-		a.sh.tables = append(a.sh.tables, r.table)
-	}
-	return r
-}
+func (a *analysis) writeTargetRef(rv *pg.RangeVar) *ref { return a.rangeVar(rv) }
 
 // keyOf returns the column of table that names its tenant.
 func (a *analysis) keyOf(table string) string {
 	if a.key != nil && table != "" {
-		if k := keyColumn(a.key(table)); k != "" {
+		if k := a.key(table); k != "" {
 			return k
 		}
 	}
@@ -689,7 +694,8 @@ func (a *analysis) top(n *pg.Node) {
 	if m == nil {
 		return
 	}
-	a.pgWalls(m) // pgwalls.go
+	a.pgWalls(m)  // pgwalls.go
+	a.counters(m) // counters.go
 	// Whatever the statement, no function may set settings or run SQL
 	// text, and the settings view may not be written.
 	walk(m.ProtoReflect(), func(x proto.Message) bool {

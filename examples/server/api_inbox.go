@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/inbox"
 	"github.com/socialcrm/socialcrm/meta"
+	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/vault"
 )
 
@@ -144,6 +146,15 @@ func (a *app) deliverSandboxMessage(ctx context.Context, psid, text string) erro
 	}
 	if psid == "" {
 		psid = "sandbox-psid-1"
+	}
+	// Only a tenant that connected the sandbox Page may have it write: the
+	// message reaches every tenant that did, and no other tenant's inbox
+	// is this caller's to write to.
+	if c, err := a.sdk.Social.Find(ctx, meta.Platform, sandboxPage); errors.Is(err, social.ErrNotFound) || err == nil && c.Status == social.StatusRevoked {
+		return &apiError{Status: http.StatusConflict, Code: "page_not_connected",
+			Message: "this organization has not connected the sandbox Page: connect it with the messaging permissions first"}
+	} else if err != nil {
+		return err
 	}
 	// As at Meta, a Page that did not subscribe the app to its webhooks
 	// (metaConnect does when the Page connects) sends nothing.

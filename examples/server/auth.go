@@ -431,6 +431,9 @@ func (l *limiter) allow(ctx context.Context, key string) (bool, error) {
 		return true, nil
 	}
 	start := l.now().UTC().Truncate(l.window)
+	// The count is no tenant's: a request that carries a session (a
+	// console sign-in by someone signed in already) counts as any other.
+	ctx = tenancy.System(ctx, "login-limit")
 	var count int
 	err := l.db.NewRaw("INSERT INTO ? (key_hash, window_start, attempts) VALUES (?, ?, 1) "+
 		"ON CONFLICT (key_hash, window_start) DO UPDATE SET attempts = ?.attempts + 1 RETURNING attempts",

@@ -72,6 +72,7 @@ import (
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/retention"
+	"github.com/socialcrm/socialcrm/retention/retentionriver"
 )
 
 func main() {
@@ -260,6 +261,10 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 		TracerProvider: a.tel.tp, MeterProvider: a.tel.mp, InsecurePasswordCost: cfg.passwordCost}); err != nil {
 		return nil, err
 	}
+	// River's jobs name every tenant and act for every tenant, and the
+	// sign-in attempts of every address limit everyone's sign-ins: no
+	// tenant's statement on the SDK's handle may reach their tables.
+	a.sdk.Guard.Unreachable(append(retentionriver.Tables(), tableLoginAttempts)...)
 	if err := a.plat.makeFlows(a.sdk.Social); err != nil {
 		return nil, err
 	}

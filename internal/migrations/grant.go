@@ -13,15 +13,16 @@ import (
 // it.
 const AppendOnlyTrigger = "socialcrm_append_only"
 
-// Tables returns the tables of db's current schema whose names start with
-// prefix ("" for every table), sorted. On SQLite it returns nil.
+// Tables returns the tables and views of db's current schema whose names
+// start with prefix ("" for every table), sorted. On SQLite it returns
+// nil.
 func Tables(ctx context.Context, db bun.IDB, prefix string) ([]string, error) {
 	if db.Dialect().Name() != dialect.PG {
 		return nil, nil
 	}
 	var names []string
 	err := db.NewRaw(`SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND starts_with(c.relname, ?)
+		WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v') AND starts_with(c.relname, ?)
 		ORDER BY c.relname`, prefix).Scan(ctx, &names)
 	if err != nil {
 		return nil, fmt.Errorf("migrations: list tables: %w", err)
@@ -33,7 +34,9 @@ func Tables(ctx context.Context, db bun.IDB, prefix string) ([]string, error) {
 // tables of db's current schema, and no more: USAGE on the schema,
 // SELECT, INSERT, UPDATE and DELETE on each table, except SELECT and
 // INSERT only on tables marked append-only (AppendOnlyTrigger), SELECT only
-// on the migration history, and USAGE on the schema's sequences. It grants
+// on the migration history and on views (a view reads its tables with its
+// owner's privileges, and one PostgreSQL can update writes them so), and
+// USAGE on the schema's sequences. It grants
 // nothing that lets the role change a table, a policy or a trigger: those
 // stay with the owner. db must be connected as the tables' owner. Running
 // it again is harmless. On SQLite, which has no roles, it does nothing.
@@ -71,6 +74,15 @@ func grant(ctx context.Context, db bun.IDB, role string, tables []string) error 
 	for _, t := range appendOnly {
 		isAppendOnly[t] = true
 	}
+	var views []string
+	if err := db.NewRaw(`SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = current_schema() AND c.relkind = 'v'`).Scan(ctx, &views); err != nil {
+		return fmt.Errorf("migrations: grant: %w", err)
+	}
+	isView := map[string]bool{}
+	for _, v := range views {
+		isView[v] = true
+	}
 	var schema string
 	if err := db.NewRaw("SELECT quote_ident(current_schema())").Scan(ctx, &schema); err != nil {
 		return fmt.Errorf("migrations: grant: current schema: %w", err)
@@ -88,7 +100,7 @@ func grant(ctx context.Context, db bun.IDB, role string, tables []string) error 
 	for _, t := range tables {
 		privs := "SELECT, INSERT, UPDATE, DELETE"
 		switch {
-		case t == Table || t == Table+"_locks":
+		case t == Table || t == Table+"_locks", isView[t]:
 			privs = "SELECT"
 		case isAppendOnly[t]:
 			privs = "SELECT, INSERT"

@@ -34,6 +34,17 @@
 // workers act as the system principal named "retention", one tenant at a
 // time, so the tenancy walls stay in force.
 //
+// River's tables (Tables) lie in the SDK's database and name every tenant
+// (a request job's arguments hold its tenant's id); on a handle that
+// tenants' code reaches, wall them off, so that a statement under a
+// tenant's principal can neither read them nor pause the queue, hold the
+// leadership (no periodic sweep, purge or erasure would run again), or
+// insert, cancel or delete another tenant's jobs:
+//
+//	guard.Unreachable(retentionriver.Tables()...)
+//
+// River's own client connects with a pool of its own and is not affected.
+//
 // # Testing
 //
 // Tests run on SQLite and, when SOCIALCRM_TEST_POSTGRES is set, on
@@ -51,6 +62,12 @@ import (
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/tenancy"
 )
+
+// Tables returns the names of River's tables, for tenancy's
+// Guard.Unreachable. The caller owns the returned slice.
+func Tables() []string {
+	return []string{"river_client", "river_client_queue", "river_job", "river_leader", "river_migration", "river_notification", "river_queue"}
+}
 
 // Job kinds.
 const (
