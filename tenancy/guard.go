@@ -50,7 +50,7 @@ import (
 //     set_config;
 //   - it does not run a DO block, define a function, procedure, rule or
 //     event trigger, or call a function that runs SQL text (query_to_xml
-//     and its kin, dblink);
+//     and its kin, ts_stat, ts_rewrite, dblink);
 //   - it does not create, alter or drop a policy, or switch row-level
 //     security of a table — except EnableRowSecurity's own statements;
 //   - it does not begin or end a transaction: BEGIN (SQLite's BEGIN
@@ -132,6 +132,8 @@ import (
 // statement that SQLite splits into other tokens than the parser does —
 // a block comment holding "/*" (PostgreSQL's nest, SQLite's do not), an
 // E-prefixed string with a backslash, a $ not followed by a digit, a
+// parameter's name that SQLite reads on past what the parser reads (@a,
+// #a, :a, $1::a(…): SQLite takes @a(') for one name), a
 // bracketed or backticked name holding anything but letters, digits and
 // spaces — since text the parser takes for a comment or a string is SQL to
 // SQLite. An INSERT that names tenant_id twice is refused (SQLite keeps
@@ -153,7 +155,12 @@ import (
 // statement seen before costs a scan of its text; on PostgreSQL,
 // parameters ($1) are kept in the key as written, and a statement with a
 // backslash or any other dollar sign outside its literals (dollar
-// quoting; on SQLite, any) is parsed every time.
+// quoting; on SQLite, any) is parsed every time. So is one with a literal
+// whose value may change what the statement is — one the parser does not
+// keep as a constant (the escape character of a U&"…" UESCAPE '…' name,
+// an option's value such as EXPLAIN (ANALYZE 'true')) — or one the parser
+// cannot read (SQLite's PRAGMA 'name'(…)): its shape is reused only for
+// the same text.
 //
 // Install it once per *bun.DB with InstallGuard, after running migrations
 // that define functions or triggers. It knows the tenant-owned tables
@@ -396,7 +403,7 @@ func (g *Guard) check(ctx context.Context, query string) error {
 	}
 	if sh == nil {
 		sh = analyze(query, lits, cacheable, g.ownedOrWalled, g.text, g.registryKey)
-		if cacheable {
+		if cacheable && (!sh.uncached || key == query) { // key == query: nothing blanked out
 			g.shapes.put(key, sh)
 		}
 	}

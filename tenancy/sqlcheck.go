@@ -42,6 +42,13 @@ type shape struct {
 	// (registry.go) as its tenant-owned tables, nil when it names none:
 	// what a statement under a tenant's principal must satisfy.
 	registry *shape
+	// uncached: a literal blankLiterals blanked out is not a constant of
+	// the parse tree (a U&"…" UESCAPE character, an option's value such
+	// as EXPLAIN (ANALYZE 'true')), or the parser could not read the
+	// statement and the Guard read its words, literals included (SQLite's
+	// PRAGMA 'name'(…)): its values may change what the statement is, so
+	// the shape is reused only for the same text.
+	uncached bool
 }
 
 // analyze parses query with PostgreSQL's own grammar (libpg_query; see
@@ -54,7 +61,11 @@ type shape struct {
 func analyze(query string, lits []int, cached bool, owned func(string) bool, text func() fullText, registry func(string) string) *shape {
 	tree, err := parse(query)
 	if err != nil {
-		return unreadableWith(query, owned, registry)
+		// Read from its words, literals included (PRAGMA 'name'(…)): a
+		// shape for this text only.
+		sh := unreadableWith(query, owned, registry)
+		sh.uncached = true
+		return sh
 	}
 	sh := &shape{}
 	a := &analysis{owned: owned, sh: sh, ft: text()}
@@ -63,6 +74,7 @@ func analyze(query string, lits []int, cached bool, owned func(string) bool, tex
 		for i, at := range lits {
 			a.litAt[int32(at)] = i
 		}
+		sh.uncached = !constantsAt(tree, a.litAt)
 	}
 	for _, raw := range tree.Stmts {
 		a.top(raw.Stmt)
@@ -86,6 +98,33 @@ func analyze(query string, lits []int, cached bool, owned func(string) bool, tex
 		sh.registry = r.sh
 	}
 	return sh
+}
+
+// constantsAt reports whether every literal offset of litAt is where the
+// parse tree holds a string constant: a literal the parser turned into
+// something else (the lexer reads a UESCAPE character into the name
+// before it; an option's value is a word) is a value the shape cannot
+// stand for.
+func constantsAt(tree *pg.ParseResult, litAt map[int32]int) bool {
+	found := make(map[int32]bool, len(litAt))
+	walk(tree.ProtoReflect(), func(x proto.Message) bool {
+		c, ok := x.(*pg.A_Const)
+		switch {
+		case !ok:
+		case c.GetSval() != nil:
+			if _, ok := litAt[c.Location]; ok {
+				found[c.Location] = true
+			}
+		case c.GetBsval() != nil:
+			// X'…' (bun's bytes on SQLite) and B'…': located at the
+			// prefix; never a value the shape reads.
+			if _, ok := litAt[c.Location+1]; ok {
+				found[c.Location+1] = true
+			}
+		}
+		return true
+	})
+	return len(found) == len(litAt)
 }
 
 // fullText is what the Guard knows of the full-text indexes (see
@@ -384,7 +423,7 @@ func unreadable(query string, owned func(string) bool) *shape {
 	for _, word := range identWords(bare) {
 		if owned(word) {
 			sh.owned, sh.tables = true, []string{word}
-			sh.err = fmt.Errorf("%w: a statement on %s the Guard cannot read as the database will (REPLACE, INSERT OR REPLACE, a second ON CONFLICT; on SQLite also nested comments, E-prefixed strings with backslashes, $ not followed by a digit, and bracketed or backticked names holding other than letters, digits and spaces)", ErrUnscoped, word)
+			sh.err = fmt.Errorf("%w: a statement on %s the Guard cannot read as the database will (REPLACE, INSERT OR REPLACE, a second ON CONFLICT; on SQLite also nested comments, E-prefixed strings with backslashes, parameter names SQLite reads on (@a, $1::a(…)) or $ not followed by a digit, and bracketed or backticked names holding other than letters, digits and spaces)", ErrUnscoped, word)
 			return sh
 		}
 	}
@@ -426,10 +465,16 @@ func beginsOrEndsTx(bare string) bool {
 // not followed by a digit (a dollar-quoted string to PostgreSQL, a
 // parameter to SQLite), and a [bracketed] or `backticked` name holding
 // anything but letters, digits, underscores and spaces (a subscript or an
-// operator to PostgreSQL, a name to SQLite).
+// operator to PostgreSQL, a name to SQLite). So is a parameter name that
+// starts with @, # or : (operators or a slice to PostgreSQL), or a $1 followed
+// by "(" or ":": SQLite reads such a name on through "::" and a
+// parenthesized suffix up to the first ")", quotes and all, so that
+// @a(') is one name to it and an operator, a call and the start of a
+// string to the parser.
 func sqliteReadsOtherwise(q string) bool {
 	if strings.IndexByte(q, '[') < 0 && strings.IndexByte(q, '`') < 0 && strings.IndexByte(q, '\\') < 0 &&
-		strings.IndexByte(q, '$') < 0 && strings.Count(q, "/*") < 2 {
+		strings.IndexByte(q, '$') < 0 && strings.Count(q, "/*") < 2 &&
+		strings.IndexByte(q, '@') < 0 && strings.IndexByte(q, '#') < 0 && strings.IndexByte(q, ':') < 0 {
 		return false // the common case: nothing SQLite reads otherwise
 	}
 	for i := 0; i < len(q); i++ {
@@ -481,9 +526,54 @@ func sqliteReadsOtherwise(q string) bool {
 			if i+1 >= len(q) || q[i+1] < '0' || q[i+1] > '9' {
 				return true
 			}
+			j := i + 1
+			for j < len(q) && '0' <= q[j] && q[j] <= '9' {
+				j++
+			}
+			if end, _ := sqliteVariable(q, i); end != j {
+				return true // $1::a(…), $1(…): a longer name to SQLite
+			}
+			i = j - 1
+		case c == '@' || c == '#' || c == ':':
+			// Outside literals SQLite knows these only as the start of a
+			// parameter's name, or as an illegal token that fails the
+			// statement there (x::text).
+			if _, ok := sqliteVariable(q, i); ok {
+				return true
+			}
+			return false
 		}
 	}
 	return false
+}
+
+// sqliteVariable reads a parameter's name at q[i] ($, @, # or :) as
+// SQLite's tokenizer does, and returns where it ends and whether it is one
+// (false: an illegal token without a name character, which fails the
+// statement there): name characters, "::" pairs, and after a name
+// character a suffix from "(" up to the first ")" or white space.
+func sqliteVariable(q string, i int) (end int, ok bool) {
+	n, j := 0, i+1
+	for ; j < len(q); j++ {
+		c := q[j]
+		switch {
+		case identByte(c) || c >= 0x80:
+			n++
+			continue
+		case c == '(' && n > 0:
+			for j++; j < len(q) && q[j] != ')' && !strings.ContainsRune(" \t\n\f\r\v", rune(q[j])); j++ {
+			}
+			if j >= len(q) || q[j] != ')' {
+				return j, true // illegal to SQLite; counted as a name all the same
+			}
+			return j + 1, true
+		case c == ':' && j+1 < len(q) && q[j+1] == ':':
+			j++
+			continue
+		}
+		break
+	}
+	return j, n > 0
 }
 
 // identWords splits a lower-cased, unquoted statement into its words.
@@ -570,8 +660,10 @@ func walk(m protoreflect.Message, fn func(proto.Message) bool) {
 }
 
 // sqlExecutors are functions that run SQL given as text, which the Guard
-// cannot see into.
-var sqlExecutors = []string{"query_to_xml", "cursor_to_xml", "table_to_xml", "schema_to_xml", "database_to_xml", "dblink", "pg_read_file", "lo_import", "lo_export"}
+// cannot see into: ts_stat and ts_rewrite run the query they are given
+// too, where a set_config switched app.tenant_id before the rows were read.
+var sqlExecutors = []string{"query_to_xml", "cursor_to_xml", "table_to_xml", "schema_to_xml", "database_to_xml", "dblink", "pg_read_file", "lo_import", "lo_export",
+	"ts_stat", "ts_rewrite"}
 
 // writeTarget returns the table an INSERT, UPDATE or DELETE writes, or
 // nil for any other message.
@@ -1276,7 +1368,7 @@ func blankLiteralsOf(query string, params bool) (key string, lits []int, cacheab
 		switch {
 		case c > '9' && c != '\\' && c != '$' || c == ' ' || c == ',' || c == '.' || c == '(' || c == ')' || c == '=':
 			i++ // the common bytes first: letters, separators
-		case c == '$' && params && (i == 0 || !identByte(query[i-1])) && i+1 < len(query) && '0' <= query[i+1] && query[i+1] <= '9':
+		case c == '$' && params && (i == 0 || !wordByte(query[i-1])) && i+1 < len(query) && '0' <= query[i+1] && query[i+1] <= '9':
 			// A parameter ($1): kept as it is. No dollar quote opens
 			// with a digit; $1abc (a parameter glued to a word, which
 			// lexers read differently) is not cached.
@@ -1284,7 +1376,7 @@ func blankLiteralsOf(query string, params bool) (key string, lits []int, cacheab
 			for j < len(query) && '0' <= query[j] && query[j] <= '9' {
 				j++
 			}
-			if j < len(query) && identByte(query[j]) {
+			if j < len(query) && wordByte(query[j]) {
 				return "", nil, false
 			}
 			i = j
@@ -1341,7 +1433,10 @@ func blankLiteralsOf(query string, params bool) (key string, lits []int, cacheab
 				return "", nil, false
 			}
 			i = j
-		case '0' <= c && c <= '9' && (i == 0 || !identByte(query[i-1]) && query[i-1] != '.'):
+		case '0' <= c && c <= '9' && (i == 0 || !wordByte(query[i-1]) && query[i-1] != '.'):
+			// Not the digits that end a name: a non-ASCII letter is a
+			// name's too (wé1 is a name; as a number blanked out, wé1
+			// and wé2 were one alias to the cache).
 			j := i
 			for j < len(query) && '0' <= query[j] && query[j] <= '9' {
 				j++
@@ -1352,8 +1447,8 @@ func blankLiteralsOf(query string, params bool) (key string, lits []int, cacheab
 					j++
 				}
 			}
-			if j < len(query) && (identByte(query[j]) || query[j] == '.') {
-				for j < len(query) && (identByte(query[j]) || query[j] == '.') {
+			if j < len(query) && (wordByte(query[j]) || query[j] == '.') {
+				for j < len(query) && (wordByte(query[j]) || query[j] == '.') {
 					j++
 				}
 				i = j // not a plain number: kept as it is
@@ -1407,6 +1502,10 @@ func literalAt(query string, at int) string {
 	}
 	return query[at:min(j+1, len(query))]
 }
+
+// wordByte reports whether b can be part of a name to PostgreSQL's lexer
+// (and SQLite's): an ASCII name byte or any byte of a non-ASCII letter.
+func wordByte(b byte) bool { return b >= 0x80 || identByte(b) }
 
 func identByte(b byte) bool {
 	return b == '_' || b == '$' || '0' <= b && b <= '9' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z'
