@@ -366,8 +366,24 @@ func (e *Engine) updateOpen(ctx context.Context, id, action string, mustBeOpen b
 		}
 		// Every column but the identifiers, which Submit (or
 		// ProtectIdentifiers) wrote as they are to be kept.
-		if _, err := tx.NewUpdate().Model(&r).ExcludeColumn("subject", "subject_sealed", "subject_hashes").WherePK().Exec(ctx); err != nil {
+		q := tx.NewUpdate().Model(&r).ExcludeColumn("subject", "subject_sealed", "subject_hashes").WherePK()
+		if mustBeOpen {
+			// The read above takes no lock: two runs of one request
+			// (an erasure asked of two replicas at once, or with a
+			// resumption job) both read it open. The update finds it
+			// open only for the first; PostgreSQL re-reads the row the
+			// other committed, and the second gets ErrClosed, so a
+			// request completes (and is audited) once.
+			q = q.Where("status = ?", StatusOpen)
+		}
+		res, err := q.Exec(ctx)
+		if err != nil {
 			return fmt.Errorf("retention: update request: %w", err)
+		}
+		if mustBeOpen {
+			if n, err := res.RowsAffected(); err == nil && n != 1 {
+				return ErrClosed
+			}
 		}
 		return e.auditTx(ctx, tx, action, r, md)
 	})

@@ -46,6 +46,31 @@ type process struct {
 	cmd    *exec.Cmd
 	stderr *lockedBuffer
 	done   chan error
+	// exited is closed once the process has been waited for (whoever
+	// takes its error from done): cleanups wait on it, never reading the
+	// Cmd's state, which the waiting goroutine writes.
+	exited chan struct{}
+}
+
+// waitFor waits for cmd in the background: its error goes to p.done and
+// p.exited closes.
+func (p *process) waitFor(cmd *exec.Cmd) {
+	err := cmd.Wait()
+	close(p.exited)
+	p.done <- err
+}
+
+// killAtCleanup kills the process at the end of the test unless it has
+// exited already, and waits for it.
+func (p *process) killAtCleanup(t testing.TB) {
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
 }
 
 // startServer builds the binary, starts it on a free loopback port with the
@@ -61,7 +86,7 @@ func startServer(t testing.TB, dsn string, extra ...string) *process {
 	cmd.Env = append(os.Environ(), "TIKTOK_CLIENT_KEY=", "TIKTOK_CLIENT_SECRET=", "META_APP_ID=", "META_APP_SECRET=")
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	p := &process{cmd: cmd, Dir: dir, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	p := &process{cmd: cmd, Dir: dir, stderr: &lockedBuffer{}, done: make(chan error, 1), exited: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	require.NoError(t, cmd.Start())
 	line, err := bufio.NewReader(stdout).ReadString('\n')
@@ -69,16 +94,11 @@ func startServer(t testing.TB, dsn string, extra ...string) *process {
 		_ = cmd.Process.Kill()
 		t.Fatalf("server printed nothing: %v\n%s", err, p.stderr.String())
 	}
-	go func() { _, _ = io.Copy(io.Discard, stdout); p.done <- cmd.Wait() }()
+	go func() { _, _ = io.Copy(io.Discard, stdout); p.waitFor(cmd) }()
+	p.killAtCleanup(t)
 	m := regexp.MustCompile(`http://127\.0\.0\.1:\d+`).FindString(line)
 	require.NotEmpty(t, m, line)
 	p.URL = m
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-	})
 	return p
 }
 

@@ -175,6 +175,17 @@ func migrateRiverPG(ctx context.Context, migrator *pgxpool.Pool, grant bool, app
 		return fmt.Errorf("river: lock: %w", err)
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", riverLockKey) //nolint:errcheck // ends with the session anyway
+	// River's migrations alter its tables and sequences while another
+	// replica's socialcrm.Open may be granting on every sequence of the
+	// schema, River's included: two catalog updates of one object at once
+	// fail with "tuple concurrently updated" (seen on version 005 with
+	// three replicas starting together). So they run under the grant lock
+	// as well, held for the session (the grants below take it again in
+	// their transaction; a session may hold a lock it already holds).
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", grantLockKey); err != nil {
+		return fmt.Errorf("river: lock: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", grantLockKey) //nolint:errcheck // ends with the session anyway
 	m, err := rivermigrate.New(riverpgxv5.New(migrator), nil)
 	if err != nil {
 		return err

@@ -47,7 +47,7 @@ func launch(t *testing.T, env []string, args ...string) *launched {
 	cmd.Env = append(append(os.Environ(), "TIKTOK_CLIENT_KEY=", "TIKTOK_CLIENT_SECRET=", "META_APP_ID=", "META_APP_SECRET="), env...)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	p := &process{cmd: cmd, Dir: dir, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	p := &process{cmd: cmd, Dir: dir, stderr: &lockedBuffer{}, done: make(chan error, 1), exited: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	require.NoError(t, cmd.Start())
 	l := &launched{p: p, line: make(chan string, 1)}
@@ -55,14 +55,9 @@ func launch(t *testing.T, env []string, args ...string) *launched {
 		line, _ := bufio.NewReader(stdout).ReadString('\n')
 		l.line <- line
 		_, _ = io.Copy(io.Discard, stdout)
-		p.done <- cmd.Wait()
+		p.waitFor(cmd)
 	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	p.killAtCleanup(t)
 	return l
 }
 
