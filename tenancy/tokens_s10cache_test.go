@@ -25,29 +25,8 @@ func rawNamesSeen(db bun.IDB, tenant, q string, args ...any) (string, error) {
 			return err
 		}
 		defer rows.Close()
-		cols, err := rows.Columns()
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				return err
-			}
-			for _, v := range vals {
-				switch v := v.(type) {
-				case []byte:
-					out = append(out, string(v))
-				case string:
-					out = append(out, v)
-				}
-			}
-		}
-		return rows.Err()
+		out, err = textColumns(rows)
+		return err
 	})
 	return strings.Join(out, "|"), err
 }

@@ -2,6 +2,7 @@ package tenancy_test
 
 import (
 	"context"
+	"database/sql"
 	"strings"
 	"testing"
 	"time"
@@ -23,31 +24,38 @@ func namesSeen(db bun.IDB, tenant, q string) (string, error) {
 			return err
 		}
 		defer rows.Close()
-		cols, err := rows.Columns()
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				return err
-			}
-			for _, v := range vals {
-				switch v := v.(type) {
-				case []byte:
-					out = append(out, string(v))
-				case string:
-					out = append(out, v)
-				}
-			}
-		}
-		return rows.Err()
+		out, err = textColumns(rows)
+		return err
 	})
 	return strings.Join(out, "|"), err
+}
+
+// textColumns reads every text or bytes value of every row, in order.
+func textColumns(rows *sql.Rows) ([]string, error) {
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		for _, v := range vals {
+			switch v := v.(type) {
+			case []byte:
+				out = append(out, string(v))
+			case string:
+				out = append(out, v)
+			}
+		}
+	}
+	return out, rows.Err()
 }
 
 // TestGuardReadsTextAsSQLiteDoes: the Guard reads statements with
