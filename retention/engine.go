@@ -38,6 +38,7 @@ type Engine struct {
 	protection   *IdentifierProtection // nil: requests keep identifiers in clear
 
 	purging sync.Map // tenant ids whose purge runs in this process
+	erasing sync.Map // request id → chan closed when this process's run of its erasure ends
 
 	mu        sync.RWMutex
 	cats      []Category

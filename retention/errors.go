@@ -21,6 +21,9 @@ var (
 	ErrNotFound = errors.New("retention: not found")
 	// ErrClosed is returned for a change to a completed or rejected request.
 	ErrClosed = errors.New("retention: request is closed")
+	// ErrNotCompleted is returned by Receipt for a request that is not a
+	// completed erasure request.
+	ErrNotCompleted = errors.New("retention: not a completed erasure request")
 )
 
 // CategoryError reports a bad category declaration. Match it with

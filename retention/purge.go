@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
 
 	"github.com/socialcrm/socialcrm/tenancy"
@@ -98,7 +97,7 @@ func (e *Engine) claim(ctx context.Context, tid string) (release func(), ok bool
 		return nil, false, nil
 	}
 	local := func() { e.purging.Delete(tid) }
-	db, isDB := e.db.(*bun.DB)
+	db, isDB := e.db.(pool)
 	if !isDB || db.Dialect().Name() != dialect.PG {
 		return local, true, nil
 	}

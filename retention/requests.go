@@ -540,7 +540,11 @@ func (r Receipt) Erased() int64 {
 // and verified (ErrNotVerified); its kind must be erasure. The principal
 // must be an owner or admin of the tenant, or the system acting on it.
 // Erase is idempotent: after an interruption, call it again (or let
-// ResumeErasures do it); the receipt then counts every run.
+// ResumeErasures do it); the receipt then counts every run. Runs of one
+// request do not overlap, in one process or across replicas on
+// PostgreSQL: a second Erase waits for the run in progress and then, like
+// any Erase of a closed request, returns ErrClosed; Receipt gives what
+// the completed request records.
 func (e *Engine) Erase(ctx context.Context, id string) (Receipt, error) {
 	if err := tenancy.Require(ctx, tenancy.RoleOwner, tenancy.RoleAdmin); err != nil {
 		return Receipt{}, err
@@ -556,6 +560,22 @@ func (e *Engine) Erase(ctx context.Context, id string) (Receipt, error) {
 		return Receipt{}, ErrClosed
 	case r.Verification != VerificationVerified:
 		return Receipt{}, ErrNotVerified
+	}
+	// One run of a request at a time, across replicas: two runs that met
+	// (an erasure asked of two replicas, or while ResumeErasures carries
+	// it out) deleted the same rows at once — on PostgreSQL the two could
+	// deadlock, and one failed. The second waits for the first and then
+	// finds the request closed.
+	release, err := e.claimRequest(ctx, id)
+	if err != nil {
+		return Receipt{}, err
+	}
+	defer release()
+	if r, err = e.Get(ctx, id); err != nil {
+		return Receipt{}, err
+	}
+	if r.Status != StatusOpen {
+		return Receipt{}, ErrClosed
 	}
 	if err := e.drainPending(ctx); err != nil {
 		return Receipt{}, err
@@ -694,4 +714,31 @@ func subjectMatch(c Category, keys Keys, tid string) (string, []any, bool) {
 		return "", nil, false
 	}
 	return strings.Join(conds, " OR "), args, true
+}
+
+// Receipt returns the receipt of a completed erasure request (closed as
+// StatusCompleted or StatusNoDataFound) from what the request records:
+// the rows erased in each category over every run, in the engine's
+// category order, its outcome and completion time. Searched, Held and
+// Kept are counted by the run that completed it (Erase's return value and
+// the completion's audit entry) and not recorded on the request: they are
+// empty here. It is how a caller whose Erase found the request completed
+// by another run (ErrClosed) answers with the result. An open request, or
+// a request of another kind, fails with ErrNotCompleted; the principal
+// must be staff of the tenant, as for Get.
+func (e *Engine) Receipt(ctx context.Context, id string) (Receipt, error) {
+	r, err := e.Get(ctx, id)
+	if err != nil {
+		return Receipt{}, err
+	}
+	if r.Kind != KindErasure || (r.Status != StatusCompleted && r.Status != StatusNoDataFound) || r.CompletedAt == nil {
+		return Receipt{}, ErrNotCompleted
+	}
+	rcpt := Receipt{RequestID: r.ID, Tenant: r.TenantID, At: *r.CompletedAt, Searched: map[string]int{}, Outcome: r.Outcome, Categories: []CategoryReceipt{}}
+	for _, c := range e.Categories() {
+		if n, ok := r.Erased[c.Name]; ok {
+			rcpt.Categories = append(rcpt.Categories, CategoryReceipt{Tenant: r.TenantID, Category: c.Name, Erased: n, Policy: e.policy.Name, Rule: "erasure request"})
+		}
+	}
+	return rcpt, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -160,7 +161,17 @@ func (a *app) erase(r *http.Request) (retention.Receipt, error) {
 	if req.Kind != retention.KindErasure {
 		return retention.Receipt{}, &apiError{Status: http.StatusConflict, Code: "wrong_kind", Message: "only erasure requests erase"}
 	}
-	return a.sdk.Retention.Erase(r.Context(), req.ID)
+	rcpt, err := a.sdk.Retention.Erase(r.Context(), req.ID)
+	if errors.Is(err, retention.ErrClosed) {
+		// Completed already — by the scheduled job that carries out
+		// verified erasures, another replica, or an earlier click: the
+		// person's data is erased either way, and the answer says what
+		// the request recorded. A rejected request stays a conflict.
+		if done, rerr := a.sdk.Retention.Receipt(r.Context(), req.ID); rerr == nil {
+			return done, nil
+		}
+	}
+	return rcpt, err
 }
 
 func (a *app) eraseRequest(w http.ResponseWriter, r *http.Request) error {
