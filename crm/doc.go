@@ -175,9 +175,11 @@
 // never a value. Rows commit in batches; an import that stopped midway
 // (a crash, a cancelled context) and is sent again finds what the
 // committed batches created, and two imports of one address at once
-// create it once. Every export writes an audit entry "contacts.exported"
-// with the actor and the count; every import "contacts.imported" with its
-// counts.
+// create it once. Every export is in the audit log before its first byte
+// leaves ("contacts.export_started", the actor) and after its last
+// ("contacts.exported" with the count, or "contacts.export_interrupted"
+// with the count and the bytes taken when it stopped midway); every import
+// writes "contacts.imported" with its counts.
 //
 // Contacts.Merge(ctx, keepID, dupID) folds a duplicate into the contact
 // kept, in one transaction: conversations, consent and its history,
