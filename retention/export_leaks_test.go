@@ -141,5 +141,14 @@ func TestExportSpoolLeaks(t *testing.T) {
 		require.Len(t, receipts(t, a, db, "retention.export_started"), 1)
 		require.Len(t, receipts(t, a, db, "retention.export_interrupted"), 1)
 		require.Empty(t, receipts(t, a, db, "retention.exported"))
+
+		// A client that takes nothing: the begun export still ends in
+		// the log, with 0 bytes.
+		_, err = v.e.Export(a, req.ID, &failingWriter{limit: 0})
+		require.ErrorIs(t, err, errWriterFull)
+		require.Len(t, receipts(t, a, db, "retention.export_started"), 2)
+		es := receipts(t, a, db, "retention.export_interrupted")
+		require.Len(t, es, 2)
+		require.Equal(t, "0", es[1].Metadata["bytes"])
 	})
 }
