@@ -128,4 +128,14 @@ func TestExportDroppedLeaks(t *testing.T) {
 	require.NotContains(t, actions, "retention.exported")
 	require.NotEmpty(t, meta["retention.export_interrupted"]["bytes"])
 	require.Equal(t, "open", str(c.call("GET", "/v1/privacy/requests/"+id, nil, 200), "request", "status"), "nothing was delivered")
+
+	// Delivered whole: receipted, and no cache may keep the archive.
+	resp, zipped := c.do("GET", "/v1/privacy/requests/"+id+"/export", "", nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
+	text, _ := unzipText(t, zipped)
+	require.Contains(t, text, "noranote")
+	actions, _ = auditActions(t, c, "nora@example.com", "noranote")
+	require.Contains(t, actions, "retention.exported")
+	require.Equal(t, "completed", str(c.call("GET", "/v1/privacy/requests/"+id, nil, 200), "request", "status"))
 }
