@@ -37,6 +37,9 @@ func TestWebhookErrorsLeaks(t *testing.T) {
 		{"POST", "/webhooks/meta/data-deletion", form, "", http.StatusBadRequest},
 		{"POST", "/webhooks/meta/data-deletion", form, url.Values{"signed_request": {forged}}.Encode(), http.StatusUnauthorized},
 		{"GET", "/meta/deletion-status?code=unknown", "application/json", "", http.StatusNotFound},
+		{"GET", "/webhooks/tiktok", "", "", http.StatusMethodNotAllowed},
+		{"PUT", "/webhooks/meta", "", "", http.StatusMethodNotAllowed},
+		{"GET", "/webhooks/meta/data-deletion", "", "", http.StatusMethodNotAllowed},
 	} {
 		for _, sent := range []string{"", "caller-id-42"} {
 			req, err := http.NewRequest(tc.method, p.URL+tc.path, strings.NewReader(tc.body))
