@@ -41,37 +41,66 @@ func CSVColumns() []string { return append([]string(nil), csvColumns...) }
 // numbers are written in clear: treat the output as personal data. A value
 // a spreadsheet would run as a formula (starting with '=', '@', or '+' or
 // '-' and not a number) is written with an apostrophe in front, as
-// spreadsheets mark such text; ImportCSV removes it. Each
-// export, finished or not, writes an audit entry "contacts.exported" with
-// the acting principal and the count written (no values, no filter).
+// spreadsheets mark such text; ImportCSV removes it.
+//
+// An export is in the audit log from before its first byte to after its
+// last: "contacts.export_started" (the acting principal, nothing else) is
+// written once the first page is read and before anything is written to
+// w, so an export that a crash cut short is there too; then
+// "contacts.exported" with the count when every row was written, or
+// "contacts.export_interrupted" with the count and the bytes w took when
+// it stopped midway (a writer that failed, a context that ended), even
+// when ctx has ended. No entry holds a value or the filter. An export
+// refused or failed before the first page (ErrForbidden, ErrInvalid, no
+// tenant) writes nothing and no entry.
 func (r *Contacts) ExportCSV(ctx context.Context, w io.Writer, f ContactFilter) (int, error) {
-	n, err := r.exportCSV(ctx, w, f)
-	if n == 0 && err != nil {
-		return n, err // refused or failed before anything left
+	o := ListOptions{Limit: 500}
+	first, err := r.List(ctx, f, o)
+	if err != nil {
+		return 0, err // refused or failed before anything left
 	}
+	if err := r.s.writeAudit(ctx, r.s.db, tenancy.AuditEvent{Action: "contacts.export_started", Target: "contacts"}); err != nil {
+		return 0, err
+	}
+	cw := &countingWriter{w: w}
+	n, err := r.exportCSV(ctx, cw, f, o, first)
 	// The rows have left whether or not the caller is still there (a
 	// client that hung up ends its request's context): the entry is
 	// written all the same.
-	aerr := r.s.writeAudit(context.WithoutCancel(ctx), r.s.db, tenancy.AuditEvent{Action: "contacts.exported", Target: "contacts",
-		Metadata: map[string]string{"count": strconv.Itoa(n), "complete": strconv.FormatBool(err == nil)}})
+	ev := tenancy.AuditEvent{Action: "contacts.exported", Target: "contacts",
+		Metadata: map[string]string{"count": strconv.Itoa(n), "complete": "true"}}
+	if err != nil {
+		ev.Action = "contacts.export_interrupted"
+		ev.Metadata = map[string]string{"count": strconv.Itoa(n), "complete": "false", "bytes": strconv.FormatInt(cw.n, 10)}
+	}
+	aerr := r.s.writeAudit(context.WithoutCancel(ctx), r.s.db, ev)
 	if err == nil {
 		err = aerr
 	}
 	return n, err
 }
 
-func (r *Contacts) exportCSV(ctx context.Context, w io.Writer, f ContactFilter) (int, error) {
+// countingWriter counts the bytes its writer took.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// exportCSV writes the header, the page p already read, then the pages
+// after it.
+func (r *Contacts) exportCSV(ctx context.Context, w io.Writer, f ContactFilter, o ListOptions, p Page[Contact]) (int, error) {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(csvColumns); err != nil {
 		return 0, fmt.Errorf("crm: export contacts: %w", err)
 	}
 	n := 0
-	o := ListOptions{Limit: 500}
 	for {
-		p, err := r.List(ctx, f, o)
-		if err != nil {
-			return n, err
-		}
 		for _, c := range p.Items {
 			if err := cw.Write(contactRow(c)); err != nil {
 				return n, fmt.Errorf("crm: export contacts: %w", err)
@@ -86,6 +115,10 @@ func (r *Contacts) exportCSV(ctx context.Context, w io.Writer, f ContactFilter) 
 			return n, nil
 		}
 		o.Cursor = p.NextCursor
+		var err error
+		if p, err = r.List(ctx, f, o); err != nil {
+			return n, err
+		}
 	}
 }
 

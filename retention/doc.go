@@ -187,7 +187,14 @@
 // spooled, compressed, to one temporary file (WithTempDir; mode 0600,
 // unlinked at once where the system allows it, always removed before Export
 // returns), because the zip format needs it whole after the JSON file that
-// the same read of the rows feeds.
+// the same read of the rows feeds. The spool is sealed with a Tink
+// streaming AEAD key (AES-256-GCM-HKDF, 4 KB segments) made for that
+// export from the system's random source and never written anywhere: the
+// file's bytes, read through its descriptor while the export runs or from
+// the disk after a crash, hold no personal data one can read
+// (TestExportSpoolLeaks). The archive Export writes to its writer is in
+// clear: it is the answer to the person, and where the caller keeps it is
+// the caller's to protect.
 //
 // On SQLite, once an erasure, a tenant purge or a sweep that erased rows
 // has committed, the engine runs a TRUNCATE checkpoint: the pages it

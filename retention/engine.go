@@ -131,8 +131,9 @@ func WithTenantPurgeHook(hook func(ctx context.Context) error) Option {
 }
 
 // WithTempDir sets the directory where Export spools the CSV file of the
-// category it is writing, compressed, until the zip format lets it follow
-// the JSON file (default os.TempDir()). The file is private to the process
+// category it is writing, compressed and sealed with a key of that export
+// held in memory only, until the zip format lets it follow the JSON file
+// (default os.TempDir()). The file is private to the process
 // (mode 0600), is unlinked as soon as it is created where the system
 // allows it (so a crash leaves nothing behind) and is removed before
 // Export returns in any case. dir must be an existing directory.

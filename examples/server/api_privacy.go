@@ -135,6 +135,7 @@ func (a *app) exportRequest(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Content-Type", "application/zip")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="export-%s.zip"`, req.ID))
+	w.Header().Set("Cache-Control", "no-store") // personal data: no cache keeps a copy
 	if _, err := a.sdk.Retention.Export(r.Context(), req.ID, w); err != nil {
 		// Headers are gone: the truncated zip fails to open; log it. The
 		// request stays open: nothing was delivered.

@@ -84,7 +84,7 @@ func (a *app) buildRoutes() error {
 	a.api("POST /v1/connections/meta/start", member, a.metaStart)
 	a.api("POST /v1/connections/meta/complete", member, a.metaComplete)
 	a.api("POST /v1/connections/{id}/meta/publish", member, a.metaPublish)
-	a.mux.Handle("POST /webhooks/tiktok", a.tiktokWebhook())
+	a.mux.Handle("POST /webhooks/tiktok", edgeErrors(a.tiktokWebhook(), false))
 	a.routes = append(a.routes, route{Method: "POST", Path: "/webhooks/tiktok"})
 
 	// CRM records and the Messenger inbox.
@@ -97,16 +97,16 @@ func (a *app) buildRoutes() error {
 	if err != nil {
 		return err
 	}
-	a.mux.Handle("GET /webhooks/meta", mw)
-	a.mux.Handle("POST /webhooks/meta", mw)
+	a.mux.Handle("GET /webhooks/meta", edgeErrors(mw, false))
+	a.mux.Handle("POST /webhooks/meta", edgeErrors(mw, false))
 	a.routes = append(a.routes, route{Method: "GET", Path: "/webhooks/meta"}, route{Method: "POST", Path: "/webhooks/meta"})
 	// Meta's Deauthorize and Data Deletion Request callbacks.
 	if a.callbacks, err = a.sdk.MetaCallbacks(a.plat.metaCfg, a.publicURL+"/meta/deletion-status", meta.WithLogger(a.log)); err != nil {
 		return err
 	}
-	a.mux.Handle("POST /webhooks/meta/deauthorize", a.callbacks.DeauthorizeHandler())
-	a.mux.Handle("POST /webhooks/meta/data-deletion", a.callbacks.DataDeletionHandler())
-	a.mux.Handle("GET /meta/deletion-status", a.callbacks.DeletionStatusHandler())
+	a.mux.Handle("POST /webhooks/meta/deauthorize", edgeErrors(a.callbacks.DeauthorizeHandler(), false))
+	a.mux.Handle("POST /webhooks/meta/data-deletion", edgeErrors(a.callbacks.DataDeletionHandler(), false))
+	a.mux.Handle("GET /meta/deletion-status", edgeErrors(a.callbacks.DeletionStatusHandler(), true))
 	a.routes = append(a.routes, route{Method: "POST", Path: "/webhooks/meta/deauthorize"},
 		route{Method: "POST", Path: "/webhooks/meta/data-deletion"}, route{Method: "GET", Path: "/meta/deletion-status"})
 
