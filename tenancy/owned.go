@@ -111,7 +111,7 @@ func Scope(ctx context.Context) func(*bun.SelectQuery) *bun.SelectQuery {
 		if err := checkWhere(q); err != nil {
 			return q.Err(err)
 		}
-		return q.Where("?TableAlias.tenant_id = ?", tid)
+		return scopeMemberSelect(ctx, q.Where("?TableAlias.tenant_id = ?", tid)) // creator.go
 	}
 }
 
