@@ -123,7 +123,12 @@ import (
 //     at all, and neither may the migration tables be written; none of
 //     these tables' schemas may be changed (DROP, ALTER, RENAME, CREATE
 //     INDEX: on SQLite tenant B dropped the list of tenants). The system principal without a tenant and statements
-//     without a principal (sign-up, migrations, webhooks) reach every row.
+//     without a principal (sign-up, migrations, webhooks) reach every row;
+//   - under a creator's principal (RoleCreator), every reference to a
+//     MemberOwned table is confined to the creator's member_id as a
+//     tenant-owned table's is to tenant_id — the rows an INSERT writes, an
+//     UPDATE's SET and an upsert's conflict target included — and a
+//     statement that names another member is ErrForbidden (creator.go).
 //
 // A statement the parser cannot read — SQLite's INSERT OR REPLACE and
 // REPLACE, a second ON CONFLICT clause, other SQLite-only syntax — is
