@@ -3,13 +3,16 @@ package socialcrm_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"net/url"
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/crm"
@@ -387,4 +390,79 @@ func TestCreatorAttackerBunCode(t *testing.T) {
 		require.Len(t, media, 1)
 		require.Equal(t, int64(100), media[0].Views.N)
 	})
+}
+
+// TestCreatorRowSecurity: on PostgreSQL, row-level security holds the
+// member boundary too. On a handle without the Guard, raw SQL in a
+// creator's RunInTx sees, changes and writes only the creator's rows,
+// while staff see both creators'; on the guarded handle a creator's
+// statement cannot change app.member_id.
+func TestCreatorRowSecurity(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		w := newCreatorWorld(t, db)
+		for _, q := range []string{"SELECT set_config('app.member_id', '', true)", "SET LOCAL app.member_id = ''", "RESET app.member_id",
+			"SELECT set_config('app.' || 'member_id', ?, true)"} {
+			err := tenancy.RunInTx(w.ann, w.sdk.DB, nil, func(ctx context.Context, tx bun.Tx) error {
+				_, err := tx.ExecContext(ctx, q, w.bobID)
+				return err
+			})
+			require.ErrorIs(t, err, tenancy.ErrUnscoped, q)
+		}
+		if db.Name != "postgres" {
+			return // SQLite has no row-level security: the hooks and the Guard hold it
+		}
+		// No Guard, no hooks in raw SQL: a handle whose driver folds the
+		// settings into each statement's round trip, and a plain pgx one
+		// on which RunInTx sets them with set_config.
+		plain, err := sql.Open("pgx", db.DSN())
+		require.NoError(t, err)
+		t.Cleanup(func() { plain.Close() })
+		for _, raw := range []*bun.DB{db.Reopen(t), bun.NewDB(plain, pgdialect.New())} {
+			creatorRowSecurity(t, w, raw)
+		}
+	})
+}
+
+func creatorRowSecurity(t *testing.T, w *creatorWorld, raw *bun.DB) {
+	count := func(ctx context.Context, table string) (n int) {
+		t.Helper()
+		require.NoError(t, tenancy.RunInTx(ctx, raw, nil, func(ctx context.Context, tx bun.Tx) error {
+			return tx.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&n)
+		}))
+		return n
+	}
+	for _, table := range []string{social.TableConnections, social.TableMedia, social.TableSnapshots, social.TableRawResponses} {
+		ann, bob := count(w.ann, table), count(w.bob, table)
+		require.NotZero(t, ann, table)
+		require.NotZero(t, bob, table)
+		require.Equal(t, ann+bob, count(w.staff, table), table)
+		var n int
+		require.NoError(t, tenancy.RunInTx(w.ann, raw, nil, func(ctx context.Context, tx bun.Tx) error {
+			return tx.QueryRowContext(ctx, "SELECT count(*) FROM "+table+" WHERE member_id <> ?", w.annID).Scan(&n)
+		}))
+		require.Zero(t, n, "%s: no other member's row is visible to a creator", table)
+	}
+	var affected int64
+	require.NoError(t, tenancy.RunInTx(w.ann, raw, nil, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE socialcrm_social_connections SET status = 'revoked' WHERE id = ?", w.bobC.ID)
+		if err == nil {
+			affected, _ = res.RowsAffected()
+		}
+		return err
+	}))
+	require.Zero(t, affected)
+	err := tenancy.RunInTx(w.ann, raw, nil, func(ctx context.Context, tx bun.Tx) error {
+		_, err := tx.ExecContext(ctx, "UPDATE socialcrm_social_connections SET member_id = ? WHERE id = ?", w.bobID, w.annC.ID)
+		return err
+	})
+	require.Error(t, err, "a creator cannot give its row to another member")
+	// A creator's scope ends with its transaction: staff on the same
+	// pooled connections see every row again.
+	for range 3 {
+		require.Equal(t, 1, count(w.ann, social.TableConnections))
+		require.Equal(t, 2, count(w.staff, social.TableConnections))
+	}
+	got, err := w.sdk.Social.Get(w.staff, w.bobC.ID)
+	require.NoError(t, err)
+	require.Equal(t, social.StatusActive, got.Status)
 }

@@ -44,7 +44,7 @@ func takenByAnother(ctx context.Context, err error) error {
 // names the member, the conflict target of a sync's upsert, so that a
 // creator's upsert can only ever meet its own rows.
 func connectionMember(ctx context.Context, tx bun.Tx) error {
-	return migrations.Exec(ctx, tx,
+	if err := migrations.Exec(ctx, tx,
 		`ALTER TABLE socialcrm_social_connections ADD COLUMN member_id TEXT NOT NULL DEFAULT ''`,
 		`ALTER TABLE socialcrm_social_media ADD COLUMN member_id TEXT NOT NULL DEFAULT ''`,
 		`ALTER TABLE socialcrm_social_snapshots ADD COLUMN member_id TEXT NOT NULL DEFAULT ''`,
@@ -53,5 +53,15 @@ func connectionMember(ctx context.Context, tx bun.Tx) error {
 		`CREATE UNIQUE INDEX IF NOT EXISTS socialcrm_social_media_member ON socialcrm_social_media (tenant_id, member_id, connection_id, external_id)`,
 		`CREATE INDEX IF NOT EXISTS socialcrm_social_snapshots_member ON socialcrm_social_snapshots (tenant_id, member_id, connection_id)`,
 		`CREATE INDEX IF NOT EXISTS socialcrm_social_raw_responses_member ON socialcrm_social_raw_responses (tenant_id, member_id, connection_id)`,
-	)
+	); err != nil {
+		return err
+	}
+	// On PostgreSQL, a creator's transactions see only its member's rows
+	// through row-level security too.
+	for _, t := range []string{TableConnections, TableMedia, TableSnapshots, TableRawResponses} {
+		if err := tenancy.EnableMemberSecurity(ctx, tx, t); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -254,8 +254,8 @@
 // not take that connection over. Owners, admins, staff and the system
 // reach every connection. Connections made before connections recorded
 // their member have MemberID "", the tenant's own, which no creator
-// reaches. On PostgreSQL the member boundary is held by the hooks and the
-// Guard; row-level security holds the tenant boundary only.
+// reaches. On PostgreSQL, row-level security holds the member boundary
+// too (tenancy.EnableMemberSecurity on the four tables).
 //
 // Tokens never appear in errors, logs, audit entries or JSON: Grant holds
 // them as vault.Secret, Connection marshals without them, and the audit

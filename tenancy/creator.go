@@ -7,7 +7,10 @@ import (
 	"strings"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/schema"
+
+	"github.com/socialcrm/socialcrm/internal/sqldb"
 )
 
 // MemberOwned is embedded, in place of Owned, in a tenant-owned model whose
@@ -176,6 +179,65 @@ func (sh *shape) memberCheck(ctx context.Context, query string, lits []int) erro
 	for _, l := range sh.member.tenant {
 		if l.ord >= 0 && literalAt(query, lits[l.ord]) != quoted || l.ord < 0 && l.val != mid {
 			return fmt.Errorf("%w: statement on %s names another member's rows", ErrForbidden, sh.member.tables[0])
+		}
+	}
+	return nil
+}
+
+// memberSetting is the server setting the member policies of MemberOwned
+// tables compare member_id with (EnableMemberSecurity): RunInTx and
+// RunScoped set it, with app.tenant_id, to a creator's member and empty it
+// for everyone else.
+const memberSetting = "app.member_id"
+
+// noMember is the member setting of a creator principal without a member:
+// no row's member_id, so such a principal sees no MemberOwned row even
+// through row-level security.
+const noMember = "-"
+
+// memberValue is the value of app.member_id for ctx's principal: the
+// creator's member, noMember for a creator without one, "" otherwise.
+func memberValue(ctx context.Context) string {
+	mid, confined, err := CreatorMember(ctx)
+	switch {
+	case err != nil:
+		return noMember
+	case confined:
+		return mid
+	}
+	return ""
+}
+
+// withSettings returns ctx carrying, for the driver of a handle from
+// socialcrm.OpenDB, the settings row-level security compares with: the
+// tenant and, for a creator, its member.
+func withSettings(ctx context.Context, tid string) context.Context {
+	if m := memberValue(ctx); m != "" {
+		return sqldb.WithSettings(ctx, tenantSetting, tid, memberSetting, m)
+	}
+	return sqldb.WithSetting(ctx, tenantSetting, tid)
+}
+
+// EnableMemberSecurity adds to PostgreSQL table, tenant-owned (see
+// EnableRowSecurity) and with a member_id column, a restrictive
+// row-level-security policy: while the transaction's app.member_id is set
+// — RunInTx and RunScoped set it to a creator's member — only rows of that
+// member are visible and writable; while it is empty or unset (owners,
+// admins, staff, the system) the policy adds nothing to the tenant's.
+// Migrations of MemberOwned tables call it. On other dialects it does
+// nothing.
+func EnableMemberSecurity(ctx context.Context, db bun.IDB, table string) error {
+	if db.Dialect().Name() != dialect.PG {
+		return nil
+	}
+	const cond = `(NULLIF(current_setting('app.member_id', true), '') IS NULL OR member_id = current_setting('app.member_id', true))`
+	ctx = context.WithValue(ctx, rowSecurityKey{}, true)
+	for _, s := range []string{
+		"DROP POLICY IF EXISTS member_isolation ON ?",
+		"CREATE POLICY member_isolation ON ? AS RESTRICTIVE USING " + cond + " WITH CHECK " + cond,
+	} {
+		if _, err := db.ExecContext(ctx, s, bun.Ident(table)); err != nil {
+			return fmt.Errorf("tenancy: member security on %s: %w", table, err)
 		}
 	}
 	return nil

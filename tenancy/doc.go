@@ -135,22 +135,29 @@
 //     upsert's conflict target — to the creator's member_id as it holds
 //     every reference to a tenant-owned table to tenant_id, and a
 //     statement that names another member is ErrForbidden;
+//     On PostgreSQL row-level security holds it too: each MemberOwned
+//     table has a restrictive policy (EnableMemberSecurity) comparing
+//     member_id with app.member_id, which RunInTx and RunScoped set with
+//     app.tenant_id — to the creator's member under a creator's principal,
+//     empty for everyone else, in the same round trip on a handle from
+//     socialcrm.OpenDB — so raw SQL on a handle without the Guard sees
+//     only the creator's rows; the Guard refuses any statement that
+//     changes app.member_id as it does for app.tenant_id;
 //   - nothing else of the tenant: CRM records, data-subject requests,
 //     legal holds, exports, members and API keys refuse it with
 //     ErrForbidden (their role checks do not list the creator role).
 //
 // A creator principal without a member (an API key given the creator role)
-// reaches no MemberOwned row (ErrForbidden). Rows with an empty member_id
-// are the tenant's own — made by staff, an API key without a member, or
-// before rows recorded their member — and no creator reaches them.
+// reaches no MemberOwned row (ErrForbidden, and a member setting no row
+// has). Rows with an empty member_id are the tenant's own — made by staff,
+// an API key without a member, or before rows recorded their member — and
+// no creator reaches them.
 //
-// Limits: on PostgreSQL the member boundary is held by the hooks and the
-// Guard, not by row-level security — the policies compare tenant_id only,
-// so raw SQL on a handle without the Guard, under a creator's tenant
-// setting, reaches every member's rows of that tenant (never another
-// tenant's). A member whose role changes keeps the member_id of the rows
-// it made: a staff member made a creator reaches the connections it made
-// as staff.
+// Limits: a member whose role changes keeps the member_id of the rows it
+// made: a staff member made a creator reaches the connections it made as
+// staff. Tenant-owned tables that are not MemberOwned (social's flow states
+// and revocation queue) are confined to the tenant only; no public path
+// gives a creator their rows.
 //
 // # Concurrency
 //
