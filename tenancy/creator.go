@@ -135,16 +135,15 @@ func memberOwnedTable(t *schema.Table) bool {
 // scopeMemberSelect adds the creator's member predicate to a select of a
 // MemberOwned model, for Scope.
 func scopeMemberSelect(ctx context.Context, q *bun.SelectQuery) *bun.SelectQuery {
-	tm, ok := q.GetModel().(bun.TableModel)
-	if !ok || !memberOwnedTable(tm.Table()) {
+	mid, confined, err := CreatorMember(ctx)
+	if !confined {
+		return q // the tenant's own people: nothing to look up
+	}
+	if tm, ok := q.GetModel().(bun.TableModel); !ok || !memberOwnedTable(tm.Table()) {
 		return q
 	}
-	mid, confined, err := CreatorMember(ctx)
-	switch {
-	case err != nil:
+	if err != nil {
 		return q.Err(err)
-	case !confined:
-		return q
 	}
 	return q.Where("?TableAlias.member_id = ?", mid)
 }
