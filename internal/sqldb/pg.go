@@ -232,7 +232,7 @@ func (c *connector) pg() bool {
 // pgTx is a transaction whose BEGIN waits for its first statement.
 type pgTx struct {
 	c     *conn
-	begin string  // the BEGIN still to send; empty once sent
+	begin string    // the BEGIN still to send; empty once sent
 	want  []setting // the settings the transaction was begun with
 	// dirty is set once a set_config was sent in the transaction: a
 	// rollback undoes it.
