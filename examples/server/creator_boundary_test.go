@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net/http"
+	"net/url"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -58,6 +60,32 @@ func TestCreatorSeesOnlyOwnConnections(t *testing.T) {
 			require.NotContains(t, out, "contacts")
 			c.callAs(x.token, "GET", "/v1/privacy/requests", nil, 403)
 		}
+		// The console: each creator's connections page names only their own
+		// account; the other's pages and forms are 404, never a 500.
+		const csrf = "0123456789abcdef0123456789abcdef0123"
+		for _, x := range []struct{ token, own, other, ownName, otherName string }{
+			{ann, annConn, bobConn, "Mia Sandbox", "Brand Sandbox"}, {bob, bobConn, annConn, "Brand Sandbox", "Mia Sandbox"}} {
+			status, html := consoleGet(t, a, x.token, csrf, "/console/connections")
+			require.Equal(t, http.StatusOK, status)
+			require.Contains(t, html, x.ownName)
+			require.NotContains(t, html, x.otherName)
+			require.NotContains(t, html, x.other)
+			status, html = consoleGet(t, a, x.token, csrf, "/console/connections/"+x.other)
+			require.Equal(t, http.StatusNotFound, status)
+			require.NotContains(t, html, x.otherName)
+			for _, form := range []string{"sync", "disconnect", "publish"} {
+				resp, html := consolePost(t, a, x.token, csrf, "/console/connections/"+x.other+"/"+form, url.Values{})
+				require.Equal(t, http.StatusNotFound, resp.StatusCode, form)
+				require.NotContains(t, html, x.otherName)
+			}
+			status, _ = consoleGet(t, a, x.token, csrf, "/console/")
+			require.Less(t, status, 500, "a creator's console home")
+		}
+		status, html := consoleGet(t, a, c.token, csrf, "/console/connections")
+		require.Equal(t, http.StatusOK, status)
+		require.Contains(t, html, "Mia Sandbox")
+		require.Contains(t, html, "Brand Sandbox")
+
 		// Publishing through the other's connection: 404 before any upload.
 		d := *c
 		d.token = ann
