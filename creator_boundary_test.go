@@ -466,3 +466,46 @@ func creatorRowSecurity(t *testing.T, w *creatorWorld, raw *bun.DB) {
 	require.NoError(t, err)
 	require.Equal(t, social.StatusActive, got.Status)
 }
+
+// TestCreatorDerivedConnections: the Facebook Page and Instagram account a
+// creator's Facebook Login connects (ConnectDerived) belong to that creator
+// too: the creator lists and syncs all three, another creator sees none,
+// and the owner sees them all.
+func TestCreatorDerivedConnections(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		w := newPlatformWorld(t, db)
+		owner := w.ctx
+		var creators []tenancy.Member
+		for _, e := range []string{"ann@creators.example", "bob@creators.example"} {
+			m, err := w.sdk.Tenants.AddMember(owner, tenancy.NewMember{Email: e, Name: e[:3], Role: tenancy.RoleCreator})
+			require.NoError(t, err)
+			creators = append(creators, m)
+		}
+		ann := tenancy.WithPrincipal(context.Background(), creators[0].Principal())
+		bob := tenancy.WithPrincipal(context.Background(), creators[1].Principal())
+		w.ctx = ann
+		w.connectMeta()
+		for _, kind := range []string{"user", "page", "instagram"} {
+			require.Equal(t, creators[0].ID, w.conns[kind].MemberID, kind)
+		}
+		_, _, err := w.metaClient("page").Sync(ann)
+		require.NoError(t, err, "the creator syncs its own Page")
+
+		list := func(ctx context.Context) []string {
+			p, err := w.sdk.Social.List(ctx, social.ConnectionFilter{}, social.ListOptions{})
+			require.NoError(t, err)
+			return ids(p.Items)
+		}
+		require.Len(t, list(ann), 3)
+		require.Len(t, list(owner), 3)
+		require.Empty(t, list(bob))
+		_, err = w.sdk.Social.Get(bob, w.conns["page"].ID)
+		require.ErrorIs(t, err, social.ErrNotFound)
+		snaps, err := w.sdk.Social.Snapshots(bob, w.conns["page"].ID)
+		require.NoError(t, err)
+		require.Empty(t, snaps)
+		snaps, err = w.sdk.Social.Snapshots(ann, w.conns["page"].ID)
+		require.NoError(t, err)
+		require.NotEmpty(t, snaps)
+	})
+}
