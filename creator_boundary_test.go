@@ -254,7 +254,9 @@ func TestCreatorReachesOnlyOwnConnections(t *testing.T) {
 // subquery, a join, raw SQL, updates, deletes, inserts and an upsert —
 // reaches only that creator's connections and platform data, or is
 // refused; the tenant-wide predicate that is enough for staff is not
-// enough for a creator.
+// enough for a creator. A creator cannot change app.member_id, and on
+// PostgreSQL row-level security confines raw SQL on a handle without the
+// Guard to the creator's rows (creatorRowSecurityOf).
 func TestCreatorAttackerBunCode(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		w := newCreatorWorld(t, db)
@@ -389,17 +391,18 @@ func TestCreatorAttackerBunCode(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, media, 1)
 		require.Equal(t, int64(100), media[0].Views.N)
+
+		creatorRowSecurityOf(t, db, w)
 	})
 }
 
-// TestCreatorRowSecurity: on PostgreSQL, row-level security holds the
-// member boundary too. On a handle without the Guard, raw SQL in a
-// creator's RunInTx sees, changes and writes only the creator's rows,
-// while staff see both creators'; on the guarded handle a creator's
-// statement cannot change app.member_id.
-func TestCreatorRowSecurity(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
-		w := newCreatorWorld(t, db)
+// creatorRowSecurityOf checks, after TestCreatorAttackerBunCode, that on
+// PostgreSQL row-level security holds the member boundary too. On a
+// handle without the Guard, raw SQL in a creator's RunInTx sees, changes
+// and writes only the creator's rows, while staff see both creators'; on
+// the guarded handle a creator's statement cannot change app.member_id.
+func creatorRowSecurityOf(t *testing.T, db *dbtest.DB, w *creatorWorld) {
+	{
 		for _, q := range []string{"SELECT set_config('app.member_id', '', true)", "SET LOCAL app.member_id = ''", "RESET app.member_id",
 			"SELECT set_config('app.' || 'member_id', ?, true)"} {
 			err := tenancy.RunInTx(w.ann, w.sdk.DB, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -420,7 +423,7 @@ func TestCreatorRowSecurity(t *testing.T) {
 		for _, raw := range []*bun.DB{db.Reopen(t), bun.NewDB(plain, pgdialect.New())} {
 			creatorRowSecurity(t, w, raw)
 		}
-	})
+	}
 }
 
 func creatorRowSecurity(t *testing.T, w *creatorWorld, raw *bun.DB) {
