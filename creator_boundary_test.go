@@ -402,27 +402,25 @@ func TestCreatorAttackerBunCode(t *testing.T) {
 // and writes only the creator's rows, while staff see both creators'; on
 // the guarded handle a creator's statement cannot change app.member_id.
 func creatorRowSecurityOf(t *testing.T, db *dbtest.DB, w *creatorWorld) {
-	{
-		for _, q := range []string{"SELECT set_config('app.member_id', '', true)", "SET LOCAL app.member_id = ''", "RESET app.member_id",
-			"SELECT set_config('app.' || 'member_id', ?, true)"} {
-			err := tenancy.RunInTx(w.ann, w.sdk.DB, nil, func(ctx context.Context, tx bun.Tx) error {
-				_, err := tx.ExecContext(ctx, q, w.bobID)
-				return err
-			})
-			require.ErrorIs(t, err, tenancy.ErrUnscoped, q)
-		}
-		if db.Name != "postgres" {
-			return // SQLite has no row-level security: the hooks and the Guard hold it
-		}
-		// No Guard, no hooks in raw SQL: a handle whose driver folds the
-		// settings into each statement's round trip, and a plain pgx one
-		// on which RunInTx sets them with set_config.
-		plain, err := sql.Open("pgx", db.DSN())
-		require.NoError(t, err)
-		t.Cleanup(func() { plain.Close() })
-		for _, raw := range []*bun.DB{db.Reopen(t), bun.NewDB(plain, pgdialect.New())} {
-			creatorRowSecurity(t, w, raw)
-		}
+	for _, q := range []string{"SELECT set_config('app.member_id', '', true)", "SET LOCAL app.member_id = ''", "RESET app.member_id",
+		"SELECT set_config('app.' || 'member_id', ?, true)"} {
+		err := tenancy.RunInTx(w.ann, w.sdk.DB, nil, func(ctx context.Context, tx bun.Tx) error {
+			_, err := tx.ExecContext(ctx, q, w.bobID)
+			return err
+		})
+		require.ErrorIs(t, err, tenancy.ErrUnscoped, q)
+	}
+	if db.Name != "postgres" {
+		return // SQLite has no row-level security: the hooks and the Guard hold it
+	}
+	// No Guard, no hooks in raw SQL: a handle whose driver folds the
+	// settings into each statement's round trip, and a plain pgx one
+	// on which RunInTx sets them with set_config.
+	plain, err := sql.Open("pgx", db.DSN())
+	require.NoError(t, err)
+	t.Cleanup(func() { plain.Close() })
+	for _, raw := range []*bun.DB{db.Reopen(t), bun.NewDB(plain, pgdialect.New())} {
+		creatorRowSecurity(t, w, raw)
 	}
 }
 
