@@ -28,14 +28,20 @@ import (
 // What a creator's statements reach: Scan, ScanAndCount, updates and
 // deletes get member_id = <the creator> from the hooks, Scope adds it for
 // Count, Exists and Rows, an insert is stamped with the creator (a row that
-// names another member is ErrForbidden), and the Guard refuses any
-// statement — raw, a subquery, a join, a CTE, an upsert — whose every
-// reference to such a table is not confined to the creator's member_id as a
-// tenant-owned table's is to tenant_id (see InstallGuard). A creator
-// principal without a member (an API key with the creator role) reaches no
-// row: ErrForbidden. Owners, admins, staff and the system are not confined
-// by member. An empty MemberID is a row that no creator connected (the
-// tenant's own, or made before rows recorded their member).
+// names another member is ErrForbidden), the Guard refuses any statement —
+// raw, a subquery, a join, a CTE, an upsert — unless every reference to
+// such a table is confined to the creator's member_id as a tenant-owned
+// table's is to tenant_id (see InstallGuard), and on PostgreSQL the
+// table's member policy (EnableMemberSecurity) hides every other member's
+// rows. A creator principal without a member (an API key with the creator
+// role) reaches no row: ErrForbidden. Owners, admins, staff and the system
+// are not confined by member. An empty MemberID is a row that no creator
+// made (the tenant's own, or made before rows recorded their member).
+//
+// The table needs a column member_id TEXT NOT NULL DEFAULT '', unique keys
+// that an upsert under a creator names should include it (the Guard
+// requires a creator's conflict target to name member_id), and its
+// migration calls EnableRowSecurity and then EnableMemberSecurity.
 type MemberOwned struct {
 	Owned
 	// MemberID is the member the row belongs to; empty for the tenant's
