@@ -367,6 +367,16 @@ func TestCreatorAttackerBunCode(t *testing.T) {
 			_, err := tx.NewRaw("DELETE FROM socialcrm_social_media WHERE tenant_id = ?", w.tid).Exec(ctx)
 			return err
 		}))
+		refused(run(func(ctx context.Context, tx bun.Tx) error {
+			_, err := tx.NewRaw(`INSERT INTO socialcrm_social_snapshots (tenant_id, id, connection_id, platform, taken_at, engagement_rate, purposes, member_id)
+				VALUES (?, ?, ?, 'tiktok', ?, 0, '', ?)`, w.tid, tenancy.NewID(), w.bobC.ID, w.clk.Now(), w.bobID).Exec(ctx)
+			return err
+		}))
+		refused(run(func(ctx context.Context, tx bun.Tx) error {
+			_, err := tx.NewRaw(`INSERT INTO socialcrm_social_snapshots (tenant_id, id, connection_id, platform, taken_at, engagement_rate, purposes)
+				VALUES (?, ?, ?, 'tiktok', ?, 0, '')`, w.tid, tenancy.NewID(), w.bobC.ID, w.clk.Now()).Exec(ctx)
+			return err
+		})) // an insert that names no member is refused for a creator
 		// An upsert that would meet Bob's media row does not: the conflict
 		// target names the member.
 		err := run(func(ctx context.Context, tx bun.Tx) error {
