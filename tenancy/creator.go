@@ -38,7 +38,7 @@ import (
 // are not confined by member. An empty MemberID is a row that no creator
 // made (the tenant's own, or made before rows recorded their member).
 //
-// The table needs a column member_id TEXT NOT NULL DEFAULT ”, unique keys
+// The table needs a column member_id (TEXT NOT NULL, empty by default), unique keys
 // that an upsert under a creator names should include it (the Guard
 // requires a creator's conflict target to name member_id), and its
 // migration calls EnableRowSecurity and then EnableMemberSecurity.
