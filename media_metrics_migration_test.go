@@ -28,7 +28,7 @@ const mediaMetricsMigration = "20261206070000"
 func TestMediaMetricsMigrationKeepsValues(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		ctx := context.Background()
-		tid, tctx := migrateOlder(t, db, func(name string) bool { return name != mediaMetricsMigration })
+		tid, tctx := migrateOlder(t, db, func(name string) bool { return name < mediaMetricsMigration })
 		now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 		sealed := []byte("opaque-sealed-bytes")
 		insert := `INSERT INTO socialcrm_social_media (tenant_id, id, connection_id, external_id, platform, kind, published_at, duration_sec,

@@ -58,7 +58,11 @@ const (
 // the JSON form.
 type Connection struct {
 	bun.BaseModel `bun:"table:socialcrm_social_connections,alias:scn"`
-	tenancy.Owned
+	// MemberOwned records the member who connected the account (its
+	// MemberID, empty for a connection made by an API key, the system or
+	// before connections recorded it): a creator reaches only the
+	// connections it connected (see the package's Creators section).
+	tenancy.MemberOwned
 
 	ID       string `bun:"id,pk" json:"id"`
 	Platform string `bun:"platform,notnull" json:"platform"`
@@ -285,6 +289,7 @@ func Migrations() *migrate.Migrations {
 			`ALTER TABLE socialcrm_social_snapshots ADD COLUMN breakdowns TEXT`)
 	})
 	migrations.Add(ms, "20261206030000", "social_sealed_platform_data", sealedPlatformData)
+	migrations.Add(ms, "20261209030000", "social_connection_member", connectionMember) // creator.go
 	migrations.Add(ms, "20261206070000", "social_media_unknown_metrics", mediaUnknownMetrics)
 	// Whether each indexed connection is revoked (AccountTenant.Live), so
 	// that a webhook is routed without reading the connections; unknown

@@ -98,7 +98,9 @@ func (c *Count) Scan(src any) error {
 // the tenant, the row and the field); ids, counts and times stay in clear.
 type Media struct {
 	bun.BaseModel `bun:"table:socialcrm_social_media,alias:smd"`
-	tenancy.Owned
+	// MemberOwned is the connection's member: a creator reads only what
+	// was pulled through its own connections.
+	tenancy.MemberOwned
 
 	// ID is the row's id: ConnectionID + ":" + ExternalID.
 	ID           string    `bun:"id,notnull" json:"-"`
@@ -141,7 +143,7 @@ func (m *Media) BeforeAppendModel(ctx context.Context, q bun.Query) error {
 	if _, ok := q.(*bun.InsertQuery); ok && m.ID == "" {
 		m.ID = MediaID(m.ConnectionID, m.ExternalID)
 	}
-	return m.Owned.BeforeAppendModel(ctx, q)
+	return m.MemberOwned.BeforeAppendModel(ctx, q)
 }
 
 // MediaID returns the row id of a connection's media item.
@@ -153,7 +155,9 @@ func MediaID(connectionID, externalID string) string { return connectionID + ":"
 // stored in clear.
 type Snapshot struct {
 	bun.BaseModel `bun:"table:socialcrm_social_snapshots,alias:ssn"`
-	tenancy.Owned
+	// MemberOwned is the connection's member: a creator reads only what
+	// was pulled through its own connections.
+	tenancy.MemberOwned
 
 	ID           string    `bun:"id,pk" json:"id"`
 	ConnectionID string    `bun:"connection_id,notnull" json:"connection_id"`
@@ -185,7 +189,9 @@ type Snapshot struct {
 // default). Body is stored only sealed.
 type RawResponse struct {
 	bun.BaseModel `bun:"table:socialcrm_social_raw_responses,alias:srr"`
-	tenancy.Owned
+	// MemberOwned is the connection's member: a creator reads only what
+	// was pulled through its own connections.
+	tenancy.MemberOwned
 
 	ID           string    `bun:"id,pk" json:"id"`
 	ConnectionID string    `bun:"connection_id,notnull" json:"connection_id"`
@@ -295,6 +301,7 @@ func (s *Store) saveSync(ctx context.Context, c Connection, r *SyncResult) error
 	for i := range r.Media {
 		m := &r.Media[i]
 		m.ID, m.ConnectionID, m.Platform, m.Purposes, m.FetchedAt = MediaID(c.ID, m.ExternalID), c.ID, c.Platform, c.Purposes, now
+		m.MemberID = c.MemberID
 		if err := s.sealMedia(ctx, m); err != nil {
 			return err
 		}
@@ -302,6 +309,7 @@ func (s *Store) saveSync(ctx context.Context, c Connection, r *SyncResult) error
 	for i := range r.Raw {
 		raw := &r.Raw[i]
 		raw.ID, raw.ConnectionID, raw.Platform, raw.FetchedAt = tenancy.NewID(), c.ID, c.Platform, now
+		raw.MemberID = c.MemberID
 		var err error
 		if raw.BodySealed, err = s.seal(ctx, raw.Body, raw.ID, fieldBody); err != nil {
 			return err
@@ -317,7 +325,9 @@ func (s *Store) saveSync(ctx context.Context, c Connection, r *SyncResult) error
 	return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if len(r.Media) > 0 {
 			if _, err := tx.NewInsert().Model(&r.Media).
-				On("CONFLICT (tenant_id, connection_id, external_id) DO UPDATE").
+				// The target names the member (a unique index of its
+				// own): a creator's upsert meets only its own rows.
+				On("CONFLICT (tenant_id, member_id, connection_id, external_id) DO UPDATE").
 				Set("title_sealed = EXCLUDED.title_sealed, description_sealed = EXCLUDED.description_sealed, share_url_sealed = EXCLUDED.share_url_sealed").
 				Set("views = EXCLUDED.views, likes = EXCLUDED.likes, comments = EXCLUDED.comments, shares = EXCLUDED.shares").
 				Set("fetched_at = EXCLUDED.fetched_at").Exec(ctx); err != nil {
@@ -326,6 +336,7 @@ func (s *Store) saveSync(ctx context.Context, c Connection, r *SyncResult) error
 		}
 		if sn := r.Snapshot; sn != nil {
 			sn.ID, sn.ConnectionID, sn.Platform, sn.TakenAt, sn.Purposes = tenancy.NewID(), c.ID, c.Platform, now, c.Purposes
+			sn.MemberID = c.MemberID
 			if _, err := tx.NewInsert().Model(sn).Exec(ctx); err != nil {
 				return err
 			}

@@ -227,6 +227,36 @@
 // the tenant's connections, and a Flow's Begin and Complete, refuse it
 // with tenancy.ErrForbidden.
 //
+// # Creators
+//
+// A creator member (tenancy.RoleCreator: an agency's creator who connects
+// their own account through a link) reaches only the connections it
+// connected and what was pulled through them. Flow.Complete records the
+// acting member on a new connection (Connection.MemberID; connections
+// derived from it, such as a Facebook user's Pages, get the same member),
+// and Media, Snapshot and RawResponse carry their connection's member.
+// All four embed tenancy.MemberOwned, so under a creator's principal
+// every query is confined to member_id = <creator> by the hooks and the
+// Guard (see tenancy's Creators section):
+//
+//	creator := tenancy.WithPrincipal(ctx, member.Principal()) // RoleCreator
+//	c, err := flow.Complete(creator, callback.Query())       // c.MemberID == member.ID
+//	page, err := store.List(creator, social.ConnectionFilter{}, social.ListOptions{}) // only c
+//	_, err = store.Get(creator, othersID)                    // ErrNotFound
+//
+// List, All, Get, Find, Session and TokenSource (so no typed client, sync
+// or publish), Derived, Disconnect, MarkSynced, MarkNeedsReauth, Media,
+// Snapshots, RawResponses and RawResponseBodies see another member's
+// connection as absent: ErrNotFound, an empty result, or a write of no
+// row. A creator completing a flow for an account that the tenant already
+// holds through someone else's connection gets ErrAccountTaken (which
+// matches tenancy.ErrForbidden) and nothing is written: the creator does
+// not take that connection over. Owners, admins, staff and the system
+// reach every connection. Connections made before connections recorded
+// their member have MemberID "", the tenant's own, which no creator
+// reaches. On PostgreSQL, row-level security holds the member boundary
+// too (tenancy.EnableMemberSecurity on the four tables).
+//
 // Tokens never appear in errors, logs, audit entries or JSON: Grant holds
 // them as vault.Secret, Connection marshals without them, and the audit
 // entries name connections, platforms and scopes only. Every query runs

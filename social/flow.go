@@ -181,7 +181,7 @@ func (f *Flow) Complete(ctx context.Context, callback url.Values) (Connection, e
 		return Connection{}, fmt.Errorf("social: complete: %w", err)
 	}
 	defer grant.Wipe()
-	return f.store.connect(ctx, f.p.Platform(), st.Scopes, st.Purposes, grant, "")
+	return f.store.connect(ctx, f.p.Platform(), st.Scopes, st.Purposes, grant, "", connectingMember(ctx))
 }
 
 // spendState marks a state used, once.
@@ -216,9 +216,11 @@ func (s *Store) spendState(ctx context.Context, id string) (authState, error) {
 
 // connect seals grant's tokens onto the tenant's connection of the account,
 // creating or reactivating it as derived from parent ("" for none), and
-// audits it. A grant that names no account makes a new connection whose
-// account id is its own id; one that names no scope granted requested.
-func (s *Store) connect(ctx context.Context, platform string, requested Scopes, purposes Purposes, g *Grant, parent string) (Connection, error) {
+// audits it. A new connection belongs to member (see connectingMember); an
+// existing one keeps its member. A grant that names no account makes a new
+// connection whose account id is its own id; one that names no scope
+// granted requested.
+func (s *Store) connect(ctx context.Context, platform string, requested Scopes, purposes Purposes, g *Grant, parent, member string) (Connection, error) {
 	if g.AccessToken.IsZero() {
 		return Connection{}, fmt.Errorf("social: complete: the platform returned no token")
 	}
@@ -251,6 +253,7 @@ func (s *Store) connect(ctx context.Context, platform string, requested Scopes, 
 		}
 		if !exists {
 			c = Connection{ID: newID, Platform: platform, AccountID: accountID, CreatedAt: now}
+			c.MemberID = member
 		}
 		c.Scopes, c.Requested, c.Purposes, c.Status, c.ParentID = granted, requested, purposes, StatusActive, parent
 		var err error
@@ -275,7 +278,7 @@ func (s *Store) connect(ctx context.Context, platform string, requested Scopes, 
 			_, err = tx.NewInsert().Model(&c).Exec(ctx)
 		}
 		if err != nil {
-			return err
+			return takenByAnother(ctx, err) // creator.go
 		}
 		live := sql.NullBool{Bool: true, Valid: true}
 		if _, err := tx.NewInsert().Model(&account{Platform: platform, AccountID: accountIdx, TenantID: mustTenant(ctx), ConnectionID: c.ID, Live: live}).

@@ -415,5 +415,5 @@ func (ss *Session) ConnectDerived(ctx context.Context, grant *Grant) (Connection
 	if grant.AccountID == ss.conn.AccountID {
 		return Connection{}, fmt.Errorf("%w: ConnectDerived: the account is the session's own", ErrConfig)
 	}
-	return ss.store.connect(ctx, ss.conn.Platform, ss.conn.Requested, ss.conn.Purposes, grant, ss.conn.ID)
+	return ss.store.connect(ctx, ss.conn.Platform, ss.conn.Requested, ss.conn.Purposes, grant, ss.conn.ID, ss.conn.MemberID)
 }

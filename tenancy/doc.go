@@ -113,6 +113,52 @@
 // tenants with Store.Tenants and acts on each through AsTenant, so the walls
 // stay up, and its name is recorded as the actor of what it does.
 //
+// # Creators
+//
+// Inside a tenant, the roles draw boundaries of their own. Owners, admins
+// and staff act for the tenant and reach all of its rows. A client member
+// (RoleClient) sees only its client relationship's records (package crm).
+// A creator member (RoleCreator) is an external person — an agency's
+// creator — who connects their own platform accounts and, with them,
+// entrusts the tenant with what is pulled through them for the purposes
+// they consented to; each creator's account is theirs alone, so a creator
+// reaches only its own:
+//
+//   - rows of a MemberOwned model (social's connections, media, snapshots
+//     and raw answers) whose member_id is the creator's. MemberOwned's
+//     hooks add "member_id = <creator>" to every select, update and delete
+//     next to the tenant predicate, Scope adds it for Count, Exists and
+//     Rows, an insert is stamped with the creator and a row naming another
+//     member is ErrForbidden; under a creator's principal the Guard holds
+//     every reference to such a table — subquery, join, CTE, union arm,
+//     raw SQL, RETURNING, the rows an INSERT writes, an UPDATE's SET, an
+//     upsert's conflict target — to the creator's member_id as it holds
+//     every reference to a tenant-owned table to tenant_id, and a
+//     statement that names another member is ErrForbidden;
+//     On PostgreSQL row-level security holds it too: each MemberOwned
+//     table has a restrictive policy (EnableMemberSecurity) comparing
+//     member_id with app.member_id, which RunInTx and RunScoped set with
+//     app.tenant_id — to the creator's member under a creator's principal,
+//     empty for everyone else, in the same round trip on a handle from
+//     socialcrm.OpenDB — so raw SQL on a handle without the Guard sees
+//     only the creator's rows; the Guard refuses any statement that
+//     changes app.member_id as it does for app.tenant_id;
+//   - nothing else of the tenant: CRM records, data-subject requests,
+//     legal holds, exports, members and API keys refuse it with
+//     ErrForbidden (their role checks do not list the creator role).
+//
+// A creator principal without a member (an API key given the creator role)
+// reaches no MemberOwned row (ErrForbidden, and a member setting no row
+// has). Rows with an empty member_id are the tenant's own — made by staff,
+// an API key without a member, or before rows recorded their member — and
+// no creator reaches them.
+//
+// Limits: a member whose role changes keeps the member_id of the rows it
+// made: a staff member made a creator reaches the connections it made as
+// staff. Tenant-owned tables that are not MemberOwned (social's flow states
+// and revocation queue) are confined to the tenant only; no public path
+// gives a creator their rows.
+//
 // # Concurrency
 //
 // Store, AuditLog and Guard are safe for concurrent use. Appends to one

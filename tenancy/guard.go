@@ -123,7 +123,12 @@ import (
 //     at all, and neither may the migration tables be written; none of
 //     these tables' schemas may be changed (DROP, ALTER, RENAME, CREATE
 //     INDEX: on SQLite tenant B dropped the list of tenants). The system principal without a tenant and statements
-//     without a principal (sign-up, migrations, webhooks) reach every row.
+//     without a principal (sign-up, migrations, webhooks) reach every row;
+//   - under a creator's principal (RoleCreator), every reference to a
+//     MemberOwned table is confined to the creator's member_id as a
+//     tenant-owned table's is to tenant_id — the rows an INSERT writes, an
+//     UPDATE's SET and an upsert's conflict target included — and a
+//     statement that names another member is ErrForbidden (creator.go).
 //
 // A statement the parser cannot read — SQLite's INSERT OR REPLACE and
 // REPLACE, a second ON CONFLICT clause, other SQLite-only syntax — is
@@ -182,8 +187,10 @@ type Guard struct {
 	// registries maps each tenant registry (registry.go), lower case, to
 	// the column that names the tenant.
 	registries map[string]string
-	shapes     shapeCache
-	sqlite     bool // statements go to SQLite, which reads some text otherwise than the parser
+	// members holds the MemberOwned tables (creator.go), lower case.
+	members map[string]bool
+	shapes  shapeCache
+	sqlite  bool // statements go to SQLite, which reads some text otherwise than the parser
 }
 
 var _ bun.QueryHook = (*Guard)(nil)
@@ -195,8 +202,8 @@ var _ bun.QueryHook = (*Guard)(nil)
 // installed regardless and refuses every query on those tables.
 func InstallGuard(db *bun.DB, models ...any) (*Guard, error) {
 	g := &Guard{db: db, known: make(map[reflect.Type]bool), unsafe: make(map[string]error),
-		registries: map[string]string{TableTenants: "id"},
-		sqlite:     db.Dialect().Name() == dialect.SQLite}
+		registries: map[string]string{TableTenants: "id"}, members: map[string]bool{},
+		sqlite: db.Dialect().Name() == dialect.SQLite}
 	warmParser()
 	err := g.Register(models...)
 	db.AddQueryHook(g)
@@ -326,6 +333,9 @@ func (g *Guard) learn(t *schema.Table) error {
 		g.registries[strings.ToLower(t.Name)] = key
 		g.shapes.reset()
 	}
+	if owned && memberOwnedTable(t) {
+		g.members[strings.ToLower(t.Name)] = true // creator.go
+	}
 	if owned {
 		g.tables = append(g.tables, t.Name)
 		g.shapes.reset() // shapes read before did not know this table
@@ -402,7 +412,7 @@ func (g *Guard) check(ctx context.Context, query string) error {
 		sh = g.shapes.get(key)
 	}
 	if sh == nil {
-		sh = analyze(query, lits, cacheable, g.ownedOrWalled, g.text, g.registryKey)
+		sh = analyze(query, lits, cacheable, g.ownedOrWalled, g.text, g.registryKey, g.memberKey)
 		if cacheable && (!sh.uncached || key == query) { // key == query: nothing blanked out
 			g.shapes.put(key, sh)
 		}
@@ -455,6 +465,9 @@ func (g *Guard) check(ctx context.Context, query string) error {
 		}
 	}
 	if err := sh.registry.check(ctx, query, lits); err != nil { // registry.go
+		return err
+	}
+	if err := sh.memberCheck(ctx, query, lits); err != nil { // creator.go
 		return err
 	}
 	if !sh.owned {

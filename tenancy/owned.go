@@ -101,7 +101,9 @@ func (o *Owned) BeforeAppendModel(ctx context.Context, q bun.Query) error {
 //
 //	n, err := db.NewSelect().Model((*Contact)(nil)).Apply(tenancy.Scope(ctx)).Count(ctx)
 //
-// Without a tenant in ctx the query fails with ErrNoTenant.
+// Without a tenant in ctx the query fails with ErrNoTenant. On a
+// MemberOwned model under a creator's principal it adds the creator's
+// member predicate too (see MemberOwned).
 func Scope(ctx context.Context) func(*bun.SelectQuery) *bun.SelectQuery {
 	return func(q *bun.SelectQuery) *bun.SelectQuery {
 		tid, err := TenantID(ctx)
@@ -111,7 +113,7 @@ func Scope(ctx context.Context) func(*bun.SelectQuery) *bun.SelectQuery {
 		if err := checkWhere(q); err != nil {
 			return q.Err(err)
 		}
-		return q.Where("?TableAlias.tenant_id = ?", tid)
+		return scopeMemberSelect(ctx, q.Where("?TableAlias.tenant_id = ?", tid)) // creator.go
 	}
 }
 

@@ -42,6 +42,11 @@ type shape struct {
 	// (registry.go) as its tenant-owned tables, nil when it names none:
 	// what a statement under a tenant's principal must satisfy.
 	registry *shape
+	// member is the shape of the statement with the MemberOwned tables
+	// (creator.go) as its tenant-owned tables, keyed by member_id, nil when
+	// it names none: what a statement under a creator's principal must
+	// satisfy.
+	member *shape
 	// uncached: a literal blankLiterals blanked out is not a constant of
 	// the parse tree (a U&"…" UESCAPE character, an option's value such
 	// as EXPLAIN (ANALYZE 'true')), or the parser could not read the
@@ -58,7 +63,7 @@ type shape struct {
 // REPLACE, a second ON CONFLICT) is refused when it names a tenant-owned
 // table. lits holds the byte offsets of the query's string literals, as
 // blankLiterals found them, when the shape is to be cached.
-func analyze(query string, lits []int, cached bool, owned func(string) bool, text func() fullText, registry func(string) string) *shape {
+func analyze(query string, lits []int, cached bool, owned func(string) bool, text func() fullText, registry, member func(string) string) *shape {
 	tree, err := parse(query)
 	if err != nil {
 		// Read from its words, literals included (PRAGMA 'name'(…)): a
@@ -96,6 +101,16 @@ func analyze(query string, lits []int, cached bool, owned func(string) bool, tex
 	}
 	if r.sh.owned {
 		sh.registry = r.sh
+	}
+	// The same statement with the MemberOwned tables as the tenant-owned
+	// ones, keyed by member_id (creator.go).
+	m := &analysis{key: member, sh: &shape{}, litAt: a.litAt,
+		owned: func(n string) bool { return member(n) != "" }}
+	for _, raw := range tree.Stmts {
+		m.top(raw.Stmt)
+	}
+	if m.sh.owned {
+		sh.member = m.sh
 	}
 	return sh
 }

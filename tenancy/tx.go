@@ -37,7 +37,7 @@ func RunInTx(ctx context.Context, db bun.IDB, opts *sql.TxOptions, fn func(ctx c
 	tx, nested := db.(bun.Tx)
 	if !nested && folds(db) {
 		// The driver sends BEGIN and the setting with the first statement.
-		return db.RunInTx(sqldb.WithSetting(ctx, tenantSetting, tid), opts, func(_ context.Context, tx bun.Tx) error {
+		return db.RunInTx(withSettings(ctx, tid), opts, func(_ context.Context, tx bun.Tx) error {
 			return fn(ctx, tx)
 		})
 	}
@@ -46,11 +46,11 @@ func RunInTx(ctx context.Context, db bun.IDB, opts *sql.TxOptions, fn func(ctx c
 		// statement fn sends under the context it gets, and the outer
 		// transaction's setting again with the next statement outside it.
 		return tx.RunInTx(ctx, opts, func(_ context.Context, sp bun.Tx) error {
-			return fn(sqldb.WithSetting(ctx, tenantSetting, tid), sp)
+			return fn(withSettings(ctx, tid), sp)
 		})
 	}
 	return db.RunInTx(ctx, opts, func(_ context.Context, tx bun.Tx) error {
-		prev, err := setTenant(ctx, tx, tid, nested)
+		prev, err := setTenant(ctx, tx, scopeSettings{tenant: tid, member: memberValue(ctx)}, nested)
 		if err != nil {
 			return err
 		}
@@ -101,26 +101,32 @@ func RunScoped(ctx context.Context, db bun.IDB, fn func(ctx context.Context, db 
 	case db.Dialect().Name() != dialect.PG:
 		return fn(ctx, db)
 	case !isTx(db) && folds(db):
-		return fn(sqldb.WithSetting(ctx, tenantSetting, tid), db)
+		return fn(withSettings(ctx, tid), db)
 	}
 	return RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error { return fn(ctx, tx) })
 }
 
-// setTenant sets app.tenant_id to tid for the rest of tx on PostgreSQL, and
-// returns the value it had when nested is set.
-func setTenant(ctx context.Context, tx bun.Tx, tid string, nested bool) (prev string, err error) {
+// scopeSettings are the values of the settings row-level security
+// compares with: app.tenant_id and app.member_id (creator.go).
+type scopeSettings struct{ tenant, member string }
+
+// setTenant sets app.tenant_id and app.member_id to to's values for the
+// rest of tx on PostgreSQL, and returns the values they had when nested is
+// set.
+func setTenant(ctx context.Context, tx bun.Tx, to scopeSettings, nested bool) (prev scopeSettings, err error) {
 	if tx.Dialect().Name() != dialect.PG {
-		return "", nil
+		return scopeSettings{}, nil
 	}
 	ctx = context.WithValue(ctx, settingTenantKey{}, true)
 	if nested {
-		err = tx.NewRaw("SELECT coalesce(current_setting('app.tenant_id', true), ''), set_config('app.tenant_id', ?, true)", tid).
-			Scan(ctx, &prev, new(string))
+		err = tx.NewRaw("SELECT coalesce(current_setting('app.tenant_id', true), ''), coalesce(current_setting('app.member_id', true), ''), "+
+			"set_config('app.tenant_id', ?, true), set_config('app.member_id', ?, true)", to.tenant, to.member).
+			Scan(ctx, &prev.tenant, &prev.member, new(string), new(string))
 	} else {
-		_, err = tx.ExecContext(ctx, "SELECT set_config('app.tenant_id', ?, true)", tid)
+		_, err = tx.ExecContext(ctx, "SELECT set_config('app.tenant_id', ?, true), set_config('app.member_id', ?, true)", to.tenant, to.member)
 	}
 	if err != nil {
-		return "", fmt.Errorf("tenancy: set tenant for transaction: %w", err)
+		return scopeSettings{}, fmt.Errorf("tenancy: set tenant for transaction: %w", err)
 	}
 	return prev, nil
 }

@@ -169,7 +169,33 @@ type settingKey struct{}
 // kept in the session. On other handles the context changes nothing:
 // check Folds first.
 func WithSetting(ctx context.Context, name, value string) context.Context {
-	return context.WithValue(ctx, settingKey{}, setting{name, value})
+	return context.WithValue(ctx, settingKey{}, []setting{{name, value}})
+}
+
+// WithSettings is WithSetting for several settings at once: pairs holds
+// names and values, alternately ("app.a", "1", "app.b", "2"). Statements
+// run under each of them, and under the empty value of every other
+// setting the handle has seen. An odd last name is set to "".
+func WithSettings(ctx context.Context, pairs ...string) context.Context {
+	sets := make([]setting, 0, (len(pairs)+1)/2)
+	for i := 0; i < len(pairs); i += 2 {
+		v := ""
+		if i+1 < len(pairs) {
+			v = pairs[i+1]
+		}
+		sets = append(sets, setting{pairs[i], v})
+	}
+	return context.WithValue(ctx, settingKey{}, sets)
+}
+
+// valueOf returns the value sets give name, "" when they give none.
+func valueOf(sets []setting, name string) string {
+	for _, s := range sets {
+		if s.name == name {
+			return s.value
+		}
+	}
+	return ""
 }
 
 type locksKey struct{}
@@ -206,8 +232,8 @@ func (c *connector) pg() bool {
 // pgTx is a transaction whose BEGIN waits for its first statement.
 type pgTx struct {
 	c     *conn
-	begin string  // the BEGIN still to send; empty once sent
-	want  setting // the setting the transaction was begun with
+	begin string    // the BEGIN still to send; empty once sent
+	want  []setting // the settings the transaction was begun with
 	// dirty is set once a set_config was sent in the transaction: a
 	// rollback undoes it.
 	dirty bool
@@ -248,7 +274,7 @@ func (c *conn) pgBegin(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if err != nil {
 		return nil, err
 	}
-	want, _ := ctx.Value(settingKey{}).(setting)
+	want, _ := ctx.Value(settingKey{}).([]setting)
 	c.tx = &pgTx{c: c, begin: b, want: want}
 	return c.tx, nil
 }
@@ -358,10 +384,11 @@ func (c *conn) forget() {
 // outlives the statements it was sent for.
 func (c *conn) prelude(ctx context.Context) (p prelude, ok bool) {
 	p.locks, _ = ctx.Value(locksKey{}).([]int64)
-	want, has := ctx.Value(settingKey{}).(setting)
+	want, _ := ctx.Value(settingKey{}).([]setting)
+	has := len(want) > 0
 	if t := c.tx; t != nil {
 		if !has {
-			want, has = t.want, t.want != (setting{})
+			want, has = t.want, len(t.want) > 0
 		}
 		p.begin, p.pre = t.begin, t.deferred
 	} else if c.pgx.PgConn().TxStatus() != 'I' {
@@ -370,15 +397,12 @@ func (c *conn) prelude(ctx context.Context) (p prelude, ok bool) {
 		p.idle = true
 	}
 	p.scoped = has
-	if has {
-		c.c.register(want.name)
+	for _, w := range want {
+		c.c.register(w.name)
 	}
 	if names := c.c.names.Load(); names != nil {
 		for _, n := range *names {
-			v := ""
-			if has && n == want.name {
-				v = want.value
-			}
+			v := valueOf(want, n)
 			switch {
 			case c.c.local && c.tx == nil && v == "":
 				// Transaction-local settings end with each statement.
