@@ -93,7 +93,7 @@ func (a *app) consoleTemplates() (*template.Template, error) {
 		"kindLabel":    kindLabel,
 		"money":        money,
 		"isSandbox":    func(m map[string]string, k string) bool { return m[k] == "sandbox" },
-		"navItems":     func() []navItem { return consoleNav },
+		"navItems":     navFor,
 		"navCurrent":   navCurrent,
 		"connKind":     connKind,
 		"scopeSummary": scopeSummary,
@@ -420,12 +420,17 @@ func (a *app) consoleLogout(w http.ResponseWriter, r *http.Request, p *page) err
 
 func (a *app) consoleHome(w http.ResponseWriter, r *http.Request, p *page) error {
 	p.Title = "Overview"
+	if p.Role == tenancy.RoleClient {
+		// A client's member sees its client's proposals and invoices only.
+		p.Data = map[string]any{"Client": true}
+		return nil
+	}
 	conns, err := a.connections(r.Context(), social.ConnectionFilter{})
 	if err != nil {
 		return err
 	}
 	data := map[string]any{"Connections": conns}
-	if p.Tenant.Status == tenancy.StatusActive {
+	if p.Tenant.Status == tenancy.StatusActive && p.Staff() {
 		if data["Tasks"], err = a.dueTasks(r.Context()); err != nil {
 			return err
 		}
