@@ -336,7 +336,7 @@ func zipEntries(t *testing.T, b []byte) []string {
 // js runs a script in the page as an action.
 func js(expr string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := chromedp.Evaluate[any](expr + ";0")(ctx, tg)
+		_, err := chromedp.Evaluate[any](expr+";0")(ctx, tg)
 		return err
 	})
 }
