@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -138,4 +139,84 @@ func exported(t *testing.T, c *client) [][]string {
 	recs, err := csv.NewReader(strings.NewReader(string(raw))).ReadAll()
 	require.NoError(t, err)
 	return recs
+}
+
+// TestKilledMidErasure kills the server (SIGKILL) while it erases a
+// person (a contact with many notes), on SQLite and on PostgreSQL, and
+// restarts it alone on the same database: the erasure job that runs at
+// start finishes the request, which completes once, every note counted
+// once in the receipts, the other contact untouched.
+func TestKilledMidErasure(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		killMidErasure(t, filepath.Join(t.TempDir(), "kill.db"))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		if os.Getenv(dbtest.EnvPostgres) == "" {
+			t.Skip("set SOCIALCRM_TEST_POSTGRES to run the PostgreSQL half (CI does)")
+		}
+		t.Parallel()
+		db := dbtest.Postgres(t)
+		killMidErasure(t, db.DSN(), "-owner-db", db.OwnerDSN())
+	})
+}
+
+func killMidErasure(t *testing.T, dsn string, extra ...string) {
+	args := append([]string{"-kek", filepath.Join(t.TempDir(), "kek.json")}, extra...)
+	p := startServer(t, dsn, args...)
+	c := newClient(t, p.URL)
+	const password = "a long kill-test password"
+	c.token = str(c.call("POST", "/v1/signup", map[string]any{"tenant_name": "Erase Co", "email": "owner@erase.example", "name": "Ow",
+		"password": password}, 201), "session", "access_token")
+	kim := str(c.call("POST", "/v1/contacts", map[string]any{"first_name": "Kim", "email": "kim@erase.example"}, 201), "contact", "id")
+	lee := str(c.call("POST", "/v1/contacts", map[string]any{"first_name": "Lee", "email": "lee@erase.example"}, 201), "contact", "id")
+	const notes = 120
+	for i := range notes {
+		c.call("POST", "/v1/notes", map[string]any{"contact_id": kim, "body": fmt.Sprintf("note %d", i)}, 201)
+	}
+	c.call("POST", "/v1/notes", map[string]any{"contact_id": lee, "body": "keep me"}, 201)
+	id := str(c.call("POST", "/v1/privacy/requests", map[string]any{"kind": "erasure", "subject": map[string]string{"email": "kim@erase.example"}}, 201), "request", "id")
+	c.call("POST", "/v1/privacy/requests/"+id+"/verify", map[string]string{"outcome": "verified"}, 200)
+	sent := make(chan struct{})
+	go func() { // its answer never comes, or comes just before the kill
+		defer close(sent)
+		req, _ := http.NewRequest("POST", p.URL+"/v1/privacy/requests/"+id+"/erase", nil)
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	time.Sleep(30 * time.Millisecond)
+	require.NoError(t, p.cmd.Process.Kill())
+	<-p.exited
+	<-sent
+
+	p = startServer(t, dsn, args...)
+	c = newClient(t, p.URL)
+	c.token = str(c.call("POST", "/v1/login", map[string]any{"email": "owner@erase.example", "password": password}, 200), "session", "access_token")
+	deadline := time.Now().Add(60 * time.Second)
+	for str(c.call("GET", "/v1/privacy/requests/"+id, nil, 200), "request", "status") != "completed" {
+		require.True(t, time.Now().Before(deadline), "the restarted server finishes the erasure")
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.call("GET", "/v1/contacts/"+kim, nil, 404)
+	c.call("GET", "/v1/contacts/"+lee, nil, 200)
+	completed, erased := 0, map[string]int{}
+	entries, _ := c.call("GET", "/v1/audit", nil, 200)["entries"].([]any)
+	for _, e := range entries {
+		e := e.(map[string]any)
+		md, _ := e["metadata"].(map[string]any)
+		switch {
+		case e["action"] == "retention.request_completed" && e["target"] == "request:"+id:
+			completed++
+		case e["action"] == "retention.erased" && md["request"] == id:
+			n, err := strconv.Atoi(fmt.Sprint(md["count"]))
+			require.NoError(t, err)
+			erased[fmt.Sprint(md["category"])] += n
+		}
+	}
+	require.Equal(t, 1, completed, "the request completes once")
+	require.Equal(t, 1, erased["crm.contact"], "%v", erased)
+	require.Equal(t, notes, erased["crm.note"], "%v", erased)
+	require.NotContains(t, p.stderr.String(), `"level":"ERROR"`, "no error logged after the restart")
 }
