@@ -117,7 +117,10 @@ func (b *tab) lastRow() string {
 func newUserWalk(t *testing.T, browser context.Context, a *testApp, shots string) {
 	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
 	defer cancel()
-	b := &tab{t: t, ctx: ctx, base: a.URL, shots: shots, audited: map[string]bool{}}
+	b := &tab{t: t, ctx: ctx, base: a.URL, audited: map[string]bool{}}
+	if os.Getenv("SOCIALCRM_SCREENSHOTS") != "" {
+		b.shots = shots // a screenshot a step costs time: only when asked
+	}
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("about:blank")))
 	// axe-core runs in the other browser test; here every page is still
 	// screenshotted and required to be no 5xx.
