@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/mail"
 	"slices"
 	"strings"
 
@@ -33,6 +34,16 @@ func (a *app) submitRequest(ctx context.Context, in requestInput) (retention.Req
 	for k, val := range in.Subject {
 		v.check(slices.Contains(kinds, k), "subject."+k, "unknown identifier kind; known: "+strings.Join(kinds, ", "))
 		v.check(strings.TrimSpace(val) != "" && len(val) <= 320, "subject."+k, "must be 1 to 320 characters")
+		// An identifier that cannot name anyone would only ever find no
+		// data: refuse it instead of recording a request nobody can answer.
+		switch val = strings.TrimSpace(val); {
+		case val == "":
+		case k == "email":
+			addr, err := mail.ParseAddress(val)
+			v.check(err == nil && addr.Address == val, "subject.email", "must be an e-mail address such as ann@example.com")
+		case k == "phone":
+			v.check(looksLikePhone(val), "subject.phone", "must be a phone number: digits, with +, spaces, dashes or brackets")
+		}
 	}
 	if err := v.err(); err != nil {
 		return retention.Request{}, err

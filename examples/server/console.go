@@ -91,9 +91,10 @@ func (a *app) consoleTemplates() (*template.Template, error) {
 		"daysLeft":     func(t time.Time) int { return int(time.Until(t).Hours() / 24) },
 		"subject":      subjectString,
 		"kindLabel":    kindLabel,
+		"fieldLabel":   fieldLabel,
 		"money":        money,
 		"isSandbox":    func(m map[string]string, k string) bool { return m[k] == "sandbox" },
-		"navItems":     func() []navItem { return consoleNav },
+		"navItems":     navFor,
 		"navCurrent":   navCurrent,
 		"connKind":     connKind,
 		"scopeSummary": scopeSummary,
@@ -104,6 +105,20 @@ func (a *app) consoleTemplates() (*template.Template, error) {
 		"sub":          func(x, y int64) int64 { return x - y },
 	}).ParseFS(consoleFS, "console/*.html")
 }
+
+// fieldLabels name the fields of the console's forms as their labels do,
+// for the error box (which also shows the field's code, as the API names
+// it).
+var fieldLabels = map[string]string{
+	"tenant_name": "Organization", "name": "Name", "email": "E-mail", "password": "Password",
+	"first_name": "First name", "last_name": "Last name", "phone": "Phone", "tags": "Tags", "stage": "Stage",
+	"subject.email": "E-mail address", "subject.phone": "Phone number", "subject": "Identifier", "kind": "Right exercised",
+	"client_id": "Client", "client_name": "New client's name", "role": "Role", "file": "CSV file", "q": "Search",
+	"confirm": "Confirmation", "title": "Title", "amount": "Amount", "currency": "Currency", "due": "Due",
+	"privacy_level": "Who can see this video", "video": "Video file",
+}
+
+func fieldLabel(field string) string { return fieldLabels[field] }
 
 // kindLabel names an identifier kind for the privacy form.
 func kindLabel(kind string) string {
@@ -420,12 +435,17 @@ func (a *app) consoleLogout(w http.ResponseWriter, r *http.Request, p *page) err
 
 func (a *app) consoleHome(w http.ResponseWriter, r *http.Request, p *page) error {
 	p.Title = "Overview"
+	if p.Role == tenancy.RoleClient {
+		// A client's member sees its client's proposals and invoices only.
+		p.Data = map[string]any{"Client": true}
+		return nil
+	}
 	conns, err := a.connections(r.Context(), social.ConnectionFilter{})
 	if err != nil {
 		return err
 	}
 	data := map[string]any{"Connections": conns}
-	if p.Tenant.Status == tenancy.StatusActive {
+	if p.Tenant.Status == tenancy.StatusActive && p.Staff() {
 		if data["Tasks"], err = a.dueTasks(r.Context()); err != nil {
 			return err
 		}

@@ -203,6 +203,9 @@ func (a *app) consoleInvoices(w http.ResponseWriter, r *http.Request, p *page) e
 	}
 	v.Next = list.NextCursor
 	v.NextNumber = fmt.Sprintf("%d-%03d", a.now().Year(), len(list.Items)+1)
+	if !p.Staff() {
+		return nil // a client's member reads; the forms are the team's
+	}
 	v.Clients, err = a.clients(r.Context())
 	return err
 }
@@ -340,6 +343,9 @@ func (a *app) consoleProposals(w http.ResponseWriter, r *http.Request, p *page) 
 	names := map[string]string{}
 	for _, pr := range list.Items {
 		v.Proposals = append(v.Proposals, proposalRow{Proposal: pr, Client: a.clientName(r.Context(), names, pr.ClientID), Next: proposalMoves[pr.Status]})
+	}
+	if !p.Staff() {
+		return nil // a client's member reads; the forms are the team's
 	}
 	v.Clients, err = a.clients(r.Context())
 	return err

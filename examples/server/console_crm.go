@@ -3,7 +3,11 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/subtle"
+	"encoding/base64"
 	"errors"
+	"fmt"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"slices"
@@ -20,6 +24,9 @@ import (
 func (a *app) consoleCRMRoutes() {
 	a.page("GET /console/contacts", member, "contacts", a.consoleContacts)
 	a.page("POST /console/contacts", member, "contacts", a.consoleCreateContact)
+	a.page("POST /console/contacts/search", member, "contacts", a.consoleSearchContacts)
+	a.page("POST /console/contacts/import", member, "contacts", a.consoleImportContacts)
+	a.page("GET /console/contacts/export", member, "contacts", a.consoleExportContacts)
 	a.page("GET /console/contacts/{id}", member, "contact", a.consoleContact)
 	a.page("POST /console/contacts/{id}/edit", member, "contact", a.consoleEditContact)
 	a.page("POST /console/contacts/{id}/delete", member, "contact", a.consoleDeleteContact)
@@ -49,24 +56,50 @@ func contactName(c crm.Contact) string {
 }
 
 // contactFilter reads the search box: an e-mail address or a phone number
-// is matched exactly (they are found by their blind index), anything else
-// by name prefixes.
+// (international, or national in the server's phone region) is matched
+// exactly (they are found by their blind index), anything else by name
+// prefixes.
 func contactFilter(q string) crm.ContactFilter {
 	q = strings.TrimSpace(q)
 	switch {
 	case strings.Contains(q, "@"):
 		return crm.ContactFilter{Email: q}
-	case strings.HasPrefix(q, "+"):
+	case looksLikePhone(q):
 		return crm.ContactFilter{Phone: q}
 	}
 	return crm.ContactFilter{NamePrefix: q}
 }
 
+// looksLikePhone reports whether q is written as a phone number: digits
+// (at least five), spaces and + - . ( ) only.
+func looksLikePhone(q string) bool {
+	digits := 0
+	for _, c := range q {
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case strings.ContainsRune("+-.() ", c):
+		default:
+			return false
+		}
+	}
+	return digits >= 5
+}
+
 type contactsView struct {
 	Contacts []crm.Contact
 	Next     string
-	Q        string
+	// Q is the search, Searching whether one is shown: the search box
+	// posts its query, which travels in a cookie, never in the URL (an
+	// e-mail address, a phone number or a name is personal data that
+	// browser history, proxies and logs keep).
+	Q         string
+	Searching bool
 }
+
+// cookieSearch holds the contacts search of the browser that typed it,
+// signed, for an hour.
+const cookieSearch = "sc_search"
 
 func (a *app) consoleContacts(w http.ResponseWriter, r *http.Request, p *page) error {
 	p.Title = "Contacts"
@@ -74,11 +107,130 @@ func (a *app) consoleContacts(w http.ResponseWriter, r *http.Request, p *page) e
 	if err != nil {
 		return err
 	}
-	v := &contactsView{Q: r.URL.Query().Get("q")}
+	v := &contactsView{}
+	if r.URL.Query().Get("search") != "" {
+		v.Q, v.Searching = a.readSearch(r), true
+	}
 	p.Data = v
 	list, err := a.sdk.CRM.Contacts().List(r.Context(), contactFilter(v.Q), o)
 	v.Contacts, v.Next = list.Items, list.NextCursor
 	return err
+}
+
+// readSearch returns the search the search cookie holds, or "".
+func (a *app) readSearch(r *http.Request) string {
+	c, err := r.Cookie(cookieSearch)
+	if err != nil {
+		return ""
+	}
+	v, mac, ok := strings.Cut(c.Value, ".")
+	if !ok || subtle.ConstantTimeCompare([]byte(mac), []byte(a.tokens.mac("search."+v))) != 1 {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// consoleSearchContacts keeps the query in the search cookie and shows
+// the results at /console/contacts?search=1: reload, back and the next
+// page work, and the query stays out of the URL.
+func (a *app) consoleSearchContacts(w http.ResponseWriter, r *http.Request, p *page) error {
+	q := strings.TrimSpace(r.FormValue("q"))
+	if q == "" {
+		a.setCookie(w, r, cookieSearch, "", -1)
+		return a.seeOther(w, r, "/console/contacts", "")
+	}
+	if len(q) > 100 {
+		if err := a.consoleContacts(w, r, p); err != nil {
+			return err
+		}
+		return errInvalid(fieldProblem{Field: "q", Problem: "at most 100 characters"})
+	}
+	v := base64.RawURLEncoding.EncodeToString([]byte(q))
+	a.setCookie(w, r, cookieSearch, v+"."+a.tokens.mac("search."+v), time.Hour)
+	return a.seeOther(w, r, "/console/contacts?search=1", "")
+}
+
+// consoleImportContacts imports the contacts of an uploaded CSV file and
+// says what it did with each row (counts, and the problems of rejected
+// rows by line number; never a value of the file).
+func (a *app) consoleImportContacts(w http.ResponseWriter, r *http.Request, p *page) error {
+	if err := a.consoleContacts(w, r, p); err != nil {
+		return err
+	}
+	var fh *multipart.FileHeader
+	if r.MultipartForm != nil && len(r.MultipartForm.File["file"]) > 0 {
+		fh = r.MultipartForm.File["file"][0]
+	}
+	switch {
+	case fh == nil || fh.Size == 0:
+		return errInvalid(fieldProblem{Field: "file", Problem: "choose a CSV file to import"})
+	case fh.Size > maxCSV:
+		return errInvalid(fieldProblem{Field: "file", Problem: "the file is over 10 MiB: split it"})
+	}
+	onMatch := crm.ImportMatch(r.FormValue("on_match"))
+	if onMatch != "" && onMatch != crm.ImportUpdate && onMatch != crm.ImportSkip {
+		return errInvalid(fieldProblem{Field: "on_match", Problem: "must be update or skip"})
+	}
+	f, err := fh.Open()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	rep, err := a.sdk.CRM.Contacts().ImportCSV(r.Context(), f, crm.ImportOptions{Source: "console import", OnMatch: onMatch})
+	if errors.Is(err, crm.ErrInvalid) && rep.Rows == 0 {
+		return errInvalid(fieldProblem{Field: "file", Problem: "not a CSV file with a header row"})
+	}
+	if err != nil {
+		return err
+	}
+	if rep.Rows == 0 {
+		return errInvalid(fieldProblem{Field: "file", Problem: "the file has a header row but no contacts"})
+	}
+	return a.seeOther(w, r, "/console/contacts", importSummary(rep))
+}
+
+// importSummary says what an import did in one message: the counts, then
+// the first problems (row numbers and columns, never values).
+func importSummary(rep crm.ImportReport) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Imported %d rows: %d created, %d updated, %d unchanged, %d skipped, %d rejected.",
+		rep.Rows, rep.Created, rep.Updated, rep.Unchanged, rep.Skipped, rep.Rejected)
+	for i, e := range rep.Errors {
+		if i == 5 {
+			fmt.Fprintf(&b, " And %d more problems.", len(rep.Errors)-i)
+			break
+		}
+		if e.Row == 1 {
+			fmt.Fprintf(&b, " Column %q: %s.", e.Field, e.Problem)
+			continue
+		}
+		fmt.Fprintf(&b, " Row %d", e.Row)
+		if e.Field != "" {
+			fmt.Fprintf(&b, ", %s", e.Field)
+		}
+		fmt.Fprintf(&b, ": %s.", e.Problem)
+	}
+	return b.String()
+}
+
+// consoleExportContacts downloads every contact as CSV (the columns an
+// import reads back).
+func (a *app) consoleExportContacts(w http.ResponseWriter, r *http.Request, p *page) error {
+	contacts := a.sdk.CRM.Contacts()
+	// Check access before the header goes out: a refusal renders a page.
+	if _, err := contacts.List(r.Context(), crm.ContactFilter{}, crm.ListOptions{Limit: 1}); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="contacts.csv"`)
+	if _, err := contacts.ExportCSV(r.Context(), w, crm.ContactFilter{}); err != nil {
+		a.log.ErrorContext(r.Context(), "contacts export failed midway", "err", err)
+	}
+	return nil
 }
 
 // contactForm reads the contact fields of a console form.

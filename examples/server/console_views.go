@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/uptrace/bun"
@@ -24,6 +25,34 @@ var consoleNav = []navItem{
 	{"/console/invoices", "Invoices"}, {"/console/proposals", "Proposals"}, {"/console/inbox", "Inbox"},
 	{"/console/connections", "Accounts"}, {"/console/privacy", "Privacy requests"}, {"/console/datamap", "Data map"},
 	{"/console/team", "Team"}, {"/console/keys", "API keys"}, {"/console/settings", "Settings"},
+}
+
+// navFor is the navigation a role sees: a client member its client's
+// proposals and invoices, a creator the accounts it connects; the team's
+// roles everything.
+func navFor(role tenancy.Role) []navItem {
+	var keep []string
+	switch role {
+	case tenancy.RoleClient:
+		keep = []string{"/console/", "/console/invoices", "/console/proposals"}
+	case tenancy.RoleCreator:
+		keep = []string{"/console/", "/console/connections"}
+	default:
+		return consoleNav
+	}
+	var out []navItem
+	for _, n := range consoleNav {
+		if slices.Contains(keep, n.Href) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Staff reports whether the signed-in member works for the organization
+// (owner, admin or staff), not a client or a creator it invited.
+func (p *page) Staff() bool {
+	return p.Role == tenancy.RoleOwner || p.Role == tenancy.RoleAdmin || p.Role == tenancy.RoleStaff
 }
 
 // navCurrent reports whether href is the section of path.
@@ -148,7 +177,7 @@ var roleInfos = []roleInfo{
 	{tenancy.RoleOwner, "everything, including closing the organization and adding owners"},
 	{tenancy.RoleAdmin, "everything but closing the organization; adds members"},
 	{tenancy.RoleStaff, "the day-to-day work: contacts, inbox, deals, invoices, privacy requests"},
-	{tenancy.RoleClient, "an agency's client: sees only its own campaigns, proposals and invoices (through the API)"},
+	{tenancy.RoleClient, "an agency's client: sees only its own proposals and invoices here (and its campaigns through the API)"},
 	{tenancy.RoleCreator, "a creator who connects their own accounts through a link"},
 }
 
@@ -157,6 +186,11 @@ type teamView struct {
 	Roles      []roleInfo
 	CanAdd     bool
 	Assignable []tenancy.Role
+	// Invitable are the roles a new member may get: Assignable, and a
+	// client's member (who names its client) or a creator.
+	Invitable []tenancy.Role
+	// Clients are the clients a client's member may belong to.
+	Clients []crm.Client
 	// Failed is the member whose role form failed: its select keeps the
 	// role that was picked.
 	Failed string
@@ -189,9 +223,13 @@ func (a *app) consoleTeam(w http.ResponseWriter, r *http.Request, p *page) error
 	if p.Role == tenancy.RoleOwner {
 		v.Assignable = append(v.Assignable, tenancy.RoleOwner)
 	}
+	v.Invitable = append(slices.Clone(v.Assignable), tenancy.RoleClient, tenancy.RoleCreator)
 	p.Data = v
 	var err error
-	v.Members, err = a.sdk.Tenants.Members(r.Context())
+	if v.Members, err = a.sdk.Tenants.Members(r.Context()); err != nil || !v.CanAdd {
+		return err
+	}
+	v.Clients, err = a.clients(r.Context())
 	return err
 }
 
@@ -201,11 +239,20 @@ func (a *app) consoleAddMember(w http.ResponseWriter, r *http.Request, p *page) 
 	}
 	n := tenancy.NewMember{Name: strings.TrimSpace(r.FormValue("name")), Email: strings.TrimSpace(r.FormValue("email")),
 		Role: tenancy.Role(r.FormValue("role")), Password: r.FormValue("password")}
+	clientName := strings.TrimSpace(r.FormValue("client_name"))
 	var v validator
-	v.check(n.Role == tenancy.RoleStaff || n.Role == tenancy.RoleAdmin || n.Role == tenancy.RoleOwner, "role", "owner, admin or staff")
+	v.check(slices.Contains(p.Data.(*teamView).Invitable, n.Role), "role", "owner, admin, staff, client or creator")
 	v.check(len(n.Password) >= 10 && len(n.Password) <= 72, "password", "10 to 72 characters")
+	if n.Role == tenancy.RoleClient {
+		n.ClientID = r.FormValue("client_id")
+		v.check(n.ClientID != "" || clientName != "", "client_id", "a client's member belongs to a client: choose one, or name a new one")
+		v.check(n.ClientID == "" || tenancy.ValidateID(n.ClientID) == nil, "client_id", "choose a client from the list")
+	}
 	if err := v.err(); err != nil {
 		return err
+	}
+	if n.Role == tenancy.RoleClient {
+		return a.addClientMember(w, r, n, clientName)
 	}
 	m, err := a.sdk.Tenants.AddMember(r.Context(), n)
 	if err != nil {
@@ -278,4 +325,37 @@ func (t *tokens) revokeMember(ctx context.Context, id string) error {
 			Where("member_id = ?", id).Where("revoked_at IS NULL").Exec(ctx)
 		return err
 	})
+}
+
+// addClientMember adds a client's member and links it to its client (a
+// new one when clientName is set), so that it sees that client's
+// proposals and invoices at once. A step that fails undoes the ones
+// before it: no client without its member, no member left unlinked.
+func (a *app) addClientMember(w http.ResponseWriter, r *http.Request, n tenancy.NewMember, clientName string) error {
+	ctx := r.Context()
+	undo := func(err error, steps ...func(context.Context) error) error {
+		for _, s := range steps {
+			if uerr := s(context.WithoutCancel(ctx)); uerr != nil {
+				err = errors.Join(err, uerr)
+			}
+		}
+		return err
+	}
+	var undoClient []func(context.Context) error
+	if n.ClientID == "" {
+		c, err := a.sdk.CRM.Clients().Create(ctx, crm.ClientInput{Name: clientName})
+		if err != nil {
+			return err
+		}
+		n.ClientID = c.ID
+		undoClient = append(undoClient, func(ctx context.Context) error { return a.sdk.CRM.Clients().Delete(ctx, c.ID) })
+	}
+	m, err := a.sdk.Tenants.AddMember(ctx, n)
+	if err != nil {
+		return undo(err, undoClient...)
+	}
+	if _, err := a.sdk.CRM.Clients().Link(ctx, n.ClientID, m.ID); err != nil {
+		return undo(err, append([]func(context.Context) error{func(ctx context.Context) error { return a.sdk.Tenants.RemoveMember(ctx, m.ID) }}, undoClient...)...)
+	}
+	return a.seeOther(w, r, "/console/team", "Added "+m.Name+" as a client's member: they see that client's proposals and invoices.")
 }

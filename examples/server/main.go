@@ -162,6 +162,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("jobs: %w", err)
 	}
 	defer a.jobs.close()
+	// Erasures a killed process left half done resume now, not at the next
+	// period: the periodic resumption is unique within its period, and the
+	// dead process may have run this period's before it died. Safe beside
+	// other replicas' runs: a request completes once.
+	if err := a.jobs.insert(ctx, retentionriver.ResumeArgs{}, nil); err != nil {
+		log.Warn("could not enqueue the resumption of open erasures", "err", err)
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
