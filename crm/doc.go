@@ -352,8 +352,18 @@
 // of the name). A contact's name_index column holds the blind indexes of
 // its name prefixes, and triggers keep the name index exact on every
 // insert, rename and delete. On PostgreSQL the column is a text[] and the
-// index TableContactNames, one row per token, searched through its b-tree
-// by equality. On SQLite the column holds the tokens as words (each
+// index TableContactNames, searched through its b-tree by equality, holds
+// a row per keyed token only: the prefixes of 1, 2, 4, 7, 11, 16 and 20
+// characters (since migration 20261209010000; the array lists those
+// tokens first, then an empty element, then the others, and contacts
+// written before keep a row for every prefix). A query word of a keyed
+// length is looked up as it is; a word of another length looks up its
+// longest keyed prefix and keeps the candidates whose name_index holds
+// the word's own token, a filter of the rows the look-up reads: a word of
+// three characters reads the contacts that have a word beginning with its
+// first two, of five or six those of its first four
+// (TestNameSearchEveryPrefixLength checks every length against a plain
+// prefix match). On SQLite the column holds the tokens as words (each
 // token's first 128 bits in base32) and the index is TableContactNameFTS,
 // an FTS5 table over that column (external content: it stores the index
 // only; detail=none, columnsize=0, secure-delete on, so an erased
