@@ -554,13 +554,13 @@
 // Since migration 20261209010000 the name index holds a row per keyed
 // prefix only (see the search above): "Ada Lovelace 17" writes 8 rows
 // where it wrote 13. Measured alternated with the release before, under a
-// load average of 11–15 on two cores: Create's statement wrote 4.0 KB of
-// WAL against 5.6 and took 3.3–3.4 times the raw INSERT's server time
-// against 3.6–3.8 (BenchmarkPostgresContactCreateServer, two runs each of
-// 1,000 statements); the create measured a median of 1.74 times the raw
-// INSERT (1.30–1.85, five runs of 600 pairs) against 1.78 (1.53–1.99) for
-// the release before (BenchmarkPostgresContactCreate): under such load
-// the difference is within the noise, and 1.5 is not reached as a median.
+// load average of 11–17 on two cores: Create's statement wrote 4.0 KB of
+// WAL against 5.6 and took 3.3–3.5 times the raw INSERT's server time
+// against 3.6–4.3 (BenchmarkPostgresContactCreateServer, three runs each
+// of 1,000 statements); the create measured a median of 1.70 times the
+// raw INSERT (1.30–1.85, seven runs of 600 pairs) against 1.89
+// (1.53–1.99) for the release before (BenchmarkPostgresContactCreate):
+// the runs overlap, and 1.5 is not reached as a median.
 // A name search pays for it: BenchmarkScaleContactLookup's query (a name
 // of five characters, whose four-character prefix is looked up) read 0.63
 // ms at 1,000 contacts and 0.80 ms at 100,000 (1.30 times), against 0.59
