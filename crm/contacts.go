@@ -384,7 +384,11 @@ func (r *Contacts) index(ctx context.Context, c *Contact) error {
 		}
 		c.nameTokens[i] = c.nameTokens[i][:nameTokenLen]
 	}
-	c.nameIndex = nameIndexValue(r.s.db.Dialect().Name(), c.nameTokens)
+	if r.s.db.Dialect().Name() == dialect.PG {
+		c.nameIndex = pgNameIndexValue(prefixes, c.nameTokens) // nameindex_pgcreate2.go
+	} else {
+		c.nameIndex = nameIndexValue(r.s.db.Dialect().Name(), c.nameTokens)
+	}
 	return nil
 }
 
@@ -883,11 +887,29 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 	}
 	words := queryWords(f.NamePrefix)
 	nameIdx := make([]string, len(words))
+	// On PostgreSQL, the token looked up for each word, and the word's own
+	// token where that is a shorter prefix's (nameindex_pgcreate2.go).
+	var nameKeys, nameOwn []string
+	pgNames := r.s.db.Dialect().Name() == dialect.PG
 	for i, w := range words {
 		if nameIdx[i], err = index(w, indexName); err != nil {
 			return Page[Contact]{}, err
 		}
 		nameIdx[i] = nameIdx[i][:nameTokenLen]
+		if !pgNames {
+			continue
+		}
+		key, exact := pgNameLookup(w)
+		if exact {
+			nameKeys = append(nameKeys, nameIdx[i])
+			continue
+		}
+		k, err := index(key, indexName)
+		if err != nil {
+			return Page[Contact]{}, err
+		}
+		nameKeys = append(nameKeys, k[:nameTokenLen])
+		nameOwn = append(nameOwn, nameIdx[i])
 	}
 	var p Page[Contact]
 	err = r.s.one(ctx, func(ctx context.Context, tx bun.IDB) error {
@@ -921,11 +943,18 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 		named := nameIdx
 		if len(nameIdx) > 0 && tx.Dialect().Name() == dialect.SQLite {
 			q, named = nameMatchSQLite(q, nameIdx), nil
+		} else if pgNames {
+			named = nameKeys
 		}
 		for _, idx := range named {
 			named := tx.NewSelect().Model((*contactName)(nil)).Column("ctn.contact_id").
 				Where("ctn.token = ?", idx).Apply(tenancy.Scope(ctx))
 			q = q.Where("ct.id IN (?)", named)
+		}
+		for _, idx := range nameOwn {
+			// A filter of the candidates, after the look-ups: the array's
+			// operators serve no index under row-level security.
+			q = q.Where("?::text = ANY(ct.name_index)", idx)
 		}
 		if more != nil {
 			q = more(ctx, q)

@@ -82,15 +82,7 @@ func migrateNamesBeforeInsertPG(ctx context.Context, tx bun.Tx) error {
 		return err
 	}
 	return migrations.Exec(ctx, tx,
-		// Invoked with the application's rights: row-level security
-		// confines the rows it writes to the statement's tenant, which
-		// must be the row's.
-		`CREATE OR REPLACE FUNCTION socialcrm_crm_contact_name_index_new() RETURNS trigger LANGUAGE plpgsql AS $$
-			BEGIN
-				INSERT INTO socialcrm_crm_contact_names (tenant_id, token, contact_id)
-					SELECT NEW.tenant_id, t, NEW.id FROM unnest(NEW.name_index) AS t;
-				RETURN NEW;
-			END $$`,
+		pgNameIndexNewFunc, // nameindex_pgcreate2.go: the keyed tokens' rows
 		`DROP TRIGGER IF EXISTS socialcrm_crm_contact_name_index_insert ON socialcrm_crm_contacts`,
 		`CREATE TRIGGER socialcrm_crm_contact_name_index_insert BEFORE INSERT ON socialcrm_crm_contacts
 			FOR EACH ROW WHEN (NEW.name_index IS NOT NULL) EXECUTE FUNCTION socialcrm_crm_contact_name_index_new()`,

@@ -17,3 +17,18 @@ func RunMigration(ctx context.Context, db *bun.DB, version string) error {
 	}
 	return fmt.Errorf("no crm migration %s", version)
 }
+
+// NameRows is the number of rows of TableContactNames that a contact
+// whose name has the words words (folded, distinct, sharing no prefix)
+// has on PostgreSQL: its keyed prefixes'.
+func NameRows(words ...string) int {
+	n := 0
+	for _, w := range words {
+		for i := 1; i <= len([]rune(w)) && i <= MaxNamePrefix; i++ {
+			if pgNameKeyed(i) {
+				n++
+			}
+		}
+	}
+	return n
+}

@@ -78,7 +78,7 @@ func TestNamesBeforeInsertMigration(t *testing.T) {
 		requireNameIndexExact(t, e)
 		var rows int
 		require.NoError(t, raw.NewRaw("SELECT count(*) FROM socialcrm_crm_contact_names").Scan(ctx, &rows))
-		require.Equal(t, len("ada")+len("lovelace")+len("grace")+len("hopper"), rows)
+		require.Equal(t, nameRows(e, "ada", "lovelace", "grace", "hopper"), rows)
 	})
 }
 

@@ -354,8 +354,18 @@
 // of the name). A contact's name_index column holds the blind indexes of
 // its name prefixes, and triggers keep the name index exact on every
 // insert, rename and delete. On PostgreSQL the column is a text[] and the
-// index TableContactNames, one row per token, searched through its b-tree
-// by equality. On SQLite the column holds the tokens as words (each
+// index TableContactNames, searched through its b-tree by equality, holds
+// a row per keyed token only: the prefixes of 1, 2, 4, 7, 11, 16 and 20
+// characters (since migration 20261209010000; the array lists those
+// tokens first, then an empty element, then the others, and contacts
+// written before keep a row for every prefix). A query word of a keyed
+// length is looked up as it is; a word of another length looks up its
+// longest keyed prefix and keeps the candidates whose name_index holds
+// the word's own token, a filter of the rows the look-up reads: a word of
+// three characters reads the contacts that have a word beginning with its
+// first two, of five or six those of its first four
+// (TestNameSearchEveryPrefixLength checks every length against a plain
+// prefix match). On SQLite the column holds the tokens as words (each
 // token's first 128 bits in base32) and the index is TableContactNameFTS,
 // an FTS5 table over that column (external content: it stores the index
 // only; detail=none, columnsize=0, secure-delete on, so an erased
@@ -543,6 +553,29 @@
 // and tenant (the tenant id is a literal in it, which the Guard checks),
 // so a connection serving more tenants than pgx's statement cache holds
 // (512) prepares it again.
+// Since migration 20261209010000 the name index holds a row per keyed
+// prefix only (see the search above): "Ada Lovelace 17" writes 8 rows
+// where it wrote 13. Measured alternated with the release before, under a
+// load average of 11–17 on two cores: Create's statement wrote 4.0 KB of
+// WAL against 5.6 and took 3.3–3.5 times the raw INSERT's server time
+// against 3.6–4.3 (BenchmarkPostgresContactCreateServer, three runs each
+// of 1,000 statements); the create measured a median of 1.70 times the
+// raw INSERT (1.30–1.85, seven runs of 600 pairs) against 1.89
+// (1.53–1.99) for the release before (BenchmarkPostgresContactCreate):
+// the runs overlap, and 1.5 is not reached as a median.
+// A name search pays for it: BenchmarkScaleContactLookup's query (a name
+// of five characters, whose four-character prefix is looked up) read 0.63
+// ms at 1,000 contacts and 0.80 ms at 100,000 (1.30 times), against 0.59
+// and 0.60 before: its keyed prefix names about six contacts at 100,000,
+// one at 1,000, and the search reads each candidate's row to filter it;
+// a query word of a keyed length reads no more than before. What is left
+// of the gap is as described above, with fewer name index rows: the rows
+// themselves, the contact's larger row and its one or two more index
+// entries, the statement of the advisory locks (kept: since
+// AllowDuplicate stores duplicates on purpose, a unique index could hold
+// only the contacts created with the check, and would cost an index entry
+// per identifier where the lock writes nothing; not tried), and the
+// client's work.
 // ImportCSV writes many contacts in batches, one transaction each.
 //
 // A database created before sealing keeps its plaintext until
