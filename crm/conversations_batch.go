@@ -92,19 +92,16 @@ type BatchResult struct {
 // prepares it once. On a PostgreSQL handle of another driver the arrays
 // are written into the text. It runs in one round trip with
 // the tenant setting, as an implicit transaction of its own — or in the
-// caller's transaction with Using. It moves the batch's existing
-// conversations with one UPDATE, in key order, then opens the missing
-// ones that have messages (INSERT … ON CONFLICT DO UPDATE, in key order),
-// and writes a message only once its conversation is taken. Each of the
-// batch's existing conversations gets a new row version, even when a
-// redelivery moves none of its times. Watermarks of a conversation
-// removed while the statement waits for it are ignored. Two batches that
-// share conversations can deadlock only when one opens a conversation
-// the other opened meanwhile; the server then aborts one statement,
-// which Ingest runs again (up to three times in all) unless it runs in
-// the caller's transaction, which the deadlock aborted. On SQLite, where a
-// statement costs no round trip, it is a few statements in one
-// transaction.
+// caller's transaction with Using. It takes the batch's conversations in
+// key order, each as it opens or moves it (one upsert, no separate lock),
+// and writes a message only once its conversation is taken, so concurrent
+// batches that share conversations never deadlock on them. Each of the
+// batch's conversations gets a new row version, even when a redelivery
+// moves none of its times. Should a conversation the batch has only
+// watermarks for be removed while the statement waits for it, the batch
+// fails with an error matching ErrConflict and stores nothing (its
+// redelivery ignores those watermarks). On SQLite, where a statement costs
+// no round trip, it is a few statements in one transaction.
 //
 // With b.Require set, nothing of the batch is stored unless the condition
 // holds, checked in that statement (on SQLite, in that transaction); the
@@ -246,65 +243,59 @@ func compareKeys(a, b ConversationKey) int {
 // (TRUE without one): src, empty when it does not hold, holds the batch's
 // conversations (one row each, in key order), m its messages.
 //
-// moved is one plain UPDATE of the batch's conversations that exist in
-// the statement's snapshot, driven by src in key order (a nested loop
-// over the unique key: the rows are taken as src reaches them), which
-// moves each one's times forward — one new row version each, a heap-only
-// tuple while its day does not change, and no lock step of its own: an
-// INSERT … ON CONFLICT DO UPDATE of the same rows wrote a lock and then
-// the new version, and measured twice as costly on the server. opened
-// then opens the conversations with messages that moved did not find
-// (ON CONFLICT DO UPDATE: one another batch opened meanwhile is moved
-// forward instead), in key order. A conversation with watermarks only is
-// moved when it exists and never opened; one removed while the statement
-// waits for it is skipped (the UPDATE re-reads the row and finds it
-// gone), so its watermarks are ignored as its redelivery would ignore
-// them. held gives every conversation of the batch its id and the
-// watermarks now in force, from which stored gives each new outbound
-// message its status; marked applies the batch's watermarks to the
-// messages stored before (the statement's snapshot holds none of its own
-// rows). A message is written only after its conversation is held, so
-// the unique key of the messages adds no wait out of key order. No row is
-// changed twice.
-//
-// Two batches that share conversations wait for each other in key order
-// within moved and within opened; a batch whose opened meets a
-// conversation another batch opened and holds, while that batch waits
-// for one of its own moved rows, ends in a deadlock the server breaks:
-// Ingest runs the statement again (nothing of it was stored).
+// Every conversation row the statement changes is taken in key order, so
+// that two batches that share conversations wait for each other in one
+// order and never deadlock (TestConversationIngestOppositeOrders): threads
+// is one INSERT … ON CONFLICT DO UPDATE over src in key order (ORDER BY
+// n: the insert takes the rows as they leave the sort), which locks each
+// existing conversation as it reaches it and writes its new times in the
+// same step — no separate lock, no look-up of its own. A conversation
+// with messages in the batch is opened when missing (another batch that
+// opened it meanwhile is a conflict like any other) and moved forward
+// otherwise; one with watermarks only is a candidate only when it exists
+// in the statement's snapshot (its candidate row, version 0, carries the
+// times it has there), so it is moved forward and never opened; both
+// look-ups are scalar subqueries, run for those rows alone through the
+// unique key (as EXISTS, the planner hashed the tenant's every
+// conversation instead). Should it
+// be removed between the snapshot and the insert, its candidate would be
+// inserted: the statement then fails (a division by zero, which Ingest
+// reports as ErrConflict) and stores nothing, and the
+// redelivery ignores its watermarks. Each of the batch's conversations is
+// updated once, even when its times do not change (a redelivery), so
+// that RETURNING gives every one its id and the watermarks now in force,
+// from which stored gives each new outbound message its status; marked
+// applies the batch's watermarks to the messages stored before (the
+// statement's snapshot holds none of its own rows), in conversations
+// threads holds. A message is written only after its conversation is
+// held, so the unique key of the messages adds no wait out of key order.
+// No row is changed twice.
 const ingestSQL = `WITH req AS (
 	SELECT ? AS ok
 ), src AS (
 	SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[])
 		WITH ORDINALITY AS s(channel, account_id, thread_index, id, thread_sealed, max_sent, delivered, read, n)
 	WHERE (SELECT r.ok FROM req AS r)
-), moved AS (
-	UPDATE socialcrm_crm_conversations AS cv SET
-		last_message_at = GREATEST(cv.last_message_at, s.max_sent),
-		delivered_until = GREATEST(cv.delivered_until, s.delivered),
-		read_until = GREATEST(cv.read_until, s.read)
-	FROM src AS s
-	WHERE cv.tenant_id = ? AND cv.thread_index = ANY (?::text[])
-		AND cv.thread_index = s.thread_index AND cv.channel = s.channel AND cv.account_id = s.account_id
-	RETURNING s.n, cv.id, cv.delivered_until, cv.read_until, s.delivered, s.read
-), opened AS (
+), threads AS (
 	INSERT INTO socialcrm_crm_conversations AS cv (tenant_id, id, created_at, updated_at, version, channel, account_id, thread_index,
 		thread_sealed, last_message_at, delivered_until, read_until)
-	SELECT ?, s.id, ?::timestamptz, ?::timestamptz, 1, s.channel, s.account_id, s.thread_index,
-		decode(s.thread_sealed, 'hex'), s.max_sent, s.delivered, s.read
+	SELECT ?, s.id, ?::timestamptz, ?::timestamptz, CASE WHEN s.max_sent IS NULL THEN 0 ELSE 1 END, s.channel, s.account_id, s.thread_index,
+		decode(s.thread_sealed, 'hex'),
+		COALESCE(s.max_sent, (SELECT e.last_message_at FROM socialcrm_crm_conversations AS e WHERE e.tenant_id = ?
+			AND e.thread_index = s.thread_index AND e.channel = s.channel AND e.account_id = s.account_id)),
+		s.delivered, s.read
 	FROM src AS s
-	WHERE s.max_sent IS NOT NULL AND NOT EXISTS (SELECT FROM moved AS v WHERE v.n = s.n)
+	WHERE s.max_sent IS NOT NULL OR (SELECT TRUE FROM socialcrm_crm_conversations AS e WHERE e.tenant_id = ?
+		AND e.thread_index = s.thread_index AND e.channel = s.channel AND e.account_id = s.account_id)
 	ORDER BY s.n
 	ON CONFLICT (tenant_id, thread_index, channel, account_id) DO UPDATE SET
 		last_message_at = GREATEST(cv.last_message_at, EXCLUDED.last_message_at),
 		delivered_until = GREATEST(cv.delivered_until, EXCLUDED.delivered_until),
 		read_until = GREATEST(cv.read_until, EXCLUDED.read_until)
-	RETURNING cv.id, cv.channel, cv.account_id, cv.thread_index, cv.delivered_until, cv.read_until
+	RETURNING cv.id, cv.version, cv.channel, cv.account_id, cv.thread_index, cv.delivered_until, cv.read_until
 ), held AS (
-	SELECT v.n, v.id, v.delivered_until, v.read_until, v.delivered, v.read FROM moved AS v
-	UNION ALL
-	SELECT s.n, o.id, o.delivered_until, o.read_until, s.delivered, s.read
-	FROM opened AS o JOIN src AS s ON s.thread_index = o.thread_index AND s.channel = o.channel AND s.account_id = o.account_id
+	SELECT s.n, t.id, t.version, t.delivered_until, t.read_until, s.delivered, s.read
+	FROM threads AS t JOIN src AS s ON s.thread_index = t.thread_index AND s.channel = t.channel AND s.account_id = t.account_id
 ), stored AS (
 	INSERT INTO socialcrm_crm_messages AS msg (tenant_id, id, created_at, updated_at, version, conversation_id, direction,
 		external_id, sent_at, status, text_sealed, attachments_sealed)
@@ -329,7 +320,12 @@ const ingestSQL = `WITH req AS (
 			OR msg.sent_at <= h.delivered AND msg.status IN ('pending', 'sent'))
 	RETURNING 1
 )
-SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM marked), (SELECT r.ok FROM req AS r)`
+SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM marked), (SELECT r.ok FROM req AS r),
+	(SELECT CASE WHEN count(*) = 0 THEN 0 ELSE 1 / (count(*) - count(*)) END FROM held AS h WHERE h.version = 0)`
+
+// errIngestLost is the error of an Ingest whose conversation with
+// watermarks only was removed while the statement ran (see ingestSQL).
+var errIngestLost = fmt.Errorf("%w: a conversation of the batch was removed meanwhile; nothing was stored", ErrConflict)
 
 // ingestArgs returns the arguments of ingestSQL: v holds the values of its
 // arrays (sixteen) and the time of the batch, as values or as parameters.
@@ -338,8 +334,7 @@ func ingestArgs(require schema.QueryAppender, tid string, v []any) []any {
 	return []any{
 		require,
 		v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7],
-		tid, v[2], // moved
-		tid, now, now, // opened
+		tid, now, now, tid, tid, // threads
 		tid, now, now, // stored
 		v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15],
 		now, tid, // marked
@@ -348,6 +343,7 @@ func ingestArgs(require schema.QueryAppender, tid string, v []any) []any {
 
 // ingestOne is Ingest on PostgreSQL: ingestSQL, one statement.
 func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require schema.QueryAppender, ths []*batchThread, ms []batchMessage) (stored, marked int64, met bool, err error) {
+	var lost int64
 	tid, err := tenancy.TenantID(ctx)
 	if err != nil {
 		return 0, 0, false, err
@@ -415,39 +411,30 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require sc
 		mThread.String(), mID.String(), mDirection.String(), mExternal.String(), mSent.String(), mStatus.String(), mText.String(), mAttachments.String(),
 		now,
 	}
-	run := func() error {
-		return r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
-			handle := db.NewRaw("").DB()
-			if !sqldb.Folds(handle.DB) {
-				// A handle of another driver: the values written into the
-				// statement.
-				return db.NewRaw(ingestSQL, ingestArgs(require, tid, arrays)...).Scan(ctx, &stored, &marked, &met)
-			}
-			// The batch's rows travel as parameters, apart from the text,
-			// which is then the same for every batch of the tenant and the
-			// Page: written, checked by the Guard and parsed by the server
-			// once per connection, not 25 KB of it with every delivery.
-			params := make([]any, len(arrays))
-			for i := range arrays {
-				params[i] = bun.Safe("$" + strconv.Itoa(i+1))
-			}
-			q, err := db.NewRaw(ingestSQL, ingestArgs(require, tid, params)...).AppendQuery(handle.QueryGen(), nil)
-			if err != nil {
-				return err
-			}
-			text := string(q)
-			return db.NewRaw("?", bun.Safe(text)).Scan(sqldb.WithParams(ctx, text, arrays...), &stored, &marked, &met)
-		})
-	}
-	// A deadlock (see ingestSQL) rolled the statement back whole: run it
-	// again, unless it ran in the caller's transaction, which the
-	// deadlock aborted.
-	_, inTx := r.s.db.(bun.Tx)
-	for try := 0; ; try++ {
-		err = run()
-		if inTx || try == 2 || dberr.Code(err) != "40P01" {
-			break
+	err = r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
+		handle := db.NewRaw("").DB()
+		if !sqldb.Folds(handle.DB) {
+			// A handle of another driver: the values written into the
+			// statement.
+			return db.NewRaw(ingestSQL, ingestArgs(require, tid, arrays)...).Scan(ctx, &stored, &marked, &met, &lost)
 		}
+		// The batch's rows travel as parameters, apart from the text,
+		// which is then the same for every batch of the tenant and the
+		// Page: written, checked by the Guard and parsed by the server
+		// once per connection, not 25 KB of it with every delivery.
+		params := make([]any, len(arrays))
+		for i := range arrays {
+			params[i] = bun.Safe("$" + strconv.Itoa(i+1))
+		}
+		q, err := db.NewRaw(ingestSQL, ingestArgs(require, tid, params)...).AppendQuery(handle.QueryGen(), nil)
+		if err != nil {
+			return err
+		}
+		text := string(q)
+		return db.NewRaw("?", bun.Safe(text)).Scan(sqldb.WithParams(ctx, text, arrays...), &stored, &marked, &met, &lost)
+	})
+	if dberr.Code(err) == "22012" { // the division by zero of a lost conversation
+		return 0, 0, false, errIngestLost
 	}
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("crm: ingest messages: %w", err)
