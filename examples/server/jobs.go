@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/uptrace/bun/dialect"
 
 	"github.com/socialcrm/socialcrm/internal/dberr"
@@ -352,25 +354,54 @@ func (a *app) recordJob(ev *river.Event) {
 			kind = args.Task
 		}
 	}
-	a.noteJob(kind, ev.Kind == river.EventKindJobFailed, ev.Job.Attempt)
+	run := jobRun{kind: kind, attempt: ev.Job.Attempt}
+	if ev.Kind == river.EventKindJobFailed {
+		run.failed = true
+		// River retries the job with backoff unless it gave up on it
+		// (discarded: attempts spent) or it was cancelled.
+		run.final = ev.Job.State == rivertype.JobStateDiscarded || ev.Job.State == rivertype.JobStateCancelled
+		if n := len(ev.Job.Errors); n > 0 {
+			run.err = ev.Job.Errors[n-1].Error
+		}
+	}
+	a.noteJob(run)
 }
 
-// noteJob notes a run of the job kind in this replica's report and logs
-// it.
-func (a *app) noteJob(kind string, failed bool, attempt int) {
+// jobRun is one run of a job as noteJob records it.
+type jobRun struct {
+	kind    string
+	attempt int
+	failed  bool
+	// final: River will not run the job again (discarded or cancelled).
+	final bool
+	// err is the failed attempt's error text (the SDK's errors carry no
+	// personal data or secrets).
+	err string
+}
+
+// noteJob notes a run of a job in this replica's report and logs it: a
+// failed attempt River will retry as a warning (a replica stopping in the
+// middle of a job, a transient database error), a job River gave up on as
+// an error.
+func (a *app) noteJob(run jobRun) {
 	a.jobsMu.Lock()
 	defer a.jobsMu.Unlock()
 	a.lastJob.At = a.now()
-	if failed {
+	if run.failed {
 		a.lastJob.Failed++
-		a.log.Error("scheduled job failed", "job", kind, "attempt", attempt)
+		level := slog.LevelWarn
+		msg := "scheduled job attempt failed; River retries it"
+		if run.final {
+			level, msg = slog.LevelError, "scheduled job failed for good"
+		}
+		a.log.Log(context.Background(), level, msg, "job", run.kind, "attempt", run.attempt, "err", run.err)
 		return
 	}
 	if a.lastJob.Completed == nil {
 		a.lastJob.Completed = map[string]time.Time{}
 	}
-	a.lastJob.Completed[kind] = a.lastJob.At
-	a.log.Info("scheduled job ran", "job", kind)
+	a.lastJob.Completed[run.kind] = a.lastJob.At
+	a.log.Info("scheduled job ran", "job", run.kind)
 }
 
 // jobReport returns a copy of this replica's job report: recordJob goes on

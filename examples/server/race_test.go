@@ -29,7 +29,7 @@ func TestReadyzWhileJobsRun(t *testing.T) {
 				return
 			default:
 			}
-			a.noteJob(fmt.Sprintf("example.job_%d", i%40), i%7 == 0, 1)
+			a.noteJob(jobRun{kind: fmt.Sprintf("example.job_%d", i%40), failed: i%7 == 0, attempt: 1})
 			if i%7 == 0 {
 				failed++
 			}
