@@ -120,10 +120,12 @@
 // probably does not reach 1.5 without a design that writes no
 // conversation row per delivery. A plain UPDATE of the existing conversations (no lock
 // step) measured 30% less server time on a fresh connection but ran 2.4
-// times slower in the application's own connection (not explained yet;
-// probably its plan: how an UPDATE finds its rows is a planner choice,
-// fixed in the connection's generic plan from its sixth run, where the
-// upsert's conflict check always goes through the unique key).
+// times slower in the application's own connection, whose generic plan
+// (used from a prepared statement's sixth run) decides how the UPDATE
+// finds its rows, where the upsert's conflict check always goes through
+// the unique key; with custom plans forced (plan_cache_mode) it ran as
+// fast as the upsert, not faster (medians of 21–28 ms against 23–24 ms
+// per statement, timed at the client).
 //
 // Each message moves its conversation's last message time, so a webhook
 // delivery updates a row per conversation it brings a message to. On
