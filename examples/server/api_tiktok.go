@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -246,9 +245,10 @@ func readPublishForm(w http.ResponseWriter, r *http.Request) (publishForm, func(
 	return f, func() { f.Video.Close(); cleanup() }, nil
 }
 
-// tiktokPublish posts a video at the user's instruction: creator info
-// first, for the privacy levels the account allows, then init, upload and
-// the first status.
+// tiktokPublish posts a video at the user's instruction, once per
+// Idempotency-Key: creator info first, for the privacy levels the account
+// allows, then init, upload and the first status. A key already recorded
+// answers its first outcome without sending again (publishOnce).
 func (a *app) tiktokPublish(w http.ResponseWriter, r *http.Request) error {
 	c, err := a.connection(r)
 	if err != nil {
@@ -262,22 +262,25 @@ func (a *app) tiktokPublish(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer done()
-	st, id, err := a.publishTikTok(r.Context(), c, f)
+	key, err := idempotencyKey(r)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"publish_id": id, "status": st, "mode": mode(a.plat.tiktokSandbox)})
+	out, err := a.publishOnce(r.Context(), c, f, key)
+	if err != nil {
+		return err
+	}
+	a.writePublish(w, out)
 	return nil
 }
 
-func (a *app) publishTikTok(ctx context.Context, c social.Connection, f publishForm) (*tiktok.PublishStatus, string, error) {
-	client, err := a.plat.tiktokClient(ctx, a.sdk.Social, c.ID)
-	if err != nil {
-		return nil, "", err
-	}
+// publishRequest checks f against what TikTok says the creator may post
+// (asked now) and returns the init request and its chunk plan. It only
+// reads at TikTok.
+func publishRequest(ctx context.Context, client *tiktok.Client, f publishForm) (tiktok.VideoInitRequest, tiktok.SourceInfo, error) {
 	info, _, err := client.Posting.CreatorInfo(ctx)
 	if err != nil {
-		return nil, "", err
+		return tiktok.VideoInitRequest{}, tiktok.SourceInfo{}, err
 	}
 	var v validator
 	v.check(slices.Contains(info.PrivacyLevelOptions, f.PrivacyLevel), "privacy_level", "must be one of "+strings.Join(info.PrivacyLevelOptions, ", "))
@@ -285,24 +288,16 @@ func (a *app) publishTikTok(ctx context.Context, c social.Connection, f publishF
 	v.check(!f.AllowDuet || !info.DuetDisabled, "allow_duet", "the creator's settings turn duets off")
 	v.check(!f.AllowStitch || !info.StitchDisabled, "allow_stitch", "the creator's settings turn stitches off")
 	if err := v.err(); err != nil {
-		return nil, "", err
+		return tiktok.VideoInitRequest{}, tiktok.SourceInfo{}, err
 	}
 	src, err := tiktok.PlanChunks(f.Size, 0)
 	if err != nil {
-		return nil, "", errInvalid(fieldProblem{Field: "video", Problem: err.Error()})
+		return tiktok.VideoInitRequest{}, tiktok.SourceInfo{}, errInvalid(fieldProblem{Field: "video", Problem: err.Error()})
 	}
-	init, _, err := client.Posting.InitVideo(ctx, tiktok.VideoInitRequest{
+	return tiktok.VideoInitRequest{
 		PostInfo: tiktok.PostInfo{PrivacyLevel: f.PrivacyLevel, Title: f.Title,
 			DisableComment: !f.AllowComment, DisableDuet: !f.AllowDuet, DisableStitch: !f.AllowStitch,
-			BrandOrganicToggle: f.BrandOrganic, BrandContentToggle: f.BrandContent}, SourceInfo: src})
-	if err != nil {
-		return nil, "", err
-	}
-	if _, err := client.Posting.Upload(ctx, init.UploadURL, f.Video, src, "video/mp4"); err != nil {
-		return nil, "", fmt.Errorf("upload: %w", err)
-	}
-	st, _, err := client.Posting.Status(ctx, init.PublishID)
-	return st, init.PublishID, err
+			BrandOrganicToggle: f.BrandOrganic, BrandContentToggle: f.BrandContent}, SourceInfo: src}, src, nil
 }
 
 func (a *app) tiktokPublishStatus(w http.ResponseWriter, r *http.Request) error {

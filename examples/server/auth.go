@@ -94,7 +94,8 @@ func grantSessions(ctx context.Context, owner, app *bun.DB) error {
 			return fmt.Errorf("grant: lock: %w", err)
 		}
 		for table, privs := range map[string]string{tableSessions: "SELECT, INSERT, UPDATE, DELETE",
-			tableLoginAttempts: "SELECT, INSERT, UPDATE, DELETE", tableServerKeys: "SELECT, INSERT"} {
+			tableLoginAttempts: "SELECT, INSERT, UPDATE, DELETE", tableServerKeys: "SELECT, INSERT",
+			tablePublishes: "SELECT, INSERT, UPDATE"} {
 			if _, err := tx.ExecContext(ctx, "GRANT "+privs+" ON ? TO ?", bun.Ident(table), bun.Ident(role)); err != nil {
 				return fmt.Errorf("grant %s: %w", table, err)
 			}
@@ -174,6 +175,10 @@ func serverMigrations() *migrate.Migrations {
 		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
 			_, err := m.DB().ExecContext(ctx, "CREATE TABLE IF NOT EXISTS ? (name TEXT PRIMARY KEY, sealed TEXT NOT NULL)", bun.Ident(tableServerKeys))
 			return err
+		}})
+	ms.Add(migrate.Migration{Name: "20261209070000", Comment: "example server: TikTok publishes by idempotency key",
+		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
+			return migratePublishes(ctx, m.DB())
 		}})
 	ms.Add(migrate.Migration{Name: "29990101000200", Comment: "example server: login attempts",
 		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {

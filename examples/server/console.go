@@ -580,6 +580,11 @@ type connectionView struct {
 	Creator   *tiktok.CreatorInfo
 	Publish   *tiktok.PublishStatus
 	PublishID string
+	// PublishKey is the post form's one-time Idempotency-Key: a resent
+	// form never posts twice.
+	PublishKey string
+	// InDoubt are the connection's publishes whose outcome is unknown.
+	InDoubt []publishRecord
 }
 
 func (a *app) loadConnection(r *http.Request, p *page) (*connectionView, error) {
@@ -675,9 +680,14 @@ func (a *app) consoleConnection(w http.ResponseWriter, r *http.Request, p *page)
 		// are the only ones offered.
 		info, _, err := client.Posting.CreatorInfo(r.Context())
 		if err == nil && len(info.PrivacyLevelOptions) > 0 {
-			v.Creator = info
+			v.Creator, v.PublishKey = info, randomToken()
 		} else if err != nil {
 			a.log.WarnContext(r.Context(), "creator info", "err", err)
+		}
+	}
+	if v.Connection.Platform == tiktok.Platform {
+		if v.InDoubt, err = a.publishesInDoubt(r.Context(), v.Connection.ID); err != nil {
+			return err
 		}
 	}
 	if id := r.URL.Query().Get("publish_id"); id != "" && len(id) < 100 && v.Connection.Status == social.StatusActive {
@@ -715,11 +725,15 @@ func (a *app) consolePublish(w http.ResponseWriter, r *http.Request, p *page) er
 		return err
 	}
 	defer done()
-	st, id, err := a.publishTikTok(r.Context(), v.Connection, f)
+	key, err := idempotencyKey(r)
 	if err != nil {
 		return err
 	}
-	return a.seeOther(w, r, "/console/connections/"+v.Connection.ID+"?publish_id="+url.QueryEscape(id), "Published: "+st.Status)
+	out, err := a.publishOnce(r.Context(), v.Connection, f, key)
+	if err != nil {
+		return err
+	}
+	return a.seeOther(w, r, "/console/connections/"+v.Connection.ID+"?publish_id="+url.QueryEscape(out.PublishID), publishFlash(out))
 }
 
 func (a *app) consoleDisconnect(w http.ResponseWriter, r *http.Request, p *page) error {

@@ -274,6 +274,7 @@ func TestTikTokPostChoices(t *testing.T) {
 			for k, v := range fields {
 				require.NoError(t, mw.WriteField(k, v))
 			}
+			require.NoError(t, mw.WriteField("idempotency_key", randomToken()))
 			fw, err := mw.CreateFormFile("video", "clip.mp4")
 			require.NoError(t, err)
 			_, _ = fw.Write(bytes.Repeat([]byte{0, 0, 0, 0x18, 'f', 't', 'y', 'p'}, 1<<14))

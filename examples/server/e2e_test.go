@@ -262,6 +262,7 @@ func (c *client) publish(connID, title, privacy string, video []byte, want int) 
 	mw := multipart.NewWriter(&buf)
 	_ = mw.WriteField("title", title)
 	_ = mw.WriteField("privacy_level", privacy)
+	_ = mw.WriteField("idempotency_key", randomToken())
 	if video != nil {
 		fw, err := mw.CreateFormFile("video", "clip.mp4")
 		require.NoError(c.t, err)

@@ -73,6 +73,7 @@ func TestRefusedGrantIs4xxEverywhereS10(t *testing.T) {
 		mw := multipart.NewWriter(&buf)
 		_ = mw.WriteField("title", "clip")
 		_ = mw.WriteField("privacy_level", "SELF_ONLY")
+		_ = mw.WriteField("idempotency_key", randomToken())
 		fw, err := mw.CreateFormFile("video", "clip.mp4")
 		require.NoError(t, err)
 		_, _ = fw.Write(bytes.Repeat([]byte{1}, 1024))

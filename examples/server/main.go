@@ -89,9 +89,12 @@ func main() {
 
 // app is the server: the SDK, the platforms and the HTTP handlers.
 type app struct {
-	cfg         config
-	log         *slog.Logger
-	db          *bun.DB
+	cfg config
+	log *slog.Logger
+	db  *bun.DB
+	// publishing holds the TikTok publishes this process is sending, by
+	// tenant and idempotency key.
+	publishing  sync.Map
 	owner       *bun.DB // the owner role's handle; nil when db does everything
 	sdk         *socialcrm.SDK
 	plat        *platforms
@@ -252,7 +255,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 	if cfg.ClosureGrace > 0 {
 		policy.ClosureGrace = cfg.ClosureGrace
 	}
-	cats := []retention.Category{sessionCategory()}
+	cats := []retention.Category{sessionCategory(), publishCategory()}
 	if a.plat, err = startPlatforms(cfg, publicURL, log); err != nil {
 		return nil, err
 	}
@@ -263,7 +266,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 		return nil, err
 	}
 	if a.sdk, err = socialcrm.Open(ctx, socialcrm.Config{DB: db, Owner: a.owner, AllowPrivilegedRole: a.owner == nil,
-		KEK: kek, Logger: log, Policy: &policy, Models: []any{(*session)(nil)}, Categories: cats,
+		KEK: kek, Logger: log, Policy: &policy, Models: []any{(*session)(nil), (*publishRecord)(nil)}, Categories: cats,
 		PhoneRegion: cfg.PhoneRegion, Providers: a.plat.providers(),
 		TracerProvider: a.tel.tp, MeterProvider: a.tel.mp, InsecurePasswordCost: cfg.passwordCost}); err != nil {
 		return nil, err
@@ -324,7 +327,7 @@ func (a *app) close() {
 // server registers, plus the sessions' rule.
 func examplePolicy() retention.Policy {
 	p := socialcrm.DefaultPolicy(socialcrm.Categories(nil))
-	p.Rules = append(p.Rules, sessionRule())
+	p.Rules = append(p.Rules, sessionRule(), publishRule())
 	return p
 }
 

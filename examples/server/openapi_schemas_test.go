@@ -402,7 +402,7 @@ func generateSchemas(t *testing.T) string {
 	env["SyncResult"] = obj("snapshot", read(snapshot.Type), "media", integ(), "requests?", integ())
 	env["Insights"] = obj("connection_id", strS(), "follower_trend", arr(read(social.Snapshot{})), "media", arr(read(social.Media{})),
 		"engagement_rate", read(out(social.EngagementRate)))
-	env["TikTokPublishStatus"] = obj("publish_id", strS(), "status", read(out(tiktokStatusOf)), "mode?", strS())
+	env["TikTokPublishStatus"] = obj("publish_id", strS(), "status", read(out(tiktokStatusOf)), "mode?", strS(), "video_id?", strS())
 	env["MetaPublished"] = obj("instagram_media?", read(out(metaIGMediaOf)), "page_post?", read(out(metaPostOf)), "mode", strS())
 
 	read(out(a.callbacks.DeletionStatus)) // DeletionStatus
