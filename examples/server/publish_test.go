@@ -7,12 +7,18 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/migrate"
 
+	"github.com/socialcrm/socialcrm"
+	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/tiktok/tiktoktest"
 )
@@ -217,5 +223,72 @@ func TestPublishDiedAfterInit(t *testing.T) {
 			return tx.NewSelect().Model((*publishRecord)(nil)).Column("state").Where("idem_key = ?", "died-1").Scan(ctx, &state)
 		})
 		require.Equal(t, publishStarted, state)
+	})
+}
+
+// TestPublishesMigration migrates a database that has the server's
+// previous schema, with data in it, to the publishes table: the data is
+// kept, and the table keeps each tenant's publishes to itself (on
+// PostgreSQL, row-level security too).
+func TestPublishesMigration(t *testing.T) {
+	check := func(t *testing.T, owner, app *bun.DB) {
+		ctx := t.Context()
+		before := migrate.NewMigrations()
+		for _, m := range serverMigrations().Sorted() {
+			if m.Name != "20261209070000" {
+				before.Add(m)
+			}
+		}
+		require.NoError(t, socialcrm.Migrate(ctx, owner, before))
+		_, err := owner.NewRaw("INSERT INTO ? (name, sealed) VALUES ('kept', 'sealed-before')", bun.Ident(tableServerKeys)).Exec(ctx)
+		require.NoError(t, err)
+		require.NoError(t, socialcrm.Migrate(ctx, owner, serverMigrations()))
+		if owner != app {
+			require.NoError(t, grantSessions(ctx, owner, app))
+		}
+		var sealed string
+		require.NoError(t, app.NewRaw("SELECT sealed FROM ? WHERE name = 'kept'", bun.Ident(tableServerKeys)).Scan(ctx, &sealed))
+		require.Equal(t, "sealed-before", sealed)
+
+		tenantA, tenantB := tenancy.NewID(), tenancy.NewID()
+		as := func(tenant string, fn func(ctx context.Context, tx bun.Tx) error) error {
+			return tenancy.RunInTx(tenancy.WithPrincipal(ctx, tenancy.Principal{TenantID: tenant}), app, nil, fn)
+		}
+		require.NoError(t, as(tenantA, func(ctx context.Context, tx bun.Tx) error {
+			_, err := tx.NewInsert().Model(&publishRecord{Owned: tenancy.Owned{TenantID: tenantA}, Key: "k", ConnectionID: "c",
+				Fingerprint: "f", State: publishSending, SentAt: time.Now(), UpdatedAt: time.Now()}).Exec(ctx)
+			return err
+		}))
+		for tenant, want := range map[string]int64{tenantA: 1, tenantB: 0} {
+			var n int64
+			require.NoError(t, as(tenant, func(ctx context.Context, tx bun.Tx) error {
+				var err error
+				n, err = tx.NewSelect().Model((*publishRecord)(nil)).Where("idem_key = 'k'").Apply(tenancy.Scope(ctx)).Count(ctx)
+				return err
+			}))
+			require.Equal(t, want, n, "tenant %s sees %d records", tenant, n)
+		}
+		if owner != app { // row-level security, beneath the tenant filter
+			var n int
+			require.NoError(t, as(tenantB, func(ctx context.Context, tx bun.Tx) error {
+				return tx.NewRaw("SELECT count(*) FROM ?", bun.Ident(tablePublishes)).Scan(ctx, &n)
+			}))
+			require.Zero(t, n, "another tenant's publishes are out of reach")
+		}
+	}
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		db, err := socialcrm.OpenDB(filepath.Join(t.TempDir(), "m.db"))
+		require.NoError(t, err)
+		defer db.Close()
+		check(t, db, db)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		if os.Getenv(dbtest.EnvPostgres) == "" {
+			t.Skip("set SOCIALCRM_TEST_POSTGRES to run the PostgreSQL half (CI does)")
+		}
+		t.Parallel()
+		db := dbtest.Postgres(t)
+		check(t, db.Owner, db.DB)
 	})
 }
