@@ -278,10 +278,14 @@ func (a *app) claimPublish(ctx context.Context, rec *publishRecord) (bool, error
 	return n == 1, err
 }
 
-// updatePublish records rec's outcome. An outcome TikTok answered
-// (started, failed) replaces whatever a lookup concluded meanwhile.
+// updatePublish records rec's outcome, even when the request's context
+// ended meanwhile (a client that went away): what TikTok answered must
+// not be lost. An outcome TikTok answered (started, failed) replaces
+// whatever a lookup concluded meanwhile.
 func (a *app) updatePublish(ctx context.Context, rec *publishRecord) error {
 	rec.UpdatedAt = time.Now().UTC()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	return tenancy.RunInTx(ctx, a.db, nil, func(ctx context.Context, tx bun.Tx) error {
 		_, err := tx.NewUpdate().Model((*publishRecord)(nil)).
 			Set("state = ?", rec.State).Set("publish_id = ?", rec.PublishID).Set("video_id = ?", rec.VideoID).
