@@ -143,12 +143,18 @@
 // durable jobs; that is a module of its own, so only its users require
 // River). Two sweeps running at once do no harm: each batch erases rows
 // by id and its receipt counts the rows its statement affected, so a deleted
-// row is counted once. Returned slices belong to the caller.
+// row is counted once. Runs of one erasure request never overlap: a second
+// Erase of it (another replica, ResumeErasures, a second click) waits for
+// the run in progress — in the process, and on PostgreSQL across processes
+// through a session advisory lock on a connection of its own — and then
+// returns ErrClosed; Receipt answers what the completed request recorded.
+// Two tenant purges meet the same way (the second skips the tenant).
+// Returned slices belong to the caller.
 //
 // # Errors
 //
 // Conditions without data are sentinels (ErrNotVerified, ErrAlreadyExtended,
-// ErrNotFound, ErrClosed, ErrUnknownCategory); bad declarations and input are
+// ErrNotFound, ErrClosed, ErrNotCompleted, ErrUnknownCategory); bad declarations and input are
 // typed errors:
 //
 //	var ce *retention.CategoryError   // ce.Category, ce.Field, ce.Reason

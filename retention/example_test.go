@@ -2,6 +2,7 @@ package retention_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -128,6 +129,43 @@ func ExampleEngine_Erase() {
 	// crm.note: erased 1, kept 0
 	// billing.invoice: erased 0, kept 1
 	// tenancy.member: erased 0, kept 0
+}
+
+// A second Erase of a completed request (another replica got there first,
+// or a scheduled ResumeErasures) returns ErrClosed; Receipt answers what
+// the request recorded.
+func ExampleEngine_Receipt() {
+	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	db, engine, store, done := openExample(now)
+	defer done()
+	ctx := exampleTenant(store)
+	err := tenancy.RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
+		_, err := tx.NewInsert().Model(&note{ID: "n1", ContactID: "k1", Body: "called", CreatedAt: now}).Exec(ctx)
+		return err
+	})
+	if err != nil {
+		panic(err)
+	}
+	req, err := engine.Submit(ctx, retention.Request{Kind: retention.KindErasure, Subject: map[string]string{"contact_id": "k1"}})
+	if err != nil {
+		panic(err)
+	}
+	if _, err := engine.SetVerification(ctx, req.ID, retention.VerificationVerified); err != nil {
+		panic(err)
+	}
+	if _, err := engine.Erase(ctx, req.ID); err != nil {
+		panic(err)
+	}
+	_, err = engine.Erase(ctx, req.ID)
+	fmt.Println("again:", errors.Is(err, retention.ErrClosed))
+	receipt, err := engine.Receipt(ctx, req.ID)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("outcome:", receipt.Outcome, "erased:", receipt.Erased())
+	// Output:
+	// again: true
+	// outcome: data_found erased: 1
 }
 
 // The data map is the record of processing, rendered from the declarations.
