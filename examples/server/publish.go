@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -202,7 +203,7 @@ func (a *app) replayPublish(ctx context.Context, rec publishRecord, fp string, f
 		}
 		return out, nil
 	case publishFailed:
-		return publishOutcome{}, &apiError{Status: cmpOr(rec.ErrorStatus, http.StatusBadGateway), Code: cmpOrS(rec.ErrorCode, "platform_error"),
+		return publishOutcome{}, &apiError{Status: cmp.Or(rec.ErrorStatus, http.StatusBadGateway), Code: cmp.Or(rec.ErrorCode, "platform_error"),
 			Message: "this publish failed when it was first sent (nothing was posted); use a new Idempotency-Key to try again"}
 	default: // sending (its process died or its answer was lost) or in doubt
 		out, err := a.resolvePublish(ctx, client, &rec, f.Title)
@@ -211,20 +212,6 @@ func (a *app) replayPublish(ctx context.Context, rec publishRecord, fp string, f
 		}
 		return out, err
 	}
-}
-
-func cmpOr(v, d int) int {
-	if v == 0 {
-		return d
-	}
-	return v
-}
-
-func cmpOrS(v, d string) string {
-	if v == "" {
-		return d
-	}
-	return v
 }
 
 // resolvePublish looks up a publish whose answer never came: found, it is

@@ -292,3 +292,28 @@ func TestPublishesMigration(t *testing.T) {
 		check(t, db.Owner, db.DB)
 	})
 }
+
+// TestPublishRefusedAnswersAgain: a publish TikTok refused is recorded as
+// failed; the same key resent answers the same refusal without a second
+// init, and a new key tries again.
+func TestPublishRefusedAnswersAgain(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, a *testApp) {
+		f := newPublishFixture(t, a)
+		a.plat.tiktokSrv.InjectFault(tiktoktest.Fault{Path: initPath, Status: http.StatusForbidden, Code: "spam_risk_too_many_posts", Message: "too many posts"})
+		resp, first := f.post("refused-1", "Refused")
+		require.GreaterOrEqual(t, resp.StatusCode, 400, "%v", first)
+		require.Less(t, resp.StatusCode, 500, "%v", first)
+		status, code := resp.StatusCode, str(first, "error", "code")
+		require.Equal(t, 1, f.inits())
+
+		resp, again := f.post("refused-1", "Refused")
+		require.Equal(t, status, resp.StatusCode, "%v", again)
+		require.Equal(t, code, str(again, "error", "code"))
+		require.Equal(t, 1, f.inits(), "a refused publish is not sent again under its key")
+
+		resp, next := f.post("refused-2", "Refused")
+		require.Equal(t, http.StatusAccepted, resp.StatusCode, "%v", next)
+		require.Equal(t, 2, f.inits())
+	})
+}
