@@ -2,7 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/riverqueue/river"
@@ -44,4 +48,24 @@ func TestJobFailureLogLevel(t *testing.T) {
 	rep := a.jobReport()
 	require.Equal(t, 2, rep.Failed)
 	require.Contains(t, rep.Completed, kindSync)
+}
+
+// TestRiverStopIsNotAnError: River logs an ERROR when its client stops in
+// the middle of a job insert notification ("context canceled") — at every
+// graceful shutdown on PostgreSQL; TestThreeReplicasS10 failed in CI on
+// such a line. The server's River logger makes it a warning; any other
+// River error stays an error.
+func TestRiverStopIsNotAnError(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(stoppingHandler{slog.NewJSONHandler(&logs, nil)}).With("component", "river")
+	log.Error("Client: Failed to send job insert notification", "queues", "default", "err", context.Canceled)
+	log.Error("Client: Failed to send job insert notification", "err", fmt.Errorf("notify: %w", context.Canceled))
+	log.Error("producer: fetch failed", "error", "context canceled")
+	require.NotContains(t, logs.String(), `"level":"ERROR"`)
+	require.Equal(t, 3, strings.Count(logs.String(), `"level":"WARN"`))
+	require.Contains(t, logs.String(), `"queues":"default"`, "attributes kept")
+
+	logs.Reset()
+	log.Error("producer: fetch failed", "err", errors.New("connection refused"))
+	require.Contains(t, logs.String(), `"level":"ERROR"`)
 }

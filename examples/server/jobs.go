@@ -100,7 +100,7 @@ func (a *app) startJobs(ctx context.Context, every time.Duration) (*jobs, error)
 		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 2}},
 		Workers:      workers,
 		PeriodicJobs: periodic,
-		Logger:       a.log.With("component", "river"),
+		Logger:       slog.New(stoppingHandler{a.log.Handler()}).With("component", "river"),
 	}
 	if a.tel != nil {
 		// A span per job and River's job metrics, through the server's
@@ -535,4 +535,41 @@ func (a *app) runJobsOnce(ctx context.Context) jobReport {
 	a.lastJob = rep
 	a.jobsMu.Unlock()
 	return rep
+}
+
+// stoppingHandler passes River's log records on, except that an error
+// record whose error is a cancelled context becomes a warning: River logs
+// those when its client stops in the middle of a tick or of a job insert
+// notification (PostgreSQL's NOTIFY) — a graceful shutdown, not a failure.
+// An operator who alerts on ERROR lines saw one at every deploy.
+type stoppingHandler struct{ slog.Handler }
+
+func (h stoppingHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError {
+		canceled := false
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "err" || a.Key == "error" {
+				v := a.Value.Resolve()
+				if err, ok := v.Any().(error); ok && errors.Is(err, context.Canceled) || v.String() == context.Canceled.Error() {
+					canceled = true
+					return false
+				}
+			}
+			return true
+		})
+		if canceled {
+			r2 := slog.NewRecord(r.Time, slog.LevelWarn, r.Message, r.PC)
+			r.Attrs(func(a slog.Attr) bool { r2.AddAttrs(a); return true })
+			r = r2
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h stoppingHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return stoppingHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h stoppingHandler) WithGroup(name string) slog.Handler {
+	return stoppingHandler{h.Handler.WithGroup(name)}
 }
