@@ -62,15 +62,13 @@ func screenshotDir(t *testing.T, db string) string {
 	return t.TempDir()
 }
 
-// TestBrowserConsole drives the console in headless Chromium as a person
-// uses it, on SQLite and on PostgreSQL (one browser, an isolated browser
-// context each): every page is visited, screenshotted, and audited with
-// axe-core, which must find no serious or critical violation.
-func TestBrowserConsole(t *testing.T) {
-	t.Parallel()
-	chromium := chromiumPath(t)
+// startChromium starts headless Chromium for a browser test (closed when
+// t ends) and returns its browser context; subtests open isolated contexts
+// of their own from it.
+func startChromium(t *testing.T) context.Context {
+	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.ExecPath(chromiumPath(t)), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
 		chromedp.Flag("headless", true), chromedp.Flag("no-sandbox", true), chromedp.Flag("disable-gpu", true),
 		chromedp.Flag("disable-quic", true), chromedp.Flag("no-first-run", true),
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
@@ -80,6 +78,16 @@ func TestBrowserConsole(t *testing.T) {
 	browser, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
 	require.NoError(t, chromedp.Do(browser, chromedp.Navigate("about:blank")), "start chromium")
+	return browser
+}
+
+// TestBrowserConsole drives the console in headless Chromium as a person
+// uses it, on SQLite and on PostgreSQL (one browser, an isolated browser
+// context each): every page is visited, screenshotted, and audited with
+// axe-core, which must find no serious or critical violation.
+func TestBrowserConsole(t *testing.T) {
+	t.Parallel()
+	browser := startChromium(t)
 
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
