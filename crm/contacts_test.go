@@ -200,6 +200,12 @@ func TestContactTenantIsolation(t *testing.T) {
 
 		_, err = contacts.Get(e.B, c.ID)
 		require.ErrorIs(t, err, crm.ErrNotFound)
+		// Ids that need quoting, or hold what bun reads as placeholders,
+		// name no contact (Get writes its literals itself).
+		for _, id := range []string{c.ID + "?", "?", "?TableAlias", "' OR '1'='1", `x'); --`} {
+			_, err = contacts.Get(e.A, id)
+			require.ErrorIs(t, err, crm.ErrNotFound, "%q", id)
+		}
 		_, err = contacts.Update(e.B, c.ID, c.Version, c.ContactInput)
 		require.ErrorIs(t, err, crm.ErrNotFound)
 		require.ErrorIs(t, contacts.Delete(e.B, c.ID), crm.ErrNotFound)
