@@ -319,3 +319,37 @@ func TestContactUpdateResealsProfile(t *testing.T) {
 		require.Equal(t, got.Version, after.Version)
 	})
 }
+
+// TestContactGetReadsWhatListReads: Get (on PostgreSQL its row read
+// straight from pgx) returns each contact as List (through database/sql)
+// and Create return it — every column, a company and an owner or none,
+// every personal field opened.
+func TestContactGetReadsWhatListReads(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		contacts := e.store.Contacts()
+		co, err := e.store.Companies().Create(e.A, crm.CompanyInput{Name: "Analytical Engines"})
+		require.NoError(t, err)
+		made := []crm.ContactInput{
+			{FirstName: "Ada", LastName: "Lovelace", Email: "ada@example.com", Phone: "+442071234567", Source: "instagram",
+				UTM: crm.UTM{Campaign: "spring"}, Birthday: crm.Birthday{Year: 1815, Month: 12, Day: 10},
+				CompanyID: co.ID, OwnerID: tenancy.NewID(), Stage: crm.StageCustomer},
+			{FirstName: "Émilie"},
+		}
+		for _, in := range made {
+			c, err := contacts.Create(e.A, in)
+			require.NoError(t, err)
+			got, err := contacts.Get(e.A, c.ID)
+			require.NoError(t, err)
+			page, err := contacts.List(e.A, crm.ContactFilter{Email: in.Email, NamePrefix: in.FirstName}, crm.ListOptions{})
+			require.NoError(t, err)
+			require.Len(t, page.Items, 1)
+			require.Equal(t, page.Items[0], got)
+			require.Equal(t, c.ID, got.ID)
+			require.Equal(t, in.FirstName, got.FirstName)
+			require.Equal(t, in.CompanyID, got.CompanyID)
+			require.Equal(t, in.OwnerID, got.OwnerID)
+			require.True(t, c.UpdatedAt.Equal(got.UpdatedAt))
+			require.Equal(t, c.Version, got.Version)
+		}
+	})
+}
