@@ -691,23 +691,24 @@
 // PostgreSQL page, 0.51 on SQLite, and 1.20 for a PostgreSQL get. Get and
 // List make one round trip to PostgreSQL each.
 //
-// On the server a get costs what the raw query costs: its statement is
-// prepared, runs a generic plan from its sixth run (an index look-up by
-// the primary key, the row-level security policy a one-time filter, not a
-// filter per row), and timed at the client against the raw query of a
-// table without row-level security, alternated on two pgx connections, it
-// took 1.00 times as long (a page of 100: 0.96–0.98). What a get adds is
-// the client's work, and most of that is database/sql: a one-row read
+// On the server a get costs little more than the raw query: its
+// statement is prepared and runs a generic plan from its sixth run (an
+// index look-up by the primary key, the row-level security policy a
+// one-time filter, not a filter per row; EXPLAIN ANALYZE as the
+// application's role). What a get adds is the client's work, and most of
+// it is database/sql's: in BenchmarkRowsAgainstPgx (internal/sqldb, a
+// loaded two-core machine) a one-row read under row-level security took
+// 1.03 times one raw pgx query of a table without it when sent through
+// pgx on a connection holding the setting, and 1.12–1.17 times when read
 // through database/sql over the same driver, its setting held and its
-// literals made parameters, took 1.12–1.21 times one raw pgx query
-// (BenchmarkRowsAgainstPgx in internal/sqldb, runs on a loaded two-core
-// machine) before anything of the SDK's. Of the rest, Get writes its
-// statement's two literals itself rather than have bun format them
-// (readContact), the Guard looks a statement's cached shape up without
-// building a string of its key and compares the tenant's literal without
-// building it (BenchmarkGuardCheck: 1.0–1.7 µs and 3 allocations before,
-// 0.5–0.9 µs and 1 after), and the driver's look for set_config in every
-// statement it settles skips the names that cannot be one. Old and new
+// literals made parameters — before anything of the SDK's. Of the rest,
+// Get writes its statement's two literals itself rather than have bun
+// format them (readContact), the Guard looks a statement's cached shape
+// up without building a string of its key and compares the tenant's
+// literal without building it (BenchmarkGuardCheck: 1.0–1.8 µs and 3
+// allocations before, 0.5–0.9 µs and 1 after), and the driver's look for
+// set_config in every statement it settles skips the names that cannot
+// be one. Old and new
 // binaries alternated, five runs each of 2,000 pairs, under a load
 // average of 6–10: a get took a median of 1.29 times the raw query
 // (1.23–1.33) against 1.37 (1.09–1.41) before, a page of 100 1.16
