@@ -714,53 +714,21 @@ var contactColumns = func() string {
 var getContactQuery = "SELECT " + contactColumns + ` FROM "` + TableContacts + `" AS "ct" WHERE ("ct".id = ?) AND ("ct".tenant_id = ?)`
 
 // readContact reads contact id of tenant tid into c with Get's statement
-// and reports whether there is one. It writes the two literals into the
-// text itself, with the dialect's quoting — the very text bun writes from
-// getContactQuery and the two arguments, which the Guard checks as before
-// (TestGetContactStatement) — and hands bun a statement without
-// arguments, which bun does not format again: bun's formatting (a parse of
-// the text for its placeholders, reflection on each argument) was about a
-// twentieth of the SDK's client-side time in a get (CPU profile of
-// BenchmarkPostgresContactGet). An id holding a question mark goes
-// through bun's formatting as before, so that no named argument of the
-// handle can be read inside its literal.
+// and reports whether there is one. bun formats the statement: its hooks
+// see getContactQuery with its placeholders, not the values, so that
+// what they record (a span's statement) names no contact and no tenant
+// (TestTelemetryCarriesNoPersonalData).
 func readContact(ctx context.Context, db bun.IDB, id, tid string, c *Contact) (bool, error) {
 	found := false
-	next := func() *Contact {
-		found = true
-		return c
-	}
-	var rows *sql.Rows
-	var err error
-	if strings.IndexByte(id, '?') >= 0 {
-		rows, err = db.QueryContext(ctx, getContactQuery, id, tid)
-	} else {
-		rows, err = db.QueryContext(ctx, getContactStatement(db.Dialect(), id, tid))
-	}
+	rows, err := db.QueryContext(ctx, getContactQuery, id, tid)
 	if err == nil {
-		err = scanContactRows(rows, tid, next)
+		err = scanContactRows(rows, tid, func() *Contact {
+			found = true
+			return c
+		})
 	}
 	return found, err
 }
-
-// getContactStatement returns getContactQuery with id and tid written in
-// as d quotes them.
-func getContactStatement(d schema.Dialect, id, tid string) string {
-	b := make([]byte, 0, len(getContactQuery)+len(id)+len(tid)+8)
-	b = append(b, getContactHead...)
-	b = d.AppendString(b, id)
-	b = append(b, getContactMid...)
-	b = d.AppendString(b, tid)
-	b = append(b, getContactTail...)
-	return string(b)
-}
-
-// getContactQuery's text around its two placeholders.
-var getContactHead, getContactMid, getContactTail = func() (string, string, string) {
-	head, rest, _ := strings.Cut(getContactQuery, "?")
-	mid, tail, _ := strings.Cut(rest, "?")
-	return head, mid, tail
-}()
 
 // scanContacts runs q, a select of contacts with its conditions, order
 // and limit set, confined to the context's tenant (tenancy.Scope: Rows

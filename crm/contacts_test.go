@@ -201,7 +201,7 @@ func TestContactTenantIsolation(t *testing.T) {
 		_, err = contacts.Get(e.B, c.ID)
 		require.ErrorIs(t, err, crm.ErrNotFound)
 		// Ids that need quoting, or hold what bun reads as placeholders,
-		// name no contact (Get writes its literals itself).
+		// name no contact.
 		for _, id := range []string{c.ID + "?", "?", "?TableAlias", "' OR '1'='1", `x'); --`} {
 			_, err = contacts.Get(e.A, id)
 			require.ErrorIs(t, err, crm.ErrNotFound, "%q", id)

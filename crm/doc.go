@@ -702,10 +702,8 @@
 // pgx on a connection holding the setting, and 1.12–1.17 times when read
 // through database/sql over the same driver, its setting held and its
 // literals made parameters — before anything of the SDK's. Of the rest,
-// Get writes its statement's two literals itself rather than have bun
-// format them (readContact), the Guard looks a statement's cached shape
-// up without building a string of its key and compares the tenant's
-// literal without building it (BenchmarkGuardCheck: 1.0–1.8 µs and 3
+// the Guard now looks a statement's cached shape up without building a
+// string of its key and compares the tenant's literal without building it (BenchmarkGuardCheck: 1.0–1.8 µs and 3
 // allocations before, 0.5–0.9 µs and 1 after), and the driver's look for
 // set_config in every statement it settles skips the names that cannot
 // be one. Old and new

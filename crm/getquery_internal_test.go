@@ -30,18 +30,3 @@ func TestGetContactQueryIsBunsSelect(t *testing.T) {
 		}
 	}
 }
-
-// TestGetContactStatement: the statement Get writes itself, its literals
-// quoted by the dialect, is the text bun formats from getContactQuery and
-// the same two arguments — on both dialects, for ids that need quoting,
-// hold non-ASCII letters or invalid UTF-8 — so that the Guard checks, and
-// internal/sqldb turns into parameters, what it did when bun formatted it.
-func TestGetContactStatement(t *testing.T) {
-	for _, d := range []schema.Dialect{pgdialect.New(), sqlitedialect.New()} {
-		db := bun.NewDB(new(sql.DB), d)
-		for _, id := range []string{tenancy.NewID(), `o'brien"x`, "'", "''", "é\u00e9", "\xff\xfe", "a\x00b", "", "--", "/*"} {
-			tid := tenancy.NewID()
-			require.Equal(t, db.QueryGen().FormatQuery(getContactQuery, id, tid), getContactStatement(d, id, tid), "%s %q", d.Name(), id)
-		}
-	}
-}
