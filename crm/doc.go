@@ -712,8 +712,9 @@
 // (1.22–1.39) against 1.38 (1.29–1.51) before; a page of 100 1.14
 // (1.11–1.17) against 1.13 (1.11–1.15), no change. Get's statement is
 // formatted by bun, whose hooks see it with its placeholders: written
-// with its values by hand it measured about 0.05 less, but a span's
-// statement then named the contact and the tenant
+// with its values by hand it measured lower still (a median of 1.29
+// against the old binary's 1.37 in runs alternated with it), but a
+// span's statement then named the contact and the tenant
 // (TestTelemetryCarriesNoPersonalData). A get through database/sql and
 // bun does not sit well under 1.15 times one raw pgx query: that needs a
 // read path that leaves database/sql out.
