@@ -13,7 +13,6 @@ import (
 	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/schema"
 
-	"github.com/socialcrm/socialcrm/internal/dberr"
 	"github.com/socialcrm/socialcrm/internal/sqldb"
 	"github.com/socialcrm/socialcrm/tenancy"
 )
@@ -276,26 +275,34 @@ const ingestSQL = `WITH req AS (
 	SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[])
 		WITH ORDINALITY AS s(channel, account_id, thread_index, id, thread_sealed, max_sent, delivered, read, n)
 	WHERE (SELECT r.ok FROM req AS r)
-), threads AS (
+), known AS (
+	SELECT s.n, e.id, e.last_message_at, e.delivered_until, e.read_until
+	FROM (SELECT * FROM src ORDER BY n) AS s CROSS JOIN LATERAL (SELECT e.id, e.last_message_at, e.delivered_until, e.read_until
+		FROM socialcrm_crm_conversations AS e WHERE e.tenant_id = ? AND e.thread_index = s.thread_index AND e.channel = s.channel
+		AND e.account_id = s.account_id FOR KEY SHARE) AS e
+), written AS (
 	INSERT INTO socialcrm_crm_conversations AS cv (tenant_id, id, created_at, updated_at, version, channel, account_id, thread_index,
 		thread_sealed, last_message_at, delivered_until, read_until)
-	SELECT ?, s.id, ?::timestamptz, ?::timestamptz, CASE WHEN s.max_sent IS NULL THEN 0 ELSE 1 END, s.channel, s.account_id, s.thread_index,
-		decode(s.thread_sealed, 'hex'),
-		COALESCE(s.max_sent, (SELECT e.last_message_at FROM socialcrm_crm_conversations AS e WHERE e.tenant_id = ?
-			AND e.thread_index = s.thread_index AND e.channel = s.channel AND e.account_id = s.account_id)),
-		s.delivered, s.read
-	FROM src AS s
-	WHERE s.max_sent IS NOT NULL OR (SELECT TRUE FROM socialcrm_crm_conversations AS e WHERE e.tenant_id = ?
-		AND e.thread_index = s.thread_index AND e.channel = s.channel AND e.account_id = s.account_id)
+	SELECT ?, s.id, ?::timestamptz, ?::timestamptz, 1, s.channel, s.account_id, s.thread_index, decode(s.thread_sealed, 'hex'),
+		COALESCE(s.max_sent, k.last_message_at), s.delivered, s.read
+	FROM src AS s LEFT JOIN known AS k ON k.n = s.n
+	WHERE CASE WHEN k.n IS NULL THEN s.max_sent IS NOT NULL
+		ELSE s.max_sent::timestamp >= date_trunc('hour', k.last_message_at) + interval '1 hour'
+			OR GREATEST(k.delivered_until, s.delivered::timestamp) IS DISTINCT FROM k.delivered_until
+			OR GREATEST(k.read_until, s.read::timestamp) IS DISTINCT FROM k.read_until END
 	ORDER BY s.n
 	ON CONFLICT (tenant_id, thread_index, channel, account_id) DO UPDATE SET
 		last_message_at = GREATEST(cv.last_message_at, EXCLUDED.last_message_at),
 		delivered_until = GREATEST(cv.delivered_until, EXCLUDED.delivered_until),
 		read_until = GREATEST(cv.read_until, EXCLUDED.read_until)
-	RETURNING cv.id, cv.version, cv.channel, cv.account_id, cv.thread_index, cv.delivered_until, cv.read_until
+	RETURNING cv.id, cv.channel, cv.account_id, cv.thread_index, cv.delivered_until, cv.read_until
 ), held AS (
-	SELECT s.n, t.id, t.version, t.delivered_until, t.read_until, s.delivered, s.read
-	FROM threads AS t JOIN src AS s ON s.thread_index = t.thread_index AND s.channel = t.channel AND s.account_id = t.account_id
+	SELECT s.n, t.id, t.delivered_until, t.read_until
+	FROM written AS t JOIN src AS s ON s.thread_index = t.thread_index AND s.channel = t.channel AND s.account_id = t.account_id
+	UNION ALL
+	SELECT k.n, k.id, k.delivered_until, k.read_until
+	FROM known AS k
+	WHERE NOT EXISTS (SELECT FROM written AS t WHERE t.id = k.id)
 ), stored AS (
 	INSERT INTO socialcrm_crm_messages AS msg (tenant_id, id, created_at, updated_at, version, conversation_id, direction,
 		external_id, sent_at, status, text_sealed, attachments_sealed)
@@ -308,20 +315,24 @@ const ingestSQL = `WITH req AS (
 	FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::text[], ?::text[], ?::text[])
 		AS m(thread, id, direction, external_id, sent_at, status, text_sealed, attachments_sealed)
 	JOIN held AS t ON t.n = m.thread
+	ORDER BY m.thread, m.external_id
 	ON CONFLICT (tenant_id, conversation_id, external_id) DO NOTHING
 	RETURNING 1
+), marks AS (
+	SELECT t.id, s.delivered, s.read
+	FROM written AS t JOIN src AS s ON s.thread_index = t.thread_index AND s.channel = t.channel AND s.account_id = t.account_id
+	WHERE s.delivered IS NOT NULL OR s.read IS NOT NULL
 ), marked AS (
 	UPDATE socialcrm_crm_messages AS msg SET
 		status = CASE WHEN msg.sent_at <= h.read AND msg.status IN ('pending', 'sent', 'delivered') THEN 'read' ELSE 'delivered' END,
 		version = msg.version + 1, updated_at = ?::timestamptz
-	FROM held AS h
-	WHERE msg.tenant_id = ? AND msg.conversation_id = h.id AND msg.direction = 'out' AND (h.delivered IS NOT NULL OR h.read IS NOT NULL)
+	FROM marks AS h
+	WHERE msg.tenant_id = ? AND msg.conversation_id = h.id AND msg.direction = 'out'
 		AND (msg.sent_at <= h.read AND msg.status IN ('pending', 'sent', 'delivered')
 			OR msg.sent_at <= h.delivered AND msg.status IN ('pending', 'sent'))
 	RETURNING 1
 )
-SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM marked), (SELECT r.ok FROM req AS r),
-	(SELECT CASE WHEN count(*) = 0 THEN 0 ELSE 1 / (count(*) - count(*)) END FROM held AS h WHERE h.version = 0)`
+SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM marked), (SELECT r.ok FROM req AS r)`
 
 // errIngestLost is the error of an Ingest whose conversation with
 // watermarks only was removed while the statement ran (see ingestSQL).
@@ -334,7 +345,8 @@ func ingestArgs(require schema.QueryAppender, tid string, v []any) []any {
 	return []any{
 		require,
 		v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7],
-		tid, now, now, tid, tid, // threads
+		tid,           // known
+		tid, now, now, // written
 		tid, now, now, // stored
 		v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15],
 		now, tid, // marked
@@ -343,7 +355,6 @@ func ingestArgs(require schema.QueryAppender, tid string, v []any) []any {
 
 // ingestOne is Ingest on PostgreSQL: ingestSQL, one statement.
 func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require schema.QueryAppender, ths []*batchThread, ms []batchMessage) (stored, marked int64, met bool, err error) {
-	var lost int64
 	tid, err := tenancy.TenantID(ctx)
 	if err != nil {
 		return 0, 0, false, err
@@ -416,7 +427,7 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require sc
 		if !sqldb.Folds(handle.DB) {
 			// A handle of another driver: the values written into the
 			// statement.
-			return db.NewRaw(ingestSQL, ingestArgs(require, tid, arrays)...).Scan(ctx, &stored, &marked, &met, &lost)
+			return db.NewRaw(ingestSQL, ingestArgs(require, tid, arrays)...).Scan(ctx, &stored, &marked, &met)
 		}
 		// The batch's rows travel as parameters, apart from the text,
 		// which is then the same for every batch of the tenant and the
@@ -431,11 +442,11 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require sc
 			return err
 		}
 		text := string(q)
-		return db.NewRaw("?", bun.Safe(text)).Scan(sqldb.WithParams(ctx, text, arrays...), &stored, &marked, &met, &lost)
+		if ingestDebug != nil {
+			ingestDebug(ctx, tid, text, arrays)
+		}
+		return db.NewRaw("?", bun.Safe(text)).Scan(sqldb.WithParams(ctx, text, arrays...), &stored, &marked, &met)
 	})
-	if dberr.Code(err) == "22012" { // the division by zero of a lost conversation
-		return 0, 0, false, errIngestLost
-	}
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("crm: ingest messages: %w", err)
 	}
