@@ -91,16 +91,19 @@ type BatchResult struct {
 // prepares it once. On a PostgreSQL handle of another driver the arrays
 // are written into the text. It runs in one round trip with
 // the tenant setting, as an implicit transaction of its own — or in the
-// caller's transaction with Using. It takes the batch's conversations in
-// key order, each as it opens or moves it (one upsert, no separate lock),
-// and writes a message only once its conversation is taken, so concurrent
-// batches that share conversations never deadlock on them. Each of the
-// batch's conversations gets a new row version, even when a redelivery
-// moves none of its times. Should a conversation the batch has only
-// watermarks for be removed while the statement waits for it, the batch
-// fails with an error matching ErrConflict and stores nothing (its
-// redelivery ignores those watermarks). On SQLite, where a statement costs
-// no round trip, it is a few statements in one transaction.
+// caller's transaction with Using. It locks the batch's existing
+// conversations against removal (FOR KEY SHARE, which concurrent batches
+// share) and writes a conversation's row only when the batch opens it,
+// moves one of its watermarks, or brings it a message of a later hour
+// than its stored last message time: within the hour the row is not
+// written, and reads give the exact LastMessageAt from the messages
+// (TestConversationLastMessageWithinTheHour). The rows it writes, and then
+// the messages, are written in key order, so concurrent batches that
+// share conversations never deadlock on them. A conversation the batch
+// has only watermarks for that is removed before the statement locks it
+// is ignored. On SQLite, where a statement costs no round trip, it is a
+// few statements in one transaction, and every message writes its
+// conversation's time.
 //
 // With b.Require set, nothing of the batch is stored unless the condition
 // holds, checked in that statement (on SQLite, in that transaction); the
@@ -242,32 +245,29 @@ func compareKeys(a, b ConversationKey) int {
 // (TRUE without one): src, empty when it does not hold, holds the batch's
 // conversations (one row each, in key order), m its messages.
 //
-// Every conversation row the statement changes is taken in key order, so
-// that two batches that share conversations wait for each other in one
-// order and never deadlock (TestConversationIngestOppositeOrders): threads
-// is one INSERT … ON CONFLICT DO UPDATE over src in key order (ORDER BY
-// n: the insert takes the rows as they leave the sort), which locks each
-// existing conversation as it reaches it and writes its new times in the
-// same step — no separate lock, no look-up of its own. A conversation
-// with messages in the batch is opened when missing (another batch that
-// opened it meanwhile is a conflict like any other) and moved forward
-// otherwise; one with watermarks only is a candidate only when it exists
-// in the statement's snapshot (its candidate row, version 0, carries the
-// times it has there), so it is moved forward and never opened; both
-// look-ups are scalar subqueries, run for those rows alone through the
-// unique key (as EXISTS, the planner hashed the tenant's every
-// conversation instead). Should it
-// be removed between the snapshot and the insert, its candidate would be
-// inserted: the statement then fails (a division by zero, which Ingest
-// reports as ErrConflict) and stores nothing, and the
-// redelivery ignores its watermarks. Each of the batch's conversations is
-// updated once, even when its times do not change (a redelivery), so
-// that RETURNING gives every one its id and the watermarks now in force,
-// from which stored gives each new outbound message its status; marked
-// applies the batch's watermarks to the messages stored before (the
-// statement's snapshot holds none of its own rows), in conversations
-// threads holds. A message is written only after its conversation is
-// held, so the unique key of the messages adds no wait out of key order.
+// known looks each conversation up through the unique key (a lateral
+// probe, so that the generic plan never hashes the tenant's every
+// conversation) and locks it FOR KEY SHARE: it cannot be removed until
+// the batch commits, which is all a message needs of its conversation,
+// and concurrent batches share the lock. A conversation that is removed
+// before it is locked is not found (its watermarks are ignored). written
+// is one INSERT … ON CONFLICT DO UPDATE, in key order (ORDER BY n: the
+// insert takes the rows as they leave the sort), of the conversations
+// that must be written: those not known that get a message (opened, or
+// moved forward if another batch opened it meanwhile), and the known ones
+// whose watermark moves or whose latest message of the batch falls in a
+// later hour than the stored last_message_at. Within the hour a message
+// writes nothing to its conversation (before, each delivery gave each of
+// its conversations a new row version: a lock and an update, about as
+// much of the statement's time as the messages' insert); the stored time
+// stays on the day of the exact one, which List's order by day needs, and
+// reads add the messages' latest (pgConversations). held gives each
+// conversation its id and the watermarks in force, from which stored
+// gives each new outbound message its status, in key order and, within a
+// conversation, by external id; marked applies the watermarks that moved
+// to the messages stored before (the statement's snapshot holds none of
+// its own rows). A message is written only after its conversation's row
+// is written or locked, so the waits between batches follow one order.
 // No row is changed twice.
 const ingestSQL = `WITH req AS (
 	SELECT ? AS ok
@@ -333,10 +333,6 @@ const ingestSQL = `WITH req AS (
 	RETURNING 1
 )
 SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM marked), (SELECT r.ok FROM req AS r)`
-
-// errIngestLost is the error of an Ingest whose conversation with
-// watermarks only was removed while the statement ran (see ingestSQL).
-var errIngestLost = fmt.Errorf("%w: a conversation of the batch was removed meanwhile; nothing was stored", ErrConflict)
 
 // ingestArgs returns the arguments of ingestSQL: v holds the values of its
 // arrays (sixteen) and the time of the batch, as values or as parameters.
