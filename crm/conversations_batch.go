@@ -438,9 +438,6 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require sc
 			return err
 		}
 		text := string(q)
-		if ingestDebug != nil {
-			ingestDebug(ctx, tid, text, arrays)
-		}
 		return db.NewRaw("?", bun.Safe(text)).Scan(sqldb.WithParams(ctx, text, arrays...), &stored, &marked, &met)
 	})
 	if err != nil {
