@@ -7,12 +7,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/schema"
 
+	"github.com/socialcrm/socialcrm/internal/dberr"
 	"github.com/socialcrm/socialcrm/internal/sqldb"
 	"github.com/socialcrm/socialcrm/tenancy"
 )
@@ -283,7 +285,8 @@ const ingestSQL = `WITH req AS (
 ), written AS (
 	INSERT INTO socialcrm_crm_conversations AS cv (tenant_id, id, created_at, updated_at, version, channel, account_id, thread_index,
 		thread_sealed, last_message_at, delivered_until, read_until)
-	SELECT ?, s.id, ?::timestamptz, ?::timestamptz, 1, s.channel, s.account_id, s.thread_index, decode(s.thread_sealed, 'hex'),
+	SELECT ?, COALESCE(s.id, k.id), ?::timestamptz, ?::timestamptz, 1, s.channel, s.account_id, s.thread_index,
+		CASE WHEN k.n IS NULL AND s.thread_sealed IS NULL THEN decode((1 / (s.n - s.n))::text, 'hex') ELSE decode(s.thread_sealed, 'hex') END,
 		COALESCE(s.max_sent, k.last_message_at), s.delivered, s.read
 	FROM src AS s LEFT JOIN known AS k ON k.n = s.n
 	WHERE CASE WHEN k.n IS NULL THEN s.max_sent IS NOT NULL
@@ -349,12 +352,40 @@ func ingestArgs(require schema.QueryAppender, tid string, v []any) []any {
 	}
 }
 
-// ingestOne is Ingest on PostgreSQL: ingestSQL, one statement.
+// ingestOne is Ingest on PostgreSQL: ingestSQL, one statement. The
+// conversations the Store knows to exist (openedConversations) travel
+// without the sealed thread id and the id that only opening one needs;
+// should one of them be gone (removed, or opened by a transaction that
+// rolled back), the statement fails before it stores anything, and it
+// runs again with every conversation sealed.
 func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require schema.QueryAppender, ths []*batchThread, ms []batchMessage) (stored, marked int64, met bool, err error) {
 	tid, err := tenancy.TenantID(ctx)
 	if err != nil {
 		return 0, 0, false, err
 	}
+	keys := make([]openedKey, 0, len(ths))
+	for _, th := range ths {
+		if !th.maxSent.IsZero() {
+			keys = append(keys, openedKey{tenant: tid, channel: th.key.Channel, account: th.key.AccountID, index: th.index})
+		}
+	}
+	stored, marked, met, err = r.ingestPG(ctx, tid, now, require, ths, ms, true)
+	if dberr.Code(err) == "22012" { // a conversation known to exist was not found
+		r.s.opened.forget(keys)
+		stored, marked, met, err = r.ingestPG(ctx, tid, now, require, ths, ms, false)
+	}
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("crm: ingest messages: %w", err)
+	}
+	if met {
+		r.s.opened.add(keys)
+	}
+	return stored, marked, met, nil
+}
+
+// ingestPG runs ingestSQL for the batch; with known set, the conversations
+// the Store knows to exist travel without their sealed thread id.
+func (r *Conversations) ingestPG(ctx context.Context, tid string, now time.Time, require schema.QueryAppender, ths []*batchThread, ms []batchMessage, known bool) (stored, marked int64, met bool, err error) {
 	var channel, account, index, id, sealed, maxSent, delivered, read pgArray
 	// Room for the rows as they are written (a time takes 30 bytes or
 	// so, an id 39, a sealed thread id about 150), so that each array
@@ -372,16 +403,17 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require sc
 		delivered.time(th.delivered)
 		read.time(th.read)
 		maxSent.time(th.maxSent)
-		// The conversation as it is stored if it does not exist yet (one
-		// with watermarks only is never stored: its candidate needs only
-		// an id).
-		c := Conversation{Channel: th.key.Channel, AccountID: th.key.AccountID, ThreadID: th.key.ThreadID}
-		c.stamp(now)
-		id.text(c.ID)
-		if th.maxSent.IsZero() {
+		// The conversation as it is stored if it does not exist yet: one
+		// with watermarks only is never opened, and one known to exist
+		// needs neither (the statement takes the stored id).
+		if th.maxSent.IsZero() || known && r.s.opened.has(openedKey{tenant: tid, channel: th.key.Channel, account: th.key.AccountID, index: th.index}) {
+			id.null()
 			sealed.null()
 			continue
 		}
+		c := Conversation{Channel: th.key.Channel, AccountID: th.key.AccountID, ThreadID: th.key.ThreadID}
+		c.stamp(now)
+		id.text(c.ID)
 		if err := r.s.sealFields(ctx, kindConversation, c.ID, c.sealedFields()); err != nil {
 			return 0, 0, false, err
 		}
@@ -440,10 +472,65 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require sc
 		text := string(q)
 		return db.NewRaw("?", bun.Safe(text)).Scan(sqldb.WithParams(ctx, text, arrays...), &stored, &marked, &met)
 	})
-	if err != nil {
-		return 0, 0, false, fmt.Errorf("crm: ingest messages: %w", err)
+	return stored, marked, met, err
+}
+
+// openedConversations remembers, for a Store and the Stores of its Using,
+// the conversations Ingest stored messages in on PostgreSQL, by tenant,
+// channel, account and blind index of the thread id (no personal data in
+// clear), so that the next batch need not seal their thread ids nor give
+// them ids: about half of the statement's parameters for a delivery whose
+// conversations all exist. It forgets everything when it holds
+// openedMax conversations. A conversation it holds may have gone since
+// (removed, or its batch rolled back with the caller's transaction):
+// Ingest then runs its statement again with it sealed.
+type openedConversations struct {
+	mu   sync.Mutex
+	keys map[openedKey]struct{}
+}
+
+type openedKey struct {
+	tenant  string
+	channel Channel
+	account string
+	index   string
+}
+
+const openedMax = 1 << 16
+
+func (o *openedConversations) has(k openedKey) bool {
+	if o == nil {
+		return false
 	}
-	return stored, marked, met, nil
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, ok := o.keys[k]
+	return ok
+}
+
+func (o *openedConversations) add(ks []openedKey) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.keys == nil || len(o.keys)+len(ks) > openedMax {
+		o.keys = make(map[openedKey]struct{}, len(ks))
+	}
+	for _, k := range ks {
+		o.keys[k] = struct{}{}
+	}
+}
+
+func (o *openedConversations) forget(ks []openedKey) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, k := range ks {
+		delete(o.keys, k)
+	}
 }
 
 // ingestTx is Ingest on SQLite: a few statements in one transaction.

@@ -2,10 +2,13 @@ package crm_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/retention"
@@ -95,5 +98,61 @@ func TestConversationLastMessageWithinTheHour(t *testing.T) {
 		_, err = convs.Find(A, dayKey(1))
 		require.ErrorIs(t, err, crm.ErrNotFound)
 		require.Equal(t, int64(1), sweep(hour.Add(50*time.Minute)), "conversation 2 is due")
+	})
+}
+
+// TestConversationIngestConversationGoneSince: on PostgreSQL the Store
+// remembers the conversations Ingest stored messages in and sends the
+// next batch without their sealed thread ids; a conversation removed
+// since, or opened by a transaction that rolled back, is opened again —
+// in the caller's transaction too — and the message stored, on both
+// databases.
+func TestConversationIngestConversationGoneSince(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		convs := e.store.Conversations()
+		at := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+		batch := func(i int, mid string) crm.Batch {
+			return crm.Batch{Messages: []crm.NewMessage{{Conversation: dayKey(i), Direction: crm.Inbound, ExternalID: mid, Text: "hi", SentAt: at}}}
+		}
+		res, err := convs.Ingest(e.A, batch(0, "m0"))
+		require.NoError(t, err)
+		require.Equal(t, int64(1), res.Stored)
+		first, err := convs.Find(e.A, dayKey(0))
+		require.NoError(t, err)
+		_, err = e.db.Admin(t).ExecContext(context.Background(), "DELETE FROM "+crm.TableConversations+" WHERE id = ?", first.ID)
+		require.NoError(t, err)
+		res, err = convs.Ingest(e.A, batch(0, "m1"))
+		require.NoError(t, err)
+		require.Equal(t, int64(1), res.Stored)
+		again, err := convs.Find(e.A, dayKey(0))
+		require.NoError(t, err, "the removed conversation is opened again")
+		require.NotEqual(t, first.ID, again.ID)
+		require.Equal(t, dayKey(0).ThreadID, again.ThreadID)
+
+		// Opened in a transaction that rolls back, then ingested in another.
+		rollback := errors.New("roll back")
+		err = tenancy.RunInTx(e.A, e.db.DB, nil, func(ctx context.Context, tx bun.Tx) error {
+			res, err := e.store.Using(tx).Conversations().Ingest(ctx, batch(1, "m2"))
+			require.NoError(t, err)
+			require.Equal(t, int64(1), res.Stored)
+			return rollback
+		})
+		require.ErrorIs(t, err, rollback)
+		_, err = convs.Find(e.A, dayKey(1))
+		require.ErrorIs(t, err, crm.ErrNotFound)
+		err = tenancy.RunInTx(e.A, e.db.DB, nil, func(ctx context.Context, tx bun.Tx) error {
+			res, err := e.store.Using(tx).Conversations().Ingest(ctx, batch(1, "m2"))
+			if err == nil && res.Stored != 1 {
+				err = fmt.Errorf("stored %d, want 1", res.Stored)
+			}
+			return err
+		})
+		require.NoError(t, err)
+		one, err := convs.Find(e.A, dayKey(1))
+		require.NoError(t, err)
+		ms, err := whole(convs.Messages(e.A, one.ID, crm.ListOptions{Limit: 10}))
+		require.NoError(t, err)
+		require.Len(t, ms, 1)
+		require.Equal(t, "hi", ms[0].Text)
 	})
 }
