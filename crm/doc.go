@@ -116,16 +116,22 @@
 // existing conversations, 20 watermarks, a loaded 2-core host) put that
 // upsert at 1.3 ms and 448 WAL records (58 KB) of the statement's 3.4 ms
 // and 910 records; the locks that replace it took 0.4 to 0.6 ms and 80
-// records (4 KB) of 3.1 ms and 484. The benchmark's ratio
-// (BenchmarkPostgresMessengerInterleaved in meta, the old and new builds
-// alternated, 6 runs of 200 deliveries each at load average 5 to 6): a
-// median of 1.93 (1.77 to 2.14) against 2.11 (1.82 to 2.33) before; 5
-// runs at load average 7.5 to 8: 2.04 (1.79 to 2.08) against 2.44 (2.41
-// to 2.56).
-// What remains of the gap to 1.5 is the messages' own insert (sealed,
-// wider rows and index entries), which takes about what the raw insert
-// takes whole, and the Go side's CPU (decoding, validation, sealing),
-// about twice the raw handler's.
+// records (4 KB) of 3.1 ms and 484. The Store also remembers the
+// conversations Ingest stored messages in (tenant, channel, account and
+// the thread's blind index), so that the next batch sends neither their
+// sealed thread ids nor new ids, about half of the statement's
+// parameters; one gone since fails the statement before it stores
+// anything, and it runs again with every conversation sealed
+// (TestConversationIngestConversationGoneSince). The benchmark's ratio
+// (BenchmarkPostgresMessengerInterleaved in meta; builds before, with the
+// locks, and with the locks and the remembered conversations, alternated,
+// 6 runs of 200 deliveries each at load average 8 to 9): medians of 2.33
+// (runs 1.87 to 3.09), 1.84 (1.74 to 2.09) and 1.93 (1.55 to 1.99); the
+// process's CPU per delivery 2.52, 2.39 and 2.20 ms (the raw handler's
+// about 1.0). What remains of the gap to 1.5 is the messages' own insert
+// (sealed, wider rows and index entries), which takes about what the raw
+// insert takes whole, and the Go side's CPU (decoding, validation,
+// sealing), about twice the raw handler's.
 //
 // The conversations' indexes and what uses each: the primary key
 // (tenant_id, id) — Get, LinkContact, the messages' and watermarks'
