@@ -314,6 +314,14 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 func (e *Engine) deleteSelected(ctx context.Context, tx bun.Tx, c Category, tid, q string, a []any) (int64, []string, error) {
 	id := c.idColumn()
 	del := "DELETE FROM " + c.Table + " WHERE tenant_id = ? AND " + id + " IN (" + q + ")"
+	if e.db.Dialect().Name() == dialect.PG {
+		// On PostgreSQL the ids go in as an array the selection fills
+		// first: the planner then fetches the batch's rows by the primary
+		// key, where with IN it hash-joins the batch against every row the
+		// tenant still has — a scan per batch that grows with the tenant
+		// (O(n²) over a sweep).
+		del = "DELETE FROM " + c.Table + " WHERE tenant_id = ? AND " + id + " = ANY(ARRAY(" + q + "))"
+	}
 	a = append([]any{tid}, a...)
 	if c.AfterErase != nil {
 		var ids []string
