@@ -184,7 +184,7 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 	// A deleting category without a BeforeErase hook erases each batch
 	// with one statement, the selection its subquery (RETURNING the ids
 	// only for an AfterErase hook): one round trip, as a hand-written
-	// batched DELETE makes.
+	// batched DELETE makes (deleteSelected).
 	oneStatement := len(c.Erase.Anonymize) == 0 && c.BeforeErase == nil
 	for {
 		var ids []string
