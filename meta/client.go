@@ -916,7 +916,10 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 	case len(b) > 1 && b[0] == '"' && b[len(b)-1] == '"' && plainString(b[1:len(b)-1]):
 		// A string with nothing to unescape, as every id Meta sends:
 		// taken as it is, without a second decode (a webhook delivery's
-		// events hold three to five ids each).
+		// events hold three ids each). BenchmarkParseWebhook (100
+		// events): 1945 allocations and 147 KB → 1383 and 102 KB, a
+		// median of 1.02 → 0.62 ms over six alternated runs on a loaded
+		// 2-core host.
 		*id = ID(b[1 : len(b)-1])
 		return nil
 	case len(b) > 0 && b[0] == '"':
