@@ -222,7 +222,7 @@ func Postgres(t testing.TB, setups ...Setup) *DB {
 	if _, err := owner.Exec("CREATE SCHEMA ?", bun.Ident(schema)); err != nil {
 		t.Fatalf("dbtest: create schema: %v", err)
 	}
-	return openPostgres(t, owner, ownerDSN, commitMode(t, withParam(srv.app, "search_path", schema)), pgDatabase, schema, setups)
+	return openPostgres(t, owner, ownerDSN, commitMode(t, withParam(srv.app, "search_path", schema)), pgDatabase, schema, setups, false)
 }
 
 // clonePostgres returns a database of its own copied from tm, dropped
@@ -243,13 +243,16 @@ func clonePostgres(t testing.TB, srv *pgServer, tm *pgTemplate, setups []Setup) 
 		t.Fatalf("dbtest: %v", err)
 	}
 	t.Cleanup(func() { owner.Close() })
-	return openPostgres(t, owner, ownerDSN, commitMode(t, withParam(withDatabase(srv.app, name), "search_path", tm.schema)), name, tm.schema, setups)
+	return openPostgres(t, owner, ownerDSN, commitMode(t, withParam(withDatabase(srv.app, name), "search_path", tm.schema)), name, tm.schema, setups, true)
 }
 
 // openPostgres runs setups on owner, grants the application role its
 // privileges and opens the application's handle on appDSN, where setups
-// run again.
-func openPostgres(t testing.TB, owner *bun.DB, ownerDSN, appDSN, database, schema string, setups []Setup) *DB {
+// run again. A copy of a template has its privileges already (granted
+// true): the template's were granted after its setups, CREATE DATABASE
+// copies them with the tables, and the setups find nothing new to create
+// on the copy. Granting again would cost two statements per table.
+func openPostgres(t testing.TB, owner *bun.DB, ownerDSN, appDSN, database, schema string, setups []Setup, granted bool) *DB {
 	t.Helper()
 	owner.SetMaxOpenConns(2)
 	db, err := OpenPostgres(appDSN)
@@ -263,7 +266,9 @@ func openPostgres(t testing.TB, owner *bun.DB, ownerDSN, appDSN, database, schem
 	// Tests rarely need the owner after setup: keep no idle connections,
 	// since parallel test binaries share the server's connection slots.
 	owner.SetMaxIdleConns(0)
-	GrantApp(t, d)
+	if !granted {
+		GrantApp(t, d)
+	}
 	setup(t, db, "postgres", setups)
 	return d
 }
