@@ -72,6 +72,12 @@ type DB struct {
 	dsn, ownerDSN string
 	database      string // PostgreSQL: the test database
 	schema        string // PostgreSQL: the test schema
+
+	// tb is the test the database was made for: Admin's handle lives
+	// until it ends. Nil for a Backup's copy.
+	tb      testing.TB
+	adminMu sync.Mutex
+	admin   *bun.DB
 }
 
 // DSN returns the PostgreSQL connection string of the test schema (the
@@ -155,7 +161,7 @@ func SQLite(t testing.TB, setups ...Setup) *DB {
 		t.Fatalf("dbtest: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
-	d := &DB{DB: db, Owner: db, Name: "sqlite", Path: path}
+	d := &DB{DB: db, Owner: db, Name: "sqlite", Path: path, tb: t}
 	setup(t, d.DB, "sqlite", setups)
 	return d
 }
@@ -261,7 +267,7 @@ func openPostgres(t testing.TB, owner *bun.DB, ownerDSN, appDSN, database, schem
 	}
 	db.SetMaxOpenConns(8)
 	t.Cleanup(func() { db.Close() })
-	d := &DB{DB: db, Owner: owner, Name: "postgres", dsn: appDSN, ownerDSN: ownerDSN, database: database, schema: schema}
+	d := &DB{DB: db, Owner: owner, Name: "postgres", dsn: appDSN, ownerDSN: ownerDSN, database: database, schema: schema, tb: t}
 	setup(t, owner, "postgres (owner)", setups)
 	// Tests rarely need the owner after setup: keep no idle connections,
 	// since parallel test binaries share the server's connection slots.
@@ -668,30 +674,58 @@ func (c patientConnector) Connect(ctx context.Context) (driver.Conn, error) {
 
 // Admin returns a handle that sees every row of the test database: on
 // PostgreSQL a superuser connection (the admin DSN) to the test schema, to
-// which row-level security does not apply; on SQLite a new handle on the
-// file, without the query hooks installed on the test's handle. Use it to
-// inspect what is stored, never to exercise the code under test.
+// which row-level security does not apply; on SQLite a handle of its own
+// on the file, without the query hooks installed on the test's handle.
+// Use it to inspect what is stored, never to exercise the code under test.
+//
+// Every call returns the same handle, opened on the first and closed when
+// the test the database was made for ends: a new SQLite handle parses the
+// whole schema on its first statement, which takes a tenth of a second
+// under the race detector, and some tests inspect the file hundreds of
+// times.
 func (d *DB) Admin(t testing.TB) *bun.DB {
 	t.Helper()
-	if d.Name == "sqlite" {
-		return d.Reopen(t)
+	if d.tb == nil { // a Backup's copy
+		return d.openAdmin(t, d.schema)
 	}
-	return d.adminOn(t, d.schema)
+	d.adminMu.Lock()
+	defer d.adminMu.Unlock()
+	if d.admin == nil {
+		// Opened for, and closed with, the database's test: t may be
+		// a subtest that ends first.
+		db, err := d.adminHandle(d.schema)
+		if err != nil {
+			t.Fatalf("dbtest: admin: %v", err)
+		}
+		d.tb.Cleanup(func() { db.Close() })
+		d.admin = db
+	}
+	return d.admin
 }
 
-func (d *DB) adminOn(t testing.TB, schema string) *bun.DB {
+// openAdmin opens an admin handle on schema (see Admin) that is closed
+// when t ends.
+func (d *DB) openAdmin(t testing.TB, schema string) *bun.DB {
 	t.Helper()
-	u, err := url.Parse(os.Getenv(EnvPostgres))
-	if err != nil {
-		t.Fatalf("dbtest: parse %s: %v", EnvPostgres, err)
-	}
-	u.Path = "/" + d.database
-	db, err := OpenPostgres(withParam(u.String(), "search_path", schema))
+	db, err := d.adminHandle(schema)
 	if err != nil {
 		t.Fatalf("dbtest: admin: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// adminHandle opens an admin handle: on PostgreSQL on schema.
+func (d *DB) adminHandle(schema string) (*bun.DB, error) {
+	if d.Name == "sqlite" {
+		return sqldb.SQLite(d.Path)
+	}
+	u, err := url.Parse(os.Getenv(EnvPostgres))
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", EnvPostgres, err)
+	}
+	u.Path = "/" + d.database
+	return OpenPostgres(withParam(u.String(), "search_path", schema))
 }
 
 // Backup returns a copy of the database as a backup taken now would hold
@@ -743,6 +777,6 @@ func (d *DB) Backup(t testing.TB) *DB {
 			t.Errorf("dbtest: drop schema %s: %v", schema, err)
 		}
 	})
-	db := d.adminOn(t, schema)
+	db := d.openAdmin(t, schema)
 	return &DB{DB: db, Name: "postgres", database: d.database, schema: schema}
 }
