@@ -200,6 +200,12 @@ func TestContactTenantIsolation(t *testing.T) {
 
 		_, err = contacts.Get(e.B, c.ID)
 		require.ErrorIs(t, err, crm.ErrNotFound)
+		// Ids that need quoting, or hold what bun reads as placeholders,
+		// name no contact.
+		for _, id := range []string{c.ID + "?", "?", "?TableAlias", "' OR '1'='1", `x'); --`} {
+			_, err = contacts.Get(e.A, id)
+			require.ErrorIs(t, err, crm.ErrNotFound, "%q", id)
+		}
 		_, err = contacts.Update(e.B, c.ID, c.Version, c.ContactInput)
 		require.ErrorIs(t, err, crm.ErrNotFound)
 		require.ErrorIs(t, contacts.Delete(e.B, c.ID), crm.ErrNotFound)
@@ -311,5 +317,39 @@ func TestContactUpdateResealsProfile(t *testing.T) {
 		require.Equal(t, stored, after.ProfileSealed.Bytes(), "failed updates wrote nothing")
 		require.Equal(t, "Ada", after.FirstName)
 		require.Equal(t, got.Version, after.Version)
+	})
+}
+
+// TestContactGetReadsWhatListReads: Get (on PostgreSQL its row read
+// straight from pgx) returns each contact as List (through database/sql)
+// and Create return it — every column, a company and an owner or none,
+// every personal field opened.
+func TestContactGetReadsWhatListReads(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		contacts := e.store.Contacts()
+		co, err := e.store.Companies().Create(e.A, crm.CompanyInput{Name: "Analytical Engines"})
+		require.NoError(t, err)
+		made := []crm.ContactInput{
+			{FirstName: "Ada", LastName: "Lovelace", Email: "ada@example.com", Phone: "+442071234567", Source: "instagram",
+				UTM: crm.UTM{Campaign: "spring"}, Birthday: crm.Birthday{Year: 1815, Month: 12, Day: 10},
+				CompanyID: co.ID, OwnerID: tenancy.NewID(), Stage: crm.StageCustomer},
+			{FirstName: "Émilie"},
+		}
+		for _, in := range made {
+			c, err := contacts.Create(e.A, in)
+			require.NoError(t, err)
+			got, err := contacts.Get(e.A, c.ID)
+			require.NoError(t, err)
+			page, err := contacts.List(e.A, crm.ContactFilter{Email: in.Email, NamePrefix: in.FirstName}, crm.ListOptions{})
+			require.NoError(t, err)
+			require.Len(t, page.Items, 1)
+			require.Equal(t, page.Items[0], got)
+			require.Equal(t, c.ID, got.ID)
+			require.Equal(t, in.FirstName, got.FirstName)
+			require.Equal(t, in.CompanyID, got.CompanyID)
+			require.Equal(t, in.OwnerID, got.OwnerID)
+			require.True(t, c.UpdatedAt.Equal(got.UpdatedAt))
+			require.Equal(t, c.Version, got.Version)
+		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
 
+	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
 )
 
@@ -188,6 +189,44 @@ const (
 	kindMessage      = "message"
 )
 
+// pgConversations is the table PostgreSQL reads conversations from: the
+// table itself, with last_message_at the latest of the stored time and of
+// the conversation's messages' (the messages' index by conversation and
+// sent time gives it in one probe). Ingest writes a conversation's time
+// only when its hour changes (see ingestSQL), so the stored one may lag
+// behind its messages within the hour; every read of a conversation sees
+// the exact time all the same. The day of the stored time is exact, which
+// List's order by day relies on.
+const pgConversations = `(SELECT c.tenant_id, c.id, c.created_at, c.updated_at, c.version, c.channel, c.account_id, c.contact_id,
+	GREATEST(c.last_message_at, (SELECT max(m.sent_at) FROM socialcrm_crm_messages AS m
+		WHERE m.tenant_id = ? AND m.conversation_id = c.id)) AS last_message_at,
+	c.last_message_day, c.delivered_until, c.read_until, c.thread_index, c.thread_sealed
+	FROM socialcrm_crm_conversations AS c WHERE c.tenant_id = ?) AS cv`
+
+// selectConversations starts a select of ctx's tenant's conversations
+// into dest, which reads pgConversations on PostgreSQL.
+func selectConversations(ctx context.Context, db bun.IDB, dest any) *bun.SelectQuery {
+	q := db.NewSelect().Model(dest)
+	if tid, err := tenancy.TenantID(ctx); err == nil && db.Dialect().Name() == dialect.PG {
+		// (Without a tenant the model's scope refuses the query.)
+		q = q.ModelTableExpr(pgConversations, tid, tid)
+	}
+	return q
+}
+
+// getConversation returns the conversation id (get, with its exact last
+// message time).
+func getConversation(ctx context.Context, db bun.IDB, id string) (Conversation, error) {
+	var cs []Conversation
+	if err := selectConversations(ctx, db, &cs).Where("?TableAlias.id = ?", id).Limit(1).Scan(ctx); err != nil {
+		return Conversation{}, fmt.Errorf("crm: get %s: %w", kindConversation, err)
+	}
+	if len(cs) == 0 {
+		return Conversation{}, notFound(kindConversation, id)
+	}
+	return cs[0], nil
+}
+
 var (
 	conversationOrder = keyset{name: "conversations", cols: []string{"last_message_at", "id"}, desc: true}
 	messageOrder      = keyset{name: "messages", cols: []string{"sent_at", "id"}, desc: true}
@@ -265,7 +304,7 @@ func (r *Conversations) find(ctx context.Context, tx bun.IDB, key ConversationKe
 		return Conversation{}, err
 	}
 	var cs []Conversation
-	if err := tx.NewSelect().Model(&cs).
+	if err := selectConversations(ctx, tx, &cs).
 		Where("?TableAlias.channel = ?", key.Channel).
 		Where("?TableAlias.account_id = ?", key.AccountID).
 		Where("?TableAlias.thread_index = ?", idx).Limit(1).Scan(ctx); err != nil {
@@ -298,7 +337,7 @@ func (r *Conversations) FindThread(ctx context.Context, threadID string) ([]Conv
 	}
 	var cs []Conversation
 	err = r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
-		return db.NewSelect().Model(&cs).Where("?TableAlias.thread_index = ?", idx).OrderExpr("?TableAlias.id").Scan(ctx)
+		return selectConversations(ctx, db, &cs).Where("?TableAlias.thread_index = ?", idx).OrderExpr("?TableAlias.id").Scan(ctx)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("crm: find thread: %w", err)
@@ -314,7 +353,7 @@ func (r *Conversations) Get(ctx context.Context, id string) (Conversation, error
 	var c Conversation
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var err error
-		c, err = get[Conversation](ctx, tx, kindConversation, id)
+		c, err = getConversation(ctx, tx, id)
 		return err
 	})
 	if err != nil {
@@ -334,7 +373,7 @@ func (r *Conversations) LinkContact(ctx context.Context, id, contactID string, v
 	var c Conversation
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var err error
-		if c, err = get[Conversation](ctx, tx, kindConversation, id); err != nil {
+		if c, err = getConversation(ctx, tx, id); err != nil {
 			return err
 		}
 		if err := r.s.checkContact(ctx, tx, kindConversation, contactID); err != nil {
@@ -358,7 +397,7 @@ func (r *Conversations) List(ctx context.Context, f ConversationFilter, o ListOp
 	var p Page[Conversation]
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var cs []Conversation
-		q := tx.NewSelect().Model(&cs)
+		q := selectConversations(ctx, tx, &cs)
 		if f.Channel != "" {
 			q = q.Where("?TableAlias.channel = ?", f.Channel)
 		}

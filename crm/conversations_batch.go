@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -92,16 +93,19 @@ type BatchResult struct {
 // prepares it once. On a PostgreSQL handle of another driver the arrays
 // are written into the text. It runs in one round trip with
 // the tenant setting, as an implicit transaction of its own — or in the
-// caller's transaction with Using. It takes the batch's conversations in
-// key order, each as it opens or moves it (one upsert, no separate lock),
-// and writes a message only once its conversation is taken, so concurrent
-// batches that share conversations never deadlock on them. Each of the
-// batch's conversations gets a new row version, even when a redelivery
-// moves none of its times. Should a conversation the batch has only
-// watermarks for be removed while the statement waits for it, the batch
-// fails with an error matching ErrConflict and stores nothing (its
-// redelivery ignores those watermarks). On SQLite, where a statement costs
-// no round trip, it is a few statements in one transaction.
+// caller's transaction with Using. It locks the batch's existing
+// conversations against removal (FOR KEY SHARE, which concurrent batches
+// share) and writes a conversation's row only when the batch opens it,
+// moves one of its watermarks, or brings it a message of a later hour
+// than its stored last message time: within the hour the row is not
+// written, and reads give the exact LastMessageAt from the messages
+// (TestConversationLastMessageWithinTheHour). The rows it writes, and then
+// the messages, are written in key order, so concurrent batches that
+// share conversations never deadlock on them. A conversation the batch
+// has only watermarks for that is removed before the statement locks it
+// is ignored. On SQLite, where a statement costs no round trip, it is a
+// few statements in one transaction, and every message writes its
+// conversation's time.
 //
 // With b.Require set, nothing of the batch is stored unless the condition
 // holds, checked in that statement (on SQLite, in that transaction); the
@@ -243,32 +247,29 @@ func compareKeys(a, b ConversationKey) int {
 // (TRUE without one): src, empty when it does not hold, holds the batch's
 // conversations (one row each, in key order), m its messages.
 //
-// Every conversation row the statement changes is taken in key order, so
-// that two batches that share conversations wait for each other in one
-// order and never deadlock (TestConversationIngestOppositeOrders): threads
-// is one INSERT … ON CONFLICT DO UPDATE over src in key order (ORDER BY
-// n: the insert takes the rows as they leave the sort), which locks each
-// existing conversation as it reaches it and writes its new times in the
-// same step — no separate lock, no look-up of its own. A conversation
-// with messages in the batch is opened when missing (another batch that
-// opened it meanwhile is a conflict like any other) and moved forward
-// otherwise; one with watermarks only is a candidate only when it exists
-// in the statement's snapshot (its candidate row, version 0, carries the
-// times it has there), so it is moved forward and never opened; both
-// look-ups are scalar subqueries, run for those rows alone through the
-// unique key (as EXISTS, the planner hashed the tenant's every
-// conversation instead). Should it
-// be removed between the snapshot and the insert, its candidate would be
-// inserted: the statement then fails (a division by zero, which Ingest
-// reports as ErrConflict) and stores nothing, and the
-// redelivery ignores its watermarks. Each of the batch's conversations is
-// updated once, even when its times do not change (a redelivery), so
-// that RETURNING gives every one its id and the watermarks now in force,
-// from which stored gives each new outbound message its status; marked
-// applies the batch's watermarks to the messages stored before (the
-// statement's snapshot holds none of its own rows), in conversations
-// threads holds. A message is written only after its conversation is
-// held, so the unique key of the messages adds no wait out of key order.
+// known looks each conversation up through the unique key (a lateral
+// probe, so that the generic plan never hashes the tenant's every
+// conversation) and locks it FOR KEY SHARE: it cannot be removed until
+// the batch commits, which is all a message needs of its conversation,
+// and concurrent batches share the lock. A conversation that is removed
+// before it is locked is not found (its watermarks are ignored). written
+// is one INSERT … ON CONFLICT DO UPDATE, in key order (ORDER BY n: the
+// insert takes the rows as they leave the sort), of the conversations
+// that must be written: those not known that get a message (opened, or
+// moved forward if another batch opened it meanwhile), and the known ones
+// whose watermark moves or whose latest message of the batch falls in a
+// later hour than the stored last_message_at. Within the hour a message
+// writes nothing to its conversation (before, each delivery gave each of
+// its conversations a new row version: a lock and an update, about as
+// much of the statement's time as the messages' insert); the stored time
+// stays on the day of the exact one, which List's order by day needs, and
+// reads add the messages' latest (pgConversations). held gives each
+// conversation its id and the watermarks in force, from which stored
+// gives each new outbound message its status, in key order and, within a
+// conversation, by external id; marked applies the watermarks that moved
+// to the messages stored before (the statement's snapshot holds none of
+// its own rows). A message is written only after its conversation's row
+// is written or locked, so the waits between batches follow one order.
 // No row is changed twice.
 const ingestSQL = `WITH req AS (
 	SELECT ? AS ok
@@ -276,26 +277,35 @@ const ingestSQL = `WITH req AS (
 	SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[])
 		WITH ORDINALITY AS s(channel, account_id, thread_index, id, thread_sealed, max_sent, delivered, read, n)
 	WHERE (SELECT r.ok FROM req AS r)
-), threads AS (
+), known AS (
+	SELECT s.n, e.id, e.last_message_at, e.delivered_until, e.read_until
+	FROM (SELECT * FROM src ORDER BY n) AS s CROSS JOIN LATERAL (SELECT e.id, e.last_message_at, e.delivered_until, e.read_until
+		FROM socialcrm_crm_conversations AS e WHERE e.tenant_id = ? AND e.thread_index = s.thread_index AND e.channel = s.channel
+		AND e.account_id = s.account_id FOR KEY SHARE) AS e
+), written AS (
 	INSERT INTO socialcrm_crm_conversations AS cv (tenant_id, id, created_at, updated_at, version, channel, account_id, thread_index,
 		thread_sealed, last_message_at, delivered_until, read_until)
-	SELECT ?, s.id, ?::timestamptz, ?::timestamptz, CASE WHEN s.max_sent IS NULL THEN 0 ELSE 1 END, s.channel, s.account_id, s.thread_index,
-		decode(s.thread_sealed, 'hex'),
-		COALESCE(s.max_sent, (SELECT e.last_message_at FROM socialcrm_crm_conversations AS e WHERE e.tenant_id = ?
-			AND e.thread_index = s.thread_index AND e.channel = s.channel AND e.account_id = s.account_id)),
-		s.delivered, s.read
-	FROM src AS s
-	WHERE s.max_sent IS NOT NULL OR (SELECT TRUE FROM socialcrm_crm_conversations AS e WHERE e.tenant_id = ?
-		AND e.thread_index = s.thread_index AND e.channel = s.channel AND e.account_id = s.account_id)
+	SELECT ?, COALESCE(s.id, k.id), ?::timestamptz, ?::timestamptz, 1, s.channel, s.account_id, s.thread_index,
+		CASE WHEN k.n IS NULL AND s.thread_sealed IS NULL THEN decode((1 / (s.n - s.n))::text, 'hex') ELSE decode(s.thread_sealed, 'hex') END,
+		COALESCE(s.max_sent, k.last_message_at), s.delivered, s.read
+	FROM src AS s LEFT JOIN known AS k ON k.n = s.n
+	WHERE CASE WHEN k.n IS NULL THEN s.max_sent IS NOT NULL
+		ELSE s.max_sent::timestamp >= date_trunc('hour', k.last_message_at) + interval '1 hour'
+			OR GREATEST(k.delivered_until, s.delivered::timestamp) IS DISTINCT FROM k.delivered_until
+			OR GREATEST(k.read_until, s.read::timestamp) IS DISTINCT FROM k.read_until END
 	ORDER BY s.n
 	ON CONFLICT (tenant_id, thread_index, channel, account_id) DO UPDATE SET
 		last_message_at = GREATEST(cv.last_message_at, EXCLUDED.last_message_at),
 		delivered_until = GREATEST(cv.delivered_until, EXCLUDED.delivered_until),
 		read_until = GREATEST(cv.read_until, EXCLUDED.read_until)
-	RETURNING cv.id, cv.version, cv.channel, cv.account_id, cv.thread_index, cv.delivered_until, cv.read_until
+	RETURNING cv.id, cv.channel, cv.account_id, cv.thread_index, cv.delivered_until, cv.read_until
 ), held AS (
-	SELECT s.n, t.id, t.version, t.delivered_until, t.read_until, s.delivered, s.read
-	FROM threads AS t JOIN src AS s ON s.thread_index = t.thread_index AND s.channel = t.channel AND s.account_id = t.account_id
+	SELECT s.n, t.id, t.delivered_until, t.read_until
+	FROM written AS t JOIN src AS s ON s.thread_index = t.thread_index AND s.channel = t.channel AND s.account_id = t.account_id
+	UNION ALL
+	SELECT k.n, k.id, k.delivered_until, k.read_until
+	FROM known AS k
+	WHERE NOT EXISTS (SELECT FROM written AS t WHERE t.id = k.id)
 ), stored AS (
 	INSERT INTO socialcrm_crm_messages AS msg (tenant_id, id, created_at, updated_at, version, conversation_id, direction,
 		external_id, sent_at, status, text_sealed, attachments_sealed)
@@ -308,24 +318,24 @@ const ingestSQL = `WITH req AS (
 	FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::text[], ?::text[], ?::text[])
 		AS m(thread, id, direction, external_id, sent_at, status, text_sealed, attachments_sealed)
 	JOIN held AS t ON t.n = m.thread
+	ORDER BY m.thread, m.external_id
 	ON CONFLICT (tenant_id, conversation_id, external_id) DO NOTHING
 	RETURNING 1
+), marks AS (
+	SELECT t.id, s.delivered, s.read
+	FROM written AS t JOIN src AS s ON s.thread_index = t.thread_index AND s.channel = t.channel AND s.account_id = t.account_id
+	WHERE s.delivered IS NOT NULL OR s.read IS NOT NULL
 ), marked AS (
 	UPDATE socialcrm_crm_messages AS msg SET
 		status = CASE WHEN msg.sent_at <= h.read AND msg.status IN ('pending', 'sent', 'delivered') THEN 'read' ELSE 'delivered' END,
 		version = msg.version + 1, updated_at = ?::timestamptz
-	FROM held AS h
-	WHERE msg.tenant_id = ? AND msg.conversation_id = h.id AND msg.direction = 'out' AND (h.delivered IS NOT NULL OR h.read IS NOT NULL)
+	FROM marks AS h
+	WHERE msg.tenant_id = ? AND msg.conversation_id = h.id AND msg.direction = 'out'
 		AND (msg.sent_at <= h.read AND msg.status IN ('pending', 'sent', 'delivered')
 			OR msg.sent_at <= h.delivered AND msg.status IN ('pending', 'sent'))
 	RETURNING 1
 )
-SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM marked), (SELECT r.ok FROM req AS r),
-	(SELECT CASE WHEN count(*) = 0 THEN 0 ELSE 1 / (count(*) - count(*)) END FROM held AS h WHERE h.version = 0)`
-
-// errIngestLost is the error of an Ingest whose conversation with
-// watermarks only was removed while the statement ran (see ingestSQL).
-var errIngestLost = fmt.Errorf("%w: a conversation of the batch was removed meanwhile; nothing was stored", ErrConflict)
+SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM marked), (SELECT r.ok FROM req AS r)`
 
 // ingestArgs returns the arguments of ingestSQL: v holds the values of its
 // arrays (sixteen) and the time of the batch, as values or as parameters.
@@ -334,20 +344,48 @@ func ingestArgs(require schema.QueryAppender, tid string, v []any) []any {
 	return []any{
 		require,
 		v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7],
-		tid, now, now, tid, tid, // threads
+		tid,           // known
+		tid, now, now, // written
 		tid, now, now, // stored
 		v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15],
 		now, tid, // marked
 	}
 }
 
-// ingestOne is Ingest on PostgreSQL: ingestSQL, one statement.
+// ingestOne is Ingest on PostgreSQL: ingestSQL, one statement. The
+// conversations the Store knows to exist (openedConversations) travel
+// without the sealed thread id and the id that only opening one needs;
+// should one of them be gone (removed, or opened by a transaction that
+// rolled back), the statement fails before it stores anything, and it
+// runs again with every conversation sealed.
 func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require schema.QueryAppender, ths []*batchThread, ms []batchMessage) (stored, marked int64, met bool, err error) {
-	var lost int64
 	tid, err := tenancy.TenantID(ctx)
 	if err != nil {
 		return 0, 0, false, err
 	}
+	keys := make([]openedKey, 0, len(ths))
+	for _, th := range ths {
+		if !th.maxSent.IsZero() {
+			keys = append(keys, openedKey{tenant: tid, channel: th.key.Channel, account: th.key.AccountID, index: th.index})
+		}
+	}
+	stored, marked, met, err = r.ingestPG(ctx, tid, now, require, ths, ms, true)
+	if dberr.Code(err) == "22012" { // a conversation known to exist was not found
+		r.s.opened.forget(keys)
+		stored, marked, met, err = r.ingestPG(ctx, tid, now, require, ths, ms, false)
+	}
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("crm: ingest messages: %w", err)
+	}
+	if met {
+		r.s.opened.add(keys)
+	}
+	return stored, marked, met, nil
+}
+
+// ingestPG runs ingestSQL for the batch; with known set, the conversations
+// the Store knows to exist travel without their sealed thread id.
+func (r *Conversations) ingestPG(ctx context.Context, tid string, now time.Time, require schema.QueryAppender, ths []*batchThread, ms []batchMessage, known bool) (stored, marked int64, met bool, err error) {
 	var channel, account, index, id, sealed, maxSent, delivered, read pgArray
 	// Room for the rows as they are written (a time takes 30 bytes or
 	// so, an id 39, a sealed thread id about 150), so that each array
@@ -365,16 +403,17 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require sc
 		delivered.time(th.delivered)
 		read.time(th.read)
 		maxSent.time(th.maxSent)
-		// The conversation as it is stored if it does not exist yet (one
-		// with watermarks only is never stored: its candidate needs only
-		// an id).
-		c := Conversation{Channel: th.key.Channel, AccountID: th.key.AccountID, ThreadID: th.key.ThreadID}
-		c.stamp(now)
-		id.text(c.ID)
-		if th.maxSent.IsZero() {
+		// The conversation as it is stored if it does not exist yet: one
+		// with watermarks only is never opened, and one known to exist
+		// needs neither (the statement takes the stored id).
+		if th.maxSent.IsZero() || known && r.s.opened.has(openedKey{tenant: tid, channel: th.key.Channel, account: th.key.AccountID, index: th.index}) {
+			id.null()
 			sealed.null()
 			continue
 		}
+		c := Conversation{Channel: th.key.Channel, AccountID: th.key.AccountID, ThreadID: th.key.ThreadID}
+		c.stamp(now)
+		id.text(c.ID)
 		if err := r.s.sealFields(ctx, kindConversation, c.ID, c.sealedFields()); err != nil {
 			return 0, 0, false, err
 		}
@@ -416,7 +455,7 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require sc
 		if !sqldb.Folds(handle.DB) {
 			// A handle of another driver: the values written into the
 			// statement.
-			return db.NewRaw(ingestSQL, ingestArgs(require, tid, arrays)...).Scan(ctx, &stored, &marked, &met, &lost)
+			return db.NewRaw(ingestSQL, ingestArgs(require, tid, arrays)...).Scan(ctx, &stored, &marked, &met)
 		}
 		// The batch's rows travel as parameters, apart from the text,
 		// which is then the same for every batch of the tenant and the
@@ -431,15 +470,67 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require sc
 			return err
 		}
 		text := string(q)
-		return db.NewRaw("?", bun.Safe(text)).Scan(sqldb.WithParams(ctx, text, arrays...), &stored, &marked, &met, &lost)
+		return db.NewRaw("?", bun.Safe(text)).Scan(sqldb.WithParams(ctx, text, arrays...), &stored, &marked, &met)
 	})
-	if dberr.Code(err) == "22012" { // the division by zero of a lost conversation
-		return 0, 0, false, errIngestLost
+	return stored, marked, met, err
+}
+
+// openedConversations remembers, for a Store and the Stores of its Using,
+// the conversations Ingest stored messages in on PostgreSQL, by tenant,
+// channel, account and blind index of the thread id (no personal data in
+// clear), so that the next batch need not seal their thread ids nor give
+// them ids: about half of the statement's parameters for a delivery whose
+// conversations all exist. It forgets everything when it holds
+// openedMax conversations. A conversation it holds may have gone since
+// (removed, or its batch rolled back with the caller's transaction):
+// Ingest then runs its statement again with it sealed.
+type openedConversations struct {
+	mu   sync.Mutex
+	keys map[openedKey]struct{}
+}
+
+type openedKey struct {
+	tenant  string
+	channel Channel
+	account string
+	index   string
+}
+
+const openedMax = 1 << 16
+
+func (o *openedConversations) has(k openedKey) bool {
+	if o == nil {
+		return false
 	}
-	if err != nil {
-		return 0, 0, false, fmt.Errorf("crm: ingest messages: %w", err)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, ok := o.keys[k]
+	return ok
+}
+
+func (o *openedConversations) add(ks []openedKey) {
+	if o == nil {
+		return
 	}
-	return stored, marked, met, nil
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.keys == nil || len(o.keys)+len(ks) > openedMax {
+		o.keys = make(map[openedKey]struct{}, len(ks))
+	}
+	for _, k := range ks {
+		o.keys[k] = struct{}{}
+	}
+}
+
+func (o *openedConversations) forget(ks []openedKey) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, k := range ks {
+		delete(o.keys, k)
+	}
 }
 
 // ingestTx is Ingest on SQLite: a few statements in one transaction.

@@ -90,71 +90,68 @@
 // PostgreSQL as one statement whatever the batch's size: its rows travel
 // as arrays, so the statement is prepared once per connection and tenant,
 // and it runs in one round trip (carrying the tenant setting when the
-// connection does not hold it already). It takes the batch's
-// conversations in key order with one INSERT … ON CONFLICT DO UPDATE,
-// which locks each existing conversation as it moves it forward (no
-// separate lock step) and opens the missing ones, and it writes a message
-// only once its conversation is taken, so batches that share
-// conversations — webhook deliveries reaching several replicas — wait for
-// one another and never deadlock (watermark-only updates used to come
-// after the messages' upserts, and two deliveries with the messages of
-// one half of a Page's people and the watermarks of the other deadlocked
-// within a few rounds: TestConversationIngestOppositeOrders). A
-// conversation with watermarks only takes part only when it exists; one
-// removed while the statement waits for it fails the batch with
-// ErrConflict rather than being opened again (the redelivery ignores its
-// watermarks). The upsert finds each conversation by its unique key (its
-// conflict check; a watermark-only one by a scalar subquery, an index
-// probe in the plans seen with 500 conversations), where the lock step
-// before it read all of a small tenant's conversations. Batch.Require lets a caller
-// make the whole batch depend on a condition checked in that statement
-// (inbox checks its kept routes so).
+// connection does not hold it already). It locks the batch's existing
+// conversations against removal (FOR KEY SHARE, which concurrent batches
+// share) and writes a conversation's row only when the batch opens it,
+// moves a watermark, or brings its first message of a later hour; the
+// rows it writes, and then the messages, go in key order, so batches that
+// share conversations — webhook deliveries reaching several replicas —
+// wait for one another in one order and never deadlock
+// (TestConversationIngestOppositeOrders). A conversation with watermarks
+// only takes part only when it exists; one removed before the statement
+// locks it is ignored. Batch.Require lets a caller make the whole batch
+// depend on a condition checked in that statement (inbox checks its kept
+// routes so).
 //
-// Limit, measured: the statement's server time is several times a raw
-// batched INSERT of the same messages (EXPLAIN ANALYZE of both in one
-// process on a loaded machine: a median of 11 ms against 2 ms for a
-// delivery of 80 messages in 80 conversations). About a third of it is
-// the conversations' upsert — a lock and a new row version per
-// conversation, as each delivery moves every conversation it brings a
-// message to — so the webhook benchmark's ratio stays near 2 and
-// probably does not reach 1.5 without a design that writes no
-// conversation row per delivery. A plain UPDATE of the existing conversations (no lock
-// step) measured 30% less server time on a fresh connection but ran 2.4
-// times slower in the application's own connection, whose generic plan
-// (used from a prepared statement's sixth run) decides how the UPDATE
-// finds its rows, where the upsert's conflict check always goes through
-// the unique key; with custom plans forced (plan_cache_mode) it ran as
-// fast as the upsert, not faster (medians of 21–28 ms against 23–24 ms
-// per statement, timed at the client).
+// On PostgreSQL a conversation's stored last_message_at may therefore lag
+// behind its messages within the hour: every read (Get, Find, FindThread,
+// List and its cursors) gives the later of it and the latest sent_at of
+// the conversation's messages (one probe of their index by conversation
+// and time), and the retention sweep keeps a conversation while any of
+// its messages is newer than the cutoff
+// (TestConversationLastMessageWithinTheHour). A data-subject export holds
+// the stored value. Before, each delivery gave each of its conversations
+// a new row version (a lock and an update); EXPLAIN (ANALYZE, BUFFERS,
+// WAL) of the 40th delivery of the webhook benchmark (80 messages in 80
+// existing conversations, 20 watermarks, a loaded 2-core host) put that
+// upsert at 1.3 ms and 448 WAL records (58 KB) of the statement's 3.4 ms
+// and 910 records; the locks that replace it took 0.4 to 0.6 ms and 80
+// records (4 KB) of 3.1 ms and 484. The Store also remembers the
+// conversations Ingest stored messages in (tenant, channel, account and
+// the thread's blind index), so that the next batch sends neither their
+// sealed thread ids nor new ids, about half of the statement's
+// parameters; one gone since fails the statement before it stores
+// anything, and it runs again with every conversation sealed
+// (TestConversationIngestConversationGoneSince). The benchmark's ratio
+// (BenchmarkPostgresMessengerInterleaved in meta; builds before, with the
+// locks, and with the locks and the remembered conversations, alternated,
+// 6 runs of 200 deliveries each at load average 8 to 9): medians of 2.33
+// (runs 1.87 to 3.09), 1.84 (1.74 to 2.09) and 1.93 (1.55 to 1.99); the
+// process's CPU per delivery 2.52, 2.39 and 2.20 ms (the raw handler's
+// about 1.0). What remains of the gap to 1.5 is the messages' own insert
+// (sealed, wider rows and index entries), which takes about what the raw
+// insert takes whole, and the Go side's CPU (decoding, validation,
+// sealing), about twice the raw handler's.
 //
-// Each message moves its conversation's last message time, so a webhook
-// delivery updates a row per conversation it brings a message to. On
-// PostgreSQL that update is meant to be a heap-only tuple (HOT: no index
-// entry written) while the message falls on the day of the conversation's
-// last one: last_message_at is indexed nowhere; the table is indexed by
-// last_message_day instead (whole days since 1970-01-01 UTC, a column the
-// server generates from last_message_at, which a conversation's messages
-// change at most once a day), and it keeps half of each page free
-// (fillfactor 50). The conversations' indexes and what uses each: the
-// primary key (tenant_id, id) — Get, LinkContact, the messages' and
-// watermarks' look-ups by conversation; the unique key (tenant_id,
-// thread_index, channel, account_id) — Find, Open, Record and Ingest
-// (their ON CONFLICT) and, by its prefix, FindThread; (tenant_id,
-// contact_id) of the linked conversations only — List by ContactID, a
-// data subject's conversations, Merge; (tenant_id, last_message_day
-// DESC) — List. An update that cannot be HOT (its message on a later day,
-// or its page full of older versions the server has not pruned yet) adds
-// an entry to each of them (to the contact index if the conversation is
-// linked). List reads a tenant's conversations along the index by day,
+// The conversations' indexes and what uses each: the primary key
+// (tenant_id, id) — Get, LinkContact, the messages' and watermarks'
+// look-ups by conversation; the unique key (tenant_id, thread_index,
+// channel, account_id) — Find, Open, Record and Ingest and, by its
+// prefix, FindThread; (tenant_id, contact_id) of the linked
+// conversations only — List by ContactID, a data subject's
+// conversations, Merge; (tenant_id, last_message_day DESC) — List and
+// the retention sweep. last_message_day is whole days since 1970-01-01
+// UTC, generated by the server from last_message_at, so that the update
+// of a conversation's time within its day changes no indexed column and
+// can be heap-only (the table keeps half of each page free, fillfactor
+// 50). List reads a tenant's conversations along the index by day,
 // sorting by the exact time only those of the days a page reaches (an
 // incremental sort), and a later page starts at its cursor's day: the
 // limit is that a page sorts all of a day's conversations, however many
 // the tenant had on that day, and reads and drops those that a filter by
-// Channel or AccountID leaves out. A retention sweep by age still reads
-// all of a tenant's conversations (a category ages rows by one column,
-// the exact time, which has no index). SQLite keeps its index on
-// (tenant_id, last_message_at, id) and no day column (it updates rows in
-// place).
+// Channel or AccountID leaves out. SQLite keeps its index on (tenant_id,
+// last_message_at, id), no day column, and the exact time in the row
+// (it updates rows in place).
 //
 // Consents keeps, per contact, channel (email, sms, whatsapp, messenger)
 // and purpose (marketing, birthday, service), the current word and its
@@ -690,6 +687,34 @@
 // scripts/bench run on a quiet machine (medians of 3) gave 1.11 for the
 // PostgreSQL page, 0.51 on SQLite, and 1.20 for a PostgreSQL get. Get and
 // List make one round trip to PostgreSQL each.
+//
+// On the server a get costs little more than the raw query: its
+// statement is prepared and runs a generic plan from its sixth run (an
+// index look-up by the primary key, the row-level security policy a
+// one-time filter, not a filter per row; EXPLAIN ANALYZE as the
+// application's role). What a get adds is the client's work, and most of
+// it is database/sql's: in BenchmarkRowsAgainstPgx (internal/sqldb, a
+// loaded two-core machine) a one-row read under row-level security took
+// 1.03 times one raw pgx query of a table without it when sent through
+// pgx on a connection holding the setting, and 1.12–1.17 times when read
+// through database/sql over the same driver, its setting held and its
+// literals made parameters — before anything of the SDK's. Of the rest,
+// the Guard now looks a statement's cached shape up without building a
+// string of its key and compares the tenant's literal without building
+// it (BenchmarkGuardCheck: 1.0–1.8 µs and 3 allocations before, 0.5–0.9
+// µs and 1 after), and the driver's look for set_config in every
+// statement it settles skips the names that cannot be one. Old and new
+// binaries alternated, five runs each of 2,000 pairs, under a load
+// average of 8–14: a get took a median of 1.33 times the raw query
+// (1.22–1.39) against 1.38 (1.29–1.51) before; a page of 100 1.14
+// (1.11–1.17) against 1.13 (1.11–1.15), no change. Get's statement is
+// formatted by bun, whose hooks see it with its placeholders: written
+// with its values by hand it measured lower still (a median of 1.29
+// against the old binary's 1.37 in runs alternated with it), but a
+// span's statement then named the contact and the tenant
+// (TestTelemetryCarriesNoPersonalData). A get through database/sql and
+// bun does not sit well under 1.15 times one raw pgx query: that needs a
+// read path that leaves database/sql out.
 //
 // # Testing
 //

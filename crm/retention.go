@@ -269,10 +269,14 @@ func eraseMessages(ctx context.Context, tx bun.Tx, ids []string) error {
 // conversationsDayMigration), is indexed with the tenant: a row whose time
 // is at or before cutoff has a day at or before cutoff's, so the sweep
 // reads the tenant's rows of those days along that index, and Time's own
-// condition keeps the exact cutoff. SQLite indexes the exact time.
+// condition keeps the exact cutoff. Ingest writes the stored time only
+// when its hour changes (pgConversations), so a conversation is due only
+// when none of its messages, found through their index by conversation
+// and time, was sent after cutoff. SQLite indexes the exact time.
 func conversationDue(d dialect.Name, cutoff time.Time) (string, []any) {
 	if d != dialect.PG {
 		return "", nil
 	}
-	return "r.last_message_day <= ?", []any{unixDay(cutoff)}
+	return "r.last_message_day <= ? AND NOT EXISTS (SELECT FROM " + TableMessages + " AS m WHERE m.tenant_id = r.tenant_id" +
+		" AND m.conversation_id = r.id AND m.sent_at > ?)", []any{unixDay(cutoff), cutoff}
 }

@@ -33,8 +33,9 @@ type Store struct {
 	log      *slog.Logger
 	// phoneRegion reads national phone numbers (WithDefaultRegion, phone.go).
 	phoneRegion string
-	phones      *e164Prefixes // numbers the parser would return as given (phone.go)
-	commerce                  // the commerce records' settings (commerce.go)
+	phones      *e164Prefixes        // numbers the parser would return as given (phone.go)
+	commerce                         // the commerce records' settings (commerce.go)
+	opened      *openedConversations // conversations Ingest knows exist (conversations_batch.go)
 }
 
 // Option configures a Store. Options validate their argument: New fails with
@@ -72,7 +73,8 @@ func New(db *bun.DB, v *vault.Vault, opts ...Option) (*Store, error) {
 	if v == nil {
 		return nil, fmt.Errorf("%w: New: nil vault", ErrConfig)
 	}
-	s := &Store{db: db, vault: v, now: time.Now, validate: newValidator(), phones: newE164Prefixes()}
+	s := &Store{db: db, vault: v, now: time.Now, validate: newValidator(), phones: newE164Prefixes(),
+		opened: &openedConversations{}}
 	for _, o := range opts {
 		if o == nil {
 			continue // a nil Option means the default

@@ -99,29 +99,21 @@
 // and the Guard for its cache key, with every delivery.
 //
 // The server writes less than it used to, too: no delivery record per
-// event (a row and two index entries each), and crm takes, opens and moves
-// the delivery's conversations in one upsert in key order (see
-// crm.Conversations.Ingest), where it first locked them, found by a scan
-// of all of the tenant's conversations, and then updated each through its
-// primary key. EXPLAIN (ANALYZE, BUFFERS, WAL) of one delivery of the
-// benchmark below (80 messages, 20 watermarks, 100 conversations), as the
-// application role: 1,295 + 2,071 shared-buffer hits and 761 WAL records
-// (111 KB) before, about 1,450 to 1,900 hits and 567 to 624 records (78
-// to 109 KB, full-page images included) now. What remains beyond the raw
-// handler's work is crm's: the messages are sealed (larger rows, more
-// WAL), and each conversation that gets a message or a watermark is
-// locked and written (a new row version each: 166 WAL records, about 12
-// KB, for the 80 conversations of one delivery, about 0.4 ms of the
-// statement's 2.5 to 3.5 ms on a busy host, where the messages' insert
-// took 1.4 ms) — about a third as many row writes again as the messages'
-// own. The messages' insert itself, replayed as the superuser into a
-// table of the same columns and indexes without row-level security, took
-// 1.4 to 2.4 ms on quiet samples, about what it takes inside the
-// statement. A conversation update is heap-only only while the server
-// prunes the older row versions on its page before the page fills, which
-// a long transaction anywhere in the same database prevents (the test
-// schemas of parallel runs share one database here); then it adds an
-// entry to each of the table's indexes.
+// event (a row and two index entries each), and crm no longer writes a
+// row version of every conversation a delivery brings a message to: it
+// locks the existing ones against removal and writes a conversation only
+// when it is new, a watermark moves, or its first message of a later hour
+// arrives (see crm.Conversations.Ingest; reads derive the exact last
+// message time). EXPLAIN (ANALYZE, BUFFERS, WAL) of the 40th delivery of
+// the benchmark below (80 messages in 80 existing conversations, 20
+// watermarks), as the application role on a loaded host: the statement
+// took 3.4 ms and 910 WAL records (157 KB, full-page images included),
+// 1.3 ms and 448 records of them the conversations' upsert; now 3.1 ms
+// and 484 records (84 KB), 0.4 to 0.6 ms and 80 records the conversations'
+// locks. What remains beyond the raw handler's work is the messages'
+// insert (sealed, wider rows and index entries: ids of 36 characters where
+// the raw table has conversation ids of 11), which alone takes about what
+// the raw insert takes, and the statement's own joins.
 //
 // The Go side — decoding the delivery into typed events, validating,
 // sealing, blind indexes, the driver sending the statement, and the
@@ -137,23 +129,16 @@
 // crm's preparation of the batch (validation, sealing, ids, blind
 // indexes), the driver, and the garbage collector.
 //
-// The server's side is now the larger part of the gap: EXPLAIN (ANALYZE,
-// BUFFERS, WAL) of every fifth delivery on both sides of that benchmark,
-// 40 samples each at load average 10 to 13, put Ingest's statement at a
-// median 3.5 ms (3.1 to 7.5 between the quartiles) and 570 to 860 WAL
-// records (100 to 140 KB) against 1.1 ms (1.0 to 1.2) and about 400
-// records (60 to 85 KB) for the raw insert — the conversations' 80 row
-// versions, the messages' wider rows and index entries (ids of 36
-// characters where the raw table has conversation ids of 11), and the
-// statement's own joins. The ratio of the benchmark — the median of
-// per-delivery ratios to a handler storing the same messages with one raw
-// pgx INSERT, unsealed, without conversations — alternating the two
-// builds, 5 runs each at load average 12 to 19: 2.31 (runs 2.11 to 3.19)
-// against 2.13 (1.62 to 3.22) before, the same within the runs' spread;
-// on a host this busy each statement waits for a core, and the ratio
-// follows the server's work more than the Go side's. The aim, 1.5, is
-// not reached: with the Go side's CPU as the raw handler's, the server's
-// 3.5 ms against 1.1 ms would still leave the ratio near 2.
+// The ratio of the benchmark — the median of per-delivery ratios to a
+// handler storing the same messages with one raw pgx INSERT, unsealed,
+// without conversations — alternating three builds (before; with the
+// conversations' locks; with the locks and crm's remembered
+// conversations, which spare sealing their thread ids), 6 runs of 200
+// deliveries each at load average 8 to 9: 2.33 (runs 1.87 to 3.09), 1.84
+// (1.74 to 2.09) and 1.93 (1.55 to 1.99), with the process's CPU per
+// delivery at 2.52, 2.39 and 2.20 ms against the raw handler's 1.0. The
+// aim, 1.5, is not reached: the messages' insert and the Go side's CPU
+// remain.
 //
 // # Concurrency
 //

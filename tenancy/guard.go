@@ -401,7 +401,8 @@ func (g *Guard) check(ctx context.Context, query string) error {
 		// table and change no setting.
 		return nil
 	}
-	key, lits, cacheable := blankLiteralsOf(query, !g.sqlite)
+	var kb [512]byte // the key of most statements, without a string built to look it up
+	key, lits, cacheable := appendBlanked(kb[:0], query, !g.sqlite)
 	var sh *shape
 	switch {
 	case g.sqlite && sqliteReadsOtherwise(query):
@@ -413,8 +414,8 @@ func (g *Guard) check(ctx context.Context, query string) error {
 	}
 	if sh == nil {
 		sh = analyze(query, lits, cacheable, g.ownedOrWalled, g.text, g.registryKey, g.memberKey)
-		if cacheable && (!sh.uncached || key == query) { // key == query: nothing blanked out
-			g.shapes.put(key, sh)
+		if cacheable && (!sh.uncached || string(key) == query) { // key == query: nothing blanked out
+			g.shapes.put(string(key), sh)
 		}
 	}
 	var tid string
@@ -479,13 +480,32 @@ func (g *Guard) check(ctx context.Context, query string) error {
 // namesOnly returns an error unless every literal of query that sh says
 // must be the tenant's id is tid.
 func (sh *shape) namesOnly(tid, query string, lits []int) error {
-	quoted := "'" + strings.ReplaceAll(tid, "'", "''") + "'"
 	for _, l := range sh.tenant {
-		if l.ord >= 0 && literalAt(query, lits[l.ord]) != quoted || l.ord < 0 && l.val != tid {
+		if l.ord >= 0 && !quotes(literalAt(query, lits[l.ord]), tid) || l.ord < 0 && l.val != tid {
 			return fmt.Errorf("%w: statement on %s names another tenant", ErrUnscoped, sh.tables[0])
 		}
 	}
 	return nil
+}
+
+// quotes reports whether lit, a string literal with its quotes, is s
+// quoted: 's' with each quote inside doubled. It runs on every scoped
+// statement, so it does not allocate.
+func quotes(lit, s string) bool {
+	if len(lit) < 2 || lit[0] != '\'' || lit[len(lit)-1] != '\'' {
+		return false
+	}
+	lit = lit[1 : len(lit)-1]
+	for {
+		i := strings.IndexByte(s, '\'')
+		if i < 0 {
+			return lit == s
+		}
+		if len(lit) < i+2 || lit[:i+1] != s[:i+1] || lit[i+1] != '\'' {
+			return false
+		}
+		lit, s = lit[i+2:], s[i+1:]
+	}
 }
 
 // isOwned reports whether name is a tenant-owned table, ignoring case.

@@ -3,6 +3,7 @@ package tenancy
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -125,6 +126,32 @@ func TestGuardCachesParameterizedStatements(t *testing.T) {
 	for range 2 {
 		if err := g.check(ctx, byParam); !errors.Is(err, ErrUnscoped) {
 			t.Fatalf("check of a statement taking the tenant's id as a parameter = %v, want ErrUnscoped", err)
+		}
+	}
+}
+
+// TestQuotes: quotes, which compares a literal with a value without
+// building the quoted value, agrees with building it, over every string
+// of up to six letters and quotes (and literals that are not quoted).
+func TestQuotes(t *testing.T) {
+	var all []string
+	var grow func(s string)
+	grow = func(s string) {
+		all = append(all, s)
+		if len(s) < 6 {
+			grow(s + "a")
+			grow(s + "'")
+		}
+	}
+	grow("")
+	for _, s := range all {
+		want := "'" + strings.ReplaceAll(s, "'", "''") + "'"
+		for _, x := range all {
+			for _, lit := range []string{"'" + x + "'", x} {
+				if got := quotes(lit, s); got != (lit == want) {
+					t.Fatalf("quotes(%q, %q) = %v, want %v", lit, s, got, lit == want)
+				}
+			}
 		}
 	}
 }

@@ -16,15 +16,15 @@ type shapeCache struct {
 	cur, prev map[string]*shape
 }
 
-func (c *shapeCache) get(key string) *shape {
+func (c *shapeCache) get(key []byte) *shape {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if sh, ok := c.cur[key]; ok {
+	if sh, ok := c.cur[string(key)]; ok { // no string is built for the look-up
 		return sh
 	}
-	sh, ok := c.prev[key]
+	sh, ok := c.prev[string(key)]
 	if ok {
-		c.putLocked(key, sh)
+		c.putLocked(string(key), sh)
 	}
 	return sh
 }

@@ -1375,14 +1375,23 @@ func blankLiterals(query string) (key string, lits []int, cacheable bool) {
 // where PostgreSQL's lexer ends the parameter at its digits, so a
 // statement with a dollar sign outside literals is not cached there.
 func blankLiteralsOf(query string, params bool) (key string, lits []int, cacheable bool) {
-	var b strings.Builder
-	b.Grow(len(query))
+	b, lits, cacheable := appendBlanked(make([]byte, 0, len(query)), query, params)
+	return string(b), lits, cacheable
+}
+
+// appendBlanked is blankLiteralsOf appending the key to b, so that a
+// caller can look a shape up without building a string of it.
+func appendBlanked(b []byte, query string, params bool) (key []byte, lits []int, cacheable bool) {
 	last := 0
 	for i := 0; i < len(query); {
+		for i < len(query) && plainBytes[query[i]] {
+			i++ // the common bytes first: letters, separators
+		}
+		if i == len(query) {
+			break
+		}
 		c := query[i]
 		switch {
-		case c > '9' && c != '\\' && c != '$' || c == ' ' || c == ',' || c == '.' || c == '(' || c == ')' || c == '=':
-			i++ // the common bytes first: letters, separators
 		case c == '$' && params && (i == 0 || !wordByte(query[i-1])) && i+1 < len(query) && '0' <= query[i+1] && query[i+1] <= '9':
 			// A parameter ($1): kept as it is. No dollar quote opens
 			// with a digit; $1abc (a parameter glued to a word, which
@@ -1392,14 +1401,14 @@ func blankLiteralsOf(query string, params bool) (key string, lits []int, cacheab
 				j++
 			}
 			if j < len(query) && wordByte(query[j]) {
-				return "", nil, false
+				return nil, nil, false
 			}
 			i = j
 		case c == '$' || c == '\\' || c == 0 || c == 1:
-			return "", nil, false
+			return nil, nil, false
 		case c == '\'':
 			if i > 0 && (query[i-1] == 'e' || query[i-1] == 'E' || query[i-1] == '&') && (i < 2 || !identByte(query[i-2]) || query[i-1] == '&') {
-				return "", nil, false // E'' escapes, U&'' escapes
+				return nil, nil, false // E'' escapes, U&'' escapes
 			}
 			j := i + 1
 			for j < len(query) && (query[j] != '\'' || j+1 < len(query) && query[j+1] == '\'') {
@@ -1409,17 +1418,17 @@ func blankLiteralsOf(query string, params bool) (key string, lits []int, cacheab
 				j++
 			}
 			if j >= len(query) || nextIsQuote(query[j+1:]) {
-				return "", nil, false // unterminated, or continued by another literal
+				return nil, nil, false // unterminated, or continued by another literal
 			}
-			b.WriteString(query[last:i])
-			b.WriteByte(0)
+			b = append(b, query[last:i]...)
+			b = append(b, 0)
 			lits = append(lits, i)
 			i = j + 1
 			last = i
 		case c == '"':
 			j := strings.IndexByte(query[i+1:], '"')
 			if j < 0 {
-				return "", nil, false
+				return nil, nil, false
 			}
 			i += j + 2 // a doubled "" is two quoted identifiers to this scan: same result
 		case c == '-' && i+1 < len(query) && query[i+1] == '-':
@@ -1445,7 +1454,7 @@ func blankLiteralsOf(query string, params bool) (key string, lits []int, cacheab
 				}
 			}
 			if depth > 0 {
-				return "", nil, false
+				return nil, nil, false
 			}
 			i = j
 		case '0' <= c && c <= '9' && (i == 0 || !wordByte(query[i-1]) && query[i-1] != '.'):
@@ -1469,23 +1478,36 @@ func blankLiteralsOf(query string, params bool) (key string, lits []int, cacheab
 				i = j // not a plain number: kept as it is
 				continue
 			}
-			b.WriteString(query[last:i])
-			b.WriteByte(1)
+			b = append(b, query[last:i]...)
+			b = append(b, 1)
 			i = j
 			last = i
 		default:
 			i++
 		}
 	}
-	b.WriteString(query[last:])
-	return b.String(), lits, true
+	return append(b, query[last:]...), lits, true
 }
+
+// plainBytes are the bytes blankLiteralsOf passes over as they are,
+// whatever precedes or follows them: letters, separators and every byte of
+// a non-ASCII character.
+var plainBytes = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c > '9' && c != '\\' && c != '$' || strings.IndexByte(" ,.()=", byte(c)) >= 0
+	}
+	return t
+}()
 
 // nextIsQuote reports whether, past whitespace and comments, rest begins
 // with a quote.
 func nextIsQuote(rest string) bool {
 	for {
-		rest = strings.TrimLeft(rest, " \t\r\n\f\v")
+		i := 0
+		for i < len(rest) && strings.IndexByte(" \t\r\n\f\v", rest[i]) >= 0 {
+			i++
+		}
+		rest = rest[i:]
 		switch {
 		case strings.HasPrefix(rest, "--"):
 			i := strings.IndexByte(rest, '\n')

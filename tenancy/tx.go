@@ -76,6 +76,9 @@ func isTx(db bun.IDB) bool {
 }
 
 func folds(db bun.IDB) bool {
+	if d, ok := db.(*bun.DB); ok { // the common case, without a query built to find it
+		return sqldb.Folds(d.DB)
+	}
 	d := db.NewRaw("").DB() // the handle beneath a bun.Tx or a wrapper too
 	return d != nil && sqldb.Folds(d.DB)
 }

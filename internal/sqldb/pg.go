@@ -448,14 +448,8 @@ func (c *conn) settle(p *prelude, query string, err error) {
 // may be several); and one with a Unicode-escaped name (U&"…"), which
 // may spell any of these.
 func unsettling(query string) bool {
-	if strings.IndexByte(query, ';') >= 0 {
+	if strings.IndexByte(query, ';') >= 0 || namesSettings(query) {
 		return true
-	}
-	for i := 0; i < len(query); i++ {
-		if query[i] == '_' && (hasFoldPrefix(query[i:], "_config") || hasFoldPrefix(query[i:], "_settings")) ||
-			query[i] == '&' && i > 0 && (query[i-1] == 'u' || query[i-1] == 'U') && i+1 < len(query) && query[i+1] == '"' {
-			return true
-		}
 	}
 	first, ok := firstWord(query)
 	if !ok {
@@ -468,6 +462,29 @@ func unsettling(query string) bool {
 	case "SET", "RESET", "DISCARD", "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT",
 		"SAVEPOINT", "RELEASE", "PREPARE", "DO", "CALL", "EXECUTE", "LOAD":
 		return true
+	}
+	return false
+}
+
+// namesSettings reports whether query names set_config or pg_settings
+// (any case) or holds a Unicode-escaped name (U&"…"). It runs on every
+// statement.
+func namesSettings(query string) bool {
+	for i := 0; i < len(query); i++ {
+		switch query[i] {
+		case '_':
+			// Most names hold an underscore: look at the byte after it
+			// before comparing the rest (as EqualFold does: a non-ASCII
+			// letter may fold to an ASCII one).
+			if i+1 < len(query) && (query[i+1] >= 0x80 || query[i+1]|0x20 == 'c' || query[i+1]|0x20 == 's') &&
+				(hasFoldPrefix(query[i:], "_config") || hasFoldPrefix(query[i:], "_settings")) {
+				return true
+			}
+		case '&':
+			if i > 0 && (query[i-1] == 'u' || query[i-1] == 'U') && i+1 < len(query) && query[i+1] == '"' {
+				return true
+			}
+		}
 	}
 	return false
 }
