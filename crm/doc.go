@@ -109,9 +109,11 @@
 // the conversation's messages (one probe of their index by conversation
 // and time), and the retention sweep keeps a conversation while any of
 // its messages is newer than the cutoff
-// (TestConversationLastMessageWithinTheHour). A data-subject export holds
-// the stored value. Before, each delivery gave each of its conversations
-// a new row version (a lock and an update); EXPLAIN (ANALYZE, BUFFERS,
+// (TestConversationLastMessageWithinTheHour). A data-subject export gives
+// the exact time too, derived the same way (retention.Category.Derived;
+// TestConversationExportExactLastMessage). Before, each delivery gave
+// each of its conversations a new row version (a lock and an update);
+// EXPLAIN (ANALYZE, BUFFERS,
 // WAL) of the 40th delivery of the webhook benchmark (80 messages in 80
 // existing conversations, 20 watermarks, a loaded 2-core host) put that
 // upsert at 1.3 ms and 448 WAL records (58 KB) of the statement's 3.4 ms

@@ -61,7 +61,7 @@ func coreCategoriesWith(s *Store) []retention.Category {
 			Subject:     map[string]string{SubjectContact: "contact_id", SubjectConversation: "id"},
 			Omit:        append(s.omitSealed("thread_sealed"), "thread_index"),
 			Sealed:      s.sealedColumns(kindConversation, "thread_sealed", "thread_id"),
-			BeforeErase: eraseMessages, TimeIndex: conversationDue,
+			BeforeErase: eraseMessages, TimeIndex: conversationDue, Derived: conversationExact,
 			LegalBasis: basis, Purpose: "conversation threads with a contact (platform thread id such as a Messenger PSID)"},
 		{Name: "crm.consent_event", Table: TableConsentEvents, Time: "at", Subject: byContact,
 			Omit: s.omitSealed("source_sealed"), Sealed: s.sealedColumns(kindConsent, "source_sealed", "source"),
@@ -279,4 +279,16 @@ func conversationDue(d dialect.Name, cutoff time.Time) (string, []any) {
 	}
 	return "r.last_message_day <= ? AND NOT EXISTS (SELECT FROM " + TableMessages + " AS m WHERE m.tenant_id = r.tenant_id" +
 		" AND m.conversation_id = r.id AND m.sent_at > ?)", []any{unixDay(cutoff), cutoff}
+}
+
+// conversationExact gives a data-subject export of conversations on
+// PostgreSQL the exact last message time, derived as every read derives it
+// (pgConversations): the stored time may lag behind the conversation's
+// messages within the hour. SQLite stores the exact time.
+func conversationExact(d dialect.Name) map[string]string {
+	if d != dialect.PG {
+		return nil
+	}
+	return map[string]string{"last_message_at": "GREATEST(r.last_message_at, (SELECT max(m.sent_at) FROM " + TableMessages +
+		" AS m WHERE m.tenant_id = ?tenant AND m.conversation_id = r.id))"}
 }

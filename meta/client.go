@@ -913,6 +913,15 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 	case bytes.Equal(b, []byte("null")):
 		*id = ""
 		return nil
+	case len(b) > 1 && b[0] == '"' && b[len(b)-1] == '"' && plainString(b[1:len(b)-1]):
+		// A string with nothing to unescape, as every id Meta sends:
+		// taken as it is, without a second decode (a webhook delivery's
+		// events hold three ids each). BenchmarkParseWebhook (100
+		// events): 1945 allocations and 147 KB → 1383 and 102 KB, a
+		// median of 1.02 → 0.62 ms over six alternated runs on a loaded
+		// 2-core host.
+		*id = ID(b[1 : len(b)-1])
+		return nil
 	case len(b) > 0 && b[0] == '"':
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
@@ -927,6 +936,17 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 	}
 	*id = ID(n.String())
 	return nil
+}
+
+// plainString reports whether s, the inside of a JSON string, is printable
+// ASCII with no escape and no quote: the string's value is s itself.
+func plainString(s []byte) bool {
+	for _, c := range s {
+		if c < 0x20 || c >= 0x80 || c == '\\' || c == '"' {
+			return false
+		}
+	}
+	return true
 }
 
 // Int is an integer that decodes from a JSON number or a numeric string.

@@ -59,6 +59,14 @@ type Category struct {
 	// exact time is not indexed: a coarse day column is). An empty
 	// condition adds none. Nil: Time's condition alone.
 	TimeIndex func(d dialect.Name, cutoff time.Time) (cond string, args []any)
+	// Derived, if set, returns for a database of dialect d the columns
+	// whose stored value may lag behind the row's data, each with an SQL
+	// expression on the table (alias r; ?tenant for the tenant id) that
+	// gives the exact value: Export writes that in the column's place, so
+	// that an access request gets the data as the package's own reads
+	// show it (crm's conversations' last message time on PostgreSQL).
+	// Nil, or a column it does not name: the stored value.
+	Derived func(d dialect.Name) map[string]string
 	// Erase is how rows are erased (the zero value deletes them).
 	Erase Erase
 	// Omit names columns that Export leaves out: secrets that are not the

@@ -189,7 +189,11 @@
 // address): Export asks that package's SealedColumn.Open for each row's
 // plaintext and writes it in clear into the archive only — an access
 // request returns all of the subject's data, and the engine itself never
-// holds a key. The CSV file of the category being exported is
+// holds a key. A category's Derived columns are exported as the
+// declaring package's own SQL expression gives them (a declaration, like
+// its Subject conditions, with only the ?tenant placeholder), where the
+// stored value may lag behind the data: crm's conversations on PostgreSQL
+// export the exact last message time. The CSV file of the category being exported is
 // spooled, compressed, to one temporary file (WithTempDir; mode 0600,
 // unlinked at once where the system allows it, always removed before Export
 // returns), because the zip format needs it whole after the JSON file that

@@ -498,7 +498,8 @@ func (x *exporter) rows(ctx context.Context, c Category, cond string, args []any
 	}
 
 	idc := "r." + c.idColumn()
-	base := "SELECT r.* FROM " + c.Table + " AS r WHERE r.tenant_id = ? AND (" + cond + ")"
+	sel, selArgs, derived := x.derived(c)
+	base := "SELECT r.*" + sel + " FROM " + c.Table + " AS r WHERE r.tenant_id = ? AND (" + cond + ")"
 	var (
 		n     int64
 		last  any
@@ -523,7 +524,7 @@ func (x *exporter) rows(ctx context.Context, c Category, cond string, args []any
 	for {
 		got := 0
 		err := tenancy.RunInTx(ctx, x.e.db, nil, func(ctx context.Context, tx bun.Tx) error {
-			q, a := base, append([]any{x.tid}, args...)
+			q, a := base, append(append(selArgs[:len(selArgs):len(selArgs)], x.tid), args...)
 			if last != nil {
 				q += " AND " + idc + " > ?"
 				a = append(a, last)
@@ -539,11 +540,17 @@ func (x *exporter) rows(ctx context.Context, c Category, cond string, args []any
 				if cols, err = rows.Columns(); err != nil {
 					return err
 				}
-				for i, col := range cols {
+				stored := len(cols) - len(derived) // the table's columns; the derived ones follow
+				for i, col := range cols[:stored] {
 					if col == c.idColumn() {
 						idIdx = i
 					}
-					if !slices.Contains(c.Omit, col) {
+					if slices.Contains(c.Omit, col) {
+						continue
+					}
+					if j := slices.Index(derived, col); j >= 0 {
+						keep = append(keep, stored+j) // the exact value, in the column's place
+					} else {
 						keep = append(keep, i)
 					}
 				}
@@ -684,6 +691,25 @@ func (x *exporter) rows(ctx context.Context, c Category, cond string, args []any
 	x.jbuf, x.cbuf = jbuf[:0], cbuf[:0]
 	// Copy the spooled CSV entry into the archive, still compressed.
 	return n, x.copyInto(x.zw, cw, x.modified)
+}
+
+// derived returns what Export selects after r.* for c's Derived columns
+// (", (expr) AS col" each, in the order of cols) with its arguments.
+func (x *exporter) derived(c Category) (sel string, args []any, cols []string) {
+	if c.Derived == nil {
+		return "", nil, nil
+	}
+	exprs := c.Derived(x.e.db.Dialect().Name())
+	for col := range exprs {
+		cols = append(cols, col)
+	}
+	slices.Sort(cols)
+	for _, col := range cols {
+		expr, a := bind(exprs[col], "", x.tid)
+		sel += ", (" + expr + ") AS " + col
+		args = append(args, a...)
+	}
+	return sel, args, cols
 }
 
 // open returns the plaintext of the sealed value v of column sc in the row
