@@ -248,7 +248,8 @@
 // IN (SELECT … LIMIT 1000), 1,000 rows a transaction
 // (BenchmarkPostgresRetentionSweepPaired), the sweep took 0.89–0.97 s
 // (receipts included) and the hand-written DELETE 0.93–1.11 s: a ratio of
-// 0.78–0.88, against 1.53–1.56 with the IN form.
+// 0.78–0.88, against 1.53–1.56 with the IN form (three runs each, load
+// about 3.5; under a load of 6–8: 0.69–0.85 against 1.46–1.87).
 //
 // # Testing
 //
