@@ -823,7 +823,10 @@ func (a *pgArray) String() string {
 // plainMessage reports whether the validator's rules of NewMessage (its
 // validate tags) certainly hold for m, checked by hand: the validator
 // walks the struct by reflection, about a tenth of a webhook delivery's
-// work at the client when Ingest ran it for every message. It is exact
+// CPU at the client when Ingest ran it for every message. With it and
+// meta's single-pass ParseWebhook, the process's CPU per delivery of
+// BenchmarkPostgresMessengerInterleaved (meta) fell from a median of 2.06
+// to 1.81 ms (five alternated runs, load average 5 to 9). It is exact
 // for a message without attachments and conservative otherwise: a message
 // with attachments (whose URLs the validator parses) goes to the
 // validator, as does one for which it says false, and the validator then

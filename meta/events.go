@@ -149,10 +149,12 @@ func (e *Event) DedupeKey() string {
 //
 // Each event is decoded once, straight from the body, and its Raw is cut
 // from one copy of the body the payload takes (so the events of a payload
-// share that copy's memory, each capped to its own bytes). Decoding every
-// event first as raw JSON and then again as its typed fields validated and
-// scanned each event four times; BenchmarkParseWebhook (100 events) went
-// from a median of 0.42 to 0.24 ms (see webhook_parse_bench_test.go).
+// share that copy's memory, each capped to its own bytes: an append to
+// one never reaches another). Decoding every event first as raw JSON and
+// then again into its typed fields scanned its bytes four times; once,
+// BenchmarkParseWebhook (100 events) takes 637 allocations instead of
+// 1,383 and a median of 0.28 ms instead of 0.42 (four alternated runs on
+// a 2-core host; 0.40 and 0.64 over six at load average 7).
 func ParseWebhook(body []byte) (*Payload, error) {
 	p, err := parseWebhook(body)
 	if err != nil {
