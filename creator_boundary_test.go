@@ -246,7 +246,7 @@ func TestCreatorReachesOnlyOwnConnections(t *testing.T) {
 		keyless := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: w.tid, Role: tenancy.RoleCreator})
 		_, err = s.List(keyless, social.ConnectionFilter{}, social.ListOptions{})
 		require.ErrorIs(t, err, tenancy.ErrForbidden)
-	})
+	}, migrated)
 }
 
 // TestCreatorAttackerBunCode: ordinary bun code under a creator's
@@ -403,7 +403,7 @@ func TestCreatorAttackerBunCode(t *testing.T) {
 		require.Equal(t, int64(100), media[0].Views.N)
 
 		creatorRowSecurityOf(t, db, w)
-	})
+	}, migrated)
 }
 
 // creatorRowSecurityOf checks, after TestCreatorAttackerBunCode, that on
@@ -518,5 +518,5 @@ func TestCreatorDerivedConnections(t *testing.T) {
 		snaps, err = w.sdk.Social.Snapshots(ann, w.conns["page"].ID)
 		require.NoError(t, err)
 		require.NotEmpty(t, snaps)
-	})
+	}, migrated)
 }

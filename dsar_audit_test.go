@@ -580,6 +580,9 @@ func pgDump(t *testing.T, db *dbtest.DB) []byte {
 // refused with ErrInsecureDelete; with the pragma on, it is accepted.
 func TestOpenRefusesSQLiteWithoutSecureDelete(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "host.db")
+	// A migrated file (a copy of dbtest's template), so that the second
+	// Open has nothing to migrate: the refusal is what this test is about.
+	require.NoError(t, dbtest.SQLiteFile(path, migrated))
 	open := func(dsn string) error {
 		sqldb, err := sql.Open(sqliteshim.ShimName, dsn)
 		require.NoError(t, err)

@@ -171,6 +171,9 @@ func TestS9AuditRawPagesLogAndDeadTuples(t *testing.T) {
 						where, blobs = append(where, "pages of "+rel), append(blobs, p)
 					}
 				}
+				// Tests commit without waiting for the log to reach the
+				// disk: write it out before reading its files.
+				db.FlushLog(t)
 				var segs []string
 				require.NoError(t, admin.NewRaw("SELECT name FROM pg_ls_waldir() WHERE name >= ? AND name <= pg_walfile_name(pg_current_wal_lsn()) ORDER BY name",
 					started).Scan(ctx, &segs))

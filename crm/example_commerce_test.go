@@ -13,6 +13,7 @@ import (
 
 	"github.com/socialcrm/socialcrm"
 	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
 )
@@ -21,11 +22,15 @@ import (
 // Store over it; owner acts as the owner of a new tenant.
 func exampleStore() (store *crm.Store, tenants *tenancy.Store, owner context.Context, done func()) {
 	dir, _ := os.MkdirTemp("", "crm-example")
-	db, err := socialcrm.OpenDB(filepath.Join(dir, "example.db"))
+	path := filepath.Join(dir, "example.db")
+	if err := dbtest.SQLiteFile(path, exampleMigrate); err != nil {
+		panic(err)
+	}
+	db, err := socialcrm.OpenDB(path)
 	if err != nil {
 		panic(err)
 	}
-	if err := socialcrm.Migrate(context.Background(), db); err != nil {
+	if err := exampleMigrate(context.Background(), db); err != nil {
 		panic(err)
 	}
 	if _, err := socialcrm.Guard(db); err != nil {

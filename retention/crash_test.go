@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -239,7 +240,7 @@ func counts(t testing.TB, db bun.IDB) map[string]int64 {
 
 func TestCrashAtKillPoints(t *testing.T) {
 	each(t, func(t *testing.T, ref *dbtest.DB) {
-		fresh := func() *dbtest.DB {
+		fresh := func(t *testing.T) *dbtest.DB {
 			if ref.Name == "sqlite" {
 				return dbtest.SQLite(t, setup)
 			}
@@ -275,29 +276,41 @@ func TestCrashAtKillPoints(t *testing.T) {
 			}
 		}
 		at := slices.Sorted(maps.Keys(chosen))
+		var mu sync.Mutex
 		hit := map[string]bool{}
-		for _, n := range at {
-			db := fresh()
-			crashSeed(t, db)
-			initial := counts(t, db)
-			target := "sqlite:" + db.Path
-			if db.Name == "postgres" {
-				target = "postgres:" + db.DSN()
-			}
-			cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-			cmd.Env = append(os.Environ(), envCrashDB+"="+target, envCrashPoint+"="+strconv.Itoa(n))
-			out, err := cmd.CombinedOutput()
-			var exit *exec.ExitError
-			require.True(t, errors.As(err, &exit) && exit.ExitCode() == crashExitCode,
-				"child for kill point %d: %v\n%s", n, err, out)
-			hit[points[n-1]] = true
+		// Each kill point has a database and a child process of its own,
+		// so the points run in parallel (as many at once as -test.parallel
+		// allows): much of each one's time is a child process starting and
+		// the database's round trips.
+		t.Run("points", func(t *testing.T) {
+			for _, n := range at {
+				t.Run(strconv.Itoa(n), func(t *testing.T) {
+					t.Parallel()
+					db := fresh(t)
+					crashSeed(t, db)
+					initial := counts(t, db)
+					target := "sqlite:" + db.Path
+					if db.Name == "postgres" {
+						target = "postgres:" + db.DSN()
+					}
+					cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+					cmd.Env = append(os.Environ(), envCrashDB+"="+target, envCrashPoint+"="+strconv.Itoa(n))
+					out, err := cmd.CombinedOutput()
+					var exit *exec.ExitError
+					require.True(t, errors.As(err, &exit) && exit.ExitCode() == crashExitCode,
+						"child for kill point %d: %v\n%s", n, err, out)
+					mu.Lock()
+					hit[points[n-1]] = true
+					mu.Unlock()
 
-			consistent(t, db, initial)
-			e := crashEnv(t, db.DB, func() time.Time { return crashNow }, func(string) {})
-			require.NoError(t, crashRun(system(), e), "the run after the crash at point %d", n)
-			require.Equal(t, want, snapshot(t, db), "final state after a crash at point %d (%s)", n, points[n-1])
-			consistent(t, db, initial)
-		}
+					consistent(t, db, initial)
+					e := crashEnv(t, db.DB, func() time.Time { return crashNow }, func(string) {})
+					require.NoError(t, crashRun(system(), e), "the run after the crash at point %d", n)
+					require.Equal(t, want, snapshot(t, db), "final state after a crash at point %d (%s)", n, points[n-1])
+					consistent(t, db, initial)
+				})
+			}
+		})
 		t.Logf("killed at %d points of %d kinds", len(at), len(hit))
 		require.Len(t, hit, len(distinct), "kill points of every kind")
 	})

@@ -101,6 +101,7 @@ func TestDefaultPublicURL(t *testing.T) {
 func TestListenOnEveryInterface(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
+	writeMigrated(t, dir, "t.db")
 	ctx, cancel := context.WithCancel(t.Context())
 	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
 	done := make(chan error, 1)

@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -35,14 +37,11 @@ func startTestApp(t *testing.T, log *slog.Logger, configure func(*config), args 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	dir := t.TempDir()
-	if len(args) == 0 {
-		// The default configuration starts from a copy of a database it
-		// has migrated before, with its key-encryption key.
-		tm := migrated()
-		require.NoError(t, tm.err)
-		for name, b := range tm.files {
-			require.NoError(t, os.WriteFile(filepath.Join(dir, name), b, 0o600))
-		}
+	if !slices.ContainsFunc(args, func(a string) bool { return a == "-db" || a == "-owner-db" || a == "-kek" }) {
+		// A server on the default database and key file starts from a
+		// copy of a database migrated before, with its key-encryption
+		// key.
+		writeMigrated(t, dir, "test.db")
 	}
 	cfg, err := testConfig(dir, args...)
 	require.NoError(t, err)
@@ -58,6 +57,20 @@ func startTestApp(t *testing.T, log *slog.Logger, configure func(*config), args 
 	srv.Start()
 	t.Cleanup(func() { srv.Close(); a.close() })
 	return &testApp{app: a, URL: url}
+}
+
+// writeMigrated writes into dir a copy of the database migrated once per
+// test binary (see migrated), as the file db, and its key file kek.json.
+func writeMigrated(t *testing.T, dir, db string) {
+	t.Helper()
+	tm := migrated()
+	require.NoError(t, tm.err)
+	for name, b := range tm.files {
+		if strings.HasPrefix(name, "test.db") { // and its -wal and -shm, if any
+			name = db + strings.TrimPrefix(name, "test.db")
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), b, 0o600))
+	}
 }
 
 // testConfig is the configuration of a test server on the SQLite file
