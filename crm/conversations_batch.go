@@ -133,9 +133,11 @@ func (r *Conversations) Ingest(ctx context.Context, b Batch) (BatchResult, error
 	}
 	msgs := make([]pending, 0, len(b.Messages))
 	for i, in := range b.Messages {
-		if err := r.s.check(kindMessage, in); err != nil {
-			res.Rejected[i] = err
-			continue
+		if !plainMessage(&in) {
+			if err := r.s.check(kindMessage, in); err != nil {
+				res.Rejected[i] = err
+				continue
+			}
 		}
 		if in.Text == "" && len(in.Attachments) == 0 {
 			res.Rejected[i] = invalid(kindMessage, "text", "required_without", "is required without attachments")
@@ -146,9 +148,11 @@ func (r *Conversations) Ingest(ctx context.Context, b Batch) (BatchResult, error
 		msgs = append(msgs, pending{in: in, th: th})
 	}
 	for i, w := range b.Watermarks {
-		if err := r.s.check(kindConversation, w.Conversation); err != nil {
-			res.RejectedWatermarks[i] = err
-			continue
+		if !plainKey(&w.Conversation) {
+			if err := r.s.check(kindConversation, w.Conversation); err != nil {
+				res.RejectedWatermarks[i] = err
+				continue
+			}
 		}
 		if w.Delivered.IsZero() && w.Read.IsZero() {
 			continue
@@ -814,4 +818,46 @@ func (a *pgArray) String() string {
 		return "{}"
 	}
 	return string(append(a.b, '}'))
+}
+
+// plainMessage reports whether the validator's rules of NewMessage (its
+// validate tags) certainly hold for m, checked by hand: the validator
+// walks the struct by reflection, about a tenth of a webhook delivery's
+// CPU at the client when Ingest ran it for every message. With it and
+// meta's single-pass ParseWebhook, the process's CPU per delivery of
+// BenchmarkPostgresMessengerInterleaved (meta) fell from a median of 2.06
+// to 1.81 ms (five alternated runs, load average 5 to 9). It is exact
+// for a message without attachments and conservative otherwise: a message
+// with attachments (whose URLs the validator parses) goes to the
+// validator, as does one for which it says false, and the validator then
+// has the last word and names what is wrong. TestMessageFastValidation
+// compares it with the validator.
+func plainMessage(m *NewMessage) bool {
+	const maxExternalID, maxText = 255, 20000
+	if len(m.Attachments) > 0 || m.SentAt.IsZero() || !plainKey(&m.Conversation) {
+		return false
+	}
+	switch m.Direction {
+	case Inbound, Outbound:
+	default:
+		return false
+	}
+	switch m.Status {
+	case "", StatusPending, StatusSent, StatusDelivered, StatusRead, StatusFailed:
+	default:
+		return false
+	}
+	return runesAtMost(m.ExternalID, maxExternalID) && runesAtMost(m.Text, maxText)
+}
+
+// plainKey reports whether the validator's rules of ConversationKey hold
+// for k, exactly, checked by hand (see plainMessage).
+func plainKey(k *ConversationKey) bool {
+	const maxID = 255
+	switch k.Channel {
+	case ChannelMessenger, ChannelInstagram, ChannelEmail, ChannelSMS, ChannelWhatsApp, ChannelRCS:
+	default:
+		return false
+	}
+	return k.AccountID != "" && k.ThreadID != "" && runesAtMost(k.AccountID, maxID) && runesAtMost(k.ThreadID, maxID)
 }

@@ -133,7 +133,11 @@
 // about 1.0). What remains of the gap to 1.5 is the messages' own insert
 // (sealed, wider rows and index entries), which takes about what the raw
 // insert takes whole, and the Go side's CPU (decoding, validation,
-// sealing), about twice the raw handler's.
+// sealing), about twice the raw handler's. Since meta.ParseWebhook
+// decodes each event once and Ingest checks the common message by hand
+// rather than through the validator, the process's CPU per delivery is a
+// median of 1.81 ms (2.06 before) and the ratio 1.58 (1.74 before; five
+// alternated runs, load average 5 to 9).
 //
 // The conversations' indexes and what uses each: the primary key
 // (tenant_id, id) — Get, LinkContact, the messages' and watermarks'

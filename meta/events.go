@@ -1,11 +1,13 @@
 package meta
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -144,40 +146,212 @@ func (e *Event) DedupeKey() string {
 // types are tolerated. It fails with ErrPayload for a body that is not a
 // page or instagram webhook. It does not check the signature
 // (VerifySignature), which must be done first, on the same bytes.
+//
+// Each event is decoded once, straight from the body, and its Raw is cut
+// from one copy of the body the payload takes (so the events of a payload
+// share that copy's memory, each capped to its own bytes: an append to
+// one never reaches another). Decoding every event first as raw JSON and
+// then again into its typed fields scanned its bytes four times; once,
+// BenchmarkParseWebhook (100 events) takes 637 allocations instead of
+// 1,383 and a median of 0.28 ms instead of 0.42 (four alternated runs on
+// a 2-core host; 0.40 and 0.64 over six at load average 7).
 func ParseWebhook(body []byte) (*Payload, error) {
-	var w struct {
-		Object string `json:"object"`
-		Entry  []struct {
-			ID        ID                `json:"id"`
-			Time      Timestamp         `json:"time"`
-			Messaging []json.RawMessage `json:"messaging"`
-			Standby   []json.RawMessage `json:"standby"`
-		} `json:"entry"`
-	}
-	if err := json.Unmarshal(body, &w); err != nil {
+	p, err := parseWebhook(body)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPayload, err)
 	}
-	if w.Object != "page" && w.Object != "instagram" {
-		return nil, fmt.Errorf("%w: object %q", ErrPayload, w.Object)
+	if p.Object != "page" && p.Object != "instagram" {
+		return nil, fmt.Errorf("%w: object %q", ErrPayload, p.Object)
 	}
-	p := &Payload{Object: w.Object, Entries: make([]Entry, 0, len(w.Entry))}
-	for _, we := range w.Entry {
-		en := Entry{PageID: string(we.ID), Time: we.Time.Time}
-		en.Events = make([]Event, 0, len(we.Messaging))
-		for _, raw := range we.Messaging {
-			ev, err := parseEvent(raw, en, w.Object)
-			if err != nil {
-				return nil, err
-			}
-			en.Events = append(en.Events, ev)
+	for i := range p.Entries {
+		en := &p.Entries[i]
+		for j := range en.Events {
+			en.Events[j].Object = p.Object
 		}
-		slices.SortStableFunc(en.Events, func(a, b Event) int { return a.Time.Compare(b.Time) })
-		p.Entries = append(p.Entries, en)
 	}
 	return p, nil
 }
 
+// webhookDecoder walks a delivery body token by token, so that each event
+// is decoded once and its raw bytes are cut from the body by offset.
+type webhookDecoder struct {
+	dec *json.Decoder
+	// body is the payload's own copy of the body: events' Raw are its
+	// sub-slices.
+	body []byte
+}
+
+// errWebhookShape reports JSON that is valid but not shaped as a delivery.
+var errWebhookShape = errors.New("unexpected JSON value")
+
+func parseWebhook(body []byte) (*Payload, error) {
+	own := slices.Clone(body)
+	d := &webhookDecoder{dec: json.NewDecoder(bytes.NewReader(own)), body: own}
+	p := &Payload{}
+	open, err := d.open('{')
+	if err != nil || !open {
+		// null decodes to no object, refused by the caller.
+		return p, err
+	}
+	for d.dec.More() {
+		key, err := d.key()
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case strings.EqualFold(key, "object"):
+			err = d.dec.Decode(&p.Object)
+		case strings.EqualFold(key, "entry"):
+			p.Entries, err = d.entries()
+		default:
+			err = d.skip()
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := d.close(); err != nil {
+		return nil, err
+	}
+	if _, err := d.dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("data after the payload: %w", errWebhookShape)
+	}
+	return p, nil
+}
+
+// open reads the opening delimiter want ('{' or '['), or null (false).
+func (d *webhookDecoder) open(want json.Delim) (bool, error) {
+	t, err := d.dec.Token()
+	if err != nil {
+		if err == io.EOF {
+			return false, io.ErrUnexpectedEOF
+		}
+		return false, err
+	}
+	switch t {
+	case want:
+		return true, nil
+	case nil:
+		return false, nil
+	}
+	return false, fmt.Errorf("%v where %v expected: %w", t, want, errWebhookShape)
+}
+
+// close reads the closing delimiter of the object or array being read.
+func (d *webhookDecoder) close() error {
+	_, err := d.dec.Token()
+	return err
+}
+
+// key reads an object key.
+func (d *webhookDecoder) key() (string, error) {
+	t, err := d.dec.Token()
+	if err != nil {
+		return "", err
+	}
+	k, ok := t.(string)
+	if !ok {
+		return "", errWebhookShape
+	}
+	return k, nil
+}
+
+// skip reads and drops a value (an unknown field).
+func (d *webhookDecoder) skip() error {
+	var v json.RawMessage
+	return d.dec.Decode(&v)
+}
+
+// entries reads entry[] (null: none); a repeated entry key replaces the
+// entries, as encoding/json's last value wins.
+func (d *webhookDecoder) entries() ([]Entry, error) {
+	open, err := d.open('[')
+	if err != nil || !open {
+		return nil, err
+	}
+	var out []Entry
+	for d.dec.More() {
+		en, err := d.entry()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, en)
+	}
+	return out, d.close()
+}
+
+// entry reads one entry: its id and time, and its messaging events in
+// timestamp order (standby is checked to be an array, and dropped).
+func (d *webhookDecoder) entry() (Entry, error) {
+	var en Entry
+	open, err := d.open('{')
+	if err != nil || !open {
+		return en, err
+	}
+	var id ID
+	var at Timestamp
+	var events []wireEvent
+	for d.dec.More() {
+		key, err := d.key()
+		if err != nil {
+			return en, err
+		}
+		switch {
+		case strings.EqualFold(key, "id"):
+			err = d.dec.Decode(&id)
+		case strings.EqualFold(key, "time"):
+			err = d.dec.Decode(&at)
+		case strings.EqualFold(key, "messaging"):
+			events, err = d.events()
+		case strings.EqualFold(key, "standby"):
+			var standby []json.RawMessage
+			err = d.dec.Decode(&standby)
+		default:
+			err = d.skip()
+		}
+		if err != nil {
+			return en, err
+		}
+	}
+	if err := d.close(); err != nil {
+		return en, err
+	}
+	en.PageID, en.Time = string(id), at.Time
+	en.Events = make([]Event, len(events))
+	for i := range events {
+		en.Events[i] = events[i].event(en)
+	}
+	slices.SortStableFunc(en.Events, func(a, b Event) int { return a.Time.Compare(b.Time) })
+	return en, nil
+}
+
+// events reads messaging[] (null: none), each event decoded once, with
+// its raw bytes.
+func (d *webhookDecoder) events() ([]wireEvent, error) {
+	open, err := d.open('[')
+	if err != nil || !open {
+		return nil, err
+	}
+	var out []wireEvent
+	for d.dec.More() {
+		start := d.dec.InputOffset()
+		out = append(out, wireEvent{})
+		w := &out[len(out)-1]
+		if err := d.dec.Decode(w); err != nil {
+			return nil, fmt.Errorf("event: %w", err)
+		}
+		// Between the offsets: the separating comma, white space, and
+		// the event.
+		raw := bytes.TrimLeft(d.body[start:d.dec.InputOffset()], ", \t\r\n")
+		w.raw = raw[:len(raw):len(raw)]
+	}
+	return out, d.close()
+}
+
 type wireEvent struct {
+	// raw is the event's JSON, not a field of it.
+	raw json.RawMessage `json:"-"`
+
 	Sender struct {
 		ID      ID `json:"id"`
 		UserRef ID `json:"user_ref"`
@@ -216,15 +390,9 @@ type wireEvent struct {
 	} `json:"postback"`
 }
 
-func parseEvent(raw json.RawMessage, en Entry, object string) (Event, error) {
-	var w wireEvent
-	if err := json.Unmarshal(raw, &w); err != nil {
-		return Event{}, fmt.Errorf("%w: event: %w", ErrPayload, err)
-	}
-	// raw is json.RawMessage's own copy of the event (ParseWebhook's
-	// decode made it, and keeps nothing else of it): the event takes it
-	// as it is.
-	ev := Event{Kind: EventOther, Object: object, PageID: en.PageID, Time: w.Timestamp.Time, Raw: raw}
+// event is the Event that w says, in entry en.
+func (w *wireEvent) event(en Entry) Event {
+	ev := Event{Kind: EventOther, PageID: en.PageID, Time: w.Timestamp.Time, Raw: w.raw}
 	if ev.Time.IsZero() {
 		ev.Time = en.Time
 	}
@@ -275,5 +443,5 @@ func parseEvent(raw json.RawMessage, en Entry, object string) (Event, error) {
 	if ev.PageID == "" && ev.Kind != EventEcho {
 		ev.PageID = recipient
 	}
-	return ev, nil
+	return ev
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -13,7 +14,8 @@ import (
 )
 
 // FuzzParseWebhook: the webhook parser never panics; what it accepts has
-// typed events that agree with their kind and are ordered by timestamp.
+// typed events that agree with their kind, are ordered by timestamp, and
+// keep as Raw the JSON of one value each.
 func FuzzParseWebhook(f *testing.F) {
 	f.Add([]byte(`{"object":"page","entry":[{"id":"3001","time":1764000000000,"messaging":[{"sender":{"id":"9001"},"recipient":{"id":"3001"},"timestamp":1764000000000,"message":{"mid":"m_1","text":"\u00e4\/","attachments":[{"type":"image","payload":{"url":"https:\/\/x"}}]}}]}]}`))
 	f.Add([]byte(`{"object":"page","entry":[{"id":3001,"time":"1","messaging":[{"sender":{"id":"3001"},"recipient":{"id":9001},"message":{"mid":"m","is_echo":"true","app_id":1}},{"delivery":{"mids":["m"],"watermark":"2"}},{"read":{"watermark":3}},{"postback":{"title":"t","payload":"p"}},{"reaction":{}}]}]}`))
@@ -53,6 +55,9 @@ func FuzzParseWebhook(f *testing.F) {
 				case EventOther:
 				default:
 					t.Fatalf("unknown kind %q", ev.Kind)
+				}
+				if !json.Valid(ev.Raw) {
+					t.Fatalf("event Raw %q is not the JSON of one value", ev.Raw)
 				}
 				_ = ev.DedupeKey()
 			}

@@ -267,6 +267,58 @@ func TestParseWebhookLenient(t *testing.T) {
 	require.True(t, errors.Is(meta.VerifySignature("sha256=", body, vault.NewSecret([]byte("s"))), meta.ErrSignature))
 }
 
+// TestParseWebhookRaw: each event, decoded once, keeps its exact bytes as
+// Raw (white space around it and the comma before it left out), in memory
+// of its own: changing the body afterwards, or appending to one event's
+// Raw, changes no event. Field names match in any case, as
+// encoding/json's do; unknown fields are skipped, null entries and lists
+// are empty, and a body with anything after the payload is refused.
+func TestParseWebhookRaw(t *testing.T) {
+	events := []string{
+		`{"sender":{"id":"9001"},"recipient":{"id":"3001"},"timestamp":1764000002000,"message":{"mid":"m_1","text":"a, \"b\" ]}"}}`,
+		`{"sender":{"id":"9001"},"recipient":{"id":"3001"},"timestamp":1764000001000,"reaction":{"mid":"m_1","emoji":"\u2764"}}`,
+		`null`,
+	}
+	body := []byte("{\"Object\":\"page\", \"extra\":[{\"x\":[1,{}]}],\"entry\":[null,{\"ID\":\"3001\",\"time\":1764000000000,\"standby\":[],\"messaging\":[ " +
+		events[0] + " ,\n\t" + events[1] + "," + events[2] + "\n]},{\"messaging\":null}]}\n")
+	p, err := meta.ParseWebhook(body)
+	require.NoError(t, err)
+	require.Equal(t, "page", p.Object)
+	require.Len(t, p.Entries, 3)
+	require.Empty(t, p.Entries[0].Events)
+	require.Empty(t, p.Entries[2].Events)
+	en := p.Entries[1]
+	require.Equal(t, "3001", en.PageID)
+	require.Len(t, en.Events, 3)
+	// In timestamp order: null (the entry's time), the reaction, the message.
+	require.Equal(t, events[2], string(en.Events[0].Raw))
+	require.Equal(t, events[1], string(en.Events[1].Raw))
+	require.Equal(t, events[0], string(en.Events[2].Raw))
+	require.Equal(t, meta.EventMessage, en.Events[2].Kind)
+	require.Equal(t, `a, "b" ]}`, en.Events[2].Message.Text)
+	require.Equal(t, "page", en.Events[2].Object)
+
+	key := en.Events[1].DedupeKey()
+	for i := range body {
+		body[i] = ' '
+	}
+	// The message precedes the reaction in the body, and the reaction
+	// the null event.
+	_ = append(en.Events[2].Raw, "garbage"...)
+	_ = append(en.Events[1].Raw, "garbage"...)
+	require.Equal(t, events[2], string(en.Events[0].Raw))
+	require.Equal(t, events[1], string(en.Events[1].Raw))
+	require.Equal(t, events[0], string(en.Events[2].Raw))
+	require.Equal(t, key, en.Events[1].DedupeKey())
+
+	for _, bad := range []string{``, ` `, `{"object":"page","entry":[]} {}`, `{"object":"page","entry":[]}x`, `{"object":"page","entry":{}}`,
+		`{"object":"page","entry":[{"messaging":[1]}]}`, `{"object":"page","entry":[{"messaging":[{}]]}`, `{"object":"page","entry":[{"standby":1}]}`,
+		`{"object":"page","entry":[{"id":"1","messaging":[{"sender":{"id":[]}}]}]}`, `{"object":"page",}`, `{"object":1}`, `null`, `"page"`} {
+		_, err := meta.ParseWebhook([]byte(bad))
+		require.ErrorIs(t, err, meta.ErrPayload, bad)
+	}
+}
+
 // TestWebhookLooksUpThePagesTenantsWithItsDedupe: the delivery's Pages'
 // tenants are read by the statement that records the delivery, so a
 // handler asking the store for them (as inbox routes events) gets the
