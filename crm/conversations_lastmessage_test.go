@@ -1,14 +1,11 @@
 package crm_test
 
 import (
-	"archive/zip"
-	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -133,24 +130,7 @@ func TestConversationExportExactLastMessage(t *testing.T) {
 			require.Equal(t, hour.Add(time.Minute), stored.UTC(), "the stored time lags (else this test proves nothing)")
 		}
 
-		eng, err := retention.New(e.db.DB, retention.WithClock(e.clock.Now))
-		require.NoError(t, err)
-		require.NoError(t, eng.Register(e.store.Categories()...))
-		r := request(t, e.A, eng, retention.KindAccess, map[string]string{crm.SubjectConversation: c.ID})
-		var buf bytes.Buffer
-		_, err = eng.Export(e.A, r.ID, &buf)
-		require.NoError(t, err)
-		zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
-		require.NoError(t, err)
-		files := map[string]string{}
-		for _, f := range zr.File {
-			rc, err := f.Open()
-			require.NoError(t, err)
-			b, err := io.ReadAll(rc)
-			require.NoError(t, err)
-			rc.Close()
-			files[f.Name] = string(b)
-		}
+		files := subjectExport(t, e, e.A, e.store.Categories(), retention.KindAccess, map[string]string{crm.SubjectConversation: c.ID})
 		var rows []map[string]any
 		require.NoError(t, json.Unmarshal([]byte(files["crm.conversation.json"]), &rows))
 		require.Len(t, rows, 1)

@@ -56,10 +56,17 @@ func TestExportOpensSealedIdentifiers(t *testing.T) {
 // returns the archive's files by name.
 func contactExport(t *testing.T, e *env, ctx context.Context, cats []retention.Category, id string) map[string]string {
 	t.Helper()
+	return subjectExport(t, e, ctx, cats, retention.KindExport, map[string]string{crm.SubjectContact: id})
+}
+
+// subjectExport submits a request of kind for subject with the
+// categories cats, exports it and returns the archive's files by name.
+func subjectExport(t *testing.T, e *env, ctx context.Context, cats []retention.Category, kind retention.RequestKind, subject map[string]string) map[string]string {
+	t.Helper()
 	eng, err := retention.New(e.db.DB, retention.WithClock(e.clock.Now))
 	require.NoError(t, err)
 	require.NoError(t, eng.Register(cats...))
-	r := request(t, ctx, eng, retention.KindExport, map[string]string{crm.SubjectContact: id})
+	r := request(t, ctx, eng, kind, subject)
 	var buf bytes.Buffer
 	_, err = eng.Export(ctx, r.ID, &buf)
 	require.NoError(t, err)
