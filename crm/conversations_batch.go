@@ -178,10 +178,14 @@ func (r *Conversations) Ingest(ctx context.Context, b Batch) (BatchResult, error
 		}
 	}
 	now := r.s.clock()
-	rows := make([]batchMessage, 0, len(msgs))
-	for _, p := range msgs {
-		m := Message{Direction: p.in.Direction, ExternalID: p.in.ExternalID, Text: p.in.Text, Attachments: p.in.Attachments,
-			SentAt: p.in.SentAt.UTC().Truncate(time.Microsecond), Status: p.in.Status}
+	// Each message is written in its row in place (rows never grows):
+	// sealing takes pointers to its fields, which made a Message on the
+	// heap per message, and a copy of it, when it was a variable.
+	rows := make([]batchMessage, len(msgs))
+	for i, p := range msgs {
+		rows[i] = batchMessage{Message: Message{Direction: p.in.Direction, ExternalID: p.in.ExternalID, Text: p.in.Text,
+			Attachments: p.in.Attachments, SentAt: p.in.SentAt.UTC().Truncate(time.Microsecond), Status: p.in.Status}, th: p.th}
+		m := &rows[i].Message
 		if m.Status == "" {
 			m.Status = defaultStatus(m.Direction, m.ExternalID)
 		}
@@ -193,7 +197,6 @@ func (r *Conversations) Ingest(ctx context.Context, b Batch) (BatchResult, error
 		if err := r.s.sealFields(ctx, kindMessage, m.ID, fields); err != nil {
 			return BatchResult{}, err
 		}
-		rows = append(rows, batchMessage{Message: m, th: p.th})
 	}
 	require := b.Require
 	if require == nil {
