@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
+	"github.com/uptrace/bun/schema"
 
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
@@ -102,5 +103,50 @@ func TestConversationIngestRowsTravelApart(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, ms, 1)
 		require.Equal(t, "text plain", ms[0].Text)
+	})
+}
+
+// TestConversationIngestTextPerTenantAndRequire: the statement text that
+// Ingest keeps on PostgreSQL is one per tenant and Require. Tenant B's
+// batch after tenant A's identical one is stored in B alone, and a
+// Require that does not hold, after one that held for the same tenant,
+// stores nothing.
+func TestConversationIngestTextPerTenantAndRequire(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		h := &ingestStatements{}
+		e.db.DB.AddQueryHook(h)
+		convs := e.store.Conversations()
+		k := crm.ConversationKey{Channel: crm.ChannelMessenger, AccountID: "page-1", ThreadID: "psid-1"}
+		batch := func(mid string, req schema.QueryAppender) crm.Batch {
+			return crm.Batch{Require: req, Messages: []crm.NewMessage{{Conversation: k, Direction: crm.Inbound, ExternalID: mid,
+				Text: "hello", SentAt: fakeclock.Start.Add(time.Minute)}}}
+		}
+		for _, ctx := range []context.Context{e.A, e.B} {
+			res, err := convs.Ingest(ctx, batch("mid.1", bun.Safe("1 = 1")))
+			require.NoError(t, err)
+			require.False(t, res.Unmet)
+			require.EqualValues(t, 1, res.Stored)
+		}
+		for _, ctx := range []context.Context{e.A, e.B} {
+			conv, err := convs.Find(ctx, k)
+			require.NoError(t, err)
+			ms, err := whole(convs.Messages(ctx, conv.ID, crm.ListOptions{Limit: 10}))
+			require.NoError(t, err)
+			require.Len(t, ms, 1, "each tenant holds its own message, once")
+		}
+		res, err := convs.Ingest(e.A, batch("mid.2", bun.Safe("1 = 0")))
+		require.NoError(t, err)
+		require.True(t, res.Unmet)
+		require.Zero(t, res.Stored)
+		conv, err := convs.Find(e.A, k)
+		require.NoError(t, err)
+		ms, err := whole(convs.Messages(e.A, conv.ID, crm.ListOptions{Limit: 10}))
+		require.NoError(t, err)
+		require.Len(t, ms, 1, "a batch whose Require did not hold stored a message")
+		if e.db.Name == "postgres" {
+			require.Len(t, h.texts, 3)
+			require.NotEqual(t, h.texts[0], h.texts[1], "two tenants' batches sent one text")
+			require.NotEqual(t, h.texts[0], h.texts[2], "two Requires' batches sent one text")
+		}
 	})
 }
