@@ -197,11 +197,20 @@ const (
 // behind its messages within the hour; every read of a conversation sees
 // the exact time all the same. The day of the stored time is exact, which
 // List's order by day relies on.
-const pgConversations = `(SELECT c.tenant_id, c.id, c.created_at, c.updated_at, c.version, c.channel, c.account_id, c.contact_id,
-	GREATEST(c.last_message_at, (SELECT max(m.sent_at) FROM socialcrm_crm_messages AS m
-		WHERE m.tenant_id = ? AND m.conversation_id = c.id)) AS last_message_at,
+var pgConversations = `(SELECT c.tenant_id, c.id, c.created_at, c.updated_at, c.version, c.channel, c.account_id, c.contact_id,
+	` + pgLastMessageAt("c", "?") + ` AS last_message_at,
 	c.last_message_day, c.delivered_until, c.read_until, c.thread_index, c.thread_sealed
 	FROM socialcrm_crm_conversations AS c WHERE c.tenant_id = ?) AS cv`
+
+// pgLastMessageAt is the exact last message time of the conversation
+// row alias on PostgreSQL: the later of its stored time and its messages'
+// latest (tenant is the placeholder of the tenant id). Reads
+// (pgConversations) and the data-subject export (conversationExact) share
+// it.
+func pgLastMessageAt(alias, tenant string) string {
+	return "GREATEST(" + alias + ".last_message_at, (SELECT max(m.sent_at) FROM " + TableMessages +
+		" AS m WHERE m.tenant_id = " + tenant + " AND m.conversation_id = " + alias + ".id))"
+}
 
 // selectConversations starts a select of ctx's tenant's conversations
 // into dest, which reads pgConversations on PostgreSQL.

@@ -289,6 +289,5 @@ func conversationExact(d dialect.Name) map[string]string {
 	if d != dialect.PG {
 		return nil
 	}
-	return map[string]string{"last_message_at": "GREATEST(r.last_message_at, (SELECT max(m.sent_at) FROM " + TableMessages +
-		" AS m WHERE m.tenant_id = ?tenant AND m.conversation_id = r.id))"}
+	return map[string]string{"last_message_at": pgLastMessageAt("r", "?tenant")}
 }
