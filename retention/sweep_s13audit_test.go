@@ -12,6 +12,7 @@ import (
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/retention"
+	"github.com/socialcrm/socialcrm/tenancy"
 )
 
 // TestS13AuditHoldPlacedMidSweep: a legal hold placed while a sweep is
@@ -165,4 +166,51 @@ func rowsOf(t testing.TB, ctx context.Context, db *dbtest.DB) []response {
 		return tx.NewSelect().Model(&out).Scan(ctx)
 	}))
 	return out
+}
+
+// TestS13AuditTenantHoldPlacedMidPurge: a tenant hold placed while a
+// tenant purge is under way stops it: no later batch erases, the purge
+// hook (key destruction) does not run and the tenant is not marked
+// purged. Before, the purge read the holds once, went on erasing
+// everything and destroyed the key under the hold.
+func TestS13AuditTenantHoldPlacedMidPurge(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		var hooks atomic.Int32
+		v := newEnv(t, db, retention.WithTenantPurgeHook(func(context.Context) error { hooks.Add(1); return nil }))
+		aid, a := v.tenant(t, "alpha")
+		var rs []response
+		for i := range 30 {
+			rs = append(rs, response{ID: id("r", i), AccountID: "acct", Body: "{}", FetchedAt: epoch})
+		}
+		insert(t, a, db, &rs)
+		_, err := v.store.CloseTenant(a, 0)
+		require.NoError(t, err)
+		sys, err := tenancy.AsTenant(system(), aid)
+		require.NoError(t, err)
+
+		var placed atomic.Bool
+		left := -1
+		retention.SetTrace(v.e, func(p string) {
+			if p != "batch.committed" || placed.Swap(true) {
+				return
+			}
+			if _, err := v.e.PlaceHold(sys, retention.Hold{Scope: retention.HoldTenant, Reason: "placed mid-purge"}); err != nil {
+				t.Errorf("PlaceHold: %v", err)
+			}
+			left = len(ids(t, a, db, "test_responses"))
+		})
+		res, err := v.e.PurgeTenants(system(), epoch)
+		require.NoError(t, err)
+		require.True(t, placed.Load())
+		require.Len(t, res, 1)
+		require.False(t, res[0].Purged, "a tenant held mid-purge is not purged")
+		require.Zero(t, hooks.Load(), "the key survives the hold")
+		require.Greater(t, left, 0)
+		require.Equal(t, left, len(ids(t, a, db, "test_responses")), "no batch after the hold erased")
+		var held int64
+		for _, rc := range res[0].Receipts {
+			held += rc.Held
+		}
+		require.Positive(t, held, "the purge counts what the hold keeps")
+	})
 }
