@@ -2,9 +2,11 @@ package crm_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -129,13 +131,31 @@ func TestS13AuditDeliveryDuringErasure(t *testing.T) {
 		at := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 		// Messages over several deliveries and hours.
 		for i := range 12 {
-			res, err := convs.Ingest(e.A, s13Delivery(fmt.Sprintf("pre-%02d", i), "before", at.Add(time.Duration(i)*25*time.Minute)))
+			b := s13Delivery(fmt.Sprintf("pre-%02d", i), "before", at.Add(time.Duration(i)*25*time.Minute))
+			b.Watermarks = nil // a moving watermark writes the conversation's row, and its time
+			res, err := convs.Ingest(e.A, b)
 			require.NoError(t, err)
 			require.Equal(t, int64(1), res.Stored)
 		}
 		c, err := convs.Find(e.A, s13Key)
 		require.NoError(t, err)
-		require.Equal(t, at.Add(11*25*time.Minute), c.LastMessageAt.UTC(), "the exact last message time")
+		exact := at.Add(11 * 25 * time.Minute)
+		require.Equal(t, exact, c.LastMessageAt.UTC(), "the exact last message time")
+		// The export before the erasure gives it too, although on
+		// PostgreSQL the stored time is the last hour's first message's.
+		var stored time.Time
+		require.NoError(t, e.db.Admin(t).NewRaw("SELECT last_message_at FROM "+crm.TableConversations+" WHERE id = ?", c.ID).Scan(context.Background(), &stored))
+		if e.db.Name == "postgres" {
+			require.Equal(t, at.Add(10*25*time.Minute), stored.UTC(), "the stored time lags (else the export's check proves nothing)")
+		}
+		files := subjectExport(t, e, e.A, e.store.Categories(), retention.KindAccess, map[string]string{crm.SubjectConversation: c.ID})
+		var rows []map[string]any
+		require.NoError(t, json.Unmarshal([]byte(files["crm.conversation.json"]), &rows))
+		require.Len(t, rows, 1)
+		got, err := time.Parse(time.RFC3339Nano, rows[0]["last_message_at"].(string))
+		require.NoError(t, err)
+		require.Equal(t, exact, got.UTC(), "the export's last_message_at")
+		require.Equal(t, 12, strings.Count(files["crm.message.json"], `"before"`), "the export holds every message")
 
 		eng, err := retention.New(e.db.DB, retention.WithClock(e.clock.Now), retention.WithBatchSize(3))
 		require.NoError(t, err)
