@@ -214,3 +214,46 @@ func TestS13AuditTenantHoldPlacedMidPurge(t *testing.T) {
 		require.Positive(t, held, "the purge counts what the hold keeps")
 	})
 }
+
+// TestS13AuditSubjectHoldPlacedMidErasure: a data-subject erasure during
+// which a hold on that subject is placed (after its first batch) erases
+// nothing more of the subject, and its receipt counts the rows held.
+func TestS13AuditSubjectHoldPlacedMidErasure(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		v := newEnv(t, db) // batches of 7
+		_, a := v.tenant(t, "alpha")
+		var rs []response
+		for i := range 20 {
+			rs = append(rs, response{ID: id("r", i), AccountID: "acct-asked", Body: "{}", FetchedAt: epoch})
+		}
+		insert(t, a, db, &rs)
+		req, err := v.e.Submit(a, retention.Request{Kind: retention.KindErasure, Subject: map[string]string{"account_id": "acct-asked"}})
+		require.NoError(t, err)
+		_, err = v.e.SetVerification(a, req.ID, retention.VerificationVerified)
+		require.NoError(t, err)
+
+		var placed atomic.Bool
+		left := -1
+		retention.SetTrace(v.e, func(p string) {
+			if p != "batch.committed" || placed.Swap(true) {
+				return
+			}
+			if _, err := v.e.PlaceHold(a, retention.Hold{Scope: retention.HoldSubject, SubjectKind: "account_id",
+				SubjectValue: "acct-asked", Reason: "placed mid-erasure"}); err != nil {
+				t.Errorf("PlaceHold: %v", err)
+			}
+			left = countAccount(t, a, db, "acct-asked")
+		})
+		rc, err := v.e.Erase(a, req.ID)
+		require.NoError(t, err)
+		require.True(t, placed.Load())
+		require.Equal(t, 13, left, "one batch of 7 erased before the hold")
+		require.Equal(t, left, countAccount(t, a, db, "acct-asked"), "nothing erased after the hold")
+		for _, c := range rc.Categories {
+			if c.Category == catRawResponse {
+				require.EqualValues(t, 7, c.Erased)
+				require.EqualValues(t, 13, c.Held, "the receipt counts what the hold kept")
+			}
+		}
+	})
+}
