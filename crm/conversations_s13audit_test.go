@@ -80,6 +80,24 @@ func TestS13AuditIngestTenantWalls(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, at.Add(2*time.Minute), a.LastMessageAt.UTC(), "A's last message time is A's own, not B's later one")
 
+		// B's export derives B's exact last message time from B's
+		// messages alone: A's conversation of the same key has a later one.
+		deliver(e.A, "mid-late", "alpha late", at.Add(50*time.Minute))
+		files := subjectExport(t, e, e.B, e.store.Categories(), retention.KindAccess, map[string]string{crm.SubjectConversation: bID})
+		var rows []map[string]any
+		require.NoError(t, json.Unmarshal([]byte(files["crm.conversation.json"]), &rows))
+		require.Len(t, rows, 1)
+		got, err := time.Parse(time.RFC3339Nano, rows[0]["last_message_at"].(string))
+		require.NoError(t, err)
+		require.Equal(t, at.Add(3*time.Minute), got.UTC(), "B's export")
+		require.NotContains(t, files["crm.message.json"], "alpha")
+		require.Equal(t, 2, strings.Count(files["crm.message.json"], "beta"))
+		// A's export by B's conversation id finds nothing.
+		files = subjectExport(t, e, e.A, e.store.Categories(), retention.KindAccess, map[string]string{crm.SubjectConversation: bID})
+		for name, f := range files {
+			require.NotContains(t, f, "beta", name)
+		}
+
 		// A's conversation is erased (a data-subject erasure by
 		// conversation); B's next delivery goes on in B's conversation,
 		// and A's next opens a new one holding only the new message.
