@@ -285,3 +285,43 @@ func TestS13AuditTenantHoldPlacedMidSweepKeepsTheAuditLog(t *testing.T) {
 		require.Len(t, receipts(t, a, db, "tenant.created"), 1, "the audit log stays whole under the tenant hold")
 	})
 }
+
+// TestS13AuditSweepAndErasureAtOnce: a sweep and a data-subject erasure
+// that reach the same rows, run at once, erase each row once: the
+// sweep's receipts and the erasure's add up to the rows, and on
+// PostgreSQL neither fails.
+func TestS13AuditSweepAndErasureAtOnce(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		v := newEnv(t, db)
+		_, a := v.tenant(t, "alpha")
+		var rs []response
+		for i := range 90 {
+			rs = append(rs, response{ID: id("r", i), AccountID: "acct", Body: "{}", FetchedAt: epoch.Add(-100 * retention.Day)})
+		}
+		insert(t, a, db, &rs)
+		req, err := v.e.Submit(a, retention.Request{Kind: retention.KindErasure, Subject: map[string]string{"account_id": "acct"}})
+		require.NoError(t, err)
+		_, err = v.e.SetVerification(a, req.ID, retention.VerificationVerified)
+		require.NoError(t, err)
+		var wg sync.WaitGroup
+		var sweepErr, eraseErr error
+		start := make(chan struct{})
+		wg.Go(func() { <-start; _, sweepErr = v.e.Sweep(system(), epoch) })
+		wg.Go(func() { <-start; _, eraseErr = v.e.Erase(a, req.ID) })
+		close(start)
+		wg.Wait()
+		if db.Name == "postgres" {
+			require.NoError(t, sweepErr)
+			require.NoError(t, eraseErr)
+		}
+		if sweepErr != nil {
+			_, err := v.e.Sweep(system(), epoch)
+			require.NoError(t, err)
+		}
+		require.Empty(t, ids(t, a, db, "test_responses"))
+		swept := sumMeta(receipts(t, a, db, "retention.swept"), catRawResponse, "count")
+		erased := sumMeta(receipts(t, a, db, "retention.erased"), catRawResponse, "count")
+		t.Logf("swept %d, erased %d", swept, erased)
+		require.EqualValues(t, 90, swept+erased, "each row counted once (swept %d, erased %d)", swept, erased)
+	})
+}
