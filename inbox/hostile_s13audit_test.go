@@ -19,7 +19,8 @@ import (
 // malformed (an event that is not an object, messaging an object, nesting
 // deeper than the decoder goes, 10 MB) answer a client error, never a
 // 500; odd but well-formed ones (a number as an id, repeated keys — the
-// last wins —, invalid UTF-8 in a text) are stored with the delivery's
+// last wins —, invalid UTF-8 in a text, a null event, a message without
+// a sender) are stored with the delivery's
 // good events; neither the answers nor the log name the planted text or
 // PSID.
 func TestS13AuditMalformedDeliveries(t *testing.T) {
@@ -48,6 +49,8 @@ func TestS13AuditMalformedDeliveries(t *testing.T) {
 			{"huge number as the sender", body(good("g4"), `{"sender":{"id":1e400},"recipient":{"id":"`+pageID+`"},"timestamp":`+fmt.Sprint(at)+`,"message":{"mid":"m-num","text":"`+canaryText+`"}}`), true},
 			{"duplicate keys", body(good("g5"), `{"sender":{"id":"`+canaryPSID+`"},"sender":{"id":"`+psid+`"},"recipient":{"id":"`+pageID+`"},"timestamp":`+fmt.Sprint(at)+`,"message":{"mid":"m-dup","text":"`+canaryText+`"},"message":{"mid":"m-dup2","text":"second"}}`), true},
 			{"invalid UTF-8 in the text", body(good("g6"), event(canaryPSID, "m-utf", "bad \xff\xfe "+canaryText, fmt.Sprint(at))), true},
+			{"messaging element null", body(good("g11"), "null"), true},
+			{"message without a sender", body(good("g12"), `{"recipient":{"id":"`+pageID+`"},"timestamp":`+fmt.Sprint(at)+`,"message":{"mid":"m-nos","text":"`+canaryText+`"}}`), true},
 			{"messaging element a number", body(good("g7"), "1"), false},
 			{"messaging element a string", body(good("g8"), `"`+canaryText+`"`), false},
 			{"messaging an object", fmt.Sprintf(`{"object":"page","entry":[{"id":%q,"messaging":{"a":1}}]}`, pageID), false},
@@ -79,7 +82,7 @@ func TestS13AuditMalformedDeliveries(t *testing.T) {
 		for _, m := range w.messages(w.ctx, inbox.Key(pageID, psid)) {
 			texts = append(texts, m.Text)
 		}
-		for _, mid := range []string{"g4", "g5", "g6"} {
+		for _, mid := range []string{"g4", "g5", "g6", "g11", "g12"} {
 			require.Contains(t, texts, "good "+mid)
 		}
 		logs := w.logText()
