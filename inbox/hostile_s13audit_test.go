@@ -20,9 +20,8 @@ import (
 // deeper than the decoder goes, 10 MB) answer a client error, never a
 // 500; odd but well-formed ones (a number as an id, repeated keys — the
 // last wins —, invalid UTF-8 in a text, a null event, a message without
-// a sender) are stored with the delivery's
-// good events; neither the answers nor the log name the planted text or
-// PSID.
+// a sender) are stored with the delivery's good events; neither the
+// answers nor the log name the planted text or PSID.
 func TestS13AuditMalformedDeliveries(t *testing.T) {
 	eachWorld(t, func(t *testing.T, w *world) {
 		w.connectPage(w.ctx, messaging)
