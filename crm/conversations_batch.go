@@ -154,6 +154,10 @@ func (r *Conversations) Ingest(ctx context.Context, b Batch) (BatchResult, error
 				continue
 			}
 		}
+		if err := checkWatermarks(&w); err != nil { // validate_values.go
+			res.RejectedWatermarks[i] = err
+			continue
+		}
 		if w.Delivered.IsZero() && w.Read.IsZero() {
 			continue
 		}
@@ -888,7 +892,8 @@ func (a *pgArray) String() string {
 // compares it with the validator.
 func plainMessage(m *NewMessage) bool {
 	const maxExternalID, maxText = 255, 20000
-	if len(m.Attachments) > 0 || m.SentAt.IsZero() || !plainKey(&m.Conversation) {
+	if len(m.Attachments) > 0 || m.SentAt.IsZero() || !storableTime(m.SentAt) || !plainKey(&m.Conversation) ||
+		!cleanText(m.ExternalID) || !cleanText(m.Text) { // validate_values.go
 		return false
 	}
 	switch m.Direction {
@@ -913,5 +918,6 @@ func plainKey(k *ConversationKey) bool {
 	default:
 		return false
 	}
-	return k.AccountID != "" && k.ThreadID != "" && runesAtMost(k.AccountID, maxID) && runesAtMost(k.ThreadID, maxID)
+	return k.AccountID != "" && k.ThreadID != "" && runesAtMost(k.AccountID, maxID) && runesAtMost(k.ThreadID, maxID) &&
+		cleanText(k.AccountID) && cleanText(k.ThreadID)
 }

@@ -132,19 +132,26 @@ func (s *Store) one(ctx context.Context, fn func(ctx context.Context, db bun.IDB
 	return tenancy.RunScoped(ctx, s.db, fn)
 }
 
-// check validates v (a struct or pointer to one) with the Store's validator,
+// check validates v (a struct or pointer to one) with the Store's validator
+// and the rules of values every column can hold (validate_values.go),
 // returning a *ValidationError naming each failed field by its JSON name.
 // kind names the record kind in the message ("contact").
 func (s *Store) check(kind string, v any) error {
 	err := s.validate.Struct(v)
+	bad := unstorable(v) // validate_values.go: what no column can hold
 	if err == nil {
-		return nil
+		if bad == nil {
+			return nil
+		}
+		return &ValidationError{Kind: kind, Fields: bad}
 	}
 	var ves validator.ValidationErrors
 	if !errors.As(err, &ves) {
 		return fmt.Errorf("crm: validate %s: %w", kind, err)
 	}
-	return validationErrorFrom(kind, ves)
+	verr := validationErrorFrom(kind, ves)
+	verr.Fields = append(verr.Fields, bad...)
+	return verr
 }
 
 // newValidator returns the validator a Store owns: fields are named by their

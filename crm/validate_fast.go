@@ -18,6 +18,9 @@ func plainlyValid(c *ContactInput) bool {
 		maxPrefs, maxPrefKey, maxPrefValue               = 50, 64, 1000
 		maxTags, maxTag                                  = 50, 50
 	)
+	if !cleanContactText(c) { // validate_values.go
+		return false
+	}
 	if !runesAtMost(c.FirstName, maxName) || !runesAtMost(c.LastName, maxName) ||
 		!runesAtMost(c.Source, maxSource) || !runesAtMost(c.CompanyID, maxCompany) {
 		return false

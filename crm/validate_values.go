@@ -1,0 +1,161 @@
+package crm
+
+import (
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Values every record can store and read back, on SQLite and PostgreSQL
+// alike. The validator's tags say what a field means (an e-mail address,
+// at most 100 characters); these rules say what a column can hold at all,
+// and apply to every field of every input Store.check sees, tags or not:
+//
+//   - a string holds text: valid UTF-8 without a NUL character (PostgreSQL
+//     refuses both in a text column, 22021; SQLite stores them, and a NUL
+//     cuts what its functions see);
+//   - a time lies between the first instant of the year 1 and the last
+//     microsecond of the year 9999, UTC (the zero time, "not set", is the
+//     first): PostgreSQL refuses times past the year 294276 (22008), and
+//     SQLite stores any time as text but a year of five digits or a
+//     negative one does not parse back, so one such time made every later
+//     read of its row fail.
+//
+// A value breaking them is a *ValidationError (rules "nul", "utf8",
+// "time_range"), as any other invalid input: Ingest refuses that message
+// alone and stores the rest of its batch.
+var (
+	minStorableTime = time.Date(1, time.January, 1, 0, 0, 0, 0, time.UTC)
+	maxStorableTime = time.Date(9999, time.December, 31, 23, 59, 59, 999999000, time.UTC)
+)
+
+// storableTime reports whether t lies in the range both databases store
+// and read back (the zero time included).
+func storableTime(t time.Time) bool {
+	return !t.Before(minStorableTime) && !t.After(maxStorableTime)
+}
+
+// cleanText reports whether s is valid UTF-8 without a NUL character. It
+// allocates nothing: the check of the webhook's hot path.
+func cleanText(s string) bool {
+	return strings.IndexByte(s, 0) < 0 && utf8.ValidString(s)
+}
+
+// textRule names what is wrong with a string cleanText refuses.
+func textRule(s string) (rule, message string) {
+	if strings.IndexByte(s, 0) >= 0 {
+		return "nul", "must not contain a NUL character"
+	}
+	return "utf8", "must be valid UTF-8"
+}
+
+const timeRangeMessage = "must be between the years 1 and 9999"
+
+// cleanContactText reports whether every string of c is clean text (see
+// cleanText): plainlyValid's share of the rules above.
+func cleanContactText(c *ContactInput) bool {
+	u := &c.UTM
+	if !cleanText(c.FirstName) || !cleanText(c.LastName) || !cleanText(c.Email) || !cleanText(c.Phone) ||
+		!cleanText(string(c.Stage)) || !cleanText(c.Source) || !cleanText(c.CompanyID) || !cleanText(c.OwnerID) ||
+		!cleanText(u.Source) || !cleanText(u.Medium) || !cleanText(u.Campaign) || !cleanText(u.Term) || !cleanText(u.Content) {
+		return false
+	}
+	for k, v := range c.Preferences {
+		if !cleanText(k) || !cleanText(v) {
+			return false
+		}
+	}
+	for _, t := range c.Tags {
+		if !cleanText(t) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkWatermarks refuses a watermark time outside the storable range
+// (its key is checked as any conversation key).
+func checkWatermarks(w *Watermarks) error {
+	var e *ValidationError
+	for _, f := range []struct {
+		name string
+		at   time.Time
+	}{{"delivered", w.Delivered}, {"read", w.Read}} {
+		if !storableTime(f.at) {
+			if e == nil {
+				e = &ValidationError{Kind: kindConversation}
+			}
+			e.Fields = append(e.Fields, FieldError{Field: f.name, Rule: "time_range", Message: timeRangeMessage})
+		}
+	}
+	if e == nil {
+		return nil
+	}
+	return e
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+// unstorable lists the fields of v (a struct or a pointer to one) whose
+// values break the rules above, named as the validator names them (by
+// their JSON names, "conversation.account_id", "tags[2]"). A map's keys
+// and values are named by the map alone: a key is data, never a name.
+func unstorable(v any) []FieldError {
+	var out []FieldError
+	walkStorable(reflect.ValueOf(v), "", &out)
+	return out
+}
+
+func walkStorable(v reflect.Value, path string, out *[]FieldError) {
+	switch v.Kind() {
+	case reflect.String:
+		if s := v.String(); !cleanText(s) {
+			rule, msg := textRule(s)
+			*out = append(*out, FieldError{Field: path, Rule: rule, Message: msg})
+		}
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			walkStorable(v.Elem(), path, out)
+		}
+	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return // bytes, not text
+		}
+		for i := range v.Len() {
+			walkStorable(v.Index(i), path+"["+strconv.Itoa(i)+"]", out)
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			walkStorable(it.Key(), path, out)
+			walkStorable(it.Value(), path, out)
+		}
+	case reflect.Struct:
+		t := v.Type()
+		if t == timeType {
+			if !storableTime(v.Interface().(time.Time)) {
+				*out = append(*out, FieldError{Field: path, Rule: "time_range", Message: timeRangeMessage})
+			}
+			return
+		}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			switch {
+			case f.Anonymous && name == "":
+				walkStorable(v.Field(i), path, out)
+				continue
+			case name == "" || name == "-":
+				name = f.Name
+			}
+			if path != "" {
+				name = path + "." + name
+			}
+			walkStorable(v.Field(i), name, out)
+		}
+	}
+}
