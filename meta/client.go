@@ -925,14 +925,14 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 	case len(b) > 0 && b[0] == '"':
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
-			return err
+			return errors.New("meta: id: a malformed JSON string")
 		}
 		*id = ID(s)
 		return nil
 	}
 	var n json.Number
 	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("meta: id: %s is neither a string nor a number", truncate(b))
+		return fmt.Errorf("meta: id: %s is neither a string nor a number", jsonKind(b))
 	}
 	*id = ID(n.String())
 	return nil
@@ -959,14 +959,14 @@ func (n *Int) UnmarshalJSON(b []byte) error {
 		*n = 0
 		return nil
 	}
-	b = bytes.Trim(b, `"`)
-	if v, err := strconv.ParseInt(string(b), 10, 64); err == nil {
+	num := bytes.Trim(b, `"`)
+	if v, err := strconv.ParseInt(string(num), 10, 64); err == nil {
 		*n = Int(v)
 		return nil
 	}
-	f, err := strconv.ParseFloat(string(b), 64)
+	f, err := strconv.ParseFloat(string(num), 64)
 	if err != nil {
-		return fmt.Errorf("meta: integer: %s", truncate(b))
+		return fmt.Errorf("meta: integer: %s is not an integer", jsonKind(b))
 	}
 	*n = Int(f)
 	return nil
@@ -984,7 +984,7 @@ func (v *Bool) UnmarshalJSON(b []byte) error {
 	case "false", "0", "null", "":
 		*v = false
 	default:
-		return fmt.Errorf("meta: boolean: %s", truncate(b))
+		return fmt.Errorf("meta: boolean: %s is not a boolean", jsonKind(b))
 	}
 	return nil
 }
@@ -1023,7 +1023,7 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("meta: time: %s", truncate(b))
+	return fmt.Errorf("meta: time: %s is not a time", jsonKind(b))
 }
 
 // MarshalJSON encodes RFC 3339 (null for the zero time).
@@ -1043,12 +1043,48 @@ func unixAuto(n int64) time.Time {
 	return time.Unix(n, 0).UTC()
 }
 
-func truncate(b []byte) string {
-	const n = 40
-	if len(b) > n {
-		return string(b[:n]) + "…"
+// jsonKind names the kind of the JSON value b holds ("a JSON object"),
+// never its content: the errors of the lenient decoders above reach the
+// log ("meta: webhook malformed"), and a value of a body is a PSID, a
+// text, a token.
+func jsonKind(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return "an empty value"
 	}
-	return string(b)
+	switch c := b[0]; {
+	case c == '{':
+		return "a JSON object"
+	case c == '[':
+		return "a JSON array"
+	case c == '"':
+		return "a JSON string"
+	case c == 't' || c == 'f':
+		return "a JSON boolean"
+	case c == 'n':
+		return "JSON null"
+	case c == '-' || c >= '0' && c <= '9':
+		return "a JSON number"
+	}
+	return "malformed JSON"
+}
+
+// scrubJSONError returns err with no value of the input in its text:
+// encoding/json's type errors quote a number they could not store
+// ("cannot unmarshal number 88005512 into …"); the scrubbed text names
+// the field, the JSON kind and the type wanted. Other errors are returned
+// as they are (a syntax error quotes one character at most).
+func scrubJSONError(err error) error {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	kind, _, _ := strings.Cut(te.Value, " ")
+	where := "value"
+	if te.Field != "" {
+		where = "field " + te.Field
+	}
+	return fmt.Errorf("json: %s: a JSON %s where %s expected", where, kind, te.Type)
 }
 
 // paging is a Graph list's paging object.
@@ -1073,4 +1109,22 @@ func (c *Client) init() {
 	c.Messenger = &MessengerService{c: c}
 	c.InstagramComments = &CommentsService{c: c, instagram: true}
 	c.PageComments = &CommentsService{c: c}
+}
+
+// tokenKind names the kind of a JSON token (json.Decoder.Token), never
+// its value: a delimiter as itself, any other as its kind.
+func tokenKind(t json.Token) string {
+	switch t := t.(type) {
+	case json.Delim:
+		return t.String()
+	case string:
+		return "a JSON string"
+	case float64, json.Number:
+		return "a JSON number"
+	case bool:
+		return "a JSON boolean"
+	case nil:
+		return "JSON null"
+	}
+	return "a JSON value"
 }

@@ -158,10 +158,10 @@ func (e *Event) DedupeKey() string {
 func ParseWebhook(body []byte) (*Payload, error) {
 	p, err := parseWebhook(body)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrPayload, err)
+		return nil, fmt.Errorf("%w: %w", ErrPayload, scrubJSONError(err)) // client.go: no value in the log
 	}
 	if p.Object != "page" && p.Object != "instagram" {
-		return nil, fmt.Errorf("%w: object %q", ErrPayload, p.Object)
+		return nil, fmt.Errorf("%w: object neither page nor instagram", ErrPayload)
 	}
 	for i := range p.Entries {
 		en := &p.Entries[i]
@@ -234,7 +234,7 @@ func (d *webhookDecoder) open(want json.Delim) (bool, error) {
 	case nil:
 		return false, nil
 	}
-	return false, fmt.Errorf("%v where %v expected: %w", t, want, errWebhookShape)
+	return false, fmt.Errorf("%s where %v expected: %w", tokenKind(t), want, errWebhookShape)
 }
 
 // close reads the closing delimiter of the object or array being read.
