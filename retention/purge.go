@@ -158,8 +158,19 @@ func (e *Engine) purge(ctx context.Context, tid string, now time.Time) (PurgeRes
 		if rule.Keep {
 			continue
 		}
+		e.point("purge.category")
 		rc := CategoryReceipt{Tenant: tid, Category: c.Name, Policy: e.policy.Name, Rule: "tenant closed; purge after grace"}
 		if c.Truncate != nil {
+			// The truncation has no batch whose selection a hold placed
+			// since the purge began would stop (run): it reads the holds
+			// as they are now, and the categories after it use them too
+			// (a tenant hold then also keeps the tenant from being marked
+			// purged), as a sweep does.
+			if !hs.tenant {
+				if hs, err = e.holds(ctx, tid); err != nil {
+					return res, err
+				}
+			}
 			if !hs.tenant {
 				n, err := c.Truncate(ctx, now)
 				if err != nil {
