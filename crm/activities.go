@@ -100,7 +100,7 @@ func (in *ActivityInput) refs() []ref {
 // returns the stored one.
 func (r *Activities) Create(ctx context.Context, in ActivityInput) (Activity, error) {
 	in.normalize()
-	if in.ExternalID != "" {
+	if in.ExternalID != "" && cleanText(in.ExternalID) { // else refused below (validate_values.go)
 		if found, ok, err := r.byExternalID(ctx, in.Kind, in.ExternalID); err != nil || ok {
 			return found, err
 		}

@@ -640,6 +640,9 @@ func (r *Conversations) mark(ctx context.Context, key ConversationKey, watermark
 	if watermark.IsZero() {
 		return 0, invalid(kindConversation, "watermark", "required", "is required")
 	}
+	if !storableTime(watermark) { // validate_values.go
+		return 0, invalid(kindConversation, "watermark", "time_range", timeRangeMessage)
+	}
 	watermark = watermark.UTC().Truncate(time.Microsecond)
 	if err := r.ensureKeys(ctx); err != nil {
 		return 0, err

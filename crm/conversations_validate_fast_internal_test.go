@@ -38,6 +38,12 @@ func TestMessageFastValidation(t *testing.T) {
 		}
 	}
 	texts = append(texts, long("日", 6667)+"a"+long("é", 9999), long("a", 20000)+"\xff")
+	// Values no column holds (validate_values.go): a NUL, invalid UTF-8
+	// among valid text.
+	for _, bad := range []string{"\x00", "m\x00id", "id\x00", "ok\xff\xfe", "\xc3", "é\xed\xa0\x80"} {
+		ids = append(ids, bad)
+		texts = append(texts, bad)
+	}
 
 	var exact []NewMessage
 	with := func(f func(m *NewMessage)) {
@@ -62,7 +68,11 @@ func TestMessageFastValidation(t *testing.T) {
 	for _, tx := range texts {
 		with(func(m *NewMessage) { m.Text = tx })
 	}
-	for _, at := range []time.Time{{}, time.Unix(0, 0), time.Unix(0, 1).UTC(), sent.In(time.FixedZone("x", 3600))} {
+	times := []time.Time{{}, time.Unix(0, 0), time.Unix(0, 1).UTC(), sent.In(time.FixedZone("x", 3600)),
+		minStorableTime.Add(time.Microsecond), minStorableTime.Add(-time.Nanosecond), maxStorableTime,
+		maxStorableTime.Add(time.Nanosecond), maxStorableTime.In(time.FixedZone("e", -5*3600)),
+		time.UnixMilli(1<<63 - 1), time.UnixMilli(-1 << 63), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
+	for _, at := range times {
 		with(func(m *NewMessage) { m.SentAt = at })
 	}
 	// Random combinations, each field changed with probability 1/3 (so
@@ -93,7 +103,7 @@ func TestMessageFastValidation(t *testing.T) {
 				m.Text = texts[rng.IntN(len(texts))]
 			}
 			if rng.IntN(8) == 0 {
-				m.SentAt = time.Time{}
+				m.SentAt = times[rng.IntN(len(times))]
 			}
 		})
 	}

@@ -64,6 +64,20 @@ func TestContactFastValidation(t *testing.T) {
 		})
 	}
 	with(func(c *ContactInput) { c.Tags = []string{"a", ""} })
+	// Values no column holds (validate_values.go), in every string field.
+	for _, bad := range []string{"\x00", "A\x00B", "ok\xff", "\xc3"} {
+		with(func(c *ContactInput) { c.FirstName = bad })
+		with(func(c *ContactInput) { c.LastName = bad })
+		with(func(c *ContactInput) { c.Source = bad })
+		with(func(c *ContactInput) { c.CompanyID = bad })
+		with(func(c *ContactInput) {
+			c.UTM.Source, c.UTM.Medium, c.UTM.Campaign, c.UTM.Term, c.UTM.Content = bad, bad, bad, bad, bad
+		})
+		with(func(c *ContactInput) { c.UTM.Content = bad })
+		with(func(c *ContactInput) { c.Tags = []string{"a", bad} })
+		with(func(c *ContactInput) { c.Preferences = map[string]string{"k": bad} })
+		with(func(c *ContactInput) { c.Preferences = map[string]string{bad: "v"} })
+	}
 	with(func(c *ContactInput) { c.Tags = nil; c.Preferences = nil })
 	for _, st := range []Stage{"", "lead", "qualified", "opportunity", "customer", "inactive", "Lead", "won", " lead"} {
 		with(func(c *ContactInput) { c.Stage = st })
