@@ -663,6 +663,9 @@ func (r *Contacts) writeTags(ctx context.Context, tx bun.IDB, c *Contact, replac
 // Get returns contact id, with its e-mail address and phone number opened.
 func (r *Contacts) Get(ctx context.Context, id string) (Contact, error) {
 	var c Contact
+	if err := checkText(kindContact, "id", id); err != nil { // validate_values.go
+		return c, err
+	}
 	err := r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
 		found := false
 		tid, err := tenancy.TenantID(ctx)

@@ -109,7 +109,7 @@ func checkID(kind, id string) error {
 	if id == "" {
 		return invalid(kind, "id", "required", "is required")
 	}
-	return nil
+	return checkText(kind, "id", id) // validate_values.go
 }
 
 // checkVersion checks the version an operation on a stored record names

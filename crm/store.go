@@ -218,6 +218,9 @@ func get[T any, PT interface {
 	record
 }](ctx context.Context, db bun.IDB, kind, id string) (T, error) {
 	var rec T
+	if err := checkText(kind, "id", id); err != nil { // validate_values.go
+		return rec, err
+	}
 	PT(&rec).base().ID = id
 	if err := db.NewSelect().Model(PT(&rec)).WherePK().Scan(ctx); err != nil {
 		var zero T

@@ -159,3 +159,14 @@ func walkStorable(v reflect.Value, path string, out *[]FieldError) {
 		}
 	}
 }
+
+// checkText refuses s, the value of field, when it is not clean text (an
+// id a caller names: no record has it, and PostgreSQL refuses to compare
+// with it).
+func checkText(kind, field, s string) error {
+	if cleanText(s) {
+		return nil
+	}
+	rule, msg := textRule(s)
+	return invalid(kind, field, rule, msg)
+}
