@@ -329,6 +329,14 @@
 //		for _, f := range verr.Fields { … f.Field, f.Rule, f.Message … }
 //	}
 //
+// Beyond each field's own rules, every input refuses what no column of
+// either database stores and reads back: a string with a NUL character
+// (rule "nul") or invalid UTF-8 ("utf8"), a time outside the years 1 to
+// 9999 ("time_range"; the zero time is "not set"). Ingest refuses such a
+// message alone, in BatchResult.Rejected, and stores the rest of the
+// batch; an id that is not such text is refused the same way
+// (TestRecordsRefuseValuesNoColumnHolds, TestTimesAtTheEdgesRoundTrip).
+//
 // ErrNotFound (wrapped with the kind and id) is returned for a record the
 // tenant does not have — another tenant's record included. A contact
 // that duplicates another is a *DuplicateError (errors.Is ErrDuplicate)
