@@ -494,34 +494,19 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 // (sqldb.PreparedLiterals), after the Guard has checked it as bun wrote
 // it: parsing and compiling it (and the name index's trigger) anew cost
 // about an eighth of the create, measured as the create's ratio to a raw
-// bun insert falling from 2.62 to 2.27 (medians of 6 alternated runs). On PostgreSQL
-// through socialcrm.OpenDB the statement travels in one round trip with
-// the tenant setting and the advisory locks of c's identifiers
-// (lockIndexes) before it, one implicit transaction: concurrent creates of
-// one address queue on the lock and the second sees the first. On another
-// PostgreSQL handle, or in a caller's transaction, the locks and the
-// statement run in a transaction of their own (or a savepoint).
+// bun insert falling from 2.62 to 2.27 (medians of 6 alternated runs). On
+// PostgreSQL the statement takes the advisory locks of c's identifiers
+// itself (lockKeys), before it looks them up: its duplicate check is a
+// call of socialcrm_crm_contact_unclaimed (migrateUnclaimedPG), so that
+// concurrent creates of one address queue on the lock and the second sees
+// the first. Through socialcrm.OpenDB it travels in one round trip with
+// the tenant setting when the connection does not hold it already; in a
+// caller's transaction the locks are held until that one ends.
 //
 // When nothing was inserted, the checks are run again, alone, to say why.
 func (r *Contacts) createOne(ctx context.Context, c *Contact, checkDup bool) error {
-	pg := r.s.db.Dialect().Name() == dialect.PG
-	var keys []int64
-	if pg && checkDup {
-		var err error
-		if keys, err = lockKeys(ctx, [][2]string{{"email", c.EmailIndex}, {"phone", c.PhoneIndex}}); err != nil {
-			return err
-		}
-	}
-	run := func(ctx context.Context, db bun.IDB, folded bool) error {
-		ictx := ctx
-		if len(keys) > 0 {
-			if folded {
-				ictx = sqldb.WithAdvisoryLocks(ctx, keys)
-			} else if err := r.s.lockIdentifiers(ctx, db, c); err != nil {
-				return err
-			}
-		}
-		n, err := r.insertChecked(ictx, db, c, checkDup)
+	return r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
+		n, err := r.insertChecked(ctx, db, c, checkDup)
 		if err != nil || n == 1 {
 			return err
 		}
@@ -532,11 +517,7 @@ func (r *Contacts) createOne(ctx context.Context, c *Contact, checkDup bool) err
 			return err
 		}
 		return fmt.Errorf("crm: create contact: %w", errors.New("not inserted, and no check says why"))
-	}
-	if d, ok := r.s.db.(*bun.DB); !pg || ok && sqldb.Folds(d.DB) {
-		return r.s.one(ctx, func(ctx context.Context, db bun.IDB) error { return run(ctx, db, pg) })
-	}
-	return r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error { return run(ctx, tx, false) })
+	})
 }
 
 // insertChecked runs createOne's statement on db and returns the number of

@@ -32,3 +32,6 @@ func NameRows(words ...string) int {
 	}
 	return n
 }
+
+// PgUnclaimedLookup is the query of socialcrm_crm_contact_unclaimed.
+const PgUnclaimedLookup = pgUnclaimedLookup

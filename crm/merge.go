@@ -131,6 +131,11 @@ func lockKeys(ctx context.Context, pairs [][2]string) ([]int64, error) {
 	if err != nil {
 		return nil, err
 	}
+	return tenantLockKeys(tid, pairs), nil
+}
+
+// tenantLockKeys is lockKeys for the tenant tid.
+func tenantLockKeys(tid string, pairs [][2]string) []int64 {
 	var keys []int64
 	for _, f := range pairs {
 		if f[1] == "" {
@@ -140,7 +145,7 @@ func lockKeys(ctx context.Context, pairs [][2]string) ([]int64, error) {
 		keys = append(keys, int64(binary.BigEndian.Uint64(h[:8])))
 	}
 	slices.Sort(keys)
-	return slices.Compact(keys), nil
+	return slices.Compact(keys)
 }
 
 // mergeMoves are the columns of other tables that hold a contact id and
