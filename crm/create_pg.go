@@ -291,8 +291,12 @@ const pgUnclaimedLookup = `NOT (p_email <> '' AND EXISTS (SELECT 1 FROM socialcr
 // pgUnclaimedFunc is the function of migrateUnclaimedPG.
 const pgUnclaimedFunc = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_unclaimed(p_keys bigint[], p_tenant text, p_email text, p_phone text)
 	RETURNS boolean LANGUAGE plpgsql VOLATILE AS $f$
+	DECLARE
+		k bigint;
 	BEGIN
-		PERFORM pg_advisory_xact_lock(k) FROM unnest(p_keys) AS k;
+		FOREACH k IN ARRAY p_keys LOOP
+			PERFORM pg_advisory_xact_lock(k);
+		END LOOP;
 		RETURN ` + pgUnclaimedLookup + `;
 	END $f$`
 
