@@ -179,7 +179,8 @@
 // contact of the tenant has, with a *DuplicateError naming that contact
 // and the field (never the value), unless given AllowDuplicate. The check
 // uses the blind indexes; on PostgreSQL a transaction-level advisory lock
-// per tenant and index makes concurrent creates of one address queue, so
+// per tenant and index, taken by the create's statement itself before it
+// looks the address up, makes concurrent creates of one address queue, so
 // that one wins and the others are duplicates of it.
 //
 // Phone numbers are stored and indexed in E.164. With WithDefaultRegion
@@ -442,10 +443,13 @@
 // What a contact create costs. Contacts.Create writes the contact, with
 // its name index and after its duplicate and company checks, in one
 // statement: on SQLite without an explicit transaction, on PostgreSQL
-// through socialcrm.OpenDB in one round trip with the advisory locks of
-// the e-mail address and phone number, and the tenant setting when the
-// connection does not hold it already (a test counts the round trips; a
-// contact with tags still takes a transaction).
+// through socialcrm.OpenDB in one round trip, with the tenant setting
+// before it when the connection does not hold it already (a test counts
+// the round trips; a contact with tags still takes a transaction). On
+// PostgreSQL the statement takes the advisory locks of the e-mail address
+// and phone number itself (socialcrm_crm_contact_unclaimed, migration
+// 20261210010000, described at migrateUnclaimedPG): until then they were
+// a statement of their own before it in the round trip.
 // Measured by scripts/bench against a raw bun INSERT of the same columns
 // unsealed into a table with like indexes (BenchmarkCRMInterleavedCreate,
 // the two alternated in one loop, the median of their per-pair ratios), on
@@ -554,8 +558,7 @@
 // name index rows themselves (one heap row and two b-tree entries per
 // prefix: "Ada Lovelace 17" has 14; the random inserts into the b-tree on
 // token cost the most), the contact's larger row and its one or two more
-// index entries, the statement of the advisory locks before it, and the
-// client's work above, now the smaller part of the gap (about 55 µs of
+// index entries, and the client's work above, now the smaller part of the gap (about 55 µs of
 // CPU more than the raw INSERT's, against about 75 µs more on the server
 // as measured on an idle machine, and more under load). The rows are
 // written by a BEFORE INSERT trigger since migration 20261206080200 (an
@@ -597,11 +600,22 @@
 // a query word of a keyed length reads no more than before. What is left
 // of the gap is as described above, with fewer name index rows: the rows
 // themselves, the contact's larger row and its one or two more index
-// entries, the statement of the advisory locks (kept: since
-// AllowDuplicate stores duplicates on purpose, a unique index could hold
-// only the contacts created with the check, and would cost an index entry
-// per identifier where the lock writes nothing; not tried), and the
-// client's work.
+// entries, the advisory locks (a unique index in their place could hold
+// only the contacts created with the check, since AllowDuplicate stores
+// duplicates on purpose, and would cost an index entry per identifier
+// where the lock writes nothing; not tried), and the client's work.
+// Since migration 20261210010000 the locks are taken in the statement
+// (migrateUnclaimedPG) rather than by a statement of their own before it:
+// alternated with the release before (BenchmarkPostgresContactCreate,
+// 2,000 pairs a run, seven runs each under a load average of 3–5 on two
+// cores) the create took a median of 1.64 times the raw INSERT (1.63–1.73)
+// against 1.68 (1.63–1.75): one statement fewer to bind and run, less the
+// function's call and its lookup's snapshot, a small gain within the
+// noise. Create's statement, now with the locks, took 0.137–0.147 ms on the
+// server against 0.131–0.141 without them (BenchmarkPostgresContactCreateServer,
+// two runs each), the same 4.0 KB of WAL.
+// A round trip that carries a set_config carries the locks of
+// sqldb.WithAdvisoryLocks in the same statement (the audit log's lock).
 // ImportCSV writes many contacts in batches, one transaction each.
 //
 // A database created before sealing keeps its plaintext until
