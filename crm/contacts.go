@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -507,8 +508,19 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 func (r *Contacts) createOne(ctx context.Context, c *Contact, checkDup bool) error {
 	return r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
 		n, err := r.insertChecked(ctx, db, c, checkDup)
-		if err != nil || n == 1 {
+		if err != nil {
 			return err
+		}
+		if n == 1 {
+			if _, inTx := db.(bun.Tx); !inTx && c.nameIndex != "" && db.Dialect().Name() == dialect.PG && countCreate(c.TenantID) {
+				// nameindex_pending.go: the contact is stored; a flush that
+				// fails leaves the pending contacts to the next one. Not in
+				// a transaction, which a failed statement would abort.
+				if err := db.NewRaw("SELECT socialcrm_crm_contact_names_flush(?::text, -1)", c.TenantID).Scan(ctx, new(int)); err != nil {
+					r.s.log.WarnContext(ctx, "crm: flush name index", "error", err)
+				}
+			}
+			return nil
 		}
 		if err := mustExist(ctx, db, (*Company)(nil), kindContact, "company_id", c.CompanyID); err != nil {
 			return err
@@ -940,7 +952,31 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 		for _, idx := range named {
 			named := tx.NewSelect().Model((*contactName)(nil)).Column("ctn.contact_id").
 				Where("ctn.token = ?", idx).Apply(tenancy.Scope(ctx))
+			if pgNames {
+				// And the tenant's pending contacts (nameindex_pending.go)
+				// whose name holds the token: each one's name read by its
+				// primary key (a subquery the planner cannot turn into a
+				// scan of the tenant's contacts filtered by the token).
+				tid, err := tenancy.TenantID(ctx)
+				if err != nil {
+					return err
+				}
+				pending := tx.NewSelect().Model((*contactNamePending)(nil)).Column("ctnp.contact_id").
+					Where("?::text = ANY((SELECT ctp.name_index FROM ? AS ctp WHERE ctp.tenant_id = ? AND ctp.id = ctnp.contact_id)::text[])",
+						idx, bun.Ident(TableContacts), tid).
+					Apply(tenancy.Scope(ctx))
+				named = named.UnionAll(pending)
+			}
 			q = q.Where("ct.id IN (?)", named)
+		}
+		if pgNames && len(named) > 0 {
+			// Too many pending contacts: flush them (an InitPlan, run once
+			// before the look-ups; nameindex_pending.go).
+			tid, err := tenancy.TenantID(ctx)
+			if err != nil {
+				return err
+			}
+			q = q.Where("(SELECT socialcrm_crm_contact_names_flush(?::text, ?)) >= 0", tid, bun.Safe(strconv.Itoa(pgNamesSearchMax)))
 		}
 		for _, idx := range nameOwn {
 			// A filter of the candidates, after the look-ups: the array's
