@@ -80,9 +80,11 @@ func countCreate(tid string) bool {
 // (PostgreSQL; on SQLite it does nothing and returns 0), and returns the
 // number of index rows written. Searches find those contacts before and
 // after. Creates call it now and then on their own; a scheduler may call
-// it for each tenant, and several replicas may call it at once: a
-// tenant's flushes run one after another, each in one statement, and a
-// contact is moved once.
+// it for each tenant, and several replicas may call it at once: each
+// flush is one statement, a flush that finds another of the tenant's
+// under way returns 0 at once, and a contact is moved once. A contact
+// being renamed or deleted meanwhile is left to its rename (which indexes
+// it) or delete, or to the next flush.
 func (r *Contacts) FlushNameIndex(ctx context.Context) (int, error) {
 	if r.s.db.Dialect().Name() != dialect.PG {
 		return 0, nil
@@ -168,19 +170,18 @@ const pgNamePendingFunc = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_name
 // pgNamesFlushFunc moves tenant p_tenant's pending contacts into
 // TableContactNames — when p_over is negative, or when the tenant has
 // more than p_over of them (a name search's check) — in one statement,
-// with the caller's rights (row-level
-// security: the caller's tenant only). It first takes a transaction-level
-// advisory lock of the tenant's flushes, so that two flushes of a tenant
-// (two replicas) run one after the other: the second, its statement begun
-// after the first committed, finds no pending row the first moved. The
-// statement locks each pending contact's row (FOR SHARE) before it
-// deletes the pending row, in that order, as a rename or a delete of the
-// contact (the row, then its pending row in the trigger) does: a rename or
-// delete either waits for the flush, and then finds the rows the flush
-// wrote and replaces or deletes them, or goes first, and the flush then
-// finds the pending row gone and writes nothing for that contact (rows are
-// written only for the pending rows the statement itself deleted). Killed
-// midway, the statement leaves nothing half done.
+// with the caller's rights (row-level security: the caller's tenant
+// only), and returns the number of rows written. It never waits for
+// another transaction: a flush of the tenant under way in another one
+// (its transaction-level advisory lock taken) makes it return 0, and it
+// skips the contacts whose rows another transaction has locked (a rename
+// or a delete under way, whose trigger takes the pending row itself; they
+// stay pending otherwise). It locks each contact it moves (FOR SHARE)
+// before it deletes the pending row, in the order a rename or a delete
+// takes them (the row, then its pending row in the trigger), and writes
+// rows only for the pending rows it deleted itself: a rename or delete
+// that comes after it finds the rows it wrote and replaces or deletes
+// them. Killed midway, the statement leaves nothing half done.
 const pgNamesFlushFunc = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_names_flush(p_tenant text, p_over integer) RETURNS integer LANGUAGE plpgsql VOLATILE AS $f$
 	DECLARE
 		n integer;
@@ -189,12 +190,14 @@ const pgNamesFlushFunc = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_names
 				WHERE p.tenant_id = p_tenant LIMIT p_over + 1) AS x) <= p_over THEN
 			RETURN 0;
 		END IF;
-		PERFORM pg_advisory_xact_lock(hashtext('socialcrm.crm.contact_names_flush'), hashtext(p_tenant));
+		IF NOT pg_try_advisory_xact_lock(hashtext('socialcrm.crm.contact_names_flush'), hashtext(p_tenant)) THEN
+			RETURN 0;
+		END IF;
 		WITH src AS (
 			SELECT c.id, c.tenant_id, c.name_index FROM socialcrm_crm_contacts AS c
 			WHERE c.tenant_id = p_tenant AND c.id IN (
 				SELECT p.contact_id FROM socialcrm_crm_contact_names_pending AS p WHERE p.tenant_id = p_tenant)
-			FOR SHARE OF c
+			FOR SHARE OF c SKIP LOCKED
 		), moved AS (
 			DELETE FROM socialcrm_crm_contact_names_pending AS p USING src
 			WHERE p.tenant_id = p_tenant AND p.contact_id = src.id
