@@ -115,6 +115,9 @@ type Contact struct {
 	// of the model.
 	nameIndex  string
 	tagIndexes []string // blind indexes of Tags, set by seal
+	// flushNames is set when Create's statement also flushes the tenant's
+	// pending name index (PostgreSQL; nameindex_pending.go).
+	flushNames bool
 }
 
 // ContactInput is what Contacts.Create and Contacts.Update take: the
@@ -507,20 +510,20 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 // When nothing was inserted, the checks are run again, alone, to say why.
 func (r *Contacts) createOne(ctx context.Context, c *Contact, checkDup bool) error {
 	return r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
-		n, err := r.insertChecked(ctx, db, c, checkDup)
-		if err != nil {
-			return err
-		}
-		if n == 1 {
-			if _, inTx := db.(bun.Tx); !inTx && c.nameIndex != "" && db.Dialect().Name() == dialect.PG && countCreate(c.TenantID) {
-				// nameindex_pending.go: the contact is stored; a flush that
-				// fails leaves the pending contacts to the next one. Not in
-				// a transaction, which a failed statement would abort.
-				if err := db.NewRaw("SELECT socialcrm_crm_contact_names_flush(?::text, -1)", c.TenantID).Scan(ctx, new(int)); err != nil {
-					r.s.log.WarnContext(ctx, "crm: flush name index", "error", err)
-				}
+		if _, inTx := db.(bun.Tx); !inTx && c.nameIndex != "" && db.Dialect().Name() == dialect.PG {
+			// nameindex_pending.go: every pgNamesFlushEvery-th create of
+			// the tenant flushes its pending contacts in its statement
+			// (no round trip or commit of its own); not in a transaction,
+			// where the moved contacts would stay locked until its end.
+			tid, err := tenancy.TenantID(ctx)
+			if err != nil {
+				return err
 			}
-			return nil
+			c.flushNames = countCreate(tid)
+		}
+		n, err := r.insertChecked(ctx, db, c, checkDup)
+		if err != nil || n == 1 {
+			return err
 		}
 		if err := mustExist(ctx, db, (*Company)(nil), kindContact, "company_id", c.CompanyID); err != nil {
 			return err

@@ -176,7 +176,11 @@ const pgNamePendingFunc = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_name
 // (its transaction-level advisory lock taken) makes it return 0, and it
 // skips the contacts whose rows another transaction has locked (a rename
 // or a delete under way, whose trigger takes the pending row itself; they
-// stay pending otherwise). It locks each contact it moves (FOR SHARE)
+// stay pending otherwise). It reads the pending rows by the primary key's
+// tenant_id, then each one's contact by its own primary key (a LATERAL
+// subquery with a locking clause, which the planner keeps as it is: the
+// flush reads the pending contacts, not the tenant's every contact). It
+// locks each contact it moves (FOR SHARE)
 // before it deletes the pending row, in the order a rename or a delete
 // takes them (the row, then its pending row in the trigger), and writes
 // rows only for the pending rows it deleted itself: a rename or delete
@@ -194,10 +198,10 @@ const pgNamesFlushFunc = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_names
 			RETURN 0;
 		END IF;
 		WITH src AS (
-			SELECT c.id, c.tenant_id, c.name_index FROM socialcrm_crm_contacts AS c
-			WHERE c.tenant_id = p_tenant AND c.id IN (
-				SELECT p.contact_id FROM socialcrm_crm_contact_names_pending AS p WHERE p.tenant_id = p_tenant)
-			FOR SHARE OF c SKIP LOCKED
+			SELECT c.id, c.tenant_id, c.name_index FROM socialcrm_crm_contact_names_pending AS p,
+				LATERAL (SELECT c.id, c.tenant_id, c.name_index FROM socialcrm_crm_contacts AS c
+					WHERE c.tenant_id = p.tenant_id AND c.id = p.contact_id FOR SHARE SKIP LOCKED) AS c
+			WHERE p.tenant_id = p_tenant
 		), moved AS (
 			DELETE FROM socialcrm_crm_contact_names_pending AS p USING src
 			WHERE p.tenant_id = p_tenant AND p.contact_id = src.id
