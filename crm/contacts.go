@@ -489,7 +489,10 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 // createOne inserts c, with its name index and after the checks of
 // Create, in one statement: INSERT … SELECT with the duplicate and company
 // checks as its WHERE clause. The name index travels in the row's
-// name_index column, from which a trigger writes TableContactNames' rows.
+// name_index column, from which a trigger writes TableContactNames' rows
+// (on PostgreSQL its pending row, which a later flush turns into the rows:
+// nameindex_pending.go; every pgNamesFlushEvery-th create flushes in its
+// statement).
 //
 // On SQLite one statement needs no explicit transaction: no statement
 // journal, BEGIN or COMMIT; SQLite runs one write at a time, so the check
