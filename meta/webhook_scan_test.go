@@ -1,0 +1,114 @@
+package meta
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// scanSeeds are bodies of the kinds scanWebhook takes and of the kinds it
+// leaves to encoding/json.
+var scanSeeds = []string{
+	`{"object":"page","entry":[{"id":"3001","time":1764000000000,"messaging":[{"sender":{"id":"9001"},"recipient":{"id":"3001"},"timestamp":1764000000000,"message":{"mid":"m_1","text":"Hallo, ist das Roggenbrot da? äöå"}}]}]}`,
+	` { "object" : "page" , "entry" : [ { "id" : 3001 , "time" : "1" , "messaging" : [ { "sender" : { "id" : "3001" } , "recipient" : { "id" : 9001 } , "message" : { "mid" : "m" , "is_echo" : "true" , "app_id" : 1 } } , { "delivery" : { "mids" : [ "m" , 7 ] , "watermark" : "2" } } , { "read" : { "watermark" : 3 } } ] } ] } ` + "\n",
+	`{"object":"page","entry":[{"messaging":[{"timestamp":"1500"},{"timestamp":-0},{"timestamp":0},{"sender":{"user_ref":"r"}},{"delivery":{"mids":[]}},{"message":{"is_echo":false,"text":""}}]},{"messaging":[]},{}]}`,
+	`{"object":"instagram","entry":[]}`,
+	`{"object":"page"}`,
+	`{}`,
+	`{"object":"page","entry":[{"id":"1","time":2,"messaging":[{"timestamp":3,"message":{"mid":"b"}},{"timestamp":2,"message":{"mid":"a"}},{"timestamp":3,"read":{"watermark":1}}]}]}`,
+	// Left to encoding/json.
+	`{"object":"page","entry":[{"id":"3001","time":1764000000000,"messaging":[{"sender":{"id":"9001"},"recipient":{"id":"3001"},"timestamp":1764000000000,"message":{"mid":"m_1","text":"\u00e4\/","attachments":[{"type":"image","payload":{"url":"https:\/\/x"}}]}}]}]}`,
+	`{"object":"page","entry":[{"messaging":[{"postback":{"title":"t","payload":"p"}},{"reaction":{}}]}]}`,
+	`{"object":"page","entry":[{"messaging":[{"message":{"mid":"a"},"message":{"text":"b"}}]}]}`,
+	`{"object":"page","entry":[{"messaging":[{"Message":{"mid":"a"}}]}]}`,
+	`{"object":"page","entry":[{"messaging":[{"message":null}]}]}`,
+	`{"object":"page","entry":[{"messaging":[{"timestamp":01}]}]}`,
+	`{"object":"page","entry":[{"messaging":[{"message":{"text":"a` + "\xff" + `"}}]}]}`,
+	`{"object":"page","entry":[{"messaging":[{"message":{"text":"a` + "\t" + `"}}]}]}`,
+	`{"object":"page","entry":[{"messaging":[{"message":{"mid":true}}]}]}`,
+	`{"object":"page","entry":[{"messaging":[{"timestamp":"soon"}]}]}`,
+	`{"object":"page","entry":[]} {}`,
+	`{"object":"page","entry":[],}`,
+	`{"object":"page","standby":[]}`,
+	`null`,
+	`[]`,
+	``,
+}
+
+// FuzzWebhookScan: for any body, the hand-written scanner either gives up
+// or returns exactly what encoding/json decodes (ParseWebhook before the
+// scanner), Raw bytes included.
+func FuzzWebhookScan(f *testing.F) {
+	for _, s := range scanSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		checkScan(t, body)
+	})
+}
+
+func checkScan(t *testing.T, body []byte) bool {
+	t.Helper()
+	got, ok := scanWebhook(slices.Clone(body))
+	if !ok {
+		return false
+	}
+	want, err := decodeWebhook(slices.Clone(body))
+	if err != nil {
+		t.Fatalf("scanWebhook took %q, which encoding/json refuses: %v", body, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("scanWebhook(%q) =\n%#v\nencoding/json:\n%#v", body, got, want)
+	}
+	return true
+}
+
+// TestWebhookScan: the scanner takes the common deliveries (the
+// benchmark's, a person's messages with watermarks, echoes) and gives what
+// encoding/json gives; it leaves the rest to encoding/json, through which
+// ParseWebhook still decodes them.
+func TestWebhookScan(t *testing.T) {
+	for i, s := range scanSeeds {
+		took := checkScan(t, []byte(s))
+		if want := i < 7; took != want {
+			t.Errorf("seed %d: scanned %v, want %v: %s", i, took, want, s)
+		}
+	}
+	// A delivery as the benchmark sends them.
+	var sb strings.Builder
+	sb.WriteString(`{"object":"page","entry":[{"id":"3001","time":1764000000000,"messaging":[`)
+	at := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC).UnixMilli()
+	for i := range 100 {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		fmt.Fprintf(&sb, `{"recipient":{"id":"3001"},"sender":{"id":"9%05d"},"timestamp":%d,`, i%37, at+int64(i%13))
+		switch i % 10 {
+		case 8:
+			fmt.Fprintf(&sb, `"delivery":{"watermark":%d}}`, at+int64(i))
+		case 9:
+			fmt.Fprintf(&sb, `"read":{"watermark":%d}}`, at+int64(i))
+		default:
+			fmt.Fprintf(&sb, `"message":{"mid":"m_%d","text":"Hallo \u003c äöå %d"}}`, i, i)
+		}
+	}
+	sb.WriteString(`]}]}`)
+	// json.Marshal's escapes of <, > and & go to encoding/json; the same
+	// delivery without them is scanned.
+	for _, body := range []string{sb.String(), strings.ReplaceAll(sb.String(), `\u003c `, "")} {
+		p, err := ParseWebhook([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Entries) != 1 || len(p.Entries[0].Events) != 100 || p.Entries[0].Events[0].Object != "page" {
+			t.Fatalf("ParseWebhook: %+v", p)
+		}
+		checkScan(t, []byte(body))
+	}
+	if !checkScan(t, []byte(strings.ReplaceAll(sb.String(), `\u003c `, ""))) {
+		t.Fatal("the benchmark's delivery was left to encoding/json")
+	}
+}
