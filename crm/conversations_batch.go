@@ -345,25 +345,6 @@ const ingestSQL = `WITH req AS (
 )
 SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM marked), (SELECT r.ok FROM req AS r)`
 
-// ingestSQLBinary is ingestSQL for parameters in the binary format
-// (ingestRows.params): the sealed values arrive as bytea, not as hex to
-// decode.
-var ingestSQLBinary = func() string {
-	q := ingestSQL
-	for _, r := range [][2]string{
-		{"?::text[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[])", "?::bytea[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[])"},
-		{"ELSE decode(s.thread_sealed, 'hex') END", "ELSE s.thread_sealed END"},
-		{"?::timestamptz[], ?::text[], ?::text[], ?::text[])", "?::timestamptz[], ?::text[], ?::bytea[], ?::bytea[])"},
-		{"decode(m.text_sealed, 'hex'), decode(m.attachments_sealed, 'hex')", "m.text_sealed, m.attachments_sealed"},
-	} {
-		if strings.Count(q, r[0]) != 1 {
-			panic("crm: ingestSQL lacks " + r[0])
-		}
-		q = strings.Replace(q, r[0], r[1], 1)
-	}
-	return q
-}()
-
 // ingestArgs returns the arguments of ingestSQL: v holds the values of its
 // arrays (sixteen) and the time of the batch, as values or as parameters.
 func ingestArgs(require schema.QueryAppender, tid string, v []any) []any {
@@ -413,150 +394,88 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require sc
 // ingestPG runs ingestSQL for the batch; with known set, the conversations
 // the Store knows to exist travel without their sealed thread id.
 func (r *Conversations) ingestPG(ctx context.Context, tid string, now time.Time, require schema.QueryAppender, ths []*batchThread, ms []batchMessage, known bool) (stored, marked int64, met bool, err error) {
-	var rows ingestRows
-	if err := r.ingestRowsOf(ctx, &rows, tid, now, ths, ms, known); err != nil {
-		return 0, 0, false, err
+	var channel, account, index, id, sealed, maxSent, delivered, read pgArray
+	// Room for the rows as they are written (a time takes 30 bytes or
+	// so, an id 39, a sealed thread id about 150), so that each array
+	// is written without copies.
+	for _, a := range []*pgArray{&channel, &account, &maxSent, &delivered, &read} {
+		a.reserve(32 * len(ths))
+	}
+	index.reserve(48 * len(ths))
+	id.reserve(40 * len(ths))
+	sealed.reserve(160 * len(ths))
+	for _, th := range ths {
+		channel.text(string(th.key.Channel))
+		account.text(th.key.AccountID)
+		index.text(th.index)
+		delivered.time(th.delivered)
+		read.time(th.read)
+		maxSent.time(th.maxSent)
+		// The conversation as it is stored if it does not exist yet: one
+		// with watermarks only is never opened, and one known to exist
+		// needs neither (the statement takes the stored id).
+		if th.maxSent.IsZero() || known && r.s.opened.has(openedKey{tenant: tid, channel: th.key.Channel, account: th.key.AccountID, index: th.index}) {
+			id.null()
+			sealed.null()
+			continue
+		}
+		c := Conversation{Channel: th.key.Channel, AccountID: th.key.AccountID, ThreadID: th.key.ThreadID}
+		c.stamp(now)
+		id.text(c.ID)
+		if err := r.s.sealFields(ctx, kindConversation, c.ID, c.sealedFields()); err != nil {
+			return 0, 0, false, err
+		}
+		sealed.bytes(sealedBytes(c.ThreadSealed))
+	}
+	var mThread, mID, mDirection, mExternal, mSent, mStatus, mText, mAttachments pgArray
+	textBytes := 0
+	for i := range ms {
+		textBytes += 2*(len(ms[i].Text)+48) + 1 // hex of the text sealed: its length and Tink's 33 to 38 bytes
+	}
+	mText.reserve(textBytes + 2)
+	mID.reserve(40 * len(ms))
+	mSent.reserve(32 * len(ms))
+	for _, a := range []*pgArray{&mThread, &mDirection, &mStatus} {
+		a.reserve(10 * len(ms))
+	}
+	for i := range ms {
+		m := &ms[i]
+		mThread.int(m.th.n)
+		mID.text(m.ID)
+		mDirection.text(string(m.Direction))
+		if m.ExternalID == "" {
+			mExternal.null()
+		} else {
+			mExternal.text(m.ExternalID)
+		}
+		mSent.time(m.SentAt)
+		mStatus.text(string(m.Status))
+		mText.bytes(sealedBytes(m.TextSealed))
+		mAttachments.bytes(sealedBytes(m.AttachmentsSealed))
+	}
+	arrays := []any{
+		channel.String(), account.String(), index.String(), id.String(), sealed.String(), maxSent.String(), delivered.String(), read.String(),
+		mThread.String(), mID.String(), mDirection.String(), mExternal.String(), mSent.String(), mStatus.String(), mText.String(), mAttachments.String(),
+		now,
 	}
 	err = r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
 		handle := db.NewRaw("").DB()
 		if !sqldb.Folds(handle.DB) {
 			// A handle of another driver: the values written into the
-			// statement, as array literals.
-			return db.NewRaw(ingestSQL, ingestArgs(require, tid, rows.literals(now))...).Scan(ctx, &stored, &marked, &met)
+			// statement.
+			return db.NewRaw(ingestSQL, ingestArgs(require, tid, arrays)...).Scan(ctx, &stored, &marked, &met)
 		}
 		// The batch's rows travel as parameters, apart from the text,
 		// which is then the same for every batch of the tenant and the
 		// Page: written, checked by the Guard and parsed by the server
-		// once per connection, not 25 KB of it with every delivery. They
-		// travel as typed arrays in PostgreSQL's binary format (the
-		// sealed values as bytea, the times as timestamps), which neither
-		// side writes or reads as text.
+		// once per connection, not 25 KB of it with every delivery.
 		text, err := ingestTexts.text(db, handle.QueryGen(), require, tid)
 		if err != nil {
 			return err
 		}
-		return db.NewRaw("?", bun.Safe(text)).Scan(sqldb.WithParams(ctx, text, rows.params(now)...), &stored, &marked, &met)
+		return db.NewRaw("?", bun.Safe(text)).Scan(sqldb.WithParams(ctx, text, arrays...), &stored, &marked, &met)
 	})
 	return stored, marked, met, err
-}
-
-// ingestRows are a batch's conversations (in key order) and messages as
-// ingestSQL's arrays; a nil element is NULL.
-type ingestRows struct {
-	channel, account, index []string
-	id                      []*string // nil: the conversation is not opened by the batch
-	sealed                  [][]byte  // the sealed thread id of a conversation opened
-	maxSent, delivered      []*time.Time
-	read                    []*time.Time
-
-	thread            []int64
-	mID, direction    []string
-	external          []*string
-	sent              []time.Time
-	status            []string
-	text, attachments [][]byte
-}
-
-// ingestRowsOf fills rows with the batch's values, sealing the thread ids
-// of the conversations it may open.
-func (r *Conversations) ingestRowsOf(ctx context.Context, rows *ingestRows, tid string, now time.Time, ths []*batchThread, ms []batchMessage, known bool) error {
-	n := len(ths)
-	rows.channel, rows.account, rows.index = make([]string, n), make([]string, n), make([]string, n)
-	rows.id, rows.sealed = make([]*string, n), make([][]byte, n)
-	rows.maxSent, rows.delivered, rows.read = make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
-	var ids []string // the ids of the conversations opened, which rows.id points into
-	for i, th := range ths {
-		rows.channel[i], rows.account[i], rows.index[i] = string(th.key.Channel), th.key.AccountID, th.index
-		rows.maxSent[i], rows.delivered[i], rows.read[i] = timeOrNull(&th.maxSent), timeOrNull(&th.delivered), timeOrNull(&th.read)
-		// The conversation as it is stored if it does not exist yet: one
-		// with watermarks only is never opened, and one known to exist
-		// needs neither (the statement takes the stored id).
-		if th.maxSent.IsZero() || known && r.s.opened.has(openedKey{tenant: tid, channel: th.key.Channel, account: th.key.AccountID, index: th.index}) {
-			continue
-		}
-		c := Conversation{Channel: th.key.Channel, AccountID: th.key.AccountID, ThreadID: th.key.ThreadID}
-		c.stamp(now)
-		if err := r.s.sealFields(ctx, kindConversation, c.ID, c.sealedFields()); err != nil {
-			return err
-		}
-		if ids == nil {
-			ids = make([]string, 0, n) // never grows: rows.id points into it
-		}
-		ids = append(ids, c.ID)
-		rows.id[i] = &ids[len(ids)-1]
-		rows.sealed[i] = sealedBytes(c.ThreadSealed)
-	}
-	n = len(ms)
-	rows.thread, rows.mID, rows.direction = make([]int64, n), make([]string, n), make([]string, n)
-	rows.external, rows.sent, rows.status = make([]*string, n), make([]time.Time, n), make([]string, n)
-	rows.text, rows.attachments = make([][]byte, n), make([][]byte, n)
-	for i := range ms {
-		m := &ms[i]
-		rows.thread[i], rows.mID[i], rows.direction[i] = int64(m.th.n), m.ID, string(m.Direction)
-		if m.ExternalID != "" {
-			rows.external[i] = &m.ExternalID
-		}
-		rows.sent[i], rows.status[i] = m.SentAt, string(m.Status)
-		rows.text[i], rows.attachments[i] = sealedBytes(m.TextSealed), sealedBytes(m.AttachmentsSealed)
-	}
-	return nil
-}
-
-// sealedBytes returns the bytes of s, nil for the zero Sealed, without a
-// copy: they are read while the statement is sent, never written.
-func sealedBytes(s vault.Sealed) []byte {
-	v, _ := s.Value() // never fails
-	b, _ := v.([]byte)
-	return b
-}
-
-func timeOrNull(t *time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return t
-}
-
-// params returns ingestSQL's values as parameters (ingestParams): the
-// arrays as Go slices, which pgx sends in the binary format.
-func (rows *ingestRows) params(now time.Time) []any {
-	return []any{
-		rows.channel, rows.account, rows.index, rows.id, rows.sealed, rows.maxSent, rows.delivered, rows.read,
-		rows.thread, rows.mID, rows.direction, rows.external, rows.sent, rows.status, rows.text, rows.attachments,
-		now,
-	}
-}
-
-// literals returns ingestSQL's values for a statement that holds them
-// in its text: the arrays as PostgreSQL array literals.
-func (rows *ingestRows) literals(now time.Time) []any {
-	var channel, account, index, id, sealed, maxSent, delivered, read pgArray
-	for i := range rows.channel {
-		channel.text(rows.channel[i])
-		account.text(rows.account[i])
-		index.text(rows.index[i])
-		id.textOrNull(rows.id[i])
-		sealed.bytes(rows.sealed[i])
-		maxSent.timeOrNull(rows.maxSent[i])
-		delivered.timeOrNull(rows.delivered[i])
-		read.timeOrNull(rows.read[i])
-	}
-	var mThread, mID, mDirection, mExternal, mSent, mStatus, mText, mAttachments pgArray
-	for i := range rows.mID {
-		mThread.int(int(rows.thread[i]))
-		mID.text(rows.mID[i])
-		mDirection.text(rows.direction[i])
-		mExternal.textOrNull(rows.external[i])
-		mSent.time(rows.sent[i])
-		mStatus.text(rows.status[i])
-		mText.bytes(rows.text[i])
-		mAttachments.bytes(rows.attachments[i])
-	}
-	return []any{
-		channel.String(), account.String(), index.String(), id.String(), sealed.String(), maxSent.String(), delivered.String(), read.String(),
-		mThread.String(), mID.String(), mDirection.String(), mExternal.String(), mSent.String(), mStatus.String(), mText.String(), mAttachments.String(),
-		now,
-	}
 }
 
 // ingestParams are the placeholders of ingestSQL's arrays and time, in
@@ -601,7 +520,7 @@ func (c *statementTexts) text(db bun.IDB, gen schema.QueryGen, require schema.Qu
 	if ok {
 		return text, nil
 	}
-	q, err := db.NewRaw(ingestSQLBinary, ingestArgs(require, tid, ingestParams)...).AppendQuery(gen, nil)
+	q, err := db.NewRaw(ingestSQL, ingestArgs(require, tid, ingestParams)...).AppendQuery(gen, nil)
 	if err != nil {
 		return "", err
 	}
@@ -889,11 +808,22 @@ func (r *Conversations) findAll(ctx context.Context, tx bun.IDB, keys []Conversa
 	return out, nil
 }
 
+// sealedBytes returns the bytes of s, nil for the zero Sealed, without the
+// copy Bytes makes: Ingest only reads them, to write them in hex.
+func sealedBytes(s vault.Sealed) []byte {
+	v, _ := s.Value() // never fails
+	b, _ := v.([]byte)
+	return b
+}
+
 // pgArray writes a PostgreSQL array literal ({a,b,NULL}), which Ingest's
 // statement casts to the array type it needs: strings are quoted and
 // escaped, bytes hex-encoded (the statement decodes them), times written
 // as bun writes a time, in UTC, and zero times as NULL.
 type pgArray struct{ b []byte }
+
+// reserve makes room for n more bytes.
+func (a *pgArray) reserve(n int) { a.b = slices.Grow(a.b, n) }
 
 func (a *pgArray) sep() {
 	if len(a.b) == 0 {
@@ -918,22 +848,6 @@ func (a *pgArray) text(s string) {
 		a.b = append(a.b, s[i])
 	}
 	a.b = append(a.b, '"')
-}
-
-func (a *pgArray) textOrNull(s *string) {
-	if s == nil {
-		a.null()
-		return
-	}
-	a.text(*s)
-}
-
-func (a *pgArray) timeOrNull(t *time.Time) {
-	if t == nil {
-		a.null()
-		return
-	}
-	a.time(*t)
 }
 
 func (a *pgArray) int(n int) {
