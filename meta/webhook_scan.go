@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"encoding/json"
 	"unicode/utf8"
 )
 
@@ -8,8 +9,8 @@ import (
 // events (messages, echoes, deliveries and reads, with the fields
 // wireEvent types), by hand, in one pass over own (the payload's copy of
 // the body, which events' Raw slice). It gives up (ok false) on anything
-// else — an unknown or repeated key, a key spelled in another case, null,
-// a string with an escape or invalid UTF-8, an attachment, a postback, a
+// else — an unknown or repeated key, a key spelled in another case or
+// with an escape, null, an attachment, a postback, a
 // value of an unexpected type, malformed JSON — and parseWebhook then
 // decodes the body with encoding/json, as before: what it returns is what
 // that decoder returns for the same body (FuzzWebhookScan compares the
@@ -22,12 +23,7 @@ func scanWebhook(own []byte) (p *Payload, ok bool) {
 	if !s.object(func(key []byte) bool {
 		switch string(key) {
 		case "object":
-			v, ok := s.str()
-			if !ok || !s.once(&seen, 1) {
-				return false
-			}
-			p.Object = string(v)
-			return true
+			return s.once(&seen, 1) && s.text(&p.Object)
 		case "entry":
 			if !s.once(&seen, 2) {
 				return false
@@ -123,34 +119,56 @@ func (s *webhookScan) array(elem func() bool) (empty, ok bool) {
 	}
 }
 
-// str reads a string whose value is its bytes as they are: no escape, no
-// control character, valid UTF-8.
-func (s *webhookScan) str() ([]byte, bool) {
+// quoted reads a string and returns it with its quotes, and whether it
+// holds an escape (which quoted does not check: encoding/json does, when
+// it unquotes it).
+func (s *webhookScan) quoted() (lit []byte, escaped, ok bool) {
 	if !s.next('"') {
-		return nil, false
+		return nil, false, false
 	}
-	start := s.i
-	ascii := true
+	start := s.i - 1
 	for ; s.i < len(s.b); s.i++ {
-		c := s.b[s.i]
-		switch {
+		switch c := s.b[s.i]; {
 		case c == '"':
-			v := s.b[start:s.i]
 			s.i++
-			if !ascii && !utf8.Valid(v) {
-				return nil, false
-			}
-			return v, true
-		case c == '\\' || c < 0x20:
-			return nil, false
-		case c >= 0x80:
-			ascii = false
+			return s.b[start:s.i], escaped, true
+		case c == '\\':
+			escaped = true
+			s.i++ // the escaped byte: a quote does not end the string
+		case c < 0x20:
+			return nil, false, false
 		}
 	}
-	return nil, false
+	return nil, false, false
 }
 
-// literal reads a string (as str would), a number or true or false and
+// str reads a string whose value is its bytes as they are (no escape,
+// valid UTF-8), as every key the scanner knows is.
+func (s *webhookScan) str() ([]byte, bool) {
+	lit, escaped, ok := s.quoted()
+	if !ok || escaped {
+		return nil, false
+	}
+	v := lit[1 : len(lit)-1]
+	return v, utf8.Valid(v)
+}
+
+// text reads a string value: its bytes when they are its value, else
+// as encoding/json unquotes it (Meta escapes every non-ASCII character
+// of a message's text as \uXXXX).
+func (s *webhookScan) text(v *string) bool {
+	lit, escaped, ok := s.quoted()
+	if !ok {
+		return false
+	}
+	if in := lit[1 : len(lit)-1]; !escaped && utf8.Valid(in) {
+		*v = string(in)
+		return true
+	}
+	return json.Unmarshal(lit, v) == nil
+}
+
+// literal reads a string, a number or true or false and
 // returns its JSON text, as encoding/json hands it to an UnmarshalJSON.
 func (s *webhookScan) literal() ([]byte, bool) {
 	s.ws()
@@ -160,7 +178,8 @@ func (s *webhookScan) literal() ([]byte, bool) {
 	start := s.i
 	switch c := s.b[s.i]; {
 	case c == '"':
-		if _, ok := s.str(); !ok {
+		lit, escaped, ok := s.quoted()
+		if !ok || escaped && !json.Valid(lit) {
 			return nil, false
 		}
 	case c == 't' || c == 'f':
@@ -332,12 +351,7 @@ func (s *webhookScan) message(m *wireMessage) bool {
 		case "mid":
 			return s.once(&seen, 1) && s.id(&m.MID)
 		case "text":
-			v, ok := s.str()
-			if !ok || !s.once(&seen, 2) {
-				return false
-			}
-			m.Text = string(v)
-			return true
+			return s.once(&seen, 2) && s.text(&m.Text)
 		case "is_echo":
 			b, ok := s.literal()
 			return ok && s.once(&seen, 4) && m.IsEcho.UnmarshalJSON(b) == nil
