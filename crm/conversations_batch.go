@@ -819,40 +819,48 @@ func sealedBytes(s vault.Sealed) []byte {
 // pgArray writes a PostgreSQL array literal ({a,b,NULL}), which Ingest's
 // statement casts to the array type it needs: strings are quoted and
 // escaped, bytes hex-encoded (the statement decodes them), times written
-// as bun writes a time, in UTC, and zero times as NULL.
-type pgArray struct{ b []byte }
+// as bun writes a time, in UTC, and zero times as NULL. It writes into a
+// strings.Builder, whose String is the literal without a copy of it (a
+// delivery's arrays are about 40 KB).
+type pgArray struct{ b strings.Builder }
 
 // reserve makes room for n more bytes.
-func (a *pgArray) reserve(n int) { a.b = slices.Grow(a.b, n) }
+func (a *pgArray) reserve(n int) { a.b.Grow(n) }
 
 func (a *pgArray) sep() {
-	if len(a.b) == 0 {
-		a.b = append(a.b, '{')
+	if a.b.Len() == 0 {
+		a.b.WriteByte('{')
 	} else {
-		a.b = append(a.b, ',')
+		a.b.WriteByte(',')
 	}
 }
 
 func (a *pgArray) null() {
 	a.sep()
-	a.b = append(a.b, "NULL"...)
+	a.b.WriteString("NULL")
 }
 
 func (a *pgArray) text(s string) {
 	a.sep()
-	a.b = append(a.b, '"')
-	for i := 0; i < len(s); i++ {
-		if s[i] == '"' || s[i] == '\\' {
-			a.b = append(a.b, '\\')
+	a.b.WriteByte('"')
+	for {
+		i := strings.IndexAny(s, `"\`)
+		if i < 0 {
+			break
 		}
-		a.b = append(a.b, s[i])
+		a.b.WriteString(s[:i])
+		a.b.WriteByte('\\')
+		a.b.WriteByte(s[i])
+		s = s[i+1:]
 	}
-	a.b = append(a.b, '"')
+	a.b.WriteString(s)
+	a.b.WriteByte('"')
 }
 
 func (a *pgArray) int(n int) {
 	a.sep()
-	a.b = strconv.AppendInt(a.b, int64(n), 10)
+	var buf [20]byte
+	a.b.Write(strconv.AppendInt(buf[:0], int64(n), 10))
 }
 
 func (a *pgArray) time(t time.Time) {
@@ -861,9 +869,10 @@ func (a *pgArray) time(t time.Time) {
 		return
 	}
 	a.sep()
-	a.b = append(a.b, '"')
-	a.b = appendPGTime(a.b, t)
-	a.b = append(a.b, '"')
+	var buf [48]byte
+	b := append(buf[:0], '"')
+	b = appendPGTime(b, t)
+	a.b.Write(append(b, '"'))
 }
 
 // pgTimeLayout is how pgArray writes a time, in UTC.
@@ -921,14 +930,21 @@ func (a *pgArray) bytes(b []byte) {
 		return
 	}
 	a.sep()
-	a.b = hex.AppendEncode(a.b, b)
+	var buf [256]byte
+	for len(b) > 0 {
+		n := min(len(b), len(buf)/2)
+		a.b.Write(buf[:hex.Encode(buf[:], b[:n])])
+		b = b[n:]
+	}
 }
 
+// String returns the literal; a is done with.
 func (a *pgArray) String() string {
-	if len(a.b) == 0 {
+	if a.b.Len() == 0 {
 		return "{}"
 	}
-	return string(append(a.b, '}'))
+	a.b.WriteByte('}')
+	return a.b.String()
 }
 
 // plainMessage reports whether the validator's rules of NewMessage (its

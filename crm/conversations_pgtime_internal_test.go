@@ -1,6 +1,7 @@
 package crm
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -34,5 +35,42 @@ func TestPGTimeLayout(t *testing.T) {
 		if got := appendPGTime([]byte("x"), at); string(got) != string(want) {
 			t.Fatalf("appendPGTime(%v) = %s, want %s", at, got, want)
 		}
+	}
+}
+
+// TestPGArrayLiteral: pgArray writes what PostgreSQL reads back as the
+// values: quotes and backslashes escaped, NULL for a missing value, bytes
+// in hex (long ones too), times in UTC.
+func TestPGArrayLiteral(t *testing.T) {
+	var a pgArray
+	a.text(`plain`)
+	a.text(`say "hi" \ back\\`)
+	a.text(``)
+	a.null()
+	if got, want := a.String(), `{"plain","say \"hi\" \\ back\\\\","",NULL}`; got != want {
+		t.Fatalf("text array %s, want %s", got, want)
+	}
+	var b pgArray
+	long := make([]byte, 300)
+	for i := range long {
+		long[i] = byte(i)
+	}
+	b.bytes([]byte{0, 0xab})
+	b.bytes(nil)
+	b.bytes(long)
+	want := "{00ab,NULL," + fmt.Sprintf("%x", long) + "}"
+	if got := b.String(); got != want {
+		t.Fatalf("bytes array %s, want %s", got, want)
+	}
+	var c pgArray
+	c.time(time.Date(2026, 6, 1, 2, 0, 0, 1_000, time.FixedZone("CET", 3600)))
+	c.time(time.Time{})
+	c.int(-42)
+	if got, want := c.String(), `{"2026-06-01 01:00:00.000001+00:00",NULL,-42}`; got != want {
+		t.Fatalf("array %s, want %s", got, want)
+	}
+	var empty pgArray
+	if got := empty.String(); got != "{}" {
+		t.Fatalf("empty array %s", got)
 	}
 }

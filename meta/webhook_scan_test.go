@@ -1,11 +1,13 @@
 package meta
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -113,5 +115,22 @@ func TestWebhookScan(t *testing.T) {
 		if !checkScan(t, []byte(body)) {
 			t.Fatalf("a delivery of messages and watermarks was left to encoding/json: %s", body)
 		}
+	}
+}
+
+// TestReadBody: readBody reads the whole body whatever the size it is
+// told (right, too small, too large, unknown, beyond its hint).
+func TestReadBody(t *testing.T) {
+	for _, n := range []int{0, 1, 511, 14_000, bodyHint + 3} {
+		body := strings.Repeat("x", n)
+		for _, size := range []int64{int64(n), int64(n) / 2, int64(n) + 100, -1, bodyHint * 4} {
+			got, err := readBody(iotest.HalfReader(strings.NewReader(body)), size)
+			if err != nil || string(got) != body {
+				t.Fatalf("readBody of %d bytes told %d: %d bytes, %v", n, size, len(got), err)
+			}
+		}
+	}
+	if _, err := readBody(iotest.ErrReader(errors.New("cut")), 10); err == nil {
+		t.Fatal("readBody hid a read error")
 	}
 }
