@@ -154,7 +154,10 @@ func (e *Event) DedupeKey() string {
 // then again into its typed fields scanned its bytes four times; once,
 // BenchmarkParseWebhook (100 events) takes 637 allocations instead of
 // 1,383 and a median of 0.28 ms instead of 0.42 (four alternated runs on
-// a 2-core host; 0.40 and 0.64 over six at load average 7).
+// a 2-core host; 0.40 and 0.64 over six at load average 7). The common
+// delivery (messages, echoes, deliveries and reads) is now scanned by
+// hand (scanWebhook) and only the rest decoded through encoding/json:
+// 574 allocations and 0.14 to 0.21 ms against 0.34 to 0.55.
 func ParseWebhook(body []byte) (*Payload, error) {
 	return parseOwned(slices.Clone(body))
 }
