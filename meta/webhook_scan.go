@@ -78,7 +78,7 @@ func (s *webhookScan) next(c byte) bool {
 	return false
 }
 
-// object reads an object, field calling value for each key (which must
+// object reads an object, calling value for each key (which must
 // read the key's value).
 func (s *webhookScan) object(value func(key []byte) bool) bool {
 	if !s.next('{') {
