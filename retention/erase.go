@@ -131,6 +131,15 @@ func (e *Engine) count(ctx context.Context, c Category, tid string, conds []stri
 
 // run erases the rows of j in batches, each in its own transaction with its
 // receipt, and fills j.rc.
+//
+// hs is what the tenant's holds were when the operation began; a hold
+// placed while it runs must hold too. Each batch therefore selects
+// nothing once a hold appears that hs does not account for (any hold,
+// when hs had none; a tenant hold, when hs had only others): the
+// condition costs the statement one look-up of the holds' index, not one
+// per row. When a batch so selects nothing and would end the run, the
+// same transaction asks whether such a hold exists, and if so the run
+// reads the holds again and goes on under them (counting what they hold).
 func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 	c := j.cat
 	if j.delete {
@@ -139,29 +148,68 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 	if n, a := notAnonymized(c); n != "" {
 		j.where(n, a...)
 	}
+	for {
+		again, err := e.runUnder(ctx, j, c, hs)
+		if err != nil || !again {
+			return err
+		}
+		if hs, err = e.holds(ctx, j.tid); err != nil {
+			return err
+		}
+	}
+}
+
+// newHold is the condition, on the holds of tid, of a hold that hs does
+// not account for: any active hold when hs had none, an active tenant hold
+// when it had only record or subject holds.
+func newHold(hs holdState, tid string) (string, []any) {
+	q := "SELECT 1 FROM " + TableHolds + " h WHERE h.tenant_id = ? AND h.released_at IS NULL"
+	if hs.any {
+		q += " AND h.scope = 'tenant'"
+	}
+	return q, []any{tid}
+}
+
+// holdAppeared reports, in tx, whether a hold hs does not account for is
+// active now.
+func (e *Engine) holdAppeared(ctx context.Context, tx bun.Tx, hs holdState, tid string) (bool, error) {
+	q, a := newHold(hs, tid)
+	var found bool
+	if err := tx.NewRaw("SELECT EXISTS ("+q+")", a...).Scan(ctx, &found); err != nil {
+		return false, fmt.Errorf("retention: read holds: %w", err)
+	}
+	return found, nil
+}
+
+// runUnder is run under the holds hs; again reports that a hold hs does
+// not account for appeared meanwhile and stopped the batches.
+func (e *Engine) runUnder(ctx context.Context, j *job, c Category, hs holdState) (again bool, err error) {
 	if hs.tenant {
 		n, err := e.count(ctx, c, j.tid, j.conds, j.args)
 		if err != nil {
-			return err
+			return false, err
 		}
 		j.rc.Held += n
-		return e.heldReceipt(ctx, j)
+		return false, e.heldReceipt(ctx, j)
 	}
 	conds, args := j.conds, j.args
 	if hs.any {
 		total, err := e.count(ctx, c, j.tid, conds, args)
 		if err != nil {
-			return err
+			return false, err
 		}
 		ex, exArgs := exclusions(c, j.tid)
 		conds = append(append([]string(nil), conds...), ex)
 		args = append(append([]any(nil), args...), exArgs...)
 		free, err := e.count(ctx, c, j.tid, conds, args)
 		if err != nil {
-			return err
+			return false, err
 		}
 		j.rc.Held += total - free
 	}
+	guard, guardArgs := newHold(hs, j.tid)
+	conds = append(append([]string(nil), conds...), "NOT EXISTS ("+guard+")")
+	args = append(append([]any(nil), args...), guardArgs...)
 	id := "r." + c.idColumn()
 	sel := "SELECT " + id + " FROM " + c.Table + " AS r WHERE r.tenant_id = ?"
 	for _, cond := range conds {
@@ -192,8 +240,12 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 		// unfinished is the BeforeErase hook's *UnfinishedError: the batch
 		// erases and commits the other rows, then the operation stops.
 		var unfinished *UnfinishedError
-		err := tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
-			unfinished = nil
+		// A batch that selects nothing ends the run (on PostgreSQL, in
+		// the pass that waits for locks): it asks then whether a hold
+		// appeared, which its guard would have kept it from seeing.
+		ending, appeared := !pg || wait, false
+		err := tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) (err error) {
+			unfinished, appeared = nil, false
 			// No ORDER BY: erased rows leave the selection (deleted, or no
 			// longer matching once anonymized), so each batch takes any due
 			// rows and the planner may use the time index.
@@ -212,7 +264,10 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 				}
 				ids, selected, erased = got, n, n
 				if n == 0 {
-					return nil
+					if ending {
+						appeared, err = e.holdAppeared(ctx, tx, hs, j.tid)
+					}
+					return err
 				}
 				e.point("batch.selected")
 			} else {
@@ -220,7 +275,10 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 					return fmt.Errorf("retention: select %s: %w", c.Name, err)
 				}
 				if selected = int64(len(ids)); selected == 0 {
-					return nil
+					if ending {
+						appeared, err = e.holdAppeared(ctx, tx, hs, j.tid)
+					}
+					return err
 				}
 				e.point("batch.selected")
 				if c.BeforeErase != nil {
@@ -261,9 +319,12 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 			return nil
 		})
 		if err != nil {
-			return err
+			return false, err
 		}
 		if selected == 0 {
+			if appeared {
+				return true, nil
+			}
 			if lastPass() {
 				break
 			}
@@ -272,7 +333,7 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 		e.point("batch.committed")
 		if c.AfterErase != nil && erased > 0 {
 			if err := e.afterErase(ctx, c, ids); err != nil {
-				return err
+				return false, err
 			}
 		}
 		if c.BeforeErase != nil && erased > 0 {
@@ -280,18 +341,18 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 			// committed (RecordAfterErase: the files of the rows it
 			// deleted with the batch's): it is done now, not at the next run.
 			if err := e.drainPending(ctx); err != nil {
-				return err
+				return false, err
 			}
 		}
 		if unfinished != nil {
 			j.rc.Erased += erased
-			return fmt.Errorf("retention: %s: before erase: %w", c.Name, unfinished)
+			return false, fmt.Errorf("retention: %s: before erase: %w", c.Name, unfinished)
 		}
 		if erased == 0 {
 			// Another run took these rows, or the erase action does not
 			// change them (then the next selection would be the same).
 			if stalls++; stalls > 3 {
-				return fmt.Errorf("retention: erase %s: no progress on %d selected rows", c.Name, selected)
+				return false, fmt.Errorf("retention: erase %s: no progress on %d selected rows", c.Name, selected)
 			}
 			continue
 		}
@@ -303,9 +364,9 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 		}
 	}
 	if !wrote && j.rc.Held > 0 {
-		return e.heldReceipt(ctx, j)
+		return false, e.heldReceipt(ctx, j)
 	}
-	return nil
+	return false, nil
 }
 
 // deleteSelected deletes the rows of c that the selection q (of ids, with

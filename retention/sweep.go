@@ -112,6 +112,14 @@ func (e *Engine) sweepTenant(ctx context.Context, tid string, now time.Time, rep
 				return err
 			}
 		case c.Truncate != nil:
+			// The truncation has no batch whose selection a hold placed
+			// since the sweep began would stop (run): it reads the holds
+			// as they are now, and the categories after it use them too.
+			if !hs.tenant {
+				if hs, err = e.holds(ctx, tid); err != nil {
+					return err
+				}
+			}
 			if hs.tenant {
 				continue // the audit log under a tenant hold stays whole
 			}
