@@ -174,7 +174,12 @@
 // over the raw body (bounded by WithMaxWebhookBody; ErrSignature, 401),
 // decodes the typed events (ParseWebhook: message, echo, delivery, read,
 // postback) and hands each entry's new ones to the handler in timestamp
-// order. Each event is deduplicated by its DedupeKey in the same
+// order. A delivery of messages, echoes and watermarks, as Meta sends
+// them, is decoded by a hand-written scanner in one pass, anything else
+// by encoding/json with the same result (FuzzWebhookScan compares the
+// two): BenchmarkParseWebhook, 100 events, takes a median of 0.14 ms
+// (runs 0.10 to 0.21) instead of 0.34 (0.31 to 0.55), five alternated
+// runs each on a loaded 2-core host. Each event is deduplicated by its DedupeKey in the same
 // transaction as the handler's writes (social.Store.Deliver; the handler
 // gets the transaction as its bun.IDB), so a crash or a failed handler
 // stores nothing and records nothing, and Meta's redelivery is processed

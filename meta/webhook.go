@@ -210,7 +210,7 @@ func (w *Webhook) verify(rw http.ResponseWriter, r *http.Request) {
 }
 
 func (w *Webhook) receive(rw http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, w.maxBody))
+	body, err := readBody(http.MaxBytesReader(rw, r.Body, w.maxBody), r.ContentLength)
 	if err != nil {
 		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
 			http.Error(rw, "body too large", http.StatusRequestEntityTooLarge)
@@ -224,7 +224,7 @@ func (w *Webhook) receive(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, "invalid signature", http.StatusUnauthorized)
 		return
 	}
-	p, err := ParseWebhook(body)
+	p, err := parseOwned(body) // the body is the payload's: its events' Raw slice it
 	if err != nil {
 		w.log.WarnContext(r.Context(), "meta: webhook malformed", "error", err)
 		http.Error(rw, "malformed payload", http.StatusBadRequest)
@@ -237,6 +237,35 @@ func (w *Webhook) receive(rw http.ResponseWriter, r *http.Request) {
 	}
 	rw.WriteHeader(http.StatusOK)
 }
+
+// readBody reads r whole, as io.ReadAll does, into room for size bytes
+// (the request's Content-Length, -1 when unknown) to begin with, up to
+// bodyHint: a delivery's body is read without the copies of a buffer
+// that doubles from 512 bytes (about 38 KB allocated for the
+// benchmark's 14 KB deliveries). A Content-Length that lies costs at
+// most bodyHint.
+func readBody(r io.Reader, size int64) ([]byte, error) {
+	if size < 0 || size > bodyHint {
+		size = bodyHint
+	}
+	b := make([]byte, 0, size+1) // +1: EOF is seen without growing
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
+}
+
+// bodyHint bounds the room readBody makes before reading.
+const bodyHint = 256 << 10
 
 // Process hands the new events of a verified payload to the handler, as
 // ServeHTTP does after verifying and decoding a delivery (for payloads
