@@ -577,7 +577,7 @@ func (g *graph) call(ctx context.Context, r request, token string, out any) (*Re
 	}
 	if out != nil && len(body) > 0 {
 		if err := json.Unmarshal(body, out); err != nil {
-			return resp, fmt.Errorf("meta: %s %s: decode answer: %w", r.method, r.path, err)
+			return resp, fmt.Errorf("meta: %s %s: decode answer: %w", r.method, r.path, scrubJSONError(err))
 		}
 	}
 	return resp, nil

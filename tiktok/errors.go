@@ -142,7 +142,7 @@ func parseEnvelope(status int, body []byte, data any) (string, error) {
 	}
 	if data != nil && len(env.Data) > 0 {
 		if err := json.Unmarshal(env.Data, data); err != nil {
-			return env.Error.LogID, fmt.Errorf("tiktok: decode data: %w", err)
+			return env.Error.LogID, fmt.Errorf("tiktok: decode data: %w", scrubJSONError(err))
 		}
 	}
 	return env.Error.LogID, nil
