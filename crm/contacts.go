@@ -522,7 +522,7 @@ func (r *Contacts) createOne(ctx context.Context, c *Contact, checkDup bool) err
 			if err != nil {
 				return err
 			}
-			c.flushNames = countCreate(tid)
+			c.flushNames = r.s.creates.count(tid)
 		}
 		n, err := r.insertChecked(ctx, db, c, checkDup)
 		if err != nil || n == 1 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
@@ -23,11 +22,12 @@ import (
 // array of their row, so that it finds the same contacts either way.
 //
 // Who flushes: the create that is the pgNamesFlushEvery-th of its tenant
-// in this process outside a transaction (one more statement, after its
+// through this Store (createCounts) outside a transaction (one more statement, after its
 // own, through socialcrm.OpenDB's handle), and whoever calls
 // Contacts.FlushNameIndex (a scheduler). A tenant's pending contacts are
-// therefore at most pgNamesFlushEvery-1 per process that creates its
-// contacts, plus those created in a transaction (a contact with tags, a
+// therefore at most pgNamesFlushEvery-1 per Store that creates its
+// contacts (twice that once a Store has counted more than
+// maxCountedTenants tenants), plus those created in a transaction (a contact with tags, a
 // caller's transaction, a handle not from socialcrm.OpenDB) and those of a
 // flush that failed or a process that stopped before its count came
 // round, until the next flush. A name search reads each of them once per
@@ -61,18 +61,29 @@ const pgNamesSearchMax = 64
 // one flush of the tenant's pending contacts.
 const pgNamesFlushEvery = 32
 
-// pendingCreates counts each tenant's creates in this process (tenant id
-// → *atomic.Int64), for pgNamesFlushEvery.
-var pendingCreates sync.Map
+// createCounts counts each tenant's creates through one Store (and the
+// Stores Using derives from it), for pgNamesFlushEvery. It holds at most
+// maxCountedTenants tenants: past that it starts again from empty, so that
+// a tenant's count can restart once and its pending contacts reach up to
+// twice pgNamesFlushEvery-1 from this process before its next flush.
+type createCounts struct {
+	mu sync.Mutex
+	n  map[string]uint32
+}
 
-// countCreate counts a create of tenant tid and reports whether it is the
-// one that flushes.
-func countCreate(tid string) bool {
-	v, ok := pendingCreates.Load(tid)
-	if !ok {
-		v, _ = pendingCreates.LoadOrStore(tid, new(atomic.Int64))
+// maxCountedTenants bounds createCounts.
+const maxCountedTenants = 65536
+
+// count counts a create of tenant tid and reports whether it is the one
+// that flushes.
+func (c *createCounts) count(tid string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil || len(c.n) >= maxCountedTenants {
+		c.n = make(map[string]uint32)
 	}
-	return v.(*atomic.Int64).Add(1)%pgNamesFlushEvery == 0
+	c.n[tid]++
+	return c.n[tid]%pgNamesFlushEvery == 0
 }
 
 // FlushNameIndex moves the name index of the context's tenant's contacts
@@ -185,11 +196,16 @@ const pgNamePendingFunc = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_name
 // takes them (the row, then its pending row in the trigger), and writes
 // rows only for the pending rows it deleted itself: a rename or delete
 // that comes after it finds the rows it wrote and replaces or deletes
-// them. Killed midway, the statement leaves nothing half done.
+// them. Killed midway, the statement leaves nothing half done. In a
+// read-only transaction (a caller's, or any on a hot standby) it writes
+// nothing and returns 0: the search still reads the pending contacts.
 const pgNamesFlushFunc = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_names_flush(p_tenant text, p_over integer) RETURNS integer LANGUAGE plpgsql VOLATILE AS $f$
 	DECLARE
 		n integer;
 	BEGIN
+		IF current_setting('transaction_read_only')::boolean THEN
+			RETURN 0; -- a read-only transaction (a hot standby's too) searches without flushing
+		END IF;
 		IF p_over >= 0 AND (SELECT count(*) FROM (SELECT 1 FROM socialcrm_crm_contact_names_pending AS p
 				WHERE p.tenant_id = p_tenant LIMIT p_over + 1) AS x) <= p_over THEN
 			RETURN 0;
