@@ -290,8 +290,15 @@ func TestCrashAtKillPoints(t *testing.T) {
 					crashSeed(t, db)
 					initial := counts(t, db)
 					target := "sqlite:" + db.Path
+					child := "socialcrm-crash-child-" + strconv.Itoa(n)
 					if db.Name == "postgres" {
-						target = "postgres:" + db.DSN()
+						dsn := db.DSN()
+						if strings.Contains(dsn, "?") {
+							dsn += "&application_name=" + child
+						} else {
+							dsn += "?application_name=" + child
+						}
+						target = "postgres:" + dsn
 					}
 					cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 					cmd.Env = append(os.Environ(), envCrashDB+"="+target, envCrashPoint+"="+strconv.Itoa(n))
@@ -302,6 +309,13 @@ func TestCrashAtKillPoints(t *testing.T) {
 					mu.Lock()
 					hit[points[n-1]] = true
 					mu.Unlock()
+					if db.Name == "postgres" {
+						// The killed child's sessions end when their server
+						// processes notice it is gone; until then they hold
+						// its locks (a purge's claim among them, which the
+						// next run would find taken and leave to it).
+						waitSessionsGone(t, db, child)
+					}
 
 					consistent(t, db, initial)
 					e := crashEnv(t, db.DB, func() time.Time { return crashNow }, func(string) {})
@@ -314,4 +328,23 @@ func TestCrashAtKillPoints(t *testing.T) {
 		t.Logf("killed at %d points of %d kinds", len(at), len(hit))
 		require.Len(t, hit, len(distinct), "kill points of every kind")
 	})
+}
+
+// waitSessionsGone waits until no session of db's server has the
+// application name app (a killed process's sessions outlive it until
+// their server processes notice), for at most 30 seconds.
+func waitSessionsGone(t *testing.T, db *dbtest.DB, app string) {
+	t.Helper()
+	admin := db.Admin(t)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var n int
+		require.NoError(t, admin.NewRaw("SELECT count(*) FROM pg_stat_activity WHERE application_name = ?", app).Scan(context.Background(), &n))
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions of %s still open 30 s after it was killed", n, app)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
