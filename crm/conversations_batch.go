@@ -86,7 +86,8 @@ type BatchResult struct {
 // the database, and then nothing of the batch is stored.
 //
 // On PostgreSQL the whole batch is one statement, whatever its size: its
-// rows travel as arrays, bound as the statement's parameters on a handle
+// rows travel as arrays (the messages' sealed bytes as one bytea value the
+// statement cuts apart), bound as the statement's parameters on a handle
 // of socialcrm.OpenDB, so the statement's text holds none of them and is
 // the same for every batch of a tenant (and, with Require, of the
 // condition's values; TestConversationIngestRowsTravelApart): the tenancy
@@ -253,7 +254,9 @@ func compareKeys(a, b ConversationKey) int {
 
 // ingestSQL is Ingest's statement on PostgreSQL. req is Batch.Require
 // (TRUE without one): src, empty when it does not hold, holds the batch's
-// conversations (one row each, in key order), m its messages.
+// conversations (one row each, in key order), m its messages, whose
+// sealed text and attachments are the pieces of sb's one value that
+// sealed_at, text_len and attachments_len name (NULL: none).
 //
 // known looks each conversation up through the unique key (a lateral
 // probe, so that the generic plan never hashes the tenant's every
@@ -821,7 +824,8 @@ func (r *Conversations) findAll(ctx context.Context, tx bun.IDB, keys []Conversa
 }
 
 // sealedBytes returns the bytes of s, nil for the zero Sealed, without the
-// copy Bytes makes: Ingest only reads them, to write them in hex.
+// copy Bytes makes: Ingest only reads them, to copy them into its
+// statement's parameters.
 func sealedBytes(s vault.Sealed) []byte {
 	v, _ := s.Value() // never fails
 	b, _ := v.([]byte)
