@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -114,6 +115,9 @@ type Contact struct {
 	// of the model.
 	nameIndex  string
 	tagIndexes []string // blind indexes of Tags, set by seal
+	// flushNames is set when Create's statement also flushes the tenant's
+	// pending name index (PostgreSQL; nameindex_pending.go).
+	flushNames bool
 }
 
 // ContactInput is what Contacts.Create and Contacts.Update take: the
@@ -485,7 +489,10 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 // createOne inserts c, with its name index and after the checks of
 // Create, in one statement: INSERT … SELECT with the duplicate and company
 // checks as its WHERE clause. The name index travels in the row's
-// name_index column, from which a trigger writes TableContactNames' rows.
+// name_index column, from which a trigger writes TableContactNames' rows
+// (on PostgreSQL its pending row, which a later flush turns into the rows:
+// nameindex_pending.go; every pgNamesFlushEvery-th create flushes in its
+// statement).
 //
 // On SQLite one statement needs no explicit transaction: no statement
 // journal, BEGIN or COMMIT; SQLite runs one write at a time, so the check
@@ -494,34 +501,30 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 // (sqldb.PreparedLiterals), after the Guard has checked it as bun wrote
 // it: parsing and compiling it (and the name index's trigger) anew cost
 // about an eighth of the create, measured as the create's ratio to a raw
-// bun insert falling from 2.62 to 2.27 (medians of 6 alternated runs). On PostgreSQL
-// through socialcrm.OpenDB the statement travels in one round trip with
-// the tenant setting and the advisory locks of c's identifiers
-// (lockIndexes) before it, one implicit transaction: concurrent creates of
-// one address queue on the lock and the second sees the first. On another
-// PostgreSQL handle, or in a caller's transaction, the locks and the
-// statement run in a transaction of their own (or a savepoint).
+// bun insert falling from 2.62 to 2.27 (medians of 6 alternated runs). On
+// PostgreSQL the statement takes the advisory locks of c's identifiers
+// itself (lockKeys), before it looks them up: its duplicate check is a
+// call of socialcrm_crm_contact_unclaimed (migrateUnclaimedPG), so that
+// concurrent creates of one address queue on the lock and the second sees
+// the first. Through socialcrm.OpenDB it travels in one round trip with
+// the tenant setting when the connection does not hold it already; in a
+// caller's transaction the locks are held until that one ends.
 //
 // When nothing was inserted, the checks are run again, alone, to say why.
 func (r *Contacts) createOne(ctx context.Context, c *Contact, checkDup bool) error {
-	pg := r.s.db.Dialect().Name() == dialect.PG
-	var keys []int64
-	if pg && checkDup {
-		var err error
-		if keys, err = lockKeys(ctx, [][2]string{{"email", c.EmailIndex}, {"phone", c.PhoneIndex}}); err != nil {
-			return err
-		}
-	}
-	run := func(ctx context.Context, db bun.IDB, folded bool) error {
-		ictx := ctx
-		if len(keys) > 0 {
-			if folded {
-				ictx = sqldb.WithAdvisoryLocks(ctx, keys)
-			} else if err := r.s.lockIdentifiers(ctx, db, c); err != nil {
+	return r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
+		if _, inTx := db.(bun.Tx); !inTx && c.nameIndex != "" && db.Dialect().Name() == dialect.PG {
+			// nameindex_pending.go: every pgNamesFlushEvery-th create of
+			// the tenant flushes its pending contacts in its statement
+			// (no round trip or commit of its own); not in a transaction,
+			// where the moved contacts would stay locked until its end.
+			tid, err := tenancy.TenantID(ctx)
+			if err != nil {
 				return err
 			}
+			c.flushNames = r.s.creates.count(tid)
 		}
-		n, err := r.insertChecked(ictx, db, c, checkDup)
+		n, err := r.insertChecked(ctx, db, c, checkDup)
 		if err != nil || n == 1 {
 			return err
 		}
@@ -532,11 +535,7 @@ func (r *Contacts) createOne(ctx context.Context, c *Contact, checkDup bool) err
 			return err
 		}
 		return fmt.Errorf("crm: create contact: %w", errors.New("not inserted, and no check says why"))
-	}
-	if d, ok := r.s.db.(*bun.DB); !pg || ok && sqldb.Folds(d.DB) {
-		return r.s.one(ctx, func(ctx context.Context, db bun.IDB) error { return run(ctx, db, pg) })
-	}
-	return r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error { return run(ctx, tx, false) })
+	})
 }
 
 // insertChecked runs createOne's statement on db and returns the number of
@@ -959,7 +958,31 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 		for _, idx := range named {
 			named := tx.NewSelect().Model((*contactName)(nil)).Column("ctn.contact_id").
 				Where("ctn.token = ?", idx).Apply(tenancy.Scope(ctx))
+			if pgNames {
+				// And the tenant's pending contacts (nameindex_pending.go)
+				// whose name holds the token: each one's name read by its
+				// primary key (a subquery the planner cannot turn into a
+				// scan of the tenant's contacts filtered by the token).
+				tid, err := tenancy.TenantID(ctx)
+				if err != nil {
+					return err
+				}
+				pending := tx.NewSelect().Model((*contactNamePending)(nil)).Column("ctnp.contact_id").
+					Where("?::text = ANY((SELECT ctp.name_index FROM ? AS ctp WHERE ctp.tenant_id = ? AND ctp.id = ctnp.contact_id)::text[])",
+						idx, bun.Ident(TableContacts), tid).
+					Apply(tenancy.Scope(ctx))
+				named = named.UnionAll(pending)
+			}
 			q = q.Where("ct.id IN (?)", named)
+		}
+		if pgNames && len(named) > 0 {
+			// Too many pending contacts: flush them (an InitPlan, run once
+			// before the look-ups; nameindex_pending.go).
+			tid, err := tenancy.TenantID(ctx)
+			if err != nil {
+				return err
+			}
+			q = q.Where("(SELECT socialcrm_crm_contact_names_flush(?::text, ?)) >= 0", tid, bun.Safe(strconv.Itoa(pgNamesSearchMax)))
 		}
 		for _, idx := range nameOwn {
 			// A filter of the candidates, after the look-ups: the array's

@@ -32,3 +32,12 @@ func NameRows(words ...string) int {
 	}
 	return n
 }
+
+// PgUnclaimedLookup is the query of socialcrm_crm_contact_unclaimed.
+const PgUnclaimedLookup = pgUnclaimedLookup
+
+// PgNamesFlushEvery and PgNamesSearchMax are nameindex_pending.go's.
+const (
+	PgNamesFlushEvery = pgNamesFlushEvery
+	PgNamesSearchMax  = pgNamesSearchMax
+)

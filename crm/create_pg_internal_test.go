@@ -18,7 +18,9 @@ import (
 
 // insertStatementBun is createOne's PostgreSQL statement as bun's query
 // builder writes it (insertChecked's query, as it was written before
-// insertStatementPG): the reference TestInsertStatementPG compares with.
+// insertStatementPG, with the duplicate checks one call of
+// socialcrm_crm_contact_unclaimed): the reference TestInsertStatementPG
+// compares with.
 func insertStatementBun(ctx context.Context, db *bun.DB, c *Contact, checkDup bool) string {
 	t := db.Dialect().Tables().Get(reflect.TypeFor[Contact]())
 	vals := rowValues{fields: t.Fields, v: reflect.ValueOf(c).Elem(), casts: true}
@@ -29,15 +31,18 @@ func insertStatementBun(ctx context.Context, db *bun.DB, c *Contact, checkDup bo
 		conds = append(conds, neg+"EXISTS (?)")
 		args = append(args, sub.ColumnExpr("1").Apply(tenancy.Scope(ctx)))
 	}
-	if checkDup {
-		for _, f := range [][2]string{{"email_index", c.EmailIndex}, {"phone_index", c.PhoneIndex}} {
-			if f[1] != "" {
-				exists("NOT ", db.NewSelect().Model((*Contact)(nil)).Where("?TableAlias.? = ?", bun.Ident(f[0]), f[1]))
-			}
-		}
+	if checkDup && (c.EmailIndex != "" || c.PhoneIndex != "") {
+		tid, _ := tenancy.TenantID(ctx)
+		keys, _ := lockKeys(ctx, [][2]string{{"email", c.EmailIndex}, {"phone", c.PhoneIndex}})
+		conds = append(conds, "socialcrm_crm_contact_unclaimed(?::bigint[], ?::text, ?::text, ?::text)")
+		args = append(args, lockKeysLiteral(keys), tid, c.EmailIndex, c.PhoneIndex)
 	}
 	if c.CompanyID != "" {
 		exists("", db.NewSelect().Model((*Company)(nil)).Where("?TableAlias.id = ?", c.CompanyID))
+	}
+	if c.flushNames {
+		conds = append(conds, "socialcrm_crm_contact_names_flush(?::text, -1) >= 0")
+		args = append(args, c.TenantID)
 	}
 	if len(conds) > 0 {
 		q += " WHERE " + strings.Join(conds, " AND ")
@@ -68,6 +73,7 @@ func TestInsertStatementPG(t *testing.T) {
 			{ContactInput: ContactInput{CompanyID: tenancy.NewID()}},
 		} {
 			c.TenantID, c.ID, c.CreatedAt, c.UpdatedAt, c.Version = tid, tenancy.NewID(), at, at, int64(i+1)
+			c.flushNames = i%3 == 1
 			if i%2 == 0 {
 				c.ProfileSealed = sealed
 			}

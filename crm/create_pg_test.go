@@ -3,6 +3,8 @@ package crm_test
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -29,6 +31,14 @@ func TestCreatePlanOnColdTable(t *testing.T) {
 			require.NoError(t, err)
 		}
 		q := h.last("INSERT INTO", crm.TableContacts, "email_index")
+		if e.db.Name == "postgres" {
+			// The statement calls socialcrm_crm_contact_unclaimed, whose
+			// query looks the identifiers up: plan it with the call's values.
+			m := regexp.MustCompile(`socialcrm_crm_contact_unclaimed\('[^']*'::bigint\[\], ('[^']*')::text, ('[^']*')::text, ('[^']*')::text\)`).FindStringSubmatch(h.last("INSERT INTO", crm.TableContacts, "unclaimed"))
+			require.Len(t, m, 4, "the create's statement calls the function:\n%s", q)
+			q = "SELECT " + strings.NewReplacer("p_tenant", m[1], "p_email", m[2], "p_phone", m[3]).Replace(crm.PgUnclaimedLookup) +
+				" FROM " + crm.TableContacts + " WHERE tenant_id = " + m[1] + " LIMIT 1"
+		}
 		plan := explainPlan(t, e, q, false)
 		if e.db.Name == "sqlite" {
 			require.Regexp(t, `SEARCH ct USING (COVERING )?INDEX socialcrm_crm_contacts_email_id \(tenant_id=\? AND email_index=\?\)`, plan, "create:\n%s", plan)

@@ -218,7 +218,8 @@
 // contact of the tenant has, with a *DuplicateError naming that contact
 // and the field (never the value), unless given AllowDuplicate. The check
 // uses the blind indexes; on PostgreSQL a transaction-level advisory lock
-// per tenant and index makes concurrent creates of one address queue, so
+// per tenant and index, taken by the create's statement itself before it
+// looks the address up, makes concurrent creates of one address queue, so
 // that one wins and the others are duplicates of it.
 //
 // Phone numbers are stored and indexed in E.164. With WithDefaultRegion
@@ -481,10 +482,13 @@
 // What a contact create costs. Contacts.Create writes the contact, with
 // its name index and after its duplicate and company checks, in one
 // statement: on SQLite without an explicit transaction, on PostgreSQL
-// through socialcrm.OpenDB in one round trip with the advisory locks of
-// the e-mail address and phone number, and the tenant setting when the
-// connection does not hold it already (a test counts the round trips; a
-// contact with tags still takes a transaction).
+// through socialcrm.OpenDB in one round trip, with the tenant setting
+// before it when the connection does not hold it already (a test counts
+// the round trips; a contact with tags still takes a transaction). On
+// PostgreSQL the statement takes the advisory locks of the e-mail address
+// and phone number itself (socialcrm_crm_contact_unclaimed, migration
+// 20261210010000, described at migrateUnclaimedPG): until then they were
+// a statement of their own before it in the round trip.
 // Measured by scripts/bench against a raw bun INSERT of the same columns
 // unsealed into a table with like indexes (BenchmarkCRMInterleavedCreate,
 // the two alternated in one loop, the median of their per-pair ratios), on
@@ -593,8 +597,7 @@
 // name index rows themselves (one heap row and two b-tree entries per
 // prefix: "Ada Lovelace 17" has 14; the random inserts into the b-tree on
 // token cost the most), the contact's larger row and its one or two more
-// index entries, the statement of the advisory locks before it, and the
-// client's work above, now the smaller part of the gap (about 55 µs of
+// index entries, and the client's work above, now the smaller part of the gap (about 55 µs of
 // CPU more than the raw INSERT's, against about 75 µs more on the server
 // as measured on an idle machine, and more under load). The rows are
 // written by a BEFORE INSERT trigger since migration 20261206080200 (an
@@ -636,10 +639,38 @@
 // a query word of a keyed length reads no more than before. What is left
 // of the gap is as described above, with fewer name index rows: the rows
 // themselves, the contact's larger row and its one or two more index
-// entries, the statement of the advisory locks (kept: since
-// AllowDuplicate stores duplicates on purpose, a unique index could hold
-// only the contacts created with the check, and would cost an index entry
-// per identifier where the lock writes nothing; not tried), and the
+// entries, the advisory locks (a unique index in their place could hold
+// only the contacts created with the check, since AllowDuplicate stores
+// duplicates on purpose, and would cost an index entry per identifier
+// where the lock writes nothing; not tried), and the client's work.
+// Since migration 20261210010000 the locks are taken in the statement
+// (migrateUnclaimedPG) rather than by a statement of their own before it:
+// alternated with the release before (BenchmarkPostgresContactCreate,
+// 2,000 pairs a run, seven runs each under a load average of 3–5 on two
+// cores) the create took a median of 1.64 times the raw INSERT (1.63–1.73)
+// against 1.68 (1.63–1.75): one statement fewer to bind and run, less the
+// function's call and its lookup's snapshot, a small gain within the
+// noise. Create's statement, now with the locks, took 0.137–0.147 ms on the
+// server against 0.131–0.141 without them (BenchmarkPostgresContactCreateServer,
+// two runs each), the same 4.0 KB of WAL.
+// A round trip that carries a set_config carries the locks of
+// sqldb.WithAdvisoryLocks in the same statement (the audit log's lock).
+// Since migration 20261210010100 a create no longer writes its name index
+// rows: it writes one row of TableContactNamesPending (one heap row, one
+// b-tree entry), every 32nd create of a tenant in a process moves the
+// tenant's pending contacts into the index in its own statement, and a
+// name search reads the pending contacts as well (the whole design, its
+// bounds and its races: nameindex_pending.go). Alternated with the
+// release before it (six runs each of 2,000 pairs, load average 6–9 on
+// two cores, so the figures sit higher than on a quiet machine): the
+// median of the per-pair ratios fell from 1.74 (1.64–1.79) to 1.57
+// (1.50–1.63) (BenchmarkPostgresContactCreate), the ratio of the mean
+// times from 1.70 (1.55–1.80) to 1.56 (1.25–1.68)
+// (BenchmarkPostgresContactCreateMean, which counts the flushes); the
+// slowest 1 % of creates — those that flush — took 4.3–5.5 ms against
+// 1.7–2.6 ms in the runs whose means were least disturbed by the load.
+// 1.5 is not reached as a median; what is left of the gap is the contact's
+// row and indexes, the pending row and the two functions' calls, and the
 // client's work.
 // ImportCSV writes many contacts in batches, one transaction each.
 //

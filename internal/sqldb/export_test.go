@@ -45,3 +45,9 @@ func withConn(t testing.TB, db *sql.DB, f func(c *conn)) {
 		t.Fatal(err)
 	}
 }
+
+// BatchStatements returns how many statements the package's PostgreSQL
+// connections have sent in batches (a set_config, the advisory locks of
+// WithAdvisoryLocks, a deferred BEGIN and the statement itself each count
+// one).
+func BatchStatements() int64 { return batchStatements.Load() }

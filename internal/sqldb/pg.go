@@ -208,7 +208,10 @@ type locksKey struct{}
 // a transaction, the implicit one of that round trip, which the statement
 // ends; in one, until its COMMIT or ROLLBACK. The statement runs after the
 // locks are taken, so under READ COMMITTED it sees what was committed
-// before. On other handles the context changes nothing: check Folds first.
+// before. When the statement carries a set_config too, the locks are
+// taken in the same statement as the last one: one statement fewer in the
+// round trip. On other handles the context changes nothing: check Folds
+// first.
 func WithAdvisoryLocks(ctx context.Context, keys []int64) context.Context {
 	return context.WithValue(ctx, locksKey{}, keys)
 }
@@ -631,6 +634,21 @@ func lastIndex(s []string, v string) int {
 	return -1
 }
 
+// setLockSession and setLockLocal set a setting (session-level and
+// transaction-local) and take the advisory locks of WithAdvisoryLocks in
+// one statement: the keys' locks in the array's order (unnest returns
+// them in order, count makes each call run), before the statement that
+// follows in the batch starts, so that under READ COMMITTED its snapshot
+// sees what the lock holders committed.
+const (
+	setLockSession = "SELECT set_config($1, $2, false), (SELECT count(pg_advisory_xact_lock(k)) FROM unnest($3::bigint[]) AS k)"
+	setLockLocal   = "SELECT set_config($1, $2, true), (SELECT count(pg_advisory_xact_lock(k)) FROM unnest($3::bigint[]) AS k)"
+)
+
+// batchStatements counts the statements batch has sent, for the
+// package's tests (BatchStatements).
+var batchStatements atomic.Int64
+
 // batch sends the prelude and the statement in one round trip and returns
 // the batch, positioned at the statement's results. The values it sets
 // are unknown from here until the statement settles.
@@ -656,18 +674,25 @@ func (c *conn) batch(ctx context.Context, p *prelude, query string, vals []any) 
 	for _, q := range p.pre {
 		b.Queue(q)
 	}
-	set := "SELECT set_config($1, $2, false)"
+	set, setLock := "SELECT set_config($1, $2, false)", setLockSession
 	if c.c.local {
-		set = "SELECT set_config($1, $2, true)"
+		set, setLock = "SELECT set_config($1, $2, true)", setLockLocal
 	}
-	for _, s := range p.sets {
+	for i, s := range p.sets {
+		if i == len(p.sets)-1 && len(p.locks) > 0 {
+			// The advisory locks travel in the last set_config's
+			// statement: one statement fewer to bind and run.
+			b.Queue(setLock, s.name, s.value, p.locks)
+			continue
+		}
 		b.Queue(set, s.name, s.value)
 	}
-	if len(p.locks) > 0 {
+	if len(p.locks) > 0 && len(p.sets) == 0 {
 		// unnest returns the keys, and the locks are taken, in order.
 		b.Queue("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k", p.locks)
 	}
 	b.Queue(query, vals...)
+	batchStatements.Add(int64(len(b.QueuedQueries)))
 	if t := c.tx; t != nil {
 		t.begin = "" // sent: from here on, the transaction must be ended
 		t.deferred = nil

@@ -14,7 +14,7 @@ const KindMaintain = "socialcrm.connections.maintain"
 
 // MaintainArgs is the job of one maintenance run over every platform and
 // tenant: socialcrm.SDK.Maintain (revocation retries, OAuth state and
-// webhook delivery pruning).
+// webhook delivery pruning, pending contact name indexes written).
 type MaintainArgs struct{}
 
 // Kind implements river.JobArgs.
