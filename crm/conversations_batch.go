@@ -86,7 +86,8 @@ type BatchResult struct {
 // the database, and then nothing of the batch is stored.
 //
 // On PostgreSQL the whole batch is one statement, whatever its size: its
-// rows travel as arrays, bound as the statement's parameters on a handle
+// rows travel as arrays (the messages' sealed bytes as one bytea value the
+// statement cuts apart), bound as the statement's parameters on a handle
 // of socialcrm.OpenDB, so the statement's text holds none of them and is
 // the same for every batch of a tenant (and, with Require, of the
 // condition's values; TestConversationIngestRowsTravelApart): the tenancy
@@ -257,7 +258,9 @@ func compareKeys(a, b ConversationKey) int {
 
 // ingestSQL is Ingest's statement on PostgreSQL. req is Batch.Require
 // (TRUE without one): src, empty when it does not hold, holds the batch's
-// conversations (one row each, in key order), m its messages.
+// conversations (one row each, in key order), m its messages, whose
+// sealed text and attachments are the pieces of sb's one value that
+// sealed_at, text_len and attachments_len name (NULL: none).
 //
 // known looks each conversation up through the unique key (a lateral
 // probe, so that the generic plan never hashes the tenant's every
@@ -326,9 +329,10 @@ const ingestSQL = `WITH req AS (
 			WHEN m.sent_at <= t.read_until THEN 'read'
 			WHEN m.status <> 'read' AND m.sent_at <= t.delivered_until THEN 'delivered'
 			ELSE m.status END,
-		decode(m.text_sealed, 'hex'), decode(m.attachments_sealed, 'hex')
-	FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::text[], ?::text[], ?::text[])
-		AS m(thread, id, direction, external_id, sent_at, status, text_sealed, attachments_sealed)
+		substring(sb.b FROM m.sealed_at FOR m.text_len), substring(sb.b FROM m.sealed_at + COALESCE(m.text_len, 0) FOR m.attachments_len)
+	FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::text[], ?::int[], ?::int[], ?::int[])
+		AS m(thread, id, direction, external_id, sent_at, status, sealed_at, text_len, attachments_len)
+	CROSS JOIN (SELECT ?::bytea AS b) AS sb
 	JOIN held AS t ON t.n = m.thread
 	ORDER BY m.thread, m.external_id
 	ON CONFLICT (tenant_id, conversation_id, external_id) DO NOTHING
@@ -350,19 +354,23 @@ const ingestSQL = `WITH req AS (
 SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM marked), (SELECT r.ok FROM req AS r)`
 
 // ingestArgs returns the arguments of ingestSQL: v holds the values of its
-// arrays (sixteen) and the time of the batch, as values or as parameters.
+// arrays (seventeen), the sealed bytes of its messages and the time of the
+// batch, as values or as parameters.
 func ingestArgs(require schema.QueryAppender, tid string, v []any) []any {
-	now := v[16]
+	now := v[ingestValues-1]
 	return []any{
 		require,
 		v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7],
 		tid,           // known
 		tid, now, now, // written
 		tid, now, now, // stored
-		v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15],
+		v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17],
 		now, tid, // marked
 	}
 }
+
+// ingestValues is the number of values ingestArgs takes.
+const ingestValues = 19
 
 // ingestOne is Ingest on PostgreSQL: ingestSQL, one statement. The
 // conversations the Store knows to exist (openedConversations) travel
@@ -431,15 +439,20 @@ func (r *Conversations) ingestPG(ctx context.Context, tid string, now time.Time,
 		}
 		sealed.bytes(sealedBytes(c.ThreadSealed))
 	}
-	var mThread, mID, mDirection, mExternal, mSent, mStatus, mText, mAttachments pgArray
-	textBytes := 0
+	// The messages' sealed texts and attachments travel as one bytea
+	// value, which the driver sends as it is (binary), and each message
+	// names where its own are in it: written in hex into text arrays
+	// instead, they were twice their size on the wire, decoded by the
+	// server, and most of the bytes the driver's buffers grew for.
+	var mThread, mID, mDirection, mExternal, mSent, mStatus, mAt, mTextLen, mAttachmentsLen pgArray
+	sealedLen := 0
 	for i := range ms {
-		textBytes += 2*(len(ms[i].Text)+48) + 1 // hex of the text sealed: its length and Tink's 33 to 38 bytes
+		sealedLen += len(sealedBytes(ms[i].TextSealed)) + len(sealedBytes(ms[i].AttachmentsSealed))
 	}
-	mText.reserve(textBytes + 2)
+	blob := make([]byte, 0, sealedLen)
 	mID.reserve(40 * len(ms))
 	mSent.reserve(32 * len(ms))
-	for _, a := range []*pgArray{&mThread, &mDirection, &mStatus} {
+	for _, a := range []*pgArray{&mThread, &mDirection, &mStatus, &mAt, &mTextLen, &mAttachmentsLen} {
 		a.reserve(10 * len(ms))
 	}
 	for i := range ms {
@@ -454,12 +467,14 @@ func (r *Conversations) ingestPG(ctx context.Context, tid string, now time.Time,
 		}
 		mSent.time(m.SentAt)
 		mStatus.text(string(m.Status))
-		mText.bytes(sealedBytes(m.TextSealed))
-		mAttachments.bytes(sealedBytes(m.AttachmentsSealed))
+		mAt.int(len(blob) + 1) // substring counts from 1
+		blob = mTextLen.length(blob, sealedBytes(m.TextSealed))
+		blob = mAttachmentsLen.length(blob, sealedBytes(m.AttachmentsSealed))
 	}
 	arrays := []any{
 		channel.String(), account.String(), index.String(), id.String(), sealed.String(), maxSent.String(), delivered.String(), read.String(),
-		mThread.String(), mID.String(), mDirection.String(), mExternal.String(), mSent.String(), mStatus.String(), mText.String(), mAttachments.String(),
+		mThread.String(), mID.String(), mDirection.String(), mExternal.String(), mSent.String(), mStatus.String(),
+		mAt.String(), mTextLen.String(), mAttachmentsLen.String(), blob,
 		now,
 	}
 	err = r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
@@ -485,7 +500,7 @@ func (r *Conversations) ingestPG(ctx context.Context, tid string, now time.Time,
 // ingestParams are the placeholders of ingestSQL's arrays and time, in
 // the order of ingestArgs' values.
 var ingestParams = func() []any {
-	p := make([]any, 17)
+	p := make([]any, ingestValues)
 	for i := range p {
 		p[i] = bun.Safe("$" + strconv.Itoa(i+1))
 	}
@@ -813,7 +828,8 @@ func (r *Conversations) findAll(ctx context.Context, tx bun.IDB, keys []Conversa
 }
 
 // sealedBytes returns the bytes of s, nil for the zero Sealed, without the
-// copy Bytes makes: Ingest only reads them, to write them in hex.
+// copy Bytes makes: Ingest only reads them, to copy them into its
+// statement's parameters.
 func sealedBytes(s vault.Sealed) []byte {
 	v, _ := s.Value() // never fails
 	b, _ := v.([]byte)
@@ -940,6 +956,17 @@ func (a *pgArray) bytes(b []byte) {
 		a.b.Write(buf[:hex.Encode(buf[:], b[:n])])
 		b = b[n:]
 	}
+}
+
+// length writes the length of b, or NULL when it is empty, and returns
+// blob with b appended.
+func (a *pgArray) length(blob, b []byte) []byte {
+	if len(b) == 0 {
+		a.null()
+		return blob
+	}
+	a.int(len(b))
+	return append(blob, b...)
 }
 
 // String returns the literal; a is done with.

@@ -402,7 +402,16 @@ func (g *Guard) check(ctx context.Context, query string) error {
 		return nil
 	}
 	var kb [512]byte // the key of most statements, without a string built to look it up
-	key, lits, cacheable := appendBlanked(kb[:0], query, !g.sqlite)
+	buf := kb[:0]
+	var big *[]byte
+	if len(query) > len(kb) {
+		// A bigger statement's key is written into a pooled buffer: grown
+		// from kb, it was several allocations every time (a webhook
+		// delivery's statement is about 4 KB).
+		big = bigKeys.Get().(*[]byte)
+		buf = (*big)[:0]
+	}
+	key, lits, cacheable := appendBlanked(buf, query, !g.sqlite)
 	var sh *shape
 	switch {
 	case g.sqlite && sqliteReadsOtherwise(query):
@@ -417,6 +426,12 @@ func (g *Guard) check(ctx context.Context, query string) error {
 		if cacheable && (!sh.uncached || string(key) == query) { // key == query: nothing blanked out
 			g.shapes.put(string(key), sh)
 		}
+	}
+	if big != nil { // key is not used below: the cache keeps copies
+		if key != nil && cap(key) <= bigKeyMax {
+			*big = key[:0]
+		}
+		bigKeys.Put(big)
 	}
 	var tid string
 	if sh.owned {
@@ -476,6 +491,12 @@ func (g *Guard) check(ctx context.Context, query string) error {
 	}
 	return sh.namesOnly(tid, query, lits)
 }
+
+// bigKeys holds the buffers check writes the keys of statements over 512
+// bytes into; one that grew beyond bigKeyMax is not kept.
+var bigKeys = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+const bigKeyMax = 64 << 10
 
 // namesOnly returns an error unless every literal of query that sh says
 // must be the tenant's id is tid.
