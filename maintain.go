@@ -22,18 +22,14 @@ type Maintenance struct {
 	StatesPruned, DeliveriesPruned int64
 	// Tenants counts the tenants visited.
 	Tenants int
-	// NameIndexRows counts the name index rows written for contacts whose
-	// index was pending (crm.Contacts.FlushNameIndex; PostgreSQL only).
-	NameIndexRows int
 }
 
 // Maintain runs the connections' maintenance for every platform, once:
 // the queued revocations of every tenant that is not purged are retried
 // through the registered providers (Config.Providers; a retry claimed by
 // another process is left to it), every tenant's expired OAuth states are
-// pruned, every tenant's pending name index is written
-// (crm.Contacts.FlushNameIndex), and webhook deliveries older than
-// DeliveryRetention are forgotten. Each part is idempotent; a failure in one tenant does not stop
+// pruned, and webhook deliveries older than DeliveryRetention are
+// forgotten. Each part is idempotent; a failure in one tenant does not stop
 // the others and is returned, joined, at the end. Call it periodically
 // (retentionriver.MaintenanceJobs runs it as a River job).
 func (s *SDK) Maintain(ctx context.Context) (Maintenance, error) {
@@ -71,11 +67,6 @@ func (s *SDK) Maintain(ctx context.Context) (Maintenance, error) {
 		}
 		done, err := s.Social.RetryRevocations(tctx)
 		m.Revoked += done
-		if err != nil {
-			errs = append(errs, fmt.Errorf("socialcrm: maintain tenant %s: %w", t.ID, err))
-		}
-		rows, err := s.CRM.Contacts().FlushNameIndex(tctx)
-		m.NameIndexRows += rows
 		if err != nil {
 			errs = append(errs, fmt.Errorf("socialcrm: maintain tenant %s: %w", t.ID, err))
 		}

@@ -8,10 +8,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm"
-	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
 	"github.com/socialcrm/socialcrm/internal/testkit"
@@ -79,45 +77,5 @@ func TestMaintain(t *testing.T) {
 		require.NoError(t, err)
 		require.Zero(t, m.Revoked)
 		require.Len(t, srv.RequestsTo(tiktoktest.RevokePath), 4)
-	}, migrated)
-}
-
-// TestMaintainFlushesNameIndex: contacts created in a transaction leave
-// their name index pending on PostgreSQL; Maintain writes it for every
-// tenant, and a name search finds the contacts before and after.
-func TestMaintainFlushesNameIndex(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
-		ctx := context.Background()
-		sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: db.DB, Owner: db.Owner, KEK: testkit.NewKEK(t)})
-		require.NoError(t, err)
-		_, owner, err := sdk.Tenants.CreateTenant(ctx, tenancy.SignUp{TenantName: "Acme",
-			Owner: tenancy.NewMember{Email: "owner@acme.example", Name: "Owner"}})
-		require.NoError(t, err)
-		octx := tenancy.WithPrincipal(ctx, owner.Principal())
-		require.NoError(t, tenancy.RunInTx(octx, db.DB, nil, func(ctx context.Context, tx bun.Tx) error {
-			for _, last := range []string{"Lovelace", "Hopper", "Lamarr"} {
-				if _, err := sdk.CRM.Using(tx).Contacts().Create(ctx, crm.ContactInput{FirstName: "Ada", LastName: last}); err != nil {
-					return err
-				}
-			}
-			return nil
-		}))
-		search := func() int {
-			p, err := sdk.CRM.Contacts().List(octx, crm.ContactFilter{NamePrefix: "ada"}, crm.ListOptions{Limit: 10})
-			require.NoError(t, err)
-			return len(p.Items)
-		}
-		require.Equal(t, 3, search())
-		m, err := sdk.Maintain(ctx)
-		require.NoError(t, err)
-		if db.Name == "postgres" {
-			require.GreaterOrEqual(t, m.NameIndexRows, 6, "two words a name at least")
-		} else {
-			require.Zero(t, m.NameIndexRows, "SQLite indexes names as it writes them")
-		}
-		require.Equal(t, 3, search())
-		m, err = sdk.Maintain(ctx)
-		require.NoError(t, err)
-		require.Zero(t, m.NameIndexRows, "nothing left pending")
 	}, migrated)
 }

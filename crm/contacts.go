@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -115,9 +114,6 @@ type Contact struct {
 	// of the model.
 	nameIndex  string
 	tagIndexes []string // blind indexes of Tags, set by seal
-	// flushNames is set when Create's statement also flushes the tenant's
-	// pending name index (PostgreSQL; nameindex_pending.go).
-	flushNames bool
 }
 
 // ContactInput is what Contacts.Create and Contacts.Update take: the
@@ -489,10 +485,7 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 // createOne inserts c, with its name index and after the checks of
 // Create, in one statement: INSERT … SELECT with the duplicate and company
 // checks as its WHERE clause. The name index travels in the row's
-// name_index column, from which a trigger writes TableContactNames' rows
-// (on PostgreSQL its pending row, which a later flush turns into the rows:
-// nameindex_pending.go; every pgNamesFlushEvery-th create flushes in its
-// statement).
+// name_index column, from which a trigger writes TableContactNames' rows.
 //
 // On SQLite one statement needs no explicit transaction: no statement
 // journal, BEGIN or COMMIT; SQLite runs one write at a time, so the check
@@ -513,17 +506,6 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 // When nothing was inserted, the checks are run again, alone, to say why.
 func (r *Contacts) createOne(ctx context.Context, c *Contact, checkDup bool) error {
 	return r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
-		if _, inTx := db.(bun.Tx); !inTx && c.nameIndex != "" && db.Dialect().Name() == dialect.PG {
-			// nameindex_pending.go: every pgNamesFlushEvery-th create of
-			// the tenant flushes its pending contacts in its statement
-			// (no round trip or commit of its own); not in a transaction,
-			// where the moved contacts would stay locked until its end.
-			tid, err := tenancy.TenantID(ctx)
-			if err != nil {
-				return err
-			}
-			c.flushNames = r.s.creates.count(tid)
-		}
 		n, err := r.insertChecked(ctx, db, c, checkDup)
 		if err != nil || n == 1 {
 			return err
@@ -961,31 +943,7 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 		for _, idx := range named {
 			named := tx.NewSelect().Model((*contactName)(nil)).Column("ctn.contact_id").
 				Where("ctn.token = ?", idx).Apply(tenancy.Scope(ctx))
-			if pgNames {
-				// And the tenant's pending contacts (nameindex_pending.go)
-				// whose name holds the token: each one's name read by its
-				// primary key (a subquery the planner cannot turn into a
-				// scan of the tenant's contacts filtered by the token).
-				tid, err := tenancy.TenantID(ctx)
-				if err != nil {
-					return err
-				}
-				pending := tx.NewSelect().Model((*contactNamePending)(nil)).Column("ctnp.contact_id").
-					Where("?::text = ANY((SELECT ctp.name_index FROM ? AS ctp WHERE ctp.tenant_id = ? AND ctp.id = ctnp.contact_id)::text[])",
-						idx, bun.Ident(TableContacts), tid).
-					Apply(tenancy.Scope(ctx))
-				named = named.UnionAll(pending)
-			}
 			q = q.Where("ct.id IN (?)", named)
-		}
-		if pgNames && len(named) > 0 {
-			// Too many pending contacts: flush them (an InitPlan, run once
-			// before the look-ups; nameindex_pending.go).
-			tid, err := tenancy.TenantID(ctx)
-			if err != nil {
-				return err
-			}
-			q = q.Where("(SELECT socialcrm_crm_contact_names_flush(?::text, ?)) >= 0", tid, bun.Safe(strconv.Itoa(pgNamesSearchMax)))
 		}
 		for _, idx := range nameOwn {
 			// A filter of the candidates, after the look-ups: the array's

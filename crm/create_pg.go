@@ -227,14 +227,6 @@ func insertStatementPG(d schema.Dialect, c *Contact, checkDup bool) []byte {
 	if c.CompanyID != "" {
 		exists("", d.Tables().Get(reflect.TypeFor[Company]()), "id", c.CompanyID)
 	}
-	if c.flushNames {
-		// Always true: the flush of the tenant's pending name index
-		// (nameindex_pending.go), run once (the SELECT has one row).
-		b = append(b, where...)
-		b = append(b, "socialcrm_crm_contact_names_flush("...)
-		b = gen.Append(b, c.TenantID)
-		b = append(b, "::text, -1) >= 0"...)
-	}
 	return b
 }
 

@@ -35,9 +35,3 @@ func NameRows(words ...string) int {
 
 // PgUnclaimedLookup is the query of socialcrm_crm_contact_unclaimed.
 const PgUnclaimedLookup = pgUnclaimedLookup
-
-// PgNamesFlushEvery and PgNamesSearchMax are nameindex_pending.go's.
-const (
-	PgNamesFlushEvery = pgNamesFlushEvery
-	PgNamesSearchMax  = pgNamesSearchMax
-)

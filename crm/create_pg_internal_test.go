@@ -40,10 +40,6 @@ func insertStatementBun(ctx context.Context, db *bun.DB, c *Contact, checkDup bo
 	if c.CompanyID != "" {
 		exists("", db.NewSelect().Model((*Company)(nil)).Where("?TableAlias.id = ?", c.CompanyID))
 	}
-	if c.flushNames {
-		conds = append(conds, "socialcrm_crm_contact_names_flush(?::text, -1) >= 0")
-		args = append(args, c.TenantID)
-	}
 	if len(conds) > 0 {
 		q += " WHERE " + strings.Join(conds, " AND ")
 	}
@@ -73,7 +69,6 @@ func TestInsertStatementPG(t *testing.T) {
 			{ContactInput: ContactInput{CompanyID: tenancy.NewID()}},
 		} {
 			c.TenantID, c.ID, c.CreatedAt, c.UpdatedAt, c.Version = tid, tenancy.NewID(), at, at, int64(i+1)
-			c.flushNames = i%3 == 1
 			if i%2 == 0 {
 				c.ProfileSealed = sealed
 			}

@@ -60,20 +60,6 @@ func requireNameIndexExact(t *testing.T, e *env) {
 	}
 	rows := "SELECT tenant_id, token, contact_id FROM socialcrm_crm_contact_names"
 	var missing, stray int
-	if e.db.Name == "postgres" {
-		// Contacts pending (nameindex_pending.go) have no rows yet, the
-		// others exactly theirs, and no pending row outlives its contact;
-		// then a flush of every tenant leaves the index exact.
-		notPending := " WHERE NOT EXISTS (SELECT 1 FROM socialcrm_crm_contact_names_pending p WHERE p.tenant_id = c.tenant_id AND p.contact_id = c.id)"
-		require.NoError(t, raw.NewRaw("SELECT count(*) FROM ("+tokens+notPending+" EXCEPT "+rows+") x").Scan(ctx, &missing))
-		require.Zero(t, missing, "tokens of indexed contacts missing from the name index")
-		require.NoError(t, raw.NewRaw("SELECT count(*) FROM ("+rows+" EXCEPT "+tokens+notPending+") x").Scan(ctx, &stray))
-		require.Zero(t, stray, "name index rows of no indexed contact's tokens")
-		require.NoError(t, raw.NewRaw(`SELECT count(*) FROM socialcrm_crm_contact_names_pending p
-			WHERE NOT EXISTS (SELECT 1 FROM socialcrm_crm_contacts c WHERE c.tenant_id = p.tenant_id AND c.id = p.contact_id)`).Scan(ctx, &stray))
-		require.Zero(t, stray, "pending rows of no contact")
-		flushNames(t, e)
-	}
 	require.NoError(t, raw.NewRaw("SELECT count(*) FROM ("+tokens+" EXCEPT "+rows+") x").Scan(ctx, &missing))
 	require.Zero(t, missing, "tokens of contacts missing from the name index")
 	require.NoError(t, raw.NewRaw("SELECT count(*) FROM ("+rows+" EXCEPT "+tokens+") x").Scan(ctx, &stray))
@@ -338,7 +324,6 @@ func TestContactNameIndexIsolation(t *testing.T) {
 			t.Helper()
 			var toks []string
 			if pg {
-				flushNames(t, e)
 				require.NoError(t, e.db.Admin(t).NewRaw("SELECT token FROM socialcrm_crm_contact_names WHERE contact_id = ? ORDER BY token", id).Scan(ctx, &toks))
 			} else { // the FTS5 index's words, kept from name_index (RequireFTSExact checks they agree)
 				crm.RequireFTSExact(t, e.db.Admin(t))
@@ -393,9 +378,6 @@ func TestContactNameIndexIsolation(t *testing.T) {
 			{"UPDATE socialcrm_crm_contacts SET name_index = NULL WHERE tenant_id = ?", []any{tb}},
 			{"DELETE FROM socialcrm_crm_contact_names WHERE tenant_id = ?", []any{tb}},
 			{"INSERT INTO socialcrm_crm_contact_names (tenant_id, token, contact_id) VALUES (?, ?, ?)", []any{tb, tokA[0], b.ID}},
-			{"SELECT contact_id FROM socialcrm_crm_contact_names_pending", nil},
-			{"DELETE FROM socialcrm_crm_contact_names_pending WHERE tenant_id = ?", []any{tb}},
-			{"INSERT INTO socialcrm_crm_contact_names_pending (tenant_id, contact_id) VALUES (?, ?)", []any{tb, b.ID}},
 		} {
 			_, err := exec(q.sql, q.args...)
 			require.ErrorIs(t, err, tenancy.ErrUnscoped, q.sql)
@@ -440,20 +422,4 @@ func TestContactNameIndexIsolation(t *testing.T) {
 		}))
 		require.Zero(t, count, "no row of B's is visible in A's transaction")
 	})
-}
-
-// flushNames moves every tenant's pending contacts into the name index
-// (PostgreSQL; nameindex_pending.go), as the superuser.
-func flushNames(t *testing.T, e *env) {
-	t.Helper()
-	if e.db.Name != "postgres" {
-		return
-	}
-	ctx := context.Background()
-	raw := e.db.Admin(t)
-	_, err := raw.ExecContext(ctx, `SELECT socialcrm_crm_contact_names_flush(tenant_id, -1) FROM (SELECT DISTINCT tenant_id FROM socialcrm_crm_contact_names_pending) x`)
-	require.NoError(t, err)
-	var n int
-	require.NoError(t, raw.NewRaw("SELECT count(*) FROM socialcrm_crm_contact_names_pending").Scan(ctx, &n))
-	require.Zero(t, n, "pending after a flush of every tenant")
 }

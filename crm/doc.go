@@ -666,23 +666,15 @@
 // two runs each), the same 4.0 KB of WAL.
 // A round trip that carries a set_config carries the locks of
 // sqldb.WithAdvisoryLocks in the same statement (the audit log's lock).
-// Since migration 20261210010100 a create no longer writes its name index
-// rows: it writes one row of TableContactNamesPending (one heap row, one
-// b-tree entry), every 32nd create of a tenant in a process moves the
-// tenant's pending contacts into the index in its own statement, and a
-// name search reads the pending contacts as well (the whole design, its
-// bounds and its races: nameindex_pending.go). Alternated with the
-// release before it (six runs each of 2,000 pairs, load average 6–9 on
-// two cores, so the figures sit higher than on a quiet machine): the
-// median of the per-pair ratios fell from 1.74 (1.64–1.79) to 1.57
-// (1.50–1.63) (BenchmarkPostgresContactCreate), the ratio of the mean
-// times from 1.70 (1.55–1.80) to 1.56 (1.25–1.68)
-// (BenchmarkPostgresContactCreateMean, which counts the flushes); the
-// slowest 1 % of creates — those that flush — took 4.3–5.5 ms against
-// 1.7–2.6 ms in the runs whose means were least disturbed by the load.
-// 1.5 is not reached as a median; what is left of the gap is the contact's
-// row and indexes, the pending row and the two functions' calls, and the
-// client's work.
+// Tried and not kept: writing a create's name index later, in batches
+// (one row of a per-tenant pending table per create, a name search
+// reading the tenant's pending contacts too, and every 32nd create
+// flushing them in its statement). The median pair improved (1.51 times
+// the raw INSERT against 1.67, quiet machine) but the mean did not
+// (BenchmarkPostgresContactCreateMean, alternated, three runs each: 1.60–1.67
+// against 1.60–1.66) and the slowest 1 % of creates took 1.8–2.8 ms
+// against 0.7–0.8: the flush moved the work into one create in 32
+// rather than removing it.
 // ImportCSV writes many contacts in batches, one transaction each.
 //
 // A database created before sealing keeps its plaintext until

@@ -166,17 +166,16 @@ var mergeMoves = []struct{ table, column string }{
 // mergeHandled are the tables whose contact rows Merge handles by a rule
 // of their own, or that follow a record Merge moves.
 var mergeHandled = map[string]string{
-	TableContacts:            "the duplicate is deleted (Contacts.Delete, with its index rows), its data folded into the kept contact",
-	TableContactTags:         "the kept contact's tags become the union of both; the duplicate's go with it",
-	TableContactNames:        "the kept contact's name index stays (its name is kept); the duplicate's goes with its row (trigger)",
-	TableContactNamesPending: "the duplicate's pending row goes with its row (trigger); the kept contact's stays",
-	TableConsents:            "per channel and purpose, the most recent word wins",
-	TableNotifications:       "per channel and occasion, the kept contact's record wins (it was notified once)",
-	TableAttachments:         "attachments of the contact move to the kept contact",
-	TableFieldValues:         "custom field values move; the kept contact's value wins for a field both have",
-	TableMessages:            "follow their conversation",
-	TableStageChanges:        "follow their deal",
-	TableInvoices:            "follow their recipient row",
+	TableContacts:      "the duplicate is deleted (Contacts.Delete, with its index rows), its data folded into the kept contact",
+	TableContactTags:   "the kept contact's tags become the union of both; the duplicate's go with it",
+	TableContactNames:  "the kept contact's name index stays (its name is kept); the duplicate's goes with its row (trigger)",
+	TableConsents:      "per channel and purpose, the most recent word wins",
+	TableNotifications: "per channel and occasion, the kept contact's record wins (it was notified once)",
+	TableAttachments:   "attachments of the contact move to the kept contact",
+	TableFieldValues:   "custom field values move; the kept contact's value wins for a field both have",
+	TableMessages:      "follow their conversation",
+	TableStageChanges:  "follow their deal",
+	TableInvoices:      "follow their recipient row",
 }
 
 // Merge folds contact dupID into contact keepID, in one transaction: every

@@ -361,7 +361,6 @@ func coreMigrations() []migration {
 		{"20261208020000", "crm_contact_owner_partial", migrateOwnerPartialPG},            // create_pg.go
 		{"20261209010000", "crm_contact_names_keyed", migrateNamesKeyedPG},                // nameindex_pgcreate2.go
 		{"20261210010000", "crm_contact_create_unclaimed", migrateUnclaimedPG},            // create_pg.go
-		{"20261210010100", "crm_contact_names_pending", migrateNamesPendingPG},            // nameindex_pending.go
 	}
 }
 
@@ -558,7 +557,7 @@ func migrateNameIndex(ctx context.Context, tx bun.Tx) error {
 
 // coreModels are the tenant-owned models of the core records.
 func coreModels() []any {
-	return []any{(*Conversation)(nil), (*Message)(nil), (*Contact)(nil), (*contactTag)(nil), (*contactName)(nil), (*contactNamePending)(nil), (*contactNameFTS)(nil),
+	return []any{(*Conversation)(nil), (*Message)(nil), (*Contact)(nil), (*contactTag)(nil), (*contactName)(nil), (*contactNameFTS)(nil),
 		(*Company)(nil), (*Pipeline)(nil), (*Deal)(nil), (*StageChange)(nil), (*Activity)(nil), (*Task)(nil), (*Note)(nil),
 		(*Consent)(nil), (*ConsentEvent)(nil), (*sentNotification)(nil)}
 }

@@ -77,8 +77,6 @@ func coreCategoriesWith(s *Store) []retention.Category {
 		{Name: "crm.contact_name", Table: TableContactNames, ID: "contact_id", Subject: byContact,
 			Omit:       []string{"token"}, // a blind index: the name is exported with the contact
 			LegalBasis: basis, Purpose: "blind index of the prefixes of a contact's name, for search (kept from the contact row by triggers)"},
-		{Name: "crm.contact_name_pending", Table: TableContactNamesPending, ID: "contact_id", Subject: byContact,
-			LegalBasis: basis, Purpose: "contacts whose name search index is still to be written (goes with the contact)"},
 		{Name: "crm.activity", Table: TableActivities, Time: "occurred_at", Subject: byContact,
 			Omit: s.omitSealed("subject_sealed", "body_sealed"), Sealed: s.sealedColumns(kindActivity, "subject_sealed", "subject", "body_sealed", "body"),
 			LegalBasis: basis, Purpose: "timeline of calls, e-mails, messages and meetings with a contact"},

@@ -14,7 +14,7 @@ const KindMaintain = "socialcrm.connections.maintain"
 
 // MaintainArgs is the job of one maintenance run over every platform and
 // tenant: socialcrm.SDK.Maintain (revocation retries, OAuth state and
-// webhook delivery pruning, pending contact name indexes written).
+// webhook delivery pruning).
 type MaintainArgs struct{}
 
 // Kind implements river.JobArgs.
