@@ -471,6 +471,13 @@ func (r *Conversations) ingestPG(ctx context.Context, tid string, now time.Time,
 		blob = mTextLen.length(blob, sealedBytes(m.TextSealed))
 		blob = mAttachmentsLen.length(blob, sealedBytes(m.AttachmentsSealed))
 	}
+	// The order of the values does not change what the driver allocates
+	// for them: it writes them one after another into buffers that it
+	// shrinks after every statement and regrows by a quarter at a time:
+	// together about seven times the values' 27 KB for a delivery of the
+	// Messenger benchmark, whichever comes first (the sealed bytes first
+	// measured the same, in bytes allocated and in time). Only fewer
+	// bytes, or one value holding most of them written last, would.
 	arrays := []any{
 		channel.String(), account.String(), index.String(), id.String(), sealed.String(), maxSent.String(), delivered.String(), read.String(),
 		mThread.String(), mID.String(), mDirection.String(), mExternal.String(), mSent.String(), mStatus.String(),
