@@ -74,14 +74,9 @@ func coreCategoriesWith(s *Store) []retention.Category {
 		{Name: "crm.contact_tag", Table: TableContactTags, Time: "updated_at", Subject: byContact,
 			Omit:       []string{"tag_index"}, // a blind index: the tags are exported with the contact
 			LegalBasis: basis, Purpose: "blind index of a contact's tags"},
-		// No subject: the rows are derived from the contact's name_index
-		// by triggers, erased with the contact (its delete trigger deletes
-		// them) and left out of exports (blind indexes: the name is
-		// exported opened with the contact). Found by contact_id, a
-		// request would scan the table: its one b-tree is on token.
-		{Name: "crm.contact_name", Table: TableContactNames, ID: "contact_id",
-			Omit:       []string{"token"},
-			LegalBasis: basis, Purpose: "blind index of the prefixes of a contact's name, for search (kept from the contact row by triggers, erased with it)"},
+		{Name: "crm.contact_name", Table: TableContactNames, ID: "contact_id", Subject: byContact,
+			Omit:       []string{"token"}, // a blind index: the name is exported with the contact
+			LegalBasis: basis, Purpose: "blind index of the prefixes of a contact's name, for search (kept from the contact row by triggers)"},
 		{Name: "crm.activity", Table: TableActivities, Time: "occurred_at", Subject: byContact,
 			Omit: s.omitSealed("subject_sealed", "body_sealed"), Sealed: s.sealedColumns(kindActivity, "subject_sealed", "subject", "body_sealed", "body"),
 			LegalBasis: basis, Purpose: "timeline of calls, e-mails, messages and meetings with a contact"},
