@@ -577,7 +577,7 @@ func (g *graph) call(ctx context.Context, r request, token string, out any) (*Re
 	}
 	if out != nil && len(body) > 0 {
 		if err := json.Unmarshal(body, out); err != nil {
-			return resp, fmt.Errorf("meta: %s %s: decode answer: %w", r.method, r.path, scrubJSONError(err))
+			return resp, fmt.Errorf("meta: %s %s: decode answer: %w", r.method, r.path, httpx.ScrubJSONError(err))
 		}
 	}
 	return resp, nil
@@ -1067,24 +1067,6 @@ func jsonKind(b []byte) string {
 		return "a JSON number"
 	}
 	return "malformed JSON"
-}
-
-// scrubJSONError returns err with no value of the input in its text:
-// encoding/json's type errors quote a number they could not store
-// ("cannot unmarshal number 88005512 into …"); the scrubbed text names
-// the field, the JSON kind and the type wanted. Other errors are returned
-// as they are (a syntax error quotes one character at most).
-func scrubJSONError(err error) error {
-	var te *json.UnmarshalTypeError
-	if !errors.As(err, &te) {
-		return err
-	}
-	kind, _, _ := strings.Cut(te.Value, " ")
-	where := "value"
-	if te.Field != "" {
-		where = "field " + te.Field
-	}
-	return fmt.Errorf("json: %s: a JSON %s where %s expected", where, kind, te.Type)
 }
 
 // paging is a Graph list's paging object.

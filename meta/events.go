@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/socialcrm/socialcrm/internal/httpx"
 )
 
 // ErrPayload is returned by ParseWebhook for a body that is not a
@@ -168,7 +170,7 @@ func ParseWebhook(body []byte) (*Payload, error) {
 func parseOwned(own []byte) (*Payload, error) {
 	p, err := parseWebhook(own)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrPayload, scrubJSONError(err)) // client.go: no value in the log
+		return nil, fmt.Errorf("%w: %w", ErrPayload, httpx.ScrubJSONError(err)) // no value in the log
 	}
 	if p.Object != "page" && p.Object != "instagram" {
 		return nil, fmt.Errorf("%w: object neither page nor instagram", ErrPayload)

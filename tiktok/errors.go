@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/socialcrm/socialcrm/internal/httpx"
@@ -142,27 +141,8 @@ func parseEnvelope(status int, body []byte, data any) (string, error) {
 	}
 	if data != nil && len(env.Data) > 0 {
 		if err := json.Unmarshal(env.Data, data); err != nil {
-			return env.Error.LogID, fmt.Errorf("tiktok: decode data: %w", scrubJSONError(err))
+			return env.Error.LogID, fmt.Errorf("tiktok: decode data: %w", httpx.ScrubJSONError(err))
 		}
 	}
 	return env.Error.LogID, nil
-}
-
-// scrubJSONError returns err with no value of the input in its text:
-// encoding/json's type errors quote a number they could not store
-// ("cannot unmarshal number 88005512 into …"), and a webhook's refusal is
-// logged. The scrubbed text names the field, the JSON kind and the type
-// wanted; other errors are returned as they are (a syntax error quotes
-// one character at most).
-func scrubJSONError(err error) error {
-	var te *json.UnmarshalTypeError
-	if !errors.As(err, &te) {
-		return err
-	}
-	kind, _, _ := strings.Cut(te.Value, " ")
-	where := "value"
-	if te.Field != "" {
-		where = "field " + te.Field
-	}
-	return fmt.Errorf("json: %s: a JSON %s where %s expected", where, kind, te.Type)
 }

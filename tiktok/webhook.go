@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socialcrm/socialcrm/internal/httpx"
 	"github.com/socialcrm/socialcrm/social"
 )
 
@@ -85,7 +86,7 @@ func ParseEvent(body []byte) (*Event, error) {
 		Content    string `json:"content"`
 	}
 	if err := json.Unmarshal(body, &raw); err != nil {
-		return nil, fmt.Errorf("tiktok: webhook body: %w", scrubJSONError(err))
+		return nil, fmt.Errorf("tiktok: webhook body: %w", httpx.ScrubJSONError(err))
 	}
 	if raw.Event == "" {
 		return nil, errors.New("tiktok: webhook body without event")
@@ -110,7 +111,7 @@ func (e *Event) Decode(v any) error {
 		return errors.New("tiktok: webhook event without content")
 	}
 	if err := json.Unmarshal(e.Content, v); err != nil {
-		return fmt.Errorf("tiktok: webhook content: %w", scrubJSONError(err))
+		return fmt.Errorf("tiktok: webhook content: %w", httpx.ScrubJSONError(err))
 	}
 	return nil
 }

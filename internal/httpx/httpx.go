@@ -5,6 +5,7 @@ package httpx
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -261,4 +262,23 @@ func sanitize(err error) error {
 		return &url.Error{Op: ue.Op, URL: redacted, Err: ue.Err}
 	}
 	return err
+}
+
+// ScrubJSONError returns err with no value of the input in its text:
+// encoding/json's type errors quote a number they could not store
+// ("cannot unmarshal number 88005512 into …"), and the platform clients'
+// errors reach logs (a webhook's refusal among them). The scrubbed text
+// names the field, the JSON kind and the type wanted; other errors are
+// returned as they are (a syntax error quotes one character at most).
+func ScrubJSONError(err error) error {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	kind, _, _ := strings.Cut(te.Value, " ")
+	where := "value"
+	if te.Field != "" {
+		where = "field " + te.Field
+	}
+	return fmt.Errorf("json: %s: a JSON %s where %s expected", where, kind, te.Type)
 }

@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -196,4 +197,25 @@ func TestFailsFastWhileRateLimitSpent(t *testing.T) {
 		t.Fatalf("Do after the wait returned %v, %v, want 200", resp, err)
 	}
 	resp.Body.Close()
+}
+
+// TestScrubJSONError: a type error of encoding/json loses the value it
+// quoted and keeps the field, the JSON kind and the type; other errors
+// pass as they are.
+func TestScrubJSONError(t *testing.T) {
+	var v struct {
+		ID uint8 `json:"id"`
+	}
+	err := json.Unmarshal([]byte(`{"id":88005512}`), &v) // out of range: quoted
+	if err == nil || !strings.Contains(err.Error(), "88005512") {
+		t.Fatalf("encoding/json returned %v, want a type error quoting the number", err)
+	}
+	got := ScrubJSONError(err).Error()
+	if strings.Contains(got, "88005512") || !strings.Contains(got, "field id") || !strings.Contains(got, "number") {
+		t.Errorf("ScrubJSONError returned %q, want the field and the kind without the value", got)
+	}
+	other := errors.New("json: something else")
+	if ScrubJSONError(other) != other {
+		t.Errorf("ScrubJSONError changed an error that is not a type error")
+	}
 }

@@ -15,14 +15,17 @@ import (
 	"github.com/socialcrm/socialcrm/meta/metatest"
 )
 
-// TestS13AuditMalformedDeliveries: signed deliveries whose bodies are
+// TestMalformedAndHostileDeliveries: signed deliveries whose bodies are
 // malformed (an event that is not an object, messaging an object, nesting
 // deeper than the decoder goes, 10 MB) answer a client error, never a
 // 500; odd but well-formed ones (a number as an id, repeated keys — the
 // last wins —, invalid UTF-8 in a text, a null event, a message without
-// a sender) are stored with the delivery's good events; neither the
-// answers nor the log name the planted text or PSID.
-func TestS13AuditMalformedDeliveries(t *testing.T) {
+// a sender) and events whose values no column holds (a timestamp of
+// ±2^63-1 ms, a NUL in the message id: crm refuses them as a
+// *ValidationError, and a 500 would make Meta retry the delivery, holding
+// back its good events) are answered 200 with the delivery's good events
+// stored; neither the answers nor the log name the planted text or PSID.
+func TestMalformedAndHostileDeliveries(t *testing.T) {
 	eachWorld(t, func(t *testing.T, w *world) {
 		w.connectPage(w.ctx, messaging)
 		const canaryText, canaryPSID = "hostile-text-canary-4471", "88004471"
@@ -45,6 +48,9 @@ func TestS13AuditMalformedDeliveries(t *testing.T) {
 			// stored says the good event is stored (2xx); else a 4xx.
 			stored bool
 		}{
+			{"timestamp beyond any column", body(good("g1"), event(canaryPSID, "m-far", canaryText, "9223372036854775807")), true},
+			{"negative timestamp beyond any column", body(good("g2"), event(canaryPSID, "m-past", canaryText, "-9223372036854775808")), true},
+			{"NUL in the message id", body(good("g3"), event(canaryPSID, "m\x00id", canaryText, fmt.Sprint(at))), true},
 			{"huge number as the sender", body(good("g4"), `{"sender":{"id":1e400},"recipient":{"id":"`+pageID+`"},"timestamp":`+fmt.Sprint(at)+`,"message":{"mid":"m-num","text":"`+canaryText+`"}}`), true},
 			{"duplicate keys", body(good("g5"), `{"sender":{"id":"`+canaryPSID+`"},"sender":{"id":"`+psid+`"},"recipient":{"id":"`+pageID+`"},"timestamp":`+fmt.Sprint(at)+`,"message":{"mid":"m-dup","text":"`+canaryText+`"},"message":{"mid":"m-dup2","text":"second"}}`), true},
 			{"invalid UTF-8 in the text", body(good("g6"), event(canaryPSID, "m-utf", "bad \xff\xfe "+canaryText, fmt.Sprint(at))), true},
@@ -81,7 +87,7 @@ func TestS13AuditMalformedDeliveries(t *testing.T) {
 		for _, m := range w.messages(w.ctx, inbox.Key(pageID, psid)) {
 			texts = append(texts, m.Text)
 		}
-		for _, mid := range []string{"g4", "g5", "g6", "g11", "g12"} {
+		for _, mid := range []string{"g1", "g2", "g3", "g4", "g5", "g6", "g11", "g12"} {
 			require.Contains(t, texts, "good "+mid)
 		}
 		logs := w.logText()
