@@ -610,7 +610,8 @@
 // (3.37–3.81) → 3.30 (2.79–3.46) times the raw statement's, its WAL about
 // 4,015 → 3,330 bytes. The triggers can do without it (their delete can
 // find the rows by the tokens of OLD.name_index through the token b-tree,
-// an EXPLAIN as the application's role shows), but the retention engine
+// as commit be31ff9's test planned it as the application's role, and
+// the name index tests passed), but the retention engine
 // cannot: it deletes a category's rows by its ID column, contact_id here,
 // and an erasure's receipt must count these rows (a category without a
 // subject would not), so it stays until the engine can delete by the
