@@ -604,7 +604,18 @@
 // alternated) and were not kept. The b-tree on contact_id
 // stays: the erasure and the export of a person's data find the rows by
 // contact (as do the triggers of a rename and a delete), and without it
-// each would read every row of the table. What is left of the gap is the
+// each would read every row of the table. Dropping it was measured again
+// (runs alternated, 9 each, load average 7–11): the create's ratio to the
+// raw INSERT 1.80 (1.03–2.06) → 1.49 (1.21–1.69), its server time 3.67
+// (3.37–3.81) → 3.30 (2.79–3.46) times the raw statement's, its WAL about
+// 4,015 → 3,330 bytes. The triggers can do without it (their delete can
+// find the rows by the tokens of OLD.name_index through the token b-tree,
+// as commit be31ff9's test planned it as the application's role, and
+// the name index tests passed), but the retention engine
+// cannot: it deletes a category's rows by its ID column, contact_id here,
+// and an erasure's receipt must count these rows (a category without a
+// subject would not), so it stays until the engine can delete by the
+// subject's condition. What is left of the gap is the
 // name index rows themselves (one heap row and two b-tree entries per
 // prefix: "Ada Lovelace 17" has 14; the random inserts into the b-tree on
 // token cost the most), the contact's larger row and its one or two more
