@@ -370,3 +370,14 @@ func sumMeta(es []tenancy.AuditEntry, category, field string) int64 {
 }
 
 func id(prefix string, i int) string { return fmt.Sprintf("%s-%04d", prefix, i) }
+
+// insertDueResponses inserts n raw responses r-0000… of account "acct",
+// fetched 100 days before epoch: every one due for the sweep.
+func insertDueResponses(t testing.TB, ctx context.Context, db bun.IDB, n int) {
+	t.Helper()
+	rs := make([]response, n)
+	for i := range rs {
+		rs[i] = response{ID: id("r", i), AccountID: "acct", Body: "{}", FetchedAt: epoch.Add(-100 * retention.Day)}
+	}
+	insert(t, ctx, db, &rs)
+}

@@ -73,11 +73,7 @@ func TestS13AuditConcurrentSweepsNoError(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
 		v := newEnv(t, db)
 		_, a := v.tenant(t, "alpha")
-		var rs []response
-		for i := range 120 {
-			rs = append(rs, response{ID: id("r", i), AccountID: "acct", Body: "{}", FetchedAt: epoch.Add(-100 * retention.Day)})
-		}
-		insert(t, a, db, &rs)
+		insertDueResponses(t, a, db, 120)
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
 		reps := make([]retention.Report, 2)
@@ -117,11 +113,7 @@ func TestS13AuditSweepCancelledMidBatch(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
 		v := newEnv(t, db)
 		_, a := v.tenant(t, "alpha")
-		var rs []response
-		for i := range 40 {
-			rs = append(rs, response{ID: id("r", i), AccountID: "acct", Body: "{}", FetchedAt: epoch.Add(-100 * retention.Day)})
-		}
-		insert(t, a, db, &rs)
+		insertDueResponses(t, a, db, 40)
 		ctx, cancel := context.WithCancel(system())
 		defer cancel()
 		var n atomic.Int32
@@ -294,11 +286,7 @@ func TestS13AuditSweepAndErasureAtOnce(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
 		v := newEnv(t, db)
 		_, a := v.tenant(t, "alpha")
-		var rs []response
-		for i := range 90 {
-			rs = append(rs, response{ID: id("r", i), AccountID: "acct", Body: "{}", FetchedAt: epoch.Add(-100 * retention.Day)})
-		}
-		insert(t, a, db, &rs)
+		insertDueResponses(t, a, db, 90)
 		req, err := v.e.Submit(a, retention.Request{Kind: retention.KindErasure, Subject: map[string]string{"account_id": "acct"}})
 		require.NoError(t, err)
 		_, err = v.e.SetVerification(a, req.ID, retention.VerificationVerified)

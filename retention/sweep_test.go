@@ -178,11 +178,7 @@ func TestConcurrentSweeps(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
 		v := newEnv(t, db)
 		_, a := v.tenant(t, "alpha")
-		var rs []response
-		for i := range 200 {
-			rs = append(rs, response{ID: id("r", i), AccountID: "acct", Body: "{}", FetchedAt: epoch.Add(-100 * retention.Day)})
-		}
-		insert(t, a, db, &rs)
+		insertDueResponses(t, a, db, 200)
 		var wg sync.WaitGroup
 		errs := make([]error, 3)
 		for i := range errs {
