@@ -84,14 +84,15 @@ type Category struct {
 	// Lookup, if set, names a column of the table that an index serves and
 	// that, with ID, tells one row from every other, for a table with no
 	// index on ID (crm's name index rows: one per token of a contact's
-	// name, indexed by token alone). On PostgreSQL a batch that deletes in
-	// one statement (a category that deletes, without BeforeErase; in a
-	// tenant purge, every category without BeforeErase) then finds the
-	// rows it selected again through Lookup's index, keeping those whose
-	// pair of Lookup and ID it selected, where by ID alone the server would
-	// read every row of the table. Only the selection reads the table
-	// otherwise (a request's, through Subject and SubjectIndex). Empty:
-	// by ID. SQLite deletes by ID.
+	// name, indexed by token alone). A batch that deletes in one
+	// statement (a category that deletes, without BeforeErase; in a tenant
+	// purge, every category without BeforeErase) then deletes the rows
+	// whose pair of Lookup and ID it selected — on PostgreSQL found again
+	// through Lookup's index, where by ID alone the server would read
+	// every row of the table — and only those: rows that share an ID with
+	// them but were not selected (not due yet, held) stay. Only the
+	// selection reads the table otherwise (a request's, through Subject
+	// and SubjectIndex). Empty: by ID.
 	Lookup string
 	// Omit names columns that Export leaves out: secrets that are not the
 	// subject's data to take away (password hashes, sealed tokens).

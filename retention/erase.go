@@ -217,7 +217,7 @@ func (e *Engine) runUnder(ctx context.Context, j *job, c Category, hs holdState)
 	// batched DELETE makes (deleteSelected).
 	oneStatement := len(c.Erase.Anonymize) == 0 && c.BeforeErase == nil
 	pg := e.db.Dialect().Name() == dialect.PG
-	byLookup := oneStatement && pg && c.Lookup != ""
+	byLookup := oneStatement && c.Lookup != ""
 	id := "r." + c.idColumn()
 	if byLookup {
 		id = "r." + c.Lookup + ", " + id // deleteSelected: through Lookup's index
@@ -382,6 +382,10 @@ func (e *Engine) deleteSelected(ctx context.Context, tx bun.Tx, c Category, byLo
 	id := c.idColumn()
 	del := "DELETE FROM " + c.Table + " WHERE tenant_id = ? AND " + id + " IN (" + q + ")"
 	switch {
+	case byLookup && e.db.Dialect().Name() != dialect.PG:
+		// Category.Lookup on SQLite: the rows whose pair it selected.
+		del = "DELETE FROM " + c.Table + " WHERE tenant_id = ? AND (" + c.Lookup + ", " + id + ") IN (" + q + ")"
+		a = append([]any{tid}, a...)
 	case byLookup:
 		// Category.Lookup on PostgreSQL: the selection runs once (a
 		// materialized CTE, its rows locked), the delete reads its
