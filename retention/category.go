@@ -92,7 +92,9 @@ type Category struct {
 	// every row of the table — and only those: rows that share an ID with
 	// them but were not selected (not due yet, held) stay. Only the
 	// selection reads the table otherwise (a request's, through Subject
-	// and SubjectIndex). Empty: by ID.
+	// and SubjectIndex). Other batches (anonymizing, or with BeforeErase,
+	// whose ids name the rows) erase every row of the ids they selected.
+	// Empty: by ID.
 	Lookup string
 	// Omit names columns that Export leaves out: secrets that are not the
 	// subject's data to take away (password hashes, sealed tokens).
