@@ -698,6 +698,18 @@
 // against 1.60–1.66) and the slowest 1 % of creates took 1.8–2.8 ms
 // against 0.7–0.8: the flush moved the work into one create in 32
 // rather than removing it.
+// Migration 20261211010000 (the name index rows' b-tree on contact_id
+// dropped), alternated with the release before under a load average of
+// 5–10 on two cores (BenchmarkPostgresContactCreate, 2,000 pairs a run,
+// 14 runs each): the median pair ratio 1.64 (1.53–1.75) → 1.58
+// (1.44–1.68), lower in 10 of the 14 alternated pairs, and 1.5 is still
+// not reached as a median; the mean ratio
+// (BenchmarkPostgresContactCreateMean, 14 runs each) 1.40 (1.24–1.60) →
+// 1.42 (1.20–1.65), within the noise, the slowest 1 % of creates 12.0 →
+// 9.9 ms (medians of the runs); on the server
+// (BenchmarkPostgresContactCreateServer, three runs each) 3.69 (3.46–3.70)
+// → 3.26 (3.21–3.29) times the raw INSERT's time, and 4,007 → 3,329 bytes
+// of WAL.
 // ImportCSV writes many contacts in batches, one transaction each.
 //
 // A database created before sealing keeps its plaintext until
