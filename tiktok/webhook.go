@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/socialcrm/socialcrm/internal/httpx"
+	"github.com/socialcrm/socialcrm/internal/jsonint"
 	"github.com/socialcrm/socialcrm/social"
 )
 
@@ -67,23 +68,85 @@ type AuthorizationRemoved struct {
 	Reason int `json:"reason"`
 }
 
+// UnmarshalJSON reads reason as any JSON number whose value is an integer
+// within int (1, 1e0, 1.0); a fraction or a larger number is refused.
+func (a *AuthorizationRemoved) UnmarshalJSON(b []byte) error {
+	var w struct {
+		Reason *wireInt `json:"reason"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return fmt.Errorf("tiktok: reason: %w", err)
+	}
+	a.Reason = 0
+	if w.Reason != nil {
+		if int64(int(*w.Reason)) != int64(*w.Reason) {
+			return fmt.Errorf("tiktok: reason: %w", jsonint.ErrRange)
+		}
+		a.Reason = int(*w.Reason)
+	}
+	return nil
+}
+
 // PostEvent is the content of the post.publish.* events.
 type PostEvent struct {
-	PublishID   string      `json:"publish_id"`
+	PublishID string `json:"publish_id"`
+	// PostID is the post's id in decimal, however the number was spelled
+	// (7.3e18 is 7300000000000000000), every digit kept.
 	PostID      json.Number `json:"post_id"`
 	PublishType string      `json:"publish_type"`
 	Reason      string      `json:"reason"`
+}
+
+// UnmarshalJSON reads post_id as a number or a numeric string whose value
+// is an integer of at most 20 digits, written in decimal; a fraction is
+// refused.
+func (e *PostEvent) UnmarshalJSON(b []byte) error {
+	type plain PostEvent
+	var w struct {
+		*plain
+		PostID json.Number `json:"post_id"`
+	}
+	w.plain = (*plain)(e)
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	e.PostID = ""
+	if w.PostID != "" {
+		id, err := jsonint.Canonical([]byte(w.PostID))
+		if err != nil {
+			return fmt.Errorf("tiktok: post_id: %w", err)
+		}
+		e.PostID = json.Number(id)
+	}
+	return nil
+}
+
+// wireInt is an integer TikTok sends as a JSON number: any spelling of
+// an integer within int64 (1700000000, 1.7e9, 1700000000.0) is read by
+// its value; a fraction or a larger number is refused.
+type wireInt int64
+
+func (n *wireInt) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil // as encoding/json leaves an int64
+	}
+	v, err := jsonint.Parse(b)
+	if err != nil {
+		return fmt.Errorf("integer: %w", err)
+	}
+	*n = wireInt(v)
+	return nil
 }
 
 // ParseEvent decodes a delivery body, including the second decode of its
 // content string. It does not verify the signature (VerifySignature).
 func ParseEvent(body []byte) (*Event, error) {
 	var raw struct {
-		ClientKey  string `json:"client_key"`
-		Event      string `json:"event"`
-		CreateTime int64  `json:"create_time"`
-		UserOpenID string `json:"user_openid"`
-		Content    string `json:"content"`
+		ClientKey  string  `json:"client_key"`
+		Event      string  `json:"event"`
+		CreateTime wireInt `json:"create_time"`
+		UserOpenID string  `json:"user_openid"`
+		Content    string  `json:"content"`
 	}
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return nil, fmt.Errorf("tiktok: webhook body: %w", httpx.ScrubJSONError(err))
@@ -91,7 +154,7 @@ func ParseEvent(body []byte) (*Event, error) {
 	if raw.Event == "" {
 		return nil, errors.New("tiktok: webhook body without event")
 	}
-	ev := &Event{ClientKey: raw.ClientKey, Event: raw.Event, CreateTime: raw.CreateTime, UserOpenID: raw.UserOpenID}
+	ev := &Event{ClientKey: raw.ClientKey, Event: raw.Event, CreateTime: int64(raw.CreateTime), UserOpenID: raw.UserOpenID}
 	if ev.Event == "post.publish.no_longer_publicly_available" {
 		ev.Event = EventPostNoLongerPublic
 	}
