@@ -47,6 +47,18 @@ const (
 	EventPostNoLongerPublic = "post.publish.no_longer_publicaly_available"
 )
 
+// logEventName is how a log names the event type name: as it is when
+// TikTok documents it (the Event… constants), else "unknown". The name
+// comes from the body, and a log must never carry arbitrary body text.
+func logEventName(name string) string {
+	switch name {
+	case EventAuthorizationRemoved, EventVideoUploadFailed, EventVideoPublishCompleted, EventPostPublishFailed,
+		EventPostPublishComplete, EventPostPublishInboxDelivered, EventPostPublicAvailable, EventPostNoLongerPublic:
+		return name
+	}
+	return "unknown"
+}
+
 // ErrSignature is returned for a delivery whose signature is missing,
 // malformed, wrong, or too old.
 var ErrSignature = errors.New("tiktok: webhook signature invalid")
@@ -302,7 +314,7 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := w.handle(r.Context(), ev, body); err != nil {
-		w.log.ErrorContext(r.Context(), "tiktok: webhook handling failed", "event", ev.Event, "error", err)
+		w.log.ErrorContext(r.Context(), "tiktok: webhook handling failed", "event", logEventName(ev.Event), "error", err)
 		http.Error(rw, "handling failed", http.StatusInternalServerError)
 		return
 	}
