@@ -904,7 +904,9 @@ func parseBusinessUsage(v string) map[string][]BusinessUsage {
 // Lenient decoding: Graph answers spell the same kind of value several ways.
 
 // ID is a Graph object id. It decodes from a JSON string or number
-// (debug_token's app_id is a number) and encodes as a string.
+// (debug_token's app_id is a number) and encodes as a string. A number
+// whose value is an integer within 64 bits is written in decimal however
+// it is spelled (1e3 is "1000"); any other number is kept as written.
 type ID string
 
 // UnmarshalJSON accepts a string, a number or null.
@@ -936,20 +938,25 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 	}
 	s, err := idNumber(b)
 	if err != nil {
-		return fmt.Errorf("meta: id: %w", err)
+		return fmt.Errorf("meta: id: %s is neither a string nor a number: %w", jsonKind(b), err)
 	}
 	*id = ID(s)
 	return nil
 }
 
-// idNumber is the id a JSON number spells: the integer's decimal text,
-// however the number writes it (1e3 and 1000.0 are the id 1000), within
-// int64 or uint64; a fraction, a larger integer or what is not a JSON
-// number is refused with jsonint's errors.
+// idNumber is the id a JSON number spells: a number whose value is an
+// integer within int64 or uint64 is written in decimal, however it is
+// spelled (1e3, 1000.0 and 1000 are the id "1000", -0 is "0"); any other
+// number (1.5, 1e400) is an odd id but a well-formed one, kept as it is
+// written, as before (a delivery is not refused for it: crm stores it
+// as the opaque text it is). What is not a JSON number is refused.
 func idNumber(b []byte) (string, error) {
 	s, err := jsonint.Canonical(b)
-	if err != nil {
+	switch {
+	case errors.Is(err, jsonint.ErrSyntax):
 		return "", err
+	case err != nil:
+		return string(b), nil
 	}
 	if s[0] == '-' {
 		_, err = strconv.ParseInt(s, 10, 64)
@@ -957,7 +964,7 @@ func idNumber(b []byte) (string, error) {
 		_, err = strconv.ParseUint(s, 10, 64)
 	}
 	if err != nil {
-		return "", jsonint.ErrRange
+		return string(b), nil
 	}
 	return s, nil
 }

@@ -103,15 +103,17 @@ func (a *AuthorizationRemoved) UnmarshalJSON(b []byte) error {
 type PostEvent struct {
 	PublishID string `json:"publish_id"`
 	// PostID is the post's id in decimal, however the number was spelled
-	// (7.3e18 is 7300000000000000000), every digit kept.
+	// (7.3e18 is 7300000000000000000), every digit kept (see
+	// UnmarshalJSON).
 	PostID      json.Number `json:"post_id"`
 	PublishType string      `json:"publish_type"`
 	Reason      string      `json:"reason"`
 }
 
-// UnmarshalJSON reads post_id as a number or a numeric string whose value
-// is an integer of at most 20 digits, written in decimal; a fraction is
-// refused.
+// UnmarshalJSON reads post_id as a number or a numeric string: one whose
+// value is an integer of at most 20 digits is written in decimal, however
+// it is spelled; any other (7.5, 1e400) is kept as written, as
+// encoding/json keeps a json.Number.
 func (e *PostEvent) UnmarshalJSON(b []byte) error {
 	type plain PostEvent
 	var w struct {
@@ -122,12 +124,8 @@ func (e *PostEvent) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	e.PostID = ""
-	if w.PostID != "" {
-		id, err := jsonint.Canonical([]byte(w.PostID))
-		if err != nil {
-			return fmt.Errorf("tiktok: post_id: %w", err)
-		}
+	e.PostID = w.PostID
+	if id, err := jsonint.Canonical([]byte(w.PostID)); err == nil {
 		e.PostID = json.Number(id)
 	}
 	return nil

@@ -69,17 +69,17 @@ func TestWebhookIntegralNumbers(t *testing.T) {
 		}
 	}
 
-	for _, c := range []struct {
-		js, want string
-		err      error
-	}{
-		{"7300000000000000001", "7300000000000000001", nil},
-		{`\"7300000000000000001\"`, "7300000000000000001", nil},
-		{"7.3e18", "7300000000000000000", nil},
-		{"73000000000000000010e-1", "7300000000000000001", nil},
-		{"null", "", nil},
-		{"7.5", "", jsonint.ErrFraction},
-		{"1e400", "", jsonint.ErrRange},
+	// An id is text: a number that is no integer of at most 20 digits
+	// is kept as written.
+	for _, c := range []struct{ js, want string }{
+		{"7300000000000000001", "7300000000000000001"},
+		{`\"7300000000000000001\"`, "7300000000000000001"},
+		{"7.3e18", "7300000000000000000"},
+		{"73000000000000000010e-1", "7300000000000000001"},
+		{"null", ""},
+		{"-0", "0"},
+		{"7.5", "7.5"},
+		{"1e400", "1e400"},
 	} {
 		ev, err := tiktok.ParseEvent([]byte(fmt.Sprintf(`{"event":"post.publish.complete","content":"{\"publish_id\":\"p\",\"post_id\":%s}"}`, c.js)))
 		if err != nil {
@@ -87,8 +87,8 @@ func TestWebhookIntegralNumbers(t *testing.T) {
 		}
 		var pe tiktok.PostEvent
 		err = ev.Decode(&pe)
-		if !errors.Is(err, c.err) || string(pe.PostID) != c.want || c.err == nil && pe.PublishID != "p" {
-			t.Errorf("post_id %s: %+v, %v; want %q, %v", c.js, pe, err, c.want, c.err)
+		if err != nil || string(pe.PostID) != c.want || pe.PublishID != "p" {
+			t.Errorf("post_id %s: %+v, %v; want %q", c.js, pe, err, c.want)
 		}
 	}
 }
