@@ -384,3 +384,50 @@ func s14PGRows(t *testing.T, e *env, id string) int {
 	}
 	return contactNameRows(t, e, id)
 }
+
+// TestS14AttackNamesRenameDuringOwnErasure: a contact (with tags) renamed
+// over and over while her own erasure runs, in several rounds. Neither
+// fails but as it must — the rename with ErrNotFound or ErrConflict once
+// she is gone — and no name index row of hers is left. On PostgreSQL the
+// rename appended its audit entry before it rewrote her name index rows
+// and tags, while each erasure batch deletes such rows before it appends
+// its receipt to the same audit chain: the two waited on each other and
+// the server broke the deadlock by failing one (the erasure, in most
+// runs, leaving her rows until the request was run again).
+func TestS14AttackNamesRenameDuringOwnErasure(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		contacts := e.store.Contacts()
+		eng := nameEngine(t, e)
+		for round := range 4 {
+			c, err := contacts.Create(e.A, crm.ContactInput{FirstName: "Rosalind", LastName: "Franklin", Tags: []string{"dna", "x-ray"}})
+			require.NoError(t, err)
+			r := request(t, e.A, eng, retention.KindErasure, map[string]string{crm.SubjectContact: c.ID})
+			var wg sync.WaitGroup
+			var eraseErr, renameErr error
+			wg.Go(func() { _, eraseErr = eng.Erase(e.A, r.ID) })
+			wg.Go(func() {
+				for i := range 20 {
+					in := crm.ContactInput{FirstName: "Rosalind", LastName: fmt.Sprintf("Franklin%c", 'a'+i), Tags: []string{"dna", fmt.Sprint(i)}}
+					next, err := contacts.Update(e.A, c.ID, c.Version, in)
+					if errors.Is(err, crm.ErrNotFound) || errors.Is(err, crm.ErrConflict) {
+						return
+					}
+					if err != nil {
+						renameErr = err
+						return
+					}
+					c = next
+				}
+			})
+			wg.Wait()
+			require.NoError(t, eraseErr, "round %d: the erasure", round)
+			require.NoError(t, renameErr, "round %d: the rename", round)
+			require.Zero(t, contactNameRows(t, e, c.ID), "round %d: a name row of hers is left", round)
+			_, err = contacts.Get(e.A, c.ID)
+			require.ErrorIs(t, err, crm.ErrNotFound)
+		}
+		require.Zero(t, s14TenantRows(t, e, e.A))
+		requireNameIndexExact(t, e)
+		s14NoDuplicates(t, e)
+	})
+}
