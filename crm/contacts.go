@@ -788,7 +788,7 @@ func (r *Contacts) Update(ctx context.Context, id string, version int64, in Cont
 		if err := r.s.sealProfile(ctx, &c); err != nil {
 			return err
 		}
-		if err := update(ctx, r.s, tx, r.s.clock(), kindContact, &c); err != nil {
+		if err := updateRow(ctx, tx, r.s.clock(), kindContact, &c); err != nil {
 			return err
 		}
 		// The name index follows the name (by trigger).
@@ -796,7 +796,11 @@ func (r *Contacts) Update(ctx context.Context, id string, version int64, in Cont
 			Where("?TableAlias.id = ?", c.ID).Exec(ctx); err != nil {
 			return fmt.Errorf("crm: update contact: %w", err)
 		}
-		return r.writeTags(ctx, tx, &c, true)
+		if err := r.writeTags(ctx, tx, &c, true); err != nil {
+			return err
+		}
+		// Last, after the rows an erasure's batches erase (updateRow).
+		return r.s.audit(ctx, tx, kindContact, "updated", c.ID)
 	})
 	if err != nil {
 		return Contact{}, err

@@ -237,11 +237,28 @@ func get[T any, PT interface {
 // fails with a *ConflictError, a missing record with ErrNotFound, a
 // Version below 1 (none named) with a *ValidationError; either way nothing
 // is written. columns, if given, limits the columns written
-// (version and updated_at are always written).
+// (version and updated_at are always written). It appends the audit
+// entry "crm.<kind>.updated" last.
 func update[T any, PT interface {
 	*T
 	record
 }](ctx context.Context, s *Store, db bun.IDB, now time.Time, kind string, rec PT, columns ...string) error {
+	if err := updateRow[T](ctx, db, now, kind, rec, columns...); err != nil {
+		return err
+	}
+	return s.audit(ctx, db, kind, "updated", rec.base().ID)
+}
+
+// updateRow is update without the audit entry, for a caller that writes
+// more rows in the transaction and appends the entry after them: the
+// audit append locks the head of the tenant's audit chain, which every
+// retention batch locks last, after the rows it erases (an entry
+// appended before rows such a batch holds deadlocks with it on
+// PostgreSQL: TestS14AttackNamesRenameDuringOwnErasure).
+func updateRow[T any, PT interface {
+	*T
+	record
+}](ctx context.Context, db bun.IDB, now time.Time, kind string, rec PT, columns ...string) error {
 	b := rec.base()
 	seen, was := b.Version, b.UpdatedAt
 	if seen < 1 {
@@ -271,7 +288,7 @@ func update[T any, PT interface {
 		b.Version, b.UpdatedAt = seen, was
 		return fmt.Errorf("crm: update %s: %w", kind, err)
 	}
-	return s.audit(ctx, db, kind, "updated", b.ID)
+	return nil
 }
 
 // audit appends an entry to the tenant's audit log in db (the write's
