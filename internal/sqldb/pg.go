@@ -812,7 +812,7 @@ func (c *conn) pgQuery(ctx context.Context, query string, args []driver.NamedVal
 		return nil, true, retryable(err)
 	}
 	if read, ok := ctx.Value(readerKey{}).(func(Rows) error); ok {
-		rows, err := r.readBy(read) // readrows.go
+		rows, err := r.readBy(q, read) // readrows.go
 		return rows, true, err
 	}
 	// Read the first row now: database/sql asks for the columns before

@@ -129,6 +129,28 @@ func TestReadRows(t *testing.T) {
 		if db.Name != "postgres" {
 			return
 		}
+		// The same statement on the same connection into variables of
+		// other types: its columns planned again for them.
+		var other []readRow
+		rows, err := h.QueryContext(sqldb.ReadRows(set, func(rows sqldb.Rows) error {
+			for rows.Next() {
+				var r readRow
+				var n int32
+				var b *[]byte
+				if err := rows.Scan(&n, nullText{&r.t}, nullText{&r.o}, &r.at, &b); err != nil {
+					return err
+				}
+				if r.n = int64(n); b != nil {
+					r.b = *b
+				}
+				other = append(other, r)
+			}
+			return nil
+		}), q)
+		require.NoError(t, err)
+		require.NoError(t, rows.Close())
+		same(other)
+
 		var v string
 		require.NoError(t, h.QueryRowContext(set, "SELECT current_setting('app.read_rows', true)").Scan(&v))
 		require.Equal(t, "1", v, "the statements went with their setting")
@@ -164,7 +186,7 @@ func TestReadRows(t *testing.T) {
 		tx, err := h.BeginTx(set, nil)
 		require.NoError(t, err)
 		var inTx []readRow
-		rows, err := tx.QueryContext(sqldb.ReadRows(set, func(rows sqldb.Rows) error {
+		rows, err = tx.QueryContext(sqldb.ReadRows(set, func(rows sqldb.Rows) error {
 			for rows.Next() {
 				var r readRow
 				if err := rows.Scan(&r.n, &r.t, nullText{&r.o}, &r.at, &r.b); err != nil {
