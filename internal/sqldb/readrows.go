@@ -92,7 +92,7 @@ func (readRows) Next(_ []driver.Value) error { return io.EOF }
 
 // scanRows are pgx's rows of a statement, scanned with plans the
 // connection keeps by the statement's text: pgx plans each statement's
-// columns anew (for a one-row read, a tenth of the client's work).
+// columns anew (7% of the client's CPU in the profile of a contact get).
 type scanRows struct {
 	pgx.Rows
 	c     *conn
