@@ -834,12 +834,14 @@
 // page (it reads fewer columns), with every profile opened 0.79–0.86, read
 // through database/sql without opening 0.83–0.91; the page through the SDK
 // took 1.14–1.21 before and 1.00–1.04 after. Old and new binaries
-// alternated, five runs each of 2,000 pairs, load average 5.8–11.4: a page
-// of 100 took a median of 1.01 times the raw query (0.99–1.11) against
-// 1.18 (1.15–1.20) before; a get 1.26 (1.14–1.33) against 1.26
-// (1.19–1.29), no change measurable — a get's extra cost is per
-// statement (bun, the Guard, the literals made parameters, database/sql's
-// connection, the profile opened), not per row.
+// alternated, five runs each of 2,000 pairs: under a load average of
+// 5.8–11.4 a page of 100 took a median of 1.01 times the raw query
+// (0.99–1.11) against 1.18 (1.15–1.20) before, and under 3.1–6.1 1.00
+// (0.98–1.05) against 1.13 (1.09–1.21); a get 1.26 (1.14–1.33) against
+// 1.26 (1.19–1.29), and 1.23 (1.21–1.38) against 1.22 (1.20–1.33): no
+// change measurable. A get's extra cost is per statement (bun, the
+// Guard, the literals made parameters, database/sql's connection, the
+// profile opened), not per row.
 //
 // # Testing
 //
