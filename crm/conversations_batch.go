@@ -86,8 +86,9 @@ type BatchResult struct {
 // the database, and then nothing of the batch is stored.
 //
 // On PostgreSQL the whole batch is one statement, whatever its size: its
-// rows travel as arrays (the messages' sealed bytes as one bytea value the
-// statement cuts apart), bound as the statement's parameters on a handle
+// rows travel as array literals packed with the messages' sealed bytes
+// into one bytea value that the statement cuts apart (TestIngestPackPlaces),
+// bound as the statement's parameters on a handle
 // of socialcrm.OpenDB, so the statement's text holds none of them and is
 // the same for every batch of a tenant (and, with Require, of the
 // condition's values; TestConversationIngestRowsTravelApart): the tenancy
