@@ -158,7 +158,9 @@ type NewMessage struct {
 	Conversation ConversationKey `json:"conversation"`
 	Direction    Direction       `json:"direction" validate:"required,oneof=in out"`
 	ExternalID   string          `json:"external_id,omitempty" validate:"max=255"`
-	Text         string          `json:"text" validate:"max=20000"`
+	// Text may hold any valid UTF-8, NUL included: it is stored only
+	// sealed (validate_values.go).
+	Text string `json:"text" validate:"max=20000" crm:"sealed"`
 	// Attachments may stand alone; a message needs text or an attachment.
 	Attachments []MessageAttachment `json:"attachments,omitempty" validate:"max=20,dive"`
 	// SentAt is when the platform says the message was sent.

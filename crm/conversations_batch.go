@@ -1061,7 +1061,7 @@ func (a *pgArray) String() string {
 func plainMessage(m *NewMessage) bool {
 	const maxExternalID, maxText = 255, 20000
 	if len(m.Attachments) > 0 || m.SentAt.IsZero() || !storableTime(m.SentAt) || !plainKey(&m.Conversation) ||
-		!cleanText(m.ExternalID) || !cleanText(m.Text) { // validate_values.go
+		!cleanText(m.ExternalID) || !sealedText(m.Text) { // validate_values.go: Text is crm:"sealed"
 		return false
 	}
 	switch m.Direction {

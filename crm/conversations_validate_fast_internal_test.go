@@ -39,7 +39,8 @@ func TestMessageFastValidation(t *testing.T) {
 	}
 	texts = append(texts, long("日", 6667)+"a"+long("é", 9999), long("a", 20000)+"\xff")
 	// Values no column holds (validate_values.go): a NUL, invalid UTF-8
-	// among valid text.
+	// among valid text. A NUL is refused in the ids and taken in the text
+	// (crm:"sealed").
 	for _, bad := range []string{"\x00", "m\x00id", "id\x00", "ok\xff\xfe", "\xc3", "é\xed\xa0\x80"} {
 		ids = append(ids, bad)
 		texts = append(texts, bad)

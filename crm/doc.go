@@ -409,6 +409,12 @@
 // message alone, in BatchResult.Rejected, and stores the rest of the
 // batch; an id that is not such text is refused the same way
 // (TestRecordsRefuseValuesNoColumnHolds, TestTimesAtTheEdgesRoundTrip).
+// A message's text is the exception to the NUL rule: it is stored only
+// sealed (never in a text column, a blind index or a search token), so
+// a text with NUL is stored, read back and exported as sent; it must
+// still be valid UTF-8 (TestMessageTextWithNUL). Every other string,
+// the message's ids and the other records' sealed fields included, still
+// refuses NUL.
 //
 // ErrNotFound (wrapped with the kind and id) is returned for a record the
 // tenant does not have — another tenant's record included. A contact

@@ -23,6 +23,12 @@ import (
 //     negative one does not parse back, so one such time made every later
 //     read of its row fail.
 //
+// One exception: a field tagged crm:"sealed" is stored only sealed (its
+// ciphertext in a bytea or blob column; never in a text column, a blind
+// index or a search token), so it may hold a NUL: a Messenger text with
+// \u0000 is stored, read back and exported as sent. Such a field must
+// still be valid UTF-8. NewMessage.Text is the one field so tagged.
+//
 // A value breaking them is a *ValidationError (rules "nul", "utf8",
 // "time_range"), as any other invalid input: Ingest refuses that message
 // alone and stores the rest of its batch.
@@ -65,6 +71,12 @@ func cleanText(s string) bool {
 		}
 	}
 	return true
+}
+
+// sealedText reports whether s may be stored in a field tagged
+// crm:"sealed": valid UTF-8, NUL allowed.
+func sealedText(s string) bool {
+	return utf8.ValidString(s)
 }
 
 // textRule names what is wrong with a string cleanText refuses.
@@ -128,32 +140,37 @@ var timeType = reflect.TypeFor[time.Time]()
 // and values are named by the map alone: a key is data, never a name.
 func unstorable(v any) []FieldError {
 	var out []FieldError
-	walkStorable(reflect.ValueOf(v), "", &out)
+	walkStorable(reflect.ValueOf(v), "", false, &out)
 	return out
 }
 
-func walkStorable(v reflect.Value, path string, out *[]FieldError) {
+// walkStorable checks v, named path; sealed says v is (within) a field
+// tagged crm:"sealed".
+func walkStorable(v reflect.Value, path string, sealed bool, out *[]FieldError) {
 	switch v.Kind() {
 	case reflect.String:
-		if s := v.String(); !cleanText(s) {
+		switch s := v.String(); {
+		case sealed && !sealedText(s):
+			*out = append(*out, FieldError{Field: path, Rule: "utf8", Message: "must be valid UTF-8"})
+		case !sealed && !cleanText(s):
 			rule, msg := textRule(s)
 			*out = append(*out, FieldError{Field: path, Rule: rule, Message: msg})
 		}
 	case reflect.Pointer, reflect.Interface:
 		if !v.IsNil() {
-			walkStorable(v.Elem(), path, out)
+			walkStorable(v.Elem(), path, sealed, out)
 		}
 	case reflect.Slice, reflect.Array:
 		if v.Type().Elem().Kind() == reflect.Uint8 {
 			return // bytes, not text
 		}
 		for i := range v.Len() {
-			walkStorable(v.Index(i), path+"["+strconv.Itoa(i)+"]", out)
+			walkStorable(v.Index(i), path+"["+strconv.Itoa(i)+"]", sealed, out)
 		}
 	case reflect.Map:
 		for it := v.MapRange(); it.Next(); {
-			walkStorable(it.Key(), path, out)
-			walkStorable(it.Value(), path, out)
+			walkStorable(it.Key(), path, sealed, out)
+			walkStorable(it.Value(), path, sealed, out)
 		}
 	case reflect.Struct:
 		t := v.Type()
@@ -169,9 +186,10 @@ func walkStorable(v reflect.Value, path string, out *[]FieldError) {
 				continue
 			}
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			fieldSealed := sealed || f.Tag.Get("crm") == "sealed"
 			switch {
 			case f.Anonymous && name == "":
-				walkStorable(v.Field(i), path, out)
+				walkStorable(v.Field(i), path, fieldSealed, out)
 				continue
 			case name == "" || name == "-":
 				name = f.Name
@@ -179,7 +197,7 @@ func walkStorable(v reflect.Value, path string, out *[]FieldError) {
 			if path != "" {
 				name = path + "." + name
 			}
-			walkStorable(v.Field(i), name, out)
+			walkStorable(v.Field(i), name, fieldSealed, out)
 		}
 	}
 }

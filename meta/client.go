@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/socialcrm/socialcrm/internal/httpx"
+	"github.com/socialcrm/socialcrm/internal/jsonint"
 	"github.com/socialcrm/socialcrm/internal/telemetry"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/vault"
@@ -903,7 +904,9 @@ func parseBusinessUsage(v string) map[string][]BusinessUsage {
 // Lenient decoding: Graph answers spell the same kind of value several ways.
 
 // ID is a Graph object id. It decodes from a JSON string or number
-// (debug_token's app_id is a number) and encodes as a string.
+// (debug_token's app_id is a number) and encodes as a string. A number
+// whose value is an integer within 64 bits is written in decimal however
+// it is spelled (1e3 is "1000"); any other number is kept as written.
 type ID string
 
 // UnmarshalJSON accepts a string, a number or null.
@@ -930,12 +933,40 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 		*id = ID(s)
 		return nil
 	}
-	var n json.Number
-	if err := json.Unmarshal(b, &n); err != nil {
+	if len(b) == 0 || b[0] != '-' && (b[0] < '0' || b[0] > '9') {
 		return fmt.Errorf("meta: id: %s is neither a string nor a number", jsonKind(b))
 	}
-	*id = ID(n.String())
+	s, err := idNumber(b)
+	if err != nil {
+		return fmt.Errorf("meta: id: %s is neither a string nor a number: %w", jsonKind(b), err)
+	}
+	*id = ID(s)
 	return nil
+}
+
+// idNumber is the id a JSON number spells: a number whose value is an
+// integer within int64 or uint64 is written in decimal, however it is
+// spelled (1e3, 1000.0 and 1000 are the id "1000", -0 is "0"); any other
+// number (1.5, 1e400) is an odd id but a well-formed one, kept as it is
+// written, as before (a delivery is not refused for it: crm stores it
+// as the opaque text it is). What is not a JSON number is refused.
+func idNumber(b []byte) (string, error) {
+	s, err := jsonint.Canonical(b)
+	switch {
+	case errors.Is(err, jsonint.ErrSyntax):
+		return "", err
+	case err != nil:
+		return string(b), nil
+	}
+	if s[0] == '-' {
+		_, err = strconv.ParseInt(s, 10, 64)
+	} else {
+		_, err = strconv.ParseUint(s, 10, 64)
+	}
+	if err != nil {
+		return string(b), nil
+	}
+	return s, nil
 }
 
 // plainString reports whether s, the inside of a JSON string, is printable
@@ -952,7 +983,9 @@ func plainString(s []byte) bool {
 // Int is an integer that decodes from a JSON number or a numeric string.
 type Int int64
 
-// UnmarshalJSON accepts a number, a numeric string, "" or null (zero).
+// UnmarshalJSON accepts a number or a numeric string whose value is an
+// integer within int64, however it is spelled (1e3, 1000.0), and "" or
+// null (zero). A fraction (1.5) or a larger integer is refused.
 func (n *Int) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	if bytes.Equal(b, []byte("null")) || bytes.Equal(b, []byte(`""`)) {
@@ -964,11 +997,14 @@ func (n *Int) UnmarshalJSON(b []byte) error {
 		*n = Int(v)
 		return nil
 	}
-	f, err := strconv.ParseFloat(string(num), 64)
-	if err != nil {
+	v, err := jsonint.Parse(num)
+	switch {
+	case errors.Is(err, jsonint.ErrSyntax):
 		return fmt.Errorf("meta: integer: %s is not an integer", jsonKind(b))
+	case err != nil:
+		return fmt.Errorf("meta: integer: %s: %w", jsonKind(b), err)
 	}
-	*n = Int(f)
+	*n = Int(v)
 	return nil
 }
 
@@ -991,8 +1027,10 @@ func (v *Bool) UnmarshalJSON(b []byte) error {
 
 // Timestamp is a time that decodes from Unix seconds or milliseconds (as
 // a number or a numeric string), RFC 3339, and Graph's
-// "2006-01-02T15:04:05+0000" (insights end_time). Zero and null decode to
-// the zero time. It is always in UTC.
+// "2006-01-02T15:04:05+0000" (insights end_time). A number is read by its
+// value, however it is spelled (1e3, 1000.0), and must be an integer
+// within int64: a fraction is refused. Zero (0, -0, "0") and null decode
+// to the zero time. It is always in UTC.
 type Timestamp struct {
 	time.Time
 }
@@ -1017,6 +1055,18 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 		t.Time = unixAuto(n)
 		return nil
 	}
+	if c := s[0]; c == '-' || c >= '0' && c <= '9' {
+		// A number spelled otherwise (1e3, 1000.0, -0) is read by its
+		// value, which must be an integer within int64.
+		n, err := jsonint.Parse([]byte(s))
+		switch {
+		case err == nil:
+			t.Time = unixAuto(n)
+			return nil
+		case !errors.Is(err, jsonint.ErrSyntax):
+			return fmt.Errorf("meta: time: %s: %w", jsonKind(b), err)
+		}
+	}
 	for _, l := range graphTimeLayouts {
 		if v, err := time.Parse(l, s); err == nil {
 			t.Time = v.UTC()
@@ -1037,6 +1087,9 @@ func (t Timestamp) MarshalJSON() ([]byte, error) {
 // unixAuto reads n as milliseconds when it is too large for seconds (any
 // time after 2286 in seconds is a time after 1970 in milliseconds).
 func unixAuto(n int64) time.Time {
+	if n == 0 {
+		return time.Time{} // 0 however spelled (-0, 0e3): no time
+	}
 	if n > 1e11 || n < -1e11 {
 		return time.UnixMilli(n).UTC()
 	}

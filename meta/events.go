@@ -144,7 +144,10 @@ func (e *Event) DedupeKey() string {
 
 // ParseWebhook decodes a delivery body leniently: ids as strings or
 // numbers, timestamps in milliseconds (or seconds, or either as a string),
-// booleans as true or "true"; unknown fields, event kinds and attachment
+// booleans as true or "true"; a number is read by its value, so 1.764e12
+// and 1764000000000.0 are the integer 1764000000000, while a fraction
+// (1.5) or an integer beyond int64 as a time is refused with ErrPayload
+// (an id is text: see ID); unknown fields, event kinds and attachment
 // types are tolerated. It fails with ErrPayload for a body that is not a
 // page or instagram webhook. It does not check the signature
 // (VerifySignature), which must be done first, on the same bytes.

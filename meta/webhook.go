@@ -307,9 +307,28 @@ func (w *Webhook) Process(ctx context.Context, p *Payload) error {
 				continue
 			}
 			if err := w.handle(ctx, db, batch); err != nil {
-				return fmt.Errorf("meta: events of page %s: %w", en.PageID, err)
+				return fmt.Errorf("meta: events of page %s: %w", pageForLog(en.PageID), err)
 			}
 		}
 		return nil
 	})
+}
+
+// pageForLog is how an error (which the webhook logs) names the Page id
+// id, which comes from the body: as it is when it is an id as Meta
+// writes one (decimal digits), else as "(not an id)", so that no
+// arbitrary text of a body reaches a log.
+func pageForLog(id string) string {
+	if id == "" {
+		return "(none)"
+	}
+	if len(id) > 32 {
+		return "(not an id)"
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < '0' || id[i] > '9' {
+			return "(not an id)"
+		}
+	}
+	return id
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/socialcrm/socialcrm/internal/httpx"
+	"github.com/socialcrm/socialcrm/internal/jsonint"
 	"github.com/socialcrm/socialcrm/social"
 )
 
@@ -46,6 +47,18 @@ const (
 	EventPostNoLongerPublic = "post.publish.no_longer_publicaly_available"
 )
 
+// logEventName is how a log names the event type name: as it is when
+// TikTok documents it (the Event… constants), else "unknown". The name
+// comes from the body, and a log must never carry arbitrary body text.
+func logEventName(name string) string {
+	switch name {
+	case EventAuthorizationRemoved, EventVideoUploadFailed, EventVideoPublishCompleted, EventPostPublishFailed,
+		EventPostPublishComplete, EventPostPublishInboxDelivered, EventPostPublicAvailable, EventPostNoLongerPublic:
+		return name
+	}
+	return "unknown"
+}
+
 // ErrSignature is returned for a delivery whose signature is missing,
 // malformed, wrong, or too old.
 var ErrSignature = errors.New("tiktok: webhook signature invalid")
@@ -67,23 +80,83 @@ type AuthorizationRemoved struct {
 	Reason int `json:"reason"`
 }
 
+// UnmarshalJSON reads reason as any JSON number whose value is an integer
+// within int (1, 1e0, 1.0); a fraction or a larger number is refused.
+func (a *AuthorizationRemoved) UnmarshalJSON(b []byte) error {
+	var w struct {
+		Reason *wireInt `json:"reason"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return fmt.Errorf("tiktok: reason: %w", err)
+	}
+	a.Reason = 0
+	if w.Reason != nil {
+		if int64(int(*w.Reason)) != int64(*w.Reason) {
+			return fmt.Errorf("tiktok: reason: %w", jsonint.ErrRange)
+		}
+		a.Reason = int(*w.Reason)
+	}
+	return nil
+}
+
 // PostEvent is the content of the post.publish.* events.
 type PostEvent struct {
-	PublishID   string      `json:"publish_id"`
+	PublishID string `json:"publish_id"`
+	// PostID is the post's id in decimal, however the number was spelled
+	// (7.3e18 is 7300000000000000000), every digit kept (see
+	// UnmarshalJSON).
 	PostID      json.Number `json:"post_id"`
 	PublishType string      `json:"publish_type"`
 	Reason      string      `json:"reason"`
+}
+
+// UnmarshalJSON reads post_id as a number or a numeric string: one whose
+// value is an integer of at most 20 digits is written in decimal, however
+// it is spelled; any other (7.5, 1e400) is kept as written, as
+// encoding/json keeps a json.Number.
+func (e *PostEvent) UnmarshalJSON(b []byte) error {
+	type plain PostEvent
+	var w struct {
+		*plain
+		PostID json.Number `json:"post_id"`
+	}
+	w.plain = (*plain)(e)
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	e.PostID = w.PostID
+	if id, err := jsonint.Canonical([]byte(w.PostID)); err == nil {
+		e.PostID = json.Number(id)
+	}
+	return nil
+}
+
+// wireInt is an integer TikTok sends as a JSON number: any spelling of
+// an integer within int64 (1700000000, 1.7e9, 1700000000.0) is read by
+// its value; a fraction or a larger number is refused.
+type wireInt int64
+
+func (n *wireInt) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil // as encoding/json leaves an int64
+	}
+	v, err := jsonint.Parse(b)
+	if err != nil {
+		return fmt.Errorf("integer: %w", err)
+	}
+	*n = wireInt(v)
+	return nil
 }
 
 // ParseEvent decodes a delivery body, including the second decode of its
 // content string. It does not verify the signature (VerifySignature).
 func ParseEvent(body []byte) (*Event, error) {
 	var raw struct {
-		ClientKey  string `json:"client_key"`
-		Event      string `json:"event"`
-		CreateTime int64  `json:"create_time"`
-		UserOpenID string `json:"user_openid"`
-		Content    string `json:"content"`
+		ClientKey  string  `json:"client_key"`
+		Event      string  `json:"event"`
+		CreateTime wireInt `json:"create_time"`
+		UserOpenID string  `json:"user_openid"`
+		Content    string  `json:"content"`
 	}
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return nil, fmt.Errorf("tiktok: webhook body: %w", httpx.ScrubJSONError(err))
@@ -91,7 +164,7 @@ func ParseEvent(body []byte) (*Event, error) {
 	if raw.Event == "" {
 		return nil, errors.New("tiktok: webhook body without event")
 	}
-	ev := &Event{ClientKey: raw.ClientKey, Event: raw.Event, CreateTime: raw.CreateTime, UserOpenID: raw.UserOpenID}
+	ev := &Event{ClientKey: raw.ClientKey, Event: raw.Event, CreateTime: int64(raw.CreateTime), UserOpenID: raw.UserOpenID}
 	if ev.Event == "post.publish.no_longer_publicly_available" {
 		ev.Event = EventPostNoLongerPublic
 	}
@@ -239,7 +312,7 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := w.handle(r.Context(), ev, body); err != nil {
-		w.log.ErrorContext(r.Context(), "tiktok: webhook handling failed", "event", ev.Event, "error", err)
+		w.log.ErrorContext(r.Context(), "tiktok: webhook handling failed", "event", logEventName(ev.Event), "error", err)
 		http.Error(rw, "handling failed", http.StatusInternalServerError)
 		return
 	}
