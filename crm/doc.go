@@ -197,9 +197,13 @@
 // median of 1.81 ms (runs 1.62 to 2.38) against 2.11 (1.86 to 2.48),
 // eight alternated runs of 300 deliveries each, load average 4 to 6. The
 // ratio did not move: 1.494 (runs 1.33 to 1.76) against 1.487 (1.19 to
-// 1.60), 21 alternated runs each at load average 4 to 7 — the CPU saved
-// (mostly the garbage collector's, much of it in idle time while the
-// statement runs) is not on the delivery's path. The cut literals must
+// 1.60), 21 alternated runs each at load average 4 to 7; built on a later
+// main, 1.475 (1.38 to 1.52) against 1.483 (1.40 to 1.54) and 1.53 ms
+// against 1.90 of CPU, seven alternated runs each, load average 4 to 6.
+// The CPU saved is mostly the garbage collector's, and the collector
+// serves the whole process: the raw handler, interleaved in it, ran
+// faster too (its median time per delivery 3.2 ms against 4.1), so less
+// garbage barely moves the ratio. The cut literals must
 // carry the default collation: convert_from gives them that of the
 // encoding's name ("C"), and compared with the tables' text columns they
 // left the generic plan only the tenant's part of an index, every look-up
