@@ -641,27 +641,36 @@
 // and 0.10 with none; hash indexes in place of the
 // two b-trees wrote less WAL (5.4 KB a create against 5.8) but took no
 // less time (4.05–4.23 times the raw INSERT's against 3.80–4.10, runs
-// alternated) and were not kept. The b-tree on contact_id
-// stays: the erasure and the export of a person's data find the rows by
-// contact (as do the triggers of a rename and a delete), and without it
-// each would read every row of the table. Dropping it was measured again
-// (runs alternated, 9 each, load average 7–11): the create's ratio to the
-// raw INSERT 1.80 (1.03–2.06) → 1.49 (1.21–1.69), its server time 3.67
-// (3.37–3.81) → 3.30 (2.79–3.46) times the raw statement's, its WAL about
-// 4,015 → 3,330 bytes. The triggers can do without it (their delete can
-// find the rows by the tokens of OLD.name_index through the token b-tree,
-// as commit be31ff9's test planned it as the application's role, and
-// the name index tests passed), but the retention engine
-// cannot: it deletes a category's rows by its ID column, contact_id here,
-// and an erasure's receipt must count these rows (a category without a
-// subject would not), so it stays until the engine can delete by the
-// subject's condition. A BRIN index on contact_id in its place (contact
+// alternated) and were not kept. Migration 20261211010000 dropped the
+// b-tree on contact_id (an earlier measurement, runs alternated 9 each
+// under a load average of 7–11: the create's ratio to the raw INSERT 1.80
+// (1.03–2.06) → 1.49 (1.21–1.69), its server time 3.67 (3.37–3.81) → 3.30
+// (2.79–3.46) times the raw statement's, its WAL about 4,015 → 3,330
+// bytes; this release's figures are below). Nothing finds the rows by
+// contact_id alone any more: the triggers of a rename and a delete find a
+// contact's rows by the tokens of OLD.name_index through the token
+// b-tree (every row of a contact is one of those tokens:
+// pgNameIndexFunc), and so does a data-subject request
+// (contactNamesByToken, a retention.Category.SubjectIndex), which erases
+// them before the contact and counts them in its receipt; the retention
+// engine deletes the rows a batch selected through the token b-tree too
+// (retention.Category.Lookup: a contact has one row per token).
+// TestNamesErasureThroughTokens checks the erasure's plan as the
+// application's role, TestNamesErasureMeetsRename a rename that commits
+// while the erasure waits for it. A tenant purge costs more: its batches
+// select the tenant's rows by a scan of the table (no index holds
+// tenant_id, before as now) and delete them through random look-ups of
+// the token b-tree where the contact_id one held a contact's rows
+// together: purging 80,000 rows among 880,000 (statements as the
+// engine's, one transaction a batch of 1,000, as the superuser, three
+// runs alternated under a load average of 7–8) took 2.4–5.2 s against
+// 0.7–1.5 s. A BRIN index on contact_id in its place (contact
 // ids are time-ordered) measured no better (median pair ratios 1.68–1.72
 // against 1.65–1.72, three runs each alternated, load average 8–9). What
 // is left of the gap is the
-// name index rows themselves (one heap row and two b-tree entries per
-// prefix: "Ada Lovelace 17" has 14; the random inserts into the b-tree on
-// token cost the most), the contact's larger row and its one or two more
+// name index rows themselves (one heap row and one b-tree entry per
+// keyed prefix, two before migration 20261211010000; the random inserts
+// into the b-tree on token cost the most), the contact's larger row and its one or two more
 // index entries, and the client's work above, now the smaller part of the gap (about 55 µs of
 // CPU more than the raw INSERT's, against about 75 µs more on the server
 // as measured on an idle machine, and more under load). The rows are
@@ -729,6 +738,18 @@
 // against 1.60–1.66) and the slowest 1 % of creates took 1.8–2.8 ms
 // against 0.7–0.8: the flush moved the work into one create in 32
 // rather than removing it.
+// Migration 20261211010000 (the name index rows' b-tree on contact_id
+// dropped), alternated with the release before under a load average of
+// 5–10 on two cores (BenchmarkPostgresContactCreate, 2,000 pairs a run,
+// 14 runs each): the median pair ratio 1.64 (1.53–1.75) → 1.58
+// (1.44–1.68), lower in 10 of the 14 alternated pairs, and 1.5 is still
+// not reached as a median; the mean ratio
+// (BenchmarkPostgresContactCreateMean, 14 runs each) 1.40 (1.24–1.60) →
+// 1.42 (1.20–1.65), within the noise, the slowest 1 % of creates 12.0 →
+// 9.9 ms (medians of the runs); on the server
+// (BenchmarkPostgresContactCreateServer, three runs each) 3.69 (3.46–3.70)
+// → 3.26 (3.21–3.29) times the raw INSERT's time, and 4,007 → 3,329 bytes
+// of WAL.
 // ImportCSV writes many contacts in batches, one transaction each.
 //
 // A database created before sealing keeps its plaintext until
