@@ -95,7 +95,8 @@ func migrateNamesBeforeInsertPG(ctx context.Context, tx bun.Tx) error {
 // (tenant_id, token, contact_id) and its index on (tenant_id, contact_id):
 // one on token, which the name search looks up by equality, and one on
 // contact_id, by which the triggers, the erasure and the export of a
-// person's data find a contact's rows. Neither holds tenant_id: a token
+// person's data found a contact's rows (until migration 20261211010000,
+// which drops it: they find them by token now). Neither holds tenant_id: a token
 // is a blind index keyed per tenant and a contact id is unique, so each
 // finds only the rows of one tenant (bar a collision of 128-bit blind
 // indexes), and row-level security still filters every row read by its

@@ -187,6 +187,40 @@
 // stored without it (TestConversationIngestWaitsForErasure fails without
 // them).
 //
+// The rows now travel packed: one bytea value holds the messages' sealed
+// bytes and then the seventeen array literals, which the statement cuts
+// apart by the places an int[] gives (TestIngestPackPlaces). pgx copies
+// each value into a buffer it shrinks after every statement and grows by
+// a quarter at a time, and again into the Bind message; one large value
+// grows each once. Allocated per delivery pair of the interleaved
+// benchmark: 749 KB against 909 KB; the process's CPU per delivery a
+// median of 1.81 ms (runs 1.62 to 2.38) against 2.11 (1.86 to 2.48),
+// eight alternated runs of 300 deliveries each, load average 4 to 6. The
+// ratio did not move: 1.494 (runs 1.33 to 1.76) against 1.487 (1.19 to
+// 1.60), 21 alternated runs each at load average 4 to 7; built on a later
+// main, 1.475 (1.38 to 1.52) against 1.483 (1.40 to 1.54) and 1.53 ms
+// against 1.90 of CPU, seven alternated runs each, load average 4 to 6.
+// The CPU saved is mostly the garbage collector's, and the collector
+// serves the whole process: the raw handler, interleaved in it, ran
+// faster too (its median time per delivery 3.2 ms against 4.1), so less
+// garbage barely moves the ratio. The cut literals must
+// carry the default collation: convert_from gives them that of the
+// encoding's name ("C"), and compared with the tables' text columns they
+// left the generic plan only the tenant's part of an index, every look-up
+// reading all of the tenant's conversations (ratio 3.8;
+// TestIngestLookupsUseTheKeyOnTheGenericPlan).
+//
+// Where the rest of the gap is, measured inside the benchmark on its own
+// database (the statement and the raw INSERT alternated 25 times in a
+// rolled-back transaction, timed at the client, load average 5 to 9): the
+// statement 2.5 to 2.9 ms at best against 1.6 for the raw INSERT; without
+// its messages' insert 1.2 to 1.35 ms, so the insert itself costs what
+// the raw one does; the array literals' parsing about 0.25 ms of it, the
+// conversations' locks about 0.15 (a build without FOR KEY SHARE), and
+// none of the joins, sorts or the conversations' upsert alone more than
+// the runs' spread. What remains is the look-ups and the statement's
+// plumbing together, on the server.
+//
 // The conversations' indexes and what uses each: the primary key
 // (tenant_id, id) — Get, LinkContact, the messages' and watermarks'
 // look-ups by conversation; the unique key (tenant_id, thread_index,
@@ -607,27 +641,36 @@
 // and 0.10 with none; hash indexes in place of the
 // two b-trees wrote less WAL (5.4 KB a create against 5.8) but took no
 // less time (4.05–4.23 times the raw INSERT's against 3.80–4.10, runs
-// alternated) and were not kept. The b-tree on contact_id
-// stays: the erasure and the export of a person's data find the rows by
-// contact (as do the triggers of a rename and a delete), and without it
-// each would read every row of the table. Dropping it was measured again
-// (runs alternated, 9 each, load average 7–11): the create's ratio to the
-// raw INSERT 1.80 (1.03–2.06) → 1.49 (1.21–1.69), its server time 3.67
-// (3.37–3.81) → 3.30 (2.79–3.46) times the raw statement's, its WAL about
-// 4,015 → 3,330 bytes. The triggers can do without it (their delete can
-// find the rows by the tokens of OLD.name_index through the token b-tree,
-// as commit be31ff9's test planned it as the application's role, and
-// the name index tests passed), but the retention engine
-// cannot: it deletes a category's rows by its ID column, contact_id here,
-// and an erasure's receipt must count these rows (a category without a
-// subject would not), so it stays until the engine can delete by the
-// subject's condition. A BRIN index on contact_id in its place (contact
+// alternated) and were not kept. Migration 20261211010000 dropped the
+// b-tree on contact_id (an earlier measurement, runs alternated 9 each
+// under a load average of 7–11: the create's ratio to the raw INSERT 1.80
+// (1.03–2.06) → 1.49 (1.21–1.69), its server time 3.67 (3.37–3.81) → 3.30
+// (2.79–3.46) times the raw statement's, its WAL about 4,015 → 3,330
+// bytes; this release's figures are below). Nothing finds the rows by
+// contact_id alone any more: the triggers of a rename and a delete find a
+// contact's rows by the tokens of OLD.name_index through the token
+// b-tree (every row of a contact is one of those tokens:
+// pgNameIndexFunc), and so does a data-subject request
+// (contactNamesByToken, a retention.Category.SubjectIndex), which erases
+// them before the contact and counts them in its receipt; the retention
+// engine deletes the rows a batch selected through the token b-tree too
+// (retention.Category.Lookup: a contact has one row per token).
+// TestNamesErasureThroughTokens checks the erasure's plan as the
+// application's role, TestNamesErasureMeetsRename a rename that commits
+// while the erasure waits for it. A tenant purge costs more: its batches
+// select the tenant's rows by a scan of the table (no index holds
+// tenant_id, before as now) and delete them through random look-ups of
+// the token b-tree where the contact_id one held a contact's rows
+// together: purging 80,000 rows among 880,000 (statements as the
+// engine's, one transaction a batch of 1,000, as the superuser, three
+// runs alternated under a load average of 7–8) took 2.4–5.2 s against
+// 0.7–1.5 s. A BRIN index on contact_id in its place (contact
 // ids are time-ordered) measured no better (median pair ratios 1.68–1.72
 // against 1.65–1.72, three runs each alternated, load average 8–9). What
 // is left of the gap is the
-// name index rows themselves (one heap row and two b-tree entries per
-// prefix: "Ada Lovelace 17" has 14; the random inserts into the b-tree on
-// token cost the most), the contact's larger row and its one or two more
+// name index rows themselves (one heap row and one b-tree entry per
+// keyed prefix, two before migration 20261211010000; the random inserts
+// into the b-tree on token cost the most), the contact's larger row and its one or two more
 // index entries, and the client's work above, now the smaller part of the gap (about 55 µs of
 // CPU more than the raw INSERT's, against about 75 µs more on the server
 // as measured on an idle machine, and more under load). The rows are
@@ -695,6 +738,18 @@
 // against 1.60–1.66) and the slowest 1 % of creates took 1.8–2.8 ms
 // against 0.7–0.8: the flush moved the work into one create in 32
 // rather than removing it.
+// Migration 20261211010000 (the name index rows' b-tree on contact_id
+// dropped), alternated with the release before under a load average of
+// 5–10 on two cores (BenchmarkPostgresContactCreate, 2,000 pairs a run,
+// 14 runs each): the median pair ratio 1.64 (1.53–1.75) → 1.58
+// (1.44–1.68), lower in 10 of the 14 alternated pairs, and 1.5 is still
+// not reached as a median; the mean ratio
+// (BenchmarkPostgresContactCreateMean, 14 runs each) 1.40 (1.24–1.60) →
+// 1.42 (1.20–1.65), within the noise, the slowest 1 % of creates 12.0 →
+// 9.9 ms (medians of the runs); on the server
+// (BenchmarkPostgresContactCreateServer, three runs each) 3.69 (3.46–3.70)
+// → 3.26 (3.21–3.29) times the raw INSERT's time, and 4,007 → 3,329 bytes
+// of WAL.
 // ImportCSV writes many contacts in batches, one transaction each.
 //
 // A database created before sealing keeps its plaintext until

@@ -361,6 +361,7 @@ func coreMigrations() []migration {
 		{"20261208020000", "crm_contact_owner_partial", migrateOwnerPartialPG},            // create_pg.go
 		{"20261209010000", "crm_contact_names_keyed", migrateNamesKeyedPG},                // nameindex_pgcreate2.go
 		{"20261210010000", "crm_contact_create_unclaimed", migrateUnclaimedPG},            // create_pg.go
+		{"20261211010000", "crm_contact_names_one_btree", migrateNamesOneBtreePG},         // nameindex_btree.go
 	}
 }
 

@@ -135,11 +135,18 @@ const pgNameIndexNewFunc = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_nam
 
 // pgNameIndexFunc is the function of the AFTER UPDATE and DELETE triggers
 // of the contacts (migration 20261123000570), which rewrite and delete a
-// contact's rows of TableContactNames, with the application's rights.
+// contact's rows of TableContactNames, with the application's rights. It
+// finds the rows by the tokens of OLD.name_index, all of them (a contact
+// written before migration 20261209010000 has a row for each), through
+// the token b-tree: the table has no other (migration 20261211010000).
+// Every row of a contact is one of those tokens: the triggers write rows
+// of NEW.name_index's tokens only and delete them all when it changes,
+// and a contact with no name_index has none.
 const pgNameIndexFunc = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_name_index() RETURNS trigger LANGUAGE plpgsql AS $$
 	BEGIN
-		IF TG_OP <> 'INSERT' THEN
-			DELETE FROM socialcrm_crm_contact_names WHERE tenant_id = OLD.tenant_id AND contact_id = OLD.id;
+		IF TG_OP <> 'INSERT' AND OLD.name_index IS NOT NULL THEN
+			DELETE FROM socialcrm_crm_contact_names
+				WHERE token = ANY(OLD.name_index) AND tenant_id = OLD.tenant_id AND contact_id = OLD.id;
 		END IF;
 		IF TG_OP <> 'DELETE' AND NEW.name_index IS NOT NULL THEN
 			INSERT INTO socialcrm_crm_contact_names (tenant_id, token, contact_id)

@@ -75,6 +75,7 @@ func coreCategoriesWith(s *Store) []retention.Category {
 			Omit:       []string{"tag_index"}, // a blind index: the tags are exported with the contact
 			LegalBasis: basis, Purpose: "blind index of a contact's tags"},
 		{Name: "crm.contact_name", Table: TableContactNames, ID: "contact_id", Subject: byContact,
+			SubjectIndex: contactNamesByToken, Lookup: "token", // no index on contact_id: contactNamesByToken
 			Omit:       []string{"token"}, // a blind index: the name is exported with the contact
 			LegalBasis: basis, Purpose: "blind index of the prefixes of a contact's name, for search (kept from the contact row by triggers)"},
 		{Name: "crm.activity", Table: TableActivities, Time: "occurred_at", Subject: byContact,
@@ -256,6 +257,26 @@ func eraseMessages(ctx context.Context, tx bun.Tx, ids []string) error {
 		return fmt.Errorf("crm: erase messages of erased conversations: %w", err)
 	}
 	return nil
+}
+
+// contactNamesByToken is the name index rows' retention.Category.SubjectIndex.
+// On PostgreSQL TableContactNames has one b-tree, on token (migration
+// 20261211010000 dropped the one on contact_id): a contact's rows are
+// found through it by the tokens of the contact's name_index, every one
+// of which the triggers wrote a row of, or none (pgNameIndexFunc: a
+// contact's rows are always tokens of its name_index), with the contact's
+// id among those tokens' rows. An erasure erases them before the
+// contact (coreCategories' order), counting them; the contact's delete
+// trigger then finds none left, or those a rename committed meanwhile
+// wrote. A batch deletes the rows it selected through the token b-tree
+// too (retention.Category.Lookup: a contact has one row per token). SQLite
+// keeps no rows there (its name index is TableContactNameFTS).
+func contactNamesByToken(d dialect.Name) map[string]string {
+	if d != dialect.PG {
+		return nil
+	}
+	return map[string]string{SubjectContact: "r.token = ANY(CAST((SELECT c.name_index FROM " + TableContacts +
+		" c WHERE c.tenant_id = ?tenant AND c.id = ?value) AS TEXT[]))"}
 }
 
 // conversationDue is the conversations' retention.Category.TimeIndex. On

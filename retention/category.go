@@ -47,6 +47,18 @@ type Category struct {
 	// Qualify the table's own columns with r. A nil Subject means the
 	// category holds no subject's data: requests skip it.
 	Subject map[string]string
+	// SubjectIndex, if set, returns for a database of dialect d, by
+	// identifier kind of Subject, a condition on the table (alias r, with
+	// Subject's placeholders ?value and ?tenant) that is true of every row
+	// the kind's Subject condition finds, and that an index serves where
+	// none serves Subject's: requests, event rules and subject holds AND
+	// it to Subject's condition, so that the database reads the subject's
+	// rows along that index instead of every row of the table (crm's name
+	// index rows on PostgreSQL, whose contact_id is not indexed: their
+	// token is). It must not narrow what Subject finds: a row it leaves
+	// out is neither exported nor erased. A kind it does not name, or an
+	// empty condition, adds none. Nil: Subject's condition alone.
+	SubjectIndex func(d dialect.Name) map[string]string
 	// Time is the column that ages a row (a TIMESTAMP). Required for age
 	// and event rules and for legal-obligation keeps.
 	Time string
@@ -69,6 +81,21 @@ type Category struct {
 	Derived func(d dialect.Name) map[string]string
 	// Erase is how rows are erased (the zero value deletes them).
 	Erase Erase
+	// Lookup, if set, names a column of the table that an index serves and
+	// that, with ID, tells one row from every other, for a table with no
+	// index on ID (crm's name index rows: one per token of a contact's
+	// name, indexed by token alone). A batch that deletes in one
+	// statement (a category that deletes, without BeforeErase; in a tenant
+	// purge, every category without BeforeErase) then deletes the rows
+	// whose pair of Lookup and ID it selected — on PostgreSQL found again
+	// through Lookup's index, where by ID alone the server would read
+	// every row of the table — and only those: rows that share an ID with
+	// them but were not selected (not due yet, held) stay. Only the
+	// selection reads the table otherwise (a request's, through Subject
+	// and SubjectIndex). Other batches (anonymizing, or with BeforeErase,
+	// whose ids name the rows) erase every row of the ids they selected.
+	// Empty: by ID.
+	Lookup string
 	// Omit names columns that Export leaves out: secrets that are not the
 	// subject's data to take away (password hashes, sealed tokens).
 	Omit []string
@@ -231,6 +258,8 @@ func (c Category) validate() error {
 		return bad("ID", "must be a plain column name")
 	case c.Time != "" && !isIdent(c.Time):
 		return bad("Time", "must be a plain column name")
+	case c.Lookup != "" && (!isIdent(c.Lookup) || c.Lookup == c.idColumn()):
+		return bad("Lookup", "must be a plain column name other than ID")
 	}
 	for kind, how := range c.Subject {
 		if kind == "" {
@@ -244,6 +273,18 @@ func (c Category) validate() error {
 		}
 		if !strings.Contains(how, "?value") {
 			return bad("Subject", kind+": condition must use ?value")
+		}
+	}
+	if c.SubjectIndex != nil {
+		for _, d := range []dialect.Name{dialect.PG, dialect.SQLite} {
+			for kind, how := range c.SubjectIndex(d) {
+				if _, ok := c.Subject[kind]; !ok {
+					return bad("SubjectIndex", fmt.Sprintf("%s: %s is not a kind of Subject", d, kind))
+				}
+				if _, _, err := expand(how, "?", "?", ""); err != nil {
+					return bad("SubjectIndex", fmt.Sprintf("%s: %s: %v", d, kind, err))
+				}
+			}
 		}
 	}
 	for _, col := range c.Omit {
@@ -281,6 +322,9 @@ func (c Category) validate() error {
 // columns lists the columns the declaration names, for Check.
 func (c Category) columns() []string {
 	cols := []string{"tenant_id", c.idColumn()}
+	if c.Lookup != "" {
+		cols = append(cols, c.Lookup)
+	}
 	if c.Time != "" {
 		cols = append(cols, c.Time)
 	}
@@ -296,15 +340,21 @@ func (c Category) columns() []string {
 	return append(cols, c.Erase.columns()...)
 }
 
-// subjectCond returns the SQL template of the subject condition for kind,
-// with ?value and ?tenant placeholders.
-func (c Category) subjectCond(kind string) (string, bool) {
+// subjectCond returns the SQL template of the subject condition for kind
+// on a database of dialect d, with ?value and ?tenant placeholders: the
+// Subject's, ANDed with the SubjectIndex's for d if it has one.
+func (c Category) subjectCond(d dialect.Name, kind string) (string, bool) {
 	how, ok := c.Subject[kind]
 	if !ok {
 		return "", false
 	}
 	if isIdent(how) {
-		return "r." + how + " = ?value", true
+		how = "r." + how + " = ?value"
+	}
+	if c.SubjectIndex != nil {
+		if ix := c.SubjectIndex(d)[kind]; ix != "" {
+			how = "(" + ix + ") AND (" + how + ")"
+		}
 	}
 	return how, true
 }

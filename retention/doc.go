@@ -249,7 +249,13 @@
 // (BenchmarkPostgresRetentionSweepPaired), the sweep took 0.89–0.97 s
 // (receipts included) and the hand-written DELETE 0.93–1.11 s: a ratio of
 // 0.78–0.88, against 1.53–1.56 with the IN form (three runs each, load
-// about 3.5; under a load of 6–8: 0.69–0.85 against 1.46–1.87).
+// about 3.5; under a load of 6–8: 0.69–0.85 against 1.46–1.87). A table
+// with no index on its ID column declares Category.Lookup, an indexed
+// column that tells its rows apart with ID: the batch's statement then
+// selects the rows once (a materialized WITH) and deletes those whose
+// pair it selected, found through Lookup's index (crm's name index rows,
+// TestLookupErasesSelectedRows checks the plan); Category.SubjectIndex
+// gives a request's selection an indexed condition in the same way.
 //
 // # Testing
 //

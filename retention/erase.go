@@ -77,14 +77,15 @@ func (e *Engine) holds(ctx context.Context, tid string) (holdState, error) {
 	return hs, nil
 }
 
-// exclusions returns the condition that keeps held rows out.
-func exclusions(c Category, tid string) (string, []any) {
+// exclusions returns the condition that keeps held rows out, on a
+// database of dialect d.
+func exclusions(d dialect.Name, c Category, tid string) (string, []any) {
 	var conds []string
 	args := []any{tid, c.Name}
 	conds = append(conds, "CAST(r."+c.idColumn()+" AS TEXT) NOT IN (SELECT h.record_id FROM "+TableHolds+
 		" h WHERE h.tenant_id = ? AND h.scope = 'record' AND h.category = ? AND h.released_at IS NULL)")
 	for _, kind := range sortedKeys(c.Subject) {
-		tmpl, _ := c.subjectCond(kind)
+		tmpl, _ := c.subjectCond(d, kind)
 		cond, cargs := bindColumn(tmpl, "h.subject_value", tid)
 		conds = append(conds, "NOT EXISTS (SELECT 1 FROM "+TableHolds+
 			" h WHERE h.tenant_id = ? AND h.scope = 'subject' AND h.subject_kind = ? AND h.released_at IS NULL AND ("+cond+"))")
@@ -198,7 +199,7 @@ func (e *Engine) runUnder(ctx context.Context, j *job, c Category, hs holdState)
 		if err != nil {
 			return false, err
 		}
-		ex, exArgs := exclusions(c, j.tid)
+		ex, exArgs := exclusions(e.db.Dialect().Name(), c, j.tid)
 		conds = append(append([]string(nil), conds...), ex)
 		args = append(append([]any(nil), args...), exArgs...)
 		free, err := e.count(ctx, c, j.tid, conds, args)
@@ -210,7 +211,17 @@ func (e *Engine) runUnder(ctx context.Context, j *job, c Category, hs holdState)
 	guard, guardArgs := newHold(hs, j.tid)
 	conds = append(append([]string(nil), conds...), "NOT EXISTS ("+guard+")")
 	args = append(append([]any(nil), args...), guardArgs...)
+	// A deleting category without a BeforeErase hook erases each batch
+	// with one statement, the selection its subquery (RETURNING the ids
+	// only for an AfterErase hook): one round trip, as a hand-written
+	// batched DELETE makes (deleteSelected).
+	oneStatement := len(c.Erase.Anonymize) == 0 && c.BeforeErase == nil
+	pg := e.db.Dialect().Name() == dialect.PG
+	byLookup := oneStatement && c.Lookup != ""
 	id := "r." + c.idColumn()
+	if byLookup {
+		id = "r." + c.Lookup + ", " + id // deleteSelected: through Lookup's index
+	}
 	sel := "SELECT " + id + " FROM " + c.Table + " AS r WHERE r.tenant_id = ?"
 	for _, cond := range conds {
 		sel += " AND (" + cond + ")"
@@ -221,7 +232,6 @@ func (e *Engine) runUnder(ctx context.Context, j *job, c Category, hs holdState)
 	// concurrent run, or by a crashed one whose transaction the server has
 	// not yet ended).
 	wrote, stalls, wait := false, 0, false
-	pg := e.db.Dialect().Name() == dialect.PG
 	lastPass := func() bool {
 		if pg && !wait {
 			wait = true
@@ -229,11 +239,6 @@ func (e *Engine) runUnder(ctx context.Context, j *job, c Category, hs holdState)
 		}
 		return true
 	}
-	// A deleting category without a BeforeErase hook erases each batch
-	// with one statement, the selection its subquery (RETURNING the ids
-	// only for an AfterErase hook): one round trip, as a hand-written
-	// batched DELETE makes (deleteSelected).
-	oneStatement := len(c.Erase.Anonymize) == 0 && c.BeforeErase == nil
 	for {
 		var ids []string
 		var selected, erased int64
@@ -258,7 +263,7 @@ func (e *Engine) runUnder(ctx context.Context, j *job, c Category, hs holdState)
 				q += " FOR UPDATE SKIP LOCKED"
 			}
 			if oneStatement {
-				n, got, err := e.deleteSelected(ctx, tx, c, j.tid, q, a)
+				n, got, err := e.deleteSelected(ctx, tx, c, byLookup, j.tid, q, a)
 				if err != nil {
 					return err
 				}
@@ -370,20 +375,39 @@ func (e *Engine) runUnder(ctx context.Context, j *job, c Category, hs holdState)
 }
 
 // deleteSelected deletes the rows of c that the selection q (of ids, with
-// its arguments a) names, in one statement, and returns how many it
-// deleted — with their ids when c has an AfterErase hook.
-func (e *Engine) deleteSelected(ctx context.Context, tx bun.Tx, c Category, tid, q string, a []any) (int64, []string, error) {
+// its arguments a; of c.Lookup and ids when byLookup) names, in one
+// statement, and returns how many it deleted — with their ids when c has
+// an AfterErase hook.
+func (e *Engine) deleteSelected(ctx context.Context, tx bun.Tx, c Category, byLookup bool, tid, q string, a []any) (int64, []string, error) {
 	id := c.idColumn()
 	del := "DELETE FROM " + c.Table + " WHERE tenant_id = ? AND " + id + " IN (" + q + ")"
-	if e.db.Dialect().Name() == dialect.PG {
+	switch {
+	case byLookup && e.db.Dialect().Name() != dialect.PG:
+		// Category.Lookup on SQLite: the rows whose pair it selected.
+		del = "DELETE FROM " + c.Table + " WHERE tenant_id = ? AND (" + c.Lookup + ", " + id + ") IN (" + q + ")"
+		a = append([]any{tid}, a...)
+	case byLookup:
+		// Category.Lookup on PostgreSQL: the selection runs once (a
+		// materialized CTE, its rows locked), the delete reads its
+		// Lookup values through their index and keeps the rows whose
+		// pair it selected. The rows are locked: none goes before the
+		// delete, and one updated since the statement began is followed
+		// to its new version and checked again, as by ID.
+		lk := c.Lookup
+		del = "WITH s AS MATERIALIZED (" + q + ") DELETE FROM " + c.Table + " WHERE tenant_id = ? AND " +
+			lk + " = ANY(ARRAY(SELECT s." + lk + " FROM s)) AND (" + lk + ", " + id + ") IN (SELECT s." + lk + ", s." + id + " FROM s)"
+		a = append(append([]any(nil), a...), tid)
+	case e.db.Dialect().Name() == dialect.PG:
 		// On PostgreSQL the ids go in as an array the selection fills
 		// first: the planner then fetches the batch's rows by the primary
 		// key, where with IN it hash-joins the batch against every row the
 		// tenant still has — a scan per batch that grows with the tenant
 		// (O(n²) over a sweep).
 		del = "DELETE FROM " + c.Table + " WHERE tenant_id = ? AND " + id + " = ANY(ARRAY(" + q + "))"
+		a = append([]any{tid}, a...)
+	default:
+		a = append([]any{tid}, a...)
 	}
-	a = append([]any{tid}, a...)
 	if c.AfterErase != nil {
 		var ids []string
 		if err := tx.NewRaw(del+" RETURNING "+id, a...).Scan(ctx, &ids); err != nil {

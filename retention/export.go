@@ -158,7 +158,7 @@ func (e *Engine) export(ctx context.Context, r Request, w io.Writer) (m Manifest
 	x.zw = zw
 	defer x.close()
 	for _, c := range e.Categories() {
-		cond, args, ok := subjectMatch(c, keys, r.TenantID)
+		cond, args, ok := subjectMatch(e.db.Dialect().Name(), c, keys, r.TenantID)
 		if !ok {
 			continue
 		}

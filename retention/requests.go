@@ -591,7 +591,7 @@ func (e *Engine) Erase(ctx context.Context, id string) (Receipt, error) {
 		return rcpt, err
 	}
 	for _, c := range e.Categories() {
-		cond, args, ok := subjectMatch(c, keys, r.TenantID)
+		cond, args, ok := subjectMatch(e.db.Dialect().Name(), c, keys, r.TenantID)
 		if !ok {
 			continue
 		}
@@ -695,12 +695,13 @@ func (e *Engine) addErased(ctx context.Context, tx bun.Tx, id, cat string, n int
 }
 
 // subjectMatch returns the condition finding the subject's rows in c by any
-// of the identifiers, or false when c cannot find them.
-func subjectMatch(c Category, keys Keys, tid string) (string, []any, bool) {
+// of the identifiers on a database of dialect d, or false when c cannot
+// find them.
+func subjectMatch(d dialect.Name, c Category, keys Keys, tid string) (string, []any, bool) {
 	var conds []string
 	var args []any
 	for _, kind := range keys.Kinds() {
-		tmpl, ok := c.subjectCond(kind)
+		tmpl, ok := c.subjectCond(d, kind)
 		if !ok {
 			continue
 		}

@@ -163,7 +163,7 @@ func (e *Engine) sweepEvent(ctx context.Context, c Category, r Rule, tid string,
 		return fmt.Errorf("retention: read events: %w", err)
 	}
 	for _, ev := range evs {
-		tmpl, ok := c.subjectCond(ev.SubjectKind)
+		tmpl, ok := c.subjectCond(e.db.Dialect().Name(), ev.SubjectKind)
 		if !ok {
 			continue
 		}
