@@ -167,55 +167,11 @@ func BenchmarkPostgresContactCreate(b *testing.B) {
 // tenants.
 func BenchmarkPostgresContactList(b *testing.B) {
 	w := newPGBench(b)
-	ctx := context.Background()
-	var batch pgx.Batch
-	for _, tctx := range []context.Context{w.e.A, w.e.B} {
-		for i := range 3000 {
-			c := benchContact(i)
-			r := plainOf(tctx, i)
-			if i%3 == 0 {
-				c.Stage, r.Stage = crm.StageCustomer, string(crm.StageCustomer)
-			}
-			if _, err := w.e.store.Contacts().Create(tctx, c, crm.AllowDuplicate()); err != nil {
-				b.Fatal(err)
-			}
-			batch.Queue("INSERT INTO bench_plain_contacts ("+plainColumns+") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23)",
-				r.TenantID, r.ID, r.CreatedAt, r.UpdatedAt, r.Version, r.FirstName, r.LastName, r.Email, r.Phone, r.Stage, r.Source,
-				r.UTMSource, r.UTMMedium, r.UTMCampaign, r.UTMTerm, r.UTMContent, r.BirthYear, r.BirthMonth, r.BirthDay, `{"lang":"en"}`, nil, nil, "[]")
-		}
-	}
-	if err := w.raw.SendBatch(ctx, &batch).Close(); err != nil {
-		b.Fatal(err)
-	}
-	for _, q := range []string{"ANALYZE bench_plain_contacts", "ANALYZE socialcrm_crm_contacts"} {
-		if _, err := w.db.Owner.ExecContext(ctx, q); err != nil {
-			b.Fatal(err)
-		}
-	}
-	tid, _ := tenancy.TenantID(w.e.A)
+	f, base := pgListFixture(b, w) // bench_postgres_listparts_test.go
 	contacts := w.sdk.Contacts()
-	f := crm.ContactFilter{Stage: crm.StageCustomer}
 	sdk := func() {
 		if p, err := contacts.List(w.e.A, f, crm.ListOptions{Limit: 100}); err != nil || len(p.Items) != 100 {
 			b.Fatal(err)
-		}
-	}
-	q := "SELECT " + plainColumns + " FROM bench_plain_contacts WHERE tenant_id = $1 AND stage = $2 ORDER BY id LIMIT 101"
-	base := func() {
-		rows, err := w.raw.Query(ctx, q, tid, string(crm.StageCustomer))
-		if err != nil {
-			b.Fatal(err)
-		}
-		n := 0
-		for rows.Next() {
-			var r plainContact
-			if err := scanPlain(rows, &r); err != nil {
-				b.Fatal(err)
-			}
-			n++
-		}
-		if rows.Err() != nil || n != 101 {
-			b.Fatal(rows.Err(), n)
 		}
 	}
 	sdk()

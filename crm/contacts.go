@@ -704,12 +704,13 @@ var getContactQuery = "SELECT " + contactColumns + ` FROM "` + TableContacts + `
 // (TestTelemetryCarriesNoPersonalData).
 func readContact(ctx context.Context, db bun.IDB, id, tid string, c *Contact) (bool, error) {
 	found := false
-	rows, err := db.QueryContext(ctx, getContactQuery, id, tid)
+	next := func() *Contact {
+		found = true
+		return c
+	}
+	rows, err := db.QueryContext(sqldb.ReadRows(ctx, readContactRows(tid, next)), getContactQuery, id, tid)
 	if err == nil {
-		err = scanContactRows(rows, tid, func() *Contact {
-			found = true
-			return c
-		})
+		err = scanContactRows(rows, tid, next)
 	}
 	return found, err
 }
@@ -723,11 +724,34 @@ func scanContacts(ctx context.Context, q *bun.SelectQuery, next func() *Contact)
 	if err != nil {
 		return err
 	}
-	rows, err := q.ColumnExpr(contactColumns).Apply(tenancy.Scope(ctx)).Rows(ctx)
+	rows, err := q.ColumnExpr(contactColumns).Apply(tenancy.Scope(ctx)).Rows(sqldb.ReadRows(ctx, readContactRows(tid, next)))
 	if err != nil {
 		return err
 	}
 	return scanContactRows(rows, tid, next)
+}
+
+// readContactRows returns the reader (sqldb.ReadRows) of contacts of
+// tenant tid selected as contactColumns: it scans each row, straight from
+// the driver, into the contact next returns, as scanContactRows does
+// through database/sql. On PostgreSQL through internal/sqldb the rows
+// reach the reader and database/sql returns none; on any other handle
+// database/sql returns them to scanContactRows and the reader never runs.
+func readContactRows(tid string, next func() *Contact) func(sqldb.Rows) error {
+	return func(rows sqldb.Rows) error {
+		dest := make([]any, 9)
+		for rows.Next() {
+			c := next()
+			c.TenantID = tid
+			dest[0], dest[1], dest[2], dest[3] = textCol{&c.ID}, &c.CreatedAt, &c.UpdatedAt, &c.Version
+			dest[4], dest[5], dest[6], dest[7] = textCol{(*string)(&c.Stage)}, textCol{&c.Source}, textCol{&c.CompanyID}, textCol{&c.OwnerID}
+			dest[8] = sealedCol{&c.ProfileSealed}
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 // scanContactRows scans each row of rows, contacts of tenant tid selected

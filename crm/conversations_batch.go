@@ -86,8 +86,9 @@ type BatchResult struct {
 // the database, and then nothing of the batch is stored.
 //
 // On PostgreSQL the whole batch is one statement, whatever its size: its
-// rows travel as arrays (the messages' sealed bytes as one bytea value the
-// statement cuts apart), bound as the statement's parameters on a handle
+// rows travel as array literals packed with the messages' sealed bytes
+// into one bytea value that the statement cuts apart (TestIngestPackPlaces),
+// bound as the statement's parameters on a handle
 // of socialcrm.OpenDB, so the statement's text holds none of them and is
 // the same for every batch of a tenant (and, with Require, of the
 // condition's values; TestConversationIngestRowsTravelApart): the tenancy
@@ -259,8 +260,11 @@ func compareKeys(a, b ConversationKey) int {
 // ingestSQL is Ingest's statement on PostgreSQL. req is Batch.Require
 // (TRUE without one): src, empty when it does not hold, holds the batch's
 // conversations (one row each, in key order), m its messages, whose
-// sealed text and attachments are the pieces of sb's one value that
-// sealed_at, text_len and attachments_len name (NULL: none).
+// sealed text and attachments are the pieces of the packed value that
+// sealed_at, text_len and attachments_len name (NULL: none). Every row
+// travels in pk: b, one bytea value, holds the messages' sealed bytes
+// and then an array literal per column (UTF-8), and o where each literal
+// starts in b and how long it is (see packedArray and ingestPack).
 //
 // known looks each conversation up through the unique key (a lateral
 // probe, so that the generic plan never hashes the tenant's every
@@ -286,10 +290,14 @@ func compareKeys(a, b ConversationKey) int {
 // its own rows). A message is written only after its conversation's row
 // is written or locked, so the waits between batches follow one order.
 // No row is changed twice.
-const ingestSQL = `WITH req AS (
+var ingestSQL = `WITH req AS (
 	SELECT ? AS ok
+), pk AS NOT MATERIALIZED (
+	SELECT ?::int[] AS o, ?::bytea AS b
 ), src AS (
-	SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::timestamptz[])
+	SELECT s.* FROM pk AS p CROSS JOIN LATERAL unnest(` + packedArray(0, "text") + `, ` + packedArray(1, "text") + `,
+		` + packedArray(2, "text") + `, ` + packedArray(3, "text") + `, ` + packedArray(4, "text") + `,
+		` + packedArray(5, "timestamptz") + `, ` + packedArray(6, "timestamptz") + `, ` + packedArray(7, "timestamptz") + `)
 		WITH ORDINALITY AS s(channel, account_id, thread_index, id, thread_sealed, max_sent, delivered, read, n)
 	WHERE (SELECT r.ok FROM req AS r)
 ), known AS (
@@ -329,10 +337,11 @@ const ingestSQL = `WITH req AS (
 			WHEN m.sent_at <= t.read_until THEN 'read'
 			WHEN m.status <> 'read' AND m.sent_at <= t.delivered_until THEN 'delivered'
 			ELSE m.status END,
-		substring(sb.b FROM m.sealed_at FOR m.text_len), substring(sb.b FROM m.sealed_at + COALESCE(m.text_len, 0) FOR m.attachments_len)
-	FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::text[], ?::int[], ?::int[], ?::int[])
+		substring(p.b FROM m.sealed_at FOR m.text_len), substring(p.b FROM m.sealed_at + COALESCE(m.text_len, 0) FOR m.attachments_len)
+	FROM pk AS p CROSS JOIN LATERAL unnest(` + packedArray(8, "bigint") + `, ` + packedArray(9, "text") + `,
+		` + packedArray(10, "text") + `, ` + packedArray(11, "text") + `, ` + packedArray(12, "timestamptz") + `,
+		` + packedArray(13, "text") + `, ` + packedArray(14, "int") + `, ` + packedArray(15, "int") + `, ` + packedArray(16, "int") + `)
 		AS m(thread, id, direction, external_id, sent_at, status, sealed_at, text_len, attachments_len)
-	CROSS JOIN (SELECT ?::bytea AS b) AS sb
 	JOIN held AS t ON t.n = m.thread
 	ORDER BY m.thread, m.external_id
 	ON CONFLICT (tenant_id, conversation_id, external_id) DO NOTHING
@@ -353,24 +362,41 @@ const ingestSQL = `WITH req AS (
 )
 SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM marked), (SELECT r.ok FROM req AS r)`
 
-// ingestArgs returns the arguments of ingestSQL: v holds the values of its
-// arrays (seventeen), the sealed bytes of its messages and the time of the
-// batch, as values or as parameters.
+// packedArray is the SQL of the array literal i of the packed value (pk
+// in ingestSQL), cast to typ's array: its bytes cut from b by their place
+// in o, read as UTF-8 text. bytea's substring takes them by byte offset,
+// without scanning the value for characters. The text takes the
+// database's default collation, as a parameter does: convert_from's would
+// be that of its encoding's name ("C"), and a comparison of the two
+// collations can use no index of the tables' text columns.
+func packedArray(i int, typ string) string {
+	return fmt.Sprintf(`(convert_from(substring(p.b FROM p.o[%d] FOR p.o[%d]), 'UTF8') COLLATE "default")::%s[]`, 2*i+1, 2*i+2, typ)
+}
+
+// ingestArrays is the number of array literals in the packed value.
+const ingestArrays = 17
+
+// ingestArgs returns the arguments of ingestSQL: v holds the places of
+// the packed value's literals (int[]), the time of the batch and the
+// packed value, as values or as parameters.
 func ingestArgs(require schema.QueryAppender, tid string, v []any) []any {
-	now := v[ingestValues-1]
+	places, now, packed := v[0], v[1], v[2]
 	return []any{
 		require,
-		v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7],
+		places, packed, // pk
 		tid,           // known
 		tid, now, now, // written
 		tid, now, now, // stored
-		v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17],
 		now, tid, // marked
 	}
 }
 
-// ingestValues is the number of values ingestArgs takes.
-const ingestValues = 19
+// ingestValues is the number of values ingestArgs takes. The packed
+// value comes last: the driver copies the values one after another into
+// a buffer that it grows as it goes (and again into the Bind message), and
+// one large value last grows each once, to its size, where seventeen
+// arrays and the sealed bytes grew it by a quarter at a time.
+const ingestValues = 3
 
 // ingestOne is Ingest on PostgreSQL: ingestSQL, one statement. The
 // conversations the Store knows to exist (openedConversations) travel
@@ -406,84 +432,24 @@ func (r *Conversations) ingestOne(ctx context.Context, now time.Time, require sc
 // ingestPG runs ingestSQL for the batch; with known set, the conversations
 // the Store knows to exist travel without their sealed thread id.
 func (r *Conversations) ingestPG(ctx context.Context, tid string, now time.Time, require schema.QueryAppender, ths []*batchThread, ms []batchMessage, known bool) (stored, marked int64, met bool, err error) {
-	var channel, account, index, id, sealed, maxSent, delivered, read pgArray
-	// Room for the rows as they are written (a time takes 30 bytes or
-	// so, an id 39, a sealed thread id about 150), so that each array
-	// is written without copies.
-	for _, a := range []*pgArray{&channel, &account, &maxSent, &delivered, &read} {
-		a.reserve(32 * len(ths))
-	}
-	index.reserve(48 * len(ths))
-	id.reserve(40 * len(ths))
-	sealed.reserve(160 * len(ths))
-	for _, th := range ths {
-		channel.text(string(th.key.Channel))
-		account.text(th.key.AccountID)
-		index.text(th.index)
-		delivered.time(th.delivered)
-		read.time(th.read)
-		maxSent.time(th.maxSent)
-		// The conversation as it is stored if it does not exist yet: one
-		// with watermarks only is never opened, and one known to exist
-		// needs neither (the statement takes the stored id).
+	// The conversations as they are stored if they do not exist yet: one
+	// with watermarks only is never opened, and one known to exist needs
+	// neither its id nor its sealed thread id (the statement takes the
+	// stored id).
+	opening := make([]*Conversation, len(ths))
+	for i, th := range ths {
 		if th.maxSent.IsZero() || known && r.s.opened.has(openedKey{tenant: tid, channel: th.key.Channel, account: th.key.AccountID, index: th.index}) {
-			id.null()
-			sealed.null()
 			continue
 		}
-		c := Conversation{Channel: th.key.Channel, AccountID: th.key.AccountID, ThreadID: th.key.ThreadID}
+		c := &Conversation{Channel: th.key.Channel, AccountID: th.key.AccountID, ThreadID: th.key.ThreadID}
 		c.stamp(now)
-		id.text(c.ID)
 		if err := r.s.sealFields(ctx, kindConversation, c.ID, c.sealedFields()); err != nil {
 			return 0, 0, false, err
 		}
-		sealed.bytes(sealedBytes(c.ThreadSealed))
+		opening[i] = c
 	}
-	// The messages' sealed texts and attachments travel as one bytea
-	// value, which the driver sends as it is (binary), and each message
-	// names where its own are in it: written in hex into text arrays
-	// instead, they were twice their size on the wire, decoded by the
-	// server, and most of the bytes the driver's buffers grew for.
-	var mThread, mID, mDirection, mExternal, mSent, mStatus, mAt, mTextLen, mAttachmentsLen pgArray
-	sealedLen := 0
-	for i := range ms {
-		sealedLen += len(sealedBytes(ms[i].TextSealed)) + len(sealedBytes(ms[i].AttachmentsSealed))
-	}
-	blob := make([]byte, 0, sealedLen)
-	mID.reserve(40 * len(ms))
-	mSent.reserve(32 * len(ms))
-	for _, a := range []*pgArray{&mThread, &mDirection, &mStatus, &mAt, &mTextLen, &mAttachmentsLen} {
-		a.reserve(10 * len(ms))
-	}
-	for i := range ms {
-		m := &ms[i]
-		mThread.int(m.th.n)
-		mID.text(m.ID)
-		mDirection.text(string(m.Direction))
-		if m.ExternalID == "" {
-			mExternal.null()
-		} else {
-			mExternal.text(m.ExternalID)
-		}
-		mSent.time(m.SentAt)
-		mStatus.text(string(m.Status))
-		mAt.int(len(blob) + 1) // substring counts from 1
-		blob = mTextLen.length(blob, sealedBytes(m.TextSealed))
-		blob = mAttachmentsLen.length(blob, sealedBytes(m.AttachmentsSealed))
-	}
-	// The order of the values does not change what the driver allocates
-	// for them: it writes them one after another into buffers that it
-	// shrinks after every statement and regrows by a quarter at a time:
-	// together about seven times the values' 27 KB for a delivery of the
-	// Messenger benchmark, whichever comes first (the sealed bytes first
-	// measured the same, in bytes allocated and in time). Only fewer
-	// bytes, or one value holding most of them written last, would.
-	arrays := []any{
-		channel.String(), account.String(), index.String(), id.String(), sealed.String(), maxSent.String(), delivered.String(), read.String(),
-		mThread.String(), mID.String(), mDirection.String(), mExternal.String(), mSent.String(), mStatus.String(),
-		mAt.String(), mTextLen.String(), mAttachmentsLen.String(), blob,
-		now,
-	}
+	places, packed := ingestPack(ths, opening, ms)
+	arrays := []any{places, now, packed}
 	err = r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
 		handle := db.NewRaw("").DB()
 		if !sqldb.Folds(handle.DB) {
@@ -502,6 +468,102 @@ func (r *Conversations) ingestPG(ctx context.Context, tid string, now time.Time,
 		return db.NewRaw("?", bun.Safe(text)).Scan(sqldb.WithParams(ctx, text, arrays...), &stored, &marked, &met)
 	})
 	return stored, marked, met, err
+}
+
+// ingestPack returns the packed value of ingestSQL for the batch's
+// conversations ths (opening: the ones to open, sealed; nil for the
+// others) and messages ms, and the places of its array literals in it
+// (an int[] literal: where each starts, from 1, and its length). The
+// value holds the messages' sealed texts and attachments, which each
+// message names by their place and lengths, and then the literals, in the
+// order of packedArray's numbers: one value the driver sends as it is
+// (binary), where seventeen text values and a bytea value made it grow its
+// buffers piece by piece, and hex-encoded sealed bytes were twice their
+// size on the wire and decoded by the server.
+func ingestPack(ths []*batchThread, opening []*Conversation, ms []batchMessage) (places string, packed []byte) {
+	// The room the value takes (a time 30 bytes or so, an id 39, a
+	// sealed thread id hex-encoded twice its length), so that it is
+	// written without copies; should it take more, it grows.
+	size := 64 * ingestArrays
+	for i, th := range ths {
+		size += len(th.key.Channel) + len(th.key.AccountID) + len(th.index) + 3*36 + 32
+		if c := opening[i]; c != nil {
+			size += len(c.ID) + 2*len(sealedBytes(c.ThreadSealed)) + 8
+		}
+	}
+	for i := range ms {
+		m := &ms[i]
+		size += len(sealedBytes(m.TextSealed)) + len(sealedBytes(m.AttachmentsSealed)) +
+			len(m.ID) + len(m.Direction) + len(m.ExternalID) + len(m.Status) + 36 + 4*12 + 16
+	}
+	packed = make([]byte, 0, size)
+	for i := range ms {
+		packed = append(packed, sealedBytes(ms[i].TextSealed)...)
+		packed = append(packed, sealedBytes(ms[i].AttachmentsSealed)...)
+	}
+	var at pgArray // the places
+	at.reserve(12 * 2 * ingestArrays)
+	array := func(write func(a *pgArray)) {
+		a := pgArray{b: packed, start: len(packed)}
+		write(&a)
+		packed = a.finish()
+		at.int(a.start + 1) // substring counts from 1
+		at.int(len(packed) - a.start)
+	}
+	eachThread := func(write func(a *pgArray, i int, th *batchThread)) {
+		array(func(a *pgArray) {
+			for i, th := range ths {
+				write(a, i, th)
+			}
+		})
+	}
+	eachThread(func(a *pgArray, _ int, th *batchThread) { a.text(string(th.key.Channel)) })
+	eachThread(func(a *pgArray, _ int, th *batchThread) { a.text(th.key.AccountID) })
+	eachThread(func(a *pgArray, _ int, th *batchThread) { a.text(th.index) })
+	eachThread(func(a *pgArray, i int, _ *batchThread) {
+		if c := opening[i]; c != nil {
+			a.text(c.ID)
+		} else {
+			a.null()
+		}
+	})
+	eachThread(func(a *pgArray, i int, _ *batchThread) {
+		if c := opening[i]; c != nil {
+			a.bytes(sealedBytes(c.ThreadSealed))
+		} else {
+			a.null()
+		}
+	})
+	eachThread(func(a *pgArray, _ int, th *batchThread) { a.time(th.maxSent) })
+	eachThread(func(a *pgArray, _ int, th *batchThread) { a.time(th.delivered) })
+	eachThread(func(a *pgArray, _ int, th *batchThread) { a.time(th.read) })
+	eachMessage := func(write func(a *pgArray, m *batchMessage)) {
+		array(func(a *pgArray) {
+			for i := range ms {
+				write(a, &ms[i])
+			}
+		})
+	}
+	eachMessage(func(a *pgArray, m *batchMessage) { a.int(m.th.n) })
+	eachMessage(func(a *pgArray, m *batchMessage) { a.text(m.ID) })
+	eachMessage(func(a *pgArray, m *batchMessage) { a.text(string(m.Direction)) })
+	eachMessage(func(a *pgArray, m *batchMessage) {
+		if m.ExternalID == "" {
+			a.null()
+		} else {
+			a.text(m.ExternalID)
+		}
+	})
+	eachMessage(func(a *pgArray, m *batchMessage) { a.time(m.SentAt) })
+	eachMessage(func(a *pgArray, m *batchMessage) { a.text(string(m.Status)) })
+	sealedAt := 1 // substring counts from 1
+	eachMessage(func(a *pgArray, m *batchMessage) {
+		a.int(sealedAt)
+		sealedAt += len(sealedBytes(m.TextSealed)) + len(sealedBytes(m.AttachmentsSealed))
+	})
+	eachMessage(func(a *pgArray, m *batchMessage) { a.length(sealedBytes(m.TextSealed)) })
+	eachMessage(func(a *pgArray, m *batchMessage) { a.length(sealedBytes(m.AttachmentsSealed)) })
+	return at.String(), packed
 }
 
 // ingestParams are the placeholders of ingestSQL's arrays and time, in
@@ -846,48 +908,49 @@ func sealedBytes(s vault.Sealed) []byte {
 // pgArray writes a PostgreSQL array literal ({a,b,NULL}), which Ingest's
 // statement casts to the array type it needs: strings are quoted and
 // escaped, bytes hex-encoded (the statement decodes them), times written
-// as bun writes a time, in UTC, and zero times as NULL. It writes into a
-// strings.Builder, whose String is the literal without a copy of it (a
-// delivery's arrays are about 40 KB).
-type pgArray struct{ b strings.Builder }
+// as bun writes a time, in UTC, and zero times as NULL. It appends to b
+// from start on, so that the literals of a batch follow each other in
+// one buffer (ingestPack).
+type pgArray struct {
+	b     []byte
+	start int
+}
 
 // reserve makes room for n more bytes.
-func (a *pgArray) reserve(n int) { a.b.Grow(n) }
+func (a *pgArray) reserve(n int) { a.b = slices.Grow(a.b, n) }
 
 func (a *pgArray) sep() {
-	if a.b.Len() == 0 {
-		a.b.WriteByte('{')
+	if len(a.b) == a.start {
+		a.b = append(a.b, '{')
 	} else {
-		a.b.WriteByte(',')
+		a.b = append(a.b, ',')
 	}
 }
 
 func (a *pgArray) null() {
 	a.sep()
-	a.b.WriteString("NULL")
+	a.b = append(a.b, "NULL"...)
 }
 
 func (a *pgArray) text(s string) {
 	a.sep()
-	a.b.WriteByte('"')
+	a.b = append(a.b, '"')
 	for {
 		i := strings.IndexAny(s, `"\`)
 		if i < 0 {
 			break
 		}
-		a.b.WriteString(s[:i])
-		a.b.WriteByte('\\')
-		a.b.WriteByte(s[i])
+		a.b = append(a.b, s[:i]...)
+		a.b = append(a.b, '\\', s[i])
 		s = s[i+1:]
 	}
-	a.b.WriteString(s)
-	a.b.WriteByte('"')
+	a.b = append(a.b, s...)
+	a.b = append(a.b, '"')
 }
 
 func (a *pgArray) int(n int) {
 	a.sep()
-	var buf [20]byte
-	a.b.Write(strconv.AppendInt(buf[:0], int64(n), 10))
+	a.b = strconv.AppendInt(a.b, int64(n), 10)
 }
 
 func (a *pgArray) time(t time.Time) {
@@ -896,10 +959,9 @@ func (a *pgArray) time(t time.Time) {
 		return
 	}
 	a.sep()
-	var buf [48]byte
-	b := append(buf[:0], '"')
-	b = appendPGTime(b, t)
-	a.b.Write(append(b, '"'))
+	a.b = append(a.b, '"')
+	a.b = appendPGTime(a.b, t)
+	a.b = append(a.b, '"')
 }
 
 // pgTimeLayout is how pgArray writes a time, in UTC.
@@ -957,32 +1019,31 @@ func (a *pgArray) bytes(b []byte) {
 		return
 	}
 	a.sep()
-	var buf [256]byte
-	for len(b) > 0 {
-		n := min(len(b), len(buf)/2)
-		a.b.Write(buf[:hex.Encode(buf[:], b[:n])])
-		b = b[n:]
-	}
+	a.b = hex.AppendEncode(a.b, b)
 }
 
-// length writes the length of b, or NULL when it is empty, and returns
-// blob with b appended.
-func (a *pgArray) length(blob, b []byte) []byte {
+// length writes the length of b, or NULL when it is empty.
+func (a *pgArray) length(b []byte) {
 	if len(b) == 0 {
 		a.null()
-		return blob
+		return
 	}
 	a.int(len(b))
-	return append(blob, b...)
+}
+
+// finish ends the literal and returns the buffer it was appended to; a is
+// done with.
+func (a *pgArray) finish() []byte {
+	if len(a.b) == a.start {
+		return append(a.b, "{}"...)
+	}
+	return append(a.b, '}')
 }
 
 // String returns the literal; a is done with.
 func (a *pgArray) String() string {
-	if a.b.Len() == 0 {
-		return "{}"
-	}
-	a.b.WriteByte('}')
-	return a.b.String()
+	b := a.finish()
+	return string(b[a.start:])
 }
 
 // plainMessage reports whether the validator's rules of NewMessage (its

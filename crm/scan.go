@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/uptrace/bun/schema"
+
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 // Column scanners for rows read by hand (scanContact): each scans the
@@ -42,6 +44,29 @@ func (c timeCol) Scan(src any) error {
 		return nil
 	}
 	return scanTime(reflect.ValueOf(c.p).Elem(), src)
+}
+
+// ScanBytes scans a text column as pgx hands it to a reader of
+// sqldb.ReadRows (pgx's BytesScanner): the column's text in the driver's
+// memory, nil for NULL, which scans as "".
+func (c textCol) ScanBytes(v []byte) error {
+	*c.p = string(v)
+	return nil
+}
+
+// sealedCol scans a sealed column as pgx hands it to a reader of
+// sqldb.ReadRows (pgx's BytesScanner): NULL as the zero Sealed, anything
+// else copied once, as Sealed.Scan keeps it (a malformed value too: it
+// fails to open, not to scan).
+type sealedCol struct{ p *vault.Sealed }
+
+func (c sealedCol) ScanBytes(v []byte) error {
+	s, err := vault.ParseSealed(v) // a copy of v
+	if err != nil {
+		return c.p.Scan(v)
+	}
+	*c.p = s
+	return nil
 }
 
 var (

@@ -92,6 +92,9 @@ type conn struct {
 	tx    *pgTx     // the open transaction on pgx
 	sess  []sessVal // what the session is known to hold of each setting (pg.go)
 	convs convs     // column conversions of result shapes seen (pg.go)
+	// plans are the scan plans of statements read by ReadRows, by the
+	// text sent (readrows.go).
+	plans map[string]*scanPlans
 	// parsed are statement texts the server has parsed on the connection
 	// (pgx's statement cache holds them), so that a batch of them has no
 	// parse round trip of its own (pg.go).

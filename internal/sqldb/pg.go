@@ -811,6 +811,10 @@ func (c *conn) pgQuery(ctx context.Context, query string, args []driver.NamedVal
 		c.settle(&r.p, query, err)
 		return nil, true, retryable(err)
 	}
+	if read, ok := ctx.Value(readerKey{}).(func(Rows) error); ok {
+		rows, err := r.readBy(q, read) // readrows.go
+		return rows, true, err
+	}
 	// Read the first row now: database/sql asks for the columns before
 	// Next, and an error of the statement shows here.
 	r.more = r.rows.Next()

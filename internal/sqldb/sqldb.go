@@ -8,7 +8,8 @@
 // SQLite statement whose context is marked with PreparedLiterals runs,
 // after the Check, as a statement its connection keeps prepared. A
 // PostgreSQL statement may take its values as parameters from its context
-// (WithParams), where bun would write them into its text.
+// (WithParams), where bun would write them into its text, and hand its rows
+// to a reader on the driver's side of database/sql (ReadRows).
 package sqldb
 
 import (
