@@ -74,7 +74,7 @@ func coreCategoriesWith(s *Store) []retention.Category {
 		{Name: "crm.contact_tag", Table: TableContactTags, Time: "updated_at", Subject: byContact,
 			Omit:       []string{"tag_index"}, // a blind index: the tags are exported with the contact
 			LegalBasis: basis, Purpose: "blind index of a contact's tags"},
-		{Name: "crm.contact_name", Table: TableContactNames, ID: "contact_id", Subject: byContact,
+		{Name: "crm.contact_name", Table: TableContactNames, ID: "contact_id", Subject: byContact, HeldWith: "crm.contact",
 			SubjectIndex: contactNamesByToken, Lookup: "token", // no index on contact_id: contactNamesByToken
 			Omit:       []string{"token"}, // a blind index: the name is exported with the contact
 			LegalBasis: basis, Purpose: "blind index of the prefixes of a contact's name, for search (kept from the contact row by triggers)"},

@@ -147,6 +147,19 @@ type Category struct {
 	// chain: tenancy.AuditLog.Truncate). It receives a context acting on
 	// one tenant and removes that tenant's rows older than before.
 	Truncate func(ctx context.Context, before time.Time) (int64, error)
+	// HeldWith, if set, names the category whose rows this category's rows
+	// go with: rows that exist only with a row of that category and are
+	// erased with it (crm's name index rows, which triggers delete with
+	// their contact). A record hold on HeldWith's row whose id equals this
+	// category's ID column value (compared as text) holds this category's
+	// rows too, in erasure requests, sweeps and tenant purges, and their
+	// receipts count them held. Such rows cannot be held apart from their
+	// owner: PlaceHold refuses a record hold on this category with a
+	// *ValidationError naming HeldWith. Register requires HeldWith to be
+	// a category registered before or with this one, other than Name,
+	// that declares no HeldWith itself. Empty: record holds on this
+	// category's own rows alone hold them.
+	HeldWith string
 	// Spare names rows that an erasure request finds but must not erase,
 	// and why (the zero value spares none). Sweeps and tenant purges
 	// ignore it.
@@ -260,6 +273,8 @@ func (c Category) validate() error {
 		return bad("Time", "must be a plain column name")
 	case c.Lookup != "" && (!isIdent(c.Lookup) || c.Lookup == c.idColumn()):
 		return bad("Lookup", "must be a plain column name other than ID")
+	case c.HeldWith != "" && (c.HeldWith == c.Name || strings.TrimSpace(c.HeldWith) != c.HeldWith):
+		return bad("HeldWith", "must name another category")
 	}
 	for kind, how := range c.Subject {
 		if kind == "" {
@@ -314,6 +329,29 @@ func (c Category) validate() error {
 		}
 		if col == c.idColumn() || col == "tenant_id" {
 			return bad("Erase", "cannot anonymize the id or tenant_id column")
+		}
+	}
+	return nil
+}
+
+// heldWithRegistered checks each category's HeldWith against cats: it
+// must name one of them, which declares no HeldWith itself (a record hold
+// reaches one category further, no more).
+func heldWithRegistered(cats []Category) error {
+	byName := make(map[string]Category, len(cats))
+	for _, c := range cats {
+		byName[c.Name] = c
+	}
+	for _, c := range cats {
+		if c.HeldWith == "" {
+			continue
+		}
+		owner, ok := byName[c.HeldWith]
+		switch {
+		case !ok:
+			return &CategoryError{Category: c.Name, Field: "HeldWith", Reason: fmt.Sprintf("%q is not registered", c.HeldWith)}
+		case owner.HeldWith != "":
+			return &CategoryError{Category: c.Name, Field: "HeldWith", Reason: fmt.Sprintf("%q is itself held with %q", c.HeldWith, owner.HeldWith)}
 		}
 	}
 	return nil

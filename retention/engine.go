@@ -203,6 +203,9 @@ func (e *Engine) Register(cats ...Category) error {
 		}
 		names[c.Name] = true
 	}
+	if err := heldWithRegistered(append(slices.Clone(e.cats), cats...)); err != nil {
+		return err
+	}
 	e.cats = append(e.cats, cats...)
 	return nil
 }

@@ -82,8 +82,15 @@ func (e *Engine) holds(ctx context.Context, tid string) (holdState, error) {
 func exclusions(d dialect.Name, c Category, tid string) (string, []any) {
 	var conds []string
 	args := []any{tid, c.Name}
+	held := "h.category = ?"
+	if c.HeldWith != "" {
+		// Category.HeldWith: a record hold on the owner's row holds these
+		// rows too.
+		held = "h.category IN (?, ?)"
+		args = append(args, c.HeldWith)
+	}
 	conds = append(conds, "CAST(r."+c.idColumn()+" AS TEXT) NOT IN (SELECT h.record_id FROM "+TableHolds+
-		" h WHERE h.tenant_id = ? AND h.scope = 'record' AND h.category = ? AND h.released_at IS NULL)")
+		" h WHERE h.tenant_id = ? AND h.scope = 'record' AND "+held+" AND h.released_at IS NULL)")
 	for _, kind := range sortedKeys(c.Subject) {
 		tmpl, _ := c.subjectCond(d, kind)
 		cond, cargs := bindColumn(tmpl, "h.subject_value", tid)

@@ -13,7 +13,9 @@ import (
 )
 
 // PlaceHold places a legal hold in the context's tenant and returns it. A
-// HoldRecord hold needs Category (registered) and RecordID; a HoldSubject
+// HoldRecord hold needs Category (registered, without Category.HeldWith:
+// a *ValidationError names the category to hold instead) and RecordID; a
+// HoldSubject
 // hold needs SubjectKind and SubjectValue; a HoldTenant hold needs neither.
 // Reason is required. Only an owner or admin, or the system, may place
 // holds.
@@ -30,8 +32,13 @@ func (e *Engine) PlaceHold(ctx context.Context, h Hold) (Hold, error) {
 		}
 		h.Category, h.RecordID = "", ""
 	case HoldRecord:
-		if _, ok := e.category(h.Category); !ok {
+		c, ok := e.category(h.Category)
+		if !ok {
 			return Hold{}, fmt.Errorf("%w: %q", ErrUnknownCategory, h.Category)
+		}
+		if c.HeldWith != "" {
+			return Hold{}, &ValidationError{Field: "Category", Reason: fmt.Sprintf(
+				"%s rows go with their %s row and cannot be held apart from it: hold the %s record instead", c.Name, c.HeldWith, c.HeldWith)}
 		}
 		if h.RecordID == "" {
 			return Hold{}, &ValidationError{Field: "RecordID", Reason: "required for a record hold"}
