@@ -105,6 +105,23 @@
 // tenant does (and a batch whose BeforeErase hook recorded work does it as
 // soon as the batch commits).
 //
+// # Legal holds
+//
+// PlaceHold places a hold on the whole tenant (HoldTenant), on a data
+// subject's rows in every category that finds them by her identifier
+// (HoldSubject), or on one row of one category (HoldRecord); while it is
+// active, sweeps, erasure requests and tenant purges leave the rows it
+// covers and count them as Held in their receipts, and ReleaseHold lets
+// the next run erase them. A category whose rows only exist with a row of
+// another category declares it as Category.HeldWith (crm's name index
+// rows, which triggers delete with their contact, are held with
+// crm.contact): a record hold on the owner's row then holds the rows whose
+// ID column holds that row's id too, and PlaceHold refuses a record hold
+// on the dependent category itself with a *ValidationError naming the
+// category to hold instead, since its rows would go with their owner
+// anyway. Holds placed on such a category before it declared HeldWith are
+// still honoured for its own rows, but do not keep the owner's row.
+//
 // # Tenant purges
 //
 // PurgeTenants erases a closed tenant once its grace period ended (the

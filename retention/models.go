@@ -31,7 +31,8 @@ const (
 	// HoldSubject holds one data subject's rows (SubjectKind, SubjectValue)
 	// in every category that can find them.
 	HoldSubject HoldScope = "subject"
-	// HoldRecord holds one row (Category, RecordID).
+	// HoldRecord holds one row (Category, RecordID), and the rows of the
+	// categories declared HeldWith Category whose ID column holds RecordID.
 	HoldRecord HoldScope = "record"
 )
 
