@@ -119,8 +119,9 @@
 // ID column holds that row's id too, and PlaceHold refuses a record hold
 // on the dependent category itself with a *ValidationError naming the
 // category to hold instead, since its rows would go with their owner
-// anyway. Holds placed on such a category before it declared HeldWith are
-// still honoured for its own rows, but do not keep the owner's row.
+// anyway. A record hold placed on such a category before it declared
+// HeldWith does not keep the owner's row (whose erasure may take the
+// dependent rows with it): release it and hold the owner's row instead.
 //
 // # Tenant purges
 //
