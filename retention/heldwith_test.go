@@ -3,7 +3,6 @@ package retention_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -18,25 +17,9 @@ import (
 // with the contact whose id is their owner_id.
 func heldTokenEnv(t *testing.T, db *dbtest.DB) *env {
 	t.Helper()
-	ctx := context.Background()
-	stmt := `CREATE TABLE test_tokens (tenant_id TEXT NOT NULL, token TEXT NOT NULL, owner_id TEXT NOT NULL, at TIMESTAMP NOT NULL)`
-	if db.Name == "postgres" {
-		stmt = strings.ReplaceAll(stmt, " TIMESTAMP", " TIMESTAMPTZ")
-	}
-	owner := db.ReopenOwner(t)
-	for _, q := range []string{stmt, `CREATE INDEX test_tokens_token ON test_tokens (token)`} {
-		_, err := owner.ExecContext(ctx, q)
-		require.NoError(t, err)
-	}
-	require.NoError(t, tenancy.EnableRowSecurity(ctx, owner, "test_tokens"))
-	dbtest.GrantApp(t, db)
-	p := testPolicy()
-	p.Rules = append(p.Rules, retention.Rule{Category: catToken, Period: 90 * retention.Day})
-	v := newEnv(t, db, retention.WithPolicy(p))
 	c := tokenCategory()
 	c.HeldWith = "crm.contact"
-	require.NoError(t, v.e.Register(c))
-	return v
+	return tokenEnvOf(t, db, c)
 }
 
 // TestHeldWithKeepsRowsOfAHeldOwner: with Category.HeldWith, a record

@@ -43,6 +43,12 @@ func tokenCategory() retention.Category {
 // an engine with its category, batches of 7, and a sweep rule of 90 days.
 func tokenEnv(t *testing.T, db *dbtest.DB, opts ...retention.Option) *env {
 	t.Helper()
+	return tokenEnvOf(t, db, tokenCategory(), opts...)
+}
+
+// tokenEnvOf is tokenEnv with c registered as test_tokens' category.
+func tokenEnvOf(t *testing.T, db *dbtest.DB, c retention.Category, opts ...retention.Option) *env {
+	t.Helper()
 	ctx := context.Background()
 	stmt := `CREATE TABLE test_tokens (tenant_id TEXT NOT NULL, token TEXT NOT NULL, owner_id TEXT NOT NULL, at TIMESTAMP NOT NULL)`
 	if db.Name == "postgres" {
@@ -58,7 +64,7 @@ func tokenEnv(t *testing.T, db *dbtest.DB, opts ...retention.Option) *env {
 	p := testPolicy()
 	p.Rules = append(p.Rules, retention.Rule{Category: catToken, Period: 90 * retention.Day})
 	v := newEnv(t, db, append([]retention.Option{retention.WithPolicy(p)}, opts...)...)
-	require.NoError(t, v.e.Register(tokenCategory()))
+	require.NoError(t, v.e.Register(c))
 	return v
 }
 
