@@ -292,8 +292,12 @@ const pgUnclaimedLookup = `NOT (p_email <> '' AND EXISTS (SELECT 1 FROM socialcr
 // pgUnclaimedFunc is the function of migrateUnclaimedPG.
 const pgUnclaimedFunc = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_unclaimed(p_keys bigint[], p_tenant text, p_email text, p_phone text)
 	RETURNS boolean LANGUAGE plpgsql VOLATILE AS $f$
+	DECLARE
+		k bigint;
 	BEGIN
-		PERFORM pg_advisory_xact_lock(k) FROM unnest(p_keys) AS k;
+		FOREACH k IN ARRAY p_keys LOOP
+			PERFORM pg_advisory_xact_lock(k);
+		END LOOP;
 		RETURN ` + pgUnclaimedLookup + `;
 	END $f$`
 
@@ -313,17 +317,6 @@ const pgUnclaimedFunc = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_unclai
 // the caller's rights, under row-level security. Creates of one address
 // at once store one contact (TestContactCreateConcurrentDuplicates).
 // Running the migration again replaces the function with the same.
-//
-// Migration 20261212010000 runs it again: the function takes its locks in
-// one query over the keys (PERFORM … FROM unnest), in the order given, where
-// it ran one PERFORM per key in a loop, each a query of its own for
-// PL/pgSQL to start and end. The lookup still runs after the locks, as a
-// statement of its own with its own snapshot. Measured on the server as
-// the application's role (EXPLAIN ANALYZE with TIMING OFF, variants of
-// Create's statement alternated in one loop, medians of 400 each, nine
-// runs under a load average of 4–16): the statement took 5–17 µs less of
-// 90–210 (the function with no locks at all 4–20 µs less: what the locks
-// cost was mostly the loop's).
 func migrateUnclaimedPG(ctx context.Context, tx bun.Tx) error {
 	if tx.Dialect().Name() != dialect.PG {
 		return nil

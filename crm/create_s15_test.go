@@ -18,8 +18,7 @@ import (
 // contact of the same address, not yet committed) waits for the lock, and
 // once the other commits, its look-up sees the contact committed while it
 // waited — a snapshot taken after the locks (socialcrm_crm_contact_unclaimed,
-// whose locks are one query over the keys since migration 20261212010000):
-// it fails with a *DuplicateError naming that contact, and the tenant has
+// migrateUnclaimedPG): it fails with a *DuplicateError naming that contact, and the tenant has
 // the one contact with its name index rows. SQLite runs one write at a
 // time and has no such wait.
 func TestContactCreateLooksAfterLock(t *testing.T) {
@@ -83,67 +82,5 @@ func TestContactCreateLooksAfterLock(t *testing.T) {
 		require.Equal(t, first.ID, dup.ContactID)
 		count, names := createCounts(t, e)
 		require.Equal(t, [2]int{1, nameRows(e, "grace", "hopper")}, [2]int{count, names})
-	})
-}
-
-// TestNamesTokenCollationMigration: on PostgreSQL, after migration
-// 20261212010100 TableContactNames' token column compares bytes (collation
-// "C") and keeps its b-tree; the migration converts a table of the
-// database's collation with its rows in place, and changes nothing when
-// run again; the name search finds exactly the contacts it should, names
-// of letters beyond ASCII and of both cases included, before and after,
-// and in the tenant's own contacts only. On SQLite it does nothing.
-func TestNamesTokenCollationMigration(t *testing.T) {
-	each(t, func(t *testing.T, e *env) {
-		ctx := context.Background()
-		contacts := e.store.Contacts()
-		names := map[string]string{}
-		for _, n := range [][2]string{{"Zoë", "Ångström"}, {"Ada", "Lovelace"}, {"adam", "LOVELL"}, {"Émile", "Zola"}} {
-			c, err := contacts.Create(e.A, crm.ContactInput{FirstName: n[0], LastName: n[1]})
-			require.NoError(t, err)
-			names[c.ID] = n[0] + " " + n[1]
-		}
-		_, err := contacts.Create(e.B, crm.ContactInput{FirstName: "Zoë", LastName: "Lovelace"})
-		require.NoError(t, err)
-		queries := append(prefixQueries("zoë", "ångström", "lovelace", "émile"), "ada lov", "zo zol", "ÅNG", "lovell ad")
-		pg := e.db.Name == "postgres"
-		raw := e.db.Admin(t)
-		shape := func() (collation string, indexes []string, rows int) {
-			t.Helper()
-			require.NoError(t, raw.NewRaw(`SELECT coalesce(c.collname, '') FROM pg_attribute AS a LEFT JOIN pg_collation AS c ON c.oid = a.attcollation
-				WHERE a.attrelid = 'socialcrm_crm_contact_names'::regclass AND a.attname = 'token'`).Scan(ctx, &collation))
-			require.NoError(t, raw.NewRaw(`SELECT indexname || ' ' || regexp_replace(indexdef, '^.* USING ', '') FROM pg_indexes
-				WHERE schemaname = current_schema() AND tablename = 'socialcrm_crm_contact_names' ORDER BY indexname`).Scan(ctx, &indexes))
-			require.NoError(t, raw.NewRaw("SELECT count(*) FROM socialcrm_crm_contact_names").Scan(ctx, &rows))
-			return collation, indexes, rows
-		}
-		check := func() {
-			t.Helper()
-			requireNameIndexExact(t, e)
-			checkNameSearch(t, e, e.A, names, queries)
-			checkNameSearch(t, e, e.B, nil, []string{"ada", "ång", "émi"})
-		}
-		wantIndexes := []string{"socialcrm_crm_contact_names_token btree (token)"}
-		var rows int
-		if pg {
-			collation, indexes, n := shape()
-			require.Equal(t, "C", collation)
-			require.Equal(t, wantIndexes, indexes)
-			rows = n
-			// The release before's column, of the database's collation.
-			_, err := raw.ExecContext(ctx, `ALTER TABLE socialcrm_crm_contact_names ALTER COLUMN token TYPE text COLLATE "default"`)
-			require.NoError(t, err)
-			collation, _, _ = shape()
-			require.Equal(t, "default", collation)
-		}
-		check()
-		for range 2 {
-			require.NoError(t, crm.RunMigration(ctx, e.db.ReopenOwner(t), "20261212010100"))
-			if pg {
-				collation, indexes, n := shape()
-				require.Equal(t, []any{"C", wantIndexes, rows}, []any{collation, indexes, n})
-			}
-			check()
-		}
 	})
 }
