@@ -32,8 +32,9 @@ import (
 const killEnv = "SOCIALCRM_TIKTOK_KILL_CHILD"
 
 // killChild runs in the child process: it opens the parent's database and
-// key file, and asks for a token (mode "refresh-held", "refresh-rotated")
-// or publishes (mode "publish") through a transport that stops at the
+// key file, and asks for a token (mode "refresh-held", "refresh-rotated"),
+// publishes (mode "publish") or disconnects (mode "disconnect-unsent",
+// "disconnect-revoked") through a transport that stops at the
 // point the mode names, prints the point's name and waits to be killed.
 func killChild(spec string) {
 	var mode, kind, where, keyPath, base, tenant, connID, now string
@@ -90,10 +91,12 @@ func killChild(spec string) {
 	}
 	hc := &http.Client{Transport: roundTrip(func(r *http.Request) (*http.Response, error) {
 		switch {
-		case mode == "refresh-held" && r.URL.Path == tiktoktest.TokenPath:
-			stop(mode) // the connection's row is held, TikTok not yet asked
+		case mode == "refresh-held" && r.URL.Path == tiktoktest.TokenPath,
+			mode == "disconnect-unsent" && r.URL.Path == tiktoktest.RevokePath:
+			stop(mode) // TikTok not yet asked
 		case mode == "refresh-rotated" && r.URL.Path == tiktoktest.TokenPath,
-			mode == "publish" && r.URL.Path == tiktoktest.VideoInitPath:
+			mode == "publish" && r.URL.Path == tiktoktest.VideoInitPath,
+			mode == "disconnect-revoked" && r.URL.Path == tiktoktest.RevokePath:
 			resp, err := http.DefaultTransport.RoundTrip(r)
 			if err == nil {
 				_, _ = io.ReadAll(resp.Body) // TikTok has acted; its answer dies with us
@@ -129,6 +132,10 @@ func killChild(spec string) {
 		_, _, err = c.Posting.InitVideo(ctx, tiktok.VideoInitRequest{PostInfo: tiktok.PostInfo{Title: "killed", PrivacyLevel: tiktok.PrivacySelfOnly},
 			SourceInfo: src})
 		fail(fmt.Errorf("publish returned: %v", err))
+	}
+	if strings.HasPrefix(mode, "disconnect") {
+		_, err = store.Disconnect(ctx, connID, p)
+		fail(fmt.Errorf("disconnect returned: %v", err))
 	}
 	_, err = store.Token(ctx, connID, p)
 	fail(fmt.Errorf("token returned: %v", err))

@@ -1,0 +1,86 @@
+package tiktok_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/social"
+	"github.com/socialcrm/socialcrm/tiktok/tiktoktest"
+	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
+)
+
+// live asks the emulator whether access token tok still opens user info.
+func (e *env) live(tok string) bool {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, e.srv.BaseURL()+tiktoktest.UserInfoPath+"?fields=open_id", nil)
+	require.NoError(e.t, err)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := e.srv.Client().Do(req)
+	require.NoError(e.t, err)
+	defer resp.Body.Close()
+	var body struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	require.NoError(e.t, json.NewDecoder(resp.Body).Decode(&body))
+	return resp.StatusCode == http.StatusOK && body.Error.Code == "ok"
+}
+
+// TestS15DisconnectKilled kills a process (SIGKILL) in the middle of
+// Disconnect, before its revoke reached TikTok and after TikTok revoked
+// (its answer lost), on both databases. Either way the user's disconnect
+// holds: the connection keeps no token and is revoked, and the revoke is
+// queued, so RetryRevocations makes it; a token left live at TikTok is
+// revoked by that retry.
+func TestS15DisconnectKilled(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		keyPath := filepath.Join(t.TempDir(), "kek.json")
+		kek, err := insecurekeyfile.Open(keyPath)
+		require.NoError(t, err)
+		e := newEnv(t, db)
+		e.kek = kek
+		e.vault = e.newVault(db.DB)
+		e.store = e.newStore(db.DB, e.vault)
+
+		for _, mode := range []string{"disconnect-unsent", "disconnect-revoked"} {
+			conn := e.connect([]string{"video.read"})
+			tok, err := e.store.Token(e.ctx, conn.ID, e.prov)
+			require.NoError(t, err)
+			revokes := len(e.srv.RequestsTo(tiktoktest.RevokePath))
+
+			e.killMidway(mode, keyPath, conn)
+			require.Equal(t, mode == "disconnect-unsent", e.live(tok.AccessToken), mode)
+			got, err := e.store.Get(e.ctx, conn.ID)
+			require.NoError(t, err)
+			require.Equal(t, social.StatusRevoked, got.Status, "%s: the disconnect committed before TikTok was asked", mode)
+			require.True(t, got.AccessToken.IsZero(), mode)
+			require.True(t, got.RefreshToken.IsZero(), mode)
+			_, err = e.store.Token(e.ctx, conn.ID, e.prov)
+			require.ErrorIs(t, err, social.ErrRevoked)
+			n, err := e.store.PendingRevocations(e.ctx)
+			require.NoError(t, err)
+			require.Equal(t, 1, n, "%s: the revoke is queued", mode)
+
+			// The dead process's claim runs out; a retry makes the revoke.
+			e.clk.Advance(social.RevocationLease)
+			ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+			done, err := e.store.RetryRevocations(ctx)
+			cancel()
+			require.NoError(t, err)
+			require.Equal(t, 1, done, mode)
+			require.False(t, e.live(tok.AccessToken), mode)
+			require.Len(t, e.srv.RequestsTo(tiktoktest.RevokePath), revokes+map[bool]int{true: 1, false: 2}[mode == "disconnect-unsent"], mode)
+			n, err = e.store.PendingRevocations(e.ctx)
+			require.NoError(t, err)
+			require.Zero(t, n, mode)
+			actions := e.auditActions()
+			require.Equal(t, []string{"connection.disconnected", "connection.revoked"}, actions[len(actions)-2:], mode)
+		}
+	})
+}
