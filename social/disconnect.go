@@ -171,10 +171,15 @@ func resolveDerived(ctx context.Context, db bun.IDB, id string) (map[string][]st
 	return map[string][]string{SubjectConnection: ids}, nil
 }
 
-// revoke deletes the connection's tokens and marks it revoked, revoking at
-// the platform through p first when p is not nil. done is false when the
-// connection was revoked already.
+// revoke deletes the connection's tokens and marks it revoked. With p,
+// the tokens go, in the same transaction, to the revoke queue (sealed
+// apart, due at once), and the platform is asked after the commit
+// (makeRevocation): a process killed or a context cancelled while the
+// platform is asked leaves the connection without tokens and the revoke
+// queued for RetryRevocations, never a live token on a connection the user
+// disconnected. done is false when the connection was revoked already.
 func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reason string) (c Connection, done bool, err error) {
+	var queued *revocation
 	err = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var err error
 		c, err = get(ctx, tx, id, true)
@@ -193,21 +198,20 @@ func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reaso
 		if p == nil {
 			revoke = "by_platform"
 		}
-		var pending *revocation
 		if p != nil && !c.AccessToken.IsZero() {
-			var t Tokens
-			if t, err = s.openTokens(ctx, c.AccessToken, c.RefreshToken, c.ID); err != nil {
+			t, err := s.openTokens(ctx, c.AccessToken, c.RefreshToken, c.ID)
+			if err != nil {
 				return err
 			}
-			defer t.Wipe()
-			if rerr := p.Revoke(ctx, t); tokenDead(rerr) {
-				revoke = revokeTokenInvalid
-			} else if rerr != nil {
-				revoke = "pending"
-				if pending, err = s.pendingRevocation(ctx, c, t, rerr, now); err != nil {
-					return err
-				}
+			queued, err = s.queueRevocation(ctx, c, t, now)
+			t.Wipe()
+			if err != nil {
+				return err
 			}
+			if _, err := tx.NewInsert().Model(queued).Exec(ctx); err != nil {
+				return err
+			}
+			revoke = "queued"
 		}
 		c.AccessToken, c.RefreshToken = vault.Sealed{}, vault.Sealed{}
 		c.Status, c.RevokedAt, c.UpdatedAt = StatusRevoked, now, now
@@ -223,33 +227,47 @@ func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reaso
 			Where("tenant_id = ?", mustTenant(ctx)).Where("connection_id = ?", c.ID).Exec(ctx); err != nil {
 			return err
 		}
-		if pending != nil {
-			if _, err := tx.NewInsert().Model(pending).Exec(ctx); err != nil {
-				return err
-			}
-		}
 		return s.audit(ctx, tx, tenancy.AuditEvent{
 			Action: action, Target: "connection:" + c.ID,
 			Metadata: map[string]string{"platform": c.Platform, "revoke": revoke, "reason": reason},
 		})
 	})
-	return c, done, err
+	if err != nil || queued == nil {
+		return c, done, err
+	}
+	// The disconnect holds whatever happens now: a failure to reach the
+	// platform or to record its answer leaves the revoke queued (claimed
+	// for at most RevocationLease) for RetryRevocations.
+	if _, rerr := s.claimAndRevoke(ctx, p, *queued); rerr != nil {
+		s.log.WarnContext(ctx, "social: revoke after disconnect not recorded; left queued", "connection", c.ID, "error", rerr)
+	}
+	return c, done, nil
+}
+
+// queueRevocation returns a revoke of c's tokens t for the queue, due at
+// now, the tokens sealed apart.
+func (s *Store) queueRevocation(ctx context.Context, c Connection, t Tokens, now time.Time) (*revocation, error) {
+	r := &revocation{ID: tenancy.NewID(), ConnectionID: c.ID, Platform: c.Platform, CreatedAt: now, NextAt: now}
+	var err error
+	if r.AccessToken, err = s.vault.Seal(ctx, t.AccessToken.Reveal(), binding(r.ID, "access_token")); err != nil {
+		return nil, err
+	}
+	if !t.RefreshToken.IsZero() {
+		if r.RefreshToken, err = s.vault.Seal(ctx, t.RefreshToken.Reveal(), binding(r.ID, "refresh_token")); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
 }
 
 // pendingRevocation returns the queued retry of a revoke of c's tokens t
 // that failed with rerr, the tokens sealed apart.
 func (s *Store) pendingRevocation(ctx context.Context, c Connection, t Tokens, rerr error, now time.Time) (*revocation, error) {
-	pending := &revocation{ID: tenancy.NewID(), ConnectionID: c.ID, Platform: c.Platform,
-		Attempts: 1, LastError: rerr.Error(), CreatedAt: now, NextAt: now.Add(retryDelay(1))}
-	var err error
-	if pending.AccessToken, err = s.vault.Seal(ctx, t.AccessToken.Reveal(), binding(pending.ID, "access_token")); err != nil {
+	pending, err := s.queueRevocation(ctx, c, t, now)
+	if err != nil {
 		return nil, err
 	}
-	if !t.RefreshToken.IsZero() {
-		if pending.RefreshToken, err = s.vault.Seal(ctx, t.RefreshToken.Reveal(), binding(pending.ID, "refresh_token")); err != nil {
-			return nil, err
-		}
-	}
+	pending.Attempts, pending.LastError, pending.NextAt = 1, rerr.Error(), now.Add(retryDelay(1))
 	s.log.WarnContext(ctx, "social: revoke failed; queued for retry", "connection", c.ID, "error", rerr)
 	return pending, nil
 }
@@ -584,6 +602,14 @@ func (s *Store) RetryRevocations(ctx context.Context) (int, error) {
 // retryRevocation claims r, revokes its tokens and records the outcome.
 // It reports whether the platform revoked them.
 func (s *Store) retryRevocation(ctx context.Context, r revocation) (bool, error) {
+	return s.claimAndRevoke(ctx, s.providers[r.Platform], r)
+}
+
+// claimAndRevoke claims r for RevocationLease, unless another process
+// holds it or it is not due, revokes its tokens through p and records the
+// outcome, even when ctx is cancelled meanwhile. It reports whether the
+// platform revoked them.
+func (s *Store) claimAndRevoke(ctx context.Context, p Provider, r revocation) (bool, error) {
 	now := s.clock()
 	lease := now.Add(RevocationLease)
 	claimed := false
@@ -601,12 +627,13 @@ func (s *Store) retryRevocation(ctx context.Context, r revocation) (bool, error)
 	if err != nil || !claimed {
 		return false, err
 	}
-	p := s.providers[r.Platform]
 	t, rerr := s.openTokens(ctx, r.AccessToken, r.RefreshToken, r.ID)
 	if rerr == nil {
 		rerr = p.Revoke(ctx, t)
 		t.Wipe()
 	}
+	// The platform's answer is recorded even if the caller went away.
+	ctx = context.WithoutCancel(ctx)
 	meta := map[string]string{"platform": r.Platform, "attempts": fmt.Sprint(r.Attempts + 1)}
 	if tokenDead(rerr) {
 		meta["revoke"], rerr = revokeTokenInvalid, nil
@@ -625,6 +652,7 @@ func (s *Store) retryRevocation(ctx context.Context, r revocation) (bool, error)
 				Action: "connection.revoked", Target: "connection:" + r.ConnectionID, Metadata: meta,
 			})
 		}
+		s.log.WarnContext(ctx, "social: revoke failed; queued for retry", "connection", r.ConnectionID, "error", rerr)
 		r.Attempts++
 		r.LastError, r.NextAt, r.ClaimedUntil = rerr.Error(), s.clock().Add(retryDelay(r.Attempts)), time.Time{}
 		_, err := tx.NewUpdate().Model(&r).Column("attempts", "last_error", "next_at", "claimed_until").
