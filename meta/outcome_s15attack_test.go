@@ -1,0 +1,82 @@
+package meta_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/meta"
+	"github.com/socialcrm/socialcrm/social"
+)
+
+type cutTransport struct {
+	next http.RoundTripper
+	cut  func(*http.Request) bool
+}
+
+// RoundTrip lets Meta act and answer, then cuts the answer's body after
+// its first bytes, as a connection that drops mid-answer does.
+func (c cutTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(r)
+	if err != nil || !c.cut(r) {
+		return resp, err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body[:len(body)/2]), errReader{io.ErrUnexpectedEOF}))
+	return resp, nil
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// TestS15PublishAnswerCutShort: Meta published and began its 200 answer,
+// and the connection dropped mid-body. The post exists once; the caller
+// must learn that the outcome is unknown (not a plain error it may retry
+// by sending again) and the log must hold the publish in doubt — for a
+// Page post and for an Instagram media_publish.
+func TestS15PublishAnswerCutShort(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newEnv(t, db)
+		user, _, _ := e.pageClient(allFeatures)
+		conns := e.connectPages(user)
+		hc := &http.Client{Transport: cutTransport{next: e.srv.Client().Transport, cut: func(r *http.Request) bool {
+			return r.Method == http.MethodPost && (strings.HasSuffix(r.URL.Path, "/feed") || strings.HasSuffix(r.URL.Path, "/media_publish"))
+		}}}
+		client := func(conn social.Connection) *meta.Client {
+			c, err := meta.New(e.cfg, append(e.clientOpts(), meta.WithSession(e.session(conn)), meta.WithHTTPClient(hc))...)
+			require.NoError(t, err)
+			return c
+		}
+
+		feed := "/" + pageID + "/feed"
+		_, _, err := client(conns[pageID]).Pages.Publish(e.ctx, pageID, meta.PostRequest{Message: "once only"})
+		require.Error(t, err)
+		require.Len(t, e.srv.Posts(pageID), 1, "Meta made the post")
+		require.Equal(t, 1, feedPosts(e.srv.Requests(), feed), "sent once")
+		var ou *meta.OutcomeUnknownError
+		require.True(t, errors.As(err, &ou), "a cut answer to a publish is an unknown outcome: %v", err)
+		require.ErrorIs(t, err, social.ErrOutcomeUnknown)
+		require.Equal(t, http.StatusOK, ou.StatusCode)
+		actions := e.auditActions()
+		require.Equal(t, "meta.write_outcome_unknown", actions[len(actions)-1])
+		p, err := client(conns[pageID]).Pages.Lookup(e.ctx, pageID, ou, meta.PostRequest{Message: "once only"})
+		require.NoError(t, err)
+		require.NotNil(t, p, "the post in doubt is found")
+
+		_, _, err = client(conns[igID]).Instagram.Publish(e.ctx, igID, meta.MediaRequest{ImageURL: "https://cdn.example/bread.jpg",
+			Caption: "Bread", PollInterval: 5 * time.Second})
+		require.True(t, errors.As(err, &ou), "a cut answer to media_publish is an unknown outcome: %v", err)
+		require.NotEmpty(t, ou.ContainerID)
+		actions = e.auditActions()
+		require.Equal(t, "meta.write_outcome_unknown", actions[len(actions)-1])
+	})
+}
