@@ -494,8 +494,9 @@ func (c *Client) attempt(ctx context.Context, r request, out any) (*Response, er
 var ErrOutcomeUnknown = social.ErrOutcomeUnknown
 
 // OutcomeUnknownError is returned for a write (a publish, a message, an
-// Instagram media_publish) whose answer was lost or was a server error:
-// Meta may or may not have carried it out, and it is not sent again.
+// Instagram media_publish) whose answer was lost, cut short (a 2xx whose
+// body could not be read) or was a server error: Meta may or may not have
+// carried it out, and it is not sent again.
 // Check before deciding: Pages.Lookup looks the post up on the Page,
 // Instagram.Lookup reads the status of the container (ContainerID). Each
 // is recorded in the audit log as "meta.write_outcome_unknown" (method,
@@ -532,7 +533,7 @@ func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
 func (e *OutcomeUnknownError) Is(target error) bool { return target == ErrOutcomeUnknown }
 
 // outcome turns the failure of a write whose effect is unknown (no answer,
-// or a server error) into an *OutcomeUnknownError, classifying an API
+// a success answer that could not be read, or a server error) into an *OutcomeUnknownError, classifying an API
 // error first; other failures are returned as they are.
 func (c *Client) outcome(ctx context.Context, r request, resp *Response, sent time.Time, err error) error {
 	var rl *RateLimitError
@@ -542,11 +543,17 @@ func (c *Client) outcome(ctx context.Context, r request, resp *Response, sent ti
 	if resp == nil {
 		return &OutcomeUnknownError{Method: r.method, Path: r.path, SentAt: sent, Err: err}
 	}
+	var apiErr *APIError
+	isAPI := errors.As(err, &apiErr)
+	if resp.StatusCode < 400 && !isAPI {
+		// Meta answered success, and the answer was cut short or could
+		// not be read: it acted, and what it made is unknown.
+		return &OutcomeUnknownError{Method: r.method, Path: r.path, SentAt: sent, StatusCode: resp.StatusCode, TraceID: resp.TraceID, Err: err}
+	}
 	if resp.StatusCode < 500 {
 		return err
 	}
-	var apiErr *APIError
-	if errors.As(err, &apiErr) {
+	if isAPI {
 		err = c.classify(ctx, apiErr, resp)
 	}
 	return &OutcomeUnknownError{Method: r.method, Path: r.path, SentAt: sent, StatusCode: resp.StatusCode, TraceID: resp.TraceID, Err: err}
