@@ -26,12 +26,16 @@
 //
 // Posting calls are made only at the user's instruction: the package never
 // posts in the background, and every init is appended to the tenant's
-// audit log twice: "tiktok.publish_sending" (mode, path, sent_at) before
-// it is sent and "tiktok.publish_started" (publish_id) after TikTok
-// answered. A sending entry with neither publish_started nor
-// publish_outcome_unknown after it is a publish whose process died
-// mid-call (a test kills one with SIGKILL after TikTok acted): look it up
-// with Posting.Lookup before sending it again. Call Posting.CreatorInfo each time
+// audit log twice, both entries naming the same attempt (an id):
+// "tiktok.publish_sending" (mode, path, sent_at) before it is sent, then
+// one closing entry — "tiktok.publish_started" (publish_id) after TikTok
+// accepted it, "tiktok.publish_outcome_unknown" when its answer was lost
+// or a server error, or "tiktok.publish_refused" (reason: TikTok's error
+// code, or needs_reauth, revoked, cancelled, not_sent) when TikTok
+// refused it or it was never sent. A sending entry that no entry of its
+// attempt closes is a publish whose process died mid-call (a test kills
+// one with SIGKILL after TikTok acted): look it up with Posting.Lookup
+// before sending it again. Call Posting.CreatorInfo each time
 // the post form renders and offer only its PrivacyLevelOptions. For
 // FILE_UPLOAD, PlanChunks applies the media transfer guide's chunk rules
 // (5–64 MB chunks, the last one absorbing the remainder up to 128 MB, at

@@ -218,6 +218,7 @@ func TestKilledMidway(t *testing.T) {
 		require.Len(t, e.srv.RequestsTo(tiktoktest.VideoInitPath), 1, "sent once")
 		actions := e.auditActions()
 		require.Equal(t, "tiktok.publish_sending", actions[len(actions)-1], "the publish in doubt is in the log")
+		require.Len(t, inDoubt(e.publishRecords()), 1, "and only it is in doubt")
 
 		// Killed after TikTok rotated the single-use refresh token and
 		// before the new one was stored: the answer died with the
