@@ -13,7 +13,9 @@ import (
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/meta"
+	"github.com/socialcrm/socialcrm/meta/metatest"
 	"github.com/socialcrm/socialcrm/social"
+	"github.com/socialcrm/socialcrm/tenancy"
 )
 
 type cutTransport struct {
@@ -78,5 +80,53 @@ func TestS15PublishAnswerCutShort(t *testing.T) {
 		require.NotEmpty(t, ou.ContainerID)
 		actions = e.auditActions()
 		require.Equal(t, "meta.write_outcome_unknown", actions[len(actions)-1])
+	})
+}
+
+// TestS15WriteRecordsPairUp: every *_sending entry of a write is closed by
+// an entry naming the same attempt — the write's own entry once Meta
+// accepted it, meta.write_outcome_unknown, or meta.write_refused when Meta
+// refused it — so that only a process that died mid-call leaves a publish
+// in doubt, and a refused publish is never mistaken for one.
+func TestS15WriteRecordsPairUp(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newEnv(t, db)
+		user, _, c := e.pageClient(allFeatures)
+		ig := e.client(e.connectPages(user)[igID])
+		feed := "/" + pageID + "/feed"
+
+		_, _, err := c.Pages.Publish(e.ctx, pageID, meta.PostRequest{Message: "accepted"})
+		require.NoError(t, err)
+		require.NoError(t, e.srv.InjectFault(metatest.Fault{Path: feed, Code: 100, Count: 1}))
+		_, _, err = c.Pages.Publish(e.ctx, pageID, meta.PostRequest{Message: "refused"})
+		require.ErrorIs(t, err, meta.ErrInvalidParameter)
+		require.NoError(t, e.srv.DropAnswer("POST", "/*/feed", 1))
+		_, _, err = c.Pages.Publish(e.ctx, pageID, meta.PostRequest{Message: "lost"})
+		require.ErrorIs(t, err, social.ErrOutcomeUnknown)
+		_, _, err = ig.Instagram.Publish(e.ctx, igID, meta.MediaRequest{ImageURL: "https://cdn.example/bread.jpg", Caption: "Bread", PollInterval: 5 * time.Second})
+		require.NoError(t, err)
+
+		log, err := e.vault.AuditLog(e.ctx, e.db.DB)
+		require.NoError(t, err)
+		es, err := log.List(e.ctx, tenancy.AuditListOptions{Limit: 1000})
+		require.NoError(t, err)
+		open := map[string]string{}
+		var closing []string
+		for _, en := range es {
+			if !strings.HasPrefix(en.Action, "meta.") {
+				continue
+			}
+			a := en.Metadata["attempt"]
+			require.NotEmpty(t, a, "%s names its attempt", en.Action)
+			if strings.HasSuffix(en.Action, "_sending") {
+				open[a] = en.Action
+				continue
+			}
+			require.Contains(t, open, a, "%s closes a sending entry", en.Action)
+			delete(open, a)
+			closing = append(closing, en.Action)
+		}
+		require.Empty(t, open, "no process died: nothing is in doubt")
+		require.Equal(t, []string{"meta.page.publish", "meta.write_refused", "meta.write_outcome_unknown", "meta.instagram.publish"}, closing)
 	})
 }
