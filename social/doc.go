@@ -82,11 +82,14 @@
 //
 // # Disconnect
 //
-// Disconnect revokes at the platform, deletes the sealed tokens, marks the
-// connection revoked and audits it, in one transaction; then the
-// disconnect hook hands the connection to retention. If the platform's
-// revoke fails, the tokens are deleted all the same and the revoke is
-// queued, both tokens sealed apart, for RetryRevocations, which retries
+// Disconnect deletes the sealed tokens, queues their revoke (both tokens
+// sealed apart), marks the connection revoked and audits it, in one
+// transaction; it then revokes at the platform, which empties the queue
+// entry (audited as connection.revoked), and the disconnect hook hands the
+// connection to retention. The platform is asked only after the commit, so
+// a process killed (a test uses SIGKILL) or a context cancelled while it is
+// asked leaves no token on the connection and the revoke queued. If the
+// platform's revoke fails, the revoke stays queued for RetryRevocations, which retries
 // every platform registered with WithProviders (socialcrm.SDK.Maintain
 // calls it for every tenant); a retry is claimed with a lease, so two
 // processes never both call the platform, and each failure doubles the
