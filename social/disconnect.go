@@ -74,7 +74,15 @@ func (s *Store) Disconnect(ctx context.Context, id string, p Provider) (Connecti
 	if _, err := s.vault.EnsureKey(ctx); err != nil {
 		return Connection{}, fmt.Errorf("social: disconnect: %w", err)
 	}
-	derived, c, done, err := s.revokeTree(ctx, id, p, "connection.disconnected", "user", 0)
+	var queued []revocation
+	derived, c, done, err := s.revokeTree(ctx, id, p, "connection.disconnected", "user", 0, &queued)
+	// The platform is asked only now that every token of the tree has left
+	// its connection (even when part of the tree failed).
+	for _, r := range queued {
+		if _, rerr := s.claimAndRevoke(ctx, p, r); rerr != nil {
+			s.log.WarnContext(ctx, "social: revoke after disconnect not recorded; left queued", "connection", r.ConnectionID, "error", rerr)
+		}
+	}
 	if err != nil {
 		return Connection{}, fmt.Errorf("social: disconnect: %w", err)
 	}
@@ -104,17 +112,18 @@ func (s *Store) handOver(ctx context.Context, derived []Connection, c Connection
 const maxDerivedDepth = 8
 
 // revokeTree revokes the live connections derived from id (recursively),
-// then id itself. It returns the derived connections it revoked and id's
+// then id itself, appending to queued the platform revokes it queued (with
+// p; see revoke). It returns the derived connections it revoked and id's
 // connection, done being false when that one was revoked already; none
 // of them has been through the disconnect hook yet.
-func (s *Store) revokeTree(ctx context.Context, id string, p Provider, action, reason string, depth int) (derived []Connection, c Connection, done bool, err error) {
+func (s *Store) revokeTree(ctx context.Context, id string, p Provider, action, reason string, depth int, queued *[]revocation) (derived []Connection, c Connection, done bool, err error) {
 	if depth < maxDerivedDepth {
 		children, err := s.Derived(ctx, id)
 		if err != nil {
 			return nil, Connection{}, false, err
 		}
 		for _, ch := range children {
-			sub, cc, cdone, err := s.revokeTree(ctx, ch.ID, p, action, reason+" (parent "+id+")", depth+1)
+			sub, cc, cdone, err := s.revokeTree(ctx, ch.ID, p, action, reason+" (parent "+id+")", depth+1, queued)
 			if err != nil {
 				return nil, Connection{}, false, err
 			}
@@ -124,7 +133,7 @@ func (s *Store) revokeTree(ctx context.Context, id string, p Provider, action, r
 			}
 		}
 	}
-	c, done, err = s.revoke(ctx, id, p, action, reason)
+	c, done, err = s.revoke(ctx, id, p, action, reason, queued)
 	if err != nil {
 		return nil, Connection{}, false, err
 	}
@@ -178,13 +187,14 @@ func resolveDerived(ctx context.Context, db bun.IDB, id string) (map[string][]st
 
 // revoke deletes the connection's tokens and marks it revoked. With p,
 // the tokens go, in the same transaction, to the revoke queue (sealed
-// apart, due at once), and the platform is asked after the commit
-// (makeRevocation): a process killed or a context cancelled while the
-// platform is asked leaves the connection without tokens and the revoke
-// queued for RetryRevocations, never a live token on a connection the user
-// disconnected. done is false when the connection was revoked already.
-func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reason string) (c Connection, done bool, err error) {
-	var queued *revocation
+// apart, due at once), and the revoke is appended to queued for the
+// caller to make once the commit is done (claimAndRevoke): a process
+// killed or a context cancelled while the platform is asked leaves the
+// connection without tokens and the revoke queued for RetryRevocations,
+// never a live token on a connection the user disconnected. done is false
+// when the connection was revoked already.
+func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reason string, queued *[]revocation) (c Connection, done bool, err error) {
+	var q *revocation
 	err = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var err error
 		c, err = get(ctx, tx, id, true)
@@ -208,12 +218,12 @@ func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reaso
 			if err != nil {
 				return err
 			}
-			queued, err = s.queueRevocation(ctx, c, t, now)
+			q, err = s.queueRevocation(ctx, c, t, now)
 			t.Wipe()
 			if err != nil {
 				return err
 			}
-			if _, err := tx.NewInsert().Model(queued).Exec(ctx); err != nil {
+			if _, err := tx.NewInsert().Model(q).Exec(ctx); err != nil {
 				return err
 			}
 			revoke = "queued"
@@ -237,16 +247,10 @@ func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reaso
 			Metadata: map[string]string{"platform": c.Platform, "revoke": revoke, "reason": reason},
 		})
 	})
-	if err != nil || queued == nil {
-		return c, done, err
+	if err == nil && q != nil {
+		*queued = append(*queued, *q)
 	}
-	// The disconnect holds whatever happens now: a failure to reach the
-	// platform or to record its answer leaves the revoke queued (claimed
-	// for at most RevocationLease) for RetryRevocations.
-	if _, rerr := s.claimAndRevoke(ctx, p, *queued); rerr != nil {
-		s.log.WarnContext(ctx, "social: revoke after disconnect not recorded; left queued", "connection", c.ID, "error", rerr)
-	}
-	return c, done, nil
+	return c, done, err
 }
 
 // queueRevocation returns a revoke of c's tokens t for the queue, due at

@@ -390,7 +390,7 @@ func (ss *Session) Removed(ctx context.Context, cause error) error {
 		}
 		root = parent
 	}
-	derived, c, done, err := ss.store.revokeTree(ctx, root.ID, nil, "connection.deauthorized", "app_removed", 0)
+	derived, c, done, err := ss.store.revokeTree(ctx, root.ID, nil, "connection.deauthorized", "app_removed", 0, nil)
 	if err == nil {
 		err = ss.store.handOver(ctx, derived, c, done)
 	}

@@ -3,6 +3,7 @@ package tiktok_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tiktok/tiktoktest"
+	"github.com/socialcrm/socialcrm/vault"
 	"github.com/socialcrm/socialcrm/vault/insecurekeyfile"
 )
 
@@ -82,5 +84,46 @@ func TestS15DisconnectKilled(t *testing.T) {
 			actions := e.auditActions()
 			require.Equal(t, []string{"connection.disconnected", "connection.revoked"}, actions[len(actions)-2:], mode)
 		}
+	})
+}
+
+// TestS15DisconnectTreeBeforePlatform: disconnecting a connection with a
+// derived one asks TikTok nothing until every token of the tree has left
+// its connection, so that a process killed while TikTok is asked (about
+// any connection of the tree) leaves no live token on any of them.
+func TestS15DisconnectTreeBeforePlatform(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newEnv(t, db)
+		conn := e.connect([]string{"video.read"})
+		sess, err := e.store.Session(e.ctx, conn.ID, e.prov)
+		require.NoError(t, err)
+		child, err := sess.ConnectDerived(e.ctx, &social.Grant{AccountID: "open-derived", Scopes: conn.Scopes,
+			AccessToken: vault.NewSecret([]byte("act.derived")), RefreshToken: vault.NewSecret([]byte("rft.derived")), ExpiresIn: time.Hour})
+		require.NoError(t, err)
+
+		asked := 0
+		p := e.providerWith(func(next http.RoundTripper) http.RoundTripper {
+			return roundTrip(func(r *http.Request) (*http.Response, error) {
+				if r.URL.Path == tiktoktest.RevokePath {
+					asked++
+					for _, id := range []string{conn.ID, child.ID} {
+						got, err := e.store.Get(e.ctx, id)
+						if err != nil {
+							return nil, err
+						}
+						if got.Status != social.StatusRevoked || !got.AccessToken.IsZero() || !got.RefreshToken.IsZero() {
+							return nil, fmt.Errorf("revoke %d sent while connection %s is %s with its tokens", asked, id, got.Status)
+						}
+					}
+				}
+				return next.RoundTrip(r)
+			})
+		})
+		_, err = e.store.Disconnect(e.ctx, conn.ID, p)
+		require.NoError(t, err)
+		require.Equal(t, 2, asked)
+		n, err := e.store.PendingRevocations(e.ctx)
+		require.NoError(t, err)
+		require.Zero(t, n, "both revokes made: %s", e.logs.String())
 	})
 }
