@@ -83,6 +83,8 @@ func TestS15DisconnectKilled(t *testing.T) {
 			require.Zero(t, n, mode)
 			actions := e.auditActions()
 			require.Equal(t, []string{"connection.disconnected", "connection.revoked"}, actions[len(actions)-2:], mode)
+			require.NotContains(t, e.logs.String(), tok.AccessToken, "no token in the logs")
+			require.NotContains(t, e.logs.String(), clientSecret)
 		}
 	})
 }
@@ -125,5 +127,46 @@ func TestS15DisconnectTreeBeforePlatform(t *testing.T) {
 		n, err := e.store.PendingRevocations(e.ctx)
 		require.NoError(t, err)
 		require.Zero(t, n, "both revokes made: %s", e.logs.String())
+	})
+}
+
+// TestS15DisconnectCancelled: the caller's context is cancelled while
+// TikTok is asked to revoke. The disconnect holds (no token stays on the
+// connection), the failed revoke is recorded in the queue despite the
+// cancellation, and RetryRevocations makes it later.
+func TestS15DisconnectCancelled(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		e := newEnv(t, db)
+		conn := e.connect([]string{"video.read"})
+		tok, err := e.store.Token(e.ctx, conn.ID, e.prov)
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(e.ctx)
+		defer cancel()
+		p := e.providerWith(func(next http.RoundTripper) http.RoundTripper {
+			return roundTrip(func(r *http.Request) (*http.Response, error) {
+				if r.URL.Path == tiktoktest.RevokePath {
+					cancel() // the caller gives up before TikTok answers
+					return nil, ctx.Err()
+				}
+				return next.RoundTrip(r)
+			})
+		})
+		_, _ = e.store.Disconnect(ctx, conn.ID, p)
+		require.True(t, e.live(tok.AccessToken), "TikTok was not told")
+		got, err := e.store.Get(e.ctx, conn.ID)
+		require.NoError(t, err)
+		require.Equal(t, social.StatusRevoked, got.Status)
+		require.True(t, got.AccessToken.IsZero())
+		require.True(t, got.RefreshToken.IsZero())
+		page, err := e.store.Revocations(e.ctx, social.ListOptions{})
+		require.NoError(t, err)
+		require.Len(t, page.Items, 1)
+		require.Equal(t, 1, page.Items[0].Attempts, "the failure is recorded")
+
+		e.clk.Advance(time.Hour)
+		done, err := e.store.RetryRevocations(e.ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, done)
+		require.False(t, e.live(tok.AccessToken))
 	})
 }
