@@ -2,6 +2,7 @@ package tiktok_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -23,7 +24,7 @@ func (e *env) publishRecords() []tenancy.AuditEntry {
 	require.NoError(e.t, err)
 	var out []tenancy.AuditEntry
 	for _, en := range es {
-		if len(en.Action) > len("tiktok.publish_") && en.Action[:len("tiktok.publish_")] == "tiktok.publish_" {
+		if strings.HasPrefix(en.Action, "tiktok.publish_") {
 			out = append(out, en)
 		}
 	}
