@@ -73,7 +73,11 @@
 // refreshed meanwhile, and stores the rotated tokens with a
 // compare-and-swap on TokenVersion: with single-use refresh tokens, two
 // processes refreshing at once spend the refresh token once, and both end
-// with the new tokens. A refresh token the platform refuses marks the
+// with the new tokens. If that transaction fails after the platform
+// answered (its database connection broke), the rotated tokens are saved
+// again in new transactions under the same compare-and-swap; only a
+// process that dies between the platform's answer and the save loses
+// them, and the connection then becomes needs_reauth at the next refresh. A refresh token the platform refuses marks the
 // connection needs_reauth. An access token refused during a call
 // (Session.Refused, called by the typed clients) first gives way to a
 // newer stored token or a refresh (ErrTokenRenewed: the client sends the
