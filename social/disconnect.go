@@ -76,6 +76,10 @@ func (s *Store) Disconnect(ctx context.Context, id string, p Provider) (Connecti
 	}
 	var queued []revocation
 	derived, c, done, err := s.revokeTree(ctx, id, p, "connection.disconnected", "user", 0, &queued)
+	var herr error
+	if err == nil {
+		herr = s.handOver(ctx, derived, c, done)
+	}
 	// The platform is asked only now that every token of the tree has left
 	// its connection (even when part of the tree failed).
 	for _, r := range queued {
@@ -86,12 +90,13 @@ func (s *Store) Disconnect(ctx context.Context, id string, p Provider) (Connecti
 	if err != nil {
 		return Connection{}, fmt.Errorf("social: disconnect: %w", err)
 	}
-	return c, s.handOver(ctx, derived, c, done)
+	return c, herr
 }
 
 // handOver calls the disconnect hook for each derived connection that was
 // just revoked, then for c when done, going on after a failure and
-// returning every failure.
+// returning every failure. A connection the hook took is no longer
+// pending (handover_pending); one it failed stays so for RetryRevocations.
 func (s *Store) handOver(ctx context.Context, derived []Connection, c Connection, done bool) error {
 	if s.onDisconnect == nil {
 		return nil
@@ -103,9 +108,49 @@ func (s *Store) handOver(ctx context.Context, derived []Connection, c Connection
 	for _, d := range derived {
 		if err := s.onDisconnect(ctx, d); err != nil {
 			errs = append(errs, fmt.Errorf("social: disconnect hook: %w", err))
+			continue
+		}
+		if err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			_, err := tx.NewUpdate().Model((*Connection)(nil)).Set("handover_pending = ?", false).
+				Where("tenant_id = ?", mustTenant(ctx)).Where("id = ?", d.ID).Exec(ctx)
+			return err
+		}); err != nil {
+			errs = append(errs, fmt.Errorf("social: disconnect hook: %w", err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// retryHandOvers calls the disconnect hook for the context tenant's
+// revoked connections that it has not taken (handover_pending) since
+// RevocationLease at least — their process died between the revoke's
+// commit and the hook, or the hook failed — and returns how many it took.
+// A hook may thus run twice for a connection whose process died after the
+// hook and before recording it.
+func (s *Store) retryHandOvers(ctx context.Context) (int, error) {
+	if s.onDisconnect == nil {
+		return 0, nil
+	}
+	var cs []Connection
+	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		return tx.NewSelect().Model(&cs).Where("?TableAlias.handover_pending = ?", true).
+			Where("?TableAlias.status = ?", StatusRevoked).Where("?TableAlias.revoked_at <= ?", s.clock().Add(-RevocationLease)).
+			Order("revoked_at").Limit(100).Scan(ctx)
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range cs {
+		if err := s.openProfile(ctx, &c); err != nil {
+			return n, err
+		}
+		if err := s.handOver(ctx, nil, c, true); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // maxDerivedDepth bounds how far a disconnect follows parent links.
@@ -235,6 +280,11 @@ func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reaso
 		if _, err := tx.NewUpdate().Model(&c).
 			Column("access_token", "refresh_token", "status", "revoked_at", "updated_at", "token_expiry", "refresh_expiry", "token_version").
 			WherePK().Exec(ctx); err != nil {
+			return err
+		}
+		// Until the disconnect hook has taken it (handOver).
+		if _, err := tx.NewUpdate().Model((*Connection)(nil)).Set("handover_pending = ?", true).
+			Where("tenant_id = ?", mustTenant(ctx)).Where("id = ?", c.ID).Exec(ctx); err != nil {
 			return err
 		}
 		// Webhook routing (AccountTenants) learns it from the index.
@@ -574,7 +624,15 @@ func (s *Store) openTokens(ctx context.Context, access, refresh vault.Sealed, id
 // (expired, or revoked already: the grant can no longer be used through
 // it) counts as made, audited with revoke token_invalid. A revoke that
 // fails otherwise is rescheduled with a growing delay.
+//
+// It also hands to the disconnect hook (WithDisconnectHook) the revoked
+// connections the hook has not taken for RevocationLease or more: their
+// process died between the revoke's commit and the hook, or the hook
+// failed. These are not counted.
 func (s *Store) RetryRevocations(ctx context.Context) (int, error) {
+	if _, err := s.retryHandOvers(ctx); err != nil {
+		return 0, fmt.Errorf("social: retry revocations: %w", err)
+	}
 	if len(s.providers) == 0 {
 		return 0, nil
 	}

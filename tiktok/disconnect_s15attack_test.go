@@ -170,3 +170,52 @@ func TestS15DisconnectCancelled(t *testing.T) {
 		require.False(t, e.live(tok.AccessToken))
 	})
 }
+
+// TestS15DisconnectKilledBeforeHandOver: the process dies (SIGKILL) after
+// the disconnect committed and before the disconnect hook handed the
+// connection to retention. Calling Disconnect again does nothing (the
+// connection is revoked), so RetryRevocations makes the revoke that was
+// queued and, once RevocationLease has passed, hands the connection over,
+// once.
+func TestS15DisconnectKilledBeforeHandOver(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		keyPath := filepath.Join(t.TempDir(), "kek.json")
+		kek, err := insecurekeyfile.Open(keyPath)
+		require.NoError(t, err)
+		e := newEnv(t, db)
+		e.kek = kek
+		e.vault = e.newVault(db.DB)
+		var handed []string
+		e.store, err = social.New(db.DB, e.vault, social.WithClock(e.clk.Now), social.WithProviders(e.prov),
+			social.WithDisconnectHook(func(_ context.Context, c social.Connection) error {
+				handed = append(handed, c.ID)
+				return nil
+			}))
+		require.NoError(t, err)
+		conn := e.connect([]string{"video.read"})
+		tok, err := e.store.Token(e.ctx, conn.ID, e.prov)
+		require.NoError(t, err)
+
+		e.killMidway("disconnect-hook", keyPath, conn)
+		got, err := e.store.Get(e.ctx, conn.ID)
+		require.NoError(t, err)
+		require.Equal(t, social.StatusRevoked, got.Status)
+		require.True(t, got.AccessToken.IsZero())
+		_, err = e.store.Disconnect(e.ctx, conn.ID, nil)
+		require.NoError(t, err)
+		require.Empty(t, handed, "a second Disconnect finds the connection revoked")
+
+		done, err := e.store.RetryRevocations(e.ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, done, "the queued revoke, never claimed, is made at once")
+		require.False(t, e.live(tok.AccessToken))
+		require.Empty(t, handed, "not while the dead process might still hand it over")
+		e.clk.Advance(social.RevocationLease)
+		_, err = e.store.RetryRevocations(e.ctx)
+		require.NoError(t, err)
+		require.Equal(t, []string{conn.ID}, handed, "handed over once the process is known dead")
+		_, err = e.store.RetryRevocations(e.ctx)
+		require.NoError(t, err)
+		require.Equal(t, []string{conn.ID}, handed, "once")
+	})
+}

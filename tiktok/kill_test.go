@@ -34,7 +34,7 @@ const killEnv = "SOCIALCRM_TIKTOK_KILL_CHILD"
 // killChild runs in the child process: it opens the parent's database and
 // key file, and asks for a token (mode "refresh-held", "refresh-rotated"),
 // publishes (mode "publish") or disconnects (mode "disconnect-unsent",
-// "disconnect-revoked") through a transport that stops at the
+// "disconnect-revoked", "disconnect-hook": in the disconnect hook) through a transport that stops at the
 // point the mode names, prints the point's name and waits to be killed.
 func killChild(spec string) {
 	var mode, kind, where, keyPath, base, tenant, connID, now string
@@ -110,7 +110,14 @@ func killChild(spec string) {
 	if err != nil {
 		fail(err)
 	}
-	store, err := social.New(db, v, social.WithClock(clock), social.WithProviders(p))
+	opts := []social.Option{social.WithClock(clock), social.WithProviders(p)}
+	if mode == "disconnect-hook" {
+		opts = append(opts, social.WithDisconnectHook(func(context.Context, social.Connection) error {
+			stop(mode) // revoked and committed, not yet handed over
+			return nil
+		}))
+	}
+	store, err := social.New(db, v, opts...)
 	if err != nil {
 		fail(err)
 	}
