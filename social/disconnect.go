@@ -40,16 +40,18 @@ const RevocationLease = 2 * time.Minute
 // transaction it deletes the sealed tokens from the connection, queues
 // their revoke (the tokens sealed apart), marks the connection revoked and
 // writes an audit entry (connection.disconnected, revoke "queued"); after
-// the commit it revokes the authorization at the platform through p (nil:
-// the provider registered for the connection's platform, WithProviders),
-// both tokens where the platform revokes them apart, which removes the
-// queued revoke and is audited as connection.revoked; then it calls the
-// disconnect hook (WithDisconnectHook) to hand the connection's derived
-// data to retention. If the platform's revoke fails, or the process dies
+// the commit it calls the disconnect hook (WithDisconnectHook) to hand the
+// connection's derived data to retention, then revokes the authorization
+// at the platform through p (nil: the provider registered for the
+// connection's platform, WithProviders), both tokens where the platform
+// revokes them apart, which removes the queued revoke and is audited as
+// connection.revoked. If the platform's revoke fails, or the process dies
 // or ctx is cancelled while the platform is asked, the revoke stays queued
 // for RetryRevocations (after RevocationLease when the process died
 // holding its claim): no token of a disconnected connection is ever left
-// anywhere but in that queue.
+// anywhere but in that queue. A connection whose hook failed, or whose
+// process died before the hook took it, is handed over by
+// RetryRevocations once RevocationLease has passed.
 //
 // The connections derived from it (Session.ConnectDerived, see Derived)
 // are disconnected first, the same way and each through the hook, so that

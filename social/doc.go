@@ -88,11 +88,14 @@
 //
 // Disconnect deletes the sealed tokens, queues their revoke (both tokens
 // sealed apart), marks the connection revoked and audits it, in one
-// transaction; it then revokes at the platform, which empties the queue
-// entry (audited as connection.revoked), and the disconnect hook hands the
-// connection to retention. The platform is asked only after the commit, so
-// a process killed (a test uses SIGKILL) or a context cancelled while it is
-// asked leaves no token on the connection and the revoke queued. If the
+// transaction; then the disconnect hook hands the connection to
+// retention, and the revoke is made at the platform, which empties the
+// queue entry (audited as connection.revoked). The platform is asked only
+// after the commits of the whole cascade, so a process killed (a test uses
+// SIGKILL) or a context cancelled while it is asked leaves no token on any
+// connection and the revoke queued; a connection the hook has not taken
+// (its process died first, or the hook failed) stays marked, and
+// RetryRevocations hands it over after RevocationLease. If the
 // platform's revoke fails, the revoke stays queued for RetryRevocations, which retries
 // every platform registered with WithProviders (socialcrm.SDK.Maintain
 // calls it for every tenant); a retry is claimed with a lease, so two
