@@ -453,7 +453,9 @@ func (c *Client) do(ctx context.Context, r request, out any) (*Response, error) 
 				// Refused by Meta, or never sent: nothing was done.
 				facts := c.writeFacts(r, c.opts.now())
 				facts["reason"] = refusal(err)
-				err = errors.Join(err, c.session.Audit(context.WithoutCancel(ctx), "meta.write_refused", facts))
+				if aerr := c.session.Audit(context.WithoutCancel(ctx), "meta.write_refused", facts); aerr != nil {
+					err = errors.Join(err, aerr)
+				}
 			}
 			return resp, err
 		}

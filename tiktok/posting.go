@@ -137,8 +137,10 @@ func (s *PostingService) init(ctx context.Context, path string, body any, scope,
 	}
 	if err != nil {
 		// Refused by TikTok, or never sent: nothing was published.
-		aerr := s.c.session.Audit(actx, "tiktok.publish_refused", map[string]string{"mode": mode, "attempt": attempt, "reason": refusal(err)})
-		return nil, resp, errors.Join(err, aerr)
+		if aerr := s.c.session.Audit(actx, "tiktok.publish_refused", map[string]string{"mode": mode, "attempt": attempt, "reason": refusal(err)}); aerr != nil {
+			err = errors.Join(err, aerr)
+		}
+		return nil, resp, err
 	}
 	if err := s.c.session.Audit(actx, "tiktok.publish_started", map[string]string{"publish_id": out.PublishID, "mode": mode, "attempt": attempt}); err != nil {
 		return &out, resp, fmt.Errorf("tiktok: audit publish: %w", err)
