@@ -68,7 +68,9 @@
 // scopes granted, which may be fewer than requested. Lifetimes come from
 // expires_in and refresh_expires_in, never constants, and refresh tokens
 // rotate (the old one stops working): the social token source persists
-// each new one before using the new access token. OAuth endpoints answer
+// each new one before using the new access token, and takes a refresh
+// answer that leaves out open_id rather than lose the new refresh token
+// with it. OAuth endpoints answer
 // a flat {error, error_description, log_id} with any status; data
 // endpoints the {data, error{code, message, log_id}} envelope, where only
 // code "ok" is success, whatever the status.
