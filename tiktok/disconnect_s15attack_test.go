@@ -34,6 +34,19 @@ func (e *env) live(tok string) bool {
 	return resp.StatusCode == http.StatusOK && body.Error.Code == "ok"
 }
 
+// newKillEnv returns an env whose key-encryption key is a file, which a
+// child process (killMidway) opens too, and that file's path.
+func newKillEnv(t *testing.T, db *dbtest.DB, srvOpts ...tiktoktest.Option) (*env, string) {
+	keyPath := filepath.Join(t.TempDir(), "kek.json")
+	kek, err := insecurekeyfile.Open(keyPath)
+	require.NoError(t, err)
+	e := newEnv(t, db, srvOpts...)
+	e.kek = kek
+	e.vault = e.newVault(db.DB)
+	e.store = e.newStore(db.DB, e.vault)
+	return e, keyPath
+}
+
 // TestS15DisconnectKilled kills a process (SIGKILL) in the middle of
 // Disconnect, before its revoke reached TikTok and after TikTok revoked
 // (its answer lost), on both databases. Either way the user's disconnect
@@ -42,13 +55,7 @@ func (e *env) live(tok string) bool {
 // revoked by that retry.
 func TestS15DisconnectKilled(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
-		keyPath := filepath.Join(t.TempDir(), "kek.json")
-		kek, err := insecurekeyfile.Open(keyPath)
-		require.NoError(t, err)
-		e := newEnv(t, db)
-		e.kek = kek
-		e.vault = e.newVault(db.DB)
-		e.store = e.newStore(db.DB, e.vault)
+		e, keyPath := newKillEnv(t, db)
 
 		for _, mode := range []string{"disconnect-unsent", "disconnect-revoked"} {
 			conn := e.connect([]string{"video.read"})
@@ -179,13 +186,9 @@ func TestS15DisconnectCancelled(t *testing.T) {
 // once.
 func TestS15DisconnectKilledBeforeHandOver(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
-		keyPath := filepath.Join(t.TempDir(), "kek.json")
-		kek, err := insecurekeyfile.Open(keyPath)
-		require.NoError(t, err)
-		e := newEnv(t, db)
-		e.kek = kek
-		e.vault = e.newVault(db.DB)
+		e, keyPath := newKillEnv(t, db)
 		var handed []string
+		var err error
 		e.store, err = social.New(db.DB, e.vault, social.WithClock(e.clk.Now), social.WithProviders(e.prov),
 			social.WithDisconnectHook(func(_ context.Context, c social.Connection) error {
 				handed = append(handed, c.ID)

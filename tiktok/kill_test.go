@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -191,13 +190,7 @@ func TestKilledMidway(t *testing.T) {
 		return
 	}
 	each(t, func(t *testing.T, db *dbtest.DB) {
-		keyPath := filepath.Join(t.TempDir(), "kek.json")
-		kek, err := insecurekeyfile.Open(keyPath)
-		require.NoError(t, err)
-		e := newEnv(t, db, tiktoktest.WithRotation(tiktoktest.RotateSingleUse))
-		e.kek = kek
-		e.vault = e.newVault(db.DB)
-		e.store = e.newStore(db.DB, e.vault)
+		e, keyPath := newKillEnv(t, db, tiktoktest.WithRotation(tiktoktest.RotateSingleUse))
 
 		// Killed while holding the connection's row, before TikTok was
 		// asked: the lock dies with the process, the refresh token is
@@ -207,7 +200,7 @@ func TestKilledMidway(t *testing.T) {
 		e.killMidway("refresh-held", keyPath, conn)
 		ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
 		defer cancel()
-		_, err = e.store.Token(ctx, conn.ID, e.prov)
+		_, err := e.store.Token(ctx, conn.ID, e.prov)
 		require.NoError(t, err)
 		got, err := e.store.Get(e.ctx, conn.ID)
 		require.NoError(t, err)
