@@ -113,11 +113,12 @@ func contactCategory(s *Store) retention.Category {
 		sealed = []retention.SealedColumn{{Column: "profile_sealed", Fields: profileFields, OpenFields: s.openProfileFields}}
 	}
 	return retention.Category{Name: "crm.contact", Table: TableContacts, Time: "updated_at",
-		Subject:    map[string]string{SubjectContact: "id"},
-		Omit:       append([]string{"email_index", "phone_index", "birth_index", "name_index"}, s.omitSealed("profile_sealed")...),
-		Sealed:     sealed,
-		LegalBasis: "contract or legitimate interest (customer relationship)",
-		Purpose:    "contacts: people the tenant deals with, their stage, source and preferences"}
+		Subject:     map[string]string{SubjectContact: "id"},
+		BeforeErase: eraseContactTags,
+		Omit:        append([]string{"email_index", "phone_index", "birth_index", "name_index"}, s.omitSealed("profile_sealed")...),
+		Sealed:      sealed,
+		LegalBasis:  "contract or legitimate interest (customer relationship)",
+		Purpose:     "contacts: people the tenant deals with, their stage, source and preferences"}
 }
 
 // openProfileFields opens a contact's profile for a data-subject export:
@@ -243,6 +244,24 @@ func (s *Store) openSealed(kind, field string) func(ctx context.Context, tenantI
 		defer sec.Wipe()
 		return string(sec.Reveal()), nil
 	}
+}
+
+// eraseContactTags deletes the tag rows of contacts being erased, in the
+// same transaction, after the batch has locked the contacts' rows: tags
+// written by an update that committed after the erasure's crm.contact_tag
+// batches (Contacts.Update rewrites them, under the contact's row lock)
+// go with the contact, as Contacts.Delete takes them
+// (TestS15LockOrderCompositeWritesDuringErasure).
+func eraseContactTags(ctx context.Context, tx bun.Tx, ids []string) error {
+	tid, err := tenancy.TenantID(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.NewDelete().TableExpr(TableContactTags).
+		Where("tenant_id = ?", tid).Where("contact_id IN (?)", bun.In(ids)).Exec(ctx); err != nil {
+		return fmt.Errorf("crm: erase tags of erased contacts: %w", err)
+	}
+	return nil
 }
 
 // eraseMessages deletes the messages of conversations being erased, in the
