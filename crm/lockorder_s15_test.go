@@ -7,12 +7,16 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/dberr"
 	"github.com/socialcrm/socialcrm/retention"
+	"github.com/socialcrm/socialcrm/tenancy"
 )
 
 // The lock order of composite writes against retention: every retention
@@ -108,12 +112,12 @@ func TestS15LockOrderCompositeWritesDuringErasure(t *testing.T) {
 			d := 0
 			err, lost := s15Race(t, e, eng, map[string]string{crm.SubjectContact: subject}, &d, write)
 			deadlocks[t.Name()] += d
-			if err != nil {
-				typed[t.Name()]++
-			}
 			if lost != "" {
 				failed[t.Name()] = append(failed[t.Name()], fmt.Sprintf("round %d: %s", round, lost))
 				return err, false
+			}
+			if err != nil {
+				typed[t.Name()]++
 			}
 			return err, true
 		}
@@ -212,6 +216,95 @@ func TestS15LockOrderCompositeWritesDuringErasure(t *testing.T) {
 		}
 		for path, lost := range failed {
 			t.Errorf("%s: %d of %d races failed, %d deadlocks (SQLSTATE 40P01):\n%s", path, len(lost), s15Rounds, deadlocks[path], strings.Join(lost, "\n"))
+		}
+	})
+}
+
+// TestS15MergeMeetsAnErasureMidBatch: on PostgreSQL, the interleaving of
+// Merge and the erasure of the duplicate that deadlocked when Merge
+// appended its Update's audit entry before moving the duplicate's rows,
+// set up step by step: a transaction of the test holds the duplicate's
+// consent history rows, so that the erasure waits in its batch of them;
+// the test then takes the audit head too and starts Merge, which waits on
+// the test as well; when the test commits, the erasure deletes those rows
+// and asks for the audit head for its receipt while Merge goes on. Merge
+// must not hold the audit head by then: either it moves the rows first or
+// the erasure does, and both end without error.
+func TestS15MergeMeetsAnErasureMidBatch(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		if e.db.Name != "postgres" {
+			return // SQLite runs one writer at a time: no batch runs during a merge
+		}
+		ctx := e.A
+		eng := nameEngine(t, e)
+		contacts := e.store.Contacts()
+		tid := principal(ctx).TenantID
+		plain, err := pgx.Connect(ctx, e.db.DSN())
+		require.NoError(t, err)
+		defer plain.Close(context.Background())
+		// waiting waits until n sessions of the test's database wait for a
+		// lock, or one of done has ended.
+		waiting := func(n int, done ...chan error) {
+			t.Helper()
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+				for _, d := range done {
+					select {
+					case err := <-d:
+						d <- err
+						require.Failf(t, "ended before waiting", "%v", err)
+					default:
+					}
+				}
+				var got int
+				require.NoError(t, plain.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+					WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&got))
+				if got >= n {
+					return
+				}
+				time.Sleep(5 * time.Millisecond) // polling a condition, not timing one
+			}
+			require.FailNow(t, "no session waits", "want %d waiting", n)
+		}
+		for round := range 3 {
+			keep := s15Person(t, e, crm.ContactInput{FirstName: "Ada", Tags: []string{"keep"}})
+			dup := s15Person(t, e, crm.ContactInput{FirstName: "Ada", LastName: "Lovelace", Email: fmt.Sprintf("ada%d@example.com", round)})
+			r := request(t, ctx, eng, retention.KindErasure, map[string]string{crm.SubjectContact: dup.ID})
+			erased, merged := make(chan error, 1), make(chan error, 1)
+			var got crm.Contact
+			err := tenancy.RunInTx(ctx, e.db.DB, nil, func(ctx context.Context, tx bun.Tx) error {
+				if _, err := tx.ExecContext(ctx, "SELECT id FROM "+crm.TableConsentEvents+" WHERE tenant_id = ? AND contact_id = ? FOR UPDATE", tid, dup.ID); err != nil {
+					return err
+				}
+				go func() { _, err := eng.Erase(e.A, r.ID); erased <- err }()
+				waiting(1, erased) // the erasure, in its batch of the consent history
+				log, err := e.vault.AuditLog(ctx, tx)
+				if err != nil {
+					return err
+				}
+				if _, err := log.Append(ctx, tenancy.AuditEvent{Action: "test.holds_the_head", Target: "contact:" + dup.ID}); err != nil {
+					return err
+				}
+				go func() {
+					var err error
+					got, err = contacts.Merge(e.A, keep.ID, dup.ID)
+					merged <- err
+				}()
+				waiting(2, erased, merged) // and Merge
+				return nil
+			})
+			require.NoError(t, err)
+			eraseErr, mergeErr := <-erased, <-merged
+			require.NoError(t, eraseErr, "round %d: the erasure (deadlock: %v)", round, dberr.Code(eraseErr) == "40P01")
+			require.NoError(t, mergeErr, "round %d: the merge (deadlock: %v)", round, dberr.Code(mergeErr) == "40P01")
+			require.Equal(t, dup.Email, got.Email)
+			_, err = contacts.Get(ctx, dup.ID)
+			require.ErrorIs(t, err, crm.ErrNotFound)
+			require.Empty(t, s15Left(t, e, dup.ID))
+			// The kept contact's own consent history, and the duplicate's
+			// if Merge moved it before the erasure took it.
+			n := s15Left(t, e, keep.ID)[crm.TableConsentEvents]
+			require.Contains(t, []int{1, 2}, n, "round %d: consent history of the kept contact", round)
+			t.Logf("round %d: the kept contact has %d consent events (2: moved by Merge first)", round, n)
 		}
 	})
 }
