@@ -240,8 +240,9 @@ func get[T any, PT interface {
 // fails with a *ConflictError, a missing record with ErrNotFound, a
 // Version below 1 (none named) with a *ValidationError; either way nothing
 // is written. columns, if given, limits the columns written
-// (version and updated_at are always written). It appends the audit
-// entry "crm.<kind>.updated" last.
+// (version and updated_at are always written). It records the audit
+// entry "crm.<kind>.updated" (appended when the transaction's work is
+// done: auditLast).
 func update[T any, PT interface {
 	*T
 	record
@@ -252,12 +253,10 @@ func update[T any, PT interface {
 	return s.audit(ctx, db, kind, "updated", rec.base().ID)
 }
 
-// updateRow is update without the audit entry, for a caller that writes
-// more rows in the transaction and appends the entry after them: the
-// audit append locks the head of the tenant's audit chain, which every
-// retention batch locks last, after the rows it erases (an entry
-// appended before rows such a batch holds deadlocks with it on
-// PostgreSQL: TestS14AttackNamesRenameDuringOwnErasure).
+// updateRow is update without the audit entry, for a caller that records
+// an entry of its own (Contacts.Update). Where the entry is recorded does
+// not matter to the lock order: it is appended after the transaction's
+// rows either way (auditLast; TestS14AttackNamesRenameDuringOwnErasure).
 func updateRow[T any, PT interface {
 	*T
 	record
