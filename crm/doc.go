@@ -405,9 +405,9 @@
 // row moves and delete; the updates of a CSV import batch) are held back
 // and appended, in the order recorded, just before the transaction ends.
 // A rename, a merge, a delete or an import that meets the erasure of the
-// same person either ends before the erasure reaches its rows, and the
-// erasure then erases what it wrote, or finds them gone and fails with a
-// typed error (ErrNotFound, a *ConflictError) having written nothing
+// same person either commits first, and the erasure then erases what is
+// still hers, or finds her erased and fails with a typed error
+// (ErrNotFound, a *ConflictError) having written nothing
 // (TestS15LockOrderCompositeWritesDuringErasure,
 // TestS15MergeMeetsAnErasureMidBatch). The limit: a Store bound to the
 // caller's transaction (Store.Using) appends each call's entries at the
@@ -816,6 +816,9 @@
 // The attachments' bytes are exported as files (read and opened through
 // Attachments.Open) and deleted only once the batch that erased their rows
 // has committed.
+// A contact's tag rows go again in the batch that erases the contact, so
+// that tags an update wrote between the erasure's crm.contact_tag batches
+// and that one do not outlive her (TestS15LockOrderCompositeWritesDuringErasure).
 //
 // Store.Resolvers lets one request name the person by whatever she gives:
 // SubjectEmail and SubjectPhone find every contact holding the address or
