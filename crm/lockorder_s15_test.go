@@ -15,6 +15,7 @@ import (
 
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/internal/dberr"
+	"github.com/socialcrm/socialcrm/internal/fakeclock"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/tenancy"
 )
@@ -64,18 +65,36 @@ func s15Left(t *testing.T, e *env, id string) map[string]int {
 	return out
 }
 
-// s15Race runs write and the erasure of subject at once. It returns the
-// write's error when that is nil or typed (ErrNotFound, ErrConflict);
-// else, or when the erasure failed, it returns a description of the
-// failure as lost, counting the deadlocks (SQLSTATE 40P01) of both sides
-// in *deadlocks.
-func s15Race(t *testing.T, e *env, eng *retention.Engine, subject map[string]string, deadlocks *int, write func() error) (writeErr error, lost string) {
+// s15Race runs write and the erasure of subject at once: the write starts
+// once the erasure has committed lead batches (its receipts in the audit
+// log), or has ended, so that the rounds meet the erasure at different
+// points. It returns the write's error when that is nil or typed
+// (ErrNotFound, ErrConflict); else, or when the erasure failed, it
+// returns a description of the failure as lost, counting the deadlocks
+// (SQLSTATE 40P01) of both sides in *deadlocks.
+func s15Race(t *testing.T, e *env, eng *retention.Engine, subject map[string]string, lead int, deadlocks *int, write func() error) (writeErr error, lost string) {
 	t.Helper()
 	r := request(t, e.A, eng, retention.KindErasure, subject)
+	receipts := func() int {
+		var n int
+		require.NoError(t, e.db.Admin(t).NewRaw("SELECT count(*) FROM socialcrm_audit_log WHERE tenant_id = ? AND action = 'retention.erased' AND metadata LIKE ?",
+			principal(e.A).TenantID, "%"+r.ID+"%").Scan(context.Background(), &n))
+		return n
+	}
 	var wg sync.WaitGroup
 	var eraseErr error
-	wg.Go(func() { _, eraseErr = eng.Erase(e.A, r.ID) })
-	wg.Go(func() { writeErr = write() })
+	erased := make(chan struct{})
+	wg.Go(func() { _, eraseErr = eng.Erase(e.A, r.ID); close(erased) })
+	wg.Go(func() {
+		for lead > 0 && receipts() < lead {
+			select {
+			case <-erased:
+				lead = 0
+			case <-time.After(time.Millisecond): // polling a condition, not timing one
+			}
+		}
+		writeErr = write()
+	})
 	wg.Wait()
 	for _, err := range []error{eraseErr, writeErr} {
 		if dberr.Code(err) == "40P01" {
@@ -91,9 +110,10 @@ func s15Race(t *testing.T, e *env, eng *retention.Engine, subject map[string]str
 	return writeErr, ""
 }
 
-// TestS15LockOrderCompositeWritesDuringErasure: Merge, Update, Delete and
-// the CSV import of an existing person, each racing the erasure of the
-// same person, never deadlock and leave one of the two orders' outcomes.
+// TestS15LockOrderCompositeWritesDuringErasure: Merge, Update, Delete,
+// the CSV import of an existing person and the ingestion of messages
+// into her conversation, each racing the erasure of the same person,
+// never deadlock and leave one of the two orders' outcomes.
 func TestS15LockOrderCompositeWritesDuringErasure(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		eng := nameEngine(t, e)
@@ -110,7 +130,7 @@ func TestS15LockOrderCompositeWritesDuringErasure(t *testing.T) {
 		race := func(t *testing.T, round int, subject string, write func() error) (error, bool) {
 			t.Helper()
 			d := 0
-			err, lost := s15Race(t, e, eng, map[string]string{crm.SubjectContact: subject}, &d, write)
+			err, lost := s15Race(t, e, eng, map[string]string{crm.SubjectContact: subject}, round%4, &d, write)
 			deadlocks[t.Name()] += d
 			if lost != "" {
 				failed[t.Name()] = append(failed[t.Name()], fmt.Sprintf("round %d: %s", round, lost))
@@ -209,6 +229,35 @@ func TestS15LockOrderCompositeWritesDuringErasure(t *testing.T) {
 				} else {
 					require.Equal(t, other.Version, got.Version, "round %d: a failed import batch changed a contact", round)
 				}
+			}
+		})
+		t.Run("Ingest", func(t *testing.T) {
+			at := fakeclock.Start.Add(time.Minute)
+			for round := range s15Rounds {
+				c := s15Person(t, e, crm.ContactInput{FirstName: "Mary", LastName: "Jackson"})
+				k := crm.ConversationKey{Channel: crm.ChannelMessenger, AccountID: "page-1", ThreadID: fmt.Sprintf("psid-%d", round)}
+				msg := func(mid string) crm.NewMessage {
+					return crm.NewMessage{Conversation: k, Direction: crm.Inbound, ExternalID: mid, Text: "hello", SentAt: at}
+				}
+				_, err := e.store.Conversations().Ingest(e.A, crm.Batch{Messages: []crm.NewMessage{msg("mid.0")}})
+				require.NoError(t, err)
+				conv, err := e.store.Conversations().Find(e.A, k)
+				require.NoError(t, err)
+				_, err = e.store.Conversations().LinkContact(e.A, conv.ID, c.ID, conv.Version)
+				require.NoError(t, err)
+				if _, ok := race(t, round, c.ID, func() error {
+					_, err := e.store.Conversations().Ingest(e.A, crm.Batch{Messages: []crm.NewMessage{msg("mid.1"), msg("mid.2")}})
+					return err
+				}); !ok {
+					continue
+				}
+				gone(t, c.ID)
+				_, err = e.store.Conversations().Get(e.A, conv.ID)
+				require.ErrorIs(t, err, crm.ErrNotFound, "round %d: her conversation", round)
+				var left int
+				require.NoError(t, e.db.Admin(t).NewRaw("SELECT count(*) FROM "+crm.TableMessages+" WHERE conversation_id = ?", conv.ID).
+					Scan(context.Background(), &left))
+				require.Zero(t, left, "round %d: messages of her erased conversation are left", round)
 			}
 		})
 		for path, n := range typed {
