@@ -394,6 +394,26 @@
 // once), never a conflict. Returned
 // records and slices belong to the caller.
 //
+// Writes and retention take their locks in one order, so that neither
+// waits for the other in a cycle (on PostgreSQL a deadlock, SQLSTATE
+// 40P01, fails one of them). Every retention batch — erasure, sweep,
+// purge — locks the rows it erases first and the head of the tenant's
+// audit chain last, when it appends its receipt. Every write of this
+// package that keeps an audit entry appends it after all its rows, in one
+// place, when its transaction's work is done: the entries a call records
+// (its own and those of the calls it is composed of — Merge's update,
+// row moves and delete; the updates of a CSV import batch) are held back
+// and appended, in the order recorded, just before the transaction ends.
+// A rename, a merge, a delete or an import that meets the erasure of the
+// same person either commits first, and the erasure then erases what is
+// still hers, or finds her erased and fails with a typed error
+// (ErrNotFound, a *ConflictError) having written nothing
+// (TestS15LockOrderCompositeWritesDuringErasure,
+// TestS15MergeMeetsAnErasureMidBatch). The limit: a Store bound to the
+// caller's transaction (Store.Using) appends each call's entries at the
+// end of that call; writes the caller makes after it in the same
+// transaction come after the audit head, and are the caller's to order.
+//
 // # Errors
 //
 // Invalid input — on every create and update — returns a *ValidationError
@@ -845,6 +865,9 @@
 // The attachments' bytes are exported as files (read and opened through
 // Attachments.Open) and deleted only once the batch that erased their rows
 // has committed.
+// A contact's tag rows go again in the batch that erases the contact, so
+// that tags an update wrote between the erasure's crm.contact_tag batches
+// and that one do not outlive her (TestS15LockOrderCompositeWritesDuringErasure).
 //
 // Store.Resolvers lets one request name the person by whatever she gives:
 // SubjectEmail and SubjectPhone find every contact holding the address or
