@@ -295,11 +295,9 @@ var ingestSQL = `WITH req AS (
 ), pk AS NOT MATERIALIZED (
 	SELECT ?::int[] AS o, ?::bytea AS b
 ), src AS (
-	SELECT s.channel, s.account_id, s.thread_index, s.id, s.thread_sealed, ` + pgMicros("s.max_sent") + ` AS max_sent,
-		` + pgMicros("s.delivered") + ` AS delivered, ` + pgMicros("s.read") + ` AS read, s.n
-	FROM pk AS p CROSS JOIN LATERAL unnest(` + packedArray(0, "text") + `, ` + packedArray(1, "text") + `,
+	SELECT s.* FROM pk AS p CROSS JOIN LATERAL unnest(` + packedArray(0, "text") + `, ` + packedArray(1, "text") + `,
 		` + packedArray(2, "text") + `, ` + packedArray(3, "text") + `, ` + packedArray(4, "text") + `,
-		` + packedArray(5, "bigint") + `, ` + packedArray(6, "bigint") + `, ` + packedArray(7, "bigint") + `)
+		` + packedArray(5, "timestamptz") + `, ` + packedArray(6, "timestamptz") + `, ` + packedArray(7, "timestamptz") + `)
 		WITH ORDINALITY AS s(channel, account_id, thread_index, id, thread_sealed, max_sent, delivered, read, n)
 	WHERE (SELECT r.ok FROM req AS r)
 ), known AS (
@@ -340,12 +338,10 @@ var ingestSQL = `WITH req AS (
 			WHEN m.status <> 'read' AND m.sent_at <= t.delivered_until THEN 'delivered'
 			ELSE m.status END,
 		substring(p.b FROM m.sealed_at FOR m.text_len), substring(p.b FROM m.sealed_at + COALESCE(m.text_len, 0) FOR m.attachments_len)
-	FROM pk AS p CROSS JOIN LATERAL (SELECT u.thread, u.id, u.direction, u.external_id, ` + pgMicros("u.sent_at") + ` AS sent_at, u.status,
-		u.sealed_at, u.text_len, u.attachments_len
-	FROM unnest(` + packedArray(8, "bigint") + `, ` + packedArray(9, "text") + `,
-		` + packedArray(10, "text") + `, ` + packedArray(11, "text") + `, ` + packedArray(12, "bigint") + `,
+	FROM pk AS p CROSS JOIN LATERAL unnest(` + packedArray(8, "bigint") + `, ` + packedArray(9, "text") + `,
+		` + packedArray(10, "text") + `, ` + packedArray(11, "text") + `, ` + packedArray(12, "timestamptz") + `,
 		` + packedArray(13, "text") + `, ` + packedArray(14, "int") + `, ` + packedArray(15, "int") + `, ` + packedArray(16, "int") + `)
-		AS u(thread, id, direction, external_id, sent_at, status, sealed_at, text_len, attachments_len)) AS m
+		AS m(thread, id, direction, external_id, sent_at, status, sealed_at, text_len, attachments_len)
 	JOIN held AS t ON t.n = m.thread
 	ORDER BY m.thread, m.external_id
 	ON CONFLICT (tenant_id, conversation_id, external_id) DO NOTHING
@@ -375,19 +371,6 @@ SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM marked), (SELECT r.o
 // collations can use no index of the tables' text columns.
 func packedArray(i int, typ string) string {
 	return fmt.Sprintf(`(convert_from(substring(p.b FROM p.o[%d] FOR p.o[%d]), 'UTF8') COLLATE "default")::%s[]`, 2*i+1, 2*i+2, typ)
-}
-
-// pgMicros is the SQL of the time whose microseconds since 1970-01-01
-// UTC the bigint expression x gives (NULL for NULL), as pgArray.micros
-// writes it: the whole seconds and the rest added to the epoch apart, so
-// that the sum is exact over every storable year (one multiplication by
-// microseconds would pass through a float8, exact only to 2^53 µs, the
-// year 2255). The server reads a time's text about three times slower
-// than an integer's: with the four time columns of a batch (a webhook
-// delivery of 80 messages has about 180 times) as text, reading them
-// took about 0.1 ms of the statement.
-func pgMicros(x string) string {
-	return fmt.Sprintf(`(timestamptz 'epoch' + (%[1]s / 1000000) * interval '1 second' + (%[1]s %% 1000000) * interval '1 microsecond')`, x)
 }
 
 // ingestArrays is the number of array literals in the packed value.
@@ -498,7 +481,7 @@ func (r *Conversations) ingestPG(ctx context.Context, tid string, now time.Time,
 // buffers piece by piece, and hex-encoded sealed bytes were twice their
 // size on the wire and decoded by the server.
 func ingestPack(ths []*batchThread, opening []*Conversation, ms []batchMessage) (places string, packed []byte) {
-	// The room the value takes (a time 17 bytes or so, an id 39, a
+	// The room the value takes (a time 30 bytes or so, an id 39, a
 	// sealed thread id hex-encoded twice its length), so that it is
 	// written without copies; should it take more, it grows.
 	size := 64 * ingestArrays
@@ -551,9 +534,9 @@ func ingestPack(ths []*batchThread, opening []*Conversation, ms []batchMessage) 
 			a.null()
 		}
 	})
-	eachThread(func(a *pgArray, _ int, th *batchThread) { a.micros(th.maxSent) })
-	eachThread(func(a *pgArray, _ int, th *batchThread) { a.micros(th.delivered) })
-	eachThread(func(a *pgArray, _ int, th *batchThread) { a.micros(th.read) })
+	eachThread(func(a *pgArray, _ int, th *batchThread) { a.time(th.maxSent) })
+	eachThread(func(a *pgArray, _ int, th *batchThread) { a.time(th.delivered) })
+	eachThread(func(a *pgArray, _ int, th *batchThread) { a.time(th.read) })
 	eachMessage := func(write func(a *pgArray, m *batchMessage)) {
 		array(func(a *pgArray) {
 			for i := range ms {
@@ -571,7 +554,7 @@ func ingestPack(ths []*batchThread, opening []*Conversation, ms []batchMessage) 
 			a.text(m.ExternalID)
 		}
 	})
-	eachMessage(func(a *pgArray, m *batchMessage) { a.micros(m.SentAt) })
+	eachMessage(func(a *pgArray, m *batchMessage) { a.time(m.SentAt) })
 	eachMessage(func(a *pgArray, m *batchMessage) { a.text(string(m.Status)) })
 	sealedAt := 1 // substring counts from 1
 	eachMessage(func(a *pgArray, m *batchMessage) {
@@ -924,8 +907,8 @@ func sealedBytes(s vault.Sealed) []byte {
 
 // pgArray writes a PostgreSQL array literal ({a,b,NULL}), which Ingest's
 // statement casts to the array type it needs: strings are quoted and
-// escaped, bytes hex-encoded (the statement decodes them), times as
-// microseconds since 1970 (micros), and zero times as NULL. It appends to b
+// escaped, bytes hex-encoded (the statement decodes them), times written
+// as bun writes a time, in UTC, and zero times as NULL. It appends to b
 // from start on, so that the literals of a batch follow each other in
 // one buffer (ingestPack).
 type pgArray struct {
@@ -970,16 +953,63 @@ func (a *pgArray) int(n int) {
 	a.b = strconv.AppendInt(a.b, int64(n), 10)
 }
 
-// micros writes t as its microseconds since 1970-01-01 UTC (which
-// Ingest's statement turns back into the time with pgMicros), or NULL
-// for the zero time. Ingest truncates its times to the microsecond.
-func (a *pgArray) micros(t time.Time) {
+func (a *pgArray) time(t time.Time) {
 	if t.IsZero() {
 		a.null()
 		return
 	}
 	a.sep()
-	a.b = strconv.AppendInt(a.b, t.UnixMicro(), 10)
+	a.b = append(a.b, '"')
+	a.b = appendPGTime(a.b, t)
+	a.b = append(a.b, '"')
+}
+
+// pgTimeLayout is how pgArray writes a time, in UTC.
+const pgTimeLayout = "2006-01-02 15:04:05.999999-07:00"
+
+// appendPGTime appends t as t.UTC().AppendFormat(b, pgTimeLayout) does,
+// written by hand for the years 1000 to 9999 (time's layout
+// interpreter was about a tenth of Ingest's own CPU on PostgreSQL, with
+// four times in each of a delivery's conversations and messages;
+// TestPGTimeLayout compares the two).
+func appendPGTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 1000 || year > 9999 {
+		return t.AppendFormat(b, pgTimeLayout)
+	}
+	hour, minute, sec := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, ' ')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, minute, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	if us := t.Nanosecond() / 1000; us != 0 { // .999999: microseconds, trailing zeros dropped
+		n := 6
+		for us%10 == 0 {
+			us /= 10
+			n--
+		}
+		b = append(b, '.')
+		b = appendDigits(b, us, n)
+	}
+	return append(b, "+00:00"...)
+}
+
+// appendDigits appends v (0 <= v < 10^n) in n decimal digits.
+func appendDigits(b []byte, v, n int) []byte {
+	var digits [6]byte
+	for i := n - 1; i >= 0; i-- {
+		digits[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(b, digits[:n]...)
 }
 
 // bytes writes b hex-encoded, or NULL when it is empty.

@@ -2,13 +2,45 @@ package crm
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
 
+// TestPGTimeLayout: appendPGTime writes every time as time's layout
+// pgTimeLayout does in UTC — microseconds and their trailing zeros, no
+// fraction, nanoseconds below a microsecond, other zones, years at and
+// beyond the bounds of the hand-written path.
+func TestPGTimeLayout(t *testing.T) {
+	berlin := time.FixedZone("CET", 3600)
+	times := []time.Time{
+		time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC),
+		time.Date(2026, 1, 2, 3, 4, 5, 120_000, time.UTC),
+		time.Date(2026, 12, 31, 23, 59, 59, 999_999_999, time.UTC),
+		time.Date(2026, 6, 1, 0, 0, 0, 999, berlin),
+		time.Date(2026, 6, 1, 0, 30, 0, 1_000, berlin),
+		time.Date(1000, 1, 1, 0, 0, 0, 100_000, time.UTC),
+		time.Date(999, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 10_000, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+		{},
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		times = append(times, time.Unix(r.Int64N(1<<36)-1<<35, r.Int64N(1e9)).In(berlin))
+	}
+	for _, at := range times {
+		want := at.UTC().AppendFormat([]byte("x"), pgTimeLayout)
+		if got := appendPGTime([]byte("x"), at); string(got) != string(want) {
+			t.Fatalf("appendPGTime(%v) = %s, want %s", at, got, want)
+		}
+	}
+}
+
 // TestPGArrayLiteral: pgArray writes what PostgreSQL reads back as the
 // values: quotes and backslashes escaped, NULL for a missing value, bytes
-// in hex (long ones too), times as microseconds since 1970 UTC.
+// in hex (long ones too), times in UTC.
 func TestPGArrayLiteral(t *testing.T) {
 	var a pgArray
 	a.text(`plain`)
@@ -31,11 +63,10 @@ func TestPGArrayLiteral(t *testing.T) {
 		t.Fatalf("bytes array %s, want %s", got, want)
 	}
 	var c pgArray
-	c.micros(time.Date(2026, 6, 1, 2, 0, 0, 1_000, time.FixedZone("CET", 3600)))
-	c.micros(time.Time{})
-	c.micros(time.Date(1969, 12, 31, 23, 59, 59, 500_000_000, time.UTC))
+	c.time(time.Date(2026, 6, 1, 2, 0, 0, 1_000, time.FixedZone("CET", 3600)))
+	c.time(time.Time{})
 	c.int(-42)
-	if got, want := c.String(), `{1780275600000001,NULL,-500000,-42}`; got != want {
+	if got, want := c.String(), `{"2026-06-01 01:00:00.000001+00:00",NULL,-42}`; got != want {
 		t.Fatalf("array %s, want %s", got, want)
 	}
 	var empty pgArray
