@@ -100,8 +100,8 @@ type BatchResult struct {
 // conversations against removal (FOR KEY SHARE, which concurrent batches
 // share) and writes a conversation's row only when the batch opens it,
 // moves one of its watermarks, or brings it a message of a later hour
-// than its stored last message time: within the hour the row is not
-// written, and reads give the exact LastMessageAt from the messages
+// (of UTC) than its stored last message time: within the hour the row is
+// not written, and reads give the exact LastMessageAt from the messages
 // (TestConversationLastMessageWithinTheHour). The rows it writes, and then
 // the messages, are written in key order, so concurrent batches that
 // share conversations never deadlock on them. A conversation the batch
