@@ -803,6 +803,55 @@
 // (BenchmarkPostgresContactCreateServer, three runs each) 3.69 (3.46–3.70)
 // → 3.26 (3.21–3.29) times the raw INSERT's time, and 4,007 → 3,329 bytes
 // of WAL.
+// Where the statement's server time goes
+// (BenchmarkCreateStatementPartsPostgres: variants of Create's statement
+// for "Ada Lovelace 1", 7 name index rows, by EXPLAIN ANALYZE without
+// per-node timing, as the application's role under row-level security, at
+// 1,000 contacts, medians of 300 of each, rotated in one loop with the
+// raw INSERT; six runs under a load average of 8–9): the statement took
+// 117 µs (91–144) against the raw INSERT's 55 (32–66), 2.22 times
+// (1.98–2.84; BenchmarkPostgresContactCreateServer's 3.3–3.5 times is
+// larger because its per-node timing costs the larger plan more). Of
+// those, the name index rows took 41.5 µs (35–57): the trigger with its
+// insert and one row 15.5 (11–25), each further row about 4.6; the call
+// of socialcrm_crm_contact_unclaimed 30 (28–34), of which its advisory
+// locks 10 (8–15) and the rest the function's call, its two queries and
+// their look-ups; the statement without either took 0.86 times the raw
+// INSERT (0.77–1.00), so the contact's row (without its name_index
+// array) and its six index entries cost no more than the raw row and its
+// five. WAL: 3,277
+// bytes, 1,286 of them without the name index rows, against 936. A CPU
+// profile of the server process that ran the creates
+// (BenchmarkCreateClientCPUPostgres, perf, eight seconds) found a quarter
+// of its time in the commit's flush of the WAL (synchronous_commit on, as
+// for the raw INSERT), a fifth in the name index trigger and a sixth in
+// the unclaimed function, both mostly PL/pgSQL starting and ending its
+// queries' executors and the b-tree inserts.
+// Tried and not kept, each alternated with the build before: the name
+// index rows written by the statement itself (a data-modifying WITH …
+// RETURNING whose second INSERT unnests the keyed tokens, the trigger
+// skipped by a condition on name_index) took 30.5 µs more (22–44, six
+// runs), and more in 37 of the 38 runs of the benchmark in two builds
+// (−3 to 47 µs): its second ModifyTable and the CTE's tuple store cost
+// more than the trigger's prepared insert. The locks in one query over the keys
+// (PERFORM pg_advisory_xact_lock(k) FROM unnest(keys)) instead of one
+// PERFORM per key, together with the "C" collation for the token column
+// of the name index rows (byte comparisons in its b-tree; the test
+// database's collation, C.UTF-8, compares strings through the locale):
+// the statement measured 2.39 times the raw INSERT (2.24–2.76) against
+// 2.41 (2.09–2.81), the locks 13 µs against 13, the name index rows 59.5
+// µs against 49.5 (eight runs each, load average 7–10); the create's
+// median pair ratio (BenchmarkPostgresContactCreate, 2,000 pairs a run,
+// nine runs each, load average 4–10) 1.73 (1.56–1.83) against 1.73
+// (1.62–1.81), and BenchmarkPostgresContactCreateServer's ratio 3.36
+// (3.17–3.50) against 3.37 (3.27–3.43): no change. A LANGUAGE sql
+// function of two statements in place of the PL/pgSQL one (planned anew
+// at every call) took about three times the statement's time; the locks
+// taken by assignment in the loop (PL/pgSQL's simple-expression path)
+// and the two look-ups as one query (e-mail OR phone) measured no
+// better. Not tried: unique indexes in place of the locks and the look-up
+// (see above), and fewer keyed prefix lengths (each row about 4.6 µs,
+// paid for by the name search).
 // ImportCSV writes many contacts in batches, one transaction each.
 //
 // A database created before sealing keeps its plaintext until

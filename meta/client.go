@@ -26,6 +26,7 @@ import (
 	"github.com/socialcrm/socialcrm/internal/jsonint"
 	"github.com/socialcrm/socialcrm/internal/telemetry"
 	"github.com/socialcrm/socialcrm/social"
+	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
 )
 
@@ -401,8 +402,12 @@ type request struct {
 	keep *[]byte
 	// intent, if set, is the audit action recorded before the call is
 	// sent (a publish), so that a process killed before the answer was
-	// read leaves the publish in doubt in the log.
-	intent string
+	// read leaves the publish in doubt in the log. attempt names the
+	// call in that entry and in the one that closes it (the caller's
+	// success entry, meta.write_outcome_unknown or meta.write_refused);
+	// do makes one up when it is empty.
+	intent  string
+	attempt string
 	// appToken says the token is the app token ("{app-id}|{secret}"),
 	// which is sent without appsecret_proof.
 	appToken bool
@@ -434,6 +439,9 @@ func (c *Client) do(ctx context.Context, r request, out any) (*Response, error) 
 		return nil, err
 	}
 	if r.intent != "" {
+		if r.attempt == "" {
+			r.attempt = tenancy.NewID()
+		}
 		if err := c.session.Audit(ctx, r.intent, c.writeFacts(r, c.opts.now())); err != nil {
 			return nil, fmt.Errorf("meta: audit %s: %w", r.intent, err)
 		}
@@ -441,15 +449,50 @@ func (c *Client) do(ctx context.Context, r request, out any) (*Response, error) 
 	for try := 0; ; try++ {
 		resp, err := c.attempt(ctx, r, out)
 		if try > 0 || !errors.Is(err, social.ErrTokenRenewed) {
+			if r.intent != "" && err != nil && !errors.Is(err, ErrOutcomeUnknown) {
+				// Refused by Meta, or never sent: nothing was done.
+				facts := c.writeFacts(r, c.opts.now())
+				facts["reason"] = refusal(err)
+				if aerr := c.session.Audit(context.WithoutCancel(ctx), "meta.write_refused", facts); aerr != nil {
+					err = errors.Join(err, aerr)
+				}
+			}
 			return resp, err
 		}
 	}
+}
+
+// refusal names why a write was not carried out, for the audit log:
+// Meta's error code, or what stopped it before it was sent. It never
+// quotes the error's text.
+func refusal(err error) string {
+	var rl *RateLimitError
+	var ae *APIError
+	switch {
+	case errors.As(err, &rl):
+		return "rate_limited"
+	case errors.Is(err, social.ErrRevoked):
+		return "revoked"
+	case errors.Is(err, social.ErrNeedsReauth):
+		return "needs_reauth"
+	case errors.As(err, &ae):
+		if ae.Subcode != 0 {
+			return fmt.Sprintf("code %d/%d", ae.Code, ae.Subcode)
+		}
+		return fmt.Sprintf("code %d", ae.Code)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "cancelled"
+	}
+	return "not_sent"
 }
 
 // writeFacts are what the audit log records of a write in doubt: enough
 // to look it up (Pages.Lookup, Instagram.Lookup), nothing of its content.
 func (c *Client) writeFacts(r request, sent time.Time) map[string]string {
 	m := map[string]string{"method": r.method, "path": r.path, "sent_at": sent.UTC().Format(time.RFC3339Nano)}
+	if r.attempt != "" {
+		m["attempt"] = r.attempt
+	}
 	if id := r.form.Get("creation_id"); id != "" {
 		m["container_id"] = id
 	}
@@ -494,8 +537,9 @@ func (c *Client) attempt(ctx context.Context, r request, out any) (*Response, er
 var ErrOutcomeUnknown = social.ErrOutcomeUnknown
 
 // OutcomeUnknownError is returned for a write (a publish, a message, an
-// Instagram media_publish) whose answer was lost or was a server error:
-// Meta may or may not have carried it out, and it is not sent again.
+// Instagram media_publish) whose answer was lost, cut short (a body that
+// could not be read) or was a server error: Meta may or may not have
+// carried it out, and it is not sent again.
 // Check before deciding: Pages.Lookup looks the post up on the Page,
 // Instagram.Lookup reads the status of the container (ContainerID). Each
 // is recorded in the audit log as "meta.write_outcome_unknown" (method,
@@ -532,7 +576,7 @@ func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
 func (e *OutcomeUnknownError) Is(target error) bool { return target == ErrOutcomeUnknown }
 
 // outcome turns the failure of a write whose effect is unknown (no answer,
-// or a server error) into an *OutcomeUnknownError, classifying an API
+// an answer that could not be read, or a server error) into an *OutcomeUnknownError, classifying an API
 // error first; other failures are returned as they are.
 func (c *Client) outcome(ctx context.Context, r request, resp *Response, sent time.Time, err error) error {
 	var rl *RateLimitError
@@ -542,11 +586,17 @@ func (c *Client) outcome(ctx context.Context, r request, resp *Response, sent ti
 	if resp == nil {
 		return &OutcomeUnknownError{Method: r.method, Path: r.path, SentAt: sent, Err: err}
 	}
+	var apiErr *APIError
+	isAPI := errors.As(err, &apiErr)
+	if !isAPI {
+		// An answer began and was cut short or could not be read: Meta
+		// may have acted, and what it made is unknown.
+		return &OutcomeUnknownError{Method: r.method, Path: r.path, SentAt: sent, StatusCode: resp.StatusCode, TraceID: resp.TraceID, Err: err}
+	}
 	if resp.StatusCode < 500 {
 		return err
 	}
-	var apiErr *APIError
-	if errors.As(err, &apiErr) {
+	if isAPI {
 		err = c.classify(ctx, apiErr, resp)
 	}
 	return &OutcomeUnknownError{Method: r.method, Path: r.path, SentAt: sent, StatusCode: resp.StatusCode, TraceID: resp.TraceID, Err: err}

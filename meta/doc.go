@@ -116,10 +116,16 @@
 // appended to the tenant's audit log (meta.page.publish,
 // meta.instagram.publish). Each is also recorded before it is sent
 // (meta.page.publish_sending, meta.instagram.publish_sending: method,
-// path, sent_at, container_id), and a write whose answer was lost as
-// meta.write_outcome_unknown, so that a publish in doubt — its answer lost,
-// or its process killed before reading it — is in the log to look up
-// (Pages.Lookup, Instagram.Lookup) before sending again. Instagram.Publish reads
+// path, sent_at, container_id), a write whose answer was lost, cut short
+// or a server error as meta.write_outcome_unknown, and one Meta refused,
+// or that was never sent, as meta.write_refused (reason: Meta's code, or
+// rate_limited, needs_reauth, revoked, cancelled, not_sent). The sending
+// entry and the one that closes it (the publish's own entry, or one of
+// those two) name the same attempt, so that a publish in doubt — its
+// answer lost, or its process killed before reading it, leaving its
+// sending entry open — is in the log to look up (Pages.Lookup,
+// Instagram.Lookup) before sending again. Messenger.Send is recorded the
+// same way. Instagram.Publish reads
 // content_publishing_limit first (Meta's documents disagree on the cap),
 // creates the containers, polls status_code on the client's clock until
 // FINISHED (ERROR, EXPIRED or the timeout fail with *ContainerError and

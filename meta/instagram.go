@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/socialcrm/socialcrm/tenancy"
 )
 
 // InstagramService reads and publishes to the Instagram professional
@@ -360,12 +362,13 @@ func (s *InstagramService) finishPublish(ctx context.Context, igID, containerID,
 	if resp, err := s.await(ctx, containerID, every, timeout); err != nil {
 		return nil, resp, err
 	}
-	mediaID, resp, err := s.publishContainer(ctx, igID, containerID)
+	attempt := tenancy.NewID()
+	mediaID, resp, err := s.publishContainer(ctx, igID, containerID, attempt)
 	if err != nil {
 		return nil, resp, err
 	}
 	m := &Media{ID: mediaID, Caption: caption, OwnerID: igID}
-	attrs["ig_user_id"], attrs["media_id"], attrs["container_id"] = igID, m.ID, containerID
+	attrs["ig_user_id"], attrs["media_id"], attrs["container_id"], attrs["attempt"] = igID, m.ID, containerID, attempt
 	if err := s.c.session.Audit(ctx, "meta.instagram.publish", attrs); err != nil {
 		return m, resp, fmt.Errorf("meta: audit publish: %w", err)
 	}

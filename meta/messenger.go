@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/socialcrm/socialcrm/tenancy"
 )
 
 // MessagingType is the Send API's messaging_type.
@@ -263,13 +265,14 @@ func (s *MessengerService) Send(ctx context.Context, pageID string, req SendRequ
 		RecipientID ID `json:"recipient_id"`
 		MessageID   ID `json:"message_id"`
 	}
+	attempt := tenancy.NewID()
 	resp, err := c.do(ctx, request{method: http.MethodPost, path: "/" + pageID + "/messages", json: body,
-		need: []string{PermPagesMessaging}, intent: "meta.messenger.send_sending"}, &ans)
+		need: []string{PermPagesMessaging}, intent: "meta.messenger.send_sending", attempt: attempt}, &ans)
 	if err != nil {
 		return nil, resp, err
 	}
 	out := &SentMessage{RecipientID: string(ans.RecipientID), MessageID: string(ans.MessageID)}
-	md := map[string]string{"page_id": pageID, "message_id": out.MessageID, "messaging_type": string(req.MessagingType)}
+	md := map[string]string{"page_id": pageID, "message_id": out.MessageID, "messaging_type": string(req.MessagingType), "attempt": attempt}
 	if req.Tag != "" {
 		md["tag"] = string(req.Tag)
 	}

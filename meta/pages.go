@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/socialcrm/socialcrm/tenancy"
 )
 
 // ErrNotPageConnection is returned, before any request, by a method that
@@ -305,8 +307,9 @@ func (s *PagesService) Publish(ctx context.Context, pageID string, req PostReque
 		ID     ID `json:"id"`
 		PostID ID `json:"post_id"`
 	}
+	attempt := tenancy.NewID()
 	resp, err := s.c.do(ctx, request{method: http.MethodPost, path: "/" + pageID + "/" + edge, form: f, need: need,
-		intent: "meta.page.publish_sending"}, &ans)
+		intent: "meta.page.publish_sending", attempt: attempt}, &ans)
 	if err != nil {
 		return nil, resp, err
 	}
@@ -321,7 +324,7 @@ func (s *PagesService) Publish(ctx context.Context, pageID string, req PostReque
 		p.ID = string(ans.ID)
 	}
 	if err := s.c.session.Audit(ctx, "meta.page.publish", map[string]string{
-		"page_id": pageID, "post_id": p.ID, "kind": string(kind),
+		"page_id": pageID, "post_id": p.ID, "kind": string(kind), "attempt": attempt,
 	}); err != nil {
 		return p, resp, fmt.Errorf("meta: audit publish: %w", err)
 	}

@@ -151,12 +151,12 @@ func (s *InstagramService) PublishVideo(ctx context.Context, igID string, v Vide
 // publishContainer publishes a FINISHED container (media_publish) and
 // returns the media id. The request is sent once: a lost answer is an
 // *OutcomeUnknownError, since Meta may have published.
-func (s *InstagramService) publishContainer(ctx context.Context, igID, containerID string) (string, *Response, error) {
+func (s *InstagramService) publishContainer(ctx context.Context, igID, containerID, attempt string) (string, *Response, error) {
 	var ans struct {
 		ID ID `json:"id"`
 	}
 	resp, err := s.c.do(ctx, request{method: http.MethodPost, path: "/" + igID + "/media_publish",
-		form: url.Values{"creation_id": {containerID}}, need: igPublishPerms, intent: "meta.instagram.publish_sending"}, &ans)
+		form: url.Values{"creation_id": {containerID}}, need: igPublishPerms, intent: "meta.instagram.publish_sending", attempt: attempt}, &ans)
 	if err != nil {
 		var ou *OutcomeUnknownError
 		if errors.As(err, &ou) { // the client found the outcome unknown

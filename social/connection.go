@@ -311,6 +311,13 @@ func Migrations() *migrate.Migrations {
 		}
 		return migrations.Exec(ctx, tx, `CREATE VIEW IF NOT EXISTS `+view)
 	})
+	// handover_pending marks a revoked connection the disconnect hook has
+	// not taken yet (its process died after the revoke's commit, or the
+	// hook failed): RetryRevocations hands it over.
+	migrations.Add(ms, "20261212040000", "social_connection_handover", func(ctx context.Context, tx bun.Tx) error {
+		return migrations.Exec(ctx, tx,
+			`ALTER TABLE socialcrm_social_connections ADD COLUMN handover_pending BOOLEAN NOT NULL DEFAULT FALSE`)
+	})
 	return ms
 }
 

@@ -36,15 +36,22 @@ type revocation struct {
 // has it to itself; a claim left by a dead process is taken over after it.
 const RevocationLease = 2 * time.Minute
 
-// Disconnect disconnects the connection in one operation: it revokes the
-// authorization at the platform through p (nil: the provider registered
-// for the connection's platform, WithProviders), both tokens where the
-// platform revokes them apart, deletes the sealed tokens from
-// the connection, marks it revoked and writes an audit entry, then calls
-// the disconnect hook (WithDisconnectHook) to hand the connection's
-// derived data to retention. If the platform's revoke fails, the tokens
-// are deleted all the same, and the revoke is queued (the tokens sealed
-// apart) for RetryRevocations.
+// Disconnect disconnects the connection in one operation. In one
+// transaction it deletes the sealed tokens from the connection, queues
+// their revoke (the tokens sealed apart), marks the connection revoked and
+// writes an audit entry (connection.disconnected, revoke "queued"); after
+// the commit it calls the disconnect hook (WithDisconnectHook) to hand the
+// connection's derived data to retention, then revokes the authorization
+// at the platform through p (nil: the provider registered for the
+// connection's platform, WithProviders), both tokens where the platform
+// revokes them apart, which removes the queued revoke and is audited as
+// connection.revoked. If the platform's revoke fails, or the process dies
+// or ctx is cancelled while the platform is asked, the revoke stays queued
+// for RetryRevocations (after RevocationLease when the process died
+// holding its claim): no token of a disconnected connection is ever left
+// anywhere but in that queue. A connection whose hook failed, or whose
+// process died before the hook took it, is handed over by
+// RetryRevocations once RevocationLease has passed.
 //
 // The connections derived from it (Session.ConnectDerived, see Derived)
 // are disconnected first, the same way and each through the hook, so that
@@ -69,16 +76,29 @@ func (s *Store) Disconnect(ctx context.Context, id string, p Provider) (Connecti
 	if _, err := s.vault.EnsureKey(ctx); err != nil {
 		return Connection{}, fmt.Errorf("social: disconnect: %w", err)
 	}
-	derived, c, done, err := s.revokeTree(ctx, id, p, "connection.disconnected", "user", 0)
+	var queued []revocation
+	derived, c, done, err := s.revokeTree(ctx, id, p, "connection.disconnected", "user", 0, &queued)
+	var herr error
+	if err == nil {
+		herr = s.handOver(ctx, derived, c, done)
+	}
+	// The platform is asked only now that every token of the tree has left
+	// its connection (even when part of the tree failed).
+	for _, r := range queued {
+		if _, rerr := s.claimAndRevoke(ctx, p, r); rerr != nil {
+			s.log.WarnContext(ctx, "social: revoke after disconnect not recorded; left queued", "connection", r.ConnectionID, "error", rerr)
+		}
+	}
 	if err != nil {
 		return Connection{}, fmt.Errorf("social: disconnect: %w", err)
 	}
-	return c, s.handOver(ctx, derived, c, done)
+	return c, herr
 }
 
 // handOver calls the disconnect hook for each derived connection that was
 // just revoked, then for c when done, going on after a failure and
-// returning every failure.
+// returning every failure. A connection the hook took is no longer
+// pending (handover_pending); one it failed stays so for RetryRevocations.
 func (s *Store) handOver(ctx context.Context, derived []Connection, c Connection, done bool) error {
 	if s.onDisconnect == nil {
 		return nil
@@ -90,26 +110,67 @@ func (s *Store) handOver(ctx context.Context, derived []Connection, c Connection
 	for _, d := range derived {
 		if err := s.onDisconnect(ctx, d); err != nil {
 			errs = append(errs, fmt.Errorf("social: disconnect hook: %w", err))
+			continue
+		}
+		if err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			_, err := tx.NewUpdate().Model((*Connection)(nil)).Set("handover_pending = ?", false).
+				Where("tenant_id = ?", mustTenant(ctx)).Where("id = ?", d.ID).Exec(ctx)
+			return err
+		}); err != nil {
+			errs = append(errs, fmt.Errorf("social: disconnect hook: %w", err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// retryHandOvers calls the disconnect hook for the context tenant's
+// revoked connections that it has not taken (handover_pending) since
+// RevocationLease at least — their process died between the revoke's
+// commit and the hook, or the hook failed — and returns how many it took.
+// A hook may thus run twice for a connection whose process died after the
+// hook and before recording it.
+func (s *Store) retryHandOvers(ctx context.Context) (int, error) {
+	if s.onDisconnect == nil {
+		return 0, nil
+	}
+	var cs []Connection
+	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		return tx.NewSelect().Model(&cs).Where("?TableAlias.handover_pending = ?", true).
+			Where("?TableAlias.status = ?", StatusRevoked).Where("?TableAlias.revoked_at <= ?", s.clock().Add(-RevocationLease)).
+			Order("revoked_at").Limit(100).Scan(ctx)
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range cs {
+		if err := s.openProfile(ctx, &c); err != nil {
+			return n, err
+		}
+		if err := s.handOver(ctx, nil, c, true); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // maxDerivedDepth bounds how far a disconnect follows parent links.
 const maxDerivedDepth = 8
 
 // revokeTree revokes the live connections derived from id (recursively),
-// then id itself. It returns the derived connections it revoked and id's
+// then id itself, appending to queued the platform revokes it queued (with
+// p; see revoke). It returns the derived connections it revoked and id's
 // connection, done being false when that one was revoked already; none
 // of them has been through the disconnect hook yet.
-func (s *Store) revokeTree(ctx context.Context, id string, p Provider, action, reason string, depth int) (derived []Connection, c Connection, done bool, err error) {
+func (s *Store) revokeTree(ctx context.Context, id string, p Provider, action, reason string, depth int, queued *[]revocation) (derived []Connection, c Connection, done bool, err error) {
 	if depth < maxDerivedDepth {
 		children, err := s.Derived(ctx, id)
 		if err != nil {
 			return nil, Connection{}, false, err
 		}
 		for _, ch := range children {
-			sub, cc, cdone, err := s.revokeTree(ctx, ch.ID, p, action, reason+" (parent "+id+")", depth+1)
+			sub, cc, cdone, err := s.revokeTree(ctx, ch.ID, p, action, reason+" (parent "+id+")", depth+1, queued)
 			if err != nil {
 				return nil, Connection{}, false, err
 			}
@@ -119,7 +180,7 @@ func (s *Store) revokeTree(ctx context.Context, id string, p Provider, action, r
 			}
 		}
 	}
-	c, done, err = s.revoke(ctx, id, p, action, reason)
+	c, done, err = s.revoke(ctx, id, p, action, reason, queued)
 	if err != nil {
 		return nil, Connection{}, false, err
 	}
@@ -171,10 +232,16 @@ func resolveDerived(ctx context.Context, db bun.IDB, id string) (map[string][]st
 	return map[string][]string{SubjectConnection: ids}, nil
 }
 
-// revoke deletes the connection's tokens and marks it revoked, revoking at
-// the platform through p first when p is not nil. done is false when the
-// connection was revoked already.
-func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reason string) (c Connection, done bool, err error) {
+// revoke deletes the connection's tokens and marks it revoked. With p,
+// the tokens go, in the same transaction, to the revoke queue (sealed
+// apart, due at once), and the revoke is appended to queued for the
+// caller to make once the commit is done (claimAndRevoke): a process
+// killed or a context cancelled while the platform is asked leaves the
+// connection without tokens and the revoke queued for RetryRevocations,
+// never a live token on a connection the user disconnected. done is false
+// when the connection was revoked already.
+func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reason string, queued *[]revocation) (c Connection, done bool, err error) {
+	var q *revocation
 	err = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var err error
 		c, err = get(ctx, tx, id, true)
@@ -193,21 +260,20 @@ func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reaso
 		if p == nil {
 			revoke = "by_platform"
 		}
-		var pending *revocation
 		if p != nil && !c.AccessToken.IsZero() {
-			var t Tokens
-			if t, err = s.openTokens(ctx, c.AccessToken, c.RefreshToken, c.ID); err != nil {
+			t, err := s.openTokens(ctx, c.AccessToken, c.RefreshToken, c.ID)
+			if err != nil {
 				return err
 			}
-			defer t.Wipe()
-			if rerr := p.Revoke(ctx, t); tokenDead(rerr) {
-				revoke = revokeTokenInvalid
-			} else if rerr != nil {
-				revoke = "pending"
-				if pending, err = s.pendingRevocation(ctx, c, t, rerr, now); err != nil {
-					return err
-				}
+			q, err = s.queueRevocation(ctx, c, t, now)
+			t.Wipe()
+			if err != nil {
+				return err
 			}
+			if _, err := tx.NewInsert().Model(q).Exec(ctx); err != nil {
+				return err
+			}
+			revoke = "queued"
 		}
 		c.AccessToken, c.RefreshToken = vault.Sealed{}, vault.Sealed{}
 		c.Status, c.RevokedAt, c.UpdatedAt = StatusRevoked, now, now
@@ -218,38 +284,51 @@ func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reaso
 			WherePK().Exec(ctx); err != nil {
 			return err
 		}
+		// Until the disconnect hook has taken it (handOver).
+		if _, err := tx.NewUpdate().Model((*Connection)(nil)).Set("handover_pending = ?", true).
+			Where("tenant_id = ?", mustTenant(ctx)).Where("id = ?", c.ID).Exec(ctx); err != nil {
+			return err
+		}
 		// Webhook routing (AccountTenants) learns it from the index.
 		if _, err := tx.NewUpdate().Model((*account)(nil)).Set("live = ?", false).
 			Where("tenant_id = ?", mustTenant(ctx)).Where("connection_id = ?", c.ID).Exec(ctx); err != nil {
 			return err
-		}
-		if pending != nil {
-			if _, err := tx.NewInsert().Model(pending).Exec(ctx); err != nil {
-				return err
-			}
 		}
 		return s.audit(ctx, tx, tenancy.AuditEvent{
 			Action: action, Target: "connection:" + c.ID,
 			Metadata: map[string]string{"platform": c.Platform, "revoke": revoke, "reason": reason},
 		})
 	})
+	if err == nil && q != nil {
+		*queued = append(*queued, *q)
+	}
 	return c, done, err
+}
+
+// queueRevocation returns a revoke of c's tokens t for the queue, due at
+// now, the tokens sealed apart.
+func (s *Store) queueRevocation(ctx context.Context, c Connection, t Tokens, now time.Time) (*revocation, error) {
+	r := &revocation{ID: tenancy.NewID(), ConnectionID: c.ID, Platform: c.Platform, CreatedAt: now, NextAt: now}
+	var err error
+	if r.AccessToken, err = s.vault.Seal(ctx, t.AccessToken.Reveal(), binding(r.ID, "access_token")); err != nil {
+		return nil, err
+	}
+	if !t.RefreshToken.IsZero() {
+		if r.RefreshToken, err = s.vault.Seal(ctx, t.RefreshToken.Reveal(), binding(r.ID, "refresh_token")); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
 }
 
 // pendingRevocation returns the queued retry of a revoke of c's tokens t
 // that failed with rerr, the tokens sealed apart.
 func (s *Store) pendingRevocation(ctx context.Context, c Connection, t Tokens, rerr error, now time.Time) (*revocation, error) {
-	pending := &revocation{ID: tenancy.NewID(), ConnectionID: c.ID, Platform: c.Platform,
-		Attempts: 1, LastError: rerr.Error(), CreatedAt: now, NextAt: now.Add(retryDelay(1))}
-	var err error
-	if pending.AccessToken, err = s.vault.Seal(ctx, t.AccessToken.Reveal(), binding(pending.ID, "access_token")); err != nil {
+	pending, err := s.queueRevocation(ctx, c, t, now)
+	if err != nil {
 		return nil, err
 	}
-	if !t.RefreshToken.IsZero() {
-		if pending.RefreshToken, err = s.vault.Seal(ctx, t.RefreshToken.Reveal(), binding(pending.ID, "refresh_token")); err != nil {
-			return nil, err
-		}
-	}
+	pending.Attempts, pending.LastError, pending.NextAt = 1, rerr.Error(), now.Add(retryDelay(1))
 	s.log.WarnContext(ctx, "social: revoke failed; queued for retry", "connection", c.ID, "error", rerr)
 	return pending, nil
 }
@@ -547,7 +626,15 @@ func (s *Store) openTokens(ctx context.Context, access, refresh vault.Sealed, id
 // (expired, or revoked already: the grant can no longer be used through
 // it) counts as made, audited with revoke token_invalid. A revoke that
 // fails otherwise is rescheduled with a growing delay.
+//
+// It also hands to the disconnect hook (WithDisconnectHook) the revoked
+// connections the hook has not taken for RevocationLease or more: their
+// process died between the revoke's commit and the hook, or the hook
+// failed. These are not counted.
 func (s *Store) RetryRevocations(ctx context.Context) (int, error) {
+	if _, err := s.retryHandOvers(ctx); err != nil {
+		return 0, fmt.Errorf("social: retry revocations: %w", err)
+	}
 	if len(s.providers) == 0 {
 		return 0, nil
 	}
@@ -584,6 +671,14 @@ func (s *Store) RetryRevocations(ctx context.Context) (int, error) {
 // retryRevocation claims r, revokes its tokens and records the outcome.
 // It reports whether the platform revoked them.
 func (s *Store) retryRevocation(ctx context.Context, r revocation) (bool, error) {
+	return s.claimAndRevoke(ctx, s.providers[r.Platform], r)
+}
+
+// claimAndRevoke claims r for RevocationLease, unless another process
+// holds it or it is not due, revokes its tokens through p and records the
+// outcome, even when ctx is cancelled meanwhile. It reports whether the
+// platform revoked them.
+func (s *Store) claimAndRevoke(ctx context.Context, p Provider, r revocation) (bool, error) {
 	now := s.clock()
 	lease := now.Add(RevocationLease)
 	claimed := false
@@ -601,12 +696,13 @@ func (s *Store) retryRevocation(ctx context.Context, r revocation) (bool, error)
 	if err != nil || !claimed {
 		return false, err
 	}
-	p := s.providers[r.Platform]
 	t, rerr := s.openTokens(ctx, r.AccessToken, r.RefreshToken, r.ID)
 	if rerr == nil {
 		rerr = p.Revoke(ctx, t)
 		t.Wipe()
 	}
+	// The platform's answer is recorded even if the caller went away.
+	ctx = context.WithoutCancel(ctx)
 	meta := map[string]string{"platform": r.Platform, "attempts": fmt.Sprint(r.Attempts + 1)}
 	if tokenDead(rerr) {
 		meta["revoke"], rerr = revokeTokenInvalid, nil
@@ -625,6 +721,7 @@ func (s *Store) retryRevocation(ctx context.Context, r revocation) (bool, error)
 				Action: "connection.revoked", Target: "connection:" + r.ConnectionID, Metadata: meta,
 			})
 		}
+		s.log.WarnContext(ctx, "social: revoke failed; queued for retry", "connection", r.ConnectionID, "error", rerr)
 		r.Attempts++
 		r.LastError, r.NextAt, r.ClaimedUntil = rerr.Error(), s.clock().Add(retryDelay(r.Attempts)), time.Time{}
 		_, err := tx.NewUpdate().Model(&r).Column("attempts", "last_error", "next_at", "claimed_until").

@@ -73,7 +73,11 @@
 // refreshed meanwhile, and stores the rotated tokens with a
 // compare-and-swap on TokenVersion: with single-use refresh tokens, two
 // processes refreshing at once spend the refresh token once, and both end
-// with the new tokens. A refresh token the platform refuses marks the
+// with the new tokens. If that transaction fails after the platform
+// answered (its database connection broke), the rotated tokens are saved
+// again in new transactions under the same compare-and-swap; only a
+// process that dies between the platform's answer and the save loses
+// them, and the connection then becomes needs_reauth at the next refresh. A refresh token the platform refuses marks the
 // connection needs_reauth. An access token refused during a call
 // (Session.Refused, called by the typed clients) first gives way to a
 // newer stored token or a refresh (ErrTokenRenewed: the client sends the
@@ -82,11 +86,17 @@
 //
 // # Disconnect
 //
-// Disconnect revokes at the platform, deletes the sealed tokens, marks the
-// connection revoked and audits it, in one transaction; then the
-// disconnect hook hands the connection to retention. If the platform's
-// revoke fails, the tokens are deleted all the same and the revoke is
-// queued, both tokens sealed apart, for RetryRevocations, which retries
+// Disconnect deletes the sealed tokens, queues their revoke (both tokens
+// sealed apart), marks the connection revoked and audits it, in one
+// transaction; then the disconnect hook hands the connection to
+// retention, and the revoke is made at the platform, which empties the
+// queue entry (audited as connection.revoked). The platform is asked only
+// after the commits of the whole cascade, so a process killed (a test uses
+// SIGKILL) or a context cancelled while it is asked leaves no token on any
+// connection and the revoke queued; a connection the hook has not taken
+// (its process died first, or the hook failed) stays marked, and
+// RetryRevocations hands it over after RevocationLease. If the
+// platform's revoke fails, the revoke stays queued for RetryRevocations, which retries
 // every platform registered with WithProviders (socialcrm.SDK.Maintain
 // calls it for every tenant); a retry is claimed with a lease, so two
 // processes never both call the platform, and each failure doubles the

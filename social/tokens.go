@@ -65,7 +65,10 @@ const noVersion = -1
 // stops working (TikTok's single-use rotation), the next refresh is
 // refused and the connection becomes needs_reauth. Nothing on this side
 // can store a token it never received; the window is the platform's round
-// trip plus the save.
+// trip plus the save. A save that fails once the platform answered (the
+// database connection dropped, the commit failed) is made again, in new
+// transactions under the same compare-and-swap, before the refresh
+// gives up.
 func (s *Store) Token(ctx context.Context, id string, p Provider) (*oauth2.Token, error) {
 	if err := noClient(ctx); err != nil {
 		return nil, err
@@ -153,6 +156,11 @@ func (s *Store) openAccess(ctx context.Context, c Connection) (liveToken, error)
 func (s *Store) refresh(ctx context.Context, id string, p Provider, refusedVersion int64) (liveToken, error) {
 	var lt liveToken
 	var refused error
+	// rotated holds the connection with the sealed tokens the platform
+	// returned, from the moment it answered, and prev the version they
+	// replace: if the transaction then fails, they are saved again.
+	var rotated *Connection
+	var prev int64
 	// The transaction may wait for another process's refresh (the row
 	// lock), ask the platform, and save: the platform is given at most
 	// RefreshTimeout and never the last RefreshTimeout, which is the
@@ -201,7 +209,7 @@ func (s *Store) refresh(ctx context.Context, id string, p Provider, refusedVersi
 			return err
 		}
 		defer g.Wipe()
-		prev := c.TokenVersion
+		prev = c.TokenVersion
 		c.TokenVersion++
 		c.UpdatedAt = now
 		if err := s.sealGrant(ctx, &c, g, now); err != nil {
@@ -210,6 +218,12 @@ func (s *Store) refresh(ctx context.Context, id string, p Provider, refusedVersi
 		if len(g.Scopes) > 0 {
 			c.Scopes = g.Scopes.Intersect(c.Requested)
 		}
+		lt = liveToken{
+			tok:    &oauth2.Token{AccessToken: string(g.AccessToken.Reveal()), TokenType: "Bearer", Expiry: c.TokenExpiry},
+			issued: c.TokenIssuedAt, version: c.TokenVersion,
+		}
+		saved := c
+		rotated = &saved
 		res, err := tx.NewUpdate().Model(&c).
 			Column("access_token", "refresh_token", "token_expiry", "token_issued_at", "refresh_expiry", "token_version", "scopes", "updated_at").
 			WherePK().Where("token_version = ?", prev).Exec(ctx)
@@ -219,12 +233,31 @@ func (s *Store) refresh(ctx context.Context, id string, p Provider, refusedVersi
 		if n, _ := res.RowsAffected(); n != 1 {
 			return errConflict
 		}
-		lt = liveToken{
-			tok:    &oauth2.Token{AccessToken: string(g.AccessToken.Reveal()), TokenType: "Bearer", Expiry: c.TokenExpiry},
-			issued: c.TokenIssuedAt, version: c.TokenVersion,
-		}
 		return nil
 	})
+	if err != nil && rotated != nil && !errors.Is(err, errConflict) {
+		// The platform rotated the tokens and the transaction failed after
+		// its answer (the database connection dropped, the commit
+		// failed): save them in a new one, still only over the version
+		// they replace.
+		for i, wait := range []time.Duration{0, 100 * time.Millisecond, time.Second} {
+			if i > 0 {
+				select {
+				case <-ctx.Done():
+				case <-time.After(wait):
+				}
+			}
+			serr := s.saveRotated(ctx, *rotated, prev)
+			if serr == nil || errors.Is(serr, errConflict) {
+				err = serr
+				break
+			}
+			err = errors.Join(err, serr)
+		}
+	}
+	if err != nil {
+		lt = liveToken{}
+	}
 	if err == nil && refused != nil {
 		return liveToken{}, refused
 	}
@@ -233,6 +266,24 @@ func (s *Store) refresh(ctx context.Context, id string, p Provider, refusedVersi
 		err = fmt.Errorf("social: refresh: %w", err)
 	}
 	return lt, err
+}
+
+// saveRotated stores the tokens sealed in c over the version prev, in a
+// transaction of its own: errConflict when the stored tokens changed
+// meanwhile (or the connection is no longer active).
+func (s *Store) saveRotated(ctx context.Context, c Connection, prev int64) error {
+	return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewUpdate().Model(&c).
+			Column("access_token", "refresh_token", "token_expiry", "token_issued_at", "refresh_expiry", "token_version", "scopes", "updated_at").
+			WherePK().Where("token_version = ?", prev).Where("status = ?", StatusActive).Exec(ctx)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return errConflict
+		}
+		return nil
+	})
 }
 
 // TokenSource returns an oauth2.TokenSource for the connection: each Token
@@ -390,7 +441,7 @@ func (ss *Session) Removed(ctx context.Context, cause error) error {
 		}
 		root = parent
 	}
-	derived, c, done, err := ss.store.revokeTree(ctx, root.ID, nil, "connection.deauthorized", "app_removed", 0)
+	derived, c, done, err := ss.store.revokeTree(ctx, root.ID, nil, "connection.deauthorized", "app_removed", 0, nil)
 	if err == nil {
 		err = ss.store.handOver(ctx, derived, c, done)
 	}

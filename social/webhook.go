@@ -367,7 +367,7 @@ func (s *Store) AccountRemoved(ctx context.Context, platform, accountID, reason 
 		if err != nil {
 			return n, err
 		}
-		derived, c, done, err := s.revokeTree(tctx, a.ConnectionID, nil, "connection.deauthorized", reason, 0)
+		derived, c, done, err := s.revokeTree(tctx, a.ConnectionID, nil, "connection.deauthorized", reason, 0, nil)
 		if err != nil {
 			return n, fmt.Errorf("social: account removed: %w", err)
 		}

@@ -26,12 +26,16 @@
 //
 // Posting calls are made only at the user's instruction: the package never
 // posts in the background, and every init is appended to the tenant's
-// audit log twice: "tiktok.publish_sending" (mode, path, sent_at) before
-// it is sent and "tiktok.publish_started" (publish_id) after TikTok
-// answered. A sending entry with neither publish_started nor
-// publish_outcome_unknown after it is a publish whose process died
-// mid-call (a test kills one with SIGKILL after TikTok acted): look it up
-// with Posting.Lookup before sending it again. Call Posting.CreatorInfo each time
+// audit log twice, both entries naming the same attempt (an id):
+// "tiktok.publish_sending" (mode, path, sent_at) before it is sent, then
+// one closing entry — "tiktok.publish_started" (publish_id) after TikTok
+// accepted it, "tiktok.publish_outcome_unknown" when its answer was lost
+// or a server error, or "tiktok.publish_refused" (reason: TikTok's error
+// code, or needs_reauth, revoked, cancelled, not_sent) when TikTok
+// refused it or it was never sent. A sending entry that no entry of its
+// attempt closes is a publish whose process died mid-call (a test kills
+// one with SIGKILL after TikTok acted): look it up with Posting.Lookup
+// before sending it again. Call Posting.CreatorInfo each time
 // the post form renders and offer only its PrivacyLevelOptions. For
 // FILE_UPLOAD, PlanChunks applies the media transfer guide's chunk rules
 // (5–64 MB chunks, the last one absorbing the remainder up to 128 MB, at
@@ -64,7 +68,9 @@
 // scopes granted, which may be fewer than requested. Lifetimes come from
 // expires_in and refresh_expires_in, never constants, and refresh tokens
 // rotate (the old one stops working): the social token source persists
-// each new one before using the new access token. OAuth endpoints answer
+// each new one before using the new access token, and takes a refresh
+// answer that leaves out open_id rather than lose the new refresh token
+// with it. OAuth endpoints answer
 // a flat {error, error_description, log_id} with any status; data
 // endpoints the {data, error{code, message, log_id}} envelope, where only
 // code "ok" is success, whatever the status.

@@ -75,7 +75,7 @@ func TestConnectSyncPublishDisconnect(t *testing.T) {
 		require.Len(t, rec.conns, 2)
 		require.Equal(t, []string{
 			"vault.key_created", "connection.connected", "tiktok.publish_sending", "tiktok.publish_started",
-			"connection.connected", "connection.deauthorized", "connection.disconnected",
+			"connection.connected", "connection.deauthorized", "connection.disconnected", "connection.revoked",
 		}, e.auditActions())
 	})
 }

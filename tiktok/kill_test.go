@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,8 +31,9 @@ import (
 const killEnv = "SOCIALCRM_TIKTOK_KILL_CHILD"
 
 // killChild runs in the child process: it opens the parent's database and
-// key file, and asks for a token (mode "refresh-held", "refresh-rotated")
-// or publishes (mode "publish") through a transport that stops at the
+// key file, and asks for a token (mode "refresh-held", "refresh-rotated"),
+// publishes (mode "publish") or disconnects (mode "disconnect-unsent",
+// "disconnect-revoked", "disconnect-hook": in the disconnect hook) through a transport that stops at the
 // point the mode names, prints the point's name and waits to be killed.
 func killChild(spec string) {
 	var mode, kind, where, keyPath, base, tenant, connID, now string
@@ -90,10 +90,12 @@ func killChild(spec string) {
 	}
 	hc := &http.Client{Transport: roundTrip(func(r *http.Request) (*http.Response, error) {
 		switch {
-		case mode == "refresh-held" && r.URL.Path == tiktoktest.TokenPath:
-			stop(mode) // the connection's row is held, TikTok not yet asked
+		case mode == "refresh-held" && r.URL.Path == tiktoktest.TokenPath,
+			mode == "disconnect-unsent" && r.URL.Path == tiktoktest.RevokePath:
+			stop(mode) // TikTok not yet asked
 		case mode == "refresh-rotated" && r.URL.Path == tiktoktest.TokenPath,
-			mode == "publish" && r.URL.Path == tiktoktest.VideoInitPath:
+			mode == "publish" && r.URL.Path == tiktoktest.VideoInitPath,
+			mode == "disconnect-revoked" && r.URL.Path == tiktoktest.RevokePath:
 			resp, err := http.DefaultTransport.RoundTrip(r)
 			if err == nil {
 				_, _ = io.ReadAll(resp.Body) // TikTok has acted; its answer dies with us
@@ -107,7 +109,14 @@ func killChild(spec string) {
 	if err != nil {
 		fail(err)
 	}
-	store, err := social.New(db, v, social.WithClock(clock), social.WithProviders(p))
+	opts := []social.Option{social.WithClock(clock), social.WithProviders(p)}
+	if mode == "disconnect-hook" {
+		opts = append(opts, social.WithDisconnectHook(func(context.Context, social.Connection) error {
+			stop(mode) // revoked and committed, not yet handed over
+			return nil
+		}))
+	}
+	store, err := social.New(db, v, opts...)
 	if err != nil {
 		fail(err)
 	}
@@ -129,6 +138,10 @@ func killChild(spec string) {
 		_, _, err = c.Posting.InitVideo(ctx, tiktok.VideoInitRequest{PostInfo: tiktok.PostInfo{Title: "killed", PrivacyLevel: tiktok.PrivacySelfOnly},
 			SourceInfo: src})
 		fail(fmt.Errorf("publish returned: %v", err))
+	}
+	if strings.HasPrefix(mode, "disconnect") {
+		_, err = store.Disconnect(ctx, connID, p)
+		fail(fmt.Errorf("disconnect returned: %v", err))
 	}
 	_, err = store.Token(ctx, connID, p)
 	fail(fmt.Errorf("token returned: %v", err))
@@ -177,13 +190,7 @@ func TestKilledMidway(t *testing.T) {
 		return
 	}
 	each(t, func(t *testing.T, db *dbtest.DB) {
-		keyPath := filepath.Join(t.TempDir(), "kek.json")
-		kek, err := insecurekeyfile.Open(keyPath)
-		require.NoError(t, err)
-		e := newEnv(t, db, tiktoktest.WithRotation(tiktoktest.RotateSingleUse))
-		e.kek = kek
-		e.vault = e.newVault(db.DB)
-		e.store = e.newStore(db.DB, e.vault)
+		e, keyPath := newKillEnv(t, db, tiktoktest.WithRotation(tiktoktest.RotateSingleUse))
 
 		// Killed while holding the connection's row, before TikTok was
 		// asked: the lock dies with the process, the refresh token is
@@ -193,7 +200,7 @@ func TestKilledMidway(t *testing.T) {
 		e.killMidway("refresh-held", keyPath, conn)
 		ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
 		defer cancel()
-		_, err = e.store.Token(ctx, conn.ID, e.prov)
+		_, err := e.store.Token(ctx, conn.ID, e.prov)
 		require.NoError(t, err)
 		got, err := e.store.Get(e.ctx, conn.ID)
 		require.NoError(t, err)
@@ -211,6 +218,7 @@ func TestKilledMidway(t *testing.T) {
 		require.Len(t, e.srv.RequestsTo(tiktoktest.VideoInitPath), 1, "sent once")
 		actions := e.auditActions()
 		require.Equal(t, "tiktok.publish_sending", actions[len(actions)-1], "the publish in doubt is in the log")
+		require.Len(t, inDoubt(e.publishRecords()), 1, "and only it is in doubt")
 
 		// Killed after TikTok rotated the single-use refresh token and
 		// before the new one was stored: the answer died with the

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/socialcrm/socialcrm/social"
+	"github.com/socialcrm/socialcrm/tenancy"
 )
 
 // PostingService is the Content Posting API: creator info, Direct Post and
@@ -114,29 +115,58 @@ func (s *PostingService) init(ctx context.Context, path string, body any, scope,
 	if err := s.c.session.Require(scope); err != nil {
 		return nil, nil, err // refused before anything is recorded or sent
 	}
-	// Recorded before it is sent: a process killed after TikTok acted and
-	// before its answer was read leaves this entry without a
-	// publish_started or publish_outcome_unknown after it — a publish in
-	// doubt, to look up (Lookup, with Path and SentAt) before sending again.
+	// Recorded before it is sent, and closed by an entry of the same
+	// attempt once the outcome is known: a process killed after TikTok
+	// acted and before its answer was read leaves this entry open — a
+	// publish in doubt, to look up (Lookup, with Path and SentAt) before
+	// sending again.
+	attempt := tenancy.NewID()
 	if err := s.c.session.Audit(ctx, "tiktok.publish_sending", map[string]string{"mode": mode, "path": path,
-		"sent_at": s.c.now().UTC().Format(time.RFC3339Nano)}); err != nil {
+		"sent_at": s.c.now().UTC().Format(time.RFC3339Nano), "attempt": attempt}); err != nil {
 		return nil, nil, fmt.Errorf("tiktok: audit publish: %w", err)
 	}
 	var out PublishInit
 	resp, err := s.c.call(ctx, "POST", path, nil, body, &out, scope)
+	// The outcome is recorded even if the caller has gone.
+	actx := context.WithoutCancel(ctx)
 	var unknown *OutcomeUnknownError
 	if errors.As(err, &unknown) {
 		// Recorded all the same: the post may exist at TikTok.
-		aerr := s.c.session.Audit(ctx, "tiktok.publish_outcome_unknown", map[string]string{"publish_id": unknown.PublishID, "mode": mode})
+		aerr := s.c.session.Audit(actx, "tiktok.publish_outcome_unknown", map[string]string{"publish_id": unknown.PublishID, "mode": mode, "attempt": attempt})
 		return nil, resp, errors.Join(err, aerr)
 	}
 	if err != nil {
+		// Refused by TikTok, or never sent: nothing was published.
+		if aerr := s.c.session.Audit(actx, "tiktok.publish_refused", map[string]string{"mode": mode, "attempt": attempt, "reason": refusal(err)}); aerr != nil {
+			err = errors.Join(err, aerr)
+		}
 		return nil, resp, err
 	}
-	if err := s.c.session.Audit(ctx, "tiktok.publish_started", map[string]string{"publish_id": out.PublishID, "mode": mode}); err != nil {
+	if err := s.c.session.Audit(actx, "tiktok.publish_started", map[string]string{"publish_id": out.PublishID, "mode": mode, "attempt": attempt}); err != nil {
 		return &out, resp, fmt.Errorf("tiktok: audit publish: %w", err)
 	}
 	return &out, resp, nil
+}
+
+// refusal names why a publish was not carried out, for the audit log:
+// TikTok's error code, or what stopped it before it was sent. It never
+// quotes the error's text.
+func refusal(err error) string {
+	var ae *APIError
+	var oe *OAuthError
+	switch {
+	case errors.As(err, &ae) && ae.Code != "":
+		return ae.Code
+	case errors.Is(err, social.ErrRevoked):
+		return "revoked"
+	case errors.Is(err, social.ErrNeedsReauth):
+		return "needs_reauth"
+	case errors.As(err, &oe) && oe.Code != "":
+		return oe.Code
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "cancelled"
+	}
+	return "not_sent"
 }
 
 // Chunk-size rules of the media transfer guide (MB = 2^20 bytes).

@@ -310,7 +310,7 @@ func (p *Provider) Exchange(ctx context.Context, r social.ExchangeRequest) (*soc
 	if r.Verifier != "" {
 		f.Set("code_verifier", r.Verifier)
 	}
-	g, err := p.token(ctx, f)
+	g, err := p.token(ctx, f, true)
 	if err == nil && g.Scopes == nil {
 		g.Scopes = r.Scopes
 	}
@@ -318,17 +318,21 @@ func (p *Provider) Exchange(ctx context.Context, r social.ExchangeRequest) (*soc
 }
 
 // Refresh trades a refresh token for new tokens; TikTok rotates refresh
-// tokens, so the grant's RefreshToken must replace the old one.
+// tokens, so the grant's RefreshToken must replace the old one. An answer
+// without open_id is taken all the same: it holds the only copy of the
+// rotated refresh token, and the connection already names its account.
 func (p *Provider) Refresh(ctx context.Context, refreshToken vault.Secret) (*social.Grant, error) {
-	return p.token(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {string(refreshToken.Reveal())}})
+	return p.token(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {string(refreshToken.Reveal())}}, false)
 }
 
-func (p *Provider) token(ctx context.Context, f url.Values) (*social.Grant, error) {
+// token asks for tokens with the form f; needOpenID refuses an answer
+// that does not name the account.
+func (p *Provider) token(ctx context.Context, f url.Values, needOpenID bool) (*social.Grant, error) {
 	var tr tokenResponse
 	if err := p.oauth(ctx, p.grants, "/v2/oauth/token/", f, &tr); err != nil {
 		return nil, err
 	}
-	if tr.AccessToken == "" || tr.OpenID == "" {
+	if tr.AccessToken == "" || needOpenID && tr.OpenID == "" {
 		return nil, fmt.Errorf("tiktok: token answer without access_token or open_id [log_id %s]", tr.LogID)
 	}
 	var scopes social.Scopes // nil: the answer named none
