@@ -711,6 +711,7 @@ func (a *analysis) top(n *pg.Node) {
 	}
 	a.pgWalls(m)  // pgwalls.go
 	a.counters(m) // counters.go
+	a.shadows(m)  // guard_shadow.go
 	// Whatever the statement, no function may set settings or run SQL
 	// text, and the settings view may not be written.
 	walk(m.ProtoReflect(), func(x proto.Message) bool {

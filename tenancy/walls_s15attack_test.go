@@ -1,0 +1,64 @@
+package tenancy_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/tenancy"
+)
+
+// TestGuardRefusesTemporaryShadowsOfOwnedTables: the Guard refused CREATE
+// TEMP TABLE of a tenant-owned table's name, but not the same table made
+// in the temporary schema by name, nor another relation renamed to it.
+// Tenant B ran, on PostgreSQL, CREATE TABLE pg_temp.stash (…) and CREATE
+// TABLE pg_temp.test_widgets () INHERITS (pg_temp.stash): the temporary
+// schema comes first in the search path, so tenant A's next insert on
+// that pooled connection went into B's table, where row-level security
+// does not reach, and B read A's row from stash. On SQLite CREATE TABLE
+// temp.test_widgets took A's rows the same way, lost with the
+// connection, and A's erasures erased nothing. Each form is refused on
+// both databases, and A's row lands in the table.
+func TestGuardRefusesTemporaryShadowsOfOwnedTables(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		a, b := tenancy.NewID(), tenancy.NewID()
+		db.SetMaxOpenConns(1) // A's statements run on the connection B used
+		defer db.SetMaxOpenConns(0)
+		const cols = "(tenant_id TEXT NOT NULL, id TEXT PRIMARY KEY, name TEXT NOT NULL, size INTEGER NOT NULL)"
+		stash := "CREATE TEMP TABLE stash " + cols
+		if db.Name == "postgres" {
+			stash = "CREATE TABLE pg_temp.stash " + cols
+		}
+		_, err := db.ExecContext(as(b), stash)
+		require.NoError(t, err, "a temporary table of another name")
+		for _, q := range []string{
+			"CREATE TABLE temp.test_widgets " + cols,
+			`CREATE TABLE "TEMP"."Test_Widgets" ` + cols,
+			"CREATE TABLE pg_temp.test_widgets () INHERITS (pg_temp.stash)",
+			"CREATE TABLE pg_temp_3.test_widgets " + cols,
+			"CREATE TABLE pg_temp.test_widgets PARTITION OF pg_temp.stash DEFAULT",
+			"CREATE TEMP SEQUENCE test_widgets",
+			"CREATE SEQUENCE pg_temp.test_gadgets",
+			"CREATE TEMP TABLE test_gadgets " + cols,
+			"ALTER TABLE stash RENAME TO test_widgets",
+			"ALTER TABLE temp.stash RENAME TO TEST_WIDGETS",
+			"ALTER TABLE pg_temp.stash RENAME TO test_widgets",
+			"ALTER VIEW stash RENAME TO test_gadgets",
+			"CREATE INDEX test_widgets ON stash (name)",
+		} {
+			_, err := db.ExecContext(as(b), q)
+			require.ErrorIs(t, err, tenancy.ErrUnscoped, "%s", q)
+		}
+		require.NoError(t, insert(as(a), db, &widget{ID: tenancy.NewID(), Name: "secret-a", Size: 1}))
+		seen, err := execAs(db, a, "SELECT name FROM test_widgets WHERE tenant_id = '"+a+"'")
+		require.NoError(t, err)
+		require.Equal(t, "secret-a", seen)
+		seen, err = execAs(db, b, "SELECT name FROM stash")
+		require.NoError(t, err)
+		require.Empty(t, seen, "B's table holds none of A's rows")
+		seen, err = execAs(db.Owner, a, "SELECT name FROM test_widgets WHERE tenant_id = '"+a+"'")
+		require.NoError(t, err)
+		require.Equal(t, "secret-a", seen, "A's row is in the tenant-owned table, read on another connection")
+	})
+}
