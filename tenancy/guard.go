@@ -68,8 +68,11 @@ import (
 //     INDEX (a unique one must begin with tenant_id), COMMENT and ANALYZE:
 //     no ALTER TABLE, RENAME, DROP (of the table, a column or a trigger on
 //     it, on SQLite any DROP TRIGGER), CREATE TRIGGER, no CREATE TABLE
-//     that inherits from or references one or is a temporary table of its
-//     name, and (SQLite) no writable_schema or write to a sqlite_ table. On SQLite the application's
+//     that inherits from or references one, and no temporary relation of
+//     its name (CREATE TEMP, or the temporary schema by name: SQLite's
+//     temp.x, PostgreSQL's pg_temp.x, which unqualified statements find
+//     first), no relation renamed to its name and no index of its name
+//     (guard_shadow.go), and (SQLite) no writable_schema or write to a sqlite_ table. On SQLite the application's
 //     handle owns every table, and renaming tenant_id and adding another
 //     with a default gave one tenant every tenant's rows; run schema
 //     changes before InstallGuard or on the owner's handle;
