@@ -16,19 +16,29 @@ import (
 // (pg_temp.stash) on a pooled connection, tenant A's next rows on that
 // connection went into it, past row-level security, and B read them from
 // stash), or any relation renamed to the name (ALTER TABLE x RENAME TO
-// test_widgets), or an index of the name. On SQLite tenant A's writes and
+// test_widgets), or an index of the name; the same for the tenant
+// registries and the migration tables (registry.go). On SQLite tenant A's writes and
 // erasures went to tenant B's temporary table and were lost with the
 // connection.
 func (a *analysis) shadows(m proto.Message) {
-	if r, ok := m.(*pg.RenameStmt); ok && r.Newname != "" && a.owned(r.Newname) {
-		a.fail("renaming to %s, a tenant-owned table's name, is not allowed", strings.ToLower(r.Newname))
+	guarded := func(name string) bool {
+		return a.owned(name) || a.key != nil && a.key(name) != "" || migrationTable(name)
 	}
-	if ix, ok := m.(*pg.IndexStmt); ok && ix.Idxname != "" && a.owned(ix.Idxname) {
-		a.fail("an index may not take the name of tenant-owned table %s", strings.ToLower(ix.Idxname))
+	refuse := func(name, why string) {
+		// A registry's shape counts only when it names one (analyze).
+		name = strings.ToLower(name)
+		a.sh.owned, a.sh.tables = true, append(a.sh.tables, name)
+		a.fail(why, name)
+	}
+	if r, ok := m.(*pg.RenameStmt); ok && r.Newname != "" && guarded(r.Newname) {
+		refuse(r.Newname, "renaming to %s, a guarded table's name, is not allowed")
+	}
+	if ix, ok := m.(*pg.IndexStmt); ok && ix.Idxname != "" && guarded(ix.Idxname) {
+		refuse(ix.Idxname, "an index may not take the name of guarded table %s")
 	}
 	walk(m.ProtoReflect(), func(x proto.Message) bool {
-		if rv, ok := x.(*pg.RangeVar); ok && a.owned(rv.Relname) && (rv.Relpersistence == "t" || temporarySchema(rv.Schemaname)) {
-			a.fail("a temporary relation may not take the name of tenant-owned table %s", strings.ToLower(rv.Relname))
+		if rv, ok := x.(*pg.RangeVar); ok && (rv.Relpersistence == "t" || temporarySchema(rv.Schemaname)) && guarded(rv.Relname) {
+			refuse(rv.Relname, "a temporary relation may not take the name of guarded table %s")
 		}
 		return true
 	})

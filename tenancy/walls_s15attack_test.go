@@ -46,6 +46,10 @@ func TestGuardRefusesTemporaryShadowsOfOwnedTables(t *testing.T) {
 			"ALTER TABLE pg_temp.stash RENAME TO test_widgets",
 			"ALTER VIEW stash RENAME TO test_gadgets",
 			"CREATE INDEX test_widgets ON stash (name)",
+			"ALTER TABLE stash RENAME TO socialcrm_tenants",
+			"CREATE TABLE pg_temp.socialcrm_tenants (id TEXT)",
+			"CREATE TEMP TABLE socialcrm_migrations (id TEXT)",
+			"ALTER TABLE stash RENAME TO socialcrm_migrations_locks",
 		} {
 			_, err := db.ExecContext(as(b), q)
 			require.ErrorIs(t, err, tenancy.ErrUnscoped, "%s", q)
