@@ -22,12 +22,16 @@ import (
 // connection.
 func (a *analysis) shadows(m proto.Message) {
 	guarded := func(name string) bool {
-		return a.owned(name) || a.key != nil && a.key(name) != "" || migrationTable(name)
+		return a.owned(name) || a.key != nil && (a.key(name) != "" || migrationTable(name))
 	}
 	refuse := func(name, why string) {
-		// A registry's shape counts only when it names one (analyze).
 		name = strings.ToLower(name)
-		a.sh.owned, a.sh.tables = true, append(a.sh.tables, name)
+		if a.key != nil {
+			// A registry's or member table's shape counts only when it
+			// names one (analyze), and holds under a tenant's
+			// (creator's) principal.
+			a.sh.owned, a.sh.tables = true, append(a.sh.tables, name)
+		}
 		a.fail(why, name)
 	}
 	if r, ok := m.(*pg.RenameStmt); ok && r.Newname != "" && guarded(r.Newname) {
