@@ -99,7 +99,10 @@ import (
 //     tenant: no SET without LOCAL (SET TRANSACTION and RESET run), no
 //     ALTER ROLE, ALTER DATABASE or ALTER SYSTEM, no session-level
 //     advisory lock under a tenant's principal (pg_advisory_xact_lock
-//     runs) (pgwalls.go); nor reach the server state every tenant's
+//     runs) (pgwalls.go), and under a tenant's principal no object in
+//     the temporary schema, which is searched first for relations and
+//     types: a temporary table must be ON COMMIT DROP, no temporary
+//     view, sequence, type or domain (guard_shadow.go); nor reach the server state every tenant's
 //     sessions share — pg_locks, pg_cancel_backend and
 //     pg_terminate_backend, LISTEN and NOTIFY, large objects — or the
 //     pooled connection's prepared statements and held cursors (PREPARE,
@@ -456,6 +459,9 @@ func (g *Guard) check(ctx context.Context, query string) error {
 	}
 	if p, ok := FromContext(ctx); sh.sessionLock && ok && !p.IsSystem() {
 		return sessionLockRefusal
+	}
+	if p, ok := FromContext(ctx); sh.tempKept && !g.sqlite && ok && !p.IsSystem() {
+		return tempKeptRefusal
 	}
 	if err := sh.counterRefusal(ctx, g.sqlite); err != nil { // counters.go
 		return err

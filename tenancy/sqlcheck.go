@@ -29,6 +29,10 @@ type shape struct {
 	// sessionLock takes an advisory lock that outlives the transaction:
 	// refused under a tenant's principal (pgwalls.go).
 	sessionLock bool
+	// tempKept leaves an object in the temporary schema after the
+	// transaction: refused on PostgreSQL under a tenant's principal
+	// (guard_shadow.go).
+	tempKept bool
 	// counter is why the statement reads a counter of the whole server or
 	// file (counters.go), "" when it reads none: refused under a
 	// tenant's principal.

@@ -26,12 +26,14 @@ func TestGuardRefusesTemporaryShadowsOfOwnedTables(t *testing.T) {
 		db.SetMaxOpenConns(1) // A's statements run on the connection B used
 		defer db.SetMaxOpenConns(0)
 		const cols = "(tenant_id TEXT NOT NULL, id TEXT PRIMARY KEY, name TEXT NOT NULL, size INTEGER NOT NULL)"
-		stash := "CREATE TEMP TABLE stash " + cols
+		_, err := db.ExecContext(as(b), "CREATE TEMP TABLE stash "+cols)
 		if db.Name == "postgres" {
-			stash = "CREATE TABLE pg_temp.stash " + cols
+			// On PostgreSQL a temporary table must go with the
+			// transaction (TestGuardKeepsNoTemporaryObjects).
+			require.ErrorIs(t, err, tenancy.ErrUnscoped)
+		} else {
+			require.NoError(t, err, "a temporary table of another name")
 		}
-		_, err := db.ExecContext(as(b), stash)
-		require.NoError(t, err, "a temporary table of another name")
 		for _, q := range []string{
 			"CREATE TABLE temp.test_widgets " + cols,
 			`CREATE TABLE "TEMP"."Test_Widgets" ` + cols,
@@ -62,11 +64,63 @@ func TestGuardRefusesTemporaryShadowsOfOwnedTables(t *testing.T) {
 		seen, err := execAs(db, a, "SELECT name FROM test_widgets WHERE tenant_id = '"+a+"'")
 		require.NoError(t, err)
 		require.Equal(t, "secret-a", seen)
-		seen, err = execAs(db, b, "SELECT name FROM stash")
-		require.NoError(t, err)
-		require.Empty(t, seen, "B's table holds none of A's rows")
+		if db.Name == "sqlite" {
+			seen, err = execAs(db, b, "SELECT name FROM stash")
+			require.NoError(t, err)
+			require.Empty(t, seen, "B's table holds none of A's rows")
+		}
 		seen, err = execAs(db.Owner, a, "SELECT name FROM test_widgets WHERE tenant_id = '"+a+"'")
 		require.NoError(t, err)
 		require.Equal(t, "secret-a", seen, "A's row is in the tenant-owned table, read on another connection")
+	})
+}
+
+// TestGuardKeepsNoTemporaryObjects: on PostgreSQL the temporary schema is
+// searched first for relations and for types, and it stays with the
+// pooled connection. Tenant B's CREATE TYPE pg_temp.int8 AS ENUM ('x')
+// made tenant A's next statement on that connection with '1'::int8 fail
+// ("operator does not exist: integer = int8"); a temporary table's row
+// type is a type of its name as well. Under a tenant's principal a
+// temporary table must be ON COMMIT DROP, and no temporary view,
+// sequence, type or domain may be made; within the transaction a
+// temporary table still works. SQLite has no such search for types: its
+// temporary tables of other names than the Guard's tables run.
+func TestGuardKeepsNoTemporaryObjects(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		a, b := tenancy.NewID(), tenancy.NewID()
+		db.SetMaxOpenConns(1) // A's statements run on the connection B used
+		defer db.SetMaxOpenConns(0)
+		require.NoError(t, insert(as(a), db, &widget{ID: tenancy.NewID(), Name: "secret-a", Size: 1}))
+		if db.Name == "postgres" {
+			for _, q := range []string{
+				"CREATE TYPE pg_temp.int8 AS ENUM ('x')",
+				"CREATE DOMAIN pg_temp.text AS integer",
+				"CREATE TYPE pg_temp.varchar AS (x int)",
+				"CREATE TYPE PG_TEMP.int4 AS RANGE (subtype = int8)",
+				"CREATE TEMP TABLE int8 (x int)",
+				"CREATE TABLE pg_temp.int8 (x int) ON COMMIT PRESERVE ROWS",
+				"CREATE TEMP TABLE int8 AS SELECT 1 AS x",
+				"CREATE TEMP VIEW int8 AS SELECT 1 AS x",
+				"CREATE TEMP SEQUENCE int8",
+			} {
+				_, err := execAs(db, b, q)
+				require.ErrorIs(t, err, tenancy.ErrUnscoped, "%s", q)
+			}
+		}
+		mine := "SELECT name FROM test_widgets WHERE tenant_id = '" + a + "' AND size = '1'::int8"
+		if db.Name == "sqlite" {
+			mine = "SELECT name FROM test_widgets WHERE tenant_id = '" + a + "' AND size = CAST('1' AS int8)"
+		}
+		seen, err := execAs(db, a, mine)
+		require.NoError(t, err)
+		require.Equal(t, "secret-a", seen)
+		// A temporary table of the transaction's own still runs.
+		temp := "CREATE TEMP TABLE scratch (x int) ON COMMIT DROP"
+		if db.Name == "sqlite" {
+			temp = "CREATE TEMP TABLE scratch (x int)"
+		}
+		seen, err = execAs(db, b, temp, "INSERT INTO scratch VALUES (1)", "SELECT 'n' || x FROM scratch")
+		require.NoError(t, err)
+		require.Equal(t, "n1", seen)
 	})
 }
