@@ -60,14 +60,20 @@ func s15Cells(t *testing.T, ctx context.Context, db bun.IDB) map[string]bool {
 }
 
 // TestS15ErasureLeavesNoCellOfThePerson seeds one person through the
-// public paths — CRM records with a duplicate contact and a Messenger
-// conversation, a TikTok connection made through the OAuth flow, synced,
-// then disconnected while the platform's revoke fails (queued) — and
-// erases her by each identifier kind. Every cell the seeding added to any
-// table must be gone afterwards, except in the records the engine keeps
-// of the request itself and the audit log.
+// public paths and files a request by each identifier kind she could
+// give: CRM records with a duplicate contact and a Messenger conversation
+// (by e-mail, phone written another way, PSID, contact id); a TikTok
+// connection made through the OAuth flow, synced, then disconnected while
+// the platform's revoke fails (by open_id); a Facebook user with her Page
+// and Instagram account (by app-scoped id). The access export counts
+// exactly the rows the erasure then reaches, per category. After the
+// erasure no cell the seeding added is left in any table (raw scan of
+// every table, the data map's or not), nor inside another value (an index
+// segment), nor on SQLite in the file or its WAL — except the records of
+// the request, the audit log, the business's deal (its contact cleared)
+// and a platform revoke still to be made, which goes once TikTok takes it.
 func TestS15ErasureLeavesNoCellOfThePerson(t *testing.T) {
-	for _, kind := range []string{crm.SubjectEmail, crm.SubjectThread, crm.SubjectContact, social.SubjectOpenID} {
+	for _, kind := range []string{crm.SubjectEmail, crm.SubjectPhone, crm.SubjectThread, crm.SubjectContact, social.SubjectOpenID, social.SubjectAccount} {
 		t.Run(kind, func(t *testing.T) {
 			dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 				ctx := context.Background()
@@ -90,19 +96,44 @@ func TestS15ErasureLeavesNoCellOfThePerson(t *testing.T) {
 					_, err = w.sdk.Social.Disconnect(w.ctx, c.ID, w.ttProv)
 					require.NoError(t, err)
 					subject = map[string]string{social.SubjectOpenID: canaryOpenID}
+				} else if kind == social.SubjectAccount {
+					// A Facebook user, by her app-scoped id, who connected
+					// her Page and its Instagram account.
+					w := newPlatformWorld(t, db)
+					sdk, a = w.sdk, w.ctx
+					before = s15Cells(t, ctx, admin)
+					w.connectMeta()
+					_, _, err := w.metaClient("user").Sync(w.ctx)
+					require.NoError(t, err)
+					subject = map[string]string{social.SubjectAccount: canaryFBUserID}
 				} else {
 					sdk = dsarSDK(t, db)
 					a = dsarTenant(t, sdk, "acme")
 					before = s15Cells(t, ctx, admin)
 					p := seedPerson(t, sdk, a, "ann", "+14155550123")
-					subject = map[string]string{kind: map[string]string{crm.SubjectEmail: p.email, crm.SubjectThread: p.psid, crm.SubjectContact: p.contact.ID}[kind]}
+					subject = map[string]string{kind: map[string]string{crm.SubjectEmail: p.email, crm.SubjectPhone: "+1 (415) 555-0123", crm.SubjectThread: p.psid, crm.SubjectContact: p.contact.ID}[kind]}
 				}
 				seeded := s15Cells(t, ctx, admin)
+				_, _, m := exportOf(t, sdk, a, subject)
+				require.Equal(t, retention.OutcomeDataFound, m.Outcome)
+				exported := map[string]int64{}
+				for _, c := range m.Categories {
+					if c.Rows > 0 {
+						exported[c.Name] = c.Rows
+					}
+				}
 
 				er := submitVerified(t, sdk, a, retention.KindErasure, subject)
 				rc, err := sdk.Retention.Erase(a, er.ID)
 				require.NoError(t, err)
 				require.Equal(t, retention.OutcomeDataFound, rc.Outcome)
+				erased := map[string]int64{}
+				for _, c := range rc.Categories {
+					if c.Erased+c.Held+c.Kept > 0 {
+						erased[c.Category] += c.Erased + c.Held + c.Kept
+					}
+				}
+				require.Equal(t, exported, erased, "the access export showed every row the erasure reached, and only those")
 				after := s15Cells(t, ctx, admin)
 				// Kept by design: the business's deal (its contact
 				// cleared), a platform revoke still to be made (sealed
@@ -119,7 +150,7 @@ func TestS15ErasureLeavesNoCellOfThePerson(t *testing.T) {
 					col := c[:strings.Index(c, "=")]
 					return strings.HasSuffix(col, ".tenant_id") || strings.HasSuffix(col, "_at") || strings.HasSuffix(col, ".platform") ||
 						// seedPerson's TikTok account is not reached by her CRM identifiers
-						(kind != social.SubjectOpenID && strings.HasPrefix(c, "socialcrm_social_"))
+						(kind != social.SubjectOpenID && kind != social.SubjectAccount && strings.HasPrefix(c, "socialcrm_social_"))
 				}
 				// The tenant's own ids (its member, field definitions,
 				// pipeline) were there before her.
