@@ -18,9 +18,9 @@ import (
 // connection went into it, past row-level security, and B read them from
 // stash), or any relation renamed to the name (ALTER TABLE x RENAME TO
 // test_widgets), or an index of the name; the same for the tenant
-// registries and the migration tables (registry.go). On SQLite tenant A's writes and
-// erasures went to tenant B's temporary table and were lost with the
-// connection.
+// registries and the migration tables (registry.go). On SQLite tenant
+// A's writes and erasures went to tenant B's temporary table and were
+// lost with the connection.
 func (a *analysis) shadows(m proto.Message) {
 	guarded := func(name string) bool {
 		return a.owned(name) || a.key != nil && (a.key(name) != "" || migrationTable(name))
@@ -79,6 +79,8 @@ func keepsTemporary(m proto.Message) bool {
 	switch s := m.(type) {
 	case *pg.CreateStmt:
 		return temp(s.Relation) && s.Oncommit != pg.OnCommitAction_ONCOMMIT_DROP
+	case *pg.SelectStmt: // SELECT … INTO TEMP x
+		return temp(s.GetIntoClause().GetRel()) && s.GetIntoClause().GetOnCommit() != pg.OnCommitAction_ONCOMMIT_DROP
 	case *pg.CreateTableAsStmt:
 		return temp(s.GetInto().GetRel()) && s.GetInto().GetOnCommit() != pg.OnCommitAction_ONCOMMIT_DROP
 	case *pg.ViewStmt:

@@ -102,6 +102,9 @@ func TestGuardKeepsNoTemporaryObjects(t *testing.T) {
 				"CREATE TEMP TABLE int8 AS SELECT 1 AS x",
 				"CREATE TEMP VIEW int8 AS SELECT 1 AS x",
 				"CREATE TEMP SEQUENCE int8",
+				"SELECT 1 AS x INTO TEMP int8",
+				"SELECT 1 AS x INTO pg_temp.int8",
+				"SELECT name INTO TEMP TABLE test_widgets FROM test_widgets WHERE tenant_id = '" + b + "'",
 			} {
 				_, err := execAs(db, b, q)
 				require.ErrorIs(t, err, tenancy.ErrUnscoped, "%s", q)
