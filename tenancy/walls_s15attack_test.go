@@ -127,3 +127,44 @@ func TestGuardKeepsNoTemporaryObjects(t *testing.T) {
 		require.Equal(t, "n1", seen)
 	})
 }
+
+// TestSavepointOutsideTransactionLeavesNoTransaction: on SQLite a
+// SAVEPOINT outside a transaction begins one, and the Guard lets
+// SAVEPOINT run. Tenant B's db.ExecContext(ctx, "SAVEPOINT x") returned
+// the pooled connection inside that transaction: tenant A's next RunInTx
+// on it failed ("cannot start a transaction within a transaction"), A's
+// next write ran inside B's transaction, and B's ROLLBACK TO x undid it.
+// Such a connection is closed instead of pooled (closing rolls its
+// transaction back); on PostgreSQL a SAVEPOINT outside a transaction
+// fails.
+func TestSavepointOutsideTransactionLeavesNoTransaction(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		a, b := tenancy.NewID(), tenancy.NewID()
+		db.SetMaxOpenConns(1) // A's statements run on the connection B used
+		defer db.SetMaxOpenConns(0)
+		_, err := db.ExecContext(as(b), "SAVEPOINT x")
+		if db.Name == "postgres" {
+			require.Error(t, err)
+		} else {
+			require.NoError(t, err)
+		}
+		require.NoError(t, insert(as(a), db, &widget{ID: tenancy.NewID(), Name: "secret-a", Size: 1}), "A's RunInTx")
+		_, err = db.NewInsert().Model(&widget{ID: tenancy.NewID(), Name: "secret-a2", Size: 2}).Exec(as(a))
+		if db.Name == "sqlite" { // on PostgreSQL row-level security needs RunInTx's setting
+			require.NoError(t, err)
+		}
+		_, err = db.ExecContext(as(b), "ROLLBACK TO x")
+		require.Error(t, err, "B's savepoint is gone")
+		seen, err := execAs(db.Owner, a, "SELECT name FROM test_widgets WHERE tenant_id = '"+a+"' ORDER BY size")
+		require.NoError(t, err)
+		want := "secret-a"
+		if db.Name == "sqlite" {
+			want = "secret-a\nsecret-a2"
+		}
+		require.Equal(t, want, seen)
+		// Savepoints in a transaction keep their connection.
+		seen, err = execAs(db, b, "SAVEPOINT s1", "ROLLBACK TO SAVEPOINT s1", "RELEASE SAVEPOINT s1", "SELECT 'done'")
+		require.NoError(t, err)
+		require.Equal(t, "done", seen)
+	})
+}

@@ -86,12 +86,16 @@ func (checkingDriver) Open(string) (driver.Conn, error) { return nil, errOpen }
 // that code holding the conn (sql.Conn.Raw) reaches it only through the
 // methods below, which keep the session's settings tracked (pg.go).
 type conn struct {
-	base  driver.Conn
-	c     *connector
-	pgx   *pgx.Conn // PostgreSQL through pgx: settings and BEGIN fold (WithSetting)
-	tx    *pgTx     // the open transaction on pgx
-	sess  []sessVal // what the session is known to hold of each setting (pg.go)
-	convs convs     // column conversions of result shapes seen (pg.go)
+	base driver.Conn
+	c    *connector
+	pgx  *pgx.Conn // PostgreSQL through pgx: settings and BEGIN fold (WithSetting)
+	tx   *pgTx     // the open transaction on pgx
+	// SQLite: inTx while a driver transaction is open; loose when a
+	// statement naming a savepoint ran outside one, which may have begun
+	// a transaction the pool must not hand on (IsValid).
+	inTx, loose bool
+	sess        []sessVal // what the session is known to hold of each setting (pg.go)
+	convs       convs     // column conversions of result shapes seen (pg.go)
 	// plans are the scan plans of statements read by ReadRows, by the
 	// text sent (readrows.go).
 	plans map[string]*scanPlans
@@ -178,8 +182,11 @@ func (c *conn) exec(ctx context.Context, query string, args []driver.NamedValue)
 			return res, err
 		}
 		query, args = plainArgs(query, args)
-	} else if res, handled, err := c.preparedExec(ctx, query, args); handled {
-		return res, err
+	} else {
+		c.noteSavepoint(query)
+		if res, handled, err := c.preparedExec(ctx, query, args); handled {
+			return res, err
+		}
 	}
 	return c.base.(driver.ExecerContext).ExecContext(ctx, query, args)
 }
@@ -203,6 +210,7 @@ func (c *conn) query(ctx context.Context, query string, args []driver.NamedValue
 		}
 		query, args = plainArgs(query, args)
 	}
+	c.noteSavepoint(query)
 	return c.base.(driver.QueryerContext).QueryContext(ctx, query, args)
 }
 
@@ -210,10 +218,52 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if c.pgx != nil {
 		return c.pgBegin(ctx, opts)
 	}
+	var tx driver.Tx
+	var err error
 	if b, ok := c.base.(driver.ConnBeginTx); ok {
-		return b.BeginTx(ctx, opts)
+		tx, err = b.BeginTx(ctx, opts)
+	} else {
+		tx, err = c.base.Begin() //nolint:staticcheck // the driver has nothing better
 	}
-	return c.base.Begin() //nolint:staticcheck // the driver has nothing better
+	if err != nil {
+		return nil, err
+	}
+	c.inTx = true
+	return sqliteTx{Tx: tx, c: c}, nil
+}
+
+// sqliteTx marks its connection out of the transaction when it ends.
+type sqliteTx struct {
+	driver.Tx
+	c *conn
+}
+
+func (t sqliteTx) Commit() error   { t.c.inTx = false; return t.Tx.Commit() }
+func (t sqliteTx) Rollback() error { t.c.inTx = false; return t.Tx.Rollback() }
+
+// noteSavepoint marks a SQLite connection loose when query, run outside a
+// driver transaction, may name a savepoint: SQLite's SAVEPOINT outside a
+// transaction begins one, which would run the next user's statements on
+// the pooled connection (for its ROLLBACK TO to undo them).
+func (c *conn) noteSavepoint(query string) {
+	if c.pgx == nil && !c.inTx && containsFold(query, "savepoint") {
+		c.loose = true
+	}
+}
+
+// containsFold reports whether s contains the lower-case ASCII word w in
+// any case.
+func containsFold(s, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		j := 0
+		for j < len(w) && s[i+j]|0x20 == w[j] {
+			j++
+		}
+		if j == len(w) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *conn) Ping(ctx context.Context) error {
@@ -233,6 +283,9 @@ func (c *conn) ResetSession(ctx context.Context) error {
 func (c *conn) IsValid() bool {
 	if c.pgx != nil && c.pgx.PgConn().ParameterStatus("standard_conforming_strings") != "on" {
 		return false // checkQuery refuses every statement: not back to the pool
+	}
+	if c.loose {
+		return false // closing it rolls back what a SAVEPOINT began (noteSavepoint)
 	}
 	if v, ok := c.base.(driver.Validator); ok {
 		return v.IsValid()
