@@ -56,7 +56,10 @@ import (
 //   - it does not begin or end a transaction: BEGIN (SQLite's BEGIN
 //     IMMEDIATE too), START TRANSACTION, COMMIT, END, ROLLBACK, ABORT,
 //     PREPARE TRANSACTION, COMMIT PREPARED, ROLLBACK PREPARED; use RunInTx.
-//     SAVEPOINT, RELEASE and ROLLBACK TO run. The bare texts BEGIN, COMMIT
+//     SAVEPOINT, RELEASE and ROLLBACK TO run; on SQLite, where a
+//     SAVEPOINT outside a transaction begins one, a connection of
+//     socialcrm.OpenDB that ran a statement naming a savepoint outside a
+//     transaction is closed, not pooled (internal/sqldb). The bare texts BEGIN, COMMIT
 //     and ROLLBACK, which bun reports for its own transactions, pass the
 //     query hook and are refused at the driver, so on a *bun.DB opened some
 //     other way than socialcrm.OpenDB they are not refused. On PostgreSQL
