@@ -133,7 +133,8 @@ func killAfterInit(t *testing.T, dsn string, extra ...string) {
 	t.Cleanup(ctrl.Close)
 
 	kek := filepath.Join(t.TempDir(), "kek.json")
-	args := append([]string{"-kek", kek, "-sandbox-url", ctrl.URL, "-public-url", frontSrv.URL}, extra...)
+	// A short lease: the killed sender's lapses soon after the kill.
+	args := append([]string{"-kek", kek, "-sandbox-url", ctrl.URL, "-public-url", frontSrv.URL, "-publish-lease", "100ms"}, extra...)
 	p := startServer(t, dsn, args...)
 	front.set(p.URL)
 	c := newClient(t, frontSrv.URL)
@@ -184,8 +185,15 @@ func killAfterInit(t *testing.T, dsn string, extra ...string) {
 	p = startServer(t, dsn, args...)
 	front.set(p.URL)
 	c.token = str(c.call("POST", "/v1/login", map[string]any{"email": email, "password": password}, 200), "session", "access_token")
-	status, out, err := send()
-	require.NoError(t, err)
+	// Until the dead sender's lease lapses the key is in progress; then
+	// the restarted server looks the publish up.
+	var status int
+	var out map[string]any
+	require.Eventually(t, func() bool {
+		status, out, err = send()
+		require.NoError(t, err)
+		return str(out, "error", "code") != "publish_in_progress"
+	}, time.Minute, 50*time.Millisecond)
 	require.Equal(t, http.StatusConflict, status, "%v", out)
 	require.Equal(t, "publish_in_doubt", str(out, "error", "code"))
 	status, out, err = send()

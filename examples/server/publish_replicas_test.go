@@ -37,14 +37,29 @@ type gatedProxy struct {
 	target *url.URL
 	mu     sync.Mutex
 	gates  map[string]*gate
+	all    []*gate
 }
 
 func (g *gatedProxy) hold(path string) *gate {
 	gt := newGate()
 	g.mu.Lock()
 	g.gates[path] = gt
+	g.all = append(g.all, gt)
 	g.mu.Unlock()
 	return gt
+}
+
+// open releases every gate not released yet (a test that failed midway).
+func (g *gatedProxy) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, gt := range g.all {
+		select {
+		case <-gt.release:
+		default:
+			close(gt.release)
+		}
+	}
 }
 
 func (g *gatedProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -117,6 +132,7 @@ func twoReplicasPublish(t *testing.T, dbArgs ...string) {
 	proxy := &gatedProxy{target: target, gates: map[string]*gate{}}
 	proxySrv := httptest.NewServer(proxy)
 	t.Cleanup(proxySrv.Close)
+	t.Cleanup(proxy.open)
 	control := sandboxMux(plat)
 	ctrl := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == "GET" && r.URL.Path == "/sandbox" {
