@@ -704,8 +704,18 @@ func (s *Store) openTokens(ctx context.Context, access, refresh vault.Sealed, id
 // connections the hook has not taken for RevocationLease or more: their
 // process died between the revoke's commit and the hook, or the hook
 // failed. These are not counted.
+//
+// A queued revoke of a platform without a provider registered here (a
+// Disconnect given a provider the Store was not built with, whose own
+// attempt failed or whose process died) is never retried by this Store:
+// each call logs a warning naming the platform and how many wait, until a
+// Store with that provider retries them or a purge or sweep gives them up
+// (RevokeAbandonAfter).
 func (s *Store) RetryRevocations(ctx context.Context) (int, error) {
 	if _, err := s.retryHandOvers(ctx); err != nil {
+		return 0, fmt.Errorf("social: retry revocations: %w", err)
+	}
+	if err := s.warnUnretried(ctx); err != nil {
 		return 0, fmt.Errorf("social: retry revocations: %w", err)
 	}
 	if len(s.providers) == 0 {
@@ -739,6 +749,31 @@ func (s *Store) RetryRevocations(ctx context.Context) (int, error) {
 		}
 	}
 	return done, nil
+}
+
+// warnUnretried logs, per platform, the context tenant's queued revokes
+// that no provider registered here can make.
+func (s *Store) warnUnretried(ctx context.Context) error {
+	var rows []struct {
+		Platform string `bun:"platform"`
+		N        int    `bun:"n"`
+	}
+	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		q := tx.NewSelect().Model((*revocation)(nil)).ColumnExpr("platform, count(*) AS n").Group("platform")
+		if len(s.providers) > 0 {
+			platforms := make([]string, 0, len(s.providers))
+			for name := range s.providers {
+				platforms = append(platforms, name)
+			}
+			q = q.Where("platform NOT IN (?)", bun.In(platforms))
+		}
+		return q.Scan(ctx, &rows)
+	})
+	for _, r := range rows {
+		s.log.WarnContext(ctx, "social: queued revokes not retried: no provider registered for their platform (WithProviders)",
+			"platform", r.Platform, "queued", r.N)
+	}
+	return err
 }
 
 // retryRevocation claims r, revokes its tokens and records the outcome.
