@@ -30,33 +30,9 @@ import (
 // tables' shapes, their indexes and triggers cost.
 func BenchmarkPostgresContactCreateServer(b *testing.B) {
 	w := newPGBench(b)
-	ctx := context.Background()
-	seeded := w.e.store.Contacts()
-	for i := range 1000 {
-		if _, err := seeded.Create(w.e.A, benchContact(100000+i)); err != nil {
-			b.Fatal(err)
-		}
-		if err := insertPlain(ctx, w.raw, plainOf(w.e.A, 100000+i)); err != nil {
-			b.Fatal(err)
-		}
-	}
-	for _, q := range []string{"ANALYZE bench_plain_contacts", "ANALYZE " + crm.TableContacts, "ANALYZE " + crm.TableContactNames} {
-		if _, err := w.db.Owner.ExecContext(ctx, q); err != nil {
-			b.Fatal(err)
-		}
-	}
 	// Create's statement as the Store writes it, for a contact then
-	// deleted (its address must not be a duplicate).
-	h := &captureHook{}
-	w.h.AddQueryHook(h)
-	c, err := w.sdk.Contacts().Create(w.e.A, benchContact(1))
-	if err != nil {
-		b.Fatal(err)
-	}
-	q := h.last("INSERT INTO", crm.TableContacts, "email_index")
-	if err := w.sdk.Contacts().Delete(w.e.A, c.ID); err != nil {
-		b.Fatal(err)
-	}
+	// deleted (create_s15_bench_test.go).
+	q, id := pgCreateStatement(b, w)
 	app := w.db.Reopen(b)
 	errRollback := errors.New("roll back")
 	explain := func(run func(ctx context.Context, tx bun.Tx, out *[]byte) error) (ms, wal float64) {
@@ -88,7 +64,7 @@ func BenchmarkPostgresContactCreateServer(b *testing.B) {
 			if err := tx.NewRaw("EXPLAIN (ANALYZE, WAL, FORMAT JSON) "+q).Scan(ctx, out); err != nil {
 				return err
 			}
-			if err := tx.NewRaw("SELECT count(*) FROM ? WHERE contact_id = ?", bun.Ident(crm.TableContactNames), c.ID).Scan(ctx, &rows); err != nil {
+			if err := tx.NewRaw("SELECT count(*) FROM ? WHERE contact_id = ?", bun.Ident(crm.TableContactNames), id).Scan(ctx, &rows); err != nil {
 				return err
 			}
 			if rows != crm.NameRows("ada", "lovelace", "1") {

@@ -823,7 +823,7 @@ func (r *Contacts) Update(ctx context.Context, id string, version int64, in Cont
 		if err := r.writeTags(ctx, tx, &c, true); err != nil {
 			return err
 		}
-		// Last, after the rows an erasure's batches erase (updateRow).
+		// Appended after the transaction's rows (auditLast).
 		return r.s.audit(ctx, tx, kindContact, "updated", c.ID)
 	})
 	if err != nil {

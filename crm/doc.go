@@ -221,6 +221,59 @@
 // the runs' spread. What remains is the look-ups and the statement's
 // plumbing together, on the server.
 //
+// Taken apart further (the statement of a delivery of 80 messages into
+// 80 existing conversations and 20 watermarks of conversations that do
+// not exist, captured from the benchmark and run again as the
+// application role, row-level security on, on the benchmark's database
+// and its generic plan, alternated with the raw INSERT 200 to 400 times
+// in rolled-back transactions, load average 4 to 11; figures are the
+// fastest runs, which the load disturbs least): the parameters alone
+// 0.05 ms; with the route check and the conversations' literals 0.21;
+// with the look-ups and their locks 0.45 to 0.55 (0.37 without the
+// locks); everything before the messages' insert 0.73 to 0.79; the whole
+// statement 1.45 to 1.75 against 1.0 to 1.2 for the raw INSERT, whose
+// own insert costs what the statement's does (about 0.95). The server's
+// node times agree (one delivery, auto_explain): conversations' literals
+// 0.2 ms, the 100 look-ups with 80 locks 0.26, the messages' literals
+// 0.1, the insert 0.8 of 1.6. The commit costs more than that gap: with
+// each round committed (its rows deleted between rounds), 2.9 ms at best
+// and a median of 7.7 against 1.75 and 5.6 for the raw INSERT (rolled
+// back: 1.45 and 1.9 against 1.12 and 1.46; 150 rounds, load average 7
+// to 8). The statement writes 491 WAL records (71 KB; 80 of them, 4.3 KB,
+// the locks) against 407 (56 KB), and after a checkpoint 143 full-page
+// images (1.1 MB) against 68 (0.55 MB): the locks touch the
+// conversations' pages, half empty (fillfactor 50), and the sealed rows
+// are larger. The test server checkpoints a few times a second while
+// other test processes drop databases, so the WAL flush at commit, not
+// the statement, is most of each delivery's time on either side
+// (medians of 4 to 7 ms a delivery). At the client the webhook's own CPU
+// is about the raw handler's (0.59 ms against 0.53 a delivery, pprof of
+// 1,000 deliveries); the rest of the process's CPU is the garbage
+// collector's. Tried on the captured statement and not kept: times as
+// microseconds since 1970, converted on the server (exactly, seconds and
+// the rest apart) — the literals' part slower, 0.23 to 0.26 ms against
+// 0.20 to 0.21, the conversion costing more than the text it spares; a
+// second statement without the conversations' upsert and the watermarks'
+// update for batches that write no conversation — 1.43 to 1.71 ms against
+// 1.44 to 1.72, medians within 3%; the unique key's thread_index in the
+// "C" collation — look-ups no faster; the arrays as typed binary
+// parameters — 1.53 to 1.65 ms against 1.59 to 1.73, not beyond the
+// spread. A connection plans the statement afresh for its first five
+// runs (1.1 to 2.6 ms in Bind, against 0.03 on the generic plan after).
+// The benchmark's baseline stored its messages under conversation ids of
+// 11 characters ("conv-" and the sender's id) where the SDK's are 36, so
+// its rows and its entries in the two keys by conversation were smaller;
+// it now gives each sender a conversation id of the SDK's form. With the
+// same SDK, the ratio went from a median of 1.57 (runs 1.32 to 1.73) to
+// 1.46 (1.33 to 1.65), 14 alternated runs each of 200 deliveries, load
+// average 6.8 to 9.8; with the hour of UTC too, against the build before
+// both, 1.49 (1.32 to 1.59) against 1.53 (1.45 to 1.62), nine alternated
+// runs each, load average 3.8 to 7.5: just under 1.5, without the margin
+// to 1.4. The hour of
+// UTC in the statement (see ingestSQL) left the ratio within the runs'
+// spread (1.61, runs 1.41 to 1.79, against 1.52, 1.23 to 1.74; seven
+// alternated runs each, load average 4.7 to 6.3).
+//
 // The conversations' indexes and what uses each: the primary key
 // (tenant_id, id) — Get, LinkContact, the messages' and watermarks'
 // look-ups by conversation; the unique key (tenant_id, thread_index,
@@ -393,6 +446,26 @@
 // *ValidationError on "version" (with the input's other faults, all at
 // once), never a conflict. Returned
 // records and slices belong to the caller.
+//
+// Writes and retention take their locks in one order, so that neither
+// waits for the other in a cycle (on PostgreSQL a deadlock, SQLSTATE
+// 40P01, fails one of them). Every retention batch — erasure, sweep,
+// purge — locks the rows it erases first and the head of the tenant's
+// audit chain last, when it appends its receipt. Every write of this
+// package that keeps an audit entry appends it after all its rows, in one
+// place, when its transaction's work is done: the entries a call records
+// (its own and those of the calls it is composed of — Merge's update,
+// row moves and delete; the updates of a CSV import batch) are held back
+// and appended, in the order recorded, just before the transaction ends.
+// A rename, a merge, a delete or an import that meets the erasure of the
+// same person either commits first, and the erasure then erases what is
+// still hers, or finds her erased and fails with a typed error
+// (ErrNotFound, a *ConflictError) having written nothing
+// (TestS15LockOrderCompositeWritesDuringErasure,
+// TestS15MergeMeetsAnErasureMidBatch). The limit: a Store bound to the
+// caller's transaction (Store.Using) appends each call's entries at the
+// end of that call; writes the caller makes after it in the same
+// transaction come after the audit head, and are the caller's to order.
 //
 // # Errors
 //
@@ -750,6 +823,55 @@
 // (BenchmarkPostgresContactCreateServer, three runs each) 3.69 (3.46–3.70)
 // → 3.26 (3.21–3.29) times the raw INSERT's time, and 4,007 → 3,329 bytes
 // of WAL.
+// Where the statement's server time goes
+// (BenchmarkCreateStatementPartsPostgres: variants of Create's statement
+// for "Ada Lovelace 1", 7 name index rows, by EXPLAIN ANALYZE without
+// per-node timing, as the application's role under row-level security, at
+// 1,000 contacts, medians of 300 of each, rotated in one loop with the
+// raw INSERT; six runs under a load average of 8–9): the statement took
+// 117 µs (91–144) against the raw INSERT's 55 (32–66), 2.22 times
+// (1.98–2.84; BenchmarkPostgresContactCreateServer's 3.3–3.5 times is
+// larger because its per-node timing costs the larger plan more). Of
+// those, the name index rows took 41.5 µs (35–57): the trigger with its
+// insert and one row 15.5 (11–25), each further row about 4.6; the call
+// of socialcrm_crm_contact_unclaimed 30 (28–34), of which its advisory
+// locks 10 (8–15) and the rest the function's call, its two queries and
+// their look-ups; the statement without either took 0.86 times the raw
+// INSERT (0.77–1.00), so the contact's row (without its name_index
+// array) and its six index entries cost no more than the raw row and its
+// five. WAL: 3,277
+// bytes, 1,286 of them without the name index rows, against 936. A CPU
+// profile of the server process that ran the creates
+// (BenchmarkCreateClientCPUPostgres, perf, eight seconds) found a quarter
+// of its time in the commit's flush of the WAL (synchronous_commit on, as
+// for the raw INSERT), a fifth in the name index trigger and a sixth in
+// the unclaimed function, both mostly PL/pgSQL starting and ending its
+// queries' executors and the b-tree inserts.
+// Tried and not kept, each alternated with the build before: the name
+// index rows written by the statement itself (a data-modifying WITH …
+// RETURNING whose second INSERT unnests the keyed tokens, the trigger
+// skipped by a condition on name_index) took 30.5 µs more (22–44, six
+// runs), and more in 37 of the 38 runs of the benchmark in two builds
+// (−3 to 47 µs): its second ModifyTable and the CTE's tuple store cost
+// more than the trigger's prepared insert. The locks in one query over the keys
+// (PERFORM pg_advisory_xact_lock(k) FROM unnest(keys)) instead of one
+// PERFORM per key, together with the "C" collation for the token column
+// of the name index rows (byte comparisons in its b-tree; the test
+// database's collation, C.UTF-8, compares strings through the locale):
+// the statement measured 2.39 times the raw INSERT (2.24–2.76) against
+// 2.41 (2.09–2.81), the locks 13 µs against 13, the name index rows 59.5
+// µs against 49.5 (eight runs each, load average 7–10); the create's
+// median pair ratio (BenchmarkPostgresContactCreate, 2,000 pairs a run,
+// nine runs each, load average 4–10) 1.73 (1.56–1.83) against 1.73
+// (1.62–1.81), and BenchmarkPostgresContactCreateServer's ratio 3.36
+// (3.17–3.50) against 3.37 (3.27–3.43): no change. A LANGUAGE sql
+// function of two statements in place of the PL/pgSQL one (planned anew
+// at every call) took about three times the statement's time; the locks
+// taken by assignment in the loop (PL/pgSQL's simple-expression path)
+// and the two look-ups as one query (e-mail OR phone) measured no
+// better. Not tried: unique indexes in place of the locks and the look-up
+// (see above), and fewer keyed prefix lengths (each row about 4.6 µs,
+// paid for by the name search).
 // ImportCSV writes many contacts in batches, one transaction each.
 //
 // A database created before sealing keeps its plaintext until
@@ -796,6 +918,9 @@
 // The attachments' bytes are exported as files (read and opened through
 // Attachments.Open) and deleted only once the batch that erased their rows
 // has committed.
+// A contact's tag rows go again in the batch that erases the contact, so
+// that tags an update wrote between the erasure's crm.contact_tag batches
+// and that one do not outlive her (TestS15LockOrderCompositeWritesDuringErasure).
 //
 // Store.Resolvers lets one request name the person by whatever she gives:
 // SubjectEmail and SubjectPhone find every contact holding the address or

@@ -361,17 +361,3 @@ func moveContactRows(ctx context.Context, tx bun.Tx, tid, keep, dup string) erro
 	return run("custom field values", "UPDATE "+TableFieldValues+" SET record_id = ? WHERE tenant_id = ? AND record_kind = ? AND record_id = ?",
 		keep, tid, kindContact, dup)
 }
-
-// writeAudit appends ev to the tenant's audit log inside tx, so that the
-// entry commits or rolls back with what it records. The log is the
-// vault's, keyed like the SDK's when the database has an audit key.
-func (s *Store) writeAudit(ctx context.Context, tx bun.IDB, ev tenancy.AuditEvent) error {
-	log, err := s.vault.AuditLog(ctx, tx, tenancy.WithClock(s.now))
-	if err != nil {
-		return fmt.Errorf("crm: audit: %w", err)
-	}
-	if _, err := log.Append(ctx, ev); err != nil {
-		return fmt.Errorf("crm: audit: %w", err)
-	}
-	return nil
-}

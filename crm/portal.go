@@ -196,7 +196,8 @@ func (s *Store) access(ctx context.Context, db bun.IDB, p perm) (access, error) 
 }
 
 // run runs fn in one transaction scoped to the context's tenant, after
-// access has granted p; fn gets what the principal may see. A refusal of a
+// access has granted p; fn gets what the principal may see. The audit
+// entries fn records are appended after its work (auditLast). A refusal of a
 // kind the portal does not share costs no transaction.
 func (s *Store) run(ctx context.Context, p perm, fn func(ctx context.Context, tx bun.Tx, a access) error) error {
 	if !p.shared {
@@ -204,14 +205,16 @@ func (s *Store) run(ctx context.Context, p perm, fn func(ctx context.Context, tx
 		if err != nil {
 			return err
 		}
-		return tenancy.RunInTx(ctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error { return fn(ctx, tx, a) })
+		return tenancy.RunInTx(ctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error {
+			return s.auditLast(ctx, tx, func(ctx context.Context, tx bun.Tx) error { return fn(ctx, tx, a) })
+		})
 	}
 	return tenancy.RunInTx(ctx, s.db, nil, func(ctx context.Context, tx bun.Tx) error {
 		a, err := s.access(ctx, tx, p)
 		if err != nil {
 			return err
 		}
-		return fn(ctx, tx, a)
+		return s.auditLast(ctx, tx, func(ctx context.Context, tx bun.Tx) error { return fn(ctx, tx, a) })
 	})
 }
 

@@ -113,11 +113,12 @@ func contactCategory(s *Store) retention.Category {
 		sealed = []retention.SealedColumn{{Column: "profile_sealed", Fields: profileFields, OpenFields: s.openProfileFields}}
 	}
 	return retention.Category{Name: "crm.contact", Table: TableContacts, Time: "updated_at",
-		Subject:    map[string]string{SubjectContact: "id"},
-		Omit:       append([]string{"email_index", "phone_index", "birth_index", "name_index"}, s.omitSealed("profile_sealed")...),
-		Sealed:     sealed,
-		LegalBasis: "contract or legitimate interest (customer relationship)",
-		Purpose:    "contacts: people the tenant deals with, their stage, source and preferences"}
+		Subject:     map[string]string{SubjectContact: "id"},
+		BeforeErase: eraseContactTags,
+		Omit:        append([]string{"email_index", "phone_index", "birth_index", "name_index"}, s.omitSealed("profile_sealed")...),
+		Sealed:      sealed,
+		LegalBasis:  "contract or legitimate interest (customer relationship)",
+		Purpose:     "contacts: people the tenant deals with, their stage, source and preferences"}
 }
 
 // openProfileFields opens a contact's profile for a data-subject export:
@@ -245,18 +246,33 @@ func (s *Store) openSealed(kind, field string) func(ctx context.Context, tenantI
 	}
 }
 
+// eraseContactTags deletes the tag rows of contacts being erased, in the
+// same transaction, after the batch has locked the contacts' rows: tags
+// written by an update that committed after the erasure's crm.contact_tag
+// batches (Contacts.Update rewrites them, under the contact's row lock)
+// go with the contact, as Contacts.Delete takes them
+// (TestS15LockOrderCompositeWritesDuringErasure).
+var eraseContactTags = eraseRowsOf(TableContactTags, "contact_id", "tags of erased contacts")
+
 // eraseMessages deletes the messages of conversations being erased, in the
 // same transaction.
-func eraseMessages(ctx context.Context, tx bun.Tx, ids []string) error {
-	tid, err := tenancy.TenantID(ctx)
-	if err != nil {
-		return err
+var eraseMessages = eraseRowsOf(TableMessages, "conversation_id", "messages of erased conversations")
+
+// eraseRowsOf returns a retention.Category.BeforeErase hook that deletes,
+// in the batch's transaction, the context tenant's rows of table whose
+// column names one of the batch's rows; what names them in its errors.
+func eraseRowsOf(table, column, what string) func(ctx context.Context, tx bun.Tx, ids []string) error {
+	return func(ctx context.Context, tx bun.Tx, ids []string) error {
+		tid, err := tenancy.TenantID(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.NewDelete().TableExpr(table).
+			Where("tenant_id = ?", tid).Where("? IN (?)", bun.Ident(column), bun.In(ids)).Exec(ctx); err != nil {
+			return fmt.Errorf("crm: erase %s: %w", what, err)
+		}
+		return nil
 	}
-	if _, err := tx.NewDelete().TableExpr(TableMessages).
-		Where("tenant_id = ?", tid).Where("conversation_id IN (?)", bun.In(ids)).Exec(ctx); err != nil {
-		return fmt.Errorf("crm: erase messages of erased conversations: %w", err)
-	}
-	return nil
 }
 
 // contactNamesByToken is the name index rows' retention.Category.SubjectIndex.

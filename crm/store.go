@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
 	"strings"
 	"time"
@@ -111,7 +112,9 @@ func (s *Store) Using(idb bun.IDB) *Store {
 func (s *Store) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
 // tx runs fn in a transaction scoped to the context's tenant, for the
-// kinds not shared with the client portal: run with staffOnly.
+// kinds not shared with the client portal: run with staffOnly. Like every
+// transaction of run, it appends the audit entries fn records last
+// (auditLast).
 func (s *Store) tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
 	return s.run(ctx, staffOnly(""), func(ctx context.Context, tx bun.Tx, _ access) error { return fn(ctx, tx) })
 }
@@ -237,8 +240,9 @@ func get[T any, PT interface {
 // fails with a *ConflictError, a missing record with ErrNotFound, a
 // Version below 1 (none named) with a *ValidationError; either way nothing
 // is written. columns, if given, limits the columns written
-// (version and updated_at are always written). It appends the audit
-// entry "crm.<kind>.updated" last.
+// (version and updated_at are always written). It records the audit
+// entry "crm.<kind>.updated" (appended when the transaction's work is
+// done: auditLast).
 func update[T any, PT interface {
 	*T
 	record
@@ -249,12 +253,10 @@ func update[T any, PT interface {
 	return s.audit(ctx, db, kind, "updated", rec.base().ID)
 }
 
-// updateRow is update without the audit entry, for a caller that writes
-// more rows in the transaction and appends the entry after them: the
-// audit append locks the head of the tenant's audit chain, which every
-// retention batch locks last, after the rows it erases (an entry
-// appended before rows such a batch holds deadlocks with it on
-// PostgreSQL: TestS14AttackNamesRenameDuringOwnErasure).
+// updateRow is update without the audit entry, for a caller that records
+// an entry of its own (Contacts.Update). Where the entry is recorded does
+// not matter to the lock order: it is appended after the transaction's
+// rows either way (auditLast; TestS14AttackNamesRenameDuringOwnErasure).
 func updateRow[T any, PT interface {
 	*T
 	record
@@ -291,11 +293,105 @@ func updateRow[T any, PT interface {
 	return nil
 }
 
-// audit appends an entry to the tenant's audit log in db (the write's
+// audit records an entry of the tenant's audit log in db (the write's
 // transaction): who (the context's principal) did what to which record —
-// "crm.<kind>.<verb>" on "<kind>:<id>", never a value.
+// "crm.<kind>.<verb>" on "<kind>:<id>", never a value. Like writeAudit,
+// it is appended when the transaction's work is done (auditLast).
 func (s *Store) audit(ctx context.Context, db bun.IDB, kind, verb, id string) error {
 	return s.writeAudit(ctx, db, tenancy.AuditEvent{Action: "crm." + kind + "." + verb, Target: kind + ":" + id})
+}
+
+// The lock order of writes. Appending an audit entry locks the head of
+// the tenant's audit chain (on PostgreSQL an advisory lock, held to the
+// end of the transaction). Every retention batch — erasure, sweep, purge —
+// locks the rows it erases first and the audit head last, for its
+// receipt. A write that took the audit head before rows such a batch
+// holds would wait for the batch while the batch waits for it: a
+// deadlock (SQLSTATE 40P01; TestS15LockOrderCompositeWritesDuringErasure).
+// So no write of the package appends its entries where it records them:
+// writeAudit holds them back in the transaction's auditQueue, and
+// auditLast appends them, in the order recorded, once the transaction's
+// work is done — after every row it writes, whatever repository calls
+// it is composed of (Merge: an Update, row moves, a Delete; an import
+// batch: many).
+
+// auditQueue holds the audit events recorded in one transaction until
+// its work is done. It travels in the context of the calls made within
+// the transaction (under auditQueueKey, unexported), and belongs to the
+// database transaction tx: an event written through another handle is
+// appended at once.
+type auditQueue struct {
+	tx     *sql.Tx
+	events []tenancy.AuditEvent
+}
+
+type auditQueueKey struct{}
+
+// queued returns the context's audit queue when it belongs to db's
+// transaction, else nil.
+func queued(ctx context.Context, db bun.IDB) *auditQueue {
+	q, _ := ctx.Value(auditQueueKey{}).(*auditQueue)
+	tx, ok := db.(bun.Tx)
+	if q == nil || !ok || tx.Tx != q.tx {
+		return nil
+	}
+	return q
+}
+
+// auditLast runs fn in tx and then appends, in tx, the audit entries fn
+// recorded through writeAudit (in order): the transaction takes the head
+// of the audit chain after all its rows. In a call nested in another of
+// the same transaction (a repository of Store.Using(tx), which runs in a
+// savepoint) the entries join the outer call's queue, to be appended when
+// the outermost call's work is done; those of a nested call that fails
+// (its savepoint rolled back) are dropped. A Store bound to the caller's
+// transaction appends its entries at the end of each call: the
+// caller's own writes after it come after the audit head.
+func (s *Store) auditLast(ctx context.Context, tx bun.Tx, fn func(ctx context.Context, tx bun.Tx) error) error {
+	if q := queued(ctx, tx); q != nil {
+		n := len(q.events)
+		if err := fn(ctx, tx); err != nil {
+			q.events = q.events[:n]
+			return err
+		}
+		return nil
+	}
+	q := &auditQueue{tx: tx.Tx}
+	if err := fn(context.WithValue(ctx, auditQueueKey{}, q), tx); err != nil {
+		return err
+	}
+	for _, ev := range q.events {
+		if err := s.appendAudit(ctx, tx, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeAudit records ev for the tenant's audit log in db, the write's
+// transaction, so that the entry commits or rolls back with what it
+// records: in a transaction of run it is appended when the transaction's
+// work is done (auditLast), else at once. The log is the vault's, keyed
+// like the SDK's when the database has an audit key.
+func (s *Store) writeAudit(ctx context.Context, db bun.IDB, ev tenancy.AuditEvent) error {
+	if q := queued(ctx, db); q != nil {
+		ev.Metadata = maps.Clone(ev.Metadata)
+		q.events = append(q.events, ev)
+		return nil
+	}
+	return s.appendAudit(ctx, db, ev)
+}
+
+// appendAudit appends ev to the tenant's audit log in db now.
+func (s *Store) appendAudit(ctx context.Context, db bun.IDB, ev tenancy.AuditEvent) error {
+	log, err := s.vault.AuditLog(ctx, db, tenancy.WithClock(s.now))
+	if err != nil {
+		return fmt.Errorf("crm: audit: %w", err)
+	}
+	if _, err := log.Append(ctx, ev); err != nil {
+		return fmt.Errorf("crm: audit: %w", err)
+	}
+	return nil
 }
 
 // checkContact checks that contactID, if not empty, names a contact of the
