@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -63,29 +61,16 @@ func (g *gatedProxy) open() {
 }
 
 func (g *gatedProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	out := r.Clone(r.Context())
-	out.RequestURI = ""
-	out.URL.Scheme, out.URL.Host, out.Host = g.target.Scheme, g.target.Host, g.target.Host
-	resp, err := http.DefaultTransport.RoundTrip(out)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	g.mu.Lock()
-	gt := g.gates[r.URL.Path]
-	delete(g.gates, r.URL.Path)
-	g.mu.Unlock()
-	if gt != nil {
-		close(gt.reached)
-		<-gt.release
-	}
-	for k, vs := range resp.Header {
-		w.Header()[k] = vs
-	}
-	w.WriteHeader(resp.StatusCode)
-	_, _ = w.Write(body)
+	forward(w, r, g.target, func() {
+		g.mu.Lock()
+		gt := g.gates[r.URL.Path]
+		delete(g.gates, r.URL.Path)
+		g.mu.Unlock()
+		if gt != nil {
+			close(gt.reached)
+			<-gt.release
+		}
+	})
 }
 
 // TestPublishTwoReplicasS15: two replicas (separate database handles) on
@@ -133,19 +118,7 @@ func twoReplicasPublish(t *testing.T, dbArgs ...string) {
 	proxySrv := httptest.NewServer(proxy)
 	t.Cleanup(proxySrv.Close)
 	t.Cleanup(proxy.open)
-	control := sandboxMux(plat)
-	ctrl := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == "GET" && r.URL.Path == "/sandbox" {
-			var ep sandboxEndpoints
-			ep.TikTok.BaseURL, ep.TikTok.AuthorizeURL = proxySrv.URL, plat.tiktokSrv.AuthorizeURL()
-			ep.Meta.GraphURL, ep.Meta.DialogURL, ep.Meta.Version = plat.metaSrv.GraphURL(), plat.metaSrv.DialogURL(), plat.metaSrv.Version()
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(ep)
-			return
-		}
-		control.ServeHTTP(w, r)
-	}))
-	t.Cleanup(ctrl.Close)
+	ctrl := sandboxFor(t, plat, proxySrv.URL)
 
 	args := append([]string{"-sandbox-url", ctrl.URL, "-public-url", frontSrv.URL}, dbArgs...)
 	var replicas [2]*testApp
