@@ -124,9 +124,10 @@ func categories(s *Store) []retention.Category {
 }
 
 // beforeEraseConnections is CategoryConnection's BeforeErase hook: with a
-// Store (Store.Categories), it revokes the erased connections'
-// authorizations at their platforms (revokeErased); then it erases what
-// was fetched through them (eraseDerived).
+// Store (Store.Categories), it takes the erased connections'
+// authorizations away (revokeErased: queued for the platform, asked after
+// the commit by afterEraseConnections; in a tenant purge, revoked at
+// once); then it erases what was fetched through them (eraseDerived).
 func (s *Store) beforeEraseConnections(ctx context.Context, tx bun.Tx, ids []string) error {
 	if s != nil {
 		if err := s.revokeErased(ctx, tx, ids); err != nil {
