@@ -106,6 +106,7 @@ func categories(s *Store) []retention.Category {
 			Omit:        append([]string{"access_token", "refresh_token"}, connOmit...),
 			Sealed:      connCols,
 			BeforeErase: s.beforeEraseConnections,
+			AfterErase:  s.afterEraseConnections(),
 			LegalBasis:  "consent of the account owner", Purpose: "connected platform accounts (profile sealed) and their sealed tokens"},
 		{Name: CategoryOAuthState, Table: TableStates, Time: "expires_at",
 			Omit:       []string{"verifier"},
@@ -123,9 +124,10 @@ func categories(s *Store) []retention.Category {
 }
 
 // beforeEraseConnections is CategoryConnection's BeforeErase hook: with a
-// Store (Store.Categories), it revokes the erased connections'
-// authorizations at their platforms (revokeErased); then it erases what
-// was fetched through them (eraseDerived).
+// Store (Store.Categories), it takes the erased connections'
+// authorizations away (revokeErased: queued for the platform, asked after
+// the commit by afterEraseConnections; in a tenant purge, revoked at
+// once); then it erases what was fetched through them (eraseDerived).
 func (s *Store) beforeEraseConnections(ctx context.Context, tx bun.Tx, ids []string) error {
 	if s != nil {
 		if err := s.revokeErased(ctx, tx, ids); err != nil {
@@ -133,6 +135,16 @@ func (s *Store) beforeEraseConnections(ctx context.Context, tx bun.Tx, ids []str
 		}
 	}
 	return eraseDerived(ctx, tx, ids)
+}
+
+// afterEraseConnections is CategoryConnection's AfterErase hook: with a
+// Store, it makes the revokes an erasure queued (revokeErasedQueued);
+// without one, none.
+func (s *Store) afterEraseConnections() func(ctx context.Context, ids []string) error {
+	if s == nil {
+		return nil
+	}
+	return s.revokeErasedQueued
 }
 
 // eraseDerived erases, in tx and the context's tenant, what was fetched

@@ -333,34 +333,54 @@ func (s *Store) pendingRevocation(ctx context.Context, c Connection, t Tokens, r
 	return pending, nil
 }
 
-// revokeErased revokes at the platform, in tx, the authorizations of the
-// connections ids that a data-subject erasure or a tenant purge is about
-// to delete: each one still holding tokens, through the provider
-// registered for its platform (WithProviders). A revoke that fails is
-// queued for RetryRevocations, as Disconnect queues it; a connection of a
-// platform without a provider is deleted with its tokens, the platform
-// untold (logged). Each revoke is audited as connection.revoked.
+// revokeErased takes away, in tx, the authorizations of the connections
+// ids that a data-subject erasure, a sweep or a tenant purge is about to
+// delete: each one still holding tokens, through the provider registered
+// for its platform (WithProviders); a connection of a platform without a
+// provider is deleted with its tokens, the platform untold (logged).
+//
+// An erasure or a sweep follows Disconnect's rule: the tokens move to the
+// revoke queue (sealed apart, due at once) in the erasure's transaction,
+// audited as connection.revoked with revoke "queued" and reason "erased",
+// and the platform is asked only after the commit, by the category's
+// AfterErase hook (revokeErasedQueued) or else by RetryRevocations. A
+// process killed before the commit leaves the erasure to resume with the
+// tokens where they were; killed after it, the tokens are only in the
+// queue. No network call holds the erasure's transaction.
+//
+// A tenant purge, which destroys the tenant's key once done, revokes in
+// tx: a revoke that fails is queued for RetryRevocations and made (or
+// given up) before the key goes by CategoryRevocation's hook
+// (revokeQueued).
 func (s *Store) revokeErased(ctx context.Context, tx bun.Tx, ids []string) error {
 	var cs []Connection
 	if err := tx.NewSelect().Model(&cs).Column("id", "platform", "access_token", "refresh_token").
 		Where("?TableAlias.id IN (?)", bun.In(ids)).Where("?TableAlias.access_token IS NOT NULL").Scan(ctx); err != nil {
 		return fmt.Errorf("social: revoke erased connections: %w", err)
 	}
+	_, purge := retention.PurgeDue(ctx)
 	for _, c := range cs {
-		revoke := "done"
-		attempted, err := s.revokeSealed(ctx, c.Platform, c.ID, c.ID, c.AccessToken, c.RefreshToken, func(t Tokens, rerr error) error {
-			if tokenDead(rerr) {
-				revoke = revokeTokenInvalid
-				return nil
-			}
-			revoke = "pending"
-			pending, err := s.pendingRevocation(ctx, c, t, rerr, s.clock())
-			if err != nil {
+		revoke := "queued"
+		var attempted bool
+		var err error
+		if purge {
+			revoke = "done"
+			attempted, err = s.revokeSealed(ctx, c.Platform, c.ID, c.ID, c.AccessToken, c.RefreshToken, func(t Tokens, rerr error) error {
+				if tokenDead(rerr) {
+					revoke = revokeTokenInvalid
+					return nil
+				}
+				revoke = "pending"
+				pending, err := s.pendingRevocation(ctx, c, t, rerr, s.clock())
+				if err != nil {
+					return err
+				}
+				_, err = tx.NewInsert().Model(pending).Exec(ctx)
 				return err
-			}
-			_, err = tx.NewInsert().Model(pending).Exec(ctx)
-			return err
-		})
+			})
+		} else {
+			attempted, err = s.queueErased(ctx, tx, c)
+		}
 		if err != nil {
 			return fmt.Errorf("social: revoke erased connections: %w", err)
 		}
@@ -370,6 +390,59 @@ func (s *Store) revokeErased(ctx context.Context, tx bun.Tx, ids []string) error
 		if err := s.audit(ctx, tx, tenancy.AuditEvent{Action: "connection.revoked", Target: "connection:" + c.ID,
 			Metadata: map[string]string{"platform": c.Platform, "revoke": revoke, "reason": "erased"}}); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// queueErased queues, in tx, the revoke of the erased connection c's
+// tokens, due at once; false (logged) when no provider is registered for
+// its platform, which nothing could ever revoke through.
+func (s *Store) queueErased(ctx context.Context, tx bun.Tx, c Connection) (bool, error) {
+	if _, ok := s.providers[c.Platform]; !ok {
+		s.log.WarnContext(ctx, "social: revoke skipped: no provider for its platform", "connection", c.ID, "platform", c.Platform)
+		return false, nil
+	}
+	t, err := s.openTokens(ctx, c.AccessToken, c.RefreshToken, c.ID)
+	if err != nil {
+		return false, err
+	}
+	q, err := s.queueRevocation(ctx, c, t, s.clock())
+	t.Wipe()
+	if err != nil {
+		return false, err
+	}
+	_, err = tx.NewInsert().Model(q).Exec(ctx)
+	return err == nil, err
+}
+
+// revokeErasedQueued is CategoryConnection's AfterErase hook: once an
+// erasure's batch has committed, it makes the revokes the batch queued
+// for the connections ids (revokeErased), through claimAndRevoke, which
+// records each outcome (connection.revoked, or the failure kept queued
+// for RetryRevocations). A revoke another process holds, or one not due,
+// is left to RetryRevocations. A platform that fails does not fail the
+// erasure: the revoke stays queued, its tokens sealed apart; only a
+// failure to read the queue is returned (the engine then runs the hook
+// again). A tenant purge made its revokes already.
+func (s *Store) revokeErasedQueued(ctx context.Context, ids []string) error {
+	if _, purge := retention.PurgeDue(ctx); purge {
+		return nil
+	}
+	var rs []revocation
+	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		return tx.NewSelect().Model(&rs).Where("?TableAlias.connection_id IN (?)", bun.In(ids)).Scan(ctx)
+	})
+	if err != nil {
+		return fmt.Errorf("social: revoke erased connections: %w", err)
+	}
+	for _, r := range rs {
+		p, ok := s.providers[r.Platform]
+		if !ok {
+			continue
+		}
+		if _, err := s.claimAndRevoke(ctx, p, r); err != nil {
+			s.log.WarnContext(ctx, "social: revoke after erasure not recorded; left queued", "connection", r.ConnectionID, "error", err)
 		}
 	}
 	return nil
@@ -631,8 +704,18 @@ func (s *Store) openTokens(ctx context.Context, access, refresh vault.Sealed, id
 // connections the hook has not taken for RevocationLease or more: their
 // process died between the revoke's commit and the hook, or the hook
 // failed. These are not counted.
+//
+// A queued revoke of a platform without a provider registered here (a
+// Disconnect given a provider the Store was not built with, whose own
+// attempt failed or whose process died) is never retried by this Store:
+// each call logs a warning naming the platform and how many wait, until a
+// Store with that provider retries them or a purge or sweep gives them up
+// (RevokeAbandonAfter).
 func (s *Store) RetryRevocations(ctx context.Context) (int, error) {
 	if _, err := s.retryHandOvers(ctx); err != nil {
+		return 0, fmt.Errorf("social: retry revocations: %w", err)
+	}
+	if err := s.warnUnretried(ctx); err != nil {
 		return 0, fmt.Errorf("social: retry revocations: %w", err)
 	}
 	if len(s.providers) == 0 {
@@ -666,6 +749,31 @@ func (s *Store) RetryRevocations(ctx context.Context) (int, error) {
 		}
 	}
 	return done, nil
+}
+
+// warnUnretried logs, per platform, the context tenant's queued revokes
+// that no provider registered here can make.
+func (s *Store) warnUnretried(ctx context.Context) error {
+	var rows []struct {
+		Platform string `bun:"platform"`
+		N        int    `bun:"n"`
+	}
+	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		q := tx.NewSelect().Model((*revocation)(nil)).ColumnExpr("platform, count(*) AS n").Group("platform")
+		if len(s.providers) > 0 {
+			platforms := make([]string, 0, len(s.providers))
+			for name := range s.providers {
+				platforms = append(platforms, name)
+			}
+			q = q.Where("platform NOT IN (?)", bun.In(platforms))
+		}
+		return q.Scan(ctx, &rows)
+	})
+	for _, r := range rows {
+		s.log.WarnContext(ctx, "social: queued revokes not retried: no provider registered for their platform (WithProviders)",
+			"platform", r.Platform, "queued", r.N)
+	}
+	return err
 }
 
 // retryRevocation claims r, revokes its tokens and records the outcome.

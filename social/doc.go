@@ -155,14 +155,23 @@
 // index rows, and such a row naming a Page's public id routed the Page's
 // webhooks to that tenant.
 //
-// A data-subject erasure or a tenant purge that deletes a connection still
-// holding tokens revokes its authorization at the platform first, in the
-// erasure's transaction, through the provider registered for its platform
-// (WithProviders; Store.Categories declares the hook): a failed revoke is
-// queued for RetryRevocations, which no data-subject request drops; without a
-// provider the tokens go with the row and the platform is not told (a
-// warning is logged). Each revoke is audited as connection.revoked with
-// the reason "erased".
+// A data-subject erasure (or a sweep) that deletes a connection still
+// holding tokens follows Disconnect's rule: in the erasure's transaction
+// the tokens move to the revoke queue (sealed apart, due at once), audited
+// as connection.revoked with revoke "queued" and the reason "erased"; the
+// platform is asked only after the commit (Store.Categories declares the
+// BeforeErase and AfterErase hooks), through the provider registered for
+// its platform (WithProviders), and the outcome is recorded as
+// RetryRevocations records it (connection.revoked, or the failure kept
+// queued, which no data-subject request drops). No network call holds the
+// erasure's transaction; a process killed before the commit leaves the
+// erasure to resume, one killed after it leaves the tokens only in the
+// queue, for RetryRevocations. A platform that fails does not fail the
+// erasure. A tenant purge, which destroys the tenant's key, revokes in its
+// transaction instead, queueing a revoke that fails. Without a provider
+// the tokens go with the row and the platform is not told (a warning is
+// logged); RetryRevocations logs a warning for queued revokes of a
+// platform without a provider, which it cannot make.
 //
 // A tenant purge, or a sweep of CategoryRevocation, makes the queued
 // revokes before their tokens and the tenant's key go. If one fails again,

@@ -180,6 +180,10 @@ func serverMigrations() *migrate.Migrations {
 		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
 			return migratePublishes(ctx, m.DB())
 		}})
+	ms.Add(migrate.Migration{Name: "20261212050000", Comment: "example server: leases of TikTok publishes being sent",
+		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
+			return migratePublishLeases(ctx, m.DB())
+		}})
 	ms.Add(migrate.Migration{Name: "29990101000200", Comment: "example server: login attempts",
 		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
 			_, err := m.DB().ExecContext(ctx, "CREATE TABLE IF NOT EXISTS ? (key_hash TEXT NOT NULL, window_start TIMESTAMP NOT NULL, "+

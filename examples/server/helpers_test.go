@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
@@ -48,7 +49,7 @@ func startTestApp(t *testing.T, log *slog.Logger, configure func(*config), args 
 	if configure != nil {
 		configure(&cfg)
 	}
-	url := "http://" + ln.Addr().String()
+	url := cmp.Or(cfg.PublicURL, "http://"+ln.Addr().String())
 	a, err := newApp(t.Context(), cfg, log, url)
 	require.NoError(t, err)
 	srv := httptest.NewUnstartedServer(a.handler())
@@ -56,7 +57,7 @@ func startTestApp(t *testing.T, log *slog.Logger, configure func(*config), args 
 	srv.Listener = ln
 	srv.Start()
 	t.Cleanup(func() { srv.Close(); a.close() })
-	return &testApp{app: a, URL: url}
+	return &testApp{app: a, URL: "http://" + ln.Addr().String()}
 }
 
 // writeMigrated writes into dir a copy of the database migrated once per

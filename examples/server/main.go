@@ -19,7 +19,9 @@
 // -login-rate (SOCIALCRM_LOGIN_RATE, sign-in attempts per IP per minute,
 // counted in the database: shared by every replica),
 // -metrics-addr (SOCIALCRM_METRICS_ADDR: a separate listener for the
-// Prometheus-format /metrics, served on -addr by default). The standard
+// Prometheus-format /metrics, served on -addr by default), -publish-lease
+// (SOCIALCRM_PUBLISH_LEASE, default 30s: how long a TikTok publish being
+// sent stays its replica's without a heartbeat). The standard
 // OTEL_EXPORTER_OTLP_* variables export traces and metrics over OTLP.
 // Every answer carries an X-Request-Id, repeated in error bodies and in
 // the request's log lines. -h lists every variable; a malformed value stops

@@ -48,6 +48,10 @@ type publishRecord struct {
 	ErrorCode    string    `bun:"error_code,notnull"`
 	SentAt       time.Time `bun:"sent_at,notnull"`
 	UpdatedAt    time.Time `bun:"updated_at,notnull"`
+	// LeaseUntil is when a sending or in-doubt record's lease lapses:
+	// until then its holder (the sender, or a replica looking it up) is at
+	// work on it and no other replica concludes anything.
+	LeaseUntil time.Time `bun:"lease_until,notnull"`
 }
 
 // maxIdempotencyKey bounds an Idempotency-Key.
@@ -110,6 +114,16 @@ type publishOutcome struct {
 // publishOnce publishes f at most once per key: a key already recorded
 // answers its recorded outcome without calling TikTok's init again, and
 // resolves a publish whose answer never came with Posting.Lookup.
+//
+// Across replicas the record's primary key decides who sends, and the
+// sender holds a lease on the record (lease_until, renewed by a heartbeat)
+// until TikTok's answer is recorded: while it is live, another replica
+// answers 409 publish_in_progress and never concludes anything. Only once
+// the lease has lapsed (the sender was killed, or lost the database) does
+// another replica take the lease over, look the publish up and record it
+// started or in doubt. Every write of an outcome is a compare-and-swap on
+// the state: a started or failed record is never overwritten, and a
+// replica that loses the swap answers the record it lost to.
 func (a *app) publishOnce(ctx context.Context, c social.Connection, f publishForm, key string) (publishOutcome, error) {
 	p, ok := tenancy.FromContext(ctx)
 	if !ok {
@@ -120,7 +134,7 @@ func (a *app) publishOnce(ctx context.Context, c social.Connection, f publishFor
 		return publishOutcome{}, err
 	}
 	// One request per key at a time in this process; across processes
-	// the record's primary key decides.
+	// the record's primary key and its lease decide.
 	slot := p.TenantID + "\x00" + key
 	if _, busy := a.publishing.LoadOrStore(slot, struct{}{}); busy {
 		return publishOutcome{}, errPublishInProgress
@@ -140,9 +154,9 @@ func (a *app) publishOnce(ctx context.Context, c social.Connection, f publishFor
 	if err != nil {
 		return publishOutcome{}, err
 	}
-	now := time.Now().UTC()
+	now := a.now().UTC()
 	rec := &publishRecord{Owned: tenancy.Owned{TenantID: p.TenantID}, Key: key, ConnectionID: c.ID, Fingerprint: fp,
-		State: publishSending, SentAt: now, UpdatedAt: now}
+		State: publishSending, SentAt: now, UpdatedAt: now, LeaseUntil: now.Add(a.cfg.PublishLease)}
 	claimed, err := a.claimPublish(ctx, rec)
 	if err != nil {
 		return publishOutcome{}, err
@@ -154,28 +168,34 @@ func (a *app) publishOnce(ctx context.Context, c social.Connection, f publishFor
 		}
 		return a.replayPublish(ctx, other, fp, f)
 	}
-
+	stop := a.heartbeat(ctx, rec)
 	init, _, err := client.Posting.InitVideo(ctx, req)
 	if err != nil {
 		var ou *tiktok.OutcomeUnknownError
 		if errors.As(err, &ou) {
 			rec.PublishID = ou.PublishID
 			rec.SentAt = ou.SentAt.UTC()
-			return a.resolvePublish(ctx, client, rec, f.Title)
+			return a.resolvePublish(ctx, client, rec, f.Title, stop)
 		}
+		stop()
 		ae, _ := toAPIError(err)
 		rec.State = publishFailed
 		if ae != nil {
 			rec.ErrorStatus, rec.ErrorCode = ae.Status, ae.Code
 		}
-		if uerr := a.updatePublish(ctx, rec); uerr != nil {
+		if _, uerr := a.settlePublish(ctx, rec); uerr != nil {
 			return publishOutcome{}, errors.Join(err, uerr)
 		}
 		return publishOutcome{}, err
 	}
+	stop()
 	rec.State, rec.PublishID = publishStarted, init.PublishID
-	if err := a.updatePublish(ctx, rec); err != nil {
+	if other, err := a.settlePublish(ctx, rec); err != nil {
 		return publishOutcome{}, err
+	} else if other != nil && (other.State != publishStarted || other.PublishID != rec.PublishID) {
+		// Cannot happen while TikTok answers one init once; say so
+		// rather than answer two outcomes for one key.
+		return publishOutcome{}, errPublishInDoubt
 	}
 	if _, err := client.Posting.Upload(ctx, init.UploadURL, f.Video, src, "video/mp4"); err != nil {
 		return publishOutcome{}, fmt.Errorf("upload: %w", err)
@@ -193,10 +213,35 @@ func (a *app) replayPublish(ctx context.Context, rec publishRecord, fp string, f
 	if err != nil {
 		return publishOutcome{}, err
 	}
+	if rec.State == publishSending || rec.State == publishInDoubt {
+		// Its sender is at work (live lease), or gone: take the lease
+		// over to look the publish up, or answer that it is in progress.
+		took, err := a.takeOverPublish(ctx, &rec)
+		if err != nil {
+			return publishOutcome{}, err
+		}
+		if !took {
+			if rec.State == publishSending || rec.State == publishInDoubt {
+				return publishOutcome{}, errPublishInProgress
+			}
+		} else {
+			out, err := a.resolvePublish(ctx, client, &rec, f.Title, a.heartbeat(ctx, &rec))
+			if err == nil {
+				out.Replayed = true
+			}
+			return out, err
+		}
+	}
+	return a.answerRecorded(ctx, client, rec)
+}
+
+// answerRecorded answers a started or failed record.
+func (a *app) answerRecorded(ctx context.Context, client *tiktok.Client, rec publishRecord) (publishOutcome, error) {
 	switch rec.State {
 	case publishStarted:
 		out := publishOutcome{PublishID: rec.PublishID, VideoID: rec.VideoID, Replayed: true}
 		if rec.PublishID != "" {
+			var err error
 			if out.Status, _, err = client.Posting.Status(ctx, rec.PublishID); err != nil {
 				return publishOutcome{}, err
 			}
@@ -205,36 +250,40 @@ func (a *app) replayPublish(ctx context.Context, rec publishRecord, fp string, f
 	case publishFailed:
 		return publishOutcome{}, &apiError{Status: cmp.Or(rec.ErrorStatus, http.StatusBadGateway), Code: cmp.Or(rec.ErrorCode, "platform_error"),
 			Message: "this publish failed when it was first sent (nothing was posted); use a new Idempotency-Key to try again"}
-	default: // sending (its process died or its answer was lost) or in doubt
-		out, err := a.resolvePublish(ctx, client, &rec, f.Title)
-		if err == nil {
-			out.Replayed = true
-		}
-		return out, err
+	case publishInDoubt:
+		return publishOutcome{}, errPublishInDoubt
+	default:
+		return publishOutcome{}, errPublishInProgress
 	}
 }
 
-// resolvePublish looks up a publish whose answer never came: found, it is
-// started; not found, it stays in doubt (errPublishInDoubt) and is never
-// sent again.
-func (a *app) resolvePublish(ctx context.Context, client *tiktok.Client, rec *publishRecord, title string) (publishOutcome, error) {
+// resolvePublish looks up a publish whose answer never came, under a lease
+// the caller holds and whose heartbeat stop ends: found, it is started;
+// not found, it is in doubt (errPublishInDoubt) and is never sent again.
+// When the record was settled meanwhile (its sender's answer came after
+// all), the settled record is the answer.
+func (a *app) resolvePublish(ctx context.Context, client *tiktok.Client, rec *publishRecord, title string, stop func()) (publishOutcome, error) {
 	l, err := client.Posting.Lookup(ctx, &tiktok.OutcomeUnknownError{PublishID: rec.PublishID, SentAt: rec.SentAt}, title)
+	stop()
 	if err != nil || !l.Found() {
 		if err != nil {
 			a.log.WarnContext(ctx, "tiktok publish lookup", "err", err)
 		}
 		rec.State = publishInDoubt
-		if uerr := a.updatePublish(ctx, rec); uerr != nil {
-			return publishOutcome{}, uerr
+	} else {
+		rec.State, rec.PublishID = publishStarted, l.PublishID
+		if l.Video != nil {
+			rec.VideoID = l.Video.ID
 		}
+	}
+	other, uerr := a.settlePublish(ctx, rec)
+	switch {
+	case uerr != nil:
+		return publishOutcome{}, uerr
+	case other != nil:
+		return a.answerRecorded(ctx, client, *other)
+	case rec.State == publishInDoubt:
 		return publishOutcome{}, errPublishInDoubt
-	}
-	rec.State, rec.PublishID = publishStarted, l.PublishID
-	if l.Video != nil {
-		rec.VideoID = l.Video.ID
-	}
-	if err := a.updatePublish(ctx, rec); err != nil {
-		return publishOutcome{}, err
 	}
 	return publishOutcome{PublishID: rec.PublishID, VideoID: rec.VideoID, Status: l.Status}, nil
 }
@@ -265,45 +314,120 @@ func (a *app) claimPublish(ctx context.Context, rec *publishRecord) (bool, error
 	return n == 1, err
 }
 
-// updatePublish records rec's outcome, even when the request's context
-// ended meanwhile (a client that went away): what TikTok answered must
-// not be lost. An outcome TikTok answered (started, failed) replaces
-// whatever a lookup concluded meanwhile.
-func (a *app) updatePublish(ctx context.Context, rec *publishRecord) error {
-	rec.UpdatedAt = time.Now().UTC()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	return tenancy.RunInTx(ctx, a.db, nil, func(ctx context.Context, tx bun.Tx) error {
-		_, err := tx.NewUpdate().Model((*publishRecord)(nil)).
-			Set("state = ?", rec.State).Set("publish_id = ?", rec.PublishID).Set("video_id = ?", rec.VideoID).
-			Set("error_status = ?", rec.ErrorStatus).Set("error_code = ?", rec.ErrorCode).
-			Set("sent_at = ?", rec.SentAt).Set("updated_at = ?", rec.UpdatedAt).
-			Where("idem_key = ?", rec.Key).Exec(ctx)
+// leaseLapsed is the lease of a record nobody is at work on.
+var leaseLapsed = time.Unix(0, 0).UTC()
+
+// unsettled are the states a lease guards, and the only ones an outcome
+// may replace.
+var unsettled = []string{publishSending, publishInDoubt}
+
+// takeOverPublish takes the lease of rec, unsettled, if it has lapsed:
+// true when this request now holds it. False when its sender is still at
+// work, or when the record was settled meanwhile: rec is then reloaded.
+func (a *app) takeOverPublish(ctx context.Context, rec *publishRecord) (bool, error) {
+	now := a.now().UTC()
+	var n int64
+	err := tenancy.RunInTx(ctx, a.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewUpdate().Model((*publishRecord)(nil)).Set("lease_until = ?", now.Add(a.cfg.PublishLease)).
+			Where("idem_key = ?", rec.Key).Where("state IN (?)", bun.In(unsettled)).Where("lease_until < ?", now).Exec(ctx)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
 		return err
 	})
+	if err != nil || n == 1 {
+		return n == 1, err
+	}
+	cur, ok, err := a.loadPublish(ctx, rec.Key)
+	if err == nil && ok {
+		*rec = cur
+	}
+	return false, err
+}
+
+// heartbeat renews rec's lease until stop is called, so that no other
+// replica takes over a publish whose sender is still at work; stop waits
+// for the renewals to end. A renewal that fails is logged: the lease may
+// then lapse, and another replica conclude "in doubt", which the sender's
+// answer, when it comes, replaces (settlePublish).
+func (a *app) heartbeat(ctx context.Context, rec *publishRecord) (stop func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	tenant, key, lease := rec.TenantID, rec.Key, a.cfg.PublishLease
+	go func() {
+		defer close(done)
+		t := time.NewTicker(lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			err := tenancy.RunInTx(ctx, a.db, nil, func(ctx context.Context, tx bun.Tx) error {
+				_, err := tx.NewUpdate().Model((*publishRecord)(nil)).Set("lease_until = ?", a.now().UTC().Add(lease)).
+					Where("idem_key = ?", key).Where("state IN (?)", bun.In(unsettled)).Exec(ctx)
+				return err
+			})
+			if err != nil && ctx.Err() == nil {
+				a.log.WarnContext(ctx, "tiktok publish lease not renewed", "tenant", tenant, "err", err)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// settlePublish records rec's outcome, even when the request's context
+// ended meanwhile (a client that went away): what TikTok answered must
+// not be lost. It replaces only an unsettled record (sending, or in doubt:
+// an answer TikTok gave is truer than a lookup that found nothing); a
+// record settled already (started, failed) is kept and returned as other.
+// An in doubt conclusion never replaces a record settled meanwhile. The
+// lease is released: a resend looks an in-doubt record up again.
+func (a *app) settlePublish(ctx context.Context, rec *publishRecord) (other *publishRecord, err error) {
+	rec.UpdatedAt = a.now().UTC()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	var n int64
+	err = tenancy.RunInTx(ctx, a.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewUpdate().Model((*publishRecord)(nil)).
+			Set("state = ?", rec.State).Set("publish_id = ?", rec.PublishID).Set("video_id = ?", rec.VideoID).
+			Set("error_status = ?", rec.ErrorStatus).Set("error_code = ?", rec.ErrorCode).
+			Set("sent_at = ?", rec.SentAt).Set("updated_at = ?", rec.UpdatedAt).Set("lease_until = ?", leaseLapsed).
+			Where("idem_key = ?", rec.Key).Where("state IN (?)", bun.In(unsettled)).Exec(ctx)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil || n == 1 {
+		return nil, err
+	}
+	cur, ok, err := a.loadPublish(ctx, rec.Key)
+	if err != nil || !ok {
+		return nil, errors.Join(errors.New("publish record gone"), err)
+	}
+	return &cur, nil
 }
 
 // publishesInDoubt lists the connection's publishes whose outcome is not
-// known (in doubt, or sending with no request of this process at work on
-// them), newest first, for the console's warning.
+// known (in doubt, or sending with no replica at work on them: lease
+// lapsed), newest first, for the console's warning.
 func (a *app) publishesInDoubt(ctx context.Context, connID string) ([]publishRecord, error) {
-	p, ok := tenancy.FromContext(ctx)
-	if !ok {
+	if _, ok := tenancy.FromContext(ctx); !ok {
 		return nil, tenancy.ErrNoTenant
 	}
 	var recs []publishRecord
 	err := tenancy.RunInTx(ctx, a.db, nil, func(ctx context.Context, tx bun.Tx) error {
 		return tx.NewSelect().Model(&recs).Where("connection_id = ?", connID).
-			Where("state IN (?)", bun.In([]string{publishSending, publishInDoubt})).
+			WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+				return q.Where("state = ?", publishInDoubt).WhereOr("state = ? AND lease_until < ?", publishSending, a.now().UTC())
+			}).
 			Order("sent_at DESC").Limit(20).Scan(ctx)
 	})
-	out := recs[:0]
-	for _, r := range recs {
-		if _, busy := a.publishing.Load(p.TenantID + "\x00" + r.Key); !busy {
-			out = append(out, r)
-		}
-	}
-	return out, err
+	return recs, err
 }
 
 // migratePublishes creates the publishes table, tenant-owned with
@@ -320,6 +444,17 @@ func migratePublishes(ctx context.Context, db bun.IDB) error {
 		return fmt.Errorf("index %s: %w", tablePublishes, err)
 	}
 	return tenancy.EnableRowSecurity(ctx, db, tablePublishes)
+}
+
+// migratePublishLeases adds the lease of a publish being sent; records
+// sending already get a lapsed one (their sender is the process that ran
+// before the migration).
+func migratePublishLeases(ctx context.Context, db bun.IDB) error {
+	if _, err := db.ExecContext(ctx, "ALTER TABLE ? ADD COLUMN lease_until TIMESTAMP NOT NULL DEFAULT '1970-01-01 00:00:00'",
+		bun.Ident(tablePublishes)); err != nil {
+		return fmt.Errorf("alter %s: %w", tablePublishes, err)
+	}
+	return nil
 }
 
 // writePublish answers a publish: 202 with the task, or 200 with

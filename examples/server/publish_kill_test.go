@@ -76,9 +76,21 @@ type holdingProxy struct {
 }
 
 func (h *holdingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	forward(w, r, h.target, func() {
+		if r.URL.Path == initPath && h.inits.Add(1) == 1 {
+			close(h.acted)
+			<-h.release
+			panic(http.ErrAbortHandler) // the answer is lost
+		}
+	})
+}
+
+// forward sends r to target and, once the answer has come and acted has
+// returned, writes it to w.
+func forward(w http.ResponseWriter, r *http.Request, target *url.URL, acted func()) {
 	out := r.Clone(r.Context())
 	out.RequestURI = ""
-	out.URL.Scheme, out.URL.Host, out.Host = h.target.Scheme, h.target.Host, h.target.Host
+	out.URL.Scheme, out.URL.Host, out.Host = target.Scheme, target.Host, target.Host
 	resp, err := http.DefaultTransport.RoundTrip(out)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
@@ -86,16 +98,32 @@ func (h *holdingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	if r.URL.Path == initPath && h.inits.Add(1) == 1 {
-		close(h.acted)
-		<-h.release
-		panic(http.ErrAbortHandler) // the answer is lost
-	}
+	acted()
 	for k, vs := range resp.Header {
 		w.Header()[k] = vs
 	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(body)
+}
+
+// sandboxFor serves plat's sandbox control, naming tiktokBase as TikTok's
+// API (a proxy in front of the emulator), for servers started with
+// -sandbox-url.
+func sandboxFor(t *testing.T, plat *platforms, tiktokBase string) *httptest.Server {
+	control := sandboxMux(plat)
+	ctrl := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "GET" && r.URL.Path == "/sandbox" {
+			var ep sandboxEndpoints
+			ep.TikTok.BaseURL, ep.TikTok.AuthorizeURL = tiktokBase, plat.tiktokSrv.AuthorizeURL()
+			ep.Meta.GraphURL, ep.Meta.DialogURL, ep.Meta.Version = plat.metaSrv.GraphURL(), plat.metaSrv.DialogURL(), plat.metaSrv.Version()
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(ep)
+			return
+		}
+		control.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ctrl.Close)
+	return ctrl
 }
 
 func killAfterInit(t *testing.T, dsn string, extra ...string) {
@@ -118,22 +146,11 @@ func killAfterInit(t *testing.T, dsn string, extra ...string) {
 			close(hold.release)
 		}
 	})
-	control := sandboxMux(plat)
-	ctrl := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == "GET" && r.URL.Path == "/sandbox" {
-			var ep sandboxEndpoints
-			ep.TikTok.BaseURL, ep.TikTok.AuthorizeURL = holdSrv.URL, plat.tiktokSrv.AuthorizeURL()
-			ep.Meta.GraphURL, ep.Meta.DialogURL, ep.Meta.Version = plat.metaSrv.GraphURL(), plat.metaSrv.DialogURL(), plat.metaSrv.Version()
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(ep)
-			return
-		}
-		control.ServeHTTP(w, r)
-	}))
-	t.Cleanup(ctrl.Close)
+	ctrl := sandboxFor(t, plat, holdSrv.URL)
 
 	kek := filepath.Join(t.TempDir(), "kek.json")
-	args := append([]string{"-kek", kek, "-sandbox-url", ctrl.URL, "-public-url", frontSrv.URL}, extra...)
+	// A short lease: the killed sender's lapses soon after the kill.
+	args := append([]string{"-kek", kek, "-sandbox-url", ctrl.URL, "-public-url", frontSrv.URL, "-publish-lease", "100ms"}, extra...)
 	p := startServer(t, dsn, args...)
 	front.set(p.URL)
 	c := newClient(t, frontSrv.URL)
@@ -184,8 +201,15 @@ func killAfterInit(t *testing.T, dsn string, extra ...string) {
 	p = startServer(t, dsn, args...)
 	front.set(p.URL)
 	c.token = str(c.call("POST", "/v1/login", map[string]any{"email": email, "password": password}, 200), "session", "access_token")
-	status, out, err := send()
-	require.NoError(t, err)
+	// Until the dead sender's lease lapses the key is in progress; then
+	// the restarted server looks the publish up.
+	var status int
+	var out map[string]any
+	require.Eventually(t, func() bool {
+		status, out, err = send()
+		require.NoError(t, err)
+		return str(out, "error", "code") != "publish_in_progress"
+	}, time.Minute, 50*time.Millisecond)
 	require.Equal(t, http.StatusConflict, status, "%v", out)
 	require.Equal(t, "publish_in_doubt", str(out, "error", "code"))
 	status, out, err = send()
