@@ -526,6 +526,13 @@ func (r Receipt) Erased() int64 {
 	return n
 }
 
+// ErrSubjectChanging is returned by Erase when rows about the subject kept
+// appearing while it ran: every pass over the categories, up to
+// erasePasses, found new ones once it was done (an application still
+// writing about the person). The request stays open, counting what was
+// erased; call Erase again once the writes stopped.
+var ErrSubjectChanging = errors.New("retention: rows about the subject kept appearing during the erasure")
+
 // Erase carries out an erasure request. It resolves the request's
 // identifiers to the subject's keys (Resolve: an e-mail address leads to
 // every contact holding it, their conversations, and so on), then in every
