@@ -188,3 +188,54 @@ func TestS15EraseThatNeverCatchesUpStaysOpen(t *testing.T) {
 		require.Equal(t, writes+1, got["crm.contact"])
 	})
 }
+
+// TestS15NoteForAContactBeingErased: a note created for a contact whose
+// deletion (an erasure's batch) has not committed yet either waits for it
+// and then fails, as for any contact that does not exist, or commits
+// first — never adds a note about a contact already gone. On PostgreSQL
+// the deletion holds the contact's row while the create checks it; on
+// SQLite writers take turns, and the create comes after the deletion.
+func TestS15NoteForAContactBeingErased(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		bg := context.Background()
+		ann, err := e.store.Contacts().Create(e.A, crm.ContactInput{FirstName: "Ann", Email: "ann@example.com"})
+		require.NoError(t, err)
+		admin := e.db.Admin(t)
+		tx, err := admin.BeginTx(bg, nil)
+		require.NoError(t, err)
+		defer func() { _ = tx.Rollback() }()
+		_, err = tx.NewRaw("DELETE FROM "+crm.TableContacts+" WHERE id = ?", ann.ID).Exec(bg)
+		require.NoError(t, err)
+		if e.db.Name != "postgres" {
+			require.NoError(t, tx.Commit())
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := e.store.Notes().Create(e.A, crm.NoteInput{Body: "late", ContactID: ann.ID})
+			done <- err
+		}()
+		var created error
+		if e.db.Name == "postgres" {
+			// Until the create has finished or waits for the deletion's lock.
+			for waiting := false; !waiting; {
+				select {
+				case created = <-done:
+					waiting = true
+					done <- created
+				default:
+					var n int
+					require.NoError(t, admin.NewRaw("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid() AND strpos(query, ?) > 0", ann.ID).Scan(bg, &n))
+					waiting = n > 0
+				}
+			}
+			require.NoError(t, tx.Commit())
+		}
+		created = <-done
+		var verr *crm.ValidationError
+		require.ErrorAs(t, created, &verr, "a note about a contact that is gone")
+		require.Equal(t, "contact_id", verr.Fields[0].Field)
+		var n int
+		require.NoError(t, admin.NewRaw("SELECT count(*) FROM "+crm.TableNotes+" WHERE contact_id = ?", ann.ID).Scan(bg, &n))
+		require.Zero(t, n)
+	})
+}
