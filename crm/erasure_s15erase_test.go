@@ -206,7 +206,10 @@ func TestS15NoteForAContactBeingErased(t *testing.T) {
 		defer func() { _ = tx.Rollback() }()
 		_, err = tx.NewRaw("DELETE FROM "+crm.TableContacts+" WHERE id = ?", ann.ID).Exec(bg)
 		require.NoError(t, err)
-		if e.db.Name != "postgres" {
+		var xid int64 // the deletion's transaction, whose lock the create waits for
+		if e.db.Name == "postgres" {
+			require.NoError(t, tx.NewRaw("SELECT pg_current_xact_id()::text::bigint").Scan(bg, &xid))
+		} else {
 			require.NoError(t, tx.Commit())
 		}
 		done := make(chan error, 1)
@@ -216,7 +219,8 @@ func TestS15NoteForAContactBeingErased(t *testing.T) {
 		}()
 		var created error
 		if e.db.Name == "postgres" {
-			// Until the create has finished or waits for the deletion's lock.
+			// Until the create has finished or waits for the deletion's
+			// transaction (its lock on the contact's row).
 			for waiting := false; !waiting; {
 				select {
 				case created = <-done:
@@ -224,7 +228,7 @@ func TestS15NoteForAContactBeingErased(t *testing.T) {
 					done <- created
 				default:
 					var n int
-					require.NoError(t, admin.NewRaw("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid() AND strpos(query, ?) > 0", ann.ID).Scan(bg, &n))
+					require.NoError(t, admin.NewRaw("SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted AND transactionid::text::bigint = ?", xid%(1<<32)).Scan(bg, &n))
 					waiting = n > 0
 				}
 			}
