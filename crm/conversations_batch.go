@@ -100,8 +100,8 @@ type BatchResult struct {
 // conversations against removal (FOR KEY SHARE, which concurrent batches
 // share) and writes a conversation's row only when the batch opens it,
 // moves one of its watermarks, or brings it a message of a later hour
-// than its stored last message time: within the hour the row is not
-// written, and reads give the exact LastMessageAt from the messages
+// (of UTC) than its stored last message time: within the hour the row is
+// not written, and reads give the exact LastMessageAt from the messages
 // (TestConversationLastMessageWithinTheHour). The rows it writes, and then
 // the messages, are written in key order, so concurrent batches that
 // share conversations never deadlock on them. A conversation the batch
@@ -277,8 +277,14 @@ func compareKeys(a, b ConversationKey) int {
 // that must be written: those not known that get a message (opened, or
 // moved forward if another batch opened it meanwhile), and the known ones
 // whose watermark moves or whose latest message of the batch falls in a
-// later hour than the stored last_message_at. Within the hour a message
-// writes nothing to its conversation (before, each delivery gave each of
+// later hour than the stored last_message_at — an hour of UTC (date_bin
+// from the epoch), whatever the session's time zone: date_trunc's hours
+// were the zone's, and in a zone half an hour off UTC one of them spans
+// UTC midnight, so the stored time kept a day its conversation had left
+// (TestIngestHoursAreUTCWhateverTheSessionZone). The times compare as
+// timestamptz throughout, with no cast through the zone's wall time.
+// Within the hour a message writes nothing to its conversation (before,
+// each delivery gave each of
 // its conversations a new row version: a lock and an update, about as
 // much of the statement's time as the messages' insert); the stored time
 // stays on the day of the exact one, which List's order by day needs, and
@@ -313,9 +319,9 @@ var ingestSQL = `WITH req AS (
 		COALESCE(s.max_sent, k.last_message_at), s.delivered, s.read
 	FROM src AS s LEFT JOIN known AS k ON k.n = s.n
 	WHERE CASE WHEN k.n IS NULL THEN s.max_sent IS NOT NULL
-		ELSE s.max_sent::timestamp >= date_trunc('hour', k.last_message_at) + interval '1 hour'
-			OR GREATEST(k.delivered_until, s.delivered::timestamp) IS DISTINCT FROM k.delivered_until
-			OR GREATEST(k.read_until, s.read::timestamp) IS DISTINCT FROM k.read_until END
+		ELSE s.max_sent >= date_bin('1 hour', k.last_message_at, timestamptz 'epoch') + interval '1 hour'
+			OR GREATEST(k.delivered_until, s.delivered) IS DISTINCT FROM k.delivered_until
+			OR GREATEST(k.read_until, s.read) IS DISTINCT FROM k.read_until END
 	ORDER BY s.n
 	ON CONFLICT (tenant_id, thread_index, channel, account_id) DO UPDATE SET
 		last_message_at = GREATEST(cv.last_message_at, EXCLUDED.last_message_at),

@@ -116,7 +116,8 @@ func processCPU(b *testing.B) time.Duration {
 // rawInsertHandler is the baseline of the PostgreSQL webhook benchmarks: a
 // handler that verifies and decodes each delivery and stores its messages
 // with one raw pgx batched INSERT into a table of db with the messages
-// table's columns, keys and indexes, unsealed.
+// table's columns, keys and indexes, unsealed, each sender's messages in
+// a conversation of its own whose id has the SDK's form.
 func rawInsertHandler(b *testing.B, db *dbtest.DB) http.Handler {
 	b.Helper()
 	ctx := context.Background()
@@ -136,6 +137,12 @@ func rawInsertHandler(b *testing.B, db *dbtest.DB) http.Handler {
 	}
 	b.Cleanup(func() { conn.Close(context.Background()) })
 	tid := tenancy.NewID()
+	// Each sender's conversation has an id of the SDK's form (36
+	// characters, as its conversations' ids): the rows, their keys and
+	// their index entries have the sizes of the SDK's (ids of 11
+	// characters, as "conv-" and the sender's, made the baseline's
+	// entries of the keys by conversation smaller).
+	convs := map[string]string{}
 	secret := vault.NewSecret([]byte(appSecret))
 	cols := "(tenant_id, id, created_at, updated_at, version, conversation_id, direction, external_id, text, attachments, sent_at, status)"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -180,7 +187,12 @@ func rawInsertHandler(b *testing.B, db *dbtest.DB) http.Handler {
 					sb.WriteString("$" + strconv.Itoa(n+i+1))
 				}
 				sb.WriteString(")")
-				args = append(args, tid, tenancy.NewID(), now, now, 1, "conv-"+m.Sender.ID, "inbound", m.Message.Mid, m.Message.Text, "[]",
+				conv, ok := convs[m.Sender.ID]
+				if !ok {
+					conv = tenancy.NewID()
+					convs[m.Sender.ID] = conv
+				}
+				args = append(args, tid, tenancy.NewID(), now, now, 1, conv, "inbound", m.Message.Mid, m.Message.Text, "[]",
 					time.UnixMilli(m.Timestamp).UTC(), "received")
 			}
 		}

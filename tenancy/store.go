@@ -34,7 +34,7 @@ type Tenant struct {
 	bun.BaseModel `bun:"table:socialcrm_tenants,alias:tn"`
 
 	ID         string     `bun:"id,pk" json:"id"`
-	Name       string     `bun:"name,notnull" json:"name"`
+	Name       string     `bun:"name,notnull" json:"name"` // emptied when the tenant is purged (MarkPurged)
 	Status     Status     `bun:"status,notnull" json:"status"`
 	CreatedAt  time.Time  `bun:"created_at,notnull" json:"created_at"`
 	ClosedAt   *time.Time `bun:"closed_at" json:"closed_at,omitempty"`
@@ -322,8 +322,9 @@ func (s *Store) ReopenTenant(ctx context.Context) (Tenant, error) {
 
 // MarkPurged records that the context's tenant has been purged. Only the
 // system principal (acting through AsTenant) may call it, and only on a
-// closed tenant whose grace period has ended (ErrNotDue otherwise). A
-// purged tenant stays as it is: two calls that meet mark it, and write its
+// closed tenant whose grace period has ended (ErrNotDue otherwise). It
+// empties the tenant's name, which may be a person's. A purged tenant
+// stays as it is: two calls that meet mark it, and write its
 // "tenant.purged" audit entry, once.
 func (s *Store) MarkPurged(ctx context.Context) (Tenant, error) {
 	if p, ok := FromContext(ctx); !ok || !p.IsSystem() {
@@ -345,8 +346,10 @@ func (s *Store) MarkPurged(ctx context.Context) (Tenant, error) {
 		// Only a closed tenant turns purged: when two purges meet, the
 		// second update finds the row purged and changes nothing, and the
 		// tenant is marked (and audited) once.
+		// The name goes with the data: a sole trader's workspace often
+		// carries her own name, and the row outlives the purge.
 		res, err := tx.NewUpdate().Model((*Tenant)(nil)).Set("status = ?", StatusPurged).Set("purged_at = ?", now).
-			Where("id = ?", t.ID).Where("status = ?", StatusClosed).Exec(ctx)
+			Set("name = ?", "").Where("id = ?", t.ID).Where("status = ?", StatusClosed).Exec(ctx)
 		if err != nil {
 			return fmt.Errorf("tenancy: mark purged: %w", err)
 		}
@@ -354,7 +357,7 @@ func (s *Store) MarkPurged(ctx context.Context) (Tenant, error) {
 			t, err = s.tenant(ctx, tx, t.ID)
 			return err
 		}
-		t.Status, t.PurgedAt = StatusPurged, &now
+		t.Status, t.PurgedAt, t.Name = StatusPurged, &now, ""
 		_, err = s.audit.with(tx).Append(ctx, AuditEvent{Action: "tenant.purged", Target: "tenant:" + t.ID})
 		return err
 	})

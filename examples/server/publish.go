@@ -350,12 +350,15 @@ func publishFlash(out publishOutcome) string {
 // publishKeep is how long a publish's record, and so its key, is kept.
 const publishKeep = 90 * 24 * time.Hour
 
-// publishCategory declares the publishes table to the retention engine. It
-// holds no data subject's data (keys, ids, states and a hash of the
-// request), so access and erasure requests skip it.
+// publishCategory declares the publishes table to the retention engine.
+// A row names the creator's connection and her publish and video ids at
+// TikTok (with keys, states and a hash of the request): a request that
+// resolves to the connection (by open_id, account id or connection id)
+// exports and erases her rows with it.
 func publishCategory() retention.Category {
 	return retention.Category{
 		Name: "example.tiktok_publish", Table: tablePublishes, ID: "idem_key", Time: "sent_at",
+		Subject:    map[string]string{social.SubjectConnection: "connection_id"},
 		LegalBasis: "contract: posting once at the user's instruction",
 		Purpose:    "TikTok publishes by idempotency key, so that a resent request never posts twice",
 	}
