@@ -541,7 +541,11 @@ var ErrSubjectChanging = errors.New("retention: rows about the subject kept appe
 // under a legal hold and rows a legal-obligation rule still keeps, writes
 // a receipt per batch to the audit log (action "retention.erased") and adds
 // the batch's count to the request's Erased counts, in the batch's
-// transaction. When everything is done the request is completed — or
+// transaction. It then resolves the subject again from every key found and
+// runs once more the categories where rows it would erase are left
+// (written during the run), until a check finds none; after ErasePasses
+// passes that each left rows it returns ErrSubjectChanging, the request
+// still open. When everything is done the request is completed — or
 // closed as StatusNoDataFound when no run of it found a row — with an
 // audit entry carrying the totals of every run. The request must be open
 // and verified (ErrNotVerified); its kind must be erasure. The principal
