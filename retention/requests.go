@@ -528,7 +528,7 @@ func (r Receipt) Erased() int64 {
 
 // ErrSubjectChanging is returned by Erase when rows about the subject kept
 // appearing while it ran: every pass over the categories, up to
-// erasePasses, found new ones once it was done (an application still
+// ErasePasses, found new ones once it was done (an application still
 // writing about the person). The request stays open, counting what was
 // erased; call Erase again once the writes stopped.
 var ErrSubjectChanging = errors.New("retention: rows about the subject kept appearing during the erasure")
