@@ -462,7 +462,16 @@
 // still hers, or finds her erased and fails with a typed error
 // (ErrNotFound, a *ConflictError) having written nothing
 // (TestS15LockOrderCompositeWritesDuringErasure,
-// TestS15MergeMeetsAnErasureMidBatch). The limit: a Store bound to the
+// TestS15MergeMeetsAnErasureMidBatch). A note, task, activity, consent
+// or deal written for a contact while her erasure is past its category,
+// and a contact with her address created meanwhile, are erased by the
+// erasure's next pass (retention's Erase checks again before it
+// completes: TestS15EraseLeavesNothingAWriteAddedMidRun). On PostgreSQL
+// a write that references a contact locks the contact's row FOR KEY
+// SHARE, as a foreign key would: a write meeting the contact's
+// uncommitted deletion waits for it and fails with a *ValidationError on
+// contact_id, never adding a row about a contact already gone
+// (TestS15NoteForAContactBeingErased). The limit: a Store bound to the
 // caller's transaction (Store.Using) appends each call's entries at the
 // end of that call; writes the caller makes after it in the same
 // transaction come after the audit head, and are the caller's to order.

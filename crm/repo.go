@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 
 	"github.com/socialcrm/socialcrm/tenancy"
 )
@@ -30,13 +31,31 @@ type ref struct {
 // checkRefs checks that each non-empty reference names a record of the
 // context's tenant, else returns a *ValidationError listing those that do
 // not.
+//
+// On PostgreSQL a reference to a contact is checked as a foreign key is:
+// the contact's row is locked FOR KEY SHARE until the transaction ends, so
+// that a deletion of it (an erasure's batch) that has not committed yet is
+// waited for — the reference then names no record — and one that comes
+// later waits for the write that references it, whose rows it then finds.
+// Without the lock, the check saw the contact its deletion was removing
+// and the write added a row about a contact already gone
+// (TestS15NoteForAContactBeingErased).
 func checkRefs(ctx context.Context, tx bun.IDB, kind string, refs ...ref) error {
 	var verr *ValidationError
 	for _, r := range refs {
 		if r.id == "" {
 			continue
 		}
-		n, err := tx.NewSelect().Model(r.model).Where("?TableAlias.id = ?", r.id).Apply(tenancy.Scope(ctx)).Count(ctx)
+		q := tx.NewSelect().Model(r.model).Where("?TableAlias.id = ?", r.id).Apply(tenancy.Scope(ctx))
+		var n int64
+		var err error
+		if _, contact := r.model.(*Contact); contact && tx.Dialect().Name() == dialect.PG {
+			var ids []string
+			err = q.Column("id").For("KEY SHARE").Scan(ctx, &ids)
+			n = int64(len(ids))
+		} else {
+			n, err = q.Count(ctx)
+		}
 		if err != nil {
 			return fmt.Errorf("crm: check %s %s: %w", kind, r.field, err)
 		}

@@ -89,6 +89,26 @@
 // the system, resumes every open verified erasure. Every export is written
 // to the audit log (the actor, the request, counts).
 //
+// An erasure does not complete while it can still find rows about the
+// person. Once a pass over the categories is done, Erase resolves the
+// subject again, from every key it found (so a contact created meanwhile
+// with her address is found too), and counts in every category the rows
+// matching those keys that it would erase (not held, spared, kept or
+// already anonymized). If there are any — a note written for her while
+// the erasure was past the notes, a duplicate contact created during the
+// run — it runs those categories again, in their order, their counts
+// added to the same request and receipt. After ErasePasses passes that
+// each left rows, Erase returns ErrSubjectChanging and the request stays
+// open, counting what was erased; a later Erase (or ResumeErasures)
+// finishes it (crm's TestS15EraseLeavesNothingAWriteAddedMidRun,
+// TestS15EraseThatNeverCatchesUpStaysOpen). Limits: a row written after
+// the last check, before the completion is recorded, comes after the
+// erasure; and the check finds a contact only through the subject's keys
+// as they resolve then — a contact created during the run that shares an
+// address only with contacts named by id (crm's SubjectContact leads to
+// duplicates through the stored contact) is not found once those are
+// erased: name the person by her e-mail address or phone number as well.
+//
 // With WithIdentifierProtection (the root package wires the vault), the
 // identifiers are stored only sealed, with a keyed hash per kind: Match
 // finds a person's earlier requests by the hash, and ProtectIdentifiers

@@ -526,6 +526,13 @@ func (r Receipt) Erased() int64 {
 	return n
 }
 
+// ErrSubjectChanging is returned by Erase when rows about the subject kept
+// appearing while it ran: every pass over the categories, up to
+// ErasePasses, found new ones once it was done (an application still
+// writing about the person). The request stays open, counting what was
+// erased; call Erase again once the writes stopped.
+var ErrSubjectChanging = errors.New("retention: rows about the subject kept appearing during the erasure")
+
 // Erase carries out an erasure request. It resolves the request's
 // identifiers to the subject's keys (Resolve: an e-mail address leads to
 // every contact holding it, their conversations, and so on), then in every
@@ -534,7 +541,11 @@ func (r Receipt) Erased() int64 {
 // under a legal hold and rows a legal-obligation rule still keeps, writes
 // a receipt per batch to the audit log (action "retention.erased") and adds
 // the batch's count to the request's Erased counts, in the batch's
-// transaction. When everything is done the request is completed — or
+// transaction. It then resolves the subject again from every key found and
+// runs once more the categories where rows it would erase are left
+// (written during the run), until a check finds none; after ErasePasses
+// passes that each left rows it returns ErrSubjectChanging, the request
+// still open. When everything is done the request is completed — or
 // closed as StatusNoDataFound when no run of it found a row — with an
 // audit entry carrying the totals of every run. The request must be open
 // and verified (ErrNotVerified); its kind must be erasure. The principal
@@ -590,48 +601,49 @@ func (e *Engine) Erase(ctx context.Context, id string) (Receipt, error) {
 	if err != nil {
 		return rcpt, err
 	}
-	for _, c := range e.Categories() {
-		cond, args, ok := subjectMatch(e.db.Dialect().Name(), c, keys, r.TenantID)
-		if !ok {
-			continue
-		}
-		rule, _ := e.policy.rule(c.Name)
-		rc := CategoryReceipt{Tenant: r.TenantID, Category: c.Name, Policy: e.policy.Name, Rule: "erasure request"}
-		j := &job{cat: c, tid: r.TenantID, action: "retention.erased", rc: &rc, meta: map[string]string{"request": r.ID}, request: r.ID}
-		j.where(cond, args...)
-		if c.Spare.Where != "" {
-			found, err := e.count(ctx, c, r.TenantID, j.conds, j.args)
+	// Pass after pass: rows written about the subject while a pass ran
+	// (in a category it had done, or a new contact with her address) are
+	// found by the check that ends it, and erased by the next pass.
+	cats := e.Categories()
+	rcs := map[string]CategoryReceipt{}
+	todo := cats
+	for pass := 1; ; pass++ {
+		for _, c := range todo {
+			j, ok, err := e.erasureJob(ctx, c, keys, r.ID, r.TenantID, now, true)
 			if err != nil {
-				return rcpt, err
+				return rcpt.ordered(cats, rcs), err
 			}
-			spare, sargs := bind(c.Spare.Where, "", r.TenantID)
-			j.where("NOT ("+spare+")", sargs...)
-			left, err := e.count(ctx, c, r.TenantID, j.conds, j.args)
-			if err != nil {
-				return rcpt, err
+			if !ok {
+				continue
 			}
-			if found > left {
-				rc.Kept, rc.Rule = found-left, "erasure request; spared: "+c.Spare.Reason
+			if err := e.run(ctx, j, hs); err != nil {
+				return rcpt.ordered(cats, rcs), err
 			}
+			// A later pass searches by every key an earlier one did, and
+			// counts every row still held or kept: its counts replace
+			// those of the pass before; the rows erased add up.
+			rc := *j.rc
+			rc.Erased += rcs[c.Name].Erased
+			rcs[c.Name] = rc
 		}
-		if rule.Keep {
-			cutoff := now.Add(-rule.Period)
-			total, err := e.count(ctx, c, r.TenantID, j.conds, j.args)
-			if err != nil {
-				return rcpt, err
-			}
-			j.where("r."+c.Time+" <= ?", cutoff)
-			free, err := e.count(ctx, c, r.TenantID, j.conds, j.args)
-			if err != nil {
-				return rcpt, err
-			}
-			rc.Kept, rc.Window, rc.Rule = rc.Kept+total-free, window(cutoff), rc.Rule+"; "+rule.String()
+		if keys, err = e.resolveFrom(ctx, keys); err != nil {
+			return rcpt.ordered(cats, rcs), err
 		}
-		if err := e.run(ctx, j, hs); err != nil {
-			return rcpt, err
+		rcpt.Searched = keyCounts(keys)
+		if hs, err = e.holds(ctx, r.TenantID); err != nil {
+			return rcpt.ordered(cats, rcs), err
 		}
-		rcpt.Categories = append(rcpt.Categories, rc)
+		if todo, err = e.eraseLeft(ctx, cats, keys, r.ID, r.TenantID, now, hs); err != nil {
+			return rcpt.ordered(cats, rcs), err
+		}
+		if len(todo) == 0 {
+			break
+		}
+		if pass == ErasePasses {
+			return rcpt.ordered(cats, rcs), fmt.Errorf("%w: %d passes, rows left in %s", ErrSubjectChanging, pass, categoryNames(todo))
+		}
 	}
+	rcpt = rcpt.ordered(cats, rcs)
 	_, err = e.update(ctx, r.ID, "retention.request_completed", func(r *Request) (map[string]string, error) {
 		// The counts of every run, persisted batch by batch.
 		var erased, held, kept int64
@@ -652,6 +664,118 @@ func (e *Engine) Erase(ctx context.Context, id string) (Receipt, error) {
 		err = e.flushLog(ctx) // walflush.go
 	}
 	return rcpt, err
+}
+
+// ErasePasses bounds the passes of one Erase over the categories: a pass
+// that leaves rows about the subject (written while it ran) is followed
+// by another, and after this many Erase stops with ErrSubjectChanging.
+const ErasePasses = 3
+
+// erasureJob is the erasure of the subject (by keys) in category c for
+// request id of tenant tid at now: the rows matching a key, less those
+// the category spares and, under a keep rule, those still within its
+// period. With count, its receipt counts the rows so spared and kept. ok
+// is false when no key can find the subject in c.
+func (e *Engine) erasureJob(ctx context.Context, c Category, keys Keys, id, tid string, now time.Time, count bool) (j *job, ok bool, err error) {
+	cond, args, ok := subjectMatch(e.db.Dialect().Name(), c, keys, tid)
+	if !ok {
+		return nil, false, nil
+	}
+	rule, _ := e.policy.rule(c.Name)
+	rc := &CategoryReceipt{Tenant: tid, Category: c.Name, Policy: e.policy.Name, Rule: "erasure request"}
+	j = &job{cat: c, tid: tid, action: "retention.erased", rc: rc, meta: map[string]string{"request": id}, request: id}
+	j.where(cond, args...)
+	// counted counts j's rows when count is set.
+	counted := func() (int64, error) {
+		if !count {
+			return 0, nil
+		}
+		return e.count(ctx, c, tid, j.conds, j.args)
+	}
+	if c.Spare.Where != "" {
+		found, err := counted()
+		if err != nil {
+			return nil, false, err
+		}
+		spare, sargs := bind(c.Spare.Where, "", tid)
+		j.where("NOT ("+spare+")", sargs...)
+		left, err := counted()
+		if err != nil {
+			return nil, false, err
+		}
+		if found > left {
+			rc.Kept, rc.Rule = found-left, "erasure request; spared: "+c.Spare.Reason
+		}
+	}
+	if rule.Keep {
+		cutoff := now.Add(-rule.Period)
+		total, err := counted()
+		if err != nil {
+			return nil, false, err
+		}
+		j.where("r."+c.Time+" <= ?", cutoff)
+		free, err := counted()
+		if err != nil {
+			return nil, false, err
+		}
+		rc.Kept, rc.Window, rc.Rule = rc.Kept+total-free, window(cutoff), rc.Rule+"; "+rule.String()
+	}
+	return j, true, nil
+}
+
+// eraseLeft returns the categories of cats, in their order, that still
+// hold rows of the subject (by keys) that the erasure would erase: not
+// spared, kept, held (under hs) or already anonymized.
+func (e *Engine) eraseLeft(ctx context.Context, cats []Category, keys Keys, id, tid string, now time.Time, hs holdState) ([]Category, error) {
+	if hs.tenant {
+		return nil, nil // everything is held
+	}
+	var left []Category
+	for _, c := range cats {
+		j, ok, err := e.erasureJob(ctx, c, keys, id, tid, now, false)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		if n, a := notAnonymized(c); n != "" {
+			j.where(n, a...)
+		}
+		if hs.any {
+			ex, exArgs := exclusions(e.db.Dialect().Name(), c, tid)
+			j.where(ex, exArgs...)
+		}
+		n, err := e.count(ctx, c, tid, j.conds, j.args)
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			left = append(left, c)
+		}
+	}
+	return left, nil
+}
+
+// ordered returns r with the receipts of rcs as its categories, in the
+// order of cats.
+func (r Receipt) ordered(cats []Category, rcs map[string]CategoryReceipt) Receipt {
+	r.Categories = nil
+	for _, c := range cats {
+		if rc, ok := rcs[c.Name]; ok {
+			r.Categories = append(r.Categories, rc)
+		}
+	}
+	return r
+}
+
+// categoryNames joins the names of cats.
+func categoryNames(cats []Category) string {
+	names := make([]string, len(cats))
+	for i, c := range cats {
+		names[i] = c.Name
+	}
+	return strings.Join(names, ", ")
 }
 
 // keyCounts counts keys by kind.

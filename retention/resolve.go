@@ -113,6 +113,16 @@ func (e *Engine) Resolve(ctx context.Context, identifiers map[string]string) (Ke
 	if err := e.checkKinds(identifiers); err != nil {
 		return nil, err
 	}
+	seeds := Keys{}
+	for kind, v := range identifiers {
+		seeds[kind] = []string{v}
+	}
+	return e.resolveFrom(ctx, seeds)
+}
+
+// resolveFrom is Resolve from every key of seeds (Erase's later passes
+// resolve again from all the keys an earlier pass found).
+func (e *Engine) resolveFrom(ctx context.Context, seeds Keys) (Keys, error) {
 	depth, limit := e.resolveDepth, e.resolveKeys
 	type key struct{ kind, value string }
 	seen := map[key]bool{}
@@ -129,9 +139,11 @@ func (e *Engine) Resolve(ctx context.Context, identifiers map[string]string) (Ke
 		frontier = append(frontier, key{kind, value})
 		return nil
 	}
-	for _, kind := range sortedKeys(identifiers) {
-		if err := add(kind, identifiers[kind]); err != nil {
-			return nil, err
+	for _, kind := range seeds.Kinds() {
+		for _, v := range seeds[kind] {
+			if err := add(kind, v); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for round := 0; len(frontier) > 0; round++ {
