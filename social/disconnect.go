@@ -19,8 +19,11 @@ type revocation struct {
 	bun.BaseModel `bun:"table:socialcrm_social_revocations,alias:srv"`
 	tenancy.Owned
 
-	ID           string       `bun:"id,pk"`
-	ConnectionID string       `bun:"connection_id,notnull"`
+	ID           string `bun:"id,pk"`
+	ConnectionID string `bun:"connection_id,notnull"`
+	// AccountID is the connection's platform account ('' in rows queued
+	// before it was recorded).
+	AccountID    string       `bun:"account_id,notnull"`
 	Platform     string       `bun:"platform,notnull"`
 	AccessToken  vault.Sealed `bun:"access_token"`
 	RefreshToken vault.Sealed `bun:"refresh_token"`
@@ -308,7 +311,7 @@ func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reaso
 // queueRevocation returns a revoke of c's tokens t for the queue, due at
 // now, the tokens sealed apart.
 func (s *Store) queueRevocation(ctx context.Context, c Connection, t Tokens, now time.Time) (*revocation, error) {
-	r := &revocation{ID: tenancy.NewID(), ConnectionID: c.ID, Platform: c.Platform, CreatedAt: now, NextAt: now}
+	r := &revocation{ID: tenancy.NewID(), ConnectionID: c.ID, AccountID: c.AccountID, Platform: c.Platform, CreatedAt: now, NextAt: now}
 	var err error
 	if r.AccessToken, err = s.vault.Seal(ctx, t.AccessToken.Reveal(), binding(r.ID, "access_token")); err != nil {
 		return nil, err
@@ -354,7 +357,7 @@ func (s *Store) pendingRevocation(ctx context.Context, c Connection, t Tokens, r
 // (revokeQueued).
 func (s *Store) revokeErased(ctx context.Context, tx bun.Tx, ids []string) error {
 	var cs []Connection
-	if err := tx.NewSelect().Model(&cs).Column("id", "platform", "access_token", "refresh_token").
+	if err := tx.NewSelect().Model(&cs).Column("id", "platform", "account_id", "access_token", "refresh_token").
 		Where("?TableAlias.id IN (?)", bun.In(ids)).Where("?TableAlias.access_token IS NOT NULL").Scan(ctx); err != nil {
 		return fmt.Errorf("social: revoke erased connections: %w", err)
 	}
