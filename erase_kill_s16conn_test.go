@@ -84,7 +84,7 @@ func TestEraseRevokeKilledChildS16(t *testing.T) {
 	}
 	hc := &http.Client{Transport: s16RoundTrip(func(r *http.Request) (*http.Response, error) {
 		if r.URL.Path == tiktoktest.RevokePath {
-			if mode == "acted" {
+			if strings.HasSuffix(mode, "acted") {
 				if resp, err := http.DefaultTransport.RoundTrip(r); err == nil {
 					_, _ = io.ReadAll(resp.Body) // TikTok revoked; its answer dies with us
 				}
@@ -94,6 +94,11 @@ func TestEraseRevokeKilledChildS16(t *testing.T) {
 		return http.DefaultTransport.RoundTrip(r)
 	})}
 	sdk, _ := s16Open(t, f[1], f[2], f[3], f[3], hc, func() time.Time { return at })
+	if strings.HasPrefix(mode, "purge") {
+		_, err = sdk.Retention.PurgeTenants(tenancy.System(context.Background(), "s16"), at)
+		fmt.Println("child error: purge returned:", err)
+		os.Exit(3)
+	}
 	ctx := tenancy.WithPrincipal(context.Background(), tenancy.Principal{TenantID: f[5], MemberID: f[6], Role: tenancy.RoleOwner})
 	_, err = sdk.Retention.Erase(ctx, f[7])
 	fmt.Println("child error: erase returned:", err)
@@ -113,7 +118,7 @@ func TestEraseRevokeKilledChildS16(t *testing.T) {
 func TestEraseRevokeKilledS16(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		kek := filepath.Join(t.TempDir(), "kek.json")
-		for _, mode := range []string{"unsent", "acted"} {
+		for _, mode := range []string{"unsent", "acted", "purge-unsent", "purge-acted"} {
 			t.Run(mode, func(t *testing.T) { eraseRevokeKilled(t, db, kek, mode) })
 		}
 	})
@@ -161,7 +166,15 @@ func eraseRevokeKilled(t *testing.T, db *dbtest.DB, kek, mode string) {
 	}
 	require.True(t, live())
 
-	er := submitVerified(t, sdk, ctx, retention.KindErasure, map[string]string{social.SubjectAccount: openID})
+	purge := strings.HasPrefix(mode, "purge")
+	var er retention.Request
+	if purge {
+		_, err = sdk.Tenants.CloseTenant(ctx, time.Hour)
+		require.NoError(t, err)
+		clk.Advance(2 * time.Hour)
+	} else {
+		er = submitVerified(t, sdk, ctx, retention.KindErasure, map[string]string{social.SubjectAccount: openID})
+	}
 	p, _ := tenancy.FromContext(ctx)
 	spec := strings.Join([]string{mode, target, kek, tt.BaseURL(), clk.Now().Format(time.RFC3339Nano), p.TenantID, p.MemberID, er.ID}, "\x1f")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestEraseRevokeKilledChildS16$", "-test.count=1")
@@ -183,7 +196,26 @@ func eraseRevokeKilled(t *testing.T, db *dbtest.DB, kek, mode string) {
 	}
 	_ = cmd.Wait()
 	require.True(t, killed, "the child reached its kill point")
-	require.Equal(t, mode == "acted", !live(), "TikTok acted only in mode acted")
+	acted := strings.HasSuffix(mode, "acted")
+	require.Equal(t, acted, !live(), "TikTok acted only in the acted modes")
+	if purge {
+		// A tenant purge revokes inside its batch's transaction: killed
+		// there, the batch rolled back, the tokens are where they were
+		// and nothing was destroyed. The next run revokes again (TikTok
+		// answers a revoke of a revoked grant with success) and purges.
+		res, err := sdk.Retention.PurgeTenants(tenancy.System(context.Background(), "s16"), clk.Now())
+		require.NoError(t, err)
+		require.Len(t, res, 1)
+		require.True(t, res[0].Purged)
+		require.False(t, live(), "TikTok's grant is gone")
+		require.Len(t, tt.RequestsTo(tiktoktest.RevokePath), map[bool]int{false: 1, true: 2}[acted], "TikTok asked once after the kill")
+		var left int
+		require.NoError(t, db.Owner.NewRaw("SELECT count(*) FROM "+social.TableRevocations+" WHERE tenant_id = ?", p.TenantID).Scan(context.Background(), &left))
+		require.Zero(t, left, "no queued token outlives the purge")
+		require.NoError(t, db.Owner.NewRaw("SELECT count(*) FROM "+social.TableConnections+" WHERE tenant_id = ?", p.TenantID).Scan(context.Background(), &left))
+		require.Zero(t, left, "no connection outlives the purge")
+		return
+	}
 
 	// Killed after the erasure's batch committed: no token is on a
 	// connection; the revoke waits in the queue, the request stays open.

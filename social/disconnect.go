@@ -27,10 +27,13 @@ type revocation struct {
 	Platform     string       `bun:"platform,notnull"`
 	AccessToken  vault.Sealed `bun:"access_token"`
 	RefreshToken vault.Sealed `bun:"refresh_token"`
-	Attempts     int          `bun:"attempts,notnull"`
-	LastError    string       `bun:"last_error,notnull"`
-	CreatedAt    time.Time    `bun:"created_at,notnull"`
-	NextAt       time.Time    `bun:"next_at,notnull"`
+	// AccessExpiry is when the access token expires (zero: unknown), so
+	// that a provider refreshes before revoking through a dead token.
+	AccessExpiry time.Time `bun:"access_expiry,nullzero"`
+	Attempts     int       `bun:"attempts,notnull"`
+	LastError    string    `bun:"last_error,notnull"`
+	CreatedAt    time.Time `bun:"created_at,notnull"`
+	NextAt       time.Time `bun:"next_at,notnull"`
 	// ClaimedUntil is the lease of the process retrying it now.
 	ClaimedUntil time.Time `bun:"claimed_until,nullzero"`
 }
@@ -311,7 +314,8 @@ func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reaso
 // queueRevocation returns a revoke of c's tokens t for the queue, due at
 // now, the tokens sealed apart.
 func (s *Store) queueRevocation(ctx context.Context, c Connection, t Tokens, now time.Time) (*revocation, error) {
-	r := &revocation{ID: tenancy.NewID(), ConnectionID: c.ID, AccountID: c.AccountID, Platform: c.Platform, CreatedAt: now, NextAt: now}
+	r := &revocation{ID: tenancy.NewID(), ConnectionID: c.ID, AccountID: c.AccountID, Platform: c.Platform, AccessExpiry: c.TokenExpiry,
+		CreatedAt: now, NextAt: now}
 	var err error
 	if r.AccessToken, err = s.vault.Seal(ctx, t.AccessToken.Reveal(), binding(r.ID, "access_token")); err != nil {
 		return nil, err
@@ -357,7 +361,7 @@ func (s *Store) pendingRevocation(ctx context.Context, c Connection, t Tokens, r
 // (revokeQueued).
 func (s *Store) revokeErased(ctx context.Context, tx bun.Tx, ids []string) error {
 	var cs []Connection
-	if err := tx.NewSelect().Model(&cs).Column("id", "platform", "account_id", "access_token", "refresh_token").
+	if err := tx.NewSelect().Model(&cs).Column("id", "platform", "account_id", "access_token", "refresh_token", "token_expiry").
 		Where("?TableAlias.id IN (?)", bun.In(ids)).Where("?TableAlias.access_token IS NOT NULL").Scan(ctx); err != nil {
 		return fmt.Errorf("social: revoke erased connections: %w", err)
 	}
@@ -368,7 +372,7 @@ func (s *Store) revokeErased(ctx context.Context, tx bun.Tx, ids []string) error
 		var err error
 		if purge {
 			revoke = "done"
-			attempted, err = s.revokeSealed(ctx, c.Platform, c.ID, c.ID, c.AccessToken, c.RefreshToken, func(t Tokens, rerr error) error {
+			attempted, err = s.revokeSealed(ctx, c.Platform, c.ID, c.ID, c.AccessToken, c.RefreshToken, c.TokenExpiry, func(t Tokens, rerr error) error {
 				if tokenDead(rerr) {
 					revoke = revokeTokenInvalid
 					return nil
@@ -533,7 +537,7 @@ func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error
 		ev := tenancy.AuditEvent{Action: "connection.revoked", Target: "connection:" + r.ConnectionID,
 			Metadata: map[string]string{"platform": r.Platform, "attempts": fmt.Sprint(r.Attempts + 1)}}
 		again := false
-		attempted, err := s.revokeSealed(ctx, r.Platform, r.ConnectionID, r.ID, r.AccessToken, r.RefreshToken, func(_ Tokens, rerr error) error {
+		attempted, err := s.revokeSealed(ctx, r.Platform, r.ConnectionID, r.ID, r.AccessToken, r.RefreshToken, r.AccessExpiry, func(_ Tokens, rerr error) error {
 			if tokenDead(rerr) {
 				ev.Metadata["revoke"] = revokeTokenInvalid
 				return nil
@@ -574,7 +578,7 @@ func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error
 // connection conn), calling failed with the opened tokens if the platform
 // refuses. attempted is false when no provider is registered for platform
 // (logged: the platform is left untold).
-func (s *Store) revokeSealed(ctx context.Context, platform, conn, record string, access, refresh vault.Sealed, failed func(t Tokens, rerr error) error) (attempted bool, err error) {
+func (s *Store) revokeSealed(ctx context.Context, platform, conn, record string, access, refresh vault.Sealed, expiry time.Time, failed func(t Tokens, rerr error) error) (attempted bool, err error) {
 	p, ok := s.providers[platform]
 	if !ok {
 		s.log.WarnContext(ctx, "social: revoke skipped: no provider for its platform", "connection", conn, "platform", platform)
@@ -584,6 +588,7 @@ func (s *Store) revokeSealed(ctx context.Context, platform, conn, record string,
 	if err != nil {
 		return false, err
 	}
+	t.AccessExpiry = expiry
 	defer t.Wipe()
 	if rerr := p.Revoke(ctx, t); rerr != nil {
 		return true, failed(t, rerr)
@@ -808,6 +813,7 @@ func (s *Store) claimAndRevoke(ctx context.Context, p Provider, r revocation) (b
 		return false, err
 	}
 	t, rerr := s.openTokens(ctx, r.AccessToken, r.RefreshToken, r.ID)
+	t.AccessExpiry = r.AccessExpiry
 	if rerr == nil {
 		rerr = p.Revoke(ctx, t)
 		t.Wipe()

@@ -62,6 +62,10 @@ type ExchangeRequest struct {
 // Tokens are a connection's tokens, opened in memory to be revoked.
 type Tokens struct {
 	AccessToken, RefreshToken vault.Secret
+	// AccessExpiry is when the access token expires, as stored with it
+	// (zero: unknown). A provider whose platform cannot revoke through an
+	// expired access token refreshes first (tiktok.Provider.Revoke).
+	AccessExpiry time.Time
 }
 
 // Wipe zeroes both tokens.

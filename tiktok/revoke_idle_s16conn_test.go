@@ -1,0 +1,96 @@
+package tiktok_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/tiktok/tiktoktest"
+)
+
+// TestRevokeIdleConnectionS16: TikTok access tokens live hours, refresh
+// tokens a year, and a revoke endpoint answers a token it no longer knows
+// with success. A connection left idle past its access token's expiry is
+// disconnected — at once, and after a failed first revoke, by
+// RetryRevocations days later. Revoking with the stored, expired access
+// token would be answered with success and leave the authorization alive
+// through the refresh token (the app still connected on the user's
+// account). The provider refreshes first and revokes the new access
+// token: afterwards the refresh token the connection had is refused, the
+// queue is empty, and the revoke is audited as made. On both databases.
+func TestRevokeIdleConnectionS16(t *testing.T) {
+	for _, queued := range []bool{false, true} {
+		t.Run(map[bool]string{false: "at_disconnect", true: "retried"}[queued], func(t *testing.T) {
+			each(t, func(t *testing.T, db *dbtest.DB) { revokeIdle(t, db, queued) })
+		})
+	}
+}
+
+func revokeIdle(t *testing.T, db *dbtest.DB, queued bool) {
+	// Refresh tokens are not rotated, so the first one tells whether the
+	// authorization is still alive.
+	e := newEnv(t, db, tiktoktest.WithRotation(tiktoktest.RotateNever))
+	var mu sync.Mutex
+	var refreshTokens []string
+	e.prov = e.providerWith(func(next http.RoundTripper) http.RoundTripper {
+		return roundTrip(func(r *http.Request) (*http.Response, error) {
+			resp, err := next.RoundTrip(r)
+			if err != nil || r.URL.Path != tiktoktest.TokenPath {
+				return resp, err
+			}
+			body, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			resp.Body = io.NopCloser(bytes.NewReader(body))
+			var tok struct {
+				RefreshToken string `json:"refresh_token"`
+			}
+			if json.Unmarshal(body, &tok) == nil && tok.RefreshToken != "" {
+				mu.Lock()
+				refreshTokens = append(refreshTokens, tok.RefreshToken)
+				mu.Unlock()
+			}
+			return resp, nil
+		})
+	})
+	conn := e.connect([]string{"video.read"})
+	require.Len(t, refreshTokens, 1)
+	alive := func() bool {
+		f := url.Values{"client_key": {clientKey}, "client_secret": {clientSecret}, "grant_type": {"refresh_token"},
+			"refresh_token": {refreshTokens[0]}}
+		resp, err := e.srv.Client().Post(e.srv.BaseURL()+tiktoktest.TokenPath, "application/x-www-form-urlencoded", strings.NewReader(f.Encode()))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+
+	// Idle for more than the access token's lifetime.
+	e.clk.Advance(tiktoktest.DefaultAccessTokenLifetime + time.Minute)
+	if queued {
+		e.srv.InjectFault(tiktoktest.Fault{Path: tiktoktest.RevokePath, Status: http.StatusServiceUnavailable, Count: 2})
+	}
+	_, err := e.store.Disconnect(e.ctx, conn.ID, e.prov)
+	require.NoError(t, err)
+	if queued {
+		n, err := e.store.PendingRevocations(e.ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, n, "the failed revoke is queued")
+		e.clk.Advance(48 * time.Hour)
+		done, err := e.store.RetryRevocations(e.ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, done)
+	}
+	n, err := e.store.PendingRevocations(e.ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	require.False(t, alive(), "the authorization is gone at TikTok: its refresh token is refused")
+	require.Contains(t, e.auditActions(), "connection.revoked")
+}
