@@ -316,6 +316,9 @@ func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reaso
 func (s *Store) queueRevocation(ctx context.Context, c Connection, t Tokens, now time.Time) (*revocation, error) {
 	r := &revocation{ID: tenancy.NewID(), ConnectionID: c.ID, AccountID: c.AccountID, Platform: c.Platform, AccessExpiry: c.TokenExpiry,
 		CreatedAt: now, NextAt: now}
+	if !t.AccessExpiry.IsZero() {
+		r.AccessExpiry = t.AccessExpiry
+	}
 	var err error
 	if r.AccessToken, err = s.vault.Seal(ctx, t.AccessToken.Reveal(), binding(r.ID, "access_token")); err != nil {
 		return nil, err
@@ -378,6 +381,10 @@ func (s *Store) revokeErased(ctx context.Context, tx bun.Tx, ids []string) error
 					return nil
 				}
 				revoke = "pending"
+				if rot, ok := rotatedTokens(rerr); ok {
+					t = rot // the live tokens now
+					defer rot.Wipe()
+				}
 				pending, err := s.pendingRevocation(ctx, c, t, rerr, s.clock())
 				if err != nil {
 					return err
@@ -554,7 +561,11 @@ func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error
 			// failure is recorded with it.
 			r.Attempts++
 			r.LastError, r.NextAt = rerr.Error(), now.Add(retryDelay(r.Attempts))
-			_, err := tx.NewUpdate().Model(&r).Column("attempts", "last_error", "next_at").WherePK().Exec(ctx)
+			cols, err := s.keepRotated(ctx, &r, rerr, "attempts", "last_error", "next_at")
+			if err != nil {
+				return err
+			}
+			_, err = tx.NewUpdate().Model(&r).Column(cols...).WherePK().Exec(ctx)
 			return err
 		})
 		if err != nil {
@@ -594,6 +605,40 @@ func (s *Store) revokeSealed(ctx context.Context, platform, conn, record string,
 		return true, failed(t, rerr)
 	}
 	return true, nil
+}
+
+// rotatedTokens returns the live tokens of a revoke that failed after the
+// platform rotated them (*RotatedError).
+func rotatedTokens(rerr error) (Tokens, bool) {
+	var re *RotatedError
+	if errors.As(rerr, &re) && !re.Tokens.AccessToken.IsZero() {
+		return re.Tokens, true
+	}
+	return Tokens{}, false
+}
+
+// keepRotated seals into r, in place of its spent tokens, the live ones of
+// a revoke that failed after the platform rotated them (rerr a
+// *RotatedError), wiping them, and returns cols with the columns that
+// changed.
+func (s *Store) keepRotated(ctx context.Context, r *revocation, rerr error, cols ...string) ([]string, error) {
+	rot, ok := rotatedTokens(rerr)
+	if !ok {
+		return cols, nil
+	}
+	defer rot.Wipe()
+	var err error
+	if r.AccessToken, err = s.vault.Seal(ctx, rot.AccessToken.Reveal(), binding(r.ID, "access_token")); err != nil {
+		return nil, err
+	}
+	r.RefreshToken = vault.Sealed{}
+	if !rot.RefreshToken.IsZero() {
+		if r.RefreshToken, err = s.vault.Seal(ctx, rot.RefreshToken.Reveal(), binding(r.ID, "refresh_token")); err != nil {
+			return nil, err
+		}
+	}
+	r.AccessExpiry = rot.AccessExpiry
+	return append(cols, "access_token", "refresh_token", "access_expiry"), nil
 }
 
 // retryDelay is the wait before revoke attempt n+1: a minute doubling up
@@ -841,8 +886,11 @@ func (s *Store) claimAndRevoke(ctx context.Context, p Provider, r revocation) (b
 		s.log.WarnContext(ctx, "social: revoke failed; queued for retry", "connection", r.ConnectionID, "error", rerr)
 		r.Attempts++
 		r.LastError, r.NextAt, r.ClaimedUntil = rerr.Error(), s.clock().Add(retryDelay(r.Attempts)), time.Time{}
-		_, err := tx.NewUpdate().Model(&r).Column("attempts", "last_error", "next_at", "claimed_until").
-			WherePK().Where("claimed_until = ?", lease).Exec(ctx)
+		cols, err := s.keepRotated(ctx, &r, rerr, "attempts", "last_error", "next_at", "claimed_until")
+		if err != nil {
+			return err
+		}
+		_, err = tx.NewUpdate().Model(&r).Column(cols...).WherePK().Where("claimed_until = ?", lease).Exec(ctx)
 		return err
 	})
 	return rerr == nil && err == nil, err

@@ -360,9 +360,12 @@ func (p *Provider) token(ctx context.Context, f url.Values, needOpenID bool) (*s
 // A refusal of the tokens themselves (invalid_grant, invalid_token, of the
 // access token and then of the refresh token) wraps
 // social.ErrInvalidToken: the grant can no longer be used through them,
-// and retrying cannot help. A refresh that the platform rotated and
-// whose revoke then failed leaves the new tokens unknown to the caller:
-// the revoke is tried twice before it gives up.
+// and retrying cannot help. A revoke that fails after the refresh returns
+// a *social.RotatedError carrying the new tokens, which the caller keeps
+// for the retry. A process killed between the refresh
+// and the revoke loses the new tokens with it: the retry then finds the
+// refresh token spent (single-use rotation) and the grant lives on until
+// the user removes the app or it expires.
 func (p *Provider) Revoke(ctx context.Context, t social.Tokens) error {
 	if t.AccessToken.IsZero() {
 		return nil
@@ -400,11 +403,17 @@ func (p *Provider) revokeRefreshed(ctx context.Context, rt vault.Secret, refused
 	if err != nil {
 		return err
 	}
-	defer g.Wipe()
-	if err = p.revoke(ctx, g.AccessToken); err != nil && !errors.Is(err, social.ErrInvalidToken) && ctx.Err() == nil {
-		err = p.revoke(ctx, g.AccessToken)
+	if err = p.revoke(ctx, g.AccessToken); err == nil || errors.Is(err, social.ErrInvalidToken) {
+		g.Wipe()
+		return err
 	}
-	return err
+	// The tokens given are spent (a single-use refresh token): the retry
+	// needs these.
+	t := social.Tokens{AccessToken: g.AccessToken, RefreshToken: g.RefreshToken}
+	if g.ExpiresIn > 0 {
+		t.AccessExpiry = p.now().Add(g.ExpiresIn)
+	}
+	return &social.RotatedError{Tokens: t, Err: err}
 }
 
 // oauth posts a form to an OAuth endpoint and decodes its flat answer. Any
