@@ -82,6 +82,7 @@ type consoleHandler func(w http.ResponseWriter, r *http.Request, p *page) error
 func (a *app) consoleTemplates() (*template.Template, error) {
 	return template.New("console").Funcs(template.FuncMap{
 		"date":         func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
+		"formKey":      randomToken,
 		"day":          func(t time.Time) string { return t.UTC().Format("2006-01-02") },
 		"trend":        trendChart,
 		"bars":         barChart,
@@ -523,6 +524,13 @@ func (a *app) consoleConnectMeta(w http.ResponseWriter, r *http.Request, p *page
 func (a *app) consoleMetaCallback(w http.ResponseWriter, r *http.Request, p *page) error {
 	p.Title = "Connected accounts"
 	user, pages, err := a.metaConnect(r.Context(), r.URL.Query())
+	var scope *social.ScopeError
+	if errors.As(err, &scope) && user.ID != "" {
+		// The login went through with permissions unticked on the
+		// dialog: the Facebook user is connected, no Page could be.
+		return a.seeOther(w, r, "/console/connections", fmt.Sprintf("Connected %s on Facebook, but no Page: the permission %s was not granted. "+
+			"Connect again and keep it ticked to connect your Pages and their Instagram accounts.", user.DisplayName, scope.Missing.Join(", ")))
+	}
 	if err != nil {
 		return err
 	}
@@ -545,7 +553,15 @@ func (a *app) consoleMetaPublish(w http.ResponseWriter, r *http.Request, p *page
 	}
 	in := metaPublishInput{Message: strings.TrimSpace(r.FormValue("message")), Link: strings.TrimSpace(r.FormValue("link")),
 		ImageURL: strings.TrimSpace(r.FormValue("image_url")), Caption: strings.TrimSpace(r.FormValue("caption"))}
-	if _, err := a.publishMeta(r.Context(), v.Connection, in); err != nil {
+	done, dup, err := a.claimForm(r)
+	if err != nil {
+		return err
+	}
+	if dup {
+		return a.seeOther(w, r, "/console/connections/"+v.Connection.ID, alreadySent)
+	}
+	_, err = a.publishMeta(r.Context(), v.Connection, in)
+	if done(err); err != nil {
 		return err
 	}
 	return a.seeOther(w, r, "/console/connections/"+v.Connection.ID, "Published.")
@@ -778,8 +794,15 @@ func (a *app) consoleCreateRequest(w http.ResponseWriter, r *http.Request, p *pa
 	if k, v := r.FormValue("subject_kind"), strings.TrimSpace(r.FormValue("subject_value")); k != "" || v != "" {
 		in.Subject[k] = v
 	}
-	req, err := a.submitRequest(r.Context(), in)
+	done, dup, err := a.claimForm(r)
 	if err != nil {
+		return err
+	}
+	if dup {
+		return a.seeOther(w, r, "/console/privacy", alreadySent)
+	}
+	req, err := a.submitRequest(r.Context(), in)
+	if done(err); err != nil {
 		return err
 	}
 	return a.seeOther(w, r, "/console/privacy", fmt.Sprintf("Request %s recorded; due %s.", req.ID, req.DueAt.UTC().Format("2006-01-02")))

@@ -552,8 +552,15 @@ func (a *app) consoleContactRequest(w http.ResponseWriter, r *http.Request, p *p
 	if kind != retention.KindExport && kind != retention.KindErasure {
 		return errInvalid(fieldProblem{Field: "kind", Problem: "must be export or erasure"})
 	}
-	req, err := a.submitRequest(r.Context(), requestInput{Kind: kind, Subject: map[string]string{"contact_id": v.Contact.ID}})
+	done, dup, err := a.claimForm(r)
 	if err != nil {
+		return err
+	}
+	if dup {
+		return a.seeOther(w, r, "/console/privacy", alreadySent)
+	}
+	req, err := a.submitRequest(r.Context(), requestInput{Kind: kind, Subject: map[string]string{"contact_id": v.Contact.ID}})
+	if done(err); err != nil {
 		return err
 	}
 	return a.seeOther(w, r, "/console/privacy", "Recorded the "+string(kind)+" request for "+p.Title+", due "+req.DueAt.UTC().Format("2006-01-02")+": verify the person's identity to go on.")
@@ -772,7 +779,15 @@ func (a *app) consoleReply(w http.ResponseWriter, r *http.Request, p *page) erro
 	if err != nil {
 		return err
 	}
-	if _, err := a.reply(r.Context(), v.Conversation.ID, r.FormValue("text")); err != nil {
+	done, dup, err := a.claimForm(r)
+	if err != nil {
+		return err
+	}
+	if dup {
+		return a.seeOther(w, r, "/console/inbox/"+v.Conversation.ID, alreadySent)
+	}
+	_, err = a.reply(r.Context(), v.Conversation.ID, r.FormValue("text"))
+	if done(err); err != nil {
 		return err
 	}
 	return a.seeOther(w, r, "/console/inbox/"+v.Conversation.ID, "Sent.")

@@ -208,7 +208,7 @@ func testConsolePages(t *testing.T, a *testApp) {
 	tl := between(html, `id="timeline">`, `</ul>`)
 	require.Contains(t, tl, "Prefers rose gold")
 	require.Contains(t, tl, "Call back — due 2026-12-24")
-	resp, _ = consolePost(t, a, c.token, csrf, "/console/contacts/"+kim+"/request", url.Values{"kind": {"export"}})
+	resp, _ = consolePost(t, a, c.token, csrf, "/console/contacts/"+kim+"/request", url.Values{"kind": {"export"}, "form_key": {randomToken()}})
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	_, html = consoleGet(t, a, c.token, csrf, "/console/contacts/"+kim)
 	require.Contains(t, between(html, `id="timeline">`, `</ul>`), "export — open")
