@@ -248,7 +248,17 @@ func (a *app) page(pattern string, acc access, name string, h consoleHandler) {
 				return
 			}
 		} else if acc == member {
-			http.Redirect(w, r, "/console/login", http.StatusSeeOther)
+			// A request that carried a session which is no more (signed
+			// out, removed from the team, expired), or a form sent from a
+			// page of a session since signed out in another tab, is told
+			// why it must sign in; a first visit is not.
+			flash := ""
+			if pattern == "POST /console/logout" {
+				flash = "Signed out." // already, in another tab
+			} else if hasSessionCookie(r) || r.Method == http.MethodPost {
+				flash = sessionEnded
+			}
+			_ = a.seeOther(w, r, "/console/login", flash)
 			return
 		}
 		if r.Method == http.MethodGet {
@@ -370,6 +380,20 @@ func (a *app) consoleSession(w http.ResponseWriter, r *http.Request) (tenancy.Pr
 	a.setSessionCookies(w, r, p)
 	claims, _ := a.tokens.verifyAccess(p.AccessToken)
 	return claims.principal(), claims.Session, true
+}
+
+// sessionEnded is the message of a page or form that needed the session
+// its request carried, which has ended.
+const sessionEnded = "Sign in again to go on: your session has ended (signed out, maybe in another tab, or expired). A form you sent was not saved."
+
+// hasSessionCookie reports whether r carries a console session cookie.
+func hasSessionCookie(r *http.Request) bool {
+	for _, name := range []string{cookieAccess, cookieRefresh} {
+		if c, err := r.Cookie(name); err == nil && c.Value != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // seeOther redirects to path after a successful form, leaving flash for

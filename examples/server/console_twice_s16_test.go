@@ -147,3 +147,74 @@ func TestConsoleMetaPartialGrantS16(t *testing.T) {
 		require.Len(t, c.call("GET", "/v1/connections", nil, 200)["connections"].([]any), 1, "the Facebook user alone")
 	})
 }
+
+// TestConsoleSessionEndedS16: a page or form that needs a session which
+// has ended (signed out in another tab, a revoked session, a spent
+// refresh token) sends to the sign-in page with why, and that the form
+// was not saved; a first visit goes there without a message; a sign-out
+// from a tab already signed out says "Signed out."; the sign-in page of
+// a person still signed in (the back button after signing in) says so
+// and links to the overview.
+func TestConsoleSessionEndedS16(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, a *testApp) {
+		c := patientClient(t, a)
+		c.call("POST", "/v1/signup", map[string]any{"tenant_name": "Ended", "email": "e@ended.example", "name": "E", "password": "long enough password"}, 201)
+		const csrf = "0123456789abcdef0123456789abcdef0123"
+
+		// A first visit: to the sign-in page, no message.
+		status, html := consoleGet(t, a, "", csrf, "/console/contacts")
+		require.Equal(t, http.StatusSeeOther, status)
+		require.NotContains(t, html, "session has ended")
+		req, err := http.NewRequest("GET", a.URL+"/console/contacts", nil)
+		require.NoError(t, err)
+		resp, err := noRedirect().Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, "/console/login", resp.Header.Get("Location"))
+		require.Empty(t, flashOf(t, a, resp))
+
+		// Signed in through the console; the sign-in page says so.
+		resp, _ = consolePost(t, a, "", csrf, "/console/login", url.Values{"email": {"e@ended.example"}, "password": {"long enough password"}})
+		require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+		var token string
+		for _, ck := range resp.Cookies() {
+			if ck.Name == cookieAccess {
+				token = ck.Value
+			}
+		}
+		require.NotEmpty(t, token)
+		status, html = consoleGet(t, a, token, csrf, "/console/login")
+		require.Equal(t, http.StatusOK, status)
+		require.Contains(t, html, `id="signed-in"`)
+		require.Contains(t, html, "You are signed in to Ended.")
+
+		// Signed out (another tab): a form sent with the dead session is
+		// not saved, and the person is told.
+		req, err = http.NewRequest("POST", a.URL+"/v1/logout", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err = noRedirect().Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Less(t, resp.StatusCode, 300)
+		resp, _ = consolePost(t, a, token, csrf, "/console/contacts", url.Values{"first_name": {"Lost"}, "email": {"lost@ended.example"}})
+		require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+		require.Equal(t, "/console/login", resp.Header.Get("Location"))
+		require.Equal(t, sessionEnded, flashOf(t, a, resp))
+		// The same form from a tab whose cookies the sign-out cleared.
+		resp, _ = consolePost(t, a, "", csrf, "/console/contacts", url.Values{"first_name": {"Lost"}})
+		require.Equal(t, sessionEnded, flashOf(t, a, resp))
+		// Sign out there too: "Signed out.", nothing alarming.
+		resp, _ = consolePost(t, a, "", csrf, "/console/logout", url.Values{})
+		require.Equal(t, "/console/login", resp.Header.Get("Location"))
+		require.Equal(t, "Signed out.", flashOf(t, a, resp))
+		// A page opened with the dead session: the same message.
+		status, _ = consoleGet(t, a, token, csrf, "/console/deals")
+		require.Equal(t, http.StatusSeeOther, status)
+
+		c.token = str(c.call("POST", "/v1/login", map[string]any{"email": "e@ended.example", "password": "long enough password"}, 200), "session", "access_token")
+		got := c.call("GET", "/v1/contacts", nil, 200)["items"]
+		require.Empty(t, got, "the form sent with the dead session saved nothing")
+	})
+}
