@@ -14,14 +14,14 @@ import (
 // html.
 func formKeyIn(t *testing.T, html, action string) string {
 	t.Helper()
-	m := regexp.MustCompile(`action="` + regexp.QuoteMeta(action) + `"[^>]*>(?:<input type="hidden" name="csrf" value="[^"]*">)?\s*<input type="hidden" name="form_key" value="([A-Za-z0-9_-]+)"`).FindStringSubmatch(html)
+	m := regexp.MustCompile(`action="` + regexp.QuoteMeta(action) + `"[^>]*>(?:[^<]|<[^/]|</[^f])*?<input type="hidden" name="form_key" value="([A-Za-z0-9_-]+)"`).FindStringSubmatch(html)
 	require.NotNil(t, m, "no form_key in the form posting to %s", action)
 	return m[1]
 }
 
 // TestConsoleFormSentTwiceS16: a console form whose action reaches a
 // person or a platform — a Messenger reply, a post to the Page, a
-// data-subject request — acts once when the browser sends it twice (a
+// data-subject request — or creates a record (a contact, a note, a task, a deal) acts once when the browser sends it twice (a
 // double click, a reload that resends it, back and Send again): each
 // form carries a one-time key, the second sending answers "Already done"
 // and sends nothing. A form without its key is a 400 with a readable
@@ -103,6 +103,44 @@ func TestConsoleFormSentTwiceS16(t *testing.T) {
 			require.True(t, strings.HasPrefix(flashOf(t, a, resp), want), "sending %d", i+1)
 		}
 		require.Len(t, c.call("GET", "/v1/privacy/requests", nil, 200)["requests"].([]any), 1, "one request recorded")
+
+		// CRM records: a contact with a name alone (no e-mail to match a
+		// duplicate by) and a note, each sent twice: one of each.
+		_, html = consoleGet(t, a, c.token, csrf, "/console/contacts")
+		key = formKeyIn(t, html, "/console/contacts")
+		for i, want := range []string{"Contact created.", alreadySent} {
+			resp, body = consolePost(t, a, c.token, csrf, "/console/contacts", url.Values{"first_name": {"Noemail"}, "form_key": {key}})
+			require.Equal(t, http.StatusSeeOther, resp.StatusCode, "sending %d: %s", i+1, body)
+			require.Equal(t, want, flashOf(t, a, resp))
+		}
+		contacts := c.call("GET", "/v1/contacts", nil, 200)["items"].([]any)
+		require.Len(t, contacts, 1, "one contact created")
+		contact := contacts[0].(map[string]any)["id"].(string)
+		_, html = consoleGet(t, a, c.token, csrf, "/console/contacts/"+contact)
+		key = formKeyIn(t, html, "/console/contacts/"+contact+"/notes")
+		for i, want := range []string{"Note added.", alreadySent} {
+			resp, body = consolePost(t, a, c.token, csrf, "/console/contacts/"+contact+"/notes", url.Values{"body": {"Called twice"}, "form_key": {key}})
+			require.Equal(t, http.StatusSeeOther, resp.StatusCode, "sending %d: %s", i+1, body)
+			require.Equal(t, want, flashOf(t, a, resp))
+		}
+		require.Len(t, c.call("GET", "/v1/notes?contact_id="+contact, nil, 200)["items"], 1, "one note added")
+		_, html = consoleGet(t, a, c.token, csrf, "/console/tasks")
+		key = formKeyIn(t, html, "/console/tasks")
+		for i, want := range []string{"Task added.", alreadySent} {
+			resp, body = consolePost(t, a, c.token, csrf, "/console/tasks", url.Values{"title": {"Call back"}, "form_key": {key}})
+			require.Equal(t, http.StatusSeeOther, resp.StatusCode, "sending %d: %s", i+1, body)
+			require.Equal(t, want, flashOf(t, a, resp))
+		}
+		require.Len(t, c.call("GET", "/v1/tasks", nil, 200)["items"], 1, "one task added")
+		pl := str(c.call("POST", "/v1/pipelines", map[string]any{"name": "Sales", "stages": []string{"new", "won"}}, 201), "pipeline", "id")
+		_, html = consoleGet(t, a, c.token, csrf, "/console/deals")
+		key = formKeyIn(t, html, "/console/deals")
+		for i, want := range []string{"Deal created.", alreadySent} {
+			resp, body = consolePost(t, a, c.token, csrf, "/console/deals", url.Values{"pipeline_id": {pl}, "title": {"Ring"}, "amount": {"120"}, "currency": {"EUR"}, "form_key": {key}})
+			require.Equal(t, http.StatusSeeOther, resp.StatusCode, "sending %d: %s", i+1, body)
+			require.Equal(t, want, flashOf(t, a, resp))
+		}
+		require.Len(t, c.call("GET", "/v1/deals", nil, 200)["items"], 1, "one deal created")
 	})
 }
 

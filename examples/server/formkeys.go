@@ -14,9 +14,10 @@ import (
 
 // tableFormKeys records the one-time keys of the console's forms whose
 // action reaches a person or a platform (a Messenger reply, a post to a
-// Page or Instagram, a data-subject request): a form sent twice — a
-// double click, a reload that resends it, the back button and Send again
-// — acts once. A row is a random key and its time, nothing else.
+// Page or Instagram, a data-subject request) or creates a record (a
+// contact, deal, note or task): a form sent twice — a double click, a
+// reload that resends it, the back button and Send again — acts once. A
+// row is a random key and its time, nothing else.
 const tableFormKeys = "example_form_keys"
 
 // formKeyRecord is one form key of a tenant, recorded before the form's
@@ -92,6 +93,22 @@ func (a *app) claimForm(r *http.Request) (done func(error), dup bool, err error)
 			a.log.WarnContext(ctx, "console: form key not released", "err", err)
 		}
 	}, false, nil
+}
+
+// actOnce runs act, the action of a form carrying a one-time key, unless
+// the key was recorded already: the form was sent before, and the person
+// is sent to back with alreadySent. A failed act frees the key.
+func (a *app) actOnce(w http.ResponseWriter, r *http.Request, back string, act func() error) error {
+	done, dup, err := a.claimForm(r)
+	if err != nil {
+		return err
+	}
+	if dup {
+		return a.seeOther(w, r, back, alreadySent)
+	}
+	err = act()
+	done(err)
+	return err
 }
 
 // alreadySent is the flash of a form sent a second time.
