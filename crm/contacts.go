@@ -448,6 +448,11 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 	if err := r.seal(ctx, &c); err != nil {
 		return Contact{}, err
 	}
+	// One create in pendingNamesCheckEvery bounds the tenant's contacts
+	// whose name index rows are pending (nameindex_pgpending.go).
+	if err := r.boundPendingNames(ctx); err != nil {
+		return Contact{}, err
+	}
 	var err error
 	if len(c.tagIndexes) == 0 {
 		err = r.createOne(ctx, &c, checkDup)
@@ -971,6 +976,11 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 		for _, idx := range named {
 			named := tx.NewSelect().Model((*contactName)(nil)).Column("ctn.contact_id").
 				Where("ctn.token = ?", idx).Apply(tenancy.Scope(ctx))
+			if pgNames {
+				// And the contacts whose rows are pending
+				// (nameindex_pgpending.go).
+				named = named.UnionAll(pendingNamesArm(ctx, tx, idx))
+			}
 			q = q.Where("ct.id IN (?)", named)
 		}
 		for _, idx := range nameOwn {
