@@ -199,17 +199,26 @@ func pgNameIndexFuncOf(ctx context.Context, tx bun.Tx) (string, error) {
 // look-ups keep their indexes (TestCreatePlanOnColdTable). Its statements
 // run in the migration's transaction and do the same when run again. On a
 // schema without the name_index column (an older release's, which tests
-// build) it does nothing.
+// build) it adds the column and the index only: the triggers migration
+// 20261123000570 creates there later write every contact's rows at its
+// insert and never on a change of names_pending alone, so a contact
+// created pending has its rows at once and a move only clears the column
+// (the search's pending arm finds such a contact twice, which the IN of
+// the search reads once).
 func migrateNamesPendingPG(ctx context.Context, tx bun.Tx) error {
 	if tx.Dialect().Name() != dialect.PG {
 		return nil
+	}
+	if err := migrations.Exec(ctx, tx,
+		`ALTER TABLE socialcrm_crm_contacts ADD COLUMN IF NOT EXISTS names_pending BOOLEAN`,
+		`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_names_pending ON socialcrm_crm_contacts (tenant_id, id) WHERE names_pending`,
+	); err != nil {
+		return err
 	}
 	if has, err := hasColumn(ctx, tx, TableContacts, "name_index"); err != nil || !has {
 		return err
 	}
 	return migrations.Exec(ctx, tx,
-		`ALTER TABLE socialcrm_crm_contacts ADD COLUMN IF NOT EXISTS names_pending BOOLEAN`,
-		`CREATE INDEX IF NOT EXISTS socialcrm_crm_contacts_names_pending ON socialcrm_crm_contacts (tenant_id, id) WHERE names_pending`,
 		pgNameIndexPendingFunc,
 		`DROP TRIGGER IF EXISTS socialcrm_crm_contact_name_index_insert ON socialcrm_crm_contacts`,
 		`CREATE TRIGGER socialcrm_crm_contact_name_index_insert BEFORE INSERT ON socialcrm_crm_contacts
