@@ -564,7 +564,21 @@
 // three characters reads the contacts that have a word beginning with its
 // first two, of five or six those of its first four
 // (TestNameSearchEveryPrefixLength checks every length against a plain
-// prefix match). On SQLite the column holds the tokens as words (each
+// prefix match). Since migration 20261213010000 a contact that Create
+// stores on PostgreSQL has no rows yet: its names_pending column is set,
+// and its rows are written when the column is cleared, by
+// Contacts.IndexPendingNames (socialcrm's Maintain runs it for every
+// tenant) or by a create that finds its tenant with more than 256
+// contacts pending (one create in 64 looks), which clears the oldest
+// beyond 256. A search looks each token up in TableContactNames and, in
+// the same subquery (UNION ALL), among the tenant's pending contacts,
+// read through a partial index of them and filtered by their name_index;
+// the triggers write and delete rows of contacts that are not pending
+// only, so a pending contact renamed, deleted, merged or erased has no
+// rows to fix, and the row lock of the UPDATE that clears the column
+// writes each contact's rows once (tests search before and after the
+// moves, through renames, deletes, merges, erasures and two concurrent
+// movers). ImportCSV and merges write their rows at once, as before. On SQLite the column holds the tokens as words (each
 // token's first 128 bits in base32) and the index is TableContactNameFTS,
 // an FTS5 table over that column (external content: it stores the index
 // only; detail=none, columnsize=0, secure-delete on, so an erased
