@@ -14,10 +14,10 @@ import (
 
 // On PostgreSQL a contact that Create stores gets its rows of
 // TableContactNames later (migration 20261213010000): its statement sets
-// the contact's names_pending column, and the rows are written when the
-// column is cleared — by Contacts.IndexPendingNames (socialcrm's Maintain
-// runs it for every tenant) or by a create, about one in
-// pendingNamesCheckEvery, that finds the tenant with more than
+// the contact's names_pending column, and a move writes the rows and
+// clears the column, in one statement — Contacts.IndexPendingNames
+// (socialcrm's Maintain runs it for every tenant), or a create, about one
+// in pendingNamesCheckEvery, that finds its tenant with more than
 // pendingNamesBound contacts pending. Until then a name search finds the
 // contact through its own name_index (pendingNamesArm): the search reads
 // the tenant's pending contacts through a partial index of them, so the
@@ -26,14 +26,16 @@ import (
 //
 // A create so writes one entry of that partial index instead of a
 // trigger's call and a heap row and b-tree entry per keyed prefix. The
-// rows' trigger functions (pgNameIndexPendingFunc) write and delete rows
-// of contacts that are not pending only, so that:
+// rows' triggers write and delete rows of contacts that are not pending
+// only (pgNameIndexPendingFunc), so that:
 //   - a rename of a pending contact writes no rows (its new name_index is
 //     what the search and the later move read);
-//   - clearing names_pending writes the rows of the contact's name_index
-//     as it is then, once: the UPDATE that clears it locks the row, and a
-//     second clearing (another mover) finds the column cleared and skips
-//     the row, so no row is written twice;
+//   - a move writes the rows of the contact's name_index as it is then,
+//     once: its UPDATE locks the row, and a second move (or a rename, a
+//     delete) of the contact waits for it; the second move then finds the
+//     column cleared and skips the row, and a rename or delete finds a
+//     contact that is not pending, whose rows its trigger rewrites or
+//     deletes as for any other;
 //   - a delete (erasure, merge, tenant purge) of a pending contact has no
 //     rows to delete, and its row leaves the partial index with it.
 //
@@ -112,9 +114,11 @@ func (r *Contacts) IndexPendingNames(ctx context.Context) (int, error) {
 	}
 }
 
-// movePendingNames clears names_pending (its trigger writing the rows) of
-// at most pendingNamesBatch of the tenant's pending contacts, the oldest
-// first, leaving the newest keep pending, and returns how many it moved.
+// movePendingNames moves at most pendingNamesBatch of the tenant's
+// pending contacts, the oldest first, leaving the newest keep pending: one
+// statement clears their names_pending and writes their rows (a
+// data-modifying WITH: the rows of all of them in one INSERT, where a
+// trigger ran an INSERT per contact), and returns how many it moved.
 func (r *Contacts) movePendingNames(ctx context.Context, keep int) (int, error) {
 	var n int64
 	err := r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
@@ -127,25 +131,33 @@ func (r *Contacts) movePendingNames(ctx context.Context, keep int) (int, error) 
 			sub = sub.OrderExpr("ctp.id")
 		}
 		sub = sub.Limit(pendingNamesBatch)
-		// The row's lock orders two moves (and a rename) of one contact;
-		// the second re-checks names_pending on the row the first left
-		// and skips it.
-		res, err := db.NewUpdate().Model((*pendingContact)(nil)).
-			Set("names_pending = NULL").
-			Where("ctp.names_pending").
-			Where("ctp.id IN (?)", sub).
-			Exec(ctx)
+		// The UPDATE's row lock orders two moves (and a rename, a delete)
+		// of one contact; the second re-checks names_pending on the row
+		// the first left and skips it, so that only the UPDATE that
+		// cleared it returns the row, and its INSERT writes the rows of
+		// the row's name_index as that UPDATE left it.
+		tid, err := tenancy.TenantID(ctx)
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
-		return err
+		moved := db.NewUpdate().Model((*pendingContact)(nil)).
+			Set("names_pending = NULL").
+			Where("ctp.names_pending").
+			Where("ctp.id IN (?)", sub).
+			Where("ctp.tenant_id = ?", tid).
+			Returning("ctp.id, ctp.name_index")
+		return db.NewRaw(`WITH moved AS (?), written AS (INSERT INTO ? (tenant_id, token, contact_id)
+			SELECT ?, t, m.id FROM moved AS m, unnest(`+pgMovedKeyedTokens+`) AS t) SELECT count(*) FROM moved`,
+			moved, bun.Ident(TableContactNames), tid).Scan(ctx, &n)
 	})
 	if err != nil {
 		return int(n), fmt.Errorf("crm: index pending names: %w", err)
 	}
 	return int(n), nil
 }
+
+// pgMovedKeyedTokens is pgNameKeyedTokens of a moved contact m.
+const pgMovedKeyedTokens = `m.name_index[1:coalesce(array_position(m.name_index, '') - 1, cardinality(m.name_index))]`
 
 // boundPendingNames is the check of a create that pendingNames.due
 // picked: it moves the tenant's pending contacts beyond
@@ -161,8 +173,8 @@ func (r *Contacts) boundPendingNames(ctx context.Context) error {
 // pgNameIndexPendingFunc is the function of the AFTER UPDATE and DELETE
 // triggers of the contacts from migration 20261213010000 on: that of
 // pgNameIndexFunc, for contacts whose rows are written (names_pending not
-// true) only. An update that clears names_pending writes the rows of
-// NEW.name_index; one that sets it (none does) would delete OLD's.
+// true) only; the trigger of an update fires on a change of name_index
+// alone, so a move's UPDATE, which clears names_pending, fires none.
 const pgNameIndexPendingFunc = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_name_index() RETURNS trigger LANGUAGE plpgsql AS $$
 	BEGIN
 		IF TG_OP <> 'INSERT' AND OLD.name_index IS NOT NULL AND OLD.names_pending IS NOT TRUE THEN
@@ -192,19 +204,16 @@ func pgNameIndexFuncOf(ctx context.Context, tx bun.Tx) (string, error) {
 // leave its name index rows pending (see above): it adds the contacts'
 // names_pending column (NULL for every contact there is: their rows are
 // written), a partial index of the pending contacts on (tenant_id, id),
-// and makes the triggers skip pending contacts — the BEFORE INSERT one by
-// its condition, the AFTER UPDATE one fired by a change of names_pending
-// too. The partial index serves no look-up but the search's pending arm
+// and makes the triggers skip pending contacts (the insert and delete
+// triggers by their conditions, the update trigger's function by its
+// own). The partial index serves no look-up but the search's pending arm
 // and the moves (their conditions name names_pending), so the create's
 // look-ups keep their indexes (TestCreatePlanOnColdTable). Its statements
 // run in the migration's transaction and do the same when run again. On a
 // schema without the name_index column (an older release's, which tests
-// build) it adds the column and the index only: the triggers migration
-// 20261123000570 creates there later write every contact's rows at its
-// insert and never on a change of names_pending alone, so a contact
-// created pending has its rows at once and a move only clears the column
-// (the search's pending arm finds such a contact twice, which the IN of
-// the search reads once).
+// build) it adds the column and the index only, so that the Store's
+// statements run; that schema's later migrations write every contact's
+// rows at its insert, and must not meet a move.
 func migrateNamesPendingPG(ctx context.Context, tx bun.Tx) error {
 	if tx.Dialect().Name() != dialect.PG {
 		return nil
@@ -219,14 +228,11 @@ func migrateNamesPendingPG(ctx context.Context, tx bun.Tx) error {
 		return err
 	}
 	return migrations.Exec(ctx, tx,
+		pgNameIndexNewFunc, // as migration 20261206080200 made it, which an older schema runs before name_index exists
 		pgNameIndexPendingFunc,
 		`DROP TRIGGER IF EXISTS socialcrm_crm_contact_name_index_insert ON socialcrm_crm_contacts`,
 		`CREATE TRIGGER socialcrm_crm_contact_name_index_insert BEFORE INSERT ON socialcrm_crm_contacts
 			FOR EACH ROW WHEN (NEW.name_index IS NOT NULL AND NEW.names_pending IS NOT TRUE) EXECUTE FUNCTION socialcrm_crm_contact_name_index_new()`,
-		`DROP TRIGGER IF EXISTS socialcrm_crm_contact_name_index_update ON socialcrm_crm_contacts`,
-		`CREATE TRIGGER socialcrm_crm_contact_name_index_update AFTER UPDATE OF name_index, names_pending ON socialcrm_crm_contacts
-			FOR EACH ROW WHEN (OLD.name_index IS DISTINCT FROM NEW.name_index OR OLD.names_pending IS DISTINCT FROM NEW.names_pending)
-			EXECUTE FUNCTION socialcrm_crm_contact_name_index()`,
 		`DROP TRIGGER IF EXISTS socialcrm_crm_contact_name_index_delete ON socialcrm_crm_contacts`,
 		`CREATE TRIGGER socialcrm_crm_contact_name_index_delete AFTER DELETE ON socialcrm_crm_contacts
 			FOR EACH ROW WHEN (OLD.name_index IS NOT NULL AND OLD.names_pending IS NOT TRUE) EXECUTE FUNCTION socialcrm_crm_contact_name_index()`,

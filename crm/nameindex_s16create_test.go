@@ -15,13 +15,17 @@ import (
 
 // movePendingNames writes, as the tables' owner, the name index rows of
 // every contact whose rows are pending (PostgreSQL), as
-// Contacts.IndexPendingNames does for a tenant: by clearing names_pending.
+// Contacts.IndexPendingNames does for a tenant.
 func movePendingNames(t *testing.T, e *env) {
 	t.Helper()
 	if e.db.Name != "postgres" {
 		return
 	}
-	_, err := e.db.Admin(t).NewRaw("UPDATE " + crm.TableContacts + " SET names_pending = NULL WHERE names_pending").Exec(context.Background())
+	_, err := e.db.Admin(t).NewRaw(`WITH m AS (UPDATE ` + crm.TableContacts + ` SET names_pending = NULL WHERE names_pending
+		RETURNING tenant_id, id, name_index)
+		INSERT INTO ` + crm.TableContactNames + ` (tenant_id, token, contact_id)
+		SELECT m.tenant_id, t, m.id FROM m, unnest(m.name_index[1:coalesce(array_position(m.name_index, '') - 1, cardinality(m.name_index))]) AS t`).
+		Exec(context.Background())
 	require.NoError(t, err)
 }
 
