@@ -895,6 +895,30 @@
 // better. Not tried: unique indexes in place of the locks and the look-up
 // (see above), and fewer keyed prefix lengths (each row about 4.6 µs,
 // paid for by the name search).
+// Since migration 20261213010000 a create on PostgreSQL writes no name
+// index rows: its statement sets names_pending, which adds one entry to a
+// partial index of the pending contacts, and no trigger runs (see the
+// search above). Unlike the pending table tried before, nothing is
+// written elsewhere at the create, and the rows are written by a move:
+// one statement a batch (a data-modifying WITH that clears names_pending
+// and inserts every moved contact's rows in one INSERT), run by
+// Contacts.IndexPendingNames from socialcrm's Maintain, or by the create
+// in 64 that finds its tenant with more than 256 contacts pending. A
+// first build moved them by a trigger on names_pending, a call and an
+// INSERT per contact: the mean ratio got worse (1.58 against 1.42,
+// medians of six alternated runs); the WITH measured as below.
+// Alternated with the release before (scripts' benchmarks, 2,000 pairs a
+// run, five runs each, load average 9–15 on two cores): the median pair
+// ratio (BenchmarkPostgresContactCreate) 1.69 (1.60–1.83) → 1.49
+// (1.38–1.59); the mean ratio (BenchmarkPostgresContactCreateMean, whose
+// creates alone, no maintenance between them, pay every move past the
+// first 256) 1.38 (1.27–1.45) → 1.35 (1.22–1.48), and its slowest 1 % of
+// creates 26 → 37 ms (medians of the runs; under that load the tail is
+// the machine's). On the server (BenchmarkPostgresContactCreateServer,
+// four runs each) Create's statement took 0.15–0.22 ms against 0.23–0.29
+// and wrote 1,800–1,840 bytes of WAL against 3,330–3,480. A name search
+// pays for it: each looked-up token reads the tenant's pending contacts
+// too, at most about 320 of them between moves.
 // ImportCSV writes many contacts in batches, one transaction each.
 //
 // A database created before sealing keeps its plaintext until
