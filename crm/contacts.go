@@ -970,17 +970,12 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 		named := nameIdx
 		if len(nameIdx) > 0 && tx.Dialect().Name() == dialect.SQLite {
 			q, named = nameMatchSQLite(q, nameIdx), nil
-		} else if pgNames {
-			named = nameKeys
+		} else if pgNames && len(nameKeys) > 0 {
+			q, named = q.Where("ct.id IN (?)", pgNameMatch(ctx, tx, nameKeys)), nil // nameindex_pgpending.go
 		}
 		for _, idx := range named {
 			named := tx.NewSelect().Model((*contactName)(nil)).Column("ctn.contact_id").
 				Where("ctn.token = ?", idx).Apply(tenancy.Scope(ctx))
-			if pgNames {
-				// And the contacts whose rows are pending
-				// (nameindex_pgpending.go).
-				named = named.UnionAll(pendingNamesArm(ctx, tx, idx))
-			}
 			q = q.Where("ct.id IN (?)", named)
 		}
 		for _, idx := range nameOwn {

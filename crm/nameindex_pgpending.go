@@ -76,16 +76,32 @@ type pendingContact struct {
 	ID string `bun:"id,pk"`
 }
 
-// pendingNamesArm is the second arm of a name search's look-up of token
-// on PostgreSQL: the tenant's pending contacts whose name_index holds
-// token, read through the partial index of pending contacts and filtered
-// by their arrays (the arrays' operators serve no index under row-level
-// security; the bound keeps the read short).
-func pendingNamesArm(ctx context.Context, db bun.IDB, token string) *bun.SelectQuery {
-	return db.NewSelect().Model((*pendingContact)(nil)).Column("ctp.id").
-		Where("ctp.names_pending").
-		Where("?::text = ANY(ctp.name_index)", token).
-		Apply(tenancy.Scope(ctx))
+// pgNameMatch is the subquery of the ids of the tenant's contacts whose
+// name holds every one of tokens (the tokens a name search looks up, one
+// per query word) on PostgreSQL: the INTERSECT of each token's look-up in
+// TableContactNames, and, UNION ALL, the tenant's pending contacts whose
+// name_index holds every token, read through the partial index of
+// pending contacts and filtered by their arrays (the arrays' operators
+// serve no index under row-level security; the bound keeps the read
+// short). One subquery, which the plan runs once: an arm of pending
+// contacts beside each token's look-up, in a subquery per word, was
+// planned as a nested loop that read the pending contacts again for each
+// candidate of another word.
+func pgNameMatch(ctx context.Context, db bun.IDB, tokens []string) *bun.SelectQuery {
+	var rows *bun.SelectQuery
+	pending := db.NewSelect().Model((*pendingContact)(nil)).Column("ctp.id").
+		Where("ctp.names_pending")
+	for _, tok := range tokens {
+		look := db.NewSelect().Model((*contactName)(nil)).Column("ctn.contact_id").
+			Where("ctn.token = ?", tok).Apply(tenancy.Scope(ctx))
+		if rows == nil {
+			rows = look
+		} else {
+			rows = rows.Intersect(look)
+		}
+		pending = pending.Where("?::text = ANY(ctp.name_index)", tok)
+	}
+	return rows.UnionAll(pending.Apply(tenancy.Scope(ctx)))
 }
 
 // IndexPendingNames writes the name index rows of the tenant's contacts
