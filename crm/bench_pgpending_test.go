@@ -13,8 +13,11 @@ import (
 // same search ("lovelace 5") in tenant A, 1,000 contacts created and
 // moved (none pending), and in tenant B, 1,000 contacts created with no
 // move run but the creates' own (so up to about 320 pending), alternated.
-// It reports each side's median (µs) and their ratio, and B's pending
-// contacts.
+// It reports each side's median (µs) and their ratio, the pending
+// contacts, and A's median after a VACUUM of the contacts
+// (moved_vacuumed_us-figure): until then the partial index of pending
+// contacts still holds the moved contacts' old row versions, which the
+// search's pending arm reads and skips.
 func BenchmarkPostgresNameSearchPending(b *testing.B) {
 	w := newPGBench(b)
 	contacts := w.sdk.Contacts()
@@ -54,6 +57,17 @@ func BenchmarkPostgresNameSearchPending(b *testing.B) {
 		ta, tb = append(ta, float64(a.Microseconds())), append(tb, float64(bb.Microseconds()))
 		ratios = append(ratios, float64(bb)/float64(a))
 	}
+	// The moves left the moved contacts' old row versions in the
+	// partial index of pending contacts until a VACUUM: the same search
+	// in A after one.
+	if _, err := w.db.Admin(b).ExecContext(b.Context(), "VACUUM "+crm.TableContacts); err != nil {
+		b.Fatal(err)
+	}
+	var tv []float64
+	for range 200 {
+		tv = append(tv, float64(search(w.e.A).Microseconds()))
+	}
+	b.ReportMetric(median(tv), "moved_vacuumed_us-figure")
 	b.ReportMetric(median(ta), "moved_us-figure")
 	b.ReportMetric(median(tb), "pending_us-figure")
 	b.ReportMetric(median(ratios), "pending_vs_moved")
