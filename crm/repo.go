@@ -32,16 +32,20 @@ type ref struct {
 // context's tenant, else returns a *ValidationError listing those that do
 // not.
 //
-// On PostgreSQL a reference to a contact is checked as a foreign key is:
-// the contact's row is locked FOR KEY SHARE until the transaction ends, so
-// that a deletion of it (an erasure's batch) that has not committed yet is
-// waited for — the reference then names no record — and one that comes
-// later waits for the write that references it, whose rows it then finds.
-// Without the lock, the check saw the contact its deletion was removing
-// and the write added a row about a contact already gone
-// (TestS15NoteForAContactBeingErased).
+// On PostgreSQL every reference — to a contact, a company, a deal, a
+// conversation — is checked as a foreign key is: the referenced row is
+// locked FOR KEY SHARE until the transaction ends, so that a deletion of
+// it (a Delete, an erasure's batch) that has not committed yet is waited
+// for — the reference then names no record — and one that comes later
+// waits for the write that references it. Without the lock, the check saw
+// the row its deletion was removing and the write stored a reference to a
+// record already gone (TestS15NoteForAContactBeingErased,
+// TestS16NoReferenceToARecordBeingDeleted). The lock conflicts only with
+// a deletion or a change of the row's key, never with an update of its
+// other columns. On SQLite writers take turns, so the count suffices.
 func checkRefs(ctx context.Context, tx bun.IDB, kind string, refs ...ref) error {
 	var verr *ValidationError
+	pg := tx.Dialect().Name() == dialect.PG
 	for _, r := range refs {
 		if r.id == "" {
 			continue
@@ -49,7 +53,7 @@ func checkRefs(ctx context.Context, tx bun.IDB, kind string, refs ...ref) error 
 		q := tx.NewSelect().Model(r.model).Where("?TableAlias.id = ?", r.id).Apply(tenancy.Scope(ctx))
 		var n int64
 		var err error
-		if _, contact := r.model.(*Contact); contact && tx.Dialect().Name() == dialect.PG {
+		if pg {
 			var ids []string
 			err = q.Column("id").For("KEY SHARE").Scan(ctx, &ids)
 			n = int64(len(ids))
