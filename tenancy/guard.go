@@ -427,11 +427,15 @@ func (g *Guard) check(ctx context.Context, query string) error {
 		// The parser would read another statement than SQLite runs; what
 		// SQLite reads otherwise hides in literals, so this is not cached.
 		sh = unreadableWith(query, g.ownedOrWalled, g.registryKey)
+		sqliteMakes(query, sh) // guard_shadow.go
 	case cacheable:
 		sh = g.shapes.get(key)
 	}
 	if sh == nil {
 		sh = analyze(query, lits, cacheable, g.ownedOrWalled, g.text, g.registryKey, g.memberKey)
+		if g.sqlite {
+			sqliteMakes(query, sh) // guard_shadow.go
+		}
 		if cacheable && (!sh.uncached || string(key) == query) { // key == query: nothing blanked out
 			g.shapes.put(string(key), sh)
 		}
@@ -465,6 +469,11 @@ func (g *Guard) check(ctx context.Context, query string) error {
 	}
 	if p, ok := FromContext(ctx); sh.tempKept && !g.sqlite && ok && !p.IsSystem() {
 		return tempKeptRefusal
+	}
+	if len(sh.made) > 0 || len(sh.madeTemp) > 0 || sh.schemaChange {
+		if err := g.shadowRefusal(ctx, sh); err != nil { // guard_shadow.go
+			return err
+		}
 	}
 	if err := sh.counterRefusal(ctx, g.sqlite); err != nil { // counters.go
 		return err
