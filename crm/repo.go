@@ -76,6 +76,55 @@ func checkRefs(ctx context.Context, tx bun.IDB, kind string, refs ...ref) error 
 	return nil
 }
 
+// lockRecord locks, on PostgreSQL, the row of record id of kind (one of
+// RecordKinds) FOR KEY SHARE until the transaction ends, for a write that
+// will refer to it — a campaign, proposal or invoice to its client or
+// campaign, an attachment or a custom field value to its owner — as
+// checkRefs does: a deletion of the record that has not committed yet is
+// waited for, and the record is then not found (ErrNotFound); one that
+// comes later waits for the write, whose rows it then finds and deletes
+// with the record (deleteDependents) or refuses for (Clients.Delete,
+// ErrInUse). Without it an attachment written beside its owner's
+// deletion outlived the owner, bytes and all. strength "UPDATE" takes the
+// row for a deletion that first checks what refers to it. On SQLite
+// writers take turns: it does nothing.
+func lockRecord(ctx context.Context, tx bun.IDB, kind, id string) error {
+	return lockRecordFor(ctx, tx, kind, id, "KEY SHARE")
+}
+
+func lockRecordFor(ctx context.Context, tx bun.IDB, kind, id, strength string) error {
+	table, ok := recordTables[kind]
+	if !ok || tx.Dialect().Name() != dialect.PG {
+		return nil // an unknown kind is the caller's *ValidationError
+	}
+	if err := checkText(kind, "id", id); err != nil { // validate_values.go, as get
+		return err
+	}
+	tid, err := tenancy.TenantID(ctx)
+	if err != nil {
+		return err
+	}
+	var ids []string
+	if err := tx.NewSelect().TableExpr(table+" AS r").Column("r.id").Where("r.tenant_id = ?", tid).Where("r.id = ?", id).
+		For(strength).Scan(ctx, &ids); err != nil {
+		return fmt.Errorf("crm: lock %s: %w", kind, err)
+	}
+	if len(ids) == 0 {
+		return notFound(kind, id)
+	}
+	return nil
+}
+
+// getReferenced returns record id of kind as get does, for a write that
+// will refer to it: its row locked first (lockRecord).
+func getReferenced[T any, PT recordPtr[T]](ctx context.Context, tx bun.IDB, kind, id string) (T, error) {
+	if err := lockRecord(ctx, tx, kind, id); err != nil {
+		var zero T
+		return zero, err
+	}
+	return get[T, PT](ctx, tx, kind, id)
+}
+
 // mustExist checks one reference (see checkRefs).
 func mustExist(ctx context.Context, tx bun.IDB, model any, kind, field, id string) error {
 	return checkRefs(ctx, tx, kind, ref{field: field, model: model, id: id})
