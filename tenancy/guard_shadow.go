@@ -3,6 +3,7 @@ package tenancy
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
@@ -246,62 +247,75 @@ var schemaChangeRefusal = fmt.Errorf("%w: under a tenant's principal no schema, 
 // parser may not read make (see makes): a trigger (CREATE [TEMP |
 // TEMPORARY] TRIGGER), and the names of tables and views, temporary or
 // not (CREATE [TEMP | TEMPORARY] [VIRTUAL] TABLE | VIEW [IF NOT EXISTS]
-// [schema.]name): SQLite reads CREATE TEMP TABLE x (a) and … STRICT,
-// which PostgreSQL's grammar does not. It reads the words outside
-// comments and string literals; the parser's reading of a statement it
+// [schema.]name), and of tables renamed (ALTER TABLE … RENAME TO name):
+// SQLite reads CREATE TEMP TABLE x (a), … STRICT, and a name written as
+// a string literal ('x'), which PostgreSQL's grammar does not. It reads
+// the words outside comments; the keywords must stand outside string
+// literals, a name may be one. The parser's reading of a statement it
 // can read is recorded besides.
 func sqliteMakes(query string, sh *shape) {
 	q := strings.ToLower(stripComments(query))
-	if !strings.Contains(q, "create") {
+	if !strings.Contains(q, "create") && !strings.Contains(q, "rename") {
 		return
 	}
-	var b strings.Builder
-	for i := 0; i < len(q); i++ {
-		if q[i] != '\'' {
-			b.WriteByte(q[i])
+	type word struct {
+		w   string
+		lit bool // inside a string literal
+	}
+	var w []word
+	for i := 0; i < len(q); {
+		switch {
+		case identByte(q[i]):
+			j := i
+			for j < len(q) && identByte(q[j]) {
+				j++
+			}
+			w = append(w, word{w: q[i:j]})
+			i = j
+		case q[i] == '\'':
+			j := i + 1
+			for ; j < len(q); j++ { // '' is a quote inside the literal
+				if q[j] == '\'' {
+					if j+1 < len(q) && q[j+1] == '\'' {
+						j++
+						continue
+					}
+					break
+				}
+			}
+			for _, x := range identWords(q[i+1 : min(j, len(q))]) {
+				w = append(w, word{w: x, lit: true})
+			}
+			i = j + 1
+		default:
+			i++
+		}
+	}
+	is := func(j int, kw ...string) bool {
+		return j < len(w) && !w[j].lit && slices.Contains(kw, w[j].w)
+	}
+	for i := range w {
+		if is(i, "rename") && is(i+1, "to") && i+2 < len(w) {
+			sh.made = append(sh.made, w[i+2].w)
 			continue
 		}
-		for i++; i < len(q); i++ { // past the literal; '' is a quote inside it
-			if q[i] == '\'' {
-				if i+1 < len(q) && q[i+1] == '\'' {
-					i++
-					continue
-				}
-				break
-			}
-		}
-		b.WriteByte(' ')
-	}
-	w := identWords(unquote(b.String()))
-	for i, word := range w {
-		if word != "create" {
+		if !is(i, "create") {
 			continue
 		}
 		temp := false
 		j := i + 1
-		for ; j < len(w); j++ {
-			switch w[j] {
-			case "temp", "temporary":
-				temp = true
-				continue
-			case "or", "replace", "virtual", "constraint":
-				continue
-			}
-			break
+		for ; is(j, "temp", "temporary", "or", "replace", "virtual", "constraint"); j++ {
+			temp = temp || w[j].w == "temp" || w[j].w == "temporary"
 		}
-		if j >= len(w) {
-			continue
-		}
-		switch w[j] {
-		case "trigger":
+		switch {
+		case is(j, "trigger"):
 			sh.schemaChange = true
 			continue
-		case "table", "view":
-		default:
+		case !is(j, "table", "view"):
 			continue
 		}
 		j++
-		if j+2 < len(w) && w[j] == "if" && w[j+1] == "not" && w[j+2] == "exists" {
+		if is(j, "if") && is(j+1, "not") && is(j+2, "exists") {
 			j += 3
 		}
 		if j >= len(w) {
@@ -309,15 +323,16 @@ func sqliteMakes(query string, sh *shape) {
 		}
 		// The dot of schema.name is not a word: temp x may be the table
 		// temp.x or the table temp's first column; both count.
-		if temporarySchema(w[j]) && j+1 < len(w) {
-			sh.madeTemp = append(sh.madeTemp, w[j+1])
+		name := w[j].w
+		if temporarySchema(name) && j+1 < len(w) {
+			sh.madeTemp = append(sh.madeTemp, w[j+1].w)
 		}
 		if temp {
-			sh.madeTemp = append(sh.madeTemp, w[j])
+			sh.madeTemp = append(sh.madeTemp, name)
 		} else {
-			sh.made = append(sh.made, w[j])
-			if w[j] == "main" && j+1 < len(w) {
-				sh.made = append(sh.made, w[j+1])
+			sh.made = append(sh.made, name)
+			if name == "main" && j+1 < len(w) {
+				sh.made = append(sh.made, w[j+1].w)
 			}
 		}
 	}

@@ -24,7 +24,8 @@ type s16Job struct {
 
 // TestS16NoTemporaryShadowOfAnyKnownTable: the Guard refused a temporary
 // relation of a tenant-owned table's, a registry's or a migration
-// table's name, but not of any other table. On SQLite tenant B's CREATE
+// table's name, but not of any other table, nor one named by a string
+// literal, which SQLite takes for a name ('x'). On SQLite tenant B's CREATE
 // TEMP TABLE test_s16_jobs, a table of a registered model that belongs to
 // no tenant, took the application's next write of a job on that pooled
 // connection: the job went into B's table, to be read by B and lost with
@@ -61,6 +62,10 @@ func TestS16NoTemporaryShadowOfAnyKnownTable(t *testing.T) {
 			"sqlite: CREATE TABLE temp.\"socialcrm_vault_tenants\" (x)",
 			"CREATE TEMP VIEW socialcrm_anything AS SELECT 1 AS x",
 			"sqlite: CREATE TEMP TABLE sqlite_s16 (x)",
+			"sqlite: CREATE TEMP TABLE 'test_s16_jobs' (id, payload)",
+			"sqlite: CREATE TEMP TABLE temp.'socialcrm_anything' (x TEXT)",
+			"sqlite: CREATE TEMP VIEW 'test_s16_jobs' AS SELECT 1",
+			"sqlite: " + stash + ";\nALTER TABLE stash RENAME TO 'test_s16_jobs'",
 			"CREATE TABLE pg_temp.test_s16_jobs (id TEXT, payload TEXT)",
 			"CREATE TEMP TABLE test_s16_jobs (id TEXT, payload TEXT) ON COMMIT DROP",
 			"SELECT 1 AS id INTO TEMP test_s16_jobs",
