@@ -467,8 +467,8 @@
 // and a contact with her address created meanwhile, are erased by the
 // erasure's next pass (retention's Erase checks again before it
 // completes: TestS15EraseLeavesNothingAWriteAddedMidRun). On PostgreSQL
-// a write that references a record — a contact, company, deal or
-// conversation, the client or campaign of a campaign, proposal or
+// a write that references a record — a contact, company or deal, the
+// client or campaign of a campaign, proposal or
 // invoice, the owner of an attachment or a custom field value — locks
 // the record's row FOR KEY SHARE, as a foreign key would: a write meeting
 // the record's uncommitted deletion waits for it and fails as for a

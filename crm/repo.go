@@ -32,8 +32,8 @@ type ref struct {
 // context's tenant, else returns a *ValidationError listing those that do
 // not.
 //
-// On PostgreSQL every reference — to a contact, a company, a deal, a
-// conversation — is checked as a foreign key is: the referenced row is
+// On PostgreSQL every reference — to a contact, a company, a deal — is
+// checked as a foreign key is: the referenced row is
 // locked FOR KEY SHARE until the transaction ends, so that a deletion of
 // it (a Delete, an erasure's batch) that has not committed yet is waited
 // for — the reference then names no record — and one that comes later
@@ -123,6 +123,14 @@ func getReferenced[T any, PT recordPtr[T]](ctx context.Context, tx bun.IDB, kind
 		return zero, err
 	}
 	return get[T, PT](ctx, tx, kind, id)
+}
+
+// readable reports whether id names a record of model's table of the
+// context's tenant, for a read: it takes no lock (checkRefs is for
+// writes).
+func readable(ctx context.Context, tx bun.IDB, model any, id string) (bool, error) {
+	n, err := tx.NewSelect().Model(model).Where("?TableAlias.id = ?", id).Apply(tenancy.Scope(ctx)).Count(ctx)
+	return n > 0, err
 }
 
 // mustExist checks one reference (see checkRefs).
