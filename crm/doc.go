@@ -467,11 +467,18 @@
 // and a contact with her address created meanwhile, are erased by the
 // erasure's next pass (retention's Erase checks again before it
 // completes: TestS15EraseLeavesNothingAWriteAddedMidRun). On PostgreSQL
-// a write that references a contact locks the contact's row FOR KEY
-// SHARE, as a foreign key would: a write meeting the contact's
-// uncommitted deletion waits for it and fails with a *ValidationError on
-// contact_id, never adding a row about a contact already gone
-// (TestS15NoteForAContactBeingErased). The limit: a Store bound to the
+// a write that references a record — a contact, company or deal, the
+// client or campaign of a campaign, proposal or
+// invoice, the owner of an attachment or a custom field value — locks
+// the record's row FOR KEY SHARE, as a foreign key would: a write meeting
+// the record's uncommitted deletion waits for it and fails as for a
+// record that does not exist (a *ValidationError on the field, or
+// ErrNotFound), never adding a row about a record already gone, and
+// Clients.Delete takes the client's row before it looks for what names
+// it (TestS15NoteForAContactBeingErased,
+// TestS16NoReferenceToARecordBeingDeleted,
+// TestS16NothingOutlivesARecordBeingDeleted,
+// TestS16ClientInUseByAWriteNotYetCommitted). The limit: a Store bound to the
 // caller's transaction (Store.Using) appends each call's entries at the
 // end of that call; writes the caller makes after it in the same
 // transaction come after the audit head, and are the caller's to order.
