@@ -5,11 +5,18 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"io/fs"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/retention"
 )
 
@@ -190,4 +197,114 @@ func TestS16EraseByContactIDReachesWritesMidRun(t *testing.T) {
 		require.Equal(t, 3, kept[crm.TableNotes], "and his notes")
 		require.Equal(t, 1, kept[crm.TableConversations], "and his conversation")
 	})
+}
+
+// s16EraseEngine is a retention engine with the crm's categories and
+// resolvers, category cat's AfterErase hook replaced by during (which runs
+// once each batch of cat has committed, while the erasure goes on with the
+// categories after it).
+func s16EraseEngine(t *testing.T, e *env, cat string, during func(ctx context.Context) error) *retention.Engine {
+	t.Helper()
+	eng, err := retention.New(e.db.DB, retention.WithClock(e.clock.Now))
+	require.NoError(t, err)
+	cats := e.store.Categories()
+	found := false
+	for i := range cats {
+		if cats[i].Name == cat {
+			require.Nil(t, cats[i].AfterErase, "%s has no hook of its own to keep", cat)
+			cats[i].AfterErase = func(ctx context.Context, _ []string) error { return during(ctx) }
+			found = true
+		}
+	}
+	require.True(t, found)
+	require.NoError(t, eng.Register(cats...))
+	for kind, r := range e.store.Resolvers() {
+		require.NoError(t, eng.RegisterResolver(kind, r))
+	}
+	return eng
+}
+
+// TestS16EraseTakesFilesAttachedMidRun: the attachment and custom field
+// value categories come before the records they hang off (notes, tasks,
+// activities, deals, the contact), found through them. Files and values
+// attached to the person's note, task, activity, deal and contact while
+// an erasure is past those two categories (in its consent batch) went
+// unfound once their owners were gone: nothing named them any more. The
+// erasure takes them with their owners: no attachment row, byte or
+// custom value of hers is left, and another person's stay.
+func TestS16EraseTakesFilesAttachedMidRun(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		e, dir := storageEnv(t, db, 1<<20)
+		ctx := e.A
+		s := e.store
+		for _, kind := range []string{"contact", "note", "task", "activity", "deal"} {
+			_, err := s.Fields().Define(ctx, crm.FieldDefInput{RecordKind: kind, Name: "size", Type: crm.FieldText})
+			require.NoError(t, err)
+		}
+		type person struct {
+			contact crm.Contact
+			owners  map[string]string // kind → id
+		}
+		seed := func(name string) person {
+			c, err := s.Contacts().Create(ctx, crm.ContactInput{FirstName: name, Email: strings.ToLower(name) + "@example.com"})
+			require.NoError(t, err)
+			p := person{contact: c, owners: map[string]string{"contact": c.ID}}
+			n, err := s.Notes().Create(ctx, crm.NoteInput{Body: "note", ContactID: c.ID})
+			require.NoError(t, err)
+			tk, err := s.Tasks().Create(ctx, crm.TaskInput{Title: "task", ContactID: c.ID})
+			require.NoError(t, err)
+			a, err := s.Activities().Create(ctx, crm.ActivityInput{Kind: crm.ActivityCall, Direction: crm.Outbound, ContactID: c.ID, OccurredAt: e.clock.Now()})
+			require.NoError(t, err)
+			pl, err := s.Pipelines().Create(ctx, crm.PipelineInput{Name: "p-" + name, Stages: []string{"new", "won"}})
+			require.NoError(t, err)
+			d, err := s.Deals().Create(ctx, crm.DealInput{PipelineID: pl.ID, Title: "deal", ContactID: c.ID})
+			require.NoError(t, err)
+			p.owners["note"], p.owners["task"], p.owners["activity"], p.owners["deal"] = n.ID, tk.ID, a.ID, d.ID
+			_, err = s.Consents().Grant(ctx, crm.ConsentChange{ContactID: c.ID, Channel: crm.ChannelEmail, Purpose: crm.PurposeMarketing, Source: "form"})
+			require.NoError(t, err)
+			return p
+		}
+		attach := func(p person, tag string) {
+			for kind, id := range p.owners {
+				_, err := s.Attachments().Attach(ctx, crm.AttachmentInput{OwnerKind: kind, OwnerID: id, FileName: tag + "-" + kind + ".txt",
+					ContentType: "text/plain"}, strings.NewReader("bytes of "+tag+" "+kind))
+				require.NoError(t, err)
+				_, err = s.Fields().Set(ctx, kind, id, map[string]any{"size": tag + " " + kind})
+				require.NoError(t, err)
+			}
+		}
+		ann, bob := seed("Ann"), seed("Bob")
+		attach(ann, "ann-before")
+		attach(bob, "bob")
+		calls := 0
+		eng := s16EraseEngine(t, e, "crm.consent", func(context.Context) error {
+			if calls++; calls == 1 {
+				attach(ann, "ann-during")
+			}
+			return nil
+		})
+		r := request(t, ctx, eng, retention.KindErasure, map[string]string{crm.SubjectEmail: "ann@example.com"})
+		_, err := eng.Erase(ctx, r.ID)
+		require.NoError(t, err)
+		require.Equal(t, 1, calls, "the attachments were added during the erasure")
+
+		count := func(table, col string, ids ...string) int {
+			var n int
+			require.NoError(t, e.db.Admin(t).NewRaw("SELECT count(*) FROM "+table+" WHERE "+col+" IN (?)", bun.In(ids)).Scan(context.Background(), &n))
+			return n
+		}
+		annIDs, bobIDs := slices.Collect(maps.Values(ann.owners)), slices.Collect(maps.Values(bob.owners))
+		require.Zero(t, count(crm.TableAttachments, "owner_id", annIDs...), "attachments of Ann's records left")
+		require.Zero(t, count(crm.TableFieldValues, "record_id", annIDs...), "custom values of Ann's records left")
+		require.Equal(t, 5, count(crm.TableAttachments, "owner_id", bobIDs...), "Bob keeps his")
+		require.Equal(t, 5, count(crm.TableFieldValues, "record_id", bobIDs...))
+		var files []string
+		require.NoError(t, filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				files = append(files, path)
+			}
+			return err
+		}))
+		require.Len(t, files, 5, "only Bob's bytes are left in the storage")
+	}, setup)
 }
