@@ -230,8 +230,9 @@ func s16EraseEngine(t *testing.T, e *env, cat string, during func(ctx context.Co
 // attached to the person's note, task, activity, deal and contact while
 // an erasure is past those two categories (in its consent batch) went
 // unfound once their owners were gone: nothing named them any more. The
-// erasure takes them with their owners: no attachment row, byte or
-// custom value of hers is left, and another person's stay.
+// erasure takes them with their owners and counts them in its receipt:
+// no attachment row, byte or custom value of hers is left, and another
+// person's stay.
 func TestS16EraseTakesFilesAttachedMidRun(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		e, dir := storageEnv(t, db, 1<<20)
@@ -284,9 +285,18 @@ func TestS16EraseTakesFilesAttachedMidRun(t *testing.T) {
 			return nil
 		})
 		r := request(t, ctx, eng, retention.KindErasure, map[string]string{crm.SubjectEmail: "ann@example.com"})
-		_, err := eng.Erase(ctx, r.ID)
+		rcpt, err := eng.Erase(ctx, r.ID)
 		require.NoError(t, err)
 		require.Equal(t, 1, calls, "the attachments were added during the erasure")
+		erased := map[string]int64{}
+		for _, c := range rcpt.Categories {
+			erased[c.Category] = c.Erased
+		}
+		require.Equal(t, int64(10), erased["crm.attachment"], "the receipt counts the files attached before and during the erasure")
+		require.Equal(t, int64(10), erased["crm.custom_field_value"], "and the custom values")
+		stored, err := eng.Receipt(ctx, r.ID)
+		require.NoError(t, err)
+		require.Equal(t, rcpt.Erased(), stored.Erased(), "the request records what the receipt counts")
 
 		count := func(table, col string, ids ...string) int {
 			var n int

@@ -252,7 +252,7 @@ func (s *Store) openSealed(kind, field string) func(ctx context.Context, tenantI
 // batches (Contacts.Update rewrites them, under the contact's row lock)
 // go with the contact, as Contacts.Delete takes them
 // (TestS15LockOrderCompositeWritesDuringErasure).
-var eraseContactTags = eraseRowsOf(TableContactTags, "contact_id", "tags of erased contacts")
+var eraseContactTags = eraseRowsOf("crm.contact_tag", TableContactTags, "contact_id", "tags of erased contacts")
 
 // eraseDependentsOf returns the BeforeErase hook of the category of
 // records of kind (notes, tasks, activities, deals) that deletes, in the
@@ -287,20 +287,25 @@ func (s *Store) eraseContact(ctx context.Context, tx bun.Tx, ids []string) error
 
 // eraseMessages deletes the messages of conversations being erased, in the
 // same transaction.
-var eraseMessages = eraseRowsOf(TableMessages, "conversation_id", "messages of erased conversations")
+var eraseMessages = eraseRowsOf("crm.message", TableMessages, "conversation_id", "messages of erased conversations")
 
 // eraseRowsOf returns a retention.Category.BeforeErase hook that deletes,
-// in the batch's transaction, the context tenant's rows of table whose
-// column names one of the batch's rows; what names them in its errors.
-func eraseRowsOf(table, column, what string) func(ctx context.Context, tx bun.Tx, ids []string) error {
+// in the batch's transaction, the context tenant's rows of table (of
+// category, whose count they add to: retention.CountErased) whose column
+// names one of the batch's rows; what names them in its errors.
+func eraseRowsOf(category, table, column, what string) func(ctx context.Context, tx bun.Tx, ids []string) error {
 	return func(ctx context.Context, tx bun.Tx, ids []string) error {
 		tid, err := tenancy.TenantID(ctx)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.NewDelete().TableExpr(table).
-			Where("tenant_id = ?", tid).Where("? IN (?)", bun.Ident(column), bun.In(ids)).Exec(ctx); err != nil {
+		res, err := tx.NewDelete().TableExpr(table).
+			Where("tenant_id = ?", tid).Where("? IN (?)", bun.Ident(column), bun.In(ids)).Exec(ctx)
+		if err != nil {
 			return fmt.Errorf("crm: erase %s: %w", what, err)
+		}
+		if n, err := res.RowsAffected(); err == nil {
+			retention.CountErased(ctx, category, n)
 		}
 		return nil
 	}
