@@ -545,7 +545,11 @@ var ErrSubjectChanging = errors.New("retention: rows about the subject kept appe
 // runs once more the categories where rows it would erase are left
 // (written during the run), until a check finds none; after ErasePasses
 // passes that each left rows it returns ErrSubjectChanging, the request
-// still open. When everything is done the request is completed — or
+// still open. The check searches by every key found so far (an e-mail
+// address keeps finding contacts created with it after the contact the
+// request named is gone); a row committed after the last check (a message
+// the person sends once the erasure is done) is not the erasure's: a new
+// request reaches it. When everything is done the request is completed — or
 // closed as StatusNoDataFound when no run of it found a row — with an
 // audit entry carrying the totals of every run. The request must be open
 // and verified (ErrNotVerified); its kind must be erasure. The principal
