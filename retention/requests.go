@@ -649,7 +649,18 @@ func (e *Engine) Erase(ctx context.Context, id string) (Receipt, error) {
 	}
 	rcpt = rcpt.ordered(cats, rcs)
 	_, err = e.update(ctx, r.ID, "retention.request_completed", func(r *Request) (map[string]string, error) {
-		// The counts of every run, persisted batch by batch.
+		// The counts of every run, persisted batch by batch — with those
+		// of categories only a hook reached (CountErased).
+		searched := map[string]bool{}
+		for _, rc := range rcpt.Categories {
+			searched[rc.Category] = true
+		}
+		for _, c := range cats {
+			if n := r.Erased[c.Name]; n > 0 && !searched[c.Name] {
+				rcs[c.Name] = CategoryReceipt{Tenant: r.TenantID, Category: c.Name, Policy: e.policy.Name, Rule: "erasure request"}
+			}
+		}
+		rcpt = rcpt.ordered(cats, rcs)
 		var erased, held, kept int64
 		for i := range rcpt.Categories {
 			rc := &rcpt.Categories[i]
