@@ -318,3 +318,50 @@ func TestS16EraseTakesFilesAttachedMidRun(t *testing.T) {
 		require.Len(t, files, 5, "only Bob's bytes are left in the storage")
 	}, setup)
 }
+
+// TestS16ChainOfDuplicatesFromAPSID: five contacts of one person, each
+// sharing an e-mail address or a phone number with the next only (A–B by
+// address, B–C by number, and so on), the first linked to her Messenger
+// thread: a request by her PSID reaches all five within the engine's
+// default resolution limits, each hop from contact to address to
+// contact, and erases them.
+func TestS16ChainOfDuplicatesFromAPSID(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		ctx := e.A
+		s := e.store
+		in := []crm.ContactInput{
+			{FirstName: "A", Email: "e1@example.com", Phone: "+14155550001"},
+			{FirstName: "B", Email: "e1@example.com", Phone: "+14155550002"},
+			{FirstName: "C", Email: "e2@example.com", Phone: "+14155550002"},
+			{FirstName: "D", Email: "e2@example.com", Phone: "+14155550003"},
+			{FirstName: "E", Email: "e3@example.com", Phone: "+14155550003"},
+		}
+		var ids []string
+		for _, c := range in {
+			got, err := s.Contacts().Create(ctx, c, crm.AllowDuplicate())
+			require.NoError(t, err)
+			ids = append(ids, got.ID)
+		}
+		other, err := s.Contacts().Create(ctx, crm.ContactInput{FirstName: "Z", Email: "z@example.com", Phone: "+14155550009"})
+		require.NoError(t, err)
+		conv := s16Thread(t, e, ctx, "page-1", "7100000000000005", "hi")
+		_, err = s.Conversations().LinkContact(ctx, conv.ID, ids[0], conv.Version)
+		require.NoError(t, err)
+
+		eng := s15EraseEngine(t, e, func(context.Context) error { return nil })
+		keys, err := eng.Resolve(ctx, map[string]string{crm.SubjectThread: "7100000000000005"})
+		require.NoError(t, err)
+		require.ElementsMatch(t, ids, keys[crm.SubjectContact])
+		r := request(t, ctx, eng, retention.KindErasure, map[string]string{crm.SubjectThread: "7100000000000005"})
+		rcpt, err := eng.Erase(ctx, r.ID)
+		require.NoError(t, err)
+		require.Empty(t, s15EraseLeft(t, e, ids...))
+		for _, c := range rcpt.Categories {
+			if c.Category == "crm.contact" {
+				require.Equal(t, int64(5), c.Erased)
+			}
+		}
+		_, err = s.Contacts().Get(ctx, other.ID)
+		require.NoError(t, err, "another person keeps her contact")
+	})
+}
