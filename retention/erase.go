@@ -31,6 +31,11 @@ type CategoryReceipt struct {
 	Policy string `json:"policy"`
 	Rule   string `json:"rule"`
 	Window string `json:"window,omitempty"`
+	// Pending counts, for an erasure request, what the category still
+	// holds about the subject once the erasure is done (Category.Pending:
+	// a platform revoke still queued, with its sealed tokens, until the
+	// platform accepts it).
+	Pending int64 `json:"pending,omitempty"`
 }
 
 // job is one erase over one category of one tenant.

@@ -647,6 +647,25 @@ func (e *Engine) Erase(ctx context.Context, id string) (Receipt, error) {
 			return rcpt.ordered(cats, rcs), fmt.Errorf("%w: %d passes, rows left in %s", ErrSubjectChanging, pass, categoryNames(todo))
 		}
 	}
+	// What outlives the erasure (Category.Pending) is said, not hidden.
+	for _, c := range cats {
+		if c.Pending == nil {
+			continue
+		}
+		n, err := c.Pending(ctx, keys)
+		if err != nil {
+			return rcpt.ordered(cats, rcs), fmt.Errorf("retention: pending work of %s: %w", c.Name, err)
+		}
+		if n == 0 {
+			continue
+		}
+		rc, ok := rcs[c.Name]
+		if !ok {
+			rc = CategoryReceipt{Tenant: r.TenantID, Category: c.Name, Policy: e.policy.Name, Rule: "erasure request"}
+		}
+		rc.Pending = n
+		rcs[c.Name] = rc
+	}
 	rcpt = rcpt.ordered(cats, rcs)
 	_, err = e.update(ctx, r.ID, "retention.request_completed", func(r *Request) (map[string]string, error) {
 		// The counts of every run, persisted batch by batch — with those
@@ -661,19 +680,23 @@ func (e *Engine) Erase(ctx context.Context, id string) (Receipt, error) {
 			}
 		}
 		rcpt = rcpt.ordered(cats, rcs)
-		var erased, held, kept int64
+		var erased, held, kept, pending int64
 		for i := range rcpt.Categories {
 			rc := &rcpt.Categories[i]
 			rc.Erased = r.Erased[rc.Category]
-			erased, held, kept = erased+rc.Erased, held+rc.Held, kept+rc.Kept
+			erased, held, kept, pending = erased+rc.Erased, held+rc.Held, kept+rc.Kept, pending+rc.Pending
 		}
 		r.Status, r.CompletedAt, r.Outcome = StatusCompleted, &now, OutcomeDataFound
 		if erased+held+kept == 0 {
 			r.Status, r.Outcome = StatusNoDataFound, OutcomeNoDataFound
 		}
 		rcpt.Outcome = r.Outcome
-		return map[string]string{"erased": fmt.Sprint(erased), "held": fmt.Sprint(held), "kept": fmt.Sprint(kept),
-			"outcome": string(r.Outcome), "searched": searchedKinds(keys)}, nil
+		meta := map[string]string{"erased": fmt.Sprint(erased), "held": fmt.Sprint(held), "kept": fmt.Sprint(kept),
+			"outcome": string(r.Outcome), "searched": searchedKinds(keys)}
+		if pending > 0 {
+			meta["pending"] = fmt.Sprint(pending)
+		}
+		return meta, nil
 	})
 	if err == nil {
 		err = e.flushLog(ctx) // walflush.go
