@@ -942,10 +942,20 @@
 // SubjectEmail and SubjectPhone find every contact holding the address or
 // number through the blind indexes (duplicates included; a phone number
 // may be written in any common format), SubjectContact leads to the
-// contact's duplicates (same e-mail or phone) and its conversations,
-// SubjectThread (a Messenger PSID, an Instagram-scoped id) to its
+// contact's e-mail address, phone number and conversations with their
+// thread ids — and so to all those reach: a request by contact id reaches
+// what one by her address, number or PSID would, and an erasure's later
+// passes find by them a duplicate or a thread written while it ran, once
+// the contact it was named by is gone (TestS16EraseByContactIDReachesWritesMidRun).
+// SubjectThread (a Messenger PSID, an Instagram-scoped id) leads to its
 // conversations through their blind index and on to the contacts linked
 // to them. socialcrm.Open registers them with the retention engine.
+//
+// The attachments and custom field values of notes, tasks, activities,
+// deals and contacts go in the batch that erases their owner (and count
+// in its receipt), so that a file attached while an erasure was past the
+// attachment category does not outlive an owner nothing else names it by
+// (TestS16EraseTakesFilesAttachedMidRun).
 //
 // A limit, on SQLite only: the name index's watermark
 // (TableContactNameFTSMark) is one for the whole database, and the time
