@@ -467,11 +467,18 @@
 // and a contact with her address created meanwhile, are erased by the
 // erasure's next pass (retention's Erase checks again before it
 // completes: TestS15EraseLeavesNothingAWriteAddedMidRun). On PostgreSQL
-// a write that references a contact locks the contact's row FOR KEY
-// SHARE, as a foreign key would: a write meeting the contact's
-// uncommitted deletion waits for it and fails with a *ValidationError on
-// contact_id, never adding a row about a contact already gone
-// (TestS15NoteForAContactBeingErased). The limit: a Store bound to the
+// a write that references a record — a contact, company or deal, the
+// client or campaign of a campaign, proposal or
+// invoice, the owner of an attachment or a custom field value — locks
+// the record's row FOR KEY SHARE, as a foreign key would: a write meeting
+// the record's uncommitted deletion waits for it and fails as for a
+// record that does not exist (a *ValidationError on the field, or
+// ErrNotFound), never adding a row about a record already gone, and
+// Clients.Delete takes the client's row before it looks for what names
+// it (TestS15NoteForAContactBeingErased,
+// TestS16NoReferenceToARecordBeingDeleted,
+// TestS16NothingOutlivesARecordBeingDeleted,
+// TestS16ClientInUseByAWriteNotYetCommitted). The limit: a Store bound to the
 // caller's transaction (Store.Using) appends each call's entries at the
 // end of that call; writes the caller makes after it in the same
 // transaction come after the audit head, and are the caller's to order.
@@ -983,10 +990,20 @@
 // SubjectEmail and SubjectPhone find every contact holding the address or
 // number through the blind indexes (duplicates included; a phone number
 // may be written in any common format), SubjectContact leads to the
-// contact's duplicates (same e-mail or phone) and its conversations,
-// SubjectThread (a Messenger PSID, an Instagram-scoped id) to its
+// contact's e-mail address, phone number and conversations with their
+// thread ids — and so to all those reach: a request by contact id reaches
+// what one by her address, number or PSID would, and an erasure's later
+// passes find by them a duplicate or a thread written while it ran, once
+// the contact it was named by is gone (TestS16EraseByContactIDReachesWritesMidRun).
+// SubjectThread (a Messenger PSID, an Instagram-scoped id) leads to its
 // conversations through their blind index and on to the contacts linked
 // to them. socialcrm.Open registers them with the retention engine.
+//
+// The attachments and custom field values of notes, tasks, activities,
+// deals and contacts go in the batch that erases their owner (and count
+// in its receipt), so that a file attached while an erasure was past the
+// attachment category does not outlive an owner nothing else names it by
+// (TestS16EraseTakesFilesAttachedMidRun).
 //
 // A limit, on SQLite only: the name index's watermark
 // (TableContactNameFTSMark) is one for the whole database, and the time

@@ -130,6 +130,9 @@ type Category struct {
 	// and commits the rest of the batch before the operation stops, so
 	// that what the hook did for those rows outside the database (a
 	// platform that acted) is not undone with the batch and done again.
+	// Rows of other categories the hook erases with the batch (rows that
+	// hang off the batch's) count in the receipt when it reports them
+	// with CountErased.
 	BeforeErase func(ctx context.Context, tx bun.Tx, ids []string) error
 	// AfterErase, if set, runs after each batch's transaction commits, with
 	// the ids of the rows the batch erased (ctx acts on their tenant): for
@@ -142,6 +145,15 @@ type Category struct {
 	// first. It must therefore be idempotent (deleting what is already
 	// gone succeeds). An error stops the operation.
 	AfterErase func(ctx context.Context, ids []string) error
+	// Pending, if set, counts what the category still holds about the
+	// subject of an erasure once the erasure is done, found by the
+	// subject's keys (ctx acts on the tenant): work that outlives the
+	// erasure because it waits on someone else, such as a platform revoke
+	// queued with its sealed tokens until the platform accepts it. Erase
+	// reports it in the receipt (CategoryReceipt.Pending) and in the
+	// completion's audit entry, so that a completed erasure does not read
+	// as if nothing were left.
+	Pending func(ctx context.Context, keys Keys) (int64, error)
 	// Truncate, if set, replaces the generic batched erase for the age rule
 	// of a table that must not be deleted row by row (the audit log's hash
 	// chain: tenancy.AuditLog.Truncate). It receives a context acting on

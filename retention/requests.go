@@ -545,7 +545,11 @@ var ErrSubjectChanging = errors.New("retention: rows about the subject kept appe
 // runs once more the categories where rows it would erase are left
 // (written during the run), until a check finds none; after ErasePasses
 // passes that each left rows it returns ErrSubjectChanging, the request
-// still open. When everything is done the request is completed — or
+// still open. The check searches by every key found so far (an e-mail
+// address keeps finding contacts created with it after the contact the
+// request named is gone); a row committed after the last check (a message
+// the person sends once the erasure is done) is not the erasure's: a new
+// request reaches it. When everything is done the request is completed — or
 // closed as StatusNoDataFound when no run of it found a row — with an
 // audit entry carrying the totals of every run. The request must be open
 // and verified (ErrNotVerified); its kind must be erasure. The principal
@@ -643,22 +647,56 @@ func (e *Engine) Erase(ctx context.Context, id string) (Receipt, error) {
 			return rcpt.ordered(cats, rcs), fmt.Errorf("%w: %d passes, rows left in %s", ErrSubjectChanging, pass, categoryNames(todo))
 		}
 	}
+	// What outlives the erasure (Category.Pending) is said, not hidden.
+	for _, c := range cats {
+		if c.Pending == nil {
+			continue
+		}
+		n, err := c.Pending(ctx, keys)
+		if err != nil {
+			return rcpt.ordered(cats, rcs), fmt.Errorf("retention: pending work of %s: %w", c.Name, err)
+		}
+		if n == 0 {
+			continue
+		}
+		rc, ok := rcs[c.Name]
+		if !ok {
+			rc = CategoryReceipt{Tenant: r.TenantID, Category: c.Name, Policy: e.policy.Name, Rule: "erasure request"}
+		}
+		rc.Pending = n
+		rcs[c.Name] = rc
+	}
 	rcpt = rcpt.ordered(cats, rcs)
 	_, err = e.update(ctx, r.ID, "retention.request_completed", func(r *Request) (map[string]string, error) {
-		// The counts of every run, persisted batch by batch.
-		var erased, held, kept int64
+		// The counts of every run, persisted batch by batch — with those
+		// of categories only a hook reached (CountErased).
+		searched := map[string]bool{}
+		for _, rc := range rcpt.Categories {
+			searched[rc.Category] = true
+		}
+		for _, c := range cats {
+			if n := r.Erased[c.Name]; n > 0 && !searched[c.Name] {
+				rcs[c.Name] = CategoryReceipt{Tenant: r.TenantID, Category: c.Name, Policy: e.policy.Name, Rule: "erasure request"}
+			}
+		}
+		rcpt = rcpt.ordered(cats, rcs)
+		var erased, held, kept, pending int64
 		for i := range rcpt.Categories {
 			rc := &rcpt.Categories[i]
 			rc.Erased = r.Erased[rc.Category]
-			erased, held, kept = erased+rc.Erased, held+rc.Held, kept+rc.Kept
+			erased, held, kept, pending = erased+rc.Erased, held+rc.Held, kept+rc.Kept, pending+rc.Pending
 		}
 		r.Status, r.CompletedAt, r.Outcome = StatusCompleted, &now, OutcomeDataFound
 		if erased+held+kept == 0 {
 			r.Status, r.Outcome = StatusNoDataFound, OutcomeNoDataFound
 		}
 		rcpt.Outcome = r.Outcome
-		return map[string]string{"erased": fmt.Sprint(erased), "held": fmt.Sprint(held), "kept": fmt.Sprint(kept),
-			"outcome": string(r.Outcome), "searched": searchedKinds(keys)}, nil
+		meta := map[string]string{"erased": fmt.Sprint(erased), "held": fmt.Sprint(held), "kept": fmt.Sprint(kept),
+			"outcome": string(r.Outcome), "searched": searchedKinds(keys)}
+		if pending > 0 {
+			meta["pending"] = fmt.Sprint(pending)
+		}
+		return meta, nil
 	})
 	if err == nil {
 		err = e.flushLog(ctx) // walflush.go

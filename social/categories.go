@@ -117,6 +117,7 @@ func categories(s *Store) []retention.Category {
 		{Name: CategoryRevocation, Table: TableRevocations, Time: "created_at",
 			Omit:        []string{"access_token", "refresh_token"},
 			BeforeErase: s.beforeEraseRevocations,
+			Pending:     s.pendingRevocations(),
 			LegalBasis:  "consent withdrawn", Purpose: "platform revocations still to be retried after a disconnect"},
 		{Name: CategoryUnsealed, Table: TableUnsealed, ID: "record",
 			LegalBasis: "security of processing (GDPR art. 32)", Purpose: "platform data of an older database waiting to be sealed (SDK.SealPlatformData empties it)"},
@@ -163,6 +164,42 @@ func eraseDerived(ctx context.Context, tx bun.Tx, ids []string) error {
 		}
 	}
 	return nil
+}
+
+// pendingRevocations is CategoryRevocation's Pending count: with a Store,
+// the revokes still queued for the subject's connections or platform
+// accounts (an erasure erases the connection and queues its revoke; until
+// the platform accepts it, its sealed tokens wait in the queue, and the
+// receipt says so).
+func (s *Store) pendingRevocations() func(ctx context.Context, keys retention.Keys) (int64, error) {
+	if s == nil {
+		return nil
+	}
+	return func(ctx context.Context, keys retention.Keys) (int64, error) {
+		conns, accounts := keys[SubjectConnection], keys[SubjectAccount]
+		if len(conns) == 0 && len(accounts) == 0 {
+			return 0, nil
+		}
+		var n int64
+		err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			var err error
+			n, err = tx.NewSelect().Model((*revocation)(nil)).Apply(tenancy.Scope(ctx)).
+				WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+					if len(conns) > 0 {
+						q = q.WhereOr("?TableAlias.connection_id IN (?)", bun.In(conns))
+					}
+					if len(accounts) > 0 {
+						q = q.WhereOr("?TableAlias.account_id IN (?)", bun.In(accounts))
+					}
+					return q
+				}).Count(ctx)
+			return err
+		})
+		if err != nil {
+			return 0, fmt.Errorf("social: pending revocations: %w", err)
+		}
+		return n, nil
+	}
 }
 
 // beforeEraseRevocations is CategoryRevocation's BeforeErase hook: with a

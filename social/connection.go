@@ -318,6 +318,16 @@ func Migrations() *migrate.Migrations {
 		return migrations.Exec(ctx, tx,
 			`ALTER TABLE socialcrm_social_connections ADD COLUMN handover_pending BOOLEAN NOT NULL DEFAULT FALSE`)
 	})
+	// The platform account a queued revoke is for, so that an erasure
+	// naming the account reports the revoke still pending after the
+	// connection is gone (CategoryRevocation's Pending), and when its
+	// access token expires (a provider refreshes before revoking through
+	// a dead token); unknown ('', NULL) for the rows before.
+	migrations.Add(ms, "20261213050000", "social_revocation_account_expiry", func(ctx context.Context, tx bun.Tx) error {
+		return migrations.Exec(ctx, tx,
+			`ALTER TABLE socialcrm_social_revocations ADD COLUMN account_id TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE socialcrm_social_revocations ADD COLUMN access_expiry TIMESTAMP`)
+	})
 	return ms
 }
 

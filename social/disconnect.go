@@ -19,15 +19,21 @@ type revocation struct {
 	bun.BaseModel `bun:"table:socialcrm_social_revocations,alias:srv"`
 	tenancy.Owned
 
-	ID           string       `bun:"id,pk"`
-	ConnectionID string       `bun:"connection_id,notnull"`
+	ID           string `bun:"id,pk"`
+	ConnectionID string `bun:"connection_id,notnull"`
+	// AccountID is the connection's platform account ('' in rows queued
+	// before it was recorded).
+	AccountID    string       `bun:"account_id,notnull"`
 	Platform     string       `bun:"platform,notnull"`
 	AccessToken  vault.Sealed `bun:"access_token"`
 	RefreshToken vault.Sealed `bun:"refresh_token"`
-	Attempts     int          `bun:"attempts,notnull"`
-	LastError    string       `bun:"last_error,notnull"`
-	CreatedAt    time.Time    `bun:"created_at,notnull"`
-	NextAt       time.Time    `bun:"next_at,notnull"`
+	// AccessExpiry is when the access token expires (zero: unknown), so
+	// that a provider refreshes before revoking through a dead token.
+	AccessExpiry time.Time `bun:"access_expiry,nullzero"`
+	Attempts     int       `bun:"attempts,notnull"`
+	LastError    string    `bun:"last_error,notnull"`
+	CreatedAt    time.Time `bun:"created_at,notnull"`
+	NextAt       time.Time `bun:"next_at,notnull"`
 	// ClaimedUntil is the lease of the process retrying it now.
 	ClaimedUntil time.Time `bun:"claimed_until,nullzero"`
 }
@@ -308,7 +314,11 @@ func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reaso
 // queueRevocation returns a revoke of c's tokens t for the queue, due at
 // now, the tokens sealed apart.
 func (s *Store) queueRevocation(ctx context.Context, c Connection, t Tokens, now time.Time) (*revocation, error) {
-	r := &revocation{ID: tenancy.NewID(), ConnectionID: c.ID, Platform: c.Platform, CreatedAt: now, NextAt: now}
+	r := &revocation{ID: tenancy.NewID(), ConnectionID: c.ID, AccountID: c.AccountID, Platform: c.Platform, AccessExpiry: c.TokenExpiry,
+		CreatedAt: now, NextAt: now}
+	if !t.AccessExpiry.IsZero() {
+		r.AccessExpiry = t.AccessExpiry
+	}
 	var err error
 	if r.AccessToken, err = s.vault.Seal(ctx, t.AccessToken.Reveal(), binding(r.ID, "access_token")); err != nil {
 		return nil, err
@@ -354,7 +364,7 @@ func (s *Store) pendingRevocation(ctx context.Context, c Connection, t Tokens, r
 // (revokeQueued).
 func (s *Store) revokeErased(ctx context.Context, tx bun.Tx, ids []string) error {
 	var cs []Connection
-	if err := tx.NewSelect().Model(&cs).Column("id", "platform", "access_token", "refresh_token").
+	if err := tx.NewSelect().Model(&cs).Column("id", "platform", "account_id", "access_token", "refresh_token", "token_expiry").
 		Where("?TableAlias.id IN (?)", bun.In(ids)).Where("?TableAlias.access_token IS NOT NULL").Scan(ctx); err != nil {
 		return fmt.Errorf("social: revoke erased connections: %w", err)
 	}
@@ -365,12 +375,16 @@ func (s *Store) revokeErased(ctx context.Context, tx bun.Tx, ids []string) error
 		var err error
 		if purge {
 			revoke = "done"
-			attempted, err = s.revokeSealed(ctx, c.Platform, c.ID, c.ID, c.AccessToken, c.RefreshToken, func(t Tokens, rerr error) error {
+			attempted, err = s.revokeSealed(ctx, c.Platform, c.ID, c.ID, c.AccessToken, c.RefreshToken, c.TokenExpiry, func(t Tokens, rerr error) error {
 				if tokenDead(rerr) {
 					revoke = revokeTokenInvalid
 					return nil
 				}
 				revoke = "pending"
+				if rot, ok := rotatedTokens(rerr); ok {
+					t = rot // the live tokens now
+					defer rot.Wipe()
+				}
 				pending, err := s.pendingRevocation(ctx, c, t, rerr, s.clock())
 				if err != nil {
 					return err
@@ -530,7 +544,7 @@ func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error
 		ev := tenancy.AuditEvent{Action: "connection.revoked", Target: "connection:" + r.ConnectionID,
 			Metadata: map[string]string{"platform": r.Platform, "attempts": fmt.Sprint(r.Attempts + 1)}}
 		again := false
-		attempted, err := s.revokeSealed(ctx, r.Platform, r.ConnectionID, r.ID, r.AccessToken, r.RefreshToken, func(_ Tokens, rerr error) error {
+		attempted, err := s.revokeSealed(ctx, r.Platform, r.ConnectionID, r.ID, r.AccessToken, r.RefreshToken, r.AccessExpiry, func(_ Tokens, rerr error) error {
 			if tokenDead(rerr) {
 				ev.Metadata["revoke"] = revokeTokenInvalid
 				return nil
@@ -547,7 +561,11 @@ func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error
 			// failure is recorded with it.
 			r.Attempts++
 			r.LastError, r.NextAt = rerr.Error(), now.Add(retryDelay(r.Attempts))
-			_, err := tx.NewUpdate().Model(&r).Column("attempts", "last_error", "next_at").WherePK().Exec(ctx)
+			cols, err := s.keepRotated(ctx, &r, rerr, "attempts", "last_error", "next_at")
+			if err != nil {
+				return err
+			}
+			_, err = tx.NewUpdate().Model(&r).Column(cols...).WherePK().Exec(ctx)
 			return err
 		})
 		if err != nil {
@@ -571,7 +589,7 @@ func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error
 // connection conn), calling failed with the opened tokens if the platform
 // refuses. attempted is false when no provider is registered for platform
 // (logged: the platform is left untold).
-func (s *Store) revokeSealed(ctx context.Context, platform, conn, record string, access, refresh vault.Sealed, failed func(t Tokens, rerr error) error) (attempted bool, err error) {
+func (s *Store) revokeSealed(ctx context.Context, platform, conn, record string, access, refresh vault.Sealed, expiry time.Time, failed func(t Tokens, rerr error) error) (attempted bool, err error) {
 	p, ok := s.providers[platform]
 	if !ok {
 		s.log.WarnContext(ctx, "social: revoke skipped: no provider for its platform", "connection", conn, "platform", platform)
@@ -581,11 +599,46 @@ func (s *Store) revokeSealed(ctx context.Context, platform, conn, record string,
 	if err != nil {
 		return false, err
 	}
+	t.AccessExpiry = expiry
 	defer t.Wipe()
 	if rerr := p.Revoke(ctx, t); rerr != nil {
 		return true, failed(t, rerr)
 	}
 	return true, nil
+}
+
+// rotatedTokens returns the live tokens of a revoke that failed after the
+// platform rotated them (*RotatedError).
+func rotatedTokens(rerr error) (Tokens, bool) {
+	var re *RotatedError
+	if errors.As(rerr, &re) && !re.Tokens.AccessToken.IsZero() {
+		return re.Tokens, true
+	}
+	return Tokens{}, false
+}
+
+// keepRotated seals into r, in place of its spent tokens, the live ones of
+// a revoke that failed after the platform rotated them (rerr a
+// *RotatedError), wiping them, and returns cols with the columns that
+// changed.
+func (s *Store) keepRotated(ctx context.Context, r *revocation, rerr error, cols ...string) ([]string, error) {
+	rot, ok := rotatedTokens(rerr)
+	if !ok {
+		return cols, nil
+	}
+	defer rot.Wipe()
+	var err error
+	if r.AccessToken, err = s.vault.Seal(ctx, rot.AccessToken.Reveal(), binding(r.ID, "access_token")); err != nil {
+		return nil, err
+	}
+	r.RefreshToken = vault.Sealed{}
+	if !rot.RefreshToken.IsZero() {
+		if r.RefreshToken, err = s.vault.Seal(ctx, rot.RefreshToken.Reveal(), binding(r.ID, "refresh_token")); err != nil {
+			return nil, err
+		}
+	}
+	r.AccessExpiry = rot.AccessExpiry
+	return append(cols, "access_token", "refresh_token", "access_expiry"), nil
 }
 
 // retryDelay is the wait before revoke attempt n+1: a minute doubling up
@@ -805,6 +858,7 @@ func (s *Store) claimAndRevoke(ctx context.Context, p Provider, r revocation) (b
 		return false, err
 	}
 	t, rerr := s.openTokens(ctx, r.AccessToken, r.RefreshToken, r.ID)
+	t.AccessExpiry = r.AccessExpiry
 	if rerr == nil {
 		rerr = p.Revoke(ctx, t)
 		t.Wipe()
@@ -832,8 +886,11 @@ func (s *Store) claimAndRevoke(ctx context.Context, p Provider, r revocation) (b
 		s.log.WarnContext(ctx, "social: revoke failed; queued for retry", "connection", r.ConnectionID, "error", rerr)
 		r.Attempts++
 		r.LastError, r.NextAt, r.ClaimedUntil = rerr.Error(), s.clock().Add(retryDelay(r.Attempts)), time.Time{}
-		_, err := tx.NewUpdate().Model(&r).Column("attempts", "last_error", "next_at", "claimed_until").
-			WherePK().Where("claimed_until = ?", lease).Exec(ctx)
+		cols, err := s.keepRotated(ctx, &r, rerr, "attempts", "last_error", "next_at", "claimed_until")
+		if err != nil {
+			return err
+		}
+		_, err = tx.NewUpdate().Model(&r).Column(cols...).WherePK().Where("claimed_until = ?", lease).Exec(ctx)
 		return err
 	})
 	return rerr == nil && err == nil, err

@@ -104,10 +104,13 @@
 // (expired or revoked already; the Provider's error wraps ErrInvalidToken,
 // as TikTok's does for invalid_grant) is not retried: the grant can no
 // longer be used through that token, so it counts as made, audited as
-// connection.revoked with revoke "token_invalid". TikTok answers a token
-// it no longer knows with success; Meta's Revoke takes a token Meta
-// refuses as revoked, and revokes with the app token when the user token
-// expired.
+// connection.revoked with revoke "token_invalid". A revoke endpoint
+// answers a token it no longer knows with success, which proves nothing:
+// TikTok's Revoke refreshes first when the access token has expired
+// (Tokens.AccessExpiry, kept with the queued revoke) and revokes the new
+// one, and a revoke that fails after such a refresh keeps the new tokens
+// for its retry (RotatedError). Meta's Revoke takes a token Meta refuses
+// as revoked, and revokes with the app token when the user token expired.
 //
 // A connection made from another by Session.ConnectDerived (a Facebook
 // Page behind the user who connected it) names it as ParentID (Derived
@@ -219,7 +222,9 @@
 // (AccountTenant.Live), so routing need not read the connections; Once claims a key,
 // runs a handler whose effects reach beyond this database, and marks it
 // processed (a claim left by a dead process is taken over after its
-// lease). PruneDeliveries forgets keys after the platform's retry window.
+// lease). Keys are stored as keyed hashes under a vault key, never as
+// given: a platform's event key may be a plain hash of the sender's id.
+// PruneDeliveries forgets keys after the platform's retry window.
 //
 // # Concurrency
 //

@@ -62,6 +62,10 @@ type ExchangeRequest struct {
 // Tokens are a connection's tokens, opened in memory to be revoked.
 type Tokens struct {
 	AccessToken, RefreshToken vault.Secret
+	// AccessExpiry is when the access token expires, as stored with it
+	// (zero: unknown). A provider whose platform cannot revoke through an
+	// expired access token refreshes first (tiktok.Provider.Revoke).
+	AccessExpiry time.Time
 }
 
 // Wipe zeroes both tokens.
@@ -69,6 +73,24 @@ func (t *Tokens) Wipe() {
 	t.AccessToken.Wipe()
 	t.RefreshToken.Wipe()
 }
+
+// RotatedError is a Provider's Revoke failure after the platform rotated
+// the tokens on the way (a provider that refreshes to revoke through a
+// live access token): Tokens are the live tokens now, which a retry must
+// use, the ones it was given being spent. It wraps the revoke's failure;
+// its message holds no token. The Store seals Tokens in place of the
+// queued ones and wipes them.
+type RotatedError struct {
+	Tokens Tokens
+	Err    error
+}
+
+func (e *RotatedError) Error() string {
+	return "social: revoke failed after the platform rotated the tokens: " + e.Err.Error()
+}
+
+// Unwrap returns the revoke's failure.
+func (e *RotatedError) Unwrap() error { return e.Err }
 
 // Grant is what the platform's token endpoint answered. Its tokens are
 // Secrets: they print and marshal as [REDACTED].

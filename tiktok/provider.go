@@ -225,6 +225,7 @@ type Provider struct {
 	// while holding the connection's row, so it must not wait on retries,
 	// and a rotated refresh token cannot be presented twice.
 	grants *httpx.Retrier
+	now    func() time.Time
 }
 
 var _ social.Provider = (*Provider)(nil)
@@ -243,7 +244,7 @@ func NewProvider(cfg Config, opts ...Option) (*Provider, error) {
 	}
 	grants := o.retrier()
 	grants.Attempts = 1
-	return &Provider{cfg: cfg, rt: o.retrier(), grants: grants}, nil
+	return &Provider{cfg: cfg, rt: o.retrier(), grants: grants, now: o.now}, nil
 }
 
 // Platform returns "tiktok".
@@ -350,21 +351,69 @@ func (p *Provider) token(ctx context.Context, f url.Values, needOpenID bool) (*s
 }
 
 // Revoke revokes the user's authorization of the app with the access
-// token; TikTok ends the refresh token with it. TikTok answers a token it
-// does not know (expired, revoked already) with success; a refusal of the
-// token itself (invalid_grant, invalid_token) wraps social.ErrInvalidToken:
-// the grant can no longer be used through that token, and retrying cannot
-// help.
+// token; TikTok ends the refresh token with it. An access token that has
+// expired (t.AccessExpiry passed: TikTok's live a day) or that TikTok
+// refuses cannot take the authorization away, which the refresh token
+// keeps alive for a year, and an answer of success to it proves nothing
+// (a revoke endpoint answers tokens it does not know with success): with a
+// refresh token, Revoke first refreshes and revokes the new access token.
+// A refusal of the tokens themselves (invalid_grant, invalid_token, of the
+// access token and then of the refresh token) wraps
+// social.ErrInvalidToken: the grant can no longer be used through them,
+// and retrying cannot help. A revoke that fails after the refresh returns
+// a *social.RotatedError carrying the new tokens, which the caller keeps
+// for the retry. A process killed between the refresh
+// and the revoke loses the new tokens with it: the retry then finds the
+// refresh token spent (single-use rotation) and the grant lives on until
+// the user removes the app or it expires.
 func (p *Provider) Revoke(ctx context.Context, t social.Tokens) error {
 	if t.AccessToken.IsZero() {
 		return nil
 	}
-	err := p.oauth(ctx, p.rt, "/v2/oauth/revoke/", url.Values{"token": {string(t.AccessToken.Reveal())}}, nil)
+	canRefresh := !t.RefreshToken.IsZero()
+	if canRefresh && !t.AccessExpiry.IsZero() && !p.now().Before(t.AccessExpiry) {
+		return p.revokeRefreshed(ctx, t.RefreshToken, nil)
+	}
+	err := p.revoke(ctx, t.AccessToken)
+	if canRefresh && errors.Is(err, social.ErrInvalidToken) {
+		return p.revokeRefreshed(ctx, t.RefreshToken, err)
+	}
+	return err
+}
+
+// revoke revokes the authorization through access token tok.
+func (p *Provider) revoke(ctx context.Context, tok vault.Secret) error {
+	err := p.oauth(ctx, p.rt, "/v2/oauth/revoke/", url.Values{"token": {string(tok.Reveal())}}, nil)
 	var oe *OAuthError
 	if errors.As(err, &oe) && (oe.Code == "invalid_grant" || oe.Code == "invalid_token") {
 		return fmt.Errorf("%w: %w", social.ErrInvalidToken, err)
 	}
 	return err
+}
+
+// revokeRefreshed refreshes with rt and revokes the new access token. A
+// refresh token TikTok refuses means the grant is gone already: the error
+// wraps social.ErrInvalidToken (and refused, the access token's refusal,
+// if any).
+func (p *Provider) revokeRefreshed(ctx context.Context, rt vault.Secret, refused error) error {
+	g, err := p.Refresh(ctx, rt)
+	if errors.Is(err, social.ErrInvalidGrant) {
+		return errors.Join(fmt.Errorf("%w: %w", social.ErrInvalidToken, err), refused)
+	}
+	if err != nil {
+		return err
+	}
+	if err = p.revoke(ctx, g.AccessToken); err == nil || errors.Is(err, social.ErrInvalidToken) {
+		g.Wipe()
+		return err
+	}
+	// The tokens given are spent (a single-use refresh token): the retry
+	// needs these.
+	t := social.Tokens{AccessToken: g.AccessToken, RefreshToken: g.RefreshToken}
+	if g.ExpiresIn > 0 {
+		t.AccessExpiry = p.now().Add(g.ExpiresIn)
+	}
+	return &social.RotatedError{Tokens: t, Err: err}
 }
 
 // oauth posts a form to an OAuth endpoint and decodes its flat answer. Any

@@ -184,6 +184,10 @@ func serverMigrations() *migrate.Migrations {
 		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
 			return migratePublishLeases(ctx, m.DB())
 		}})
+	ms.Add(migrate.Migration{Name: "20261213050100", Comment: "example server: beats of TikTok publish leases",
+		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
+			return migratePublishBeats(ctx, m.DB())
+		}})
 	ms.Add(migrate.Migration{Name: "29990101000200", Comment: "example server: login attempts",
 		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
 			_, err := m.DB().ExecContext(ctx, "CREATE TABLE IF NOT EXISTS ? (key_hash TEXT NOT NULL, window_start TIMESTAMP NOT NULL, "+

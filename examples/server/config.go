@@ -98,7 +98,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.KEK, "kek", "socialcrm.keyset.json", "key-encryption key: local key `file`, or a Tink KMS URI: aws-kms://arn:aws:kms:…, gcp-kms://projects/…/cryptoKeys/…, hcvault://host:port/transit/keys/…")
 	fs.StringVar(&c.PublicURL, "public-url", "", "`URL` the server is reached at, for OAuth redirects and webhooks (default: http://<listen address>; http://127.0.0.1:<port> when listening on every interface)")
 	fs.DurationVar(&c.JobsInterval, "jobs-interval", time.Hour, "how often the retention sweeper and data-subject jobs run (at least 1s)")
-	fs.DurationVar(&c.PublishLease, "publish-lease", 30*time.Second, "how long a TikTok publish being sent is left to its replica without a heartbeat before another replica may declare it in doubt (at least 100ms; the replicas' clocks must agree to well within it)")
+	fs.DurationVar(&c.PublishLease, "publish-lease", 30*time.Second, "how long a TikTok publish being sent is left to its replica without a heartbeat, as another replica measures it on its own clock, before that replica may look it up and declare it in doubt (at least 100ms)")
 	fs.DurationVar(&c.ClosureGrace, "closure-grace", 0, "how long a closed tenant's data stays before its purge (0: the retention policy's, 30 days)")
 	fs.StringVar(&c.SandboxURL, "sandbox-url", "", "`URL` of a shared sandbox process (-sandbox-only) whose emulators every replica uses, instead of in-process ones")
 	fs.BoolVar(&c.SandboxOnly, "sandbox-only", false, "serve only the platform emulators, for replicas started with -sandbox-url")

@@ -96,7 +96,12 @@ type app struct {
 	db  *bun.DB
 	// publishing holds the TikTok publishes this process is sending, by
 	// tenant and idempotency key.
-	publishing  sync.Map
+	publishing sync.Map
+	// leases is what this process saw of other replicas' publish leases,
+	// and leaseTicks the ticks of its own publishes' lease heartbeat (nil:
+	// every PublishLease/3); see publish.go.
+	leases      leaseWatch
+	leaseTicks  <-chan time.Time
 	owner       *bun.DB // the owner role's handle; nil when db does everything
 	sdk         *socialcrm.SDK
 	plat        *platforms

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -48,10 +49,16 @@ type publishRecord struct {
 	ErrorCode    string    `bun:"error_code,notnull"`
 	SentAt       time.Time `bun:"sent_at,notnull"`
 	UpdatedAt    time.Time `bun:"updated_at,notnull"`
-	// LeaseUntil is when a sending or in-doubt record's lease lapses:
-	// until then its holder (the sender, or a replica looking it up) is at
-	// work on it and no other replica concludes anything.
+	// LeaseUntil is when a sending or in-doubt record's lease lapses, on
+	// its holder's clock: informational, never compared with another
+	// replica's clock. leaseLapsed marks a lease released (an outcome was
+	// recorded, or the record predates leases).
 	LeaseUntil time.Time `bun:"lease_until,notnull"`
+	// Beat counts the renewals of the lease: its holder (the sender, or a
+	// replica looking the publish up) bumps it every PublishLease/3.
+	// Another replica takes the lease over only once it has itself seen
+	// Beat stand still for PublishLease, on its own clock.
+	Beat int64 `bun:"lease_beat,notnull"`
 }
 
 // maxIdempotencyKey bounds an Idempotency-Key.
@@ -116,12 +123,13 @@ type publishOutcome struct {
 // resolves a publish whose answer never came with Posting.Lookup.
 //
 // Across replicas the record's primary key decides who sends, and the
-// sender holds a lease on the record (lease_until, renewed by a heartbeat)
+// sender holds a lease on the record (lease_beat, bumped by a heartbeat)
 // until TikTok's answer is recorded: while it is live, another replica
 // answers 409 publish_in_progress and never concludes anything. Only once
 // the lease has lapsed (the sender was killed, or lost the database) does
 // another replica take the lease over, look the publish up and record it
-// started or in doubt. Every write of an outcome is a compare-and-swap on
+// started or in doubt. Whether it lapsed, a replica judges on its own
+// clock alone (leaseWatch): the replicas' clocks need not agree. Every write of an outcome is a compare-and-swap on
 // the state: a started or failed record is never overwritten, and a
 // replica that loses the swap answers the record it lost to.
 func (a *app) publishOnce(ctx context.Context, c social.Connection, f publishForm, key string) (publishOutcome, error) {
@@ -321,21 +329,78 @@ var leaseLapsed = time.Unix(0, 0).UTC()
 // may replace.
 var unsettled = []string{publishSending, publishInDoubt}
 
-// takeOverPublish takes the lease of rec, unsettled, if it has lapsed:
-// true when this request now holds it. False when its sender is still at
-// work, or when the record was settled meanwhile: rec is then reloaded.
+// leaseWatch is what this process saw of other replicas' leases: for each
+// unsettled record (by tenant and key), the beat it last saw and when, on
+// this process's clock. A lease has lapsed for this process once it has
+// watched the record's beat stand still for a whole lease: the holder's
+// clock, and how it compares with ours, never enter into it.
+type leaseWatch struct {
+	mu   sync.Mutex
+	seen map[string]watchedBeat
+}
+
+type watchedBeat struct {
+	beat  int64
+	since time.Time
+}
+
+// lapsed records that slot's record shows beat at now and reports whether
+// this process has seen that same beat for lease or longer.
+func (w *leaseWatch) lapsed(slot string, beat int64, now time.Time, lease time.Duration) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if s, ok := w.seen[slot]; ok && s.beat == beat {
+		return now.Sub(s.since) >= lease
+	}
+	if w.seen == nil {
+		w.seen = map[string]watchedBeat{}
+	}
+	for k, s := range w.seen { // records settled long since, or taken over by others
+		if now.Sub(s.since) > 10*lease {
+			delete(w.seen, k)
+		}
+	}
+	w.seen[slot] = watchedBeat{beat: beat, since: now}
+	return false
+}
+
+// forget drops slot from the watch.
+func (w *leaseWatch) forget(slot string) {
+	w.mu.Lock()
+	delete(w.seen, slot)
+	w.mu.Unlock()
+}
+
+// released reports whether rec's lease was released (an outcome recorded,
+// or a record older than leases): nobody is at work on it.
+func released(rec publishRecord) bool { return !rec.LeaseUntil.After(leaseLapsed) }
+
+// takeOverPublish takes the lease of rec, unsettled, if it was released
+// or this process has seen it lapse (leaseWatch): true when this request
+// now holds it. False when its holder is still at work (or this process
+// has not watched it for a lease yet), or when the record changed
+// meanwhile: rec is then reloaded.
 func (a *app) takeOverPublish(ctx context.Context, rec *publishRecord) (bool, error) {
 	now := a.now().UTC()
+	slot := rec.TenantID + "\x00" + rec.Key
+	if !released(*rec) && !a.leases.lapsed(slot, rec.Beat, now, a.cfg.PublishLease) {
+		return false, nil
+	}
 	var n int64
 	err := tenancy.RunInTx(ctx, a.db, nil, func(ctx context.Context, tx bun.Tx) error {
-		res, err := tx.NewUpdate().Model((*publishRecord)(nil)).Set("lease_until = ?", now.Add(a.cfg.PublishLease)).
-			Where("idem_key = ?", rec.Key).Where("state IN (?)", bun.In(unsettled)).Where("lease_until < ?", now).Exec(ctx)
+		res, err := tx.NewUpdate().Model((*publishRecord)(nil)).
+			Set("lease_until = ?", now.Add(a.cfg.PublishLease)).Set("lease_beat = lease_beat + 1").
+			Where("idem_key = ?", rec.Key).Where("state IN (?)", bun.In(unsettled)).Where("lease_beat = ?", rec.Beat).Exec(ctx)
 		if err != nil {
 			return err
 		}
 		n, err = res.RowsAffected()
 		return err
 	})
+	if n == 1 {
+		a.leases.forget(slot)
+		rec.Beat++
+	}
 	if err != nil || n == 1 {
 		return n == 1, err
 	}
@@ -357,16 +422,21 @@ func (a *app) heartbeat(ctx context.Context, rec *publishRecord) (stop func()) {
 	tenant, key, lease := rec.TenantID, rec.Key, a.cfg.PublishLease
 	go func() {
 		defer close(done)
-		t := time.NewTicker(lease / 3)
-		defer t.Stop()
+		ticks := a.leaseTicks
+		if ticks == nil {
+			t := time.NewTicker(lease / 3)
+			defer t.Stop()
+			ticks = t.C
+		}
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case <-ticks:
 			}
 			err := tenancy.RunInTx(ctx, a.db, nil, func(ctx context.Context, tx bun.Tx) error {
-				_, err := tx.NewUpdate().Model((*publishRecord)(nil)).Set("lease_until = ?", a.now().UTC().Add(lease)).
+				_, err := tx.NewUpdate().Model((*publishRecord)(nil)).
+					Set("lease_until = ?", a.now().UTC().Add(lease)).Set("lease_beat = lease_beat + 1").
 					Where("idem_key = ?", key).Where("state IN (?)", bun.In(unsettled)).Exec(ctx)
 				return err
 			})
@@ -395,6 +465,7 @@ func (a *app) settlePublish(ctx context.Context, rec *publishRecord) (other *pub
 			Set("state = ?", rec.State).Set("publish_id = ?", rec.PublishID).Set("video_id = ?", rec.VideoID).
 			Set("error_status = ?", rec.ErrorStatus).Set("error_code = ?", rec.ErrorCode).
 			Set("sent_at = ?", rec.SentAt).Set("updated_at = ?", rec.UpdatedAt).Set("lease_until = ?", leaseLapsed).
+			Set("lease_beat = lease_beat + 1").
 			Where("idem_key = ?", rec.Key).Where("state IN (?)", bun.In(unsettled)).Exec(ctx)
 		if err != nil {
 			return err
@@ -414,20 +485,25 @@ func (a *app) settlePublish(ctx context.Context, rec *publishRecord) (other *pub
 
 // publishesInDoubt lists the connection's publishes whose outcome is not
 // known (in doubt, or sending with no replica at work on them: lease
-// lapsed), newest first, for the console's warning.
+// released, or seen lapsed by this process), newest first, for the
+// console's warning.
 func (a *app) publishesInDoubt(ctx context.Context, connID string) ([]publishRecord, error) {
 	if _, ok := tenancy.FromContext(ctx); !ok {
 		return nil, tenancy.ErrNoTenant
 	}
 	var recs []publishRecord
 	err := tenancy.RunInTx(ctx, a.db, nil, func(ctx context.Context, tx bun.Tx) error {
-		return tx.NewSelect().Model(&recs).Where("connection_id = ?", connID).
-			WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
-				return q.Where("state = ?", publishInDoubt).WhereOr("state = ? AND lease_until < ?", publishSending, a.now().UTC())
-			}).
+		return tx.NewSelect().Model(&recs).Where("connection_id = ?", connID).Where("state IN (?)", bun.In(unsettled)).
 			Order("sent_at DESC").Limit(20).Scan(ctx)
 	})
-	return recs, err
+	now := a.now().UTC()
+	doubt := recs[:0]
+	for _, r := range recs {
+		if r.State == publishInDoubt || released(r) || a.leases.lapsed(r.TenantID+"\x00"+r.Key, r.Beat, now, a.cfg.PublishLease) {
+			doubt = append(doubt, r)
+		}
+	}
+	return doubt, err
 }
 
 // migratePublishes creates the publishes table, tenant-owned with
@@ -451,6 +527,16 @@ func migratePublishes(ctx context.Context, db bun.IDB) error {
 // before the migration).
 func migratePublishLeases(ctx context.Context, db bun.IDB) error {
 	if _, err := db.ExecContext(ctx, "ALTER TABLE ? ADD COLUMN lease_until TIMESTAMP NOT NULL DEFAULT '1970-01-01 00:00:00'",
+		bun.Ident(tablePublishes)); err != nil {
+		return fmt.Errorf("alter %s: %w", tablePublishes, err)
+	}
+	return nil
+}
+
+// migratePublishBeats adds the beat of a publish's lease (see
+// publishRecord.Beat).
+func migratePublishBeats(ctx context.Context, db bun.IDB) error {
+	if _, err := db.ExecContext(ctx, "ALTER TABLE ? ADD COLUMN lease_beat BIGINT NOT NULL DEFAULT 0",
 		bun.Ident(tablePublishes)); err != nil {
 		return fmt.Errorf("alter %s: %w", tablePublishes, err)
 	}

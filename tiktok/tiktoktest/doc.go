@@ -41,7 +41,8 @@
 //     must be URL-decoded, and need a matching code_verifier when the
 //     authorization carried a code_challenge), refresh_token (rotation per
 //     WithRotation) and client_credentials.
-//   - POST /v2/oauth/revoke/: revokes every token of the user for the app.
+//   - POST /v2/oauth/revoke/: revokes every token of the user for the app,
+//     given one of its access tokens that has not expired.
 //   - GET /v2/user/info/, POST /v2/video/list/, POST /v2/video/query/.
 //   - POST /v2/post/publish/creator_info/query/, /video/init/,
 //     /inbox/video/init/, /status/fetch/ and /cancel/.
@@ -69,7 +70,11 @@
 //   - OAuth errors are flat {error, error_description, log_id}. TikTok
 //     documents no status for them; the emulator uses RFC 6749's (401 for
 //     invalid_client, 400 otherwise) unless WithOAuthErrorStatus says
-//     otherwise. Revoking an unknown token succeeds (RFC 7009).
+//     otherwise. Revoking an unknown token succeeds (RFC 7009); so does
+//     revoking with an expired access token, which revokes nothing (the
+//     documentation does not say that an expired token still stands for
+//     the grant, so the emulator takes the side that a client cannot
+//     misread: the grant and its refresh tokens stay).
 //   - PKCE is required unless App.PKCEOptional, with S256 only; the
 //     challenge is lower-case hex unless App.Challenge is
 //     ChallengeBase64URL. A code is spent once its client presents it, even

@@ -325,13 +325,17 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// An unknown token is answered with success (RFC 7009 §2.2): revoking
-	// is idempotent. A token of another app is refused.
+	// is idempotent. So is an expired access token, which no longer
+	// stands for the grant: the answer is the same success, and the grant
+	// (its refresh tokens) stays. A token of another app is refused.
 	if at, ok := s.access[token]; ok {
 		if at.g.clientKey != app.ClientKey {
 			s.writeOAuthError(w, oauthInvalidRequest, "The token was not issued to this client.")
 			return
 		}
-		s.revokeLocked(app.ClientKey, at.g.openID)
+		if s.Now().Before(at.expires) {
+			s.revokeLocked(app.ClientKey, at.g.openID)
+		}
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
 }
