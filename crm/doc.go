@@ -916,13 +916,15 @@
 // INSERT per contact: the mean ratio got worse (1.58 against 1.42,
 // medians of six alternated runs); the WITH measured as below.
 // Alternated with the release before (scripts' benchmarks, 2,000 pairs a
-// run, five runs each, load average 9–15 on two cores): the median pair
-// ratio (BenchmarkPostgresContactCreate) 1.69 (1.60–1.83) → 1.49
-// (1.38–1.59); the mean ratio (BenchmarkPostgresContactCreateMean, whose
-// creates alone, no maintenance between them, pay every move past the
-// first 256) 1.38 (1.27–1.45) → 1.35 (1.22–1.48), and its slowest 1 % of
-// creates 26 → 37 ms (medians of the runs; under that load the tail is
-// the machine's). On the server (BenchmarkPostgresContactCreateServer,
+// run, nine runs each, load average 5–15 on two cores): the median pair
+// ratio (BenchmarkPostgresContactCreate) 1.69 (1.57–1.87) → 1.49
+// (1.38–1.65), at or under 1.5 in six of the nine; the mean ratio
+// (BenchmarkPostgresContactCreateMean, whose creates alone, no
+// maintenance between them, pay every move past the first 256) 1.37
+// (1.20–1.47) → 1.41 (1.14–1.49), within the runs' spread, and its
+// slowest 1 % of creates 24 → 33 ms (medians of the runs; under that load
+// the tail is mostly the machine's). SQLite's create is unchanged
+// (BenchmarkCRMInterleavedCreate 1.36–1.38 → 1.36–1.39, three runs each). On the server (BenchmarkPostgresContactCreateServer,
 // four runs each) Create's statement took 0.15–0.22 ms against 0.23–0.29
 // and wrote 1,800–1,840 bytes of WAL against 3,330–3,480. A name search
 // reads the tenant's pending contacts too, at most about 320 of them
