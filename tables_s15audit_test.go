@@ -34,8 +34,8 @@ var s15Unmapped = map[string]string{
 	"sqlite_sequence":            "SQLite's autoincrement counters",
 	"socialcrm_tenants":          "the tenants (id, status, dates; a name, emptied at the purge: TestS15TenantPurgeLeavesNoName)",
 	"socialcrm_vault_audit_key":  "the key of the audit chain, sealed by the key-encryption key",
-	"socialcrm_social_webhook_deliveries": "webhook deliveries already processed, by SHA-256 of the event " +
-		"(kind, Page, sender and message id), forgotten after the platform's retry window (PruneDeliveries)",
+	"socialcrm_social_webhook_deliveries": "webhook deliveries already processed, by a keyed hash (under a vault key) of the " +
+		"platform's event key, forgotten after the platform's retry window (PruneDeliveries): TestS16UnmappedTablesHoldNoIdentifier",
 	// SQLite's full-text index of the contacts' keyed name tokens
 	// (external content: it holds the tokens of socialcrm_crm_contacts, erased with them,
 	// secure-delete on: TestS15ErasureLeavesNoCellOfThePerson).

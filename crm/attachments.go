@@ -100,6 +100,9 @@ var attachmentKeys = keyset{name: "attachments", cols: []string{"id"}}
 // for the client-shared kinds; an owner kind that is not one of
 // RecordKinds is a *ValidationError.
 func (s *Store) ownerClient(ctx context.Context, tx bun.IDB, kind, id string) (string, error) {
+	if err := lockRecord(ctx, tx, kind, id); err != nil { // repo.go
+		return "", err
+	}
 	switch kind {
 	case KindClient:
 		_, err := get[Client](ctx, tx, kind, id)

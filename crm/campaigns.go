@@ -84,7 +84,7 @@ func (r *Campaigns) Create(ctx context.Context, in CampaignInput) (Campaign, err
 	}
 	c := Campaign{CampaignInput: in}
 	err := s.run(ctx, writeOf(KindCampaign), func(ctx context.Context, tx bun.Tx, _ access) error {
-		if _, err := get[Client](ctx, tx, KindClient, in.ClientID); err != nil {
+		if _, err := getReferenced[Client](ctx, tx, KindClient, in.ClientID); err != nil {
 			return err
 		}
 		if err := insert(ctx, tx, s.clock(), &c); err != nil {
@@ -118,7 +118,7 @@ func (r *Campaigns) Update(ctx context.Context, id string, version int64, in Cam
 	}
 	c := Campaign{Record: Record{ID: id, Version: version}, CampaignInput: in}
 	err := s.run(ctx, writeOf(KindCampaign), func(ctx context.Context, tx bun.Tx, _ access) error {
-		if _, err := get[Client](ctx, tx, KindClient, in.ClientID); err != nil {
+		if _, err := getReferenced[Client](ctx, tx, KindClient, in.ClientID); err != nil {
 			return err
 		}
 		if err := update(ctx, s, tx, s.clock(), KindCampaign, &c,

@@ -49,6 +49,9 @@ const (
 // AfterErase hook deletes their bytes.
 const categoryAttachment = "crm.attachment"
 
+// categoryFieldValue is the retention category of custom field values.
+const categoryFieldValue = "crm.custom_field_value"
+
 // Retention categories of the billing records.
 const (
 	// CategoryInvoice is the invoices, which the law requires to be kept.
@@ -184,7 +187,7 @@ func commerceCategoriesWith(s *Store) []retention.Category {
 		s = &Store{}
 	}
 	return []retention.Category{
-		{Name: "crm.custom_field_value", Table: TableFieldValues, Time: "updated_at",
+		{Name: categoryFieldValue, Table: TableFieldValues, Time: "updated_at",
 			Subject: map[string]string{
 				"contact_id": contactOwnedBy("r.record"),
 				"client_id":  sprintfOwned("r.record"),
@@ -296,12 +299,17 @@ func (s *Store) deleteDependents(ctx context.Context, tx bun.IDB, kind string, i
 			return nil, err
 		}
 	}
-	for _, q := range []*bun.DeleteQuery{
+	for i, q := range []*bun.DeleteQuery{
 		tx.NewDelete().Model((*Attachment)(nil)).Where("?TableAlias.owner_kind = ?", kind).Where("?TableAlias.owner_id IN (?)", bun.In(ids)),
 		tx.NewDelete().Model((*fieldValue)(nil)).Where("?TableAlias.record_kind = ?", kind).Where("?TableAlias.record_id IN (?)", bun.In(ids)),
 	} {
-		if _, err := q.Exec(ctx); err != nil {
+		res, err := q.Exec(ctx)
+		if err != nil {
 			return nil, fmt.Errorf("crm: delete %s dependents: %w", kind, err)
+		}
+		// Within a retention hook, the rows count in its receipt.
+		if n, err := res.RowsAffected(); err == nil {
+			retention.CountErased(ctx, []string{categoryAttachment, categoryFieldValue}[i], n)
 		}
 	}
 	return atts, nil

@@ -548,7 +548,7 @@ func (r *Conversations) Record(ctx context.Context, in NewMessage) (Message, err
 func (r *Conversations) Messages(ctx context.Context, id string, o ListOptions) (Page[Message], error) {
 	var p Page[Message]
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if err := mustExist(ctx, tx, (*Conversation)(nil), kindMessage, "conversation_id", id); err != nil {
+		if ok, err := readable(ctx, tx, (*Conversation)(nil), id); err != nil || !ok { // a read: no lock (repo.go)
 			return notFound(kindConversation, id)
 		}
 		var ms []Message

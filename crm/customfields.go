@@ -252,6 +252,9 @@ func (f *Fields) Set(ctx context.Context, kind, recordID string, values map[stri
 	}
 	var out map[string]any
 	err := s.run(ctx, fieldPerm(kind, true), func(ctx context.Context, tx bun.Tx, a access) error {
+		if err := lockRecord(ctx, tx, kind, recordID); err != nil { // repo.go
+			return err
+		}
 		if err := s.fieldRecord(ctx, tx, a, kind, recordID); err != nil {
 			return err
 		}

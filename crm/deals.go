@@ -384,7 +384,7 @@ var stageChangeOrder = keyset{name: "stage changes", cols: []string{"changed_at"
 func (r *Deals) History(ctx context.Context, id string, o ListOptions) (Page[StageChange], error) {
 	var cs []StageChange
 	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if err := mustExist(ctx, tx, (*Deal)(nil), kindDeal, "id", id); err != nil {
+		if ok, err := readable(ctx, tx, (*Deal)(nil), id); err != nil || !ok { // a read: no lock (repo.go)
 			return notFound(kindDeal, id)
 		}
 		q, err := stageChangeOrder.apply(tx.NewSelect().Model(&cs).Where("?TableAlias.deal_id = ?", id), kindDeal, o)

@@ -197,11 +197,11 @@ func (r *Invoices) prepare(in *InvoiceInput, inv *Invoice) error {
 // references checks that the invoice's client (and campaign, of the same
 // client) exist.
 func (r *Invoices) references(ctx context.Context, tx bun.IDB, in *InvoiceInput) error {
-	if _, err := get[Client](ctx, tx, KindClient, in.ClientID); err != nil {
+	if _, err := getReferenced[Client](ctx, tx, KindClient, in.ClientID); err != nil {
 		return err
 	}
 	if in.CampaignID != "" {
-		c, err := get[Campaign](ctx, tx, KindCampaign, in.CampaignID)
+		c, err := getReferenced[Campaign](ctx, tx, KindCampaign, in.CampaignID)
 		if err != nil {
 			return err
 		}

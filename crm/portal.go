@@ -340,6 +340,11 @@ func (r *Clients) Delete(ctx context.Context, id string) error {
 	s := r.s
 	var gone []string
 	err := s.run(ctx, writeOf(KindClient), func(ctx context.Context, tx bun.Tx, _ access) error {
+		// Taken before the checks below: a write that refers to the
+		// client holds its row (lockRecord) until it commits.
+		if err := lockRecordFor(ctx, tx, KindClient, id, "UPDATE"); err != nil {
+			return err
+		}
 		if _, err := get[Client](ctx, tx, KindClient, id); err != nil {
 			return err
 		}
@@ -411,7 +416,7 @@ func (r *Clients) Link(ctx context.Context, clientID, memberID string) (ClientMe
 	s := r.s
 	link := ClientMember{MemberID: memberID, ClientID: clientID, CreatedAt: s.clock()}
 	err := s.run(ctx, perm{kind: KindClient, write: true, admin: true}, func(ctx context.Context, tx bun.Tx, _ access) error {
-		if _, err := get[Client](ctx, tx, KindClient, clientID); err != nil {
+		if _, err := getReferenced[Client](ctx, tx, KindClient, clientID); err != nil {
 			return err
 		}
 		var m tenancy.Member

@@ -169,11 +169,11 @@ func (r *Proposals) Create(ctx context.Context, in ProposalInput) (Proposal, err
 		return Proposal{}, err
 	}
 	err := s.run(ctx, writeOf(KindProposal), func(ctx context.Context, tx bun.Tx, _ access) error {
-		if _, err := get[Client](ctx, tx, KindClient, in.ClientID); err != nil {
+		if _, err := getReferenced[Client](ctx, tx, KindClient, in.ClientID); err != nil {
 			return err
 		}
 		if in.CampaignID != "" {
-			c, err := get[Campaign](ctx, tx, KindCampaign, in.CampaignID)
+			c, err := getReferenced[Campaign](ctx, tx, KindCampaign, in.CampaignID)
 			if err != nil {
 				return err
 			}

@@ -32,16 +32,20 @@ type ref struct {
 // context's tenant, else returns a *ValidationError listing those that do
 // not.
 //
-// On PostgreSQL a reference to a contact is checked as a foreign key is:
-// the contact's row is locked FOR KEY SHARE until the transaction ends, so
-// that a deletion of it (an erasure's batch) that has not committed yet is
-// waited for — the reference then names no record — and one that comes
-// later waits for the write that references it, whose rows it then finds.
-// Without the lock, the check saw the contact its deletion was removing
-// and the write added a row about a contact already gone
-// (TestS15NoteForAContactBeingErased).
+// On PostgreSQL every reference — to a contact, a company, a deal — is
+// checked as a foreign key is: the referenced row is
+// locked FOR KEY SHARE until the transaction ends, so that a deletion of
+// it (a Delete, an erasure's batch) that has not committed yet is waited
+// for — the reference then names no record — and one that comes later
+// waits for the write that references it. Without the lock, the check saw
+// the row its deletion was removing and the write stored a reference to a
+// record already gone (TestS15NoteForAContactBeingErased,
+// TestS16NoReferenceToARecordBeingDeleted). The lock conflicts only with
+// a deletion or a change of the row's key, never with an update of its
+// other columns. On SQLite writers take turns, so the count suffices.
 func checkRefs(ctx context.Context, tx bun.IDB, kind string, refs ...ref) error {
 	var verr *ValidationError
+	pg := tx.Dialect().Name() == dialect.PG
 	for _, r := range refs {
 		if r.id == "" {
 			continue
@@ -49,7 +53,7 @@ func checkRefs(ctx context.Context, tx bun.IDB, kind string, refs ...ref) error 
 		q := tx.NewSelect().Model(r.model).Where("?TableAlias.id = ?", r.id).Apply(tenancy.Scope(ctx))
 		var n int64
 		var err error
-		if _, contact := r.model.(*Contact); contact && tx.Dialect().Name() == dialect.PG {
+		if pg {
 			var ids []string
 			err = q.Column("id").For("KEY SHARE").Scan(ctx, &ids)
 			n = int64(len(ids))
@@ -70,6 +74,63 @@ func checkRefs(ctx context.Context, tx bun.IDB, kind string, refs ...ref) error 
 		return verr
 	}
 	return nil
+}
+
+// lockRecord locks, on PostgreSQL, the row of record id of kind (one of
+// RecordKinds) FOR KEY SHARE until the transaction ends, for a write that
+// will refer to it — a campaign, proposal or invoice to its client or
+// campaign, an attachment or a custom field value to its owner — as
+// checkRefs does: a deletion of the record that has not committed yet is
+// waited for, and the record is then not found (ErrNotFound); one that
+// comes later waits for the write, whose rows it then finds and deletes
+// with the record (deleteDependents) or refuses for (Clients.Delete,
+// ErrInUse). Without it an attachment written beside its owner's
+// deletion outlived the owner, bytes and all. strength "UPDATE" takes the
+// row for a deletion that first checks what refers to it. On SQLite
+// writers take turns: it does nothing.
+func lockRecord(ctx context.Context, tx bun.IDB, kind, id string) error {
+	return lockRecordFor(ctx, tx, kind, id, "KEY SHARE")
+}
+
+func lockRecordFor(ctx context.Context, tx bun.IDB, kind, id, strength string) error {
+	table, ok := recordTables[kind]
+	if !ok || tx.Dialect().Name() != dialect.PG {
+		return nil // an unknown kind is the caller's *ValidationError
+	}
+	if err := checkText(kind, "id", id); err != nil { // validate_values.go, as get
+		return err
+	}
+	tid, err := tenancy.TenantID(ctx)
+	if err != nil {
+		return err
+	}
+	var ids []string
+	if err := tx.NewSelect().TableExpr(table+" AS r").Column("r.id").Where("r.tenant_id = ?", tid).Where("r.id = ?", id).
+		For(strength).Scan(ctx, &ids); err != nil {
+		return fmt.Errorf("crm: lock %s: %w", kind, err)
+	}
+	if len(ids) == 0 {
+		return notFound(kind, id)
+	}
+	return nil
+}
+
+// getReferenced returns record id of kind as get does, for a write that
+// will refer to it: its row locked first (lockRecord).
+func getReferenced[T any, PT recordPtr[T]](ctx context.Context, tx bun.IDB, kind, id string) (T, error) {
+	if err := lockRecord(ctx, tx, kind, id); err != nil {
+		var zero T
+		return zero, err
+	}
+	return get[T, PT](ctx, tx, kind, id)
+}
+
+// readable reports whether id names a record of model's table of the
+// context's tenant, for a read: it takes no lock (checkRefs is for
+// writes).
+func readable(ctx context.Context, tx bun.IDB, model any, id string) (bool, error) {
+	n, err := tx.NewSelect().Model(model).Where("?TableAlias.id = ?", id).Apply(tenancy.Scope(ctx)).Count(ctx)
+	return n > 0, err
 }
 
 // mustExist checks one reference (see checkRefs).

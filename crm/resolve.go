@@ -46,11 +46,11 @@ const (
 //     billing contact details hold it (client_contact_id), by opening the
 //     tenant's clients' sealed details (clients have no blind index: the
 //     cost grows with the tenant's number of clients);
-//   - contact_id leads to the contact's duplicates (contacts with the same
-//     e-mail address or phone number), to the invoices sent to its address
-//     or number, to the clients whose billing contact details hold them,
-//     to its conversations and to every other conversation of the same
-//     threads;
+//   - contact_id leads to the contact's e-mail address and phone number
+//     (and so to all they lead to: duplicates, invoices, clients), to its
+//     conversations and to their thread ids (and so to every other
+//     conversation of the same threads): the same records as the contact's
+//     e-mail address, phone number or PSID given alone;
 //   - thread_id (a Messenger PSID, an Instagram-scoped id) leads, through
 //     the blind index of the sealed thread ids, to the conversations of
 //     that thread and the contacts linked to them.
@@ -155,13 +155,21 @@ func recipientInvoices(ctx context.Context, tx bun.IDB, field string, idx []stri
 	return ids, err
 }
 
-// resolveContact finds a contact's duplicates, the invoices and clients
-// addressed to its e-mail address or phone number, and its conversations.
+// resolveContact finds a contact's e-mail address and phone number, its
+// duplicates, the invoices addressed to its e-mail address or phone
+// number, its conversations and their thread ids. The e-mail address and
+// phone number are keys of their own (SubjectEmail, SubjectPhone), as
+// the thread ids are (SubjectThread): a request by contact id reaches
+// every record those identifiers given alone would reach — the clients
+// whose billing details hold them, and a duplicate contact or a new
+// conversation of the thread written while an erasure runs, which its
+// later passes find by those keys after the contact itself is gone.
 func (s *Store) resolveContact(ctx context.Context, db bun.IDB, id string) (map[string][]string, error) {
 	out := map[string][]string{}
 	var c Contact
+	var convs []Conversation
 	err := tenancy.RunInTx(ctx, db, nil, func(ctx context.Context, tx bun.Tx) error {
-		err := tx.NewSelect().Model(&c).Column("id", "email_index", "phone_index").Apply(tenancy.Scope(ctx)).
+		err := tx.NewSelect().Model(&c).Column("id", "email_index", "phone_index", "profile_sealed").Apply(tenancy.Scope(ctx)).
 			Where("?TableAlias.id = ?", id).Limit(1).Scan(ctx)
 		if err == nil && (c.EmailIndex != "" || c.PhoneIndex != "") {
 			var dups []string
@@ -189,40 +197,51 @@ func (s *Store) resolveContact(ctx context.Context, db bun.IDB, id string) (map[
 				}
 				out[SubjectInvoice] = append(out[SubjectInvoice], invoices...)
 			}
-		} else if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		} else if errors.Is(err, sql.ErrNoRows) {
+			c = Contact{}
+		} else if err != nil {
 			return err
 		}
 		// Its conversations, and every other conversation of the same
 		// thread (the same PSID on another link, or not linked at all).
-		var convs []string
-		if err := tx.NewSelect().Model((*Conversation)(nil)).Column("id").Apply(tenancy.Scope(ctx)).
+		return tx.NewSelect().Model(&convs).Column("id", "thread_sealed").Apply(tenancy.Scope(ctx)).
 			WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
 				return q.Where("?TableAlias.contact_id = ?", id).
 					WhereOr("?TableAlias.thread_index IN (?)", tx.NewSelect().Model((*Conversation)(nil)).
 						Column("thread_index").Apply(tenancy.Scope(ctx)).Where("?TableAlias.contact_id = ?", id))
-			}).Scan(ctx, &convs); err != nil {
-			return err
-		}
-		out[SubjectConversation] = convs
-		return nil
+			}).Scan(ctx)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("crm: resolve contact: %w", err)
 	}
-	// The clients whose billing e-mail address or phone number is hers, as
-	// her e-mail address or phone number given alone would find them.
-	for field, ix := range map[string]string{indexEmail: c.EmailIndex, indexPhone: c.PhoneIndex} {
-		if ix == "" || s.vault == nil {
-			continue
-		}
-		clients, err := s.clientsWith(ctx, db, field, []string{ix})
-		if err != nil {
+	for _, cv := range convs {
+		out[SubjectConversation] = append(out[SubjectConversation], cv.ID)
+	}
+	if s.vault == nil {
+		return out, nil
+	}
+	// Her e-mail address and phone number, and the threads' ids, opened
+	// outside the transaction: the resolvers of those kinds take it from
+	// here (the clients whose billing details hold them included).
+	op := s.vault.Opener(ctx)
+	if c.ID != "" {
+		if err := openProfile(&op, &c); err != nil {
 			return nil, fmt.Errorf("crm: resolve contact: %w", err)
 		}
-		for _, cl := range clients {
-			if !slices.Contains(out[SubjectClientContact], cl) {
-				out[SubjectClientContact] = append(out[SubjectClientContact], cl)
-			}
+		if c.Email != "" {
+			out[SubjectEmail] = []string{c.Email}
+		}
+		if c.Phone != "" {
+			out[SubjectPhone] = []string{c.Phone}
+		}
+	}
+	for i := range convs {
+		cv := &convs[i]
+		if err := openFieldsWith(&op, kindConversation, cv.ID, cv.sealedFields()); err != nil {
+			return nil, fmt.Errorf("crm: resolve contact: %w", err)
+		}
+		if cv.ThreadID != "" && !slices.Contains(out[SubjectThread], cv.ThreadID) {
+			out[SubjectThread] = append(out[SubjectThread], cv.ThreadID)
 		}
 	}
 	return out, nil

@@ -78,19 +78,19 @@ func coreCategoriesWith(s *Store) []retention.Category {
 			SubjectIndex: contactNamesByToken, Lookup: "token", // no index on contact_id: contactNamesByToken
 			Omit:       []string{"token"}, // a blind index: the name is exported with the contact
 			LegalBasis: basis, Purpose: "blind index of the prefixes of a contact's name, for search (kept from the contact row by triggers)"},
-		{Name: "crm.activity", Table: TableActivities, Time: "occurred_at", Subject: byContact,
+		{Name: "crm.activity", Table: TableActivities, Time: "occurred_at", Subject: byContact, BeforeErase: s.eraseDependentsOf(kindActivity),
 			Omit: s.omitSealed("subject_sealed", "body_sealed"), Sealed: s.sealedColumns(kindActivity, "subject_sealed", "subject", "body_sealed", "body"),
 			LegalBasis: basis, Purpose: "timeline of calls, e-mails, messages and meetings with a contact"},
-		{Name: "crm.task", Table: TableTasks, Time: "updated_at", Subject: byContact,
+		{Name: "crm.task", Table: TableTasks, Time: "updated_at", Subject: byContact, BeforeErase: s.eraseDependentsOf(kindTask),
 			Omit: s.omitSealed("title_sealed", "description_sealed"), Sealed: s.sealedColumns(kindTask, "title_sealed", "title", "description_sealed", "description"),
 			LegalBasis: basis, Purpose: "work to do about a contact"},
-		{Name: "crm.note", Table: TableNotes, Time: "updated_at", Subject: byContact,
+		{Name: "crm.note", Table: TableNotes, Time: "updated_at", Subject: byContact, BeforeErase: s.eraseDependentsOf(kindNote),
 			Omit: s.omitSealed("body_sealed"), Sealed: s.sealedColumns(kindNote, "body_sealed", "body"),
 			LegalBasis: basis, Purpose: "notes about a contact"},
 		{Name: "crm.deal_stage_change", Table: TableStageChanges, Time: "changed_at",
 			Subject:    map[string]string{SubjectContact: perDeal},
 			LegalBasis: basis, Purpose: "stage history of a contact's deals"},
-		{Name: "crm.deal", Table: TableDeals, Time: "updated_at", Subject: byContact,
+		{Name: "crm.deal", Table: TableDeals, Time: "updated_at", Subject: byContact, BeforeErase: s.eraseDependentsOf(kindDeal),
 			// The sale stays in the figures; nothing in it names the person.
 			Erase: retention.Erase{Anonymize: map[string]any{"contact_id": nil, "title_sealed": nil}},
 			Omit:  s.omitSealed("title_sealed"), Sealed: s.sealedColumns(kindDeal, "title_sealed", "title"),
@@ -114,7 +114,7 @@ func contactCategory(s *Store) retention.Category {
 	}
 	return retention.Category{Name: "crm.contact", Table: TableContacts, Time: "updated_at",
 		Subject:     map[string]string{SubjectContact: "id"},
-		BeforeErase: eraseContactTags,
+		BeforeErase: s.eraseContact,
 		Omit:        append([]string{"email_index", "phone_index", "birth_index", "name_index"}, s.omitSealed("profile_sealed")...),
 		Sealed:      sealed,
 		LegalBasis:  "contract or legitimate interest (customer relationship)",
@@ -252,24 +252,60 @@ func (s *Store) openSealed(kind, field string) func(ctx context.Context, tenantI
 // batches (Contacts.Update rewrites them, under the contact's row lock)
 // go with the contact, as Contacts.Delete takes them
 // (TestS15LockOrderCompositeWritesDuringErasure).
-var eraseContactTags = eraseRowsOf(TableContactTags, "contact_id", "tags of erased contacts")
+var eraseContactTags = eraseRowsOf("crm.contact_tag", TableContactTags, "contact_id", "tags of erased contacts")
+
+// eraseDependentsOf returns the BeforeErase hook of the category of
+// records of kind (notes, tasks, activities, deals) that deletes, in the
+// batch's transaction, the attachments and custom field values hanging
+// off the batch's records (deleteDependents; the attachments' bytes go
+// once the batch has committed). The attachment and custom field value
+// categories find such rows through their owners, and come first in an
+// erasure: a file attached while the erasure is past them would
+// otherwise outlive its owner with nothing left to find it by
+// (TestS16EraseTakesFilesAttachedMidRun). A Store without storage (the
+// package's Categories) refuses to erase records with attachments
+// (ErrConfig), as the attachment category does.
+func (s *Store) eraseDependentsOf(kind string) func(ctx context.Context, tx bun.Tx, ids []string) error {
+	if s == nil {
+		s = &Store{}
+	}
+	return func(ctx context.Context, tx bun.Tx, ids []string) error {
+		_, err := s.deleteDependents(ctx, tx, kind, ids)
+		return err
+	}
+}
+
+// eraseContact is the contact category's BeforeErase hook: the batch's
+// contacts' tags (eraseContactTags) and their attachments and custom
+// field values (eraseDependentsOf).
+func (s *Store) eraseContact(ctx context.Context, tx bun.Tx, ids []string) error {
+	if err := eraseContactTags(ctx, tx, ids); err != nil {
+		return err
+	}
+	return s.eraseDependentsOf(kindContact)(ctx, tx, ids)
+}
 
 // eraseMessages deletes the messages of conversations being erased, in the
 // same transaction.
-var eraseMessages = eraseRowsOf(TableMessages, "conversation_id", "messages of erased conversations")
+var eraseMessages = eraseRowsOf("crm.message", TableMessages, "conversation_id", "messages of erased conversations")
 
 // eraseRowsOf returns a retention.Category.BeforeErase hook that deletes,
-// in the batch's transaction, the context tenant's rows of table whose
-// column names one of the batch's rows; what names them in its errors.
-func eraseRowsOf(table, column, what string) func(ctx context.Context, tx bun.Tx, ids []string) error {
+// in the batch's transaction, the context tenant's rows of table (of
+// category, whose count they add to: retention.CountErased) whose column
+// names one of the batch's rows; what names them in its errors.
+func eraseRowsOf(category, table, column, what string) func(ctx context.Context, tx bun.Tx, ids []string) error {
 	return func(ctx context.Context, tx bun.Tx, ids []string) error {
 		tid, err := tenancy.TenantID(ctx)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.NewDelete().TableExpr(table).
-			Where("tenant_id = ?", tid).Where("? IN (?)", bun.Ident(column), bun.In(ids)).Exec(ctx); err != nil {
+		res, err := tx.NewDelete().TableExpr(table).
+			Where("tenant_id = ?", tid).Where("? IN (?)", bun.Ident(column), bun.In(ids)).Exec(ctx)
+		if err != nil {
 			return fmt.Errorf("crm: erase %s: %w", what, err)
+		}
+		if n, err := res.RowsAffected(); err == nil {
+			retention.CountErased(ctx, category, n)
 		}
 		return nil
 	}

@@ -130,6 +130,9 @@ type Category struct {
 	// and commits the rest of the batch before the operation stops, so
 	// that what the hook did for those rows outside the database (a
 	// platform that acted) is not undone with the batch and done again.
+	// Rows of other categories the hook erases with the batch (rows that
+	// hang off the batch's) count in the receipt when it reports them
+	// with CountErased.
 	BeforeErase func(ctx context.Context, tx bun.Tx, ids []string) error
 	// AfterErase, if set, runs after each batch's transaction commits, with
 	// the ids of the rows the batch erased (ctx acts on their tenant): for

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -257,12 +258,15 @@ func (e *Engine) runUnder(ctx context.Context, j *job, c Category, hs holdState)
 		// unfinished is the BeforeErase hook's *UnfinishedError: the batch
 		// erases and commits the other rows, then the operation stops.
 		var unfinished *UnfinishedError
+		// also counts, by category, the rows the BeforeErase hook erased
+		// with the batch (CountErased).
+		var also *hookCounts
 		// A batch that selects nothing ends the run (on PostgreSQL, in
 		// the pass that waits for locks): it asks then whether a hold
 		// appeared, which its guard would have kept it from seeing.
 		ending, appeared := !pg || wait, false
 		err := tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) (err error) {
-			unfinished, appeared = nil, false
+			unfinished, appeared, also = nil, false, nil
 			// No ORDER BY: erased rows leave the selection (deleted, or no
 			// longer matching once anonymized), so each batch takes any due
 			// rows and the planner may use the time index.
@@ -299,7 +303,9 @@ func (e *Engine) runUnder(ctx context.Context, j *job, c Category, hs holdState)
 				}
 				e.point("batch.selected")
 				if c.BeforeErase != nil {
-					if err := c.BeforeErase(ctx, tx, ids); errors.As(err, &unfinished) && unfinished.Err != nil {
+					var hctx context.Context
+					hctx, also = withHookCounts(ctx)
+					if err := c.BeforeErase(hctx, tx, ids); errors.As(err, &unfinished) && unfinished.Err != nil {
 						ids = without(ids, unfinished.IDs)
 					} else if err != nil {
 						unfinished = nil // a bare *UnfinishedError: a failure
@@ -324,12 +330,17 @@ func (e *Engine) runUnder(ctx context.Context, j *job, c Category, hs holdState)
 				}
 			}
 			e.point("batch.erased")
-			if err := e.receipt(ctx, tx, j, erased); err != nil {
+			if err := e.receiptWith(ctx, tx, j, erased, also); err != nil {
 				return err
 			}
 			if j.request != "" {
 				if err := e.addErased(ctx, tx, j.request, c.Name, erased); err != nil {
 					return err
+				}
+				for _, cat := range also.categories() {
+					if err := e.addErased(ctx, tx, j.request, cat, also.n[cat]); err != nil {
+						return err
+					}
 				}
 			}
 			e.point("batch.receipt")
@@ -459,6 +470,13 @@ func (e *Engine) eraseIDs(ctx context.Context, tx bun.Tx, c Category, tid string
 }
 
 func (e *Engine) receipt(ctx context.Context, db bun.IDB, j *job, n int64) error {
+	return e.receiptWith(ctx, db, j, n, nil)
+}
+
+// receiptWith is receipt for a batch whose BeforeErase hook erased also
+// (rows of other categories, by category) with it: the entry names them,
+// as "with": "category:count,…".
+func (e *Engine) receiptWith(ctx context.Context, db bun.IDB, j *job, n int64, also *hookCounts) error {
 	log, err := tenancy.NewAuditLog(db, tenancy.WithClock(e.now), tenancy.WithAuditKeys(e.audit.Keys()))
 	if err != nil {
 		return err
@@ -475,6 +493,13 @@ func (e *Engine) receipt(ctx context.Context, db bun.IDB, j *job, n int64) error
 	}
 	for k, v := range j.meta {
 		md[k] = v
+	}
+	if cats := also.categories(); len(cats) > 0 {
+		parts := make([]string, len(cats))
+		for i, cat := range cats {
+			parts[i] = cat + ":" + strconv.FormatInt(also.n[cat], 10)
+		}
+		md["with"] = strings.Join(parts, ",")
 	}
 	if _, err := log.Append(ctx, tenancy.AuditEvent{Action: j.action, Target: "category:" + j.cat.Name, Metadata: md}); err != nil {
 		return fmt.Errorf("retention: receipt: %w", err)
@@ -508,4 +533,48 @@ func without(ids, drop []string) []string {
 		}
 	}
 	return out
+}
+
+// hookCounts are the rows a BeforeErase hook reported erasing with its
+// batch (CountErased), by category.
+type hookCounts struct {
+	n map[string]int64
+}
+
+type hookCountsKey struct{}
+
+// withHookCounts returns ctx for a BeforeErase hook, with the counts its
+// CountErased calls add to.
+func withHookCounts(ctx context.Context) (context.Context, *hookCounts) {
+	h := &hookCounts{n: map[string]int64{}}
+	return context.WithValue(ctx, hookCountsKey{}, h), h
+}
+
+// categories returns the categories h counts rows of, sorted.
+func (h *hookCounts) categories() []string {
+	if h == nil {
+		return nil
+	}
+	var out []string
+	for cat, n := range h.n {
+		if n > 0 {
+			out = append(out, cat)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// CountErased reports, from a Category.BeforeErase hook and with the
+// context the hook was given, that the hook erased n rows of category
+// with the batch (rows hanging off the batch's rows, such as the files of
+// records being erased). The batch's audit receipt names them ("with"),
+// and an erasure request adds them to its counts of that category, in
+// the batch's transaction: its receipt counts every row it erased, those
+// written while it ran that only a hook could reach included. Called
+// with another context, or n <= 0, it does nothing.
+func CountErased(ctx context.Context, category string, n int64) {
+	if h, ok := ctx.Value(hookCountsKey{}).(*hookCounts); ok && n > 0 && category != "" {
+		h.n[category] += n
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/uptrace/bun"
@@ -17,6 +18,14 @@ import (
 // a *ValidationError names the category to hold instead) and RecordID; a
 // HoldSubject
 // hold needs SubjectKind and SubjectValue; a HoldTenant hold needs neither.
+// A subject hold holds the rows of the categories that find rows by its
+// kind (Category.Subject) and its value as stored, not what resolvers
+// lead to from it: a kind no category finds rows by (a phone number, a
+// PSID, which crm stores sealed) is refused with a *ValidationError
+// listing those that can be held, and an e-mail address holds only the
+// rows that store it in clear (a member), not the contacts holding it
+// sealed — hold a person's CRM records by her contact ids (Resolve lists
+// them).
 // Reason is required. Only an owner or admin, or the system, may place
 // holds.
 func (e *Engine) PlaceHold(ctx context.Context, h Hold) (Hold, error) {
@@ -29,6 +38,12 @@ func (e *Engine) PlaceHold(ctx context.Context, h Hold) (Hold, error) {
 	case HoldSubject:
 		if h.SubjectKind == "" || h.SubjectValue == "" {
 			return Hold{}, &ValidationError{Field: "Subject", Reason: "kind and value required for a subject hold"}
+		}
+		if held := e.heldKinds(); !slices.Contains(held, h.SubjectKind) {
+			// A kind only resolvers know (a phone number, a PSID) would
+			// hold no row at all.
+			return Hold{}, &ValidationError{Field: "SubjectKind", Reason: fmt.Sprintf(
+				"no category finds rows by %q: hold the records it leads to by one of: %s", h.SubjectKind, strings.Join(held, ", "))}
 		}
 		h.Category, h.RecordID = "", ""
 	case HoldRecord:
@@ -118,4 +133,16 @@ func (e *Engine) Holds(ctx context.Context) ([]Hold, error) {
 		return nil, fmt.Errorf("retention: list holds: %w", err)
 	}
 	return hs, nil
+}
+
+// heldKinds returns the identifier kinds some category finds rows by,
+// sorted: those a subject hold can hold rows by.
+func (e *Engine) heldKinds() []string {
+	set := map[string]bool{}
+	for _, c := range e.Categories() {
+		for k := range c.Subject {
+			set[k] = true
+		}
+	}
+	return sortedKeys(set)
 }

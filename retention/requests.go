@@ -545,7 +545,11 @@ var ErrSubjectChanging = errors.New("retention: rows about the subject kept appe
 // runs once more the categories where rows it would erase are left
 // (written during the run), until a check finds none; after ErasePasses
 // passes that each left rows it returns ErrSubjectChanging, the request
-// still open. When everything is done the request is completed — or
+// still open. The check searches by every key found so far (an e-mail
+// address keeps finding contacts created with it after the contact the
+// request named is gone); a row committed after the last check (a message
+// the person sends once the erasure is done) is not the erasure's: a new
+// request reaches it. When everything is done the request is completed — or
 // closed as StatusNoDataFound when no run of it found a row — with an
 // audit entry carrying the totals of every run. The request must be open
 // and verified (ErrNotVerified); its kind must be erasure. The principal
@@ -664,7 +668,18 @@ func (e *Engine) Erase(ctx context.Context, id string) (Receipt, error) {
 	}
 	rcpt = rcpt.ordered(cats, rcs)
 	_, err = e.update(ctx, r.ID, "retention.request_completed", func(r *Request) (map[string]string, error) {
-		// The counts of every run, persisted batch by batch.
+		// The counts of every run, persisted batch by batch — with those
+		// of categories only a hook reached (CountErased).
+		searched := map[string]bool{}
+		for _, rc := range rcpt.Categories {
+			searched[rc.Category] = true
+		}
+		for _, c := range cats {
+			if n := r.Erased[c.Name]; n > 0 && !searched[c.Name] {
+				rcs[c.Name] = CategoryReceipt{Tenant: r.TenantID, Category: c.Name, Policy: e.policy.Name, Rule: "erasure request"}
+			}
+		}
+		rcpt = rcpt.ordered(cats, rcs)
 		var erased, held, kept, pending int64
 		for i := range rcpt.Categories {
 			rc := &rcpt.Categories[i]

@@ -20,9 +20,12 @@ import (
 // text or log it.
 type Resolver func(ctx context.Context, db bun.IDB, value string) (map[string][]string, error)
 
-// Default bounds of a resolution (see WithResolutionLimits).
+// Default bounds of a resolution (see WithResolutionLimits). A hop from
+// one record of a person to her next takes two rounds when it goes
+// through an identifier they share (a contact id to its e-mail address,
+// the address to the other contacts holding it).
 const (
-	defaultResolveDepth = 6
+	defaultResolveDepth = 12
 	defaultResolveKeys  = 200
 )
 
@@ -46,7 +49,7 @@ func (e *Engine) RegisterResolver(kind string, r Resolver) error {
 
 // WithResolutionLimits bounds the resolution of a request's identifiers:
 // at most depth rounds of resolvers after the identifiers given (default
-// 6) and at most keys subject keys in all (default 200). A request whose
+// 12) and at most keys subject keys in all (default 200). A request whose
 // resolution would go further fails with a *ResolutionError rather than
 // be answered in part.
 func WithResolutionLimits(depth, keys int) Option {

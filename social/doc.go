@@ -222,7 +222,9 @@
 // (AccountTenant.Live), so routing need not read the connections; Once claims a key,
 // runs a handler whose effects reach beyond this database, and marks it
 // processed (a claim left by a dead process is taken over after its
-// lease). PruneDeliveries forgets keys after the platform's retry window.
+// lease). Keys are stored as keyed hashes under a vault key, never as
+// given: a platform's event key may be a plain hash of the sender's id.
+// PruneDeliveries forgets keys after the platform's retry window.
 //
 // # Concurrency
 //

@@ -241,6 +241,32 @@ func (s *Store) accountIndex(ctx context.Context, platform, accountID string) (s
 	return accountPrefix + h, nil
 }
 
+// deliveryPrefix marks a keyed delivery key (deliveryKeys) in the
+// deliveries' key column.
+const deliveryPrefix = "bi1:"
+
+// deliveryKeys returns the keys under which the deliveries of platform
+// identified by keys are recorded: keyed hashes, under the vault key of
+// the account index, so that the deliveries table holds nothing a
+// reader without the vault can match against a person's platform ids (a
+// platform's event keys hash the sender's id with values as guessable as
+// a timestamp).
+func (s *Store) deliveryKeys(ctx context.Context, platform string, keys []string) ([]string, error) {
+	ictx, err := tenancy.AsTenant(tenancy.System(ctx, "social.deliveries"), accountIndexTenant)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		h, err := s.vault.Index(ictx, platform+"\x00"+k, "social.delivery")
+		if err != nil {
+			return nil, fmt.Errorf("social: delivery key: %w", err)
+		}
+		out[i] = deliveryPrefix + h
+	}
+	return out, nil
+}
+
 // SealAccountIndex replaces the platform account ids that older versions
 // stored in clear in the account index by their blind index, and returns
 // how many rows it changed. Running it again changes nothing. It needs no

@@ -88,7 +88,9 @@ type Delivery struct {
 	// platform, and accounts are looked up as its accounts.
 	Platform string
 	// Keys identify the delivery's events across redeliveries (their
-	// platform ids, or hashes of them); each is processed once.
+	// platform ids, or hashes of them); each is processed once. They are
+	// stored as keyed hashes under a vault key, never as given: an
+	// event's key may be a plain hash of the sender's platform id.
 	Keys []string
 	// Accounts are the platform accounts the delivery addresses (a Page
 	// id), whose tenants Deliver looks up with the keys: AccountTenants
@@ -124,6 +126,13 @@ type Delivery struct {
 // and first nil. What fn wrote before it failed stays, and the
 // redelivery, which fn stores idempotently, adds the rest.
 func (s *Store) Deliver(ctx context.Context, d Delivery, fn func(ctx context.Context, db bun.IDB, first []bool) error) error {
+	if !d.Idempotent && len(d.Keys) > 0 {
+		keys, err := s.deliveryKeys(ctx, d.Platform, d.Keys)
+		if err != nil {
+			return err
+		}
+		d.Keys = keys
+	}
 	idx := make([]string, 0, len(d.Accounts))
 	for _, a := range d.Accounts {
 		i, err := s.accountIndex(ctx, d.Platform, a)
@@ -293,6 +302,11 @@ func (s *Store) Once(ctx context.Context, platform, key string, lease time.Durat
 	if lease <= 0 {
 		lease = DefaultDeliveryLease
 	}
+	keys, err := s.deliveryKeys(ctx, platform, []string{key})
+	if err != nil {
+		return err
+	}
+	key = keys[0]
 	now := s.clock()
 	res, err := s.db.NewInsert().Model(&delivery{Platform: platform, Key: key, ReceivedAt: now, Pending: true}).
 		On("CONFLICT DO NOTHING").Exec(ctx)
@@ -320,7 +334,7 @@ func (s *Store) Once(ctx context.Context, platform, key string, lease time.Durat
 		}
 	}
 	if err := fn(ctx); err != nil {
-		return errors.Join(err, s.ForgetDelivery(context.WithoutCancel(ctx), platform, key))
+		return errors.Join(err, s.forgetDelivery(context.WithoutCancel(ctx), platform, key))
 	}
 	if _, err := s.db.NewUpdate().Model((*delivery)(nil)).Set("pending = ?", false).
 		Where("platform = ?", platform).Where("key = ?", key).Exec(ctx); err != nil {
@@ -332,6 +346,15 @@ func (s *Store) Once(ctx context.Context, platform, key string, lease time.Durat
 // ForgetDelivery removes a delivery's key, so that a redelivery is
 // processed again (for a delivery whose processing failed).
 func (s *Store) ForgetDelivery(ctx context.Context, platform, key string) error {
+	keys, err := s.deliveryKeys(ctx, platform, []string{key})
+	if err != nil {
+		return err
+	}
+	return s.forgetDelivery(ctx, platform, keys[0])
+}
+
+// forgetDelivery is ForgetDelivery of a key as stored (deliveryKeys).
+func (s *Store) forgetDelivery(ctx context.Context, platform, key string) error {
 	_, err := s.db.NewDelete().Model((*delivery)(nil)).Where("platform = ?", platform).Where("key = ?", key).Exec(ctx)
 	return err
 }

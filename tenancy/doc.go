@@ -43,7 +43,11 @@
 //     tenant-owned tables (ALTER, RENAME, DROP, triggers, unique indexes
 //     not beginning with tenant_id; on SQLite the application's handle
 //     owns every table) and, under a tenant's principal, of the tenant
-//     registries and the migration tables, any statement that names a
+//     registries and the migration tables, a temporary relation named
+//     like any table the Guard or the DB knows (or any socialcrm_ table),
+//     under a tenant's principal any schema, trigger or privilege change
+//     and any relation of such a name in any schema (PostgreSQL's default
+//     search path puts a schema named like the role first), any statement that names a
 //     full-text index (FullTextIndex), its shadow tables or its watermark
 //     but the one
 //     exact look-up it allows, SQLite's dbstat, sqlite_dbpage and sqlite_stat tables (their

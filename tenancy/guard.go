@@ -79,6 +79,19 @@ import (
 //     handle owns every table, and renaming tenant_id and adding another
 //     with a default gave one tenant every tenant's rows; run schema
 //     changes before InstallGuard or on the owner's handle;
+//   - it makes no temporary relation (CREATE TEMP, temp.x, pg_temp.x, a
+//     rename; on SQLite also a name written as a string literal) of the
+//     name of a table the Guard or the DB knows — any registered model's,
+//     tenant-owned or not — or of any socialcrm_ or sqlite_ table, which
+//     the next tenant's unqualified statements on that pooled connection
+//     would find instead; and under a tenant's principal it creates or
+//     alters no schema (on PostgreSQL a schema named like the role comes
+//     first in the default search path, "$user", public), no trigger (on
+//     SQLite a TEMP trigger stays on the pooled connection and runs
+//     statements the Guard never sees) and no privilege (GRANT, REVOKE,
+//     ALTER DEFAULT PRIVILEGES), and no relation or type of such a name in
+//     any schema (guard_shadow.go). Without a principal (migrations) these
+//     run;
 //   - it does not name a full-text index (a model embedding
 //     FullTextIndex), one of its FTS5 shadow tables or its watermark,
 //     nor mention fts5vocab, anywhere but in the exact look-up x.c IN
@@ -427,11 +440,15 @@ func (g *Guard) check(ctx context.Context, query string) error {
 		// The parser would read another statement than SQLite runs; what
 		// SQLite reads otherwise hides in literals, so this is not cached.
 		sh = unreadableWith(query, g.ownedOrWalled, g.registryKey)
+		sqliteMakes(query, sh) // guard_shadow.go
 	case cacheable:
 		sh = g.shapes.get(key)
 	}
 	if sh == nil {
 		sh = analyze(query, lits, cacheable, g.ownedOrWalled, g.text, g.registryKey, g.memberKey)
+		if g.sqlite {
+			sqliteMakes(query, sh) // guard_shadow.go
+		}
 		if cacheable && (!sh.uncached || string(key) == query) { // key == query: nothing blanked out
 			g.shapes.put(string(key), sh)
 		}
@@ -465,6 +482,11 @@ func (g *Guard) check(ctx context.Context, query string) error {
 	}
 	if p, ok := FromContext(ctx); sh.tempKept && !g.sqlite && ok && !p.IsSystem() {
 		return tempKeptRefusal
+	}
+	if len(sh.made) > 0 || len(sh.madeTemp) > 0 || sh.schemaChange {
+		if err := g.shadowRefusal(ctx, sh); err != nil { // guard_shadow.go
+			return err
+		}
 	}
 	if err := sh.counterRefusal(ctx, g.sqlite); err != nil { // counters.go
 		return err

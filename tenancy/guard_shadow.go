@@ -1,7 +1,9 @@
 package tenancy
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
@@ -44,6 +46,7 @@ func (a *analysis) shadows(m proto.Message) {
 	if keepsTemporary(m) {
 		a.sh.tempKept = true
 	}
+	a.makes(m)
 	walk(m.ProtoReflect(), func(x proto.Message) bool {
 		if rv, ok := x.(*pg.RangeVar); ok && (rv.Relpersistence == "t" || temporarySchema(rv.Schemaname)) && guarded(rv.Relname) {
 			refuse(rv.Relname, "a temporary relation may not take the name of guarded table %s")
@@ -106,3 +109,231 @@ func keepsTemporary(m proto.Message) bool {
 // tempKeptRefusal is why a statement under a tenant's principal may not
 // leave an object in PostgreSQL's temporary schema.
 var tempKeptRefusal = fmt.Errorf("%w: a temporary table must be ON COMMIT DROP, and no temporary view, sequence or type may be made: the next tenant on the connection would find it first", ErrUnscoped)
+
+// makes records in a's shape the names of the relations and types
+// statement m creates, renames to or moves to another schema (made, and
+// madeTemp for the temporary schema), and whether it creates or alters a
+// schema, a trigger or privileges (schemaChange); Guard.check refuses
+// them by name (shadowRefusal). A CREATE SCHEMA's elements are checked
+// as statements of their own.
+func (a *analysis) makes(m proto.Message) {
+	add := func(name string, temp bool) {
+		if name == "" {
+			return
+		}
+		if name = strings.ToLower(name); temp {
+			a.sh.madeTemp = append(a.sh.madeTemp, name)
+		} else {
+			a.sh.made = append(a.sh.made, name)
+		}
+	}
+	rel := func(rv *pg.RangeVar) {
+		if rv != nil {
+			add(rv.Relname, rv.Relpersistence == "t" || temporarySchema(rv.Schemaname))
+		}
+	}
+	typ := func(names []*pg.Node) {
+		if len(names) > 0 {
+			add(names[len(names)-1].GetString_().GetSval(), len(names) > 1 && temporarySchema(names[0].GetString_().GetSval()))
+		}
+	}
+	switch s := m.(type) {
+	case *pg.CreateStmt:
+		rel(s.Relation)
+	case *pg.CreateForeignTableStmt:
+		rel(s.GetBaseStmt().GetRelation())
+	case *pg.SelectStmt: // SELECT … INTO x
+		rel(s.GetIntoClause().GetRel())
+	case *pg.CreateTableAsStmt:
+		rel(s.GetInto().GetRel())
+	case *pg.ViewStmt:
+		rel(s.View)
+	case *pg.CreateSeqStmt:
+		rel(s.Sequence)
+	case *pg.CompositeTypeStmt:
+		rel(s.Typevar)
+	case *pg.CreateDomainStmt:
+		typ(s.Domainname)
+	case *pg.CreateEnumStmt:
+		typ(s.TypeName)
+	case *pg.CreateRangeStmt:
+		typ(s.TypeName)
+	case *pg.DefineStmt:
+		typ(s.Defnames)
+	case *pg.RenameStmt:
+		switch s.RenameType {
+		case pg.ObjectType_OBJECT_SCHEMA:
+			a.sh.schemaChange = true
+		case pg.ObjectType_OBJECT_TABLE, pg.ObjectType_OBJECT_VIEW, pg.ObjectType_OBJECT_MATVIEW,
+			pg.ObjectType_OBJECT_SEQUENCE, pg.ObjectType_OBJECT_FOREIGN_TABLE, pg.ObjectType_OBJECT_INDEX,
+			pg.ObjectType_OBJECT_TYPE, pg.ObjectType_OBJECT_DOMAIN:
+			temp := s.Relation != nil && (s.Relation.Relpersistence == "t" || temporarySchema(s.Relation.Schemaname))
+			add(s.Newname, temp)
+		}
+	case *pg.AlterObjectSchemaStmt: // ALTER … SET SCHEMA: the name now found in another schema
+		if s.Relation != nil {
+			add(s.Relation.Relname, temporarySchema(s.Newschema))
+		}
+	case *pg.CreateSchemaStmt:
+		a.sh.schemaChange = true
+		for _, e := range s.SchemaElts {
+			a.top(e)
+		}
+	case *pg.CreateTrigStmt, *pg.GrantStmt, *pg.GrantRoleStmt, *pg.AlterDefaultPrivilegesStmt:
+		a.sh.schemaChange = true
+	}
+}
+
+// sdkTablePrefix begins the name of every table socialcrm's packages
+// make, those the Guard knows no model of included.
+const sdkTablePrefix = "socialcrm_"
+
+// shadowable reports whether name, in lower case, is a table the
+// application's unqualified statements must keep finding: a tenant-owned
+// table, a full-text index, a tenant registry, a migration table, any
+// table of a model registered with the DB (tenant-owned or not), any
+// socialcrm_ table, or SQLite's own.
+func (g *Guard) shadowable(name string) bool {
+	if g.isOwned(name) || g.isWalled(name) || g.registryKey(name) != "" || migrationTable(name) ||
+		strings.HasPrefix(name, sdkTablePrefix) || strings.HasPrefix(name, "sqlite_") {
+		return true
+	}
+	for _, t := range g.db.Dialect().Tables().All() {
+		if strings.EqualFold(t.Name, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// shadowRefusal refuses, whatever the context, a statement that makes a
+// temporary relation of a shadowable name: on SQLite tenant B's CREATE
+// TEMP TABLE of a socialcrm table that no model registered took the next
+// tenant's rows on that pooled connection. Under a tenant's principal it
+// refuses, besides, a relation or type of a shadowable name in any schema
+// and any change of a schema, a trigger or privileges: on PostgreSQL a
+// schema named like the application's role comes first in the default
+// search path ("$user", public), so tenant B's CREATE SCHEMA of that name
+// and CREATE TABLE in it of a tenant-owned table's name would take every
+// tenant's unqualified statements to B's table, which row-level security
+// does not cover; on SQLite a trigger — a TEMP one stays on the pooled
+// connection — runs statements the Guard never sees for every tenant's
+// writes. Migrations run without a principal.
+func (g *Guard) shadowRefusal(ctx context.Context, sh *shape) error {
+	for _, n := range sh.madeTemp {
+		if g.shadowable(n) {
+			return fmt.Errorf("%w: a temporary relation may not take the name of table %s: unqualified statements would find it instead", ErrUnscoped, n)
+		}
+	}
+	if p, ok := FromContext(ctx); !ok || p.IsSystem() {
+		return nil
+	}
+	if sh.schemaChange {
+		return schemaChangeRefusal
+	}
+	for _, n := range sh.made {
+		if g.shadowable(n) {
+			return fmt.Errorf("%w: under a tenant's principal no relation or type may take the name of table %s, in any schema: unqualified statements could find it instead", ErrUnscoped, n)
+		}
+	}
+	return nil
+}
+
+// schemaChangeRefusal is why a statement under a tenant's principal may
+// not create or alter a schema, a trigger or privileges.
+var schemaChangeRefusal = fmt.Errorf("%w: under a tenant's principal no schema, trigger or privilege may be created or changed: change schemas as the owner, in migrations", ErrUnscoped)
+
+// sqliteMakes records in sh what SQLite statements of query that the
+// parser may not read make (see makes): a trigger (CREATE [TEMP |
+// TEMPORARY] TRIGGER), and the names of tables and views, temporary or
+// not (CREATE [TEMP | TEMPORARY] [VIRTUAL] TABLE | VIEW [IF NOT EXISTS]
+// [schema.]name), and of tables renamed (ALTER TABLE … RENAME TO name):
+// SQLite reads CREATE TEMP TABLE x (a), … STRICT, and a name written as
+// a string literal ('x'), which PostgreSQL's grammar does not. It reads
+// the words outside comments; the keywords must stand outside string
+// literals, a name may be one. The parser's reading of a statement it
+// can read is recorded besides.
+func sqliteMakes(query string, sh *shape) {
+	q := strings.ToLower(stripComments(query))
+	if !strings.Contains(q, "create") && !strings.Contains(q, "rename") {
+		return
+	}
+	type word struct {
+		w   string
+		lit bool // inside a string literal
+	}
+	var w []word
+	for i := 0; i < len(q); {
+		switch {
+		case identByte(q[i]):
+			j := i
+			for j < len(q) && identByte(q[j]) {
+				j++
+			}
+			w = append(w, word{w: q[i:j]})
+			i = j
+		case q[i] == '\'':
+			j := i + 1
+			for ; j < len(q); j++ { // '' is a quote inside the literal
+				if q[j] == '\'' {
+					if j+1 < len(q) && q[j+1] == '\'' {
+						j++
+						continue
+					}
+					break
+				}
+			}
+			for _, x := range identWords(q[i+1 : min(j, len(q))]) {
+				w = append(w, word{w: x, lit: true})
+			}
+			i = j + 1
+		default:
+			i++
+		}
+	}
+	is := func(j int, kw ...string) bool {
+		return j < len(w) && !w[j].lit && slices.Contains(kw, w[j].w)
+	}
+	for i := range w {
+		if is(i, "rename") && is(i+1, "to") && i+2 < len(w) {
+			sh.made = append(sh.made, w[i+2].w)
+			continue
+		}
+		if !is(i, "create") {
+			continue
+		}
+		temp := false
+		j := i + 1
+		for ; is(j, "temp", "temporary", "or", "replace", "virtual", "constraint"); j++ {
+			temp = temp || w[j].w == "temp" || w[j].w == "temporary"
+		}
+		switch {
+		case is(j, "trigger"):
+			sh.schemaChange = true
+			continue
+		case !is(j, "table", "view"):
+			continue
+		}
+		j++
+		if is(j, "if") && is(j+1, "not") && is(j+2, "exists") {
+			j += 3
+		}
+		if j >= len(w) {
+			continue
+		}
+		// The dot of schema.name is not a word: temp x may be the table
+		// temp.x or the table temp's first column; both count.
+		name := w[j].w
+		if temporarySchema(name) && j+1 < len(w) {
+			sh.madeTemp = append(sh.madeTemp, w[j+1].w)
+		}
+		if temp {
+			sh.madeTemp = append(sh.madeTemp, name)
+		} else {
+			sh.made = append(sh.made, name)
+			if name == "main" && j+1 < len(w) {
+				sh.made = append(sh.made, w[j+1].w)
+			}
+		}
+	}
+}

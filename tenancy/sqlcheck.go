@@ -33,6 +33,12 @@ type shape struct {
 	// transaction: refused on PostgreSQL under a tenant's principal
 	// (guard_shadow.go).
 	tempKept bool
+	// made and madeTemp name (lower case) the relations and types the
+	// statement creates or renames to, madeTemp those in the temporary
+	// schema; schemaChange creates or alters a schema, a trigger or
+	// privileges (guard_shadow.go).
+	made, madeTemp []string
+	schemaChange   bool
 	// counter is why the statement reads a counter of the whole server or
 	// file (counters.go), "" when it reads none: refused under a
 	// tenant's principal.
