@@ -95,7 +95,7 @@ func grantSessions(ctx context.Context, owner, app *bun.DB) error {
 		}
 		for table, privs := range map[string]string{tableSessions: "SELECT, INSERT, UPDATE, DELETE",
 			tableLoginAttempts: "SELECT, INSERT, UPDATE, DELETE", tableServerKeys: "SELECT, INSERT",
-			tablePublishes: "SELECT, INSERT, UPDATE, DELETE", tableFormKeys: "SELECT, INSERT, DELETE"} {
+			tablePublishes: "SELECT, INSERT, UPDATE, DELETE", tableFormKeys: "SELECT, INSERT, UPDATE, DELETE"} {
 			if _, err := tx.ExecContext(ctx, "GRANT "+privs+" ON ? TO ?", bun.Ident(table), bun.Ident(role)); err != nil {
 				return fmt.Errorf("grant %s: %w", table, err)
 			}
