@@ -124,7 +124,7 @@ func (e *Engine) Match(ctx context.Context, kind, value string) ([]Request, erro
 }
 
 // ProtectIdentifiers seals and hashes the identifiers of every request
-// stored in clear — those written before the engine had an
+// and subject hold stored in clear — those written before the engine had an
 // IdentifierProtection — in every tenant, and returns how many it
 // protected. It runs as the system principal (tenancy.ErrNotSystem
 // otherwise); running it again does nothing more.
@@ -145,6 +145,10 @@ func (e *Engine) ProtectIdentifiers(ctx context.Context) (int, error) {
 		tctx, err := tenancy.AsTenant(ctx, t.ID)
 		if err != nil {
 			return n, err
+		}
+		k, err := e.protectHolds(tctx)
+		if n += k; err != nil {
+			errs = append(errs, fmt.Errorf("retention: protect identifiers of tenant %s: %w", t.ID, err))
 		}
 		for {
 			var rs []Request
