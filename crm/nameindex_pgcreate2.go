@@ -113,7 +113,11 @@ func migrateNamesKeyedPG(ctx context.Context, tx bun.Tx) error {
 	if has, err := hasColumn(ctx, tx, TableContacts, "name_index"); err != nil || !has {
 		return err
 	}
-	return migrations.Exec(ctx, tx, pgNameIndexNewFunc, pgNameIndexFunc)
+	fn, err := pgNameIndexFuncOf(ctx, tx)
+	if err != nil {
+		return err
+	}
+	return migrations.Exec(ctx, tx, pgNameIndexNewFunc, fn)
 }
 
 // pgNameKeyedTokens is the part of NEW.name_index whose tokens get rows
