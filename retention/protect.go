@@ -30,8 +30,9 @@ type IdentifierProtection struct {
 	Open func(ctx context.Context, id string, sealed []byte) ([]byte, error)
 }
 
-// WithIdentifierProtection stores requests' identifiers sealed, with a
-// keyed hash of each, instead of in clear (default: in clear). All three
+// WithIdentifierProtection stores requests' identifiers, and subject
+// holds' (Seal and Open bound to "hold:" and the hold's id), sealed, with
+// a keyed hash of each, instead of in clear (default: in clear). All three
 // functions are required.
 func WithIdentifierProtection(p IdentifierProtection) Option {
 	return func(e *Engine) error {
