@@ -22,18 +22,14 @@ type Maintenance struct {
 	StatesPruned, DeliveriesPruned int64
 	// Tenants counts the tenants visited.
 	Tenants int
-	// NamesIndexed counts the contacts whose name index rows were written
-	// (crm.Contacts.IndexPendingNames; PostgreSQL only).
-	NamesIndexed int
 }
 
 // Maintain runs the connections' maintenance for every platform, once:
 // the queued revocations of every tenant that is not purged are retried
 // through the registered providers (Config.Providers; a retry claimed by
 // another process is left to it), every tenant's expired OAuth states are
-// pruned, webhook deliveries older than DeliveryRetention are
-// forgotten, and on PostgreSQL the name index rows of the contacts
-// created since the last run are written (crm.Contacts.IndexPendingNames). Each part is idempotent; a failure in one tenant does not stop
+// pruned, and webhook deliveries older than DeliveryRetention are
+// forgotten. Each part is idempotent; a failure in one tenant does not stop
 // the others and is returned, joined, at the end. Call it periodically
 // (retentionriver.MaintenanceJobs runs it as a River job).
 func (s *SDK) Maintain(ctx context.Context) (Maintenance, error) {
@@ -71,11 +67,6 @@ func (s *SDK) Maintain(ctx context.Context) (Maintenance, error) {
 		}
 		done, err := s.Social.RetryRevocations(tctx)
 		m.Revoked += done
-		if err != nil {
-			errs = append(errs, fmt.Errorf("socialcrm: maintain tenant %s: %w", t.ID, err))
-		}
-		moved, err := s.CRM.Contacts().IndexPendingNames(tctx)
-		m.NamesIndexed += moved
 		if err != nil {
 			errs = append(errs, fmt.Errorf("socialcrm: maintain tenant %s: %w", t.ID, err))
 		}

@@ -18,8 +18,8 @@ import (
 // BenchmarkPostgresContactCreateServer measures on the server what
 // BenchmarkPostgresContactCreate measures at the client: the execution
 // time and the WAL of Create's statement for benchContact (the name "Ada
-// Lovelace <n>", whose 7 name index rows, one per keyed prefix, a later
-// move writes since migration 20261213010000), as the application's role under
+// Lovelace <n>": 7 name index rows for "Ada Lovelace 1", one per keyed
+// prefix), as the application's role under
 // row-level security in a tenant's transaction, against the raw INSERT of
 // the same row unsealed into bench_plain_contacts, at 1,000 contacts of
 // each, by EXPLAIN (ANALYZE, WAL). Each statement runs in a transaction
@@ -67,7 +67,7 @@ func BenchmarkPostgresContactCreateServer(b *testing.B) {
 			if err := tx.NewRaw("SELECT count(*) FROM ? WHERE contact_id = ?", bun.Ident(crm.TableContactNames), id).Scan(ctx, &rows); err != nil {
 				return err
 			}
-			if rows != 0 { // written by a later move (nameindex_pgpending.go)
+			if rows != crm.NameRows("ada", "lovelace", "1") {
 				return fmt.Errorf("%d name index rows", rows)
 			}
 			return nil

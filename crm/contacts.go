@@ -448,11 +448,6 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 	if err := r.seal(ctx, &c); err != nil {
 		return Contact{}, err
 	}
-	// One create in pendingNamesCheckEvery bounds the tenant's contacts
-	// whose name index rows are pending (nameindex_pgpending.go).
-	if err := r.boundPendingNames(ctx); err != nil {
-		return Contact{}, err
-	}
 	var err error
 	if len(c.tagIndexes) == 0 {
 		err = r.createOne(ctx, &c, checkDup)
@@ -970,8 +965,8 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 		named := nameIdx
 		if len(nameIdx) > 0 && tx.Dialect().Name() == dialect.SQLite {
 			q, named = nameMatchSQLite(q, nameIdx), nil
-		} else if pgNames && len(nameKeys) > 0 {
-			q, named = q.Where("ct.id IN (?)", pgNameMatch(ctx, tx, nameKeys)), nil // nameindex_pgpending.go
+		} else if pgNames {
+			named = nameKeys
 		}
 		for _, idx := range named {
 			named := tx.NewSelect().Model((*contactName)(nil)).Column("ctn.contact_id").

@@ -82,19 +82,11 @@ func migrateNamesBeforeInsertPG(ctx context.Context, tx bun.Tx) error {
 	if has, err := hasColumn(ctx, tx, TableContacts, "name_index"); err != nil || !has {
 		return err
 	}
-	when := "NEW.name_index IS NOT NULL"
-	// Run again after migration 20261213010000: a contact whose rows are
-	// pending gets none at its insert (nameindex_pgpending.go).
-	if pending, err := hasColumn(ctx, tx, TableContacts, "names_pending"); err != nil {
-		return err
-	} else if pending {
-		when += " AND NEW.names_pending IS NOT TRUE"
-	}
 	return migrations.Exec(ctx, tx,
 		pgNameIndexNewFunc, // nameindex_pgcreate2.go: the keyed tokens' rows
 		`DROP TRIGGER IF EXISTS socialcrm_crm_contact_name_index_insert ON socialcrm_crm_contacts`,
 		`CREATE TRIGGER socialcrm_crm_contact_name_index_insert BEFORE INSERT ON socialcrm_crm_contacts
-			FOR EACH ROW WHEN (`+when+`) EXECUTE FUNCTION socialcrm_crm_contact_name_index_new()`,
+			FOR EACH ROW WHEN (NEW.name_index IS NOT NULL) EXECUTE FUNCTION socialcrm_crm_contact_name_index_new()`,
 	)
 }
 
@@ -202,12 +194,11 @@ func insertStatementPG(d schema.Dialect, c *Contact, checkDup bool) []byte {
 	b = gen.AppendIdent(b, TableContacts)
 	b = append(b, " ("...)
 	b, _ = columnList(t.Fields).AppendQuery(gen, b)
-	b = append(b, ", name_index, names_pending) SELECT "...)
+	b = append(b, ", name_index) SELECT "...)
 	b, _ = rowValues{fields: t.Fields, v: reflect.ValueOf(c).Elem(), casts: true}.AppendQuery(gen, b)
 	b = append(b, ", "...)
 	b = gen.Append(b, nullIfEmpty(c.nameIndex))
-	b = append(b, "::text[], "...)
-	b = append(b, pendingLiteral(c.nameIndex)...)
+	b = append(b, "::text[]"...)
 	where := " WHERE "
 	exists := func(neg string, t *schema.Table, col, value string) {
 		b = append(b, where...)
@@ -238,16 +229,6 @@ func insertStatementPG(d schema.Dialect, c *Contact, checkDup bool) []byte {
 		exists("", d.Tables().Get(reflect.TypeFor[Company]()), "id", c.CompanyID)
 	}
 	return b
-}
-
-// pendingLiteral is the names_pending value of a create whose name_index
-// is nameIndex: true (its name index rows are written later:
-// nameindex_pgpending.go) when it has one, NULL when not.
-func pendingLiteral(nameIndex string) string {
-	if nameIndex == "" {
-		return "NULL"
-	}
-	return "true"
 }
 
 // execInsertPG runs insertStatementPG's statement for c on db, whose

@@ -24,7 +24,7 @@ import (
 func insertStatementBun(ctx context.Context, db *bun.DB, c *Contact, checkDup bool) string {
 	t := db.Dialect().Tables().Get(reflect.TypeFor[Contact]())
 	vals := rowValues{fields: t.Fields, v: reflect.ValueOf(c).Elem(), casts: true}
-	q := "INSERT INTO ? (?, name_index, names_pending) SELECT ?, ?::text[], " + pendingLiteral(c.nameIndex)
+	q := "INSERT INTO ? (?, name_index) SELECT ?, ?::text[]"
 	args := []any{bun.Ident(TableContacts), columnList(t.Fields), vals, nullIfEmpty(c.nameIndex)}
 	var conds []string
 	exists := func(neg string, sub *bun.SelectQuery) {

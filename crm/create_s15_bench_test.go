@@ -27,11 +27,7 @@ import (
 // bench_plain_contacts (each round beginning with the next of them). It reports each variant's median execution time
 // (<variant>_us-figure) and WAL (<variant>_wal_bytes-figure):
 //
-//   - full: the statement as Create sends it (since migration
-//     20261213010000 its name index rows are pending: no row written);
-//   - rows: the statement with names_pending NULL, so that the trigger
-//     writes the rows at once, as before that migration; every variant
-//     below is this one's;
+//   - full: the statement as Create sends it;
 //   - nonames: with no name_index, so that the trigger writes no name
 //     index rows (the row is smaller by the array, about 330 bytes);
 //   - nolookup: without the call of socialcrm_crm_contact_unclaimed (no
@@ -63,16 +59,11 @@ func BenchmarkCreateStatementPartsPostgres(b *testing.B) {
 		`GRANT EXECUTE ON FUNCTION bench_unclaimed_nolocks TO PUBLIC`,
 		`DROP TRIGGER socialcrm_crm_contact_name_index_insert ON socialcrm_crm_contacts`,
 		`CREATE TRIGGER socialcrm_crm_contact_name_index_insert BEFORE INSERT ON socialcrm_crm_contacts
-			FOR EACH ROW WHEN (NEW.name_index[1] <> '' AND NEW.names_pending IS NOT TRUE) EXECUTE FUNCTION socialcrm_crm_contact_name_index_new()`,
+			FOR EACH ROW WHEN (NEW.name_index[1] <> '') EXECUTE FUNCTION socialcrm_crm_contact_name_index_new()`,
 	} {
 		if _, err := owner.Exec(ctx, q); err != nil {
 			b.Fatal(q, err)
 		}
-	}
-	full := q
-	q = strings.Replace(q, "::text[], true", "::text[], NULL", 1)
-	if q == full {
-		b.Fatal("no names_pending in ", q)
 	}
 	arr := regexp.MustCompile(`'\{[^']*\}'::text\[\]`).FindString(q)
 	call := regexp.MustCompile(` WHERE socialcrm_crm_contact_unclaimed\([^)]*\)`).FindString(q)
@@ -88,8 +79,7 @@ func BenchmarkCreateStatementPartsPostgres(b *testing.B) {
 		keyed = append(keyed, t)
 	}
 	variants := []struct{ name, stmt string }{
-		{"full", full},
-		{"rows", q},
+		{"full", q},
 		{"nonames", strings.Replace(q, arr, "NULL::text[]", 1)},
 		{"nolookup", strings.Replace(q, call, "", 1)},
 		{"nolocks", strings.Replace(q, "socialcrm_crm_contact_unclaimed(", "bench_unclaimed_nolocks(", 1)},

@@ -59,20 +59,6 @@ func requireNameIndexExact(t *testing.T, e *env) {
 			" unnest(c.name_index[1:coalesce(array_position(c.name_index, '') - 1, cardinality(c.name_index))]) j"
 	}
 	rows := "SELECT tenant_id, token, contact_id FROM socialcrm_crm_contact_names"
-	if e.db.Name == "postgres" {
-		// A contact Create stored has its rows pending until they are
-		// moved (nameindex_pgpending.go): it has none yet, and the others
-		// are exact. Then every pending contact is moved, as a move does,
-		// and all of them must be exact.
-		var pendingRows int
-		require.NoError(t, raw.NewRaw("SELECT count(*) FROM socialcrm_crm_contact_names n"+
-			" JOIN socialcrm_crm_contacts c ON c.id = n.contact_id AND c.tenant_id = n.tenant_id WHERE c.names_pending").Scan(ctx, &pendingRows))
-		require.Zero(t, pendingRows, "a contact whose name index rows are pending has none")
-		var missing int
-		require.NoError(t, raw.NewRaw("SELECT count(*) FROM ("+tokens+" WHERE c.names_pending IS NOT TRUE EXCEPT "+rows+") x").Scan(ctx, &missing))
-		require.Zero(t, missing, "tokens of contacts (not pending) missing from the name index")
-		movePendingNames(t, e) // nameindex_s16create_test.go
-	}
 	var missing, stray int
 	require.NoError(t, raw.NewRaw("SELECT count(*) FROM ("+tokens+" EXCEPT "+rows+") x").Scan(ctx, &missing))
 	require.Zero(t, missing, "tokens of contacts missing from the name index")
@@ -338,7 +324,6 @@ func TestContactNameIndexIsolation(t *testing.T) {
 			t.Helper()
 			var toks []string
 			if pg {
-				movePendingNames(t, e) // nameindex_s16create_test.go
 				require.NoError(t, e.db.Admin(t).NewRaw("SELECT token FROM socialcrm_crm_contact_names WHERE contact_id = ? ORDER BY token", id).Scan(ctx, &toks))
 			} else { // the FTS5 index's words, kept from name_index (RequireFTSExact checks they agree)
 				crm.RequireFTSExact(t, e.db.Admin(t))

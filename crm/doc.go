@@ -571,22 +571,7 @@
 // three characters reads the contacts that have a word beginning with its
 // first two, of five or six those of its first four
 // (TestNameSearchEveryPrefixLength checks every length against a plain
-// prefix match). Since migration 20261213010000 a contact that Create
-// stores on PostgreSQL has no rows yet: its names_pending column is set,
-// and its rows are written when the column is cleared, by
-// Contacts.IndexPendingNames (socialcrm's Maintain runs it for every
-// tenant) or by a create that finds its tenant with more than 256
-// contacts pending (one create in 64 looks), which clears the oldest
-// beyond 256. A search is one subquery of contact ids: the look-ups of
-// its words' tokens in TableContactNames intersected, UNION ALL the
-// tenant's pending contacts whose name_index holds every token, read
-// through a partial index of them (TestContactLookupsUseIndexes checks
-// the plan, as the application's role too); the triggers write and delete rows of contacts that are not pending
-// only, so a pending contact renamed, deleted, merged or erased has no
-// rows to fix, and the row lock of the UPDATE that clears the column
-// writes each contact's rows once (tests search before and after the
-// moves, through renames, deletes, merges, erasures and two concurrent
-// movers). ImportCSV and merges write their rows at once, as before. On SQLite the column holds the tokens as words (each
+// prefix match). On SQLite the column holds the tokens as words (each
 // token's first 128 bits in base32) and the index is TableContactNameFTS,
 // an FTS5 table over that column (external content: it stores the index
 // only; detail=none, columnsize=0, secure-delete on, so an erased
@@ -903,41 +888,6 @@
 // better. Not tried: unique indexes in place of the locks and the look-up
 // (see above), and fewer keyed prefix lengths (each row about 4.6 µs,
 // paid for by the name search).
-// Since migration 20261213010000 a create on PostgreSQL writes no name
-// index rows: its statement sets names_pending, which adds one entry to a
-// partial index of the pending contacts, and no trigger runs (see the
-// search above). Unlike the pending table tried before, nothing is
-// written elsewhere at the create, and the rows are written by a move:
-// one statement a batch (a data-modifying WITH that clears names_pending
-// and inserts every moved contact's rows in one INSERT), run by
-// Contacts.IndexPendingNames from socialcrm's Maintain, or by the create
-// in 64 that finds its tenant with more than 256 contacts pending. A
-// first build moved them by a trigger on names_pending, a call and an
-// INSERT per contact: the mean ratio got worse (1.58 against 1.42,
-// medians of six alternated runs); the WITH measured as below.
-// Alternated with the release before (scripts' benchmarks, 2,000 pairs a
-// run, nine runs each, load average 5–15 on two cores): the median pair
-// ratio (BenchmarkPostgresContactCreate) 1.69 (1.57–1.87) → 1.49
-// (1.38–1.65), at or under 1.5 in six of the nine; the mean ratio
-// (BenchmarkPostgresContactCreateMean, whose creates alone, no
-// maintenance between them, pay every move past the first 256) 1.37
-// (1.20–1.47) → 1.41 (1.14–1.49), within the runs' spread, and its
-// slowest 1 % of creates 24 → 33 ms (medians of the runs; under that load
-// the tail is mostly the machine's). SQLite's create is unchanged
-// (BenchmarkCRMInterleavedCreate 1.36–1.38 → 1.36–1.39, three runs each). On the server (BenchmarkPostgresContactCreateServer,
-// four runs each) Create's statement took 0.15–0.22 ms against 0.23–0.29
-// and wrote 1,800–1,840 bytes of WAL against 3,330–3,480. A name search
-// reads the tenant's pending contacts too, at most about 320 of them
-// between moves, and until the next VACUUM of the contacts the partial
-// index still holds the moved contacts' old row versions, which it reads
-// and skips. Measured by BenchmarkPostgresNameSearchPending (the search
-// "lovelace 5", 111 of 1,000 contacts, three runs each alternated with the
-// release before under a load average of 5–9): 1.7–3.5 ms with 265
-// contacts pending or none, 1.0–3.6 ms after a VACUUM, against 26–52 ms
-// for the release before, whose subquery per word the planner joined by
-// a nested loop that ran the second word's look-up again for each
-// candidate of the first (a word of 8 characters looks up its 7-character
-// prefix: every contact).
 // ImportCSV writes many contacts in batches, one transaction each.
 //
 // A database created before sealing keeps its plaintext until

@@ -35,10 +35,6 @@ func migrateNamesOneBtreePG(ctx context.Context, tx bun.Tx) error {
 	if has, err := hasTable(ctx, tx, TableContactNames); err != nil || !has {
 		return err
 	}
-	fn, err := pgNameIndexFuncOf(ctx, tx) // nameindex_pgpending.go
-	if err != nil {
-		return err
-	}
-	return migrations.Exec(ctx, tx, fn,
+	return migrations.Exec(ctx, tx, pgNameIndexFunc,
 		`DROP INDEX IF EXISTS socialcrm_crm_contact_names_contact_id`)
 }

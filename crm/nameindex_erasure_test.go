@@ -18,7 +18,6 @@ import (
 // database's owner: every tenant's).
 func contactNameRows(t *testing.T, e *env, id string) int {
 	t.Helper()
-	movePendingNames(t, e) // nameindex_s16create_test.go
 	var n int
 	require.NoError(t, e.db.Admin(t).NewRaw("SELECT count(*) FROM "+crm.TableContactNames+" WHERE contact_id = ?", id).
 		Scan(context.Background(), &n))

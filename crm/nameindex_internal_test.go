@@ -31,8 +31,7 @@ func TestNameIndexMigrationMovesOldRows(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		ctx := context.Background()
 		// and the profile and the SQLite FTS5 index, which came later
-		// (and the pending name rows, which came later still)
-		before := migrationsWithout("20261123000570", "20261123000580", "20261123000590", "20261123000595", "20261208010000", "20261213010000")
+		before := migrationsWithout("20261123000570", "20261123000580", "20261123000590", "20261123000595", "20261208010000")
 		require.NoError(t, imigrations.Run(ctx, db.Owner, tenancy.Migrations(), vault.Migrations(), retention.Migrations(), before))
 		dbtest.GrantApp(t, db)
 		v, err := vault.New(db.DB, testkit.NewKEK(t))

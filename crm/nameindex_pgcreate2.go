@@ -113,11 +113,7 @@ func migrateNamesKeyedPG(ctx context.Context, tx bun.Tx) error {
 	if has, err := hasColumn(ctx, tx, TableContacts, "name_index"); err != nil || !has {
 		return err
 	}
-	fn, err := pgNameIndexFuncOf(ctx, tx)
-	if err != nil {
-		return err
-	}
-	return migrations.Exec(ctx, tx, pgNameIndexNewFunc, fn)
+	return migrations.Exec(ctx, tx, pgNameIndexNewFunc, pgNameIndexFunc)
 }
 
 // pgNameKeyedTokens is the part of NEW.name_index whose tokens get rows

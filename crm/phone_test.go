@@ -41,7 +41,10 @@ func TestCreateRefusesDuplicates(t *testing.T) {
 			b, _ := json.Marshal(dup)
 			for _, s := range []string{err.Error(), string(b)} {
 				require.NotContains(t, s, "ada@example.com")
-				require.NotContains(t, s, "555")
+				// The number's digits, not "555" alone: a contact id in the
+				// message may hold that by chance.
+				require.NotContains(t, s, "5550100")
+				require.NotContains(t, s, "555-0100")
 			}
 		}
 		require.Equal(t, 1, count(t, e.A, c.List, crm.ContactFilter{}), "a refused duplicate stores nothing")

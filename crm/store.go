@@ -37,7 +37,6 @@ type Store struct {
 	phones      *e164Prefixes        // numbers the parser would return as given (phone.go)
 	commerce                         // the commerce records' settings (commerce.go)
 	opened      *openedConversations // conversations Ingest knows exist (conversations_batch.go)
-	names       *pendingNames        // creates counted for the pending names' bound (nameindex_pgpending.go)
 }
 
 // Option configures a Store. Options validate their argument: New fails with
@@ -76,7 +75,7 @@ func New(db *bun.DB, v *vault.Vault, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("%w: New: nil vault", ErrConfig)
 	}
 	s := &Store{db: db, vault: v, now: time.Now, validate: newValidator(), phones: newE164Prefixes(),
-		opened: &openedConversations{}, names: &pendingNames{}}
+		opened: &openedConversations{}}
 	for _, o := range opts {
 		if o == nil {
 			continue // a nil Option means the default
