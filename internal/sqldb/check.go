@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 
@@ -47,6 +48,9 @@ type connector struct {
 	// local is set when settings are transaction-local, sent with every
 	// statement that needs one (socialcrm_settings=transaction).
 	local bool
+	// wrapNet, when set (tests only), wraps each PostgreSQL network
+	// connection as it is dialled.
+	wrapNet func(net.Conn) net.Conn
 }
 
 // dsnConnector is a connector for a driver without one of its own.

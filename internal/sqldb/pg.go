@@ -63,6 +63,9 @@ func PostgresConnector(dsn string) (driver.Connector, error) {
 		if err != nil {
 			return nil, err
 		}
+		if c.wrapNet != nil {
+			nc = c.wrapNet(nc)
+		}
 		return &countingConn{Conn: nc, trips: &c.trips}, nil
 	}
 	c.base = stdlib.GetConnector(*cfg, stdlib.OptionShouldPing(func(_ context.Context, p stdlib.ShouldPingParams) bool {
