@@ -18,15 +18,15 @@ import (
 )
 
 // lateCancelConn arranges, on the network connection under pgx, the
-// interleaving a loaded machine produces now and then: the statement's
+// interleaving a loaded machine produces now and then. The statement's
 // write is slow, so that pgx's background reader starts (it does after
-// 15ms of writing); the reader receives the whole answer and, the write
-// not yet returned, goes on to read again; the statement's context ends
-// only then, while the statement is still being called — its answer in
-// hand — and the deadline pgx sets on the connection to interrupt the call
-// interrupts that extra read instead, whose timeout pgx keeps for the next
-// read of the connection. pgx clears the deadline when the call returns,
-// but not the error it kept.
+// 15ms of writing) and reads the answer; the statement's context ends
+// while the answer's last byte is still to come, and pgx sets a deadline
+// on the connection to interrupt the call; the last byte arrives anyway,
+// and the background reader, the write not yet returned, reads again —
+// a read the deadline interrupts. The call ends with its answer; pgx
+// clears the deadline, but keeps the timeout of that extra read for the
+// connection's next read, whoever sends it.
 type lateCancelConn struct {
 	net.Conn
 	cancel context.CancelFunc
@@ -34,7 +34,8 @@ type lateCancelConn struct {
 	mu       sync.Mutex
 	armed    bool
 	reads    int
-	second   chan struct{} // the background reader's second read began
+	last     byte          // the answer's last byte, held back
+	third    chan struct{} // the background reader's third read began
 	deadline chan struct{} // the cancellation set a deadline
 	stale    chan struct{} // the read it interrupted returned
 	done     chan struct{} // the interleaving happened to the end
@@ -46,7 +47,7 @@ func (c *lateCancelConn) arm(cancel context.CancelFunc) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.armed, c.reads, c.cancel = true, 0, cancel
-	c.second, c.deadline, c.stale, c.done = make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
+	c.third, c.deadline, c.stale, c.done = make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
 }
 
 func (c *lateCancelConn) state() (bool, int) {
@@ -58,7 +59,7 @@ func (c *lateCancelConn) state() (bool, int) {
 func (c *lateCancelConn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
 	if armed, _ := c.state(); armed {
-		<-c.second // the write "takes" until the reader has read the answer and reads again
+		<-c.third // the write "takes" until the reader has read the whole answer and reads again
 	}
 	return n, err
 }
@@ -77,19 +78,26 @@ func (c *lateCancelConn) Read(b []byte) (int, error) {
 	switch {
 	case !armed:
 		return c.Conn.Read(b)
-	case reads == 1: // the background reader: the whole answer, in one piece
+	case reads == 1: // the background reader: the answer but its last byte
 		n := 0
 		for {
 			m, err := c.Conn.Read(b[n:])
 			n += m
-			if err != nil || n >= 6 && bytes.Equal(b[n-6:n-1], readyForQuery) {
+			if err != nil {
 				return n, err
 			}
+			if n >= 6 && bytes.Equal(b[n-6:n-1], readyForQuery) {
+				c.last = b[n-1]
+				return n - 1, nil
+			}
 		}
-	default: // its next read, still under way when the context ends
-		close(c.second)
+	case reads == 2: // the context ends; the last byte arrives after all
 		c.cancel()
 		<-c.deadline
+		b[0] = c.last
+		return 1, nil
+	default: // the next read, under way at the deadline
+		close(c.third)
 		n, err := c.Conn.Read(b) // the deadline is past: it times out
 		close(c.stale)
 		return n, err
