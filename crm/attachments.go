@@ -2,11 +2,8 @@ package crm
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"strings"
 
@@ -19,7 +16,10 @@ import (
 
 // Attachment is the metadata of a file attached to a record; its bytes are
 // in the Storage given to the Store with WithStorage, under the key
-// ID. Size and SHA256 are computed by the Store while the bytes stream in.
+// ID. Size is counted by the Store while the bytes stream in. No digest of
+// the content is kept: one anybody could compute from a copy of the file
+// would confirm against a backup that the tenant held that file; the
+// sealed bytes are authenticated when they are opened.
 type Attachment struct {
 	bun.BaseModel `bun:"table:socialcrm_crm_attachments,alias:att"`
 	Record
@@ -31,8 +31,6 @@ type Attachment struct {
 	FileName    string `bun:"-" json:"file_name"`
 	ContentType string `bun:"content_type,notnull" json:"content_type"`
 	Size        int64  `bun:"size,notnull" json:"size"`
-	// SHA256 is the lower-case hex SHA-256 of the bytes.
-	SHA256 string `bun:"sha256,notnull" json:"sha256"`
 	// ClientID is the client of the owner record when it is a client,
 	// campaign, proposal or invoice, so that the client portal shows the
 	// file to that client; empty otherwise.
@@ -121,7 +119,7 @@ func (s *Store) ownerClient(ctx context.Context, tx bun.IDB, kind, id string) (s
 }
 
 // Attach streams r into storage and records its metadata. The bytes are
-// hashed and counted on the way; more than the size limit fails with a
+// counted on the way; more than the size limit fails with a
 // *TooLargeError and stores nothing. A failed insert removes the bytes
 // again.
 func (a *Attachments) Attach(ctx context.Context, in AttachmentInput, r io.Reader) (Attachment, error) {
@@ -151,8 +149,7 @@ func (a *Attachments) Attach(ctx context.Context, in AttachmentInput, r io.Reade
 	if err := sealRecord(ctx, s, KindAttachment, &att, att.ID); err != nil {
 		return Attachment{}, err
 	}
-	h := sha256.New()
-	lr := &limitReader{r: io.TeeReader(r, h), left: s.maxAttachment}
+	lr := &limitReader{r: r, left: s.maxAttachment}
 	cr := &countingReader{r: lr}
 	_, err = s.storage.Put(ctx, tid, att.ID, newSealingReader(ctx, s.vault, att.ID, cr))
 	n := cr.n
@@ -163,7 +160,7 @@ func (a *Attachments) Attach(ctx context.Context, in AttachmentInput, r io.Reade
 		}
 		return Attachment{}, err
 	}
-	att.Size, att.SHA256 = n, hexSum(h)
+	att.Size = n
 	err = s.run(ctx, p, func(ctx context.Context, tx bun.Tx, _ access) error {
 		return insert(ctx, tx, s.clock(), &att)
 	})
@@ -173,8 +170,6 @@ func (a *Attachments) Attach(ctx context.Context, in AttachmentInput, r io.Reade
 	}
 	return att, nil
 }
-
-func hexSum(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
 
 // countingReader counts the bytes read through it.
 type countingReader struct {

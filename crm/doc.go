@@ -404,7 +404,7 @@
 // campaigns, proposals with revisions and history, portal links, files and
 // custom field values.
 //
-// Attachments keep metadata (owner, name, type, size, SHA-256) in the
+// Attachments keep metadata (owner, name sealed, type, size) in the
 // database and bytes in a Storage (WithStorage): DirStorage keeps each
 // tenant in its own directory and resolves every path through an os.Root,
 // so neither a key nor a planted symbolic link leads outside it. Erasing or

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
@@ -176,6 +177,7 @@ var mergeHandled = map[string]string{
 	TableMessages:      "follow their conversation",
 	TableStageChanges:  "follow their deal",
 	TableInvoices:      "follow their recipient row",
+	TableContactMerges: "the duplicate's id is recorded as merged into the kept contact; ids merged into the duplicate before point at the kept contact",
 }
 
 // Merge folds contact dupID into contact keepID, in one transaction: every
@@ -186,7 +188,12 @@ var mergeHandled = map[string]string{
 // company, owner, birthday) are filled from the duplicate (its source and
 // UTM, captured on creation, stay), its preferences gain the duplicate's keys it lacks
 // and its tags the duplicate's; then the duplicate is deleted, and an
-// audit entry "contact.merged" names both ids (no values).
+// audit entry "contact.merged" names both ids (no values). The tenant
+// keeps the duplicate's id pointing at the kept contact (TableContactMerges,
+// ids only; earlier merges into the duplicate are pointed on too), so
+// that a data-subject request naming the duplicate's id reaches the kept
+// contact (Store.Resolvers); erasing the kept contact, or purging the
+// tenant, removes that record.
 //
 // Where both have a record that may exist once: for a consent of the same
 // channel and purpose, the more recent word wins (the kept contact's on a
@@ -244,6 +251,9 @@ func (r *Contacts) Merge(ctx context.Context, keepID, dupID string) (Contact, er
 		if err := in.Contacts().Delete(ctx, dupID); err != nil {
 			return err
 		}
+		if err := recordMerge(ctx, tx, tid, keepID, dupID, r.s.clock()); err != nil {
+			return err
+		}
 		return r.s.writeAudit(ctx, tx, tenancy.AuditEvent{Action: "contact.merged", Target: "contact:" + keepID,
 			Metadata: map[string]string{"duplicate": "contact:" + dupID}})
 	})
@@ -254,6 +264,18 @@ func (r *Contacts) Merge(ctx context.Context, keepID, dupID string) (Contact, er
 		return merged, fmt.Errorf("crm: merge contacts: committed, but %w", err)
 	}
 	return merged, nil
+}
+
+// recordMerge records, in tx, that contact dup of tenant tid was merged
+// into keep, and points the contacts merged into dup before at keep.
+func recordMerge(ctx context.Context, tx bun.Tx, tid, keep, dup string, at time.Time) error {
+	if _, err := tx.ExecContext(ctx, "UPDATE "+TableContactMerges+" SET kept_id = ? WHERE tenant_id = ? AND kept_id = ?", keep, tid, dup); err != nil {
+		return fmt.Errorf("crm: merge contacts: record: %w", err)
+	}
+	if _, err := tx.NewInsert().Model(&contactMerge{MergedID: dup, KeptID: keep, MergedAt: at}).Exec(ctx); err != nil {
+		return fmt.Errorf("crm: merge contacts: record: %w", err)
+	}
+	return nil
 }
 
 // cutLog runs, on SQLite, once a transaction that deleted a contact has

@@ -32,7 +32,7 @@ type migration struct {
 // socialcrm.Migrate runs them after those of tenancy, vault and retention.
 func Migrations() *migrate.Migrations {
 	ms := migrate.NewMigrations()
-	for _, m := range append(coreMigrations(), commerceMigrations()...) {
+	for _, m := range append(append(coreMigrations(), commerceMigrations()...), clearMigrations()...) {
 		migrations.Add(ms, m.version, m.comment, m.up)
 	}
 	return ms
@@ -561,7 +561,7 @@ func migrateNameIndex(ctx context.Context, tx bun.Tx) error {
 func coreModels() []any {
 	return []any{(*Conversation)(nil), (*Message)(nil), (*Contact)(nil), (*contactTag)(nil), (*contactName)(nil), (*contactNameFTS)(nil),
 		(*Company)(nil), (*Pipeline)(nil), (*Deal)(nil), (*StageChange)(nil), (*Activity)(nil), (*Task)(nil), (*Note)(nil),
-		(*Consent)(nil), (*ConsentEvent)(nil), (*sentNotification)(nil)}
+		(*Consent)(nil), (*ConsentEvent)(nil), (*sentNotification)(nil), (*contactMerge)(nil)}
 }
 
 // coreSealedColumns are the sealed columns of the core tables.

@@ -3,6 +3,7 @@ package crm
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/uptrace/bun"
@@ -48,23 +49,36 @@ import (
 // check leaves pending; the older ones beyond it are moved.
 const pendingNamesBound = 256
 
-// pendingNamesCheckEvery: one create in this many (counted per Store)
-// checks its tenant's pending contacts against pendingNamesBound.
+// pendingNamesCheckEvery: one create in this many of a tenant's (counted
+// per Store and tenant) checks the tenant's pending contacts against
+// pendingNamesBound.
 const pendingNamesCheckEvery = 64
 
 // pendingNamesBatch is how many pending contacts one statement of a move
 // clears.
 const pendingNamesBatch = 500
 
-// pendingNames counts a Store's creates for the check of the bound; the
-// Store's copies (Store.Using) share it.
+// pendingNames counts a Store's creates of each tenant for the check of
+// the bound; the Store's copies (Store.Using) share it. The count is the
+// tenant's own: one count for all tenants picked whichever tenant's create
+// came 64th, and with tenants whose creates take turns it picked the same
+// tenant every time while another's pending contacts grew without bound
+// (TestS16PendBoundEveryTenant). It holds a counter per tenant that has
+// created a contact through the Store.
 type pendingNames struct {
-	creates atomic.Uint64
+	creates sync.Map // tenant id → *atomic.Uint64
 }
 
-// due reports whether this create is one that checks the bound.
-func (p *pendingNames) due() bool {
-	return p != nil && p.creates.Add(1)%pendingNamesCheckEvery == 0
+// due reports whether this create of tenant is one that checks the bound.
+func (p *pendingNames) due(tenant string) bool {
+	if p == nil {
+		return false
+	}
+	n, ok := p.creates.Load(tenant)
+	if !ok {
+		n, _ = p.creates.LoadOrStore(tenant, new(atomic.Uint64))
+	}
+	return n.(*atomic.Uint64).Add(1)%pendingNamesCheckEvery == 0
 }
 
 // pendingContact is the contacts table under another alias, for the
@@ -106,8 +120,9 @@ func pgNameMatch(ctx context.Context, db bun.IDB, tokens []string) *bun.SelectQu
 
 // IndexPendingNames writes the name index rows of the tenant's contacts
 // that Create stored with their rows pending (PostgreSQL), in batches of
-// one statement each, until none is pending; it returns how many contacts
-// it moved. Searches find a pending contact by name as they find the
+// one statement each, until none is pending but those another
+// transaction holds at the time (a later run moves them); it returns how
+// many contacts it moved. Searches find a pending contact by name as they find the
 // others; moving them keeps the part of a search that reads them short.
 // It is safe to run concurrently with itself and with any other write
 // (each contact's rows are written once), and to stop at any point: what
@@ -146,12 +161,23 @@ func (r *Contacts) movePendingNames(ctx context.Context, keep int) (int, error) 
 		} else {
 			sub = sub.OrderExpr("ctp.id")
 		}
-		sub = sub.Limit(pendingNamesBatch)
-		// The UPDATE's row lock orders two moves (and a rename, a delete)
-		// of one contact; the second re-checks names_pending on the row
-		// the first left and skips it, so that only the UPDATE that
-		// cleared it returns the row, and its INSERT writes the rows of
-		// the row's name_index as that UPDATE left it.
+		// The sub-select takes the rows it picks itself, skipping any
+		// another transaction holds (a move, a rename, an erasure's or a
+		// merge's batch): a move so never waits for a row lock, and
+		// cannot close a cycle of them. Two moves' UPDATEs, or a move's
+		// and an erasure's DELETE, each locking several contacts in an
+		// order of its own, deadlocked, and the create whose check ran
+		// the move failed (TestS16PendConcurrentEverything). A contact
+		// skipped is moved by a later move. NO KEY UPDATE is the UPDATE's
+		// own lock: a reference's KEY SHARE (checkRefs) does not hold it
+		// up.
+		sub = sub.Limit(pendingNamesBatch).For("NO KEY UPDATE SKIP LOCKED")
+		// The row lock orders two moves (and a rename, a delete) of one
+		// contact: a row another has moved since the statement began is
+		// re-checked as its mover left it (names_pending cleared) and not
+		// taken, so that only the UPDATE that cleared it returns the row,
+		// and its INSERT writes the rows of the row's name_index as that
+		// UPDATE left it.
 		tid, err := tenancy.TenantID(ctx)
 		if err != nil {
 			return err
@@ -179,10 +205,17 @@ const pgMovedKeyedTokens = `m.name_index[1:coalesce(array_position(m.name_index,
 // picked: it moves the tenant's pending contacts beyond
 // pendingNamesBound, if any.
 func (r *Contacts) boundPendingNames(ctx context.Context) error {
-	if r.s.db.Dialect().Name() != dialect.PG || !r.s.names.due() {
+	if r.s.db.Dialect().Name() != dialect.PG {
 		return nil
 	}
-	_, err := r.movePendingNames(ctx, pendingNamesBound)
+	tid, err := tenancy.TenantID(ctx)
+	if err != nil {
+		return err
+	}
+	if !r.s.names.due(tid) {
+		return nil
+	}
+	_, err = r.movePendingNames(ctx, pendingNamesBound)
 	return err
 }
 

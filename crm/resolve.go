@@ -50,7 +50,8 @@ const (
 //     (and so to all they lead to: duplicates, invoices, clients), to its
 //     conversations and to their thread ids (and so to every other
 //     conversation of the same threads): the same records as the contact's
-//     e-mail address, phone number or PSID given alone;
+//     e-mail address, phone number or PSID given alone; the id of a
+//     contact Contacts.Merge folded into another leads to the contact kept;
 //   - thread_id (a Messenger PSID, an Instagram-scoped id) leads, through
 //     the blind index of the sealed thread ids, to the conversations of
 //     that thread and the contacts linked to them.
@@ -199,6 +200,13 @@ func (s *Store) resolveContact(ctx context.Context, db bun.IDB, id string) (map[
 			}
 		} else if errors.Is(err, sql.ErrNoRows) {
 			c = Contact{}
+			// A contact Merge folded into another: the kept one.
+			var kept []string
+			if err := tx.NewSelect().Model((*contactMerge)(nil)).Column("kept_id").Apply(tenancy.Scope(ctx)).
+				Where("?TableAlias.merged_id = ?", id).Scan(ctx, &kept); err != nil {
+				return err
+			}
+			out[SubjectContact] = kept
 		} else if err != nil {
 			return err
 		}

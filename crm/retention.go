@@ -99,6 +99,7 @@ func coreCategoriesWith(s *Store) []retention.Category {
 			LegalBasis: "legitimate interest", Purpose: "organizations the tenant deals with (no data of a person)"},
 		{Name: "crm.pipeline", Table: TablePipelines, Time: "updated_at",
 			LegalBasis: "legitimate interest", Purpose: "the tenant's sales processes (no personal data)"},
+		contactMergeCategory(),
 		contactCategory(s),
 	}
 }

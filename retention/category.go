@@ -455,14 +455,3 @@ func bind(tmpl, value, tid string) (string, []any) {
 	}
 	return sql, args
 }
-
-// bindColumn expands a subject condition with the identifier taken from a
-// column expression (for holds) and the tenant as an argument.
-func bindColumn(tmpl, column, tid string) (string, []any) {
-	sql, order, _ := expand(tmpl, column, "?", "")
-	args := make([]any, len(order))
-	for i := range order {
-		args[i] = tid
-	}
-	return sql, args
-}

@@ -112,7 +112,10 @@
 // With WithIdentifierProtection (the root package wires the vault), the
 // identifiers are stored only sealed, with a keyed hash per kind: Match
 // finds a person's earlier requests by the hash, and ProtectIdentifiers
-// seals requests stored in clear before.
+// seals requests stored in clear before. A subject hold's identifier is
+// stored the same way; the engine opens the tenant's subject holds when
+// an operation begins and excludes the rows they hold by the opened
+// values.
 //
 // A category's Files hands Export the files its rows stand for (an
 // attachment's bytes), streamed into the archive under the category's

@@ -63,6 +63,10 @@ func (j *job) where(cond string, args ...any) {
 // holdState is what a tenant's active holds are, read once per operation.
 type holdState struct {
 	any, tenant bool
+	// subjects are the active subject holds, their identifiers opened:
+	// exclusions binds them as arguments (a sealed identifier cannot be
+	// compared in SQL), and newHold treats any other subject hold as new.
+	subjects []Hold
 }
 
 func (e *Engine) holds(ctx context.Context, tid string) (holdState, error) {
@@ -80,12 +84,19 @@ func (e *Engine) holds(ctx context.Context, tid string) (holdState, error) {
 	if err != nil {
 		return hs, fmt.Errorf("retention: read holds: %w", err)
 	}
+	if hs.any && !hs.tenant {
+		if hs.subjects, err = e.activeHolds(ctx, HoldSubject); err != nil {
+			return hs, fmt.Errorf("retention: read holds: %w", err)
+		}
+		// A subject hold placed between the two reads is one the
+		// operation knows: newHold compares ids.
+	}
 	return hs, nil
 }
 
 // exclusions returns the condition that keeps held rows out, on a
 // database of dialect d.
-func exclusions(d dialect.Name, c Category, tid string) (string, []any) {
+func exclusions(d dialect.Name, c Category, tid string, hs holdState) (string, []any) {
 	var conds []string
 	args := []any{tid, c.Name}
 	held := "h.category = ?"
@@ -97,12 +108,13 @@ func exclusions(d dialect.Name, c Category, tid string) (string, []any) {
 	}
 	conds = append(conds, "CAST(r."+c.idColumn()+" AS TEXT) NOT IN (SELECT h.record_id FROM "+TableHolds+
 		" h WHERE h.tenant_id = ? AND h.scope = 'record' AND "+held+" AND h.released_at IS NULL)")
-	for _, kind := range sortedKeys(c.Subject) {
-		tmpl, _ := c.subjectCond(d, kind)
-		cond, cargs := bindColumn(tmpl, "h.subject_value", tid)
-		conds = append(conds, "NOT EXISTS (SELECT 1 FROM "+TableHolds+
-			" h WHERE h.tenant_id = ? AND h.scope = 'subject' AND h.subject_kind = ? AND h.released_at IS NULL AND ("+cond+"))")
-		args = append(args, tid, kind)
+	for _, h := range hs.subjects {
+		tmpl, ok := c.subjectCond(d, h.SubjectKind)
+		if !ok {
+			continue
+		}
+		cond, cargs := bind(tmpl, h.SubjectValue, tid)
+		conds = append(conds, "("+cond+") IS NOT TRUE")
 		args = append(args, cargs...)
 	}
 	return strings.Join(conds, " AND "), args
@@ -175,13 +187,26 @@ func (e *Engine) run(ctx context.Context, j *job, hs holdState) error {
 
 // newHold is the condition, on the holds of tid, of a hold that hs does
 // not account for: any active hold when hs had none, an active tenant hold
-// when it had only record or subject holds.
+// or a subject hold it did not read when it had only record or subject
+// holds.
 func newHold(hs holdState, tid string) (string, []any) {
 	q := "SELECT 1 FROM " + TableHolds + " h WHERE h.tenant_id = ? AND h.released_at IS NULL"
+	args := []any{tid}
 	if hs.any {
-		q += " AND h.scope = 'tenant'"
+		// A subject hold is excluded by its identifier, read with hs: one
+		// placed since is new.
+		known := "h.scope = 'subject'"
+		if len(hs.subjects) > 0 {
+			ids := make([]string, len(hs.subjects))
+			for i, h := range hs.subjects {
+				ids[i] = h.ID
+			}
+			known += " AND h.id NOT IN (?)"
+			args = append(args, bun.In(ids))
+		}
+		q += " AND (h.scope = 'tenant' OR (" + known + "))"
 	}
-	return q, []any{tid}
+	return q, args
 }
 
 // holdAppeared reports, in tx, whether a hold hs does not account for is
@@ -212,7 +237,7 @@ func (e *Engine) runUnder(ctx context.Context, j *job, c Category, hs holdState)
 		if err != nil {
 			return false, err
 		}
-		ex, exArgs := exclusions(e.db.Dialect().Name(), c, j.tid)
+		ex, exArgs := exclusions(e.db.Dialect().Name(), c, j.tid, hs)
 		conds = append(append([]string(nil), conds...), ex)
 		args = append(append([]any(nil), args...), exArgs...)
 		free, err := e.count(ctx, c, j.tid, conds, args)

@@ -9,7 +9,9 @@ import (
 	"strings"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/migrate"
 
+	"github.com/socialcrm/socialcrm/internal/migrations"
 	"github.com/socialcrm/socialcrm/tenancy"
 )
 
@@ -28,6 +30,10 @@ import (
 // them).
 // Reason is required. Only an owner or admin, or the system, may place
 // holds.
+//
+// Under WithIdentifierProtection the subject's identifier is stored only
+// sealed (bound to the hold) beside the tenant's keyed hash of it, never
+// in clear; the engine opens it when it reads the tenant's holds.
 func (e *Engine) PlaceHold(ctx context.Context, h Hold) (Hold, error) {
 	if err := tenancy.Require(ctx, tenancy.RoleOwner, tenancy.RoleAdmin); err != nil {
 		return Hold{}, err
@@ -66,8 +72,13 @@ func (e *Engine) PlaceHold(ctx context.Context, h Hold) (Hold, error) {
 		return Hold{}, &ValidationError{Field: "Reason", Reason: "required"}
 	}
 	h.ID, h.CreatedAt, h.ReleasedAt, h.TenantID = tenancy.NewID(), e.clock(), nil, ""
-	err := tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewInsert().Model(&h).Exec(ctx); err != nil {
+	h.SubjectSealed, h.SubjectHash = nil, ""
+	stored, err := e.protectHold(ctx, h)
+	if err != nil {
+		return Hold{}, err
+	}
+	err = tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewInsert().Model(&stored).Exec(ctx); err != nil {
 			return fmt.Errorf("retention: place hold: %w", err)
 		}
 		return e.holdAudit(ctx, tx, "retention.hold_placed", h)
@@ -123,16 +134,116 @@ func (e *Engine) ReleaseHold(ctx context.Context, id string) (Hold, error) {
 	return h, err
 }
 
-// Holds lists the context tenant's active holds, oldest first.
+// Holds lists the context tenant's active holds, oldest first, each
+// subject hold with its identifier (opened, when it is stored sealed).
 func (e *Engine) Holds(ctx context.Context) ([]Hold, error) {
+	return e.activeHolds(ctx, "")
+}
+
+// activeHolds returns the context tenant's active holds (of scope, or all
+// when scope is empty), oldest first, with their identifiers opened.
+func (e *Engine) activeHolds(ctx context.Context, scope HoldScope) ([]Hold, error) {
 	var hs []Hold
 	err := tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
-		return tx.NewSelect().Model(&hs).Where("released_at IS NULL").Order("created_at", "id").Scan(ctx)
+		q := tx.NewSelect().Model(&hs).Where("released_at IS NULL")
+		if scope != "" {
+			q = q.Where("scope = ?", scope)
+		}
+		return q.Order("created_at", "id").Scan(ctx)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("retention: list holds: %w", err)
 	}
+	for i := range hs {
+		if err := e.revealHold(ctx, &hs[i]); err != nil {
+			return nil, err
+		}
+	}
 	return hs, nil
+}
+
+// holdSubjectRecord is the record a hold's sealed identifier is bound to.
+func holdSubjectRecord(id string) string { return "hold:" + id }
+
+// protectHold returns h as it is stored: under WithIdentifierProtection a
+// subject hold's identifier sealed and hashed, SubjectValue empty.
+func (e *Engine) protectHold(ctx context.Context, h Hold) (Hold, error) {
+	if e.protection == nil || h.SubjectValue == "" {
+		return h, nil
+	}
+	hash, err := e.protection.Hash(ctx, h.SubjectKind, strings.TrimSpace(h.SubjectValue))
+	if err != nil {
+		return h, fmt.Errorf("retention: hash hold identifier: %w", err)
+	}
+	sealed, err := e.protection.Seal(ctx, holdSubjectRecord(h.ID), []byte(h.SubjectValue))
+	if err != nil {
+		return h, fmt.Errorf("retention: seal hold identifier: %w", err)
+	}
+	h.SubjectValue, h.SubjectSealed, h.SubjectHash = "", sealed, hash
+	return h, nil
+}
+
+// revealHold opens h's sealed identifier into its SubjectValue.
+func (e *Engine) revealHold(ctx context.Context, h *Hold) error {
+	if len(h.SubjectSealed) == 0 {
+		return nil
+	}
+	if e.protection == nil {
+		return fmt.Errorf("retention: hold %s: its identifier is sealed and the engine has no IdentifierProtection", h.ID)
+	}
+	plain, err := e.protection.Open(ctx, holdSubjectRecord(h.ID), h.SubjectSealed)
+	if err != nil {
+		return fmt.Errorf("retention: open identifier of hold %s: %w", h.ID, err)
+	}
+	h.SubjectValue = string(plain)
+	return nil
+}
+
+// protectHolds seals and hashes the identifiers of the tenant's subject
+// holds (released ones included) stored in clear, and returns how many it
+// protected. tctx acts on the tenant.
+func (e *Engine) protectHolds(tctx context.Context) (int, error) {
+	var hs []Hold
+	err := tenancy.RunInTx(tctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		return tx.NewSelect().Model(&hs).Where("subject_sealed IS NULL").Where("subject_value <> ''").
+			Order("id").Scan(ctx)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("retention: protect hold identifiers: %w", err)
+	}
+	n := 0
+	for _, h := range hs {
+		p, err := e.protectHold(tctx, h)
+		if err != nil {
+			return n, err
+		}
+		err = tenancy.RunInTx(tctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
+			res, err := tx.NewUpdate().Model(&p).Column("subject_value", "subject_sealed", "subject_hash").WherePK().
+				Where("subject_sealed IS NULL").Where("subject_value = ?", h.SubjectValue).Exec(ctx)
+			if err != nil {
+				return err
+			}
+			if k, _ := res.RowsAffected(); k == 1 {
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return n, fmt.Errorf("retention: protect hold identifiers: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// addHoldMigrations adds the columns that keep a subject hold's
+// identifier sealed and hashed (WithIdentifierProtection); holds stored
+// before keep theirs in clear until ProtectIdentifiers seals them.
+func addHoldMigrations(ms *migrate.Migrations) {
+	migrations.Add(ms, "20261213080000", "retention_hold_identifiers", func(ctx context.Context, tx bun.Tx) error {
+		return migrations.Exec(ctx, tx,
+			`ALTER TABLE socialcrm_retention_holds ADD COLUMN subject_sealed BLOB`,
+			`ALTER TABLE socialcrm_retention_holds ADD COLUMN subject_hash TEXT NOT NULL DEFAULT ''`)
+	})
 }
 
 // heldKinds returns the identifier kinds some category finds rows by,

@@ -42,15 +42,20 @@ type Hold struct {
 	bun.BaseModel `bun:"table:socialcrm_retention_holds,alias:h"`
 	tenancy.Owned
 
-	ID           string     `bun:"id,pk" json:"id"`
-	Scope        HoldScope  `bun:"scope,notnull" json:"scope"`
-	Category     string     `bun:"category,notnull" json:"category,omitempty"`
-	RecordID     string     `bun:"record_id,notnull" json:"record_id,omitempty"`
-	SubjectKind  string     `bun:"subject_kind,notnull" json:"subject_kind,omitempty"`
-	SubjectValue string     `bun:"subject_value,notnull" json:"subject_value,omitempty"`
-	Reason       string     `bun:"reason,notnull" json:"reason"`
-	CreatedAt    time.Time  `bun:"created_at,notnull" json:"created_at"`
-	ReleasedAt   *time.Time `bun:"released_at" json:"released_at,omitempty"`
+	ID           string    `bun:"id,pk" json:"id"`
+	Scope        HoldScope `bun:"scope,notnull" json:"scope"`
+	Category     string    `bun:"category,notnull" json:"category,omitempty"`
+	RecordID     string    `bun:"record_id,notnull" json:"record_id,omitempty"`
+	SubjectKind  string    `bun:"subject_kind,notnull" json:"subject_kind,omitempty"`
+	SubjectValue string    `bun:"subject_value,notnull" json:"subject_value,omitempty"`
+	// SubjectSealed and SubjectHash are SubjectValue as stored under
+	// WithIdentifierProtection (SubjectValue then stored empty): sealed,
+	// and the tenant's keyed hash of it.
+	SubjectSealed []byte     `bun:"subject_sealed" json:"-"`
+	SubjectHash   string     `bun:"subject_hash,notnull" json:"-"`
+	Reason        string     `bun:"reason,notnull" json:"reason"`
+	CreatedAt     time.Time  `bun:"created_at,notnull" json:"created_at"`
+	ReleasedAt    *time.Time `bun:"released_at" json:"released_at,omitempty"`
 }
 
 // event is a trigger recorded with RecordEvent.
@@ -142,6 +147,7 @@ func Migrations() *migrate.Migrations {
 		}
 		return tenancy.EnableRowSecurity(ctx, tx, TablePending)
 	})
+	addHoldMigrations(ms)
 	return ms
 }
 

@@ -30,8 +30,9 @@ type IdentifierProtection struct {
 	Open func(ctx context.Context, id string, sealed []byte) ([]byte, error)
 }
 
-// WithIdentifierProtection stores requests' identifiers sealed, with a
-// keyed hash of each, instead of in clear (default: in clear). All three
+// WithIdentifierProtection stores requests' identifiers, and subject
+// holds' (Seal and Open bound to "hold:" and the hold's id), sealed, with
+// a keyed hash of each, instead of in clear (default: in clear). All three
 // functions are required.
 func WithIdentifierProtection(p IdentifierProtection) Option {
 	return func(e *Engine) error {
@@ -124,7 +125,7 @@ func (e *Engine) Match(ctx context.Context, kind, value string) ([]Request, erro
 }
 
 // ProtectIdentifiers seals and hashes the identifiers of every request
-// stored in clear — those written before the engine had an
+// and subject hold stored in clear — those written before the engine had an
 // IdentifierProtection — in every tenant, and returns how many it
 // protected. It runs as the system principal (tenancy.ErrNotSystem
 // otherwise); running it again does nothing more.
@@ -145,6 +146,10 @@ func (e *Engine) ProtectIdentifiers(ctx context.Context) (int, error) {
 		tctx, err := tenancy.AsTenant(ctx, t.ID)
 		if err != nil {
 			return n, err
+		}
+		k, err := e.protectHolds(tctx)
+		if n += k; err != nil {
+			errs = append(errs, fmt.Errorf("retention: protect identifiers of tenant %s: %w", t.ID, err))
 		}
 		for {
 			var rs []Request

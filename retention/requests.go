@@ -781,7 +781,7 @@ func (e *Engine) eraseLeft(ctx context.Context, cats []Category, keys Keys, id, 
 			j.where(n, a...)
 		}
 		if hs.any {
-			ex, exArgs := exclusions(e.db.Dialect().Name(), c, tid)
+			ex, exArgs := exclusions(e.db.Dialect().Name(), c, tid, hs)
 			j.where(ex, exArgs...)
 		}
 		n, err := e.count(ctx, c, tid, j.conds, j.args)

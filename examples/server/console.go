@@ -82,6 +82,7 @@ type consoleHandler func(w http.ResponseWriter, r *http.Request, p *page) error
 func (a *app) consoleTemplates() (*template.Template, error) {
 	return template.New("console").Funcs(template.FuncMap{
 		"date":         func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
+		"formKey":      randomToken,
 		"day":          func(t time.Time) string { return t.UTC().Format("2006-01-02") },
 		"trend":        trendChart,
 		"bars":         barChart,
@@ -247,7 +248,17 @@ func (a *app) page(pattern string, acc access, name string, h consoleHandler) {
 				return
 			}
 		} else if acc == member {
-			http.Redirect(w, r, "/console/login", http.StatusSeeOther)
+			// A request that carried a session which is no more (signed
+			// out, removed from the team, expired), or a form sent from a
+			// page of a session since signed out in another tab, is told
+			// why it must sign in; a first visit is not.
+			flash := ""
+			if pattern == "POST /console/logout" {
+				flash = "Signed out." // already, in another tab
+			} else if hasSessionCookie(r) || r.Method == http.MethodPost {
+				flash = sessionEnded
+			}
+			_ = a.seeOther(w, r, "/console/login", flash)
 			return
 		}
 		if r.Method == http.MethodGet {
@@ -369,6 +380,20 @@ func (a *app) consoleSession(w http.ResponseWriter, r *http.Request) (tenancy.Pr
 	a.setSessionCookies(w, r, p)
 	claims, _ := a.tokens.verifyAccess(p.AccessToken)
 	return claims.principal(), claims.Session, true
+}
+
+// sessionEnded is the message of a page or form that needed the session
+// its request carried, which has ended.
+const sessionEnded = "Sign in again to go on: your session has ended (signed out, maybe in another tab, or expired). A form you sent was not saved."
+
+// hasSessionCookie reports whether r carries a console session cookie.
+func hasSessionCookie(r *http.Request) bool {
+	for _, name := range []string{cookieAccess, cookieRefresh} {
+		if c, err := r.Cookie(name); err == nil && c.Value != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // seeOther redirects to path after a successful form, leaving flash for
@@ -523,6 +548,13 @@ func (a *app) consoleConnectMeta(w http.ResponseWriter, r *http.Request, p *page
 func (a *app) consoleMetaCallback(w http.ResponseWriter, r *http.Request, p *page) error {
 	p.Title = "Connected accounts"
 	user, pages, err := a.metaConnect(r.Context(), r.URL.Query())
+	var scope *social.ScopeError
+	if errors.As(err, &scope) && user.ID != "" {
+		// The login went through with permissions unticked on the
+		// dialog: the Facebook user is connected, no Page could be.
+		return a.seeOther(w, r, "/console/connections", fmt.Sprintf("Connected %s on Facebook, but no Page: the permission %s was not granted. "+
+			"Connect again and keep it ticked to connect your Pages and their Instagram accounts.", user.DisplayName, scope.Missing.Join(", ")))
+	}
 	if err != nil {
 		return err
 	}
@@ -545,7 +577,15 @@ func (a *app) consoleMetaPublish(w http.ResponseWriter, r *http.Request, p *page
 	}
 	in := metaPublishInput{Message: strings.TrimSpace(r.FormValue("message")), Link: strings.TrimSpace(r.FormValue("link")),
 		ImageURL: strings.TrimSpace(r.FormValue("image_url")), Caption: strings.TrimSpace(r.FormValue("caption"))}
-	if _, err := a.publishMeta(r.Context(), v.Connection, in); err != nil {
+	done, dup, err := a.claimForm(r)
+	if err != nil {
+		return err
+	}
+	if dup {
+		return a.seeOther(w, r, "/console/connections/"+v.Connection.ID, alreadySent)
+	}
+	_, err = a.publishMeta(r.Context(), v.Connection, in)
+	if done(err); err != nil {
 		return err
 	}
 	return a.seeOther(w, r, "/console/connections/"+v.Connection.ID, "Published.")
@@ -778,8 +818,15 @@ func (a *app) consoleCreateRequest(w http.ResponseWriter, r *http.Request, p *pa
 	if k, v := r.FormValue("subject_kind"), strings.TrimSpace(r.FormValue("subject_value")); k != "" || v != "" {
 		in.Subject[k] = v
 	}
-	req, err := a.submitRequest(r.Context(), in)
+	done, dup, err := a.claimForm(r)
 	if err != nil {
+		return err
+	}
+	if dup {
+		return a.seeOther(w, r, "/console/privacy", alreadySent)
+	}
+	req, err := a.submitRequest(r.Context(), in)
+	if done(err); err != nil {
 		return err
 	}
 	return a.seeOther(w, r, "/console/privacy", fmt.Sprintf("Request %s recorded; due %s.", req.ID, req.DueAt.UTC().Format("2006-01-02")))

@@ -128,12 +128,14 @@ func (a *app) consoleCreateDeal(w http.ResponseWriter, r *http.Request, p *page)
 	if amount == 0 {
 		cur = ""
 	}
-	d, err := a.sdk.CRM.Deals().Create(r.Context(), crm.DealInput{PipelineID: r.FormValue("pipeline_id"),
-		Title: strings.TrimSpace(r.FormValue("title")), Amount: amount, Currency: cur})
-	if err != nil {
-		return err
-	}
-	return a.seeOther(w, r, "/console/deals?pipeline="+d.PipelineID, "Deal created.")
+	return a.actOnce(w, r, "/console/deals", func() error {
+		d, err := a.sdk.CRM.Deals().Create(r.Context(), crm.DealInput{PipelineID: r.FormValue("pipeline_id"),
+			Title: strings.TrimSpace(r.FormValue("title")), Amount: amount, Currency: cur})
+		if err != nil {
+			return err
+		}
+		return a.seeOther(w, r, "/console/deals?pipeline="+d.PipelineID, "Deal created.")
+	})
 }
 
 // consoleMoveDeal moves a deal to another stage; the version read guards

@@ -252,14 +252,16 @@ func (a *app) consoleCreateContact(w http.ResponseWriter, r *http.Request, p *pa
 	}
 	in := contactForm(r)
 	in.Source = "console"
-	c, err := a.sdk.CRM.Contacts().Create(r.Context(), in)
-	if dup := (*crm.DuplicateError)(nil); errors.As(err, &dup) {
-		return a.seeOther(w, r, "/console/contacts/"+dup.ContactID, "Not created: this contact has the same "+dup.Field+".")
-	}
-	if err != nil {
-		return err
-	}
-	return a.seeOther(w, r, "/console/contacts/"+c.ID, "Contact created.")
+	return a.actOnce(w, r, "/console/contacts", func() error {
+		c, err := a.sdk.CRM.Contacts().Create(r.Context(), in)
+		if dup := (*crm.DuplicateError)(nil); errors.As(err, &dup) {
+			return a.seeOther(w, r, "/console/contacts/"+dup.ContactID, "Not created: this contact has the same "+dup.Field+".")
+		}
+		if err != nil {
+			return err
+		}
+		return a.seeOther(w, r, "/console/contacts/"+c.ID, "Contact created.")
+	})
 }
 
 // timelineEntry is one thing that happened with a contact.
@@ -466,10 +468,12 @@ func (a *app) consoleAddNote(w http.ResponseWriter, r *http.Request, p *page) er
 	if body == "" {
 		return errInvalid(fieldProblem{Field: "body", Problem: "required"})
 	}
-	if _, err := a.sdk.CRM.Notes().Create(r.Context(), crm.NoteInput{ContactID: v.Contact.ID, Body: body}); err != nil {
-		return err
-	}
-	return a.seeOther(w, r, "/console/contacts/"+v.Contact.ID, "Note added.")
+	return a.actOnce(w, r, "/console/contacts/"+v.Contact.ID, func() error {
+		if _, err := a.sdk.CRM.Notes().Create(r.Context(), crm.NoteInput{ContactID: v.Contact.ID, Body: body}); err != nil {
+			return err
+		}
+		return a.seeOther(w, r, "/console/contacts/"+v.Contact.ID, "Note added.")
+	})
 }
 
 // taskForm reads a task's title and due date (a day, due at its end, UTC).
@@ -495,10 +499,12 @@ func (a *app) consoleAddContactTask(w http.ResponseWriter, r *http.Request, p *p
 		return err
 	}
 	t.ContactID = v.Contact.ID
-	if _, err := a.sdk.CRM.Tasks().Create(r.Context(), t); err != nil {
-		return err
-	}
-	return a.seeOther(w, r, "/console/contacts/"+v.Contact.ID, "Task added.")
+	return a.actOnce(w, r, "/console/contacts/"+v.Contact.ID, func() error {
+		if _, err := a.sdk.CRM.Tasks().Create(r.Context(), t); err != nil {
+			return err
+		}
+		return a.seeOther(w, r, "/console/contacts/"+v.Contact.ID, "Task added.")
+	})
 }
 
 func (a *app) consoleLogActivity(w http.ResponseWriter, r *http.Request, p *page) error {
@@ -552,8 +558,15 @@ func (a *app) consoleContactRequest(w http.ResponseWriter, r *http.Request, p *p
 	if kind != retention.KindExport && kind != retention.KindErasure {
 		return errInvalid(fieldProblem{Field: "kind", Problem: "must be export or erasure"})
 	}
-	req, err := a.submitRequest(r.Context(), requestInput{Kind: kind, Subject: map[string]string{"contact_id": v.Contact.ID}})
+	done, dup, err := a.claimForm(r)
 	if err != nil {
+		return err
+	}
+	if dup {
+		return a.seeOther(w, r, "/console/privacy", alreadySent)
+	}
+	req, err := a.submitRequest(r.Context(), requestInput{Kind: kind, Subject: map[string]string{"contact_id": v.Contact.ID}})
+	if done(err); err != nil {
 		return err
 	}
 	return a.seeOther(w, r, "/console/privacy", "Recorded the "+string(kind)+" request for "+p.Title+", due "+req.DueAt.UTC().Format("2006-01-02")+": verify the person's identity to go on.")
@@ -624,10 +637,12 @@ func (a *app) consoleCreateTask(w http.ResponseWriter, r *http.Request, p *page)
 	if err != nil {
 		return err
 	}
-	if _, err := a.sdk.CRM.Tasks().Create(r.Context(), t); err != nil {
-		return err
-	}
-	return a.seeOther(w, r, "/console/tasks", "Task added.")
+	return a.actOnce(w, r, "/console/tasks", func() error {
+		if _, err := a.sdk.CRM.Tasks().Create(r.Context(), t); err != nil {
+			return err
+		}
+		return a.seeOther(w, r, "/console/tasks", "Task added.")
+	})
 }
 
 func (a *app) consoleTaskDone(w http.ResponseWriter, r *http.Request, p *page) error {
@@ -772,7 +787,15 @@ func (a *app) consoleReply(w http.ResponseWriter, r *http.Request, p *page) erro
 	if err != nil {
 		return err
 	}
-	if _, err := a.reply(r.Context(), v.Conversation.ID, r.FormValue("text")); err != nil {
+	done, dup, err := a.claimForm(r)
+	if err != nil {
+		return err
+	}
+	if dup {
+		return a.seeOther(w, r, "/console/inbox/"+v.Conversation.ID, alreadySent)
+	}
+	_, err = a.reply(r.Context(), v.Conversation.ID, r.FormValue("text"))
+	if done(err); err != nil {
 		return err
 	}
 	return a.seeOther(w, r, "/console/inbox/"+v.Conversation.ID, "Sent.")

@@ -189,26 +189,26 @@ func testConsolePages(t *testing.T, a *testApp) {
 	require.Contains(t, html, `<nav aria-label="Console">`)
 
 	// A bad phone number: 400, the form keeps every field.
-	resp, html = consolePost(t, a, c.token, csrf, "/console/contacts", url.Values{"first_name": {"Kim"}, "last_name": {"<Lo>"}, "email": {"kim@lo.example"}, "phone": {"12"}, "tags": {"vip, ring"}})
+	resp, html = consolePost(t, a, c.token, csrf, "/console/contacts", url.Values{"first_name": {"Kim"}, "last_name": {"<Lo>"}, "email": {"kim@lo.example"}, "phone": {"12"}, "tags": {"vip, ring"}, "form_key": {randomToken()}})
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode, html)
 	for _, v := range []string{`value="Kim"`, `value="&lt;Lo&gt;"`, `value="kim@lo.example"`, `value="12"`, `value="vip, ring"`} {
 		require.Contains(t, html, v)
 	}
-	resp, _ = consolePost(t, a, c.token, csrf, "/console/contacts", url.Values{"first_name": {"Kim"}, "email": {"kim@lo.example"}})
+	resp, _ = consolePost(t, a, c.token, csrf, "/console/contacts", url.Values{"first_name": {"Kim"}, "email": {"kim@lo.example"}, "form_key": {randomToken()}})
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	require.Equal(t, "Contact created.", flashOf(t, a, resp))
 	kim := strings.TrimPrefix(resp.Header.Get("Location"), "/console/contacts/")
 
 	// The timeline shows a note and a task; delete needs its confirmation.
-	resp, _ = consolePost(t, a, c.token, csrf, "/console/contacts/"+kim+"/notes", url.Values{"body": {"Prefers rose gold"}})
+	resp, _ = consolePost(t, a, c.token, csrf, "/console/contacts/"+kim+"/notes", url.Values{"body": {"Prefers rose gold"}, "form_key": {randomToken()}})
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
-	resp, _ = consolePost(t, a, c.token, csrf, "/console/contacts/"+kim+"/tasks", url.Values{"title": {"Call back"}, "due": {"2026-12-24"}})
+	resp, _ = consolePost(t, a, c.token, csrf, "/console/contacts/"+kim+"/tasks", url.Values{"title": {"Call back"}, "due": {"2026-12-24"}, "form_key": {randomToken()}})
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	_, html = consoleGet(t, a, c.token, csrf, "/console/contacts/"+kim)
 	tl := between(html, `id="timeline">`, `</ul>`)
 	require.Contains(t, tl, "Prefers rose gold")
 	require.Contains(t, tl, "Call back — due 2026-12-24")
-	resp, _ = consolePost(t, a, c.token, csrf, "/console/contacts/"+kim+"/request", url.Values{"kind": {"export"}})
+	resp, _ = consolePost(t, a, c.token, csrf, "/console/contacts/"+kim+"/request", url.Values{"kind": {"export"}, "form_key": {randomToken()}})
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	_, html = consoleGet(t, a, c.token, csrf, "/console/contacts/"+kim)
 	require.Contains(t, between(html, `id="timeline">`, `</ul>`), "export — open")

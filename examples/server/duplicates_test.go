@@ -83,7 +83,7 @@ func TestContactDuplicatesImportAndMerge(t *testing.T) {
 
 	// The console's form sends a duplicate to the contact it duplicates.
 	const csrf = "0123456789abcdef0123456789abcdef0123"
-	form := url.Values{"csrf": {csrf}, "first_name": {"Ada"}, "email": {"Ada@example.com"}}
+	form := url.Values{"csrf": {csrf}, "first_name": {"Ada"}, "email": {"Ada@example.com"}, "form_key": {randomToken()}}
 	req, err := http.NewRequest("POST", a.URL+"/console/contacts", strings.NewReader(form.Encode()))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

@@ -109,6 +109,6 @@ func TestRefusedGrantIs4xxEverywhereS10(t *testing.T) {
 		resp, body = c.do("POST", "/v1/connections/"+page+"/sync", "", nil)
 		no5xx(resp, body, "meta sync")
 		require.NoError(t, a.plat.metaSrv.InjectFault(metatest.Fault{Path: "/*", Count: 3, Code: 190, Subcode: 460}))
-		console("POST", "/console/connections/"+page+"/meta/publish", url.Values{"message": {"hello"}})
+		console("POST", "/console/connections/"+page+"/meta/publish", url.Values{"message": {"hello"}, "form_key": {randomToken()}})
 	})
 }

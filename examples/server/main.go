@@ -262,7 +262,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 	if cfg.ClosureGrace > 0 {
 		policy.ClosureGrace = cfg.ClosureGrace
 	}
-	cats := []retention.Category{sessionCategory(), publishCategory()}
+	cats := []retention.Category{sessionCategory(), publishCategory(), formKeyCategory()}
 	if a.plat, err = startPlatforms(cfg, publicURL, log); err != nil {
 		return nil, err
 	}
@@ -334,7 +334,7 @@ func (a *app) close() {
 // server registers, plus the sessions' rule.
 func examplePolicy() retention.Policy {
 	p := socialcrm.DefaultPolicy(socialcrm.Categories(nil))
-	p.Rules = append(p.Rules, sessionRule(), publishRule())
+	p.Rules = append(p.Rules, sessionRule(), publishRule(), formKeyRule())
 	return p
 }
 

@@ -68,7 +68,7 @@ func TestPrivacyOneStep(t *testing.T) {
 	}
 
 	// Through the console's form: the flash says no data was found.
-	form := url.Values{"csrf": {csrf}, "kind": {"erasure"}, "subject_kind": {"open_id"}, "subject_value": {"open-nobody"}}
+	form := url.Values{"csrf": {csrf}, "kind": {"erasure"}, "subject_kind": {"open_id"}, "subject_value": {"open-nobody"}, "form_key": {randomToken()}}
 	post := func(path string, form url.Values) *http.Response {
 		req, err := http.NewRequest("POST", a.URL+path, strings.NewReader(form.Encode()))
 		require.NoError(t, err)
