@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 
@@ -47,6 +48,9 @@ type connector struct {
 	// local is set when settings are transaction-local, sent with every
 	// statement that needs one (socialcrm_settings=transaction).
 	local bool
+	// wrapNet, when set (tests only), wraps each PostgreSQL network
+	// connection as it is dialled.
+	wrapNet func(net.Conn) net.Conn
 }
 
 // dsnConnector is a connector for a driver without one of its own.
@@ -66,6 +70,7 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	w := &conn{base: cn, c: c}
 	if p, ok := cn.(*stdlib.Conn); ok {
 		w.pgx = p.Conn()
+		w.cancelled, _ = w.pgx.PgConn().CustomData()[cancelMarkKey].(*cancelMark)
 		preferText(w.pgx.TypeMap())
 	}
 	return w, nil
@@ -90,6 +95,9 @@ type conn struct {
 	c    *connector
 	pgx  *pgx.Conn // PostgreSQL through pgx: settings and BEGIN fold (WithSetting)
 	tx   *pgTx     // the open transaction on pgx
+	// cancelled marks a context ended during one of pgx's calls: the
+	// pool must not hand the connection on (IsValid, ResetSession).
+	cancelled *cancelMark
 	// SQLite: inTx while a driver transaction is open; loose when a
 	// statement naming a savepoint ran outside one, which may have begun
 	// a transaction the pool must not hand on (IsValid).
@@ -274,6 +282,9 @@ func (c *conn) Ping(ctx context.Context) error {
 }
 
 func (c *conn) ResetSession(ctx context.Context) error {
+	if c.cancelled != nil && c.cancelled.fired.Load() {
+		return driver.ErrBadConn // see PostgresConnector
+	}
 	if r, ok := c.base.(driver.SessionResetter); ok {
 		return r.ResetSession(ctx)
 	}
@@ -283,6 +294,9 @@ func (c *conn) ResetSession(ctx context.Context) error {
 func (c *conn) IsValid() bool {
 	if c.pgx != nil && c.pgx.PgConn().ParameterStatus("standard_conforming_strings") != "on" {
 		return false // checkQuery refuses every statement: not back to the pool
+	}
+	if c.cancelled != nil && c.cancelled.fired.Load() {
+		return false // a read pgx had under way may keep a timeout for the next caller (PostgresConnector)
 	}
 	if c.loose {
 		return false // closing it rolls back what a SAVEPOINT began (noteSavepoint)

@@ -3,6 +3,8 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
+	"net"
 	"testing"
 )
 
@@ -51,3 +53,7 @@ func withConn(t testing.TB, db *sql.DB, f func(c *conn)) {
 // WithAdvisoryLocks, a deferred BEGIN and the statement itself each count
 // one).
 func BatchStatements() int64 { return batchStatements.Load() }
+
+// WrapNet makes the PostgreSQL connector c (PostgresConnector) wrap each
+// network connection it dials with f, before any statement is sent.
+func WrapNet(c driver.Connector, f func(net.Conn) net.Conn) { c.(*connector).wrapNet = f }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/stdlib"
 )
@@ -63,7 +64,24 @@ func PostgresConnector(dsn string) (driver.Connector, error) {
 		if err != nil {
 			return nil, err
 		}
+		if c.wrapNet != nil {
+			nc = c.wrapNet(nc)
+		}
 		return &countingConn{Conn: nc, trips: &c.trips}, nil
+	}
+	// A context that ends while pgx watches it leaves the connection
+	// unfit for the next caller: pgx sets a deadline on the network
+	// connection to interrupt the call and clears it when the call
+	// returns, but a read its background reader had under way meanwhile
+	// (pgx starts one when a write takes long) keeps the timeout for the
+	// connection's next read — the next statement, whoever sends it,
+	// fails with "i/o timeout". The connection is marked instead, and
+	// the pool closes it (conn.IsValid, conn.ResetSession).
+	build := cfg.BuildContextWatcherHandler
+	cfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
+		m := &cancelMark{Handler: build(pc)}
+		pc.CustomData()[cancelMarkKey] = m
+		return m
 	}
 	c.base = stdlib.GetConnector(*cfg, stdlib.OptionShouldPing(func(_ context.Context, p stdlib.ShouldPingParams) bool {
 		// pgx's own rule: a connection taken from the pool more than a
@@ -77,6 +95,22 @@ func PostgresConnector(dsn string) (driver.Connector, error) {
 	}))
 	return c, nil
 }
+
+// cancelMark records that a context pgx watched over a call of its
+// connection ended during the call (see PostgresConnector).
+type cancelMark struct {
+	ctxwatch.Handler
+	fired atomic.Bool
+}
+
+func (m *cancelMark) HandleCancel(ctx context.Context) {
+	m.fired.Store(true)
+	m.Handler.HandleCancel(ctx)
+}
+
+// cancelMarkKey is the key of a connection's cancelMark among its
+// pgconn.PgConn's CustomData.
+const cancelMarkKey = "socialcrm.sqldb.cancelMark"
 
 // settingsParam is the DSN parameter that chooses where settings live
 // (see WithSetting): "session" (the default) or "transaction".
