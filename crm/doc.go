@@ -826,7 +826,16 @@
 // (BenchmarkPostgresContactCreateMean, alternated, three runs each: 1.60–1.67
 // against 1.60–1.66) and the slowest 1 % of creates took 1.8–2.8 ms
 // against 0.7–0.8: the flush moved the work into one create in 32
-// rather than removing it.
+// rather than removing it. Tried and not kept either: a names_pending
+// flag on the contact with a partial index of the pending ones, moved in
+// by Maintain and by one create in 64 once a tenant had more than 256
+// pending. The median pair ratio fell to 1.49 (1.38–1.65, against 1.69,
+// nine runs alternated) and the mean rose from 1.37 to 1.41, but a
+// name-prefix search at 100,000 contacts took 4.9–7.4 ms against
+// 0.62–0.73: it read the pending contacts' arrays, and until VACUUM a
+// dead entry of the partial index per moved contact, for clearing the
+// flag rewrote the whole row (no HOT update: the flag is in an index's
+// predicate).
 // Migration 20261211010000 (the name index rows' b-tree on contact_id
 // dropped), alternated with the release before under a load average of
 // 5–10 on two cores (BenchmarkPostgresContactCreate, 2,000 pairs a run,
