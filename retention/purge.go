@@ -122,6 +122,25 @@ func (e *Engine) claim(ctx context.Context, tid string) (release func(), ok bool
 	}, true, nil
 }
 
+// WithTenantPurgeStartHook adds a hook that PurgeTenants calls for each
+// tenant it purges before it erases anything (and after the AfterErase
+// work a crash left), outside any transaction, with a context acting on
+// that tenant as the system that PurgeDue recognizes: for work outside
+// the database that the categories' erasure then finds done, so that no
+// network call holds a batch's transaction (the root package passes
+// social.Store.RetryRevocations: the tenant's queued platform revokes).
+// An error stops the tenant's purge; the next run calls the hook again.
+// Hooks must be idempotent.
+func WithTenantPurgeStartHook(hook func(ctx context.Context) error) Option {
+	return func(e *Engine) error {
+		if hook == nil {
+			return errors.New("retention: WithTenantPurgeStartHook: nil hook")
+		}
+		e.purgeStartHooks = append(e.purgeStartHooks, hook)
+		return nil
+	}
+}
+
 type purgeDueKey struct{}
 
 // PurgeDue reports, to a category's BeforeErase hook, whether it runs in a
@@ -147,6 +166,11 @@ func (e *Engine) purge(ctx context.Context, tid string, now time.Time) (PurgeRes
 	}
 	if err := e.drainPending(ctx); err != nil {
 		return res, err
+	}
+	for _, hook := range e.purgeStartHooks {
+		if err := hook(ctx); err != nil {
+			return res, fmt.Errorf("retention: tenant purge start hook: %w", err)
+		}
 	}
 	hs, err := e.holds(ctx, tid)
 	if err != nil {
