@@ -255,6 +255,15 @@ func (s *Store) refresh(ctx context.Context, id string, p Provider, refusedVersi
 			err = errors.Join(err, serr)
 		}
 	}
+	if errors.Is(err, errConflict) && rotated != nil {
+		// The platform rotated the tokens, and a disconnect or an erasure
+		// took the connection between its answer and the save: the
+		// tokens it queued for revocation are the spent ones, these are
+		// the grant's live ones. Revoke them as it would have.
+		if rerr := s.revokeOrphaned(ctx, *rotated, p); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}
 	if err != nil {
 		lt = liveToken{}
 	}
@@ -467,4 +476,47 @@ func (ss *Session) ConnectDerived(ctx context.Context, grant *Grant) (Connection
 		return Connection{}, fmt.Errorf("%w: ConnectDerived: the account is the session's own", ErrConfig)
 	}
 	return ss.store.connect(ctx, ss.conn.Platform, ss.conn.Requested, ss.conn.Purposes, grant, ss.conn.ID, ss.conn.MemberID)
+}
+
+// revokeOrphaned handles tokens the platform rotated (sealed in c) whose
+// save lost to a writer that took the connection away
+// meanwhile: when the connection is gone (erased) or revoked, they are
+// queued for revocation (sealed apart, due at once) and revoked through
+// p, as Disconnect does; a connection still live keeps whatever tokens
+// its winner stored, and these are dropped (another refresh replaced
+// them, so the platform rotated them away).
+func (s *Store) revokeOrphaned(ctx context.Context, c Connection, p Provider) error {
+	var q *revocation
+	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		cur, err := get(ctx, tx, c.ID, true)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return err
+		case cur.Status != StatusRevoked:
+			return nil
+		}
+		t, err := s.openTokens(ctx, c.AccessToken, c.RefreshToken, c.ID)
+		if err != nil {
+			return err
+		}
+		q, err = s.queueRevocation(ctx, c, t, s.clock())
+		t.Wipe()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.NewInsert().Model(q).Exec(ctx); err != nil {
+			return err
+		}
+		s.log.WarnContext(ctx, "social: refreshed tokens of a connection taken away meanwhile; queued for revocation", "connection", c.ID)
+		return s.audit(ctx, tx, tenancy.AuditEvent{Action: "connection.revoked", Target: "connection:" + c.ID,
+			Metadata: map[string]string{"platform": c.Platform, "revoke": "queued", "reason": "refreshed while disconnected"}})
+	})
+	if err != nil || q == nil {
+		return err
+	}
+	if _, err := s.claimAndRevoke(ctx, p, *q); err != nil {
+		s.log.WarnContext(ctx, "social: revoke of orphaned tokens not recorded; left queued", "connection", c.ID, "error", err)
+	}
+	return nil
 }
