@@ -296,3 +296,69 @@ func TestRefreshLoserRevokesS17(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, n)
 }
+
+// TestRefreshLoserKeepsLiveTokensS17: a refresh of a TikTok connection
+// whose database connection drops once TikTok has rotated the tokens,
+// while another caller refreshes with the refresh token TikTok has just
+// rotated away: TikTok refuses it (invalid_grant) and that caller marks
+// the connection needs_reauth. The first refresh then saves the live
+// tokens it holds over the version they replace: the connection is
+// active again (audited as connection.reauthorized), the first caller
+// gets the new access token, and TikTok honours it. (They used to be
+// dropped: the connection stayed needs_reauth with a live grant that
+// nothing held, and the user had to connect again.)
+//
+// PostgreSQL only, as TestRefreshLoserRevokesS17.
+func TestRefreshLoserKeepsLiveTokensS17(t *testing.T) {
+	db := dbtest.Postgres(t, migrated)
+	w := newPlatformWorld(t, db)
+	conn := w.connectTikTok([]string{"profile"})
+	w.clk.Advance(tiktoktest.DefaultAccessTokenLifetime + time.Minute)
+	h := newS17Hold(t)
+	w.tt.InjectFault(tiktoktest.Fault{Path: tiktoktest.TokenPath, Processed: true, Pass: true, Hold: h.hold})
+
+	type answer struct {
+		tok string
+		err error
+	}
+	refreshed := make(chan answer, 1)
+	go func() {
+		tok, err := w.sdk.Social.Token(w.ctx, conn.ID, w.ttProv)
+		if err != nil {
+			refreshed <- answer{err: err}
+			return
+		}
+		refreshed <- answer{tok: tok.AccessToken}
+	}()
+	h.reached(t)
+	admin := db.Admin(t)
+	var ended []bool
+	require.NoError(t, admin.NewRaw(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'`).
+		Scan(context.Background(), &ended))
+	require.Equal(t, []bool{true}, ended)
+	_, err := w.sdk.Social.Token(w.ctx, conn.ID, w.ttProv)
+	require.ErrorIs(t, err, social.ErrNeedsReauth, "the rotated-away refresh token is refused")
+
+	h.release()
+	a := <-refreshed
+	require.NoError(t, a.err)
+	c, err := w.sdk.Social.Get(w.ctx, conn.ID)
+	require.NoError(t, err)
+	require.Equal(t, social.StatusActive, c.Status)
+	tok, err := w.sdk.Social.Token(w.ctx, conn.ID, w.ttProv)
+	require.NoError(t, err)
+	require.Equal(t, a.tok, tok.AccessToken, "the saved tokens are the live ones")
+	req, err := http.NewRequest(http.MethodGet, w.tt.BaseURL()+tiktoktest.UserInfoPath+"?fields=open_id", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	resp, err := w.tt.Client().Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "TikTok honours the saved token")
+	var got []string
+	for _, e := range auditOf(t, w.sdk, w.ctx, "connection.reauthorized") {
+		got = append(got, e.Target+"|"+e.Metadata["reason"])
+	}
+	require.Equal(t, []string{"connection:" + conn.ID + "|rotated tokens saved"}, got)
+}

@@ -279,19 +279,39 @@ func (s *Store) refresh(ctx context.Context, id string, p Provider, refusedVersi
 
 // saveRotated stores the tokens sealed in c over the version prev, in a
 // transaction of its own: errConflict when the stored tokens changed
-// meanwhile (or the connection is no longer active).
+// meanwhile, or the connection is gone or revoked. A connection marked
+// needs_reauth at version prev meanwhile is active again with them: a
+// refresh that went through the refresh token these tokens replace was
+// refused because the platform had rotated it for these (audited as
+// connection.reauthorized, reason "rotated tokens saved").
 func (s *Store) saveRotated(ctx context.Context, c Connection, prev int64) error {
 	return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		cur, err := get(ctx, tx, c.ID, true)
+		if errors.Is(err, ErrNotFound) {
+			return errConflict
+		}
+		if err != nil {
+			return err
+		}
+		if cur.TokenVersion != prev || cur.Status != StatusActive && cur.Status != StatusNeedsReauth {
+			return errConflict
+		}
+		c.Status = StatusActive
 		res, err := tx.NewUpdate().Model(&c).
-			Column("access_token", "refresh_token", "token_expiry", "token_issued_at", "refresh_expiry", "token_version", "scopes", "updated_at").
-			WherePK().Where("token_version = ?", prev).Where("status = ?", StatusActive).Exec(ctx)
+			Column("access_token", "refresh_token", "token_expiry", "token_issued_at", "refresh_expiry", "token_version", "scopes", "updated_at", "status").
+			WherePK().Where("token_version = ?", prev).Exec(ctx)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			return errConflict
 		}
-		return nil
+		if cur.Status == StatusActive {
+			return nil
+		}
+		s.log.InfoContext(ctx, "social: connection active again: the rotated tokens of a refresh were saved", "connection", c.ID)
+		return s.audit(ctx, tx, tenancy.AuditEvent{Action: "connection.reauthorized", Target: "connection:" + c.ID,
+			Metadata: map[string]string{"platform": c.Platform, "reason": "rotated tokens saved"}})
 	})
 }
 
