@@ -30,10 +30,10 @@ type Engine struct {
 	policy     Policy
 	requestDue time.Duration
 	purgeHooks []func(ctx context.Context) error
-	// purgeStartHooks: WithTenantPurgeStartHook (purge.go).
-	purgeStartHooks []func(ctx context.Context) error
 	tempDir    string             // where Export spools; "" is os.TempDir
 	trace      func(point string) // kill points for the crash test; nil outside tests
+
+	purgeStarts []func(ctx context.Context) error // WithTenantPurgeStartHook (purge.go)
 
 	resolveDepth int // bounds of a resolution (WithResolutionLimits)
 	resolveKeys  int

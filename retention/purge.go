@@ -136,7 +136,7 @@ func WithTenantPurgeStartHook(hook func(ctx context.Context) error) Option {
 		if hook == nil {
 			return errors.New("retention: WithTenantPurgeStartHook: nil hook")
 		}
-		e.purgeStartHooks = append(e.purgeStartHooks, hook)
+		e.purgeStarts = append(e.purgeStarts, hook)
 		return nil
 	}
 }
@@ -167,7 +167,7 @@ func (e *Engine) purge(ctx context.Context, tid string, now time.Time) (PurgeRes
 	if err := e.drainPending(ctx); err != nil {
 		return res, err
 	}
-	for _, hook := range e.purgeStartHooks {
+	for _, hook := range e.purgeStarts {
 		if err := hook(ctx); err != nil {
 			return res, fmt.Errorf("retention: tenant purge start hook: %w", err)
 		}

@@ -68,7 +68,13 @@ const noVersion = -1
 // trip plus the save. A save that fails once the platform answered (the
 // database connection dropped, the commit failed) is made again, in new
 // transactions under the same compare-and-swap, before the refresh
-// gives up.
+// gives up. If a disconnect or an erasure took the connection before that
+// save (its revoke went through the spent tokens), the rotated ones are
+// queued for revocation and revoked as Disconnect revokes, audited as
+// connection.revoked with reason "refreshed while disconnected"; if a
+// refresh through the spent refresh token was refused meanwhile and
+// marked the connection needs_reauth, they are saved and the connection
+// is active again (connection.reauthorized).
 func (s *Store) Token(ctx context.Context, id string, p Provider) (*oauth2.Token, error) {
 	if err := noClient(ctx); err != nil {
 		return nil, err
