@@ -362,3 +362,82 @@ func TestRefreshLoserKeepsLiveTokensS17(t *testing.T) {
 	}
 	require.Equal(t, []string{"connection:" + conn.ID + "|rotated tokens saved"}, got)
 }
+
+// TestPurgeTwoProcessesRevokeOnceS17: two processes (two SDKs on one
+// database) purge the same closed tenant at once while TikTok's revoke
+// hangs. The first erases the connection, queues its revoke, commits and
+// asks TikTok under its claim; the second finds the revoke claimed and
+// stops without the key going (ErrRevokePending), asking TikTok nothing.
+// Once TikTok answers, the first completes the purge: TikTok was asked
+// once, the grant is gone, nothing is left queued. On both databases.
+func TestPurgeTwoProcessesRevokeOnceS17(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		clk := fakeclock.New()
+		clk.Set(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+		const redirect = "https://crm.example/callback"
+		const openID = "s17-two"
+		tt := tiktoktest.Start(t, tiktoktest.WithClock(clk.Now),
+			tiktoktest.WithApp(tiktoktest.App{ClientKey: "ck", ClientSecret: "cs-secret", RedirectURIs: []string{redirect},
+				Scopes: []string{"user.info.basic", "user.info.profile", "user.info.stats", "video.list"}}),
+			tiktoktest.WithUser(tiktoktest.User{OpenID: openID, DisplayName: "S17 Creator"}))
+		target := "sqlite:" + db.Path
+		if db.Name == "postgres" {
+			target = "postgres:" + db.DSN() + " " + db.OwnerDSN()
+		}
+		kek := filepath.Join(t.TempDir(), "kek.json")
+		a, prov := s16Open(t, target, kek, tt.BaseURL(), tt.AuthorizeURL(), tt.Client(), clk.Now)
+		b, _ := s16Open(t, target, kek, tt.BaseURL(), tt.AuthorizeURL(), tt.Client(), clk.Now)
+		_, owner, err := a.Tenants.CreateTenant(context.Background(), tenancy.SignUp{TenantName: "S17 two",
+			Owner: tenancy.NewMember{Email: "two@s17.example", Name: "Ada"}})
+		require.NoError(t, err)
+		ctx := tenancy.WithPrincipal(context.Background(), owner.Principal())
+		flow, err := a.Social.NewFlow(prov, social.FlowConfig{Features: []string{"profile"}, Purposes: []string{"analytics"}})
+		require.NoError(t, err)
+		authURL, err := flow.Begin(ctx)
+		require.NoError(t, err)
+		cb, err := tt.Consent(authURL, openID, tiktoktest.ConsentOptions{})
+		require.NoError(t, err)
+		u, err := url.Parse(cb)
+		require.NoError(t, err)
+		_, err = flow.Complete(ctx, u.Query())
+		require.NoError(t, err)
+		_, err = a.Tenants.CloseTenant(ctx, time.Minute)
+		require.NoError(t, err)
+		clk.Advance(2 * time.Minute)
+
+		h := newS17Hold(t)
+		tt.InjectFault(tiktoktest.Fault{Path: tiktoktest.RevokePath, Hold: h.hold, Pass: true})
+		sys := tenancy.System(context.Background(), "s17")
+		type outcome struct {
+			purged bool
+			err    error
+		}
+		first := make(chan outcome, 1)
+		go func() {
+			res, err := a.Retention.PurgeTenants(sys, clk.Now())
+			first <- outcome{len(res) == 1 && res[0].Purged, err}
+		}()
+		h.reached(t)
+		res, err := b.Retention.PurgeTenants(sys, clk.Now())
+		if db.Name == "postgres" {
+			// The first holds the tenant's purge lock: the second leaves it.
+			require.NoError(t, err)
+			require.Empty(t, res)
+		} else {
+			require.ErrorIs(t, err, social.ErrRevokePending)
+			require.Len(t, res, 1)
+			require.False(t, res[0].Purged)
+		}
+		require.Len(t, tt.RequestsTo(tiktoktest.RevokePath), 0, "TikTok has answered nothing yet")
+
+		h.release()
+		out := <-first
+		require.NoError(t, out.err)
+		require.True(t, out.purged)
+		require.Len(t, tt.RequestsTo(tiktoktest.RevokePath), 1, "TikTok asked once")
+		require.False(t, tt.Authorized("ck", openID), "TikTok's grant is gone")
+		n, err := a.Social.PendingRevocations(ctx)
+		require.NoError(t, err)
+		require.Zero(t, n)
+	})
+}
