@@ -441,3 +441,46 @@ func TestPurgeTwoProcessesRevokeOnceS17(t *testing.T) {
 		require.Zero(t, n)
 	})
 }
+
+// TestRevokeByRefreshCancelledS17: a disconnect of a TikTok connection
+// whose access token expired is cancelled by its caller while TikTok
+// answers the refresh that the revoke needs — TikTok has rotated the
+// tokens. The refresh is not cancelled with the caller: its answer is
+// stored in the queued revoke (the revoke itself, cancelled, is left
+// queued), and RetryRevocations revokes the grant with the rotated tokens,
+// without another refresh. (The refresh used to be cancelled, its answer
+// lost: the queue kept the spent refresh token, the retry was refused and
+// counted as done, and the grant stayed alive at TikTok.) On both
+// databases.
+func TestRevokeByRefreshCancelledS17(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		w := newPlatformWorld(t, db)
+		conn := w.connectTikTok([]string{"profile"})
+		w.clk.Advance(tiktoktest.DefaultAccessTokenLifetime + time.Minute)
+		refreshes := len(w.tt.RequestsTo(tiktoktest.TokenPath))
+		h := newS17Hold(t)
+		w.tt.InjectFault(tiktoktest.Fault{Path: tiktoktest.TokenPath, Processed: true, Pass: true, Hold: h.hold})
+
+		ctx, cancel := context.WithCancel(w.ctx)
+		disconnected := make(chan error, 1)
+		go func() {
+			_, err := w.sdk.Social.Disconnect(ctx, conn.ID, nil)
+			disconnected <- err
+		}()
+		h.reached(t) // TikTok rotated the tokens
+		cancel()
+		h.release()
+		require.NoError(t, <-disconnected)
+		require.True(t, w.tt.Authorized("ck", canaryOpenID), "the cancelled revoke was not sent")
+		n, err := w.sdk.Social.PendingRevocations(w.ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+
+		w.clk.Advance(time.Hour)
+		done, err := w.sdk.Social.RetryRevocations(w.ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, done)
+		require.False(t, w.tt.Authorized("ck", canaryOpenID), "TikTok's grant is gone")
+		require.Len(t, w.tt.RequestsTo(tiktoktest.TokenPath), refreshes+1, "revoked with the rotated tokens, without another refresh")
+	}, migrated)
+}

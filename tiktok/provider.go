@@ -396,8 +396,15 @@ func (p *Provider) revoke(ctx context.Context, tok vault.Secret) error {
 // TikTok refuses means the grant is gone already: the error wraps
 // social.ErrInvalidToken (and refused, the access token's refusal, if
 // any).
+//
+// The refresh runs detached from ctx's cancellation, under
+// social.RefreshTimeout, as Store.Token's does: once TikTok has rotated
+// the refresh token, a caller that went away must not lose the answer,
+// or the grant outlives the revoke with tokens that nobody holds.
 func (p *Provider) revokeRefreshed(ctx context.Context, t social.Tokens, refused error) error {
-	g, err := p.Refresh(ctx, t.RefreshToken)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), social.RefreshTimeout)
+	g, err := p.Refresh(rctx, t.RefreshToken)
+	cancel()
 	if errors.Is(err, social.ErrInvalidGrant) {
 		return errors.Join(fmt.Errorf("%w: %w", social.ErrInvalidToken, err), refused)
 	}
