@@ -19,6 +19,7 @@ import (
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/fakeclock"
+	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/tiktok/tiktoktest"
@@ -482,5 +483,35 @@ func TestRevokeByRefreshCancelledS17(t *testing.T) {
 		require.Equal(t, 1, done)
 		require.False(t, w.tt.Authorized("ck", canaryOpenID), "TikTok's grant is gone")
 		require.Len(t, w.tt.RequestsTo(tiktoktest.TokenPath), refreshes+1, "revoked with the rotated tokens, without another refresh")
+	}, migrated)
+}
+
+// TestPurgePendingReceiptS17: a tenant purge whose platform revoke fails
+// erases the connection (its receipt counts it), keeps the queued revoke
+// and the key, and says so: the social.revocation receipt counts the
+// revoke as pending. Once the platform is back the next run makes the
+// revoke and purges. On both databases.
+func TestPurgePendingReceiptS17(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		w := newPlatformWorld(t, db)
+		w.connectTikTok([]string{"profile"})
+		_, err := w.sdk.Tenants.CloseTenant(w.ctx, time.Minute)
+		require.NoError(t, err)
+		w.clk.Advance(2 * time.Minute)
+		w.tt.InjectFault(tiktoktest.Fault{Path: tiktoktest.RevokePath, Status: http.StatusServiceUnavailable})
+		sys := tenancy.System(context.Background(), "retention")
+		res, err := w.sdk.Retention.PurgeTenants(sys, w.clk.Now())
+		require.ErrorIs(t, err, social.ErrRevokePending)
+		require.Len(t, res, 1)
+		require.False(t, res[0].Purged)
+		require.Equal(t, int64(1), receiptOf(retention.Receipt{Categories: res[0].Receipts}, social.CategoryConnection).Erased)
+		require.Equal(t, int64(1), receiptOf(retention.Receipt{Categories: res[0].Receipts}, social.CategoryRevocation).Pending, "%+v", res[0].Receipts)
+		require.True(t, w.tt.Authorized("ck", canaryOpenID))
+
+		res, err = w.sdk.Retention.PurgeTenants(sys, w.clk.Now())
+		require.NoError(t, err)
+		require.Len(t, res, 1)
+		require.True(t, res[0].Purged)
+		require.False(t, w.tt.Authorized("ck", canaryOpenID))
 	}, migrated)
 }

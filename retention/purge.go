@@ -17,7 +17,11 @@ type PurgeResult struct {
 	// Purged is true when the tenant was erased, its hooks ran and it was
 	// marked purged; false when a legal hold kept some of its rows (the
 	// tenant stays due and the next run tries again).
-	Purged   bool              `json:"purged"`
+	Purged bool `json:"purged"`
+	// Receipts has one receipt per category that erased or held rows;
+	// when a category's hook kept rows for work still to be done outside
+	// the database (queued platform revokes: the purge then stops with
+	// the hook's error), its receipt counts them as Pending.
 	Receipts []CategoryReceipt `json:"receipts"`
 }
 
@@ -208,6 +212,13 @@ func (e *Engine) purge(ctx context.Context, tid string, now time.Time) (PurgeRes
 				j.where("r.released_at IS NOT NULL") // active holds outlive the purge they stop
 			}
 			if err := e.run(ctx, j, hs); err != nil {
+				// Rows a hook kept for work still to be done outside the
+				// database (a platform revoke) are in the receipt, pending.
+				var unfinished *UnfinishedError
+				if errors.As(err, &unfinished) {
+					rc.Pending = int64(len(unfinished.IDs))
+					res.Receipts = append(res.Receipts, rc)
+				}
 				return res, err
 			}
 		}
