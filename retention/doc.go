@@ -131,8 +131,9 @@
 // # Legal holds
 //
 // PlaceHold places a hold on the whole tenant (HoldTenant), on a data
-// subject's rows in every category that finds them by her identifier
-// (HoldSubject), or on one row of one category (HoldRecord); while it is
+// subject's rows — every row a request by her identifier would reach,
+// resolved afresh by each operation as a request's identifiers are
+// (HoldSubject) — or on one row of one category (HoldRecord); while it is
 // active, sweeps, erasure requests and tenant purges leave the rows it
 // covers and count them as Held in their receipts, and ReleaseHold lets
 // the next run erase them. A category whose rows only exist with a row of

@@ -151,6 +151,10 @@ func (e *Engine) export(ctx context.Context, r Request, w io.Writer) (m Manifest
 	if err != nil {
 		return Manifest{}, false, err
 	}
+	subj, err := e.subjectOf(ctx, keys)
+	if err != nil {
+		return Manifest{}, false, err
+	}
 	m = Manifest{Request: r.ID, Kind: r.Kind, GeneratedAt: e.clock(), Policy: e.policy.Name, Searched: keyCounts(keys)}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	x := &exporter{e: e, modified: m.GeneratedAt, tid: r.TenantID}
@@ -158,7 +162,7 @@ func (e *Engine) export(ctx context.Context, r Request, w io.Writer) (m Manifest
 	x.zw = zw
 	defer x.close()
 	for _, c := range e.Categories() {
-		cond, args, ok := subjectMatch(e.db.Dialect().Name(), c, keys, r.TenantID)
+		cond, args, ok := subjectMatch(e.db.Dialect().Name(), c, subj, r.TenantID)
 		if !ok {
 			continue
 		}
