@@ -247,4 +247,3 @@ func addHoldMigrations(ms *migrate.Migrations) {
 			`ALTER TABLE socialcrm_retention_holds ADD COLUMN subject_hash TEXT NOT NULL DEFAULT ''`)
 	})
 }
-
