@@ -172,6 +172,19 @@ func eventMatch(s subjectKeys) (string, []any, bool) {
 	return "(" + strings.Join(conds, ") OR (") + ")", args, true
 }
 
+// hasEvents reports, for the events category c, whether the subject's
+// condition (cond, args) finds any event of tenant tid; true for any other
+// category. Every request can find events (they are recorded for an
+// identifier of any kind), so a request lists the category, in its export
+// and its receipt, only when the subject has some.
+func (e *Engine) hasEvents(ctx context.Context, c Category, tid, cond string, args []any) (bool, error) {
+	if !isEventTable(c) {
+		return true, nil
+	}
+	n, err := e.count(ctx, c, tid, []string{cond}, args)
+	return n > 0, err
+}
+
 // bindOwn returns c, when it declares the engine's events table, with the
 // event's sealed identifier exported opened (as subject_identifier) and
 // its keyed hash left out; other categories as they are.

@@ -740,6 +740,9 @@ func (e *Engine) erasureJob(ctx context.Context, c Category, keys subjectKeys, i
 	if !ok {
 		return nil, false, nil
 	}
+	if ok, err := e.hasEvents(ctx, c, tid, cond, args); err != nil || !ok {
+		return nil, false, err
+	}
 	rule, _ := e.policy.rule(c.Name)
 	rc := &CategoryReceipt{Tenant: tid, Category: c.Name, Policy: e.policy.Name, Rule: "erasure request"}
 	j = &job{cat: c, tid: tid, action: "retention.erased", rc: rc, meta: map[string]string{"request": id}, request: id}
