@@ -248,6 +248,13 @@
 // clear: it is the answer to the person, and where the caller keeps it is
 // the caller's to protect.
 //
+// Under WithIdentifierProtection the engine's own records keep no
+// identifier a person gave in clear: a request's identifiers, a subject
+// hold's and a recorded event's (RecordEvent) are stored sealed, bound
+// to the record, beside the tenant's keyed hash of each; sweeps, holds
+// and requests open or hash them in memory. ProtectIdentifiers seals
+// those an older version stored in clear.
+//
 // On SQLite, once an erasure, a tenant purge or a sweep that erased rows
 // has committed, the engine runs a TRUNCATE checkpoint: the pages it
 // changed reach the database file (where secure_delete zeroes what was
