@@ -942,7 +942,13 @@ func (e *Engine) Receipt(ctx context.Context, id string) (Receipt, error) {
 		// The erased records no longer lead anywhere: what pending work
 		// is found by is what the identifiers themselves name (a
 		// platform account id, a connection id).
-		keys, err := e.Resolve(ctx, r.Subject)
+		// Without Resolve's check of kinds: a kind the engine no longer
+		// knows still names itself.
+		seeds := Keys{}
+		for kind, v := range r.Subject {
+			seeds[kind] = []string{v}
+		}
+		keys, err := e.resolveFrom(ctx, seeds)
 		if err != nil {
 			return Receipt{}, err
 		}
