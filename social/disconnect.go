@@ -692,6 +692,14 @@ func (s *Store) openTokens(ctx context.Context, access, refresh vault.Sealed, id
 // connection.revoke_abandoned); it hands nothing to the disconnect hook.
 // What still waits stops the purge before the tenant's key goes
 // (ErrRevokePending).
+//
+// A sweep calls it too when it begins (retention.WithSweepStartHook;
+// retention.SweepCutoff of CategoryRevocation tells it apart): then it
+// tries, outside any transaction, the tenant's queued revokes that the
+// sweep is about to erase (queued at or before the sweep's cutoff),
+// whatever their schedule, and gives up one that fails once it was queued
+// RevokeAbandonAfter ago; it hands nothing to the disconnect hook. What
+// still waits stops the tenant's sweep (ErrRevokePending).
 func (s *Store) RetryRevocations(ctx context.Context) (int, error) {
 	_, purge := retention.PurgeDue(ctx)
 	cutoff, sweep := retention.SweepCutoff(ctx, CategoryRevocation)
@@ -791,7 +799,8 @@ func (s *Store) retryRevocation(ctx context.Context, r revocation) (bool, error)
 }
 
 // claimAndRevoke claims r for RevocationLease, unless another process
-// holds it or it is not due (in a tenant purge, whatever its schedule),
+// holds it or it is not due (in a tenant purge, or a sweep that erases
+// r, whatever its schedule),
 // revokes its tokens through p and records the outcome, even when ctx is
 // cancelled meanwhile. It reports whether the platform revoked them.
 //
@@ -799,8 +808,9 @@ func (s *Store) retryRevocation(ctx context.Context, r revocation) (bool, error)
 // revoke, Tokens.Rotated) are sealed into r's row, under the claim,
 // before the provider uses them: a process killed between the platform's
 // refresh and its revoke leaves the live tokens queued, not the spent
-// ones. In a tenant purge, a revoke that fails past RevokeAbandonAfter is
-// given up (connection.revoke_abandoned) and leaves the queue.
+// ones. In a tenant purge, or in a sweep that erases r (swept), a revoke
+// that fails past RevokeAbandonAfter is given up
+// (connection.revoke_abandoned) and leaves the queue.
 func (s *Store) claimAndRevoke(ctx context.Context, p Provider, r revocation) (bool, error) {
 	now := s.clock()
 	lease := now.Add(RevocationLease)
