@@ -54,10 +54,18 @@ func BenchmarkPostgresMessengerRawInsert(b *testing.B) {
 // less than two benchmarks run one after the other. Each iteration runs
 // interleavedRounds rounds of the benchmark's 100 deliveries, each round
 // from 500 senders not seen before (so every round opens its
-// conversations, as the first did when an iteration was one round), and
-// the two handlers take turns going first, delivery by delivery. One
-// round's median swung by ±0.1 from run to run and ±0.3 between runs of
-// scripts/bench; the median of several rounds' deliveries swings less.
+// conversations, as the first did when an iteration was one round) and
+// from a checkpoint (see checkpoint), the two handlers taking turns going
+// first, delivery by delivery; before the first round it waits for the
+// drops of the databases of the runs before (dbtest.AwaitDrops). The
+// checkpoints the server made while rounds ran, by anyone, are reported
+// per round (pg_webhook_interleaved_checkpoints_per_round-figure). With
+// one round per run and none of this, runs swung from 1.08 to 1.91 and
+// medians of three runs from 1.42 to 1.79; with eight rounds, runs from
+// 1.30 to 1.64 and medians of three from 1.41 to 1.62 (the two builds
+// alternated, 18 and 17 runs, on a 2-core machine shared with other work
+// at load average 7 to 18, 0.3 to 4 checkpoints per round made by
+// others).
 func BenchmarkPostgresMessengerInterleaved(b *testing.B) {
 	w := newWorld(b, dbtest.Postgres(b, worldSetup))
 	wh := w.inboxWebhook()
