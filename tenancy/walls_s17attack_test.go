@@ -70,3 +70,178 @@ func TestS17TenantCannotChangeIndexes(t *testing.T) {
 		}
 	})
 }
+
+// TestS17SessionSettingsLeaveTheNextTenantAlone: tenant B tries to change
+// how tenant A's next statements on the same pooled connection read —
+// the time zone and date style its timestamps print in, the digits of its
+// floats, how bytea prints, whether its transactions may write, how long
+// its locks wait — with a session-level SET in each spelling PostgreSQL
+// takes. Each is refused (ErrUnscoped) inside RunInTx, in RunScoped and
+// on the handle directly, on both databases (on SQLite the Guard refuses
+// before SQLite's syntax error); B's SET LOCAL runs and ends with B's
+// transaction. A's next statements on the one connection see the
+// settings the connection had before, and A's insert still writes.
+func TestS17SessionSettingsLeaveTheNextTenantAlone(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		a, b := tenancy.NewID(), tenancy.NewID()
+		db.SetMaxOpenConns(1) // A's statements run on the connection B used
+		defer db.SetMaxOpenConns(0)
+		const show = "SELECT current_setting('TimeZone') || '|' || current_setting('DateStyle') || '|' || " +
+			"current_setting('extra_float_digits') || '|' || current_setting('transaction_read_only') || '|' || " +
+			"current_setting('bytea_output') || '|' || current_setting('IntervalStyle') || '|' || current_setting('lock_timeout')"
+		var before string
+		if db.Name == "postgres" {
+			var err error
+			before, err = execAs(db, a, show)
+			require.NoError(t, err)
+		}
+		for _, q := range []string{
+			"SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+			"SET TIME ZONE 'Asia/Tokyo'",
+			"SET TIME ZONE INTERVAL '+05:00' HOUR TO MINUTE",
+			`SET SESSION "TimeZone" = 'America/Lima'`,
+			"SET DateStyle = 'SQL, DMY'",
+			"SET datestyle TO German",
+			"SET IntervalStyle = sql_standard",
+			"SET extra_float_digits = -15",
+			"SET bytea_output = 'escape'",
+			"SET default_transaction_read_only = on",
+			"SET lock_timeout = 1",
+			"SET plan_cache_mode = force_generic_plan",
+			"set  xmloption  =  content",
+			"SET NAMES 'SQL_ASCII'",
+			"SET SCHEMA 'pg_catalog'",
+		} {
+			_, err := execAs(db, b, q)
+			require.ErrorIs(t, err, tenancy.ErrUnscoped, "%s", q)
+			err = tenancy.RunScoped(as(b), db, func(ctx context.Context, db bun.IDB) error {
+				_, err := db.ExecContext(ctx, q)
+				return err
+			})
+			require.ErrorIs(t, err, tenancy.ErrUnscoped, "%s (RunScoped)", q)
+			_, err = db.ExecContext(as(b), q)
+			require.ErrorIs(t, err, tenancy.ErrUnscoped, "%s (handle)", q)
+		}
+		if db.Name == "postgres" {
+			// transaction_read_only runs at session level, and lasts
+			// only the statement's own transaction.
+			_, err := db.ExecContext(as(b), "SET SESSION transaction_read_only = on")
+			require.NoError(t, err)
+			_, err = execAs(db, b, "SET LOCAL TimeZone = 'Asia/Tokyo'", "SET LOCAL DateStyle = 'German'",
+				"SET LOCAL extra_float_digits = -15", "SET LOCAL bytea_output = 'escape'")
+			require.NoError(t, err, "SET LOCAL ends with B's transaction")
+			after, err := execAs(db, a, show)
+			require.NoError(t, err)
+			require.Equal(t, before, after)
+			err = tenancy.RunScoped(as(a), db, func(ctx context.Context, db bun.IDB) error {
+				return db.QueryRowContext(ctx, show).Scan(&after)
+			})
+			require.NoError(t, err)
+			require.Equal(t, before, after, "RunScoped")
+		}
+		require.NoError(t, insert(as(a), db, &widget{ID: "wa-" + a, Name: "secret-a", Size: 1}), "A's transaction may write")
+	})
+}
+
+// TestS17QueryShapesStayInTheTenant: shapes of SQL and bun code not tried
+// before — PostgreSQL 15's MERGE (bun's NewMerge and raw), LATERAL joins,
+// a recursive CTE whose recursive arm reads another tenant, json_each
+// over a subquery, a window over a subquery, SELECT … FOR UPDATE through
+// a join, INSERT … SELECT, ON CONFLICT DO UPDATE aimed at A's key, LOCK
+// TABLE — each is refused (ErrUnscoped) or reads and changes only B's
+// rows, on both databases. A's rows are as they were afterwards.
+func TestS17QueryShapesStayInTheTenant(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		a, b := tenancy.NewID(), tenancy.NewID()
+		require.NoError(t, insert(as(a), db, &widget{ID: "wa-" + a, Name: "secret-a", Size: 1}))
+		require.NoError(t, insert(as(b), db, &widget{ID: "wb-" + b, Name: "mine-b", Size: 2}))
+		// B's gadget names A's widget.
+		require.NoError(t, insert(as(b), db, &gadget{ID: "gb-" + b, WidgetID: "wa-" + a, Label: "mine-b"}))
+		qa, qb, wa := "'"+a+"'", "'"+b+"'", "'wa-"+a+"'"
+		refused := []string{
+			"MERGE INTO test_widgets w USING (SELECT " + wa + " AS id) s ON w.id = s.id AND w.tenant_id = " + qb +
+				" WHEN MATCHED THEN UPDATE SET name = 'x' WHEN NOT MATCHED THEN INSERT (tenant_id, id, name, size) VALUES (" + qb + ", s.id, 'x', 1)",
+			"MERGE INTO test_gadgets g USING test_widgets w ON g.widget_id = w.id AND g.tenant_id = " + qb +
+				" WHEN MATCHED THEN UPDATE SET label = w.name",
+			"SELECT w.name FROM test_widgets w JOIN LATERAL (SELECT name FROM test_widgets x WHERE x.size = w.size) y ON true WHERE w.tenant_id = " + qb,
+			"SELECT y.name FROM (SELECT " + qb + " AS t) s, LATERAL (SELECT name FROM test_widgets x WHERE x.tenant_id = s.t OR x.size > 0) y",
+			"WITH RECURSIVE r(n, d) AS (SELECT name, 0 FROM test_widgets WHERE tenant_id = " + qb +
+				" UNION ALL SELECT w.name, r.d + 1 FROM test_widgets w JOIN r ON r.d < 1) SELECT n FROM r",
+			"SELECT value FROM json_each((SELECT json_group_array(name) FROM test_widgets WHERE size > 0))",
+			"SELECT s.name, count(*) OVER () FROM (SELECT name FROM test_widgets) s",
+			"SELECT w.name, count(*) OVER (PARTITION BY w.tenant_id) FROM test_widgets w WHERE w.tenant_id = " + qb + " OR w.tenant_id = " + qa,
+			"SELECT g.label FROM test_gadgets g JOIN test_widgets w ON w.id = g.widget_id WHERE g.tenant_id = " + qb + " FOR UPDATE",
+			"INSERT INTO test_gadgets (tenant_id, id, widget_id, label) SELECT " + qb + ", 'g-' || id, id, name FROM test_widgets",
+			"INSERT INTO test_widgets (tenant_id, id, name, size) VALUES (" + qb + ", " + wa + ", 'x', 1) ON CONFLICT (id) DO UPDATE SET name = 'pwned'",
+			"INSERT INTO test_widgets (tenant_id, id, name, size) VALUES (" + qb + ", " + wa + ", 'x', 1) ON CONFLICT (tenant_id, id) DO UPDATE SET tenant_id = " + qa,
+			"LOCK TABLE test_widgets IN ACCESS EXCLUSIVE MODE",
+			"LOCK TABLE socialcrm_tenants IN ACCESS EXCLUSIVE MODE",
+		}
+		for _, q := range refused {
+			_, err := execAs(db, b, q)
+			require.ErrorIs(t, err, tenancy.ErrUnscoped, "%s", q)
+		}
+		err := tenancy.RunInTx(as(b), db, nil, func(ctx context.Context, tx bun.Tx) error {
+			_, err := tx.NewMerge().Model((*widget)(nil)).
+				With("src", tx.NewValues(&[]widget{{ID: "wa-" + a, Name: "x", Size: 1}})).
+				Using("src").On("w.id = src.id").
+				WhenUpdate("MATCHED", func(q *bun.UpdateQuery) *bun.UpdateQuery { return q.Set("name = 'pwned'") }).
+				Exec(ctx)
+			return err
+		})
+		if db.Name == "postgres" {
+			require.ErrorIs(t, err, tenancy.ErrUnscoped, "bun's NewMerge")
+		} else {
+			require.Error(t, err, "bun has no MERGE for SQLite")
+		}
+
+		// Confined, these run and see B's rows only.
+		if db.Name == "postgres" { // SQLite has no LATERAL
+			seen, err := execAs(db, b, "SELECT y.name FROM test_widgets w, LATERAL (SELECT x.name FROM test_widgets x WHERE x.tenant_id = "+qb+" AND x.size = w.size) y WHERE w.tenant_id = "+qb)
+			require.NoError(t, err)
+			require.Equal(t, "mine-b", seen)
+		}
+		seen, err := execAs(db, b, "SELECT w.name FROM test_gadgets g LEFT JOIN test_widgets w ON w.id = g.widget_id AND w.tenant_id = "+qb+" WHERE g.tenant_id = "+qb)
+		require.NoError(t, err)
+		require.Empty(t, seen, "B's gadget's widget is A's")
+		// A unique violation on A's id names B's own values, never A's.
+		_, err = execAs(db, b, "INSERT INTO test_widgets (tenant_id, id, name, size) VALUES ("+qb+", "+wa+", 'x', 1)")
+		require.Error(t, err)
+		require.NotContains(t, err.Error(), "secret-a")
+		seen, err = execAs(db, b, "INSERT INTO test_widgets (tenant_id, id, name, size) VALUES ("+qb+", "+wa+", 'x', 1) ON CONFLICT DO NOTHING RETURNING name")
+		require.NoError(t, err)
+		require.Empty(t, seen)
+		_, err = execAs(db, b, "INSERT INTO test_widgets (tenant_id, id, name, size) VALUES ("+qb+", "+wa+", 'x', 1) ON CONFLICT (tenant_id, id) DO UPDATE SET name = 'pwned' RETURNING name")
+		require.Error(t, err, "the conflict is on the primary key, A's row: it is not B's to update")
+		require.NotContains(t, err.Error(), "secret-a")
+
+		if db.Name == "postgres" {
+			// B's FOR UPDATE through the join locks none of A's rows: A
+			// updates its widget, with a lock wait of 200 ms, while B's
+			// transaction holds its locks.
+			locked, release := make(chan error, 1), make(chan struct{})
+			go func() {
+				locked <- tenancy.RunInTx(as(b), db, nil, func(ctx context.Context, tx bun.Tx) error {
+					var names []string
+					err := tx.NewRaw("SELECT g.label FROM test_gadgets g JOIN test_widgets w ON w.id = g.widget_id AND w.tenant_id = g.tenant_id WHERE g.tenant_id = ? FOR UPDATE", b).Scan(ctx, &names)
+					if err == nil && len(names) != 0 {
+						err = errorString("B's join reached A's widget")
+					}
+					locked <- err
+					<-release
+					return nil
+				})
+			}()
+			require.NoError(t, <-locked)
+			_, err = execAs(db, a, "SET LOCAL lock_timeout = '200ms'", "UPDATE test_widgets SET size = 3 WHERE tenant_id = "+qa+" AND id = "+wa)
+			close(release)
+			require.NoError(t, <-locked)
+			require.NoError(t, err, "A's row is not locked by B")
+			_, err = execAs(db, a, "UPDATE test_widgets SET size = 1 WHERE tenant_id = "+qa+" AND id = "+wa)
+			require.NoError(t, err)
+		}
+		seen, err = execAs(db, a, "SELECT name || ':' || size FROM test_widgets WHERE tenant_id = "+qa)
+		require.NoError(t, err)
+		require.Equal(t, "secret-a:1", seen)
+	})
+}
