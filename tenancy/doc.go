@@ -45,7 +45,11 @@
 //     owns every table) and, under a tenant's principal, of the tenant
 //     registries and the migration tables, a temporary relation named
 //     like any table the Guard or the DB knows (or any socialcrm_ table),
-//     under a tenant's principal any schema, trigger or privilege change
+//     under a tenant's principal any schema, trigger, index or privilege
+//     change (CREATE INDEX and DROP INDEX: on SQLite an index over an
+//     expression that fails on a value told tenant B whether another
+//     tenant's row held it, and B's unique index or dropped index failed
+//     A's writes),
 //     and any relation of such a name in any schema (PostgreSQL's default
 //     search path puts a schema named like the role first), any statement that names a
 //     full-text index (FullTextIndex), its shadow tables or its watermark
@@ -246,6 +250,23 @@
 //     a sequence or AUTOINCREMENT (filled in by the database, returned by
 //     RETURNING) numbers every tenant's rows together — give tenant-owned
 //     tables random keys, as socialcrm's (NewID) are.
+//   - Transaction-level advisory locks share one key space across the
+//     database, and a tenant's statements may take them: the SDK's own
+//     statements take them under the tenant's principal (the audit chain,
+//     crm's contact identifiers), and crm's contact create calls a
+//     server function that locks the keys it is given. A tenant that
+//     knows another tenant's id derives the key of that tenant's audit
+//     chain (SHA-256 of the id): holding it with pg_advisory_xact_lock,
+//     tenant B made every audited action of tenant A wait until B's
+//     transaction ended (a hold of 300 ms delayed A's append by 304 ms),
+//     and pg_try_advisory_xact_lock answered false exactly while A held
+//     its chain — one bit of A's activity per probe, as often as B
+//     probes (TestS17AdvisoryLocksOfAnotherTenantLastTheTransaction).
+//     The wait lasts no longer than B's transaction: session-level locks,
+//     which outlive it, are refused; bound transactions on the
+//     application role (idle_in_transaction_session_timeout,
+//     statement_timeout) to bound the wait. Keys of crm's identifiers
+//     hash per-tenant blind indexes, which another tenant cannot compute.
 //
 // Passwords are stored as bcrypt hashes of cost 12 (PasswordCost); an
 // unknown email costs the same bcrypt time as a wrong password. API keys

@@ -88,7 +88,10 @@ import (
 //     alters no schema (on PostgreSQL a schema named like the role comes
 //     first in the default search path, "$user", public), no trigger (on
 //     SQLite a TEMP trigger stays on the pooled connection and runs
-//     statements the Guard never sees) and no privilege (GRANT, REVOKE,
+//     statements the Guard never sees), no index (CREATE INDEX, DROP
+//     INDEX: on SQLite tenant B's index over an expression that fails on
+//     a value told B whether another tenant's row held it, and B's unique
+//     or dropped index failed A's writes) and no privilege (GRANT, REVOKE,
 //     ALTER DEFAULT PRIVILEGES), and no relation or type of such a name in
 //     any schema (guard_shadow.go). Without a principal (migrations) these
 //     run;

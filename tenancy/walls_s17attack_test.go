@@ -2,8 +2,12 @@ package tenancy_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
@@ -245,3 +249,87 @@ func TestS17QueryShapesStayInTheTenant(t *testing.T) {
 		require.Equal(t, "secret-a:1", seen)
 	})
 }
+
+// TestS17AdvisoryLocksOfAnotherTenantLastTheTransaction measures what
+// doc.go's Security section states about transaction-level advisory
+// locks, which the Guard lets every tenant take (the SDK's own
+// statements take them under the tenant's principal, and crm's contact
+// create calls a function that takes the keys it is given). The keys
+// live in one space for the whole database. Knowing tenant A's id,
+// tenant B derived the key of A's audit chain: B's
+// pg_advisory_xact_lock on it made A's audit append wait until B's
+// transaction ended (here 300 ms), and B's pg_try_advisory_xact_lock
+// answered false exactly while A held its chain (an append in a
+// transaction not yet committed): one bit per probe of A's activity. B's
+// session-level lock, which would outlive B's transaction on the pooled
+// connection, is refused. SQLite has no advisory locks.
+func TestS17AdvisoryLocksOfAnotherTenantLastTheTransaction(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		a, b := tenancy.NewID(), tenancy.NewID()
+		h := sha256.Sum256([]byte("socialcrm.tenancy.audit\x00" + a))
+		key := int64(binary.BigEndian.Uint64(h[:8]))
+		lock := "SELECT pg_advisory_xact_lock(" + itoa(key) + ")"
+		try := "SELECT CAST(pg_try_advisory_xact_lock(" + itoa(key) + ") AS text)"
+		if db.Name == "sqlite" {
+			_, err := execAs(db, b, lock)
+			require.Error(t, err)
+			return
+		}
+		for _, q := range []string{"SELECT pg_advisory_lock(" + itoa(key) + ")", "SELECT pg_try_advisory_lock_shared(" + itoa(key) + ")"} {
+			_, err := execAs(db, b, q)
+			require.ErrorIs(t, err, tenancy.ErrUnscoped, "%s", q)
+		}
+		log, err := tenancy.NewAuditLog(db)
+		require.NoError(t, err)
+		_, err = log.Append(ownerOf(a), tenancy.AuditEvent{Action: "s17.warm"})
+		require.NoError(t, err)
+
+		// B holds A's key for 300 ms: A's append waits for it.
+		const hold = 300 * time.Millisecond
+		held, done := make(chan struct{}), make(chan error, 1)
+		go func() {
+			done <- tenancy.RunInTx(as(b), db, nil, func(ctx context.Context, tx bun.Tx) error {
+				if _, err := tx.ExecContext(ctx, lock); err != nil {
+					close(held)
+					return err
+				}
+				close(held)
+				time.Sleep(hold)
+				return nil
+			})
+		}()
+		<-held
+		start := time.Now()
+		_, err = log.Append(ownerOf(a), tenancy.AuditEvent{Action: "s17.waited"})
+		waited := time.Since(start)
+		require.NoError(t, err)
+		require.NoError(t, <-done)
+		require.GreaterOrEqual(t, waited, hold*2/3, "A's append waited for B's transaction")
+		t.Logf("A's append waited %v for B's transaction of %v", waited.Round(time.Millisecond), hold)
+
+		// While A's appending transaction is open, B's probe answers
+		// false; before and after, true.
+		probe := func() string {
+			seen, err := execAs(db, b, try)
+			require.NoError(t, err)
+			return seen
+		}
+		require.Equal(t, "true", probe())
+		inside, release := make(chan error, 1), make(chan struct{})
+		go func() {
+			inside <- tenancy.RunInTx(ownerOf(a), db, nil, func(ctx context.Context, tx bun.Tx) error {
+				_, err := log.In(tx).Append(ctx, tenancy.AuditEvent{Action: "s17.open"})
+				inside <- err
+				<-release
+				return err
+			})
+		}()
+		require.NoError(t, <-inside)
+		require.Equal(t, "false", probe(), "A is appending")
+		close(release)
+		require.NoError(t, <-inside)
+		require.Equal(t, "true", probe())
+	})
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
