@@ -333,3 +333,110 @@ func TestS17AdvisoryLocksOfAnotherTenantLastTheTransaction(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestS17FailingExpressionsSeeOnlyTheTenant: tenant B puts in a WHERE
+// confined to B an expression that fails on one value of tenant A's —
+// SQLite's json() of a CASE that yields malformed JSON for A's name,
+// PostgreSQL's cast to int of the same — and names A's row by its id so
+// that a planner that reached the row by its primary key would evaluate
+// the expression on it: the error would tell B what A's row holds. No
+// form fails: on SQLite the tenant's unique index (tenant_id, id) is what
+// the planner takes, and B may no longer drop it
+// (TestS17TenantCannotChangeIndexes); on PostgreSQL row-level security's
+// condition runs before any expression that is not leakproof.
+func TestS17FailingExpressionsSeeOnlyTheTenant(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		a, b := tenancy.NewID(), tenancy.NewID()
+		for i := range 8 {
+			require.NoError(t, insert(as(a), db, &widget{ID: "wa" + strconv.Itoa(i) + "-" + a, Name: "secret-a" + strconv.Itoa(i), Size: i}))
+		}
+		require.NoError(t, insert(as(b), db, &widget{ID: "wb-" + b, Name: "mine-b", Size: 2}))
+		fails := "json(CASE WHEN name = 'secret-a3' THEN 'x' ELSE '1' END) IS NOT NULL"
+		if db.Name == "postgres" {
+			fails = "CAST(CASE WHEN name = 'secret-a3' THEN 'x' ELSE '1' END AS int) = 1"
+		}
+		qb, id3 := "'"+b+"'", "'wa3-"+a+"'"
+		for _, q := range []string{
+			"SELECT name FROM test_widgets WHERE " + fails + " AND tenant_id = " + qb,
+			"SELECT name FROM test_widgets WHERE id = " + id3 + " AND tenant_id = " + qb + " AND " + fails,
+			"SELECT name FROM test_widgets WHERE " + fails + " AND id = " + id3 + " AND tenant_id = " + qb,
+			"SELECT name FROM test_widgets WHERE tenant_id = " + qb + " AND id IN ('wa1-" + a + "', " + id3 + ") AND " + fails,
+			"SELECT name FROM test_widgets WHERE tenant_id = " + qb + " AND id >= 'wa' AND id < 'wb' AND " + fails,
+			"SELECT name FROM test_widgets WHERE tenant_id IN (" + qb + ") AND (" + fails + " OR id > '')",
+		} {
+			for _, analyzed := range []bool{false, true} {
+				if analyzed {
+					_, err := execAs(db, b, "ANALYZE test_widgets")
+					require.NoError(t, err)
+				}
+				seen, err := execAs(db, b, q)
+				require.NoError(t, err, "%s", q)
+				require.NotContains(t, seen, "secret")
+			}
+		}
+	})
+}
+
+// TestS17KeyedAuditChainLockIsNotTheTenantsID: the advisory lock of a
+// tenant's audit chain was derived from the tenant's id alone (SHA-256),
+// so tenant B, knowing A's id, held it with pg_advisory_xact_lock and made
+// A's audit appends wait for B's transaction, and probed it with
+// pg_try_advisory_xact_lock to learn when A appended
+// (TestS17AdvisoryLocksOfAnotherTenantLastTheTransaction). A keyed log
+// (WithAuditKeys; socialcrm.Open's) derives the key from the tenant's
+// audit key, which B cannot compute: while B holds the id's key, A's
+// keyed append completes, and B's probe of it answers true while A's
+// appending transaction is open. Appends of one tenant still wait for
+// each other (TestAuditAppendUnderContention).
+func TestS17KeyedAuditChainLockIsNotTheTenantsID(t *testing.T) {
+	eachKeyed(t, func(t *testing.T, e *keyedEnv) {
+		db := e.db
+		if db.Name == "sqlite" {
+			_, err := e.log.Append(ownerOf(tenancy.NewID()), tenancy.AuditEvent{Action: "s17.sqlite"})
+			require.NoError(t, err, "SQLite has one writer at a time and no advisory locks")
+			return
+		}
+		a, b := tenancy.NewID(), tenancy.NewID()
+		h := sha256.Sum256([]byte("socialcrm.tenancy.audit\x00" + a))
+		key := itoa(int64(binary.BigEndian.Uint64(h[:8])))
+		_, err := e.log.Append(ownerOf(a), tenancy.AuditEvent{Action: "s17.warm"})
+		require.NoError(t, err)
+
+		held, done, release := make(chan struct{}), make(chan error, 1), make(chan struct{})
+		go func() {
+			done <- tenancy.RunInTx(as(b), db, nil, func(ctx context.Context, tx bun.Tx) error {
+				_, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock("+key+")")
+				close(held)
+				if err == nil {
+					<-release
+				}
+				return err
+			})
+		}()
+		<-held
+		ctx, cancel := context.WithTimeout(ownerOf(a), 5*time.Second)
+		_, err = e.log.Append(ctx, tenancy.AuditEvent{Action: "s17.not.waiting"})
+		cancel()
+		close(release)
+		require.NoError(t, <-done)
+		require.NoError(t, err, "A's keyed append does not wait for B's lock")
+
+		inside, stop := make(chan error, 1), make(chan struct{})
+		go func() {
+			inside <- tenancy.RunInTx(ownerOf(a), db, nil, func(ctx context.Context, tx bun.Tx) error {
+				_, err := e.log.In(tx).Append(ctx, tenancy.AuditEvent{Action: "s17.open"})
+				inside <- err
+				<-stop
+				return err
+			})
+		}()
+		require.NoError(t, <-inside)
+		seen, err := execAs(db, b, "SELECT CAST(pg_try_advisory_xact_lock("+key+") AS text)")
+		close(stop)
+		require.NoError(t, <-inside)
+		require.NoError(t, err)
+		require.Equal(t, "true", seen, "B's probe learns nothing of A's append")
+		_, err = e.log.Verify(ownerOf(a))
+		require.NoError(t, err)
+	})
+}
