@@ -440,3 +440,61 @@ func TestS17KeyedAuditChainLockIsNotTheTenantsID(t *testing.T) {
 		require.NoError(t, err)
 	})
 }
+
+// TestS17TenantsTakeNoTwoKeyAdvisoryLocks: retention claims a tenant's
+// purge with the session-level advisory lock (purge space, hashtext(tenant
+// id)) and gives the run up when another holds it. Tenant B, knowing A's
+// id, held that pair with pg_advisory_xact_lock(0x70757267, hashtext(A)):
+// the claim (the same statement, as the system principal) answered false,
+// so A's purge was skipped as long as B's transaction lasted, run after
+// run. The SDK takes two-key advisory locks only as the system principal
+// (purge and erasure claims); the single-key space (bigint), which
+// tenants' statements use, is a different space on the server. Under a
+// tenant's principal the Guard refuses every two-key advisory-lock call.
+func TestS17TenantsTakeNoTwoKeyAdvisoryLocks(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		a, b := tenancy.NewID(), tenancy.NewID()
+		qa := "'" + a + "'"
+		refused := []string{
+			"SELECT pg_advisory_xact_lock(1886745191, hashtext(" + qa + "))",
+			"SELECT pg_try_advisory_xact_lock(1886745191, hashtext(" + qa + "))",
+			"SELECT pg_advisory_xact_lock_shared(1886745191, hashtext(" + qa + "))",
+			"SELECT PG_CATALOG.pg_try_advisory_xact_lock_shared(1886745191, 42)",
+			"SELECT count(pg_advisory_xact_lock(1886745191, k)) FROM unnest(ARRAY[1, 2]) AS k",
+		}
+		for _, q := range refused {
+			_, err := execAs(db, b, q)
+			require.ErrorIs(t, err, tenancy.ErrUnscoped, "%s", q)
+		}
+		if db.Name == "sqlite" {
+			return
+		}
+		// A single-key lock of B's own still runs.
+		_, err := execAs(db, b, "SELECT pg_advisory_xact_lock(42)")
+		require.NoError(t, err)
+		// While B's transaction tries to hold A's pair, the purge claim,
+		// as the system principal, gets it.
+		tried, done, release := make(chan error, 1), make(chan error, 1), make(chan struct{})
+		go func() {
+			done <- tenancy.RunInTx(as(b), db, nil, func(ctx context.Context, tx bun.Tx) error {
+				_, err := tx.ExecContext(ctx, refused[0])
+				tried <- err
+				<-release
+				return nil
+			})
+		}()
+		require.ErrorIs(t, <-tried, tenancy.ErrUnscoped)
+		sys := tenancy.System(context.Background(), "s17")
+		conn, err := db.Conn(sys)
+		require.NoError(t, err)
+		defer conn.Close()
+		var got bool
+		err = conn.QueryRowContext(sys, "SELECT pg_try_advisory_lock(1886745191, hashtext(?))", a).Scan(&got)
+		close(release)
+		require.NoError(t, <-done)
+		require.NoError(t, err)
+		require.True(t, got, "A's purge is claimed while B's transaction is open")
+		_, err = conn.ExecContext(sys, "SELECT pg_advisory_unlock(1886745191, hashtext(?))", a)
+		require.NoError(t, err)
+	})
+}
