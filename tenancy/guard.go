@@ -483,6 +483,11 @@ func (g *Guard) check(ctx context.Context, query string) error {
 	if p, ok := FromContext(ctx); sh.sessionLock && ok && !p.IsSystem() {
 		return sessionLockRefusal
 	}
+	if sh.pairLock {
+		if p, ok := FromContext(ctx); ok && !p.IsSystem() {
+			return pairLockRefusal // guard_locks.go
+		}
+	}
 	if p, ok := FromContext(ctx); sh.tempKept && !g.sqlite && ok && !p.IsSystem() {
 		return tempKeptRefusal
 	}

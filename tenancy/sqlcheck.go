@@ -29,6 +29,10 @@ type shape struct {
 	// sessionLock takes an advisory lock that outlives the transaction:
 	// refused under a tenant's principal (pgwalls.go).
 	sessionLock bool
+	// pairLock takes a two-key advisory lock, the space of the system
+	// principal's claims: refused under a tenant's principal
+	// (guard_locks.go).
+	pairLock bool
 	// tempKept leaves an object in the temporary schema after the
 	// transaction: refused on PostgreSQL under a tenant's principal
 	// (guard_shadow.go).
@@ -722,6 +726,7 @@ func (a *analysis) top(n *pg.Node) {
 	a.pgWalls(m)  // pgwalls.go
 	a.counters(m) // counters.go
 	a.shadows(m)  // guard_shadow.go
+	a.locks(m)    // guard_locks.go
 	// Whatever the statement, no function may set settings or run SQL
 	// text, and the settings view may not be written.
 	walk(m.ProtoReflect(), func(x proto.Message) bool {
