@@ -66,7 +66,9 @@
 //     statements) and EXPLAIN ANALYZE, a SET without LOCAL, ALTER
 //     ROLE/DATABASE/SYSTEM and session-level advisory locks under a
 //     tenant's principal (each outlives the statement, on the pooled
-//     connection or on the role every tenant shares), under a tenant's
+//     connection or on the role every tenant shares), two-key advisory
+//     locks (the system's purge and erasure claims) under a tenant's
+//     principal, under a tenant's
 //     principal any statement on the tenant registries (the tenants
 //     table, the vault's key list) not confined to that tenant's own row,
 //     text SQLite tokenizes otherwise than
@@ -250,23 +252,28 @@
 //     a sequence or AUTOINCREMENT (filled in by the database, returned by
 //     RETURNING) numbers every tenant's rows together — give tenant-owned
 //     tables random keys, as socialcrm's (NewID) are.
-//   - Transaction-level advisory locks share one key space across the
-//     database, and a tenant's statements may take them: the SDK's own
-//     statements take them under the tenant's principal (the audit chain,
-//     crm's contact identifiers), and crm's contact create calls a
-//     server function that locks the keys it is given. A tenant that
-//     knows another tenant's id derives the key of that tenant's audit
-//     chain (SHA-256 of the id): holding it with pg_advisory_xact_lock,
-//     tenant B made every audited action of tenant A wait until B's
-//     transaction ended (a hold of 300 ms delayed A's append by 304 ms),
-//     and pg_try_advisory_xact_lock answered false exactly while A held
-//     its chain — one bit of A's activity per probe, as often as B
-//     probes (TestS17AdvisoryLocksOfAnotherTenantLastTheTransaction).
-//     The wait lasts no longer than B's transaction: session-level locks,
-//     which outlive it, are refused; bound transactions on the
+//   - Transaction-level advisory locks of one bigint key share one space
+//     across the database, and a tenant's statements may take them: the
+//     SDK's own statements take them under the tenant's principal (the
+//     audit chain, crm's contact identifiers), and crm's contact create
+//     calls a server function that locks the keys it is given. So a
+//     tenant blocks, or probes, another tenant's work wherever it can
+//     compute the other's key. It cannot for crm's identifiers (their keys
+//     hash per-tenant blind indexes) nor for a keyed audit log
+//     (WithAuditKeys, which socialcrm.Open passes): its chain's key is a
+//     MAC under the tenant's audit key. An unkeyed log's chain key is a
+//     hash of the tenant's id: knowing tenant A's id, tenant B held it
+//     with pg_advisory_xact_lock and every audited action of A waited
+//     until B's transaction ended (a hold of 300 ms delayed A's append by
+//     304 ms), and pg_try_advisory_xact_lock answered false exactly while
+//     A held its chain — one bit of A's activity per probe
+//     (TestS17AdvisoryLocksOfAnotherTenantLastTheTransaction). The wait
+//     lasts no longer than B's transaction; bound transactions on the
 //     application role (idle_in_transaction_session_timeout,
-//     statement_timeout) to bound the wait. Keys of crm's identifiers
-//     hash per-tenant blind indexes, which another tenant cannot compute.
+//     statement_timeout) to bound it. Session-level locks, which outlive
+//     the transaction, and two-key locks, the space of the system's purge
+//     and erasure claims (B held A's purge claim, and purge runs skipped
+//     A), are refused under a tenant's principal.
 //
 // Passwords are stored as bcrypt hashes of cost 12 (PasswordCost); an
 // unknown email costs the same bcrypt time as a wrong password. API keys

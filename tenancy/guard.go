@@ -117,8 +117,9 @@ import (
 //     and it leaves nothing on the connection or the role for the next
 //     tenant: no SET without LOCAL (SET TRANSACTION and RESET run), no
 //     ALTER ROLE, ALTER DATABASE or ALTER SYSTEM, no session-level
-//     advisory lock under a tenant's principal (pg_advisory_xact_lock
-//     runs) (pgwalls.go), and under a tenant's principal no object in
+//     advisory lock under a tenant's principal, nor a two-key one, the
+//     space of the system's purge and erasure claims (pg_advisory_xact_lock
+//     of one key runs) (pgwalls.go, guard_locks.go), and under a tenant's principal no object in
 //     the temporary schema, which is searched first for relations and
 //     types: a temporary table must be ON COMMIT DROP, no temporary
 //     view, sequence, type or domain (guard_shadow.go); nor reach the server state every tenant's

@@ -256,7 +256,8 @@ func TestS17QueryShapesStayInTheTenant(t *testing.T) {
 // statements take them under the tenant's principal, and crm's contact
 // create calls a function that takes the keys it is given). The keys
 // live in one space for the whole database. Knowing tenant A's id,
-// tenant B derived the key of A's audit chain: B's
+// tenant B derived the key of A's audit chain, an unkeyed log's (a keyed
+// one's is not the id's: TestS17KeyedAuditChainLockIsNotTheTenantsID): B's
 // pg_advisory_xact_lock on it made A's audit append wait until B's
 // transaction ended (here 300 ms), and B's pg_try_advisory_xact_lock
 // answered false exactly while A held its chain (an append in a
