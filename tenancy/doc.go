@@ -270,7 +270,10 @@
 //     (TestS17AdvisoryLocksOfAnotherTenantLastTheTransaction). The wait
 //     lasts no longer than B's transaction; bound transactions on the
 //     application role (idle_in_transaction_session_timeout,
-//     statement_timeout) to bound it. Session-level locks, which outlive
+//     statement_timeout) to bound it. The same holds for the constant
+//     key of the migrations: B's transaction holding it kept a replica's
+//     migrations of a new release waiting until it ended
+//     (TestS17TenantTransactionDelaysMigrations). Session-level locks, which outlive
 //     the transaction, and two-key locks, the space of the system's purge
 //     and erasure claims (B held A's purge claim, and purge runs skipped
 //     A), are refused under a tenant's principal.

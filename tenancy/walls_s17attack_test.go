@@ -11,8 +11,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/migrate"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/internal/migrations"
 	"github.com/socialcrm/socialcrm/tenancy"
 )
 
@@ -497,5 +499,44 @@ func TestS17TenantsTakeNoTwoKeyAdvisoryLocks(t *testing.T) {
 		require.True(t, got, "A's purge is claimed while B's transaction is open")
 		_, err = conn.ExecContext(sys, "SELECT pg_advisory_unlock(1886745191, hashtext(?))", a)
 		require.NoError(t, err)
+	})
+}
+
+// TestS17TenantTransactionDelaysMigrations measures a limit doc.go's
+// Security section states: the SDK's start-up locks — the migrations'
+// (one bigint key, a constant) — are in the single-key space a tenant's
+// statements may lock. Tenant B holding it in a transaction made a
+// replica's migrations of a release wait (here until their context
+// ended, after 400 ms; Run gives up after its own limit of waiting); once
+// B's transaction ended, they ran.
+func TestS17TenantTransactionDelaysMigrations(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		if db.Name == "sqlite" {
+			return // no advisory locks; migrations take SQLite's write lock
+		}
+		b := tenancy.NewID()
+		held, done, release := make(chan error, 1), make(chan error, 1), make(chan struct{})
+		go func() {
+			done <- tenancy.RunInTx(as(b), db, nil, func(ctx context.Context, tx bun.Tx) error {
+				_, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(8317976341033804658)") // 0x736f6369616c6372
+				held <- err
+				<-release
+				return nil
+			})
+		}()
+		require.NoError(t, <-held)
+		// A release with a migration to apply: with none pending, Run
+		// takes no lock.
+		pending := migrate.NewMigrations()
+		migrations.Add(pending, "20261214060000", "s17_pending", func(ctx context.Context, tx bun.Tx) error {
+			return migrations.Exec(ctx, tx, "CREATE TABLE IF NOT EXISTS s17_pending (id TEXT)")
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+		err := migrations.Run(ctx, db.Owner, tenancy.Migrations(), pending)
+		cancel()
+		close(release)
+		require.NoError(t, <-done)
+		require.ErrorIs(t, err, context.DeadlineExceeded, "the migrations waited for B's transaction")
+		require.NoError(t, migrations.Run(context.Background(), db.Owner, tenancy.Migrations(), pending))
 	})
 }
