@@ -540,3 +540,65 @@ func TestS17TenantTransactionDelaysMigrations(t *testing.T) {
 		require.NoError(t, migrations.Run(context.Background(), db.Owner, tenancy.Migrations(), pending))
 	})
 }
+
+// TestS17TenantCannotReadTransactionCounters: the Guard refused the
+// functions that read PostgreSQL's transaction counter, and age() of a
+// literal cast to xid, but not age() of an xid column: tenant B's SELECT
+// age(datfrozenxid) FROM pg_database is the next transaction id less a
+// constant, so it grew by one for each transaction that wrote, of every
+// tenant. The same counter showed in relfrozenxid (a table B makes in its
+// transaction takes the current one), pg_current_xact_id_if_assigned()
+// once B had written, and the snapshot name pg_export_snapshot() gives
+// (it counts the pooled connection's transactions, other tenants'
+// included); pg_tablespace_size, like pg_database_size, grew with every
+// tenant's rows. Each is refused under a tenant's principal; the system
+// principal still reads them, and here sees the counter move with A's
+// writes.
+func TestS17TenantCannotReadTransactionCounters(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		a, b := tenancy.NewID(), tenancy.NewID()
+		refused := []string{
+			"SELECT age(datfrozenxid) FROM pg_database WHERE datname = current_database()",
+			"SELECT AGE(d.datfrozenxid) FROM pg_catalog.pg_database AS d",
+			"SELECT age(x) FROM (SELECT datfrozenxid AS x FROM pg_database) s",
+			"SELECT age((d).datfrozenxid) FROM pg_database d",
+			"SELECT s.x FROM (SELECT * FROM pg_database) s",
+			"SELECT d FROM pg_database d",
+			"SELECT datminmxid FROM pg_database",
+			"SELECT age(relfrozenxid) FROM pg_class WHERE relname = 'test_widgets'",
+			"SELECT relfrozenxid, relminmxid FROM pg_class",
+			"SELECT pg_current_xact_id_if_assigned()",
+			"SELECT PG_CATALOG.pg_export_snapshot()",
+			"SELECT pg_tablespace_size('pg_default')",
+			"SELECT count(*) FROM pg_prepared_xacts",
+			"SELECT catalog_xmin FROM pg_replication_slots",
+			"SELECT pg_get_replication_slots()",
+		}
+		for _, q := range refused {
+			_, err := execAs(db, b, q)
+			require.ErrorIs(t, err, tenancy.ErrUnscoped, "%s", q)
+		}
+		if db.Name == "sqlite" {
+			return
+		}
+		// B's own names of pg_database and pg_class still run.
+		seen, err := execAs(db, b, "SELECT datname FROM pg_database WHERE datname = current_database()")
+		require.NoError(t, err)
+		require.NotEmpty(t, seen)
+		seen, err = execAs(db, b, "SELECT relname FROM pg_class WHERE relname = 'test_widgets'")
+		require.NoError(t, err)
+		require.Equal(t, "test_widgets", seen)
+		// What the counter tells, read as the system principal.
+		sys := tenancy.System(context.Background(), "s17")
+		age := func() int64 {
+			var n int64
+			require.NoError(t, db.NewRaw("SELECT age(datfrozenxid) FROM pg_database WHERE datname = current_database()").Scan(sys, &n))
+			return n
+		}
+		before := age()
+		for i := range 3 {
+			require.NoError(t, insert(as(a), db, &widget{ID: "wa" + strconv.Itoa(i) + "-" + a, Name: "secret-a", Size: i}))
+		}
+		require.GreaterOrEqual(t, age()-before, int64(3), "each of A's writing transactions moves it")
+	})
+}
