@@ -727,6 +727,7 @@ func (a *analysis) top(n *pg.Node) {
 	a.counters(m) // counters.go
 	a.shadows(m)  // guard_shadow.go
 	a.locks(m)    // guard_locks.go
+	a.xids(m)     // guard_xids.go
 	// Whatever the statement, no function may set settings or run SQL
 	// text, and the settings view may not be written.
 	walk(m.ProtoReflect(), func(x proto.Message) bool {
