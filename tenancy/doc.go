@@ -243,10 +243,15 @@
 //     another (WithPrincipal, System): a principal is not a credential.
 //   - Counters of the whole server or file move with every tenant's
 //     work. Under a tenant's principal the Guard refuses those a
-//     statement names (counters.go): SQLite's rowid and sqlite_sequence;
-//     PostgreSQL's transaction ids, snapshots and commit times, a row's
-//     xmin, xmax, ctid, cmin and cmax, the write-ahead log's position,
-//     sequences, and EXPLAIN's estimates (EXPLAIN (COSTS false) runs).
+//     statement names (counters.go, guard_xids.go): SQLite's rowid and
+//     sqlite_sequence; PostgreSQL's transaction ids (the functions, and
+//     the catalogues' columns that hold one: age(datfrozenxid) counted
+//     every tenant's writing transactions), snapshots and their exported
+//     names, commit times, a row's xmin, xmax, ctid, cmin and cmax, the
+//     write-ahead log's position, sequences, the sizes of tables,
+//     databases and tablespaces, and EXPLAIN's estimates (EXPLAIN (COSTS
+//     false) runs; the plan it shows still follows statistics of every
+//     tenant's rows).
 //     What no statement can confine remains: a statement's time depends
 //     on the load of every tenant, and a host table whose key comes from
 //     a sequence or AUTOINCREMENT (filled in by the database, returned by
