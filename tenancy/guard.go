@@ -132,10 +132,12 @@ import (
 //     (sqlitewalls.go);
 //   - under a tenant's principal, it reads no counter that every
 //     tenant's work moves: SQLite's rowid (but in a full-text look-up)
-//     and sqlite_sequence, PostgreSQL's transaction ids, snapshots and
-//     commit times, the system columns xmin, xmax, cmin, cmax and ctid,
-//     the write-ahead log's position, sequences, and EXPLAIN's estimates
-//     (EXPLAIN (COSTS false) runs) (counters.go);
+//     and sqlite_sequence, PostgreSQL's transaction ids (the catalogues'
+//     relfrozenxid, datfrozenxid and their kin too), snapshots and their
+//     exported names, commit times, the system columns xmin, xmax, cmin,
+//     cmax and ctid, the write-ahead log's position, sequences, a
+//     tablespace's size, and EXPLAIN's estimates (EXPLAIN (COSTS false)
+//     runs) (counters.go, guard_xids.go);
 //   - under a tenant's principal, every reference to a tenant registry —
 //     TableTenants, keyed by id, and a model with a TenantRegistryKey
 //     method such as the vault's key list or social's account index, keyed
