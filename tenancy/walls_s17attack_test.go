@@ -15,6 +15,7 @@ import (
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/migrations"
+	"github.com/socialcrm/socialcrm/internal/sqldb"
 	"github.com/socialcrm/socialcrm/tenancy"
 )
 
@@ -600,5 +601,52 @@ func TestS17TenantCannotReadTransactionCounters(t *testing.T) {
 			require.NoError(t, insert(as(a), db, &widget{ID: "wa" + strconv.Itoa(i) + "-" + a, Name: "secret-a", Size: i}))
 		}
 		require.GreaterOrEqual(t, age()-before, int64(3), "each of A's writing transactions moves it")
+	})
+}
+
+// TestS17SQLiteFileCountersStayHidden: on SQLite the Guard refused the
+// file's page and commit counters (page_count, freelist_count,
+// data_version) and a row's rowid, but not sqlite_offset(x), the byte
+// offset of a row's record in the file — where B's row lies among every
+// tenant's rows, as PostgreSQL's ctid (refused), which other tenants'
+// inserts move — nor PRAGMA wal_checkpoint, whose answer counts the
+// pages written to the write-ahead log since it was last reset: after
+// B's checkpoint it read 0, and after one insert of tenant A's, 3. Under
+// a tenant's principal both are refused; the SDK's own checkpoint after
+// an erasure (internal/sqldb TruncateLog) still runs under the tenant's
+// principal, and the system principal runs it.
+func TestS17SQLiteFileCountersStayHidden(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		a, b := tenancy.NewID(), tenancy.NewID()
+		require.NoError(t, insert(as(b), db, &widget{ID: "wb-" + b, Name: "mine-b", Size: 2}))
+		qb := "'" + b + "'"
+		for _, q := range []string{
+			"SELECT CAST(sqlite_offset(name) AS TEXT) FROM test_widgets WHERE tenant_id = " + qb,
+			"SELECT SQLITE_OFFSET(w.tenant_id) FROM test_widgets AS w WHERE w.tenant_id = " + qb,
+		} {
+			_, err := execAs(db, b, q)
+			require.ErrorIs(t, err, tenancy.ErrUnscoped, "%s", q)
+		}
+		if db.Name == "postgres" {
+			return
+		}
+		checkpoint := func(ctx context.Context) (int, error) {
+			var busy, log, done int
+			err := db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &log, &done)
+			return log, err
+		}
+		for _, q := range []string{"PRAGMA wal_checkpoint(PASSIVE)", "PRAGMA main.wal_checkpoint(TRUNCATE)", "pragma WAL_CHECKPOINT", "PRAGMA wal_checkpoint = FULL"} {
+			_, err := db.ExecContext(as(b), q)
+			require.ErrorIs(t, err, tenancy.ErrUnscoped, "%s", q)
+		}
+		sys := tenancy.System(context.Background(), "s17")
+		_, err := checkpoint(sys)
+		require.NoError(t, err)
+		require.NoError(t, insert(as(a), db, &widget{ID: "wa-" + a, Name: "secret-a", Size: 1}))
+		frames, err := checkpoint(sys)
+		require.NoError(t, err)
+		require.Positive(t, frames, "A's insert wrote to the log: what B read")
+		_, _, _, err = sqldb.TruncateLog(as(b), db.DB)
+		require.NoError(t, err, "the SDK's checkpoint after an erasure")
 	})
 }
