@@ -486,6 +486,11 @@ func (g *Guard) check(ctx context.Context, query string) error {
 	if p, ok := FromContext(ctx); sh.sessionLock && ok && !p.IsSystem() {
 		return sessionLockRefusal
 	}
+	if sh.walCheckpoint && !sqldb.OwnCheckpoint(ctx) {
+		if p, ok := FromContext(ctx); ok && !p.IsSystem() {
+			return walCheckpointRefusal // guard_xids.go
+		}
+	}
 	if sh.pairLock {
 		if p, ok := FromContext(ctx); ok && !p.IsSystem() {
 			return pairLockRefusal // guard_locks.go

@@ -1,6 +1,7 @@
 package tenancy
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -25,12 +26,21 @@ import (
 //     transactions, other tenants' among them.
 //   - pg_tablespace_size, which like pg_database_size (pgwalls.go) grows
 //     with every tenant's rows.
+//   - SQLite's sqlite_offset(x), the byte offset of a row's record in the
+//     file: where the row lies among every tenant's rows, as PostgreSQL's
+//     ctid, and moved by other tenants' inserts.
+//   - SQLite's PRAGMA wal_checkpoint, whose answer counts the pages
+//     written to the write-ahead log since it was last reset: 0 after
+//     tenant B's checkpoint, 3 after one insert of tenant A's. The SDK's
+//     own checkpoint after an erasure (internal/sqldb TruncateLog, which
+//     marks its context) and the system principal's still run.
 
 // xidColumns are the catalogue columns that hold transaction ids.
 var xidColumns = []string{"relfrozenxid", "relminmxid", "datfrozenxid", "datminmxid", "catalog_xmin", "backend_xid", "backend_xmin"}
 
 // xidFuncs are the functions that read such a counter.
-var xidFuncs = []string{"pg_current_xact_id_if_assigned", "pg_export_snapshot", "pg_tablespace_size", "pg_get_replication_slots"}
+var xidFuncs = []string{"pg_current_xact_id_if_assigned", "pg_export_snapshot", "pg_tablespace_size", "pg_get_replication_slots",
+	"sqlite_offset"}
 
 // xidRelations are the catalogues whose rows hold transaction ids.
 var xidRelations = []string{"pg_prepared_xacts", "pg_replication_slots"}
@@ -84,3 +94,19 @@ func (a *analysis) xids(m proto.Message) {
 		a.sh.counter = "a whole row of pg_database holds datfrozenxid, whose age counts every tenant's transactions: name the columns"
 	}
 }
+
+// walCheckpoint reports whether a statement of bare (lower case, comments
+// stripped, quotes dropped) is SQLite's PRAGMA [schema.]wal_checkpoint.
+func walCheckpoint(bare string) bool {
+	for _, stmt := range strings.Split(bare, ";") {
+		w := identWords(stmt)
+		if len(w) >= 2 && w[0] == "pragma" && (w[1] == "wal_checkpoint" || len(w) >= 3 && w[2] == "wal_checkpoint") {
+			return true
+		}
+	}
+	return false
+}
+
+// walCheckpointRefusal is why a statement under a tenant's principal may
+// not run SQLite's PRAGMA wal_checkpoint.
+var walCheckpointRefusal = fmt.Errorf("%w: PRAGMA wal_checkpoint counts the pages every tenant wrote to the log (under a tenant's principal)", ErrUnscoped)

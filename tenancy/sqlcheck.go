@@ -33,6 +33,9 @@ type shape struct {
 	// principal's claims: refused under a tenant's principal
 	// (guard_locks.go).
 	pairLock bool
+	// walCheckpoint is SQLite's PRAGMA wal_checkpoint: refused under a
+	// tenant's principal but for the SDK's own (guard_xids.go).
+	walCheckpoint bool
 	// tempKept leaves an object in the temporary schema after the
 	// transaction: refused on PostgreSQL under a tenant's principal
 	// (guard_shadow.go).
@@ -424,6 +427,7 @@ func unreadable(query string, owned func(string) bool) *shape {
 		sh.err = err
 		return sh
 	}
+	sh.walCheckpoint = walCheckpoint(bare) // guard_xids.go
 	for _, w := range identWords(bare) {
 		if slices.Contains(counterRelations, w) { // counters.go
 			sh.counter = w + " holds counters every tenant's work moves"
