@@ -243,8 +243,11 @@
 //     another (WithPrincipal, System): a principal is not a credential.
 //   - Counters of the whole server or file move with every tenant's
 //     work. Under a tenant's principal the Guard refuses those a
-//     statement names (counters.go, guard_xids.go): SQLite's rowid and
-//     sqlite_sequence; PostgreSQL's transaction ids (the functions, and
+//     statement names (counters.go, guard_xids.go): SQLite's rowid,
+//     sqlite_sequence, a row's offset in the file (sqlite_offset) and
+//     the write-ahead log's page count (PRAGMA wal_checkpoint answered 3
+//     after one insert of another tenant's; the SDK's own checkpoint after
+//     an erasure runs); PostgreSQL's transaction ids (the functions, and
 //     the catalogues' columns that hold one: age(datfrozenxid) counted
 //     every tenant's writing transactions), snapshots and their exported
 //     names, commit times, a row's xmin, xmax, ctid, cmin and cmax, the

@@ -129,7 +129,10 @@ import (
 //     EXECUTE, DEALLOCATE, DECLARE … WITH HOLD, pg_prepared_statements)
 //     (pgwalls.go); on SQLite, nor read the file's page and commit
 //     counters (page_count, freelist_count, data_version)
-//     (sqlitewalls.go);
+//     (sqlitewalls.go), and under a tenant's principal nor a row's
+//     offset in the file (sqlite_offset) or the log's page count
+//     (PRAGMA wal_checkpoint, but for the SDK's own checkpoint after an
+//     erasure) (guard_xids.go);
 //   - under a tenant's principal, it reads no counter that every
 //     tenant's work moves: SQLite's rowid (but in a full-text look-up)
 //     and sqlite_sequence, PostgreSQL's transaction ids (the catalogues'
