@@ -650,3 +650,36 @@ func TestS17SQLiteFileCountersStayHidden(t *testing.T) {
 		require.NoError(t, err, "the SDK's checkpoint after an erasure")
 	})
 }
+
+// TestS17AuditTruncateFunctionStaysWithTheTenant: on PostgreSQL
+// AuditLog.Truncate deletes through socialcrm_audit_truncate(tenant,
+// through), a SECURITY DEFINER function of the owner role that takes the
+// tenant as an argument, and the Guard does not look into functions.
+// Tenant B called it with tenant A's id and every sequence number: it
+// deleted none of A's entries (row-level security binds the owner too,
+// and the function deletes only entries A's own truncation checkpoint
+// covers), and A's chain still verifies. SQLite has no such function.
+func TestS17AuditTruncateFunctionStaysWithTheTenant(t *testing.T) {
+	each(t, func(t *testing.T, db *dbtest.DB) {
+		a, b := tenancy.NewID(), tenancy.NewID()
+		log, err := tenancy.NewAuditLog(db)
+		require.NoError(t, err)
+		for range 3 {
+			_, err := log.Append(ownerOf(a), tenancy.AuditEvent{Action: "s17.kept"})
+			require.NoError(t, err)
+		}
+		if db.Name == "sqlite" {
+			_, err := execAs(db, b, "SELECT socialcrm_audit_truncate('"+a+"', 1000000)")
+			require.Error(t, err)
+			return
+		}
+		seen, err := execAs(db, b, "SELECT CAST(socialcrm_audit_truncate('"+a+"', 1000000) AS text)")
+		require.NoError(t, err)
+		require.Equal(t, "0", seen)
+		entries, err := log.List(ownerOf(a), tenancy.AuditListOptions{})
+		require.NoError(t, err)
+		require.Len(t, entries, 3)
+		_, err = log.Verify(ownerOf(a))
+		require.NoError(t, err)
+	})
+}
