@@ -174,29 +174,29 @@ func (a *app) consoleRoutes() error {
 	a.page("GET /connect/tiktok/callback", member, "connections", a.consoleTikTokCallback)
 	a.page("POST /console/connect/meta", member, "", a.consoleConnectMeta)
 	a.page("GET /connect/meta/callback", member, "connections", a.consoleMetaCallback)
-	a.page("POST /console/connections/{id}/meta/publish", member, "connection", a.consoleMetaPublish)
+	a.form("POST /console/connections/{id}/meta/publish", member, "connection", "/console/connections/{id}", a.consoleMetaPublish)
 	a.page("GET /console/connections/{id}", member, "connection", a.consoleConnection)
-	a.page("POST /console/connections/{id}/sync", member, "connection", a.consoleSync)
+	a.form("POST /console/connections/{id}/sync", member, "connection", "/console/connections/{id}", a.consoleSync)
 	a.page("POST /console/connections/{id}/publish", member, "connection", a.consolePublish)
-	a.page("POST /console/connections/{id}/disconnect", member, "connection", a.consoleDisconnect)
+	a.form("POST /console/connections/{id}/disconnect", member, "connection", "/console/connections", a.consoleDisconnect)
 	a.page("GET /console/privacy", member, "privacy", a.consolePrivacy)
-	a.page("POST /console/privacy/requests", member, "privacy", a.consoleCreateRequest)
-	a.page("POST /console/privacy/requests/{id}/verify", member, "privacy", a.consoleVerify)
-	a.page("POST /console/privacy/requests/{id}/erase", member, "privacy", a.consoleErase)
+	a.form("POST /console/privacy/requests", member, "privacy", "/console/privacy", a.consoleCreateRequest)
+	a.form("POST /console/privacy/requests/{id}/verify", member, "privacy", "/console/privacy", a.consoleVerify)
+	a.form("POST /console/privacy/requests/{id}/erase", member, "privacy", "/console/privacy", a.consoleErase)
 	a.page("GET /console/privacy/requests/{id}/export", member, "privacy", a.consoleExport)
 	a.page("GET /console/datamap", member, "datamap", a.consoleDataMap)
-	a.page("POST /console/tenant/close", member, "settings", a.consoleCloseTenant)
-	a.page("POST /console/tenant/reopen", member, "home", a.consoleReopenTenant)
+	a.form("POST /console/tenant/close", member, "settings", "/console/", a.consoleCloseTenant)
+	a.form("POST /console/tenant/reopen", member, "home", "/console/", a.consoleReopenTenant)
 	a.consoleCRMRoutes()
 	a.consoleBillingRoutes()
 	a.page("GET /console/settings", member, "settings", a.consoleSettings)
 	a.page("GET /console/team", member, "team", a.consoleTeam)
-	a.page("POST /console/team", member, "team", a.consoleAddMember)
-	a.page("POST /console/team/{id}/role", member, "team", a.consoleSetRole)
-	a.page("POST /console/team/{id}/remove", member, "team", a.consoleRemoveMember)
+	a.form("POST /console/team", member, "team", "/console/team", a.consoleAddMember)
+	a.form("POST /console/team/{id}/role", member, "team", "/console/team", a.consoleSetRole)
+	a.form("POST /console/team/{id}/remove", member, "team", "/console/team", a.consoleRemoveMember)
 	a.page("GET /console/keys", member, "keys", a.consoleKeys)
-	a.page("POST /console/keys", member, "keys", a.consoleCreateKey)
-	a.page("POST /console/keys/{id}/revoke", member, "keys", a.consoleRevokeKey)
+	a.form("POST /console/keys", member, "keys", "/console/keys", a.consoleCreateKey)
+	a.form("POST /console/keys/{id}/revoke", member, "keys", "/console/keys", a.consoleRevokeKey)
 	// Any other console path or method: a 404 inside the layout.
 	a.page("/console/", member, "error", func(w http.ResponseWriter, r *http.Request, p *page) error {
 		p.Title = "Not found"
@@ -434,15 +434,53 @@ func confirmed(r *http.Request) error {
 	return nil
 }
 
+// consoleSignup creates an organization once, however often its form is
+// sent: a second sending signs in to the organization the first created
+// (with the password the form carries), or, while the first is still
+// running, sends the person to sign in.
 func (a *app) consoleSignup(w http.ResponseWriter, r *http.Request, p *page) error {
 	req := signupRequest{TenantName: r.FormValue("tenant_name"), Email: r.FormValue("email"), Name: r.FormValue("name"), Password: r.FormValue("password")}
 	p.Data = map[string]string{"tenant_name": req.TenantName, "email": req.Email, "name": req.Name}
+	done, tenantID, dup, err := a.claimSignup(r)
+	if err != nil {
+		return err
+	}
+	if dup {
+		return a.signupSentTwice(w, r, tenantID, req)
+	}
 	t, _, tok, err := a.signUp(r.Context(), req, r.UserAgent())
+	done(t.ID, err)
 	if err != nil {
 		return err
 	}
 	a.setSessionCookies(w, r, tok)
 	return a.seeOther(w, r, "/console/", "Welcome to "+t.Name+". Next time, sign in with your e-mail and password.")
+}
+
+// signupSentTwice answers a sign-up form sent again: signed in to the
+// organization the first sending created when the form's password opens
+// it, else sent to sign in. Nothing is created.
+func (a *app) signupSentTwice(w http.ResponseWriter, r *http.Request, tenantID string, req signupRequest) error {
+	const signIn = "Already done: this form was sent twice and creates one organization. Sign in with your e-mail and password."
+	if tenantID == "" {
+		return a.seeOther(w, r, "/console/login", signIn)
+	}
+	if ok, err := a.logins.allow(r.Context(), clientIP(r)); err != nil {
+		return err
+	} else if !ok {
+		return errRateLimited
+	}
+	prin, err := a.sdk.Tenants.Authenticate(r.Context(), tenantID, strings.ToLower(strings.TrimSpace(req.Email)), req.Password,
+		tenancy.RequestInfo{IP: clientIP(r), UserAgent: r.UserAgent()})
+	if err != nil {
+		return a.seeOther(w, r, "/console/login", signIn)
+	}
+	tok, err := a.tokens.start(r.Context(), prin, r.UserAgent())
+	if err != nil {
+		return err
+	}
+	a.setSessionCookies(w, r, tok)
+	return a.seeOther(w, r, "/console/", signedUpTwice)
 }
 
 func (a *app) consoleLogout(w http.ResponseWriter, r *http.Request, p *page) error {
@@ -577,15 +615,7 @@ func (a *app) consoleMetaPublish(w http.ResponseWriter, r *http.Request, p *page
 	}
 	in := metaPublishInput{Message: strings.TrimSpace(r.FormValue("message")), Link: strings.TrimSpace(r.FormValue("link")),
 		ImageURL: strings.TrimSpace(r.FormValue("image_url")), Caption: strings.TrimSpace(r.FormValue("caption"))}
-	done, dup, err := a.claimForm(r)
-	if err != nil {
-		return err
-	}
-	if dup {
-		return a.seeOther(w, r, "/console/connections/"+v.Connection.ID, alreadySent)
-	}
-	_, err = a.publishMeta(r.Context(), v.Connection, in)
-	if done(err); err != nil {
+	if _, err := a.publishMeta(r.Context(), v.Connection, in); err != nil {
 		return err
 	}
 	return a.seeOther(w, r, "/console/connections/"+v.Connection.ID, "Published.")
@@ -818,15 +848,8 @@ func (a *app) consoleCreateRequest(w http.ResponseWriter, r *http.Request, p *pa
 	if k, v := r.FormValue("subject_kind"), strings.TrimSpace(r.FormValue("subject_value")); k != "" || v != "" {
 		in.Subject[k] = v
 	}
-	done, dup, err := a.claimForm(r)
-	if err != nil {
-		return err
-	}
-	if dup {
-		return a.seeOther(w, r, "/console/privacy", alreadySent)
-	}
 	req, err := a.submitRequest(r.Context(), in)
-	if done(err); err != nil {
+	if err != nil {
 		return err
 	}
 	return a.seeOther(w, r, "/console/privacy", fmt.Sprintf("Request %s recorded; due %s.", req.ID, req.DueAt.UTC().Format("2006-01-02")))
