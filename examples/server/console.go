@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/inbox"
@@ -117,6 +119,12 @@ var fieldLabels = map[string]string{
 	"client_id": "Client", "client_name": "New client's name", "role": "Role", "file": "CSV file", "q": "Search",
 	"confirm": "Confirmation", "title": "Title", "amount": "Amount", "currency": "Currency", "due": "Due",
 	"privacy_level": "Who can see this video", "video": "Video file",
+	"quantity": "Quantity", "unit_price": "Unit price", "tax_rate": "Tax rate", "description": "Line: description",
+	"number": "Number", "body": "Text", "text": "Message", "stages": "Stages", "version": "Version",
+	"outcome": "Identity", "on_match": "When a row matches", "action": "Consent", "channel": "Channel", "purpose": "Purpose",
+	"source": "How it was given", "message": "Message", "link": "Link", "image_url": "Image URL", "caption": "Caption",
+	"duplicate": "Duplicate", "contact_id": "Contact", "pipeline_id": "Pipeline", "subject_value": "Identifier",
+	"subject_kind": "Identify the person by", "form_key": "Form",
 }
 
 func fieldLabel(field string) string { return fieldLabels[field] }
@@ -132,6 +140,11 @@ func kindLabel(kind string) string {
 		social.SubjectAccount:    "platform account id (Meta app-scoped id, TikTok open_id)",
 		crm.SubjectContact:       "contact id",
 		social.SubjectConnection: "connection id",
+		crm.SubjectConversation:  "conversation id",
+		crm.SubjectInvoice:       "invoice number's id (the invoice's recipient)",
+		crm.SubjectClientContact: "client id, for its billing contact details only",
+		"client_id":              "client id (a client organization's records)",
+		retention.SubjectMember:  "team member id",
 	}[kind]; ok {
 		return l + " (" + kind + ")"
 	}
@@ -268,6 +281,14 @@ func (a *app) page(pattern string, acc access, name string, h consoleHandler) {
 		} else {
 			p.Form = r.PostForm
 		}
+		if field := notText(p.Form); field != "" {
+			// A NUL or bytes that are not UTF-8 (no browser sends them from
+			// a form typed in) never reach a handler or the database.
+			a.render(w, http.StatusBadRequest, "error", p, &apiError{Status: http.StatusBadRequest, Code: "invalid",
+				Message: "the form holds characters that are not text: open the page again and type it anew",
+				Fields:  []fieldProblem{{Field: field, Problem: "holds a NUL character or bytes that are not UTF-8"}}})
+			return
+		}
 		rec := &redirectRecorder{ResponseWriter: w}
 		err := h(rec, r, p)
 		if rec.done {
@@ -285,6 +306,21 @@ func (a *app) page(pattern string, acc access, name string, h consoleHandler) {
 		}
 		a.render(w, status, tmplName, p, ae)
 	})
+}
+
+// notText returns the first field of form (in name order) whose name or
+// value holds a NUL or bytes that are not UTF-8, or "".
+func notText(form url.Values) string {
+	for _, k := range slices.Sorted(maps.Keys(form)) {
+		bad := !utf8.ValidString(k) || strings.ContainsRune(k, 0)
+		for _, v := range form[k] {
+			bad = bad || !utf8.ValidString(v) || strings.ContainsRune(v, 0)
+		}
+		if bad {
+			return strings.ToValidUTF8(strings.ReplaceAll(k, "\x00", ""), "")
+		}
+	}
+	return ""
 }
 
 // formTargets are the consent pages forms may post to (the emulators').
@@ -309,6 +345,10 @@ func (a *app) render(w http.ResponseWriter, status int, name string, p *page, ae
 	if ae != nil {
 		out := *ae // the shared sentinels stay as they are
 		out.RequestID = p.requestID
+		if out.Message == errInvalid().Message && len(out.Fields) > 0 {
+			// The API's words; a person is told what to do.
+			out.Message = "Not saved: correct what is listed below and send again."
+		}
 		p.Error = &out
 	}
 	var buf bytes.Buffer

@@ -371,7 +371,26 @@ func (a *app) consoleCreateProposal(w http.ResponseWriter, r *http.Request, p *p
 	in := crm.ProposalInput{ClientID: r.FormValue("client_id"), ProposalContent: crm.ProposalContent{
 		Title: strings.TrimSpace(r.FormValue("title")), Body: strings.TrimSpace(r.FormValue("body")),
 		Amount: amount, Currency: strings.ToUpper(strings.TrimSpace(r.FormValue("currency")))}}
+	// A first proposal names its client: a new one is created with it.
+	newClient := strings.TrimSpace(r.FormValue("client_name"))
+	if in.ClientID == "" && newClient == "" {
+		return errInvalid(fieldProblem{Field: "client_name", Problem: "pick a client, or name a new one"})
+	}
+	created := false
+	if in.ClientID == "" {
+		c, err := a.sdk.CRM.Clients().Create(r.Context(), crm.ClientInput{Name: newClient})
+		if err != nil {
+			return err
+		}
+		in.ClientID, created = c.ID, true
+	}
 	if _, err := a.sdk.CRM.Proposals().Create(r.Context(), in); err != nil {
+		// A refused proposal leaves no client behind that it named.
+		if created {
+			if derr := a.sdk.CRM.Clients().Delete(context.WithoutCancel(r.Context()), in.ClientID); derr != nil {
+				err = errors.Join(err, derr)
+			}
+		}
 		return err
 	}
 	return a.seeOther(w, r, "/console/proposals", "Proposal created as a draft.")

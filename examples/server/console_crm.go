@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
 )
@@ -708,6 +709,8 @@ func (a *app) conversationRows(ctx context.Context, convs []crm.Conversation) ([
 
 func (a *app) consoleInbox(w http.ResponseWriter, r *http.Request, p *page) error {
 	p.Title = "Inbox"
+	data := map[string]any{"PageConnected": false}
+	p.Data = data
 	o, err := listOptions(r)
 	if err != nil {
 		return err
@@ -717,7 +720,15 @@ func (a *app) consoleInbox(w http.ResponseWriter, r *http.Request, p *page) erro
 		return err
 	}
 	rows, err := a.conversationRows(r.Context(), list.Items)
-	p.Data = map[string]any{"Conversations": rows, "Next": list.NextCursor}
+	data["Conversations"], data["Next"] = rows, list.NextCursor
+	if err != nil {
+		return err
+	}
+	// The sandbox's form and the empty inbox's advice depend on whether a
+	// Facebook account (its Pages, their Instagram accounts) is connected
+	// to receive messages.
+	conns, err := a.connections(r.Context(), social.ConnectionFilter{Platform: meta.Platform, Status: social.StatusActive})
+	data["PageConnected"] = len(conns) > 0
 	return err
 }
 

@@ -279,6 +279,13 @@ func (a *app) consoleSetRole(w http.ResponseWriter, r *http.Request, p *page) er
 	if err := v.err(); err != nil {
 		return err
 	}
+	// "Change" pressed on the role a member has already: nothing changes,
+	// and nobody is signed out.
+	for _, m := range p.Data.(*teamView).Members {
+		if m.ID == id && m.Role == role {
+			return a.seeOther(w, r, "/console/team", "No change: "+m.Name+" is "+string(role)+" already.")
+		}
+	}
 	m, err := a.sdk.Tenants.SetRole(r.Context(), id, role)
 	if err != nil {
 		return err
