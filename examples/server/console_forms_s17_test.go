@@ -54,6 +54,9 @@ func TestConsoleEveryFormKeyedS17(t *testing.T) {
 				continue
 			}
 			require.Contains(t, m[2], `<input type="hidden" name="form_key" value="{{formKey}}">`, "%s: the form posting to %s has no one-time key", f, action)
+			// Back to a form that acted, the page is fetched anew with a new
+			// key (no-store): nothing typed may be restored into it.
+			require.Contains(t, m[0][:strings.Index(m[0], ">")], `autocomplete="off"`, "%s: the form posting to %s restores what was typed on back", f, action)
 		}
 	}
 	require.Greater(t, n, 40, "the templates' forms were found")
