@@ -91,3 +91,20 @@ func TestConsoleNewUserReadsS17(t *testing.T) {
 		require.True(t, strings.Contains(html, "Messages to your Facebook Pages and Instagram accounts arrive here."), "the empty inbox says where messages come from")
 	})
 }
+
+// TestConsoleClosureGraceS17: the settings page says how long a closed
+// organization's data stays as the server is configured (it said "30
+// days" whatever the closure grace).
+func TestConsoleClosureGraceS17(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{{nil, "30 days"}, {[]string{"-closure-grace", "48h"}, "2 days"}, {[]string{"-closure-grace", "90m"}, "1h30m0s"}} {
+		a := newTestApp(t, tc.args...)
+		c := patientClient(t, a)
+		su := c.call("POST", "/v1/signup", map[string]any{"tenant_name": "Grace", "email": "g@grace.example", "name": "G", "password": "long enough password"}, 201)
+		_, html := consoleGet(t, a, str(su, "session", "access_token"), "", "/console/settings")
+		require.Contains(t, html, `<span id="grace">`+tc.want+`</span>`, "%v", tc.args)
+	}
+}
