@@ -323,11 +323,15 @@ func (a *app) recordForm(w http.ResponseWriter, r *http.Request, p *page, view c
 type proposalMove struct {
 	To    crm.ProposalStatus
 	Label string
+	// Final moves (rejected, withdrawn) end the proposal: their form asks
+	// for a ticked confirmation first.
+	Final bool
 }
 
 var proposalMoves = map[crm.ProposalStatus][]proposalMove{
-	crm.ProposalDraft: {{crm.ProposalSent, "Mark sent"}},
-	crm.ProposalSent:  {{crm.ProposalAccepted, "Accepted"}, {crm.ProposalRejected, "Rejected"}, {crm.ProposalWithdrawn, "Withdraw"}},
+	crm.ProposalDraft: {{To: crm.ProposalSent, Label: "Mark sent"}},
+	crm.ProposalSent: {{To: crm.ProposalAccepted, Label: "Accepted"}, {To: crm.ProposalRejected, Label: "Rejected", Final: true},
+		{To: crm.ProposalWithdrawn, Label: "Withdraw", Final: true}},
 }
 
 type proposalRow struct {
@@ -401,7 +405,13 @@ func (a *app) consoleMoveProposal(w http.ResponseWriter, r *http.Request, p *pag
 	if err != nil {
 		return err
 	}
-	pr, err := a.sdk.CRM.Proposals().Transition(r.Context(), id, ver, crm.ProposalStatus(r.FormValue("to")), "")
+	to := crm.ProposalStatus(r.FormValue("to"))
+	if to == crm.ProposalRejected || to == crm.ProposalWithdrawn {
+		if err := confirmed(r); err != nil {
+			return err
+		}
+	}
+	pr, err := a.sdk.CRM.Proposals().Transition(r.Context(), id, ver, to, "")
 	if err != nil {
 		return err
 	}

@@ -17,8 +17,9 @@ import (
 // said nothing; a refused form was headed with the API's "the request has
 // invalid fields" and named some fields by their code alone (quantity,
 // unit_price); a proposal needed a client that a new organization does not
-// have, with no way to name one; pressing "Change" on one's own role
-// without changing it signed one out.
+// have, with no way to name one; rejecting or withdrawing a proposal,
+// which ends it, took one click with no confirmation; pressing "Change"
+// on one's own role without changing it signed one out.
 func TestConsoleNewUserReadsS17(t *testing.T) {
 	t.Parallel()
 	eachDB(t, func(t *testing.T, a *testApp) {
@@ -74,6 +75,21 @@ func TestConsoleNewUserReadsS17(t *testing.T) {
 		props := c.call("GET", "/v1/proposals", nil, 200)["items"].([]any)
 		require.Len(t, props, 1)
 		require.Equal(t, clients[0].(map[string]any)["id"], props[0].(map[string]any)["client_id"])
+
+		// Rejecting or withdrawing a proposal ends it: the form asks first.
+		prop := props[0].(map[string]any)["id"].(string)
+		resp, _ = consolePost(t, a, c.token, csrf, "/console/proposals/"+prop+"/status", url.Values{"version": {"1"}, "to": {"sent"}})
+		require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+		_, html = consoleGet(t, a, c.token, csrf, "/console/proposals")
+		require.Contains(t, html, "<summary>Withdraw…</summary>")
+		require.Contains(t, html, "<summary>Rejected…</summary>")
+		resp, body = consolePost(t, a, c.token, csrf, "/console/proposals/"+prop+"/status", url.Values{"version": {"2"}, "to": {"withdrawn"}})
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+		require.Contains(t, body, "tick the box to confirm")
+		require.Equal(t, "sent", str(c.call("GET", "/v1/proposals/"+prop, nil, 200), "proposal", "status"))
+		resp, _ = consolePost(t, a, c.token, csrf, "/console/proposals/"+prop+"/status", url.Values{"version": {"2"}, "to": {"withdrawn"}, "confirm": {"yes"}})
+		require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+		require.Equal(t, "withdrawn", str(c.call("GET", "/v1/proposals/"+prop, nil, 200), "proposal", "status"))
 
 		// "Change" on one's own role, unchanged: no sign-out.
 		me := str(su, "owner", "id")
