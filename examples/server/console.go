@@ -106,6 +106,7 @@ func (a *app) consoleTemplates() (*template.Template, error) {
 		"stages":       contactStages,
 		"moneyInput":   moneyInput,
 		"sub":          func(x, y int64) int64 { return x - y },
+		"list":         func(s ...string) []string { return s },
 	}).ParseFS(consoleFS, "console/*.html")
 }
 

@@ -17,7 +17,8 @@ import (
 // said nothing; a refused form was headed with the API's "the request has
 // invalid fields" and named some fields by their code alone (quantity,
 // unit_price); a proposal needed a client that a new organization does not
-// have, with no way to name one; rejecting or withdrawing a proposal,
+// have, with no way to name one; the consent and call forms forgot the
+// channel, purpose, source and kind picked when refused; rejecting or withdrawing a proposal,
 // which ends it, took one click with no confirmation; pressing "Change"
 // on one's own role without changing it signed one out.
 func TestConsoleNewUserReadsS17(t *testing.T) {
@@ -57,6 +58,19 @@ func TestConsoleNewUserReadsS17(t *testing.T) {
 		}
 		require.Contains(t, body, `value="Typed line"`)
 		require.Zero(t, len(c.call("GET", "/v1/clients", nil, 200)["items"].([]any)), "a refused invoice creates no client")
+
+		// The contact page's consent and call forms, refused, keep what was
+		// picked and typed.
+		contact := str(c.call("POST", "/v1/contacts", map[string]any{"first_name": "Kim"}, 201), "contact", "id")
+		cp := "/console/contacts/" + contact
+		resp, body = consolePost(t, a, c.token, csrf, cp+"/consent", url.Values{"channel": {"sms"}, "purpose": {"birthday"}, "source": {"said so in the shop"}, "action": {"maybe"}})
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+		for _, kept := range []string{"<option selected>sms</option>", "<option selected>birthday</option>", `value="said so in the shop"`} {
+			require.Contains(t, body, kept)
+		}
+		resp, body = consolePost(t, a, c.token, csrf, cp+"/activities", url.Values{"kind": {"meeting"}, "subject": {" "}})
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+		require.Contains(t, body, "<option selected>meeting</option>")
 
 		// A first proposal names its client.
 		_, html = consoleGet(t, a, c.token, csrf, "/console/proposals")
