@@ -119,6 +119,15 @@ func TestConsoleNewUserReadsS17(t *testing.T) {
 		_, html = consoleGet(t, a, c.token, csrf, "/console/inbox")
 		require.Contains(t, html, `action="/console/sandbox/message"`)
 		require.True(t, strings.Contains(html, "Messages to your Facebook Pages and Instagram accounts arrive here."), "the empty inbox says where messages come from")
+
+		// A conversation linked to a new contact from a stale page (someone
+		// linked it meanwhile): refused, and no contact is left behind.
+		c.call("POST", "/v1/sandbox/meta/message", map[string]string{"psid": "psid-stale", "text": "Hello"}, 204)
+		conv := c.call("GET", "/v1/conversations", nil, 200)["items"].([]any)[0].(map[string]any)["id"].(string)
+		before := len(c.call("GET", "/v1/contacts", nil, 200)["items"].([]any))
+		resp, body = consolePost(t, a, c.token, csrf, "/console/inbox/"+conv+"/link", url.Values{"version": {"99"}, "first_name": {"Ghost"}})
+		require.Equal(t, http.StatusConflict, resp.StatusCode, errorOf(body))
+		require.Len(t, c.call("GET", "/v1/contacts", nil, 200)["items"], before, "the refused link's new contact is gone")
 	})
 }
 
