@@ -385,7 +385,7 @@ func (r *Contacts) index(ctx context.Context, c *Contact) error {
 		c.nameTokens[i] = c.nameTokens[i][:nameTokenLen]
 	}
 	if r.s.db.Dialect().Name() == dialect.PG {
-		c.nameIndex = pgNameIndexValue(prefixes, c.nameTokens) // nameindex_pgcreate2.go
+		c.nameIndex = pgNameIndexValue(prefixes, c.nameTokens, pgNameSingles(c.FirstName, c.LastName)) // nameindex_pgcreate2.go
 	} else {
 		c.nameIndex = nameIndexValue(r.s.db.Dialect().Name(), c.nameTokens)
 	}
@@ -909,9 +909,10 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 	}
 	words := queryWords(f.NamePrefix)
 	nameIdx := make([]string, len(words))
-	// On PostgreSQL, the token looked up for each word, and the word's own
+	// On PostgreSQL, the tokens looked up for each word, and the word's own
 	// token where that is a shorter prefix's (nameindex_pgcreate2.go).
-	var nameKeys, nameOwn []string
+	var nameKeys [][]string
+	var nameOwn []string
 	pgNames := r.s.db.Dialect().Name() == dialect.PG
 	for i, w := range words {
 		if nameIdx[i], err = index(w, indexName); err != nil {
@@ -919,18 +920,34 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 		}
 		nameIdx[i] = nameIdx[i][:nameTokenLen]
 		if !pgNames {
+			nameKeys = append(nameKeys, nameIdx[i:i+1])
+			continue
+		}
+		if utf8.RuneCountInString(w) == 1 {
+			// Its own token and those of its two-character prefixes.
+			keys := pgNameShortKeys(w)
+			toks := make([]string, len(keys))
+			toks[0] = nameIdx[i]
+			for j := 1; j < len(keys); j++ {
+				k, err := index(keys[j], indexName)
+				if err != nil {
+					return Page[Contact]{}, err
+				}
+				toks[j] = k[:nameTokenLen]
+			}
+			nameKeys = append(nameKeys, toks)
 			continue
 		}
 		key, exact := pgNameLookup(w)
 		if exact {
-			nameKeys = append(nameKeys, nameIdx[i])
+			nameKeys = append(nameKeys, nameIdx[i:i+1])
 			continue
 		}
 		k, err := index(key, indexName)
 		if err != nil {
 			return Page[Contact]{}, err
 		}
-		nameKeys = append(nameKeys, k[:nameTokenLen])
+		nameKeys = append(nameKeys, []string{k[:nameTokenLen]})
 		nameOwn = append(nameOwn, nameIdx[i])
 	}
 	var p Page[Contact]
@@ -962,16 +979,18 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 		// rows' arrays would be cheaper to write, but PostgreSQL never uses
 		// it under row-level security (no GIN operator is leakproof).
 		// On SQLite, one look-up of the FTS5 name index (nameindex_sqlite.go).
-		named := nameIdx
+		named := nameKeys
 		if len(nameIdx) > 0 && tx.Dialect().Name() == dialect.SQLite {
 			q, named = nameMatchSQLite(q, nameIdx), nil
-		} else if pgNames {
-			named = nameKeys
 		}
-		for _, idx := range named {
-			named := tx.NewSelect().Model((*contactName)(nil)).Column("ctn.contact_id").
-				Where("ctn.token = ?", idx).Apply(tenancy.Scope(ctx))
-			q = q.Where("ct.id IN (?)", named)
+		for _, toks := range named {
+			named := tx.NewSelect().Model((*contactName)(nil)).Column("ctn.contact_id")
+			if len(toks) == 1 {
+				named = named.Where("ctn.token = ?", toks[0])
+			} else {
+				named = named.Where("ctn.token IN (?)", bun.In(toks))
+			}
+			q = q.Where("ct.id IN (?)", named.Apply(tenancy.Scope(ctx)))
 		}
 		for _, idx := range nameOwn {
 			// A filter of the candidates, after the look-ups: the array's

@@ -24,7 +24,10 @@ func RunMigration(ctx context.Context, db *bun.DB, version string) error {
 func NameRows(words ...string) int {
 	n := 0
 	for _, w := range words {
-		for i := 1; i <= len([]rune(w)) && i <= MaxNamePrefix; i++ {
+		if len(pgNameSingles(w)) == 1 {
+			n++
+		}
+		for i := 2; i <= len([]rune(w)) && i <= MaxNamePrefix; i++ {
 			if pgNameKeyed(i) {
 				n++
 			}
