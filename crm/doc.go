@@ -850,7 +850,7 @@
 // of WAL.
 // Where the statement's server time goes
 // (BenchmarkCreateStatementPartsPostgres: variants of Create's statement
-// for "Ada Lovelace 1", 7 name index rows, by EXPLAIN ANALYZE without
+// for "Ada Lovelace 1", then 7 name index rows, by EXPLAIN ANALYZE without
 // per-node timing, as the application's role under row-level security, at
 // 1,000 contacts, medians of 300 of each, rotated in one loop with the
 // raw INSERT; six runs under a load average of 8–9): the statement took
@@ -894,9 +894,67 @@
 // at every call) took about three times the statement's time; the locks
 // taken by assignment in the loop (PL/pgSQL's simple-expression path)
 // and the two look-ups as one query (e-mail OR phone) measured no
-// better. Not tried: unique indexes in place of the locks and the look-up
-// (see above), and fewer keyed prefix lengths (each row about 4.6 µs,
-// paid for by the name search).
+// better.
+// Since this release a prefix of one character gets a name index row on
+// PostgreSQL only for a word of one character or a word whose second
+// character is not a–z or 0–9 (nameindex_pgcreate2.go: the others are
+// found through their two-character prefixes); a search word of one
+// character looks up its own token and the 36 tokens of itself followed
+// by each of those characters, in one look-up of the token b-tree, and
+// finds the same contacts (TestNameSearchOneCharacter, both databases,
+// and every search test). "Ada Lovelace 1" writes 5 rows where it wrote
+// 7, "Ada Lovelace 1234" 6 where it wrote 9; nothing to migrate (a
+// contact written before keeps its rows, which a search finds as
+// before). Alternated with the build before under a load average of 9–13
+// on two cores: BenchmarkPostgresContactCreateServer (600 statements a
+// run, three runs each) 2.94–3.21 times the raw INSERT's server time,
+// median 3.19, against 3.21–3.38, median 3.28, and 2,813–2,865 bytes of
+// WAL against 3,279–3,329; BenchmarkPostgresContactCreate (2,000 pairs a
+// run, four runs each) a median pair ratio of 1.59–1.88, median 1.69,
+// against 1.61–1.87, median 1.74: under that load the runs overlap, and
+// 1.5 is not reached as a median. BenchmarkScaleContactLookup's name
+// search (a five-character word, unchanged) at 100,000 contacts took
+// 0.66 ms against 0.89 (one run each, 300 searches).
+// Where the statement's server time goes now
+// (BenchmarkCreateStatementPartsPostgres, 300 of each variant, three
+// runs, load average 9–13): the statement 157–160 µs against the raw
+// INSERT's 54–68; without the call of socialcrm_crm_contact_unclaimed
+// 114–124, with a PL/pgSQL function that only returns true in its place
+// 111–117, with one that takes the locks and looks nothing up 120–130,
+// with one that looks up and takes no locks 145–154: of the call's 40–45
+// µs the two look-ups, run by the function with a snapshot of their own,
+// take about 30, the locks about 9, the call about 5. The name index rows
+// (5) take 45–58 µs, of which the trigger with its insert and one row
+// about 27. The duplicate check as a unique index would make it (the
+// benchmark's "claim" variant: no call; the row marked as the holder of
+// its e-mail address and of its phone number in two boolean columns,
+// each with a unique index of (tenant_id, blind index) over the rows so
+// marked) took 111–119 µs, about 45 less than the statement, and wrote
+// 290 bytes more WAL (two index entries): the one large cut left.
+// Not built: it must keep every rule of the check — one holder marked per
+// address whatever the path (an AllowDuplicate create, an import, an
+// update, a merge, an erasure or a retention delete marks or promotes
+// another holder, from triggers, whose marking must survive a concurrent
+// create's, e.g. in a block that catches the unique violation), the
+// contacts already stored marked once by a migration, and a create that
+// hits the index fails with the typed error naming the oldest holder;
+// INSERT … ON CONFLICT DO NOTHING does not do, for the BEFORE INSERT
+// trigger has written the name index rows when the conflict is found, so
+// the violation must end the statement (a savepoint where the statement
+// runs in the caller's transaction), and an import, whose creates skip
+// the check under its locks, must mark its creates too and retry its
+// batch on the violation, or a plain create, which would take no lock,
+// could slip between its look-up and its insert. Not tried: fewer keyed
+// prefix lengths above two (each row about 4.6 µs, paid for by the name
+// search: a longer word then reads the candidates of a shorter prefix).
+// A name search of several words was written once as one subquery (the
+// INTERSECT of the tokens' look-ups): measured alternated
+// (BenchmarkPostgresNameSearchTwoWords: "lovelace 5" among 1,000
+// contacts, 111 found, three runs each) it took 1.82, 2.12 and 3.63 ms
+// against 1.76, 2.17 and 2.32 for a subquery per word (the one-word
+// search in the same runs 0.69–1.69 against 0.69–0.97 ms), the plans
+// both hashing the look-ups; it was not kept (the 26–52 ms it once cut
+// came from a look-up of pending contacts no longer made).
 // ImportCSV writes many contacts in batches, one transaction each.
 //
 // A database created before sealing keeps its plaintext until
