@@ -439,7 +439,12 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 	c := Contact{ContactInput: in}
 	c.normalize()
 	c.Phone = r.s.normalizePhone(c.Phone)             // phone.go
-	checkDup := !createOptionsOf(opts).allowDuplicate // merge.go
+	o := createOptionsOf(opts)                      // merge.go
+	checkDup := !o.allowDuplicate
+	// On PostgreSQL the contact is marked as the holder of its address
+	// and number (create_pgclaim.go) unless it may be a duplicate; an
+	// import marks its creates too (it checked them under its locks).
+	claim := checkDup || o.claim
 	if err := r.validate(&c.ContactInput); err != nil {
 		return Contact{}, err
 	}
@@ -450,7 +455,7 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 	}
 	var err error
 	if len(c.tagIndexes) == 0 {
-		err = r.createOne(ctx, &c, checkDup)
+		err = r.createOne(ctx, &c, checkDup, claim)
 	} else {
 		err = r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 			if checkDup {
@@ -462,8 +467,9 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 				return err
 			}
 			// Checked above, in this transaction; the company's check runs
-			// again in the statement.
-			n, err := r.insertChecked(ctx, tx, &c, false)
+			// again in the statement, and on PostgreSQL the holders'
+			// index (create_pgclaim.go) sees a create that took no lock.
+			n, err := r.insertChecked(ctx, tx, &c, claim, false)
 			if err != nil {
 				return err
 			}
@@ -476,10 +482,28 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 			return r.writeTags(ctx, tx, &c, false)
 		})
 	}
+	if errors.Is(err, errClaimTaken) && checkDup {
+		// Another contact holds the address or the number: say which.
+		err = r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
+			if err := r.s.checkDuplicate(ctx, db, &c); err != nil {
+				return err
+			}
+			return err
+		})
+	}
 	if err != nil {
 		return Contact{}, err
 	}
 	return c, nil
+}
+
+// inTx reports whether db is a transaction (a Store from Store.Using(tx)).
+func inTx(db bun.IDB) bool {
+	switch db.(type) {
+	case bun.Tx, *bun.Tx:
+		return true
+	}
+	return false
 }
 
 // createOne inserts c, with its name index and after the checks of
@@ -504,9 +528,19 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 // caller's transaction the locks are held until that one ends.
 //
 // When nothing was inserted, the checks are run again, alone, to say why.
-func (r *Contacts) createOne(ctx context.Context, c *Contact, checkDup bool) error {
+//
+// On PostgreSQL the duplicate check is the holders' unique index
+// (create_pgclaim.go, claim): the statement fails on it, and Create then
+// looks the holder up to name it. In a caller's transaction (which a
+// failed statement would end) the look-ups run first, as before, so that
+// a duplicate fails only when it raced a create that had not committed.
+func (r *Contacts) createOne(ctx context.Context, c *Contact, checkDup, claim bool) error {
 	return r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
-		n, err := r.insertChecked(ctx, db, c, checkDup)
+		lookup := checkDup
+		if db.Dialect().Name() == dialect.PG && !inTx(r.s.db) {
+			lookup = false
+		}
+		n, err := r.insertChecked(ctx, db, c, claim, lookup)
 		if err != nil || n == 1 {
 			return err
 		}
@@ -521,15 +555,17 @@ func (r *Contacts) createOne(ctx context.Context, c *Contact, checkDup bool) err
 }
 
 // insertChecked runs createOne's statement on db and returns the number of
-// contacts it inserted: 1, or 0 when a check failed.
-func (r *Contacts) insertChecked(ctx context.Context, db bun.IDB, c *Contact, checkDup bool) (int64, error) {
+// contacts it inserted: 1, or 0 when a check failed. checkDup looks the
+// duplicates up; claim (PostgreSQL) marks c as the holder of its
+// identifiers (insertStatementPG).
+func (r *Contacts) insertChecked(ctx context.Context, db bun.IDB, c *Contact, claim, checkDup bool) (int64, error) {
 	tid, err := tenancy.TenantID(ctx)
 	if err != nil {
 		return 0, err
 	}
 	c.TenantID = tid
 	if db.Dialect().Name() == dialect.PG {
-		return execInsertPG(ctx, db, c, checkDup) // create_pg.go
+		return execInsertPG(ctx, db, c, claim, checkDup) // create_pg.go
 	}
 	t := db.Dialect().Tables().Get(reflect.TypeFor[Contact]())
 	vals := rowValues{fields: t.Fields, v: reflect.ValueOf(c).Elem(), casts: db.Dialect().Name() == dialect.PG}
