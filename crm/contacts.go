@@ -438,8 +438,8 @@ func openProfile(op *vault.Opener, c *Contact) error {
 func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOption) (Contact, error) {
 	c := Contact{ContactInput: in}
 	c.normalize()
-	c.Phone = r.s.normalizePhone(c.Phone)             // phone.go
-	o := createOptionsOf(opts)                      // merge.go
+	c.Phone = r.s.normalizePhone(c.Phone) // phone.go
+	o := createOptionsOf(opts)            // merge.go
 	checkDup := !o.allowDuplicate
 	// On PostgreSQL the contact is marked as the holder of its address
 	// and number (create_pgclaim.go) unless it may be a duplicate; an
