@@ -453,13 +453,38 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 	if err := r.seal(ctx, &c); err != nil {
 		return Contact{}, err
 	}
+	err := r.createAttempt(ctx, &c, checkDup, claim)
+	for try := 1; try < 4 && errors.Is(err, errClaimTaken) && !claim; try++ {
+		// An AllowDuplicate create met a holder that committed after its
+		// trigger looked (create_pgclaim.go): the trigger sees it now.
+		err = r.createAttempt(ctx, &c, checkDup, claim)
+	}
+	if errors.Is(err, errClaimTaken) && checkDup {
+		// Another contact holds the address or the number: say which.
+		orig := err
+		err = r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
+			if err := r.s.checkDuplicate(ctx, db, &c); err != nil {
+				return err
+			}
+			return orig
+		})
+	}
+	if err != nil {
+		return Contact{}, err
+	}
+	return c, nil
+}
+
+// createAttempt stores c, sealed and indexed, once: createOne, or with
+// its tags in a transaction.
+func (r *Contacts) createAttempt(ctx context.Context, c *Contact, checkDup, claim bool) error {
 	var err error
 	if len(c.tagIndexes) == 0 {
-		err = r.createOne(ctx, &c, checkDup, claim)
+		err = r.createOne(ctx, c, checkDup, claim)
 	} else {
 		err = r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 			if checkDup {
-				if err := r.s.checkDuplicate(ctx, tx, &c); err != nil {
+				if err := r.s.checkDuplicate(ctx, tx, c); err != nil {
 					return err
 				}
 			}
@@ -469,7 +494,7 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 			// Checked above, in this transaction; the company's check runs
 			// again in the statement, and on PostgreSQL the holders'
 			// index (create_pgclaim.go) sees a create that took no lock.
-			n, err := r.insertChecked(ctx, tx, &c, claim, false)
+			n, err := r.insertChecked(ctx, tx, c, claim, false)
 			if err != nil {
 				return err
 			}
@@ -479,22 +504,10 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 				}
 				return fmt.Errorf("crm: create contact: %w", errors.New("not inserted, and no check says why"))
 			}
-			return r.writeTags(ctx, tx, &c, false)
+			return r.writeTags(ctx, tx, c, false)
 		})
 	}
-	if errors.Is(err, errClaimTaken) && checkDup {
-		// Another contact holds the address or the number: say which.
-		err = r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
-			if err := r.s.checkDuplicate(ctx, db, &c); err != nil {
-				return err
-			}
-			return err
-		})
-	}
-	if err != nil {
-		return Contact{}, err
-	}
-	return c, nil
+	return err
 }
 
 // inTx reports whether db is a transaction (a Store from Store.Using(tx)).

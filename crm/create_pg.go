@@ -257,12 +257,12 @@ func insertStatementPG(d schema.Dialect, c *Contact, claim, lookup bool) []byte 
 // tenant c.TenantID is, and returns the number of contacts it inserted.
 // The statement reaches bun whole, as one argument it appends as it is
 // (bun.Safe): its query hooks, the Guard's among them, see it as before.
-// A failure on the holders' unique indexes (claim) is errClaimTaken,
-// wrapping the database's error.
+// A failure on the holders' unique indexes (create_pgclaim.go) is
+// errClaimTaken, wrapping the database's error.
 func execInsertPG(ctx context.Context, db bun.IDB, c *Contact, claim, lookup bool) (int64, error) {
 	res, err := db.NewRaw("?", bun.Safe(insertStatementPG(db.Dialect(), c, claim, lookup))).Exec(ctx)
 	if err != nil {
-		if claim && dberr.IsUniqueViolation(err) {
+		if dberr.IsUniqueViolation(err) { // the holders' indexes: the key is a new id
 			return 0, fmt.Errorf("%w: %w", errClaimTaken, err)
 		}
 		return 0, fmt.Errorf("crm: create contact: %w", err)

@@ -23,11 +23,14 @@ import (
 // created with AllowDuplicate, or given it by an update — are not marked.
 // Triggers keep one holder whatever writes the contacts: a contact
 // inserted unmarked, or whose address changes, becomes the holder when
-// there is none; when the holder goes (deleted, erased, merged away) or
-// its address changes, the oldest other contact with the address becomes
-// the holder. A trigger's marking runs in a block that catches the unique
-// violation: a create that marked its contact first, even uncommitted,
-// stays the holder.
+// there is none (false marks a contact that does not hold it); when the
+// holder goes (deleted, erased, merged away) or its address changes, the
+// oldest other contact with the address becomes the holder, in a block
+// that catches the unique violation: a create that marked its contact
+// first, even uncommitted, stays the holder. An AllowDuplicate create
+// that meets a holder not yet committed fails on the index once it
+// commits, and Create runs it again (its trigger then sees the holder); an
+// update of an address in that race fails.
 
 // claimMigrations are the migrations of the holder marks.
 func claimMigrations() []migration {
@@ -63,7 +66,7 @@ const pgClaimFunc = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_claim_emai
 			END IF;
 			BEGIN
 				UPDATE socialcrm_crm_contacts SET email_claim = true
-					WHERE tenant_id = p_tenant AND id = h AND email_index = p_index AND email_claim IS NULL;
+					WHERE tenant_id = p_tenant AND id = h AND email_index = p_index AND email_claim IS NOT TRUE;
 				IF FOUND THEN
 					RETURN;
 				END IF;
@@ -73,40 +76,39 @@ const pgClaimFunc = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_claim_emai
 		END LOOP;
 	END $f$`
 
-// pgClaimTrigger is the function of the AFTER triggers that keep one
-// holder per address and number.
-const pgClaimTrigger = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_claims() RETURNS trigger LANGUAGE plpgsql AS $f$
+// pgClaimDecide is the function of the BEFORE INSERT and UPDATE trigger:
+// a contact inserted without a mark (NULL: an AllowDuplicate create), or
+// whose address (number) changes, becomes its holder when no contact
+// holds it (true) and is marked false otherwise. Should a contact that
+// holds it not have committed yet, the statement then fails on the unique
+// index once that one commits (Create tries again, and marks false).
+const pgClaimDecide = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_claims_decide() RETURNS trigger LANGUAGE plpgsql AS $f$
 	BEGIN
-		IF TG_OP <> 'INSERT' THEN
-			IF OLD.email_claim AND (TG_OP = 'DELETE' OR NEW.email_claim IS NULL) THEN
-				PERFORM socialcrm_crm_contact_claim_email(OLD.tenant_id, OLD.email_index);
-			END IF;
-			IF OLD.phone_claim AND (TG_OP = 'DELETE' OR NEW.phone_claim IS NULL) THEN
-				PERFORM socialcrm_crm_contact_claim_phone(OLD.tenant_id, OLD.phone_index);
-			END IF;
+		IF TG_OP = 'INSERT' AND NEW.email_claim IS NULL OR TG_OP = 'UPDATE' AND NEW.email_index IS DISTINCT FROM OLD.email_index THEN
+			NEW.email_claim := CASE WHEN NEW.email_index IS NULL THEN NULL
+				ELSE NOT EXISTS (SELECT 1 FROM socialcrm_crm_contacts AS ct
+					WHERE ct.email_index = NEW.email_index AND ct.tenant_id = NEW.tenant_id AND ct.email_claim) END;
 		END IF;
-		IF TG_OP <> 'DELETE' THEN
-			IF NEW.email_index IS NOT NULL AND NEW.email_claim IS NULL THEN
-				PERFORM socialcrm_crm_contact_claim_email(NEW.tenant_id, NEW.email_index);
-			END IF;
-			IF NEW.phone_index IS NOT NULL AND NEW.phone_claim IS NULL THEN
-				PERFORM socialcrm_crm_contact_claim_phone(NEW.tenant_id, NEW.phone_index);
-			END IF;
-		END IF;
-		RETURN NULL;
-	END $f$`
-
-// pgClaimBefore is the function of the BEFORE UPDATE trigger: a contact
-// whose address (number) changes holds it no more.
-const pgClaimBefore = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_claims_changed() RETURNS trigger LANGUAGE plpgsql AS $f$
-	BEGIN
-		IF NEW.email_index IS DISTINCT FROM OLD.email_index THEN
-			NEW.email_claim := NULL;
-		END IF;
-		IF NEW.phone_index IS DISTINCT FROM OLD.phone_index THEN
-			NEW.phone_claim := NULL;
+		IF TG_OP = 'INSERT' AND NEW.phone_claim IS NULL OR TG_OP = 'UPDATE' AND NEW.phone_index IS DISTINCT FROM OLD.phone_index THEN
+			NEW.phone_claim := CASE WHEN NEW.phone_index IS NULL THEN NULL
+				ELSE NOT EXISTS (SELECT 1 FROM socialcrm_crm_contacts AS ct
+					WHERE ct.phone_index = NEW.phone_index AND ct.tenant_id = NEW.tenant_id AND ct.phone_claim) END;
 		END IF;
 		RETURN NEW;
+	END $f$`
+
+// pgClaimTrigger is the function of the AFTER UPDATE and DELETE triggers:
+// when the holder of an address (number) goes or its address changes,
+// the oldest other contact with it becomes the holder.
+const pgClaimTrigger = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_claims() RETURNS trigger LANGUAGE plpgsql AS $f$
+	BEGIN
+		IF OLD.email_claim AND (TG_OP = 'DELETE' OR NEW.email_index IS DISTINCT FROM OLD.email_index) THEN
+			PERFORM socialcrm_crm_contact_claim_email(OLD.tenant_id, OLD.email_index);
+		END IF;
+		IF OLD.phone_claim AND (TG_OP = 'DELETE' OR NEW.phone_index IS DISTINCT FROM OLD.phone_index) THEN
+			PERFORM socialcrm_crm_contact_claim_phone(OLD.tenant_id, OLD.phone_index);
+		END IF;
+		RETURN NULL;
 	END $f$`
 
 // pgClaimBackfill marks the oldest contact of each tenant's address with
@@ -145,17 +147,17 @@ func migrateClaimPG(ctx context.Context, tx bun.Tx) error {
 		`ALTER TABLE socialcrm_crm_contacts FORCE ROW LEVEL SECURITY`,
 		`CREATE UNIQUE INDEX IF NOT EXISTS socialcrm_crm_contacts_email_claim ON socialcrm_crm_contacts (tenant_id, email_index) WHERE email_claim`,
 		`CREATE UNIQUE INDEX IF NOT EXISTS socialcrm_crm_contacts_phone_claim ON socialcrm_crm_contacts (tenant_id, phone_index) WHERE phone_claim`,
-		pgClaimFunc, phone(pgClaimFunc), pgClaimTrigger, pgClaimBefore,
+		pgClaimFunc, phone(pgClaimFunc), pgClaimDecide, pgClaimTrigger,
+		`DROP TRIGGER IF EXISTS socialcrm_crm_contact_claims_insert ON socialcrm_crm_contacts`,
+		`CREATE TRIGGER socialcrm_crm_contact_claims_insert BEFORE INSERT ON socialcrm_crm_contacts
+			FOR EACH ROW WHEN ((NEW.email_index IS NOT NULL AND NEW.email_claim IS NULL) OR (NEW.phone_index IS NOT NULL AND NEW.phone_claim IS NULL))
+			EXECUTE FUNCTION socialcrm_crm_contact_claims_decide()`,
 		`DROP TRIGGER IF EXISTS socialcrm_crm_contact_claims_changed ON socialcrm_crm_contacts`,
 		`CREATE TRIGGER socialcrm_crm_contact_claims_changed BEFORE UPDATE OF email_index, phone_index ON socialcrm_crm_contacts
-			FOR EACH ROW EXECUTE FUNCTION socialcrm_crm_contact_claims_changed()`,
-		`DROP TRIGGER IF EXISTS socialcrm_crm_contact_claims_insert ON socialcrm_crm_contacts`,
-		`CREATE TRIGGER socialcrm_crm_contact_claims_insert AFTER INSERT ON socialcrm_crm_contacts
-			FOR EACH ROW WHEN ((NEW.email_index IS NOT NULL AND NEW.email_claim IS NULL) OR (NEW.phone_index IS NOT NULL AND NEW.phone_claim IS NULL))
-			EXECUTE FUNCTION socialcrm_crm_contact_claims()`,
+			FOR EACH ROW EXECUTE FUNCTION socialcrm_crm_contact_claims_decide()`,
 		`DROP TRIGGER IF EXISTS socialcrm_crm_contact_claims_update ON socialcrm_crm_contacts`,
 		`CREATE TRIGGER socialcrm_crm_contact_claims_update AFTER UPDATE OF email_index, phone_index ON socialcrm_crm_contacts
-			FOR EACH ROW EXECUTE FUNCTION socialcrm_crm_contact_claims()`,
+			FOR EACH ROW WHEN (OLD.email_claim OR OLD.phone_claim) EXECUTE FUNCTION socialcrm_crm_contact_claims()`,
 		`DROP TRIGGER IF EXISTS socialcrm_crm_contact_claims_delete ON socialcrm_crm_contacts`,
 		`CREATE TRIGGER socialcrm_crm_contact_claims_delete AFTER DELETE ON socialcrm_crm_contacts
 			FOR EACH ROW WHEN (OLD.email_claim OR OLD.phone_claim) EXECUTE FUNCTION socialcrm_crm_contact_claims()`,

@@ -3,6 +3,7 @@ package crm_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -125,5 +126,37 @@ func TestContactDuplicateCheckFollowsHolders(t *testing.T) {
 		require.NoError(t, err)
 		requireOneHolder(t, e)
 		requireDuplicateOf(t, e, e.A, "after@example.com", "", after.ID, "email")
+	})
+}
+
+// TestContactCreateConcurrentWithAllowDuplicate: creates of one address
+// at once, half of them with AllowDuplicate: every AllowDuplicate create
+// stores its contact (on PostgreSQL one that met a holder not yet
+// committed runs again), at most one of the others does and the rest get
+// the duplicate error, and the address has exactly one holder.
+func TestContactCreateConcurrentWithAllowDuplicate(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		const n = 4
+		var wg sync.WaitGroup
+		plain, dup := make([]error, n), make([]error, n)
+		for i := range n {
+			in := crm.ContactInput{FirstName: "Grace", Email: "grace@example.com", Phone: "+14155550100"}
+			wg.Go(func() { _, plain[i] = e.store.Contacts().Create(e.A, in) })
+			wg.Go(func() { _, dup[i] = e.store.Contacts().Create(e.A, in, crm.AllowDuplicate()) })
+		}
+		wg.Wait()
+		require.NoError(t, errors.Join(dup...))
+		stored := 0
+		for _, err := range plain {
+			if err == nil {
+				stored++
+				continue
+			}
+			require.ErrorIs(t, err, crm.ErrDuplicate)
+		}
+		require.LessOrEqual(t, stored, 1)
+		requireOneHolder(t, e)
+		count, _ := createCounts(t, e)
+		require.Equal(t, n+stored, count)
 	})
 }
