@@ -532,21 +532,20 @@ func inTx(db bun.IDB) bool {
 // it: parsing and compiling it (and the name index's trigger) anew cost
 // about an eighth of the create, measured as the create's ratio to a raw
 // bun insert falling from 2.62 to 2.27 (medians of 6 alternated runs). On
-// PostgreSQL the statement takes the advisory locks of c's identifiers
-// itself (lockKeys), before it looks them up: its duplicate check is a
-// call of socialcrm_crm_contact_unclaimed (migrateUnclaimedPG), so that
-// concurrent creates of one address queue on the lock and the second sees
-// the first. Through socialcrm.OpenDB it travels in one round trip with
-// the tenant setting when the connection does not hold it already; in a
-// caller's transaction the locks are held until that one ends.
+// PostgreSQL the duplicate check is the unique index of the holders of
+// each e-mail address and phone number (create_pgclaim.go): the statement
+// marks c as the holder of its own (claim) and fails on the index when
+// another contact holds either, waiting first for a create of the same
+// address that has not committed; Create then looks the holder up to name
+// it. Through socialcrm.OpenDB it travels in one round trip with the
+// tenant setting when the connection does not hold it already. In a
+// caller's transaction (Store.Using) the statement calls
+// socialcrm_crm_contact_unclaimed first (migrateUnclaimedPG: advisory
+// locks, then the look-ups), so that a duplicate inserts nothing rather
+// than failing unless it raced a create that had not committed; the locks
+// are held until that transaction ends.
 //
 // When nothing was inserted, the checks are run again, alone, to say why.
-//
-// On PostgreSQL the duplicate check is the holders' unique index
-// (create_pgclaim.go, claim): the statement fails on it, and Create then
-// looks the holder up to name it. In a caller's transaction (which a
-// failed statement would end) the look-ups run first, as before, so that
-// a duplicate fails only when it raced a create that had not committed.
 func (r *Contacts) createOne(ctx context.Context, c *Contact, checkDup, claim bool) error {
 	return r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
 		lookup := checkDup

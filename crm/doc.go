@@ -625,10 +625,16 @@
 // through socialcrm.OpenDB in one round trip, with the tenant setting
 // before it when the connection does not hold it already (a test counts
 // the round trips; a contact with tags still takes a transaction). On
-// PostgreSQL the statement takes the advisory locks of the e-mail address
-// and phone number itself (socialcrm_crm_contact_unclaimed, migration
-// 20261210010000, described at migrateUnclaimedPG): until then they were
-// a statement of their own before it in the round trip.
+// PostgreSQL, since migration 20261214010000, the statement's duplicate
+// check is a unique index of the holder of each e-mail address and phone
+// number (create_pgclaim.go): the statement marks its contact as the
+// holder and fails on the index when another contact holds either; it
+// takes no lock and looks nothing up. Before, it took the advisory locks
+// of the address and number and then looked them up
+// (socialcrm_crm_contact_unclaimed, migration 20261210010000, described at
+// migrateUnclaimedPG), which a create in a caller's transaction still
+// does first; until that migration the locks were a statement of their
+// own before it in the round trip.
 // Measured by scripts/bench against a raw bun INSERT of the same columns
 // unsealed into a table with like indexes (BenchmarkCRMInterleavedCreate,
 // the two alternated in one loop, the median of their per-pair ratios), on
@@ -915,7 +921,7 @@
 // 1.5 is not reached as a median. BenchmarkScaleContactLookup's name
 // search (a five-character word, unchanged) at 100,000 contacts took
 // 0.66 ms against 0.89 (one run each, 300 searches).
-// Where the statement's server time goes now
+// Where the statement's server time went then
 // (BenchmarkCreateStatementPartsPostgres, 300 of each variant, three
 // runs, load average 9–13): the statement 157–160 µs against the raw
 // INSERT's 54–68; without the call of socialcrm_crm_contact_unclaimed
@@ -925,26 +931,38 @@
 // µs the two look-ups, run by the function with a snapshot of their own,
 // take about 30, the locks about 9, the call about 5. The name index rows
 // (5) take 45–58 µs, of which the trigger with its insert and one row
-// about 27. The duplicate check as a unique index would make it (the
-// benchmark's "claim" variant: no call; the row marked as the holder of
+// about 27. The duplicate check as a unique index makes it (a variant of
+// the benchmark then: no call; the row marked as the holder of
 // its e-mail address and of its phone number in two boolean columns,
 // each with a unique index of (tenant_id, blind index) over the rows so
 // marked) took 111–119 µs, about 45 less than the statement, and wrote
-// 290 bytes more WAL (two index entries): the one large cut left.
-// Not built: it must keep every rule of the check — one holder marked per
-// address whatever the path (an AllowDuplicate create, an import, an
-// update, a merge, an erasure or a retention delete marks or promotes
-// another holder, from triggers, whose marking must survive a concurrent
-// create's, e.g. in a block that catches the unique violation), the
-// contacts already stored marked once by a migration, and a create that
-// hits the index fails with the typed error naming the oldest holder;
-// INSERT … ON CONFLICT DO NOTHING does not do, for the BEFORE INSERT
-// trigger has written the name index rows when the conflict is found, so
-// the violation must end the statement (a savepoint where the statement
-// runs in the caller's transaction), and an import, whose creates skip
-// the check under its locks, must mark its creates too and retry its
-// batch on the violation, or a plain create, which would take no lock,
-// could slip between its look-up and its insert. Not tried: fewer keyed
+// 290 bytes more WAL (two index entries): the one large cut left, made
+// by migration 20261214010000 (create_pgclaim.go). The index holds one
+// holder per address and number, marked in two boolean columns of the
+// contact (email_claim, phone_claim); every path keeps one: a create
+// with the check marks its contact (the statement fails on the index
+// when another holds it, and Create then names the holder with the
+// locked look-ups of checkDuplicate), an AllowDuplicate create and an
+// update of the address are marked by a BEFORE trigger (holder when none
+// holds it; an AllowDuplicate create that met a holder not committed yet
+// fails on the index and runs again), and when a holder is deleted —
+// erased, merged away, purged — or its address changes, an AFTER trigger
+// makes the oldest other contact with the address the holder, in a block
+// that catches the unique violation, so that a create marking its
+// contact meanwhile stays the holder. INSERT … ON CONFLICT DO NOTHING
+// would not do: the BEFORE INSERT trigger has written the name index rows
+// when the conflict is found. An import, whose creates skip the check
+// under its locks, marks its creates too and runs its batch again on the
+// violation (a create that takes no lock could slip between its look-up
+// and its insert). A create in a caller's transaction (Store.Using) looks
+// the identifiers up under the locks first, as before, and is marked as
+// well. TestContactDuplicateCheckFollowsHolders follows the holders
+// through these paths on both databases,
+// TestContactCreateConcurrentWithAllowDuplicate and
+// TestContactCreateConcurrentDuplicates race creates. What it costs
+// elsewhere: a delete of a holder runs the trigger's look-ups (a tenant
+// purge one per contact with an address or number), and an update that
+// races a create of its new address fails. Figures: below. Not tried: fewer keyed
 // prefix lengths above two (each row about 4.6 µs, paid for by the name
 // search: a longer word then reads the candidates of a shorter prefix).
 // A name search of several words was written once as one subquery (the
