@@ -74,8 +74,15 @@ func Models() []any {
 // a key rotation.
 func SealedColumns() []vault.Column {
 	cols := append(social.SealedColumns(), crm.SealedColumns()...)
-	// The identifiers of data-subject requests (see requestProtection).
-	return append(cols, vault.Column{Table: retention.TableRequests, ID: "id", Sealed: requestSubjectField})
+	// The identifiers of data-subject requests, subject holds and recorded
+	// events (see requestProtection; the engine binds a hold's to
+	// "hold:<id>", an event's to "event:<id>").
+	prefixed := func(prefix string) func(string) vault.Binding {
+		return func(id string) vault.Binding { return vault.Binding{Record: prefix + id, Field: requestSubjectField} }
+	}
+	return append(cols, vault.Column{Table: retention.TableRequests, ID: "id", Sealed: requestSubjectField},
+		vault.Column{Table: retention.TableHolds, ID: "id", Sealed: requestSubjectField, Binding: prefixed("hold:")},
+		vault.Column{Table: retention.TableEvents, ID: "id", Sealed: requestSubjectField, Binding: prefixed("event:")})
 }
 
 // Guard installs the tenancy Guard on db for socialcrm's models and extra,

@@ -880,8 +880,9 @@ func (r *Contacts) Update(ctx context.Context, id string, version int64, in Cont
 	return c, nil
 }
 
-// Delete removes contact id, its name index (by trigger) and its tag
-// index. Records that refer to the
+// Delete removes contact id, its name index (by trigger), its tag index
+// and the records of the contacts merged into it (Merge). Records that
+// refer to the
 // contact keep their contact_id; erase a data subject through retention
 // instead, which reaches every record kind. On SQLite, once the delete
 // has committed, the write-ahead log is cut (a TRUNCATE checkpoint, as
@@ -900,6 +901,9 @@ func (r *Contacts) Delete(ctx context.Context, id string) error {
 		}
 		if _, err := tx.NewDelete().Model((*contactTag)(nil)).Where("?TableAlias.contact_id = ?", id).Exec(ctx); err != nil {
 			return fmt.Errorf("crm: delete contact: %w", err)
+		}
+		if err := deleteMergesInto(ctx, tx, id); err != nil { // merge.go
+			return err
 		}
 		if gone, err = r.s.deleteDependents(ctx, tx, kindContact, []string{id}); err != nil { // files and custom fields (commerce.go)
 			return err

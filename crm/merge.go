@@ -200,8 +200,9 @@ var mergeHandled = map[string]string{
 // keeps the duplicate's id pointing at the kept contact (TableContactMerges,
 // ids only; earlier merges into the duplicate are pointed on too), so
 // that a data-subject request naming the duplicate's id reaches the kept
-// contact (Store.Resolvers); erasing the kept contact, or purging the
-// tenant, removes that record.
+// contact (Store.Resolvers); deleting the kept contact (Contacts.Delete),
+// erasing it (a request, a sweep) or purging the tenant removes that
+// record.
 //
 // Where both have a record that may exist once: for a consent of the same
 // channel and purpose, the more recent word wins (the kept contact's on a
@@ -256,10 +257,16 @@ func (r *Contacts) Merge(ctx context.Context, keepID, dupID string) (Contact, er
 		if cur.Version != dup.Version {
 			return &ConflictError{Kind: kindContact, ID: dupID, Version: dup.Version, Current: cur.Version}
 		}
+		// The ids merged into the duplicate before point at the kept
+		// contact before the duplicate goes: Delete drops the records
+		// of ids merged into the contact it deletes.
+		if err := repointMerges(ctx, tx, tid, keepID, dupID); err != nil {
+			return err
+		}
 		if err := in.Contacts().Delete(ctx, dupID); err != nil {
 			return err
 		}
-		if err := recordMerge(ctx, tx, tid, keepID, dupID, r.s.clock()); err != nil {
+		if err := recordMerge(ctx, tx, keepID, dupID, r.s.clock()); err != nil {
 			return err
 		}
 		return r.s.writeAudit(ctx, tx, tenancy.AuditEvent{Action: "contact.merged", Target: "contact:" + keepID,
@@ -274,17 +281,40 @@ func (r *Contacts) Merge(ctx context.Context, keepID, dupID string) (Contact, er
 	return merged, nil
 }
 
-// recordMerge records, in tx, that contact dup of tenant tid was merged
-// into keep, and points the contacts merged into dup before at keep.
-func recordMerge(ctx context.Context, tx bun.Tx, tid, keep, dup string, at time.Time) error {
+// repointMerges points, in tx, the contacts of tenant tid merged into dup
+// before at keep.
+func repointMerges(ctx context.Context, tx bun.Tx, tid, keep, dup string) error {
 	if _, err := tx.ExecContext(ctx, "UPDATE "+TableContactMerges+" SET kept_id = ? WHERE tenant_id = ? AND kept_id = ?", keep, tid, dup); err != nil {
 		return fmt.Errorf("crm: merge contacts: record: %w", err)
 	}
+	return nil
+}
+
+// recordMerge records, in tx, that contact dup was merged into keep.
+func recordMerge(ctx context.Context, tx bun.Tx, keep, dup string, at time.Time) error {
 	if _, err := tx.NewInsert().Model(&contactMerge{MergedID: dup, KeptID: keep, MergedAt: at}).Exec(ctx); err != nil {
 		return fmt.Errorf("crm: merge contacts: record: %w", err)
 	}
 	return nil
 }
+
+// deleteMergesInto deletes, in tx, the records of the contacts merged
+// into the context tenant's contact id (TableContactMerges), as that
+// contact is deleted: ids only, but they tie a person's former ids
+// together, and would point at nothing.
+func deleteMergesInto(ctx context.Context, tx bun.IDB, id string) error {
+	if _, err := tx.NewDelete().Model((*contactMerge)(nil)).Where("?TableAlias.kept_id = ?", id).Exec(ctx); err != nil {
+		return fmt.Errorf("crm: delete contact: merge records: %w", err)
+	}
+	return nil
+}
+
+// eraseMerges is the part of crm.contact's retention.Category.BeforeErase
+// hook that deletes, with a batch of contacts (a sweep's, a purge's), the
+// records of the contacts merged into them, counting them as
+// crm.contact_merge rows (an erasure request reaches them first, through
+// their own category).
+var eraseMerges = eraseRowsOf(contactMergeCategory().Name, TableContactMerges, "kept_id", "records of contacts merged into erased contacts")
 
 // cutLog runs, on SQLite, once a transaction that deleted a contact has
 // committed, the TRUNCATE checkpoint retention runs after an erasure

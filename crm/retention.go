@@ -283,6 +283,9 @@ func (s *Store) eraseContact(ctx context.Context, tx bun.Tx, ids []string) error
 	if err := eraseContactTags(ctx, tx, ids); err != nil {
 		return err
 	}
+	if err := eraseMerges(ctx, tx, ids); err != nil { // merge.go
+		return err
+	}
 	return s.eraseDependentsOf(kindContact)(ctx, tx, ids)
 }
 

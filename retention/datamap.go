@@ -37,6 +37,9 @@ type DataMapEntry struct {
 	Note  string `json:"note,omitempty"`
 }
 
+// eventSubjectBy is how the data map says a request finds recorded events.
+const eventSubjectBy = "the identifier each was recorded for, of any kind (by its keyed hash under identifier protection)"
+
 // DataMap returns the engine's data map, in category registration order.
 func (e *Engine) DataMap() DataMap {
 	dm := DataMap{Policy: e.policy.Name, ClosureGrace: "none"}
@@ -54,6 +57,9 @@ func (e *Engine) DataMap() DataMap {
 		}
 		for _, k := range sortedKeys(c.Subject) {
 			en.SubjectBy = append(en.SubjectBy, k)
+		}
+		if isEventTable(c) {
+			en.SubjectBy = []string{eventSubjectBy}
 		}
 		if r, ok := e.policy.rule(c.Name); ok {
 			en.Retention, en.Trigger, en.LegalObligation, en.Note = r.String(), r.Trigger(), r.Keep, r.Note

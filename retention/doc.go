@@ -131,8 +131,9 @@
 // # Legal holds
 //
 // PlaceHold places a hold on the whole tenant (HoldTenant), on a data
-// subject's rows in every category that finds them by her identifier
-// (HoldSubject), or on one row of one category (HoldRecord); while it is
+// subject's rows — every row a request by her identifier would reach,
+// resolved afresh by each operation as a request's identifiers are
+// (HoldSubject) — or on one row of one category (HoldRecord); while it is
 // active, sweeps, erasure requests and tenant purges leave the rows it
 // covers and count them as Held in their receipts, and ReleaseHold lets
 // the next run erase them. A category whose rows only exist with a row of
@@ -246,6 +247,13 @@
 // (TestExportSpoolLeaks). The archive Export writes to its writer is in
 // clear: it is the answer to the person, and where the caller keeps it is
 // the caller's to protect.
+//
+// Under WithIdentifierProtection the engine's own records keep no
+// identifier a person gave in clear: a request's identifiers, a subject
+// hold's and a recorded event's (RecordEvent) are stored sealed, bound
+// to the record, beside the tenant's keyed hash of each; sweeps, holds
+// and requests open or hash them in memory. ProtectIdentifiers seals
+// those an older version stored in clear.
 //
 // On SQLite, once an erasure, a tenant purge or a sweep that erased rows
 // has committed, the engine runs a TRUNCATE checkpoint: the pages it

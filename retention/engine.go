@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -194,7 +195,10 @@ func (e *Engine) Register(cats ...Category) error {
 	for _, c := range e.cats {
 		names[c.Name] = true
 	}
-	for _, c := range cats {
+	cats = slices.Clone(cats)
+	for i, c := range cats {
+		c = e.bindOwn(c) // the events' sealed identifier (events.go)
+		cats[i] = c
 		if err := c.validate(); err != nil {
 			return err
 		}
@@ -339,11 +343,21 @@ func (e *Engine) Uncovered(ctx context.Context) ([]string, error) {
 // trigger is that event: for example
 //
 //	engine.RecordEvent(ctx, retention.EventDeauthorized, "connection_id", conn.ID)
+//
+// Under WithIdentifierProtection the identifier is stored only sealed
+// (bound to the event) beside the tenant's keyed hash of it, never in
+// clear. The event is the subject's data: a request whose identifiers
+// resolve to (kind, value) finds it by that hash — an access export
+// shows it with its identifier opened, an erasure erases it, a subject
+// hold holds it.
 func (e *Engine) RecordEvent(ctx context.Context, name, kind, value string) error {
-	if name == "" || kind == "" || value == "" {
+	if name == "" || kind == "" || strings.TrimSpace(value) == "" {
 		return &ValidationError{Field: "event", Reason: "name, kind and value are required"}
 	}
-	ev := event{ID: tenancy.NewID(), Name: name, SubjectKind: kind, SubjectValue: value, At: e.clock()}
+	ev, err := e.protectEvent(ctx, event{ID: tenancy.NewID(), Name: name, SubjectKind: kind, SubjectValue: strings.TrimSpace(value), At: e.clock()})
+	if err != nil {
+		return err
+	}
 	return tenancy.RunInTx(ctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewInsert().Model(&ev).Exec(ctx); err != nil {
 			return fmt.Errorf("retention: record event: %w", err)

@@ -63,10 +63,14 @@ func (j *job) where(cond string, args ...any) {
 // holdState is what a tenant's active holds are, read once per operation.
 type holdState struct {
 	any, tenant bool
-	// subjects are the active subject holds, their identifiers opened:
-	// exclusions binds them as arguments (a sealed identifier cannot be
-	// compared in SQL), and newHold treats any other subject hold as new.
+	// subjects are the active subject holds, their identifiers opened,
+	// and held what each one's identifier resolves to, as a request by it
+	// would (Resolve: an e-mail address leads to the contacts holding it
+	// sealed, their duplicates and conversations): exclusions binds those
+	// keys as arguments (a sealed identifier cannot be compared in SQL),
+	// and newHold treats any other subject hold as new.
 	subjects []Hold
+	held     []subjectKeys
 }
 
 func (e *Engine) holds(ctx context.Context, tid string) (holdState, error) {
@@ -90,6 +94,21 @@ func (e *Engine) holds(ctx context.Context, tid string) (holdState, error) {
 		}
 		// A subject hold placed between the two reads is one the
 		// operation knows: newHold compares ids.
+		for _, h := range hs.subjects {
+			// Resolved now, as a request by the identifier would be:
+			// rows written since the hold was placed (a new contact with
+			// the held address) are held too. A kind no resolver knows
+			// holds the rows that find it directly.
+			keys, err := e.resolveFrom(ctx, Keys{h.SubjectKind: {h.SubjectValue}})
+			if err != nil {
+				return hs, fmt.Errorf("retention: resolve hold %s: %w", h.ID, err)
+			}
+			s, err := e.subjectOf(ctx, keys)
+			if err != nil {
+				return hs, fmt.Errorf("retention: resolve hold %s: %w", h.ID, err)
+			}
+			hs.held = append(hs.held, s)
+		}
 	}
 	return hs, nil
 }
@@ -108,12 +127,11 @@ func exclusions(d dialect.Name, c Category, tid string, hs holdState) (string, [
 	}
 	conds = append(conds, "CAST(r."+c.idColumn()+" AS TEXT) NOT IN (SELECT h.record_id FROM "+TableHolds+
 		" h WHERE h.tenant_id = ? AND h.scope = 'record' AND "+held+" AND h.released_at IS NULL)")
-	for _, h := range hs.subjects {
-		tmpl, ok := c.subjectCond(d, h.SubjectKind)
+	for _, s := range hs.held {
+		cond, cargs, ok := subjectMatch(d, c, s, tid)
 		if !ok {
 			continue
 		}
-		cond, cargs := bind(tmpl, h.SubjectValue, tid)
 		conds = append(conds, "("+cond+") IS NOT TRUE")
 		args = append(args, cargs...)
 	}

@@ -59,7 +59,8 @@ type ManifestCategory struct {
 // Export writes the subject's data for an access or export request to w as
 // a zip archive. It resolves the request's identifiers to the subject's
 // keys first (see Resolve), then for every category that can find the
-// subject by one of them writes <name>.json (an array of objects, one per
+// subject by one of them (the engine's recorded events only when the
+// subject has some: see RecordEvent) writes <name>.json (an array of objects, one per
 // row, columns as keys) and <name>.csv (a header row, then one line per
 // row), then the files of the category's rows (Category.Files) under
 // <name>/, and last manifest.json (the categories, their row and file
@@ -151,6 +152,10 @@ func (e *Engine) export(ctx context.Context, r Request, w io.Writer) (m Manifest
 	if err != nil {
 		return Manifest{}, false, err
 	}
+	subj, err := e.subjectOf(ctx, keys)
+	if err != nil {
+		return Manifest{}, false, err
+	}
 	m = Manifest{Request: r.ID, Kind: r.Kind, GeneratedAt: e.clock(), Policy: e.policy.Name, Searched: keyCounts(keys)}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	x := &exporter{e: e, modified: m.GeneratedAt, tid: r.TenantID}
@@ -158,8 +163,13 @@ func (e *Engine) export(ctx context.Context, r Request, w io.Writer) (m Manifest
 	x.zw = zw
 	defer x.close()
 	for _, c := range e.Categories() {
-		cond, args, ok := subjectMatch(e.db.Dialect().Name(), c, keys, r.TenantID)
+		cond, args, ok := subjectMatch(e.db.Dialect().Name(), c, subj, r.TenantID)
 		if !ok {
+			continue
+		}
+		if ok, err := e.hasEvents(ctx, c, r.TenantID, cond, args); err != nil {
+			return m, false, err
+		} else if !ok {
 			continue
 		}
 		mc := ManifestCategory{Name: c.Name, Purpose: c.Purpose, LegalBasis: c.LegalBasis, Retention: "no period (erased on request or purge)"}

@@ -20,14 +20,17 @@ import (
 // a *ValidationError names the category to hold instead) and RecordID; a
 // HoldSubject
 // hold needs SubjectKind and SubjectValue; a HoldTenant hold needs neither.
-// A subject hold holds the rows of the categories that find rows by its
-// kind (Category.Subject) and its value as stored, not what resolvers
-// lead to from it: a kind no category finds rows by (a phone number, a
-// PSID, which crm stores sealed) is refused with a *ValidationError
-// listing those that can be held, and an e-mail address holds only the
-// rows that store it in clear (a member), not the contacts holding it
-// sealed — hold a person's CRM records by her contact ids (Resolve lists
-// them).
+// A subject hold holds every row a request by its identifier would reach:
+// each operation (a sweep, an erasure, a tenant purge) resolves the
+// identifier as a request's is resolved (Resolve) — an e-mail address or
+// a phone number leads to every contact holding it sealed, duplicates
+// included, to their conversations and messages, and to the member
+// accounts signed in with the address; a PSID to its conversation's
+// contact — and keeps out the rows of every category that finds the
+// subject by one of those keys, recorded events included. Rows written
+// after the hold was placed (a new contact with the held address) are
+// held too. A kind that no resolver and no category knows is refused
+// with a *ValidationError listing the kinds that can be held.
 // Reason is required. Only an owner or admin, or the system, may place
 // holds.
 //
@@ -45,11 +48,10 @@ func (e *Engine) PlaceHold(ctx context.Context, h Hold) (Hold, error) {
 		if h.SubjectKind == "" || h.SubjectValue == "" {
 			return Hold{}, &ValidationError{Field: "Subject", Reason: "kind and value required for a subject hold"}
 		}
-		if held := e.heldKinds(); !slices.Contains(held, h.SubjectKind) {
-			// A kind only resolvers know (a phone number, a PSID) would
-			// hold no row at all.
+		if known := e.Kinds(); !slices.Contains(known, h.SubjectKind) {
+			// A kind nobody knows would hold no row at all.
 			return Hold{}, &ValidationError{Field: "SubjectKind", Reason: fmt.Sprintf(
-				"no category finds rows by %q: hold the records it leads to by one of: %s", h.SubjectKind, strings.Join(held, ", "))}
+				"no resolver or category knows %q: hold by one of: %s", h.SubjectKind, strings.Join(known, ", "))}
 		}
 		h.Category, h.RecordID = "", ""
 	case HoldRecord:
@@ -244,16 +246,4 @@ func addHoldMigrations(ms *migrate.Migrations) {
 			`ALTER TABLE socialcrm_retention_holds ADD COLUMN subject_sealed BLOB`,
 			`ALTER TABLE socialcrm_retention_holds ADD COLUMN subject_hash TEXT NOT NULL DEFAULT ''`)
 	})
-}
-
-// heldKinds returns the identifier kinds some category finds rows by,
-// sorted: those a subject hold can hold rows by.
-func (e *Engine) heldKinds() []string {
-	set := map[string]bool{}
-	for _, c := range e.Categories() {
-		for k := range c.Subject {
-			set[k] = true
-		}
-	}
-	return sortedKeys(set)
 }

@@ -11,11 +11,12 @@ import (
 )
 
 // TestS16SubjectHoldNeedsAHeldKind: a subject hold by a kind that no
-// category finds rows by (a phone number, a PSID: known to resolvers
-// only) would hold nothing while an erasure by the same identifier erased
-// everything it leads to; PlaceHold refuses it with a *ValidationError
-// naming the kinds that can be held, and places nothing. A kind a
-// category finds rows by is placed.
+// category finds rows by and no resolver follows (here a phone number and
+// a PSID: this engine registers no resolver) would hold nothing while an
+// erasure by the same identifier erased everything it leads to; PlaceHold
+// refuses it with a *ValidationError naming the kinds that can be held,
+// and places nothing. A kind a category finds rows by is placed (a kind a
+// resolver follows too: TestS17SubjectHoldByEmailHoldsHerContacts).
 func TestS16SubjectHoldNeedsAHeldKind(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
 		v := newEnv(t, db)

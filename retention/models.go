@@ -28,8 +28,9 @@ type HoldScope string
 const (
 	// HoldTenant holds all of the tenant's data.
 	HoldTenant HoldScope = "tenant"
-	// HoldSubject holds one data subject's rows (SubjectKind, SubjectValue)
-	// in every category that can find them.
+	// HoldSubject holds one data subject's rows (SubjectKind, SubjectValue):
+	// every row a request by that identifier would reach, resolved as a
+	// request's identifiers are (see PlaceHold).
 	HoldSubject HoldScope = "subject"
 	// HoldRecord holds one row (Category, RecordID), and the rows of the
 	// categories declared HeldWith Category whose ID column holds RecordID.
@@ -58,16 +59,22 @@ type Hold struct {
 	ReleasedAt    *time.Time `bun:"released_at" json:"released_at,omitempty"`
 }
 
-// event is a trigger recorded with RecordEvent.
+// event is a trigger recorded with RecordEvent. Under
+// WithIdentifierProtection its SubjectValue is stored empty, the
+// identifier sealed (bound to "event:" and the event's id) in
+// SubjectSealed beside the tenant's keyed hash of it (SubjectHash), by
+// which a data-subject request finds it (events.go).
 type event struct {
 	bun.BaseModel `bun:"table:socialcrm_retention_events,alias:ev"`
 	tenancy.Owned
 
-	ID           string    `bun:"id,pk"`
-	Name         string    `bun:"name,notnull"`
-	SubjectKind  string    `bun:"subject_kind,notnull"`
-	SubjectValue string    `bun:"subject_value,notnull"`
-	At           time.Time `bun:"at,notnull"`
+	ID            string    `bun:"id,pk"`
+	Name          string    `bun:"name,notnull"`
+	SubjectKind   string    `bun:"subject_kind,notnull"`
+	SubjectValue  string    `bun:"subject_value,notnull"`
+	SubjectSealed []byte    `bun:"subject_sealed"`
+	SubjectHash   string    `bun:"subject_hash,notnull"`
+	At            time.Time `bun:"at,notnull"`
 }
 
 // Models returns the engine's tenant-owned models, for tenancy.InstallGuard.
@@ -148,13 +155,16 @@ func Migrations() *migrate.Migrations {
 		return tenancy.EnableRowSecurity(ctx, tx, TablePending)
 	})
 	addHoldMigrations(ms)
+	addEventMigrations(ms)
 	return ms
 }
 
 // OwnCategories declares the engine's own tables: data-subject requests
 // (evidence of how each was answered), legal holds (a tenant purge erases
 // only released ones), the after-erase work still due (ids only, removed
-// once done) and recorded events.
+// once done) and recorded events, which a data-subject request finds by
+// the identifier they were recorded for (Engine.Register binds the
+// category to the engine: see RecordEvent).
 // Register them so that Uncovered reports nothing for them.
 func OwnCategories() []Category {
 	return []Category{

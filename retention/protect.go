@@ -30,10 +30,13 @@ type IdentifierProtection struct {
 	Open func(ctx context.Context, id string, sealed []byte) ([]byte, error)
 }
 
-// WithIdentifierProtection stores requests' identifiers, and subject
-// holds' (Seal and Open bound to "hold:" and the hold's id), sealed, with
-// a keyed hash of each, instead of in clear (default: in clear). All three
-// functions are required.
+// WithIdentifierProtection stores requests' identifiers, subject holds'
+// (Seal and Open bound to "hold:" and the hold's id) and recorded events'
+// (bound to "event:" and the event's id), sealed, with a keyed hash of
+// each, instead of in clear (default: in clear). A request finds the
+// events of its subject by the hashes of its keys, so Hash must hash a
+// kind and value alike wherever they come from. All three functions are
+// required.
 func WithIdentifierProtection(p IdentifierProtection) Option {
 	return func(e *Engine) error {
 		if p.Hash == nil || p.Seal == nil || p.Open == nil {
@@ -124,10 +127,10 @@ func (e *Engine) Match(ctx context.Context, kind, value string) ([]Request, erro
 	return out, nil
 }
 
-// ProtectIdentifiers seals and hashes the identifiers of every request
-// and subject hold stored in clear — those written before the engine had an
-// IdentifierProtection — in every tenant, and returns how many it
-// protected. It runs as the system principal (tenancy.ErrNotSystem
+// ProtectIdentifiers seals and hashes the identifiers of every request,
+// subject hold and recorded event (RecordEvent) stored in clear — those
+// written before the engine had an IdentifierProtection — in every
+// tenant, and returns how many it protected. It runs as the system principal (tenancy.ErrNotSystem
 // otherwise); running it again does nothing more.
 func (e *Engine) ProtectIdentifiers(ctx context.Context) (int, error) {
 	if err := requireSystem(ctx); err != nil {
@@ -148,6 +151,10 @@ func (e *Engine) ProtectIdentifiers(ctx context.Context) (int, error) {
 			return n, err
 		}
 		k, err := e.protectHolds(tctx)
+		if n += k; err != nil {
+			errs = append(errs, fmt.Errorf("retention: protect identifiers of tenant %s: %w", t.ID, err))
+		}
+		k, err = e.protectEvents(tctx)
 		if n += k; err != nil {
 			errs = append(errs, fmt.Errorf("retention: protect identifiers of tenant %s: %w", t.ID, err))
 		}

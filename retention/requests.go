@@ -599,6 +599,10 @@ func (e *Engine) Erase(ctx context.Context, id string) (Receipt, error) {
 	if err != nil {
 		return Receipt{}, err
 	}
+	subj, err := e.subjectOf(ctx, keys)
+	if err != nil {
+		return Receipt{}, err
+	}
 	now := e.clock()
 	rcpt := Receipt{RequestID: r.ID, Tenant: r.TenantID, At: now, Searched: keyCounts(keys)}
 	hs, err := e.holds(ctx, r.TenantID)
@@ -613,7 +617,7 @@ func (e *Engine) Erase(ctx context.Context, id string) (Receipt, error) {
 	todo := cats
 	for pass := 1; ; pass++ {
 		for _, c := range todo {
-			j, ok, err := e.erasureJob(ctx, c, keys, r.ID, r.TenantID, now, true)
+			j, ok, err := e.erasureJob(ctx, c, subj, r.ID, r.TenantID, now, true)
 			if err != nil {
 				return rcpt.ordered(cats, rcs), err
 			}
@@ -634,10 +638,13 @@ func (e *Engine) Erase(ctx context.Context, id string) (Receipt, error) {
 			return rcpt.ordered(cats, rcs), err
 		}
 		rcpt.Searched = keyCounts(keys)
+		if subj, err = e.subjectOf(ctx, keys); err != nil {
+			return rcpt.ordered(cats, rcs), err
+		}
 		if hs, err = e.holds(ctx, r.TenantID); err != nil {
 			return rcpt.ordered(cats, rcs), err
 		}
-		if todo, err = e.eraseLeft(ctx, cats, keys, r.ID, r.TenantID, now, hs); err != nil {
+		if todo, err = e.eraseLeft(ctx, cats, subj, r.ID, r.TenantID, now, hs); err != nil {
 			return rcpt.ordered(cats, rcs), err
 		}
 		if len(todo) == 0 {
@@ -648,23 +655,8 @@ func (e *Engine) Erase(ctx context.Context, id string) (Receipt, error) {
 		}
 	}
 	// What outlives the erasure (Category.Pending) is said, not hidden.
-	for _, c := range cats {
-		if c.Pending == nil {
-			continue
-		}
-		n, err := c.Pending(ctx, keys)
-		if err != nil {
-			return rcpt.ordered(cats, rcs), fmt.Errorf("retention: pending work of %s: %w", c.Name, err)
-		}
-		if n == 0 {
-			continue
-		}
-		rc, ok := rcs[c.Name]
-		if !ok {
-			rc = CategoryReceipt{Tenant: r.TenantID, Category: c.Name, Policy: e.policy.Name, Rule: "erasure request"}
-		}
-		rc.Pending = n
-		rcs[c.Name] = rc
+	if err := e.pending(ctx, cats, keys, r.TenantID, rcs); err != nil {
+		return rcpt.ordered(cats, rcs), err
 	}
 	rcpt = rcpt.ordered(cats, rcs)
 	_, err = e.update(ctx, r.ID, "retention.request_completed", func(r *Request) (map[string]string, error) {
@@ -704,6 +696,35 @@ func (e *Engine) Erase(ctx context.Context, id string) (Receipt, error) {
 	return rcpt, err
 }
 
+// pending sets, in rcs, the Pending count of each category of cats that
+// still holds work about the subject of keys (Category.Pending), adding a
+// receipt for a category that has none.
+func (e *Engine) pending(ctx context.Context, cats []Category, keys Keys, tid string, rcs map[string]CategoryReceipt) error {
+	for _, c := range cats {
+		if c.Pending == nil {
+			continue
+		}
+		n, err := c.Pending(ctx, keys)
+		if err != nil {
+			return fmt.Errorf("retention: pending work of %s: %w", c.Name, err)
+		}
+		rc, ok := rcs[c.Name]
+		if n == 0 {
+			if ok {
+				rc.Pending = 0
+				rcs[c.Name] = rc
+			}
+			continue
+		}
+		if !ok {
+			rc = CategoryReceipt{Tenant: tid, Category: c.Name, Policy: e.policy.Name, Rule: "erasure request"}
+		}
+		rc.Pending = n
+		rcs[c.Name] = rc
+	}
+	return nil
+}
+
 // ErasePasses bounds the passes of one Erase over the categories: a pass
 // that leaves rows about the subject (written while it ran) is followed
 // by another, and after this many Erase stops with ErrSubjectChanging.
@@ -714,10 +735,13 @@ const ErasePasses = 3
 // the category spares and, under a keep rule, those still within its
 // period. With count, its receipt counts the rows so spared and kept. ok
 // is false when no key can find the subject in c.
-func (e *Engine) erasureJob(ctx context.Context, c Category, keys Keys, id, tid string, now time.Time, count bool) (j *job, ok bool, err error) {
+func (e *Engine) erasureJob(ctx context.Context, c Category, keys subjectKeys, id, tid string, now time.Time, count bool) (j *job, ok bool, err error) {
 	cond, args, ok := subjectMatch(e.db.Dialect().Name(), c, keys, tid)
 	if !ok {
 		return nil, false, nil
+	}
+	if ok, err := e.hasEvents(ctx, c, tid, cond, args); err != nil || !ok {
+		return nil, false, err
 	}
 	rule, _ := e.policy.rule(c.Name)
 	rc := &CategoryReceipt{Tenant: tid, Category: c.Name, Policy: e.policy.Name, Rule: "erasure request"}
@@ -764,7 +788,7 @@ func (e *Engine) erasureJob(ctx context.Context, c Category, keys Keys, id, tid 
 // eraseLeft returns the categories of cats, in their order, that still
 // hold rows of the subject (by keys) that the erasure would erase: not
 // spared, kept, held (under hs) or already anonymized.
-func (e *Engine) eraseLeft(ctx context.Context, cats []Category, keys Keys, id, tid string, now time.Time, hs holdState) ([]Category, error) {
+func (e *Engine) eraseLeft(ctx context.Context, cats []Category, keys subjectKeys, id, tid string, now time.Time, hs holdState) ([]Category, error) {
 	if hs.tenant {
 		return nil, nil // everything is held
 	}
@@ -857,9 +881,13 @@ func (e *Engine) addErased(ctx context.Context, tx bun.Tx, id, cat string, n int
 }
 
 // subjectMatch returns the condition finding the subject's rows in c by any
-// of the identifiers on a database of dialect d, or false when c cannot
-// find them.
-func subjectMatch(d dialect.Name, c Category, keys Keys, tid string) (string, []any, bool) {
+// of the identifiers of s on a database of dialect d, or false when c
+// cannot find them.
+func subjectMatch(d dialect.Name, c Category, s subjectKeys, tid string) (string, []any, bool) {
+	if isEventTable(c) {
+		return eventMatch(s) // events.go
+	}
+	keys := s.keys
 	var conds []string
 	var args []any
 	for _, kind := range keys.Kinds() {
@@ -882,7 +910,12 @@ func subjectMatch(d dialect.Name, c Category, keys Keys, tid string) (string, []
 // Receipt returns the receipt of a completed erasure request (closed as
 // StatusCompleted or StatusNoDataFound) from what the request records:
 // the rows erased in each category over every run, in the engine's
-// category order, its outcome and completion time. Searched, Held and
+// category order, its outcome and completion time — and, counted now,
+// what the categories still hold about the subject (Category.Pending: a
+// platform revoke still queued until the platform accepts it), found by
+// the keys the request's identifiers resolve to now, so that a receipt
+// asked for after the queue emptied no longer reports it, and one asked
+// for while it waits does. Searched, Held and
 // Kept are counted by the run that completed it (Erase's return value and
 // the completion's audit entry) and not recorded on the request: they are
 // empty here. It is how a caller whose Erase found the request completed
@@ -898,10 +931,33 @@ func (e *Engine) Receipt(ctx context.Context, id string) (Receipt, error) {
 		return Receipt{}, ErrNotCompleted
 	}
 	rcpt := Receipt{RequestID: r.ID, Tenant: r.TenantID, At: *r.CompletedAt, Searched: map[string]int{}, Outcome: r.Outcome, Categories: []CategoryReceipt{}}
-	for _, c := range e.Categories() {
+	cats := e.Categories()
+	rcs := map[string]CategoryReceipt{}
+	for _, c := range cats {
 		if n, ok := r.Erased[c.Name]; ok {
-			rcpt.Categories = append(rcpt.Categories, CategoryReceipt{Tenant: r.TenantID, Category: c.Name, Erased: n, Policy: e.policy.Name, Rule: "erasure request"})
+			rcs[c.Name] = CategoryReceipt{Tenant: r.TenantID, Category: c.Name, Erased: n, Policy: e.policy.Name, Rule: "erasure request"}
 		}
+	}
+	if r.Status == StatusCompleted && len(r.Subject) > 0 {
+		// The erased records no longer lead anywhere: what pending work
+		// is found by is what the identifiers themselves name (a
+		// platform account id, a connection id).
+		// Without Resolve's check of kinds: a kind the engine no longer
+		// knows still names itself.
+		seeds := Keys{}
+		for kind, v := range r.Subject {
+			seeds[kind] = []string{v}
+		}
+		keys, err := e.resolveFrom(ctx, seeds)
+		if err != nil {
+			return Receipt{}, err
+		}
+		if err := e.pending(ctx, cats, keys, r.TenantID, rcs); err != nil {
+			return Receipt{}, err
+		}
+	}
+	if o := rcpt.ordered(cats, rcs); len(o.Categories) > 0 {
+		rcpt.Categories = o.Categories
 	}
 	return rcpt, nil
 }

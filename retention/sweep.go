@@ -167,6 +167,11 @@ func (e *Engine) sweepEvent(ctx context.Context, c Category, r Rule, tid string,
 		if !ok {
 			continue
 		}
+		// The identifier is sealed under WithIdentifierProtection: opened
+		// here, in memory, to find the subject's rows.
+		if err := e.revealEvent(ctx, &ev); err != nil {
+			return err
+		}
 		cond, args := bind(tmpl, ev.SubjectValue, tid)
 		j := &job{cat: c, tid: tid, action: "retention.swept", rc: rc,
 			meta: map[string]string{"event": ev.Name, "event_at": window(ev.At)}}

@@ -3,6 +3,7 @@ package social
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/uptrace/bun"
 
@@ -176,7 +177,10 @@ func (s *Store) pendingRevocations() func(ctx context.Context, keys retention.Ke
 		return nil
 	}
 	return func(ctx context.Context, keys retention.Keys) (int64, error) {
-		conns, accounts := keys[SubjectConnection], keys[SubjectAccount]
+		// An open_id is the TikTok account's id: once its connections are
+		// erased it resolves to nothing else, and still names the revoke
+		// queued for them (retention.Engine.Receipt counts by it).
+		conns, accounts := keys[SubjectConnection], append(slices.Clone(keys[SubjectAccount]), keys[SubjectOpenID]...)
 		if len(conns) == 0 && len(accounts) == 0 {
 			return 0, nil
 		}

@@ -52,9 +52,10 @@ type session struct {
 	// PrevHash is the refresh token spent last, at RotatedAt: presented
 	// again within refreshGrace it is a race between two requests of one
 	// client (two browser tabs), refused without ending the session.
-	PrevHash  string     `bun:"prev_hash,notnull"`
-	RotatedAt time.Time  `bun:"rotated_at,nullzero"`
-	Rotations int        `bun:"rotations,notnull"`
+	PrevHash  string    `bun:"prev_hash,notnull"`
+	RotatedAt time.Time `bun:"rotated_at,nullzero"`
+	Rotations int       `bun:"rotations,notnull"`
+	// UserAgent is empty: start no longer keeps the client's user agent.
 	UserAgent string     `bun:"user_agent,notnull"`
 	CreatedAt time.Time  `bun:"created_at,notnull"`
 	ExpiresAt time.Time  `bun:"expires_at,notnull"`
@@ -273,10 +274,13 @@ func (c accessClaims) principal() tenancy.Principal {
 	return tenancy.Principal{TenantID: c.Tenant, MemberID: c.Member, Role: c.Role}
 }
 
-// start opens a session for a signed-in member.
-func (t *tokens) start(ctx context.Context, p tenancy.Principal, userAgent string) (pair, error) {
+// start opens a session for a signed-in member. The client's user agent
+// is not kept (UserAgent stays empty): nothing reads it, and it is
+// personal data; sessions stored before kept theirs until they are swept,
+// 30 days after sign-in.
+func (t *tokens) start(ctx context.Context, p tenancy.Principal, _ string) (pair, error) {
 	now := t.now()
-	s := session{ID: tenancy.NewID(), MemberID: p.MemberID, Role: p.Role, UserAgent: truncate(userAgent, 200),
+	s := session{ID: tenancy.NewID(), MemberID: p.MemberID, Role: p.Role,
 		CreatedAt: now, ExpiresAt: now.Add(sessionTTL)}
 	refresh := refreshToken(p.TenantID, s.ID)
 	s.RefreshHash = sha(refresh)
