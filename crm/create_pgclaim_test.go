@@ -160,3 +160,37 @@ func TestContactCreateConcurrentWithAllowDuplicate(t *testing.T) {
 		require.Equal(t, n+stored, count)
 	})
 }
+
+// TestContactClaimsMigration: migration 20261214010000 marks, for
+// contacts stored before it (their marks cleared here, as before it), the
+// oldest contact of each address and number as its holder, in every
+// tenant; run again it changes nothing; the duplicate check then names
+// the oldest. On SQLite it does nothing.
+func TestContactClaimsMigration(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		contacts := e.store.Contacts()
+		var first []crm.Contact
+		for _, tctx := range []context.Context{e.A, e.B} {
+			c, err := contacts.Create(tctx, crm.ContactInput{FirstName: "Ada", Email: "ada@example.com", Phone: "+14155550100"})
+			require.NoError(t, err)
+			first = append(first, c)
+			for range 2 {
+				_, err := contacts.Create(tctx, crm.ContactInput{FirstName: "Ada", Email: "ada@example.com", Phone: "+14155550100"}, crm.AllowDuplicate())
+				require.NoError(t, err)
+			}
+		}
+		if e.db.Name == "postgres" {
+			ctx := context.Background()
+			_, err := e.db.Admin(t).ExecContext(ctx, "UPDATE "+crm.TableContacts+" SET email_claim = NULL, phone_claim = NULL")
+			require.NoError(t, err)
+			for range 2 {
+				require.NoError(t, crm.RunMigration(ctx, e.db.ReopenOwner(t), "20261214010000"))
+				requireOneHolder(t, e)
+			}
+		}
+		for i, tctx := range []context.Context{e.A, e.B} {
+			requireDuplicateOf(t, e, tctx, "ada@example.com", "", first[i].ID, "email")
+			requireDuplicateOf(t, e, tctx, "", "+14155550100", first[i].ID, "phone")
+		}
+	})
+}
