@@ -962,7 +962,26 @@
 // TestContactCreateConcurrentDuplicates race creates. What it costs
 // elsewhere: a delete of a holder runs the trigger's look-ups (a tenant
 // purge one per contact with an address or number), and an update that
-// races a create of its new address fails. Figures: below. Not tried: fewer keyed
+// races a create of its new address fails. Measured alternated with the
+// release before both of this release's changes (the one-character rows
+// and the holders' index), under a load average of 11–18 on two cores
+// (other work on the machine): BenchmarkPostgresContactCreate (2,000
+// pairs a run, five runs each) a median pair ratio of 1.54–1.69, median
+// 1.60, against 1.64–1.81, median 1.77, lower in each of the five
+// alternated pairs; BenchmarkPostgresContactCreateServer (600 statements
+// a run, three runs each) 2.69–2.88 times the raw INSERT's server time
+// against 3.12–3.40, 3,155–3,163 bytes of WAL against 3,329 (the raw
+// INSERT's 936). 1.5 is not reached as a median under that load.
+// BenchmarkCreateStatementPartsPostgres (two runs, load average 12–16):
+// the statement 128–155 µs against the raw INSERT's 47–69; marked as
+// holding neither (no check) 114–144, so the holders' two index entries
+// cost 11–14 µs where the previous check (the function's call, locks and
+// look-ups, in a caller's transaction still) cost 39–40 more; an
+// AllowDuplicate create, whose BEFORE trigger looks for a holder, 155–192;
+// without the name index rows 71–95, with one 104–133. In both runs the
+// data-modifying WITH in place of the name index trigger took 113–140,
+// below the statement's time, unlike the runs above: not measured
+// further. Not tried: fewer keyed
 // prefix lengths above two (each row about 4.6 µs, paid for by the name
 // search: a longer word then reads the candidates of a shorter prefix).
 // A name search of several words was written once as one subquery (the
