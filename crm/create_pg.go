@@ -330,10 +330,12 @@ const pgUnclaimedFunc = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_unclai
 
 // migrateUnclaimedPG (PostgreSQL; nothing on SQLite) creates the function
 // socialcrm_crm_contact_unclaimed(keys, tenant, email, phone), which
-// Create's statement calls in its WHERE clause (insertStatementPG) in
+// Create's statement called in its WHERE clause (insertStatementPG) in
 // place of its two NOT EXISTS checks of a duplicate and of the advisory
 // locks that used to precede it, a statement of their own in its round
-// trip. The function takes the transaction-level advisory locks of keys
+// trip. Since migration 20261214010000 only a create in a caller's
+// transaction calls it (the holders' unique index checks every create:
+// create_pgclaim.go). The function takes the transaction-level advisory locks of keys
 // (lockKeys: tenant, field and blind index), in the order given, and only
 // then looks the e-mail address and the phone number up. It is VOLATILE:
 // under READ COMMITTED each query it runs takes a snapshot of its own,
