@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"strconv"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
@@ -276,15 +275,12 @@ func execInsertPG(ctx context.Context, db bun.IDB, c *Contact, claim, lookup boo
 
 // appendUnclaimed appends the call of socialcrm_crm_contact_unclaimed
 // (pgUnclaimedFunc) that checks c's e-mail address and phone number: the
-// advisory lock keys of lockKeys, the tenant, the two blind indexes (""
-// for none). Each literal is followed by its cast, so that the driver
-// sends it as a parameter (internal/sqldb params) and the statement keeps
-// one text whatever the values.
+// tenant and the two blind indexes ("" for none); the function derives
+// its lock keys itself. Each literal is followed by its cast, so that the
+// driver sends it as a parameter (internal/sqldb params) and the
+// statement keeps one text whatever the values.
 func appendUnclaimed(gen schema.QueryGen, b []byte, c *Contact) []byte {
-	keys := tenantLockKeys(c.TenantID, [][2]string{{"email", c.EmailIndex}, {"phone", c.PhoneIndex}})
 	b = append(b, "socialcrm_crm_contact_unclaimed("...)
-	b = gen.Append(b, lockKeysLiteral(keys))
-	b = append(b, "::bigint[], "...)
 	b = gen.Append(b, c.TenantID)
 	b = append(b, "::text, "...)
 	b = gen.Append(b, c.EmailIndex)
@@ -292,19 +288,6 @@ func appendUnclaimed(gen schema.QueryGen, b []byte, c *Contact) []byte {
 	b = gen.Append(b, c.PhoneIndex)
 	b = append(b, "::text)"...)
 	return b
-}
-
-// lockKeysLiteral is the bigint[] literal of keys, without quotes.
-func lockKeysLiteral(keys []int64) string {
-	b := make([]byte, 0, 2+21*len(keys))
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendInt(b, k, 10)
-	}
-	return string(append(b, '}'))
 }
 
 // pgUnclaimedLookup is the query socialcrm_crm_contact_unclaimed runs once
@@ -316,13 +299,38 @@ const pgUnclaimedLookup = `NOT (p_email <> '' AND EXISTS (SELECT 1 FROM socialcr
 		AND NOT (p_phone <> '' AND EXISTS (SELECT 1 FROM socialcrm_crm_contacts AS ct_1
 			WHERE ct_1.phone_index = p_phone AND ct_1.tenant_id = p_tenant))`
 
-// pgUnclaimedFunc is the function of migrateUnclaimedPG.
-const pgUnclaimedFunc = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_unclaimed(p_keys bigint[], p_tenant text, p_email text, p_phone text)
+// pgLockKeyFunc is the function that returns the advisory lock key of
+// tenantLockKeys for tenant p_tenant, field p_field ("email", "phone")
+// and blind index p_index: the first 8 bytes of the SHA-256 of
+// "socialcrm.crm.contact", the tenant, the field and the index, each
+// after a NUL, read as a big-endian signed integer
+// (TestContactLockKeysMatchInSQL).
+const pgLockKeyFunc = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_lock_key(p_tenant text, p_field text, p_index text)
+	RETURNS bigint LANGUAGE sql IMMUTABLE STRICT AS $f$
+	SELECT ('x' || encode(substring(sha256(convert_to('socialcrm.crm.contact', 'UTF8') || '\x00'::bytea
+		|| convert_to(p_tenant, 'UTF8') || '\x00'::bytea || convert_to(p_field, 'UTF8') || '\x00'::bytea
+		|| convert_to(p_index, 'UTF8')) FROM 1 FOR 8), 'hex'))::bit(64)::bigint
+	$f$`
+
+// pgUnclaimedFunc is the function of migrateUnclaimedPG. It takes the
+// locks of the tenant of app.tenant_id, the setting row-level security
+// compares with, and never keys of its arguments': under a tenant's
+// principal the Guard refuses advisory-lock calls, and a tenant calling
+// this function cannot aim it at another tenant's keys
+// (TestS17TenantsTakeNoAdvisoryLocks).
+const pgUnclaimedFunc = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_unclaimed(p_tenant text, p_email text, p_phone text)
 	RETURNS boolean LANGUAGE plpgsql VOLATILE AS $f$
 	DECLARE
 		k bigint;
+		t text := current_setting('app.tenant_id', true);
 	BEGIN
-		FOREACH k IN ARRAY p_keys LOOP
+		IF t IS NULL OR t = '' THEN
+			RAISE EXCEPTION 'socialcrm_crm_contact_unclaimed: app.tenant_id is not set';
+		END IF;
+		FOR k IN SELECT DISTINCT x FROM unnest(ARRAY[
+				CASE WHEN p_email <> '' THEN socialcrm_crm_contact_lock_key(t, 'email', p_email) END,
+				CASE WHEN p_phone <> '' THEN socialcrm_crm_contact_lock_key(t, 'phone', p_phone) END]) AS x
+				WHERE x IS NOT NULL ORDER BY x LOOP
 			PERFORM pg_advisory_xact_lock(k);
 		END LOOP;
 		RETURN ` + pgUnclaimedLookup + `;
@@ -350,5 +358,19 @@ func migrateUnclaimedPG(ctx context.Context, tx bun.Tx) error {
 	if tx.Dialect().Name() != dialect.PG {
 		return nil
 	}
-	return migrations.Exec(ctx, tx, pgUnclaimedFunc)
+	return migrateUnclaimedTenantKeysPG(ctx, tx)
+}
+
+// migrateUnclaimedTenantKeysPG (PostgreSQL; nothing on SQLite) replaces
+// socialcrm_crm_contact_unclaimed(keys, tenant, email, phone), which took
+// the advisory locks of whatever keys it was given (a tenant could hold
+// another tenant's), with socialcrm_crm_contact_unclaimed(tenant, email,
+// phone), which derives its keys from app.tenant_id
+// (socialcrm_crm_contact_lock_key). Running it again changes nothing.
+func migrateUnclaimedTenantKeysPG(ctx context.Context, tx bun.Tx) error {
+	if tx.Dialect().Name() != dialect.PG {
+		return nil
+	}
+	return migrations.Exec(ctx, tx, `DROP FUNCTION IF EXISTS socialcrm_crm_contact_unclaimed(bigint[], text, text, text)`,
+		pgLockKeyFunc, pgUnclaimedFunc)
 }

@@ -33,9 +33,8 @@ func insertStatementBun(ctx context.Context, db *bun.DB, c *Contact, checkDup bo
 	}
 	if checkDup && (c.EmailIndex != "" || c.PhoneIndex != "") {
 		tid, _ := tenancy.TenantID(ctx)
-		keys, _ := lockKeys(ctx, [][2]string{{"email", c.EmailIndex}, {"phone", c.PhoneIndex}})
-		conds = append(conds, "socialcrm_crm_contact_unclaimed(?::bigint[], ?::text, ?::text, ?::text)")
-		args = append(args, lockKeysLiteral(keys), tid, c.EmailIndex, c.PhoneIndex)
+		conds = append(conds, "socialcrm_crm_contact_unclaimed(?::text, ?::text, ?::text)")
+		args = append(args, tid, c.EmailIndex, c.PhoneIndex)
 	}
 	if c.CompanyID != "" {
 		exists("", db.NewSelect().Model((*Company)(nil)).Where("?TableAlias.id = ?", c.CompanyID))

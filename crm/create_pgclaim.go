@@ -35,7 +35,8 @@ import (
 // claimMigrations are the migrations of the holder marks.
 func claimMigrations() []migration {
 	return []migration{
-		{"20261214010000", "crm_contact_claims", migrateClaimPG}, // create_pgclaim.go
+		{"20261214010000", "crm_contact_claims", migrateClaimPG},                              // create_pgclaim.go
+		{"20261214100000", "crm_contact_unclaimed_tenant_keys", migrateUnclaimedTenantKeysPG}, // create_pg.go
 	}
 }
 

@@ -127,7 +127,9 @@ func (s *Store) lockIndexes(ctx context.Context, tx bun.IDB, pairs [][2]string) 
 	for i, k := range keys {
 		strs[i] = strconv.FormatInt(k, 10)
 	}
-	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) AS k", "{"+strings.Join(strs, ",")+"}"); err != nil {
+	// The keys derive from the context tenant: the Guard lets the SDK's
+	// own lock run (sqldb.WithOwnLock) and refuses a tenant's.
+	if _, err := tx.ExecContext(sqldb.WithOwnLock(ctx), "SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) AS k", "{"+strings.Join(strs, ",")+"}"); err != nil {
 		return fmt.Errorf("crm: lock contact identifiers: %w", err)
 	}
 	return nil

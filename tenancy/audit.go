@@ -218,7 +218,7 @@ func lockChain(ctx context.Context, tx bun.Tx, key int64) (context.Context, erro
 	if folds(tx) {
 		return sqldb.WithAdvisoryLocks(ctx, []int64{key}), nil
 	}
-	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", key); err != nil {
+	if _, err := tx.ExecContext(sqldb.WithOwnLock(ctx), "SELECT pg_advisory_xact_lock(?)", key); err != nil {
 		return nil, fmt.Errorf("tenancy: audit lock: %w", err)
 	}
 	return ctx, nil

@@ -117,9 +117,9 @@ import (
 //     and it leaves nothing on the connection or the role for the next
 //     tenant: no SET without LOCAL (SET TRANSACTION and RESET run), no
 //     ALTER ROLE, ALTER DATABASE or ALTER SYSTEM, no session-level
-//     advisory lock under a tenant's principal, nor a two-key one, the
-//     space of the system's purge and erasure claims (pg_advisory_xact_lock
-//     of one key runs) (pgwalls.go, guard_locks.go), and under a tenant's principal no object in
+//     advisory lock under a tenant's principal, nor a transaction-level
+//     one but the SDK's own: advisory-lock keys are one space for the
+//     whole database (pgwalls.go, guard_locks.go), and under a tenant's principal no object in
 //     the temporary schema, which is searched first for relations and
 //     types: a temporary table must be ON COMMIT DROP, no temporary
 //     view, sequence, type or domain (guard_shadow.go); nor reach the server state every tenant's
@@ -494,9 +494,9 @@ func (g *Guard) check(ctx context.Context, query string) error {
 			return walCheckpointRefusal // guard_xids.go
 		}
 	}
-	if sh.pairLock {
+	if sh.advisoryLock && !sqldb.OwnLock(ctx) {
 		if p, ok := FromContext(ctx); ok && !p.IsSystem() {
-			return pairLockRefusal // guard_locks.go
+			return advisoryLockRefusal // guard_locks.go
 		}
 	}
 	if p, ok := FromContext(ctx); sh.tempKept && !g.sqlite && ok && !p.IsSystem() {

@@ -8,17 +8,21 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// PostgreSQL's advisory locks live in two spaces: one bigint key, or a
-// pair of integers. The SDK takes the pairs only as the system principal:
-// retention's claims of a tenant's purge (purge space, hashtext(tenant
-// id)) and of a data-subject request's erasure, which give a run up when
-// another holds the pair. Tenant B, knowing tenant A's id, held A's purge
-// pair with pg_advisory_xact_lock(0x70757267, hashtext(A)), and every
-// purge run while B's transaction lasted skipped A
-// (TestS17TenantsTakeNoTwoKeyAdvisoryLocks). Under a tenant's principal
-// the Guard refuses a two-key advisory-lock call; the single-key space,
-// which the SDK's statements under a tenant's principal use, runs (see the
-// package's Security section for what it still shares).
+// PostgreSQL's advisory locks live in two spaces, one bigint key or a
+// pair of integers, and each is one space for the whole database: every
+// tenant's sessions share it. Tenant B, knowing tenant A's id, held A's
+// purge pair with pg_advisory_xact_lock(0x70757267, hashtext(A)), and
+// every purge run while B's transaction lasted skipped A; holding the
+// single key of A's audit chain, B delayed each audited action of A (one
+// bit of A's activity per probe); holding the migrations' fixed key, B
+// delayed a replica's migrations. Under a tenant's principal the Guard
+// refuses every advisory-lock call — session or transaction level, one
+// key or two, lock, try or unlock — but for the SDK's own, whose
+// statement runs under sqldb.WithOwnLock and whose keys the SDK derives
+// from the context tenant (the audit chain's, crm's contact identifiers).
+// crm's server function socialcrm_crm_contact_unclaimed derives its keys
+// in SQL from app.tenant_id, so a tenant cannot aim it at another's
+// (TestS17TenantsTakeNoAdvisoryLocks).
 
 // advisoryLocks are the advisory-lock functions (lower case).
 var advisoryLocks = []string{
@@ -28,16 +32,16 @@ var advisoryLocks = []string{
 }
 
 // locks records in a's shape whether statement m calls an advisory-lock
-// function with two keys.
+// function.
 func (a *analysis) locks(m proto.Message) {
 	walk(m.ProtoReflect(), func(x proto.Message) bool {
-		if f, ok := x.(*pg.FuncCall); ok && len(f.Args) != 1 && slices.Contains(advisoryLocks, funcName(f)) {
-			a.sh.pairLock = true
+		if f, ok := x.(*pg.FuncCall); ok && slices.Contains(advisoryLocks, funcName(f)) {
+			a.sh.advisoryLock = true
 		}
 		return true
 	})
 }
 
-// pairLockRefusal is the error of a two-key advisory lock taken under a
+// advisoryLockRefusal is the error of an advisory-lock call under a
 // tenant's principal.
-var pairLockRefusal = fmt.Errorf("%w: under a tenant's principal an advisory lock takes one bigint key: the two-key space holds the system's claims of every tenant's purges and erasures", ErrUnscoped)
+var advisoryLockRefusal = fmt.Errorf("%w: under a tenant's principal no advisory lock: its keys are one space shared by every tenant", ErrUnscoped)

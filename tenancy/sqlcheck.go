@@ -29,10 +29,9 @@ type shape struct {
 	// sessionLock takes an advisory lock that outlives the transaction:
 	// refused under a tenant's principal (pgwalls.go).
 	sessionLock bool
-	// pairLock takes a two-key advisory lock, the space of the system
-	// principal's claims: refused under a tenant's principal
-	// (guard_locks.go).
-	pairLock bool
+	// advisoryLock calls an advisory-lock function: refused under a
+	// tenant's principal but for the SDK's own (guard_locks.go).
+	advisoryLock bool
 	// walCheckpoint is SQLite's PRAGMA wal_checkpoint: refused under a
 	// tenant's principal but for the SDK's own (guard_xids.go).
 	walCheckpoint bool
