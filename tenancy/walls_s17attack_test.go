@@ -253,86 +253,86 @@ func TestS17QueryShapesStayInTheTenant(t *testing.T) {
 	})
 }
 
-// TestS17AdvisoryLocksOfAnotherTenantLastTheTransaction measures what
-// doc.go's Security section states about transaction-level advisory
-// locks, which the Guard lets every tenant take (the SDK's own
-// statements take them under the tenant's principal, and crm's contact
-// create calls a function that takes the keys it is given). The keys
-// live in one space for the whole database. Knowing tenant A's id,
-// tenant B derived the key of A's audit chain, an unkeyed log's (a keyed
-// one's is not the id's: TestS17KeyedAuditChainLockIsNotTheTenantsID): B's
-// pg_advisory_xact_lock on it made A's audit append wait until B's
-// transaction ended (here 300 ms), and B's pg_try_advisory_xact_lock
-// answered false exactly while A held its chain (an append in a
-// transaction not yet committed): one bit per probe of A's activity. B's
-// session-level lock, which would outlive B's transaction on the pooled
-// connection, is refused. SQLite has no advisory locks.
-func TestS17AdvisoryLocksOfAnotherTenantLastTheTransaction(t *testing.T) {
+// TestS17AdvisoryLocksOfAnotherTenantAreRefused: transaction-level
+// advisory locks live in one space for the whole database. Knowing tenant
+// A's id, tenant B derived the key of A's audit chain, an unkeyed log's
+// (a keyed one's is not the id's:
+// TestS17KeyedAuditChainLockIsNotTheTenantsID); B's pg_advisory_xact_lock
+// on it made A's audit append wait until B's transaction ended, and B's
+// pg_try_advisory_xact_lock answered false exactly while A held its chain:
+// one bit per probe of A's activity. Under a tenant's principal the Guard
+// now refuses every advisory-lock call: B's attempts fail with
+// ErrUnscoped, A's append does not wait for B's open transaction, and
+// B's probe learns nothing while A appends. SQLite has no advisory locks.
+func TestS17AdvisoryLocksOfAnotherTenantAreRefused(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
 		a, b := tenancy.NewID(), tenancy.NewID()
 		h := sha256.Sum256([]byte("socialcrm.tenancy.audit\x00" + a))
-		key := int64(binary.BigEndian.Uint64(h[:8]))
-		lock := "SELECT pg_advisory_xact_lock(" + itoa(key) + ")"
-		try := "SELECT CAST(pg_try_advisory_xact_lock(" + itoa(key) + ") AS text)"
-		if db.Name == "sqlite" {
-			_, err := execAs(db, b, lock)
-			require.Error(t, err)
-			return
-		}
-		for _, q := range []string{"SELECT pg_advisory_lock(" + itoa(key) + ")", "SELECT pg_try_advisory_lock_shared(" + itoa(key) + ")"} {
+		k := itoa(int64(binary.BigEndian.Uint64(h[:8])))
+		lock := "SELECT pg_advisory_xact_lock(" + k + ")"
+		try := "SELECT CAST(pg_try_advisory_xact_lock(" + k + ") AS text)"
+		for _, q := range []string{lock, try,
+			"SELECT pg_advisory_xact_lock_shared(" + k + ")", "SELECT pg_try_advisory_xact_lock_shared(" + k + ")",
+			"SELECT pg_advisory_lock(" + k + ")", "SELECT pg_try_advisory_lock_shared(" + k + ")",
+			"SELECT pg_advisory_unlock(" + k + ")", "SELECT pg_advisory_unlock_shared(" + k + ")",
+			"SELECT pg_advisory_unlock_all()", "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(ARRAY[" + k + "]) AS k",
+		} {
 			_, err := execAs(db, b, q)
+			if db.Name == "sqlite" {
+				require.Error(t, err, "%s", q) // no such function, or refused
+				continue
+			}
 			require.ErrorIs(t, err, tenancy.ErrUnscoped, "%s", q)
+		}
+		if db.Name == "sqlite" {
+			return
 		}
 		log, err := tenancy.NewAuditLog(db)
 		require.NoError(t, err)
 		_, err = log.Append(ownerOf(a), tenancy.AuditEvent{Action: "s17.warm"})
 		require.NoError(t, err)
 
-		// B holds A's key for 300 ms: A's append waits for it.
-		const hold = 300 * time.Millisecond
-		held, done := make(chan struct{}), make(chan error, 1)
+		// B's transaction tries A's key and stays open for 2 s: A's append
+		// does not wait for it.
+		const hold = 2 * time.Second
+		tried, done, release := make(chan error, 1), make(chan error, 1), make(chan struct{})
 		go func() {
 			done <- tenancy.RunInTx(as(b), db, nil, func(ctx context.Context, tx bun.Tx) error {
-				if _, err := tx.ExecContext(ctx, lock); err != nil {
-					close(held)
-					return err
+				_, err := tx.ExecContext(ctx, lock)
+				tried <- err
+				select {
+				case <-release:
+				case <-time.After(hold):
 				}
-				close(held)
-				time.Sleep(hold)
 				return nil
 			})
 		}()
-		<-held
+		require.ErrorIs(t, <-tried, tenancy.ErrUnscoped)
 		start := time.Now()
-		_, err = log.Append(ownerOf(a), tenancy.AuditEvent{Action: "s17.waited"})
+		_, err = log.Append(ownerOf(a), tenancy.AuditEvent{Action: "s17.not-waited"})
 		waited := time.Since(start)
+		close(release)
 		require.NoError(t, err)
-		require.NoError(t, <-done)
-		require.GreaterOrEqual(t, waited, hold*2/3, "A's append waited for B's transaction")
-		t.Logf("A's append waited %v for B's transaction of %v", waited.Round(time.Millisecond), hold)
+		require.Less(t, waited, hold, "A's append did not wait for B's transaction")
+		<-done
 
-		// While A's appending transaction is open, B's probe answers
-		// false; before and after, true.
-		probe := func() string {
-			seen, err := execAs(db, b, try)
-			require.NoError(t, err)
-			return seen
-		}
-		require.Equal(t, "true", probe())
-		inside, release := make(chan error, 1), make(chan struct{})
+		// While A's appending transaction is open, B's probe is refused.
+		inside, release2 := make(chan error, 1), make(chan struct{})
 		go func() {
 			inside <- tenancy.RunInTx(ownerOf(a), db, nil, func(ctx context.Context, tx bun.Tx) error {
 				_, err := log.In(tx).Append(ctx, tenancy.AuditEvent{Action: "s17.open"})
 				inside <- err
-				<-release
+				<-release2
 				return err
 			})
 		}()
 		require.NoError(t, <-inside)
-		require.Equal(t, "false", probe(), "A is appending")
-		close(release)
+		_, err = execAs(db, b, try)
+		close(release2)
 		require.NoError(t, <-inside)
-		require.Equal(t, "true", probe())
+		require.ErrorIs(t, err, tenancy.ErrUnscoped, "B's probe while A appends")
+		_, err = log.Verify(ownerOf(a))
+		require.NoError(t, err)
 	})
 }
 
@@ -385,12 +385,11 @@ func TestS17FailingExpressionsSeeOnlyTheTenant(t *testing.T) {
 // tenant's audit chain was derived from the tenant's id alone (SHA-256),
 // so tenant B, knowing A's id, held it with pg_advisory_xact_lock and made
 // A's audit appends wait for B's transaction, and probed it with
-// pg_try_advisory_xact_lock to learn when A appended
-// (TestS17AdvisoryLocksOfAnotherTenantLastTheTransaction). A keyed log
+// pg_try_advisory_xact_lock to learn when A appended. A keyed log
 // (WithAuditKeys; socialcrm.Open's) derives the key from the tenant's
-// audit key, which B cannot compute: while B holds the id's key, A's
-// keyed append completes, and B's probe of it answers true while A's
-// appending transaction is open. Appends of one tenant still wait for
+// audit key, which B cannot compute; and the Guard now refuses B's lock
+// and probe altogether (TestS17AdvisoryLocksOfAnotherTenantAreRefused):
+// A's keyed append completes while B's transaction is open. Appends of one tenant still wait for
 // each other (TestAuditAppendUnderContention).
 func TestS17KeyedAuditChainLockIsNotTheTenantsID(t *testing.T) {
 	eachKeyed(t, func(t *testing.T, e *keyedEnv) {
@@ -422,7 +421,7 @@ func TestS17KeyedAuditChainLockIsNotTheTenantsID(t *testing.T) {
 		_, err = e.log.Append(ctx, tenancy.AuditEvent{Action: "s17.not.waiting"})
 		cancel()
 		close(release)
-		require.NoError(t, <-done)
+		require.ErrorIs(t, <-done, tenancy.ErrUnscoped, "the Guard refuses B's lock (TestS17AdvisoryLocksOfAnotherTenantAreRefused)")
 		require.NoError(t, err, "A's keyed append does not wait for B's lock")
 
 		inside, stop := make(chan error, 1), make(chan struct{})
@@ -438,24 +437,24 @@ func TestS17KeyedAuditChainLockIsNotTheTenantsID(t *testing.T) {
 		seen, err := execAs(db, b, "SELECT CAST(pg_try_advisory_xact_lock("+key+") AS text)")
 		close(stop)
 		require.NoError(t, <-inside)
-		require.NoError(t, err)
-		require.Equal(t, "true", seen, "B's probe learns nothing of A's append")
+		require.ErrorIs(t, err, tenancy.ErrUnscoped, "B's probe is refused")
+		require.Empty(t, seen, "B's probe learns nothing of A's append")
 		_, err = e.log.Verify(ownerOf(a))
 		require.NoError(t, err)
 	})
 }
 
-// TestS17TenantsTakeNoTwoKeyAdvisoryLocks: retention claims a tenant's
+// TestS17TenantsTakeNoAdvisoryLocks: retention claims a tenant's
 // purge with the session-level advisory lock (purge space, hashtext(tenant
 // id)) and gives the run up when another holds it. Tenant B, knowing A's
 // id, held that pair with pg_advisory_xact_lock(0x70757267, hashtext(A)):
 // the claim (the same statement, as the system principal) answered false,
 // so A's purge was skipped as long as B's transaction lasted, run after
 // run. The SDK takes two-key advisory locks only as the system principal
-// (purge and erasure claims); the single-key space (bigint), which
-// tenants' statements use, is a different space on the server. Under a
-// tenant's principal the Guard refuses every two-key advisory-lock call.
-func TestS17TenantsTakeNoTwoKeyAdvisoryLocks(t *testing.T) {
+// (purge and erasure claims). Under a tenant's principal the Guard
+// refuses every advisory-lock call, one key or two, but the SDK's own
+// (sqldb.WithOwnLock).
+func TestS17TenantsTakeNoAdvisoryLocks(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
 		a, b := tenancy.NewID(), tenancy.NewID()
 		qa := "'" + a + "'"
@@ -473,9 +472,9 @@ func TestS17TenantsTakeNoTwoKeyAdvisoryLocks(t *testing.T) {
 		if db.Name == "sqlite" {
 			return
 		}
-		// A single-key lock of B's own still runs.
+		// A single-key lock is refused too.
 		_, err := execAs(db, b, "SELECT pg_advisory_xact_lock(42)")
-		require.NoError(t, err)
+		require.ErrorIs(t, err, tenancy.ErrUnscoped)
 		// While B's transaction tries to hold A's pair, the purge claim,
 		// as the system principal, gets it.
 		tried, done, release := make(chan error, 1), make(chan error, 1), make(chan struct{})
@@ -503,14 +502,13 @@ func TestS17TenantsTakeNoTwoKeyAdvisoryLocks(t *testing.T) {
 	})
 }
 
-// TestS17TenantTransactionDelaysMigrations measures a limit doc.go's
-// Security section states: the SDK's start-up locks — the migrations'
-// (one bigint key, a constant) — are in the single-key space a tenant's
-// statements may lock. Tenant B holding it in a transaction made a
-// replica's migrations of a release wait (here until their context
-// ended, after 400 ms; Run gives up after its own limit of waiting); once
-// B's transaction ended, they ran.
-func TestS17TenantTransactionDelaysMigrations(t *testing.T) {
+// TestS17TenantTransactionLeavesMigrationsAlone: the migrations' lock
+// is one bigint key, a constant. Tenant B holding it in a transaction
+// made a replica's migrations of a release wait until B's transaction
+// ended. Under a tenant's principal the Guard refuses the lock: B's
+// attempt fails with ErrUnscoped, and the migrations run while B's
+// transaction is open.
+func TestS17TenantTransactionLeavesMigrationsAlone(t *testing.T) {
 	each(t, func(t *testing.T, db *dbtest.DB) {
 		if db.Name == "sqlite" {
 			return // no advisory locks; migrations take SQLite's write lock
@@ -525,20 +523,19 @@ func TestS17TenantTransactionDelaysMigrations(t *testing.T) {
 				return nil
 			})
 		}()
-		require.NoError(t, <-held)
+		require.ErrorIs(t, <-held, tenancy.ErrUnscoped)
 		// A release with a migration to apply: with none pending, Run
 		// takes no lock.
 		pending := migrate.NewMigrations()
-		migrations.Add(pending, "20261214060000", "s17_pending", func(ctx context.Context, tx bun.Tx) error {
+		migrations.Add(pending, "20261214100001", "s17_pending", func(ctx context.Context, tx bun.Tx) error {
 			return migrations.Exec(ctx, tx, "CREATE TABLE IF NOT EXISTS s17_pending (id TEXT)")
 		})
-		ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := migrations.Run(ctx, db.Owner, tenancy.Migrations(), pending)
 		cancel()
 		close(release)
 		require.NoError(t, <-done)
-		require.ErrorIs(t, err, context.DeadlineExceeded, "the migrations waited for B's transaction")
-		require.NoError(t, migrations.Run(context.Background(), db.Owner, tenancy.Migrations(), pending))
+		require.NoError(t, err, "the migrations ran while B's transaction was open")
 	})
 }
 

@@ -81,8 +81,10 @@ func TestGuardKeepsSharedServerStateFromTenants(t *testing.T) {
 		require.NoError(t, err, "A's next statement on the connection")
 		require.Equal(t, "secret-a", seen)
 		// What ends with the transaction still runs.
-		_, err = execAs(db, b, "SELECT pg_advisory_xact_lock(42)", "DECLARE c CURSOR FOR SELECT 1", "FETCH c", "SELECT pg_backend_pid()")
+		_, err = execAs(db, b, "DECLARE c CURSOR FOR SELECT 1", "FETCH c", "SELECT pg_backend_pid()")
 		require.NoError(t, err)
+		_, err = execAs(db, b, "SELECT pg_advisory_xact_lock(42)") // one space for every tenant (guard_locks.go)
+		require.ErrorIs(t, err, tenancy.ErrUnscoped)
 	})
 }
 
