@@ -66,9 +66,9 @@
 //     statements) and EXPLAIN ANALYZE, a SET without LOCAL, ALTER
 //     ROLE/DATABASE/SYSTEM and session-level advisory locks under a
 //     tenant's principal (each outlives the statement, on the pooled
-//     connection or on the role every tenant shares), two-key advisory
-//     locks (the system's purge and erasure claims) under a tenant's
-//     principal, under a tenant's
+//     connection or on the role every tenant shares), any advisory lock
+//     under a tenant's principal but the SDK's own (one space for every
+//     tenant), under a tenant's
 //     principal any statement on the tenant registries (the tenants
 //     table, the vault's key list) not confined to that tenant's own row,
 //     text SQLite tokenizes otherwise than
@@ -260,31 +260,25 @@
 //     a sequence or AUTOINCREMENT (filled in by the database, returned by
 //     RETURNING) numbers every tenant's rows together — give tenant-owned
 //     tables random keys, as socialcrm's (NewID) are.
-//   - Transaction-level advisory locks of one bigint key share one space
-//     across the database, and a tenant's statements may take them: the
-//     SDK's own statements take them under the tenant's principal (the
-//     audit chain, crm's contact identifiers), and crm's contact create
-//     calls a server function that locks the keys it is given. So a
-//     tenant blocks, or probes, another tenant's work wherever it can
-//     compute the other's key. It cannot for crm's identifiers (their keys
-//     hash per-tenant blind indexes) nor for a keyed audit log
-//     (WithAuditKeys, which socialcrm.Open passes): its chain's key is a
-//     MAC under the tenant's audit key. An unkeyed log's chain key is a
-//     hash of the tenant's id: knowing tenant A's id, tenant B held it
-//     with pg_advisory_xact_lock and every audited action of A waited
-//     until B's transaction ended (a hold of 300 ms delayed A's append by
-//     304 ms), and pg_try_advisory_xact_lock answered false exactly while
-//     A held its chain — one bit of A's activity per probe
-//     (TestS17AdvisoryLocksOfAnotherTenantLastTheTransaction). The wait
-//     lasts no longer than B's transaction; bound transactions on the
-//     application role (idle_in_transaction_session_timeout,
-//     statement_timeout) to bound it. The same holds for the constant
-//     key of the migrations: B's transaction holding it kept a replica's
-//     migrations of a new release waiting until it ended
-//     (TestS17TenantTransactionDelaysMigrations). Session-level locks, which outlive
-//     the transaction, and two-key locks, the space of the system's purge
-//     and erasure claims (B held A's purge claim, and purge runs skipped
-//     A), are refused under a tenant's principal.
+//   - Advisory locks, of one bigint key or two, share one space across
+//     the database. Knowing tenant A's id, tenant B held the key of A's
+//     unkeyed audit chain with pg_advisory_xact_lock, and every audited
+//     action of A waited until B's transaction ended, while
+//     pg_try_advisory_xact_lock answered false exactly while A held its
+//     chain (one bit of A's activity per probe); B holding the
+//     migrations' constant key kept a replica's migrations waiting; B
+//     holding A's purge claim (two keys) made purge runs skip A. Under a
+//     tenant's principal the Guard refuses every advisory-lock call —
+//     session or transaction level, one key or two, lock, try or unlock
+//     (TestS17AdvisoryLocksOfAnotherTenantAreRefused,
+//     TestS17TenantTransactionLeavesMigrationsAlone,
+//     TestS17TenantsTakeNoAdvisoryLocks) — but the SDK's own, whose keys
+//     it derives from the context tenant (the audit chain's, crm's
+//     contact identifiers). crm's server function
+//     socialcrm_crm_contact_unclaimed derives its keys in SQL from
+//     app.tenant_id, so a tenant calling it locks only its own keys.
+//     The system principal's statements (maintenance, migrations run on
+//     the owner's handle) take them as before.
 //
 // Passwords are stored as bcrypt hashes of cost 12 (PasswordCost); an
 // unknown email costs the same bcrypt time as a wrong password. API keys
