@@ -12,6 +12,7 @@ import (
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 
+	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
 )
@@ -77,4 +78,24 @@ func TestInsertStatementPG(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestContactLockKeysMatchInSQL: the keys socialcrm_crm_contact_unclaimed
+// derives in SQL (socialcrm_crm_contact_lock_key) are those lockIndexes
+// takes (tenantLockKeys), so that a create in a caller's transaction and
+// a merge or import of the same address wait for each other.
+func TestContactLockKeysMatchInSQL(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
+		if db.Name != "postgres" {
+			return // no advisory locks
+		}
+		admin := db.Admin(t)
+		_, err := admin.ExecContext(t.Context(), pgLockKeyFunc)
+		require.NoError(t, err)
+		for _, c := range [][3]string{{tenancy.NewID(), "email", "e-_1"}, {tenancy.NewID(), "phone", "p?2 \u00fc'\""}, {"t", "email", "x"}} {
+			var got int64
+			require.NoError(t, admin.NewRaw("SELECT socialcrm_crm_contact_lock_key(?, ?, ?)", c[0], c[1], c[2]).Scan(t.Context(), &got))
+			require.Equal(t, tenantLockKeys(c[0], [][2]string{{c[1], c[2]}}), []int64{got}, "%q", c)
+		}
+	})
 }
