@@ -22,6 +22,7 @@ import (
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/tiktok"
 	"github.com/socialcrm/socialcrm/tiktok/tiktoktest"
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 // unkeyedForms returns each value with its unkeyed SHA-256 in the forms a
@@ -150,4 +151,16 @@ func TestAccountIDsMigratedS17Clear(t *testing.T) {
 			t.Errorf("account id (or its unkeyed hash) %q readable in %s.%s", hit.canary, hit.table, hit.column)
 		}
 	})
+}
+
+// sealConnAccount stores c's account id as the social store does (sealed
+// to the connection, with its blind index under the context tenant's
+// key), for tests that insert connections directly.
+func sealConnAccount(t *testing.T, v *vault.Vault, ctx context.Context, c *social.Connection) {
+	t.Helper()
+	sealed, err := v.Seal(ctx, []byte(c.AccountID), vault.Binding{Record: c.ID, Field: "account_id"})
+	require.NoError(t, err)
+	idx, err := v.Index(ctx, c.AccountID, "social.connection.account")
+	require.NoError(t, err)
+	c.AccountIDSealed, c.AccountIndex = sealed, "bi1:"+idx
 }

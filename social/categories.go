@@ -126,7 +126,7 @@ func categories(s *Store) []retention.Category {
 			Clear:       "ids, platform, attempts, the last error and times; the account id sealed, and its blind index (keyed per tenant)",
 			BeforeErase: s.beforeEraseRevocations,
 			Pending:     s.pendingRevocations(),
-			LegalBasis: "consent withdrawn", Purpose: "platform revocations still to be retried after a disconnect; " +
+			LegalBasis:  "consent withdrawn", Purpose: "platform revocations still to be retried after a disconnect; " +
 				"not exported by access requests: a row holds only the sealed tokens being revoked (never exported) and the " +
 				"connection's ids the connection's own export gives, and lives only until the platform accepts the revoke; " +
 				"an erasure's receipt counts the rows left (pending)"},

@@ -26,9 +26,9 @@ type revocation struct {
 	// recorded), AccountIDSealed the account id sealed to the row.
 	AccountIndex    string       `bun:"account_id,notnull"`
 	AccountIDSealed vault.Sealed `bun:"account_id_sealed"`
-	Platform     string       `bun:"platform,notnull"`
-	AccessToken  vault.Sealed `bun:"access_token"`
-	RefreshToken vault.Sealed `bun:"refresh_token"`
+	Platform        string       `bun:"platform,notnull"`
+	AccessToken     vault.Sealed `bun:"access_token"`
+	RefreshToken    vault.Sealed `bun:"refresh_token"`
 	// AccessExpiry is when the access token expires (zero: unknown), so
 	// that a provider refreshes before revoking through a dead token.
 	AccessExpiry time.Time `bun:"access_expiry,nullzero"`

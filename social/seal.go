@@ -138,7 +138,7 @@ func sealedPlatformData(ctx context.Context, tx bun.Tx) error {
 // and writes its blind index, connAccountIndex, in the account_id
 // column), and leaves in account_id a placeholder that names nothing
 // ("unsealed:" and the connection's id, unique as the connections'
-// constraint wants; '' in the queue). Row-level security is lifted for
+// constraint wants; ” in the queue). Row-level security is lifted for
 // the copy, inside the migration's transaction, and forced again.
 func sealedAccountIDs(ctx context.Context, tx bun.Tx) error {
 	pg := tx.Dialect().Name() == dialect.PG
