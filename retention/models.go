@@ -52,11 +52,15 @@ type Hold struct {
 	// SubjectSealed and SubjectHash are SubjectValue as stored under
 	// WithIdentifierProtection (SubjectValue then stored empty): sealed,
 	// and the tenant's keyed hash of it.
-	SubjectSealed []byte     `bun:"subject_sealed" json:"-"`
-	SubjectHash   string     `bun:"subject_hash,notnull" json:"-"`
-	Reason        string     `bun:"reason,notnull" json:"reason"`
-	CreatedAt     time.Time  `bun:"created_at,notnull" json:"created_at"`
-	ReleasedAt    *time.Time `bun:"released_at" json:"released_at,omitempty"`
+	SubjectSealed []byte `bun:"subject_sealed" json:"-"`
+	SubjectHash   string `bun:"subject_hash,notnull" json:"-"`
+	// Reason is stored sealed in ReasonSealed (bound to "hold-reason:"
+	// and the hold's id, stored empty) under WithIdentifierProtection:
+	// staff write free text, which may name people.
+	Reason       string     `bun:"reason,notnull" json:"reason"`
+	ReasonSealed []byte     `bun:"reason_sealed" json:"-"`
+	CreatedAt    time.Time  `bun:"created_at,notnull" json:"created_at"`
+	ReleasedAt   *time.Time `bun:"released_at" json:"released_at,omitempty"`
 }
 
 // event is a trigger recorded with RecordEvent. Under
