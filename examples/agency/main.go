@@ -87,7 +87,9 @@ func categories(v **vault.Vault) []retention.Category {
 			Subject: map[string]string{"email": "email", "creator_id": "id", "connection_id": "connection_id"},
 			Omit:    []string{"name"},
 			Sealed: []retention.SealedColumn{{Column: "name_sealed", As: "name",
-				Open: func(ctx context.Context, _ string, id string, b []byte) (string, error) { return openName(ctx, *v, id, b) }}},
+				Open: func(ctx context.Context, _ string, id string, b []byte) (string, error) {
+					return openName(ctx, *v, id, b)
+				}}},
 			LegalBasis: "contract (representation agreement)", Purpose: "representing the creator to brands"},
 		{Name: "agency.mission", Table: "agency_missions", Time: "created_at",
 			Subject: map[string]string{"creator_id": "creator_id",
