@@ -200,19 +200,32 @@ func eraseRevokeKilled(t *testing.T, db *dbtest.DB, kek, mode string) {
 	acted := strings.HasSuffix(mode, "acted")
 	require.Equal(t, acted, !live(), "TikTok acted only in the acted modes")
 	if purge {
-		// A tenant purge revokes inside its batch's transaction: killed
-		// there, the batch rolled back, the tokens are where they were
-		// and nothing was destroyed. The next run revokes again (TikTok
-		// answers a revoke of a revoked grant with success) and purges.
-		// On PostgreSQL the dead child's session holds the tenant's purge
-		// lock until the server has noticed the closed connection: the
-		// next run leaves the tenant to it until then.
+		// A tenant purge queues the revoke in its batch's transaction and
+		// asks TikTok after the commit: killed there, the connection is
+		// gone and the revoke waits in the queue, under the dead process's
+		// claim. Until RevocationLease has passed the next run leaves it
+		// to that claim and keeps the tenant's key (ErrRevokePending);
+		// then it makes the revoke once (TikTok answers a revoke of a
+		// revoked grant with success) and purges. On PostgreSQL the dead
+		// child's session holds the tenant's purge lock until the server
+		// has noticed the closed connection: the next run leaves the
+		// tenant to it until then.
+		_, err = sdk.Social.Get(ctx, conn.ID)
+		require.ErrorIs(t, err, social.ErrNotFound)
 		var res []retention.PurgeResult
 		require.Eventually(t, func() bool {
 			res, err = sdk.Retention.PurgeTenants(tenancy.System(context.Background(), "s16"), clk.Now())
-			require.NoError(t, err)
+			if len(res) == 0 {
+				require.NoError(t, err)
+			}
 			return len(res) > 0
 		}, time.Minute, 20*time.Millisecond)
+		require.ErrorIs(t, err, social.ErrRevokePending)
+		require.Len(t, res, 1)
+		require.False(t, res[0].Purged, "the key waits for the queued revoke")
+		clk.Advance(social.RevocationLease + time.Second)
+		res, err = sdk.Retention.PurgeTenants(tenancy.System(context.Background(), "s16"), clk.Now())
+		require.NoError(t, err)
 		require.Len(t, res, 1)
 		require.True(t, res[0].Purged)
 		require.False(t, live(), "TikTok's grant is gone")

@@ -236,6 +236,12 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	if sdk.Retention, err = retention.New(cfg.DB, retention.WithClock(now), retention.WithLogger(log),
 		retention.WithStore(sdk.Tenants), retention.WithPolicy(policy),
 		retention.WithTenantPurgeHook(sdk.Vault.DestroyKey),
+		// The tenant's queued platform revokes are made when its purge
+		// begins, outside any transaction (see social.Store.RetryRevocations).
+		retention.WithTenantPurgeStartHook(func(ctx context.Context) error {
+			_, err := sdk.Social.RetryRevocations(ctx)
+			return err
+		}),
 		retention.WithIdentifierProtection(requestProtection(sdk.Vault))); err != nil {
 		return nil, err
 	}

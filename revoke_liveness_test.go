@@ -100,8 +100,9 @@ func TestPurgeExpiredQueuedToken(t *testing.T) {
 
 // TestPurgeAbandonsLiveConnectionRevoke: a connection still live when the
 // tenant's purge comes, whose platform keeps failing, holds the purge
-// within RevokeAbandonAfter of its due time (the revoke the purge queues
-// rolls back with it, so only the due time ages) and not after it.
+// within RevokeAbandonAfter of its due time (the purge queues its revoke
+// and keeps it queued; the bound counts from the purge's due time) and
+// not after it.
 func TestPurgeAbandonsLiveConnectionRevoke(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *dbtest.DB) {
 		w := newPlatformWorld(t, db)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
 	"github.com/socialcrm/socialcrm/internal/sqldb"
@@ -46,11 +47,25 @@ func BenchmarkPostgresMessengerRawInsert(b *testing.B) {
 }
 
 // BenchmarkPostgresMessengerInterleaved hands each delivery of the
-// benchmark to the SDK's webhook and then the same delivery to the raw
-// handler of BenchmarkPostgresMessengerRawInsert (its own table, the same
+// benchmark to the SDK's webhook and the same delivery to the raw handler
+// of BenchmarkPostgresMessengerRawInsert (its own table, the same
 // database), timing each: the metric ratio:pg_webhook_vs_raw_insert is the
 // median of the per-delivery ratios, which a busy machine disturbs far
-// less than two benchmarks run one after the other.
+// less than two benchmarks run one after the other. Each iteration runs
+// interleavedRounds rounds of the benchmark's 100 deliveries, each round
+// from 500 senders not seen before (so every round opens its
+// conversations, as the first did when an iteration was one round) and
+// from a checkpoint (see checkpoint), the two handlers taking turns going
+// first, delivery by delivery; before the first round it waits for the
+// drops of the databases of the runs before (dbtest.AwaitDrops). The
+// checkpoints the server made while rounds ran, by anyone, are reported
+// per round (pg_webhook_interleaved_checkpoints_per_round-figure). With
+// one round per run and none of this, runs swung from 1.08 to 1.91 and
+// medians of three runs from 1.42 to 1.79; with eight rounds, runs from
+// 1.30 to 1.64 and medians of three from 1.41 to 1.62 (the two builds
+// alternated, 18 and 17 runs, on a 2-core machine shared with other work
+// at load average 7 to 18, 0.3 to 4 checkpoints per round made by
+// others).
 func BenchmarkPostgresMessengerInterleaved(b *testing.B) {
 	w := newWorld(b, dbtest.Postgres(b, worldSetup))
 	wh := w.inboxWebhook()
@@ -73,29 +88,53 @@ func BenchmarkPostgresMessengerInterleaved(b *testing.B) {
 	var ratios []float64
 	var took [2][]float64 // each side's times per delivery, µs
 	var trips int64
+	sdk := func(d benchDelivery) time.Duration {
+		before, _ := sqldb.RoundTrips(w.db.DB.DB)
+		t := serve(wh, d, 0)
+		after, _ := sqldb.RoundTrips(w.db.DB.DB)
+		trips += after - before
+		return t
+	}
+	admin := w.db.Admin(b)
 	start := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
-	for it := 0; b.Loop(); it++ {
-		b.StopTimer()
-		ds := benchDeliveries(it, start.Add(time.Duration(it)*time.Hour))
-		b.StartTimer()
-		for _, d := range ds {
-			before, _ := sqldb.RoundTrips(w.db.DB.DB)
-			sdk := serve(wh, d, 0)
-			after, _ := sqldb.RoundTrips(w.db.DB.DB)
-			trips += after - before
-			base := serve(raw, d, 1)
-			ratios = append(ratios, float64(sdk)/float64(base))
-			took[0] = append(took[0], float64(sdk.Microseconds()))
-			took[1] = append(took[1], float64(base.Microseconds()))
+	round := 0
+	var checkpoints int64 // the server's checkpoints while rounds ran
+	for b.Loop() {
+		for range interleavedRounds {
+			b.StopTimer()
+			ds := benchDeliveries(round, round*benchPeople, start.Add(time.Duration(round)*time.Hour))
+			if round == 0 {
+				w.db.AwaitDrops() // a drop's checkpoint would land in the rounds
+			}
+			round++
+			c0 := checkpoint(b, admin)
+			b.StartTimer()
+			for i, d := range ds {
+				var s, r time.Duration
+				if i%2 == 0 {
+					s = sdk(d)
+					r = serve(raw, d, 1)
+				} else {
+					r = serve(raw, d, 1)
+					s = sdk(d)
+				}
+				ratios = append(ratios, float64(s)/float64(r))
+				took[0] = append(took[0], float64(s.Microseconds()))
+				took[1] = append(took[1], float64(r.Microseconds()))
+			}
+			b.StopTimer()
+			checkpoints += checkpointsSoFar(b, admin) - c0
+			b.StartTimer()
 		}
 	}
 	slices.Sort(ratios)
 	b.ReportMetric(ratios[len(ratios)/2], "ratio:pg_webhook_vs_raw_insert")
-	b.ReportMetric(float64(trips)/float64(benchEvents*b.N), "pg_webhook_interleaved_round_trips_per_event-figure")
+	b.ReportMetric(float64(trips)/float64(benchEvents*round), "pg_webhook_interleaved_round_trips_per_event-figure")
+	b.ReportMetric(float64(checkpoints)/float64(round), "pg_webhook_interleaved_checkpoints_per_round-figure")
 	// The CPU time this process spent per delivery on each side (the
 	// handler, the driver, the garbage collector meanwhile), which the
 	// load of other processes does not change as it changes the times.
-	deliveries := float64(benchEvents / benchPerDelivery * b.N)
+	deliveries := float64(benchEvents / benchPerDelivery * round)
 	b.ReportMetric(float64(cpu[0].Microseconds())/deliveries, "pg_webhook_cpu_us_per_delivery-figure")
 	b.ReportMetric(float64(cpu[1].Microseconds())/deliveries, "pg_raw_insert_cpu_us_per_delivery-figure")
 	for i, name := range []string{"pg_webhook_median_us_per_delivery-figure", "pg_raw_insert_median_us_per_delivery-figure"} {
@@ -103,6 +142,33 @@ func BenchmarkPostgresMessengerInterleaved(b *testing.B) {
 		b.ReportMetric(took[i][len(took[i])/2], name)
 	}
 }
+
+// checkpoint makes the server checkpoint and returns checkpointsSoFar.
+// After a checkpoint the first change of each page writes the whole page
+// to the write-ahead log, and the SDK's delivery changes more pages than
+// the raw INSERT (conversations, their locks, more indexes): every round
+// starts from a checkpoint, rather than from wherever the server's last
+// one (timed, or a drop's) left it.
+func checkpoint(b *testing.B, admin *bun.DB) int64 {
+	if _, err := admin.ExecContext(context.Background(), "CHECKPOINT"); err != nil {
+		b.Fatal(err)
+	}
+	return checkpointsSoFar(b, admin)
+}
+
+// checkpointsSoFar returns how many checkpoints the server has made.
+func checkpointsSoFar(b *testing.B, admin *bun.DB) int64 {
+	var n int64
+	if err := admin.QueryRowContext(context.Background(),
+		"SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter").Scan(&n); err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+// interleavedRounds is how many rounds of deliveries one iteration of
+// BenchmarkPostgresMessengerInterleaved runs.
+const interleavedRounds = 8
 
 // processCPU returns the user and system CPU time the process has used.
 func processCPU(b *testing.B) time.Duration {

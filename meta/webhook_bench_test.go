@@ -37,8 +37,9 @@ type benchDelivery struct {
 	sig  string
 }
 
-// benchDeliveries builds iteration it's signed deliveries.
-func benchDeliveries(it int, start time.Time) []benchDelivery {
+// benchDeliveries builds iteration it's signed deliveries, from the
+// benchPeople senders numbered from first on.
+func benchDeliveries(it, first int, start time.Time) []benchDelivery {
 	out := make([]benchDelivery, 0, benchEvents/benchPerDelivery)
 	for d := 0; d < benchEvents/benchPerDelivery; d++ {
 		events := make([]map[string]any, 0, benchPerDelivery)
@@ -46,7 +47,7 @@ func benchDeliveries(it int, start time.Time) []benchDelivery {
 			n := d*benchPerDelivery + i
 			at := start.Add(time.Duration(n) * time.Millisecond)
 			ev := map[string]any{
-				"sender":    map[string]any{"id": fmt.Sprintf("9%05d", n%benchPeople)},
+				"sender":    map[string]any{"id": fmt.Sprintf("9%05d", first+n%benchPeople)},
 				"recipient": map[string]any{"id": pageID},
 				"timestamp": at.UnixMilli(),
 			}
@@ -72,7 +73,7 @@ func runBenchWebhook(b *testing.B, h http.Handler) {
 	start := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 	for it := 0; b.Loop(); it++ {
 		b.StopTimer()
-		ds := benchDeliveries(it, start.Add(time.Duration(it)*time.Hour))
+		ds := benchDeliveries(it, 0, start.Add(time.Duration(it)*time.Hour))
 		b.StartTimer()
 		for _, d := range ds {
 			req := httptest.NewRequest(http.MethodPost, "/meta/webhook", bytes.NewReader(d.body))

@@ -10,7 +10,7 @@ import (
 // BenchmarkParseWebhook decodes the webhook benchmark's deliveries
 // (ParseWebhook alone).
 func BenchmarkParseWebhook(b *testing.B) {
-	ds := benchDeliveries(0, time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	ds := benchDeliveries(0, 0, time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -151,7 +151,10 @@
 //
 // PurgeTenants erases a closed tenant once its grace period ended (the
 // tenant's PurgeAfter), category by category, then runs the purge hooks
-// (destroying the tenant's key) and marks it purged. A BeforeErase hook
+// (destroying the tenant's key) and marks it purged. Start hooks
+// (WithTenantPurgeStartHook) run first, outside any transaction, for
+// work outside the database that the categories then find done (social's
+// queued platform revokes), so that no network call holds a batch. A BeforeErase hook
 // that fails stops the tenant's purge before the hooks, its batch rolled
 // back (or, when it returns an *UnfinishedError, committed without the
 // rows it names), and the next run tries again; the tenant stays due. A hook that

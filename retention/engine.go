@@ -34,6 +34,8 @@ type Engine struct {
 	tempDir    string             // where Export spools; "" is os.TempDir
 	trace      func(point string) // kill points for the crash test; nil outside tests
 
+	purgeStarts []func(ctx context.Context) error // WithTenantPurgeStartHook (purge.go)
+
 	resolveDepth int // bounds of a resolution (WithResolutionLimits)
 	resolveKeys  int
 	protection   *IdentifierProtection // nil: requests keep identifiers in clear

@@ -17,7 +17,11 @@ type PurgeResult struct {
 	// Purged is true when the tenant was erased, its hooks ran and it was
 	// marked purged; false when a legal hold kept some of its rows (the
 	// tenant stays due and the next run tries again).
-	Purged   bool              `json:"purged"`
+	Purged bool `json:"purged"`
+	// Receipts has one receipt per category that erased or held rows;
+	// when a category's hook kept rows for work still to be done outside
+	// the database (queued platform revokes: the purge then stops with
+	// the hook's error), its receipt counts them as Pending.
 	Receipts []CategoryReceipt `json:"receipts"`
 }
 
@@ -122,6 +126,25 @@ func (e *Engine) claim(ctx context.Context, tid string) (release func(), ok bool
 	}, true, nil
 }
 
+// WithTenantPurgeStartHook adds a hook that PurgeTenants calls for each
+// tenant it purges before it erases anything (and after the AfterErase
+// work a crash left), outside any transaction, with a context acting on
+// that tenant as the system that PurgeDue recognizes: for work outside
+// the database that the categories' erasure then finds done, so that no
+// network call holds a batch's transaction (the root package passes
+// social.Store.RetryRevocations: the tenant's queued platform revokes).
+// An error stops the tenant's purge; the next run calls the hook again.
+// Hooks must be idempotent.
+func WithTenantPurgeStartHook(hook func(ctx context.Context) error) Option {
+	return func(e *Engine) error {
+		if hook == nil {
+			return errors.New("retention: WithTenantPurgeStartHook: nil hook")
+		}
+		e.purgeStarts = append(e.purgeStarts, hook)
+		return nil
+	}
+}
+
 type purgeDueKey struct{}
 
 // PurgeDue reports, to a category's BeforeErase hook, whether it runs in a
@@ -147,6 +170,11 @@ func (e *Engine) purge(ctx context.Context, tid string, now time.Time) (PurgeRes
 	}
 	if err := e.drainPending(ctx); err != nil {
 		return res, err
+	}
+	for _, hook := range e.purgeStarts {
+		if err := hook(ctx); err != nil {
+			return res, fmt.Errorf("retention: tenant purge start hook: %w", err)
+		}
 	}
 	hs, err := e.holds(ctx, tid)
 	if err != nil {
@@ -184,6 +212,13 @@ func (e *Engine) purge(ctx context.Context, tid string, now time.Time) (PurgeRes
 				j.where("r.released_at IS NOT NULL") // active holds outlive the purge they stop
 			}
 			if err := e.run(ctx, j, hs); err != nil {
+				// Rows a hook kept for work still to be done outside the
+				// database (a platform revoke) are in the receipt, pending.
+				var unfinished *UnfinishedError
+				if errors.As(err, &unfinished) {
+					rc.Pending = int64(len(unfinished.IDs))
+					res.Receipts = append(res.Receipts, rc)
+				}
 				return res, err
 			}
 		}

@@ -343,70 +343,30 @@ func (s *Store) queueRevocation(ctx context.Context, c Connection, t Tokens, now
 	return r, nil
 }
 
-// pendingRevocation returns the queued retry of a revoke of c's tokens t
-// that failed with rerr, the tokens sealed apart.
-func (s *Store) pendingRevocation(ctx context.Context, c Connection, t Tokens, rerr error, now time.Time) (*revocation, error) {
-	pending, err := s.queueRevocation(ctx, c, t, now)
-	if err != nil {
-		return nil, err
-	}
-	pending.Attempts, pending.LastError, pending.NextAt = 1, rerr.Error(), now.Add(retryDelay(1))
-	s.log.WarnContext(ctx, "social: revoke failed; queued for retry", "connection", c.ID, "error", rerr)
-	return pending, nil
-}
-
 // revokeErased takes away, in tx, the authorizations of the connections
 // ids that a data-subject erasure, a sweep or a tenant purge is about to
 // delete: each one still holding tokens, through the provider registered
 // for its platform (WithProviders); a connection of a platform without a
 // provider is deleted with its tokens, the platform untold (logged).
 //
-// An erasure or a sweep follows Disconnect's rule: the tokens move to the
-// revoke queue (sealed apart, due at once) in the erasure's transaction,
-// audited as connection.revoked with revoke "queued" and reason "erased",
-// and the platform is asked only after the commit, by the category's
-// AfterErase hook (revokeErasedQueued) or else by RetryRevocations. A
-// process killed before the commit leaves the erasure to resume with the
-// tokens where they were; killed after it, the tokens are only in the
-// queue. No network call holds the erasure's transaction.
-//
-// A tenant purge, which destroys the tenant's key once done, revokes in
-// tx: a revoke that fails is queued for RetryRevocations and made (or
-// given up) before the key goes by CategoryRevocation's hook
-// (revokeQueued).
+// It follows Disconnect's rule: the tokens move to the revoke queue
+// (sealed apart, due at once) in the erasure's transaction, audited as
+// connection.revoked with revoke "queued" and reason "erased", and the
+// platform is asked only after the commit, by the category's AfterErase
+// hook (revokeErasedQueued) or else by RetryRevocations. A process killed
+// before the commit leaves the erasure to resume with the tokens where
+// they were; killed after it, the tokens are only in the queue. No
+// network call holds the erasure's transaction, a tenant purge's
+// included: a purge, which destroys the tenant's key once done, waits for
+// the queue to be empty (revokeQueued) before it does.
 func (s *Store) revokeErased(ctx context.Context, tx bun.Tx, ids []string) error {
 	var cs []Connection
 	if err := tx.NewSelect().Model(&cs).Column("id", "platform", "account_id", "account_id_sealed", "access_token", "refresh_token", "token_expiry").
 		Where("?TableAlias.id IN (?)", bun.In(ids)).Where("?TableAlias.access_token IS NOT NULL").Scan(ctx); err != nil {
 		return fmt.Errorf("social: revoke erased connections: %w", err)
 	}
-	_, purge := retention.PurgeDue(ctx)
 	for _, c := range cs {
-		revoke := "queued"
-		var attempted bool
-		var err error
-		if purge {
-			revoke = "done"
-			attempted, err = s.revokeSealed(ctx, c.Platform, c.ID, c.ID, c.AccessToken, c.RefreshToken, c.TokenExpiry, func(t Tokens, rerr error) error {
-				if tokenDead(rerr) {
-					revoke = revokeTokenInvalid
-					return nil
-				}
-				revoke = "pending"
-				if rot, ok := rotatedTokens(rerr); ok {
-					t = rot // the live tokens now
-					defer rot.Wipe()
-				}
-				pending, err := s.pendingRevocation(ctx, c, t, rerr, s.clock())
-				if err != nil {
-					return err
-				}
-				_, err = tx.NewInsert().Model(pending).Exec(ctx)
-				return err
-			})
-		} else {
-			attempted, err = s.queueErased(ctx, tx, c)
-		}
+		attempted, err := s.queueErased(ctx, tx, c)
 		if err != nil {
 			return fmt.Errorf("social: revoke erased connections: %w", err)
 		}
@@ -414,7 +374,7 @@ func (s *Store) revokeErased(ctx context.Context, tx bun.Tx, ids []string) error
 			continue
 		}
 		if err := s.audit(ctx, tx, tenancy.AuditEvent{Action: "connection.revoked", Target: "connection:" + c.ID,
-			Metadata: map[string]string{"platform": c.Platform, "revoke": revoke, "reason": "erased"}}); err != nil {
+			Metadata: map[string]string{"platform": c.Platform, "revoke": "queued", "reason": "erased"}}); err != nil {
 			return err
 		}
 	}
@@ -450,14 +410,15 @@ func (s *Store) queueErased(ctx context.Context, tx bun.Tx, c Connection) (bool,
 // is left to RetryRevocations. A platform that fails does not fail the
 // erasure: the revoke stays queued, its tokens sealed apart; only a
 // failure to read the queue is returned (the engine then runs the hook
-// again). A tenant purge made its revokes already.
+// again). In a tenant purge, a revoke that fails past RevokeAbandonAfter
+// is given up (claimAndRevoke).
 func (s *Store) revokeErasedQueued(ctx context.Context, ids []string) error {
-	if _, purge := retention.PurgeDue(ctx); purge {
-		return nil
-	}
 	var rs []revocation
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		return tx.NewSelect().Model(&rs).Where("?TableAlias.connection_id IN (?)", bun.In(ids)).Scan(ctx)
+		// Those due: a revoke that failed before (in a purge, at its start)
+		// waits for its retry.
+		return tx.NewSelect().Model(&rs).Where("?TableAlias.connection_id IN (?)", bun.In(ids)).
+			Where("?TableAlias.next_at <= ?", s.clock()).Scan(ctx)
 	})
 	if err != nil {
 		return fmt.Errorf("social: revoke erased connections: %w", err)
@@ -513,24 +474,37 @@ func abandonReason(ctx context.Context, r revocation, now time.Time) (string, bo
 	return "platform still failing; queued " + bound + " ago or more", !now.Before(r.CreatedAt.Add(RevokeAbandonAfter))
 }
 
-// revokeQueued makes, in tx, the queued revokes ids that are about to be
-// erased (by a tenant purge, or a sweep of CategoryRevocation), whatever
-// their schedule: a purge destroys the tenant's key right after, and with
-// it any chance to make them. A revoke another process holds
+// revokeQueued settles, in tx, the queued revokes ids that are about to
+// be erased (by a tenant purge, or a sweep of CategoryRevocation),
+// whatever their schedule: a purge destroys the tenant's key right after,
+// and with it any chance to make them.
+//
+// In a tenant purge it calls no platform: the purge made every queued
+// revoke it could before this batch, outside any transaction — the
+// tenant's earlier ones when it began (RetryRevocations, the purge's
+// start hook), those its erasure of the connections queued once that
+// batch committed (revokeErasedQueued) — each claimed, made once, and
+// its outcome recorded as RetryRevocations records one (a revoke that
+// still fails past RevokeAbandonAfter given up there). What is still
+// queued here failed in this run, or is held by another process's claim:
+// it is kept, and the purge stops before the key goes. A revoke of a
+// platform without a provider registered is erased with its tokens
+// (logged: the platform is left untold).
+//
+// In a sweep it makes them here, in tx. A revoke another process holds
 // (RetryRevocations' lease) is left to it and kept, as a failed one is:
 // erased under it, a failure of that process's call would go unrecorded,
-// the tokens and the revoke lost. A revoke whose token the
-// platform refuses is done (audited with revoke token_invalid). If a
-// revoke fails again, it returns a *retention.UnfinishedError naming the
-// revokes that failed, matching ErrRevokePending: the batch erases and
-// commits the revokes the platform made (with their audit entries), so
-// that no later run calls the platform for them again, and keeps the
-// failed ones queued, each with the failure recorded as RetryRevocations
-// records one (Attempts, LastError, and NextAt pushed back by the growing
-// delay, which RetryRevocations then honours); the operation stops, the
-// key stays, and the next purge or sweep run tries the failed ones again
-// — whatever NextAt says, as a purge waits on them — until
-// RevokeAbandonAfter, when a revoke is given up.
+// the tokens and the revoke lost. A revoke whose token the platform
+// refuses is done (audited with revoke token_invalid). If a revoke fails
+// again, the failure is recorded with it as RetryRevocations records one
+// (Attempts, LastError, and NextAt pushed back by the growing delay), and
+// the batch erases and commits the revokes the platform made (with their
+// audit entries), so that no later run calls the platform for them again;
+// past RevokeAbandonAfter a failing revoke is given up.
+//
+// Either way, kept revokes make it return a *retention.UnfinishedError
+// naming them, matching ErrRevokePending; the operation stops and the
+// next run tries again.
 func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error {
 	var rs []revocation
 	now := s.clock()
@@ -552,7 +526,16 @@ func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error
 			}
 		}
 	}
+	_, purge := retention.PurgeDue(ctx)
 	for _, r := range rs {
+		if purge {
+			if _, ok := s.providers[r.Platform]; ok {
+				failed = append(failed, r.ID)
+			} else {
+				s.log.WarnContext(ctx, "social: revoke skipped: no provider for its platform", "connection", r.ConnectionID, "platform", r.Platform)
+			}
+			continue
+		}
 		ev := tenancy.AuditEvent{Action: "connection.revoked", Target: "connection:" + r.ConnectionID,
 			Metadata: map[string]string{"platform": r.Platform, "attempts": fmt.Sprint(r.Attempts + 1)}}
 		again := false
@@ -639,6 +622,16 @@ func (s *Store) keepRotated(ctx context.Context, r *revocation, rerr error, cols
 		return cols, nil
 	}
 	defer rot.Wipe()
+	more, err := s.sealInto(ctx, r, rot)
+	if err != nil {
+		return nil, err
+	}
+	return append(cols, more...), nil
+}
+
+// sealInto seals rot into r in place of its tokens and returns the
+// columns that changed; rot is left as it is.
+func (s *Store) sealInto(ctx context.Context, r *revocation, rot Tokens) ([]string, error) {
 	var err error
 	if r.AccessToken, err = s.vault.Seal(ctx, rot.AccessToken.Reveal(), binding(r.ID, "access_token")); err != nil {
 		return nil, err
@@ -650,7 +643,7 @@ func (s *Store) keepRotated(ctx context.Context, r *revocation, rerr error, cols
 		}
 	}
 	r.AccessExpiry = rot.AccessExpiry
-	return append(cols, "access_token", "refresh_token", "access_expiry"), nil
+	return []string{"access_token", "refresh_token", "access_expiry"}, nil
 }
 
 // retryDelay is the wait before revoke attempt n+1: a minute doubling up
@@ -776,9 +769,21 @@ func (s *Store) openTokens(ctx context.Context, access, refresh vault.Sealed, id
 // each call logs a warning naming the platform and how many wait, until a
 // Store with that provider retries them or a purge or sweep gives them up
 // (RevokeAbandonAfter).
+//
+// A tenant purge calls it when it begins (the root package registers it
+// with retention.WithTenantPurgeStartHook; retention.PurgeDue tells it
+// apart): then it tries every queued revoke of the tenant, whatever its
+// schedule, outside any transaction, and gives up one that fails once the
+// purge is RevokeAbandonAfter overdue (audited as
+// connection.revoke_abandoned); it hands nothing to the disconnect hook.
+// What still waits stops the purge before the tenant's key goes
+// (ErrRevokePending).
 func (s *Store) RetryRevocations(ctx context.Context) (int, error) {
-	if _, err := s.retryHandOvers(ctx); err != nil {
-		return 0, fmt.Errorf("social: retry revocations: %w", err)
+	_, purge := retention.PurgeDue(ctx)
+	if !purge {
+		if _, err := s.retryHandOvers(ctx); err != nil {
+			return 0, fmt.Errorf("social: retry revocations: %w", err)
+		}
 	}
 	if err := s.warnUnretried(ctx); err != nil {
 		return 0, fmt.Errorf("social: retry revocations: %w", err)
@@ -793,27 +798,37 @@ func (s *Store) RetryRevocations(ctx context.Context) (int, error) {
 	for name := range s.providers {
 		platforms = append(platforms, name)
 	}
-	var due []revocation
-	now := s.clock()
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		return tx.NewSelect().Model(&due).Where("platform IN (?)", bun.In(platforms)).Where("next_at <= ?", now).
-			Where("claimed_until IS NULL OR claimed_until <= ?", now).
-			Order("next_at").Limit(100).Scan(ctx)
-	})
-	if err != nil {
-		return 0, fmt.Errorf("social: retry revocations: %w", err)
-	}
 	done := 0
-	for _, r := range due {
-		ok, err := s.retryRevocation(ctx, r)
+	after := ""
+	for {
+		var due []revocation
+		now := s.clock()
+		err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			q := tx.NewSelect().Model(&due).Where("platform IN (?)", bun.In(platforms)).
+				Where("claimed_until IS NULL OR claimed_until <= ?", now).Limit(100)
+			if purge {
+				// Every one, whatever its schedule, once.
+				return q.Where("id > ?", after).Order("id").Scan(ctx)
+			}
+			return q.Where("next_at <= ?", now).Order("next_at").Scan(ctx)
+		})
 		if err != nil {
 			return done, fmt.Errorf("social: retry revocations: %w", err)
 		}
-		if ok {
-			done++
+		for _, r := range due {
+			ok, err := s.retryRevocation(ctx, r)
+			if err != nil {
+				return done, fmt.Errorf("social: retry revocations: %w", err)
+			}
+			if ok {
+				done++
+			}
 		}
+		if !purge || len(due) < 100 {
+			return done, nil
+		}
+		after = due[len(due)-1].ID
 	}
-	return done, nil
 }
 
 // warnUnretried logs, per platform, the context tenant's queued revokes
@@ -848,17 +863,28 @@ func (s *Store) retryRevocation(ctx context.Context, r revocation) (bool, error)
 }
 
 // claimAndRevoke claims r for RevocationLease, unless another process
-// holds it or it is not due, revokes its tokens through p and records the
-// outcome, even when ctx is cancelled meanwhile. It reports whether the
-// platform revoked them.
+// holds it or it is not due (in a tenant purge, whatever its schedule),
+// revokes its tokens through p and records the outcome, even when ctx is
+// cancelled meanwhile. It reports whether the platform revoked them.
+//
+// Tokens the platform rotated on the way (a provider that refreshes to
+// revoke, Tokens.Rotated) are sealed into r's row, under the claim,
+// before the provider uses them: a process killed between the platform's
+// refresh and its revoke leaves the live tokens queued, not the spent
+// ones. In a tenant purge, a revoke that fails past RevokeAbandonAfter is
+// given up (connection.revoke_abandoned) and leaves the queue.
 func (s *Store) claimAndRevoke(ctx context.Context, p Provider, r revocation) (bool, error) {
 	now := s.clock()
 	lease := now.Add(RevocationLease)
+	_, purge := retention.PurgeDue(ctx)
 	claimed := false
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		res, err := tx.NewUpdate().Model((*revocation)(nil)).Set("claimed_until = ?", lease).
-			Where("id = ?", r.ID).Where("next_at <= ?", now).
-			Where("claimed_until IS NULL OR claimed_until <= ?", now).Exec(ctx)
+		q := tx.NewUpdate().Model((*revocation)(nil)).Set("claimed_until = ?", lease).
+			Where("id = ?", r.ID).Where("claimed_until IS NULL OR claimed_until <= ?", now)
+		if !purge {
+			q = q.Where("next_at <= ?", now)
+		}
+		res, err := q.Exec(ctx)
 		if err != nil {
 			return err
 		}
@@ -872,14 +898,22 @@ func (s *Store) claimAndRevoke(ctx context.Context, p Provider, r revocation) (b
 	t, rerr := s.openTokens(ctx, r.AccessToken, r.RefreshToken, r.ID)
 	t.AccessExpiry = r.AccessExpiry
 	if rerr == nil {
+		t.Rotated = func(ctx context.Context, rot Tokens) error { return s.saveRotatedRevocation(ctx, r, lease, rot) }
 		rerr = p.Revoke(ctx, t)
 		t.Wipe()
 	}
 	// The platform's answer is recorded even if the caller went away.
 	ctx = context.WithoutCancel(ctx)
 	meta := map[string]string{"platform": r.Platform, "attempts": fmt.Sprint(r.Attempts + 1)}
+	action := "connection.revoked"
 	if tokenDead(rerr) {
 		meta["revoke"], rerr = revokeTokenInvalid, nil
+	}
+	if rerr != nil && purge {
+		if reason, ok := abandonReason(ctx, r, s.clock()); ok {
+			s.log.WarnContext(ctx, "social: queued revoke abandoned", "connection", r.ConnectionID, "error", rerr)
+			action, meta["reason"], rerr = "connection.revoke_abandoned", reason, nil
+		}
 	}
 	err = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if rerr == nil {
@@ -892,7 +926,7 @@ func (s *Store) claimAndRevoke(ctx context.Context, p Provider, r revocation) (b
 				return nil // our lease ran out and another process took it over
 			}
 			return s.audit(ctx, tx, tenancy.AuditEvent{
-				Action: "connection.revoked", Target: "connection:" + r.ConnectionID, Metadata: meta,
+				Action: action, Target: "connection:" + r.ConnectionID, Metadata: meta,
 			})
 		}
 		s.log.WarnContext(ctx, "social: revoke failed; queued for retry", "connection", r.ConnectionID, "error", rerr)
@@ -905,5 +939,29 @@ func (s *Store) claimAndRevoke(ctx context.Context, p Provider, r revocation) (b
 		_, err = tx.NewUpdate().Model(&r).Column(cols...).WherePK().Where("claimed_until = ?", lease).Exec(ctx)
 		return err
 	})
-	return rerr == nil && err == nil, err
+	return rerr == nil && action == "connection.revoked" && err == nil, err
+}
+
+// saveRotatedRevocation seals rot, the tokens the platform rotated while
+// revoking the queued r (claimed until lease), into r's row in place of
+// its spent ones, in a transaction of its own that runs even if ctx is
+// cancelled (the platform has rotated them). It does not wipe rot, which
+// the provider goes on to revoke with.
+func (s *Store) saveRotatedRevocation(ctx context.Context, r revocation, lease time.Time, rot Tokens) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RefreshTimeout)
+	defer cancel()
+	cols, err := s.sealInto(ctx, &r, rot)
+	if err != nil {
+		return err
+	}
+	return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewUpdate().Model(&r).Column(cols...).WherePK().Where("claimed_until = ?", lease).Exec(ctx)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("social: save rotated tokens of a queued revoke: the claim ran out")
+		}
+		return nil
+	})
 }

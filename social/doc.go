@@ -75,7 +75,10 @@
 // processes refreshing at once spend the refresh token once, and both end
 // with the new tokens. If that transaction fails after the platform
 // answered (its database connection broke), the rotated tokens are saved
-// again in new transactions under the same compare-and-swap; only a
+// again in new transactions under the same compare-and-swap (a
+// disconnect that took the connection meanwhile has them revoked; a
+// connection marked needs_reauth meanwhile through the spent refresh
+// token is active again with them, see Store.Token); only a
 // process that dies between the platform's answer and the save loses
 // them, and the connection then becomes needs_reauth at the next refresh. A refresh token the platform refuses marks the
 // connection needs_reauth. An access token refused during a call
@@ -108,8 +111,11 @@
 // answers a token it no longer knows with success, which proves nothing:
 // TikTok's Revoke refreshes first when the access token has expired
 // (Tokens.AccessExpiry, kept with the queued revoke) and revokes the new
-// one, and a revoke that fails after such a refresh keeps the new tokens
-// for its retry (RotatedError). Meta's Revoke takes a token Meta refuses
+// one: the Store seals the new tokens into the queued revoke before the
+// revoke is sent (Tokens.Rotated), so a process killed between TikTok's
+// refresh and its revoke leaves the live tokens queued, not the spent
+// ones, and a revoke that fails after such a refresh keeps them for its
+// retry (RotatedError). Meta's Revoke takes a token Meta refuses
 // as revoked, and revokes with the app token when the user token expired.
 //
 // A connection made from another by Session.ConnectDerived (a Facebook
@@ -170,19 +176,26 @@
 // erasure's transaction; a process killed before the commit leaves the
 // erasure to resume, one killed after it leaves the tokens only in the
 // queue, for RetryRevocations. A platform that fails does not fail the
-// erasure. A tenant purge, which destroys the tenant's key, revokes in its
-// transaction instead, queueing a revoke that fails. Without a provider
+// erasure. A tenant purge does the same: no platform call holds any of
+// its transactions, so a slow platform holds no lock. Without a provider
 // the tokens go with the row and the platform is not told (a warning is
 // logged); RetryRevocations logs a warning for queued revokes of a
 // platform without a provider, which it cannot make.
 //
 // A tenant purge, or a sweep of CategoryRevocation, makes the queued
-// revokes before their tokens and the tenant's key go. If one fails again,
-// the batch still commits the revokes the platform made (erased and
-// audited, so that no later run calls the platform for them again), keeps
-// the failed ones queued, each failure recorded (Attempts, LastError, and
-// the next RetryRevocations attempt pushed back by the growing delay), and
-// stops with ErrRevokePending; the next run retries those, keeping the
+// revokes before their tokens and the tenant's key go. A purge makes them
+// outside its transactions: when it begins (RetryRevocations, its start
+// hook: every queued revoke of the tenant, whatever its schedule, each
+// claimed so that it is made once across processes) and after the
+// commit of the batch that erased the connections; what is still queued
+// when it reaches CategoryRevocation failed, or is held by another
+// process's claim (one killed while it asked the platform holds it for
+// RevocationLease), and stops the purge before the key goes. A sweep
+// makes them in its batch's transaction. Each failure is recorded
+// (Attempts, LastError, and the next RetryRevocations attempt pushed back
+// by the growing delay), the revokes the platform made are erased and
+// audited (so that no later run calls the platform for them again), and
+// the operation stops with ErrRevokePending; the next run retries, keeping the
 // key, but not for ever: once the purge is RevokeAbandonAfter
 // (7 days) past its due time (the tenant's grace period end), or, in a
 // sweep, once the revoke was queued that long ago, a revoke that fails

@@ -66,6 +66,15 @@ type Tokens struct {
 	// (zero: unknown). A provider whose platform cannot revoke through an
 	// expired access token refreshes first (tiktok.Provider.Revoke).
 	AccessExpiry time.Time
+	// Rotated, if set, stores the tokens a provider's Revoke obtained on
+	// the way (a refresh, to revoke through a live access token) before
+	// the provider uses them, so that a process that dies between the
+	// platform's refresh and its revoke leaves the live tokens where a
+	// retry finds them, not the spent ones. A provider calls it once the
+	// platform answered, with tokens the provider still owns (Rotated
+	// must not keep or wipe them), and revokes whatever it returns; its
+	// error is joined to the revoke's failure. The Store sets it.
+	Rotated func(ctx context.Context, rotated Tokens) error
 }
 
 // Wipe zeroes both tokens.

@@ -68,7 +68,13 @@ const noVersion = -1
 // trip plus the save. A save that fails once the platform answered (the
 // database connection dropped, the commit failed) is made again, in new
 // transactions under the same compare-and-swap, before the refresh
-// gives up.
+// gives up. If a disconnect or an erasure took the connection before that
+// save (its revoke went through the spent tokens), the rotated ones are
+// queued for revocation and revoked as Disconnect revokes, audited as
+// connection.revoked with reason "refreshed while disconnected"; if a
+// refresh through the spent refresh token was refused meanwhile and
+// marked the connection needs_reauth, they are saved and the connection
+// is active again (connection.reauthorized).
 func (s *Store) Token(ctx context.Context, id string, p Provider) (*oauth2.Token, error) {
 	if err := noClient(ctx); err != nil {
 		return nil, err
@@ -255,6 +261,15 @@ func (s *Store) refresh(ctx context.Context, id string, p Provider, refusedVersi
 			err = errors.Join(err, serr)
 		}
 	}
+	if errors.Is(err, errConflict) && rotated != nil {
+		// The platform rotated the tokens, and a disconnect or an erasure
+		// took the connection between its answer and the save: the
+		// tokens it queued for revocation are the spent ones, these are
+		// the grant's live ones. Revoke them as it would have.
+		if rerr := s.revokeOrphaned(ctx, *rotated, p); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}
 	if err != nil {
 		lt = liveToken{}
 	}
@@ -270,19 +285,39 @@ func (s *Store) refresh(ctx context.Context, id string, p Provider, refusedVersi
 
 // saveRotated stores the tokens sealed in c over the version prev, in a
 // transaction of its own: errConflict when the stored tokens changed
-// meanwhile (or the connection is no longer active).
+// meanwhile, or the connection is gone or revoked. A connection marked
+// needs_reauth at version prev meanwhile is active again with them: a
+// refresh that went through the refresh token these tokens replace was
+// refused because the platform had rotated it for these (audited as
+// connection.reauthorized, reason "rotated tokens saved").
 func (s *Store) saveRotated(ctx context.Context, c Connection, prev int64) error {
 	return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		cur, err := get(ctx, tx, c.ID, true)
+		if errors.Is(err, ErrNotFound) {
+			return errConflict
+		}
+		if err != nil {
+			return err
+		}
+		if cur.TokenVersion != prev || cur.Status != StatusActive && cur.Status != StatusNeedsReauth {
+			return errConflict
+		}
+		c.Status = StatusActive
 		res, err := tx.NewUpdate().Model(&c).
-			Column("access_token", "refresh_token", "token_expiry", "token_issued_at", "refresh_expiry", "token_version", "scopes", "updated_at").
-			WherePK().Where("token_version = ?", prev).Where("status = ?", StatusActive).Exec(ctx)
+			Column("access_token", "refresh_token", "token_expiry", "token_issued_at", "refresh_expiry", "token_version", "scopes", "updated_at", "status").
+			WherePK().Where("token_version = ?", prev).Exec(ctx)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			return errConflict
 		}
-		return nil
+		if cur.Status == StatusActive {
+			return nil
+		}
+		s.log.InfoContext(ctx, "social: connection active again: the rotated tokens of a refresh were saved", "connection", c.ID)
+		return s.audit(ctx, tx, tenancy.AuditEvent{Action: "connection.reauthorized", Target: "connection:" + c.ID,
+			Metadata: map[string]string{"platform": c.Platform, "reason": "rotated tokens saved"}})
 	})
 }
 
@@ -467,4 +502,47 @@ func (ss *Session) ConnectDerived(ctx context.Context, grant *Grant) (Connection
 		return Connection{}, fmt.Errorf("%w: ConnectDerived: the account is the session's own", ErrConfig)
 	}
 	return ss.store.connect(ctx, ss.conn.Platform, ss.conn.Requested, ss.conn.Purposes, grant, ss.conn.ID, ss.conn.MemberID)
+}
+
+// revokeOrphaned handles tokens the platform rotated (sealed in c) whose
+// save lost to a writer that took the connection away
+// meanwhile: when the connection is gone (erased) or revoked, they are
+// queued for revocation (sealed apart, due at once) and revoked through
+// p, as Disconnect does; a connection still live keeps whatever tokens
+// its winner stored, and these are dropped (another refresh replaced
+// them, so the platform rotated them away).
+func (s *Store) revokeOrphaned(ctx context.Context, c Connection, p Provider) error {
+	var q *revocation
+	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		cur, err := get(ctx, tx, c.ID, true)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return err
+		case cur.Status != StatusRevoked:
+			return nil
+		}
+		t, err := s.openTokens(ctx, c.AccessToken, c.RefreshToken, c.ID)
+		if err != nil {
+			return err
+		}
+		q, err = s.queueRevocation(ctx, c, t, s.clock())
+		t.Wipe()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.NewInsert().Model(q).Exec(ctx); err != nil {
+			return err
+		}
+		s.log.WarnContext(ctx, "social: refreshed tokens of a connection taken away meanwhile; queued for revocation", "connection", c.ID)
+		return s.audit(ctx, tx, tenancy.AuditEvent{Action: "connection.revoked", Target: "connection:" + c.ID,
+			Metadata: map[string]string{"platform": c.Platform, "revoke": "queued", "reason": "refreshed while disconnected"}})
+	})
+	if err != nil || q == nil {
+		return err
+	}
+	if _, err := s.claimAndRevoke(ctx, p, *q); err != nil {
+		s.log.WarnContext(ctx, "social: revoke of orphaned tokens not recorded; left queued", "connection", c.ID, "error", err)
+	}
+	return nil
 }

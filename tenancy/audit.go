@@ -142,9 +142,15 @@ func (a *AuditLog) Append(ctx context.Context, ev AuditEvent) (AuditEntry, error
 	// host's own writes, an older SDK beside this one) and for
 	// serialization failures and deadlocks.
 	const attempts = 20
+	var lockKey int64
+	if a.db.Dialect().Name() == dialect.PG {
+		if lockKey, err = a.chainLockKey(ctx); err != nil {
+			return AuditEntry{}, fmt.Errorf("tenancy: audit append: %w", err)
+		}
+	}
 	for range attempts {
 		err = RunInTx(ctx, a.db, nil, func(ctx context.Context, tx bun.Tx) error {
-			hctx, err := lockChain(ctx, tx)
+			hctx, err := lockChain(ctx, tx, lockKey)
 			if err != nil {
 				return err
 			}
@@ -184,23 +190,42 @@ func (a *AuditLog) Append(ctx context.Context, ev AuditEvent) (AuditEntry, error
 	return AuditEntry{}, fmt.Errorf("tenancy: audit append: %w", err)
 }
 
+// chainLockKey returns the advisory lock key of the context tenant's
+// audit chain (PostgreSQL). With audit keys it is derived from the
+// tenant's audit key, which no other tenant can compute: derived from the
+// tenant's id alone, tenant B held A's key with pg_advisory_xact_lock,
+// which the Guard lets a tenant take, and A's appends waited for B's
+// transaction (TestS17KeyedAuditChainLockIsNotTheTenantsID). Without
+// keys it is derived from the id (see the package's Security section).
+// Every writer of one database uses the same keys, so all agree on it.
+func (a *AuditLog) chainLockKey(ctx context.Context) (int64, error) {
+	tid, err := TenantID(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if a.keys == nil {
+		h := sha256.Sum256([]byte("socialcrm.tenancy.audit\x00" + tid))
+		return int64(binary.BigEndian.Uint64(h[:8])), nil
+	}
+	m, err := a.keys.AuditMAC(ctx, tid, []byte(macLock))
+	if err != nil {
+		return 0, fmt.Errorf("tenancy: audit key: %w", err)
+	}
+	return int64(binary.BigEndian.Uint64(m[:8])), nil
+}
+
 // lockChain takes, on PostgreSQL, the transaction-level advisory lock of
-// the context tenant's audit chain, held until tx ends. On a handle that
+// the context tenant's audit chain (key, from chainLockKey), held until
+// tx ends. On a handle that
 // folds (socialcrm.OpenDB's) it returns a context under which the next
 // statement carries the lock in its round trip; on any other PostgreSQL
 // handle it takes the lock in a statement of its own. Either way the
 // statement after it reads what the previous holder committed (READ
 // COMMITTED takes a statement's snapshot when it starts).
-func lockChain(ctx context.Context, tx bun.Tx) (context.Context, error) {
+func lockChain(ctx context.Context, tx bun.Tx, key int64) (context.Context, error) {
 	if tx.Dialect().Name() != dialect.PG {
 		return ctx, nil
 	}
-	tid, err := TenantID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	h := sha256.Sum256([]byte("socialcrm.tenancy.audit\x00" + tid))
-	key := int64(binary.BigEndian.Uint64(h[:8]))
 	if folds(tx) {
 		return sqldb.WithAdvisoryLocks(ctx, []int64{key}), nil
 	}
@@ -274,6 +299,7 @@ func (a *AuditLog) seal(ctx context.Context, e *AuditEntry) (string, error) {
 const (
 	macEntry      = "socialcrm/audit/entry/v1\x00"
 	macCheckpoint = "socialcrm/audit/checkpoint/v1\x00"
+	macLock       = "socialcrm/audit/lock/v1\x00" // the chain's advisory lock key
 )
 
 func (a *AuditLog) mac(ctx context.Context, tenantID string, msg []byte) (string, error) {

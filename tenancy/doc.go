@@ -45,7 +45,11 @@
 //     owns every table) and, under a tenant's principal, of the tenant
 //     registries and the migration tables, a temporary relation named
 //     like any table the Guard or the DB knows (or any socialcrm_ table),
-//     under a tenant's principal any schema, trigger or privilege change
+//     under a tenant's principal any schema, trigger, index or privilege
+//     change (CREATE INDEX and DROP INDEX: on SQLite an index over an
+//     expression that fails on a value told tenant B whether another
+//     tenant's row held it, and B's unique index or dropped index failed
+//     A's writes),
 //     and any relation of such a name in any schema (PostgreSQL's default
 //     search path puts a schema named like the role first), any statement that names a
 //     full-text index (FullTextIndex), its shadow tables or its watermark
@@ -62,7 +66,9 @@
 //     statements) and EXPLAIN ANALYZE, a SET without LOCAL, ALTER
 //     ROLE/DATABASE/SYSTEM and session-level advisory locks under a
 //     tenant's principal (each outlives the statement, on the pooled
-//     connection or on the role every tenant shares), under a tenant's
+//     connection or on the role every tenant shares), two-key advisory
+//     locks (the system's purge and erasure claims) under a tenant's
+//     principal, under a tenant's
 //     principal any statement on the tenant registries (the tenants
 //     table, the vault's key list) not confined to that tenant's own row,
 //     text SQLite tokenizes otherwise than
@@ -237,15 +243,48 @@
 //     another (WithPrincipal, System): a principal is not a credential.
 //   - Counters of the whole server or file move with every tenant's
 //     work. Under a tenant's principal the Guard refuses those a
-//     statement names (counters.go): SQLite's rowid and sqlite_sequence;
-//     PostgreSQL's transaction ids, snapshots and commit times, a row's
-//     xmin, xmax, ctid, cmin and cmax, the write-ahead log's position,
-//     sequences, and EXPLAIN's estimates (EXPLAIN (COSTS false) runs).
+//     statement names (counters.go, guard_xids.go): SQLite's rowid,
+//     sqlite_sequence, a row's offset in the file (sqlite_offset) and
+//     the write-ahead log's page count (PRAGMA wal_checkpoint answered 3
+//     after one insert of another tenant's; the SDK's own checkpoint after
+//     an erasure runs); PostgreSQL's transaction ids (the functions, and
+//     the catalogues' columns that hold one: age(datfrozenxid) counted
+//     every tenant's writing transactions), snapshots and their exported
+//     names, commit times, a row's xmin, xmax, ctid, cmin and cmax, the
+//     write-ahead log's position, sequences, the sizes of tables,
+//     databases and tablespaces, and EXPLAIN's estimates (EXPLAIN (COSTS
+//     false) runs; the plan it shows still follows statistics of every
+//     tenant's rows).
 //     What no statement can confine remains: a statement's time depends
 //     on the load of every tenant, and a host table whose key comes from
 //     a sequence or AUTOINCREMENT (filled in by the database, returned by
 //     RETURNING) numbers every tenant's rows together — give tenant-owned
 //     tables random keys, as socialcrm's (NewID) are.
+//   - Transaction-level advisory locks of one bigint key share one space
+//     across the database, and a tenant's statements may take them: the
+//     SDK's own statements take them under the tenant's principal (the
+//     audit chain, crm's contact identifiers), and crm's contact create
+//     calls a server function that locks the keys it is given. So a
+//     tenant blocks, or probes, another tenant's work wherever it can
+//     compute the other's key. It cannot for crm's identifiers (their keys
+//     hash per-tenant blind indexes) nor for a keyed audit log
+//     (WithAuditKeys, which socialcrm.Open passes): its chain's key is a
+//     MAC under the tenant's audit key. An unkeyed log's chain key is a
+//     hash of the tenant's id: knowing tenant A's id, tenant B held it
+//     with pg_advisory_xact_lock and every audited action of A waited
+//     until B's transaction ended (a hold of 300 ms delayed A's append by
+//     304 ms), and pg_try_advisory_xact_lock answered false exactly while
+//     A held its chain — one bit of A's activity per probe
+//     (TestS17AdvisoryLocksOfAnotherTenantLastTheTransaction). The wait
+//     lasts no longer than B's transaction; bound transactions on the
+//     application role (idle_in_transaction_session_timeout,
+//     statement_timeout) to bound it. The same holds for the constant
+//     key of the migrations: B's transaction holding it kept a replica's
+//     migrations of a new release waiting until it ended
+//     (TestS17TenantTransactionDelaysMigrations). Session-level locks, which outlive
+//     the transaction, and two-key locks, the space of the system's purge
+//     and erasure claims (B held A's purge claim, and purge runs skipped
+//     A), are refused under a tenant's principal.
 //
 // Passwords are stored as bcrypt hashes of cost 12 (PasswordCost); an
 // unknown email costs the same bcrypt time as a wrong password. API keys

@@ -88,7 +88,10 @@ import (
 //     alters no schema (on PostgreSQL a schema named like the role comes
 //     first in the default search path, "$user", public), no trigger (on
 //     SQLite a TEMP trigger stays on the pooled connection and runs
-//     statements the Guard never sees) and no privilege (GRANT, REVOKE,
+//     statements the Guard never sees), no index (CREATE INDEX, DROP
+//     INDEX: on SQLite tenant B's index over an expression that fails on
+//     a value told B whether another tenant's row held it, and B's unique
+//     or dropped index failed A's writes) and no privilege (GRANT, REVOKE,
 //     ALTER DEFAULT PRIVILEGES), and no relation or type of such a name in
 //     any schema (guard_shadow.go). Without a principal (migrations) these
 //     run;
@@ -114,8 +117,9 @@ import (
 //     and it leaves nothing on the connection or the role for the next
 //     tenant: no SET without LOCAL (SET TRANSACTION and RESET run), no
 //     ALTER ROLE, ALTER DATABASE or ALTER SYSTEM, no session-level
-//     advisory lock under a tenant's principal (pg_advisory_xact_lock
-//     runs) (pgwalls.go), and under a tenant's principal no object in
+//     advisory lock under a tenant's principal, nor a two-key one, the
+//     space of the system's purge and erasure claims (pg_advisory_xact_lock
+//     of one key runs) (pgwalls.go, guard_locks.go), and under a tenant's principal no object in
 //     the temporary schema, which is searched first for relations and
 //     types: a temporary table must be ON COMMIT DROP, no temporary
 //     view, sequence, type or domain (guard_shadow.go); nor reach the server state every tenant's
@@ -125,13 +129,18 @@ import (
 //     EXECUTE, DEALLOCATE, DECLARE … WITH HOLD, pg_prepared_statements)
 //     (pgwalls.go); on SQLite, nor read the file's page and commit
 //     counters (page_count, freelist_count, data_version)
-//     (sqlitewalls.go);
+//     (sqlitewalls.go), and under a tenant's principal nor a row's
+//     offset in the file (sqlite_offset) or the log's page count
+//     (PRAGMA wal_checkpoint, but for the SDK's own checkpoint after an
+//     erasure) (guard_xids.go);
 //   - under a tenant's principal, it reads no counter that every
 //     tenant's work moves: SQLite's rowid (but in a full-text look-up)
-//     and sqlite_sequence, PostgreSQL's transaction ids, snapshots and
-//     commit times, the system columns xmin, xmax, cmin, cmax and ctid,
-//     the write-ahead log's position, sequences, and EXPLAIN's estimates
-//     (EXPLAIN (COSTS false) runs) (counters.go);
+//     and sqlite_sequence, PostgreSQL's transaction ids (the catalogues'
+//     relfrozenxid, datfrozenxid and their kin too), snapshots and their
+//     exported names, commit times, the system columns xmin, xmax, cmin,
+//     cmax and ctid, the write-ahead log's position, sequences, a
+//     tablespace's size, and EXPLAIN's estimates (EXPLAIN (COSTS false)
+//     runs) (counters.go, guard_xids.go);
 //   - under a tenant's principal, every reference to a tenant registry —
 //     TableTenants, keyed by id, and a model with a TenantRegistryKey
 //     method such as the vault's key list or social's account index, keyed
@@ -479,6 +488,16 @@ func (g *Guard) check(ctx context.Context, query string) error {
 	}
 	if p, ok := FromContext(ctx); sh.sessionLock && ok && !p.IsSystem() {
 		return sessionLockRefusal
+	}
+	if sh.walCheckpoint && !sqldb.OwnCheckpoint(ctx) {
+		if p, ok := FromContext(ctx); ok && !p.IsSystem() {
+			return walCheckpointRefusal // guard_xids.go
+		}
+	}
+	if sh.pairLock {
+		if p, ok := FromContext(ctx); ok && !p.IsSystem() {
+			return pairLockRefusal // guard_locks.go
+		}
 	}
 	if p, ok := FromContext(ctx); sh.tempKept && !g.sqlite && ok && !p.IsSystem() {
 		return tempKeptRefusal

@@ -113,7 +113,8 @@ var tempKeptRefusal = fmt.Errorf("%w: a temporary table must be ON COMMIT DROP, 
 // makes records in a's shape the names of the relations and types
 // statement m creates, renames to or moves to another schema (made, and
 // madeTemp for the temporary schema), and whether it creates or alters a
-// schema, a trigger or privileges (schemaChange); Guard.check refuses
+// schema, a trigger or privileges, or creates or drops an index
+// (schemaChange); Guard.check refuses
 // them by name (shadowRefusal). A CREATE SCHEMA's elements are checked
 // as statements of their own.
 func (a *analysis) makes(m proto.Message) {
@@ -181,6 +182,17 @@ func (a *analysis) makes(m proto.Message) {
 		}
 	case *pg.CreateTrigStmt, *pg.GrantStmt, *pg.GrantRoleStmt, *pg.AlterDefaultPrivilegesStmt:
 		a.sh.schemaChange = true
+	case *pg.IndexStmt:
+		// On SQLite the application's handle owns every table: tenant
+		// B's index over an expression that fails on a value (json of
+		// a CASE on A's name) told B whether any tenant's row held it,
+		// B's unique index failed A's writes, and B's DROP INDEX failed
+		// A's upserts.
+		a.sh.schemaChange = true
+	case *pg.DropStmt:
+		if s.RemoveType == pg.ObjectType_OBJECT_INDEX {
+			a.sh.schemaChange = true
+		}
 	}
 }
 
@@ -211,7 +223,7 @@ func (g *Guard) shadowable(name string) bool {
 // TEMP TABLE of a socialcrm table that no model registered took the next
 // tenant's rows on that pooled connection. Under a tenant's principal it
 // refuses, besides, a relation or type of a shadowable name in any schema
-// and any change of a schema, a trigger or privileges: on PostgreSQL a
+// and any change of a schema, a trigger, an index or privileges: on PostgreSQL a
 // schema named like the application's role comes first in the default
 // search path ("$user", public), so tenant B's CREATE SCHEMA of that name
 // and CREATE TABLE in it of a tenant-owned table's name would take every
@@ -241,11 +253,11 @@ func (g *Guard) shadowRefusal(ctx context.Context, sh *shape) error {
 
 // schemaChangeRefusal is why a statement under a tenant's principal may
 // not create or alter a schema, a trigger or privileges.
-var schemaChangeRefusal = fmt.Errorf("%w: under a tenant's principal no schema, trigger or privilege may be created or changed: change schemas as the owner, in migrations", ErrUnscoped)
+var schemaChangeRefusal = fmt.Errorf("%w: under a tenant's principal no schema, trigger, index or privilege may be created or changed: change schemas as the owner, in migrations", ErrUnscoped)
 
 // sqliteMakes records in sh what SQLite statements of query that the
 // parser may not read make (see makes): a trigger (CREATE [TEMP |
-// TEMPORARY] TRIGGER), and the names of tables and views, temporary or
+// TEMPORARY] TRIGGER) or an index (CREATE [UNIQUE] INDEX, DROP INDEX), and the names of tables and views, temporary or
 // not (CREATE [TEMP | TEMPORARY] [VIRTUAL] TABLE | VIEW [IF NOT EXISTS]
 // [schema.]name), and of tables renamed (ALTER TABLE … RENAME TO name):
 // SQLite reads CREATE TEMP TABLE x (a), … STRICT, and a name written as
@@ -255,7 +267,7 @@ var schemaChangeRefusal = fmt.Errorf("%w: under a tenant's principal no schema, 
 // can read is recorded besides.
 func sqliteMakes(query string, sh *shape) {
 	q := strings.ToLower(stripComments(query))
-	if !strings.Contains(q, "create") && !strings.Contains(q, "rename") {
+	if !strings.Contains(q, "create") && !strings.Contains(q, "rename") && !strings.Contains(q, "drop") {
 		return
 	}
 	type word struct {
@@ -299,16 +311,20 @@ func sqliteMakes(query string, sh *shape) {
 			sh.made = append(sh.made, w[i+2].w)
 			continue
 		}
+		if is(i, "drop") && is(i+1, "index") {
+			sh.schemaChange = true
+			continue
+		}
 		if !is(i, "create") {
 			continue
 		}
 		temp := false
 		j := i + 1
-		for ; is(j, "temp", "temporary", "or", "replace", "virtual", "constraint"); j++ {
+		for ; is(j, "temp", "temporary", "or", "replace", "virtual", "constraint", "unique"); j++ {
 			temp = temp || w[j].w == "temp" || w[j].w == "temporary"
 		}
 		switch {
-		case is(j, "trigger"):
+		case is(j, "trigger"), is(j, "index"):
 			sh.schemaChange = true
 			continue
 		case !is(j, "table", "view"):

@@ -29,6 +29,13 @@ type shape struct {
 	// sessionLock takes an advisory lock that outlives the transaction:
 	// refused under a tenant's principal (pgwalls.go).
 	sessionLock bool
+	// pairLock takes a two-key advisory lock, the space of the system
+	// principal's claims: refused under a tenant's principal
+	// (guard_locks.go).
+	pairLock bool
+	// walCheckpoint is SQLite's PRAGMA wal_checkpoint: refused under a
+	// tenant's principal but for the SDK's own (guard_xids.go).
+	walCheckpoint bool
 	// tempKept leaves an object in the temporary schema after the
 	// transaction: refused on PostgreSQL under a tenant's principal
 	// (guard_shadow.go).
@@ -420,6 +427,7 @@ func unreadable(query string, owned func(string) bool) *shape {
 		sh.err = err
 		return sh
 	}
+	sh.walCheckpoint = walCheckpoint(bare) // guard_xids.go
 	for _, w := range identWords(bare) {
 		if slices.Contains(counterRelations, w) { // counters.go
 			sh.counter = w + " holds counters every tenant's work moves"
@@ -722,6 +730,8 @@ func (a *analysis) top(n *pg.Node) {
 	a.pgWalls(m)  // pgwalls.go
 	a.counters(m) // counters.go
 	a.shadows(m)  // guard_shadow.go
+	a.locks(m)    // guard_locks.go
+	a.xids(m)     // guard_xids.go
 	// Whatever the statement, no function may set settings or run SQL
 	// text, and the settings view may not be written.
 	walk(m.ProtoReflect(), func(x proto.Message) bool {

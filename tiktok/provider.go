@@ -362,21 +362,20 @@ func (p *Provider) token(ctx context.Context, f url.Values, needOpenID bool) (*s
 // social.ErrInvalidToken: the grant can no longer be used through them,
 // and retrying cannot help. A revoke that fails after the refresh returns
 // a *social.RotatedError carrying the new tokens, which the caller keeps
-// for the retry. A process killed between the refresh
-// and the revoke loses the new tokens with it: the retry then finds the
-// refresh token spent (single-use rotation) and the grant lives on until
-// the user removes the app or it expires.
+// for the retry; t.Rotated, when set, stores them before the revoke is
+// sent, so that a process killed between the refresh and the revoke does
+// not lose them (the refresh token given is spent: single-use rotation).
 func (p *Provider) Revoke(ctx context.Context, t social.Tokens) error {
 	if t.AccessToken.IsZero() {
 		return nil
 	}
 	canRefresh := !t.RefreshToken.IsZero()
 	if canRefresh && !t.AccessExpiry.IsZero() && !p.now().Before(t.AccessExpiry) {
-		return p.revokeRefreshed(ctx, t.RefreshToken, nil)
+		return p.revokeRefreshed(ctx, t, nil)
 	}
 	err := p.revoke(ctx, t.AccessToken)
 	if canRefresh && errors.Is(err, social.ErrInvalidToken) {
-		return p.revokeRefreshed(ctx, t.RefreshToken, err)
+		return p.revokeRefreshed(ctx, t, err)
 	}
 	return err
 }
@@ -391,17 +390,34 @@ func (p *Provider) revoke(ctx context.Context, tok vault.Secret) error {
 	return err
 }
 
-// revokeRefreshed refreshes with rt and revokes the new access token. A
-// refresh token TikTok refuses means the grant is gone already: the error
-// wraps social.ErrInvalidToken (and refused, the access token's refusal,
-// if any).
-func (p *Provider) revokeRefreshed(ctx context.Context, rt vault.Secret, refused error) error {
-	g, err := p.Refresh(ctx, rt)
+// revokeRefreshed refreshes with t's refresh token and revokes the new
+// access token, handing the new tokens to t.Rotated (if set) first, since
+// the ones given are spent once TikTok rotated them. A refresh token
+// TikTok refuses means the grant is gone already: the error wraps
+// social.ErrInvalidToken (and refused, the access token's refusal, if
+// any).
+//
+// The refresh runs detached from ctx's cancellation, under
+// social.RefreshTimeout, as Store.Token's does: once TikTok has rotated
+// the refresh token, a caller that went away must not lose the answer,
+// or the grant outlives the revoke with tokens that nobody holds.
+func (p *Provider) revokeRefreshed(ctx context.Context, t social.Tokens, refused error) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), social.RefreshTimeout)
+	g, err := p.Refresh(rctx, t.RefreshToken)
+	cancel()
 	if errors.Is(err, social.ErrInvalidGrant) {
 		return errors.Join(fmt.Errorf("%w: %w", social.ErrInvalidToken, err), refused)
 	}
 	if err != nil {
 		return err
+	}
+	rot := social.Tokens{AccessToken: g.AccessToken, RefreshToken: g.RefreshToken}
+	if g.ExpiresIn > 0 {
+		rot.AccessExpiry = p.now().Add(g.ExpiresIn)
+	}
+	var serr error
+	if t.Rotated != nil {
+		serr = t.Rotated(ctx, rot)
 	}
 	if err = p.revoke(ctx, g.AccessToken); err == nil || errors.Is(err, social.ErrInvalidToken) {
 		g.Wipe()
@@ -409,11 +425,7 @@ func (p *Provider) revokeRefreshed(ctx context.Context, rt vault.Secret, refused
 	}
 	// The tokens given are spent (a single-use refresh token): the retry
 	// needs these.
-	t := social.Tokens{AccessToken: g.AccessToken, RefreshToken: g.RefreshToken}
-	if g.ExpiresIn > 0 {
-		t.AccessExpiry = p.now().Add(g.ExpiresIn)
-	}
-	return &social.RotatedError{Tokens: t, Err: err}
+	return &social.RotatedError{Tokens: rot, Err: errors.Join(err, serr)}
 }
 
 // oauth posts a form to an OAuth endpoint and decodes its flat answer. Any

@@ -96,7 +96,8 @@ func grantSessions(ctx context.Context, owner, app *bun.DB) error {
 		}
 		for table, privs := range map[string]string{tableSessions: "SELECT, INSERT, UPDATE, DELETE",
 			tableLoginAttempts: "SELECT, INSERT, UPDATE, DELETE", tableServerKeys: "SELECT, INSERT",
-			tablePublishes: "SELECT, INSERT, UPDATE, DELETE", tableFormKeys: "SELECT, INSERT, UPDATE, DELETE"} {
+			tablePublishes: "SELECT, INSERT, UPDATE, DELETE", tableFormKeys: "SELECT, INSERT, UPDATE, DELETE",
+			tableSignupKeys: "SELECT, INSERT, UPDATE, DELETE"} {
 			if _, err := tx.ExecContext(ctx, "GRANT "+privs+" ON ? TO ?", bun.Ident(table), bun.Ident(role)); err != nil {
 				return fmt.Errorf("grant %s: %w", table, err)
 			}
@@ -192,6 +193,10 @@ func serverMigrations() *migrate.Migrations {
 	ms.Add(migrate.Migration{Name: "20261213060000", Comment: "example server: one-time keys of console forms",
 		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
 			return migrateFormKeys(ctx, m.DB())
+		}})
+	ms.Add(migrate.Migration{Name: "20261214040000", Comment: "example server: one-time keys of the sign-up form",
+		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
+			return migrateSignupKeys(ctx, m.DB())
 		}})
 	ms.Add(migrate.Migration{Name: "29990101000200", Comment: "example server: login attempts",
 		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {

@@ -414,7 +414,8 @@ func walkConsole(t *testing.T, browser context.Context, a *testApp, shots string
 	b.click("pay", chromedp.Click(chromedp.CSS("button.pay")))
 	require.Contains(t, b.text("#flash"), "is paid")
 	b.visit("proposals", "/console/proposals", "#prop_title")
-	b.run("proposal", chromedp.SendKeys(chromedp.ID("prop_title"), "Wedding set"), chromedp.SendKeys(chromedp.ID("prop_amount"), "5200"))
+	b.run("proposal", js(`(s => s.value = [...s.options].find(o => o.text === "Lee family").value)(document.getElementById("prop_client"))`),
+		chromedp.SendKeys(chromedp.ID("prop_title"), "Wedding set"), chromedp.SendKeys(chromedp.ID("prop_amount"), "5200"))
 	b.click("create proposal", chromedp.Click(chromedp.ID("create-proposal")))
 	b.click("mark sent", chromedp.Click(chromedp.CSS("button.to-sent")))
 	require.Contains(t, b.text("#proposals"), "sent")

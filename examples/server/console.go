@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/socialcrm/socialcrm/crm"
 	"github.com/socialcrm/socialcrm/inbox"
@@ -104,6 +106,7 @@ func (a *app) consoleTemplates() (*template.Template, error) {
 		"stages":       contactStages,
 		"moneyInput":   moneyInput,
 		"sub":          func(x, y int64) int64 { return x - y },
+		"list":         func(s ...string) []string { return s },
 	}).ParseFS(consoleFS, "console/*.html")
 }
 
@@ -117,6 +120,12 @@ var fieldLabels = map[string]string{
 	"client_id": "Client", "client_name": "New client's name", "role": "Role", "file": "CSV file", "q": "Search",
 	"confirm": "Confirmation", "title": "Title", "amount": "Amount", "currency": "Currency", "due": "Due",
 	"privacy_level": "Who can see this video", "video": "Video file",
+	"quantity": "Quantity", "unit_price": "Unit price", "tax_rate": "Tax rate", "description": "Line: description",
+	"number": "Number", "body": "Text", "text": "Message", "stages": "Stages", "version": "Version",
+	"outcome": "Identity", "on_match": "When a row matches", "action": "Consent", "channel": "Channel", "purpose": "Purpose",
+	"source": "How it was given", "message": "Message", "link": "Link", "image_url": "Image URL", "caption": "Caption",
+	"duplicate": "Duplicate", "contact_id": "Contact", "pipeline_id": "Pipeline", "subject_value": "Identifier",
+	"subject_kind": "Identify the person by", "form_key": "Form",
 }
 
 func fieldLabel(field string) string { return fieldLabels[field] }
@@ -132,6 +141,11 @@ func kindLabel(kind string) string {
 		social.SubjectAccount:    "platform account id (Meta app-scoped id, TikTok open_id)",
 		crm.SubjectContact:       "contact id",
 		social.SubjectConnection: "connection id",
+		crm.SubjectConversation:  "conversation id",
+		crm.SubjectInvoice:       "invoice number's id (the invoice's recipient)",
+		crm.SubjectClientContact: "client id, for its billing contact details only",
+		"client_id":              "client id (a client organization's records)",
+		retention.SubjectMember:  "team member id",
 	}[kind]; ok {
 		return l + " (" + kind + ")"
 	}
@@ -174,29 +188,29 @@ func (a *app) consoleRoutes() error {
 	a.page("GET /connect/tiktok/callback", member, "connections", a.consoleTikTokCallback)
 	a.page("POST /console/connect/meta", member, "", a.consoleConnectMeta)
 	a.page("GET /connect/meta/callback", member, "connections", a.consoleMetaCallback)
-	a.page("POST /console/connections/{id}/meta/publish", member, "connection", a.consoleMetaPublish)
+	a.form("POST /console/connections/{id}/meta/publish", member, "connection", "/console/connections/{id}", a.consoleMetaPublish)
 	a.page("GET /console/connections/{id}", member, "connection", a.consoleConnection)
-	a.page("POST /console/connections/{id}/sync", member, "connection", a.consoleSync)
+	a.form("POST /console/connections/{id}/sync", member, "connection", "/console/connections/{id}", a.consoleSync)
 	a.page("POST /console/connections/{id}/publish", member, "connection", a.consolePublish)
-	a.page("POST /console/connections/{id}/disconnect", member, "connection", a.consoleDisconnect)
+	a.form("POST /console/connections/{id}/disconnect", member, "connection", "/console/connections", a.consoleDisconnect)
 	a.page("GET /console/privacy", member, "privacy", a.consolePrivacy)
-	a.page("POST /console/privacy/requests", member, "privacy", a.consoleCreateRequest)
-	a.page("POST /console/privacy/requests/{id}/verify", member, "privacy", a.consoleVerify)
-	a.page("POST /console/privacy/requests/{id}/erase", member, "privacy", a.consoleErase)
+	a.form("POST /console/privacy/requests", member, "privacy", "/console/privacy", a.consoleCreateRequest)
+	a.form("POST /console/privacy/requests/{id}/verify", member, "privacy", "/console/privacy", a.consoleVerify)
+	a.form("POST /console/privacy/requests/{id}/erase", member, "privacy", "/console/privacy", a.consoleErase)
 	a.page("GET /console/privacy/requests/{id}/export", member, "privacy", a.consoleExport)
 	a.page("GET /console/datamap", member, "datamap", a.consoleDataMap)
-	a.page("POST /console/tenant/close", member, "settings", a.consoleCloseTenant)
-	a.page("POST /console/tenant/reopen", member, "home", a.consoleReopenTenant)
+	a.form("POST /console/tenant/close", member, "settings", "/console/", a.consoleCloseTenant)
+	a.form("POST /console/tenant/reopen", member, "home", "/console/", a.consoleReopenTenant)
 	a.consoleCRMRoutes()
 	a.consoleBillingRoutes()
 	a.page("GET /console/settings", member, "settings", a.consoleSettings)
 	a.page("GET /console/team", member, "team", a.consoleTeam)
-	a.page("POST /console/team", member, "team", a.consoleAddMember)
-	a.page("POST /console/team/{id}/role", member, "team", a.consoleSetRole)
-	a.page("POST /console/team/{id}/remove", member, "team", a.consoleRemoveMember)
+	a.form("POST /console/team", member, "team", "/console/team", a.consoleAddMember)
+	a.form("POST /console/team/{id}/role", member, "team", "/console/team", a.consoleSetRole)
+	a.form("POST /console/team/{id}/remove", member, "team", "/console/team", a.consoleRemoveMember)
 	a.page("GET /console/keys", member, "keys", a.consoleKeys)
-	a.page("POST /console/keys", member, "keys", a.consoleCreateKey)
-	a.page("POST /console/keys/{id}/revoke", member, "keys", a.consoleRevokeKey)
+	a.form("POST /console/keys", member, "keys", "/console/keys", a.consoleCreateKey)
+	a.form("POST /console/keys/{id}/revoke", member, "keys", "/console/keys", a.consoleRevokeKey)
 	// Any other console path or method: a 404 inside the layout.
 	a.page("/console/", member, "error", func(w http.ResponseWriter, r *http.Request, p *page) error {
 		p.Title = "Not found"
@@ -268,6 +282,14 @@ func (a *app) page(pattern string, acc access, name string, h consoleHandler) {
 		} else {
 			p.Form = r.PostForm
 		}
+		if field := notText(p.Form); field != "" {
+			// A NUL or bytes that are not UTF-8 (no browser sends them from
+			// a form typed in) never reach a handler or the database.
+			a.render(w, http.StatusBadRequest, "error", p, &apiError{Status: http.StatusBadRequest, Code: "invalid",
+				Message: "the form holds characters that are not text: open the page again and type it anew",
+				Fields:  []fieldProblem{{Field: field, Problem: "holds a NUL character or bytes that are not UTF-8"}}})
+			return
+		}
 		rec := &redirectRecorder{ResponseWriter: w}
 		err := h(rec, r, p)
 		if rec.done {
@@ -285,6 +307,21 @@ func (a *app) page(pattern string, acc access, name string, h consoleHandler) {
 		}
 		a.render(w, status, tmplName, p, ae)
 	})
+}
+
+// notText returns the first field of form (in name order) whose name or
+// value holds a NUL or bytes that are not UTF-8, or "".
+func notText(form url.Values) string {
+	for _, k := range slices.Sorted(maps.Keys(form)) {
+		bad := !utf8.ValidString(k) || strings.ContainsRune(k, 0)
+		for _, v := range form[k] {
+			bad = bad || !utf8.ValidString(v) || strings.ContainsRune(v, 0)
+		}
+		if bad {
+			return strings.ToValidUTF8(strings.ReplaceAll(k, "\x00", ""), "")
+		}
+	}
+	return ""
 }
 
 // formTargets are the consent pages forms may post to (the emulators').
@@ -309,6 +346,10 @@ func (a *app) render(w http.ResponseWriter, status int, name string, p *page, ae
 	if ae != nil {
 		out := *ae // the shared sentinels stay as they are
 		out.RequestID = p.requestID
+		if out.Message == errInvalid().Message && len(out.Fields) > 0 {
+			// The API's words; a person is told what to do.
+			out.Message = "Not saved: correct what is listed below and send again."
+		}
 		p.Error = &out
 	}
 	var buf bytes.Buffer
@@ -434,15 +475,53 @@ func confirmed(r *http.Request) error {
 	return nil
 }
 
+// consoleSignup creates an organization once, however often its form is
+// sent: a second sending signs in to the organization the first created
+// (with the password the form carries), or, while the first is still
+// running, sends the person to sign in.
 func (a *app) consoleSignup(w http.ResponseWriter, r *http.Request, p *page) error {
 	req := signupRequest{TenantName: r.FormValue("tenant_name"), Email: r.FormValue("email"), Name: r.FormValue("name"), Password: r.FormValue("password")}
 	p.Data = map[string]string{"tenant_name": req.TenantName, "email": req.Email, "name": req.Name}
+	done, tenantID, dup, err := a.claimSignup(r)
+	if err != nil {
+		return err
+	}
+	if dup {
+		return a.signupSentTwice(w, r, tenantID, req)
+	}
 	t, _, tok, err := a.signUp(r.Context(), req, r.UserAgent())
+	done(t.ID, err)
 	if err != nil {
 		return err
 	}
 	a.setSessionCookies(w, r, tok)
 	return a.seeOther(w, r, "/console/", "Welcome to "+t.Name+". Next time, sign in with your e-mail and password.")
+}
+
+// signupSentTwice answers a sign-up form sent again: signed in to the
+// organization the first sending created when the form's password opens
+// it, else sent to sign in. Nothing is created.
+func (a *app) signupSentTwice(w http.ResponseWriter, r *http.Request, tenantID string, req signupRequest) error {
+	const signIn = "Already done: this form was sent twice and creates one organization. Sign in with your e-mail and password."
+	if tenantID == "" {
+		return a.seeOther(w, r, "/console/login", signIn)
+	}
+	if ok, err := a.logins.allow(r.Context(), clientIP(r)); err != nil {
+		return err
+	} else if !ok {
+		return errRateLimited
+	}
+	prin, err := a.sdk.Tenants.Authenticate(r.Context(), tenantID, strings.ToLower(strings.TrimSpace(req.Email)), req.Password,
+		tenancy.RequestInfo{IP: clientIP(r), UserAgent: r.UserAgent()})
+	if err != nil {
+		return a.seeOther(w, r, "/console/login", signIn)
+	}
+	tok, err := a.tokens.start(r.Context(), prin, r.UserAgent())
+	if err != nil {
+		return err
+	}
+	a.setSessionCookies(w, r, tok)
+	return a.seeOther(w, r, "/console/", signedUpTwice)
 }
 
 func (a *app) consoleLogout(w http.ResponseWriter, r *http.Request, p *page) error {
@@ -577,15 +656,7 @@ func (a *app) consoleMetaPublish(w http.ResponseWriter, r *http.Request, p *page
 	}
 	in := metaPublishInput{Message: strings.TrimSpace(r.FormValue("message")), Link: strings.TrimSpace(r.FormValue("link")),
 		ImageURL: strings.TrimSpace(r.FormValue("image_url")), Caption: strings.TrimSpace(r.FormValue("caption"))}
-	done, dup, err := a.claimForm(r)
-	if err != nil {
-		return err
-	}
-	if dup {
-		return a.seeOther(w, r, "/console/connections/"+v.Connection.ID, alreadySent)
-	}
-	_, err = a.publishMeta(r.Context(), v.Connection, in)
-	if done(err); err != nil {
+	if _, err := a.publishMeta(r.Context(), v.Connection, in); err != nil {
 		return err
 	}
 	return a.seeOther(w, r, "/console/connections/"+v.Connection.ID, "Published.")
@@ -818,15 +889,8 @@ func (a *app) consoleCreateRequest(w http.ResponseWriter, r *http.Request, p *pa
 	if k, v := r.FormValue("subject_kind"), strings.TrimSpace(r.FormValue("subject_value")); k != "" || v != "" {
 		in.Subject[k] = v
 	}
-	done, dup, err := a.claimForm(r)
-	if err != nil {
-		return err
-	}
-	if dup {
-		return a.seeOther(w, r, "/console/privacy", alreadySent)
-	}
 	req, err := a.submitRequest(r.Context(), in)
-	if done(err); err != nil {
+	if err != nil {
 		return err
 	}
 	return a.seeOther(w, r, "/console/privacy", fmt.Sprintf("Request %s recorded; due %s.", req.ID, req.DueAt.UTC().Format("2006-01-02")))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -17,16 +18,16 @@ const boardLimit = 500
 // consoleBillingRoutes registers the deals board and the invoices list.
 func (a *app) consoleBillingRoutes() {
 	a.page("GET /console/deals", member, "deals", a.consoleDeals)
-	a.page("POST /console/deals", member, "deals", a.consoleCreateDeal)
-	a.page("POST /console/deals/{id}/stage", member, "deals", a.consoleMoveDeal)
-	a.page("POST /console/pipelines", member, "deals", a.consoleCreatePipeline)
+	a.form("POST /console/deals", member, "deals", "/console/deals", a.consoleCreateDeal)
+	a.form("POST /console/deals/{id}/stage", member, "deals", "/console/deals", a.consoleMoveDeal)
+	a.form("POST /console/pipelines", member, "deals", "/console/deals", a.consoleCreatePipeline)
 	a.page("GET /console/invoices", member, "invoices", a.consoleInvoices)
-	a.page("POST /console/invoices", member, "invoices", a.consoleCreateInvoice)
-	a.page("POST /console/invoices/{id}/issue", member, "invoices", a.consoleIssueInvoice)
-	a.page("POST /console/invoices/{id}/pay", member, "invoices", a.consolePayInvoice)
+	a.form("POST /console/invoices", member, "invoices", "/console/invoices", a.consoleCreateInvoice)
+	a.form("POST /console/invoices/{id}/issue", member, "invoices", "/console/invoices", a.consoleIssueInvoice)
+	a.form("POST /console/invoices/{id}/pay", member, "invoices", "/console/invoices", a.consolePayInvoice)
 	a.page("GET /console/proposals", member, "proposals", a.consoleProposals)
-	a.page("POST /console/proposals", member, "proposals", a.consoleCreateProposal)
-	a.page("POST /console/proposals/{id}/status", member, "proposals", a.consoleMoveProposal)
+	a.form("POST /console/proposals", member, "proposals", "/console/proposals", a.consoleCreateProposal)
+	a.form("POST /console/proposals/{id}/status", member, "proposals", "/console/proposals", a.consoleMoveProposal)
 }
 
 // boardColumn is one stage of the deals board.
@@ -128,14 +129,12 @@ func (a *app) consoleCreateDeal(w http.ResponseWriter, r *http.Request, p *page)
 	if amount == 0 {
 		cur = ""
 	}
-	return a.actOnce(w, r, "/console/deals", func() error {
-		d, err := a.sdk.CRM.Deals().Create(r.Context(), crm.DealInput{PipelineID: r.FormValue("pipeline_id"),
-			Title: strings.TrimSpace(r.FormValue("title")), Amount: amount, Currency: cur})
-		if err != nil {
-			return err
-		}
-		return a.seeOther(w, r, "/console/deals?pipeline="+d.PipelineID, "Deal created.")
-	})
+	d, err := a.sdk.CRM.Deals().Create(r.Context(), crm.DealInput{PipelineID: r.FormValue("pipeline_id"),
+		Title: strings.TrimSpace(r.FormValue("title")), Amount: amount, Currency: cur})
+	if err != nil {
+		return err
+	}
+	return a.seeOther(w, r, "/console/deals?pipeline="+d.PipelineID, "Deal created.")
 }
 
 // consoleMoveDeal moves a deal to another stage; the version read guards
@@ -250,16 +249,24 @@ func (a *app) consoleCreateInvoice(w http.ResponseWriter, r *http.Request, p *pa
 	}
 	line.Quantity, line.UnitPrice, line.TaxRate = qty, price, rate
 	in.Lines = []crm.LineItem{line}
+	created := false
 	if in.ClientID == "" {
 		c, err := a.sdk.CRM.Clients().Create(r.Context(), crm.ClientInput{Name: newClient})
 		if err != nil {
 			return err
 		}
-		in.ClientID = c.ID
+		in.ClientID, created = c.ID, true
 	}
 	in.BillTo.Name = a.clientName(r.Context(), map[string]string{}, in.ClientID)
 	inv, err := a.sdk.CRM.Invoices().Create(r.Context(), in)
 	if err != nil {
+		// A refused invoice (a number taken, a bad currency) leaves no
+		// client behind that the form named for it.
+		if created {
+			if derr := a.sdk.CRM.Clients().Delete(context.WithoutCancel(r.Context()), in.ClientID); derr != nil {
+				err = errors.Join(err, derr)
+			}
+		}
 		return err
 	}
 	return a.seeOther(w, r, "/console/invoices", "Invoice "+inv.Number+" created as a draft: "+money(inv.Total, inv.Currency)+".")
@@ -316,11 +323,15 @@ func (a *app) recordForm(w http.ResponseWriter, r *http.Request, p *page, view c
 type proposalMove struct {
 	To    crm.ProposalStatus
 	Label string
+	// Final moves (rejected, withdrawn) end the proposal: their form asks
+	// for a ticked confirmation first.
+	Final bool
 }
 
 var proposalMoves = map[crm.ProposalStatus][]proposalMove{
-	crm.ProposalDraft: {{crm.ProposalSent, "Mark sent"}},
-	crm.ProposalSent:  {{crm.ProposalAccepted, "Accepted"}, {crm.ProposalRejected, "Rejected"}, {crm.ProposalWithdrawn, "Withdraw"}},
+	crm.ProposalDraft: {{To: crm.ProposalSent, Label: "Mark sent"}},
+	crm.ProposalSent: {{To: crm.ProposalAccepted, Label: "Accepted"}, {To: crm.ProposalRejected, Label: "Rejected", Final: true},
+		{To: crm.ProposalWithdrawn, Label: "Withdraw", Final: true}},
 }
 
 type proposalRow struct {
@@ -364,7 +375,26 @@ func (a *app) consoleCreateProposal(w http.ResponseWriter, r *http.Request, p *p
 	in := crm.ProposalInput{ClientID: r.FormValue("client_id"), ProposalContent: crm.ProposalContent{
 		Title: strings.TrimSpace(r.FormValue("title")), Body: strings.TrimSpace(r.FormValue("body")),
 		Amount: amount, Currency: strings.ToUpper(strings.TrimSpace(r.FormValue("currency")))}}
+	// A first proposal names its client: a new one is created with it.
+	newClient := strings.TrimSpace(r.FormValue("client_name"))
+	if in.ClientID == "" && newClient == "" {
+		return errInvalid(fieldProblem{Field: "client_name", Problem: "pick a client, or name a new one"})
+	}
+	created := false
+	if in.ClientID == "" {
+		c, err := a.sdk.CRM.Clients().Create(r.Context(), crm.ClientInput{Name: newClient})
+		if err != nil {
+			return err
+		}
+		in.ClientID, created = c.ID, true
+	}
 	if _, err := a.sdk.CRM.Proposals().Create(r.Context(), in); err != nil {
+		// A refused proposal leaves no client behind that it named.
+		if created {
+			if derr := a.sdk.CRM.Clients().Delete(context.WithoutCancel(r.Context()), in.ClientID); derr != nil {
+				err = errors.Join(err, derr)
+			}
+		}
 		return err
 	}
 	return a.seeOther(w, r, "/console/proposals", "Proposal created as a draft.")
@@ -375,7 +405,13 @@ func (a *app) consoleMoveProposal(w http.ResponseWriter, r *http.Request, p *pag
 	if err != nil {
 		return err
 	}
-	pr, err := a.sdk.CRM.Proposals().Transition(r.Context(), id, ver, crm.ProposalStatus(r.FormValue("to")), "")
+	to := crm.ProposalStatus(r.FormValue("to"))
+	if to == crm.ProposalRejected || to == crm.ProposalWithdrawn {
+		if err := confirmed(r); err != nil {
+			return err
+		}
+	}
+	pr, err := a.sdk.CRM.Proposals().Transition(r.Context(), id, ver, to, "")
 	if err != nil {
 		return err
 	}

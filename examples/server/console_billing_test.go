@@ -54,7 +54,7 @@ func TestConsoleDealsAndInvoices(t *testing.T) {
 	require.Less(t, strings.Index(html, "Emerald set"), strings.Index(html, ">proposal <"), "the deal sits in its stage's column")
 
 	move := func(version string) int {
-		form := url.Values{"csrf": {csrf}, "version": {version}, "stage": {"won"}}
+		form := url.Values{"csrf": {csrf}, "version": {version}, "stage": {"won"}, "form_key": {randomToken()}}
 		req, err := http.NewRequest("POST", a.URL+"/console/deals/"+str(d, "deal", "id")+"/stage", strings.NewReader(form.Encode()))
 		require.NoError(t, err)
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/socialcrm/socialcrm/crm"
+	"github.com/socialcrm/socialcrm/meta"
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
 )
@@ -23,27 +24,27 @@ import (
 // consoleCRMRoutes registers the console's contacts, tasks and inbox pages.
 func (a *app) consoleCRMRoutes() {
 	a.page("GET /console/contacts", member, "contacts", a.consoleContacts)
-	a.page("POST /console/contacts", member, "contacts", a.consoleCreateContact)
+	a.form("POST /console/contacts", member, "contacts", "/console/contacts", a.consoleCreateContact)
 	a.page("POST /console/contacts/search", member, "contacts", a.consoleSearchContacts)
-	a.page("POST /console/contacts/import", member, "contacts", a.consoleImportContacts)
+	a.form("POST /console/contacts/import", member, "contacts", "/console/contacts", a.consoleImportContacts)
 	a.page("GET /console/contacts/export", member, "contacts", a.consoleExportContacts)
 	a.page("GET /console/contacts/{id}", member, "contact", a.consoleContact)
-	a.page("POST /console/contacts/{id}/edit", member, "contact", a.consoleEditContact)
-	a.page("POST /console/contacts/{id}/delete", member, "contact", a.consoleDeleteContact)
-	a.page("POST /console/contacts/{id}/merge", member, "contact", a.consoleMergeContact)
-	a.page("POST /console/contacts/{id}/notes", member, "contact", a.consoleAddNote)
-	a.page("POST /console/contacts/{id}/tasks", member, "contact", a.consoleAddContactTask)
-	a.page("POST /console/contacts/{id}/activities", member, "contact", a.consoleLogActivity)
-	a.page("POST /console/contacts/{id}/consent", member, "contact", a.consoleConsent)
-	a.page("POST /console/contacts/{id}/request", member, "contact", a.consoleContactRequest)
+	a.form("POST /console/contacts/{id}/edit", member, "contact", "/console/contacts/{id}", a.consoleEditContact)
+	a.form("POST /console/contacts/{id}/delete", member, "contact", "/console/contacts", a.consoleDeleteContact)
+	a.form("POST /console/contacts/{id}/merge", member, "contact", "/console/contacts/{id}", a.consoleMergeContact)
+	a.form("POST /console/contacts/{id}/notes", member, "contact", "/console/contacts/{id}", a.consoleAddNote)
+	a.form("POST /console/contacts/{id}/tasks", member, "contact", "/console/contacts/{id}", a.consoleAddContactTask)
+	a.form("POST /console/contacts/{id}/activities", member, "contact", "/console/contacts/{id}", a.consoleLogActivity)
+	a.form("POST /console/contacts/{id}/consent", member, "contact", "/console/contacts/{id}", a.consoleConsent)
+	a.form("POST /console/contacts/{id}/request", member, "contact", "/console/privacy", a.consoleContactRequest)
 	a.page("GET /console/tasks", member, "tasks", a.consoleTasks)
-	a.page("POST /console/tasks", member, "tasks", a.consoleCreateTask)
-	a.page("POST /console/tasks/{id}/done", member, "tasks", a.consoleTaskDone)
+	a.form("POST /console/tasks", member, "tasks", "/console/tasks", a.consoleCreateTask)
+	a.form("POST /console/tasks/{id}/done", member, "tasks", "/console/tasks", a.consoleTaskDone)
 	a.page("GET /console/inbox", member, "inbox", a.consoleInbox)
 	a.page("GET /console/inbox/{id}", member, "conversation", a.consoleConversation)
-	a.page("POST /console/inbox/{id}/reply", member, "conversation", a.consoleReply)
-	a.page("POST /console/inbox/{id}/link", member, "conversation", a.consoleLinkConversation)
-	a.page("POST /console/sandbox/message", member, "inbox", a.consoleSandboxMessage)
+	a.form("POST /console/inbox/{id}/reply", member, "conversation", "/console/inbox/{id}", a.consoleReply)
+	a.form("POST /console/inbox/{id}/link", member, "conversation", "/console/inbox/{id}", a.consoleLinkConversation)
+	a.form("POST /console/sandbox/message", member, "inbox", "/console/inbox", a.consoleSandboxMessage)
 }
 
 // contactName is how the console names a contact: the name, else the
@@ -252,16 +253,14 @@ func (a *app) consoleCreateContact(w http.ResponseWriter, r *http.Request, p *pa
 	}
 	in := contactForm(r)
 	in.Source = "console"
-	return a.actOnce(w, r, "/console/contacts", func() error {
-		c, err := a.sdk.CRM.Contacts().Create(r.Context(), in)
-		if dup := (*crm.DuplicateError)(nil); errors.As(err, &dup) {
-			return a.seeOther(w, r, "/console/contacts/"+dup.ContactID, "Not created: this contact has the same "+dup.Field+".")
-		}
-		if err != nil {
-			return err
-		}
-		return a.seeOther(w, r, "/console/contacts/"+c.ID, "Contact created.")
-	})
+	c, err := a.sdk.CRM.Contacts().Create(r.Context(), in)
+	if dup := (*crm.DuplicateError)(nil); errors.As(err, &dup) {
+		return a.seeOther(w, r, "/console/contacts/"+dup.ContactID, "Not created: this contact has the same "+dup.Field+".")
+	}
+	if err != nil {
+		return err
+	}
+	return a.seeOther(w, r, "/console/contacts/"+c.ID, "Contact created.")
 }
 
 // timelineEntry is one thing that happened with a contact.
@@ -468,12 +467,10 @@ func (a *app) consoleAddNote(w http.ResponseWriter, r *http.Request, p *page) er
 	if body == "" {
 		return errInvalid(fieldProblem{Field: "body", Problem: "required"})
 	}
-	return a.actOnce(w, r, "/console/contacts/"+v.Contact.ID, func() error {
-		if _, err := a.sdk.CRM.Notes().Create(r.Context(), crm.NoteInput{ContactID: v.Contact.ID, Body: body}); err != nil {
-			return err
-		}
-		return a.seeOther(w, r, "/console/contacts/"+v.Contact.ID, "Note added.")
-	})
+	if _, err := a.sdk.CRM.Notes().Create(r.Context(), crm.NoteInput{ContactID: v.Contact.ID, Body: body}); err != nil {
+		return err
+	}
+	return a.seeOther(w, r, "/console/contacts/"+v.Contact.ID, "Note added.")
 }
 
 // taskForm reads a task's title and due date (a day, due at its end, UTC).
@@ -499,12 +496,10 @@ func (a *app) consoleAddContactTask(w http.ResponseWriter, r *http.Request, p *p
 		return err
 	}
 	t.ContactID = v.Contact.ID
-	return a.actOnce(w, r, "/console/contacts/"+v.Contact.ID, func() error {
-		if _, err := a.sdk.CRM.Tasks().Create(r.Context(), t); err != nil {
-			return err
-		}
-		return a.seeOther(w, r, "/console/contacts/"+v.Contact.ID, "Task added.")
-	})
+	if _, err := a.sdk.CRM.Tasks().Create(r.Context(), t); err != nil {
+		return err
+	}
+	return a.seeOther(w, r, "/console/contacts/"+v.Contact.ID, "Task added.")
 }
 
 func (a *app) consoleLogActivity(w http.ResponseWriter, r *http.Request, p *page) error {
@@ -558,15 +553,8 @@ func (a *app) consoleContactRequest(w http.ResponseWriter, r *http.Request, p *p
 	if kind != retention.KindExport && kind != retention.KindErasure {
 		return errInvalid(fieldProblem{Field: "kind", Problem: "must be export or erasure"})
 	}
-	done, dup, err := a.claimForm(r)
-	if err != nil {
-		return err
-	}
-	if dup {
-		return a.seeOther(w, r, "/console/privacy", alreadySent)
-	}
 	req, err := a.submitRequest(r.Context(), requestInput{Kind: kind, Subject: map[string]string{"contact_id": v.Contact.ID}})
-	if done(err); err != nil {
+	if err != nil {
 		return err
 	}
 	return a.seeOther(w, r, "/console/privacy", "Recorded the "+string(kind)+" request for "+p.Title+", due "+req.DueAt.UTC().Format("2006-01-02")+": verify the person's identity to go on.")
@@ -637,12 +625,10 @@ func (a *app) consoleCreateTask(w http.ResponseWriter, r *http.Request, p *page)
 	if err != nil {
 		return err
 	}
-	return a.actOnce(w, r, "/console/tasks", func() error {
-		if _, err := a.sdk.CRM.Tasks().Create(r.Context(), t); err != nil {
-			return err
-		}
-		return a.seeOther(w, r, "/console/tasks", "Task added.")
-	})
+	if _, err := a.sdk.CRM.Tasks().Create(r.Context(), t); err != nil {
+		return err
+	}
+	return a.seeOther(w, r, "/console/tasks", "Task added.")
 }
 
 func (a *app) consoleTaskDone(w http.ResponseWriter, r *http.Request, p *page) error {
@@ -723,6 +709,8 @@ func (a *app) conversationRows(ctx context.Context, convs []crm.Conversation) ([
 
 func (a *app) consoleInbox(w http.ResponseWriter, r *http.Request, p *page) error {
 	p.Title = "Inbox"
+	data := map[string]any{"PageConnected": false}
+	p.Data = data
 	o, err := listOptions(r)
 	if err != nil {
 		return err
@@ -732,7 +720,15 @@ func (a *app) consoleInbox(w http.ResponseWriter, r *http.Request, p *page) erro
 		return err
 	}
 	rows, err := a.conversationRows(r.Context(), list.Items)
-	p.Data = map[string]any{"Conversations": rows, "Next": list.NextCursor}
+	data["Conversations"], data["Next"] = rows, list.NextCursor
+	if err != nil {
+		return err
+	}
+	// The sandbox's form and the empty inbox's advice depend on whether a
+	// Facebook account (its Pages, their Instagram accounts) is connected
+	// to receive messages.
+	conns, err := a.connections(r.Context(), social.ConnectionFilter{Platform: meta.Platform, Status: social.StatusActive})
+	data["PageConnected"] = len(conns) > 0
 	return err
 }
 
@@ -787,15 +783,7 @@ func (a *app) consoleReply(w http.ResponseWriter, r *http.Request, p *page) erro
 	if err != nil {
 		return err
 	}
-	done, dup, err := a.claimForm(r)
-	if err != nil {
-		return err
-	}
-	if dup {
-		return a.seeOther(w, r, "/console/inbox/"+v.Conversation.ID, alreadySent)
-	}
-	_, err = a.reply(r.Context(), v.Conversation.ID, r.FormValue("text"))
-	if done(err); err != nil {
+	if _, err := a.reply(r.Context(), v.Conversation.ID, r.FormValue("text")); err != nil {
 		return err
 	}
 	return a.seeOther(w, r, "/console/inbox/"+v.Conversation.ID, "Sent.")
@@ -812,7 +800,7 @@ func (a *app) consoleLinkConversation(w http.ResponseWriter, r *http.Request, p 
 	if err != nil {
 		return err
 	}
-	contactID := r.FormValue("contact_id")
+	contactID, created := r.FormValue("contact_id"), false
 	if contactID == "" {
 		in := crm.ContactInput{FirstName: strings.TrimSpace(r.FormValue("first_name")), LastName: strings.TrimSpace(r.FormValue("last_name")),
 			Source: string(v.Conversation.Channel)}
@@ -823,11 +811,18 @@ func (a *app) consoleLinkConversation(w http.ResponseWriter, r *http.Request, p 
 		if err != nil {
 			return err
 		}
-		contactID = c.ID
+		contactID, created = c.ID, true
 	} else if !slices.ContainsFunc(v.Contacts, func(c crm.Contact) bool { return c.ID == contactID }) {
 		return errInvalid(fieldProblem{Field: "contact_id", Problem: "choose one of the contacts listed"})
 	}
 	if _, err := a.sdk.CRM.Conversations().LinkContact(r.Context(), v.Conversation.ID, contactID, ver); err != nil {
+		// A refused link (a change made meanwhile) leaves no contact
+		// behind that nothing links to.
+		if created {
+			if derr := a.sdk.CRM.Contacts().Delete(context.WithoutCancel(r.Context()), contactID); derr != nil {
+				err = errors.Join(err, derr)
+			}
+		}
 		return err
 	}
 	return a.seeOther(w, r, "/console/inbox/"+v.Conversation.ID, "Linked.")

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/uptrace/bun"
 
@@ -151,11 +153,26 @@ func canSeeRequests(p *page) bool {
 type settingsView struct {
 	Platforms []struct{ Name, Mode string }
 	Policy    string
+	// Grace is how long a closed organization's data stays: the
+	// retention policy's closure grace, in words.
+	Grace string
+}
+
+// graceWords says a grace period in days ("30 days"), or as a duration
+// when it is not whole days.
+func graceWords(d time.Duration) string {
+	switch {
+	case d == 24*time.Hour:
+		return "1 day"
+	case d > 0 && d%(24*time.Hour) == 0:
+		return strconv.Itoa(int(d/(24*time.Hour))) + " days"
+	}
+	return d.String()
 }
 
 func (a *app) consoleSettings(w http.ResponseWriter, r *http.Request, p *page) error {
 	p.Title = "Settings"
-	v := &settingsView{Policy: a.sdk.Retention.DataMap().Policy}
+	v := &settingsView{Policy: a.sdk.Retention.DataMap().Policy, Grace: graceWords(a.sdk.Retention.Policy().ClosureGrace)}
 	for _, name := range []string{"tiktok", "meta"} {
 		m := a.modes()[name]
 		label := "live"
@@ -278,6 +295,13 @@ func (a *app) consoleSetRole(w http.ResponseWriter, r *http.Request, p *page) er
 	v.check(role == tenancy.RoleStaff || role == tenancy.RoleAdmin || role == tenancy.RoleOwner, "role", "owner, admin or staff")
 	if err := v.err(); err != nil {
 		return err
+	}
+	// "Change" pressed on the role a member has already: nothing changes,
+	// and nobody is signed out.
+	for _, m := range p.Data.(*teamView).Members {
+		if m.ID == id && m.Role == role {
+			return a.seeOther(w, r, "/console/team", "No change: "+m.Name+" is "+string(role)+" already.")
+		}
 	}
 	m, err := a.sdk.Tenants.SetRole(r.Context(), id, role)
 	if err != nil {

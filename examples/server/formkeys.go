@@ -1,9 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -12,12 +15,11 @@ import (
 	"github.com/socialcrm/socialcrm/tenancy"
 )
 
-// tableFormKeys records the one-time keys of the console's forms whose
-// action reaches a person or a platform (a Messenger reply, a post to a
-// Page or Instagram, a data-subject request) or creates a record (a
-// contact, deal, note or task): a form sent twice — a double click, a
-// reload that resends it, the back button and Send again — acts once. A
-// row is a random key and its time, nothing else.
+// tableFormKeys records the one-time keys of the console's forms that
+// change something (every form registered with app.form): a form sent
+// twice — a double click, a reload that resends it, the back button and
+// Send again — acts once. A row is a random key and its time, nothing
+// else.
 const tableFormKeys = "example_form_keys"
 
 // formKeyRecord is one form key of a tenant, recorded before the form's
@@ -43,20 +45,30 @@ var errFormKey = &apiError{Status: http.StatusBadRequest, Code: "invalid",
 	Message: "this form is out of date: open the page again and send it from there",
 	Fields:  []fieldProblem{{Field: "form_key", Problem: "missing or malformed; reload the page"}}}
 
+// formKeyOf returns the form's one-time key (its form_key field), or
+// errFormKey when it is missing or malformed.
+func formKeyOf(r *http.Request) (string, error) {
+	key := r.PostFormValue("form_key")
+	if key == "" || len(key) > maxFormKey {
+		return "", errFormKey
+	}
+	for i := range len(key) {
+		if c := key[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return "", errFormKey
+		}
+	}
+	return key, nil
+}
+
 // claimForm records the form's one-time key (its form_key field) before
 // the form acts. It returns done, which the caller calls with the
 // action's error (a failed action releases the key, so that the form may
 // be sent again), and dup, true when the key was recorded already: the
 // form was sent before and must not act again.
 func (a *app) claimForm(r *http.Request) (done func(error), dup bool, err error) {
-	key := r.PostFormValue("form_key")
-	if key == "" || len(key) > maxFormKey {
-		return nil, false, errFormKey
-	}
-	for i := range len(key) {
-		if c := key[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return nil, false, errFormKey
-		}
+	key, err := formKeyOf(r)
+	if err != nil {
+		return nil, false, err
 	}
 	ctx := r.Context()
 	p, ok := tenancy.FromContext(ctx)
@@ -95,22 +107,6 @@ func (a *app) claimForm(r *http.Request) (done func(error), dup bool, err error)
 	}, false, nil
 }
 
-// actOnce runs act, the action of a form carrying a one-time key, unless
-// the key was recorded already: the form was sent before, and the person
-// is sent to back with alreadySent. A failed act frees the key.
-func (a *app) actOnce(w http.ResponseWriter, r *http.Request, back string, act func() error) error {
-	done, dup, err := a.claimForm(r)
-	if err != nil {
-		return err
-	}
-	if dup {
-		return a.seeOther(w, r, back, alreadySent)
-	}
-	err = act()
-	done(err)
-	return err
-}
-
 // alreadySent is the flash of a form sent a second time.
 const alreadySent = "Already done: this form was sent twice and acted once. Nothing more was sent."
 
@@ -137,4 +133,108 @@ func formKeyCategory() retention.Category {
 
 func formKeyRule() retention.Rule {
 	return retention.Rule{Category: "example.form_key", Period: formKeyKeep, Note: "a form resent after a day acts again"}
+}
+
+// form registers a console form that changes something. It carries a
+// one-time key (its form_key field, rendered by the formKey template
+// function), recorded before the handler runs: a form sent twice — a
+// double click, a reload that resends it, the back button and Send again
+// — acts once, and the second sending is sent to back (where "{id}"
+// stands for the path's id) with alreadySent, or with the form's own
+// message in dupFlash. A handler that fails frees the key, so that the
+// corrected form may be sent with it. A form without its key, or with a
+// malformed one, is refused before the handler runs.
+func (a *app) form(pattern string, acc access, name, back string, h consoleHandler) {
+	a.page(pattern, acc, name, func(w http.ResponseWriter, r *http.Request, p *page) error {
+		done, dup, err := a.claimForm(r)
+		if err != nil {
+			// The form's page is not prepared yet: the error page says it.
+			ae, ok := toAPIError(err)
+			if !ok {
+				a.log.ErrorContext(r.Context(), "console: form key not recorded", "path", r.URL.Path, "err", err)
+				ae = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
+			}
+			a.render(w, ae.Status, "error", p, ae)
+			return nil
+		}
+		if dup {
+			_, path, _ := strings.Cut(pattern, " ")
+			return a.seeOther(w, r, strings.ReplaceAll(back, "{id}", url.PathEscape(r.PathValue("id"))), cmp.Or(dupFlash[path], alreadySent))
+		}
+		err = h(w, r, p)
+		done(err)
+		return err
+	})
+}
+
+// dupFlash are the messages of forms whose second sending needs more said
+// than alreadySent, by path.
+var dupFlash = map[string]string{
+	// The key's secret is shown once, in the answer to the first sending,
+	// which a double click replaces with the second's.
+	"/console/keys": "Already done: this form was sent twice and created one key. If its secret did not show, revoke that key and create another.",
+}
+
+// tableSignupKeys records the one-time keys of the sign-up form, which no
+// tenant owns yet: a sign-up sent twice creates one organization. A row
+// is a random key, the tenant its sign-up created (empty while it is
+// being created) and its time; rows older than formKeyKeep are pruned by
+// the next sign-up.
+const tableSignupKeys = "example_signup_keys"
+
+// claimSignup records the sign-up form's one-time key before the
+// organization is created. It returns done, which the caller calls with
+// the tenant created or the error (a failed sign-up frees the key), and
+// dup, true when the key was recorded already, with the tenant that
+// sending created (empty while it is still being created).
+func (a *app) claimSignup(r *http.Request) (done func(tenantID string, err error), tenantID string, dup bool, err error) {
+	key, err := formKeyOf(r)
+	if err != nil {
+		return nil, "", false, err
+	}
+	ctx := r.Context()
+	now := a.now().UTC()
+	if _, err := a.db.NewRaw("DELETE FROM ? WHERE created_at < ?", bun.Ident(tableSignupKeys), now.Add(-formKeyKeep)).Exec(ctx); err != nil {
+		return nil, "", false, fmt.Errorf("signup keys: %w", err)
+	}
+	res, err := a.db.NewRaw("INSERT INTO ? (form_key, created_tenant, created_at) VALUES (?, '', ?) ON CONFLICT (form_key) DO NOTHING",
+		bun.Ident(tableSignupKeys), key, now).Exec(ctx)
+	if err != nil {
+		return nil, "", false, fmt.Errorf("signup keys: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return nil, "", false, fmt.Errorf("signup keys: %w", err)
+	} else if n == 0 {
+		if err := a.db.NewRaw("SELECT created_tenant FROM ? WHERE form_key = ?", bun.Ident(tableSignupKeys), key).Scan(ctx, &tenantID); err != nil {
+			return nil, "", false, fmt.Errorf("signup keys: %w", err)
+		}
+		return nil, tenantID, true, nil
+	}
+	return func(tenantID string, actErr error) {
+		ctx := context.WithoutCancel(ctx)
+		var err error
+		if actErr != nil {
+			_, err = a.db.NewRaw("DELETE FROM ? WHERE form_key = ?", bun.Ident(tableSignupKeys), key).Exec(ctx)
+		} else {
+			_, err = a.db.NewRaw("UPDATE ? SET created_tenant = ? WHERE form_key = ?", bun.Ident(tableSignupKeys), tenantID, key).Exec(ctx)
+		}
+		if err != nil {
+			a.log.WarnContext(ctx, "console: signup key not updated", "err", err)
+		}
+	}, "", false, nil
+}
+
+// signedUpTwice is the flash of a sign-up sent a second time whose
+// organization exists: the person is signed in to it.
+const signedUpTwice = "Already done: this form was sent twice and created one organization."
+
+// migrateSignupKeys creates the sign-up keys table (no tenant's: the
+// tenant does not exist yet when the key is recorded; the tenant a key
+// created is named by created_tenant, not owned by it).
+func migrateSignupKeys(ctx context.Context, db bun.IDB) error {
+	if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS ? (form_key TEXT PRIMARY KEY, created_tenant TEXT NOT NULL, "+
+		"created_at TIMESTAMP NOT NULL)", bun.Ident(tableSignupKeys)); err != nil {
+		return fmt.Errorf("create %s: %w", tableSignupKeys, err)
+	}
+	return nil
 }

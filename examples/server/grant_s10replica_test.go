@@ -83,7 +83,7 @@ func TestRefusedGrantIs4xxEverywhereS10(t *testing.T) {
 		resp, body = c.do("GET", "/v1/connections/"+conn+"/tiktok/publish/v_pub_file~v2.1", "", nil)
 		no5xx(resp, body, "publish status")
 		console("GET", "/console/connections/"+conn, nil)
-		console("POST", "/console/connections/"+conn+"/sync", url.Values{})
+		console("POST", "/console/connections/"+conn+"/sync", url.Values{"form_key": {randomToken()}})
 		console("POST", "/console/connections/"+conn+"/publish", url.Values{"title": {"clip"}, "privacy_level": {"SELF_ONLY"}})
 		resp, body = c.do("DELETE", "/v1/connections/"+conn, "", nil)
 		no5xx(resp, body, "disconnect")

@@ -279,9 +279,10 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 		return nil, err
 	}
 	// River's jobs name every tenant and act for every tenant, and the
-	// sign-in attempts of every address limit everyone's sign-ins: no
+	// sign-in attempts of every address limit everyone's sign-ins (the
+	// sign-up keys are no tenant's either): no
 	// tenant's statement on the SDK's handle may reach their tables.
-	a.sdk.Guard.Unreachable(append(retentionriver.Tables(), tableLoginAttempts)...)
+	a.sdk.Guard.Unreachable(append(retentionriver.Tables(), tableLoginAttempts, tableSignupKeys)...)
 	if err := keyFingerprints(ctx, a.sdk); err != nil { // publish.go
 		return nil, err
 	}

@@ -90,7 +90,7 @@ func TestPrivacyOneStep(t *testing.T) {
 	}
 	require.NotEmpty(t, openID)
 	c.call("POST", "/v1/privacy/requests/"+openID+"/verify", map[string]string{"outcome": "verified"}, 200)
-	resp = post("/console/privacy/requests/"+openID+"/erase", url.Values{"csrf": {csrf}, "confirm": {"yes"}})
+	resp = post("/console/privacy/requests/"+openID+"/erase", url.Values{"csrf": {csrf}, "confirm": {"yes"}, "form_key": {randomToken()}})
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	require.Equal(t, "/console/privacy", resp.Header.Get("Location"))
 	require.Contains(t, flashOf(t, a, resp), "No data found")

@@ -34,7 +34,7 @@ func TestConsoleCrossOrigin(t *testing.T) {
 	require.Contains(t, resp.Header.Get("Content-Security-Policy"), "default-src 'none'")
 
 	post := func(headers map[string]string) (int, []*http.Cookie) {
-		form := url.Values{"tenant_name": {"Origin Test"}, "email": {"o@b.example"}, "name": {"O"}, "password": {"long enough password"}}
+		form := url.Values{"tenant_name": {"Origin Test"}, "email": {"o@b.example"}, "name": {"O"}, "password": {"long enough password"}, "form_key": {randomToken()}}
 		req, err := http.NewRequest("POST", a.URL+"/console/signup", strings.NewReader(form.Encode()))
 		require.NoError(t, err)
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

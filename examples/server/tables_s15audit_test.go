@@ -15,6 +15,7 @@ var s15ServerUnmapped = map[string]string{
 	"example_server_keys":      "keys every replica shares, sealed by the key-encryption key",
 	"example_login_attempts":   "sign-in attempts per keyed hash of the client address, one one-minute window (pruned)",
 	"example_migrations":       "applied migration versions",
+	"example_signup_keys":      "one-time keys of the sign-up form: a random key, the tenant it created and a time (pruned after a day)",
 	"example_migrations_locks": "the migration lock",
 }
 

@@ -37,6 +37,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,6 +82,7 @@ type DB struct {
 	tb      testing.TB
 	adminMu sync.Mutex
 	admin   *bun.DB
+	srv     *pgServer // PostgreSQL, a template's copy: the server it is on
 }
 
 // DSN returns the PostgreSQL connection string of the test schema (the
@@ -252,7 +254,24 @@ func clonePostgres(t testing.TB, srv *pgServer, tm *pgTemplate, setups []Setup) 
 		t.Fatalf("dbtest: %v", err)
 	}
 	t.Cleanup(func() { owner.Close() })
-	return openPostgres(t, owner, ownerDSN, commitMode(t, withParam(withDatabase(srv.app, name), "search_path", tm.schema)), name, tm.schema, setups, true)
+	d := openPostgres(t, owner, ownerDSN, commitMode(t, withParam(withDatabase(srv.app, name), "search_path", tm.schema)), name, tm.schema, setups, true)
+	d.srv = srv
+	return d
+}
+
+// AwaitDrops waits, for a minute at most, until the databases this
+// process's earlier tests and benchmarks used are dropped: dbtest drops
+// them in the background, and the server checkpoints for each drop,
+// writing out every changed page at once. A benchmark calls it before it
+// measures, so that no drop of the run before lands in its timing. On
+// SQLite it returns at once.
+func (d *DB) AwaitDrops() {
+	if d.srv == nil {
+		return
+	}
+	for deadline := time.Now().Add(time.Minute); d.srv.pending.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // openPostgres runs setups on owner, grants the application role its
@@ -329,12 +348,15 @@ func (srv *pgServer) drop(name string) {
 		go func() {
 			for name := range srv.drops {
 				_, _ = srv.admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS ? WITH (FORCE)", bun.Ident(name))
+				srv.pending.Add(-1)
 			}
 		}()
 	})
+	srv.pending.Add(1)
 	select {
 	case srv.drops <- name:
 	default: // a full queue: left to the sweep
+		srv.pending.Add(-1)
 	}
 }
 
@@ -522,7 +544,8 @@ type pgServer struct {
 	mu        sync.Mutex
 	templates map[string]*pgTemplate
 	dropOnce  sync.Once
-	drops     chan string // databases to drop
+	drops     chan string  // databases to drop
+	pending   atomic.Int64 // drops queued and not yet done (AwaitDrops)
 }
 
 var servers struct {

@@ -26,8 +26,17 @@ func TruncateLog(ctx context.Context, db bun.IDB) (busy bool, frames, done int, 
 		return false, 0, 0, nil
 	}
 	var b int
+	ctx = context.WithValue(ctx, ownCheckpointKey{}, true)
 	if err := db.NewRaw("PRAGMA wal_checkpoint(TRUNCATE)").Scan(ctx, &b, &frames, &done); err != nil {
 		return false, 0, 0, err
 	}
 	return b != 0, frames, done, nil
 }
+
+// ownCheckpointKey marks the context of TruncateLog's checkpoint: the
+// tenancy Guard refuses PRAGMA wal_checkpoint under a tenant's principal
+// (its answer counts every tenant's writes) but for the SDK's own.
+type ownCheckpointKey struct{}
+
+// OwnCheckpoint reports whether ctx is that of TruncateLog's checkpoint.
+func OwnCheckpoint(ctx context.Context) bool { return ctx.Value(ownCheckpointKey{}) != nil }

@@ -96,6 +96,12 @@
 // per access token on the server clock. Requests returns every request
 // received, with secrets replaced by Redact(secret), so tests can assert
 // what a client sent, which token it used, and that it sent nothing at all.
+// A fault may also carry the request out first and lose or replace its
+// answer (Processed, Drop), or hold it — before or after it is carried
+// out — until the test lets it go (Hold, and Pass to answer normally
+// then): a platform that acted and is slow to answer. Authorized reports
+// whether an app still holds a usable grant of a user, whichever token a
+// revoke went through.
 //
 // # Concurrency
 //

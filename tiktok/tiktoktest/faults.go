@@ -18,6 +18,13 @@ import (
 // with Drop by a connection closed without any answer — a platform that
 // acted but whose answer was lost. Drop without Processed closes the
 // connection before anything is done.
+//
+// Hold, if set, is called when the fault applies, and the request waits
+// for it to return: before anything is done, or with Processed once the
+// request was carried out, before its answer goes out — a platform slow
+// to act, or one that acted and is slow to answer (a test may block in
+// Hold until it has done what must happen meanwhile). With Pass the fault
+// only holds: the request's own answer is written once Hold returns.
 type Fault struct {
 	Path      string
 	Count     int
@@ -26,6 +33,8 @@ type Fault struct {
 	Message   string
 	Processed bool
 	Drop      bool
+	Hold      func()
+	Pass      bool
 }
 
 type pendingFault struct {

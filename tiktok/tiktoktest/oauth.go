@@ -383,3 +383,28 @@ func validChallenge(c string, enc ChallengeEncoding) bool {
 	_, err := hex.DecodeString(c)
 	return err == nil
 }
+
+// Authorized reports whether clientKey holds a grant of openID that is not
+// revoked and still has a token that works: an access token not expired,
+// or a refresh token neither spent nor expired. A test checks with it
+// that a revoke reached the grant, whichever of its tokens it went
+// through, and that no live token of it was lost.
+func (s *Server) Authorized(clientKey, openID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.Now()
+	live := func(g *grant) bool {
+		return g.clientKey == clientKey && g.openID == openID && !g.revoked
+	}
+	for _, at := range s.access {
+		if live(at.g) && now.Before(at.expires) {
+			return true
+		}
+	}
+	for _, rt := range s.refresh {
+		if live(rt.g) && !rt.spent && now.Before(rt.expires) {
+			return true
+		}
+	}
+	return false
+}

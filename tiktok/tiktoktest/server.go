@@ -438,9 +438,28 @@ func (s *Server) middleware(next http.Handler, upload bool) http.Handler {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		entry := s.newRequestEntry(r, body, upload)
 		rec := &statusRecorder{ResponseWriter: w}
-		if f, ok := s.takeFault(r.URL.Path); ok {
+		if f, ok := s.takeFault(r.URL.Path); ok && f.Pass {
+			out := httptest.NewRecorder()
+			if f.Processed {
+				next.ServeHTTP(out, r)
+			}
+			if f.Hold != nil {
+				f.Hold()
+			}
+			if !f.Processed {
+				next.ServeHTTP(out, r)
+			}
+			for k, v := range out.Header() {
+				rec.Header()[k] = v
+			}
+			rec.WriteHeader(out.Code)
+			_, _ = rec.Write(out.Body.Bytes())
+		} else if ok {
 			if f.Processed {
 				next.ServeHTTP(httptest.NewRecorder(), r)
+			}
+			if f.Hold != nil {
+				f.Hold()
 			}
 			if f.Drop {
 				entry.Status = 0
