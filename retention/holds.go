@@ -137,8 +137,12 @@ func (e *Engine) ReleaseHold(ctx context.Context, id string) (Hold, error) {
 	if err != nil {
 		return h, err
 	}
-	// Outside the transaction: opening may load the tenant's keys.
-	return h, e.revealHold(ctx, &h)
+	// Outside the transaction: opening may load the tenant's keys. The
+	// release is done: a subject that no longer opens does not undo it.
+	if err := e.revealHold(ctx, &h); err != nil {
+		h.SubjectValue = ""
+	}
+	return h, nil
 }
 
 // Holds lists the context tenant's active holds, oldest first, each
@@ -205,17 +209,15 @@ func (e *Engine) protectHold(ctx context.Context, h Hold) (Hold, error) {
 }
 
 // revealHold opens h's sealed reason and identifier into its Reason and
-// SubjectValue.
+// SubjectValue. A reason that does not open (the tenant's key was
+// destroyed by a purge the hold outlived, or the engine has no
+// IdentifierProtection) reads empty: the hold is still listed and can
+// still be released.
 func (e *Engine) revealHold(ctx context.Context, h *Hold) error {
-	if len(h.ReasonSealed) > 0 {
-		if e.protection == nil {
-			return fmt.Errorf("retention: hold %s: its reason is sealed and the engine has no IdentifierProtection", h.ID)
+	if len(h.ReasonSealed) > 0 && e.protection != nil {
+		if plain, err := e.protection.Open(ctx, holdReasonRecord(h.ID), h.ReasonSealed); err == nil {
+			h.Reason = string(plain)
 		}
-		plain, err := e.protection.Open(ctx, holdReasonRecord(h.ID), h.ReasonSealed)
-		if err != nil {
-			return fmt.Errorf("retention: open reason of hold %s: %w", h.ID, err)
-		}
-		h.Reason = string(plain)
 	}
 	if len(h.SubjectSealed) == 0 {
 		return nil
