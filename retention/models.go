@@ -248,8 +248,8 @@ func TenancyCategories(audit *tenancy.AuditLog) []Category {
 			LegalBasis: "contract", Purpose: "API access for the tenant's integrations"},
 		{Name: CategoryAudit, Table: tenancy.TableAuditLog, ID: "seq", Time: "at",
 			LegalBasis: "legal obligation and legitimate interest: security", Purpose: "tamper-evident log of sensitive actions; " +
-				"a data-subject erasure does not reach its entries, which the hash chain keeps for the log's period: they hold " +
-				"no user agent and no address, only the request's network (/24, /48) as a keyed hash under the tenant's audit key (a pseudonym: the key's holder can test networks)",
+				"a data-subject erasure does not reach its entries, which the hash chain keeps for the log's period: entries written now hold " +
+				"no user agent and no address, only the request's network (/24, /48) as a keyed hash under the tenant's audit key (a pseudonym: the key's holder can test networks); older entries keep what they held until truncated",
 			Clear:    "sequence, times, actor and target ids, actions, metadata; the network only as a keyed hash",
 			Truncate: audit.Truncate},
 		{Name: CategoryAuditCheckpoint, Table: tenancy.TableAuditCheckpoints, ID: "seq", Time: "at",
