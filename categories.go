@@ -26,7 +26,7 @@ func Categories(audit *tenancy.AuditLog) []retention.Category {
 	cats = append(cats, retention.OwnCategories()...)
 	cats = append(cats, crm.Categories()...)
 	cats = append(cats, meta.Categories()...)
-	cats = append(cats, withThreads(social.Categories())...)
+	cats = append(cats, withThreads(social.Categories(), nil)...)
 	return append(cats, vault.Categories()...)
 }
 
@@ -34,14 +34,17 @@ func Categories(audit *tenancy.AuditLog) []retention.Category {
 // Instagram threads of its Pages and accounts with their messages, before
 // what social erases with it: the inbox stores those threads as crm
 // conversations, which neither social nor crm knows belong to a connection.
-func withThreads(cats []retention.Category) []retention.Category {
+// The connections' account ids are sealed: st opens them; without a store
+// (the package's Categories, for policies and the data map) erasing a Meta
+// connection fails with social.ErrConfig rather than leave its threads.
+func withThreads(cats []retention.Category, st *social.Store) []retention.Category {
 	for i, c := range cats {
 		if c.Name != social.CategoryConnection {
 			continue
 		}
 		next := c.BeforeErase
 		cats[i].BeforeErase = func(ctx context.Context, tx bun.Tx, ids []string) error {
-			if err := eraseThreads(ctx, tx, ids); err != nil {
+			if err := eraseThreads(ctx, tx, st, ids); err != nil {
 				return err
 			}
 			if next != nil {
@@ -55,15 +58,16 @@ func withThreads(cats []retention.Category) []retention.Category {
 
 // eraseThreads erases the Messenger and Instagram threads, with their
 // messages, of the Meta connections ids.
-func eraseThreads(ctx context.Context, tx bun.Tx, ids []string) error {
+func eraseThreads(ctx context.Context, tx bun.Tx, st *social.Store, ids []string) error {
 	tid, err := tenancy.TenantID(ctx)
 	if err != nil {
 		return err
 	}
-	var accounts []string
-	if err := tx.NewSelect().TableExpr(social.TableConnections).Column("account_id").
-		Where("tenant_id = ?", tid).Where("id IN (?)", bun.In(ids)).Where("platform = ?", meta.Platform).
-		Scan(ctx, &accounts); err != nil {
+	if st == nil {
+		return fmt.Errorf("%w: socialcrm: erasing connections needs the SDK's categories (their account ids are sealed)", social.ErrConfig)
+	}
+	accounts, err := st.Accounts(ctx, tx, meta.Platform, ids)
+	if err != nil {
 		return fmt.Errorf("socialcrm: erase data of erased connections: %w", err)
 	}
 	if len(accounts) == 0 {

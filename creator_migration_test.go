@@ -60,6 +60,8 @@ func TestConnectionMemberMigration(t *testing.T) {
 		st, err := social.New(db.DB, v, social.WithClock(clk.Now))
 		require.NoError(t, err)
 
+		_, err = st.SealPending(tctx, 0, nil) // as Open does: the account id is sealed
+		require.NoError(t, err)
 		c, err := st.Get(tctx, "c1")
 		require.NoError(t, err)
 		require.Empty(t, c.MemberID, "a connection from before is the tenant's own")

@@ -117,6 +117,7 @@ func seedPerson(t *testing.T, sdk *socialcrm.SDK, ctx context.Context, name, pho
 		return sealed
 	}
 	cn.DisplayNameSealed, cn.AvatarURLSealed = seal(cn.DisplayName, cn.ID, "display_name"), seal(cn.AvatarURL, cn.ID, "avatar_url")
+	sealConnAccount(t, sdk.Vault, ctx, &cn)
 	media := &social.Media{ID: social.MediaID(cn.ID, v("video")), ConnectionID: cn.ID, ExternalID: v("video"), Platform: "tiktok", Kind: "video",
 		Purposes: social.Purposes{}, FetchedAt: now}
 	media.TitleSealed, media.DescriptionSealed = seal(v("videotitle"), media.ID, "title"), seal(v("videodesc"), media.ID, "description")

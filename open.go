@@ -227,7 +227,7 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	// deletes its bytes from cfg.Attachments. The social categories export
 	// their sealed columns opened through the social store.
 	cats := withStoreCategories(Categories(sdk.Audit), append(sdk.CRM.Categories(), memberCategory(Categories(sdk.Audit), sdk.Vault)))
-	cats = withStoreCategories(cats, withThreads(sdk.Social.Categories()))
+	cats = withStoreCategories(cats, withThreads(sdk.Social.Categories(), sdk.Social))
 	cats = append(cats, cfg.Categories...)
 	policy := DefaultPolicy(cats)
 	if cfg.Policy != nil {
@@ -263,7 +263,7 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 	// conversation's contact; a platform
 	// account id or TikTok open_id → its connections → what was fetched;
 	// an e-mail address → the member accounts signed in with it.
-	for _, rs := range []map[string]retention.Resolver{sdk.CRM.Resolvers(), social.Resolvers(), inbox.Resolvers(), retention.TenancyResolvers()} {
+	for _, rs := range []map[string]retention.Resolver{sdk.CRM.Resolvers(), sdk.Social.Resolvers(), inbox.Resolvers(), retention.TenancyResolvers()} {
 		for kind, r := range rs {
 			if err := sdk.Retention.RegisterResolver(kind, r); err != nil {
 				return nil, err

@@ -98,6 +98,9 @@ func TestDeauthorizedConnectionTakesItsDataAlong(t *testing.T) {
 			{ID: "gone", Platform: "tiktok", AccountID: "open-1", Status: social.StatusActive, CreatedAt: now, UpdatedAt: now},
 			{ID: "kept", Platform: "tiktok", AccountID: "open-2", Status: social.StatusActive, CreatedAt: now, UpdatedAt: now},
 		}
+		for _, c := range conns {
+			sealConnAccount(t, sdk.Vault, octx, c)
+		}
 		require.NoError(t, tenancy.RunInTx(octx, db, nil, func(ctx context.Context, tx bun.Tx) error {
 			for _, c := range conns {
 				if _, err := tx.NewInsert().Model(c).Exec(ctx); err != nil {

@@ -82,7 +82,10 @@ func SealedColumns() []vault.Column {
 	}
 	return append(cols, vault.Column{Table: retention.TableRequests, ID: "id", Sealed: requestSubjectField},
 		vault.Column{Table: retention.TableHolds, ID: "id", Sealed: requestSubjectField, Binding: prefixed("hold:")},
-		vault.Column{Table: retention.TableEvents, ID: "id", Sealed: requestSubjectField, Binding: prefixed("event:")})
+		vault.Column{Table: retention.TableEvents, ID: "id", Sealed: requestSubjectField, Binding: prefixed("event:")},
+		// Staff's free text: holds' reasons, requests' extension reasons.
+		vault.Column{Table: retention.TableHolds, ID: "id", Sealed: "reason_sealed", Binding: prefixed("hold-reason:")},
+		vault.Column{Table: retention.TableRequests, ID: "id", Sealed: "extension_reason_sealed", Binding: prefixed("request-extension:")})
 }
 
 // Guard installs the tenancy Guard on db for socialcrm's models and extra,

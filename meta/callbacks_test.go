@@ -243,13 +243,15 @@ func TestDataDeletionResumes(t *testing.T) {
 	engine, err := retention.New(w.db.DB, retention.WithClock(w.clk.Now))
 	require.NoError(t, err)
 	require.NoError(t, engine.Register(retention.Category{Name: "test.connection", Table: social.TableConnections,
-		Time: "created_at", Subject: map[string]string{"account_id": "account_id"},
+		Time: "created_at", Subject: map[string]string{social.SubjectConnection: "id"},
 		BeforeErase: func(context.Context, bun.Tx, []string) error {
 			if failing.Load() {
 				return errors.New("storage unavailable")
 			}
 			return nil
 		}}))
+	// The account id is sealed: the store's resolver finds its connections.
+	require.NoError(t, engine.RegisterResolver(social.SubjectAccount, w.store.Resolvers()[social.SubjectAccount]))
 	cb, err := meta.NewCallbacks(w.cfg, meta.CallbackConfig{DB: w.db.DB, Social: w.store, Retention: engine,
 		StatusURL: "https://crm.example/meta/deletion-status"}, meta.WithClock(w.clk.Now))
 	require.NoError(t, err)

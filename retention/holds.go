@@ -96,7 +96,8 @@ func (e *Engine) holdAudit(ctx context.Context, tx bun.IDB, action string, h Hol
 	if err != nil {
 		return err
 	}
-	md := map[string]string{"scope": string(h.Scope), "reason": h.Reason}
+	// Not the reason: free text, kept (sealed) with the hold only.
+	md := map[string]string{"scope": string(h.Scope)}
 	if h.Category != "" {
 		md["category"], md["record"] = h.Category, h.RecordID
 	}
@@ -133,7 +134,15 @@ func (e *Engine) ReleaseHold(ctx context.Context, id string) (Hold, error) {
 		}
 		return e.holdAudit(ctx, tx, "retention.hold_released", h)
 	})
-	return h, err
+	if err != nil {
+		return h, err
+	}
+	// Outside the transaction: opening may load the tenant's keys. The
+	// release is done: a subject that no longer opens does not undo it.
+	if err := e.revealHold(ctx, &h); err != nil {
+		h.SubjectValue = ""
+	}
+	return h, nil
 }
 
 // Holds lists the context tenant's active holds, oldest first, each
@@ -167,10 +176,24 @@ func (e *Engine) activeHolds(ctx context.Context, scope HoldScope) ([]Hold, erro
 // holdSubjectRecord is the record a hold's sealed identifier is bound to.
 func holdSubjectRecord(id string) string { return "hold:" + id }
 
-// protectHold returns h as it is stored: under WithIdentifierProtection a
-// subject hold's identifier sealed and hashed, SubjectValue empty.
+// holdReasonRecord is the record a hold's sealed reason is bound to.
+func holdReasonRecord(id string) string { return "hold-reason:" + id }
+
+// protectHold returns h as it is stored: under WithIdentifierProtection
+// its reason sealed, Reason empty, and a subject hold's identifier sealed
+// and hashed, SubjectValue empty.
 func (e *Engine) protectHold(ctx context.Context, h Hold) (Hold, error) {
-	if e.protection == nil || h.SubjectValue == "" {
+	if e.protection == nil {
+		return h, nil
+	}
+	if h.Reason != "" {
+		sealed, err := e.protection.Seal(ctx, holdReasonRecord(h.ID), []byte(h.Reason))
+		if err != nil {
+			return h, fmt.Errorf("retention: seal hold reason: %w", err)
+		}
+		h.Reason, h.ReasonSealed = "", sealed
+	}
+	if h.SubjectValue == "" {
 		return h, nil
 	}
 	hash, err := e.protection.Hash(ctx, h.SubjectKind, strings.TrimSpace(h.SubjectValue))
@@ -185,8 +208,17 @@ func (e *Engine) protectHold(ctx context.Context, h Hold) (Hold, error) {
 	return h, nil
 }
 
-// revealHold opens h's sealed identifier into its SubjectValue.
+// revealHold opens h's sealed reason and identifier into its Reason and
+// SubjectValue. A reason that does not open (the tenant's key was
+// destroyed by a purge the hold outlived, or the engine has no
+// IdentifierProtection) reads empty: the hold is still listed and can
+// still be released.
 func (e *Engine) revealHold(ctx context.Context, h *Hold) error {
+	if len(h.ReasonSealed) > 0 && e.protection != nil {
+		if plain, err := e.protection.Open(ctx, holdReasonRecord(h.ID), h.ReasonSealed); err == nil {
+			h.Reason = string(plain)
+		}
+	}
 	if len(h.SubjectSealed) == 0 {
 		return nil
 	}
@@ -201,14 +233,15 @@ func (e *Engine) revealHold(ctx context.Context, h *Hold) error {
 	return nil
 }
 
-// protectHolds seals and hashes the identifiers of the tenant's subject
-// holds (released ones included) stored in clear, and returns how many it
-// protected. tctx acts on the tenant.
+// protectHolds seals and hashes the identifiers, and seals the reasons,
+// of the tenant's holds (released ones included) stored in clear, and
+// returns how many it protected. tctx acts on the tenant.
 func (e *Engine) protectHolds(tctx context.Context) (int, error) {
 	var hs []Hold
 	err := tenancy.RunInTx(tctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
-		return tx.NewSelect().Model(&hs).Where("subject_sealed IS NULL").Where("subject_value <> ''").
-			Order("id").Scan(ctx)
+		return tx.NewSelect().Model(&hs).WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+			return q.Where("subject_sealed IS NULL AND subject_value <> ''").WhereOr("reason_sealed IS NULL AND reason <> ''")
+		}).Order("id").Scan(ctx)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("retention: protect hold identifiers: %w", err)
@@ -220,8 +253,15 @@ func (e *Engine) protectHolds(tctx context.Context) (int, error) {
 			return n, err
 		}
 		err = tenancy.RunInTx(tctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
-			res, err := tx.NewUpdate().Model(&p).Column("subject_value", "subject_sealed", "subject_hash").WherePK().
-				Where("subject_sealed IS NULL").Where("subject_value = ?", h.SubjectValue).Exec(ctx)
+			q := tx.NewUpdate().Model(&p).Column("subject_value", "subject_sealed", "subject_hash", "reason", "reason_sealed").WherePK().
+				Where("reason = ?", h.Reason).Where("subject_value = ?", h.SubjectValue)
+			if len(h.SubjectSealed) == 0 {
+				q = q.Where("subject_sealed IS NULL")
+			}
+			if len(h.ReasonSealed) == 0 {
+				q = q.Where("reason_sealed IS NULL")
+			}
+			res, err := q.Exec(ctx)
 			if err != nil {
 				return err
 			}
@@ -241,9 +281,53 @@ func (e *Engine) protectHolds(tctx context.Context) (int, error) {
 // identifier sealed and hashed (WithIdentifierProtection); holds stored
 // before keep theirs in clear until ProtectIdentifiers seals them.
 func addHoldMigrations(ms *migrate.Migrations) {
+	// Staff's free text (a hold's reason, a request's extension reason),
+	// sealed under WithIdentifierProtection; ProtectIdentifiers seals what
+	// was stored before.
+	migrations.Add(ms, "20261214070100", "retention_reasons_sealed", func(ctx context.Context, tx bun.Tx) error {
+		return migrations.Exec(ctx, tx,
+			`ALTER TABLE socialcrm_retention_holds ADD COLUMN reason_sealed BLOB`,
+			`ALTER TABLE socialcrm_retention_requests ADD COLUMN extension_reason_sealed BLOB`)
+	})
 	migrations.Add(ms, "20261213080000", "retention_hold_identifiers", func(ctx context.Context, tx bun.Tx) error {
 		return migrations.Exec(ctx, tx,
 			`ALTER TABLE socialcrm_retention_holds ADD COLUMN subject_sealed BLOB`,
 			`ALTER TABLE socialcrm_retention_holds ADD COLUMN subject_hash TEXT NOT NULL DEFAULT ''`)
 	})
+}
+
+// protectExtensions seals the extension reasons of the tenant's requests
+// stored in clear, and returns how many it sealed. tctx acts on the
+// tenant.
+func (e *Engine) protectExtensions(tctx context.Context) (int, error) {
+	var rs []Request
+	err := tenancy.RunInTx(tctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
+		return tx.NewSelect().Model(&rs).Column("id", "extension_reason").
+			Where("extension_reason_sealed IS NULL").Where("extension_reason <> ''").Order("id").Scan(ctx)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("retention: protect extension reasons: %w", err)
+	}
+	n := 0
+	for _, r := range rs {
+		sealed, err := e.protection.Seal(tctx, extensionRecord(r.ID), []byte(r.ExtensionReason))
+		if err != nil {
+			return n, fmt.Errorf("retention: protect extension reasons: %w", err)
+		}
+		err = tenancy.RunInTx(tctx, e.db, nil, func(ctx context.Context, tx bun.Tx) error {
+			res, err := tx.NewUpdate().Model((*Request)(nil)).Set("extension_reason = ''").Set("extension_reason_sealed = ?", sealed).
+				Where("id = ?", r.ID).Where("extension_reason = ?", r.ExtensionReason).Where("extension_reason_sealed IS NULL").Exec(ctx)
+			if err != nil {
+				return err
+			}
+			if k, _ := res.RowsAffected(); k == 1 {
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return n, fmt.Errorf("retention: protect extension reasons: %w", err)
+		}
+	}
+	return n, nil
 }

@@ -52,11 +52,15 @@ type Hold struct {
 	// SubjectSealed and SubjectHash are SubjectValue as stored under
 	// WithIdentifierProtection (SubjectValue then stored empty): sealed,
 	// and the tenant's keyed hash of it.
-	SubjectSealed []byte     `bun:"subject_sealed" json:"-"`
-	SubjectHash   string     `bun:"subject_hash,notnull" json:"-"`
-	Reason        string     `bun:"reason,notnull" json:"reason"`
-	CreatedAt     time.Time  `bun:"created_at,notnull" json:"created_at"`
-	ReleasedAt    *time.Time `bun:"released_at" json:"released_at,omitempty"`
+	SubjectSealed []byte `bun:"subject_sealed" json:"-"`
+	SubjectHash   string `bun:"subject_hash,notnull" json:"-"`
+	// Reason is stored sealed in ReasonSealed (bound to "hold-reason:"
+	// and the hold's id, stored empty) under WithIdentifierProtection:
+	// staff write free text, which may name people.
+	Reason       string     `bun:"reason,notnull" json:"reason"`
+	ReasonSealed []byte     `bun:"reason_sealed" json:"-"`
+	CreatedAt    time.Time  `bun:"created_at,notnull" json:"created_at"`
+	ReleasedAt   *time.Time `bun:"released_at" json:"released_at,omitempty"`
 }
 
 // event is a trigger recorded with RecordEvent. Under
@@ -243,7 +247,10 @@ func TenancyCategories(audit *tenancy.AuditLog) []Category {
 			Omit:       []string{"hash"},
 			LegalBasis: "contract", Purpose: "API access for the tenant's integrations"},
 		{Name: CategoryAudit, Table: tenancy.TableAuditLog, ID: "seq", Time: "at",
-			LegalBasis: "legal obligation and legitimate interest: security", Purpose: "tamper-evident log of sensitive actions",
+			LegalBasis: "legal obligation and legitimate interest: security", Purpose: "tamper-evident log of sensitive actions; " +
+				"a data-subject erasure does not reach its entries, which the hash chain keeps for the log's period: entries written now hold " +
+				"no user agent and no address, only the request's network (/24, /48) as a keyed hash under the tenant's audit key (a pseudonym: the key's holder can test networks); older entries keep what they held until truncated",
+			Clear:    "sequence, times, actor and target ids, actions, metadata; the network only as a keyed hash",
 			Truncate: audit.Truncate},
 		{Name: CategoryAuditCheckpoint, Table: tenancy.TableAuditCheckpoints, ID: "seq", Time: "at",
 			LegalBasis: "legal obligation and legitimate interest: security", Purpose: "verification anchor of the truncated audit log",

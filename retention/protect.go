@@ -74,8 +74,12 @@ func (e *Engine) protect(ctx context.Context, r Request) (Request, error) {
 	return r, nil
 }
 
-// reveal opens r's sealed identifiers into its Subject.
+// reveal opens r's sealed identifiers into its Subject (and its sealed
+// extension reason).
 func (e *Engine) reveal(ctx context.Context, r *Request) error {
+	if err := e.revealExtension(ctx, r); err != nil {
+		return err
+	}
 	if len(r.SubjectSealed) == 0 {
 		return nil
 	}
@@ -151,6 +155,10 @@ func (e *Engine) ProtectIdentifiers(ctx context.Context) (int, error) {
 			return n, err
 		}
 		k, err := e.protectHolds(tctx)
+		if n += k; err != nil {
+			errs = append(errs, fmt.Errorf("retention: protect identifiers of tenant %s: %w", t.ID, err))
+		}
+		k, err = e.protectExtensions(tctx)
 		if n += k; err != nil {
 			errs = append(errs, fmt.Errorf("retention: protect identifiers of tenant %s: %w", t.ID, err))
 		}

@@ -96,11 +96,16 @@ type Request struct {
 	Subject    map[string]string `bun:"subject,type:text,notnull" json:"subject"`
 	ReceivedAt time.Time         `bun:"received_at,notnull" json:"received_at"`
 	DueAt      time.Time         `bun:"due_at,notnull" json:"due_at"`
-	// ExtensionReason is set when the deadline was extended (once).
-	ExtensionReason string        `bun:"extension_reason,notnull" json:"extension_reason,omitempty"`
-	Verification    Verification  `bun:"verification,notnull" json:"verification"`
-	Status          RequestStatus `bun:"status,notnull" json:"status"`
-	CompletedAt     *time.Time    `bun:"completed_at" json:"completed_at,omitempty"`
+	// ExtensionReason is set when the deadline was extended (once). Under
+	// WithIdentifierProtection it is stored sealed in
+	// ExtensionReasonSealed (bound to "request-extension:" and the
+	// request's id), and stored empty: staff write free text, which may
+	// name people.
+	ExtensionReason       string        `bun:"extension_reason,notnull" json:"extension_reason,omitempty"`
+	ExtensionReasonSealed []byte        `bun:"extension_reason_sealed" json:"-"`
+	Verification          Verification  `bun:"verification,notnull" json:"verification"`
+	Status                RequestStatus `bun:"status,notnull" json:"status"`
+	CompletedAt           *time.Time    `bun:"completed_at" json:"completed_at,omitempty"`
 	// Outcome is set by Erase and Export: whether the subject's data was
 	// found.
 	Outcome Outcome `bun:"outcome,notnull" json:"outcome,omitempty"`
@@ -280,6 +285,9 @@ func (e *Engine) Requests(ctx context.Context, f RequestFilter, o ListOptions) (
 	}
 	for i := range p.Items {
 		p.Items[i].utc()
+		if err := e.revealExtension(ctx, &p.Items[i]); err != nil {
+			return Page[Request]{}, err
+		}
 	}
 	return p, nil
 }
@@ -406,13 +414,49 @@ func (e *Engine) Extend(ctx context.Context, id string, d time.Duration, reason 
 	if strings.TrimSpace(reason) == "" {
 		return Request{}, &ValidationError{Field: "reason", Reason: "required"}
 	}
+	// Sealed outside the engine's transaction (opening may load keys).
+	var sealed []byte
+	if e.protection != nil {
+		var err error
+		if sealed, err = e.protection.Seal(ctx, extensionRecord(id), []byte(reason)); err != nil {
+			return Request{}, fmt.Errorf("retention: seal extension reason: %w", err)
+		}
+	}
+	// The audit entry says the deadline moved, not why: the reason is
+	// free text, kept (sealed) with the request only.
 	return e.update(ctx, id, "retention.request_extended", func(r *Request) (map[string]string, error) {
-		if r.ExtensionReason != "" {
+		if r.ExtensionReason != "" || len(r.ExtensionReasonSealed) > 0 {
 			return nil, ErrAlreadyExtended
 		}
-		r.DueAt, r.ExtensionReason = r.DueAt.Add(d), reason
-		return map[string]string{"reason": reason}, nil
+		r.DueAt = r.DueAt.Add(d)
+		if sealed != nil {
+			r.ExtensionReasonSealed = sealed
+		} else {
+			r.ExtensionReason = reason
+		}
+		return map[string]string{"extension": d.String()}, nil
 	})
+}
+
+// extensionRecord is the record a request's sealed extension reason is
+// bound to.
+func extensionRecord(id string) string { return "request-extension:" + id }
+
+// revealExtension opens r's sealed extension reason into its
+// ExtensionReason.
+func (e *Engine) revealExtension(ctx context.Context, r *Request) error {
+	if len(r.ExtensionReasonSealed) == 0 {
+		return nil
+	}
+	if e.protection == nil {
+		return fmt.Errorf("retention: request %s: its extension reason is sealed and the engine has no IdentifierProtection", r.ID)
+	}
+	plain, err := e.protection.Open(ctx, extensionRecord(r.ID), r.ExtensionReasonSealed)
+	if err != nil {
+		return fmt.Errorf("retention: open extension reason of request %s: %w", r.ID, err)
+	}
+	r.ExtensionReason = string(plain)
+	return nil
 }
 
 // SetVerification records the outcome of the identity check. A verified

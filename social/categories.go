@@ -46,7 +46,7 @@ type sealedField struct{ column, as string }
 // sealedFields lists the sealed columns of each table that exports open
 // (the tokens and verifiers apart, which are never exported).
 var sealedFields = map[string][]sealedField{
-	TableConnections:  {{"display_name_sealed", fieldDisplayName}, {"avatar_url_sealed", fieldAvatarURL}},
+	TableConnections:  {{"account_id_sealed", fieldAccountID}, {"display_name_sealed", fieldDisplayName}, {"avatar_url_sealed", fieldAvatarURL}},
 	TableMedia:        {{"title_sealed", fieldTitle}, {"description_sealed", fieldDescription}, {"share_url_sealed", fieldShareURL}},
 	TableRawResponses: {{"body_sealed", fieldBody}},
 }
@@ -103,8 +103,12 @@ func categories(s *Store) []retention.Category {
 		{Name: CategoryAccountIndex, Table: TableAccounts, ID: "connection_id", Subject: bySubject,
 			LegalBasis: "consent of the account owner", Purpose: "which tenants connected a platform account (a keyed hash of its id), to route its webhooks; removed with the connection"},
 		{Name: CategoryConnection, Table: TableConnections, Time: "created_at",
-			Subject:     map[string]string{"connection_id": "id", "account_id": "account_id"},
-			Omit:        append([]string{"access_token", "refresh_token"}, connOmit...),
+			// An account id reaches its connections through the resolver
+			// (the column holds only its blind index, left out of exports:
+			// the id itself is exported opened).
+			Subject:     map[string]string{"connection_id": "id"},
+			Omit:        append([]string{"access_token", "refresh_token", "account_id"}, connOmit...),
+			Clear:       "ids, platform, scopes, purposes, status and times; the account id's blind index (keyed per tenant, to find the account)",
 			Sealed:      connCols,
 			BeforeErase: s.beforeEraseConnections,
 			AfterErase:  s.afterEraseConnections(),
@@ -114,12 +118,18 @@ func categories(s *Store) []retention.Category {
 			LegalBasis: "contract", Purpose: "single-use OAuth states of connections in progress (ten minutes)"},
 		// No subject: a data-subject erasure does not drop a revoke still
 		// to be made (its own erasure may have queued it). A purge or a
-		// sweep that would drop one first makes it (revokeQueued).
+		// sweep that would drop one first makes it (revokeQueued). Nor does
+		// an access request export the queue (see Purpose): a receipt
+		// counts what is left of it (Pending).
 		{Name: CategoryRevocation, Table: TableRevocations, Time: "created_at",
-			Omit:        []string{"access_token", "refresh_token"},
+			Omit:        []string{"access_token", "refresh_token", "account_id", "account_id_sealed"},
+			Clear:       "ids, platform, attempts, the last error and times; the account id sealed, and its blind index (keyed per tenant)",
 			BeforeErase: s.beforeEraseRevocations,
 			Pending:     s.pendingRevocations(),
-			LegalBasis:  "consent withdrawn", Purpose: "platform revocations still to be retried after a disconnect"},
+			LegalBasis:  "consent withdrawn", Purpose: "platform revocations still to be retried after a disconnect; " +
+				"not exported by access requests: a row holds only the sealed tokens being revoked (never exported) and the " +
+				"connection's ids the connection's own export gives, and lives only until the platform accepts the revoke; " +
+				"an erasure's receipt counts the rows left (pending)"},
 		{Name: CategoryUnsealed, Table: TableUnsealed, ID: "record",
 			LegalBasis: "security of processing (GDPR art. 32)", Purpose: "platform data of an older database waiting to be sealed (SDK.SealPlatformData empties it)"},
 	}
@@ -183,6 +193,14 @@ func (s *Store) pendingRevocations() func(ctx context.Context, keys retention.Ke
 		conns, accounts := keys[SubjectConnection], append(slices.Clone(keys[SubjectAccount]), keys[SubjectOpenID]...)
 		if len(conns) == 0 && len(accounts) == 0 {
 			return 0, nil
+		}
+		// The queue holds the accounts' blind indexes, never their ids.
+		for i, a := range accounts {
+			idx, err := s.connAccountIndex(ctx, a)
+			if err != nil {
+				return 0, fmt.Errorf("social: pending revocations: %w", err)
+			}
+			accounts[i] = idx
 		}
 		var n int64
 		err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {

@@ -67,7 +67,9 @@ type Connection struct {
 	ID       string `bun:"id,pk" json:"id"`
 	Platform string `bun:"platform,notnull" json:"platform"`
 	// AccountID is the platform's id of the account (TikTok's open_id).
-	AccountID string `bun:"account_id,notnull" json:"account_id"`
+	// It is stored only sealed, and found through a blind index under the
+	// tenant's key (see the package's Security section).
+	AccountID string `bun:"-" json:"account_id"`
 	// DisplayName is the account's name on the platform. It is stored only
 	// sealed, like AvatarURL.
 	DisplayName string `bun:"-" json:"display_name"`
@@ -105,10 +107,47 @@ type Connection struct {
 	connectionSealed
 }
 
-// connectionSealed is the stored form of a connection's profile.
+// connectionSealed is the stored form of a connection's account id and
+// profile.
 type connectionSealed struct {
+	// AccountIndex is the blind index of AccountID (connAccountIndex):
+	// the column named account_id holds no platform id in clear.
+	AccountIndex      string       `bun:"account_id,notnull" json:"-"`
+	AccountIDSealed   vault.Sealed `bun:"account_id_sealed" json:"-"`
 	DisplayNameSealed vault.Sealed `bun:"display_name_sealed" json:"-"`
 	AvatarURLSealed   vault.Sealed `bun:"avatar_url_sealed" json:"-"`
+}
+
+// fieldAccountID is the field a connection's (and a queued revoke's)
+// sealed account id is bound to.
+const fieldAccountID = "account_id"
+
+// connAccountField is the vault.Index field of connAccountIndex.
+const connAccountField = "social.connection.account"
+
+// connAccountIndex returns the blind index, under the context tenant's
+// key, of a platform account id, as the connections and the revoke queue
+// store it: a keyed hash, so that a reader without the tenant's key
+// cannot match it against a known id, and that destroying the key leaves
+// nothing to match. It does not depend on the platform, so that a
+// data-subject request naming only the id finds it.
+func (s *Store) connAccountIndex(ctx context.Context, accountID string) (string, error) {
+	h, err := s.vault.Index(ctx, accountID, connAccountField)
+	if err != nil {
+		return "", fmt.Errorf("social: account index: %w", err)
+	}
+	return accountPrefix + h, nil
+}
+
+// sealAccount seals c.AccountID into its stored form, with its blind
+// index.
+func (s *Store) sealAccount(ctx context.Context, c *Connection) error {
+	var err error
+	if c.AccountIndex, err = s.connAccountIndex(ctx, c.AccountID); err != nil {
+		return err
+	}
+	c.AccountIDSealed, err = s.seal(ctx, c.AccountID, c.ID, fieldAccountID)
+	return err
 }
 
 // sealProfile seals c's display name and avatar URL into its stored form.
@@ -121,10 +160,14 @@ func (s *Store) sealProfile(ctx context.Context, c *Connection) error {
 	return err
 }
 
-// openProfile opens the display names and avatar URLs of cs.
+// openProfile opens the account ids, display names and avatar URLs of
+// cs.
 func (s *Store) openProfile(ctx context.Context, cs ...*Connection) error {
 	for _, c := range cs {
 		var err error
+		if c.AccountID, err = s.open(ctx, c.AccountIDSealed, c.ID, fieldAccountID); err != nil {
+			return fmt.Errorf("social: open connection account: %w", err)
+		}
 		if c.DisplayName, err = s.open(ctx, c.DisplayNameSealed, c.ID, fieldDisplayName); err != nil {
 			return fmt.Errorf("social: open connection profile: %w", err)
 		}
@@ -328,6 +371,7 @@ func Migrations() *migrate.Migrations {
 			`ALTER TABLE socialcrm_social_revocations ADD COLUMN account_id TEXT NOT NULL DEFAULT ''`,
 			`ALTER TABLE socialcrm_social_revocations ADD COLUMN access_expiry TIMESTAMP`)
 	})
+	migrations.Add(ms, "20261214070000", "social_account_ids_sealed", sealedAccountIDs) // seal.go
 	return ms
 }
 
@@ -346,6 +390,8 @@ func SealedColumns() []vault.Column {
 		{Table: TableStates, ID: "id", Sealed: "verifier"},
 		{Table: TableRevocations, ID: "id", Sealed: "access_token"},
 		{Table: TableRevocations, ID: "id", Sealed: "refresh_token"},
+		{Table: TableRevocations, ID: "id", Sealed: "account_id_sealed",
+			Binding: func(id string) vault.Binding { return vault.Binding{Record: id, Field: fieldAccountID} }},
 	}
 	for _, t := range []string{TableConnections, TableMedia, TableRawResponses} {
 		for _, f := range sealedFields[t] {
@@ -613,9 +659,13 @@ func (s *Store) Find(ctx context.Context, platform, accountID string) (Connectio
 	if err := noClient(ctx); err != nil {
 		return Connection{}, err
 	}
+	idx, err := s.connAccountIndex(ctx, accountID)
+	if err != nil {
+		return Connection{}, err
+	}
 	var c Connection
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		err := tx.NewSelect().Model(&c).Where("platform = ?", platform).Where("account_id = ?", accountID).Scan(ctx)
+	err = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		err := tx.NewSelect().Model(&c).Where("platform = ?", platform).Where("account_id = ?", idx).Scan(ctx)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: %s account", ErrNotFound, platform)
 		}

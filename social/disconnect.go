@@ -21,12 +21,14 @@ type revocation struct {
 
 	ID           string `bun:"id,pk"`
 	ConnectionID string `bun:"connection_id,notnull"`
-	// AccountID is the connection's platform account ('' in rows queued
-	// before it was recorded).
-	AccountID    string       `bun:"account_id,notnull"`
-	Platform     string       `bun:"platform,notnull"`
-	AccessToken  vault.Sealed `bun:"access_token"`
-	RefreshToken vault.Sealed `bun:"refresh_token"`
+	// AccountIndex is the blind index of the connection's platform
+	// account (connAccountIndex; '' in rows queued before it was
+	// recorded), AccountIDSealed the account id sealed to the row.
+	AccountIndex    string       `bun:"account_id,notnull"`
+	AccountIDSealed vault.Sealed `bun:"account_id_sealed"`
+	Platform        string       `bun:"platform,notnull"`
+	AccessToken     vault.Sealed `bun:"access_token"`
+	RefreshToken    vault.Sealed `bun:"refresh_token"`
 	// AccessExpiry is when the access token expires (zero: unknown), so
 	// that a provider refreshes before revoking through a dead token.
 	AccessExpiry time.Time `bun:"access_expiry,nullzero"`
@@ -308,18 +310,28 @@ func (s *Store) revoke(ctx context.Context, id string, p Provider, action, reaso
 	if err == nil && q != nil {
 		*queued = append(*queued, *q)
 	}
+	if err == nil {
+		// Callers get the account id and profile opened, as Get gives them.
+		err = s.openProfile(ctx, &c)
+	}
 	return c, done, err
 }
 
 // queueRevocation returns a revoke of c's tokens t for the queue, due at
 // now, the tokens sealed apart.
 func (s *Store) queueRevocation(ctx context.Context, c Connection, t Tokens, now time.Time) (*revocation, error) {
-	r := &revocation{ID: tenancy.NewID(), ConnectionID: c.ID, AccountID: c.AccountID, Platform: c.Platform, AccessExpiry: c.TokenExpiry,
+	r := &revocation{ID: tenancy.NewID(), ConnectionID: c.ID, AccountIndex: c.AccountIndex, Platform: c.Platform, AccessExpiry: c.TokenExpiry,
 		CreatedAt: now, NextAt: now}
 	if !t.AccessExpiry.IsZero() {
 		r.AccessExpiry = t.AccessExpiry
 	}
-	var err error
+	acct, err := s.open(ctx, c.AccountIDSealed, c.ID, fieldAccountID)
+	if err != nil {
+		return nil, err
+	}
+	if r.AccountIDSealed, err = s.seal(ctx, acct, r.ID, fieldAccountID); err != nil {
+		return nil, err
+	}
 	if r.AccessToken, err = s.vault.Seal(ctx, t.AccessToken.Reveal(), binding(r.ID, "access_token")); err != nil {
 		return nil, err
 	}
@@ -349,7 +361,7 @@ func (s *Store) queueRevocation(ctx context.Context, c Connection, t Tokens, now
 // the queue to be empty (revokeQueued) before it does.
 func (s *Store) revokeErased(ctx context.Context, tx bun.Tx, ids []string) error {
 	var cs []Connection
-	if err := tx.NewSelect().Model(&cs).Column("id", "platform", "account_id", "access_token", "refresh_token", "token_expiry").
+	if err := tx.NewSelect().Model(&cs).Column("id", "platform", "account_id", "account_id_sealed", "access_token", "refresh_token", "token_expiry").
 		Where("?TableAlias.id IN (?)", bun.In(ids)).Where("?TableAlias.access_token IS NOT NULL").Scan(ctx); err != nil {
 		return fmt.Errorf("social: revoke erased connections: %w", err)
 	}

@@ -140,14 +140,18 @@
 // periods are the policy's (socialcrm.DefaultPolicy).
 //
 // Personal data of the platforms is stored only sealed by the vault,
-// bound to tenant|record|field: a connection's display name and avatar URL
-// (Connection.DisplayName, AvatarURL), a media item's title, description
-// and share URL, a raw response's whole body. Callers read and write
-// plaintext; Store.Get, List, Find, Derived, Media and RawResponseBodies
-// open what they return, and Store.OpenSealed opens one stored value for a
-// data-subject export. What stays in clear, and why: ids (the
-// connection's account id is its key on the platform; media and raw
-// response ids), timestamps, platforms, kinds, scopes, purposes, statuses,
+// bound to tenant|record|field: a connection's platform account id (a
+// TikTok open_id, a Meta app-scoped id; Connection.AccountID, also in the
+// revoke queue), display name and avatar URL (DisplayName, AvatarURL), a
+// media item's title, description and share URL, a raw response's whole
+// body. The account id is found through a blind index under the tenant's
+// key (Find, connecting the same account again, the resolvers of
+// SubjectAccount and SubjectOpenID, a queued revoke's Pending count).
+// Callers read and write plaintext; Store.Get, List, Find, Derived, Media
+// and RawResponseBodies open what they return, and Store.OpenSealed opens
+// one stored value for a data-subject export. What stays in clear, and
+// why: ids (media and raw response ids, the connections' own), timestamps,
+// platforms, kinds, scopes, purposes, statuses,
 // the endpoints called, and the metric figures of media and snapshots,
 // which name no one. The account index keeps only a keyed hash of each
 // platform account id (under a vault key of its own, as it is looked up

@@ -241,11 +241,16 @@ func (s *Store) connect(ctx context.Context, platform string, requested Scopes, 
 	if err != nil {
 		return Connection{}, fmt.Errorf("social: complete: %w", err)
 	}
+	// The connection is found by the blind index of its account id.
+	connIdx, err := s.connAccountIndex(ctx, accountID)
+	if err != nil {
+		return Connection{}, fmt.Errorf("social: complete: %w", err)
+	}
 	var c Connection
 	err = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		exists := false
 		if g.AccountID != "" {
-			err := tx.NewSelect().Model(&c).Where("platform = ?", platform).Where("account_id = ?", g.AccountID).Scan(ctx)
+			err := tx.NewSelect().Model(&c).Where("platform = ?", platform).Where("account_id = ?", connIdx).Scan(ctx)
 			exists = err == nil
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return err
@@ -255,8 +260,13 @@ func (s *Store) connect(ctx context.Context, platform string, requested Scopes, 
 			c = Connection{ID: newID, Platform: platform, AccountID: accountID, CreatedAt: now}
 			c.MemberID = member
 		}
-		c.Scopes, c.Requested, c.Purposes, c.Status, c.ParentID = granted, requested, purposes, StatusActive, parent
+		c.AccountID = accountID
 		var err error
+		if c.AccountIDSealed, err = s.seal(ctx, accountID, c.ID, fieldAccountID); err != nil {
+			return err
+		}
+		c.AccountIndex = connIdx
+		c.Scopes, c.Requested, c.Purposes, c.Status, c.ParentID = granted, requested, purposes, StatusActive, parent
 		if g.DisplayName != "" {
 			c.DisplayName = g.DisplayName
 			if c.DisplayNameSealed, err = s.seal(ctx, g.DisplayName, c.ID, fieldDisplayName); err != nil {

@@ -132,12 +132,55 @@ func sealedPlatformData(ctx context.Context, tx bun.Tx) error {
 	)
 }
 
+// sealedAccountIDs is the schema migration that seals the platform
+// account ids of the connections and of the revoke queue: it adds their
+// sealed columns, moves every id into TableUnsealed (SealPending seals it
+// and writes its blind index, connAccountIndex, in the account_id
+// column), and leaves in account_id a placeholder that names nothing
+// ("unsealed:" and the connection's id, unique as the connections'
+// constraint wants; ” in the queue). Row-level security is lifted for
+// the copy, inside the migration's transaction, and forced again.
+func sealedAccountIDs(ctx context.Context, tx bun.Tx) error {
+	pg := tx.Dialect().Name() == dialect.PG
+	tables := []string{TableConnections, TableRevocations}
+	if pg {
+		for _, t := range tables {
+			if _, err := tx.ExecContext(ctx, "ALTER TABLE ? NO FORCE ROW LEVEL SECURITY", bun.Ident(t)); err != nil {
+				return err
+			}
+		}
+	}
+	if err := migrations.Exec(ctx, tx,
+		`ALTER TABLE socialcrm_social_connections ADD COLUMN account_id_sealed BLOB`,
+		`ALTER TABLE socialcrm_social_revocations ADD COLUMN account_id_sealed BLOB`,
+		`INSERT INTO socialcrm_social_unsealed (tenant_id, tbl, record, field, value)
+			SELECT tenant_id, 'socialcrm_social_connections', id, 'account_id', account_id
+			FROM socialcrm_social_connections WHERE account_id <> ''`,
+		`UPDATE socialcrm_social_connections SET account_id = 'unsealed:' || id`,
+		`INSERT INTO socialcrm_social_unsealed (tenant_id, tbl, record, field, value)
+			SELECT tenant_id, 'socialcrm_social_revocations', id, 'account_id', account_id
+			FROM socialcrm_social_revocations WHERE account_id <> ''`,
+		`UPDATE socialcrm_social_revocations SET account_id = ''`,
+	); err != nil {
+		return fmt.Errorf("social: migrate account ids: %w", err)
+	}
+	if pg {
+		for _, t := range tables {
+			if _, err := tx.ExecContext(ctx, "ALTER TABLE ? FORCE ROW LEVEL SECURITY", bun.Ident(t)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // sealTargets maps the tables of TableUnsealed to their sealed columns by
 // field.
 var sealTargets = map[string]map[string]string{
 	TableMedia:        {fieldTitle: "title_sealed", fieldDescription: "description_sealed", fieldShareURL: "share_url_sealed"},
 	TableRawResponses: {fieldBody: "body_sealed"},
-	TableConnections:  {fieldDisplayName: "display_name_sealed", fieldAvatarURL: "avatar_url_sealed"},
+	TableConnections:  {fieldDisplayName: "display_name_sealed", fieldAvatarURL: "avatar_url_sealed", fieldAccountID: "account_id_sealed"},
+	TableRevocations:  {fieldAccountID: "account_id_sealed"},
 }
 
 // PendingTenants returns the tenants that still have plaintext waiting in
@@ -177,12 +220,17 @@ func (s *Store) SealPending(ctx context.Context, batch int, progress func(sealed
 			return done, nil
 		}
 		sealed := make([]vault.Sealed, len(rows))
+		// The blind index of each account id (written with its seal).
+		index := make([]string, len(rows))
 		destroyed := false
 		for i, r := range rows {
 			if sealTargets[r.Tbl][r.Field] == "" {
 				return done, fmt.Errorf("social: seal pending: unknown field %s.%s", r.Tbl, r.Field)
 			}
 			sealed[i], err = s.seal(ctx, r.Value, r.Record, r.Field)
+			if err == nil && r.Field == fieldAccountID {
+				index[i], err = s.connAccountIndex(ctx, r.Value)
+			}
 			if errors.Is(err, vault.ErrKeyDestroyed) {
 				destroyed = true
 				break
@@ -197,6 +245,12 @@ func (s *Store) SealPending(ctx context.Context, batch int, progress func(sealed
 					if _, err := tx.NewRaw("UPDATE ? SET ? = ? WHERE tenant_id = ? AND id = ?",
 						bun.Ident(r.Tbl), bun.Ident(sealTargets[r.Tbl][r.Field]), sealed[i], tid, r.Record).Exec(ctx); err != nil {
 						return err
+					}
+					if index[i] != "" {
+						if _, err := tx.NewRaw("UPDATE ? SET account_id = ? WHERE tenant_id = ? AND id = ?",
+							bun.Ident(r.Tbl), index[i], tid, r.Record).Exec(ctx); err != nil {
+							return err
+						}
 					}
 				}
 				if _, err := tx.NewDelete().Model(&rows[i]).WherePK().Exec(ctx); err != nil {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,12 +32,17 @@ type AuditEntry struct {
 	bun.BaseModel `bun:"table:socialcrm_audit_log,alias:al"`
 	Owned
 
-	Seq       int64             `bun:"seq,pk" json:"seq"`
-	At        time.Time         `bun:"at,notnull" json:"at"`
-	Actor     string            `bun:"actor,notnull" json:"actor"`
-	Action    string            `bun:"action,notnull" json:"action"`
-	Target    string            `bun:"target,notnull" json:"target"`
-	IP        string            `bun:"ip,notnull" json:"ip,omitempty"`
+	Seq    int64     `bun:"seq,pk" json:"seq"`
+	At     time.Time `bun:"at,notnull" json:"at"`
+	Actor  string    `bun:"actor,notnull" json:"actor"`
+	Action string    `bun:"action,notnull" json:"action"`
+	Target string    `bun:"target,notnull" json:"target"`
+	// IP is the request's network, not its address (AuditIP): with audit
+	// keys, a keyed hash of it ("ipk:"), which tells entries from one
+	// network apart without naming it; without, the network in clear.
+	IP string `bun:"ip,notnull" json:"ip,omitempty"`
+	// UserAgent is empty: the log no longer keeps it (entries written
+	// by older versions may hold one until truncated).
 	UserAgent string            `bun:"user_agent,notnull" json:"user_agent,omitempty"`
 	Metadata  map[string]string `bun:"metadata,type:text,notnull" json:"metadata,omitempty"`
 	PrevHash  string            `bun:"prev_hash,notnull" json:"prev_hash"`
@@ -52,6 +58,8 @@ type AuditEvent struct {
 	// Target names what it happened to, as "kind:id".
 	Target string
 	// IP and UserAgent describe the request behind the action, if any.
+	// Neither is stored as given: the entry keeps IP's network only
+	// (AuditIP), keyed when the log has keys, and no user agent.
 	IP, UserAgent string
 	// Metadata holds further facts (counts, policy names, reasons).
 	Metadata map[string]string
@@ -115,9 +123,13 @@ func (a *AuditLog) Append(ctx context.Context, ev AuditEvent) (AuditEntry, error
 		return AuditEntry{}, &ValidationError{Field: "Action", Reason: "required"}
 	}
 	p, _ := FromContext(ctx)
+	ip, err := a.protectIP(ctx, ev.IP)
+	if err != nil {
+		return AuditEntry{}, err
+	}
 	e := AuditEntry{
 		At: normalize(a.now()), Actor: p.Actor(), Action: ev.Action, Target: ev.Target,
-		IP: ev.IP, UserAgent: ev.UserAgent, Metadata: maps.Clone(ev.Metadata),
+		IP: ip, Metadata: maps.Clone(ev.Metadata),
 	}
 	if e.Metadata == nil {
 		e.Metadata = map[string]string{}
@@ -131,7 +143,6 @@ func (a *AuditLog) Append(ctx context.Context, ev AuditEvent) (AuditEntry, error
 	// serialization failures and deadlocks.
 	const attempts = 20
 	var lockKey int64
-	var err error
 	if a.db.Dialect().Name() == dialect.PG {
 		if lockKey, err = a.chainLockKey(ctx); err != nil {
 			return AuditEntry{}, fmt.Errorf("tenancy: audit append: %w", err)
@@ -620,3 +631,56 @@ const (
 )
 
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// AuditIP returns the network an audit entry keeps of a request's IP
+// address: its /24 for IPv4 (IPv4-mapped addresses included), its /48 for
+// IPv6, as a prefix ("203.0.113.0/24"); a value that is no address is
+// kept as "invalid". A security review still sees where sign-ins came
+// from, to the network, while the entry names no one's address.
+func AuditIP(ip string) string {
+	if ip == "" {
+		return ""
+	}
+	addr, err := netip.ParseAddr(strings.TrimSpace(ip))
+	if err != nil {
+		return "invalid"
+	}
+	addr = addr.Unmap().WithZone("")
+	bits := 48
+	if addr.Is4() {
+		bits = 24
+	}
+	pfx, err := addr.Prefix(bits)
+	if err != nil {
+		return "invalid"
+	}
+	return pfx.String()
+}
+
+// ipKeyedPrefix starts an entry's IP when the log has keys.
+const ipKeyedPrefix = "ipk:"
+
+// macIP separates the keyed hashes of networks from the entries' MACs.
+const macIP = "socialcrm.audit.ip\x00"
+
+// protectIP returns what an entry stores of ip: its network (AuditIP);
+// with audit keys, a keyed hash of it under the context tenant's audit
+// key (16 bytes, hex), so that the log (inside its hash chain, kept
+// through a member's erasure for its retention period) names no network
+// to a reader without the key. It is a pseudonym, not an anonymization:
+// a holder of the key can test every network.
+func (a *AuditLog) protectIP(ctx context.Context, ip string) (string, error) {
+	nw := AuditIP(ip)
+	if nw == "" || a.keys == nil {
+		return nw, nil
+	}
+	tid, err := TenantID(ctx)
+	if err != nil {
+		return "", err
+	}
+	m, err := a.keys.AuditMAC(ctx, tid, []byte(macIP+nw))
+	if err != nil {
+		return "", fmt.Errorf("tenancy: audit key: %w", err)
+	}
+	return ipKeyedPrefix + hex.EncodeToString(m[:16]), nil
+}

@@ -45,7 +45,7 @@ func TestConnectionsAreTenantOwned(t *testing.T) {
 		// A sealed token copied to another row does not open.
 		conn2 := conn
 		conn2.ID = tenancy.NewID()
-		conn2.AccountID = "copy"
+		conn2.AccountID, conn2.AccountIndex = "copy", "copy"
 		require.NoError(t, tenancy.RunInTx(e.ctx, db.DB, nil, func(ctx contextT, tx bunTx) error {
 			_, err := tx.NewInsert().Model(&conn2).Exec(ctx)
 			return err

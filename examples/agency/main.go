@@ -42,6 +42,7 @@ import (
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/tiktok"
 	"github.com/socialcrm/socialcrm/tiktok/tiktoktest"
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 // Creator is a creator the agency represents. Embedding tenancy.Owned
@@ -49,9 +50,16 @@ import (
 type Creator struct {
 	bun.BaseModel `bun:"table:agency_creators,alias:acr"`
 	tenancy.Owned
-	ID    string `bun:"id,pk"`
-	Name  string `bun:"name,notnull"`
-	Email string `bun:"email,notnull"`
+	ID string `bun:"id,pk"`
+	// Name is stored only sealed by the vault (NameSealed, bound to the
+	// tenant, the creator and "name"), so that destroying the agency's
+	// key makes it unreadable in every backup.
+	Name       string `bun:"-"`
+	NameSealed []byte `bun:"name_sealed"`
+	// LegacyName is the name column of older databases, where names were
+	// kept in clear; sealNames empties it. Always "" when written now.
+	LegacyName string `bun:"name,notnull"`
+	Email      string `bun:"email,notnull"`
 	// ConnectionID is the creator's TikTok connection (social.Connection).
 	ConnectionID string    `bun:"connection_id,nullzero"`
 	SignedAt     time.Time `bun:"signed_at,notnull"`
@@ -71,10 +79,17 @@ type Mission struct {
 // categories declares the agency's tables to the retention engine: what
 // they hold, why, and how a creator's rows are found for access, export
 // and erasure requests.
-func categories() []retention.Category {
+// The creator's sealed name is exported opened through the vault
+// *v holds once Open returned.
+func categories(v **vault.Vault) []retention.Category {
 	return []retention.Category{
 		{Name: "agency.creator", Table: "agency_creators", Time: "signed_at",
-			Subject:    map[string]string{"email": "email", "creator_id": "id", "connection_id": "connection_id"},
+			Subject: map[string]string{"email": "email", "creator_id": "id", "connection_id": "connection_id"},
+			Omit:    []string{"name"},
+			Sealed: []retention.SealedColumn{{Column: "name_sealed", As: "name",
+				Open: func(ctx context.Context, _ string, id string, b []byte) (string, error) {
+					return openName(ctx, *v, id, b)
+				}}},
 			LegalBasis: "contract (representation agreement)", Purpose: "representing the creator to brands"},
 		{Name: "agency.mission", Table: "agency_missions", Time: "created_at",
 			Subject: map[string]string{"creator_id": "creator_id",
@@ -112,6 +127,15 @@ func migrateAgency(ctx context.Context, db *bun.DB) error {
 				}
 				return nil
 			})
+		}})
+	ms.Add(migrate.Migration{Name: "20261214070000", Comment: "agency_creator_names_sealed",
+		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
+			blob := "BLOB"
+			if m.DB().Dialect().Name() == dialect.PG {
+				blob = "BYTEA"
+			}
+			_, err := m.DB().ExecContext(ctx, `ALTER TABLE agency_creators ADD COLUMN name_sealed `+blob)
+			return err
 		}})
 	mg := migrate.NewMigrator(db, ms, migrate.WithTableName("agency_migrations"),
 		migrate.WithLocksTableName("agency_migration_locks"), migrate.WithMarkAppliedOnSuccess(true))
@@ -178,9 +202,14 @@ func run(ctx context.Context, o options) (*report, error) {
 	}
 	// One database role does everything in this example, which Open allows
 	// for development only; production runs two (see the README).
+	var v *vault.Vault
 	sdk, err := socialcrm.Open(ctx, socialcrm.Config{DB: o.DB, AllowPrivilegedRole: true, KEK: o.KEK, Now: o.Now,
-		Models: []any{(*Creator)(nil), (*Mission)(nil)}, Categories: categories()})
+		Models: []any{(*Creator)(nil), (*Mission)(nil)}, Categories: categories(&v)})
 	if err != nil {
+		return nil, err
+	}
+	v = sdk.Vault
+	if err := sealNames(ctx, sdk); err != nil {
 		return nil, err
 	}
 	_, owner, err := sdk.Tenants.CreateTenant(ctx, tenancy.SignUp{TenantName: "Northwind Talent",
@@ -228,6 +257,9 @@ func run(ctx context.Context, o options) (*report, error) {
 			name = "your TikTok account"
 		}
 		c := Creator{ID: tenancy.NewID(), Name: name, Email: r.email, ConnectionID: conn.ID, SignedAt: o.Now()}
+		if c.NameSealed, err = sealName(ctx, sdk.Vault, c.ID, name); err != nil {
+			return nil, err
+		}
 		m := Mission{ID: tenancy.NewID(), CreatorID: c.ID, Brand: "Fjord Outdoor", FeeCents: 150_000 + int64(i)*50_000, CreatedAt: o.Now()}
 		err = tenancy.RunInTx(ctx, o.DB, nil, func(ctx context.Context, tx bun.Tx) error {
 			if _, err := tx.NewInsert().Model(&c).Exec(ctx); err != nil {
@@ -416,4 +448,68 @@ func mainErr(ctx context.Context, args []string, in io.Reader, out io.Writer) er
 	}
 	_, err = run(ctx, o)
 	return err
+}
+
+// sealName seals a creator's name bound to the context tenant, the
+// creator and the field.
+func sealName(ctx context.Context, v *vault.Vault, id, name string) ([]byte, error) {
+	sealed, err := v.Seal(ctx, []byte(name), vault.Binding{Record: id, Field: "name"})
+	if err != nil {
+		return nil, fmt.Errorf("seal creator name: %w", err)
+	}
+	return sealed.Bytes(), nil
+}
+
+// openName opens a name sealName sealed.
+func openName(ctx context.Context, v *vault.Vault, id string, b []byte) (string, error) {
+	if v == nil {
+		return "", errors.New("open creator name: no vault")
+	}
+	sealed, err := vault.ParseSealed(b)
+	if err != nil {
+		return "", fmt.Errorf("open creator name: %w", err)
+	}
+	sec, err := v.Open(ctx, sealed, vault.Binding{Record: id, Field: "name"})
+	if err != nil {
+		return "", fmt.Errorf("open creator name: %w", err)
+	}
+	defer sec.Wipe()
+	return string(sec.Reveal()), nil
+}
+
+// sealNames seals, in every tenant, the creator names an older version
+// kept in clear, and empties the clear column. Running it again does
+// nothing.
+func sealNames(ctx context.Context, sdk *socialcrm.SDK) error {
+	sys := tenancy.System(ctx, "agency.seal-names")
+	tenants, err := sdk.Tenants.Tenants(sys, tenancy.TenantFilter{})
+	if err != nil {
+		return err
+	}
+	for _, t := range tenants {
+		tctx, err := tenancy.AsTenant(sys, t.ID)
+		if err != nil {
+			return err
+		}
+		var cs []Creator
+		if err := tenancy.RunInTx(tctx, sdk.DB, nil, func(ctx context.Context, tx bun.Tx) error {
+			return tx.NewSelect().Model(&cs).Where("name <> ''").Scan(ctx)
+		}); err != nil {
+			return fmt.Errorf("seal creator names: %w", err)
+		}
+		for _, c := range cs {
+			sealed, err := sealName(tctx, sdk.Vault, c.ID, c.LegacyName)
+			if err != nil {
+				return err
+			}
+			if err := tenancy.RunInTx(tctx, sdk.DB, nil, func(ctx context.Context, tx bun.Tx) error {
+				_, err := tx.NewUpdate().Model((*Creator)(nil)).Set("name_sealed = ?", sealed).Set("name = ''").
+					Where("id = ?", c.ID).Where("name = ?", c.LegacyName).Exec(ctx)
+				return err
+			}); err != nil {
+				return fmt.Errorf("seal creator names: %w", err)
+			}
+		}
+	}
+	return nil
 }

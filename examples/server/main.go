@@ -283,6 +283,9 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, publicURL string)
 	// sign-up keys are no tenant's either): no
 	// tenant's statement on the SDK's handle may reach their tables.
 	a.sdk.Guard.Unreachable(append(retentionriver.Tables(), tableLoginAttempts, tableSignupKeys)...)
+	if err := keyFingerprints(ctx, a.sdk); err != nil { // publish.go
+		return nil, err
+	}
 	if err := a.plat.makeFlows(a.sdk.Social); err != nil {
 		return nil, err
 	}

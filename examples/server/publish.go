@@ -15,10 +15,13 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/socialcrm/socialcrm"
+
 	"github.com/socialcrm/socialcrm/retention"
 	"github.com/socialcrm/socialcrm/social"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/tiktok"
+	"github.com/socialcrm/socialcrm/vault"
 )
 
 // tablePublishes records each TikTok publish by its idempotency key, per
@@ -41,7 +44,7 @@ type publishRecord struct {
 
 	Key          string    `bun:"idem_key,pk"`
 	ConnectionID string    `bun:"connection_id,notnull"`
-	Fingerprint  string    `bun:"fingerprint,notnull"` // SHA-256 of the request: connection, choices, title and video
+	Fingerprint  string    `bun:"fingerprint,notnull"` // keyed hash (keyFingerprint) of the SHA-256 of the request: connection, choices, title and video
 	State        string    `bun:"state,notnull"`
 	PublishID    string    `bun:"publish_id,notnull"`
 	VideoID      string    `bun:"video_id,notnull"`
@@ -109,6 +112,61 @@ func fingerprint(connID string, f publishForm) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// fingerprintPrefix marks a keyed fingerprint (keyFingerprint).
+const fingerprintPrefix = "k1:"
+
+// keyFingerprint returns what a publish record stores of the fingerprint
+// digest (hex): its blind index under the tenant's key, so that the
+// stored value names no title or video to a reader without the key (an
+// unkeyed SHA-256 of a known video matches), and nothing once the key is
+// destroyed.
+func keyFingerprint(ctx context.Context, v *vault.Vault, digest string) (string, error) {
+	h, err := v.Index(ctx, digest, "example.publish.fingerprint")
+	if err != nil {
+		return "", fmt.Errorf("fingerprint: %w", err)
+	}
+	return fingerprintPrefix + h, nil
+}
+
+// keyFingerprints replaces, in every tenant, the unkeyed fingerprints an
+// older version stored by their keyed form (keyFingerprint of the stored
+// digest, which is what a resent request's fingerprint now is). Running
+// it again changes nothing.
+func keyFingerprints(ctx context.Context, sdk *socialcrm.SDK) error {
+	sys := tenancy.System(ctx, "example.publish.fingerprints")
+	tenants, err := sdk.Tenants.Tenants(sys, tenancy.TenantFilter{})
+	if err != nil {
+		return err
+	}
+	for _, t := range tenants {
+		tctx, err := tenancy.AsTenant(sys, t.ID)
+		if err != nil {
+			return err
+		}
+		var recs []publishRecord
+		if err := tenancy.RunInTx(tctx, sdk.DB, nil, func(ctx context.Context, tx bun.Tx) error {
+			return tx.NewSelect().Model(&recs).Column("idem_key", "fingerprint").
+				Where("fingerprint NOT LIKE ?", fingerprintPrefix+"%").Scan(ctx)
+		}); err != nil {
+			return fmt.Errorf("key fingerprints: %w", err)
+		}
+		for _, r := range recs {
+			keyed, err := keyFingerprint(tctx, sdk.Vault, r.Fingerprint)
+			if err != nil {
+				return err
+			}
+			if err := tenancy.RunInTx(tctx, sdk.DB, nil, func(ctx context.Context, tx bun.Tx) error {
+				_, err := tx.NewUpdate().Model((*publishRecord)(nil)).Set("fingerprint = ?", keyed).
+					Where("idem_key = ?", r.Key).Where("fingerprint = ?", r.Fingerprint).Exec(ctx)
+				return err
+			}); err != nil {
+				return fmt.Errorf("key fingerprints: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
 // publishOutcome is what a publish answers.
 type publishOutcome struct {
 	PublishID string
@@ -139,6 +197,9 @@ func (a *app) publishOnce(ctx context.Context, c social.Connection, f publishFor
 	}
 	fp, err := fingerprint(c.ID, f)
 	if err != nil {
+		return publishOutcome{}, err
+	}
+	if fp, err = keyFingerprint(ctx, a.sdk.Vault, fp); err != nil {
 		return publishOutcome{}, err
 	}
 	// One request per key at a time in this process; across processes
