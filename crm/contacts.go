@@ -15,6 +15,7 @@ import (
 	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/schema"
 
+	"github.com/socialcrm/socialcrm/internal/dberr"
 	"github.com/socialcrm/socialcrm/internal/sqldb"
 	"github.com/socialcrm/socialcrm/tenancy"
 	"github.com/socialcrm/socialcrm/vault"
@@ -827,7 +828,10 @@ func scanContactRows(rows *sql.Rows, tid string, next func() *Contact) error {
 // stored version is still version (else a *ConflictError; re-read and
 // reapply). Source and UTM keep their stored values. It returns the
 // contact as stored, with its new Version. A failed update changes
-// nothing.
+// nothing. On PostgreSQL an update that gives the contact an address or
+// number a create in progress marks as its own waits for that create and
+// then runs again (TestContactUpdateRacesCreateOfNewAddress); should the
+// race repeat three times it returns a *ConflictError.
 func (r *Contacts) Update(ctx context.Context, id string, version int64, in ContactInput) (Contact, error) {
 	c := Contact{Record: Record{ID: id, Version: version}, ContactInput: in}
 	c.normalize()
@@ -843,7 +847,29 @@ func (r *Contacts) Update(ctx context.Context, id string, version int64, in Cont
 	if err := r.s.ensureKeys(ctx); err != nil {
 		return Contact{}, err
 	}
-	err := r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := r.updateAttempt(ctx, &c)
+	for try := 1; try < 3 && dberr.IsUniqueViolation(err); try++ {
+		// On PostgreSQL the update's trigger marked the contact as the
+		// holder of its new address or number while a create of it had
+		// marked its own and not yet committed: once that one commits,
+		// the index refuses this one (create_pgclaim.go). Run again, the
+		// trigger sees the holder and leaves this contact unmarked.
+		err = r.updateAttempt(ctx, &c)
+	}
+	if dberr.IsUniqueViolation(err) {
+		// Never the database's error: its detail names the blind index.
+		return Contact{}, &ConflictError{Kind: kindContact, ID: id, Version: version, Current: version}
+	}
+	if err != nil {
+		return Contact{}, err
+	}
+	return c, nil
+}
+
+// updateAttempt runs Update's transaction once for c, validated and
+// indexed.
+func (r *Contacts) updateAttempt(ctx context.Context, c *Contact) error {
+	return r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		cur, err := get[Contact](ctx, tx, kindContact, c.ID)
 		if err != nil {
 			return err
@@ -857,10 +883,10 @@ func (r *Contacts) Update(ctx context.Context, id string, version int64, in Cont
 			return err
 		}
 		c.Source, c.UTM, c.CreatedAt = cur.Source, cur.UTM, cur.CreatedAt
-		if err := r.s.sealProfile(ctx, &c); err != nil {
+		if err := r.s.sealProfile(ctx, c); err != nil {
 			return err
 		}
-		if err := updateRow(ctx, tx, r.s.clock(), kindContact, &c); err != nil {
+		if err := updateRow(ctx, tx, r.s.clock(), kindContact, c); err != nil {
 			return err
 		}
 		// The name index follows the name (by trigger).
@@ -868,16 +894,12 @@ func (r *Contacts) Update(ctx context.Context, id string, version int64, in Cont
 			Where("?TableAlias.id = ?", c.ID).Exec(ctx); err != nil {
 			return fmt.Errorf("crm: update contact: %w", err)
 		}
-		if err := r.writeTags(ctx, tx, &c, true); err != nil {
+		if err := r.writeTags(ctx, tx, c, true); err != nil {
 			return err
 		}
 		// Appended after the transaction's rows (auditLast).
 		return r.s.audit(ctx, tx, kindContact, "updated", c.ID)
 	})
-	if err != nil {
-		return Contact{}, err
-	}
-	return c, nil
 }
 
 // Delete removes contact id, its name index (by trigger), its tag index

@@ -29,8 +29,9 @@ import (
 // that catches the unique violation: a create that marked its contact
 // first, even uncommitted, stays the holder. An AllowDuplicate create
 // that meets a holder not yet committed fails on the index once it
-// commits, and Create runs it again (its trigger then sees the holder); an
-// update of an address in that race fails.
+// commits, and Create runs it again (its trigger then sees the holder); so
+// does Contacts.Update of an address in that race (after three attempts a
+// *ConflictError, never the database's error).
 
 // claimMigrations are the migrations of the holder marks.
 func claimMigrations() []migration {
