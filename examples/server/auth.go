@@ -198,6 +198,10 @@ func serverMigrations() *migrate.Migrations {
 		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
 			return migrateSignupKeys(ctx, m.DB())
 		}})
+	ms.Add(migrate.Migration{Name: "20261214090000", Comment: "example server: states of console form keys (pending, done)",
+		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
+			return migrateFormKeyStates(ctx, m.DB())
+		}})
 	ms.Add(migrate.Migration{Name: "29990101000200", Comment: "example server: login attempts",
 		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
 			_, err := m.DB().ExecContext(ctx, "CREATE TABLE IF NOT EXISTS ? (key_hash TEXT NOT NULL, window_start TIMESTAMP NOT NULL, "+
