@@ -68,6 +68,17 @@ type page struct {
 	requestID string
 }
 
+// Sent returns what the form posting to action sent when this page
+// answers that form (shown again after a validation error), nil
+// otherwise: a page of several forms refills only the one sent, not
+// another with a field of the same name.
+func (p *page) Sent(action string) url.Values {
+	if p.Path != action {
+		return nil
+	}
+	return p.Form
+}
+
 // Active reports whether the signed-in tenant is open: a closed tenant's
 // pages show no links that would only answer "closed".
 func (p *page) Active() bool { return p.Signed && p.Tenant.Status == tenancy.StatusActive }
@@ -85,6 +96,7 @@ func (a *app) consoleTemplates() (*template.Template, error) {
 	return template.New("console").Funcs(template.FuncMap{
 		"date":         func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
 		"formKey":      randomToken,
+		"passwordHint": func() string { return passwordHint },
 		"day":          func(t time.Time) string { return t.UTC().Format("2006-01-02") },
 		"trend":        trendChart,
 		"bars":         barChart,

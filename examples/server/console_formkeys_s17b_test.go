@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -163,5 +164,73 @@ func TestConsoleFormSentWhileRunningS17b(t *testing.T) {
 		resp = recv(send(key))
 		require.Equal(t, alreadySent, flashOf(t, a, resp))
 		require.Empty(t, entered)
+	})
+}
+
+// TestConsolePasswordLengthS17b: the password's length is told in
+// characters with the note for non-ASCII ones (bcrypt keeps 72 bytes):
+// the label and the refusal say the same, and 72 bytes of two-byte
+// letters are taken, 74 refused with the note.
+func TestConsolePasswordLengthS17b(t *testing.T) {
+	t.Parallel()
+	require.Empty(t, passwordProblem(strings.Repeat("é", 36)), "36 two-byte letters are 72 bytes")
+	require.Empty(t, passwordProblem(strings.Repeat("é", 5)), "5 two-byte letters are 10 bytes")
+	require.Contains(t, passwordProblem(strings.Repeat("x", 9)), "at least 10 characters")
+	require.Contains(t, passwordProblem(strings.Repeat("é", 37)), "non-ASCII characters count 2 to 4 each")
+	eachDB(t, func(t *testing.T, a *testApp) {
+		const csrf = "0123456789abcdef0123456789abcdef0123"
+		status, html := consoleGet(t, a, "", csrf, "/console/signup")
+		require.Equal(t, http.StatusOK, status)
+		require.Contains(t, html, "Password (10 to 72 characters; accented and other non-ASCII ones count 2 to 4 each)")
+		form := func(pw string) url.Values {
+			return url.Values{"tenant_name": {"Lengths"}, "email": {"l@lengths.example"}, "name": {"L"}, "password": {pw}}
+		}
+		resp, body := consolePost(t, a, "", csrf, "/console/signup", form(strings.Repeat("é", 37)))
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
+		require.Contains(t, body, "too long: at most 72 bytes, which is 72 plain characters")
+		require.NotContains(t, body, "72 bytes long")
+		resp, body = consolePost(t, a, "", csrf, "/console/signup", form("short"))
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
+		require.Contains(t, body, "too short: at least 10 characters")
+		resp, body = consolePost(t, a, "", csrf, "/console/signup", form(strings.Repeat("é", 36)))
+		require.Equal(t, http.StatusSeeOther, resp.StatusCode, body)
+	})
+}
+
+// TestConsoleRefillsOnlyTheFormSentS17b: a refused form on the contact
+// page is shown again with what it sent, and another form there with a
+// field of the same name (kind: the activity's and the privacy
+// request's) is not refilled with it.
+func TestConsoleRefillsOnlyTheFormSentS17b(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, a *testApp) {
+		c := patientClient(t, a)
+		su := c.call("POST", "/v1/signup", map[string]any{"tenant_name": "Refill", "email": "r@refill.example", "name": "R", "password": "long enough password"}, 201)
+		c.token = str(su, "session", "access_token")
+		id := str(c.call("POST", "/v1/contacts", map[string]any{"first_name": "Kim", "email": "kim@refill.example"}, 201), "contact", "id")
+		const csrf = "0123456789abcdef0123456789abcdef0123"
+		meeting := regexp.MustCompile(`(?s)id="activity_kind">.*?<option selected>meeting</option>`)
+
+		// The activity form refused (no summary) keeps its kind.
+		resp, body := consolePost(t, a, c.token, csrf, "/console/contacts/"+id+"/activities", url.Values{"kind": {"meeting"}, "subject": {""}})
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
+		require.Regexp(t, meeting, body)
+
+		// The privacy request form refused with the same field name: the
+		// activity form is left as it was.
+		resp, body = consolePost(t, a, c.token, csrf, "/console/contacts/"+id+"/request", url.Values{"kind": {"meeting"}})
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
+		require.Contains(t, body, "must be export or erasure")
+		require.NotRegexp(t, meeting, body)
+
+		// A refused task keeps its title in the task form alone, and the
+		// edit form stays closed.
+		resp, body = consolePost(t, a, c.token, csrf, "/console/contacts/"+id+"/activities", url.Values{"kind": {"call"}, "subject": {""}})
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
+		require.NotContains(t, body, `id="edit" open`)
+		resp, body = consolePost(t, a, c.token, csrf, "/console/contacts/"+id+"/edit", url.Values{"first_name": {"Kimberly"}, "email": {"not an e-mail"}, "version": {"1"}})
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
+		require.Contains(t, body, `id="edit" open`)
+		require.Contains(t, body, `value="Kimberly"`)
 	})
 }
