@@ -234,3 +234,76 @@ func TestConsoleRefillsOnlyTheFormSentS17b(t *testing.T) {
 		require.Contains(t, body, `value="Kimberly"`)
 	})
 }
+
+// TestConsoleCloseSentTwiceS17b: "Close the organization" sent twice (a
+// double click, at once or after the first ended; another tab; a session
+// the first sending ended) says the organization was closed — never a
+// 403, never "a form you sent was not saved".
+func TestConsoleCloseSentTwiceS17b(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, a *testApp) {
+		c := patientClient(t, a)
+		const csrf = "0123456789abcdef0123456789abcdef0123"
+		const pw = "long enough password"
+		su := c.call("POST", "/v1/signup", map[string]any{"tenant_name": "Shut", "email": "s@shut.example", "name": "S", "password": pw}, 201)
+		token := str(su, "session", "access_token")
+		// A second session of the same person, which the closing ends.
+		resp, _ := consolePost(t, a, "", csrf, "/console/login", url.Values{"email": {"s@shut.example"}, "password": {pw}})
+		require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+		var other string
+		for _, ck := range resp.Cookies() {
+			if ck.Name == cookieAccess {
+				other = ck.Value
+			}
+		}
+		require.NotEmpty(t, other)
+
+		// A double click: both sendings at once, one key.
+		key := randomToken()
+		first, second := send2(a, token, csrf, key)
+		for _, s := range []sent{first, second} {
+			require.NoError(t, s.err)
+			require.Equal(t, http.StatusSeeOther, s.resp.StatusCode)
+			require.Equal(t, "/console/", s.resp.Header.Get("Location"))
+		}
+		flashes := []string{flashOf(t, a, first.resp), flashOf(t, a, second.resp)}
+		require.Contains(t, flashes[0]+flashes[1], "Closed. Everything is erased after")
+		require.Contains(t, flashes[0]+flashes[1], dupFlash["/console/tenant/close"])
+
+		// Sent again after, with its key: closed once.
+		resp, body := consolePost(t, a, token, csrf, "/console/tenant/close", url.Values{"form_key": {key}, "confirm": {"Shut"}})
+		require.Equal(t, http.StatusSeeOther, resp.StatusCode, body)
+		require.Equal(t, dupFlash["/console/tenant/close"], flashOf(t, a, resp))
+		// From another tab (another key): closed already.
+		resp, body = consolePost(t, a, token, csrf, "/console/tenant/close", url.Values{"confirm": {"Shut"}})
+		require.Equal(t, http.StatusSeeOther, resp.StatusCode, body)
+		require.Equal(t, "/console/", resp.Header.Get("Location"))
+		require.Contains(t, flashOf(t, a, resp), "Already done: the organization is closed. Everything is erased after")
+		// From the session the closing ended: to sign in, told it is
+		// closed, not that the form was lost.
+		resp, body = consolePost(t, a, other, csrf, "/console/tenant/close", url.Values{"confirm": {"Shut"}})
+		require.Equal(t, http.StatusSeeOther, resp.StatusCode, body)
+		require.Equal(t, "/console/login", resp.Header.Get("Location"))
+		f := flashOf(t, a, resp)
+		require.Contains(t, f, "Already done: the organization is closed.")
+		require.Contains(t, f, "Sign in to reopen it.")
+		require.NotContains(t, f, "not saved")
+		// Another form from that ended session is still "not saved".
+		resp, _ = consolePost(t, a, other, csrf, "/console/contacts", url.Values{"first_name": {"Lost"}})
+		require.Equal(t, sessionEnded, flashOf(t, a, resp))
+		// A forged access cookie names no organization.
+		resp, _ = consolePost(t, a, other[:len(other)-2]+"xx", csrf, "/console/tenant/close", url.Values{"confirm": {"Shut"}})
+		require.Equal(t, sessionEnded, flashOf(t, a, resp))
+	})
+}
+
+// send2 posts the close form twice at once with one key.
+func send2(a *testApp, token, csrf, key string) (sent, sent) {
+	ch := make(chan sent, 2)
+	for range 2 {
+		go func() {
+			ch <- postForm(a, token, csrf, "/console/tenant/close", url.Values{"form_key": {key}, "confirm": {"Shut"}})
+		}()
+	}
+	return <-ch, <-ch
+}

@@ -242,7 +242,8 @@ func (a *app) form(pattern string, acc access, name, back string, h consoleHandl
 var dupFlash = map[string]string{
 	// The key's secret is shown once, in the answer to the first sending,
 	// which a double click replaces with the second's.
-	"/console/keys": "Already done: this form was sent twice and created one key. If its secret did not show, revoke that key and create another.",
+	"/console/keys":         "Already done: this form was sent twice and created one key. If its secret did not show, revoke that key and create another.",
+	"/console/tenant/close": "Already done: this form was sent twice and closed the organization once. An owner may reopen it from the overview.",
 }
 
 // tableSignupKeys records the one-time keys of the sign-up form, which no
