@@ -242,6 +242,15 @@ func Open(ctx context.Context, cfg Config) (*SDK, error) {
 			_, err := sdk.Social.RetryRevocations(ctx)
 			return err
 		}),
+		// So are, when a sweep begins, the queued revokes it is about to
+		// erase (a policy with a rule for social.CategoryRevocation).
+		retention.WithSweepStartHook(func(ctx context.Context) error {
+			if _, ok := retention.SweepCutoff(ctx, social.CategoryRevocation); !ok {
+				return nil
+			}
+			_, err := sdk.Social.RetryRevocations(ctx)
+			return err
+		}),
 		retention.WithIdentifierProtection(requestProtection(sdk.Vault))); err != nil {
 		return nil, err
 	}

@@ -18,7 +18,7 @@ import (
 // BenchmarkPostgresContactCreateServer measures on the server what
 // BenchmarkPostgresContactCreate measures at the client: the execution
 // time and the WAL of Create's statement for benchContact (the name "Ada
-// Lovelace <n>": 7 name index rows for "Ada Lovelace 1", one per keyed
+// Lovelace <n>": 5 name index rows for "Ada Lovelace 1", one per keyed
 // prefix), as the application's role under
 // row-level security in a tenant's transaction, against the raw INSERT of
 // the same row unsealed into bench_plain_contacts, at 1,000 contacts of

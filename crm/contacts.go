@@ -385,7 +385,7 @@ func (r *Contacts) index(ctx context.Context, c *Contact) error {
 		c.nameTokens[i] = c.nameTokens[i][:nameTokenLen]
 	}
 	if r.s.db.Dialect().Name() == dialect.PG {
-		c.nameIndex = pgNameIndexValue(prefixes, c.nameTokens) // nameindex_pgcreate2.go
+		c.nameIndex = pgNameIndexValue(prefixes, c.nameTokens, pgNameSingles(c.FirstName, c.LastName)) // nameindex_pgcreate2.go
 	} else {
 		c.nameIndex = nameIndexValue(r.s.db.Dialect().Name(), c.nameTokens)
 	}
@@ -438,8 +438,13 @@ func openProfile(op *vault.Opener, c *Contact) error {
 func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOption) (Contact, error) {
 	c := Contact{ContactInput: in}
 	c.normalize()
-	c.Phone = r.s.normalizePhone(c.Phone)             // phone.go
-	checkDup := !createOptionsOf(opts).allowDuplicate // merge.go
+	c.Phone = r.s.normalizePhone(c.Phone) // phone.go
+	o := createOptionsOf(opts)            // merge.go
+	checkDup := !o.allowDuplicate
+	// On PostgreSQL the contact is marked as the holder of its address
+	// and number (create_pgclaim.go) unless it may be a duplicate; an
+	// import marks its creates too (it checked them under its locks).
+	claim := checkDup || o.claim
 	if err := r.validate(&c.ContactInput); err != nil {
 		return Contact{}, err
 	}
@@ -448,13 +453,38 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 	if err := r.seal(ctx, &c); err != nil {
 		return Contact{}, err
 	}
+	err := r.createAttempt(ctx, &c, checkDup, claim)
+	for try := 1; try < 4 && errors.Is(err, errClaimTaken) && !claim; try++ {
+		// An AllowDuplicate create met a holder that committed after its
+		// trigger looked (create_pgclaim.go): the trigger sees it now.
+		err = r.createAttempt(ctx, &c, checkDup, claim)
+	}
+	if errors.Is(err, errClaimTaken) && checkDup {
+		// Another contact holds the address or the number: say which.
+		orig := err
+		err = r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
+			if err := r.s.checkDuplicate(ctx, db, &c); err != nil {
+				return err
+			}
+			return orig
+		})
+	}
+	if err != nil {
+		return Contact{}, err
+	}
+	return c, nil
+}
+
+// createAttempt stores c, sealed and indexed, once: createOne, or with
+// its tags in a transaction.
+func (r *Contacts) createAttempt(ctx context.Context, c *Contact, checkDup, claim bool) error {
 	var err error
 	if len(c.tagIndexes) == 0 {
-		err = r.createOne(ctx, &c, checkDup)
+		err = r.createOne(ctx, c, checkDup, claim)
 	} else {
 		err = r.s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 			if checkDup {
-				if err := r.s.checkDuplicate(ctx, tx, &c); err != nil {
+				if err := r.s.checkDuplicate(ctx, tx, c); err != nil {
 					return err
 				}
 			}
@@ -462,8 +492,9 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 				return err
 			}
 			// Checked above, in this transaction; the company's check runs
-			// again in the statement.
-			n, err := r.insertChecked(ctx, tx, &c, false)
+			// again in the statement, and on PostgreSQL the holders'
+			// index (create_pgclaim.go) sees a create that took no lock.
+			n, err := r.insertChecked(ctx, tx, c, claim, false)
 			if err != nil {
 				return err
 			}
@@ -473,13 +504,19 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 				}
 				return fmt.Errorf("crm: create contact: %w", errors.New("not inserted, and no check says why"))
 			}
-			return r.writeTags(ctx, tx, &c, false)
+			return r.writeTags(ctx, tx, c, false)
 		})
 	}
-	if err != nil {
-		return Contact{}, err
+	return err
+}
+
+// inTx reports whether db is a transaction (a Store from Store.Using(tx)).
+func inTx(db bun.IDB) bool {
+	switch db.(type) {
+	case bun.Tx, *bun.Tx:
+		return true
 	}
-	return c, nil
+	return false
 }
 
 // createOne inserts c, with its name index and after the checks of
@@ -495,18 +532,27 @@ func (r *Contacts) Create(ctx context.Context, in ContactInput, opts ...CreateOp
 // it: parsing and compiling it (and the name index's trigger) anew cost
 // about an eighth of the create, measured as the create's ratio to a raw
 // bun insert falling from 2.62 to 2.27 (medians of 6 alternated runs). On
-// PostgreSQL the statement takes the advisory locks of c's identifiers
-// itself (lockKeys), before it looks them up: its duplicate check is a
-// call of socialcrm_crm_contact_unclaimed (migrateUnclaimedPG), so that
-// concurrent creates of one address queue on the lock and the second sees
-// the first. Through socialcrm.OpenDB it travels in one round trip with
-// the tenant setting when the connection does not hold it already; in a
-// caller's transaction the locks are held until that one ends.
+// PostgreSQL the duplicate check is the unique index of the holders of
+// each e-mail address and phone number (create_pgclaim.go): the statement
+// marks c as the holder of its own (claim) and fails on the index when
+// another contact holds either, waiting first for a create of the same
+// address that has not committed; Create then looks the holder up to name
+// it. Through socialcrm.OpenDB it travels in one round trip with the
+// tenant setting when the connection does not hold it already. In a
+// caller's transaction (Store.Using) the statement calls
+// socialcrm_crm_contact_unclaimed first (migrateUnclaimedPG: advisory
+// locks, then the look-ups), so that a duplicate inserts nothing rather
+// than failing unless it raced a create that had not committed; the locks
+// are held until that transaction ends.
 //
 // When nothing was inserted, the checks are run again, alone, to say why.
-func (r *Contacts) createOne(ctx context.Context, c *Contact, checkDup bool) error {
+func (r *Contacts) createOne(ctx context.Context, c *Contact, checkDup, claim bool) error {
 	return r.s.one(ctx, func(ctx context.Context, db bun.IDB) error {
-		n, err := r.insertChecked(ctx, db, c, checkDup)
+		lookup := checkDup
+		if db.Dialect().Name() == dialect.PG && !inTx(r.s.db) {
+			lookup = false
+		}
+		n, err := r.insertChecked(ctx, db, c, claim, lookup)
 		if err != nil || n == 1 {
 			return err
 		}
@@ -521,15 +567,17 @@ func (r *Contacts) createOne(ctx context.Context, c *Contact, checkDup bool) err
 }
 
 // insertChecked runs createOne's statement on db and returns the number of
-// contacts it inserted: 1, or 0 when a check failed.
-func (r *Contacts) insertChecked(ctx context.Context, db bun.IDB, c *Contact, checkDup bool) (int64, error) {
+// contacts it inserted: 1, or 0 when a check failed. checkDup looks the
+// duplicates up; claim (PostgreSQL) marks c as the holder of its
+// identifiers (insertStatementPG).
+func (r *Contacts) insertChecked(ctx context.Context, db bun.IDB, c *Contact, claim, checkDup bool) (int64, error) {
 	tid, err := tenancy.TenantID(ctx)
 	if err != nil {
 		return 0, err
 	}
 	c.TenantID = tid
 	if db.Dialect().Name() == dialect.PG {
-		return execInsertPG(ctx, db, c, checkDup) // create_pg.go
+		return execInsertPG(ctx, db, c, claim, checkDup) // create_pg.go
 	}
 	t := db.Dialect().Tables().Get(reflect.TypeFor[Contact]())
 	vals := rowValues{fields: t.Fields, v: reflect.ValueOf(c).Elem(), casts: db.Dialect().Name() == dialect.PG}
@@ -913,9 +961,10 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 	}
 	words := queryWords(f.NamePrefix)
 	nameIdx := make([]string, len(words))
-	// On PostgreSQL, the token looked up for each word, and the word's own
+	// On PostgreSQL, the tokens looked up for each word, and the word's own
 	// token where that is a shorter prefix's (nameindex_pgcreate2.go).
-	var nameKeys, nameOwn []string
+	var nameKeys [][]string
+	var nameOwn []string
 	pgNames := r.s.db.Dialect().Name() == dialect.PG
 	for i, w := range words {
 		if nameIdx[i], err = index(w, indexName); err != nil {
@@ -923,18 +972,34 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 		}
 		nameIdx[i] = nameIdx[i][:nameTokenLen]
 		if !pgNames {
+			nameKeys = append(nameKeys, nameIdx[i:i+1])
+			continue
+		}
+		if utf8.RuneCountInString(w) == 1 {
+			// Its own token and those of its two-character prefixes.
+			keys := pgNameShortKeys(w)
+			toks := make([]string, len(keys))
+			toks[0] = nameIdx[i]
+			for j := 1; j < len(keys); j++ {
+				k, err := index(keys[j], indexName)
+				if err != nil {
+					return Page[Contact]{}, err
+				}
+				toks[j] = k[:nameTokenLen]
+			}
+			nameKeys = append(nameKeys, toks)
 			continue
 		}
 		key, exact := pgNameLookup(w)
 		if exact {
-			nameKeys = append(nameKeys, nameIdx[i])
+			nameKeys = append(nameKeys, nameIdx[i:i+1])
 			continue
 		}
 		k, err := index(key, indexName)
 		if err != nil {
 			return Page[Contact]{}, err
 		}
-		nameKeys = append(nameKeys, k[:nameTokenLen])
+		nameKeys = append(nameKeys, []string{k[:nameTokenLen]})
 		nameOwn = append(nameOwn, nameIdx[i])
 	}
 	var p Page[Contact]
@@ -966,16 +1031,18 @@ func (r *Contacts) list(ctx context.Context, f ContactFilter, o ListOptions, mor
 		// rows' arrays would be cheaper to write, but PostgreSQL never uses
 		// it under row-level security (no GIN operator is leakproof).
 		// On SQLite, one look-up of the FTS5 name index (nameindex_sqlite.go).
-		named := nameIdx
+		named := nameKeys
 		if len(nameIdx) > 0 && tx.Dialect().Name() == dialect.SQLite {
 			q, named = nameMatchSQLite(q, nameIdx), nil
-		} else if pgNames {
-			named = nameKeys
 		}
-		for _, idx := range named {
-			named := tx.NewSelect().Model((*contactName)(nil)).Column("ctn.contact_id").
-				Where("ctn.token = ?", idx).Apply(tenancy.Scope(ctx))
-			q = q.Where("ct.id IN (?)", named)
+		for _, toks := range named {
+			named := tx.NewSelect().Model((*contactName)(nil)).Column("ctn.contact_id")
+			if len(toks) == 1 {
+				named = named.Where("ctn.token = ?", toks[0])
+			} else {
+				named = named.Where("ctn.token IN (?)", bun.In(toks))
+			}
+			q = q.Where("ct.id IN (?)", named.Apply(tenancy.Scope(ctx)))
 		}
 		for _, idx := range nameOwn {
 			// A filter of the candidates, after the look-ups: the array's

@@ -10,6 +10,7 @@ import (
 	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/schema"
 
+	"github.com/socialcrm/socialcrm/internal/dberr"
 	"github.com/socialcrm/socialcrm/internal/migrations"
 )
 
@@ -186,7 +187,15 @@ func migrateOwnerPartialPG(ctx context.Context, tx bun.Tx) error {
 // tenth of a create's work at the client. TestInsertStatementPG compares
 // it with bun's text: the Guard checks, and the driver prepares, the same
 // statement as before.
-func insertStatementPG(d schema.Dialect, c *Contact, checkDup bool) []byte {
+//
+// With claim, the contact is marked as the holder of its e-mail address
+// and phone number (create_pgclaim.go): the statement fails on their
+// unique index when another contact holds either. With lookup too, the
+// duplicate check runs first as before (socialcrm_crm_contact_unclaimed:
+// locks and look-ups), so that a duplicate inserts nothing rather than
+// failing — in a caller's transaction, which a failed statement would
+// end.
+func insertStatementPG(d schema.Dialect, c *Contact, claim, lookup bool) []byte {
 	gen := schema.NewQueryGen(d)
 	t := d.Tables().Get(reflect.TypeFor[Contact]())
 	b := make([]byte, 0, 2048+len(c.nameIndex))
@@ -194,11 +203,24 @@ func insertStatementPG(d schema.Dialect, c *Contact, checkDup bool) []byte {
 	b = gen.AppendIdent(b, TableContacts)
 	b = append(b, " ("...)
 	b, _ = columnList(t.Fields).AppendQuery(gen, b)
-	b = append(b, ", name_index) SELECT "...)
+	b = append(b, ", name_index"...)
+	if claim {
+		b = append(b, ", email_claim, phone_claim"...)
+	}
+	b = append(b, ") SELECT "...)
 	b, _ = rowValues{fields: t.Fields, v: reflect.ValueOf(c).Elem(), casts: true}.AppendQuery(gen, b)
 	b = append(b, ", "...)
 	b = gen.Append(b, nullIfEmpty(c.nameIndex))
 	b = append(b, "::text[]"...)
+	if claim {
+		for _, idx := range []string{c.EmailIndex, c.PhoneIndex} {
+			if idx != "" {
+				b = append(b, ", true"...)
+			} else {
+				b = append(b, ", NULL::boolean"...)
+			}
+		}
+	}
 	where := " WHERE "
 	exists := func(neg string, t *schema.Table, col, value string) {
 		b = append(b, where...)
@@ -220,7 +242,7 @@ func insertStatementPG(d schema.Dialect, c *Contact, checkDup bool) []byte {
 		b = gen.Append(b, c.TenantID)
 		b = append(b, "))"...)
 	}
-	if checkDup && (c.EmailIndex != "" || c.PhoneIndex != "") {
+	if lookup && (c.EmailIndex != "" || c.PhoneIndex != "") {
 		b = append(b, where...)
 		where = " AND "
 		b = appendUnclaimed(gen, b, c)
@@ -235,9 +257,14 @@ func insertStatementPG(d schema.Dialect, c *Contact, checkDup bool) []byte {
 // tenant c.TenantID is, and returns the number of contacts it inserted.
 // The statement reaches bun whole, as one argument it appends as it is
 // (bun.Safe): its query hooks, the Guard's among them, see it as before.
-func execInsertPG(ctx context.Context, db bun.IDB, c *Contact, checkDup bool) (int64, error) {
-	res, err := db.NewRaw("?", bun.Safe(insertStatementPG(db.Dialect(), c, checkDup))).Exec(ctx)
+// A failure on the holders' unique indexes (create_pgclaim.go) is
+// errClaimTaken, wrapping the database's error.
+func execInsertPG(ctx context.Context, db bun.IDB, c *Contact, claim, lookup bool) (int64, error) {
+	res, err := db.NewRaw("?", bun.Safe(insertStatementPG(db.Dialect(), c, claim, lookup))).Exec(ctx)
 	if err != nil {
+		if dberr.IsUniqueViolation(err) { // the holders' indexes: the key is a new id
+			return 0, fmt.Errorf("%w: %w", errClaimTaken, err)
+		}
 		return 0, fmt.Errorf("crm: create contact: %w", err)
 	}
 	n, err := res.RowsAffected()
@@ -303,10 +330,12 @@ const pgUnclaimedFunc = `CREATE OR REPLACE FUNCTION socialcrm_crm_contact_unclai
 
 // migrateUnclaimedPG (PostgreSQL; nothing on SQLite) creates the function
 // socialcrm_crm_contact_unclaimed(keys, tenant, email, phone), which
-// Create's statement calls in its WHERE clause (insertStatementPG) in
+// Create's statement called in its WHERE clause (insertStatementPG) in
 // place of its two NOT EXISTS checks of a duplicate and of the advisory
 // locks that used to precede it, a statement of their own in its round
-// trip. The function takes the transaction-level advisory locks of keys
+// trip. Since migration 20261214010000 only a create in a caller's
+// transaction calls it (the holders' unique index checks every create:
+// create_pgclaim.go). The function takes the transaction-level advisory locks of keys
 // (lockKeys: tenant, field and blind index), in the order given, and only
 // then looks the e-mail address and the phone number up. It is VOLATILE:
 // under READ COMMITTED each query it runs takes a snapshot of its own,

@@ -73,7 +73,7 @@ func TestInsertStatementPG(t *testing.T) {
 				c.ProfileSealed = sealed
 			}
 			for _, checkDup := range []bool{true, false} {
-				require.Equal(t, insertStatementBun(ctx, db, &c, checkDup), string(insertStatementPG(db.Dialect(), &c, checkDup)),
+				require.Equal(t, insertStatementBun(ctx, db, &c, checkDup), string(insertStatementPG(db.Dialect(), &c, false, checkDup)),
 					"contact %d, duplicate checks %v", i, checkDup)
 			}
 		}

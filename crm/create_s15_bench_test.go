@@ -18,7 +18,7 @@ import (
 // BenchmarkCreateStatementPartsPostgres breaks the server time of
 // Create's statement down (the package documentation's "What a contact
 // create costs"): it runs variants of the statement for benchContact(1)
-// (the name "Ada Lovelace 1": 7 name index rows), each by EXPLAIN
+// (the name "Ada Lovelace 1": 5 name index rows), each by EXPLAIN
 // (ANALYZE, TIMING OFF, WAL) — without the per-node timing of
 // BenchmarkPostgresContactCreateServer, which costs a plan of more nodes
 // more — as the application's role under row-level security in a
@@ -27,16 +27,23 @@ import (
 // bench_plain_contacts (each round beginning with the next of them). It reports each variant's median execution time
 // (<variant>_us-figure) and WAL (<variant>_wal_bytes-figure):
 //
-//   - full: the statement as Create sends it;
+//   - full: the statement as Create sends it (the contact marked as the
+//     holder of its e-mail address and phone number: create_pgclaim.go);
 //   - nonames: with no name_index, so that the trigger writes no name
 //     index rows (the row is smaller by the array, about 330 bytes);
-//   - nolookup: without the call of socialcrm_crm_contact_unclaimed (no
-//     locks, no duplicate look-up);
-//   - nolocks: the call of a copy of the function that takes no locks;
+//   - noclaim: the contact marked as holding neither (false: no entry
+//     in the holders' unique indexes, no duplicate check at all);
+//   - allowdup: the contact not marked, as an AllowDuplicate create
+//     sends it (a trigger marks it: holder when no contact holds the
+//     address);
+//   - unclaimed: marked false, with the previous release's check instead:
+//     the call of socialcrm_crm_contact_unclaimed (advisory locks and
+//     the two look-ups), which a create in a caller's transaction still
+//     makes;
 //   - onerow: with name_index's keyed tokens but the first moved after
 //     its empty element, so that the trigger writes one row (the fixed
 //     cost of the trigger and its insert against the rows' own);
-//   - bare: neither the name index rows nor the call;
+//   - bare: neither the name index rows nor the check;
 //   - cte: the name index rows written by the statement itself, a
 //     data-modifying WITH, the trigger skipped (by a condition the owner
 //     adds to it in this benchmark's database: name_index not beginning
@@ -54,9 +61,6 @@ func BenchmarkCreateStatementPartsPostgres(b *testing.B) {
 	}
 	defer owner.Close(ctx)
 	for _, q := range []string{
-		`CREATE FUNCTION bench_unclaimed_nolocks(p_keys bigint[], p_tenant text, p_email text, p_phone text)
-			RETURNS boolean LANGUAGE plpgsql VOLATILE AS $f$ BEGIN RETURN ` + crm.PgUnclaimedLookup + `; END $f$`,
-		`GRANT EXECUTE ON FUNCTION bench_unclaimed_nolocks TO PUBLIC`,
 		`DROP TRIGGER socialcrm_crm_contact_name_index_insert ON socialcrm_crm_contacts`,
 		`CREATE TRIGGER socialcrm_crm_contact_name_index_insert BEFORE INSERT ON socialcrm_crm_contacts
 			FOR EACH ROW WHEN (NEW.name_index[1] <> '') EXECUTE FUNCTION socialcrm_crm_contact_name_index_new()`,
@@ -66,10 +70,14 @@ func BenchmarkCreateStatementPartsPostgres(b *testing.B) {
 		}
 	}
 	arr := regexp.MustCompile(`'\{[^']*\}'::text\[\]`).FindString(q)
-	call := regexp.MustCompile(` WHERE socialcrm_crm_contact_unclaimed\([^)]*\)`).FindString(q)
-	if arr == "" || call == "" {
-		b.Fatal("no name_index or unclaimed call in ", q)
+	ids := regexp.MustCompile(` SELECT ('[^']*'), .*'([^']*)'::text, '([^']*)'::text, '[^']*'::text, '\{`).FindStringSubmatch(q)
+	claim := ", email_claim, phone_claim) SELECT"
+	if arr == "" || len(ids) != 4 || !strings.Contains(q, claim) || !strings.Contains(q, arr+", true, true") {
+		b.Fatal("no name_index, identifiers or holder marks in ", q)
 	}
+	noclaim := strings.Replace(q, arr+", true, true", arr+", false, false", 1)
+	allowdup := strings.Replace(strings.Replace(q, claim, ") SELECT", 1), arr+", true, true", arr, 1)
+	call := crm.PgUnclaimedCall(strings.Trim(ids[1], "'"), ids[2], ids[3])
 	tokens := strings.Split(strings.Trim(strings.TrimSuffix(arr, "::text[]"), "'{}"), ",")
 	keyed := tokens[:0:0]
 	for _, t := range tokens {
@@ -81,10 +89,11 @@ func BenchmarkCreateStatementPartsPostgres(b *testing.B) {
 	variants := []struct{ name, stmt string }{
 		{"full", q},
 		{"nonames", strings.Replace(q, arr, "NULL::text[]", 1)},
-		{"nolookup", strings.Replace(q, call, "", 1)},
-		{"nolocks", strings.Replace(q, "socialcrm_crm_contact_unclaimed(", "bench_unclaimed_nolocks(", 1)},
+		{"noclaim", noclaim},
+		{"allowdup", allowdup},
+		{"unclaimed", noclaim + " WHERE " + call},
 		{"onerow", strings.Replace(q, arr, "'{"+keyed[0]+`,"",`+strings.Join(keyed[1:], ",")+","+strings.Join(tokens[len(keyed)+1:], ",")+"}'::text[]", 1)},
-		{"bare", strings.Replace(strings.Replace(q, call, "", 1), arr, "NULL::text[]", 1)},
+		{"bare", strings.Replace(noclaim, arr, "NULL::text[]", 1)},
 		{"cte", "WITH c AS (" + strings.Replace(q, arr, `'{"",`+strings.Join(tokens, ",")+`}'::text[]`, 1) +
 			" RETURNING tenant_id, id) INSERT INTO " + crm.TableContactNames + " (tenant_id, token, contact_id)" +
 			" SELECT c.tenant_id, t, c.id FROM c, unnest('{" + strings.Join(keyed, ",") + "}'::text[]) AS t"},

@@ -14,13 +14,12 @@ import (
 )
 
 // TestContactCreateLooksAfterLock: on PostgreSQL a create whose address
-// another transaction holds the lock of (that transaction inserting a
-// contact of the same address, not yet committed) waits for the lock, and
-// once the other commits, its look-up sees the contact committed while it
-// waited — a snapshot taken after the locks (socialcrm_crm_contact_unclaimed,
-// migrateUnclaimedPG): it fails with a *DuplicateError naming that contact, and the tenant has
-// the one contact with its name index rows. SQLite runs one write at a
-// time and has no such wait.
+// another transaction holds (that transaction inserting a contact of the
+// same address, marked as its holder, not yet committed) waits for it on
+// the holders' unique index (create_pgclaim.go), and once the other
+// commits, fails with a *DuplicateError naming that contact, and the
+// tenant has the one contact with its name index rows. SQLite runs one
+// write at a time and has no such wait.
 func TestContactCreateLooksAfterLock(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		if e.db.Name != "postgres" {
@@ -35,7 +34,7 @@ func TestContactCreateLooksAfterLock(t *testing.T) {
 		e.db.AddQueryHook(h)
 		first, err := contacts.Create(e.A, in)
 		require.NoError(t, err)
-		q := h.last("INSERT INTO", crm.TableContacts, "socialcrm_crm_contact_unclaimed")
+		q := h.last("INSERT INTO", crm.TableContacts, "email_claim")
 		require.NotEmpty(t, q)
 		require.NoError(t, contacts.Delete(e.A, first.ID))
 
@@ -44,7 +43,7 @@ func TestContactCreateLooksAfterLock(t *testing.T) {
 			t.Helper()
 			var n int
 			require.NoError(t, admin.NewRaw(`SELECT count(*) FROM pg_stat_activity
-				WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`).Scan(ctx, &n))
+				WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event IN ('advisory', 'transactionid')`).Scan(ctx, &n))
 			return n
 		}
 		require.Zero(t, waiting())

@@ -565,7 +565,10 @@ func (r *Contacts) importBatch(ctx context.Context, rows []importRow, o ImportOp
 			}
 			return nil
 		})
-		if err == nil || !dberr.IsSerialization(err) {
+		// errClaimTaken: a create that took no lock stored one of the
+		// batch's addresses after the batch looked them up; the next
+		// attempt finds it (create_pgclaim.go).
+		if err == nil || !dberr.IsSerialization(err) && !errors.Is(err, errClaimTaken) {
 			break
 		}
 	}
@@ -675,7 +678,7 @@ func (r *Contacts) importRow(ctx context.Context, row importRow, keys importKeys
 		return res, nil, err
 	}
 	if by == "" {
-		created, err := r.Create(ctx, c.ContactInput, AllowDuplicate()) // checked by the batch, under its locks
+		created, err := r.Create(ctx, c.ContactInput, importClaim()) // checked by the batch, under its locks
 		if errs, ok := fromValidation(err); ok {
 			return reject("breaks a rule", errs)
 		}

@@ -28,7 +28,15 @@ import (
 // CreateOption changes how Contacts.Create treats the contact it stores.
 type CreateOption func(*createOptions)
 
-type createOptions struct{ allowDuplicate bool }
+type createOptions struct{ allowDuplicate, claim bool }
+
+// importClaim is AllowDuplicate for an import's creates, which the import
+// checked under its locks: on PostgreSQL the contact is still marked as
+// the holder of its identifiers (create_pgclaim.go), and the create fails
+// with errClaimTaken when a create that took no lock got there first.
+func importClaim() CreateOption {
+	return func(o *createOptions) { o.allowDuplicate, o.claim = true, true }
+}
 
 // AllowDuplicate lets Contacts.Create store a contact whose e-mail
 // address or phone number another contact of the tenant already has (two

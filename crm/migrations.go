@@ -32,7 +32,7 @@ type migration struct {
 // socialcrm.Migrate runs them after those of tenancy, vault and retention.
 func Migrations() *migrate.Migrations {
 	ms := migrate.NewMigrations()
-	for _, m := range append(append(coreMigrations(), commerceMigrations()...), clearMigrations()...) {
+	for _, m := range append(append(append(coreMigrations(), commerceMigrations()...), clearMigrations()...), claimMigrations()...) {
 		migrations.Add(ms, m.version, m.comment, m.up)
 	}
 	return ms

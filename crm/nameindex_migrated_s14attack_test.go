@@ -37,7 +37,7 @@ func TestS14AttackNamesOfMigratedContacts(t *testing.T) {
 		// triggers of 20261209010000 and the drop of the contact_id
 		// b-tree of 20261211010000 after the name_index column exists).
 		var later []string
-		for _, m := range append(coreMigrations(), commerceMigrations()...) {
+		for _, m := range append(append(coreMigrations(), commerceMigrations()...), claimMigrations()...) {
 			if m.version >= "20261123000570" {
 				later = append(later, m.version)
 			}

@@ -37,7 +37,7 @@ func migrationsBeforeSealing() *migrate.Migrations {
 // migrationsWithout returns the crm migrations but those of versions.
 func migrationsWithout(versions ...string) *migrate.Migrations {
 	ms := migrate.NewMigrations()
-	for _, m := range append(coreMigrations(), commerceMigrations()...) {
+	for _, m := range append(append(coreMigrations(), commerceMigrations()...), claimMigrations()...) {
 		if !slices.Contains(versions, m.version) {
 			imigrations.Add(ms, m.version, m.comment, m.up)
 		}

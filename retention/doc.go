@@ -154,7 +154,9 @@
 // (destroying the tenant's key) and marks it purged. Start hooks
 // (WithTenantPurgeStartHook) run first, outside any transaction, for
 // work outside the database that the categories then find done (social's
-// queued platform revokes), so that no network call holds a batch. A BeforeErase hook
+// queued platform revokes), so that no network call holds a batch; a
+// sweep runs its own (WithSweepStartHook, which read the sweep's cutoffs
+// with SweepCutoff) the same way. A BeforeErase hook
 // that fails stops the tenant's purge before the hooks, its batch rolled
 // back (or, when it returns an *UnfinishedError, committed without the
 // rows it names), and the next run tries again; the tenant stays due. A hook that

@@ -35,6 +35,7 @@ type Engine struct {
 	trace      func(point string) // kill points for the crash test; nil outside tests
 
 	purgeStarts []func(ctx context.Context) error // WithTenantPurgeStartHook (purge.go)
+	sweepStarts []func(ctx context.Context) error // WithSweepStartHook (sweep.go)
 
 	resolveDepth int // bounds of a resolution (WithResolutionLimits)
 	resolveKeys  int

@@ -34,7 +34,9 @@ type CategoryReceipt struct {
 	// Pending counts, for an erasure request, what the category still
 	// holds about the subject once the erasure is done (Category.Pending:
 	// a platform revoke still queued, with its sealed tokens, until the
-	// platform accepts it).
+	// platform accepts it); for a sweep or a tenant purge, the due rows a
+	// BeforeErase hook kept (*UnfinishedError) for work still to be done
+	// outside the database.
 	Pending int64 `json:"pending,omitempty"`
 }
 

@@ -36,7 +36,7 @@ func (r Report) Held() int64 {
 }
 
 func (r *Report) add(rc CategoryReceipt) {
-	if rc.Erased != 0 || rc.Held != 0 || rc.Kept != 0 {
+	if rc.Erased != 0 || rc.Held != 0 || rc.Kept != 0 || rc.Pending != 0 {
 		r.Receipts = append(r.Receipts, rc)
 	}
 }
@@ -57,6 +57,12 @@ func requireSystem(ctx context.Context) error {
 // sweep selects what is still due. An error in one tenant does not stop
 // the others; all errors are returned joined, with the report of what was
 // done.
+//
+// For each tenant, the sweep start hooks (WithSweepStartHook) run first,
+// outside any transaction. A category whose BeforeErase hook kept rows
+// for work still to be done outside the database (queued platform
+// revokes: the tenant's sweep then stops with the hook's error) has a
+// receipt in the report that counts them as Pending.
 func (e *Engine) Sweep(ctx context.Context, now time.Time) (Report, error) {
 	var rep Report
 	if err := requireSystem(ctx); err != nil {
@@ -90,9 +96,54 @@ func (e *Engine) Sweep(ctx context.Context, now time.Time) (Report, error) {
 	return rep, errors.Join(errs...)
 }
 
+// WithSweepStartHook adds a hook that Sweep calls for each tenant before
+// it erases anything (and after the AfterErase work a crash left),
+// outside any transaction, with a context acting on that tenant as the
+// system in which SweepCutoff reports the sweep's cutoffs: for work
+// outside the database that the categories' erasure then finds done, so
+// that no network call holds a batch's transaction (the root package
+// passes social.Store.RetryRevocations: the queued platform revokes the
+// sweep is about to erase). An error stops the tenant's sweep; the next
+// sweep calls the hook again. Hooks must be idempotent.
+func WithSweepStartHook(hook func(ctx context.Context) error) Option {
+	return func(e *Engine) error {
+		if hook == nil {
+			return errors.New("retention: WithSweepStartHook: nil hook")
+		}
+		e.sweepStarts = append(e.sweepStarts, hook)
+		return nil
+	}
+}
+
+type sweepKey struct{}
+
+// SweepCutoff reports, to the hooks a sweep calls (WithSweepStartHook,
+// and a category's BeforeErase and AfterErase hooks), the cutoff of
+// category in that sweep: the sweep erases the category's rows dated at
+// or before it. ok is false outside a sweep, and for a category the
+// policy does not sweep by age (no rule, or a rule triggered by an
+// event).
+func SweepCutoff(ctx context.Context, category string) (cutoff time.Time, ok bool) {
+	cs, _ := ctx.Value(sweepKey{}).(map[string]time.Time)
+	cutoff, ok = cs[category]
+	return cutoff, ok
+}
+
 func (e *Engine) sweepTenant(ctx context.Context, tid string, now time.Time, rep *Report) error {
+	cutoffs := map[string]time.Time{}
+	for _, r := range e.policy.Rules {
+		if r.Event == "" {
+			cutoffs[r.Category] = now.Add(-r.Period)
+		}
+	}
+	ctx = context.WithValue(ctx, sweepKey{}, cutoffs)
 	if err := e.drainPending(ctx); err != nil {
 		return err
+	}
+	for _, hook := range e.sweepStarts {
+		if err := hook(ctx); err != nil {
+			return fmt.Errorf("retention: sweep start hook: %w", err)
+		}
 	}
 	hs, err := e.holds(ctx, tid)
 	if err != nil {
@@ -109,7 +160,7 @@ func (e *Engine) sweepTenant(ctx context.Context, tid string, now time.Time, rep
 		switch {
 		case r.Event != "":
 			if err := e.sweepEvent(ctx, c, r, tid, cutoff, hs, &rc); err != nil {
-				return err
+				return unfinishedReceipt(err, rc, rep)
 			}
 		case c.Truncate != nil:
 			// The truncation has no batch whose selection a hold placed
@@ -141,7 +192,7 @@ func (e *Engine) sweepTenant(ctx context.Context, tid string, now time.Time, rep
 			j := &job{cat: c, tid: tid, action: "retention.swept", rc: &rc}
 			e.whereDue(j, c, cutoff)
 			if err := e.run(ctx, j, hs); err != nil {
-				return err
+				return unfinishedReceipt(err, rc, rep)
 			}
 		}
 		rep.add(rc)
@@ -150,6 +201,19 @@ func (e *Engine) sweepTenant(ctx context.Context, tid string, now time.Time, rep
 		return nil // held rows may outlive a hold: keep their events
 	}
 	return e.cleanEvents(ctx, now)
+}
+
+// unfinishedReceipt returns err, the failure of a category's sweep, after
+// adding its receipt to rep when a BeforeErase hook kept rows for work
+// still to be done outside the database (a platform revoke): the receipt
+// counts them as Pending, beside what the batches before erased.
+func unfinishedReceipt(err error, rc CategoryReceipt, rep *Report) error {
+	var unfinished *UnfinishedError
+	if errors.As(err, &unfinished) {
+		rc.Pending += int64(len(unfinished.IDs))
+		rep.add(rc)
+	}
+	return err
 }
 
 // sweepEvent erases, for each event of the rule's name older than cutoff,

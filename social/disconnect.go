@@ -465,38 +465,27 @@ func abandonReason(ctx context.Context, r revocation, now time.Time) (string, bo
 // revokeQueued settles, in tx, the queued revokes ids that are about to
 // be erased (by a tenant purge, or a sweep of CategoryRevocation),
 // whatever their schedule: a purge destroys the tenant's key right after,
-// and with it any chance to make them.
+// and with it any chance to make them; a sweep erases their tokens.
 //
-// In a tenant purge it calls no platform: the purge made every queued
-// revoke it could before this batch, outside any transaction — the
-// tenant's earlier ones when it began (RetryRevocations, the purge's
-// start hook), those its erasure of the connections queued once that
-// batch committed (revokeErasedQueued) — each claimed, made once, and
-// its outcome recorded as RetryRevocations records one (a revoke that
-// still fails past RevokeAbandonAfter given up there). What is still
-// queued here failed in this run, or is held by another process's claim:
-// it is kept, and the purge stops before the key goes. A revoke of a
-// platform without a provider registered is erased with its tokens
-// (logged: the platform is left untold).
-//
-// In a sweep it makes them here, in tx. A revoke another process holds
-// (RetryRevocations' lease) is left to it and kept, as a failed one is:
-// erased under it, a failure of that process's call would go unrecorded,
-// the tokens and the revoke lost. A revoke whose token the platform
-// refuses is done (audited with revoke token_invalid). If a revoke fails
-// again, the failure is recorded with it as RetryRevocations records one
-// (Attempts, LastError, and NextAt pushed back by the growing delay), and
-// the batch erases and commits the revokes the platform made (with their
-// audit entries), so that no later run calls the platform for them again;
-// past RevokeAbandonAfter a failing revoke is given up.
-//
-// Either way, kept revokes make it return a *retention.UnfinishedError
-// naming them, matching ErrRevokePending; the operation stops and the
-// next run tries again.
+// It calls no platform: the operation made every queued revoke it could
+// before this batch, outside any transaction — when it began
+// (RetryRevocations, the purge's or the sweep's start hook: in a sweep,
+// those queued at or before its cutoff), and, in a purge, those its
+// erasure of the connections queued once that batch committed
+// (revokeErasedQueued) — each claimed, made once, and its outcome
+// recorded as RetryRevocations records one (a revoke that still fails
+// past RevokeAbandonAfter given up there). What is still queued here
+// failed in this run, or is held by another process's claim (erased
+// under it, a failure of that process's call would go unrecorded, the
+// tokens and the revoke lost): it is kept, and the operation stops with a
+// *retention.UnfinishedError naming the kept revokes, matching
+// ErrRevokePending (a purge before the key goes); the next run tries
+// again. A revoke of a platform without a provider registered is erased
+// with its tokens (logged: the platform is left untold).
 func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error {
 	var rs []revocation
 	now := s.clock()
-	if err := tx.NewSelect().Model(&rs).Where("?TableAlias.id IN (?)", bun.In(ids)).
+	if err := tx.NewSelect().Model(&rs).Column("id", "connection_id", "platform").Where("?TableAlias.id IN (?)", bun.In(ids)).
 		Where("?TableAlias.claimed_until IS NULL OR ?TableAlias.claimed_until <= ?", now).Scan(ctx); err != nil {
 		return fmt.Errorf("social: revoke queued: %w", err)
 	}
@@ -514,80 +503,17 @@ func (s *Store) revokeQueued(ctx context.Context, tx bun.Tx, ids []string) error
 			}
 		}
 	}
-	_, purge := retention.PurgeDue(ctx)
 	for _, r := range rs {
-		if purge {
-			if _, ok := s.providers[r.Platform]; ok {
-				failed = append(failed, r.ID)
-			} else {
-				s.log.WarnContext(ctx, "social: revoke skipped: no provider for its platform", "connection", r.ConnectionID, "platform", r.Platform)
-			}
-			continue
-		}
-		ev := tenancy.AuditEvent{Action: "connection.revoked", Target: "connection:" + r.ConnectionID,
-			Metadata: map[string]string{"platform": r.Platform, "attempts": fmt.Sprint(r.Attempts + 1)}}
-		again := false
-		attempted, err := s.revokeSealed(ctx, r.Platform, r.ConnectionID, r.ID, r.AccessToken, r.RefreshToken, r.AccessExpiry, func(_ Tokens, rerr error) error {
-			if tokenDead(rerr) {
-				ev.Metadata["revoke"] = revokeTokenInvalid
-				return nil
-			}
-			if reason, ok := abandonReason(ctx, r, now); ok {
-				s.log.WarnContext(ctx, "social: queued revoke abandoned", "connection", r.ConnectionID, "error", rerr)
-				ev.Action, ev.Metadata["reason"] = "connection.revoke_abandoned", reason
-				return nil
-			}
-			s.log.WarnContext(ctx, "social: queued revoke failed again", "connection", r.ConnectionID, "error", rerr)
-			again = true
+		if _, ok := s.providers[r.Platform]; ok {
 			failed = append(failed, r.ID)
-			// The batch commits without r (UnfinishedError): the
-			// failure is recorded with it.
-			r.Attempts++
-			r.LastError, r.NextAt = rerr.Error(), now.Add(retryDelay(r.Attempts))
-			cols, err := s.keepRotated(ctx, &r, rerr, "attempts", "last_error", "next_at")
-			if err != nil {
-				return err
-			}
-			_, err = tx.NewUpdate().Model(&r).Column(cols...).WherePK().Exec(ctx)
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("social: revoke queued: %w", err)
-		}
-		if !attempted || again {
 			continue
 		}
-		if err := s.audit(ctx, tx, ev); err != nil {
-			return err
-		}
+		s.log.WarnContext(ctx, "social: revoke skipped: no provider for its platform", "connection", r.ConnectionID, "platform", r.Platform)
 	}
 	if len(failed) > 0 {
 		return &retention.UnfinishedError{IDs: failed, Err: fmt.Errorf("%w: %d of %d", ErrRevokePending, len(failed), len(ids))}
 	}
 	return nil
-}
-
-// revokeSealed revokes at platform, through the provider registered for
-// it, the tokens sealed for record (a connection, or a queued revoke of
-// connection conn), calling failed with the opened tokens if the platform
-// refuses. attempted is false when no provider is registered for platform
-// (logged: the platform is left untold).
-func (s *Store) revokeSealed(ctx context.Context, platform, conn, record string, access, refresh vault.Sealed, expiry time.Time, failed func(t Tokens, rerr error) error) (attempted bool, err error) {
-	p, ok := s.providers[platform]
-	if !ok {
-		s.log.WarnContext(ctx, "social: revoke skipped: no provider for its platform", "connection", conn, "platform", platform)
-		return false, nil
-	}
-	t, err := s.openTokens(ctx, access, refresh, record)
-	if err != nil {
-		return false, err
-	}
-	t.AccessExpiry = expiry
-	defer t.Wipe()
-	if rerr := p.Revoke(ctx, t); rerr != nil {
-		return true, failed(t, rerr)
-	}
-	return true, nil
 }
 
 // rotatedTokens returns the live tokens of a revoke that failed after the
@@ -766,22 +692,32 @@ func (s *Store) openTokens(ctx context.Context, access, refresh vault.Sealed, id
 // connection.revoke_abandoned); it hands nothing to the disconnect hook.
 // What still waits stops the purge before the tenant's key goes
 // (ErrRevokePending).
+//
+// A sweep calls it too when it begins (retention.WithSweepStartHook;
+// retention.SweepCutoff of CategoryRevocation tells it apart): then it
+// tries, outside any transaction, the tenant's queued revokes that the
+// sweep is about to erase (queued at or before the sweep's cutoff),
+// whatever their schedule, and gives up one that fails once it was queued
+// RevokeAbandonAfter ago; it hands nothing to the disconnect hook. What
+// still waits stops the tenant's sweep (ErrRevokePending).
 func (s *Store) RetryRevocations(ctx context.Context) (int, error) {
 	_, purge := retention.PurgeDue(ctx)
-	if !purge {
+	cutoff, sweep := retention.SweepCutoff(ctx, CategoryRevocation)
+	sweep = sweep && !purge
+	if !purge && !sweep {
 		if _, err := s.retryHandOvers(ctx); err != nil {
 			return 0, fmt.Errorf("social: retry revocations: %w", err)
 		}
 	}
-	if err := s.warnUnretried(ctx); err != nil {
-		return 0, fmt.Errorf("social: retry revocations: %w", err)
+	if !sweep {
+		if err := s.warnUnretried(ctx); err != nil {
+			return 0, fmt.Errorf("social: retry revocations: %w", err)
+		}
 	}
 	if len(s.providers) == 0 {
 		return 0, nil
 	}
-	if _, err := s.vault.EnsureKey(ctx); err != nil {
-		return 0, fmt.Errorf("social: retry revocations: %w", err)
-	}
+	keyed := false
 	platforms := make([]string, 0, len(s.providers))
 	for name := range s.providers {
 		platforms = append(platforms, name)
@@ -794,7 +730,11 @@ func (s *Store) RetryRevocations(ctx context.Context) (int, error) {
 		err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 			q := tx.NewSelect().Model(&due).Where("platform IN (?)", bun.In(platforms)).
 				Where("claimed_until IS NULL OR claimed_until <= ?", now).Limit(100)
-			if purge {
+			if sweep {
+				// Those the sweep erases, whatever their schedule, once.
+				q = q.Where("created_at <= ?", cutoff)
+			}
+			if purge || sweep {
 				// Every one, whatever its schedule, once.
 				return q.Where("id > ?", after).Order("id").Scan(ctx)
 			}
@@ -802,6 +742,14 @@ func (s *Store) RetryRevocations(ctx context.Context) (int, error) {
 		})
 		if err != nil {
 			return done, fmt.Errorf("social: retry revocations: %w", err)
+		}
+		if len(due) > 0 && !keyed {
+			// The tenant's key, opened once for the tokens (a sweep of a
+			// tenant with nothing queued leaves its key as it is).
+			if _, err := s.vault.EnsureKey(ctx); err != nil {
+				return done, fmt.Errorf("social: retry revocations: %w", err)
+			}
+			keyed = true
 		}
 		for _, r := range due {
 			ok, err := s.retryRevocation(ctx, r)
@@ -812,7 +760,7 @@ func (s *Store) RetryRevocations(ctx context.Context) (int, error) {
 				done++
 			}
 		}
-		if !purge || len(due) < 100 {
+		if !purge && !sweep || len(due) < 100 {
 			return done, nil
 		}
 		after = due[len(due)-1].ID
@@ -851,7 +799,8 @@ func (s *Store) retryRevocation(ctx context.Context, r revocation) (bool, error)
 }
 
 // claimAndRevoke claims r for RevocationLease, unless another process
-// holds it or it is not due (in a tenant purge, whatever its schedule),
+// holds it or it is not due (in a tenant purge, or a sweep that erases
+// r, whatever its schedule),
 // revokes its tokens through p and records the outcome, even when ctx is
 // cancelled meanwhile. It reports whether the platform revoked them.
 //
@@ -859,17 +808,19 @@ func (s *Store) retryRevocation(ctx context.Context, r revocation) (bool, error)
 // revoke, Tokens.Rotated) are sealed into r's row, under the claim,
 // before the provider uses them: a process killed between the platform's
 // refresh and its revoke leaves the live tokens queued, not the spent
-// ones. In a tenant purge, a revoke that fails past RevokeAbandonAfter is
-// given up (connection.revoke_abandoned) and leaves the queue.
+// ones. In a tenant purge, or in a sweep that erases r (swept), a revoke
+// that fails past RevokeAbandonAfter is given up
+// (connection.revoke_abandoned) and leaves the queue.
 func (s *Store) claimAndRevoke(ctx context.Context, p Provider, r revocation) (bool, error) {
 	now := s.clock()
 	lease := now.Add(RevocationLease)
 	_, purge := retention.PurgeDue(ctx)
+	settle := purge || swept(ctx, r)
 	claimed := false
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		q := tx.NewUpdate().Model((*revocation)(nil)).Set("claimed_until = ?", lease).
 			Where("id = ?", r.ID).Where("claimed_until IS NULL OR claimed_until <= ?", now)
-		if !purge {
+		if !settle {
 			q = q.Where("next_at <= ?", now)
 		}
 		res, err := q.Exec(ctx)
@@ -897,7 +848,7 @@ func (s *Store) claimAndRevoke(ctx context.Context, p Provider, r revocation) (b
 	if tokenDead(rerr) {
 		meta["revoke"], rerr = revokeTokenInvalid, nil
 	}
-	if rerr != nil && purge {
+	if rerr != nil && settle {
 		if reason, ok := abandonReason(ctx, r, s.clock()); ok {
 			s.log.WarnContext(ctx, "social: queued revoke abandoned", "connection", r.ConnectionID, "error", rerr)
 			action, meta["reason"], rerr = "connection.revoke_abandoned", reason, nil
@@ -928,6 +879,14 @@ func (s *Store) claimAndRevoke(ctx context.Context, p Provider, r revocation) (b
 		return err
 	})
 	return rerr == nil && action == "connection.revoked" && err == nil, err
+}
+
+// swept reports whether the queued revoke r is one the running sweep
+// erases (retention.SweepCutoff of CategoryRevocation at or after its
+// queueing): the sweep's start hook makes it whatever its schedule.
+func swept(ctx context.Context, r revocation) bool {
+	cutoff, ok := retention.SweepCutoff(ctx, CategoryRevocation)
+	return ok && !r.CreatedAt.After(cutoff)
 }
 
 // saveRotatedRevocation seals rot, the tokens the platform rotated while

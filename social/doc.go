@@ -183,15 +183,22 @@
 // platform without a provider, which it cannot make.
 //
 // A tenant purge, or a sweep of CategoryRevocation, makes the queued
-// revokes before their tokens and the tenant's key go. A purge makes them
-// outside its transactions: when it begins (RetryRevocations, its start
-// hook: every queued revoke of the tenant, whatever its schedule, each
-// claimed so that it is made once across processes) and after the
-// commit of the batch that erased the connections; what is still queued
-// when it reaches CategoryRevocation failed, or is held by another
-// process's claim (one killed while it asked the platform holds it for
-// RevocationLease), and stops the purge before the key goes. A sweep
-// makes them in its batch's transaction. Each failure is recorded
+// revokes before their tokens and the tenant's key go, outside its
+// transactions: when it begins (RetryRevocations, its start hook — the
+// root package registers it with retention.WithTenantPurgeStartHook and
+// retention.WithSweepStartHook, and a host that registers
+// Store.Categories with an engine of its own does the same: a purge,
+// every queued revoke of the tenant, whatever its schedule; a sweep,
+// those queued at or before its cutoff, whatever their schedule — each
+// claimed so that it is made once across processes, the tokens a revoke
+// by refresh rotated stored with it before the revoke is sent) and, in a
+// purge, after the commit of the batch that erased the connections; what
+// is still queued when it reaches CategoryRevocation failed, or is held
+// by another process's claim (one killed while it asked the platform
+// holds it for RevocationLease), and stops the operation (a purge before
+// the key goes; the sweep's receipt of CategoryRevocation counts it as
+// Pending). A revoke made this way leaves the queue with its audit entry,
+// not in the sweep's count of erased rows. Each failure is recorded
 // (Attempts, LastError, and the next RetryRevocations attempt pushed back
 // by the growing delay), the revokes the platform made are erased and
 // audited (so that no later run calls the platform for them again), and
