@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"github.com/socialcrm/socialcrm/internal/dbtest"
+	"github.com/socialcrm/socialcrm/tenancy"
 )
 
 // eachDBWith is eachDB with the configuration adjusted by configure.
@@ -164,6 +166,21 @@ func TestConsoleFormSentWhileRunningS17b(t *testing.T) {
 		resp = recv(send(key))
 		require.Equal(t, alreadySent, flashOf(t, a, resp))
 		require.Empty(t, entered)
+
+		// A key left pending by a sending whose process died (recorded
+		// longer ago than formKeyStale) is free again: the form acts.
+		key = randomToken()
+		ctx = tenancy.WithPrincipal(t.Context(), tenancy.Principal{TenantID: str(su, "tenant", "id")})
+		require.NoError(t, tenancy.RunInTx(ctx, a.db, nil, func(ctx context.Context, tx bun.Tx) error {
+			_, err := tx.NewInsert().Model(&formKeyRecord{Owned: tenancy.Owned{TenantID: str(su, "tenant", "id")}, Key: key,
+				CreatedAt: time.Now().UTC().Add(-formKeyStale - time.Minute), State: formKeyPending}).Exec(ctx)
+			return err
+		}))
+		second = send(key)
+		enter()
+		gate <- nil
+		resp = recv(second)
+		require.Equal(t, "acted for the test", flashOf(t, a, resp))
 	})
 }
 

@@ -53,6 +53,11 @@ const (
 	formKeyPoll = 50 * time.Millisecond
 )
 
+// formKeyStale is how long a pending form key is waited for at most: a
+// sending still pending after it ended without settling its key (its
+// process was killed), and the form may be sent again.
+const formKeyStale = 10 * time.Minute
+
 // maxFormKey bounds a form key (randomToken makes 43 characters).
 const maxFormKey = 64
 
@@ -116,6 +121,13 @@ func (a *app) claimForm(r *http.Request) (done func(error), found formClaim, err
 		var n int64
 		var state []string
 		err = tenancy.RunInTx(ctx, a.db, nil, func(ctx context.Context, tx bun.Tx) error {
+			// A sending pending for longer than any form acts ended
+			// without settling its key (its process was killed): its
+			// key is free again.
+			if _, err := tx.NewDelete().Model((*formKeyRecord)(nil)).Where("form_key = ?", key).
+				Where("state = ?", formKeyPending).Where("created_at < ?", rec.CreatedAt.Add(-formKeyStale)).Exec(ctx); err != nil {
+				return err
+			}
 			res, err := tx.NewInsert().Model(rec).On("CONFLICT (tenant_id, form_key) DO NOTHING").Exec(ctx)
 			if err != nil {
 				return err
