@@ -22,7 +22,8 @@ import (
 // keeps the contact and its name index rows (crm.contact_name, declared
 // HeldWith crm.contact) through an erasure by her e-mail address and a
 // tenant purge, whose receipts count them held, while her namesakes'
-// rows go; name search still finds her. Once the hold is released, the
+// rows go; name search still finds her, and the purge the hold stopped
+// kept the tenant's keys (the contact and the hold's reason still open). Once the hold is released, the
 // next purge erases everything. A record hold on crm.contact_name itself
 // is refused with a *retention.ValidationError. SQLite keeps no rows in
 // that table (its name index is the FTS5 table): there the test checks
@@ -112,9 +113,19 @@ func TestRecordHoldOnContactKeepsNameRows(t *testing.T) {
 		require.Equal(t, heldRows, rows("contact_id", cs[0].ID))
 		require.Equal(t, heldRows, rows("tenant_id", tn.ID), "no namesake's row is left")
 
-		// Released: the next purge erases her and her rows.
+		// The purge that the hold stopped kept the tenant's keys: the held
+		// contact and the hold's reason still open.
 		sa, err := tenancy.AsTenant(sys, tn.ID)
 		require.NoError(t, err)
+		got, err := contacts.Get(sa, cs[0].ID)
+		require.NoError(t, err, "the held contact opens after the purge it stopped")
+		require.Equal(t, "Lovelace", got.LastName)
+		hs, err := sdk.Retention.Holds(sa)
+		require.NoError(t, err)
+		require.Len(t, hs, 1)
+		require.Equal(t, "litigation", hs[0].Reason)
+
+		// Released: the next purge erases her and her rows.
 		_, err = sdk.Retention.ReleaseHold(sa, h.ID)
 		require.NoError(t, err)
 		res, err = sdk.Retention.PurgeTenants(sys, clk.Now())

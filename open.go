@@ -417,8 +417,10 @@ const MediaPeriod = 24 * retention.Month
 //     retention.EventDeauthorized);
 //   - expired OAuth states a day after they expired;
 //   - invoices kept 7 years (a legal obligation: they survive subject
-//     erasure and tenant purge; crm.CategoryInvoice belongs to a host that
-//     bills);
+//     erasure and tenant purge, readable — a closed tenant with invoices
+//     still in their period keeps its key, and is marked purged once the
+//     sweep has erased the last of them (retention.Rule.Readable);
+//     crm.CategoryInvoice belongs to a host that bills);
 //   - the audit log and its checkpoints kept 12 months (kept through
 //     erasure for the security obligation);
 //   - answered data-subject requests and records of Meta deletion
@@ -436,7 +438,7 @@ func DefaultPolicy(cats []retention.Category) retention.Policy {
 			{Category: social.CategoryRawResponse, Period: 90 * retention.Day, Note: "raw platform responses at most 90 days"},
 			{Category: social.CategoryMetrics, Period: 24 * retention.Month, Note: "aggregated metrics up to 24 months"},
 			{Category: social.CategoryConnection, Period: 30 * retention.Day, Event: retention.EventDeauthorized, Note: "purged within 30 days of deauthorization"},
-			{Category: crm.CategoryInvoice, Period: 7 * retention.Year, Keep: true, Note: "billing records kept 7 years"},
+			{Category: crm.CategoryInvoice, Period: 7 * retention.Year, Keep: true, Readable: true, Note: "billing records kept 7 years"},
 			{Category: retention.CategoryAudit, Period: 12 * retention.Month, Keep: true, Note: "security logs kept 12 months"},
 			{Category: retention.CategoryAuditCheckpoint, Period: 12 * retention.Month, Keep: true, Note: "with the audit log"},
 			{Category: retention.CategoryRequest, Period: 3 * retention.Year, Keep: true, Note: "evidence of how each request was answered"},

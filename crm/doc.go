@@ -393,7 +393,9 @@
 // Invoices are the retention category "billing.invoice", which
 // socialcrm.DefaultPolicy keeps for 7 years (legal obligation) from their
 // date: an erasure request leaves them whole, with the customer's name,
-// address and tax id that the law requires on an invoice. What the law does
+// address and tax id that the law requires on an invoice, and a tenant's
+// purge keeps them readable (retention.Rule.Readable: the closed tenant
+// keeps its key until the sweep has erased its last invoice). What the law does
 // not require — the recipient's e-mail, phone and contact link — is kept
 // apart (category "billing.invoice_recipient") and erased on request; a
 // request by e-mail address or phone number reaches the invoices sent to

@@ -172,6 +172,13 @@ type Category struct {
 	// that declares no HeldWith itself. Empty: record holds on this
 	// category's own rows alone hold them.
 	HeldWith string
+	// Shreds marks a category whose rows keep the tenant's sealed data
+	// readable (the vault's wrapped keys, and the list of tenants whose keys
+	// a key-encryption-key rotation re-wraps): erasing them shreds every
+	// value sealed for the tenant. A tenant purge erases these categories
+	// last, and only when no legal hold kept any row, for held rows must stay
+	// readable as long as the hold lasts.
+	Shreds bool
 	// Spare names rows that an erasure request finds but must not erase,
 	// and why (the zero value spares none). Sweeps and tenant purges
 	// ignore it.

@@ -41,8 +41,19 @@ type Rule struct {
 	Event string
 	// Keep marks a legal obligation to keep the rows for Period after their
 	// Time (invoices: 7 years). Kept rows survive subject erasure and tenant
-	// purge until then, and are swept by age afterwards.
+	// purge until then, and are swept by age afterwards. A tenant purge
+	// destroys the tenant's key unless Readable says otherwise.
 	Keep bool
+	// Readable, with Keep, keeps the kept rows readable through a tenant
+	// purge: while the tenant has rows of the category, the purge erases
+	// everything else but keeps the tenant's keys (Category.Shreds) and does
+	// not mark the tenant purged, and its receipt counts those rows Kept;
+	// once the sweep has erased them by age, the next purge shreds the keys
+	// and marks the tenant purged. Without it, kept rows survive the purge
+	// but their sealed fields no longer open once the tenant's key is
+	// destroyed (the law may require an invoice's bill-to name, address and
+	// tax id for its whole period: socialcrm.DefaultPolicy sets it there).
+	Readable bool
 	// Note explains the period in the data map.
 	Note string
 }
@@ -85,6 +96,8 @@ func (p Policy) validate(cats map[string]Category, strict bool) error {
 			return bad("more than one rule")
 		case r.Period <= 0:
 			return bad("period must be positive")
+		case r.Readable && !r.Keep:
+			return bad("only a legal-obligation keep can keep rows readable")
 		case r.Keep && r.Event != "":
 			return bad("a legal-obligation keep is counted from the time column, not an event")
 		case c.Time == "":

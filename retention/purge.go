@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/uptrace/bun/dialect"
@@ -30,9 +31,13 @@ type PurgeResult struct {
 // rule keeps (they are swept by age later), in batches with receipts; rows
 // of anonymizing categories are deleted, since nobody is left for whom an
 // anonymized row would be kept
-// (action "retention.purged"); then, if no legal hold kept anything, it
-// calls the tenant purge hooks (crypto-shredding of the tenant's key) and
-// marks the tenant purged. It must be called with the system principal.
+// (action "retention.purged"); the categories that shred the tenant's
+// sealed data (Category.Shreds: the vault's keys) go last, and only when
+// nothing is left that must stay readable; then, if no legal hold kept
+// anything and no rule kept rows readable (Rule.Readable: receipts count
+// them Kept), it calls the tenant purge hooks (crypto-shredding of the
+// tenant's key) and marks the tenant purged. A tenant left unpurged is
+// purged again by each later run, until nothing keeps it. It must be called with the system principal.
 // It is idempotent and resumable: an interrupted purge is finished by the
 // next call. An error in one tenant does not stop the others. Runs that
 // meet share the work: a tenant whose purge another run holds (in this
@@ -181,9 +186,36 @@ func (e *Engine) purge(ctx context.Context, tid string, now time.Time) (PurgeRes
 		return res, err
 	}
 	var held int64
-	for _, c := range e.Categories() {
+	cats := e.Categories()
+	// The categories that shred the tenant's sealed data go last, and only
+	// when nothing was held (see Category.Shreds).
+	slices.SortStableFunc(cats, func(a, b Category) int {
+		switch {
+		case a.Shreds == b.Shreds:
+			return 0
+		case a.Shreds:
+			return 1
+		}
+		return -1
+	})
+	var kept int64 // rows that Keep and Readable rules keep readable
+	for _, c := range cats {
 		rule, _ := e.policy.rule(c.Name)
 		if rule.Keep {
+			if rule.Readable {
+				n, err := e.count(ctx, c, tid, nil, nil)
+				if err != nil {
+					return res, err
+				}
+				if n > 0 {
+					kept += n
+					res.Receipts = append(res.Receipts, CategoryReceipt{Tenant: tid, Category: c.Name, Policy: e.policy.Name,
+						Rule: "tenant closed; kept readable for its legal period", Kept: n})
+				}
+			}
+			continue
+		}
+		if c.Shreds && (held > 0 || hs.tenant || kept > 0) {
 			continue
 		}
 		e.point("purge.category")
@@ -227,7 +259,7 @@ func (e *Engine) purge(ctx context.Context, tid string, now time.Time) (PurgeRes
 			res.Receipts = append(res.Receipts, rc)
 		}
 	}
-	if held > 0 || hs.tenant {
+	if held > 0 || hs.tenant || kept > 0 {
 		return res, nil
 	}
 	for _, hook := range e.purgeHooks {

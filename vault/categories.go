@@ -16,9 +16,9 @@ const (
 func Categories() []retention.Category {
 	return []retention.Category{
 		{Name: CategoryKeys, Table: TableKeys, ID: "tenant_id", Time: "created_at",
-			Omit:       []string{"data_keyset", "index_keyset"},
+			Omit: []string{"data_keyset", "index_keyset"}, Shreds: true,
 			LegalBasis: "security of processing (GDPR art. 32)", Purpose: "the tenant's wrapped data keys; destroying them shreds its sealed data"},
-		{Name: CategoryTenants, Table: TableKeyTenants, ID: "tenant_id", Time: "created_at",
+		{Name: CategoryTenants, Table: TableKeyTenants, ID: "tenant_id", Time: "created_at", Shreds: true,
 			LegalBasis: "security of processing (GDPR art. 32)", Purpose: "which tenants have keys, for key-encryption-key rotation"},
 	}
 }

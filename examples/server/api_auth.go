@@ -36,8 +36,7 @@ func (s signupRequest) validate() error {
 	v.check(err == nil && !strings.ContainsAny(s.Email, "<> "), "email", "must be an email address")
 	v.check(strings.TrimSpace(s.Name) != "", "name", "required")
 	v.check(len(s.Name) <= 200, "name", "at most 200 characters")
-	v.check(len(s.Password) >= tenancy.MinPasswordLen && len(s.Password) <= tenancy.MaxPasswordLen, "password",
-		"must be 10 to 72 bytes long")
+	v.check(passwordProblem(s.Password) == "", "password", passwordProblem(s.Password))
 	return v.err()
 }
 
@@ -307,4 +306,22 @@ func (a *app) auditLog(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"entries": entries, "verified_head": head, "checked_at": time.Now().UTC()})
 	return nil
+}
+
+// passwordHint is how a password's length is told to a person: bcrypt
+// keeps 72 bytes, which are 72 characters of plain letters, digits and
+// punctuation, and fewer of others.
+const passwordHint = "10 to 72 characters; accented and other non-ASCII ones count 2 to 4 each"
+
+// passwordProblem says what is wrong with a password's length, in
+// characters with the note for non-ASCII ones, or "" when it fits
+// [tenancy.MinPasswordLen, tenancy.MaxPasswordLen] bytes.
+func passwordProblem(pw string) string {
+	switch {
+	case len(pw) < tenancy.MinPasswordLen:
+		return "too short: at least 10 characters"
+	case len(pw) > tenancy.MaxPasswordLen:
+		return "too long: at most 72 bytes, which is 72 plain characters (letters, digits, punctuation); accented letters and other non-ASCII characters count 2 to 4 each"
+	}
+	return ""
 }

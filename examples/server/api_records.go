@@ -369,8 +369,7 @@ func (a *app) clientRoutes() {
 		v.check(strings.TrimSpace(in.Name) != "", "name", "required")
 		v.check(in.Role != "", "role", "required")
 		v.check(in.ClientID == "" || tenancy.ValidateID(in.ClientID) == nil, "client_id", "must be a UUID")
-		v.check(len(in.Password) >= tenancy.MinPasswordLen && len(in.Password) <= tenancy.MaxPasswordLen, "password",
-			"must be 10 to 72 bytes long")
+		v.check(passwordProblem(in.Password) == "", "password", passwordProblem(in.Password))
 		if err := v.err(); err != nil {
 			return nil, err
 		}

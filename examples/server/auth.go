@@ -198,6 +198,10 @@ func serverMigrations() *migrate.Migrations {
 		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
 			return migrateSignupKeys(ctx, m.DB())
 		}})
+	ms.Add(migrate.Migration{Name: "20261214090000", Comment: "example server: states of console form keys (pending, done)",
+		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
+			return migrateFormKeyStates(ctx, m.DB())
+		}})
 	ms.Add(migrate.Migration{Name: "29990101000200", Comment: "example server: login attempts",
 		Up: func(ctx context.Context, m *migrate.Migrator, _ *migrate.Migration) error {
 			_, err := m.DB().ExecContext(ctx, "CREATE TABLE IF NOT EXISTS ? (key_hash TEXT NOT NULL, window_start TIMESTAMP NOT NULL, "+
@@ -393,6 +397,43 @@ func (t *tokens) live(ctx context.Context, c accessClaims) (bool, error) {
 		return err
 	})
 	return n == 1, err
+}
+
+// sessionTenant returns the tenant of the session r's console cookies
+// name, live or not: the refresh token's when it is its session's current
+// or previous one, else the access token's when its signature holds
+// (expired or not). It tells a form sent from an ended session what
+// became of that session's organization; it signs nobody in.
+func (t *tokens) sessionTenant(ctx context.Context, r *http.Request) (string, bool) {
+	if c, err := r.Cookie(cookieRefresh); err == nil {
+		parts := strings.Split(c.Value, ".")
+		if len(parts) == 4 && parts[0] == "rt1" && tenancy.ValidateID(parts[1]) == nil && tenancy.ValidateID(parts[2]) == nil {
+			ctx := tenancy.WithPrincipal(ctx, tenancy.Principal{TenantID: parts[1]})
+			var ids []string
+			err := tenancy.RunInTx(ctx, t.db, nil, func(ctx context.Context, tx bun.Tx) error {
+				return tx.NewSelect().Model((*session)(nil)).Column("id").Where("id = ?", parts[2]).
+					WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+						return q.Where("refresh_hash = ?", sha(c.Value)).WhereOr("prev_hash = ?", sha(c.Value))
+					}).Limit(1).Scan(ctx, &ids)
+			})
+			if err == nil && len(ids) == 1 {
+				return parts[1], true
+			}
+		}
+	}
+	if c, err := r.Cookie(cookieAccess); err == nil {
+		i := strings.LastIndexByte(c.Value, '.')
+		if !strings.HasPrefix(c.Value, "at1.") || i < 0 || subtle.ConstantTimeCompare([]byte(t.mac(c.Value[:i])), []byte(c.Value[i+1:])) != 1 {
+			return "", false
+		}
+		raw, err := base64.RawURLEncoding.DecodeString(c.Value[4:i])
+		var claims accessClaims
+		if err != nil || json.Unmarshal(raw, &claims) != nil || tenancy.ValidateID(claims.Tenant) != nil {
+			return "", false
+		}
+		return claims.Tenant, true
+	}
+	return "", false
 }
 
 // revokeTenant ends every live session of the context's tenant except keep

@@ -43,6 +43,9 @@ type config struct {
 	// passwordCost, when set (tests), is the bcrypt cost of stored
 	// passwords (socialcrm.Config.InsecurePasswordCost).
 	passwordCost int
+	// formWait, when set (tests), is how long a console form sent again
+	// waits for its first sending to end (formKeyWait otherwise).
+	formWait time.Duration
 
 	TikTokKey, TikTokSecret string
 	MetaAppID, MetaSecret   string

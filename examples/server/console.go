@@ -68,6 +68,17 @@ type page struct {
 	requestID string
 }
 
+// Sent returns what the form posting to action sent when this page
+// answers that form (shown again after a validation error), nil
+// otherwise: a page of several forms refills only the one sent, not
+// another with a field of the same name.
+func (p *page) Sent(action string) url.Values {
+	if p.Path != action {
+		return nil
+	}
+	return p.Form
+}
+
 // Active reports whether the signed-in tenant is open: a closed tenant's
 // pages show no links that would only answer "closed".
 func (p *page) Active() bool { return p.Signed && p.Tenant.Status == tenancy.StatusActive }
@@ -85,6 +96,7 @@ func (a *app) consoleTemplates() (*template.Template, error) {
 	return template.New("console").Funcs(template.FuncMap{
 		"date":         func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
 		"formKey":      randomToken,
+		"passwordHint": func() string { return passwordHint },
 		"day":          func(t time.Time) string { return t.UTC().Format("2006-01-02") },
 		"trend":        trendChart,
 		"bars":         barChart,
@@ -271,6 +283,11 @@ func (a *app) page(pattern string, acc access, name string, h consoleHandler) {
 				flash = "Signed out." // already, in another tab
 			} else if hasSessionCookie(r) || r.Method == http.MethodPost {
 				flash = sessionEnded
+				if pattern == "POST /console/tenant/close" {
+					// Sent twice (a double click): the first closed the
+					// organization and may have ended this session.
+					flash = cmp.Or(a.closedFlash(r), flash)
+				}
 			}
 			_ = a.seeOther(w, r, "/console/login", flash)
 			return
@@ -572,6 +589,10 @@ func (a *app) consoleHome(w http.ResponseWriter, r *http.Request, p *page) error
 }
 
 func (a *app) consoleCloseTenant(w http.ResponseWriter, r *http.Request, p *page) error {
+	if p.Tenant.Status != tenancy.StatusActive {
+		// Sent again (a double click, another tab): closed already.
+		return a.seeOther(w, r, "/console/", closedAlready(p.Tenant))
+	}
 	if err := a.consoleSettings(w, r, p); err != nil {
 		return err
 	}
@@ -587,6 +608,28 @@ func (a *app) consoleCloseTenant(w http.ResponseWriter, r *http.Request, p *page
 	}
 	a.schedulePurge(r.Context(), t)
 	return a.seeOther(w, r, "/console/", "Closed. Everything is erased after "+t.PurgeAfter.UTC().Format("2006-01-02")+" unless you reopen before.")
+}
+
+// closedAlready is the flash of a close form sent to an organization
+// closed already.
+func closedAlready(t tenancy.Tenant) string {
+	return "Already done: the organization is closed. Everything is erased after " + t.PurgeAfter.UTC().Format("2006-01-02") + " unless it is reopened before."
+}
+
+// closedFlash is the flash of a close form whose session has ended: when
+// the session its cookies name belongs to a closed organization (closed
+// by the form's first sending, which ended the other sessions), it says
+// so and how to reopen; "" otherwise.
+func (a *app) closedFlash(r *http.Request) string {
+	tid, ok := a.tokens.sessionTenant(r.Context(), r)
+	if !ok {
+		return ""
+	}
+	t, err := a.sdk.Tenants.Tenant(tenancy.WithPrincipal(r.Context(), tenancy.Principal{TenantID: tid}))
+	if err != nil || t.Status == tenancy.StatusActive {
+		return ""
+	}
+	return closedAlready(t) + " Sign in to reopen it."
 }
 
 func (a *app) consoleReopenTenant(w http.ResponseWriter, r *http.Request, p *page) error {

@@ -259,7 +259,7 @@ func (a *app) consoleAddMember(w http.ResponseWriter, r *http.Request, p *page) 
 	clientName := strings.TrimSpace(r.FormValue("client_name"))
 	var v validator
 	v.check(slices.Contains(p.Data.(*teamView).Invitable, n.Role), "role", "owner, admin, staff, client or creator")
-	v.check(len(n.Password) >= 10 && len(n.Password) <= 72, "password", "10 to 72 characters")
+	v.check(passwordProblem(n.Password) == "", "password", passwordProblem(n.Password))
 	if n.Role == tenancy.RoleClient {
 		n.ClientID = r.FormValue("client_id")
 		v.check(n.ClientID != "" || clientName != "", "client_id", "a client's member belongs to a client: choose one, or name a new one")

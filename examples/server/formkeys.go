@@ -18,9 +18,17 @@ import (
 // tableFormKeys records the one-time keys of the console's forms that
 // change something (every form registered with app.form): a form sent
 // twice — a double click, a reload that resends it, the back button and
-// Send again — acts once. A row is a random key and its time, nothing
-// else.
+// Send again — acts once. A row is a random key, its time and the state
+// of the sending that recorded it (pending while its action runs, done
+// once it acted), nothing else.
 const tableFormKeys = "example_form_keys"
+
+// The states of a form key: recorded before the action runs (pending),
+// and done once it acted. A failed action deletes its key.
+const (
+	formKeyPending = "pending"
+	formKeyDone    = "done"
+)
 
 // formKeyRecord is one form key of a tenant, recorded before the form's
 // action runs.
@@ -30,11 +38,25 @@ type formKeyRecord struct {
 
 	Key       string    `bun:"form_key,pk"`
 	CreatedAt time.Time `bun:"created_at,notnull"`
+	State     string    `bun:"state,notnull"`
 }
 
 // formKeyKeep is how long a form key is kept: a form resent later acts
 // again.
 const formKeyKeep = 24 * time.Hour
+
+// formKeyWait is how long a form sent again waits for its first sending,
+// still running, to end before it answers that the first is still
+// working; formKeyPoll is how often it looks meanwhile.
+const (
+	formKeyWait = 4 * time.Second
+	formKeyPoll = 50 * time.Millisecond
+)
+
+// formKeyStale is how long a pending form key is waited for at most: a
+// sending still pending after it ended without settling its key (its
+// process was killed), and the form may be sent again.
+const formKeyStale = 10 * time.Minute
 
 // maxFormKey bounds a form key (randomToken makes 43 characters).
 const maxFormKey = 64
@@ -60,52 +82,106 @@ func formKeyOf(r *http.Request) (string, error) {
 	return key, nil
 }
 
-// claimForm records the form's one-time key (its form_key field) before
-// the form acts. It returns done, which the caller calls with the
-// action's error (a failed action releases the key, so that the form may
-// be sent again), and dup, true when the key was recorded already: the
-// form was sent before and must not act again.
-func (a *app) claimForm(r *http.Request) (done func(error), dup bool, err error) {
+// formClaim is what claimForm found of a form's key.
+type formClaim int
+
+const (
+	// formClaimed: the key is this sending's, which acts.
+	formClaimed formClaim = iota
+	// formSentDone: an earlier sending of the form acted.
+	formSentDone
+	// formSentPending: an earlier sending is still running after the
+	// wait; its outcome is not known yet.
+	formSentPending
+)
+
+// claimForm records the form's one-time key (its form_key field) as
+// pending before the form acts. It returns done, which the caller calls
+// with the action's error (a failed action releases the key, so that the
+// form may be sent again; one that acted marks it done), and what it
+// found: formClaimed when this sending acts. When an earlier sending
+// holds the key, claimForm waits up to the form wait (formKeyWait unless
+// configured) for it to end: done answers formSentDone; failed frees the
+// key, which this sending then claims, to act itself; still running
+// answers formSentPending — never a claim that the form acted.
+func (a *app) claimForm(r *http.Request) (done func(error), found formClaim, err error) {
 	key, err := formKeyOf(r)
 	if err != nil {
-		return nil, false, err
+		return nil, 0, err
 	}
 	ctx := r.Context()
 	p, ok := tenancy.FromContext(ctx)
 	if !ok {
-		return nil, false, tenancy.ErrNoTenant
+		return nil, 0, tenancy.ErrNoTenant
 	}
-	rec := &formKeyRecord{Owned: tenancy.Owned{TenantID: p.TenantID}, Key: key, CreatedAt: a.now().UTC()}
-	var n int64
-	err = tenancy.RunInTx(ctx, a.db, nil, func(ctx context.Context, tx bun.Tx) error {
-		res, err := tx.NewInsert().Model(rec).On("CONFLICT (tenant_id, form_key) DO NOTHING").Exec(ctx)
+	wait := cmp.Or(a.cfg.formWait, formKeyWait)
+	deadline := time.Now().Add(wait)
+	for {
+		rec := &formKeyRecord{Owned: tenancy.Owned{TenantID: p.TenantID}, Key: key, CreatedAt: a.now().UTC(), State: formKeyPending}
+		var n int64
+		var state []string
+		err = tenancy.RunInTx(ctx, a.db, nil, func(ctx context.Context, tx bun.Tx) error {
+			// A sending pending for longer than any form acts ended
+			// without settling its key (its process was killed): its
+			// key is free again.
+			if _, err := tx.NewDelete().Model((*formKeyRecord)(nil)).Where("form_key = ?", key).
+				Where("state = ?", formKeyPending).Where("created_at < ?", rec.CreatedAt.Add(-formKeyStale)).Exec(ctx); err != nil {
+				return err
+			}
+			res, err := tx.NewInsert().Model(rec).On("CONFLICT (tenant_id, form_key) DO NOTHING").Exec(ctx)
+			if err != nil {
+				return err
+			}
+			if n, err = res.RowsAffected(); err != nil || n == 1 {
+				return err
+			}
+			return tx.NewSelect().Model((*formKeyRecord)(nil)).Column("state").Where("form_key = ?", key).Scan(ctx, &state)
+		})
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return nil, false, err
-	}
-	if n == 0 {
-		return nil, true, nil
+		if n == 1 {
+			break
+		}
+		if len(state) == 1 && state[0] != formKeyPending {
+			return nil, formSentDone, nil
+		}
+		if len(state) == 0 {
+			// The earlier sending failed and freed the key between the
+			// insert and the look: claim it again.
+			continue
+		}
+		if !time.Now().Before(deadline) {
+			return nil, formSentPending, nil
+		}
+		t := time.NewTimer(formKeyPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, 0, ctx.Err()
+		case <-t.C:
+		}
 	}
 	return func(actErr error) {
-		if actErr == nil {
-			return
-		}
-		// Released without the request's cancellation: the browser may
-		// have gone, the key must still be freed.
+		// Settled without the request's cancellation: the browser may
+		// have gone, the key must still be freed or marked done.
 		ctx := context.WithoutCancel(ctx)
 		if err := tenancy.RunInTx(ctx, a.db, nil, func(ctx context.Context, tx bun.Tx) error {
-			_, err := tx.NewDelete().Model((*formKeyRecord)(nil)).Where("form_key = ?", key).Exec(ctx)
+			if actErr != nil {
+				_, err := tx.NewDelete().Model((*formKeyRecord)(nil)).Where("form_key = ?", key).Exec(ctx)
+				return err
+			}
+			_, err := tx.NewUpdate().Model((*formKeyRecord)(nil)).Set("state = ?", formKeyDone).Where("form_key = ?", key).Exec(ctx)
 			return err
 		}); err != nil {
-			a.log.WarnContext(ctx, "console: form key not released", "err", err)
+			a.log.WarnContext(ctx, "console: form key not settled", "err", err)
 		}
-	}, false, nil
+	}, formClaimed, nil
 }
+
+// stillWorking is the flash of a form sent a second time while its first
+// sending is still running: nothing is claimed of its outcome.
+const stillWorking = "Still working: this form was sent twice and the first sending has not finished. Reload the page in a moment to see whether it was saved; do not send it again."
 
 // alreadySent is the flash of a form sent a second time.
 const alreadySent = "Already done: this form was sent twice and acted once. Nothing more was sent."
@@ -141,12 +217,15 @@ func formKeyRule() retention.Rule {
 // double click, a reload that resends it, the back button and Send again
 // — acts once, and the second sending is sent to back (where "{id}"
 // stands for the path's id) with alreadySent, or with the form's own
-// message in dupFlash. A handler that fails frees the key, so that the
-// corrected form may be sent with it. A form without its key, or with a
+// message in dupFlash, once the first acted; while the first is still
+// running, it waits for it a little (claimForm), and is sent back with
+// stillWorking if it still runs. A handler that fails frees the key, so
+// that the corrected form may be sent with it (and a second sending
+// waiting for the first acts itself). A form without its key, or with a
 // malformed one, is refused before the handler runs.
 func (a *app) form(pattern string, acc access, name, back string, h consoleHandler) {
 	a.page(pattern, acc, name, func(w http.ResponseWriter, r *http.Request, p *page) error {
-		done, dup, err := a.claimForm(r)
+		done, found, err := a.claimForm(r)
 		if err != nil {
 			// The form's page is not prepared yet: the error page says it.
 			ae, ok := toAPIError(err)
@@ -157,9 +236,12 @@ func (a *app) form(pattern string, acc access, name, back string, h consoleHandl
 			a.render(w, ae.Status, "error", p, ae)
 			return nil
 		}
-		if dup {
+		switch found {
+		case formSentDone:
 			_, path, _ := strings.Cut(pattern, " ")
 			return a.seeOther(w, r, strings.ReplaceAll(back, "{id}", url.PathEscape(r.PathValue("id"))), cmp.Or(dupFlash[path], alreadySent))
+		case formSentPending:
+			return a.seeOther(w, r, strings.ReplaceAll(back, "{id}", url.PathEscape(r.PathValue("id"))), stillWorking)
 		}
 		err = h(w, r, p)
 		done(err)
@@ -172,7 +254,8 @@ func (a *app) form(pattern string, acc access, name, back string, h consoleHandl
 var dupFlash = map[string]string{
 	// The key's secret is shown once, in the answer to the first sending,
 	// which a double click replaces with the second's.
-	"/console/keys": "Already done: this form was sent twice and created one key. If its secret did not show, revoke that key and create another.",
+	"/console/keys":         "Already done: this form was sent twice and created one key. If its secret did not show, revoke that key and create another.",
+	"/console/tenant/close": "Already done: this form was sent twice and closed the organization once. An owner may reopen it from the overview.",
 }
 
 // tableSignupKeys records the one-time keys of the sign-up form, which no
@@ -235,6 +318,15 @@ func migrateSignupKeys(ctx context.Context, db bun.IDB) error {
 	if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS ? (form_key TEXT PRIMARY KEY, created_tenant TEXT NOT NULL, "+
 		"created_at TIMESTAMP NOT NULL)", bun.Ident(tableSignupKeys)); err != nil {
 		return fmt.Errorf("create %s: %w", tableSignupKeys, err)
+	}
+	return nil
+}
+
+// migrateFormKeyStates adds the state of each form key (keys recorded
+// before are done: their sendings acted, or failed and were deleted).
+func migrateFormKeyStates(ctx context.Context, db bun.IDB) error {
+	if _, err := db.ExecContext(ctx, "ALTER TABLE ? ADD COLUMN state TEXT NOT NULL DEFAULT 'done'", bun.Ident(tableFormKeys)); err != nil {
+		return fmt.Errorf("alter %s: %w", tableFormKeys, err)
 	}
 	return nil
 }

@@ -127,7 +127,9 @@ func (a *app) buildRoutes() error {
 // use: to see the tenant, reopen it (owners) and sign out. Every other
 // route refuses a closed tenant's sessions at once.
 var closedOK = map[string]bool{"GET /v1/me": true, "GET /v1/tenant": true, "POST /v1/tenant/reopen": true,
-	"POST /v1/logout": true, "GET /console/{$}": true, "POST /console/tenant/reopen": true, "POST /console/logout": true}
+	"POST /v1/logout": true, "GET /console/{$}": true, "POST /console/tenant/reopen": true, "POST /console/logout": true,
+	// Sent again once closed (a double click): says it is closed.
+	"POST /console/tenant/close": true}
 
 // errTenantClosed answers a closed tenant's requests.
 var errTenantClosed = &apiError{Status: http.StatusForbidden, Code: "tenant_closed",
