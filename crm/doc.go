@@ -307,10 +307,13 @@
 // Contacts.Create refuses a contact whose address or number another
 // contact of the tenant has, with a *DuplicateError naming that contact
 // and the field (never the value), unless given AllowDuplicate. The check
-// uses the blind indexes; on PostgreSQL a transaction-level advisory lock
-// per tenant and index, taken by the create's statement itself before it
-// looks the address up, makes concurrent creates of one address queue, so
-// that one wins and the others are duplicates of it.
+// uses the blind indexes; on PostgreSQL a unique index over the holder of
+// each address and number (create_pgclaim.go) makes concurrent creates of
+// one address queue, so that one wins and the others are duplicates of it
+// (a create inside a caller's transaction, a merge and an import take a
+// transaction-level advisory lock per tenant and index instead, with keys
+// the server derives from the connection's tenant; a tenant's own
+// statements may take no advisory lock, see tenancy's Security section).
 //
 // Phone numbers are stored and indexed in E.164. With WithDefaultRegion
 // ("US"), numbers without a country code are read in that region, so
@@ -813,7 +816,8 @@
 // entries, the advisory locks (a unique index in their place could hold
 // only the contacts created with the check, since AllowDuplicate stores
 // duplicates on purpose, and would cost an index entry per identifier
-// where the lock writes nothing; not tried), and the client's work.
+// where the lock writes nothing; tried since and kept: migration
+// 20261214010000, described above), and the client's work.
 // Since migration 20261210010000 the locks are taken in the statement
 // (migrateUnclaimedPG) rather than by a statement of their own before it:
 // alternated with the release before (BenchmarkPostgresContactCreate,

@@ -39,7 +39,10 @@ import (
 //     Under a tenant's principal it is refused (sessionLockRefusal);
 //     the system principal's maintenance (a tenant purge's claim) and
 //     statements without a principal (migrations) take them.
-//     Transaction-level ones (pg_advisory_xact_lock) run.
+//     Since then every advisory-lock call, transaction-level ones too, is
+//     refused under a tenant's principal (guard_locks.go): the SDK's own
+//     (the audit chain's, crm's contact identifiers') run marked
+//     (sqldb.WithOwnLock), with keys derived from the context's tenant.
 //   - The server's state shared by every session of the role, which is
 //     every tenant's (TestGuardKeepsSharedServerStateFromTenants):
 //     pg_locks (and pg_lock_status, pg_blocking_pids) lists every
